@@ -1,0 +1,3 @@
+from dlworkflow.cli import main
+
+main()

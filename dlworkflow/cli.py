@@ -1,0 +1,268 @@
+"""`dlw`: one command per workflow step, a thin layer over the Python API (dlworkflow.Project).
+
+Heavy modules are imported inside the commands, so `dlw --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+app = typer.Typer(
+    name="dlw",
+    help="dlworkflow: a deep learning project from the problem definition to a tested model.\n\n"
+    "Steps: init/define (1), ingest (2), split (4), train (5-6), test (7); status shows where "
+    "the project stands, run does every stale step, demo does it all on real MNIST.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Inspect dlworkflow.yaml: its schema and effective values.",
+                         no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+ProjectOpt = Annotated[Path, typer.Option("--project", "-p", help="Project folder.",
+                                          show_default="current folder")]
+HERE = Path(".")
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console()
+
+
+def _show(obj: Any) -> None:
+    _console().print(obj)
+
+
+def _load(project: Path) -> Any:
+    from dlworkflow.project import Project
+
+    return Project.load(project)
+
+
+def _fail(exc: Exception) -> None:
+    from dlworkflow.errors import DlwError
+
+    if isinstance(exc, DlwError):
+        _console().print(f"[bold red]error:[/] {exc.render()}", highlight=False)
+        raise typer.Exit(exc.exit_code)
+    raise exc
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder of the new project.")] = HERE,
+    task: Annotated[str, typer.Option(help="The task type.")] = "image-classification",
+    name: Annotated[Optional[str], typer.Option(help="Project name (default: folder).")] = None,
+    model: Annotated[str, typer.Option(help="Initial model (see `dlw models`).")] = "small_cnn",
+    force: Annotated[bool, typer.Option(help="Overwrite an existing dlworkflow.yaml.")] = False,
+) -> None:
+    """Step 1: create a project with a commented dlworkflow.yaml that asks what success is."""
+    from dlworkflow.project import Project
+
+    try:
+        project = Project.init(directory, task=task, name=name, model=model, force=force)
+    except Exception as exc:
+        _fail(exc)
+    _console().print(
+        f"Created {project.paths.config}\nNext: write the success criterion, e.g. "
+        "`dlw define --metric accuracy --target 0.95 --objective \"...\"`", highlight=False)
+
+
+@app.command()
+def define(
+    project: ProjectOpt = HERE,
+    objective: Annotated[Optional[str], typer.Option(help="The objective in plain words.")] = None,
+    metric: Annotated[Optional[str], typer.Option(
+        help="Primary metric: accuracy, balanced_accuracy, macro_f1, auroc.")] = None,
+    target: Annotated[Optional[float], typer.Option(help="Target value (0-1).")] = None,
+    max_latency_ms: Annotated[Optional[float], typer.Option(help="Max CPU latency, ms.")] = None,
+    max_model_size_mb: Annotated[Optional[float], typer.Option(help="Max model size, MB.")] = None,
+    constituency: Annotated[Optional[list[str]], typer.Option(
+        help="Who is affected / decides (repeatable; replaces the list).")] = None,
+    assumption: Annotated[Optional[list[str]], typer.Option(
+        help="An assumption (repeatable; replaces the list).")] = None,
+    sensitivity: Annotated[Optional[str], typer.Option(help="none, pii or phi.")] = None,
+) -> None:
+    """Step 1: set and validate the problem spec and success criterion."""
+    try:
+        result = _load(project).define(
+            objective=objective, metric=metric, target=target, max_latency_ms=max_latency_ms,
+            max_model_size_mb=max_model_size_mb, constituencies=constituency,
+            assumptions=assumption, data_sensitivity=sensitivity)
+    except Exception as exc:
+        _fail(exc)
+    _show(result)
+
+
+@config_app.command("schema")
+def config_schema() -> None:
+    """Print the JSON Schema of dlworkflow.yaml."""
+    import json
+
+    from dlworkflow.config import json_schema
+
+    typer.echo(json.dumps(json_schema(), indent=2))
+
+
+@config_app.command("show")
+def config_show(project: ProjectOpt = HERE) -> None:
+    """Print the effective config: the file's values plus every default."""
+    import yaml
+
+    try:
+        config = _load(project).config
+    except Exception as exc:
+        _fail(exc)
+    typer.echo(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).rstrip())
+
+
+@app.command()
+def status(project: ProjectOpt = HERE) -> None:
+    """Where the project stands on each of the nine steps, and the next command."""
+    try:
+        _show(_load(project).status())
+    except Exception as exc:
+        _fail(exc)
+
+
+@app.command()
+def datasets() -> None:
+    """List the built-in real datasets (`dlw ingest builtin:NAME`)."""
+    from rich.table import Table
+
+    from dlworkflow.datasets import list_builtins
+
+    table = Table(title="built-in datasets", title_justify="left")
+    for column in ("name", "samples", "size", "licence", "source"):
+        table.add_column(column)
+    for d in list_builtins():
+        table.add_row(f"builtin:{d.name}", f"{d.n_samples:,}",
+                      f"{d.image_size[0]}x{d.image_size[1]}", d.licence, d.source)
+    _show(table)
+
+
+@app.command()
+def ingest(
+    source: Annotated[Optional[str], typer.Argument(
+        help="builtin:NAME, a folder of class sub-folders, or a CSV with path,label.")] = None,
+    project: ProjectOpt = HERE,
+) -> None:
+    """Step 2: read the data into a manifest; unusable samples are quarantined with a reason."""
+    try:
+        _show(_load(project).ingest(source))
+    except Exception as exc:
+        _fail(exc)
+
+
+@app.command()
+def split(project: ProjectOpt = HERE) -> None:
+    """Step 4: stratified, deterministic train/val/test split; the test set is sealed."""
+    try:
+        _show(_load(project).split())
+    except Exception as exc:
+        _fail(exc)
+
+
+@app.command()
+def models() -> None:
+    """Step 5: list the networks in the model registry."""
+    from rich.table import Table
+
+    from dlworkflow.models import list_models
+
+    table = Table(title="models (model.name in dlworkflow.yaml)", title_justify="left")
+    for column in ("name", "task", "parameters", "input", "pretrained", "description"):
+        table.add_column(column)
+    for card in list_models():
+        table.add_row(card.name, card.task, f"{card.parameters:,}", card.input,
+                      "yes" if card.pretrained else "no", card.description)
+    _show(table)
+
+
+@app.command()
+def train(
+    project: ProjectOpt = HERE,
+    epochs: Annotated[Optional[int], typer.Option(help="Override train.epochs.")] = None,
+) -> None:
+    """Steps 5-6: train the configured model on train, early-stopping on validation."""
+    try:
+        _show(_load(project).train(epochs=epochs))
+    except Exception as exc:
+        _fail(exc)
+
+
+@app.command()
+def test(project: ProjectOpt = HERE) -> None:
+    """Step 7: the one-time test on the sealed test set. Exit 0 on PASS, 3 on FAIL."""
+    try:
+        result = _load(project).test()
+    except Exception as exc:
+        _fail(exc)
+    _show(result)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command("run")
+def run_all(project: ProjectOpt = HERE) -> None:
+    """Run every step that is stale or has not run, in workflow order."""
+    try:
+        loaded = _load(project)
+        results = loaded.run(on_result=_show)
+    except Exception as exc:
+        _fail(exc)
+    if not results:
+        _console().print("Every step is up to date; nothing to run.")
+    _show(loaded.status())
+    _exit_with_verdict(results)
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path, typer.Argument(help="Folder for the demo project.")] = Path(
+        "dlw-demo"),
+    epochs: Annotated[Optional[int], typer.Option(help="Override train.epochs.")] = None,
+) -> None:
+    """Init + define + ingest builtin:mnist5k + split + train + test, end to end."""
+    from dlworkflow.workflow import demo as run_demo
+
+    try:
+        project, results = run_demo(directory, epochs=epochs, on_result=_show)
+    except Exception as exc:
+        _fail(exc)
+    _show(project.status())
+    _print_artifacts(project)
+
+
+def _print_artifacts(project: Any) -> None:
+    p = project.paths
+    lines = [
+        ("config (the problem spec and every setting)", p.config),
+        ("ledger (every step run, every test-set read)", p.ledger),
+        ("manifest and quarantine", p.manifest),
+        ("split and test seal", p.split_dir),
+        ("trained model (safetensors + json)", p.train_dir),
+        ("MLflow runs", f"{p.mlflow_db}  (mlflow ui --backend-store-uri "
+                        f"sqlite:///{p.mlflow_db})"),
+    ]
+    for label, path in lines:
+        _console().print(f"  {label}: {path}", highlight=False)
+
+
+def _exit_with_verdict(results: list[Any]) -> None:
+    codes = [r.exit_code for r in results if hasattr(r, "exit_code")]
+    if codes and codes[-1]:
+        raise typer.Exit(codes[-1])
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

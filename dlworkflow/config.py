@@ -1,0 +1,262 @@
+"""The one schema of dlworkflow.yaml (pydantic v2, extra keys forbidden, versioned)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from dlworkflow.errors import ConfigError, CriterionMissingError
+from dlworkflow.registry import closest
+
+SCHEMA_VERSION = 1
+CONFIG_FILE = "dlworkflow.yaml"
+
+TaskType = Literal["image-classification"]
+MetricName = Literal["accuracy", "balanced_accuracy", "macro_f1", "auroc"]
+Sensitivity = Literal["none", "pii", "phi"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Constraints(Strict):
+    max_latency_ms: float | None = Field(
+        None, gt=0, description="Largest acceptable CPU latency for one sample (batch 1), in ms."
+    )
+    max_model_size_mb: float | None = Field(
+        None, gt=0, description="Largest acceptable size of the exported model, in MB."
+    )
+
+
+class Problem(Strict):
+    """Step 1: what problem is solved and what counts as success, written before any data."""
+
+    objective: str | None = Field(None, description="The objective in plain words.")
+    primary_metric: MetricName | None = Field(
+        None, description="The metric the verdict is judged on."
+    )
+    target: float | None = Field(
+        None, ge=0, le=1, description="The value of the primary metric that counts as success."
+    )
+    constraints: Constraints = Field(default_factory=Constraints)
+    constituencies: list[str] = Field(
+        default_factory=list, description="Who is affected by and decides on the result."
+    )
+    assumptions: list[str] = Field(default_factory=list)
+    data_sensitivity: Sensitivity = Field(
+        "none", description="none, pii (personal data) or phi (patient data)."
+    )
+
+    def has_success_criterion(self) -> bool:
+        return self.primary_metric is not None and self.target is not None
+
+    def require_success_criterion(self, *, needed_by: str) -> tuple[str, float]:
+        """The (metric, target) pair, or an error that says how to write it."""
+        if self.primary_metric is None or self.target is None:
+            missing = [k for k in ("primary_metric", "target") if getattr(self, k) is None]
+            raise CriterionMissingError(
+                f"{needed_by} needs a success criterion, and the problem has none: "
+                f"{' and '.join('problem.' + k for k in missing)} not set.",
+                expected="problem.primary_metric (accuracy, balanced_accuracy, macro_f1, auroc) "
+                "and problem.target (0 to 1), agreed before the test set is used",
+                received=f"primary_metric={self.primary_metric!r}, target={self.target!r}",
+                fix="run `dlw define --metric accuracy --target 0.95` (your metric and target), "
+                "or set them under `problem:` in dlworkflow.yaml",
+            )
+        return self.primary_metric, self.target
+
+
+class ImageFormat(Strict):
+    channels: Literal[1, 3] | None = Field(
+        None, description="1 (grayscale) or 3 (RGB); null: the most common mode in the data."
+    )
+    size: tuple[int, int] | None = Field(
+        None, description="[height, width] the network sees; null: the most common size."
+    )
+
+
+class Data(Strict):
+    """Step 2: where the data comes from and how to read it."""
+
+    source: str | None = Field(
+        None, description="builtin:NAME, a folder of class sub-folders, or a CSV (path,label)."
+    )
+    path_column: str = "path"
+    label_column: str = "label"
+    group_column: str | None = Field(
+        None, description="CSV column whose value ties samples together (patient, session)."
+    )
+    image: ImageFormat = Field(default_factory=ImageFormat)
+    max_image_pixels: int = Field(
+        89_478_485, gt=0, description="Images with more pixels are quarantined (Pillow's limit)."
+    )
+
+
+class Split(Strict):
+    """Step 4: the train / validation / sealed test split."""
+
+    train: float = Field(0.70, gt=0, lt=1)
+    val: float = Field(0.15, gt=0, lt=1)
+    test: float = Field(0.15, gt=0, lt=1)
+    stratify: bool = True
+    group_by: bool = Field(
+        True, description="Keep samples sharing data.group_column in one split."
+    )
+
+    @model_validator(mode="after")
+    def _fractions_sum_to_one(self) -> Split:
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(
+                f"train + val + test must be 1.0, got {total:.4f}; adjust the fractions"
+            )
+        return self
+
+
+class ModelSpec(Strict):
+    """Step 5: the network, by registry name, with its keyword arguments."""
+
+    name: str = Field("small_cnn", description="A key of `dlw models`.")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Train(Strict):
+    """Step 6: how the network is trained."""
+
+    epochs: int = Field(15, ge=1, le=10_000)
+    batch_size: int = Field(64, ge=1)
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    learning_rate: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    early_stopping_patience: int = Field(
+        4, ge=1, description="Stop after this many epochs without a better validation metric."
+    )
+    threads: int | None = Field(None, ge=1, description="CPU threads; null: all cores.")
+
+
+class Evaluate(Strict):
+    """Step 7: how the one-time test is judged."""
+
+    bootstrap_samples: int = Field(1000, ge=100, le=100_000)
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+
+
+class Tracking(Strict):
+    uri: str | None = Field(None, description="MLflow tracking URI; null: sqlite:///mlruns.db.")
+    experiment: str | None = Field(None, description="MLflow experiment; null: project name.")
+
+
+class ProjectConfig(Strict):
+    version: int = Field(SCHEMA_VERSION, description="Schema version of this file.")
+    name: str = Field(..., min_length=1)
+    task: TaskType = "image-classification"
+    seed: int = Field(42, ge=0)
+    problem: Problem = Field(default_factory=Problem)
+    data: Data = Field(default_factory=Data)
+    split: Split = Field(default_factory=Split)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    train: Train = Field(default_factory=Train)
+    evaluate: Evaluate = Field(default_factory=Evaluate)
+    tracking: Tracking = Field(default_factory=Tracking)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _migrate(cls, raw: Any) -> Any:
+        return migrate(raw)
+
+    def section_hash(self, *sections: str) -> str:
+        from dlworkflow.fileio import sha256_json
+
+        dumped = self.model_dump(mode="json")
+        return sha256_json({name: dumped[name] for name in sections})
+
+
+def migrate(raw: Any) -> Any:
+    """Bring an older config to SCHEMA_VERSION. Version 1 is the first: nothing to do yet."""
+    if not isinstance(raw, dict):
+        return raw
+    version = raw.get("version", SCHEMA_VERSION)
+    if isinstance(version, int) and version > SCHEMA_VERSION:
+        raise ValueError(
+            f"config version {version} is newer than this dlworkflow understands "
+            f"({SCHEMA_VERSION}); upgrade dlworkflow"
+        )
+    return raw
+
+
+def validate_config(raw: Any, *, source: str = CONFIG_FILE) -> ProjectConfig:
+    """Validate a parsed YAML mapping; every problem becomes one ConfigError with a fix."""
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{source} does not hold a mapping of settings.",
+            expected="a YAML mapping (key: value lines)",
+            received=type(raw).__name__,
+            fix="run `dlw init` to write a fresh, commented dlworkflow.yaml",
+        )
+    try:
+        return ProjectConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise _config_error(exc, source) from None
+
+
+def _config_error(exc: ValidationError, source: str) -> ConfigError:
+    problems = [_describe(err) for err in exc.errors()]
+    first = problems[0]
+    what = f"{source} is invalid ({len(problems)} problem{'s' if len(problems) > 1 else ''}):\n"
+    what += "\n".join(f"  - {p['line']}; fix: {p['fix']}" for p in problems)
+    return ConfigError(
+        what,
+        expected=first["expected"],
+        received=first["received"],
+        fix=first["fix"],
+        context={"errors": problems},
+    )
+
+
+def _describe(err: dict[str, Any]) -> dict[str, str]:
+    loc = tuple(str(part) for part in err["loc"])
+    path = ".".join(loc) or "(top level)"
+    received = repr(err.get("input"))
+    if len(received) > 80:
+        received = received[:77] + "..."
+    if err["type"] == "extra_forbidden":
+        valid = _valid_keys(loc[:-1])
+        near = closest(loc[-1], valid)
+        fix = (
+            f"did you mean {', '.join(near)}? " if near else ""
+        ) + f"valid keys here: {', '.join(valid)}"
+        return {
+            "line": f"{path}: unknown key {loc[-1]!r}",
+            "expected": f"one of the keys {', '.join(valid)}",
+            "received": repr(loc[-1]),
+            "fix": fix,
+        }
+    expected = err["msg"]
+    return {
+        "line": f"{path}: {expected} (received {received})",
+        "expected": expected,
+        "received": received,
+        "fix": f"edit `{path}` in {CONFIG_FILE}; `dlw config schema` lists what is allowed",
+    }
+
+
+def _valid_keys(loc: tuple[str, ...]) -> list[str]:
+    model: type[BaseModel] = ProjectConfig
+    for part in loc:
+        field = model.model_fields.get(part)
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def json_schema() -> dict[str, Any]:
+    return ProjectConfig.model_json_schema()
+
+
+def config_path(root: Path) -> Path:
+    return root / CONFIG_FILE

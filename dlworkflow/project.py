@@ -1,0 +1,264 @@
+"""Project: the config, the paths, the ledger and the step runner; the Python API of `dlw`."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dlworkflow.config import CONFIG_FILE, ProjectConfig, validate_config
+from dlworkflow.errors import ConfigError, DlwError, ProjectNotFoundError
+from dlworkflow.fileio import atomic_write_text
+from dlworkflow.ledger import Ledger
+from dlworkflow.steps import step_info
+
+if TYPE_CHECKING:
+    from dlworkflow.status import StatusReport
+
+TASKS = ("image-classification",)
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where every artifact of a project lives (see DESIGN.md, "A user's project on disk")."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / CONFIG_FILE
+
+    @property
+    def state(self) -> Path:
+        return self.root / ".dlw"
+
+    @property
+    def ledger(self) -> Path:
+        return self.state / "ledger.sqlite"
+
+    @property
+    def manifest(self) -> Path:
+        return self.state / "manifest.parquet"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.state / "quarantine.parquet"
+
+    @property
+    def raw(self) -> Path:
+        """Copies of built-in datasets, materialised as files (user data is never copied)."""
+        return self.state / "raw"
+
+    @property
+    def split_dir(self) -> Path:
+        return self.state / "split"
+
+    @property
+    def cache(self) -> Path:
+        return self.state / "cache"
+
+    @property
+    def train_dir(self) -> Path:
+        return self.state / "train"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def mlflow_db(self) -> Path:
+        return self.root / "mlruns.db"
+
+    @property
+    def mlartifacts(self) -> Path:
+        return self.root / "mlartifacts"
+
+
+@dataclass
+class StepRun:
+    """What a running step hands back to the ledger when it ends."""
+
+    run_id: int
+    step: str
+    outputs: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+class Project:
+    """A dlworkflow project on disk. Every CLI command is one method here."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).resolve()
+        self.paths = Paths(self.root)
+        self.ledger = Ledger(self.paths.ledger)
+        self._config: ProjectConfig | None = None
+        self.active_step: StepRun | None = None
+
+    # ---- creation and loading -------------------------------------------------------------
+    @classmethod
+    def init(cls, root: str | Path, *, task: str = "image-classification",
+             name: str | None = None, model: str = "small_cnn", force: bool = False) -> Project:
+        from dlworkflow.problem import render_template
+
+        if task not in TASKS:
+            raise ConfigError(
+                f"Unknown task {task!r}.", expected=f"one of {', '.join(TASKS)}",
+                received=repr(task), fix="pass --task image-classification",
+            )
+        project = cls(root)
+        if project.paths.config.exists() and not force:
+            raise DlwError(
+                f"{project.paths.config} already exists.",
+                fix="edit it, or pass --force to overwrite it with a fresh template",
+            )
+        name = name or _slug(project.root.name)
+        text = render_template(name=name, task=task, model=model)
+        validate_config(_yaml().load(text), source=CONFIG_FILE)
+        project.root.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(project.paths.config, text)
+        project.paths.state.mkdir(exist_ok=True)
+        atomic_write_text(project.paths.state / ".gitignore", "*\n")
+        return project
+
+    @classmethod
+    def load(cls, root: str | Path = ".") -> Project:
+        project = cls(root)
+        if not project.paths.config.is_file():
+            raise ProjectNotFoundError(
+                f"No dlworkflow project in {project.root}.",
+                expected=f"a {CONFIG_FILE} file in that folder",
+                received="none",
+                fix="run `dlw init DIR` (or `dlw demo`) first, or pass -p/--project DIR",
+            )
+        project.config  # validate now, at the boundary
+        return project
+
+    # ---- config ---------------------------------------------------------------------------
+    @property
+    def config(self) -> ProjectConfig:
+        if self._config is None:
+            self._config = validate_config(self._raw_config(), source=str(self.paths.config))
+        return self._config
+
+    def _raw_config(self) -> Any:
+        try:
+            return _yaml().load(self.paths.config.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"Cannot read {self.paths.config}.", received=str(exc),
+                              fix="check the file exists and is readable") from exc
+        except Exception as exc:  # ruamel's parser errors have no common public base
+            raise ConfigError(
+                f"{self.paths.config} is not valid YAML.", received=str(exc).splitlines()[0],
+                fix="fix the YAML syntax at the line named above",
+            ) from exc
+
+    def update_config(self, updates: dict[str, Any]) -> ProjectConfig:
+        """Set dotted keys (``problem.target``) in dlworkflow.yaml, keeping its comments.
+
+        The whole result is validated before anything is written.
+        """
+        raw = self._raw_config()
+        for dotted, value in updates.items():
+            node = raw
+            *parents, last = dotted.split(".")
+            for part in parents:
+                if node.get(part) is None:
+                    node[part] = {}
+                node = node[part]
+            node[last] = value
+        config = validate_config(raw, source=str(self.paths.config))
+        buffer = io.StringIO()
+        _yaml().dump(raw, buffer)
+        atomic_write_text(self.paths.config, buffer.getvalue())
+        self._config = config
+        return config
+
+    # ---- step runner ----------------------------------------------------------------------
+    @contextmanager
+    def step(self, name: str, *, inputs: dict[str, str] | None = None) -> Iterator[StepRun]:
+        """Run one step: record its start, its outputs and its end (or failure) in the ledger."""
+        info = step_info(name)
+        run_id = self.ledger.start(
+            name, config_hash=self.config.section_hash(*info.config_sections),
+            inputs=inputs or {}, seed=self.config.seed, root=self.root,
+        )
+        run = StepRun(run_id=run_id, step=name)
+        self.active_step = run
+        try:
+            yield run
+        except BaseException as exc:
+            self.ledger.finish(run_id, status="failed", outputs=run.outputs,
+                               summary=run.summary, message=f"{type(exc).__name__}: {exc}")
+            raise
+        else:
+            self.ledger.finish(run_id, status="done", outputs=run.outputs, summary=run.summary)
+        finally:
+            self.active_step = None
+
+    def upstream_hash(self, step: str) -> str | None:
+        record = self.ledger.latest(step)
+        return record.output_hash if record else None
+
+    # ---- the workflow, one method per command ---------------------------------------------
+    def status(self) -> StatusReport:
+        from dlworkflow.status import project_status
+
+        return project_status(self)
+
+    def define(self, **fields: Any) -> Any:
+        from dlworkflow.problem import define
+
+        return define(self, **fields)
+
+    def ingest(self, source: str | None = None, **options: Any) -> Any:
+        from dlworkflow.data import ingest
+
+        return ingest(self, source, **options)
+
+    def split(self) -> Any:
+        from dlworkflow.prepare import split
+
+        return split(self)
+
+    def train(self, **options: Any) -> Any:
+        from dlworkflow.train import train
+
+        return train(self, **options)
+
+    def test(self) -> Any:
+        from dlworkflow.evaluate import test
+
+        return test(self)
+
+    def run(self, **options: Any) -> list[Any]:
+        from dlworkflow.workflow import run_stale
+
+        return run_stale(self, **options)
+
+    def __repr__(self) -> str:
+        return f"Project({str(self.root)!r})"
+
+
+def _yaml() -> Any:
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.width = 100
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.representer.add_representer(
+        type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null")
+    )
+    return yaml
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "project"

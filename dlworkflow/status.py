@@ -1,0 +1,134 @@
+"""`dlw status`: where the project stands on each of the nine steps, and what to run next."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dlworkflow.steps import STEPS, StepInfo
+
+if TYPE_CHECKING:
+    from dlworkflow.ledger import RunRecord
+    from dlworkflow.project import Project
+
+DONE, STALE, NOT_RUN, FAILED, UNAVAILABLE = "done", "stale", "not run", "failed", "not available"
+
+
+@dataclass
+class StepState:
+    number: int
+    title: str
+    command: str
+    state: str
+    detail: str = ""
+    ledger_step: str | None = None
+
+
+@dataclass
+class StatusReport:
+    project: str
+    steps: list[StepState] = field(default_factory=list)
+    next_command: str | None = None
+    test_reads: int = 0
+
+    def state_of(self, ledger_step: str) -> str:
+        for step in self.steps:
+            if step.ledger_step == ledger_step:
+                return step.state
+        raise KeyError(ledger_step)
+
+    def __rich__(self) -> Any:
+        from rich.table import Table
+
+        colours = {DONE: "green", STALE: "yellow", NOT_RUN: "white", FAILED: "red",
+                   UNAVAILABLE: "dim"}
+        table = Table(title=f"dlworkflow status: {self.project}", title_justify="left")
+        for column in ("#", "step", "state", "detail"):
+            table.add_column(column)
+        for s in self.steps:
+            colour = colours[s.state]
+            table.add_row(str(s.number), s.title, f"[{colour}]{s.state}[/]", s.detail)
+        table.caption = f"next: {self.next_command}" if self.next_command else "all steps done"
+        table.caption_justify = "left"
+        return table
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{s.number}</td><td>{html.escape(s.title)}</td><td>{s.state}</td>"
+            f"<td>{html.escape(s.detail)}</td></tr>" for s in self.steps
+        )
+        nxt = html.escape(self.next_command or "all steps done")
+        return (f"<table><tr><th>#</th><th>step</th><th>state</th><th>detail</th></tr>{rows}"
+                f"</table><p>next: <code>{nxt}</code></p>")
+
+
+def project_status(project: Project) -> StatusReport:
+    report = StatusReport(project=str(project.root))
+    for info in STEPS:
+        report.steps.append(_step_state(project, info))
+    report.test_reads = len(project.ledger.test_reads())
+    report.next_command = _next_command(project, report)
+    return report
+
+
+def _step_state(project: Project, info: StepInfo) -> StepState:
+    state = StepState(info.number, info.title, info.command, NOT_RUN, ledger_step=info.ledger_step)
+    if info.key == "model":
+        return _model_state(project, state)
+    if info.ledger_step is None:
+        state.state, state.detail = UNAVAILABLE, "arrives in a later version of dlworkflow"
+        return state
+    last = project.ledger.latest(info.ledger_step, status=None)
+    done = project.ledger.latest(info.ledger_step)
+    if last is not None and last.status == "failed":
+        state.state, state.detail = FAILED, (last.message or "")[:120]
+        return state
+    if done is None:
+        if info.key == "define" and project.config.problem.has_success_criterion():
+            state.detail = "criterion written in dlworkflow.yaml; `dlw define` validates it"
+        return state
+    reasons = stale_reasons(project, info, done)
+    if reasons:
+        state.state, state.detail = STALE, "; ".join(reasons)
+    else:
+        state.state, state.detail = DONE, _done_detail(done)
+    return state
+
+
+def stale_reasons(project: Project, info: StepInfo, record: RunRecord) -> list[str]:
+    reasons = []
+    if project.config.section_hash(*info.config_sections) != record.config_hash:
+        reasons.append(f"config changed ({', '.join(info.config_sections)})")
+    for upstream in info.upstream:
+        current = project.upstream_hash(upstream)
+        if current != record.inputs.get(upstream):
+            reasons.append(f"{upstream} has new output since")
+    return reasons
+
+
+def _model_state(project: Project, state: StepState) -> StepState:
+    name = project.config.model.name
+    trained = project.ledger.latest("train")
+    if trained and trained.summary.get("model") == name:
+        state.state, state.detail = DONE, f"{name} (trained)"
+    else:
+        state.detail = f"model.name: {name} in dlworkflow.yaml; `dlw models` lists the choices"
+    return state
+
+
+def _done_detail(record: RunRecord) -> str:
+    text = record.summary.get("headline")
+    return str(text) if text else f"at {record.ended}"
+
+
+def _next_command(project: Project, report: StatusReport) -> str | None:
+    for s in report.steps:
+        if s.ledger_step is None or s.state == DONE:
+            continue
+        if s.ledger_step == "ingest" and project.config.data.source is None:
+            return "dlw ingest SOURCE   (builtin:mnist5k, a folder of class sub-folders, a CSV)"
+        if s.ledger_step == "define" and not project.config.problem.has_success_criterion():
+            return "dlw define --metric accuracy --target 0.95   (write the success criterion)"
+        return s.command
+    return None

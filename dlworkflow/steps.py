@@ -1,0 +1,42 @@
+"""The nine workflow steps: their commands, the config they depend on and their upstream steps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    number: int
+    key: str
+    title: str
+    command: str
+    ledger_step: str | None  # None: not available in this version
+    config_sections: tuple[str, ...] = ()
+    upstream: tuple[str, ...] = ()  # ledger steps whose output this step consumes
+
+
+STEPS: tuple[StepInfo, ...] = (
+    StepInfo(1, "define", "define the problem and success", "dlw define", "define",
+             ("problem",)),
+    StepInfo(2, "ingest", "get data", "dlw ingest SOURCE", "ingest", ("data",)),
+    StepInfo(3, "explore", "explore the data", "dlw explore", None),
+    StepInfo(4, "split", "prepare: split and seal the test set", "dlw split", "split",
+             ("split", "seed"), ("ingest",)),
+    StepInfo(5, "model", "define the network", "dlw models / model: in dlworkflow.yaml", None),
+    StepInfo(6, "train", "train and tune", "dlw train", "train",
+             ("model", "train", "seed"), ("split",)),
+    StepInfo(7, "test", "test once against the target", "dlw test", "test",
+             ("problem", "evaluate"), ("train",)),
+    StepInfo(8, "report", "document and present", "dlw report", None),
+    StepInfo(9, "monitor", "maintain: monitor and retrain", "dlw monitor", None),
+)
+
+RUNNABLE: tuple[str, ...] = tuple(s.ledger_step for s in STEPS if s.ledger_step)
+
+
+def step_info(ledger_step: str) -> StepInfo:
+    for info in STEPS:
+        if info.ledger_step == ledger_step:
+            return info
+    raise KeyError(ledger_step)

@@ -1,0 +1,106 @@
+"""Decode images safely and turn a set of samples into a uint8 tensor at the network's size."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dlworkflow.fileio import atomic_write_with, sha256_json
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from PIL import Image
+
+    from dlworkflow.project import Project
+
+
+class ImageDecodeError(Exception):
+    """A single image that cannot be used; `reason` goes to the quarantine."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def decode_image(path: str | Path, *, max_pixels: int) -> Image.Image:
+    """Open and fully decode an image, or raise ImageDecodeError with a reason.
+
+    The pixel limit is checked from the header, before any pixel is decoded.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise ImageDecodeError("empty file (0 bytes)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+                if width <= 0 or height <= 0:
+                    raise ImageDecodeError(f"invalid dimensions {width}x{height}")
+                if width * height > max_pixels:
+                    raise ImageDecodeError(
+                        f"too many pixels: {width}x{height} = {width * height:,} > limit "
+                        f"{max_pixels:,} (possible decompression bomb; raise "
+                        "data.max_image_pixels if the image is genuine)"
+                    )
+                img.load()
+                return img.copy()
+    except ImageDecodeError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageDecodeError("not an image Pillow can identify") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageDecodeError(f"decompression bomb: {exc}") from None
+    except FileNotFoundError:
+        raise ImageDecodeError("file not found") from None
+    except PermissionError:
+        raise ImageDecodeError("permission denied") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageDecodeError(f"corrupt or truncated image: {exc}") from None
+
+
+def to_array(img: Image.Image, *, channels: int, size: tuple[int, int]) -> np.ndarray:
+    """(C, H, W) uint8: grayscale ('L') for 1 channel, RGB for 3; resized bilinearly."""
+    from PIL import Image
+
+    mode = "L" if channels == 1 else "RGB"
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        scaled = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
+        img = Image.fromarray(scaled.astype(np.uint8), mode="L")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, img.convert("RGBA"))
+    img = img.convert(mode)
+    height, width = size
+    if img.size != (width, height):
+        img = img.resize((width, height), Image.Resampling.BILINEAR)
+    arr = np.asarray(img, dtype=np.uint8)
+    return arr[None, :, :] if channels == 1 else arr.transpose(2, 0, 1).copy()
+
+
+def image_tensor(project: Project, rows: pd.DataFrame, *, channels: int, size: tuple[int, int],
+                 max_pixels: int, progress: Any = None) -> np.ndarray:
+    """(N, C, H, W) uint8 for the rows, in row order; cached on disk by content and format."""
+    key = sha256_json([rows["content_hash"].tolist(), channels, list(size)])[:24]
+    path = project.paths.cache / f"images-{key}.npy"
+    if path.is_file():
+        return np.load(path)
+    out = np.empty((len(rows), channels, size[0], size[1]), dtype=np.uint8)
+    for i, file in enumerate(rows["path"].tolist()):
+        out[i] = to_array(decode_image(file, max_pixels=max_pixels), channels=channels, size=size)
+        if progress is not None:
+            progress(i + 1, len(rows))
+    atomic_write_with(path, lambda p: _save_npy(p, out))
+    return out
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as handle:
+        np.save(handle, array)

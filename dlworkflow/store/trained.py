@@ -1,0 +1,31 @@
+"""The pointer to the trained model the next steps use (`.dlw/train/best.json`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dlworkflow.errors import StepOrderError
+from dlworkflow.fileio import atomic_write_json, read_json
+
+if TYPE_CHECKING:
+    from dlworkflow.project import Project
+
+
+def _pointer(project: Project) -> Path:
+    return project.paths.train_dir / "best.json"
+
+
+def write_trained_pointer(project: Project, pointer: dict[str, Any]) -> None:
+    atomic_write_json(_pointer(project), pointer)
+
+
+def read_trained_pointer(project: Project) -> dict[str, Any]:
+    """{"folder": model folder, "run_id": ledger run, "mlflow_run_id": ..., ...}."""
+    path = _pointer(project)
+    if not path.is_file():
+        raise StepOrderError(
+            "There is no trained model in this project yet.",
+            expected=str(path), received="none", fix="run `dlw train` first",
+        )
+    return read_json(path)

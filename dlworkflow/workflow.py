@@ -1,0 +1,78 @@
+"""Whole-workflow commands: `dlw run` (every stale step in order) and `dlw demo`."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from dlworkflow.errors import DlwError
+from dlworkflow.project import Project
+from dlworkflow.status import DONE
+
+DEMO_MARKER = ".dlw/demo-project"
+DEMO_PROBLEM = {
+    "objective": "Read handwritten digits (0-9) from 28x28 grayscale scans, so that "
+    "numeric form fields can be captured without manual typing.",
+    "metric": "accuracy",
+    "target": 0.95,
+    "max_latency_ms": 50.0,
+    "max_model_size_mb": 5.0,
+    "constituencies": ["data-entry team (users)", "operations lead (decides on deployment)"],
+    "assumptions": ["the 5,000 MNIST digits represent the scans seen in production",
+                    "labels are correct"],
+}
+
+
+def run_stale(project: Project, *, on_result: Callable[[Any], None] | None = None,
+              progress: bool = True) -> list[Any]:
+    """Run, in workflow order, every step that is not done or is stale."""
+    steps: list[tuple[str, Callable[[], Any]]] = [
+        ("define", project.define),
+        ("ingest", lambda: project.ingest(progress=progress)),
+        ("split", project.split),
+        ("train", lambda: project.train(progress=progress)),
+        ("test", project.test),
+    ]
+    results = []
+    for name, action in steps:
+        if project.status().state_of(name) == DONE:
+            continue
+        result = action()
+        results.append(result)
+        if on_result:
+            on_result(result)
+    return results
+
+
+def demo(folder: str | Path = "dlw-demo", *, epochs: int | None = None, progress: bool = True,
+         on_result: Callable[[Any], None] | None = None) -> tuple[Project, list[Any]]:
+    """A new project on real MNIST digits, through every available step, end to end."""
+    root = Path(folder).resolve()
+    _clear_previous_demo(root)
+    project = Project.init(root, task="image-classification", name="mnist-demo")
+    (root / DEMO_MARKER).write_text("created by `dlw demo`; safe to delete\n")
+    updates: dict[str, Any] = {"data.source": "builtin:mnist5k"}
+    if epochs is not None:
+        updates["train.epochs"] = epochs
+    project.update_config(updates)
+    defined = project.define(**DEMO_PROBLEM)
+    if on_result:
+        on_result(defined)
+    results = [defined, *run_stale(project, on_result=on_result, progress=progress)]
+    return project, results
+
+
+def _clear_previous_demo(root: Path) -> None:
+    if not root.exists() or not any(root.iterdir()):
+        return
+    if (root / DEMO_MARKER).is_file():
+        shutil.rmtree(root)
+        return
+    raise DlwError(
+        f"{root} exists and is not an earlier demo project.",
+        expected="a new or empty folder (or one made by `dlw demo`)",
+        received=f"a folder with {sum(1 for _ in root.iterdir())} entries",
+        fix="pass another folder: `dlw demo DIR`",
+    )
