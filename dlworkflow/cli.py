@@ -229,10 +229,10 @@ def demo(
     epochs: Annotated[Optional[int], typer.Option(help="Override train.epochs.")] = None,
 ) -> None:
     """Init + define + ingest builtin:mnist5k + split + train + test, end to end."""
-    from dlworkflow.workflow import demo as run_demo
+    from dlworkflow.project import Project
 
     try:
-        project, results = run_demo(directory, epochs=epochs, on_result=_show)
+        project, results = Project.demo(directory, epochs=epochs, on_result=_show)
     except Exception as exc:
         _fail(exc)
     _show(project.status())

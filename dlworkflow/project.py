@@ -239,9 +239,17 @@ class Project:
         return test(self)
 
     def run(self, **options: Any) -> list[Any]:
+        """Every step that is stale or has not run, in workflow order."""
         from dlworkflow.workflow import run_stale
 
         return run_stale(self, **options)
+
+    @classmethod
+    def demo(cls, folder: str | Path = "dlw-demo", **options: Any) -> tuple[Project, list[Any]]:
+        """A new project on real MNIST (builtin:mnist5k), through every step, end to end."""
+        from dlworkflow.workflow import demo
+
+        return demo(cls, folder, **options)
 
     def __repr__(self) -> str:
         return f"Project({str(self.root)!r})"

@@ -5,11 +5,13 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dlworkflow.errors import DlwError
-from dlworkflow.project import Project
 from dlworkflow.status import DONE
+
+if TYPE_CHECKING:
+    from dlworkflow.project import Project
 
 DEMO_MARKER = ".dlw/demo-project"
 DEMO_PROBLEM = {
@@ -46,12 +48,13 @@ def run_stale(project: Project, *, on_result: Callable[[Any], None] | None = Non
     return results
 
 
-def demo(folder: str | Path = "dlw-demo", *, epochs: int | None = None, progress: bool = True,
+def demo(project_type: type[Project], folder: str | Path = "dlw-demo", *,
+         epochs: int | None = None, progress: bool = True,
          on_result: Callable[[Any], None] | None = None) -> tuple[Project, list[Any]]:
     """A new project on real MNIST digits, through every available step, end to end."""
     root = Path(folder).resolve()
     _clear_previous_demo(root)
-    project = Project.init(root, task="image-classification", name="mnist-demo")
+    project = project_type.init(root, task="image-classification", name="mnist-demo")
     (root / DEMO_MARKER).write_text("created by `dlw demo`; safe to delete\n")
     updates: dict[str, Any] = {"data.source": "builtin:mnist5k"}
     if epochs is not None:
