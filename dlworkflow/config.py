@@ -239,7 +239,8 @@ def _describe(err: dict[str, Any]) -> dict[str, str]:
         "line": f"{path}: {expected} (received {received})",
         "expected": expected,
         "received": received,
-        "fix": f"edit `{path}` in {CONFIG_FILE}; `dlw config schema` lists what is allowed",
+        "fix": (f"edit `{path}` in {CONFIG_FILE}; `dlw config schema` lists what is allowed"
+                if loc else expected.removeprefix("Value error, ")),
     }
 
 

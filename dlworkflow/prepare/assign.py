@@ -47,6 +47,11 @@ def assign(units: list[Unit], *, fractions: dict[str, float], seed: int, stratif
         strata[unit.label if stratify else "*"].append(unit)
     result: dict[str, str] = {}
     moved = 0
+    # Ties within a stratum go to the split furthest below its target over all strata, so
+    # coarse units (groups) do not send every stratum's tie to the same split (an empty test).
+    n_all = sum(len(u.members) for u in units)
+    all_target = {s: fractions[s] * n_all for s in SPLITS}
+    all_count = dict.fromkeys(SPLITS, 0)
     for stratum_units in strata.values():
         total = sum(len(u.members) for u in stratum_units)
         target = {s: fractions[s] * total for s in SPLITS}
@@ -57,16 +62,18 @@ def assign(units: list[Unit], *, fractions: dict[str, float], seed: int, stratif
             if known:
                 chosen = Counter(known).most_common(1)[0][0]
                 moved += sum(1 for k in known if k != chosen)
-                _place(unit, chosen, result, count)
+                _place(unit, chosen, result, count, all_count)
             else:
                 fresh.append(unit)
         for unit in sorted(fresh, key=lambda u: _order(seed, u.key)):
-            chosen = max(SPLITS, key=lambda s: (target[s] - count[s], -SPLITS.index(s)))
-            _place(unit, chosen, result, count)
+            chosen = max(SPLITS, key=lambda s: (target[s] - count[s],
+                                                all_target[s] - all_count[s], -SPLITS.index(s)))
+            _place(unit, chosen, result, count, all_count)
     return result, moved
 
 
-def _place(unit: Unit, split: str, result: dict[str, str], count: dict[str, int]) -> None:
+def _place(unit: Unit, split: str, result: dict[str, str], *counts: dict[str, int]) -> None:
     for member in unit.members:
         result[member] = split
-    count[split] += len(unit.members)
+    for count in counts:
+        count[split] += len(unit.members)

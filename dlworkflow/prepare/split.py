@@ -48,13 +48,16 @@ class SplitResult(StepResult):
 
 
 def split(project: Project) -> SplitResult:
+    import pandas as pd
+
     cfg, seed = project.config.split, project.config.seed
     fractions = {"train": cfg.train, "val": cfg.val, "test": cfg.test}
     manifest = read_manifest(project)
     with project.step("split", inputs={"ingest": project.upstream_hash("ingest")}) as run:
         previous = _previous(project, fractions=fractions, seed=seed, stratify=cfg.stratify)
         grouped = cfg.group_by and manifest["group"].notna().any()
-        groups = [g if grouped and g is not None and g == g else None
+        # a sample with an empty group is its own unit (pd.NA has no truth value: isna)
+        groups = [None if not grouped or pd.isna(g) else str(g)
                   for g in manifest["group"].astype(object).tolist()]
         units = units_of(manifest["sample_id"].tolist(), manifest["label"].tolist(), groups)
         mapping, moved = assign(units, fractions=fractions, seed=seed, stratify=cfg.stratify,
