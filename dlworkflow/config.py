@@ -167,6 +167,17 @@ class ProjectConfig(Strict):
     def _migrate(cls, raw: Any) -> Any:
         return migrate(raw)
 
+    def with_overrides(self, updates: dict[str, Any]) -> ProjectConfig:
+        """A validated copy with dotted keys (``train.epochs``) replaced, for one run."""
+        raw = self.model_dump(mode="json")
+        for dotted, value in updates.items():
+            node = raw
+            *parents, last = dotted.split(".")
+            for part in parents:
+                node = node[part]
+            node[last] = value
+        return validate_config(raw, source="overrides")
+
     def section_hash(self, *sections: str) -> str:
         from dlworkflow.fileio import sha256_json
 

@@ -100,6 +100,7 @@ class Project:
         self.paths = Paths(self.root)
         self.ledger = Ledger(self.paths.ledger)
         self._config: ProjectConfig | None = None
+        self._config_stamp: tuple[int, ...] | None = None
         self.active_step: StepRun | None = None
 
     # ---- creation and loading -------------------------------------------------------------
@@ -144,8 +145,15 @@ class Project:
     # ---- config ---------------------------------------------------------------------------
     @property
     def config(self) -> ProjectConfig:
-        if self._config is None:
+        """The validated config, re-read whenever dlworkflow.yaml changed on disk."""
+        try:
+            stat = self.paths.config.stat()
+            stamp: tuple[int, ...] | None = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            stamp = None
+        if self._config is None or stamp != self._config_stamp:
             self._config = validate_config(self._raw_config(), source=str(self.paths.config))
+            self._config_stamp = stamp
         return self._config
 
     def _raw_config(self) -> Any:
@@ -178,16 +186,22 @@ class Project:
         buffer = io.StringIO()
         _yaml().dump(raw, buffer)
         atomic_write_text(self.paths.config, buffer.getvalue())
-        self._config = config
+        self._config = None  # re-read with its new stamp on next access
         return config
 
     # ---- step runner ----------------------------------------------------------------------
     @contextmanager
-    def step(self, name: str, *, inputs: dict[str, str] | None = None) -> Iterator[StepRun]:
-        """Run one step: record its start, its outputs and its end (or failure) in the ledger."""
+    def step(self, name: str, *, inputs: dict[str, str] | None = None,
+             overrides: dict[str, Any] | None = None) -> Iterator[StepRun]:
+        """Run one step: record its start, its outputs and its end (or failure) in the ledger.
+
+        `overrides` (dotted keys) are settings this run uses instead of the file's; they enter
+        the recorded config hash, so status shows the step stale until the file agrees.
+        """
         info = step_info(name)
+        config = self.config.with_overrides(overrides) if overrides else self.config
         run_id = self.ledger.start(
-            name, config_hash=self.config.section_hash(*info.config_sections),
+            name, config_hash=config.section_hash(*info.config_sections),
             inputs=inputs or {}, seed=self.config.seed, root=self.root,
         )
         run = StepRun(run_id=run_id, step=name)

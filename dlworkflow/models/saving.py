@@ -1,0 +1,102 @@
+"""Trained models on disk: `model.safetensors` (weights, never pickled) + `model.json` (what is
+needed to rebuild the network and feed it: name, params, classes, image format, mean/std)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from dlworkflow.fileio import atomic_write_json, atomic_write_with, read_json, sha256_file
+from dlworkflow.models.base import Classifier
+from dlworkflow.models.factory import create_model
+from dlworkflow.models.registry import ModelFileError
+
+WEIGHTS_FILE = "model.safetensors"
+META_FILE = "model.json"
+FORMAT_VERSION = 1
+REQUIRED = ("name", "params", "num_classes", "in_channels", "image_size", "classes", "mean",
+            "std", "weights_sha256")
+
+
+def save_trained(folder: str | Path, model: Classifier,
+                 meta: dict[str, Any]) -> tuple[Path, str]:
+    """Write weights then metadata (the metadata file commits the pair); return (path, sha256).
+
+    `meta` must hold `classes`; the model's spec and preprocessing fill in the rest, and any
+    other keys (metrics, run ids) are kept as they are.
+    """
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    spec = dict(getattr(model, "dlw_spec", {}))
+    prep = model.preprocessing
+    full = {**spec, "mean": list(prep.get("mean", [])), "std": list(prep.get("std", [])),
+            "channels": prep.get("channels"), "size": prep.get("size"),
+            "num_classes": model.num_classes, **meta}
+    missing = [k for k in REQUIRED if k != "weights_sha256" and full.get(k) is None]
+    if missing:
+        raise ModelFileError(
+            f"Cannot save the model: its metadata lacks {', '.join(missing)}.",
+            expected=f"meta with {', '.join(REQUIRED)}",
+            received=", ".join(sorted(full)),
+            fix="build the model with dlworkflow.models.create_model and pass classes in meta",
+        )
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    weights = folder / WEIGHTS_FILE
+    atomic_write_with(weights, lambda p: save_file(state, str(p), metadata={"format": "pt"}))
+    digest = sha256_file(weights)
+    full.update(weights_sha256=digest, weights_file=WEIGHTS_FILE, format_version=FORMAT_VERSION)
+    atomic_write_json(folder / META_FILE, full)
+    return weights, digest
+
+
+def load_trained(folder: str | Path) -> tuple[Classifier, dict[str, Any]]:
+    """Rebuild the network from model.json and load its verified weights (eval mode)."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    meta = _read_meta(folder)
+    weights = folder / meta.get("weights_file", WEIGHTS_FILE)
+    if not weights.is_file():
+        raise ModelFileError(f"The weights file {weights} is missing.",
+                             expected=f"{WEIGHTS_FILE} beside {META_FILE}", received="none",
+                             fix="run `dlw train` again to write a complete model folder")
+    actual = sha256_file(weights)
+    if actual != meta["weights_sha256"]:
+        raise ModelFileError(
+            f"The weights in {weights} do not match the hash recorded when they were saved: "
+            "the file was changed or corrupted.",
+            expected=f"sha256 {meta['weights_sha256'][:16]}...",
+            received=f"sha256 {actual[:16]}...",
+            fix="restore the original file, or run `dlw train` again to retrain the model",
+        )
+    model = create_model(meta["name"], num_classes=int(meta["num_classes"]),
+                         in_channels=int(meta["in_channels"]),
+                         image_size=tuple(meta["image_size"]), **meta["params"])
+    try:
+        model.load_state_dict(load_file(str(weights)), strict=True)
+    except RuntimeError as exc:
+        raise ModelFileError(f"The weights in {weights} do not fit model {meta['name']!r}.",
+                             received=str(exc).splitlines()[0],
+                             fix="run `dlw train` again; the model definition changed") from None
+    model.preprocessing.update(mean=list(meta["mean"]), std=list(meta["std"]))
+    model.eval()
+    return model, meta
+
+
+def _read_meta(folder: Path) -> dict[str, Any]:
+    path = folder / META_FILE
+    if not path.is_file():
+        raise ModelFileError(f"No trained model in {folder}.", expected=f"{path}",
+                             received="none", fix="run `dlw train` first")
+    try:
+        meta = read_json(path)
+    except ValueError as exc:
+        raise ModelFileError(f"{path} is not valid JSON.", received=str(exc),
+                             fix="run `dlw train` again to rewrite the model folder") from None
+    missing = [k for k in REQUIRED if k not in meta]
+    if missing:
+        raise ModelFileError(f"{path} lacks {', '.join(missing)}.",
+                             expected=", ".join(REQUIRED), received=", ".join(sorted(meta)),
+                             fix="run `dlw train` again to rewrite the model folder")
+    return meta

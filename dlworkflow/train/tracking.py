@@ -1,0 +1,143 @@
+"""MLflow tracking of a training run: params, per-epoch metrics, artifacts, the ledger link.
+
+mlflow is imported lazily here, and only here, so `import dlworkflow` and `dlw --help` stay
+fast. All calls go through an `MlflowClient` bound to an explicit tracking URI: nothing is
+read from or left in mlflow's global state.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dlworkflow.errors import TrainError
+
+if TYPE_CHECKING:
+    from dlworkflow.project import Project
+
+LEDGER_TAG = "dlw.ledger_run_id"
+_NOISY_LOGGERS = ("mlflow", "alembic", "sqlalchemy", "urllib3")
+_MAX_PARAMS_PER_CALL = 100
+
+
+def tracking_uri(project: Project) -> str:
+    return project.config.tracking.uri or f"sqlite:///{project.paths.mlflow_db}"
+
+
+def experiment_name(project: Project) -> str:
+    return project.config.tracking.experiment or project.config.name
+
+
+def browse_hint(project: Project) -> str:
+    """How a person looks at the runs."""
+    if project.config.tracking.uri is None:
+        return (f"cd {project.root} && mlflow ui --backend-store-uri sqlite:///mlruns.db")
+    return f"open {project.config.tracking.uri} (experiment {experiment_name(project)!r})"
+
+
+class Tracker:
+    """One MLflow run. `on_epoch_end` is a trainer callback."""
+
+    def __init__(self, client: Any, run_id: str) -> None:
+        self.client = client
+        self.run_id = run_id
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:6000]) for k, v in sorted(params.items())]
+        for i in range(0, len(items), _MAX_PARAMS_PER_CALL):
+            self.client.log_batch(self.run_id, params=items[i:i + _MAX_PARAMS_PER_CALL])
+
+    def log_metrics(self, values: dict[str, float], *, step: int = 0) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[
+            Metric(key, float(value), now, step) for key, value in values.items()
+        ])
+
+    def on_epoch_end(self, epoch: int, row: dict[str, float]) -> None:
+        values = {k: v for k, v in row.items() if k not in ("epoch", "seconds")}
+        values["epoch_seconds"] = row["seconds"]
+        self.log_metrics(values, step=epoch)
+
+    def log_artifacts(self, paths: list[Path], *, artifact_path: str | None = None) -> None:
+        for path in paths:
+            self.client.log_artifact(self.run_id, str(path), artifact_path=artifact_path)
+
+
+@contextmanager
+def tracked_run(project: Project, *, run_name: str, tags: dict[str, str]) -> Iterator[Tracker]:
+    """Start an MLflow run in the project's experiment; FINISHED on success, FAILED if not."""
+    client = open_client(project)
+    experiment_id = ensure_experiment(project, client)
+    run = _call(project, "start a run", lambda: client.create_run(
+        experiment_id, run_name=run_name, tags=tags))
+    tracker = Tracker(client, run.info.run_id)
+    try:
+        yield tracker
+    except BaseException:
+        try:
+            with _quiet():
+                client.set_terminated(tracker.run_id, status="FAILED")
+        except Exception:  # the training error matters more than a failed status update
+            pass
+        raise
+    client.set_terminated(tracker.run_id, status="FINISHED")
+
+
+def open_client(project: Project) -> Any:
+    uri = tracking_uri(project)
+    with _quiet():
+        from mlflow import MlflowClient
+
+        return _call(project, "connect", lambda: MlflowClient(tracking_uri=uri))
+
+
+def ensure_experiment(project: Project, client: Any) -> str:
+    name = experiment_name(project)
+    with _quiet():
+        found = _call(project, "open the experiment", lambda: client.get_experiment_by_name(name))
+    if found is not None:
+        if found.lifecycle_stage == "deleted":
+            raise TrainError(
+                f"The MLflow experiment {name!r} is deleted.",
+                fix=f"restore it (`mlflow experiments restore`) or set tracking.experiment to "
+                "a new name in dlworkflow.yaml",
+            )
+        return found.experiment_id
+    local = tracking_uri(project).startswith(("sqlite:", "file:")) or "://" not in \
+        tracking_uri(project)
+    location = project.paths.mlartifacts.as_uri() if local else None
+    return _call(project, "create the experiment",
+                 lambda: client.create_experiment(name, artifact_location=location))
+
+
+def _call(project: Project, action: str, fn: Any) -> Any:
+    try:
+        with _quiet():
+            return fn()
+    except Exception as exc:  # mlflow raises many unrelated types (MlflowException, OSError, ...)
+        raise TrainError(
+            f"MLflow tracking failed: could not {action}.",
+            expected=f"a reachable MLflow tracking store at {tracking_uri(project)}",
+            received=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+            fix="check tracking.uri in dlworkflow.yaml (null: the project's own mlruns.db)",
+        ) from exc
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Keep mlflow's, alembic's and sqlalchemy's info logs and warnings off the terminal."""
+    for name in _NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module=r"(mlflow|alembic|sqlalchemy|pydantic)(\.|$)")
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        yield

@@ -1,0 +1,112 @@
+"""The whole workflow through the CLI on real data (scikit-learn's 8x8 digits)."""
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dlworkflow.cli import app
+from dlworkflow.project import Project
+
+runner = CliRunner()
+
+
+def dlw(*args: str) -> "object":
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_cli_end_to_end_on_real_digits(tmp_path: Path):
+    root = tmp_path / "proj"
+    p = ["-p", str(root)]
+    assert dlw("init", str(root)).exit_code == 0
+
+    # the test step refuses to run before a success criterion exists
+    refused = dlw("test", *p)
+    assert refused.exit_code == 2
+    assert "dlw define --metric" in refused.output
+
+    assert dlw("define", *p, "--metric", "balanced_accuracy", "--target", "0.8",
+               "--objective", "read digits").exit_code == 0
+    ingest = dlw("ingest", "builtin:digits", *p)
+    assert ingest.exit_code == 0, ingest.output
+    assert "1,797" in ingest.output
+    assert dlw("split", *p).exit_code == 0
+    trained = dlw("train", *p, "--epochs", "4")
+    assert trained.exit_code == 0, trained.output
+    # the override is recorded: train is stale until the file says the same
+    project = Project.load(root)
+    assert project.status().state_of("train") == "stale"
+    project.update_config({"train.epochs": 4})
+    assert project.status().state_of("train") == "done"
+
+    first = dlw("test", *p)
+    assert first.exit_code == 0, first.output  # PASS: a small CNN reads 8x8 digits > 0.8
+    assert "PASS" in first.output and "first use of this test set" in first.output
+
+    second = dlw("test", *p)
+    assert second.exit_code == 0
+    assert "used 1 time(s) before" in second.output
+
+    reads = project.ledger.test_reads()
+    assert len(reads) == 2 and {r.step for r in reads} == {"test"}
+    verdict = project.ledger.latest("test")
+    assert verdict.outputs["verdict"] == "PASS"
+    assert verdict.outputs["interval"][0] <= verdict.outputs["value"] <= verdict.outputs["interval"][1]
+
+    status = project.status()
+    for step in ("define", "ingest", "split", "train", "test"):
+        assert status.state_of(step) == "done", (step, status)
+    nothing = dlw("run", *p)
+    assert nothing.exit_code == 0 and "nothing to run" in nothing.output
+
+    # an unreachable target: the same model now FAILS, with its own exit code
+    assert dlw("define", *p, "--target", "0.9999").exit_code == 0
+    assert project.status().state_of("test") == "stale"
+    failed = dlw("test", *p)
+    assert failed.exit_code == 3
+    assert "FAIL" in failed.output
+
+
+def test_run_executes_every_stale_step_in_order(tmp_path: Path):
+    project = Project.init(tmp_path / "proj")
+    project.update_config({"data.source": "builtin:digits", "train.epochs": 2,
+                           "problem.primary_metric": "accuracy", "problem.target": 0.5})
+    results = project.run(progress=False)
+    assert [type(r).__name__ for r in results] == [
+        "DefineResult", "IngestResult", "SplitResult", "TrainResult", "TestResult"]
+    assert project.run(progress=False) == []
+    # a config change re-runs train and what depends on it, not ingest or split
+    project.update_config({"train.learning_rate": 0.001})
+    rerun = project.run(progress=False)
+    assert [type(r).__name__ for r in rerun] == ["TrainResult", "TestResult"]
+
+
+def test_the_installed_entry_point_runs(tmp_path: Path):
+    out = subprocess.run([sys.executable, "-m", "dlworkflow", "init", str(tmp_path / "x")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "x" / "dlworkflow.yaml").is_file()
+    bad = subprocess.run([sys.executable, "-m", "dlworkflow", "status", "-p", str(tmp_path)],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2
+    assert "No dlworkflow project" in bad.stdout + bad.stderr
+    assert "Traceback" not in bad.stdout + bad.stderr
+
+
+@pytest.mark.slow
+def test_demo_runs_the_whole_workflow_on_mnist(tmp_path: Path):
+    out = subprocess.run([sys.executable, "-m", "dlworkflow", "demo", str(tmp_path / "demo")],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    project = Project.load(tmp_path / "demo")
+    verdict = project.ledger.latest("test").outputs
+    assert verdict["verdict"] == "PASS" and verdict["value"] >= 0.95
+    assert verdict["n"] == 750
+    with sqlite3.connect(tmp_path / "demo" / "mlruns.db") as conn:
+        assert conn.execute("select count(*) from runs").fetchone()[0] == 1
+    assert json.loads((tmp_path / "demo" / ".dlw" / "split" / "split.json").read_text())[
+        "counts"] == {"train": 3500, "val": 750, "test": 750}
