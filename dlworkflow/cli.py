@@ -45,6 +45,25 @@ def _load(project: Path) -> Any:
     return Project.load(project)
 
 
+def _table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    _show(table)
+
+
+def _run(action: Any) -> Any:
+    """Call the API; a DlwError becomes its message and exit code, without a traceback."""
+    try:
+        return action()
+    except Exception as exc:
+        _fail(exc)
+
+
 def _fail(exc: Exception) -> None:
     from dlworkflow.errors import DlwError
 
@@ -125,26 +144,17 @@ def config_show(project: ProjectOpt = HERE) -> None:
 @app.command()
 def status(project: ProjectOpt = HERE) -> None:
     """Where the project stands on each of the nine steps, and the next command."""
-    try:
-        _show(_load(project).status())
-    except Exception as exc:
-        _fail(exc)
+    _show(_run(lambda: _load(project).status()))
 
 
 @app.command()
 def datasets() -> None:
     """List the built-in real datasets (`dlw ingest builtin:NAME`)."""
-    from rich.table import Table
-
     from dlworkflow.datasets import list_builtins
 
-    table = Table(title="built-in datasets", title_justify="left")
-    for column in ("name", "samples", "size", "licence", "source"):
-        table.add_column(column)
-    for d in list_builtins():
-        table.add_row(f"builtin:{d.name}", f"{d.n_samples:,}",
-                      f"{d.image_size[0]}x{d.image_size[1]}", d.licence, d.source)
-    _show(table)
+    _table("built-in datasets", ("name", "samples", "size", "licence", "source"), [
+        (f"builtin:{d.name}", f"{d.n_samples:,}", f"{d.image_size[0]}x{d.image_size[1]}",
+         d.licence, d.source) for d in list_builtins()])
 
 
 @app.command()
@@ -154,35 +164,24 @@ def ingest(
     project: ProjectOpt = HERE,
 ) -> None:
     """Step 2: read the data into a manifest; unusable samples are quarantined with a reason."""
-    try:
-        _show(_load(project).ingest(source))
-    except Exception as exc:
-        _fail(exc)
+    _show(_run(lambda: _load(project).ingest(source)))
 
 
 @app.command()
 def split(project: ProjectOpt = HERE) -> None:
     """Step 4: stratified, deterministic train/val/test split; the test set is sealed."""
-    try:
-        _show(_load(project).split())
-    except Exception as exc:
-        _fail(exc)
+    _show(_run(lambda: _load(project).split()))
 
 
 @app.command()
 def models() -> None:
     """Step 5: list the networks in the model registry."""
-    from rich.table import Table
-
     from dlworkflow.models import list_models
 
-    table = Table(title="models (model.name in dlworkflow.yaml)", title_justify="left")
-    for column in ("name", "task", "parameters", "input", "pretrained", "description"):
-        table.add_column(column)
-    for card in list_models():
-        table.add_row(card.name, card.task, f"{card.parameters:,}", card.input,
-                      "yes" if card.pretrained else "no", card.description)
-    _show(table)
+    _table("models (model.name in dlworkflow.yaml)",
+           ("name", "task", "parameters", "input", "pretrained", "description"), [
+               (c.name, c.task, f"{c.parameters:,}", c.input, "yes" if c.pretrained else "no",
+                c.description.split(". ")[0]) for c in list_models()])
 
 
 @app.command()
@@ -191,19 +190,13 @@ def train(
     epochs: Annotated[Optional[int], typer.Option(help="Override train.epochs.")] = None,
 ) -> None:
     """Steps 5-6: train the configured model on train, early-stopping on validation."""
-    try:
-        _show(_load(project).train(epochs=epochs))
-    except Exception as exc:
-        _fail(exc)
+    _show(_run(lambda: _load(project).train(epochs=epochs)))
 
 
 @app.command()
 def test(project: ProjectOpt = HERE) -> None:
     """Step 7: the one-time test on the sealed test set. Exit 0 on PASS, 3 on FAIL."""
-    try:
-        result = _load(project).test()
-    except Exception as exc:
-        _fail(exc)
+    result = _run(lambda: _load(project).test())
     _show(result)
     raise typer.Exit(result.exit_code)
 
