@@ -41,7 +41,7 @@ class TestResult(StepResult):
     def rows(self) -> list[tuple[str, Any]]:
         v = self.verdict
         lo, hi = v.interval
-        return [
+        rows = [
             ("verdict", v.sentence()),
             (v.metric, f"{v.value:.4f}  ({v.confidence:.0%} bootstrap CI {lo:.4f} to {hi:.4f})"),
             ("target", f"{v.metric} >= {v.target}"),
@@ -50,6 +50,7 @@ class TestResult(StepResult):
             ("model", self.model),
             ("test set use", self.reuse_note()),
         ]
+        return [row for row in rows if not (row[0] == "accuracy" and v.metric == "accuracy")]
 
     def reuse_note(self) -> str:
         if self.previous_reads == 0:

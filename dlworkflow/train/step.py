@@ -46,7 +46,7 @@ class TrainResult(StepResult):
 
     def rows(self) -> list[tuple[str, Any]]:
         stop = " (early stop)" if self.stopped_early else ""
-        return [
+        rows = [
             ("model", f"{self.model} ({self.parameters:,} parameters)"),
             ("epochs", f"best {self.best_epoch} of {self.epochs_run} run{stop}"),
             (f"best val {self.metric}", f"{self.best_metric:.4f}"),
@@ -56,6 +56,7 @@ class TrainResult(StepResult):
             ("MLflow run", self.mlflow_run_id),
             ("browse MLflow", self.browse),
         ]
+        return [r for r in rows if not (r[0] == "val accuracy" and self.metric == "accuracy")]
 
 
 def train(project: Project, *, epochs: int | None = None, progress: bool = True) -> TrainResult:
