@@ -152,9 +152,9 @@ def datasets() -> None:
     """List the built-in real datasets (`dlw ingest builtin:NAME`)."""
     from dlworkflow.datasets import list_builtins
 
-    _table("built-in datasets", ("name", "samples", "size", "licence", "source"), [
-        (f"builtin:{d.name}", f"{d.n_samples:,}", f"{d.image_size[0]}x{d.image_size[1]}",
-         d.licence, d.source) for d in list_builtins()])
+    _table("built-in datasets", ("name", "task", "samples", "size", "licence", "source"), [
+        (f"builtin:{d.name}", d.task.removesuffix("-classification"), f"{d.n_samples:,}",
+         d.size, d.licence, f"{d.source}; package: {d.package}") for d in list_builtins()])
 
 
 @app.command()

@@ -13,7 +13,7 @@ from dlworkflow.registry import closest
 SCHEMA_VERSION = 1
 CONFIG_FILE = "dlworkflow.yaml"
 
-TaskType = Literal["image-classification"]
+TaskType = Literal["image-classification", "text-classification", "tabular-classification"]
 MetricName = Literal["accuracy", "balanced_accuracy", "macro_f1", "auroc"]
 Sensitivity = Literal["none", "pii", "phi"]
 
@@ -89,10 +89,54 @@ class Data(Strict):
     group_column: str | None = Field(
         None, description="CSV column whose value ties samples together (patient, session)."
     )
+    text_column: str = Field("text", description="Table column with the text (text task).")
+    feature_columns: list[str] | None = Field(
+        None, description="Tabular task: the feature columns; null: every column but the "
+        "label, group and id columns."
+    )
+    id_column: str | None = Field(
+        None, description="Table column with a unique sample id; null: the path, or the row."
+    )
+    classes: list[str] | None = Field(
+        None, description="The allowed label values; rows with other labels are quarantined. "
+        "null: whatever labels the data has."
+    )
     image: ImageFormat = Field(default_factory=ImageFormat)
     max_image_pixels: int = Field(
         89_478_485, gt=0, description="Images with more pixels are quarantined (Pillow's limit)."
     )
+    max_image_side: int = Field(
+        65_500, gt=0, description="Images with a longer side are quarantined (absurd dimensions)."
+    )
+
+
+class Privacy(Strict):
+    """Step 2: the PHI/PII scan. Mandatory when problem.data_sensitivity is pii or phi."""
+
+    scan: Literal["auto", "always", "never"] = Field(
+        "auto", description="auto: scan when data_sensitivity is pii or phi."
+    )
+    accept_findings_reason: str | None = Field(
+        None, description="Train despite remaining findings; the reason is recorded."
+    )
+
+
+class Explore(Strict):
+    """Step 3: what `dlw explore` computes."""
+
+    near_duplicate_distance: int = Field(
+        6, ge=0, le=64, description="Max Hamming distance of 64-bit perceptual hashes."
+    )
+    grid_per_class: int = Field(8, ge=1, le=64, description="Sample thumbnails per class.")
+    max_embed: int = Field(
+        5000, ge=100, description="At most this many samples are embedded for the map and "
+        "the label-issue search (a stratified subsample beyond)."
+    )
+    backbone: Literal["auto", "pixels"] = Field(
+        "auto", description="auto: pretrained backbone features (EfficientNet-Lite0 / MiniLM) "
+        "when installed; pixels: raw pixels."
+    )
+    label_issues: bool = True
 
 
 class Split(Strict):
@@ -105,6 +149,11 @@ class Split(Strict):
     group_by: bool = Field(
         True, description="Keep samples sharing data.group_column in one split."
     )
+    duplicates: Literal["refuse", "remove", "accept"] = Field(
+        "refuse", description="Test samples that duplicate train/val samples: refuse the "
+        "split, remove them from test (logged), or accept them (needs duplicates_reason)."
+    )
+    duplicates_reason: str | None = None
 
     @model_validator(mode="after")
     def _fractions_sum_to_one(self) -> Split:
@@ -156,6 +205,8 @@ class ProjectConfig(Strict):
     seed: int = Field(42, ge=0)
     problem: Problem = Field(default_factory=Problem)
     data: Data = Field(default_factory=Data)
+    privacy: Privacy = Field(default_factory=Privacy)
+    explore: Explore = Field(default_factory=Explore)
     split: Split = Field(default_factory=Split)
     model: ModelSpec = Field(default_factory=ModelSpec)
     train: Train = Field(default_factory=Train)

@@ -77,7 +77,8 @@ def test_config_show_prints_every_default(runner, proj_dir):
     assert shown["train"]["weight_decay"] == 0.0001  # a default not written in the file
     assert shown["evaluate"]["bootstrap_samples"] == 1000
     assert shown["split"] == {"train": 0.7, "val": 0.15, "test": 0.15, "stratify": True,
-                              "group_by": True}
+                              "group_by": True, "duplicates": "refuse",
+                              "duplicates_reason": None}
     assert validate_config(shown).name == "proj"
 
 

@@ -1,11 +1,14 @@
-"""Built-in datasets become a folder of PNG files inside the project (.dlw/raw/NAME)."""
+"""Built-in datasets are written once into the project (.dlw/raw/NAME), then ingested like any
+user source. User data is never copied; these are copies of package data."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dlworkflow.datasets import get_builtin
+from dlworkflow.errors import DataError
 from dlworkflow.fileio import atomic_write_json, read_json
 
 if TYPE_CHECKING:
@@ -13,20 +16,26 @@ if TYPE_CHECKING:
 
 
 def materialise(project: Project, name: str) -> Path:
-    """Write the dataset's images once as ROOT/<label>/<name>-<index>.png; later calls reuse it."""
-    from PIL import Image
-
+    """The ingest source for builtin:NAME (a folder or a table file); written on first use."""
     dataset = get_builtin(name)
+    if dataset.task != project.config.task:
+        raise DataError(
+            f"builtin:{name} is a {dataset.task} dataset, but this project's task is "
+            f"{project.config.task}.",
+            expected=f"task: {dataset.task}", received=f"task: {project.config.task}",
+            fix=f"set `task: {dataset.task}` in dlworkflow.yaml (or `dlw init --task "
+            f"{dataset.task}`)",
+        )
     root = project.paths.raw / name
     marker = root / ".complete.json"
-    if marker.is_file() and read_json(marker).get("n_samples") == dataset.n_samples:
-        return root
-    count = 0
-    for index, (label, image) in enumerate(dataset.load()):
-        target = root / label / f"{name}-{index:05d}.png"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(image).save(target, optimize=False)
-        count += 1
-    atomic_write_json(marker, {"n_samples": count, "source": dataset.source,
-                               "licence": dataset.licence})
-    return root
+    if marker.is_file():
+        info = read_json(marker)
+        if info.get("n_samples") == dataset.n_samples and Path(info["source"]).exists():
+            return Path(info["source"])
+    if root.exists():
+        shutil.rmtree(root)  # an interrupted earlier write: start over
+    root.mkdir(parents=True)
+    source = dataset.materialise(root)
+    atomic_write_json(marker, {"n_samples": dataset.n_samples, "source": str(source),
+                               "origin": dataset.source, "licence": dataset.licence})
+    return source

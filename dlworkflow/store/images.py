@@ -64,20 +64,71 @@ def decode_image(path: str | Path, *, max_pixels: int) -> Image.Image:
         raise ImageDecodeError(f"corrupt or truncated image: {exc}") from None
 
 
-def to_array(img: Image.Image, *, channels: int, size: tuple[int, int]) -> np.ndarray:
-    """(C, H, W) uint8: grayscale ('L') for 1 channel, RGB for 3; resized bilinearly."""
-    from PIL import Image
+def normalise(img: Image.Image) -> Image.Image:
+    """Every image mode becomes 8-bit 'L' (grayscale) or 'RGB', the same documented way:
 
-    mode = "L" if channels == 1 else "RGB"
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+    - EXIF orientation is applied (the pixels are turned as a viewer shows them);
+    - 16-bit grayscale (I;16*): the full 0-65535 range maps linearly to 0-255;
+    - 32-bit integer (I) and float (F), e.g. DICOM: per-image min-max to 0-255;
+    - transparency (RGBA, LA, PA, palette with a transparent colour): composited on white;
+    - palette (P): expanded to RGB; bilevel (1): to L; CMYK and YCbCr: Pillow's conversion to RGB.
+    """
+    from PIL import Image, ImageOps
+
+    try:
+        img = ImageOps.exif_transpose(img)
+    except (OSError, ValueError, TypeError, SyntaxError):
+        pass  # a broken EXIF block does not make the pixels unusable
+    if img.mode.startswith("I;16"):
+        arr = np.asarray(img, dtype=np.uint16)
+        return Image.fromarray((arr >> 8).astype(np.uint8))
+    if img.mode in ("I", "F"):
         arr = np.asarray(img, dtype=np.float64)
         lo, hi = float(arr.min()), float(arr.max())
         scaled = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
-        img = Image.fromarray(scaled.astype(np.uint8), mode="L")
+        return Image.fromarray(np.round(scaled).astype(np.uint8))
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         background = Image.new("RGBA", img.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, img.convert("RGBA"))
-    img = img.convert(mode)
+        return img.convert("RGB")
+    if img.mode in ("L", "RGB"):
+        return img
+    return img.convert("L" if img.mode == "1" else "RGB")
+
+
+def image_stats(img: Image.Image) -> dict[str, float | int]:
+    """Per-image statistics for exploration, from the normalised image (computed at ingest).
+
+    phash: 64-bit DCT perceptual hash (as a signed int64); brightness and contrast: mean and
+    standard deviation of the grayscale pixels (0-255); dark / bright: fraction of pixels
+    <= 5 / >= 250 (blank or saturated images).
+    """
+    from PIL import Image
+    from scipy.fft import dctn
+
+    gray = normalise(img).convert("L")
+    small = gray if max(gray.size) <= 256 else gray.resize(
+        (min(256, gray.width), min(256, gray.height)), Image.Resampling.BILINEAR)
+    pixels = np.asarray(small, dtype=np.float32)
+    thumb = np.asarray(gray.resize((32, 32), Image.Resampling.BILINEAR), dtype=np.float64)
+    low = dctn(thumb, norm="ortho")[:8, :8].ravel()
+    bits = low > np.median(low)
+    phash = int(np.packbits(bits).view(">i8")[0])
+    return {
+        "phash": phash,
+        "brightness": float(pixels.mean()),
+        "contrast": float(pixels.std()),
+        "dark": float((pixels <= 5).mean()),
+        "bright": float((pixels >= 250).mean()),
+    }
+
+
+def to_array(img: Image.Image, *, channels: int, size: tuple[int, int]) -> np.ndarray:
+    """(C, H, W) uint8: normalised (see `normalise`), then grayscale ('L') for 1 channel or RGB
+    for 3, resized bilinearly to size (height, width)."""
+    from PIL import Image
+
+    img = normalise(img).convert("L" if channels == 1 else "RGB")
     height, width = size
     if img.size != (width, height):
         img = img.resize((width, height), Image.Resampling.BILINEAR)
