@@ -162,9 +162,18 @@ def ingest(
     source: Annotated[Optional[str], typer.Argument(
         help="builtin:NAME, a folder of class sub-folders, or a CSV with path,label.")] = None,
     project: ProjectOpt = HERE,
+    deidentify: Annotated[bool, typer.Option(
+        "--deidentify", help="Scan for PHI/PII and read scrubbed copies written into the "
+        "project (originals untouched); what was removed where is logged.")] = False,
 ) -> None:
     """Step 2: read the data into a manifest; unusable samples are quarantined with a reason."""
-    _show(_run(lambda: _load(project).ingest(source)))
+    _show(_run(lambda: _load(project).ingest(source, deidentify=deidentify)))
+
+
+@app.command()
+def explore(project: ProjectOpt = HERE) -> None:
+    """Step 3: explore the data; writes reports/eda.html (trust summary first)."""
+    _show(_run(lambda: _load(project).explore()))
 
 
 @app.command()

@@ -237,6 +237,11 @@ class Project:
 
         return ingest(self, source, **options)
 
+    def explore(self, **options: Any) -> Any:
+        from dlworkflow.explore import explore
+
+        return explore(self, **options)
+
     def split(self) -> Any:
         from dlworkflow.prepare import split
 

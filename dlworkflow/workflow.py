@@ -33,6 +33,7 @@ def run_stale(project: Project, *, on_result: Callable[[Any], None] | None = Non
     steps: list[tuple[str, Callable[[], Any]]] = [
         ("define", project.define),
         ("ingest", lambda: project.ingest(progress=progress)),
+        ("explore", lambda: project.explore(progress=progress)),
         ("split", project.split),
         ("train", lambda: project.train(progress=progress)),
         ("test", project.test),

@@ -18,15 +18,15 @@ def test_fresh_project_has_nothing_run_and_suggests_define(project):
     report = project.status()
     assert [s.number for s in report.steps] == list(range(1, 10))
     steps = _by_number(report)
-    for ledger_step in ("define", "ingest", "split", "train", "test"):
+    for ledger_step in ("define", "ingest", "explore", "split", "train", "test"):
         assert report.state_of(ledger_step) == NOT_RUN
-    for number in (3, 8, 9):  # explore, report, monitor: not in this version
+    for number in (8, 9):  # report, monitor: not in this version
         assert steps[number].state == UNAVAILABLE
     assert steps[5].state == NOT_RUN and "small_cnn" in steps[5].detail
     assert report.next_command.startswith("dlw define --metric accuracy --target 0.95")
     assert report.test_reads == 0
     with pytest.raises(KeyError):
-        report.state_of("explore")
+        report.state_of("report")
 
 
 def test_next_command_follows_the_workflow(project, digits_folder):
@@ -35,7 +35,7 @@ def test_next_command_follows_the_workflow(project, digits_folder):
     assert report.state_of("define") == DONE
     assert report.next_command.startswith("dlw ingest SOURCE")
     project.ingest(str(digits_folder(5)), progress=False)
-    assert project.status().next_command == "dlw split"
+    assert project.status().next_command == "dlw explore"  # look at the data before splitting
 
 
 def test_after_define_ingest_split_those_steps_are_done(split_project):
@@ -47,7 +47,8 @@ def test_after_define_ingest_split_those_steps_are_done(split_project):
     assert steps[2].detail.startswith("60 samples, 3 classes, 0 quarantined")
     assert steps[4].detail.startswith("train 42, val 9, test 9; test sealed")
     assert report.state_of("train") == NOT_RUN
-    assert report.next_command == "dlw train"
+    assert report.state_of("explore") == NOT_RUN
+    assert report.next_command == "dlw explore"  # the first step not done, in workflow order
 
 
 @pytest.mark.parametrize("updates", [
@@ -61,7 +62,7 @@ def test_changing_split_config_makes_split_stale(split_project, updates):
     assert _by_number(report)[4].detail == "config changed (split, seed)"
     assert report.state_of("ingest") == DONE
     assert report.state_of("define") == DONE
-    assert report.next_command == "dlw split"
+    assert report.next_command == "dlw explore"  # explore has not run; split comes after
     split_project.split()
     assert split_project.status().state_of("split") == DONE
 
@@ -83,7 +84,6 @@ def test_reingesting_changed_data_makes_split_stale(split_project, digits_folder
     assert report.state_of("ingest") == DONE
     assert report.state_of("split") == STALE
     assert _by_number(report)[4].detail == "ingest has new output since"
-    assert report.next_command == "dlw split"
 
 
 def test_failed_step_is_shown_with_its_message(project, tmp_path):
@@ -110,7 +110,7 @@ def test_status_renders_for_terminal_and_notebook(split_project):
     Console(file=buffer, width=200, color_system=None).print(report)
     text = buffer.getvalue()
     assert "stale" in text and "config changed (split, seed)" in text
-    assert "next: dlw split" in text
+    assert "next: dlw explore" in text
     html = report._repr_html_()
     assert html.count("<tr>") == 10  # header + nine steps
-    assert "<code>dlw split</code>" in html
+    assert "<code>dlw explore</code>" in html

@@ -1,6 +1,7 @@
-"""`dlw ingest SOURCE`: read every sample once, hash it, and write the manifest.
+"""`dlw ingest SOURCE`: read every sample once, hash it, and stream the manifest to disk.
 
-Unusable samples are quarantined with a reason; original files are only ever read.
+Unusable samples are quarantined with a reason; original files are only ever read. Re-ingest
+is incremental: a file whose path, size and modification time are unchanged is not decoded.
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dlworkflow.data.sources import Candidate, open_source
+from dlworkflow.data.readers import Reader, make_reader
+from dlworkflow.data.sources import SourceScan, open_source
 from dlworkflow.errors import DataError
-from dlworkflow.fileio import sha256_file
 from dlworkflow.results import StepResult
-from dlworkflow.store import DatasetInfo, ImageDecodeError, dataset_version, decode_image, write_dataset
+from dlworkflow.store import DatasetInfo, ImageDecodeError, write_dataset
+from dlworkflow.store.manifest import ManifestWriter, manifest_schema, manifest_version
 
 if TYPE_CHECKING:
     from dlworkflow.project import Project
@@ -30,136 +32,156 @@ class IngestResult(StepResult):
     n_quarantined: int
     quarantine_reasons: dict[str, int]
     n_skipped: int
-    image_format: str
+    data_format: str
     changed: bool
     manifest: str
+    n_reused: int = 0
+    privacy: str = ""
     quarantine_examples: list[tuple[str, str]] = field(default_factory=list)
 
     def title(self) -> str:
         return "Step 2: data ingested"
 
     def rows(self) -> list[tuple[str, Any]]:
-        counts = ", ".join(f"{k}: {v}" for k, v in self.class_counts.items())
+        counts = ", ".join(f"{k}: {v}" for k, v in list(self.class_counts.items())[:20])
         rows: list[tuple[str, Any]] = [
             ("source", self.source),
             ("samples", f"{self.n_samples:,} in {len(self.class_counts)} classes"),
-            ("classes", counts),
-            ("images", self.image_format),
+            ("classes", counts + (" ..." if len(self.class_counts) > 20 else "")),
+            ("data", self.data_format),
             ("dataset version", self.dataset_version[:12]
              + ("" if self.changed else " (unchanged)")),
+            ("unchanged files reused", f"{self.n_reused:,} (not decoded again)"),
             ("quarantined", self.n_quarantined),
         ]
         rows += [(f"  {n} x", reason) for reason, n in self.quarantine_reasons.items()]
         rows += [("  e.g.", f"{sid}: {why}") for sid, why in self.quarantine_examples]
         if self.n_skipped:
-            rows.append(("skipped (not images)", self.n_skipped))
+            rows.append(("skipped (not samples)", self.n_skipped))
+        if self.privacy:
+            rows.append(("privacy", self.privacy))
         rows.append(("manifest", self.manifest))
         return rows
 
 
-def ingest(project: Project, source: str | None = None, *, progress: bool = True) -> IngestResult:
+def ingest(project: Project, source: str | None = None, *, deidentify: bool = False,
+           progress: bool = True) -> IngestResult:
     source = source or project.config.data.source
     if not source:
         raise DataError(
             "No data source given.", expected="a SOURCE argument or data.source in the config",
-            received="none", fix="run `dlw ingest builtin:mnist5k` (or a folder / CSV path)",
+            received="none", fix="run `dlw ingest builtin:mnist5k` (or a folder / table path)",
         )
     if source != project.config.data.source:
         project.update_config({"data.source": source})
     previous = project.upstream_hash("ingest")
-    with project.step("ingest") as run:
+    with project.step("ingest", overrides=None) as run:
         scan = open_source(project, source)
-        rows, quarantined = _read_all(scan.candidates, project.config.data.max_image_pixels,
-                                      progress=progress)
-        manifest, quarantine = _frames(rows, quarantined)
-        info = _dataset_info(source, manifest, quarantine)
-        write_dataset(project, manifest, quarantine, info)
+        reader = make_reader(project, scan, deidentify=deidentify)
+        quarantined = _stream(project, scan, reader, progress=progress)
+        info = _dataset_info(project, source, scan, quarantined)
+        write_dataset(project, None, _quarantine_frame(quarantined), info)
+        privacy = reader.finish(info.version)
         run.outputs = {"hash": info.version, "manifest": str(project.paths.manifest)}
         run.summary = {
             "headline": f"{info.n_samples:,} samples, {len(info.classes)} classes, "
             f"{info.n_quarantined} quarantined, version {info.version[:12]}",
             "n_samples": info.n_samples, "n_quarantined": info.n_quarantined,
-            "source": source,
+            "source": source, "reused": reader.reused, "deidentified": deidentify,
         }
     reasons = Counter(_reason_kind(q["reason"]) for q in quarantined)
     return IngestResult(
         source=source, dataset_version=info.version, n_samples=info.n_samples,
         class_counts=info.class_counts, n_quarantined=info.n_quarantined,
         quarantine_reasons=dict(reasons.most_common()), n_skipped=len(scan.skipped),
-        image_format=f"{info.size[0]}x{info.size[1]}, {info.channels} channel(s) (most common)",
-        changed=info.version != previous, manifest=str(project.paths.manifest),
+        data_format=_describe_format(info), changed=info.version != previous,
+        manifest=str(project.paths.manifest), n_reused=reader.reused, privacy=privacy,
         quarantine_examples=[(q["sample_id"], q["reason"]) for q in quarantined[:5]],
     )
 
 
-def _read_all(candidates: Any, max_pixels: int, *, progress: bool) -> tuple[list, list]:
+def _stream(project: Project, scan: SourceScan, reader: Reader, *,
+            progress: bool) -> list[dict[str, Any]]:
+    """Read every candidate into the manifest writer; return the quarantined ones."""
     from rich.progress import Progress
 
-    rows: list[dict[str, Any]] = []
+    allowed = set(project.config.data.classes or [])
+    writer = ManifestWriter(project, manifest_schema(project.config.task, scan.columns))
     quarantined: list[dict[str, Any]] = []
-    with Progress(transient=True, disable=not progress) as bar:
-        task = bar.add_task("reading samples", total=None)
-        for candidate in candidates:
-            try:
-                rows.append(_read_one(candidate, max_pixels))
-            except ImageDecodeError as exc:
-                quarantined.append({"sample_id": candidate.sample_id,
-                                    "path": str(candidate.path),
-                                    "label": candidate.label, "reason": exc.reason})
-            bar.advance(task)
-    return rows, quarantined
-
-
-def _read_one(candidate: Candidate, max_pixels: int) -> dict[str, Any]:
-    if candidate.problem:
-        raise ImageDecodeError(candidate.problem)
-    image = decode_image(candidate.path, max_pixels=max_pixels)
-    return {
-        "sample_id": candidate.sample_id, "path": str(candidate.path), "label": candidate.label,
-        "group": candidate.group, "content_hash": sha256_file(candidate.path),
-        "width": image.width, "height": image.height, "mode": image.mode,
-        "bytes": candidate.path.stat().st_size,
-    }
-
-
-def _frames(rows: list[dict], quarantined: list[dict]) -> tuple[Any, Any]:
-    import pandas as pd
-
-    from dlworkflow.store.manifest import MANIFEST_COLUMNS, QUARANTINE_COLUMNS
-
-    if not rows:
+    try:
+        with Progress(transient=True, disable=not progress) as bar:
+            task = bar.add_task("reading samples", total=None)
+            for candidate in scan.candidates:
+                try:
+                    if allowed and candidate.problem is None and candidate.label not in allowed:
+                        raise ImageDecodeError(f"unknown label value {candidate.label!r} "
+                                               f"(data.classes allows {sorted(allowed)})")
+                    writer.add(reader.read(candidate))
+                except ImageDecodeError as exc:
+                    quarantined.append({"sample_id": candidate.sample_id,
+                                        "path": str(candidate.path or ""),
+                                        "label": candidate.label, "reason": exc.reason})
+                bar.advance(task)
+    except BaseException:
+        writer.abort()
+        raise
+    if writer.count == 0:
+        writer.abort()
         raise DataError(
             "No usable samples: every candidate was quarantined or skipped.",
-            expected="at least one readable, labelled image",
-            received=f"{len(quarantined)} quarantined",
-            fix="check the quarantine reasons above and the source's layout",
+            expected="at least one readable, labelled sample",
+            received=f"{len(quarantined)} quarantined, {len(scan.skipped)} skipped",
+            fix="check the quarantine reasons and the source's layout",
         )
-    manifest = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
-    manifest["group"] = manifest["group"].astype("string")
-    quarantine = pd.DataFrame(quarantined, columns=list(QUARANTINE_COLUMNS)).astype("string")
-    return manifest, quarantine
+    writer.commit()
+    return quarantined
 
 
-def _dataset_info(source: str, manifest: Any, quarantine: Any) -> DatasetInfo:
-    counts = manifest["label"].value_counts().sort_index()
+def _quarantine_frame(quarantined: list[dict[str, Any]]) -> Any:
+    import pandas as pd
+
+    from dlworkflow.store.manifest import QUARANTINE_COLUMNS
+
+    return pd.DataFrame(quarantined, columns=list(QUARANTINE_COLUMNS)).astype("string")
+
+
+def _dataset_info(project: Project, source: str, scan: SourceScan,
+                  quarantined: list[dict[str, Any]]) -> DatasetInfo:
+    import pandas as pd
+
+    task = project.config.task
+    image = task == "image-classification"
+    cols = ["label"] + (["height", "width", "mode"] if image else [])
+    frame = pd.read_parquet(project.paths.manifest, columns=cols)
+    counts = frame["label"].value_counts().sort_index()
     if len(counts) < 2:
         raise DataError(
             f"Only one class found ({counts.index[0]!r}); classification needs at least two.",
-            expected="two or more labels", received=f"{len(manifest)} samples of one label",
+            expected="two or more labels", received=f"{len(frame)} samples of one label",
             fix="check the folder layout or the label column",
         )
-    sizes = Counter(zip(manifest["height"], manifest["width"]))
-    gray = manifest["mode"].isin(GRAY_MODES).mean()
+    channels = size = None
+    if image:
+        sizes = Counter(zip(frame["height"], frame["width"]))
+        channels = 1 if frame["mode"].isin(GRAY_MODES).mean() >= 0.5 else 3
+        size = tuple(int(v) for v in sizes.most_common(1)[0][0])
     return DatasetInfo(
-        version=dataset_version(manifest), source=source, n_samples=len(manifest),
-        n_quarantined=len(quarantine), classes=[str(c) for c in counts.index],
-        class_counts={str(k): int(v) for k, v in counts.items()},
-        channels=1 if gray >= 0.5 else 3,
-        size=tuple(int(v) for v in sizes.most_common(1)[0][0]),
+        version=manifest_version(project), source=source, n_samples=len(frame),
+        n_quarantined=len(quarantined), classes=[str(c) for c in counts.index],
+        class_counts={str(k): int(v) for k, v in counts.items()}, channels=channels,
+        size=size, task=task, features=dict(scan.columns),
     )
 
 
+def _describe_format(info: DatasetInfo) -> str:
+    if info.size:
+        return f"images, {info.size[0]}x{info.size[1]}, {info.channels} channel(s) (most common)"
+    if info.features:
+        return f"{len(info.features)} feature columns"
+    return "text"
+
+
 def _reason_kind(reason: str) -> str:
-    """Group reasons for the summary: drop line numbers and details after a colon."""
-    text = reason.split(": ", 1)[1] if reason.startswith("line ") else reason
+    """Group reasons for the summary: drop row numbers and details after a colon."""
+    text = reason.split(": ", 1)[1] if reason.startswith(("line ", "row ")) else reason
     return text.split(":")[0].split(" (")[0]

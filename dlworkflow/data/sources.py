@@ -1,139 +1,128 @@
-"""Data sources: each yields candidate samples (id, path, label, group) without decoding them.
+"""Data sources: each yields candidate samples without decoding them.
 
-A candidate whose label cannot be known is yielded with `problem` set, and is quarantined.
+A source is `builtin:NAME`, a folder of class sub-folders (images, DICOM), a table (CSV, TSV,
+JSONL, Parquet) with a path, text or feature columns, or a remote URI (fsspec) of either.
+A candidate whose label or id is unusable carries `problem` and is quarantined.
 """
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dlworkflow.errors import DataError
 
 if TYPE_CHECKING:
     from dlworkflow.project import Project
 
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".dcm"}
+TABLE_EXTENSIONS = {".csv", ".tsv", ".jsonl", ".json", ".parquet", ".pq"}
 
 
 @dataclass
 class Candidate:
     sample_id: str
-    path: Path
     label: str | None
     group: str | None = None
-    problem: str | None = None  # a reason to quarantine before decoding
+    path: Path | None = None  # image tasks
+    text: str | None = None  # text tasks
+    features: dict[str, Any] | None = None  # tabular tasks
+    problem: str | None = None  # a reason to quarantine before reading the content
 
 
 @dataclass
 class SourceScan:
-    kind: str
+    kind: str  # folder | table | builtin:NAME (+ remote)
     candidates: Iterator[Candidate]
-    skipped: list[str]  # files that are not samples (README, .DS_Store): listed, not used
+    skipped: list[str] = field(default_factory=list)  # files that are not samples
+    columns: dict[str, str] = field(default_factory=dict)  # tabular: feature -> dtype kind
+    location: str = ""  # the local folder or file actually read
 
 
 def open_source(project: Project, source: str) -> SourceScan:
     if source.startswith("builtin:"):
         from dlworkflow.data.builtin import materialise
 
-        folder = materialise(project, source.removeprefix("builtin:"))
-        return scan_folder(folder, kind=source)
-    path = Path(source).expanduser()
+        scan = open_path(project, materialise(project, source.removeprefix("builtin:")))
+        scan.kind = source
+        return scan
+    if "://" in source and not source.startswith("file://"):
+        from dlworkflow.data.remote import fetch
+
+        scan = open_path(project, fetch(project, source))
+        scan.kind = f"remote {scan.kind}"
+        return scan
+    return open_path(project, Path(source.removeprefix("file://")).expanduser())
+
+
+def open_path(project: Project, path: Path) -> SourceScan:
+    from dlworkflow.data.tables import scan_table
+
     if not path.exists():
         raise DataError(
-            f"Data source {source!r} does not exist.",
-            expected="builtin:NAME, a folder of class sub-folders of images, or a CSV file "
-            "with path and label columns",
+            f"Data source {str(path)!r} does not exist.",
+            expected="builtin:NAME, a folder of class sub-folders, a table (CSV, TSV, JSONL, "
+            "Parquet) or a remote URI (s3://, gs://, https://, ... through fsspec)",
             received=str(path.resolve()),
             fix="check the path; `dlw datasets` lists the built-in datasets",
         )
+    path = path.resolve()
     if path.is_dir():
-        return scan_folder(path.resolve(), kind="folder")
-    if path.suffix.lower() in (".csv", ".tsv"):
-        cfg = project.config.data
-        return scan_csv(path.resolve(), path_column=cfg.path_column,
-                        label_column=cfg.label_column, group_column=cfg.group_column)
+        if project.config.task != "image-classification":
+            raise DataError(
+                f"A folder source holds images, but the task is {project.config.task}.",
+                expected="a table with a text or feature columns for this task",
+                received=f"folder {path}", fix="point `dlw ingest` at a CSV/JSONL/Parquet file",
+            )
+        return scan_folder(path)
+    if path.suffix.lower() in TABLE_EXTENSIONS:
+        return scan_table(path, project.config)
     raise DataError(
-        f"Cannot read data source {source!r}.",
-        expected="a folder, a .csv/.tsv file, or builtin:NAME",
+        f"Cannot read data source {str(path)!r}.",
+        expected=f"a folder, a table ({', '.join(sorted(TABLE_EXTENSIONS))}) or builtin:NAME",
         received=f"a file ending in {path.suffix or '(no extension)'}",
-        fix="point `dlw ingest` at a folder of class sub-folders or a CSV with path,label",
+        fix="point `dlw ingest` at a folder of class sub-folders or a table with a label column",
     )
 
 
-def scan_folder(root: Path, *, kind: str) -> SourceScan:
+def scan_folder(root: Path) -> SourceScan:
     """root/<class>/.../<image>: the first folder level is the label."""
-    skipped: list[str] = []
-    if not any(child.is_dir() for child in root.iterdir()):
+    if not any(child.is_dir() and not child.name.startswith(".") for child in root.iterdir()):
         raise DataError(
             f"{root} has no class sub-folders.",
             expected="one sub-folder per class, each holding that class's images",
             received="a folder with no sub-folders",
-            fix="arrange the images as ROOT/<class name>/<image>, or ingest a CSV "
+            fix="arrange the images as ROOT/<class name>/<image>, or ingest a table "
             "with path and label columns",
         )
-
-    def candidates() -> Iterator[Candidate]:
-        for file in sorted(p for p in root.rglob("*") if p.is_file()):
-            rel = file.relative_to(root).as_posix()
-            if any(part.startswith(".") for part in file.relative_to(root).parts):
-                continue  # hidden files and folders (.DS_Store, .git) are not samples
-            if file.suffix.lower() not in IMAGE_EXTENSIONS:
-                skipped.append(rel)
-                continue
-            if file.parent == root:
-                yield Candidate(rel, file, None, problem="no label: not inside a class sub-folder")
-                continue
-            yield Candidate(rel, file, file.relative_to(root).parts[0])
-
-    return SourceScan(kind=kind, candidates=candidates(), skipped=skipped)
+    scan = SourceScan(kind="folder", candidates=iter(()), location=str(root))
+    scan.candidates = _folder_candidates(root, scan.skipped)
+    return scan
 
 
-def scan_csv(file: Path, *, path_column: str, label_column: str,
-             group_column: str | None) -> SourceScan:
-    """A CSV (or TSV) with a path column (relative to the file's folder) and a label column."""
-    delimiter = "\t" if file.suffix.lower() == ".tsv" else ","
-    with open(file, newline="", encoding="utf-8-sig") as handle:
-        header = next(csv.reader(handle, delimiter=delimiter), None)
-    required = [c for c in (path_column, label_column, group_column) if c]
-    missing = [c for c in required if c not in (header or [])]
-    if missing:
-        raise DataError(
-            f"{file.name} lacks the column{'s' if len(missing) > 1 else ''} "
-            f"{', '.join(repr(c) for c in missing)}.",
-            expected=f"columns {', '.join(required)}",
-            received=f"columns {', '.join(header or []) or '(empty file)'}",
-            fix="rename the columns, or set data.path_column / data.label_column / "
-            "data.group_column in dlworkflow.yaml",
-        )
-
-    def candidates() -> Iterator[Candidate]:
-        seen: set[str] = set()
-        with open(file, newline="", encoding="utf-8-sig") as handle:
-            for line, row in enumerate(csv.DictReader(handle, delimiter=delimiter), start=2):
-                yield _csv_candidate(file, row, line, seen, path_column, label_column,
-                                     group_column)
-
-    return SourceScan(kind="csv", candidates=candidates(), skipped=[])
+def _folder_candidates(root: Path, skipped: list[str]) -> Iterator[Candidate]:
+    for file in _walk(root):
+        rel = file.relative_to(root)
+        if file.suffix.lower() not in IMAGE_EXTENSIONS:
+            skipped.append(rel.as_posix())
+            continue
+        if len(rel.parts) == 1:
+            yield Candidate(rel.as_posix(), None, path=file,
+                            problem="no label: not inside a class sub-folder")
+            continue
+        yield Candidate(rel.as_posix(), rel.parts[0], path=file)
 
 
-def _csv_candidate(file: Path, row: dict[str, str | None], line: int, seen: set[str],
-                   path_column: str, label_column: str, group_column: str | None) -> Candidate:
-    raw_path = (row.get(path_column) or "").strip()
-    label = (row.get(label_column) or "").strip()
-    group = (row.get(group_column) or "").strip() or None if group_column else None
-    sample_id = raw_path or f"{file.name}:line{line}"
-    path = (file.parent / raw_path).resolve()
-    problem = None
-    if not raw_path:
-        problem = f"line {line}: empty {path_column}"
-    elif raw_path in seen:
-        problem = f"line {line}: duplicate id {raw_path!r} (first occurrence kept)"
-        sample_id = f"{raw_path}#line{line}"
-    elif not label or label.lower() in ("nan", "null", "none", "na", "n/a"):
-        problem = f"line {line}: no label (empty or NaN {label_column})"
-    seen.add(raw_path)
-    return Candidate(sample_id, path, label or None, group, problem=problem)
+def _walk(root: Path) -> Iterator[Path]:
+    """Files below root in a stable (sorted) order, one folder listed at a time; hidden
+    files and folders (.DS_Store, .git, .dlw) are not samples."""
+    entries = sorted(root.iterdir(), key=lambda p: p.name)
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            yield from _walk(entry)
+        elif entry.is_file():
+            yield entry

@@ -25,29 +25,51 @@ class ImageDecodeError(Exception):
         self.reason = reason
 
 
-def decode_image(path: str | Path, *, max_pixels: int) -> Image.Image:
-    """Open and fully decode an image, or raise ImageDecodeError with a reason.
+MAX_ASPECT = 100  # a longer side more than 100 times the shorter one is not a photo or scan
 
-    The pixel limit is checked from the header, before any pixel is decoded.
-    """
+
+def check_dimensions(width: int, height: int, *, max_pixels: int, max_side: int) -> None:
+    """Raise ImageDecodeError for sizes no real sample has, before any pixel is decoded."""
+    if width <= 0 or height <= 0:
+        raise ImageDecodeError(f"invalid dimensions {width}x{height}")
+    if width * height > max_pixels:
+        raise ImageDecodeError(
+            f"too many pixels: {width}x{height} = {width * height:,} > limit {max_pixels:,} "
+            "(possible decompression bomb; raise data.max_image_pixels if it is genuine)")
+    if max(width, height) > max_side or max(width, height) > MAX_ASPECT * min(width, height):
+        raise ImageDecodeError(
+            f"absurd dimensions {width}x{height} (longest side limit {max_side:,}, "
+            f"aspect ratio limit {MAX_ASPECT}:1)")
+
+
+def is_dicom(path: Path) -> bool:
+    if path.suffix.lower() == ".dcm":
+        return True
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(128)
+            return handle.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def decode_image(path: str | Path, *, max_pixels: int, max_side: int = 65_500) -> Image.Image:
+    """Open and fully decode an image (any Pillow format, or DICOM), or raise ImageDecodeError
+    with a reason. Size limits are checked from the header, before any pixel is decoded."""
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     try:
         if path.stat().st_size == 0:
             raise ImageDecodeError("empty file (0 bytes)")
+        if is_dicom(path):
+            from dlworkflow.store.dicom import decode_dicom
+
+            return decode_dicom(path, max_pixels=max_pixels, max_side=max_side)
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
-                width, height = img.size
-                if width <= 0 or height <= 0:
-                    raise ImageDecodeError(f"invalid dimensions {width}x{height}")
-                if width * height > max_pixels:
-                    raise ImageDecodeError(
-                        f"too many pixels: {width}x{height} = {width * height:,} > limit "
-                        f"{max_pixels:,} (possible decompression bomb; raise "
-                        "data.max_image_pixels if the image is genuine)"
-                    )
+                check_dimensions(*img.size, max_pixels=max_pixels, max_side=max_side)
                 img.load()
                 return img.copy()
     except ImageDecodeError:
@@ -60,7 +82,9 @@ def decode_image(path: str | Path, *, max_pixels: int) -> Image.Image:
         raise ImageDecodeError("file not found") from None
     except PermissionError:
         raise ImageDecodeError("permission denied") from None
-    except (OSError, ValueError, SyntaxError) as exc:
+    except MemoryError:
+        raise ImageDecodeError("not enough memory to decode the image") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ImageDecodeError(f"corrupt or truncated image: {exc}") from None
 
 

@@ -13,10 +13,72 @@ if TYPE_CHECKING:
 
     from dlworkflow.project import Project
 
-MANIFEST_COLUMNS = (
-    "sample_id", "path", "label", "group", "content_hash", "width", "height", "mode", "bytes",
-)
+BASE_COLUMNS = {"sample_id": "string", "label": "string", "group": "string",
+                "content_hash": "string", "bytes": "int64", "mtime_ns": "int64"}
+IMAGE_COLUMNS = {"path": "string", "origin_path": "string", "width": "int32",
+                 "height": "int32", "mode": "string", "phash": "int64", "brightness": "float32",
+                 "contrast": "float32", "dark": "float32", "bright": "float32"}
+TEXT_COLUMNS = {"text": "string"}
+FEATURE_PREFIX = "f:"  # tabular feature columns are stored as "f:<name>"
 QUARANTINE_COLUMNS = ("sample_id", "path", "label", "reason")
+ROWS_PER_WRITE = 2048
+
+
+def manifest_schema(task: str, feature_kinds: dict[str, str] | None = None) -> Any:
+    """The Parquet schema of the manifest for a task (tabular: one column per feature)."""
+    import pyarrow as pa
+
+    types = {"string": pa.string(), "int64": pa.int64(), "int32": pa.int32(),
+             "float32": pa.float32(), "float64": pa.float64()}
+    columns = dict(BASE_COLUMNS)
+    if task == "image-classification":
+        columns.update(IMAGE_COLUMNS)
+    elif task == "text-classification":
+        columns.update(TEXT_COLUMNS)
+    else:
+        columns.update({FEATURE_PREFIX + name: "float64" if kind == "number" else "string"
+                        for name, kind in (feature_kinds or {}).items()})
+    return pa.schema([(name, types[kind]) for name, kind in columns.items()])
+
+
+class ManifestWriter:
+    """Streams manifest rows to Parquet in chunks (memory stays flat); the file appears
+    atomically on `commit()`, and never if the ingest fails."""
+
+    def __init__(self, project: Project, schema: Any) -> None:
+        import pyarrow.parquet as pq
+
+        self.schema = schema
+        self.target = project.paths.manifest
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.target.with_name(f".{self.target.name}.writing")
+        self._writer = pq.ParquetWriter(self.tmp, schema)
+        self._rows: list[dict[str, Any]] = []
+        self.count = 0
+
+    def add(self, row: dict[str, Any]) -> None:
+        self._rows.append(row)
+        self.count += 1
+        if len(self._rows) >= ROWS_PER_WRITE:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        if self._rows:
+            self._writer.write_table(pa.Table.from_pylist(self._rows, schema=self.schema))
+            self._rows = []
+
+    def commit(self) -> None:
+        import os
+
+        self._flush()
+        self._writer.close()
+        os.replace(self.tmp, self.target)
+
+    def abort(self) -> None:
+        self._writer.close()
+        self.tmp.unlink(missing_ok=True)
 
 
 @dataclass
@@ -29,8 +91,10 @@ class DatasetInfo:
     n_quarantined: int
     classes: list[str]
     class_counts: dict[str, int]
-    channels: int
-    size: tuple[int, int]
+    channels: int | None  # images: 1 or 3 (the most common mode); else None
+    size: tuple[int, int] | None  # images: the most common (height, width); else None
+    task: str = "image-classification"
+    features: dict[str, str] = field(default_factory=dict)  # tabular: name -> number|string
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -41,9 +105,19 @@ def dataset_version(manifest: pd.DataFrame) -> str:
     return sha256_json(rows)
 
 
-def write_dataset(project: Project, manifest: pd.DataFrame, quarantine: pd.DataFrame,
+def manifest_version(project: Project) -> str:
+    """dataset_version of the manifest on disk, reading only the identity columns."""
+    import pandas as pd
+
+    cols = ["sample_id", "content_hash", "label", "group"]
+    return dataset_version(pd.read_parquet(project.paths.manifest, columns=cols))
+
+
+def write_dataset(project: Project, manifest: pd.DataFrame | None, quarantine: pd.DataFrame,
                   info: DatasetInfo) -> None:
-    atomic_write_with(project.paths.manifest, lambda p: manifest.to_parquet(p, index=False))
+    """Write the quarantine and dataset info (and the manifest, unless a ManifestWriter did)."""
+    if manifest is not None:
+        atomic_write_with(project.paths.manifest, lambda p: manifest.to_parquet(p, index=False))
     atomic_write_with(project.paths.quarantine, lambda p: quarantine.to_parquet(p, index=False))
     atomic_write_json(project.paths.state / "dataset.json", asdict(info))
 
@@ -65,7 +139,7 @@ def read_quarantine(project: Project) -> pd.DataFrame:
 def read_dataset_info(project: Project) -> DatasetInfo:
     _require(project)
     raw = read_json(project.paths.state / "dataset.json")
-    raw["size"] = tuple(raw["size"])
+    raw["size"] = tuple(raw["size"]) if raw.get("size") else None
     return DatasetInfo(**raw)
 
 

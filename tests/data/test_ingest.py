@@ -18,7 +18,7 @@ def test_folder_ingest_counts_classes_and_hashes(project, digits_folder, sha256_
     assert result.n_samples == 10
     assert result.class_counts == {"3": 5, "7": 5}
     assert result.n_quarantined == 0 and result.n_skipped == 0
-    assert result.image_format.startswith("16x16, 1 channel")
+    assert result.data_format.startswith("images, 16x16, 1 channel")
     assert result.changed is True
     manifest = read_manifest(project)
     assert len(manifest) == 10
@@ -104,7 +104,7 @@ def test_non_image_files_are_skipped_and_counted(project, digits_folder):
     assert result.n_samples == 9
     assert result.n_skipped == 2
     assert result.n_quarantined == 0
-    assert ("skipped (not images)", 2) in result.rows()
+    assert ("skipped (not samples)", 2) in result.rows()
 
 
 def test_originals_are_never_modified(project, digits_folder, digits_csv, snapshot):
@@ -135,11 +135,11 @@ def test_csv_ingest_quarantines_bad_rows(project, digits_csv):
     assert result.class_counts == {"0": 4, "1": 4}
     assert result.n_quarantined == 5
     reasons = dict(zip(*[read_quarantine(project)[c] for c in ("sample_id", "reason")]))
-    assert reasons["img/d2-000.png"] == "line 10: no label (empty or NaN label)"
-    assert reasons["img/d2-001.png"] == "line 11: no label (empty or NaN label)"
+    assert reasons["img/d2-000.png"] == "row 9: no label (empty or NaN label)"
+    assert reasons["img/d2-001.png"] == "row 10: no label (empty or NaN label)"
     assert reasons["img/does-not-exist.png"] == "file not found"
-    assert reasons["img/d0-000.png#line13"].startswith("line 13: duplicate id 'img/d0-000.png'")
-    assert reasons["samples.csv:line14"] == "line 14: empty path"
+    assert reasons["img/d0-000.png#row 12"].startswith("row 12: duplicate id 'img/d0-000.png'")
+    assert reasons["samples.csv:row 13"] == "row 13: empty path"
     assert result.quarantine_reasons["no label"] == 2
     manifest = read_manifest(project)
     first = manifest.set_index("sample_id").loc["img/d0-000.png"]
@@ -197,6 +197,6 @@ def test_builtin_digits_ingest(project):
     assert result.n_samples == len(target) == 1797
     assert result.class_counts == {str(c): int(n) for c, n in enumerate(np.bincount(target))}
     assert result.n_quarantined == 0
-    assert result.image_format.startswith("8x8, 1 channel")
+    assert result.data_format.startswith("images, 8x8, 1 channel")
     manifest = read_manifest(project)
     assert manifest["path"].str.startswith(str(project.paths.raw / "digits")).all()

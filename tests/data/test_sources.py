@@ -5,10 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dlworkflow.data.sources import open_source, scan_csv, scan_folder
+from dlworkflow.config import validate_config
+from dlworkflow.data.sources import open_source, scan_folder
+from dlworkflow.data.tables import scan_table
 from dlworkflow.datasets import get_builtin, list_builtins
 from dlworkflow.errors import DataError, UnknownKeyError
 from dlworkflow.store import read_manifest
+
+
+def _config(**data):
+    return validate_config({"name": "t", "data": data})
 
 
 def test_folder_scan_labels_from_the_first_folder_level(digits_folder):
@@ -18,7 +24,7 @@ def test_folder_scan_labels_from_the_first_folder_level(digits_folder):
     (folder / "9" / "d9-000.png").replace(nested)
     (folder / "0" / "info.txt").write_text("x")
     (folder / "0" / ".hidden.png").write_bytes(b"")
-    scan = scan_folder(folder, kind="folder")
+    scan = scan_folder(folder)
     candidates = {c.sample_id: c for c in scan.candidates}
     assert set(candidates) == {"0/d0-000.png", "0/d0-001.png", "9/d9-001.png",
                                "9/more/deep.png"}
@@ -31,7 +37,7 @@ def test_folder_scan_labels_from_the_first_folder_level(digits_folder):
 def test_folder_without_class_subfolders_is_a_data_error(tmp_path, save_png, real_digit):
     save_png(tmp_path / "flat" / "a.png", real_digit(0, 0))
     with pytest.raises(DataError) as info:
-        scan_folder(tmp_path / "flat", kind="folder")
+        scan_folder(tmp_path / "flat")
     assert "no class sub-folders" in str(info.value)
     assert "ROOT/<class name>/<image>" in info.value.fix
 
@@ -54,22 +60,22 @@ def test_csv_scan_resolves_paths_groups_and_problems(digits_csv):
         {"label": 0, "k": 1, "group": ""},
         {"label": 1, "k": 0, "group": "p2", "label_text": "n/a"},
     ])
-    scan = scan_csv(table, path_column="path", label_column="label", group_column="group")
+    scan = scan_table(table, _config(group_column="group"))
     rows = list(scan.candidates)
     assert [c.sample_id for c in rows] == ["img/d0-000.png", "img/d0-001.png", "img/d1-000.png"]
     assert rows[0].path == (table.parent / "img" / "d0-000.png").resolve()
     assert [c.group for c in rows] == ["p1", None, "p2"]
     assert [c.problem for c in rows][:2] == [None, None]
-    assert rows[2].problem == "line 4: no label (empty or NaN label)"
+    assert rows[2].problem == "row 3: no label (empty or NaN label)"
     assert scan.skipped == []
-    no_group = scan_csv(table, path_column="path", label_column="label", group_column=None)
+    no_group = scan_table(table, _config())
     assert {c.group for c in no_group.candidates} == {None}
 
 
 def test_csv_missing_group_column_is_named(digits_csv):
     table = digits_csv([{"label": 0, "k": 0}], header=("path", "label"))
     with pytest.raises(DataError) as info:
-        scan_csv(table, path_column="path", label_column="label", group_column="patient")
+        scan_table(table, _config(group_column="patient"))
     assert "'patient'" in str(info.value)
     assert info.value.received == "columns path, label"
 
@@ -122,7 +128,7 @@ def test_builtin_mnist5k_ingest_and_reuse(project):
     assert sorted(result.class_counts) == [str(d) for d in range(10)]
     assert sum(result.class_counts.values()) == 5000
     assert min(result.class_counts.values()) > 350  # every digit well represented
-    assert result.image_format.startswith("28x28, 1 channel")
+    assert result.data_format.startswith("images, 28x28, 1 channel")
     raw = project.paths.raw / "mnist5k"
     marker = raw / ".complete.json"
     stamp = marker.stat().st_mtime_ns

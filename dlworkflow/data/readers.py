@@ -1,0 +1,105 @@
+"""Turn one candidate into one manifest row: decode and describe an image, or hash a text or
+a feature row. Privacy scanning and de-identification happen here, per sample."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dlworkflow.data.sources import Candidate, SourceScan
+from dlworkflow.fileio import sha256_bytes, sha256_file, sha256_json
+from dlworkflow.store import ImageDecodeError, decode_image
+from dlworkflow.store.images import image_stats
+from dlworkflow.store.manifest import FEATURE_PREFIX
+
+if TYPE_CHECKING:
+    from dlworkflow.project import Project
+
+Quarantined = ImageDecodeError  # one sample that cannot be used; its reason is quarantined
+
+
+class Reader:
+    """Reads candidates of one ingest. `reused` counts files taken from the last manifest."""
+
+    def __init__(self, project: Project, *, privacy: Any | None) -> None:
+        self.project = project
+        self.task = project.config.task
+        self.privacy = privacy  # a PrivacyScan, or None when no scan is needed
+        self.reused = 0
+        self._previous = _previous_rows(project) if self.task == "image-classification" else {}
+
+    def read(self, cand: Candidate) -> dict[str, Any]:
+        if cand.problem:
+            raise Quarantined(cand.problem)
+        base = {"sample_id": cand.sample_id, "label": cand.label, "group": cand.group}
+        if self.task == "image-classification":
+            return {**base, **self._image(cand)}
+        if self.task == "text-classification":
+            data = (cand.text or "").encode("utf-8")
+            return {**base, "content_hash": sha256_bytes(data), "bytes": len(data),
+                    "mtime_ns": 0, "text": cand.text}
+        features = cand.features or {}
+        return {**base, "content_hash": sha256_json(features), "bytes": 0, "mtime_ns": 0,
+                **{FEATURE_PREFIX + k: v for k, v in features.items()}}
+
+    def _image(self, cand: Candidate) -> dict[str, Any]:
+        origin = Path(cand.path or "")
+        try:
+            stat = origin.stat()
+        except OSError:
+            raise Quarantined("file not found") from None
+        path = origin
+        if self.privacy is not None:
+            path = self.privacy.image(origin, cand.sample_id)
+        key = (str(origin), stat.st_size, stat.st_mtime_ns)
+        if path == origin and key in self._previous:
+            self.reused += 1
+            return dict(self._previous[key])
+        cfg = self.project.config.data
+        img = decode_image(path, max_pixels=cfg.max_image_pixels, max_side=cfg.max_image_side)
+        return {"path": str(path), "origin_path": str(origin), "content_hash": sha256_file(path),
+                "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns, "width": img.width,
+                "height": img.height, "mode": img.mode, **image_stats(img)}
+
+    def finish(self, dataset_version: str) -> str:
+        """Record the privacy scan (if any) for this dataset version; a one-line summary."""
+        if self.privacy is None:
+            return ""
+        return self.privacy.record(dataset_version)
+
+
+IMAGE_KEYS = ("path", "origin_path", "content_hash", "bytes", "mtime_ns", "width", "height",
+              "mode", "phash", "brightness", "contrast", "dark", "bright")
+
+
+def _previous_rows(project: Project) -> dict[tuple[str, int, int], dict[str, Any]]:
+    """(original path, size, mtime) -> the file's row in the last manifest (image content only:
+    the label and id come from this ingest)."""
+    import pyarrow.parquet as pq
+
+    path = project.paths.manifest
+    if not path.is_file():
+        return {}
+    names = set(pq.read_schema(path).names)
+    if not set(IMAGE_KEYS) <= names:
+        return {}  # written by an older version: decode everything again
+    table = pq.read_table(path, columns=list(IMAGE_KEYS)).to_pylist()
+    return {(r["origin_path"], r["bytes"], r["mtime_ns"]): r for r in table
+            if r["path"] == r["origin_path"]}
+
+
+def make_reader(project: Project, scan: SourceScan, *, deidentify: bool) -> Reader:
+    """A reader for this ingest; when the privacy scan is due (privacy.scan, or pii/phi data,
+    or --deidentify), it scans every sample and, with --deidentify, reads scrubbed copies."""
+    cfg = project.config
+    due = deidentify or cfg.privacy.scan == "always" or (
+        cfg.privacy.scan == "auto" and cfg.problem.data_sensitivity in ("pii", "phi"))
+    if not due:
+        return Reader(project, privacy=None)
+    from dlworkflow.data.privacy_scan import PrivacyScan
+
+    privacy = PrivacyScan(project, deidentify=deidentify)
+    if cfg.task != "image-classification":
+        privacy.table(scan)
+    return Reader(project, privacy=privacy)
+
