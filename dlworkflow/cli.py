@@ -76,9 +76,12 @@ def _fail(exc: Exception) -> None:
 @app.command()
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder of the new project.")] = HERE,
-    task: Annotated[str, typer.Option(help="The task type.")] = "image-classification",
+    task: Annotated[str, typer.Option(
+        help="image-classification, text-classification or tabular-classification.")
+    ] = "image-classification",
     name: Annotated[Optional[str], typer.Option(help="Project name (default: folder).")] = None,
-    model: Annotated[str, typer.Option(help="Initial model (see `dlw models`).")] = "small_cnn",
+    model: Annotated[Optional[str], typer.Option(
+        help="Initial model (see `dlw models`); default: the task's usual one.")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing dlworkflow.yaml.")] = False,
 ) -> None:
     """Step 1: create a project with a commented dlworkflow.yaml that asks what success is."""

@@ -19,7 +19,9 @@ from dlworkflow.steps import step_info
 if TYPE_CHECKING:
     from dlworkflow.status import StatusReport
 
-TASKS = ("image-classification",)
+TASKS = ("image-classification", "text-classification", "tabular-classification")
+DEFAULT_MODEL = {"image-classification": "small_cnn", "text-classification": "minilm_classifier",
+                 "tabular-classification": "mlp"}
 
 
 @dataclass(frozen=True)
@@ -106,13 +108,13 @@ class Project:
     # ---- creation and loading -------------------------------------------------------------
     @classmethod
     def init(cls, root: str | Path, *, task: str = "image-classification",
-             name: str | None = None, model: str = "small_cnn", force: bool = False) -> Project:
+             name: str | None = None, model: str | None = None, force: bool = False) -> Project:
         from dlworkflow.problem import render_template
 
         if task not in TASKS:
             raise ConfigError(
                 f"Unknown task {task!r}.", expected=f"one of {', '.join(TASKS)}",
-                received=repr(task), fix="pass --task image-classification",
+                received=repr(task), fix=f"pass --task with one of {', '.join(TASKS)}",
             )
         project = cls(root)
         if project.paths.config.exists() and not force:
@@ -121,7 +123,7 @@ class Project:
                 fix="edit it, or pass --force to overwrite it with a fresh template",
             )
         name = name or _slug(project.root.name)
-        text = render_template(name=name, task=task, model=model)
+        text = render_template(name=name, task=task, model=model or DEFAULT_MODEL[task])
         validate_config(_yaml().load(text), source=CONFIG_FILE)
         project.root.mkdir(parents=True, exist_ok=True)
         atomic_write_text(project.paths.config, text)

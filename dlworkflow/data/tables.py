@@ -63,11 +63,23 @@ def _feature_columns(header: list[str], keys: list[str], chosen: list[str] | Non
     return list(chosen) if chosen else [c for c in header if c not in keys]
 
 
+NUMERIC_SHARE = 0.95  # a column is numeric when this share of its values parse as numbers
+
+
 def _feature_kinds(first: pd.DataFrame, features: list[str]) -> dict[str, str]:
+    """number or string per feature, from the first chunk. A numeric column with a few typos
+    stays numeric, so that the rows holding the typos are quarantined with a reason."""
     import pandas as pd
 
-    return {c: "number" if pd.api.types.is_numeric_dtype(first[c]) else "string"
-            for c in features}
+    kinds = {}
+    for column in features:
+        values = first[column].dropna()
+        values = values[values.astype(str).str.strip().str.lower().map(
+            lambda v: v not in MISSING)]
+        parsed = pd.to_numeric(values, errors="coerce")
+        numeric = len(values) > 0 and parsed.notna().mean() >= NUMERIC_SHARE
+        kinds[column] = "number" if numeric else "string"
+    return kinds
 
 
 def _require_columns(path: Path, header: list[str], required: list[str], task: str) -> None:

@@ -77,7 +77,7 @@ def decode_image(path: str | Path, *, max_pixels: int, max_side: int = 65_500) -
     except UnidentifiedImageError:
         raise ImageDecodeError("not an image Pillow can identify") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageDecodeError(f"decompression bomb: {exc}") from None
+        raise ImageDecodeError(f"too many pixels (decompression bomb): {exc}") from None
     except FileNotFoundError:
         raise ImageDecodeError("file not found") from None
     except PermissionError:
