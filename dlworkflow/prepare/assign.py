@@ -1,6 +1,6 @@
 """Deterministic, stable, stratified and grouped assignment of samples to train / val / test.
 
-Units (a group, or a single sample without group) are ordered by a seeded hash of their key
+Units (samples tied by a group or by duplicate content, or a single sample) are ordered by a seeded hash of their key
 and, class by class, each goes to the split furthest below its target count. A sample that
 already has a split (from the previous `dlw split` with the same seed and fractions) keeps it,
 so adding samples never moves an existing one.
@@ -22,17 +22,34 @@ class Unit:
     label: str  # majority label: the stratum when stratifying
 
 
-def units_of(sample_ids: list[str], labels: list[str], groups: list[str | None]) -> list[Unit]:
-    members: dict[str, list[str]] = defaultdict(list)
-    unit_labels: dict[str, Counter] = defaultdict(Counter)
-    for sid, label, group in zip(sample_ids, labels, groups):
-        key = f"g:{group}" if group is not None else f"s:{sid}"
-        members[key].append(sid)
-        unit_labels[key][label] += 1
-    return [
-        Unit(key, members[key], sorted(unit_labels[key].items(), key=lambda kv: (-kv[1], kv[0]))[0][0])
-        for key in members
-    ]
+def units_of(sample_ids: list[str], labels: list[str],
+             links: list[list[str]]) -> list[Unit]:
+    """Samples tied by a shared link key (a group value "g:...", a content hash "h:...", a
+    near-duplicate cluster "n:...") form one unit, so they always land in the same split."""
+    parent = list(range(len(sample_ids)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first_with: dict[str, int] = {}
+    for i, keys in enumerate(links):
+        for key in keys:
+            j = first_with.setdefault(key, i)
+            parent[find(i)] = find(j)
+    members: dict[int, list[int]] = defaultdict(list)
+    for i in range(len(sample_ids)):
+        members[find(i)].append(i)
+    units = []
+    for idx in members.values():
+        keys = sorted({k for i in idx for k in links[i]})
+        votes = Counter(labels[i] for i in idx)
+        label = sorted(votes.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+        key = keys[0] if keys else f"s:{sample_ids[idx[0]]}"
+        units.append(Unit(key, [sample_ids[i] for i in idx], label))
+    return units
 
 
 def _order(seed: int, key: str) -> str:
@@ -41,12 +58,12 @@ def _order(seed: int, key: str) -> str:
 
 def assign(units: list[Unit], *, fractions: dict[str, float], seed: int, stratify: bool,
            previous: dict[str, str]) -> tuple[dict[str, str], int]:
-    """sample id -> split, and how many samples changed split against `previous` (ideally 0)."""
+    """sample id -> split, and how many units the previous split had already torn apart."""
     strata: dict[str, list[Unit]] = defaultdict(list)
     for unit in units:
         strata[unit.label if stratify else "*"].append(unit)
     result: dict[str, str] = {}
-    moved = 0
+    conflicts = 0
     # Ties within a stratum go to the split furthest below its target over all strata, so
     # coarse units (groups) do not send every stratum's tie to the same split (an empty test).
     n_all = sum(len(u.members) for u in units)
@@ -60,20 +77,28 @@ def assign(units: list[Unit], *, fractions: dict[str, float], seed: int, stratif
         for unit in stratum_units:
             known = [previous[m] for m in unit.members if m in previous]
             if known:
+                # never move a sample: members split earlier keep their split (a unit whose
+                # members were split apart earlier is a conflict, reported as leakage); new
+                # members join the unit's majority split
                 chosen = Counter(known).most_common(1)[0][0]
-                moved += sum(1 for k in known if k != chosen)
-                _place(unit, chosen, result, count, all_count)
+                conflicts += len(set(known)) > 1
+                for member in unit.members:
+                    _place_one(member, previous.get(member, chosen), result, count, all_count)
             else:
                 fresh.append(unit)
         for unit in sorted(fresh, key=lambda u: _order(seed, u.key)):
             chosen = max(SPLITS, key=lambda s: (target[s] - count[s],
                                                 all_target[s] - all_count[s], -SPLITS.index(s)))
             _place(unit, chosen, result, count, all_count)
-    return result, moved
+    return result, conflicts
 
 
 def _place(unit: Unit, split: str, result: dict[str, str], *counts: dict[str, int]) -> None:
     for member in unit.members:
-        result[member] = split
+        _place_one(member, split, result, *counts)
+
+
+def _place_one(member: str, split: str, result: dict[str, str], *counts: dict[str, int]) -> None:
+    result[member] = split
     for count in counts:
-        count[split] += len(unit.members)
+        count[split] += 1

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from dlworkflow.errors import SplitError
 from dlworkflow.prepare.assign import SPLITS, assign, units_of
+from dlworkflow.prepare.leakage import EXCLUDED, apply_policy, find_leaks
 from dlworkflow.results import StepResult
 from dlworkflow.store import SplitInfo, read_manifest, write_split
 from dlworkflow.store.manifest import dataset_version
@@ -48,40 +49,67 @@ class SplitResult(StepResult):
 
 
 def split(project: Project) -> SplitResult:
-    import pandas as pd
-
     cfg, seed = project.config.split, project.config.seed
     fractions = {"train": cfg.train, "val": cfg.val, "test": cfg.test}
     manifest = read_manifest(project)
     with project.step("split", inputs={"ingest": project.upstream_hash("ingest")}) as run:
         previous = _previous(project, fractions=fractions, seed=seed, stratify=cfg.stratify)
-        grouped = cfg.group_by and manifest["group"].notna().any()
-        # a sample with an empty group is its own unit (pd.NA has no truth value: isna)
-        groups = [None if not grouped or pd.isna(g) else str(g)
-                  for g in manifest["group"].astype(object).tolist()]
-        units = units_of(manifest["sample_id"].tolist(), manifest["label"].tolist(), groups)
-        mapping, moved = assign(units, fractions=fractions, seed=seed, stratify=cfg.stratify,
-                                previous=previous)
-        if moved:
-            raise SplitError(
-                f"{moved} previously assigned samples would change split, because groups now "
-                "tie together samples that were in different splits.",
-                expected="groups consistent with the previous split",
-                received=f"{moved} samples in conflict",
-                fix="this happens when data.group_column changed; delete .dlw/split to make a "
-                "fresh split (the test set changes: say so in the report)",
-            )
+        grouped = bool(cfg.group_by and manifest["group"].notna().any())
+        near = _near_pairs(project, manifest)
+        units = units_of(manifest["sample_id"].tolist(), manifest["label"].tolist(),
+                         _links(manifest, grouped=grouped, near=near))
+        mapping, _ = assign(units, fractions=fractions, seed=seed, stratify=cfg.stratify,
+                            previous=previous)
         frame = manifest.assign(split=manifest["sample_id"].map(mapping))
-        info = _info(frame, fractions=fractions, seed=seed, grouped=bool(grouped))
+        frame, decision = apply_policy(frame, find_leaks(frame, near), cfg)
+        info = _info(frame, fractions=fractions, seed=seed, grouped=grouped)
         write_split(project, frame[["sample_id", "split"]], info)
         run.outputs = {"hash": info.hash, "seal": info.seal_hash}
         run.summary = {"headline": ", ".join(f"{k} {v:,}" for k, v in info.counts.items())
-                       + f"; test sealed {info.seal_hash[:12]}", "counts": info.counts}
+                       + f"; test sealed {info.seal_hash[:12]}", "counts": info.counts,
+                       "duplicates": decision}
     kept = sum(1 for sid in mapping if sid in previous)
     return SplitResult(
         counts=info.counts, n_groups=info.n_groups if grouped else {}, seal_hash=info.seal_hash,
-        split_hash=info.hash, kept=kept, new=len(mapping) - kept, warnings=_warnings(frame),
+        split_hash=info.hash, kept=kept, new=len(mapping) - kept,
+        warnings=_warnings(frame, decision),
     )
+
+
+def _links(manifest: pd.DataFrame, *, grouped: bool,
+           near: list[tuple[str, str]]) -> list[list[str]]:
+    """What ties samples into one unit: their group, identical content, near-duplicate images.
+    Duplicates kept together cannot leak from training into the test set."""
+    import pandas as pd
+
+    links = [[f"h:{h}"] for h in manifest["content_hash"]]
+    if grouped:
+        for keys, group in zip(links, manifest["group"].astype(object)):
+            if not pd.isna(group):
+                keys.append(f"g:{group}")
+    index = {sid: i for i, sid in enumerate(manifest["sample_id"])}
+    for a, b in near:
+        key = f"n:{min(a, b)}"
+        links[index[a]].append(key)
+        links[index[b]].append(key)
+    return links
+
+
+def _near_pairs(project: Project, manifest: pd.DataFrame) -> list[tuple[str, str]]:
+    """Pairs of near-duplicate images (perceptual hash distance within
+    explore.near_duplicate_distance), by sample id."""
+    if "phash" not in manifest.columns:
+        return []
+    try:
+        import dlworkflow.similarity  # noqa: F401
+    except ModuleNotFoundError:  # TEMPORARY until the shared near-duplicate search lands
+        return []
+    from dlworkflow.similarity import near_pairs
+
+    hashes = manifest["phash"].to_numpy(dtype="int64")
+    pairs = near_pairs(hashes, distance=project.config.explore.near_duplicate_distance)
+    ids = manifest["sample_id"].to_numpy()
+    return [(ids[i], ids[j]) for i, j in pairs]
 
 
 def _previous(project: Project, *, fractions: dict[str, float], seed: int,
@@ -95,6 +123,7 @@ def _previous(project: Project, *, fractions: dict[str, float], seed: int,
     if info.seed != seed or info.fractions != fractions:
         return {}
     table = read_assignments(project)
+    table = table[table["split"] != EXCLUDED]  # removed duplicates are assigned afresh
     return dict(zip(table["sample_id"], table["split"]))
 
 
@@ -115,16 +144,17 @@ def _info(frame: pd.DataFrame, *, fractions: dict[str, float], seed: int,
     )
 
 
-def _warnings(frame: pd.DataFrame) -> list[str]:
+def _warnings(frame: pd.DataFrame, decision: dict[str, Any]) -> list[str]:
     warnings = []
     for s in ("val", "test"):
         missing = sorted(set(frame["label"]) - set(frame.loc[frame["split"] == s, "label"]))
         if missing:
             warnings.append(f"classes with no {s} sample (too few samples): {missing[:10]}")
-    test_hashes = set(frame.loc[frame["split"] == "test", "content_hash"])
-    dev = frame[frame["split"] != "test"]
-    leaked = int(dev["content_hash"].isin(test_hashes).sum())
-    if leaked:
-        warnings.append(f"{leaked} train/val samples are exact copies of test samples "
-                        "(leakage): remove duplicates before trusting the test verdict")
+    n = decision["test_duplicates"]
+    if n and decision["policy"] == "remove":
+        warnings.append(f"{n} test samples duplicated train/val samples and were removed from "
+                        f"the test set (split '{EXCLUDED}'; listed in the ledger)")
+    elif n:
+        warnings.append(f"{n} test samples duplicate train/val samples, accepted: "
+                        f"{decision.get('reason')}")
     return warnings

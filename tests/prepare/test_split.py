@@ -143,7 +143,7 @@ def test_new_grouping_that_conflicts_with_the_split_is_refused(project, digits_c
     project.ingest(str(table), progress=False)
     with pytest.raises(SplitError) as info:
         project.split()
-    assert "would change split" in str(info.value)
+    assert "groups span two splits" in str(info.value)
     assert "delete .dlw/split" in info.value.fix
     assert _assignment(project) == before  # the sealed split is untouched
 
@@ -190,10 +190,55 @@ def test_split_before_ingest_is_a_step_order_error(project):
     assert "dlw ingest" in info.value.fix
 
 
-def test_leakage_warning_for_duplicate_images(project, digits_folder):
+def test_exact_duplicates_are_kept_in_one_split(project, digits_folder):
     folder = digits_folder(20)
     for k in range(20):  # class 2 holds copies of class 1's images under other names
         data = (folder / "1" / f"d1-{k:03d}.png").read_bytes()
         (folder / "2" / f"copy-{k:03d}.png").write_bytes(data)
     result = _ingest_and_split(project, folder)
-    assert any("exact copies of test samples" in w for w in result.warnings)
+    frame = _labelled(project).set_index("sample_id")
+    for k in range(20):
+        assert frame.loc[f"1/d1-{k:03d}.png", "split"] == frame.loc[f"2/copy-{k:03d}.png",
+                                                                   "split"]
+    assert result.counts["test"] > 0 and not result.warnings
+
+
+def _plant_test_duplicate(project, folder):
+    """A test image whose file later becomes a copy of a training image."""
+    frame = _labelled(project)
+    test_id = frame.loc[frame["split"] == "test", "sample_id"].iloc[0]
+    train_id = frame.loc[frame["split"] == "train", "sample_id"].iloc[0]
+    (folder / test_id).write_bytes((folder / train_id).read_bytes())
+    project.ingest(str(folder), progress=False)
+    return test_id
+
+
+def test_a_test_set_that_duplicates_training_data_is_refused_removed_or_accepted(
+        project, digits_folder):
+    folder = digits_folder(20)
+    _ingest_and_split(project, folder)
+    before = _assignment(project)
+    test_id = _plant_test_duplicate(project, folder)
+    with pytest.raises(SplitError) as info:
+        project.split()
+    assert "1 samples that duplicate" in str(info.value)
+    assert "split.duplicates: remove" in info.value.fix
+    assert _assignment(project) == before
+
+    project.update_config({"split.duplicates": "accept"})
+    with pytest.raises(SplitError) as info:
+        project.split()
+    assert "no reason" in str(info.value)
+    project.update_config({"split.duplicates_reason": "the same scan was filed twice"})
+    project.split()
+    decision = project.ledger.latest("split").summary["duplicates"]
+    assert decision["reason"] == "the same scan was filed twice"
+    assert test_id in decision["accepted"]
+    assert _assignment(project)[test_id] == "test"
+
+    project.update_config({"split.duplicates": "remove"})
+    result = project.split()
+    assert _assignment(project)[test_id] == "excluded"
+    assert test_id in project.ledger.latest("split").summary["duplicates"]["removed"]
+    assert any("removed from the test set" in w for w in result.warnings)
+    assert test_id not in set(_labelled(project).query("split == 'test'")["sample_id"])
