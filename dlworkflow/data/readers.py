@@ -48,15 +48,19 @@ class Reader:
             stat = origin.stat()
         except OSError:
             raise Quarantined("file not found") from None
-        path = origin
-        if self.privacy is not None:
-            path = self.privacy.image(origin, cand.sample_id)
-        key = (str(origin), stat.st_size, stat.st_mtime_ns)
-        if path == origin and key in self._previous:
-            self.reused += 1
-            return dict(self._previous[key])
         cfg = self.project.config.data
-        img = decode_image(path, max_pixels=cfg.max_image_pixels, max_side=cfg.max_image_side)
+        previous = self._previous.get((str(origin), stat.st_size, stat.st_mtime_ns))
+        img = None
+        if previous is None:  # decode the original first: its quarantine reason is the real one
+            img = decode_image(origin, max_pixels=cfg.max_image_pixels,
+                               max_side=cfg.max_image_side)
+        path = self.privacy.image(origin, cand.sample_id) if self.privacy else origin
+        if previous is not None and path == origin:
+            self.reused += 1
+            return dict(previous)
+        if img is None or path != origin:
+            img = decode_image(path, max_pixels=cfg.max_image_pixels,
+                               max_side=cfg.max_image_side)
         return {"path": str(path), "origin_path": str(origin), "content_hash": sha256_file(path),
                 "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns, "width": img.width,
                 "height": img.height, "mode": img.mode, **image_stats(img)}
@@ -92,14 +96,15 @@ def make_reader(project: Project, scan: SourceScan, *, deidentify: bool) -> Read
     """A reader for this ingest; when the privacy scan is due (privacy.scan, or pii/phi data,
     or --deidentify), it scans every sample and, with --deidentify, reads scrubbed copies."""
     cfg = project.config
-    due = deidentify or cfg.privacy.scan == "always" or (
-        cfg.privacy.scan == "auto" and cfg.problem.data_sensitivity in ("pii", "phi"))
+    # mandatory for pii / phi data, whatever privacy.scan says
+    due = deidentify or cfg.privacy.scan == "always" or cfg.problem.data_sensitivity in (
+        "pii", "phi")
     if not due:
         return Reader(project, privacy=None)
     from dlworkflow.data.privacy_scan import PrivacyScan
 
     privacy = PrivacyScan(project, deidentify=deidentify)
-    if cfg.task != "image-classification":
+    if scan.kind.endswith("table"):  # metadata columns of image tables are scanned too
         privacy.table(scan)
     return Reader(project, privacy=privacy)
 

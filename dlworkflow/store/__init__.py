@@ -20,9 +20,19 @@ from dlworkflow.store.splits import (
     read_split_info,
     write_split,
 )
+from dlworkflow.store.privacy import (
+    PrivacyError,
+    check_privacy_gate,
+    read_privacy,
+    read_privacy_findings,
+)
 from dlworkflow.store.trained import read_trained_pointer, write_trained_pointer
 
 __all__ = [
+    "PrivacyError",
+    "check_privacy_gate",
+    "read_privacy",
+    "read_privacy_findings",
     "DatasetInfo",
     "ImageDecodeError",
     "SplitInfo",

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from dlworkflow import store
 from dlworkflow.models import META_FILE, create_model, save_trained
 from dlworkflow.results import StepResult
+from dlworkflow.store.privacy import check_privacy_gate
 from dlworkflow.train import tracking
 from dlworkflow.train.progress import count_progress
 from dlworkflow.train.tensors import image_format, load_train_val
@@ -61,6 +62,7 @@ class TrainResult(StepResult):
 
 def train(project: Project, *, epochs: int | None = None, progress: bool = True) -> TrainResult:
     """Train `model.name` with `train:` settings; `epochs` overrides train.epochs for this run."""
+    privacy_accepted = check_privacy_gate(project)  # pii/phi: scanned, findings gone or accepted
     cfg = project.config
     split_info = store.read_split_info(project)  # raises StepOrderError before `dlw split`
     metric = cfg.problem.primary_metric or "accuracy"
@@ -94,7 +96,8 @@ def train(project: Project, *, epochs: int | None = None, progress: bool = True)
         write_pointer(project, folder, run_id=run.run_id, mlflow_run_id=tracker.run_id,
                       digest=digest)
         record(run, result, model=cfg.model.name, metric=metric, weights=weights,
-               digest=digest, mlflow_run_id=tracker.run_id, seconds=seconds, epochs=epochs)
+               digest=digest, mlflow_run_id=tracker.run_id, seconds=seconds, epochs=epochs,
+               privacy_accepted=privacy_accepted)
     best = result.best
     return TrainResult(
         model=cfg.model.name, parameters=model.parameter_count(), metric=metric,
@@ -149,7 +152,8 @@ def write_pointer(project: Project, folder: Path, *, run_id: int, mlflow_run_id:
 
 
 def record(run: StepRun, result: FitResult, *, model: str, metric: str, weights: Path,
-           digest: str, mlflow_run_id: str, seconds: float, epochs: int | None) -> None:
+           digest: str, mlflow_run_id: str, seconds: float, epochs: int | None,
+           privacy_accepted: str | None = None) -> None:
     run.outputs = {"hash": digest, "weights": str(weights)}
     run.summary = {
         "headline": f"val {metric} {result.best_metric:.4f} "
@@ -161,3 +165,5 @@ def record(run: StepRun, result: FitResult, *, model: str, metric: str, weights:
     }
     if epochs is not None:
         run.summary["epochs_override"] = epochs
+    if privacy_accepted:
+        run.summary["privacy_accepted"] = privacy_accepted

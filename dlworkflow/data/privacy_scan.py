@@ -1,0 +1,91 @@
+"""The privacy scan of one ingest: every sample file (EXIF, PNG text, DICOM header) or every
+table column is scanned; with --deidentify, scrubbed copies are written into the project
+(.dlw/deid) and read instead of the originals, which are never modified."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dlworkflow.data.sources import SourceScan
+from dlworkflow.data.tables import read_chunks, scan_table as open_table
+from dlworkflow.fileio import atomic_write_with
+from dlworkflow.store import ImageDecodeError
+from dlworkflow.store.privacy import privacy_key, write_privacy
+
+if TYPE_CHECKING:
+    from dlworkflow.project import Project
+
+
+class PrivacyScan:
+    def __init__(self, project: Project, *, deidentify: bool) -> None:
+        self.project = project
+        self.deidentify = deidentify
+        self.findings: list[Any] = []
+        self.n_scanned = 0
+        self.folder = project.paths.state / "deid"
+        self.key = privacy_key(project) if deidentify else None
+
+    def image(self, origin: Path, sample_id: str) -> Path:
+        """The file to read for this sample: the original, or its scrubbed copy."""
+        from dlworkflow.data.deid import DeidentifyError, deidentify_file, scan_file
+
+        self.n_scanned += 1
+        try:
+            if not self.deidentify:
+                self.findings += scan_file(origin, sample_id=sample_id)
+                return origin
+            path, found = deidentify_file(origin, self.folder, sample_id, key=self.key)
+        except DeidentifyError as exc:
+            raise ImageDecodeError(f"de-identification failed: {exc.reason}") from None
+        except Exception as exc:  # a file the scanner cannot parse is not silently passed
+            raise ImageDecodeError(f"privacy scan failed: {type(exc).__name__}: {exc}") from None
+        self.findings += found
+        return path
+
+    def table(self, scan: SourceScan) -> None:
+        """Scan every column but the label; with --deidentify read a scrubbed copy instead."""
+        import pandas as pd
+
+        from dlworkflow.data.deid import scan_table, scrub_table
+
+        data = self.project.config.data
+        source = Path(scan.location)
+        image = self.project.config.task == "image-classification"
+        keep = {data.label_column} | ({data.path_column} if image else set())
+        pseudo = [c for c in (data.group_column, data.id_column) if c]
+        scrubbed = []
+        for chunk in read_chunks(source, string_columns=[]):
+            self.n_scanned += len(chunk)
+            found = scan_table(chunk, columns=[c for c in chunk.columns if c not in keep])
+            if self.deidentify:
+                chunk, found = scrub_table(chunk, found, pseudonymise=pseudo, key=self.key)
+                if image:  # the copy lives elsewhere: image paths become absolute
+                    chunk[data.path_column] = [str((source.parent / str(p)).resolve())
+                                               for p in chunk[data.path_column]]
+                scrubbed.append(chunk)
+            self.findings += found
+        if not self.deidentify:
+            return
+        copy = self.folder / f"{source.stem}.deid.parquet"
+        table = pd.concat(scrubbed, ignore_index=True)
+        atomic_write_with(copy, lambda p: table.to_parquet(p, index=False))
+        fresh = open_table(copy, self.project.config)
+        scan.candidates, scan.columns, scan.location = fresh.candidates, fresh.columns, str(copy)
+
+    def record(self, dataset_version: str) -> str:
+        from dlworkflow.data.deid import build_record
+
+        mode = "deidentified" if self.deidentify else "scan-only"
+        record = build_record(
+            self.findings, mode=mode, dataset_version=dataset_version,
+            n_scanned=self.n_scanned, sensitivity=self.project.config.problem.data_sensitivity,
+            scrubbed_to=str(self.folder) if self.deidentify else None)
+        write_privacy(self.project, record, findings=[f.to_dict() for f in self.findings])
+        kinds = Counter()
+        for f in self.findings:
+            kinds[f.kind] += f.count
+        found = ", ".join(f"{k} {v}" for k, v in kinds.most_common()) or "nothing found"
+        return (f"{mode}: {self.n_scanned:,} scanned; {found}; "
+                f"{record['remaining']} finding(s) remain in the data used")
