@@ -34,6 +34,9 @@ def test_cli_end_to_end_on_real_digits(tmp_path: Path):
     ingest = dlw("ingest", "builtin:digits", *p)
     assert ingest.exit_code == 0, ingest.output
     assert "1,797" in ingest.output
+    explored = dlw("explore", *p)
+    assert explored.exit_code == 0, explored.output
+    assert (root / "reports" / "eda.html").is_file()
     assert dlw("split", *p).exit_code == 0
     trained = dlw("train", *p, "--epochs", "4")
     assert trained.exit_code == 0, trained.output
@@ -58,7 +61,7 @@ def test_cli_end_to_end_on_real_digits(tmp_path: Path):
     assert verdict.outputs["interval"][0] <= verdict.outputs["value"] <= verdict.outputs["interval"][1]
 
     status = project.status()
-    for step in ("define", "ingest", "split", "train", "test"):
+    for step in ("define", "ingest", "explore", "split", "train", "test"):
         assert status.state_of(step) == "done", (step, status)
     nothing = dlw("run", *p)
     assert nothing.exit_code == 0 and "nothing to run" in nothing.output
@@ -77,7 +80,8 @@ def test_run_executes_every_stale_step_in_order(tmp_path: Path):
                            "problem.primary_metric": "accuracy", "problem.target": 0.5})
     results = project.run(progress=False)
     assert [type(r).__name__ for r in results] == [
-        "DefineResult", "IngestResult", "SplitResult", "TrainResult", "TestResult"]
+        "DefineResult", "IngestResult", "ExploreResult", "SplitResult", "TrainResult",
+        "TestResult"]
     assert project.run(progress=False) == []
     # a config change re-runs train and what depends on it, not ingest or split
     project.update_config({"train.learning_rate": 0.001})

@@ -96,20 +96,30 @@ def _links(manifest: pd.DataFrame, *, grouped: bool,
 
 
 def _near_pairs(project: Project, manifest: pd.DataFrame) -> list[tuple[str, str]]:
-    """Pairs of near-duplicate images (perceptual hash distance within
-    explore.near_duplicate_distance), by sample id."""
-    if "phash" not in manifest.columns:
-        return []
-    try:
-        import dlworkflow.similarity  # noqa: F401
-    except ModuleNotFoundError:  # TEMPORARY until the shared near-duplicate search lands
-        return []
-    from dlworkflow.similarity import near_pairs
+    """Near-duplicate images (perceptual hashes within explore.near_duplicate_distance,
+    confirmed on pixels), by sample id."""
+    import numpy as np
 
-    hashes = manifest["phash"].to_numpy(dtype="int64")
-    pairs = near_pairs(hashes, distance=project.config.explore.near_duplicate_distance)
+    from dlworkflow.similarity import confirm_pairs, near_pairs
+    from dlworkflow.store.images import gray_pixels
+
+    if "phash" not in manifest.columns or manifest["phash"].isna().all():
+        return []
+    valid = np.flatnonzero(manifest["phash"].notna().to_numpy())
+    codes = manifest["content_hash"].astype("category").cat.codes.to_numpy()[valid]
+    pairs, _, _ = near_pairs(manifest["phash"].to_numpy()[valid].astype(np.int64),
+                             distance=project.config.explore.near_duplicate_distance,
+                             exclude=codes)
+    if not len(pairs):
+        return []
+    pairs = valid[pairs]
+    paths = manifest["path"].astype(str).to_numpy()
+    side = int(min(32, manifest["width"].min(), manifest["height"].min()))
+    max_pixels = project.config.data.max_image_pixels
+    keep = confirm_pairs(pairs, lambda rows: gray_pixels(list(paths[rows]), side=side,
+                                                         max_pixels=max_pixels))
     ids = manifest["sample_id"].to_numpy()
-    return [(ids[i], ids[j]) for i, j in pairs]
+    return [(ids[i], ids[j]) for i, j in pairs[keep]]
 
 
 def _previous(project: Project, *, fractions: dict[str, float], seed: int,

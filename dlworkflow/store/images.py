@@ -179,3 +179,18 @@ def image_tensor(project: Project, rows: pd.DataFrame, *, channels: int, size: t
 def _save_npy(path: Path, array: np.ndarray) -> None:
     with open(path, "wb") as handle:
         np.save(handle, array)
+
+
+def gray_pixels(paths: list[str], *, side: int, max_pixels: int) -> np.ndarray:
+    """float32 [n, side, side] normalised grayscale images (NaN for an unreadable one), for
+    comparing images (near-duplicate confirmation)."""
+    from PIL import Image
+
+    out = np.full((len(paths), side, side), np.nan, dtype=np.float32)
+    for i, path in enumerate(paths):
+        try:
+            gray = normalise(decode_image(path, max_pixels=max_pixels)).convert("L")
+        except ImageDecodeError:
+            continue
+        out[i] = np.asarray(gray.resize((side, side), Image.Resampling.BILINEAR))
+    return out

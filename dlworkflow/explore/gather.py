@@ -1,0 +1,179 @@
+"""Collect the evidence, section by section, with a (transient) progress bar."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dlworkflow.explore.duplicates import Duplicates, exact_duplicates, near_duplicates
+from dlworkflow.explore.evidence import Evidence, MapEvidence
+from dlworkflow.explore.overview import overview, read_privacy
+from dlworkflow.explore.pixels import PixelReader, stratified_sample
+
+CONFIRM_SIDE_MIN, CONFIRM_SIDE_MAX = 8, 32  # near duplicates are confirmed on gray images of
+# the data's usual size (a 1-pixel shift stays a whole pixel), at most 32 x 32
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from dlworkflow.project import Project
+
+
+class Stages:
+    """A rich progress bar with one line per stage (a no-op when progress is off)."""
+
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+        self.task: Any = None
+
+    def start(self, text: str, total: int | None = None) -> None:
+        if self.task is not None:
+            self.bar.remove_task(self.task)
+        self.task = self.bar.add_task(text, total=total)
+
+    def advance(self, done: int, total: int) -> None:
+        self.bar.update(self.task, completed=done, total=total)
+
+
+def gather(project: Project, manifest: pd.DataFrame, quarantine: pd.DataFrame, info: Any,
+           stages: Stages, reader: PixelReader) -> Evidence:
+    task = project.config.task
+    stages.start("overview and exact duplicates")
+    ev = Evidence(task=task, manifest=manifest,
+                  overview=overview(manifest, quarantine, info=info, task=task),
+                  exact=exact_duplicates(manifest))
+    privacy = project.paths.state / "privacy.json"
+    if privacy.is_file():
+        ev.overview.privacy = read_privacy(privacy)
+    if task == "image-classification":
+        _images(project, ev, stages, reader)
+    elif task == "text-classification":
+        _text(ev)
+    else:
+        _tabular(project, ev)
+    split = _assignments(project)
+    ev.test_ids = _test_ids(split)
+    _map_and_labels(project, ev, stages, reader, test_ids=ev.test_ids)
+    if split is not None:
+        from dlworkflow.explore.leakage import leakage
+
+        stages.start("cross-split leakage")
+        ev.leakage = leakage(manifest, split, exact=ev.exact,
+                             near=ev.near or Duplicates(kind="near"))
+    ev.unreadable = reader.failed
+    return ev
+
+
+def _images(project: Project, ev: Evidence, stages: Stages, reader: PixelReader) -> None:
+    from dlworkflow.explore.image_quality import image_evidence
+
+    stages.start("image statistics")
+    ev.images = image_evidence(ev.manifest)
+    if "phash" not in ev.manifest.columns:
+        ev.note("duplicates", "no perceptual hashes in the manifest: near duplicates not "
+                "searched (run `dlw ingest` again)")
+        return
+    distance = project.config.explore.near_duplicate_distance
+    stages.start("near duplicates")
+    manifest = ev.manifest
+
+    _, size = _image_format(project)
+    side = int(np.clip(max(size), CONFIRM_SIDE_MIN, CONFIRM_SIDE_MAX))
+
+    def pixels(rows: np.ndarray) -> np.ndarray:
+        stages.start(f"reading {len(rows):,} images to confirm near duplicates", len(rows))
+        return reader.gray(manifest.iloc[rows], side=side, progress=stages.advance)
+
+    ev.near = near_duplicates(manifest, distance=distance, pixels=pixels)
+
+
+def _text(ev: Evidence) -> None:
+    from dlworkflow.explore.text import normalised_duplicates, text_evidence
+
+    ev.text = text_evidence(ev.manifest)
+    ev.near = normalised_duplicates(ev.manifest)
+
+
+def _tabular(project: Project, ev: Evidence) -> None:
+    from dlworkflow.explore.tabular import tabular_evidence
+
+    ev.tabular = tabular_evidence(ev.manifest, seed=project.config.seed)
+
+
+def _assignments(project: Project) -> pd.DataFrame | None:
+    if not (project.paths.split_dir / "split.json").is_file():
+        return None
+    from dlworkflow.store import read_assignments
+
+    return read_assignments(project)
+
+
+def _test_ids(split: pd.DataFrame | None) -> set[str]:
+    if split is None:
+        return set()
+    return set(split.loc[split["split"] == "test", "sample_id"].astype(str))
+
+
+def _map_and_labels(project: Project, ev: Evidence, stages: Stages, reader: PixelReader, *,
+                    test_ids: set[str]) -> None:
+    """Features of a stratified subsample (never test rows) -> 2-D map and label issues."""
+    from dlworkflow.explore.features import map_2d, reduce
+    from dlworkflow.explore.label_issues import find_label_issues
+
+    cfg, seed = project.config.explore, project.config.seed
+    pool = ev.manifest.assign(_row=np.arange(len(ev.manifest)))
+    if test_ids:
+        pool = pool[~pool["sample_id"].astype(str).isin(test_ids)]
+        ev.note("map", f"{len(test_ids):,} sealed test samples left out of the map and the "
+                "label-issue search")
+    sample = pool.iloc[stratified_sample(pool["label"].astype(str), limit=cfg.max_embed,
+                                         seed=seed)].reset_index(drop=True)
+    if len(sample) < 3:
+        ev.note("map", "too few samples for a map")
+        return
+    features = _features(project, ev, sample, stages, reader)
+    sample = sample[features.keep].reset_index(drop=True)
+    for note in features.notes:
+        ev.note("map", note)
+    stages.start("2-D map")
+    X = reduce(features.X, seed=seed)
+    xy, variance = map_2d(X, seed=seed)
+    labels = sample["label"].astype(str).to_numpy()
+    ev.map = MapEvidence(xy=xy, labels=labels, method=features.method, variance=variance,
+                         sample=sample)
+    if not cfg.label_issues:
+        ev.note("label-issues", "switched off (explore.label_issues: false)")
+        return
+    stages.start(f"label issues: 5-fold quick model on {len(sample):,} samples")
+    ev.label_issues = find_label_issues(X, labels, seed=seed)
+    marked = np.zeros(len(sample), dtype=bool)
+    marked[[c.position for c in ev.label_issues.candidates]] = True
+    ev.map.marked = marked
+
+
+def _features(project: Project, ev: Evidence, sample: pd.DataFrame, stages: Stages,
+              reader: PixelReader) -> Any:
+    from dlworkflow.explore import features as feat
+
+    backbone = project.config.explore.backbone
+    if ev.task == "image-classification":
+        channels, size = _image_format(project)
+        stages.start(f"features of {len(sample):,} images", len(sample))
+        return feat.image_features(sample, reader=reader, backbone=backbone, channels=channels,
+                                   size=size, progress=stages.advance)
+    stages.start(f"features of {len(sample):,} samples")
+    if ev.task == "text-classification":
+        texts = sample["text"].astype("string").fillna("").tolist()
+        return feat.text_features(texts, backbone=backbone)
+    return feat.tabular_features(sample)
+
+
+def _image_format(project: Project) -> tuple[int, tuple[int, int]]:
+    from dlworkflow.store import read_dataset_info
+
+    info = read_dataset_info(project)
+    fmt = project.config.data.image
+    channels = fmt.channels or info.channels or 1
+    size = tuple(fmt.size or info.size or (28, 28))
+    return int(channels), (int(size[0]), int(size[1]))

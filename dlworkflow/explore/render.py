@@ -1,0 +1,102 @@
+"""HTML building blocks of the report: one self-contained page (inline CSS, embedded images,
+no scripts, no external links), readable on screen and on paper."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+CSS = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;
+max-width:1100px;color:#222;line-height:1.4;padding:0 1em}
+h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;
+margin-top:1.8em}h3{margin-bottom:.3em}
+table{border-collapse:collapse;margin:.5em 0;font-size:.9em}
+th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
+th{background:#f4f4f4}
+.sev{display:inline-block;min-width:4.5em;text-align:center;border-radius:3px;color:#fff;
+font-weight:bold;font-size:.8em;padding:1px 4px;margin-right:.5em}
+.high{background:#c0392b}.medium{background:#e67e22}.low{background:#7f8c8d}
+.warnings li{margin:.35em 0}.action{color:#444}
+.ok{color:#1e8449;font-weight:bold}
+.note{color:#555;font-size:.9em;font-style:italic}
+.tiles{display:flex;flex-wrap:wrap;gap:6px;margin:.4em 0}
+.tile{border:1px solid #ddd;padding:3px;font-size:.75em;width:120px;overflow-wrap:anywhere;
+break-inside:avoid}
+.tile.wide{width:260px}
+.tile img{width:64px;height:64px;object-fit:contain;image-rendering:pixelated;display:block;
+background:#eee}
+.pair{display:flex;gap:4px;border:1px solid #ccc;padding:4px;margin:3px;break-inside:avoid}
+.conflict{border-color:#c0392b;border-width:2px}
+.snippet{font-family:monospace;font-size:.85em;white-space:pre-wrap}
+.figs{display:flex;flex-wrap:wrap;gap:8px}.figs img{max-width:100%}
+.numbers td:first-child{font-weight:bold}
+@media print{body{margin:0;max-width:none}h2{break-after:avoid}.tile,.pair,figure,table
+{break-inside:avoid}}
+"""
+
+
+class Raw(str):
+    """HTML that is already safe (built here); everything else is escaped."""
+
+
+def esc(value: Any) -> str:
+    return value if isinstance(value, Raw) else html.escape(str(value))
+
+
+def page(title: str, subtitle: str, sections: Iterable[str]) -> str:
+    body = "\n".join(sections)
+    return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+            f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
+            f"<h1>{esc(title)}</h1><p class='note'>{esc(subtitle)}</p>{body}</body></html>\n")
+
+
+def section(anchor: str, title: str, *parts: str) -> Raw:
+    return Raw(f"<section id='{esc(anchor)}'><h2>{esc(title)}</h2>{''.join(parts)}</section>")
+
+
+def heading(text: str) -> Raw:
+    return Raw(f"<h3>{esc(text)}</h3>")
+
+
+def para(text: Any, cls: str | None = None) -> Raw:
+    attr = f" class='{cls}'" if cls else ""
+    return Raw(f"<p{attr}>{esc(text)}</p>")
+
+
+def notes(lines: Sequence[str] | None) -> Raw:
+    return Raw("".join(para(line, "note") for line in (lines or [])))
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], cls: str = "") -> Raw:
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>"
+                   for row in rows)
+    attr = f" class='{cls}'" if cls else ""
+    head_html = f"<tr>{head}</tr>" if headers else ""
+    return Raw(f"<table{attr}>{head_html}{body}</table>")
+
+
+def figure(uri: str | None, alt: str) -> Raw:
+    if not uri:
+        return Raw("")
+    return Raw(f"<figure><img src='{esc(uri)}' alt='{esc(alt)}'></figure>")
+
+
+def figures(*parts: str) -> Raw:
+    return Raw(f"<div class='figs'>{''.join(parts)}</div>")
+
+
+def tiles(items: Iterable[str]) -> Raw:
+    return Raw(f"<div class='tiles'>{''.join(items)}</div>")
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    if isinstance(value, float):
+        if value != value:
+            return "–"
+        return f"{value:,.{digits}g}" if abs(value) < 1e6 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)

@@ -1,0 +1,48 @@
+"""The report file: every section, in order, trust summary first."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from dlworkflow.explore import sections_core as core
+from dlworkflow.explore import sections_more as more
+from dlworkflow.explore.pixels import pick_per_class
+from dlworkflow.explore.render import page
+
+if TYPE_CHECKING:
+    from dlworkflow.explore.evidence import Evidence
+    from dlworkflow.explore.samples import SampleView
+    from dlworkflow.explore.trust import Warning
+
+
+def render_report(ev: Evidence, warnings: list[Warning], view: SampleView, *, name: str,
+                  grid_per_class: int, distance: int, seed: int,
+                  exclude_ids: set[str]) -> str:
+    sections = [core.trust_section(ev, warnings), core.overview_section(ev),
+                core.classes_section(ev)]
+    if ev.images is not None:
+        sections.append(core.images_section(ev, view, _grid(ev, grid_per_class, seed,
+                                                             exclude_ids)))
+    sections.append(core.duplicates_section(ev, view, distance=distance))
+    sections += [more.map_section(ev), more.label_issues_section(ev, view)]
+    if ev.text is not None:
+        sections.append(more.text_section(ev))
+    if ev.tabular is not None:
+        sections.append(more.tabular_section(ev))
+    sections.append(more.leakage_section(ev, view))
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    subtitle = (f"Step 3 of the workflow: exploratory data analysis of {ev.overview.n_samples:,} "
+                f"samples ({ev.task}), dataset version {ev.overview.dataset_version[:12]}, "
+                f"made {stamp} by `dlw explore`.")
+    return page(f"Data exploration: {name}", subtitle, sections)
+
+
+def _grid(ev: Evidence, k: int, seed: int, exclude_ids: set[str]) -> dict[str, list[str]]:
+    """class -> up to k sample ids (never sealed test samples), a fixed random choice."""
+    pool = ev.manifest
+    if exclude_ids:
+        pool = pool[~pool["sample_id"].astype(str).isin(exclude_ids)]
+    picks = pick_per_class(pool["label"], k=k, seed=seed)
+    ids = pool["sample_id"].astype(str).to_numpy()
+    return {label: ids[rows].tolist() for label, rows in picks.items()}

@@ -1,0 +1,70 @@
+"""ExploreResult: what `dlw explore` prints in the terminal and shows in a notebook."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from dlworkflow.explore.render import esc, table
+from dlworkflow.explore.trust import Warning
+from dlworkflow.results import StepResult
+
+TOP_WARNINGS = 5  # warnings listed in the terminal summary
+
+
+@dataclass
+class ExploreResult(StepResult):
+    report: str
+    n_samples: int
+    n_classes: int
+    imbalance_ratio: float
+    exact_groups: int
+    exact_conflicting: int
+    near_pairs: int | None
+    near_conflicting: int | None
+    n_outliers: int | None
+    label_issues: int | None
+    label_checked: int | None
+    seconds: float
+    warnings: list[Warning] = field(default_factory=list)
+
+    @property
+    def headline(self) -> str:
+        high = sum(w.severity == "high" for w in self.warnings)
+        return f"{len(self.warnings)} warnings ({high} high)"
+
+    def title(self) -> str:
+        return "Step 3: data explored"
+
+    def rows(self) -> list[tuple[str, Any]]:
+        rows: list[tuple[str, Any]] = [
+            ("report", self.report),
+            ("samples", f"{self.n_samples:,} in {self.n_classes} classes"),
+            ("imbalance (max / min)", f"{self.imbalance_ratio:.2f}"),
+            ("exact duplicates", f"{self.exact_groups:,} groups "
+                                 f"({self.exact_conflicting:,} conflicting)"),
+        ]
+        if self.near_pairs is not None:
+            rows.append(("near duplicates", f"{self.near_pairs:,} "
+                                            f"({self.near_conflicting:,} conflicting)"))
+        if self.n_outliers is not None:
+            rows.append(("outliers (blank, saturated)", self.n_outliers))
+        if self.label_issues is not None:
+            rows.append(("label-issue candidates", f"{self.label_issues:,} of "
+                                                   f"{self.label_checked:,} checked"))
+        rows.append(("warnings", self.headline))
+        rows += [(f"  {w.severity}", f"{w.text} — {w.action}")
+                 for w in self.warnings[:TOP_WARNINGS]]
+        if len(self.warnings) > TOP_WARNINGS:
+            rows.append(("  …", f"{len(self.warnings) - TOP_WARNINGS} more in the report"))
+        rows.append(("time", f"{self.seconds:.1f} s"))
+        return rows
+
+    def _repr_html_(self) -> str:
+        from dlworkflow.explore.sections_core import warning_list
+
+        numbers = [row for row in self.rows() if not row[0].startswith("  ")
+                   and row[0] != "warnings"]
+        return (f"<div><h3>{esc(self.title())}: {esc(self.headline)}</h3>"
+                f"{warning_list(self.warnings)}{table([], numbers)}"
+                f"<p>Full report: <code>{esc(self.report)}</code></p></div>")

@@ -1,0 +1,62 @@
+"""How one sample looks in the report: a thumbnail (images), a snippet (text) or its values
+(tabular), with a caption."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from dlworkflow.explore.render import Raw, esc
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from dlworkflow.explore.pixels import PixelReader
+
+SNIPPET_CHARS = 160
+SHOWN_VALUES = 8  # feature values shown for a tabular sample
+
+
+class SampleView:
+    def __init__(self, manifest: pd.DataFrame, task: str, reader: PixelReader | None) -> None:
+        self.rows = manifest.set_index(manifest["sample_id"].astype(str), drop=False)
+        self.task = task
+        self.reader = reader
+        self._cache: dict[str, str | None] = {}
+
+    def tile(self, sample_id: str, caption: str) -> Raw:
+        body = self._body(str(sample_id))
+        cls = "tile" if self.task == "image-classification" else "tile wide"
+        return Raw(f"<div class='{cls}'>{body}<div>{esc(caption)}</div>"
+                   f"<div class='note'>{esc(_short(sample_id))}</div></div>")
+
+    def pair(self, ids: list[str], captions: list[str], *, conflict: bool, title: str) -> Raw:
+        cls = "pair conflict" if conflict else "pair"
+        inner = "".join(self.tile(s, c) for s, c in zip(ids, captions))
+        return Raw(f"<div class='{cls}'><div class='note' style='width:90px'>{esc(title)}"
+                   f"</div>{inner}</div>")
+
+    def _body(self, sample_id: str) -> str:
+        if sample_id not in self.rows.index:
+            return "<div class='note'>(not in the manifest)</div>"
+        row = self.rows.loc[sample_id]
+        if self.task == "image-classification":
+            uri = self._thumb(sample_id, row.get("path"))
+            return (f"<img src='{esc(uri)}' alt='{esc(sample_id)}'>" if uri else
+                    "<div class='note'>(image unreadable)</div>")
+        if self.task == "text-classification":
+            text = str(row.get("text") or "")
+            cut = text[:SNIPPET_CHARS] + ("…" if len(text) > SNIPPET_CHARS else "")
+            return f"<div class='snippet'>{esc(cut)}</div>"
+        values = [(k[2:], row[k]) for k in self.rows.columns if str(k).startswith("f:")]
+        shown = "; ".join(f"{k}={v}" for k, v in values[:SHOWN_VALUES])
+        return f"<div class='snippet'>{esc(shown)}</div>"
+
+    def _thumb(self, sample_id: str, path: object) -> str | None:
+        if sample_id not in self._cache:
+            self._cache[sample_id] = (self.reader.thumbnail(sample_id, path)
+                                      if self.reader is not None else None)
+        return self._cache[sample_id]
+
+
+def _short(sample_id: str, limit: int = 40) -> str:
+    return sample_id if len(sample_id) <= limit else "…" + sample_id[-limit + 1:]
