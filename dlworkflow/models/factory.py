@@ -49,6 +49,7 @@ def create_model(name: str, *, num_classes: int, in_channels: int,
         "size": list(size),
         "mean": [0.0] * in_channels,  # identity until the trainer sets the data's statistics
         "std": [1.0] * in_channels,
+        **model.preprocessing,  # a pretrained backbone brings the normalisation it needs
     }
     model.dlw_spec = {"name": name, "params": _jsonable(clean), "num_classes": num_classes,
                       "in_channels": in_channels, "image_size": list(size)}
@@ -59,7 +60,10 @@ def list_models() -> list[ModelCard]:
     cards = []
     for name in MODELS.names():
         entry = MODELS.get(name)
-        probe = entry.builder(num_classes=10, in_channels=1, image_size=(28, 28))
+        # pretrained=False: the same parameters without loading (or needing) the weights
+        skip_weights = {"pretrained": False} if "pretrained" in entry.defaults() else {}
+        probe = entry.builder(num_classes=10, in_channels=1, image_size=(28, 28),
+                              **skip_weights)
         cards.append(ModelCard(
             name=name, task=entry.task, description=entry.description,
             parameters=sum(p.numel() for p in probe.parameters() if p.requires_grad),

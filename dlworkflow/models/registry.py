@@ -25,6 +25,10 @@ class ModelFileError(DlwError):
     """A saved model folder is missing, incomplete or does not match its recorded hash."""
 
 
+class BackboneUnavailableError(DlwError):
+    """A pretrained backbone's package (weights or library) is not installed or is damaged."""
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     name: str

@@ -75,9 +75,11 @@ def train(project: Project, *, epochs: int | None = None, progress: bool = True)
         generator = seed_everything(cfg.seed, threads=cfg.train.threads)
         model = create_model(cfg.model.name, num_classes=len(split_info.classes),
                              in_channels=channels, image_size=size, **cfg.model.params)
+        prep = model.preprocessing  # a pretrained backbone keeps the normalisation it learnt
+        fixed = (prep["mean"], prep["std"]) if prep.get("fixed_normalisation") else None
         with count_progress("decoding images", enabled=progress) as report:
             data = load_train_val(project, split_info.classes, channels=channels, size=size,
-                                  report=report)
+                                  report=report, stats=fixed)
         model.preprocessing.update(mean=data.mean, std=data.std)
         tags = {tracking.LEDGER_TAG: str(run.run_id), "dlw.step": "train"}
         with tracking.tracked_run(project, run_name=f"{cfg.model.name}-run{run.run_id}",

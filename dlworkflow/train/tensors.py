@@ -45,8 +45,10 @@ def image_format(project: Project) -> tuple[int, tuple[int, int]]:
 
 
 def load_train_val(project: Project, classes: list[str], *, channels: int,
-                   size: tuple[int, int], report: object = None) -> TrainData:
-    """Decode (or read from the tensor cache) train and val images and normalise them."""
+                   size: tuple[int, int], report: object = None,
+                   stats: tuple[list[float], list[float]] | None = None) -> TrainData:
+    """Decode (or read from the tensor cache) train and val images and normalise them, with
+    the train split's per-channel statistics, or with `stats` (a pretrained backbone's)."""
     arrays, labels = {}, {}
     for name in ("train", "val"):
         rows = store.load_split(project, name)
@@ -61,7 +63,8 @@ def load_train_val(project: Project, classes: list[str], *, channels: int,
                                           max_pixels=project.config.data.max_image_pixels,
                                           progress=report)
         labels[name] = label_indices(rows, classes)
-    mean, std = channel_stats(arrays["train"])
+    mean, std = (list(stats[0])[:channels], list(stats[1])[:channels]) if stats else (
+        channel_stats(arrays["train"]))
     return TrainData(
         x_train=normalise(arrays["train"], mean, std), y_train=labels["train"],
         x_val=normalise(arrays["val"], mean, std), y_val=labels["val"],

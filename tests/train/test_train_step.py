@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -112,3 +113,13 @@ def test_train_after_real_ingest_and_split(split_project: Project):
     assert split_project.ledger.test_reads() == []
     _, meta = load_trained(read_trained_pointer(split_project)["folder"])
     assert meta["classes"] == read_split_info(split_project).classes == ["0", "1", "2"]
+
+
+def test_a_pretrained_backbone_keeps_its_own_normalisation(split_project: Project):
+    """efficientnet_lite0 is trained on (x - 127/255) / (128/255), not on the data's stats."""
+    split_project.update_config({"model.name": "efficientnet_lite0",
+                                 "model.params": {"input_size": 32}, "train.epochs": 1})
+    result = train(split_project, progress=False)
+    meta = json.loads((Path(result.folder) / "model.json").read_text())
+    assert meta["mean"] == [pytest.approx(127 / 255)]  # one channel: the data is grayscale
+    assert meta["std"] == [pytest.approx(128 / 255)]
