@@ -110,6 +110,12 @@ def test_every_planted_problem_is_found_and_originals_are_untouched(tmp_path, pl
         assert Path(manifest.loc[sid, "path"]).parent == project.paths.state / "deid"
         assert manifest.loc[sid, "origin_path"] == str(planted / sid)
     assert "Doe" not in (project.paths.state / "privacy.json").read_text()
+
+    # explore finds the exact and the near duplicate, both across the two classes
+    result = project.explore(progress=False)
+    report = (project.paths.reports / "eda.html").read_text()
+    assert result.exact_conflicting >= 1 and result.near_conflicting >= 1
+    assert "copy-of-cat0.png" in report and "brighter-cat1.png" in report
     assert _hashes(planted) == before
 
 
