@@ -15,7 +15,7 @@ from dlworkflow.data.sources import SourceScan, open_source
 from dlworkflow.errors import DataError
 from dlworkflow.results import StepResult
 from dlworkflow.store import DatasetInfo, ImageDecodeError, write_dataset
-from dlworkflow.store.manifest import ManifestWriter, manifest_schema, manifest_version
+from dlworkflow.store.manifest import ManifestWriter, manifest_schema, version_of
 
 if TYPE_CHECKING:
     from dlworkflow.project import Project
@@ -78,8 +78,8 @@ def ingest(project: Project, source: str | None = None, *, deidentify: bool = Fa
     with project.step("ingest", overrides=None) as run:
         scan = open_source(project, source)
         reader = make_reader(project, scan, deidentify=deidentify)
-        quarantined = _stream(project, scan, reader, progress=progress)
-        info = _dataset_info(project, source, scan, quarantined)
+        writer, quarantined = _stream(project, scan, reader, progress=progress)
+        info = _dataset_info(project, source, scan, writer, quarantined)
         write_dataset(project, None, _quarantine_frame(quarantined), info)
         privacy = reader.finish(info.version)
         run.outputs = {"hash": info.version, "manifest": str(project.paths.manifest)}
@@ -101,8 +101,9 @@ def ingest(project: Project, source: str | None = None, *, deidentify: bool = Fa
 
 
 def _stream(project: Project, scan: SourceScan, reader: Reader, *,
-            progress: bool) -> list[dict[str, Any]]:
-    """Read every candidate into the manifest writer; return the quarantined ones."""
+            progress: bool) -> tuple[ManifestWriter, list[dict[str, Any]]]:
+    """Read every candidate into the manifest writer (which also counts what the dataset
+    summary needs); return it and the quarantined candidates."""
     from rich.progress import Progress
 
     allowed = set(project.config.data.classes or [])
@@ -134,7 +135,7 @@ def _stream(project: Project, scan: SourceScan, reader: Reader, *,
             fix="check the quarantine reasons and the source's layout",
         )
     writer.commit()
-    return quarantined
+    return writer, quarantined
 
 
 def _quarantine_frame(quarantined: list[dict[str, Any]]) -> Any:
@@ -145,31 +146,24 @@ def _quarantine_frame(quarantined: list[dict[str, Any]]) -> Any:
     return pd.DataFrame(quarantined, columns=list(QUARANTINE_COLUMNS)).astype("string")
 
 
-def _dataset_info(project: Project, source: str, scan: SourceScan,
+def _dataset_info(project: Project, source: str, scan: SourceScan, writer: ManifestWriter,
                   quarantined: list[dict[str, Any]]) -> DatasetInfo:
-    import pandas as pd
-
-    task = project.config.task
-    image = task == "image-classification"
-    cols = ["label"] + (["height", "width", "mode"] if image else [])
-    frame = pd.read_parquet(project.paths.manifest, columns=cols)
-    counts = frame["label"].value_counts().sort_index()
+    counts = dict(sorted(writer.labels.items()))
     if len(counts) < 2:
         raise DataError(
-            f"Only one class found ({counts.index[0]!r}); classification needs at least two.",
-            expected="two or more labels", received=f"{len(frame)} samples of one label",
+            f"Only one class found ({next(iter(counts))!r}); classification needs at least two.",
+            expected="two or more labels", received=f"{writer.count} samples of one label",
             fix="check the folder layout or the label column",
         )
     channels = size = None
-    if image:
-        sizes = Counter(zip(frame["height"], frame["width"]))
-        channels = 1 if frame["mode"].isin(GRAY_MODES).mean() >= 0.5 else 3
-        size = tuple(int(v) for v in sizes.most_common(1)[0][0])
+    if writer.sizes:
+        gray = sum(n for mode, n in writer.modes.items() if mode in GRAY_MODES)
+        channels = 1 if gray >= writer.count / 2 else 3
+        size = writer.sizes.most_common(1)[0][0]
     return DatasetInfo(
-        version=manifest_version(project), source=source, n_samples=len(frame),
-        n_quarantined=len(quarantined), classes=[str(c) for c in counts.index],
-        class_counts={str(k): int(v) for k, v in counts.items()}, channels=channels,
-        size=size, task=task, features=dict(scan.columns),
+        version=version_of(writer.version_total), source=source, n_samples=writer.count,
+        n_quarantined=len(quarantined), classes=list(counts), class_counts=counts,
+        channels=channels, size=size, task=project.config.task, features=dict(scan.columns),
     )
 
 

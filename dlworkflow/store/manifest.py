@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -55,10 +56,19 @@ class ManifestWriter:
         self._writer = pq.ParquetWriter(self.tmp, schema)
         self._rows: list[dict[str, Any]] = []
         self.count = 0
+        self.version_total = 0  # running dataset_version: memory stays flat
+        self.labels: Counter[str] = Counter()
+        self.sizes: Counter[tuple[int, int]] = Counter()  # images: (height, width)
+        self.modes: Counter[str] = Counter()
 
     def add(self, row: dict[str, Any]) -> None:
         self._rows.append(row)
         self.count += 1
+        self.version_total += row_digest(*(row.get(k) for k in IDENTITY))
+        self.labels[str(row["label"])] += 1
+        if "height" in row:
+            self.sizes[(int(row["height"]), int(row["width"]))] += 1
+            self.modes[str(row["mode"])] += 1
         if len(self._rows) >= ROWS_PER_WRITE:
             self._flush()
 
@@ -98,19 +108,37 @@ class DatasetInfo:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+IDENTITY = ("sample_id", "content_hash", "label", "group")
+_MOD = 1 << 256
+
+
+def row_digest(sample_id: Any, content_hash: Any, label: Any, group: Any) -> int:
+    """One sample's identity (id, content, label, group) as a 256-bit number."""
+    fields = [_field(v) for v in (sample_id, content_hash, label, group)]
+    return int(sha256_json(fields), 16)
+
+
+def _field(value: Any) -> str:
+    """None, NaN and pandas' NA read as "" (NA has no truth value: its comparison raises)."""
+    try:
+        missing = value is None or bool(value != value)
+    except TypeError:
+        missing = True
+    return "" if missing else str(value)
+
+
+def version_of(total: int) -> str:
+    return f"{total % _MOD:064x}"
+
+
 def dataset_version(manifest: pd.DataFrame) -> str:
-    """Hash of the manifest's identity columns: same samples, labels and groups, same version."""
-    cols = ["sample_id", "content_hash", "label", "group"]
-    rows = manifest[cols].astype("string").fillna("").sort_values("sample_id").values.tolist()
-    return sha256_json(rows)
-
-
-def manifest_version(project: Project) -> str:
-    """dataset_version of the manifest on disk, reading only the identity columns."""
-    import pandas as pd
-
-    cols = ["sample_id", "content_hash", "label", "group"]
-    return dataset_version(pd.read_parquet(project.paths.manifest, columns=cols))
+    """The dataset version: the sum (mod 2^256) of every row's identity digest. Same samples,
+    contents, labels and groups give the same version, in any order; it can be computed while
+    the manifest streams to disk, with constant memory."""
+    total = 0
+    for row in manifest[list(IDENTITY)].astype(object).itertuples(index=False, name=None):
+        total += row_digest(*row)
+    return version_of(total)
 
 
 def write_dataset(project: Project, manifest: pd.DataFrame | None, quarantine: pd.DataFrame,
