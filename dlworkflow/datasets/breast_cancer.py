@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dlworkflow.datasets.catalog import BUILTINS, BuiltinDataset
-from dlworkflow.fileio import atomic_write_with
+from dlworkflow.datasets.catalog import BUILTINS, BuiltinDataset, write_parquet_source
 
 N_SAMPLES = 569
 
@@ -29,10 +28,7 @@ def load_table():  # -> pandas.DataFrame
 
 def materialise(folder: Path) -> Path:
     """folder/breast_cancer.parquet (30 features + label); return its path."""
-    table = load_table()
-    target = folder / "breast_cancer.parquet"
-    atomic_write_with(target, lambda path: table.to_parquet(path, index=False))
-    return target
+    return write_parquet_source(folder, "breast_cancer", load_table())
 
 
 BUILTINS.add("breast-cancer", BuiltinDataset(

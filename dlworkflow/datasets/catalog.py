@@ -37,3 +37,12 @@ def get_builtin(name: str) -> BuiltinDataset:
 
 def list_builtins() -> list[BuiltinDataset]:
     return [BUILTINS.get(name) for name in BUILTINS.names()]
+
+
+def write_parquet_source(folder: Path, name: str, table: object) -> Path:
+    """folder/<name>.parquet written atomically from a DataFrame; the ingest source path."""
+    from dlworkflow.fileio import atomic_write_with
+
+    target = folder / f"{name}.parquet"
+    atomic_write_with(target, lambda path: table.to_parquet(path, index=False))  # type: ignore[attr-defined]
+    return target

@@ -11,9 +11,8 @@ from __future__ import annotations
 from importlib.util import find_spec
 from pathlib import Path
 
-from dlworkflow.datasets.catalog import BUILTINS, BuiltinDataset
+from dlworkflow.datasets.catalog import BUILTINS, BuiltinDataset, write_parquet_source
 from dlworkflow.errors import DataError
-from dlworkflow.fileio import atomic_write_with
 
 DATA_FILE = "data/rotten_tomatoes_corpus_full.csv.bz2"
 N_SAMPLES = 12808
@@ -64,10 +63,7 @@ def load_reviews():  # -> pandas.DataFrame
 
 def materialise(folder: Path) -> Path:
     """folder/rotten_tomatoes.parquet with columns text, label, movie; return its path."""
-    reviews = load_reviews()
-    target = folder / "rotten_tomatoes.parquet"
-    atomic_write_with(target, lambda path: reviews.to_parquet(path, index=False))
-    return target
+    return write_parquet_source(folder, "rotten_tomatoes", load_reviews())
 
 
 BUILTINS.add("rotten-tomatoes", BuiltinDataset(

@@ -42,8 +42,10 @@ def check_dimensions(width: int, height: int, *, max_pixels: int, max_side: int)
             f"aspect ratio limit {MAX_ASPECT}:1)")
 
 
-def is_dicom(path: Path) -> bool:
-    if path.suffix.lower() == ".dcm":
+def is_dicom(path: str | Path) -> bool:
+    """DICOM Part 10 file: 'DICM' at byte 128, or a .dcm / .dicom suffix."""
+    path = Path(path)
+    if path.suffix.lower() in (".dcm", ".dicom"):
         return True
     try:
         with open(path, "rb") as handle:

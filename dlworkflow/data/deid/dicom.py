@@ -22,6 +22,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from dlworkflow.store.images import is_dicom
 from dlworkflow.data.deid.findings import (
     DeidentifyError,
     Finding,
@@ -127,19 +128,6 @@ BURNED_IN = 0x00280301
 DUMMY = {"PN": "ANONYMOUS", "DA": "19000101", "TM": "000000", "DT": "19000101000000"}
 METHOD = "dlworkflow: PS3.15 E.1-1 Basic Profile, hashed UIDs"  # LO: at most 64 characters
 PSEUDONYM = re.compile(r"^anon-[0-9a-f]{16}$")
-
-
-def is_dicom(path: str | Path) -> bool:
-    """DICOM Part 10 file: 'DICM' at byte 128, or a .dcm / .dicom suffix."""
-    path = Path(path)
-    if path.suffix.lower() in (".dcm", ".dicom"):
-        return True
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(128)
-            return handle.read(4) == b"DICM"
-    except OSError:
-        return False
 
 
 def where(tag: int, keyword: str) -> str:
