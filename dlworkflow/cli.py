@@ -14,8 +14,9 @@ import typer
 app = typer.Typer(
     name="dlw",
     help="dlworkflow: a deep learning project from the problem definition to a tested model.\n\n"
-    "Steps: init/define (1), ingest (2), split (4), train (5-6), test (7); status shows where "
-    "the project stands, run does every stale step, demo does it all on real MNIST.",
+    "Steps: init/define (1), ingest (2), explore (3), split (4), models/lr-find/augment-preview/"
+    "train (5-6), test (7); status shows where the project stands, run does every stale step, "
+    "demo does it all on real MNIST.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -49,8 +50,8 @@ def _table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) ->
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
-    for column in columns:
-        table.add_column(column)
+    for i, column in enumerate(columns):
+        table.add_column(column, no_wrap=i == 0)  # names are never cut
     for row in rows:
         table.add_row(*row)
     _show(table)
@@ -190,19 +191,51 @@ def models() -> None:
     """Step 5: list the networks in the model registry."""
     from dlworkflow.models import list_models
 
+    cards = list_models()
     _table("models (model.name in dlworkflow.yaml)",
-           ("name", "task", "parameters", "input", "pretrained", "description"), [
-               (c.name, c.task, f"{c.parameters:,}", c.input, "yes" if c.pretrained else "no",
-                c.description.split(". ")[0]) for c in list_models()])
+           ("name", "task", "parameters", "pretrained", "input"), [
+               (c.name, ", ".join(c.modalities), f"{c.parameters:,}",
+                "ImageNet" if c.pretrained and "image" in c.modalities
+                else "MiniLM" if c.pretrained else "no", c.input) for c in cards])
+    for c in cards:
+        _console().print(f"[bold]{c.name}[/]: {c.description.split('. ')[0]}", highlight=False)
 
 
 @app.command()
 def train(
     project: ProjectOpt = HERE,
     epochs: Annotated[Optional[int], typer.Option(help="Override train.epochs.")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue the last interrupted train run from its last checkpoint.")
+    ] = False,
+    devices: Annotated[int, typer.Option(
+        min=1, help="Data-parallel processes (one per GPU, or CPU processes); "
+        "train.batch_size stays the global batch.")] = 1,
 ) -> None:
     """Steps 5-6: train the configured model on train, early-stopping on validation."""
-    _show(_run(lambda: _load(project).train(epochs=epochs)))
+    _show(_run(lambda: _load(project).train(epochs=epochs, resume=resume, devices=devices)))
+
+
+@app.command("lr-find")
+def lr_find(
+    project: ProjectOpt = HERE,
+    start: Annotated[float, typer.Option(help="First learning rate.")] = 1e-7,
+    end: Annotated[float, typer.Option(help="Last learning rate.")] = 1.0,
+    steps: Annotated[int, typer.Option(help="Mini-batches, one per learning rate.")] = 100,
+) -> None:
+    """Step 6: learning-rate range test; writes reports/lr_find.png and suggests a value."""
+    _show(_run(lambda: _load(project).lr_find(start=start, end=end, steps=steps)))
+
+
+@app.command("augment-preview")
+def augment_preview(
+    project: ProjectOpt = HERE,
+    n: Annotated[int, typer.Option(help="Train samples shown.")] = 16,
+    seed: Annotated[int, typer.Option(help="Seed of the augmentations.")] = 0,
+) -> None:
+    """Step 6: write a grid of train samples and augmented versions (the `augment:` config)."""
+    path = _run(lambda: _load(project).augment_preview(n=n, seed=seed))
+    _console().print(f"Wrote {path}", highlight=False)
 
 
 @app.command()

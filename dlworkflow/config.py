@@ -170,6 +170,31 @@ class ModelSpec(Strict):
 
     name: str = Field("small_cnn", description="A key of `dlw models`.")
     params: dict[str, Any] = Field(default_factory=dict)
+    transfer: Literal["auto", "frozen", "finetune", "gradual", "scratch"] = Field(
+        "auto", description="Pretrained models: frozen (head on cached backbone features), "
+        "finetune (all layers, discriminative learning rates), gradual (head first, then "
+        "all layers), scratch (random init); auto: frozen for small datasets, else gradual. "
+        "Models without pretrained weights always train from scratch."
+    )
+    backbone_lr_factor: float = Field(
+        0.1, gt=0, le=1, description="finetune / gradual: backbone LR = this x head LR."
+    )
+    head_epochs: int = Field(1, ge=1, description="gradual: epochs with the backbone frozen.")
+
+
+class Augment(Strict):
+    """Step 6: batched augmentation on the training device (kornia); 0 switches one off."""
+
+    flip: float = Field(0.0, ge=0, le=1, description="Probability of a horizontal flip.")
+    rotation: float = Field(0.0, ge=0, le=180, description="Max rotation, degrees.")
+    resized_crop: float = Field(
+        0.0, ge=0, lt=1, description="Random resized crop: smallest area kept is 1 - this."
+    )
+    translate: float = Field(0.0, ge=0, le=0.5, description="Max shift, fraction of the side.")
+    color_jitter: float = Field(0.0, ge=0, le=1, description="Brightness/contrast strength.")
+    erasing: float = Field(0.0, ge=0, le=1, description="Probability of random erasing.")
+    mixup: float = Field(0.0, ge=0, description="Mixup alpha (0: off).")
+    cutmix: float = Field(0.0, ge=0, description="CutMix alpha (0: off).")
 
 
 class Train(Strict):
@@ -183,6 +208,19 @@ class Train(Strict):
     early_stopping_patience: int = Field(
         4, ge=1, description="Stop after this many epochs without a better validation metric."
     )
+    schedule: Literal["cosine", "onecycle", "plateau", "constant"] = "cosine"
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    grad_clip: float | None = Field(None, gt=0, description="Max gradient norm; null: off.")
+    accumulate: int = Field(1, ge=1, description="Batches per optimizer step.")
+    class_weights: Literal["none", "balanced"] = Field(
+        "none", description="balanced: loss weights inverse to class frequency (imbalance)."
+    )
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto: bf16 autocast on a GPU that supports it, else fp32."
+    )
+    channels_last: bool = Field(False, description="channels-last memory format (GPUs).")
+    compile: bool = Field(False, description="torch.compile the model.")
+    device: str = Field("auto", description="auto: cuda when available, else cpu.")
     threads: int | None = Field(None, ge=1, description="CPU threads; null: all cores.")
 
 
@@ -209,6 +247,7 @@ class ProjectConfig(Strict):
     explore: Explore = Field(default_factory=Explore)
     split: Split = Field(default_factory=Split)
     model: ModelSpec = Field(default_factory=ModelSpec)
+    augment: Augment = Field(default_factory=Augment)
     train: Train = Field(default_factory=Train)
     evaluate: Evaluate = Field(default_factory=Evaluate)
     tracking: Tracking = Field(default_factory=Tracking)

@@ -254,6 +254,18 @@ class Project:
 
         return train(self, **options)
 
+    def lr_find(self, **options: Any) -> Any:
+        """Learning-rate range test on the train split (reports/lr_find.png)."""
+        from dlworkflow.train.lr_find import lr_find
+
+        return lr_find(self, **options)
+
+    def augment_preview(self, *, n: int = 16, seed: int = 0) -> Path:
+        """A grid of train samples and augmented versions (reports/augment_preview.png)."""
+        from dlworkflow.train.augment import augment_preview
+
+        return augment_preview(self, n=n, seed=seed)
+
     def test(self) -> Any:
         from dlworkflow.evaluate import test
 

@@ -123,6 +123,9 @@ def _done_detail(record: RunRecord) -> str:
 
 
 def _next_command(project: Project, report: StatusReport) -> str | None:
+    resume = _resume_command(project)
+    if resume:
+        return resume
     for s in report.steps:
         if s.ledger_step is None or s.state == DONE:
             continue
@@ -132,3 +135,10 @@ def _next_command(project: Project, report: StatusReport) -> str | None:
             return "dlw define --metric accuracy --target 0.95   (write the success criterion)"
         return s.command
     return None
+
+
+def _resume_command(project: Project) -> str | None:
+    """A train run that failed after writing a checkpoint is best continued."""
+    last = project.ledger.latest("train", status=None)
+    epoch = last.summary.get("checkpoint_epoch") if last and last.status == "failed" else None
+    return f"dlw train --resume   (continue after epoch {epoch})" if epoch else None

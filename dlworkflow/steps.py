@@ -26,7 +26,7 @@ STEPS: tuple[StepInfo, ...] = (
              ("split", "seed"), ("ingest",)),
     StepInfo(5, "model", "define the network", "dlw models / model: in dlworkflow.yaml", None),
     StepInfo(6, "train", "train and tune", "dlw train", "train",
-             ("model", "train", "seed"), ("split",)),
+             ("model", "augment", "train", "seed"), ("split",)),
     StepInfo(7, "test", "test once against the target", "dlw test", "test",
              ("problem", "evaluate"), ("train",)),
     StepInfo(8, "report", "document and present", "dlw report", None),

@@ -22,6 +22,34 @@ def load_model(project: Project) -> tuple[Any, dict[str, Any]]:
 
 def predict_proba(project: Project, model: Any, meta: dict[str, Any], rows: pd.DataFrame,
                   *, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities (N, classes) for manifest rows, transformed exactly as in training
+    from the saved model.json: images decoded at the model's format and normalised with its
+    mean/std, texts tokenized with its tokenizer and max_len, tables encoded with the train
+    statistics and categories."""
+    import torch
+
+    modality = meta.get("modality", "image")
+    if modality == "text":
+        inputs, order = _text_inputs(rows, meta)
+    elif modality == "tabular":
+        inputs, order = _table_inputs(rows, meta), None
+    else:
+        inputs, order = _image_inputs(project, rows, meta), None
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(rows), batch_size):
+            logits = model(inputs(start, start + batch_size))
+            out.append(torch.softmax(logits.float(), dim=1).numpy())
+    proba = np.concatenate(out) if out else np.zeros((0, len(meta["classes"])))
+    if order is not None:  # back from length order to row order
+        restored = np.empty_like(proba)
+        restored[order] = proba
+        proba = restored
+    return proba
+
+
+def _image_inputs(project: Project, rows: pd.DataFrame, meta: dict[str, Any]) -> Any:
     import torch
 
     pixels = image_tensor(project, rows, channels=int(meta["in_channels"]),
@@ -29,14 +57,38 @@ def predict_proba(project: Project, model: Any, meta: dict[str, Any], rows: pd.D
                           max_pixels=project.config.data.max_image_pixels)
     mean = torch.tensor(meta["mean"], dtype=torch.float32).view(1, -1, 1, 1)
     std = torch.tensor(meta["std"], dtype=torch.float32).view(1, -1, 1, 1)
-    model.eval()
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(pixels), batch_size):
-            batch = torch.from_numpy(pixels[start:start + batch_size]).float().div_(255.0)
-            logits = model((batch - mean) / std)
-            out.append(torch.softmax(logits.float(), dim=1).numpy())
-    return np.concatenate(out) if out else np.zeros((0, len(meta["classes"])))
+
+    def batch(start: int, stop: int) -> Any:
+        return (torch.from_numpy(pixels[start:stop]).float().div_(255.0) - mean) / std
+
+    return batch
+
+
+def _text_inputs(rows: pd.DataFrame, meta: dict[str, Any]) -> tuple[Any, np.ndarray]:
+    """Token ids in order of length (batches carry little padding), and that order."""
+    import torch
+
+    from dlworkflow.models import TOKENIZER, ModelFileError, tokenize
+
+    prep = meta["preprocessing"]
+    if prep.get("tokenizer", TOKENIZER) != TOKENIZER:
+        raise ModelFileError(
+            f"The model was trained with the tokenizer {prep.get('tokenizer')!r}, which this "
+            "version of dlworkflow does not have.", expected=TOKENIZER,
+            received=repr(prep.get("tokenizer")), fix="run `dlw train` again")
+    ids = tokenize(rows["text"].fillna("").astype(str).tolist(), int(prep["max_len"]))
+    order = np.argsort((ids != 0).sum(1), kind="stable")
+    ids = torch.from_numpy(np.ascontiguousarray(ids[order]))
+    return (lambda start, stop: ids[start:stop]), order
+
+
+def _table_inputs(rows: pd.DataFrame, meta: dict[str, Any]) -> Any:
+    import torch
+
+    from dlworkflow.models import encode_table
+
+    x = torch.from_numpy(encode_table(rows, meta["preprocessing"]))
+    return lambda start, stop: x[start:stop]
 
 
 def label_indices(rows: pd.DataFrame, classes: list[str]) -> np.ndarray:

@@ -44,7 +44,10 @@ STAGES = ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40),
           (3, 3, 2, 6, 40, 80), (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192),
           (1, 3, 1, 6, 192, 320))
 BN_EPS = 1e-3
-BN_MOMENTUM = 0.01  # TensorFlow's 0.99 decay
+# PyTorch's default, not TensorFlow's 0.99 decay (0.01 here) the weights were trained with:
+# fine-tuning on a new domain (other image sizes, grayscale) for a few hundred steps must let
+# the running statistics follow the new data, or evaluation uses ImageNet's
+BN_MOMENTUM = 0.1
 
 
 class SameConv2d(nn.Conv2d):

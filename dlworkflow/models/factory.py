@@ -5,8 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from dlworkflow.models.base import Classifier
-from dlworkflow.models.registry import MODELS, ModelEntry, ModelParamError
+from dlworkflow.models.registry import (
+    INPUT_ARGS,
+    MODALITY_TASK,
+    MODELS,
+    ModelEntry,
+    ModelParamError,
+)
+from dlworkflow.models.tokenizer import VOCAB_SIZE
 from dlworkflow.registry import closest
 
 
@@ -15,28 +24,46 @@ class ModelCard:
     """One line of `dlw models`."""
 
     name: str
-    task: str
+    task: str  # the task(s) it serves, comma-separated
     description: str
-    parameters: int  # trainable parameters of a 1x28x28, 10-class instance
+    parameters: int  # trainable parameters of a 10-class instance (images: 1x28x28)
     input: str
     pretrained: bool
     defaults: dict[str, Any]
+    modalities: tuple[str, ...] = ("image",)
 
 
-def create_model(name: str, *, num_classes: int, in_channels: int,
-                 image_size: tuple[int, int] | int, **params: Any) -> Classifier:
-    """A fresh (randomly initialised) model; `params` are the model's own keyword arguments.
+class ModelTaskError(ModelParamError):
+    """The configured model does not take the project's kind of data (task)."""
+
+
+#: The instance `dlw models` counts parameters on, per modality.
+PROBE_INPUTS = {"image": {"in_channels": 1, "image_size": (28, 28)},
+                "text": {"vocab_size": VOCAB_SIZE}, "tabular": {"n_features": 30}}
+
+
+def create_model(name: str, *, num_classes: int, task: str | None = None,
+                 in_channels: int | None = None,
+                 image_size: tuple[int, int] | int | None = None,
+                 n_features: int | None = None, vocab_size: int | None = None,
+                 **params: Any) -> Classifier:
+    """A fresh (randomly initialised, or pretrained) model; `params` are its own keyword
+    arguments. Give the data's input: images `in_channels` + `image_size`, tabular
+    `n_features`; text needs nothing (`vocab_size` defaults to the shared tokenizer's).
+    `task` (the project's) checks that the model takes that kind of data.
 
     Seed torch (`torch.manual_seed`) first for a reproducible initialisation.
     """
     entry = MODELS.get(name)
-    size = _size(image_size)
+    given = {k: v for k, v in {"in_channels": in_channels, "image_size": image_size,
+                               "n_features": n_features, "vocab_size": vocab_size}.items()
+             if v is not None}
+    modality = _modality(entry, task, given)
+    inputs = _inputs(entry, modality, given, num_classes)
     _check_params(entry, params)
-    _check_shape(name, num_classes=num_classes, in_channels=in_channels, size=size)
     clean = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
     try:
-        model = entry.builder(num_classes=num_classes, in_channels=in_channels,
-                              image_size=size, **clean)
+        model = entry.builder(num_classes=num_classes, **inputs, **clean)
     except (TypeError, ValueError) as exc:
         raise ModelParamError(
             f"Cannot build model {name!r}: {exc}",
@@ -44,16 +71,31 @@ def create_model(name: str, *, num_classes: int, in_channels: int,
             received=repr(params),
             fix="correct `model.params` (or data.image.size) in dlworkflow.yaml",
         ) from None
-    model.preprocessing = {
-        "channels": in_channels,
-        "size": list(size),
-        "mean": [0.0] * in_channels,  # identity until the trainer sets the data's statistics
-        "std": [1.0] * in_channels,
-        **model.preprocessing,  # a pretrained backbone brings the normalisation it needs
-    }
+    model.preprocessing = {**_default_preprocessing(modality, inputs), **model.preprocessing}
     model.dlw_spec = {"name": name, "params": _jsonable(clean), "num_classes": num_classes,
-                      "in_channels": in_channels, "image_size": list(size)}
+                      "modality": modality, **_jsonable(inputs)}
     return model
+
+
+def models_for(task: str) -> list[str]:
+    """Names of the registered models that serve `task` (e.g. "text-classification")."""
+    return [n for n in MODELS.names() if task in MODELS.get(n).tasks]
+
+
+def check_task(name: str, task: str) -> None:
+    """Raise ModelTaskError (naming the models that fit) unless `name` serves `task`."""
+    entry = MODELS.get(name)
+    if task in entry.tasks:
+        return
+    fits = models_for(task)
+    raise ModelTaskError(
+        f"Model {name!r} takes {' or '.join(entry.modalities)} input, but this project's task "
+        f"is {task}.",
+        expected=f"a model for {task}: {', '.join(fits) or 'none registered'}",
+        received=f"model.name: {name} ({entry.task})",
+        fix=f"set `model.name` in dlworkflow.yaml to one of {', '.join(fits)} "
+        "(`dlw models` lists them)",
+    )
 
 
 def list_models() -> list[ModelCard]:
@@ -62,15 +104,80 @@ def list_models() -> list[ModelCard]:
         entry = MODELS.get(name)
         # pretrained=False: the same parameters without loading (or needing) the weights
         skip_weights = {"pretrained": False} if "pretrained" in entry.defaults() else {}
-        probe = entry.builder(num_classes=10, in_channels=1, image_size=(28, 28),
-                              **skip_weights)
+        with torch.device("meta"):  # shapes only: nothing allocated or initialised
+            probe = entry.builder(num_classes=10, **PROBE_INPUTS[entry.modalities[0]],
+                                  **skip_weights)
         cards.append(ModelCard(
             name=name, task=entry.task, description=entry.description,
             parameters=sum(p.numel() for p in probe.parameters() if p.requires_grad),
             input=entry.input_note, pretrained=entry.pretrained,
-            defaults=_jsonable(entry.defaults()),
+            defaults=_jsonable(entry.defaults()), modalities=entry.modalities,
         ))
     return cards
+
+
+def _modality(entry: ModelEntry, task: str | None, given: dict[str, Any]) -> str:
+    """The kind of input this instance takes: from the task, else from the inputs given."""
+    if task is not None:
+        if task not in MODALITY_TASK.values():
+            raise ModelParamError(f"Unknown task {task!r}.",
+                                  expected=", ".join(MODALITY_TASK.values()),
+                                  received=repr(task), fix="use one of the expected tasks")
+        check_task(entry.name, task)
+        return next(m for m, t in MODALITY_TASK.items() if t == task)
+    if len(entry.modalities) == 1:
+        return entry.modalities[0]
+    matching = [m for m in entry.modalities if set(INPUT_ARGS[m]) & set(given)]
+    if len(matching) != 1:
+        raise ModelParamError(
+            f"Model {entry.name!r} takes {' or '.join(entry.modalities)} input; which one is "
+            "meant here is unclear.",
+            expected=" or ".join(f"{m}: {', '.join(INPUT_ARGS[m])}" for m in entry.modalities),
+            received=", ".join(given) or "no input arguments",
+            fix="pass the input arguments of one modality, or task=...",
+        )
+    return matching[0]
+
+
+def _inputs(entry: ModelEntry, modality: str, given: dict[str, Any],
+            num_classes: int) -> dict[str, Any]:
+    """The builder's input arguments for `modality`, checked."""
+    foreign = [k for k in given if k not in INPUT_ARGS[modality]]
+    if foreign:
+        raise ModelTaskError(
+            f"Model {entry.name!r} takes {modality} input, but was given "
+            f"{', '.join(foreign)}.",
+            expected=f"{modality} input: {', '.join(INPUT_ARGS[modality])}",
+            received=", ".join(f"{k}={given[k]!r}" for k in foreign),
+            fix=f"for other kinds of data choose another model: "
+            + "; ".join(f"{t}: {', '.join(models_for(t))}" for t in MODALITY_TASK.values()),
+        )
+    inputs = {k: v if k == "image_size" else int(v) for k, v in given.items()}
+    if modality == "image":
+        if "in_channels" not in inputs or "image_size" not in inputs:
+            raise ModelParamError(f"Model {entry.name!r} needs the image format.",
+                                  expected="in_channels and image_size",
+                                  received=", ".join(given) or "neither",
+                                  fix="pass in_channels=1|3 and image_size=(h, w)")
+        inputs["image_size"] = _size(inputs["image_size"])
+    elif modality == "text":
+        inputs.setdefault("vocab_size", VOCAB_SIZE)
+    elif "n_features" not in inputs:
+        raise ModelParamError(f"Model {entry.name!r} needs the number of input features.",
+                              expected="n_features >= 1", received="none",
+                              fix="pass n_features (the width of the encoded table)")
+    _check_shape(entry.name, modality=modality, num_classes=num_classes, inputs=inputs)
+    return inputs
+
+
+def _default_preprocessing(modality: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    if modality != "image":
+        return {"modality": modality}
+    channels = inputs["in_channels"]
+    return {"modality": "image", "channels": channels, "size": list(inputs["image_size"]),
+            # identity until the trainer sets the data's statistics; a pretrained backbone
+            # brings the normalisation it needs (the builder's preprocessing wins)
+            "mean": [0.0] * channels, "std": [1.0] * channels}
 
 
 def _check_params(entry: ModelEntry, params: dict[str, Any]) -> None:
@@ -89,13 +196,22 @@ def _check_params(entry: ModelEntry, params: dict[str, Any]) -> None:
     )
 
 
-def _check_shape(name: str, *, num_classes: int, in_channels: int,
-                 size: tuple[int, int]) -> None:
-    if num_classes < 2 or in_channels not in (1, 3) or min(size) < 1:
+def _check_shape(name: str, *, modality: str, num_classes: int,
+                 inputs: dict[str, Any]) -> None:
+    problems = {
+        "image": lambda: inputs["in_channels"] in (1, 3) and min(inputs["image_size"]) >= 1,
+        "text": lambda: inputs["vocab_size"] >= 2,
+        "tabular": lambda: inputs["n_features"] >= 1,
+    }
+    if num_classes < 2 or not problems[modality]():
+        expected = {"image": "1 or 3 channels, a positive image size",
+                    "text": "a vocabulary of at least 2 tokens",
+                    "tabular": "at least 1 input feature"}[modality]
         raise ModelParamError(
             f"Cannot build model {name!r} for this data.",
-            expected="at least 2 classes, 1 or 3 channels, a positive image size",
-            received=f"num_classes={num_classes}, in_channels={in_channels}, image_size={size}",
+            expected=f"at least 2 classes, {expected}",
+            received=f"num_classes={num_classes}, "
+            + ", ".join(f"{k}={v!r}" for k, v in inputs.items()),
             fix="check the dataset's labels and data.image in dlworkflow.yaml",
         )
 

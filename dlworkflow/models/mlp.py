@@ -1,4 +1,5 @@
-"""`mlp`: a multilayer perceptron on the flattened pixels; a baseline for any image size."""
+"""`mlp`: a multilayer perceptron on table features, or on flattened pixels (a baseline for any
+image size)."""
 
 from __future__ import annotations
 
@@ -31,15 +32,21 @@ class MLP(Classifier):
 
 @register_model(
     "mlp",
-    description="Flattened pixels -> hidden layers (256, 128) with ReLU and dropout -> linear "
-    "head. A quick baseline.",
-    input_note="any size and channels (in_features = C*H*W)",
+    description="Table features (standardised numbers, one-hot strings) or flattened pixels "
+    "-> hidden layers (256, 128) with ReLU and dropout -> linear head. A quick baseline.",
+    input_note="tabular: any number of features; images: any size and channels (C*H*W inputs)",
+    modalities=("image", "tabular"),
 )
-def mlp(*, num_classes: int, in_channels: int, image_size: tuple[int, int],
+def mlp(*, num_classes: int, in_channels: int | None = None,
+        image_size: tuple[int, int] | None = None, n_features: int | None = None,
         hidden: Sequence[int] = (256, 128), dropout: float = 0.2) -> MLP:
     if any(int(h) < 1 for h in hidden):
         raise ValueError(f"hidden widths must be positive, got {hidden}")
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-    return MLP(in_features=in_channels * image_size[0] * image_size[1], num_classes=num_classes,
+    if n_features is None:
+        if in_channels is None or image_size is None:
+            raise ValueError("mlp needs n_features (tabular) or in_channels and image_size")
+        n_features = in_channels * image_size[0] * image_size[1]
+    return MLP(in_features=int(n_features), num_classes=num_classes,
                hidden=tuple(int(h) for h in hidden), dropout=float(dropout))

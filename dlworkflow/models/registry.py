@@ -11,10 +11,16 @@ from typing import Any
 from dlworkflow.errors import ConfigError, DlwError
 from dlworkflow.registry import Registry
 
-#: Arguments every builder takes; everything else in its signature is a model parameter.
-FIXED_ARGS = ("num_classes", "in_channels", "image_size")
+#: The data's input arguments: a builder takes num_classes and those of its modalities;
+#: everything else in its signature is a model parameter (`model.params`).
+INPUT_ARGS = {"image": ("in_channels", "image_size"), "text": ("vocab_size",),
+              "tabular": ("n_features",)}
+FIXED_ARGS = ("num_classes", "in_channels", "image_size", "vocab_size", "n_features")
+#: The task (dlworkflow.yaml `task:`) each modality serves.
+MODALITY_TASK = {"image": "image-classification", "text": "text-classification",
+                 "tabular": "tabular-classification"}
 
-Builder = Callable[..., Any]  # (*, num_classes, in_channels, image_size, **params) -> Classifier
+Builder = Callable[..., Any]  # (*, num_classes, <input args>, **params) -> Classifier
 
 
 class ModelParamError(ConfigError):
@@ -35,8 +41,17 @@ class ModelEntry:
     builder: Builder
     description: str
     input_note: str
-    task: str = "image-classification"
+    modalities: tuple[str, ...] = ("image",)
     pretrained: bool = False
+
+    @property
+    def task(self) -> str:
+        """The task(s) it serves, e.g. "image-classification, tabular-classification"."""
+        return ", ".join(MODALITY_TASK[m] for m in self.modalities)
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return tuple(MODALITY_TASK[m] for m in self.modalities)
 
     def defaults(self) -> dict[str, Any]:
         """The model's own parameters with their default values."""
@@ -51,12 +66,17 @@ MODELS: Registry[ModelEntry] = Registry("model")
 
 
 def register_model(name: str, *, description: str, input_note: str,
-                   task: str = "image-classification",
+                   modalities: tuple[str, ...] = ("image",),
                    pretrained: bool = False) -> Callable[[Builder], Builder]:
-    """Decorator: add a builder to MODELS under `name`."""
+    """Decorator: add a builder to MODELS under `name`; `modalities` are the inputs it takes
+    ("image", "text", "tabular"), each with its INPUT_ARGS in the builder's signature."""
+    unknown = [m for m in modalities if m not in INPUT_ARGS]
+    if unknown or not modalities:
+        raise ValueError(f"modalities must be among {list(INPUT_ARGS)}, got {modalities}")
 
     def decorator(builder: Builder) -> Builder:
-        MODELS.add(name, ModelEntry(name, builder, description, input_note, task, pretrained))
+        MODELS.add(name, ModelEntry(name, builder, description, input_note, tuple(modalities),
+                                    pretrained))
         return builder
 
     return decorator

@@ -164,18 +164,22 @@ def to_array(img: Image.Image, *, channels: int, size: tuple[int, int]) -> np.nd
 
 def image_tensor(project: Project, rows: pd.DataFrame, *, channels: int, size: tuple[int, int],
                  max_pixels: int, progress: Any = None) -> np.ndarray:
-    """(N, C, H, W) uint8 for the rows, in row order; cached on disk by content and format."""
+    """(N, C, H, W) uint8 for the rows, in row order; cached on disk by content and format.
+
+    Returned as a copy-on-write memory map of the cache file: pages are read on demand (a
+    split larger than RAM can be streamed), writes stay private and never reach the file.
+    """
     key = sha256_json([rows["content_hash"].tolist(), channels, list(size)])[:24]
     path = project.paths.cache / f"images-{key}.npy"
     if path.is_file():
-        return np.load(path)
+        return np.load(path, mmap_mode="c")
     out = np.empty((len(rows), channels, size[0], size[1]), dtype=np.uint8)
     for i, file in enumerate(rows["path"].tolist()):
         out[i] = to_array(decode_image(file, max_pixels=max_pixels), channels=channels, size=size)
         if progress is not None:
             progress(i + 1, len(rows))
     atomic_write_with(path, lambda p: _save_npy(p, out))
-    return out
+    return np.load(path, mmap_mode="c")
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:

@@ -3,18 +3,24 @@ record the run in the ledger and in MLflow, and save the best weights for `dlw t
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from dlworkflow import store
+from dlworkflow.errors import TrainError
 from dlworkflow.models import META_FILE, create_model, save_trained
 from dlworkflow.results import StepResult
 from dlworkflow.store.privacy import check_privacy_gate
-from dlworkflow.train import tracking
+from dlworkflow.train import distributed, strategies, tracking
+from dlworkflow.train.checkpoint import Checkpointer, find_resumable
 from dlworkflow.train.progress import count_progress
-from dlworkflow.train.tensors import image_format, load_train_val
-from dlworkflow.train.trainer import FitResult, LoopConfig, fit, seed_everything
+from dlworkflow.train.tensors import input_format, load_train_val, loading_label
+from dlworkflow.train.trainer import FitResult, LoopConfig, seed_everything
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -41,6 +47,8 @@ class TrainResult(StepResult):
     browse: str
     stopped_early: bool = False
     history: list[dict[str, float]] = field(default_factory=list, repr=False)
+    transfer: str = ""  # "<strategy>: <reason>" (train/strategies.py)
+    devices: int = 1  # data-parallel processes
 
     def title(self) -> str:
         return f"train: {self.model}"
@@ -49,47 +57,71 @@ class TrainResult(StepResult):
         stop = " (early stop)" if self.stopped_early else ""
         rows = [
             ("model", f"{self.model} ({self.parameters:,} parameters)"),
+            ("transfer", self.transfer),
             ("epochs", f"best {self.best_epoch} of {self.epochs_run} run{stop}"),
             (f"best val {self.metric}", f"{self.best_metric:.4f}"),
             ("val accuracy", f"{self.val_accuracy:.4f}"),
-            ("train time", f"{self.seconds:.1f} s"),
+            ("train time", f"{self.seconds:.1f} s"
+             + (f" on {self.devices} processes" if self.devices > 1 else "")),
             ("weights", self.weights),
             ("MLflow run", self.mlflow_run_id),
             ("browse MLflow", self.browse),
         ]
-        return [r for r in rows if not (r[0] == "val accuracy" and self.metric == "accuracy")]
+        return [r for r in rows if not (r[0] == "val accuracy" and self.metric == "accuracy")
+                and not (r[0] == "transfer" and not self.transfer)]
 
 
-def train(project: Project, *, epochs: int | None = None, progress: bool = True) -> TrainResult:
-    """Train `model.name` with `train:` settings; `epochs` overrides train.epochs for this run."""
+def train(project: Project, *, epochs: int | None = None, progress: bool = True,
+          resume: bool = False, devices: int = 1) -> TrainResult:
+    """Train `model.name` with `train:` settings; `epochs` overrides train.epochs for this run.
+
+    resume: continue the last train run, interrupted or failed, from its last epoch's
+    checkpoint (same settings, same MLflow run); on CPU the result equals an uninterrupted
+    run's. devices: data-parallel processes (train/distributed.py); `train.batch_size` stays
+    the global batch.
+    """
+    shard = distributed.current()
+    if devices > 1 and shard is None:
+        return _launch(project, devices=devices, epochs=epochs, resume=resume,
+                       progress=progress)
     privacy_accepted = check_privacy_gate(project)  # pii/phi: scanned, findings gone or accepted
     cfg = project.config
     split_info = store.read_split_info(project)  # raises StepOrderError before `dlw split`
     metric = cfg.problem.primary_metric or "accuracy"
+    origin = find_resumable(project, epochs=epochs) if resume else None
+    distributed.barrier(shard)  # every rank has read the ledger before rank 0 writes to it
+    if origin is not None:
+        epochs = origin.epochs_override
     loop = LoopConfig.from_train_config(cfg.train, metric=metric, seed=cfg.seed, epochs=epochs)
-    channels, size = image_format(project)
+    if shard is not None and not shard.is_main:  # compute only: no ledger, MLflow or files
+        generator, strategy, model, data = _build(project, split_info, shard, progress=False)
+        strategies.train_model(strategy, project, model, data, loop, generator=generator,
+                               resume=origin.state if origin else None)
+        return None  # type: ignore[return-value]  # rank 0 reports
     started = time.perf_counter()
     overrides = {"train.epochs": epochs} if epochs is not None else None
     with project.step("train", inputs={"split": project.upstream_hash("split")},
                       overrides=overrides) as run:
-        generator = seed_everything(cfg.seed, threads=cfg.train.threads)
-        model = create_model(cfg.model.name, num_classes=len(split_info.classes),
-                             in_channels=channels, image_size=size, **cfg.model.params)
-        prep = model.preprocessing  # a pretrained backbone keeps the normalisation it learnt
-        fixed = (prep["mean"], prep["std"]) if prep.get("fixed_normalisation") else None
-        with count_progress("decoding images", enabled=progress) as report:
-            data = load_train_val(project, split_info.classes, channels=channels, size=size,
-                                  report=report, stats=fixed)
-        model.preprocessing.update(mean=data.mean, std=data.std)
+        generator, strategy, model, data = _build(project, split_info, shard, progress=progress)
         tags = {tracking.LEDGER_TAG: str(run.run_id), "dlw.step": "train"}
+        folder = origin.folder if origin else project.paths.train_dir / f"run-{run.run_id}"
         with tracking.tracked_run(project, run_name=f"{cfg.model.name}-run{run.run_id}",
-                                  tags=tags) as tracker:
+                                  tags=tags, resume_run_id=origin.mlflow_run_id if origin
+                                  else None) as tracker:
             tracker.log_params(run_params(project, split_info, loop, model, data))
-            result = fit(model, data.x_train, data.y_train, data.x_val, data.y_val, loop,
-                         generator=generator, callbacks=[tracker.on_epoch_end],
-                         progress=progress)
-            folder = project.paths.train_dir / f"run-{run.run_id}"
+            tracker.log_params({**strategy.params(), "train.devices": _world(shard)})
+            if origin is not None:  # epochs the interrupted run checkpointed but never logged
+                tracker.log_history(origin.state.history)
+            checkpoint = Checkpointer(folder / "checkpoint", {
+                "ledger_run_id": run.run_id, "mlflow_run_id": tracker.run_id,
+                "epochs_override": epochs, "loop": dataclasses.asdict(loop)})
+            result = strategies.train_model(
+                strategy, project, model, data, loop, generator=generator,
+                callbacks=[tracker.on_epoch_end], progress=progress,
+                on_checkpoint=_recording(checkpoint.save, run),
+                resume=origin.state if origin else None)
             meta = model_meta(project, split_info, result, data, metric, run, tracker.run_id)
+            meta["transfer"] = strategy.summary()
             weights, digest = save_trained(folder, model, meta)
             tracker.log_metrics({f"best_val_{metric}": result.best_metric,
                                  "best_epoch": result.best_epoch}, step=result.best_epoch)
@@ -100,15 +132,78 @@ def train(project: Project, *, epochs: int | None = None, progress: bool = True)
         record(run, result, model=cfg.model.name, metric=metric, weights=weights,
                digest=digest, mlflow_run_id=tracker.run_id, seconds=seconds, epochs=epochs,
                privacy_accepted=privacy_accepted)
+        run.summary["transfer"] = strategy.summary()
+        run.summary["devices"] = _world(shard)
+        if origin is not None:
+            run.summary["resumed_from"] = origin.record.id
+            run.summary["resumed_at_epoch"] = origin.state.epoch
     best = result.best
-    return TrainResult(
+    out = TrainResult(
         model=cfg.model.name, parameters=model.parameter_count(), metric=metric,
         best_metric=result.best_metric, best_epoch=result.best_epoch,
         epochs_run=result.epochs_run, val_accuracy=best["val_accuracy"], seconds=seconds,
         weights=str(weights), folder=str(folder), ledger_run_id=run.run_id,
         mlflow_run_id=tracker.run_id, browse=tracking.browse_hint(project),
         stopped_early=result.stopped_early, history=result.history,
+        transfer=strategy.describe(), devices=_world(shard),
     )
+    if shard is not None:
+        distributed.write_result(dataclasses.asdict(out))
+    return out
+
+
+def _build(project: Project, split_info: store.SplitInfo, shard: distributed.Shard | None, *,
+           progress: bool) -> tuple[Any, strategies.Strategy, Any, Any]:
+    """Seeded generator, transfer strategy, the model and its train/val data."""
+    cfg = project.config
+    threads = cfg.train.threads
+    if shard is not None and not torch.cuda.is_available():  # ranks share the CPU cores
+        threads = max(1, (threads or os.cpu_count() or 1) // shard.world)
+    generator = seed_everything(cfg.seed, threads=threads)
+    strategy = strategies.choose(project, cfg.model.name)  # model.transfer, with reason
+    model = create_model(cfg.model.name, num_classes=len(split_info.classes), task=cfg.task,
+                         **input_format(project),
+                         **strategy.model_params(cfg.model.name, cfg.model.params))
+    # the model's preprocessing says how to load: image format and a pretrained backbone's
+    # fixed normalisation, text max_len; the data's statistics go back into it
+    with count_progress(loading_label(cfg.task), enabled=progress) as report:
+        data = load_train_val(project, split_info.classes, report=report,
+                              preprocessing=model.preprocessing)
+    model.preprocessing.update(data.preprocessing)
+    return generator, strategy, model, data
+
+
+def _world(shard: distributed.Shard | None) -> int:
+    return shard.world if shard is not None else 1
+
+
+def _launch(project: Project, *, devices: int, epochs: int | None, resume: bool,
+            progress: bool) -> TrainResult:
+    """Check what one process would check first (clear errors, no stack of N tracebacks),
+    then run the ranks; rank 0's TrainResult."""
+    check_privacy_gate(project)
+    store.read_split_info(project)
+    batch = project.config.train.batch_size
+    if batch % devices:
+        raise TrainError(
+            f"train.batch_size ({batch}) must divide evenly between --devices {devices}: it "
+            "is the global batch, cut into one equal slice per process.",
+            expected=f"a multiple of {devices}", received=str(batch),
+            fix=f"train.batch_size: {max(devices, batch - batch % devices)} in dlworkflow.yaml")
+    if resume:
+        find_resumable(project, epochs=epochs)
+    data = distributed.launch(project.root, devices=devices, epochs=epochs, resume=resume,
+                              progress=progress)
+    return TrainResult(**data)
+
+
+def _recording(save: Any, run: StepRun) -> Any:
+    """Checkpoint, then note the epoch in the ledger summary: a failed run's status then
+    offers `dlw train --resume`."""
+    def on_checkpoint(state: Any) -> None:
+        save(state)
+        run.summary["checkpoint_epoch"] = state.epoch
+    return on_checkpoint
 
 
 def run_params(project: Project, split_info: store.SplitInfo, loop: LoopConfig, model: Any,
@@ -122,8 +217,7 @@ def run_params(project: Project, split_info: store.SplitInfo, loop: LoopConfig, 
     params.update({
         "train.epochs": loop.epochs, "train.metric": loop.metric, "seed": cfg.seed,
         "data.dataset_version": split_info.dataset_version, "data.split_hash": split_info.hash,
-        "data.classes": len(data.classes), "data.channels": data.channels,
-        "data.size": f"{data.size[0]}x{data.size[1]}",
+        "data.classes": len(data.classes), **data.describe(),
         "data.n_train": len(data.y_train), "data.n_val": len(data.y_val),
     })
     return params
@@ -133,8 +227,7 @@ def model_meta(project: Project, split_info: store.SplitInfo, result: FitResult,
                metric: str, run: StepRun, mlflow_run_id: str) -> dict[str, Any]:
     """Everything `dlw test` needs to predict, plus where the model came from."""
     return {
-        "classes": data.classes, "channels": data.channels, "size": list(data.size),
-        "mean": data.mean, "std": data.std, "metric": metric,
+        "classes": data.classes, **data.meta(), "metric": metric,
         "val_metric": result.best_metric, "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run, "history": result.history,
         "dataset_version": split_info.dataset_version, "split_hash": split_info.hash,

@@ -1,36 +1,114 @@
-"""Train and validation data as in-memory tensors, normalised once with the train statistics.
+"""Train and validation data as in-memory tensors, in the form the model takes, for each task.
 
-Only the open splits are read (`store.load_split` refuses the sealed test set by design).
+  images  uint8 (N, C, H, W), memory-mapped from the tensor cache (store.image_tensor), with
+          the train split's per-channel statistics (or a pretrained backbone's): the trainer
+          normalises each batch on the device (train/data.py)
+  text    int64 token ids (N, L) of the `text` column (models.tokenize, the shared WordPiece
+          tokenizer; pad 0), cached on disk by content hashes, max_len and tokenizer
+  tabular float32 (N, F): the `f:` feature columns, numbers standardised with the TRAIN
+          statistics (missing -> train mean, i.e. 0), strings one-hot over the train categories
+
+`TrainData.preprocessing` is what the model's `preprocessing` must hold afterwards, so `dlw
+test` (evaluate/predict.py) transforms rows exactly as training did. Only the open splits are
+read (`store.load_split` refuses the sealed test set by design).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from dlworkflow import store
 from dlworkflow.errors import TrainError
+from dlworkflow.fileio import atomic_write_with, sha256_json
+from dlworkflow.models import TOKENIZER, encode_table, fit_table_encoding, n_features, tokenize
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pandas as pd
 
     from dlworkflow.project import Project
+    from dlworkflow.train.data import TensorData
+
+DEFAULT_MAX_LEN = 128
+LOADING = {"image-classification": "decoding images", "text-classification": "tokenizing texts",
+           "tabular-classification": "encoding features"}
 
 
 @dataclass
 class TrainData:
-    x_train: torch.Tensor  # float32 (N, C, H, W), normalised
-    y_train: torch.Tensor  # int64 class indices into `classes`
+    x_train: torch.Tensor  # images uint8 (N, C, H, W) memmap, raw; text int64 (N, L) token
+    y_train: torch.Tensor  # ids; tabular float32 (N, F) encoded. y: int64 indices of classes
     x_val: torch.Tensor
     y_val: torch.Tensor
     classes: list[str]
-    channels: int
-    size: tuple[int, int]
-    mean: list[float]  # per channel, of train pixels scaled to 0..1
-    std: list[float]
+    channels: int | None = None  # images only
+    size: tuple[int, int] | None = None  # images only
+    mean: list[float] | None = None  # images only: per channel, of train pixels on 0..1
+    std: list[float] | None = None
+    modality: str = "image"  # "image" | "text" | "tabular"
+    # what model.preprocessing must be updated with (the transform `dlw test` repeats)
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def train(self) -> TensorData:
+        """The train split for `trainer.fit` (mean/std go along only with uint8 images)."""
+        return self._split(self.x_train, self.y_train)
+
+    @property
+    def val(self) -> TensorData:
+        return self._split(self.x_val, self.y_val)
+
+    def _split(self, x: torch.Tensor, y: torch.Tensor) -> TensorData:
+        from dlworkflow.train.data import TensorData
+
+        raw = x.dtype == torch.uint8
+        return TensorData(x, y, mean=self.mean if raw else None, std=self.std if raw else None)
+
+    def describe(self) -> dict[str, Any]:
+        """Flat MLflow params of the input format (data.*)."""
+        prep = self.preprocessing
+        if self.modality == "image":
+            return {"data.channels": self.channels,
+                    "data.size": f"{self.size[0]}x{self.size[1]}" if self.size else None}
+        if self.modality == "text":
+            return {"data.max_len": prep.get("max_len"), "data.tokenizer": prep.get("tokenizer"),
+                    "data.tokens": int(self.x_train.shape[1])}
+        return {"data.features": len(prep.get("features", [])),
+                "data.n_features": int(self.x_train.shape[1])}
+
+    def meta(self) -> dict[str, Any]:
+        """Keys for model.json besides the model's own (images: format and statistics)."""
+        if self.modality != "image":
+            return {}
+        return {"channels": self.channels, "size": list(self.size or ()), "mean": self.mean,
+                "std": self.std}
+
+
+def modality_of(project: Project) -> str:
+    return project.config.task.removesuffix("-classification")
+
+
+def loading_label(task: str) -> str:
+    """What the progress bar says while the data loads."""
+    return LOADING.get(task, "loading data")
+
+
+def input_format(project: Project) -> dict[str, Any]:
+    """create_model's input arguments for the project's data: images in_channels + image_size,
+    tabular n_features (the width of the encoded train table), text none."""
+    modality = modality_of(project)
+    if modality == "image":
+        channels, size = image_format(project)
+        return {"in_channels": channels, "image_size": size}
+    if modality == "tabular":
+        return {"n_features": n_features(table_encoding(project, _split_rows(project,
+                                                                              "train")))}
+    return {}
 
 
 def image_format(project: Project) -> tuple[int, tuple[int, int]]:
@@ -44,32 +122,103 @@ def image_format(project: Project) -> tuple[int, tuple[int, int]]:
     return int(channels), (int(size[0]), int(size[1]))
 
 
-def load_train_val(project: Project, classes: list[str], *, channels: int,
-                   size: tuple[int, int], report: object = None,
-                   stats: tuple[list[float], list[float]] | None = None) -> TrainData:
-    """Decode (or read from the tensor cache) train and val images and normalise them, with
-    the train split's per-channel statistics, or with `stats` (a pretrained backbone's)."""
-    arrays, labels = {}, {}
-    for name in ("train", "val"):
-        rows = store.load_split(project, name)
-        if rows.empty:
-            raise TrainError(
-                f"The {name} split is empty: there is nothing to train or validate on.",
-                expected=f"at least one sample in {name}",
-                received="0 samples",
-                fix="ingest more data or change the fractions under `split:`, then `dlw split`",
-            )
-        arrays[name] = store.image_tensor(project, rows, channels=channels, size=size,
-                                          max_pixels=project.config.data.max_image_pixels,
-                                          progress=report)
-        labels[name] = label_indices(rows, classes)
+def load_train_val(project: Project, classes: list[str], *, channels: int | None = None,
+                   size: tuple[int, int] | None = None, report: Callable | None = None,
+                   stats: tuple[list[float], list[float]] | None = None,
+                   preprocessing: dict[str, Any] | None = None) -> TrainData:
+    """Train and val inputs for the project's task, with y as class indices.
+
+    `preprocessing` is the model's: images take channels/size from it (unless given) and, for
+    a pretrained backbone (fixed_normalisation), its mean/std (unless `stats` is given); text
+    takes max_len. Images are normalised with the train split's per-channel statistics
+    otherwise.
+    """
+    prep = preprocessing or {}
+    rows = {name: _split_rows(project, name) for name in ("train", "val")}
+    labels = {name: label_indices(rows[name], classes) for name in rows}
+    modality = modality_of(project)
+    if modality == "text":
+        max_len = int(prep.get("max_len") or DEFAULT_MAX_LEN)
+        x = {name: torch.from_numpy(token_ids(project, rows[name], max_len=max_len,
+                                              report=report)) for name in rows}
+        extra = {"modality": "text", "max_len": max_len, "tokenizer": TOKENIZER}
+        return TrainData(x["train"], labels["train"], x["val"], labels["val"], list(classes),
+                         modality="text", preprocessing=extra)
+    if modality == "tabular":
+        encoding = table_encoding(project, rows["train"])
+        x = {name: torch.from_numpy(encode_table(rows[name], encoding)) for name in rows}
+        if report is not None:
+            report(len(rows["train"]), len(rows["train"]))
+        return TrainData(x["train"], labels["train"], x["val"], labels["val"], list(classes),
+                         modality="tabular", preprocessing=encoding)
+    return _images(project, rows, labels, classes, channels=channels or prep.get("channels"),
+                   size=size or prep.get("size"), report=report,
+                   stats=stats or ((prep["mean"], prep["std"])
+                                   if prep.get("fixed_normalisation") else None))
+
+
+def _images(project: Project, rows: dict[str, pd.DataFrame], labels: dict[str, torch.Tensor],
+            classes: list[str], *, channels: int | None, size: Any, report: Callable | None,
+            stats: tuple[list[float], list[float]] | None) -> TrainData:
+    if channels is None or size is None:
+        channels, size = image_format(project)
+    channels, size = int(channels), (int(size[0]), int(size[1]))
+    arrays = {name: store.image_tensor(project, rows[name], channels=channels, size=size,
+                                       max_pixels=project.config.data.max_image_pixels,
+                                       progress=report) for name in rows}
     mean, std = (list(stats[0])[:channels], list(stats[1])[:channels]) if stats else (
         channel_stats(arrays["train"]))
     return TrainData(
-        x_train=normalise(arrays["train"], mean, std), y_train=labels["train"],
-        x_val=normalise(arrays["val"], mean, std), y_val=labels["val"],
+        # uint8, memory-mapped: the trainer normalises each batch on the device with mean/std
+        x_train=torch.from_numpy(arrays["train"]), y_train=labels["train"],
+        x_val=torch.from_numpy(arrays["val"]), y_val=labels["val"],
         classes=list(classes), channels=channels, size=size, mean=mean, std=std,
+        modality="image", preprocessing={"mean": mean, "std": std},
     )
+
+
+def _split_rows(project: Project, name: str) -> pd.DataFrame:
+    rows = store.load_split(project, name)
+    if rows.empty:
+        raise TrainError(
+            f"The {name} split is empty: there is nothing to train or validate on.",
+            expected=f"at least one sample in {name}",
+            received="0 samples",
+            fix="ingest more data or change the fractions under `split:`, then `dlw split`",
+        )
+    return rows
+
+
+def token_ids(project: Project, rows: pd.DataFrame, *, max_len: int,
+              report: Callable | None = None) -> np.ndarray:
+    """int64 (N, L) token ids of the rows' `text`, in row order; cached on disk by the texts'
+    content hashes, max_len and the tokenizer (as store.image_tensor caches pixels)."""
+    key = sha256_json([rows["content_hash"].tolist(), max_len, TOKENIZER])[:24]
+    path = project.paths.cache / f"tokens-{key}.npy"
+    if path.is_file():
+        return np.load(path, allow_pickle=False)
+    ids = tokenize(rows["text"].fillna("").astype(str).tolist(), max_len)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_with(path, lambda p: _save_npy(p, ids))
+    if report is not None:
+        report(len(rows), len(rows))
+    return ids
+
+
+def table_encoding(project: Project, train_rows: pd.DataFrame) -> dict[str, Any]:
+    """The feature encoding learnt on the train rows (models.fit_table_encoding)."""
+    features = store.read_dataset_info(project).features
+    if not features:
+        raise TrainError(
+            "The dataset has no feature columns to train a tabular model on.",
+            expected="feature columns recorded by `dlw ingest` (name -> number | string)",
+            received="none", fix="check data.feature_columns, then `dlw ingest` again")
+    return fit_table_encoding(train_rows, features)
+
+
+def _save_npy(path: Any, array: np.ndarray) -> None:
+    with open(path, "wb") as handle:
+        np.save(handle, array)
 
 
 def label_indices(rows: pd.DataFrame, classes: list[str]) -> torch.Tensor:
@@ -87,10 +236,20 @@ def label_indices(rows: pd.DataFrame, classes: list[str]) -> torch.Tensor:
 
 
 def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of uint8 (N, C, H, W) images on the 0..1 scale."""
-    flat = images.transpose(1, 0, 2, 3).reshape(images.shape[1], -1).astype(np.float64) / 255.0
-    mean = flat.mean(axis=1)
-    std = flat.std(axis=1)
+    """Per-channel mean and std of uint8 (N, C, H, W) images on the 0..1 scale, in chunks of
+    samples (a memory-mapped split is never loaded whole, nor converted whole to float)."""
+    n, channels = images.shape[0], images.shape[1]
+    chunk = max(1, (64 << 20) // max(1, images[0].size))  # ~64 MB of uint8 at a time
+    total = np.zeros(channels)
+    for i in range(0, n, chunk):
+        total += images[i:i + chunk].sum(axis=(0, 2, 3), dtype=np.float64)
+    count = n * images.shape[2] * images.shape[3]
+    mean = total / count / 255.0
+    squares = np.zeros(channels)
+    for i in range(0, n, chunk):
+        part = images[i:i + chunk].astype(np.float64) / 255.0 - mean[None, :, None, None]
+        squares += (part * part).sum(axis=(0, 2, 3))
+    std = np.sqrt(squares / count)
     std[std < 1e-6] = 1.0  # a constant channel: centre it, do not blow it up
     return mean.tolist(), std.tolist()
 

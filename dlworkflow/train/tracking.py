@@ -67,18 +67,34 @@ class Tracker:
         values["epoch_seconds"] = row["seconds"]
         self.log_metrics(values, step=epoch)
 
+    def log_history(self, history: list[dict[str, float]]) -> None:
+        """Log the epochs of `history` this run does not have yet (a resumed run)."""
+        with _quiet():
+            logged = {m.step for m in self.client.get_metric_history(self.run_id, "train_loss")}
+        for row in history:
+            if int(row["epoch"]) not in logged:
+                self.on_epoch_end(int(row["epoch"]), row)
+
     def log_artifacts(self, paths: list[Path], *, artifact_path: str | None = None) -> None:
         for path in paths:
             self.client.log_artifact(self.run_id, str(path), artifact_path=artifact_path)
 
 
 @contextmanager
-def tracked_run(project: Project, *, run_name: str, tags: dict[str, str]) -> Iterator[Tracker]:
-    """Start an MLflow run in the project's experiment; FINISHED on success, FAILED if not."""
+def tracked_run(project: Project, *, run_name: str, tags: dict[str, str],
+                resume_run_id: str | None = None) -> Iterator[Tracker]:
+    """Start an MLflow run in the project's experiment; FINISHED on success, FAILED if not.
+
+    resume_run_id: continue that run (a resumed training) when the store still has it;
+    otherwise a new run is started, tagged with the id it continues.
+    """
     client = open_client(project)
     experiment_id = ensure_experiment(project, client)
-    run = _call(project, "start a run", lambda: client.create_run(
-        experiment_id, run_name=run_name, tags=tags))
+    run = _reopen(client, resume_run_id, tags) if resume_run_id else None
+    if run is None:
+        extra = {"dlw.resumes_mlflow_run": resume_run_id} if resume_run_id else {}
+        run = _call(project, "start a run", lambda: client.create_run(
+            experiment_id, run_name=run_name, tags={**tags, **extra}))
     tracker = Tracker(client, run.info.run_id)
     try:
         yield tracker
@@ -90,6 +106,22 @@ def tracked_run(project: Project, *, run_name: str, tags: dict[str, str]) -> Ite
             pass
         raise
     client.set_terminated(tracker.run_id, status="FINISHED")
+
+
+def _reopen(client: Any, run_id: str, tags: dict[str, str]) -> Any:
+    """The run, set RUNNING again with `tags` (the resuming ledger run's); None when the store
+    no longer has it (or it is deleted)."""
+    try:
+        with _quiet():
+            run = client.get_run(run_id)
+            if run.info.lifecycle_stage == "deleted":
+                return None
+            client.update_run(run_id, status="RUNNING")
+            for key, value in tags.items():
+                client.set_tag(run_id, key, value)
+            return run
+    except Exception:  # not found, or a store that refuses: start a new run instead
+        return None
 
 
 def open_client(project: Project) -> Any:

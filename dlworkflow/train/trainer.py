@@ -1,9 +1,16 @@
-"""The training loop: generic, lean, in-memory, reproducible.
+"""The training loop: generic, lean, reproducible, resumable.
 
-Whole tensors live in memory, already normalised; each epoch shuffles with a seeded generator
-and slices batches, evaluates on validation under `torch.inference_mode`, keeps a copy of the
-best weights and stops early when the monitored metric stops improving. It knows nothing of
-projects, files or MLflow: those come in through `on_epoch_end` callbacks.
+Each epoch shuffles with a seeded generator and takes batches from a `TensorData` placed on
+the device (resident when it fits, else read ahead from a memory map; uint8 images are
+normalised per batch on the device), evaluates on validation under `torch.inference_mode`,
+keeps a copy of the best weights and stops early when the monitored metric stops improving.
+Options (all from `train:` in dlworkflow.yaml): schedule (cosine, onecycle, plateau,
+constant), label smoothing, gradient clipping, gradient accumulation, balanced class weights,
+bf16 autocast, channels-last, torch.compile and the device.
+
+It knows nothing of projects, files or MLflow: those come in through callbacks
+(`on_epoch_end` rows, `on_checkpoint` states) and hooks (`batch_transform`, `param_groups`,
+`on_epoch_start`) for augmentation and transfer learning.
 """
 
 from __future__ import annotations
@@ -11,17 +18,25 @@ from __future__ import annotations
 import math
 import random
 import time
+import warnings
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from dlworkflow import metrics as metrics_mod
+from dlworkflow.train import distributed
+from dlworkflow.train.data import DeviceData, TensorData
+from dlworkflow.train.distributed import Shard
 
 EpochCallback = Callable[[int, dict[str, float]], None]
+BatchTransform = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
+EpochStart = Callable[[int, nn.Module, torch.optim.Optimizer], None]
+SCHEDULES = ("cosine", "onecycle", "plateau", "constant")
 
 
 @dataclass(frozen=True)
@@ -35,6 +50,16 @@ class LoopConfig:
     metric: str = "accuracy"  # monitored on validation; higher is better
     seed: int = 42
     eval_batch_size: int = 512
+    schedule: str = "cosine"  # per epoch; onecycle: per optimizer step; plateau: on the metric
+    label_smoothing: float = 0.0
+    grad_clip: float | None = None  # max total gradient norm
+    accumulate: int = 1  # batches per optimizer step
+    class_weights: str = "none"  # "balanced": n / (k * count_c) from the train labels
+    precision: str = "auto"  # auto: bf16 on a GPU that supports it, else fp32
+    channels_last: bool = False
+    compile: bool = False
+    device: str = "auto"  # auto: cuda when available, else cpu
+    resident_bytes: int | None = None  # data on the device up to this size; None: automatic
 
     @classmethod
     def from_train_config(cls, train: Any, *, metric: str, seed: int,
@@ -43,7 +68,11 @@ class LoopConfig:
         return cls(epochs=epochs or train.epochs, batch_size=train.batch_size,
                    optimizer=train.optimizer, learning_rate=train.learning_rate,
                    weight_decay=train.weight_decay, patience=train.early_stopping_patience,
-                   metric=metric, seed=seed)
+                   metric=metric, seed=seed, schedule=train.schedule,
+                   label_smoothing=train.label_smoothing, grad_clip=train.grad_clip,
+                   accumulate=train.accumulate, class_weights=train.class_weights,
+                   precision=train.precision, channels_last=train.channels_last,
+                   compile=train.compile, device=train.device)
 
 
 @dataclass
@@ -55,10 +84,29 @@ class FitResult:
     stopped_early: bool
     seconds: float
     best_state: dict[str, torch.Tensor] = field(repr=False)
+    notes: list[str] = field(default_factory=list)  # e.g. "torch.compile failed: ..."
+    device: str = "cpu"
+    precision: str = "fp32"
+    resident: bool = True  # train data held on the device (else streamed)
 
     @property
     def best(self) -> dict[str, float]:
         return self.history[self.best_epoch - 1]
+
+
+@dataclass
+class LoopState:
+    """Everything needed to continue exactly after `epoch` (see train/checkpoint.py)."""
+
+    epoch: int
+    model: dict[str, Tensor]
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any] | None
+    best_metric: float
+    best_epoch: int
+    best_state: dict[str, Tensor]
+    history: list[dict[str, float]]
+    rng: dict[str, Any]
 
 
 def seed_everything(seed: int, *, threads: int | None = None) -> torch.Generator:
@@ -72,8 +120,30 @@ def seed_everything(seed: int, *, threads: int | None = None) -> torch.Generator
     return torch.Generator().manual_seed(seed)
 
 
-def make_optimizer(model: nn.Module, cfg: LoopConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    return precision
+
+
+def autocast(precision: str, device: torch.device) -> AbstractContextManager[Any]:
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def make_optimizer(model: nn.Module, cfg: LoopConfig,
+                   param_groups: list[dict] | None = None) -> torch.optim.Optimizer:
+    """AdamW or SGD over `param_groups` (a group may carry its own "lr"), else over the
+    model's trainable parameters."""
+    params: Any = param_groups if param_groups is not None else [
+        p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "sgd":
@@ -82,89 +152,309 @@ def make_optimizer(model: nn.Module, cfg: LoopConfig) -> torch.optim.Optimizer:
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}; use 'adamw' or 'sgd'")
 
 
-def fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor,
-        x_val: torch.Tensor, y_val: torch.Tensor, cfg: LoopConfig, *,
-        generator: torch.Generator | None = None,
-        callbacks: Sequence[EpochCallback] = (), progress: bool = False) -> FitResult:
-    """Train `model` in place; on return it holds the best epoch's weights.
+def make_schedule(optimizer: torch.optim.Optimizer, cfg: LoopConfig, *,
+                  steps_per_epoch: int) -> Any:
+    """cosine: per epoch to 0; onecycle: per optimizer step, peak = each group's lr;
+    plateau: x0.1 after patience//2 epochs without a better metric; constant: None."""
+    sched = torch.optim.lr_scheduler
+    if cfg.schedule == "cosine":
+        return sched.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+    if cfg.schedule == "onecycle":
+        return sched.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
+                                total_steps=cfg.epochs * steps_per_epoch)
+    if cfg.schedule == "plateau":
+        return sched.ReduceLROnPlateau(optimizer, mode="max", factor=0.1,
+                                       patience=max(0, cfg.patience // 2 - 1))
+    if cfg.schedule == "constant":
+        return None
+    raise ValueError(f"unknown schedule {cfg.schedule!r}; use one of {', '.join(SCHEDULES)}")
 
-    x_* are float (N, C, H, W) already normalised, y_* int64 class indices. Each history entry
-    has epoch, train_loss, val_loss, val_<metric>, val_accuracy, lr and seconds.
+
+def global_batches(n: int, batch_size: int, shard: Shard | None) -> int:
+    """Batches an epoch (per rank, data-parallel: a last batch smaller than the world is
+    skipped, see Shard.local_order)."""
+    world = shard.world if shard is not None else 1
+    full, rest = divmod(n, batch_size)
+    return full + (1 if rest >= world else 0)
+
+
+def balanced_weights(y: Tensor, num_classes: int) -> Tensor:
+    """n / (k * count_c) per class (sklearn's "balanced"); 0 for a class absent from y."""
+    counts = torch.bincount(torch.as_tensor(y).cpu(), minlength=num_classes).double()
+    present = int((counts > 0).sum())
+    weights = torch.where(counts > 0, counts.sum() / (present * counts.clamp(min=1)), 0.0)
+    return weights.float()
+
+
+def fit(model: nn.Module, train: TensorData, val: TensorData, cfg: LoopConfig,
+        *legacy: Any, generator: torch.Generator | None = None,
+        callbacks: Sequence[EpochCallback] = (), progress: bool = False,
+        batch_transform: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None = None,
+        param_groups: list[dict] | None = None,
+        on_epoch_start: Callable[[int, nn.Module, torch.optim.Optimizer], None] | None = None,
+        on_checkpoint: Callable[[LoopState], None] | None = None,
+        resume: LoopState | None = None, shard: Shard | None | str = "auto") -> FitResult:
+    """Train `model` in place on `cfg.device`; on return it holds the best epoch's weights.
+
+    train / val: TensorData (uint8 images are normalised per batch with their mean/std; the
+    older form fit(model, x_train, y_train, x_val, y_val, cfg) is still accepted).
+    batch_transform(x, y) runs on each training batch on the device (augmentation; it may
+    return float soft targets [B, K]). param_groups replaces model.parameters() in the
+    optimizer. on_epoch_start(epoch, model, optimizer) runs before each epoch. on_checkpoint
+    receives the LoopState at the end of each epoch; `resume` continues from one.
+    Each history entry has epoch, train_loss, val_loss, val_<metric>, val_accuracy, lr and
+    seconds. shard: this process's place in a data-parallel run ("auto": the initialised
+    process group, if any; see train/distributed.py); only rank 0 calls on_checkpoint and the
+    callbacks and shows progress.
     """
+    if legacy:
+        train, val, cfg = (TensorData(train, val), TensorData(cfg, legacy[0]), legacy[1])
     from dlworkflow.train.progress import epoch_progress
 
+    shard = distributed.current() if shard == "auto" else shard
+    assert not isinstance(shard, str)
+    main = shard is None or shard.is_main
+    if not main:
+        callbacks, on_checkpoint, progress = (), None, False
+    device = distributed.device_for(shard, resolve_device(cfg.device))
+    precision = resolve_precision(cfg.precision, device)
     generator = generator or torch.Generator().manual_seed(cfg.seed)
-    optimizer = make_optimizer(model, cfg)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
-    n_batches = math.ceil(len(x_train) / cfg.batch_size)
+    model.to(device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    train_on = train.place(device, budget=cfg.resident_bytes)
+    val_on = val.place(device, budget=cfg.resident_bytes)
+    loop = _Loop(model, cfg, device=device, precision=precision, batch_transform=batch_transform,
+                 shard=shard)
+    loop.weights = _class_weights(cfg, model, train, device)
+    if shard is None:
+        loop.forward = _maybe_compile(model, cfg, val_on, loop)
+        loop.eval_forward = loop.forward
+    else:  # gradients are all-reduced by DDP; evaluation runs the plain module
+        loop.ddp = distributed.wrap(model, shard, device, find_unused=param_groups is not None)
+        loop.forward = _maybe_compile(loop.ddp, cfg, val_on, loop)
+    n_batches = global_batches(len(train), cfg.batch_size, shard)
+    optimizer = make_optimizer(model, cfg, param_groups)
+    schedule = make_schedule(optimizer, cfg,
+                             steps_per_epoch=math.ceil(n_batches / cfg.accumulate))
     history: list[dict[str, float]] = []
     best_metric, best_epoch, best_state = -math.inf, 0, _copy_state(model)
+    first = 1
+    if resume is not None:
+        _restore(resume, model, optimizer, schedule, generator, device)
+        history, best_metric, best_epoch = list(resume.history), resume.best_metric, \
+            resume.best_epoch
+        best_state, first = resume.best_state, resume.epoch + 1
     key, start = f"val_{cfg.metric}", time.perf_counter()
+    done = first > cfg.epochs or (first > 1 and first - 1 - best_epoch >= cfg.patience)
     with epoch_progress(cfg.epochs, n_batches, enabled=progress, metric=key) as bar:
-        for epoch in range(1, cfg.epochs + 1):
+        for epoch in range(first, cfg.epochs + 1):
+            if done:
+                break
+            if on_epoch_start is not None:
+                on_epoch_start(epoch, model, optimizer)
             t0, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
-            train_loss = train_epoch(model, x_train, y_train, optimizer,
-                                     batch_size=cfg.batch_size, generator=generator,
-                                     tick=bar.tick)
-            schedule.step()
+            order = torch.randperm(len(train), generator=generator)
+            train_loss = loop.train_epoch(train_on, order, optimizer,
+                                          schedule if cfg.schedule == "onecycle" else None,
+                                          tick=bar.tick)
             row = {"epoch": epoch, "train_loss": train_loss,
-                   **evaluate(model, x_val, y_val, metric=cfg.metric,
-                              batch_size=cfg.eval_batch_size),
-                   "lr": lr, "seconds": time.perf_counter() - t0}
+                   **loop.evaluate(val_on, metric=cfg.metric), "lr": lr,
+                   "seconds": time.perf_counter() - t0}
+            if cfg.schedule == "plateau":
+                schedule.step(row[key])
+            elif cfg.schedule == "cosine":
+                schedule.step()
             history.append(row)
             if row[key] > best_metric:  # NaN never counts as better
                 best_metric, best_epoch, best_state = row[key], epoch, _copy_state(model)
+            if on_checkpoint is not None:
+                on_checkpoint(LoopState(
+                    epoch=epoch, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                    scheduler=schedule.state_dict() if schedule is not None else None,
+                    best_metric=best_metric, best_epoch=best_epoch, best_state=best_state,
+                    history=history, rng=capture_rng(generator, device)))
             bar.epoch_done(epoch, row)
             for callback in callbacks:
                 callback(epoch, row)
-            if epoch - best_epoch >= cfg.patience:
-                break
+            done = distributed.from_main(epoch - best_epoch >= cfg.patience, shard, device)
     model.load_state_dict(best_state)
     return FitResult(history=history, best_epoch=best_epoch, best_metric=best_metric,
                      epochs_run=len(history), stopped_early=len(history) < cfg.epochs,
-                     seconds=time.perf_counter() - start, best_state=best_state)
+                     seconds=time.perf_counter() - start, best_state=best_state,
+                     notes=loop.notes, device=str(device), precision=precision,
+                     resident=train_on.resident)
 
 
-def train_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                optimizer: torch.optim.Optimizer, *, batch_size: int,
-                generator: torch.Generator, tick: Callable[[], None] | None = None) -> float:
-    """One pass over a fresh random permutation; the mean training loss."""
-    model.train()
-    order = torch.randperm(len(x), generator=generator)
-    total = torch.zeros((), dtype=torch.float64)
-    for i in range(0, len(x), batch_size):
-        idx = order[i:i + batch_size]
-        xb, yb = x[idx], y[idx]
-        loss = nn.functional.cross_entropy(model(xb), yb)
+class _Loop:
+    """The per-batch work of one fit: forward, loss, backward, optimizer steps."""
+
+    def __init__(self, model: nn.Module, cfg: LoopConfig, *, device: torch.device,
+                 precision: str, batch_transform: BatchTransform | None,
+                 shard: Shard | None = None) -> None:
+        self.model, self.cfg, self.device, self.precision = model, cfg, device, precision
+        self.forward: Callable[[Tensor], Tensor] = model
+        self.eval_forward: Callable[[Tensor], Tensor] = model
+        self.shard, self.ddp = shard, None
+        self.transform = batch_transform
+        self.weights: Tensor | None = None
+        self.notes: list[str] = []
+
+    def prepare(self, xb: Tensor) -> Tensor:
+        if self.cfg.channels_last and xb.dim() == 4:
+            return xb.contiguous(memory_format=torch.channels_last)
+        return xb
+
+    def loss(self, logits: Tensor, yb: Tensor) -> Tensor:
+        return nn.functional.cross_entropy(logits, yb, weight=self.weights,
+                                           label_smoothing=self.cfg.label_smoothing)
+
+    def train_epoch(self, data: DeviceData, order: Tensor, optimizer: torch.optim.Optimizer,
+                    step_schedule: Any, *, tick: Callable[[], None] | None = None) -> float:
+        """One pass over `order`; the mean training loss. Accumulation: each batch's loss is
+        scaled by its share of its group (1/k for full groups); a last partial group steps.
+        Data-parallel: this rank's slice of each global batch, its loss scaled by its share
+        of the global batch x world size (DDP averages over ranks)."""
+        cfg, model, shard = self.cfg, self.model, self.shard
+        model.train()
+        k, n, b = cfg.accumulate, len(order), cfg.batch_size
+        world, local_b = 1, b
+        if shard is not None:
+            order, sizes = shard.local_order(order, b)
+            world, local_b, n = shard.world, b // shard.world, sum(sizes)
+        amp = autocast(self.precision, self.device)
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total += loss.detach() * len(idx)
-        if tick is not None:
-            tick()
-    return float(total) / len(x)
+        for j, (xb, yb) in enumerate(data.batches(order, local_b)):
+            if self.transform is not None:
+                xb, yb = self.transform(xb, yb)
+            steps = k == 1 or (j + 1) % k == 0 or (j + 1) * b >= n
+            with self._sync(steps), amp:
+                loss = self.loss(self.forward(self.prepare(xb)), yb)
+            if k == 1 and shard is None:
+                loss.backward()
+            else:
+                group = (j // k) * k * b
+                (loss * (len(yb) * world / (min(group + k * b, n) - group))).backward()
+            if steps:
+                if cfg.grad_clip is not None:
+                    nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                if step_schedule is not None:
+                    step_schedule.step()
+            total += loss.detach() * len(yb)
+            if tick is not None:
+                tick()
+        return float(distributed.sum_all(total, shard)) / n
+
+    def _sync(self, steps: bool) -> AbstractContextManager[Any]:
+        """DDP all-reduces only on the micro-batch that steps the optimizer."""
+        if self.ddp is None or steps:
+            return nullcontext()
+        return self.ddp.no_sync()
+
+    def logits(self, data: DeviceData) -> Tensor:
+        model = self.model
+        distributed.sync_buffers(model, self.shard)  # rank 0's batch-norm statistics
+        was_training = model.training
+        model.eval()
+        with torch.inference_mode(), autocast(self.precision, self.device):
+            out = [self.eval_forward(self.prepare(xb)).float()
+                   for xb, _ in data.batches(None, self.cfg.eval_batch_size)]
+        model.train(was_training)
+        return torch.cat(out)
+
+    def evaluate(self, data: DeviceData, *, metric: str) -> dict[str, float]:
+        return _metrics(self.logits(data), data.y, metric)
 
 
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, metric: str,
-             batch_size: int = 512) -> dict[str, float]:
+def _metrics(logits: Tensor, y: Tensor, metric: str) -> dict[str, float]:
     """val_loss, val_<metric> and val_accuracy (with dlworkflow.metrics, as `dlw test`)."""
-    logits = predict_logits(model, x, batch_size=batch_size)
     loss = float(nn.functional.cross_entropy(logits, y))
-    proba = torch.softmax(logits, dim=1).numpy()
-    labels = y.numpy()
+    proba = torch.softmax(logits, dim=1).cpu().numpy()
+    labels = y.cpu().numpy()
     out = {"val_loss": loss, f"val_{metric}": metrics_mod.compute(metric, labels, proba)}
     if metric != "accuracy":
         out["val_accuracy"] = metrics_mod.compute("accuracy", labels, proba)
     return out
 
 
-def predict_logits(model: nn.Module, x: torch.Tensor, *, batch_size: int = 512) -> torch.Tensor:
-    was_training = model.training
-    model.eval()
-    with torch.inference_mode():
-        logits = torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
-    model.train(was_training)
-    return logits
+def evaluate(model: nn.Module, x: Tensor | TensorData, y: Tensor | None = None, *,
+             metric: str, batch_size: int = 512) -> dict[str, float]:
+    """val_loss, val_<metric> and val_accuracy of `model` on (x, y) or a TensorData."""
+    data = x if isinstance(x, TensorData) else TensorData(x, y)
+    logits = predict_logits(model, data, batch_size=batch_size)
+    return _metrics(logits, torch.as_tensor(data.y).to(logits.device), metric)
+
+
+def predict_logits(model: nn.Module, x: Tensor | TensorData, *,
+                   batch_size: int = 512) -> Tensor:
+    data = x if isinstance(x, TensorData) else TensorData(x, torch.zeros(len(x)))
+    device = next(model.parameters()).device
+    cfg = LoopConfig(epochs=1, eval_batch_size=batch_size, precision="fp32")
+    return _Loop(model, cfg, device=device, precision="fp32",
+                 batch_transform=None).logits(data.place(device))
+
+
+def _class_weights(cfg: LoopConfig, model: nn.Module, train: TensorData,
+                   device: torch.device) -> Tensor | None:
+    if cfg.class_weights != "balanced":
+        return None
+    y = torch.as_tensor(train.y)
+    k = int(getattr(model, "num_classes", 0) or int(y.max()) + 1)
+    return balanced_weights(y, k).to(device)
+
+
+def _maybe_compile(model: nn.Module, cfg: LoopConfig, probe: DeviceData,
+                   loop: _Loop) -> Callable[[Tensor], Tensor]:
+    """torch.compile(model), tried on two validation samples; eager with a note if it fails."""
+    if not cfg.compile:
+        return model
+    try:
+        compiled = torch.compile(model)
+        xb, _ = next(probe.batches(None, 2))
+        was_training = model.training
+        model.eval()
+        with torch.no_grad(), autocast(loop.precision, loop.device):
+            compiled(loop.prepare(xb))
+        model.train(was_training)
+        return compiled
+    except Exception as exc:  # backends fail in many ways (no compiler, unsupported op, ...)
+        note = f"torch.compile failed, trained without it: {type(exc).__name__}: " \
+               f"{str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+        warnings.warn(note, RuntimeWarning, stacklevel=3)
+        loop.notes.append(note)
+        return model
+
+
+def capture_rng(generator: torch.Generator, device: torch.device) -> dict[str, Any]:
+    """Every random state the loop draws from: python, numpy, torch (CPU, CUDA), shuffle."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(),
+             "torch": torch.get_rng_state(), "shuffle": generator.get_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def restore_rng(state: dict[str, Any], generator: torch.Generator,
+                device: torch.device) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    generator.set_state(state["shuffle"])
+    if device.type == "cuda" and state.get("cuda") is not None:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _restore(state: LoopState, model: nn.Module, optimizer: torch.optim.Optimizer,
+             schedule: Any, generator: torch.Generator, device: torch.device) -> None:
+    model.load_state_dict(state.model)
+    optimizer.load_state_dict(state.optimizer)
+    if schedule is not None and state.scheduler is not None:
+        schedule.load_state_dict(state.scheduler)
+    restore_rng(state.rng, generator, device)
 
 
 def _copy_state(model: nn.Module) -> dict[str, torch.Tensor]:

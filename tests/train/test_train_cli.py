@@ -1,0 +1,66 @@
+"""The step-6 commands through the CLI: lr-find, augment-preview, train --resume, --devices."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from dlworkflow.cli import app
+from dlworkflow.project import Project
+from dlworkflow.train import tracking
+
+runner = CliRunner()
+
+
+def dlw(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_lr_find_and_augment_preview_write_their_figures(digits_project: Project):
+    p = ["-p", str(digits_project.root)]
+    found = dlw("lr-find", *p, "--start", "1e-5", "--end", "10", "--steps", "30")
+    assert found.exit_code == 0, found.output
+    assert "suggested learning rate" in found.output and "train.learning_rate" in found.output
+    assert (digits_project.paths.reports / "lr_find.png").stat().st_size > 1000
+
+    off = dlw("augment-preview", *p)
+    assert off.exit_code == 2 and "nothing to preview" in off.output
+    digits_project.update_config({"augment.flip": 0.5, "augment.rotation": 15})
+    shown = dlw("augment-preview", *p, "--n", "4")
+    assert shown.exit_code == 0, shown.output
+    assert (digits_project.paths.reports / "augment_preview.png").stat().st_size > 500
+    bad = dlw("lr-find", *p, "--start", "1", "--end", "0.1")
+    assert bad.exit_code == 2
+
+
+def test_status_offers_resume_and_train_resume_finishes_the_run(split_project: Project,
+                                                               monkeypatch):
+    digits_project = split_project  # define, ingest and split recorded in the ledger
+    p = ["-p", str(digits_project.root)]
+    digits_project.update_config({"train.epochs": 3, "train.early_stopping_patience": 5})
+    original = tracking.Tracker.on_epoch_end
+
+    def crash(self, epoch, row):
+        if epoch == 2:
+            raise RuntimeError("power cut")  # after epoch 2's checkpoint
+        original(self, epoch, row)
+
+    monkeypatch.setattr(tracking.Tracker, "on_epoch_end", crash)
+    failed = runner.invoke(app, ["train", *p])
+    assert failed.exit_code != 0
+    monkeypatch.setattr(tracking.Tracker, "on_epoch_end", original)
+    status = dlw("status", *p)
+    assert "dlw train --resume" in status.output and "after epoch 2" in status.output
+
+    resumed = dlw("train", *p, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    record = Project.load(digits_project.root).ledger.latest("train")
+    assert record.summary["resumed_at_epoch"] == 2 and record.summary["epochs_run"] == 3
+    nothing = dlw("train", *p, "--resume")
+    assert nothing.exit_code == 2 and "nothing to resume" in nothing.output
+
+
+def test_devices_must_divide_the_global_batch(digits_project: Project):
+    digits_project.update_config({"train.batch_size": 33})
+    refused = dlw("train", "-p", str(digits_project.root), "--devices", "2")
+    assert refused.exit_code == 2 and "divide evenly" in refused.output
+    assert dlw("train", "-p", str(digits_project.root), "--devices", "0").exit_code == 2
