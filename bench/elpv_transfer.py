@@ -9,8 +9,8 @@ at that size: `model.params.input_size` is set to it too, instead of the 224 ups
 model does by default), then one `Project.train()` per `model.transfer` strategy:
 
   frozen    head only, on backbone features computed once (cheap: --frozen-epochs, default 15)
-  finetune  every layer from the ImageNet weights, backbone lr x0.1 (--epochs, default 3)
-  scratch   every layer from random weights (--epochs, default 3)
+  finetune  every layer from the ImageNet weights, backbone lr x0.1 (--epochs, default 8)
+  scratch   every layer from random weights (--epochs, default 8)
 
 Few epochs for finetune and scratch keep the whole run under ~15 minutes on 2 CPU cores: the
 comparison is at a fixed, small CPU budget, not at convergence. The table gives, per strategy,
@@ -21,7 +21,7 @@ Validation only: the sealed test set is never read (`train()` reads train and va
 Needs the strategies of `dlworkflow/train/strategies.py` (model.transfer honoured by
 `dlw train`); the table says so when the ledger records no strategy.
 
-    python bench/elpv_transfer.py [--size 96] [--channels 1] [--epochs 3] [--frozen-epochs 15]
+    python bench/elpv_transfer.py [--size 96] [--channels 1] [--epochs 8] [--frozen-epochs 15]
                                   [--strategies frozen,finetune,scratch] [--repeats 1]
 """
 
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=96, help="image side the network sees")
     parser.add_argument("--channels", type=int, choices=(1, 3), default=1,
                         help="ELPV is grayscale; 1 is replicated to RGB inside the model")
-    parser.add_argument("--epochs", type=int, default=3, help="finetune / scratch / gradual")
+    parser.add_argument("--epochs", type=int, default=8, help="finetune / scratch / gradual")
     parser.add_argument("--frozen-epochs", type=int, default=15, help="frozen (head only)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-3, help="train.learning_rate (head)")

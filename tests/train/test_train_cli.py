@@ -64,3 +64,16 @@ def test_devices_must_divide_the_global_batch(digits_project: Project):
     refused = dlw("train", "-p", str(digits_project.root), "--devices", "2")
     assert refused.exit_code == 2 and "divide evenly" in refused.output
     assert dlw("train", "-p", str(digits_project.root), "--devices", "0").exit_code == 2
+
+
+def test_models_lists_every_network_with_its_task_size_and_weights():
+    from dlworkflow.models import list_models
+
+    listed = dlw("models")
+    assert listed.exit_code == 0
+    cards = list_models()
+    assert {c.name for c in cards} >= {"small_cnn", "resnet_small", "mlp", "efficientnet_lite0",
+                                        "minilm_classifier", "bilstm", "transformer"}
+    for card in cards:  # full names (never cut) and exact parameter counts
+        assert card.name in listed.output and f"{card.parameters:,}" in listed.output
+    assert "ImageNet" in listed.output and "tabular" in listed.output
