@@ -15,8 +15,8 @@ app = typer.Typer(
     name="dlw",
     help="dlworkflow: a deep learning project from the problem definition to a tested model.\n\n"
     "Steps: init/define (1), ingest (2), explore (3), split (4), models/lr-find/augment-preview/"
-    "train (5-6), test (7); status shows where the project stands, run does every stale step, "
-    "demo does it all on real MNIST.",
+    "train (5-6), evaluate/test (7); status shows where the project stands, run does every "
+    "stale step, demo does it all on real MNIST.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -239,11 +239,96 @@ def augment_preview(
 
 
 @app.command()
+def evaluate(
+    project: ProjectOpt = HERE,
+    split: Annotated[str, typer.Option(
+        help="val (default) or train; the sealed test set is for `dlw test` only.")] = "val",
+) -> None:
+    """Step 7: metrics with intervals, calibration, slices, baselines and errors on validation;
+    any time, the test set stays sealed. Figures in reports/evaluate/<split>/."""
+    _show(_run(lambda: _load(project).evaluate(split)))
+
+
+@app.command()
 def test(project: ProjectOpt = HERE) -> None:
     """Step 7: the one-time test on the sealed test set. Exit 0 on PASS, 3 on FAIL."""
     result = _run(lambda: _load(project).test())
     _show(result)
     raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def serve(
+    project: ProjectOpt = HERE,
+    host: Annotated[Optional[str], typer.Option(
+        help="Address to bind (default serve.host: 127.0.0.1, local only).")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port (default serve.port: 8000).")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Serve a model that failed or was never tested (needs --reason).")
+    ] = False,
+    reason: Annotated[Optional[str], typer.Option(help="Why --force is justified.")] = None,
+) -> None:
+    """Step 7: serve the champion model over HTTP (ONNX Runtime, bearer token, micro-batching).
+
+    POST /v1/predict, GET /v1/health, GET /v1/model, GET /metrics; hot reload on promotion.
+    """
+    from dlworkflow.errors import DlwError
+
+    if force and not (reason and reason.strip()):
+        _fail(DlwError("--force needs a reason.", expected='--reason "why this model may serve"',
+                       received="no reason", fix='add --reason "..."'))
+    if reason and not force:
+        _fail(DlwError("--reason is only used with --force.", fix="add --force, or drop --reason"))
+    _run(lambda: _load(project).serve(host=host, port=port,
+                                      force_reason=reason if force else None))
+
+
+@app.command("export")
+def export_model(
+    project: ProjectOpt = HERE,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Export a model that failed or was never tested (needs --reason).")
+    ] = False,
+    reason: Annotated[Optional[str], typer.Option(
+        help="Why --force is justified (recorded in metadata.json and the ledger).")] = None,
+) -> None:
+    """Step 7: export the tested model to .dlw/models/v<N>/ (ONNX with a dynamic batch,
+    safetensors, metadata.json), parity checked PyTorch vs ONNX Runtime on validation.
+    A PASS model becomes the champion. Exit 3 when refused."""
+    from dlworkflow.errors import DlwError
+
+    if reason and not force:
+        _fail(DlwError("--reason is only used with --force.", fix="add --force, or drop --reason"))
+    _show(_run(lambda: _load(project).export(force=force, reason=reason)))
+
+
+@app.command()
+def promote(
+    version: Annotated[int, typer.Argument(help="The exported version to serve (v<N>).")],
+    project: ProjectOpt = HERE,
+) -> None:
+    """Make an exported model version the champion (a running `dlw serve` reloads it)."""
+    _show(_run(lambda: _load(project).promote(version)))
+
+
+@app.command()
+def rollback(project: ProjectOpt = HERE) -> None:
+    """Make the previous champion the champion again."""
+    _show(_run(lambda: _load(project).rollback()))
+
+
+@app.command()
+def predict(
+    paths: Annotated[list[Path], typer.Argument(
+        help="Image files or folders (image models); CSV files of rows (text, tabular).")],
+    project: ProjectOpt = HERE,
+    out: Annotated[Path, typer.Option(help="CSV to write.")] = Path("predictions.csv"),
+    version: Annotated[Optional[int], typer.Option(
+        help="Exported version to use (default: the champion).")] = None,
+) -> None:
+    """Batch predictions through the exported model (ONNX Runtime) to a CSV: path, label,
+    confidence, one probability per class, error (unusable files get an error, not a crash)."""
+    _show(_run(lambda: _load(project).predict(list(paths), out=out, version=version)))
 
 
 @app.command("run")
@@ -285,6 +370,9 @@ def _print_artifacts(project: Any) -> None:
         ("manifest and quarantine", p.manifest),
         ("split and test seal", p.split_dir),
         ("trained model (safetensors + json)", p.train_dir),
+        ("reports (EDA, evaluation figures)", p.reports),
+        ("exported models (ONNX + metadata, champion.json; `dlw serve` serves it)",
+         p.models),
         ("MLflow runs", f"{p.mlflow_db}  (mlflow ui --backend-store-uri "
                         f"sqlite:///{p.mlflow_db})"),
     ]

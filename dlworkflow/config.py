@@ -229,6 +229,54 @@ class Evaluate(Strict):
 
     bootstrap_samples: int = Field(1000, ge=100, le=100_000)
     confidence: float = Field(0.95, gt=0.5, lt=1)
+    gate_on: Literal["value", "lower_bound"] = Field(
+        "value", description="What must meet the target for PASS: the test value, or the lower "
+        "bound of its bootstrap confidence interval (stricter)."
+    )
+    temperature_scaling: bool = Field(
+        False, description="Fit a temperature on validation logits (minimum NLL) and report "
+        "calibration after scaling; `dlw test` applies the validation temperature."
+    )
+    slices: list[str] = Field(
+        default_factory=list, description="Manifest columns (or tabular feature names) to "
+        "report the primary metric for, per value (numeric columns: per quartile)."
+    )
+    slice_min_samples: int = Field(
+        20, ge=1, description="Slices with fewer samples are skipped (with a note)."
+    )
+    baselines: bool = Field(
+        True, description="Compare with the majority class and a logistic regression "
+        "trained on the train split (pixels, table encoding or TF-IDF)."
+    )
+
+
+class Serve(Strict):
+    """Step 7: `dlw serve`, secure by default (local only, bearer token, limits)."""
+
+    host: str = Field("127.0.0.1", min_length=1, description="Address to bind; 127.0.0.1 "
+                      "keeps the server local (0.0.0.0 exposes it to the network).")
+    port: int = Field(8000, ge=1, le=65535)
+    token: str | None = Field(
+        None, min_length=16, description="Bearer token; null: env DLW_SERVE_TOKEN, else one is "
+        "generated, printed once and kept in .dlw/serve/token (mode 0600). Prefer the env "
+        "variable: this file is usually in git.")
+    max_body_mb: float = Field(16.0, gt=0, le=1024, description="Largest request body, MB.")
+    max_batch: int = Field(32, ge=1, le=1024, description="Most items in one request, and "
+                           "in one micro-batched ONNX call.")
+    max_wait_ms: float = Field(5.0, ge=0, le=1000, description="How long the first request of "
+                               "a micro-batch waits for others to join it.")
+    timeout_s: float = Field(10.0, gt=0, le=600, description="Requests slower than this get "
+                             "504.")
+    max_image_pixels: int = Field(16_777_216, gt=0, description="Uploaded images with more "
+                                  "pixels are refused before decoding (decompression bombs).")
+    threads: int | None = Field(None, ge=1, description="ONNX Runtime threads per call; null: "
+                                "half the cores (the rest decode requests and run the loop).")
+    reload_interval_s: float = Field(1.0, gt=0, le=3600, description="How often the champion "
+                                     "pointer is checked for a new model (hot reload).")
+    log_predictions: bool = Field(True, description="Append every prediction (input summary "
+                                  "statistics, never the input) to .dlw/serve/predictions.jsonl.")
+    log_max_mb: float = Field(50.0, gt=0, description="Rotate the prediction log at this size.")
+    log_backups: int = Field(10, ge=1, le=1000, description="Rotated prediction logs kept.")
 
 
 class Tracking(Strict):
@@ -250,6 +298,7 @@ class ProjectConfig(Strict):
     augment: Augment = Field(default_factory=Augment)
     train: Train = Field(default_factory=Train)
     evaluate: Evaluate = Field(default_factory=Evaluate)
+    serve: Serve = Field(default_factory=Serve)
     tracking: Tracking = Field(default_factory=Tracking)
 
     @model_validator(mode="before")

@@ -73,7 +73,8 @@ class Paths:
 
     @property
     def models(self) -> Path:
-        return self.root / "models"
+        """Exported versions v<N>/ and champion.json (dlworkflow/runtime/versions.py)."""
+        return self.state / "models"
 
     @property
     def mlflow_db(self) -> Path:
@@ -266,10 +267,53 @@ class Project:
 
         return augment_preview(self, n=n, seed=seed)
 
+    def evaluate(self, split: str = "val") -> Any:
+        """The full evaluation on validation (or train), any time; never reads the test set.
+        Figures and metrics.json go to reports/evaluate/<split>/."""
+        from dlworkflow.evaluate import evaluate
+
+        return evaluate(self, split)
+
     def test(self) -> Any:
         from dlworkflow.evaluate import test
 
         return test(self)
+
+    def export(self, *, force: bool = False, reason: str | None = None) -> Any:
+        """The trained model -> .dlw/models/v<N>/ (ONNX, safetensors, metadata.json), parity
+        checked on validation; refused unless `dlw test` said PASS (or force with a reason)."""
+        from dlworkflow.export import export
+
+        return export(self, force=force, reason=reason)
+
+    def promote(self, version: int) -> Any:
+        """Make exported version `version` the champion (served, used by predict)."""
+        from dlworkflow.export.versions_cmd import promote
+
+        return promote(self.root, version)
+
+    def rollback(self) -> Any:
+        """Make the previous champion the champion again."""
+        from dlworkflow.export.versions_cmd import rollback
+
+        return rollback(self.root)
+
+    def predict(self, paths: list[str | Path], *, out: str | Path | None = None,
+                version: int | None = None) -> Any:
+        """Predict files (images, or CSVs of text/tabular rows) with the champion (or
+        `version`) through ONNX Runtime; write a CSV (default predictions.csv)."""
+        from dlworkflow.export.predict import predict_files
+
+        return predict_files(self.root, paths, out=out, version=version,
+                             text_column=self.config.data.text_column)
+
+    def serve(self, *, host: str | None = None, port: int | None = None,
+              force_reason: str | None = None, **options: Any) -> None:
+        """Serve the champion model (FastAPI + ONNX Runtime) until interrupted; see `serve:`."""
+        from dlworkflow.serve import serve
+
+        serve(self.root, self.config.serve, host=host, port=port, force_reason=force_reason,
+              **options)
 
     def run(self, **options: Any) -> list[Any]:
         """Every step that is stale or has not run, in workflow order."""

@@ -33,11 +33,20 @@ STEPS: tuple[StepInfo, ...] = (
     StepInfo(9, "monitor", "maintain: monitor and retrain", "dlw monitor", None),
 )
 
+# Recorded in the ledger but not a step of their own in `dlw status`: diagnostics that may
+# run any number of times (evaluation on validation is part of step 7).
+DIAGNOSTICS: tuple[StepInfo, ...] = (
+    StepInfo(7, "evaluate", "evaluate on validation", "dlw evaluate", "evaluate",
+             ("problem", "evaluate"), ("train",)),
+    StepInfo(7, "export", "export the model (ONNX, parity checked)", "dlw export", "export",
+             ("problem", "evaluate"), ("train", "test")),
+)
+
 RUNNABLE: tuple[str, ...] = tuple(s.ledger_step for s in STEPS if s.ledger_step)
 
 
 def step_info(ledger_step: str) -> StepInfo:
-    for info in STEPS:
+    for info in STEPS + DIAGNOSTICS:
         if info.ledger_step == ledger_step:
             return info
     raise KeyError(ledger_step)

@@ -65,6 +65,12 @@ def demo(project_type: type[Project], folder: str | Path = "dlw-demo", *,
     if on_result:
         on_result(defined)
     results = [defined, *run_stale(project, on_result=on_result, progress=progress)]
+    tested = results[-1]
+    if getattr(getattr(tested, "verdict", None), "passed", False):  # then deploy: export
+        exported = project.export()  # ONNX + parity check; the PASS model becomes champion
+        results.append(exported)
+        if on_result:
+            on_result(exported)
     return project, results
 
 

@@ -110,6 +110,14 @@ def test_demo_runs_the_whole_workflow_on_mnist(tmp_path: Path):
     verdict = project.ledger.latest("test").outputs
     assert verdict["verdict"] == "PASS" and verdict["value"] >= 0.95
     assert verdict["n"] == 750
+    # the network beats the simple model (logistic regression on pixels), and then deploy:
+    # the PASS model is exported (parity checked) and is the champion
+    assert project.ledger.latest("test").summary["simple_as_good"] is False
+    from dlworkflow.runtime.versions import champion, read_metadata
+
+    assert champion(tmp_path / "demo") == 1
+    meta = read_metadata(tmp_path / "demo", 1)
+    assert meta["verdict"] == "PASS" and meta["parity"]["agreement"] == 1.0
     with sqlite3.connect(tmp_path / "demo" / "mlruns.db") as conn:
         assert conn.execute("select count(*) from runs").fetchone()[0] == 1
     assert json.loads((tmp_path / "demo" / ".dlw" / "split" / "split.json").read_text())[

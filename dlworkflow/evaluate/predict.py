@@ -22,7 +22,16 @@ def load_model(project: Project) -> tuple[Any, dict[str, Any]]:
 
 def predict_proba(project: Project, model: Any, meta: dict[str, Any], rows: pd.DataFrame,
                   *, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities (N, classes) for manifest rows, transformed exactly as in training
+    """Class probabilities (N, classes) for manifest rows: the softmax of predict_logits."""
+    import torch
+
+    logits = predict_logits(project, model, meta, rows, batch_size=batch_size)
+    return torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+
+
+def predict_logits(project: Project, model: Any, meta: dict[str, Any], rows: pd.DataFrame,
+                   *, batch_size: int = 256) -> np.ndarray:
+    """Logits (N, classes) float32 for manifest rows, transformed exactly as in training
     from the saved model.json: images decoded at the model's format and normalised with its
     mean/std, texts tokenized with its tokenizer and max_len, tables encoded with the train
     statistics and categories."""
@@ -39,14 +48,14 @@ def predict_proba(project: Project, model: Any, meta: dict[str, Any], rows: pd.D
     out = []
     with torch.inference_mode():
         for start in range(0, len(rows), batch_size):
-            logits = model(inputs(start, start + batch_size))
-            out.append(torch.softmax(logits.float(), dim=1).numpy())
-    proba = np.concatenate(out) if out else np.zeros((0, len(meta["classes"])))
+            out.append(model(inputs(start, start + batch_size)).float().numpy())
+    logits = (np.concatenate(out) if out
+              else np.zeros((0, len(meta["classes"])), dtype=np.float32))
     if order is not None:  # back from length order to row order
-        restored = np.empty_like(proba)
-        restored[order] = proba
-        proba = restored
-    return proba
+        restored = np.empty_like(logits)
+        restored[order] = logits
+        logits = restored
+    return logits
 
 
 def _image_inputs(project: Project, rows: pd.DataFrame, meta: dict[str, Any]) -> Any:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dlworkflow.evaluate.bootstrap import bootstrap_interval
-from dlworkflow.evaluate.gate import Verdict, judge
-from dlworkflow.evaluate.predict import label_indices, load_model, predict_proba
+from dlworkflow.evaluate.full_report import full_report, validation_temperature
+from dlworkflow.evaluate.constraints import check_constraints
+from dlworkflow.evaluate.gate import Verdict, final_verdict
+from dlworkflow.evaluate.predict import load_model
+from dlworkflow.evaluate.slices import check_columns
+from dlworkflow.evaluate.summary import report_rows
 from dlworkflow.fileio import sha256_json
-from dlworkflow.metrics import METRICS, compute
+from dlworkflow.metrics import METRICS
 from dlworkflow.results import StepResult
-from dlworkflow.store import read_split_info
+from dlworkflow.store import load_split, read_split_info
 from dlworkflow.store.sealed import open_test_set
 
 if TYPE_CHECKING:
@@ -30,6 +33,7 @@ class TestResult(StepResult):
     model: str
     previous_reads: int
     seal_hash: str
+    report: dict[str, Any] = field(default_factory=dict)  # the full report (full_report.py)
 
     @property
     def exit_code(self) -> int:
@@ -44,13 +48,20 @@ class TestResult(StepResult):
         rows = [
             ("verdict", v.sentence()),
             (v.metric, f"{v.value:.4f}  ({v.confidence:.0%} bootstrap CI {lo:.4f} to {hi:.4f})"),
-            ("target", f"{v.metric} >= {v.target}"),
+            ("target", f"{v.metric} >= {v.target}"
+             + (" (judged on the interval's lower bound)" if v.gate_on == "lower_bound" else "")),
+            *[(f"constraint {c.name}", f"{'ok' if c.passed else 'FAILED'}: {c.sentence()}")
+              for c in v.constraints],
             ("accuracy", f"{self.accuracy:.4f}"),
             ("test samples", f"{self.n_samples:,} (seal {self.seal_hash[:12]})"),
             ("model", self.model),
             ("test set use", self.reuse_note()),
         ]
-        return [row for row in rows if not (row[0] == "accuracy" and v.metric == "accuracy")]
+        rows = [row for row in rows if not (row[0] == "accuracy" and v.metric == "accuracy")]
+        if self.report:
+            rows.append(("full report", ""))
+            rows.extend(row for row in report_rows(self.report) if row[0] != v.metric)
+        return rows
 
     def reuse_note(self) -> str:
         if self.previous_reads == 0:
@@ -67,21 +78,28 @@ def test(project: Project) -> TestResult:
     model, meta = load_model(project)
     previous = len(project.ledger.test_reads(info.seal_hash))
     cfg = project.config.evaluate
+    check_columns(load_split(project, "val"), cfg.slices)  # the test rows have these columns
+    temperature = validation_temperature(project, model, meta)  # validation only
     with project.step("test", inputs={"train": project.upstream_hash("train")}) as run:
         rows = open_test_set(project, purpose="final test against the success criterion")
-        y_true = label_indices(rows, list(meta["classes"]))
-        proba = predict_proba(project, model, meta, rows)
-        value = compute(metric, y_true, proba)
-        interval = bootstrap_interval(METRICS.get(metric), y_true, proba,
-                                      n_resamples=cfg.bootstrap_samples,
-                                      confidence=cfg.confidence, seed=project.config.seed)
-        verdict = judge(metric=metric, value=value, interval=interval,
-                        confidence=cfg.confidence, target=target)
+        report = full_report(project, model, meta, rows, split="test", temperature=temperature)
+        m = report["metrics"][metric]
+        nan = float("nan")  # undefined (e.g. AUROC of a one-class test set): FAIL
+        value = nan if m["value"] is None else m["value"]
+        interval = (nan if m["low"] is None else m["low"], nan if m["high"] is None else m["high"])
+        checks = check_constraints(project, model, meta)  # on the model exported to ONNX
+        verdict = final_verdict(metric=metric, value=value, interval=interval,
+                                confidence=cfg.confidence, target=target, gate_on=cfg.gate_on,
+                                constraints=checks)
         record = {"verdict": verdict.verdict, "metric": metric, "value": value,
-                  "interval": list(interval), "target": target, "n": len(rows)}
+                  "interval": list(interval), "target": target, "n": report["n"],
+                  "gate_on": cfg.gate_on, "constraints": [c.record() for c in checks]}
         run.outputs = {"hash": sha256_json(record), **record}
         run.summary = {"headline": verdict.sentence(), "previous_reads": previous,
-                       "accuracy": compute("accuracy", y_true, proba), **record}
-    return TestResult(verdict=verdict, n_samples=len(rows), accuracy=run.summary["accuracy"],
+                       "accuracy": report["metrics"]["accuracy"]["value"],
+                       "temperature": temperature,
+                       "simple_as_good": (report["baselines"] or {}).get("simple_as_good"),
+                       **record}
+    return TestResult(verdict=verdict, n_samples=report["n"], accuracy=run.summary["accuracy"],
                       model=str(meta.get("name")), previous_reads=previous,
-                      seal_hash=info.seal_hash)
+                      seal_hash=info.seal_hash, report=report)

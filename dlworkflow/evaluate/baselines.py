@@ -1,0 +1,140 @@
+"""Baselines: what the network has to beat. The majority class, and a logistic regression on
+flattened downscaled pixels (images), the table encoding (tabular) or TF-IDF (text), trained on
+the train split and scored on the evaluated split with the primary metric."""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dlworkflow.evaluate.bootstrap import metric_interval, paired_difference
+from dlworkflow.evaluate.predict import label_indices
+from dlworkflow.evaluate.scores import scalar_metrics
+from dlworkflow.store import image_tensor, load_split
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from dlworkflow.project import Project
+
+MAX_SIDE = 16  # images are averaged down to at most 16 x 16 pixels per channel
+MAX_TRAIN = 5000  # the simple model sees at most this many train rows (a seeded subsample)
+SIMPLE_NAMES = {"image": "logistic regression on {} pixels",
+                "tabular": "logistic regression on the table encoding",
+                "text": "logistic regression on TF-IDF of words and word pairs"}
+
+
+def baselines(project: Project, meta: dict[str, Any], rows: pd.DataFrame, y: np.ndarray,
+              proba: np.ndarray, *, metric: str, n_resamples: int, confidence: float,
+              seed: int) -> dict[str, Any]:
+    """The network's metric next to both baselines; `simple_as_good` is True when the
+    network's advantage over the simple model is not distinguishable from zero (the paired
+    bootstrap interval of network - simple reaches 0 or below)."""
+    classes = list(meta["classes"])
+    train = load_split(project, "train")
+    y_train = label_indices(train, classes)
+    train, y_train = train[y_train >= 0].reset_index(drop=True), y_train[y_train >= 0]
+    kw = {"n_resamples": n_resamples, "confidence": confidence, "seed": seed}
+
+    priors = np.bincount(y_train, minlength=len(classes)) / max(len(y_train), 1)
+    majority = np.tile(priors, (len(y), 1))
+    simple, simple_name = simple_model_proba(project, meta, train, y_train, rows, seed=seed)
+    network = _score(metric, y, proba, **kw)
+    as_good, diff = simple_as_good(metric, y, proba, simple, **kw)
+    return {
+        "metric": metric,
+        "network": network,
+        "majority": {"class": classes[int(priors.argmax())],
+                     "share": float(np.mean(y == priors.argmax())) if len(y) else None,
+                     **_score(metric, y, majority, **kw)},
+        "simple": {"model": simple_name, "n_train": int(min(len(y_train), MAX_TRAIN)),
+                   **_score(metric, y, simple, **kw)},
+        "difference": {"low": diff[0], "high": diff[1]},
+        "simple_as_good": as_good,
+    }
+
+
+def simple_as_good(metric: str, y: np.ndarray, network: np.ndarray, simple: np.ndarray, *,
+                   n_resamples: int, confidence: float,
+                   seed: int) -> tuple[bool, tuple[float, float]]:
+    """(flag, paired bootstrap interval of network - simple): flagged when the interval
+    reaches 0 or below, i.e. the network is not shown to be better than the simple model."""
+    diff = paired_difference(metric, y, network, simple, n_resamples=n_resamples,
+                             confidence=confidence, seed=seed)
+    return bool(np.isfinite(diff[0]) and diff[0] <= 0), diff
+
+
+def _score(metric: str, y: np.ndarray, proba: np.ndarray, **kw: Any) -> dict[str, Any]:
+    value = float(scalar_metrics(y, proba, np.ones((1, len(y))), only=metric)[metric][0])
+    low, high = metric_interval(metric, y, proba, **kw)
+    return {"value": value, "low": low, "high": high}
+
+
+def simple_model_proba(project: Project, meta: dict[str, Any], train: pd.DataFrame,
+                       y_train: np.ndarray, rows: pd.DataFrame, *,
+                       seed: int) -> tuple[np.ndarray, str]:
+    """(probabilities on `rows`, description) of a logistic regression fitted on train."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    k = len(meta["classes"])
+    if len(train) > MAX_TRAIN:
+        keep = np.sort(np.random.default_rng(seed).choice(len(train), MAX_TRAIN, replace=False))
+        train, y_train = train.iloc[keep].reset_index(drop=True), y_train[keep]
+    modality = meta.get("modality", "image")
+    if modality == "text":
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True,
+                                              max_features=50_000),
+                              LogisticRegression(max_iter=500, C=4.0))
+        x_train, x_eval = _texts(train), _texts(rows)
+    elif modality == "tabular":
+        from dlworkflow.models import encode_table
+
+        model = LogisticRegression(max_iter=500)
+        x_train = encode_table(train, meta["preprocessing"])
+        x_eval = encode_table(rows, meta["preprocessing"])
+    else:
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300, C=0.1, tol=1e-3))
+        x_train, x_eval = _pixels(project, train, meta), _pixels(project, rows, meta)
+    size = tuple(min(side, MAX_SIDE) for side in meta.get("image_size", (0, 0)))
+    name = SIMPLE_NAMES[modality].format("x".join(map(str, size)))
+    if len(np.unique(y_train)) < 2:
+        return np.tile(np.eye(k)[y_train[0]], (len(rows), 1)), name
+    from threadpoolctl import threadpool_limits
+
+    # one BLAS thread: for a model this small, more threads fighting torch's are far slower
+    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
+        warnings.simplefilter("ignore")  # convergence warnings: a baseline, not the model
+        model.fit(x_train, y_train)
+        partial = model.predict_proba(x_eval)
+    proba = np.zeros((len(rows), k))
+    proba[:, model.classes_] = partial  # classes absent from train keep probability 0
+    return proba, name
+
+
+def _texts(rows: pd.DataFrame) -> list[str]:
+    return rows["text"].fillna("").astype(str).tolist()
+
+
+def _pixels(project: Project, rows: pd.DataFrame, meta: dict[str, Any],
+            chunk: int = 512) -> np.ndarray:
+    """Images at the model's format, averaged down to <= 16x16, flattened, in 0..1."""
+    import torch
+
+    size = tuple(meta["image_size"])
+    target = (min(size[0], MAX_SIDE), min(size[1], MAX_SIDE))
+    parts = []
+    for start in range(0, len(rows), chunk):
+        pixels = image_tensor(project, rows.iloc[start:start + chunk],
+                              channels=int(meta["in_channels"]), size=size,
+                              max_pixels=project.config.data.max_image_pixels)
+        small = torch.nn.functional.adaptive_avg_pool2d(
+            torch.from_numpy(pixels).float().div_(255.0), target)
+        parts.append(small.flatten(1).numpy())
+    return np.concatenate(parts) if parts else np.zeros((0, int(meta["in_channels"]) *
+                                                         target[0] * target[1]))

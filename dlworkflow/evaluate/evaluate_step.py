@@ -1,0 +1,54 @@
+"""`dlw evaluate`: the full evaluation on validation (or train), any time. It never reads the
+sealed test set: rows come from dlworkflow.store.load_split, which refuses 'test'."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dlworkflow.evaluate.full_report import full_report, headline, validation_temperature
+from dlworkflow.evaluate.predict import load_model
+from dlworkflow.evaluate.slices import check_columns
+from dlworkflow.evaluate.summary import report_rows
+from dlworkflow.fileio import sha256_json
+from dlworkflow.results import StepResult
+from dlworkflow.store import load_split
+
+if TYPE_CHECKING:
+    from dlworkflow.project import Project
+
+
+@dataclass
+class EvaluationResult(StepResult):
+    split: str
+    model: str
+    report: dict[str, Any] = field(default_factory=dict)
+
+    def title(self) -> str:
+        return f"Step 7: evaluation on {self.split} (the test set stays sealed)"
+
+    def rows(self) -> list[tuple[str, Any]]:
+        r = self.report
+        note = "" if r["primary_metric_agreed"] else "  (no criterion agreed yet: accuracy)"
+        return [("headline", headline(r) + note), ("model", self.model),
+                *report_rows(r)]
+
+
+def evaluate(project: Project, split: str = "val") -> EvaluationResult:
+    """Evaluate the trained model on the validation (or train) split; recorded in the ledger
+    as step 'evaluate'. Figures and metrics.json go to reports/evaluate/<split>/."""
+    rows = load_split(project, split)  # refuses 'test' before anything runs
+    check_columns(rows, project.config.evaluate.slices)
+    model, meta = load_model(project)
+    temperature = validation_temperature(project, model, meta)
+    with project.step("evaluate", inputs={"train": project.upstream_hash("train")}) as run:
+        report = full_report(project, model, meta, rows, split=split, temperature=temperature)
+        metric = report["primary_metric"]
+        m = report["metrics"][metric]
+        record = {"split": split, "metric": metric, "value": m["value"],
+                  "interval": [m["low"], m["high"]], "n": report["n"],
+                  "temperature": temperature,
+                  "simple_as_good": (report["baselines"] or {}).get("simple_as_good")}
+        run.outputs = {"hash": sha256_json(record), **record}
+        run.summary = {"headline": headline(report), **record}
+    return EvaluationResult(split=split, model=str(meta.get("name")), report=report)

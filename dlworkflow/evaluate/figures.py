@@ -1,0 +1,112 @@
+"""Evaluation figures as PNG files (matplotlib, Agg canvas, written atomically)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dlworkflow.fileio import atomic_write_bytes
+
+DPI = 100
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def confusion_png(cm: np.ndarray, classes: list[str], path: Path, *, title: str) -> Path:
+    """Row-normalised colours (recall per true class), raw counts written in the cells."""
+    cm = np.asarray(cm)
+    k = len(classes)
+    side = min(12.0, 2.5 + 0.45 * k)
+    fig = _figure(side, side * 0.9)
+    ax = fig.add_subplot()
+    support = cm.sum(axis=1, keepdims=True)
+    share = np.divide(cm, support, out=np.zeros(cm.shape, dtype=float), where=support > 0)
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
+    if k <= 30:
+        for (i, j), count in np.ndenumerate(cm):
+            if count:
+                ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
+                        color="white" if share[i, j] > 0.5 else "black")
+    ticks = range(k) if k <= 40 else range(0, k, max(1, k // 20))
+    ax.set_xticks(list(ticks))
+    ax.set_yticks(list(ticks))
+    ax.set_xticklabels([str(classes[t])[:14] for t in ticks], rotation=45, ha="right",
+                       fontsize=7)
+    ax.set_yticklabels([str(classes[t])[:14] for t in ticks], fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=10)
+    return _save(fig, path)
+
+
+def reliability_png(calibration: dict[str, Any], path: Path, *, title: str) -> Path:
+    """Accuracy against confidence per bin, the diagonal as perfect calibration; after
+    temperature scaling too when it was applied."""
+    fig = _figure(5.0, 4.6)
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="perfect")
+    curves = [("model", calibration["reliability"], calibration["ece"], "C0")]
+    if calibration.get("scaled"):
+        t = calibration["temperature"]
+        curves.append((f"after temperature scaling (T={t:.2f})",
+                       calibration["scaled"]["reliability"], calibration["scaled"]["ece"],
+                       "C3"))
+    for label, rel, ece, colour in curves:
+        points = [(c, a, n) for c, a, n in zip(rel["confidence"], rel["accuracy"],
+                                               rel["count"]) if n]
+        if not points:
+            continue
+        conf, acc, count = (np.array(v, dtype=float) for v in zip(*points))
+        sizes = 15 + 120 * count / count.max()
+        ax.plot(conf, acc, color=colour, linewidth=1.5, label=f"{label}: ECE {ece:.3f}")
+        ax.scatter(conf, acc, s=sizes, color=colour, alpha=0.7, zorder=3)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("confidence (top class probability)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)
+    return _save(fig, path)
+
+
+def mistakes_png(images: list[np.ndarray], captions: list[str], path: Path, *,
+                 title: str) -> Path:
+    """A grid of thumbnails (uint8 CHW) with 'true -> predicted (confidence)' captions."""
+    n = max(1, len(images))
+    cols = min(8, n)
+    rows = (n + cols - 1) // cols
+    fig = _figure(1.6 * cols, 1.75 * rows + 0.5)
+    for i, (img, caption) in enumerate(zip(images, captions)):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        array = np.asarray(img)
+        if array.shape[0] == 1:
+            ax.imshow(array[0], cmap="gray", vmin=0, vmax=255)
+        else:
+            ax.imshow(np.moveaxis(array, 0, -1))
+        ax.set_title(caption, fontsize=7)
+        ax.axis("off")
+    if not images:
+        ax = fig.add_subplot()
+        ax.text(0.5, 0.5, "no mistakes", ha="center", va="center")
+        ax.axis("off")
+    fig.suptitle(title, fontsize=9)
+    return _save(fig, path)

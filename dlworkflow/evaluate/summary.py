@@ -1,0 +1,91 @@
+"""The key numbers of a full report as (label, value) rows, for the terminal and notebooks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy",
+         "macro_f1": "macro F1", "weighted_f1": "weighted F1", "auroc": "AUROC (macro OvR)",
+         "auprc": "AUPRC (macro OvR)", "ece": "ECE (15 bins)"}
+
+
+def _interval(m: dict[str, Any], confidence: float) -> str:
+    if m["value"] is None:
+        return "undefined"
+    if m["low"] is None:
+        return f"{m['value']:.4f}"
+    return f"{m['value']:.4f}  ({confidence:.0%} CI {m['low']:.4f} to {m['high']:.4f})"
+
+
+def report_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    conf = report["confidence"]
+    metrics = report["metrics"]
+    rows = [(NAMES[name], _interval(metrics[name], conf)) for name in NAMES if name in metrics]
+    topk = [f"top-{k} {v:.4f}" for k, v in report["top_k"].items() if k != "1" and v is not None]
+    if topk:
+        rows.append(("top-k accuracy", ", ".join(topk)))
+    rows.append(("calibration", _calibration(report["calibration"])))
+    if report["unknown_labels"]:
+        rows.append(("left out", f"{report['unknown_labels']} samples with labels the model "
+                                  "does not know"))
+    if report.get("baselines"):
+        rows.extend(_baseline_rows(report["baselines"], conf))
+    if report["confused_pairs"]:
+        rows.append(("most confused", "; ".join(
+            f"{p['true']} -> {p['predicted']} x{p['count']}"
+            for p in report["confused_pairs"][:3])))
+    if report["mistakes"]:
+        rows.append(("confident mistakes", "; ".join(
+            f"{m['sample_id']}: {m['true']} -> {m['predicted']} ({m['confidence']:.2f})"
+            for m in report["mistakes"][:3])))
+    for entry in report["slices"]:
+        rows.append((f"slices by {entry['column']}", _slices(entry)))
+    rows.append(("figures", _folder(report)))
+    return rows
+
+
+def _calibration(cal: dict[str, Any]) -> str:
+    text = f"ECE {cal['ece']:.4f}, NLL {cal['nll']:.4f}"
+    if cal.get("scaled"):
+        text += (f"; temperature T={cal['temperature']:.3f} (fitted on val): "
+                 f"ECE {cal['scaled']['ece']:.4f}, NLL {cal['scaled']['nll']:.4f}")
+    return text
+
+
+def _baseline_rows(b: dict[str, Any], conf: float) -> list[tuple[str, str]]:
+    metric = b["metric"]
+    maj, simple = b["majority"], b["simple"]
+    rows = [
+        ("majority baseline", f"{metric} {maj['value']:.4f} (always {maj['class']!r})"),
+        ("simple model", f"{metric} " + _interval(simple, conf) + f"; {simple['model']}"),
+    ]
+    d = b["difference"]
+    span = f"network - simple {metric}: {d['low']:+.4f} to {d['high']:+.4f} ({conf:.0%} CI)"
+    if b["simple_as_good"] and d["high"] < 0:
+        rows.append(("WARNING", f"the simple model is BETTER than the network; {span}"))
+    elif b["simple_as_good"]:
+        rows.append(("WARNING", f"the simple model is as good as the network (the interval "
+                                f"of the difference includes 0); {span}"))
+    else:
+        rows.append(("network vs simple", f"the network is better; {span}"))
+    return rows
+
+
+def _slices(entry: dict[str, Any]) -> str:
+    parts = []
+    for s in entry["slices"]:
+        if s["low"] is not None:
+            parts.append(f"{s['value']}: {s['metric']:.3f} [{s['low']:.3f}, {s['high']:.3f}] "
+                         f"n={s['n']}")
+        else:
+            parts.append(f"{s['value']}: n={s['n']} ({s['note']})")
+    return "; ".join(parts)
+
+
+def _folder(report: dict[str, Any]) -> str:
+    figures = list((report.get("figures") or {}).values())
+    if not figures:
+        return "(none)"
+    folder = figures[0].rsplit("/", 1)[0]
+    names = ", ".join(f.rsplit("/", 1)[-1] for f in figures)
+    return f"{folder}/ ({names}, metrics.json)"

@@ -1,0 +1,12 @@
+"""Export (`dlw export`), version pointer moves (`dlw promote`, `dlw rollback`) and batch
+prediction through the exported model (`dlw predict`)."""
+
+from dlworkflow.export.step import (
+    ExportRefusedError,
+    ExportResult,
+    ParityError,
+    export,
+    current_verdict,
+)
+
+__all__ = ["ExportRefusedError", "ExportResult", "ParityError", "export", "current_verdict"]

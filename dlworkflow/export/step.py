@@ -1,0 +1,259 @@
+"""`dlw export`: the trained model -> .dlw/models/v<N>/ (ONNX + safetensors + metadata.json),
+only after `dlw test` said PASS (or with --force --reason), and only if ONNX Runtime computes
+the same probabilities as PyTorch on the whole validation split (the parity check).
+
+A PASS export becomes the champion (`dlw serve` and `dlw predict` use it); a forced export is
+kept but promoted only by `dlw promote VERSION`. The version folder is built under a hidden
+temporary name and renamed into place when complete, so a failed export leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dlworkflow.errors import DlwError, StepOrderError
+from dlworkflow.fileio import atomic_write_json, sha256_file, sha256_json
+from dlworkflow.ledger import git_commit
+from dlworkflow.results import StepResult
+from dlworkflow.runtime import versions as V
+from dlworkflow.runtime.bundle import FORMAT, Bundle, load_bundle
+from dlworkflow.runtime.spec import example_input, input_spec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from dlworkflow.project import Project
+
+#: Parity thresholds: probabilities may differ by float32 rounding only, and the predicted
+#: class must be the same for (almost) every validation sample.
+MAX_ABS_DIFF = 1e-4
+MIN_AGREEMENT = 0.999
+UNTESTED = "UNTESTED"
+BATCH = 256
+
+
+class ExportRefusedError(DlwError):
+    """The trained model failed `dlw test`, or was never tested, and --force was not given."""
+
+    exit_code = 3
+
+
+class ParityError(DlwError):
+    """ONNX Runtime does not reproduce the PyTorch model on the validation split."""
+
+
+@dataclass
+class ExportResult(StepResult):
+    version: int
+    folder: Path
+    model: str
+    verdict: str
+    forced: dict[str, Any] | None
+    parity: dict[str, Any]
+    champion: int | None
+    onnx_mb: float
+
+    def title(self) -> str:
+        return f"Step 7: exported model version {self.version}"
+
+    def rows(self) -> list[tuple[str, Any]]:
+        p = self.parity
+        rows = [
+            ("folder", str(self.folder)),
+            ("model", self.model),
+            ("test verdict", self.verdict),
+            ("parity (validation)", f"max |p_torch - p_onnx| {p['max_abs_diff']:.2e}, "
+                                    f"agreement {p['agreement']:.2%} on {p['n']:,} samples"),
+            ("model.onnx", f"{self.onnx_mb:.2f} MB"),
+        ]
+        if self.forced:
+            rows.append(("FORCED", f"{self.forced['reason']} ({self.forced['by']}, "
+                                   f"{self.forced['at']})"))
+        if self.champion == self.version:
+            rows.append(("champion", f"v{self.version} (served by `dlw serve`, used by "
+                                     "`dlw predict`)"))
+        else:
+            current = f"v{self.champion}" if self.champion else "none"
+            rows.append(("champion", f"unchanged: {current}; `dlw promote {self.version}` to "
+                                     "serve this one"))
+        return rows
+
+
+def current_verdict(project: Project) -> tuple[str, dict[str, Any]]:
+    """("PASS" | "FAIL" | "UNTESTED", the test's ledger outputs) for the trained model now in
+    place: a test of an earlier model does not count."""
+    record = project.ledger.latest("test")
+    if record is None or record.inputs.get("train") != project.upstream_hash("train"):
+        return UNTESTED, {}
+    outputs = dict(record.outputs)
+    outputs.setdefault("headline", record.summary.get("headline"))
+    return str(outputs.get("verdict", UNTESTED)), outputs
+
+
+def export(project: Project, *, force: bool = False, reason: str | None = None) -> ExportResult:
+    from dlworkflow.models import load_trained
+    from dlworkflow.store import read_trained_pointer
+
+    if force and not (reason and reason.strip()):
+        raise DlwError("--force needs a reason, recorded with the exported model.",
+                       expected='--force --reason "why this model may be deployed"',
+                       received="no reason", fix='add --reason "..."')
+    pointer = read_trained_pointer(project)
+    verdict, test = current_verdict(project)
+    if verdict != "PASS" and not force:
+        what = ("was never tested" if verdict == UNTESTED
+                else f"failed the test ({test.get('headline') or verdict})")
+        raise ExportRefusedError(
+            f"The trained model {what}: it is not exported.",
+            expected="a PASS from `dlw test` for the model now trained",
+            received=verdict,
+            fix="run `dlw test` (once) and export a model that passes; or, knowing why, "
+                'export anyway with --force --reason "..." (recorded in the metadata and ledger)')
+    forced = None if verdict == "PASS" else {  # a PASS model needs no forcing
+        "reason": str(reason).strip(), "by": _user(),
+        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "verdict": verdict}
+
+    model, meta = load_trained(pointer["folder"])
+    root = project.root
+    inputs = {"train": project.upstream_hash("train") or "", "test_verdict": verdict}
+    with project.step("export", inputs=inputs) as run:
+        version = V.next_version(root)
+        final = V.version_folder(root, version)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".v{version}.", suffix=".tmp", dir=final.parent))
+        try:
+            metadata = _write_folder(project, tmp, version, model, meta, pointer, verdict, test,
+                                     forced)
+            bundle = load_bundle(tmp, threads=1)
+            parity = parity_check(project, model, meta, bundle)
+            metadata["parity"] = parity
+            atomic_write_json(tmp / V.METADATA_FILE, metadata)
+            if parity["max_abs_diff"] > MAX_ABS_DIFF or parity["agreement"] < MIN_AGREEMENT:
+                raise ParityError(
+                    "ONNX Runtime does not reproduce the PyTorch model on the validation split: "
+                    "the export is discarded.",
+                    expected=f"max abs difference of probabilities <= {MAX_ABS_DIFF:g} and "
+                             f"prediction agreement >= {MIN_AGREEMENT:.1%}",
+                    received=f"{parity['max_abs_diff']:.3g} and {parity['agreement']:.2%} "
+                             f"on {parity['n']} samples",
+                    fix="report this model as not exportable; pick another model (`dlw models`)")
+            if final.exists():
+                raise DlwError(f"Another export created {final.name} meanwhile.",
+                               fix="run `dlw export` again (one export at a time)")
+            os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if forced is None:
+            V.promote(root, version)
+        champion = V.champion(root)
+        record = {"version": version, "verdict": verdict, "forced": forced, "parity": parity,
+                  "onnx_sha256": metadata["files"][V.ONNX_FILE], "champion": champion}
+        run.outputs = {"hash": sha256_json(record), **record}
+        run.summary = {"headline": f"exported v{version} ({metadata['model']}, {verdict}"
+                                   f"{', FORCED: ' + forced['reason'] if forced else ''})",
+                       "folder": str(final)}
+    return ExportResult(version=version, folder=final, model=metadata["model"], verdict=verdict,
+                        forced=forced, parity=parity, champion=champion,
+                        onnx_mb=(final / V.ONNX_FILE).stat().st_size / 1e6)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _write_folder(project: Project, folder: Path, version: int, model: Any,
+                  meta: dict[str, Any], pointer: dict[str, Any], verdict: str,
+                  test: dict[str, Any], forced: dict[str, Any] | None) -> dict[str, Any]:
+    from dlworkflow.models.onnx_export import to_onnx
+
+    spec, prep = input_spec(meta)
+    if spec["dtype"] == "float32" and meta.get("modality", "image") == "image":
+        prep["max_pixels"] = int(project.config.data.max_image_pixels)
+        prep["max_side"] = 65_500
+    to_onnx(model, folder / V.ONNX_FILE, example=example_input(meta))
+    weights = Path(pointer["folder"]) / meta.get("weights_file", "model.safetensors")
+    shutil.copyfile(weights, folder / V.WEIGHTS_FILE)
+    config = project.config
+    metadata = {
+        "format": FORMAT, "version": version, "model": meta["name"],
+        "params": meta.get("params", {}), "task": config.task,
+        "modality": meta.get("modality", "image"), "classes": [str(c) for c in meta["classes"]],
+        "input": spec, "output": {"name": "logits", "dtype": "float32",
+                                  "shape": ["batch", len(meta["classes"])]},
+        "preprocessing": prep,
+        "metric": test.get("metric") or config.problem.primary_metric,
+        "target": test.get("target", config.problem.target),
+        "verdict": verdict, "test_value": test.get("value"),
+        "test_interval": test.get("interval"), "test_n": test.get("n"),
+        "constraints": test.get("constraints"),
+        "forced": forced, "parity": None,
+        "dataset_version": meta.get("dataset_version"),
+        "config_hash": sha256_json(config.model_dump(mode="json")),
+        "commit": git_commit(project.root),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "trained": {"run_id": pointer.get("run_id"), "folder": pointer.get("folder_in_project"),
+                    "weights_sha256": meta.get("weights_sha256")},
+        "files": {V.ONNX_FILE: sha256_file(folder / V.ONNX_FILE),
+                  V.WEIGHTS_FILE: sha256_file(folder / V.WEIGHTS_FILE)},
+    }
+    atomic_write_json(folder / V.METADATA_FILE, metadata)
+    return metadata
+
+
+def runtime_inputs(bundle: Bundle, rows: pd.DataFrame) -> np.ndarray:
+    """Manifest rows -> the bundle's input, through the runtime's own preprocessing (the
+    image files' bytes, the texts, the feature values): the path `dlw predict` and the server
+    take."""
+    if bundle.modality == "image":
+        return bundle.prepare_images([Path(p).read_bytes() for p in rows["path"]])
+    if bundle.modality == "text":
+        return bundle.prepare_texts(rows["text"].fillna("").astype(str).tolist())
+    return bundle.prepare_rows(table_records(rows, bundle.preprocessing["features"]))
+
+
+def table_records(rows: pd.DataFrame, features: list[str]) -> list[dict[str, Any]]:
+    """Rows -> [{feature: python value or None}] (manifest columns are "f:<name>")."""
+    import pandas as pd
+
+    out = []
+    for _, row in rows.iterrows():
+        record = {}
+        for name in features:
+            value = row["f:" + name] if "f:" + name in row else row.get(name)
+            record[name] = None if value is None or (not isinstance(value, str)
+                                                     and pd.isna(value)) else \
+                (value.item() if isinstance(value, np.generic) else value)
+        out.append(record)
+    return out
+
+
+def parity_check(project: Project, model: Any, meta: dict[str, Any],
+                 bundle: Bundle) -> dict[str, Any]:
+    """PyTorch (training's own prediction path) vs ONNX Runtime (the runtime's path, from the
+    files) on the whole validation split: max abs difference of probabilities, agreement."""
+    from dlworkflow.evaluate.predict import predict_proba
+    from dlworkflow.store import load_split
+
+    rows = load_split(project, "val").reset_index(drop=True)
+    if len(rows) == 0:
+        raise StepOrderError("The validation split is empty: there is nothing to check the "
+                             "export on.", fix="re-split with a validation fraction > 0")
+    torch_p = predict_proba(project, model, meta, rows)
+    onnx_p = np.concatenate([bundle.predict_proba(runtime_inputs(bundle, rows[i:i + BATCH]))
+                             for i in range(0, len(rows), BATCH)])
+    diff = float(np.abs(torch_p.astype(np.float64) - onnx_p.astype(np.float64)).max())
+    agreement = float((torch_p.argmax(1) == onnx_p.argmax(1)).mean())
+    return {"max_abs_diff": diff, "agreement": agreement, "n": int(len(rows))}

@@ -1,0 +1,193 @@
+"""A trained classifier -> ONNX: input "input", output "logits", dynamic batch dimension.
+
+    path = to_onnx(model, "model.onnx", example=torch.zeros(1, 1, 16, 16))
+
+Images take float32 (B, C, H, W) normalised pixels, tables float32 (B, F); text models take
+int64 token ids (B, L) and the token dimension is dynamic too. Uses PyTorch's TorchScript
+exporter (`dynamo=False`: it needs no extra package and handles every registered model);
+the file is checked with `onnx.checker` and written atomically.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dlworkflow.errors import DlwError
+from dlworkflow.fileio import atomic_write_with
+
+OPSET = 17
+INPUT_NAME, OUTPUT_NAME = "input", "logits"
+
+
+class OnnxExportError(DlwError):
+    """The model cannot be expressed in ONNX (an operator or control flow the exporter lacks)."""
+
+
+def to_onnx(model: torch.nn.Module, path: str | Path, *, example: Any) -> Path:
+    """Export `model` (eval mode) with `example` as the traced input; return the path."""
+    import onnx
+
+    path = Path(path)
+    x = torch.from_numpy(np.asarray(example)) if not isinstance(example, torch.Tensor) \
+        else example
+    x = x.detach().cpu()
+    dynamic = {0: "batch"}
+    if x.dtype in (torch.int64, torch.int32):
+        # Text models drop all-padding columns with a data-dependent length that tracing would
+        # freeze: the exported model takes ids padded to exactly max_len (the runtime pads),
+        # traced with every position filled; padding is masked inside the model as usual.
+        length = int(getattr(model, "preprocessing", {}).get("max_len") or x.shape[1])
+        x = torch.ones((2, length), dtype=torch.int64)
+    was_training = model.training
+    model.eval()
+
+    def write(tmp: Path) -> None:
+        fastpath = torch.backends.mha.get_fastpath_enabled()
+        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad(), \
+                _aa_resize_as_matmul():
+            warnings.simplefilter("ignore")
+            # The fused Transformer fast path (aten::_transformer_encoder_layer_fwd) has no
+            # ONNX form; the plain path computes the same function.
+            torch.backends.mha.set_fastpath_enabled(False)
+            try:
+                    torch.onnx.export(model, (x,), str(tmp), input_names=[INPUT_NAME],
+                                  output_names=[OUTPUT_NAME],
+                                  dynamic_axes={INPUT_NAME: dynamic,
+                                                OUTPUT_NAME: {0: "batch"}},
+                                  opset_version=OPSET, dynamo=False,
+                                  do_constant_folding=True)
+            finally:
+                torch.backends.mha.set_fastpath_enabled(fastpath)
+        onnx.checker.check_model(str(tmp))
+
+    name = getattr(model, "dlw_spec", {}).get("name", type(model).__name__)
+    try:
+        atomic_write_with(path, write)
+    except DlwError:
+        raise
+    except Exception as exc:  # noqa: BLE001  (the exporter raises many unrelated types)
+        raise OnnxExportError(
+            f"Model {name!r} cannot be exported to ONNX.",
+            expected=f"operators of ONNX opset {OPSET}",
+            received=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+            fix="pick another model (`dlw models`), or serve it without ONNX") from None
+    try:
+        _check_batches(model, path, x)
+    finally:
+        model.train(was_training)
+    return path
+
+
+def _check_batches(model: torch.nn.Module, path: Path, x: torch.Tensor) -> None:
+    """The exported graph must compute the model at batch sizes 1 and 3 (a shape frozen by
+    tracing shows up here, not in production)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    generator = torch.Generator().manual_seed(0)
+    for batch in (1, 3):
+        if x.dtype == torch.int64:
+            probe = torch.randint(1, 1000, (batch, x.shape[1]), generator=generator)
+            probe[:, x.shape[1] // 2:] = 0  # real texts are padded
+        else:
+            probe = torch.randn((batch, *x.shape[1:]), generator=generator)
+        with torch.no_grad():
+            ref = model(probe).float().numpy()
+        try:
+            got = session.run([OUTPUT_NAME], {INPUT_NAME: probe.numpy()})[0]
+        except Exception as exc:  # noqa: BLE001
+            got, detail = None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        else:
+            detail = f"max abs difference {float(np.abs(got - ref).max()):.3g}"
+        scale = max(1.0, float(np.abs(ref).max()))
+        if got is None or got.shape != ref.shape or \
+                not np.allclose(got, ref, rtol=1e-3, atol=1e-3 * scale):
+            path.unlink(missing_ok=True)
+            raise OnnxExportError(
+                f"The ONNX export of this model does not compute it at batch size {batch}.",
+                expected="the same logits as PyTorch at any batch size", received=detail,
+                fix="pick another model (`dlw models`)")
+
+
+def _resize_matrix(n_in: int, n_out: int) -> torch.Tensor:
+    """(n_out, n_in) float32: PyTorch's antialiased bilinear resize along one axis, as a matrix
+    (column i is the resize of the unit impulse at i)."""
+    # Width 2 -> 2 (the identity along it): a width of 1 gives ambiguous strides that
+    # PyTorch's antialiased kernel mis-reads as channels-last.
+    impulses = torch.eye(n_in, dtype=torch.float32)[:, None, :, None].repeat(1, 1, 1, 2)
+    out = torch.nn.functional.interpolate(impulses, size=(n_out, 2), mode="bilinear",
+                                          align_corners=False, antialias=True)
+    return out[:, 0, :, 0].t().contiguous()
+
+
+def _pool_matrix(n_in: int, n_out: int) -> torch.Tensor:
+    """(n_out, n_in) float32: adaptive average pooling along one axis (PyTorch's bins:
+    floor(i * n_in / n_out) to ceil((i + 1) * n_in / n_out))."""
+    out = torch.zeros((n_out, n_in), dtype=torch.float32)
+    for i in range(n_out):
+        start, end = (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
+        out[i, start:end] = 1.0 / (end - start)
+    return out
+
+
+class _aa_resize_as_matmul:  # noqa: N801  (a context manager used like a function)
+    """While exporting, write the two fixed-size linear image ops ONNX lacks as constant
+    matrices, Rh @ x @ Rw^T (both are separable, and the input size is fixed per model):
+    aten::_upsample_bilinear2d_aa (antialiased resize) and aten::adaptive_avg_pool2d to an
+    output size that does not divide the input (e.g. 7x7 -> 2x2 in small_cnn at 28x28)."""
+
+    OPS = ("aten::_upsample_bilinear2d_aa", "aten::adaptive_avg_pool2d")
+
+    def __enter__(self) -> None:
+        from torch.onnx import register_custom_op_symbolic
+
+        register_custom_op_symbolic(self.OPS[0], _aa_symbolic, OPSET)
+        register_custom_op_symbolic(self.OPS[1], _adaptive_pool_symbolic, OPSET)
+
+    def __exit__(self, *exc: object) -> None:
+        from torch.onnx import unregister_custom_op_symbolic
+
+        for op in self.OPS:
+            unregister_custom_op_symbolic(op, OPSET)
+
+
+def _static_hw(x: Any) -> tuple[int, int]:
+    from torch.onnx import symbolic_helper
+
+    sizes = symbolic_helper._get_tensor_sizes(x)
+    if sizes is None or len(sizes) != 4 or sizes[2] is None or sizes[3] is None:
+        raise RuntimeError("a resize or pooling of an input of unknown height or width")
+    return int(sizes[2]), int(sizes[3])
+
+
+def _separable(g: Any, x: Any, rows: torch.Tensor, cols: torch.Tensor) -> Any:
+    left = g.op("Constant", value_t=rows)
+    right = g.op("Constant", value_t=cols.t().contiguous())
+    return g.op("MatMul", g.op("MatMul", left, x), right)
+
+
+def _adaptive_pool_symbolic(g: Any, x: Any, output_size: Any) -> Any:
+    from torch.onnx import symbolic_helper
+
+    height, width = _static_hw(x)
+    out = symbolic_helper._maybe_get_const(output_size, "is")
+    out_h, out_w = (int(o) if o is not None else n for o, n in zip(out, (height, width)))
+    if (out_h, out_w) == (1, 1):
+        return g.op("GlobalAveragePool", x)
+    return _separable(g, x, _pool_matrix(height, out_h), _pool_matrix(width, out_w))
+
+
+def _aa_symbolic(g: Any, x: Any, output_size: Any, align_corners: Any, *scales: Any) -> Any:
+    from torch.onnx import symbolic_helper
+
+    height, width = _static_hw(x)
+    out = symbolic_helper._maybe_get_const(output_size, "is")
+    if symbolic_helper._maybe_get_const(align_corners, "b"):
+        raise RuntimeError("antialiased resize with align_corners=True")
+    return _separable(g, x, _resize_matrix(height, int(out[0])),
+                      _resize_matrix(width, int(out[1])))

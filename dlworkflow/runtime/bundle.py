@@ -1,0 +1,297 @@
+"""An exported model version, ready to predict with ONNX Runtime; no torch anywhere.
+
+Usage (what `dlw predict` and `dlw serve` do):
+
+    from dlworkflow.runtime.bundle import InputError, load_bundle
+    from dlworkflow.runtime.versions import champion_folder, pointer_path
+
+    bundle = load_bundle(champion_folder(project_root), threads=1)   # BundleError if broken
+    x = bundle.prepare_images([png_bytes, jpeg_bytes])  # image models: float32 (N, C, H, W)
+    x = bundle.prepare_texts(["a fine film"])           # text models: int64 (N, L)
+    x = bundle.prepare_rows([{"age": 41, "city": "Oslo"}])  # tabular models: float32 (N, F)
+    proba = bundle.predict_proba(x)                     # float32 (N, K), rows sum to 1
+    labels = [bundle.classes[i] for i in proba.argmax(1)]
+
+Each `prepare_*` reproduces training exactly (images: `store.images` decoding with the
+training pixel/side limits, EXIF/mode normalisation, bilinear resize, then float32
+`(x / 255 - mean) / std`; texts: the WordPiece tokenizer at the saved max_len; rows: the saved
+train-split table encoding) and raises `InputError` (a DlwError; `context["index"]` is the
+position of the bad item) for input that is wrong: undecodable or oversized images, a
+prepare_* that does not fit the model's modality, non-string texts, rows missing features,
+arrays of the wrong dtype/shape for `predict_proba`. A server turns InputError into a 4xx;
+BundleError (a broken or missing export) is the operator's problem. `bundle.metadata` is
+metadata.json (version, model, classes, verdict, parity, ...); `bundle.version` its number.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dlworkflow.errors import DlwError
+from dlworkflow.fileio import read_json, sha256_file
+from dlworkflow.preprocess import (
+    TOKENIZER,
+    TableInputError,
+    encode_table,
+    normalise_pixels,
+    tokenize,
+)
+from dlworkflow.runtime.versions import METADATA_FILE, ONNX_FILE
+
+FORMAT = 1
+MODALITIES = ("image", "text", "tabular")
+DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own bomb limit, for metadata that lacks one
+DEFAULT_MAX_SIDE = 65_500
+
+
+class InputError(DlwError):
+    """Input the model cannot take (the client's mistake: a server answers 4xx)."""
+
+
+class BundleError(DlwError):
+    """An exported model folder that is missing, incomplete or damaged."""
+
+
+@dataclass
+class Bundle:
+    folder: Path
+    version: int
+    metadata: dict[str, Any]
+    modality: str
+    classes: list[str]
+    session: Any = field(repr=False)
+
+    @property
+    def preprocessing(self) -> dict[str, Any]:
+        return self.metadata.get("preprocessing") or {}
+
+    # ---- inputs ---------------------------------------------------------------------------
+    def prepare_images(self, images: list[bytes]) -> np.ndarray:
+        """Encoded image files -> float32 (N, C, H, W), normalised as in training."""
+        self._expect("image", "prepare_images")
+        if isinstance(images, (bytes, bytearray)) or not isinstance(images, Sequence):
+            raise InputError("Expected a list of encoded images (bytes).",
+                             expected="list[bytes]", received=type(images).__name__)
+        prep = self.preprocessing
+        channels, (height, width) = int(prep["channels"]), prep["size"]
+        pixels = np.empty((len(images), channels, int(height), int(width)), dtype=np.uint8)
+        for i, data in enumerate(images):
+            pixels[i] = self.decode_image(data, index=i)
+        return normalise_pixels(pixels, prep["mean"], prep["std"])
+
+    def decode_image(self, data: bytes, *, index: int = 0) -> np.ndarray:
+        """One encoded image -> uint8 (C, H, W) at the model's size (InputError if unusable)."""
+        from dlworkflow.store.images import ImageDecodeError, to_array
+
+        self._expect("image", "decode_image")
+        prep = self.preprocessing
+        try:
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise ImageDecodeError(f"expected bytes, got {type(data).__name__}")
+            img = decode_image_bytes(bytes(data),
+                                     max_pixels=int(prep.get("max_pixels", DEFAULT_MAX_PIXELS)),
+                                     max_side=int(prep.get("max_side", DEFAULT_MAX_SIDE)))
+            return to_array(img, channels=int(prep["channels"]),
+                            size=(int(prep["size"][0]), int(prep["size"][1])))
+        except ImageDecodeError as exc:
+            raise InputError(f"Image {index} cannot be used: {exc.reason}.",
+                             expected="a PNG, JPEG, TIFF, BMP, WebP, ... or DICOM file within "
+                                      f"{int(prep.get('max_pixels', DEFAULT_MAX_PIXELS)):,} "
+                                      "pixels",
+                             received=f"{len(data) if hasattr(data, '__len__') else '?'} bytes",
+                             fix="send the image file's bytes unchanged",
+                             context={"index": index, "reason": exc.reason}) from None
+
+    def prepare_texts(self, texts: list[str]) -> np.ndarray:
+        """Texts -> int64 token ids (N, L), tokenized as in training (saved max_len)."""
+        self._expect("text", "prepare_texts")
+        if isinstance(texts, str) or not isinstance(texts, Sequence):
+            raise InputError("Expected a list of texts.", expected="list[str]",
+                             received=type(texts).__name__)
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise InputError(f"Text {i} is not a string.", expected="str",
+                                 received=type(text).__name__, context={"index": i})
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:  # a lone surrogate (e.g. "\ud800")
+                raise InputError(f"Text {i} is not valid Unicode: {exc.reason}.",
+                                 expected="valid UTF-8 text", received=repr(text[:40]),
+                                 context={"index": i}) from exc
+        if not texts:
+            width = self.metadata["input"]["shape"][1]
+            return np.zeros((0, width if isinstance(width, int) else 2), dtype=np.int64)
+        ids = tokenize(list(texts), int(self.preprocessing["max_len"]))
+        width = self.metadata["input"]["shape"][1]
+        if isinstance(width, int) and ids.shape[1] < width:  # the export takes exactly max_len
+            ids = np.pad(ids, ((0, 0), (0, width - ids.shape[1])))
+        return ids
+
+    def prepare_rows(self, rows: list[dict]) -> np.ndarray:
+        """Rows {feature: value} -> float32 (N, F) with the train split's encoding."""
+        import pandas as pd
+
+        self._expect("tabular", "prepare_rows")
+        if isinstance(rows, dict) or not isinstance(rows, Sequence):
+            raise InputError("Expected a list of rows (objects of feature: value).",
+                             expected="list[dict]", received=type(rows).__name__)
+        for i, row in enumerate(rows):
+            if not isinstance(row, dict):
+                raise InputError(f"Row {i} is not an object of feature: value.",
+                                 expected="dict", received=type(row).__name__,
+                                 context={"index": i})
+            bad = [k for k, v in row.items()
+                   if v is not None and not isinstance(v, (str, int, float, bool, np.generic))]
+            if bad:
+                raise InputError(f"Row {i} has values that are not numbers or strings.",
+                                 expected="number, string or null",
+                                 received=", ".join(map(str, bad[:5])), context={"index": i})
+        prep = self.preprocessing
+        if not rows:
+            return np.zeros((0, _n_features(prep)), dtype=np.float32)
+        frame = pd.DataFrame(list(rows), dtype=object)
+        try:
+            return encode_table(frame, prep)
+        except TableInputError as exc:
+            raise InputError(exc.what, expected=exc.expected, received=exc.received,
+                             fix=exc.fix) from None
+
+    # ---- prediction -----------------------------------------------------------------------
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """float32 (N, K) class probabilities (softmax of the ONNX model's logits)."""
+        x = self._check_array(x)
+        if len(x) == 0:
+            return np.zeros((0, len(self.classes)), dtype=np.float32)
+        logits = self.session.run(["logits"], {"input": x})[0]
+        return softmax(logits)
+
+    def _check_array(self, x: Any) -> np.ndarray:
+        spec = self.metadata["input"]
+        dtype = np.dtype(spec["dtype"])
+        if not isinstance(x, np.ndarray):
+            raise InputError("predict_proba takes a numpy array (from prepare_*).",
+                             expected=f"{spec['dtype']} array", received=type(x).__name__)
+        shape = spec["shape"]  # e.g. ["batch", 1, 16, 16] or ["batch", "tokens"]
+        if x.ndim != len(shape) or any(isinstance(s, int) and s != d
+                                       for s, d in zip(shape, x.shape)):
+            raise InputError("The input array does not have the model's shape.",
+                             expected=str(shape), received=str(list(x.shape)))
+        if x.dtype != dtype:
+            if not np.can_cast(x.dtype, dtype, casting="same_kind"):
+                raise InputError("The input array does not have the model's dtype.",
+                                 expected=str(dtype), received=str(x.dtype))
+            x = x.astype(dtype)
+        return np.ascontiguousarray(x)
+
+    def _expect(self, modality: str, method: str) -> None:
+        if self.modality != modality:
+            raise InputError(f"This model takes {self.modality} input; {method} is for "
+                             f"{modality} models.", expected=f"{self.modality} input",
+                             received=f"{modality} input")
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float32)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _n_features(prep: dict[str, Any]) -> int:
+    return len(prep["numeric"]) + sum(len(c) + 1 for c in prep["categories"].values())
+
+
+def decode_image_bytes(data: bytes, *, max_pixels: int, max_side: int = DEFAULT_MAX_SIDE) -> Any:
+    """`store.images.decode_image` for bytes in memory: the same limits (checked from the
+    header before any pixel is decoded) and the same reasons in ImageDecodeError."""
+    from PIL import Image, UnidentifiedImageError
+
+    from dlworkflow.store.images import ImageDecodeError, check_dimensions, decode_image
+
+    if len(data) == 0:
+        raise ImageDecodeError("empty file (0 bytes)")
+    if data[128:132] == b"DICM":  # DICOM Part 10: decoded from a private temporary file
+        fd, tmp = tempfile.mkstemp(suffix=".dcm")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            return decode_image(tmp, max_pixels=max_pixels, max_side=max_side)
+        finally:
+            os.unlink(tmp)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                check_dimensions(*img.size, max_pixels=max_pixels, max_side=max_side)
+                img.load()
+                return img.copy()
+    except ImageDecodeError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageDecodeError("not an image Pillow can identify") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageDecodeError(f"too many pixels (decompression bomb): {exc}") from None
+    except MemoryError:
+        raise ImageDecodeError("not enough memory to decode the image") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ImageDecodeError(f"corrupt or truncated image: {exc}") from None
+
+
+def load_bundle(folder: str | Path, *, threads: int | None = None) -> Bundle:
+    """Open v<N>/ (metadata.json + model.onnx, checked against its recorded sha256) in an
+    ONNX Runtime CPU session; `threads` sets intra-op threads (None: ONNX Runtime's default)."""
+    import onnxruntime as ort
+
+    folder = Path(folder)
+    meta_path, onnx_path = folder / METADATA_FILE, folder / ONNX_FILE
+    if not meta_path.is_file() or not onnx_path.is_file():
+        raise BundleError(f"{folder} is not a complete exported model.",
+                          expected=f"{METADATA_FILE} and {ONNX_FILE}",
+                          received=", ".join(sorted(p.name for p in folder.iterdir()))
+                          if folder.is_dir() else "no such folder",
+                          fix="run `dlw export`")
+    try:
+        meta = read_json(meta_path)
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{meta_path} is not valid JSON.", received=str(exc),
+                          fix="run `dlw export` again") from None
+    if meta.get("format") != FORMAT or meta.get("modality") not in MODALITIES:
+        raise BundleError(f"{meta_path} is not a dlworkflow export this version can read.",
+                          expected=f"format {FORMAT}, modality one of {', '.join(MODALITIES)}",
+                          received=f"format {meta.get('format')!r}, "
+                                   f"modality {meta.get('modality')!r}",
+                          fix="run `dlw export` again with this version of dlworkflow")
+    expected_sha = (meta.get("files") or {}).get(ONNX_FILE)
+    if expected_sha and sha256_file(onnx_path) != expected_sha:
+        raise BundleError(f"{onnx_path} does not match the hash recorded at export: the file "
+                          "was changed or corrupted.", expected=f"sha256 {expected_sha[:16]}...",
+                          fix="run `dlw export` again")
+    if meta["modality"] == "text" and meta["preprocessing"].get("tokenizer") != TOKENIZER:
+        raise BundleError("The model uses a tokenizer this version of dlworkflow lacks.",
+                          expected=TOKENIZER,
+                          received=repr(meta["preprocessing"].get("tokenizer")),
+                          fix="export the model again with this version")
+    options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = int(threads)
+        options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(onnx_path), sess_options=options,
+                                       providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001  (onnxruntime raises its own exception types)
+        raise BundleError(f"ONNX Runtime cannot load {onnx_path}.",
+                          received=str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                          fix="run `dlw export` again") from None
+    return Bundle(folder=folder, version=int(meta["version"]), metadata=meta,
+                  modality=meta["modality"], classes=[str(c) for c in meta["classes"]],
+                  session=session)

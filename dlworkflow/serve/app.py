@@ -1,0 +1,330 @@
+"""The FastAPI app of `dlw serve`: predict, health, model, metrics. No torch is imported.
+
+    app = create_app(root, config.serve, token="...")   # loads the champion (ServeError if none)
+    uvicorn.run(app, host="127.0.0.1", port=8000)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from dlworkflow.config import Serve
+from dlworkflow.runtime.bundle import Bundle, InputError
+from dlworkflow.serve.batcher import MicroBatcher
+from dlworkflow.serve.holder import ModelHolder
+from dlworkflow.serve.inputs import check_rows, image_sizes, parse_items, read_body
+from dlworkflow.serve.metrics import ServerMetrics
+from dlworkflow.serve.predlog import (
+    PredictionLog,
+    image_summaries,
+    log_path,
+    row_summaries,
+    text_summaries,
+)
+from dlworkflow.serve.problems import ApiError, unauthorized
+from dlworkflow.serve.schemas import (
+    Health,
+    ModelInfo,
+    PredictResponse,
+    error_responses,
+    predict_openapi,
+)
+
+MB = 1024 * 1024
+BEARER = "HTTPBearer"
+PUBLIC = frozenset({"/v1/health"})
+#: Requests whose items total at most this many bytes are prepared (decoded, tokenized) on
+#: the event loop: for small inputs the hand-off to a thread costs more than the work.
+INLINE_BYTES = 32 * 1024
+log = logging.getLogger("dlworkflow.serve")
+
+
+class Server:
+    """Everything one app holds: settings, the model, the batcher, metrics and the log."""
+
+    def __init__(self, root: Path, settings: Serve, *, token: str,
+                 force_reason: str | None = None) -> None:
+        self.root = Path(root)
+        self.settings = settings
+        self.token = token.encode("utf-8")
+        self.max_body = int(settings.max_body_mb * MB)
+        self.metrics = ServerMetrics()
+        self.holder = ModelHolder(self.root, threads=settings.threads or default_threads(),
+                                  force_reason=force_reason, on_reload=self._reloaded)
+        bundle = self.holder.load()
+        self.metrics.model_version.set(bundle.version)
+        workers = max(2, min(4, os.cpu_count() or 2))
+        self.prepare_pool = ThreadPoolExecutor(workers, thread_name_prefix="dlw-prepare")
+        self.infer_pool = ThreadPoolExecutor(1, thread_name_prefix="dlw-infer")
+        self.preparing = 0  # requests admitted and not yet handed to the batcher
+        self.batcher = MicroBatcher(max_batch=settings.max_batch,
+                                    max_wait_ms=settings.max_wait_ms, executor=self.infer_pool,
+                                    on_batch=self.metrics.batch_size.observe,
+                                    expecting=lambda: self.preparing)
+        self.log = (PredictionLog(log_path(self.root), max_bytes=int(settings.log_max_mb * MB),
+                                  backups=settings.log_backups)
+                    if settings.log_predictions else None)
+        self.holder.start_watching(settings.reload_interval_s)
+
+    def _reloaded(self, outcome: str, bundle: Bundle | None) -> None:
+        self.metrics.reloads.labels(outcome).inc()
+        if bundle is not None:
+            self.metrics.model_version.set(bundle.version)
+
+    def close(self) -> None:
+        self.holder.stop_watching()
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+        self.prepare_pool.shutdown(wait=False, cancel_futures=True)
+        self.infer_pool.shutdown(wait=False, cancel_futures=True)
+
+    def check_token(self, header: bytes | None) -> ApiError | None:
+        """None when `Authorization: Bearer <token>` holds this server's token."""
+        if not header:
+            return unauthorized("This endpoint needs a bearer token.")
+        scheme, _, given = header.strip().partition(b" ")
+        if scheme.lower() != b"bearer" or not given.strip():
+            return unauthorized("The Authorization header is not a bearer token.")
+        if not secrets.compare_digest(given.strip(), self.token):
+            return unauthorized("The bearer token is not valid for this server.")
+        return None
+
+    # ---- prediction -----------------------------------------------------------------------
+    async def predict(self, request: Request) -> dict[str, Any]:
+        """The whole request, from reading its body to the probabilities, within
+        serve.timeout_s (504 after that: slow uploads count too)."""
+        start = time.perf_counter()
+        try:
+            bundle, summaries, probs = await asyncio.wait_for(
+                self._predict(request), timeout=self.settings.timeout_s)
+        except asyncio.TimeoutError:
+            raise ApiError(504, "timeout",
+                           f"The prediction took longer than {self.settings.timeout_s:g} s "
+                           "(serve.timeout_s) and was abandoned.",
+                           fix="retry, send fewer items per request, or raise serve.timeout_s"
+                           ) from None
+        predictions = [self._prediction(bundle, row) for row in probs]
+        latency_ms = (time.perf_counter() - start) * 1000.0
+        self.metrics.request_items.observe(len(predictions))
+        for p in predictions:
+            self.metrics.predictions.labels(p["label"]).inc()
+        if self.log is not None:
+            self.log.write(version=bundle.version, summaries=summaries, predictions=predictions,
+                           latency_ms=latency_ms, batch=len(predictions))
+        return {"model_version": bundle.version, "predictions": predictions}
+
+    async def _predict(self, request: Request) -> tuple[Bundle, list[dict[str, Any]], Any]:
+        self.preparing += 1  # the batcher waits for these, and only these, to join a batch
+        try:
+            body = await read_body(request, self.max_body)
+            bundle = self.holder.bundle  # read once: a hot reload does not change it midway
+            assert bundle is not None
+            items = await parse_items(request, body, modality=bundle.modality,
+                                      max_batch=self.settings.max_batch,
+                                      max_body=self.max_body)
+            x, summaries = await self._prepare_async(bundle, items.values)
+        finally:
+            self.preparing -= 1
+        try:
+            probs = await self.batcher.predict(bundle, x)
+        except InputError as exc:
+            raise ApiError.from_dlw(exc) from None
+        return bundle, summaries, probs
+
+    async def _prepare_async(self, bundle: Bundle, values: list[Any]) -> tuple[Any, list[dict]]:
+        try:
+            if _size(values) <= INLINE_BYTES:  # a thread hop costs more than decoding it
+                return self._prepare(bundle, values)
+            return await asyncio.get_running_loop().run_in_executor(
+                self.prepare_pool, self._prepare, bundle, values)
+        except InputError as exc:
+            raise ApiError.from_dlw(exc) from None
+
+    def _prepare(self, bundle: Bundle, values: list[Any]) -> tuple[Any, list[dict[str, Any]]]:
+        if bundle.modality == "image":
+            sizes = image_sizes(values, max_pixels=self.settings.max_image_pixels)
+            x = bundle.prepare_images(values)
+            return x, image_summaries(sizes, x)
+        if bundle.modality == "text":
+            x = bundle.prepare_texts(values)
+            return x, text_summaries(values, x)
+        prep = bundle.preprocessing
+        check_rows(values, prep)
+        x = bundle.prepare_rows(values)
+        return x, row_summaries(values, prep.get("features"))
+
+    @staticmethod
+    def _prediction(bundle: Bundle, row: Any) -> dict[str, Any]:
+        best = int(row.argmax())
+        return {"label": bundle.classes[best], "confidence": float(row[best]),
+                "probabilities": {c: float(p) for c, p in zip(bundle.classes, row)}}
+
+    def model_info(self) -> dict[str, Any]:
+        bundle = self.holder.bundle
+        assert bundle is not None
+        meta = bundle.metadata
+        s = self.settings
+        return {"version": bundle.version, "model": meta.get("model"), "task": meta.get("task"),
+                "modality": bundle.modality, "classes": bundle.classes,
+                "verdict": meta.get("verdict"), "forced": meta.get("forced"),
+                "metric": meta.get("metric"), "test_value": meta.get("test_value"),
+                "input": meta.get("input"), "loaded_at": self.holder.loaded_at,
+                "limits": {"max_batch": s.max_batch, "max_body_bytes": self.max_body,
+                           "max_image_pixels": s.max_image_pixels, "timeout_s": s.timeout_s,
+                           "max_wait_ms": s.max_wait_ms},
+                "metadata": meta}
+
+
+def default_threads() -> int:
+    """Half the cores for ONNX Runtime: micro-batches are small, and the event loop and the
+    decoding threads need the rest (more threads would only spin and wait on a small box)."""
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+def _size(values: list[Any]) -> int:
+    total = 0
+    for value in values:
+        total += len(value) if isinstance(value, (bytes, str)) else 64 * max(len(value), 1)
+    return total
+
+
+def create_app(root: Path, settings: Serve, *, token: str,
+               force_reason: str | None = None) -> FastAPI:
+    server = Server(root, settings, token=token, force_reason=force_reason)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        yield
+        await server.batcher.stop()
+        server.close()
+
+    app = FastAPI(title="dlworkflow model server", version="1",
+                  description="Predictions of the champion model (ONNX Runtime). Every endpoint "
+                  "but /v1/health needs `Authorization: Bearer <token>`.",
+                  docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.state.server = server
+    errors = error_responses(400, 401, 413, 415, 422, 504)
+    secured = {"security": [{BEARER: []}]}  # checked by GatewayMiddleware, before routing
+
+    @app.post("/v1/predict", response_model=PredictResponse, responses=errors,
+              openapi_extra={**predict_openapi(), **secured}, summary="Predict")
+    async def predict(request: Request) -> JSONResponse:
+        """Images (multipart files, or base64 in JSON `images`), `texts` or `rows`; at most
+        serve.max_batch items. Each prediction: label, confidence, probabilities."""
+        return JSONResponse(await server.predict(request))  # built by us: no re-validation
+
+    @app.get("/v1/health", response_model=Health, summary="Health (no token)")
+    async def health() -> dict[str, Any]:
+        bundle = server.holder.bundle
+        return {"status": "ok", "model_version": bundle.version if bundle else None}
+
+    @app.get("/v1/model", response_model=ModelInfo, responses=error_responses(401),
+             openapi_extra=secured, summary="The served model")
+    async def model() -> dict[str, Any]:
+        return server.model_info()
+
+    @app.get("/metrics", responses=error_responses(401), response_class=Response,
+             openapi_extra=secured, summary="Prometheus metrics")
+    async def metrics() -> Response:
+        return Response(server.metrics.render(), media_type=server.metrics.content_type)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    def schema_with_bearer() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = FastAPI.openapi(app)
+            schema.setdefault("components", {})["securitySchemes"] = {BEARER: {
+                "type": "http", "scheme": "bearer",
+                "description": "The token printed by `dlw serve` (serve.token, "
+                "DLW_SERVE_TOKEN or .dlw/serve/token)."}}
+        return app.openapi_schema
+
+    app.openapi = schema_with_bearer  # type: ignore[method-assign]
+    install_handlers(app, server)
+    return app
+
+
+def install_handlers(app: FastAPI, server: Server) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return exc.response()
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ())) or "request"
+        return ApiError(422, "invalid_request", f"{where}: {first.get('msg', 'invalid')}"
+                        ).response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        error = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return ApiError(exc.status_code, error, str(exc.detail),
+                        headers=getattr(exc, "headers", None)).response()
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return ApiError(500, "internal_error", "The server failed unexpectedly; the error is "
+                        "in its log.").response()
+
+    app.add_middleware(GatewayMiddleware, server=server)
+
+
+class GatewayMiddleware:
+    """In front of every route (pure ASGI, cheap): the bearer token check (all paths but
+    /v1/health), and the request count by route and status with its latency."""
+
+    def __init__(self, app: Any, *, server: Server) -> None:
+        self.app = app
+        self.metrics = server.metrics
+        self.server = server
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            if scope.get("path") in PUBLIC:
+                await self.app(scope, receive, send_wrapper)
+            else:
+                problem = self.server.check_token(_header(scope, b"authorization"))
+                if problem is not None:
+                    await problem.response()(scope, receive, send_wrapper)
+                else:
+                    await self.app(scope, receive, send_wrapper)
+        finally:
+            self.metrics.observe_request(scope.get("path", ""), status,
+                                         time.perf_counter() - start)
+
+
+def _header(scope: Any, name: bytes) -> bytes | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return bytes(value)
+    return None

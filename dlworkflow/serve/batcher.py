@@ -1,0 +1,148 @@
+"""Dynamic micro-batching: concurrent requests share one ONNX call.
+
+Requests put their prepared input on an asyncio queue; one worker takes the first, lets the
+others join while more are on their way (`expecting()`: requests admitted but still being read
+or decoded; at most `max_wait_ms`, and no wait at all when none is coming), concatenates up to
+`max_batch` items that fit the same model and input shape, and runs the model in a thread so
+the event loop keeps accepting requests. While one batch runs, the next one queues up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Job:
+    bundle: Any
+    x: np.ndarray
+    future: asyncio.Future[np.ndarray]
+
+    def fits(self, other: Job) -> bool:
+        if other.bundle is not self.bundle or other.x.dtype != self.x.dtype:
+            return False
+        if other.x.shape[1:] == self.x.shape[1:]:
+            return True
+        return is_token_ids(self.x) and is_token_ids(other.x)  # padded to one length
+
+
+def is_token_ids(x: np.ndarray) -> bool:
+    return x.ndim == 2 and x.dtype == np.int64
+
+
+def concatenate(arrays: list[np.ndarray]) -> np.ndarray:
+    """One batch; token id rows are right-padded with 0 (the pad id) to the longest."""
+    if len(arrays) == 1:
+        return arrays[0]
+    width = max(a.shape[1] for a in arrays) if is_token_ids(arrays[0]) else None
+    if width is not None and any(a.shape[1] != width for a in arrays):
+        arrays = [np.pad(a, ((0, 0), (0, width - a.shape[1]))) for a in arrays]
+    return np.concatenate(arrays)
+
+
+class MicroBatcher:
+    def __init__(self, *, max_batch: int, max_wait_ms: float, executor: Executor,
+                 on_batch: Callable[[int], None] | None = None,
+                 expecting: Callable[[], int] | None = None) -> None:
+        self.max_batch = max_batch
+        self.expecting = expecting
+        self.max_wait = max_wait_ms / 1000.0
+        self.executor = executor
+        self.on_batch = on_batch
+        self._queue: asyncio.Queue[Job] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._getter: asyncio.Task[Job] | None = None
+
+    def _ensure_running(self) -> None:
+        """Start the worker on the running loop (again, if the app moved to another loop)."""
+        loop = asyncio.get_running_loop()
+        if self._loop is loop and self._task is not None and not self._task.done():
+            return
+        self._loop = loop
+        self._queue = asyncio.Queue()
+        self._getter = None
+        self._task = loop.create_task(self._run(), name="dlw-micro-batcher")
+
+    async def stop(self) -> None:
+        for task in (self._getter, self._task):
+            if task is not None and task.get_loop() is asyncio.get_running_loop():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._task = self._getter = None
+
+    async def predict(self, bundle: Any, x: np.ndarray) -> np.ndarray:
+        """Probabilities (len(x), K) for x, computed in a batch shared with other requests."""
+        self._ensure_running()
+        assert self._queue is not None
+        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
+        await self._queue.put(Job(bundle, x, future))
+        return await future
+
+    async def _next(self, timeout: float | None) -> Job | None:
+        """The next job, or None after `timeout` seconds. The pending get survives a timeout,
+        so no job is ever lost between two waits."""
+        assert self._queue is not None
+        if self._getter is None:
+            self._getter = asyncio.ensure_future(self._queue.get())
+        if timeout is not None and not self._getter.done():
+            await asyncio.wait({self._getter}, timeout=max(timeout, 0.0))
+            if not self._getter.done():
+                return None
+        job = await self._getter
+        self._getter = None
+        return job
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        held: Job | None = None
+        while True:
+            first = held or await self._next(None)
+            held = None
+            if first is None or first.future.done():
+                continue
+            jobs, n = [first], len(first.x)
+            deadline = loop.time() + self.max_wait
+            while n < self.max_batch:
+                if self.expecting is not None and self.expecting() == 0 \
+                        and self._queue is not None and self._queue.empty() \
+                        and (self._getter is None or not self._getter.done()):
+                    break  # nobody else is on the way: waiting would only add latency
+                job = await self._next(deadline - loop.time())
+                if job is None:
+                    break
+                if job.future.done():  # its request timed out or went away
+                    continue
+                if not first.fits(job) or n + len(job.x) > self.max_batch:
+                    held = job
+                    break
+                jobs.append(job)
+                n += len(job.x)
+            await self._execute(jobs, n)
+
+    async def _execute(self, jobs: list[Job], n: int) -> None:
+        loop = asyncio.get_running_loop()
+        x = concatenate([job.x for job in jobs])
+        try:
+            probs = await loop.run_in_executor(self.executor, jobs[0].bundle.predict_proba, x)
+        except Exception as exc:  # noqa: BLE001 - handed to every waiting request
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_exception(exc)
+            return
+        if self.on_batch is not None:
+            self.on_batch(n)
+        start = 0
+        for job in jobs:
+            stop = start + len(job.x)
+            if not job.future.done():
+                job.future.set_result(probs[start:stop])
+            start = stop

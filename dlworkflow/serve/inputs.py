@@ -1,0 +1,252 @@
+"""Turn a request body into validated items of the model's modality, or a clear 4xx.
+
+Everything here is about the client's input: JSON or multipart parsing, the body, batch and
+pixel limits, base64, the modality the model takes, and the type of every tabular value.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import io
+import json
+import math
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from dlworkflow.serve.problems import ApiError, body_too_large, clip
+from dlworkflow.serve.schemas import PredictJSON
+
+FIELD_OF = {"image": "images", "text": "texts", "tabular": "rows"}
+#: The formats a client may upload (DICOM is recognised by its magic bytes). Pillow can open
+#: more, but some hand the bytes to external programs (EPS: Ghostscript): not from strangers.
+IMAGE_FORMATS = ("PNG", "JPEG", "MPO", "TIFF", "BMP", "WEBP", "GIF")
+
+
+@dataclass
+class Items:
+    modality: str
+    values: list[Any]  # bytes (images), str (texts) or dict (rows)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refused with 413 as soon as it passes `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise ApiError(400, "bad_request", "The Content-Length header is not a number.",
+                           received=clip(declared)) from None
+        if size > limit:
+            raise body_too_large(limit, size)
+    chunks, total = [], 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise body_too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def parse_items(request: Request, body: bytes, *, modality: str, max_batch: int,
+                      max_body: int) -> Items:
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "multipart/form-data":
+        values: list[Any] = await _multipart_images(request, body, max_batch=max_batch,
+                                                    max_body=max_body)
+        given = "images"
+    elif kind == "application/json" or kind.endswith("+json"):
+        given, values = _json_items(body)
+    else:
+        what = kind or "a body without Content-Type"
+        raise ApiError(415, "unsupported_media_type",
+                       f"POST /v1/predict takes JSON or a multipart upload, not {what}.",
+                       expected="Content-Type application/json or multipart/form-data",
+                       received=clip(kind or "none"),
+                       fix='send {"images": [...]}, {"texts": [...]} or {"rows": [...]} as '
+                       "JSON, or image files as multipart field `files`")
+    wanted = FIELD_OF[modality]
+    if given != wanted:
+        raise ApiError(422, "wrong_modality",
+                       f"The served model takes {modality} input, but the request has {given}.",
+                       expected=f"`{wanted}`" + (" (JSON base64 or multipart files)"
+                                                 if modality == "image" else ""),
+                       received=f"`{given}`", fix=f"send {wanted} to this model")
+    _check_count(len(values), max_batch)
+    if modality == "image" and given == "images" and kind != "multipart/form-data":
+        values = [_b64(v, i) for i, v in enumerate(values)]
+    if modality == "text":
+        _check_unicode(values)
+    return Items(modality, values)
+
+
+def _check_unicode(texts: list[str]) -> None:
+    """JSON can carry lone surrogates (\\ud800) that are not text; the tokenizer cannot."""
+    for i, text in enumerate(texts):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ApiError(422, "invalid_text", f"Text {i} is not valid Unicode: a lone "
+                           f"surrogate at position {exc.start}.",
+                           expected="text that encodes as UTF-8",
+                           fix="send the text as UTF-8; pair or drop \\ud800-\\udfff escapes"
+                           ) from None
+
+
+def _check_count(n: int, max_batch: int) -> None:
+    if n == 0:
+        raise ApiError(422, "empty_batch", "The request has no items to predict.",
+                       expected="1 or more items", received="0")
+    if n > max_batch:
+        raise ApiError(413, "batch_too_large",
+                       f"The request has {n} items; this server takes at most {max_batch}.",
+                       expected=f"at most {max_batch} items", received=str(n),
+                       fix="split the batch over several requests, or raise serve.max_batch")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _json_items(body: bytes) -> tuple[str, list[Any]]:
+    try:
+        raw = json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ApiError(400, "bad_json", "The request body is nested too deeply.",
+                       fix="send a flat JSON object") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "bad_json", "The request body is not valid JSON.",
+                       received=clip(str(exc)), fix="send a JSON object, e.g. "
+                       '{"texts": ["..."]}') from None
+    try:
+        parsed = PredictJSON.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(body)"
+        raise ApiError(422, "invalid_request", f"The request body does not have the expected "
+                       f"fields: {where}: {first['msg']}.",
+                       expected='one of {"images": [base64, ...]}, {"texts": [str, ...]}, '
+                       '{"rows": [{feature: value}, ...]}',
+                       received=clip(repr(first.get("input"))),
+                       fix="see the request schema at /openapi.json") from None
+    given = [name for name in ("images", "texts", "rows") if getattr(parsed, name) is not None]
+    if len(given) != 1:
+        raise ApiError(422, "invalid_request",
+                       "The request must hold exactly one of images, texts or rows.",
+                       expected="exactly one field", received=", ".join(given) or "none")
+    return given[0], getattr(parsed, given[0])
+
+
+def _b64(value: str, index: int) -> bytes:
+    if value.startswith("data:") and ";base64," in value[:100]:  # a data URL: its payload
+        value = value.split(";base64,", 1)[1]
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(422, "bad_base64", f"Image {index} is not valid base64.",
+                       expected="the image file's bytes in standard base64 (RFC 4648)",
+                       received=clip(value, 40),
+                       fix="encode the file with base64.b64encode(...).decode()") from None
+
+
+async def _multipart_images(request: Request, body: bytes, *, max_batch: int,
+                            max_body: int) -> list[bytes]:
+    async def stream() -> AsyncIterator[bytes]:
+        yield body
+
+    parser = MultiPartParser(request.headers, stream(), max_files=max_batch + 1,
+                             max_fields=max_batch + 1, max_part_size=max_body)
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise ApiError(400, "bad_multipart", f"The multipart body cannot be read: {exc.message}",
+                       fix="upload image files as form field `files` (one or several)") from None
+    try:
+        files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
+        others = [k for k, v in form.multi_items() if not isinstance(v, UploadFile)]
+        if others and not files:
+            raise ApiError(422, "invalid_request", "The multipart body has no image files.",
+                           expected="file parts (field `files`)",
+                           received="text fields: " + clip(", ".join(others)))
+        _check_count(len(files), max_batch)
+        return [await f.read() for f in files]
+    finally:
+        await form.close()
+
+
+def image_sizes(images: list[bytes], *, max_pixels: int) -> list[tuple[int, int]]:
+    """(width, height) of every image from its header; 413 past the pixel limit (before any
+    pixel is decoded), 422 for data that is no image. Full decoding is the bundle's job."""
+    from PIL import Image, UnidentifiedImageError
+
+    sizes = []
+    for i, data in enumerate(images):
+        try:
+            with Image.open(io.BytesIO(data), formats=_formats()) as img:
+                width, height = img.size
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError,
+                Image.DecompressionBombError):
+            if data[128:132] == b"DICM":
+                sizes.append((0, 0))  # DICOM: the bundle checks its size
+                continue
+            raise ApiError(422, "bad_image", f"Image {i} is not an image that can be read.",
+                           expected="a PNG, JPEG, TIFF, BMP, WebP, GIF or DICOM file",
+                           received=f"{len(data):,} bytes starting {data[:8]!r}",
+                           fix="send the image file's bytes unchanged") from None
+        if width * height > max_pixels:
+            raise ApiError(413, "image_too_large",
+                           f"Image {i} has {width}x{height} = {width * height:,} pixels.",
+                           expected=f"at most {max_pixels:,} pixels", received=f"{width}x{height}",
+                           fix="downscale the image, or raise serve.max_image_pixels")
+        sizes.append((width, height))
+    return sizes
+
+
+@functools.lru_cache(maxsize=1)
+def _formats() -> tuple[str, ...]:
+    from PIL import Image
+
+    Image.init()  # registers every plugin; a format this Pillow lacks is left out
+    return tuple(f for f in IMAGE_FORMATS if f in Image.OPEN)
+
+
+def check_rows(rows: list[dict[str, Any]], prep: dict[str, Any]) -> None:
+    """Numbers where the model expects numbers, and no field the model does not know."""
+    numeric = set(prep.get("numeric") or [])
+    names = sorted(numeric | set((prep.get("categories") or {}).keys()))
+    known = set(names) | {"f:" + name for name in names}
+    for i, row in enumerate(rows):
+        unknown = [k for k in row if k not in known]
+        if unknown:
+            raise ApiError(422, "unknown_field", f"Row {i} has fields the model does not know.",
+                           expected=clip(", ".join(names)), received=clip(", ".join(unknown)),
+                           fix="send only the model's feature columns")
+        for key, value in row.items():
+            name = key.removeprefix("f:")
+            if name in numeric and value is not None and not _finite_number(value):
+                raise ApiError(422, "not_a_number",
+                               f"Row {i}, field {name!r} must be a number (or null for missing).",
+                               expected="a finite number or null", received=clip(repr(value)),
+                               fix="send numbers unquoted; missing values as null")
+            if name not in numeric and not (value is None or isinstance(value, str)
+                                            or _finite_number(value)):
+                raise ApiError(422, "invalid_value",
+                               f"Row {i}, field {name!r} must be a string, number or null.",
+                               received=clip(repr(value)))
+
+
+def _finite_number(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False

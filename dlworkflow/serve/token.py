@@ -1,0 +1,75 @@
+"""The bearer token: from the config, from DLW_SERVE_TOKEN, or generated once and kept 0600."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from dlworkflow.errors import ConfigError
+
+ENV_VAR = "DLW_SERVE_TOKEN"
+MIN_LENGTH = 16
+
+
+@dataclass(frozen=True)
+class Token:
+    value: str
+    source: str  # "config", "env", "file" or "generated"
+    path: Path | None = None
+
+    @property
+    def is_new(self) -> bool:
+        return self.source == "generated"
+
+
+def token_path(root: Path) -> Path:
+    return root / ".dlw" / "serve" / "token"
+
+
+def resolve_token(root: Path, configured: str | None) -> Token:
+    """serve.token, else DLW_SERVE_TOKEN, else the stored token, else a new one (stored 0600)."""
+    if configured:
+        return Token(configured, "config")
+    env = os.environ.get(ENV_VAR, "").strip()
+    if env:
+        if len(env) < MIN_LENGTH:
+            raise ConfigError(
+                f"{ENV_VAR} is too short to be a safe bearer token.",
+                expected=f"at least {MIN_LENGTH} characters", received=f"{len(env)} characters",
+                fix=f"export {ENV_VAR}=$(python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))')")
+        return Token(env, "env")
+    path = token_path(root)
+    if path.is_file():
+        _check_private(path)
+        stored = path.read_text(encoding="utf-8").strip()
+        if len(stored) >= MIN_LENGTH:
+            return Token(stored, "file", path)
+    value = secrets.token_urlsafe(32)
+    _write_private(path, value)
+    return Token(value, "generated", path)
+
+
+def _write_private(path: Path, value: str) -> None:
+    """Create the file with mode 0600 from the start (never world-readable, even briefly)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(value + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def _check_private(path: Path) -> None:
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise ConfigError(
+            f"The stored serve token {path} is readable by other users (mode {mode:o}).",
+            expected="mode 600", received=f"mode {mode:o}",
+            fix=f"run `chmod 600 {path}`, or delete it to have a new token generated")

@@ -1,0 +1,39 @@
+"""Trained projects for the export tests: real sklearn digits (16x16 PNGs), small_cnn."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from dlworkflow.project import Project
+
+
+def _train_conftest():
+    """tests/train/conftest.py (build_digits_project, FAST_CONFIG), under its own name."""
+    path = Path(__file__).resolve().parents[1] / "train" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("dlw_tests_train_conftest", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_TRAIN = _train_conftest()
+FAST_CONFIG, build_digits_project = _TRAIN.FAST_CONFIG, _TRAIN.build_digits_project
+
+
+def trained_digits(root: Path) -> Project:
+    project = build_digits_project(root, config={
+        **FAST_CONFIG, "train.epochs": 4,
+        "problem.primary_metric": "accuracy", "problem.target": 0.5})
+    project.train(progress=False)
+    return project
+
+
+@pytest.fixture(scope="session")
+def digits(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """One trained digits project for tests/export (trained once: ~10 s). test_export_flow.py
+    walks it through the workflow in order; other modules only read the model and restore
+    any setting they change."""
+    return trained_digits(tmp_path_factory.mktemp("digits"))

@@ -1,0 +1,97 @@
+"""Micro-batching under concurrency, and a prediction log that never holds the raw input."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+
+import httpx
+import numpy as np
+
+from servekit import AUTH, b64
+
+
+async def _concurrent(app, bodies):
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        return await asyncio.gather(*[client.post("/v1/predict", headers=AUTH, json=body)
+                                      for body in bodies])
+
+
+def _batch_sizes(app) -> tuple[float, float]:
+    registry = app.state.server.metrics.registry
+    return (registry.get_sample_value("dlw_batch_size_count"),
+            registry.get_sample_value("dlw_batch_size_sum"))
+
+
+def test_concurrent_requests_share_one_onnx_call(make_app, digit_pngs):
+    app = make_app(max_wait_ms=200, max_batch=32)
+    bodies = [{"images": [b64(png)]} for png in digit_pngs[:16]]
+    responses = asyncio.run(_concurrent(app, bodies))
+    assert [r.status_code for r in responses] == [200] * 16
+    calls, items = _batch_sizes(app)
+    assert items == 16
+    assert calls < 16, f"{calls} ONNX calls for 16 concurrent requests: nothing was batched"
+    assert items / calls > 1
+    # each request still gets its own answer: the same as asking alone
+    alone = asyncio.run(_concurrent(app, bodies[3:4]))[0].json()["predictions"][0]
+    assert responses[3].json()["predictions"][0] == alone
+
+
+def test_batches_never_exceed_max_batch(make_app, digit_pngs):
+    app = make_app(max_wait_ms=200, max_batch=8)
+    bodies = [{"images": [b64(p) for p in digit_pngs[i:i + 3]]} for i in range(0, 18, 3)]
+    responses = asyncio.run(_concurrent(app, bodies))
+    assert all(r.status_code == 200 for r in responses)
+    text = app.state.server.metrics.render().decode()
+    assert 'dlw_batch_size_bucket{le="8.0"} ' in text
+    le8 = float(re.search(r'dlw_batch_size_bucket\{le="8.0"\} (\S+)', text).group(1))
+    count = float(re.search(r"dlw_batch_size_count (\S+)", text).group(1))
+    assert le8 == count  # every call had at most 8 items
+
+
+def test_prediction_log_has_summaries_not_inputs(make_app, digit_pngs, project_root):
+    app = make_app()
+    bodies = [{"images": [b64(png) for png in digit_pngs[:4]]}]
+    response = asyncio.run(_concurrent(app, bodies))[0]
+    assert response.status_code == 200
+    app.state.server.close()  # flushes the log
+    path = project_root / ".dlw" / "serve" / "predictions.jsonl"
+    text = path.read_text()
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert len(lines) == 4
+    labels = [p["label"] for p in response.json()["predictions"]]
+    for line, label in zip(lines, labels):
+        assert set(line) == {"ts", "model_version", "input", "label", "confidence",
+                             "latency_ms", "request_items"}
+        assert line["model_version"] == 1 and line["label"] == label
+        assert line["input"]["kind"] == "image"
+        assert line["input"]["width"] == 16 and line["input"]["height"] == 16
+        assert np.isfinite(line["input"]["mean"]) and line["input"]["std"] >= 0
+        assert 0 < line["confidence"] <= 1 and line["latency_ms"] > 0
+    for png in digit_pngs[:4]:  # no raw input, in any encoding
+        assert b64(png)[:24] not in text
+        assert png[:16].hex() not in text
+    assert len(text) < 400 * len(lines)
+
+
+def test_prediction_log_rotates(make_app, digit_pngs, project_root):
+    app = make_app(log_max_mb=0.002, log_backups=2)  # ~2 KB per file
+    bodies = [{"images": [b64(png) for png in digit_pngs]}] * 6  # 120 lines, ~24 KB
+    assert all(r.status_code == 200 for r in asyncio.run(_concurrent(app, bodies)))
+    app.state.server.close()
+    folder = project_root / ".dlw" / "serve"
+    names = sorted(p.name for p in folder.glob("predictions.jsonl*"))
+    assert names == ["predictions.jsonl", "predictions.jsonl.1", "predictions.jsonl.2"]
+    for path in folder.glob("predictions.jsonl*"):
+        assert path.stat().st_size <= 2100
+        assert all(json.loads(line)["model_version"] == 1 for line in path.read_text().splitlines())
+
+
+def test_data_urls_are_accepted(make_app, digit_pngs):
+    app = make_app()
+    url = "data:image/png;base64," + b64(digit_pngs[0])
+    plain, data = asyncio.run(_concurrent(app, [{"images": [b64(digit_pngs[0])]},
+                                                {"images": [url]}]))
+    assert data.status_code == 200 and data.json() == plain.json()

@@ -1,0 +1,157 @@
+"""Serving text (transformer on real movie reviews) and tabular (mlp on the real breast-cancer
+table) models: predictions, micro-batches of texts of different lengths, row validation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from dlworkflow.config import Serve
+from dlworkflow.project import Project
+from servekit import AUTH, TOKEN, export_version
+
+TEXTS = ["a moving, funny film", "dull", "tedious and far too long for its own good",
+         "the best thing i saw all year, a joy from start to finish", "meh", "!!!", "",
+         "an uneven but often brilliant comedy"]
+
+
+def _trained(root: Path, *, task: str, source: Path, config: dict) -> Path:
+    project = Project.init(root, task=task)
+    project.update_config({"train.threads": 2, "train.epochs": 1, **config})
+    project.ingest(str(source))
+    project.split()
+    project.train(progress=False)
+    export_version(project, reason="serve tests: untested text/tabular model")
+    return project.root
+
+
+@pytest.fixture(scope="module")
+def text_root(tmp_path_factory) -> Path:
+    from dlworkflow.datasets.rotten_tomatoes import load_reviews
+
+    tmp = tmp_path_factory.mktemp("text")
+    source = tmp / "reviews.parquet"
+    load_reviews().sample(200, random_state=2).to_parquet(source, index=False)
+    return _trained(tmp / "proj", task="text-classification", source=source, config={
+        "model.name": "transformer",
+        "model.params": {"d_model": 32, "heads": 2, "ff_dim": 64, "max_len": 24}})
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
+    from dlworkflow.datasets.breast_cancer import load_table
+
+    frame = load_table()
+    frame["size band"] = pd.cut(frame["mean radius"], [0, 11, 13, 16, 100],
+                                labels=["small", "medium", "large", "huge"]).astype("string")
+    tmp = tmp_path_factory.mktemp("table")
+    source = tmp / "cancer.parquet"
+    frame.to_parquet(source, index=False)
+    root = _trained(tmp / "proj", task="tabular-classification", source=source,
+                    config={"model.name": "mlp", "model.params": {"hidden": [16]}})
+    return root, frame.drop(columns=["label"])
+
+
+def _app(root: Path, **settings):
+    from dlworkflow.serve.app import create_app
+
+    return create_app(root, Serve(**settings), token=TOKEN)
+
+
+def test_texts_alone_and_micro_batched_get_the_same_answers(text_root):
+    from dlworkflow.runtime.bundle import load_bundle
+    from dlworkflow.runtime.versions import champion_folder
+
+    app = _app(text_root, max_wait_ms=200)
+    try:
+        bundle = load_bundle(champion_folder(text_root))
+        expected = bundle.predict_proba(bundle.prepare_texts(TEXTS))
+
+        async def concurrent():
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                return await asyncio.gather(*[client.post(
+                    "/v1/predict", headers=AUTH, json={"texts": [t]}) for t in TEXTS])
+
+        responses = asyncio.run(concurrent())
+        assert [r.status_code for r in responses] == [200] * len(TEXTS)
+        got = np.array([[r.json()["predictions"][0]["probabilities"][c] for c in bundle.classes]
+                        for r in responses])
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+        registry = app.state.server.metrics.registry
+        assert registry.get_sample_value("dlw_batch_size_count") < len(TEXTS)  # batched
+        with TestClient(app) as client:
+            bad = client.post("/v1/predict", headers=AUTH, json={"texts": ["ok", 3]})
+            assert bad.status_code == 422
+            surrogate = client.post("/v1/predict", headers={**AUTH,
+                                                            "Content-Type": "application/json"},
+                                    content=b'{"texts": ["ok", "bad \\ud800 text"]}')
+            assert surrogate.status_code == 422 and surrogate.json()["error"] == "invalid_text"
+            image = client.post("/v1/predict", headers=AUTH, json={"images": ["aGk="]})
+            assert image.status_code == 422 and image.json()["error"] == "wrong_modality"
+    finally:
+        app.state.server.close()
+    lines = [json.loads(x) for x in
+             (text_root / ".dlw/serve/predictions.jsonl").read_text().splitlines()]
+    assert {line["input"]["chars"] for line in lines} == {len(t) for t in TEXTS}
+    assert all(set(line["input"]) == {"kind", "chars", "words", "tokens"} for line in lines)
+    log_text = (text_root / ".dlw/serve/predictions.jsonl").read_text()
+    assert "tedious" not in log_text and "brilliant" not in log_text
+
+
+def _rows(frame: pd.DataFrame, n: int) -> list[dict]:
+    rows = []
+    for record in frame.iloc[:n].to_dict(orient="records"):
+        rows.append({k: (None if v is None or (isinstance(v, float) and math.isnan(v))
+                         else (str(v) if isinstance(v, str) else float(v)))
+                     for k, v in record.items()})
+    return rows
+
+
+def test_rows_are_predicted_and_bad_values_are_refused(table):
+    root, frame = table
+    app = _app(root)
+    rows = _rows(frame, 5)
+    with TestClient(app) as client:
+        ok = client.post("/v1/predict", headers=AUTH, json={"rows": rows})
+        assert ok.status_code == 200, ok.text
+        assert len(ok.json()["predictions"]) == 5
+        missing_value = {**rows[0], "mean texture": None, "size band": None}
+        assert client.post("/v1/predict", headers=AUTH,
+                           json={"rows": [missing_value]}).status_code == 200
+        cases = {
+            "string in a number column": ({**rows[0], "mean radius": "12.5"}, "not_a_number"),
+            "boolean in a number column": ({**rows[0], "mean radius": True}, "not_a_number"),
+            "unknown field": ({**rows[0], "patient name": "Jane Doe"}, "unknown_field"),
+            "missing column": ({k: v for k, v in rows[0].items() if k != "mean radius"},
+                               "invalid_input"),
+            "nested value": ({**rows[0], "size band": {"a": 1}}, "invalid_value"),
+        }
+        for name, (row, error) in cases.items():
+            r = client.post("/v1/predict", headers=AUTH, json={"rows": [row]})
+            assert 400 <= r.status_code < 500, (name, r.status_code, r.text)
+            if error:
+                assert r.json()["error"] == error, (name, r.json())
+        huge = json.dumps({"rows": [{**rows[0], "mean radius": 1.5}]}).replace("1.5", "1e400")
+        r = client.post("/v1/predict", headers={**AUTH, "Content-Type": "application/json"},
+                        content=huge.encode())
+        assert r.status_code == 422 and r.json()["error"] == "not_a_number"  # parsed as inf
+        nan = client.post("/v1/predict", headers={**AUTH, "Content-Type": "application/json"},
+                          content=b'{"rows": [{"mean radius": NaN}]}')
+        assert nan.status_code == 400
+        texts = client.post("/v1/predict", headers=AUTH, json={"texts": ["x"]})
+        assert texts.json()["error"] == "wrong_modality"
+    app.state.server.close()
+    lines = [json.loads(x) for x in
+             (root / ".dlw/serve/predictions.jsonl").read_text().splitlines()]
+    assert len(lines) == 6
+    assert lines[-1]["input"] == {"kind": "row", "fields": len(rows[0]), "missing": 2}
+    assert "Jane Doe" not in (root / ".dlw/serve/predictions.jsonl").read_text()
