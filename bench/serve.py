@@ -19,12 +19,10 @@ Goal: `dlw serve` has >= 2x the throughput of the plain server at an equal or be
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +35,8 @@ from pydantic import BaseModel
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout, too
+
+from dlworkflow.serve.loadgen import free_port, predict_request, run_load  # noqa: E402
 
 GOAL_THROUGHPUT = 2.0
 TOKEN = "bench-token-" + "b" * 32
@@ -52,7 +52,7 @@ def baseline_app(project_root: Path) -> Any:
     from fastapi import FastAPI
 
     from dlworkflow.models.saving import load_trained
-    from dlworkflow.runtime.bundle import decode_image_bytes
+    from dlworkflow.store.images import decode_image_bytes
     from dlworkflow.store.images import to_array
 
     pointer = json.loads((project_root / ".dlw" / "train" / "best.json").read_text())
@@ -126,34 +126,6 @@ def request_images(project_root: Path, n: int = 64) -> list[bytes]:
 
 
 # ---- the load generator --------------------------------------------------------------------
-def http_request(port: int, body: bytes, token: str | None) -> bytes:
-    auth = f"Authorization: Bearer {token}\r\n" if token else ""
-    return (f"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-            ).encode() + body
-
-
-async def _user(port: int, requests: list[bytes], out: list[tuple[float, int]]) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        for raw in requests:
-            start = time.perf_counter()
-            try:
-                writer.write(raw)
-                head = await reader.readuntil(b"\r\n\r\n")
-                status = int(head.split(b" ", 2)[1])
-                length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                              if line.lower().startswith(b"content-length:"))
-                await reader.readexactly(length)
-            except (OSError, asyncio.IncompleteReadError, ValueError, StopIteration):
-                status = -1
-                writer.close()
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            out.append((time.perf_counter() - start, status))
-    finally:
-        writer.close()
-
-
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc), all its threads."""
     try:
@@ -165,28 +137,14 @@ def cpu_seconds(pid: int) -> float:
 
 def load(port: int, requests: list[bytes], concurrency: int) -> tuple[float, np.ndarray, int]:
     """(seconds, latencies in ms, errors) for `requests` sent by `concurrency` users."""
-    out: list[tuple[float, int]] = []
-    shares = [requests[i::concurrency] for i in range(concurrency)]
-
-    async def main() -> None:
-        await asyncio.gather(*[_user(port, share, out) for share in shares])
-
-    start = time.perf_counter()
-    asyncio.run(main())
-    seconds = time.perf_counter() - start
-    latencies = np.array([s for s, _ in out]) * 1000.0
-    return seconds, latencies, sum(1 for _, status in out if status != 200)
+    seconds, latencies, statuses = run_load(port, requests, concurrency)
+    return seconds, np.array(latencies) * 1000.0, sum(1 for s in statuses if s != 200)
 
 
 # ---- orchestration -------------------------------------------------------------------------
 def say(text: str) -> None:
     print(text, flush=True)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_servers(project_root: Path) -> dict[str, tuple[subprocess.Popen, int]]:
@@ -280,14 +238,14 @@ def run(servers: dict[str, tuple[subprocess.Popen, int]], images: list[bytes],
     results: dict[str, list[tuple[float, np.ndarray, int, float]]] = {n: [] for n in servers}
     for name, (_, port) in servers.items():  # warm-up, not counted
         token = TOKEN if name == "dlw serve" else None
-        load(port, [http_request(port, bodies[i % len(bodies)], token) for i in range(300)],
+        load(port, [predict_request(port, bodies[i % len(bodies)], token) for i in range(300)],
              args.concurrency)
     for r in range(args.rounds):
         order = list(servers) if r % 2 == 0 else list(reversed(servers))
         for name in order:
             port = servers[name][1]
             token = TOKEN if name == "dlw serve" else None
-            reqs = [http_request(port, bodies[i % len(bodies)], token) for i in range(per_round)]
+            reqs = [predict_request(port, bodies[i % len(bodies)], token) for i in range(per_round)]
             cpu = cpu_seconds(servers[name][0].pid)
             seconds, ms, errors = load(port, reqs, args.concurrency)
             cpu_ms = (cpu_seconds(servers[name][0].pid) - cpu) * 1000 / per_round

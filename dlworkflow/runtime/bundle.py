@@ -25,10 +25,6 @@ metadata.json (version, model, classes, verdict, parity, ...); `bundle.version` 
 
 from __future__ import annotations
 
-import io
-import os
-import tempfile
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,15 +38,16 @@ from dlworkflow.preprocess import (
     TOKENIZER,
     TableInputError,
     encode_table,
+    n_features,
     normalise_pixels,
     tokenize,
 )
 from dlworkflow.runtime.versions import METADATA_FILE, ONNX_FILE
+from dlworkflow.store.images import MAX_SIDE
 
 FORMAT = 1
 MODALITIES = ("image", "text", "tabular")
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own bomb limit, for metadata that lacks one
-DEFAULT_MAX_SIDE = 65_500
 
 
 class InputError(DlwError):
@@ -90,7 +87,7 @@ class Bundle:
 
     def decode_image(self, data: bytes, *, index: int = 0) -> np.ndarray:
         """One encoded image -> uint8 (C, H, W) at the model's size (InputError if unusable)."""
-        from dlworkflow.store.images import ImageDecodeError, to_array
+        from dlworkflow.store.images import ImageDecodeError, decode_image_bytes, to_array
 
         self._expect("image", "decode_image")
         prep = self.preprocessing
@@ -99,7 +96,7 @@ class Bundle:
                 raise ImageDecodeError(f"expected bytes, got {type(data).__name__}")
             img = decode_image_bytes(bytes(data),
                                      max_pixels=int(prep.get("max_pixels", DEFAULT_MAX_PIXELS)),
-                                     max_side=int(prep.get("max_side", DEFAULT_MAX_SIDE)))
+                                     max_side=int(prep.get("max_side", MAX_SIDE)))
             return to_array(img, channels=int(prep["channels"]),
                             size=(int(prep["size"][0]), int(prep["size"][1])))
         except ImageDecodeError as exc:
@@ -157,7 +154,7 @@ class Bundle:
                                  received=", ".join(map(str, bad[:5])), context={"index": i})
         prep = self.preprocessing
         if not rows:
-            return np.zeros((0, _n_features(prep)), dtype=np.float32)
+            return np.zeros((0, n_features(prep)), dtype=np.float32)
         frame = pd.DataFrame(list(rows), dtype=object)
         try:
             return encode_table(frame, prep)
@@ -204,46 +201,6 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-def _n_features(prep: dict[str, Any]) -> int:
-    return len(prep["numeric"]) + sum(len(c) + 1 for c in prep["categories"].values())
-
-
-def decode_image_bytes(data: bytes, *, max_pixels: int, max_side: int = DEFAULT_MAX_SIDE) -> Any:
-    """`store.images.decode_image` for bytes in memory: the same limits (checked from the
-    header before any pixel is decoded) and the same reasons in ImageDecodeError."""
-    from PIL import Image, UnidentifiedImageError
-
-    from dlworkflow.store.images import ImageDecodeError, check_dimensions, decode_image
-
-    if len(data) == 0:
-        raise ImageDecodeError("empty file (0 bytes)")
-    if data[128:132] == b"DICM":  # DICOM Part 10: decoded from a private temporary file
-        fd, tmp = tempfile.mkstemp(suffix=".dcm")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            return decode_image(tmp, max_pixels=max_pixels, max_side=max_side)
-        finally:
-            os.unlink(tmp)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
-                check_dimensions(*img.size, max_pixels=max_pixels, max_side=max_side)
-                img.load()
-                return img.copy()
-    except ImageDecodeError:
-        raise
-    except UnidentifiedImageError:
-        raise ImageDecodeError("not an image Pillow can identify") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageDecodeError(f"too many pixels (decompression bomb): {exc}") from None
-    except MemoryError:
-        raise ImageDecodeError("not enough memory to decode the image") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise ImageDecodeError(f"corrupt or truncated image: {exc}") from None
 
 
 def load_bundle(folder: str | Path, *, threads: int | None = None) -> Bundle:

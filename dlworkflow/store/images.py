@@ -42,6 +42,9 @@ def check_dimensions(width: int, height: int, *, max_pixels: int, max_side: int)
             f"aspect ratio limit {MAX_ASPECT}:1)")
 
 
+MAX_SIDE = 65_500  # pixels on one side: beyond it the dimensions are absurd
+
+
 def is_dicom(path: str | Path) -> bool:
     """DICOM Part 10 file: 'DICM' at byte 128, or a .dcm / .dicom suffix."""
     path = Path(path)
@@ -55,22 +58,50 @@ def is_dicom(path: str | Path) -> bool:
         return False
 
 
-def decode_image(path: str | Path, *, max_pixels: int, max_side: int = 65_500) -> Image.Image:
+def decode_image(path: str | Path, *, max_pixels: int, max_side: int = MAX_SIDE) -> Image.Image:
     """Open and fully decode an image (any Pillow format, or DICOM), or raise ImageDecodeError
     with a reason. Size limits are checked from the header, before any pixel is decoded."""
-    from PIL import Image, UnidentifiedImageError
-
     path = Path(path)
     try:
         if path.stat().st_size == 0:
             raise ImageDecodeError("empty file (0 bytes)")
-        if is_dicom(path):
-            from dlworkflow.store.dicom import decode_dicom
+    except OSError as exc:
+        raise _os_reason(exc) from None
+    if is_dicom(path):
+        from dlworkflow.store.dicom import decode_dicom
 
-            return decode_dicom(path, max_pixels=max_pixels, max_side=max_side)
+        return decode_dicom(path, max_pixels=max_pixels, max_side=max_side)
+    return _decode_pillow(path, max_pixels=max_pixels, max_side=max_side)
+
+
+def decode_image_bytes(data: bytes, *, max_pixels: int, max_side: int = MAX_SIDE
+                       ) -> Image.Image:
+    """`decode_image` for bytes in memory (uploads to `dlw serve`): the same limits, checked
+    from the header first, and the same reasons."""
+    import io
+    import os
+    import tempfile
+
+    if len(data) == 0:
+        raise ImageDecodeError("empty file (0 bytes)")
+    if data[128:132] == b"DICM":  # DICOM Part 10: decoded from a private temporary file
+        fd, tmp = tempfile.mkstemp(suffix=".dcm")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            return decode_image(tmp, max_pixels=max_pixels, max_side=max_side)
+        finally:
+            os.unlink(tmp)
+    return _decode_pillow(io.BytesIO(data), max_pixels=max_pixels, max_side=max_side)
+
+
+def _decode_pillow(source: Any, *, max_pixels: int, max_side: int) -> Image.Image:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(source) as img:
                 check_dimensions(*img.size, max_pixels=max_pixels, max_side=max_side)
                 img.load()
                 return img.copy()
@@ -80,14 +111,20 @@ def decode_image(path: str | Path, *, max_pixels: int, max_side: int = 65_500) -
         raise ImageDecodeError("not an image Pillow can identify") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageDecodeError(f"too many pixels (decompression bomb): {exc}") from None
-    except FileNotFoundError:
-        raise ImageDecodeError("file not found") from None
-    except PermissionError:
-        raise ImageDecodeError("permission denied") from None
     except MemoryError:
         raise ImageDecodeError("not enough memory to decode the image") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+    except OSError as exc:
+        raise _os_reason(exc) from None
+    except (ValueError, SyntaxError, EOFError) as exc:
         raise ImageDecodeError(f"corrupt or truncated image: {exc}") from None
+
+
+def _os_reason(exc: OSError) -> ImageDecodeError:
+    if isinstance(exc, FileNotFoundError):
+        return ImageDecodeError("file not found")
+    if isinstance(exc, PermissionError):
+        return ImageDecodeError("permission denied")
+    return ImageDecodeError(f"corrupt or truncated image: {exc}")
 
 
 def normalise(img: Image.Image) -> Image.Image:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tabledata import mixed_cancer_table
 import torch
 
 from dlworkflow.evaluate.predict import load_model, predict_proba
@@ -57,17 +58,7 @@ def test_text_rows_are_tokenized_as_in_training(tmp_path):
 def test_table_rows_are_encoded_with_the_train_statistics(tmp_path):
     """Breast cancer with a string feature added (a size band of the real mean radius) and
     missing values, so standardising, imputing and one-hot encoding are all exercised."""
-    import pandas as pd
-
-    from dlworkflow.datasets.breast_cancer import load_table
-
-    table = load_table()
-    table["size band"] = pd.cut(table["mean radius"], [0, 11, 13, 16, 100],
-                                labels=["small", "medium", "large", "huge"]).astype("string")
-    table.loc[::17, "mean texture"] = np.nan
-    table.loc[::23, "size band"] = pd.NA
-    source = tmp_path / "cancer.parquet"
-    table.to_parquet(source, index=False)
+    source, table = mixed_cancer_table(tmp_path)
     project = trained(tmp_path / "table", task="tabular-classification", source=source,
                       config={"model.name": "mlp", "model.params": {"hidden": [32]}})
     model, meta = load_model(project)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from tabledata import mixed_cancer_table
 
 from dlworkflow.project import Project
 from dlworkflow.runtime import versions as V
@@ -59,15 +60,7 @@ def test_text_model_export_parity_and_predict(tmp_path):
 
 
 def test_tabular_model_export_parity_and_predict(tmp_path):
-    from dlworkflow.datasets.breast_cancer import load_table
-
-    table = load_table()
-    table["size band"] = pd.cut(table["mean radius"], [0, 11, 13, 16, 100],
-                                labels=["small", "medium", "large", "huge"]).astype("string")
-    table.loc[::17, "mean texture"] = np.nan
-    table.loc[::23, "size band"] = pd.NA
-    source = tmp_path / "cancer.parquet"
-    table.to_parquet(source, index=False)
+    source, table = mixed_cancer_table(tmp_path)
     project = trained(tmp_path / "table", task="tabular-classification", source=source,
                       config={"model.name": "mlp", "model.params": {"hidden": [32]}})
     result = project.export(force=True, reason="tabular export test")

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from dlworkflow.config import Serve
 from dlworkflow.project import Project
 from servekit import AUTH, TOKEN, export_version
+from tabledata import mixed_cancer_table
 
 TEXTS = ["a moving, funny film", "dull", "tedious and far too long for its own good",
          "the best thing i saw all year, a joy from start to finish", "meh", "!!!", "",
@@ -47,14 +48,8 @@ def text_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def table(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
-    from dlworkflow.datasets.breast_cancer import load_table
-
-    frame = load_table()
-    frame["size band"] = pd.cut(frame["mean radius"], [0, 11, 13, 16, 100],
-                                labels=["small", "medium", "large", "huge"]).astype("string")
     tmp = tmp_path_factory.mktemp("table")
-    source = tmp / "cancer.parquet"
-    frame.to_parquet(source, index=False)
+    source, frame = mixed_cancer_table(tmp, missing=False)
     root = _trained(tmp / "proj", task="tabular-classification", source=source,
                     config={"model.name": "mlp", "model.params": {"hidden": [16]}})
     return root, frame.drop(columns=["label"])
