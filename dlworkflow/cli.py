@@ -15,7 +15,7 @@ app = typer.Typer(
     name="dlw",
     help="dlworkflow: a deep learning project from the problem definition to a tested model.\n\n"
     "Steps: init/define (1), ingest (2), explore (3), split (4), models/lr-find/augment-preview/"
-    "train (5-6), evaluate/test (7); status shows where the project stands, run does every "
+    "train (5-6), evaluate/test/export (7), report/audit (8); status shows where the project stands, run does every "
     "stale step, demo does it all on real MNIST.",
     no_args_is_help=True,
     add_completion=False,
@@ -303,6 +303,20 @@ def export_model(
 
 
 @app.command()
+def report(
+    project: ProjectOpt = HERE,
+    pdf: Annotated[bool, typer.Option(
+        "--pdf/--no-pdf", help="Also print reports/report.pdf with headless Chromium.")] = True,
+) -> None:
+    """Step 8: write reports/report.html (one self-contained file), reports/report.pdf and
+    reports/model_card.md from the project's records."""
+    result = _run(lambda: _load(project).report(pdf=pdf))
+    _show(result)
+    if pdf and result.pdf is None:
+        _console().print(f"[yellow]note:[/] no PDF: {result.pdf_note}", highlight=False)
+
+
+@app.command()
 def promote(
     version: Annotated[int, typer.Argument(help="The exported version to serve (v<N>).")],
     project: ProjectOpt = HERE,
@@ -329,6 +343,14 @@ def predict(
     """Batch predictions through the exported model (ONNX Runtime) to a CSV: path, label,
     confidence, one probability per class, error (unusable files get an error, not a crash)."""
     _show(_run(lambda: _load(project).predict(list(paths), out=out, version=version)))
+
+
+@app.command()
+def audit(project: ProjectOpt = HERE) -> None:
+    """Step 8: the ML Test Score (28 tests, Breck et al. 2017) from the project's records and
+    the `audit:` checklist in dlworkflow.yaml; section scores, the final score (their minimum)
+    and what to do next for each missing point. Writes reports/audit.json."""
+    _show(_run(lambda: _load(project).audit()))
 
 
 @app.command("run")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, create_model,
+                      model_validator)
 
 from dlworkflow.errors import ConfigError, CriterionMissingError
 from dlworkflow.registry import closest
@@ -284,6 +285,41 @@ class Tracking(Strict):
     experiment: str | None = Field(None, description="MLflow experiment; null: project name.")
 
 
+AUDIT_IDS = (  # the 28 tests of the ML Test Score (dlworkflow/audit/rubric.py), by section
+    "feature_schema", "features_beneficial", "feature_cost", "feature_requirements",
+    "privacy_controls", "new_features_quickly", "feature_code_tested",
+    "model_specs_reviewed", "offline_online_correlate", "hyperparameters_tuned",
+    "staleness_impact_known", "simpler_model_not_better", "slice_quality", "inclusion_tested",
+    "training_reproducible", "model_specs_unit_tested", "pipeline_integration_tested",
+    "validated_before_serving", "model_debuggable", "canaried_before_serving",
+    "rollback_possible",
+    "dependency_changes_notified", "input_invariants_hold", "no_training_serving_skew",
+    "models_not_too_stale", "numerically_stable", "compute_performance_not_regressed",
+    "prediction_quality_not_regressed",
+)
+
+
+class AuditAnswer(Strict):
+    """One ML Test Score test answered by hand (`dlw audit`): manual = done with the result
+    documented (0.5 point), automated = run automatically and repeatedly (1 point)."""
+
+    done: Literal["no", "manual", "automated"]
+    note: str | None = Field(None, description="Where it is documented, or what runs it.")
+
+    @model_validator(mode="after")
+    def _note_when_done(self) -> AuditAnswer:
+        if self.done != "no" and not (self.note and self.note.strip()):
+            raise ValueError(f"done: {self.done} needs a note saying where it is documented "
+                             "or what runs it")
+        return self
+
+
+Audit = create_model(  # one optional answer per test id; unknown ids are refused
+    "Audit", __base__=Strict, __doc__="Step 8: the `dlw audit` checklist.",
+    **{key: (Optional[AuditAnswer], None) for key in AUDIT_IDS},
+)
+
+
 class ProjectConfig(Strict):
     version: int = Field(SCHEMA_VERSION, description="Schema version of this file.")
     name: str = Field(..., min_length=1)
@@ -300,6 +336,7 @@ class ProjectConfig(Strict):
     evaluate: Evaluate = Field(default_factory=Evaluate)
     serve: Serve = Field(default_factory=Serve)
     tracking: Tracking = Field(default_factory=Tracking)
+    audit: Audit = Field(default_factory=Audit)  # type: ignore[valid-type]
 
     @model_validator(mode="before")
     @classmethod

@@ -263,9 +263,10 @@ class Project:
 
     def augment_preview(self, *, n: int = 16, seed: int = 0) -> Path:
         """A grid of train samples and augmented versions (reports/augment_preview.png)."""
+        from dlworkflow.results import FigurePath
         from dlworkflow.train.augment import augment_preview
 
-        return augment_preview(self, n=n, seed=seed)
+        return FigurePath(augment_preview(self, n=n, seed=seed))  # shows the grid in a notebook
 
     def evaluate(self, split: str = "val") -> Any:
         """The full evaluation on validation (or train), any time; never reads the test set.
@@ -285,6 +286,13 @@ class Project:
         from dlworkflow.export import export
 
         return export(self, force=force, reason=reason)
+
+    def report(self, *, pdf: bool = True) -> Any:
+        """Step 8: reports/report.html (self-contained), reports/report.pdf (headless Chromium)
+        and reports/model_card.md, written from the project's records."""
+        from dlworkflow.report import report
+
+        return report(self, pdf=pdf)
 
     def promote(self, version: int) -> Any:
         """Make exported version `version` the champion (served, used by predict)."""
@@ -314,6 +322,13 @@ class Project:
 
         serve(self.root, self.config.serve, host=host, port=port, force_reason=force_reason,
               **options)
+
+    def audit(self) -> Any:
+        """The ML Test Score (Breck et al., 2017): the 28 tests judged from the project's
+        records and the `audit:` checklist; writes reports/audit.json."""
+        from dlworkflow.audit import audit
+
+        return audit(self)
 
     def run(self, **options: Any) -> list[Any]:
         """Every step that is stale or has not run, in workflow order."""

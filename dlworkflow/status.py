@@ -59,7 +59,9 @@ class StatusReport:
             f"<td>{html.escape(s.detail)}</td></tr>" for s in self.steps
         )
         nxt = html.escape(self.next_command or "all steps done")
-        return (f"<table><tr><th>#</th><th>step</th><th>state</th><th>detail</th></tr>{rows}"
+        reads = f"; the test set has been read {self.test_reads} time(s)" if self.test_reads else ""
+        return (f"<table><caption>dlworkflow status: {html.escape(self.project)}{reads}"
+                f"</caption><tr><th>#</th><th>step</th><th>state</th><th>detail</th></tr>{rows}"
                 f"</table><p>next: <code>{nxt}</code></p>")
 
 

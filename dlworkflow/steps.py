@@ -29,7 +29,8 @@ STEPS: tuple[StepInfo, ...] = (
              ("model", "augment", "train", "seed"), ("split",)),
     StepInfo(7, "test", "test once against the target", "dlw test", "test",
              ("problem", "evaluate"), ("train",)),
-    StepInfo(8, "report", "document and present", "dlw report", None),
+    StepInfo(8, "report", "document and present", "dlw report", "report",
+             ("problem", "evaluate", "audit"), ("test",)),
     StepInfo(9, "monitor", "maintain: monitor and retrain", "dlw monitor", None),
 )
 

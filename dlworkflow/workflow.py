@@ -28,8 +28,9 @@ DEMO_PROBLEM = {
 
 
 def run_stale(project: Project, *, on_result: Callable[[Any], None] | None = None,
-              progress: bool = True) -> list[Any]:
-    """Run, in workflow order, every step that is not done or is stale."""
+              progress: bool = True, deploy: bool = False) -> list[Any]:
+    """Run, in workflow order, every step that is not done or is stale. deploy: export a
+    model that has just passed its test (before the report, which then shows it)."""
     steps: list[tuple[str, Callable[[], Any]]] = [
         ("define", project.define),
         ("ingest", lambda: project.ingest(progress=progress)),
@@ -37,6 +38,7 @@ def run_stale(project: Project, *, on_result: Callable[[Any], None] | None = Non
         ("split", project.split),
         ("train", lambda: project.train(progress=progress)),
         ("test", project.test),
+        ("report", project.report),
     ]
     results = []
     for name, action in steps:
@@ -46,6 +48,11 @@ def run_stale(project: Project, *, on_result: Callable[[Any], None] | None = Non
         results.append(result)
         if on_result:
             on_result(result)
+        if deploy and name == "test" and result.verdict.passed:  # then deploy: export
+            exported = project.export()  # ONNX + parity check; the PASS model is champion
+            results.append(exported)
+            if on_result:
+                on_result(exported)
     return results
 
 
@@ -64,13 +71,8 @@ def demo(project_type: type[Project], folder: str | Path = "dlw-demo", *,
     defined = project.define(**DEMO_PROBLEM)
     if on_result:
         on_result(defined)
-    results = [defined, *run_stale(project, on_result=on_result, progress=progress)]
-    tested = results[-1]
-    if getattr(getattr(tested, "verdict", None), "passed", False):  # then deploy: export
-        exported = project.export()  # ONNX + parity check; the PASS model becomes champion
-        results.append(exported)
-        if on_result:
-            on_result(exported)
+    results = [defined, *run_stale(project, on_result=on_result, progress=progress,
+                                   deploy=True)]
     return project, results
 
 

@@ -63,6 +63,12 @@ def test_cli_end_to_end_on_real_digits(tmp_path: Path):
     status = project.status()
     for step in ("define", "ingest", "explore", "split", "train", "test"):
         assert status.state_of(step) == "done", (step, status)
+    assert status.state_of("report") == "not run"
+    reported = dlw("run", *p)  # step 8 is all that is left
+    assert reported.exit_code == 0, reported.output
+    assert (root / "reports" / "report.html").is_file()
+    assert (root / "reports" / "model_card.md").is_file()
+    assert project.status().state_of("report") == "done"
     nothing = dlw("run", *p)
     assert nothing.exit_code == 0 and "nothing to run" in nothing.output
 
@@ -81,12 +87,12 @@ def test_run_executes_every_stale_step_in_order(tmp_path: Path):
     results = project.run(progress=False)
     assert [type(r).__name__ for r in results] == [
         "DefineResult", "IngestResult", "ExploreResult", "SplitResult", "TrainResult",
-        "TestResult"]
+        "TestResult", "ReportResult"]
     assert project.run(progress=False) == []
     # a config change re-runs train and what depends on it, not ingest or split
     project.update_config({"train.learning_rate": 0.001})
     rerun = project.run(progress=False)
-    assert [type(r).__name__ for r in rerun] == ["TrainResult", "TestResult"]
+    assert [type(r).__name__ for r in rerun] == ["TrainResult", "TestResult", "ReportResult"]
 
 
 def test_the_installed_entry_point_runs(tmp_path: Path):

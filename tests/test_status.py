@@ -20,13 +20,13 @@ def test_fresh_project_has_nothing_run_and_suggests_define(project):
     steps = _by_number(report)
     for ledger_step in ("define", "ingest", "explore", "split", "train", "test"):
         assert report.state_of(ledger_step) == NOT_RUN
-    for number in (8, 9):  # report, monitor: not in this version
-        assert steps[number].state == UNAVAILABLE
+    assert steps[8].state == NOT_RUN  # report
+    assert steps[9].state == UNAVAILABLE  # monitor: not in this version
     assert steps[5].state == NOT_RUN and "small_cnn" in steps[5].detail
     assert report.next_command.startswith("dlw define --metric accuracy --target 0.95")
     assert report.test_reads == 0
     with pytest.raises(KeyError):
-        report.state_of("report")
+        report.state_of("monitor")
 
 
 def test_next_command_follows_the_workflow(project, digits_folder):

@@ -4,12 +4,13 @@ sealed test set: rows come from dlworkflow.store.load_split, which refuses 'test
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlworkflow.evaluate.full_report import full_report, headline, validation_temperature
 from dlworkflow.evaluate.predict import load_model
 from dlworkflow.evaluate.slices import check_columns
-from dlworkflow.evaluate.summary import report_rows
+from dlworkflow.evaluate.summary import report_figures, report_rows
 from dlworkflow.fileio import sha256_json
 from dlworkflow.results import StepResult
 from dlworkflow.store import load_split
@@ -23,6 +24,7 @@ class EvaluationResult(StepResult):
     split: str
     model: str
     report: dict[str, Any] = field(default_factory=dict)
+    root: str = ""  # the project's folder: the report's figure paths are relative to it
 
     def title(self) -> str:
         return f"Step 7: evaluation on {self.split} (the test set stays sealed)"
@@ -32,6 +34,9 @@ class EvaluationResult(StepResult):
         note = "" if r["primary_metric_agreed"] else "  (no criterion agreed yet: accuracy)"
         return [("headline", headline(r) + note), ("model", self.model),
                 *report_rows(r)]
+
+    def figures(self) -> list[tuple[str, str | Path]]:
+        return list(report_figures(self.report, self.root)) if self.root else []
 
 
 def evaluate(project: Project, split: str = "val") -> EvaluationResult:
@@ -51,4 +56,5 @@ def evaluate(project: Project, split: str = "val") -> EvaluationResult:
                   "simple_as_good": (report["baselines"] or {}).get("simple_as_good")}
         run.outputs = {"hash": sha256_json(record), **record}
         run.summary = {"headline": headline(report), **record}
-    return EvaluationResult(split=split, model=str(meta.get("name")), report=report)
+    return EvaluationResult(split=split, model=str(meta.get("name")), report=report,
+                            root=str(project.root))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy",
@@ -15,6 +16,17 @@ def _interval(m: dict[str, Any], confidence: float) -> str:
     if m["low"] is None:
         return f"{m['value']:.4f}"
     return f"{m['value']:.4f}  ({confidence:.0%} CI {m['low']:.4f} to {m['high']:.4f})"
+
+
+FIGURE_CAPTIONS = {"confusion": "confusion matrix", "reliability": "reliability diagram",
+                   "mistakes": "most confident mistakes"}
+
+
+def report_figures(report: dict[str, Any], root: str | Path) -> list[tuple[str, Path]]:
+    """The report's PNG figures (paths in the report are relative to the project root)."""
+    found = report.get("figures") or {}
+    return [(caption, Path(root) / found[key]) for key, caption in FIGURE_CAPTIONS.items()
+            if key in found]
 
 
 def report_rows(report: dict[str, Any]) -> list[tuple[str, str]]:

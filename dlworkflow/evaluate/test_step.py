@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlworkflow.evaluate.full_report import full_report, validation_temperature
@@ -10,7 +12,7 @@ from dlworkflow.evaluate.constraints import check_constraints
 from dlworkflow.evaluate.gate import Verdict, final_verdict
 from dlworkflow.evaluate.predict import load_model
 from dlworkflow.evaluate.slices import check_columns
-from dlworkflow.evaluate.summary import report_rows
+from dlworkflow.evaluate.summary import report_figures, report_rows
 from dlworkflow.fileio import sha256_json
 from dlworkflow.metrics import METRICS
 from dlworkflow.results import StepResult
@@ -34,6 +36,7 @@ class TestResult(StepResult):
     previous_reads: int
     seal_hash: str
     report: dict[str, Any] = field(default_factory=dict)  # the full report (full_report.py)
+    root: str = ""  # the project's folder: the report's figure paths are relative to it
 
     @property
     def exit_code(self) -> int:
@@ -62,6 +65,15 @@ class TestResult(StepResult):
             rows.append(("full report", ""))
             rows.extend(row for row in report_rows(self.report) if row[0] != v.metric)
         return rows
+
+    def figures(self) -> list[tuple[str, str | Path]]:
+        return list(report_figures(self.report, self.root)) if self.root else []
+
+    def _repr_html_(self) -> str:
+        colour = "#1a7f37" if self.verdict.passed else "#c0392b"
+        banner = (f"<p style='font-size:1.2em'><strong style='color:{colour}'>"
+                  f"{html.escape(self.verdict.sentence())}</strong></p>")
+        return banner + super()._repr_html_()
 
     def reuse_note(self) -> str:
         if self.previous_reads == 0:
@@ -102,4 +114,4 @@ def test(project: Project) -> TestResult:
                        **record}
     return TestResult(verdict=verdict, n_samples=report["n"], accuracy=run.summary["accuracy"],
                       model=str(meta.get("name")), previous_reads=previous,
-                      seal_hash=info.seal_hash, report=report)
+                      seal_hash=info.seal_hash, report=report, root=str(project.root))

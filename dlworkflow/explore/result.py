@@ -10,6 +10,7 @@ from dlworkflow.explore.trust import Warning
 from dlworkflow.results import StepResult
 
 TOP_WARNINGS = 5  # warnings listed in the terminal summary
+SEVERITY_COLOURS = {"high": "#c0392b", "medium": "#d35400", "low": "#7f8c8d"}
 
 
 @dataclass
@@ -27,6 +28,7 @@ class ExploreResult(StepResult):
     label_checked: int | None
     seconds: float
     warnings: list[Warning] = field(default_factory=list)
+    class_counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def headline(self) -> str:
@@ -61,10 +63,32 @@ class ExploreResult(StepResult):
         return rows
 
     def _repr_html_(self) -> str:
-        from dlworkflow.explore.sections_core import warning_list
-
         numbers = [row for row in self.rows() if not row[0].startswith("  ")
                    and row[0] != "warnings"]
         return (f"<div><h3>{esc(self.title())}: {esc(self.headline)}</h3>"
-                f"{warning_list(self.warnings)}{table([], numbers)}"
+                f"{self._warning_list()}{table([], numbers)}"
+                f"{self._class_chart()}"
                 f"<p>Full report: <code>{esc(self.report)}</code></p></div>")
+
+    def _warning_list(self) -> str:
+        """The warnings, styled inline (a notebook has none of eda.html's CSS or anchors)."""
+        if not self.warnings:
+            return "<p>No warnings: nothing found that should stop you.</p>"
+        items = "".join(
+            f"<li><strong style='color:{SEVERITY_COLOURS.get(w.severity, '#555')}'>"
+            f"{esc(w.severity.upper())}</strong> {esc(w.text)} — <em>{esc(w.action)}</em> "
+            f"(section <code>{esc(w.section)}</code> of the report)</li>" for w in self.warnings)
+        return f"<ol>{items}</ol>"
+
+    def _class_chart(self) -> str:
+        """Samples per class, inline (a data: URI), the smallest class in red when uneven."""
+        if not self.class_counts:
+            return ""
+        from dlworkflow.explore.figures import bar_chart
+        from dlworkflow.explore.render import figure
+
+        values = list(self.class_counts.values())
+        uneven = min(values) < max(values)
+        return figure(bar_chart(list(self.class_counts), values, title="samples per class",
+                                highlight=[uneven and v == min(values) for v in values]),
+                      "samples per class")

@@ -53,7 +53,10 @@ def explore(project: Project, *, progress: bool = True) -> ExploreResult:
         run.outputs = {"hash": sha256_file(path), "report": str(path)}
         run.summary = {"headline": f"{result.headline}; report {path.name}",
                        "warnings": [w.line() for w in warnings],
-                       "n_samples": result.n_samples}
+                       "n_samples": result.n_samples,
+                       "imbalance_ratio": result.imbalance_ratio,
+                       "label_issues": result.label_issues,
+                       "label_checked": result.label_checked}
     return result
 
 
@@ -70,5 +73,5 @@ def _result(ev: Evidence, warnings: list[Warning], *, report: str,
                     if ev.images is not None else None),
         label_issues=len(li.candidates) if li is not None else None,
         label_checked=li.n_checked if li is not None else None,
-        seconds=seconds, warnings=warnings,
+        seconds=seconds, warnings=warnings, class_counts=dict(ev.overview.class_counts),
     )

@@ -14,7 +14,7 @@ import torch
 from dlworkflow import store
 from dlworkflow.errors import TrainError
 from dlworkflow.models import META_FILE, create_model, save_trained
-from dlworkflow.results import StepResult
+from dlworkflow.results import StepResult, png_data_uri
 from dlworkflow.store.privacy import check_privacy_gate
 from dlworkflow.train import distributed, strategies, tracking
 from dlworkflow.train.checkpoint import Checkpointer, find_resumable
@@ -69,6 +69,13 @@ class TrainResult(StepResult):
         ]
         return [r for r in rows if not (r[0] == "val accuracy" and self.metric == "accuracy")
                 and not (r[0] == "transfer" and not self.transfer)]
+
+    def figures(self) -> list[tuple[str, Any]]:
+        from dlworkflow.train.curves import curves_png
+
+        png = curves_png(self.history, self.metric)
+        uri = png_data_uri(png) if png else None
+        return [("training curves", uri)] if uri else []
 
 
 def train(project: Project, *, epochs: int | None = None, progress: bool = True,

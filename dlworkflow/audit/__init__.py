@@ -1,0 +1,13 @@
+"""Step 8: `dlw audit`, the ML Test Score (Breck et al., 2017) of a project.
+
+    result = audit(project)      # AuditResult: per-test points, sections, final score
+
+Each of the 28 tests is judged from the project's records where they can show it (judges_*.py
+say which record each uses); the rest are answered under `audit:` in dlworkflow.yaml."""
+
+from dlworkflow.audit.result import AuditResult
+from dlworkflow.audit.rubric import SECTIONS, TESTS
+from dlworkflow.audit.scoring import TestScore
+from dlworkflow.audit.step import audit
+
+__all__ = ["SECTIONS", "TESTS", "AuditResult", "TestScore", "audit"]

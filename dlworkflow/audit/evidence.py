@@ -1,0 +1,157 @@
+"""The project's records the audit judges from, read once: the ledger, the trained model's
+model.json, exported versions and the champion pointer, evaluation metrics.json, the privacy
+record, the serving logs, the lr-find plot and the installed package versions."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dlworkflow.fileio import read_json
+from dlworkflow.ledger import RunRecord, environment
+from dlworkflow.runtime import versions as V
+
+if TYPE_CHECKING:
+    from dlworkflow.project import Project
+
+MAX_LOG_LINES = 200_000  # prediction-log lines read (the newest file first)
+
+
+class Evidence:
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.root = project.root
+        self.config = project.config
+
+    def latest(self, step: str) -> RunRecord | None:
+        return self.project.ledger.latest(step)
+
+    def history(self, step: str) -> list[RunRecord]:
+        return [r for r in self.project.ledger.history(step) if r.status == "done"]
+
+    @cached_property
+    def train(self) -> RunRecord | None:
+        return self.latest("train")
+
+    @property
+    def train_hash(self) -> str | None:
+        return self.train.output_hash if self.train else None
+
+    def for_current_model(self, step: str) -> RunRecord | None:
+        """The latest `step` record of the trained model now in place (test, evaluate)."""
+        record = self.latest(step)
+        if record is None or self.train_hash is None:
+            return None
+        return record if record.inputs.get("train") == self.train_hash else None
+
+    @cached_property
+    def trained_meta(self) -> dict[str, Any] | None:
+        """model.json of the trained model (.dlw/train/best.json's folder)."""
+        pointer = self.project.paths.train_dir / "best.json"
+        try:
+            folder = Path(read_json(pointer)["folder"])
+            return read_json(folder / "model.json")
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    @cached_property
+    def versions(self) -> list[dict[str, Any]]:
+        return V.versions(self.root)
+
+    @cached_property
+    def pointer(self) -> dict[str, Any] | None:
+        return V.read_pointer(self.root)
+
+    @cached_property
+    def champion(self) -> dict[str, Any] | None:
+        number = V.champion(self.root)
+        return next((m for m in self.versions if m.get("version") == number), None)
+
+    @property
+    def release(self) -> dict[str, Any] | None:
+        """The champion's metadata, else the newest export's."""
+        return self.champion or (self.versions[-1] if self.versions else None)
+
+    def metrics(self) -> tuple[str, dict[str, Any]] | None:
+        """(split, metrics.json) of the current model: its test, else its evaluation."""
+        for step in ("test", "evaluate"):
+            record = self.for_current_model(step)
+            if record is None:
+                continue
+            split = "test" if step == "test" else str(record.outputs.get("split", "val"))
+            path = self.project.paths.reports / "evaluate" / split / "metrics.json"
+            try:
+                return split, read_json(path)
+            except (OSError, ValueError):
+                continue
+        return None
+
+    @cached_property
+    def privacy(self) -> dict[str, Any] | None:
+        from dlworkflow.store import read_privacy
+
+        try:
+            return read_privacy(self.project)
+        except (OSError, ValueError):
+            return None
+
+    @cached_property
+    def dataset_version(self) -> str | None:
+        ingest = self.latest("ingest")
+        return ingest.output_hash if ingest else None
+
+    @cached_property
+    def predictions(self) -> dict[str, Any]:
+        """Served predictions in .dlw/serve/predictions.jsonl: n, mean confidence, latency."""
+        path = self.root / ".dlw" / "serve" / "predictions.jsonl"
+        n, conf, lat, kinds = 0, 0.0, [], set()
+        try:
+            with path.open(encoding="utf-8") as handle:
+                for line in handle:
+                    if n >= MAX_LOG_LINES:
+                        break
+                    try:
+                        entry = json.loads(line)
+                    except ValueError:
+                        continue
+                    n += 1
+                    conf += float(entry.get("confidence", 0.0))
+                    lat.append(float(entry.get("latency_ms", math.nan)))
+                    kinds.add((entry.get("input") or {}).get("kind"))
+        except OSError:
+            pass
+        lat = sorted(x for x in lat if math.isfinite(x))
+        return {"n": n, "mean_confidence": conf / n if n else None,
+                "latency_p50": lat[len(lat) // 2] if lat else None,
+                "rotated": len(list(path.parent.glob("predictions.jsonl.*")))
+                if path.parent.is_dir() else 0}
+
+    @cached_property
+    def forced_serves(self) -> int:
+        path = self.root / ".dlw" / "serve" / "forced.jsonl"
+        try:
+            return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line)
+        except OSError:
+            return 0
+
+    @property
+    def lr_find_plot(self) -> Path | None:
+        path = self.project.paths.reports / "lr_find.png"
+        return path if path.is_file() else None
+
+    @cached_property
+    def environment_now(self) -> dict[str, Any]:
+        return environment()
+
+    def git_tracked(self, name: str) -> bool:
+        try:
+            out = subprocess.run(["git", "-C", str(self.root), "ls-files", "--error-unmatch",
+                                  name], capture_output=True, text=True, timeout=5,
+                                 check=False)
+        except (OSError, subprocess.SubprocessError):
+            return False
+        return out.returncode == 0

@@ -1,0 +1,234 @@
+"""Automatic judges of the Infrastructure and Monitoring sections (see rubric.py)."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+
+from dlworkflow.audit.evidence import Evidence
+from dlworkflow.audit.judge import Judgement, checklist_only, judge
+
+CHAIN = (("split", "ingest"), ("train", "split"), ("test", "train"), ("export", "train"))
+
+
+@judge("training_reproducible")
+def training_reproducible(ev: Evidence) -> Judgement:
+    train = ev.train
+    if train is None:
+        return Judgement(0.0, "no model trained yet", "`dlw train`")
+    same = [r for r in ev.history("train") if r.config_hash == train.config_hash
+            and r.inputs == train.inputs and r.seed == train.seed]
+    hashes = {r.output_hash for r in same}
+    recorded = (f"seed {train.seed}, config hash, data split, package versions and commit "
+                f"{(train.git_commit or 'none')[:12]} are recorded in the ledger; training is "
+                "seeded with deterministic kernels")
+    if len(same) > 1 and len(hashes) == 1:
+        return Judgement(1.0, f"{len(same)} training runs with the same config, data and seed "
+                         f"produced identical weights ({train.output_hash[:12]}); {recorded}")
+    if len(same) > 1:
+        return Judgement(0.5, f"{len(same)} runs with the same config, data and seed produced "
+                         f"{len(hashes)} different weights (non-deterministic kernels?); "
+                         + recorded, "train on CPU, or find the non-deterministic operation")
+    return Judgement(0.5, recorded + "; not yet verified by a second run",
+                     "`dlw train` again with the same config: the audit compares the weights")
+
+
+@judge("model_specs_unit_tested")
+def model_specs_unit_tested(ev: Evidence) -> Judgement:
+    history = (ev.trained_meta or {}).get("history") or []
+    if not history:
+        return Judgement(0.0, "no trained model", "`dlw train`")
+    first, last = history[0].get("train_loss"), history[-1].get("train_loss")
+    return Judgement(0.5, f"the model spec ({ev.config.model.name}, from the registry that "
+                     f"dlworkflow's test suite covers) trained: train loss {first:.3g} -> "
+                     f"{last:.3g} over {len(history)} epochs; no project-level unit test is "
+                     "recorded", "test custom model code in CI")
+
+
+@judge("pipeline_integration_tested")
+def pipeline_integration_tested(ev: Evidence) -> Judgement:
+    missing = [s for s in ("ingest", "split", "train", "test", "export") if ev.latest(s) is None]
+    if missing:
+        return Judgement(0.0, "the pipeline has not run end to end (missing: "
+                         + ", ".join(missing) + ")", f"`dlw {missing[0]}`"
+                         if missing[0] != "ingest" else "`dlw ingest SOURCE`")
+    broken = [f"{step} <- {up}" for step, up in CHAIN
+              if ev.latest(step).inputs.get(up) != ev.latest(up).output_hash]
+    if broken:
+        return Judgement(0.0, "the latest runs do not form one chain: " + ", ".join(broken),
+                         "`dlw run` (re-runs every stale step in order)")
+    return Judgement(0.5, "ingest -> split -> train -> test -> export ran end to end, each "
+                     "step on its upstream's latest output (ledger); no automated pipeline "
+                     "test (CI) is recorded", "run `dlw run` on a data sample in CI")
+
+
+@judge("validated_before_serving")
+def validated_before_serving(ev: Evidence) -> Judgement:
+    release = ev.release
+    if release is None:
+        return Judgement(0.0, "no exported model", "`dlw test`, then `dlw export`")
+    v, forced = release["version"], release.get("forced")
+    if forced:
+        return Judgement(0.0, f"v{v} was exported with --force ({release.get('verdict')}): "
+                         f"{forced.get('reason')}", "export a model that passes `dlw test`",
+                         failed=True)
+    return Judgement(1.0, f"v{v} passed the one-time test ({release.get('metric')} "
+                     f"{release.get('test_value', float('nan')):.4f} >= {release.get('target')}) "
+                     "and the parity check; `dlw export` refuses any model that did not")
+
+
+@judge("model_debuggable")
+def model_debuggable(ev: Evidence) -> Judgement:
+    found = ev.metrics()
+    if found is None:
+        return Judgement(0.0, "no error analysis of the current model", "`dlw evaluate`")
+    split, report = found
+    return Judgement(0.5, f"error analysis on {split}: {len(report.get('mistakes') or [])} most "
+                     f"confident mistakes, {len(report.get('confused_pairs') or [])} confused "
+                     "pairs, calibration (reports/evaluate/); `dlw predict` shows every class's "
+                     "probability for any input", "document how a single prediction is traced")
+
+
+@judge("canaried_before_serving")
+def canaried_before_serving(ev: Evidence) -> Judgement:
+    release = ev.release
+    parity = (release or {}).get("parity")
+    if not parity:
+        return Judgement(0.0, "no exported model", "`dlw export`")
+    return Judgement(0.5, f"v{release['version']} was loaded in the serving runtime (ONNX "
+                     f"Runtime) and run on {parity['n']} validation samples before it could "
+                     "be served; no live-traffic canary is recorded",
+                     "canary new versions on a share of live traffic")
+
+
+@judge("rollback_possible")
+def rollback_possible(ev: Evidence) -> Judgement:
+    if not ev.versions:
+        return Judgement(0.0, "no exported model", "`dlw export`")
+    known = {m.get("version") for m in ev.versions}
+    previous = [v for v in (ev.pointer or {}).get("previous", []) if v in known]
+    if previous:
+        return Judgement(1.0, f"champion v{ev.pointer['version']} has earlier champion(s) "
+                         f"{', '.join(f'v{v}' for v in previous)}: `dlw rollback` restores "
+                         "one and a running `dlw serve` reloads it")
+    if len(known) > 1:
+        return Judgement(1.0, f"{len(known)} exported versions: `dlw promote VERSION` switches "
+                         "the served model (hot reload)")
+    return Judgement(0.0, "a single exported version: there is nothing to roll back to",
+                     "export a second model (`dlw train`, `dlw test`, `dlw export`)")
+
+
+@judge("dependency_changes_notified")
+def dependency_changes_notified(ev: Evidence) -> Judgement:
+    train = ev.train
+    if train is None:
+        return Judgement(0.0, "no training run recorded", "`dlw train`")
+    then = (train.env or {}).get("packages") or {}
+    now = ev.environment_now.get("packages") or {}
+    changed = [f"{k} {then.get(k)} -> {now.get(k)}" for k in sorted(set(then) | set(now))
+               if then.get(k) != now.get(k)]
+    found = ("changed since training: " + ", ".join(changed)) if changed else "none changed"
+    return Judgement(0.5, f"package versions are recorded with every step run; this audit "
+                     f"compares them with the installed ones: {found}",
+                     "watch dependencies automatically (e.g. CI on the lock file)")
+
+
+@judge("input_invariants_hold")
+def input_invariants_hold(ev: Evidence) -> Judgement:
+    release, log = ev.release, ev.predictions
+    if release is None:
+        return Judgement(0.0, "no exported model: no input spec", "`dlw export`")
+    spec = release.get("input") or {}
+    declared = (f"v{release['version']} declares its input ({spec.get('dtype')} "
+                f"{spec.get('shape')}); `dlw serve` refuses requests outside it and its limits "
+                f"(body {ev.config.serve.max_body_mb:g} MB, batch {ev.config.serve.max_batch})")
+    if log["n"]:
+        return Judgement(1.0, f"{declared}; {log['n']} served predictions logged with input "
+                         "summaries (.dlw/serve/predictions.jsonl)")
+    return Judgement(0.5, declared + "; no served traffic is logged yet",
+                     "`dlw serve` (serve.log_predictions: true) and send traffic")
+
+
+@judge("no_training_serving_skew")
+def no_training_serving_skew(ev: Evidence) -> Judgement:
+    release = ev.release
+    parity = (release or {}).get("parity")
+    if not parity:
+        return Judgement(0.0, "no exported model", "`dlw export`")
+    return Judgement(1.0, f"every export compares training's prediction path with the serving "
+                     f"runtime's (raw files, runtime preprocessing): v{release['version']} "
+                     f"agreed on {parity['agreement']:.2%} of {parity['n']} validation samples, "
+                     f"max prob. diff {parity['max_abs_diff']:.1e}")
+
+
+@judge("models_not_too_stale")
+def models_not_too_stale(ev: Evidence) -> Judgement:
+    release = ev.release
+    if release is None or not release.get("created"):
+        return checklist_only("no exported model, and no maximum model age is set")
+    age = datetime.now(timezone.utc) - datetime.fromisoformat(release["created"])
+    return checklist_only(f"v{release['version']} was exported {age.days} day(s) ago; no "
+                          "maximum age or retraining schedule is recorded")
+
+
+@judge("numerically_stable")
+def numerically_stable(ev: Evidence) -> Judgement:
+    history = (ev.trained_meta or {}).get("history") or []
+    if not history:
+        return Judgement(0.0, "no training history", "`dlw train`")
+    bad = [row.get("epoch") for row in history
+           if any(isinstance(v, float) and not math.isfinite(v) for v in row.values())]
+    if bad:
+        return Judgement(0.0, f"NaN or infinite values in the training history at epoch(s) "
+                         f"{bad}", "lower train.learning_rate or set train.grad_clip",
+                         failed=True)
+    return Judgement(0.5, f"this audit checked the {len(history)}-epoch training history "
+                     "(losses, metrics): all finite; training does not stop on NaN by itself",
+                     "check for NaN automatically")
+
+
+@judge("compute_performance_not_regressed")
+def compute_performance_not_regressed(ev: Evidence) -> Judgement:
+    test = ev.for_current_model("test")
+    checks = [c for c in ((test.outputs.get("constraints") or []) if test else [])
+              if c.get("name") == "max_latency_ms"]
+    log = ev.predictions
+    if checks:
+        c = checks[0]
+        if not c.get("passed"):
+            return Judgement(0.0, f"latency {c.get('measured'):.3g} ms exceeds the limit "
+                             f"{c.get('limit')} ms", "make the model faster", failed=True)
+        return Judgement(1.0, f"every `dlw test` measures CPU latency on the exported model "
+                         f"against max_latency_ms: {c.get('measured'):.3g} <= {c.get('limit')} ms")
+    if log["latency_p50"] is not None:
+        return Judgement(0.5, f"served latency is logged (median {log['latency_p50']:.3g} ms over "
+                         f"{log['n']} predictions); no limit is set",
+                         "`dlw define --max-latency-ms N` (checked by each `dlw test`)")
+    return Judgement(0.0, "no latency limit measured and no served latency logged",
+                     "`dlw define --max-latency-ms N` before `dlw test`")
+
+
+@judge("prediction_quality_not_regressed")
+def prediction_quality_not_regressed(ev: Evidence) -> Judgement:
+    passed = [m for m in ev.versions if m.get("verdict") == "PASS" and not m.get("forced")]
+    if not passed:
+        return Judgement(0.0, "no model released through the test gate", "`dlw test`, then "
+                         "`dlw export`")
+    now = passed[-1]
+    text = (f"every release is tested against the fixed target: v{now['version']} "
+            f"{now.get('metric')} {now.get('test_value', float('nan')):.4f}")
+    if len(passed) > 1:
+        before = passed[-2]
+        high = (now.get("test_interval") or [None, None])[1]
+        if high is not None and before.get("test_value") is not None \
+                and high < before["test_value"]:
+            return Judgement(0.0, f"{text}, below v{before['version']}'s "
+                             f"{before['test_value']:.4f}", "find why the new model is worse",
+                             failed=True)
+        text += f" (v{before['version']}: {before.get('test_value', float('nan')):.4f})"
+    log = ev.predictions
+    if log["n"]:
+        text += (f"; {log['n']} served predictions logged, mean confidence "
+                 f"{log['mean_confidence']:.3f}")
+    return Judgement(0.5, text + "; live quality needs labelled traffic",
+                     "compare served predictions with labels as they arrive")

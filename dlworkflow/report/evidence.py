@@ -1,0 +1,173 @@
+"""Gather the evidence the report and the model card are written from: the ledger, the step
+records, metrics.json files, the trained model's json, the exported versions and the serving
+logs. Nothing is computed here that a step did not record; missing pieces stay None."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dlworkflow.fileio import read_json
+from dlworkflow.ledger import RunRecord, TestRead
+
+if TYPE_CHECKING:
+    from dlworkflow.project import Project
+
+STEPS = ("define", "ingest", "explore", "split", "train", "evaluate", "test", "export")
+
+
+@dataclass
+class Evidence:
+    """Everything the project recorded, read once."""
+
+    root: Path
+    config: dict[str, Any]
+    records: dict[str, RunRecord | None]
+    test_reads: list[TestRead]
+    all_runs: list[RunRecord] = field(default_factory=list)  # every ledger row, in order
+    dataset: dict[str, Any] | None = None
+    privacy: dict[str, Any] | None = None
+    test_metrics: dict[str, Any] | None = None
+    val_metrics: dict[str, Any] | None = None
+    trained: dict[str, Any] | None = None  # model.json of the trained model (history included)
+    versions: list[dict[str, Any]] = field(default_factory=list)  # metadata.json of each v<N>
+    champion: int | None = None
+    forced_serving: list[dict[str, Any]] = field(default_factory=list)
+    n_predictions_logged: int = 0
+    audit: Any = None  # dlworkflow.audit's result, when that module provides audit()
+    audit_error: str | None = None
+
+    def record(self, step: str) -> RunRecord | None:
+        return self.records.get(step)
+
+    def summary(self, step: str) -> dict[str, Any]:
+        record = self.records.get(step)
+        return dict(record.summary) if record else {}
+
+    def outputs(self, step: str) -> dict[str, Any]:
+        record = self.records.get(step)
+        return dict(record.outputs) if record else {}
+
+    @property
+    def train_runs(self) -> list[RunRecord]:
+        return [r for r in self.all_runs if r.step == "train" and r.status == "done"]
+
+    @property
+    def problem(self) -> dict[str, Any]:
+        return dict(self.config.get("problem") or {})
+
+    @property
+    def test_reuse(self) -> int:
+        """Reads of the sealed test set beyond the first (each makes the estimate optimistic)."""
+        seal = self.outputs("split").get("seal")
+        reads = [r for r in self.test_reads if seal is None or r.seal_hash == seal]
+        return max(0, len(reads) - 1)
+
+    @property
+    def champion_metadata(self) -> dict[str, Any] | None:
+        for meta in self.versions:
+            if meta.get("version") == self.champion:
+                return meta
+        return self.versions[-1] if self.versions else None
+
+    @property
+    def forced_exports(self) -> list[dict[str, Any]]:
+        return [m for m in self.versions if m.get("forced")]
+
+
+def gather(project: Project, *, with_audit: bool = True) -> Evidence:
+    from dlworkflow.store import read_privacy
+
+    paths = project.paths
+    ev = Evidence(
+        root=project.root,
+        config=project.config.model_dump(mode="json"),
+        records={step: project.ledger.latest(step) for step in STEPS},
+        test_reads=project.ledger.test_reads(),
+        all_runs=project.ledger.history(),
+    )
+    ev.dataset = _json(paths.state / "dataset.json")
+    try:
+        ev.privacy = read_privacy(project)
+    except Exception:  # an unreadable privacy record is reported as not recorded
+        ev.privacy = None
+    ev.test_metrics = _json(paths.reports / "evaluate" / "test" / "metrics.json")
+    ev.val_metrics = _json(paths.reports / "evaluate" / "val" / "metrics.json")
+    ev.trained = _trained(project)
+    ev.versions, ev.champion = _versions(project.root)
+    ev.forced_serving = _jsonl(paths.state / "serve" / "forced.jsonl")
+    ev.n_predictions_logged = _count_lines(paths.state / "serve" / "predictions.jsonl")
+    if with_audit:
+        ev.audit, ev.audit_error = run_audit(project)
+    return ev
+
+
+def run_audit(project: Project) -> tuple[Any, str | None]:
+    """dlworkflow.audit.audit(project), imported lazily; (None, why) when it is unavailable."""
+    try:
+        import dlworkflow.audit as audit_module
+    except ImportError as exc:
+        return None, f"the audit module cannot be imported ({exc})"
+    audit = getattr(audit_module, "audit", None)
+    if audit is None:
+        return None, "this version has no audit yet"
+    try:
+        import inspect
+
+        quiet = "write" in inspect.signature(audit).parameters  # the report writes no audit.json
+        return (audit(project, write=False) if quiet else audit(project)), None
+    except Exception as exc:  # the report still renders; the audit section says what failed
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def _trained(project: Project) -> dict[str, Any] | None:
+    pointer = _json(project.paths.train_dir / "best.json")
+    if not pointer:
+        return None
+    folder = pointer.get("folder_in_project")
+    base = project.root / folder if folder else Path(pointer["folder"])
+    return _json(base / "model.json")
+
+
+def _versions(root: Path) -> tuple[list[dict[str, Any]], int | None]:
+    from dlworkflow.runtime import versions as V
+
+    try:
+        return V.versions(root), V.champion(root)
+    except Exception:
+        return [], None
+
+
+def _json(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        data = read_json(path)
+    except Exception:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(item, dict):
+            out.append(item)
+    return out
+
+
+def _count_lines(path: Path) -> int:
+    total = 0
+    for file in [path, *sorted(path.parent.glob(path.name + ".*"))] if path.parent.is_dir() else []:
+        if file.is_file():
+            with open(file, "rb") as handle:
+                total += sum(1 for _ in handle)
+    return total

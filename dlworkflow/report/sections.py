@@ -1,0 +1,392 @@
+"""The sections of the report, big picture first; each is built from the evidence alone, and
+a section whose step has not run says so and names the command to run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dlworkflow.report import figures
+from dlworkflow.report.evidence import Evidence
+from dlworkflow.report.findings import (
+    Finding,
+    class_counts,
+    fmt,
+    imbalance_ratio,
+    label_issue_rate,
+    limitations,
+    next_steps,
+    recommendation,
+    strengths,
+    verdict,
+)
+from dlworkflow.report.html import (
+    Section,
+    bullet_list,
+    code,
+    esc,
+    figure,
+    missing,
+    paragraph,
+    png_figure,
+    table,
+)
+
+
+def all_sections(ev: Evidence) -> list[Section]:
+    return [summary(ev), data(ev), approach(ev), results(ev), strengths_limitations(ev),
+            deployment(ev), audit(ev), next_steps_section(ev), appendix(ev)]
+
+
+def criterion_text(ev: Evidence) -> str | None:
+    p = ev.problem
+    if p.get("primary_metric") is None or p.get("target") is None:
+        return None
+    text = f"{p['primary_metric']} >= {p['target']} on the sealed test set"
+    c = p.get("constraints") or {}
+    if c.get("max_latency_ms"):
+        text += f"; CPU latency <= {c['max_latency_ms']:g} ms"
+    if c.get("max_model_size_mb"):
+        text += f"; model size <= {c['max_model_size_mb']:g} MB"
+    return text
+
+
+def verdict_html(ev: Evidence) -> str:
+    v = verdict(ev)
+    if v is None:
+        return ("<div class='verdict NONE' id='verdict' data-verdict='NONE'>"
+                "Not tested yet</div>" + missing("not tested yet", "dlw test"))
+    lo, hi = (v.get("interval") or [None, None])[:2]
+    confidence = (ev.test_metrics or {}).get("confidence", 0.95)
+    word = v.get("verdict", "?")
+    text = (f"{word}: test {v['metric']} {fmt(v.get('value'))} "
+            f"({confidence:.0%} CI {fmt(lo)} to {fmt(hi)}), target {v.get('target')}")
+    if v.get("gate_on") == "lower_bound":
+        text += " (judged on the CI's lower bound)"
+    return (f"<div class='verdict {esc(word)}' id='verdict' data-verdict='{esc(word)}'>"
+            f"{esc(text)}</div><p>on {v.get('n')} sealed test samples; "
+            f"{esc(_reuse_text(ev))}</p>")
+
+
+def _reuse_text(ev: Evidence) -> str:
+    n = len(ev.test_reads)
+    if ev.test_reuse:
+        return (f"the test set has been read {n} times (reused {ev.test_reuse} time(s)): "
+                "the estimate is optimistic")
+    return "the test set was read once"
+
+
+def summary(ev: Evidence) -> Section:
+    p = ev.problem
+    objective = p.get("objective")
+    parts = ["<div class='grid'><div>", "<h3>The problem</h3>",
+             paragraph(objective) if objective else missing(
+                 "no objective written yet", "dlw define --objective \"...\""),
+             f"<p>Task: {esc(ev.config.get('task', '').replace('-', ' '))}"
+             + (f"; classes: {esc(', '.join(class_counts(ev))[:200])}" if class_counts(ev)
+                else "") + "</p>"]
+    if p.get("constituencies"):
+        parts.append(f"<p>Who is affected and decides: {esc(', '.join(p['constituencies']))}</p>")
+    parts.append("<h3>Agreed success criterion</h3>")
+    crit = criterion_text(ev)
+    parts.append(paragraph(crit) if crit else missing(
+        "no success criterion agreed yet", "dlw define --metric accuracy --target 0.95"))
+    parts += ["<h3>Verdict</h3>", verdict_html(ev), "<h3>Recommendation</h3>",
+              f"<p class='recommendation' id='recommendation'>{esc(recommendation(ev))}</p>",
+              "</div><div>", "<h3>Key figure</h3>", key_figure(ev), "</div></div>"]
+    return Section("summary", "Summary", "".join(parts))
+
+
+def key_figure(ev: Evidence) -> str:
+    m = ev.test_metrics
+    if m and (m.get("figures") or {}).get("confusion"):
+        return figure(ev.root / m["figures"]["confusion"],
+                      "Confusion matrix on the sealed test set: rows are the true classes, "
+                      "the diagonal the correct predictions.")
+    if ev.val_metrics and (ev.val_metrics.get("figures") or {}).get("confusion"):
+        return figure(ev.root / ev.val_metrics["figures"]["confusion"],
+                      "Confusion matrix on validation (the test has not run).")
+    return missing("no evaluation figure yet", "dlw test")
+
+
+def data(ev: Evidence) -> Section:
+    if ev.record("ingest") is None or ev.dataset is None:
+        return Section("data", "The data", missing("no data ingested yet", "dlw ingest SOURCE"))
+    d = ev.dataset
+    ingest = ev.summary("ingest")
+    rows = [("source", d.get("source")), ("samples", f"{d.get('n_samples', 0):,}"),
+            ("quarantined (unusable)", f"{d.get('n_quarantined', 0):,}"),
+            ("classes", len(d.get("classes") or [])),
+            ("dataset version (hash)", d.get("version")),
+            ("sample size", "x".join(str(s) for s in d["size"]) if d.get("size") else "n/a")]
+    ratio = imbalance_ratio(ev)
+    if ratio is not None:
+        rows.append(("imbalance (largest / smallest class)", f"{ratio:.2f}"))
+    split = ev.summary("split")
+    if split.get("counts"):
+        rows.append(("split", ", ".join(f"{k} {v:,}" for k, v in split["counts"].items())))
+        rows.append(("test seal", ev.outputs("split").get("seal")))
+    else:
+        rows.append(("split", "not split yet: run `dlw split`"))
+    body = [table(None, rows)]
+    counts = class_counts(ev)
+    if counts:
+        body.append("<h3>Samples per class</h3>")
+        body.append(table(["class", "samples"], [(k, f"{v:,}") for k, v in counts.items()]))
+    body.append("<h3>Exploration highlights and warnings</h3>")
+    if ev.record("explore") is None:
+        body.append(missing("the data has not been explored yet", "dlw explore"))
+    else:
+        ex = ev.summary("explore")
+        li = label_issue_rate(ev)
+        if li:
+            body.append(paragraph(f"Label-issue candidates: {li[0]} of {li[1]:,} checked "
+                                  f"({li[0] / li[1]:.1%})."))
+        warnings = ex.get("warnings") or []
+        body.append(bullet_list(warnings) if warnings else paragraph("No warnings were raised."))
+        body.append(paragraph(f"The full exploration report: reports/eda.html "
+                              f"({ex.get('headline', '')})."))
+    body.append("<h3>De-identification</h3>")
+    body.append(_privacy(ev, ingest))
+    return Section("data", "The data", "".join(body))
+
+
+def _privacy(ev: Evidence, ingest: dict[str, Any]) -> str:
+    sensitivity = ev.problem.get("data_sensitivity", "none")
+    rec = ev.privacy
+    if rec is None:
+        scan = ("no privacy scan is recorded" if sensitivity == "none"
+                else "no privacy scan is recorded, yet the data is marked " + sensitivity)
+        return paragraph(f"Data sensitivity: {sensitivity}; {scan}; de-identification: "
+                         f"{'done' if ingest.get('deidentified') else 'not done'}.")
+    rows = [("data sensitivity", sensitivity), ("mode", rec.get("mode")),
+            ("samples scanned", rec.get("n_scanned")),
+            ("samples with findings", rec.get("n_samples_with_findings")),
+            ("findings", rec.get("n_findings")), ("findings remaining", rec.get("remaining")),
+            ("by action", ", ".join(f"{k}: {v}" for k, v in (rec.get("by_action") or {}).items())
+             or "none")]
+    return table(None, rows)
+
+
+def approach(ev: Evidence) -> Section:
+    model_cfg = ev.config.get("model") or {}
+    train_cfg = ev.config.get("train") or {}
+    record = ev.record("train")
+    if record is None:
+        return Section("approach", "The approach", paragraph(
+            f"Configured model: {model_cfg.get('name')}.") + missing(
+            "no model trained yet", "dlw train"))
+    s = record.summary
+    t = ev.trained or {}
+    transfer = s.get("transfer") or t.get("transfer") or {}
+    rows = [("model", s.get("model")), ("why this model", _why_model(ev, s)),
+            ("transfer learning", f"{transfer.get('strategy', 'n/a')}: "
+                                  f"{transfer.get('reason', '')}".strip(": ")),
+            ("epochs run", f"{s.get('epochs_run')} (best {s.get('best_epoch')}"
+                           f"{', stopped early' if s.get('stopped_early') else ''})"),
+            (f"best validation {s.get('metric')}", fmt(s.get("val_metric"))),
+            ("training time", f"{s.get('seconds')} s on {s.get('devices', 1)} device(s)"),
+            ("MLflow run", s.get("mlflow_run_id"))]
+    settings = ", ".join(f"{k}={v}" for k, v in train_cfg.items() if not isinstance(v, dict))
+    body = [table(None, rows), "<h3>Training settings</h3>", paragraph(settings or "defaults")]
+    history = t.get("history") or []
+    png = figures.training_curves(history, str(s.get("metric")))
+    body.append("<h3>Training curves</h3>")
+    body.append(png_figure(png, "Loss and validation metric per epoch (from the trained "
+                                "model's history).") if png else
+                paragraph("No training history was recorded."))
+    body.append("<h3>Tuning</h3>")
+    runs = ev.train_runs
+    if len(runs) > 1:
+        body.append(table(["ledger run", "model", f"validation {s.get('metric')}", "epochs"],
+                          [(r.id, r.summary.get("model"), fmt(r.summary.get("val_metric")),
+                            r.summary.get("epochs_run")) for r in runs]))
+    else:
+        body.append(paragraph("One training run is recorded: no tuning was done (train "
+                              "other settings or models with `dlw train` to compare)."))
+    return Section("approach", "The approach", "".join(body))
+
+
+def _why_model(ev: Evidence, s: dict[str, Any]) -> str:
+    base = (ev.test_metrics or ev.val_metrics or {}).get("baselines") or {}
+    simple = base.get("simple") or {}
+    if simple:
+        verdict_word = "does as well" if base.get("simple_as_good") else "does worse"
+        return (f"compared with a simple model ({simple.get('model')}), which {verdict_word} "
+                f"({fmt(simple.get('value'))})")
+    return f"the task's configured model ({s.get('model')}); no simpler model was compared"
+
+
+def results(ev: Evidence) -> Section:
+    m = ev.test_metrics
+    if m is None or ev.record("test") is None:
+        body = missing("not tested yet", "dlw test")
+        if ev.val_metrics:
+            body += paragraph("Validation results exist (`dlw evaluate`); they are not a test.")
+        return Section("results", "The results", body)
+    v = verdict(ev) or {}
+    conf = m.get("confidence", 0.95)
+    rows = []
+    for name, item in (m.get("metrics") or {}).items():
+        target = v.get("target") if name == v.get("metric") else ""
+        rows.append((name + (" (agreed)" if target != "" else ""), fmt(item.get("value")),
+                     f"{fmt(item.get('low'))} to {fmt(item.get('high'))}",
+                     target if target != "" else ""))
+    body = [paragraph(f"On {m.get('n')} sealed test samples; {conf:.0%} bootstrap intervals "
+                      f"({m.get('n_resamples')} resamples)."),
+            table(["metric", "value", f"{conf:.0%} CI", "target"], rows)]
+    figs = m.get("figures") or {}
+    body.append("<h3>Per class</h3>")
+    bars = figures.per_class_bars(m.get("per_class") or [], "test")
+    if bars:
+        body.append(png_figure(bars, "Recall and precision per class on the test set."))
+    body.append(table(["class", "precision", "recall", "F1", "support"], [
+        (c["class"], fmt(c.get("precision"), 3), fmt(c.get("recall"), 3), fmt(c.get("f1"), 3),
+         c.get("support")) for c in m.get("per_class") or []]))
+    body.append("<h3>Slices</h3>")
+    if m.get("slices"):
+        for group in m["slices"]:
+            body.append(table([group["column"], "n", group.get("metric", ""), "CI", "note"], [
+                (sl["value"], sl["n"], fmt(sl.get("metric"), 3),
+                 f"{fmt(sl.get('low'), 3)} to {fmt(sl.get('high'), 3)}", sl.get("note") or "")
+                for sl in group.get("slices") or []]))
+    else:
+        body.append(paragraph("No slices configured (evaluate.slices in dlworkflow.yaml)."))
+    body.append("<h3>Calibration</h3>")
+    cal = m.get("calibration") or {}
+    body.append(paragraph(f"Expected calibration error {fmt(cal.get('ece'), 3)}, negative "
+                          f"log-likelihood {fmt(cal.get('nll'), 3)}."))
+    if figs.get("reliability"):
+        body.append(figure(ev.root / figs["reliability"],
+                           "Reliability: accuracy against confidence."))
+    base = m.get("baselines")
+    if base:
+        body.append("<h3>Against baselines</h3>")
+        body.append(table(["model", base.get("metric", ""), "CI"], [
+            (name if name != "simple" else f"simple: {b.get('model')}",
+             fmt(b.get("value")), f"{fmt(b.get('low'))} to {fmt(b.get('high'))}")
+            for name, b in base.items() if isinstance(b, dict) and "value" in b]))
+    body.append("<h3>Successes and failures</h3>")
+    per_class = sorted(m.get("per_class") or [], key=lambda c: -(c.get("f1") or 0))
+    if per_class:
+        best = ", ".join(f"{c['class']} (F1 {c['f1']:.3f})" for c in per_class[:3])
+        body.append(paragraph(f"Best recognised classes: {best}. Top-k accuracy: "
+                              + ", ".join(f"top-{k} {fmt(a, 3)}"
+                                          for k, a in (m.get("top_k") or {}).items()) + "."))
+    pairs = m.get("confused_pairs") or []
+    if pairs:
+        body.append(table(["true", "predicted as", "count", "share of the true class"], [
+            (p["true"], p["predicted"], p["count"], f"{p['share_of_true']:.1%}")
+            for p in pairs]))
+    if figs.get("mistakes"):
+        body.append(figure(ev.root / figs["mistakes"],
+                           "The most confident mistakes (true -> predicted (confidence))."))
+    elif m.get("mistakes"):
+        body.append(table(["sample", "true", "predicted", "confidence"], [
+            (x.get("sample_id"), x.get("true"), x.get("predicted"), fmt(x.get("confidence"), 3))
+            for x in m["mistakes"][:10]]))
+    return Section("results", "The results", "".join(body))
+
+
+def strengths_limitations(ev: Evidence) -> Section:
+    def items(findings: list[Finding]) -> str:
+        if not findings:
+            return "<p>None found in the records.</p>"
+        lis = "".join(f"<li>{esc(f.text)} <span class='src'>({esc(f.source)})</span></li>"
+                      for f in findings)
+        return f"<ul class='findings'>{lis}</ul>"
+
+    body = ("<div class='two'><div><h3>Strengths</h3>" + items(strengths(ev))
+            + "</div><div><h3>Limitations</h3>" + items(limitations(ev)) + "</div></div>")
+    return Section("strengths", "Strengths and limitations", body)
+
+
+def deployment(ev: Evidence) -> Section:
+    body = []
+    v = verdict(ev)
+    constraints = (v or {}).get("constraints") or []
+    if constraints:
+        body.append(table(["constraint", "limit", "measured", "passed"], [
+            (c["name"], c.get("limit"), fmt(c.get("measured"), 3), "yes" if c.get("passed")
+             else "NO") for c in constraints]))
+    elif v is not None:
+        body.append(paragraph("No latency or size constraint was agreed "
+                              "(problem.constraints in dlworkflow.yaml), so none was measured "
+                              "by `dlw test`."))
+    if not ev.versions:
+        body.append(missing("no model exported yet", "dlw export"))
+        return Section("deployment", "Deployment", "".join(body))
+    rows = []
+    for meta in ev.versions:
+        onnx = ev.root / ".dlw" / "models" / f"v{meta['version']}" / "model.onnx"
+        size = f"{onnx.stat().st_size / 1e6:.3f} MB" if onnx.is_file() else "missing"
+        p = meta.get("parity") or {}
+        rows.append((f"v{meta['version']}" + (" (champion)" if meta["version"] == ev.champion
+                                              else ""),
+                     meta.get("model"), meta.get("verdict"), size,
+                     f"{p.get('agreement', 0):.1%} / {p.get('max_abs_diff', 0):.1e}" if p
+                     else "n/a",
+                     "FORCED: " + str(meta["forced"].get("reason")) if meta.get("forced")
+                     else "no", meta.get("created")))
+    body.append(table(["version", "model", "test verdict", "ONNX size",
+                       "parity (agreement / max |dp|)", "forced", "created"], rows))
+    if ev.forced_serving:
+        body.append("<h3>Served with --force</h3>")
+        body.append(table(["at", "by", "version", "verdict", "reason"], [
+            (f.get("at"), f.get("by"), f.get("version"), f.get("verdict"), f.get("reason"))
+            for f in ev.forced_serving]))
+    body.append(paragraph(f"Served predictions logged: {ev.n_predictions_logged:,} "
+                          "(.dlw/serve/predictions.jsonl). Serve the champion with `dlw serve`; "
+                          "`dlw rollback` restores the previous champion."))
+    return Section("deployment", "Deployment", "".join(body))
+
+
+def audit(ev: Evidence) -> Section:
+    if ev.audit is None:
+        why = f" ({ev.audit_error})" if ev.audit_error else ""
+        return Section("audit", "ML Test Score audit",
+                       missing(f"no audit available{why}", "dlw audit"))
+    result = ev.audit
+    try:
+        rendered = result._repr_html_()
+    except Exception:
+        rows = getattr(result, "rows", lambda: [])()
+        rendered = table(None, rows)
+    return Section("audit", "ML Test Score audit", rendered)
+
+
+def next_steps_section(ev: Evidence) -> Section:
+    return Section("next", "Next steps", bullet_list(next_steps(ev)))
+
+
+def appendix(ev: Evidence) -> Section:
+    import yaml
+
+    body = ["<h3>Ledger: every step run</h3>"]
+    runs = ev.all_runs
+    body.append(table(["run", "step", "status", "started", "seed", "commit", "config hash"], [
+        (r.id, r.step, r.status, r.started, r.seed, r.git_commit or "not a git repository",
+         r.config_hash[:12]) for r in runs]))
+    last = runs[-1] if runs else None
+    if last is not None:
+        env = last.env
+        body.append("<h3>Environment</h3>")
+        body.append(table(None, [("python", env.get("python")), ("platform", env.get("platform")),
+                                 *[(k, v or "not installed")
+                                   for k, v in (env.get("packages") or {}).items()]]))
+    body.append("<h3>Identity of the data and the model</h3>")
+    meta = ev.champion_metadata or {}
+    body.append(table(None, [
+        ("dataset version", (ev.dataset or {}).get("version")),
+        ("split hash", ev.outputs("split").get("hash")),
+        ("test seal", ev.outputs("split").get("seal")),
+        ("trained weights sha256", (ev.trained or {}).get("weights_sha256")),
+        ("ONNX sha256 (champion)", (meta.get("files") or {}).get("model.onnx")),
+        ("seed", ev.config.get("seed")),
+        ("test-set reads", len(ev.test_reads)),
+    ]))
+    body.append("<h3>Configuration (dlworkflow.yaml, effective values)</h3>")
+    body.append(f"<pre>{esc(yaml.safe_dump(ev.config, sort_keys=False))}</pre>")
+    body.append(paragraph("Reproduce: run the same commands with this configuration on the "
+                          "dataset version above; each step's seed is in the ledger."))
+    body.append(f"<p>Ledger file: {code('.dlw/ledger.sqlite')}</p>")
+    return Section("appendix", "Appendix: reproducibility", "".join(body))

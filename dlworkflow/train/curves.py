@@ -1,0 +1,38 @@
+"""Training curves (loss and the monitored validation metric per epoch) as PNG bytes, drawn
+from a run's history: shown inline by TrainResult in a notebook."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+
+def curves_png(history: list[dict[str, Any]], metric: str) -> bytes | None:
+    """Loss (train, val) and val `metric` against epoch; None when there is no epoch."""
+    epochs = [row["epoch"] for row in history if "epoch" in row]
+    if not epochs:
+        return None
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.5, 2.8), dpi=90)
+    FigureCanvasAgg(fig)
+    loss_ax, metric_ax = fig.subplots(1, 2)
+    for key, style in (("train_loss", "o-"), ("val_loss", "s-")):
+        values = [row.get(key) for row in history if "epoch" in row]
+        if any(v is not None for v in values):
+            loss_ax.plot(epochs, values, style, label=key.replace("_", " "))
+    loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
+    loss_ax.legend(fontsize=8)
+    key = f"val_{metric}"
+    values = [row.get(key) for row in history if "epoch" in row]
+    if any(v is not None for v in values):
+        metric_ax.plot(epochs, values, "o-", color="#1a7f37")
+    metric_ax.set(xlabel="epoch", ylabel=key.replace("_", " "), title=f"validation {metric}")
+    for ax in (loss_ax, metric_ax):
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
