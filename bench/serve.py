@@ -36,7 +36,7 @@ from pydantic import BaseModel
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout, too
 
-from dlworkflow.serve.loadgen import free_port, predict_request, run_load  # noqa: E402
+from dlworkflow.deploy.serve.loadgen import free_port, predict_request, run_load  # noqa: E402
 
 GOAL_THROUGHPUT = 2.0
 TOKEN = "bench-token-" + "b" * 32
@@ -94,7 +94,7 @@ def run_baseline(project_root: Path, port: int) -> None:
 # ---- the project and its exported model ----------------------------------------------------
 def build_project(folder: Path) -> Path:
     from dlworkflow.project import Project
-    from dlworkflow.runtime.versions import champion, promote
+    from dlworkflow.deploy.runtime.versions import champion, promote
 
     project = Project.init(folder, task="image-classification", name="serve-bench")
     # pool_size 1: the default 2x2 adaptive pool of a 7x7 map has no ONNX form (torch.onnx)

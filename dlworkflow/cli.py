@@ -5,7 +5,6 @@ Heavy modules are imported inside the commands, so `dlw --help` stays fast.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -292,7 +291,7 @@ def export_model(
     reason: Annotated[Optional[str], typer.Option(
         help="Why --force is justified (recorded in metadata.json and the ledger).")] = None,
 ) -> None:
-    """Step 7: export the tested model to .dlw/models/v<N>/ (ONNX with a dynamic batch,
+    """Step 7: export the tested model to models/v<N>/ (ONNX with a dynamic batch,
     safetensors, metadata.json), parity checked PyTorch vs ONNX Runtime on validation.
     A PASS model becomes the champion. Exit 3 when refused."""
     from dlworkflow.errors import DlwError

@@ -285,7 +285,7 @@ class Tracking(Strict):
     experiment: str | None = Field(None, description="MLflow experiment; null: project name.")
 
 
-AUDIT_IDS = (  # the 28 tests of the ML Test Score (dlworkflow/audit/rubric.py), by section
+AUDIT_IDS = (  # the 28 tests of the ML Test Score (dlworkflow/report/audit/rubric.py), by section
     "feature_schema", "features_beneficial", "feature_cost", "feature_requirements",
     "privacy_controls", "new_features_quickly", "feature_code_tested",
     "model_specs_reviewed", "offline_online_correlate", "hyperparameters_tuned",

@@ -73,8 +73,8 @@ class Paths:
 
     @property
     def models(self) -> Path:
-        """Exported versions v<N>/ and champion.json (dlworkflow/runtime/versions.py)."""
-        return self.state / "models"
+        """Exported versions v<N>/ and champion.json (dlworkflow/deploy/runtime/versions.py)."""
+        return self.root / "models"
 
     @property
     def mlflow_db(self) -> Path:
@@ -281,9 +281,9 @@ class Project:
         return test(self)
 
     def export(self, *, force: bool = False, reason: str | None = None) -> Any:
-        """The trained model -> .dlw/models/v<N>/ (ONNX, safetensors, metadata.json), parity
+        """The trained model -> models/v<N>/ (ONNX, safetensors, metadata.json), parity
         checked on validation; refused unless `dlw test` said PASS (or force with a reason)."""
-        from dlworkflow.export import export
+        from dlworkflow.deploy.export import export
 
         return export(self, force=force, reason=reason)
 
@@ -296,13 +296,13 @@ class Project:
 
     def promote(self, version: int) -> Any:
         """Make exported version `version` the champion (served, used by predict)."""
-        from dlworkflow.export.versions_cmd import promote
+        from dlworkflow.deploy.export.versions_cmd import promote
 
         return promote(self.root, version)
 
     def rollback(self) -> Any:
         """Make the previous champion the champion again."""
-        from dlworkflow.export.versions_cmd import rollback
+        from dlworkflow.deploy.export.versions_cmd import rollback
 
         return rollback(self.root)
 
@@ -310,7 +310,7 @@ class Project:
                 version: int | None = None) -> Any:
         """Predict files (images, or CSVs of text/tabular rows) with the champion (or
         `version`) through ONNX Runtime; write a CSV (default predictions.csv)."""
-        from dlworkflow.export.predict import predict_files
+        from dlworkflow.deploy.export.predict import predict_files
 
         return predict_files(self.root, paths, out=out, version=version,
                              text_column=self.config.data.text_column)
@@ -318,7 +318,7 @@ class Project:
     def serve(self, *, host: str | None = None, port: int | None = None,
               force_reason: str | None = None, **options: Any) -> None:
         """Serve the champion model (FastAPI + ONNX Runtime) until interrupted; see `serve:`."""
-        from dlworkflow.serve import serve
+        from dlworkflow.deploy.serve import serve
 
         serve(self.root, self.config.serve, host=host, port=port, force_reason=force_reason,
               **options)
@@ -326,7 +326,7 @@ class Project:
     def audit(self) -> Any:
         """The ML Test Score (Breck et al., 2017): the 28 tests judged from the project's
         records and the `audit:` checklist; writes reports/audit.json."""
-        from dlworkflow.audit import audit
+        from dlworkflow.report.audit import audit
 
         return audit(self)
 

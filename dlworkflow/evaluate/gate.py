@@ -1,9 +1,8 @@
 """The verdict: PASS only when the primary metric meets the target agreed in step 1 and the
 deployment constraints hold.
 
-    judge(metric=, value=, interval=, confidence=, target=)   # the metric alone (as before)
-    final_verdict(metric=, value=, interval=, confidence=, target=,
-                  gate_on="lower_bound", constraints=check_constraints(...))
+    judge(metric=, value=, interval=, confidence=, target=)   # the metric alone
+    judge(..., gate_on="lower_bound", constraints=check_constraints(...))   # `dlw test`
 
 `gate_on`: "value" compares the point estimate with the target; "lower_bound" asks the lower
 end of its bootstrap interval to meet it (PASS only when the target is met with confidence).
@@ -109,12 +108,3 @@ def judge(*, metric: str, value: float, interval: tuple[float, float], confidenc
     ok = judged >= target and all(c.passed for c in checks)
     return Verdict(PASS if ok else FAIL, metric, value, interval, confidence, target, gate_on,
                    checks)
-
-
-def final_verdict(*, metric: str, value: float, interval: tuple[float, float],
-                  confidence: float, target: float, gate_on: str = "value",
-                  constraints: tuple[ConstraintCheck, ...] | list[ConstraintCheck] = ()
-                  ) -> Verdict:
-    """The gate of `dlw test`: the metric (per `evaluate.gate_on`) and the constraints."""
-    return judge(metric=metric, value=value, interval=interval, confidence=confidence,
-                 target=target, gate_on=gate_on, constraints=constraints)

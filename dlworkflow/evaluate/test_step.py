@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from dlworkflow.evaluate.full_report import full_report, validation_temperature
 from dlworkflow.evaluate.constraints import check_constraints
-from dlworkflow.evaluate.gate import Verdict, final_verdict
+from dlworkflow.evaluate.gate import Verdict, judge
 from dlworkflow.evaluate.predict import load_model
 from dlworkflow.evaluate.slices import check_columns
 from dlworkflow.evaluate.summary import report_figures, report_rows
@@ -100,9 +100,9 @@ def test(project: Project) -> TestResult:
         value = nan if m["value"] is None else m["value"]
         interval = (nan if m["low"] is None else m["low"], nan if m["high"] is None else m["high"])
         checks = check_constraints(project, model, meta)  # on the model exported to ONNX
-        verdict = final_verdict(metric=metric, value=value, interval=interval,
-                                confidence=cfg.confidence, target=target, gate_on=cfg.gate_on,
-                                constraints=checks)
+        verdict = judge(metric=metric, value=value, interval=interval,
+                        confidence=cfg.confidence, target=target, gate_on=cfg.gate_on,
+                        constraints=checks)
         record = {"verdict": verdict.verdict, "metric": metric, "value": value,
                   "interval": list(interval), "target": target, "n": report["n"],
                   "gate_on": cfg.gate_on, "constraints": [c.record() for c in checks]}

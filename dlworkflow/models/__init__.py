@@ -49,7 +49,7 @@ from dlworkflow.models.registry import (
     register_model,
 )
 from dlworkflow.models.saving import META_FILE, WEIGHTS_FILE, load_trained, save_trained
-from dlworkflow.models.tabular import (
+from dlworkflow.preprocess.tabular import (
     TableInputError,
     encode_table,
     feature_names,
@@ -57,7 +57,7 @@ from dlworkflow.models.tabular import (
     n_features,
 )
 from dlworkflow.models.text_encoder import TextEmbedder, text_embedder
-from dlworkflow.models.tokenizer import TOKENIZER, VOCAB_SIZE, tokenize
+from dlworkflow.preprocess.text import TOKENIZER, VOCAB_SIZE, tokenize
 
 __all__ = [
     "MODALITY_TASK",

@@ -15,7 +15,7 @@ from dlworkflow.models.registry import (
     ModelEntry,
     ModelParamError,
 )
-from dlworkflow.models.tokenizer import VOCAB_SIZE
+from dlworkflow.preprocess.text import VOCAB_SIZE
 from dlworkflow.registry import closest
 
 
@@ -149,7 +149,7 @@ def _inputs(entry: ModelEntry, modality: str, given: dict[str, Any],
             f"{', '.join(foreign)}.",
             expected=f"{modality} input: {', '.join(INPUT_ARGS[modality])}",
             received=", ".join(f"{k}={given[k]!r}" for k in foreign),
-            fix=f"for other kinds of data choose another model: "
+            fix="for other kinds of data choose another model: "
             + "; ".join(f"{t}: {', '.join(models_for(t))}" for t in MODALITY_TASK.values()),
         )
     inputs = {k: v if k == "image_size" else int(v) for k, v in given.items()}

@@ -18,7 +18,7 @@ from torch import nn
 from dlworkflow.models.base import Classifier
 from dlworkflow.models.registry import BackboneUnavailableError, register_model
 from dlworkflow.models.text import masked_mean, text_preprocessing, trim
-from dlworkflow.models.tokenizer import VOCAB_SIZE, check_max_len
+from dlworkflow.preprocess.text import VOCAB_SIZE, check_max_len
 
 DIM = 384
 MAX_POSITIONS = 512

@@ -13,7 +13,7 @@ from torch import nn
 
 from dlworkflow.models.base import Classifier
 from dlworkflow.models.registry import register_model
-from dlworkflow.models.tokenizer import PAD_ID, TOKENIZER, check_max_len
+from dlworkflow.preprocess.text import PAD_ID, TOKENIZER, check_max_len
 
 DEFAULT_MAX_LEN = 128
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dlworkflow.errors import SplitError
 from dlworkflow.prepare.assign import SPLITS, assign, units_of
 from dlworkflow.prepare.leakage import EXCLUDED, apply_policy, find_leaks
 from dlworkflow.results import StepResult

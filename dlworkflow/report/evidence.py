@@ -36,7 +36,7 @@ class Evidence:
     champion: int | None = None
     forced_serving: list[dict[str, Any]] = field(default_factory=list)
     n_predictions_logged: int = 0
-    audit: Any = None  # dlworkflow.audit's result, when that module provides audit()
+    audit: Any = None  # dlworkflow.report.audit's result, when that module provides audit()
     audit_error: str | None = None
 
     def record(self, step: str) -> RunRecord | None:
@@ -105,9 +105,9 @@ def gather(project: Project, *, with_audit: bool = True) -> Evidence:
 
 
 def run_audit(project: Project) -> tuple[Any, str | None]:
-    """dlworkflow.audit.audit(project), imported lazily; (None, why) when it is unavailable."""
+    """dlworkflow.report.audit.audit(project), imported lazily; (None, why) when it is unavailable."""
     try:
-        import dlworkflow.audit as audit_module
+        import dlworkflow.report.audit as audit_module
     except ImportError as exc:
         return None, f"the audit module cannot be imported ({exc})"
     audit = getattr(audit_module, "audit", None)
@@ -132,7 +132,7 @@ def _trained(project: Project) -> dict[str, Any] | None:
 
 
 def _versions(root: Path) -> tuple[list[dict[str, Any]], int | None]:
-    from dlworkflow.runtime import versions as V
+    from dlworkflow.deploy.runtime import versions as V
 
     try:
         return V.versions(root), V.champion(root)

@@ -167,7 +167,7 @@ def limitations(ev: Evidence) -> list[Finding]:
         f = meta["forced"]
         out.append(Finding(f"v{meta['version']} was exported with --force ({f.get('verdict')}) "
                            f"by {f.get('by')}: {f.get('reason')}",
-                           f".dlw/models/v{meta['version']}/metadata.json"))
+                           f"models/v{meta['version']}/metadata.json"))
     for item in ev.forced_serving:
         out.append(Finding(f"v{item.get('version')} ({item.get('verdict')}) was served with "
                            f"--force by {item.get('by')} at {item.get('at')}: "

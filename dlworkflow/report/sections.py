@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from dlworkflow.report import figures
+from dlworkflow.deploy.runtime.versions import ONNX_FILE, version_folder
 from dlworkflow.report.evidence import Evidence
 from dlworkflow.report.findings import (
     Finding,
@@ -317,7 +318,7 @@ def deployment(ev: Evidence) -> Section:
         return Section("deployment", "Deployment", "".join(body))
     rows = []
     for meta in ev.versions:
-        onnx = ev.root / ".dlw" / "models" / f"v{meta['version']}" / "model.onnx"
+        onnx = version_folder(ev.root, meta["version"]) / ONNX_FILE
         size = f"{onnx.stat().st_size / 1e6:.3f} MB" if onnx.is_file() else "missing"
         p = meta.get("parity") or {}
         rows.append((f"v{meta['version']}" + (" (champion)" if meta["version"] == ev.champion

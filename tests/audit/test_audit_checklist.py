@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dlworkflow.audit import SECTIONS, TESTS, audit
-from dlworkflow.audit.scoring import check_rubric
+from dlworkflow.report.audit import SECTIONS, TESTS, audit
+from dlworkflow.report.audit.scoring import check_rubric
 from dlworkflow.config import AUDIT_IDS
 from dlworkflow.errors import ConfigError
 from dlworkflow.project import Project

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from dlworkflow.audit import audit
+from dlworkflow.report.audit import audit
 from dlworkflow.cli import app
 from dlworkflow.project import Project
 
@@ -38,7 +38,7 @@ def serve_some(project: Project, n: int = 6) -> None:
     import httpx
 
     from dlworkflow.config import Serve
-    from dlworkflow.serve.app import create_app
+    from dlworkflow.deploy.serve.app import create_app
 
     token = "audit-test-token-" + "x" * 20
     application = create_app(project.root, Serve(), token=token)

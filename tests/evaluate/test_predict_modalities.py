@@ -3,11 +3,11 @@ alone: its probabilities equal the trained model's on the training data path's t
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
-from tabledata import mixed_cancer_table
+from modality_data import TINY_TRANSFORMER, mixed_cancer_table, review_sample
+from modality_data import trained_project as trained
 import torch
 
 from dlworkflow.evaluate.predict import load_model, predict_proba
@@ -15,15 +15,6 @@ from dlworkflow.models import TableInputError
 from dlworkflow.project import Project
 from dlworkflow.store import load_split, read_split_info
 from dlworkflow.train.tensors import load_train_val
-
-
-def trained(root: Path, *, task: str, source: Path, config: dict) -> Project:
-    project = Project.init(root, task=task)
-    project.update_config({"train.threads": 2, "train.epochs": 1, **config})
-    project.ingest(str(source))
-    project.split()
-    project.train(progress=False)
-    return project
 
 
 def reference_proba(project: Project, model, preprocessing: dict) -> np.ndarray:
@@ -35,13 +26,9 @@ def reference_proba(project: Project, model, preprocessing: dict) -> np.ndarray:
 
 
 def test_text_rows_are_tokenized_as_in_training(tmp_path):
-    from dlworkflow.datasets.rotten_tomatoes import load_reviews
-
-    source = tmp_path / "reviews.parquet"
-    load_reviews().sample(240, random_state=1).to_parquet(source, index=False)
-    project = trained(tmp_path / "text", task="text-classification", source=source, config={
-        "model.name": "transformer",
-        "model.params": {"d_model": 32, "heads": 2, "ff_dim": 64, "max_len": 24}})
+    source = review_sample(tmp_path, 240, seed=1)
+    project = trained(tmp_path / "text", task="text-classification", source=source,
+                      config=TINY_TRANSFORMER)
     model, meta = load_model(project)
     assert meta["preprocessing"]["max_len"] == 24
     rows = load_split(project, "val")

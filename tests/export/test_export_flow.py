@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 
 from dlworkflow.cli import app
 from dlworkflow.errors import DlwError
-from dlworkflow.export import ExportRefusedError, export, current_verdict
-from dlworkflow.runtime import versions as V
-from dlworkflow.runtime.bundle import InputError, load_bundle
+from dlworkflow.deploy.export import ExportRefusedError, export, current_verdict
+from dlworkflow.deploy.runtime import versions as V
+from dlworkflow.deploy.runtime.bundle import InputError, load_bundle
 
 METADATA_KEYS = {"format", "version", "model", "task", "modality", "classes", "input",
                  "preprocessing", "metric", "verdict", "test_value", "forced", "parity",

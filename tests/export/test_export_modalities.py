@@ -6,35 +6,21 @@ from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from tabledata import mixed_cancer_table
+from modality_data import TINY_TRANSFORMER, mixed_cancer_table, review_sample
+from modality_data import trained_project as trained
 
-from dlworkflow.project import Project
-from dlworkflow.runtime import versions as V
-from dlworkflow.runtime.bundle import InputError, load_bundle
-
-
-def trained(root: Path, *, task: str, source: Path, config: dict) -> Project:
-    project = Project.init(root, task=task)
-    project.update_config({"train.threads": 2, "train.epochs": 1, **config})
-    project.ingest(str(source))
-    project.split()
-    project.train(progress=False)
-    return project
+from dlworkflow.deploy.runtime import versions as V
+from dlworkflow.deploy.runtime.bundle import InputError, load_bundle
 
 
 def test_text_model_export_parity_and_predict(tmp_path):
-    from dlworkflow.datasets.rotten_tomatoes import load_reviews
-
-    source = tmp_path / "reviews.parquet"
-    load_reviews().sample(200, random_state=2).to_parquet(source, index=False)
-    project = trained(tmp_path / "text", task="text-classification", source=source, config={
-        "model.name": "transformer",
-        "model.params": {"d_model": 32, "heads": 2, "ff_dim": 64, "max_len": 24}})
+    source = review_sample(tmp_path, 200, seed=2)
+    project = trained(tmp_path / "text", task="text-classification", source=source,
+                      config=TINY_TRANSFORMER)
     result = project.export(force=True, reason="text export test")
     meta = json.loads((result.folder / "metadata.json").read_text())
     assert meta["input"] == {"name": "input", "dtype": "int64", "shape": ["batch", 24]}

@@ -11,9 +11,9 @@ import pytest
 from dlworkflow.errors import ConfigError
 from dlworkflow.evaluate.bootstrap import bootstrap_interval
 from dlworkflow.evaluate.constraints import check_constraints
-from dlworkflow.evaluate.gate import FAIL, PASS, final_verdict, judge
+from dlworkflow.evaluate.gate import FAIL, PASS, judge
 from dlworkflow.evaluate.predict import label_indices, load_model, predict_proba
-from dlworkflow.runtime.spec import example_input
+from dlworkflow.deploy.runtime.spec import example_input
 from dlworkflow.metrics import METRICS, compute
 from dlworkflow.store import load_split
 
@@ -33,8 +33,8 @@ def evidence(digits):
 
 
 def verdict(value, interval, checks, gate_on="value"):
-    return final_verdict(metric="accuracy", value=value, interval=interval, confidence=0.95,
-                         target=0.5, gate_on=gate_on, constraints=checks)
+    return judge(metric="accuracy", value=value, interval=interval, confidence=0.95,
+                 target=0.5, gate_on=gate_on, constraints=checks)
 
 
 def test_failed_constraints_fail_a_model_whose_metric_passes(evidence):
@@ -103,7 +103,7 @@ def test_dlw_test_fails_on_a_constraint_and_records_the_evidence(tmp_path):
     helpers = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(helpers)
     trained_digits = helpers.trained_digits
-    from dlworkflow.export.step import ExportRefusedError
+    from dlworkflow.deploy.export.step import ExportRefusedError
 
     project = trained_digits(tmp_path)
     project.update_config({"problem.constraints": {"max_model_size_mb": 0.0001,

@@ -48,7 +48,7 @@ def test_report_of_a_tested_project_is_self_contained(reported):
     assert "label-issue candidates" in html.lower()
     assert "Weakest classes:" in html and "Drift risk" in html
     assert result.pdf is not None or "chromium" in (result.pdf_note or "")
-    # the audit section renders dlworkflow.audit's result (not written to reports/audit.json)
+    # the audit section renders dlworkflow.report.audit's result (not written to reports/audit.json)
     audit = html.split("id='audit'>")[1].split("</section>")[0]
     assert result.audit_note is None and "ML Test Score" in audit and "data-missing" not in audit
     assert "ML Test Score" in html.split("id='strengths'>")[1].split("</section>")[0]

@@ -56,7 +56,7 @@ def digit_pngs(exported_root: Path) -> list[bytes]:
 @pytest.fixture
 def make_app(project_root: Path) -> Iterator[Callable[..., Any]]:
     """make_app(**serve_settings) -> a FastAPI app on the private copy; closed at the end."""
-    from dlworkflow.serve.app import create_app
+    from dlworkflow.deploy.serve.app import create_app
 
     apps = []
 

@@ -15,9 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dlworkflow.config import Serve
-from dlworkflow.project import Project
 from servekit import AUTH, TOKEN, export_version
-from tabledata import mixed_cancer_table
+from modality_data import TINY_TRANSFORMER, mixed_cancer_table, review_sample, trained_project
 
 TEXTS = ["a moving, funny film", "dull", "tedious and far too long for its own good",
          "the best thing i saw all year, a joy from start to finish", "meh", "!!!", "",
@@ -25,25 +24,16 @@ TEXTS = ["a moving, funny film", "dull", "tedious and far too long for its own g
 
 
 def _trained(root: Path, *, task: str, source: Path, config: dict) -> Path:
-    project = Project.init(root, task=task)
-    project.update_config({"train.threads": 2, "train.epochs": 1, **config})
-    project.ingest(str(source))
-    project.split()
-    project.train(progress=False)
+    project = trained_project(root, task=task, source=source, config=config)
     export_version(project, reason="serve tests: untested text/tabular model")
     return project.root
 
 
 @pytest.fixture(scope="module")
 def text_root(tmp_path_factory) -> Path:
-    from dlworkflow.datasets.rotten_tomatoes import load_reviews
-
     tmp = tmp_path_factory.mktemp("text")
-    source = tmp / "reviews.parquet"
-    load_reviews().sample(200, random_state=2).to_parquet(source, index=False)
-    return _trained(tmp / "proj", task="text-classification", source=source, config={
-        "model.name": "transformer",
-        "model.params": {"d_model": 32, "heads": 2, "ff_dim": 64, "max_len": 24}})
+    return _trained(tmp / "proj", task="text-classification",
+                    source=review_sample(tmp, 200, seed=2), config=TINY_TRANSFORMER)
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +46,14 @@ def table(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
 
 
 def _app(root: Path, **settings):
-    from dlworkflow.serve.app import create_app
+    from dlworkflow.deploy.serve.app import create_app
 
     return create_app(root, Serve(**settings), token=TOKEN)
 
 
 def test_texts_alone_and_micro_batched_get_the_same_answers(text_root):
-    from dlworkflow.runtime.bundle import load_bundle
-    from dlworkflow.runtime.versions import champion_folder
+    from dlworkflow.deploy.runtime.bundle import load_bundle
+    from dlworkflow.deploy.runtime.versions import champion_folder
 
     app = _app(text_root, max_wait_ms=200)
     try:

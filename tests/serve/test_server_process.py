@@ -82,13 +82,13 @@ def test_dlw_serve_process_is_torch_free_and_serves_2000_requests(project_root, 
     assert stdout.count(token) == 1  # printed once, at start
     assert "127.0.0.1" in stdout
     imported = re.findall(r"\|\s+([\w.]+)\s*$", log.read_text(), flags=re.M)
-    assert "dlworkflow.serve.app" in imported and "onnxruntime" in imported
+    assert "dlworkflow.deploy.serve.app" in imported and "onnxruntime" in imported
     assert not [m for m in imported if m == "torch" or m.startswith("torch.")], \
         "the server process imported torch"
 
 
 def test_serve_refuses_a_model_that_failed_unless_forced_with_a_reason():
-    from dlworkflow.serve import ServeError, check_servable
+    from dlworkflow.deploy.serve import ServeError, check_servable
 
     for verdict in ("FAIL", "UNTESTED", None):
         with pytest.raises(ServeError, match="--force"):
@@ -110,7 +110,7 @@ def test_cli_force_needs_a_reason(project_root):
 
 def test_token_from_env_config_or_generated_0600(tmp_path, monkeypatch):
     from dlworkflow.errors import ConfigError
-    from dlworkflow.serve.token import resolve_token
+    from dlworkflow.deploy.serve.token import resolve_token
 
     monkeypatch.delenv("DLW_SERVE_TOKEN", raising=False)
     first = resolve_token(tmp_path, None)
@@ -136,9 +136,9 @@ def test_an_unpassed_champion_is_served_only_with_a_recorded_reason(project_root
 
     from dlworkflow.config import Serve
     from dlworkflow.fileio import atomic_write_json
-    from dlworkflow.runtime.versions import promote, version_folder
-    from dlworkflow.serve import ServeError
-    from dlworkflow.serve.app import create_app
+    from dlworkflow.deploy.runtime.versions import promote, version_folder
+    from dlworkflow.deploy.serve import ServeError
+    from dlworkflow.deploy.serve.app import create_app
 
     failed = version_folder(project_root, 5)
     shutil.copytree(version_folder(project_root, 1), failed)

@@ -5,7 +5,7 @@ No torch is imported here (tests check it). The pieces, one file each: app (rout
 predlog (the prediction log), metrics (Prometheus), token (the bearer token), run (uvicorn).
 """
 
-from dlworkflow.serve.holder import ServeError, check_servable
-from dlworkflow.serve.run import serve
+from dlworkflow.deploy.serve.holder import ServeError, check_servable
+from dlworkflow.deploy.serve.run import serve
 
 __all__ = ["ServeError", "check_servable", "serve"]

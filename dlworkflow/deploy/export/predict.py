@@ -19,8 +19,8 @@ import numpy as np
 from dlworkflow.errors import DlwError
 from dlworkflow.fileio import atomic_write_text
 from dlworkflow.results import StepResult
-from dlworkflow.runtime import versions as V
-from dlworkflow.runtime.bundle import Bundle, InputError, load_bundle
+from dlworkflow.deploy.runtime import versions as V
+from dlworkflow.deploy.runtime.bundle import Bundle, InputError, load_bundle
 
 BATCH = 64
 _SKIP = {".csv", ".json", ".txt", ".md", ".parquet"}

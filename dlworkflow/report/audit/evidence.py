@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from dlworkflow.fileio import read_json
 from dlworkflow.ledger import RunRecord, environment
-from dlworkflow.runtime import versions as V
+from dlworkflow.deploy.runtime import versions as V
 
 if TYPE_CHECKING:
     from dlworkflow.project import Project

@@ -1,7 +1,7 @@
 """Export (`dlw export`), version pointer moves (`dlw promote`, `dlw rollback`) and batch
 prediction through the exported model (`dlw predict`)."""
 
-from dlworkflow.export.step import (
+from dlworkflow.deploy.export.step import (
     ExportRefusedError,
     ExportResult,
     ParityError,

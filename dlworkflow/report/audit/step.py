@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from dlworkflow.audit import judges_data_model, judges_ops  # noqa: F401  (register judges)
-from dlworkflow.audit.evidence import Evidence
-from dlworkflow.audit.judge import JUDGES
-from dlworkflow.audit.result import AuditResult
-from dlworkflow.audit.rubric import SECTIONS, TESTS
-from dlworkflow.audit.scoring import score, section_scores
+from dlworkflow.report.audit import judges_data_model, judges_ops  # noqa: F401  (register judges)
+from dlworkflow.report.audit.evidence import Evidence
+from dlworkflow.report.audit.judge import JUDGES
+from dlworkflow.report.audit.result import AuditResult
+from dlworkflow.report.audit.rubric import SECTIONS, TESTS
+from dlworkflow.report.audit.scoring import score, section_scores
 from dlworkflow.fileio import atomic_write_json
 
 if TYPE_CHECKING:

@@ -21,8 +21,8 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from dlworkflow.serve.problems import ApiError, body_too_large, clip
-from dlworkflow.serve.schemas import PredictJSON
+from dlworkflow.deploy.serve.problems import ApiError, body_too_large, clip
+from dlworkflow.deploy.serve.schemas import PredictJSON
 
 FIELD_OF = {"image": "images", "text": "texts", "tabular": "rows"}
 #: The formats a client may upload (DICOM is recognised by its magic bytes). Pillow can open

@@ -5,9 +5,9 @@
 Each of the 28 tests is judged from the project's records where they can show it (judges_*.py
 say which record each uses); the rest are answered under `audit:` in dlworkflow.yaml."""
 
-from dlworkflow.audit.result import AuditResult
-from dlworkflow.audit.rubric import SECTIONS, TESTS
-from dlworkflow.audit.scoring import TestScore
-from dlworkflow.audit.step import audit
+from dlworkflow.report.audit.result import AuditResult
+from dlworkflow.report.audit.rubric import SECTIONS, TESTS
+from dlworkflow.report.audit.scoring import TestScore
+from dlworkflow.report.audit.step import audit
 
 __all__ = ["SECTIONS", "TESTS", "AuditResult", "TestScore", "audit"]

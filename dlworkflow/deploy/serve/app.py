@@ -22,20 +22,20 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dlworkflow.config import Serve
-from dlworkflow.runtime.bundle import Bundle, InputError
-from dlworkflow.serve.batcher import MicroBatcher
-from dlworkflow.serve.holder import ModelHolder
-from dlworkflow.serve.inputs import check_rows, image_sizes, parse_items, read_body
-from dlworkflow.serve.metrics import ServerMetrics
-from dlworkflow.serve.predlog import (
+from dlworkflow.deploy.runtime.bundle import Bundle, InputError
+from dlworkflow.deploy.serve.batcher import MicroBatcher
+from dlworkflow.deploy.serve.holder import ModelHolder
+from dlworkflow.deploy.serve.inputs import check_rows, image_sizes, parse_items, read_body
+from dlworkflow.deploy.serve.metrics import ServerMetrics
+from dlworkflow.deploy.serve.predlog import (
     PredictionLog,
     image_summaries,
     log_path,
     row_summaries,
     text_summaries,
 )
-from dlworkflow.serve.problems import ApiError, unauthorized
-from dlworkflow.serve.schemas import (
+from dlworkflow.deploy.serve.problems import ApiError, unauthorized
+from dlworkflow.deploy.serve.schemas import (
     Health,
     ModelInfo,
     PredictResponse,
@@ -49,7 +49,7 @@ PUBLIC = frozenset({"/v1/health"})
 #: Requests whose items total at most this many bytes are prepared (decoded, tokenized) on
 #: the event loop: for small inputs the hand-off to a thread costs more than the work.
 INLINE_BYTES = 32 * 1024
-log = logging.getLogger("dlworkflow.serve")
+log = logging.getLogger("dlworkflow.deploy.serve")
 
 
 class Server:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from dlworkflow.audit.evidence import Evidence
+    from dlworkflow.report.audit.evidence import Evidence
 
 
 @dataclass(frozen=True)

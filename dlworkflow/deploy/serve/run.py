@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dlworkflow.config import Serve
-from dlworkflow.serve.token import resolve_token
+from dlworkflow.deploy.serve.token import resolve_token
 
 
 def is_local(host: str) -> bool:
@@ -25,7 +25,7 @@ def serve(root: Path, settings: Serve, *, host: str | None = None, port: int | N
     """Serve the champion model until interrupted (Ctrl-C)."""
     import uvicorn
 
-    from dlworkflow.serve.app import create_app
+    from dlworkflow.deploy.serve.app import create_app
 
     settings = settings.model_copy(update={k: v for k, v in (("host", host), ("port", port))
                                            if v is not None})

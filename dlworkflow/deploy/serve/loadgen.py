@@ -1,7 +1,7 @@
 """A closed-loop HTTP/1.1 load generator for POST /v1/predict: `concurrency` keep-alive
 connections, each sending its share of the requests one after another. Minimal on purpose
 (raw sockets, no HTTP library), so the time measured is the server's. Used by the load test
-(tests/serve) and bench/serve.py; torch-free like the rest of dlworkflow.serve."""
+(tests/serve) and bench/serve.py; torch-free like the rest of dlworkflow.deploy.serve."""
 
 from __future__ import annotations
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from datetime import datetime, timezone
 
-from dlworkflow.audit.evidence import Evidence
-from dlworkflow.audit.judge import Judgement, checklist_only, judge
+from dlworkflow.report.audit.evidence import Evidence
+from dlworkflow.report.audit.judge import Judgement, checklist_only, judge
 
 CHAIN = (("split", "ingest"), ("train", "split"), ("test", "train"), ("export", "train"))
 

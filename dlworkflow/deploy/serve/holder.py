@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from dlworkflow.errors import DlwError
-from dlworkflow.runtime.bundle import Bundle, load_bundle
-from dlworkflow.runtime.versions import champion_folder, pointer_path
+from dlworkflow.deploy.runtime.bundle import Bundle, load_bundle
+from dlworkflow.deploy.runtime.versions import champion_folder, pointer_path
 
-log = logging.getLogger("dlworkflow.serve")
+log = logging.getLogger("dlworkflow.deploy.serve")
 
 
 class ServeError(DlwError):

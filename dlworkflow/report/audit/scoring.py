@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dlworkflow.audit.judge import Judgement
-from dlworkflow.audit.rubric import SECTIONS, TESTS, Test
+from dlworkflow.report.audit.judge import Judgement
+from dlworkflow.report.audit.rubric import SECTIONS, TESTS, Test
 
 if TYPE_CHECKING:
     from dlworkflow.config import AuditAnswer

@@ -1,7 +1,7 @@
 """Exported model versions and the champion pointer (torch-free).
 
-    <project>/.dlw/models/v<N>/{model.onnx, weights.safetensors, metadata.json}
-    <project>/.dlw/models/champion.json   {"version": N, "previous": [older champions, newest
+    <project>/models/v<N>/{model.onnx, weights.safetensors, metadata.json}
+    <project>/models/champion.json   {"version": N, "previous": [older champions, newest
                                             first], "updated": ISO time}
 
 `root` is the project root folder (the one with dlworkflow.yaml). A folder without
@@ -32,7 +32,7 @@ class VersionError(DlwError):
 
 
 def models_dir(root: str | Path) -> Path:
-    return Path(root) / ".dlw" / "models"
+    return Path(root) / "models"  # beside reports/: deliverables (DESIGN.md)
 
 
 def pointer_path(root: str | Path) -> Path:

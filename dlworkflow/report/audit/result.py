@@ -6,8 +6,8 @@ import html
 from dataclasses import dataclass, field
 from typing import Any
 
-from dlworkflow.audit.rubric import SECTIONS, level
-from dlworkflow.audit.scoring import TestScore
+from dlworkflow.report.audit.rubric import SECTIONS, level
+from dlworkflow.report.audit.scoring import TestScore
 from dlworkflow.results import StepResult
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dlworkflow.results import StepResult
-from dlworkflow.runtime import versions as V
+from dlworkflow.deploy.runtime import versions as V
 
 
 @dataclass

@@ -2,8 +2,8 @@
 
 Usage (what `dlw predict` and `dlw serve` do):
 
-    from dlworkflow.runtime.bundle import InputError, load_bundle
-    from dlworkflow.runtime.versions import champion_folder, pointer_path
+    from dlworkflow.deploy.runtime.bundle import InputError, load_bundle
+    from dlworkflow.deploy.runtime.versions import champion_folder, pointer_path
 
     bundle = load_bundle(champion_folder(project_root), threads=1)   # BundleError if broken
     x = bundle.prepare_images([png_bytes, jpeg_bytes])  # image models: float32 (N, C, H, W)
@@ -42,7 +42,7 @@ from dlworkflow.preprocess import (
     normalise_pixels,
     tokenize,
 )
-from dlworkflow.runtime.versions import METADATA_FILE, ONNX_FILE
+from dlworkflow.deploy.runtime.versions import METADATA_FILE, ONNX_FILE
 from dlworkflow.store.images import MAX_SIDE
 
 FORMAT = 1

@@ -1,4 +1,4 @@
-"""`dlw export`: the trained model -> .dlw/models/v<N>/ (ONNX + safetensors + metadata.json),
+"""`dlw export`: the trained model -> models/v<N>/ (ONNX + safetensors + metadata.json),
 only after `dlw test` said PASS (or with --force --reason), and only if ONNX Runtime computes
 the same probabilities as PyTorch on the whole validation split (the parity check).
 
@@ -24,9 +24,9 @@ from dlworkflow.errors import DlwError, StepOrderError
 from dlworkflow.fileio import atomic_write_json, sha256_file, sha256_json
 from dlworkflow.ledger import git_commit
 from dlworkflow.results import StepResult
-from dlworkflow.runtime import versions as V
-from dlworkflow.runtime.bundle import FORMAT, Bundle, load_bundle
-from dlworkflow.runtime.spec import example_input, input_spec
+from dlworkflow.deploy.runtime import versions as V
+from dlworkflow.deploy.runtime.bundle import FORMAT, Bundle, load_bundle
+from dlworkflow.deploy.runtime.spec import example_input, input_spec
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -61,7 +61,7 @@ class PredictionLog:
                 for line in _lines(*entry):
                     self._file.emit(logging.makeLogRecord({"msg": line}))
             except Exception:  # noqa: BLE001 - a full disk must not stop the server
-                logging.getLogger("dlworkflow.serve").exception("prediction log write failed")
+                logging.getLogger("dlworkflow.deploy.serve").exception("prediction log write failed")
 
     def close(self) -> None:
         """Write what is pending, then close the file."""

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dlworkflow.audit.evidence import Evidence
-from dlworkflow.audit.judge import Judgement, checklist_only, judge
+from dlworkflow.report.audit.evidence import Evidence
+from dlworkflow.report.audit.judge import Judgement, checklist_only, judge
 
 
 @judge("feature_schema")
