@@ -4,11 +4,13 @@ torch.distributed.run): join the process group, train, hand rank 0's result back
 from __future__ import annotations
 
 import argparse
+import gc
+import os
 import sys
 from pathlib import Path
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m dlworkflow.train_worker")
     parser.add_argument("--project", type=Path, required=True)
     parser.add_argument("--epochs", type=int)
@@ -23,16 +25,27 @@ def main(argv: list[str] | None = None) -> int:
     from dlworkflow.train import distributed
 
     shard = distributed.init_from_env()
+    code = 0
     try:
         Project.load(args.project).train(epochs=args.epochs, resume=args.resume,
                                          progress=shard.is_main and not args.no_progress)
     except DlwError as exc:
         print(f"error (rank {shard.rank}): {exc.render()}", file=sys.stderr)
-        return exc.exit_code
+        code = exc.exit_code
+    else:
+        # No rank tears its process group down while another still writes (rank 0 saves
+        # the model and the ledger after the last collective).
+        distributed.barrier(shard)
     finally:
+        gc.collect()  # drop the DDP reducer's hold on the group before destroying it
         torch.distributed.destroy_process_group()
-    return 0
+    # Skip interpreter finalisation: gloo's C++ threads can still hold tensors there and
+    # abort the process ("terminate called without an active exception", SIGABRT) after
+    # the work is done. Everything is written and flushed by now.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
