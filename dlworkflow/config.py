@@ -109,6 +109,11 @@ class Data(Strict):
     max_image_side: int = Field(
         65_500, gt=0, description="Images with a longer side are quarantined (absurd dimensions)."
     )
+    additions: list[str] = Field(
+        default_factory=list, description="Fresh labelled sources added by `dlw retrain --data`, "
+        "ingested after `source` (sample ids prefixed add<N>/). Their samples never join the "
+        "sealed test set: their test share forms a separate sealed slice, fresh<N>."
+    )
 
 
 class Privacy(Strict):
@@ -280,6 +285,53 @@ class Serve(Strict):
     log_backups: int = Field(10, ge=1, le=1000, description="Rotated prediction logs kept.")
 
 
+class Monitor(Strict):
+    """Step 9: `dlw monitor`, drift of live traffic against the validation reference."""
+
+    alpha: float = Field(0.01, gt=0, lt=0.5, description="Family-wise false-alarm level: the "
+                         "chance that in-distribution traffic raises any statistical alert "
+                         "(Bonferroni over the tests that run).")
+    min_samples: int = Field(100, ge=10, description="Fewer live predictions than this: no "
+                             "test runs (exit 0, 'not enough data').")
+    window: int | None = Field(None, ge=10, description="Only the newest N predictions; null: "
+                               "all of them (after --since).")
+    reference_samples: int = Field(2000, ge=50, description="Validation samples (at most) that "
+                                   "form the reference.")
+    psi_threshold: float = Field(0.2, gt=0, description="Input drift needs a population "
+                                 "stability index of at least this, besides significance.")
+    mmd_permutations: int = Field(200, ge=50, le=10_000, description="Permutations of the "
+                                  "embedding MMD test.")
+    mmd_max_samples: int = Field(400, ge=50, le=5000, description="Samples per side in the MMD "
+                                 "test (a seeded subsample).")
+    prediction_shift: float = Field(0.1, gt=0, le=1, description="Predicted-class shift needs a "
+                                    "total variation distance of at least this.")
+    confidence_drop: float = Field(0.05, gt=0, le=1, description="Mean confidence must fall by "
+                                   "at least this to alert.")
+    ood_reference_rate: float = Field(0.05, gt=0, lt=0.5, description="The out-of-distribution "
+                                      "threshold flags this fraction of the reference.")
+    ood_rate_excess: float = Field(0.05, gt=0, lt=1, description="The live OOD rate must "
+                                   "exceed the reference rate by at least this to alert.")
+    metric_drop: float = Field(0.05, gt=0, le=1, description="With --labels: alert when the "
+                               "live metric's upper bound is this far below the test estimate.")
+    buckets: int = Field(20, ge=2, le=200, description="Time buckets of the report's plots.")
+    webhook: str | None = Field(None, description="POST the alert as JSON to this URL "
+                                "(http or https).")
+    webhook_token_env: str | None = Field(None, description="Environment variable with a "
+                                          "bearer token for the webhook.")
+
+
+class Retrain(Strict):
+    """Step 9: `dlw retrain`, champion against challenger."""
+
+    margin: float = Field(0.005, ge=0, le=1, description="The challenger must beat the champion "
+                          "by at least this on the primary metric to be promoted.")
+    compare_on: Literal["all", "test", "fresh"] = Field(
+        "all", description="Where champion and challenger are compared: the sealed test set, "
+        "the fresh slices, or both together.")
+    warm_start: bool = Field(False, description="Start the challenger from the champion's "
+                             "weights (same model and classes) instead of the usual init.")
+
+
 class Tracking(Strict):
     uri: str | None = Field(None, description="MLflow tracking URI; null: sqlite:///mlruns.db.")
     experiment: str | None = Field(None, description="MLflow experiment; null: project name.")
@@ -335,6 +387,8 @@ class ProjectConfig(Strict):
     train: Train = Field(default_factory=Train)
     evaluate: Evaluate = Field(default_factory=Evaluate)
     serve: Serve = Field(default_factory=Serve)
+    monitor: Monitor = Field(default_factory=Monitor)
+    retrain: Retrain = Field(default_factory=Retrain)
     tracking: Tracking = Field(default_factory=Tracking)
     audit: Audit = Field(default_factory=Audit)  # type: ignore[valid-type]
 

@@ -79,3 +79,9 @@ class TrainError(DlwError):
 
 class LedgerError(DlwError):
     """The ledger cannot be read or written."""
+
+
+class BusyError(DlwError):
+    """Another run of the same command holds the project's lock (unattended runs overlap)."""
+
+    exit_code = 75  # EX_TEMPFAIL: try again later

@@ -93,3 +93,34 @@ def sha256_json(obj: Any) -> str:
     """Hash of a JSON-able object, independent of key order."""
     blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
     return sha256_bytes(blob.encode("utf-8"))
+
+
+@contextmanager
+def run_lock(path: str | os.PathLike[str], *, what: str) -> Iterator[None]:
+    """Hold an exclusive, non-blocking lock on `path` for the block; BusyError (exit code 75)
+    when another process holds it. The kernel drops the lock when the holder dies, so a
+    killed run never leaves a stale lock behind. The file records the holder's pid."""
+    import fcntl
+
+    from dlworkflow.errors import BusyError
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the whole block
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise BusyError(f"Another `{what}` is running on this project ({holder}).",
+                            expected="one run at a time", received=f"the lock {path} is held",
+                            fix="wait for it to finish (a scheduler retries later); the lock "
+                                "goes away by itself when that process ends") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        yield
+    finally:
+        handle.close()

@@ -1,4 +1,5 @@
-"""A trained classifier -> ONNX: input "input", output "logits", dynamic batch dimension.
+"""A trained classifier -> ONNX: input "input", outputs "logits" and "features" (the
+penultimate features the head reads, for drift monitoring), dynamic batch dimension.
 
     path = to_onnx(model, "model.onnx", example=torch.zeros(1, 1, 16, 16))
 
@@ -21,7 +22,27 @@ from dlworkflow.errors import DlwError
 from dlworkflow.fileio import atomic_write_with
 
 OPSET = 17
-INPUT_NAME, OUTPUT_NAME = "input", "logits"
+INPUT_NAME, OUTPUT_NAME, FEATURES_NAME = "input", "logits", "features"
+
+
+class _WithFeatures(torch.nn.Module):
+    """forward(x) = (head(features(x)), features(x)): the model's own forward, plus the
+    features it computes anyway (no extra cost at inference)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.model.features(x)
+        return self.model.head(features), features.flatten(1)
+
+
+def _graph(model: torch.nn.Module) -> tuple[torch.nn.Module, list[str]]:
+    if callable(getattr(model, "features", None)) and isinstance(
+            getattr(model, "head", None), torch.nn.Module):
+        return _WithFeatures(model).train(model.training), [OUTPUT_NAME, FEATURES_NAME]
+    return model, [OUTPUT_NAME]
 
 
 class OnnxExportError(DlwError):
@@ -54,11 +75,12 @@ def to_onnx(model: torch.nn.Module, path: str | Path, *, example: Any) -> Path:
             # The fused Transformer fast path (aten::_transformer_encoder_layer_fwd) has no
             # ONNX form; the plain path computes the same function.
             torch.backends.mha.set_fastpath_enabled(False)
+            graph, outputs = _graph(model)
             try:
-                    torch.onnx.export(model, (x,), str(tmp), input_names=[INPUT_NAME],
-                                  output_names=[OUTPUT_NAME],
+                torch.onnx.export(graph, (x,), str(tmp), input_names=[INPUT_NAME],
+                                  output_names=outputs,
                                   dynamic_axes={INPUT_NAME: dynamic,
-                                                OUTPUT_NAME: {0: "batch"}},
+                                                **{name: {0: "batch"} for name in outputs}},
                                   opset_version=OPSET, dynamo=False,
                                   do_constant_folding=True)
             finally:

@@ -20,6 +20,7 @@ import numpy as np
 
 from dlworkflow.errors import DlwError
 
+UNK_ID = 100  # [UNK] in the MiniLM WordPiece vocabulary ([CLS] 101, [SEP] 102)
 TOKENIZER = "minilm-wordpiece"  # recorded in a text model's preprocessing
 VOCAB_SIZE = 30522  # bert-base-uncased's WordPiece vocabulary, as shipped with MiniLM
 PAD_ID = 0

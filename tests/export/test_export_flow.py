@@ -89,11 +89,17 @@ def test_onnx_model_takes_any_batch_size(digits):
     session = ort.InferenceSession(str(folder / "model.onnx"),
                                    providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["input"]
-    assert [o.name for o in session.get_outputs()] == ["logits"]
+    assert [o.name for o in session.get_outputs()] == ["logits", "features"]
     rng = np.random.default_rng(0)
     for batch in (1, 7):
         x = rng.normal(size=(batch, 1, 16, 16)).astype(np.float32)
-        assert session.run(["logits"], {"input": x})[0].shape == (batch, 10)
+        logits, features = session.run(["logits", "features"], {"input": x})
+        assert logits.shape == (batch, 10) and features.shape[0] == batch
+        # the features are the ones the head reads: logits = features @ W^T + b
+        from safetensors.numpy import load_file
+        weights = load_file(str(folder / "weights.safetensors"))
+        w, b = weights["head.weight"], weights["head.bias"]
+        np.testing.assert_allclose(features @ w.T + b, logits, atol=1e-4)
 
 
 def test_bundle_matches_the_trained_model_on_real_images(digits):

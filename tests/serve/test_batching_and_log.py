@@ -36,7 +36,9 @@ def test_concurrent_requests_share_one_onnx_call(make_app, digit_pngs):
     assert items / calls > 1
     # each request still gets its own answer: the same as asking alone
     alone = asyncio.run(_concurrent(app, bodies[3:4]))[0].json()["predictions"][0]
-    assert responses[3].json()["predictions"][0] == alone
+    shared = responses[3].json()["predictions"][0]
+    assert shared.pop("id") != alone.pop("id")  # every prediction has its own id
+    assert shared == alone
 
 
 def test_batches_never_exceed_max_batch(make_app, digit_pngs):
@@ -61,19 +63,23 @@ def test_prediction_log_has_summaries_not_inputs(make_app, digit_pngs, project_r
     text = path.read_text()
     lines = [json.loads(line) for line in text.splitlines()]
     assert len(lines) == 4
-    labels = [p["label"] for p in response.json()["predictions"]]
-    for line, label in zip(lines, labels):
-        assert set(line) == {"ts", "model_version", "input", "label", "confidence",
-                             "latency_ms", "request_items"}
-        assert line["model_version"] == 1 and line["label"] == label
+    predictions = response.json()["predictions"]
+    for line, prediction in zip(lines, predictions):
+        assert set(line) == {"ts", "id", "model_version", "input", "label", "confidence",
+                             "probs", "emb", "latency_ms", "request_items"}
+        assert line["model_version"] == 1 and line["label"] == prediction["label"]
+        assert line["id"] == prediction["id"]  # labels arriving later join on the id
         assert line["input"]["kind"] == "image"
         assert line["input"]["width"] == 16 and line["input"]["height"] == 16
         assert np.isfinite(line["input"]["mean"]) and line["input"]["std"] >= 0
+        assert len(line["input"]["channel_means"]) == 1
+        assert len(line["emb"]) == 32 and all(np.isfinite(line["emb"]))
+        assert abs(sum(line["probs"]) - 1) < 1e-3 and len(line["probs"]) == 10
         assert 0 < line["confidence"] <= 1 and line["latency_ms"] > 0
     for png in digit_pngs[:4]:  # no raw input, in any encoding
         assert b64(png)[:24] not in text
         assert png[:16].hex() not in text
-    assert len(text) < 400 * len(lines)
+    assert len(text) < 900 * len(lines)  # summaries, 10 probabilities, 32-d embedding
 
 
 def test_prediction_log_rotates(make_app, digit_pngs, project_root):
@@ -94,4 +100,10 @@ def test_data_urls_are_accepted(make_app, digit_pngs):
     url = "data:image/png;base64," + b64(digit_pngs[0])
     plain, data = asyncio.run(_concurrent(app, [{"images": [b64(digit_pngs[0])]},
                                                 {"images": [url]}]))
-    assert data.status_code == 200 and data.json() == plain.json()
+    assert data.status_code == 200
+    assert _without_ids(data.json()) == _without_ids(plain.json())
+
+
+def _without_ids(body):
+    return {**body, "predictions": [{k: v for k, v in p.items() if k != "id"}
+                                    for p in body["predictions"]]}

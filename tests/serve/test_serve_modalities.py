@@ -87,7 +87,7 @@ def test_texts_alone_and_micro_batched_get_the_same_answers(text_root):
     lines = [json.loads(x) for x in
              (text_root / ".dlw/serve/predictions.jsonl").read_text().splitlines()]
     assert {line["input"]["chars"] for line in lines} == {len(t) for t in TEXTS}
-    assert all(set(line["input"]) == {"kind", "chars", "words", "tokens"} for line in lines)
+    assert all(set(line["input"]) == {"kind", "chars", "words", "tokens", "unk"} for line in lines)
     log_text = (text_root / ".dlw/serve/predictions.jsonl").read_text()
     assert "tedious" not in log_text and "brilliant" not in log_text
 

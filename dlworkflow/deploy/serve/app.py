@@ -27,13 +27,8 @@ from dlworkflow.deploy.serve.batcher import MicroBatcher
 from dlworkflow.deploy.serve.holder import ModelHolder
 from dlworkflow.deploy.serve.inputs import check_rows, image_sizes, parse_items, read_body
 from dlworkflow.deploy.serve.metrics import ServerMetrics
-from dlworkflow.deploy.serve.predlog import (
-    PredictionLog,
-    image_summaries,
-    log_path,
-    row_summaries,
-    text_summaries,
-)
+from dlworkflow.deploy.runtime.observe import new_ids, prepare
+from dlworkflow.deploy.serve.predlog import PredictionLog, log_path
 from dlworkflow.deploy.serve.problems import ApiError, unauthorized
 from dlworkflow.deploy.serve.schemas import (
     Health,
@@ -109,7 +104,7 @@ class Server:
         serve.timeout_s (504 after that: slow uploads count too)."""
         start = time.perf_counter()
         try:
-            bundle, summaries, probs = await asyncio.wait_for(
+            bundle, summaries, (probs, emb) = await asyncio.wait_for(
                 self._predict(request), timeout=self.settings.timeout_s)
         except asyncio.TimeoutError:
             raise ApiError(504, "timeout",
@@ -117,14 +112,15 @@ class Server:
                            "(serve.timeout_s) and was abandoned.",
                            fix="retry, send fewer items per request, or raise serve.timeout_s"
                            ) from None
-        predictions = [self._prediction(bundle, row) for row in probs]
+        ids = new_ids(len(probs))
+        predictions = [self._prediction(bundle, row, key) for row, key in zip(probs, ids)]
         latency_ms = (time.perf_counter() - start) * 1000.0
         self.metrics.request_items.observe(len(predictions))
         for p in predictions:
             self.metrics.predictions.labels(p["label"]).inc()
         if self.log is not None:
-            self.log.write(version=bundle.version, summaries=summaries, predictions=predictions,
-                           latency_ms=latency_ms, batch=len(predictions))
+            self.log.write(bundle=bundle, summaries=summaries, probs=probs, emb=emb, ids=ids,
+                           latency_ms=latency_ms)
         return {"model_version": bundle.version, "predictions": predictions}
 
     async def _predict(self, request: Request) -> tuple[Bundle, list[dict[str, Any]], Any]:
@@ -155,22 +151,17 @@ class Server:
             raise ApiError.from_dlw(exc) from None
 
     def _prepare(self, bundle: Bundle, values: list[Any]) -> tuple[Any, list[dict[str, Any]]]:
-        if bundle.modality == "image":
+        if bundle.modality == "image":  # 413 past the pixel limit, before decoding
             sizes = image_sizes(values, max_pixels=self.settings.max_image_pixels)
-            x = bundle.prepare_images(values)
-            return x, image_summaries(sizes, x)
-        if bundle.modality == "text":
-            x = bundle.prepare_texts(values)
-            return x, text_summaries(values, x)
-        prep = bundle.preprocessing
-        check_rows(values, prep)
-        x = bundle.prepare_rows(values)
-        return x, row_summaries(values, prep.get("features"))
+            return prepare(bundle, values, sizes=sizes)
+        if bundle.modality == "tabular":
+            check_rows(values, bundle.preprocessing)
+        return prepare(bundle, values)
 
     @staticmethod
-    def _prediction(bundle: Bundle, row: Any) -> dict[str, Any]:
+    def _prediction(bundle: Bundle, row: Any, key: str) -> dict[str, Any]:
         best = int(row.argmax())
-        return {"label": bundle.classes[best], "confidence": float(row[best]),
+        return {"id": key, "label": bundle.classes[best], "confidence": float(row[best]),
                 "probabilities": {c: float(p) for c, p in zip(bundle.classes, row)}}
 
     def model_info(self) -> dict[str, Any]:

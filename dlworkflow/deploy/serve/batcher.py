@@ -18,12 +18,14 @@ from typing import Any
 
 import numpy as np
 
+from dlworkflow.deploy.runtime.observe import infer
+
 
 @dataclass
 class Job:
     bundle: Any
     x: np.ndarray
-    future: asyncio.Future[np.ndarray]
+    future: asyncio.Future[Any]
 
     def fits(self, other: Job) -> bool:
         if other.bundle is not self.bundle or other.x.dtype != self.x.dtype:
@@ -79,11 +81,13 @@ class MicroBatcher:
                     await task
         self._task = self._getter = None
 
-    async def predict(self, bundle: Any, x: np.ndarray) -> np.ndarray:
-        """Probabilities (len(x), K) for x, computed in a batch shared with other requests."""
+    async def predict(self, bundle: Any, x: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities (len(x), K) and embeddings (len(x), 32) or None for x (observe.infer),
+        computed in a batch shared with other requests."""
         self._ensure_running()
         assert self._queue is not None
-        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         await self._queue.put(Job(bundle, x, future))
         return await future
 
@@ -132,7 +136,7 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         x = concatenate([job.x for job in jobs])
         try:
-            probs = await loop.run_in_executor(self.executor, jobs[0].bundle.predict_proba, x)
+            probs, emb = await loop.run_in_executor(self.executor, infer, jobs[0].bundle, x)
         except Exception as exc:  # noqa: BLE001 - handed to every waiting request
             for job in jobs:
                 if not job.future.done():
@@ -144,5 +148,6 @@ class MicroBatcher:
         for job in jobs:
             stop = start + len(job.x)
             if not job.future.done():
-                job.future.set_result(probs[start:stop])
+                job.future.set_result((probs[start:stop],
+                                       None if emb is None else emb[start:stop]))
             start = stop

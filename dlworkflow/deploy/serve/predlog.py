@@ -1,9 +1,9 @@
 """The prediction log: one JSON line per prediction, for monitoring (drift, confidence).
 
-It holds summary statistics of each input, never the input itself: images give width, height,
-mean and standard deviation of the network input; texts their length in characters, words and
-tokens; rows their number of fields and missing values. Lines are written by a background
-thread (the request never waits for the disk) to a rotating file under .dlw/serve/.
+Each line is a record of `dlworkflow.deploy.runtime.observe` (the format `dlw monitor` reads):
+summary statistics of the input, never the input itself, the probabilities and a 32-number
+random projection of the network's features. Lines are written by a background thread (the
+request never waits for the disk) to a rotating file under .dlw/serve/.
 """
 
 from __future__ import annotations
@@ -11,15 +11,15 @@ from __future__ import annotations
 import json
 import logging
 import logging.handlers
-import math
 import collections
 import threading
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from dlworkflow.deploy.runtime.observe import records
 
 
 def log_path(root: Path) -> Path:
@@ -45,9 +45,10 @@ class PredictionLog:
                                         daemon=True)
         self._thread.start()
 
-    def write(self, *, version: int, summaries: list[dict[str, Any]],
-              predictions: list[dict[str, Any]], latency_ms: float, batch: int) -> None:
-        self._pending.append((time.time(), version, summaries, predictions, latency_ms, batch))
+    def write(self, *, bundle: Any, summaries: list[dict[str, Any]], probs: np.ndarray,
+              emb: np.ndarray | None, ids: list[str], latency_ms: float) -> None:
+        """Queue one request's records (built into JSON by the background thread)."""
+        self._pending.append((time.time(), bundle, summaries, probs, emb, ids, latency_ms))
 
     def _run(self) -> None:
         while not self._stop.wait(self.flush_s):
@@ -70,39 +71,8 @@ class PredictionLog:
         self._file.close()
 
 
-def _lines(ts: float, version: int, summaries: list[dict[str, Any]],
-           predictions: list[dict[str, Any]], latency_ms: float, batch: int) -> list[str]:
-    stamp = datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds")
-    return [json.dumps({
-        "ts": stamp, "model_version": version, "input": summary,
-        "label": prediction["label"], "confidence": round(float(prediction["confidence"]), 6),
-        "latency_ms": round(latency_ms, 3), "request_items": batch,
-    }, separators=(",", ":")) for summary, prediction in zip(summaries, predictions)]
-
-
-def image_summaries(sizes: list[tuple[int, int]], x: np.ndarray) -> list[dict[str, Any]]:
-    flat = x.reshape(len(x), -1).astype(np.float64)
-    return [{"kind": "image", "width": int(w), "height": int(h),
-             "mean": round(float(m), 5), "std": round(float(s), 5)}
-            for (w, h), m, s in zip(sizes, flat.mean(axis=1), flat.std(axis=1))]
-
-
-def text_summaries(texts: list[str], x: np.ndarray) -> list[dict[str, Any]]:
-    ids = x.reshape(len(x), -1)
-    return [{"kind": "text", "chars": len(text), "words": len(text.split()),
-             "tokens": int(np.count_nonzero(row))} for text, row in zip(texts, ids)]
-
-
-def row_summaries(rows: list[dict[str, Any]], expected: list[str] | None
-                  ) -> list[dict[str, Any]]:
-    out = []
-    for row in rows:
-        missing = sum(1 for v in row.values() if v is None or _is_nan(v))
-        if expected:
-            missing += sum(1 for name in expected if name not in row)
-        out.append({"kind": "row", "fields": len(row), "missing": missing})
-    return out
-
-
-def _is_nan(value: Any) -> bool:
-    return isinstance(value, float) and math.isnan(value)
+def _lines(ts: float, bundle: Any, summaries: list[dict[str, Any]], probs: np.ndarray,
+           emb: np.ndarray | None, ids: list[str], latency_ms: float) -> list[str]:
+    return [json.dumps(record, separators=(",", ":"))
+            for record in records(bundle, summaries, probs, emb, ids=ids, ts=ts,
+                                  latency_ms=latency_ms)]

@@ -22,6 +22,8 @@ class PredictJSON(Strict):
 
 
 class Prediction(Strict):
+    id: str = Field(description="This prediction's id in the prediction log: send it back with "
+                    "the true label (`dlw monitor --labels`, a CSV of id,label).")
     label: str
     confidence: float = Field(description="Probability of the predicted label.")
     probabilities: dict[str, float] = Field(description="Probability of every class.")

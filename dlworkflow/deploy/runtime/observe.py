@@ -1,0 +1,202 @@
+"""What the monitor sees of each prediction (torch-free): the input's summary statistics, the
+probabilities and a small embedding, as one record. The server logs these records, and
+`dlw monitor` builds the reference (validation split) and `--inputs` records with the very
+same functions, so live and reference numbers are computed alike.
+
+    x, summaries = prepare(bundle, values)           # values: image bytes | texts | row dicts
+    probs, emb = infer(bundle, x)                     # emb: (N, 32) or None (older exports)
+    lines = records(bundle, summaries, probs, emb)    # the prediction log's JSON objects
+
+Record: {"ts", "id", "model_version", "input": summary, "label", "confidence", "probs",
+"emb" (when the export has a "features" output), "latency_ms", "request_items"}. Summaries:
+image {kind, width, height, mean, std, channel_means} (of the network input, after
+normalisation); text {kind, chars, words, tokens, unk (fraction of [UNK] word pieces)};
+row {kind, fields, missing}. No raw input is kept: the embedding is a fixed random projection
+(seed 0) of the network's penultimate features to 32 dimensions, enough for drift and
+out-of-distribution tests, not for recovering the input.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dlworkflow.preprocess.text import UNK_ID
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from dlworkflow.deploy.runtime.bundle import Bundle
+
+EMBED_DIMS = 32
+FEATURES_OUTPUT = "features"  # the ONNX output with the penultimate features (new exports)
+_DIGITS = 5  # decimals kept in the log
+
+
+def has_features(bundle: Bundle) -> bool:
+    return FEATURES_OUTPUT in {o.name for o in bundle.session.get_outputs()}
+
+
+def infer(bundle: Bundle, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(probabilities float32 (N, K), embedding float32 (N, EMBED_DIMS) or None)."""
+    from dlworkflow.deploy.runtime.bundle import softmax
+
+    x = bundle._check_array(x)
+    if not has_features(bundle):
+        return bundle.predict_proba(x), None
+    if len(x) == 0:
+        return (np.zeros((0, len(bundle.classes)), dtype=np.float32),
+                np.zeros((0, EMBED_DIMS), dtype=np.float32))
+    logits, features = bundle.session.run(["logits", FEATURES_OUTPUT], {"input": x})
+    return softmax(logits), embed(features)
+
+
+def embed(features: np.ndarray) -> np.ndarray:
+    """(N, F) features -> (N, EMBED_DIMS): a Gaussian random projection, the same for every
+    caller (Johnson-Lindenstrauss: distances are kept up to a small factor)."""
+    f = np.asarray(features, dtype=np.float32).reshape(len(features), -1)
+    return (f @ _projection(f.shape[1])).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _projection(n_features: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return (rng.standard_normal((n_features, EMBED_DIMS)) / math.sqrt(EMBED_DIMS)
+            ).astype(np.float32)
+
+
+def prepare(bundle: Bundle, values: list[Any], *,
+            sizes: list[tuple[int, int]] | None = None) -> tuple[np.ndarray, list[dict]]:
+    """The bundle's input for `values` and one summary per item (InputError if unusable)."""
+    if bundle.modality == "image":
+        x = bundle.prepare_images(values)
+        return x, image_summaries(sizes if sizes is not None else image_sizes(values), x)
+    if bundle.modality == "text":
+        x = bundle.prepare_texts(values)
+        return x, text_summaries(values, x)
+    x = bundle.prepare_rows(values)
+    return x, row_summaries(values, bundle.preprocessing.get("features"))
+
+
+def image_sizes(images: list[bytes]) -> list[tuple[int, int]]:
+    """(width, height) from each image's header ((0, 0) when the header cannot say)."""
+    import io
+
+    from PIL import Image
+
+    sizes = []
+    for data in images:
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                sizes.append((int(img.size[0]), int(img.size[1])))
+        except Exception:  # noqa: BLE001 - prepare_images already decoded it: DICOM etc.
+            sizes.append((0, 0))
+    return sizes
+
+
+def image_summaries(sizes: list[tuple[int, int]], x: np.ndarray) -> list[dict[str, Any]]:
+    x64 = x.astype(np.float64)
+    flat = x64.reshape(len(x), -1)
+    channels = x64.reshape(len(x), x.shape[1], -1).mean(axis=2) if x.ndim == 4 else \
+        flat.mean(axis=1, keepdims=True)
+    return [{"kind": "image", "width": int(w), "height": int(h),
+             "mean": round(float(m), _DIGITS), "std": round(float(s), _DIGITS),
+             "channel_means": [round(float(c), _DIGITS) for c in cm]}
+            for (w, h), m, s, cm in zip(sizes, flat.mean(axis=1), flat.std(axis=1), channels)]
+
+
+def text_summaries(texts: list[str], x: np.ndarray) -> list[dict[str, Any]]:
+    ids = x.reshape(len(x), -1)
+    out = []
+    for text, row in zip(texts, ids):
+        tokens = int(np.count_nonzero(row))
+        pieces = max(1, tokens - 2)  # without [CLS] and [SEP]
+        out.append({"kind": "text", "chars": len(text), "words": len(text.split()),
+                    "tokens": tokens,
+                    "unk": round(float(np.count_nonzero(row == UNK_ID)) / pieces, _DIGITS)})
+    return out
+
+
+def row_summaries(rows: list[dict[str, Any]], expected: list[str] | None
+                  ) -> list[dict[str, Any]]:
+    out = []
+    for row in rows:
+        missing = sum(1 for v in row.values() if v is None or _is_nan(v))
+        if expected:
+            missing += sum(1 for name in expected if name not in row)
+        out.append({"kind": "row", "fields": len(row), "missing": missing})
+    return out
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def records(bundle: Bundle, summaries: list[dict[str, Any]], probs: np.ndarray,
+            emb: np.ndarray | None, *, ids: list[str] | None = None, ts: float | None = None,
+            latency_ms: float = 0.0, request_items: int | None = None) -> list[dict[str, Any]]:
+    """The prediction-log records of one call (the server's, the reference's, --inputs')."""
+    stamp = datetime.fromtimestamp(ts, timezone.utc) if ts is not None else \
+        datetime.now(timezone.utc)
+    when = stamp.isoformat(timespec="milliseconds")
+    ids = ids or new_ids(len(probs))
+    best = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=int)
+    out = []
+    for i, summary in enumerate(summaries):
+        record = {"ts": when, "id": ids[i], "model_version": bundle.version, "input": summary,
+                  "label": bundle.classes[int(best[i])],
+                  "confidence": round(float(probs[i, best[i]]), 6),
+                  "probs": [round(float(p), _DIGITS) for p in probs[i]]}
+        if emb is not None:
+            record["emb"] = [round(float(v), _DIGITS) for v in emb[i]]
+        record["latency_ms"] = round(float(latency_ms), 3)
+        record["request_items"] = int(request_items if request_items is not None
+                                      else len(summaries))
+        out.append(record)
+    return out
+
+
+def new_ids(n: int) -> list[str]:
+    return [uuid.uuid4().hex for _ in range(n)]
+
+
+def rows_to_values(bundle: Bundle, rows: pd.DataFrame) -> list[Any]:
+    """Manifest rows -> what `prepare` takes: the image files' bytes, the texts, or the rows'
+    feature values (the path `dlw predict` and the server take)."""
+    if bundle.modality == "image":
+        return [Path(p).read_bytes() for p in rows["path"]]
+    if bundle.modality == "text":
+        return rows["text"].fillna("").astype(str).tolist()
+    return table_records(rows, bundle.preprocessing["features"])
+
+
+def runtime_inputs(bundle: Bundle, rows: pd.DataFrame) -> np.ndarray:
+    """Manifest rows -> the bundle's input array."""
+    values = rows_to_values(bundle, rows)
+    if bundle.modality == "image":
+        return bundle.prepare_images(values)
+    if bundle.modality == "text":
+        return bundle.prepare_texts(values)
+    return bundle.prepare_rows(values)
+
+
+def table_records(rows: pd.DataFrame, features: list[str]) -> list[dict[str, Any]]:
+    """Rows -> [{feature: python value or None}] (manifest columns are "f:<name>")."""
+    import pandas as pd
+
+    out = []
+    for _, row in rows.iterrows():
+        record = {}
+        for name in features:
+            value = row["f:" + name] if "f:" + name in row else row.get(name)
+            record[name] = None if value is None or (not isinstance(value, str)
+                                                     and pd.isna(value)) else \
+                (value.item() if isinstance(value, np.generic) else value)
+        out.append(record)
+    return out
