@@ -300,7 +300,8 @@ class Monitor(Strict):
     psi_threshold: float = Field(0.2, gt=0, description="Input drift needs a population "
                                  "stability index of at least this, besides significance.")
     mmd_permutations: int = Field(200, ge=50, le=10_000, description="Permutations of the "
-                                  "embedding MMD test.")
+                                  "embedding MMD test (at least; more are drawn while the "
+                                  "p-value could still reach alpha / m).")
     mmd_max_samples: int = Field(400, ge=50, le=5000, description="Samples per side in the MMD "
                                  "test (a seeded subsample).")
     prediction_shift: float = Field(0.1, gt=0, le=1, description="Predicted-class shift needs a "

@@ -31,7 +31,9 @@ STEPS: tuple[StepInfo, ...] = (
              ("problem", "evaluate"), ("train",)),
     StepInfo(8, "report", "document and present", "dlw report", "report",
              ("problem", "evaluate", "audit"), ("test",)),
-    StepInfo(9, "monitor", "maintain: monitor and retrain", "dlw monitor", None),
+    StepInfo(9, "monitor", "maintain: monitor and retrain",
+             "dlw monitor   (on the log of `dlw serve`, or --inputs DIR)", "monitor",
+             ("monitor",)),
 )
 
 # Recorded in the ledger but not a step of their own in `dlw status`: diagnostics that may
@@ -41,6 +43,8 @@ DIAGNOSTICS: tuple[StepInfo, ...] = (
              ("problem", "evaluate"), ("train",)),
     StepInfo(7, "export", "export the model (ONNX, parity checked)", "dlw export", "export",
              ("problem", "evaluate"), ("train", "test")),
+    StepInfo(9, "retrain", "retrain: champion against challenger", "dlw retrain --data SOURCE",
+             "retrain", ("problem", "retrain"), ()),
 )
 
 RUNNABLE: tuple[str, ...] = tuple(s.ledger_step for s in STEPS if s.ledger_step)

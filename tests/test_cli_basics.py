@@ -93,7 +93,7 @@ def test_config_schema_is_valid_json_schema(runner):
 def test_status_on_a_fresh_project(runner, proj_dir):
     result = dlw(runner, "status", "-p", proj_dir)
     assert result.exit_code == 0, result.output
-    assert "not run" in result.output and "not available" in result.output
+    assert "not run" in result.output and "maintain: monitor and retrain" in result.output
     assert "next: dlw define --metric accuracy --target 0.95" in result.output
 
 

@@ -7,7 +7,7 @@ import io
 import pytest
 from rich.console import Console
 
-from dlworkflow.status import DONE, FAILED, NOT_RUN, STALE, UNAVAILABLE
+from dlworkflow.status import DONE, FAILED, NOT_RUN, STALE
 
 
 def _by_number(report) -> dict[int, object]:
@@ -21,12 +21,13 @@ def test_fresh_project_has_nothing_run_and_suggests_define(project):
     for ledger_step in ("define", "ingest", "explore", "split", "train", "test"):
         assert report.state_of(ledger_step) == NOT_RUN
     assert steps[8].state == NOT_RUN  # report
-    assert steps[9].state == UNAVAILABLE  # monitor: not in this version
+    assert steps[9].state == NOT_RUN and steps[9].command.startswith("dlw monitor")
     assert steps[5].state == NOT_RUN and "small_cnn" in steps[5].detail
     assert report.next_command.startswith("dlw define --metric accuracy --target 0.95")
     assert report.test_reads == 0
+    assert report.state_of("monitor") == NOT_RUN
     with pytest.raises(KeyError):
-        report.state_of("monitor")
+        report.state_of("retrain")  # recorded in the ledger, part of step 9
 
 
 def test_next_command_follows_the_workflow(project, digits_folder):

@@ -1,0 +1,296 @@
+"""reports/monitor.html: one self-contained page (PNG figures inlined as data: URIs, no script,
+no network) with the headline (OK / ALERT and why), the table of checks, time series over
+`monitor.buckets` time buckets with the reference level drawn as a dashed line, and the
+distributions behind the confidence and out-of-distribution checks."""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dlworkflow.monitor.drift import Drift, feature_label
+from dlworkflow.monitor.logread import Sample
+from dlworkflow.report.html import Section, bullet_list, esc, page, png_figure, table
+
+if TYPE_CHECKING:
+    from dlworkflow.monitor.step import MonitorResult
+
+TOP_CLASSES = 6
+SERIES_FEATURES = {"image": ("mean", "std"), "text": ("chars", "unk"),
+                   "row": ("missing", "fields")}
+VERDICT_CLASS = {"OK": "PASS", "ALERT": "FAIL"}
+
+
+@dataclass
+class Timeline:
+    x: list[Any]  # bucket centres (datetimes) or bucket numbers
+    times: bool  # x holds datetimes
+    n: np.ndarray
+    bucket: np.ndarray  # bucket of each live record
+
+
+def timeline(live: Sample, *, buckets: int) -> Timeline:
+    """Equal-width time buckets over the live records (equal-count buckets in record order
+    when they all share one time, e.g. --inputs from one folder)."""
+    n = len(live)
+    ts = live.ts
+    span = float(np.nanmax(ts) - np.nanmin(ts)) if n else 0.0
+    if n and span > 0:
+        edges = np.linspace(np.nanmin(ts), np.nanmax(ts), buckets + 1)
+        bucket = np.clip(np.searchsorted(edges, ts, side="right") - 1, 0, buckets - 1)
+        centres = (edges[:-1] + edges[1:]) / 2
+        x: list[Any] = [datetime.fromtimestamp(c, timezone.utc) for c in centres]
+        times = True
+    else:
+        k = max(1, min(buckets, n))
+        bucket = (np.arange(n) * k) // max(n, 1)
+        x, times = list(range(1, k + 1)), False
+    counts = np.bincount(bucket, minlength=len(x)).astype(float)
+    return Timeline(x=x, times=times, n=counts, bucket=bucket)
+
+
+def _per_bucket(line: Timeline, values: np.ndarray, where: np.ndarray | None = None
+                ) -> np.ndarray:
+    """Mean of `values` per bucket (NaN where a bucket has none); `where` picks records."""
+    bucket = line.bucket if where is None else line.bucket[where]
+    ok = np.isfinite(values)
+    sums = np.bincount(bucket[ok], weights=values[ok], minlength=len(line.x))
+    counts = np.bincount(bucket[ok], minlength=len(line.x))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+# ---- figures ------------------------------------------------------------------------------
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig: Any) -> bytes:
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _series(ax: Any, line: Timeline, values: np.ndarray, *, label: str,
+            reference: float | None = None, color: str | None = None) -> None:
+    drawn = ax.plot(line.x, values, marker="o", markersize=3, label=label, color=color)
+    if reference is not None and math.isfinite(reference):
+        ax.axhline(reference, linestyle="--", linewidth=1, color=drawn[0].get_color())
+    if line.times:
+        from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
+        locator = AutoDateLocator()
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    else:
+        ax.set_xlabel("bucket (records in arrival order)")
+    ax.tick_params(labelsize=8)
+
+
+def figures(reference: Sample, live: Sample, drift: Drift, *, buckets: int,
+            metadata: dict[str, Any]) -> list[tuple[str, bytes]]:
+    """(caption, PNG) of every plot the data allows."""
+    if len(live) == 0:
+        return []
+    line = timeline(live, buckets=buckets)
+    out = [_confidence_and_ood(reference, live, drift, line), _classes(reference, live, line)]
+    inputs = _inputs(reference, live, line)
+    if inputs is not None:
+        out.append(inputs)
+    metric = _metric(live, drift, line, metadata)
+    if metric is not None:
+        out.append(metric)
+    out.append(_distributions(reference, live, drift))
+    return out
+
+
+def _confidence_and_ood(reference: Sample, live: Sample, drift: Drift,
+                        line: Timeline) -> tuple[str, bytes]:
+    fig = _figure(8.0, 3.0)
+    left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    _series(left, line, _per_bucket(line, live.confidence), label="live",
+            reference=float(reference.confidence.mean()))
+    left.set_title("mean confidence", fontsize=10)
+    if drift.ood is not None:
+        flags = (drift.ood.live > drift.ood.threshold).astype(float)
+        _series(right, line, _per_bucket(line, flags), label="live",
+                reference=drift.ood.reference_rate, color="tab:red")
+        right.set_title(f"out-of-distribution rate ({drift.ood.source})", fontsize=10)
+    return ("Mean confidence and out-of-distribution rate per time bucket (dashed: the "
+            "reference level)", _png(fig))
+
+
+def _classes(reference: Sample, live: Sample, line: Timeline) -> tuple[str, bytes]:
+    keys, ref_counts = np.unique(reference.labels.astype(str), return_counts=True)
+    live_keys, live_counts = np.unique(live.labels.astype(str), return_counts=True)
+    share: dict[str, float] = {}
+    for k, c in zip(keys, ref_counts):
+        share[k] = share.get(k, 0.0) + c / len(reference)
+    for k, c in zip(live_keys, live_counts):
+        share[k] = share.get(k, 0.0) + c / len(live)
+    top = sorted(share, key=lambda k: -share[k])[:TOP_CLASSES]
+    fig = _figure(8.0, 3.0)
+    ax = fig.add_subplot()
+    labels = live.labels.astype(str)
+    ref_labels = reference.labels.astype(str)
+    for key in top:
+        _series(ax, line, _per_bucket(line, (labels == key).astype(float)), label=key[:20],
+                reference=float((ref_labels == key).mean()))
+    ax.set_ylabel("share of predictions", fontsize=8)
+    ax.legend(fontsize=7, ncol=min(len(top), 6), loc="upper left")
+    more = " (the most frequent classes)" if len(share) > TOP_CLASSES else ""
+    return (f"Predicted-class shares per time bucket{more} (dashed: the reference share)",
+            _png(fig))
+
+
+def _inputs(reference: Sample, live: Sample, line: Timeline) -> tuple[str, bytes] | None:
+    names = [n for n in SERIES_FEATURES.get(live.kind or "", ())
+             if n in live.features and n in reference.features]
+    if not names or reference.kind != live.kind:
+        return None
+    fig = _figure(8.0, 3.0)
+    for i, name in enumerate(names):
+        ax = fig.add_subplot(1, len(names), i + 1)
+        ref = reference.features[name]
+        _series(ax, line, _per_bucket(line, live.features[name]), label="live",
+                reference=float(np.nanmean(ref)) if np.isfinite(ref).any() else None)
+        ax.set_title(feature_label(name), fontsize=9)
+    return "Input statistics per time bucket, mean (dashed: the reference mean)", _png(fig)
+
+
+def _metric(live: Sample, drift: Drift, line: Timeline,
+            metadata: dict[str, Any]) -> tuple[str, bytes] | None:
+    info = drift.labelled
+    if not info or info.get("y") is None or len(info["y"]) == 0:
+        return None
+    from dlworkflow.metrics import METRICS
+
+    metric = str(info["metric"])
+    function = METRICS.get(metric)
+    where, y, proba = info["indices"], info["y"], info["proba"]
+    values = np.full(len(line.x), np.nan)
+    for b in range(len(line.x)):
+        pick = line.bucket[where] == b
+        if pick.sum() >= 5:
+            values[b] = function(y[pick], proba[pick])
+    fig = _figure(8.0, 3.0)
+    ax = fig.add_subplot()
+    test_value = metadata.get("test_value")
+    _series(ax, line, values, label=f"live {metric}",
+            reference=float(test_value) if isinstance(test_value, (int, float)) else None)
+    floor = next((c.details.get("floor") for c in drift.checks
+                  if c.group == "performance" and c.details.get("floor") is not None), None)
+    if floor is not None:
+        ax.axhline(floor, linestyle=":", linewidth=1, color="tab:red")
+    ax.set_title(f"live {metric} on labelled predictions (buckets with 5 or more)", fontsize=10)
+    return (f"Live {metric} per time bucket (dashed: the test estimate; dotted: the alert "
+            "floor, test - metric_drop)", _png(fig))
+
+
+def _distributions(reference: Sample, live: Sample, drift: Drift) -> tuple[str, bytes]:
+    fig = _figure(8.0, 3.0)
+    left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    bins = np.linspace(min(reference.confidence.min(), live.confidence.min()), 1.0, 30)
+    left.hist(reference.confidence, bins=bins, density=True, alpha=0.5, label="reference")
+    left.hist(live.confidence, bins=bins, density=True, alpha=0.5, label="live")
+    left.set_title("confidence", fontsize=10)
+    left.legend(fontsize=8)
+    if drift.ood is not None:
+        both = np.concatenate([drift.ood.reference, drift.ood.live])
+        both = both[np.isfinite(both)]
+        edges = np.linspace(both.min(), both.max(), 30) if len(both) and np.ptp(both) > 0 \
+            else 10
+        right.hist(drift.ood.reference, bins=edges, density=True, alpha=0.5, label="reference")
+        right.hist(drift.ood.live, bins=edges, density=True, alpha=0.5, label="live")
+        right.axvline(drift.ood.threshold, color="tab:red", linestyle="--", linewidth=1,
+                      label="OOD threshold")
+        right.set_title("OOD score (" + ("k-NN distance to the reference"
+                                         if drift.ood.source == "embedding"
+                                         else "1 - confidence") + ")", fontsize=10)
+        right.legend(fontsize=8)
+    for ax in (left, right):
+        ax.tick_params(labelsize=8)
+    return "Distributions: live against the reference", _png(fig)
+
+
+# ---- the page -----------------------------------------------------------------------------
+def render(result: MonitorResult, pngs: list[tuple[str, bytes]]) -> str:
+    status = result.status
+    css = VERDICT_CLASS.get(status, "NONE")
+    reasons = [c.sentence for c in result.checks_objects if c.alert]
+    summary = (f"<p class='verdict {css}'>{esc(status)}: {esc(result.headline)}</p>"
+               + (bullet_list(reasons, "findings") if reasons else "")
+               + table(None, result.facts())
+               + (bullet_list(result.notes) if result.notes else ""))
+    sections = [Section("summary", "Monitoring verdict", summary)]
+    if result.checks_objects:
+        rows = [(c.name, c.group, c.test,
+                 _num(c.statistic), _pval(c.p_value), _num(c.effect), _num(c.threshold),
+                 "ALERT" if c.alert else "-") for c in result.checks_objects]
+        body = (f"<p>{result.m} statistical checks; each alerts when p &lt; alpha / m = "
+                f"{esc(f'{result.level:.3g}')} (monitor.alpha {esc(result.alpha)}, Bonferroni) "
+                "and its effect reaches the threshold.</p>"
+                + table(["check", "group", "test", "statistic", "p-value", "effect",
+                         "threshold", "alert"], rows, numeric=True)
+                + bullet_list([c.sentence for c in result.checks_objects], "findings"))
+        sections.append(Section("checks", "Checks", body))
+    if pngs:
+        series = "".join(png_figure(png, caption) for caption, png in pngs[:-1])
+        sections.append(Section("time", "Over time", series))
+        sections.append(Section("distributions", "Distributions",
+                                png_figure(pngs[-1][1], pngs[-1][0])))
+    sections.append(Section("method", "How the checks work", _METHOD))
+    when = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return page(f"Monitoring: model version {result.version}",
+                f"{result.project_name} · {when} · {result.source}", sections)
+
+
+def _num(value: Any) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return f"{float(value):.4g}"
+
+
+def _pval(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return "< 1e-300" if value < 1e-300 else f"{value:.3g}"
+
+
+_METHOD = (
+    "<p>The reference is the champion's predictions on the validation split (computed with "
+    "the exported model, exactly as the server logs them). Live predictions of the same "
+    "model version are compared with it:</p><ul>"
+    "<li><b>input</b>: summary statistics of each input (image size, brightness and contrast "
+    "of the network input, channel means; text length and unknown word pieces; fields and "
+    "missing values of rows), two-sample Kolmogorov-Smirnov test plus the population "
+    "stability index (PSI) on reference deciles.</li>"
+    "<li><b>embedding</b>: a 32-number random projection of the network's penultimate "
+    "features; maximum mean discrepancy (RBF kernel, median heuristic) with a permutation "
+    "p-value.</li>"
+    "<li><b>prediction</b>: chi-square test of the predicted-class shares; effect: total "
+    "variation distance.</li>"
+    "<li><b>confidence</b>: one-sided Mann-Whitney U; effect: drop of the mean.</li>"
+    "<li><b>ood</b>: distance to the 5th nearest reference embedding (1 - confidence without "
+    "embeddings); the threshold flags monitor.ood_reference_rate of the reference; the live "
+    "count above it is tested against its exact beta-binomial null.</li>"
+    "<li><b>performance</b> (with --labels): the live primary metric with a one-sided bound "
+    "at the same level; alert when the bound is below the test estimate minus "
+    "monitor.metric_drop.</li></ul>"
+    "<p>Bonferroni over the checks keeps the chance of any false alarm on in-distribution "
+    "traffic at most monitor.alpha; an effect threshold keeps statistically significant but "
+    "negligible shifts (common with large samples) from alerting. The tests treat the live "
+    "predictions as independent draws: traffic that comes in bursts of near-identical inputs "
+    "(one client resending the same images) can look like drift, and is worth a look "
+    "either way.</p>")

@@ -1,0 +1,397 @@
+"""The live side of `dlw monitor`: the server's prediction log, or recent inputs run through the
+champion here (no server needed), as a `Sample` of columns.
+
+The log is `.dlw/serve/predictions.jsonl` with its rotations (`.1` newest ... `.N` oldest).
+Files are read newest first and stop as soon as the window is full or the rest is older than
+`since`; lines that are not a valid record (a torn last line, hand edits) are skipped and
+counted, never fatal. Records of other model versions are counted, not used: the reference
+belongs to one version.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dlworkflow.errors import DlwError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from dlworkflow.deploy.runtime.bundle import Bundle
+    from dlworkflow.project import Project
+
+BATCH = 256
+TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
+_NOT_IMAGES = {".csv", ".tsv", ".json", ".jsonl", ".txt", ".md", ".parquet", ".yaml", ".yml"}
+SUMMARY_FIELDS = {"image": ("width", "height", "mean", "std"),
+                  "text": ("chars", "words", "tokens", "unk"),
+                  "row": ("fields", "missing")}
+_ROTATED = re.compile(r"^predictions\.jsonl\.(\d+)$")
+
+
+@dataclass
+class Sample:
+    """Prediction records as columns: the reference's or the live ones."""
+
+    ids: list[str]
+    ts: np.ndarray  # float64 seconds since the epoch
+    labels: np.ndarray  # predicted class, str
+    confidence: np.ndarray  # float64
+    probs: np.ndarray | None  # (N, K) when every record has them
+    emb: np.ndarray | None  # (N, D) when every record has one
+    kind: str | None  # image | text | row (from the input summaries)
+    features: dict[str, np.ndarray]  # summary statistic -> float64 (N,)
+    values: dict[str, list[Any]] = field(default_factory=dict)  # raw tabular features
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class LogRead:
+    records: list[dict[str, Any]]
+    files: list[Path]
+    lines: int
+    skipped: int  # malformed lines
+    other_versions: dict[int, int]  # model version -> records not used
+    before_since: int
+
+
+class InputsError(DlwError):
+    """`--inputs` names nothing the champion can predict."""
+
+
+# ---- records -> columns -------------------------------------------------------------------
+def parse_ts(value: Any) -> float:
+    """ISO 8601 (naive = UTC) or epoch seconds -> epoch seconds; NaN if unreadable."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, datetime):
+        stamp = value
+    else:
+        try:
+            stamp = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+        except ValueError:
+            return math.nan
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=timezone.utc)
+    return stamp.timestamp()
+
+
+def valid_record(record: Any) -> bool:
+    """The fields every check needs, with the right types."""
+    if not isinstance(record, dict):
+        return False
+    confidence = record.get("confidence")
+    version = record.get("model_version")
+    return (isinstance(record.get("label"), str) and isinstance(record.get("input"), dict)
+            and isinstance(version, int) and not isinstance(version, bool)
+            and isinstance(confidence, (int, float)) and not isinstance(confidence, bool)
+            and math.isfinite(confidence) and math.isfinite(parse_ts(record.get("ts"))))
+
+
+def _matrix(records: list[dict[str, Any]], key: str) -> np.ndarray | None:
+    rows = [r.get(key) for r in records]
+    if not rows or any(not isinstance(v, list) or not v for v in rows):
+        return None
+    width = len(rows[0])
+    if any(len(v) != width for v in rows):
+        return None
+    try:
+        array = np.asarray(rows, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    return array if np.isfinite(array).all() else None
+
+
+def to_sample(records: list[dict[str, Any]]) -> Sample:
+    """Valid records (see `valid_record`) -> columns. Embeddings and probabilities are kept
+    only when every record has them with one width (they come from one model version)."""
+    inputs = [r["input"] for r in records]
+    kinds = {i.get("kind") for i in inputs}
+    kind = kinds.pop() if len(kinds) == 1 else None
+    features: dict[str, np.ndarray] = {}
+    for name in SUMMARY_FIELDS.get(kind or "", ()):
+        features[name] = np.array([_number(i.get(name)) for i in inputs], dtype=np.float64)
+    if kind == "image":
+        channels = [i.get("channel_means") or [] for i in inputs]
+        width = min((len(c) for c in channels), default=0)
+        if width > 1:  # one channel: its mean is the image mean
+            for c in range(width):
+                features[f"channel_{c}"] = np.array([_number(v[c]) for v in channels])
+    values: dict[str, list[Any]] = {}
+    if records and all(isinstance(r.get("values"), dict) for r in records):
+        names = list(records[0]["values"])
+        values = {name: [r["values"].get(name) for r in records] for name in names}
+    return Sample(
+        ids=[str(r.get("id") or f"#{i}") for i, r in enumerate(records)],
+        ts=np.array([parse_ts(r["ts"]) for r in records], dtype=np.float64),
+        labels=np.array([r["label"] for r in records], dtype=object),
+        confidence=np.array([float(r["confidence"]) for r in records], dtype=np.float64),
+        probs=_matrix(records, "probs"), emb=_matrix(records, "emb"), kind=kind,
+        features=features, values=values)
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return math.nan
+    return float(value)
+
+
+# ---- the prediction log -------------------------------------------------------------------
+def log_files(root: Path) -> list[Path]:
+    """The log and its rotations, oldest first (`.N` ... `.1`, then the live file)."""
+    from dlworkflow.deploy.serve.predlog import log_path
+
+    live = log_path(Path(root))
+    if not live.parent.is_dir():
+        return []
+    rotated = []
+    for child in live.parent.iterdir():
+        match = _ROTATED.match(child.name)
+        if match and child.is_file():
+            rotated.append((int(match.group(1)), child))
+    files = [p for _, p in sorted(rotated, reverse=True)]
+    return files + ([live] if live.is_file() else [])
+
+
+def _lines_newest_first(path: Path) -> Iterator[str]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return
+    yield from reversed(lines)
+
+
+def read_log(root: Path, *, version: int, since: float | None = None,
+             window: int | None = None) -> LogRead:
+    """Records of model `version` (oldest first), newer than `since` (epoch seconds), at
+    most the newest `window`."""
+    files = log_files(root)
+    out: list[dict[str, Any]] = []
+    lines = skipped = before = 0
+    others: dict[int, int] = {}
+    for path in reversed(files):  # newest file first
+        file_valid = file_newer = False
+        for line in _lines_newest_first(path):
+            if not line.strip():
+                continue
+            lines += 1
+            try:
+                record = json.loads(line)
+            except (ValueError, RecursionError):
+                skipped += 1
+                continue
+            if not valid_record(record):
+                skipped += 1
+                continue
+            file_valid = True
+            ts = parse_ts(record["ts"])
+            if since is not None and ts < since:
+                before += 1
+                continue
+            file_newer = True
+            if record["model_version"] != version:
+                others[record["model_version"]] = others.get(record["model_version"], 0) + 1
+                continue
+            out.append(record)
+            if window is not None and len(out) >= window:
+                break
+        if (window is not None and len(out) >= window) or (
+                since is not None and file_valid and not file_newer):
+            break  # full, or this whole file is older than `since` (so are older files)
+    out.sort(key=lambda r: parse_ts(r["ts"]))
+    return LogRead(records=out, files=files, lines=lines, skipped=skipped,
+                   other_versions=others, before_since=before)
+
+
+# ---- --inputs: recent inputs through the champion -----------------------------------------
+@dataclass
+class InputsRead:
+    records: list[dict[str, Any]]
+    files: list[Path]
+    skipped: list[tuple[str, str]]  # (item, reason)
+
+
+def read_inputs(project: Project, bundle: Bundle, path: str | Path) -> InputsRead:
+    """A folder of images (image models), or CSV / TSV / JSONL / JSON / Parquet tables of
+    texts or feature rows (a file, or a folder of them), as prediction records of the
+    champion. ids: image paths relative to the folder; table rows: `data.id_column` (or an
+    `id` column), else "<file>:row <n>" (1-based, as `dlw ingest` names them). Times: a `ts`
+    or `timestamp` column, else the file's modification time."""
+    path = Path(path)
+    if not path.exists():
+        raise InputsError(f"--inputs {path} does not exist.", expected="a folder or a file",
+                          received=str(path), fix="pass the folder of recent inputs")
+    if bundle.modality == "image":
+        files = _image_files(path)
+        values = [(f.relative_to(path).as_posix() if path.is_dir() else f.name, f)
+                  for f in files]
+        result = InputsRead([], files, [])
+        for start in range(0, len(values), BATCH):
+            _image_batch(bundle, values[start:start + BATCH], result)
+    else:
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower()
+                       in TABLE_SUFFIXES) if path.is_dir() else [path]
+        result = InputsRead([], files, [])
+        for file in files:
+            _table_records(project, bundle, file, result)
+    if not result.records:
+        raise InputsError(f"--inputs {path} holds nothing the model can predict.",
+                          expected="image files" if bundle.modality == "image" else
+                          "tables (CSV, TSV, JSONL, JSON, Parquet) of "
+                          + ("texts" if bundle.modality == "text" else "feature rows"),
+                          received=f"{len(files)} file(s), {len(result.skipped)} unusable"
+                          + (f" (first: {result.skipped[0][0]}: {result.skipped[0][1]})"
+                             if result.skipped else ""),
+                          fix="point --inputs at recent inputs of the kind the model takes")
+    result.records.sort(key=lambda r: parse_ts(r["ts"]))
+    return result
+
+
+def _image_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    return sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
+                  and p.suffix.lower() not in _NOT_IMAGES)
+
+
+def _image_batch(bundle: Bundle, items: list[tuple[str, Path]], result: InputsRead) -> None:
+    ids, values, stamps = [], [], []
+    for name, file in items:
+        try:
+            values.append(file.read_bytes())
+            stamps.append(file.stat().st_mtime)
+            ids.append(name)
+        except OSError as exc:
+            result.skipped.append((name, f"cannot read the file: {exc.strerror or exc}"))
+    _predict(bundle, ids, values, stamps, result)
+
+
+def _predict(bundle: Bundle, ids: list[str], values: list[Any], stamps: list[float],
+             result: InputsRead, *, raw: list[dict[str, Any]] | None = None) -> None:
+    """prepare + infer + records; an item the model cannot take is dropped with its reason
+    (InputError names its index) and the rest predicted."""
+    from dlworkflow.deploy.runtime.bundle import InputError
+    from dlworkflow.deploy.runtime.observe import infer, prepare, records
+
+    keep = list(range(len(values)))
+    while keep:
+        try:
+            x, summaries = prepare(bundle, [values[i] for i in keep])
+            break
+        except InputError as exc:
+            index = exc.context.get("index")
+            if not isinstance(index, int) or not 0 <= index < len(keep):
+                raise InputsError(f"The inputs do not fit the model: {exc.what}",
+                                  expected=exc.expected, received=exc.received,
+                                  fix=exc.fix or "pass inputs with the model's fields") from None
+            bad = keep.pop(index)
+            result.skipped.append((ids[bad], exc.context.get("reason") or exc.what))
+    if not keep:
+        return
+    probs, emb = infer(bundle, x)
+    made = records(bundle, summaries, probs, emb, ids=[ids[i] for i in keep])
+    for i, record in zip(keep, made):
+        record["ts"] = datetime.fromtimestamp(stamps[i], timezone.utc).isoformat(
+            timespec="milliseconds")
+        if raw is not None:
+            record["values"] = raw[i]
+        result.records.append(record)
+
+
+def _table_records(project: Project, bundle: Bundle, file: Path, result: InputsRead) -> None:
+    from dlworkflow.data.tables import read_chunks
+    from dlworkflow.deploy.runtime.observe import rows_to_values
+
+    data = project.config.data
+    id_column = data.id_column or "id"
+    mtime = file.stat().st_mtime
+    row = 0
+    strings = [id_column] + ([data.text_column] if bundle.modality == "text" else [])
+    for chunk in read_chunks(file, string_columns=strings):
+        ids = []
+        for k in range(len(chunk)):
+            given = chunk[id_column].iloc[k] if id_column in chunk else None
+            ids.append(str(given) if given is not None and str(given) not in ("", "<NA>")
+                       else f"{file.name}:row {row + k + 1}")
+        row += len(chunk)
+        stamps = _stamps(chunk, mtime)
+        if bundle.modality == "text":
+            if data.text_column not in chunk:
+                raise InputsError(f"{file.name} has no text column {data.text_column!r}.",
+                                  received=", ".join(map(str, chunk.columns[:10])),
+                                  fix="name the column as data.text_column says")
+            values = rows_to_values(bundle, chunk.rename(columns={data.text_column: "text"}))
+            _predict(bundle, ids, values, stamps, result)
+        else:
+            values = rows_to_values(bundle, chunk)
+            _predict(bundle, ids, values, stamps, result, raw=values)
+
+
+def _stamps(chunk: pd.DataFrame, default: float) -> list[float]:
+    for column in ("ts", "timestamp"):
+        if column in chunk:
+            parsed = [parse_ts(v) for v in chunk[column]]
+            return [v if math.isfinite(v) else default for v in parsed]
+    return [default] * len(chunk)
+
+
+# ---- labels -------------------------------------------------------------------------------
+def read_labels(path: str | Path) -> dict[str, str]:
+    """A CSV with columns id,label -> {id: label} (the last row of a repeated id wins)."""
+    import csv
+
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            header = [h.strip() for h in reader.fieldnames or []]
+            if "id" not in header or "label" not in header:
+                raise DlwError(f"{path.name} does not have the columns id and label.",
+                               expected="a CSV with a header row: id,label",
+                               received=", ".join(header) or "no header",
+                               fix="write one row per prediction id (the `id` the server "
+                                   "returned, or the --inputs file name / row id)")
+            out = {}
+            for row in reader:
+                row = {(k or "").strip(): v for k, v in row.items()}
+                key, label = (row.get("id") or "").strip(), (row.get("label") or "").strip()
+                if key and label:
+                    out[key] = label
+            return out
+    except OSError as exc:
+        raise DlwError(f"Cannot read the labels file {path}.", received=exc.strerror or str(exc),
+                       fix="pass --labels FILE (CSV with id,label)") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DlwError(f"{path.name} is not a readable CSV.", received=str(exc)[:200],
+                       fix="save the labels as UTF-8 CSV with columns id,label") from None
+
+
+def since_seconds(since: str | datetime | None) -> float | None:
+    """--since (ISO 8601; a date or a time without zone reads as UTC) -> epoch seconds."""
+    if since is None:
+        return None
+    value = parse_ts(since)
+    if not math.isfinite(value):
+        raise DlwError(f"--since {since!r} is not a date or time.",
+                       expected="ISO 8601, e.g. 2026-11-27 or 2026-11-27T03:50:00+00:00",
+                       received=repr(since), fix="pass an ISO date or time")
+    return value
+
+
+def file_age_note(files: list[Path]) -> str:
+    """"3 files, 1.2 MB" for the result's rows."""
+    size = sum(os.path.getsize(f) for f in files if f.exists())
+    return f"{len(files)} file{'s' if len(files) != 1 else ''}, {size / 1e6:.1f} MB"
