@@ -151,7 +151,8 @@ def monitor(project: Project, *, inputs: str | Path | None = None,
                               window=window, webhook=webhook, write=write)
             record = {"status": result.status, "version": result.version,
                       "n": result.n_live, "alerts": [c["name"] for c in result.alerts],
-                      "checks": [{k: c.get(k) for k in ("name", "p_value", "effect", "alert")}
+                      "checks": [{k: c.get(k) for k in ("name", "group", "p_value", "effect",
+                                                        "alert")}
                                  for c in result.checks]}
             run.outputs = {"hash": sha256_json(record), **record,
                            "report": str(result.report) if result.report else None}

@@ -338,7 +338,32 @@ def deployment(ev: Evidence) -> Section:
     body.append(paragraph(f"Served predictions logged: {ev.n_predictions_logged:,} "
                           "(.dlw/serve/predictions.jsonl). Serve the champion with `dlw serve`; "
                           "`dlw rollback` restores the previous champion."))
+    body.append(maintenance(ev))
     return Section("deployment", "Deployment", "".join(body))
+
+
+def maintenance(ev: Evidence) -> str:
+    """Step 9 as recorded: the last drift check and the last champion/challenger decision."""
+    parts = ["<h3>Monitoring and retraining</h3>"]
+    monitored = ev.record("monitor")
+    if monitored is None:
+        parts.append(paragraph("Not monitored yet: once the champion takes traffic, "
+                               "`dlw monitor` compares it with the validation reference "
+                               "(drift, confidence, out-of-distribution rate) and "
+                               "`dlw retrain --data SOURCE` trains and compares a challenger."))
+    else:
+        alerts = monitored.outputs.get("alerts") or []
+        parts.append(paragraph(
+            f"Last drift check ({monitored.ended}, v{monitored.outputs.get('version')}, "
+            f"{monitored.outputs.get('n', 0):,} live predictions): "
+            f"{monitored.summary.get('headline')}"
+            + (f". Alerts: {', '.join(map(str, alerts))}" if alerts else "")
+            + ". Details: reports/monitor.html."))
+    retrained = ev.record("retrain")
+    if retrained is not None:
+        parts.append(paragraph(f"Last retraining ({retrained.ended}): "
+                               f"{retrained.summary.get('headline')}."))
+    return "".join(parts)
 
 
 def audit(ev: Evidence) -> Section:

@@ -142,6 +142,10 @@ def input_invariants_hold(ev: Evidence) -> Judgement:
     declared = (f"v{release['version']} declares its input ({spec.get('dtype')} "
                 f"{spec.get('shape')}); `dlw serve` refuses requests outside it and its limits "
                 f"(body {ev.config.serve.max_body_mb:g} MB, batch {ev.config.serve.max_batch})")
+    monitored = ev.latest("monitor")
+    if monitored is not None:
+        return Judgement(1.0, f"{declared}; `dlw monitor` tests live inputs against the "
+                         f"validation reference (last run: {monitored.summary.get('headline')})")
     if log["n"]:
         return Judgement(1.0, f"{declared}; {log['n']} served predictions logged with input "
                          "summaries (.dlw/serve/predictions.jsonl)")
@@ -226,9 +230,23 @@ def prediction_quality_not_regressed(ev: Evidence) -> Judgement:
                              f"{before['test_value']:.4f}", "find why the new model is worse",
                              failed=True)
         text += f" (v{before['version']}: {before.get('test_value', float('nan')):.4f})"
+    live = [r for r in ev.history("monitor")
+            if any(c.get("group") == "performance" for c in r.outputs.get("checks") or [])]
+    if live:
+        last = live[-1]
+        failed = any(c.get("group") == "performance" and c.get("alert")
+                     for c in last.outputs.get("checks") or [])
+        if failed:
+            return Judgement(0.0, f"{text}; `dlw monitor --labels` found the live metric "
+                             f"below the test estimate ({last.summary.get('headline')})",
+                             "retrain on fresh labelled data: `dlw retrain --data SOURCE`",
+                             failed=True)
+        return Judgement(1.0, f"{text}; `dlw monitor --labels` compares the live metric with "
+                         f"the test estimate ({len(live)} run(s), the last without a "
+                         "performance alert)")
     log = ev.predictions
     if log["n"]:
         text += (f"; {log['n']} served predictions logged, mean confidence "
                  f"{log['mean_confidence']:.3f}")
     return Judgement(0.5, text + "; live quality needs labelled traffic",
-                     "compare served predictions with labels as they arrive")
+                     "`dlw monitor --labels FILE` (id,label of served predictions)")
