@@ -14,7 +14,7 @@ app = typer.Typer(
     name="dlw",
     help="dlworkflow: a deep learning project from the problem definition to a tested model.\n\n"
     "Steps: init/define (1), ingest (2), explore (3), split (4), models/lr-find/augment-preview/"
-    "train (5-6), evaluate/test/export (7), report/audit (8); status shows where the project stands, run does every "
+    "train (5-6), evaluate/test/export (7), report/audit (8), monitor/retrain (9); status shows where the project stands, run does every "
     "stale step, demo does it all on real MNIST.",
     no_args_is_help=True,
     add_completion=False,
@@ -325,9 +325,59 @@ def promote(
 
 
 @app.command()
-def rollback(project: ProjectOpt = HERE) -> None:
-    """Make the previous champion the champion again."""
-    _show(_run(lambda: _load(project).rollback()))
+def rollback(
+    project: ProjectOpt = HERE,
+    to: Annotated[Optional[int], typer.Option(
+        "--to", help="The exported version to go back to (default: the previous champion).")
+    ] = None,
+) -> None:
+    """Make the previous champion (or version --to N) the champion again; a running
+    `dlw serve` reloads it."""
+    _show(_run(lambda: _load(project).rollback(to=to)))
+
+
+@app.command()
+def monitor(
+    project: ProjectOpt = HERE,
+    inputs: Annotated[Optional[Path], typer.Option(
+        help="Recent inputs instead of the server's log: a folder of images, or a CSV/JSONL "
+             "of texts or rows.")] = None,
+    labels: Annotated[Optional[Path], typer.Option(
+        help="CSV of id,label for recent predictions (live metrics against the test "
+             "estimate).")] = None,
+    since: Annotated[Optional[str], typer.Option(
+        help="Only predictions at or after this ISO time (e.g. 2026-11-27T00:00).")] = None,
+    window: Annotated[Optional[int], typer.Option(
+        help="Only the newest N predictions (default monitor.window).")] = None,
+    webhook: Annotated[Optional[str], typer.Option(
+        help="POST an alert to this URL (default monitor.webhook).")] = None,
+) -> None:
+    """Step 9: compare live traffic with the validation reference (input, embedding,
+    prediction, confidence and out-of-distribution drift; live metrics with --labels);
+    write reports/monitor.html. Exit 0 OK, 4 ALERT, 75 when another run holds the lock."""
+    result = _run(lambda: _load(project).monitor(inputs=inputs, labels=labels, since=since,
+                                                 window=window, webhook=webhook))
+    _show(result)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def retrain(
+    data: Annotated[str, typer.Option(
+        "--data", help="Fresh labelled data (any `dlw ingest` source).")],
+    project: ProjectOpt = HERE,
+    warm_start: Annotated[Optional[bool], typer.Option(
+        "--warm-start/--no-warm-start",
+        help="Start the challenger from the champion's weights (default retrain.warm_start).")
+    ] = None,
+) -> None:
+    """Step 9: ingest fresh data as a new dataset version (the sealed test set stays sealed;
+    fresh test samples form a separate sealed slice), train a challenger, compare it with the
+    champion on the same sealed data, promote it only if it is better by retrain.margin and
+    passes the gate. Resumable. Exit 0 promoted, 3 champion kept, 75 busy."""
+    result = _run(lambda: _load(project).retrain(data, warm_start=warm_start))
+    _show(result)
+    raise typer.Exit(result.exit_code)
 
 
 @app.command()

@@ -300,11 +300,31 @@ class Project:
 
         return promote(self.root, version)
 
-    def rollback(self) -> Any:
-        """Make the previous champion the champion again."""
+    def rollback(self, *, to: int | None = None) -> Any:
+        """Make the previous champion (or exported version `to`) the champion again."""
         from dlworkflow.deploy.export.versions_cmd import rollback
 
-        return rollback(self.root)
+        return rollback(self.root, to=to)
+
+    def monitor(self, *, inputs: str | Path | None = None, labels: str | Path | None = None,
+                since: str | None = None, window: int | None = None,
+                webhook: str | None = None) -> Any:
+        """Step 9: live traffic (the prediction log, or `inputs`) against the validation
+        reference: input, embedding, prediction, confidence and OOD drift, live metrics with
+        `labels`; writes reports/monitor.html; exit_code 4 on an alert."""
+        from dlworkflow.monitor.step import monitor
+
+        return monitor(self, inputs=inputs, labels=labels, since=since, window=window,
+                       webhook=webhook)
+
+    def retrain(self, data: str, *, warm_start: bool | None = None,
+                progress: bool = True) -> Any:
+        """Step 9: fresh labelled data -> a challenger, compared with the champion on the
+        sealed test set and the fresh slice; promoted only when better by retrain.margin and
+        passing the gate (exit_code 0 promoted, 3 kept out)."""
+        from dlworkflow.monitor.retrain import retrain
+
+        return retrain(self, data, warm_start=warm_start, progress=progress)
 
     def predict(self, paths: list[str | Path], *, out: str | Path | None = None,
                 version: int | None = None) -> Any:

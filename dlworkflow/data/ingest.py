@@ -2,20 +2,27 @@
 
 Unusable samples are quarantined with a reason; original files are only ever read. Re-ingest
 is incremental: a file whose path, size and modification time are unchanged is not decoded.
+
+After `data.source`, every `data.additions[i]` (fresh labelled data recorded by `dlw retrain
+--data`) is read into the same manifest, its sample ids prefixed `add<i+1>/`: one manifest,
+one dataset version. Without additions nothing differs from a plain ingest.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlworkflow.data.readers import Reader, make_reader
-from dlworkflow.data.sources import SourceScan, open_source
+from dlworkflow.data.sources import Candidate, SourceScan, open_source
 from dlworkflow.errors import DataError
 from dlworkflow.results import StepResult
 from dlworkflow.store import DatasetInfo, ImageDecodeError, write_dataset
 from dlworkflow.store.manifest import ManifestWriter, manifest_schema, version_of
+from dlworkflow.store.splits import addition_of, addition_prefix
 
 if TYPE_CHECKING:
     from dlworkflow.project import Project
@@ -38,6 +45,8 @@ class IngestResult(StepResult):
     n_reused: int = 0
     privacy: str = ""
     quarantine_examples: list[tuple[str, str]] = field(default_factory=list)
+    # data.additions, in order: {"number", "source", "prefix", "n_samples", "n_quarantined"}
+    additions: list[dict[str, Any]] = field(default_factory=list)
 
     def title(self) -> str:
         return "Step 2: data ingested"
@@ -54,6 +63,9 @@ class IngestResult(StepResult):
             ("unchanged files reused", f"{self.n_reused:,} (not decoded again)"),
             ("quarantined", self.n_quarantined),
         ]
+        rows += [(f"addition {a['number']}", f"{a['source']}: {a['n_samples']:,} samples "
+                  f"(ids {a['prefix']}...), {a['n_quarantined']} quarantined")
+                 for a in self.additions]
         rows += [(f"  {n} x", reason) for reason, n in self.quarantine_reasons.items()]
         rows += [("  e.g.", f"{sid}: {why}") for sid, why in self.quarantine_examples]
         if self.n_skipped:
@@ -74,12 +86,16 @@ def ingest(project: Project, source: str | None = None, *, deidentify: bool = Fa
         )
     if source != project.config.data.source:
         project.update_config({"data.source": source})
+    additions = list(project.config.data.additions)
     previous = project.upstream_hash("ingest")
     with project.step("ingest", overrides=None) as run:
         scan = open_source(project, source)
         reader = make_reader(project, scan, deidentify=deidentify)
-        writer, quarantined = _stream(project, scan, reader, progress=progress)
+        sources = [_Source(0, source, scan)] + _open_additions(project, scan, additions, reader)
+        writer, quarantined = _stream(project, sources, reader, progress=progress)
         info = _dataset_info(project, source, scan, writer, quarantined)
+        if additions:
+            info.extra["additions"] = [s.record() for s in sources[1:]]
         write_dataset(project, None, _quarantine_frame(quarantined), info)
         privacy = reader.finish(info.version)
         run.outputs = {"hash": info.version, "manifest": str(project.paths.manifest)}
@@ -89,39 +105,119 @@ def ingest(project: Project, source: str | None = None, *, deidentify: bool = Fa
             "n_samples": info.n_samples, "n_quarantined": info.n_quarantined,
             "source": source, "reused": reader.reused, "deidentified": deidentify,
         }
+        if additions:
+            run.summary["additions"] = info.extra["additions"]
     reasons = Counter(_reason_kind(q["reason"]) for q in quarantined)
     return IngestResult(
         source=source, dataset_version=info.version, n_samples=info.n_samples,
         class_counts=info.class_counts, n_quarantined=info.n_quarantined,
-        quarantine_reasons=dict(reasons.most_common()), n_skipped=len(scan.skipped),
+        quarantine_reasons=dict(reasons.most_common()),
+        n_skipped=sum(len(s.scan.skipped) for s in sources),
         data_format=_describe_format(info), changed=info.version != previous,
         manifest=str(project.paths.manifest), n_reused=reader.reused, privacy=privacy,
         quarantine_examples=[(q["sample_id"], q["reason"]) for q in quarantined[:5]],
+        additions=[s.record() for s in sources[1:]],
     )
 
 
-def _stream(project: Project, scan: SourceScan, reader: Reader, *,
+@dataclass
+class _Source:
+    """One source of this ingest: the main one (number 0) or data.additions[number - 1]."""
+
+    number: int
+    source: str
+    scan: SourceScan
+    n_samples: int = 0
+    n_quarantined: int = 0
+
+    @property
+    def prefix(self) -> str:
+        return addition_prefix(self.number) if self.number else ""
+
+    def record(self) -> dict[str, Any]:
+        return {"number": self.number, "source": self.source, "prefix": self.prefix,
+                "n_samples": self.n_samples, "n_quarantined": self.n_quarantined}
+
+
+def _open_additions(project: Project, main: SourceScan, additions: list[str],
+                    reader: Reader) -> list[_Source]:
+    """Scans of data.additions, their table columns checked against the main source's."""
+    out = []
+    for number, source in enumerate(additions, start=1):
+        scan = open_source(project, source)
+        if reader.privacy is not None and scan.kind.endswith("table"):
+            reader.privacy.table(scan)
+        _align_columns(project, main, scan, source=source)
+        out.append(_Source(number, source, scan))
+    return out
+
+
+def _align_columns(project: Project, main: SourceScan, scan: SourceScan, *,
+                   source: str) -> None:
+    """A tabular addition has the main source's feature columns, read with the main source's
+    kinds (number / string): one manifest schema."""
+    if not main.columns and not scan.columns:
+        return
+    if set(scan.columns) != set(main.columns):
+        missing = sorted(set(main.columns) - set(scan.columns))
+        extra = sorted(set(scan.columns) - set(main.columns))
+        raise DataError(
+            f"The addition {source!r} does not have the feature columns of data.source.",
+            expected=f"columns {', '.join(sorted(main.columns))}",
+            received=f"missing {missing or 'none'}, extra {extra or 'none'}",
+            fix="give the fresh table the same feature columns (or list them in "
+                "data.feature_columns), then run `dlw retrain --data` again")
+    if scan.columns != main.columns:  # same names, a kind inferred differently: use main's
+        from dlworkflow.data.tables import _table_candidates
+
+        scan.candidates = _table_candidates(Path(scan.location), project.config, None,
+                                            dict(main.columns))
+        scan.columns = dict(main.columns)
+
+
+def _candidates(sources: list[_Source]) -> Iterator[tuple[_Source, Candidate]]:
+    """Every candidate of every source in order, addition ids prefixed add<N>/."""
+    n_additions = len(sources) - 1
+    for src in sources:
+        for candidate in src.scan.candidates:
+            if src.number:
+                candidate.sample_id = src.prefix + candidate.sample_id
+            elif n_additions and addition_of(candidate.sample_id, n_additions) is not None:
+                raise DataError(
+                    f"The sample id {candidate.sample_id!r} of data.source looks like the id of "
+                    "an addition (add<N>/...): the two could not be told apart.",
+                    expected="main-source ids that do not start with add<N>/",
+                    received=candidate.sample_id,
+                    fix="rename the class folder (or id) that starts with add<N>/ in "
+                        "data.source")
+            yield src, candidate
+
+
+def _stream(project: Project, sources: list[_Source], reader: Reader, *,
             progress: bool) -> tuple[ManifestWriter, list[dict[str, Any]]]:
     """Read every candidate into the manifest writer (which also counts what the dataset
     summary needs); return it and the quarantined candidates."""
     from rich.progress import Progress
 
     allowed = set(project.config.data.classes or [])
-    writer = ManifestWriter(project, manifest_schema(project.config.task, scan.columns))
+    writer = ManifestWriter(project, manifest_schema(project.config.task,
+                                                     sources[0].scan.columns))
     quarantined: list[dict[str, Any]] = []
     try:
         with Progress(transient=True, disable=not progress) as bar:
             task = bar.add_task("reading samples", total=None)
-            for candidate in scan.candidates:
+            for src, candidate in _candidates(sources):
                 try:
                     if allowed and candidate.problem is None and candidate.label not in allowed:
                         raise ImageDecodeError(f"unknown label value {candidate.label!r} "
                                                f"(data.classes allows {sorted(allowed)})")
                     writer.add(reader.read(candidate))
+                    src.n_samples += 1
                 except ImageDecodeError as exc:
                     quarantined.append({"sample_id": candidate.sample_id,
                                         "path": str(candidate.path or ""),
                                         "label": candidate.label, "reason": exc.reason})
+                    src.n_quarantined += 1
                 bar.advance(task)
     except BaseException:
         writer.abort()
@@ -131,7 +227,8 @@ def _stream(project: Project, scan: SourceScan, reader: Reader, *,
         raise DataError(
             "No usable samples: every candidate was quarantined or skipped.",
             expected="at least one readable, labelled sample",
-            received=f"{len(quarantined)} quarantined, {len(scan.skipped)} skipped",
+            received=f"{len(quarantined)} quarantined, "
+                     f"{sum(len(s.scan.skipped) for s in sources)} skipped",
             fix="check the quarantine reasons and the source's layout",
         )
     writer.commit()

@@ -112,7 +112,10 @@ def _assignments(project: Project) -> pd.DataFrame | None:
 def _test_ids(split: pd.DataFrame | None) -> set[str]:
     if split is None:
         return set()
-    return set(split.loc[split["split"] == "test", "sample_id"].astype(str))
+    from dlworkflow.store.splits import is_sealed
+
+    sealed = split["split"].astype(str).map(is_sealed)
+    return set(split.loc[sealed, "sample_id"].astype(str))  # the test set and fresh slices
 
 
 def _map_and_labels(project: Project, ev: Evidence, stages: Stages, reader: PixelReader, *,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from dlworkflow.explore.duplicates import Duplicates
+from dlworkflow.store.splits import is_sealed
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,8 +36,10 @@ class Leakage:
     unassigned: int = 0  # manifest samples without a split (ingested after the split)
 
     def touching_test(self, kind: str) -> int:
+        """Duplicate groups that reach a sealed split (the test set or a fresh slice)."""
         table = self.exact if kind == "exact" else self.near
-        return sum(n for combo, n in table.items() if "test" in combo)
+        return sum(n for combo, n in table.items()
+                   if any(is_sealed(part) for part in combo.split(" / ")))
 
 
 def leakage(manifest: pd.DataFrame, assignments: pd.DataFrame, *, exact: Duplicates,
@@ -56,7 +59,7 @@ def leakage(manifest: pd.DataFrame, assignments: pd.DataFrame, *, exact: Duplica
             if len(result.examples) < 10 * SHOWN_LEAKS:
                 result.examples.append(SplitLeak(dups.kind, group.sample_ids, splits,
                                                  group.labels))
-    result.examples.sort(key=lambda e: ("test" not in e.splits, e.kind != "exact"))
+    result.examples.sort(key=lambda e: (not any(map(is_sealed, e.splits)), e.kind != "exact"))
     result.examples = result.examples[:SHOWN_LEAKS]
     _group_leaks(result, manifest, split_of)
     return result

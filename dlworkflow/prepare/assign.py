@@ -4,13 +4,21 @@ Units (samples tied by a group or by duplicate content, or a single sample) are 
 and, class by class, each goes to the split furthest below its target count. A sample that
 already has a split (from the previous `dlw split` with the same seed and fractions) keeps it,
 so adding samples never moves an existing one.
+
+Fresh samples (`fresh`: sample id -> addition number, the data of `dlw retrain --data`) never
+join the test set: where the assignment says test, they go to the sealed slice `fresh<N>` of
+their addition instead, so the test set, and its seal, stay exactly as they were. For the
+targets a fresh slice counts as test, so train and validation keep their usual shares.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+from dlworkflow.store.splits import fresh_name, is_sealed
 
 SPLITS = ("train", "val", "test")
 
@@ -57,8 +65,11 @@ def _order(seed: int, key: str) -> str:
 
 
 def assign(units: list[Unit], *, fractions: dict[str, float], seed: int, stratify: bool,
-           previous: dict[str, str]) -> tuple[dict[str, str], int]:
-    """sample id -> split, and how many units the previous split had already torn apart."""
+           previous: dict[str, str],
+           fresh: Mapping[str, int] | None = None) -> tuple[dict[str, str], int]:
+    """sample id -> split, and how many units the previous split had already torn apart.
+    Members listed in `fresh` (sample id -> addition number) go to `fresh<N>`, never test."""
+    place = _Placer(fresh or {})
     strata: dict[str, list[Unit]] = defaultdict(list)
     for unit in units:
         strata[unit.label if stratify else "*"].append(unit)
@@ -73,7 +84,7 @@ def assign(units: list[Unit], *, fractions: dict[str, float], seed: int, stratif
         total = sum(len(u.members) for u in stratum_units)
         target = {s: fractions[s] * total for s in SPLITS}
         count = dict.fromkeys(SPLITS, 0)
-        fresh = []
+        unplaced = []
         for unit in stratum_units:
             known = [previous[m] for m in unit.members if m in previous]
             if known:
@@ -83,22 +94,29 @@ def assign(units: list[Unit], *, fractions: dict[str, float], seed: int, stratif
                 chosen = Counter(known).most_common(1)[0][0]
                 conflicts += len(set(known)) > 1
                 for member in unit.members:
-                    _place_one(member, previous.get(member, chosen), result, count, all_count)
+                    place(member, previous.get(member, chosen), result, count, all_count)
             else:
-                fresh.append(unit)
-        for unit in sorted(fresh, key=lambda u: _order(seed, u.key)):
+                unplaced.append(unit)
+        for unit in sorted(unplaced, key=lambda u: _order(seed, u.key)):
             chosen = max(SPLITS, key=lambda s: (target[s] - count[s],
                                                 all_target[s] - all_count[s], -SPLITS.index(s)))
-            _place(unit, chosen, result, count, all_count)
+            for member in unit.members:
+                place(member, chosen, result, count, all_count)
     return result, conflicts
 
 
-def _place(unit: Unit, split: str, result: dict[str, str], *counts: dict[str, int]) -> None:
-    for member in unit.members:
-        _place_one(member, split, result, *counts)
+class _Placer:
+    """Puts one sample in a split and counts it: a fresh sample bound for test goes to its
+    addition's fresh slice, which counts towards the test share."""
 
+    def __init__(self, fresh: Mapping[str, int]) -> None:
+        self.fresh = fresh
 
-def _place_one(member: str, split: str, result: dict[str, str], *counts: dict[str, int]) -> None:
-    result[member] = split
-    for count in counts:
-        count[split] += 1
+    def __call__(self, member: str, split: str, result: dict[str, str],
+                 *counts: dict[str, int]) -> None:
+        if split == "test" and member in self.fresh:
+            split = fresh_name(self.fresh[member])
+        result[member] = split
+        bucket = "test" if is_sealed(split) else split
+        for count in counts:
+            count[bucket] += 1

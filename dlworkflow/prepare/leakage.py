@@ -1,6 +1,8 @@
-"""Cross-split leakage: test samples that duplicate train/validation samples (same content, or
-a near-duplicate image), and groups present in two splits. The policy in `split.duplicates`
-decides what happens to duplicated test samples: refuse the split, remove them, or accept."""
+"""Cross-split leakage: held-out samples (the test set and the fresh slices of `dlw retrain`)
+that duplicate train/validation samples (same content, or a near-duplicate image), and groups
+present in two splits. The policy in `split.duplicates` decides what happens to duplicated
+held-out samples: refuse the split, remove them, or accept. A group that spans the test set and
+a fresh slice is no leak: both are held out, neither is trained on."""
 
 from __future__ import annotations
 
@@ -8,18 +10,21 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dlworkflow.errors import SplitError
+from dlworkflow.store.splits import OPEN_SPLITS, is_sealed
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from dlworkflow.config import Split
 
-EXCLUDED = "excluded"  # the split of a test sample removed for duplicating training data
+EXCLUDED = "excluded"  # the split of a held-out sample removed for duplicating training data
+HELD_OUT = "held out"  # test and fresh slices, as one family for the group check
 
 
 @dataclass
 class Leaks:
-    test_duplicates: dict[str, str] = field(default_factory=dict)  # test sample id -> why
+    # held-out (test or fresh<N>) sample id -> why
+    test_duplicates: dict[str, str] = field(default_factory=dict)
     groups_in_two_splits: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
@@ -31,19 +36,28 @@ def find_leaks(frame: pd.DataFrame, near: list[tuple[str, str]]) -> Leaks:
     """frame: sample_id, content_hash, group, split; near: pairs of near-duplicate sample ids."""
     leaks = Leaks()
     split_of = dict(zip(frame["sample_id"], frame["split"]))
-    dev_hashes = set(frame.loc[frame["split"] != "test", "content_hash"])
-    test = frame[frame["split"] == "test"]
-    for sid, digest in zip(test["sample_id"], test["content_hash"]):
+    held_out = frame["split"].map(is_sealed).astype(bool)
+    dev_hashes = set(frame.loc[~held_out, "content_hash"])
+    for sid, digest, split in zip(frame.loc[held_out, "sample_id"],
+                                  frame.loc[held_out, "content_hash"],
+                                  frame.loc[held_out, "split"]):
         if digest in dev_hashes:
-            leaks.test_duplicates[sid] = "same content as a train/val sample"
+            leaks.test_duplicates[sid] = _where("same content as a train/val sample", split)
     for a, b in near:
         for one, other in ((a, b), (b, a)):
-            if split_of.get(one) == "test" and split_of.get(other) in ("train", "val"):
-                leaks.test_duplicates.setdefault(one, f"near duplicate of {other}")
+            split = split_of.get(one)
+            if split is not None and is_sealed(split) and split_of.get(other) in OPEN_SPLITS:
+                leaks.test_duplicates.setdefault(one, _where(f"near duplicate of {other}",
+                                                             split))
     grouped = frame.dropna(subset=["group"])
-    spans = grouped.groupby("group")["split"].nunique()
+    family = grouped["split"].map(lambda s: HELD_OUT if is_sealed(s) else s)
+    spans = family.groupby(grouped["group"]).nunique()
     leaks.groups_in_two_splits = sorted(str(g) for g in spans[spans > 1].index)
     return leaks
+
+
+def _where(reason: str, split: str) -> str:
+    return reason if split == "test" else f"{reason} (in {split})"
 
 
 def apply_policy(frame: pd.DataFrame, leaks: Leaks, cfg: Split) -> tuple[Any, dict[str, Any]]:

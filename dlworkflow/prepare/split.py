@@ -1,4 +1,9 @@
-"""`dlw split`: make the split, check it for leakage, and seal the test set."""
+"""`dlw split`: make the split, check it for leakage, and seal the test set.
+
+Samples of `data.additions` (the fresh data of `dlw retrain`) never join the test set: their
+test share forms a sealed slice `fresh<N>` per addition, with its own seal, so the test set
+and its seal stay as they were (store/splits.py).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,8 @@ from dlworkflow.prepare.assign import SPLITS, assign, units_of
 from dlworkflow.prepare.leakage import EXCLUDED, apply_policy, find_leaks
 from dlworkflow.results import StepResult
 from dlworkflow.store import SplitInfo, read_manifest, write_split
-from dlworkflow.store.manifest import dataset_version
-from dlworkflow.store.splits import assignment_hash, seal_hash
+from dlworkflow.store.manifest import dataset_version, read_dataset_info
+from dlworkflow.store.splits import addition_of, assignment_hash, fresh_number, seal_hash
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,6 +32,7 @@ class SplitResult(StepResult):
     kept: int
     new: int
     warnings: list[str] = field(default_factory=list)
+    slices: dict[str, dict[str, Any]] = field(default_factory=dict)  # SplitInfo.slices
 
     def title(self) -> str:
         return "Step 4: split made, test set sealed"
@@ -38,10 +44,13 @@ class SplitResult(StepResult):
                                                  if self.n_groups.get(name) else ""))
             for name, n in self.counts.items()
         ]
+        rows += [(name, f"{s['n']:,} fresh samples of addition {s['addition']}, sealed "
+                        f"{s['seal_hash'][:12]}") for name, s in self.slices.items()]
         rows += [
             ("kept from last split", f"{self.kept:,}; newly assigned {self.new:,}"),
             ("test seal", self.seal_hash[:12]),
-            ("reader of the test set", "`dlw test` only; every read is logged"),
+            ("reader of the test set", "`dlw test` only; every read is logged"
+             + ("" if not self.slices else " (fresh slices: `dlw retrain` only)")),
         ]
         rows += [("warning", w) for w in self.warnings]
         return rows
@@ -58,21 +67,38 @@ def split(project: Project) -> SplitResult:
         units = units_of(manifest["sample_id"].tolist(), manifest["label"].tolist(),
                          _links(manifest, grouped=grouped, near=near))
         mapping, _ = assign(units, fractions=fractions, seed=seed, stratify=cfg.stratify,
-                            previous=previous)
+                            previous=previous, fresh=_fresh_samples(project, manifest))
         frame = manifest.assign(split=manifest["sample_id"].map(mapping))
         frame, decision = apply_policy(frame, find_leaks(frame, near), cfg)
         info = _info(frame, fractions=fractions, seed=seed, grouped=grouped)
         write_split(project, frame[["sample_id", "split"]], info)
         run.outputs = {"hash": info.hash, "seal": info.seal_hash}
         run.summary = {"headline": ", ".join(f"{k} {v:,}" for k, v in info.counts.items())
+                       + "".join(f", {k} {v['n']:,}" for k, v in info.slices.items())
                        + f"; test sealed {info.seal_hash[:12]}", "counts": info.counts,
                        "duplicates": decision}
+        if info.slices:
+            run.outputs["slices"] = {k: v["seal_hash"] for k, v in info.slices.items()}
+            run.summary["slices"] = {k: v["n"] for k, v in info.slices.items()}
     kept = sum(1 for sid in mapping if sid in previous)
     return SplitResult(
         counts=info.counts, n_groups=info.n_groups if grouped else {}, seal_hash=info.seal_hash,
         split_hash=info.hash, kept=kept, new=len(mapping) - kept,
-        warnings=_warnings(frame, decision),
+        warnings=_warnings(frame, decision), slices=info.slices,
     )
+
+
+def _fresh_samples(project: Project, manifest: pd.DataFrame) -> dict[str, int]:
+    """sample id -> addition number, for the samples of data.additions (ids "add<N>/...")."""
+    additions = read_dataset_info(project).extra.get("additions") or []
+    if not additions:
+        return {}
+    out = {}
+    for sid in manifest["sample_id"].astype(str):
+        number = addition_of(sid, len(additions))
+        if number is not None:
+            out[sid] = number
+    return out
 
 
 def _links(manifest: pd.DataFrame, *, grouped: bool,
@@ -149,8 +175,22 @@ def _info(frame: pd.DataFrame, *, fractions: dict[str, float], seed: int,
         hash=assignment_hash(frame), seal_hash=seal_hash(frame[frame["split"] == "test"]),
         dataset_version=dataset_version(frame), classes=sorted(frame["label"].unique().tolist()),
         counts=counts, class_counts=by_class, seed=seed, fractions=fractions, grouped=grouped,
-        n_groups=n_groups,
+        n_groups=n_groups, slices=_slices(frame),
     )
+
+
+def _slices(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """One entry per fresh slice present, by addition number: its seal and class counts."""
+    names = sorted({s for s in frame["split"].dropna().unique() if fresh_number(s)},
+                   key=lambda s: fresh_number(s) or 0)
+    out = {}
+    for name in names:
+        rows = frame[frame["split"] == name]
+        out[name] = {"addition": fresh_number(name), "seal_hash": seal_hash(rows),
+                     "n": int(len(rows)),
+                     "class_counts": {str(k): int(v) for k, v in
+                                      rows["label"].value_counts().sort_index().items()}}
+    return out
 
 
 def _warnings(frame: pd.DataFrame, decision: dict[str, Any]) -> list[str]:

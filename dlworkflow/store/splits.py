@@ -1,9 +1,16 @@
 """The train / val / test assignment and its seal. Train and validation rows only: the sealed
-test set is read through `dlworkflow.store.sealed`, by `dlw test` alone."""
+test set (and the sealed fresh slices of `dlw retrain`) is read through
+`dlworkflow.store.sealed`, by `dlw test` and `dlw retrain` alone.
+
+Samples of `data.additions[N-1]` (fresh labelled data of `dlw retrain`) carry sample ids
+prefixed `add<N>/`. They never join the test set: the share the assignment would give to test
+forms a separate sealed slice, split value `fresh<N>`, with its own seal (`SplitInfo.slices`).
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import re
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dlworkflow.errors import SealedTestSetError, SplitError, StepOrderError
@@ -17,6 +24,39 @@ if TYPE_CHECKING:
 
 SPLITS = ("train", "val", "test")
 OPEN_SPLITS = ("train", "val")
+FRESH = "fresh"  # fresh<N>: the sealed slice of data.additions[N-1]
+_FRESH_NAME = re.compile(r"^fresh([1-9][0-9]*)$")
+_ADDITION_ID = re.compile(r"^add([1-9][0-9]*)/")
+
+
+def addition_prefix(number: int) -> str:
+    """The sample-id prefix of data.additions[number - 1] ("add1/", "add2/", ...)."""
+    return f"add{int(number)}/"
+
+
+def addition_of(sample_id: str, n_additions: int) -> int | None:
+    """The addition (1-based) a sample id belongs to, or None for the main source. Only the
+    `n_additions` recorded by ingest count (an id "add7/..." of a main source whose class
+    folder happens to be called "add7" stays a main-source id)."""
+    match = _ADDITION_ID.match(str(sample_id))
+    if match is None:
+        return None
+    number = int(match.group(1))
+    return number if number <= n_additions else None
+
+
+def fresh_name(number: int) -> str:
+    return f"{FRESH}{int(number)}"
+
+
+def fresh_number(split: str) -> int | None:
+    match = _FRESH_NAME.match(str(split))
+    return int(match.group(1)) if match else None
+
+
+def is_sealed(split: str) -> bool:
+    """The test set or a fresh slice: held out, read only by `dlw test` / `dlw retrain`."""
+    return split == "test" or fresh_number(split) is not None
 
 
 @dataclass
@@ -31,6 +71,9 @@ class SplitInfo:
     fractions: dict[str, float]
     grouped: bool
     n_groups: dict[str, int]
+    # fresh<N> -> {"addition": N, "seal_hash", "n", "class_counts"}; {} in splits made
+    # before `dlw retrain` existed (their split.json lacks the key)
+    slices: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def seal_hash(test_rows: pd.DataFrame) -> str:
@@ -92,6 +135,14 @@ def load_split(project: Project, name: str) -> pd.DataFrame:
             fix="evaluate on 'val' during development; `dlw test` is the one reader of the "
             "test set, and every read is logged in the ledger",
         )
+    if fresh_number(name) is not None:
+        raise SealedTestSetError(
+            f"The fresh slice {name!r} is sealed like the test set: training and validation "
+            "code cannot read it.",
+            expected="split 'train' or 'val'", received=repr(name),
+            fix="`dlw retrain` compares champion and challenger on it; every read is logged "
+            "in the ledger",
+        )
     if name not in OPEN_SPLITS:
         raise SplitError(f"Unknown split {name!r}.", expected="'train' or 'val'",
                          received=repr(name), fix="use 'train' or 'val'")
@@ -100,4 +151,8 @@ def load_split(project: Project, name: str) -> pd.DataFrame:
 
 
 def describe(info: SplitInfo) -> dict[str, Any]:
-    return {"hash": info.hash, "seal": info.seal_hash, "counts": info.counts}
+    out: dict[str, Any] = {"hash": info.hash, "seal": info.seal_hash, "counts": info.counts}
+    if info.slices:
+        out["slices"] = {name: {"seal": s["seal_hash"], "n": s["n"]}
+                         for name, s in info.slices.items()}
+    return out

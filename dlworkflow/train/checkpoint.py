@@ -199,9 +199,9 @@ def _check_same_settings(project: Project, record: RunRecord, meta: dict[str, An
                 "run with `dlw train --epochs N`")
     config = project.config.with_overrides({"train.epochs": saved}) if saved else project.config
     current = config.section_hash(*step_info("train").config_sections)
-    inputs = {"split": project.upstream_hash("split")}
-    if current != record.config_hash or inputs != record.inputs:
-        what = "the split" if inputs != record.inputs else \
+    split = project.upstream_hash("split")  # (a warm start's weights are in the checkpoint)
+    if current != record.config_hash or split != record.inputs.get("split"):
+        what = "the split" if split != record.inputs.get("split") else \
             "model:, augment:, train: or seed in dlworkflow.yaml"
         raise TrainError(
             f"Train run {record.id} cannot be resumed: {what} changed since it started, and "

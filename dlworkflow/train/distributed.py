@@ -39,6 +39,7 @@ import torch
 from dlworkflow.errors import TrainError
 
 RESULT_ENV = "DLW_RESULT_FILE"
+INIT_ENV = "DLW_TRAIN_INIT_FROM"  # the warm start's folder, handed to every rank
 WORKER_MODULE = "dlworkflow.train_worker"
 
 
@@ -162,13 +163,17 @@ def check_devices(devices: int) -> None:
 
 
 def launch(root: Path, *, devices: int, epochs: int | None, resume: bool,
-           progress: bool) -> dict[str, Any]:
-    """Run `dlw train` in `devices` processes; rank 0's result (a dict) when all succeed."""
+           progress: bool, init_from: str | Path | None = None) -> dict[str, Any]:
+    """Run `dlw train` in `devices` processes; rank 0's result (a dict) when all succeed.
+    init_from: the warm start's folder (train/warm_start.py), read by every rank."""
     check_devices(devices)
     with tempfile.TemporaryDirectory(prefix="dlw-ddp-") as tmp:
         result_file = Path(tmp) / "result.json"
         env = dict(os.environ)
         env[RESULT_ENV] = str(result_file)
+        env.pop(INIT_ENV, None)
+        if init_from is not None:
+            env[INIT_ENV] = str(init_from)
         if not torch.cuda.is_available():  # CPU ranks share the cores (train.threads too)
             env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // devices)))
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
@@ -189,6 +194,11 @@ def launch(root: Path, *, devices: int, epochs: int | None, resume: bool,
                 fix="fix the error above, or run `dlw train` without --devices to see it "
                     "in one process; `dlw train --resume` continues after the last epoch")
         return json.loads(result_file.read_text())
+
+
+def warm_start_from_env() -> str | None:
+    """A rank's warm start folder, as `launch` handed it down (None: no warm start)."""
+    return os.environ.get(INIT_ENV) or None
 
 
 def write_result(data: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ from dlworkflow.errors import TrainError
 from dlworkflow.models import META_FILE, create_model, save_trained
 from dlworkflow.results import StepResult, png_data_uri
 from dlworkflow.store.privacy import check_privacy_gate
-from dlworkflow.train import distributed, strategies, tracking
+from dlworkflow.train import distributed, strategies, tracking, warm_start
 from dlworkflow.train.checkpoint import Checkpointer, find_resumable
 from dlworkflow.train.progress import count_progress
 from dlworkflow.train.tensors import input_format, load_train_val, loading_label
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from dlworkflow.project import Project, StepRun
+    from dlworkflow.train.checkpoint import Resumable
 
 BEST_POINTER = "best.json"
 
@@ -79,56 +80,64 @@ class TrainResult(StepResult):
 
 
 def train(project: Project, *, epochs: int | None = None, progress: bool = True,
-          resume: bool = False, devices: int = 1) -> TrainResult:
+          resume: bool = False, devices: int = 1,
+          init_from: str | Path | None = None) -> TrainResult:
     """Train `model.name` with `train:` settings; `epochs` overrides train.epochs for this run.
 
     resume: continue the last train run, interrupted or failed, from its last epoch's
     checkpoint (same settings, same MLflow run); on CPU the result equals an uninterrupted
     run's. devices: data-parallel processes (train/distributed.py); `train.batch_size` stays
-    the global batch.
+    the global batch. init_from: warm start from an earlier model's weights (an exported
+    version folder models/v<N>/ or a trained run folder; same network and classes, else a
+    TrainError says why: train/warm_start.py). A resumed run continues from its checkpoint.
     """
     shard = distributed.current()
     if devices > 1 and shard is None:
         return _launch(project, devices=devices, epochs=epochs, resume=resume,
-                       progress=progress)
+                       progress=progress, init_from=init_from)
     privacy_accepted = check_privacy_gate(project)  # pii/phi: scanned, findings gone or accepted
     cfg = project.config
     split_info = store.read_split_info(project)  # raises StepOrderError before `dlw split`
     metric = cfg.problem.primary_metric or "accuracy"
     origin = find_resumable(project, epochs=epochs) if resume else None
+    warm = _warm_start(project, split_info, init_from, origin, shard=shard)
     distributed.barrier(shard)  # every rank has read the ledger before rank 0 writes to it
     if origin is not None:
         epochs = origin.epochs_override
     loop = LoopConfig.from_train_config(cfg.train, metric=metric, seed=cfg.seed, epochs=epochs)
     if shard is not None and not shard.is_main:  # compute only: no ledger, MLflow or files
-        generator, strategy, model, data = _build(project, split_info, shard, progress=False)
+        generator, strategy, model, data = _build(project, split_info, shard, progress=False,
+                                                  warm=warm)
         strategies.train_model(strategy, project, model, data, loop, generator=generator,
                                resume=origin.state if origin else None)
         return None  # type: ignore[return-value]  # rank 0 reports
     started = time.perf_counter()
     overrides = {"train.epochs": epochs} if epochs is not None else None
-    with project.step("train", inputs={"split": project.upstream_hash("split")},
+    with project.step("train", inputs=_inputs(project, warm, origin),
                       overrides=overrides) as run:
-        generator, strategy, model, data = _build(project, split_info, shard, progress=progress)
+        generator, strategy, model, data = _build(project, split_info, shard, progress=progress,
+                                                  warm=warm)
         tags = {tracking.LEDGER_TAG: str(run.run_id), "dlw.step": "train"}
         folder = origin.folder if origin else project.paths.train_dir / f"run-{run.run_id}"
         with tracking.tracked_run(project, run_name=f"{cfg.model.name}-run{run.run_id}",
                                   tags=tags, resume_run_id=origin.mlflow_run_id if origin
                                   else None) as tracker:
             tracker.log_params(run_params(project, split_info, loop, model, data))
-            tracker.log_params({**strategy.params(), "train.devices": _world(shard)})
+            tracker.log_params({**strategy.params(), "train.devices": _world(shard),
+                                **_warm_params(warm)})
             if origin is not None:  # epochs the interrupted run checkpointed but never logged
                 tracker.log_history(origin.state.history)
             checkpoint = Checkpointer(folder / "checkpoint", {
                 "ledger_run_id": run.run_id, "mlflow_run_id": tracker.run_id,
-                "epochs_override": epochs, "loop": dataclasses.asdict(loop)})
+                "epochs_override": epochs, "loop": dataclasses.asdict(loop),
+                **_warm_record(warm)})
             result = strategies.train_model(
                 strategy, project, model, data, loop, generator=generator,
                 callbacks=[tracker.on_epoch_end], progress=progress,
                 on_checkpoint=_recording(checkpoint.save, run),
                 resume=origin.state if origin else None)
             meta = model_meta(project, split_info, result, data, metric, run, tracker.run_id)
-            meta["transfer"] = strategy.summary()
+            meta.update(transfer=strategy.summary(), **_warm_record(warm))
             weights, digest = save_trained(folder, model, meta)
             tracker.log_metrics({f"best_val_{metric}": result.best_metric,
                                  "best_epoch": result.best_epoch}, step=result.best_epoch)
@@ -141,6 +150,8 @@ def train(project: Project, *, epochs: int | None = None, progress: bool = True,
                privacy_accepted=privacy_accepted)
         run.summary["transfer"] = strategy.summary()
         run.summary["devices"] = _world(shard)
+        if warm is not None or (origin is not None and origin.meta.get("init_from")):
+            run.summary["warm_start"] = warm.record() if warm else origin.meta["init_from"]
         if origin is not None:
             run.summary["resumed_from"] = origin.record.id
             run.summary["resumed_at_epoch"] = origin.state.epoch
@@ -160,8 +171,10 @@ def train(project: Project, *, epochs: int | None = None, progress: bool = True,
 
 
 def _build(project: Project, split_info: store.SplitInfo, shard: distributed.Shard | None, *,
-           progress: bool) -> tuple[Any, strategies.Strategy, Any, Any]:
-    """Seeded generator, transfer strategy, the model and its train/val data."""
+           progress: bool, warm: warm_start.WarmStart | None = None
+           ) -> tuple[Any, strategies.Strategy, Any, Any]:
+    """Seeded generator, transfer strategy, the model (warm-started when `warm`) and its
+    train/val data."""
     cfg = project.config
     threads = cfg.train.threads
     if shard is not None and not torch.cuda.is_available():  # ranks share the CPU cores
@@ -171,6 +184,10 @@ def _build(project: Project, split_info: store.SplitInfo, shard: distributed.Sha
     model = create_model(cfg.model.name, num_classes=len(split_info.classes), task=cfg.task,
                          **input_format(project),
                          **strategy.model_params(cfg.model.name, cfg.model.params))
+    if warm is not None:  # before the data loads: a misfit fails in a second
+        warm.load_into(model)
+        strategy = dataclasses.replace(
+            strategy, reason=f"{strategy.reason}; warm start from {warm.describe()}")
     # the model's preprocessing says how to load: image format and a pretrained backbone's
     # fixed normalisation, text max_len; the data's statistics go back into it
     with count_progress(loading_label(cfg.task), enabled=progress) as report:
@@ -180,12 +197,48 @@ def _build(project: Project, split_info: store.SplitInfo, shard: distributed.Sha
     return generator, strategy, model, data
 
 
+def _warm_start(project: Project, split_info: store.SplitInfo, init_from: str | Path | None,
+                origin: Resumable | None, *,
+                shard: distributed.Shard | None = None) -> warm_start.WarmStart | None:
+    """The checked warm start, or None (none asked, or a resumed run: its checkpoint holds
+    the weights). A data-parallel rank gets its folder from the launcher."""
+    if init_from is None and shard is not None:
+        init_from = distributed.warm_start_from_env()
+    if init_from is None or origin is not None:
+        return None
+    return warm_start.resolve(init_from, model=project.config.model.name,
+                              classes=list(split_info.classes))
+
+
+def _warm_record(warm: warm_start.WarmStart | None) -> dict[str, Any]:
+    """{"init_from": ...} for model.json and the checkpoint meta; {} without a warm start."""
+    return {"init_from": warm.record()} if warm is not None else {}
+
+
+def _warm_params(warm: warm_start.WarmStart | None) -> dict[str, Any]:
+    if warm is None:
+        return {}
+    return {"train.init_from": str(warm.weights)[:500], "train.init_from_sha256": warm.sha256}
+
+
+def _inputs(project: Project, warm: warm_start.WarmStart | None,
+            origin: Resumable | None) -> dict[str, Any]:
+    """The train step's ledger inputs: the split, and the warm start's weights when one
+    is used (a resumed run keeps its original inputs)."""
+    inputs = {"split": project.upstream_hash("split")}
+    if warm is not None:
+        inputs["init_from"] = warm.sha256
+    elif origin is not None and origin.record.inputs.get("init_from"):
+        inputs["init_from"] = origin.record.inputs["init_from"]
+    return inputs
+
+
 def _world(shard: distributed.Shard | None) -> int:
     return shard.world if shard is not None else 1
 
 
 def _launch(project: Project, *, devices: int, epochs: int | None, resume: bool,
-            progress: bool) -> TrainResult:
+            progress: bool, init_from: str | Path | None = None) -> TrainResult:
     """Check what one process would check first (clear errors, no stack of N tracebacks),
     then run the ranks; rank 0's TrainResult."""
     check_privacy_gate(project)
@@ -197,10 +250,10 @@ def _launch(project: Project, *, devices: int, epochs: int | None, resume: bool,
             "is the global batch, cut into one equal slice per process.",
             expected=f"a multiple of {devices}", received=str(batch),
             fix=f"train.batch_size: {max(devices, batch - batch % devices)} in dlworkflow.yaml")
-    if resume:
-        find_resumable(project, epochs=epochs)
+    origin = find_resumable(project, epochs=epochs) if resume else None
+    warm = _warm_start(project, store.read_split_info(project), init_from, origin)
     data = distributed.launch(project.root, devices=devices, epochs=epochs, resume=resume,
-                              progress=progress)
+                              progress=progress, init_from=warm.folder if warm else None)
     return TrainResult(**data)
 
 

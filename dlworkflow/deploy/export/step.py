@@ -2,9 +2,11 @@
 only after `dlw test` said PASS (or with --force --reason), and only if ONNX Runtime computes
 the same probabilities as PyTorch on the whole validation split (the parity check).
 
-A PASS export becomes the champion (`dlw serve` and `dlw predict` use it); a forced export is
-kept but promoted only by `dlw promote VERSION`. The version folder is built under a hidden
-temporary name and renamed into place when complete, so a failed export leaves nothing behind.
+A PASS export becomes the champion (`dlw serve` and `dlw predict` use it), unless
+`promote=False` (`dlw retrain` exports its challenger so, and promotes it only when it beats
+the champion); a forced export is kept but promoted only by `dlw promote VERSION`. The version
+folder is built under a hidden temporary name and renamed into place when complete, so a
+failed export leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from dlworkflow.ledger import git_commit
 from dlworkflow.results import StepResult
 from dlworkflow.deploy.runtime import versions as V
 from dlworkflow.deploy.runtime.bundle import FORMAT, Bundle, load_bundle
+from dlworkflow.deploy.runtime.observe import runtime_inputs
 from dlworkflow.deploy.runtime.spec import example_input, input_spec
 
 if TYPE_CHECKING:
@@ -99,7 +102,10 @@ def current_verdict(project: Project) -> tuple[str, dict[str, Any]]:
     return str(outputs.get("verdict", UNTESTED)), outputs
 
 
-def export(project: Project, *, force: bool = False, reason: str | None = None) -> ExportResult:
+def export(project: Project, *, force: bool = False, reason: str | None = None,
+           promote: bool = True) -> ExportResult:
+    """Export the trained model as models/v<N>/. promote: a PASS export becomes the champion
+    (False: kept beside it, as `dlw retrain` does with a challenger until it is compared)."""
     from dlworkflow.models import load_trained
     from dlworkflow.store import read_trained_pointer
 
@@ -153,11 +159,12 @@ def export(project: Project, *, force: bool = False, reason: str | None = None) 
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        if forced is None:
+        if forced is None and promote:
             V.promote(root, version)
         champion = V.champion(root)
         record = {"version": version, "verdict": verdict, "forced": forced, "parity": parity,
-                  "onnx_sha256": metadata["files"][V.ONNX_FILE], "champion": champion}
+                  "onnx_sha256": metadata["files"][V.ONNX_FILE], "champion": champion,
+                  "promoted": champion == version}
         run.outputs = {"hash": sha256_json(record), **record}
         run.summary = {"headline": f"exported v{version} ({metadata['model']}, {verdict}"
                                    f"{', FORCED: ' + forced['reason'] if forced else ''})",
@@ -211,33 +218,6 @@ def _write_folder(project: Project, folder: Path, version: int, model: Any,
     }
     atomic_write_json(folder / V.METADATA_FILE, metadata)
     return metadata
-
-
-def runtime_inputs(bundle: Bundle, rows: pd.DataFrame) -> np.ndarray:
-    """Manifest rows -> the bundle's input, through the runtime's own preprocessing (the
-    image files' bytes, the texts, the feature values): the path `dlw predict` and the server
-    take."""
-    if bundle.modality == "image":
-        return bundle.prepare_images([Path(p).read_bytes() for p in rows["path"]])
-    if bundle.modality == "text":
-        return bundle.prepare_texts(rows["text"].fillna("").astype(str).tolist())
-    return bundle.prepare_rows(table_records(rows, bundle.preprocessing["features"]))
-
-
-def table_records(rows: pd.DataFrame, features: list[str]) -> list[dict[str, Any]]:
-    """Rows -> [{feature: python value or None}] (manifest columns are "f:<name>")."""
-    import pandas as pd
-
-    out = []
-    for _, row in rows.iterrows():
-        record = {}
-        for name in features:
-            value = row["f:" + name] if "f:" + name in row else row.get(name)
-            record[name] = None if value is None or (not isinstance(value, str)
-                                                     and pd.isna(value)) else \
-                (value.item() if isinstance(value, np.generic) else value)
-        out.append(record)
-    return out
 
 
 def parity_check(project: Project, model: Any, meta: dict[str, Any],

@@ -1,4 +1,5 @@
-"""`dlw promote VERSION` and `dlw rollback`: move the champion pointer (the server reloads)."""
+"""`dlw promote VERSION` and `dlw rollback [--to N]`: move the champion pointer (a running
+server reloads the new champion)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,6 @@ def promote(root: Path, version: int) -> VersionsResult:
     return VersionsResult("promote", V.champion(root), V.versions(root))
 
 
-def rollback(root: Path) -> VersionsResult:
-    V.rollback(root)
+def rollback(root: Path, *, to: int | None = None) -> VersionsResult:
+    V.rollback(root, to=to)
     return VersionsResult("rollback", V.champion(root), V.versions(root))

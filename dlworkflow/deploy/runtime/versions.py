@@ -131,13 +131,21 @@ def promote(root: str | Path, version: int) -> None:
     _write(root, version, previous)
 
 
-def rollback(root: str | Path) -> int:
-    """Make the previous champion the champion again (skipping deleted versions); return it."""
+def rollback(root: str | Path, *, to: int | None = None) -> int:
+    """Make an earlier model the champion again; return its version.
+
+    to=None: the previous champion (skipping deleted versions). to=N: exported version N,
+    any complete one that passed `dlw test` or was exported with a recorded --force reason;
+    the current champion goes to the front of "previous", so the history is kept (and
+    `rollback()` afterwards returns to it). N being the champion already changes nothing.
+    """
     pointer = read_pointer(root)
     if pointer is None:
         raise VersionError("There is no champion model to roll back from.",
                            expected=f"{pointer_path(root)}", received="none",
                            fix="run `dlw export` (a PASS model becomes the champion)")
+    if to is not None:
+        return _rollback_to(root, int(to), current=int(pointer["version"]))
     previous = list(pointer.get("previous", []))
     while previous:
         candidate = previous.pop(0)
@@ -148,3 +156,24 @@ def rollback(root: str | Path) -> int:
                        "there is nothing to roll back to.",
                        expected="an earlier champion in champion.json's \"previous\"",
                        received="none", fix="use `dlw promote VERSION` to pick a version")
+
+
+def servable(metadata: dict[str, Any]) -> bool:
+    """A version that may serve: it passed `dlw test`, or was exported with a recorded
+    --force reason (never a FAIL without one)."""
+    return metadata.get("verdict") == "PASS" or bool((metadata.get("forced") or {}).get("reason"))
+
+
+def _rollback_to(root: str | Path, version: int, *, current: int) -> int:
+    metadata = read_metadata(root, version)  # VersionError for a missing / incomplete one
+    if not servable(metadata):
+        raise VersionError(
+            f"Version {version} may not serve: its test verdict was "
+            f"{metadata.get('verdict')} and no forced export was recorded.",
+            expected="a version that passed `dlw test`, or one exported with --force --reason",
+            received=f"v{version}: verdict {metadata.get('verdict')}",
+            fix="pick a version that passed `dlw test` (\"verdict\" in "
+                f"{models_dir(root).name}/v<N>/{METADATA_FILE})")
+    if version != current:
+        promote(root, version)
+    return version
