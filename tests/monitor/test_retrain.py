@@ -271,3 +271,45 @@ def test_rollback_restores_an_earlier_champion(scenario, tmp_path):
         (failed / V.METADATA_FILE).unlink()
         failed.rmdir()
     assert V.champion(root) == 2
+
+
+def test_the_running_server_serves_the_rolled_back_champion(scenario, tmp_path):
+    """`dlw serve` serves the promoted challenger; `dlw rollback` makes the previous champion
+    serve again, hot-reloaded by the running server (no restart), then back."""
+    import base64
+    import json
+    import time
+
+    import httpx
+    from typer.testing import CliRunner
+
+    import simkit
+    from dlworkflow.cli import app
+
+    root = scenario["project"].root
+    assert V.champion(root) == 2
+    image = next((scenario["folders"]["good"] / "7").glob("*.png")).read_bytes()
+    body = {"images": [base64.b64encode(image).decode()]}
+    auth = {"Authorization": f"Bearer {simkit.TOKEN}"}
+
+    def served_version(base: str, expected: int) -> int:
+        deadline = time.monotonic() + 15
+        while True:
+            reply = httpx.post(f"{base}/v1/predict", json=body, headers=auth, timeout=10)
+            assert reply.status_code == 200, reply.text
+            version = reply.json()["model_version"]
+            if version == expected or time.monotonic() > deadline:
+                return version
+            time.sleep(0.3)
+
+    with simkit.served(root, tmp_path / "serve.log") as port:
+        base = f"http://127.0.0.1:{port}"
+        assert served_version(base, 2) == 2
+        rolled = CliRunner().invoke(app, ["rollback", "-p", str(root), "--to", "1"])
+        assert rolled.exit_code == 0, rolled.output
+        assert served_version(base, 1) == 1  # hot-reloaded
+        assert json.loads(httpx.get(f"{base}/v1/model", headers=auth).text)["version"] == 1
+        back = CliRunner().invoke(app, ["rollback", "-p", str(root)])  # the one before: v2
+        assert back.exit_code == 0, back.output
+        assert served_version(base, 2) == 2
+    assert V.champion(root) == 2
