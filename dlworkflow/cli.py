@@ -422,7 +422,9 @@ def demo(
         "dlw-demo"),
     epochs: Annotated[Optional[int], typer.Option(help="Override train.epochs.")] = None,
 ) -> None:
-    """Init + define + ingest builtin:mnist5k + split + train + test, end to end."""
+    """All nine steps on a new project: builtin:mnist5k through define, ingest, explore,
+    split, train, test, export and report; then digits from another source are monitored
+    (drift) and retrained on (champion vs challenger)."""
     from dlworkflow.project import Project
 
     try:

@@ -105,6 +105,16 @@ def _finish(found: list[np.ndarray], h: np.ndarray, exclude: np.ndarray | None,
     return pairs[order], dist[order], notes
 
 
+CONFIRM_SIDE_MIN, CONFIRM_SIDE_MAX = 8, 32
+
+
+def confirm_side(size: tuple[int, int] | list[int]) -> int:
+    """The side of the gray images near duplicates are confirmed on: the data's usual image
+    size, clipped to 8..32 px (explore and split use the same, so they agree on what a near
+    duplicate is; a few small images in the data must not make every image small)."""
+    return int(np.clip(max(size), CONFIRM_SIDE_MIN, CONFIRM_SIDE_MAX))
+
+
 def confirm_pairs(pairs: np.ndarray, pixels: Callable[[np.ndarray], np.ndarray],
                   ) -> np.ndarray:
     """Boolean mask of pairs whose small grayscale images correlate >= the threshold at some

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from dlworkflow.project import Project
 
 DEMO_MARKER = ".dlw/demo-project"
+DEMO_INCOMING = "incoming/scanner-b"  # step 9: digits from another source (a new scanner)
 DEMO_PROBLEM = {
     "objective": "Read handwritten digits (0-9) from 28x28 grayscale scans, so that "
     "numeric form fields can be captured without manual typing.",
@@ -59,7 +60,8 @@ def run_stale(project: Project, *, on_result: Callable[[Any], None] | None = Non
 def demo(project_type: type[Project], folder: str | Path = "dlw-demo", *,
          epochs: int | None = None, progress: bool = True,
          on_result: Callable[[Any], None] | None = None) -> tuple[Project, list[Any]]:
-    """A new project on real MNIST digits, through every available step, end to end."""
+    """A new project on real MNIST digits, through all nine steps, end to end: steps 1-8,
+    export of the PASS model, then monitoring and retraining on digits from another source."""
     root = Path(folder).resolve()
     _clear_previous_demo(root)
     project = project_type.init(root, task="image-classification", name="mnist-demo")
@@ -73,7 +75,37 @@ def demo(project_type: type[Project], folder: str | Path = "dlw-demo", *,
         on_result(defined)
     results = [defined, *run_stale(project, on_result=on_result, progress=progress,
                                    deploy=True)]
+    if project.status().state_of("test") == DONE and _has_champion(project):
+        results += maintain_demo(project, on_result=on_result, progress=progress)
     return project, results
+
+
+def maintain_demo(project: Project, *, on_result: Callable[[Any], None] | None = None,
+                  progress: bool = True) -> list[Any]:
+    """Step 9 of the demo: digits from another source arrive (scikit-learn's 8x8 UCI digits,
+    like a new scanner); `dlw monitor` flags the drift, `dlw retrain` trains a challenger on
+    them as fresh labelled data and promotes it only if it beats the champion on the same
+    sealed rows; the report is written again to show it."""
+    from dlworkflow.datasets import get_builtin
+
+    incoming = project.root / DEMO_INCOMING
+    if not incoming.is_dir():
+        get_builtin("digits").materialise(incoming)
+    results = []
+    for action in (lambda: project.monitor(inputs=incoming),
+                   lambda: project.retrain(str(incoming), progress=progress),
+                   project.report):
+        result = action()
+        results.append(result)
+        if on_result:
+            on_result(result)
+    return results
+
+
+def _has_champion(project: Project) -> bool:
+    from dlworkflow.deploy.runtime.versions import champion
+
+    return champion(project.root) is not None
 
 
 def _clear_previous_demo(root: Path) -> None:

@@ -121,10 +121,19 @@ def test_demo_runs_the_whole_workflow_on_mnist(tmp_path: Path):
     assert project.ledger.latest("test").summary["simple_as_good"] is False
     from dlworkflow.deploy.runtime.versions import champion, read_metadata
 
-    assert champion(tmp_path / "demo") == 1
     meta = read_metadata(tmp_path / "demo", 1)
     assert meta["verdict"] == "PASS" and meta["parity"]["agreement"] == 1.0
+    # step 9: digits from another source alert the monitor; retrained on them, the
+    # challenger beats the champion on the same sealed rows and serves
+    monitored = project.ledger.latest("monitor")
+    assert monitored.outputs["status"] == "ALERT" and "embedding MMD" in monitored.outputs["alerts"]
+    assert (tmp_path / "demo" / "reports" / "monitor.html").is_file()
+    decision = project.ledger.latest("retrain")
+    assert decision.outputs["outcome"] == "promoted", decision.summary
+    assert champion(tmp_path / "demo") == 2 and read_metadata(tmp_path / "demo", 2)["verdict"] == "PASS"
     with sqlite3.connect(tmp_path / "demo" / "mlruns.db") as conn:
-        assert conn.execute("select count(*) from runs").fetchone()[0] == 1
-    assert json.loads((tmp_path / "demo" / ".dlw" / "split" / "split.json").read_text())[
-        "counts"] == {"train": 3500, "val": 750, "test": 750}
+        assert conn.execute("select count(*) from runs").fetchone()[0] == 2
+    split = json.loads((tmp_path / "demo" / ".dlw" / "split" / "split.json").read_text())
+    assert split["counts"]["test"] == 750  # the sealed test set did not move
+    assert split["counts"]["train"] > 3500 and split["slices"]["fresh1"]["n"] > 200
+    assert "Last retraining" in (tmp_path / "demo" / "reports" / "report.html").read_text()

@@ -10,9 +10,7 @@ from dlworkflow.explore.duplicates import Duplicates, exact_duplicates, near_dup
 from dlworkflow.explore.evidence import Evidence, MapEvidence
 from dlworkflow.explore.overview import overview, read_privacy
 from dlworkflow.explore.pixels import PixelReader, stratified_sample
-
-CONFIRM_SIDE_MIN, CONFIRM_SIDE_MAX = 8, 32  # near duplicates are confirmed on gray images of
-# the data's usual size (a 1-pixel shift stays a whole pixel), at most 32 x 32
+from dlworkflow.similarity import confirm_side
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -79,7 +77,7 @@ def _images(project: Project, ev: Evidence, stages: Stages, reader: PixelReader)
     manifest = ev.manifest
 
     _, size = _image_format(project)
-    side = int(np.clip(max(size), CONFIRM_SIDE_MIN, CONFIRM_SIDE_MAX))
+    side = confirm_side(size)
 
     def pixels(rows: np.ndarray) -> np.ndarray:
         stages.start(f"reading {len(rows):,} images to confirm near duplicates", len(rows))

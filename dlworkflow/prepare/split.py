@@ -125,7 +125,7 @@ def _near_pairs(project: Project, manifest: pd.DataFrame) -> list[tuple[str, str
     confirmed on pixels), by sample id."""
     import numpy as np
 
-    from dlworkflow.similarity import confirm_pairs, near_pairs
+    from dlworkflow.similarity import confirm_pairs, confirm_side, near_pairs
     from dlworkflow.store.images import gray_pixels
 
     if "phash" not in manifest.columns or manifest["phash"].isna().all():
@@ -139,7 +139,8 @@ def _near_pairs(project: Project, manifest: pd.DataFrame) -> list[tuple[str, str
         return []
     pairs = valid[pairs]
     paths = manifest["path"].astype(str).to_numpy()
-    side = int(min(32, manifest["width"].min(), manifest["height"].min()))
+    side = confirm_side(project.config.data.image.size or read_dataset_info(project).size
+                        or (32, 32))
     max_pixels = project.config.data.max_image_pixels
     keep = confirm_pairs(pairs, lambda rows: gray_pixels(list(paths[rows]), side=side,
                                                          max_pixels=max_pixels))
