@@ -352,13 +352,10 @@ def maintenance(ev: Evidence) -> str:
                                "(drift, confidence, out-of-distribution rate) and "
                                "`dlw retrain --data SOURCE` trains and compares a challenger."))
     else:
-        alerts = monitored.outputs.get("alerts") or []
         parts.append(paragraph(
             f"Last drift check ({monitored.ended}, v{monitored.outputs.get('version')}, "
             f"{monitored.outputs.get('n', 0):,} live predictions): "
-            f"{monitored.summary.get('headline')}"
-            + (f". Alerts: {', '.join(map(str, alerts))}" if alerts else "")
-            + ". Details: reports/monitor.html."))
+            f"{monitored.summary.get('headline')}. Details: reports/monitor.html."))
     retrained = ev.record("retrain")
     if retrained is not None:
         parts.append(paragraph(f"Last retraining ({retrained.ended}): "
