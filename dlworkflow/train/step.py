@@ -117,57 +117,76 @@ def train(project: Project, *, epochs: int | None = None, progress: bool = True,
                       overrides=overrides) as run:
         generator, strategy, model, data = _build(project, split_info, shard, progress=progress,
                                                   warm=warm)
-        tags = {tracking.LEDGER_TAG: str(run.run_id), "dlw.step": "train"}
         folder = origin.folder if origin else project.paths.train_dir / f"run-{run.run_id}"
-        with tracking.tracked_run(project, run_name=f"{cfg.model.name}-run{run.run_id}",
-                                  tags=tags, resume_run_id=origin.mlflow_run_id if origin
-                                  else None) as tracker:
-            tracker.log_params(run_params(project, split_info, loop, model, data))
-            tracker.log_params({**strategy.params(), "train.devices": _world(shard),
-                                **_warm_params(warm)})
-            if origin is not None:  # epochs the interrupted run checkpointed but never logged
-                tracker.log_history(origin.state.history)
-            checkpoint = Checkpointer(folder / "checkpoint", {
-                "ledger_run_id": run.run_id, "mlflow_run_id": tracker.run_id,
-                "epochs_override": epochs, "loop": dataclasses.asdict(loop),
-                **_warm_record(warm)})
-            result = strategies.train_model(
-                strategy, project, model, data, loop, generator=generator,
-                callbacks=[tracker.on_epoch_end], progress=progress,
-                on_checkpoint=_recording(checkpoint.save, run),
-                resume=origin.state if origin else None)
-            meta = model_meta(project, split_info, result, data, metric, run, tracker.run_id)
-            meta.update(transfer=strategy.summary(), **_warm_record(warm))
-            weights, digest = save_trained(folder, model, meta)
-            tracker.log_metrics({f"best_val_{metric}": result.best_metric,
-                                 "best_epoch": result.best_epoch}, step=result.best_epoch)
-            tracker.log_artifacts([weights, folder / META_FILE, project.paths.config])
+        result, weights, digest, mlflow_run_id = _fit_tracked(
+            project, run, split_info=split_info, loop=loop, model=model, data=data,
+            strategy=strategy, generator=generator, folder=folder, shard=shard, warm=warm,
+            origin=origin, epochs=epochs, progress=progress)
         seconds = time.perf_counter() - started
-        write_pointer(project, folder, run_id=run.run_id, mlflow_run_id=tracker.run_id,
+        write_pointer(project, folder, run_id=run.run_id, mlflow_run_id=mlflow_run_id,
                       digest=digest)
         record(run, result, model=cfg.model.name, metric=metric, weights=weights,
-               digest=digest, mlflow_run_id=tracker.run_id, seconds=seconds, epochs=epochs,
+               digest=digest, mlflow_run_id=mlflow_run_id, seconds=seconds, epochs=epochs,
                privacy_accepted=privacy_accepted)
-        run.summary["transfer"] = strategy.summary()
-        run.summary["devices"] = _world(shard)
-        if warm is not None or (origin is not None and origin.meta.get("init_from")):
-            run.summary["warm_start"] = warm.record() if warm else origin.meta["init_from"]
-        if origin is not None:
-            run.summary["resumed_from"] = origin.record.id
-            run.summary["resumed_at_epoch"] = origin.state.epoch
+        _annotate(run, strategy=strategy, shard=shard, warm=warm, origin=origin)
     best = result.best
     out = TrainResult(
         model=cfg.model.name, parameters=model.parameter_count(), metric=metric,
         best_metric=result.best_metric, best_epoch=result.best_epoch,
         epochs_run=result.epochs_run, val_accuracy=best["val_accuracy"], seconds=seconds,
         weights=str(weights), folder=str(folder), ledger_run_id=run.run_id,
-        mlflow_run_id=tracker.run_id, browse=tracking.browse_hint(project),
+        mlflow_run_id=mlflow_run_id, browse=tracking.browse_hint(project),
         stopped_early=result.stopped_early, history=result.history,
         transfer=strategy.describe(), devices=_world(shard),
     )
     if shard is not None:
         distributed.write_result(dataclasses.asdict(out))
     return out
+
+
+def _fit_tracked(project: Project, run: Any, *, split_info: Any, loop: LoopConfig, model: Any,
+                 data: Any, strategy: Any, generator: Any, folder: Path, shard: Any, warm: Any,
+                 origin: Any, epochs: int | None, progress: bool) -> tuple[Any, Path, str, str]:
+    """Train inside an MLflow run with a checkpoint every epoch; save the best weights.
+    Returns (fit result, weights file, its sha256, the MLflow run id)."""
+    cfg = project.config
+    metric = loop.metric
+    tags = {tracking.LEDGER_TAG: str(run.run_id), "dlw.step": "train"}
+    with tracking.tracked_run(project, run_name=f"{cfg.model.name}-run{run.run_id}",
+                              tags=tags, resume_run_id=origin.mlflow_run_id if origin
+                              else None) as tracker:
+        tracker.log_params(run_params(project, split_info, loop, model, data))
+        tracker.log_params({**strategy.params(), "train.devices": _world(shard),
+                            **_warm_params(warm)})
+        if origin is not None:  # epochs the interrupted run checkpointed but never logged
+            tracker.log_history(origin.state.history)
+        checkpoint = Checkpointer(folder / "checkpoint", {
+            "ledger_run_id": run.run_id, "mlflow_run_id": tracker.run_id,
+            "epochs_override": epochs, "loop": dataclasses.asdict(loop),
+            **_warm_record(warm)})
+        result = strategies.train_model(
+            strategy, project, model, data, loop, generator=generator,
+            callbacks=[tracker.on_epoch_end], progress=progress,
+            on_checkpoint=_recording(checkpoint.save, run),
+            resume=origin.state if origin else None)
+        meta = model_meta(project, split_info, result, data, metric, run, tracker.run_id)
+        meta.update(transfer=strategy.summary(), **_warm_record(warm))
+        weights, digest = save_trained(folder, model, meta)
+        tracker.log_metrics({f"best_val_{metric}": result.best_metric,
+                             "best_epoch": result.best_epoch}, step=result.best_epoch)
+        tracker.log_artifacts([weights, folder / META_FILE, project.paths.config])
+    return result, weights, digest, tracker.run_id
+
+
+def _annotate(run: Any, *, strategy: Any, shard: Any, warm: Any, origin: Any) -> None:
+    """The ledger summary's transfer strategy, devices, warm start and resume facts."""
+    run.summary["transfer"] = strategy.summary()
+    run.summary["devices"] = _world(shard)
+    if warm is not None or (origin is not None and origin.meta.get("init_from")):
+        run.summary["warm_start"] = warm.record() if warm else origin.meta["init_from"]
+    if origin is not None:
+        run.summary["resumed_from"] = origin.record.id
+        run.summary["resumed_at_epoch"] = origin.state.epoch
 
 
 def _build(project: Project, split_info: store.SplitInfo, shard: distributed.Shard | None, *,

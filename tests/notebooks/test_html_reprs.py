@@ -199,11 +199,32 @@ def test_report_and_audit(flow):
     assert report.verdict in text and str(report.html) in text
 
 
+def test_monitor_and_retrain(flow, tmp_path: Path):
+    from PIL import Image, ImageOps
+
+    project = flow["project"]
+    fresh = tmp_path / "fresh"  # inverted digits: new content, and a drift
+    for path in sorted(project.paths.raw.rglob("*.png"))[:300]:
+        target = fresh / path.parent.name / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        ImageOps.invert(Image.open(path).convert("L")).save(target)
+    monitored = project.monitor(inputs=fresh)
+    checker = parse(monitored)
+    text = text_of(checker)
+    assert monitored.status == "ALERT" and "ALERT" in text and "embedding MMD" in text
+    assert_png_uris(checker, 1)
+    retrained = project.retrain(str(fresh), progress=False)
+    checker = parse(retrained)
+    text = text_of(checker)
+    assert retrained.outcome.upper() in text and retrained.reason[:40] in text
+    assert_png_uris(checker, 1 if retrained.comparison else 0)  # champion vs challenger
+
+
 def test_every_project_method_result_is_covered():
     """A new public method that returns a result needs a check in this module."""
     covered = {"status", "define", "ingest", "explore", "split", "train", "lr_find",
                "augment_preview", "evaluate", "test", "export", "predict", "promote",
-               "rollback", "report", "audit"}
+               "rollback", "report", "audit", "monitor", "retrain"}
     not_results = {"init", "load", "config", "update_config", "step", "upstream_hash",
                    "serve", "run", "demo"}
     public = {name for name in dir(Project) if not name.startswith("_")}
