@@ -5,7 +5,6 @@ distributions behind the confidence and out-of-distribution checks."""
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -15,6 +14,7 @@ import numpy as np
 
 from dlworkflow.monitor.drift import Drift, feature_label
 from dlworkflow.monitor.logread import Sample
+from dlworkflow.report.figures import new_figure, png_bytes
 from dlworkflow.report.html import Section, bullet_list, esc, page, png_figure, table
 
 if TYPE_CHECKING:
@@ -66,22 +66,6 @@ def _per_bucket(line: Timeline, values: np.ndarray, where: np.ndarray | None = N
 
 
 # ---- figures ------------------------------------------------------------------------------
-def _figure(width: float, height: float) -> Any:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _png(fig: Any) -> bytes:
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
-
-
 def _series(ax: Any, line: Timeline, values: np.ndarray, *, label: str,
             reference: float | None = None, color: str | None = None) -> None:
     drawn = ax.plot(line.x, values, marker="o", markersize=3, label=label, color=color)
@@ -117,7 +101,7 @@ def figures(reference: Sample, live: Sample, drift: Drift, *, buckets: int,
 
 def _confidence_and_ood(reference: Sample, live: Sample, drift: Drift,
                         line: Timeline) -> tuple[str, bytes]:
-    fig = _figure(8.0, 3.0)
+    fig = new_figure(8.0, 3.0)
     left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     _series(left, line, _per_bucket(line, live.confidence), label="live",
             reference=float(reference.confidence.mean()))
@@ -128,7 +112,7 @@ def _confidence_and_ood(reference: Sample, live: Sample, drift: Drift,
                 reference=drift.ood.reference_rate, color="tab:red")
         right.set_title(f"out-of-distribution rate ({drift.ood.source})", fontsize=10)
     return ("Mean confidence and out-of-distribution rate per time bucket (dashed: the "
-            "reference level)", _png(fig))
+            "reference level)", png_bytes(fig))
 
 
 def _classes(reference: Sample, live: Sample, line: Timeline) -> tuple[str, bytes]:
@@ -140,7 +124,7 @@ def _classes(reference: Sample, live: Sample, line: Timeline) -> tuple[str, byte
     for k, c in zip(live_keys, live_counts):
         share[k] = share.get(k, 0.0) + c / len(live)
     top = sorted(share, key=lambda k: -share[k])[:TOP_CLASSES]
-    fig = _figure(8.0, 3.0)
+    fig = new_figure(8.0, 3.0)
     ax = fig.add_subplot()
     labels = live.labels.astype(str)
     ref_labels = reference.labels.astype(str)
@@ -151,7 +135,7 @@ def _classes(reference: Sample, live: Sample, line: Timeline) -> tuple[str, byte
     ax.legend(fontsize=7, ncol=min(len(top), 6), loc="upper left")
     more = " (the most frequent classes)" if len(share) > TOP_CLASSES else ""
     return (f"Predicted-class shares per time bucket{more} (dashed: the reference share)",
-            _png(fig))
+            png_bytes(fig))
 
 
 def _inputs(reference: Sample, live: Sample, line: Timeline) -> tuple[str, bytes] | None:
@@ -159,14 +143,14 @@ def _inputs(reference: Sample, live: Sample, line: Timeline) -> tuple[str, bytes
              if n in live.features and n in reference.features]
     if not names or reference.kind != live.kind:
         return None
-    fig = _figure(8.0, 3.0)
+    fig = new_figure(8.0, 3.0)
     for i, name in enumerate(names):
         ax = fig.add_subplot(1, len(names), i + 1)
         ref = reference.features[name]
         _series(ax, line, _per_bucket(line, live.features[name]), label="live",
                 reference=float(np.nanmean(ref)) if np.isfinite(ref).any() else None)
         ax.set_title(feature_label(name), fontsize=9)
-    return "Input statistics per time bucket, mean (dashed: the reference mean)", _png(fig)
+    return "Input statistics per time bucket, mean (dashed: the reference mean)", png_bytes(fig)
 
 
 def _metric(live: Sample, drift: Drift, line: Timeline,
@@ -184,7 +168,7 @@ def _metric(live: Sample, drift: Drift, line: Timeline,
         pick = line.bucket[where] == b
         if pick.sum() >= 5:
             values[b] = function(y[pick], proba[pick])
-    fig = _figure(8.0, 3.0)
+    fig = new_figure(8.0, 3.0)
     ax = fig.add_subplot()
     test_value = metadata.get("test_value")
     _series(ax, line, values, label=f"live {metric}",
@@ -195,11 +179,11 @@ def _metric(live: Sample, drift: Drift, line: Timeline,
         ax.axhline(floor, linestyle=":", linewidth=1, color="tab:red")
     ax.set_title(f"live {metric} on labelled predictions (buckets with 5 or more)", fontsize=10)
     return (f"Live {metric} per time bucket (dashed: the test estimate; dotted: the alert "
-            "floor, test - metric_drop)", _png(fig))
+            "floor, test - metric_drop)", png_bytes(fig))
 
 
 def _distributions(reference: Sample, live: Sample, drift: Drift) -> tuple[str, bytes]:
-    fig = _figure(8.0, 3.0)
+    fig = new_figure(8.0, 3.0)
     left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     bins = np.linspace(min(reference.confidence.min(), live.confidence.min()), 1.0, 30)
     left.hist(reference.confidence, bins=bins, density=True, alpha=0.5, label="reference")
@@ -221,7 +205,7 @@ def _distributions(reference: Sample, live: Sample, drift: Drift) -> tuple[str, 
         right.legend(fontsize=8)
     for ax in (left, right):
         ax.tick_params(labelsize=8)
-    return "Distributions: live against the reference", _png(fig)
+    return "Distributions: live against the reference", png_bytes(fig)
 
 
 # ---- the page -----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The two-sample statistics of `dlw monitor` (numpy and scipy only).
+"""The two-sample statistics of `dlw monitor` (numpy and scipy; bootstrap draws as evaluate's).
 
 Every test compares a reference sample (the champion's predictions on the validation split)
 with a live sample (the prediction log) and returns an `Outcome`: a statistic, a p-value that
@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from dlworkflow.evaluate.scores import resample_counts
 
 PSI_BINS = 10
 PSI_EPS = 1e-4
@@ -345,20 +347,6 @@ def wilson_bound(successes: int, n: int, *, floor: float, level: float) -> Outco
                                             "method": "wilson"})
 
 
-def resample_weights(n: int, *, resamples: int, seed: int,
-                     chunk_cells: int = 4_000_000) -> Iterator[np.ndarray]:
-    """(chunk, n) bootstrap draw counts (how often each sample was drawn), chunk by chunk."""
-    rng = np.random.default_rng(seed)
-    per_chunk = max(1, chunk_cells // max(n, 1))
-    done = 0
-    while done < resamples:
-        b = min(per_chunk, resamples - done)
-        idx = rng.integers(0, n, size=(b, n))
-        flat = (idx + n * np.arange(b)[:, None]).ravel()
-        yield np.bincount(flat, minlength=b * n).reshape(b, n).astype(np.float64)
-        done += b
-
-
 def bootstrap_bound(metric: Callable[[np.ndarray], np.ndarray], n: int, *, floor: float,
                     level: float, seed: int = 0, resamples: int = 1000) -> Outcome:
     """Any metric against `floor` by the percentile bootstrap: `metric(weights)` maps (B, n)
@@ -370,7 +358,7 @@ def bootstrap_bound(metric: Callable[[np.ndarray], np.ndarray], n: int, *, floor
         return Outcome(float("nan"), None, 0.0, {"n": 0})
     b = int(min(MAX_PERMUTATIONS, max(resamples, math.ceil(2.0 / level))))
     point = float(metric(np.ones((1, n)))[0])
-    values = np.concatenate([metric(w) for w in resample_weights(n, resamples=b, seed=seed)])
+    values = np.concatenate([metric(w) for w in resample_counts(n, n_resamples=b, seed=seed)])
     values = values[np.isfinite(values)]
     if len(values) == 0:
         return Outcome(point, None, 0.0, {"n": n, "method": "bootstrap"})

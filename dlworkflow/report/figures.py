@@ -7,7 +7,8 @@ import io
 from typing import Any
 
 
-def _figure(width: float, height: float) -> Any:
+def new_figure(width: float, height: float) -> Any:
+    """A matplotlib Figure on an Agg canvas (no pyplot state, safe in threads)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -16,7 +17,8 @@ def _figure(width: float, height: float) -> Any:
     return fig
 
 
-def _png(fig: Any) -> bytes:
+def png_bytes(fig: Any) -> bytes:
+    """The figure as PNG bytes (tight layout)."""
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
@@ -28,7 +30,7 @@ def training_curves(history: list[dict[str, Any]], metric: str) -> bytes | None:
     if not history:
         return None
     epochs = [h.get("epoch", i + 1) for i, h in enumerate(history)]
-    fig = _figure(8.0, 3.2)
+    fig = new_figure(8.0, 3.2)
     loss, score = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     for key, label in (("train_loss", "train loss"), ("val_loss", "validation loss")):
         values = [h.get(key) for h in history]
@@ -48,7 +50,7 @@ def training_curves(history: list[dict[str, Any]], metric: str) -> bytes | None:
     score.set_xlabel("epoch")
     score.set_title("validation", fontsize=10)
     score.legend(fontsize=8)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def per_class_bars(per_class: list[dict[str, Any]], split: str) -> bytes | None:
@@ -57,7 +59,7 @@ def per_class_bars(per_class: list[dict[str, Any]], split: str) -> bytes | None:
     if not rows:
         return None
     rows = sorted(rows, key=lambda c: c["f1"])[:40]
-    fig = _figure(8.0, max(2.6, 0.28 * len(rows) + 1.2))
+    fig = new_figure(8.0, max(2.6, 0.28 * len(rows) + 1.2))
     ax = fig.add_subplot()
     y = range(len(rows))
     ax.barh([i - 0.2 for i in y], [c.get("recall") or 0.0 for c in rows], height=0.4,
@@ -71,4 +73,4 @@ def per_class_bars(per_class: list[dict[str, Any]], split: str) -> bytes | None:
     ax.invert_yaxis()
     ax.set_title(f"per class on {split}, weakest F1 first", fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
-    return _png(fig)
+    return png_bytes(fig)
