@@ -10,8 +10,25 @@ import pandas as pd
 
 from dlworkflow.project import Project
 
+TESTS = Path(__file__).resolve().parent
 TINY_TRANSFORMER = {"model.name": "transformer",
                     "model.params": {"d_model": 32, "heads": 2, "ff_dim": 64, "max_len": 24}}
+
+
+def helpers(relative: str):
+    """A conftest.py of the test tree as a module under its own name, loaded once (their
+    builders, e.g. helpers("train/conftest.py").build_digits_project), beside the fixtures
+    pytest registers from the same file."""
+    import importlib.util
+    import sys
+
+    name = "dlw_tests_" + relative.removesuffix(".py").replace("/", "_")
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, TESTS / relative)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
 def trained_project(root: Path, *, task: str, source: Path, config: dict) -> Project:

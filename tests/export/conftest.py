@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 from dlworkflow.project import Project
+from modality_data import helpers
 
 
 def _train_conftest():
-    """tests/train/conftest.py (build_digits_project, FAST_CONFIG), under its own name."""
-    path = Path(__file__).resolve().parents[1] / "train" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("dlw_tests_train_conftest", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """tests/train/conftest.py (build_digits_project, FAST_CONFIG)."""
+    return helpers("train/conftest.py")
 
 
 _TRAIN = _train_conftest()

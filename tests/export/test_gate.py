@@ -95,14 +95,9 @@ def test_gate_on_is_a_config_option(digits):
 def test_dlw_test_fails_on_a_constraint_and_records_the_evidence(tmp_path):
     """Through `dlw test`: the metric passes, the exported model is too large -> FAIL, with
     the measured size in the verdict, the ledger and the exit code; export then refuses."""
-    import importlib.util
-    from pathlib import Path
+    from modality_data import helpers
 
-    spec = importlib.util.spec_from_file_location(
-        "dlw_tests_export_conftest", Path(__file__).with_name("conftest.py"))
-    helpers = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(helpers)
-    trained_digits = helpers.trained_digits
+    trained_digits = helpers("export/conftest.py").trained_digits
     from dlworkflow.deploy.export.step import ExportRefusedError
 
     project = trained_digits(tmp_path)

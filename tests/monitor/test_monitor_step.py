@@ -6,7 +6,6 @@ latter."""
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import threading
@@ -25,17 +24,14 @@ from dlworkflow.fileio import run_lock
 from dlworkflow.monitor.logread import read_log, to_sample
 from dlworkflow.monitor.step import EXIT_ALERT, EXIT_OK, MonitorError, monitor
 from dlworkflow.project import Project
+from modality_data import helpers
 
 N_TRAIN = 1200  # digits 0..1199 form the project; 1200..1796 are held out
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
 def _train_conftest():
-    path = Path(__file__).resolve().parents[1] / "train" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("dlw_tests_train_conftest_monitor", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return helpers("train/conftest.py")
 
 
 @pytest.fixture(scope="module")

@@ -13,13 +13,9 @@ from dlworkflow.project import Project
 
 def _make_digits_folder(*args, **kwargs) -> Path:
     """tests/conftest.py's make_digits_folder (real digit PNGs), loaded under its own name."""
-    import importlib.util
+    from modality_data import helpers
 
-    path = Path(__file__).resolve().parents[1] / "conftest.py"
-    spec = importlib.util.spec_from_file_location("dlw_tests_root_conftest", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.make_digits_folder(*args, **kwargs)
+    return helpers("conftest.py").make_digits_folder(*args, **kwargs)
 
 
 TARGET = 0.6

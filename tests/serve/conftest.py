@@ -6,7 +6,6 @@ change it (promotion, rollback) work on a private copy.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,15 +15,11 @@ import pytest
 
 from dlworkflow.config import Serve
 from servekit import TOKEN, export_version
+from modality_data import helpers
 
 
 def _train_conftest() -> Any:
-    path = Path(__file__).parents[1] / "train" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("dlw_tests_train_conftest", path)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
+    return helpers("train/conftest.py")
 
 
 @pytest.fixture(scope="session")

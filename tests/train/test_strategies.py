@@ -20,17 +20,12 @@ from dlworkflow.train.data import TensorData
 from dlworkflow.train.strategies import AUTO_FROZEN_BELOW, HeadOnly, choose
 from dlworkflow.train.tensors import TrainData
 from dlworkflow.train.trainer import LoopConfig, fit, seed_everything
+from modality_data import helpers
 
 
 def _train_conftest():
     """tests/train/conftest.py as a module (its builder, beside its fixtures)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "_train_conftest", Path(__file__).with_name("conftest.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return helpers("train/conftest.py")
 
 
 _builders = _train_conftest()
