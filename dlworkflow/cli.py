@@ -325,6 +325,13 @@ def promote(
 
 
 @app.command()
+def versions(project: ProjectOpt = HERE) -> None:
+    """Exported model versions (model, verdict, forced reason, date), the champion and the
+    earlier champions (the rollback history)."""
+    _show(_run(lambda: _load(project).versions()))
+
+
+@app.command()
 def rollback(
     project: ProjectOpt = HERE,
     to: Annotated[Optional[int], typer.Option(

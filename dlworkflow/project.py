@@ -300,6 +300,12 @@ class Project:
 
         return promote(self.root, version)
 
+    def versions(self) -> Any:
+        """Every exported model version, the champion and the earlier champions."""
+        from dlworkflow.deploy.export.versions_cmd import listing
+
+        return listing(self.root)
+
     def rollback(self, *, to: int | None = None) -> Any:
         """Make the previous champion (or exported version `to`) the champion again."""
         from dlworkflow.deploy.export.versions_cmd import rollback

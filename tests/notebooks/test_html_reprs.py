@@ -161,6 +161,11 @@ def test_export_status_and_versions(flow):
     assert f"v{export.version} (champion)" in text_of(parse(promoted))
     rolled = project.rollback()
     assert f"v{second.version} (champion)" in text_of(parse(rolled))
+    listed = text_of(parse(project.versions()))
+    assert f"v{second.version} (champion)" in listed and f"v{export.version}" in listed
+    promoted = project.promote(export.version)  # v2 becomes an earlier champion
+    assert f"earlier championsv{second.version} (newest" in text_of(parse(project.versions()))
+    project.rollback()
 
 
 def test_predict_lr_find_and_augment_preview(flow, tmp_path: Path):
@@ -224,7 +229,7 @@ def test_every_project_method_result_is_covered():
     """A new public method that returns a result needs a check in this module."""
     covered = {"status", "define", "ingest", "explore", "split", "train", "lr_find",
                "augment_preview", "evaluate", "test", "export", "predict", "promote",
-               "rollback", "report", "audit", "monitor", "retrain"}
+               "rollback", "report", "audit", "monitor", "retrain", "versions"}
     not_results = {"init", "load", "config", "update_config", "step", "upstream_hash",
                    "serve", "run", "demo"}
     public = {name for name in dir(Project) if not name.startswith("_")}

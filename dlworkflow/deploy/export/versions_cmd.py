@@ -16,8 +16,12 @@ class VersionsResult(StepResult):
     action: str
     champion: int | None
     versions: list[dict[str, Any]]
+    history: list[int] | None = None  # earlier champions, newest first
 
     def title(self) -> str:
+        if self.action == "versions":
+            return f"exported versions: champion v{self.champion}" if self.champion else \
+                "exported versions: no champion yet"
         return f"{self.action}: champion is now v{self.champion}"
 
     def rows(self) -> list[tuple[str, Any]]:
@@ -27,14 +31,30 @@ class VersionsResult(StepResult):
             forced = f", FORCED: {m['forced']['reason']}" if m.get("forced") else ""
             rows.append((f"v{m['version']}{mark}", f"{m['model']}, {m['verdict']}{forced}, "
                                                     f"{m['created']}"))
+        if self.history:
+            rows.append(("earlier champions", ", ".join(f"v{v}" for v in self.history)
+                         + " (newest first; `dlw rollback [--to N]`)"))
         return rows
+
+
+def listing(root: Path) -> VersionsResult:
+    """Every exported version, the champion and the champions before it."""
+    pointer = V.read_pointer(root) or {}
+    return VersionsResult("versions", V.champion(root), V.versions(root),
+                          history=[int(v) for v in pointer.get("previous", [])])
 
 
 def promote(root: Path, version: int) -> VersionsResult:
     V.promote(root, version)
-    return VersionsResult("promote", V.champion(root), V.versions(root))
+    return _after("promote", root)
 
 
 def rollback(root: Path, *, to: int | None = None) -> VersionsResult:
     V.rollback(root, to=to)
-    return VersionsResult("rollback", V.champion(root), V.versions(root))
+    return _after("rollback", root)
+
+
+def _after(action: str, root: Path) -> VersionsResult:
+    result = listing(root)
+    result.action = action
+    return result
