@@ -36,11 +36,12 @@ class Timeline:
 
 def timeline(live: Sample, *, buckets: int) -> Timeline:
     """Equal-width time buckets over the live records (equal-count buckets in record order
-    when they all share one time, e.g. --inputs from one folder)."""
+    when their times span less than a second per bucket, e.g. --inputs from files written
+    together: such times say nothing about when the inputs arrived)."""
     n = len(live)
     ts = live.ts
     span = float(np.nanmax(ts) - np.nanmin(ts)) if n else 0.0
-    if n and span > 0:
+    if n and span >= buckets:
         edges = np.linspace(np.nanmin(ts), np.nanmax(ts), buckets + 1)
         bucket = np.clip(np.searchsorted(edges, ts, side="right") - 1, 0, buckets - 1)
         centres = (edges[:-1] + edges[1:]) / 2
