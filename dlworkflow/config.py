@@ -333,6 +333,47 @@ class Retrain(Strict):
                              "weights (same model and classes) instead of the usual init.")
 
 
+class ParamSpec(Strict):
+    """One dimension of the search space of `dlw tune`."""
+
+    type: Literal["log_uniform", "uniform", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    step: int | None = Field(None, ge=1, description="int: the step between values.")
+    choices: list[Any] | None = Field(None, description="categorical: the values to try.")
+
+    @model_validator(mode="after")
+    def _check(self) -> ParamSpec:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical parameter needs `choices`")
+        elif self.low is None or self.high is None or not self.low < self.high:
+            raise ValueError(f"a {self.type} parameter needs low < high")
+        elif self.type == "log_uniform" and self.low <= 0:
+            raise ValueError("a log_uniform parameter needs low > 0")
+        return self
+
+
+class Tune(Strict):
+    """Step 6: `dlw tune`, hyperparameter search on the validation split (Optuna; Ray Tune)."""
+
+    space: dict[str, ParamSpec] = Field(
+        default_factory=dict, description="Dotted config keys to search, e.g. "
+        "train.learning_rate: {type: log_uniform, low: 1.0e-4, high: 1.0e-2}.")
+    trials: int = Field(20, ge=1, description="Trials in the study, in total (complete and "
+                        "pruned; a resumed study counts the earlier ones).")
+    timeout_s: float | None = Field(None, gt=0, description="Stop starting trials after this.")
+    epochs: int | None = Field(None, ge=1, description="train.epochs of each trial; null: "
+                               "train.epochs.")
+    sampler: Literal["tpe", "random"] = "tpe"
+    pruner: Literal["median", "asha", "none"] = "median"
+    startup_trials: int = Field(5, ge=0, description="Trials before TPE models the space and "
+                                "the median pruner prunes.")
+    warmup_epochs: int = Field(1, ge=0, description="Epochs of a trial that are never pruned.")
+    workers: int = Field(1, ge=1, description="Parallel trials on this machine (processes).")
+    seed: int | None = Field(None, ge=0, description="Sampler seed; null: the project seed.")
+
+
 class Tracking(Strict):
     uri: str | None = Field(None, description="MLflow tracking URI; null: sqlite:///mlruns.db.")
     experiment: str | None = Field(None, description="MLflow experiment; null: project name.")
@@ -388,6 +429,7 @@ class ProjectConfig(Strict):
     train: Train = Field(default_factory=Train)
     evaluate: Evaluate = Field(default_factory=Evaluate)
     serve: Serve = Field(default_factory=Serve)
+    tune: Tune = Field(default_factory=Tune)
     monitor: Monitor = Field(default_factory=Monitor)
     retrain: Retrain = Field(default_factory=Retrain)
     tracking: Tracking = Field(default_factory=Tracking)

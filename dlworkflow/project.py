@@ -171,6 +171,16 @@ class Project:
                 fix="fix the YAML syntax at the line named above",
             ) from exc
 
+    def with_overrides(self, updates: dict[str, Any]) -> Project:
+        """A view of this project whose `config` has the dotted keys in `updates` replaced
+        (validated; nothing is written): what one tuning trial trains with. Same root, paths
+        and ledger."""
+        view = type(self)(self.root)
+        view._config = self.config.with_overrides(updates)
+        view._config_stamp = ("view",)  # never re-read from dlworkflow.yaml
+        view.__class__ = _ConfigView
+        return view
+
     def update_config(self, updates: dict[str, Any]) -> ProjectConfig:
         """Set dotted keys (``problem.target``) in dlworkflow.yaml, keeping its comments.
 
@@ -388,3 +398,16 @@ def _yaml() -> Any:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "project"
+
+
+class _ConfigView(Project):
+    """Project.with_overrides: the config is fixed in memory."""
+
+    @property
+    def config(self) -> ProjectConfig:
+        assert self._config is not None
+        return self._config
+
+    def update_config(self, updates: dict[str, Any]) -> ProjectConfig:
+        raise ConfigError("A tuning trial's view of the project cannot change dlworkflow.yaml.",
+                          fix="update the project itself, not the trial's view")
