@@ -325,6 +325,31 @@ def promote(
 
 
 @app.command()
+def tune(
+    project: ProjectOpt = HERE,
+    trials: Annotated[Optional[int], typer.Option(
+        help="Trials in the study in total (default tune.trials; a resumed study counts "
+             "its earlier trials).")] = None,
+    timeout: Annotated[Optional[float], typer.Option(
+        help="Stop starting trials after this many seconds (default tune.timeout_s).")] = None,
+    workers: Annotated[Optional[int], typer.Option(
+        help="Parallel trials on this machine (default tune.workers).")] = None,
+    backend: Annotated[str, typer.Option(
+        help="optuna (this machine) or ray (a Ray cluster through Ray Tune).")] = "optuna",
+    address: Annotated[Optional[str], typer.Option(
+        help="Ray cluster address (backend ray; default: a local Ray).")] = None,
+    apply: Annotated[bool, typer.Option(
+        "--apply", help="Write the best parameters into dlworkflow.yaml (shows the diff).")
+    ] = False,
+) -> None:
+    """Step 6: hyperparameter search over `tune.space` in dlworkflow.yaml on the validation
+    split (Optuna TPE + pruning; resumable: .dlw/tune/study.db); every trial an MLflow child
+    run; writes reports/tune.html. The test set is never read."""
+    _show(_run(lambda: _load(project).tune(trials=trials, timeout=timeout, workers=workers,
+                                            backend=backend, address=address, apply=apply)))
+
+
+@app.command()
 def versions(project: ProjectOpt = HERE) -> None:
     """Exported model versions (model, verdict, forced reason, date), the champion and the
     earlier champions (the rollback history)."""

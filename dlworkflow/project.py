@@ -265,6 +265,19 @@ class Project:
 
         return train(self, **options)
 
+    def tune(self, *, trials: int | None = None, timeout: float | None = None,
+             workers: int | None = None, backend: str = "optuna", address: str | None = None,
+             apply: bool = False, progress: bool = True) -> Any:
+        """Step 6: hyperparameter search over `tune.space` on the validation split (Optuna
+        TPE with pruning, resumable in .dlw/tune/study.db; Ray Tune with backend="ray");
+        `apply` writes the best parameters into dlworkflow.yaml. Never reads the test set."""
+        from dlworkflow.report.tune_page import write_tune_report
+        from dlworkflow.train.tune import tune
+
+        return tune(self, trials=trials, timeout=timeout, workers=workers, backend=backend,
+                    address=address, apply=apply, progress=progress,
+                    write_report=write_tune_report)
+
     def lr_find(self, **options: Any) -> Any:
         """Learning-rate range test on the train split (reports/lr_find.png)."""
         from dlworkflow.train.lr_find import lr_find

@@ -43,6 +43,8 @@ DIAGNOSTICS: tuple[StepInfo, ...] = (
              ("problem", "evaluate"), ("train",)),
     StepInfo(7, "export", "export the model (ONNX, parity checked)", "dlw export", "export",
              ("problem", "evaluate"), ("train", "test")),
+    StepInfo(6, "tune", "tune hyperparameters on validation", "dlw tune", "tune",
+             ("model", "augment", "train", "tune", "seed"), ("split",)),
     StepInfo(9, "retrain", "retrain: champion against challenger", "dlw retrain --data SOURCE",
              "retrain", ("problem", "retrain"), ()),
 )

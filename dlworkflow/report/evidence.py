@@ -15,7 +15,7 @@ from dlworkflow.ledger import RunRecord, TestRead
 if TYPE_CHECKING:
     from dlworkflow.project import Project
 
-STEPS = ("define", "ingest", "explore", "split", "train", "evaluate", "test", "export",
+STEPS = ("define", "ingest", "explore", "split", "tune", "train", "evaluate", "test", "export",
          "monitor", "retrain")
 
 

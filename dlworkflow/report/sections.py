@@ -175,7 +175,7 @@ def approach(ev: Evidence) -> Section:
     if record is None:
         return Section("approach", "The approach", paragraph(
             f"Configured model: {model_cfg.get('name')}.") + missing(
-            "no model trained yet", "dlw train"))
+            "no model trained yet", "dlw train") + "<h3>Tuning</h3>" + tuning(ev))
     s = record.summary
     t = ev.trained or {}
     transfer = s.get("transfer") or t.get("transfer") or {}
@@ -197,14 +197,64 @@ def approach(ev: Evidence) -> Section:
                 paragraph("No training history was recorded."))
     body.append("<h3>Tuning</h3>")
     runs = ev.train_runs
+    tuned = ev.record("tune") is not None
+    body.append(tuning(ev) if tuned else "")
     if len(runs) > 1:
+        body.append("<h4>Training runs</h4>" if tuned else "")
         body.append(table(["ledger run", "model", f"validation {s.get('metric')}", "epochs"],
                           [(r.id, r.summary.get("model"), fmt(r.summary.get("val_metric")),
                             r.summary.get("epochs_run")) for r in runs]))
-    else:
-        body.append(paragraph("One training run is recorded: no tuning was done (train "
-                              "other settings or models with `dlw train` to compare)."))
+    elif not tuned:
+        body.append(paragraph("One training run is recorded and no study: no tuning was done "
+                              "(`dlw tune` searches the `tune.space` of dlworkflow.yaml)."))
     return Section("approach", "The approach", "".join(body))
+
+
+def tuning(ev: Evidence) -> str:
+    """The last `dlw tune` study as the ledger step "tune" recorded it (reports/tune.html has
+    the figures and every trial)."""
+    record = ev.record("tune")
+    if record is None:  # optional: not a missing step
+        return paragraph("No hyperparameter search is recorded (`dlw tune` searches the "
+                         "`tune.space` of dlworkflow.yaml on the validation split).")
+    s, out = record.summary, record.outputs
+    counts = {k: s.get(f"n_{k}") for k in ("complete", "pruned", "failed")}
+    total = s.get("n_trials")
+    if total is None and any(v is not None for v in counts.values()):
+        total = sum(v or 0 for v in counts.values())
+    metric = s.get("metric") or ev.problem.get("primary_metric") or "metric"
+    rows = [("study", s.get("study") or s.get("study_name")),
+            ("status", record.status + (f" ({record.ended})" if record.ended else "")),
+            ("trials", f"{fmt(total)} (" + ", ".join(f"{k} {fmt(v)}" for k, v in counts.items())
+                       + ")"),
+            ("search", ", ".join(f"{k} {s[k]}" for k in ("sampler", "pruner", "backend")
+                                 if s.get(k)) or "n/a"),
+            (f"best validation {metric}", fmt(s.get("best_value"))),
+            ("best trial", fmt(s.get("best_trial")))]
+    body = [table(None, rows)]
+    params = s.get("best_params") or {}
+    if params:
+        body.append(table(["parameter", "best value"], [
+            (k, f"{v:.4g}" if isinstance(v, float) else v) for k, v in sorted(params.items())]))
+    link = _tune_link(ev, out.get("report"))
+    body.append(f"<p>Optimisation history, parameter importances, parallel coordinates and "
+                f"every trial: {link}. Trials read the train and validation splits only; "
+                f"`dlw tune --apply` writes the best parameters into dlworkflow.yaml.</p>")
+    return "".join(body)
+
+
+def _tune_link(ev: Evidence, recorded: str | None) -> str:
+    """A link to tune.html relative to reports/ (where report.html is written)."""
+    import os
+    from pathlib import Path
+
+    path = Path(recorded or "reports/tune.html")
+    path = path if path.is_absolute() else ev.root / path
+    shown = os.path.relpath(path, ev.root) if path.is_relative_to(ev.root) else str(path)
+    if not path.is_file():
+        return f"{esc(shown)} (not found)"
+    href = os.path.relpath(path, ev.root / "reports").replace(os.sep, "/")
+    return f"<a href='{esc(href)}'>{esc(shown)}</a>"
 
 
 def _why_model(ev: Evidence, s: dict[str, Any]) -> str:

@@ -82,11 +82,13 @@ class Tracker:
 
 @contextmanager
 def tracked_run(project: Project, *, run_name: str, tags: dict[str, str],
-                resume_run_id: str | None = None) -> Iterator[Tracker]:
+                resume_run_id: str | None = None,
+                stopped: tuple[type[BaseException], ...] = ()) -> Iterator[Tracker]:
     """Start an MLflow run in the project's experiment; FINISHED on success, FAILED if not.
 
     resume_run_id: continue that run (a resumed training) when the store still has it;
-    otherwise a new run is started, tagged with the id it continues.
+    otherwise a new run is started, tagged with the id it continues. stopped: exceptions that
+    end the run on purpose (a pruned tuning trial): KILLED instead of FAILED.
     """
     client = open_client(project)
     experiment_id = ensure_experiment(project, client)
@@ -98,10 +100,11 @@ def tracked_run(project: Project, *, run_name: str, tags: dict[str, str],
     tracker = Tracker(client, run.info.run_id)
     try:
         yield tracker
-    except BaseException:
+    except BaseException as exc:
+        status = "KILLED" if isinstance(exc, stopped) else "FAILED"
         try:
             with _quiet():
-                client.set_terminated(tracker.run_id, status="FAILED")
+                client.set_terminated(tracker.run_id, status=status)
         except Exception:  # the training error matters more than a failed status update
             pass
         raise

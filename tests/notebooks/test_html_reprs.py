@@ -204,6 +204,18 @@ def test_report_and_audit(flow):
     assert report.verdict in text and str(report.html) in text
 
 
+def test_tune(flow):
+    project = flow["project"]
+    project.update_config({"tune.space": {
+        "train.learning_rate": {"type": "log_uniform", "low": 1e-3, "high": 3e-2}},
+        "tune.epochs": 1, "tune.startup_trials": 1})
+    result = project.tune(trials=2, progress=False)
+    checker = parse(result)
+    text = text_of(checker)
+    assert result.study in text and f"{result.best_value:.4f}" in text
+    assert "train.learning_rate" in text
+
+
 def test_monitor_and_retrain(flow, tmp_path: Path):
     from PIL import Image, ImageOps
 
@@ -229,8 +241,8 @@ def test_every_project_method_result_is_covered():
     """A new public method that returns a result needs a check in this module."""
     covered = {"status", "define", "ingest", "explore", "split", "train", "lr_find",
                "augment_preview", "evaluate", "test", "export", "predict", "promote",
-               "rollback", "report", "audit", "monitor", "retrain", "versions"}
+               "rollback", "report", "audit", "monitor", "retrain", "versions", "tune"}
     not_results = {"init", "load", "config", "update_config", "step", "upstream_hash",
-                   "serve", "run", "demo"}
+                   "serve", "run", "demo", "with_overrides"}
     public = {name for name in dir(Project) if not name.startswith("_")}
     assert public - covered - not_results == set(), public - covered - not_results

@@ -124,6 +124,13 @@ def offline_online_correlate(ev: Evidence) -> Judgement:
 
 @judge("hyperparameters_tuned")
 def hyperparameters_tuned(ev: Evidence) -> Judgement:
+    study = ev.latest("tune")
+    if study is not None:
+        s = study.summary
+        return Judgement(1.0, f"`dlw tune` searched tune.space on validation: study "
+                         f"{s.get('study')}, {s.get('n_trials')} trials "
+                         f"({s.get('n_pruned')} pruned), best {s.get('metric')} "
+                         f"{s.get('best_value')} (reports/tune.html)")
     configs = {r.config_hash for r in ev.history("train")}
     found = []
     if ev.lr_find_plot is not None:
@@ -132,7 +139,7 @@ def hyperparameters_tuned(ev: Evidence) -> Judgement:
         found.append(f"{len(configs)} training configurations compared (ledger, MLflow)")
     if found:
         return Judgement(0.5, " and ".join(found) + "; no automated search is recorded",
-                         "automate a hyperparameter search (outside dlworkflow)")
+                         "`dlw tune` (a search over tune.space in dlworkflow.yaml)")
     return Judgement(0.0, "no learning-rate range test and a single training configuration",
                      "`dlw lr-find`, and train more than one configuration")
 
