@@ -87,7 +87,7 @@ def run_ray(project: Project, settings: StudySettings, *, address: str | None = 
 
     study = study_mod.load(settings)
     study_mod.recover_interrupted(study)
-    n_trials = settings.trials - study_mod._taken(study)  # noqa: SLF001 - same count as local
+    n_trials = settings.trials - study_mod.taken(study)  # the same count as the local backend
     if n_trials <= 0:
         return 0
     mode = "min" if settings.direction == "minimize" else "max"
@@ -307,9 +307,9 @@ def _shower(settings: StudySettings) -> Callable[[optuna.trial.FrozenTrial], Non
     """One line a finished trial, as the local backend prints (Ray's own tables stay off)."""
     if not settings.progress:
         return None
-    from dlworkflow.train.tune.trial import _show
+    from dlworkflow.train.tune.trial import show_trial
 
-    return lambda frozen: _show(frozen, settings)
+    return lambda frozen: show_trial(frozen, settings)
 
 
 def _end_mlflow_run(project: Project, run_id: str | None) -> None:

@@ -219,7 +219,7 @@ def run_worker(project: Project, settings: StudySettings, *, worker: int,
     failures = 0
     while failures < MAX_CONSECUTIVE_FAILURES and time.monotonic() < deadline:
         with _slot_lock(settings):
-            if _taken(study) >= settings.trials:
+            if taken(study) >= settings.trials:
                 return
             trial = study.ask()
             trial.set_user_attr("pid", os.getpid())
@@ -256,7 +256,7 @@ def counts(study: optuna.Study) -> dict[str, int]:
     return out
 
 
-def _taken(study: optuna.Study) -> int:
+def taken(study: optuna.Study) -> int:
     """Trials that count towards `trials`: complete, pruned and running."""
     c = counts(study)
     return c["complete"] + c["pruned"] + c["running"]

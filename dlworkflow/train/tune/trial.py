@@ -129,7 +129,7 @@ def run_one(project: Project, settings: StudySettings, study: optuna.Study,
     trial.set_user_attr("duration_s", round(time.perf_counter() - started, 3))
     frozen = study.tell(trial, value, state=state)
     if settings.progress:
-        _show(frozen, settings)
+        show_trial(frozen, settings)
     return frozen
 
 
@@ -145,8 +145,9 @@ def _pruned_types() -> tuple[type[BaseException], ...]:
     return (optuna.TrialPruned,)
 
 
-def _show(trial: optuna.trial.FrozenTrial, settings: StudySettings) -> None:
-    """One line a finished trial on stderr (all workers share it)."""
+def show_trial(trial: optuna.trial.FrozenTrial, settings: StudySettings) -> None:
+    """One line per finished trial on stderr (all workers share it), with the pid of the
+    process that trained it."""
     from rich.console import Console
 
     attrs = trial.user_attrs
@@ -158,7 +159,7 @@ def _show(trial: optuna.trial.FrozenTrial, settings: StudySettings) -> None:
     elif state == "fail":
         value = f"failed: {str(attrs.get('error', ''))[:120]}"
     Console(stderr=True, highlight=False, markup=False).print(
-        f"trial {trial.number} ({os.getpid()}): {value}  [{params}]")
+        f"trial {trial.number} ({attrs.get('pid', os.getpid())}): {value}  [{params}]")
 
 
 def _short(value: Any) -> str:
