@@ -53,6 +53,7 @@ def test_quickstart_notebook_runs_the_workflow(tmp_path: Path, kernel_on_this_in
     assert not [o for o in outputs if o.output_type == "error"]
     printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "verdict: PASS" in printed, printed
+    assert "monitor: ALERT" in printed, printed  # step 9: the inverted digits drifted
     html = [o.data["text/html"] for o in outputs
             if o.output_type == "execute_result" and "text/html" in o.data]
     assert len(html) >= 9  # every step's result rendered as HTML
