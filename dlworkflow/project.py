@@ -175,10 +175,8 @@ class Project:
         """A view of this project whose `config` has the dotted keys in `updates` replaced
         (validated; nothing is written): what one tuning trial trains with. Same root, paths
         and ledger."""
-        view = type(self)(self.root)
+        view = _ConfigView(self.root)
         view._config = self.config.with_overrides(updates)
-        view._config_stamp = ("view",)  # never re-read from dlworkflow.yaml
-        view.__class__ = _ConfigView
         return view
 
     def update_config(self, updates: dict[str, Any]) -> ProjectConfig:

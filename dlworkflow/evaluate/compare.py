@@ -5,7 +5,7 @@ thing that serves), for `dlw retrain`.
 
 Both bundles predict the sealed test set and every fresh slice (`fresh<N>`, the held-out share
 of each `data.additions` entry), each input prepared by its own bundle's preprocessing from the
-same raw values (`observe.rows_to_values`). Per slice and over the compared rows
+same raw values (`observe.runtime_inputs`). Per slice and over the compared rows
 (`retrain.compare_on`: the test set, the fresh slices, or all of them together): the primary
 metric of each model and the paired bootstrap interval of the difference challenger - champion
 (the same resampled rows for both models). Runs only inside the `retrain` ledger step: the
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dlworkflow.deploy.runtime.bundle import Bundle, load_bundle
-from dlworkflow.deploy.runtime.observe import rows_to_values
+from dlworkflow.deploy.runtime.observe import runtime_inputs
 from dlworkflow.errors import DlwError
 from dlworkflow.evaluate.bootstrap import paired_difference
 from dlworkflow.metrics import METRICS
@@ -108,15 +108,7 @@ def _proba(bundle: Bundle, rows: pd.DataFrame) -> np.ndarray:
     k = len(bundle.classes)
     parts = [np.zeros((0, k), dtype=np.float32)]
     for start in range(0, len(rows), BATCH):
-        chunk = rows.iloc[start:start + BATCH]
-        values = rows_to_values(bundle, chunk)
-        if bundle.modality == "image":
-            x = bundle.prepare_images(values)
-        elif bundle.modality == "text":
-            x = bundle.prepare_texts(values)
-        else:
-            x = bundle.prepare_rows(values)
-        parts.append(bundle.predict_proba(x))
+        parts.append(bundle.predict_proba(runtime_inputs(bundle, rows.iloc[start:start + BATCH])))
     return np.concatenate(parts)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from dlworkflow.monitor.drift import Drift, feature_label
 from dlworkflow.monitor.logread import Sample
-from dlworkflow.report.figures import new_figure, png_bytes
+from dlworkflow.plots import new_figure, png_bytes
 from dlworkflow.report.html import Section, bullet_list, esc, page, png_figure, table
 
 if TYPE_CHECKING:

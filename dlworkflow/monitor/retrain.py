@@ -26,7 +26,6 @@ run again with the same --data, continues where it stopped.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -500,11 +499,9 @@ def _comparison_png(comparison: dict[str, Any]) -> bytes | None:
     groups = [g for g in groups if g.get("champion") is not None]
     if not groups:
         return None
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from dlworkflow.plots import new_figure, png_bytes
 
-    fig = Figure(figsize=(1.6 + 1.3 * len(groups), 3.0), dpi=90)
-    FigureCanvasAgg(fig)
+    fig = new_figure(1.6 + 1.3 * len(groups), 3.0, dpi=90)
     ax = fig.subplots()
     xs = range(len(groups))
     ax.bar([x - 0.2 for x in xs], [g["champion"] for g in groups], 0.4,
@@ -521,8 +518,5 @@ def _comparison_png(comparison: dict[str, Any]) -> bytes | None:
     ax.set(ylabel=comparison["metric"], title="champion vs challenger (sealed rows)")
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return png_bytes(fig)
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from dlworkflow.project import Project
+    from dlworkflow.store import DatasetInfo
 
 
 @dataclass
@@ -63,11 +64,12 @@ def split(project: Project) -> SplitResult:
     with project.step("split", inputs={"ingest": project.upstream_hash("ingest")}) as run:
         previous = _previous(project, fractions=fractions, seed=seed, stratify=cfg.stratify)
         grouped = bool(cfg.group_by and manifest["group"].notna().any())
-        near = _near_pairs(project, manifest)
+        dataset = read_dataset_info(project)
+        near = _near_pairs(project, manifest, dataset)
         units = units_of(manifest["sample_id"].tolist(), manifest["label"].tolist(),
                          _links(manifest, grouped=grouped, near=near))
         mapping, _ = assign(units, fractions=fractions, seed=seed, stratify=cfg.stratify,
-                            previous=previous, fresh=_fresh_samples(project, manifest))
+                            previous=previous, fresh=_fresh_samples(manifest, dataset))
         frame = manifest.assign(split=manifest["sample_id"].map(mapping))
         frame, decision = apply_policy(frame, find_leaks(frame, near), cfg)
         info = _info(frame, fractions=fractions, seed=seed, grouped=grouped)
@@ -88,9 +90,9 @@ def split(project: Project) -> SplitResult:
     )
 
 
-def _fresh_samples(project: Project, manifest: pd.DataFrame) -> dict[str, int]:
+def _fresh_samples(manifest: pd.DataFrame, dataset: DatasetInfo) -> dict[str, int]:
     """sample id -> addition number, for the samples of data.additions (ids "add<N>/...")."""
-    additions = read_dataset_info(project).extra.get("additions") or []
+    additions = dataset.extra.get("additions") or []
     if not additions:
         return {}
     out = {}
@@ -120,7 +122,8 @@ def _links(manifest: pd.DataFrame, *, grouped: bool,
     return links
 
 
-def _near_pairs(project: Project, manifest: pd.DataFrame) -> list[tuple[str, str]]:
+def _near_pairs(project: Project, manifest: pd.DataFrame,
+                dataset: DatasetInfo) -> list[tuple[str, str]]:
     """Near-duplicate images (perceptual hashes within explore.near_duplicate_distance,
     confirmed on pixels), by sample id."""
     import numpy as np
@@ -139,7 +142,7 @@ def _near_pairs(project: Project, manifest: pd.DataFrame) -> list[tuple[str, str
         return []
     pairs = valid[pairs]
     paths = manifest["path"].astype(str).to_numpy()
-    side = confirm_side(project.config.data.image.size or read_dataset_info(project).size
+    side = confirm_side(project.config.data.image.size or dataset.size
                         or (32, 32))
     max_pixels = project.config.data.max_image_pixels
     keep = confirm_pairs(pairs, lambda rows: gray_pixels(list(paths[rows]), side=side,

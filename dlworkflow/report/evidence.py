@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlworkflow.fileio import read_json
+from dlworkflow.store.trained import trained_meta
 from dlworkflow.ledger import RunRecord, TestRead
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ def gather(project: Project, *, with_audit: bool = True) -> Evidence:
         ev.privacy = None
     ev.test_metrics = _json(paths.reports / "evaluate" / "test" / "metrics.json")
     ev.val_metrics = _json(paths.reports / "evaluate" / "val" / "metrics.json")
-    ev.trained = _trained(project)
+    ev.trained = trained_meta(project)
     ev.versions, ev.champion = _versions(project.root)
     ev.forced_serving = _jsonl(paths.state / "serve" / "forced.jsonl")
     ev.n_predictions_logged = _count_lines(paths.state / "serve" / "predictions.jsonl")
@@ -106,30 +107,14 @@ def gather(project: Project, *, with_audit: bool = True) -> Evidence:
 
 
 def run_audit(project: Project) -> tuple[Any, str | None]:
-    """dlworkflow.report.audit.audit(project), imported lazily; (None, why) when it is unavailable."""
-    try:
-        import dlworkflow.report.audit as audit_module
-    except ImportError as exc:
-        return None, f"the audit module cannot be imported ({exc})"
-    audit = getattr(audit_module, "audit", None)
-    if audit is None:
-        return None, "this version has no audit yet"
-    try:
-        import inspect
+    """The audit (without writing audit.json), or (None, why) when it failed: the report
+    still renders, and its audit section says what failed."""
+    from dlworkflow.report.audit import audit
 
-        quiet = "write" in inspect.signature(audit).parameters  # the report writes no audit.json
-        return (audit(project, write=False) if quiet else audit(project)), None
-    except Exception as exc:  # the report still renders; the audit section says what failed
+    try:
+        return audit(project, write=False), None
+    except Exception as exc:  # noqa: BLE001
         return None, f"{type(exc).__name__}: {exc}"
-
-
-def _trained(project: Project) -> dict[str, Any] | None:
-    pointer = _json(project.paths.train_dir / "best.json")
-    if not pointer:
-        return None
-    folder = pointer.get("folder_in_project")
-    base = project.root / folder if folder else Path(pointer["folder"])
-    return _json(base / "model.json")
 
 
 def _versions(root: Path) -> tuple[list[dict[str, Any]], int | None]:

@@ -1,56 +1,12 @@
-"""Figures the steps did not write as files, drawn from their records: training curves (from
-the trained model's history) and per-class bars (from metrics.json). PNG bytes, Agg canvas."""
+"""Figures the steps did not write as files, drawn from their records: per-class bars (from
+metrics.json), and the canvas helpers other reports draw with. PNG bytes, Agg canvas.
+(Canvas helpers and training curves: dlworkflow/plots.py.)"""
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
-
-def new_figure(width: float, height: float) -> Any:
-    """A matplotlib Figure on an Agg canvas (no pyplot state, safe in threads)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def png_bytes(fig: Any) -> bytes:
-    """The figure as PNG bytes (tight layout)."""
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
-
-
-def training_curves(history: list[dict[str, Any]], metric: str) -> bytes | None:
-    """Loss (train, val) and the validation metric per epoch."""
-    if not history:
-        return None
-    epochs = [h.get("epoch", i + 1) for i, h in enumerate(history)]
-    fig = new_figure(8.0, 3.2)
-    loss, score = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    for key, label in (("train_loss", "train loss"), ("val_loss", "validation loss")):
-        values = [h.get(key) for h in history]
-        if any(v is not None for v in values):
-            loss.plot(epochs, values, marker="o", label=label)
-    loss.set_xlabel("epoch")
-    loss.set_title("loss", fontsize=10)
-    loss.legend(fontsize=8)
-    for key in (f"val_{metric}", "val_accuracy"):
-        values = [h.get(key) for h in history]
-        if any(v is not None for v in values):
-            score.plot(epochs, values, marker="o", label=key.replace("_", " "))
-    from matplotlib.ticker import MaxNLocator
-
-    for ax in (loss, score):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    score.set_xlabel("epoch")
-    score.set_title("validation", fontsize=10)
-    score.legend(fontsize=8)
-    return png_bytes(fig)
+from dlworkflow.plots import new_figure, png_bytes
 
 
 def per_class_bars(per_class: list[dict[str, Any]], split: str) -> bytes | None:

@@ -183,14 +183,12 @@ def limitations(ev: Evidence) -> list[Finding]:
         out.append(Finding(f"Confidences are miscalibrated (ECE {cal['ece']:.3f}): do not read "
                            "them as probabilities without temperature scaling.",
                            f"reports/evaluate/{where}/metrics.json: calibration"))
-    final = getattr(ev.audit, "final", None)
-    if final is not None:
-        sections = getattr(ev.audit, "sections", {}) or {}
-        weakest = ", ".join(f"{k} {v:g}" for k, v in sections.items() if v == final)
-        level = getattr(ev.audit, "level", "")
+    if ev.audit is not None:
+        final = ev.audit.final
+        weakest = ", ".join(f"{k} {final:g}" for k in ev.audit.weakest)
         out.append(Finding(f"ML Test Score {final:g} out of 7 (the minimum of its four "
-                           f"sections; lowest: {weakest or 'n/a'})"
-                           + (f": {level}." if level else "."), "dlw audit"))
+                           f"sections; lowest: {weakest or 'n/a'}): {ev.audit.level}.",
+                           "dlw audit"))
     out.append(drift_risk(ev))
     return out
 

@@ -20,6 +20,7 @@ from dlworkflow.report.findings import (
     strengths,
     verdict,
 )
+from dlworkflow.plots import curves_png
 from dlworkflow.report.html import (
     Section,
     bullet_list,
@@ -190,7 +191,7 @@ def approach(ev: Evidence) -> Section:
     settings = ", ".join(f"{k}={v}" for k, v in train_cfg.items() if not isinstance(v, dict))
     body = [table(None, rows), "<h3>Training settings</h3>", paragraph(settings or "defaults")]
     history = t.get("history") or []
-    png = figures.training_curves(history, str(s.get("metric")))
+    png = curves_png(history, str(s.get("metric")))
     body.append("<h3>Training curves</h3>")
     body.append(png_figure(png, "Loss and validation metric per epoch (from the trained "
                                 "model's history).") if png else

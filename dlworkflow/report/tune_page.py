@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlworkflow.fileio import atomic_write_text
-from dlworkflow.report.figures import new_figure, png_bytes
+from dlworkflow.plots import new_figure, png_bytes
 from dlworkflow.report.html import Section, page, paragraph, png_figure, table
 
 if TYPE_CHECKING:

@@ -29,3 +29,15 @@ def read_trained_pointer(project: Project) -> dict[str, Any]:
             expected=str(path), received="none", fix="run `dlw train` first",
         )
     return read_json(path)
+
+
+def trained_meta(project: Project) -> dict[str, Any] | None:
+    """model.json of the trained model, or None when there is none (or it cannot be read).
+    The folder is found relative to the project first, so a moved project still finds it."""
+    try:
+        pointer = read_trained_pointer(project)
+        relative = pointer.get("folder_in_project")
+        folder = project.root / relative if relative else Path(pointer["folder"])
+        return read_json(folder / "model.json")
+    except (StepOrderError, OSError, ValueError, KeyError, TypeError):
+        return None

@@ -72,7 +72,7 @@ class TrainResult(StepResult):
                 and not (r[0] == "transfer" and not self.transfer)]
 
     def figures(self) -> list[tuple[str, Any]]:
-        from dlworkflow.train.curves import curves_png
+        from dlworkflow.plots import curves_png
 
         png = curves_png(self.history, self.metric)
         uri = png_data_uri(png) if png else None

@@ -19,14 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dlworkflow.deploy.runtime.versions import METADATA_FILE
+from dlworkflow.deploy.runtime.versions import WEIGHTS_FILE as EXPORTED_WEIGHTS_FILE
 from dlworkflow.errors import TrainError
 from dlworkflow.fileio import read_json, sha256_file
+from dlworkflow.models.saving import META_FILE, WEIGHTS_FILE
 
 if TYPE_CHECKING:
     from torch import nn
 
-EXPORTED_META, EXPORTED_WEIGHTS = "metadata.json", "weights.safetensors"  # deploy/runtime
-TRAINED_META, TRAINED_WEIGHTS = "model.json", "model.safetensors"  # models/saving.py
+EXPORTED_META, EXPORTED_WEIGHTS = METADATA_FILE, EXPORTED_WEIGHTS_FILE  # models/v<N>/
+TRAINED_META, TRAINED_WEIGHTS = META_FILE, WEIGHTS_FILE  # a trained run's folder
 
 
 @dataclass(frozen=True)

@@ -40,15 +40,22 @@ _DIGITS = 5  # decimals kept in the log
 
 
 def has_features(bundle: Bundle) -> bool:
-    return FEATURES_OUTPUT in {o.name for o in bundle.session.get_outputs()}
+    """Whether the export has the "features" output (looked up once per bundle)."""
+    known = bundle.__dict__.get("_has_features")
+    if known is None:
+        known = FEATURES_OUTPUT in {o.name for o in bundle.session.get_outputs()}
+        bundle.__dict__["_has_features"] = known
+    return known
 
 
-def infer(bundle: Bundle, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """(probabilities float32 (N, K), embedding float32 (N, EMBED_DIMS) or None)."""
+def infer(bundle: Bundle, x: np.ndarray, *,
+          embed_features: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """(probabilities float32 (N, K), embedding float32 (N, EMBED_DIMS) or None; None too
+    with embed_features=False, e.g. a server that logs nothing)."""
     from dlworkflow.deploy.runtime.bundle import softmax
 
     x = bundle._check_array(x)
-    if not has_features(bundle):
+    if not (embed_features and has_features(bundle)):
         return bundle.predict_proba(x), None
     if len(x) == 0:
         return (np.zeros((0, len(bundle.classes)), dtype=np.float32),
@@ -71,17 +78,20 @@ def _projection(n_features: int) -> np.ndarray:
             ).astype(np.float32)
 
 
-def prepare(bundle: Bundle, values: list[Any], *,
-            sizes: list[tuple[int, int]] | None = None) -> tuple[np.ndarray, list[dict]]:
-    """The bundle's input for `values` and one summary per item (InputError if unusable)."""
+def prepare(bundle: Bundle, values: list[Any], *, sizes: list[tuple[int, int]] | None = None,
+            summarise: bool = True) -> tuple[np.ndarray, list[dict]]:
+    """The bundle's input for `values` and one summary per item (InputError if unusable);
+    no summaries with summarise=False."""
     if bundle.modality == "image":
         x = bundle.prepare_images(values)
+        if not summarise:
+            return x, []
         return x, image_summaries(sizes if sizes is not None else image_sizes(values), x)
     if bundle.modality == "text":
         x = bundle.prepare_texts(values)
-        return x, text_summaries(values, x)
+        return x, text_summaries(values, x) if summarise else []
     x = bundle.prepare_rows(values)
-    return x, row_summaries(values, bundle.preprocessing.get("features"))
+    return x, row_summaries(values, bundle.preprocessing.get("features")) if summarise else []
 
 
 def image_sizes(images: list[bytes]) -> list[tuple[int, int]]:

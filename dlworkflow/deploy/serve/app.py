@@ -68,7 +68,8 @@ class Server:
         self.batcher = MicroBatcher(max_batch=settings.max_batch,
                                     max_wait_ms=settings.max_wait_ms, executor=self.infer_pool,
                                     on_batch=self.metrics.batch_size.observe,
-                                    expecting=lambda: self.preparing)
+                                    expecting=lambda: self.preparing,
+                                    embed_features=settings.log_predictions)
         self.log = (PredictionLog(log_path(self.root), max_bytes=int(settings.log_max_mb * MB),
                                   backups=settings.log_backups)
                     if settings.log_predictions else None)
@@ -153,10 +154,10 @@ class Server:
     def _prepare(self, bundle: Bundle, values: list[Any]) -> tuple[Any, list[dict[str, Any]]]:
         if bundle.modality == "image":  # 413 past the pixel limit, before decoding
             sizes = image_sizes(values, max_pixels=self.settings.max_image_pixels)
-            return prepare(bundle, values, sizes=sizes)
+            return prepare(bundle, values, sizes=sizes, summarise=self.log is not None)
         if bundle.modality == "tabular":
             check_rows(values, bundle.preprocessing)
-        return prepare(bundle, values)
+        return prepare(bundle, values, summarise=self.log is not None)
 
     @staticmethod
     def _prediction(bundle: Bundle, row: Any, key: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -52,8 +53,10 @@ def concatenate(arrays: list[np.ndarray]) -> np.ndarray:
 class MicroBatcher:
     def __init__(self, *, max_batch: int, max_wait_ms: float, executor: Executor,
                  on_batch: Callable[[int], None] | None = None,
-                 expecting: Callable[[], int] | None = None) -> None:
+                 expecting: Callable[[], int] | None = None,
+                 embed_features: bool = True) -> None:
         self.max_batch = max_batch
+        self.embed_features = embed_features  # the prediction log's embeddings
         self.expecting = expecting
         self.max_wait = max_wait_ms / 1000.0
         self.executor = executor
@@ -136,7 +139,9 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         x = concatenate([job.x for job in jobs])
         try:
-            probs, emb = await loop.run_in_executor(self.executor, infer, jobs[0].bundle, x)
+            probs, emb = await loop.run_in_executor(
+                self.executor, functools.partial(infer, embed_features=self.embed_features),
+                jobs[0].bundle, x)
         except Exception as exc:  # noqa: BLE001 - handed to every waiting request
             for job in jobs:
                 if not job.future.done():

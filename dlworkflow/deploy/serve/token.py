@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dlworkflow.errors import ConfigError
+from dlworkflow.fileio import atomic_write_text
 
 ENV_VAR = "DLW_SERVE_TOKEN"
 MIN_LENGTH = 16
@@ -53,17 +54,9 @@ def resolve_token(root: Path, configured: str | None) -> Token:
 
 
 def _write_private(path: Path, value: str) -> None:
-    """Create the file with mode 0600 from the start (never world-readable, even briefly)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(value + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    """Atomically, mode 0600 from the start: atomic_write_text's temporary file comes from
+    mkstemp (0600), and os.replace keeps its mode (never world-readable, even briefly)."""
+    atomic_write_text(path, value + "\n")
 
 
 def _check_private(path: Path) -> None:

@@ -51,12 +51,9 @@ class Evidence:
     @cached_property
     def trained_meta(self) -> dict[str, Any] | None:
         """model.json of the trained model (.dlw/train/best.json's folder)."""
-        pointer = self.project.paths.train_dir / "best.json"
-        try:
-            folder = Path(read_json(pointer)["folder"])
-            return read_json(folder / "model.json")
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
+        from dlworkflow.store.trained import trained_meta
+
+        return trained_meta(self.project)
 
     @cached_property
     def versions(self) -> list[dict[str, Any]]:

@@ -1,5 +1,6 @@
-"""Training curves (loss and the monitored validation metric per epoch) as PNG bytes, drawn
-from a run's history: shown inline by TrainResult in a notebook."""
+"""Matplotlib figures as PNG bytes, without pyplot (an Agg canvas per figure: no global state,
+safe in threads), for every step that draws: the canvas helpers, and the training curves
+`dlw train` shows and the report repeats. matplotlib is imported only when drawing."""
 
 from __future__ import annotations
 
@@ -7,16 +8,30 @@ import io
 from typing import Any
 
 
+def new_figure(width: float, height: float, *, dpi: int = 100) -> Any:
+    """A matplotlib Figure on an Agg canvas (no pyplot state, safe in threads)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def png_bytes(fig: Any) -> bytes:
+    """The figure as PNG bytes (tight layout)."""
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
 def curves_png(history: list[dict[str, Any]], metric: str) -> bytes | None:
     """Loss (train, val) and val `metric` against epoch; None when there is no epoch."""
     epochs = [row["epoch"] for row in history if "epoch" in row]
     if not epochs:
         return None
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7.5, 2.8), dpi=90)
-    FigureCanvasAgg(fig)
+    fig = new_figure(7.5, 2.8, dpi=90)
     loss_ax, metric_ax = fig.subplots(1, 2)
     for key, style in (("train_loss", "o-"), ("val_loss", "s-")):
         values = [row.get(key) for row in history if "epoch" in row]
@@ -32,7 +47,4 @@ def curves_png(history: list[dict[str, Any]], metric: str) -> bytes | None:
     for ax in (loss_ax, metric_ax):
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return png_bytes(fig)
