@@ -1,32 +1,52 @@
 PYTHON ?= python3
 VENV   := .venv
 VPY    := $(VENV)/bin/python
+PIP    := $(VPY) -m pip
+DATA   := $(VENV)/share/dlworkflow/data-packages
 STAMP  := $(VENV)/.installed
+DEVSTAMP := $(VENV)/.installed-dev
 
-.PHONY: setup demo test lint-imports bench clean
+.PHONY: setup setup-dev system-deps demo test lint-imports docs bench clean
 
-# `setup` only installs. The stamp makes it a no-op while .venv is newer than
-# requirements.lock and pyproject.toml.
+# `setup` installs the runtime (demo); `setup-dev` adds the test, lint and docs tools. Each
+# stamp makes its target a no-op while .venv is newer than the lock files and pyproject.toml.
+# Every install keeps pip's dependency checks, and `pip check` must pass.
 setup: $(STAMP)
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock requirements-data.lock pyproject.toml
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install --no-deps -r requirements.lock
-	$(VPY) -m pip install --no-deps --no-build-isolation -e .
-	$(VPY) -m pip check || echo "WARNING: 'pip check' reported issues (mlxtend is installed with --no-deps); continuing"
+	$(PIP) install -q --upgrade "pip>=24"
+	$(PIP) install -r requirements.lock
+	$(PIP) install --no-deps --no-build-isolation -e .
+	$(PIP) install --no-deps --upgrade --target $(DATA) -r requirements-data.lock
+	$(PIP) check
 	touch $@
+
+setup-dev: $(DEVSTAMP)
+
+$(DEVSTAMP): $(STAMP) requirements-dev.lock
+	$(PIP) install -r requirements.lock -r requirements-dev.lock
+	$(PIP) check
+	touch $@
+
+# Debian/Ubuntu packages listed in system-packages.txt (apt-get as root, else the command).
+system-deps:
+	bash scripts/system-deps
 
 demo: setup
 	$(VENV)/bin/dlw demo demo-project
 
-test: setup
+test: setup-dev system-deps
 	$(VPY) -m pytest -q
 
-lint-imports: setup
+lint-imports: setup-dev
 	$(VENV)/bin/lint-imports
+
+docs: setup-dev
+	$(VPY) -m mkdocs build --strict
 
 bench: setup
 	$(VPY) bench/train_overhead.py
 
 clean:
-	rm -rf $(VENV) demo-project
+	rm -rf $(VENV) demo-project site

