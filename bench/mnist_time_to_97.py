@@ -126,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
               f"torch {torch.__version__}; setup (init+define+ingest+split) {setup_s:.1f} s")
         runs: list[dict[str, Any]] = []
         print(f"\n{'config':<8} {'rep':>3} {'epoch>=.97':>10} {'train s':>8} {'call s':>7} "
-              f"{'best acc':>8} {'run':>6} {'total s':>8} {'cpu s':>6} {'load':>5}  lr at each epoch start")
+              f"{'best acc':>8} {'run':>6} {'total s':>8} {'cpu s':>6} {'load':>5}  "
+              "lr at each epoch start")
         for repeat in range(1, args.repeats + 1):
             for name in names:
                 r = train_once(project, name, defaults)

@@ -52,8 +52,7 @@ def baseline_app(project_root: Path) -> Any:
     from fastapi import FastAPI
 
     from dlworkflow.models.saving import load_trained
-    from dlworkflow.store.images import decode_image_bytes
-    from dlworkflow.store.images import to_array
+    from dlworkflow.store.images import decode_image_bytes, to_array
 
     pointer = json.loads((project_root / ".dlw" / "train" / "best.json").read_text())
     model, meta = load_trained(pointer["folder"])
@@ -93,8 +92,8 @@ def run_baseline(project_root: Path, port: int) -> None:
 
 # ---- the project and its exported model ----------------------------------------------------
 def build_project(folder: Path) -> Path:
-    from dlworkflow.project import Project
     from dlworkflow.deploy.runtime.versions import champion, promote
+    from dlworkflow.project import Project
 
     project = Project.init(folder, task="image-classification", name="serve-bench")
     # pool_size 1: the default 2x2 adaptive pool of a 7x7 map has no ONNX form (torch.onnx)

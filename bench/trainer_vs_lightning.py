@@ -6,9 +6,9 @@ same optimizer (AdamW, lr 2e-3, weight decay 1e-4), same per-epoch cosine schedu
 size (64), a validation pass every epoch on the same validation set (batches of 512), the same
 number of epochs. dlw gets uint8 images normalised per batch (TensorData, as `dlw train` feeds
 its loop); Lightning gets float tensors normalised once up front (the same arithmetic), as one
-usually writes it: if anything, that favours Lightning. The arms run alternating (their order rotated each repeat) and the table
-shows each repeat's wall and CPU time and the Lightning / dlw ratios. Goal: dlw is no slower than
-Lightning (ratio Lightning / dlw >= 1).
+usually writes it: if anything, that favours Lightning. The arms run alternating (their order
+rotated each repeat) and the table shows each repeat's wall and CPU time and the Lightning / dlw
+ratios. Goal: dlw is no slower than Lightning (ratio Lightning / dlw >= 1).
 
 Three arms:
   dlw          `dlworkflow.train.trainer.fit`, the loop `dlw train` runs (whole tensors in

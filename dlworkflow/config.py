@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError, create_model,
-                      model_validator)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from dlworkflow.errors import ConfigError, CriterionMissingError
 from dlworkflow.registry import closest
@@ -410,7 +409,7 @@ class AuditAnswer(Strict):
 
 Audit = create_model(  # one optional answer per test id; unknown ids are refused
     "Audit", __base__=Strict, __doc__="Step 8: the `dlw audit` checklist.",
-    **{key: (Optional[AuditAnswer], None) for key in AUDIT_IDS},
+    **{key: (AuditAnswer | None, None) for key in AUDIT_IDS},
 )
 
 

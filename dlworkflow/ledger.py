@@ -9,7 +9,7 @@ import subprocess
 import sys
 from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -163,7 +163,7 @@ def _record(row: sqlite3.Row) -> RunRecord:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def environment() -> dict[str, Any]:

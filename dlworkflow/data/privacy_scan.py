@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlworkflow.data.sources import SourceScan
-from dlworkflow.data.tables import read_chunks, scan_table as open_table
+from dlworkflow.data.tables import read_chunks
+from dlworkflow.data.tables import scan_table as open_table
 from dlworkflow.fileio import atomic_write_with
 from dlworkflow.store import ImageDecodeError
 from dlworkflow.store.privacy import privacy_key, write_privacy

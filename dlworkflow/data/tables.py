@@ -30,8 +30,7 @@ def read_chunks(path: Path, *, string_columns: list[str]) -> Iterator[pd.DataFra
             yield from pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=dtypes,
                                    chunksize=CHUNK_ROWS, encoding="utf-8-sig")
         elif suffix == ".jsonl":
-            for chunk in pd.read_json(path, lines=True, chunksize=CHUNK_ROWS, dtype=False):
-                yield chunk
+            yield from pd.read_json(path, lines=True, chunksize=CHUNK_ROWS, dtype=False)
         elif suffix == ".json":
             yield pd.read_json(path, dtype=False)
         else:

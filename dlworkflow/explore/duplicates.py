@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 MAX_CANDIDATES = 3_000_000  # candidate pairs confirmed on pixels (closest hashes first)
-NEAR_CONFIRM_CORRELATION = 0.97  # pixel correlation (shifts of 1 px allowed) of a near copy
 SHOWN_GROUPS = 20  # duplicate groups / pairs shown with thumbnails
 
 

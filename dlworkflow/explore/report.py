@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from dlworkflow.explore import sections_core as core
@@ -31,7 +31,7 @@ def render_report(ev: Evidence, warnings: list[Warning], view: SampleView, *, na
     if ev.tabular is not None:
         sections.append(more.tabular_section(ev))
     sections.append(more.leakage_section(ev, view))
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     subtitle = (f"Step 3 of the workflow: exploratory data analysis of {ev.overview.n_samples:,} "
                 f"samples ({ev.task}), dataset version {ev.overview.dataset_version[:12]}, "
                 f"made {stamp} by `dlw explore`.")

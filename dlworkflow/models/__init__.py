@@ -49,6 +49,7 @@ from dlworkflow.models.registry import (
     register_model,
 )
 from dlworkflow.models.saving import META_FILE, WEIGHTS_FILE, load_trained, save_trained
+from dlworkflow.models.text_encoder import TextEmbedder, text_embedder
 from dlworkflow.preprocess.tabular import (
     TableInputError,
     encode_table,
@@ -56,7 +57,6 @@ from dlworkflow.preprocess.tabular import (
     fit_table_encoding,
     n_features,
 )
-from dlworkflow.models.text_encoder import TextEmbedder, text_embedder
 from dlworkflow.preprocess.text import TOKENIZER, VOCAB_SIZE, tokenize
 
 __all__ = [

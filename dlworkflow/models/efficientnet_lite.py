@@ -12,6 +12,7 @@ safetensors to the user cache (`$DLW_CACHE_DIR`, else `$XDG_CACHE_HOME/dlworkflo
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -177,10 +178,8 @@ def _convert(source: Path, target: Path) -> dict[str, torch.Tensor]:
     raw = torch.load(source, weights_only=True, map_location="cpu")  # tensor-only loader
     state = {_strip_underscores(k): v.contiguous() for k, v in raw.items()
              if not k.startswith("_fc.")}  # drop the ImageNet classifier
-    try:
+    with contextlib.suppress(OSError):  # a read-only cache only costs the conversion next time
         atomic_write_with(target, lambda p: save_file(state, str(p)))
-    except OSError:
-        pass  # a read-only cache only costs the conversion again next time
     return state
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -45,7 +45,7 @@ def timeline(live: Sample, *, buckets: int) -> Timeline:
         edges = np.linspace(np.nanmin(ts), np.nanmax(ts), buckets + 1)
         bucket = np.clip(np.searchsorted(edges, ts, side="right") - 1, 0, buckets - 1)
         centres = (edges[:-1] + edges[1:]) / 2
-        x: list[Any] = [datetime.fromtimestamp(c, timezone.utc) for c in centres]
+        x: list[Any] = [datetime.fromtimestamp(c, UTC) for c in centres]
         times = True
     else:
         k = max(1, min(buckets, n))
@@ -236,7 +236,7 @@ def render(result: MonitorResult, pngs: list[tuple[str, bytes]]) -> str:
         sections.append(Section("distributions", "Distributions",
                                 png_figure(pngs[-1][1], pngs[-1][0])))
     sections.append(Section("method", "How the checks work", _METHOD))
-    when = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    when = datetime.now(UTC).isoformat(timespec="seconds")
     return page(f"Monitoring: model version {result.version}",
                 f"{result.project_name} · {when} · {result.source}", sections)
 

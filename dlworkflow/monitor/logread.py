@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -84,7 +84,7 @@ def parse_ts(value: Any) -> float:
         except ValueError:
             return math.nan
     if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=timezone.utc)
+        stamp = stamp.replace(tzinfo=UTC)
     return stamp.timestamp()
 
 
@@ -304,7 +304,7 @@ def _predict(bundle: Bundle, ids: list[str], values: list[Any], stamps: list[flo
     probs, emb = infer(bundle, x)
     made = records(bundle, summaries, probs, emb, ids=[ids[i] for i in keep])
     for i, record in zip(keep, made):
-        record["ts"] = datetime.fromtimestamp(stamps[i], timezone.utc).isoformat(
+        record["ts"] = datetime.fromtimestamp(stamps[i], UTC).isoformat(
             timespec="milliseconds")
         if raw is not None:
             record["values"] = raw[i]

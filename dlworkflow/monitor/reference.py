@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,13 +76,12 @@ def load_reference(project: Project, bundle: Bundle) -> Reference:
         return Reference(records, path, False, int(meta.get("n_validation", len(records))),
                          int(meta.get("skipped", 0)))
     records, n_val, skipped = build_records(project, bundle)
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(json.dumps(record, separators=(",", ":")) + "\n")
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, separators=(",", ":")) + "\n")
     atomic_write_json(path.with_suffix(".json"), {
         **expected, "n": len(records), "n_validation": n_val, "skipped": skipped,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        "created": datetime.now(UTC).isoformat(timespec="seconds")})
     _prune(path.parent, keep=path)
     return Reference(records, path, True, n_val, skipped)
 

@@ -1,9 +1,9 @@
 """Deterministic, stable, stratified and grouped assignment of samples to train / val / test.
 
-Units (samples tied by a group or by duplicate content, or a single sample) are ordered by a seeded hash of their key
-and, class by class, each goes to the split furthest below its target count. A sample that
-already has a split (from the previous `dlw split` with the same seed and fractions) keeps it,
-so adding samples never moves an existing one.
+Units (samples tied by a group or by duplicate content, or a single sample) are ordered by a
+seeded hash of their key and, class by class, each goes to the split furthest below its target
+count. A sample that already has a split (from the previous `dlw split` with the same seed and
+fractions) keeps it, so adding samples never moves an existing one.
 
 Fresh samples (`fresh`: sample id -> addition number, the data of `dlw retrain --data`) never
 join the test set: where the assignment says test, they go to the sealed slice `fresh<N>` of

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlworkflow.fileio import read_json
-from dlworkflow.store.trained import trained_meta
 from dlworkflow.ledger import RunRecord, TestRead
+from dlworkflow.store.trained import trained_meta
 
 if TYPE_CHECKING:
     from dlworkflow.project import Project

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from dlworkflow.report import figures
 from dlworkflow.deploy.runtime.versions import ONNX_FILE, version_folder
+from dlworkflow.plots import curves_png
+from dlworkflow.report import figures
 from dlworkflow.report.evidence import Evidence
 from dlworkflow.report.findings import (
     Finding,
@@ -20,7 +21,6 @@ from dlworkflow.report.findings import (
     strengths,
     verdict,
 )
-from dlworkflow.plots import curves_png
 from dlworkflow.report.html import (
     Section,
     bullet_list,

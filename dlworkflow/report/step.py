@@ -4,7 +4,7 @@ Chromium) and reports/model_card.md, all from the project's records."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,7 +60,7 @@ def report(project: Project, *, pdf: bool = True) -> ReportResult:
     ev = gather(project)
     sections = all_sections(ev)
     name = str(ev.config.get("name"))
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    now = datetime.now(UTC).isoformat(timespec="seconds")
     text = page(f"{name}: model report", f"Written by `dlw report` on {now} from the "
                 f"records of {project.root}", sections)
     folder = project.paths.reports

@@ -13,18 +13,18 @@ from dlworkflow.store.manifest import (
     read_quarantine,
     write_dataset,
 )
+from dlworkflow.store.privacy import (
+    PrivacyError,
+    check_privacy_gate,
+    read_privacy,
+    read_privacy_findings,
+)
 from dlworkflow.store.splits import (
     SplitInfo,
     load_split,
     read_assignments,
     read_split_info,
     write_split,
-)
-from dlworkflow.store.privacy import (
-    PrivacyError,
-    check_privacy_gate,
-    read_privacy,
-    read_privacy_findings,
 )
 from dlworkflow.store.trained import read_trained_pointer, write_trained_pointer
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -138,10 +139,9 @@ def normalise(img: Image.Image) -> Image.Image:
     """
     from PIL import Image, ImageOps
 
-    try:
+    # a broken EXIF block does not make the pixels unusable
+    with contextlib.suppress(OSError, ValueError, TypeError, SyntaxError):
         img = ImageOps.exif_transpose(img)
-    except (OSError, ValueError, TypeError, SyntaxError):
-        pass  # a broken EXIF block does not make the pixels unusable
     if img.mode.startswith("I;16"):
         arr = np.asarray(img, dtype=np.uint16)
         return Image.fromarray((arr >> 8).astype(np.uint8))

@@ -25,7 +25,7 @@ import os
 import secrets
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from dlworkflow.errors import DlwError
@@ -78,7 +78,7 @@ def make_record(findings: Iterable[Mapping[str, Any]], *, mode: str, dataset_ver
         "remaining_by_kind": dict(remaining.most_common()), "by_action": dict(actions),
         "findings": items[:MAX_LISTED], "findings_left_out": max(0, len(items) - MAX_LISTED),
         "findings_table": findings_table, "scrubbed_to": scrubbed_to,
-        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 

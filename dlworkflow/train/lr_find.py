@@ -32,8 +32,16 @@ from torch import nn
 from dlworkflow.errors import TrainError
 from dlworkflow.results import StepResult
 from dlworkflow.train.data import TensorData
-from dlworkflow.train.trainer import (LoopConfig, _Loop, autocast, capture_rng, make_optimizer,
-                                      resolve_device, resolve_precision, restore_rng)
+from dlworkflow.train.trainer import (
+    LoopConfig,
+    _Loop,
+    autocast,
+    capture_rng,
+    make_optimizer,
+    resolve_device,
+    resolve_precision,
+    restore_rng,
+)
 
 if TYPE_CHECKING:
     from dlworkflow.project import Project

@@ -143,7 +143,7 @@ def ensure_experiment(project: Project, client: Any) -> str:
         if found.lifecycle_stage == "deleted":
             raise TrainError(
                 f"The MLflow experiment {name!r} is deleted.",
-                fix=f"restore it (`mlflow experiments restore`) or set tracking.experiment to "
+                fix="restore it (`mlflow experiments restore`) or set tracking.experiment to "
                 "a new name in dlworkflow.yaml",
             )
         return found.experiment_id

@@ -22,7 +22,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-from dlworkflow.store.images import is_dicom
 from dlworkflow.data.deid.findings import (
     DeidentifyError,
     Finding,
@@ -32,6 +31,7 @@ from dlworkflow.data.deid.findings import (
     pseudonym,
 )
 from dlworkflow.fileio import atomic_path
+from dlworkflow.store.images import is_dicom as is_dicom  # re-exported (deid, scrub)
 
 STANDARD_UID_ROOT = "1.2.840.10008."
 

@@ -5,8 +5,8 @@ from dlworkflow.deploy.export.step import (
     ExportRefusedError,
     ExportResult,
     ParityError,
-    export,
     current_verdict,
+    export,
 )
 
 __all__ = ["ExportRefusedError", "ExportResult", "ParityError", "export", "current_verdict"]

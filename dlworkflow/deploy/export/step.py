@@ -16,24 +16,22 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dlworkflow.errors import DlwError, StepOrderError
-from dlworkflow.fileio import atomic_write_json, sha256_file, sha256_json
-from dlworkflow.ledger import git_commit
-from dlworkflow.results import StepResult
 from dlworkflow.deploy.runtime import versions as V
 from dlworkflow.deploy.runtime.bundle import FORMAT, Bundle, load_bundle
 from dlworkflow.deploy.runtime.observe import runtime_inputs
 from dlworkflow.deploy.runtime.spec import example_input, input_spec
+from dlworkflow.errors import DlwError, StepOrderError
+from dlworkflow.fileio import atomic_write_json, sha256_file, sha256_json
+from dlworkflow.ledger import git_commit
+from dlworkflow.results import StepResult
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from dlworkflow.project import Project
 
 #: Parity thresholds: probabilities may differ by float32 rounding only, and the predicted
@@ -126,7 +124,7 @@ def export(project: Project, *, force: bool = False, reason: str | None = None,
                 'export anyway with --force --reason "..." (recorded in the metadata and ledger)')
     forced = None if verdict == "PASS" else {  # a PASS model needs no forcing
         "reason": str(reason).strip(), "by": _user(),
-        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "verdict": verdict}
+        "at": datetime.now(UTC).isoformat(timespec="seconds"), "verdict": verdict}
 
     model, meta = load_trained(pointer["folder"])
     root = project.root
@@ -210,7 +208,7 @@ def _write_folder(project: Project, folder: Path, version: int, model: Any,
         "dataset_version": meta.get("dataset_version"),
         "config_hash": sha256_json(config.model_dump(mode="json")),
         "commit": git_commit(project.root),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "trained": {"run_id": pointer.get("run_id"), "folder": pointer.get("folder_in_project"),
                     "weights_sha256": meta.get("weights_sha256")},
         "files": {V.ONNX_FILE: sha256_file(folder / V.ONNX_FILE),

@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import math
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -152,8 +152,7 @@ def records(bundle: Bundle, summaries: list[dict[str, Any]], probs: np.ndarray,
             emb: np.ndarray | None, *, ids: list[str] | None = None, ts: float | None = None,
             latency_ms: float = 0.0, request_items: int | None = None) -> list[dict[str, Any]]:
     """The prediction-log records of one call (the server's, the reference's, --inputs')."""
-    stamp = datetime.fromtimestamp(ts, timezone.utc) if ts is not None else \
-        datetime.now(timezone.utc)
+    stamp = datetime.fromtimestamp(ts, UTC) if ts is not None else datetime.now(UTC)
     when = stamp.isoformat(timespec="milliseconds")
     ids = ids or new_ids(len(probs))
     best = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=int)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +117,7 @@ def champion_folder(root: str | Path) -> Path | None:
 def _write(root: str | Path, version: int, previous: list[int]) -> None:
     atomic_write_json(pointer_path(root), {
         "version": int(version), "previous": [int(v) for v in previous],
-        "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        "updated": datetime.now(UTC).isoformat(timespec="seconds")})
 
 
 def promote(root: str | Path, version: int) -> None:

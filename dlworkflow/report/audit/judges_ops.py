@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from dlworkflow.report.audit.evidence import Evidence
 from dlworkflow.report.audit.judge import Judgement, checklist_only, judge
@@ -170,7 +170,7 @@ def models_not_too_stale(ev: Evidence) -> Judgement:
     release = ev.release
     if release is None or not release.get("created"):
         return checklist_only("no exported model, and no maximum model age is set")
-    age = datetime.now(timezone.utc) - datetime.fromisoformat(release["created"])
+    age = datetime.now(UTC) - datetime.fromisoformat(release["created"])
     return checklist_only(f"v{release['version']} was exported {age.days} day(s) ago; no "
                           "maximum age or retraining schedule is recorded")
 

@@ -3,16 +3,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from dlworkflow.fileio import atomic_write_json
 from dlworkflow.report.audit import judges_data_model, judges_ops  # noqa: F401  (register judges)
 from dlworkflow.report.audit.evidence import Evidence
 from dlworkflow.report.audit.judge import JUDGES
 from dlworkflow.report.audit.result import AuditResult
 from dlworkflow.report.audit.rubric import SECTIONS, TESTS
 from dlworkflow.report.audit.scoring import score, section_scores
-from dlworkflow.fileio import atomic_write_json
 
 if TYPE_CHECKING:
     from dlworkflow.project import Project
@@ -29,7 +29,7 @@ def audit(project: Project, *, write: bool = True) -> AuditResult:
     sections = section_scores(scores)
     result = AuditResult(project=str(project.root), tests=scores, sections=sections,
                          final=min(sections[s] for s in SECTIONS),
-                         at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                         at=datetime.now(UTC).isoformat(timespec="seconds"))
     if write:
         path = project.paths.reports / AUDIT_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
