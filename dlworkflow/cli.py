@@ -17,7 +17,7 @@ app = typer.Typer(
     "train (5-6), evaluate/test/export (7), report/audit (8), monitor/retrain (9); status shows where the project stands, run does every "
     "stale step, demo does it all on real MNIST.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion
     pretty_exceptions_enable=False,
 )
 config_app = typer.Typer(help="Inspect dlworkflow.yaml: its schema and effective values.",
@@ -26,7 +26,27 @@ app.add_typer(config_app, name="config")
 
 ProjectOpt = Annotated[Path, typer.Option("--project", "-p", help="Project folder.",
                                           show_default="current folder")]
+JsonOpt = Annotated[bool, typer.Option(
+    "--json", help="Print one JSON document on stdout instead of tables (shapes: "
+    "docs/reference/json-output.md); progress and logs go to stderr.")]
 HERE = Path(".")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from dlworkflow import __version__
+
+        typer.echo(f"dlw {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[Optional[bool], typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print the version and exit.")] = None,
+) -> None:
+    pass
 
 
 def _console() -> Any:
@@ -62,6 +82,28 @@ def _run(action: Any) -> Any:
         return action()
     except Exception as exc:
         _fail(exc)
+
+
+def _result(action: Any, as_json: bool) -> Any:
+    """Call the API and print its result: a table, or with --json one JSON document on stdout
+    (everything else the call prints goes to stderr). A DlwError exits with its code; with
+    --json it is also printed on stdout as {"error": {...}} (DlwError.to_json)."""
+    if not as_json:
+        result = _run(action)
+        _show(result)
+        return result
+    from dlworkflow.errors import DlwError
+    from dlworkflow.jsonout import emit, stdout_to_stderr
+
+    try:
+        with stdout_to_stderr():
+            result = action()
+    except DlwError as exc:
+        emit({"error": exc})
+        typer.echo(f"error: {exc.render()}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    emit(result)
+    return result
 
 
 def _fail(exc: Exception) -> None:
@@ -123,13 +165,23 @@ def define(
 
 
 @config_app.command("schema")
-def config_schema() -> None:
+def config_schema(
+    write: Annotated[bool, typer.Option(
+        "--write", help="Write it to the project's dlworkflow.schema.json instead (the file "
+        "dlworkflow.yaml's first line names for editors) and add that line when missing.")
+    ] = False,
+    project: ProjectOpt = HERE,
+) -> None:
     """Print the JSON Schema of dlworkflow.yaml."""
-    import json
+    from dlworkflow.config_schema import schema_text
 
-    from dlworkflow.config import json_schema
+    if not write:
+        typer.echo(schema_text(), nl=False)
+        return
+    from dlworkflow.config_schema import write_schema_and_line
 
-    typer.echo(json.dumps(json_schema(), indent=2))
+    path, changed = _run(lambda: write_schema_and_line(_load(project)))
+    _console().print(f"{'Wrote' if changed else 'Up to date:'} {path}", highlight=False)
 
 
 @config_app.command("show")
@@ -145,9 +197,9 @@ def config_show(project: ProjectOpt = HERE) -> None:
 
 
 @app.command()
-def status(project: ProjectOpt = HERE) -> None:
+def status(project: ProjectOpt = HERE, as_json: JsonOpt = False) -> None:
     """Where the project stands on each of the nine steps, and the next command."""
-    _show(_run(lambda: _load(project).status()))
+    _result(lambda: _load(project).status(), as_json)
 
 
 @app.command()
@@ -242,17 +294,17 @@ def evaluate(
     project: ProjectOpt = HERE,
     split: Annotated[str, typer.Option(
         help="val (default) or train; the sealed test set is for `dlw test` only.")] = "val",
+    as_json: JsonOpt = False,
 ) -> None:
     """Step 7: metrics with intervals, calibration, slices, baselines and errors on validation;
     any time, the test set stays sealed. Figures in reports/evaluate/<split>/."""
-    _show(_run(lambda: _load(project).evaluate(split)))
+    _result(lambda: _load(project).evaluate(split), as_json)
 
 
 @app.command()
-def test(project: ProjectOpt = HERE) -> None:
+def test(project: ProjectOpt = HERE, as_json: JsonOpt = False) -> None:
     """Step 7: the one-time test on the sealed test set. Exit 0 on PASS, 3 on FAIL."""
-    result = _run(lambda: _load(project).test())
-    _show(result)
+    result = _result(lambda: _load(project).test(), as_json)
     raise typer.Exit(result.exit_code)
 
 
@@ -341,19 +393,20 @@ def tune(
     apply: Annotated[bool, typer.Option(
         "--apply", help="Write the best parameters into dlworkflow.yaml (shows the diff).")
     ] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Step 6: hyperparameter search over `tune.space` in dlworkflow.yaml on the validation
     split (Optuna TPE + pruning; resumable: .dlw/tune/study.db); every trial an MLflow child
     run; writes reports/tune.html. The test set is never read."""
-    _show(_run(lambda: _load(project).tune(trials=trials, timeout=timeout, workers=workers,
-                                            backend=backend, address=address, apply=apply)))
+    _result(lambda: _load(project).tune(trials=trials, timeout=timeout, workers=workers,
+                                        backend=backend, address=address, apply=apply), as_json)
 
 
 @app.command()
-def versions(project: ProjectOpt = HERE) -> None:
+def versions(project: ProjectOpt = HERE, as_json: JsonOpt = False) -> None:
     """Exported model versions (model, verdict, forced reason, date), the champion and the
     earlier champions (the rollback history)."""
-    _show(_run(lambda: _load(project).versions()))
+    _result(lambda: _load(project).versions(), as_json)
 
 
 @app.command()
@@ -383,13 +436,13 @@ def monitor(
         help="Only the newest N predictions (default monitor.window).")] = None,
     webhook: Annotated[Optional[str], typer.Option(
         help="POST an alert to this URL (default monitor.webhook).")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Step 9: compare live traffic with the validation reference (input, embedding,
     prediction, confidence and out-of-distribution drift; live metrics with --labels);
     write reports/monitor.html. Exit 0 OK, 4 ALERT, 75 when another run holds the lock."""
-    result = _run(lambda: _load(project).monitor(inputs=inputs, labels=labels, since=since,
-                                                 window=window, webhook=webhook))
-    _show(result)
+    result = _result(lambda: _load(project).monitor(inputs=inputs, labels=labels, since=since,
+                                                    window=window, webhook=webhook), as_json)
     raise typer.Exit(result.exit_code)
 
 
@@ -427,11 +480,11 @@ def predict(
 
 
 @app.command()
-def audit(project: ProjectOpt = HERE) -> None:
+def audit(project: ProjectOpt = HERE, as_json: JsonOpt = False) -> None:
     """Step 8: the ML Test Score (28 tests, Breck et al. 2017) from the project's records and
     the `audit:` checklist in dlworkflow.yaml; section scores, the final score (their minimum)
     and what to do next for each missing point. Writes reports/audit.json."""
-    _show(_run(lambda: _load(project).audit()))
+    _result(lambda: _load(project).audit(), as_json)
 
 
 @app.command("run")

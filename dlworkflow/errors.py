@@ -40,6 +40,12 @@ class DlwError(Exception):
                 lines.append(f"  {label}: {value}")
         return "\n".join(lines)
 
+    def to_json(self) -> dict[str, Any]:
+        """The error as `dlw ... --json` prints it, under the key "error"."""
+        return {"type": type(self).__name__, "what": self.what, "expected": self.expected,
+                "received": self.received, "fix": self.fix, "context": self.context,
+                "exit_code": self.exit_code, "message": self.render()}
+
 
 class ConfigError(DlwError):
     """dlworkflow.yaml is missing, unreadable or does not match the schema."""

@@ -110,6 +110,7 @@ class Project:
     @classmethod
     def init(cls, root: str | Path, *, task: str = "image-classification",
              name: str | None = None, model: str | None = None, force: bool = False) -> Project:
+        from dlworkflow.config_schema import with_schema_line, write_schema
         from dlworkflow.problem import render_template
 
         if task not in TASKS:
@@ -127,7 +128,8 @@ class Project:
         text = render_template(name=name, task=task, model=model or DEFAULT_MODEL[task])
         validate_config(_yaml().load(text), source=CONFIG_FILE)
         project.root.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(project.paths.config, text)
+        write_schema(project.root)  # the editor's schema, named by the first line
+        atomic_write_text(project.paths.config, with_schema_line(text))
         project.paths.state.mkdir(exist_ok=True)
         atomic_write_text(project.paths.state / ".gitignore", "*\n")
         return project
@@ -143,6 +145,9 @@ class Project:
                 fix="run `dlw init DIR` (or `dlw demo`) first, or pass -p/--project DIR",
             )
         project.config  # validate now, at the boundary
+        from dlworkflow.config_schema import refresh_schema
+
+        refresh_schema(project.root, project.paths.config)  # the editor's schema, if outdated
         return project
 
     # ---- config ---------------------------------------------------------------------------
@@ -196,7 +201,10 @@ class Project:
         config = validate_config(raw, source=str(self.paths.config))
         buffer = io.StringIO()
         _yaml().dump(raw, buffer)
-        atomic_write_text(self.paths.config, buffer.getvalue())
+        from dlworkflow.config_schema import keep_schema_line
+
+        before = self.paths.config.read_text(encoding="utf-8")
+        atomic_write_text(self.paths.config, keep_schema_line(before, buffer.getvalue()))
         self._config = None  # re-read with its new stamp on next access
         return config
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,13 @@ class StepResult:
     def figures(self) -> list[tuple[str, str | Path]]:
         """(caption, PNG file or data: URI) shown inline under the table in a notebook."""
         return []
+
+    def to_json(self) -> dict[str, Any]:
+        """The result as `dlw ... --json` prints it (through dlworkflow.jsonout): the title
+        and the dataclass fields (those hidden from repr left out). Results whose step writes
+        a JSON record override this with that record's shape."""
+        return {"title": self.title(),
+                **{f.name: getattr(self, f.name) for f in fields(self) if f.repr}}
 
     def __rich__(self) -> Any:
         from rich.table import Table

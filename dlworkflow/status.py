@@ -38,6 +38,15 @@ class StatusReport:
                 return step.state
         raise KeyError(ledger_step)
 
+    def to_json(self) -> dict[str, Any]:
+        """`dlw status --json`: every step's state and the next command."""
+        return {"project": self.project,
+                "steps": [{"number": s.number, "title": s.title, "command": s.command,
+                           "state": s.state, "detail": s.detail, "ledger_step": s.ledger_step}
+                          for s in self.steps],
+                "next_command": self.next_command, "all_done": self.next_command is None,
+                "test_reads": self.test_reads}
+
     def __rich__(self) -> Any:
         from rich.table import Table
 

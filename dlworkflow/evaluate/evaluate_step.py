@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlworkflow.evaluate.full_report import full_report, headline, validation_temperature
+from dlworkflow.evaluate.full_report import (full_report, headline, metrics_file,
+                                             validation_temperature)
 from dlworkflow.evaluate.predict import load_model
 from dlworkflow.evaluate.slices import check_columns
 from dlworkflow.evaluate.summary import report_figures, report_rows
@@ -37,6 +38,13 @@ class EvaluationResult(StepResult):
 
     def figures(self) -> list[tuple[str, str | Path]]:
         return list(report_figures(self.report, self.root)) if self.root else []
+
+    def to_json(self) -> dict[str, Any]:
+        """`dlw evaluate --json`: the headline and the full report, as written to
+        reports/evaluate/<split>/metrics.json."""
+        return {"split": self.split, "model": self.model, "headline": headline(self.report),
+                "metrics_file": metrics_file(self.root, self.split) if self.root else None,
+                "report": self.report}
 
 
 def evaluate(project: Project, split: str = "val") -> EvaluationResult:

@@ -37,6 +37,11 @@ def report_folder(project: Project, split: str) -> Path:
     return project.paths.reports / "evaluate" / split
 
 
+def metrics_file(root: str | Path, split: str) -> str:
+    """reports/evaluate/<split>/metrics.json of the project in `root`."""
+    return str(Path(root) / "reports" / "evaluate" / split / METRICS_FILE)
+
+
 def validation_temperature(project: Project, model: Any, meta: dict[str, Any]) -> float | None:
     """T fitted on the validation logits when evaluate.temperature_scaling is on, else None."""
     if not project.config.evaluate.temperature_scaling:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlworkflow.evaluate.full_report import full_report, validation_temperature
+from dlworkflow.evaluate.full_report import full_report, metrics_file, validation_temperature
 from dlworkflow.evaluate.constraints import check_constraints
 from dlworkflow.evaluate.gate import Verdict, judge
 from dlworkflow.evaluate.predict import load_model
@@ -68,6 +68,17 @@ class TestResult(StepResult):
 
     def figures(self) -> list[tuple[str, str | Path]]:
         return list(report_figures(self.report, self.root)) if self.root else []
+
+    def to_json(self) -> dict[str, Any]:
+        """`dlw test --json`: the verdict record (as in the ledger and the report), the facts
+        of this read of the test set, and the full report (reports/evaluate/test/metrics.json)."""
+        return {"verdict": {**self.verdict.record(), "passed": self.verdict.passed,
+                            "sentence": self.verdict.sentence()},
+                "exit_code": self.exit_code, "model": self.model, "n_samples": self.n_samples,
+                "accuracy": self.accuracy, "previous_reads": self.previous_reads,
+                "seal_hash": self.seal_hash,
+                "metrics_file": metrics_file(self.root, "test") if self.root else None,
+                "report": self.report}
 
     def _repr_html_(self) -> str:
         colour = "#1a7f37" if self.verdict.passed else "#c0392b"

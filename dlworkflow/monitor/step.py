@@ -111,6 +111,21 @@ class MonitorResult(StepResult):
             rows.append(("report", str(self.report)))
         return rows
 
+    def record(self) -> dict[str, Any]:
+        """reports/monitor.json."""
+        return {"status": self.status, "headline": self.headline, "version": self.version,
+                "source": self.source, "n_live": self.n_live,
+                "n_reference": self.n_reference, "alpha": self.alpha, "m": self.m,
+                "level": self.level, "window": list(self.window), "skipped": self.skipped,
+                "other_versions": {str(k): v for k, v in self.other_versions.items()},
+                "labelled": self.labelled, "checks": self.checks, "notes": self.notes,
+                "webhook": self.webhook, "exit_code": self.exit_code,
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+    def to_json(self) -> dict[str, Any]:
+        """`dlw monitor --json`: reports/monitor.json and where the reports were written."""
+        return {**self.record(), "report": self.report, "json_file": self.json_path}
+
     def figures(self) -> list[tuple[str, str | Path]]:
         import base64
 
@@ -265,17 +280,6 @@ def _window(live: Sample) -> tuple[str | None, str | None]:
                  for t in (finite.min(), finite.max()))  # type: ignore[return-value]
 
 
-def _json(result: MonitorResult) -> dict[str, Any]:
-    return {"status": result.status, "headline": result.headline, "version": result.version,
-            "source": result.source, "n_live": result.n_live,
-            "n_reference": result.n_reference, "alpha": result.alpha, "m": result.m,
-            "level": result.level, "window": list(result.window), "skipped": result.skipped,
-            "other_versions": {str(k): v for k, v in result.other_versions.items()},
-            "labelled": result.labelled, "checks": result.checks, "notes": result.notes,
-            "webhook": result.webhook, "exit_code": result.exit_code,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-
-
 def _write(project: Project, result: MonitorResult) -> None:
     from dlworkflow.monitor.html import render
 
@@ -283,7 +287,7 @@ def _write(project: Project, result: MonitorResult) -> None:
     result.report = folder / REPORT_FILE
     result.json_path = folder / JSON_FILE
     atomic_write_text(result.report, render(result, result.pngs))
-    atomic_write_json(result.json_path, _json(result))
+    atomic_write_json(result.json_path, result.record())
 
 
 def _send(project: Project, result: MonitorResult, url: str) -> None:

@@ -36,6 +36,11 @@ class VersionsResult(StepResult):
                          + " (newest first; `dlw rollback [--to N]`)"))
         return rows
 
+    def to_json(self) -> dict[str, Any]:
+        """`dlw versions --json`: each version's metadata.json as written by `dlw export`."""
+        return {"action": self.action, "champion": self.champion,
+                "history": list(self.history or []), "versions": self.versions}
+
 
 def listing(root: Path) -> VersionsResult:
     """Every exported version, the champion and the champions before it."""

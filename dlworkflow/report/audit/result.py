@@ -53,6 +53,11 @@ class AuditResult(StepResult):
                 "level": self.level, "sections": self.sections,
                 "tests": [t.record() for t in self.tests]}
 
+    def to_json(self) -> dict[str, Any]:
+        """`dlw audit --json`: reports/audit.json (record()), the weakest sections and the
+        file written."""
+        return {**self.record(), "weakest": self.weakest, "written": self.written}
+
     def __rich__(self) -> Any:
         from rich.console import Group
         from rich.table import Table

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from dlworkflow import store
@@ -79,6 +79,11 @@ class TuneResult(StepResult):
         if self.applied:
             rows.append(("applied", self.diff or "dlworkflow.yaml already had these values"))
         return rows
+
+    def to_json(self) -> dict[str, Any]:
+        """`dlw tune --json`: the study's summary (as the ledger records it), the --apply
+        diff and one row per trial of the study."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def tune(project: Project, *, trials: int | None = None, timeout: float | None = None,
