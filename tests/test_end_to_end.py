@@ -58,7 +58,8 @@ def test_cli_end_to_end_on_real_digits(tmp_path: Path):
     assert len(reads) == 2 and {r.step for r in reads} == {"test"}
     verdict = project.ledger.latest("test")
     assert verdict.outputs["verdict"] == "PASS"
-    assert verdict.outputs["interval"][0] <= verdict.outputs["value"] <= verdict.outputs["interval"][1]
+    interval = verdict.outputs["interval"]
+    assert interval[0] <= verdict.outputs["value"] <= interval[1]
 
     status = project.status()
     for step in ("define", "ingest", "explore", "split", "train", "test"):
@@ -130,7 +131,8 @@ def test_demo_runs_the_whole_workflow_on_mnist(tmp_path: Path):
     assert (tmp_path / "demo" / "reports" / "monitor.html").is_file()
     decision = project.ledger.latest("retrain")
     assert decision.outputs["outcome"] == "promoted", decision.summary
-    assert champion(tmp_path / "demo") == 2 and read_metadata(tmp_path / "demo", 2)["verdict"] == "PASS"
+    assert champion(tmp_path / "demo") == 2
+    assert read_metadata(tmp_path / "demo", 2)["verdict"] == "PASS"
     with sqlite3.connect(tmp_path / "demo" / "mlruns.db") as conn:
         assert conn.execute("select count(*) from runs").fetchone()[0] == 2
     split = json.loads((tmp_path / "demo" / ".dlw" / "split" / "split.json").read_text())

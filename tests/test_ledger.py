@@ -55,10 +55,9 @@ def test_step_records_config_hash_inputs_outputs_env_seed_and_status(project):
 
 
 def test_failed_step_is_recorded_as_failed_with_its_message(project):
-    with pytest.raises(ValueError, match="boom"):
-        with project.step("ingest") as run:
-            run.outputs = {"partial": 1}
-            raise ValueError("boom: the disk is full")
+    with pytest.raises(ValueError, match="boom"), project.step("ingest") as run:
+        run.outputs = {"partial": 1}
+        raise ValueError("boom: the disk is full")
     assert project.ledger.latest("ingest") is None  # no done run
     failed = project.ledger.latest("ingest", status=None)
     assert failed.status == "failed"
@@ -71,9 +70,8 @@ def test_failed_step_is_recorded_as_failed_with_its_message(project):
 def test_latest_done_run_survives_a_later_failure(project):
     with project.step("ingest") as run:
         run.outputs = {"hash": "v1"}
-    with pytest.raises(RuntimeError):
-        with project.step("ingest"):
-            raise RuntimeError("later failure")
+    with pytest.raises(RuntimeError), project.step("ingest"):
+        raise RuntimeError("later failure")
     assert project.ledger.latest("ingest").output_hash == "v1"
     assert project.ledger.latest("ingest", status=None).status == "failed"
     assert [r.status for r in project.ledger.history("ingest")] == ["done", "failed"]

@@ -120,6 +120,5 @@ def test_step_sets_the_active_step_only_while_it_runs(project):
         run.outputs = {"hash": "abc"}
     assert project.active_step is None
     assert project.upstream_hash("define") == "abc"
-    with pytest.raises(KeyError):
-        with project.step("no-such-step"):
-            pass
+    with pytest.raises(KeyError), project.step("no-such-step"):
+        pass

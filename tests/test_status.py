@@ -7,6 +7,7 @@ import io
 import pytest
 from rich.console import Console
 
+from dlworkflow.errors import DataError
 from dlworkflow.status import DONE, FAILED, NOT_RUN, STALE
 
 
@@ -89,7 +90,7 @@ def test_reingesting_changed_data_makes_split_stale(split_project, digits_folder
 
 def test_failed_step_is_shown_with_its_message(project, tmp_path):
     project.update_config({"data.source": str(tmp_path / "missing")})
-    with pytest.raises(Exception):
+    with pytest.raises(DataError):
         project.ingest(progress=False)
     report = project.status()
     assert report.state_of("ingest") == FAILED

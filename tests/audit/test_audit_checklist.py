@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from dlworkflow.report.audit import SECTIONS, TESTS, audit
-from dlworkflow.report.audit.scoring import check_rubric
 from dlworkflow.config import AUDIT_IDS
 from dlworkflow.errors import ConfigError
 from dlworkflow.project import Project
+from dlworkflow.report.audit import SECTIONS, TESTS, audit
+from dlworkflow.report.audit.scoring import check_rubric
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def test_checklist_answers_count_half_and_one(fresh: Project):
 
 def test_final_score_is_the_minimum_of_the_sections(fresh: Project):
     answers = {}
-    for i, t in enumerate(TESTS):
+    for t in TESTS:
         # Data: all automated (7); Model: 3 automated; Infrastructure: 5 manual; Monitoring: 2
         n = {"Data": 7, "Model": 3, "Infrastructure": 5, "Monitoring": 2}[t.section]
         if t.number <= n:

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from dlworkflow.report.audit import audit
 from dlworkflow.cli import app
 from dlworkflow.project import Project
+from dlworkflow.report.audit import audit
 
 CONFIG = {
     "data.source": "builtin:digits", "explore.backbone": "pixels",

@@ -11,8 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlworkflow.datasets import BUILTINS, get_builtin, list_builtins
-from dlworkflow.datasets import data_packages, elpv, fashion_mnist, rotten_tomatoes
+from dlworkflow.datasets import (
+    BUILTINS,
+    data_packages,
+    elpv,
+    fashion_mnist,
+    get_builtin,
+    list_builtins,
+    rotten_tomatoes,
+)
 from dlworkflow.errors import DataError
 from system_deps import missing_system_package
 

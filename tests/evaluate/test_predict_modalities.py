@@ -3,11 +3,8 @@ alone: its probabilities equal the trained model's on the training data path's t
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
-from modality_data import TINY_TRANSFORMER, mixed_cancer_table, review_sample
-from modality_data import trained_project as trained
 import torch
 
 from dlworkflow.evaluate.predict import load_model, predict_proba
@@ -15,6 +12,8 @@ from dlworkflow.models import TableInputError
 from dlworkflow.project import Project
 from dlworkflow.store import load_split, read_split_info
 from dlworkflow.train.tensors import load_train_val
+from modality_data import TINY_TRANSFORMER, mixed_cancer_table, review_sample
+from modality_data import trained_project as trained
 
 
 def reference_proba(project: Project, model, preprocessing: dict) -> np.ndarray:

@@ -4,7 +4,7 @@ and breast cancer data) against scikit-learn, and its vectorised bootstrap inter
 from __future__ import annotations
 
 import time
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -15,7 +15,7 @@ from dlworkflow.evaluate.report import metric_report, top_ks
 from dlworkflow.metrics import METRICS
 
 
-@lru_cache(maxsize=None)
+@cache
 def digits_predictions() -> tuple[np.ndarray, np.ndarray]:
     """Held-out class probabilities of a (deliberately weak) logistic regression on digits."""
     from sklearn.datasets import load_digits
@@ -26,7 +26,7 @@ def digits_predictions() -> tuple[np.ndarray, np.ndarray]:
     return y[300:], model.predict_proba(x[300:])
 
 
-@lru_cache(maxsize=None)
+@cache
 def cancer_predictions() -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_breast_cancer
     from sklearn.linear_model import LogisticRegression

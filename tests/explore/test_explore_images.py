@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from conftest import digit_image, make_digits_folder, write_png
-
 from dlworkflow.explore import ExploreResult, explore
 from dlworkflow.project import Project
 

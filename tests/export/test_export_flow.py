@@ -6,18 +6,18 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import pytest
-
 from typer.testing import CliRunner
 
 from dlworkflow.cli import app
-from dlworkflow.errors import DlwError
-from dlworkflow.deploy.export import ExportRefusedError, export, current_verdict
+from dlworkflow.deploy.export import ExportRefusedError, current_verdict, export
 from dlworkflow.deploy.runtime import versions as V
 from dlworkflow.deploy.runtime.bundle import InputError, load_bundle
+from dlworkflow.errors import DlwError
 
 METADATA_KEYS = {"format", "version", "model", "task", "modality", "classes", "input",
                  "preprocessing", "metric", "verdict", "test_value", "forced", "parity",
@@ -69,7 +69,7 @@ def test_passing_model_exports_with_parity_and_complete_metadata(digits):
     result = digits.export()
     assert result.version == 2 and V.champion(digits.root) == 2
     meta = json.loads((result.folder / "metadata.json").read_text())
-    assert METADATA_KEYS <= set(meta)
+    assert set(meta) >= METADATA_KEYS
     assert meta["verdict"] == "PASS" and meta["forced"] is None
     assert meta["model"] == "small_cnn" and meta["modality"] == "image"
     assert meta["classes"] == [str(i) for i in range(10)]
@@ -108,13 +108,13 @@ def test_bundle_matches_the_trained_model_on_real_images(digits):
 
     bundle = load_bundle(V.champion_folder(digits.root), threads=1)
     rows = load_split(digits, "train").iloc[:7]
-    x = bundle.prepare_images([open(p, "rb").read() for p in rows["path"]])
+    x = bundle.prepare_images([Path(p).read_bytes() for p in rows["path"]])
     assert x.shape == (7, 1, 16, 16) and x.dtype == np.float32
     model, meta = load_model(digits)
     np.testing.assert_allclose(bundle.predict_proba(x),
                                predict_proba(digits, model, meta, rows), atol=1e-5)
     with pytest.raises(InputError) as err:
-        bundle.prepare_images([open(rows["path"].iloc[0], "rb").read(), b"not an image"])
+        bundle.prepare_images([Path(rows["path"].iloc[0]).read_bytes(), b"not an image"])
     assert err.value.context["index"] == 1
     with pytest.raises(InputError):
         bundle.prepare_texts(["this is an image model"])
@@ -160,7 +160,7 @@ def test_predict_writes_a_csv_with_an_error_row_for_a_corrupt_file(digits, tmp_p
 
     rows = load_split(digits, "val").iloc[:5]
     corrupt = tmp_path / "corrupt.png"
-    data = open(rows["path"].iloc[0], "rb").read()
+    data = Path(rows["path"].iloc[0]).read_bytes()
     corrupt.write_bytes(data[:len(data) // 2])  # a truncated PNG
     out = tmp_path / "predictions.csv"
     result = digits.predict([*rows["path"], str(corrupt)], out=out)

@@ -10,11 +10,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from modality_data import TINY_TRANSFORMER, mixed_cancer_table, review_sample
-from modality_data import trained_project as trained
 
 from dlworkflow.deploy.runtime import versions as V
 from dlworkflow.deploy.runtime.bundle import InputError, load_bundle
+from modality_data import TINY_TRANSFORMER, mixed_cancer_table, review_sample
+from modality_data import trained_project as trained
 
 
 def test_text_model_export_parity_and_predict(tmp_path):

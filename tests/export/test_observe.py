@@ -42,8 +42,9 @@ def test_records_carry_summaries_probabilities_and_a_fixed_embedding(digits):
 
 def test_inverted_images_move_the_summaries_and_the_embedding(digits):
     bundle = _bundle(digits)
-    from PIL import Image, ImageOps
     import io
+
+    from PIL import Image, ImageOps
 
     rows = load_split(digits, "val").iloc[:40]
     values = observe.rows_to_values(bundle, rows)

@@ -13,10 +13,10 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from dlworkflow.deploy.runtime.bundle import BundleError, InputError, load_bundle
 from dlworkflow.models import create_model
 from dlworkflow.models.onnx_export import OnnxExportError, to_onnx
 from dlworkflow.preprocess import tokenize
-from dlworkflow.deploy.runtime.bundle import BundleError, InputError, load_bundle
 
 
 def same_logits(model, path, x):

@@ -24,9 +24,9 @@ from dlworkflow.models import (
     image_embedder,
     list_models,
     text_embedder,
+    text_encoder,
 )
 from dlworkflow.models import efficientnet_lite as lite
-from dlworkflow.models import text_encoder
 
 DAISY, PALACE = 985, 698  # ImageNet class indices
 

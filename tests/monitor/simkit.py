@@ -73,7 +73,8 @@ def inverted(images: np.ndarray) -> np.ndarray:
     return 255 - images
 
 
-SHIFTS = {"rotated 45 deg": lambda im: rotated(im, 45), "noisy sigma 0.3": lambda im: noisy(im, 0.3),
+SHIFTS = {"rotated 45 deg": lambda im: rotated(im, 45),
+          "noisy sigma 0.3": lambda im: noisy(im, 0.3),
           "inverted": inverted}
 
 

@@ -6,12 +6,12 @@ in-distribution windows stays under monitor.alpha and every shift is detected.""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
-
 import simkit
+
 from dlworkflow.deploy.runtime import observe
 from dlworkflow.deploy.runtime.bundle import load_bundle
 from dlworkflow.deploy.runtime.versions import champion_folder
@@ -30,7 +30,7 @@ def simulation(tmp_path_factory):
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def test_shifted_traffic_through_the_server_alerts_and_held_out_traffic_does_not(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import json
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from dlworkflow.project import Project
 from modality_data import helpers
 
 N_TRAIN = 1200  # digits 0..1199 form the project; 1200..1796 are held out
-START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _train_conftest():
@@ -241,9 +241,9 @@ def test_refuses_without_a_champion_or_without_data(tmp_path, digits):
 def test_a_second_run_is_refused_while_one_holds_the_lock(digits, bundle):
     values, _ = held_out(120, seed=7)
     write_log(digits, log_records(bundle, values))
-    with run_lock(digits.paths.state / "locks" / "monitor.lock", what="dlw monitor"):
-        with pytest.raises(BusyError) as caught:
-            monitor(digits, write=False)
+    with (run_lock(digits.paths.state / "locks" / "monitor.lock", what="dlw monitor"),
+          pytest.raises(BusyError) as caught):
+        monitor(digits, write=False)
     assert caught.value.exit_code == 75
     assert monitor(digits, write=False).status == "OK"  # free again
 

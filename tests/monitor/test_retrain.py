@@ -114,9 +114,9 @@ def _killed_twice_then_finished(project: Project, bad: Path, out: dict):
     with pytest.raises(RetrainError) as other:
         retrain(project, str(out["folders"]["good"]), progress=False)
     out["other_data_refused"] = other.value
-    with run_lock(project.paths.state / "locks" / "retrain.lock", what="a test"):
-        with pytest.raises(BusyError) as busy:
-            retrain(project, str(bad), progress=False)
+    with (run_lock(project.paths.state / "locks" / "retrain.lock", what="a test"),
+          pytest.raises(BusyError) as busy):
+        retrain(project, str(bad), progress=False)
     out["busy"] = busy.value
     compare_module.compare = die
     try:
@@ -281,9 +281,9 @@ def test_the_running_server_serves_the_rolled_back_champion(scenario, tmp_path):
     import time
 
     import httpx
+    import simkit
     from typer.testing import CliRunner
 
-    import simkit
     from dlworkflow.cli import app
 
     root = scenario["project"].root

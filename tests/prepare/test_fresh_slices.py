@@ -133,9 +133,9 @@ def test_fresh_slices_are_sealed_like_the_test_set(project, digits_folder, tmp_p
     assert "sealed" in str(refused.value)
     with pytest.raises(SealedTestSetError):
         open_test_set(project, purpose="peek", slice="fresh1")
-    with pytest.raises(SealedTestSetError):
-        with project.step("train", inputs={"split": project.upstream_hash("split")}):
-            open_test_set(project, purpose="early stopping", slice="fresh1")
+    with (pytest.raises(SealedTestSetError),
+          project.step("train", inputs={"split": project.upstream_hash("split")})):
+        open_test_set(project, purpose="early stopping", slice="fresh1")
     assert project.ledger.test_reads() == []
     with project.step("test"):
         rows = open_test_set(project, purpose="verdict", slice="fresh1")

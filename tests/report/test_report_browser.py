@@ -9,9 +9,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from system_deps import missing_system_package
 
 from dlworkflow.report.pdf import find_browser, headless_args
+from system_deps import missing_system_package
 
 # Set data attributes on <body> once every image has settled; --dump-dom prints them.
 CHECK = """<script>

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from servekit import TOKEN, export_version
 
 from dlworkflow.config import Serve
-from servekit import TOKEN, export_version
 from modality_data import helpers
 
 

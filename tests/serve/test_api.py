@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-
 from servekit import AUTH, TOKEN, b64
 
 PROTECTED = [("get", "/v1/model"), ("get", "/metrics"), ("post", "/v1/predict"),

@@ -8,7 +8,6 @@ import re
 
 import httpx
 import numpy as np
-
 from servekit import AUTH, b64
 
 

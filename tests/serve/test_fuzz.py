@@ -18,7 +18,6 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-
 from servekit import AUTH
 
 OPERATIONS = [("POST", "/v1/predict", 120), ("GET", "/v1/model", 15), ("GET", "/v1/health", 15),

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from servekit import AUTH, TOKEN, export_version
 
 from dlworkflow.config import Serve
-from servekit import AUTH, TOKEN, export_version
 from modality_data import TINY_TRANSFORMER, mixed_cancer_table, review_sample, trained_project
 
 TEXTS = ["a moving, funny film", "dull", "tedious and far too long for its own good",

@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-
 from servekit import b64, free_port, load
 
 N_REQUESTS, CONCURRENCY = 2000, 16
@@ -109,8 +108,8 @@ def test_cli_force_needs_a_reason(project_root):
 
 
 def test_token_from_env_config_or_generated_0600(tmp_path, monkeypatch):
-    from dlworkflow.errors import ConfigError
     from dlworkflow.deploy.serve.token import resolve_token
+    from dlworkflow.errors import ConfigError
 
     monkeypatch.delenv("DLW_SERVE_TOKEN", raising=False)
     first = resolve_token(tmp_path, None)
@@ -135,10 +134,10 @@ def test_an_unpassed_champion_is_served_only_with_a_recorded_reason(project_root
     import shutil
 
     from dlworkflow.config import Serve
-    from dlworkflow.fileio import atomic_write_json
     from dlworkflow.deploy.runtime.versions import promote, version_folder
     from dlworkflow.deploy.serve import ServeError
     from dlworkflow.deploy.serve.app import create_app
+    from dlworkflow.fileio import atomic_write_json
 
     failed = version_folder(project_root, 5)
     shutil.copytree(version_folder(project_root, 1), failed)

@@ -30,9 +30,9 @@ def test_open_test_set_outside_a_step_is_refused_and_not_logged(split_project):
 
 
 def test_open_test_set_inside_train_is_refused_and_not_logged(split_project):
-    with pytest.raises(SealedTestSetError) as info:
-        with split_project.step("train", inputs={"split": split_project.upstream_hash("split")}):
-            open_test_set(split_project, purpose="early stopping on test")
+    with (pytest.raises(SealedTestSetError) as info,
+          split_project.step("train", inputs={"split": split_project.upstream_hash("split")})):
+        open_test_set(split_project, purpose="early stopping on test")
     assert "step 'train'" in str(info.value)
     assert split_project.ledger.test_reads() == []
     failed = split_project.ledger.latest("train", status=None)
@@ -68,9 +68,8 @@ def test_tampered_test_image_breaks_the_seal(split_project, real_digit, save_png
     label = int(manifest.loc[victim, "label"])
     save_png(path, real_digit(label, 100))  # same name and label, other pixels
     split_project.ingest(progress=False)  # the config remembers the source
-    with pytest.raises(SealedTestSetError) as info:
-        with split_project.step("test"):
-            open_test_set(split_project, purpose="verdict")
+    with pytest.raises(SealedTestSetError) as info, split_project.step("test"):
+        open_test_set(split_project, purpose="verdict")
     assert "no longer matches its seal" in str(info.value)
     assert info.value.expected == f"seal {read_split_info(split_project).seal_hash[:12]}"
     assert split_project.ledger.test_reads() == []

@@ -68,7 +68,7 @@ def test_geometric_and_colour_ops_keep_the_shape_for_grey_and_rgb():
     assert not torch.allclose(out, x)
     rgb = torch.rand(4, 3, 20, 24)
     out, _ = make(geometric, channels=3, size=(20, 24))(rgb, torch.arange(4))
-    assert out.shape == rgb.shape and 0 <= out.min() and out.max() <= 1
+    assert out.shape == rgb.shape and out.min() >= 0 and out.max() <= 1
     flip_only, _ = make(Augment(flip=1.0), mean=mean, std=std)(x, y)
     assert torch.allclose(flip_only, x.flip(-1), atol=1e-5)  # exact through de/renormalising
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from dlworkflow.errors import TrainError
@@ -9,8 +10,6 @@ from dlworkflow.models import load_trained
 from dlworkflow.project import Project
 from dlworkflow.train.distributed import Shard
 from dlworkflow.train.trainer import global_batches
-
-import pytest
 
 
 def test_each_global_batch_is_cut_into_one_slice_per_rank():

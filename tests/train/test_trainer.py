@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from dlworkflow.models import create_model
-from dlworkflow.train.trainer import LoopConfig, evaluate, fit, seed_everything
 from dlworkflow.train.tensors import channel_stats, normalise
+from dlworkflow.train.trainer import LoopConfig, evaluate, fit, seed_everything
 
 N_TRAIN, N_VAL = 1000, 300
 SMALL_CNN = {"channels": [8, 16], "convs_per_block": 1}

@@ -13,8 +13,13 @@ import torch
 from torch import nn
 
 from dlworkflow.train.data import TensorData
-from dlworkflow.train.trainer import (LoopConfig, balanced_weights, fit, resolve_precision,
-                                      seed_everything)
+from dlworkflow.train.trainer import (
+    LoopConfig,
+    balanced_weights,
+    fit,
+    resolve_precision,
+    seed_everything,
+)
 
 N_TRAIN = 640
 

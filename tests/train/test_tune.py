@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FAST_CONFIG, build_digits_project
 
+from conftest import FAST_CONFIG, build_digits_project
 from dlworkflow.config import ParamSpec
 from dlworkflow.errors import ConfigError, TrainError
 from dlworkflow.project import Project
