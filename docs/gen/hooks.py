@@ -1,6 +1,10 @@
-"""mkdocs hook (mkdocs.yml `hooks:`): a page line `<!-- dlw:NAME -->` is replaced, at every
-build, by the reference section NAME generated from the code (docs/gen/reference.py). An
-unknown NAME is a warning, so `mkdocs build --strict` fails on it."""
+"""mkdocs hook (mkdocs.yml `hooks:`).
+
+- A page line `<!-- dlw:NAME -->` is replaced, at every build, by the reference section NAME
+  generated from the code (docs/gen/reference.py). An unknown NAME is a warning, so
+  `mkdocs build --strict` fails on it.
+- Pages written by others that may or may not exist yet (OPTIONAL_PAGES) join the nav when
+  they exist; a page left out of the nav would fail the strict build."""
 
 from __future__ import annotations
 
@@ -17,6 +21,22 @@ import reference  # noqa: E402  (docs/gen/reference.py, beside this file)
 log = logging.getLogger("mkdocs.hooks.dlw")
 MARKER = re.compile(r"^<!-- dlw:([\w-]+) -->$", re.MULTILINE)
 _cache: dict[str, str] = {}
+
+
+OPTIONAL_PAGES = {"Reference": [("JSON output", "reference/json-output.md")]}
+
+
+def on_config(config: Any) -> Any:
+    docs = Path(config["docs_dir"])
+    for item in config["nav"] or []:
+        if not isinstance(item, dict):
+            continue
+        for section, entries in item.items():
+            for title, path in OPTIONAL_PAGES.get(section, []):
+                listed = [v for e in entries for v in (e.values() if isinstance(e, dict) else [e])]
+                if (docs / path).is_file() and path not in listed:
+                    entries.append({title: path})
+    return config
 
 
 def on_pre_build(config: Any) -> None:

@@ -100,9 +100,8 @@ def cli_markdown() -> str:
 
 
 def _first_sentence(text: str) -> str:
-    text = " ".join(text.split("\n\n")[0].split())
-    match = re.match(r"(.+?[.;])(\s|$)", text)
-    return match.group(1) if match else text
+    """The first paragraph of a command's help (its summary)."""
+    return " ".join(text.split("\n\n")[0].split())
 
 
 # ---- configuration ------------------------------------------------------------------------------
@@ -183,9 +182,12 @@ def config_entries() -> Iterator[tuple[str, dict[str, Any], Any, int]]:
 
     def walk(obj: dict[str, Any], prefix: str, default: Any, depth: int
              ) -> Iterator[tuple[str, dict[str, Any], Any, int]]:
+        required = set(obj.get("required", []))
         for key, prop in obj["properties"].items():
             dotted = f"{prefix}{key}"
             value = default.get(key, missing) if isinstance(default, dict) else missing
+            if key in required:
+                value = missing
             if value is missing:
                 value = prop.get("default", missing)
             yield dotted, prop, value, depth
