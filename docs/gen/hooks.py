@@ -51,7 +51,11 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
                         ", ".join(reference.GENERATORS))
             return match.group(0)
         if name not in _cache:
-            _cache[name] = reference.GENERATORS[name]()
+            try:
+                _cache[name] = reference.GENERATORS[name]()
+            except reference.UndocumentedError as exc:
+                log.warning("%s: %s", page.file.src_uri, exc)
+                return match.group(0)
         return _cache[name]
 
     return MARKER.sub(fill, markdown)

@@ -54,14 +54,15 @@ def slug(text: str) -> str:
 
 # ---- CLI ----------------------------------------------------------------------------------------
 def cli_commands() -> list[tuple[str, Any, Any]]:
-    """(full name, command, context) for every leaf command of `dlw`, in `--help` order."""
+    """(full name, command, context) for `dlw` itself (its global options), then every leaf
+    command, in `--help` order."""
     import typer
 
     from dlworkflow.cli import app
 
     root = typer.main.get_command(app)
     context_type = type(root).context_class
-    out: list[tuple[str, Any, Any]] = []
+    out: list[tuple[str, Any, Any]] = [("dlw", root, context_type(root, info_name="dlw"))]
 
     def walk(group: Any, ctx: Any, prefix: str) -> None:
         for name in group.list_commands(ctx):
@@ -72,7 +73,7 @@ def cli_commands() -> list[tuple[str, Any, Any]]:
             else:
                 out.append((f"{prefix} {name}", command, sub))
 
-    walk(root, context_type(root, info_name="dlw"), "dlw")
+    walk(root, out[0][2], "dlw")
     return out
 
 
@@ -102,6 +103,11 @@ def cli_markdown() -> str:
 def _first_sentence(text: str) -> str:
     """The first paragraph of a command's help (its summary)."""
     return " ".join(text.split("\n\n")[0].split())
+
+
+class UndocumentedError(ValueError):
+    """Something in the code has no text to document it with; the hook turns it into a
+    warning, so the strict build fails."""
 
 
 # ---- configuration ------------------------------------------------------------------------------
@@ -172,6 +178,53 @@ def _constraints(node: dict[str, Any]) -> str:
 
 MISSING = object()  # a key without a default (required, or under a free mapping)
 
+#: Descriptions for the keys whose Field in dlworkflow/config.py has none (the schema's own
+#: description wins as soon as it has one). A key with neither fails the strict build.
+FALLBACK_DESCRIPTIONS = {
+    "name": "Project name (`dlw init`: the folder's name); the MLflow experiment unless "
+            "`tracking.experiment` is set.",
+    "task": "What the project predicts; chosen by `dlw init --task`. Every step adapts to it.",
+    "seed": "Seed of the split, the initialisation, augmentation and tuning samplers; "
+            "recorded with every step.",
+    "problem.constraints": "Deployment constraints, measured at `dlw export`.",
+    "problem.assumptions": "What is taken for granted (the data is representative, the "
+                           "labels are correct, ...); listed in the report.",
+    "data.path_column": "Table column with the image path (image task), relative to the "
+                        "table's folder or absolute.",
+    "data.label_column": "Table column with the label.",
+    "data.image": "The image format the network sees.",
+    "explore.label_issues": "Search for label-issue candidates (cleanlab) in `dlw explore`.",
+    "split.train": "Share of the samples in the train split; train + val + test must be 1.",
+    "split.val": "Share of the samples in the validation split.",
+    "split.test": "Share of the samples in the sealed test split.",
+    "split.stratify": "Keep each class's share the same in every split.",
+    "split.duplicates_reason": "Why test samples that duplicate train/val samples are kept "
+                               "(with `duplicates: accept`; recorded).",
+    "model.params": "Keyword arguments of the model (`dlw models`); unknown ones are refused "
+                    "with the ones the model takes.",
+    "train.epochs": "Most epochs; early stopping may end sooner.",
+    "train.batch_size": "Samples per batch: the global batch, cut into one slice per process "
+                        "with `dlw train --devices N`.",
+    "train.optimizer": "adamw (AdamW) or sgd (SGD, Nesterov momentum 0.9).",
+    "train.learning_rate": "Learning rate (of the head, for pretrained models); `dlw lr-find` "
+                           "suggests one.",
+    "train.weight_decay": "Weight decay of the optimizer.",
+    "train.schedule": "Learning-rate schedule: cosine (per epoch, to 0), onecycle (per step), "
+                      "plateau (x0.1 when the validation metric stalls) or constant.",
+    "train.label_smoothing": "Label smoothing of the cross-entropy loss (0: off).",
+    "evaluate.bootstrap_samples": "Bootstrap resamples behind every confidence interval.",
+    "evaluate.confidence": "Level of the bootstrap confidence intervals.",
+    "serve.port": "Port to listen on.",
+    "tune.space.<name>.type": "log_uniform, uniform, int (with `step`) or categorical (with "
+                              "`choices`).",
+    "tune.space.<name>.low": "Lower end of the range (log_uniform: > 0); below `high`.",
+    "tune.space.<name>.high": "Upper end of the range.",
+    "tune.sampler": "tpe (Optuna's TPE, seeded) or random.",
+    "tune.pruner": "Stops unpromising trials on the validation metric of each epoch: median, "
+                   "asha (asynchronous successive halving) or none.",
+    "tracking": "Where MLflow records the runs.",
+}
+
 
 def config_entries() -> Iterator[tuple[str, dict[str, Any], Any, int]]:
     """(dotted key, property schema, default, depth) for every key, depth first; the keys
@@ -218,17 +271,26 @@ def _default_text(value: Any) -> str:
 def config_markdown() -> str:
     schema = config_schema()
     sections: list[tuple[str, str, list[tuple[str, ...]]]] = [("top", "", [])]
+    undocumented: list[str] = []
     for dotted, prop, default, depth in config_entries():
         obj = _object_of(schema, prop)
         if depth == 0 and obj is not None:
-            sections.append((dotted, obj.get("description", ""), []))
+            sections.append((dotted, obj.get("description")
+                             or FALLBACK_DESCRIPTIONS.get(dotted, ""), []))
             continue
-        description = prop.get("description") or (obj or {}).get("description", "")
+        description = (prop.get("description") or (obj or {}).get("description")
+                       or FALLBACK_DESCRIPTIONS.get(dotted, ""))
+        if not description and not dotted.startswith("audit."):
+            undocumented.append(dotted)
         extra = _constraints(prop)
         cells = (code(dotted), html.escape(_type_of(schema, prop)),
                  "(required)" if default is MISSING else _default_text(default),
                  inline(description) + (f" <em>({html.escape(extra)})</em>" if extra else ""))
         sections[-1][2].append(cells)
+    if undocumented:
+        raise UndocumentedError(
+            f"config keys without a description: {', '.join(undocumented)}; add "
+            "description=... to their Field in dlworkflow/config.py")
     lines = []
     for name, description, rows in sections:
         if name == "top":
