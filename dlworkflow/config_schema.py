@@ -12,6 +12,7 @@ dlworkflow's schema differs from it; every rewrite of dlworkflow.yaml keeps the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -61,10 +62,8 @@ def refresh_schema(root: str | Path, config_path: str | Path) -> None:
         return
     if first != SCHEMA_LINE:
         return
-    try:
+    with contextlib.suppress(OSError):
         write_schema(root)
-    except OSError:
-        pass
 
 
 def has_schema_line(text: str) -> bool:

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import jsonschema
 import numpy as np
-import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -83,6 +82,8 @@ def test_json_error_is_one_object_with_the_dlwerror_fields(tmp_path: Path):
     result = invoke("status", "-p", tmp_path / "missing", "--json")
     assert result.exit_code == 2
     error = json.loads(result.stdout)["error"]
+    assert set(error) == {"type", "what", "expected", "received", "fix", "context",
+                          "exit_code", "message"}  # the Errors table of json-output.md
     assert error["type"] == "ProjectNotFoundError" and error["exit_code"] == 2
     assert error["what"] == f"No dlworkflow project in {tmp_path / 'missing'}."
     assert error["expected"] == "a dlworkflow.yaml file in that folder"
@@ -107,7 +108,7 @@ def test_status_json_in_a_fresh_process_is_alone_on_stdout(tmp_path: Path):
 def test_jsonable_makes_strict_json_of_numpy_paths_datetimes_and_nan():
     value = {"f": np.float32(0.5), "i": np.int64(3), "a": np.array([[1, 2]]), "nan": math.nan,
              "inf": np.float64("inf"), "p": Path("/x/y"), 7: (1, {2}),
-             "t": dt.datetime(2026, 12, 3, 12, 0, tzinfo=dt.timezone.utc), "b": np.bool_(True)}
+             "t": dt.datetime(2026, 12, 3, 12, 0, tzinfo=dt.UTC), "b": np.bool_(True)}
     assert jsonable(value) == {"f": 0.5, "i": 3, "a": [[1, 2]], "nan": None, "inf": None,
                                "p": "/x/y", "7": [1, [2]], "t": "2026-12-03T12:00:00+00:00",
                                "b": True}

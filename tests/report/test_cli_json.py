@@ -1,12 +1,14 @@
 """`dlw ... --json` on a real tested and exported digits project (the session's `reported`
-project, copied so that nothing here changes it; the tests take it through in order): each command prints exactly one JSON document
-on stdout with the keys docs/reference/json-output.md documents, holding the same values the
-step wrote to its own files (metrics.json, audit.json, monitor.json) and the ledger; the exit
-codes are those of the commands without --json."""
+project, copied so that nothing here changes it; the tests take the copy through in order):
+each command prints exactly one JSON document on stdout with the keys
+docs/reference/json-output.md documents, holding the same values the step wrote to its own
+files (metrics.json, audit.json, monitor.json) and the ledger; the exit codes are those of the
+commands without --json."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -20,6 +22,16 @@ from dlworkflow.steps import STEPS
 from modality_data import helpers
 
 WIDE = {"COLUMNS": "200", "NO_COLOR": "1"}
+DOC = Path(__file__).resolve().parents[2] / "docs" / "reference" / "json-output.md"
+
+
+def documented(command: str) -> set[str]:
+    """The top-level keys of `dlw COMMAND --json` in docs/reference/json-output.md: the first
+    column of the first table under the command's heading."""
+    section = DOC.read_text(encoding="utf-8").split(f"## `dlw {command} --json`")[1]
+    table = next(block for block in section.split("\n\n") if block.startswith("| key |"))
+    firsts = [row.split("|")[1] for row in table.splitlines()[2:]]
+    return {key for cell in firsts for key in re.findall(r"`([a-z_]+)`", cell)}
 
 
 def dlw_json(*args: object, code: int = 0) -> dict:
@@ -37,13 +49,15 @@ def copy(reported, tmp_path_factory: pytest.TempPathFactory) -> Project:
 
 def test_status_and_versions(copy: Project):
     status = dlw_json("status", "-p", copy.root)
-    assert set(status) == {"project", "steps", "next_command", "all_done", "test_reads"}
+    assert set(status) == documented("status") == {"project", "steps", "next_command",
+                                                     "all_done", "test_reads"}
     assert [s["number"] for s in status["steps"]] == [s.number for s in STEPS]
     by_step = {s["ledger_step"]: s for s in status["steps"]}
     assert by_step["test"]["state"] == "done" and by_step["test"]["detail"].startswith("PASS")
     assert status["test_reads"] == 1
     versions = dlw_json("versions", "-p", copy.root)
-    assert set(versions) == {"action", "champion", "history", "versions"}
+    assert set(versions) == documented("versions") == {"action", "champion", "history",
+                                                         "versions"}
     assert (versions["action"], versions["champion"], versions["history"]) == ("versions", 1, [])
     [v1] = versions["versions"]
     assert v1 == json.loads((copy.paths.models / "v1" / "metadata.json").read_text())
@@ -53,7 +67,8 @@ def test_status_and_versions(copy: Project):
 def test_evaluate_prints_the_metrics_json_it_wrote(copy: Project):
     copy.update_config({"evaluate.bootstrap_samples": 200})  # shapes, not precision
     out = dlw_json("evaluate", "-p", copy.root)
-    assert set(out) == {"split", "model", "headline", "metrics_file", "report"}
+    assert set(out) == documented("evaluate") == {"split", "model", "headline",
+                                                  "metrics_file", "report"}
     assert (out["split"], out["model"]) == ("val", "small_cnn")
     assert out["report"] == json.loads(Path(out["metrics_file"]).read_text())
     value = out["report"]["metrics"]["balanced_accuracy"]["value"]
@@ -64,8 +79,9 @@ def test_evaluate_prints_the_metrics_json_it_wrote(copy: Project):
 def test_test_fail_exits_3_and_prints_the_verdict(copy: Project):
     copy.update_config({"problem.target": 0.9999})
     out = dlw_json("test", "-p", copy.root, code=3)  # the second read of the test set
-    assert set(out) == {"verdict", "exit_code", "model", "n_samples", "accuracy",
-                        "previous_reads", "seal_hash", "metrics_file", "report"}
+    assert set(out) == documented("test") == {
+        "verdict", "exit_code", "model", "n_samples", "accuracy", "previous_reads", "seal_hash",
+        "metrics_file", "report"}
     verdict = out["verdict"]
     assert (verdict["verdict"], verdict["passed"], out["exit_code"]) == ("FAIL", False, 3)
     assert verdict["target"] == 0.9999 and verdict["metric"] == "balanced_accuracy"
@@ -79,6 +95,7 @@ def test_test_fail_exits_3_and_prints_the_verdict(copy: Project):
 
 def test_audit_prints_audit_json(copy: Project):
     out = dlw_json("audit", "-p", copy.root)
+    assert set(out) == documented("audit")
     written = json.loads(Path(out["written"]).read_text())
     assert {k: v for k, v in out.items() if k not in ("weakest", "written")} == written
     assert len(out["tests"]) == 28 and out["final"] == min(out["sections"].values())
@@ -92,6 +109,7 @@ def test_monitor_alert_exits_4_and_prints_monitor_json(copy: Project, tmp_path: 
             data.write_png(tmp_path / "inverted" / f"{label}-{k}.png",
                            255 - data.digit_image(label, k))
     out = dlw_json("monitor", "-p", copy.root, "--inputs", tmp_path / "inverted", code=4)
+    assert set(out) == documented("monitor")
     assert (out["status"], out["exit_code"], out["n_live"], out["version"]) == ("ALERT", 4, 120, 1)
     assert out["checks"] and any(c["alert"] for c in out["checks"])
     written = json.loads(Path(out["json_file"]).read_text())
@@ -105,8 +123,7 @@ def test_tune_apply_prints_the_study_and_keeps_the_schema_line(copy: Project):
         "type": "log_uniform", "low": 1.0e-3, "high": 3.0e-2}},
         "tune.epochs": 1, "tune.sampler": "random", "tune.pruner": "none"})
     out = dlw_json("tune", "-p", copy.root, "--trials", "1", "--apply")
-    assert {"study", "metric", "best_value", "best_params", "best_trial", "n_trials",
-            "n_complete", "applied", "diff", "trials", "report"} <= set(out)
+    assert set(out) == documented("tune")
     assert (out["n_trials"], out["n_complete"], out["best_trial"]) == (1, 1, 0)
     [trial] = out["trials"]
     assert trial["state"] == "complete" and trial["value"] == out["best_value"]
