@@ -154,6 +154,7 @@ def capture(tmp: Path) -> Capture:
 
     cap = Capture(tmp)
     scratch = tmp / "scratch"
+    shutil.rmtree(scratch, ignore_errors=True)  # an earlier --keep run
     scratch.mkdir()
     _dlw(cap, "datasets", ["datasets"], scratch)
     _dlw(cap, "init", ["init", "my-digits"], scratch)
@@ -165,7 +166,8 @@ def capture(tmp: Path) -> Capture:
 
     def record(result: Any) -> None:
         kind = type(result).__name__
-        name, command = DEMO_COMMANDS[kind]
+        name, command = DEMO_COMMANDS.get(  # a result the demo added: shown as it prints it
+            kind, (re.sub(r"(?<!^)(?=[A-Z])", "-", kind).lower(), "dlw demo   # also prints"))
         seen[name] = seen.get(name, 0) + 1
         if seen[name] > 1:
             name = f"{name}-{seen[name]}"
@@ -176,8 +178,10 @@ def capture(tmp: Path) -> Capture:
             cap.figure(f"{name}-{i + 1}", source, caption)
 
     start = time.monotonic()
-    project, _ = Project.demo(demo_dir, progress=False, on_result=record)
+    project, results = Project.demo(demo_dir, progress=False, on_result=record)
     cap.seconds["demo"] = round(time.monotonic() - start, 1)
+    if results and type(results[-1]).__name__ == "StepTimes":  # printed at the end, too
+        cap.run("demo-times", "dlw demo mnist-demo   # at the end", _render(results[-1]))
     from dlworkflow.cli import _print_artifacts  # what `dlw demo` prints last
 
     buffer = io.StringIO()
@@ -185,6 +189,8 @@ def capture(tmp: Path) -> Capture:
         _print_artifacts(project)
     cap.run("demo-artifacts", "dlw demo mnist-demo   # its last lines", buffer.getvalue())
     cap.files["demo-yaml"] = (demo_dir / "dlworkflow.yaml").read_text()
+    for section, text in yaml_sections(cap.files["demo-yaml"]).items():
+        cap.files[f"demo-yaml-{section}"] = text
     eda_figures(cap, demo_dir / "reports" / "eda.html")
 
     # 2. commands the demo does not run, in the demo project
@@ -219,11 +225,24 @@ def capture(tmp: Path) -> Capture:
     return cap
 
 
+def yaml_sections(text: str) -> dict[str, str]:
+    """Each top-level mapping of a dlworkflow.yaml as written (its lines, comments dropped)."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if re.match(r"[a-z_]+:\s*$", line):
+            current = sections.setdefault(line.rstrip(":").strip(), [line])
+        elif re.match(r"\S", line):
+            current = None
+        elif current is not None and line.strip() and not line.strip().startswith("#"):
+            current.append(line)
+    return {name: "\n".join(lines) for name, lines in sections.items()}
+
+
 EDA_FIGURES = {  # section heading of reports/eda.html -> (figure name, caption)
     "3. Classes": ("explore-classes", "class balance (reports/eda.html, section 3)"),
     "4. Images": ("explore-images", "image statistics (reports/eda.html, section 4)"),
-    "6. 2-D map": ("explore-map", "2-D map of pretrained features (reports/eda.html, "
-                   "section 6)"),
+    "6. 2-D map": ("explore-map", "2-D map of the samples (reports/eda.html, section 6)"),
 }
 
 
