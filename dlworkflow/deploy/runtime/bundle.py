@@ -237,6 +237,8 @@ def load_bundle(folder: str | Path, *, threads: int | None = None) -> Bundle:
                           expected=TOKENIZER,
                           received=repr(meta["preprocessing"].get("tokenizer")),
                           fix="export the model again with this version")
+    if meta["modality"] == "text":
+        tokenize(["ready"], 2)  # a missing tokenizer is refused here, not at the first request
     options = ort.SessionOptions()
     if threads is not None:
         options.intra_op_num_threads = int(threads)
