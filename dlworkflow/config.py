@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from dlworkflow.errors import ConfigError, CriterionMissingError
 from dlworkflow.registry import closest
+
+if TYPE_CHECKING:
+    from pydantic_core import ErrorDetails
 
 SCHEMA_VERSION = 1
 CONFIG_FILE = "dlworkflow.yaml"
@@ -407,9 +410,9 @@ class AuditAnswer(Strict):
         return self
 
 
+_AUDIT_FIELDS: dict[str, Any] = {key: (AuditAnswer | None, None) for key in AUDIT_IDS}
 Audit = create_model(  # one optional answer per test id; unknown ids are refused
-    "Audit", __base__=Strict, __doc__="Step 8: the `dlw audit` checklist.",
-    **{key: (AuditAnswer | None, None) for key in AUDIT_IDS},
+    "Audit", __base__=Strict, __doc__="Step 8: the `dlw audit` checklist.", **_AUDIT_FIELDS,
 )
 
 
@@ -432,7 +435,7 @@ class ProjectConfig(Strict):
     monitor: Monitor = Field(default_factory=Monitor)
     retrain: Retrain = Field(default_factory=Retrain)
     tracking: Tracking = Field(default_factory=Tracking)
-    audit: Audit = Field(default_factory=Audit)  # type: ignore[valid-type]
+    audit: Audit = Field(default_factory=Audit)
 
     @model_validator(mode="before")
     @classmethod
@@ -499,7 +502,7 @@ def _config_error(exc: ValidationError, source: str) -> ConfigError:
     )
 
 
-def _describe(err: dict[str, Any]) -> dict[str, str]:
+def _describe(err: ErrorDetails) -> dict[str, str]:
     loc = tuple(str(part) for part in err["loc"])
     path = ".".join(loc) or "(top level)"
     received = repr(err.get("input"))

@@ -109,6 +109,7 @@ class Ledger:
                 (step, _now(), config_hash, json.dumps(inputs), json.dumps(env), seed,
                  git_commit(root) if root else None),
             )
+            assert cur.lastrowid is not None  # set by every INSERT
             return int(cur.lastrowid)
 
     def finish(self, run_id: int, *, status: str, outputs: dict[str, Any] | None = None,
@@ -131,7 +132,8 @@ class Ledger:
         return _record(row) if row else None
 
     def history(self, step: str | None = None) -> list[RunRecord]:
-        query, args = "SELECT * FROM runs", ()
+        query = "SELECT * FROM runs"
+        args: tuple[str, ...] = ()
         if step:
             query, args = query + " WHERE step=?", (step,)
         with closing(self._connect()) as conn:
@@ -145,10 +147,12 @@ class Ledger:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (_now(), run_id, step, purpose, n_samples, seal_hash),
             )
+            assert cur.lastrowid is not None  # set by every INSERT
             return int(cur.lastrowid)
 
     def test_reads(self, seal_hash: str | None = None) -> list[TestRead]:
-        query, args = "SELECT * FROM test_reads", ()
+        query = "SELECT * FROM test_reads"
+        args: tuple[str, ...] = ()
         if seal_hash:
             query, args = query + " WHERE seal_hash=?", (seal_hash,)
         with closing(self._connect()) as conn:

@@ -84,7 +84,7 @@ class PrivacyScan:
             n_scanned=self.n_scanned, sensitivity=self.project.config.problem.data_sensitivity,
             scrubbed_to=str(self.folder) if self.deidentify else None)
         write_privacy(self.project, record, findings=[f.to_dict() for f in self.findings])
-        kinds = Counter()
+        kinds: Counter[str] = Counter()
         for f in self.findings:
             kinds[f.kind] += f.count
         found = ", ".join(f"{k} {v}" for k, v in kinds.most_common()) or "nothing found"

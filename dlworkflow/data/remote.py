@@ -10,6 +10,8 @@ from dlworkflow.errors import DataError
 from dlworkflow.fileio import atomic_write_json, sha256_bytes
 
 if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
+
     from dlworkflow.project import Project
 
 PLUGINS = {"s3": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs",
@@ -38,15 +40,15 @@ def fetch(project: Project, uri: str) -> Path:
     return local
 
 
-def _get(fs: object, remote: str, local: Path) -> None:
-    size = fs.size(remote)  # type: ignore[attr-defined]
+def _get(fs: AbstractFileSystem, remote: str, local: Path) -> None:
+    size = fs.size(remote)
     if local.is_file() and local.stat().st_size == size:
         return
     local.parent.mkdir(parents=True, exist_ok=True)
-    fs.get_file(remote, str(local))  # type: ignore[attr-defined]
+    fs.get_file(remote, str(local))
 
 
-def _filesystem(uri: str) -> tuple[object, str]:
+def _filesystem(uri: str) -> tuple[AbstractFileSystem, str]:
     try:
         import fsspec
     except ModuleNotFoundError:

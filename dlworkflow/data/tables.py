@@ -151,7 +151,7 @@ def _candidate(path: Path, record: dict[str, Any], row: int, seen: set[str],
 def _features(record: dict[str, Any], kinds: dict[str, str]) -> tuple[dict[str, Any], str | None]:
     values: dict[str, Any] = {}
     for column, kind in kinds.items():
-        raw = record.get(column)
+        raw: Any = record.get(column)
         if kind == "string":
             values[column] = _text(raw)
             continue

@@ -36,7 +36,7 @@ def baselines(project: Project, meta: dict[str, Any], rows: pd.DataFrame, y: np.
     train = load_split(project, "train")
     y_train = label_indices(train, classes)
     train, y_train = train[y_train >= 0].reset_index(drop=True), y_train[y_train >= 0]
-    kw = {"n_resamples": n_resamples, "confidence": confidence, "seed": seed}
+    kw: dict[str, Any] = {"n_resamples": n_resamples, "confidence": confidence, "seed": seed}
 
     priors = np.bincount(y_train, minlength=len(classes)) / max(len(y_train), 1)
     majority = np.tile(priors, (len(y), 1))
@@ -85,6 +85,8 @@ def simple_model_proba(project: Project, meta: dict[str, Any], train: pd.DataFra
         keep = np.sort(np.random.default_rng(seed).choice(len(train), MAX_TRAIN, replace=False))
         train, y_train = train.iloc[keep].reset_index(drop=True), y_train[keep]
     modality = meta.get("modality", "image")
+    x_train: list[str] | np.ndarray
+    x_eval: list[str] | np.ndarray
     if modality == "text":
         from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -123,18 +125,20 @@ def _texts(rows: pd.DataFrame) -> list[str]:
 
 def _pixels(project: Project, rows: pd.DataFrame, meta: dict[str, Any],
             chunk: int = 512) -> np.ndarray:
-    """Images at the model's format, averaged down to <= 16x16, flattened, in 0..1."""
+    """Images at the model's format, averaged down to <= 16x16, flattened, in 0..1. The rows
+    are read in one call: the tensor cache of the same rows (what training and the model's
+    predictions read) is reused, memory-mapped, instead of decoding every image again."""
     import torch
 
     size = tuple(meta["image_size"])
     target = (min(size[0], MAX_SIDE), min(size[1], MAX_SIDE))
+    pixels = image_tensor(project, rows, channels=int(meta["in_channels"]), size=size,
+                          max_pixels=project.config.data.max_image_pixels)
     parts = []
     for start in range(0, len(rows), chunk):
-        pixels = image_tensor(project, rows.iloc[start:start + chunk],
-                              channels=int(meta["in_channels"]), size=size,
-                              max_pixels=project.config.data.max_image_pixels)
         small = torch.nn.functional.adaptive_avg_pool2d(
-            torch.from_numpy(pixels).float().div_(255.0), target)
+            torch.from_numpy(np.array(pixels[start:start + chunk])).float().div_(255.0),
+            target)
         parts.append(small.flatten(1).numpy())
     return np.concatenate(parts) if parts else np.zeros((0, int(meta["in_channels"]) *
                                                          target[0] * target[1]))

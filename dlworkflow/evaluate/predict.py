@@ -87,8 +87,8 @@ def _text_inputs(rows: pd.DataFrame, meta: dict[str, Any]) -> tuple[Any, np.ndar
             received=repr(prep.get("tokenizer")), fix="run `dlw train` again")
     ids = tokenize(rows["text"].fillna("").astype(str).tolist(), int(prep["max_len"]))
     order = np.argsort((ids != 0).sum(1), kind="stable")
-    ids = torch.from_numpy(np.ascontiguousarray(ids[order]))
-    return (lambda start, stop: ids[start:stop]), order
+    batch = torch.from_numpy(np.ascontiguousarray(ids[order]))
+    return (lambda start, stop: batch[start:stop]), order
 
 
 def _table_inputs(rows: pd.DataFrame, meta: dict[str, Any]) -> Any:

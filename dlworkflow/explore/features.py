@@ -95,7 +95,7 @@ def text_features(texts: list[str], *, backbone: str) -> Features:
     notes: list[str] = []
     if backbone == "auto":
         try:
-            from dlworkflow.models import text_embedder  # type: ignore[attr-defined]
+            from dlworkflow.models import text_embedder
 
             X = np.asarray(text_embedder().embed(texts), dtype=np.float32)
             return Features(X=X, keep=keep, method="pretrained sentence embedder features")

@@ -105,7 +105,7 @@ def _robust_z_by_class(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.nan_to_num(z, nan=0.0)
 
 
-def _outlier(manifest: pd.DataFrame, i: int, reason: str) -> Outlier:
+def _outlier(manifest: pd.DataFrame, i: int | np.integer, reason: str) -> Outlier:
     row = manifest.iloc[int(i)]
     return Outlier(index=int(i), sample_id=str(row["sample_id"]), label=str(row["label"]),
                    reason=reason)

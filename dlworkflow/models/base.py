@@ -18,6 +18,7 @@ class Classifier(nn.Module):
     """Base of every registered image classifier."""
 
     head: nn.Linear
+    dlw_spec: dict[str, Any]  # name, params, ...: set by models.factory.create_model
 
     def __init__(self) -> None:
         super().__init__()

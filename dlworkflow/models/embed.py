@@ -39,7 +39,8 @@ class ImageEmbedder:
                  mean: tuple[float, ...], std: tuple[float, ...], dim: int) -> None:
         self.name = name
         # channels-last runs the depthwise convolutions ~1.5x faster on CPU
-        self.backbone = backbone.eval().to(memory_format=torch.channels_last)
+        # (torch's stubs of Module.to lack memory_format, which it accepts)
+        self.backbone = backbone.eval().to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         for p in self.backbone.parameters():
             p.requires_grad_(False)
         self.input_size = input_size

@@ -38,8 +38,9 @@ class ModelTaskError(ModelParamError):
 
 
 #: The instance `dlw models` counts parameters on, per modality.
-PROBE_INPUTS = {"image": {"in_channels": 1, "image_size": (28, 28)},
-                "text": {"vocab_size": VOCAB_SIZE}, "tabular": {"n_features": 30}}
+PROBE_INPUTS: dict[str, dict[str, Any]] = {
+    "image": {"in_channels": 1, "image_size": (28, 28)},
+    "text": {"vocab_size": VOCAB_SIZE}, "tabular": {"n_features": 30}}
 
 
 def create_model(name: str, *, num_classes: int, task: str | None = None,

@@ -31,7 +31,7 @@ class _WithFeatures(torch.nn.Module):
 
     def __init__(self, model: torch.nn.Module) -> None:
         super().__init__()
-        self.model = model
+        self.model: Any = model  # duck-typed: features() and head, as _graph checks
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.model.features(x)

@@ -280,7 +280,7 @@ def _performance_plan(live: Sample, labels: dict[str, str], metadata: dict[str, 
 
     def rule(outcome: S.Outcome, level: float) -> bool:
         interval = outcome.details.get("interval")
-        return bool(interval) and interval[1] < floor
+        return bool(interval and interval[1] < floor)
 
     plan = _Plan(f"live {metric}", "performance", "Wilson interval" if metric == "accuracy"
                  else "bootstrap interval", config.metric_drop, run,

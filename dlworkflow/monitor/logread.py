@@ -101,7 +101,7 @@ def valid_record(record: Any) -> bool:
 
 
 def _matrix(records: list[dict[str, Any]], key: str) -> np.ndarray | None:
-    rows = [r.get(key) for r in records]
+    rows: list[Any] = [r.get(key) for r in records]
     if not rows or any(not isinstance(v, list) or not v for v in rows):
         return None
     width = len(rows[0])

@@ -271,10 +271,10 @@ def _why_model(ev: Evidence, s: dict[str, Any]) -> str:
 def results(ev: Evidence) -> Section:
     m = ev.test_metrics
     if m is None or ev.record("test") is None:
-        body = missing("not tested yet", "dlw test")
+        text = missing("not tested yet", "dlw test")
         if ev.val_metrics:
-            body += paragraph("Validation results exist (`dlw evaluate`); they are not a test.")
-        return Section("results", "The results", body)
+            text += paragraph("Validation results exist (`dlw evaluate`); they are not a test.")
+        return Section("results", "The results", text)
     v = verdict(ev) or {}
     conf = m.get("confidence", 0.95)
     rows = []
@@ -423,7 +423,7 @@ def audit(ev: Evidence) -> Section:
     try:
         rendered = result._repr_html_()
     except Exception:
-        rows = getattr(result, "rows", lambda: [])()
+        rows: list[Any] = getattr(result, "rows", lambda: [])()
         rendered = table(None, rows)
     return Section("audit", "ML Test Score audit", rendered)
 

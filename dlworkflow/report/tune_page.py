@@ -52,6 +52,12 @@ class TrialView:
         return len(self.curve)
 
 
+def _value(t: TrialView) -> float:
+    """The value of a trial the caller kept for having one."""
+    assert t.value is not None
+    return t.value
+
+
 @dataclass
 class StudyView:
     name: str
@@ -68,7 +74,7 @@ class StudyView:
         done = [t for t in self.by_state("COMPLETE") if t.value is not None]
         if not done:
             return None
-        return (max if self.maximize else min)(done, key=lambda t: t.value)
+        return (max if self.maximize else min)(done, key=_value)
 
     def counts(self) -> dict[str, int]:
         out = {s: len(self.by_state(s)) for s in STATE_NAMES}
@@ -228,8 +234,8 @@ def parallel_png(view: StudyView) -> bytes | None:
     done = [t for t in trials if t.state == "COMPLETE" and t.value is not None]
     if not names or not done:
         return None
-    done = sorted(done, key=lambda t: t.value, reverse=view.maximize)[:MAX_PARALLEL_TRIALS]
-    values = [t.value for t in done]
+    done = sorted(done, key=_value, reverse=view.maximize)[:MAX_PARALLEL_TRIALS]
+    values = [_value(t) for t in done]
     vlow, vhigh = min(values), max(values)
     from matplotlib import colormaps
     from matplotlib.colors import Normalize
@@ -251,8 +257,8 @@ def parallel_png(view: StudyView) -> bytes | None:
     for t in view.by_state("PRUNED"):
         if t.params:
             ax.plot(x, ys(t), color="0.75", linewidth=0.8, linestyle="--", zorder=1)
-    for t in sorted(done, key=lambda t: t.value, reverse=not view.maximize):  # best on top
-        ax.plot(x, ys(t), color=cmap(norm(t.value)), linewidth=1.4, alpha=0.9, zorder=2)
+    for t in sorted(done, key=_value, reverse=not view.maximize):  # best on top
+        ax.plot(x, ys(t), color=cmap(norm(_value(t))), linewidth=1.4, alpha=0.9, zorder=2)
     _label_axes(ax, view, names, observed, (vlow, vhigh))
     from matplotlib.cm import ScalarMappable
 

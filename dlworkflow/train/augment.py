@@ -129,6 +129,7 @@ class BatchAugment:
         return x, y
 
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        assert self.pipeline is not None  # __call__ checks
         dtype = x.dtype
         mean = torch.tensor(self.mean, device=x.device, dtype=torch.float32).view(1, -1, 1, 1)
         std = torch.tensor(self.std, device=x.device, dtype=torch.float32).view(1, -1, 1, 1)
@@ -200,6 +201,7 @@ def augment_preview(project: Project, *, n: int = 16, seed: int = 0,
     y = torch.tensor([classes.index(str(v)) for v in picked["label"]], dtype=torch.int64)
     transform = build(cfg.augment, channels=channels, size=size, num_classes=len(classes),
                       seed=seed, mean=mean, std=std)
+    assert transform is not None  # enabled(cfg.augment) above
     columns = [images]
     for _ in range(versions):
         out, _ = transform(x, y)

@@ -93,7 +93,7 @@ class DeviceData:
         if not self.convert:
             return xb
         xb = xb.float().div_(255.0)
-        if self.mean is not None:
+        if self.mean is not None and self.std is not None:  # set together
             xb = xb.sub_(self.mean).div_(self.std)
         return xb
 
@@ -113,10 +113,12 @@ class DeviceData:
                 idx = order[i:i + batch_size]
                 yield self.prepare(x[idx]), y[idx]
             return
-        chunks = [slice(i, i + batch_size) if order is None else order[i:i + batch_size]
-                  for i in range(0, n, batch_size)]
-        for idx, xb in zip(chunks, _read_ahead(self.x, chunks, pin=self.device.type == "cuda")):
-            yb = self.y[idx.to(self.device)] if isinstance(idx, torch.Tensor) else self.y[idx]
+        chunks: list[slice | torch.Tensor] = [
+            slice(i, i + batch_size) if order is None else order[i:i + batch_size]
+            for i in range(0, n, batch_size)]
+        for chunk, xb in zip(chunks, _read_ahead(self.x, chunks, pin=self.device.type == "cuda")):
+            yb = (self.y[chunk.to(self.device)] if isinstance(chunk, torch.Tensor)
+                  else self.y[chunk])
             yield self.prepare(xb.to(self.device, non_blocking=True)), yb
 
 

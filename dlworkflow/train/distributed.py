@@ -143,7 +143,7 @@ def sync_buffers(model: torch.nn.Module, shard: Shard | None) -> None:
 
 
 def wrap(model: torch.nn.Module, shard: Shard, device: torch.device, *,
-         find_unused: bool) -> torch.nn.Module:
+         find_unused: bool) -> torch.nn.parallel.DistributedDataParallel:
     """DistributedDataParallel around `model` (which keeps its own identity and state)."""
     from torch.nn.parallel import DistributedDataParallel
 

@@ -30,6 +30,7 @@ from torch import nn
 from dlworkflow.fileio import atomic_write_with, sha256_json
 
 if TYPE_CHECKING:
+    from dlworkflow.models.base import Classifier
     from dlworkflow.project import Project
     from dlworkflow.train.data import TensorData
     from dlworkflow.train.tensors import TrainData
@@ -79,7 +80,7 @@ def feature_key(model: nn.Module, data: TrainData, *, dataset_version: str,
     }
 
 
-def cached_features(project: Project, model: nn.Module, data: TrainData, *,
+def cached_features(project: Project, model: Classifier, data: TrainData, *,
                     device: torch.device | str = "cpu", batch_size: int = 128,
                     report: Report | None = None) -> Features:
     """The backbone features of data.x_train and data.x_val, from the cache or computed now."""
@@ -113,7 +114,7 @@ def cached_features(project: Project, model: nn.Module, data: TrainData, *,
     return Features(train, val, path, False, time.perf_counter() - started)
 
 
-def extract(model: nn.Module, data: TensorData | torch.Tensor, *,
+def extract(model: Classifier, data: TensorData | torch.Tensor, *,
             device: torch.device | str = "cpu", batch_size: int = 128,
             report: Report | None = None) -> torch.Tensor:
     """`model.features` of every sample, batched, eval mode, inference mode; float32 on the

@@ -153,7 +153,9 @@ def lr_range_test(model: nn.Module, data: TensorData, cfg: LoopConfig, *, start:
     loop = _Loop(model, cfg, device=device, precision=precision, batch_transform=None)
     optimizer = make_optimizer(model, cfg, param_groups)
     scale = [g["lr"] / cfg.learning_rate for g in optimizer.param_groups]
-    lrs, raw, smooth = [], [], []
+    lrs: list[float] = []
+    raw: list[float] = []
+    smooth: list[float] = []
     avg, best, diverged = 0.0, math.inf, False
     placed = data.place(device, budget=cfg.resident_bytes)
     try:

@@ -47,6 +47,7 @@ from dlworkflow.train.features_cache import cached_features
 from dlworkflow.train.trainer import EpochCallback, FitResult, LoopConfig, fit, resolve_device
 
 if TYPE_CHECKING:
+    from dlworkflow.models.base import Classifier
     from dlworkflow.project import Project
     from dlworkflow.train.tensors import TrainData
 
@@ -132,7 +133,7 @@ def _model_name(model: str | nn.Module | None, *, default: str) -> str:
 # ---------------------------------------------------------------- training under a strategy
 
 
-def train_model(strategy: Strategy, project: Project, model: nn.Module, data: TrainData,
+def train_model(strategy: Strategy, project: Project, model: Classifier, data: TrainData,
                 loop: LoopConfig, *, generator: torch.Generator | None = None,
                 callbacks: Sequence[EpochCallback] = (), progress: bool = False,
                 report: Any = None, **fit_kwargs: Any) -> FitResult:
@@ -143,9 +144,10 @@ def train_model(strategy: Strategy, project: Project, model: nn.Module, data: Tr
         return fit_frozen(project, model, data, loop, generator=generator,
                           callbacks=callbacks, progress=progress, report=report, **fit_kwargs)
     cfg = project.config
-    hooks = []
+    hooks: list[Any] = []
     transform = None
     if getattr(data, "modality", "image") == "image":
+        assert data.channels is not None and data.size is not None  # set for images
         transform = augment.build(cfg.augment, channels=data.channels, size=data.size,
                                   num_classes=len(data.classes),
                                   seed=cfg.seed + _rank(),  # data-parallel: own draws a rank
@@ -183,7 +185,7 @@ def _all_of(hooks: list[Any]) -> Any:
     return on_epoch_start
 
 
-def discriminative_groups(model: nn.Module, *, learning_rate: float,
+def discriminative_groups(model: Classifier, *, learning_rate: float,
                           factor: float) -> list[dict[str, Any]]:
     """Optimizer param groups: backbone at learning_rate x factor, head at learning_rate."""
     groups = model.param_groups()
@@ -205,13 +207,13 @@ class GradualUnfreeze:
         self.frozen = False
         self._hook: Any = None
 
-    def __call__(self, epoch: int, model: nn.Module, optimizer: Any = None) -> None:
+    def __call__(self, epoch: int, model: Classifier, optimizer: Any = None) -> None:
         if epoch <= self.head_epochs:
             self.freeze(model)
         else:
             self.release(model)
 
-    def freeze(self, model: nn.Module) -> None:
+    def freeze(self, model: Classifier) -> None:
         for p in model.param_groups()["backbone"]:
             p.requires_grad_(False)
         if self._hook is None:
@@ -224,7 +226,7 @@ class GradualUnfreeze:
             self._hook = model.register_forward_pre_hook(keep_norms_in_eval)
         self.frozen = True
 
-    def release(self, model: nn.Module) -> None:
+    def release(self, model: Classifier) -> None:
         for p in model.param_groups()["backbone"]:
             p.requires_grad_(True)
         if self._hook is not None:
@@ -233,7 +235,7 @@ class GradualUnfreeze:
         self.frozen = False
 
 
-def backbone_norms(model: nn.Module) -> list[nn.Module]:
+def backbone_norms(model: Classifier) -> list[nn.Module]:
     """The batch-norm layers outside the head."""
     in_head = {id(m) for m in model.head.modules()}
     return [m for m in model.modules()
@@ -259,7 +261,7 @@ class HeadOnly(nn.Module):
         return self.head(self.dropout(x))
 
 
-def fit_frozen(project: Project, model: nn.Module, data: TrainData, loop: LoopConfig, *,
+def fit_frozen(project: Project, model: Classifier, data: TrainData, loop: LoopConfig, *,
                generator: torch.Generator | None = None,
                callbacks: Sequence[EpochCallback] = (), progress: bool = False,
                report: Any = None, **fit_kwargs: Any) -> FitResult:
@@ -288,5 +290,5 @@ def fit_frozen(project: Project, model: nn.Module, data: TrainData, loop: LoopCo
 def _vector_loop(loop: LoopConfig) -> LoopConfig:
     """The loop settings for (N, F) feature vectors: no image-only options."""
     names = {f.name for f in dataclasses.fields(loop)}
-    off = {k: False for k in ("channels_last", "compile") if k in names}
+    off: dict[str, Any] = {k: False for k in ("channels_last", "compile") if k in names}
     return dataclasses.replace(loop, **off) if off else loop

@@ -115,10 +115,11 @@ def image_format(project: Project) -> tuple[int, tuple[int, int]]:
     """(channels, (h, w)) the network sees: data.image in the config, else the dataset's own."""
     image = project.config.data.image
     if image.channels is not None and image.size is not None:
-        return image.channels, tuple(image.size)
+        return image.channels, (image.size[0], image.size[1])
     info = store.read_dataset_info(project)
     channels = image.channels or info.channels
-    size = tuple(image.size) if image.size is not None else tuple(info.size)
+    size = image.size if image.size is not None else info.size
+    assert channels is not None and size is not None, "an image dataset has both"
     return int(channels), (int(size[0]), int(size[1]))
 
 

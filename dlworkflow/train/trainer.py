@@ -207,8 +207,9 @@ def fit(model: nn.Module, train: TensorData, val: TensorData, cfg: LoopConfig,
     process group, if any; see train/distributed.py); only rank 0 calls on_checkpoint and the
     callbacks and shows progress.
     """
-    if legacy:
-        train, val, cfg = (TensorData(train, val), TensorData(cfg, legacy[0]), legacy[1])
+    if legacy:  # fit(model, x_train, y_train, x_val, y_val, cfg)
+        args: tuple[Any, ...] = (train, val, cfg, *legacy)
+        train, val, cfg = TensorData(args[0], args[1]), TensorData(args[2], args[3]), args[4]
     from dlworkflow.train.progress import epoch_progress
 
     shard = distributed.current() if shard == "auto" else shard
@@ -221,7 +222,8 @@ def fit(model: nn.Module, train: TensorData, val: TensorData, cfg: LoopConfig,
     generator = generator or torch.Generator().manual_seed(cfg.seed)
     model.to(device)
     if cfg.channels_last:
-        model.to(memory_format=torch.channels_last)
+        # (torch's stubs of Module.to lack memory_format, which it accepts)
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     train_on = train.place(device, budget=cfg.resident_bytes)
     val_on = val.place(device, budget=cfg.resident_bytes)
     loop = _Loop(model, cfg, device=device, precision=precision, batch_transform=batch_transform,
@@ -295,7 +297,8 @@ class _Loop:
         self.model, self.cfg, self.device, self.precision = model, cfg, device, precision
         self.forward: Callable[[Tensor], Tensor] = model
         self.eval_forward: Callable[[Tensor], Tensor] = model
-        self.shard, self.ddp = shard, None
+        self.shard = shard
+        self.ddp: torch.nn.parallel.DistributedDataParallel | None = None
         self.transform = batch_transform
         self.weights: Tensor | None = None
         self.notes: list[str] = []
@@ -384,7 +387,11 @@ def _metrics(logits: Tensor, y: Tensor, metric: str) -> dict[str, float]:
 def evaluate(model: nn.Module, x: Tensor | TensorData, y: Tensor | None = None, *,
              metric: str, batch_size: int = 512) -> dict[str, float]:
     """val_loss, val_<metric> and val_accuracy of `model` on (x, y) or a TensorData."""
-    data = x if isinstance(x, TensorData) else TensorData(x, y)
+    if isinstance(x, TensorData):
+        data = x
+    else:
+        assert y is not None, "a tensor x needs its labels y"
+        data = TensorData(x, y)
     logits = predict_logits(model, data, batch_size=batch_size)
     return _metrics(logits, torch.as_tensor(data.y).to(logits.device), metric)
 

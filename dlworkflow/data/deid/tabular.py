@@ -17,7 +17,7 @@ holds one (match="name"), is dropped (or masked whole, or pseudonymised: see `sc
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -78,7 +78,7 @@ def _phone_ok(text: str) -> bool:
 
 
 # kind -> (pattern, validator); applied in this order (masking replaces earlier kinds first)
-TEXT_PATTERNS: tuple[tuple[str, re.Pattern[str], object], ...] = (
+TEXT_PATTERNS: tuple[tuple[str, re.Pattern[str], Callable[[str], bool] | None], ...] = (
     ("email", EMAIL, None),
     ("national-id", SSN, None),
     ("national-id", NHS, _nhs_ok),
@@ -208,9 +208,10 @@ def _names(text: pd.Series, name: str) -> Finding | None:
 def mask_text(text: str) -> str:
     """Free text with every pattern match replaced by its token ("[EMAIL]", "[PHONE]", ...)."""
     for kind, pattern, valid in TEXT_PATTERNS:
-        text = pattern.sub(
-            lambda m, k=kind, ok=valid: TOKENS[k] if ok is None or ok(m.group(0)) else m.group(0),
-            text)
+        def token(m: re.Match[str], k: str = kind, ok: Callable[[str], bool] | None = valid) -> str:
+            return TOKENS[k] if ok is None or ok(m.group(0)) else m.group(0)
+
+        text = pattern.sub(token, text)
     return text
 
 
@@ -246,6 +247,7 @@ def _scrub_column(out: pd.DataFrame, column: str, items: list[Finding], *, colum
                   pseudonymise: bool, key: bytes | None) -> str:
     present = out[column].notna()
     if pseudonymise:
+        assert key is not None  # scrub_table refuses pseudonymise without a key
         out[column] = out[column].astype("object")
         out.loc[present, column] = out.loc[present, column].map(lambda v: pseudonym(v, key))
         return "pseudonymised"

@@ -88,8 +88,8 @@ def new_features_quickly(ev: Evidence) -> Judgement:
 
 @judge("feature_code_tested")
 def feature_code_tested(ev: Evidence) -> Judgement:
-    release = ev.release
-    parity = (release or {}).get("parity")
+    release = ev.release or {}
+    parity = release.get("parity")
     if not parity:
         return Judgement(0.0, "no exported model: the input code has not been checked end to "
                          "end", "`dlw test`, then `dlw export` (parity check)")

@@ -23,8 +23,9 @@ def training_reproducible(ev: Evidence) -> Judgement:
                 f"{(train.git_commit or 'none')[:12]} are recorded in the ledger; training is "
                 "seeded with deterministic kernels")
     if len(same) > 1 and len(hashes) == 1:
+        weights = (train.output_hash or "none")[:12]
         return Judgement(1.0, f"{len(same)} training runs with the same config, data and seed "
-                         f"produced identical weights ({train.output_hash[:12]}); {recorded}")
+                         f"produced identical weights ({weights}); {recorded}")
     if len(same) > 1:
         return Judgement(0.5, f"{len(same)} runs with the same config, data and seed produced "
                          f"{len(hashes)} different weights (non-deterministic kernels?); "
@@ -47,13 +48,15 @@ def model_specs_unit_tested(ev: Evidence) -> Judgement:
 
 @judge("pipeline_integration_tested")
 def pipeline_integration_tested(ev: Evidence) -> Judgement:
-    missing = [s for s in ("ingest", "split", "train", "test", "export") if ev.latest(s) is None]
+    steps = ("ingest", "split", "train", "test", "export")
+    latest = {s: run for s in steps if (run := ev.latest(s)) is not None}
+    missing = [s for s in steps if s not in latest]
     if missing:
         return Judgement(0.0, "the pipeline has not run end to end (missing: "
                          + ", ".join(missing) + ")", f"`dlw {missing[0]}`"
                          if missing[0] != "ingest" else "`dlw ingest SOURCE`")
     broken = [f"{step} <- {up}" for step, up in CHAIN
-              if ev.latest(step).inputs.get(up) != ev.latest(up).output_hash]
+              if latest[step].inputs.get(up) != latest[up].output_hash]
     if broken:
         return Judgement(0.0, "the latest runs do not form one chain: " + ", ".join(broken),
                          "`dlw run` (re-runs every stale step in order)")
@@ -91,8 +94,8 @@ def model_debuggable(ev: Evidence) -> Judgement:
 
 @judge("canaried_before_serving")
 def canaried_before_serving(ev: Evidence) -> Judgement:
-    release = ev.release
-    parity = (release or {}).get("parity")
+    release = ev.release or {}
+    parity = release.get("parity")
     if not parity:
         return Judgement(0.0, "no exported model", "`dlw export`")
     return Judgement(0.5, f"v{release['version']} was loaded in the serving runtime (ONNX "
@@ -106,9 +109,10 @@ def rollback_possible(ev: Evidence) -> Judgement:
     if not ev.versions:
         return Judgement(0.0, "no exported model", "`dlw export`")
     known = {m.get("version") for m in ev.versions}
-    previous = [v for v in (ev.pointer or {}).get("previous", []) if v in known]
+    pointer = ev.pointer or {}
+    previous = [v for v in pointer.get("previous", []) if v in known]
     if previous:
-        return Judgement(1.0, f"champion v{ev.pointer['version']} has earlier champion(s) "
+        return Judgement(1.0, f"champion v{pointer['version']} has earlier champion(s) "
                          f"{', '.join(f'v{v}' for v in previous)}: `dlw rollback` restores "
                          "one and a running `dlw serve` reloads it")
     if len(known) > 1:
@@ -155,8 +159,8 @@ def input_invariants_hold(ev: Evidence) -> Judgement:
 
 @judge("no_training_serving_skew")
 def no_training_serving_skew(ev: Evidence) -> Judgement:
-    release = ev.release
-    parity = (release or {}).get("parity")
+    release = ev.release or {}
+    parity = release.get("parity")
     if not parity:
         return Judgement(0.0, "no exported model", "`dlw export`")
     return Judgement(1.0, f"every export compares training's prediction path with the serving "

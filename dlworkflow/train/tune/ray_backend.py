@@ -33,7 +33,7 @@ import time
 import traceback
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from dlworkflow.errors import DlwError
 
@@ -230,7 +230,7 @@ def _searcher_class() -> type:
 
     from dlworkflow.train.tune.space import decode, distributions
 
-    class StudySearch(OptunaSearch):  # type: ignore[misc]
+    class StudySearch(OptunaSearch):
         """Asks and tells `study` (its storage, sampler and name) instead of a new one;
         params decoded to config values; PRUNED for trials that Ray stopped."""
 
@@ -239,11 +239,17 @@ def _searcher_class() -> type:
                      show: Callable[[optuna.trial.FrozenTrial], None] | None = None) -> None:
             self._given_study, self._tune_space, self._epochs = study, space, epochs
             self._show = show or (lambda frozen: None)
-            self._project, self._reported = project, {}  # trial id -> epochs reported
+            self._project = project
+            self._reported: dict[str, set[int]] = {}  # trial id -> epochs reported
             super().__init__(space=distributions(space), metric=VALUE, mode=mode)
 
         def _setup_study(self, mode: Any) -> None:
-            self._ot_study = self._given_study
+            self._ot_study = self._given_study  # type: ignore[assignment]  # ray: None
+
+        @property
+        def _study(self) -> optuna.Study:
+            """The study _setup_study gave Ray (ray's OptunaSearch types its attribute None)."""
+            return cast("optuna.Study", self._ot_study)
 
         def save(self, checkpoint_path: str) -> None:
             """Nothing: the SQLite study is the state a resumed `dlw tune` continues from."""
@@ -283,11 +289,11 @@ def _searcher_class() -> type:
             if error or not result or "error" in attrs or (finished and result.get(BEST) is None):
                 if error and "error" not in attrs:
                     ot_trial.set_user_attr("error", "the Ray trial crashed (see Ray's log)")
-                frozen = self._ot_study.tell(ot_trial, state=TrialState.FAIL)
+                frozen = self._study.tell(ot_trial, state=TrialState.FAIL)
             elif finished:
-                frozen = self._ot_study.tell(ot_trial, float(result[BEST]))
+                frozen = self._study.tell(ot_trial, float(result[BEST]))
             else:
-                frozen = self._ot_study.tell(ot_trial, state=TrialState.PRUNED)
+                frozen = self._study.tell(ot_trial, state=TrialState.PRUNED)
                 _end_mlflow_run(self._project, attrs.get("mlflow_run_id"))
             self._show(frozen)
 
@@ -298,7 +304,7 @@ def _searcher_class() -> type:
                     self._completed_trials.add(trial_id)
                     self._ot_trials[trial_id].set_user_attr(
                         "error", "interrupted: the Ray trial did not finish")
-                    self._ot_study.tell(self._ot_trials[trial_id], state=TrialState.FAIL)
+                    self._study.tell(self._ot_trials[trial_id], state=TrialState.FAIL)
 
     return StudySearch
 
@@ -312,9 +318,9 @@ def _shower(settings: StudySettings) -> Callable[[optuna.trial.FrozenTrial], Non
     return lambda frozen: show_trial(frozen, settings)
 
 
-def _end_mlflow_run(project: Project, run_id: str | None) -> None:
+def _end_mlflow_run(project: Project | None, run_id: str | None) -> None:
     """A stopped trial's MLflow child run KILLED, should its worker not have closed it."""
-    if not run_id:
+    if not run_id or project is None:
         return
     from dlworkflow.train import tracking
 

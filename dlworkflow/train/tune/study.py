@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from dlworkflow.errors import TrainError
 from dlworkflow.fileio import sha256_json
@@ -58,7 +58,8 @@ class StudySettings:
     workers: int
     seed: int
     threads: int | None = None  # train.threads of each trial (CPU cores / workers)
-    direction: str = "maximize"  # the primary metric is monitored higher-is-better
+    # the primary metric is monitored higher-is-better
+    direction: Literal["minimize", "maximize"] = "maximize"
     parent_run_id: str | None = None  # the MLflow run of this `dlw tune`
     ledger_run_id: int | None = None
     progress: bool = False
