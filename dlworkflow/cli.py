@@ -508,9 +508,11 @@ def demo(
     epochs: Annotated[Optional[int], typer.Option(help="Override train.epochs.")] = None,
 ) -> None:
     """All nine steps on a new project: builtin:mnist5k through define, ingest, explore,
-    split, train, test, export and report; then digits from another source are monitored
-    (drift) and retrained on (champion vs challenger)."""
+    split, train, test and export; digits from another source are monitored (drift) and
+    retrained on (champion vs challenger); explore runs again on the grown data and the
+    report is written. Ends with the time per step; exit code 3 when the test says FAIL."""
     from dlworkflow.project import Project
+    from dlworkflow.workflow import demo_verdicts
 
     try:
         project, results = Project.demo(directory, epochs=epochs, on_result=_show)
@@ -518,6 +520,8 @@ def demo(
         _fail(exc)
     _show(project.status())
     _print_artifacts(project)
+    _show(results[-1])  # the time per step and the total
+    _exit_with_verdict(demo_verdicts(results))
 
 
 def _print_artifacts(project: Any) -> None:

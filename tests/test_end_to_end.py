@@ -139,3 +139,20 @@ def test_demo_runs_the_whole_workflow_on_mnist(tmp_path: Path):
     assert split["counts"]["test"] == 750  # the sealed test set did not move
     assert split["counts"]["train"] > 3500 and split["slices"]["fresh1"]["n"] > 200
     assert "Last retraining" in (tmp_path / "demo" / "reports" / "report.html").read_text()
+    # it ends with no stale step: explore ran again on the data the retrain added, and the
+    # report (written once, at the end) documents the retrained champion
+    status = project.status()
+    assert not [(s.title, s.detail) for s in status.steps if s.state == "stale"]
+    assert [s.state for s in status.steps if s.ledger_step] == ["done"] * 8
+    assert project.ledger.latest("explore").summary["n_samples"] > 5000
+    assert len(project.ledger.history("report")) == 1
+    # and with its time per step, the total last
+    tail = out.stdout[out.stdout.rindex("time per step"):]
+    for step in ("define", "ingest", "explore", "split", "train", "test", "export", "monitor",
+                 "retrain", "report", "total"):
+        assert step in tail, tail
+    times = json.loads((tmp_path / "demo" / ".dlw" / "demo-times.json").read_text())
+    assert [name for name, _ in times["steps"]] == [
+        "define", "ingest", "explore", "split", "train", "test", "export", "monitor",
+        "retrain", "explore", "report"]
+    assert times["total"] >= sum(s for _, s in times["steps"])

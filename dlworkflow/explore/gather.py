@@ -138,8 +138,13 @@ def _map_and_labels(project: Project, ev: Evidence, stages: Stages, reader: Pixe
     for note in features.notes:
         ev.note("map", note)
     stages.start("2-D map")
-    X = reduce(features.X, seed=seed)
-    xy, variance = map_2d(X, seed=seed)
+    from threadpoolctl import threadpool_limits
+
+    # one BLAS thread: PCA and the quick model are small; more threads (fighting torch's or
+    # another process's) made them 5-10x slower on 2 cores, with the same result
+    with threadpool_limits(limits=1, user_api="blas"):
+        X = reduce(features.X, seed=seed)
+        xy, variance = map_2d(X, seed=seed)
     labels = sample["label"].astype(str).to_numpy()
     ev.map = MapEvidence(xy=xy, labels=labels, method=features.method, variance=variance,
                          sample=sample)
@@ -147,7 +152,8 @@ def _map_and_labels(project: Project, ev: Evidence, stages: Stages, reader: Pixe
         ev.note("label-issues", "switched off (explore.label_issues: false)")
         return
     stages.start(f"label issues: 5-fold quick model on {len(sample):,} samples")
-    ev.label_issues = find_label_issues(X, labels, seed=seed)
+    with threadpool_limits(limits=1, user_api="blas"):
+        ev.label_issues = find_label_issues(X, labels, seed=seed)
     marked = np.zeros(len(sample), dtype=bool)
     marked[[c.position for c in ev.label_issues.candidates]] = True
     ev.map.marked = marked

@@ -129,7 +129,7 @@ def _near_pairs(project: Project, manifest: pd.DataFrame,
     import numpy as np
 
     from dlworkflow.similarity import confirm_pairs, confirm_side, near_pairs
-    from dlworkflow.store.images import gray_pixels
+    from dlworkflow.store.images import ImageDecodeError, gray_pixels, image_tensor
 
     if "phash" not in manifest.columns or manifest["phash"].isna().all():
         return []
@@ -145,8 +145,17 @@ def _near_pairs(project: Project, manifest: pd.DataFrame,
     side = confirm_side(project.config.data.image.size or dataset.size
                         or (32, 32))
     max_pixels = project.config.data.max_image_pixels
-    keep = confirm_pairs(pairs, lambda rows: gray_pixels(list(paths[rows]), side=side,
-                                                         max_pixels=max_pixels))
+
+    def pixels(rows: np.ndarray) -> np.ndarray:
+        """Through the tensor cache: `dlw explore` confirmed the same candidates on the same
+        gray images, so these rows are usually not decoded again."""
+        try:
+            return image_tensor(project, manifest.iloc[rows], channels=1, size=(side, side),
+                                max_pixels=max_pixels)[:, 0].astype(np.float32)
+        except ImageDecodeError:  # one unreadable file: NaN for it, the rest as usual
+            return gray_pixels(list(paths[rows]), side=side, max_pixels=max_pixels)
+
+    keep = confirm_pairs(pairs, pixels)
     ids = manifest["sample_id"].to_numpy()
     return [(ids[i], ids[j]) for i, j in pairs[keep]]
 
