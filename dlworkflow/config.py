@@ -355,6 +355,12 @@ class ParamSpec(Strict):
             raise ValueError("a log_uniform parameter needs low > 0")
         return self
 
+    def bounds(self) -> tuple[float, float]:
+        """(low, high) of a range (int, uniform, log_uniform): the validator requires both."""
+        if self.low is None or self.high is None:
+            raise ValueError(f"a {self.type} parameter has no low and high")
+        return self.low, self.high
+
 
 class Tune(Strict):
     """Step 6: `dlw tune`, hyperparameter search on the validation split (Optuna; Ray Tune)."""

@@ -48,11 +48,11 @@ def distributions(space: dict[str, ParamSpec]) -> dict[str, BaseDistribution]:
         if spec.type == "categorical":
             out[key] = CategoricalDistribution([_encode(c) for c in spec.choices or []])
         elif spec.type == "int":
-            out[key] = IntDistribution(int(spec.low), int(spec.high),  # type: ignore[arg-type]
-                                       step=spec.step or 1)
+            low, high = spec.bounds()
+            out[key] = IntDistribution(int(low), int(high), step=spec.step or 1)
         else:
-            out[key] = FloatDistribution(spec.low, spec.high,  # type: ignore[arg-type]
-                                         log=spec.type == "log_uniform")
+            low, high = spec.bounds()
+            out[key] = FloatDistribution(low, high, log=spec.type == "log_uniform")
     return out
 
 
@@ -63,11 +63,11 @@ def suggest(trial: Trial, space: dict[str, ParamSpec]) -> dict[str, Any]:
         if spec.type == "categorical":
             raw[key] = trial.suggest_categorical(key, [_encode(c) for c in spec.choices or []])
         elif spec.type == "int":
-            raw[key] = trial.suggest_int(key, int(spec.low), int(spec.high),  # type: ignore
-                                         step=spec.step or 1)
+            low, high = spec.bounds()
+            raw[key] = trial.suggest_int(key, int(low), int(high), step=spec.step or 1)
         else:
-            raw[key] = trial.suggest_float(key, spec.low, spec.high,  # type: ignore[arg-type]
-                                           log=spec.type == "log_uniform")
+            low, high = spec.bounds()
+            raw[key] = trial.suggest_float(key, low, high, log=spec.type == "log_uniform")
     return decode(raw, space)
 
 
@@ -118,7 +118,7 @@ def samples(spec: ParamSpec) -> list[Any]:
     if spec.type == "categorical":
         return list(spec.choices or [])
     if spec.type == "int":
-        return [int(spec.low), int(spec.high)]  # type: ignore[arg-type]
+        return [int(v) for v in spec.bounds()]
     return [spec.low, spec.high]
 
 
