@@ -151,6 +151,9 @@ def demo(project_type: type[Project], folder: str | Path = "dlw-demo", *,
         updates["train.epochs"] = epochs
     project.update_config(updates)
     clock("define", lambda: project.define(**DEMO_PROBLEM))
+    tracking_ready = _prepare_tracking(project)
+    run_stale(project, progress=progress, until="split", clock=clock)
+    tracking_ready()
     run_stale(project, progress=progress, deploy=True, until="test", clock=clock)
     if project.status().state_of("test") == DONE and _has_champion(project):
         maintain_demo(project, progress=progress, clock=clock)
@@ -180,6 +183,26 @@ def maintain_demo(project: Project, *, on_result: Callable[[Any], None] | None =
     clock("monitor", monitor)
     clock("retrain", lambda: project.retrain(str(incoming), progress=progress))
     return clock.results[first:]
+
+
+def _prepare_tracking(project: Project) -> Callable[[], None]:
+    """Open the project's MLflow store in a background thread while ingest and explore run:
+    a new mlruns.db is created by a few dozen schema migrations, seconds of mostly waiting
+    for the disk (and the training modules are imported, mostly reading files). MLflow keeps
+    the store per tracking URI, so `dlw train` then finds it ready. Returns a function that
+    waits for it (call it before training); an error is left for the train step to report."""
+    import contextlib
+    import threading
+
+    def prepare() -> None:
+        with contextlib.suppress(Exception):  # train opens it again and says what is wrong
+            from dlworkflow.train import tracking
+
+            tracking.open_client(project)
+
+    thread = threading.Thread(target=prepare, name="dlw-mlflow-store", daemon=True)
+    thread.start()
+    return thread.join
 
 
 def demo_verdicts(results: list[Any]) -> list[Any]:
