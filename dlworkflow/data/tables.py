@@ -4,7 +4,7 @@ feature rows, with a label column and optional id and group columns."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -118,7 +118,7 @@ def _text(value: Any) -> str | None:
     return None if text.lower() in MISSING else text
 
 
-def _candidate(path: Path, record: dict[str, Any], row: int, seen: set[str],
+def _candidate(path: Path, record: dict[Hashable, Any], row: int, seen: set[str],
                config: ProjectConfig, main: str | None, kinds: dict[str, str]) -> Candidate:
     data, task = config.data, config.task
     where = f"row {row}"
@@ -148,7 +148,8 @@ def _candidate(path: Path, record: dict[str, Any], row: int, seen: set[str],
     return cand
 
 
-def _features(record: dict[str, Any], kinds: dict[str, str]) -> tuple[dict[str, Any], str | None]:
+def _features(record: dict[Hashable, Any], kinds: dict[str, str]
+              ) -> tuple[dict[str, Any], str | None]:
     values: dict[str, Any] = {}
     for column, kind in kinds.items():
         raw: Any = record.get(column)

@@ -42,7 +42,7 @@ def overview(manifest: pd.DataFrame, quarantine: pd.DataFrame, *, info: Any,
     counts = manifest["label"].astype(str).value_counts()
     order = sorted(counts.index, key=_natural)
     reasons = Counter(reason_kind(str(r)) for r in quarantine["reason"].tolist())
-    rows = [{k: "" if _missing(v) else str(v) for k, v in r.items()}
+    rows = [{str(k): "" if _missing(v) else str(v) for k, v in r.items()}
             for r in quarantine.head(QUARANTINE_SHOWN).to_dict("records")]
     return Overview(
         n_samples=len(manifest), classes=order,
