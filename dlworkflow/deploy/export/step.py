@@ -191,6 +191,12 @@ def _write_folder(project: Project, folder: Path, version: int, model: Any,
     to_onnx(model, folder / V.ONNX_FILE, example=example_input(meta))
     weights = Path(pointer["folder"]) / meta.get("weights_file", "model.safetensors")
     shutil.copyfile(weights, folder / V.WEIGHTS_FILE)
+    files = [V.ONNX_FILE, V.WEIGHTS_FILE]
+    if meta.get("modality") == "text":  # the vocabulary travels with the model
+        from dlworkflow.preprocess.text import tokenizer_file
+
+        shutil.copyfile(tokenizer_file(), folder / V.TOKENIZER_FILE)
+        files.append(V.TOKENIZER_FILE)
     config = project.config
     metadata = {
         "format": FORMAT, "version": version, "model": meta["name"],
@@ -211,8 +217,7 @@ def _write_folder(project: Project, folder: Path, version: int, model: Any,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "trained": {"run_id": pointer.get("run_id"), "folder": pointer.get("folder_in_project"),
                     "weights_sha256": meta.get("weights_sha256")},
-        "files": {V.ONNX_FILE: sha256_file(folder / V.ONNX_FILE),
-                  V.WEIGHTS_FILE: sha256_file(folder / V.WEIGHTS_FILE)},
+        "files": {name: sha256_file(folder / name) for name in files},
     }
     atomic_write_json(folder / V.METADATA_FILE, metadata)
     return metadata

@@ -42,7 +42,7 @@ from dlworkflow.preprocess import (
     normalise_pixels,
     tokenize,
 )
-from dlworkflow.deploy.runtime.versions import METADATA_FILE, ONNX_FILE
+from dlworkflow.deploy.runtime.versions import METADATA_FILE, ONNX_FILE, TOKENIZER_FILE
 from dlworkflow.store.images import MAX_SIDE
 
 FORMAT = 1
@@ -66,6 +66,7 @@ class Bundle:
     modality: str
     classes: list[str]
     session: Any = field(repr=False)
+    tokenizer: Path | None = None  # text: the export's tokenizer.json (None: the packaged one)
 
     @property
     def preprocessing(self) -> dict[str, Any]:
@@ -127,7 +128,8 @@ class Bundle:
         if not texts:
             width = self.metadata["input"]["shape"][1]
             return np.zeros((0, width if isinstance(width, int) else 2), dtype=np.int64)
-        ids = tokenize(list(texts), int(self.preprocessing["max_len"]))
+        ids = tokenize(list(texts), int(self.preprocessing["max_len"]),
+                       tokenizer_json=self.tokenizer)
         width = self.metadata["input"]["shape"][1]
         if isinstance(width, int) and ids.shape[1] < width:  # the export takes exactly max_len
             ids = np.pad(ids, ((0, 0), (0, width - ids.shape[1])))
@@ -227,18 +229,8 @@ def load_bundle(folder: str | Path, *, threads: int | None = None) -> Bundle:
                           received=f"format {meta.get('format')!r}, "
                                    f"modality {meta.get('modality')!r}",
                           fix="run `dlw export` again with this version of dlworkflow")
-    expected_sha = (meta.get("files") or {}).get(ONNX_FILE)
-    if expected_sha and sha256_file(onnx_path) != expected_sha:
-        raise BundleError(f"{onnx_path} does not match the hash recorded at export: the file "
-                          "was changed or corrupted.", expected=f"sha256 {expected_sha[:16]}...",
-                          fix="run `dlw export` again")
-    if meta["modality"] == "text" and meta["preprocessing"].get("tokenizer") != TOKENIZER:
-        raise BundleError("The model uses a tokenizer this version of dlworkflow lacks.",
-                          expected=TOKENIZER,
-                          received=repr(meta["preprocessing"].get("tokenizer")),
-                          fix="export the model again with this version")
-    if meta["modality"] == "text":
-        tokenize(["ready"], 2)  # a missing tokenizer is refused here, not at the first request
+    _check_recorded_hash(folder, meta, ONNX_FILE)
+    tokenizer = _text_tokenizer(folder, meta) if meta["modality"] == "text" else None
     options = ort.SessionOptions()
     if threads is not None:
         options.intra_op_num_threads = int(threads)
@@ -253,4 +245,33 @@ def load_bundle(folder: str | Path, *, threads: int | None = None) -> Bundle:
                           fix="run `dlw export` again") from None
     return Bundle(folder=folder, version=int(meta["version"]), metadata=meta,
                   modality=meta["modality"], classes=[str(c) for c in meta["classes"]],
-                  session=session)
+                  session=session, tokenizer=tokenizer)
+
+
+def _check_recorded_hash(folder: Path, meta: dict[str, Any], name: str) -> None:
+    """A file of the export must match the sha256 that metadata.json recorded for it."""
+    expected_sha = (meta.get("files") or {}).get(name)
+    if expected_sha and sha256_file(folder / name) != expected_sha:
+        raise BundleError(f"{folder / name} does not match the hash recorded at export: the "
+                          "file was changed or corrupted.",
+                          expected=f"sha256 {expected_sha[:16]}...", fix="run `dlw export` again")
+
+
+def _text_tokenizer(folder: Path, meta: dict[str, Any]) -> Path | None:
+    """The export's own tokenizer.json (checked), else None for the packaged one (exports made
+    before the vocabulary travelled with the model). A tokenizer that cannot be used is refused
+    here, not at the first request."""
+    if meta["preprocessing"].get("tokenizer") != TOKENIZER:
+        raise BundleError("The model uses a tokenizer this version of dlworkflow lacks.",
+                          expected=TOKENIZER,
+                          received=repr(meta["preprocessing"].get("tokenizer")),
+                          fix="export the model again with this version")
+    own = folder / TOKENIZER_FILE
+    if TOKENIZER_FILE in (meta.get("files") or {}):
+        if not own.is_file():
+            raise BundleError(f"{own} is missing: the export records it.",
+                              expected=TOKENIZER_FILE, fix="run `dlw export` again")
+        _check_recorded_hash(folder, meta, TOKENIZER_FILE)
+    tokenizer = own if own.is_file() else None
+    tokenize(["ready"], 2, tokenizer_json=tokenizer)
+    return tokenizer

@@ -23,6 +23,8 @@ from dlworkflow.fileio import atomic_write_json, read_json
 METADATA_FILE = "metadata.json"
 ONNX_FILE = "model.onnx"
 WEIGHTS_FILE = "weights.safetensors"
+TOKENIZER_FILE = "tokenizer.json"  # text models: their WordPiece vocabulary, so serving needs
+#                                     no model package (and so no torch)
 POINTER_FILE = "champion.json"
 _VERSION_DIR = re.compile(r"^v(\d+)$")
 
