@@ -19,7 +19,8 @@ What it does:
    what was recorded. A placeholder with nothing recorded is an error, never left blank.
 
 The only edits to the recorded text: the temporary folder's path is shown as `~/`, and the
-serve token as `<token>`. The capture is kept in docs/gen/capture.json (for --cached).
+serve token as `<token>`. The capture (raw outputs and every figure) is kept in
+docs/gen/capture/ for --cached; the pages get only the figures they show.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -46,7 +48,9 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "docs" / "gen" / "templates"
 PAGES = ROOT / "docs" / "steps"
 IMAGES = PAGES / "img"
-CAPTURE = ROOT / "docs" / "gen" / "capture.json"
+CAPTURE_DIR = ROOT / "docs" / "gen" / "capture"  # the last run: capture.json, figures/*.png
+CAPTURE = CAPTURE_DIR / "capture.json"
+FIGURES = CAPTURE_DIR / "figures"
 DLW = Path(sys.executable).parent / "dlw"
 WIDTH = 100
 MAX_FIGURE_WIDTH = 900
@@ -74,20 +78,33 @@ class Capture:
         self.files: dict[str, str] = {}
         self.seconds: dict[str, float] = {}
 
-    def clean(self, text: str) -> str:
-        text = text.replace(str(self.tmp) + "/", "~/").replace(str(self.tmp), "~")
-        return "\n".join(line.rstrip() for line in text.splitlines()).strip("\n")
-
     def run(self, name: str, command: str, output: str, code: int = 0) -> None:
         if name in self.runs:
             raise SystemExit(f"two records named {name!r}")
-        self.runs[name] = {"command": command, "output": self.clean(output), "exit": code}
+        self.runs[name] = {"command": command, "output": output, "exit": code}
 
     def figure(self, name: str, source: Path | str | bytes, caption: str) -> None:
-        IMAGES.mkdir(parents=True, exist_ok=True)
-        target = IMAGES / f"{name}.png"
-        _save_small_png(source, target)
-        self.figures[name] = {"file": f"img/{target.name}", "caption": caption}
+        FIGURES.mkdir(parents=True, exist_ok=True)
+        _save_small_png(source, FIGURES / f"{name}.png")
+        self.figures[name] = {"file": f"img/{name}.png", "caption": caption}
+
+
+BOX = "│┃"
+
+
+def clean(text: str, tmp: str) -> str:
+    """The run's temporary folder shown as ~; inside a rich table the cell keeps its width
+    (the spaces the shorter path frees go before the cell's right border)."""
+    lines = []
+    for line in text.splitlines():
+        while tmp in line:
+            at = line.index(tmp)
+            line = line[:at] + "~" + line[at + len(tmp):]
+            border = next((i for i in range(at, len(line)) if line[i] in BOX), None)
+            if border is not None:
+                line = line[:border] + " " * (len(tmp) - 1) + line[border:]
+        lines.append(line.rstrip())
+    return "\n".join(lines).strip("\n")
 
 
 def _render(result: Any) -> str:
@@ -197,6 +214,9 @@ def capture(tmp: Path) -> Capture:
     _dlw(cap, "status", ["status"], demo_dir)
     _dlw(cap, "models", ["models"], demo_dir)
     _dlw(cap, "lr-find", ["lr-find"], demo_dir)
+    Project.load(demo_dir).update_config(AUGMENT)  # the demo trains without augmentation
+    cap.files["augment-yaml"] = yaml_sections(
+        (demo_dir / "dlworkflow.yaml").read_text())["augment"]
     _dlw(cap, "augment-preview", ["augment-preview"], demo_dir)
     _dlw(cap, "evaluate", ["evaluate"], demo_dir)
     _dlw(cap, "versions", ["versions"], demo_dir)
@@ -262,6 +282,10 @@ def eda_figures(cap: Capture, eda: Path) -> None:
         raise SystemExit(f"no figure found in {eda} for {missing}")
 
 
+# shown by `dlw augment-preview` (after the demo; digits are not flipped)
+AUGMENT = {"augment.rotation": 10.0, "augment.translate": 0.1, "augment.erasing": 0.25}
+
+
 def _tune(cap: Capture, demo_dir: Path) -> None:
     from dlworkflow.project import Project
 
@@ -304,10 +328,13 @@ def _serve(cap: Capture, demo_dir: Path, image: Path) -> None:
                 token = line.strip()
             if line.startswith("Try:"):
                 break
+        stored = demo_dir / ".dlw" / "serve" / "token"
+        if token is None and stored.is_file():  # served before: the kept token (mode 600)
+            token = stored.read_text(encoding="utf-8").strip()
         if token is None:
             raise SystemExit("dlw serve printed no token:\n" + "".join(lines))
         base = f"http://127.0.0.1:{port}"
-        health = _http(f"{base}/v1/health")
+        health = _wait_for(f"{base}/v1/health")  # "Try:" is printed before uvicorn binds
         denied = _http(f"{base}/v1/model")
         boundary = "dlwdocs"
         body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; "
@@ -329,6 +356,17 @@ def _serve(cap: Capture, demo_dir: Path, image: Path) -> None:
     cap.run("curl-unauthorized", "curl http://127.0.0.1:8000/v1/model", denied)
     cap.run("curl-predict", "curl -H 'Authorization: Bearer <token>' "
             f"-F files=@{rel} http://127.0.0.1:8000/v1/predict", predicted)
+
+
+def _wait_for(url: str, seconds: float = 120) -> str:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return _http(url)
+        except urllib.error.URLError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def _http(url: str, *, body: bytes | None = None, headers: dict[str, str] | None = None) -> str:
@@ -354,19 +392,21 @@ def _fill(match: re.Match[str], *, where: str, data: dict[str, Any], used: set[s
         raise SystemExit(f"{where}: nothing recorded for {{{{ {kind} {name} }}}}")
     if kind == "run":
         run = store[name]
+        output = clean(run["output"], data["tmp"])
         exit_note = f"\n# exit code {run['exit']}" if run["exit"] else ""
-        return f"```console\n$ {run['command']}\n{run['output']}{exit_note}\n```"
+        return f"```console\n$ {clean(run['command'], data['tmp'])}\n{output}{exit_note}\n```"
     if kind == "file":
-        return str(store[name]).rstrip("\n")
+        return clean(str(store[name]), data["tmp"])
     fig = store[name]
-    if not (PAGES / fig["file"]).is_file():
-        raise SystemExit(f"{where}: {fig['file']} is gone; run without --cached")
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(FIGURES / Path(fig["file"]).name, PAGES / fig["file"])
     return f"![{fig['caption']}]({fig['file']})\n/// caption\n{fig['caption']}\n///"
 
 
 def render_pages(data: dict[str, Any]) -> list[Path]:
     used: set[str] = set()
     written = []
+    shutil.rmtree(IMAGES, ignore_errors=True)  # only the figures the pages show
     for template in sorted(TEMPLATES.glob("*.md")):
         fill = functools.partial(_fill, where=template.name, data=data, used=used)
         page = PLACEHOLDER.sub(fill, template.read_text(encoding="utf-8"))
@@ -375,9 +415,6 @@ def render_pages(data: dict[str, Any]) -> list[Path]:
         target = PAGES / template.name
         target.write_text(header + page, encoding="utf-8")
         written.append(target)
-    for name, fig in data["figures"].items():  # only the figures a page shows are kept
-        if f"figure:{name}" not in used:
-            (PAGES / fig["file"]).unlink(missing_ok=True)
     return written
 
 
@@ -389,7 +426,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="run in this folder and keep it")
     args = parser.parse_args()
     if not args.cached:
-        shutil.rmtree(IMAGES, ignore_errors=True)
+        shutil.rmtree(FIGURES, ignore_errors=True)
         tmp = args.keep.resolve() if args.keep else Path(tempfile.mkdtemp(prefix="dlw-docs-"))
         tmp.mkdir(parents=True, exist_ok=True)
         try:
@@ -397,13 +434,14 @@ def main() -> None:
         finally:
             if not args.keep:
                 shutil.rmtree(tmp, ignore_errors=True)
-        CAPTURE.write_text(json.dumps({"runs": cap.runs, "figures": cap.figures,
+        CAPTURE.write_text(json.dumps({"tmp": str(tmp), "runs": cap.runs,
+                                       "figures": cap.figures,
                                        "files": cap.files, "seconds": cap.seconds},
                                       indent=1) + "\n", encoding="utf-8")
     data = json.loads(CAPTURE.read_text(encoding="utf-8"))
     for page in render_pages(data):
         print(f"wrote {page.relative_to(ROOT)}")
-    size = sum(p.stat().st_size for p in IMAGES.glob("*.png"))
+    size = sum(p.stat().st_size for p in IMAGES.glob("*.png"))  # what the site carries
     print(f"{len(list(IMAGES.glob('*.png')))} figures, {size / 1e6:.2f} MB; "
           f"timings (s): {data['seconds']}")
 
