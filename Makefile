@@ -43,7 +43,7 @@ lint-imports: setup-dev
 	$(VENV)/bin/lint-imports
 
 docs: setup-dev
-	$(VPY) -m mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(VPY) -m mkdocs build --strict
 
 bench: setup
 	$(VPY) bench/train_overhead.py
