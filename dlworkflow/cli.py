@@ -6,7 +6,7 @@ Heavy modules are imported inside the commands, so `dlw --help` stays fast.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -14,8 +14,8 @@ app = typer.Typer(
     name="dlw",
     help="dlworkflow: a deep learning project from the problem definition to a tested model.\n\n"
     "Steps: init/define (1), ingest (2), explore (3), split (4), models/lr-find/augment-preview/"
-    "train (5-6), evaluate/test/export (7), report/audit (8), monitor/retrain (9); status shows where the project stands, run does every "
-    "stale step, demo does it all on real MNIST.",
+    "train (5-6), evaluate/test/export (7), report/audit (8), monitor/retrain (9); status "
+    "shows where the project stands, run does every stale step, demo does it all on real MNIST.",
     no_args_is_help=True,
     add_completion=True,  # --install-completion, --show-completion
     pretty_exceptions_enable=False,
@@ -42,7 +42,7 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    version: Annotated[Optional[bool], typer.Option(
+    version: Annotated[bool | None, typer.Option(
         "--version", callback=_print_version, is_eager=True,
         help="Print the version and exit.")] = None,
 ) -> None:
@@ -121,8 +121,8 @@ def init(
     task: Annotated[str, typer.Option(
         help="image-classification, text-classification or tabular-classification.")
     ] = "image-classification",
-    name: Annotated[Optional[str], typer.Option(help="Project name (default: folder).")] = None,
-    model: Annotated[Optional[str], typer.Option(
+    name: Annotated[str | None, typer.Option(help="Project name (default: folder).")] = None,
+    model: Annotated[str | None, typer.Option(
         help="Initial model (see `dlw models`); default: the task's usual one.")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing dlworkflow.yaml.")] = False,
 ) -> None:
@@ -141,17 +141,17 @@ def init(
 @app.command()
 def define(
     project: ProjectOpt = HERE,
-    objective: Annotated[Optional[str], typer.Option(help="The objective in plain words.")] = None,
-    metric: Annotated[Optional[str], typer.Option(
+    objective: Annotated[str | None, typer.Option(help="The objective in plain words.")] = None,
+    metric: Annotated[str | None, typer.Option(
         help="Primary metric: accuracy, balanced_accuracy, macro_f1, auroc.")] = None,
-    target: Annotated[Optional[float], typer.Option(help="Target value (0-1).")] = None,
-    max_latency_ms: Annotated[Optional[float], typer.Option(help="Max CPU latency, ms.")] = None,
-    max_model_size_mb: Annotated[Optional[float], typer.Option(help="Max model size, MB.")] = None,
-    constituency: Annotated[Optional[list[str]], typer.Option(
+    target: Annotated[float | None, typer.Option(help="Target value (0-1).")] = None,
+    max_latency_ms: Annotated[float | None, typer.Option(help="Max CPU latency, ms.")] = None,
+    max_model_size_mb: Annotated[float | None, typer.Option(help="Max model size, MB.")] = None,
+    constituency: Annotated[list[str] | None, typer.Option(
         help="Who is affected / decides (repeatable; replaces the list).")] = None,
-    assumption: Annotated[Optional[list[str]], typer.Option(
+    assumption: Annotated[list[str] | None, typer.Option(
         help="An assumption (repeatable; replaces the list).")] = None,
-    sensitivity: Annotated[Optional[str], typer.Option(help="none, pii or phi.")] = None,
+    sensitivity: Annotated[str | None, typer.Option(help="none, pii or phi.")] = None,
 ) -> None:
     """Step 1: set and validate the problem spec and success criterion."""
     try:
@@ -214,7 +214,7 @@ def datasets() -> None:
 
 @app.command()
 def ingest(
-    source: Annotated[Optional[str], typer.Argument(
+    source: Annotated[str | None, typer.Argument(
         help="builtin:NAME, a folder of class sub-folders, or a CSV with path,label.")] = None,
     project: ProjectOpt = HERE,
     deidentify: Annotated[bool, typer.Option(
@@ -255,7 +255,7 @@ def models() -> None:
 @app.command()
 def train(
     project: ProjectOpt = HERE,
-    epochs: Annotated[Optional[int], typer.Option(help="Override train.epochs.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override train.epochs.")] = None,
     resume: Annotated[bool, typer.Option(
         "--resume", help="Continue the last interrupted train run from its last checkpoint.")
     ] = False,
@@ -311,13 +311,13 @@ def test(project: ProjectOpt = HERE, as_json: JsonOpt = False) -> None:
 @app.command()
 def serve(
     project: ProjectOpt = HERE,
-    host: Annotated[Optional[str], typer.Option(
+    host: Annotated[str | None, typer.Option(
         help="Address to bind (default serve.host: 127.0.0.1, local only).")] = None,
-    port: Annotated[Optional[int], typer.Option(help="Port (default serve.port: 8000).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default serve.port: 8000).")] = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Serve a model that failed or was never tested (needs --reason).")
     ] = False,
-    reason: Annotated[Optional[str], typer.Option(help="Why --force is justified.")] = None,
+    reason: Annotated[str | None, typer.Option(help="Why --force is justified.")] = None,
 ) -> None:
     """Step 7: serve the champion model over HTTP (ONNX Runtime, bearer token, micro-batching).
 
@@ -340,7 +340,7 @@ def export_model(
     force: Annotated[bool, typer.Option(
         "--force", help="Export a model that failed or was never tested (needs --reason).")
     ] = False,
-    reason: Annotated[Optional[str], typer.Option(
+    reason: Annotated[str | None, typer.Option(
         help="Why --force is justified (recorded in metadata.json and the ledger).")] = None,
 ) -> None:
     """Step 7: export the tested model to models/v<N>/ (ONNX with a dynamic batch,
@@ -379,16 +379,16 @@ def promote(
 @app.command()
 def tune(
     project: ProjectOpt = HERE,
-    trials: Annotated[Optional[int], typer.Option(
+    trials: Annotated[int | None, typer.Option(
         help="Trials in the study in total (default tune.trials; a resumed study counts "
              "its earlier trials).")] = None,
-    timeout: Annotated[Optional[float], typer.Option(
+    timeout: Annotated[float | None, typer.Option(
         help="Stop starting trials after this many seconds (default tune.timeout_s).")] = None,
-    workers: Annotated[Optional[int], typer.Option(
+    workers: Annotated[int | None, typer.Option(
         help="Parallel trials on this machine (default tune.workers).")] = None,
     backend: Annotated[str, typer.Option(
         help="optuna (this machine) or ray (a Ray cluster through Ray Tune).")] = "optuna",
-    address: Annotated[Optional[str], typer.Option(
+    address: Annotated[str | None, typer.Option(
         help="Ray cluster address (backend ray; default: a local Ray).")] = None,
     apply: Annotated[bool, typer.Option(
         "--apply", help="Write the best parameters into dlworkflow.yaml (shows the diff).")
@@ -412,7 +412,7 @@ def versions(project: ProjectOpt = HERE, as_json: JsonOpt = False) -> None:
 @app.command()
 def rollback(
     project: ProjectOpt = HERE,
-    to: Annotated[Optional[int], typer.Option(
+    to: Annotated[int | None, typer.Option(
         "--to", help="The exported version to go back to (default: the previous champion).")
     ] = None,
 ) -> None:
@@ -424,17 +424,17 @@ def rollback(
 @app.command()
 def monitor(
     project: ProjectOpt = HERE,
-    inputs: Annotated[Optional[Path], typer.Option(
+    inputs: Annotated[Path | None, typer.Option(
         help="Recent inputs instead of the server's log: a folder of images, or a CSV/JSONL "
              "of texts or rows.")] = None,
-    labels: Annotated[Optional[Path], typer.Option(
+    labels: Annotated[Path | None, typer.Option(
         help="CSV of id,label for recent predictions (live metrics against the test "
              "estimate).")] = None,
-    since: Annotated[Optional[str], typer.Option(
+    since: Annotated[str | None, typer.Option(
         help="Only predictions at or after this ISO time (e.g. 2026-11-27T00:00).")] = None,
-    window: Annotated[Optional[int], typer.Option(
+    window: Annotated[int | None, typer.Option(
         help="Only the newest N predictions (default monitor.window).")] = None,
-    webhook: Annotated[Optional[str], typer.Option(
+    webhook: Annotated[str | None, typer.Option(
         help="POST an alert to this URL (default monitor.webhook).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -451,7 +451,7 @@ def retrain(
     data: Annotated[str, typer.Option(
         "--data", help="Fresh labelled data (any `dlw ingest` source).")],
     project: ProjectOpt = HERE,
-    warm_start: Annotated[Optional[bool], typer.Option(
+    warm_start: Annotated[bool | None, typer.Option(
         "--warm-start/--no-warm-start",
         help="Start the challenger from the champion's weights (default retrain.warm_start).")
     ] = None,
@@ -471,7 +471,7 @@ def predict(
         help="Image files or folders (image models); CSV files of rows (text, tabular).")],
     project: ProjectOpt = HERE,
     out: Annotated[Path, typer.Option(help="CSV to write.")] = Path("predictions.csv"),
-    version: Annotated[Optional[int], typer.Option(
+    version: Annotated[int | None, typer.Option(
         help="Exported version to use (default: the champion).")] = None,
 ) -> None:
     """Batch predictions through the exported model (ONNX Runtime) to a CSV: path, label,
@@ -505,7 +505,7 @@ def run_all(project: ProjectOpt = HERE) -> None:
 def demo(
     directory: Annotated[Path, typer.Argument(help="Folder for the demo project.")] = Path(
         "dlw-demo"),
-    epochs: Annotated[Optional[int], typer.Option(help="Override train.epochs.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override train.epochs.")] = None,
 ) -> None:
     """All nine steps on a new project: builtin:mnist5k through define, ingest, explore,
     split, train, test and export; digits from another source are monitored (drift) and

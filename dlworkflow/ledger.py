@@ -7,6 +7,7 @@ import platform
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -54,7 +55,7 @@ class RunRecord:
     started: str
     ended: str | None
     config_hash: str
-    inputs: dict[str, str]
+    inputs: dict[str, str | None]  # upstream step -> its output hash (None: never ran)
     outputs: dict[str, Any]
     summary: dict[str, Any]
     env: dict[str, Any]
@@ -99,8 +100,8 @@ class Ledger:
             self._ready = True
         return conn
 
-    def start(self, step: str, *, config_hash: str, inputs: dict[str, str], seed: int | None,
-              root: Path | None = None) -> int:
+    def start(self, step: str, *, config_hash: str, inputs: Mapping[str, str | None],
+              seed: int | None, root: Path | None = None) -> int:
         env = environment()
         with closing(self._connect()) as conn:
             cur = conn.execute(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,7 +144,7 @@ class Project:
                 received="none",
                 fix="run `dlw init DIR` (or `dlw demo`) first, or pass -p/--project DIR",
             )
-        project.config  # validate now, at the boundary
+        _ = project.config  # validate now, at the boundary
         from dlworkflow.config_schema import refresh_schema
 
         refresh_schema(project.root, project.paths.config)  # the editor's schema, if outdated
@@ -210,7 +210,7 @@ class Project:
 
     # ---- step runner ----------------------------------------------------------------------
     @contextmanager
-    def step(self, name: str, *, inputs: dict[str, str] | None = None,
+    def step(self, name: str, *, inputs: Mapping[str, str | None] | None = None,
              overrides: dict[str, Any] | None = None) -> Iterator[StepRun]:
         """Run one step: record its start, its outputs and its end (or failure) in the ledger.
 

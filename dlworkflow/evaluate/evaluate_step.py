@@ -7,8 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlworkflow.evaluate.full_report import (full_report, headline, metrics_file,
-                                             validation_temperature)
+from dlworkflow.evaluate.full_report import (
+    full_report,
+    headline,
+    metrics_file,
+    validation_temperature,
+)
 from dlworkflow.evaluate.predict import load_model
 from dlworkflow.evaluate.slices import check_columns
 from dlworkflow.evaluate.summary import report_figures, report_rows

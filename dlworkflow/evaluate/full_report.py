@@ -66,8 +66,8 @@ def full_report(project: Project, model: Any, meta: dict[str, Any], rows: pd.Dat
     logits = predict_logits(project, model, meta, rows).astype(np.float64)
     proba = softmax(logits)
     metric, agreed = primary_metric(project)
-    kw = {"n_resamples": cfg.bootstrap_samples, "confidence": cfg.confidence,
-          "seed": project.config.seed}
+    kw: dict[str, Any] = {"n_resamples": cfg.bootstrap_samples, "confidence": cfg.confidence,
+                          "seed": project.config.seed}
     report = metric_report(y, proba, classes, **kw)
     report.update({
         "split": split, "model": str(meta.get("name")), "modality": meta.get("modality", "image"),

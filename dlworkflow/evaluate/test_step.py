@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlworkflow.evaluate.full_report import full_report, metrics_file, validation_temperature
 from dlworkflow.evaluate.constraints import check_constraints
+from dlworkflow.evaluate.full_report import full_report, metrics_file, validation_temperature
 from dlworkflow.evaluate.gate import Verdict, judge
 from dlworkflow.evaluate.predict import load_model
 from dlworkflow.evaluate.slices import check_columns

@@ -11,7 +11,7 @@ reference cache and the ledger record of the run.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -120,7 +120,7 @@ class MonitorResult(StepResult):
                 "other_versions": {str(k): v for k, v in self.other_versions.items()},
                 "labelled": self.labelled, "checks": self.checks, "notes": self.notes,
                 "webhook": self.webhook, "exit_code": self.exit_code,
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                "created": datetime.now(UTC).isoformat(timespec="seconds")}
 
     def to_json(self) -> dict[str, Any]:
         """`dlw monitor --json`: reports/monitor.json and where the reports were written."""
@@ -220,8 +220,7 @@ def _monitor(project: Project, folder: Path, *, inputs: str | Path | None,
 
 def _live(project: Project, bundle: Bundle, *, inputs: str | Path | None, since: float | None,
           window: int | None) -> tuple[Sample, str, int, dict[int, int]]:
-    from dlworkflow.monitor.logread import (file_age_note, parse_ts, read_inputs, read_log,
-                                            to_sample)
+    from dlworkflow.monitor.logread import file_age_note, parse_ts, read_inputs, read_log, to_sample
 
     if inputs is not None:
         read = read_inputs(project, bundle, inputs)
@@ -276,7 +275,7 @@ def _window(live: Sample) -> tuple[str | None, str | None]:
     finite = live.ts[np.isfinite(live.ts)]
     if len(finite) == 0:
         return None, None
-    return tuple(datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds")
+    return tuple(datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
                  for t in (finite.min(), finite.max()))  # type: ignore[return-value]
 
 
@@ -297,7 +296,7 @@ def _send(project: Project, result: MonitorResult, url: str) -> None:
         project=result.project_name, version=result.version, status=result.status,
         headline=result.headline, checks=result.checks,
         report=str(result.report) if result.report else None, n_live=result.n_live,
-        window=result.window, time=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        window=result.window, time=datetime.now(UTC).isoformat(timespec="seconds"))
     delivery = post_alert(url, payload, token_env=project.config.monitor.webhook_token_env)
     result.webhook = {**delivery.as_dict(), "describe": delivery.describe()}
     if not delivery.ok:

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from dlworkflow.deploy.runtime.versions import METADATA_FILE, ONNX_FILE, TOKENIZER_FILE
 from dlworkflow.errors import DlwError
 from dlworkflow.fileio import read_json, sha256_file
 from dlworkflow.preprocess import (
@@ -42,7 +43,6 @@ from dlworkflow.preprocess import (
     normalise_pixels,
     tokenize,
 )
-from dlworkflow.deploy.runtime.versions import METADATA_FILE, ONNX_FILE, TOKENIZER_FILE
 from dlworkflow.store.images import MAX_SIDE
 
 FORMAT = 1

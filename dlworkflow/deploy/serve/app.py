@@ -11,6 +11,7 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,11 +24,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dlworkflow.config import Serve
 from dlworkflow.deploy.runtime.bundle import Bundle, InputError
+from dlworkflow.deploy.runtime.observe import new_ids, prepare
 from dlworkflow.deploy.serve.batcher import MicroBatcher
 from dlworkflow.deploy.serve.holder import ModelHolder
 from dlworkflow.deploy.serve.inputs import check_rows, image_sizes, parse_items, read_body
 from dlworkflow.deploy.serve.metrics import ServerMetrics
-from dlworkflow.deploy.runtime.observe import new_ids, prepare
 from dlworkflow.deploy.serve.predlog import PredictionLog, log_path
 from dlworkflow.deploy.serve.problems import ApiError, unauthorized
 from dlworkflow.deploy.serve.schemas import (
@@ -107,7 +108,7 @@ class Server:
         try:
             bundle, summaries, (probs, emb) = await asyncio.wait_for(
                 self._predict(request), timeout=self.settings.timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise ApiError(504, "timeout",
                            f"The prediction took longer than {self.settings.timeout_s:g} s "
                            "(serve.timeout_s) and was abandoned.",
@@ -199,7 +200,7 @@ def create_app(root: Path, settings: Serve, *, token: str,
     server = Server(root, settings, token=token, force_reason=force_reason)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         await server.batcher.stop()
         server.close()
@@ -210,7 +211,8 @@ def create_app(root: Path, settings: Serve, *, token: str,
                   docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.server = server
     errors = error_responses(400, 401, 413, 415, 422, 504)
-    secured = {"security": [{BEARER: []}]}  # checked by GatewayMiddleware, before routing
+    # checked by GatewayMiddleware, before routing
+    secured: dict[str, Any] = {"security": [{BEARER: []}]}
 
     @app.post("/v1/predict", response_model=PredictResponse, responses=errors,
               openapi_extra={**predict_openapi(), **secured}, summary="Predict")
@@ -239,13 +241,14 @@ def create_app(root: Path, settings: Serve, *, token: str,
         return JSONResponse(app.openapi())
 
     def schema_with_bearer() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = FastAPI.openapi(app)
+        schema = app.openapi_schema
+        if schema is None:
+            schema = FastAPI.openapi(app)  # builds and keeps it as app.openapi_schema
             schema.setdefault("components", {})["securitySchemes"] = {BEARER: {
                 "type": "http", "scheme": "bearer",
                 "description": "The token printed by `dlw serve` (serve.token, "
                 "DLW_SERVE_TOKEN or .dlw/serve/token)."}}
-        return app.openapi_schema
+        return schema
 
     app.openapi = schema_with_bearer  # type: ignore[method-assign]
     install_handlers(app, server)

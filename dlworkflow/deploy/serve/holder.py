@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dlworkflow.errors import DlwError
 from dlworkflow.deploy.runtime.bundle import Bundle, load_bundle
 from dlworkflow.deploy.runtime.versions import champion_folder, pointer_path
+from dlworkflow.errors import DlwError
 
 log = logging.getLogger("dlworkflow.deploy.serve")
 
@@ -61,7 +61,7 @@ def record_forced(root: Path, bundle: Bundle, reason: str) -> None:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = "unknown"
-    line = json.dumps({"at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    line = json.dumps({"at": datetime.now(UTC).isoformat(timespec="seconds"),
                        "by": user, "version": bundle.version,
                        "verdict": bundle.metadata.get("verdict") or "UNTESTED",
                        "reason": reason})
@@ -102,7 +102,7 @@ class ModelHolder:
         if forced and forced == (self.force_reason or "").strip():
             record_forced(self.root, bundle, forced)
         self.forced = forced
-        self.loaded_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.loaded_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.bundle = bundle  # one reference: atomic for every reader
 
     def _pointer_stamp(self) -> tuple[int, int, int] | None:
@@ -123,16 +123,17 @@ class ModelHolder:
             current = self.bundle
             if folder is None or (current is not None and folder == current.folder):
                 return "same"
+            bundle: Bundle | None
             try:
-                bundle = load_bundle(folder, threads=self.threads)
-                self._swap(bundle)
+                loaded = load_bundle(folder, threads=self.threads)
+                self._swap(loaded)
             except DlwError as exc:
                 log.warning("hot reload of %s refused; still serving version %s: %s", folder,
                             getattr(current, "version", None), exc.what)
                 outcome, bundle = "failed", None
             else:
-                log.warning("hot reload: now serving model version %s", bundle.version)
-                outcome = "reloaded"
+                log.warning("hot reload: now serving model version %s", loaded.version)
+                outcome, bundle = "reloaded", loaded
         if self.on_reload is not None:
             self.on_reload(outcome, bundle)
         return outcome

@@ -12,7 +12,7 @@ import functools
 import io
 import json
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,7 +159,7 @@ def _b64(value: str, index: int) -> bytes:
 
 async def _multipart_images(request: Request, body: bytes, *, max_batch: int,
                             max_body: int) -> list[bytes]:
-    async def stream() -> AsyncIterator[bytes]:
+    async def stream() -> AsyncGenerator[bytes, None]:
         yield body
 
     parser = MultiPartParser(request.headers, stream(), max_files=max_batch + 1,

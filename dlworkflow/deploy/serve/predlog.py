@@ -8,10 +8,10 @@ request never waits for the disk) to a rotating file under .dlw/serve/.
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import logging.handlers
-import collections
 import threading
 import time
 from pathlib import Path
@@ -62,7 +62,8 @@ class PredictionLog:
                 for line in _lines(*entry):
                     self._file.emit(logging.makeLogRecord({"msg": line}))
             except Exception:  # noqa: BLE001 - a full disk must not stop the server
-                logging.getLogger("dlworkflow.deploy.serve").exception("prediction log write failed")
+                logging.getLogger("dlworkflow.deploy.serve").exception(
+                    "prediction log write failed")
 
     def close(self) -> None:
         """Write what is pending, then close the file."""

@@ -163,13 +163,19 @@ def _optimize(project: Project, settings: StudySettings, *, backend: str,
     return study_mod.optimize(project, settings, callbacks=callbacks)
 
 
+def _value(trial: optuna.trial.FrozenTrial) -> float:
+    """The value of a complete trial (Optuna sets it on every complete one)."""
+    assert trial.value is not None
+    return float(trial.value)
+
+
 def summarise(study: optuna.Study, settings: StudySettings) -> dict[str, Any]:
     """Counts, the best complete trial (value, decoded params) and one row a trial."""
     counts = study_mod.counts(study)
     complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
-    best = max(complete, key=lambda t: t.value) if complete else None  # maximised metric
+    best = max(complete, key=_value) if complete else None  # maximised metric
     return {
-        "best_value": float(best.value) if best else None,
+        "best_value": _value(best) if best else None,
         "best_params": space_mod.decode(best.params, settings.space) if best else {},
         "best_trial": best.number if best else None,
         "n_trials": counts["total"], "n_complete": counts["complete"],
