@@ -6,7 +6,7 @@ DATA   := $(VENV)/share/dlworkflow/data-packages
 STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 
-.PHONY: setup setup-dev system-deps demo test lint-imports docs bench clean
+.PHONY: setup setup-dev system-deps demo test lint lint-imports docs bench clean
 
 # `setup` installs the runtime (demo); `setup-dev` adds the test, lint and docs tools. Each
 # stamp makes its target a no-op while .venv is newer than the lock files and pyproject.toml.
@@ -38,6 +38,12 @@ demo: setup
 
 test: setup-dev system-deps
 	$(VPY) -m pytest -q
+
+# ruff (tests and benchmarks too), mypy (the package), import-linter (the layers of DESIGN.md).
+lint: setup-dev
+	$(VENV)/bin/ruff check dlworkflow tests bench docs/gen
+	$(VENV)/bin/mypy dlworkflow
+	$(VENV)/bin/lint-imports
 
 lint-imports: setup-dev
 	$(VENV)/bin/lint-imports
