@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -62,6 +59,8 @@ def test_slim_predict_and_serve_answer_as_the_full_install(slim_venv, exported, 
     from dlworkflow import Project
     from dlworkflow.deploy.serve.loadgen import free_port
 
+    servekit = helpers("serve/servekit.py")
+
     root, images = exported
     Project.load(root).predict(images, out=tmp_path / "full.csv")  # the full install
     full = _read_csv(tmp_path / "full.csv")
@@ -74,24 +73,15 @@ def test_slim_predict_and_serve_answer_as_the_full_install(slim_venv, exported, 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {"DLW_SERVE_TOKEN": TOKEN, "OMP_NUM_THREADS": "1"}
-    with open(tmp_path / "serve.log", "wb") as log:
-        server = subprocess.Popen(
-            [str(slim_venv.dlw), "serve", "-p", str(root), "--port", str(port)],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env})
-    try:
-        _wait_healthy(base, server, tmp_path / "serve.log")
+    cmd = [str(slim_venv.dlw), "serve", "-p", str(root), "--port", str(port)]
+    with servekit.server_process(cmd, log=tmp_path / "serve.log", port=port,
+                                 env={**os.environ, **env}):
         assert httpx.get(f"{base}/v1/model", timeout=10).status_code == 401
         auth = {"Authorization": f"Bearer {TOKEN}"}
         files = [("files", (p.name, p.read_bytes(), "image/png")) for p in images]
         answer = httpx.post(f"{base}/v1/predict", headers=auth, files=files, timeout=30)
         assert answer.status_code == 200, answer.text
         body = answer.json()
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
     log = (tmp_path / "serve.log").read_text()
     assert "Serving model version 1 (small_cnn, image" in log and "Bearer token: from env" in log
     assert body["model_version"] == 1 and len(body["predictions"]) == len(images)
@@ -99,20 +89,6 @@ def test_slim_predict_and_serve_answer_as_the_full_install(slim_venv, exported, 
         assert got["label"] == row["label"]
         for label, p in got["probabilities"].items():
             assert abs(p - float(row[f"p_{label}"])) <= 5e-7 + 1e-12  # the CSV's 6 decimals
-
-
-def _wait_healthy(base: str, process: subprocess.Popen, log: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"dlw serve exited {process.returncode}: {log.read_text()}")
-        try:
-            if httpx.get(f"{base}/v1/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"dlw serve did not become healthy: {log.read_text()}")
 
 
 def test_slim_tokenizes_texts_as_the_full_install_from_an_exports_vocabulary(slim_venv,

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import base64
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from dlworkflow.deploy.serve.loadgen import free_port  # noqa: F401  (the tests import it from here)
@@ -36,3 +42,36 @@ def load(port: int, token: str, bodies: list[bytes], concurrency: int
 
     return run_load(port, [predict_request(port, body, token) for body in bodies],
                     concurrency)
+
+
+@contextmanager
+def server_process(cmd: list[str], *, log: Path, port: int, env: dict[str, str],
+                   timeout: float = 90) -> Iterator[subprocess.Popen]:
+    """A real `dlw serve` process (stdout and stderr into `log`) on 127.0.0.1:`port`, healthy
+    when the block starts; stopped with SIGINT (then killed) when it ends."""
+    import httpx
+
+    with open(log, "wb") as out:
+        process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"dlw serve exited {process.returncode}: "
+                                     f"{log.read_text()[-4000:]}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/health",
+                             timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"dlw serve did not become healthy: {log.read_text()[-4000:]}")
+            time.sleep(0.2)
+        yield process
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()

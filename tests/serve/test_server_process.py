@@ -6,52 +6,31 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-from servekit import b64, free_port, load
+from servekit import b64, free_port, load, server_process
 
 N_REQUESTS, CONCURRENCY = 2000, 16
 
 
-def _start(root: Path, port: int, log: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "DLW_SERVE_TOKEN"}
-    env["OMP_NUM_THREADS"] = "1"
-    with open(log.with_suffix(".out"), "wb") as out, open(log, "wb") as err:
-        # -X importtime lists every module the server process ever imports (on stderr)
-        return subprocess.Popen([sys.executable, "-X", "importtime", "-m", "dlworkflow", "serve",
-                                 "-p", str(root), "--port", str(port)],
-                                stdout=out, stderr=err, env=env)
-
-
-def _wait_healthy(base: str, process: subprocess.Popen, log: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"dlw serve exited: {log.with_suffix('.out').read_text()}")
-        try:
-            if httpx.get(f"{base}/v1/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("dlw serve did not become healthy")
+def _command(root: Path, port: int) -> list[str]:
+    # -X importtime lists every module the server process ever imports (on stderr)
+    return [sys.executable, "-X", "importtime", "-m", "dlworkflow", "serve", "-p", str(root),
+            "--port", str(port)]
 
 
 def test_dlw_serve_process_is_torch_free_and_serves_2000_requests(project_root, digit_pngs,
                                                                   tmp_path, capsys):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    log = tmp_path / "serve.err"
-    process = _start(project_root, port, log)
-    try:
-        _wait_healthy(base, process, log)
+    log = tmp_path / "serve.log"  # stdout and stderr (-X importtime writes to stderr)
+    env = {k: v for k, v in os.environ.items() if k != "DLW_SERVE_TOKEN"}
+    with server_process(_command(project_root, port), log=log, port=port,
+                        env={**env, "OMP_NUM_THREADS": "1"}):
         token_file = project_root / ".dlw" / "serve" / "token"
         assert token_file.stat().st_mode & 0o777 == 0o600
         token = token_file.read_text().strip()
@@ -61,12 +40,6 @@ def test_dlw_serve_process_is_torch_free_and_serves_2000_requests(project_root, 
         elapsed, latencies, statuses = load(port, token, bodies, CONCURRENCY)
         metrics = httpx.get(f"{base}/metrics",
                             headers={"Authorization": f"Bearer {token}"}).text
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
     ms = np.array(latencies) * 1000
     count = float(re.search(r"dlw_batch_size_count (\S+)", metrics).group(1))
     with capsys.disabled():  # shown even without -s
@@ -77,10 +50,10 @@ def test_dlw_serve_process_is_torch_free_and_serves_2000_requests(project_root, 
     assert len(statuses) == N_REQUESTS and errors == 0, f"{errors} errors"
     assert 'dlw_requests_total{route="/v1/predict",status="200"} 2000.0' in metrics
 
-    stdout = log.with_suffix(".out").read_text()
-    assert stdout.count(token) == 1  # printed once, at start
-    assert "127.0.0.1" in stdout
-    imported = re.findall(r"\|\s+([\w.]+)\s*$", log.read_text(), flags=re.M)
+    output = log.read_text()
+    assert output.count(token) == 1  # printed once, at start
+    assert "127.0.0.1" in output
+    imported = re.findall(r"\|\s+([\w.]+)\s*$", output, flags=re.M)
     assert "dlworkflow.deploy.serve.app" in imported and "onnxruntime" in imported
     assert not [m for m in imported if m == "torch" or m.startswith("torch.")], \
         "the server process imported torch"
