@@ -44,11 +44,14 @@ class Problem(Strict):
     target: float | None = Field(
         None, ge=0, le=1, description="The value of the primary metric that counts as success."
     )
-    constraints: Constraints = Field(default_factory=Constraints)
+    constraints: Constraints = Field(
+        default_factory=Constraints, description="Deployment constraints, measured at `dlw export`."
+    )
     constituencies: list[str] = Field(
         default_factory=list, description="Who is affected by and decides on the result."
     )
-    assumptions: list[str] = Field(default_factory=list)
+    assumptions: list[str] = Field(default_factory=list, description="What is taken for granted "
+        "(the data is representative, the labels are correct, ...); listed in the report.")
     data_sensitivity: Sensitivity = Field(
         "none", description="none, pii (personal data) or phi (patient data)."
     )
@@ -87,8 +90,9 @@ class Data(Strict):
     source: str | None = Field(
         None, description="builtin:NAME, a folder of class sub-folders, or a CSV (path,label)."
     )
-    path_column: str = "path"
-    label_column: str = "label"
+    path_column: str = Field("path", description="Table column with the image path (image task), "
+        "relative to the table's folder or absolute.")
+    label_column: str = Field("label", description="Table column with the label.")
     group_column: str | None = Field(
         None, description="CSV column whose value ties samples together (patient, session)."
     )
@@ -104,7 +108,8 @@ class Data(Strict):
         None, description="The allowed label values; rows with other labels are quarantined. "
         "null: whatever labels the data has."
     )
-    image: ImageFormat = Field(default_factory=ImageFormat)
+    image: ImageFormat = Field(default_factory=ImageFormat, description="The image format the "
+        "network sees.")
     max_image_pixels: int = Field(
         89_478_485, gt=0, description="Images with more pixels are quarantined (Pillow's limit)."
     )
@@ -144,16 +149,20 @@ class Explore(Strict):
         "auto", description="auto: pretrained backbone features (EfficientNet-Lite0 / MiniLM) "
         "when installed; pixels: raw pixels."
     )
-    label_issues: bool = True
+    label_issues: bool = Field(True, description="Search for label-issue candidates (cleanlab) in "
+        "`dlw explore`.")
 
 
 class Split(Strict):
     """Step 4: the train / validation / sealed test split."""
 
-    train: float = Field(0.70, gt=0, lt=1)
-    val: float = Field(0.15, gt=0, lt=1)
-    test: float = Field(0.15, gt=0, lt=1)
-    stratify: bool = True
+    train: float = Field(0.70, gt=0, lt=1, description="Share of the samples in the train split; "
+        "train + val + test must be 1.")
+    val: float = Field(0.15, gt=0, lt=1, description="Share of the samples in the validation "
+        "split.")
+    test: float = Field(0.15, gt=0, lt=1, description="Share of the samples in the sealed test "
+        "split.")
+    stratify: bool = Field(True, description="Keep each class's share the same in every split.")
     group_by: bool = Field(
         True, description="Keep samples sharing data.group_column in one split."
     )
@@ -161,7 +170,8 @@ class Split(Strict):
         "refuse", description="Test samples that duplicate train/val samples: refuse the "
         "split, remove them from test (logged), or accept them (needs duplicates_reason)."
     )
-    duplicates_reason: str | None = None
+    duplicates_reason: str | None = Field(None, description="Why test samples that duplicate "
+        "train/val samples are kept (with `duplicates: accept`; recorded).")
 
     @model_validator(mode="after")
     def _fractions_sum_to_one(self) -> Split:
@@ -177,7 +187,8 @@ class ModelSpec(Strict):
     """Step 5: the network, by registry name, with its keyword arguments."""
 
     name: str = Field("small_cnn", description="A key of `dlw models`.")
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the "
+        "model (`dlw models`); unknown ones are refused with the ones the model takes.")
     transfer: Literal["auto", "frozen", "finetune", "gradual", "scratch"] = Field(
         "auto", description="Pretrained models: frozen (head on cached backbone features), "
         "finetune (all layers, discriminative learning rates), gradual (head first, then "
@@ -208,16 +219,24 @@ class Augment(Strict):
 class Train(Strict):
     """Step 6: how the network is trained."""
 
-    epochs: int = Field(15, ge=1, le=10_000)
-    batch_size: int = Field(64, ge=1)
-    optimizer: Literal["adamw", "sgd"] = "adamw"
-    learning_rate: float = Field(2e-3, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
+    epochs: int = Field(15, ge=1, le=10_000, description="Most epochs; early stopping may end "
+        "sooner.")
+    batch_size: int = Field(64, ge=1, description="Samples per batch: the global batch, cut into "
+        "one slice per process with `dlw train --devices N`.")
+    optimizer: Literal["adamw", "sgd"] = Field("adamw", description="adamw (AdamW) or sgd (SGD, "
+        "Nesterov momentum 0.9).")
+    learning_rate: float = Field(2e-3, gt=0, description="Learning rate (of the head, for "
+        "pretrained models); `dlw lr-find` suggests one.")
+    weight_decay: float = Field(1e-4, ge=0, description="Weight decay of the optimizer.")
     early_stopping_patience: int = Field(
         4, ge=1, description="Stop after this many epochs without a better validation metric."
     )
-    schedule: Literal["cosine", "onecycle", "plateau", "constant"] = "cosine"
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    schedule: Literal["cosine", "onecycle", "plateau", "constant"] = Field(
+        "cosine", description="Learning-rate schedule: cosine (per epoch, to 0), onecycle (per "
+        "step), plateau (x0.1 when the validation metric stalls) or constant."
+    )
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="Label smoothing of the cross-"
+        "entropy loss (0: off).")
     grad_clip: float | None = Field(None, gt=0, description="Max gradient norm; null: off.")
     accumulate: int = Field(1, ge=1, description="Batches per optimizer step.")
     class_weights: Literal["none", "balanced"] = Field(
@@ -235,8 +254,10 @@ class Train(Strict):
 class Evaluate(Strict):
     """Step 7: how the one-time test is judged."""
 
-    bootstrap_samples: int = Field(1000, ge=100, le=100_000)
-    confidence: float = Field(0.95, gt=0.5, lt=1)
+    bootstrap_samples: int = Field(1000, ge=100, le=100_000, description="Bootstrap resamples "
+        "behind every confidence interval.")
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="Level of the bootstrap confidence "
+        "intervals.")
     gate_on: Literal["value", "lower_bound"] = Field(
         "value", description="What must meet the target for PASS: the test value, or the lower "
         "bound of its bootstrap confidence interval (stricter)."
@@ -263,7 +284,7 @@ class Serve(Strict):
 
     host: str = Field("127.0.0.1", min_length=1, description="Address to bind; 127.0.0.1 "
                       "keeps the server local (0.0.0.0 exposes it to the network).")
-    port: int = Field(8000, ge=1, le=65535)
+    port: int = Field(8000, ge=1, le=65535, description="Port to listen on.")
     token: str | None = Field(
         None, min_length=16, description="Bearer token; null: env DLW_SERVE_TOKEN, else one is "
         "generated, printed once and kept in .dlw/serve/token (mode 0600). Prefer the env "
@@ -338,9 +359,12 @@ class Retrain(Strict):
 class ParamSpec(Strict):
     """One dimension of the search space of `dlw tune`."""
 
-    type: Literal["log_uniform", "uniform", "int", "categorical"]
-    low: float | None = None
-    high: float | None = None
+    type: Literal["log_uniform", "uniform", "int", "categorical"] = Field(
+        ..., description="log_uniform, uniform, int (with `step`) or categorical (with `choices`)."
+    )
+    low: float | None = Field(None, description="Lower end of the range (log_uniform: > 0); below "
+        "`high`.")
+    high: float | None = Field(None, description="Upper end of the range.")
     step: int | None = Field(None, ge=1, description="int: the step between values.")
     choices: list[Any] | None = Field(None, description="categorical: the values to try.")
 
@@ -373,8 +397,11 @@ class Tune(Strict):
     timeout_s: float | None = Field(None, gt=0, description="Stop starting trials after this.")
     epochs: int | None = Field(None, ge=1, description="train.epochs of each trial; null: "
                                "train.epochs.")
-    sampler: Literal["tpe", "random"] = "tpe"
-    pruner: Literal["median", "asha", "none"] = "median"
+    sampler: Literal["tpe", "random"] = Field("tpe", description="tpe (Optuna's TPE, seeded) or "
+        "random.")
+    pruner: Literal["median", "asha", "none"] = Field("median", description="Stops unpromising "
+        "trials on the validation metric of each epoch: median, asha (asynchronous successive "
+        "halving) or none.")
     startup_trials: int = Field(5, ge=0, description="Trials before TPE models the space and "
                                 "the median pruner prunes.")
     warmup_epochs: int = Field(1, ge=0, description="Epochs of a trial that are never pruned.")
@@ -424,9 +451,12 @@ Audit = create_model(  # one optional answer per test id; unknown ids are refuse
 
 class ProjectConfig(Strict):
     version: int = Field(SCHEMA_VERSION, description="Schema version of this file.")
-    name: str = Field(..., min_length=1)
-    task: TaskType = "image-classification"
-    seed: int = Field(42, ge=0)
+    name: str = Field(..., min_length=1, description="Project name (`dlw init`: the folder's "
+        "name); the MLflow experiment unless `tracking.experiment` is set.")
+    task: TaskType = Field("image-classification", description="What the project predicts; chosen "
+        "by `dlw init --task`. Every step adapts to it.")
+    seed: int = Field(42, ge=0, description="Seed of the split, the initialisation, augmentation "
+        "and tuning samplers; recorded with every step.")
     problem: Problem = Field(default_factory=Problem)
     data: Data = Field(default_factory=Data)
     privacy: Privacy = Field(default_factory=Privacy)
@@ -440,7 +470,8 @@ class ProjectConfig(Strict):
     tune: Tune = Field(default_factory=Tune)
     monitor: Monitor = Field(default_factory=Monitor)
     retrain: Retrain = Field(default_factory=Retrain)
-    tracking: Tracking = Field(default_factory=Tracking)
+    tracking: Tracking = Field(default_factory=Tracking, description="Where MLflow records the "
+        "runs.")
     audit: Audit = Field(default_factory=Audit)
 
     @model_validator(mode="before")

@@ -178,52 +178,6 @@ def _constraints(node: dict[str, Any]) -> str:
 
 MISSING = object()  # a key without a default (required, or under a free mapping)
 
-#: Descriptions for the keys whose Field in dlworkflow/config.py has none (the schema's own
-#: description wins as soon as it has one). A key with neither fails the strict build.
-FALLBACK_DESCRIPTIONS = {
-    "name": "Project name (`dlw init`: the folder's name); the MLflow experiment unless "
-            "`tracking.experiment` is set.",
-    "task": "What the project predicts; chosen by `dlw init --task`. Every step adapts to it.",
-    "seed": "Seed of the split, the initialisation, augmentation and tuning samplers; "
-            "recorded with every step.",
-    "problem.constraints": "Deployment constraints, measured at `dlw export`.",
-    "problem.assumptions": "What is taken for granted (the data is representative, the "
-                           "labels are correct, ...); listed in the report.",
-    "data.path_column": "Table column with the image path (image task), relative to the "
-                        "table's folder or absolute.",
-    "data.label_column": "Table column with the label.",
-    "data.image": "The image format the network sees.",
-    "explore.label_issues": "Search for label-issue candidates (cleanlab) in `dlw explore`.",
-    "split.train": "Share of the samples in the train split; train + val + test must be 1.",
-    "split.val": "Share of the samples in the validation split.",
-    "split.test": "Share of the samples in the sealed test split.",
-    "split.stratify": "Keep each class's share the same in every split.",
-    "split.duplicates_reason": "Why test samples that duplicate train/val samples are kept "
-                               "(with `duplicates: accept`; recorded).",
-    "model.params": "Keyword arguments of the model (`dlw models`); unknown ones are refused "
-                    "with the ones the model takes.",
-    "train.epochs": "Most epochs; early stopping may end sooner.",
-    "train.batch_size": "Samples per batch: the global batch, cut into one slice per process "
-                        "with `dlw train --devices N`.",
-    "train.optimizer": "adamw (AdamW) or sgd (SGD, Nesterov momentum 0.9).",
-    "train.learning_rate": "Learning rate (of the head, for pretrained models); `dlw lr-find` "
-                           "suggests one.",
-    "train.weight_decay": "Weight decay of the optimizer.",
-    "train.schedule": "Learning-rate schedule: cosine (per epoch, to 0), onecycle (per step), "
-                      "plateau (x0.1 when the validation metric stalls) or constant.",
-    "train.label_smoothing": "Label smoothing of the cross-entropy loss (0: off).",
-    "evaluate.bootstrap_samples": "Bootstrap resamples behind every confidence interval.",
-    "evaluate.confidence": "Level of the bootstrap confidence intervals.",
-    "serve.port": "Port to listen on.",
-    "tune.space.<name>.type": "log_uniform, uniform, int (with `step`) or categorical (with "
-                              "`choices`).",
-    "tune.space.<name>.low": "Lower end of the range (log_uniform: > 0); below `high`.",
-    "tune.space.<name>.high": "Upper end of the range.",
-    "tune.sampler": "tpe (Optuna's TPE, seeded) or random.",
-    "tune.pruner": "Stops unpromising trials on the validation metric of each epoch: median, "
-                   "asha (asynchronous successive halving) or none.",
-    "tracking": "Where MLflow records the runs.",
-}
 
 
 def config_entries() -> Iterator[tuple[str, dict[str, Any], Any, int]]:
@@ -276,10 +230,9 @@ def config_markdown() -> str:
         obj = _object_of(schema, prop)
         if depth == 0 and obj is not None:
             sections.append((dotted, obj.get("description")
-                             or FALLBACK_DESCRIPTIONS.get(dotted, ""), []))
+                             or "", []))
             continue
-        description = (prop.get("description") or (obj or {}).get("description")
-                       or FALLBACK_DESCRIPTIONS.get(dotted, ""))
+        description = prop.get("description") or (obj or {}).get("description") or ""
         if not description and not dotted.startswith("audit."):
             undocumented.append(dotted)
         extra = _constraints(prop)
