@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 1
 CONFIG_FILE = "dlworkflow.yaml"
+SETTING_INPUT = "setting:"  # a ledger input: this run read the key named after it elsewhere
 
 TaskType = Literal["image-classification", "text-classification", "tabular-classification"]
 MetricName = Literal["accuracy", "balanced_accuracy", "macro_f1", "auroc"]
@@ -354,6 +356,9 @@ class Retrain(Strict):
         "the fresh slices, or both together.")
     warm_start: bool = Field(False, description="Start the challenger from the champion's "
                              "weights (same model and classes) instead of the usual init.")
+    epochs: int | None = Field(None, ge=1, description="Epochs of the challenger's training "
+                               "(null: train.epochs). A warm-started challenger fine-tunes, "
+                               "and usually needs fewer than a model trained from scratch.")
 
 
 class ParamSpec(Strict):
@@ -490,11 +495,33 @@ class ProjectConfig(Strict):
             node[last] = value
         return validate_config(raw, source="overrides")
 
+    def setting(self, dotted: str) -> Any:
+        """The value of a dotted key (``retrain.epochs``)."""
+        node: Any = self
+        for part in dotted.split("."):
+            node = getattr(node, part)
+        return node
+
+    def with_settings_from(self, sources: Mapping[str, str]) -> ProjectConfig:
+        """A copy in which keys take the values of other keys (``{"train.epochs":
+        "retrain.epochs"}``): the settings a run used that read one key in place of another.
+        A source that is null leaves its key as the file has it."""
+        updates = {key: self.setting(src) for key, src in sources.items()
+                   if self.setting(src) is not None}
+        return self.with_overrides(updates) if updates else self
+
     def section_hash(self, *sections: str) -> str:
         from dlworkflow.fileio import sha256_json
 
         dumped = self.model_dump(mode="json")
         return sha256_json({name: dumped[name] for name in sections})
+
+
+def settings_sources(inputs: Mapping[str, Any]) -> dict[str, str]:
+    """The keys a ledger run read from other keys ({"train.epochs": "retrain.epochs"}), from
+    its inputs (`Project.step(settings_from=...)` writes them as "setting:<key>")."""
+    return {k.removeprefix(SETTING_INPUT): str(v) for k, v in inputs.items()
+            if k.startswith(SETTING_INPUT) and v}
 
 
 def migrate(raw: Any) -> Any:

@@ -18,9 +18,10 @@ def new_figure(width: float, height: float, *, dpi: int = 100) -> Any:
     return fig
 
 
-def png_bytes(fig: Any) -> bytes:
-    """The figure as PNG bytes (tight layout)."""
-    fig.tight_layout()
+def png_bytes(fig: Any, *, tight: bool = True) -> bytes:
+    """The figure as PNG bytes (tight layout unless `tight` is False)."""
+    if tight:
+        fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     return buffer.getvalue()

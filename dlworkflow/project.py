@@ -81,6 +81,11 @@ class Paths:
         return self.root / "mlruns.db"
 
     @property
+    def mlflow_db_uri(self) -> str:
+        """The tracking URI of mlflow_db (the store when tracking.uri is null)."""
+        return f"sqlite:///{self.mlflow_db}"
+
+    @property
     def mlartifacts(self) -> Path:
         return self.root / "mlartifacts"
 
@@ -211,17 +216,26 @@ class Project:
     # ---- step runner ----------------------------------------------------------------------
     @contextmanager
     def step(self, name: str, *, inputs: Mapping[str, str | None] | None = None,
-             overrides: dict[str, Any] | None = None) -> Iterator[StepRun]:
+             overrides: dict[str, Any] | None = None,
+             settings_from: Mapping[str, str] | None = None) -> Iterator[StepRun]:
         """Run one step: record its start, its outputs and its end (or failure) in the ledger.
 
         `overrides` (dotted keys) are settings this run uses instead of the file's; they enter
         the recorded config hash, so status shows the step stale until the file agrees.
+        `settings_from` ({"train.epochs": "retrain.epochs"}): keys this run reads from other
+        keys of the file; recorded in its inputs, so status compares the run with the file
+        read the same way (the step is stale only when those keys change).
         """
+        from dlworkflow.config import SETTING_INPUT
+
         info = step_info(name)
-        config = self.config.with_overrides(overrides) if overrides else self.config
+        config = self.config.with_settings_from(settings_from) if settings_from else self.config
+        config = config.with_overrides(overrides) if overrides else config
+        recorded = {**(inputs or {}),
+                    **{SETTING_INPUT + k: v for k, v in (settings_from or {}).items()}}
         run_id = self.ledger.start(
             name, config_hash=config.section_hash(*info.config_sections),
-            inputs=inputs or {}, seed=self.config.seed, root=self.root,
+            inputs=recorded, seed=self.config.seed, root=self.root,
         )
         run = StepRun(run_id=run_id, step=name)
         self.active_step = run

@@ -108,8 +108,12 @@ def _step_state(project: Project, info: StepInfo) -> StepState:
 
 
 def stale_reasons(project: Project, info: StepInfo, record: RunRecord) -> list[str]:
+    from dlworkflow.config import settings_sources
+
     reasons = []
-    if project.config.section_hash(*info.config_sections) != record.config_hash:
+    sources = settings_sources(record.inputs)
+    config = project.config.with_settings_from(sources) if sources else project.config
+    if config.section_hash(*info.config_sections) != record.config_hash:
         reasons.append(f"config changed ({', '.join(info.config_sections)})")
     for upstream in info.upstream:
         current = project.upstream_hash(upstream)

@@ -30,7 +30,9 @@ DEMO_SOURCE = "builtin:mnist5k"
 # an informative feature space as they are) instead of embedding 1,500 of them with the
 # ImageNet backbone, which on a CPU took most of explore's time.
 DEMO_SETTINGS: dict[str, Any] = {"train.schedule": "onecycle", "train.learning_rate": 5e-3,
-                                 "train.epochs": 3, "explore.backbone": "pixels"}
+                                 "train.epochs": 3, "explore.backbone": "pixels",
+                                 "model.params": {"channels": [16, 32]},
+                                 "retrain.warm_start": True, "retrain.epochs": 1}
 DEMO_PROBLEM = {
     "objective": "Read handwritten digits (0-9) from 28x28 grayscale scans, so that "
     "numeric form fields can be captured without manual typing.",
@@ -186,18 +188,31 @@ def maintain_demo(project: Project, *, on_result: Callable[[Any], None] | None =
 
 
 def _prepare_tracking(project: Project) -> Callable[[], None]:
-    """Open the project's MLflow store in a background thread while ingest and explore run:
-    a new mlruns.db is created by a few dozen schema migrations, seconds of mostly waiting
-    for the disk (and the training modules are imported, mostly reading files). MLflow keeps
-    the store per tracking URI, so `dlw train` then finds it ready. Returns a function that
+    """Get the project's MLflow store ready while ingest and explore run. A new mlruns.db is
+    created by a few dozen schema migrations, seconds of Python: in a thread they would take
+    the interpreter from the steps, so a child process creates the store on the other core.
+    A thread imports MLflow meanwhile, waits for the child, then opens the store (MLflow
+    keeps the store per tracking URI, so `dlw train` finds it ready). Returns a function that
     waits for it (call it before training); an error is left for the train step to report."""
     import contextlib
+    import subprocess
+    import sys
     import threading
+
+    child = None
+    if project.config.tracking.uri is None and not project.paths.mlflow_db.exists():
+        child = subprocess.Popen(  # noqa: S603 (this interpreter, this package, fixed code)
+            [sys.executable, "-c", "import sys; from dlworkflow.train.tracking import "
+             "create_store; create_store(sys.argv[1])", project.paths.mlflow_db_uri],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def prepare() -> None:
         with contextlib.suppress(Exception):  # train opens it again and says what is wrong
             from dlworkflow.train import tracking
 
+            tracking.import_mlflow()  # while the child migrates
+            if child is not None:
+                child.wait()
             tracking.open_client(project)
 
     thread = threading.Thread(target=prepare, name="dlw-mlflow-store", daemon=True)

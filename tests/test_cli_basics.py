@@ -162,3 +162,21 @@ def test_importing_the_cli_does_not_import_heavy_packages():
                          check=True)
     assert out.stdout.strip().splitlines()[-1] == "none"
     assert "Usage" in out.stdout  # the help really ran
+
+
+def test_a_command_that_may_skip_the_teardown_still_flushes_and_keeps_its_exit_code():
+    """`dlw demo` ends its process without the interpreter's teardown (cli._exit_now): what it
+    printed is all there, the exit handlers ran, and the exit code is the command's."""
+    import subprocess
+    import sys
+
+    code = ("import atexit, sys; from dlworkflow import cli; "
+            "atexit.register(lambda: print('handlers ran')); cli._FAST_EXIT.append(True); "
+            "sys.argv = ['dlw', '{}']; cli.main()")
+    shown = subprocess.run([sys.executable, "-c", code.format("--version")],
+                           capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0 and shown.stdout.startswith("dlw ")
+    assert shown.stdout.rstrip().endswith("handlers ran")
+    failed = subprocess.run([sys.executable, "-c", code.format("no-such-command")],
+                            capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 2 and "No such command" in failed.stderr

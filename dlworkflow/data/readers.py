@@ -11,6 +11,7 @@ from dlworkflow.fileio import sha256_bytes, sha256_file, sha256_json
 from dlworkflow.store import ImageDecodeError, decode_image
 from dlworkflow.store.images import image_stats
 from dlworkflow.store.manifest import FEATURE_PREFIX
+from dlworkflow.store.pixel_bank import IngestBanks
 
 if TYPE_CHECKING:
     from dlworkflow.project import Project
@@ -27,6 +28,7 @@ class Reader:
         self.privacy = privacy  # a PrivacyScan, or None when no scan is needed
         self.reused = 0
         self._previous = _previous_rows(project) if self.task == "image-classification" else {}
+        self.banks = IngestBanks(project.paths.cache)  # decoded small images, for later steps
 
     def read(self, cand: Candidate) -> dict[str, Any]:
         if cand.problem:
@@ -61,12 +63,16 @@ class Reader:
         if img is None or path != origin:
             img = decode_image(path, max_pixels=cfg.max_image_pixels,
                                max_side=cfg.max_image_side)
-        return {"path": str(path), "origin_path": str(origin), "content_hash": sha256_file(path),
+        content_hash = sha256_file(path)
+        self.banks.keep(content_hash, img)
+        return {"path": str(path), "origin_path": str(origin), "content_hash": content_hash,
                 "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns, "width": img.width,
                 "height": img.height, "mode": img.mode, **image_stats(img)}
 
     def finish(self, dataset_version: str) -> str:
-        """Record the privacy scan (if any) for this dataset version; a one-line summary."""
+        """Record the privacy scan (if any) for this dataset version; a one-line summary.
+        The decoded images kept for the bank are written out."""
+        self.banks.flush()
         if self.privacy is None:
             return ""
         return self.privacy.record(dataset_version)

@@ -17,8 +17,8 @@ def _figure(width: float, height: float) -> Any:
     return new_figure(width, height, dpi=DPI)
 
 
-def _save(fig: Any, path: Path) -> Path:
-    atomic_write_bytes(path, png_bytes(fig))
+def _save(fig: Any, path: Path, *, tight: bool = True) -> Path:
+    atomic_write_bytes(path, png_bytes(fig, tight=tight))
     return path
 
 
@@ -82,23 +82,27 @@ def reliability_png(calibration: dict[str, Any], path: Path, *, title: str) -> P
 
 def mistakes_png(images: list[np.ndarray], captions: list[str], path: Path, *,
                  title: str) -> Path:
-    """A grid of thumbnails (uint8 CHW) with 'true -> predicted (confidence)' captions."""
+    """A grid of thumbnails (uint8 CHW) with 'true -> predicted (confidence)' captions, drawn
+    as one mosaic on one axes (a sub-plot per thumbnail took a second to draw)."""
     n = max(1, len(images))
     cols = min(8, n)
     rows = (n + cols - 1) // cols
     fig = _figure(1.6 * cols, 1.75 * rows + 0.5)
-    for i, (img, caption) in enumerate(zip(images, captions)):
-        ax = fig.add_subplot(rows, cols, i + 1)
-        array = np.asarray(img)
-        if array.shape[0] == 1:
-            ax.imshow(array[0], cmap="gray", vmin=0, vmax=255)
-        else:
-            ax.imshow(np.moveaxis(array, 0, -1))
-        ax.set_title(caption, fontsize=7)
-        ax.axis("off")
+    ax = fig.add_axes((0.0, 0.02, 1.0, 0.88 if rows == 1 else 0.93))
+    ax.axis("off")
     if not images:
-        ax = fig.add_subplot()
         ax.text(0.5, 0.5, "no mistakes", ha="center", va="center")
-        ax.axis("off")
+    else:
+        tile = max(max(np.asarray(img).shape[1:]) for img in images)
+        gap = max(2, tile // 3)  # room for each caption above its thumbnail
+        mosaic = np.full((rows * (tile + gap) + 2, cols * (tile + 2), 3), 255, dtype=np.uint8)
+        for i, (img, caption) in enumerate(zip(images, captions)):
+            array = np.asarray(img)
+            rgb = np.repeat(array, 3, axis=0) if array.shape[0] == 1 else array[:3]
+            h, w = rgb.shape[1:]
+            top, left = (i // cols) * (tile + gap) + gap, (i % cols) * (tile + 2) + 1
+            mosaic[top:top + h, left:left + w] = np.moveaxis(rgb, 0, -1)
+            ax.text(left + w / 2, top - 1, caption, ha="center", va="bottom", fontsize=7)
+        ax.imshow(mosaic, interpolation="nearest")
     fig.suptitle(title, fontsize=9)
-    return _save(fig, path)
+    return _save(fig, path, tight=False)  # the axes fills the figure already

@@ -302,7 +302,8 @@ class _Retrain:
                 if self.state.warm_start else None
             self._say("training the challenger" + (f" (warm start from v{self.state.champion})"
                                                    if init_from else ""))
-            result = train(self.project, progress=self.progress, init_from=init_from)
+            result = train(self.project, progress=self.progress, init_from=init_from,
+                           epochs_setting="retrain.epochs")
         self.state.mark(self.project, "train", {
             "hash": self.project.upstream_hash("train"), "run": result.ledger_run_id,
             "val_metric": result.best_metric, "metric": result.metric,

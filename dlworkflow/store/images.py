@@ -167,23 +167,36 @@ def image_stats(img: Image.Image) -> dict[str, float | int]:
     <= 5 / >= 250 (blank or saturated images).
     """
     from PIL import Image
-    from scipy.fft import dctn
 
     gray = normalise(img).convert("L")
     small = gray if max(gray.size) <= 256 else gray.resize(
         (min(256, gray.width), min(256, gray.height)), Image.Resampling.BILINEAR)
-    pixels = np.asarray(small, dtype=np.float32)
+    pixels = np.asarray(small)
     thumb = np.asarray(gray.resize((32, 32), Image.Resampling.BILINEAR), dtype=np.float64)
-    low = dctn(thumb, norm="ortho")[:8, :8].ravel()
-    bits = low > np.median(low)
-    phash = int(np.packbits(bits).view(">i8")[0])
+    low = (_DCT8 @ thumb @ _DCT8.T).ravel()  # the 8x8 lowest frequencies of the 2-D DCT
+    middle = np.sort(low)[31:33]
+    phash = int(np.packbits(low > middle.mean()).view(">i8")[0])  # above the median
+    values = pixels.astype(np.float64).ravel()
+    mean = values.mean()
     return {
         "phash": phash,
-        "brightness": float(pixels.mean()),
-        "contrast": float(pixels.std()),
-        "dark": float((pixels <= 5).mean()),
-        "bright": float((pixels >= 250).mean()),
+        "brightness": float(mean),
+        "contrast": float(np.sqrt(max(0.0, (values @ values) / values.size - mean * mean))),
+        "dark": np.count_nonzero(pixels <= 5) / pixels.size,
+        "bright": np.count_nonzero(pixels >= 250) / pixels.size,
     }
+
+
+def _dct_rows(n: int, keep: int) -> np.ndarray:
+    """The first `keep` rows of the orthonormal DCT-II matrix of size n (scipy's
+    dct(norm="ortho")): M @ x @ M.T is the 2-D transform's top-left keep x keep block."""
+    k = np.arange(n)
+    m = np.sqrt(2.0 / n) * np.cos(np.pi * (2 * k[None, :] + 1) * k[:, None] / (2 * n))
+    m[0] /= np.sqrt(2.0)
+    return m[:keep]
+
+
+_DCT8 = _dct_rows(32, 8)
 
 
 def to_array(img: Image.Image, *, channels: int, size: tuple[int, int]) -> np.ndarray:
@@ -210,11 +223,19 @@ def image_tensor(project: Project, rows: pd.DataFrame, *, channels: int, size: t
     path = project.paths.cache / f"images-{key}.npy"
     if path.is_file():
         return np.load(path, mmap_mode="c")
+    from dlworkflow.store.pixel_bank import PixelBank
+
     out = np.empty((len(rows), channels, size[0], size[1]), dtype=np.uint8)
-    for i, file in enumerate(rows["path"].tolist()):
-        out[i] = to_array(decode_image(file, max_pixels=max_pixels), channels=channels, size=size)
+    hashes = [str(h) for h in rows["content_hash"].tolist()]
+    bank = PixelBank(project.paths.cache, channels=channels, size=size)
+    missing = bank.fill(hashes, out)  # decoded before, for another set of rows
+    files = rows["path"].tolist()
+    for done, i in enumerate(missing.tolist(), start=1):
+        out[i] = to_array(decode_image(files[i], max_pixels=max_pixels), channels=channels,
+                          size=size)
         if progress is not None:
-            progress(i + 1, len(rows))
+            progress(done, len(missing))
+    bank.add([hashes[i] for i in missing], out[missing])
     atomic_write_with(path, lambda p: _save_npy(p, out))
     return np.load(path, mmap_mode="c")
 

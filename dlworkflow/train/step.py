@@ -81,8 +81,11 @@ class TrainResult(StepResult):
 
 def train(project: Project, *, epochs: int | None = None, progress: bool = True,
           resume: bool = False, devices: int = 1,
-          init_from: str | Path | None = None) -> TrainResult:
+          init_from: str | Path | None = None,
+          epochs_setting: str | None = None) -> TrainResult:
     """Train `model.name` with `train:` settings; `epochs` overrides train.epochs for this run.
+    epochs_setting: read the epochs from this key of the file instead (`dlw retrain` passes
+    retrain.epochs); unlike an override, the run is then not stale while that key is unchanged.
 
     resume: continue the last train run, interrupted or failed, from its last epoch's
     checkpoint (same settings, same MLflow run); on CPU the result equals an uninterrupted
@@ -102,8 +105,11 @@ def train(project: Project, *, epochs: int | None = None, progress: bool = True,
     origin = find_resumable(project, epochs=epochs) if resume else None
     warm = _warm_start(project, split_info, init_from, origin, shard=shard)
     distributed.barrier(shard)  # every rank has read the ledger before rank 0 writes to it
+    settings_from = _settings_from(project, epochs_setting, origin)
     if origin is not None:
         epochs = origin.epochs_override
+    elif settings_from:
+        epochs = cfg.setting(settings_from["train.epochs"])
     loop = LoopConfig.from_train_config(cfg.train, metric=metric, seed=cfg.seed, epochs=epochs)
     if shard is not None and not shard.is_main:  # compute only: no ledger, MLflow or files
         generator, strategy, model, data = _build(project, split_info, shard, progress=False,
@@ -112,9 +118,9 @@ def train(project: Project, *, epochs: int | None = None, progress: bool = True,
                                resume=origin.state if origin else None)
         return None  # type: ignore[return-value]  # rank 0 reports
     started = time.perf_counter()
-    overrides = {"train.epochs": epochs} if epochs is not None else None
-    with project.step("train", inputs=_inputs(project, warm, origin),
-                      overrides=overrides) as run:
+    overrides = {"train.epochs": epochs} if epochs is not None and not settings_from else None
+    with project.step("train", inputs=_inputs(project, warm, origin), overrides=overrides,
+                      settings_from=settings_from) as run:
         generator, strategy, model, data = _build(project, split_info, shard, progress=progress,
                                                   warm=warm)
         folder = origin.folder if origin else project.paths.train_dir / f"run-{run.run_id}"
@@ -126,9 +132,12 @@ def train(project: Project, *, epochs: int | None = None, progress: bool = True,
         write_pointer(project, folder, run_id=run.run_id, mlflow_run_id=mlflow_run_id,
                       digest=digest)
         record(run, result, model=cfg.model.name, metric=metric, weights=weights,
-               digest=digest, mlflow_run_id=mlflow_run_id, seconds=seconds, epochs=epochs,
+               digest=digest, mlflow_run_id=mlflow_run_id, seconds=seconds,
+               epochs=epochs if overrides else None,
                privacy_accepted=privacy_accepted)
         _annotate(run, strategy=strategy, shard=shard, warm=warm, origin=origin)
+        if settings_from:
+            run.summary["epochs_from"] = f"{settings_from['train.epochs']}: {epochs}"
     best = result.best
     out = TrainResult(
         model=cfg.model.name, parameters=model.parameter_count(), metric=metric,
@@ -232,6 +241,19 @@ def _warm_start(project: Project, split_info: store.SplitInfo, init_from: str | 
 def _warm_record(warm: warm_start.WarmStart | None) -> dict[str, Any]:
     """{"init_from": ...} for model.json and the checkpoint meta; {} without a warm start."""
     return {"init_from": warm.record()} if warm is not None else {}
+
+
+def _settings_from(project: Project, epochs_setting: str | None,
+                   origin: Resumable | None) -> dict[str, str] | None:
+    """{"train.epochs": <key>} when this run reads its epochs from another key that is set
+    (a resumed run keeps what the run it continues read)."""
+    from dlworkflow.config import settings_sources
+
+    if origin is not None:
+        return settings_sources(origin.record.inputs) or None
+    if epochs_setting and project.config.setting(epochs_setting) is not None:
+        return {"train.epochs": epochs_setting}
+    return None
 
 
 def _warm_params(warm: warm_start.WarmStart | None) -> dict[str, Any]:

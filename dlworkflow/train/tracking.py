@@ -26,7 +26,7 @@ _MAX_PARAMS_PER_CALL = 100
 
 
 def tracking_uri(project: Project) -> str:
-    return project.config.tracking.uri or f"sqlite:///{project.paths.mlflow_db}"
+    return project.config.tracking.uri or project.paths.mlflow_db_uri
 
 
 def experiment_name(project: Project) -> str:
@@ -133,6 +133,21 @@ def open_client(project: Project) -> Any:
         from mlflow import MlflowClient
 
         return _call(project, "connect", lambda: MlflowClient(tracking_uri=uri))
+
+
+def import_mlflow() -> None:
+    """Import MLflow's client (seconds: `dlw demo` does it in a thread while steps run)."""
+    with _quiet():
+        import mlflow  # noqa: F401
+
+
+def create_store(uri: str) -> None:
+    """Create (migrate) the tracking store at `uri` and nothing else: `dlw demo` runs this in a
+    child process while its first steps run (workflow.py)."""
+    with _quiet():
+        from mlflow import MlflowClient
+
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
 
 
 def ensure_experiment(project: Project, client: Any) -> str:

@@ -114,10 +114,23 @@ def seed_everything(seed: int, *, threads: int | None = None) -> torch.Generator
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    deterministic_kernels()
     if threads:
         torch.set_num_threads(threads)
     return torch.Generator().manual_seed(seed)
+
+
+def deterministic_kernels(*, compiling: bool = False) -> None:
+    """torch.use_deterministic_algorithms(True, warn_only=True), without importing Inductor's
+    config (2 s, for sympy) unless the model is compiled or Inductor is already loaded: the
+    flag for eager kernels is the same one, and Inductor reads its own when it compiles."""
+    import sys
+
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if compiling or setter is None or "torch._inductor.config" in sys.modules:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        setter(True, warn_only=True)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -420,6 +433,8 @@ def _maybe_compile(model: nn.Module, cfg: LoopConfig, probe: DeviceData,
     if not cfg.compile:
         return model
     try:
+        if torch.are_deterministic_algorithms_enabled():
+            deterministic_kernels(compiling=True)  # Inductor's own flag too
         compiled = torch.compile(model)
         xb, _ = next(probe.batches(None, 2))
         was_training = model.training

@@ -1,10 +1,11 @@
 """`dlw retrain` on real MNIST (builtin:mnist5k's digits, written as PNG folders): a champion
-trained on 500 digits; a challenger trained with 1,000 fresh digits more (warm start) beats it
-and is promoted; one trained on 600 fresh digits with shuffled labels (1 epoch, no warm start)
-is kept out, after being killed twice and resumed; with a target it cannot meet, the gate keeps
-it out before any export; the original test set keeps its seal while the fresh samples form
-sealed slices; nothing new to train on trains nothing; rollback restores any earlier champion.
-One scenario, built once for the module (~30 s on 2 idle CPU cores)."""
+trained on 500 digits; a challenger trained with 1,000 fresh digits more (warm start, for
+retrain.epochs) beats it and is promoted; one trained on 600 fresh digits with shuffled
+labels (1 epoch, no warm start) is kept out, after being killed twice and resumed; with a
+target it cannot meet, the gate keeps it out before any export; the original test set keeps
+its seal while the fresh samples form sealed slices; nothing new to train on trains nothing;
+rollback restores any earlier champion. One scenario, built once for the module (~30 s on 2
+idle CPU cores)."""
 
 from __future__ import annotations
 
@@ -77,10 +78,14 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> dict:
     project = champion_project(root, folders["main"])
     out = {"project": project, "folders": folders, "seal": read_split_info(project).seal_hash,
            "test_ids": _ids(project, "test")}
+    project.update_config({"retrain.epochs": 3})  # the warm-started challenger: 3, not 5
     out["good"] = retrain(project, str(folders["good"]), warm_start=True, progress=False)
     out["after_good"] = {"champion": V.champion(project.root),
-                         "fresh1": _ids(project, "fresh1")}
-    project.update_config({"train.epochs": 1})
+                         "fresh1": _ids(project, "fresh1"),
+                         "train_state": project.status().state_of("train")}
+    project.update_config({"retrain.epochs": 2})
+    out["after_good"]["train_state_after_edit"] = project.status().state_of("train")
+    project.update_config({"train.epochs": 1, "retrain.epochs": None})
     out["bad"] = _killed_twice_then_finished(project, folders["bad"], out)
     out["state_after_bad"] = read_json(project.paths.state / "retrain" / "state.json")
     project.update_config({"problem.target": 0.99})  # a decision setting: judged again
@@ -160,6 +165,13 @@ def test_warm_start_begins_from_the_champions_weights(scenario):
     assert run.summary["warm_start"]["weights_sha256"] == v1["files"][V.WEIGHTS_FILE]
     assert run.inputs["init_from"] == v1["files"][V.WEIGHTS_FILE]
     assert "warm start from exported v1" in run.summary["transfer"]["reason"]
+    # retrain.epochs: 3 of train.epochs' 5; the run read it from there, so train is done (not
+    # stale) until retrain.epochs itself changes
+    assert run.summary["epochs_run"] == 3 and run.summary["epochs_from"] == "retrain.epochs: 3"
+    assert run.inputs["setting:train.epochs"] == "retrain.epochs"
+    assert "epochs_override" not in run.summary
+    assert scenario["after_good"]["train_state"] == "done"
+    assert scenario["after_good"]["train_state_after_edit"] == "stale"
     with pytest.raises(TrainError) as other_model:
         warm_start.resolve(V.version_folder(project.root, 1), model="resnet18",
                            classes=v1["classes"])

@@ -232,3 +232,18 @@ def test_resident_and_streamed_data_train_identically(digits, tmp_path):
         assert torch.equal(value, streamed_model.state_dict()[key]), key
     strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
     assert strip(resident.history) == strip(streamed.history)
+
+
+def test_seeding_asks_for_deterministic_kernels_without_loading_inductor():
+    """seed_everything sets torch's deterministic flag (warn only) in a fresh process, and does
+    not import Inductor's config (2 s, sympy) for eager training."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch; from dlworkflow.train.trainer import seed_everything; "
+            "seed_everything(3); print(torch.are_deterministic_algorithms_enabled(), "
+            "torch.is_deterministic_algorithms_warn_only_enabled(), "
+            "'torch._inductor.config' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120)
+    assert out.stdout.split() == ["True", "True", "False"], out.stderr[-2000:]

@@ -1,0 +1,128 @@
+"""Decoded images kept per sample, so that each image is decoded once per network format.
+
+`image_tensor` (store/images.py) caches whole arrays by the exact set of rows; but explore,
+split, train and retrain each ask for a different set (all samples, the near-duplicate
+candidates, train + val, the grown dataset after a retrain), so each would decode every image
+again. The bank keeps, per format (channels x height x width), the decoded uint8 arrays by
+content hash, in shards: `cache/pixels-<C>x<H>x<W>/<key>.npy` with the content hashes of its
+rows in `<key>.json`. A request takes what the bank has and decodes only the rest, which is
+added as one new shard. Shards are written atomically and never changed, so two processes can
+share a bank. A format's bank stops growing at `BANK_LIMIT_BYTES`; `dlw clean` (or deleting
+the folder) empties it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dlworkflow.fileio import atomic_write_text, atomic_write_with, sha256_json
+
+BANK_LIMIT_BYTES = 2 * 1024**3  # per format: beyond it, images are decoded as before
+
+
+class PixelBank:
+    """The decoded images of one format in a project's cache."""
+
+    def __init__(self, cache: Path, *, channels: int, size: tuple[int, int]) -> None:
+        self.folder = cache / f"pixels-{channels}x{size[0]}x{size[1]}"
+        self.shape = (channels, size[0], size[1])
+
+    def fill(self, hashes: list[str], out: np.ndarray) -> np.ndarray:
+        """Copy the images the bank has into `out` (rows in the order of `hashes`); return
+        the indices of the rows it does not have."""
+        missing = np.ones(len(hashes), dtype=bool)
+        if not self.folder.is_dir():
+            return np.flatnonzero(missing)
+        wanted: dict[str, list[int]] = {}
+        for i, h in enumerate(hashes):
+            wanted.setdefault(h, []).append(i)
+        for shard, shard_hashes in self._shards():
+            rows_here, rows_out = [], []
+            for row, h in enumerate(shard_hashes):
+                for i in wanted.pop(h, ()):
+                    rows_here.append(row)
+                    rows_out.append(i)
+            if rows_out:
+                try:
+                    stored = np.load(shard, mmap_mode="r")
+                except (OSError, ValueError):
+                    continue  # a damaged shard: its images are decoded again
+                if stored.shape != (len(shard_hashes), *self.shape):
+                    continue
+                out[rows_out] = stored[rows_here]
+                missing[rows_out] = False
+            if not wanted:
+                break
+        return np.flatnonzero(missing)
+
+    def add(self, hashes: list[str], images: np.ndarray) -> None:
+        """Keep newly decoded images (one new shard), unless the bank is full."""
+        if not hashes or images.shape[1:] != self.shape:
+            return
+        if self._bytes() + images.nbytes > BANK_LIMIT_BYTES:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        key = sha256_json(hashes)[:24]
+        atomic_write_with(self.folder / f"{key}.npy", lambda p: _save(p, images))
+        atomic_write_text(self.folder / f"{key}.json", json.dumps(hashes))  # written last
+
+    def _shards(self) -> list[tuple[Path, list[str]]]:
+        found = []
+        for index in sorted(self.folder.glob("*.json")):
+            shard = index.with_suffix(".npy")
+            try:
+                hashes = json.loads(index.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue  # a damaged index: that shard is not used
+            if shard.is_file() and isinstance(hashes, list):
+                found.append((shard, [str(h) for h in hashes]))
+        return found
+
+    def _bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.folder.glob("*.npy")) \
+            if self.folder.is_dir() else 0
+
+
+def _save(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as handle:
+        np.save(handle, np.ascontiguousarray(array))
+
+
+INGEST_MAX_PIXELS = 64 * 64  # images up to this size are banked while ingest decodes them
+INGEST_PENDING_BYTES = 64 * 1024**2  # written out as shards whenever this much is waiting
+
+
+class IngestBanks:
+    """Ingest decodes every image anyway: small ones are kept, at their own size (grayscale:
+    1 channel, else RGB), in the bank of that format, so the first explore, split and train
+    need not decode them again. Larger images are left to the first request."""
+
+    def __init__(self, cache: Path) -> None:
+        self.cache = cache
+        self.pending: dict[tuple[int, int, int], tuple[list[str], list[np.ndarray]]] = {}
+        self.pending_bytes = 0
+
+    def keep(self, content_hash: str, img: Any) -> None:
+        from dlworkflow.store.images import normalise, to_array
+
+        if img.width * img.height > INGEST_MAX_PIXELS:
+            return
+        channels = 1 if normalise(img).mode == "L" else 3
+        array = to_array(img, channels=channels, size=(img.height, img.width))
+        hashes, arrays = self.pending.setdefault(array.shape, ([], []))
+        hashes.append(content_hash)
+        arrays.append(array)
+        self.pending_bytes += array.nbytes
+        if self.pending_bytes > INGEST_PENDING_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        for (channels, height, width), (hashes, arrays) in self.pending.items():
+            PixelBank(self.cache, channels=channels, size=(height, width)).add(
+                hashes, np.stack(arrays))
+        self.pending.clear()
+        self.pending_bytes = 0
