@@ -104,9 +104,12 @@ class Project:
     """A dlworkflow project on disk. Every CLI command is one method here."""
 
     def __init__(self, root: str | Path) -> None:
+        from dlworkflow.models.refs import add_search_dir
+
         self.root = Path(root).resolve()
         self.paths = Paths(self.root)
         self.ledger = Ledger(self.paths.ledger)
+        add_search_dir(self.root)  # model.name "nets:factory" finds nets.py here
         self._config: ProjectConfig | None = None
         self._config_stamp: tuple[int, ...] | None = None
         self.active_step: StepRun | None = None

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from dlworkflow.ledger import RunRecord
     from dlworkflow.project import Project
 
+MODEL_SOURCE = "model_source"  # train's input: sha256 of a user network's source file
 DONE, STALE, NOT_RUN, FAILED, UNAVAILABLE = "done", "stale", "not run", "failed", "not available"
 
 
@@ -119,6 +120,11 @@ def stale_reasons(project: Project, info: StepInfo, record: RunRecord) -> list[s
         current = project.upstream_hash(upstream)
         if current != record.inputs.get(upstream):
             reasons.append(f"{upstream} has new output since")
+    if record.inputs.get(MODEL_SOURCE):  # a user's network: its factory's source file
+        from dlworkflow.models.refs import source_hash
+
+        if source_hash(project.config.model.name) != record.inputs[MODEL_SOURCE]:
+            reasons.append("the network's source changed")
     return reasons
 
 

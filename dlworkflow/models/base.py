@@ -19,6 +19,7 @@ class Classifier(nn.Module):
 
     head: nn.Linear
     dlw_spec: dict[str, Any]  # name, params, ...: set by models.factory.create_model
+    exports_features = True  # the ONNX model also outputs features(x) (monitor's drift)
 
     def __init__(self) -> None:
         super().__init__()

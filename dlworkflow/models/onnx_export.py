@@ -39,8 +39,8 @@ class _WithFeatures(torch.nn.Module):
 
 
 def _graph(model: torch.nn.Module) -> tuple[torch.nn.Module, list[str]]:
-    if callable(getattr(model, "features", None)) and isinstance(
-            getattr(model, "head", None), torch.nn.Module):
+    if getattr(model, "exports_features", True) and callable(getattr(model, "features", None)) \
+            and isinstance(getattr(model, "head", None), torch.nn.Module):
         return _WithFeatures(model).train(model.training), [OUTPUT_NAME, FEATURES_NAME]
     return model, [OUTPUT_NAME]
 

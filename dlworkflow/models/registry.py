@@ -62,7 +62,48 @@ class ModelEntry:
         }
 
 
-MODELS: Registry[ModelEntry] = Registry("model")
+class FactoryEntry(ModelEntry):
+    """A user's network: `model.name` "package.module:factory" or a plug-in's entry point
+    (models/user.py). Takes every kind of input; pretrained when the factory has a
+    `pretrained` parameter."""
+
+    def defaults(self) -> dict[str, Any]:
+        from dlworkflow.models.refs import load_factory
+        from dlworkflow.models.user import factory_defaults
+
+        return factory_defaults(load_factory(self.name))
+
+
+class ModelRegistry(Registry[ModelEntry]):
+    """The built-in models, plus user factories resolved on first use: a name of the form
+    "package.module:factory", or an entry point of the group `dlworkflow.models`."""
+
+    def get(self, name: str) -> ModelEntry:
+        if name not in self._entries:
+            from dlworkflow.models.refs import target_of
+
+            if target_of(name) is not None:
+                return self._factory_entry(name)
+        return super().get(name)
+
+    def names(self) -> list[str]:
+        from dlworkflow.models.refs import entry_points
+
+        return sorted({*self._entries, *entry_points()})
+
+    def _factory_entry(self, name: str) -> ModelEntry:
+        from dlworkflow.models.refs import load_factory, target_of
+        from dlworkflow.models.user import build_user_network
+
+        factory = load_factory(name)  # FactoryError now, not at the first build
+        pretrained = "pretrained" in inspect.signature(factory).parameters
+        return FactoryEntry(
+            name, lambda **kw: build_user_network(name, **kw),
+            (inspect.getdoc(factory) or f"user network {target_of(name)}").splitlines()[0],
+            "the data's input, as input_spec describes it", tuple(INPUT_ARGS), pretrained)
+
+
+MODELS: ModelRegistry = ModelRegistry("model")
 
 
 def register_model(name: str, *, description: str, input_note: str,

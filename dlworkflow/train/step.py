@@ -14,6 +14,7 @@ import torch
 from dlworkflow import store
 from dlworkflow.errors import TrainError
 from dlworkflow.models import META_FILE, create_model, save_trained
+from dlworkflow.models.user import InputSpec, UserNetwork, check_network
 from dlworkflow.results import StepResult, png_data_uri
 from dlworkflow.store.privacy import check_privacy_gate
 from dlworkflow.train import distributed, strategies, tracking, warm_start
@@ -212,6 +213,8 @@ def _build(project: Project, split_info: store.SplitInfo, shard: distributed.Sha
     model = create_model(cfg.model.name, num_classes=len(split_info.classes), task=cfg.task,
                          **input_format(project),
                          **strategy.model_params(cfg.model.name, cfg.model.params))
+    if isinstance(model, UserNetwork):  # forward pass and ONNX dry run, before any data
+        check_network(model, _input_spec(model), num_outputs=model.num_classes)
     if warm is not None:  # before the data loads: a misfit fails in a second
         warm.load_into(model)
         strategy = dataclasses.replace(
@@ -223,6 +226,16 @@ def _build(project: Project, split_info: store.SplitInfo, shard: distributed.Sha
                               preprocessing=model.preprocessing)
     model.preprocessing.update(data.preprocessing)
     return generator, strategy, model, data
+
+
+def _input_spec(model: Any) -> InputSpec:
+    """The InputSpec the factory was given (create_model records it in dlw_spec)."""
+    spec = model.dlw_spec
+    size = spec.get("image_size")
+    return InputSpec(spec["modality"], in_channels=spec.get("in_channels"),
+                     image_size=(int(size[0]), int(size[1])) if size is not None else None,
+                     n_features=spec.get("n_features"), vocab_size=spec.get("vocab_size"),
+                     max_len=int(model.preprocessing.get("max_len") or 64))
 
 
 def _warm_start(project: Project, split_info: store.SplitInfo, init_from: str | Path | None,
@@ -266,7 +279,13 @@ def _inputs(project: Project, warm: warm_start.WarmStart | None,
             origin: Resumable | None) -> dict[str, Any]:
     """The train step's ledger inputs: the split, and the warm start's weights when one
     is used (a resumed run keeps its original inputs)."""
+    from dlworkflow.models.refs import source_hash
+    from dlworkflow.status import MODEL_SOURCE
+
     inputs = {"split": project.upstream_hash("split")}
+    source = source_hash(project.config.model.name)  # a user's network: editing it -> stale
+    if source is not None:
+        inputs[MODEL_SOURCE] = source
     if warm is not None:
         inputs["init_from"] = warm.sha256
     elif origin is not None and origin.record.inputs.get("init_from"):

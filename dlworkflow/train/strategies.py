@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from dlworkflow.models import MODELS
+from dlworkflow.models.registry import FactoryEntry
 from dlworkflow.train import augment, distributed
 from dlworkflow.train.data import TensorData
 from dlworkflow.train.features_cache import cached_features
@@ -114,6 +115,10 @@ def choose(project: Project, model: str | nn.Module | None = None, *,
     else:
         picked = requested
         reason = f"model.transfer: {requested}; " + DESCRIPTIONS[picked].format(**extra)
+    if picked == "frozen" and isinstance(entry, FactoryEntry):
+        picked = "finetune"
+        reason = ("a user network has no features() to cache, so not frozen but finetune; "
+                  + DESCRIPTIONS[picked].format(**extra))
     if augment.enabled(cfg.augment) and cfg.task != "image-classification":
         reason += "; augment is not applied (images only)"
     elif picked == "frozen" and augment.enabled(cfg.augment):

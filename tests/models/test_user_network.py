@@ -1,0 +1,125 @@
+"""Bring your own network (dlworkflow/models/user.py, refs.py): `model.name: "nets:factory"`
+with nets.py next to dlworkflow.yaml, on real digit images (conftest.py): trained, tested,
+exported to ONNX and served by the runtime; editing its source makes train stale; a plug-in's
+entry point; clear errors for a missing module or factory, a factory that returns no module, a
+wrong output shape and a layer ONNX cannot express (named before any training)."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dlworkflow.models import MODELS
+from dlworkflow.models.refs import FactoryError
+
+NETS = '''
+import torch
+from torch import nn
+
+
+def tiny(num_outputs, input_spec, width=8):
+    """A two-layer CNN of the user's own."""
+    c, (h, w) = input_spec.in_channels, input_spec.image_size
+    net = nn.Sequential(nn.Conv2d(c, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Flatten(), nn.Linear(width * (h // 2) * (w // 2), num_outputs))
+    return net
+
+
+def not_a_module(num_outputs, input_spec):
+    return "a string"
+
+
+def wrong_shape(num_outputs, input_spec):
+    return nn.Sequential(nn.Flatten(), nn.LazyLinear(num_outputs + 1))
+
+
+class MatrixExp(nn.Module):
+    def forward(self, x):
+        return torch.linalg.matrix_exp(x[..., :2, :2]).flatten(1)
+
+
+def unexportable(num_outputs, input_spec):
+    return nn.Sequential(MatrixExp(), nn.Linear(input_spec.in_channels * 4, num_outputs))
+'''
+
+
+@pytest.fixture
+def nets_project(split_project):
+    (split_project.root / "nets.py").write_text(textwrap.dedent(NETS), encoding="utf-8")
+    sys.modules.pop("nets", None)  # another test's nets.py must not be reused
+    split_project.update_config({"model.name": "nets:tiny", "model.params": {"width": 6},
+                                 "train.epochs": 3, "train.learning_rate": 0.01,
+                                 "problem.target": 0.5})
+    yield split_project
+    sys.modules.pop("nets", None)
+
+
+def test_a_users_network_goes_through_train_test_and_export(nets_project):
+    from dlworkflow.deploy.runtime.bundle import load_bundle
+
+    project = nets_project
+    trained = project.train(progress=False)
+    assert trained.model == "nets:tiny" and trained.best_metric > 0.5
+    run = project.ledger.latest("train")
+    assert len(run.inputs["model_source"]) == 64  # sha256 of nets.py
+    assert project.status().state_of("train") == "done"
+    assert project.test().verdict.passed
+    exported = project.export()
+    assert exported.parity  # the ONNX model agrees with the trained network
+    bundle = load_bundle(exported.folder)
+    proba = bundle.predict_proba(bundle.prepare_images(_pngs(project)))
+    assert proba.shape == (4, 3) and np.allclose(proba.sum(axis=1), 1, atol=1e-4)
+    # editing the factory's source makes train stale
+    nets = project.root / "nets.py"
+    nets.write_text(nets.read_text() + "\n# wider next time\n", encoding="utf-8")
+    assert project.status().state_of("train") == "stale"
+
+
+def _pngs(project) -> list[bytes]:
+    from dlworkflow.store.manifest import read_manifest
+
+    return [Path(p).read_bytes() for p in read_manifest(project)["path"].head(4)]
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("nosuchmodule:tiny", "No module 'nosuchmodule'"),
+    ("nets:nosuchfactory", "has no 'nosuchfactory'"),
+    ("nets:not_a_module", "returned a str, not a network"),
+    ("nets:wrong_shape", "output has the wrong shape"),
+    ("nets:unexportable", "layer '0' (MatrixExp) fails"),
+])
+def test_a_broken_factory_is_refused_before_training_with_the_fix(nets_project, name, message):
+    nets_project.update_config({"model.name": name, "model.params": {}})
+    with pytest.raises(FactoryError) as err:
+        nets_project.train(progress=False)
+    assert message in str(err.value), str(err.value)
+    assert err.value.fix
+    run = nets_project.ledger.latest("train", status=None)
+    assert run.status == "failed" and "checkpoint_epoch" not in run.summary  # no epoch ran
+
+
+def test_a_plugin_registers_networks_through_an_entry_point(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    (site / "plugnets.py").parent.mkdir(parents=True)
+    (site / "plugnets.py").write_text(textwrap.dedent(NETS), encoding="utf-8")
+    info = site / "plugnets-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: plugnets\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[dlworkflow.models]\nplug_tiny = plugnets:tiny\n")
+    monkeypatch.syspath_prepend(str(site))
+    assert "plug_tiny" in MODELS.names()
+    entry = MODELS.get("plug_tiny")
+    assert entry.defaults() == {"width": 8}
+    from dlworkflow.models import create_model
+
+    model = create_model("plug_tiny", num_classes=3, in_channels=1, image_size=(16, 16),
+                         width=4)
+    assert model.dlw_spec["name"] == "plug_tiny"
+    assert tuple(model(__import__("torch").zeros(2, 1, 16, 16)).shape) == (2, 3)
+    with pytest.raises(Exception, match="has no parameter 'depth'"):
+        create_model("plug_tiny", num_classes=3, in_channels=1, image_size=(16, 16), depth=2)
+    assert Path(sys.modules["plugnets"].__file__).parent == site
