@@ -188,7 +188,9 @@ class Split(Strict):
 class ModelSpec(Strict):
     """Step 5: the network, by registry name, with its keyword arguments."""
 
-    name: str = Field("small_cnn", description="A key of `dlw models`.")
+    name: str = Field("small_cnn", description="A key of `dlw models`, or your own network "
+                      "as \"module:function\" (a module next to dlworkflow.yaml is found; "
+                      "see Step 5).")
     params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the "
         "model (`dlw models`); unknown ones are refused with the ones the model takes.")
     transfer: Literal["auto", "frozen", "finetune", "gradual", "scratch"] = Field(

@@ -68,10 +68,11 @@ class FactoryEntry(ModelEntry):
     `pretrained` parameter."""
 
     def defaults(self) -> dict[str, Any]:
+        from dlworkflow.models.live import is_live
         from dlworkflow.models.refs import load_factory
         from dlworkflow.models.user import factory_defaults
 
-        return factory_defaults(load_factory(self.name))
+        return {} if is_live(self.name) else factory_defaults(load_factory(self.name))
 
 
 class ModelRegistry(Registry[ModelEntry]):
@@ -80,8 +81,13 @@ class ModelRegistry(Registry[ModelEntry]):
 
     def get(self, name: str) -> ModelEntry:
         if name not in self._entries:
+            from dlworkflow.models import live
             from dlworkflow.models.refs import target_of
 
+            if live.is_live(name):
+                return FactoryEntry(name, lambda **kw: live.build(name, **kw),
+                                    "a network given to project.train(model=...)",
+                                    "the data's input", tuple(INPUT_ARGS), False)
             if target_of(name) is not None:
                 return self._factory_entry(name)
         return super().get(name)

@@ -83,10 +83,14 @@ class TrainResult(StepResult):
 def train(project: Project, *, epochs: int | None = None, progress: bool = True,
           resume: bool = False, devices: int = 1,
           init_from: str | Path | None = None,
-          epochs_setting: str | None = None) -> TrainResult:
+          epochs_setting: str | None = None, model: Any = None) -> TrainResult:
     """Train `model.name` with `train:` settings; `epochs` overrides train.epochs for this run.
     epochs_setting: read the epochs from this key of the file instead (`dlw retrain` passes
     retrain.epochs); unlike an override, the run is then not stale while that key is unchanged.
+    model: a network object (any nn.Module mapping a batch to (N, classes) logits) to train
+    instead of model.name; it is copied, never changed (models/live.py). `test` and `export`
+    in the same Python process reload it; status shows train stale, since dlworkflow.yaml
+    does not describe it (a factory, model.name "module:function", does).
 
     resume: continue the last train run, interrupted or failed, from its last epoch's
     checkpoint (same settings, same MLflow run); on CPU the result equals an uninterrupted
@@ -95,6 +99,13 @@ def train(project: Project, *, epochs: int | None = None, progress: bool = True,
     version folder models/v<N>/ or a trained run folder; same network and classes, else a
     TrainError says why: train/warm_start.py). A resumed run continues from its checkpoint.
     """
+    if model is not None:
+        from dlworkflow.models import live
+
+        if devices > 1:
+            raise TrainError("A network object cannot be sent to --devices processes.",
+                             fix="write a factory and set model.name: \"module:function\"")
+        project = project.with_overrides({"model.name": live.adopt(model), "model.params": {}})
     shard = distributed.current()
     if devices > 1 and shard is None:
         return _launch(project, devices=devices, epochs=epochs, resume=resume,

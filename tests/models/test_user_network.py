@@ -123,3 +123,62 @@ def test_a_plugin_registers_networks_through_an_entry_point(tmp_path, monkeypatc
     with pytest.raises(Exception, match="has no parameter 'depth'"):
         create_model("plug_tiny", num_classes=3, in_channels=1, image_size=(16, 16), depth=2)
     assert Path(sys.modules["plugnets"].__file__).parent == site
+
+
+def test_the_python_api_trains_a_network_object_and_tests_it_in_the_same_process(
+        split_project):
+    import torch
+    from torch import nn
+
+    from dlworkflow.models import live
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(16 * 16, 32), nn.ReLU(), nn.Linear(32, 3))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    split_project.update_config({"train.epochs": 3, "train.learning_rate": 0.01,
+                                 "problem.target": 0.5})
+    trained = split_project.train(model=net, progress=False)
+    assert trained.model.startswith("live:torch.nn.modules.container.Sequential#")
+    assert trained.best_metric > 0.5
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # a copy
+    assert split_project.test().verdict.passed  # reloaded from the object kept in-process
+    status = split_project.status()
+    assert status.state_of("train") == "stale"  # dlworkflow.yaml does not describe it
+    with pytest.raises(FactoryError, match="another Python process"):
+        live.build("live:mymodule.Net#999", num_classes=3)
+    with pytest.raises(FactoryError, match="takes a torch.nn.Module"):
+        split_project.train(model="small_cnn", progress=False)
+
+
+def test_a_factory_with_pretrained_weights_is_fine_tuned_with_its_head(nets_project):
+    nets = nets_project.root / "nets.py"
+    nets.write_text(nets.read_text() + textwrap.dedent('''
+
+        class WithHead(nn.Module):
+            def __init__(self, body, head):
+                super().__init__()
+                self.body, self.head = body, head
+
+            def forward(self, x):
+                return self.head(self.body(x))
+
+
+        def pretrained_tiny(num_outputs, input_spec, width=8, pretrained=True):
+            """tiny, with weights of its own when pretrained (here: a fixed seed)."""
+            if pretrained:
+                torch.manual_seed(123)
+            net = tiny(num_outputs, input_spec, width)
+            return WithHead(net[:-1], net[-1])
+    '''), encoding="utf-8")
+    sys.modules.pop("nets", None)
+    nets_project.update_config({"model.name": "nets:pretrained_tiny", "model.params": {},
+                                "model.transfer": "finetune"})
+    result = nets_project.train(progress=False)
+    run = nets_project.ledger.latest("train")
+    assert run.summary["transfer"]["strategy"] == "finetune"
+    assert result.best_metric > 0.5
+    nets_project.update_config({"model.transfer": "frozen"})
+    from dlworkflow.train import strategies
+
+    chosen = strategies.choose(nets_project)
+    assert chosen.name == "finetune" and "no features() to cache" in chosen.reason
