@@ -104,7 +104,7 @@ class Project:
     """A dlworkflow project on disk. Every CLI command is one method here."""
 
     def __init__(self, root: str | Path) -> None:
-        from dlworkflow.models.refs import add_search_dir
+        from dlworkflow.model_refs import add_search_dir
 
         self.root = Path(root).resolve()
         self.paths = Paths(self.root)

@@ -12,7 +12,6 @@ if TYPE_CHECKING:
     from dlworkflow.ledger import RunRecord
     from dlworkflow.project import Project
 
-MODEL_SOURCE = "model_source"  # train's input: sha256 of a user network's source file
 DONE, STALE, NOT_RUN, FAILED, UNAVAILABLE = "done", "stale", "not run", "failed", "not available"
 
 
@@ -120,11 +119,11 @@ def stale_reasons(project: Project, info: StepInfo, record: RunRecord) -> list[s
         current = project.upstream_hash(upstream)
         if current != record.inputs.get(upstream):
             reasons.append(f"{upstream} has new output since")
-    if record.inputs.get(MODEL_SOURCE):  # a user's network: its factory's source file
-        from dlworkflow.models.refs import source_hash
+    from dlworkflow.model_refs import MODEL_SOURCE, source_hash
 
-        if source_hash(project.config.model.name) != record.inputs[MODEL_SOURCE]:
-            reasons.append("the network's source changed")
+    recorded = record.inputs.get(MODEL_SOURCE)  # a user's network: its factory's source file
+    if recorded and source_hash(project.config.model.name) != recorded:
+        reasons.append("the network's source changed")
     return reasons
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import nn
 
-from dlworkflow.models.refs import FactoryError
+from dlworkflow.model_refs import FactoryError
 
 PREFIX = "live:"
 _LIVE: dict[str, nn.Module] = {}

@@ -68,8 +68,8 @@ class FactoryEntry(ModelEntry):
     `pretrained` parameter."""
 
     def defaults(self) -> dict[str, Any]:
+        from dlworkflow.model_refs import load_factory
         from dlworkflow.models.live import is_live
-        from dlworkflow.models.refs import load_factory
         from dlworkflow.models.user import factory_defaults
 
         return {} if is_live(self.name) else factory_defaults(load_factory(self.name))
@@ -81,8 +81,8 @@ class ModelRegistry(Registry[ModelEntry]):
 
     def get(self, name: str) -> ModelEntry:
         if name not in self._entries:
+            from dlworkflow.model_refs import target_of
             from dlworkflow.models import live
-            from dlworkflow.models.refs import target_of
 
             if live.is_live(name):
                 return FactoryEntry(name, lambda **kw: live.build(name, **kw),
@@ -93,12 +93,12 @@ class ModelRegistry(Registry[ModelEntry]):
         return super().get(name)
 
     def names(self) -> list[str]:
-        from dlworkflow.models.refs import entry_points
+        from dlworkflow.model_refs import entry_points
 
         return sorted({*self._entries, *entry_points()})
 
     def _factory_entry(self, name: str) -> ModelEntry:
-        from dlworkflow.models.refs import load_factory, target_of
+        from dlworkflow.model_refs import load_factory, target_of
         from dlworkflow.models.user import build_user_network
 
         factory = load_factory(name)  # FactoryError now, not at the first build

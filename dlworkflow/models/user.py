@@ -28,8 +28,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from dlworkflow.model_refs import FactoryError, load_factory, target_of
 from dlworkflow.models.base import Classifier
-from dlworkflow.models.refs import FactoryError, load_factory, target_of
 
 FACTORY_ARGS = ("num_outputs", "input_spec")
 

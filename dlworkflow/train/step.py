@@ -290,8 +290,7 @@ def _inputs(project: Project, warm: warm_start.WarmStart | None,
             origin: Resumable | None) -> dict[str, Any]:
     """The train step's ledger inputs: the split, and the warm start's weights when one
     is used (a resumed run keeps its original inputs)."""
-    from dlworkflow.models.refs import source_hash
-    from dlworkflow.status import MODEL_SOURCE
+    from dlworkflow.model_refs import MODEL_SOURCE, source_hash
 
     inputs = {"split": project.upstream_hash("split")}
     source = source_hash(project.config.model.name)  # a user's network: editing it -> stale

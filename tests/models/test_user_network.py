@@ -1,4 +1,4 @@
-"""Bring your own network (dlworkflow/models/user.py, refs.py): `model.name: "nets:factory"`
+"""Bring your own network (dlworkflow/models/user.py, model_refs.py): model.name "nets:factory"
 with nets.py next to dlworkflow.yaml, on real digit images (conftest.py): trained, tested,
 exported to ONNX and served by the runtime; editing its source makes train stale; a plug-in's
 entry point; clear errors for a missing module or factory, a factory that returns no module, a
@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dlworkflow.model_refs import FactoryError
 from dlworkflow.models import MODELS
-from dlworkflow.models.refs import FactoryError
 
 NETS = '''
 import torch

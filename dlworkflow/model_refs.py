@@ -22,6 +22,7 @@ from typing import Any
 from dlworkflow.errors import ConfigError
 
 ENTRY_POINT_GROUP = "dlworkflow.models"
+MODEL_SOURCE = "model_source"  # train's ledger input: sha256 of the factory's source file
 FACTORY_REF = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 _SEARCH: list[Path] = []  # project folders, most recent first
 
