@@ -40,6 +40,9 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
 
 
 def ece(y: np.ndarray, proba: np.ndarray, *, bins: int = ECE_BINS) -> float:
+    """Expected calibration error. Biased upward (absolute gaps of noisy bins): a perfectly
+    calibrated model scores above 0 on finite data, so its bootstrap interval is
+    bias-corrected (dlworkflow.evaluate.bootstrap), not the plain percentile one."""
     return float(expected_calibration_error(y, proba, np.ones((1, len(y))), bins=bins)[0])
 
 

@@ -1,5 +1,7 @@
-"""The full metric report of (labels, class probabilities): scalar metrics with percentile
-bootstrap intervals, per-class precision / recall / F1 / support, top-k, confusion matrix."""
+"""The full metric report of (labels, class probabilities): scalar metrics with bias-corrected
+(BC) percentile bootstrap intervals that contain their estimate (dlworkflow.evaluate.bootstrap;
+ECE, biased upward, gets 0 as its low end where the correction breaks down), per-class
+precision / recall / F1 / support, top-k, confusion matrix."""
 
 from __future__ import annotations
 
