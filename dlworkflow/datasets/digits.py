@@ -19,7 +19,7 @@ def write_png_folder(folder: Path, samples: Iterable[tuple[str, np.ndarray]], pr
     for index, (label, image) in enumerate(samples):
         target = folder / label / f"{prefix}-{index:05d}.png"
         target.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(image).save(target, compress_level=1)  # fast; ~3% larger
+        Image.fromarray(image).save(target)
     return folder
 
 
