@@ -33,6 +33,10 @@ def report_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     conf = report["confidence"]
     metrics = report["metrics"]
     rows = [(NAMES[name], _interval(metrics[name], conf)) for name in NAMES if name in metrics]
+    ece = metrics.get("ece") or {}
+    if ece.get("low") == 0.0 and (ece.get("value") or 0.0) > 0.0:
+        rows.append(("", "ECE is biased upward: its interval starts at 0 because values down "
+                         "to 0 cannot be ruled out"))
     topk = [f"top-{k} {v:.4f}" for k, v in report["top_k"].items() if k != "1" and v is not None]
     if topk:
         rows.append(("top-k accuracy", ", ".join(topk)))

@@ -182,3 +182,19 @@ def test_intervals_are_deterministic_for_a_seed():
             == paired_difference("macro_f1", y, proba, weak, seed=3, **kw))
     assert (paired_difference("macro_f1", y, proba, weak, seed=3, **kw)
             != paired_difference("macro_f1", y, proba, weak, seed=4, **kw))
+
+
+def test_the_terminal_says_why_an_ece_interval_starts_at_zero():
+    from dlworkflow.evaluate.summary import report_rows
+
+    y, proba = calibrated_digits()
+    r = report(y, proba)
+    base = {"calibration": {"ece": r["metrics"]["ece"]["value"], "nll": 0.1},
+            "unknown_labels": 0, "baselines": None, "confused_pairs": [], "mistakes": [],
+            "slices": [], "top_k": {}}
+    rows = dict(report_rows({**base, **r}))
+    assert rows["ECE (15 bins)"].endswith("(95% CI 0.0000 to "
+                                          f"{r['metrics']['ece']['high']:.4f})")
+    assert "values down to 0 cannot be ruled out" in rows[""]
+    y, proba = digits(0.3)  # an ECE interval above 0: no note
+    assert "" not in dict(report_rows({**base, **report(y, proba)}))
