@@ -28,10 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from mnist_sample import SEED, loop_args, mnist_5k  # noqa: E402  (bench/, beside this file)
 
 from dlworkflow.models import create_model  # noqa: E402
+from dlworkflow.train.callbacks import checkpointing  # noqa: E402
 from dlworkflow.train.checkpoint import Checkpointer  # noqa: E402
 from dlworkflow.train.data import TensorData  # noqa: E402
 from dlworkflow.train.tensors import channel_stats  # noqa: E402
-from dlworkflow.train.trainer import LoopConfig, fit, seed_everything  # noqa: E402
+from dlworkflow.train.trainer import FitOptions, LoopConfig, fit, seed_everything  # noqa: E402
 
 GOAL = 1.03
 
@@ -49,8 +50,8 @@ def run_dlw(data: tuple[TensorData, TensorData], cfg: LoopConfig) -> tuple[Any, 
     with tempfile.TemporaryDirectory() as folder:
         checkpoint = Checkpointer(folder, {"bench": True})
         start = _clock()
-        result = fit(model, *data, cfg, generator=generator, progress=False,
-                     on_checkpoint=checkpoint.save)
+        result = fit(model, *data, cfg, options=FitOptions(generator=generator),
+                     callbacks=[checkpointing(checkpoint.save)])
         seconds = _since(start)
     return seconds, result.history[-1]["val_loss"]
 

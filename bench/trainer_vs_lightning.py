@@ -113,7 +113,7 @@ def dlw_inputs(raw: tuple[torch.Tensor, ...]) -> tuple[object, ...]:
 
 
 def run_dlw(data: tuple[object, ...], epochs: int) -> tuple[float, float, float]:
-    from dlworkflow.train.trainer import LoopConfig, fit
+    from dlworkflow.train.trainer import FitOptions, LoopConfig, fit
 
     cfg = LoopConfig(epochs=epochs, batch_size=BATCH, learning_rate=LR,
                      weight_decay=WEIGHT_DECAY, seed=SEED, patience=epochs + 1,
@@ -121,7 +121,7 @@ def run_dlw(data: tuple[object, ...], epochs: int) -> tuple[float, float, float]
     model = fresh_model()
     generator = torch.Generator().manual_seed(SEED)
     start, cpu = time.perf_counter(), time.process_time()
-    result = fit(model, *data, cfg, generator=generator, progress=False)
+    result = fit(model, *data, cfg, options=FitOptions(generator=generator, progress=False))
     return (time.perf_counter() - start, time.process_time() - cpu,
             result.history[-1]["val_accuracy"])
 

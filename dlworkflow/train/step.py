@@ -18,6 +18,7 @@ from dlworkflow.models.user import InputSpec, UserNetwork, check_network
 from dlworkflow.results import StepResult, png_data_uri
 from dlworkflow.store.privacy import check_privacy_gate
 from dlworkflow.train import distributed, strategies, tracking, warm_start
+from dlworkflow.train.callbacks import LambdaCallback
 from dlworkflow.train.checkpoint import Checkpointer, find_resumable
 from dlworkflow.train.progress import count_progress
 from dlworkflow.train.tensors import input_format, load_train_val, loading_label
@@ -187,8 +188,7 @@ def _fit_tracked(project: Project, run: Any, *, split_info: Any, loop: LoopConfi
             **_warm_record(warm)})
         result = strategies.train_model(
             strategy, project, model, data, loop, generator=generator,
-            callbacks=[tracker.on_epoch_end], progress=progress,
-            on_checkpoint=_recording(checkpoint.save, run),
+            callbacks=[_recording(checkpoint.save, run), tracker], progress=progress,
             resume=origin.state if origin else None)
         meta = model_meta(project, split_info, result, data, metric, run, tracker.run_id)
         meta.update(transfer=strategy.summary(), **_warm_record(warm))
@@ -328,12 +328,12 @@ def _launch(project: Project, *, devices: int, epochs: int | None, resume: bool,
 
 
 def _recording(save: Any, run: StepRun) -> Any:
-    """Checkpoint, then note the epoch in the ledger summary: a failed run's status then
-    offers `dlw train --resume`."""
+    """A callback: checkpoint, then note the epoch in the ledger summary: a failed run's
+    status then offers `dlw train --resume`."""
     def on_checkpoint(state: Any) -> None:
-        save(state)
+        save(state.checkpoint)
         run.summary["checkpoint_epoch"] = state.epoch
-    return on_checkpoint
+    return LambdaCallback(on_checkpoint=on_checkpoint)
 
 
 def run_params(project: Project, split_info: store.SplitInfo, loop: LoopConfig, model: Any,

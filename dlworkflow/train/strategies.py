@@ -43,9 +43,10 @@ from torch import nn
 from dlworkflow.models import MODELS
 from dlworkflow.models.registry import FactoryEntry
 from dlworkflow.train import augment, distributed
+from dlworkflow.train.callbacks import Callback, FitState, LambdaCallback
 from dlworkflow.train.data import TensorData
 from dlworkflow.train.features_cache import cached_features
-from dlworkflow.train.trainer import EpochCallback, FitResult, LoopConfig, fit, resolve_device
+from dlworkflow.train.trainer import FitOptions, FitResult, LoopConfig, fit, resolve_device
 
 if TYPE_CHECKING:
     from dlworkflow.models.base import Classifier
@@ -140,38 +141,36 @@ def _model_name(model: str | nn.Module | None, *, default: str) -> str:
 
 def train_model(strategy: Strategy, project: Project, model: Classifier, data: TrainData,
                 loop: LoopConfig, *, generator: torch.Generator | None = None,
-                callbacks: Sequence[EpochCallback] = (), progress: bool = False,
-                report: Any = None, **fit_kwargs: Any) -> FitResult:
+                callbacks: Sequence[Callback] = (), progress: bool = False,
+                report: Any = None, resume: Any = None) -> FitResult:
     """Train `model` in place under `strategy`; on return it holds the best weights (for
-    frozen: the pretrained backbone and the best head). `fit_kwargs` (on_checkpoint, resume)
-    go to `trainer.fit` as they are; `report(done, total)` shows feature extraction."""
+    frozen: the pretrained backbone and the best head). `callbacks` and `resume` (a
+    LoopState) go to `trainer.fit`; `report(done, total)` shows feature extraction."""
     if strategy.name == "frozen":
         return fit_frozen(project, model, data, loop, generator=generator,
-                          callbacks=callbacks, progress=progress, report=report, **fit_kwargs)
+                          callbacks=callbacks, progress=progress, report=report, resume=resume)
     cfg = project.config
-    hooks: list[Any] = []
-    transform = None
+    options = FitOptions(generator=generator, progress=progress)
+    hooks: list[Callback] = []
     if getattr(data, "modality", "image") == "image":
         assert data.channels is not None and data.size is not None  # set for images
         transform = augment.build(cfg.augment, channels=data.channels, size=data.size,
                                   num_classes=len(data.classes),
                                   seed=cfg.seed + _rank(),  # data-parallel: own draws a rank
                                   mean=data.mean, std=data.std)
-    if transform is not None:
-        fit_kwargs["batch_transform"] = transform
-        hooks.append(transform.start_epoch)
+        if transform is not None:
+            options.batch_transform = transform
+            hooks.append(_numbering_batches(transform))
     unfreeze = None
     if strategy.name in ("finetune", "gradual"):
-        fit_kwargs["param_groups"] = discriminative_groups(
+        options.param_groups = discriminative_groups(
             model, learning_rate=loop.learning_rate, factor=cfg.model.backbone_lr_factor)
     if strategy.name == "gradual":
         unfreeze = GradualUnfreeze(cfg.model.head_epochs)
         hooks.append(unfreeze)
-    if hooks:
-        fit_kwargs["on_epoch_start"] = _all_of(hooks)
     try:
-        return fit(model, data.train, data.val, loop, generator=generator,
-                   callbacks=callbacks, progress=progress, **fit_kwargs)
+        return fit(model, data.train, data.val, loop, options=options,
+                   callbacks=[*hooks, *callbacks], resume=resume)
     finally:
         if unfreeze is not None:
             unfreeze.release(model)
@@ -182,12 +181,11 @@ def _rank() -> int:
     return shard.rank if shard is not None else 0
 
 
-def _all_of(hooks: list[Any]) -> Any:
-    def on_epoch_start(epoch: int, model: nn.Module, optimizer: Any) -> None:
-        for hook in hooks:
-            hook(epoch, model, optimizer)
-
-    return on_epoch_start
+def _numbering_batches(transform: Any) -> Callback:
+    """The augmentation's start_epoch on every rank: batches of each epoch are numbered from
+    1 again (so a resumed run draws what an uninterrupted one would)."""
+    return LambdaCallback(on_epoch_start=lambda s: transform.start_epoch(s.epoch),
+                          all_ranks=True)
 
 
 def discriminative_groups(model: Classifier, *, learning_rate: float,
@@ -200,19 +198,24 @@ def discriminative_groups(model: Classifier, *, learning_rate: float,
     ]
 
 
-class GradualUnfreeze:
-    """`on_epoch_start` hook: backbone frozen for epochs 1..head_epochs, trainable after.
+class GradualUnfreeze(Callback):
+    """Callback (every rank): backbone frozen for epochs 1..head_epochs, trainable after.
 
     While frozen, the backbone's batch-norm layers are kept in eval mode (running statistics
     used and left unchanged) by a forward pre-hook, whatever `model.train()` the loop calls.
     """
+
+    all_ranks = True
 
     def __init__(self, head_epochs: int) -> None:
         self.head_epochs = int(head_epochs)
         self.frozen = False
         self._hook: Any = None
 
-    def __call__(self, epoch: int, model: Classifier, optimizer: Any = None) -> None:
+    def on_epoch_start(self, state: FitState) -> None:
+        self(state.epoch, state.model)  # type: ignore[arg-type]  # a Classifier
+
+    def __call__(self, epoch: int, model: Classifier) -> None:
         if epoch <= self.head_epochs:
             self.freeze(model)
         else:
@@ -268,8 +271,8 @@ class HeadOnly(nn.Module):
 
 def fit_frozen(project: Project, model: Classifier, data: TrainData, loop: LoopConfig, *,
                generator: torch.Generator | None = None,
-               callbacks: Sequence[EpochCallback] = (), progress: bool = False,
-               report: Any = None, **fit_kwargs: Any) -> FitResult:
+               callbacks: Sequence[Callback] = (), progress: bool = False,
+               report: Any = None, resume: Any = None) -> FitResult:
     """Backbone features once (cached), a fresh head trained on them, put into `model`."""
     from dlworkflow.train.progress import count_progress
 
@@ -283,8 +286,9 @@ def fit_frozen(project: Project, model: Classifier, data: TrainData, loop: LoopC
     head_only = HeadOnly(copy.deepcopy(model.head),
                          dropout=drop.p if isinstance(drop, nn.Dropout) else 0.0)
     result = fit(head_only, TensorData(feats.train, data.y_train),
-                 TensorData(feats.val, data.y_val), _vector_loop(loop), generator=generator,
-                 callbacks=callbacks, progress=progress, **fit_kwargs)
+                 TensorData(feats.val, data.y_val), _vector_loop(loop),
+                 options=FitOptions(generator=generator, progress=progress),
+                 callbacks=callbacks, resume=resume)
     result.notes.append(f"frozen: features {'read from' if feats.from_cache else 'computed'} "
                         f"{feats.path.name} in {feats.seconds:.1f} s")
     model.head.load_state_dict(head_only.head.state_dict())

@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlworkflow.errors import TrainError
+from dlworkflow.train.callbacks import Callback
 
 if TYPE_CHECKING:
     from dlworkflow.project import Project
+    from dlworkflow.train.callbacks import FitState
 
 LEDGER_TAG = "dlw.ledger_run_id"
 _NOISY_LOGGERS = ("mlflow", "alembic", "sqlalchemy", "urllib3")
@@ -40,8 +42,8 @@ def browse_hint(project: Project) -> str:
     return f"open {project.config.tracking.uri} (experiment {experiment_name(project)!r})"
 
 
-class Tracker:
-    """One MLflow run. `on_epoch_end` is a trainer callback."""
+class Tracker(Callback):
+    """One MLflow run; as a trainer callback it logs each epoch's row (on_epoch_end)."""
 
     def __init__(self, client: Any, run_id: str) -> None:
         self.client = client
@@ -62,7 +64,11 @@ class Tracker:
             Metric(key, float(value), now, step) for key, value in values.items()
         ])
 
-    def on_epoch_end(self, epoch: int, row: dict[str, float]) -> None:
+    def on_epoch_end(self, state: FitState) -> None:
+        self.log_epoch(state.epoch, state.row)
+
+    def log_epoch(self, epoch: int, row: dict[str, float]) -> None:
+        """One history row as metrics at step `epoch` (seconds as epoch_seconds)."""
         values = {k: v for k, v in row.items() if k not in ("epoch", "seconds")}
         values["epoch_seconds"] = row["seconds"]
         self.log_metrics(values, step=epoch)
@@ -73,7 +79,7 @@ class Tracker:
             logged = {m.step for m in self.client.get_metric_history(self.run_id, "train_loss")}
         for row in history:
             if int(row["epoch"]) not in logged:
-                self.on_epoch_end(int(row["epoch"]), row)
+                self.log_epoch(int(row["epoch"]), row)
 
     def log_artifacts(self, paths: list[Path], *, artifact_path: str | None = None) -> None:
         for path in paths:

@@ -9,8 +9,9 @@ constant), label smoothing, gradient clipping, gradient accumulation, balanced c
 bf16 autocast, channels-last, torch.compile and the device.
 
 It knows nothing of projects, files or MLflow: those come in through callbacks
-(`on_epoch_end` rows, `on_checkpoint` states) and hooks (`batch_transform`, `param_groups`,
-`on_epoch_start`) for augmentation and transfer learning.
+(train/callbacks.py: on_train_start, on_epoch_start, on_checkpoint, on_epoch_end,
+on_train_end, each given one FitState) and FitOptions (`batch_transform`, `param_groups`)
+for augmentation and transfer learning.
 """
 
 from __future__ import annotations
@@ -30,12 +31,11 @@ from torch import Tensor, nn
 
 from dlworkflow import metrics as metrics_mod
 from dlworkflow.train import distributed
+from dlworkflow.train.callbacks import Callback, FitState
 from dlworkflow.train.data import DeviceData, TensorData
 from dlworkflow.train.distributed import Shard
 
-EpochCallback = Callable[[int, dict[str, float]], None]
 BatchTransform = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
-EpochStart = Callable[[int, nn.Module, torch.optim.Optimizer], None]
 SCHEDULES = ("cosine", "onecycle", "plateau", "constant")
 
 
@@ -199,57 +199,68 @@ def balanced_weights(y: Tensor, num_classes: int) -> Tensor:
     return weights.float()
 
 
-def fit(model: nn.Module, train: TensorData, val: TensorData, cfg: LoopConfig,
-        *legacy: Any, generator: torch.Generator | None = None,
-        callbacks: Sequence[EpochCallback] = (), progress: bool = False,
-        batch_transform: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None = None,
-        param_groups: list[dict] | None = None,
-        on_epoch_start: Callable[[int, nn.Module, torch.optim.Optimizer], None] | None = None,
-        on_checkpoint: Callable[[LoopState], None] | None = None,
-        resume: LoopState | None = None, shard: Shard | None | str = "auto") -> FitResult:
+@dataclass
+class FitOptions:
+    """How `fit` runs, beside the settings of LoopConfig: runtime objects, not settings.
+
+    generator: the shuffle RNG (default: seeded with cfg.seed). progress: show a progress bar
+    (rank 0). batch_transform(x, y) runs on each training batch on the device (augmentation;
+    it may return float soft targets [B, K]). param_groups replaces model.parameters() in the
+    optimizer (a group may carry its own "lr"). shard: this process's place in a
+    data-parallel run ("auto": the initialised process group, if any; see
+    train/distributed.py)."""
+
+    generator: torch.Generator | None = None
+    progress: bool = False
+    batch_transform: BatchTransform | None = None
+    param_groups: list[dict] | None = None
+    shard: Shard | None | str = "auto"
+
+
+def fit(model: nn.Module, train: TensorData, val: TensorData, cfg: LoopConfig, *,
+        options: FitOptions | None = None, callbacks: Sequence[Callback] = (),
+        resume: LoopState | None = None) -> FitResult:
     """Train `model` in place on `cfg.device`; on return it holds the best epoch's weights.
 
-    train / val: TensorData (uint8 images are normalised per batch with their mean/std; the
-    older form fit(model, x_train, y_train, x_val, y_val, cfg) is still accepted).
-    batch_transform(x, y) runs on each training batch on the device (augmentation; it may
-    return float soft targets [B, K]). param_groups replaces model.parameters() in the
-    optimizer. on_epoch_start(epoch, model, optimizer) runs before each epoch. on_checkpoint
-    receives the LoopState at the end of each epoch; `resume` continues from one.
+    train / val: TensorData (uint8 images are normalised per batch with their mean/std).
+    options: generator, progress, batch_transform, param_groups, shard (see FitOptions).
+    callbacks: Callback objects (train/callbacks.py), told on_train_start, on_epoch_start,
+    on_checkpoint (with the LoopState to resume from), on_epoch_end and on_train_end; in a
+    data-parallel run only rank 0 calls them (and shows progress), except callbacks with
+    all_ranks. `resume` continues from a LoopState.
     Each history entry has epoch, train_loss, val_loss, val_<metric>, val_accuracy, lr and
-    seconds. shard: this process's place in a data-parallel run ("auto": the initialised
-    process group, if any; see train/distributed.py); only rank 0 calls on_checkpoint and the
-    callbacks and shows progress.
+    seconds.
     """
-    if legacy:  # fit(model, x_train, y_train, x_val, y_val, cfg)
-        args: tuple[Any, ...] = (train, val, cfg, *legacy)
-        train, val, cfg = TensorData(args[0], args[1]), TensorData(args[2], args[3]), args[4]
     from dlworkflow.train.progress import epoch_progress
 
-    shard = distributed.current() if shard == "auto" else shard
+    opts = options or FitOptions()
+    shard = distributed.current() if opts.shard == "auto" else opts.shard
     assert not isinstance(shard, str)
     main = shard is None or shard.is_main
+    progress = opts.progress and main
     if not main:
-        callbacks, on_checkpoint, progress = (), None, False
+        callbacks = [c for c in callbacks if c.all_ranks]
     device = distributed.device_for(shard, resolve_device(cfg.device))
     precision = resolve_precision(cfg.precision, device)
-    generator = generator or torch.Generator().manual_seed(cfg.seed)
+    generator = opts.generator or torch.Generator().manual_seed(cfg.seed)
     model.to(device)
     if cfg.channels_last:
         # (torch's stubs of Module.to lack memory_format, which it accepts)
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     train_on = train.place(device, budget=cfg.resident_bytes)
     val_on = val.place(device, budget=cfg.resident_bytes)
-    loop = _Loop(model, cfg, device=device, precision=precision, batch_transform=batch_transform,
-                 shard=shard)
+    loop = _Loop(model, cfg, device=device, precision=precision,
+                 batch_transform=opts.batch_transform, shard=shard)
     loop.weights = _class_weights(cfg, model, train, device)
     if shard is None:
         loop.forward = _maybe_compile(model, cfg, val_on, loop)
         loop.eval_forward = loop.forward
     else:  # gradients are all-reduced by DDP; evaluation runs the plain module
-        loop.ddp = distributed.wrap(model, shard, device, find_unused=param_groups is not None)
+        loop.ddp = distributed.wrap(model, shard, device,
+                                    find_unused=opts.param_groups is not None)
         loop.forward = _maybe_compile(loop.ddp, cfg, val_on, loop)
     n_batches = global_batches(len(train), cfg.batch_size, shard)
-    optimizer = make_optimizer(model, cfg, param_groups)
+    optimizer = make_optimizer(model, cfg, opts.param_groups)
     schedule = make_schedule(optimizer, cfg,
                              steps_per_epoch=math.ceil(n_batches / cfg.accumulate))
     history: list[dict[str, float]] = []
@@ -260,14 +271,19 @@ def fit(model: nn.Module, train: TensorData, val: TensorData, cfg: LoopConfig,
         history, best_metric, best_epoch = list(resume.history), resume.best_metric, \
             resume.best_epoch
         best_state, first = resume.best_state, resume.epoch + 1
+    state = FitState(epoch=first - 1, model=model, optimizer=optimizer, history=history,
+                     cfg=cfg)
+    for callback in callbacks:
+        callback.on_train_start(state)
     key, start = f"val_{cfg.metric}", time.perf_counter()
     done = first > cfg.epochs or (first > 1 and first - 1 - best_epoch >= cfg.patience)
     with epoch_progress(cfg.epochs, n_batches, enabled=progress, metric=key) as bar:
         for epoch in range(first, cfg.epochs + 1):
             if done:
                 break
-            if on_epoch_start is not None:
-                on_epoch_start(epoch, model, optimizer)
+            state.epoch, state.checkpoint = epoch, None
+            for callback in callbacks:
+                callback.on_epoch_start(state)
             t0, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
             order = torch.randperm(len(train), generator=generator)
             train_loss = loop.train_epoch(train_on, order, optimizer,
@@ -283,16 +299,20 @@ def fit(model: nn.Module, train: TensorData, val: TensorData, cfg: LoopConfig,
             history.append(row)
             if row[key] > best_metric:  # NaN never counts as better
                 best_metric, best_epoch, best_state = row[key], epoch, _copy_state(model)
-            if on_checkpoint is not None:
-                on_checkpoint(LoopState(
+            if callbacks:
+                state.checkpoint = LoopState(
                     epoch=epoch, model=model.state_dict(), optimizer=optimizer.state_dict(),
                     scheduler=schedule.state_dict() if schedule is not None else None,
                     best_metric=best_metric, best_epoch=best_epoch, best_state=best_state,
-                    history=history, rng=capture_rng(generator, device)))
+                    history=history, rng=capture_rng(generator, device))
+                for callback in callbacks:
+                    callback.on_checkpoint(state)
             bar.epoch_done(epoch, row)
             for callback in callbacks:
-                callback(epoch, row)
+                callback.on_epoch_end(state)
             done = distributed.from_main(epoch - best_epoch >= cfg.patience, shard, device)
+    for callback in callbacks:
+        callback.on_train_end(state)
     model.load_state_dict(best_state)
     return FitResult(history=history, best_epoch=best_epoch, best_metric=best_metric,
                      epochs_run=len(history), stopped_early=len(history) < cfg.epochs,

@@ -138,15 +138,16 @@ def test_augment_preview_writes_a_png_of_train_samples_only(digits_project: Proj
 
 
 def test_a_resumed_run_augments_exactly_as_an_uninterrupted_one():
-    """start_epoch (the on_epoch_start hook) numbers batches per epoch, so a run resumed
+    """start_epoch (an on_epoch_start callback) numbers batches per epoch, so a run resumed
     from its epoch-1 checkpoint sees the same augmented batches as one never interrupted."""
     import copy
 
     from sklearn.datasets import load_digits
 
     from dlworkflow.models import create_model
+    from dlworkflow.train.callbacks import LambdaCallback
     from dlworkflow.train.data import TensorData
-    from dlworkflow.train.trainer import LoopConfig, fit, seed_everything
+    from dlworkflow.train.trainer import FitOptions, LoopConfig, fit, seed_everything
 
     digits = load_digits()
     x = torch.from_numpy((digits.images * 255 / 16).round().astype(np.uint8)[:, None])
@@ -169,9 +170,12 @@ def test_a_resumed_run_augments_exactly_as_an_uninterrupted_one():
                 raise KeyboardInterrupt
 
         try:
-            result = fit(model, train, val, loop, generator=generator,
-                         batch_transform=transform, on_epoch_start=transform.start_epoch,
-                         on_checkpoint=checkpoint, resume=resume)
+            result = fit(model, train, val, loop,
+                         options=FitOptions(generator=generator, batch_transform=transform),
+                         callbacks=[LambdaCallback(
+                             on_epoch_start=lambda s: transform.start_epoch(s.epoch),
+                             on_checkpoint=lambda s: checkpoint(s.checkpoint))],
+                         resume=resume)
         except KeyboardInterrupt:
             result = None
         return result, states

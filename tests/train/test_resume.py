@@ -13,9 +13,10 @@ from dlworkflow.errors import TrainError
 from dlworkflow.models import load_trained
 from dlworkflow.project import Project
 from dlworkflow.train import tracking, train
+from dlworkflow.train.callbacks import LambdaCallback, checkpointing
 from dlworkflow.train.checkpoint import Checkpointer, load_checkpoint
 from dlworkflow.train.data import TensorData
-from dlworkflow.train.trainer import LoopConfig, fit, seed_everything
+from dlworkflow.train.trainer import FitOptions, LoopConfig, fit, seed_everything
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +36,10 @@ def net() -> nn.Module:
 
 
 def stop_at(epoch: int):
-    def callback(e, row):
-        if e == epoch:
+    def callback(state):
+        if state.epoch == epoch:
             raise KeyboardInterrupt
-    return callback
+    return LambdaCallback(on_epoch_end=callback)
 
 
 def strip(history):
@@ -58,14 +59,14 @@ def test_interrupted_fit_resumes_to_identical_weights(digits, tmp_path, options)
         return net(), generator
 
     model, generator = start()
-    whole = fit(model, *digits, cfg, generator=generator)
+    whole = fit(model, *digits, cfg, options=FitOptions(generator=generator))
     final = {k: v.clone() for k, v in model.state_dict().items()}
 
     folder = tmp_path / "checkpoint"
     model, generator = start()
     with pytest.raises(KeyboardInterrupt):
-        fit(model, *digits, cfg, generator=generator, callbacks=[stop_at(2)],
-            on_checkpoint=Checkpointer(folder, {"run": "test"}).save)
+        fit(model, *digits, cfg, options=FitOptions(generator=generator),
+            callbacks=[checkpointing(Checkpointer(folder, {"run": "test"}).save), stop_at(2)])
     state, meta = load_checkpoint(folder)
     assert state.epoch == 2 and meta == {"run": "test"}
     # the last epoch's checkpoint and the best weights, nothing older, nothing pickled
@@ -74,8 +75,8 @@ def test_interrupted_fit_resumes_to_identical_weights(digits, tmp_path, options)
 
     model, generator = start()  # a fresh process would start the same way
     model[0].weight.data.zero_()  # whatever the new model holds is replaced
-    resumed = fit(model, *digits, cfg, generator=generator, resume=state,
-                  on_checkpoint=Checkpointer(folder, {"run": "test"}).save)
+    resumed = fit(model, *digits, cfg, options=FitOptions(generator=generator), resume=state,
+                  callbacks=[checkpointing(Checkpointer(folder, {"run": "test"}).save)])
     assert strip(resumed.history) == strip(whole.history)
     assert resumed.best_epoch == whole.best_epoch
     for key, value in model.state_dict().items():
@@ -92,10 +93,10 @@ def test_train_resume_continues_the_interrupted_run_exactly(digits_project: Proj
 
     original = tracking.Tracker.on_epoch_end
 
-    def interrupted(self, epoch, row):
-        if epoch == 2:
+    def interrupted(self, state):
+        if state.epoch == 2:
             raise KeyboardInterrupt  # Ctrl-C during epoch 2's logging: after its checkpoint
-        original(self, epoch, row)
+        original(self, state)
 
     monkeypatch.setattr(tracking.Tracker, "on_epoch_end", interrupted)
     with pytest.raises(KeyboardInterrupt):
@@ -142,7 +143,7 @@ def test_resume_refuses_changed_settings_and_runs_without_checkpoint(digits_proj
                                                                     monkeypatch):
     project = digits_project
 
-    def boom(self, epoch, row):
+    def boom(self, state):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(tracking.Tracker, "on_epoch_end", boom)

@@ -16,10 +16,11 @@ from dlworkflow.models import efficientnet_lite as lite
 from dlworkflow.project import Project
 from dlworkflow.store import read_split_info
 from dlworkflow.train import features_cache, strategies
+from dlworkflow.train.callbacks import Callback
 from dlworkflow.train.data import TensorData
 from dlworkflow.train.strategies import AUTO_FROZEN_BELOW, HeadOnly, choose
 from dlworkflow.train.tensors import TrainData
-from dlworkflow.train.trainer import LoopConfig, fit, seed_everything
+from dlworkflow.train.trainer import FitOptions, LoopConfig, fit, seed_everything
 from modality_data import helpers
 
 
@@ -145,29 +146,28 @@ class Spy:
         self.initial: dict[str, torch.Tensor] = {}
         real = strategies.fit
 
-        def spy(model, train, val, cfg, **kwargs):
-            hook = kwargs.get("on_epoch_start")
-            norm = strategies.backbone_norms(model)[0]
-            norm.register_forward_hook(
-                lambda m, _i, _o: self.norm_modes.append((len(self.starts), m.training))
-                if torch.is_grad_enabled() else None)
-            self.initial = backbone_state(model)
+        spy_self = self
 
-            def on_start(epoch, m, optimizer):
-                if hook is not None:
-                    hook(epoch, m, optimizer)
-                self.starts.append({
-                    "epoch": epoch,
+        class Watch(Callback):  # after the strategy's own callbacks (unfreezing)
+            def on_epoch_start(self, state):
+                m, optimizer = state.model, state.optimizer
+                spy_self.starts.append({
+                    "epoch": state.epoch,
                     "lr": {g.get("name"): g["lr"] for g in optimizer.param_groups},
                     "backbone_trainable": [p.requires_grad
                                            for p in m.param_groups()["backbone"]],
                     "head_trainable": [p.requires_grad for p in m.param_groups()["head"]]})
 
-            kwargs["on_epoch_start"] = on_start
-            kwargs["callbacks"] = [*kwargs.get("callbacks", ()),
-                                   lambda epoch, row: self.ends.update(
-                                       {epoch: backbone_state(model)})]
-            return real(model, train, val, cfg, **kwargs)
+            def on_epoch_end(self, state):
+                spy_self.ends[state.epoch] = backbone_state(state.model)
+
+        def spy(model, train, val, cfg, *, callbacks=(), **kwargs):
+            norm = strategies.backbone_norms(model)[0]
+            norm.register_forward_hook(
+                lambda m, _i, _o: self.norm_modes.append((len(self.starts), m.training))
+                if torch.is_grad_enabled() else None)
+            self.initial = backbone_state(model)
+            return real(model, train, val, cfg, callbacks=[*callbacks, Watch()], **kwargs)
 
         monkeypatch.setattr(strategies, "fit", spy)
 
@@ -247,7 +247,8 @@ def train_head(x_train, y_train, x_val, y_val) -> float:
     generator = seed_everything(0)
     head = HeadOnly(torch.nn.Linear(x_train.shape[1], 10))
     result = fit(head, TensorData(x_train, y_train), TensorData(x_val, y_val),
-                 LoopConfig(epochs=15, batch_size=32, device="cpu"), generator=generator)
+                 LoopConfig(epochs=15, batch_size=32, device="cpu"),
+                 options=FitOptions(generator=generator))
     return result.best_metric
 
 

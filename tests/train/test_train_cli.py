@@ -39,10 +39,10 @@ def test_status_offers_resume_and_train_resume_finishes_the_run(split_project: P
     digits_project.update_config({"train.epochs": 3, "train.early_stopping_patience": 5})
     original = tracking.Tracker.on_epoch_end
 
-    def crash(self, epoch, row):
-        if epoch == 2:
+    def crash(self, state):
+        if state.epoch == 2:
             raise RuntimeError("power cut")  # after epoch 2's checkpoint
-        original(self, epoch, row)
+        original(self, state)
 
     monkeypatch.setattr(tracking.Tracker, "on_epoch_end", crash)
     failed = runner.invoke(app, ["train", *p])

@@ -10,8 +10,10 @@ import pytest
 import torch
 
 from dlworkflow.models import create_model
+from dlworkflow.train.callbacks import each_epoch
+from dlworkflow.train.data import TensorData
 from dlworkflow.train.tensors import channel_stats, normalise
-from dlworkflow.train.trainer import LoopConfig, evaluate, fit, seed_everything
+from dlworkflow.train.trainer import FitOptions, LoopConfig, evaluate, fit, seed_everything
 
 N_TRAIN, N_VAL = 1000, 300
 SMALL_CNN = {"channels": [8, 16], "convs_per_block": 1}
@@ -32,13 +34,16 @@ def mnist():
 def run(mnist, cfg: LoopConfig, *, name="small_cnn", params=SMALL_CNN, callbacks=()):
     generator = seed_everything(cfg.seed, threads=2)
     model = create_model(name, num_classes=10, in_channels=1, image_size=28, **params)
-    return model, fit(model, *mnist, cfg, generator=generator, callbacks=callbacks)
+    x_train, y_train, x_val, y_val = mnist
+    return model, fit(model, TensorData(x_train, y_train), TensorData(x_val, y_val), cfg,
+                      options=FitOptions(generator=generator), callbacks=callbacks)
 
 
 def test_small_cnn_learns_mnist_in_two_epochs(mnist):
     seen = []
     model, result = run(mnist, LoopConfig(epochs=2, batch_size=32, seed=0), params={},
-                        callbacks=[lambda epoch, row: seen.append((epoch, row["val_accuracy"]))])
+                        callbacks=[each_epoch(
+                            lambda epoch, row: seen.append((epoch, row["val_accuracy"])))])
     assert result.epochs_run == 2 and not result.stopped_early
     assert result.best_metric > 0.7, result.history  # chance is 0.1
     assert [e for e, _ in seen] == [1, 2]

@@ -1,4 +1,5 @@
-"""The trainer's options (train: in dlworkflow.yaml) and hooks, on real 8x8 digits (sklearn).
+"""The trainer's options (train: in dlworkflow.yaml, FitOptions) and callbacks, on real 8x8
+digits (sklearn).
 
 The images stay uint8 (N, 1, 8, 8): the trainer normalises each batch on the device.
 """
@@ -12,8 +13,10 @@ import pytest
 import torch
 from torch import nn
 
+from dlworkflow.train.callbacks import LambdaCallback
 from dlworkflow.train.data import TensorData
 from dlworkflow.train.trainer import (
+    FitOptions,
     LoopConfig,
     balanced_weights,
     fit,
@@ -57,11 +60,13 @@ class Flat(nn.Module):
         return self.net(x) + 0 * self.dummy
 
 
-def run(data, cfg: LoopConfig, *, model=None, **kwargs):
+def run(data, cfg: LoopConfig, *, model=None, callbacks=(), **options):
+    """fit with a seeded generator; `options`: further FitOptions fields."""
     generator = seed_everything(cfg.seed, threads=2)
     model = model() if callable(model) and not isinstance(model, nn.Module) else model
     model = model if model is not None else mlp()
-    return model, fit(model, *data, cfg, generator=generator, **kwargs)
+    return model, fit(model, *data, cfg, options=FitOptions(generator=generator, **options),
+                      callbacks=callbacks)
 
 
 def base(**kw) -> LoopConfig:
@@ -93,9 +98,11 @@ def test_accumulating_k_batches_equals_one_k_times_larger_batch(digits):
     second.load_state_dict(first.state_dict())
     cfg = base(optimizer="sgd", weight_decay=0.0, schedule="constant", learning_rate=0.1)
     fit(first, *digits, cfg.__class__(**{**cfg.__dict__, "accumulate": 2}),
-        generator=torch.Generator().manual_seed(3), param_groups=sgd(first))
+        options=FitOptions(generator=torch.Generator().manual_seed(3),
+                           param_groups=sgd(first)))
     fit(second, *digits, cfg.__class__(**{**cfg.__dict__, "batch_size": 64}),
-        generator=torch.Generator().manual_seed(3), param_groups=sgd(second))
+        options=FitOptions(generator=torch.Generator().manual_seed(3),
+                           param_groups=sgd(second)))
     for key, value in first.state_dict().items():
         torch.testing.assert_close(value, second.state_dict()[key], atol=1e-5, rtol=0)
 
@@ -116,12 +123,12 @@ def test_balanced_class_weights(digits):
 def _lr_trace(digits, cfg: LoopConfig, *, model=mlp):
     trace: list[float] = []
 
-    def watch(epoch, model_, optimizer):
-        if epoch == 1:
-            optimizer.register_step_pre_hook(
+    def watch(state):
+        if state.epoch == 1:
+            state.optimizer.register_step_pre_hook(
                 lambda opt, *_: trace.append(opt.param_groups[0]["lr"]))
 
-    _, result = run(digits, cfg, model=model, on_epoch_start=watch)
+    _, result = run(digits, cfg, model=model, callbacks=[LambdaCallback(on_epoch_start=watch)])
     return trace, result
 
 
@@ -177,14 +184,15 @@ def test_grad_clip_bounds_the_gradient_norm(digits):
     def norms_with(clip):
         norms: list[float] = []
 
-        def watch(epoch, model, optimizer):
-            if epoch == 1:
-                optimizer.register_step_pre_hook(lambda opt, *_: norms.append(float(
+        def watch(state):
+            if state.epoch == 1:
+                state.optimizer.register_step_pre_hook(lambda opt, *_: norms.append(float(
                     torch.linalg.vector_norm(torch.stack([
                         p.grad.norm() for g in opt.param_groups for p in g["params"]
                         if p.grad is not None])))))
 
-        run(digits, base(epochs=1, grad_clip=clip), on_epoch_start=watch)
+        run(digits, base(epochs=1, grad_clip=clip),
+            callbacks=[LambdaCallback(on_epoch_start=watch)])
         return norms
 
     assert max(norms_with(None)) > 0.05
@@ -198,8 +206,8 @@ def test_param_groups_and_epoch_start_hook(digits):
               {"params": list(model[4].parameters())}]
     _, result = run(digits, base(epochs=2, schedule="constant"), model=model,
                     param_groups=groups,
-                    on_epoch_start=lambda e, m, o: seen.append(
-                        (e, m is model, [g["lr"] for g in o.param_groups])))
+                    callbacks=[LambdaCallback(on_epoch_start=lambda s: seen.append(
+                        (s.epoch, s.model is model, [g["lr"] for g in s.optimizer.param_groups])))])
     assert seen == [(1, True, [0.001, 0.01]), (2, True, [0.001, 0.01])]
     assert result.history[0]["lr"] == 0.001
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from dlworkflow import store
 from dlworkflow.train import strategies, tracking
+from dlworkflow.train.callbacks import LambdaCallback
 from dlworkflow.train.step import _build, run_params
 from dlworkflow.train.trainer import LoopConfig
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     import optuna
 
     from dlworkflow.project import Project
+    from dlworkflow.train.callbacks import FitState
     from dlworkflow.train.tune.study import StudySettings
 
 Report = Callable[[int, float], None]  # (1-based epoch, validation primary metric)
@@ -72,9 +74,9 @@ def run_trial(project: Project, params: dict[str, Any], *, epochs: int | None,
         tags[tracking.LEDGER_TAG] = str(ledger_run_id)
     key = f"val_{metric}"
 
-    def on_epoch_end(epoch: int, row: dict[str, float]) -> None:
-        note("epochs_run", epoch)
-        report(epoch, float(row[key]))
+    def on_epoch_end(state: FitState) -> None:  # report may raise to prune the trial
+        note("epochs_run", state.epoch)
+        report(state.epoch, float(state.row[key]))
 
     name = f"trial-{trial_number}" if trial_number is not None else "trial"
     with tracking.tracked_run(view, run_name=name, tags=tags,
@@ -84,7 +86,8 @@ def run_trial(project: Project, params: dict[str, Any], *, epochs: int | None,
                             **strategy.params(),
                             **{f"tune.{k}": v for k, v in params.items()}})
         result = strategies.train_model(strategy, view, model, data, loop, generator=generator,
-                                        callbacks=[tracker.on_epoch_end, on_epoch_end])
+                                        callbacks=[tracker,
+                                                   LambdaCallback(on_epoch_end=on_epoch_end)])
         tracker.log_metrics({f"best_val_{metric}": result.best_metric,
                              "best_epoch": result.best_epoch}, step=result.best_epoch)
     note("best_epoch", result.best_epoch)
