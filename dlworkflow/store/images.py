@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -226,7 +227,8 @@ def image_tensor(project: Project, rows: pd.DataFrame, *, channels: int, size: t
     from dlworkflow.store.pixel_bank import PixelBank
 
     out = np.empty((len(rows), channels, size[0], size[1]), dtype=np.uint8)
-    hashes = [str(h) for h in rows["content_hash"].tolist()]
+    same = _unchanged_since_ingest(rows)
+    hashes = [str(h) if ok else "" for h, ok in zip(rows["content_hash"].tolist(), same)]
     bank = PixelBank(project.paths.cache, channels=channels, size=size)
     missing = bank.fill(hashes, out)  # decoded before, for another set of rows
     files = rows["path"].tolist()
@@ -235,9 +237,29 @@ def image_tensor(project: Project, rows: pd.DataFrame, *, channels: int, size: t
                           size=size)
         if progress is not None:
             progress(done, len(missing))
-    bank.add([hashes[i] for i in missing], out[missing])
+    keep = [i for i in missing.tolist() if hashes[i]]  # a changed file's pixels: not banked
+    bank.add([hashes[i] for i in keep], out[keep])
     atomic_write_with(path, lambda p: _save_npy(p, out))
     return np.load(path, mmap_mode="c")
+
+
+def _unchanged_since_ingest(rows: pd.DataFrame) -> list[bool]:
+    """Per row: the file still has the size and modification time ingest recorded (a stat, no
+    read). A file changed since (damaged, replaced) is decoded again, never taken from the
+    pixel bank under its old content hash, so the step sees what is on disk now."""
+    if "bytes" not in rows.columns or "mtime_ns" not in rows.columns:
+        return [True] * len(rows)
+    origins = rows["origin_path"] if "origin_path" in rows.columns else rows["path"]
+    out = []
+    for origin, size, mtime in zip(origins.tolist(), rows["bytes"].tolist(),
+                                   rows["mtime_ns"].tolist()):
+        try:
+            stat = os.stat(str(origin))
+        except (OSError, TypeError, ValueError):
+            out.append(False)
+            continue
+        out.append(stat.st_size == size and stat.st_mtime_ns == mtime)
+    return out
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:

@@ -106,3 +106,26 @@ def test_the_perceptual_hash_is_the_dct_hash_of_the_thumbnail(ingested):
         assert stats["phash"] == expected
         assert stats["contrast"] == pytest.approx(pixels.std(), abs=1e-9)
         assert stats["dark"] == pytest.approx((pixels <= 5).mean())
+
+
+def test_a_file_changed_since_ingest_is_decoded_again_and_not_banked(ingested, real_digit,
+                                                                     save_png):
+    """The bank holds what ingest read; a file replaced since (same path, other pixels) is
+    read from disk, and its new pixels never go into the bank under the old content hash."""
+    import os
+
+    project, manifest = ingested
+    row = manifest.iloc[[0]]
+    path = row["path"].iloc[0]
+    before = image_tensor(project, row, channels=1, size=(16, 16), max_pixels=10**6).copy()
+    other = real_digit(9, 7)
+    save_png(path, other)
+    os.utime(path, ns=(1, 1))  # a different modification time, whatever the clock
+    now = image_tensor(project, manifest.iloc[[0, 1]], channels=1, size=(16, 16),
+                       max_pixels=10**6)
+    np.testing.assert_array_equal(now[0, 0], other)
+    assert not np.array_equal(now[0], before[0])
+    bank = PixelBank(project.paths.cache, channels=1, size=(16, 16))
+    banked = np.zeros((1, 1, 16, 16), dtype=np.uint8)
+    assert len(bank.fill([row["content_hash"].iloc[0]], banked)) == 0
+    np.testing.assert_array_equal(banked[0], before[0])  # the bank still holds ingest's pixels
