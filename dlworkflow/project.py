@@ -19,9 +19,6 @@ from dlworkflow.steps import step_info
 if TYPE_CHECKING:
     from dlworkflow.status import StatusReport
 
-TASKS = ("image-classification", "text-classification", "tabular-classification")
-DEFAULT_MODEL = {"image-classification": "small_cnn", "text-classification": "minilm_classifier",
-                 "tabular-classification": "mlp"}
 
 
 @dataclass(frozen=True)
@@ -120,11 +117,12 @@ class Project:
              name: str | None = None, model: str | None = None, force: bool = False) -> Project:
         from dlworkflow.config_schema import with_schema_line, write_schema
         from dlworkflow.problem import render_template
+        from dlworkflow.tasks import TASKS, task_names
 
         if task not in TASKS:
             raise ConfigError(
-                f"Unknown task {task!r}.", expected=f"one of {', '.join(TASKS)}",
-                received=repr(task), fix=f"pass --task with one of {', '.join(TASKS)}",
+                f"Unknown task {task!r}.", expected=f"one of {', '.join(task_names())}",
+                received=repr(task), fix=f"pass --task with one of {', '.join(task_names())}",
             )
         project = cls(root)
         if project.paths.config.exists() and not force:
@@ -133,7 +131,7 @@ class Project:
                 fix="edit it, or pass --force to overwrite it with a fresh template",
             )
         name = name or _slug(project.root.name)
-        text = render_template(name=name, task=task, model=model or DEFAULT_MODEL[task])
+        text = render_template(name=name, task=task, model=model or TASKS.get(task).default_model)
         validate_config(_yaml().load(text), source=CONFIG_FILE)
         project.root.mkdir(parents=True, exist_ok=True)
         write_schema(project.root)  # the editor's schema, named by the first line

@@ -14,6 +14,7 @@ from dlworkflow.data.tables import scan_table as open_table
 from dlworkflow.fileio import atomic_write_with
 from dlworkflow.store import ImageDecodeError
 from dlworkflow.store.privacy import privacy_key, write_privacy
+from dlworkflow.tasks import task_of
 
 if TYPE_CHECKING:
     from dlworkflow.project import Project
@@ -53,7 +54,7 @@ class PrivacyScan:
 
         data = self.project.config.data
         source = Path(scan.location)
-        image = self.project.config.task == "image-classification"
+        image = task_of(self.project.config.task).modality == "image"
         keep = {data.label_column} | ({data.path_column} if image else set())
         pseudo = [c for c in (data.group_column, data.id_column) if c]
         scrubbed = []

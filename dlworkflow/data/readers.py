@@ -12,6 +12,7 @@ from dlworkflow.store import ImageDecodeError, decode_image
 from dlworkflow.store.images import image_stats
 from dlworkflow.store.manifest import FEATURE_PREFIX
 from dlworkflow.store.pixel_bank import IngestBanks
+from dlworkflow.tasks import task_of
 
 if TYPE_CHECKING:
     from dlworkflow.project import Project
@@ -27,16 +28,17 @@ class Reader:
         self.task = project.config.task
         self.privacy = privacy  # a PrivacyScan, or None when no scan is needed
         self.reused = 0
-        self._previous = _previous_rows(project) if self.task == "image-classification" else {}
+        self.modality = task_of(self.task).modality
+        self._previous = _previous_rows(project) if self.modality == "image" else {}
         self.banks = IngestBanks(project.paths.cache)  # decoded small images, for later steps
 
     def read(self, cand: Candidate) -> dict[str, Any]:
         if cand.problem:
             raise Quarantined(cand.problem)
         base = {"sample_id": cand.sample_id, "label": cand.label, "group": cand.group}
-        if self.task == "image-classification":
+        if self.modality == "image":
             return {**base, **self._image(cand)}
-        if self.task == "text-classification":
+        if self.modality == "text":
             data = (cand.text or "").encode("utf-8")
             return {**base, "content_hash": sha256_bytes(data), "bytes": len(data),
                     "mtime_ns": 0, "text": cand.text}

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlworkflow.errors import DataError
+from dlworkflow.tasks import task_of
 
 if TYPE_CHECKING:
     from dlworkflow.project import Project
@@ -70,7 +71,7 @@ def open_path(project: Project, path: Path) -> SourceScan:
         )
     path = path.resolve()
     if path.is_dir():
-        if project.config.task != "image-classification":
+        if task_of(project.config.task).modality != "image":
             raise DataError(
                 f"A folder source holds images, but the task is {project.config.task}.",
                 expected="a table with a text or feature columns for this task",

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from dlworkflow.data.sources import Candidate, SourceScan
 from dlworkflow.errors import DataError
+from dlworkflow.tasks import TargetError, task_of
+from dlworkflow.tasks.base import MISSING, cell_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -17,7 +19,6 @@ if TYPE_CHECKING:
     from dlworkflow.config import ProjectConfig
 
 CHUNK_ROWS = 4096
-MISSING = {"", "nan", "null", "none", "na", "n/a"}
 
 
 def read_chunks(path: Path, *, string_columns: list[str]) -> Iterator[pd.DataFrame]:
@@ -47,8 +48,8 @@ def scan_table(path: Path, config: ProjectConfig) -> SourceScan:
     data, task = config.data, config.task
     first = next(read_chunks(path, string_columns=[]), None)
     header = [str(c) for c in first.columns] if first is not None else []
-    main = {"image-classification": data.path_column, "text-classification": data.text_column,
-            "tabular-classification": None}[task]
+    main = {"image": data.path_column, "text": data.text_column,
+            "tabular": None}[task_of(task).modality]
     keys = [c for c in (main, data.label_column, data.group_column, data.id_column) if c]
     features = _feature_columns(header, keys, data.feature_columns) if main is None else []
     _require_columns(path, header, keys + features, task)
@@ -93,7 +94,7 @@ def _require_columns(path: Path, header: list[str], required: list[str], task: s
             "data.label_column, data.group_column, data.id_column or data.feature_columns "
             "in dlworkflow.yaml",
         )
-    if not required or (task == "tabular-classification" and len(required) < 2):
+    if not required or (task_of(task).modality == "tabular" and len(required) < 2):
         raise DataError(f"{path.name} has no feature columns.", received=", ".join(header),
                         fix="a tabular table needs feature columns beside the label column")
 
@@ -111,40 +112,40 @@ def _table_candidates(path: Path, config: ProjectConfig, main: str | None,
             yield _candidate(path, record, row, seen, config, main, kinds)
 
 
-def _text(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    text = str(value).strip()
-    return None if text.lower() in MISSING else text
+_text = cell_text  # a cell as stripped text, None when empty or missing
 
 
 def _candidate(path: Path, record: dict[Hashable, Any], row: int, seen: set[str],
                config: ProjectConfig, main: str | None, kinds: dict[str, str]) -> Candidate:
-    data, task = config.data, config.task
+    data, task = config.data, task_of(config.task)
     where = f"row {row}"
-    label = _text(record.get(data.label_column))
     group = _text(record.get(data.group_column)) if data.group_column else None
     value = _text(record.get(main)) if main else None
     if data.id_column:
         sample_id = _text(record.get(data.id_column)) or f"{path.name}:{where}"
     else:
-        sample_id = value if task == "image-classification" and value else f"{path.name}:{where}"
+        sample_id = value if task.modality == "image" and value else f"{path.name}:{where}"
+    try:
+        label, no_label = task.parse_target(record.get(data.label_column),
+                                            column=data.label_column), None
+    except TargetError as exc:
+        label, no_label = None, exc.reason
     cand = Candidate(sample_id, label, group)
     if sample_id in seen:
         cand.sample_id = f"{sample_id}#{where}"
         cand.problem = f"{where}: duplicate id {sample_id!r} (first occurrence kept)"
     seen.add(sample_id)
-    if task == "image-classification":
+    if task.modality == "image":
         cand.path = (path.parent / value).resolve() if value else None
         cand.problem = cand.problem or (None if value else f"{where}: empty {main}")
-    elif task == "text-classification":
+    elif task.modality == "text":
         cand.text = value
         cand.problem = cand.problem or (None if value else f"{where}: empty text")
     else:
         cand.features, bad = _features(record, kinds)
         cand.problem = cand.problem or bad and f"{where}: {bad}"
-    if cand.problem is None and label is None:
-        cand.problem = f"{where}: no label (empty or NaN {data.label_column})"
+    if cand.problem is None and no_label is not None:
+        cand.problem = f"{where}: {no_label}"
     return cand
 
 

@@ -18,6 +18,7 @@ from dlworkflow.metrics import METRICS
 from dlworkflow.results import StepResult
 from dlworkflow.store import load_split, read_split_info
 from dlworkflow.store.sealed import open_test_set
+from dlworkflow.tasks import task_of
 
 if TYPE_CHECKING:
     from dlworkflow.project import Project
@@ -113,7 +114,9 @@ def test(project: Project) -> TestResult:
         checks = check_constraints(project, model, meta)  # on the model exported to ONNX
         verdict = judge(metric=metric, value=value, interval=interval,
                         confidence=cfg.confidence, target=target, gate_on=cfg.gate_on,
-                        constraints=checks)
+                        constraints=checks,
+                        higher_is_better=task_of(project.config.task).metric(metric)
+                        .higher_is_better)
         record = {"verdict": verdict.verdict, "metric": metric, "value": value,
                   "interval": list(interval), "target": target, "n": report["n"],
                   "gate_on": cfg.gate_on, "constraints": [c.record() for c in checks]}

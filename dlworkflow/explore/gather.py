@@ -11,6 +11,7 @@ from dlworkflow.explore.evidence import Evidence, MapEvidence
 from dlworkflow.explore.overview import overview, read_privacy
 from dlworkflow.explore.pixels import PixelReader, stratified_sample
 from dlworkflow.similarity import confirm_side
+from dlworkflow.tasks import task_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,9 +45,10 @@ def gather(project: Project, manifest: pd.DataFrame, quarantine: pd.DataFrame, i
     privacy = project.paths.state / "privacy.json"
     if privacy.is_file():
         ev.overview.privacy = read_privacy(privacy)
-    if task == "image-classification":
+    modality = task_of(task).modality
+    if modality == "image":
         _images(project, ev, stages, reader)
-    elif task == "text-classification":
+    elif modality == "text":
         _text(ev)
     else:
         _tabular(project, ev)
@@ -164,13 +166,14 @@ def _features(project: Project, ev: Evidence, sample: pd.DataFrame, stages: Stag
     from dlworkflow.explore import features as feat
 
     backbone = project.config.explore.backbone
-    if ev.task == "image-classification":
+    modality = task_of(ev.task).modality
+    if modality == "image":
         channels, size = _image_format(project)
         stages.start(f"features of {len(sample):,} images", len(sample))
         return feat.image_features(sample, reader=reader, backbone=backbone, channels=channels,
                                    size=size, progress=stages.advance)
     stages.start(f"features of {len(sample):,} samples")
-    if ev.task == "text-classification":
+    if modality == "text":
         texts = sample["text"].astype("string").fillna("").tolist()
         return feat.text_features(texts, backbone=backbone)
     return feat.tabular_features(sample)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dlworkflow.explore.render import Raw, esc
+from dlworkflow.tasks import task_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -20,12 +21,13 @@ class SampleView:
     def __init__(self, manifest: pd.DataFrame, task: str, reader: PixelReader | None) -> None:
         self.rows = manifest.set_index(manifest["sample_id"].astype(str), drop=False)
         self.task = task
+        self.modality = task_of(task).modality
         self.reader = reader
         self._cache: dict[str, str | None] = {}
 
     def tile(self, sample_id: str, caption: str) -> Raw:
         body = self._body(str(sample_id))
-        cls = "tile" if self.task == "image-classification" else "tile wide"
+        cls = "tile" if self.modality == "image" else "tile wide"
         return Raw(f"<div class='{cls}'>{body}<div>{esc(caption)}</div>"
                    f"<div class='note'>{esc(_short(sample_id))}</div></div>")
 
@@ -39,11 +41,11 @@ class SampleView:
         if sample_id not in self.rows.index:
             return "<div class='note'>(not in the manifest)</div>"
         row = self.rows.loc[sample_id]
-        if self.task == "image-classification":
+        if self.modality == "image":
             uri = self._thumb(sample_id, row.get("path"))
             return (f"<img src='{esc(uri)}' alt='{esc(sample_id)}'>" if uri else
                     "<div class='note'>(image unreadable)</div>")
-        if self.task == "text-classification":
+        if self.modality == "text":
             text = str(row.get("text") or "")
             cut = text[:SNIPPET_CHARS] + ("…" if len(text) > SNIPPET_CHARS else "")
             return f"<div class='snippet'>{esc(cut)}</div>"

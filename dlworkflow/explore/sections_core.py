@@ -24,6 +24,7 @@ from dlworkflow.explore.render import (
     table,
     tiles,
 )
+from dlworkflow.tasks import task_of
 
 if TYPE_CHECKING:
     from dlworkflow.explore.evidence import Evidence
@@ -153,7 +154,7 @@ def duplicates_section(ev: Evidence, view: SampleView, *, distance: int | None) 
     parts = [_dup_block(ev.exact, view, "Exact duplicates (identical content)")]
     if ev.near is not None:
         title = (f"Near duplicates (perceptual hash within {distance} bits, confirmed on "
-                 "pixels, not identical)" if ev.task == "image-classification" else
+                 "pixels, not identical)" if task_of(ev.task).modality == "image" else
                  "Near duplicates (equal after lower-casing and white space)")
         parts.append(_dup_block(ev.near, view, title))
     return section("duplicates", "5. Duplicates", *parts)

@@ -13,6 +13,7 @@ from dlworkflow.explore.samples import SampleView
 from dlworkflow.explore.trust import warnings_for
 from dlworkflow.fileio import atomic_write_text, sha256_file
 from dlworkflow.store import read_dataset_info, read_manifest, read_quarantine
+from dlworkflow.tasks import task_of
 
 if TYPE_CHECKING:
     from dlworkflow.explore.evidence import Evidence
@@ -40,7 +41,8 @@ def explore(project: Project, *, progress: bool = True) -> ExploreResult:
             ev = gather(project, manifest, quarantine, info, stages, reader)
             stages.start("writing the report")
             view = SampleView(manifest, project.config.task,
-                              reader if project.config.task == "image-classification" else None)
+                              reader if task_of(project.config.task).modality == "image"
+                              else None)
             cfg = project.config.explore
             warnings = warnings_for(ev)
             text = render_report(ev, warnings, view, name=project.config.name,

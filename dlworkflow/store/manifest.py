@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from dlworkflow.errors import StepOrderError
 from dlworkflow.fileio import atomic_write_json, atomic_write_with, read_json, sha256_json
+from dlworkflow.tasks import task_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,9 +33,10 @@ def manifest_schema(task: str, feature_kinds: dict[str, str] | None = None) -> A
     types = {"string": pa.string(), "int64": pa.int64(), "int32": pa.int32(),
              "float32": pa.float32(), "float64": pa.float64()}
     columns = dict(BASE_COLUMNS)
-    if task == "image-classification":
+    modality = task_of(task).modality
+    if modality == "image":
         columns.update(IMAGE_COLUMNS)
-    elif task == "text-classification":
+    elif modality == "text":
         columns.update(TEXT_COLUMNS)
     else:
         columns.update({FEATURE_PREFIX + name: "float64" if kind == "number" else "string"

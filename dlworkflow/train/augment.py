@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from dlworkflow.errors import ConfigError
+from dlworkflow.tasks import task_names, task_of
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -178,10 +179,12 @@ def augment_preview(project: Project, *, n: int = 16, seed: int = 0,
     from dlworkflow.train.tensors import channel_stats, image_format, normalise
 
     cfg = project.config
-    if cfg.task != "image-classification":
+    if task_of(cfg.task).modality != "image":
         raise ConfigError(
             f"augment-preview shows image augmentation; this project's task is {cfg.task}.",
-            expected="task: image-classification", received=f"task: {cfg.task}",
+            expected="a task on images: " + ", ".join(
+                n for n in task_names() if task_of(n).modality == "image"),
+            received=f"task: {cfg.task}",
             fix="augmentation (augment:) applies to image projects only")
     channels, size = image_format(project)
     rows = store.load_split(project, "train")

@@ -42,6 +42,7 @@ from torch import nn
 
 from dlworkflow.models import MODELS
 from dlworkflow.models.registry import FactoryEntry
+from dlworkflow.tasks import task_of
 from dlworkflow.train import augment, distributed
 from dlworkflow.train.callbacks import Callback, FitState, LambdaCallback
 from dlworkflow.train.data import TensorData
@@ -120,7 +121,7 @@ def choose(project: Project, model: str | nn.Module | None = None, *,
         picked = "finetune"
         reason = ("a user network has no features() to cache, so not frozen but finetune; "
                   + DESCRIPTIONS[picked].format(**extra))
-    if augment.enabled(cfg.augment) and cfg.task != "image-classification":
+    if augment.enabled(cfg.augment) and task_of(cfg.task).modality != "image":
         reason += "; augment is not applied (images only)"
     elif picked == "frozen" and augment.enabled(cfg.augment):
         reason += ("; augment is not applied (features are computed once, from the "

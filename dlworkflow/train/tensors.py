@@ -25,6 +25,7 @@ from dlworkflow import store
 from dlworkflow.errors import TrainError
 from dlworkflow.fileio import atomic_write_with, sha256_json
 from dlworkflow.models import TOKENIZER, encode_table, fit_table_encoding, n_features, tokenize
+from dlworkflow.tasks import task_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -35,8 +36,8 @@ if TYPE_CHECKING:
     from dlworkflow.train.data import TensorData
 
 DEFAULT_MAX_LEN = 128
-LOADING = {"image-classification": "decoding images", "text-classification": "tokenizing texts",
-           "tabular-classification": "encoding features"}
+LOADING = {"image": "decoding images", "text": "tokenizing texts",  # by modality
+           "tabular": "encoding features"}
 
 
 @dataclass
@@ -90,12 +91,12 @@ class TrainData:
 
 
 def modality_of(project: Project) -> str:
-    return project.config.task.removesuffix("-classification")
+    return task_of(project.config.task).modality
 
 
 def loading_label(task: str) -> str:
     """What the progress bar says while the data loads."""
-    return LOADING.get(task, "loading data")
+    return LOADING.get(task_of(task).modality, "loading data")
 
 
 def input_format(project: Project) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dlworkflow.report.audit.evidence import Evidence
 from dlworkflow.report.audit.judge import Judgement, checklist_only, judge
+from dlworkflow.tasks import task_of
 
 
 @judge("feature_schema")
@@ -12,7 +13,7 @@ def feature_schema(ev: Evidence) -> Judgement:
     if ingest is None:
         return Judgement(0.0, "no data ingested yet", "`dlw ingest SOURCE`, then `dlw explore`")
     data = ev.config.data
-    declared = data.classes is not None and (ev.config.task != "tabular-classification"
+    declared = data.classes is not None and (task_of(ev.config.task).modality != "tabular"
                                              or data.feature_columns is not None)
     applied = ingest.config_hash == ev.config.section_hash("data")
     checked = (f"ingest checked every sample (readable, label, size limits) and quarantined "
