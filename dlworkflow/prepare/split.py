@@ -16,6 +16,7 @@ from dlworkflow.results import StepResult
 from dlworkflow.store import SplitInfo, read_manifest, write_split
 from dlworkflow.store.manifest import dataset_version, read_dataset_info
 from dlworkflow.store.splits import addition_of, assignment_hash, fresh_number, seal_hash
+from dlworkflow.tasks import task_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,7 +67,10 @@ def split(project: Project) -> SplitResult:
         grouped = bool(cfg.group_by and manifest["group"].notna().any())
         dataset = read_dataset_info(project)
         near = _near_pairs(project, manifest, dataset)
-        units = units_of(manifest["sample_id"].tolist(), manifest["label"].tolist(),
+        # the strata the split keeps in proportion come from the task (classification: the
+        # class itself)
+        strata = task_of(project.config.task).strata(manifest["label"].tolist())
+        units = units_of(manifest["sample_id"].tolist(), strata,
                          _links(manifest, grouped=grouped, near=near))
         mapping, _ = assign(units, fractions=fractions, seed=seed, stratify=cfg.stratify,
                             previous=previous, fresh=_fresh_samples(manifest, dataset))
