@@ -6,7 +6,9 @@
 The loop itself (`dlworkflow.train.trainer.fit`) knows nothing of projects and is reusable.
 """
 
+from dlworkflow.train.callbacks import Callback, FitState, LambdaCallback
 from dlworkflow.train.step import BEST_POINTER, TrainResult, train
-from dlworkflow.train.trainer import FitResult, LoopConfig, fit
+from dlworkflow.train.trainer import FitOptions, FitResult, LoopConfig, fit
 
-__all__ = ["BEST_POINTER", "FitResult", "LoopConfig", "TrainResult", "fit", "train"]
+__all__ = ["BEST_POINTER", "Callback", "FitOptions", "FitResult", "FitState", "LambdaCallback",
+           "LoopConfig", "TrainResult", "fit", "train"]

@@ -21,8 +21,9 @@ Determinism: kornia draws its parameters from torch's global RNG. Each batch run
 `torch.random.fork_rng` seeded with a seed derived from (seed, epoch, batch number in the
 epoch), so the same seed gives the same augmented batches, the training RNG stream (shuffles,
 dropout) is exactly the one it would be without augmentation, and a resumed run augments
-exactly as an uninterrupted one: the trainer calls `start_epoch` (an `on_epoch_start` hook)
-before each epoch. Without it, batches are numbered from the first call on.
+exactly as an uninterrupted one: the trainer calls `start_epoch` (through an
+`on_epoch_start` callback) before each epoch. Without it, batches are numbered from the first
+call on.
 """
 
 from __future__ import annotations
@@ -114,7 +115,8 @@ class BatchAugment:
         return bool(self.mixup or self.cutmix)
 
     def start_epoch(self, epoch: int, model: object = None, optimizer: object = None) -> None:
-        """`on_epoch_start` hook: batches of `epoch` are numbered from 1 again."""
+        """Called at each epoch's start (a callback): batches of `epoch` are numbered from 1
+        again."""
         self.epoch, self.calls = int(epoch), 0
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -37,7 +37,8 @@ FORMAT_VERSION = 1
 
 
 class Checkpointer:
-    """`save` is a trainer `on_checkpoint` callback; `meta` (JSON) is stored with each one."""
+    """`save` is what a trainer callback calls at each checkpoint (`callbacks.checkpointing`);
+    `meta` (JSON) is stored with each one."""
 
     def __init__(self, folder: str | Path, meta: dict[str, Any]) -> None:
         self.folder = Path(folder)
