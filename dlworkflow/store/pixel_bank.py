@@ -7,8 +7,8 @@ again. The bank keeps, per format (channels x height x width), the decoded uint8
 content hash, in shards: `cache/pixels-<C>x<H>x<W>/<key>.npy` with the content hashes of its
 rows in `<key>.json`. A request takes what the bank has and decodes only the rest, which is
 added as one new shard. Shards are written atomically and never changed, so two processes can
-share a bank. A format's bank stops growing at `BANK_LIMIT_BYTES`; `dlw clean` (or deleting
-the folder) empties it.
+share a bank. A format's bank stops growing at `BANK_LIMIT_BYTES`; deleting the folder (or
+`.dlw/cache`) empties it: everything in it is decoded again when needed.
 """
 
 from __future__ import annotations
