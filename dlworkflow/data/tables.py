@@ -112,17 +112,16 @@ def _table_candidates(path: Path, config: ProjectConfig, main: str | None,
             yield _candidate(path, record, row, seen, config, main, kinds)
 
 
-_text = cell_text  # a cell as stripped text, None when empty or missing
 
 
 def _candidate(path: Path, record: dict[Hashable, Any], row: int, seen: set[str],
                config: ProjectConfig, main: str | None, kinds: dict[str, str]) -> Candidate:
     data, task = config.data, task_of(config.task)
     where = f"row {row}"
-    group = _text(record.get(data.group_column)) if data.group_column else None
-    value = _text(record.get(main)) if main else None
+    group = cell_text(record.get(data.group_column)) if data.group_column else None
+    value = cell_text(record.get(main)) if main else None
     if data.id_column:
-        sample_id = _text(record.get(data.id_column)) or f"{path.name}:{where}"
+        sample_id = cell_text(record.get(data.id_column)) or f"{path.name}:{where}"
     else:
         sample_id = value if task.modality == "image" and value else f"{path.name}:{where}"
     try:
@@ -155,10 +154,10 @@ def _features(record: dict[Hashable, Any], kinds: dict[str, str]
     for column, kind in kinds.items():
         raw: Any = record.get(column)
         if kind == "string":
-            values[column] = _text(raw)
+            values[column] = cell_text(raw)
             continue
         try:
-            values[column] = float("nan") if _text(raw) is None else float(raw)
+            values[column] = float("nan") if cell_text(raw) is None else float(raw)
         except (TypeError, ValueError):
             return values, f"non-numeric value {str(raw)[:30]!r} in numeric column {column!r}"
     if all(v is None or (isinstance(v, float) and math.isnan(v)) for v in values.values()):

@@ -44,7 +44,7 @@ def adopt(module: Any) -> str:
 def build(name: str, *, num_classes: int, **inputs: Any) -> nn.Module:
     """A copy of the kept network, in the Classifier contract."""
     from dlworkflow.models.base import Classifier
-    from dlworkflow.models.user import UserNetwork
+    from dlworkflow.models.user import InputSpec, UserNetwork
 
     module = _LIVE.get(name)
     if module is None:
@@ -56,4 +56,5 @@ def build(name: str, *, num_classes: int, **inputs: Any) -> nn.Module:
             fix="train it again in this session, or write a factory function and set "
                 "model.name: \"module:function\" to use it from anywhere")
     net = copy.deepcopy(module)
-    return net if isinstance(net, Classifier) else UserNetwork(net, num_classes)
+    return net if isinstance(net, Classifier) else UserNetwork(net, num_classes,
+                                                               InputSpec.of(inputs))

@@ -55,6 +55,18 @@ class InputSpec:
         assert self.n_features is not None
         return (self.n_features,)
 
+    @classmethod
+    def of(cls, inputs: dict[str, Any]) -> InputSpec:
+        """From create_model's input arguments: in_channels + image_size, n_features, or
+        (text) vocab_size."""
+        if "in_channels" in inputs:
+            h, w = inputs["image_size"]
+            return cls("image", in_channels=int(inputs["in_channels"]),
+                       image_size=(int(h), int(w)))
+        if "n_features" in inputs:
+            return cls("tabular", n_features=int(inputs["n_features"]))
+        return cls("text", vocab_size=int(inputs.get("vocab_size") or 0))
+
     def example(self, batch: int = 2) -> torch.Tensor:
         """A dummy batch of this input (zeros; token id 1 for text)."""
         if self.modality == "text":
@@ -68,10 +80,11 @@ class UserNetwork(Classifier):
 
     exports_features = False
 
-    def __init__(self, net: nn.Module, num_outputs: int) -> None:
+    def __init__(self, net: nn.Module, num_outputs: int, input_spec: InputSpec) -> None:
         super().__init__()
         self.net = net
         self._outputs = num_outputs
+        self.input_spec = input_spec  # what the network was built for (check_network's input)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -114,7 +127,7 @@ def build_user_network(name: str, *, num_classes: int, **given: Any) -> UserNetw
     inputs: dict[str, Any] = {k: given.pop(k) for k in ("in_channels", "image_size",
                                                         "n_features", "vocab_size")
                               if k in given}
-    spec = _spec(inputs)
+    spec = InputSpec.of(inputs)
     factory = load_factory(name)
     try:
         net = factory(num_outputs=num_classes, input_spec=spec, **given)
@@ -130,15 +143,17 @@ def build_user_network(name: str, *, num_classes: int, **given: Any) -> UserNetw
             f"The factory {target_of(name)} returned a {type(net).__name__}, not a network.",
             expected="a torch.nn.Module", received=type(net).__name__,
             fix="return the nn.Module itself (not a class, tuple or optimizer)")
-    return UserNetwork(net, num_classes)
+    return UserNetwork(net, num_classes, spec)
 
 
-def check_network(model: nn.Module, spec: InputSpec, *, num_outputs: int) -> None:
-    """A forward pass on a dummy batch of 2, then an ONNX export dry run (in memory): a
-    FactoryError that says what is wrong, and for ONNX which layer, before any training."""
+def check_network(model: UserNetwork) -> None:
+    """A forward pass on a dummy batch of 2 of its input_spec, then an ONNX export dry run (in
+    memory): a FactoryError that says what is wrong, and for ONNX which layer, before any
+    training."""
     from dlworkflow.models.onnx_export import OPSET
 
-    x = spec.example(2)
+    num_outputs = model.num_classes
+    x = model.input_spec.example(2)
     was_training = model.training
     model.eval()
     try:
@@ -159,8 +174,8 @@ def check_network(model: nn.Module, spec: InputSpec, *, num_outputs: int) -> Non
                     received=str(shape), fix="end the network with num_outputs logits")
         failure = _onnx_failure(model, x, OPSET)
         if failure:
-            named = model.net if isinstance(model, UserNetwork) else model  # the user's names
-            layer, reason = _failing_layer(named, x, OPSET) or ("(the whole network)", failure)
+            layer, reason = (_failing_layer(model.net, x, OPSET)  # named as the user names
+                             or ("(the whole network)", failure))
             raise FactoryError(
                 f"The network cannot be exported to ONNX: layer {layer} fails.",
                 expected=f"operators of ONNX opset {OPSET} (serving runs the ONNX model)",
@@ -168,16 +183,6 @@ def check_network(model: nn.Module, spec: InputSpec, *, num_outputs: int) -> Non
                 fix=f"replace {layer} with layers ONNX can express (or compute it another way)")
     finally:
         model.train(was_training)
-
-
-def _spec(inputs: dict[str, Any]) -> InputSpec:
-    if "in_channels" in inputs:
-        h, w = inputs["image_size"]
-        return InputSpec("image", in_channels=int(inputs["in_channels"]),
-                         image_size=(int(h), int(w)))
-    if "n_features" in inputs:
-        return InputSpec("tabular", n_features=int(inputs["n_features"]))
-    return InputSpec("text", vocab_size=int(inputs.get("vocab_size") or 0))
 
 
 def _onnx_failure(module: nn.Module, x: Any, opset: int) -> str | None:

@@ -14,7 +14,7 @@ import torch
 from dlworkflow import store
 from dlworkflow.errors import TrainError
 from dlworkflow.models import META_FILE, create_model, save_trained
-from dlworkflow.models.user import InputSpec, UserNetwork, check_network
+from dlworkflow.models.user import UserNetwork, check_network
 from dlworkflow.results import StepResult, png_data_uri
 from dlworkflow.store.privacy import check_privacy_gate
 from dlworkflow.train import distributed, strategies, tracking, warm_start
@@ -225,7 +225,7 @@ def _build(project: Project, split_info: store.SplitInfo, shard: distributed.Sha
                          **input_format(project),
                          **strategy.model_params(cfg.model.name, cfg.model.params))
     if isinstance(model, UserNetwork):  # forward pass and ONNX dry run, before any data
-        check_network(model, _input_spec(model), num_outputs=model.num_classes)
+        check_network(model)
     if warm is not None:  # before the data loads: a misfit fails in a second
         warm.load_into(model)
         strategy = dataclasses.replace(
@@ -237,16 +237,6 @@ def _build(project: Project, split_info: store.SplitInfo, shard: distributed.Sha
                               preprocessing=model.preprocessing)
     model.preprocessing.update(data.preprocessing)
     return generator, strategy, model, data
-
-
-def _input_spec(model: Any) -> InputSpec:
-    """The InputSpec the factory was given (create_model records it in dlw_spec)."""
-    spec = model.dlw_spec
-    size = spec.get("image_size")
-    return InputSpec(spec["modality"], in_channels=spec.get("in_channels"),
-                     image_size=(int(size[0]), int(size[1])) if size is not None else None,
-                     n_features=spec.get("n_features"), vocab_size=spec.get("vocab_size"),
-                     max_len=int(model.preprocessing.get("max_len") or 64))
 
 
 def _warm_start(project: Project, split_info: store.SplitInfo, init_from: str | Path | None,
