@@ -18,8 +18,14 @@ SCHEMA_VERSION = 1
 CONFIG_FILE = "dlworkflow.yaml"
 SETTING_INPUT = "setting:"  # a ledger input: this run read the key named after it elsewhere
 
-TaskType = Literal["image-classification", "text-classification", "tabular-classification"]
-MetricName = Literal["accuracy", "balanced_accuracy", "macro_f1", "auroc"]
+TaskType = Literal["image-classification", "text-classification", "tabular-classification",
+                   "tabular-regression", "image-regression", "tabular-multilabel",
+                   "image-multilabel", "text-multilabel"]  # = dlworkflow.tasks.task_names()
+# every task's primary metrics; which of them a project may use depends on its task (the
+# steps check it against dlworkflow.tasks)
+MetricName = Literal["accuracy", "balanced_accuracy", "macro_f1", "auroc",
+                     "rmse", "mae", "r2", "mape",
+                     "micro_f1", "map", "subset_accuracy"]
 Sensitivity = Literal["none", "pii", "phi"]
 
 
@@ -44,7 +50,9 @@ class Problem(Strict):
         None, description="The metric the verdict is judged on."
     )
     target: float | None = Field(
-        None, ge=0, le=1, description="The value of the primary metric that counts as success."
+        None, description="The value of the primary metric that counts as success: at least "
+        "this for a metric where higher is better (accuracy: 0 to 1), at most this where lower "
+        "is (RMSE, in the target's units)."
     )
     constraints: Constraints = Field(
         default_factory=Constraints, description="Deployment constraints, measured at `dlw export`."
@@ -68,8 +76,9 @@ class Problem(Strict):
             raise CriterionMissingError(
                 f"{needed_by} needs a success criterion, and the problem has none: "
                 f"{' and '.join('problem.' + k for k in missing)} not set.",
-                expected="problem.primary_metric (accuracy, balanced_accuracy, macro_f1, auroc) "
-                "and problem.target (0 to 1), agreed before the test set is used",
+                expected="problem.primary_metric (accuracy, balanced_accuracy, macro_f1, auroc; "
+                "regression: rmse, mae, r2, mape; multi-label: macro_f1, micro_f1, map, "
+                "subset_accuracy) and problem.target, agreed before the test set is used",
                 received=f"primary_metric={self.primary_metric!r}, target={self.target!r}",
                 fix="run `dlw define --metric accuracy --target 0.95` (your metric and target), "
                 "or set them under `problem:` in dlworkflow.yaml",
@@ -94,7 +103,13 @@ class Data(Strict):
     )
     path_column: str = Field("path", description="Table column with the image path (image task), "
         "relative to the table's folder or absolute.")
-    label_column: str = Field("label", description="Table column with the label.")
+    label_column: str = Field("label", description="Table column with the label (regression: "
+        "the number; multi-label: the labels, joined by data.label_delimiter).")
+    label_columns: list[str] | None = Field(
+        None, description="Multi-label tasks: one-hot label columns (1/0, true/false), one per "
+        "label, instead of one delimited label_column.")
+    label_delimiter: str = Field("|", min_length=1, description="Multi-label tasks: what "
+        "separates the labels in label_column.")
     group_column: str | None = Field(
         None, description="CSV column whose value ties samples together (patient, session)."
     )

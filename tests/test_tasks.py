@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
+from dlworkflow.config import TaskType
 from dlworkflow.errors import ConfigError, UnknownKeyError
 from dlworkflow.evaluate.gate import judge
 from dlworkflow.tasks import TASKS, TargetError, task_names, task_of
@@ -22,8 +24,10 @@ TASK_CHAINS = (  # a task name compared, listed or used as a key outside the reg
 
 
 def test_the_registry_names_each_task_with_its_modality_and_default_model():
-    assert task_names() == ["image-classification", "tabular-classification",
-                            "text-classification"]
+    assert task_names() == ["image-classification", "image-multilabel", "image-regression",
+                            "tabular-classification", "tabular-multilabel",
+                            "tabular-regression", "text-classification", "text-multilabel"]
+    assert sorted(get_args(TaskType)) == task_names()  # the config's schema offers them all
     image = task_of("image-classification")
     assert (image.modality, image.kind, image.default_model) == ("image", "classification",
                                                                  "small_cnn")

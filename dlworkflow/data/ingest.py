@@ -23,6 +23,7 @@ from dlworkflow.results import StepResult
 from dlworkflow.store import DatasetInfo, ImageDecodeError, write_dataset
 from dlworkflow.store.manifest import ManifestWriter, manifest_schema, version_of
 from dlworkflow.store.splits import addition_of, addition_prefix
+from dlworkflow.tasks import task_of
 
 if TYPE_CHECKING:
     from dlworkflow.project import Project
@@ -200,6 +201,7 @@ def _stream(project: Project, sources: list[_Source], reader: Reader, *,
     from rich.progress import Progress
 
     allowed = set(project.config.data.classes or [])
+    target_kind = task_of(project.config.task)
     writer = ManifestWriter(project, manifest_schema(project.config.task,
                                                      sources[0].scan.columns))
     quarantined: list[dict[str, Any]] = []
@@ -208,8 +210,11 @@ def _stream(project: Project, sources: list[_Source], reader: Reader, *,
             task = bar.add_task("reading samples", total=None)
             for src, candidate in _candidates(sources):
                 try:
-                    if allowed and candidate.problem is None and candidate.label not in allowed:
-                        raise ImageDecodeError(f"unknown label value {candidate.label!r} "
+                    unknown = (target_kind.unknown_labels(candidate.label, allowed)
+                               if allowed and candidate.problem is None and candidate.label
+                               else [])
+                    if unknown:
+                        raise ImageDecodeError(f"unknown label value {unknown[0]!r} "
                                                f"(data.classes allows {sorted(allowed)})")
                     writer.add(reader.read(candidate))
                     src.n_samples += 1
@@ -245,13 +250,15 @@ def _quarantine_frame(quarantined: list[dict[str, Any]]) -> Any:
 
 def _dataset_info(project: Project, source: str, scan: SourceScan, writer: ManifestWriter,
                   quarantined: list[dict[str, Any]]) -> DatasetInfo:
-    counts = dict(sorted(writer.labels.items()))
-    if len(counts) < 2:
+    if len(writer.labels) < 2:
         raise DataError(
-            f"Only one class found ({next(iter(counts))!r}); classification needs at least two.",
-            expected="two or more labels", received=f"{writer.count} samples of one label",
+            f"Only one target value found ({next(iter(writer.labels))!r}); a model needs at "
+            "least two to learn from.",
+            expected="two or more labels (or target values)",
+            received=f"{writer.count} samples of one target",
             fix="check the folder layout or the label column",
         )
+    counts = task_of(project.config.task).target_counts(dict(writer.labels))
     channels = size = None
     if writer.sizes:
         gray = sum(n for mode, n in writer.modes.items() if mode in GRAY_MODES)

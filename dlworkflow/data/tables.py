@@ -50,12 +50,13 @@ def scan_table(path: Path, config: ProjectConfig) -> SourceScan:
     header = [str(c) for c in first.columns] if first is not None else []
     main = {"image": data.path_column, "text": data.text_column,
             "tabular": None}[task_of(task).modality]
-    keys = [c for c in (main, data.label_column, data.group_column, data.id_column) if c]
+    targets = task_of(task).target_columns(data)
+    keys = [c for c in (main, *targets, data.group_column, data.id_column) if c]
     features = _feature_columns(header, keys, data.feature_columns) if main is None else []
     _require_columns(path, header, keys + features, task)
     kinds = _feature_kinds(first, features) if first is not None else {}
     scan = SourceScan(kind="table", candidates=iter(()), columns=kinds, location=str(path))
-    scan.candidates = _table_candidates(path, config, main, kinds)
+    scan.candidates = _table_candidates(path, config, main, kinds, targets)
     return scan
 
 
@@ -100,9 +101,9 @@ def _require_columns(path: Path, header: list[str], required: list[str], task: s
 
 
 def _table_candidates(path: Path, config: ProjectConfig, main: str | None,
-                      kinds: dict[str, str]) -> Iterator[Candidate]:
+                      kinds: dict[str, str], targets: list[str]) -> Iterator[Candidate]:
     data = config.data
-    strings = [c for c in (main, data.label_column, data.group_column, data.id_column) if c]
+    strings = [c for c in (main, *targets, data.group_column, data.id_column) if c]
     strings += [c for c, kind in kinds.items() if kind == "string"]
     seen: set[str] = set()
     row = 0
@@ -125,8 +126,7 @@ def _candidate(path: Path, record: dict[Hashable, Any], row: int, seen: set[str]
     else:
         sample_id = value if task.modality == "image" and value else f"{path.name}:{where}"
     try:
-        label, no_label = task.parse_target(record.get(data.label_column),
-                                            column=data.label_column), None
+        label, no_label = task.read_target(record, data), None
     except TargetError as exc:
         label, no_label = None, exc.reason
     cand = Candidate(sample_id, label, group)

@@ -40,7 +40,6 @@ from dlworkflow.models.factory import (
     models_for,
 )
 from dlworkflow.models.registry import (
-    MODALITY_TASK,
     MODELS,
     BackboneUnavailableError,
     ModelEntry,
@@ -60,7 +59,6 @@ from dlworkflow.preprocess.tabular import (
 from dlworkflow.preprocess.text import TOKENIZER, VOCAB_SIZE, tokenize
 
 __all__ = [
-    "MODALITY_TASK",
     "MODELS",
     "META_FILE",
     "WEIGHTS_FILE",

@@ -10,13 +10,13 @@ import torch
 from dlworkflow.models.base import Classifier
 from dlworkflow.models.registry import (
     INPUT_ARGS,
-    MODALITY_TASK,
     MODELS,
     ModelEntry,
     ModelParamError,
 )
 from dlworkflow.preprocess.text import VOCAB_SIZE
 from dlworkflow.registry import closest
+from dlworkflow.tasks import MODALITIES, task_names, task_of
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,10 @@ def models_for(task: str) -> list[str]:
     return [n for n in MODELS.names() if task in MODELS.get(n).tasks]
 
 
+def _models_taking(modality: str) -> list[str]:
+    return [n for n in MODELS.names() if modality in MODELS.get(n).modalities]
+
+
 def check_task(name: str, task: str) -> None:
     """Raise ModelTaskError (naming the models that fit) unless `name` serves `task`."""
     entry = MODELS.get(name)
@@ -124,12 +128,11 @@ def list_models() -> list[ModelCard]:
 def _modality(entry: ModelEntry, task: str | None, given: dict[str, Any]) -> str:
     """The kind of input this instance takes: from the task, else from the inputs given."""
     if task is not None:
-        if task not in MODALITY_TASK.values():
-            raise ModelParamError(f"Unknown task {task!r}.",
-                                  expected=", ".join(MODALITY_TASK.values()),
+        if task not in task_names():
+            raise ModelParamError(f"Unknown task {task!r}.", expected=", ".join(task_names()),
                                   received=repr(task), fix="use one of the expected tasks")
         check_task(entry.name, task)
-        return next(m for m, t in MODALITY_TASK.items() if t == task)
+        return task_of(task).modality
     if len(entry.modalities) == 1:
         return entry.modalities[0]
     matching = [m for m in entry.modalities if set(INPUT_ARGS[m]) & set(given)]
@@ -155,7 +158,7 @@ def _inputs(entry: ModelEntry, modality: str, given: dict[str, Any],
             expected=f"{modality} input: {', '.join(INPUT_ARGS[modality])}",
             received=", ".join(f"{k}={given[k]!r}" for k in foreign),
             fix="for other kinds of data choose another model: "
-            + "; ".join(f"{t}: {', '.join(models_for(t))}" for t in MODALITY_TASK.values()),
+            + "; ".join(f"{m} input: {', '.join(_models_taking(m))}" for m in MODALITIES),
         )
     inputs = {k: v if k == "image_size" else int(v) for k, v in given.items()}
     if modality == "image":

@@ -10,15 +10,19 @@ from typing import Any
 
 from dlworkflow.errors import ConfigError, DlwError
 from dlworkflow.registry import Registry
+from dlworkflow.tasks import task_names, task_of
 
 #: The data's input arguments: a builder takes num_classes and those of its modalities;
 #: everything else in its signature is a model parameter (`model.params`).
 INPUT_ARGS = {"image": ("in_channels", "image_size"), "text": ("vocab_size",),
               "tabular": ("n_features",)}
 FIXED_ARGS = ("num_classes", "in_channels", "image_size", "vocab_size", "n_features")
-#: The task (dlworkflow.yaml `task:`) each modality serves.
-MODALITY_TASK = {"image": "image-classification", "text": "text-classification",
-                 "tabular": "tabular-classification"}
+
+
+def tasks_for(modalities: tuple[str, ...]) -> tuple[str, ...]:
+    """The tasks (dlworkflow.yaml `task:`) whose input is one of `modalities`: a network
+    maps its input to one output per class, label or value, whatever the task."""
+    return tuple(t for t in task_names() if task_of(t).modality in modalities)
 
 Builder = Callable[..., Any]  # (*, num_classes, <input args>, **params) -> Classifier
 
@@ -47,11 +51,11 @@ class ModelEntry:
     @property
     def task(self) -> str:
         """The task(s) it serves, e.g. "image-classification, tabular-classification"."""
-        return ", ".join(MODALITY_TASK[m] for m in self.modalities)
+        return ", ".join(self.tasks)
 
     @property
     def tasks(self) -> tuple[str, ...]:
-        return tuple(MODALITY_TASK[m] for m in self.modalities)
+        return tasks_for(self.modalities)
 
     def defaults(self) -> dict[str, Any]:
         """The model's own parameters with their default values."""

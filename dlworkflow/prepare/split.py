@@ -16,7 +16,7 @@ from dlworkflow.results import StepResult
 from dlworkflow.store import SplitInfo, read_manifest, write_split
 from dlworkflow.store.manifest import dataset_version, read_dataset_info
 from dlworkflow.store.splits import addition_of, assignment_hash, fresh_number, seal_hash
-from dlworkflow.tasks import task_of
+from dlworkflow.tasks import Task, task_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -76,7 +76,8 @@ def split(project: Project) -> SplitResult:
                             previous=previous, fresh=_fresh_samples(manifest, dataset))
         frame = manifest.assign(split=manifest["sample_id"].map(mapping))
         frame, decision = apply_policy(frame, find_leaks(frame, near), cfg)
-        info = _info(frame, fractions=fractions, seed=seed, grouped=grouped)
+        info = _info(frame, fractions=fractions, seed=seed, grouped=grouped,
+                     task=task_of(project.config.task))
         write_split(project, frame[["sample_id", "split"]], info)
         run.outputs = {"hash": info.hash, "seal": info.seal_hash}
         run.summary = {"headline": ", ".join(f"{k} {v:,}" for k, v in info.counts.items())
@@ -90,7 +91,7 @@ def split(project: Project) -> SplitResult:
     return SplitResult(
         counts=info.counts, n_groups=info.n_groups if grouped else {}, seal_hash=info.seal_hash,
         split_hash=info.hash, kept=kept, new=len(mapping) - kept,
-        warnings=_warnings(frame, decision), slices=info.slices,
+        warnings=_warnings(frame, decision, task_of(project.config.task)), slices=info.slices,
     )
 
 
@@ -180,20 +181,22 @@ def _previous(project: Project, *, fractions: dict[str, float], seed: int,
 
 
 def _info(frame: pd.DataFrame, *, fractions: dict[str, float], seed: int,
-          grouped: bool) -> SplitInfo:
+          grouped: bool, task: Task) -> SplitInfo:
     counts = {s: int((frame["split"] == s).sum()) for s in SPLITS}
-    by_class = {
-        s: {str(k): int(v) for k, v in frame.loc[frame["split"] == s, "label"]
-            .value_counts().sort_index().items()}
-        for s in SPLITS
-    }
+    by_class = {s: _target_counts(task, frame.loc[frame["split"] == s, "label"])
+                for s in SPLITS}
     n_groups = {s: int(frame.loc[frame["split"] == s, "group"].nunique()) for s in SPLITS}
     return SplitInfo(
         hash=assignment_hash(frame), seal_hash=seal_hash(frame[frame["split"] == "test"]),
-        dataset_version=dataset_version(frame), classes=sorted(frame["label"].unique().tolist()),
+        dataset_version=dataset_version(frame),
+        classes=task.output_names(frame["label"].astype(str).tolist()),
         counts=counts, class_counts=by_class, seed=seed, fractions=fractions, grouped=grouped,
         n_groups=n_groups, slices=_slices(frame),
     )
+
+
+def _target_counts(task: Task, labels: pd.Series) -> dict[str, int]:
+    return task.target_counts({str(k): int(v) for k, v in labels.value_counts().items()})
 
 
 def _slices(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
@@ -210,10 +213,12 @@ def _slices(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _warnings(frame: pd.DataFrame, decision: dict[str, Any]) -> list[str]:
+def _warnings(frame: pd.DataFrame, decision: dict[str, Any], task: Task) -> list[str]:
     warnings = []
+    every = task.output_names(frame["label"].astype(str).tolist())
     for s in ("val", "test"):
-        missing = sorted(set(frame["label"]) - set(frame.loc[frame["split"] == s, "label"]))
+        present = task.output_names(frame.loc[frame["split"] == s, "label"].astype(str).tolist())
+        missing = sorted(set(every) - set(present))
         if missing:
             warnings.append(f"classes with no {s} sample (too few samples): {missing[:10]}")
     n = decision["test_duplicates"]

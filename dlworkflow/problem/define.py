@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from dlworkflow.fileio import sha256_json
 from dlworkflow.results import StepResult
+from dlworkflow.tasks import task_of
 
 if TYPE_CHECKING:
     from dlworkflow.project import Project
@@ -56,26 +57,29 @@ def define(project: Project, **flags: Any) -> DefineResult:
         project.update_config(updates)
     problem = project.config.problem
     metric, target = problem.require_success_criterion(needed_by="`dlw define`")
+    spec = task_of(project.config.task).check_criterion(metric, target)
+    criterion = spec.criterion(target)
     with project.step("define") as run:
-        spec = problem.model_dump(mode="json")
-        run.outputs = {"hash": sha256_json(spec)}
-        run.summary = {"headline": f"{metric} >= {target}", "problem": spec}
+        dumped = problem.model_dump(mode="json")
+        run.outputs = {"hash": sha256_json(dumped)}
+        run.summary = {"headline": criterion, "problem": dumped}
     constraints = {k: v for k, v in problem.constraints.model_dump().items() if v is not None}
     return DefineResult(
-        criterion=f"{metric} >= {target} on the sealed test set",
+        criterion=f"{criterion} on the sealed test set",
         objective=problem.objective,
         constraints=constraints,
         data_sensitivity=problem.data_sensitivity,
-        warnings=_warnings(problem),
+        warnings=_warnings(problem, perfect=spec.bounds[1] if spec.higher_is_better else None),
     )
 
 
-def _warnings(problem: Any) -> list[str]:
+def _warnings(problem: Any, *, perfect: float | None) -> list[str]:
+    """perfect: the metric's best possible value, when higher is better (1 for accuracy)."""
     warnings = []
     if not problem.objective:
         warnings.append("no objective in plain words: set problem.objective (or --objective)")
     if not problem.constituencies:
         warnings.append("no constituencies: who decides on and is affected by the result?")
-    if problem.target is not None and problem.target >= 0.999:
+    if problem.target is not None and perfect is not None and problem.target >= perfect - 1e-3:
         warnings.append(f"target {problem.target} leaves no room for label noise; is it real?")
     return warnings

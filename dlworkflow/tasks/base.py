@@ -6,9 +6,14 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from dlworkflow.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 MODALITIES = ("image", "text", "tabular")
 MISSING = {"", "nan", "none", "null", "na", "n/a"}  # cells that hold no value
@@ -31,6 +36,25 @@ class MetricSpec:
     higher_is_better: bool = True
     primary: bool = True
     description: str = ""
+    bounds: tuple[float | None, float | None] = (0.0, 1.0)  # the values it can take
+
+    def sign(self) -> str:
+        return ">=" if self.higher_is_better else "<="
+
+    def criterion(self, target: float) -> str:
+        """"accuracy >= 0.95", "rmse <= 3.5"."""
+        return f"{self.name} {self.sign()} {target:g}"
+
+    def check_target(self, target: float) -> None:
+        """ConfigError when the target lies outside the values the metric can take."""
+        low, high = self.bounds
+        if (low is not None and target < low) or (high is not None and target > high):
+            span = (f"{low:g} to {high:g}" if low is not None and high is not None
+                    else f"at least {low:g}" if low is not None else f"at most {high:g}")
+            raise ConfigError(f"problem.target {target:g} is not a possible {self.name}.",
+                              expected=f"{self.name}: {span}", received=f"{target:g}",
+                              fix="set problem.target (`dlw define --target ...`) within "
+                                  "the expected range")
 
     def better(self, a: float, b: float) -> bool:
         """a is strictly better than b."""
@@ -46,6 +70,10 @@ class Task(ABC):
 
     kind: str  # the target kind, e.g. "classification"
     metrics: tuple[MetricSpec, ...]
+    default_metric: str  # the primary metric when the problem agreed none yet
+    companion_metric: str  # validation also tracks this one (accuracy for classification)
+    single_label = False  # one class per sample: balanced class weights, mixup and cutmix
+    tunes_on_validation = False  # fit_on_validation tunes something (thresholds)
 
     def __init__(self, modality: str, *, default_model: str, description: str) -> None:
         if modality not in MODALITIES:
@@ -70,6 +98,98 @@ class Task(ABC):
     def strata(self, targets: Sequence[str]) -> list[str]:
         """One stratum per target, for the split to keep in proportion."""
 
+    # --- data: what the target is, read at ingest, stratified at split -----------------
+
+    def target_columns(self, data: Any) -> list[str]:
+        """The table columns that hold the target (never features); `data`: the config's
+        `data:` section."""
+        return [data.label_column]
+
+    def read_target(self, record: dict[Any, Any], data: Any) -> str:
+        """The target of one table row; TargetError (quarantined) when unusable."""
+        return self.parse_target(record.get(data.label_column), column=data.label_column)
+
+    def unknown_labels(self, target: str, allowed: set[str]) -> list[str]:
+        """The parts of a parsed target outside `data.classes` (the sample is quarantined)."""
+        return [] if target in allowed else [target]
+
+    def target_counts(self, counts: dict[str, int]) -> dict[str, int]:
+        """What the ingest and split summaries count, from the count of each distinct target:
+        samples per class (multi-label: per label; regression: per value range)."""
+        return dict(sorted(counts.items()))
+
+    def output_names(self, targets: Sequence[str]) -> list[str]:
+        """One name per network output, from the train/val/test targets: the classes, the
+        labels, or the predicted value."""
+        return sorted({str(t) for t in targets})
+
+    def fit_target(self, y: np.ndarray) -> dict[str, Any]:
+        """What the loss and the outputs need from the training targets (JSON-ready; it
+        travels with the model in model.json): the target scaling of regression."""
+        return {}
+
+    def fit_on_validation(self, y: np.ndarray, out: np.ndarray,
+                          target: dict[str, Any]) -> dict[str, Any]:
+        """After training: what is tuned on the validation outputs (multi-label thresholds)."""
+        return target
+
+    # --- the network's head: targets as arrays, loss, outputs ---------------------------
+
+    @abstractmethod
+    def encode(self, targets: Sequence[Any], names: Sequence[str]) -> np.ndarray:
+        """The manifest's targets as the array the loss and the metrics take (classification:
+        int64 class index, -1 for an unknown class). Rows with unknown targets are masked out
+        by `known`."""
+
+    def known(self, y: np.ndarray) -> np.ndarray:
+        """Bool (N,): rows whose target the model can be judged on."""
+        return np.ones(len(y), dtype=bool)
+
+    @abstractmethod
+    def loss(self, logits: torch.Tensor, y: torch.Tensor, target: dict[str, Any], *,
+             weight: torch.Tensor | None = None, label_smoothing: float = 0.0) -> torch.Tensor:
+        """The training loss of a batch of network outputs against encoded targets."""
+
+    @abstractmethod
+    def outputs(self, logits: np.ndarray, target: dict[str, Any]) -> np.ndarray:
+        """What the network's raw outputs mean: class probabilities, label probabilities, or
+        values in the target's units (the target scaling undone)."""
+
+    @abstractmethod
+    def score(self, name: str, y: np.ndarray, out: np.ndarray,
+              target: dict[str, Any]) -> float:
+        """One metric of `outputs` against encoded targets (NaN where undefined)."""
+
+    def scores(self, y: np.ndarray, out: np.ndarray, weights: np.ndarray,
+               target: dict[str, Any]) -> dict[str, np.ndarray]:
+        """Every metric, one value per row of `weights` (B, N): bootstrap resamples as draw
+        counts; a row of ones is the point estimate."""
+        return {m.name: np.array([self.score(m.name, np.repeat(y, w.astype(int), axis=0),
+                                             np.repeat(out, w.astype(int), axis=0), target)
+                                  for w in weights]) for m in self.metrics}
+
+    def val_metrics(self, logits: np.ndarray, y: np.ndarray, target: dict[str, Any],
+                    metric: str, loss: float) -> dict[str, float]:
+        """The validation row of one epoch: val_loss, val_<metric>, val_<companion>."""
+        out = self.outputs(logits, target)
+        row = {"val_loss": loss, f"val_{metric}": self.score(metric, y, out, target)}
+        if metric != self.companion_metric:
+            row[f"val_{self.companion_metric}"] = self.score(self.companion_metric, y, out,
+                                                             target)
+        return row
+
+    # --- predictions as the user sees them: serve, `dlw predict`, monitor ---------------
+
+    @abstractmethod
+    def prediction(self, out: np.ndarray, names: Sequence[str], target: dict[str, Any]
+                   ) -> dict[str, Any]:
+        """One sample's prediction (JSON-ready) from its row of `outputs`."""
+
+    @abstractmethod
+    def prediction_columns(self, out: np.ndarray, names: Sequence[str],
+                           target: dict[str, Any]) -> dict[str, list[Any]]:
+        """The columns `dlw predict` writes for `outputs` (N rows)."""
+
     def metric(self, name: str) -> MetricSpec:
         for spec in self.metrics:
             if spec.name == name:
@@ -78,6 +198,17 @@ class Task(ABC):
             f"The task {self.name} has no metric {name!r}.",
             expected=", ".join(m.name for m in self.metrics), received=repr(name),
             fix="set problem.primary_metric to one of the expected metrics")
+
+    def check_criterion(self, metric: str, target: float) -> MetricSpec:
+        """The success criterion's metric, checked: the task has it, it may be primary, and
+        the target is a value it can take."""
+        spec = self.metric(metric)
+        if not spec.primary:
+            raise ConfigError(f"{metric} cannot be the primary metric of {self.name}.",
+                              expected=", ".join(self.primary_metrics()), received=metric,
+                              fix="set problem.primary_metric to one of the expected metrics")
+        spec.check_target(target)
+        return spec
 
     def primary_metrics(self) -> list[str]:
         """The metrics the success criterion may be written in."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dlworkflow.registry import Registry
 from dlworkflow.tasks.base import Task
 from dlworkflow.tasks.classification import Classification
+from dlworkflow.tasks.multilabel import MultiLabel
+from dlworkflow.tasks.regression import Regression
 
 TASKS: Registry[Task] = Registry("task")
 
@@ -16,6 +18,20 @@ for _task in (
                    description="one class per text (a table with a text and a label column)"),
     Classification("tabular", default_model="mlp",
                    description="one class per table row (feature columns and a label column)"),
+    Regression("tabular", default_model="mlp",
+               description="one number per table row (feature columns and a numeric target "
+                           "column)"),
+    Regression("image", default_model="small_cnn",
+               description="one number per image (a table of paths and numeric targets)"),
+    MultiLabel("tabular", default_model="mlp",
+               description="a set of labels per table row (a delimited label column, or "
+                           "one-hot label columns)"),
+    MultiLabel("image", default_model="small_cnn",
+               description="a set of labels per image (a table of paths and a delimited "
+                           "label column, or one-hot label columns)"),
+    MultiLabel("text", default_model="minilm_classifier",
+               description="a set of labels per text (a table with a text column and a "
+                           "delimited label column, or one-hot label columns)"),
 ):
     TASKS.add(_task.name, _task)
 

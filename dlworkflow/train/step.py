@@ -17,6 +17,7 @@ from dlworkflow.models import META_FILE, create_model, save_trained
 from dlworkflow.models.user import UserNetwork, check_network
 from dlworkflow.results import StepResult, png_data_uri
 from dlworkflow.store.privacy import check_privacy_gate
+from dlworkflow.tasks import task_of
 from dlworkflow.train import distributed, strategies, tracking, warm_start
 from dlworkflow.train.callbacks import LambdaCallback
 from dlworkflow.train.checkpoint import Checkpointer, find_resumable
@@ -41,7 +42,7 @@ class TrainResult(StepResult):
     best_metric: float
     best_epoch: int
     epochs_run: int
-    val_accuracy: float
+    val_accuracy: float | None  # classification's (None for other tasks)
     seconds: float
     weights: str
     folder: str
@@ -52,6 +53,8 @@ class TrainResult(StepResult):
     history: list[dict[str, float]] = field(default_factory=list, repr=False)
     transfer: str = ""  # "<strategy>: <reason>" (train/strategies.py)
     devices: int = 1  # data-parallel processes
+    companion_metric: str = "accuracy"  # what validation tracks beside the metric
+    val_companion: float | None = None
 
     def title(self) -> str:
         return f"train: {self.model}"
@@ -63,14 +66,15 @@ class TrainResult(StepResult):
             ("transfer", self.transfer),
             ("epochs", f"best {self.best_epoch} of {self.epochs_run} run{stop}"),
             (f"best val {self.metric}", f"{self.best_metric:.4f}"),
-            ("val accuracy", f"{self.val_accuracy:.4f}"),
+            (f"val {self.companion_metric}", _number(self.val_companion)),
             ("train time", f"{self.seconds:.1f} s"
              + (f" on {self.devices} processes" if self.devices > 1 else "")),
             ("weights", self.weights),
             ("MLflow run", self.mlflow_run_id),
             ("browse MLflow", self.browse),
         ]
-        return [r for r in rows if not (r[0] == "val accuracy" and self.metric == "accuracy")
+        return [r for r in rows if not (r[0] == f"val {self.companion_metric}"
+                                        and self.metric == self.companion_metric)
                 and not (r[0] == "transfer" and not self.transfer)]
 
     def figures(self) -> list[tuple[str, Any]]:
@@ -79,6 +83,10 @@ class TrainResult(StepResult):
         png = curves_png(self.history, self.metric)
         uri = png_data_uri(png) if png else None
         return [("training curves", uri)] if uri else []
+
+
+def _number(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.4f}"
 
 
 def train(project: Project, *, epochs: int | None = None, progress: bool = True,
@@ -114,7 +122,8 @@ def train(project: Project, *, epochs: int | None = None, progress: bool = True,
     privacy_accepted = check_privacy_gate(project)  # pii/phi: scanned, findings gone or accepted
     cfg = project.config
     split_info = store.read_split_info(project)  # raises StepOrderError before `dlw split`
-    metric = cfg.problem.primary_metric or "accuracy"
+    metric = cfg.problem.primary_metric or task_of(cfg.task).default_metric
+    task_of(cfg.task).metric(metric)  # a metric of this task, else a ConfigError
     origin = find_resumable(project, epochs=epochs) if resume else None
     warm = _warm_start(project, split_info, init_from, origin, shard=shard)
     distributed.barrier(shard)  # every rank has read the ledger before rank 0 writes to it
@@ -123,7 +132,8 @@ def train(project: Project, *, epochs: int | None = None, progress: bool = True,
         epochs = origin.epochs_override
     elif settings_from:
         epochs = cfg.setting(settings_from["train.epochs"])
-    loop = LoopConfig.from_train_config(cfg.train, metric=metric, seed=cfg.seed, epochs=epochs)
+    loop = LoopConfig.from_train_config(cfg.train, metric=metric, seed=cfg.seed, epochs=epochs,
+                                        task=cfg.task)
     if shard is not None and not shard.is_main:  # compute only: no ledger, MLflow or files
         generator, strategy, model, data = _build(project, split_info, shard, progress=False,
                                                   warm=warm)
@@ -152,10 +162,12 @@ def train(project: Project, *, epochs: int | None = None, progress: bool = True,
         if settings_from:
             run.summary["epochs_from"] = f"{settings_from['train.epochs']}: {epochs}"
     best = result.best
+    companion = task_of(cfg.task).companion_metric
     out = TrainResult(
         model=cfg.model.name, parameters=model.parameter_count(), metric=metric,
         best_metric=result.best_metric, best_epoch=result.best_epoch,
-        epochs_run=result.epochs_run, val_accuracy=best["val_accuracy"], seconds=seconds,
+        epochs_run=result.epochs_run, val_accuracy=best.get("val_accuracy"), seconds=seconds,
+        companion_metric=companion, val_companion=best.get(f"val_{companion}"),
         weights=str(weights), folder=str(folder), ledger_run_id=run.run_id,
         mlflow_run_id=mlflow_run_id, browse=tracking.browse_hint(project),
         stopped_early=result.stopped_early, history=result.history,
@@ -191,6 +203,7 @@ def _fit_tracked(project: Project, run: Any, *, split_info: Any, loop: LoopConfi
             callbacks=[_recording(checkpoint.save, run), tracker], progress=progress,
             resume=origin.state if origin else None)
         meta = model_meta(project, split_info, result, data, metric, run, tracker.run_id)
+        meta["target"] = tuned_target(model, data)
         meta.update(transfer=strategy.summary(), **_warm_record(warm))
         weights, digest = save_trained(folder, model, meta)
         tracker.log_metrics({f"best_val_{metric}": result.best_metric,
@@ -343,6 +356,19 @@ def run_params(project: Project, split_info: store.SplitInfo, loop: LoopConfig, 
     return params
 
 
+def tuned_target(model: Any, data: Any) -> dict[str, Any]:
+    """The target facts model.json keeps: the task's, plus what it tunes on the validation
+    outputs of the trained model (multi-label: each label's threshold)."""
+    from dlworkflow.train.trainer import predict_logits
+
+    task = task_of(data.task)
+    if not task.tunes_on_validation:
+        return dict(data.target)
+    logits = predict_logits(model, data.val).cpu().numpy()
+    return task.fit_on_validation(data.y_val.numpy(), task.outputs(logits, data.target),
+                                  data.target)
+
+
 def model_meta(project: Project, split_info: store.SplitInfo, result: FitResult, data: Any,
                metric: str, run: StepRun, mlflow_run_id: str) -> dict[str, Any]:
     """Everything `dlw test` needs to predict, plus where the model came from."""
@@ -374,7 +400,7 @@ def record(run: StepRun, result: FitResult, *, model: str, metric: str, weights:
         "headline": f"val {metric} {result.best_metric:.4f} "
                     f"(epoch {result.best_epoch}/{result.epochs_run})",
         "model": model, "val_metric": result.best_metric, "metric": metric,
-        "val_accuracy": result.best["val_accuracy"], "best_epoch": result.best_epoch,
+        "val_accuracy": result.best.get("val_accuracy"), "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
         "mlflow_run_id": mlflow_run_id, "seconds": round(seconds, 2),
     }

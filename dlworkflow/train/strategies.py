@@ -147,6 +147,7 @@ def train_model(strategy: Strategy, project: Project, model: Classifier, data: T
     """Train `model` in place under `strategy`; on return it holds the best weights (for
     frozen: the pretrained backbone and the best head). `callbacks` and `resume` (a
     LoopState) go to `trainer.fit`; `report(done, total)` shows feature extraction."""
+    loop = dataclasses.replace(loop, task=data.task, target=data.target)
     if strategy.name == "frozen":
         return fit_frozen(project, model, data, loop, generator=generator,
                           callbacks=callbacks, progress=progress, report=report, resume=resume)
@@ -155,7 +156,10 @@ def train_model(strategy: Strategy, project: Project, model: Classifier, data: T
     hooks: list[Callback] = []
     if getattr(data, "modality", "image") == "image":
         assert data.channels is not None and data.size is not None  # set for images
-        transform = augment.build(cfg.augment, channels=data.channels, size=data.size,
+        mixing = task_of(data.task).single_label  # mixup / cutmix blend one-hot classes
+        settings = cfg.augment if mixing else cfg.augment.model_copy(
+            update={"mixup": 0.0, "cutmix": 0.0})
+        transform = augment.build(settings, channels=data.channels, size=data.size,
                                   num_classes=len(data.classes),
                                   seed=cfg.seed + _rank(),  # data-parallel: own draws a rank
                                   mean=data.mean, std=data.std)

@@ -15,6 +15,7 @@ read (`store.load_split` refuses the sealed test set by design).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,8 @@ class TrainData:
     mean: list[float] | None = None  # images only: per channel, of train pixels on 0..1
     std: list[float] | None = None
     modality: str = "image"  # "image" | "text" | "tabular"
+    task: str = "image-classification"
+    target: dict[str, Any] = field(default_factory=dict)  # Task.fit_target of y_train
     # what model.preprocessing must be updated with (the transform `dlw test` repeats)
     preprocessing: dict[str, Any] = field(default_factory=dict)
 
@@ -83,11 +86,13 @@ class TrainData:
                 "data.n_features": int(self.x_train.shape[1])}
 
     def meta(self) -> dict[str, Any]:
-        """Keys for model.json besides the model's own (images: format and statistics)."""
+        """Keys for model.json besides the model's own: the task and its target facts
+        (the scaling of a regression target), and images' format and statistics."""
+        out: dict[str, Any] = {"task": self.task, "target": self.target}
         if self.modality != "image":
-            return {}
-        return {"channels": self.channels, "size": list(self.size or ()), "mean": self.mean,
-                "std": self.std}
+            return out
+        return {**out, "channels": self.channels, "size": list(self.size or ()),
+                "mean": self.mean, "std": self.std}
 
 
 def modality_of(project: Project) -> str:
@@ -137,7 +142,18 @@ def load_train_val(project: Project, classes: list[str], *, channels: int | None
     """
     prep = preprocessing or {}
     rows = {name: _split_rows(project, name) for name in ("train", "val")}
-    labels = {name: label_indices(rows[name], classes) for name in rows}
+    task = project.config.task
+    labels = {name: label_indices(rows[name], classes, task=task) for name in rows}
+    facts = {"task": task, "target": task_of(task).fit_target(labels["train"].numpy())}
+    data = _inputs(project, rows, labels, classes, prep, report=report, channels=channels,
+                   size=size, stats=stats)
+    return dataclasses.replace(data, **facts)
+
+
+def _inputs(project: Project, rows: dict[str, pd.DataFrame], labels: dict[str, torch.Tensor],
+            classes: list[str], prep: dict[str, Any], *, report: Callable | None,
+            channels: int | None, size: tuple[int, int] | None,
+            stats: tuple[list[float], list[float]] | None) -> TrainData:
     modality = modality_of(project)
     if modality == "text":
         max_len = int(prep.get("max_len") or DEFAULT_MAX_LEN)
@@ -223,18 +239,24 @@ def _save_npy(path: Any, array: np.ndarray) -> None:
         np.save(handle, array)
 
 
-def label_indices(rows: pd.DataFrame, classes: list[str]) -> torch.Tensor:
-    index = {str(c): i for i, c in enumerate(classes)}
-    mapped = rows["label"].astype(str).map(index)
-    if mapped.isna().any():
-        unknown = sorted(set(rows["label"].astype(str)[mapped.isna()]))[:5]
+def label_indices(rows: pd.DataFrame, classes: list[str], *,
+                  task: str = "image-classification") -> torch.Tensor:
+    """The rows' targets encoded by the task (classification: int64 class indices;
+    regression: float32 values; multi-label: float32 (N, labels) 0/1); TrainError when a
+    target is outside the split's classes or labels."""
+    kind = task_of(task)
+    targets = rows["label"].astype(str).tolist()
+    y = kind.encode(targets, classes)
+    known = kind.known(y)
+    if not known.all():
+        unknown = sorted({t for t, ok in zip(targets, known) if not ok})[:5]
         raise TrainError(
             "Some samples have labels that are not among the split's classes.",
             expected=f"labels in {classes}",
             received=", ".join(unknown),
             fix="run `dlw split` again so the split matches the current dataset",
         )
-    return torch.from_numpy(mapped.to_numpy(dtype=np.int64, copy=True))
+    return torch.from_numpy(np.ascontiguousarray(y))
 
 
 def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from dlworkflow import metrics as metrics_mod
+from dlworkflow.tasks import Task, task_of
 from dlworkflow.train import distributed
 from dlworkflow.train.callbacks import Callback, FitState
 from dlworkflow.train.data import DeviceData, TensorData
@@ -47,7 +47,7 @@ class LoopConfig:
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
     patience: int = 4  # epochs without a better metric before stopping
-    metric: str = "accuracy"  # monitored on validation; higher is better
+    metric: str = "accuracy"  # monitored on validation, in its direction (the task's)
     seed: int = 42
     eval_batch_size: int = 512
     schedule: str = "cosine"  # per epoch; onecycle: per optimizer step; plateau: on the metric
@@ -60,10 +60,17 @@ class LoopConfig:
     compile: bool = False
     device: str = "auto"  # auto: cuda when available, else cpu
     resident_bytes: int | None = None  # data on the device up to this size; None: automatic
+    task: str = "image-classification"  # whose loss and metrics (dlworkflow.tasks)
+    target: dict[str, Any] = field(default_factory=dict)  # Task.fit_target of the train split
+
+    @property
+    def kind(self) -> Task:
+        return task_of(self.task)
 
     @classmethod
     def from_train_config(cls, train: Any, *, metric: str, seed: int,
-                          epochs: int | None = None) -> LoopConfig:
+                          epochs: int | None = None,
+                          task: str = "image-classification") -> LoopConfig:
         """From the `train:` section of dlworkflow.yaml (dlworkflow.config.Train)."""
         return cls(epochs=epochs or train.epochs, batch_size=train.batch_size,
                    optimizer=train.optimizer, learning_rate=train.learning_rate,
@@ -72,7 +79,7 @@ class LoopConfig:
                    label_smoothing=train.label_smoothing, grad_clip=train.grad_clip,
                    accumulate=train.accumulate, class_weights=train.class_weights,
                    precision=train.precision, channels_last=train.channels_last,
-                   compile=train.compile, device=train.device)
+                   compile=train.compile, device=train.device, task=task)
 
 
 @dataclass
@@ -176,7 +183,8 @@ def make_schedule(optimizer: torch.optim.Optimizer, cfg: LoopConfig, *,
         return sched.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
                                 total_steps=cfg.epochs * steps_per_epoch)
     if cfg.schedule == "plateau":
-        return sched.ReduceLROnPlateau(optimizer, mode="max", factor=0.1,
+        higher = cfg.kind.metric(cfg.metric).higher_is_better
+        return sched.ReduceLROnPlateau(optimizer, mode="max" if higher else "min", factor=0.1,
                                        patience=max(0, cfg.patience // 2 - 1))
     if cfg.schedule == "constant":
         return None
@@ -228,7 +236,7 @@ def fit(model: nn.Module, train: TensorData, val: TensorData, cfg: LoopConfig, *
     on_checkpoint (with the LoopState to resume from), on_epoch_end and on_train_end; in a
     data-parallel run only rank 0 calls them (and shows progress), except callbacks with
     all_ranks. `resume` continues from a LoopState.
-    Each history entry has epoch, train_loss, val_loss, val_<metric>, val_accuracy, lr and
+    Each history entry has epoch, train_loss, val_loss, val_<metric>, val_<companion metric>, lr and
     seconds.
     """
     from dlworkflow.train.progress import epoch_progress
@@ -264,7 +272,9 @@ def fit(model: nn.Module, train: TensorData, val: TensorData, cfg: LoopConfig, *
     schedule = make_schedule(optimizer, cfg,
                              steps_per_epoch=math.ceil(n_batches / cfg.accumulate))
     history: list[dict[str, float]] = []
-    best_metric, best_epoch, best_state = -math.inf, 0, _copy_state(model)
+    spec = cfg.kind.metric(cfg.metric)
+    best_metric = -math.inf if spec.higher_is_better else math.inf
+    best_epoch, best_state = 0, _copy_state(model)
     first = 1
     if resume is not None:
         _restore(resume, model, optimizer, schedule, generator, device)
@@ -297,7 +307,7 @@ def fit(model: nn.Module, train: TensorData, val: TensorData, cfg: LoopConfig, *
             elif cfg.schedule == "cosine":
                 schedule.step()
             history.append(row)
-            if row[key] > best_metric:  # NaN never counts as better
+            if spec.better(row[key], best_metric):  # NaN never counts as better
                 best_metric, best_epoch, best_state = row[key], epoch, _copy_state(model)
             if callbacks:
                 state.checkpoint = LoopState(
@@ -342,8 +352,8 @@ class _Loop:
         return xb
 
     def loss(self, logits: Tensor, yb: Tensor) -> Tensor:
-        return nn.functional.cross_entropy(logits, yb, weight=self.weights,
-                                           label_smoothing=self.cfg.label_smoothing)
+        return self.cfg.kind.loss(logits, yb, self.cfg.target, weight=self.weights,
+                                  label_smoothing=self.cfg.label_smoothing)
 
     def train_epoch(self, data: DeviceData, order: Tensor, optimizer: torch.optim.Optimizer,
                     step_schedule: Any, *, tick: Callable[[], None] | None = None) -> float:
@@ -403,30 +413,29 @@ class _Loop:
         return torch.cat(out)
 
     def evaluate(self, data: DeviceData, *, metric: str) -> dict[str, float]:
-        return _metrics(self.logits(data), data.y, metric)
+        return _metrics(self.logits(data), data.y, self.cfg, metric)
 
 
-def _metrics(logits: Tensor, y: Tensor, metric: str) -> dict[str, float]:
-    """val_loss, val_<metric> and val_accuracy (with dlworkflow.metrics, as `dlw test`)."""
-    loss = float(nn.functional.cross_entropy(logits, y))
-    proba = torch.softmax(logits, dim=1).cpu().numpy()
-    labels = y.cpu().numpy()
-    out = {"val_loss": loss, f"val_{metric}": metrics_mod.compute(metric, labels, proba)}
-    if metric != "accuracy":
-        out["val_accuracy"] = metrics_mod.compute("accuracy", labels, proba)
-    return out
+def _metrics(logits: Tensor, y: Tensor, cfg: LoopConfig, metric: str) -> dict[str, float]:
+    """val_loss, val_<metric> and val_<the task's companion metric> (accuracy for
+    classification), computed by the task as `dlw test` computes them."""
+    task, target = cfg.kind, cfg.target
+    loss = float(task.loss(logits, y, target))
+    return task.val_metrics(logits.cpu().numpy(), y.cpu().numpy(), target, metric, loss)
 
 
 def evaluate(model: nn.Module, x: Tensor | TensorData, y: Tensor | None = None, *,
-             metric: str, batch_size: int = 512) -> dict[str, float]:
-    """val_loss, val_<metric> and val_accuracy of `model` on (x, y) or a TensorData."""
+             metric: str, batch_size: int = 512, task: str = "image-classification",
+             target: dict[str, Any] | None = None) -> dict[str, float]:
+    """val_loss, val_<metric> and val_<companion> of `model` on (x, y) or a TensorData."""
     if isinstance(x, TensorData):
         data = x
     else:
         assert y is not None, "a tensor x needs its labels y"
         data = TensorData(x, y)
     logits = predict_logits(model, data, batch_size=batch_size)
-    return _metrics(logits, torch.as_tensor(data.y).to(logits.device), metric)
+    cfg = LoopConfig(epochs=1, metric=metric, task=task, target=target or {})
+    return _metrics(logits, torch.as_tensor(data.y).to(logits.device), cfg, metric)
 
 
 def predict_logits(model: nn.Module, x: Tensor | TensorData, *,
@@ -440,7 +449,7 @@ def predict_logits(model: nn.Module, x: Tensor | TensorData, *,
 
 def _class_weights(cfg: LoopConfig, model: nn.Module, train: TensorData,
                    device: torch.device) -> Tensor | None:
-    if cfg.class_weights != "balanced":
+    if cfg.class_weights != "balanced" or not cfg.kind.single_label:
         return None
     y = torch.as_tensor(train.y)
     k = int(getattr(model, "num_classes", 0) or int(y.max()) + 1)

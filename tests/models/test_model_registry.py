@@ -134,10 +134,13 @@ def test_list_models_describes_every_model():
         "minilm_classifier"}
     for card in cards.values():
         assert card.parameters > 0 and card.description and card.input
-        assert card.task == ", ".join(f"{m}-classification" for m in card.modalities)
-    assert cards["small_cnn"].task == "image-classification"
+        tasks = card.task.split(", ")  # every task whose input the model takes
+        assert {f"{m}-classification" for m in card.modalities} <= set(tasks)
+        assert all(t.split("-")[0] in card.modalities for t in tasks)
+    assert cards["small_cnn"].task == "image-classification, image-multilabel, image-regression"
     assert cards["mlp"].modalities == ("image", "tabular")
-    assert cards["bilstm"].task == cards["minilm_classifier"].task == "text-classification"
+    assert cards["bilstm"].task == cards["minilm_classifier"].task == \
+        "text-classification, text-multilabel"
     assert cards["small_cnn"].pretrained is False and cards["mlp"].pretrained is False
     assert cards["minilm_classifier"].pretrained is True
     assert cards["mlp"].defaults["hidden"] == [256, 128]
