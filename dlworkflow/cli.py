@@ -130,6 +130,7 @@ def init(
 ) -> None:
     """Step 1: create a project with a commented dlworkflow.yaml that asks what success is."""
     from dlworkflow.project import Project
+    from dlworkflow.tasks import task_of
 
     try:
         project = Project.init(directory, task=task, name=name, model=model, force=force)
@@ -137,7 +138,7 @@ def init(
         _fail(exc)
     _console().print(
         f"Created {project.paths.config}\nNext: write the success criterion, e.g. "
-        "`dlw define --metric accuracy --target 0.95 --objective \"...\"`", highlight=False)
+        f"`{task_of(project.config.task).define_hint()} --objective \"...\"`", highlight=False)
 
 
 @app.command()
@@ -210,7 +211,7 @@ def datasets() -> None:
     from dlworkflow.datasets import list_builtins
 
     _table("built-in datasets", ("name", "task", "samples", "size", "licence", "source"), [
-        (f"builtin:{d.name}", d.task.removesuffix("-classification"), f"{d.n_samples:,}",
+        (f"builtin:{d.name}", d.task, f"{d.n_samples:,}",
          d.size, d.licence, f"{d.source}; package: {d.package}") for d in list_builtins()])
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dlworkflow.steps import STEPS, StepInfo
+from dlworkflow.tasks import task_of
 
 if TYPE_CHECKING:
     from dlworkflow.ledger import RunRecord
@@ -152,7 +153,8 @@ def _next_command(project: Project, report: StatusReport) -> str | None:
         if s.ledger_step == "ingest" and project.config.data.source is None:
             return "dlw ingest SOURCE   (builtin:mnist5k, a folder of class sub-folders, a CSV)"
         if s.ledger_step == "define" and not project.config.problem.has_success_criterion():
-            return "dlw define --metric accuracy --target 0.95   (write the success criterion)"
+            return (f"{task_of(project.config.task).define_hint()}   "
+                    "(write the success criterion)")
         return s.command
     return None
 

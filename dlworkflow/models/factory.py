@@ -211,13 +211,13 @@ def _check_shape(name: str, *, modality: str, num_classes: int,
         "text": lambda: inputs["vocab_size"] >= 2,
         "tabular": lambda: inputs["n_features"] >= 1,
     }
-    if num_classes < 2 or not problems[modality]():
+    if num_classes < 1 or not problems[modality]():
         expected = {"image": "1 or 3 channels, a positive image size",
                     "text": "a vocabulary of at least 2 tokens",
                     "tabular": "at least 1 input feature"}[modality]
         raise ModelParamError(
             f"Cannot build model {name!r} for this data.",
-            expected=f"at least 2 classes, {expected}",
+            expected=f"at least 1 output (class, label or value), {expected}",
             received=f"num_classes={num_classes}, "
             + ", ".join(f"{k}={v!r}" for k, v in inputs.items()),
             fix="check the dataset's labels and data.image in dlworkflow.yaml",

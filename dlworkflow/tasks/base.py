@@ -71,6 +71,7 @@ class Task(ABC):
     kind: str  # the target kind, e.g. "classification"
     metrics: tuple[MetricSpec, ...]
     default_metric: str  # the primary metric when the problem agreed none yet
+    example_target: str  # for hints: `dlw define --metric <default_metric> --target <this>`
     companion_metric: str  # validation also tracks this one (accuracy for classification)
     single_label = False  # one class per sample: balanced class weights, mixup and cutmix
     tunes_on_validation = False  # fit_on_validation tunes something (thresholds)
@@ -198,6 +199,10 @@ class Task(ABC):
             f"The task {self.name} has no metric {name!r}.",
             expected=", ".join(m.name for m in self.metrics), received=repr(name),
             fix="set problem.primary_metric to one of the expected metrics")
+
+    def define_hint(self) -> str:
+        """The `dlw define` command line the hints show for this task."""
+        return f"dlw define --metric {self.default_metric} --target {self.example_target}"
 
     def check_criterion(self, metric: str, target: float) -> MetricSpec:
         """The success criterion's metric, checked: the task has it, it may be primary, and

@@ -20,6 +20,7 @@ class Classification(Task):
 
     kind = "classification"
     default_metric = "accuracy"
+    example_target = "0.95"
     companion_metric = "accuracy"
     single_label = True
     metrics = (

@@ -35,6 +35,7 @@ THRESHOLDS = np.linspace(0.05, 0.95, 19)  # candidates for each label's threshol
 class MultiLabel(Task):
     kind = "multilabel"
     default_metric = "macro_f1"
+    example_target = "0.6"
     companion_metric = "micro_f1"
     tunes_on_validation = True
     metrics = (
@@ -156,7 +157,7 @@ class MultiLabel(Task):
             pred = out[:, j][None, :] >= THRESHOLDS[:, None]  # (T, N)
             tp = (pred & y[:, j]).sum(axis=1)
             f1 = 2 * tp / (pred.sum(axis=1) + y[:, j].sum())
-            chosen.append(float(THRESHOLDS[int(np.argmax(f1))]))
+            chosen.append(round(float(THRESHOLDS[int(np.argmax(f1))]), 4))
         return {**target, "thresholds": chosen}
 
     # --- metrics --------------------------------------------------------------------------

@@ -27,6 +27,7 @@ MIN_PER_BIN = 10  # fewer bins on small data: at least this many samples in each
 class Regression(Task):
     kind = "regression"
     default_metric = "rmse"
+    example_target = "3.5"
     companion_metric = "mae"
     metrics = (
         MetricSpec("rmse", higher_is_better=False, bounds=(0.0, None),
@@ -74,7 +75,7 @@ class Regression(Task):
         if not len(values):
             return {}
         bins = np.array([int(b[1:]) if b != "all" else 0 for b in
-                         self.strata([repr(v) for v in values])])
+                         self.strata([repr(float(v)) for v in values])])
         out = {}
         for b in np.unique(bins):
             inside = values[bins == b]
