@@ -408,7 +408,9 @@ class Project:
 
     @classmethod
     def demo(cls, folder: str | Path = "dlw-demo", **options: Any) -> tuple[Project, list[Any]]:
-        """A new project on real MNIST (builtin:mnist5k), through every step, end to end."""
+        """A new project on real data, through every step, end to end: MNIST
+        (builtin:mnist5k) by default; task="tabular-regression" or "tabular-multilabel" for
+        the other demos (dlworkflow/demo_plans.py)."""
         from dlworkflow.workflow import demo
 
         return demo(cls, folder, **options)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dlworkflow.demo_plans import DemoPlan, demo_plan
 from dlworkflow.errors import DlwError
 from dlworkflow.fileio import atomic_write_text
 from dlworkflow.results import StepResult
@@ -21,29 +22,7 @@ if TYPE_CHECKING:
 
 DEMO_MARKER = ".dlw/demo-project"
 DEMO_TIMES = ".dlw/demo-times.json"  # the demo's time per step (bench/demo_steps.py reads it)
-DEMO_INCOMING = "incoming/scanner-b"  # step 9: digits from another source (a new scanner)
-DEMO_SOURCE = "builtin:mnist5k"
-# The demo's settings, written into its dlworkflow.yaml (so `dlw status` and the report show
-# them): a one-cycle schedule at lr 5e-3 reaches 0.97 validation accuracy on MNIST-5k with
-# small_cnn at epoch 3 (bench/mnist_time_to_97.py), where the shipped cosine schedule runs 15
-# epochs; explore maps and checks labels on the raw pixels of every digit (28x28 digits are
-# an informative feature space as they are) instead of embedding 1,500 of them with the
-# ImageNet backbone, which on a CPU took most of explore's time.
-DEMO_SETTINGS: dict[str, Any] = {"train.schedule": "onecycle", "train.learning_rate": 5e-3,
-                                 "train.epochs": 3, "explore.backbone": "pixels",
-                                 "model.params": {"channels": [16, 32]},
-                                 "retrain.warm_start": True, "retrain.epochs": 1}
-DEMO_PROBLEM = {
-    "objective": "Read handwritten digits (0-9) from 28x28 grayscale scans, so that "
-    "numeric form fields can be captured without manual typing.",
-    "metric": "accuracy",
-    "target": 0.95,
-    "max_latency_ms": 50.0,
-    "max_model_size_mb": 5.0,
-    "constituencies": ["data-entry team (users)", "operations lead (decides on deployment)"],
-    "assumptions": ["the 5,000 MNIST digits represent the scans seen in production",
-                    "labels are correct"],
-}
+# `dlw demo`'s data, problem and settings per task: dlworkflow/demo_plans.py
 WORKFLOW_ORDER = ("define", "ingest", "explore", "split", "train", "test", "report")
 
 
@@ -134,31 +113,33 @@ def run_stale(project: Project, *, on_result: Callable[[Any], None] | None = Non
 
 
 def demo(project_type: type[Project], folder: str | Path = "dlw-demo", *,
-         epochs: int | None = None, progress: bool = True,
+         epochs: int | None = None, progress: bool = True, task: str = "image-classification",
          on_result: Callable[[Any], None] | None = None) -> tuple[Project, list[Any]]:
-    """A new project on real MNIST digits, through all nine steps, end to end: steps 1-7 with
-    the export of a PASS model; step 9 (monitoring digits from another source, retraining on
-    them: champion vs challenger); then every step that the retrain made stale (explore: the
-    data changed) and step 8, the report, written once from the records of all of them.
+    """A new project on real data of `task` (demo_plans.py; MNIST digits by default), through
+    all nine steps, end to end: steps 1-7 with the export of a PASS model; step 9 (monitoring
+    data from another source, retraining on it: champion vs challenger); then every step that
+    the retrain made stale (explore: the data changed) and step 8, the report, written once
+    from the records of all of them.
 
     Returns the project and the step results, in order, then the StepTimes (the time per
     step, also written to .dlw/demo-times.json; not passed to `on_result`)."""
+    plan = demo_plan(task)
     clock = _Clock(on_result)
     root = Path(folder).resolve()
     _clear_previous_demo(root)
-    project = project_type.init(root, task="image-classification", name="mnist-demo")
+    project = project_type.init(root, task=plan.task, name=plan.name)
     (root / DEMO_MARKER).write_text("created by `dlw demo`; safe to delete\n")
-    updates: dict[str, Any] = {"data.source": DEMO_SOURCE, **DEMO_SETTINGS}
+    updates: dict[str, Any] = {"data.source": plan.write_source(root), **plan.settings}
     if epochs is not None:
         updates["train.epochs"] = epochs
     project.update_config(updates)
-    clock("define", lambda: project.define(**DEMO_PROBLEM))
+    clock("define", lambda: project.define(**plan.problem))
     tracking_ready = _prepare_tracking(project)
     run_stale(project, progress=progress, until="split", clock=clock)
     tracking_ready()
     run_stale(project, progress=progress, deploy=True, until="test", clock=clock)
     if project.status().state_of("test") == DONE and _has_champion(project):
-        maintain_demo(project, progress=progress, clock=clock)
+        maintain_demo(project, progress=progress, clock=clock, plan=plan)
     run_stale(project, progress=progress, clock=clock)  # explore again, then the report
     times = clock.stop()
     atomic_write_text(root / DEMO_TIMES, json.dumps(times.record(), indent=1) + "\n")
@@ -166,24 +147,23 @@ def demo(project_type: type[Project], folder: str | Path = "dlw-demo", *,
 
 
 def maintain_demo(project: Project, *, on_result: Callable[[Any], None] | None = None,
-                  progress: bool = True, clock: _Clock | None = None) -> list[Any]:
-    """Step 9 of the demo: digits from another source arrive (scikit-learn's 8x8 UCI digits,
-    like a new scanner); `dlw monitor` flags the drift, `dlw retrain` trains a challenger on
-    them as fresh labelled data and promotes it only if it beats the champion on the same
-    sealed rows."""
-    from dlworkflow.datasets import get_builtin
-
+                  progress: bool = True, clock: _Clock | None = None,
+                  plan: DemoPlan | None = None) -> list[Any]:
+    """Step 9 of the demo: data from another source arrives (for MNIST: scikit-learn's 8x8
+    UCI digits, like a new scanner); `dlw monitor` flags the drift, `dlw retrain` trains a
+    challenger on it as fresh labelled data and promotes it only if it beats the champion on
+    the same sealed rows."""
+    plan = plan or demo_plan(project.config.task)
     clock = clock or _Clock(on_result)
     first = len(clock.results)
-    incoming = project.root / DEMO_INCOMING
+    holder: list[Path] = []
 
-    def monitor() -> Any:  # the digits arrive (written as PNG files), then are monitored
-        if not incoming.is_dir():
-            get_builtin("digits").materialise(incoming)
-        return project.monitor(inputs=incoming)
+    def monitor() -> Any:  # the data arrives (written into the project), then is monitored
+        holder.append(plan.write_incoming(project.root))
+        return project.monitor(inputs=holder[0])
 
     clock("monitor", monitor)
-    clock("retrain", lambda: project.retrain(str(incoming), progress=progress))
+    clock("retrain", lambda: project.retrain(str(holder[0]), progress=progress))
     return clock.results[first:]
 
 

@@ -3,6 +3,7 @@ verdict, and the end state. The whole MNIST demo is tests/test_end_to_end.py (sl
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from typer.testing import CliRunner
 
 from dlworkflow import workflow
 from dlworkflow.cli import app
+from dlworkflow.demo_plans import demo_plan
 from dlworkflow.project import Project
 from dlworkflow.workflow import DEMO_TIMES, StepTimes
 
@@ -36,11 +38,12 @@ def test_demo_exits_3_on_a_fail_verdict_and_ends_with_the_time_table(tmp_path: P
     """The demo's own path on small real data (8x8 digits, 1 epoch) with a target no model
     reaches: the test says FAIL, nothing is exported or monitored, the report is written,
     no step is left stale, and the command exits 3 after printing the time per step."""
-    monkeypatch.setattr(workflow, "DEMO_SOURCE", "builtin:digits")
-    monkeypatch.setattr(workflow, "DEMO_PROBLEM", {**workflow.DEMO_PROBLEM, "target": 0.9999})
-    monkeypatch.setattr(workflow, "DEMO_SETTINGS", {**workflow.DEMO_SETTINGS,
-                                                    "explore.backbone": "pixels",
-                                                    "evaluate.baselines": False})
+    mnist = demo_plan("image-classification")
+    small = dataclasses.replace(
+        mnist, write_source=lambda root: "builtin:digits",
+        problem={**mnist.problem, "target": 0.9999},
+        settings={**mnist.settings, "explore.backbone": "pixels", "evaluate.baselines": False})
+    monkeypatch.setattr(workflow, "demo_plan", lambda task: small)
     folder = tmp_path / "demo"
     result = CliRunner().invoke(app, ["demo", str(folder), "--epochs", "1"], env=WIDE)
     assert result.exit_code == 3, result.output[-3000:]

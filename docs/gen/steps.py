@@ -166,8 +166,10 @@ def _define_command(problem: dict[str, Any]) -> str:
 
 
 def capture(tmp: Path) -> Capture:
+    from dlworkflow.demo_plans import demo_plan
     from dlworkflow.project import Project
-    from dlworkflow.workflow import DEMO_INCOMING, DEMO_PROBLEM
+
+    mnist = demo_plan("image-classification")
 
     cap = Capture(tmp)
     scratch = tmp / "scratch"
@@ -189,7 +191,7 @@ def capture(tmp: Path) -> Capture:
         if seen[name] > 1:
             name = f"{name}-{seen[name]}"
         if kind == "DefineResult":
-            command = _define_command(DEMO_PROBLEM)
+            command = _define_command(mnist.problem)
         cap.run(name, command, _render(result), getattr(result, "exit_code", 0) or 0)
         for i, (caption, source) in enumerate(result.figures()):
             cap.figure(f"{name}-{i + 1}", source, caption)
@@ -220,7 +222,7 @@ def capture(tmp: Path) -> Capture:
     _dlw(cap, "augment-preview", ["augment-preview"], demo_dir)
     _dlw(cap, "evaluate", ["evaluate"], demo_dir)
     _dlw(cap, "versions", ["versions"], demo_dir)
-    sample = sorted((demo_dir / DEMO_INCOMING / "3").iterdir())[:4]
+    sample = sorted((mnist.write_incoming(demo_dir) / "3").iterdir())[:4]
     _dlw(cap, "predict", ["predict", *[str(p.relative_to(demo_dir)) for p in sample],
                           "--out", "predictions.csv"], demo_dir)
     cap.files["predictions-csv"] = (demo_dir / "predictions.csv").read_text()
