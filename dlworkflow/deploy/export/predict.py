@@ -1,5 +1,7 @@
 """`dlw predict PATH...`: batch predictions through the exported model (ONNX Runtime, the same
-path as `dlw serve`), written as CSV: path, label, confidence, p_<class>..., error.
+path as `dlw serve`), written as CSV: path, the task's prediction columns
+(`task.prediction_columns`), error. Classification: label, confidence, p_<class>...;
+regression: value (in the target's units); multi-label: labels ("|"-joined), p_<label>....
 
 Image models take image files (folders are searched recursively); text and tabular models take
 CSV files with a row per sample (the text column, or the feature columns). A file or row that
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +35,8 @@ class PredictResult(StepResult):
     version: int
     n_predicted: int
     n_errors: int
-    counts: dict[str, int]
+    counts: dict[str, int]  # predictions per class (multi-label: per label)
+    values: dict[str, float] | None = None  # regression: mean, min, max of the values
 
     def title(self) -> str:
         return f"Predictions of model version {self.version}"
@@ -40,9 +44,16 @@ class PredictResult(StepResult):
     def rows(self) -> list[tuple[str, Any]]:
         top = ", ".join(f"{k}: {v}" for k, v in sorted(self.counts.items(),
                                                       key=lambda kv: -kv[1])[:10])
-        return [("written", str(self.out)), ("predicted", f"{self.n_predicted:,}"),
-                ("errors", f"{self.n_errors:,} (see the error column)"),
-                ("labels", top or "-")]
+        rows: list[tuple[str, Any]] = [
+            ("written", str(self.out)), ("predicted", f"{self.n_predicted:,}"),
+            ("errors", f"{self.n_errors:,} (see the error column)")]
+        if self.values is not None:
+            v = self.values
+            rows.append(("values", f"mean {v['mean']:.4g}, min {v['min']:.4g}, "
+                                   f"max {v['max']:.4g}" if self.n_predicted else "-"))
+        else:
+            rows.append(("labels", top or "-"))
+        return rows
 
 
 def open_version(root: Path, version: int | None) -> Bundle:
@@ -75,23 +86,45 @@ def predict_files(root: Path, paths: list[str | Path], *, out: str | Path | None
         records = []
         for path in paths:
             records += _predict_csv(bundle, Path(path), text_column)
-    classes = bundle.classes
+    task, names, target = bundle.task, bundle.classes, bundle.target
+    good = [r[1] for r in records if r[1] is not None]
+    probe = bundle.outputs_of(np.zeros((1, len(names)), dtype=np.float32))  # the shape of one
+    outs = np.stack(good) if good else probe[:0]
+    columns = (task.prediction_columns(outs, names, target) if good else
+               {k: [] for k in task.prediction_columns(probe, names, target)})
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["path", "label", "confidence", *[f"p_{c}" for c in classes], "error"])
-    counts: dict[str, int] = {}
-    for where, proba, error in records:
-        if proba is None:
-            writer.writerow([where, "", "", *[""] * len(classes), error])
+    writer.writerow(["path", *columns, "error"])
+    k = 0
+    for where, row, error in records:
+        if row is None:
+            writer.writerow([where, *[""] * len(columns), error])
             continue
-        k = int(np.argmax(proba))
-        counts[classes[k]] = counts.get(classes[k], 0) + 1
-        writer.writerow([where, classes[k], f"{float(proba[k]):.6f}",
-                         *[f"{float(p):.6f}" for p in proba], ""])
+        writer.writerow([where, *[values[k] for values in columns.values()], ""])
+        k += 1
     atomic_write_text(out, buffer.getvalue())
-    n_errors = sum(1 for r in records if r[1] is None)
-    return PredictResult(out=out, version=bundle.version, n_predicted=len(records) - n_errors,
-                         n_errors=n_errors, counts=counts)
+    counts, values = summarise([task.prediction(row, names, target) for row in outs],
+                               fields=task.prediction(probe[0], names, target))
+    return PredictResult(out=out, version=bundle.version, n_predicted=len(good),
+                         n_errors=len(records) - len(good), counts=counts, values=values)
+
+
+def summarise(predictions: list[dict[str, Any]], *, fields: dict[str, Any]
+              ) -> tuple[dict[str, int], dict[str, float] | None]:
+    """(predictions per class or label, the values' mean/min/max or None) of
+    task.prediction dicts (`fields`: one of them, for its keys): a class counts under
+    "label", each of a sample's "labels" once; predictions with a "value" are summarised."""
+    counts: dict[str, int] = {}
+    for p in predictions:
+        for label in p.get("labels", [p["label"]] if "label" in p else []):
+            counts[str(label)] = counts.get(str(label), 0) + 1
+    if "value" not in fields:
+        return counts, None
+    values = np.array([float(p["value"]) for p in predictions], dtype=np.float64)
+    if not len(values):
+        return counts, {"mean": math.nan, "min": math.nan, "max": math.nan}
+    return counts, {"mean": float(values.mean()), "min": float(values.min()),
+                    "max": float(values.max())}
 
 
 def _expand(paths: list[str | Path]) -> list[Path]:
@@ -126,8 +159,8 @@ def _predict_images(bundle: Bundle, files: list[Path]) -> list[Record]:
 
             prep = bundle.preprocessing
             x = normalise_pixels(np.stack(pixels), prep["mean"], prep["std"])
-            for i, proba in zip(good, bundle.predict_proba(x)):
-                records.append((str(chunk[i]), proba, ""))
+            for i, out in zip(good, bundle.predict_outputs(x)):
+                records.append((str(chunk[i]), out, ""))
     order = {str(p): k for k, p in enumerate(files)}
     return sorted(records, key=lambda r: order.get(r[0], 0))
 
@@ -156,7 +189,7 @@ def _predict_csv(bundle: Bundle, path: Path, text_column: str) -> list[Record]:
         return [(str(path), None, exc.what + (f" ({exc.received})" if exc.received else ""))]
     out: list[Record] = []
     for start in range(0, len(x), BATCH):
-        for name, proba in zip(names[start:start + BATCH],
-                               bundle.predict_proba(x[start:start + BATCH])):
-            out.append((name, proba, ""))
+        for name, row in zip(names[start:start + BATCH],
+                             bundle.predict_outputs(x[start:start + BATCH])):
+            out.append((name, row, ""))
     return out

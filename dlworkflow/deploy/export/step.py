@@ -1,6 +1,13 @@
 """`dlw export`: the trained model -> models/v<N>/ (ONNX + safetensors + metadata.json),
 only after `dlw test` said PASS (or with --force --reason), and only if ONNX Runtime computes
-the same probabilities as PyTorch on the whole validation split (the parity check).
+the same outputs as PyTorch on the whole validation split (the parity check).
+
+The ONNX graph returns the network's raw outputs ("logits"); metadata.json "outputs" says how
+they become predictions for the model's task (`task.outputs(logits, target)` with the target
+that travels with the model: regression's target scaling, multi-label thresholds), which is
+what the runtime bundle applies. The parity check compares those task outputs of PyTorch and
+ONNX Runtime (max abs difference: probabilities, or values in the target's units) and the
+predictions themselves (the same class, value within tolerance, or the same label set).
 
 A PASS export becomes the champion (`dlw serve` and `dlw predict` use it), unless
 `promote=False` (`dlw retrain` exports its challenger so, and promotes it only when it beats
@@ -15,6 +22,7 @@ import getpass
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,14 +38,66 @@ from dlworkflow.errors import DlwError, StepOrderError
 from dlworkflow.fileio import atomic_write_json, sha256_file, sha256_json
 from dlworkflow.ledger import git_commit
 from dlworkflow.results import StepResult
+from dlworkflow.tasks import Task, task_of
 
 if TYPE_CHECKING:
     from dlworkflow.project import Project
 
-#: Parity thresholds: probabilities may differ by float32 rounding only, and the predicted
-#: class must be the same for (almost) every validation sample.
+#: Parity thresholds: outputs may differ by float32 rounding only (probabilities by 1e-4;
+#: regression values by 1e-4 of the target's standard deviation, at least 1e-4), and the
+#: prediction must be the same for (almost) every validation sample.
 MAX_ABS_DIFF = 1e-4
 MIN_AGREEMENT = 0.999
+
+
+@dataclass(frozen=True)
+class Parity:
+    """How the parity check judges one target kind: what the outputs are, the tolerance of
+    their max abs difference, and which rows agree (the same prediction)."""
+
+    compared: str  # what max_abs_diff measures
+    agreement_of: str  # what agreement counts
+    tolerance: Callable[[dict[str, Any]], float]
+    agree: Callable[[Task, np.ndarray, np.ndarray, dict[str, Any]], np.ndarray]
+    rule: str  # metadata.json "outputs" -> "rule": from the ONNX output to predictions
+
+
+def _same_top_class(task: Task, a: np.ndarray, b: np.ndarray,
+                    target: dict[str, Any]) -> np.ndarray:
+    return np.asarray(a.argmax(1) == b.argmax(1))
+
+
+def _within(task: Task, a: np.ndarray, b: np.ndarray, target: dict[str, Any]) -> np.ndarray:
+    return np.asarray(np.abs(a - b).max(axis=1) <= _value_tolerance(target))
+
+
+def _value_tolerance(target: dict[str, Any]) -> float:
+    return MAX_ABS_DIFF * max(1.0, abs(float(target.get("std", 1.0))))
+
+
+def _same_labels(task: Task, a: np.ndarray, b: np.ndarray,
+                 target: dict[str, Any]) -> np.ndarray:
+    names = [str(j) for j in range(a.shape[1])]
+    first = task.prediction_columns(a, names, target)["labels"]
+    second = task.prediction_columns(b, names, target)["labels"]
+    return np.array([x == y for x, y in zip(first, second)], dtype=bool)
+
+
+#: Per target kind (task.kind).
+PARITY: dict[str, Parity] = {
+    "classification": Parity(
+        "probabilities", "same top class", lambda target: MAX_ABS_DIFF, _same_top_class,
+        "probabilities = softmax(logits) over the classes (rows sum to 1); the predicted "
+        "label is the class of the highest probability"),
+    "regression": Parity(
+        "values in the target's units", "same value within tolerance", _value_tolerance, _within,
+        "value = logits[:, 0] * target.std + target.mean (the network is trained on the "
+        "standardised target; the value is in the target's units)"),
+    "multilabel": Parity(
+        "label probabilities", "same label set", lambda target: MAX_ABS_DIFF, _same_labels,
+        "probabilities = sigmoid(logits), one per label; label j is predicted where "
+        "probabilities[:, j] >= target.thresholds[j] (tuned on validation)"),
+}
 UNTESTED = "UNTESTED"
 BATCH = 256
 
@@ -72,8 +132,7 @@ class ExportResult(StepResult):
             ("folder", str(self.folder)),
             ("model", self.model),
             ("test verdict", self.verdict),
-            ("parity (validation)", f"max |p_torch - p_onnx| {p['max_abs_diff']:.2e}, "
-                                    f"agreement {p['agreement']:.2%} on {p['n']:,} samples"),
+            ("parity (validation)", _parity_text(p)),
             ("model.onnx", f"{self.onnx_mb:.2f} MB"),
         ]
         if self.forced:
@@ -87,6 +146,15 @@ class ExportResult(StepResult):
             rows.append(("champion", f"unchanged: {current}; `dlw promote {self.version}` to "
                                      "serve this one"))
         return rows
+
+
+def _parity_text(p: dict[str, Any]) -> str:
+    compared = p.get("compared", "probabilities")
+    if compared == "probabilities":  # classification: as it always read
+        return (f"max |p_torch - p_onnx| {p['max_abs_diff']:.2e}, "
+                f"agreement {p['agreement']:.2%} on {p['n']:,} samples")
+    return (f"max |torch - onnx| {p['max_abs_diff']:.2e} ({compared}), agreement "
+            f"{p['agreement']:.2%} ({p.get('agreement_of')}) on {p['n']:,} samples")
 
 
 def current_verdict(project: Project) -> tuple[str, dict[str, Any]]:
@@ -141,12 +209,14 @@ def export(project: Project, *, force: bool = False, reason: str | None = None,
             parity = parity_check(project, model, meta, bundle)
             metadata["parity"] = parity
             atomic_write_json(tmp / V.METADATA_FILE, metadata)
-            if parity["max_abs_diff"] > MAX_ABS_DIFF or parity["agreement"] < MIN_AGREEMENT:
+            if parity["max_abs_diff"] > parity["tolerance"] \
+                    or parity["agreement"] < MIN_AGREEMENT:
                 raise ParityError(
                     "ONNX Runtime does not reproduce the PyTorch model on the validation split: "
                     "the export is discarded.",
-                    expected=f"max abs difference of probabilities <= {MAX_ABS_DIFF:g} and "
-                             f"prediction agreement >= {MIN_AGREEMENT:.1%}",
+                    expected=f"max abs difference of {parity['compared']} <= "
+                             f"{parity['tolerance']:g} and prediction agreement >= "
+                             f"{MIN_AGREEMENT:.1%}",
                     received=f"{parity['max_abs_diff']:.3g} and {parity['agreement']:.2%} "
                              f"on {parity['n']} samples",
                     fix="report this model as not exportable; pick another model (`dlw models`)")
@@ -198,15 +268,21 @@ def _write_folder(project: Project, folder: Path, version: int, model: Any,
         shutil.copyfile(tokenizer_file(), folder / V.TOKENIZER_FILE)
         files.append(V.TOKENIZER_FILE)
     config = project.config
+    task = trained_task(project, meta)
+    metric = test.get("metric") or config.problem.primary_metric
+    success_target = test.get("target", config.problem.target)
     metadata = {
         "format": FORMAT, "version": version, "model": meta["name"],
-        "params": meta.get("params", {}), "task": config.task,
+        "params": meta.get("params", {}), "task": task.name,
         "modality": meta.get("modality", "image"), "classes": [str(c) for c in meta["classes"]],
         "input": spec, "output": {"name": "logits", "dtype": "float32",
                                   "shape": ["batch", len(meta["classes"])]},
+        "target": dict(meta.get("target") or {}),
+        "outputs": outputs_section(task, meta),
         "preprocessing": prep,
-        "metric": test.get("metric") or config.problem.primary_metric,
-        "target": test.get("target", config.problem.target),
+        "metric": metric,
+        "success_target": success_target,
+        "criterion": _criterion(task, metric, success_target),
         "verdict": verdict, "test_value": test.get("value"),
         "test_interval": test.get("interval"), "test_n": test.get("n"),
         "constraints": test.get("constraints"),
@@ -223,20 +299,59 @@ def _write_folder(project: Project, folder: Path, version: int, model: Any,
     return metadata
 
 
+def trained_task(project: Project, meta: dict[str, Any]) -> Task:
+    """The task the model was trained for (model.json "task"; older models: the project's)."""
+    return task_of(str(meta.get("task") or project.config.task))
+
+
+def _criterion(task: Task, metric: str | None, target: Any) -> str | None:
+    """"accuracy >= 0.95", "rmse <= 70" (None when the problem agreed none)."""
+    if not metric or target is None:
+        return None
+    try:
+        return task.metric(metric).criterion(float(target))
+    except (DlwError, TypeError, ValueError):
+        return None
+
+
+def outputs_section(task: Task, meta: dict[str, Any]) -> dict[str, Any]:
+    """metadata.json "outputs": how the ONNX output "logits" becomes predictions, with the
+    target that travels with the model (metadata.json "target", model.json's: regression's
+    target scaling {"mean", "std"}, multi-label {"thresholds"}; {} for classification)."""
+    names = [str(c) for c in meta["classes"]]
+    target = dict(meta.get("target") or {})
+    example = task.prediction(task.outputs(np.zeros((1, len(names)), dtype=np.float32),
+                                           target)[0], names, target)
+    return {"kind": task.kind, "names": names,
+            "rule": PARITY[task.kind].rule + ' (target: metadata.json "target")',
+            "prediction": sorted(example),
+            "applied_by": "dlworkflow.deploy.runtime.bundle.Bundle.predict_outputs "
+                          "(task.outputs(logits, target)); `dlw serve` and `dlw predict` "
+                          "return task.prediction of each row"}
+
+
 def parity_check(project: Project, model: Any, meta: dict[str, Any],
                  bundle: Bundle) -> dict[str, Any]:
     """PyTorch (training's own prediction path) vs ONNX Runtime (the runtime's path, from the
-    files) on the whole validation split: max abs difference of probabilities, agreement."""
-    from dlworkflow.evaluate.predict import predict_proba
+    files) on the whole validation split: the max abs difference of the task's outputs
+    (probabilities, or values in the target's units) and the share of samples with the same
+    prediction (top class, value within tolerance, label set)."""
+    from dlworkflow.evaluate.predict import predict_logits
     from dlworkflow.store import load_split
 
     rows = load_split(project, "val").reset_index(drop=True)
     if len(rows) == 0:
         raise StepOrderError("The validation split is empty: there is nothing to check the "
                              "export on.", fix="re-split with a validation fraction > 0")
-    torch_p = predict_proba(project, model, meta, rows)
-    onnx_p = np.concatenate([bundle.predict_proba(runtime_inputs(bundle, rows[i:i + BATCH]))
-                             for i in range(0, len(rows), BATCH)])
-    diff = float(np.abs(torch_p.astype(np.float64) - onnx_p.astype(np.float64)).max())
-    agreement = float((torch_p.argmax(1) == onnx_p.argmax(1)).mean())
-    return {"max_abs_diff": diff, "agreement": agreement, "n": int(len(rows))}
+    task, target = bundle.task, bundle.target
+    rule = PARITY[task.kind]
+    torch_out = np.asarray(task.outputs(predict_logits(project, model, meta, rows), target),
+                           dtype=np.float64)
+    onnx_out = np.concatenate([
+        np.asarray(bundle.predict_outputs(runtime_inputs(bundle, rows[i:i + BATCH])),
+                   dtype=np.float64) for i in range(0, len(rows), BATCH)])
+    diff = float(np.abs(torch_out - onnx_out).max())
+    agreement = float(rule.agree(task, torch_out, onnx_out, target).mean())
+    return {"max_abs_diff": diff, "agreement": agreement, "n": int(len(rows)),
+            "compared": rule.compared, "agreement_of": rule.agreement_of,
+            "tolerance": float(rule.tolerance(target))}

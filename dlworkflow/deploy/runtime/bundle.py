@@ -9,8 +9,21 @@ Usage (what `dlw predict` and `dlw serve` do):
     x = bundle.prepare_images([png_bytes, jpeg_bytes])  # image models: float32 (N, C, H, W)
     x = bundle.prepare_texts(["a fine film"])           # text models: int64 (N, L)
     x = bundle.prepare_rows([{"age": 41, "city": "Oslo"}])  # tabular models: float32 (N, F)
-    proba = bundle.predict_proba(x)                     # float32 (N, K), rows sum to 1
+    proba = bundle.predict_proba(x)                     # classification: float32 (N, K)
     labels = [bundle.classes[i] for i in proba.argmax(1)]
+    out = bundle.predict_outputs(x)    # any task: task.outputs of the logits (see below)
+    preds = bundle.predictions(x)      # any task: one JSON-ready dict per row
+
+What the network's outputs mean comes from the task the model was trained for
+(`bundle.task`, metadata.json "task") and what travels with it (`bundle.target`, metadata.json
+"target": regression's target scaling {"mean", "std"}, multi-label thresholds; "outputs" says
+in words how the ONNX output becomes predictions):
+the ONNX graph returns raw logits, and `predict_outputs` applies `task.outputs(logits,
+target)` (classification: softmax probabilities; regression: (N, 1) values in the target's
+units, the standardisation undone; multi-label: sigmoid probabilities per label).
+`predictions` turns each row into `task.prediction(...)` ({"label", "confidence",
+"probabilities"}; {"value"}; {"labels", "probabilities"}). Exports made before tasks carried
+no "outputs": they are classification models. Importing dlworkflow.tasks pulls no torch.
 
 Each `prepare_*` reproduces training exactly (images: `store.images` decoding with the
 training pixel/side limits, EXIF/mode normalisation, bilinear resize, then float32
@@ -44,6 +57,7 @@ from dlworkflow.preprocess import (
     tokenize,
 )
 from dlworkflow.store.images import MAX_SIDE
+from dlworkflow.tasks import TASKS, Task, task_of
 
 FORMAT = 1
 MODALITIES = ("image", "text", "tabular")
@@ -71,6 +85,21 @@ class Bundle:
     @property
     def preprocessing(self) -> dict[str, Any]:
         return self.metadata.get("preprocessing") or {}
+
+    @property
+    def task(self) -> Task:
+        """The task the model was trained for (its outputs' meaning); exports that predate
+        tasks are classification models of their modality."""
+        return task_of_metadata(self.metadata)
+
+    @property
+    def target(self) -> dict[str, Any]:
+        """What the outputs need besides the logits (metadata.json "target", the trained
+        model's): regression's {"mean", "std"}, multi-label {"thresholds"}; {} for
+        classification (and exports made before tasks, whose "target" was the success
+        criterion's number)."""
+        target = self.metadata.get("target")
+        return dict(target) if isinstance(target, dict) else {}
 
     # ---- inputs ---------------------------------------------------------------------------
     def prepare_images(self, images: list[bytes]) -> np.ndarray:
@@ -173,6 +202,35 @@ class Bundle:
         logits = self.session.run(["logits"], {"input": x})[0]
         return softmax(logits)
 
+    def predict_logits(self, x: np.ndarray) -> np.ndarray:
+        """float32 (N, K) raw outputs of the ONNX graph (K = len(classes))."""
+        x = self._check_array(x)
+        if len(x) == 0:
+            return np.zeros((0, len(self.classes)), dtype=np.float32)
+        return np.asarray(self.session.run(["logits"], {"input": x})[0])
+
+    def outputs_of(self, logits: np.ndarray) -> np.ndarray:
+        """task.outputs of raw logits: what they mean for this model's task."""
+        logits = np.asarray(logits, dtype=np.float32).reshape(len(logits), -1)
+        if len(logits) == 0:
+            return np.zeros((0, len(self.classes)), dtype=np.float32)
+        return self.task.outputs(logits, self.target)
+
+    def predict_outputs(self, x: np.ndarray) -> np.ndarray:
+        """(N, K) task outputs: classification the softmax probabilities (float32, the same
+        numbers as predict_proba); regression (N, 1) values in the target's units;
+        multi-label the probability of each label."""
+        return self.outputs_of(self.predict_logits(x))
+
+    def predictions(self, x: np.ndarray) -> list[dict[str, Any]]:
+        """One JSON-ready prediction per row of x (task.prediction)."""
+        return self.predictions_of(self.predict_outputs(x))
+
+    def predictions_of(self, out: np.ndarray) -> list[dict[str, Any]]:
+        """task.prediction of every row of task outputs."""
+        task, target = self.task, self.target
+        return [task.prediction(row, self.classes, target) for row in out]
+
     def _check_array(self, x: Any) -> np.ndarray:
         spec = self.metadata["input"]
         dtype = np.dtype(spec["dtype"])
@@ -205,6 +263,23 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
+def task_of_metadata(metadata: dict[str, Any]) -> Task:
+    """The Task of an export's metadata.json: its "task" name, or (exports made before tasks)
+    the classification task of its modality; BundleError for a task this version lacks."""
+    name = metadata.get("task")
+    if name:
+        try:
+            return task_of(str(name))
+        except DlwError:
+            raise BundleError(f"The model was exported for the task {name!r}, which this "
+                              "version of dlworkflow does not know.",
+                              expected=", ".join(TASKS.names()), received=repr(name),
+                              fix="serve it with the dlworkflow version that exported it, or "
+                                  "export it again") from None
+    modality = metadata.get("modality", "image")
+    return next(t for t in map(TASKS.get, TASKS) if t.modality == modality and t.single_label)
+
+
 def load_bundle(folder: str | Path, *, threads: int | None = None) -> Bundle:
     """Open v<N>/ (metadata.json + model.onnx, checked against its recorded sha256) in an
     ONNX Runtime CPU session; `threads` sets intra-op threads (None: ONNX Runtime's default)."""
@@ -230,6 +305,7 @@ def load_bundle(folder: str | Path, *, threads: int | None = None) -> Bundle:
                                    f"modality {meta.get('modality')!r}",
                           fix="run `dlw export` again with this version of dlworkflow")
     _check_recorded_hash(folder, meta, ONNX_FILE)
+    task_of_metadata(meta)  # a task this version lacks is refused now, not at a request
     tokenizer = _text_tokenizer(folder, meta) if meta["modality"] == "text" else None
     options = ort.SessionOptions()
     if threads is not None:

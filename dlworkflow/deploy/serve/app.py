@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -102,11 +103,13 @@ class Server:
 
     # ---- prediction -----------------------------------------------------------------------
     async def predict(self, request: Request) -> dict[str, Any]:
-        """The whole request, from reading its body to the probabilities, within
-        serve.timeout_s (504 after that: slow uploads count too)."""
+        """The whole request, from reading its body to the predictions, within
+        serve.timeout_s (504 after that: slow uploads count too). Each prediction is
+        {"id", **task.prediction(outputs row)}: classification label, confidence,
+        probabilities; regression value; multi-label labels, probabilities."""
         start = time.perf_counter()
         try:
-            bundle, summaries, (probs, emb) = await asyncio.wait_for(
+            bundle, summaries, (outs, emb) = await asyncio.wait_for(
                 self._predict(request), timeout=self.settings.timeout_s)
         except TimeoutError:
             raise ApiError(504, "timeout",
@@ -114,14 +117,15 @@ class Server:
                            "(serve.timeout_s) and was abandoned.",
                            fix="retry, send fewer items per request, or raise serve.timeout_s"
                            ) from None
-        ids = new_ids(len(probs))
-        predictions = [self._prediction(bundle, row, key) for row, key in zip(probs, ids)]
+        ids = new_ids(len(outs))
+        predictions = [self._prediction(bundle, row, key) for row, key in zip(outs, ids)]
         latency_ms = (time.perf_counter() - start) * 1000.0
         self.metrics.request_items.observe(len(predictions))
         for p in predictions:
-            self.metrics.predictions.labels(p["label"]).inc()
-        if self.log is not None:
-            self.log.write(bundle=bundle, summaries=summaries, probs=probs, emb=emb, ids=ids,
+            for label in predicted_labels(p):
+                self.metrics.predictions.labels(label).inc()
+        if self.log is not None:  # the task's outputs (classification: the probabilities)
+            self.log.write(bundle=bundle, summaries=summaries, probs=outs, emb=emb, ids=ids,
                            latency_ms=latency_ms)
         return {"model_version": bundle.version, "predictions": predictions}
 
@@ -138,10 +142,10 @@ class Server:
         finally:
             self.preparing -= 1
         try:
-            probs = await self.batcher.predict(bundle, x)
+            outs = await self.batcher.predict(bundle, x)
         except InputError as exc:
             raise ApiError.from_dlw(exc) from None
-        return bundle, summaries, probs
+        return bundle, summaries, outs
 
     async def _prepare_async(self, bundle: Bundle, values: list[Any]) -> tuple[Any, list[dict]]:
         try:
@@ -162,17 +166,20 @@ class Server:
 
     @staticmethod
     def _prediction(bundle: Bundle, row: Any, key: str) -> dict[str, Any]:
-        best = int(row.argmax())
-        return {"id": key, "label": bundle.classes[best], "confidence": float(row[best]),
-                "probabilities": {c: float(p) for c, p in zip(bundle.classes, row)}}
+        return {"id": key, **bundle.task.prediction(row, bundle.classes, bundle.target)}
 
     def model_info(self) -> dict[str, Any]:
         bundle = self.holder.bundle
         assert bundle is not None
         meta = bundle.metadata
         s = self.settings
-        return {"version": bundle.version, "model": meta.get("model"), "task": meta.get("task"),
-                "modality": bundle.modality, "classes": bundle.classes,
+        task = bundle.task
+        fields = (meta.get("outputs") or {}).get("prediction") or sorted(task.prediction(
+            bundle.outputs_of(np.zeros((1, len(bundle.classes)), dtype=np.float32))[0],
+            bundle.classes, bundle.target))
+        return {"version": bundle.version, "model": meta.get("model"), "task": task.name,
+                "modality": bundle.modality, "kind": task.kind, "classes": bundle.classes,
+                "outputs": bundle.classes, "prediction": list(fields),
                 "verdict": meta.get("verdict"), "forced": meta.get("forced"),
                 "metric": meta.get("metric"), "test_value": meta.get("test_value"),
                 "input": meta.get("input"), "loaded_at": self.holder.loaded_at,
@@ -180,6 +187,14 @@ class Server:
                            "max_image_pixels": s.max_image_pixels, "timeout_s": s.timeout_s,
                            "max_wait_ms": s.max_wait_ms},
                 "metadata": meta}
+
+
+def predicted_labels(prediction: dict[str, Any]) -> list[str]:
+    """What the dlw_predictions counter counts of one prediction: its class, or each of its
+    labels; nothing for a value."""
+    if "labels" in prediction:
+        return [str(label) for label in prediction["labels"]]
+    return [str(prediction["label"])] if "label" in prediction else []
 
 
 def default_threads() -> int:
@@ -218,7 +233,9 @@ def create_app(root: Path, settings: Serve, *, token: str,
               openapi_extra={**predict_openapi(), **secured}, summary="Predict")
     async def predict(request: Request) -> JSONResponse:
         """Images (multipart files, or base64 in JSON `images`), `texts` or `rows`; at most
-        serve.max_batch items. Each prediction: label, confidence, probabilities."""
+        serve.max_batch items. Each prediction, by the model's task: label, confidence,
+        probabilities (classification); value (regression); labels, probabilities
+        (multi-label)."""
         return JSONResponse(await server.predict(request))  # built by us: no re-validation
 
     @app.get("/v1/health", response_model=Health, summary="Health (no token)")

@@ -19,7 +19,22 @@ from typing import Any
 
 import numpy as np
 
-from dlworkflow.deploy.runtime.observe import infer
+from dlworkflow.deploy.runtime.observe import EMBED_DIMS, FEATURES_OUTPUT, embed, has_features
+
+
+def infer_outputs(bundle: Any, x: np.ndarray, *, embed_features: bool = True
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
+    """(the task's outputs (N, K): classification the probabilities, exactly as
+    observe.infer computes them; regression values in the target's units; multi-label label
+    probabilities, and the embedding (N, EMBED_DIMS) or None, as observe.infer)."""
+    x = bundle._check_array(x)
+    if not (embed_features and has_features(bundle)):
+        return bundle.predict_outputs(x), None
+    if len(x) == 0:
+        return (bundle.outputs_of(np.zeros((0, len(bundle.classes)), dtype=np.float32)),
+                np.zeros((0, EMBED_DIMS), dtype=np.float32))
+    logits, features = bundle.session.run(["logits", FEATURES_OUTPUT], {"input": x})
+    return bundle.outputs_of(logits), embed(features)
 
 
 @dataclass
@@ -86,7 +101,7 @@ class MicroBatcher:
 
     async def predict(self, bundle: Any, x: np.ndarray
                       ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Probabilities (len(x), K) and embeddings (len(x), 32) or None for x (observe.infer),
+        """Task outputs (len(x), K) and embeddings (len(x), 32) or None for x (infer_outputs),
         computed in a batch shared with other requests."""
         self._ensure_running()
         assert self._queue is not None
@@ -140,7 +155,7 @@ class MicroBatcher:
         x = concatenate([job.x for job in jobs])
         try:
             probs, emb = await loop.run_in_executor(
-                self.executor, functools.partial(infer, embed_features=self.embed_features),
+                self.executor, functools.partial(infer_outputs, embed_features=self.embed_features),
                 jobs[0].bundle, x)
         except Exception as exc:  # noqa: BLE001 - handed to every waiting request
             for job in jobs:

@@ -22,6 +22,8 @@ class PredictJSON(Strict):
 
 
 class Prediction(Strict):
+    """A classification model's prediction: the most probable class."""
+
     id: str = Field(description="This prediction's id in the prediction log: send it back with "
                     "the true label (`dlw monitor --labels`, a CSV of id,label).")
     label: str
@@ -29,9 +31,30 @@ class Prediction(Strict):
     probabilities: dict[str, float] = Field(description="Probability of every class.")
 
 
+class ValuePrediction(Strict):
+    """A regression model's prediction: one number in the target's units."""
+
+    id: str = Field(description="This prediction's id in the prediction log.")
+    value: float = Field(description="The predicted value, in the target's units (the "
+                         "model's target scaling undone).")
+
+
+class LabelsPrediction(Strict):
+    """A multi-label model's prediction: every label whose probability reaches its threshold."""
+
+    id: str = Field(description="This prediction's id in the prediction log.")
+    labels: list[str] = Field(description="The predicted labels (possibly none): each label "
+                              "whose probability reaches the threshold tuned for it on "
+                              "validation (GET /v1/model: metadata.outputs.target.thresholds).")
+    probabilities: dict[str, float] = Field(description="Probability of every label.")
+
+
 class PredictResponse(Strict):
     model_version: int
-    predictions: list[Prediction]
+    predictions: list[Prediction | ValuePrediction | LabelsPrediction] = Field(
+        description="One per item, in order; its fields depend on the served model's task "
+        "(GET /v1/model: task, outputs): classification label, confidence, probabilities; "
+        "regression value; multi-label labels, probabilities.")
 
 
 class ErrorBody(Strict):
@@ -52,7 +75,14 @@ class ModelInfo(Strict):
     model: str | None
     task: str | None
     modality: str
-    classes: list[str]
+    kind: str | None = Field(None, description="What is predicted: classification, regression "
+                             "or multilabel.")
+    classes: list[str] = Field(description="The name of each network output: the classes, the "
+                               "labels, or [\"value\"] for regression.")
+    outputs: list[str] = Field(default_factory=list, description="The same names: one per "
+                               "output of the model.")
+    prediction: list[str] = Field(default_factory=list, description="The fields of each "
+                                  "prediction, besides id.")
     verdict: str | None
     forced: dict[str, Any] | None
     metric: str | None
