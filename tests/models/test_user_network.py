@@ -182,3 +182,20 @@ def test_a_factory_with_pretrained_weights_is_fine_tuned_with_its_head(nets_proj
 
     chosen = strategies.choose(nets_project)
     assert chosen.name == "finetune" and "no features() to cache" in chosen.reason
+
+
+def test_a_factory_network_trains_data_parallel_as_in_one_process(nets_project):
+    """--devices 2 with the user's factory: every rank builds the network from nets.py and
+    the two processes reach the one-process weights (the tiny CNN has no dropout or batch
+    norm, so the gradients are the same up to summation order)."""
+    import torch
+
+    from dlworkflow.models.saving import load_trained
+
+    one = nets_project.train(progress=False)
+    two = nets_project.train(progress=False, devices=2)
+    assert two.devices == 2 and two.epochs_run == one.epochs_run == 3
+    w1, _ = load_trained(one.folder)
+    w2, _ = load_trained(two.folder)
+    for (name, p1), p2 in zip(w1.state_dict().items(), w2.state_dict().values()):
+        assert torch.allclose(p1, p2, atol=1e-4), name
