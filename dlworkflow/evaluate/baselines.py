@@ -5,6 +5,8 @@ the train split and scored on the evaluated split with the primary metric."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,9 +23,11 @@ if TYPE_CHECKING:
 
 MAX_SIDE = 16  # images are averaged down to at most 16 x 16 pixels per channel
 MAX_TRAIN = 5000  # the simple model sees at most this many train rows (a seeded subsample)
-SIMPLE_NAMES = {"image": "logistic regression on {} pixels",
-                "tabular": "logistic regression on the table encoding",
-                "text": "logistic regression on TF-IDF of words and word pairs"}
+INPUTS = {"image": "{} pixels", "tabular": "the table encoding",
+          "text": "TF-IDF of words and word pairs"}  # what a simple model sees
+LOGISTIC: dict[str, dict[str, Any]] = {  # the classification baseline's settings
+    "text": {"max_iter": 500, "C": 4.0}, "tabular": {"max_iter": 500},
+    "image": {"max_iter": 300, "C": 0.1, "tol": 1e-3}}
 
 
 def baselines(project: Project, meta: dict[str, Any], rows: pd.DataFrame, y: np.ndarray,
@@ -78,45 +82,65 @@ def simple_model_proba(project: Project, meta: dict[str, Any], train: pd.DataFra
     """(probabilities on `rows`, description) of a logistic regression fitted on train."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     k = len(meta["classes"])
-    if len(train) > MAX_TRAIN:
-        keep = np.sort(np.random.default_rng(seed).choice(len(train), MAX_TRAIN, replace=False))
-        train, y_train = train.iloc[keep].reset_index(drop=True), y_train[keep]
+    train, y_train = subsample(train, y_train, seed=seed)
     modality = meta.get("modality", "image")
-    x_train: list[str] | np.ndarray
-    x_eval: list[str] | np.ndarray
-    if modality == "text":
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
-        model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True,
-                                              max_features=50_000),
-                              LogisticRegression(max_iter=500, C=4.0))
-        x_train, x_eval = _texts(train), _texts(rows)
-    elif modality == "tabular":
-        from dlworkflow.models import encode_table
-
-        model = LogisticRegression(max_iter=500)
-        x_train = encode_table(train, meta["preprocessing"])
-        x_eval = encode_table(rows, meta["preprocessing"])
-    else:
-        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300, C=0.1, tol=1e-3))
-        x_train, x_eval = _pixels(project, train, meta), _pixels(project, rows, meta)
-    size = tuple(min(side, MAX_SIDE) for side in meta.get("image_size", (0, 0)))
-    name = SIMPLE_NAMES[modality].format("x".join(map(str, size)))
+    x_train, x_eval, steps, inputs = simple_inputs(project, meta, train, rows)
+    model = make_pipeline(*steps, LogisticRegression(**LOGISTIC[modality]))
+    name = f"logistic regression on {inputs}"
     if len(np.unique(y_train)) < 2:
         return np.tile(np.eye(k)[y_train[0]], (len(rows), 1)), name
-    from threadpoolctl import threadpool_limits
-
-    # one BLAS thread: for a model this small, more threads fighting torch's are far slower
-    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
-        warnings.simplefilter("ignore")  # convergence warnings: a baseline, not the model
+    with quiet_fit():
         model.fit(x_train, y_train)
         partial = model.predict_proba(x_eval)
     proba = np.zeros((len(rows), k))
     proba[:, model.classes_] = partial  # classes absent from train keep probability 0
     return proba, name
+
+
+def subsample(train: pd.DataFrame, y_train: np.ndarray, *,
+              seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """At most MAX_TRAIN train rows (a seeded subsample) for a simple model."""
+    if len(train) > MAX_TRAIN:
+        keep = np.sort(np.random.default_rng(seed).choice(len(train), MAX_TRAIN, replace=False))
+        return train.iloc[keep].reset_index(drop=True), y_train[keep]
+    return train, y_train
+
+
+def simple_inputs(project: Project, meta: dict[str, Any], train: pd.DataFrame,
+                  rows: pd.DataFrame) -> tuple[Any, Any, list[Any], str]:
+    """What a simple model sees, for every task: (train inputs, `rows` inputs, the
+    scikit-learn preprocessing steps to put before the model, what the inputs are). Texts:
+    TF-IDF of words and word pairs; tables: the model's own table encoding (train
+    statistics and categories); images: pixels averaged down to <= 16x16, standardised."""
+    modality = meta.get("modality", "image")
+    if modality == "text":
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        tfidf = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, max_features=50_000)
+        return _texts(train), _texts(rows), [tfidf], INPUTS[modality]
+    if modality == "tabular":
+        from dlworkflow.models import encode_table
+
+        return (encode_table(train, meta["preprocessing"]),
+                encode_table(rows, meta["preprocessing"]), [], INPUTS[modality])
+    from sklearn.preprocessing import StandardScaler
+
+    size = tuple(min(side, MAX_SIDE) for side in meta.get("image_size", (0, 0)))
+    return (_pixels(project, train, meta), _pixels(project, rows, meta), [StandardScaler()],
+            INPUTS[modality].format("x".join(map(str, size))))
+
+
+@contextmanager
+def quiet_fit() -> Iterator[None]:
+    """One BLAS thread (for a model this small, more threads fighting torch's are far
+    slower) and no convergence warnings (a baseline, not the model)."""
+    from threadpoolctl import threadpool_limits
+
+    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
+        warnings.simplefilter("ignore")
+        yield
 
 
 def _texts(rows: pd.DataFrame) -> list[str]:

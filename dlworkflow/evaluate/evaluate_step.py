@@ -36,7 +36,8 @@ class EvaluationResult(StepResult):
 
     def rows(self) -> list[tuple[str, Any]]:
         r = self.report
-        note = "" if r["primary_metric_agreed"] else "  (no criterion agreed yet: accuracy)"
+        note = ("" if r["primary_metric_agreed"]
+                else f"  (no criterion agreed yet: {r['primary_metric']})")
         return [("headline", headline(r) + note), ("model", self.model),
                 *report_rows(r)]
 

@@ -106,3 +106,56 @@ def mistakes_png(images: list[np.ndarray], captions: list[str], path: Path, *,
         ax.imshow(mosaic, interpolation="nearest")
     fig.suptitle(title, fontsize=9)
     return _save(fig, path, tight=False)  # the axes fills the figure already
+
+
+def residuals_png(y: np.ndarray, predicted: np.ndarray, path: Path, *, title: str,
+                  unit: str = "target") -> Path:
+    """Regression: predicted against true (the diagonal is a perfect prediction) and the
+    residual (true - predicted) against predicted (a pattern around 0 is a bias the model
+    left)."""
+    y = np.asarray(y, dtype=np.float64)
+    predicted = np.asarray(predicted, dtype=np.float64).reshape(len(y), -1)[:, 0]
+    residual = y - predicted
+    fig = _figure(10.0, 4.4)
+    left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    size = 12 if len(y) > 500 else 22
+    if len(y):
+        low = float(min(y.min(), predicted.min()))
+        high = float(max(y.max(), predicted.max()))
+        left.plot([low, high], [low, high], color="0.6", linestyle="--", linewidth=1,
+                  label="perfect")
+        left.scatter(y, predicted, s=size, alpha=0.6, color="C0")
+        right.axhline(0.0, color="0.6", linestyle="--", linewidth=1)
+        right.scatter(predicted, residual, s=size, alpha=0.6, color="C3")
+        left.legend(loc="upper left", fontsize=8)
+    left.set_xlabel(f"true {unit}")
+    left.set_ylabel(f"predicted {unit}")
+    left.set_title("predicted against true", fontsize=9)
+    right.set_xlabel(f"predicted {unit}")
+    right.set_ylabel("residual (true - predicted)")
+    right.set_title("residuals", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def per_label_png(rows: list[dict[str, Any]], path: Path, *, title: str) -> Path:
+    """Multi-label: precision, recall and F1 per label (bars), labels by support."""
+    rows = sorted(rows, key=lambda r: -r["support"])
+    k = max(1, len(rows))
+    fig = _figure(min(16.0, 3.0 + 0.45 * k), 4.4)
+    ax = fig.add_subplot()
+    x = np.arange(len(rows))
+    width = 0.27
+    for offset, key, colour in ((-width, "precision", "C0"), (0.0, "recall", "C2"),
+                                (width, "f1", "C3")):
+        values = [r[key] if r[key] is not None else 0.0 for r in rows]
+        ax.bar(x + offset, values, width, label=key, color=colour)
+    ax.set_xticks(list(x))
+    ax.set_xticklabels([f"{str(r['label'])[:14]} ({r['support']})" for r in rows],
+                       rotation=45, ha="right", fontsize=7)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("score")
+    ax.set_xlabel("label (support)")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title(title, fontsize=10)
+    return _save(fig, path)

@@ -1,9 +1,19 @@
 """The full evaluation of the trained model on one split: metrics with intervals, calibration,
 slices, baselines and error analysis, with figures and a metrics JSON in
-reports/evaluate/<split>/. Shared by `dlw evaluate` (train/val) and `dlw test` (test)."""
+reports/evaluate/<split>/. Shared by `dlw evaluate` (train/val) and `dlw test` (test).
+
+What the report holds depends on the model's task kind (REPORTS): classification has class
+probabilities, a confusion matrix, calibration and confident mistakes; regression and
+multi-label have every metric of their task with its interval, their own baselines
+(dlworkflow.evaluate.task_baselines) and error analysis (largest residuals and a residual
+plot; per-label scores and the samples with the most wrong labels), and no calibration
+("calibration": None). Every kind shares the keys metrics ({name: {value, low, high}}), n,
+confidence, split, model, modality, primary_metric, primary_metric_agreed, unknown_labels,
+slices, baselines and figures."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,26 +21,51 @@ import numpy as np
 
 from dlworkflow.evaluate.baselines import baselines
 from dlworkflow.evaluate.calibration import calibration_section, fit_temperature, softmax
-from dlworkflow.evaluate.figures import confusion_png, mistakes_png, reliability_png
-from dlworkflow.evaluate.mistakes import confident_mistakes, confused_pairs, mistakes_csv
-from dlworkflow.evaluate.predict import label_indices, predict_logits
+from dlworkflow.evaluate.figures import (
+    confusion_png,
+    mistakes_png,
+    per_label_png,
+    reliability_png,
+    residuals_png,
+)
+from dlworkflow.evaluate.mistakes import (
+    confident_mistakes,
+    confused_pairs,
+    items_csv,
+    largest_residuals,
+    mistakes_csv,
+    most_wrong_labels,
+    per_label,
+    residual_summary,
+)
+from dlworkflow.evaluate.predict import (
+    label_indices,
+    model_task,
+    predict_logits,
+    predict_outputs,
+)
 from dlworkflow.evaluate.report import metric_report
-from dlworkflow.evaluate.slices import slice_report
+from dlworkflow.evaluate.slices import slice_report, task_slice_report
+from dlworkflow.evaluate.task_baselines import task_baselines
+from dlworkflow.evaluate.task_scores import task_intervals
 from dlworkflow.fileio import atomic_write_json
 from dlworkflow.store import image_tensor, load_split
+from dlworkflow.tasks import task_of
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from dlworkflow.project import Project
+    from dlworkflow.tasks import Task
 
 METRICS_FILE = "metrics.json"
 
 
 def primary_metric(project: Project) -> tuple[str, bool]:
-    """(metric, whether it is the problem's agreed one); accuracy when none is agreed yet."""
+    """(metric, whether it is the problem's agreed one); the task's default metric (accuracy
+    for classification) when none is agreed yet."""
     metric = project.config.problem.primary_metric
-    return (metric, True) if metric else ("accuracy", False)
+    return (metric, True) if metric else (task_of(project.config.task).default_metric, False)
 
 
 def report_folder(project: Project, split: str) -> Path:
@@ -44,8 +79,9 @@ def metrics_file(root: str | Path, split: str) -> str:
 
 def validation_temperature(project: Project, model: Any, meta: dict[str, Any]) -> float | None:
     """T fitted on the validation logits when evaluate.temperature_scaling is on, else None."""
-    if not project.config.evaluate.temperature_scaling:
-        return None
+    if not project.config.evaluate.temperature_scaling or not model_task(project,
+                                                                         meta).single_label:
+        return None  # temperature scaling rescales a softmax: single-label tasks only
     rows = load_split(project, "val")
     y = label_indices(rows, list(meta["classes"]))
     logits = predict_logits(project, model, meta, rows)
@@ -57,7 +93,19 @@ def full_report(project: Project, model: Any, meta: dict[str, Any], rows: pd.Dat
                 split: str, temperature: float | None) -> dict[str, Any]:
     """Evaluate on `rows` (the caller reads them: `dlw test` alone reads the test set), write
     the figures and metrics.json, and return the report (JSON-ready; figure paths relative
-    to the project folder)."""
+    to the project folder). The model's task kind chooses the report (REPORTS)."""
+    task = model_task(project, meta)
+    report = REPORTS[task.kind](project, task, model, meta, rows, split=split,
+                                temperature=temperature)
+    report = json_safe(report)
+    atomic_write_json(report_folder(project, split) / METRICS_FILE, report)
+    return report
+
+
+def classification_report(project: Project, task: Task, model: Any, meta: dict[str, Any],
+                          rows: pd.DataFrame, *, split: str,
+                          temperature: float | None) -> dict[str, Any]:
+    """Class probabilities: metric_report, calibration, confusion and confident mistakes."""
     cfg = project.config.evaluate
     classes = list(meta["classes"])
     y_all = label_indices(rows, classes)
@@ -84,9 +132,144 @@ def full_report(project: Project, model: Any, meta: dict[str, Any], rows: pd.Dat
         "confused_pairs": confused_pairs(np.array(report["confusion"]), classes),
     })
     report["figures"] = _figures(project, meta, rows, report, split=split)
-    report = json_safe(report)
-    atomic_write_json(report_folder(project, split) / METRICS_FILE, report)
     return report
+
+
+def task_report(project: Project, task: Task, model: Any, meta: dict[str, Any],
+                rows: pd.DataFrame, *, split: str, temperature: float | None) -> dict[str, Any]:
+    """Any task's outputs (regression, multi-label): every metric of the task with its BC
+    interval, slices, the kind's baselines, error analysis and figures; no calibration."""
+    cfg = project.config.evaluate
+    names = list(meta["classes"])
+    target = dict(meta.get("target") or {})
+    y_all = task.encode(rows["label"].astype(str).tolist(), names)
+    known = task.known(y_all)
+    rows, y = rows[known].reset_index(drop=True), y_all[known]
+    out = predict_outputs(project, model, meta, rows)
+    metric, agreed = primary_metric(project)
+    task.metric(metric)  # ConfigError when the task has no such metric
+    kw: dict[str, Any] = {"n_resamples": cfg.bootstrap_samples, "confidence": cfg.confidence,
+                          "seed": project.config.seed}
+    report: dict[str, Any] = {
+        "task": task.name, "kind": task.kind, "n": int(len(y)), "outputs": names,
+        "confidence": cfg.confidence, "n_resamples": cfg.bootstrap_samples,
+        "seed": project.config.seed,
+        "metrics": task_intervals(task, y, out, target, **kw),
+        "split": split, "model": str(meta.get("name")), "modality": meta.get("modality", "image"),
+        "primary_metric": metric, "primary_metric_agreed": agreed,
+        "unknown_labels": int((~known).sum()),
+        "calibration": None,  # calibration of a softmax: classification only
+        "slices": task_slice_report(task, rows, y, out, target, cfg.slices, metric=metric,
+                                    min_samples=cfg.slice_min_samples, **kw)
+        if cfg.slices else [],
+        "baselines": task_baselines(project, task, meta, rows, y, out, metric=metric, **kw)
+        if cfg.baselines and len(y) else None,
+    }
+    show = project.config.problem.data_sensitivity == "none"
+    analysis, figures = ANALYSES[task.kind]
+    report.update(analysis(task, rows, y, out, target, names, show_content=show))
+    report["figures"] = _relative(project, figures(project, meta, rows, y, out, report,
+                                                   split=split))
+    return report
+
+
+def _regression_analysis(task: Task, rows: pd.DataFrame, y: np.ndarray, out: np.ndarray,
+                         target: dict[str, Any], names: list[str], *,
+                         show_content: bool) -> dict[str, Any]:
+    return {"residuals": residual_summary(y, out),
+            "largest_errors": largest_residuals(rows, y, out, show_content=show_content)}
+
+
+def _multilabel_analysis(task: Task, rows: pd.DataFrame, y: np.ndarray, out: np.ndarray,
+                         target: dict[str, Any], names: list[str], *,
+                         show_content: bool) -> dict[str, Any]:
+    predicted = task.prediction_columns(out, names, target)["labels"]
+    decided = np.array([[name in set(p.split("|")) for name in names] for p in predicted],
+                       dtype=bool).reshape(len(y), len(names))
+    thresholds = [float(t) for t in target.get("thresholds") or [0.5] * len(names)]
+    return {"thresholds": dict(zip(names, thresholds)),
+            "per_label": per_label(y, decided, names, np.array(thresholds)),
+            "most_wrong": most_wrong_labels(rows, y, decided, names, show_content=show_content)}
+
+
+def _regression_figures(project: Project, meta: dict[str, Any], rows: pd.DataFrame,
+                        y: np.ndarray, out: np.ndarray, report: dict[str, Any], *,
+                        split: str) -> dict[str, Path]:
+    folder = _folder(project, split)
+    name = f"{report['model']} on {split} (n={report['n']})"
+    figures = {"residuals": residuals_png(y, out, folder / "residuals.png",
+                                          title=f"residuals: {name}")}
+    errors = report["largest_errors"]
+    if report["modality"] != "image":
+        figures["errors_table"] = items_csv(errors, ["sample_id", "true", "predicted",
+                                                     "residual"], folder / "largest_errors.csv")
+    else:
+        figures["errors"] = mistakes_png(
+            _thumbnails(project, meta, rows, [e["row"] for e in errors]),
+            [f"{e['true']:.3g} -> {e['predicted']:.3g}" for e in errors],
+            folder / "largest_errors.png",
+            title=f"largest errors: {name} (true -> predicted)")
+    return figures
+
+
+def _multilabel_figures(project: Project, meta: dict[str, Any], rows: pd.DataFrame,
+                        y: np.ndarray, out: np.ndarray, report: dict[str, Any], *,
+                        split: str) -> dict[str, Path]:
+    folder = _folder(project, split)
+    name = f"{report['model']} on {split} (n={report['n']})"
+    figures = {
+        "per_label": per_label_png(report["per_label"], folder / "per_label.png",
+                                   title=f"per label: {name}"),
+        "per_label_table": items_csv(report["per_label"], ["label", "support", "predicted",
+                                                           "precision", "recall", "f1",
+                                                           "threshold"],
+                                     folder / "per_label.csv"),
+    }
+    wrong = report["most_wrong"]
+    if report["modality"] != "image":
+        figures["errors_table"] = items_csv(wrong, ["sample_id", "true", "predicted", "wrong",
+                                                    "missed", "extra"],
+                                            folder / "most_wrong.csv")
+    else:
+        figures["errors"] = mistakes_png(
+            _thumbnails(project, meta, rows, [w["row"] for w in wrong]),
+            [" ".join([f"-{m}" for m in w["missed"]] + [f"+{e}" for e in w["extra"]])[:40]
+             for w in wrong],
+            folder / "most_wrong.png",
+            title=f"most wrong labels: {name} (-missed +extra)")
+    return figures
+
+
+def _folder(project: Project, split: str) -> Path:
+    folder = report_folder(project, split)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _relative(project: Project, figures: dict[str, Path]) -> dict[str, str]:
+    return {key: path.relative_to(project.root).as_posix() for key, path in figures.items()}
+
+
+def _thumbnails(project: Project, meta: dict[str, Any], rows: pd.DataFrame,
+                indices: list[int]) -> list[np.ndarray]:
+    """The images of these rows at the model's format (uint8 CHW)."""
+    if not indices:
+        return []
+    return list(image_tensor(project, rows.iloc[indices], channels=int(meta["in_channels"]),
+                             size=tuple(meta["image_size"]),
+                             max_pixels=project.config.data.max_image_pixels))
+
+
+Report = Callable[..., dict[str, Any]]
+REPORTS: dict[str, Report] = {  # by task kind
+    "classification": classification_report,
+    "regression": task_report,
+    "multilabel": task_report,
+}
+ANALYSES: dict[str, tuple[Callable[..., dict[str, Any]], Callable[..., dict[str, Path]]]] = {
+    "regression": (_regression_analysis, _regression_figures),
+    "multilabel": (_multilabel_analysis, _multilabel_figures),
+}
 
 
 def json_safe(value: Any) -> Any:
@@ -117,12 +300,7 @@ def _figures(project: Project, meta: dict[str, Any], rows: pd.DataFrame,
         figures["mistakes_table"] = mistakes_csv(report["mistakes"], folder / "mistakes.csv")
     else:
         mistakes = report["mistakes"]
-        images = []
-        if mistakes:
-            images = list(image_tensor(project, rows.iloc[[m["row"] for m in mistakes]],
-                                       channels=int(meta["in_channels"]),
-                                       size=tuple(meta["image_size"]),
-                                       max_pixels=project.config.data.max_image_pixels))
+        images = _thumbnails(project, meta, rows, [m["row"] for m in mistakes])
         captions = [f"{m['true']} -> {m['predicted']} ({m['confidence']:.2f})"
                     for m in mistakes]
         figures["mistakes"] = mistakes_png(images, captions, folder / "mistakes.png",

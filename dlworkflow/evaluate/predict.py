@@ -1,4 +1,6 @@
-"""Load the trained model and turn manifest rows into class probabilities."""
+"""Load the trained model and turn manifest rows into its outputs: raw logits, class
+probabilities (classification), or what the task makes of the logits (`predict_outputs`:
+probabilities, label probabilities, values in the target's units)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from dlworkflow.project import Project
+    from dlworkflow.tasks import Task
 
 
 def load_model(project: Project) -> tuple[Any, dict[str, Any]]:
@@ -27,6 +30,24 @@ def predict_proba(project: Project, model: Any, meta: dict[str, Any], rows: pd.D
 
     logits = predict_logits(project, model, meta, rows, batch_size=batch_size)
     return torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+
+
+def model_task(project: Project, meta: dict[str, Any]) -> Task:
+    """The task the model was trained for (model.json `task`; older models: the project's)."""
+    from dlworkflow.tasks import task_of
+
+    return task_of(str(meta.get("task") or project.config.task))
+
+
+def predict_outputs(project: Project, model: Any, meta: dict[str, Any], rows: pd.DataFrame,
+                    *, batch_size: int = 256) -> np.ndarray:
+    """What the network's outputs mean for its task, float64: class probabilities (N, K),
+    label probabilities (N, L), or values in the target's units (N, 1); the target's
+    settings (scaling, thresholds) come from model.json `target`."""
+    logits = predict_logits(project, model, meta, rows, batch_size=batch_size)
+    return np.asarray(model_task(project, meta).outputs(logits.astype(np.float64),
+                                                        meta.get("target") or {}),
+                      dtype=np.float64)
 
 
 def predict_logits(project: Project, model: Any, meta: dict[str, Any], rows: pd.DataFrame,

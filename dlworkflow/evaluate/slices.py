@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -9,9 +10,12 @@ import numpy as np
 from dlworkflow.errors import ConfigError
 from dlworkflow.evaluate.bootstrap import metric_interval
 from dlworkflow.evaluate.scores import scalar_metrics
+from dlworkflow.evaluate.task_scores import finite, intervals, task_scorer
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from dlworkflow.tasks import Task
 
 FEATURE_PREFIX = "f:"  # tabular features are stored as f:<name> in the manifest
 MAX_VALUES = 10  # numeric columns with more distinct values are sliced by quartile
@@ -27,16 +31,46 @@ def slice_report(rows: pd.DataFrame, y: np.ndarray, proba: np.ndarray, columns: 
                  min_samples: int) -> list[dict[str, Any]]:
     """One entry per column: its slices with n, metric value and interval; slices under
     min_samples are listed with a note instead of an interval."""
+    def one(value: str, mask: np.ndarray) -> dict[str, Any]:
+        return _one_slice(value, y[mask], proba[mask], metric=metric, n_resamples=n_resamples,
+                          confidence=confidence, seed=seed, min_samples=min_samples)
+
+    return _by_column(rows, columns, one, metric=metric)
+
+
+def task_slice_report(task: Task, rows: pd.DataFrame, y: np.ndarray, out: np.ndarray,
+                      target: dict[str, Any], columns: list[str], *, metric: str,
+                      n_resamples: int, confidence: float, seed: int,
+                      min_samples: int) -> list[dict[str, Any]]:
+    """slice_report for any task: its metric of `outputs` (task.scores) per slice."""
+    def one(value: str, mask: np.ndarray) -> dict[str, Any]:
+        n = int(mask.sum())
+        scorer = task_scorer(task, y[mask], out[mask], target)
+        point = float(scorer(np.ones((1, n)))[metric][0]) if n else float("nan")
+        entry: dict[str, Any] = {"value": value, "n": n, "metric": finite(point),
+                                 "low": None, "high": None, "note": None}
+        if n < min_samples:
+            entry["note"] = f"skipped: {n} samples (< {min_samples}), too few for an interval"
+            return entry
+        m = intervals(lambda w: {metric: scorer(w)[metric]}, n, n_resamples=n_resamples,
+                      confidence=confidence, seed=seed)[metric]
+        if m["low"] is not None:
+            entry["low"], entry["high"] = m["low"], m["high"]
+        else:
+            entry["note"] = f"{metric} undefined on this slice"
+        return entry
+
+    return _by_column(rows, columns, one, metric=metric)
+
+
+def _by_column(rows: pd.DataFrame, columns: list[str],
+               one: Callable[[str, np.ndarray], dict[str, Any]], *,
+               metric: str) -> list[dict[str, Any]]:
     out = []
     for name in columns:
         column = resolve_column(rows, name)
         labels, values, how = slice_labels(rows[column])
-        entries = []
-        for value in values:
-            mask = labels == value
-            entries.append(_one_slice(str(value), y[mask], proba[mask], metric=metric,
-                                      n_resamples=n_resamples, confidence=confidence,
-                                      seed=seed, min_samples=min_samples))
+        entries = [one(str(value), labels == value) for value in values]
         out.append({"column": name, "by": how, "metric": metric, "slices": entries})
     return out
 

@@ -7,7 +7,10 @@ from typing import Any
 
 NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy",
          "macro_f1": "macro F1", "weighted_f1": "weighted F1", "auroc": "AUROC (macro OvR)",
-         "auprc": "AUPRC (macro OvR)", "ece": "ECE (15 bins)"}
+         "auprc": "AUPRC (macro OvR)", "ece": "ECE (15 bins)",
+         "rmse": "RMSE", "mae": "MAE", "r2": "R^2", "mape": "MAPE (fraction)",
+         "micro_f1": "micro F1", "map": "mAP (mean average precision)",
+         "subset_accuracy": "subset accuracy", "hamming_loss": "Hamming loss"}
 
 
 def _interval(m: dict[str, Any], confidence: float) -> str:
@@ -19,7 +22,11 @@ def _interval(m: dict[str, Any], confidence: float) -> str:
 
 
 FIGURE_CAPTIONS = {"confusion": "confusion matrix", "reliability": "reliability diagram",
-                   "mistakes": "most confident mistakes"}
+                   "mistakes": "most confident mistakes",
+                   "residuals": "predicted against true, and the residuals",
+                   "per_label": "precision, recall and F1 per label",
+                   "errors": "the largest errors"}
+
 
 
 def report_figures(report: dict[str, Any], root: str | Path) -> list[tuple[str, Path]]:
@@ -30,6 +37,11 @@ def report_figures(report: dict[str, Any], root: str | Path) -> list[tuple[str, 
 
 
 def report_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """The rows of the report's task kind (reports without a kind: classification)."""
+    return ROWS[report.get("kind") or "classification"](report)
+
+
+def _classification_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     conf = report["confidence"]
     metrics = report["metrics"]
     rows = [(NAMES[name], _interval(metrics[name], conf)) for name in NAMES if name in metrics]
@@ -105,3 +117,90 @@ def _folder(report: dict[str, Any]) -> str:
     folder = figures[0].rsplit("/", 1)[0]
     names = ", ".join(f.rsplit("/", 1)[-1] for f in figures)
     return f"{folder}/ ({names}, metrics.json)"
+
+
+def _task_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """Regression and multi-label: every metric with its interval, the baselines, the kind's
+    error analysis, slices and figures."""
+    from dlworkflow.tasks import task_of
+
+    conf = report["confidence"]
+    task = task_of(report["task"])
+    rows = [(NAMES.get(name, name)
+             + ("" if task.metric(name).higher_is_better else " (lower is better)"),
+             _interval(m, conf)) for name, m in report["metrics"].items()]
+    rows.append(("calibration", "not computed: it applies to single-label class "
+                                "probabilities"))
+    if report["unknown_labels"]:
+        rows.append(("left out", f"{report['unknown_labels']} samples whose target the model "
+                                  "cannot be judged on"))
+    if report.get("baselines"):
+        rows.extend(_task_baseline_rows(report["baselines"], conf))
+    rows.extend(ANALYSIS_ROWS[report["kind"]](report))
+    for entry in report["slices"]:
+        rows.append((f"slices by {entry['column']}", _slices(entry)))
+    rows.append(("figures", _folder(report)))
+    return rows
+
+
+def _task_baseline_rows(b: dict[str, Any], conf: float) -> list[tuple[str, str]]:
+    metric = b["metric"]
+    rows = []
+    for name, entry in b.items():
+        if name in ("network", "simple", "difference") or not isinstance(entry, dict):
+            continue
+        what = (f"always {entry['prediction']:.4g}" if "prediction" in entry
+                else "each label at its train prevalence" if "prevalence" in entry else name)
+        value = "undefined" if entry["value"] is None else f"{entry['value']:.4f}"
+        rows.append((f"{name} baseline", f"{metric} {value} ({what})"))
+    simple = b["simple"]
+    rows.append(("simple model", f"{metric} " + _interval(simple, conf)
+                 + f"; {simple['model']}"))
+    d = b["difference"]
+    if d["low"] is None:
+        return rows
+    span = f"network - simple {metric}: {d['low']:+.4f} to {d['high']:+.4f} ({conf:.0%} CI)"
+    worse = d["high"] < 0 if b["higher_is_better"] else d["low"] > 0
+    if b["simple_as_good"] and worse:
+        rows.append(("WARNING", f"the simple model is BETTER than the network; {span}"))
+    elif b["simple_as_good"]:
+        rows.append(("WARNING", f"the simple model is as good as the network (the interval "
+                                f"of the difference includes 0); {span}"))
+    else:
+        rows.append(("network vs simple", f"the network is better; {span}"))
+    return rows
+
+
+def _regression_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = []
+    r = report.get("residuals") or {}
+    if r.get("mean") is not None:
+        rows.append(("residuals", f"mean {r['mean']:+.4g} (positive: predicted too little), "
+                                  f"sd {r['std']:.4g}, median |r| {r['median_abs']:.4g}, "
+                                  f"max |r| {r['max_abs']:.4g}"))
+    if report.get("largest_errors"):
+        rows.append(("largest errors", "; ".join(
+            f"{e['sample_id']}: true {e['true']:.4g}, predicted {e['predicted']:.4g}"
+            for e in report["largest_errors"][:3])))
+    return rows
+
+
+def _multilabel_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = []
+    labels = report.get("per_label") or []
+    if labels:
+        rows.append(("F1 per label (support)", ", ".join(
+            f"{x['label']} {'-' if x['f1'] is None else format(x['f1'], '.2f')} "
+            f"({x['support']})" for x in labels)))
+    if report.get("most_wrong"):
+        rows.append(("most wrong labels", "; ".join(
+            f"{w['sample_id']}: {w['wrong']} wrong"
+            + (f", missed {', '.join(w['missed'])}" if w["missed"] else "")
+            + (f", extra {', '.join(w['extra'])}" if w["extra"] else "")
+            for w in report["most_wrong"][:3])))
+    return rows
+
+
+ROWS = {"classification": _classification_rows, "regression": _task_rows,
+        "multilabel": _task_rows}  # by task kind
+ANALYSIS_ROWS = {"regression": _regression_rows, "multilabel": _multilabel_rows}

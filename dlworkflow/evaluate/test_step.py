@@ -14,7 +14,6 @@ from dlworkflow.evaluate.predict import load_model
 from dlworkflow.evaluate.slices import check_columns
 from dlworkflow.evaluate.summary import report_figures, report_rows
 from dlworkflow.fileio import sha256_json
-from dlworkflow.metrics import METRICS
 from dlworkflow.results import StepResult
 from dlworkflow.store import load_split, read_split_info
 from dlworkflow.store.sealed import open_test_set
@@ -32,12 +31,15 @@ class TestResult(StepResult):
 
     verdict: Verdict
     n_samples: int
-    accuracy: float
+    accuracy: float | None  # None for a task without accuracy (regression, multi-label)
     model: str
     previous_reads: int
     seal_hash: str
     report: dict[str, Any] = field(default_factory=dict)  # the full report (full_report.py)
     root: str = ""  # the project's folder: the report's figure paths are relative to it
+    companion_metric: str = "accuracy"  # the task's second metric, shown beside the verdict
+    companion: float | None = None  # its value (classification: the accuracy)
+    criterion: str = ""  # the target in the metric's direction: "rmse <= 70"
 
     @property
     def exit_code(self) -> int:
@@ -52,16 +54,18 @@ class TestResult(StepResult):
         rows = [
             ("verdict", v.sentence()),
             (v.metric, f"{v.value:.4f}  ({v.confidence:.0%} bootstrap CI {lo:.4f} to {hi:.4f})"),
-            ("target", f"{v.metric} >= {v.target}"
-             + (" (judged on the interval's lower bound)" if v.gate_on == "lower_bound" else "")),
+            ("target", (self.criterion or f"{v.metric} >= {v.target}")
+             + (f" (judged on the interval's {'lower' if v.higher_is_better else 'upper'} "
+                "bound)" if v.gate_on == "lower_bound" else "")),
             *[(f"constraint {c.name}", f"{'ok' if c.passed else 'FAILED'}: {c.sentence()}")
               for c in v.constraints],
-            ("accuracy", f"{self.accuracy:.4f}"),
+            (self.companion_metric, self._companion_text()),
             ("test samples", f"{self.n_samples:,} (seal {self.seal_hash[:12]})"),
             ("model", self.model),
             ("test set use", self.reuse_note()),
         ]
-        rows = [row for row in rows if not (row[0] == "accuracy" and v.metric == "accuracy")]
+        rows = [row for row in rows
+                if not (row[0] == self.companion_metric and v.metric == self.companion_metric)]
         if self.report:
             rows.append(("full report", ""))
             rows.extend(row for row in report_rows(self.report) if row[0] != v.metric)
@@ -87,6 +91,10 @@ class TestResult(StepResult):
                   f"{html.escape(self.verdict.sentence())}</strong></p>")
         return banner + super()._repr_html_()
 
+    def _companion_text(self) -> str:
+        value = self.accuracy if self.companion is None else self.companion
+        return "undefined" if value is None else f"{value:.4f}"
+
     def reuse_note(self) -> str:
         if self.previous_reads == 0:
             return "first use of this test set"
@@ -97,7 +105,8 @@ class TestResult(StepResult):
 def test(project: Project) -> TestResult:
     """Evaluate the trained model on the sealed test set; the read is logged in the ledger."""
     metric, target = project.config.problem.require_success_criterion(needed_by="`dlw test`")
-    METRICS.get(metric)
+    task = task_of(project.config.task)
+    spec = task.check_criterion(metric, target)
     info = read_split_info(project)
     model, meta = load_model(project)
     previous = len(project.ledger.test_reads(info.seal_hash))
@@ -114,18 +123,20 @@ def test(project: Project) -> TestResult:
         checks = check_constraints(project, model, meta)  # on the model exported to ONNX
         verdict = judge(metric=metric, value=value, interval=interval,
                         confidence=cfg.confidence, target=target, gate_on=cfg.gate_on,
-                        constraints=checks,
-                        higher_is_better=task_of(project.config.task).metric(metric)
-                        .higher_is_better)
+                        constraints=checks, higher_is_better=spec.higher_is_better)
         record = {"verdict": verdict.verdict, "metric": metric, "value": value,
                   "interval": list(interval), "target": target, "n": report["n"],
                   "gate_on": cfg.gate_on, "constraints": [c.record() for c in checks]}
         run.outputs = {"hash": sha256_json(record), **record}
+        companion = (report["metrics"].get(task.companion_metric) or {}).get("value")
         run.summary = {"headline": verdict.sentence(), "previous_reads": previous,
-                       "accuracy": report["metrics"]["accuracy"]["value"],
+                       "accuracy": (report["metrics"].get("accuracy") or {}).get("value"),
+                       task.companion_metric: companion,
                        "temperature": temperature,
                        "simple_as_good": (report["baselines"] or {}).get("simple_as_good"),
                        **record}
     return TestResult(verdict=verdict, n_samples=report["n"], accuracy=run.summary["accuracy"],
                       model=str(meta.get("name")), previous_reads=previous,
-                      seal_hash=info.seal_hash, report=report, root=str(project.root))
+                      seal_hash=info.seal_hash, report=report, root=str(project.root),
+                      companion_metric=task.companion_metric, companion=companion,
+                      criterion=spec.criterion(target))
