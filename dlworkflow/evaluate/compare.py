@@ -10,6 +10,13 @@ same raw values (`observe.runtime_inputs`). Per slice and over the compared rows
 metric of each model and the paired bootstrap interval of the difference challenger - champion
 (the same resampled rows for both models). Runs only inside the `retrain` ledger step: the
 sealed reader (`store.sealed`) refuses anything else and logs every read.
+
+The models' outputs are the task's (`observe.predict_outputs`: class probabilities, values
+in the target's units, label probabilities) and the metric is the task's primary metric:
+classification through dlworkflow.metrics, the other kinds through `task.scores` with the
+same draw counts for both models. The result says the metric's direction
+("higher_is_better") and the challenger's "improvement" (the difference, sign-flipped for a
+lower-is-better metric such as RMSE), so retrain's margin applies in the metric's direction.
 """
 
 from __future__ import annotations
@@ -21,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dlworkflow.deploy.runtime.bundle import Bundle, load_bundle
-from dlworkflow.deploy.runtime.observe import runtime_inputs
+from dlworkflow.deploy.runtime.observe import bundle_task, predict_outputs, runtime_inputs
 from dlworkflow.errors import DlwError
-from dlworkflow.evaluate.bootstrap import paired_difference
+from dlworkflow.evaluate.bootstrap import bc_interval, paired_difference
 from dlworkflow.metrics import METRICS
 from dlworkflow.store import read_split_info
 from dlworkflow.store.sealed import open_test_set
@@ -32,6 +39,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from dlworkflow.project import Project
+    from dlworkflow.tasks.base import Task
 
 COMPARE_ON = ("all", "test", "fresh")
 BATCH = 256
@@ -48,10 +56,13 @@ def compare(project: Project, *, champion: Path, challenger: Path, on: str) -> d
     if on not in COMPARE_ON:
         raise CompareError(f"Unknown comparison set {on!r}.", expected=" | ".join(COMPARE_ON),
                            received=repr(on), fix="set retrain.compare_on to all, test or fresh")
-    metric = project.config.problem.primary_metric or "accuracy"
-    METRICS.get(metric)
     old, new = load_bundle(champion), load_bundle(challenger)
     _check_comparable(old, new)
+    task, target = bundle_task(old)
+    metric = project.config.problem.primary_metric or task.default_metric
+    if task.single_label:
+        METRICS.get(metric)
+    higher = task.metric(metric).higher_is_better
     info = read_split_info(project)
     names = ["test", *sorted(info.slices, key=lambda n: info.slices[n]["addition"])]
     chosen = [n for n in names if on == "all" or (n == "test") == (on == "test")]
@@ -65,19 +76,27 @@ def compare(project: Project, *, champion: Path, challenger: Path, on: str) -> d
     purpose = f"champion v{old.version} vs challenger v{new.version}"
     predictions = {name: _predict(project, name, purpose, old, new) for name in names}
     settings = _settings(project, metric)
-    slices = [_summary(name, *predictions[name], **settings) for name in names]
+    summary = SUMMARIES[task.single_label]
+    slices = [summary(name, *predictions[name], task=task, target=target, **settings)
+              for name in names]
     pooled = [predictions[n] for n in chosen]
     y, p_old, p_new = (np.concatenate([part[i] for part in pooled]) for i in range(3))
-    compared = _summary(" + ".join(chosen), y, p_old, p_new, **settings)
+    compared = summary(" + ".join(chosen), y, p_old, p_new, task=task, target=target,
+                       **settings)
     compared["slices"] = chosen
-    return {"metric": metric, "on": on, "confidence": settings["confidence"],
+    for part in [*slices, compared]:
+        diff = part["difference"]
+        part["improvement"] = None if diff is None else (diff if higher else -diff)
+    return {"metric": metric, "higher_is_better": higher, "on": on,
+            "confidence": settings["confidence"],
             "champion": {"version": old.version, "folder": str(old.folder)},
             "challenger": {"version": new.version, "folder": str(new.folder)},
             "slices": slices, "compared": compared}
 
 
 def _check_comparable(old: Bundle, new: Bundle) -> None:
-    if old.modality != new.modality or old.classes != new.classes:
+    if old.modality != new.modality or old.classes != new.classes \
+            or bundle_task(old)[0] is not bundle_task(new)[0]:
         raise CompareError(
             f"Champion v{old.version} and challenger v{new.version} predict different things: "
             "one metric cannot compare them.",
@@ -89,26 +108,32 @@ def _check_comparable(old: Bundle, new: Bundle) -> None:
 
 def _predict(project: Project, name: str, purpose: str, old: Bundle,
              new: Bundle) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(labels as class indices, champion probabilities, challenger probabilities)."""
+    """(encoded targets (classification: class indices), champion outputs, challenger
+    outputs)."""
     rows = open_test_set(project, purpose=purpose, slice=name)
-    index = {c: i for i, c in enumerate(old.classes)}
     labels = rows["label"].astype(str)
-    unknown = sorted(set(labels) - set(index))
+    task = bundle_task(old)[0]
+    y = task.encode(labels.tolist(), old.classes)
+    known = task.known(y)
+    if task.single_label:
+        known = known & (y >= 0)
+    unknown = sorted(set(labels[~known]))
     if unknown:
         raise CompareError(f"The {name} rows hold labels the models do not know: {unknown[:5]}.",
                            expected=f"labels among {old.classes[:12]}",
                            received=f"{len(unknown)} unknown label(s)",
                            fix="train a challenger on data with these classes (dlw retrain) "
                                "and promote it by hand after its test")
-    y = labels.map(index).to_numpy(dtype=np.int64)
-    return y, _proba(old, rows), _proba(new, rows)
+    return y, _outputs(old, rows), _outputs(new, rows)
 
 
-def _proba(bundle: Bundle, rows: pd.DataFrame) -> np.ndarray:
+def _outputs(bundle: Bundle, rows: pd.DataFrame) -> np.ndarray:
+    """The task outputs (N, K) of the bundle on manifest rows."""
     k = len(bundle.classes)
     parts = [np.zeros((0, k), dtype=np.float32)]
     for start in range(0, len(rows), BATCH):
-        parts.append(bundle.predict_proba(runtime_inputs(bundle, rows.iloc[start:start + BATCH])))
+        parts.append(predict_outputs(bundle,
+                                     runtime_inputs(bundle, rows.iloc[start:start + BATCH])))
     return np.concatenate(parts)
 
 
@@ -119,8 +144,10 @@ def _settings(project: Project, metric: str) -> dict[str, Any]:
 
 
 def _summary(name: str, y: np.ndarray, p_old: np.ndarray, p_new: np.ndarray, *, metric: str,
-             n_resamples: int, confidence: float, seed: int) -> dict[str, Any]:
-    """One set of rows: each model's metric and the paired interval of the difference."""
+             n_resamples: int, confidence: float, seed: int, task: Task | None = None,
+             target: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Classification, one set of rows: each model's metric and the paired interval of the
+    difference."""
     out: dict[str, Any] = {"name": name, "n": int(len(y))}
     if len(y) == 0:
         return {**out, "champion": None, "challenger": None, "difference": None,
@@ -133,6 +160,45 @@ def _summary(name: str, y: np.ndarray, p_old: np.ndarray, p_new: np.ndarray, *, 
             "interval": [_num(low), _num(high)],
             "accuracy": {"champion": _num(float(np.mean(p_old.argmax(1) == y))),
                          "challenger": _num(float(np.mean(p_new.argmax(1) == y)))}}
+
+
+def _task_summary(name: str, y: np.ndarray, p_old: np.ndarray, p_new: np.ndarray, *,
+                  metric: str, n_resamples: int, confidence: float, seed: int, task: Task,
+                  target: dict[str, Any]) -> dict[str, Any]:
+    """Regression and multi-label, one set of rows: each model's metric (`task.scores`) and
+    the BC interval of the difference challenger - champion over the same draw counts for
+    both models (a paired bootstrap)."""
+    out: dict[str, Any] = {"name": name, "n": int(len(y))}
+    if len(y) == 0:
+        return {**out, "champion": None, "challenger": None, "difference": None,
+                "interval": [None, None]}
+    low, high, a, b = paired_task_difference(task, metric, y, p_old, p_new, target,
+                                             n_resamples=n_resamples, confidence=confidence,
+                                             seed=seed)
+    return {**out, "champion": _num(a), "challenger": _num(b), "difference": _num(b - a),
+            "interval": [_num(low), _num(high)]}
+
+
+def paired_task_difference(task: Task, metric: str, y: np.ndarray, out_a: np.ndarray,
+                           out_b: np.ndarray, target: dict[str, Any], *, n_resamples: int,
+                           confidence: float, seed: int) -> tuple[float, float, float, float]:
+    """(low, high) of metric(b) - metric(a) over the same resampled rows (draw counts of
+    `resample_counts`, as every bootstrap of the project), the BC interval around the
+    observed difference; and metric(a), metric(b)."""
+    from dlworkflow.evaluate.scores import resample_counts
+
+    ones = np.ones((1, len(y)))
+    a = float(task.scores(y, out_a, ones, target)[metric][0])
+    b = float(task.scores(y, out_b, ones, target)[metric][0])
+    diffs = [task.scores(y, out_b, w, target)[metric] - task.scores(y, out_a, w, target)[metric]
+             for w in resample_counts(len(y), n_resamples=n_resamples, seed=seed)]
+    low, high = bc_interval(np.concatenate(diffs), b - a, confidence)
+    return low, high, a, b
+
+
+# each model's metric and the paired difference, per task: classification's own (with
+# accuracy beside the primary metric) or the task's metrics
+SUMMARIES = {True: _summary, False: _task_summary}
 
 
 def _num(value: float) -> float | None:

@@ -25,11 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dlworkflow.deploy.runtime.observe import metadata_task
 from dlworkflow.monitor import stats as S
 from dlworkflow.monitor.logread import Sample
 
 if TYPE_CHECKING:
     from dlworkflow.config import Monitor
+    from dlworkflow.tasks.base import Task
 
 GROUPS = ("input", "embedding", "prediction", "confidence", "ood", "performance")
 FEATURE_LABELS = {
@@ -139,25 +141,23 @@ def run_checks(reference: Sample, live: Sample, *, config: Monitor, seed: int,
         notes.append("No embeddings in the records (an export from before embeddings were "
                       "logged): the embedding check is skipped and the OOD score is "
                       "1 - confidence.")
-    plans.append(_Plan("predicted classes", "prediction", "chi-square", config.prediction_shift,
-                       lambda level: S.class_shift(list(reference.labels), list(live.labels)),
-                       lambda o: (None, None)))
-    plans.append(_Plan("confidence", "confidence", "Mann-Whitney U (one-sided)",
-                       config.confidence_drop,
-                       lambda level: S.confidence_drop(reference.confidence, live.confidence),
-                       lambda o: (o.details.get("reference_mean"), o.details.get("live_mean"))))
+    task, target = metadata_task(metadata or {})
+    names = list(classes or [])
+    plans += PREDICTION_PLANS[task.kind](reference, live, config, names)
     ood = ood_scores(reference, live, rate=config.ood_reference_rate)
-    plans.append(_Plan("out-of-distribution rate", "ood",
-                       "beta-binomial (" + ("k-NN distance" if ood.source == "embedding"
-                                            else "1 - confidence") + ")",
-                       config.ood_rate_excess,
-                       lambda level: S.ood_rate_test(ood.reference, ood.live,
-                                                     rate=config.ood_reference_rate),
-                       lambda o: (o.details.get("reference_rate"), o.details.get("live_rate"))))
+    if ood is not None:
+        plans.append(_Plan("out-of-distribution rate", "ood",
+                           "beta-binomial (" + ("k-NN distance" if ood.source == "embedding"
+                                                else "1 - confidence") + ")",
+                           config.ood_rate_excess,
+                           lambda level: S.ood_rate_test(ood.reference, ood.live,
+                                                         rate=config.ood_reference_rate),
+                           lambda o: (o.details.get("reference_rate"),
+                                      o.details.get("live_rate"))))
     labelled = None
     if labels is not None:
-        plan, labelled, note = _performance_plan(live, labels, metadata or {}, classes or [],
-                                                 config, seed)
+        plan, labelled, note = PERFORMANCE_PLANS[task.single_label](
+            live, labels, metadata or {}, names, config, seed, task, target)
         if plan is not None:
             plans.append(plan)
         if note:
@@ -228,10 +228,132 @@ def _category_plan(name: str, ref: list[Any], cur: list[Any], config: Monitor) -
                  lambda o: (None, None))
 
 
+def _class_plans(reference: Sample, live: Sample, config: Monitor,
+                 names: list[str]) -> list[_Plan]:
+    """Classification: the predicted-class shares and the confidence."""
+    return [
+        _Plan("predicted classes", "prediction", "chi-square", config.prediction_shift,
+              lambda level: S.class_shift(list(reference.labels), list(live.labels)),
+              lambda o: (None, None)),
+        _Plan("confidence", "confidence", "Mann-Whitney U (one-sided)", config.confidence_drop,
+              lambda level: S.confidence_drop(reference.confidence, live.confidence),
+              lambda o: (o.details.get("reference_mean"), o.details.get("live_mean")))]
+
+
+def _value_plans(reference: Sample, live: Sample, config: Monitor,
+                 names: list[str]) -> list[_Plan]:
+    """Regression: the distribution of the predicted values (KS, and PSI on the reference's
+    deciles), as for a numeric input."""
+    if reference.value is None or live.value is None:
+        return []
+    ref, cur = reference.value, live.value
+
+    def run(level: float) -> S.Outcome:
+        ks = S.ks_test(ref, cur)
+        value = S.psi(ref, cur)
+        return S.Outcome(ks.statistic, ks.p_value, value, {
+            **ks.details, "shape": "value", "ks": ks.statistic, "psi": value,
+            "reference_mean": _mean(ref), "live_mean": _mean(cur),
+            "reference_quantiles": _quantiles(ref), "live_quantiles": _quantiles(cur)})
+
+    return [_Plan("predicted value", "prediction", "KS + PSI", config.psi_threshold, run,
+                  lambda o: (o.details["reference_mean"], o.details["live_mean"]))]
+
+
+def _label_plans(reference: Sample, live: Sample, config: Monitor,
+                 names: list[str]) -> list[_Plan]:
+    """Multi-label: each label's predicted rate (two-proportion test, Bonferroni over the
+    labels inside the check) and its mean probability; the labels whose rate moved
+    significantly by at least monitor.prediction_shift are flagged."""
+    ref, cur = label_matrix(reference, names), label_matrix(live, names)
+    if not names or len(ref) == 0 or len(cur) == 0:
+        return []
+
+    def run(level: float) -> S.Outcome:
+        return label_shift(ref, cur, names, reference.probs, live.probs, level=level,
+                           threshold=config.prediction_shift)
+
+    def rule(outcome: S.Outcome, level: float) -> bool:
+        return bool(outcome.details.get("moved"))
+
+    return [_Plan("predicted labels", "prediction", "two-proportion z (per label)",
+                  config.prediction_shift, run, lambda o: (None, None), alert_rule=rule)]
+
+
+def label_matrix(sample: Sample, names: list[str]) -> np.ndarray:
+    """Bool (N, L): the labels each record predicted."""
+    from dlworkflow.tasks.multilabel import SEP
+
+    index = {n: j for j, n in enumerate(names)}
+    out = np.zeros((len(sample), len(names)), dtype=bool)
+    for i, text in enumerate(sample.labels):
+        for label in str(text).split(SEP):
+            if label in index:
+                out[i, index[label]] = True
+    return out
+
+
+def label_shift(reference: np.ndarray, live: np.ndarray, names: list[str],
+                ref_probs: np.ndarray | None, live_probs: np.ndarray | None, *,
+                level: float, threshold: float) -> S.Outcome:
+    """Per label: the predicted rates (reference vs live), the two-sided two-proportion z
+    test's p-value times the number of labels (Bonferroni), the mean probabilities; p = the
+    smallest adjusted p, effect = the largest rate change, statistic = the largest |z|.
+    A label is flagged (details "moved") when its adjusted p < level and its rate moved by at
+    least `threshold`."""
+    from scipy.stats import norm
+
+    n_ref, n_cur, k = len(reference), len(live), max(len(names), 1)
+    a, b = reference.sum(axis=0).astype(np.float64), live.sum(axis=0).astype(np.float64)
+    r_ref, r_cur = a / n_ref, b / n_cur
+    pooled = (a + b) / (n_ref + n_cur)
+    se = np.sqrt(pooled * (1 - pooled) * (1 / n_ref + 1 / n_cur))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = np.where(se > 0, (r_cur - r_ref) / np.where(se > 0, se, 1), 0.0)
+    p = np.minimum(1.0, k * 2 * norm.sf(np.abs(z)))
+    mean_ref = _column_means(ref_probs, len(names))
+    mean_cur = _column_means(live_probs, len(names))
+    per_label = []
+    for j, name in enumerate(names):
+        per_label.append({"label": name, "reference_rate": float(r_ref[j]),
+                          "live_rate": float(r_cur[j]), "change": float(r_cur[j] - r_ref[j]),
+                          "p_value": float(p[j]),
+                          "reference_mean_probability": mean_ref[j],
+                          "live_mean_probability": mean_cur[j],
+                          "moved": bool(p[j] < level and abs(r_cur[j] - r_ref[j]) >= threshold)})
+    moved = [row["label"] for row in per_label if row["moved"]]
+    change = np.abs(r_cur - r_ref)
+    return S.Outcome(float(np.abs(z).max()) if len(z) else 0.0,
+                     float(p.min()) if len(p) else 1.0,
+                     float(change.max()) if len(change) else 0.0,
+                     {"shape": "labels", "per_label": per_label, "moved": moved,
+                      "labels": len(names)})
+
+
+def _column_means(probs: np.ndarray | None, k: int) -> list[float | None]:
+    if probs is None or probs.ndim != 2 or probs.shape[1] != k or len(probs) == 0:
+        return [None] * k
+    return [float(v) for v in probs.mean(axis=0)]
+
+
+def _quantiles(values: np.ndarray) -> list[float]:
+    finite = values[np.isfinite(values)]
+    if len(finite) == 0:
+        return []
+    return [float(q) for q in np.quantile(finite, [0.05, 0.25, 0.5, 0.75, 0.95])]
+
+
+# the prediction checks, per task kind
+PREDICTION_PLANS: dict[str, Callable[[Sample, Sample, Monitor, list[str]], list[_Plan]]] = {
+    "classification": _class_plans, "regression": _value_plans, "multilabel": _label_plans}
+
+
 def _performance_plan(live: Sample, labels: dict[str, str], metadata: dict[str, Any],
-                      classes: list[str], config: Monitor, seed: int
+                      classes: list[str], config: Monitor, seed: int, task: Task,
+                      target: dict[str, Any]
                       ) -> tuple[_Plan | None, dict[str, Any] | None, str | None]:
-    """The live metric on the labelled live rows, against the test estimate."""
+    """Classification: the live metric on the labelled live rows, against the test
+    estimate."""
     metric = str(metadata.get("metric") or "accuracy")
     test_value = metadata.get("test_value")
     index = {c: i for i, c in enumerate(classes)}
@@ -288,6 +410,100 @@ def _performance_plan(live: Sample, labels: dict[str, str], metadata: dict[str, 
     return plan, info, None
 
 
+def _task_performance_plan(live: Sample, labels: dict[str, str], metadata: dict[str, Any],
+                           classes: list[str], config: Monitor, seed: int, task: Task,
+                           target: dict[str, Any]
+                           ) -> tuple[_Plan | None, dict[str, Any] | None, str | None]:
+    """Regression and multi-label: the live primary metric (`task.scores` over bootstrap
+    draw counts) on the labelled live rows, against the test estimate, in the metric's
+    direction: an alert when the metric got worse than the test estimate by more than the
+    allowed change (`allowed_change`) at level alpha / m."""
+    metric = str(metadata.get("metric") or task.default_metric)
+    spec = task.metric(metric)
+    test_value = metadata.get("test_value")
+    matched = [(i, labels[key]) for i, key in enumerate(live.ids) if key in labels]
+    y_all = task.encode([text for _, text in matched], classes)
+    known = task.known(y_all) if matched else np.zeros(0, dtype=bool)
+    where = np.array([i for (i, _), ok in zip(matched, known) if ok], dtype=np.int64)
+    info: dict[str, Any] = {"metric": metric, "test_value": test_value, "n": int(len(where)),
+                            "unknown_labels": int(len(matched) - len(where)),
+                            "matched": len(matched), "higher_is_better": spec.higher_is_better}
+    if not len(where):
+        return None, info, ("--labels matched none of the live predictions (ids are the "
+                            "server's `id`, or the --inputs file names / row ids)"
+                            + (", or none of their labels could be read." if matched else "."))
+    outputs = LIVE_OUTPUTS[task.kind](live, len(classes))
+    if outputs is None:
+        return None, info, ("The records lack the model's outputs (values or label "
+                            "probabilities): the live metric is not tested.")
+    y, out = y_all[known], outputs[where]
+    info.update(indices=where, y=y, proba=out)
+    if len(where) < config.min_samples:
+        info["check"] = _note_check(metric, f"{len(where)} labelled live predictions: fewer "
+                                    f"than monitor.min_samples ({config.min_samples}); the "
+                                    "live metric is not tested.")
+        return None, info, None
+    if not isinstance(test_value, (int, float)):
+        info["check"] = _note_check(metric, "The champion has no test estimate (exported "
+                                    "without a PASS from `dlw test`): nothing to compare "
+                                    "the live metric with.")
+        return None, info, None
+    test = float(test_value)
+    higher = spec.higher_is_better
+    allowed = allowed_change(spec, test, config.metric_drop)
+    bound = test - allowed if higher else test + allowed
+    sign = 1.0 if higher else -1.0  # bootstrap_bound tests "at least floor": flip lower-better
+
+    def run(level: float) -> S.Outcome:
+        out_ = S.bootstrap_bound(lambda w: sign * task.scores(y, out, w, target)[metric],
+                                 len(y), floor=sign * bound, level=level, seed=seed)
+        value = sign * out_.statistic
+        interval = out_.details.get("interval")
+        if interval:
+            interval = sorted([sign * interval[0], sign * interval[1]])
+        return S.Outcome(value, out_.p_value, (test - value) if higher else (value - test),
+                         {**out_.details, "interval": interval, "metric": metric,
+                          "test_value": test, "bound": bound, "higher_is_better": higher,
+                          "allowed_change": allowed, **({"floor": bound} if higher else
+                                                        {"ceiling": bound})})
+
+    def rule(outcome: S.Outcome, level: float) -> bool:
+        interval = outcome.details.get("interval")
+        if not interval:
+            return False
+        return bool(interval[1] < bound if higher else interval[0] > bound)
+
+    plan = _Plan(f"live {metric}", "performance", "bootstrap interval", allowed, run,
+                 lambda o: (test, o.statistic), alert_rule=rule)
+    return plan, info, None
+
+
+def allowed_change(spec: Any, test_value: float, metric_drop: float) -> float:
+    """How much worse than the test estimate the live metric may get before it alerts:
+    monitor.metric_drop in the metric's units for a metric bounded above (accuracy, F1,
+    R^2), and metric_drop as a share of the test estimate for one in the target's units
+    (RMSE, MAE: 0.05 = 5% worse)."""
+    if spec.bounds[1] is None:
+        return float(metric_drop) * abs(float(test_value))
+    return float(metric_drop)
+
+
+def _live_values(live: Sample, k: int) -> np.ndarray | None:
+    return None if live.value is None else live.value[:, None]
+
+
+def _live_probs(live: Sample, k: int) -> np.ndarray | None:
+    return live.probs if live.probs is not None and live.probs.shape[1] == k else None
+
+
+# the task outputs of the live records (what task.scores takes), per task kind
+LIVE_OUTPUTS: dict[str, Callable[[Sample, int], np.ndarray | None]] = {
+    "classification": _live_probs, "regression": _live_values, "multilabel": _live_probs}
+# the live-metric check: classification's own (accuracy's Wilson interval, the
+# classification metrics), or the task's metrics for the others
+PERFORMANCE_PLANS = {True: _performance_plan, False: _task_performance_plan}
+
+
 def _note_check(metric: str, text: str) -> Check:
     return Check(name=f"live {metric}", group="performance", test="-", statistic=None,
                  p_value=None, effect=None, threshold=None, alert=False, sentence=text)
@@ -308,16 +524,19 @@ def _onehot(live: Sample, where: np.ndarray, classes: list[str]) -> np.ndarray:
 
 
 # ---- OOD scores ---------------------------------------------------------------------------
-def ood_scores(reference: Sample, live: Sample, *, rate: float) -> OodScores:
+def ood_scores(reference: Sample, live: Sample, *, rate: float) -> OodScores | None:
     """Distance to the 5th-nearest reference embedding (leave-one-out on the reference); or
-    1 - confidence when the records have no embeddings."""
+    1 - confidence when the records have no embeddings; None when they have neither
+    (regression and multi-label records have no confidence)."""
     if reference.emb is not None and live.emb is not None \
             and reference.emb.shape[1] == live.emb.shape[1] and len(reference) > S.OOD_K:
         ref = S.knn_distances(reference.emb, k=S.OOD_K)
         cur = S.knn_distances(reference.emb, live.emb, k=S.OOD_K)
         source = "embedding"
-    else:
+    elif np.isfinite(reference.confidence).all() and np.isfinite(live.confidence).all():
         ref, cur, source = 1.0 - reference.confidence, 1.0 - live.confidence, "confidence"
+    else:
+        return None
     outcome = S.ood_rate_test(ref, cur, rate=rate)
     return OodScores(source, ref, cur, float(outcome.details.get("threshold", math.inf)),
                      float(outcome.details.get("reference_rate", rate)))
@@ -335,8 +554,7 @@ def sentence(check: Check, level: float) -> str:
                          f"reference {_g(check.reference)}; PSI {_g(check.effect)}",
         "embedding": lambda: f"Embeddings: MMD {_g(check.effect)} between live and reference "
                              f"({check.details.get('permutations', 0):,} permutations)",
-        "prediction": lambda: f"Predicted classes: {_shares_moved(check.details)}; total "
-                              f"variation {_g(check.effect)}",
+        "prediction": lambda: PREDICTION_WORDS[check.details.get("shape", "classes")](check),
         "confidence": lambda: f"Confidence: mean {_g(check.live)} live vs {_g(check.reference)}"
                               f" reference (drop {_g(check.effect)})",
         "ood": lambda: f"Out-of-distribution rate: {_pct(check.live)} live vs "
@@ -347,7 +565,11 @@ def sentence(check: Check, level: float) -> str:
                                f"{_g(check.reference)}",
     }[check.group]()
     evidence = f"{check.test.split(' + ')[0]} p = {_p(p)} (level {level:.2g})"
-    if check.group == "performance":
+    if check.group == "performance" and check.details.get("higher_is_better") is False:
+        ceiling = check.details.get("ceiling")
+        verdict = (f"ALERT: the lower bound is above {_g(ceiling)} (test + allowed worsening)"
+                   if check.alert else f"no alert (alert when the lower bound > {_g(ceiling)})")
+    elif check.group == "performance":
         floor = check.details.get("floor")
         verdict = (f"ALERT: the upper bound is below {_g(floor)} (test - metric_drop)"
                    if check.alert else f"no alert (alert when the upper bound < {_g(floor)})")
@@ -361,6 +583,32 @@ def sentence(check: Check, level: float) -> str:
     else:
         verdict = "no drift"
     return f"{what}. {evidence}: {verdict}."
+
+
+def _classes_words(check: Check) -> str:
+    return (f"Predicted classes: {_shares_moved(check.details)}; total variation "
+            f"{_g(check.effect)}")
+
+
+def _value_words(check: Check) -> str:
+    return (f"Predicted value: live mean {_g(check.live)} vs reference {_g(check.reference)}; "
+            f"PSI {_g(check.effect)}")
+
+
+def _labels_words(check: Check) -> str:
+    rows = check.details.get("per_label") or []
+    moved = [r for r in rows if r.get("moved")] or sorted(
+        rows, key=lambda r: -abs(r.get("change", 0.0)))[:2]
+    shown = ", ".join(f"{r['label']} {r['reference_rate']:.0%} -> {r['live_rate']:.0%}"
+                      for r in moved[:4]) or "no labels"
+    flagged = check.details.get("moved") or []
+    return (f"Predicted labels ({'moved: ' if flagged else 'largest changes: '}{shown}"
+            f"{f' and {len(flagged) - 4} more' if len(flagged) > 4 else ''}); largest rate "
+            f"change {_g(check.effect)}")
+
+
+PREDICTION_WORDS: dict[str, Callable[[Check], str]] = {
+    "classes": _classes_words, "value": _value_words, "labels": _labels_words}
 
 
 def _iv(check: Check, i: int) -> float | None:

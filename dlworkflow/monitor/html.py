@@ -1,7 +1,10 @@
 """reports/monitor.html: one self-contained page (PNG figures inlined as data: URIs, no script,
 no network) with the headline (OK / ALERT and why), the table of checks, time series over
 `monitor.buckets` time buckets with the reference level drawn as a dashed line, and the
-distributions behind the confidence and out-of-distribution checks."""
+distributions behind the prediction and out-of-distribution checks. The prediction figures
+follow the task's kind (`PREDICTION_FIGURES`): classification the predicted-class shares and
+the confidence; regression the predicted value (its mean over time, its histogram reference
+vs live); multi-label each label's predicted rate (over time, and reference vs live)."""
 
 from __future__ import annotations
 
@@ -12,13 +15,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dlworkflow.monitor.drift import Drift, feature_label
+from dlworkflow.deploy.runtime.observe import metadata_task
+from dlworkflow.monitor.drift import Drift, feature_label, label_matrix
 from dlworkflow.monitor.logread import Sample
 from dlworkflow.plots import new_figure, png_bytes
 from dlworkflow.report.html import Section, bullet_list, esc, page, png_figure, table
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from dlworkflow.monitor.step import MonitorResult
+    from dlworkflow.tasks.base import Task
 
 TOP_CLASSES = 6
 SERIES_FEATURES = {"image": ("mean", "std"), "text": ("chars", "unk"),
@@ -88,16 +95,139 @@ def figures(reference: Sample, live: Sample, drift: Drift, *, buckets: int,
     """(caption, PNG) of every plot the data allows."""
     if len(live) == 0:
         return []
+    task, target = metadata_task(metadata)
+    names = [str(c) for c in metadata.get("classes") or []]
     line = timeline(live, buckets=buckets)
-    out = [_confidence_and_ood(reference, live, drift, line), _classes(reference, live, line)]
+    series, distributions = PREDICTION_FIGURES[task.kind]
+    out = series(reference, live, drift, line, names)
     inputs = _inputs(reference, live, line)
     if inputs is not None:
         out.append(inputs)
-    metric = _metric(live, drift, line, metadata)
+    metric = _metric(live, drift, line, metadata, task, target)
     if metric is not None:
         out.append(metric)
-    out.append(_distributions(reference, live, drift))
+    out.append(distributions(reference, live, drift, names))
     return out
+
+
+def _class_series(reference: Sample, live: Sample, drift: Drift, line: Timeline,
+                  names: list[str]) -> list[tuple[str, bytes]]:
+    return [_confidence_and_ood(reference, live, drift, line), _classes(reference, live, line)]
+
+
+def _class_distributions(reference: Sample, live: Sample, drift: Drift,
+                         names: list[str]) -> tuple[str, bytes]:
+    return _distributions(reference, live, drift)
+
+
+def _value_series(reference: Sample, live: Sample, drift: Drift, line: Timeline,
+                  names: list[str]) -> list[tuple[str, bytes]]:
+    """Regression: the mean predicted value per bucket (and the OOD rate)."""
+    if reference.value is None or live.value is None:
+        return []
+    fig = new_figure(8.0, 3.0)
+    left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    _series(left, line, _per_bucket(line, live.value), label="live",
+            reference=float(np.nanmean(reference.value)))
+    left.set_title("mean predicted value", fontsize=10)
+    _ood_series(right, drift, line)
+    return [("Mean predicted value and out-of-distribution rate per time bucket (dashed: the "
+             "reference level)", png_bytes(fig))]
+
+
+def _value_distributions(reference: Sample, live: Sample, drift: Drift,
+                         names: list[str]) -> tuple[str, bytes]:
+    """Regression: histograms of the predicted values, reference vs live."""
+    fig = new_figure(8.0, 3.0)
+    left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    if reference.value is not None and live.value is not None:
+        both = np.concatenate([reference.value, live.value])
+        both = both[np.isfinite(both)]
+        edges = np.linspace(both.min(), both.max(), 30) if len(both) and np.ptp(both) > 0 \
+            else 10
+        left.hist(reference.value, bins=edges, density=True, alpha=0.5, label="reference")
+        left.hist(live.value, bins=edges, density=True, alpha=0.5, label="live")
+        left.legend(fontsize=8)
+    left.set_title("predicted value", fontsize=10)
+    _ood_histogram(right, drift)
+    for ax in (left, right):
+        ax.tick_params(labelsize=8)
+    return "Distributions: live against the reference", png_bytes(fig)
+
+
+def _label_series(reference: Sample, live: Sample, drift: Drift, line: Timeline,
+                  names: list[str]) -> list[tuple[str, bytes]]:
+    """Multi-label: the predicted rate of the labels that moved most, per bucket."""
+    ref, cur = label_matrix(reference, names), label_matrix(live, names)
+    if not names or not len(ref) or not len(cur):
+        return []
+    change = np.abs(cur.mean(axis=0) - ref.mean(axis=0))
+    top = np.argsort(-change, kind="stable")[:TOP_CLASSES]
+    fig = new_figure(8.0, 3.0)
+    ax = fig.add_subplot()
+    for j in top:
+        _series(ax, line, _per_bucket(line, cur[:, j].astype(float)), label=names[j][:20],
+                reference=float(ref[:, j].mean()))
+    ax.set_ylabel("share predicted", fontsize=8)
+    ax.legend(fontsize=7, ncol=min(len(top), 6), loc="upper left")
+    return [("Predicted rate per time bucket of the labels whose rate changed most (dashed: "
+             "the reference rate)", png_bytes(fig))]
+
+
+def _label_distributions(reference: Sample, live: Sample, drift: Drift,
+                         names: list[str]) -> tuple[str, bytes]:
+    """Multi-label: each label's predicted rate and mean probability, reference vs live."""
+    ref, cur = label_matrix(reference, names), label_matrix(live, names)
+    fig = new_figure(8.0, 3.0)
+    left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    x = np.arange(len(names))
+    moved = set(next((c.details.get("moved") or [] for c in drift.checks
+                      if c.details.get("shape") == "labels"), []))
+    for ax, (a, b), title in (
+            (left, (ref.mean(axis=0) if len(ref) else np.zeros(len(names)),
+                    cur.mean(axis=0) if len(cur) else np.zeros(len(names))),
+             "predicted rate per label"),
+            (right, (_means(reference.probs, len(names)), _means(live.probs, len(names))),
+             "mean probability per label")):
+        ax.bar(x - 0.2, a, width=0.4, label="reference")
+        ax.bar(x + 0.2, b, width=0.4, label="live")
+        ax.set_xticks(x, [("* " if n in moved else "") + n[:12] for n in names], rotation=90,
+                      fontsize=7)
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=8)
+        ax.tick_params(labelsize=8)
+    return ("Labels: live against the reference (* the labels whose predicted rate moved)",
+            png_bytes(fig))
+
+
+def _means(probs: np.ndarray | None, k: int) -> np.ndarray:
+    if probs is None or probs.ndim != 2 or probs.shape[1] != k or not len(probs):
+        return np.zeros(k)
+    return probs.mean(axis=0)
+
+
+def _ood_series(ax: Any, drift: Drift, line: Timeline) -> None:
+    if drift.ood is not None:
+        flags = (drift.ood.live > drift.ood.threshold).astype(float)
+        _series(ax, line, _per_bucket(line, flags), label="live",
+                reference=drift.ood.reference_rate, color="tab:red")
+        ax.set_title(f"out-of-distribution rate ({drift.ood.source})", fontsize=10)
+
+
+def _ood_histogram(ax: Any, drift: Drift) -> None:
+    if drift.ood is None:
+        return
+    both = np.concatenate([drift.ood.reference, drift.ood.live])
+    both = both[np.isfinite(both)]
+    edges = np.linspace(both.min(), both.max(), 30) if len(both) and np.ptp(both) > 0 else 10
+    ax.hist(drift.ood.reference, bins=edges, density=True, alpha=0.5, label="reference")
+    ax.hist(drift.ood.live, bins=edges, density=True, alpha=0.5, label="live")
+    ax.axvline(drift.ood.threshold, color="tab:red", linestyle="--", linewidth=1,
+               label="OOD threshold")
+    ax.set_title("OOD score (" + ("k-NN distance to the reference"
+                                  if drift.ood.source == "embedding"
+                                  else "1 - confidence") + ")", fontsize=10)
+    ax.legend(fontsize=8)
 
 
 def _confidence_and_ood(reference: Sample, live: Sample, drift: Drift,
@@ -154,15 +284,19 @@ def _inputs(reference: Sample, live: Sample, line: Timeline) -> tuple[str, bytes
     return "Input statistics per time bucket, mean (dashed: the reference mean)", png_bytes(fig)
 
 
-def _metric(live: Sample, drift: Drift, line: Timeline,
-            metadata: dict[str, Any]) -> tuple[str, bytes] | None:
+def _metric(live: Sample, drift: Drift, line: Timeline, metadata: dict[str, Any],
+            task: Task, target: dict[str, Any]) -> tuple[str, bytes] | None:
     info = drift.labelled
     if not info or info.get("y") is None or len(info["y"]) == 0:
         return None
-    from dlworkflow.metrics import METRICS
-
     metric = str(info["metric"])
-    function = METRICS.get(metric)
+    if task.single_label:
+        from dlworkflow.metrics import METRICS
+
+        function = METRICS.get(metric)
+    else:
+        def function(y: np.ndarray, out: np.ndarray) -> float:
+            return task.score(metric, y, out, target)
     where, y, proba = info["indices"], info["y"], info["proba"]
     values = np.full(len(line.x), np.nan)
     for b in range(len(line.x)):
@@ -174,13 +308,17 @@ def _metric(live: Sample, drift: Drift, line: Timeline,
     test_value = metadata.get("test_value")
     _series(ax, line, values, label=f"live {metric}",
             reference=float(test_value) if isinstance(test_value, (int, float)) else None)
-    floor = next((c.details.get("floor") for c in drift.checks
-                  if c.group == "performance" and c.details.get("floor") is not None), None)
-    if floor is not None:
-        ax.axhline(floor, linestyle=":", linewidth=1, color="tab:red")
+    lower = info.get("higher_is_better") is False
+    key = "ceiling" if lower else "floor"
+    bound = next((c.details.get(key) for c in drift.checks
+                  if c.group == "performance" and c.details.get(key) is not None), None)
+    if bound is not None:
+        ax.axhline(bound, linestyle=":", linewidth=1, color="tab:red")
     ax.set_title(f"live {metric} on labelled predictions (buckets with 5 or more)", fontsize=10)
-    return (f"Live {metric} per time bucket (dashed: the test estimate; dotted: the alert "
-            "floor, test - metric_drop)", png_bytes(fig))
+    what = ("the alert ceiling, test + allowed worsening (lower is better)" if lower
+            else "the alert floor, test - metric_drop")
+    return (f"Live {metric} per time bucket (dashed: the test estimate; dotted: {what})",
+            png_bytes(fig))
 
 
 def _distributions(reference: Sample, live: Sample, drift: Drift) -> tuple[str, bytes]:
@@ -207,6 +345,15 @@ def _distributions(reference: Sample, live: Sample, drift: Drift) -> tuple[str, 
     for ax in (left, right):
         ax.tick_params(labelsize=8)
     return "Distributions: live against the reference", png_bytes(fig)
+
+
+# (time series, distributions) per task kind
+PREDICTION_FIGURES: dict[str, tuple[
+    Callable[[Sample, Sample, Drift, Timeline, list[str]], list[tuple[str, bytes]]],
+    Callable[[Sample, Sample, Drift, list[str]], tuple[str, bytes]]]] = {
+    "classification": (_class_series, _class_distributions),
+    "regression": (_value_series, _value_distributions),
+    "multilabel": (_label_series, _label_distributions)}
 
 
 # ---- the page -----------------------------------------------------------------------------
@@ -264,15 +411,20 @@ _METHOD = (
     "<li><b>embedding</b>: a 32-number random projection of the network's penultimate "
     "features; maximum mean discrepancy (RBF kernel, median heuristic) with a permutation "
     "p-value.</li>"
-    "<li><b>prediction</b>: chi-square test of the predicted-class shares; effect: total "
-    "variation distance.</li>"
+    "<li><b>prediction</b>: classification: chi-square test of the predicted-class shares; "
+    "effect: total variation distance. Regression: the predicted values, Kolmogorov-Smirnov "
+    "test plus PSI on the reference deciles. Multi-label: each label's predicted rate, "
+    "two-proportion z test (Bonferroni over the labels); effect: the largest rate change; "
+    "the labels that moved by monitor.prediction_shift are flagged.</li>"
     "<li><b>confidence</b>: one-sided Mann-Whitney U; effect: drop of the mean.</li>"
     "<li><b>ood</b>: distance to the 5th nearest reference embedding (1 - confidence without "
     "embeddings); the threshold flags monitor.ood_reference_rate of the reference; the live "
     "count above it is tested against its exact beta-binomial null.</li>"
     "<li><b>performance</b> (with --labels): the live primary metric with a one-sided bound "
-    "at the same level; alert when the bound is below the test estimate minus "
-    "monitor.metric_drop.</li></ul>"
+    "at the same level; alert when the bound is worse than the test estimate by more than "
+    "monitor.metric_drop (in the metric's direction: for a lower-is-better metric such as "
+    "RMSE, when its lower bound exceeds the test estimate by more than metric_drop x the "
+    "test estimate).</li></ul>"
     "<p>Bonferroni over the checks keeps the chance of any false alarm on in-distribution "
     "traffic at most monitor.alpha; an effect threshold keeps statistically significant but "
     "negligible shifts (common with large samples) from alerting. The tests treat the live "

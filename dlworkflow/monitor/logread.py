@@ -45,13 +45,14 @@ class Sample:
 
     ids: list[str]
     ts: np.ndarray  # float64 seconds since the epoch
-    labels: np.ndarray  # predicted class, str
-    confidence: np.ndarray  # float64
-    probs: np.ndarray | None  # (N, K) when every record has them
+    labels: np.ndarray  # predicted class, str (regression: the value; multi-label: "a|b")
+    confidence: np.ndarray  # float64 (NaN where a record has none: regression, multi-label)
+    probs: np.ndarray | None  # (N, K) when every record has them (class or label probs)
     emb: np.ndarray | None  # (N, D) when every record has one
     kind: str | None  # image | text | row (from the input summaries)
     features: dict[str, np.ndarray]  # summary statistic -> float64 (N,)
     values: dict[str, list[Any]] = field(default_factory=dict)  # raw tabular features
+    value: np.ndarray | None = None  # regression: predicted values (N,) when every record has one
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -88,16 +89,22 @@ def parse_ts(value: Any) -> float:
     return stamp.timestamp()
 
 
+def _finite(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
 def valid_record(record: Any) -> bool:
-    """The fields every check needs, with the right types."""
+    """The fields every check needs, with the right types: a prediction (a class with its
+    confidence, a regression "value", or a multi-label "labels" list)."""
     if not isinstance(record, dict):
         return False
-    confidence = record.get("confidence")
     version = record.get("model_version")
+    prediction = (_finite(record.get("confidence")) or _finite(record.get("value"))
+                  or (isinstance(record.get("labels"), list) and "confidence" not in record))
     return (isinstance(record.get("label"), str) and isinstance(record.get("input"), dict)
             and isinstance(version, int) and not isinstance(version, bool)
-            and isinstance(confidence, (int, float)) and not isinstance(confidence, bool)
-            and math.isfinite(confidence) and math.isfinite(parse_ts(record.get("ts"))))
+            and prediction and math.isfinite(parse_ts(record.get("ts"))))
 
 
 def _matrix(records: list[dict[str, Any]], key: str) -> np.ndarray | None:
@@ -137,9 +144,17 @@ def to_sample(records: list[dict[str, Any]]) -> Sample:
         ids=[str(r.get("id") or f"#{i}") for i, r in enumerate(records)],
         ts=np.array([parse_ts(r["ts"]) for r in records], dtype=np.float64),
         labels=np.array([r["label"] for r in records], dtype=object),
-        confidence=np.array([float(r["confidence"]) for r in records], dtype=np.float64),
+        confidence=np.array([_number(r.get("confidence")) for r in records],
+                            dtype=np.float64),
         probs=_matrix(records, "probs"), emb=_matrix(records, "emb"), kind=kind,
-        features=features, values=values)
+        features=features, values=values, value=_values(records))
+
+
+def _values(records: list[dict[str, Any]]) -> np.ndarray | None:
+    """Regression's predicted values, when every record has one."""
+    if not records or not all(_finite(r.get("value")) for r in records):
+        return None
+    return np.array([float(r["value"]) for r in records], dtype=np.float64)
 
 
 def _number(value: Any) -> float:

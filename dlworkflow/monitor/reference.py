@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from dlworkflow.deploy.runtime.bundle import Bundle
     from dlworkflow.project import Project
 
-FORMAT = 1
+FORMAT = 2  # 2: records carry the task's prediction fields (regression, multi-label)
 BATCH = 256
 KEEP = 6  # reference files (pairs) kept in .dlw/monitor/
 MIN_REFERENCE = 20

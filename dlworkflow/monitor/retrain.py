@@ -17,7 +17,8 @@
 7. export    the challenger as models/v<M>/, not promoted (ONNX, parity checked).
 8. compare   ledger step "retrain": champion and challenger exported models on the sealed test
              set and every fresh slice (evaluate/compare.py); promoted only when challenger -
-             champion >= retrain.margin on the rows of retrain.compare_on; the decision and the
+             champion >= retrain.margin on the rows of retrain.compare_on (in the metric's
+             direction: champion - challenger >= margin for RMSE); the decision and the
              numbers go to the ledger.
 
 `.dlw/retrain/state.json` records each finished stage (retrain_state.py): a killed retrain,
@@ -487,7 +488,8 @@ def _comparison_rows(comparison: dict[str, Any] | None, *, margin: float,
                      f"{s['difference']:+.4f}{ci}"))
     c = comparison["compared"]
     head = (f"{metric} on {on} ({' + '.join(c['slices'])}, {c['n']:,} rows)",
-            f"{c['difference']:+.4f} (challenger - champion; margin {margin:g})"
+            f"{c['difference']:+.4f} (challenger - champion; margin {margin:g}"
+            + ("" if comparison.get("higher_is_better", True) else ", lower is better") + ")"
             if c["difference"] is not None else "undefined")
     return [head, *rows]
 

@@ -109,7 +109,8 @@ class Decision:
 def decide(*, passed: bool, verdict: str, comparison: dict[str, Any] | None,
            margin: float) -> Decision:
     """Promote only a challenger that passed the gate and beats the champion by `margin` on
-    the primary metric over the compared rows."""
+    the primary metric over the compared rows, in the metric's direction (for a
+    lower-is-better metric such as RMSE: champion - challenger >= margin)."""
     if not passed:
         return Decision(KEPT_OUT, f"the challenger failed the gate ({verdict})")
     assert comparison is not None
@@ -123,6 +124,11 @@ def decide(*, passed: bool, verdict: str, comparison: dict[str, Any] | None,
                f"{where}: {diff:+.4f}"
                + (f" ({comparison['confidence']:.0%} paired CI {lo:+.4f} to {hi:+.4f})"
                   if lo is not None and hi is not None else ""))
-    if diff >= margin - 1e-12:
-        return Decision(PROMOTED, f"{numbers} >= margin {margin:g}")
-    return Decision(KEPT_OUT, f"{numbers} < margin {margin:g}: not better by the margin")
+    if comparison.get("higher_is_better", True):
+        if diff >= margin - 1e-12:
+            return Decision(PROMOTED, f"{numbers} >= margin {margin:g}")
+        return Decision(KEPT_OUT, f"{numbers} < margin {margin:g}: not better by the margin")
+    if -diff >= margin - 1e-12:  # lower is better: the challenger's metric must fall by margin
+        return Decision(PROMOTED, f"{numbers} <= -margin {margin:g} (lower is better)")
+    return Decision(KEPT_OUT, f"{numbers} > -margin {margin:g} (lower is better): not better "
+                              "by the margin")

@@ -1,14 +1,19 @@
 """What the monitor sees of each prediction (torch-free): the input's summary statistics, the
-probabilities and a small embedding, as one record. The server logs these records, and
+task's outputs and a small embedding, as one record. The server logs these records, and
 `dlw monitor` builds the reference (validation split) and `--inputs` records with the very
 same functions, so live and reference numbers are computed alike.
 
     x, summaries = prepare(bundle, values)           # values: image bytes | texts | row dicts
-    probs, emb = infer(bundle, x)                     # emb: (N, 32) or None (older exports)
-    lines = records(bundle, summaries, probs, emb)    # the prediction log's JSON objects
+    out, emb = infer(bundle, x)                       # emb: (N, 32) or None (older exports)
+    lines = records(bundle, summaries, out, emb)      # the prediction log's JSON objects
 
-Record: {"ts", "id", "model_version", "input": summary, "label", "confidence", "probs",
-"emb" (when the export has a "features" output), "latency_ms", "request_items"}. Summaries:
+`out` is the task's outputs (`task.outputs` of the ONNX logits): class probabilities,
+predicted values (N, 1) or label probabilities. Record: {"ts", "id", "model_version",
+"input": summary, <the prediction's fields>, "emb" (when the export has a "features"
+output), "latency_ms", "request_items"}; the prediction's fields depend on the task's kind
+(`PREDICTION_FIELDS`): classification {"label", "confidence", "probs"}; regression {"label"
+(the value as text), "value"}; multi-label {"label" (the predicted labels joined by "|"),
+"labels", "probs" (one per label)}. Summaries:
 image {kind, width, height, mean, std, channel_means} (of the network input, after
 normalisation); text {kind, chars, words, tokens, unk (fraction of [UNK] word pieces)};
 row {kind, fields, missing}. No raw input is kept: the embedding is a fixed random projection
@@ -30,9 +35,12 @@ import numpy as np
 from dlworkflow.preprocess.text import UNK_ID
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pandas as pd
 
     from dlworkflow.deploy.runtime.bundle import Bundle
+    from dlworkflow.tasks.base import Task
 
 EMBED_DIMS = 32
 FEATURES_OUTPUT = "features"  # the ONNX output with the penultimate features (new exports)
@@ -48,20 +56,61 @@ def has_features(bundle: Bundle) -> bool:
     return known
 
 
-def infer(bundle: Bundle, x: np.ndarray, *,
-          embed_features: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-    """(probabilities float32 (N, K), embedding float32 (N, EMBED_DIMS) or None; None too
-    with embed_features=False, e.g. a server that logs nothing)."""
+def metadata_task(metadata: dict[str, Any]) -> tuple[Task, dict[str, Any]]:
+    """(the Task, its target dict) an export was made for: metadata.json "task" and "target";
+    an export from before tasks were recorded is classification of its modality."""
+    from dlworkflow.tasks.registry import task_names, task_of
+
+    name = metadata.get("task")
+    if name:
+        task = task_of(str(name))
+    else:
+        modality = metadata.get("modality", "image")
+        task = next(t for t in (task_of(n) for n in task_names())
+                    if t.single_label and t.modality == modality)
+    return task, dict(metadata.get("target") or {})
+
+
+def bundle_task(bundle: Bundle) -> tuple[Task, dict[str, Any]]:
+    """`metadata_task` of a bundle, looked up once per bundle."""
+    known = bundle.__dict__.get("_task")
+    if known is None:
+        known = metadata_task(bundle.metadata)
+        bundle.__dict__["_task"] = known
+    return known
+
+
+def _outputs(bundle: Bundle, logits: np.ndarray) -> np.ndarray:
+    """float32 task outputs of the ONNX logits (classification: the bundle's softmax)."""
     from dlworkflow.deploy.runtime.bundle import softmax
 
+    task, target = bundle_task(bundle)
+    if task.single_label:
+        return softmax(logits)
+    return np.asarray(task.outputs(np.asarray(logits), target), dtype=np.float32)
+
+
+def predict_outputs(bundle: Bundle, x: np.ndarray) -> np.ndarray:
+    """float32 task outputs (N, K) of a prepared input array (K: len(bundle.classes))."""
+    x = bundle._check_array(x)
+    if len(x) == 0:
+        return np.zeros((0, len(bundle.classes)), dtype=np.float32)
+    return _outputs(bundle, bundle.session.run(["logits"], {"input": x})[0])
+
+
+def infer(bundle: Bundle, x: np.ndarray, *,
+          embed_features: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """(task outputs float32 (N, K): class probabilities, values (N, 1) or label
+    probabilities; embedding float32 (N, EMBED_DIMS) or None; None too with
+    embed_features=False, e.g. a server that logs nothing)."""
     x = bundle._check_array(x)
     if not (embed_features and has_features(bundle)):
-        return bundle.predict_proba(x), None
+        return predict_outputs(bundle, x), None
     if len(x) == 0:
         return (np.zeros((0, len(bundle.classes)), dtype=np.float32),
                 np.zeros((0, EMBED_DIMS), dtype=np.float32))
     logits, features = bundle.session.run(["logits", FEATURES_OUTPUT], {"input": x})
-    return softmax(logits), embed(features)
+    return _outputs(bundle, logits), embed(features)
 
 
 def embed(features: np.ndarray) -> np.ndarray:
@@ -148,27 +197,58 @@ def _is_nan(value: Any) -> bool:
     return isinstance(value, float) and math.isnan(value)
 
 
-def records(bundle: Bundle, summaries: list[dict[str, Any]], probs: np.ndarray,
+def _class_fields(out: np.ndarray, names: list[str], task: Task,
+                  target: dict[str, Any]) -> list[dict[str, Any]]:
+    best = out.argmax(axis=1) if len(out) else np.zeros(0, dtype=int)
+    return [{"label": names[int(b)], "confidence": round(float(row[b]), 6),
+             "probs": [round(float(p), _DIGITS) for p in row]} for row, b in zip(out, best)]
+
+
+def _value_fields(out: np.ndarray, names: list[str], task: Task,
+                  target: dict[str, Any]) -> list[dict[str, Any]]:
+    values = np.asarray(out, dtype=np.float64).reshape(len(out), -1)[:, 0]
+    return [{"label": f"{v:.6g}", "value": float(f"{v:.7g}")} for v in values]
+
+
+def _label_fields(out: np.ndarray, names: list[str], task: Task,
+                  target: dict[str, Any]) -> list[dict[str, Any]]:
+    from dlworkflow.tasks.multilabel import SEP
+
+    fields = []
+    for row in out:
+        chosen = task.prediction(row, names, target)["labels"]
+        fields.append({"label": SEP.join(chosen), "labels": list(chosen),
+                       "probs": [round(float(p), _DIGITS) for p in row]})
+    return fields
+
+
+# the prediction's fields in a record, per task kind
+PREDICTION_FIELDS: dict[str, Callable[[np.ndarray, list[str], Task, dict[str, Any]],
+                                      list[dict[str, Any]]]] = {
+    "classification": _class_fields, "regression": _value_fields, "multilabel": _label_fields}
+
+
+def records(bundle: Bundle, summaries: list[dict[str, Any]], out: np.ndarray,
             emb: np.ndarray | None, *, ids: list[str] | None = None, ts: float | None = None,
             latency_ms: float = 0.0, request_items: int | None = None) -> list[dict[str, Any]]:
-    """The prediction-log records of one call (the server's, the reference's, --inputs')."""
+    """The prediction-log records of one call (the server's, the reference's, --inputs');
+    `out`: the task outputs `infer` gives."""
     stamp = datetime.fromtimestamp(ts, UTC) if ts is not None else datetime.now(UTC)
     when = stamp.isoformat(timespec="milliseconds")
-    ids = ids or new_ids(len(probs))
-    best = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=int)
-    out = []
+    ids = ids or new_ids(len(out))
+    task, target = bundle_task(bundle)
+    fields = PREDICTION_FIELDS[task.kind](np.asarray(out), list(bundle.classes), task, target)
+    result = []
     for i, summary in enumerate(summaries):
         record = {"ts": when, "id": ids[i], "model_version": bundle.version, "input": summary,
-                  "label": bundle.classes[int(best[i])],
-                  "confidence": round(float(probs[i, best[i]]), 6),
-                  "probs": [round(float(p), _DIGITS) for p in probs[i]]}
+                  **fields[i]}
         if emb is not None:
             record["emb"] = [round(float(v), _DIGITS) for v in emb[i]]
         record["latency_ms"] = round(float(latency_ms), 3)
         record["request_items"] = int(request_items if request_items is not None
                                       else len(summaries))
-        out.append(record)
-    return out
+        result.append(record)
+    return result
 
 
 def new_ids(n: int) -> list[str]:
