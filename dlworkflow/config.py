@@ -564,9 +564,34 @@ def validate_config(raw: Any, *, source: str = CONFIG_FILE) -> ProjectConfig:
             fix="run `dlw init` to write a fresh, commented dlworkflow.yaml",
         )
     try:
-        return ProjectConfig.model_validate(raw)
+        config = ProjectConfig.model_validate(raw)
     except ValidationError as exc:
         raise _config_error(exc, source) from None
+    _check_criterion(config, source)
+    return config
+
+
+def _check_criterion(config: ProjectConfig, source: str) -> None:
+    """The primary metric is one of the task's, and the target a value it can take."""
+    from dlworkflow.tasks import task_of
+
+    problem, task = config.problem, task_of(config.task)
+    if problem.primary_metric is None:
+        return
+    try:
+        if problem.target is None:
+            task.metric(problem.primary_metric)
+        else:
+            task.check_criterion(problem.primary_metric, problem.target)
+    except ConfigError as exc:
+        key = "problem.target" if exc.what.startswith("problem.target") else \
+            "problem.primary_metric"
+        line = f"{key}: {exc.what}"
+        raise ConfigError(f"{source} is invalid (1 problem):\n  - {line}; fix: {exc.fix}",
+                          expected=exc.expected, received=exc.received, fix=exc.fix,
+                          context={"errors": [{"line": line, "expected": exc.expected,
+                                               "received": exc.received, "fix": exc.fix}]},
+                          ) from None
 
 
 def _config_error(exc: ValidationError, source: str) -> ConfigError:

@@ -1,115 +1,26 @@
-"""Project: the config, the paths, the ledger and the step runner; the Python API of `dlw`."""
+"""Project: the Python API of `dlw`, one method per command, over the Workspace (config,
+paths, ledger and step runner: dlworkflow/workspace.py) that the steps receive."""
 
 from __future__ import annotations
 
-import io
 import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlworkflow.config import CONFIG_FILE, ProjectConfig, validate_config
+from dlworkflow.config import CONFIG_FILE, validate_config
 from dlworkflow.errors import ConfigError, DlwError, ProjectNotFoundError
 from dlworkflow.fileio import atomic_write_text
-from dlworkflow.ledger import Ledger
-from dlworkflow.steps import step_info
+from dlworkflow.workspace import Paths, StepRun, Workspace, round_trip_yaml
+
+__all__ = ["Paths", "Project", "StepRun", "Workspace"]
 
 if TYPE_CHECKING:
     from dlworkflow.status import StatusReport
 
 
-
-@dataclass(frozen=True)
-class Paths:
-    """Where every artifact of a project lives (see DESIGN.md, "A user's project on disk")."""
-
-    root: Path
-
-    @property
-    def config(self) -> Path:
-        return self.root / CONFIG_FILE
-
-    @property
-    def state(self) -> Path:
-        return self.root / ".dlw"
-
-    @property
-    def ledger(self) -> Path:
-        return self.state / "ledger.sqlite"
-
-    @property
-    def manifest(self) -> Path:
-        return self.state / "manifest.parquet"
-
-    @property
-    def quarantine(self) -> Path:
-        return self.state / "quarantine.parquet"
-
-    @property
-    def raw(self) -> Path:
-        """Copies of built-in datasets, materialised as files (user data is never copied)."""
-        return self.state / "raw"
-
-    @property
-    def split_dir(self) -> Path:
-        return self.state / "split"
-
-    @property
-    def cache(self) -> Path:
-        return self.state / "cache"
-
-    @property
-    def train_dir(self) -> Path:
-        return self.state / "train"
-
-    @property
-    def reports(self) -> Path:
-        return self.root / "reports"
-
-    @property
-    def models(self) -> Path:
-        """Exported versions v<N>/ and champion.json (dlworkflow/deploy/runtime/versions.py)."""
-        return self.root / "models"
-
-    @property
-    def mlflow_db(self) -> Path:
-        return self.root / "mlruns.db"
-
-    @property
-    def mlflow_db_uri(self) -> str:
-        """The tracking URI of mlflow_db (the store when tracking.uri is null)."""
-        return f"sqlite:///{self.mlflow_db}"
-
-    @property
-    def mlartifacts(self) -> Path:
-        return self.root / "mlartifacts"
-
-
-@dataclass
-class StepRun:
-    """What a running step hands back to the ledger when it ends."""
-
-    run_id: int
-    step: str
-    outputs: dict[str, Any] = field(default_factory=dict)
-    summary: dict[str, Any] = field(default_factory=dict)
-
-
-class Project:
-    """A dlworkflow project on disk. Every CLI command is one method here."""
-
-    def __init__(self, root: str | Path) -> None:
-        from dlworkflow.model_refs import add_search_dir
-
-        self.root = Path(root).resolve()
-        self.paths = Paths(self.root)
-        self.ledger = Ledger(self.paths.ledger)
-        add_search_dir(self.root)  # model.name "nets:factory" finds nets.py here
-        self._config: ProjectConfig | None = None
-        self._config_stamp: tuple[int, ...] | None = None
-        self.active_step: StepRun | None = None
+class Project(Workspace):
+    """The Python API of `dlw`: a Workspace with one method per CLI command. The steps
+    receive it as the Workspace it is."""
 
     # ---- creation and loading -------------------------------------------------------------
     @classmethod
@@ -132,7 +43,7 @@ class Project:
             )
         name = name or _slug(project.root.name)
         text = render_template(name=name, task=task, model=model or TASKS.get(task).default_model)
-        validate_config(_yaml().load(text), source=CONFIG_FILE)
+        validate_config(round_trip_yaml().load(text), source=CONFIG_FILE)
         project.root.mkdir(parents=True, exist_ok=True)
         write_schema(project.root)  # the editor's schema, named by the first line
         atomic_write_text(project.paths.config, with_schema_line(text))
@@ -155,105 +66,6 @@ class Project:
 
         refresh_schema(project.root, project.paths.config)  # the editor's schema, if outdated
         return project
-
-    # ---- config ---------------------------------------------------------------------------
-    @property
-    def config(self) -> ProjectConfig:
-        """The validated config, re-read whenever dlworkflow.yaml changed on disk."""
-        try:
-            stat = self.paths.config.stat()
-            stamp: tuple[int, ...] | None = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
-        except OSError:
-            stamp = None
-        if self._config is None or stamp != self._config_stamp:
-            self._config = validate_config(self._raw_config(), source=str(self.paths.config))
-            self._config_stamp = stamp
-        return self._config
-
-    def _raw_config(self) -> Any:
-        try:
-            return _yaml().load(self.paths.config.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"Cannot read {self.paths.config}.", received=str(exc),
-                              fix="check the file exists and is readable") from exc
-        except Exception as exc:  # ruamel's parser errors have no common public base
-            raise ConfigError(
-                f"{self.paths.config} is not valid YAML.", received=str(exc).splitlines()[0],
-                fix="fix the YAML syntax at the line named above",
-            ) from exc
-
-    def with_overrides(self, updates: dict[str, Any]) -> Project:
-        """A view of this project whose `config` has the dotted keys in `updates` replaced
-        (validated; nothing is written): what one tuning trial trains with. Same root, paths
-        and ledger."""
-        view = _ConfigView(self.root)
-        view._config = self.config.with_overrides(updates)
-        return view
-
-    def update_config(self, updates: dict[str, Any]) -> ProjectConfig:
-        """Set dotted keys (``problem.target``) in dlworkflow.yaml, keeping its comments.
-
-        The whole result is validated before anything is written.
-        """
-        raw = self._raw_config()
-        for dotted, value in updates.items():
-            node = raw
-            *parents, last = dotted.split(".")
-            for part in parents:
-                if node.get(part) is None:
-                    node[part] = {}
-                node = node[part]
-            node[last] = value
-        config = validate_config(raw, source=str(self.paths.config))
-        buffer = io.StringIO()
-        _yaml().dump(raw, buffer)
-        from dlworkflow.config_schema import keep_schema_line
-
-        before = self.paths.config.read_text(encoding="utf-8")
-        atomic_write_text(self.paths.config, keep_schema_line(before, buffer.getvalue()))
-        self._config = None  # re-read with its new stamp on next access
-        return config
-
-    # ---- step runner ----------------------------------------------------------------------
-    @contextmanager
-    def step(self, name: str, *, inputs: Mapping[str, str | None] | None = None,
-             overrides: dict[str, Any] | None = None,
-             settings_from: Mapping[str, str] | None = None) -> Iterator[StepRun]:
-        """Run one step: record its start, its outputs and its end (or failure) in the ledger.
-
-        `overrides` (dotted keys) are settings this run uses instead of the file's; they enter
-        the recorded config hash, so status shows the step stale until the file agrees.
-        `settings_from` ({"train.epochs": "retrain.epochs"}): keys this run reads from other
-        keys of the file; recorded in its inputs, so status compares the run with the file
-        read the same way (the step is stale only when those keys change).
-        """
-        from dlworkflow.config import SETTING_INPUT
-
-        info = step_info(name)
-        config = self.config.with_settings_from(settings_from) if settings_from else self.config
-        config = config.with_overrides(overrides) if overrides else config
-        recorded = {**(inputs or {}),
-                    **{SETTING_INPUT + k: v for k, v in (settings_from or {}).items()}}
-        run_id = self.ledger.start(
-            name, config_hash=config.section_hash(*info.config_sections),
-            inputs=recorded, seed=self.config.seed, root=self.root,
-        )
-        run = StepRun(run_id=run_id, step=name)
-        self.active_step = run
-        try:
-            yield run
-        except BaseException as exc:
-            self.ledger.finish(run_id, status="failed", outputs=run.outputs,
-                               summary=run.summary, message=f"{type(exc).__name__}: {exc}")
-            raise
-        else:
-            self.ledger.finish(run_id, status="done", outputs=run.outputs, summary=run.summary)
-        finally:
-            self.active_step = None
-
-    def upstream_hash(self, step: str) -> str | None:
-        record = self.ledger.latest(step)
-        return record.output_hash if record else None
 
     # ---- the workflow, one method per command ---------------------------------------------
     def status(self) -> StatusReport:
@@ -415,35 +227,6 @@ class Project:
 
         return demo(cls, folder, **options)
 
-    def __repr__(self) -> str:
-        return f"Project({str(self.root)!r})"
-
-
-def _yaml() -> Any:
-    from ruamel.yaml import YAML
-
-    yaml = YAML()
-    yaml.preserve_quotes = True
-    yaml.width = 100
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    yaml.representer.add_representer(
-        type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null")
-    )
-    return yaml
-
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "project"
-
-
-class _ConfigView(Project):
-    """Project.with_overrides: the config is fixed in memory."""
-
-    @property
-    def config(self) -> ProjectConfig:
-        assert self._config is not None
-        return self._config
-
-    def update_config(self, updates: dict[str, Any]) -> ProjectConfig:
-        raise ConfigError("A tuning trial's view of the project cannot change dlworkflow.yaml.",
-                          fix="update the project itself, not the trial's view")

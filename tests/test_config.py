@@ -69,7 +69,7 @@ def test_unknown_key_suggestion_lists_valid_keys_of_the_right_level():
     [
         ({"name": "p", "train": {"epochs": "many"}}, "train.epochs"),
         ({"name": "p", "train": {"epochs": 0}}, "train.epochs"),
-        ({"name": "p", "problem": {"target": 1.5}}, "problem.target"),
+        ({"name": "p", "problem": {"target": "high"}}, "problem.target"),
         ({"name": "p", "problem": {"primary_metric": "f1"}}, "problem.primary_metric"),
         ({"name": "p", "seed": -1}, "seed"),
         ({"name": "p", "data": {"max_image_pixels": 0}}, "data.max_image_pixels"),
@@ -123,7 +123,10 @@ def test_json_schema_describes_every_section_and_forbids_extra_keys():
     assert defs["Train"]["properties"]["epochs"]["minimum"] == 1
     assert defs["Train"]["additionalProperties"] is False
     metric = defs["Problem"]["properties"]["primary_metric"]["anyOf"][0]
-    assert set(metric["enum"]) == {"accuracy", "balanced_accuracy", "macro_f1", "auroc"}
+    from dlworkflow.tasks import task_names, task_of
+
+    primaries = {m for t in task_names() for m in task_of(t).primary_metrics()}
+    assert set(metric["enum"]) == primaries  # every task's primary metrics, no other
 
 
 def test_config_objects_validate_assignments():
@@ -152,3 +155,21 @@ def test_section_hash_depends_only_on_its_sections():
     assert base.section_hash("split", "seed") == other_train.section_hash("split", "seed")
     assert base.section_hash("split", "seed") != other_split.section_hash("split", "seed")
     assert base.section_hash("train") != other_train.section_hash("train")
+
+
+def test_the_success_criterion_is_checked_against_the_task():
+    """The metric must be one the task has, and the target a value that metric can take:
+    accuracy 0 to 1, RMSE at least 0, in the target's units."""
+    ok = validate_config({"name": "p", "task": "tabular-regression",
+                          "problem": {"primary_metric": "rmse", "target": 3.5}})
+    assert ok.problem.target == 3.5
+    with pytest.raises(ConfigError, match="problem.target 1.5 is not a possible accuracy"):
+        validate_config({"name": "p", "problem": {"primary_metric": "accuracy", "target": 1.5}})
+    with pytest.raises(ConfigError, match="problem.target -1 is not a possible rmse"):
+        validate_config({"name": "p", "task": "tabular-regression",
+                         "problem": {"primary_metric": "rmse", "target": -1}})
+    with pytest.raises(ConfigError, match="image-classification has no metric 'rmse'"):
+        validate_config({"name": "p", "problem": {"primary_metric": "rmse"}})
+    with pytest.raises(ConfigError, match="problem.primary_metric"):  # never primary
+        validate_config({"name": "p", "task": "tabular-multilabel",
+                         "problem": {"primary_metric": "hamming_loss", "target": 0.1}})

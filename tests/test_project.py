@@ -77,7 +77,7 @@ def test_update_config_keeps_comments_and_writes_values(project):
 
 def test_invalid_update_leaves_the_file_unchanged(project):
     before = project.paths.config.read_bytes()
-    for updates in ({"problem.target": 2.0}, {"train.epoch": 3}, {"split.train": 0.9}):
+    for updates in ({"problem.target": "high"}, {"train.epoch": 3}, {"split.train": 0.9}):
         with pytest.raises(ConfigError):
             project.update_config(updates)
         assert project.paths.config.read_bytes() == before

@@ -44,7 +44,7 @@ class MultiLabel(Task):
         MetricSpec("map", description="mean over the labels of the average precision"),
         MetricSpec("subset_accuracy", description="share of samples whose label set is "
                                                   "exactly right"),
-        MetricSpec("hamming_loss", higher_is_better=False,
+        MetricSpec("hamming_loss", higher_is_better=False, primary=False,
                    description="share of (sample, label) decisions that are wrong"),
     )
 
