@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
@@ -26,6 +26,7 @@ class MapEvidence:
     variance: list[float]
     sample: pd.DataFrame  # the subsample rows (positions match xy), with a `_row` column
     marked: np.ndarray | None = None  # label-issue candidates among the subsample
+    values: np.ndarray | None = None  # regression: the target of each point (colours)
 
 
 @dataclass
@@ -41,6 +42,7 @@ class Evidence:
     map: MapEvidence | None = None
     label_issues: LabelIssues | None = None
     leakage: Leakage | None = None
+    target: Any = None  # the target kind's evidence (targets.py); None for classification
     notes: dict[str, list[str]] = field(default_factory=dict)  # section -> notes
     unreadable: dict[str, str] = field(default_factory=dict)  # sample_id -> reason
     test_ids: set[str] = field(default_factory=set)  # sealed test samples (membership only)

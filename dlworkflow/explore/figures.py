@@ -103,16 +103,31 @@ def scatter_map(xy: np.ndarray, labels: np.ndarray, *, title: str,
     return _encode(fig)
 
 
-def heatmap(matrix: np.ndarray, names: Sequence[str], *, title: str) -> str:
+def heatmap(matrix: np.ndarray, names: Sequence[str], *, title: str, vmin: float = -1.0,
+            cmap: str = "RdBu_r") -> str:
     plt = _pyplot()
     n = len(names)
     side = min(10, 2.5 + 0.3 * n)
     fig, ax = plt.subplots(figsize=(side + 1, side))
-    image = ax.imshow(matrix, cmap="RdBu_r", vmin=-1, vmax=1)
+    image = ax.imshow(matrix, cmap=cmap, vmin=vmin, vmax=1)
     ax.set_xticks(range(n))
     ax.set_yticks(range(n))
     ax.set_xticklabels([str(x)[:14] for x in names], rotation=90, fontsize=7)
     ax.set_yticklabels([str(x)[:14] for x in names], fontsize=7)
     fig.colorbar(image, ax=ax, shrink=0.8)
+    ax.set_title(title, fontsize=10)
+    return _encode(fig)
+
+
+def scatter_values(xy: np.ndarray, values: np.ndarray, *, title: str,
+                   label: str = "target") -> str:
+    """2-D map coloured by a continuous value (a regression target), with a colour bar."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    points = ax.scatter(xy[:, 0], xy[:, 1], s=6, alpha=0.7, c=np.asarray(values, dtype=float),
+                        cmap="viridis", linewidths=0)
+    fig.colorbar(points, ax=ax, shrink=0.8, label=label)
+    ax.set_xticks([])
+    ax.set_yticks([])
     ax.set_title(title, fontsize=10)
     return _encode(fig)

@@ -10,6 +10,7 @@ from dlworkflow.explore.duplicates import Duplicates, exact_duplicates, near_dup
 from dlworkflow.explore.evidence import Evidence, MapEvidence
 from dlworkflow.explore.overview import overview, read_privacy
 from dlworkflow.explore.pixels import PixelReader, stratified_sample
+from dlworkflow.explore.targets import groups, target_kind
 from dlworkflow.similarity import confirm_side
 from dlworkflow.tasks import task_of
 
@@ -42,6 +43,7 @@ def gather(project: Project, manifest: pd.DataFrame, quarantine: pd.DataFrame, i
     ev = Evidence(task=task, manifest=manifest,
                   overview=overview(manifest, quarantine, info=info, task=task),
                   exact=exact_duplicates(manifest))
+    ev.target = target_kind(task).gather(manifest, task_of(task))
     privacy = project.paths.state / "privacy.json"
     if privacy.is_file():
         ev.overview.privacy = read_privacy(privacy)
@@ -91,14 +93,15 @@ def _images(project: Project, ev: Evidence, stages: Stages, reader: PixelReader)
 def _text(ev: Evidence) -> None:
     from dlworkflow.explore.text import normalised_duplicates, text_evidence
 
-    ev.text = text_evidence(ev.manifest)
+    ev.text = text_evidence(ev.manifest, groups=groups(ev.task, ev.manifest["label"]))
     ev.near = normalised_duplicates(ev.manifest)
 
 
 def _tabular(project: Project, ev: Evidence) -> None:
     from dlworkflow.explore.tabular import tabular_evidence
 
-    ev.tabular = tabular_evidence(ev.manifest, seed=project.config.seed)
+    ev.tabular = tabular_evidence(ev.manifest, seed=project.config.seed,
+                                  task=task_of(project.config.task))
 
 
 def _assignments(project: Project) -> pd.DataFrame | None:
@@ -121,8 +124,11 @@ def _test_ids(split: pd.DataFrame | None) -> set[str]:
 def _map_and_labels(project: Project, ev: Evidence, stages: Stages, reader: PixelReader, *,
                     test_ids: set[str]) -> None:
     """Features of a stratified subsample (never test rows) -> 2-D map and label issues."""
+    import pandas as pd
+
     from dlworkflow.explore.features import map_2d, reduce
     from dlworkflow.explore.label_issues import find_label_issues
+    from dlworkflow.explore.targets import RegressionTarget
 
     cfg, seed = project.config.explore, project.config.seed
     pool = ev.manifest.assign(_row=np.arange(len(ev.manifest)))
@@ -130,7 +136,8 @@ def _map_and_labels(project: Project, ev: Evidence, stages: Stages, reader: Pixe
         pool = pool[~pool["sample_id"].astype(str).isin(test_ids)]
         ev.note("map", f"{len(test_ids):,} sealed test samples left out of the map and the "
                 "label-issue search")
-    sample = pool.iloc[stratified_sample(pool["label"].astype(str), limit=cfg.max_embed,
+    strata = task_of(ev.task).strata(pool["label"].astype(str).tolist())
+    sample = pool.iloc[stratified_sample(pd.Series(strata, dtype=str), limit=cfg.max_embed,
                                          seed=seed)].reset_index(drop=True)
     if len(sample) < 3:
         ev.note("map", "too few samples for a map")
@@ -148,8 +155,15 @@ def _map_and_labels(project: Project, ev: Evidence, stages: Stages, reader: Pixe
         X = reduce(features.X, seed=seed)
         xy, variance = map_2d(X, seed=seed)
     labels = sample["label"].astype(str).to_numpy()
-    ev.map = MapEvidence(xy=xy, labels=labels, method=features.method, variance=variance,
-                         sample=sample)
+    ev.map = MapEvidence(xy=xy, labels=groups(ev.task, labels), method=features.method,
+                         variance=variance, sample=sample)
+    if isinstance(ev.target, RegressionTarget):
+        ev.map.values = np.array([float(v) for v in labels])
+    task = task_of(ev.task)
+    if not task.single_label:
+        ev.note("label-issues", f"not applicable to {task.name}: confident learning needs one "
+                "class per sample (the map's quick model predicts a class)")
+        return
     if not cfg.label_issues:
         ev.note("label-issues", "switched off (explore.label_issues: false)")
         return

@@ -9,6 +9,7 @@ from dlworkflow.explore import sections_core as core
 from dlworkflow.explore import sections_more as more
 from dlworkflow.explore.pixels import pick_per_class
 from dlworkflow.explore.render import page
+from dlworkflow.explore.targets import groups, target_kind
 
 if TYPE_CHECKING:
     from dlworkflow.explore.evidence import Evidence
@@ -20,7 +21,7 @@ def render_report(ev: Evidence, warnings: list[Warning], view: SampleView, *, na
                   grid_per_class: int, distance: int, seed: int,
                   exclude_ids: set[str]) -> str:
     sections = [core.trust_section(ev, warnings), core.overview_section(ev),
-                core.classes_section(ev)]
+                target_kind(ev.task).section(ev)]
     if ev.images is not None:
         sections.append(core.images_section(ev, view, _grid(ev, grid_per_class, seed,
                                                              exclude_ids)))
@@ -39,10 +40,13 @@ def render_report(ev: Evidence, warnings: list[Warning], view: SampleView, *, na
 
 
 def _grid(ev: Evidence, k: int, seed: int, exclude_ids: set[str]) -> dict[str, list[str]]:
-    """class -> up to k sample ids (never sealed test samples), a fixed random choice."""
+    """class (value range, rarest label) -> up to k sample ids (never sealed test samples), a
+    fixed random choice."""
+    import pandas as pd
+
     pool = ev.manifest
     if exclude_ids:
         pool = pool[~pool["sample_id"].astype(str).isin(exclude_ids)]
-    picks = pick_per_class(pool["label"], k=k, seed=seed)
+    picks = pick_per_class(pd.Series(groups(ev.task, pool["label"]), dtype=str), k=k, seed=seed)
     ids = pool["sample_id"].astype(str).to_numpy()
     return {label: ids[rows].tolist() for label, rows in picks.items()}

@@ -29,6 +29,7 @@ class ExploreResult(StepResult):
     seconds: float
     warnings: list[Warning] = field(default_factory=list)
     class_counts: dict[str, int] = field(default_factory=dict)
+    target_rows: list[tuple[str, str]] = field(default_factory=list)  # regression, multi-label
 
     @property
     def headline(self) -> str:
@@ -39,10 +40,12 @@ class ExploreResult(StepResult):
         return "Step 3: data explored"
 
     def rows(self) -> list[tuple[str, Any]]:
+        target: list[tuple[str, Any]] = (
+            [("samples", f"{self.n_samples:,}"), *self.target_rows] if self.target_rows else
+            [("samples", f"{self.n_samples:,} in {self.n_classes} classes"),
+             ("imbalance (max / min)", f"{self.imbalance_ratio:.2f}")])
         rows: list[tuple[str, Any]] = [
-            ("report", self.report),
-            ("samples", f"{self.n_samples:,} in {self.n_classes} classes"),
-            ("imbalance (max / min)", f"{self.imbalance_ratio:.2f}"),
+            ("report", self.report), *target,
             ("exact duplicates", f"{self.exact_groups:,} groups "
                                  f"({self.exact_conflicting:,} conflicting)"),
         ]

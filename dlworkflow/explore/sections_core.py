@@ -24,6 +24,7 @@ from dlworkflow.explore.render import (
     table,
     tiles,
 )
+from dlworkflow.explore.targets import target_kind
 from dlworkflow.tasks import task_of
 
 if TYPE_CHECKING:
@@ -34,8 +35,7 @@ if TYPE_CHECKING:
 
 def key_numbers(ev: Evidence) -> list[tuple[str, str]]:
     ov = ev.overview
-    rows = [("samples", fmt(ov.n_samples)), ("classes", fmt(len(ov.classes))),
-            ("imbalance (max / min)", f"{ov.imbalance_ratio:.2f}"),
+    rows = [("samples", fmt(ov.n_samples)), *target_kind(ev.task).key_numbers(ev),
             ("exact duplicates", _dup_phrase(ev.exact))]
     if ev.near is not None:
         rows.append(("near duplicates", _dup_phrase(ev.near)))
@@ -81,8 +81,11 @@ def trust_section(ev: Evidence, warnings: list[Warning]) -> Raw:
 
 def overview_section(ev: Evidence) -> Raw:
     ov = ev.overview
+    kind = target_kind(ev.task)
+    count = (("classes", fmt(len(ov.classes))) if kind.group_word == "class" else
+             ("distinct targets", fmt(len(ov.classes))))
     rows = [("task", ov.task), ("source", ov.source), ("dataset version", ov.dataset_version[:16]),
-            ("samples", fmt(ov.n_samples)), ("classes", fmt(len(ov.classes))),
+            ("samples", fmt(ov.n_samples)), count,
             ("groups", fmt(ov.n_groups)), ("quarantined", fmt(ov.n_quarantined))]
     parts = [table([], rows, cls="numbers")]
     if ov.quarantine_reasons:
@@ -134,9 +137,13 @@ def images_section(ev: Evidence, view: SampleView, grid: dict[str, list[str]]) -
     parts += _outliers(im.blank, f"Blank images (contrast < {BLANK_CONTRAST})", view)
     parts += _outliers(im.saturated, f"Saturated images (> {SATURATED_FRACTION:.0%} of pixels "
                        "dark or bright, unusual for the class)", view)
-    parts.append(heading("Samples per class (a fixed random choice)"))
+    word = target_kind(ev.task).group_word
+    parts.append(heading(f"Samples per {word} (a fixed random choice)"))
+    targets = dict(zip(ev.manifest["sample_id"].astype(str), ev.manifest["label"].astype(str)))
     for label, ids in grid.items():
-        parts += [para(f"class {label}"), tiles(view.tile(s, label) for s in ids)]
+        parts += [para(f"{word} {label}"),
+                  tiles(view.tile(s, targets.get(s, label) if word != "class" else label)
+                        for s in ids)]
     parts.append(notes(ev.notes.get("images")))
     return section("images", "4. Images", *parts)
 

@@ -20,6 +20,7 @@ from dlworkflow.explore.render import (
     table,
     tiles,
 )
+from dlworkflow.explore.targets import target_kind
 
 if TYPE_CHECKING:
     from dlworkflow.explore.evidence import Evidence
@@ -32,12 +33,19 @@ def map_section(ev: Evidence) -> Raw:
         return section("map", "6. 2-D map", para("not computed"),
                        notes(ev.notes.get("map")))
     var = ", ".join(f"{v:.1%}" for v in mp.variance if v == v)
-    chart = fig.scatter_map(mp.xy, mp.labels, marked=mp.marked,
-                            title=f"PCA of {mp.method} ({len(mp.xy):,} samples)")
+    title = f"PCA of {mp.method} ({len(mp.xy):,} samples)"
+    if mp.values is not None:
+        chart = fig.scatter_values(mp.xy, mp.values, title=title)
+        colour = "Colour: the target value."
+    else:
+        chart = fig.scatter_map(mp.xy, mp.labels, marked=mp.marked, title=title)
+        word = target_kind(ev.task).group_word
+        colour = ("Ringed points are label-issue candidates." if word == "class"
+                  else f"Colour: the sample's {word}.")
     return section("map", "6. 2-D map",
                    para(f"Features: {mp.method}; {len(mp.xy):,} samples (a stratified "
                         f"subsample); variance explained by the two axes: {var or '–'}. "
-                        "Ringed points are label-issue candidates."),
+                        + colour),
                    figure(chart, "2-D map"), notes(ev.notes.get("map")))
 
 
@@ -78,8 +86,9 @@ def text_section(ev: Evidence) -> Raw:
                                                     xlabel="characters per text"), "chars"),
                      figure(fig.histograms_by_class(tx.tokens, tx.labels, title="words",
                                                     xlabel="words per text"), "tokens")),
-             heading("Most frequent words per class (stop words removed)"),
-             table(["class", "words (count)"],
+             heading(f"Most frequent words per {target_kind(ev.task).group_word} (stop words "
+                     "removed)"),
+             table([target_kind(ev.task).group_word, "words (count)"],
                    [(k, ", ".join(f"{w} ({n})" for w, n in v))
                     for k, v in tx.top_tokens.items()])]
     return section("text", "8. Text", *parts)

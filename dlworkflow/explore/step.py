@@ -10,6 +10,7 @@ from dlworkflow.explore.pixels import PixelReader
 from dlworkflow.explore.report import render_report
 from dlworkflow.explore.result import ExploreResult
 from dlworkflow.explore.samples import SampleView
+from dlworkflow.explore.targets import target_kind
 from dlworkflow.explore.trust import warnings_for
 from dlworkflow.fileio import atomic_write_text, sha256_file
 from dlworkflow.store import read_dataset_info, read_manifest, read_quarantine
@@ -56,18 +57,25 @@ def explore(project: Project, *, progress: bool = True) -> ExploreResult:
         run.summary = {"headline": f"{result.headline}; report {path.name}",
                        "warnings": [w.line() for w in warnings],
                        "n_samples": result.n_samples,
-                       "imbalance_ratio": result.imbalance_ratio,
+                       "imbalance_ratio": (result.imbalance_ratio
+                                           if result.imbalance_ratio == result.imbalance_ratio
+                                           else None),
                        "label_issues": result.label_issues,
                        "label_checked": result.label_checked}
+        if ev.target is not None:
+            run.summary["target"] = ev.target.summary()
     return result
 
 
 def _result(ev: Evidence, warnings: list[Warning], *, report: str,
             seconds: float) -> ExploreResult:
     li = ev.label_issues
+    single = ev.target is None  # classification: the overview's classes are the target
     return ExploreResult(
         report=report, n_samples=ev.overview.n_samples, n_classes=len(ev.overview.classes),
-        imbalance_ratio=ev.overview.imbalance_ratio, exact_groups=ev.exact.n_groups,
+        imbalance_ratio=(ev.overview.imbalance_ratio if single else
+                         float(getattr(ev.target, "imbalance_ratio", float("nan")))),
+        exact_groups=ev.exact.n_groups,
         exact_conflicting=ev.exact.n_conflicting,
         near_pairs=ev.near.n_groups if ev.near is not None else None,
         near_conflicting=ev.near.n_conflicting if ev.near is not None else None,
@@ -75,5 +83,7 @@ def _result(ev: Evidence, warnings: list[Warning], *, report: str,
                     if ev.images is not None else None),
         label_issues=len(li.candidates) if li is not None else None,
         label_checked=li.n_checked if li is not None else None,
-        seconds=seconds, warnings=warnings, class_counts=dict(ev.overview.class_counts),
+        seconds=seconds, warnings=warnings,
+        class_counts=dict(ev.overview.class_counts) if single else {},
+        target_rows=[] if single else target_kind(ev.task).key_numbers(ev),
     )

@@ -1,6 +1,8 @@
 """Tabular evidence: per-column statistics, missingness, correlations, and columns that leak
 the target (one column alone predicts the label, an id-like column, or - for two classes,
-where the encoded label has a meaning - a near-perfect correlation with the encoded label)."""
+where the encoded label has a meaning - a near-perfect correlation with the encoded label).
+For tasks without one class per sample (regression, multi-label) a leak is an id-like column or
+a near-perfect correlation with the encoded target (the value; any one label's 0/1 column)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import numpy as np
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from dlworkflow.tasks.base import Task
 
 LEAK_ACCURACY = 0.99  # one column alone predicts the label this well (cross-validated)
 LEAK_CORRELATION = 0.95  # |correlation| with the encoded label
@@ -53,7 +57,9 @@ def feature_columns(manifest: pd.DataFrame) -> list[str]:
     return [c for c in manifest.columns if str(c).startswith("f:")]
 
 
-def tabular_evidence(manifest: pd.DataFrame, *, seed: int) -> TabularEvidence:
+def tabular_evidence(manifest: pd.DataFrame, *, seed: int,
+                     task: Task | None = None) -> TabularEvidence:
+    """`task`: how the label column is read (classification when None)."""
     import pandas as pd
 
     names = feature_columns(manifest)
@@ -68,7 +74,9 @@ def tabular_evidence(manifest: pd.DataFrame, *, seed: int) -> TabularEvidence:
     corr = values[corr_names].corr().to_numpy() if len(corr_names) >= 2 else None
     return TabularEvidence(
         columns=stats, correlation=corr, correlation_names=[n[2:] for n in corr_names],
-        leaks=_leaks(manifest, names, numeric, seed=seed),
+        leaks=(_leaks(manifest, names, numeric, seed=seed)
+               if task is None or task.single_label
+               else _target_leaks(manifest, names, numeric, task)),
         rows_with_missing=int(manifest[names].isna().any(axis=1).sum()) if names else 0,
         n_nonfinite=n_nonfinite,
     )
@@ -107,6 +115,31 @@ def _leaks(manifest: pd.DataFrame, names: list[str], numeric: dict[str, pd.Serie
         if accuracy >= LEAK_ACCURACY:
             leaks.append(Leak(name[2:], f"alone predicts the label with {accuracy:.1%} "
                                         "cross-validated accuracy"))
+    return leaks
+
+
+def _target_leaks(manifest: pd.DataFrame, names: list[str], numeric: dict[str, pd.Series],
+                  task: Task) -> list[Leak]:
+    """Id-like columns, and numeric columns nearly perfectly correlated with the encoded target
+    (regression: the value; multi-label: the 0/1 column of any one label)."""
+    targets = manifest["label"].astype(str).tolist()
+    outputs = task.output_names(targets)
+    y = np.asarray(task.encode(targets, outputs), dtype=np.float64).reshape(len(targets), -1)
+    leaks = []
+    for name in names:
+        if len(manifest) >= ID_LIKE_MIN_ROWS and manifest[name].nunique() == len(manifest) and (
+                name not in numeric or _integral(numeric[name])):
+            leaks.append(Leak(name[2:], "id-like: a different value on every row"))
+            continue
+        if name not in numeric:
+            continue
+        x = numeric[name].to_numpy(dtype=float, na_value=np.nan)
+        corr = [(_correlation(np.where(np.isfinite(y[:, j]), x, np.nan),
+                              np.nan_to_num(y[:, j])), j) for j in range(y.shape[1])]
+        r, j = max(corr, key=lambda c: abs(c[0]))
+        if abs(r) >= LEAK_CORRELATION:
+            what = "the target" if y.shape[1] == 1 else f"label {outputs[j]}"
+            leaks.append(Leak(name[2:], f"correlation {r:+.3f} with {what}"))
     return leaks
 
 

@@ -32,11 +32,14 @@ def tokenise(text: str) -> list[str]:
     return TOKEN.findall(text.lower())
 
 
-def text_evidence(manifest: pd.DataFrame) -> TextEvidence:
+def text_evidence(manifest: pd.DataFrame, *, groups: np.ndarray | None = None) -> TextEvidence:
+    """`groups`: what lengths and words are counted per (the class; a regression target's
+    value range; a multi-label sample's rarest label); the label column when None."""
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
     texts = manifest["text"].astype("string").fillna("").tolist()
-    labels = manifest["label"].astype(str).to_numpy()
+    labels = (manifest["label"].astype(str).to_numpy() if groups is None
+              else np.asarray(groups).astype(str))
     tokens = [tokenise(t) for t in texts]
     vocabulary: set[str] = set()
     per_class: dict[str, Counter[str]] = {}

@@ -33,8 +33,11 @@ class Warning:
 
 
 def warnings_for(ev: Evidence) -> list[Warning]:
+    from dlworkflow.explore.targets import target_kind
+
     rules: list[Callable[[Evidence], list[Warning]]] = [
-        _leakage, _duplicates, _label_issues, _tabular, _classes, _images, _text, _data]
+        _leakage, _duplicates, _label_issues, _tabular, target_kind(ev.task).warnings, _images,
+        _text, _data]
     found = [w for rule in rules for w in rule(ev)]
     return sorted(found, key=lambda w: SEVERITIES.index(w.severity))
 
@@ -107,7 +110,8 @@ def _label_issues(ev: Evidence) -> list[Warning]:
                     "again", "label-issues")]
 
 
-def _classes(ev: Evidence) -> list[Warning]:
+def class_warnings(ev: Evidence) -> list[Warning]:
+    """Class balance and small classes (classification)."""
     ov = ev.overview
     out = []
     ratio = ov.imbalance_ratio
