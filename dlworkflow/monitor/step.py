@@ -266,8 +266,9 @@ def _fill(result: MonitorResult, drift: Drift) -> None:
         result.labelled = int(drift.labelled.get("n", 0))
         unknown = int(drift.labelled.get("unknown_labels", 0))
         if unknown:
-            result.notes.append(f"{unknown:,} labels are not classes of the model and were "
-                                "left out.")
+            result.notes.append(f"{unknown:,} labels are not targets the model can be judged "
+                                "on (a class or label it does not know, or not a number) and "
+                                "were left out.")
     result.status = "ALERT" if drift.alerts else "OK"
 
 

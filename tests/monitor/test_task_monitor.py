@@ -265,3 +265,12 @@ def test_compare_promotes_the_lower_rmse_challenger_and_keeps_the_champion_other
     predicted = observe.predict_outputs(bundle, bundle.prepare_rows(values))[:, 0]
     rmse = mean_squared_error(rows["label"].astype(float), predicted) ** 0.5
     assert c["challenger"] == pytest.approx(rmse, abs=1e-5)
+
+
+def test_exports_from_before_tasks_are_monitored_as_classification():
+    """metadata.json without "task" (and with the success criterion's number as "target")."""
+    task, target = observe.metadata_task({"modality": "tabular", "target": 0.9})
+    assert task.single_label and task.modality == "tabular" and target == {}
+    task, target = observe.metadata_task({"modality": "tabular", "task": "tabular-regression",
+                                          "target": {"mean": 2.0, "std": 3.0}})
+    assert task.kind == "regression" and target == {"mean": 2.0, "std": 3.0}

@@ -68,7 +68,8 @@ def metadata_task(metadata: dict[str, Any]) -> tuple[Task, dict[str, Any]]:
         modality = metadata.get("modality", "image")
         task = next(t for t in (task_of(n) for n in task_names())
                     if t.single_label and t.modality == modality)
-    return task, dict(metadata.get("target") or {})
+    target = metadata.get("target")  # exports before tasks: the success criterion's number
+    return task, dict(target) if isinstance(target, dict) else {}
 
 
 def bundle_task(bundle: Bundle) -> tuple[Task, dict[str, Any]]:
