@@ -289,3 +289,13 @@ def test_multilabel_test_verdict_and_companion(multilabel: Project):
     assert dict(result.rows())["target"] == "macro_f1 >= 0.3"
     assert set(result.to_json()) == JSON_KEYS
     assert result.report["split"] == "test" and len(result.report["per_label"]) == 14
+
+
+def test_temperature_scaling_is_left_out_where_there_is_no_softmax(regression: Project):
+    regression.update_config({"evaluate.temperature_scaling": True})
+    try:
+        result = regression.evaluate("val")
+    finally:
+        regression.update_config({"evaluate.temperature_scaling": False})
+    assert result.report["calibration"] is None
+    assert regression.ledger.latest("evaluate").outputs["temperature"] is None
