@@ -1,6 +1,7 @@
 """`dlw monitor` and retrain's champion/challenger comparison for regression and multi-label
-models, on real data: a diabetes regression model (builtin:diabetes) and a Yeast multi-label
-model (first 800 genes; genes 800+ are held out, never seen by the project).
+models, on real data: a diabetes regression model (the first 322 of scikit-learn's 442
+patients; the last 120 are held out, never seen by the project) and a Yeast multi-label model
+(first 800 genes; genes 800+ are held out).
 
 The regression model's predictions are logged exactly as the server logs them
 (`observe.prepare` + `observe.infer` + `observe.records` into .dlw/serve/predictions.jsonl);
@@ -21,22 +22,34 @@ from dlworkflow.deploy.runtime.bundle import load_bundle
 from dlworkflow.monitor.logread import read_log, to_sample
 from dlworkflow.monitor.retrain_state import PROMOTED, decide
 from dlworkflow.project import Project
-from dlworkflow.store import load_split
-from task_projects import multilabel_project, regression_project, yeast_csv
+from task_projects import multilabel_project, yeast_csv
 
 START = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 HELD_OUT = 800  # Yeast genes from here on are not in the multi-label project
+PATIENTS = 322  # diabetes patients in the regression project; the other 120 are held out
 
 
 # ---- fixtures ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def reg(tmp_path_factory):
-    """Diabetes regression: trained 20 epochs, tested (PASS) and exported as v1 (champion)."""
+    """Diabetes regression on the first 322 patients: trained 20 epochs, tested (PASS) and
+    exported as v1 (champion); and the whole table (ids row<i>)."""
+    from dlworkflow.datasets.diabetes import load_table
+
     root = tmp_path_factory.mktemp("reg")
-    project = regression_project(root, epochs=20, **{"evaluate.bootstrap_samples": 300})
+    table = load_table()
+    table.insert(0, "id", [f"row{i}" for i in range(len(table))])
+    source = root / "diabetes.csv"
+    table.drop(columns="id").head(PATIENTS).to_csv(source, index=False)
+    project = Project.init(root / "proj", task="tabular-regression")
+    project.update_config({"evaluate.bootstrap_samples": 300})
+    project.define(metric="rmse", target=70.0, objective="tests")
+    project.ingest(str(source), progress=False)
+    project.split()
+    project.train(epochs=20, progress=False)
     assert project.test().verdict.passed
     project.export()
-    return project, load_bundle(root / "models" / "v1")
+    return project, load_bundle(project.root / "models" / "v1"), table
 
 
 @pytest.fixture(scope="module")
@@ -50,22 +63,12 @@ def multi(tmp_path_factory):
     return project, load_bundle(root / "models" / "v1"), table
 
 
-def _rows(project: Project, split: str) -> pd.DataFrame:
-    """Split rows as feature columns + id + target (the manifest's f:<name> columns)."""
-    rows = load_split(project, split)
-    features = {c: c[2:] for c in rows.columns if c.startswith("f:")}
-    out = rows[list(features)].rename(columns=features)
-    out["id"] = rows["sample_id"].astype(str).to_numpy()
-    out["target"] = rows["label"].astype(str).to_numpy()
-    return out.reset_index(drop=True)
-
-
 def _log(project: Project, bundle, rows: pd.DataFrame) -> list[dict]:
     """What the server logs for these rows (ids = the rows' ids), one a minute."""
     values = observe.table_records(rows, bundle.preprocessing["features"])
     x, summaries = observe.prepare(bundle, values)
     out, emb = observe.infer(bundle, x)
-    records = observe.records(bundle, summaries, out, emb, ids=rows["id"].tolist())
+    records = observe.records(bundle, summaries, out, emb, ids=rows["id"].astype(str).tolist())
     for k, record in enumerate(records):
         record["ts"] = (START + timedelta(minutes=k)).isoformat(timespec="milliseconds")
     folder = project.root / ".dlw" / "serve"
@@ -90,8 +93,8 @@ def _check(result, group: str):
 
 # ---- regression ----------------------------------------------------------------------------
 def test_regression_records_carry_the_predicted_value(reg):
-    project, bundle = reg
-    rows = _rows(project, "train").head(40)
+    project, bundle, table = reg
+    rows = table.tail(40)
     records = _log(project, bundle, rows)
     x = bundle.prepare_rows(observe.table_records(rows, bundle.preprocessing["features"]))
     logits = bundle.session.run(["logits"], {"input": x})[0]
@@ -105,16 +108,17 @@ def test_regression_records_carry_the_predicted_value(reg):
     assert np.isnan(sample.confidence).all()
 
 
-def test_regression_unshifted_traffic_raises_no_alert(reg, tmp_path):
-    """Train rows (the same population as the validation reference): the predicted values'
-    distribution does not move, and the live RMSE with labels is sklearn's RMSE of the logged
-    predictions, below the alert ceiling."""
+def test_regression_held_out_traffic_raises_no_alert(reg, tmp_path):
+    """The 120 held-out patients (the same population as the validation reference): the
+    predicted values' distribution does not move, and the live RMSE with labels is sklearn's
+    RMSE of the logged predictions, below the alert ceiling."""
     from sklearn.metrics import mean_squared_error
 
-    project, bundle = reg
-    rows = _rows(project, "train")
+    project, bundle, table = reg
+    rows = table.iloc[PATIENTS:]
     records = _log(project, bundle, rows)
-    labels = _labels(tmp_path / "labels.csv", rows["id"].tolist(), rows["target"].tolist())
+    labels = _labels(tmp_path / "labels.csv", rows["id"].tolist(),
+                     [repr(v) for v in rows["label"]])
     result = project.monitor(labels=labels)
     prediction = _check(result, "prediction")
     assert prediction.name == "predicted value" and not prediction.alert, prediction.sentence
@@ -123,7 +127,7 @@ def test_regression_unshifted_traffic_raises_no_alert(reg, tmp_path):
     live = _check(result, "performance")
     assert live.name == "live rmse"
     predicted = np.array([r["value"] for r in records])
-    truth = rows["target"].astype(float).to_numpy()
+    truth = rows["label"].to_numpy()
     assert live.live == pytest.approx(mean_squared_error(truth, predicted) ** 0.5, rel=1e-9)
     assert live.reference == pytest.approx(bundle.metadata["test_value"])
     assert not live.alert and result.status == "OK", live.sentence
@@ -134,17 +138,16 @@ def test_regression_unshifted_traffic_raises_no_alert(reg, tmp_path):
 
 
 def test_regression_shifted_traffic_alerts_on_predictions_and_rmse(reg, tmp_path):
-    """The third of patients with the highest target (train + validation): the predicted
-    values move up (KS + PSI alert) and the live RMSE gets worse than the test estimate by
-    more than the allowed change (an alert in RMSE's direction: higher is worse)."""
+    """The third of all patients with the highest target: the predicted values move up (KS +
+    PSI alert) and the live RMSE gets worse than the test estimate by more than the allowed
+    change (an alert in RMSE's direction: higher is worse)."""
     from sklearn.metrics import mean_squared_error
 
-    project, bundle = reg
-    rows = pd.concat([_rows(project, "train"), _rows(project, "val")], ignore_index=True)
-    truth = rows["target"].astype(float)
-    rows = rows[truth >= truth.quantile(2 / 3)].reset_index(drop=True)
+    project, bundle, table = reg
+    rows = table[table["label"] >= table["label"].quantile(2 / 3)]
     records = _log(project, bundle, rows)
-    labels = _labels(tmp_path / "labels.csv", rows["id"].tolist(), rows["target"].tolist())
+    labels = _labels(tmp_path / "labels.csv", rows["id"].tolist(),
+                     [repr(v) for v in rows["label"]])
     result = project.monitor(labels=labels)
     assert result.status == "ALERT" and result.exit_code == 4
     prediction = _check(result, "prediction")
@@ -152,7 +155,7 @@ def test_regression_shifted_traffic_alerts_on_predictions_and_rmse(reg, tmp_path
     assert prediction.live > prediction.reference  # the predicted values moved up
     assert prediction.effect >= project.config.monitor.psi_threshold
     live = _check(result, "performance")
-    rmse = mean_squared_error(rows["target"].astype(float), [r["value"] for r in records]) ** 0.5
+    rmse = mean_squared_error(rows["label"], [r["value"] for r in records]) ** 0.5
     assert live.live == pytest.approx(rmse, rel=1e-9)
     assert live.live > bundle.metadata["test_value"]
     assert live.alert, live.sentence
@@ -218,7 +221,7 @@ def test_multilabel_genes_of_one_label_flag_that_label(multi, tmp_path):
 @pytest.fixture(scope="module")
 def weak(reg):
     """The same project trained 1 epoch, exported (forced) as v2."""
-    project, _ = reg
+    project = reg[0]
     project.train(epochs=1, progress=False)
     project.export(force=True, reason="a weaker challenger for the comparison test")
     return project
