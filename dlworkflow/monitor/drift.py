@@ -3,8 +3,12 @@
 A check compares the live sample with the reference and gives {name, group, statistic,
 p_value, effect, threshold, alert, sentence}. Groups: input (summary statistics of the inputs;
 raw feature columns of `--inputs` tables), embedding (MMD of the 32-number projections),
-prediction (predicted-class shares), confidence, ood (out-of-distribution rate) and
-performance (the live primary metric, with `--labels`).
+prediction, confidence (classification only), ood (out-of-distribution rate) and performance
+(the live primary metric, with `--labels`). The prediction checks follow the task's kind
+(`PREDICTION_PLANS`): classification the predicted-class shares; regression the predicted
+values (KS + PSI on the reference's deciles, like a numeric input); multi-label each label's
+predicted rate (two-proportion z tests, Bonferroni over the labels; the labels that moved
+significantly by monitor.prediction_shift are flagged) with its mean probability.
 
 Alert rule: p < alpha / m (Bonferroni over the m statistical checks that ran, so in-distribution
 traffic raises any alert with probability at most monitor.alpha) AND the effect reaches its
@@ -12,8 +16,10 @@ practical threshold (PSI for inputs, total variation for predictions, drop for c
 excess rate for OOD). The embedding MMD has no natural effect scale, so significance alone
 alerts on it; its sample cap (monitor.mmd_max_samples per side) bounds its power, so a
 negligible shift in a huge window does not alert either. Performance alerts when the
-one-sided upper bound of the live metric (level alpha / m) is below the test estimate minus
-monitor.metric_drop.
+one-sided bound of the live metric (level alpha / m) is worse than the test estimate by more
+than the allowed change, in the metric's direction: for accuracy or F1 when the upper bound
+is below test - monitor.metric_drop; for RMSE or MAE (lower is better, in the target's units)
+when the lower bound is above test x (1 + metric_drop) (`allowed_change`).
 """
 
 from __future__ import annotations
