@@ -1,8 +1,9 @@
 """`dlw export` and `dlw predict` for the regression and multi-label tasks, on real data
-(scikit-learn's diabetes, the first 800 genes of Yeast): metadata.json carries the task and the
-target that travels with the model (target scaling, thresholds), ONNX Runtime reproduces the
-PyTorch model's task outputs (parity), the bundle's predictions are the task's, and
-`dlw predict` writes the task's columns."""
+(scikit-learn's diabetes, the first 800 genes of Yeast), after a PASS from `dlw test`
+(diabetes: test RMSE about 45 <= 70; Yeast: macro F1 about 0.42 >= 0.3): metadata.json carries
+the task and the target that travels with the model (target scaling, thresholds), ONNX Runtime
+reproduces the PyTorch model's task outputs (parity), the bundle's predictions are the task's,
+and `dlw predict` writes the task's columns."""
 
 from __future__ import annotations
 
@@ -27,15 +28,15 @@ from dlworkflow.project import Project
 from dlworkflow.store import load_split
 from task_projects import multilabel_project, regression_project
 
-REASON = "task export tests: a model trained for 8 epochs, exported without a test verdict"
-
 
 def _export(project: Project) -> dict[str, Any]:
-    from dlworkflow.deploy.runtime.versions import promote
-
-    result = project.export(force=True, reason=REASON)
-    promote(project.root, result.version)
+    """`dlw test` (once, on the sealed test split), then `dlw export` of the passing model."""
+    verdict = project.test().verdict
+    result = project.export()
     meta = read_json(result.folder / "metadata.json")
+    assert verdict.verdict == meta["verdict"] == "PASS" and meta["forced"] is None
+    assert meta["test_value"] == pytest.approx(verdict.value)
+    assert result.champion == result.version  # a PASS export is the champion
     return {"project": project, "result": result, "folder": result.folder, "meta": meta,
             "bundle": load_bundle(result.folder, threads=1)}
 
@@ -75,6 +76,7 @@ def test_regression_export_records_the_task_its_target_scaling_and_parity(regres
     assert meta["outputs"]["prediction"] == ["value"]
     assert "target.std + target.mean" in meta["outputs"]["rule"]
     assert meta["success_target"] == 70.0 and meta["criterion"] == "rmse <= 70"
+    assert meta["metric"] == "rmse" and meta["test_value"] <= 70  # lower is better: PASS
     parity = meta["parity"]
     assert parity["n"] == len(load_split(project, "val")) > 50
     assert parity["compared"] == "values in the target's units"
@@ -130,6 +132,7 @@ def test_multilabel_export_carries_the_thresholds_and_label_sets_agree(multilabe
     assert all(0.05 <= t <= 0.95 for t in thresholds) and len(set(thresholds)) > 1  # tuned
     assert meta["outputs"]["kind"] == "multilabel"
     assert meta["outputs"]["prediction"] == ["labels", "probabilities"]
+    assert meta["criterion"] == "macro_f1 >= 0.3" and meta["test_value"] >= 0.3
     parity = meta["parity"]
     assert parity["compared"] == "label probabilities"
     assert parity["agreement_of"] == "same label set" and parity["agreement"] == 1.0

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from servekit import AUTH, TOKEN, b64, export_version
+from servekit import AUTH, TOKEN, b64
 
 from dlworkflow.config import Serve
 from dlworkflow.deploy.runtime.bundle import load_bundle
@@ -23,13 +23,13 @@ from dlworkflow.project import Project
 from dlworkflow.store import load_split
 from task_projects import multilabel_project, regression_project
 
-REASON = "task serve tests: a model trained for 8 epochs, exported without a test verdict"
-
 
 def _served(project: Project) -> Iterator[dict[str, Any]]:
+    """Tested, exported (a PASS: the champion, served without --force) and served."""
     from dlworkflow.deploy.serve.app import create_app
 
-    export_version(project, reason=REASON)
+    assert project.test().verdict.verdict == "PASS"
+    project.export()
     bundle = load_bundle(champion_folder(project.root), threads=1)
     rows = load_split(project, "val").reset_index(drop=True)
     app = create_app(project.root, Serve(), token=TOKEN)
