@@ -138,13 +138,13 @@ def test_regression_held_out_traffic_raises_no_alert(reg, tmp_path):
 
 
 def test_regression_shifted_traffic_alerts_on_predictions_and_rmse(reg, tmp_path):
-    """The third of all patients with the highest target: the predicted values move up (KS +
+    """The 30% of all patients with the highest target: the predicted values move up (KS +
     PSI alert) and the live RMSE gets worse than the test estimate by more than the allowed
     change (an alert in RMSE's direction: higher is worse)."""
     from sklearn.metrics import mean_squared_error
 
     project, bundle, table = reg
-    rows = table[table["label"] >= table["label"].quantile(2 / 3)]
+    rows = table[table["label"] >= table["label"].quantile(0.7)]
     records = _log(project, bundle, rows)
     labels = _labels(tmp_path / "labels.csv", rows["id"].tolist(),
                      [repr(v) for v in rows["label"]])
@@ -220,8 +220,10 @@ def test_multilabel_genes_of_one_label_flag_that_label(multi, tmp_path):
 # ---- retrain: champion vs challenger in RMSE's direction -------------------------------------
 @pytest.fixture(scope="module")
 def weak(reg):
-    """The same project trained 1 epoch, exported (forced) as v2."""
+    """The same project trained 1 epoch at learning rate 1e-5 (close to predicting the mean:
+    RMSE about 75 against about 47), exported (forced) as v2."""
     project = reg[0]
+    project.update_config({"train.learning_rate": 1e-5})
     project.train(epochs=1, progress=False)
     project.export(force=True, reason="a weaker challenger for the comparison test")
     return project
@@ -240,7 +242,7 @@ def test_compare_promotes_the_lower_rmse_challenger_and_keeps_the_champion_other
     from sklearn.metrics import mean_squared_error
 
     project = weak
-    margin = 1.0  # RMSE units: the challenger must be at least 1 lower
+    margin = 5.0  # RMSE units: the challenger must be at least 5 lower
     better = _compare(project, champion=2, challenger=1)  # 1 epoch vs 20 epochs
     assert better["metric"] == "rmse" and better["higher_is_better"] is False
     c = better["compared"]
