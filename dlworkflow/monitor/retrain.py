@@ -517,8 +517,14 @@ def _comparison_png(comparison: dict[str, Any]) -> bytes | None:
                     xytext=(0, 2), textcoords="offset points")
     ax.set_xticks(list(xs), [f"{g['name']}\n(n={g['n']})" for g in groups], fontsize=8)
     low = min(min(g["champion"], g["challenger"]) for g in groups)
-    ax.set_ylim(max(0.0, low - 0.1), 1.0 + 0.08)
-    ax.set(ylabel=comparison["metric"], title="champion vs challenger (sealed rows)")
+    high = max(max(g["champion"], g["challenger"]) for g in groups)
+    if low >= 0.0 and high <= 1.0:  # a share (accuracy, F1): the top is 1
+        ax.set_ylim(max(0.0, low - 0.1), 1.0 + 0.08)
+    else:  # in the target's units (RMSE) or unbounded below (R^2)
+        ax.set_ylim(min(0.0, low * 1.1), max(0.0, high) * 1.15 + 1e-9)
+    lower = comparison.get("higher_is_better", True) is False
+    ax.set(ylabel=comparison["metric"] + (" (lower is better)" if lower else ""),
+           title="champion vs challenger (sealed rows)")
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(axis="y", alpha=0.3)
     return png_bytes(fig)
