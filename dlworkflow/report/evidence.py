@@ -15,6 +15,8 @@ from dlworkflow.store.trained import trained_meta
 
 if TYPE_CHECKING:
     from dlworkflow.project import Project
+    from dlworkflow.report.task_view import TaskView
+    from dlworkflow.tasks.base import Task
 
 STEPS = ("define", "ingest", "explore", "split", "tune", "train", "evaluate", "test", "export",
          "monitor", "retrain")
@@ -55,6 +57,20 @@ class Evidence:
     @property
     def train_runs(self) -> list[RunRecord]:
         return [r for r in self.all_runs if r.step == "train" and r.status == "done"]
+
+    @property
+    def task(self) -> Task:
+        """The trained model's task (model.json `task`), else the configured one."""
+        from dlworkflow.report.task_view import model_task
+
+        return model_task(self.config, self.trained)
+
+    @property
+    def view(self) -> TaskView:
+        """How the report speaks about the task's kind (task_view.py)."""
+        from dlworkflow.report.task_view import view
+
+        return view(self.task)
 
     @property
     def problem(self) -> dict[str, Any]:

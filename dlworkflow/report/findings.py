@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from dlworkflow.report.evidence import Evidence
+from dlworkflow.report.task_view import range_start, spec, worse
+from dlworkflow.tasks.base import MetricSpec
 
 WEAK_CLASSES = 3  # how many of the weakest classes are named
 IMBALANCE_RATIO = 3.0  # largest / smallest class count above which imbalance is a limitation
@@ -36,12 +38,26 @@ def verdict(ev: Evidence) -> dict[str, Any] | None:
     return dict(record.outputs) if record else None
 
 
+def metric_spec(ev: Evidence) -> MetricSpec:
+    """The spec (direction) of the metric the verdict and the criterion are written in."""
+    metric = ((verdict(ev) or {}).get("metric") or ev.problem.get("primary_metric")
+              or ev.task.default_metric)
+    return spec(ev.task, metric)
+
+
 def class_counts(ev: Evidence) -> dict[str, int]:
     counts = (ev.dataset or {}).get("class_counts") or {}
-    return {str(k): int(v) for k, v in counts.items()}
+    out = {str(k): int(v) for k, v in counts.items()}
+    if ev.view.by_value:  # regression: value ranges in the order of their values
+        out = dict(sorted(out.items(), key=lambda kv: range_start(kv[0])))
+    return out
 
 
 def imbalance_ratio(ev: Evidence) -> float | None:
+    """Largest / smallest class (multi-label: label); None where it does not apply
+    (regression)."""
+    if ev.view.imbalance is None:
+        return None
     recorded = ev.summary("explore").get("imbalance_ratio")
     if recorded:
         return float(recorded)
@@ -62,29 +78,37 @@ def label_issue_rate(ev: Evidence) -> tuple[int, int] | None:
 
 
 def weakest_classes(metrics: dict[str, Any], n: int = WEAK_CLASSES) -> list[dict[str, Any]]:
+    """The classes (multi-label: labels, as "class") with the lowest F1."""
     per_class = [c for c in metrics.get("per_class") or [] if c.get("f1") is not None]
-    return sorted(per_class, key=lambda c: (c["f1"], c["class"]))[:n]
+    per_class += [{**c, "class": c.get("label")} for c in metrics.get("per_label") or []
+                  if c.get("f1") is not None]
+    return sorted(per_class, key=lambda c: (c["f1"], str(c["class"])))[:n]
 
 
-def weakest_slices(metrics: dict[str, Any], n: int = WEAK_CLASSES) -> list[dict[str, Any]]:
-    """The slices with the lowest metric (entries of reports/evaluate/<split>/metrics.json)."""
+def weakest_slices(metrics: dict[str, Any], n: int = WEAK_CLASSES, *,
+                   higher_is_better: bool = True) -> list[dict[str, Any]]:
+    """The slices with the worst metric (entries of reports/evaluate/<split>/metrics.json):
+    the lowest, or the highest when lower is better."""
     found = []
     for group in metrics.get("slices") or []:
         for item in group.get("slices") or []:
             if item.get("metric") is not None and not item.get("note"):
                 found.append({**item, "column": group.get("column")})
-    return sorted(found, key=lambda s: s["metric"])[:n]
+    sign = 1 if higher_is_better else -1
+    return sorted(found, key=lambda s: sign * s["metric"])[:n]
 
 
 def strengths(ev: Evidence) -> list[Finding]:
     out: list[Finding] = []
     v = verdict(ev)
     if v and v.get("verdict") == "PASS":
-        lo = (v.get("interval") or [None])[0]
-        margin = f"; even the CI's lower bound {fmt(lo)} clears it" if (
-            lo is not None and lo >= v["target"]) else ""
+        spec_ = metric_spec(ev)
+        interval = v.get("interval") or [None, None]
+        end, word = (interval[0], "lower") if spec_.higher_is_better else (interval[-1], "upper")
+        margin = f"; even the CI's {word} bound {fmt(end)} clears it" if (
+            end is not None and spec_.meets(end, v["target"])) else ""
         out.append(Finding(f"Meets the agreed criterion: test {v['metric']} {fmt(v['value'])} "
-                           f">= {v['target']}{margin}.", "ledger: test"))
+                           f"{spec_.sign()} {v['target']}{margin}.", "ledger: test"))
     m = ev.test_metrics or {}
     base = m.get("baselines") or {}
     if base.get("simple") and base.get("simple_as_good") is False:
@@ -130,9 +154,17 @@ def limitations(ev: Evidence) -> list[Finding]:
     if weak:
         listed = ", ".join(f"{c['class']} (F1 {c['f1']:.3f}, n={c.get('support')})"
                            for c in weak)
-        out.append(Finding(f"Weakest classes: {listed}.",
-                           f"reports/evaluate/{where}/metrics.json: per_class"))
-    slices = weakest_slices(m)
+        key = "per_class" if m.get("per_class") else "per_label"
+        out.append(Finding(f"Weakest {ev.view.counted_plural}: {listed}.",
+                           f"reports/evaluate/{where}/metrics.json: {key}"))
+    residuals = m.get("residuals") or {}
+    if residuals.get("max_abs") is not None:
+        out.append(Finding(f"Errors in the target's units: median |residual| "
+                           f"{fmt(residuals.get('median_abs'), 3)}, largest "
+                           f"{fmt(residuals['max_abs'], 3)}, bias (mean residual) "
+                           f"{fmt(residuals.get('mean'), 3)}.",
+                           f"reports/evaluate/{where}/metrics.json: residuals"))
+    slices = weakest_slices(m, higher_is_better=metric_spec(ev).higher_is_better)
     if slices:
         listed = ", ".join(f"{s['column']}={s['value']} ({fmt(s['metric'], 3)}, n={s['n']})"
                            for s in slices)
@@ -146,12 +178,13 @@ def limitations(ev: Evidence) -> list[Finding]:
         out.append(Finding(f"Small dataset: {n:,} samples.", ".dlw/dataset.json"))
     counts = ev.summary("split").get("counts") or {}
     classes = len(class_counts(ev)) or 1
-    if counts.get("test") and counts["test"] / classes < SMALL_CLASS:
+    if ev.task.single_label and counts.get("test") and counts["test"] / classes < SMALL_CLASS:
         out.append(Finding(f"About {counts['test'] // classes} test samples per class: "
                            "per-class results have wide intervals.", "ledger: split counts"))
     ratio = imbalance_ratio(ev)
     if ratio is not None and ratio > IMBALANCE_RATIO:
-        out.append(Finding(f"Imbalanced classes: the largest is {ratio:.1f}x the smallest.",
+        word = ev.view.imbalance or "classes"
+        out.append(Finding(f"Imbalanced {word}: the largest is {ratio:.1f}x the smallest.",
                            "explore / .dlw/dataset.json"))
     li = label_issue_rate(ev)
     if li and li[0]:
@@ -227,13 +260,13 @@ def recommendation(ev: Evidence) -> str:
                     "well as the network on the test set at a fraction of the cost.")
         else:
             text = (f"Deploy: the model meets the agreed criterion ({v['metric']} "
-                    f"{fmt(v['value'])} >= {v['target']}).")
+                    f"{fmt(v['value'])} {metric_spec(ev).sign()} {v['target']}).")
     elif v.get("verdict") == "PASS":
         text = "Do not deploy as is: the metric passes but a deployment constraint fails."
     else:
         text = (f"Do not deploy: the model misses the agreed criterion ({v.get('metric')} "
-                f"{fmt(v.get('value'))} < {v.get('target')}); improve the data or the model "
-                "and test on a fresh test set.")
+                f"{fmt(v.get('value'))} {worse(metric_spec(ev))} {v.get('target')}); improve "
+                "the data or the model and test on a fresh test set.")
     if caveats:
         text += " Caveats: " + "; ".join(caveats) + "."
     return text

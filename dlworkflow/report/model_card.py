@@ -13,11 +13,13 @@ from dlworkflow.report.findings import (
     imbalance_ratio,
     label_issue_rate,
     limitations,
+    metric_spec,
     recommendation,
     verdict,
     weakest_classes,
 )
 from dlworkflow.report.sections import criterion_text
+from dlworkflow.report.task_view import metric_label, metric_rows
 
 SECTIONS = ("Model details", "Intended use", "Factors", "Metrics", "Evaluation data",
             "Training data", "Quantitative analyses", "Ethical considerations",
@@ -48,7 +50,8 @@ def _details(ev: Evidence) -> list[str]:
              else "- Trained: not yet (run `dlw train`)",
              f"- Transfer learning: {transfer.get('strategy', 'n/a')}"
              + (f" ({transfer['reason']})" if transfer.get("reason") else ""),
-             f"- Classes: {', '.join(class_counts(ev)) or 'n/a (run `dlw ingest`)'}",
+             f"- {ev.view.counted_plural.capitalize()}: "
+             f"{', '.join(class_counts(ev)) or 'n/a (run `dlw ingest`)'}",
              "- Exported version: "
              + (f"v{meta['version']} (ONNX, sha256 {meta['files']['model.onnx'][:16]}...)"
                 if meta else "none (run `dlw export`)"),
@@ -69,22 +72,50 @@ def _intended(ev: Evidence) -> list[str]:
                      "(`dlw define --constituency ...`)")
     for assumption in p.get("assumptions") or []:
         lines.append(f"- Assumption: {assumption}")
+    lines.append(f"- Outputs ({ev.task.name}): {_outputs(ev)}")
     classes = ", ".join(class_counts(ev))
     source = (ev.dataset or {}).get("source", "the ingested data")
-    lines.append(f"- Out of scope: inputs unlike {source}, and any class outside ({classes}); "
-                 "the model always answers one of these classes.")
+    if ev.task.single_label:
+        lines.append(f"- Out of scope: inputs unlike {source}, and any class outside "
+                     f"({classes}); the model always answers one of these classes.")
+    elif ev.view.classes_declared:
+        lines.append(f"- Out of scope: inputs unlike {source}, and any label outside "
+                     f"({classes}); the model only ever predicts these labels.")
+    else:
+        lines.append(f"- Out of scope: inputs unlike {source}, and targets outside the range "
+                     f"it was trained on ({_value_range(ev)}); predictions far outside that "
+                     "range are extrapolations.")
     return lines
+
+
+def _value_range(ev: Evidence) -> str:
+    """The range of the targets: explore's record, else the ends of dataset.json's ranges."""
+    target = ev.summary("explore").get("target") or {}
+    if target.get("min") is not None and target.get("max") is not None:
+        return f"{target['min']:.6g} to {target['max']:.6g}"
+    ranges = list(class_counts(ev))
+    if not ranges:
+        return "see the training data"
+    return f"{ranges[0].split(' to ')[0]} to {ranges[-1].split(' to ')[-1]}"
+
+
+def _outputs(ev: Evidence) -> str:
+    """What the model answers: from the trained model's outputs and target (model.json)."""
+    t = ev.trained or {}
+    names = [str(n) for n in t.get("classes") or []] or list(class_counts(ev))
+    return ev.view.outputs(ev.task, names, dict(t.get("target") or {}))
 
 
 def _factors(ev: Evidence) -> list[str]:
     slices = (ev.config.get("evaluate") or {}).get("slices") or []
     m = ev.test_metrics or {}
-    lines = [f"- Groups evaluated: the {len(class_counts(ev))} classes"
+    lines = [f"- Groups evaluated: the {len(class_counts(ev))} {ev.view.counted_plural}"
              + (f" and the slices {', '.join(slices)}" if slices else
                 "; no subgroup slices were configured (evaluate.slices)")]
     ratio = imbalance_ratio(ev)
     if ratio is not None:
-        lines.append(f"- Class balance: largest / smallest class {ratio:.2f}")
+        word = "class" if ev.view.imbalance == "classes" else "label"
+        lines.append(f"- {word.capitalize()} balance: largest / smallest {word} {ratio:.2f}")
     size = (ev.dataset or {}).get("size")
     if size:
         lines.append(f"- Input: {ev.config.get('task')} at {'x'.join(map(str, size))}")
@@ -100,9 +131,15 @@ def _metrics(ev: Evidence) -> list[str]:
             else "point value")
     conf = (ev.test_metrics or {}).get("confidence") or \
         (ev.config.get("evaluate") or {}).get("confidence", 0.95)
-    return [f"- Success criterion agreed before testing: {crit or 'none (run `dlw define`)'}",
-            f"- Primary metric: {p.get('primary_metric') or 'none'}; also reported: accuracy, "
-            "macro F1, AUROC, expected calibration error, per-class precision/recall/F1",
+    if ev.task.single_label:
+        also = ("accuracy, macro F1, AUROC, expected calibration error, per-class "
+                "precision/recall/F1")
+    else:
+        also = ", ".join(metric_label(m.name, m) for m in ev.task.metrics) + "; " \
+            + ev.view.reported
+    return [f"- Task: {ev.task.name}",
+            f"- Success criterion agreed before testing: {crit or 'none (run `dlw define`)'}",
+            f"- Primary metric: {p.get('primary_metric') or 'none'}; also reported: {also}",
             f"- Uncertainty: {conf:.0%} bootstrap confidence intervals "
             f"({(ev.config.get('evaluate') or {}).get('bootstrap_samples')} resamples)",
             f"- Decision: gate on the {gate} of the primary metric"]
@@ -128,7 +165,8 @@ def _training(ev: Evidence) -> list[str]:
     lines = [f"- Source: {d.get('source')}", f"- {d.get('n_samples', 0):,} samples "
              f"({d.get('n_quarantined', 0)} quarantined); training split "
              f"{counts.get('train', 'n/a')}",
-             "- Per class: " + ", ".join(f"{k}: {v}" for k, v in class_counts(ev).items())]
+             f"- Per {ev.view.counted}: "
+             + ", ".join(f"{k}: {v}" for k, v in class_counts(ev).items())]
     li = label_issue_rate(ev)
     if li:
         lines.append(f"- Label-issue candidates: {li[0]} of {li[1]} checked "
@@ -147,16 +185,26 @@ def _quantitative(ev: Evidence) -> list[str]:
     m = ev.test_metrics
     if v is None or m is None:
         return ["- Not tested yet: run `dlw test`."]
+    spec_ = metric_spec(ev)
     lines = [f"- Verdict: {v['verdict']}: {v['metric']} {fmt(v.get('value'))} "
-             f"(CI {fmt(v['interval'][0])} to {fmt(v['interval'][1])}) against target "
-             f"{v['target']} on {v.get('n')} test samples"]
-    for name, item in (m.get("metrics") or {}).items():
-        lines.append(f"- {name}: {fmt(item.get('value'))} "
+             f"(CI {fmt(v['interval'][0])} to {fmt(v['interval'][1])}) against the criterion "
+             f"{spec_.criterion(float(v['target']))} on {v.get('n')} test samples"]
+    for name, item_spec, item in metric_rows(ev.task, m.get("metrics") or {}):
+        lines.append(f"- {metric_label(name, item_spec)}: {fmt(item.get('value'))} "
                      f"(CI {fmt(item.get('low'))} to {fmt(item.get('high'))})")
-    weak = weakest_classes(m)
-    if weak:
-        lines.append("- Weakest classes: " + ", ".join(
-            f"{c['class']} (F1 {c['f1']:.3f}, n={c.get('support')})" for c in weak))
+    base = m.get("baselines") or {}
+    if isinstance(base.get("simple"), dict):
+        lines.append(f"- Simple baseline ({base['simple'].get('model')}): "
+                     f"{fmt(base['simple'].get('value'))} "
+                     f"(CI {fmt(base['simple'].get('low'))} to "
+                     f"{fmt(base['simple'].get('high'))}); as good as the network: "
+                     f"{'yes' if base.get('simple_as_good') else 'no'}")
+    if ev.task.single_label:
+        weak = weakest_classes(m)
+        if weak:
+            lines.append("- Weakest classes: " + ", ".join(
+                f"{c['class']} (F1 {c['f1']:.3f}, n={c.get('support')})" for c in weak))
+    lines += ev.view.card(m)
     for c in v.get("constraints") or []:
         lines.append(f"- {c['name']}: measured {fmt(c.get('measured'), 3)}, limit "
                      f"{c.get('limit')} ({'ok' if c.get('passed') else 'FAILED'})")

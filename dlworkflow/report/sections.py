@@ -7,7 +7,6 @@ from typing import Any
 
 from dlworkflow.deploy.runtime.versions import ONNX_FILE, version_folder
 from dlworkflow.plots import curves_png
-from dlworkflow.report import figures
 from dlworkflow.report.evidence import Evidence
 from dlworkflow.report.findings import (
     Finding,
@@ -16,6 +15,7 @@ from dlworkflow.report.findings import (
     imbalance_ratio,
     label_issue_rate,
     limitations,
+    metric_spec,
     next_steps,
     recommendation,
     strengths,
@@ -32,6 +32,7 @@ from dlworkflow.report.html import (
     png_figure,
     table,
 )
+from dlworkflow.report.task_view import metric_label, metric_rows
 
 
 def all_sections(ev: Evidence) -> list[Section]:
@@ -43,7 +44,7 @@ def criterion_text(ev: Evidence) -> str | None:
     p = ev.problem
     if p.get("primary_metric") is None or p.get("target") is None:
         return None
-    text = f"{p['primary_metric']} >= {p['target']} on the sealed test set"
+    text = f"{metric_spec(ev).criterion(float(p['target']))} on the sealed test set"
     c = p.get("constraints") or {}
     if c.get("max_latency_ms"):
         text += f"; CPU latency <= {c['max_latency_ms']:g} ms"
@@ -63,7 +64,8 @@ def verdict_html(ev: Evidence) -> str:
     text = (f"{word}: test {v['metric']} {fmt(v.get('value'))} "
             f"({confidence:.0%} CI {fmt(lo)} to {fmt(hi)}), target {v.get('target')}")
     if v.get("gate_on") == "lower_bound":
-        text += " (judged on the CI's lower bound)"
+        text += (" (judged on the CI's lower bound)" if metric_spec(ev).higher_is_better
+                 else " (judged on the CI's upper bound: the pessimistic end)")
     return (f"<div class='verdict {esc(word)}' id='verdict' data-verdict='{esc(word)}'>"
             f"{esc(text)}</div><p>on {v.get('n')} sealed test samples; "
             f"{esc(_reuse_text(ev))}</p>")
@@ -84,8 +86,8 @@ def summary(ev: Evidence) -> Section:
              paragraph(objective) if objective else missing(
                  "no objective written yet", "dlw define --objective \"...\""),
              f"<p>Task: {esc(ev.config.get('task', '').replace('-', ' '))}"
-             + (f"; classes: {esc(', '.join(class_counts(ev))[:200])}" if class_counts(ev)
-                else "") + "</p>"]
+             + (f"; {ev.view.counted_plural}: {esc(', '.join(class_counts(ev))[:200])}"
+                if class_counts(ev) else "") + "</p>"]
     if p.get("constituencies"):
         parts.append(f"<p>Who is affected and decides: {esc(', '.join(p['constituencies']))}</p>")
     parts.append("<h3>Agreed success criterion</h3>")
@@ -100,13 +102,14 @@ def summary(ev: Evidence) -> Section:
 
 def key_figure(ev: Evidence) -> str:
     m = ev.test_metrics
-    if m and (m.get("figures") or {}).get("confusion"):
-        return figure(ev.root / m["figures"]["confusion"],
-                      "Confusion matrix on the sealed test set: rows are the true classes, "
-                      "the diagonal the correct predictions.")
-    if ev.val_metrics and (ev.val_metrics.get("figures") or {}).get("confusion"):
-        return figure(ev.root / ev.val_metrics["figures"]["confusion"],
-                      "Confusion matrix on validation (the test has not run).")
+    for key, caption in ev.view.key_figures:
+        if m and (m.get("figures") or {}).get(key):
+            return figure(ev.root / m["figures"][key], caption)
+    for key, caption in ev.view.key_figures:
+        if ev.val_metrics and (ev.val_metrics.get("figures") or {}).get(key):
+            return figure(ev.root / ev.val_metrics["figures"][key],
+                          caption.split(" on the sealed test set")[0]
+                          + " on validation (the test has not run).")
     return missing("no evaluation figure yet", "dlw test")
 
 
@@ -117,12 +120,13 @@ def data(ev: Evidence) -> Section:
     ingest = ev.summary("ingest")
     rows = [("source", d.get("source")), ("samples", f"{d.get('n_samples', 0):,}"),
             ("quarantined (unusable)", f"{d.get('n_quarantined', 0):,}"),
-            ("classes", len(d.get("classes") or [])),
+            (ev.view.counted_plural, len(d.get("classes") or [])),
             ("dataset version (hash)", d.get("version")),
             ("sample size", "x".join(str(s) for s in d["size"]) if d.get("size") else "n/a")]
     ratio = imbalance_ratio(ev)
     if ratio is not None:
-        rows.append(("imbalance (largest / smallest class)", f"{ratio:.2f}"))
+        word = "class" if ev.view.imbalance == "classes" else "label"
+        rows.append((f"imbalance (largest / smallest {word})", f"{ratio:.2f}"))
     split = ev.summary("split")
     if split.get("counts"):
         rows.append(("split", ", ".join(f"{k} {v:,}" for k, v in split["counts"].items())))
@@ -132,8 +136,9 @@ def data(ev: Evidence) -> Section:
     body = [table(None, rows)]
     counts = class_counts(ev)
     if counts:
-        body.append("<h3>Samples per class</h3>")
-        body.append(table(["class", "samples"], [(k, f"{v:,}") for k, v in counts.items()]))
+        body.append(f"<h3>Samples per {ev.view.counted}</h3>")
+        body.append(table([ev.view.counted, "samples"],
+                          [(k, f"{v:,}") for k, v in counts.items()]))
     body.append("<h3>Exploration highlights and warnings</h3>")
     if ev.record("explore") is None:
         body.append(missing("the data has not been explored yet", "dlw explore"))
@@ -277,23 +282,17 @@ def results(ev: Evidence) -> Section:
         return Section("results", "The results", text)
     v = verdict(ev) or {}
     conf = m.get("confidence", 0.95)
+    task, view = ev.task, ev.view
     rows = []
-    for name, item in (m.get("metrics") or {}).items():
-        target = v.get("target") if name == v.get("metric") else ""
-        rows.append((name + (" (agreed)" if target != "" else ""), fmt(item.get("value")),
-                     f"{fmt(item.get('low'))} to {fmt(item.get('high'))}",
-                     target if target != "" else ""))
-    body = [paragraph(f"On {m.get('n')} sealed test samples; {conf:.0%} bootstrap intervals "
-                      f"({m.get('n_resamples')} resamples)."),
+    for name, spec_, item in metric_rows(task, m.get("metrics") or {}):
+        agreed = name == v.get("metric")
+        rows.append((metric_label(name, spec_) + (" (agreed)" if agreed else ""),
+                     fmt(item.get("value")), f"{fmt(item.get('low'))} to {fmt(item.get('high'))}",
+                     f"{spec_.sign()} {v.get('target')}" if agreed else ""))
+    body = [paragraph(f"Task: {task.name}. On {m.get('n')} sealed test samples; {conf:.0%} "
+                      f"bootstrap intervals ({m.get('n_resamples')} resamples)."),
             table(["metric", "value", f"{conf:.0%} CI", "target"], rows)]
-    figs = m.get("figures") or {}
-    body.append("<h3>Per class</h3>")
-    bars = figures.per_class_bars(m.get("per_class") or [], "test")
-    if bars:
-        body.append(png_figure(bars, "Recall and precision per class on the test set."))
-    body.append(table(["class", "precision", "recall", "F1", "support"], [
-        (c["class"], fmt(c.get("precision"), 3), fmt(c.get("recall"), 3), fmt(c.get("f1"), 3),
-         c.get("support")) for c in m.get("per_class") or []]))
+    body.append(view.before(ev.root, m, task))
     body.append("<h3>Slices</h3>")
     if m.get("slices"):
         for group in m["slices"]:
@@ -303,13 +302,7 @@ def results(ev: Evidence) -> Section:
                 for sl in group.get("slices") or []]))
     else:
         body.append(paragraph("No slices configured (evaluate.slices in dlworkflow.yaml)."))
-    body.append("<h3>Calibration</h3>")
-    cal = m.get("calibration") or {}
-    body.append(paragraph(f"Expected calibration error {fmt(cal.get('ece'), 3)}, negative "
-                          f"log-likelihood {fmt(cal.get('nll'), 3)}."))
-    if figs.get("reliability"):
-        body.append(figure(ev.root / figs["reliability"],
-                           "Reliability: accuracy against confidence."))
+    body.append(view.calibration(ev.root, m, task))
     base = m.get("baselines")
     if base:
         body.append("<h3>Against baselines</h3>")
@@ -317,25 +310,7 @@ def results(ev: Evidence) -> Section:
             (name if name != "simple" else f"simple: {b.get('model')}",
              fmt(b.get("value")), f"{fmt(b.get('low'))} to {fmt(b.get('high'))}")
             for name, b in base.items() if isinstance(b, dict) and "value" in b]))
-    body.append("<h3>Successes and failures</h3>")
-    per_class = sorted(m.get("per_class") or [], key=lambda c: -(c.get("f1") or 0))
-    if per_class:
-        best = ", ".join(f"{c['class']} (F1 {c['f1']:.3f})" for c in per_class[:3])
-        body.append(paragraph(f"Best recognised classes: {best}. Top-k accuracy: "
-                              + ", ".join(f"top-{k} {fmt(a, 3)}"
-                                          for k, a in (m.get("top_k") or {}).items()) + "."))
-    pairs = m.get("confused_pairs") or []
-    if pairs:
-        body.append(table(["true", "predicted as", "count", "share of the true class"], [
-            (p["true"], p["predicted"], p["count"], f"{p['share_of_true']:.1%}")
-            for p in pairs]))
-    if figs.get("mistakes"):
-        body.append(figure(ev.root / figs["mistakes"],
-                           "The most confident mistakes (true -> predicted (confidence))."))
-    elif m.get("mistakes"):
-        body.append(table(["sample", "true", "predicted", "confidence"], [
-            (x.get("sample_id"), x.get("true"), x.get("predicted"), fmt(x.get("confidence"), 3))
-            for x in m["mistakes"][:10]]))
+    body.append(view.after(ev.root, m, task))
     return Section("results", "The results", "".join(body))
 
 

@@ -17,6 +17,7 @@ from dlworkflow.ledger import RunRecord, environment
 
 if TYPE_CHECKING:
     from dlworkflow.project import Project
+    from dlworkflow.tasks.base import MetricSpec, Task
 
 MAX_LOG_LINES = 200_000  # prediction-log lines read (the newest file first)
 
@@ -88,6 +89,24 @@ class Evidence:
         return None
 
     @cached_property
+    def task(self) -> Task:
+        """The trained model's task (model.json `task`), else the configured one."""
+        from dlworkflow.tasks import task_of
+
+        return task_of(str((self.trained_meta or {}).get("task") or self.config.task))
+
+    def metric_spec(self, metric: str | None = None) -> MetricSpec:
+        """The direction of `metric` (default: the problem's primary metric) in the task."""
+        from dlworkflow.report.task_view import spec
+
+        return spec(self.task, metric or self.config.problem.primary_metric
+                    or self.task.default_metric)
+
+    def not_applicable(self, what: str, why: str) -> str:
+        """"<what>: not applicable to <task> (<why>)"."""
+        return f"{what}: not applicable to {self.task.name} ({why})"
+
+    @cached_property
     def privacy(self) -> dict[str, Any] | None:
         from dlworkflow.store import read_privacy
 
@@ -103,9 +122,11 @@ class Evidence:
 
     @cached_property
     def predictions(self) -> dict[str, Any]:
-        """Served predictions in .dlw/serve/predictions.jsonl: n, mean confidence, latency."""
+        """Served predictions in .dlw/serve/predictions.jsonl: n, mean confidence (None when
+        no entry has one: regression and multi-label predictions carry no single confidence),
+        latency."""
         path = self.root / ".dlw" / "serve" / "predictions.jsonl"
-        n, conf, lat, kinds = 0, 0.0, [], set()
+        n, conf, n_conf, lat, kinds = 0, 0.0, 0, [], set()
         try:
             with path.open(encoding="utf-8") as handle:
                 for line in handle:
@@ -116,13 +137,15 @@ class Evidence:
                     except ValueError:
                         continue
                     n += 1
-                    conf += float(entry.get("confidence", 0.0))
+                    if isinstance(entry.get("confidence"), (int, float)):
+                        conf += float(entry["confidence"])
+                        n_conf += 1
                     lat.append(float(entry.get("latency_ms", math.nan)))
                     kinds.add((entry.get("input") or {}).get("kind"))
         except OSError:
             pass
         lat = sorted(x for x in lat if math.isfinite(x))
-        return {"n": n, "mean_confidence": conf / n if n else None,
+        return {"n": n, "mean_confidence": conf / n_conf if n_conf else None,
                 "latency_p50": lat[len(lat) // 2] if lat else None,
                 "rotated": len(list(path.parent.glob("predictions.jsonl.*")))
                 if path.parent.is_dir() else 0}

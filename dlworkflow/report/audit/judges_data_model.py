@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dlworkflow.report.audit.evidence import Evidence
 from dlworkflow.report.audit.judge import Judgement, checklist_only, judge
+from dlworkflow.report.task_view import view
 from dlworkflow.tasks import task_of
 
 
@@ -13,24 +14,35 @@ def feature_schema(ev: Evidence) -> Judgement:
     if ingest is None:
         return Judgement(0.0, "no data ingested yet", "`dlw ingest SOURCE`, then `dlw explore`")
     data = ev.config.data
-    declared = data.classes is not None and (task_of(ev.config.task).modality != "tabular"
-                                             or data.feature_columns is not None)
-    applied = ingest.config_hash == ev.config.section_hash("data")
+    tabular = task_of(ev.config.task).modality == "tabular"
     checked = (f"ingest checked every sample (readable, label, size limits) and quarantined "
                f"{ingest.summary.get('n_quarantined', 0)} of "
                f"{ingest.summary.get('n_samples', 0) + ingest.summary.get('n_quarantined', 0)}")
+    if view(ev.task).classes_declared:
+        declared = data.classes is not None and (not tabular or data.feature_columns is not None)
+        asked = "declare data.classes (tables: data.feature_columns)"
+        where = "(data.classes)"
+    else:  # regression: the target is a number, checked finite by every ingest
+        checked += "; " + ev.not_applicable(
+            "data.classes", "the target is a number; every ingest quarantines targets that "
+            "are not finite numbers")
+        declared = not tabular or data.feature_columns is not None
+        asked = "declare data.feature_columns"
+        where = "(data.feature_columns)" if tabular else "(the target's type)"
+    applied = ingest.config_hash == ev.config.section_hash("data")
     if declared and applied:
-        what = "labels and feature columns" if data.feature_columns else "labels"
+        what = ("labels and feature columns" if data.feature_columns and data.classes else
+                "feature columns" if data.feature_columns else "labels")
         return Judgement(1.0, f"the expected {what} are declared in dlworkflow.yaml "
-                         f"(data.classes) and enforced by every ingest; {checked}")
+                         f"{where} and enforced by every ingest; {checked}")
     if explore is None:
         return Judgement(0.0, checked + "; the distributions are not documented (no EDA)",
-                         "`dlw explore`, and declare data.classes in dlworkflow.yaml")
+                         f"`dlw explore`, and {asked} in dlworkflow.yaml")
     return Judgement(0.5, f"{checked}; reports/eda.html documents the distributions "
                      f"({len(explore.summary.get('warnings', []))} warnings); the expectations "
                      "are not declared in the config",
-                     "declare data.classes (tables: data.feature_columns) in dlworkflow.yaml "
-                     "and `dlw ingest` again: every ingest then enforces them")
+                     f"{asked} in dlworkflow.yaml and `dlw ingest` again: every ingest then "
+                     "enforces them")
 
 
 @judge("features_beneficial")
@@ -158,16 +170,32 @@ def simpler_model_not_better(ev: Evidence) -> Judgement:
         if record is None or flag is None:
             continue
         where = "test" if step == "test" else str(record.summary.get("split", "val"))
+        simple, constants = _baselines(ev)
         if flag:
-            return Judgement(0.0, f"on {where}, a logistic regression (the simple baseline) "
+            return Judgement(0.0, f"on {where}, {simple} (the simple baseline) "
                              "is as good as the network: its advantage's interval reaches 0",
                              "improve the network until it beats the baseline, or ship the "
                              "simpler model", failed=True)
         return Judgement(1.0, f"every `dlw evaluate` / `dlw test` compares the network with "
-                         f"the majority class and a logistic regression: on {where} the "
+                         f"{constants} and {simple}: on {where} the "
                          "network is better (paired bootstrap interval above 0)")
     return Judgement(0.0, "the current model has not been compared with a simple baseline",
                      "`dlw evaluate` (baselines on validation; evaluate.baselines: true)")
+
+
+def _baselines(ev: Evidence) -> tuple[str, str]:
+    """(the simple baseline model, the constant predictors) as the current metrics.json names
+    them; classification's when it names none."""
+    found = ev.metrics()
+    base = (found[1].get("baselines") or {}) if found else {}
+    simple = base.get("simple") if isinstance(base.get("simple"), dict) else {}
+    model = (simple or {}).get("model")
+    constants = [k for k, v in base.items() if isinstance(v, dict) and "value" in v
+                 and k not in ("simple", "network", "difference")]
+    if not model or ev.task.single_label:
+        return "a logistic regression", "the majority class"
+    return str(model), ("constant predictions (" + ", ".join(constants) + ")" if constants
+                        else "constant predictions")
 
 
 @judge("slice_quality")
@@ -179,22 +207,27 @@ def slice_quality(ev: Evidence) -> Judgement:
                          "in dlworkflow.yaml, then `dlw evaluate`")
     split, report = found
     target, on = ev.config.problem.target, ev.config.evaluate.gate_on  # judged as the test is
+    spec = ev.metric_spec(report.get("primary_metric"))
+    pessimistic = "low" if spec.higher_is_better else "high"  # the interval's worse end
     below, n = [], 0
     for column in report["slices"]:
         for s in column["slices"]:
             if s.get("low") is None:  # too few samples for an interval: not judged
                 continue
             n += 1
-            value = s["low"] if on == "lower_bound" else s["metric"]
-            if target is not None and value < target:
+            value = s[pessimistic] if on == "lower_bound" else s["metric"]
+            if target is not None and not spec.meets(value, target):
                 below.append(f"{column['column']}={s['value']} ({value:.3f})")
     names = ", ".join(c["column"] for c in report["slices"])
     if below:
-        return Judgement(0.0, f"on {split}, slices below the target {target}: "
+        word = "below" if spec.higher_is_better else "above"  # on the wrong side of it
+        return Judgement(0.0, f"on {split}, slices {word} the target {target}: "
                          + ", ".join(below), "improve the model on those slices",
                          failed=True)
-    judged = "lower bound" if on == "lower_bound" else "value"
-    meets = (f"every one meets the target {target} ({judged})" if target is not None
+    judged = ("value" if on != "lower_bound" else "lower bound" if spec.higher_is_better
+              else "upper bound")
+    meets = (f"every one meets the target {spec.criterion(float(target))} ({judged})"
+             if target is not None
              else "no target is set")
     return Judgement(1.0, f"{n} slices of {names} are evaluated by every `dlw evaluate` / "
                      f"`dlw test` with intervals; on {split} {meets}")

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from dlworkflow.report.audit.evidence import Evidence
 from dlworkflow.report.audit.judge import Judgement, checklist_only, judge
+from dlworkflow.report.task_view import view
 
 CHAIN = (("split", "ingest"), ("train", "split"), ("test", "train"), ("export", "train"))
 
@@ -75,9 +76,11 @@ def validated_before_serving(ev: Evidence) -> Judgement:
         return Judgement(0.0, f"v{v} was exported with --force ({release.get('verdict')}): "
                          f"{forced.get('reason')}", "export a model that passes `dlw test`",
                          failed=True)
+    sign = ev.metric_spec(release.get("metric")).sign()
     return Judgement(1.0, f"v{v} passed the one-time test ({release.get('metric')} "
-                     f"{release.get('test_value', float('nan')):.4f} >= {release.get('target')}) "
-                     "and the parity check; `dlw export` refuses any model that did not")
+                     f"{release.get('test_value', float('nan')):.4f} {sign} "
+                     f"{release.get('target')}) and the parity check; `dlw export` refuses any "
+                     "model that did not")
 
 
 @judge("model_debuggable")
@@ -86,10 +89,10 @@ def model_debuggable(ev: Evidence) -> Judgement:
     if found is None:
         return Judgement(0.0, "no error analysis of the current model", "`dlw evaluate`")
     split, report = found
-    return Judgement(0.5, f"error analysis on {split}: {len(report.get('mistakes') or [])} most "
-                     f"confident mistakes, {len(report.get('confused_pairs') or [])} confused "
-                     "pairs, calibration (reports/evaluate/); `dlw predict` shows every class's "
-                     "probability for any input", "document how a single prediction is traced")
+    shown = view(ev.task)
+    return Judgement(0.5, f"error analysis on {split}: {shown.debug(report, ev.task)} "
+                     f"(reports/evaluate/); `dlw predict` shows {shown.predicted} for any input",
+                     "document how a single prediction is traced")
 
 
 @judge("canaried_before_serving")
@@ -227,9 +230,10 @@ def prediction_quality_not_regressed(ev: Evidence) -> Judgement:
             f"{now.get('metric')} {now.get('test_value', float('nan')):.4f}")
     if len(passed) > 1:
         before = passed[-2]
-        high = (now.get("test_interval") or [None, None])[1]
-        if high is not None and before.get("test_value") is not None \
-                and high < before["test_value"]:
+        spec = ev.metric_spec(now.get("metric"))
+        best = (now.get("test_interval") or [None, None])[1 if spec.higher_is_better else 0]
+        if best is not None and before.get("test_value") is not None \
+                and spec.better(before["test_value"], best):
             return Judgement(0.0, f"{text}, below v{before['version']}'s "
                              f"{before['test_value']:.4f}", "find why the new model is worse",
                              failed=True)
@@ -250,7 +254,8 @@ def prediction_quality_not_regressed(ev: Evidence) -> Judgement:
                          "performance alert)")
     log = ev.predictions
     if log["n"]:
-        text += (f"; {log['n']} served predictions logged, mean confidence "
-                 f"{log['mean_confidence']:.3f}")
+        text += f"; {log['n']} served predictions logged" + (
+            f", mean confidence {log['mean_confidence']:.3f}"
+            if log["mean_confidence"] is not None else "")
     return Judgement(0.5, text + "; live quality needs labelled traffic",
                      "`dlw monitor --labels FILE` (id,label of served predictions)")
