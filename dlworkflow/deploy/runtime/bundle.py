@@ -40,6 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,7 @@ class Bundle:
     def preprocessing(self) -> dict[str, Any]:
         return self.metadata.get("preprocessing") or {}
 
-    @property
+    @cached_property
     def task(self) -> Task:
         """The task the model was trained for (its outputs' meaning); exports that predate
         tasks are classification models of their modality."""

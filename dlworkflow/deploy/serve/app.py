@@ -118,7 +118,7 @@ class Server:
                            fix="retry, send fewer items per request, or raise serve.timeout_s"
                            ) from None
         ids = new_ids(len(outs))
-        predictions = [self._prediction(bundle, row, key) for row, key in zip(outs, ids)]
+        predictions = [{"id": key, **p} for key, p in zip(ids, bundle.predictions_of(outs))]
         latency_ms = (time.perf_counter() - start) * 1000.0
         self.metrics.request_items.observe(len(predictions))
         for p in predictions:
@@ -163,10 +163,6 @@ class Server:
         if bundle.modality == "tabular":
             check_rows(values, bundle.preprocessing)
         return prepare(bundle, values, summarise=self.log is not None)
-
-    @staticmethod
-    def _prediction(bundle: Bundle, row: Any, key: str) -> dict[str, Any]:
-        return {"id": key, **bundle.task.prediction(row, bundle.classes, bundle.target)}
 
     def model_info(self) -> dict[str, Any]:
         bundle = self.holder.bundle
