@@ -29,6 +29,7 @@ from dlworkflow.evaluate.figures import (
     residuals_png,
 )
 from dlworkflow.evaluate.mistakes import (
+    SEP,
     confident_mistakes,
     confused_pairs,
     items_csv,
@@ -183,8 +184,10 @@ def _regression_analysis(task: Task, rows: pd.DataFrame, y: np.ndarray, out: np.
 def _multilabel_analysis(task: Task, rows: pd.DataFrame, y: np.ndarray, out: np.ndarray,
                          target: dict[str, Any], names: list[str], *,
                          show_content: bool) -> dict[str, Any]:
-    predicted = task.prediction_columns(out, names, target)["labels"]
-    decided = np.array([[name in set(p.split("|")) for name in names] for p in predicted],
+    # the task decides which labels are predicted (its thresholds); its "labels" column
+    # joins them by "|" as the manifest does
+    predicted = [set(p.split(SEP)) for p in task.prediction_columns(out, names, target)["labels"]]
+    decided = np.array([[name in chosen for name in names] for chosen in predicted],
                        dtype=bool).reshape(len(y), len(names))
     thresholds = [float(t) for t in target.get("thresholds") or [0.5] * len(names)]
     return {"thresholds": dict(zip(names, thresholds)),
