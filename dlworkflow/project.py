@@ -74,29 +74,19 @@ class Project(Workspace):
         return project_status(self)
 
     def define(self, **fields: Any) -> Any:
-        from dlworkflow.problem import define
-
-        return define(self, **fields)
+        return self.run_step("define", **fields)
 
     def ingest(self, source: str | None = None, **options: Any) -> Any:
-        from dlworkflow.data import ingest
-
-        return ingest(self, source, **options)
+        return self.run_step("ingest", source, **options)
 
     def explore(self, **options: Any) -> Any:
-        from dlworkflow.explore import explore
-
-        return explore(self, **options)
+        return self.run_step("explore", **options)
 
     def split(self) -> Any:
-        from dlworkflow.prepare import split
-
-        return split(self)
+        return self.run_step("split")
 
     def train(self, **options: Any) -> Any:
-        from dlworkflow.train import train
-
-        return train(self, **options)
+        return self.run_step("train", **options)
 
     def tune(self, *, trials: int | None = None, timeout: float | None = None,
              workers: int | None = None, backend: str = "optuna", address: str | None = None,
@@ -105,11 +95,10 @@ class Project(Workspace):
         TPE with pruning, resumable in .dlw/tune/study.db; Ray Tune with backend="ray");
         `apply` writes the best parameters into dlworkflow.yaml. Never reads the test set."""
         from dlworkflow.report.tune_page import write_tune_report
-        from dlworkflow.train.tune import tune
 
-        return tune(self, trials=trials, timeout=timeout, workers=workers, backend=backend,
-                    address=address, apply=apply, progress=progress,
-                    write_report=write_tune_report)
+        return self.run_step("tune", trials=trials, timeout=timeout, workers=workers,
+                             backend=backend, address=address, apply=apply, progress=progress,
+                             write_report=write_tune_report)
 
     def lr_find(self, **options: Any) -> Any:
         """Learning-rate range test on the train split (reports/lr_find.png)."""
@@ -127,28 +116,20 @@ class Project(Workspace):
     def evaluate(self, split: str = "val") -> Any:
         """The full evaluation on validation (or train), any time; never reads the test set.
         Figures and metrics.json go to reports/evaluate/<split>/."""
-        from dlworkflow.evaluate import evaluate
-
-        return evaluate(self, split)
+        return self.run_step("evaluate", split)
 
     def test(self) -> Any:
-        from dlworkflow.evaluate import test
-
-        return test(self)
+        return self.run_step("test")
 
     def export(self, *, force: bool = False, reason: str | None = None) -> Any:
         """The trained model -> models/v<N>/ (ONNX, safetensors, metadata.json), parity
         checked on validation; refused unless `dlw test` said PASS (or force with a reason)."""
-        from dlworkflow.deploy.export import export
-
-        return export(self, force=force, reason=reason)
+        return self.run_step("export", force=force, reason=reason)
 
     def report(self, *, pdf: bool = True) -> Any:
         """Step 8: reports/report.html (self-contained), reports/report.pdf (headless Chromium)
         and reports/model_card.md, written from the project's records."""
-        from dlworkflow.report import report
-
-        return report(self, pdf=pdf)
+        return self.run_step("report", pdf=pdf)
 
     def promote(self, version: int) -> Any:
         """Make exported version `version` the champion (served, used by predict)."""
@@ -174,19 +155,15 @@ class Project(Workspace):
         """Step 9: live traffic (the prediction log, or `inputs`) against the validation
         reference: input, embedding, prediction, confidence and OOD drift, live metrics with
         `labels`; writes reports/monitor.html; exit_code 4 on an alert."""
-        from dlworkflow.monitor.step import monitor
-
-        return monitor(self, inputs=inputs, labels=labels, since=since, window=window,
-                       webhook=webhook)
+        return self.run_step("monitor", inputs=inputs, labels=labels, since=since,
+                             window=window, webhook=webhook)
 
     def retrain(self, data: str, *, warm_start: bool | None = None,
                 progress: bool = True) -> Any:
         """Step 9: fresh labelled data -> a challenger, compared with the champion on the
         sealed test set and the fresh slice; promoted only when better by retrain.margin and
         passing the gate (exit_code 0 promoted, 3 kept out)."""
-        from dlworkflow.monitor.retrain import retrain
-
-        return retrain(self, data, warm_start=warm_start, progress=progress)
+        return self.run_step("retrain", data, warm_start=warm_start, progress=progress)
 
     def predict(self, paths: list[str | Path], *, out: str | Path | None = None,
                 version: int | None = None) -> Any:
@@ -208,9 +185,7 @@ class Project(Workspace):
     def audit(self) -> Any:
         """The ML Test Score (Breck et al., 2017): the 28 tests judged from the project's
         records and the `audit:` checklist; writes reports/audit.json."""
-        from dlworkflow.report.audit import audit
-
-        return audit(self)
+        return self.run_step("audit")
 
     def run(self, **options: Any) -> list[Any]:
         """Every step that is stale or has not run, in workflow order."""

@@ -57,3 +57,32 @@ def step_info(ledger_step: str) -> StepInfo:
         if info.ledger_step == ledger_step:
             return info
     raise KeyError(ledger_step)
+
+
+@dataclass(frozen=True)
+class StepRunner:
+    """The function that runs a ledger step: `module:function`, called as
+    function(workspace, **options). `progress`: it takes progress=True|False."""
+
+    target: str
+    progress: bool = False
+
+
+#: One table for every caller that runs a step: the Project facade (the CLI and the Python
+#: API), `dlw run` (workflow.run_stale) and `dlw retrain`. Import strings, so that this core
+#: module imports no step package; Workspace.run_step resolves them.
+RUNNERS: dict[str, StepRunner] = {
+    "define": StepRunner("dlworkflow.problem:define"),
+    "ingest": StepRunner("dlworkflow.data:ingest", progress=True),
+    "explore": StepRunner("dlworkflow.explore:explore", progress=True),
+    "split": StepRunner("dlworkflow.prepare:split"),
+    "train": StepRunner("dlworkflow.train:train", progress=True),
+    "tune": StepRunner("dlworkflow.train.tune:tune", progress=True),
+    "evaluate": StepRunner("dlworkflow.evaluate:evaluate"),
+    "test": StepRunner("dlworkflow.evaluate:test"),
+    "export": StepRunner("dlworkflow.deploy.export:export"),
+    "report": StepRunner("dlworkflow.report:report"),
+    "audit": StepRunner("dlworkflow.report.audit:audit"),
+    "monitor": StepRunner("dlworkflow.monitor.step:monitor"),
+    "retrain": StepRunner("dlworkflow.monitor.retrain:retrain", progress=True),
+}

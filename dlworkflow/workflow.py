@@ -91,22 +91,13 @@ def run_stale(project: Project, *, on_result: Callable[[Any], None] | None = Non
     """Run, in workflow order, every step that is not done or is stale. deploy: export a
     model that has just passed its test (before the report, which then shows it). until:
     stop after that step. clock: time the steps on it (the demo's table)."""
-    actions: dict[str, Callable[[], Any]] = {
-        "define": project.define,
-        "ingest": lambda: project.ingest(progress=progress),
-        "explore": lambda: project.explore(progress=progress),
-        "split": project.split,
-        "train": lambda: project.train(progress=progress),
-        "test": project.test,
-        "report": project.report,
-    }
     clock = clock or _Clock(on_result)
     first = len(clock.results)
-    for name in WORKFLOW_ORDER:
+    for name in WORKFLOW_ORDER:  # through the step table (steps.py RUNNERS)
         if project.status().state_of(name) != DONE:
-            result = clock(name, actions[name])
+            result = clock(name, lambda step=name: project.run_step(step, progress=progress))
             if deploy and name == "test" and result.verdict.passed:  # then deploy: export
-                clock("export", project.export)  # ONNX + parity check; PASS -> champion
+                clock("export", lambda: project.run_step("export"))  # PASS -> champion
         if name == until:
             break
     return clock.results[first:]

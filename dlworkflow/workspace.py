@@ -204,6 +204,20 @@ class Workspace:
         finally:
             self.active_step = None
 
+    def run_step(self, name: str, *args: Any, progress: bool | None = None,
+                 **options: Any) -> Any:
+        """Run ledger step `name` through the step table (dlworkflow/steps.py RUNNERS) on this
+        workspace; `progress` goes to the steps that show it."""
+        import importlib
+
+        from dlworkflow.steps import RUNNERS
+
+        runner = RUNNERS[name]
+        module, _, function = runner.target.partition(":")
+        if progress is not None and runner.progress:
+            options["progress"] = progress
+        return getattr(importlib.import_module(module), function)(self, *args, **options)
+
     def upstream_hash(self, step: str) -> str | None:
         record = self.ledger.latest(step)
         return record.output_hash if record else None
