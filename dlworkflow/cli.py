@@ -477,8 +477,9 @@ def predict(
     version: Annotated[int | None, typer.Option(
         help="Exported version to use (default: the champion).")] = None,
 ) -> None:
-    """Batch predictions through the exported model (ONNX Runtime) to a CSV: path, label,
-    confidence, one probability per class, error (unusable files get an error, not a crash)."""
+    """Batch predictions through the exported model (ONNX Runtime) to a CSV: path, the task's
+    columns (classification: label, confidence, p_<class>; regression: value; multi-label:
+    labels, p_<label>), error (unusable files get an error, not a crash)."""
     _show(_run(lambda: _load(project).predict(list(paths), out=out, version=version)))
 
 

@@ -355,7 +355,10 @@ class Monitor(Strict):
     ood_rate_excess: float = Field(0.05, gt=0, lt=1, description="The live OOD rate must "
                                    "exceed the reference rate by at least this to alert.")
     metric_drop: float = Field(0.05, gt=0, le=1, description="With --labels: alert when the "
-                               "live metric's upper bound is this far below the test estimate.")
+                               "live metric's interval lies this far on the worse side of the "
+                               "test estimate: an amount for metrics between 0 and 1 (accuracy, "
+                               "F1), a fraction of the test value for unbounded ones (RMSE, MAE: "
+                               "0.05 = 5% worse).")
     buckets: int = Field(20, ge=2, le=200, description="Time buckets of the report's plots.")
     webhook: str | None = Field(None, description="POST the alert as JSON to this URL "
                                 "(http or https).")

@@ -232,12 +232,10 @@ class _Retrain:
             save_state(self.project, self.state)
 
     def _ingest(self) -> None:
-        from dlworkflow.data import ingest
-
         if self._kept("ingest"):
             return
         self._say(f"ingesting data.source and {self.data} (addition {self.state.addition})")
-        result = ingest(self.project, progress=self.progress)
+        result = self.project.run_step("ingest", progress=self.progress)
         added = next((a for a in result.additions if a["number"] == self.state.addition), {})
         self.state.mark(self.project, "ingest", {
             "hash": result.dataset_version, "n_samples": result.n_samples,
@@ -269,12 +267,10 @@ class _Retrain:
         return None
 
     def _split(self) -> None:
-        from dlworkflow.prepare import split
-
         if self._kept("split"):
             return
         self._say("splitting: old samples keep their split, fresh test share -> fresh slice")
-        result = split(self.project)
+        result = self.project.run_step("split")
         if self.state.seal and result.seal_hash != self.state.seal:
             self.warnings.append(
                 f"the sealed test set changed during the retrain (seal {self.state.seal[:12]} -> "
@@ -286,14 +282,12 @@ class _Retrain:
             "slices": {k: v["seal_hash"] for k, v in result.slices.items()}})
 
     def _train(self) -> None:
-        from dlworkflow.train import train
-
         if self._kept("train"):
             return
         origin = self._resumable()
         if origin is not None:
             self._say(f"resuming the challenger's training after epoch {origin.state.epoch}")
-            result = train(self.project, progress=self.progress, resume=True)
+            result = self.project.run_step("train", progress=self.progress, resume=True)
             self.resumed.append(f"train (continued from its epoch-{origin.state.epoch} "
                                 "checkpoint)")
         else:
@@ -303,7 +297,7 @@ class _Retrain:
                 if self.state.warm_start else None
             self._say("training the challenger" + (f" (warm start from v{self.state.champion})"
                                                    if init_from else ""))
-            result = train(self.project, progress=self.progress, init_from=init_from,
+            result = self.project.run_step("train", progress=self.progress, init_from=init_from,
                            epochs_setting="retrain.epochs")
         self.state.mark(self.project, "train", {
             "hash": self.project.upstream_hash("train"), "run": result.ledger_run_id,
@@ -324,7 +318,6 @@ class _Retrain:
 
     def _test(self) -> tuple[bool, str]:
         from dlworkflow.deploy.export import current_verdict
-        from dlworkflow.evaluate import test
 
         verdict, outputs = current_verdict(self.project)
         if verdict != "UNTESTED" and self._tested_here():
@@ -334,7 +327,7 @@ class _Retrain:
             self.resumed.append("test")
             return verdict == "PASS", headline
         self._say("testing the challenger on the sealed test set (the gate)")
-        result = test(self.project)
+        result = self.project.run_step("test")
         headline = result.verdict.sentence()
         self.state.mark(self.project, "test", {"verdict": result.verdict.verdict,
                                                "headline": headline})
@@ -353,8 +346,6 @@ class _Retrain:
         return not stale_reasons(self.project, step_info("test"), record)
 
     def _export(self) -> int:
-        from dlworkflow.deploy.export import export
-
         digest = self.project.upstream_hash("train")
         same = [m["version"] for m in V.versions(self.root)
                 if (m.get("trained") or {}).get("weights_sha256") == digest]
@@ -364,7 +355,7 @@ class _Retrain:
                                 else f"export (v{version} holds the same trained weights)")
         else:
             self._say("exporting the challenger (not promoted yet)")
-            version = export(self.project, promote=False).version
+            version = self.project.run_step("export", promote=False).version
         self.state.mark(self.project, "export", {"version": version})
         return version
 

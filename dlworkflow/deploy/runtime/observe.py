@@ -57,38 +57,21 @@ def has_features(bundle: Bundle) -> bool:
 
 
 def metadata_task(metadata: dict[str, Any]) -> tuple[Task, dict[str, Any]]:
-    """(the Task, its target dict) an export was made for: metadata.json "task" and "target";
-    an export from before tasks were recorded is classification of its modality."""
-    from dlworkflow.tasks.registry import task_names, task_of
+    """(the Task, its target dict) an export was made for: metadata.json "task" and "target"
+    (bundle.py's reading: an export from before tasks is classification of its modality)."""
+    from dlworkflow.deploy.runtime.bundle import task_of_metadata
 
-    name = metadata.get("task")
-    if name:
-        task = task_of(str(name))
-    else:
-        modality = metadata.get("modality", "image")
-        task = next(t for t in (task_of(n) for n in task_names())
-                    if t.single_label and t.modality == modality)
     target = metadata.get("target")  # exports before tasks: the success criterion's number
-    return task, dict(target) if isinstance(target, dict) else {}
+    return task_of_metadata(metadata), dict(target) if isinstance(target, dict) else {}
 
 
 def bundle_task(bundle: Bundle) -> tuple[Task, dict[str, Any]]:
-    """`metadata_task` of a bundle, looked up once per bundle."""
-    known = bundle.__dict__.get("_task")
-    if known is None:
-        known = metadata_task(bundle.metadata)
-        bundle.__dict__["_task"] = known
-    return known
+    return bundle.task, bundle.target
 
 
 def _outputs(bundle: Bundle, logits: np.ndarray) -> np.ndarray:
     """float32 task outputs of the ONNX logits (classification: the bundle's softmax)."""
-    from dlworkflow.deploy.runtime.bundle import softmax
-
-    task, target = bundle_task(bundle)
-    if task.single_label:
-        return softmax(logits)
-    return np.asarray(task.outputs(np.asarray(logits), target), dtype=np.float32)
+    return np.asarray(bundle.outputs_of(logits), dtype=np.float32)
 
 
 def predict_outputs(bundle: Bundle, x: np.ndarray) -> np.ndarray:

@@ -79,7 +79,8 @@ def validated_before_serving(ev: Evidence) -> Judgement:
     sign = ev.metric_spec(release.get("metric")).sign()
     return Judgement(1.0, f"v{v} passed the one-time test ({release.get('metric')} "
                      f"{release.get('test_value', float('nan')):.4f} {sign} "
-                     f"{release.get('target')}) and the parity check; `dlw export` refuses any "
+                     f"{release.get('success_target', release.get('target'))}) and the parity "
+                     "check; `dlw export` refuses any "
                      "model that did not")
 
 
