@@ -200,7 +200,9 @@ class Project(Workspace):
         the other demos (dlworkflow/demo_plans.py)."""
         from dlworkflow.workflow import demo
 
-        return demo(cls, folder, **options)
+        project, results = demo(cls.init, folder, **options)
+        assert isinstance(project, cls)
+        return project, results
 
 
 def _slug(text: str) -> str:

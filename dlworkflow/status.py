@@ -11,7 +11,7 @@ from dlworkflow.tasks import task_of
 
 if TYPE_CHECKING:
     from dlworkflow.ledger import RunRecord
-    from dlworkflow.project import Project
+    from dlworkflow.workspace import Workspace
 
 DONE, STALE, NOT_RUN, FAILED, UNAVAILABLE = "done", "stale", "not run", "failed", "not available"
 
@@ -75,7 +75,7 @@ class StatusReport:
                 f"</table><p>next: <code>{nxt}</code></p>")
 
 
-def project_status(project: Project) -> StatusReport:
+def project_status(project: Workspace) -> StatusReport:
     report = StatusReport(project=str(project.root))
     for info in STEPS:
         report.steps.append(_step_state(project, info))
@@ -84,7 +84,7 @@ def project_status(project: Project) -> StatusReport:
     return report
 
 
-def _step_state(project: Project, info: StepInfo) -> StepState:
+def _step_state(project: Workspace, info: StepInfo) -> StepState:
     state = StepState(info.number, info.title, info.command, NOT_RUN, ledger_step=info.ledger_step)
     if info.key == "model":
         return _model_state(project, state)
@@ -108,7 +108,7 @@ def _step_state(project: Project, info: StepInfo) -> StepState:
     return state
 
 
-def stale_reasons(project: Project, info: StepInfo, record: RunRecord) -> list[str]:
+def stale_reasons(project: Workspace, info: StepInfo, record: RunRecord) -> list[str]:
     from dlworkflow.config import settings_sources
 
     reasons = []
@@ -128,7 +128,7 @@ def stale_reasons(project: Project, info: StepInfo, record: RunRecord) -> list[s
     return reasons
 
 
-def _model_state(project: Project, state: StepState) -> StepState:
+def _model_state(project: Workspace, state: StepState) -> StepState:
     name = project.config.model.name
     trained = project.ledger.latest("train")
     if trained and trained.summary.get("model") == name:
@@ -143,7 +143,7 @@ def _done_detail(record: RunRecord) -> str:
     return str(text) if text else f"at {record.ended}"
 
 
-def _next_command(project: Project, report: StatusReport) -> str | None:
+def _next_command(project: Workspace, report: StatusReport) -> str | None:
     resume = _resume_command(project)
     if resume:
         return resume
@@ -159,7 +159,7 @@ def _next_command(project: Project, report: StatusReport) -> str | None:
     return None
 
 
-def _resume_command(project: Project) -> str | None:
+def _resume_command(project: Workspace) -> str | None:
     """A train run that failed after writing a checkpoint is best continued."""
     last = project.ledger.latest("train", status=None)
     epoch = last.summary.get("checkpoint_epoch") if last and last.status == "failed" else None

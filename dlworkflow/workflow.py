@@ -8,6 +8,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,10 +16,10 @@ from dlworkflow.demo_plans import DemoPlan, demo_plan
 from dlworkflow.errors import DlwError
 from dlworkflow.fileio import atomic_write_text
 from dlworkflow.results import StepResult
-from dlworkflow.status import DONE
+from dlworkflow.status import DONE, project_status
 
 if TYPE_CHECKING:
-    from dlworkflow.project import Project
+    from dlworkflow.workspace import Workspace
 
 DEMO_MARKER = ".dlw/demo-project"
 DEMO_TIMES = ".dlw/demo-times.json"  # the demo's time per step (bench/demo_steps.py reads it)
@@ -85,7 +86,7 @@ class _Clock:
         return self.times
 
 
-def run_stale(project: Project, *, on_result: Callable[[Any], None] | None = None,
+def run_stale(project: Workspace, *, on_result: Callable[[Any], None] | None = None,
               progress: bool = True, deploy: bool = False,
               until: str | None = None, clock: _Clock | None = None) -> list[Any]:
     """Run, in workflow order, every step that is not done or is stale. deploy: export a
@@ -94,8 +95,8 @@ def run_stale(project: Project, *, on_result: Callable[[Any], None] | None = Non
     clock = clock or _Clock(on_result)
     first = len(clock.results)
     for name in WORKFLOW_ORDER:  # through the step table (steps.py RUNNERS)
-        if project.status().state_of(name) != DONE:
-            result = clock(name, lambda step=name: project.run_step(step, progress=progress))
+        if project_status(project).state_of(name) != DONE:
+            result = clock(name, partial(project.run_step, name, progress=progress))
             if deploy and name == "test" and result.verdict.passed:  # then deploy: export
                 clock("export", lambda: project.run_step("export"))  # PASS -> champion
         if name == until:
@@ -103,9 +104,9 @@ def run_stale(project: Project, *, on_result: Callable[[Any], None] | None = Non
     return clock.results[first:]
 
 
-def demo(project_type: type[Project], folder: str | Path = "dlw-demo", *,
+def demo(init: Callable[..., Workspace], folder: str | Path = "dlw-demo", *,
          epochs: int | None = None, progress: bool = True, task: str = "image-classification",
-         on_result: Callable[[Any], None] | None = None) -> tuple[Project, list[Any]]:
+         on_result: Callable[[Any], None] | None = None) -> tuple[Workspace, list[Any]]:
     """A new project on real data of `task` (demo_plans.py; MNIST digits by default), through
     all nine steps, end to end: steps 1-7 with the export of a PASS model; step 9 (monitoring
     data from another source, retraining on it: champion vs challenger); then every step that
@@ -118,18 +119,18 @@ def demo(project_type: type[Project], folder: str | Path = "dlw-demo", *,
     clock = _Clock(on_result)
     root = Path(folder).resolve()
     _clear_previous_demo(root)
-    project = project_type.init(root, task=plan.task, name=plan.name)
+    project = init(root, task=plan.task, name=plan.name)  # Project.init
     (root / DEMO_MARKER).write_text("created by `dlw demo`; safe to delete\n")
     updates: dict[str, Any] = {"data.source": plan.write_source(root), **plan.settings}
     if epochs is not None:
         updates["train.epochs"] = epochs
     project.update_config(updates)
-    clock("define", lambda: project.define(**plan.problem))
+    clock("define", lambda: project.run_step("define", **plan.problem))
     tracking_ready = _prepare_tracking(project)
     run_stale(project, progress=progress, until="split", clock=clock)
     tracking_ready()
     run_stale(project, progress=progress, deploy=True, until="test", clock=clock)
-    if project.status().state_of("test") == DONE and _has_champion(project):
+    if project_status(project).state_of("test") == DONE and _has_champion(project):
         maintain_demo(project, progress=progress, clock=clock, plan=plan)
     run_stale(project, progress=progress, clock=clock)  # explore again, then the report
     times = clock.stop()
@@ -137,7 +138,7 @@ def demo(project_type: type[Project], folder: str | Path = "dlw-demo", *,
     return project, [*clock.results, times]
 
 
-def maintain_demo(project: Project, *, on_result: Callable[[Any], None] | None = None,
+def maintain_demo(project: Workspace, *, on_result: Callable[[Any], None] | None = None,
                   progress: bool = True, clock: _Clock | None = None,
                   plan: DemoPlan | None = None) -> list[Any]:
     """Step 9 of the demo: data from another source arrives (for MNIST: scikit-learn's 8x8
@@ -151,14 +152,14 @@ def maintain_demo(project: Project, *, on_result: Callable[[Any], None] | None =
 
     def monitor() -> Any:  # the data arrives (written into the project), then is monitored
         holder.append(plan.write_incoming(project.root))
-        return project.monitor(inputs=holder[0])
+        return project.run_step("monitor", inputs=holder[0])
 
     clock("monitor", monitor)
-    clock("retrain", lambda: project.retrain(str(holder[0]), progress=progress))
+    clock("retrain", lambda: project.run_step("retrain", str(holder[0]), progress=progress))
     return clock.results[first:]
 
 
-def _prepare_tracking(project: Project) -> Callable[[], None]:
+def _prepare_tracking(project: Workspace) -> Callable[[], None]:
     """Get the project's MLflow store ready while ingest and explore run. A new mlruns.db is
     created by a few dozen schema migrations, seconds of Python: in a thread they would take
     the interpreter from the steps, so a child process creates the store on the other core.
@@ -198,7 +199,7 @@ def demo_verdicts(results: list[Any]) -> list[Any]:
     return [r for r in results if isinstance(r, TestResult)]
 
 
-def _has_champion(project: Project) -> bool:
+def _has_champion(project: Workspace) -> bool:
     from dlworkflow.deploy.runtime.versions import champion
 
     return champion(project.root) is not None

@@ -12,10 +12,10 @@ from dlworkflow.errors import DataError
 from dlworkflow.fileio import atomic_write_json, read_json
 
 if TYPE_CHECKING:
-    from dlworkflow.project import Project
+    from dlworkflow.workspace import Workspace
 
 
-def materialise(project: Project, name: str) -> Path:
+def materialise(project: Workspace, name: str) -> Path:
     """The ingest source for builtin:NAME (a folder or a table file); written on first use."""
     dataset = get_builtin(name)
     if dataset.task != project.config.task:

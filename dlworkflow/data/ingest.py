@@ -26,7 +26,7 @@ from dlworkflow.store.splits import addition_of, addition_prefix
 from dlworkflow.tasks import task_of
 
 if TYPE_CHECKING:
-    from dlworkflow.project import Project
+    from dlworkflow.workspace import Workspace
 
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 
@@ -77,7 +77,7 @@ class IngestResult(StepResult):
         return rows
 
 
-def ingest(project: Project, source: str | None = None, *, deidentify: bool = False,
+def ingest(project: Workspace, source: str | None = None, *, deidentify: bool = False,
            progress: bool = True) -> IngestResult:
     source = source or project.config.data.source
     if not source:
@@ -140,7 +140,7 @@ class _Source:
                 "n_samples": self.n_samples, "n_quarantined": self.n_quarantined}
 
 
-def _open_additions(project: Project, main: SourceScan, additions: list[str],
+def _open_additions(project: Workspace, main: SourceScan, additions: list[str],
                     reader: Reader) -> list[_Source]:
     """Scans of data.additions, their table columns checked against the main source's."""
     out = []
@@ -153,7 +153,7 @@ def _open_additions(project: Project, main: SourceScan, additions: list[str],
     return out
 
 
-def _align_columns(project: Project, main: SourceScan, scan: SourceScan, *,
+def _align_columns(project: Workspace, main: SourceScan, scan: SourceScan, *,
                    source: str) -> None:
     """A tabular addition has the main source's feature columns, read with the main source's
     kinds (number / string): one manifest schema."""
@@ -171,8 +171,9 @@ def _align_columns(project: Project, main: SourceScan, scan: SourceScan, *,
     if scan.columns != main.columns:  # same names, a kind inferred differently: use main's
         from dlworkflow.data.tables import _table_candidates
 
-        scan.candidates = _table_candidates(Path(scan.location), project.config, None,
-                                            dict(main.columns))
+        scan.candidates = _table_candidates(
+            Path(scan.location), project.config, None, dict(main.columns),
+            task_of(project.config.task).target_columns(project.config.data))
         scan.columns = dict(main.columns)
 
 
@@ -194,7 +195,7 @@ def _candidates(sources: list[_Source]) -> Iterator[tuple[_Source, Candidate]]:
             yield src, candidate
 
 
-def _stream(project: Project, sources: list[_Source], reader: Reader, *,
+def _stream(project: Workspace, sources: list[_Source], reader: Reader, *,
             progress: bool) -> tuple[ManifestWriter, list[dict[str, Any]]]:
     """Read every candidate into the manifest writer (which also counts what the dataset
     summary needs); return it and the quarantined candidates."""
@@ -248,7 +249,7 @@ def _quarantine_frame(quarantined: list[dict[str, Any]]) -> Any:
     return pd.DataFrame(quarantined, columns=list(QUARANTINE_COLUMNS)).astype("string")
 
 
-def _dataset_info(project: Project, source: str, scan: SourceScan, writer: ManifestWriter,
+def _dataset_info(project: Workspace, source: str, scan: SourceScan, writer: ManifestWriter,
                   quarantined: list[dict[str, Any]]) -> DatasetInfo:
     if len(writer.labels) < 2:
         raise DataError(

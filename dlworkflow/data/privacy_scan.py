@@ -17,11 +17,11 @@ from dlworkflow.store.privacy import privacy_key, write_privacy
 from dlworkflow.tasks import task_of
 
 if TYPE_CHECKING:
-    from dlworkflow.project import Project
+    from dlworkflow.workspace import Workspace
 
 
 class PrivacyScan:
-    def __init__(self, project: Project, *, deidentify: bool) -> None:
+    def __init__(self, project: Workspace, *, deidentify: bool) -> None:
         self.project = project
         self.deidentify = deidentify
         self.findings: list[Any] = []

@@ -15,7 +15,7 @@ from dlworkflow.store.pixel_bank import IngestBanks
 from dlworkflow.tasks import task_of
 
 if TYPE_CHECKING:
-    from dlworkflow.project import Project
+    from dlworkflow.workspace import Workspace
 
 Quarantined = ImageDecodeError  # one sample that cannot be used; its reason is quarantined
 
@@ -23,7 +23,7 @@ Quarantined = ImageDecodeError  # one sample that cannot be used; its reason is 
 class Reader:
     """Reads candidates of one ingest. `reused` counts files taken from the last manifest."""
 
-    def __init__(self, project: Project, *, privacy: Any | None) -> None:
+    def __init__(self, project: Workspace, *, privacy: Any | None) -> None:
         self.project = project
         self.task = project.config.task
         self.privacy = privacy  # a PrivacyScan, or None when no scan is needed
@@ -84,7 +84,7 @@ IMAGE_KEYS = ("path", "origin_path", "content_hash", "bytes", "mtime_ns", "width
               "mode", "phash", "brightness", "contrast", "dark", "bright")
 
 
-def _previous_rows(project: Project) -> dict[tuple[str, int, int], dict[str, Any]]:
+def _previous_rows(project: Workspace) -> dict[tuple[str, int, int], dict[str, Any]]:
     """(original path, size, mtime) -> the file's row in the last manifest (image content only:
     the label and id come from this ingest)."""
     import pyarrow.parquet as pq
@@ -100,7 +100,7 @@ def _previous_rows(project: Project) -> dict[tuple[str, int, int], dict[str, Any
             if r["path"] == r["origin_path"]}
 
 
-def make_reader(project: Project, scan: SourceScan, *, deidentify: bool) -> Reader:
+def make_reader(project: Workspace, scan: SourceScan, *, deidentify: bool) -> Reader:
     """A reader for this ingest; when the privacy scan is due (privacy.scan, or pii/phi data,
     or --deidentify), it scans every sample and, with --deidentify, reads scrubbed copies."""
     cfg = project.config

@@ -12,13 +12,13 @@ from dlworkflow.fileio import atomic_write_json, sha256_bytes
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
 
-    from dlworkflow.project import Project
+    from dlworkflow.workspace import Workspace
 
 PLUGINS = {"s3": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs",
            "http": "aiohttp", "https": "aiohttp", "sftp": "paramiko", "hf": "huggingface_hub"}
 
 
-def fetch(project: Project, uri: str) -> Path:
+def fetch(project: Workspace, uri: str) -> Path:
     """Copy the remote file or folder into the project; files already fetched with the same
     size are not fetched again. Returns the local path."""
     fs, root = _filesystem(uri)

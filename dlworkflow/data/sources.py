@@ -16,7 +16,7 @@ from dlworkflow.errors import DataError
 from dlworkflow.tasks import task_of
 
 if TYPE_CHECKING:
-    from dlworkflow.project import Project
+    from dlworkflow.workspace import Workspace
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".dcm"}
 TABLE_EXTENSIONS = {".csv", ".tsv", ".jsonl", ".json", ".parquet", ".pq"}
@@ -42,7 +42,7 @@ class SourceScan:
     location: str = ""  # the local folder or file actually read
 
 
-def open_source(project: Project, source: str) -> SourceScan:
+def open_source(project: Workspace, source: str) -> SourceScan:
     if source.startswith("builtin:"):
         from dlworkflow.data.builtin import materialise
 
@@ -58,7 +58,7 @@ def open_source(project: Project, source: str) -> SourceScan:
     return open_path(project, Path(source.removeprefix("file://")).expanduser())
 
 
-def open_path(project: Project, path: Path) -> SourceScan:
+def open_path(project: Workspace, path: Path) -> SourceScan:
     from dlworkflow.data.tables import scan_table
 
     if not path.exists():

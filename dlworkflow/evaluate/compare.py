@@ -38,8 +38,8 @@ from dlworkflow.store.sealed import open_test_set
 if TYPE_CHECKING:
     import pandas as pd
 
-    from dlworkflow.project import Project
     from dlworkflow.tasks.base import Task
+    from dlworkflow.workspace import Workspace
 
 COMPARE_ON = ("all", "test", "fresh")
 BATCH = 256
@@ -49,7 +49,7 @@ class CompareError(DlwError):
     """Champion and challenger cannot be compared on one metric over the same rows."""
 
 
-def compare(project: Project, *, champion: Path, challenger: Path, on: str) -> dict[str, Any]:
+def compare(project: Workspace, *, champion: Path, challenger: Path, on: str) -> dict[str, Any]:
     """Both exported models on the sealed test set and each fresh slice; the primary metric
     per model and the paired bootstrap interval of challenger - champion, per slice and over
     the rows `on` selects ("all" | "test" | "fresh"). JSON-ready (NaN becomes None)."""
@@ -106,7 +106,7 @@ def _check_comparable(old: Bundle, new: Bundle) -> None:
                 f"(`dlw promote {new.version}`) if it should serve")
 
 
-def _predict(project: Project, name: str, purpose: str, old: Bundle,
+def _predict(project: Workspace, name: str, purpose: str, old: Bundle,
              new: Bundle) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(encoded targets (classification: class indices), champion outputs, challenger
     outputs)."""
@@ -137,7 +137,7 @@ def _outputs(bundle: Bundle, rows: pd.DataFrame) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def _settings(project: Project, metric: str) -> dict[str, Any]:
+def _settings(project: Workspace, metric: str) -> dict[str, Any]:
     cfg = project.config
     return {"metric": metric, "n_resamples": cfg.evaluate.bootstrap_samples,
             "confidence": cfg.evaluate.confidence, "seed": cfg.seed}

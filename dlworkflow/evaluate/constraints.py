@@ -20,7 +20,7 @@ import numpy as np
 from dlworkflow.evaluate.gate import ConstraintCheck
 
 if TYPE_CHECKING:
-    from dlworkflow.project import Project
+    from dlworkflow.workspace import Workspace
 
 WARMUP = 10
 RUNS = 100
@@ -69,7 +69,7 @@ def _one_sample(meta: dict[str, Any], example: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x[:1])
 
 
-def check_constraints(project: Project, model: Any, meta: dict[str, Any],
+def check_constraints(project: Workspace, model: Any, meta: dict[str, Any],
                       example: np.ndarray | None = None, *,
                       runs: int = RUNS) -> list[ConstraintCheck]:
     """Every constraint set in `problem.constraints`, measured on `model` exported to a

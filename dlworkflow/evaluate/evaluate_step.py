@@ -21,7 +21,7 @@ from dlworkflow.results import StepResult
 from dlworkflow.store import load_split
 
 if TYPE_CHECKING:
-    from dlworkflow.project import Project
+    from dlworkflow.workspace import Workspace
 
 
 @dataclass
@@ -52,7 +52,7 @@ class EvaluationResult(StepResult):
                 "report": self.report}
 
 
-def evaluate(project: Project, split: str = "val") -> EvaluationResult:
+def evaluate(project: Workspace, split: str = "val") -> EvaluationResult:
     """Evaluate the trained model on the validation (or train) split; recorded in the ledger
     as step 'evaluate'. Figures and metrics.json go to reports/evaluate/<split>/."""
     rows = load_split(project, split)  # refuses 'test' before anything runs

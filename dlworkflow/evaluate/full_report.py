@@ -56,20 +56,20 @@ from dlworkflow.tasks import task_of
 if TYPE_CHECKING:
     import pandas as pd
 
-    from dlworkflow.project import Project
     from dlworkflow.tasks import Task
+    from dlworkflow.workspace import Workspace
 
 METRICS_FILE = "metrics.json"
 
 
-def primary_metric(project: Project) -> tuple[str, bool]:
+def primary_metric(project: Workspace) -> tuple[str, bool]:
     """(metric, whether it is the problem's agreed one); the task's default metric (accuracy
     for classification) when none is agreed yet."""
     metric = project.config.problem.primary_metric
     return (metric, True) if metric else (task_of(project.config.task).default_metric, False)
 
 
-def report_folder(project: Project, split: str) -> Path:
+def report_folder(project: Workspace, split: str) -> Path:
     return project.paths.reports / "evaluate" / split
 
 
@@ -78,7 +78,7 @@ def metrics_file(root: str | Path, split: str) -> str:
     return str(Path(root) / "reports" / "evaluate" / split / METRICS_FILE)
 
 
-def validation_temperature(project: Project, model: Any, meta: dict[str, Any]) -> float | None:
+def validation_temperature(project: Workspace, model: Any, meta: dict[str, Any]) -> float | None:
     """T fitted on the validation logits when evaluate.temperature_scaling is on, else None."""
     if not project.config.evaluate.temperature_scaling or not model_task(project,
                                                                          meta).single_label:
@@ -90,7 +90,7 @@ def validation_temperature(project: Project, model: Any, meta: dict[str, Any]) -
     return fit_temperature(logits[known], y[known])
 
 
-def full_report(project: Project, model: Any, meta: dict[str, Any], rows: pd.DataFrame, *,
+def full_report(project: Workspace, model: Any, meta: dict[str, Any], rows: pd.DataFrame, *,
                 split: str, temperature: float | None) -> dict[str, Any]:
     """Evaluate on `rows` (the caller reads them: `dlw test` alone reads the test set), write
     the figures and metrics.json, and return the report (JSON-ready; figure paths relative
@@ -103,7 +103,7 @@ def full_report(project: Project, model: Any, meta: dict[str, Any], rows: pd.Dat
     return report
 
 
-def classification_report(project: Project, task: Task, model: Any, meta: dict[str, Any],
+def classification_report(project: Workspace, task: Task, model: Any, meta: dict[str, Any],
                           rows: pd.DataFrame, *, split: str,
                           temperature: float | None) -> dict[str, Any]:
     """Class probabilities: metric_report, calibration, confusion and confident mistakes."""
@@ -136,7 +136,7 @@ def classification_report(project: Project, task: Task, model: Any, meta: dict[s
     return report
 
 
-def task_report(project: Project, task: Task, model: Any, meta: dict[str, Any],
+def task_report(project: Workspace, task: Task, model: Any, meta: dict[str, Any],
                 rows: pd.DataFrame, *, split: str, temperature: float | None) -> dict[str, Any]:
     """Any task's outputs (regression, multi-label): every metric of the task with its BC
     interval, slices, the kind's baselines, error analysis and figures; no calibration."""
@@ -195,7 +195,7 @@ def _multilabel_analysis(task: Task, rows: pd.DataFrame, y: np.ndarray, out: np.
             "most_wrong": most_wrong_labels(rows, y, decided, names, show_content=show_content)}
 
 
-def _regression_figures(project: Project, meta: dict[str, Any], rows: pd.DataFrame,
+def _regression_figures(project: Workspace, meta: dict[str, Any], rows: pd.DataFrame,
                         y: np.ndarray, out: np.ndarray, report: dict[str, Any], *,
                         split: str) -> dict[str, Path]:
     folder = _folder(project, split)
@@ -215,7 +215,7 @@ def _regression_figures(project: Project, meta: dict[str, Any], rows: pd.DataFra
     return figures
 
 
-def _multilabel_figures(project: Project, meta: dict[str, Any], rows: pd.DataFrame,
+def _multilabel_figures(project: Workspace, meta: dict[str, Any], rows: pd.DataFrame,
                         y: np.ndarray, out: np.ndarray, report: dict[str, Any], *,
                         split: str) -> dict[str, Path]:
     folder = _folder(project, split)
@@ -243,17 +243,17 @@ def _multilabel_figures(project: Project, meta: dict[str, Any], rows: pd.DataFra
     return figures
 
 
-def _folder(project: Project, split: str) -> Path:
+def _folder(project: Workspace, split: str) -> Path:
     folder = report_folder(project, split)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 
-def _relative(project: Project, figures: dict[str, Path]) -> dict[str, str]:
+def _relative(project: Workspace, figures: dict[str, Path]) -> dict[str, str]:
     return {key: path.relative_to(project.root).as_posix() for key, path in figures.items()}
 
 
-def _thumbnails(project: Project, meta: dict[str, Any], rows: pd.DataFrame,
+def _thumbnails(project: Workspace, meta: dict[str, Any], rows: pd.DataFrame,
                 indices: list[int]) -> list[np.ndarray]:
     """The images of these rows at the model's format (uint8 CHW)."""
     if not indices:
@@ -288,7 +288,7 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def _figures(project: Project, meta: dict[str, Any], rows: pd.DataFrame,
+def _figures(project: Workspace, meta: dict[str, Any], rows: pd.DataFrame,
              report: dict[str, Any], *, split: str) -> dict[str, str]:
     folder = report_folder(project, split)
     folder.mkdir(parents=True, exist_ok=True)

@@ -13,17 +13,17 @@ from dlworkflow.store import image_tensor, read_trained_pointer
 if TYPE_CHECKING:
     import pandas as pd
 
-    from dlworkflow.project import Project
     from dlworkflow.tasks import Task
+    from dlworkflow.workspace import Workspace
 
 
-def load_model(project: Project) -> tuple[Any, dict[str, Any]]:
+def load_model(project: Workspace) -> tuple[Any, dict[str, Any]]:
     from dlworkflow.models import load_trained
 
     return load_trained(read_trained_pointer(project)["folder"])
 
 
-def predict_proba(project: Project, model: Any, meta: dict[str, Any], rows: pd.DataFrame,
+def predict_proba(project: Workspace, model: Any, meta: dict[str, Any], rows: pd.DataFrame,
                   *, batch_size: int = 256) -> np.ndarray:
     """Class probabilities (N, classes) for manifest rows: the softmax of predict_logits."""
     import torch
@@ -32,14 +32,14 @@ def predict_proba(project: Project, model: Any, meta: dict[str, Any], rows: pd.D
     return torch.softmax(torch.from_numpy(logits), dim=1).numpy()
 
 
-def model_task(project: Project, meta: dict[str, Any]) -> Task:
+def model_task(project: Workspace, meta: dict[str, Any]) -> Task:
     """The task the model was trained for (model.json `task`; older models: the project's)."""
     from dlworkflow.tasks import task_of
 
     return task_of(str(meta.get("task") or project.config.task))
 
 
-def predict_outputs(project: Project, model: Any, meta: dict[str, Any], rows: pd.DataFrame,
+def predict_outputs(project: Workspace, model: Any, meta: dict[str, Any], rows: pd.DataFrame,
                     *, batch_size: int = 256) -> np.ndarray:
     """What the network's outputs mean for its task, float64: class probabilities (N, K),
     label probabilities (N, L), or values in the target's units (N, 1); the target's
@@ -50,7 +50,7 @@ def predict_outputs(project: Project, model: Any, meta: dict[str, Any], rows: pd
                       dtype=np.float64)
 
 
-def predict_logits(project: Project, model: Any, meta: dict[str, Any], rows: pd.DataFrame,
+def predict_logits(project: Workspace, model: Any, meta: dict[str, Any], rows: pd.DataFrame,
                    *, batch_size: int = 256) -> np.ndarray:
     """Logits (N, classes) float32 for manifest rows, transformed exactly as in training
     from the saved model.json: images decoded at the model's format and normalised with its
@@ -79,7 +79,7 @@ def predict_logits(project: Project, model: Any, meta: dict[str, Any], rows: pd.
     return logits
 
 
-def _image_inputs(project: Project, rows: pd.DataFrame, meta: dict[str, Any]) -> Any:
+def _image_inputs(project: Workspace, rows: pd.DataFrame, meta: dict[str, Any]) -> Any:
     import torch
 
     pixels = image_tensor(project, rows, channels=int(meta["in_channels"]),

@@ -20,7 +20,7 @@ from dlworkflow.store.sealed import open_test_set
 from dlworkflow.tasks import task_of
 
 if TYPE_CHECKING:
-    from dlworkflow.project import Project
+    from dlworkflow.workspace import Workspace
 
 EXIT_PASS, EXIT_FAIL = 0, 3
 
@@ -102,7 +102,7 @@ class TestResult(StepResult):
                 "each reuse makes the estimate more optimistic, and the report shows the count")
 
 
-def test(project: Project) -> TestResult:
+def test(project: Workspace) -> TestResult:
     """Evaluate the trained model on the sealed test set; the read is logged in the ledger."""
     metric, target = project.config.problem.require_success_criterion(needed_by="`dlw test`")
     task = task_of(project.config.task)

@@ -17,7 +17,7 @@ from dlworkflow.tasks import task_of
 if TYPE_CHECKING:
     import pandas as pd
 
-    from dlworkflow.project import Project
+    from dlworkflow.workspace import Workspace
 
 
 class Stages:
@@ -36,7 +36,7 @@ class Stages:
         self.bar.update(self.task, completed=done, total=total)
 
 
-def gather(project: Project, manifest: pd.DataFrame, quarantine: pd.DataFrame, info: Any,
+def gather(project: Workspace, manifest: pd.DataFrame, quarantine: pd.DataFrame, info: Any,
            stages: Stages, reader: PixelReader) -> Evidence:
     task = project.config.task
     stages.start("overview and exact duplicates")
@@ -67,7 +67,7 @@ def gather(project: Project, manifest: pd.DataFrame, quarantine: pd.DataFrame, i
     return ev
 
 
-def _images(project: Project, ev: Evidence, stages: Stages, reader: PixelReader) -> None:
+def _images(project: Workspace, ev: Evidence, stages: Stages, reader: PixelReader) -> None:
     from dlworkflow.explore.image_quality import image_evidence
 
     stages.start("image statistics")
@@ -97,14 +97,14 @@ def _text(ev: Evidence) -> None:
     ev.near = normalised_duplicates(ev.manifest)
 
 
-def _tabular(project: Project, ev: Evidence) -> None:
+def _tabular(project: Workspace, ev: Evidence) -> None:
     from dlworkflow.explore.tabular import tabular_evidence
 
     ev.tabular = tabular_evidence(ev.manifest, seed=project.config.seed,
                                   task=task_of(project.config.task))
 
 
-def _assignments(project: Project) -> pd.DataFrame | None:
+def _assignments(project: Workspace) -> pd.DataFrame | None:
     if not (project.paths.split_dir / "split.json").is_file():
         return None
     from dlworkflow.store import read_assignments
@@ -121,7 +121,7 @@ def _test_ids(split: pd.DataFrame | None) -> set[str]:
     return set(split.loc[sealed, "sample_id"].astype(str))  # the test set and fresh slices
 
 
-def _map_and_labels(project: Project, ev: Evidence, stages: Stages, reader: PixelReader, *,
+def _map_and_labels(project: Workspace, ev: Evidence, stages: Stages, reader: PixelReader, *,
                     test_ids: set[str]) -> None:
     """Features of a stratified subsample (never test rows) -> 2-D map and label issues."""
     import pandas as pd
@@ -175,7 +175,7 @@ def _map_and_labels(project: Project, ev: Evidence, stages: Stages, reader: Pixe
     ev.map.marked = marked
 
 
-def _features(project: Project, ev: Evidence, sample: pd.DataFrame, stages: Stages,
+def _features(project: Workspace, ev: Evidence, sample: pd.DataFrame, stages: Stages,
               reader: PixelReader) -> Any:
     from dlworkflow.explore import features as feat
 
@@ -193,7 +193,7 @@ def _features(project: Project, ev: Evidence, sample: pd.DataFrame, stages: Stag
     return feat.tabular_features(sample)
 
 
-def _image_format(project: Project) -> tuple[int, tuple[int, int]]:
+def _image_format(project: Workspace) -> tuple[int, tuple[int, int]]:
     from dlworkflow.store import read_dataset_info
 
     info = read_dataset_info(project)

@@ -17,7 +17,7 @@ from dlworkflow.store.images import to_array
 if TYPE_CHECKING:
     import pandas as pd
 
-    from dlworkflow.project import Project
+    from dlworkflow.workspace import Workspace
 
 THUMB_SIDE = 64  # longest side of a thumbnail, in pixels
 
@@ -26,7 +26,7 @@ THUMB_SIDE = 64  # longest side of a thumbnail, in pixels
 class PixelReader:
     """Reads images of one project; remembers which could not be read."""
 
-    project: Project
+    project: Workspace
     failed: dict[str, str] = field(default_factory=dict)  # sample_id -> reason
 
     @property

@@ -19,12 +19,12 @@ from dlworkflow.tasks import task_of
 if TYPE_CHECKING:
     from dlworkflow.explore.evidence import Evidence
     from dlworkflow.explore.trust import Warning
-    from dlworkflow.project import Project
+    from dlworkflow.workspace import Workspace
 
 REPORT_FILE = "eda.html"
 
 
-def explore(project: Project, *, progress: bool = True) -> ExploreResult:
+def explore(project: Workspace, *, progress: bool = True) -> ExploreResult:
     """Explore the ingested data and write reports/eda.html (trust summary first)."""
     from rich.progress import Progress
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from dlworkflow.deploy.runtime.bundle import Bundle
-    from dlworkflow.project import Project
+    from dlworkflow.workspace import Workspace
 
 BATCH = 256
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
@@ -239,7 +239,7 @@ class InputsRead:
     skipped: list[tuple[str, str]]  # (item, reason)
 
 
-def read_inputs(project: Project, bundle: Bundle, path: str | Path) -> InputsRead:
+def read_inputs(project: Workspace, bundle: Bundle, path: str | Path) -> InputsRead:
     """A folder of images (image models), or CSV / TSV / JSONL / JSON / Parquet tables of
     texts or feature rows (a file, or a folder of them), as prediction records of the
     champion. ids: image paths relative to the folder; table rows: `data.id_column` (or an
@@ -326,7 +326,7 @@ def _predict(bundle: Bundle, ids: list[str], values: list[Any], stamps: list[flo
         result.records.append(record)
 
 
-def _table_records(project: Project, bundle: Bundle, file: Path, result: InputsRead) -> None:
+def _table_records(project: Workspace, bundle: Bundle, file: Path, result: InputsRead) -> None:
     from dlworkflow.data.tables import read_chunks
     from dlworkflow.deploy.runtime.observe import rows_to_values
 

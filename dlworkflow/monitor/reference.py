@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from dlworkflow.deploy.runtime.bundle import Bundle
-    from dlworkflow.project import Project
+    from dlworkflow.workspace import Workspace
 
 FORMAT = 2  # 2: records carry the task's prediction fields (regression, multi-label)
 BATCH = 256
@@ -48,22 +48,22 @@ class Reference:
     skipped: int  # validation samples the model could not take (missing files, ...)
 
 
-def monitor_dir(project: Project) -> Path:
+def monitor_dir(project: Workspace) -> Path:
     return project.paths.state / "monitor"
 
 
-def reference_path(project: Project, version: int, split_hash: str) -> Path:
+def reference_path(project: Workspace, version: int, split_hash: str) -> Path:
     return monitor_dir(project) / f"reference-v{int(version)}-{split_hash[:12]}.jsonl"
 
 
-def _expected_meta(project: Project, bundle: Bundle, split_hash: str) -> dict[str, Any]:
+def _expected_meta(project: Workspace, bundle: Bundle, split_hash: str) -> dict[str, Any]:
     return {"format": FORMAT, "version": int(bundle.version), "split_hash": split_hash,
             "onnx_sha256": (bundle.metadata.get("files") or {}).get("model.onnx"),
             "reference_samples": int(project.config.monitor.reference_samples),
             "seed": int(project.config.seed)}
 
 
-def load_reference(project: Project, bundle: Bundle) -> Reference:
+def load_reference(project: Workspace, bundle: Bundle) -> Reference:
     """The cached reference of this champion and split, or a new one (built and cached)."""
     from dlworkflow.store import read_split_info
 
@@ -111,7 +111,7 @@ def _prune(folder: Path, *, keep: Path) -> None:
             old.with_suffix(".json").unlink(missing_ok=True)
 
 
-def validation_rows(project: Project) -> tuple[pd.DataFrame, int]:
+def validation_rows(project: Workspace) -> tuple[pd.DataFrame, int]:
     """The seeded subsample of the validation split (at most monitor.reference_samples rows,
     in sample-id order) and the split's size."""
     from dlworkflow.store import load_split
@@ -132,7 +132,7 @@ def validation_rows(project: Project) -> tuple[pd.DataFrame, int]:
     return rows.sort_values("sample_id").reset_index(drop=True), n
 
 
-def build_records(project: Project, bundle: Bundle) -> tuple[list[dict[str, Any]], int, int]:
+def build_records(project: Workspace, bundle: Bundle) -> tuple[list[dict[str, Any]], int, int]:
     """(records, validation size, samples skipped) through the champion bundle."""
     from dlworkflow.deploy.runtime.bundle import InputError
     from dlworkflow.deploy.runtime.observe import infer, prepare, records, rows_to_values

@@ -49,7 +49,7 @@ from dlworkflow.monitor.retrain_state import (
 from dlworkflow.results import StepResult, png_data_uri
 
 if TYPE_CHECKING:
-    from dlworkflow.project import Project
+    from dlworkflow.workspace import Workspace
 
 EXIT_PROMOTED, EXIT_KEPT_OUT = 0, 3
 LOCK = "retrain.lock"
@@ -122,7 +122,7 @@ class RetrainResult(StepResult):
         return [("champion vs challenger", uri)] if uri else []
 
 
-def retrain(project: Project, data: str, *, warm_start: bool | None = None,
+def retrain(project: Workspace, data: str, *, warm_start: bool | None = None,
             progress: bool = True) -> RetrainResult:
     """Ingest `data` as fresh labelled data, train a challenger, and promote it only when it
     passes the gate and beats the champion by retrain.margin (module docstring)."""
@@ -133,7 +133,7 @@ def retrain(project: Project, data: str, *, warm_start: bool | None = None,
 class _Retrain:
     """One retrain, stage by stage; each finished stage is saved in the state."""
 
-    def __init__(self, project: Project, data: str, *, warm_start: bool | None,
+    def __init__(self, project: Workspace, data: str, *, warm_start: bool | None,
                  progress: bool) -> None:
         self.project, self.root = project, project.root
         self.data = normalise_source(data)
@@ -236,7 +236,8 @@ class _Retrain:
             return
         self._say(f"ingesting data.source and {self.data} (addition {self.state.addition})")
         result = self.project.run_step("ingest", progress=self.progress)
-        added = next((a for a in result.additions if a["number"] == self.state.addition), {})
+        added: dict[str, Any] = next(
+            (a for a in result.additions if a["number"] == self.state.addition), {})
         self.state.mark(self.project, "ingest", {
             "hash": result.dataset_version, "n_samples": result.n_samples,
             "fresh_samples": added.get("n_samples", 0),
@@ -456,7 +457,7 @@ def normalise_source(source: str) -> str:
     return str(Path(text.removeprefix("file://")).expanduser().resolve())
 
 
-def _seal(project: Project) -> str | None:
+def _seal(project: Workspace) -> str | None:
     from dlworkflow.store import read_split_info
 
     if not (project.paths.split_dir / "split.json").is_file():

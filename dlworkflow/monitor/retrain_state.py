@@ -21,7 +21,7 @@ from dlworkflow.errors import DlwError
 from dlworkflow.fileio import atomic_write_json, read_json
 
 if TYPE_CHECKING:
-    from dlworkflow.project import Project
+    from dlworkflow.workspace import Workspace
 
 FORMAT = 1
 PROMOTED, KEPT_OUT, UNCHANGED = "promoted", "kept out", "unchanged"
@@ -35,7 +35,7 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def state_path(project: Project) -> Path:
+def state_path(project: Workspace) -> Path:
     return project.paths.state / "retrain" / "state.json"
 
 
@@ -53,12 +53,12 @@ class RetrainState:
     previous: dict[str, Any] | None = None  # summary() of the last finished retrain
     format: int = FORMAT
 
-    def mark(self, project: Project, stage: str, record: dict[str, Any]) -> None:
+    def mark(self, project: Workspace, stage: str, record: dict[str, Any]) -> None:
         """Record a finished stage and save at once (a kill after this keeps it)."""
         self.stages[stage] = {**record, "at": now()}
         save_state(project, self)
 
-    def finish(self, project: Project, decision: dict[str, Any]) -> None:
+    def finish(self, project: Workspace, decision: dict[str, Any]) -> None:
         self.decision = decision
         self.finished = now()
         save_state(project, self)
@@ -77,7 +77,7 @@ class RetrainState:
                 "outcome": decision.get("outcome"), "challenger": decision.get("challenger")}
 
 
-def load_state(project: Project) -> RetrainState | None:
+def load_state(project: Workspace) -> RetrainState | None:
     """The last retrain's state; None when there is none (or it cannot be read: a retrain
     then starts afresh, which costs time but never a wrong result)."""
     path = state_path(project)
@@ -92,7 +92,7 @@ def load_state(project: Project) -> RetrainState | None:
         return None
 
 
-def save_state(project: Project, state: RetrainState) -> None:
+def save_state(project: Workspace, state: RetrainState) -> None:
     atomic_write_json(state_path(project), asdict(state))
 
 

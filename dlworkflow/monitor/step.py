@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from dlworkflow.deploy.runtime.bundle import Bundle
     from dlworkflow.monitor.drift import Check, Drift
     from dlworkflow.monitor.logread import Sample
-    from dlworkflow.project import Project
+    from dlworkflow.workspace import Workspace
 
 EXIT_OK = 0
 EXIT_ALERT = 4
@@ -133,7 +133,7 @@ class MonitorResult(StepResult):
                 for caption, png in self.pngs]
 
 
-def monitor(project: Project, *, inputs: str | Path | None = None,
+def monitor(project: Workspace, *, inputs: str | Path | None = None,
             labels: str | Path | None = None, since: str | datetime | None = None,
             window: int | None = None, webhook: str | None = None,
             write: bool = True) -> MonitorResult:
@@ -176,7 +176,7 @@ def monitor(project: Project, *, inputs: str | Path | None = None,
     return result
 
 
-def _monitor(project: Project, folder: Path, *, inputs: str | Path | None,
+def _monitor(project: Workspace, folder: Path, *, inputs: str | Path | None,
              labels: dict[str, str] | None, since: float | None, window: int | None,
              webhook: str | None, write: bool) -> MonitorResult:
     from dlworkflow.deploy.runtime.bundle import load_bundle
@@ -218,7 +218,7 @@ def _monitor(project: Project, folder: Path, *, inputs: str | Path | None,
     return result
 
 
-def _live(project: Project, bundle: Bundle, *, inputs: str | Path | None, since: float | None,
+def _live(project: Workspace, bundle: Bundle, *, inputs: str | Path | None, since: float | None,
           window: int | None) -> tuple[Sample, str, int, dict[int, int]]:
     from dlworkflow.monitor.logread import file_age_note, parse_ts, read_inputs, read_log, to_sample
 
@@ -280,7 +280,7 @@ def _window(live: Sample) -> tuple[str | None, str | None]:
                  for t in (finite.min(), finite.max()))  # type: ignore[return-value]
 
 
-def _write(project: Project, result: MonitorResult) -> None:
+def _write(project: Workspace, result: MonitorResult) -> None:
     from dlworkflow.monitor.html import render
 
     folder = project.paths.reports
@@ -290,7 +290,7 @@ def _write(project: Project, result: MonitorResult) -> None:
     atomic_write_json(result.json_path, result.record())
 
 
-def _send(project: Project, result: MonitorResult, url: str) -> None:
+def _send(project: Workspace, result: MonitorResult, url: str) -> None:
     from dlworkflow.monitor.webhook import alert_payload, post_alert
 
     payload = alert_payload(

@@ -21,8 +21,8 @@ from dlworkflow.tasks import Task, task_of
 if TYPE_CHECKING:
     import pandas as pd
 
-    from dlworkflow.project import Project
     from dlworkflow.store import DatasetInfo
+    from dlworkflow.workspace import Workspace
 
 
 @dataclass
@@ -58,7 +58,7 @@ class SplitResult(StepResult):
         return rows
 
 
-def split(project: Project) -> SplitResult:
+def split(project: Workspace) -> SplitResult:
     cfg, seed = project.config.split, project.config.seed
     fractions = {"train": cfg.train, "val": cfg.val, "test": cfg.test}
     manifest = read_manifest(project)
@@ -127,7 +127,7 @@ def _links(manifest: pd.DataFrame, *, grouped: bool,
     return links
 
 
-def _near_pairs(project: Project, manifest: pd.DataFrame,
+def _near_pairs(project: Workspace, manifest: pd.DataFrame,
                 dataset: DatasetInfo) -> list[tuple[str, str]]:
     """Near-duplicate images (perceptual hashes within explore.near_duplicate_distance,
     confirmed on pixels), by sample id."""
@@ -165,7 +165,7 @@ def _near_pairs(project: Project, manifest: pd.DataFrame,
     return [(ids[i], ids[j]) for i, j in pairs[keep]]
 
 
-def _previous(project: Project, *, fractions: dict[str, float], seed: int,
+def _previous(project: Workspace, *, fractions: dict[str, float], seed: int,
               stratify: bool) -> dict[str, str]:
     """The last split's assignment, if it was made with the same seed and fractions."""
     from dlworkflow.store import read_assignments, read_split_info

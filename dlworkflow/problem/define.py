@@ -10,7 +10,7 @@ from dlworkflow.results import StepResult
 from dlworkflow.tasks import task_of
 
 if TYPE_CHECKING:
-    from dlworkflow.project import Project
+    from dlworkflow.workspace import Workspace
 
 # flag name -> dotted key in dlworkflow.yaml
 FIELDS = {
@@ -47,7 +47,7 @@ class DefineResult(StepResult):
         return rows
 
 
-def define(project: Project, **flags: Any) -> DefineResult:
+def define(project: Workspace, **flags: Any) -> DefineResult:
     """Apply the given fields (None means unchanged), validate, and record the problem spec."""
     unknown = set(flags) - set(FIELDS)
     if unknown:

@@ -14,9 +14,9 @@ from dlworkflow.ledger import RunRecord, TestRead
 from dlworkflow.store.trained import trained_meta
 
 if TYPE_CHECKING:
-    from dlworkflow.project import Project
     from dlworkflow.report.task_view import TaskView
     from dlworkflow.tasks.base import Task
+    from dlworkflow.workspace import Workspace
 
 STEPS = ("define", "ingest", "explore", "split", "tune", "train", "evaluate", "test", "export",
          "monitor", "retrain")
@@ -95,7 +95,7 @@ class Evidence:
         return [m for m in self.versions if m.get("forced")]
 
 
-def gather(project: Project, *, with_audit: bool = True) -> Evidence:
+def gather(project: Workspace, *, with_audit: bool = True) -> Evidence:
     from dlworkflow.store import read_privacy
 
     paths = project.paths
@@ -122,7 +122,7 @@ def gather(project: Project, *, with_audit: bool = True) -> Evidence:
     return ev
 
 
-def run_audit(project: Project) -> tuple[Any, str | None]:
+def run_audit(project: Workspace) -> tuple[Any, str | None]:
     """The audit (without writing audit.json), or (None, why) when it failed: the report
     still renders, and its audit section says what failed."""
     from dlworkflow.report.audit import audit

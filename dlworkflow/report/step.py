@@ -18,7 +18,7 @@ from dlworkflow.report.sections import all_sections
 from dlworkflow.results import StepResult
 
 if TYPE_CHECKING:
-    from dlworkflow.project import Project
+    from dlworkflow.workspace import Workspace
 
 HTML_FILE, PDF_FILE, CARD_FILE = "report.html", "report.pdf", "model_card.md"
 
@@ -56,7 +56,7 @@ class ReportResult(StepResult):
         return rows
 
 
-def report(project: Project, *, pdf: bool = True) -> ReportResult:
+def report(project: Workspace, *, pdf: bool = True) -> ReportResult:
     ev = gather(project)
     sections = all_sections(ev)
     name = str(ev.config.get("name"))

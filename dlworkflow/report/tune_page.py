@@ -20,7 +20,7 @@ from dlworkflow.report.html import Section, page, paragraph, png_figure, table
 if TYPE_CHECKING:
     import optuna
 
-    from dlworkflow.project import Project
+    from dlworkflow.workspace import Workspace
 
 REPORT_NAME = "tune.html"
 IMPORTANCE_METHOD = "fANOVA (optuna.importance.FanovaImportanceEvaluator, seed 0)"
@@ -373,7 +373,7 @@ def tune_html(study: optuna.Study, *, title: str, metric: str | None = None,
     return page(title, subtitle, sections)
 
 
-def write_tune_report(project: Project, study: optuna.Study, *,
+def write_tune_report(project: Workspace, study: optuna.Study, *,
                       metric: str | None = None) -> Path:
     """reports/tune.html for `study`; returns its path (written atomically)."""
     cfg = project.config

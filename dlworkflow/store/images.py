@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from PIL import Image
 
-    from dlworkflow.project import Project
+    from dlworkflow.workspace import Workspace
 
 
 class ImageDecodeError(Exception):
@@ -213,7 +213,7 @@ def to_array(img: Image.Image, *, channels: int, size: tuple[int, int]) -> np.nd
     return arr[None, :, :] if channels == 1 else arr.transpose(2, 0, 1).copy()
 
 
-def image_tensor(project: Project, rows: pd.DataFrame, *, channels: int, size: tuple[int, int],
+def image_tensor(project: Workspace, rows: pd.DataFrame, *, channels: int, size: tuple[int, int],
                  max_pixels: int, progress: Any = None) -> np.ndarray:
     """(N, C, H, W) uint8 for the rows, in row order; cached on disk by content and format.
 

@@ -13,7 +13,7 @@ from dlworkflow.tasks import task_of
 if TYPE_CHECKING:
     import pandas as pd
 
-    from dlworkflow.project import Project
+    from dlworkflow.workspace import Workspace
 
 BASE_COLUMNS = {"sample_id": "string", "label": "string", "group": "string",
                 "content_hash": "string", "bytes": "int64", "mtime_ns": "int64"}
@@ -48,7 +48,7 @@ class ManifestWriter:
     """Streams manifest rows to Parquet in chunks (memory stays flat); the file appears
     atomically on `commit()`, and never if the ingest fails."""
 
-    def __init__(self, project: Project, schema: Any) -> None:
+    def __init__(self, project: Workspace, schema: Any) -> None:
         import pyarrow.parquet as pq
 
         self.schema = schema
@@ -143,7 +143,7 @@ def dataset_version(manifest: pd.DataFrame) -> str:
     return version_of(total)
 
 
-def write_dataset(project: Project, manifest: pd.DataFrame | None, quarantine: pd.DataFrame,
+def write_dataset(project: Workspace, manifest: pd.DataFrame | None, quarantine: pd.DataFrame,
                   info: DatasetInfo) -> None:
     """Write the quarantine and dataset info (and the manifest, unless a ManifestWriter did)."""
     if manifest is not None:
@@ -152,28 +152,28 @@ def write_dataset(project: Project, manifest: pd.DataFrame | None, quarantine: p
     atomic_write_json(project.paths.state / "dataset.json", asdict(info))
 
 
-def read_manifest(project: Project) -> pd.DataFrame:
+def read_manifest(project: Workspace) -> pd.DataFrame:
     import pandas as pd
 
     _require(project)
     return pd.read_parquet(project.paths.manifest)
 
 
-def read_quarantine(project: Project) -> pd.DataFrame:
+def read_quarantine(project: Workspace) -> pd.DataFrame:
     import pandas as pd
 
     _require(project)
     return pd.read_parquet(project.paths.quarantine)
 
 
-def read_dataset_info(project: Project) -> DatasetInfo:
+def read_dataset_info(project: Workspace) -> DatasetInfo:
     _require(project)
     raw = read_json(project.paths.state / "dataset.json")
     raw["size"] = tuple(raw["size"]) if raw.get("size") else None
     return DatasetInfo(**raw)
 
 
-def _require(project: Project) -> None:
+def _require(project: Workspace) -> None:
     if not project.paths.manifest.is_file():
         raise StepOrderError(
             "There is no dataset in this project yet.",

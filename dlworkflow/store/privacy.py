@@ -34,7 +34,7 @@ from dlworkflow.fileio import atomic_path, atomic_write_json, atomic_write_with,
 if TYPE_CHECKING:
     import pandas as pd
 
-    from dlworkflow.project import Project
+    from dlworkflow.workspace import Workspace
 
 RECORD_FILE = "privacy.json"
 FINDINGS_FILE = "privacy_findings.parquet"
@@ -82,7 +82,7 @@ def make_record(findings: Iterable[Mapping[str, Any]], *, mode: str, dataset_ver
     }
 
 
-def write_privacy(project: Project, record: dict[str, Any], *,
+def write_privacy(project: Workspace, record: dict[str, Any], *,
                   findings: Iterable[Mapping[str, Any]] | None = None) -> None:
     """Write the record atomically; with `findings`, every one of them to the Parquet table."""
     import pandas as pd
@@ -95,19 +95,19 @@ def write_privacy(project: Project, record: dict[str, Any], *,
     atomic_write_json(project.paths.state / RECORD_FILE, record)
 
 
-def read_privacy(project: Project) -> dict[str, Any] | None:
+def read_privacy(project: Workspace) -> dict[str, Any] | None:
     path = project.paths.state / RECORD_FILE
     return read_json(path) if path.is_file() else None
 
 
-def read_privacy_findings(project: Project) -> pd.DataFrame | None:
+def read_privacy_findings(project: Workspace) -> pd.DataFrame | None:
     import pandas as pd
 
     path = project.paths.state / FINDINGS_FILE
     return pd.read_parquet(path) if path.is_file() else None
 
 
-def privacy_key(project: Project) -> bytes:
+def privacy_key(project: Workspace) -> bytes:
     """The project's secret for pseudonyms and hashed UIDs (`.dlw/privacy.key`, created once,
     readable by the owner only; `.dlw/` is git-ignored). Same key, same pseudonyms."""
     path = project.paths.state / KEY_FILE
@@ -120,7 +120,7 @@ def privacy_key(project: Project) -> bytes:
     return key
 
 
-def check_privacy_gate(project: Project) -> str | None:
+def check_privacy_gate(project: Workspace) -> str | None:
     """Refuse training on pii/phi data that is unscanned, or whose findings remain unaccepted.
 
     Returns privacy.accept_findings_reason when findings remain and were accepted (the caller

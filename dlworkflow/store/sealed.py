@@ -13,12 +13,12 @@ from dlworkflow.store.splits import SplitInfo, fresh_number, joined, read_split_
 if TYPE_CHECKING:
     import pandas as pd
 
-    from dlworkflow.project import Project
+    from dlworkflow.workspace import Workspace
 
 READER_STEPS = ("test", "retrain")  # the verdict, and champion against challenger
 
 
-def open_test_set(project: Project, *, purpose: str, slice: str = "test") -> pd.DataFrame:
+def open_test_set(project: Workspace, *, purpose: str, slice: str = "test") -> pd.DataFrame:
     """Labelled rows of the test set, or of fresh slice `slice` ("fresh1", ...), checked
     against the seal made by `dlw split`. Refused outside the `test` and `retrain` steps; the
     read goes to the ledger."""

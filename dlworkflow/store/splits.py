@@ -20,7 +20,7 @@ from dlworkflow.store.manifest import read_manifest
 if TYPE_CHECKING:
     import pandas as pd
 
-    from dlworkflow.project import Project
+    from dlworkflow.workspace import Workspace
 
 SPLITS = ("train", "val", "test")
 OPEN_SPLITS = ("train", "val")
@@ -85,14 +85,14 @@ def assignment_hash(assignments: pd.DataFrame) -> str:
     return sha256_json(assignments.sort_values("sample_id")[["sample_id", "split"]].values.tolist())
 
 
-def write_split(project: Project, assignments: pd.DataFrame, info: SplitInfo) -> None:
+def write_split(project: Workspace, assignments: pd.DataFrame, info: SplitInfo) -> None:
     folder = project.paths.split_dir
     atomic_write_with(folder / "assignments.parquet",
                       lambda p: assignments[["sample_id", "split"]].to_parquet(p, index=False))
     atomic_write_json(folder / "split.json", asdict(info))
 
 
-def read_split_info(project: Project) -> SplitInfo:
+def read_split_info(project: Workspace) -> SplitInfo:
     path = project.paths.split_dir / "split.json"
     if not path.is_file():
         raise StepOrderError(
@@ -102,14 +102,14 @@ def read_split_info(project: Project) -> SplitInfo:
     return SplitInfo(**read_json(path))
 
 
-def read_assignments(project: Project) -> pd.DataFrame:
+def read_assignments(project: Workspace) -> pd.DataFrame:
     import pandas as pd
 
     read_split_info(project)
     return pd.read_parquet(project.paths.split_dir / "assignments.parquet")
 
 
-def joined(project: Project) -> pd.DataFrame:
+def joined(project: Workspace) -> pd.DataFrame:
     """Manifest rows with their split, checked against the dataset the split was made on."""
     info = read_split_info(project)
     manifest = read_manifest(project)
@@ -125,7 +125,7 @@ def joined(project: Project) -> pd.DataFrame:
     return merged
 
 
-def load_split(project: Project, name: str) -> pd.DataFrame:
+def load_split(project: Workspace, name: str) -> pd.DataFrame:
     """Rows (sample_id, path, label, group, ...) of the train or val split."""
     if name == "test":
         raise SealedTestSetError(

@@ -9,18 +9,18 @@ from dlworkflow.errors import StepOrderError
 from dlworkflow.fileio import atomic_write_json, read_json
 
 if TYPE_CHECKING:
-    from dlworkflow.project import Project
+    from dlworkflow.workspace import Workspace
 
 
-def _pointer(project: Project) -> Path:
+def _pointer(project: Workspace) -> Path:
     return project.paths.train_dir / "best.json"
 
 
-def write_trained_pointer(project: Project, pointer: dict[str, Any]) -> None:
+def write_trained_pointer(project: Workspace, pointer: dict[str, Any]) -> None:
     atomic_write_json(_pointer(project), pointer)
 
 
-def read_trained_pointer(project: Project) -> dict[str, Any]:
+def read_trained_pointer(project: Workspace) -> dict[str, Any]:
     """{"folder": model folder, "run_id": ledger run, "mlflow_run_id": ..., ...}."""
     path = _pointer(project)
     if not path.is_file():
@@ -31,7 +31,7 @@ def read_trained_pointer(project: Project) -> dict[str, Any]:
     return read_json(path)
 
 
-def trained_meta(project: Project) -> dict[str, Any] | None:
+def trained_meta(project: Workspace) -> dict[str, Any] | None:
     """model.json of the trained model, or None when there is none (or it cannot be read).
     The folder is found relative to the project first, so a moved project still finds it."""
     try:

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from dlworkflow.config import Augment
-    from dlworkflow.project import Project
+    from dlworkflow.workspace import Workspace
 
 BatchTransform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 PREVIEW_FILE = "augment_preview.png"
@@ -173,7 +173,7 @@ def _cutmix(x: torch.Tensor, perm: torch.Tensor, lam: float,
 # ---------------------------------------------------------------- the preview (step 4 / 6)
 
 
-def augment_preview(project: Project, *, n: int = 16, seed: int = 0,
+def augment_preview(project: Workspace, *, n: int = 16, seed: int = 0,
                     versions: int = PREVIEW_VERSIONS) -> Path:
     """reports/augment_preview.png: `n` train samples (first column) and `versions` augmented
     versions of each, exactly as the trainer would produce them (train split only)."""

@@ -30,7 +30,7 @@ from dlworkflow.train.trainer import LoopState
 
 if TYPE_CHECKING:
     from dlworkflow.ledger import RunRecord
-    from dlworkflow.project import Project
+    from dlworkflow.workspace import Workspace
 
 STATE_FILE = "state.json"
 FORMAT_VERSION = 1
@@ -151,7 +151,7 @@ class Resumable:
         return self.meta.get("mlflow_run_id")
 
 
-def find_resumable(project: Project, *, epochs: int | None = None) -> Resumable:
+def find_resumable(project: Workspace, *, epochs: int | None = None) -> Resumable:
     """The last train run, if it did not finish and left a checkpoint of the same settings;
     otherwise a TrainError that says why and what to do."""
     record = project.ledger.latest("train", status=None)
@@ -174,7 +174,7 @@ def find_resumable(project: Project, *, epochs: int | None = None) -> Resumable:
     return Resumable(record=record, folder=folder.parent, state=state, meta=meta)
 
 
-def checkpoint_of(project: Project, ledger_run_id: int) -> Path | None:
+def checkpoint_of(project: Workspace, ledger_run_id: int) -> Path | None:
     """The checkpoint folder last written by a ledger run (a resumed run writes into the
     folder of the run it continues)."""
     for state_file in sorted(project.paths.train_dir.glob(f"run-*/checkpoint/{STATE_FILE}")):
@@ -187,7 +187,7 @@ def checkpoint_of(project: Project, ledger_run_id: int) -> Path | None:
     return None
 
 
-def _check_same_settings(project: Project, record: RunRecord, meta: dict[str, Any], *,
+def _check_same_settings(project: Workspace, record: RunRecord, meta: dict[str, Any], *,
                          epochs: int | None) -> None:
     from dlworkflow.steps import step_info
 

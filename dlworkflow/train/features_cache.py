@@ -31,9 +31,9 @@ from dlworkflow.fileio import atomic_write_with, sha256_json
 
 if TYPE_CHECKING:
     from dlworkflow.models.base import Classifier
-    from dlworkflow.project import Project
     from dlworkflow.train.data import TensorData
     from dlworkflow.train.tensors import TrainData
+    from dlworkflow.workspace import Workspace
 
 FORMAT = 1
 FOLDER = "features"
@@ -80,7 +80,7 @@ def feature_key(model: nn.Module, data: TrainData, *, dataset_version: str,
     }
 
 
-def cached_features(project: Project, model: Classifier, data: TrainData, *,
+def cached_features(project: Workspace, model: Classifier, data: TrainData, *,
                     device: torch.device | str = "cpu", batch_size: int = 128,
                     report: Report | None = None) -> Features:
     """The backbone features of data.x_train and data.x_val, from the cache or computed now."""

@@ -44,7 +44,7 @@ from dlworkflow.train.trainer import (
 )
 
 if TYPE_CHECKING:
-    from dlworkflow.project import Project
+    from dlworkflow.workspace import Workspace
 
 PLOT_FILE = "lr_find.png"
 BETA = 0.98  # loss smoothing
@@ -88,7 +88,7 @@ class LRFindResult(StepResult):
                 f"src='data:image/png;base64,{data}'/>")
 
 
-def lr_find(project: Project, *, start: float = 1e-7, end: float = 1.0, steps: int = 100,
+def lr_find(project: Workspace, *, start: float = 1e-7, end: float = 1.0, steps: int = 100,
             progress: bool = True) -> LRFindResult:
     """Run the range test on the project's network and train split; write the plot."""
     from dlworkflow import store

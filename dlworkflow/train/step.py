@@ -28,8 +28,8 @@ from dlworkflow.train.trainer import FitResult, LoopConfig, seed_everything
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from dlworkflow.project import Project, StepRun
     from dlworkflow.train.checkpoint import Resumable
+    from dlworkflow.workspace import StepRun, Workspace
 
 BEST_POINTER = "best.json"
 
@@ -89,7 +89,7 @@ def _number(value: float | None) -> str:
     return "undefined" if value is None else f"{value:.4f}"
 
 
-def train(project: Project, *, epochs: int | None = None, progress: bool = True,
+def train(project: Workspace, *, epochs: int | None = None, progress: bool = True,
           resume: bool = False, devices: int = 1,
           init_from: str | Path | None = None,
           epochs_setting: str | None = None, model: Any = None) -> TrainResult:
@@ -178,7 +178,7 @@ def train(project: Project, *, epochs: int | None = None, progress: bool = True,
     return out
 
 
-def _fit_tracked(project: Project, run: Any, *, split_info: Any, loop: LoopConfig, model: Any,
+def _fit_tracked(project: Workspace, run: Any, *, split_info: Any, loop: LoopConfig, model: Any,
                  data: Any, strategy: Any, generator: Any, folder: Path, shard: Any, warm: Any,
                  origin: Any, epochs: int | None, progress: bool) -> tuple[Any, Path, str, str]:
     """Train inside an MLflow run with a checkpoint every epoch; save the best weights.
@@ -223,7 +223,7 @@ def _annotate(run: Any, *, strategy: Any, shard: Any, warm: Any, origin: Any) ->
         run.summary["resumed_at_epoch"] = origin.state.epoch
 
 
-def _build(project: Project, split_info: store.SplitInfo, shard: distributed.Shard | None, *,
+def _build(project: Workspace, split_info: store.SplitInfo, shard: distributed.Shard | None, *,
            progress: bool, warm: warm_start.WarmStart | None = None
            ) -> tuple[Any, strategies.Strategy, Any, Any]:
     """Seeded generator, transfer strategy, the model (warm-started when `warm`) and its
@@ -252,7 +252,7 @@ def _build(project: Project, split_info: store.SplitInfo, shard: distributed.Sha
     return generator, strategy, model, data
 
 
-def _warm_start(project: Project, split_info: store.SplitInfo, init_from: str | Path | None,
+def _warm_start(project: Workspace, split_info: store.SplitInfo, init_from: str | Path | None,
                 origin: Resumable | None, *,
                 shard: distributed.Shard | None = None) -> warm_start.WarmStart | None:
     """The checked warm start, or None (none asked, or a resumed run: its checkpoint holds
@@ -270,7 +270,7 @@ def _warm_record(warm: warm_start.WarmStart | None) -> dict[str, Any]:
     return {"init_from": warm.record()} if warm is not None else {}
 
 
-def _settings_from(project: Project, epochs_setting: str | None,
+def _settings_from(project: Workspace, epochs_setting: str | None,
                    origin: Resumable | None) -> dict[str, str] | None:
     """{"train.epochs": <key>} when this run reads its epochs from another key that is set
     (a resumed run keeps what the run it continues read)."""
@@ -289,7 +289,7 @@ def _warm_params(warm: warm_start.WarmStart | None) -> dict[str, Any]:
     return {"train.init_from": str(warm.weights)[:500], "train.init_from_sha256": warm.sha256}
 
 
-def _inputs(project: Project, warm: warm_start.WarmStart | None,
+def _inputs(project: Workspace, warm: warm_start.WarmStart | None,
             origin: Resumable | None) -> dict[str, Any]:
     """The train step's ledger inputs: the split, and the warm start's weights when one
     is used (a resumed run keeps its original inputs)."""
@@ -310,7 +310,7 @@ def _world(shard: distributed.Shard | None) -> int:
     return shard.world if shard is not None else 1
 
 
-def _launch(project: Project, *, devices: int, epochs: int | None, resume: bool,
+def _launch(project: Workspace, *, devices: int, epochs: int | None, resume: bool,
             progress: bool, init_from: str | Path | None = None) -> TrainResult:
     """Check what one process would check first (clear errors, no stack of N tracebacks),
     then run the ranks; rank 0's TrainResult."""
@@ -339,7 +339,7 @@ def _recording(save: Any, run: StepRun) -> Any:
     return LambdaCallback(on_checkpoint=on_checkpoint)
 
 
-def run_params(project: Project, split_info: store.SplitInfo, loop: LoopConfig, model: Any,
+def run_params(project: Workspace, split_info: store.SplitInfo, loop: LoopConfig, model: Any,
                data: Any) -> dict[str, Any]:
     """Flat MLflow params: model spec, effective train settings, data identity."""
     cfg = project.config
@@ -369,7 +369,7 @@ def tuned_target(model: Any, data: Any) -> dict[str, Any]:
                                   data.target)
 
 
-def model_meta(project: Project, split_info: store.SplitInfo, result: FitResult, data: Any,
+def model_meta(project: Workspace, split_info: store.SplitInfo, result: FitResult, data: Any,
                metric: str, run: StepRun, mlflow_run_id: str) -> dict[str, Any]:
     """Everything `dlw test` needs to predict, plus where the model came from."""
     return {
@@ -382,7 +382,7 @@ def model_meta(project: Project, split_info: store.SplitInfo, result: FitResult,
     }
 
 
-def write_pointer(project: Project, folder: Path, *, run_id: int, mlflow_run_id: str,
+def write_pointer(project: Workspace, folder: Path, *, run_id: int, mlflow_run_id: str,
                   digest: str) -> None:
     """`.dlw/train/best.json`: which trained model `dlw test` evaluates."""
     store.write_trained_pointer(project, {

@@ -51,8 +51,8 @@ from dlworkflow.train.trainer import FitOptions, FitResult, LoopConfig, fit, res
 
 if TYPE_CHECKING:
     from dlworkflow.models.base import Classifier
-    from dlworkflow.project import Project
     from dlworkflow.train.tensors import TrainData
+    from dlworkflow.workspace import Workspace
 
 STRATEGIES = ("frozen", "finetune", "gradual", "scratch")
 AUTO_FROZEN_BELOW = 2000
@@ -88,7 +88,7 @@ class Strategy:
         return dict(params)
 
 
-def choose(project: Project, model: str | nn.Module | None = None, *,
+def choose(project: Workspace, model: str | nn.Module | None = None, *,
            n_train: int | None = None) -> Strategy:
     """The strategy for `model` (a registry name or a built model; default: model.name) under
     `model.transfer`, with the reason. `n_train` defaults to the train split's size."""
@@ -140,7 +140,7 @@ def _model_name(model: str | nn.Module | None, *, default: str) -> str:
 # ---------------------------------------------------------------- training under a strategy
 
 
-def train_model(strategy: Strategy, project: Project, model: Classifier, data: TrainData,
+def train_model(strategy: Strategy, project: Workspace, model: Classifier, data: TrainData,
                 loop: LoopConfig, *, generator: torch.Generator | None = None,
                 callbacks: Sequence[Callback] = (), progress: bool = False,
                 report: Any = None, resume: Any = None) -> FitResult:
@@ -274,7 +274,7 @@ class HeadOnly(nn.Module):
         return self.head(self.dropout(x))
 
 
-def fit_frozen(project: Project, model: Classifier, data: TrainData, loop: LoopConfig, *,
+def fit_frozen(project: Workspace, model: Classifier, data: TrainData, loop: LoopConfig, *,
                generator: torch.Generator | None = None,
                callbacks: Sequence[Callback] = (), progress: bool = False,
                report: Any = None, resume: Any = None) -> FitResult:

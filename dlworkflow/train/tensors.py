@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
-    from dlworkflow.project import Project
     from dlworkflow.train.data import TensorData
+    from dlworkflow.workspace import Workspace
 
 DEFAULT_MAX_LEN = 128
 LOADING = {"image": "decoding images", "text": "tokenizing texts",  # by modality
@@ -95,7 +95,7 @@ class TrainData:
                 "mean": self.mean, "std": self.std}
 
 
-def modality_of(project: Project) -> str:
+def modality_of(project: Workspace) -> str:
     return task_of(project.config.task).modality
 
 
@@ -104,7 +104,7 @@ def loading_label(task: str) -> str:
     return LOADING.get(task_of(task).modality, "loading data")
 
 
-def input_format(project: Project) -> dict[str, Any]:
+def input_format(project: Workspace) -> dict[str, Any]:
     """create_model's input arguments for the project's data: images in_channels + image_size,
     tabular n_features (the width of the encoded train table), text none."""
     modality = modality_of(project)
@@ -117,7 +117,7 @@ def input_format(project: Project) -> dict[str, Any]:
     return {}
 
 
-def image_format(project: Project) -> tuple[int, tuple[int, int]]:
+def image_format(project: Workspace) -> tuple[int, tuple[int, int]]:
     """(channels, (h, w)) the network sees: data.image in the config, else the dataset's own."""
     image = project.config.data.image
     if image.channels is not None and image.size is not None:
@@ -129,7 +129,7 @@ def image_format(project: Project) -> tuple[int, tuple[int, int]]:
     return int(channels), (int(size[0]), int(size[1]))
 
 
-def load_train_val(project: Project, classes: list[str], *, channels: int | None = None,
+def load_train_val(project: Workspace, classes: list[str], *, channels: int | None = None,
                    size: tuple[int, int] | None = None, report: Callable | None = None,
                    stats: tuple[list[float], list[float]] | None = None,
                    preprocessing: dict[str, Any] | None = None) -> TrainData:
@@ -144,13 +144,13 @@ def load_train_val(project: Project, classes: list[str], *, channels: int | None
     rows = {name: _split_rows(project, name) for name in ("train", "val")}
     task = project.config.task
     labels = {name: label_indices(rows[name], classes, task=task) for name in rows}
-    facts = {"task": task, "target": task_of(task).fit_target(labels["train"].numpy())}
     data = _inputs(project, rows, labels, classes, prep, report=report, channels=channels,
                    size=size, stats=stats)
-    return dataclasses.replace(data, **facts)
+    return dataclasses.replace(data, task=task,
+                               target=task_of(task).fit_target(labels["train"].numpy()))
 
 
-def _inputs(project: Project, rows: dict[str, pd.DataFrame], labels: dict[str, torch.Tensor],
+def _inputs(project: Workspace, rows: dict[str, pd.DataFrame], labels: dict[str, torch.Tensor],
             classes: list[str], prep: dict[str, Any], *, report: Callable | None,
             channels: int | None, size: tuple[int, int] | None,
             stats: tuple[list[float], list[float]] | None) -> TrainData:
@@ -175,7 +175,7 @@ def _inputs(project: Project, rows: dict[str, pd.DataFrame], labels: dict[str, t
                                    if prep.get("fixed_normalisation") else None))
 
 
-def _images(project: Project, rows: dict[str, pd.DataFrame], labels: dict[str, torch.Tensor],
+def _images(project: Workspace, rows: dict[str, pd.DataFrame], labels: dict[str, torch.Tensor],
             classes: list[str], *, channels: int | None, size: Any, report: Callable | None,
             stats: tuple[list[float], list[float]] | None) -> TrainData:
     if channels is None or size is None:
@@ -195,7 +195,7 @@ def _images(project: Project, rows: dict[str, pd.DataFrame], labels: dict[str, t
     )
 
 
-def _split_rows(project: Project, name: str) -> pd.DataFrame:
+def _split_rows(project: Workspace, name: str) -> pd.DataFrame:
     rows = store.load_split(project, name)
     if rows.empty:
         raise TrainError(
@@ -207,7 +207,7 @@ def _split_rows(project: Project, name: str) -> pd.DataFrame:
     return rows
 
 
-def token_ids(project: Project, rows: pd.DataFrame, *, max_len: int,
+def token_ids(project: Workspace, rows: pd.DataFrame, *, max_len: int,
               report: Callable | None = None) -> np.ndarray:
     """int64 (N, L) token ids of the rows' `text`, in row order; cached on disk by the texts'
     content hashes, max_len and the tokenizer (as store.image_tensor caches pixels)."""
@@ -223,7 +223,7 @@ def token_ids(project: Project, rows: pd.DataFrame, *, max_len: int,
     return ids
 
 
-def table_encoding(project: Project, train_rows: pd.DataFrame) -> dict[str, Any]:
+def table_encoding(project: Workspace, train_rows: pd.DataFrame) -> dict[str, Any]:
     """The feature encoding learnt on the train rows (models.fit_table_encoding)."""
     features = store.read_dataset_info(project).features
     if not features:

@@ -19,23 +19,23 @@ from dlworkflow.errors import TrainError
 from dlworkflow.train.callbacks import Callback
 
 if TYPE_CHECKING:
-    from dlworkflow.project import Project
     from dlworkflow.train.callbacks import FitState
+    from dlworkflow.workspace import Workspace
 
 LEDGER_TAG = "dlw.ledger_run_id"
 _NOISY_LOGGERS = ("mlflow", "alembic", "sqlalchemy", "urllib3")
 _MAX_PARAMS_PER_CALL = 100
 
 
-def tracking_uri(project: Project) -> str:
+def tracking_uri(project: Workspace) -> str:
     return project.config.tracking.uri or project.paths.mlflow_db_uri
 
 
-def experiment_name(project: Project) -> str:
+def experiment_name(project: Workspace) -> str:
     return project.config.tracking.experiment or project.config.name
 
 
-def browse_hint(project: Project) -> str:
+def browse_hint(project: Workspace) -> str:
     """How a person looks at the runs."""
     if project.config.tracking.uri is None:
         return (f"cd {project.root} && mlflow ui --backend-store-uri sqlite:///mlruns.db")
@@ -87,7 +87,7 @@ class Tracker(Callback):
 
 
 @contextmanager
-def tracked_run(project: Project, *, run_name: str, tags: dict[str, str],
+def tracked_run(project: Workspace, *, run_name: str, tags: dict[str, str],
                 resume_run_id: str | None = None,
                 stopped: tuple[type[BaseException], ...] = ()) -> Iterator[Tracker]:
     """Start an MLflow run in the project's experiment; FINISHED on success, FAILED if not.
@@ -133,7 +133,7 @@ def _reopen(client: Any, run_id: str, tags: dict[str, str]) -> Any:
         return None
 
 
-def open_client(project: Project) -> Any:
+def open_client(project: Workspace) -> Any:
     uri = tracking_uri(project)
     with _quiet():
         from mlflow import MlflowClient
@@ -156,7 +156,7 @@ def create_store(uri: str) -> None:
         MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
 
 
-def ensure_experiment(project: Project, client: Any) -> str:
+def ensure_experiment(project: Workspace, client: Any) -> str:
     name = experiment_name(project)
     with _quiet():
         found = _call(project, "open the experiment", lambda: client.get_experiment_by_name(name))
@@ -175,7 +175,7 @@ def ensure_experiment(project: Project, client: Any) -> str:
                  lambda: client.create_experiment(name, artifact_location=location))
 
 
-def _call(project: Project, action: str, fn: Any) -> Any:
+def _call(project: Workspace, action: str, fn: Any) -> Any:
     try:
         with _quiet():
             return fn()

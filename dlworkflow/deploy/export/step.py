@@ -41,7 +41,7 @@ from dlworkflow.results import StepResult
 from dlworkflow.tasks import Task, task_of
 
 if TYPE_CHECKING:
-    from dlworkflow.project import Project
+    from dlworkflow.workspace import Workspace
 
 #: Parity thresholds: outputs may differ by float32 rounding only (probabilities by 1e-4;
 #: regression values by 1e-4 of the target's standard deviation, at least 1e-4), and the
@@ -157,7 +157,7 @@ def _parity_text(p: dict[str, Any]) -> str:
             f"{p['agreement']:.2%} ({p.get('agreement_of')}) on {p['n']:,} samples")
 
 
-def current_verdict(project: Project) -> tuple[str, dict[str, Any]]:
+def current_verdict(project: Workspace) -> tuple[str, dict[str, Any]]:
     """("PASS" | "FAIL" | "UNTESTED", the test's ledger outputs) for the trained model now in
     place: a test of an earlier model does not count."""
     record = project.ledger.latest("test")
@@ -168,7 +168,7 @@ def current_verdict(project: Project) -> tuple[str, dict[str, Any]]:
     return str(outputs.get("verdict", UNTESTED)), outputs
 
 
-def export(project: Project, *, force: bool = False, reason: str | None = None,
+def export(project: Workspace, *, force: bool = False, reason: str | None = None,
            promote: bool = True) -> ExportResult:
     """Export the trained model as models/v<N>/. promote: a PASS export becomes the champion
     (False: kept beside it, as `dlw retrain` does with a challenger until it is compared)."""
@@ -249,7 +249,7 @@ def _user() -> str:
         return "unknown"
 
 
-def _write_folder(project: Project, folder: Path, version: int, model: Any,
+def _write_folder(project: Workspace, folder: Path, version: int, model: Any,
                   meta: dict[str, Any], pointer: dict[str, Any], verdict: str,
                   test: dict[str, Any], forced: dict[str, Any] | None) -> dict[str, Any]:
     from dlworkflow.models.onnx_export import to_onnx
@@ -299,7 +299,7 @@ def _write_folder(project: Project, folder: Path, version: int, model: Any,
     return metadata
 
 
-def trained_task(project: Project, meta: dict[str, Any]) -> Task:
+def trained_task(project: Workspace, meta: dict[str, Any]) -> Task:
     """The task the model was trained for (model.json "task"; older models: the project's)."""
     return task_of(str(meta.get("task") or project.config.task))
 
@@ -330,7 +330,7 @@ def outputs_section(task: Task, meta: dict[str, Any]) -> dict[str, Any]:
                           "return task.prediction of each row"}
 
 
-def parity_check(project: Project, model: Any, meta: dict[str, Any],
+def parity_check(project: Workspace, model: Any, meta: dict[str, Any],
                  bundle: Bundle) -> dict[str, Any]:
     """PyTorch (training's own prediction path) vs ONNX Runtime (the runtime's path, from the
     files) on the whole validation split: the max abs difference of the task's outputs

@@ -16,14 +16,14 @@ from dlworkflow.fileio import read_json
 from dlworkflow.ledger import RunRecord, environment
 
 if TYPE_CHECKING:
-    from dlworkflow.project import Project
     from dlworkflow.tasks.base import MetricSpec, Task
+    from dlworkflow.workspace import Workspace
 
 MAX_LOG_LINES = 200_000  # prediction-log lines read (the newest file first)
 
 
 class Evidence:
-    def __init__(self, project: Project) -> None:
+    def __init__(self, project: Workspace) -> None:
         self.project = project
         self.root = project.root
         self.config = project.config

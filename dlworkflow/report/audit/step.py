@@ -15,12 +15,12 @@ from dlworkflow.report.audit.rubric import SECTIONS, TESTS
 from dlworkflow.report.audit.scoring import score, section_scores
 
 if TYPE_CHECKING:
-    from dlworkflow.project import Project
+    from dlworkflow.workspace import Workspace
 
 AUDIT_FILE = "audit.json"
 
 
-def audit(project: Project, *, write: bool = True) -> AuditResult:
+def audit(project: Workspace, *, write: bool = True) -> AuditResult:
     """Judge every test, add the checklist answers, score; reports/audit.json unless
     write=False. Reads the project's records only: it runs nothing and changes nothing else."""
     evidence = Evidence(project)

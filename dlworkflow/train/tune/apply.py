@@ -14,10 +14,10 @@ from dlworkflow.config import CONFIG_FILE
 from dlworkflow.errors import TrainError
 
 if TYPE_CHECKING:
-    from dlworkflow.project import Project
+    from dlworkflow.workspace import Workspace
 
 
-def apply_best(project: Project, best_params: dict[str, Any] | None) -> str:
+def apply_best(project: Workspace, best_params: dict[str, Any] | None) -> str:
     """Write `best_params` (dotted keys, config values) into dlworkflow.yaml; the unified diff
     (empty when the file already has them)."""
     if not best_params:

@@ -43,8 +43,8 @@ if TYPE_CHECKING:
     import optuna
 
     from dlworkflow.config import ParamSpec
-    from dlworkflow.project import Project
     from dlworkflow.train.tune.study import StudySettings
+    from dlworkflow.workspace import Workspace
 
 VALUE = "value"        # the validation metric of the epoch just trained (ASHA's metric)
 BEST = "best"          # the best validation value so far (the trial's Optuna value)
@@ -76,7 +76,7 @@ def require_ray() -> Any:
     return ray
 
 
-def run_ray(project: Project, settings: StudySettings, *, address: str | None = None) -> int:
+def run_ray(project: Workspace, settings: StudySettings, *, address: str | None = None) -> int:
     """Run the study of `settings` to `settings.trials` trials in total (or its timeout) on
     Ray, at most `settings.workers` trials at once; every result goes into the study itself
     (study.load(settings) reads them). Returns the number of trials Ray ran."""
@@ -114,7 +114,7 @@ def run_ray(project: Project, settings: StudySettings, *, address: str | None = 
     return len(grid)
 
 
-def _run_config(project: Project, name: str) -> Any:
+def _run_config(project: Workspace, name: str) -> Any:
     from ray import tune
 
     folder = Path(project.root).resolve() / ".dlw" / "tune" / "ray"
@@ -182,7 +182,7 @@ def runtime_env(*, remote: bool) -> dict[str, Any]:
     return {"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}}
 
 
-def _ray_trial(config: dict[str, Any], *, project: Project, epochs: int, mode: str,
+def _ray_trial(config: dict[str, Any], *, project: Workspace, epochs: int, mode: str,
                trial_kwargs: dict[str, Any]) -> None:
     """One trial in a Ray worker: run_trial on `project` (pickled by Ray with the driver's
     config, so the worker needs only the same folder path), reporting each epoch
@@ -235,7 +235,7 @@ def _searcher_class() -> type:
         params decoded to config values; PRUNED for trials that Ray stopped."""
 
         def __init__(self, study: optuna.Study, *, space: dict[str, ParamSpec], mode: str,
-                     epochs: int, project: Project | None,
+                     epochs: int, project: Workspace | None,
                      show: Callable[[optuna.trial.FrozenTrial], None] | None = None) -> None:
             self._given_study, self._tune_space, self._epochs = study, space, epochs
             self._show = show or (lambda frozen: None)
@@ -318,7 +318,7 @@ def _shower(settings: StudySettings) -> Callable[[optuna.trial.FrozenTrial], Non
     return lambda frozen: show_trial(frozen, settings)
 
 
-def _end_mlflow_run(project: Project | None, run_id: str | None) -> None:
+def _end_mlflow_run(project: Workspace | None, run_id: str | None) -> None:
     """A stopped trial's MLflow child run KILLED, should its worker not have closed it."""
     if not run_id or project is None:
         return

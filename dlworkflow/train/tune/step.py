@@ -29,8 +29,8 @@ from dlworkflow.train.tune import study as study_mod
 if TYPE_CHECKING:
     import optuna
 
-    from dlworkflow.project import Project, StepRun
     from dlworkflow.train.tune.study import StudyCallback, StudySettings
+    from dlworkflow.workspace import StepRun, Workspace
 
 BACKENDS = ("optuna", "ray")
 
@@ -86,11 +86,11 @@ class TuneResult(StepResult):
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def tune(project: Project, *, trials: int | None = None, timeout: float | None = None,
+def tune(project: Workspace, *, trials: int | None = None, timeout: float | None = None,
          workers: int | None = None, backend: str = "optuna", address: str | None = None,
          apply: bool = False, progress: bool = True,
          callbacks: Sequence[StudyCallback] = (),
-         write_report: Callable[[Project, optuna.Study], Any] | None = None) -> TuneResult:
+         write_report: Callable[[Workspace, optuna.Study], Any] | None = None) -> TuneResult:
     """Run the study of `tune.space` to `trials` trials in total (default tune.trials; a
     resumed study counts its earlier trials) or `timeout` seconds, on `workers` processes
     (optuna) or a Ray cluster (backend "ray", `address`; None: a local Ray). apply: write the
@@ -115,9 +115,9 @@ def tune(project: Project, *, trials: int | None = None, timeout: float | None =
                     callbacks=callbacks, write_report=write_report)
 
 
-def _run(project: Project, settings: StudySettings, *, backend: str, address: str | None,
+def _run(project: Workspace, settings: StudySettings, *, backend: str, address: str | None,
          apply: bool, callbacks: Sequence[StudyCallback],
-         write_report: Callable[[Project, optuna.Study], Any] | None) -> TuneResult:
+         write_report: Callable[[Workspace, optuna.Study], Any] | None) -> TuneResult:
     started = time.perf_counter()
     inputs = {"split": project.upstream_hash("split") or ""}
     with project.step("tune", inputs=inputs) as run:
@@ -153,7 +153,7 @@ def _run(project: Project, settings: StudySettings, *, backend: str, address: st
     return result
 
 
-def _optimize(project: Project, settings: StudySettings, *, backend: str,
+def _optimize(project: Workspace, settings: StudySettings, *, backend: str,
               address: str | None, callbacks: Sequence[StudyCallback]) -> optuna.Study:
     if backend == "ray":
         from dlworkflow.train.tune import ray_backend

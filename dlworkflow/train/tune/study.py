@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     import optuna
 
     from dlworkflow.config import ParamSpec
-    from dlworkflow.project import Project
+    from dlworkflow.workspace import Workspace
 
 StudyCallback = Callable[["optuna.Study", "optuna.trial.FrozenTrial"], None]
 MAX_CONSECUTIVE_FAILURES = 3  # a worker stops after this many failed trials in a row
@@ -74,7 +74,7 @@ class StudySettings:
         return out
 
 
-def settings_for(project: Project, *, trials: int | None = None, timeout: float | None = None,
+def settings_for(project: Workspace, *, trials: int | None = None, timeout: float | None = None,
                  workers: int | None = None, progress: bool = False) -> StudySettings:
     """The study of the project's current config; arguments override tune.trials,
     tune.timeout_s and tune.workers (they never change which study it is)."""
@@ -108,11 +108,11 @@ def settings_for(project: Project, *, trials: int | None = None, timeout: float 
         progress=progress)
 
 
-def storage_url(project: Project) -> str:
+def storage_url(project: Workspace) -> str:
     return f"sqlite:///{study_db(project)}"
 
 
-def study_db(project: Project) -> Path:
+def study_db(project: Workspace) -> Path:
     return project.paths.state / "tune" / "study.db"
 
 
@@ -166,7 +166,7 @@ def make_pruner(settings: StudySettings) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def optimize(project: Project, settings: StudySettings, *,
+def optimize(project: Workspace, settings: StudySettings, *,
              callbacks: Sequence[StudyCallback] = ()) -> optuna.Study:
     """Run the study to `settings.trials` trials in total (or the timeout). One worker runs
     here; `workers` > 1 start that many processes (spawn) on the shared storage, all at once so
@@ -203,13 +203,13 @@ def optimize(project: Project, settings: StudySettings, *,
     return load(settings)
 
 
-def _worker_main(project: Project, settings: StudySettings, worker: int) -> None:
+def _worker_main(project: Workspace, settings: StudySettings, worker: int) -> None:
     """Entry point of a spawned worker process (the project arrives pickled: its root, and a
     config it re-reads from dlworkflow.yaml when the file changed)."""
     run_worker(project, settings, worker=worker)
 
 
-def run_worker(project: Project, settings: StudySettings, *, worker: int,
+def run_worker(project: Workspace, settings: StudySettings, *, worker: int,
                callbacks: Sequence[StudyCallback] = ()) -> None:
     """Claim and run trials until the study has `trials`, the timeout passes, or
     MAX_CONSECUTIVE_FAILURES trials in a row failed."""
@@ -285,7 +285,7 @@ def _slot_lock(settings: StudySettings) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def _base_config(project: Project, space: dict[str, ParamSpec]) -> dict[str, Any]:
+def _base_config(project: Workspace, space: dict[str, ParamSpec]) -> dict[str, Any]:
     """The train step's config without the searched keys (and the machine's threads and
     device): what every trial shares."""
     dumped = project.config.model_dump(mode="json")

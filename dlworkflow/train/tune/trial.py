@@ -30,9 +30,9 @@ from dlworkflow.train.trainer import LoopConfig
 if TYPE_CHECKING:
     import optuna
 
-    from dlworkflow.project import Project
     from dlworkflow.train.callbacks import FitState
     from dlworkflow.train.tune.study import StudySettings
+    from dlworkflow.workspace import Workspace
 
 Report = Callable[[int, float], None]  # (1-based epoch, validation primary metric)
 Note = Callable[[str, Any], None]  # (key, value): facts about the trial (user attrs)
@@ -41,7 +41,7 @@ TRIAL_TAG = "dlw.tune.trial"
 STUDY_TAG = "dlw.tune.study"
 
 
-def run_trial(project: Project, params: dict[str, Any], *, epochs: int | None,
+def run_trial(project: Workspace, params: dict[str, Any], *, epochs: int | None,
               report: Report, parent_run_id: str | None = None,
               trial_number: int | None = None, study_name: str | None = None,
               ledger_run_id: int | None = None, overrides: dict[str, Any] | None = None,
@@ -95,7 +95,7 @@ def run_trial(project: Project, params: dict[str, Any], *, epochs: int | None,
     return float(result.best_metric)
 
 
-def run_one(project: Project, settings: StudySettings, study: optuna.Study,
+def run_one(project: Workspace, settings: StudySettings, study: optuna.Study,
             trial: optuna.Trial) -> optuna.trial.FrozenTrial:
     """Run an asked Optuna trial to its end and tell the study: COMPLETE with its value,
     PRUNED (the median or ASHA pruner said so), or FAIL (an error, or a non-finite value;
