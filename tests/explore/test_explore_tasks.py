@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from task_projects import multilabel_project, regression_project, yeast_csv
 
 from dlworkflow.explore import explore
 from dlworkflow.project import Project
+from task_projects import multilabel_project, regression_project, yeast_csv
 
 
 def _section(html: str, anchor: str) -> str:

@@ -10,12 +10,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from task_projects import multilabel_project, regression_project
 
 from dlworkflow.fileio import read_json
 from dlworkflow.report.audit import audit
 from dlworkflow.report.html import data_uri
 from dlworkflow.report.step import report
+from task_projects import multilabel_project, regression_project
 
 
 def _tested(project):
