@@ -80,7 +80,8 @@ class TestResult(StepResult):
         return {"verdict": {**self.verdict.record(), "passed": self.verdict.passed,
                             "sentence": self.verdict.sentence()},
                 "exit_code": self.exit_code, "model": self.model, "n_samples": self.n_samples,
-                "accuracy": self.accuracy, "previous_reads": self.previous_reads,
+                "accuracy": self.accuracy, "companion_metric": self.companion_metric,
+                "companion": self.companion, "previous_reads": self.previous_reads,
                 "seal_hash": self.seal_hash,
                 "metrics_file": metrics_file(self.root, "test") if self.root else None,
                 "report": self.report}

@@ -24,8 +24,8 @@ from dlworkflow.tasks import task_of
 from task_projects import multilabel_project, regression_project
 
 PNG = b"\x89PNG\r\n\x1a\n"
-JSON_KEYS = {"verdict", "exit_code", "model", "n_samples", "accuracy", "previous_reads",
-             "seal_hash", "metrics_file", "report"}  # `dlw test --json`, as classification's
+JSON_KEYS = {"verdict", "exit_code", "model", "n_samples", "accuracy", "companion_metric",
+             "companion", "previous_reads", "seal_hash", "metrics_file", "report"}  # `dlw test --json`, as classification's
 SHARED_KEYS = {"metrics", "n", "confidence", "split", "model", "modality", "primary_metric",
                "primary_metric_agreed", "unknown_labels", "slices", "baselines", "figures",
                "task", "calibration"}

@@ -80,8 +80,8 @@ def test_test_fail_exits_3_and_prints_the_verdict(copy: Project):
     copy.update_config({"problem.target": 0.9999})
     out = dlw_json("test", "-p", copy.root, code=3)  # the second read of the test set
     assert set(out) == documented("test") == {
-        "verdict", "exit_code", "model", "n_samples", "accuracy", "previous_reads", "seal_hash",
-        "metrics_file", "report"}
+        "verdict", "exit_code", "model", "n_samples", "accuracy", "companion_metric",
+        "companion", "previous_reads", "seal_hash", "metrics_file", "report"}
     verdict = out["verdict"]
     assert (verdict["verdict"], verdict["passed"], out["exit_code"]) == ("FAIL", False, 3)
     assert verdict["target"] == 0.9999 and verdict["metric"] == "balanced_accuracy"
