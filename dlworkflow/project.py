@@ -15,7 +15,22 @@ from dlworkflow.workspace import Paths, StepRun, Workspace, round_trip_yaml
 __all__ = ["Paths", "Project", "StepRun", "Workspace"]
 
 if TYPE_CHECKING:
+    from dlworkflow.data import IngestResult
+    from dlworkflow.deploy.export import ExportResult
+    from dlworkflow.deploy.export.predict import PredictResult
+    from dlworkflow.deploy.export.versions_cmd import VersionsResult
+    from dlworkflow.evaluate import EvaluationResult, TestResult
+    from dlworkflow.explore import ExploreResult
+    from dlworkflow.monitor.retrain import RetrainResult
+    from dlworkflow.monitor.step import MonitorResult
+    from dlworkflow.prepare import SplitResult
+    from dlworkflow.problem import DefineResult
+    from dlworkflow.report import ReportResult
+    from dlworkflow.report.audit import AuditResult
     from dlworkflow.status import StatusReport
+    from dlworkflow.train import TrainResult
+    from dlworkflow.train.lr_find import LRFindResult
+    from dlworkflow.train.tune.step import TuneResult
 
 
 class Project(Workspace):
@@ -73,24 +88,24 @@ class Project(Workspace):
 
         return project_status(self)
 
-    def define(self, **fields: Any) -> Any:
+    def define(self, **fields: Any) -> DefineResult:
         return self.run_step("define", **fields)
 
-    def ingest(self, source: str | None = None, **options: Any) -> Any:
+    def ingest(self, source: str | None = None, **options: Any) -> IngestResult:
         return self.run_step("ingest", source, **options)
 
-    def explore(self, **options: Any) -> Any:
+    def explore(self, **options: Any) -> ExploreResult:
         return self.run_step("explore", **options)
 
-    def split(self) -> Any:
+    def split(self) -> SplitResult:
         return self.run_step("split")
 
-    def train(self, **options: Any) -> Any:
+    def train(self, **options: Any) -> TrainResult:
         return self.run_step("train", **options)
 
     def tune(self, *, trials: int | None = None, timeout: float | None = None,
              workers: int | None = None, backend: str = "optuna", address: str | None = None,
-             apply: bool = False, progress: bool = True) -> Any:
+             apply: bool = False, progress: bool = True) -> TuneResult:
         """Step 6: hyperparameter search over `tune.space` on the validation split (Optuna
         TPE with pruning, resumable in .dlw/tune/study.db; Ray Tune with backend="ray");
         `apply` writes the best parameters into dlworkflow.yaml. Never reads the test set."""
@@ -100,7 +115,7 @@ class Project(Workspace):
                              backend=backend, address=address, apply=apply, progress=progress,
                              write_report=write_tune_report)
 
-    def lr_find(self, **options: Any) -> Any:
+    def lr_find(self, **options: Any) -> LRFindResult:
         """Learning-rate range test on the train split (reports/lr_find.png)."""
         from dlworkflow.train.lr_find import lr_find
 
@@ -113,37 +128,37 @@ class Project(Workspace):
 
         return FigurePath(augment_preview(self, n=n, seed=seed))  # shows the grid in a notebook
 
-    def evaluate(self, split: str = "val") -> Any:
+    def evaluate(self, split: str = "val") -> EvaluationResult:
         """The full evaluation on validation (or train), any time; never reads the test set.
         Figures and metrics.json go to reports/evaluate/<split>/."""
         return self.run_step("evaluate", split)
 
-    def test(self) -> Any:
+    def test(self) -> TestResult:
         return self.run_step("test")
 
-    def export(self, *, force: bool = False, reason: str | None = None) -> Any:
+    def export(self, *, force: bool = False, reason: str | None = None) -> ExportResult:
         """The trained model -> models/v<N>/ (ONNX, safetensors, metadata.json), parity
         checked on validation; refused unless `dlw test` said PASS (or force with a reason)."""
         return self.run_step("export", force=force, reason=reason)
 
-    def report(self, *, pdf: bool = True) -> Any:
+    def report(self, *, pdf: bool = True) -> ReportResult:
         """Step 8: reports/report.html (self-contained), reports/report.pdf (headless Chromium)
         and reports/model_card.md, written from the project's records."""
         return self.run_step("report", pdf=pdf)
 
-    def promote(self, version: int) -> Any:
+    def promote(self, version: int) -> VersionsResult:
         """Make exported version `version` the champion (served, used by predict)."""
         from dlworkflow.deploy.export.versions_cmd import promote
 
         return promote(self.root, version)
 
-    def versions(self) -> Any:
+    def versions(self) -> VersionsResult:
         """Every exported model version, the champion and the earlier champions."""
         from dlworkflow.deploy.export.versions_cmd import listing
 
         return listing(self.root)
 
-    def rollback(self, *, to: int | None = None) -> Any:
+    def rollback(self, *, to: int | None = None) -> VersionsResult:
         """Make the previous champion (or exported version `to`) the champion again."""
         from dlworkflow.deploy.export.versions_cmd import rollback
 
@@ -151,7 +166,7 @@ class Project(Workspace):
 
     def monitor(self, *, inputs: str | Path | None = None, labels: str | Path | None = None,
                 since: str | None = None, window: int | None = None,
-                webhook: str | None = None) -> Any:
+                webhook: str | None = None) -> MonitorResult:
         """Step 9: live traffic (the prediction log, or `inputs`) against the validation
         reference: input, embedding, prediction, confidence and OOD drift, live metrics with
         `labels`; writes reports/monitor.html; exit_code 4 on an alert."""
@@ -159,14 +174,14 @@ class Project(Workspace):
                              window=window, webhook=webhook)
 
     def retrain(self, data: str, *, warm_start: bool | None = None,
-                progress: bool = True) -> Any:
+                progress: bool = True) -> RetrainResult:
         """Step 9: fresh labelled data -> a challenger, compared with the champion on the
         sealed test set and the fresh slice; promoted only when better by retrain.margin and
         passing the gate (exit_code 0 promoted, 3 kept out)."""
         return self.run_step("retrain", data, warm_start=warm_start, progress=progress)
 
     def predict(self, paths: list[str | Path], *, out: str | Path | None = None,
-                version: int | None = None) -> Any:
+                version: int | None = None) -> PredictResult:
         """Predict files (images, or CSVs of text/tabular rows) with the champion (or
         `version`) through ONNX Runtime; write a CSV (default predictions.csv)."""
         from dlworkflow.deploy.export.predict import predict_files
@@ -182,7 +197,7 @@ class Project(Workspace):
         serve(self.root, self.config.serve, host=host, port=port, force_reason=force_reason,
               **options)
 
-    def audit(self) -> Any:
+    def audit(self) -> AuditResult:
         """The ML Test Score (Breck et al., 2017): the 28 tests judged from the project's
         records and the `audit:` checklist; writes reports/audit.json."""
         return self.run_step("audit")
