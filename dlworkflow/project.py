@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from dlworkflow.config import CONFIG_FILE, validate_config
 from dlworkflow.errors import ConfigError, DlwError, ProjectNotFoundError
@@ -89,19 +89,19 @@ class Project(Workspace):
         return project_status(self)
 
     def define(self, **fields: Any) -> DefineResult:
-        return self.run_step("define", **fields)
+        return cast("DefineResult", self.run_step("define", **fields))
 
     def ingest(self, source: str | None = None, **options: Any) -> IngestResult:
-        return self.run_step("ingest", source, **options)
+        return cast("IngestResult", self.run_step("ingest", source, **options))
 
     def explore(self, **options: Any) -> ExploreResult:
-        return self.run_step("explore", **options)
+        return cast("ExploreResult", self.run_step("explore", **options))
 
     def split(self) -> SplitResult:
-        return self.run_step("split")
+        return cast("SplitResult", self.run_step("split"))
 
     def train(self, **options: Any) -> TrainResult:
-        return self.run_step("train", **options)
+        return cast("TrainResult", self.run_step("train", **options))
 
     def tune(self, *, trials: int | None = None, timeout: float | None = None,
              workers: int | None = None, backend: str = "optuna", address: str | None = None,
@@ -111,9 +111,9 @@ class Project(Workspace):
         `apply` writes the best parameters into dlworkflow.yaml. Never reads the test set."""
         from dlworkflow.report.tune_page import write_tune_report
 
-        return self.run_step("tune", trials=trials, timeout=timeout, workers=workers,
-                             backend=backend, address=address, apply=apply, progress=progress,
-                             write_report=write_tune_report)
+        return cast("TuneResult", self.run_step(
+            "tune", trials=trials, timeout=timeout, workers=workers, backend=backend,
+            address=address, apply=apply, progress=progress, write_report=write_tune_report))
 
     def lr_find(self, **options: Any) -> LRFindResult:
         """Learning-rate range test on the train split (reports/lr_find.png)."""
@@ -131,20 +131,20 @@ class Project(Workspace):
     def evaluate(self, split: str = "val") -> EvaluationResult:
         """The full evaluation on validation (or train), any time; never reads the test set.
         Figures and metrics.json go to reports/evaluate/<split>/."""
-        return self.run_step("evaluate", split)
+        return cast("EvaluationResult", self.run_step("evaluate", split))
 
     def test(self) -> TestResult:
-        return self.run_step("test")
+        return cast("TestResult", self.run_step("test"))
 
     def export(self, *, force: bool = False, reason: str | None = None) -> ExportResult:
         """The trained model -> models/v<N>/ (ONNX, safetensors, metadata.json), parity
         checked on validation; refused unless `dlw test` said PASS (or force with a reason)."""
-        return self.run_step("export", force=force, reason=reason)
+        return cast("ExportResult", self.run_step("export", force=force, reason=reason))
 
     def report(self, *, pdf: bool = True) -> ReportResult:
         """Step 8: reports/report.html (self-contained), reports/report.pdf (headless Chromium)
         and reports/model_card.md, written from the project's records."""
-        return self.run_step("report", pdf=pdf)
+        return cast("ReportResult", self.run_step("report", pdf=pdf))
 
     def promote(self, version: int) -> VersionsResult:
         """Make exported version `version` the champion (served, used by predict)."""
@@ -170,15 +170,16 @@ class Project(Workspace):
         """Step 9: live traffic (the prediction log, or `inputs`) against the validation
         reference: input, embedding, prediction, confidence and OOD drift, live metrics with
         `labels`; writes reports/monitor.html; exit_code 4 on an alert."""
-        return self.run_step("monitor", inputs=inputs, labels=labels, since=since,
-                             window=window, webhook=webhook)
+        return cast("MonitorResult", self.run_step(
+            "monitor", inputs=inputs, labels=labels, since=since, window=window, webhook=webhook))
 
     def retrain(self, data: str, *, warm_start: bool | None = None,
                 progress: bool = True) -> RetrainResult:
         """Step 9: fresh labelled data -> a challenger, compared with the champion on the
         sealed test set and the fresh slice; promoted only when better by retrain.margin and
         passing the gate (exit_code 0 promoted, 3 kept out)."""
-        return self.run_step("retrain", data, warm_start=warm_start, progress=progress)
+        return cast("RetrainResult", self.run_step("retrain", data, warm_start=warm_start,
+                                                   progress=progress))
 
     def predict(self, paths: list[str | Path], *, out: str | Path | None = None,
                 version: int | None = None) -> PredictResult:
@@ -200,7 +201,7 @@ class Project(Workspace):
     def audit(self) -> AuditResult:
         """The ML Test Score (Breck et al., 2017): the 28 tests judged from the project's
         records and the `audit:` checklist; writes reports/audit.json."""
-        return self.run_step("audit")
+        return cast("AuditResult", self.run_step("audit"))
 
     def run(self, **options: Any) -> list[Any]:
         """Every step that is stale or has not run, in workflow order."""

@@ -10,10 +10,14 @@ mdvis (the number of outpatient visits to a doctor in the year), as `label`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dlworkflow.datasets.catalog import BUILTINS, BuiltinDataset, write_parquet_source
 from dlworkflow.datasets.data_packages import find_file, install_hint
 from dlworkflow.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 N_SAMPLES = 20_190
 PIN = "statsmodels==0.15.0"
@@ -31,7 +35,7 @@ def csv_path() -> Path:
     return path
 
 
-def load_table():  # -> pandas.DataFrame
+def load_table() -> pd.DataFrame:
     """The 9 covariates (float) and label: mdvis (float)."""
     import pandas as pd
 

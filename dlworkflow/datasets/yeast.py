@@ -10,10 +10,14 @@ classes joined by "|" (Class1 ... Class14; 4.2 per gene on average).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dlworkflow.datasets.catalog import BUILTINS, BuiltinDataset, write_parquet_source
 from dlworkflow.datasets.data_packages import find_file, install_hint
 from dlworkflow.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 N_SAMPLES = 2_417
 PIN = "river==0.26.1"
@@ -22,7 +26,7 @@ FEATURES = tuple(f"Att{i}" for i in range(1, 104))
 LABELS = tuple(f"Class{i}" for i in range(1, 15))
 
 
-def load_table(*, one_hot: bool = False):  # -> pandas.DataFrame
+def load_table(*, one_hot: bool = False) -> pd.DataFrame:
     """103 float features and `label` ("Class1|Class2|..."); one_hot: the 14 label columns
     (0/1) as the file has them, instead of `label`."""
     import pandas as pd

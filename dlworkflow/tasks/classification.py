@@ -60,7 +60,8 @@ class Classification(Task):
     def outputs(self, logits: np.ndarray, target: dict[str, Any]) -> np.ndarray:
         z = logits - logits.max(axis=1, keepdims=True)
         e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
+        proba: np.ndarray = e / e.sum(axis=1, keepdims=True)
+        return proba
 
     def score(self, name: str, y: np.ndarray, out: np.ndarray,
               target: dict[str, Any]) -> float:

@@ -119,7 +119,8 @@ class MultiLabel(Task):
         return y
 
     def known(self, y: np.ndarray) -> np.ndarray:
-        return ~np.isnan(np.asarray(y)).any(axis=1)
+        mask: np.ndarray = ~np.isnan(np.asarray(y)).any(axis=1)
+        return mask
 
     # --- the head ---------------------------------------------------------------------------
 
