@@ -132,8 +132,10 @@ def _step9_and_run(tmp_path: Path, flow: dict[str, Any]) -> Project:
     assert (root / "reports" / "monitor.html").is_file()
     project = Project.load(root)
     record = project.ledger.latest("monitor")
-    assert record.outputs["status"] in ("OK", "ALERT"), record.outputs
+    assert record is not None and record.outputs["status"] in ("OK", "ALERT"), record
     assert (record.outputs["status"] == "ALERT") == (monitored.exit_code == 4)
+    assert record.outputs["n"] == len(unseen)  # every unseen row predicted and checked
+    assert any(c["group"] == "prediction" for c in record.outputs["checks"]), record.outputs
 
     fresh = tmp_path / "fresh.csv"
     labelled = unseen.copy()
@@ -244,8 +246,18 @@ def test_demo_of_the_multilabel_task_leaves_nothing_stale(tmp_path: Path):
     folder = tmp_path / "demo"
     result = dlw("demo", str(folder), "--task", "tabular-multilabel", "--epochs", "3")
     assert result.exit_code in (0, 3), result.output[-4000:]
+    # it ends with the time per step, the total last
     tail = result.output[result.output.rindex("time per step"):]
-    for step in ("define", "train", "test", "monitor", "retrain", "report", "total"):
+    for step in ("define", "ingest", "explore", "split", "train", "test", "export", "monitor",
+                 "retrain", "report", "total"):
         assert step in tail, tail
-    status = Project.load(folder).status()
+    assert "total" in result.output.strip().splitlines()[-2], tail
+    project = Project.load(folder)
+    tested, retrained = project.ledger.latest("test"), project.ledger.latest("retrain")
+    assert tested is not None and retrained is not None
+    assert (tested.outputs["verdict"] == "PASS") == (result.exit_code == 0), tested.outputs
+    assert project.config.task == "tabular-multilabel"
+    assert retrained.outputs["outcome"], "retrain decided nothing"
+    status = project.status()
     assert not [(s.title, s.detail) for s in status.steps if s.state == "stale"]
+    assert [s.state for s in status.steps if s.ledger_step] == ["done"] * 8
