@@ -84,17 +84,23 @@ DEMOS.add("image-classification", DemoPlan(
 
 # ------------------------------------------------------------ tabular regression: randhie
 
-def _randhie_part(root: Path, idp: float, name: str) -> Path:
+def _part(root: Path, name: str, load: Callable[[], Any],
+          select: Callable[[Any], Any]) -> Path:
+    """root/data/<name>.parquet: the rows `select` picks from the built-in table `load`
+    gives (written once)."""
     from dlworkflow.datasets.catalog import write_parquet_source
-    from dlworkflow.datasets.randhie import load_table
 
     folder = root / "data"
     folder.mkdir(parents=True, exist_ok=True)
     if (folder / f"{name}.parquet").is_file():
         return folder / f"{name}.parquet"
-    table = load_table()
-    return write_parquet_source(folder, name, table[table["idp"] == idp]
-                                .reset_index(drop=True))
+    return write_parquet_source(folder, name, select(load()).reset_index(drop=True))
+
+
+def _randhie_part(root: Path, idp: float, name: str) -> Path:
+    from dlworkflow.datasets.randhie import load_table
+
+    return _part(root, name, load_table, lambda table: table[table["idp"] == idp])
 
 
 DEMOS.add("tabular-regression", DemoPlan(
@@ -116,16 +122,10 @@ DEMOS.add("tabular-regression", DemoPlan(
 # ------------------------------------------------------------- tabular multi-label: Yeast
 
 def _yeast_part(root: Path, first: bool, name: str) -> Path:
-    from dlworkflow.datasets.catalog import write_parquet_source
     from dlworkflow.datasets.yeast import load_table
 
-    folder = root / "data"
-    folder.mkdir(parents=True, exist_ok=True)
-    if (folder / f"{name}.parquet").is_file():
-        return folder / f"{name}.parquet"
-    table = load_table()
-    part = table.iloc[:YEAST_KNOWN] if first else table.iloc[YEAST_KNOWN:]
-    return write_parquet_source(folder, name, part.reset_index(drop=True))
+    return _part(root, name, load_table, lambda table: table.iloc[:YEAST_KNOWN] if first
+                 else table.iloc[YEAST_KNOWN:])
 
 
 YEAST_KNOWN = 1900  # genes in the first release; the other 517 arrive in step 9

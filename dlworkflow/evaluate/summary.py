@@ -88,15 +88,7 @@ def _baseline_rows(b: dict[str, Any], conf: float) -> list[tuple[str, str]]:
         ("simple model", f"{metric} " + _interval(simple, conf) + f"; {simple['model']}"),
     ]
     d = b["difference"]
-    span = f"network - simple {metric}: {d['low']:+.4f} to {d['high']:+.4f} ({conf:.0%} CI)"
-    if b["simple_as_good"] and d["high"] < 0:
-        rows.append(("WARNING", f"the simple model is BETTER than the network; {span}"))
-    elif b["simple_as_good"]:
-        rows.append(("WARNING", f"the simple model is as good as the network (the interval "
-                                f"of the difference includes 0); {span}"))
-    else:
-        rows.append(("network vs simple", f"the network is better; {span}"))
-    return rows
+    return [*rows, _network_vs_simple(b, d, metric, conf, worse=d["high"] < 0)]
 
 
 def _slices(entry: dict[str, Any]) -> str:
@@ -159,16 +151,21 @@ def _task_baseline_rows(b: dict[str, Any], conf: float) -> list[tuple[str, str]]
     d = b["difference"]
     if d["low"] is None:
         return rows
-    span = f"network - simple {metric}: {d['low']:+.4f} to {d['high']:+.4f} ({conf:.0%} CI)"
     worse = d["high"] < 0 if b["higher_is_better"] else d["low"] > 0
+    return [*rows, _network_vs_simple(b, d, metric, conf, worse=worse)]
+
+
+def _network_vs_simple(b: dict[str, Any], d: dict[str, Any], metric: str, conf: float, *,
+                       worse: bool) -> tuple[str, str]:
+    """The verdict row of the network against the simple model; `worse`: the interval of
+    the difference lies on the network's worse side."""
+    span = f"network - simple {metric}: {d['low']:+.4f} to {d['high']:+.4f} ({conf:.0%} CI)"
     if b["simple_as_good"] and worse:
-        rows.append(("WARNING", f"the simple model is BETTER than the network; {span}"))
-    elif b["simple_as_good"]:
-        rows.append(("WARNING", f"the simple model is as good as the network (the interval "
-                                f"of the difference includes 0); {span}"))
-    else:
-        rows.append(("network vs simple", f"the network is better; {span}"))
-    return rows
+        return ("WARNING", f"the simple model is BETTER than the network; {span}")
+    if b["simple_as_good"]:
+        return ("WARNING", f"the simple model is as good as the network (the interval of the "
+                           f"difference includes 0); {span}")
+    return ("network vs simple", f"the network is better; {span}")
 
 
 def _regression_rows(report: dict[str, Any]) -> list[tuple[str, str]]:

@@ -381,15 +381,9 @@ def _performance_plan(live: Sample, labels: dict[str, str], metadata: dict[str, 
     if proba is None:  # predicted labels are enough for the other metrics
         proba = _onehot(live, where, classes)
     info.update(indices=where, y=y, proba=proba)
-    if len(rows) < config.min_samples:
-        info["check"] = _note_check(metric, f"{len(rows)} labelled live predictions: fewer "
-                                    f"than monitor.min_samples ({config.min_samples}); the "
-                                    "live metric is not tested.")
-        return None, info, None
-    if not isinstance(test_value, (int, float)):
-        info["check"] = _note_check(metric, "The champion has no test estimate (exported "
-                                    "without a PASS from `dlw test`): nothing to compare "
-                                    "the live metric with.")
+    untested = _untested(metric, len(rows), test_value, config)
+    if untested is not None or test_value is None:
+        info["check"] = untested
         return None, info, None
     floor = float(test_value) - config.metric_drop
 
@@ -444,15 +438,9 @@ def _task_performance_plan(live: Sample, labels: dict[str, str], metadata: dict[
                             "probabilities): the live metric is not tested.")
     y, out = y_all[known], outputs[where]
     info.update(indices=where, y=y, proba=out)
-    if len(where) < config.min_samples:
-        info["check"] = _note_check(metric, f"{len(where)} labelled live predictions: fewer "
-                                    f"than monitor.min_samples ({config.min_samples}); the "
-                                    "live metric is not tested.")
-        return None, info, None
-    if not isinstance(test_value, (int, float)):
-        info["check"] = _note_check(metric, "The champion has no test estimate (exported "
-                                    "without a PASS from `dlw test`): nothing to compare "
-                                    "the live metric with.")
+    untested = _untested(metric, len(where), test_value, config)
+    if untested is not None or test_value is None:
+        info["check"] = untested
         return None, info, None
     test = float(test_value)
     higher = spec.higher_is_better
@@ -508,6 +496,19 @@ LIVE_OUTPUTS: dict[str, Callable[[Sample, int], np.ndarray | None]] = {
 # the live-metric check: classification's own (accuracy's Wilson interval, the
 # classification metrics), or the task's metrics for the others
 PERFORMANCE_PLANS = {True: _performance_plan, False: _task_performance_plan}
+
+
+def _untested(metric: str, n: int, test_value: Any, config: Any) -> Any:
+    """The note check when the live metric cannot be tested (too few labelled predictions,
+    or no test estimate to compare with); None when it can."""
+    if n < config.min_samples:
+        return _note_check(metric, f"{n} labelled live predictions: fewer than "
+                           f"monitor.min_samples ({config.min_samples}); the live metric is "
+                           "not tested.")
+    if not isinstance(test_value, (int, float)):
+        return _note_check(metric, "The champion has no test estimate (exported without a "
+                           "PASS from `dlw test`): nothing to compare the live metric with.")
+    return None
 
 
 def _note_check(metric: str, text: str) -> Check:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dlworkflow.report.evidence import Evidence
-from dlworkflow.report.task_view import range_start, spec, worse
+from dlworkflow.report.task_view import fmt, range_start, spec, worse
 from dlworkflow.tasks.base import MetricSpec
 
 WEAK_CLASSES = 3  # how many of the weakest classes are named
@@ -24,12 +24,6 @@ class Finding:
     source: str  # where the evidence comes from
 
 
-def fmt(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
 
 
 def verdict(ev: Evidence) -> dict[str, Any] | None:

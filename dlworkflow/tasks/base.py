@@ -156,10 +156,12 @@ class Task(ABC):
         """What the network's raw outputs mean: class probabilities, label probabilities, or
         values in the target's units (the target scaling undone)."""
 
-    @abstractmethod
     def score(self, name: str, y: np.ndarray, out: np.ndarray,
               target: dict[str, Any]) -> float:
-        """One metric of `outputs` against encoded targets (NaN where undefined)."""
+        """One metric of `outputs` against encoded targets (NaN where undefined): the point
+        estimate of `scores` (a task overrides one of the two)."""
+        self.metric(name)
+        return float(self.scores(y, out, np.ones((1, len(y))), target)[name][0])
 
     def scores(self, y: np.ndarray, out: np.ndarray, weights: np.ndarray,
                target: dict[str, Any]) -> dict[str, np.ndarray]:

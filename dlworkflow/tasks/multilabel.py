@@ -163,11 +163,6 @@ class MultiLabel(Task):
 
     # --- metrics --------------------------------------------------------------------------
 
-    def score(self, name: str, y: np.ndarray, out: np.ndarray,
-              target: dict[str, Any]) -> float:
-        self.metric(name)
-        return float(self.scores(y, out, np.ones((1, len(y))), target)[name][0])
-
     def scores(self, y: np.ndarray, out: np.ndarray, weights: np.ndarray,
                target: dict[str, Any]) -> dict[str, np.ndarray]:
         truth = np.asarray(y) > 0.5

@@ -115,11 +115,6 @@ class Regression(Task):
         logits = np.asarray(logits, dtype=np.float64)
         return logits[:, :1] * float(target.get("std", 1.0)) + float(target.get("mean", 0.0))
 
-    def score(self, name: str, y: np.ndarray, out: np.ndarray,
-              target: dict[str, Any]) -> float:
-        self.metric(name)
-        return float(self.scores(y, out, np.ones((1, len(y))), target)[name][0])
-
     def scores(self, y: np.ndarray, out: np.ndarray, weights: np.ndarray,
                target: dict[str, Any]) -> dict[str, np.ndarray]:
         y = np.asarray(y, dtype=np.float64)
