@@ -23,12 +23,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "monitor"))
 import simkit  # noqa: E402
 
-from dlworkflow.deploy.runtime import observe  # noqa: E402
-from dlworkflow.deploy.runtime.bundle import load_bundle  # noqa: E402
-from dlworkflow.deploy.runtime.versions import champion_folder  # noqa: E402
 from dlworkflow.monitor.drift import run_checks  # noqa: E402
 from dlworkflow.monitor.logread import to_sample  # noqa: E402
 from dlworkflow.monitor.reference import load_reference  # noqa: E402
+from dlworkflow.runtime import observe  # noqa: E402
+from dlworkflow.runtime.bundle import load_bundle  # noqa: E402
+from dlworkflow.runtime.versions import champion_folder  # noqa: E402
 
 SHIFTS = {
     "in-distribution": lambda im: im,

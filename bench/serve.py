@@ -92,8 +92,8 @@ def run_baseline(project_root: Path, port: int) -> None:
 
 # ---- the project and its exported model ----------------------------------------------------
 def build_project(folder: Path) -> Path:
-    from dlworkflow.deploy.runtime.versions import champion, promote
     from dlworkflow.project import Project
+    from dlworkflow.runtime.versions import champion, promote
 
     project = Project.init(folder, task="image-classification", name="serve-bench")
     # pool_size 1: the default 2x2 adaptive pool of a 7x7 map has no ONNX form (torch.onnx)

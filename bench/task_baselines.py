@@ -39,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, too
 
-from dlworkflow.evaluate.predict import load_model, predict_logits  # noqa: E402
+from dlworkflow.models.predict import load_model, predict_logits  # noqa: E402
 from dlworkflow.preprocess.tabular import encode_table  # noqa: E402
 from dlworkflow.project import Project  # noqa: E402
 from dlworkflow.store import read_assignments, read_manifest  # noqa: E402

@@ -200,7 +200,7 @@ def demo_verdicts(results: list[Any]) -> list[Any]:
 
 
 def _has_champion(project: Workspace) -> bool:
-    from dlworkflow.deploy.runtime.versions import champion
+    from dlworkflow.runtime.versions import champion
 
     return champion(project.root) is not None
 

@@ -68,7 +68,7 @@ class Paths:
 
     @property
     def models(self) -> Path:
-        """Exported versions v<N>/ and champion.json (dlworkflow/deploy/runtime/versions.py)."""
+        """Exported versions v<N>/ and champion.json (dlworkflow/runtime/versions.py)."""
         return self.root / "models"
 
     @property

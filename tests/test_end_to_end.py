@@ -120,7 +120,7 @@ def test_demo_runs_the_whole_workflow_on_mnist(tmp_path: Path):
     # the network beats the simple model (logistic regression on pixels), and then deploy:
     # the PASS model is exported (parity checked) and is the champion
     assert project.ledger.latest("test").summary["simple_as_good"] is False
-    from dlworkflow.deploy.runtime.versions import champion, read_metadata
+    from dlworkflow.runtime.versions import champion, read_metadata
 
     meta = read_metadata(tmp_path / "demo", 1)
     assert meta["verdict"] == "PASS" and meta["parity"]["agreement"] == 1.0

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dlworkflow.evaluate.bootstrap import metric_interval, paired_difference
-from dlworkflow.evaluate.predict import label_indices
 from dlworkflow.evaluate.scores import scalar_metrics
+from dlworkflow.models.predict import label_indices
 from dlworkflow.store import image_tensor, load_split
 
 if TYPE_CHECKING:

@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dlworkflow.deploy.runtime.bundle import Bundle, load_bundle
-from dlworkflow.deploy.runtime.observe import bundle_task, predict_outputs, runtime_inputs
 from dlworkflow.errors import DlwError
 from dlworkflow.evaluate.bootstrap import bc_interval, paired_difference
 from dlworkflow.metrics import METRICS
+from dlworkflow.runtime.bundle import Bundle, load_bundle
+from dlworkflow.runtime.observe import bundle_task, predict_outputs, runtime_inputs
 from dlworkflow.store import read_split_info
 from dlworkflow.store.sealed import open_test_set
 

@@ -75,8 +75,8 @@ def check_constraints(project: Workspace, model: Any, meta: dict[str, Any],
     """Every constraint set in `problem.constraints`, measured on `model` exported to a
     temporary ONNX file; `example` is one input sample (or a batch: its first row is used;
     None: zeros of the model's input format, `runtime.spec.example_input`)."""
-    from dlworkflow.deploy.runtime.spec import example_input
     from dlworkflow.models.onnx_export import to_onnx
+    from dlworkflow.runtime.spec import example_input
 
     if example is None:
         example = example_input(meta, 1)

@@ -13,10 +13,10 @@ from dlworkflow.evaluate.full_report import (
     metrics_file,
     validation_temperature,
 )
-from dlworkflow.evaluate.predict import load_model
 from dlworkflow.evaluate.slices import check_columns
 from dlworkflow.evaluate.summary import report_figures, report_rows
 from dlworkflow.fileio import sha256_json
+from dlworkflow.models.predict import load_model
 from dlworkflow.results import StepResult
 from dlworkflow.store import load_split
 

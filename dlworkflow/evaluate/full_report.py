@@ -39,17 +39,17 @@ from dlworkflow.evaluate.mistakes import (
     per_label,
     residual_summary,
 )
-from dlworkflow.evaluate.predict import (
-    label_indices,
-    model_task,
-    predict_logits,
-    predict_outputs,
-)
 from dlworkflow.evaluate.report import metric_report
 from dlworkflow.evaluate.slices import slice_report, task_slice_report
 from dlworkflow.evaluate.task_baselines import task_baselines
 from dlworkflow.evaluate.task_scores import task_intervals
 from dlworkflow.fileio import atomic_write_json
+from dlworkflow.models.predict import (
+    label_indices,
+    model_task,
+    predict_logits,
+    predict_outputs,
+)
 from dlworkflow.store import image_tensor, load_split
 from dlworkflow.tasks import task_of
 

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 from dlworkflow.evaluate.constraints import check_constraints
 from dlworkflow.evaluate.full_report import full_report, metrics_file, validation_temperature
 from dlworkflow.evaluate.gate import Verdict, judge
-from dlworkflow.evaluate.predict import load_model
 from dlworkflow.evaluate.slices import check_columns
 from dlworkflow.evaluate.summary import report_figures, report_rows
 from dlworkflow.fileio import sha256_json
+from dlworkflow.models.predict import load_model
 from dlworkflow.results import StepResult
 from dlworkflow.store import load_split, read_split_info
 from dlworkflow.store.sealed import open_test_set

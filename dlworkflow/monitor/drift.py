@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dlworkflow.deploy.runtime.observe import metadata_task
 from dlworkflow.monitor import stats as S
 from dlworkflow.monitor.logread import Sample
+from dlworkflow.runtime.observe import metadata_task
 
 if TYPE_CHECKING:
     from dlworkflow.config import Monitor

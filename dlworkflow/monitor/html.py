@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dlworkflow.deploy.runtime.observe import metadata_task
 from dlworkflow.monitor.drift import Drift, feature_label, label_matrix
 from dlworkflow.monitor.logread import Sample
 from dlworkflow.plots import new_figure, png_bytes
 from dlworkflow.report.html import Section, bullet_list, esc, page, png_figure, table
+from dlworkflow.runtime.observe import metadata_task
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -27,7 +27,7 @@ from dlworkflow.errors import DlwError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from dlworkflow.deploy.runtime.bundle import Bundle
+    from dlworkflow.runtime.bundle import Bundle
     from dlworkflow.workspace import Workspace
 
 BATCH = 256
@@ -298,8 +298,8 @@ def _predict(bundle: Bundle, ids: list[str], values: list[Any], stamps: list[flo
              result: InputsRead, *, raw: list[dict[str, Any]] | None = None) -> None:
     """prepare + infer + records; an item the model cannot take is dropped with its reason
     (InputError names its index) and the rest predicted."""
-    from dlworkflow.deploy.runtime.bundle import InputError
-    from dlworkflow.deploy.runtime.observe import infer, prepare, records
+    from dlworkflow.runtime.bundle import InputError
+    from dlworkflow.runtime.observe import infer, prepare, records
 
     keep = list(range(len(values)))
     while keep:
@@ -328,7 +328,7 @@ def _predict(bundle: Bundle, ids: list[str], values: list[Any], stamps: list[flo
 
 def _table_records(project: Workspace, bundle: Bundle, file: Path, result: InputsRead) -> None:
     from dlworkflow.data.tables import read_chunks
-    from dlworkflow.deploy.runtime.observe import rows_to_values
+    from dlworkflow.runtime.observe import rows_to_values
 
     data = project.config.data
     id_column = data.id_column or "id"

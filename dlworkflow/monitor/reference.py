@@ -30,7 +30,7 @@ from dlworkflow.fileio import atomic_path, atomic_write_json, read_json
 if TYPE_CHECKING:
     import pandas as pd
 
-    from dlworkflow.deploy.runtime.bundle import Bundle
+    from dlworkflow.runtime.bundle import Bundle
     from dlworkflow.workspace import Workspace
 
 FORMAT = 2  # 2: records carry the task's prediction fields (regression, multi-label)
@@ -134,8 +134,8 @@ def validation_rows(project: Workspace) -> tuple[pd.DataFrame, int]:
 
 def build_records(project: Workspace, bundle: Bundle) -> tuple[list[dict[str, Any]], int, int]:
     """(records, validation size, samples skipped) through the champion bundle."""
-    from dlworkflow.deploy.runtime.bundle import InputError
-    from dlworkflow.deploy.runtime.observe import infer, prepare, records, rows_to_values
+    from dlworkflow.runtime.bundle import InputError
+    from dlworkflow.runtime.observe import infer, prepare, records, rows_to_values
 
     rows, n_val = validation_rows(project)
     out: list[dict[str, Any]] = []

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlworkflow.deploy.runtime import versions as V
 from dlworkflow.errors import TrainError
 from dlworkflow.fileio import run_lock, sha256_json
 from dlworkflow.monitor.retrain_state import (
@@ -47,6 +46,7 @@ from dlworkflow.monitor.retrain_state import (
     state_path,
 )
 from dlworkflow.results import StepResult, png_data_uri
+from dlworkflow.runtime import versions as V
 
 if TYPE_CHECKING:
     from dlworkflow.workspace import Workspace

@@ -22,9 +22,9 @@ from dlworkflow.fileio import atomic_write_json, atomic_write_text, run_lock, sh
 from dlworkflow.results import StepResult
 
 if TYPE_CHECKING:
-    from dlworkflow.deploy.runtime.bundle import Bundle
     from dlworkflow.monitor.drift import Check, Drift
     from dlworkflow.monitor.logread import Sample
+    from dlworkflow.runtime.bundle import Bundle
     from dlworkflow.workspace import Workspace
 
 EXIT_OK = 0
@@ -138,8 +138,8 @@ def monitor(project: Workspace, *, inputs: str | Path | None = None,
             window: int | None = None, webhook: str | None = None,
             write: bool = True) -> MonitorResult:
     """Compare live predictions with the champion's validation reference (see the module)."""
-    from dlworkflow.deploy.runtime import versions as V
     from dlworkflow.monitor.logread import log_files, read_labels, since_seconds
+    from dlworkflow.runtime import versions as V
 
     root = project.root
     cutoff = since_seconds(since)
@@ -179,10 +179,10 @@ def monitor(project: Workspace, *, inputs: str | Path | None = None,
 def _monitor(project: Workspace, folder: Path, *, inputs: str | Path | None,
              labels: dict[str, str] | None, since: float | None, window: int | None,
              webhook: str | None, write: bool) -> MonitorResult:
-    from dlworkflow.deploy.runtime.bundle import load_bundle
     from dlworkflow.monitor.drift import run_checks
     from dlworkflow.monitor.logread import to_sample
     from dlworkflow.monitor.reference import load_reference
+    from dlworkflow.runtime.bundle import load_bundle
 
     config = project.config.monitor
     bundle = load_bundle(folder)

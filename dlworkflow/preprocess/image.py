@@ -3,7 +3,7 @@
     x = normalise_pixels(pixels, mean, std)   # uint8 (N, C, H, W) -> float32 (N, C, H, W)
 
 Training computes `(uint8 -> float32) / 255 - mean) / std` in float32 (see
-dlworkflow/evaluate/predict.py); the same float32 operations here give the same numbers.
+dlworkflow/models/predict.py); the same float32 operations here give the same numbers.
 Decoding, mode normalisation and resizing are `dlworkflow.store.images` (`to_array`).
 """
 

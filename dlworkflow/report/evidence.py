@@ -134,7 +134,7 @@ def run_audit(project: Workspace) -> tuple[Any, str | None]:
 
 
 def _versions(root: Path) -> tuple[list[dict[str, Any]], int | None]:
-    from dlworkflow.deploy.runtime import versions as V
+    from dlworkflow.runtime import versions as V
 
     try:
         return V.versions(root), V.champion(root)

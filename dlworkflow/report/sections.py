@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from dlworkflow.deploy.runtime.versions import ONNX_FILE, version_folder
 from dlworkflow.plots import curves_png
 from dlworkflow.report.evidence import Evidence
 from dlworkflow.report.findings import (
@@ -33,6 +32,7 @@ from dlworkflow.report.html import (
     table,
 )
 from dlworkflow.report.task_view import metric_label, metric_rows
+from dlworkflow.runtime.versions import ONNX_FILE, version_folder
 
 
 def all_sections(ev: Evidence) -> list[Section]:

@@ -138,4 +138,4 @@ class Regression(Task):
 
     def prediction_columns(self, out: np.ndarray, names: Sequence[str],
                            target: dict[str, Any]) -> dict[str, list[Any]]:
-        return {"value": [f"{float(v):.6g}" for v in np.asarray(out).reshape(len(out), -1)[:, 0]]}
+        return {"value": [f"{float(v):.9g}" for v in np.asarray(out).reshape(len(out), -1)[:, 0]]}

@@ -9,7 +9,7 @@
           statistics (missing -> train mean, i.e. 0), strings one-hot over the train categories
 
 `TrainData.preprocessing` is what the model's `preprocessing` must hold afterwards, so `dlw
-test` (evaluate/predict.py) transforms rows exactly as training did. Only the open splits are
+test` (models/predict.py) transforms rows exactly as training did. Only the open splits are
 read (`store.load_split` refuses the sealed test set by design).
 """
 

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlworkflow.deploy.runtime.versions import METADATA_FILE
-from dlworkflow.deploy.runtime.versions import WEIGHTS_FILE as EXPORTED_WEIGHTS_FILE
 from dlworkflow.errors import TrainError
 from dlworkflow.fileio import read_json, sha256_file
 from dlworkflow.models.saving import META_FILE, WEIGHTS_FILE
+from dlworkflow.runtime.versions import METADATA_FILE
+from dlworkflow.runtime.versions import WEIGHTS_FILE as EXPORTED_WEIGHTS_FILE
 
 if TYPE_CHECKING:
     from torch import nn

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from dlworkflow.evaluate.predict import load_model, predict_proba
 from dlworkflow.models import TableInputError
+from dlworkflow.models.predict import load_model, predict_proba
 from dlworkflow.project import Project
 from dlworkflow.store import load_split, read_split_info
 from dlworkflow.train.tensors import load_train_val

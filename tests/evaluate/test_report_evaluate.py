@@ -18,9 +18,9 @@ from dlworkflow.cli import app
 from dlworkflow.evaluate.baselines import simple_as_good, simple_model_proba
 from dlworkflow.evaluate.bootstrap import bootstrap_interval
 from dlworkflow.evaluate.calibration import fit_temperature
-from dlworkflow.evaluate.predict import label_indices, load_model, predict_logits, predict_proba
 from dlworkflow.evaluate.slices import SliceError, slice_report
 from dlworkflow.metrics import METRICS
+from dlworkflow.models.predict import label_indices, load_model, predict_logits, predict_proba
 from dlworkflow.project import Project
 from dlworkflow.store import load_split, read_split_info
 

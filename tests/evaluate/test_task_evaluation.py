@@ -17,15 +17,16 @@ import pytest
 
 from dlworkflow.evaluate.bootstrap import bootstrap_interval
 from dlworkflow.evaluate.full_report import metrics_file
-from dlworkflow.evaluate.predict import load_model, predict_outputs
+from dlworkflow.models.predict import load_model, predict_outputs
 from dlworkflow.project import Project
 from dlworkflow.store import load_split
 from dlworkflow.tasks import task_of
 from task_projects import multilabel_project, regression_project
 
 PNG = b"\x89PNG\r\n\x1a\n"
+# `dlw test --json`, as classification's
 JSON_KEYS = {"verdict", "exit_code", "model", "n_samples", "accuracy", "companion_metric",
-             "companion", "previous_reads", "seal_hash", "metrics_file", "report"}  # `dlw test --json`, as classification's
+             "companion", "previous_reads", "seal_hash", "metrics_file", "report"}
 SHARED_KEYS = {"metrics", "n", "confidence", "split", "model", "modality", "primary_metric",
                "primary_metric_agreed", "unknown_labels", "slices", "baselines", "figures",
                "task", "calibration"}

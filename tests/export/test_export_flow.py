@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 
 from dlworkflow.cli import app
 from dlworkflow.deploy.export import ExportRefusedError, current_verdict, export
-from dlworkflow.deploy.runtime import versions as V
-from dlworkflow.deploy.runtime.bundle import InputError, load_bundle
 from dlworkflow.errors import DlwError
+from dlworkflow.runtime import versions as V
+from dlworkflow.runtime.bundle import InputError, load_bundle
 
 METADATA_KEYS = {"format", "version", "model", "task", "modality", "classes", "input",
                  "preprocessing", "metric", "verdict", "test_value", "forced", "parity",
@@ -103,7 +103,7 @@ def test_onnx_model_takes_any_batch_size(digits):
 
 
 def test_bundle_matches_the_trained_model_on_real_images(digits):
-    from dlworkflow.evaluate.predict import load_model, predict_proba
+    from dlworkflow.models.predict import load_model, predict_proba
     from dlworkflow.store import load_split
 
     bundle = load_bundle(V.champion_folder(digits.root), threads=1)

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dlworkflow.deploy.runtime import versions as V
-from dlworkflow.deploy.runtime.bundle import InputError, load_bundle
+from dlworkflow.runtime import versions as V
+from dlworkflow.runtime.bundle import InputError, load_bundle
 from modality_data import TINY_TRANSFORMER, mixed_cancer_table, review_sample
 from modality_data import trained_project as trained
 

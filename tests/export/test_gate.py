@@ -8,13 +8,13 @@ import json
 
 import pytest
 
-from dlworkflow.deploy.runtime.spec import example_input
 from dlworkflow.errors import ConfigError
 from dlworkflow.evaluate.bootstrap import bootstrap_interval
 from dlworkflow.evaluate.constraints import check_constraints
 from dlworkflow.evaluate.gate import FAIL, PASS, judge
-from dlworkflow.evaluate.predict import label_indices, load_model, predict_proba
 from dlworkflow.metrics import METRICS, compute
+from dlworkflow.models.predict import label_indices, load_model, predict_proba
+from dlworkflow.runtime.spec import example_input
 from dlworkflow.store import load_split
 
 

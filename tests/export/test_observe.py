@@ -1,13 +1,13 @@
-"""What the monitor sees of a prediction (deploy/runtime/observe.py): the same record for the
+"""What the monitor sees of a prediction (runtime/observe.py): the same record for the
 server, the reference and --inputs; an embedding that is the model's own features, projected."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from dlworkflow.deploy.runtime import observe
-from dlworkflow.deploy.runtime import versions as V
-from dlworkflow.deploy.runtime.bundle import load_bundle
+from dlworkflow.runtime import observe
+from dlworkflow.runtime import versions as V
+from dlworkflow.runtime.bundle import load_bundle
 from dlworkflow.store import load_split
 
 

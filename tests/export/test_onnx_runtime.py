@@ -13,10 +13,10 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from dlworkflow.deploy.runtime.bundle import BundleError, InputError, load_bundle
 from dlworkflow.models import create_model
 from dlworkflow.models.onnx_export import OnnxExportError, to_onnx
 from dlworkflow.preprocess import tokenize
+from dlworkflow.runtime.bundle import BundleError, InputError, load_bundle
 
 
 def same_logits(model, path, x):
@@ -115,7 +115,7 @@ def test_a_model_onnx_cannot_express_fails_clearly(tmp_path):
 
 
 def test_runtime_never_imports_torch():
-    code = ("import sys, dlworkflow.deploy.runtime.bundle, dlworkflow.deploy.runtime.versions, "
+    code = ("import sys, dlworkflow.runtime.bundle, dlworkflow.runtime.versions, "
             "dlworkflow.preprocess; assert 'torch' not in sys.modules, 'torch imported'")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120)

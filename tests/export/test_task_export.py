@@ -20,11 +20,11 @@ import pytest
 from typer.testing import CliRunner
 
 from dlworkflow.cli import app
-from dlworkflow.deploy.runtime.bundle import Bundle, BundleError, load_bundle
-from dlworkflow.deploy.runtime.observe import runtime_inputs, table_records
-from dlworkflow.evaluate.predict import load_model, predict_logits
 from dlworkflow.fileio import atomic_write_json, read_json
+from dlworkflow.models.predict import load_model, predict_logits
 from dlworkflow.project import Project
+from dlworkflow.runtime.bundle import Bundle, BundleError, load_bundle
+from dlworkflow.runtime.observe import runtime_inputs, table_records
 from dlworkflow.store import load_split
 from task_projects import multilabel_project, regression_project
 
@@ -184,7 +184,7 @@ def test_dlw_predict_writes_multilabel_labels_and_probabilities(multilabel, tmp_
 # ---- the runtime: torch-free, older exports, unknown tasks ----------------------------------
 
 def test_the_runtime_and_the_tasks_import_no_torch():
-    code = ("import sys; import dlworkflow.tasks, dlworkflow.deploy.runtime.bundle, "
+    code = ("import sys; import dlworkflow.tasks, dlworkflow.runtime.bundle, "
             "dlworkflow.deploy.serve.app, dlworkflow.deploy.export.predict; "
             "from dlworkflow.tasks import task_of; task_of('tabular-regression').outputs("
             "__import__('numpy').zeros((1, 1)), {'mean': 1.0, 'std': 2.0}); "

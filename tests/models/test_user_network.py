@@ -59,7 +59,7 @@ def nets_project(split_project):
 
 
 def test_a_users_network_goes_through_train_test_and_export(nets_project):
-    from dlworkflow.deploy.runtime.bundle import load_bundle
+    from dlworkflow.runtime.bundle import load_bundle
 
     project = nets_project
     trained = project.train(progress=False)

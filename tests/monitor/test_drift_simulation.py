@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import simkit
 
-from dlworkflow.deploy.runtime import observe
-from dlworkflow.deploy.runtime.bundle import load_bundle
-from dlworkflow.deploy.runtime.versions import champion_folder
 from dlworkflow.monitor.drift import run_checks
 from dlworkflow.monitor.logread import to_sample
 from dlworkflow.monitor.reference import load_reference
+from dlworkflow.runtime import observe
+from dlworkflow.runtime.bundle import load_bundle
+from dlworkflow.runtime.versions import champion_folder
 
 WINDOW, RUNS, DETECTION_RUNS = 200, 40, 10
 

@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlworkflow.deploy.runtime import observe
-from dlworkflow.deploy.runtime import versions as V
-from dlworkflow.deploy.runtime.bundle import load_bundle
 from dlworkflow.errors import BusyError
 from dlworkflow.fileio import run_lock
 from dlworkflow.monitor.logread import read_log, to_sample
 from dlworkflow.monitor.step import EXIT_ALERT, EXIT_OK, MonitorError, monitor
 from dlworkflow.project import Project
+from dlworkflow.runtime import observe
+from dlworkflow.runtime import versions as V
+from dlworkflow.runtime.bundle import load_bundle
 from modality_data import helpers
 
 N_TRAIN = 1200  # digits 0..1199 form the project; 1200..1796 are held out

@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlworkflow.deploy.runtime import versions as V
 from dlworkflow.errors import BusyError, SealedTestSetError, TrainError
 from dlworkflow.fileio import read_json, run_lock
 from dlworkflow.monitor.retrain import EXIT_KEPT_OUT, EXIT_PROMOTED, retrain
 from dlworkflow.monitor.retrain_state import KEPT_OUT, PROMOTED, UNCHANGED, RetrainError
 from dlworkflow.project import Project
+from dlworkflow.runtime import versions as V
 from dlworkflow.store import load_split, read_assignments, read_split_info
 from dlworkflow.train import warm_start
 

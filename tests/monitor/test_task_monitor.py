@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dlworkflow.deploy.runtime import observe
-from dlworkflow.deploy.runtime.bundle import load_bundle
 from dlworkflow.monitor.logread import read_log, to_sample
 from dlworkflow.monitor.retrain_state import PROMOTED, decide
 from dlworkflow.project import Project
+from dlworkflow.runtime import observe
+from dlworkflow.runtime.bundle import load_bundle
 from task_projects import multilabel_project, yeast_csv
 
 START = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)

@@ -24,7 +24,7 @@ def b64(data: bytes) -> str:
 def export_version(project: Any, reason: str = "serve tests: untested 1-epoch model") -> int:
     """Export the trained model as a new version (forced: it was never tested) and make it the
     champion; return its number."""
-    from dlworkflow.deploy.runtime.versions import champion, promote
+    from dlworkflow.runtime.versions import champion, promote
 
     result = project.export(force=True, reason=reason)
     version = int(getattr(result, "version", None) or champion(project.root))

@@ -52,8 +52,8 @@ def test_predict_base64_json_and_multipart_agree(client, digit_pngs):
 
 
 def test_predictions_match_the_bundle(client, digit_pngs, project_root):
-    from dlworkflow.deploy.runtime.bundle import load_bundle
-    from dlworkflow.deploy.runtime.versions import champion_folder
+    from dlworkflow.runtime.bundle import load_bundle
+    from dlworkflow.runtime.versions import champion_folder
 
     bundle = load_bundle(champion_folder(project_root))
     expected = bundle.predict_proba(bundle.prepare_images(digit_pngs))

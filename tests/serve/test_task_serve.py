@@ -15,11 +15,11 @@ from fastapi.testclient import TestClient
 from servekit import AUTH, TOKEN, b64
 
 from dlworkflow.config import Serve
-from dlworkflow.deploy.runtime.bundle import load_bundle
-from dlworkflow.deploy.runtime.observe import runtime_inputs, table_records
-from dlworkflow.deploy.runtime.versions import champion_folder
 from dlworkflow.deploy.serve.schemas import PredictResponse
 from dlworkflow.project import Project
+from dlworkflow.runtime.bundle import load_bundle
+from dlworkflow.runtime.observe import runtime_inputs, table_records
+from dlworkflow.runtime.versions import champion_folder
 from dlworkflow.store import load_split
 from task_projects import multilabel_project, regression_project
 

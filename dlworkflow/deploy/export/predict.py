@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from dlworkflow.deploy.runtime import versions as V
-from dlworkflow.deploy.runtime.bundle import Bundle, InputError, load_bundle
 from dlworkflow.errors import DlwError
 from dlworkflow.fileio import atomic_write_text
 from dlworkflow.results import StepResult
+from dlworkflow.runtime import versions as V
+from dlworkflow.runtime.bundle import Bundle, InputError, load_bundle
 
 BATCH = 64
 _SKIP = {".csv", ".json", ".txt", ".md", ".parquet"}

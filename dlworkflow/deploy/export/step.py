@@ -30,14 +30,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dlworkflow.deploy.runtime import versions as V
-from dlworkflow.deploy.runtime.bundle import FORMAT, Bundle, load_bundle
-from dlworkflow.deploy.runtime.observe import runtime_inputs
-from dlworkflow.deploy.runtime.spec import example_input, input_spec
 from dlworkflow.errors import DlwError, StepOrderError
 from dlworkflow.fileio import atomic_write_json, sha256_file, sha256_json
 from dlworkflow.ledger import git_commit
 from dlworkflow.results import StepResult
+from dlworkflow.runtime import versions as V
+from dlworkflow.runtime.bundle import FORMAT, Bundle, load_bundle
+from dlworkflow.runtime.observe import runtime_inputs
+from dlworkflow.runtime.spec import example_input, input_spec
 from dlworkflow.tasks import Task, task_of
 
 if TYPE_CHECKING:
@@ -325,7 +325,7 @@ def outputs_section(task: Task, meta: dict[str, Any]) -> dict[str, Any]:
     return {"kind": task.kind, "names": names,
             "rule": PARITY[task.kind].rule + ' (target: metadata.json "target")',
             "prediction": sorted(example),
-            "applied_by": "dlworkflow.deploy.runtime.bundle.Bundle.predict_outputs "
+            "applied_by": "dlworkflow.runtime.bundle.Bundle.predict_outputs "
                           "(task.outputs(logits, target)); `dlw serve` and `dlw predict` "
                           "return task.prediction of each row"}
 
@@ -336,7 +336,7 @@ def parity_check(project: Workspace, model: Any, meta: dict[str, Any],
     files) on the whole validation split: the max abs difference of the task's outputs
     (probabilities, or values in the target's units) and the share of samples with the same
     prediction (top class, value within tolerance, label set)."""
-    from dlworkflow.evaluate.predict import predict_logits
+    from dlworkflow.models.predict import predict_logits
     from dlworkflow.store import load_split
 
     rows = load_split(project, "val").reset_index(drop=True)

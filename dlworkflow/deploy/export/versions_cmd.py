@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dlworkflow.deploy.runtime import versions as V
 from dlworkflow.results import StepResult
+from dlworkflow.runtime import versions as V
 
 
 @dataclass

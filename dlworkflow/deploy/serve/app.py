@@ -24,8 +24,6 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dlworkflow.config import Serve
-from dlworkflow.deploy.runtime.bundle import Bundle, InputError
-from dlworkflow.deploy.runtime.observe import new_ids, prepare
 from dlworkflow.deploy.serve.batcher import MicroBatcher
 from dlworkflow.deploy.serve.holder import ModelHolder
 from dlworkflow.deploy.serve.inputs import check_rows, image_sizes, parse_items, read_body
@@ -39,6 +37,8 @@ from dlworkflow.deploy.serve.schemas import (
     error_responses,
     predict_openapi,
 )
+from dlworkflow.runtime.bundle import Bundle, InputError
+from dlworkflow.runtime.observe import new_ids, prepare
 
 MB = 1024 * 1024
 BEARER = "HTTPBearer"

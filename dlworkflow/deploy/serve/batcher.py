@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from dlworkflow.deploy.runtime.observe import EMBED_DIMS, FEATURES_OUTPUT, embed, has_features
+from dlworkflow.runtime.observe import EMBED_DIMS, FEATURES_OUTPUT, embed, has_features
 
 
 def infer_outputs(bundle: Any, x: np.ndarray, *, embed_features: bool = True

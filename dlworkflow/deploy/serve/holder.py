@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dlworkflow.deploy.runtime.bundle import Bundle, load_bundle
-from dlworkflow.deploy.runtime.versions import champion_folder, pointer_path
 from dlworkflow.errors import DlwError
+from dlworkflow.runtime.bundle import Bundle, load_bundle
+from dlworkflow.runtime.versions import champion_folder, pointer_path
 
 log = logging.getLogger("dlworkflow.deploy.serve")
 

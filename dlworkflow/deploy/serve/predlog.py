@@ -1,6 +1,6 @@
 """The prediction log: one JSON line per prediction, for monitoring (drift, confidence).
 
-Each line is a record of `dlworkflow.deploy.runtime.observe` (the format `dlw monitor` reads):
+Each line is a record of `dlworkflow.runtime.observe` (the format `dlw monitor` reads):
 summary statistics of the input, never the input itself, the probabilities and a 32-number
 random projection of the network's features. Lines are written by a background thread (the
 request never waits for the disk) to a rotating file under .dlw/serve/.
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from dlworkflow.deploy.runtime.observe import records
+from dlworkflow.runtime.observe import records
 
 
 def log_path(root: Path) -> Path:

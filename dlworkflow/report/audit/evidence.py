@@ -11,9 +11,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlworkflow.deploy.runtime import versions as V
 from dlworkflow.fileio import read_json
 from dlworkflow.ledger import RunRecord, environment
+from dlworkflow.runtime import versions as V
 
 if TYPE_CHECKING:
     from dlworkflow.tasks.base import MetricSpec, Task

@@ -2,8 +2,8 @@
 
 Usage (what `dlw predict` and `dlw serve` do):
 
-    from dlworkflow.deploy.runtime.bundle import InputError, load_bundle
-    from dlworkflow.deploy.runtime.versions import champion_folder, pointer_path
+    from dlworkflow.runtime.bundle import InputError, load_bundle
+    from dlworkflow.runtime.versions import champion_folder, pointer_path
 
     bundle = load_bundle(champion_folder(project_root), threads=1)   # BundleError if broken
     x = bundle.prepare_images([png_bytes, jpeg_bytes])  # image models: float32 (N, C, H, W)
@@ -46,7 +46,6 @@ from typing import Any
 
 import numpy as np
 
-from dlworkflow.deploy.runtime.versions import METADATA_FILE, ONNX_FILE, TOKENIZER_FILE
 from dlworkflow.errors import DlwError
 from dlworkflow.fileio import read_json, sha256_file
 from dlworkflow.preprocess import (
@@ -57,6 +56,7 @@ from dlworkflow.preprocess import (
     normalise_pixels,
     tokenize,
 )
+from dlworkflow.runtime.versions import METADATA_FILE, ONNX_FILE, TOKENIZER_FILE
 from dlworkflow.store.images import MAX_SIDE
 from dlworkflow.tasks import TASKS, Task, task_of
 

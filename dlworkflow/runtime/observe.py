@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
-    from dlworkflow.deploy.runtime.bundle import Bundle
+    from dlworkflow.runtime.bundle import Bundle
     from dlworkflow.tasks.base import Task
 
 EMBED_DIMS = 32
@@ -59,7 +59,7 @@ def has_features(bundle: Bundle) -> bool:
 def metadata_task(metadata: dict[str, Any]) -> tuple[Task, dict[str, Any]]:
     """(the Task, its target dict) an export was made for: metadata.json "task" and "target"
     (bundle.py's reading: an export from before tasks is classification of its modality)."""
-    from dlworkflow.deploy.runtime.bundle import task_of_metadata
+    from dlworkflow.runtime.bundle import task_of_metadata
 
     target = metadata.get("target")  # exports before tasks: the success criterion's number
     return task_of_metadata(metadata), dict(target) if isinstance(target, dict) else {}
