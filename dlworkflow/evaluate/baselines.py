@@ -13,12 +13,14 @@ import numpy as np
 
 from dlworkflow.evaluate.bootstrap import metric_interval, paired_difference
 from dlworkflow.evaluate.scores import scalar_metrics
+from dlworkflow.models.meta import image_size
 from dlworkflow.models.predict import label_indices
 from dlworkflow.store import image_tensor, load_split
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from dlworkflow.models.meta import ModelMeta
     from dlworkflow.workspace import Workspace
 
 MAX_SIDE = 16  # images are averaged down to at most 16 x 16 pixels per channel
@@ -30,7 +32,7 @@ LOGISTIC: dict[str, dict[str, Any]] = {  # the classification baseline's setting
     "image": {"max_iter": 300, "C": 0.1, "tol": 1e-3}}
 
 
-def baselines(project: Workspace, meta: dict[str, Any], rows: pd.DataFrame, y: np.ndarray,
+def baselines(project: Workspace, meta: ModelMeta, rows: pd.DataFrame, y: np.ndarray,
               proba: np.ndarray, *, metric: str, n_resamples: int, confidence: float,
               seed: int) -> dict[str, Any]:
     """The network's metric next to both baselines; `simple_as_good` is True when the
@@ -76,7 +78,7 @@ def _score(metric: str, y: np.ndarray, proba: np.ndarray, **kw: Any) -> dict[str
     return {"value": value, "low": low, "high": high}
 
 
-def simple_model_proba(project: Workspace, meta: dict[str, Any], train: pd.DataFrame,
+def simple_model_proba(project: Workspace, meta: ModelMeta, train: pd.DataFrame,
                        y_train: np.ndarray, rows: pd.DataFrame, *,
                        seed: int) -> tuple[np.ndarray, str]:
     """(probabilities on `rows`, description) of a logistic regression fitted on train."""
@@ -108,7 +110,7 @@ def subsample(train: pd.DataFrame, y_train: np.ndarray, *,
     return train, y_train
 
 
-def simple_inputs(project: Workspace, meta: dict[str, Any], train: pd.DataFrame,
+def simple_inputs(project: Workspace, meta: ModelMeta, train: pd.DataFrame,
                   rows: pd.DataFrame) -> tuple[Any, Any, list[Any], str]:
     """What a simple model sees, for every task: (train inputs, `rows` inputs, the
     scikit-learn preprocessing steps to put before the model, what the inputs are). Texts:
@@ -147,14 +149,14 @@ def _texts(rows: pd.DataFrame) -> list[str]:
     return rows["text"].fillna("").astype(str).tolist()
 
 
-def _pixels(project: Workspace, rows: pd.DataFrame, meta: dict[str, Any],
+def _pixels(project: Workspace, rows: pd.DataFrame, meta: ModelMeta,
             chunk: int = 512) -> np.ndarray:
     """Images at the model's format, averaged down to <= 16x16, flattened, in 0..1. The rows
     are read in one call: the tensor cache of the same rows (what training and the model's
     predictions read) is reused, memory-mapped, instead of decoding every image again."""
     import torch
 
-    size = tuple(meta["image_size"])
+    size = image_size(meta)
     target = (min(size[0], MAX_SIDE), min(size[1], MAX_SIDE))
     pixels = image_tensor(project, rows, channels=int(meta["in_channels"]), size=size,
                           max_pixels=project.config.data.max_image_pixels)

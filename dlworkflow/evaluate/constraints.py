@@ -20,6 +20,7 @@ import numpy as np
 from dlworkflow.evaluate.gate import ConstraintCheck
 
 if TYPE_CHECKING:
+    from dlworkflow.models.meta import ModelMeta
     from dlworkflow.workspace import Workspace
 
 WARMUP = 10
@@ -53,7 +54,7 @@ def latency_ms(onnx_path: str | Path, example: np.ndarray, *, runs: int = RUNS,
             "mean": float(times.mean()), "runs": runs}
 
 
-def _one_sample(meta: dict[str, Any], example: np.ndarray) -> np.ndarray:
+def _one_sample(meta: ModelMeta, example: np.ndarray) -> np.ndarray:
     x = np.asarray(example)
     if meta.get("modality", "image") == "text":
         x = x.astype(np.int64)
@@ -69,7 +70,7 @@ def _one_sample(meta: dict[str, Any], example: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x[:1])
 
 
-def check_constraints(project: Workspace, model: Any, meta: dict[str, Any],
+def check_constraints(project: Workspace, model: Any, meta: ModelMeta,
                       example: np.ndarray | None = None, *,
                       runs: int = RUNS) -> list[ConstraintCheck]:
     """Every constraint set in `problem.constraints`, measured on `model` exported to a

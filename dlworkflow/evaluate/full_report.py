@@ -44,6 +44,7 @@ from dlworkflow.evaluate.slices import slice_report, task_slice_report
 from dlworkflow.evaluate.task_baselines import task_baselines
 from dlworkflow.evaluate.task_scores import task_intervals
 from dlworkflow.fileio import atomic_write_json
+from dlworkflow.models.meta import image_size
 from dlworkflow.models.predict import (
     label_indices,
     model_task,
@@ -56,6 +57,7 @@ from dlworkflow.tasks import task_of
 if TYPE_CHECKING:
     import pandas as pd
 
+    from dlworkflow.models.meta import ModelMeta
     from dlworkflow.tasks import Task
     from dlworkflow.workspace import Workspace
 
@@ -78,7 +80,7 @@ def metrics_file(root: str | Path, split: str) -> str:
     return str(Path(root) / "reports" / "evaluate" / split / METRICS_FILE)
 
 
-def validation_temperature(project: Workspace, model: Any, meta: dict[str, Any]) -> float | None:
+def validation_temperature(project: Workspace, model: Any, meta: ModelMeta) -> float | None:
     """T fitted on the validation logits when evaluate.temperature_scaling is on, else None."""
     if not project.config.evaluate.temperature_scaling or not model_task(project,
                                                                          meta).single_label:
@@ -90,7 +92,7 @@ def validation_temperature(project: Workspace, model: Any, meta: dict[str, Any])
     return fit_temperature(logits[known], y[known])
 
 
-def full_report(project: Workspace, model: Any, meta: dict[str, Any], rows: pd.DataFrame, *,
+def full_report(project: Workspace, model: Any, meta: ModelMeta, rows: pd.DataFrame, *,
                 split: str, temperature: float | None) -> dict[str, Any]:
     """Evaluate on `rows` (the caller reads them: `dlw test` alone reads the test set), write
     the figures and metrics.json, and return the report (JSON-ready; figure paths relative
@@ -103,7 +105,7 @@ def full_report(project: Workspace, model: Any, meta: dict[str, Any], rows: pd.D
     return report
 
 
-def classification_report(project: Workspace, task: Task, model: Any, meta: dict[str, Any],
+def classification_report(project: Workspace, task: Task, model: Any, meta: ModelMeta,
                           rows: pd.DataFrame, *, split: str,
                           temperature: float | None) -> dict[str, Any]:
     """Class probabilities: metric_report, calibration, confusion and confident mistakes."""
@@ -136,7 +138,7 @@ def classification_report(project: Workspace, task: Task, model: Any, meta: dict
     return report
 
 
-def task_report(project: Workspace, task: Task, model: Any, meta: dict[str, Any],
+def task_report(project: Workspace, task: Task, model: Any, meta: ModelMeta,
                 rows: pd.DataFrame, *, split: str, temperature: float | None) -> dict[str, Any]:
     """Any task's outputs (regression, multi-label): every metric of the task with its BC
     interval, slices, the kind's baselines, error analysis and figures; no calibration."""
@@ -195,7 +197,7 @@ def _multilabel_analysis(task: Task, rows: pd.DataFrame, y: np.ndarray, out: np.
             "most_wrong": most_wrong_labels(rows, y, decided, names, show_content=show_content)}
 
 
-def _regression_figures(project: Workspace, meta: dict[str, Any], rows: pd.DataFrame,
+def _regression_figures(project: Workspace, meta: ModelMeta, rows: pd.DataFrame,
                         y: np.ndarray, out: np.ndarray, report: dict[str, Any], *,
                         split: str) -> dict[str, Path]:
     folder = _folder(project, split)
@@ -215,7 +217,7 @@ def _regression_figures(project: Workspace, meta: dict[str, Any], rows: pd.DataF
     return figures
 
 
-def _multilabel_figures(project: Workspace, meta: dict[str, Any], rows: pd.DataFrame,
+def _multilabel_figures(project: Workspace, meta: ModelMeta, rows: pd.DataFrame,
                         y: np.ndarray, out: np.ndarray, report: dict[str, Any], *,
                         split: str) -> dict[str, Path]:
     folder = _folder(project, split)
@@ -253,13 +255,13 @@ def _relative(project: Workspace, figures: dict[str, Path]) -> dict[str, str]:
     return {key: path.relative_to(project.root).as_posix() for key, path in figures.items()}
 
 
-def _thumbnails(project: Workspace, meta: dict[str, Any], rows: pd.DataFrame,
+def _thumbnails(project: Workspace, meta: ModelMeta, rows: pd.DataFrame,
                 indices: list[int]) -> list[np.ndarray]:
     """The images of these rows at the model's format (uint8 CHW)."""
     if not indices:
         return []
     return list(image_tensor(project, rows.iloc[indices], channels=int(meta["in_channels"]),
-                             size=tuple(meta["image_size"]),
+                             size=image_size(meta),
                              max_pixels=project.config.data.max_image_pixels))
 
 
@@ -288,7 +290,7 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def _figures(project: Workspace, meta: dict[str, Any], rows: pd.DataFrame,
+def _figures(project: Workspace, meta: ModelMeta, rows: pd.DataFrame,
              report: dict[str, Any], *, split: str) -> dict[str, str]:
     folder = report_folder(project, split)
     folder.mkdir(parents=True, exist_ok=True)

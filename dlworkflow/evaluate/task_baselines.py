@@ -34,6 +34,7 @@ from dlworkflow.store import load_split
 if TYPE_CHECKING:
     import pandas as pd
 
+    from dlworkflow.models.meta import ModelMeta
     from dlworkflow.tasks import Task
     from dlworkflow.workspace import Workspace
 
@@ -41,7 +42,7 @@ ALPHAS = np.logspace(-3, 4, 15)  # ridge penalties RidgeCV chooses from
 OOF_FOLDS = 3  # folds of the out-of-fold predictions that tune the logistic's thresholds
 
 
-def task_baselines(project: Workspace, task: Task, meta: dict[str, Any], rows: pd.DataFrame,
+def task_baselines(project: Workspace, task: Task, meta: ModelMeta, rows: pd.DataFrame,
                    y: np.ndarray, out: np.ndarray, *, metric: str, n_resamples: int,
                    confidence: float, seed: int) -> dict[str, Any]:
     """The network's metric next to the task kind's baselines (see the module docstring)."""
@@ -79,7 +80,7 @@ def _score(metric: str, scorer: Callable[[np.ndarray], dict[str, np.ndarray]], n
 Outputs = tuple[np.ndarray, dict[str, Any], dict[str, Any]]  # (outputs, target, description)
 
 
-def regression_baselines(project: Workspace, task: Task, meta: dict[str, Any],
+def regression_baselines(project: Workspace, task: Task, meta: ModelMeta,
                          train: pd.DataFrame, y_train: np.ndarray, rows: pd.DataFrame, *,
                          seed: int) -> tuple[dict[str, Outputs], Outputs]:
     """Constant predictions (train mean, train median) and ridge regression."""
@@ -105,7 +106,7 @@ def regression_baselines(project: Workspace, task: Task, meta: dict[str, Any],
     return constants, (predicted, {}, info)
 
 
-def multilabel_baselines(project: Workspace, task: Task, meta: dict[str, Any],
+def multilabel_baselines(project: Workspace, task: Task, meta: ModelMeta,
                          train: pd.DataFrame, y_train: np.ndarray, rows: pd.DataFrame, *,
                          seed: int) -> tuple[dict[str, Outputs], Outputs]:
     """Each label's train prevalence, and one-vs-rest logistic regression."""

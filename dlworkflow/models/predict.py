@@ -8,22 +8,24 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dlworkflow.models.meta import image_size
 from dlworkflow.store import image_tensor, read_trained_pointer
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from dlworkflow.models.meta import ModelMeta
     from dlworkflow.tasks import Task
     from dlworkflow.workspace import Workspace
 
 
-def load_model(project: Workspace) -> tuple[Any, dict[str, Any]]:
+def load_model(project: Workspace) -> tuple[Any, ModelMeta]:
     from dlworkflow.models import load_trained
 
     return load_trained(read_trained_pointer(project)["folder"])
 
 
-def predict_proba(project: Workspace, model: Any, meta: dict[str, Any], rows: pd.DataFrame,
+def predict_proba(project: Workspace, model: Any, meta: ModelMeta, rows: pd.DataFrame,
                   *, batch_size: int = 256) -> np.ndarray:
     """Class probabilities (N, classes) for manifest rows: the softmax of predict_logits."""
     import torch
@@ -32,14 +34,14 @@ def predict_proba(project: Workspace, model: Any, meta: dict[str, Any], rows: pd
     return torch.softmax(torch.from_numpy(logits), dim=1).numpy()
 
 
-def model_task(project: Workspace, meta: dict[str, Any]) -> Task:
+def model_task(project: Workspace, meta: ModelMeta) -> Task:
     """The task the model was trained for (model.json `task`; older models: the project's)."""
     from dlworkflow.tasks import task_of
 
     return task_of(str(meta.get("task") or project.config.task))
 
 
-def predict_outputs(project: Workspace, model: Any, meta: dict[str, Any], rows: pd.DataFrame,
+def predict_outputs(project: Workspace, model: Any, meta: ModelMeta, rows: pd.DataFrame,
                     *, batch_size: int = 256) -> np.ndarray:
     """What the network's outputs mean for its task, float64: class probabilities (N, K),
     label probabilities (N, L), or values in the target's units (N, 1); the target's
@@ -50,7 +52,7 @@ def predict_outputs(project: Workspace, model: Any, meta: dict[str, Any], rows: 
                       dtype=np.float64)
 
 
-def predict_logits(project: Workspace, model: Any, meta: dict[str, Any], rows: pd.DataFrame,
+def predict_logits(project: Workspace, model: Any, meta: ModelMeta, rows: pd.DataFrame,
                    *, batch_size: int = 256) -> np.ndarray:
     """Logits (N, classes) float32 for manifest rows, transformed exactly as in training
     from the saved model.json: images decoded at the model's format and normalised with its
@@ -79,11 +81,11 @@ def predict_logits(project: Workspace, model: Any, meta: dict[str, Any], rows: p
     return logits
 
 
-def _image_inputs(project: Workspace, rows: pd.DataFrame, meta: dict[str, Any]) -> Any:
+def _image_inputs(project: Workspace, rows: pd.DataFrame, meta: ModelMeta) -> Any:
     import torch
 
     pixels = image_tensor(project, rows, channels=int(meta["in_channels"]),
-                          size=tuple(meta["image_size"]),
+                          size=image_size(meta),
                           max_pixels=project.config.data.max_image_pixels)
     mean = torch.tensor(meta["mean"], dtype=torch.float32).view(1, -1, 1, 1)
     std = torch.tensor(meta["std"], dtype=torch.float32).view(1, -1, 1, 1)
@@ -94,7 +96,7 @@ def _image_inputs(project: Workspace, rows: pd.DataFrame, meta: dict[str, Any]) 
     return batch
 
 
-def _text_inputs(rows: pd.DataFrame, meta: dict[str, Any]) -> tuple[Any, np.ndarray]:
+def _text_inputs(rows: pd.DataFrame, meta: ModelMeta) -> tuple[Any, np.ndarray]:
     """Token ids in order of length (batches carry little padding), and that order."""
     import torch
 
@@ -112,7 +114,7 @@ def _text_inputs(rows: pd.DataFrame, meta: dict[str, Any]) -> tuple[Any, np.ndar
     return (lambda start, stop: batch[start:stop]), order
 
 
-def _table_inputs(rows: pd.DataFrame, meta: dict[str, Any]) -> Any:
+def _table_inputs(rows: pd.DataFrame, meta: ModelMeta) -> Any:
     import torch
 
     from dlworkflow.models import encode_table

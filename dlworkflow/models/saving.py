@@ -11,6 +11,7 @@ from typing import Any
 from dlworkflow.fileio import atomic_write_json, atomic_write_with, read_json, sha256_file
 from dlworkflow.models.base import Classifier
 from dlworkflow.models.factory import create_model
+from dlworkflow.models.meta import ModelMeta
 from dlworkflow.models.registry import INPUT_ARGS, MODELS, ModelFileError
 
 WEIGHTS_FILE = "model.safetensors"
@@ -24,7 +25,7 @@ REQUIRED_BY_MODALITY = {"image": ("in_channels", "image_size", "mean", "std"),
 
 
 def save_trained(folder: str | Path, model: Classifier,
-                 meta: dict[str, Any]) -> tuple[Path, str]:
+                 meta: ModelMeta) -> tuple[Path, str]:
     """Write weights then metadata (the metadata file commits the pair); return (path, sha256).
 
     `meta` must hold `classes`; the model's spec and preprocessing fill in the rest, and any
@@ -60,7 +61,7 @@ def save_trained(folder: str | Path, model: Classifier,
     return weights, digest
 
 
-def load_trained(folder: str | Path) -> tuple[Classifier, dict[str, Any]]:
+def load_trained(folder: str | Path) -> tuple[Classifier, ModelMeta]:
     """Rebuild the network from model.json and load its verified weights (eval mode)."""
     from safetensors.torch import load_file
 
@@ -94,11 +95,12 @@ def load_trained(folder: str | Path) -> tuple[Classifier, dict[str, Any]]:
     return model, meta
 
 
-def _rebuild(meta: dict[str, Any]) -> Classifier:
+def _rebuild(meta: ModelMeta) -> Classifier:
     """The network of model.json, untrained (pretrained weights are not loaded: the saved
     weights replace them)."""
     modality = meta.get("modality", "image")
-    inputs = {k: meta[k] for k in INPUT_ARGS[modality] if meta.get(k) is not None}
+    raw: dict[str, Any] = dict(meta)
+    inputs = {k: raw[k] for k in INPUT_ARGS[modality] if raw.get(k) is not None}
     if "image_size" in inputs:
         inputs["image_size"] = tuple(inputs["image_size"])
     params = dict(meta["params"])
@@ -123,7 +125,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _read_meta(folder: Path) -> dict[str, Any]:
+def _read_meta(folder: Path) -> ModelMeta:
     path = folder / META_FILE
     if not path.is_file():
         raise ModelFileError(f"No trained model in {folder}.", expected=f"{path}",

@@ -10,12 +10,13 @@ Images: float32 [batch, C, H, W] normalised pixels; text: int64 [batch, max_len]
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 
-def input_spec(meta: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def input_spec(meta: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(metadata "input", "preprocessing") of a trained model's model.json."""
     modality = meta.get("modality", "image")
     prep = dict(meta.get("preprocessing") or {})
@@ -33,7 +34,7 @@ def input_spec(meta: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return {"name": "input", "dtype": "float32", "shape": ["batch", width]}, prep
 
 
-def example_input(meta: dict[str, Any], n: int = 2) -> np.ndarray:
+def example_input(meta: Mapping[str, Any], n: int = 2) -> np.ndarray:
     """Zeros of the model's input format (shape and dtype), n rows."""
     spec, _ = input_spec(meta)
     return np.zeros([n, *spec["shape"][1:]], dtype=np.dtype(spec["dtype"]))

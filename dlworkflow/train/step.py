@@ -28,6 +28,7 @@ from dlworkflow.train.trainer import FitResult, LoopConfig, seed_everything
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from dlworkflow.models.meta import ModelMeta
     from dlworkflow.train.checkpoint import Resumable
     from dlworkflow.workspace import StepRun, Workspace
 
@@ -204,7 +205,9 @@ def _fit_tracked(project: Workspace, run: Any, *, split_info: Any, loop: LoopCon
             resume=origin.state if origin else None)
         meta = model_meta(project, split_info, result, data, metric, run, tracker.run_id)
         meta["target"] = tuned_target(model, data)
-        meta.update(transfer=strategy.summary(), **_warm_record(warm))
+        meta["transfer"] = strategy.summary()
+        if warm is not None:
+            meta["init_from"] = warm.record()
         weights, digest = save_trained(folder, model, meta)
         tracker.log_metrics({f"best_val_{metric}": result.best_metric,
                              "best_epoch": result.best_epoch}, step=result.best_epoch)
@@ -370,7 +373,7 @@ def tuned_target(model: Any, data: Any) -> dict[str, Any]:
 
 
 def model_meta(project: Workspace, split_info: store.SplitInfo, result: FitResult, data: Any,
-               metric: str, run: StepRun, mlflow_run_id: str) -> dict[str, Any]:
+               metric: str, run: StepRun, mlflow_run_id: str) -> ModelMeta:
     """Everything `dlw test` needs to predict, plus where the model came from."""
     return {
         "classes": data.classes, **data.meta(), "metric": metric,

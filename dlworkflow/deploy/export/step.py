@@ -41,6 +41,7 @@ from dlworkflow.runtime.spec import example_input, input_spec
 from dlworkflow.tasks import Task, task_of
 
 if TYPE_CHECKING:
+    from dlworkflow.models.meta import ModelMeta
     from dlworkflow.workspace import Workspace
 
 #: Parity thresholds: outputs may differ by float32 rounding only (probabilities by 1e-4;
@@ -250,7 +251,7 @@ def _user() -> str:
 
 
 def _write_folder(project: Workspace, folder: Path, version: int, model: Any,
-                  meta: dict[str, Any], pointer: dict[str, Any], verdict: str,
+                  meta: ModelMeta, pointer: dict[str, Any], verdict: str,
                   test: dict[str, Any], forced: dict[str, Any] | None) -> dict[str, Any]:
     from dlworkflow.models.onnx_export import to_onnx
 
@@ -299,7 +300,7 @@ def _write_folder(project: Workspace, folder: Path, version: int, model: Any,
     return metadata
 
 
-def trained_task(project: Workspace, meta: dict[str, Any]) -> Task:
+def trained_task(project: Workspace, meta: ModelMeta) -> Task:
     """The task the model was trained for (model.json "task"; older models: the project's)."""
     return task_of(str(meta.get("task") or project.config.task))
 
@@ -314,7 +315,7 @@ def _criterion(task: Task, metric: str | None, target: Any) -> str | None:
         return None
 
 
-def outputs_section(task: Task, meta: dict[str, Any]) -> dict[str, Any]:
+def outputs_section(task: Task, meta: ModelMeta) -> dict[str, Any]:
     """metadata.json "outputs": how the ONNX output "logits" becomes predictions, with the
     target that travels with the model (metadata.json "target", model.json's: regression's
     target scaling {"mean", "std"}, multi-label {"thresholds"}; {} for classification)."""
@@ -330,7 +331,7 @@ def outputs_section(task: Task, meta: dict[str, Any]) -> dict[str, Any]:
                           "return task.prediction of each row"}
 
 
-def parity_check(project: Workspace, model: Any, meta: dict[str, Any],
+def parity_check(project: Workspace, model: Any, meta: ModelMeta,
                  bundle: Bundle) -> dict[str, Any]:
     """PyTorch (training's own prediction path) vs ONNX Runtime (the runtime's path, from the
     files) on the whole validation split: the max abs difference of the task's outputs
