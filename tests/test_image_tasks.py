@@ -11,8 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import digit_image, write_png
 from dlworkflow.project import Project
+from modality_data import helpers
+
+digit_image = helpers("conftest.py").digit_image
+write_png = helpers("conftest.py").write_png
 
 PER_DIGIT = 20
 
