@@ -42,6 +42,7 @@ test: setup-dev system-deps
 # ruff (tests and benchmarks too), mypy (the package), import-linter (the layers of DESIGN.md).
 lint: setup-dev
 	$(VENV)/bin/ruff check dlworkflow tests bench docs/gen
+	$(VENV)/bin/ruff format --check dlworkflow tests bench docs/gen
 	$(VENV)/bin/mypy dlworkflow
 	$(VENV)/bin/lint-imports
 

@@ -59,8 +59,9 @@ def vectorised(y: np.ndarray, proba: np.ndarray, n: int) -> float:
 
 def whole_report(y: np.ndarray, proba: np.ndarray, n: int) -> tuple[float, int]:
     start = time.perf_counter()
-    report = metric_report(y, proba, [str(c) for c in range(proba.shape[1])], n_resamples=n,
-                           confidence=0.95, seed=0)
+    report = metric_report(
+        y, proba, [str(c) for c in range(proba.shape[1])], n_resamples=n, confidence=0.95, seed=0
+    )
     return time.perf_counter() - start, len(report["metrics"])
 
 
@@ -79,14 +80,18 @@ def main() -> None:
     report_s, n_metrics = whole_report(y, proba, args.resamples)
     base, ours = statistics.median(times["loop"]), statistics.median(times["dlw"])
     ratio = base / report_s
-    print(f"{args.resamples} resamples, {len(y)} rows, 10 classes; medians of "
-          f"{len(times['loop'])} runs each")
+    print(
+        f"{args.resamples} resamples, {len(y)} rows, 10 classes; medians of "
+        f"{len(times['loop'])} runs each"
+    )
     print(f"{'resampling loop, 4 metrics':36s} {base:7.2f} s")
     print(f"{'dlw vectorised, the same 4 metrics':36s} {ours:7.2f} s")
     print(f"{'dlw whole report, ' + str(n_metrics) + ' metrics':36s} {report_s:7.2f} s")
     print(f"same 4 metrics: vectorised {base / ours:.1f}x faster than the loop")
-    print(f"loop (4 metrics) / whole report ({n_metrics} metrics): {ratio:.2f}; goal >= "
-          f"{GOAL:.1f}: {'MET' if ratio >= GOAL else 'NOT MET'}")
+    print(
+        f"loop (4 metrics) / whole report ({n_metrics} metrics): {ratio:.2f}; goal >= "
+        f"{GOAL:.1f}: {'MET' if ratio >= GOAL else 'NOT MET'}"
+    )
 
 
 if __name__ == "__main__":

@@ -33,8 +33,11 @@ def run_once(folder: Path, threads: int | None) -> tuple[dict, float, int, str]:
     env = dict(os.environ)
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    command = [str(DLW), "demo", str(folder)] if DLW.exists() else \
-        [sys.executable, "-m", "dlworkflow", "demo", str(folder)]
+    command = (
+        [str(DLW), "demo", str(folder)]
+        if DLW.exists()
+        else [sys.executable, "-m", "dlworkflow", "demo", str(folder)]
+    )
     start = time.perf_counter()
     out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800)
     wall = time.perf_counter() - start
@@ -43,8 +46,7 @@ def run_once(folder: Path, threads: int | None) -> tuple[dict, float, int, str]:
     return times, wall, out.returncode, (out.stdout + out.stderr)[-2000:]
 
 
-def table(runs: list[tuple[dict, float, int, str]]
-          ) -> list[tuple[str, list[float], float | None]]:
+def table(runs: list[tuple[dict, float, int, str]]) -> list[tuple[str, list[float], float | None]]:
     """(row name, wall seconds per repeat, median CPU seconds): each step by its position
     (explore runs twice)."""
     names = [name for name, _ in runs[0][0].get("steps", [])]
@@ -54,11 +56,21 @@ def table(runs: list[tuple[dict, float, int, str]]
         seen[name] = seen.get(name, 0) + 1
         label = name if seen[name] == 1 else f"{name} ({seen[name]})"
         cpu = [r[0]["cpu"][i] for r in runs if len(r[0].get("cpu", [])) > i]
-        rows.append((label, [r[0]["steps"][i][1] for r in runs if len(r[0]["steps"]) > i],
-                     statistics.median(cpu) if cpu else None))
+        rows.append(
+            (
+                label,
+                [r[0]["steps"][i][1] for r in runs if len(r[0]["steps"]) > i],
+                statistics.median(cpu) if cpu else None,
+            )
+        )
     rows.append(("other (setup, status, printing)", [r[0]["other"] for r in runs], None))
-    rows.append(("demo total", [r[0]["total"] for r in runs],
-                 statistics.median(sum(r[0].get("cpu", [])) for r in runs)))
+    rows.append(
+        (
+            "demo total",
+            [r[0]["total"] for r in runs],
+            statistics.median(sum(r[0].get("cpu", [])) for r in runs),
+        )
+    )
     rows.append(("start-up (interpreter, imports)", [r[1] - r[0]["total"] for r in runs], None))
     rows.append(("`dlw demo` wall", [r[1] for r in runs], None))
     return rows
@@ -67,31 +79,50 @@ def table(runs: list[tuple[dict, float, int, str]]
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="OMP/MKL threads of the demo process (default: all cores)")
-    parser.add_argument("--keep", type=Path, default=None,
-                        help="run in this folder (kept) instead of a temporary one")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="OMP/MKL threads of the demo process (default: all cores)",
+    )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="run in this folder (kept) instead of a temporary one",
+    )
     args = parser.parse_args()
     runs = []
     for repeat in range(args.repeats):
         with tempfile.TemporaryDirectory(prefix="dlw-demo-bench-") as tmp:
             folder = args.keep or Path(tmp) / "demo"
             times, wall, code, tail = run_once(folder, args.threads)
-            print(f"repeat {repeat + 1}: `dlw demo` exit {code}, {wall:.1f} s, load average "
-                  f"{os.getloadavg()[0]:.1f}", flush=True)
+            print(
+                f"repeat {repeat + 1}: `dlw demo` exit {code}, {wall:.1f} s, load average "
+                f"{os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
             if code != 0 or not times:
                 print(tail)
                 print(f"NOT MET: the demo exited {code}")
                 sys.exit(1)
             runs.append((times, wall, code, tail))
-    print(f"\n`dlw demo` on {os.cpu_count()} CPUs, threads {args.threads or 'all'}, "
-          f"{args.repeats} repeat(s); load average now {os.getloadavg()[0]:.1f}")
-    print(f"{'step':<34}" + "".join(f"{'run ' + str(i + 1):>8}" for i in range(len(runs)))
-          + f"{'median':>9}{'cpu s':>8}")
+    print(
+        f"\n`dlw demo` on {os.cpu_count()} CPUs, threads {args.threads or 'all'}, "
+        f"{args.repeats} repeat(s); load average now {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"{'step':<34}"
+        + "".join(f"{'run ' + str(i + 1):>8}" for i in range(len(runs)))
+        + f"{'median':>9}{'cpu s':>8}"
+    )
     for label, values, cpu in table(runs):
-        print(f"{label:<34}" + "".join(f"{v:>8.1f}" for v in values)
-              + f"{statistics.median(values):>9.1f}" + (f"{cpu:>8.1f}" if cpu is not None
-                                                         else ""))
+        print(
+            f"{label:<34}"
+            + "".join(f"{v:>8.1f}" for v in values)
+            + f"{statistics.median(values):>9.1f}"
+            + (f"{cpu:>8.1f}" if cpu is not None else "")
+        )
     wall = statistics.median(r[1] for r in runs)
     verdict = "MET" if wall <= GOAL_S else "NOT MET"
     print(f"\ngoal: `dlw demo` <= {GOAL_S:.0f} s on 2 cores: {verdict} (median {wall:.1f} s)")

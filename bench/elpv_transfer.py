@@ -45,20 +45,25 @@ STRATEGIES = ("frozen", "finetune", "scratch", "gradual")
 def setup(root: Path, args: argparse.Namespace) -> tuple[Project, float, dict[str, int]]:
     start = time.perf_counter()
     project = Project.init(root, name="elpv-transfer")
-    project.update_config({
-        "data.source": "builtin:elpv",
-        "data.image.size": [args.size, args.size],
-        "data.image.channels": args.channels,
-        "model.name": "efficientnet_lite0",
-        "model.params": {"input_size": args.size},
-        "train.threads": args.threads,
-        "train.batch_size": args.batch_size,
-        "train.learning_rate": args.lr,
-        "train.class_weights": args.class_weights,
-        "train.early_stopping_patience": 4,
-    })
-    project.define(metric="macro_f1", target=0.5,
-                   objective="benchmark: transfer strategies on ELPV solar cells")
+    project.update_config(
+        {
+            "data.source": "builtin:elpv",
+            "data.image.size": [args.size, args.size],
+            "data.image.channels": args.channels,
+            "model.name": "efficientnet_lite0",
+            "model.params": {"input_size": args.size},
+            "train.threads": args.threads,
+            "train.batch_size": args.batch_size,
+            "train.learning_rate": args.lr,
+            "train.class_weights": args.class_weights,
+            "train.early_stopping_patience": 4,
+        }
+    )
+    project.define(
+        metric="macro_f1",
+        target=0.5,
+        objective="benchmark: transfer strategies on ELPV solar cells",
+    )
     project.ingest(progress=False)
     result = project.split()
     counts = dict(getattr(result, "counts", {}) or {})
@@ -76,18 +81,29 @@ def train_once(project: Project, strategy: str, args: argparse.Namespace) -> dic
     record = project.ledger.latest("train")
     applied = (record.summary.get("transfer") or {}).get("strategy") if record else None
     applied = applied or (getattr(result, "transfer", "") or "").split(":")[0] or None
-    return {"strategy": strategy, "applied": applied or "NOT RECORDED",
-            "macro_f1": result.best_metric, "val_acc": best.get("val_accuracy", float("nan")),
-            "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
-            "call_s": call_s, "epochs_s": sum(r["seconds"] for r in history),
-            "per_epoch_s": statistics.median(r["seconds"] for r in history)}
+    return {
+        "strategy": strategy,
+        "applied": applied or "NOT RECORDED",
+        "macro_f1": result.best_metric,
+        "val_acc": best.get("val_accuracy", float("nan")),
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "call_s": call_s,
+        "epochs_s": sum(r["seconds"] for r in history),
+        "per_epoch_s": statistics.median(r["seconds"] for r in history),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=96, help="image side the network sees")
-    parser.add_argument("--channels", type=int, choices=(1, 3), default=1,
-                        help="ELPV is grayscale; 1 is replicated to RGB inside the model")
+    parser.add_argument(
+        "--channels",
+        type=int,
+        choices=(1, 3),
+        default=1,
+        help="ELPV is grayscale; 1 is replicated to RGB inside the model",
+    )
     parser.add_argument("--epochs", type=int, default=8, help="finetune / scratch / gradual")
     parser.add_argument("--frozen-epochs", type=int, default=15, help="frozen (head only)")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -106,14 +122,20 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="dlw-bench-elpv-") as tmp:
         project, setup_s, counts = setup(Path(tmp) / "project", args)
-        print(f"ELPV (builtin:elpv) split {counts or '70/15/15'}, efficientnet_lite0 at "
-              f"{args.size}x{args.size}x{args.channels}, batch {args.batch_size}, AdamW lr "
-              f"{args.lr}, class_weights {args.class_weights}, {args.threads} threads, torch "
-              f"{torch.__version__}; setup (init+define+ingest+split) {setup_s:.1f} s")
-        print(f"epochs: frozen {args.frozen_epochs}, others {args.epochs} (early stopping "
-              "patience 4); primary metric macro_f1 on VALIDATION (the test set is not read)\n")
-        head = (f"{'strategy':<9} {'applied':<13} {'rep':>3} {'val macro-F1':>12} "
-                f"{'val acc':>7} {'best/run':>8} {'s/epoch':>7} {'epochs s':>8} {'call s':>7}")
+        print(
+            f"ELPV (builtin:elpv) split {counts or '70/15/15'}, efficientnet_lite0 at "
+            f"{args.size}x{args.size}x{args.channels}, batch {args.batch_size}, AdamW lr "
+            f"{args.lr}, class_weights {args.class_weights}, {args.threads} threads, torch "
+            f"{torch.__version__}; setup (init+define+ingest+split) {setup_s:.1f} s"
+        )
+        print(
+            f"epochs: frozen {args.frozen_epochs}, others {args.epochs} (early stopping "
+            "patience 4); primary metric macro_f1 on VALIDATION (the test set is not read)\n"
+        )
+        head = (
+            f"{'strategy':<9} {'applied':<13} {'rep':>3} {'val macro-F1':>12} "
+            f"{'val acc':>7} {'best/run':>8} {'s/epoch':>7} {'epochs s':>8} {'call s':>7}"
+        )
         print(head)
         runs = []
         for repeat in range(1, args.repeats + 1):
@@ -121,10 +143,12 @@ def main(argv: list[str] | None = None) -> int:
                 r = train_once(project, strategy, args)
                 r["repeat"] = repeat
                 runs.append(r)
-                print(f"{strategy:<9} {r['applied']:<13} {repeat:>3} {r['macro_f1']:>12.4f} "
-                      f"{r['val_acc']:>7.4f} {r['best_epoch']:>3}/{r['epochs_run']:<4} "
-                      f"{r['per_epoch_s']:>7.1f} {r['epochs_s']:>8.1f} {r['call_s']:>7.1f}",
-                      flush=True)
+                print(
+                    f"{strategy:<9} {r['applied']:<13} {repeat:>3} {r['macro_f1']:>12.4f} "
+                    f"{r['val_acc']:>7.4f} {r['best_epoch']:>3}/{r['epochs_run']:<4} "
+                    f"{r['per_epoch_s']:>7.1f} {r['epochs_s']:>8.1f} {r['call_s']:>7.1f}",
+                    flush=True,
+                )
     if args.repeats > 1:
         print(f"\nmedians over {args.repeats} repeats")
         print(head.replace(f" {'rep':>3}", ""))
@@ -134,15 +158,19 @@ def main(argv: list[str] | None = None) -> int:
             def m(key: str, rows: list[dict[str, Any]] = rows) -> float:
                 return statistics.median(r[key] for r in rows)
 
-            print(f"{strategy:<9} {rows[0]['applied']:<13} {m('macro_f1'):>12.4f} "
-                  f"{m('val_acc'):>7.4f} {'':>8} {m('per_epoch_s'):>7.1f} {m('epochs_s'):>8.1f} "
-                  f"{m('call_s'):>7.1f}")
+            print(
+                f"{strategy:<9} {rows[0]['applied']:<13} {m('macro_f1'):>12.4f} "
+                f"{m('val_acc'):>7.4f} {'':>8} {m('per_epoch_s'):>7.1f} {m('epochs_s'):>8.1f} "
+                f"{m('call_s'):>7.1f}"
+            )
     total = time.perf_counter() - wall
     print(f"\nwhole benchmark {total / 60:.1f} min (budget 15 min)")
     missing = [r["strategy"] for r in runs if r["applied"] != r["strategy"]]
     if missing:
-        print(f"WARNING: the trainer did not record the requested strategy for {missing}: "
-              "model.transfer may not be honoured by this version of `dlw train`")
+        print(
+            f"WARNING: the trainer did not record the requested strategy for {missing}: "
+            "model.transfer may not be honoured by this version of `dlw train`"
+        )
         return 1
     return 0
 

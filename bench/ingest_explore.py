@@ -66,8 +66,12 @@ def fashion_folder(root: Path) -> Path | None:
 
 
 def run_child(root: Path, source: Path, *, explore: bool) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, str(root), str(source),
-                          "1" if explore else "0"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(root), str(source), "1" if explore else "0"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -83,8 +87,12 @@ def subset(folder: Path, n: int, target: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--generated", type=int, default=40_000,
-                        help="images to generate when Fashion-MNIST is not installed")
+    parser.add_argument(
+        "--generated",
+        type=int,
+        default=40_000,
+        help="images to generate when Fashion-MNIST is not installed",
+    )
     parser.add_argument("--no-explore", action="store_true")
     args = parser.parse_args()
     cores = len(os.sched_getaffinity(0))
@@ -101,14 +109,18 @@ def main() -> None:
         small = run_child(tmp / "p-10k", subset(folder, 10_000, tmp / "s10k"), explore=False)
         large = run_child(tmp / "p-40k", subset(folder, 40_000, tmp / "s40k"), explore=False)
     rate = full["n"] / full["ingest_s"]
-    print(f"data: {name}; written in {prepare_s:.1f} s; {cores} cores; python "
-          f"{sys.version.split()[0]}")
+    print(
+        f"data: {name}; written in {prepare_s:.1f} s; {cores} cores; python "
+        f"{sys.version.split()[0]}"
+    )
     print(f"{'measure':<42}{'value':>14}{'goal':>16}")
     print(f"{'ingest + hash, images/s (1 process)':<42}{rate:>14,.0f}{'':>16}")
     print(f"{'ingest + hash, images/s per core':<42}{rate:>14,.0f}{'>= 500':>16}")
     if full["explore_s"] is not None:
-        print(f"{'explore, seconds for ' + format(full['n'], ',') + ' images':<42}"
-              f"{full['explore_s']:>14.1f}{'< 120 (70k)':>16}")
+        print(
+            f"{'explore, seconds for ' + format(full['n'], ',') + ' images':<42}"
+            f"{full['explore_s']:>14.1f}{'< 120 (70k)':>16}"
+        )
         print(f"{'explore, images/s':<42}{full['n'] / full['explore_s']:>14,.0f}{'':>16}")
     print(f"{'ingest peak RSS, 10k images (MB)':<42}{small['peak_mb']:>14.0f}{'':>16}")
     print(f"{'ingest peak RSS, 40k images (MB)':<42}{large['peak_mb']:>14.0f}{'':>16}")

@@ -77,16 +77,20 @@ def main() -> None:
                     alerts += any(c.alert for c in drift.checks)
                 row.append(f"{alerts}/{runs} ({alerts / runs:.1%})")
             table.append(row)
-    print(f"\nmodel: small_cnn on 2,500 MNIST-5k digits (built in {built:.0f} s); reference: "
-          f"{len(reference)} validation records; monitor.alpha {config.alpha}; pool: 2,500 "
-          "held-out digits")
+    print(
+        f"\nmodel: small_cnn on 2,500 MNIST-5k digits (built in {built:.0f} s); reference: "
+        f"{len(reference)} validation records; monitor.alpha {config.alpha}; pool: 2,500 "
+        "held-out digits"
+    )
     print("alerting windows (in-distribution: false alarms; shifts: detections), by window size")
     header = ["condition", *[f"n={w}" for w in WINDOWS]]
     widths = [max(len(str(r[i])) for r in [header, *table]) for i in range(len(header))]
     for row in [header, *table]:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
-    print(f"checks per window: median {np.median(seconds) * 1000:.0f} ms, "
-          f"p95 {np.percentile(seconds, 95) * 1000:.0f} ms (2 CPU cores)")
+    print(
+        f"checks per window: median {np.median(seconds) * 1000:.0f} ms, "
+        f"p95 {np.percentile(seconds, 95) * 1000:.0f} ms (2 CPU cores)"
+    )
 
 
 if __name__ == "__main__":

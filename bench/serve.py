@@ -70,15 +70,29 @@ def baseline_app(project_root: Path) -> Any:
 
     @app.post("/v1/predict")
     def predict(request: PredictRequest) -> dict[str, Any]:
-        pixels = np.stack([
-            to_array(decode_image_bytes(base64.b64decode(s), max_pixels=89_478_485),
-                     channels=channels, size=size) for s in request.images])
+        pixels = np.stack(
+            [
+                to_array(
+                    decode_image_bytes(base64.b64decode(s), max_pixels=89_478_485),
+                    channels=channels,
+                    size=size,
+                )
+                for s in request.images
+            ]
+        )
         x = (torch.from_numpy(pixels).float() / 255.0 - mean) / std
         with torch.inference_mode():
             probs = torch.softmax(model(x), dim=1).numpy()
-        return {"predictions": [
-            {"label": classes[int(p.argmax())], "confidence": float(p.max()),
-             "probabilities": {c: float(v) for c, v in zip(classes, p)}} for p in probs]}
+        return {
+            "predictions": [
+                {
+                    "label": classes[int(p.argmax())],
+                    "confidence": float(p.max()),
+                    "probabilities": {c: float(v) for c, v in zip(classes, p)},
+                }
+                for p in probs
+            ]
+        }
 
     return app
 
@@ -86,8 +100,13 @@ def baseline_app(project_root: Path) -> Any:
 def run_baseline(project_root: Path, port: int) -> None:
     import uvicorn
 
-    uvicorn.run(baseline_app(project_root), host="127.0.0.1", port=port, log_level="warning",
-                access_log=False)
+    uvicorn.run(
+        baseline_app(project_root),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 # ---- the project and its exported model ----------------------------------------------------
@@ -97,8 +116,14 @@ def build_project(folder: Path) -> Path:
 
     project = Project.init(folder, task="image-classification", name="serve-bench")
     # pool_size 1: the default 2x2 adaptive pool of a 7x7 map has no ONNX form (torch.onnx)
-    project.update_config({"data.source": "builtin:mnist5k", "train.epochs": 1,
-                           "train.threads": 2, "model.params": {"pool_size": 1}})
+    project.update_config(
+        {
+            "data.source": "builtin:mnist5k",
+            "train.epochs": 1,
+            "train.threads": 2,
+            "model.params": {"pool_size": 1},
+        }
+    )
     project.define(metric="accuracy", target=0.95, objective="serving benchmark")
     for step in (project.ingest, project.split, project.train):
         say(f"  {step.__name__} ...")
@@ -120,8 +145,9 @@ def request_images(project_root: Path, n: int = 64) -> list[bytes]:
     split = read_assignments(project)
     val = manifest.merge(split, on="sample_id")
     paths = val[val["split"] == "val"]["path"].tolist()[:n]
-    return [(project_root / p if not Path(p).is_absolute() else Path(p)).read_bytes()
-            for p in paths]
+    return [
+        (project_root / p if not Path(p).is_absolute() else Path(p)).read_bytes() for p in paths
+    ]
 
 
 # ---- the load generator --------------------------------------------------------------------
@@ -145,18 +171,43 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-
 def start_servers(project_root: Path) -> dict[str, tuple[subprocess.Popen, int]]:
     env = {**os.environ, "DLW_SERVE_TOKEN": TOKEN}
     servers = {}
     port = free_port()
-    servers["dlw serve"] = (subprocess.Popen(
-        [sys.executable, "-m", "dlworkflow", "serve", "-p", str(project_root), "--port",
-         str(port)], env=env, stdout=subprocess.DEVNULL), port)
+    servers["dlw serve"] = (
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dlworkflow",
+                "serve",
+                "-p",
+                str(project_root),
+                "--port",
+                str(port),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+        ),
+        port,
+    )
     port = free_port()
-    servers["FastAPI + PyTorch eager"] = (subprocess.Popen(
-        [sys.executable, __file__, "--baseline-server", "--project", str(project_root),
-         "--port", str(port)], env=env), port)
+    servers["FastAPI + PyTorch eager"] = (
+        subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--baseline-server",
+                "--project",
+                str(project_root),
+                "--port",
+                str(port),
+            ],
+            env=env,
+        ),
+        port,
+    )
     for name, (process, port) in servers.items():
         wait_healthy(name, process, port)
     return servers
@@ -177,8 +228,9 @@ def wait_healthy(name: str, process: subprocess.Popen, port: int, timeout: float
     raise SystemExit(f"{name} did not start")
 
 
-def check_same_predictions(servers: dict[str, tuple[subprocess.Popen, int]],
-                           images: list[bytes]) -> float:
+def check_same_predictions(
+    servers: dict[str, tuple[subprocess.Popen, int]], images: list[bytes]
+) -> float:
     """Fraction of the request images both servers give the same label."""
     import urllib.request
 
@@ -186,11 +238,14 @@ def check_same_predictions(servers: dict[str, tuple[subprocess.Popen, int]],
     for _, port in servers.values():
         labels.append([])
         for i in range(0, len(images), 32):  # serve.max_batch
-            body = json.dumps({"images": [base64.b64encode(b).decode()
-                                          for b in images[i:i + 32]]}).encode()
-            req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/predict", data=body,
-                                         headers={"Content-Type": "application/json",
-                                                  "Authorization": f"Bearer {TOKEN}"})
+            body = json.dumps(
+                {"images": [base64.b64encode(b).decode() for b in images[i : i + 32]]}
+            ).encode()
+            req = urllib.request.Request(
+                f"http://127.0.0.1:{port}/v1/predict",
+                data=body,
+                headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
+            )
             with urllib.request.urlopen(req, timeout=30) as response:
                 labels[-1] += [p["label"] for p in json.loads(response.read())["predictions"]]
     return float(np.mean([a == b for a, b in zip(*labels)]))
@@ -201,8 +256,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=3000, help="per server, in all rounds")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--project", type=Path, default=None,
-                        help="a project with an exported champion (default: build one)")
+    parser.add_argument(
+        "--project",
+        type=Path,
+        default=None,
+        help="a project with an exported champion (default: build one)",
+    )
     parser.add_argument("--baseline-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -229,16 +288,20 @@ def main(argv: list[str] | None = None) -> int:
                     process.kill()
 
 
-def run(servers: dict[str, tuple[subprocess.Popen, int]], images: list[bytes],
-        args: argparse.Namespace) -> int:
+def run(
+    servers: dict[str, tuple[subprocess.Popen, int]], images: list[bytes], args: argparse.Namespace
+) -> int:
     agreement = check_same_predictions(servers, images)
     bodies = [json.dumps({"images": [base64.b64encode(i).decode()]}).encode() for i in images]
     per_round = args.requests // args.rounds
     results: dict[str, list[tuple[float, np.ndarray, int, float]]] = {n: [] for n in servers}
     for name, (_, port) in servers.items():  # warm-up, not counted
         token = TOKEN if name == "dlw serve" else None
-        load(port, [predict_request(port, bodies[i % len(bodies)], token) for i in range(300)],
-             args.concurrency)
+        load(
+            port,
+            [predict_request(port, bodies[i % len(bodies)], token) for i in range(300)],
+            args.concurrency,
+        )
     for r in range(args.rounds):
         order = list(servers) if r % 2 == 0 else list(reversed(servers))
         for name in order:
@@ -249,9 +312,11 @@ def run(servers: dict[str, tuple[subprocess.Popen, int]], images: list[bytes],
             seconds, ms, errors = load(port, reqs, args.concurrency)
             cpu_ms = (cpu_seconds(servers[name][0].pid) - cpu) * 1000 / per_round
             results[name].append((seconds, ms, errors, cpu_ms))
-            say(f"  round {r + 1} {name:<24} {per_round / seconds:6.0f} req/s  "
+            say(
+                f"  round {r + 1} {name:<24} {per_round / seconds:6.0f} req/s  "
                 f"p50 {np.percentile(ms, 50):6.1f} ms  p99 {np.percentile(ms, 99):6.1f} ms  "
-                f"server CPU {cpu_ms:5.2f} ms/request  errors {errors}")
+                f"server CPU {cpu_ms:5.2f} ms/request  errors {errors}"
+            )
     return report(results, per_round, agreement, args, batch_size(servers["dlw serve"][1]))
 
 
@@ -260,8 +325,9 @@ def batch_size(port: int) -> float:
     import re
     import urllib.request
 
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics",
-                                 headers={"Authorization": f"Bearer {TOKEN}"})
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}
+    )
     with urllib.request.urlopen(req, timeout=10) as response:
         text = response.read().decode()
     count = float(re.search(r"^dlw_batch_size_count (\S+)", text, re.M).group(1))
@@ -269,31 +335,48 @@ def batch_size(port: int) -> float:
     return total / count
 
 
-def report(results: dict[str, list[tuple[float, np.ndarray, int, float]]], per_round: int,
-           agreement: float, args: argparse.Namespace, mean_batch: float) -> int:
+def report(
+    results: dict[str, list[tuple[float, np.ndarray, int, float]]],
+    per_round: int,
+    agreement: float,
+    args: argparse.Namespace,
+    mean_batch: float,
+) -> int:
     rows = {}
     for name, rounds in results.items():
         seconds = sum(r[0] for r in rounds)
         ms = np.concatenate([r[1] for r in rounds])
-        rows[name] = (per_round * len(rounds) / seconds, np.percentile(ms, 50),
-                      np.percentile(ms, 99), sum(r[2] for r in rounds),
-                      float(np.median([r[3] for r in rounds])))
-    say(f"\n{per_round * args.rounds} requests per server, concurrency {args.concurrency}, "
+        rows[name] = (
+            per_round * len(rounds) / seconds,
+            np.percentile(ms, 50),
+            np.percentile(ms, 99),
+            sum(r[2] for r in rounds),
+            float(np.median([r[3] for r in rounds])),
+        )
+    say(
+        f"\n{per_round * args.rounds} requests per server, concurrency {args.concurrency}, "
         f"{args.rounds} alternating rounds, 1 image per request; {os.cpu_count()} CPU cores, "
-        f"load average {os.getloadavg()[0]:.2f}")
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     say(f"{'server':<26}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms/req':>12}{'errors':>8}")
     for name, (rps, p50, p99, errors, cpu) in rows.items():
         say(f"{name:<26}{rps:>8.0f}{p50:>9.1f}{p99:>9.1f}{cpu:>12.2f}{errors:>8}")
     (a_rps, _, a_p99, a_err, a_cpu), (b_rps, _, b_p99, _, b_cpu) = rows.values()
     ratio = a_rps / b_rps
     met = ratio >= GOAL_THROUGHPUT and a_p99 <= b_p99 and a_err == 0
-    say(f"same label from both servers on {agreement:.0%} of the request images; dlw serve "
-        f"ran {mean_batch:.1f} images per ONNX Runtime call on average (micro-batching)")
-    say(f"server CPU per request: dlw serve {a_cpu:.2f} ms vs {b_cpu:.2f} ms "
-        f"({b_cpu / a_cpu:.2f}x less)")
-    say(f"throughput ratio {ratio:.2f}x (goal >= {GOAL_THROUGHPUT:g}x), p99 "
+    say(
+        f"same label from both servers on {agreement:.0%} of the request images; dlw serve "
+        f"ran {mean_batch:.1f} images per ONNX Runtime call on average (micro-batching)"
+    )
+    say(
+        f"server CPU per request: dlw serve {a_cpu:.2f} ms vs {b_cpu:.2f} ms "
+        f"({b_cpu / a_cpu:.2f}x less)"
+    )
+    say(
+        f"throughput ratio {ratio:.2f}x (goal >= {GOAL_THROUGHPUT:g}x), p99 "
         f"{a_p99:.1f} vs {b_p99:.1f} ms (goal: equal or better): "
-        f"goal {'MET' if met else 'NOT met'}")
+        f"goal {'MET' if met else 'NOT met'}"
+    )
     return 0
 
 

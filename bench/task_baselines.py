@@ -49,8 +49,7 @@ RMSE_GOAL = 1.03  # dlw RMSE / best classical RMSE, at most
 F1_GOAL = 1.0  # dlw macro-F1 / OvR logistic (tuned thresholds) macro-F1, at least
 
 
-def build(root: Path, task: str, source: str, metric: str, target: float,
-          seed: int) -> Project:
+def build(root: Path, task: str, source: str, metric: str, target: float, seed: int) -> Project:
     project = Project.init(root, task=task)
     project.update_config({"seed": seed})
     project.define(metric=metric, target=target, objective="benchmark")
@@ -58,20 +57,25 @@ def build(root: Path, task: str, source: str, metric: str, target: float,
     project.split()
     started = time.perf_counter()
     result = project.train(progress=False)
-    print(f"  {task}: dlw train {time.perf_counter() - started:.1f} s, "
-          f"best val {result.metric} {result.best_metric:.4f} at epoch {result.best_epoch} "
-          f"of {result.epochs_run}", flush=True)
+    print(
+        f"  {task}: dlw train {time.perf_counter() - started:.1f} s, "
+        f"best val {result.metric} {result.best_metric:.4f} at epoch {result.best_epoch} "
+        f"of {result.epochs_run}",
+        flush=True,
+    )
     return project
 
 
-def parts(project: Project) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], object,
-                                     dict, np.ndarray]:
+def parts(
+    project: Project,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], object, dict, np.ndarray]:
     """Encoded features and encoded targets per split, the model's meta, and the network's
     raw outputs on the test rows."""
     model, meta = load_model(project)
     task = task_of(meta["task"])
-    manifest = read_manifest(project).merge(read_assignments(project)[["sample_id", "split"]],
-                                            on="sample_id")
+    manifest = read_manifest(project).merge(
+        read_assignments(project)[["sample_id", "split"]], on="sample_id"
+    )
     x, y, rows = {}, {}, {}
     for name in ("train", "val", "test"):
         rows[name] = manifest[manifest["split"] == name].reset_index(drop=True)
@@ -85,13 +89,14 @@ def regression(folder: Path, seed: int) -> tuple[float, dict[str, float]]:
     from sklearn.ensemble import HistGradientBoostingRegressor
     from sklearn.linear_model import RidgeCV
 
-    project = build(folder / "randhie", "tabular-regression", "builtin:randhie", "rmse",
-                    4.0, seed)
+    project = build(folder / "randhie", "tabular-regression", "builtin:randhie", "rmse", 4.0, seed)
     x, y, meta, out, _ = parts(project)
     task = task_of("tabular-regression")
     score = {"dlw": task.score("rmse", y["test"], out, {})}
-    for name, model in (("HistGradientBoosting", HistGradientBoostingRegressor(
-            random_state=seed)), ("ridge (RidgeCV)", RidgeCV(alphas=np.logspace(-3, 3, 13)))):
+    for name, model in (
+        ("HistGradientBoosting", HistGradientBoostingRegressor(random_state=seed)),
+        ("ridge (RidgeCV)", RidgeCV(alphas=np.logspace(-3, 3, 13))),
+    ):
         model.fit(x["train"], y["train"])
         score[name] = task.score("rmse", y["test"], model.predict(x["test"])[:, None], {})
     return score["dlw"], score
@@ -101,8 +106,7 @@ def multilabel(folder: Path, seed: int) -> tuple[float, dict[str, float]]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.multiclass import OneVsRestClassifier
 
-    project = build(folder / "yeast", "tabular-multilabel", "builtin:yeast", "macro_f1",
-                    0.4, seed)
+    project = build(folder / "yeast", "tabular-multilabel", "builtin:yeast", "macro_f1", 0.4, seed)
     x, y, meta, out, names = parts(project)
     task = task_of("tabular-multilabel")
     score = {"dlw": task.score("macro_f1", y["test"], out, meta["target"])}
@@ -133,10 +137,14 @@ def main() -> int:
     for name, value in ml.items():
         print(f"yeast (multi-label)  {name:<27} macro-F1 {value:.4f}")
     r1, r2 = rmse / best, f1 / ovr
-    print(f"\nrandhie: dlw RMSE / best classical = {r1:.3f} (goal <= {RMSE_GOAL}): "
-          f"{'MET' if r1 <= RMSE_GOAL else 'NOT MET'}")
-    print(f"yeast: dlw macro-F1 / OvR logistic (tuned) = {r2:.3f} (goal >= {F1_GOAL}): "
-          f"{'MET' if r2 >= F1_GOAL else 'NOT MET'}")
+    print(
+        f"\nrandhie: dlw RMSE / best classical = {r1:.3f} (goal <= {RMSE_GOAL}): "
+        f"{'MET' if r1 <= RMSE_GOAL else 'NOT MET'}"
+    )
+    print(
+        f"yeast: dlw macro-F1 / OvR logistic (tuned) = {r2:.3f} (goal >= {F1_GOAL}): "
+        f"{'MET' if r2 >= F1_GOAL else 'NOT MET'}"
+    )
     return 0
 
 

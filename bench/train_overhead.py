@@ -40,8 +40,10 @@ GOAL = 1.03
 def load_mnist(limit: int | None) -> tuple[TensorData, TensorData]:
     images, labels, n_train = mnist_5k(limit)
     mean, std = channel_stats(images[:n_train].numpy())
-    return (TensorData(images[:n_train], labels[:n_train], mean, std),
-            TensorData(images[n_train:], labels[n_train:], mean, std))
+    return (
+        TensorData(images[:n_train], labels[:n_train], mean, std),
+        TensorData(images[n_train:], labels[n_train:], mean, std),
+    )
 
 
 def run_dlw(data: tuple[TensorData, TensorData], cfg: LoopConfig) -> tuple[Any, float]:
@@ -50,8 +52,13 @@ def run_dlw(data: tuple[TensorData, TensorData], cfg: LoopConfig) -> tuple[Any, 
     with tempfile.TemporaryDirectory() as folder:
         checkpoint = Checkpointer(folder, {"bench": True})
         start = _clock()
-        result = fit(model, *data, cfg, options=FitOptions(generator=generator),
-                     callbacks=[checkpointing(checkpoint.save)])
+        result = fit(
+            model,
+            *data,
+            cfg,
+            options=FitOptions(generator=generator),
+            callbacks=[checkpointing(checkpoint.save)],
+        )
         seconds = _since(start)
     return seconds, result.history[-1]["val_loss"]
 
@@ -76,14 +83,15 @@ def run_plain(data: tuple[TensorData, TensorData], cfg: LoopConfig) -> tuple[Any
     generator = torch.Generator().manual_seed(cfg.seed)
     model = create_model("small_cnn", num_classes=10, in_channels=1, image_size=28)
     start = _clock()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate,
-                                  weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
+    )
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
     for _ in range(cfg.epochs):
         model.train()
         order = torch.randperm(len(x_train), generator=generator)
         for i in range(0, len(x_train), cfg.batch_size):
-            idx = order[i:i + cfg.batch_size]
+            idx = order[i : i + cfg.batch_size]
             xb = x_train[idx].float().div_(255).sub_(mean).div_(std)
             loss = nn.functional.cross_entropy(model(xb), y_train[idx])
             optimizer.zero_grad()
@@ -92,8 +100,12 @@ def run_plain(data: tuple[TensorData, TensorData], cfg: LoopConfig) -> tuple[Any
         schedule.step()
         model.eval()
         with torch.inference_mode():
-            logits = torch.cat([model(x_val[i:i + 512].float().div_(255).sub_(mean).div_(std))
-                                for i in range(0, len(x_val), 512)])
+            logits = torch.cat(
+                [
+                    model(x_val[i : i + 512].float().div_(255).sub_(mean).div_(std))
+                    for i in range(0, len(x_val), 512)
+                ]
+            )
             val_loss = nn.functional.cross_entropy(logits, y_val).item()
             val_acc = (logits.argmax(1) == y_val).float().mean().item()  # noqa: F841
     return _since(start), val_loss
@@ -105,15 +117,19 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     data = load_mnist(args.limit)
     cfg = LoopConfig(epochs=args.epochs, batch_size=64, seed=SEED, patience=args.epochs + 1)
-    print(f"MNIST {len(data[0])} train / {len(data[1])} val, small_cnn, {args.epochs} epochs, "
-          f"batch {cfg.batch_size}, {args.threads} threads, torch {torch.__version__}")
+    print(
+        f"MNIST {len(data[0])} train / {len(data[1])} val, small_cnn, {args.epochs} epochs, "
+        f"batch {cfg.batch_size}, {args.threads} threads, torch {torch.__version__}"
+    )
     warm = tuple(TensorData(d.x[:256], d.y[:256], d.mean, d.std) for d in data)
     run_dlw(warm, LoopConfig(epochs=1, seed=SEED))  # warm-up: allocator, kernels, caches
     run_plain(warm, LoopConfig(epochs=1, seed=SEED))
 
     rows = []
-    print(f"\n{'repeat':>6} {'dlw s':>8} {'plain s':>8} {'ratio':>7} {'dlw cpu':>8} "
-          f"{'plain cpu':>9} {'cpu ratio':>9}  same val loss")
+    print(
+        f"\n{'repeat':>6} {'dlw s':>8} {'plain s':>8} {'ratio':>7} {'dlw cpu':>8} "
+        f"{'plain cpu':>9} {'cpu ratio':>9}  same val loss"
+    )
     for repeat in range(1, args.repeats + 1):
         if repeat % 2:  # A B, then B A: neither side always runs first
             (t_dlw, c_dlw), loss_dlw = run_dlw(data, cfg)
@@ -123,14 +139,19 @@ def main(argv: list[str] | None = None) -> int:
             (t_dlw, c_dlw), loss_dlw = run_dlw(data, cfg)
         rows.append((repeat, t_dlw, t_plain, t_dlw / t_plain, c_dlw / c_plain))
         same = "yes" if loss_dlw == loss_plain else f"NO ({loss_dlw:.6f} vs {loss_plain:.6f})"
-        print(f"{repeat:>6} {t_dlw:>8.2f} {t_plain:>8.2f} {t_dlw / t_plain:>7.3f} "
-              f"{c_dlw:>8.2f} {c_plain:>9.2f} {c_dlw / c_plain:>9.3f}  {same}", flush=True)
+        print(
+            f"{repeat:>6} {t_dlw:>8.2f} {t_plain:>8.2f} {t_dlw / t_plain:>7.3f} "
+            f"{c_dlw:>8.2f} {c_plain:>9.2f} {c_dlw / c_plain:>9.3f}  {same}",
+            flush=True,
+        )
     ratio = statistics.median(r[3] for r in rows)
     overall = statistics.median(r[1] for r in rows) / statistics.median(r[2] for r in rows)
     cpu = statistics.median(r[4] for r in rows)
     met = ratio <= GOAL
-    print(f"\nmedian ratio dlw/plain (per pair) {ratio:.3f}; ratio of medians {overall:.3f}; "
-          f"median CPU-time ratio {cpu:.3f}; goal <= {GOAL:.2f}: {'MET' if met else 'NOT MET'}")
+    print(
+        f"\nmedian ratio dlw/plain (per pair) {ratio:.3f}; ratio of medians {overall:.3f}; "
+        f"median CPU-time ratio {cpu:.3f}; goal <= {GOAL:.2f}: {'MET' if met else 'NOT MET'}"
+    )
     return 0 if met else 1
 
 

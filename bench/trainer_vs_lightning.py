@@ -71,7 +71,8 @@ def require_lightning() -> None:
             "run this benchmark in its own venv (see this file's docstring or bench/README.md):\n"
             "  python3 -m venv /tmp/lightning-venv && "
             "/tmp/lightning-venv/bin/pip install torch==2.13.0 lightning\n"
-            "  ... then /tmp/lightning-venv/bin/python bench/trainer_vs_lightning.py")
+            "  ... then /tmp/lightning-venv/bin/python bench/trainer_vs_lightning.py"
+        )
 
 
 def load_mnist(limit: int | None) -> tuple[torch.Tensor, ...]:
@@ -89,6 +90,7 @@ def normalised(raw: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
 
     def norm(x: torch.Tensor) -> torch.Tensor:
         return ((x.float() / 255) - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+
     return norm(x_train), y_train, norm(x_val), y_val
 
 
@@ -108,22 +110,33 @@ def dlw_inputs(raw: tuple[torch.Tensor, ...]) -> tuple[object, ...]:
     except ImportError:
         return normalised(raw)
     x_train, y_train, x_val, y_val, mean, std = raw
-    return (TensorData(x_train, y_train, mean.tolist(), std.tolist()),
-            TensorData(x_val, y_val, mean.tolist(), std.tolist()))
+    return (
+        TensorData(x_train, y_train, mean.tolist(), std.tolist()),
+        TensorData(x_val, y_val, mean.tolist(), std.tolist()),
+    )
 
 
 def run_dlw(data: tuple[object, ...], epochs: int) -> tuple[float, float, float]:
     from dlworkflow.train.trainer import FitOptions, LoopConfig, fit
 
-    cfg = LoopConfig(epochs=epochs, batch_size=BATCH, learning_rate=LR,
-                     weight_decay=WEIGHT_DECAY, seed=SEED, patience=epochs + 1,
-                     eval_batch_size=EVAL_BATCH)
+    cfg = LoopConfig(
+        epochs=epochs,
+        batch_size=BATCH,
+        learning_rate=LR,
+        weight_decay=WEIGHT_DECAY,
+        seed=SEED,
+        patience=epochs + 1,
+        eval_batch_size=EVAL_BATCH,
+    )
     model = fresh_model()
     generator = torch.Generator().manual_seed(SEED)
     start, cpu = time.perf_counter(), time.process_time()
     result = fit(model, *data, cfg, options=FitOptions(generator=generator, progress=False))
-    return (time.perf_counter() - start, time.process_time() - cpu,
-            result.history[-1]["val_accuracy"])
+    return (
+        time.perf_counter() - start,
+        time.process_time() - cpu,
+        result.history[-1]["val_accuracy"],
+    )
 
 
 # ------------------------------------------------------------------------- Lightning arms
@@ -159,8 +172,10 @@ def lightning_module(model: nn.Module, epochs: int):  # noqa: ANN201 (lightning 
         def configure_optimizers(self):  # noqa: ANN202
             optimizer = torch.optim.AdamW(self.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
             schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-            return {"optimizer": optimizer,
-                    "lr_scheduler": {"scheduler": schedule, "interval": "epoch"}}
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": schedule, "interval": "epoch"},
+            }
 
     return Module()
 
@@ -179,10 +194,18 @@ def loaders(data: tuple[torch.Tensor, ...], batched: bool):  # noqa: ANN201
     x_train, y_train, x_val, y_val = data
     generator = torch.Generator().manual_seed(SEED)
     if not batched:
-        return (DataLoader(torch.utils.data.TensorDataset(x_train, y_train), batch_size=BATCH,
-                           shuffle=True, generator=generator, num_workers=0),
-                DataLoader(torch.utils.data.TensorDataset(x_val, y_val),
-                           batch_size=EVAL_BATCH, num_workers=0))
+        return (
+            DataLoader(
+                torch.utils.data.TensorDataset(x_train, y_train),
+                batch_size=BATCH,
+                shuffle=True,
+                generator=generator,
+                num_workers=0,
+            ),
+            DataLoader(
+                torch.utils.data.TensorDataset(x_val, y_val), batch_size=EVAL_BATCH, num_workers=0
+            ),
+        )
     train_ds, val_ds = BatchedTensors(x_train, y_train), BatchedTensors(x_val, y_val)
     train_sampler = BatchSampler(RandomSampler(train_ds, generator=generator), BATCH, False)
     val_sampler = BatchSampler(SequentialSampler(val_ds), EVAL_BATCH, False)
@@ -190,20 +213,29 @@ def loaders(data: tuple[torch.Tensor, ...], batched: bool):  # noqa: ANN201
     def identity(batch):  # noqa: ANN001, ANN202
         return batch
 
-    return (DataLoader(train_ds, batch_sampler=train_sampler, collate_fn=identity),
-            DataLoader(val_ds, batch_sampler=val_sampler, collate_fn=identity))
+    return (
+        DataLoader(train_ds, batch_sampler=train_sampler, collate_fn=identity),
+        DataLoader(val_ds, batch_sampler=val_sampler, collate_fn=identity),
+    )
 
 
-def run_lightning(data: tuple[torch.Tensor, ...], epochs: int, *,
-                  batched: bool) -> tuple[float, float, float]:
+def run_lightning(
+    data: tuple[torch.Tensor, ...], epochs: int, *, batched: bool
+) -> tuple[float, float, float]:
     import lightning as L
 
     module = lightning_module(fresh_model(), epochs)
     train_loader, val_loader = loaders(data, batched)
     start, cpu = time.perf_counter(), time.process_time()
-    trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False)
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)
     return time.perf_counter() - start, time.process_time() - cpu, module.last_val_acc
 
@@ -232,9 +264,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     raw = load_mnist(args.limit)
     data, light = dlw_inputs(raw), normalised(raw)
-    print(f"MNIST {len(raw[0])} train / {len(raw[2])} val, small_cnn, {args.epochs} epochs, "
-          f"batch {BATCH}, AdamW + cosine, {args.threads} threads, torch {torch.__version__}, "
-          f"lightning {lightning.__version__}")
+    print(
+        f"MNIST {len(raw[0])} train / {len(raw[2])} val, small_cnn, {args.epochs} epochs, "
+        f"batch {BATCH}, AdamW + cosine, {args.threads} threads, torch {torch.__version__}, "
+        f"lightning {lightning.__version__}"
+    )
     warm_raw = tuple(t[:256] for t in raw[:4]) + raw[4:]
     warm, warm_light = dlw_inputs(warm_raw), normalised(warm_raw)
     for arm in ARMS.values():  # warm-up: allocator, kernels, imports
@@ -243,14 +277,19 @@ def main(argv: list[str] | None = None) -> int:
     names = list(ARMS)
     wall: dict[str, list[float]] = {n: [] for n in names}
     cpu: dict[str, list[float]] = {n: [] for n in names}
-    print("\nwall s and process CPU s per arm; ratios Lightning / dlw (> 1: dlw faster); "
-          "load = 1-min load average before the repeat")
-    print(f"{'repeat':>6} {'load':>5} " + " ".join(f"{n + ' s':>11}" for n in names)
-          + f" {'L:loader/dlw':>13} {'L:batched/dlw':>14} {'cpu L:ld/dlw':>13}"
-          "   val acc (" + ", ".join(names) + ")")
+    print(
+        "\nwall s and process CPU s per arm; ratios Lightning / dlw (> 1: dlw faster); "
+        "load = 1-min load average before the repeat"
+    )
+    print(
+        f"{'repeat':>6} {'load':>5} "
+        + " ".join(f"{n + ' s':>11}" for n in names)
+        + f" {'L:loader/dlw':>13} {'L:batched/dlw':>14} {'cpu L:ld/dlw':>13}"
+        "   val acc (" + ", ".join(names) + ")"
+    )
     for repeat in range(args.repeats):
         load = os.getloadavg()[0]
-        order = names[repeat % len(names):] + names[:repeat % len(names)]  # rotate A B C
+        order = names[repeat % len(names) :] + names[: repeat % len(names)]  # rotate A B C
         accs = {}
         for name in order:
             seconds, cpu_s, accs[name] = ARMS[name](data, light, args.epochs)
@@ -260,28 +299,40 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  note: {name} changed torch threads to {torch.get_num_threads()}")
                 torch.set_num_threads(args.threads)
         t = {n: wall[n][-1] for n in names}
-        print(f"{repeat + 1:>6} {load:>5.1f} " + " ".join(f"{t[n]:>11.2f}" for n in names)
-              + f" {t['L:loader'] / t['dlw']:>13.3f} {t['L:batched'] / t['dlw']:>14.3f}"
-              f" {cpu['L:loader'][-1] / cpu['dlw'][-1]:>13.3f}   "
-              + ", ".join(f"{accs[n]:.4f}" for n in names), flush=True)
+        print(
+            f"{repeat + 1:>6} {load:>5.1f} "
+            + " ".join(f"{t[n]:>11.2f}" for n in names)
+            + f" {t['L:loader'] / t['dlw']:>13.3f} {t['L:batched'] / t['dlw']:>14.3f}"
+            f" {cpu['L:loader'][-1] / cpu['dlw'][-1]:>13.3f}   "
+            + ", ".join(f"{accs[n]:.4f}" for n in names),
+            flush=True,
+        )
 
     def pair(times: dict[str, list[float]], name: str) -> float:
         return statistics.median(a / b for a, b in zip(times[name], times["dlw"], strict=True))
 
     med = {n: statistics.median(wall[n]) for n in names}
-    print(f"{'median':>6} {'':>5} " + " ".join(f"{med[n]:>11.2f}" for n in names)
-          + f" {pair(wall, 'L:loader'):>13.3f} {pair(wall, 'L:batched'):>14.3f}"
-          f" {pair(cpu, 'L:loader'):>13.3f}   (medians of per-repeat ratios)")
-    print("median CPU s: " + ", ".join(f"{n} {statistics.median(cpu[n]):.1f}" for n in names)
-          + f"; CPU ratios / dlw: L:loader {pair(cpu, 'L:loader'):.3f}, L:batched "
-          f"{pair(cpu, 'L:batched'):.3f}; load average now {os.getloadavg()[0]:.1f} on "
-          f"{os.cpu_count()} cores")
+    print(
+        f"{'median':>6} {'':>5} "
+        + " ".join(f"{med[n]:>11.2f}" for n in names)
+        + f" {pair(wall, 'L:loader'):>13.3f} {pair(wall, 'L:batched'):>14.3f}"
+        f" {pair(cpu, 'L:loader'):>13.3f}   (medians of per-repeat ratios)"
+    )
+    print(
+        "median CPU s: "
+        + ", ".join(f"{n} {statistics.median(cpu[n]):.1f}" for n in names)
+        + f"; CPU ratios / dlw: L:loader {pair(cpu, 'L:loader'):.3f}, L:batched "
+        f"{pair(cpu, 'L:batched'):.3f}; load average now {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} cores"
+    )
     ratio = pair(wall, "L:loader")
     met = ratio >= GOAL
-    print(f"Lightning (default DataLoader) / dlw wall time: {ratio:.3f}; "
-          f"Lightning (batched) / dlw: {pair(wall, 'L:batched'):.3f}; "
-          f"goal dlw no slower than Lightning (ratio >= {GOAL:.2f}): "
-          f"{'MET' if met else 'NOT MET'}")
+    print(
+        f"Lightning (default DataLoader) / dlw wall time: {ratio:.3f}; "
+        f"Lightning (batched) / dlw: {pair(wall, 'L:batched'):.3f}; "
+        f"goal dlw no slower than Lightning (ratio >= {GOAL:.2f}): "
+        f"{'MET' if met else 'NOT MET'}"
+    )
     return 0 if met else 1
 
 

@@ -58,13 +58,25 @@ ARMS: dict[str, dict[str, str]] = {
 
 def setup(root: Path, args: argparse.Namespace) -> Project:
     project = Project.init(root, name="bench-tune")
-    project.update_config({
-        "data.source": "builtin:digits", "train.threads": args.threads,
-        "model.name": "small_cnn", "model.params": {"channels": [8, 16], "convs_per_block": 1},
-        "tune.space": SPACE, "tune.epochs": args.epochs, "tune.trials": args.trials,
-        "tune.startup_trials": args.startup, "tune.warmup_epochs": 1, "tune.workers": 1})
-    project.define(metric="accuracy", target=args.target,
-                   objective="benchmark: trials to reach a validation accuracy with dlw tune")
+    project.update_config(
+        {
+            "data.source": "builtin:digits",
+            "train.threads": args.threads,
+            "model.name": "small_cnn",
+            "model.params": {"channels": [8, 16], "convs_per_block": 1},
+            "tune.space": SPACE,
+            "tune.epochs": args.epochs,
+            "tune.trials": args.trials,
+            "tune.startup_trials": args.startup,
+            "tune.warmup_epochs": 1,
+            "tune.workers": 1,
+        }
+    )
+    project.define(
+        metric="accuracy",
+        target=args.target,
+        objective="benchmark: trials to reach a validation accuracy with dlw tune",
+    )
     project.ingest(progress=False)
     project.split()
     return project
@@ -91,21 +103,31 @@ def trials_to_target(study: Any, target: float, budget: int) -> dict[str, Any]:
             hit = i
             break
     done = [t.value for t in trials if t.state.name == "COMPLETE" and t.value is not None]
-    return {"trials": hit, "count": hit if hit is not None else budget + 1,
-            "epochs": int(epochs), "seconds": seconds, "best": max(done) if done else None,
-            "pruned": sum(t.state.name == "PRUNED" for t in trials), "n": len(trials),
-            "all_epochs": sum(len(t.intermediate_values) for t in trials)}
+    return {
+        "trials": hit,
+        "count": hit if hit is not None else budget + 1,
+        "epochs": int(epochs),
+        "seconds": seconds,
+        "best": max(done) if done else None,
+        "pruned": sum(t.state.name == "PRUNED" for t in trials),
+        "n": len(trials),
+        "all_epochs": sum(len(t.intermediate_values) for t in trials),
+    }
 
 
 def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
-    header = (f"{'arm':<11} {'seed':>4} {'trials':>7} {'epochs':>7} {'trial s':>8} "
-              f"{'best acc':>9} {'pruned':>7} {'all ep':>7}")
+    header = (
+        f"{'arm':<11} {'seed':>4} {'trials':>7} {'epochs':>7} {'trial s':>8} "
+        f"{'best acc':>9} {'pruned':>7} {'all ep':>7}"
+    )
     lines = [header, "-" * len(header)]
     for r in rows:
         trials = str(r["trials"]) if r["trials"] is not None else f">{args.trials}"
-        lines.append(f"{r['arm']:<11} {r['seed']:>4} {trials:>7} {r['epochs']:>7} "
-                     f"{r['seconds']:>8.1f} {r['best'] or float('nan'):>9.4f} "
-                     f"{r['pruned']:>7} {r['all_epochs']:>7}")
+        lines.append(
+            f"{r['arm']:<11} {r['seed']:>4} {trials:>7} {r['epochs']:>7} "
+            f"{r['seconds']:>8.1f} {r['best'] or float('nan'):>9.4f} "
+            f"{r['pruned']:>7} {r['all_epochs']:>7}"
+        )
     lines.append("-" * len(header))
     for arm in ARMS:
         mine = [r for r in rows if r["arm"] == arm]
@@ -117,7 +139,8 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
             f"{statistics.mean(r['best'] or 0.0 for r in mine):>9.4f} "
             f"{statistics.mean(r['pruned'] for r in mine):>7.1f} "
             f"{statistics.mean(r['all_epochs'] for r in mine):>7.1f}   "
-            f"reached {reached}/{len(mine)}")
+            f"reached {reached}/{len(mine)}"
+        )
     return "\n".join(lines)
 
 
@@ -128,32 +151,46 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--target", type=float, default=0.98)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--startup", type=int, default=4, help="TPE random trials and the median "
-                   "pruner's startup trials")
+    p.add_argument(
+        "--startup",
+        type=int,
+        default=4,
+        help="TPE random trials and the median pruner's startup trials",
+    )
     p.add_argument("--keep", default=None, help="keep the project in this folder")
     args = p.parse_args()
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="dlw-bench-tune-"))
     started = time.perf_counter()
     project = setup(root / "proj", args)
-    print(f"setup (init, define, ingest builtin:digits, split) {time.perf_counter() - started:.1f}"
-          f" s; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}", flush=True)
+    print(
+        f"setup (init, define, ingest builtin:digits, split) {time.perf_counter() - started:.1f}"
+        f" s; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
     rows = []
     for seed in seeds:
-        for arm in (ARMS if seed % 2 == 0 else reversed(list(ARMS))):
+        for arm in ARMS if seed % 2 == 0 else reversed(list(ARMS)):
             t0 = time.perf_counter()
             study = run_study(project, arm, seed)
             row = {"arm": arm, "seed": seed, **trials_to_target(study, args.target, args.trials)}
             rows.append(row)
-            print(f"  {arm:<11} seed {seed}: {row['n']} trials, best {row['best']}, to target "
-                  f"{row['trials']} ({time.perf_counter() - t0:.1f} s)", flush=True)
+            print(
+                f"  {arm:<11} seed {seed}: {row['n']} trials, best {row['best']}, to target "
+                f"{row['trials']} ({time.perf_counter() - t0:.1f} s)",
+                flush=True,
+            )
     reads = project.ledger.test_reads()
-    print(f"\nTrials to reach validation accuracy >= {args.target} (budget {args.trials} "
-          f"trials x {args.epochs} epochs, builtin:digits, small_cnn, {args.threads} threads; "
-          f"seeds {args.seeds}):\n")
+    print(
+        f"\nTrials to reach validation accuracy >= {args.target} (budget {args.trials} "
+        f"trials x {args.epochs} epochs, builtin:digits, small_cnn, {args.threads} threads; "
+        f"seeds {args.seeds}):\n"
+    )
     print(table(rows, args))
-    print(f"\ntest-set reads: {len(reads)}; wall {time.perf_counter() - started:.0f} s; "
-          f"load {os.getloadavg()[0]:.2f}")
+    print(
+        f"\ntest-set reads: {len(reads)}; wall {time.perf_counter() - started:.0f} s; "
+        f"load {os.getloadavg()[0]:.2f}"
+    )
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)
     return 0 if not reads else 1

@@ -22,15 +22,22 @@ app = typer.Typer(
     add_completion=True,  # --install-completion, --show-completion
     pretty_exceptions_enable=False,
 )
-config_app = typer.Typer(help="Inspect dlworkflow.yaml: its schema and effective values.",
-                         no_args_is_help=True)
+config_app = typer.Typer(
+    help="Inspect dlworkflow.yaml: its schema and effective values.", no_args_is_help=True
+)
 app.add_typer(config_app, name="config")
 
-ProjectOpt = Annotated[Path, typer.Option("--project", "-p", help="Project folder.",
-                                          show_default="current folder")]
-JsonOpt = Annotated[bool, typer.Option(
-    "--json", help="Print one JSON document on stdout instead of tables (shapes: "
-    "docs/reference/json-output.md); progress and logs go to stderr.")]
+ProjectOpt = Annotated[
+    Path, typer.Option("--project", "-p", help="Project folder.", show_default="current folder")
+]
+JsonOpt = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="Print one JSON document on stdout instead of tables (shapes: "
+        "docs/reference/json-output.md); progress and logs go to stderr.",
+    ),
+]
 HERE = Path(".")
 
 
@@ -44,9 +51,12 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    version: Annotated[bool | None, typer.Option(
-        "--version", callback=_print_version, is_eager=True,
-        help="Print the version and exit.")] = None,
+    version: Annotated[
+        bool | None,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = None,
 ) -> None:
     pass
 
@@ -120,12 +130,15 @@ def _fail(exc: Exception) -> None:
 @app.command()
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder of the new project.")] = HERE,
-    task: Annotated[str, typer.Option(
-        help="image-classification, text-classification or tabular-classification.")
+    task: Annotated[
+        str,
+        typer.Option(help="image-classification, text-classification or tabular-classification."),
     ] = "image-classification",
     name: Annotated[str | None, typer.Option(help="Project name (default: folder).")] = None,
-    model: Annotated[str | None, typer.Option(
-        help="Initial model (see `dlw models`); default: the task's usual one.")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Initial model (see `dlw models`); default: the task's usual one."),
+    ] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing dlworkflow.yaml.")] = False,
 ) -> None:
     """Step 1: create a project with a commented dlworkflow.yaml that asks what success is."""
@@ -138,30 +151,43 @@ def init(
         _fail(exc)
     _console().print(
         f"Created {project.paths.config}\nNext: write the success criterion, e.g. "
-        f"`{task_of(project.config.task).define_hint()} --objective \"...\"`", highlight=False)
+        f'`{task_of(project.config.task).define_hint()} --objective "..."`',
+        highlight=False,
+    )
 
 
 @app.command()
 def define(
     project: ProjectOpt = HERE,
     objective: Annotated[str | None, typer.Option(help="The objective in plain words.")] = None,
-    metric: Annotated[str | None, typer.Option(
-        help="Primary metric: accuracy, balanced_accuracy, macro_f1, auroc.")] = None,
+    metric: Annotated[
+        str | None,
+        typer.Option(help="Primary metric: accuracy, balanced_accuracy, macro_f1, auroc."),
+    ] = None,
     target: Annotated[float | None, typer.Option(help="Target value (0-1).")] = None,
     max_latency_ms: Annotated[float | None, typer.Option(help="Max CPU latency, ms.")] = None,
     max_model_size_mb: Annotated[float | None, typer.Option(help="Max model size, MB.")] = None,
-    constituency: Annotated[list[str] | None, typer.Option(
-        help="Who is affected / decides (repeatable; replaces the list).")] = None,
-    assumption: Annotated[list[str] | None, typer.Option(
-        help="An assumption (repeatable; replaces the list).")] = None,
+    constituency: Annotated[
+        list[str] | None,
+        typer.Option(help="Who is affected / decides (repeatable; replaces the list)."),
+    ] = None,
+    assumption: Annotated[
+        list[str] | None, typer.Option(help="An assumption (repeatable; replaces the list).")
+    ] = None,
     sensitivity: Annotated[str | None, typer.Option(help="none, pii or phi.")] = None,
 ) -> None:
     """Step 1: set and validate the problem spec and success criterion."""
     try:
         result = _load(project).define(
-            objective=objective, metric=metric, target=target, max_latency_ms=max_latency_ms,
-            max_model_size_mb=max_model_size_mb, constituencies=constituency,
-            assumptions=assumption, data_sensitivity=sensitivity)
+            objective=objective,
+            metric=metric,
+            target=target,
+            max_latency_ms=max_latency_ms,
+            max_model_size_mb=max_model_size_mb,
+            constituencies=constituency,
+            assumptions=assumption,
+            data_sensitivity=sensitivity,
+        )
     except Exception as exc:
         _fail(exc)
     _show(result)
@@ -169,9 +195,13 @@ def define(
 
 @config_app.command("schema")
 def config_schema(
-    write: Annotated[bool, typer.Option(
-        "--write", help="Write it to the project's dlworkflow.schema.json instead (the file "
-        "dlworkflow.yaml's first line names for editors) and add that line when missing.")
+    write: Annotated[
+        bool,
+        typer.Option(
+            "--write",
+            help="Write it to the project's dlworkflow.schema.json instead (the file "
+            "dlworkflow.yaml's first line names for editors) and add that line when missing.",
+        ),
     ] = False,
     project: ProjectOpt = HERE,
 ) -> None:
@@ -210,19 +240,40 @@ def datasets() -> None:
     """List the built-in real datasets (`dlw ingest builtin:NAME`)."""
     from dlworkflow.datasets import list_builtins
 
-    _table("built-in datasets", ("name", "task", "samples", "size", "licence", "source"), [
-        (f"builtin:{d.name}", d.task, f"{d.n_samples:,}",
-         d.size, d.licence, f"{d.source}; package: {d.package}") for d in list_builtins()])
+    _table(
+        "built-in datasets",
+        ("name", "task", "samples", "size", "licence", "source"),
+        [
+            (
+                f"builtin:{d.name}",
+                d.task,
+                f"{d.n_samples:,}",
+                d.size,
+                d.licence,
+                f"{d.source}; package: {d.package}",
+            )
+            for d in list_builtins()
+        ],
+    )
 
 
 @app.command()
 def ingest(
-    source: Annotated[str | None, typer.Argument(
-        help="builtin:NAME, a folder of class sub-folders, or a CSV with path,label.")] = None,
+    source: Annotated[
+        str | None,
+        typer.Argument(
+            help="builtin:NAME, a folder of class sub-folders, or a CSV with path,label."
+        ),
+    ] = None,
     project: ProjectOpt = HERE,
-    deidentify: Annotated[bool, typer.Option(
-        "--deidentify", help="Scan for PHI/PII and read scrubbed copies written into the "
-        "project (originals untouched); what was removed where is logged.")] = False,
+    deidentify: Annotated[
+        bool,
+        typer.Option(
+            "--deidentify",
+            help="Scan for PHI/PII and read scrubbed copies written into the "
+            "project (originals untouched); what was removed where is logged.",
+        ),
+    ] = False,
 ) -> None:
     """Step 2: read the data into a manifest; unusable samples are quarantined with a reason."""
     _show(_run(lambda: _load(project).ingest(source, deidentify=deidentify)))
@@ -246,11 +297,24 @@ def models() -> None:
     from dlworkflow.models import list_models
 
     cards = list_models()
-    _table("models (model.name in dlworkflow.yaml)",
-           ("name", "task", "parameters", "pretrained", "input"), [
-               (c.name, ", ".join(c.modalities), f"{c.parameters:,}",
-                "ImageNet" if c.pretrained and "image" in c.modalities
-                else "MiniLM" if c.pretrained else "no", c.input) for c in cards])
+    _table(
+        "models (model.name in dlworkflow.yaml)",
+        ("name", "task", "parameters", "pretrained", "input"),
+        [
+            (
+                c.name,
+                ", ".join(c.modalities),
+                f"{c.parameters:,}",
+                "ImageNet"
+                if c.pretrained and "image" in c.modalities
+                else "MiniLM"
+                if c.pretrained
+                else "no",
+                c.input,
+            )
+            for c in cards
+        ],
+    )
     for c in cards:
         _console().print(f"[bold]{c.name}[/]: {c.description.split('. ')[0]}", highlight=False)
 
@@ -259,12 +323,20 @@ def models() -> None:
 def train(
     project: ProjectOpt = HERE,
     epochs: Annotated[int | None, typer.Option(help="Override train.epochs.")] = None,
-    resume: Annotated[bool, typer.Option(
-        "--resume", help="Continue the last interrupted train run from its last checkpoint.")
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume", help="Continue the last interrupted train run from its last checkpoint."
+        ),
     ] = False,
-    devices: Annotated[int, typer.Option(
-        min=1, help="Data-parallel processes (one per GPU, or CPU processes); "
-        "train.batch_size stays the global batch.")] = 1,
+    devices: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Data-parallel processes (one per GPU, or CPU processes); "
+            "train.batch_size stays the global batch.",
+        ),
+    ] = 1,
 ) -> None:
     """Steps 5-6: train the configured model on train, early-stopping on validation."""
     _show(_run(lambda: _load(project).train(epochs=epochs, resume=resume, devices=devices)))
@@ -295,8 +367,10 @@ def augment_preview(
 @app.command()
 def evaluate(
     project: ProjectOpt = HERE,
-    split: Annotated[str, typer.Option(
-        help="val (default) or train; the sealed test set is for `dlw test` only.")] = "val",
+    split: Annotated[
+        str,
+        typer.Option(help="val (default) or train; the sealed test set is for `dlw test` only."),
+    ] = "val",
     as_json: JsonOpt = False,
 ) -> None:
     """Step 7: metrics with intervals, calibration, slices, baselines and errors on validation;
@@ -314,11 +388,16 @@ def test(project: ProjectOpt = HERE, as_json: JsonOpt = False) -> None:
 @app.command()
 def serve(
     project: ProjectOpt = HERE,
-    host: Annotated[str | None, typer.Option(
-        help="Address to bind (default serve.host: 127.0.0.1, local only).")] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(help="Address to bind (default serve.host: 127.0.0.1, local only)."),
+    ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default serve.port: 8000).")] = None,
-    force: Annotated[bool, typer.Option(
-        "--force", help="Serve a model that failed or was never tested (needs --reason).")
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Serve a model that failed or was never tested (needs --reason)."
+        ),
     ] = False,
     reason: Annotated[str | None, typer.Option(help="Why --force is justified.")] = None,
 ) -> None:
@@ -329,22 +408,32 @@ def serve(
     from dlworkflow.errors import DlwError
 
     if force and not (reason and reason.strip()):
-        _fail(DlwError("--force needs a reason.", expected='--reason "why this model may serve"',
-                       received="no reason", fix='add --reason "..."'))
+        _fail(
+            DlwError(
+                "--force needs a reason.",
+                expected='--reason "why this model may serve"',
+                received="no reason",
+                fix='add --reason "..."',
+            )
+        )
     if reason and not force:
         _fail(DlwError("--reason is only used with --force.", fix="add --force, or drop --reason"))
-    _run(lambda: _load(project).serve(host=host, port=port,
-                                      force_reason=reason if force else None))
+    _run(lambda: _load(project).serve(host=host, port=port, force_reason=reason if force else None))
 
 
 @app.command("export")
 def export_model(
     project: ProjectOpt = HERE,
-    force: Annotated[bool, typer.Option(
-        "--force", help="Export a model that failed or was never tested (needs --reason).")
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Export a model that failed or was never tested (needs --reason)."
+        ),
     ] = False,
-    reason: Annotated[str | None, typer.Option(
-        help="Why --force is justified (recorded in metadata.json and the ledger).")] = None,
+    reason: Annotated[
+        str | None,
+        typer.Option(help="Why --force is justified (recorded in metadata.json and the ledger)."),
+    ] = None,
 ) -> None:
     """Step 7: export the tested model to models/v<N>/ (ONNX with a dynamic batch,
     safetensors, metadata.json), parity checked PyTorch vs ONNX Runtime on validation.
@@ -359,8 +448,12 @@ def export_model(
 @app.command()
 def report(
     project: ProjectOpt = HERE,
-    pdf: Annotated[bool, typer.Option(
-        "--pdf/--no-pdf", help="Also print reports/report.pdf with headless Chromium.")] = True,
+    pdf: Annotated[
+        bool,
+        typer.Option(
+            "--pdf/--no-pdf", help="Also print reports/report.pdf with headless Chromium."
+        ),
+    ] = True,
 ) -> None:
     """Step 8: write reports/report.html (one self-contained file), reports/report.pdf and
     reports/model_card.md from the project's records."""
@@ -382,27 +475,48 @@ def promote(
 @app.command()
 def tune(
     project: ProjectOpt = HERE,
-    trials: Annotated[int | None, typer.Option(
-        help="Trials in the study in total (default tune.trials; a resumed study counts "
-             "its earlier trials).")] = None,
-    timeout: Annotated[float | None, typer.Option(
-        help="Stop starting trials after this many seconds (default tune.timeout_s).")] = None,
-    workers: Annotated[int | None, typer.Option(
-        help="Parallel trials on this machine (default tune.workers).")] = None,
-    backend: Annotated[str, typer.Option(
-        help="optuna (this machine) or ray (a Ray cluster through Ray Tune).")] = "optuna",
-    address: Annotated[str | None, typer.Option(
-        help="Ray cluster address (backend ray; default: a local Ray).")] = None,
-    apply: Annotated[bool, typer.Option(
-        "--apply", help="Write the best parameters into dlworkflow.yaml (shows the diff).")
+    trials: Annotated[
+        int | None,
+        typer.Option(
+            help="Trials in the study in total (default tune.trials; a resumed study counts "
+            "its earlier trials)."
+        ),
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(help="Stop starting trials after this many seconds (default tune.timeout_s)."),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Parallel trials on this machine (default tune.workers).")
+    ] = None,
+    backend: Annotated[
+        str, typer.Option(help="optuna (this machine) or ray (a Ray cluster through Ray Tune).")
+    ] = "optuna",
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (backend ray; default: a local Ray).")
+    ] = None,
+    apply: Annotated[
+        bool,
+        typer.Option(
+            "--apply", help="Write the best parameters into dlworkflow.yaml (shows the diff)."
+        ),
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Step 6: hyperparameter search over `tune.space` in dlworkflow.yaml on the validation
     split (Optuna TPE + pruning; resumable: .dlw/tune/study.db); every trial an MLflow child
     run; writes reports/tune.html. The test set is never read."""
-    _result(lambda: _load(project).tune(trials=trials, timeout=timeout, workers=workers,
-                                        backend=backend, address=address, apply=apply), as_json)
+    _result(
+        lambda: _load(project).tune(
+            trials=trials,
+            timeout=timeout,
+            workers=workers,
+            backend=backend,
+            address=address,
+            apply=apply,
+        ),
+        as_json,
+    )
 
 
 @app.command()
@@ -415,8 +529,11 @@ def versions(project: ProjectOpt = HERE, as_json: JsonOpt = False) -> None:
 @app.command()
 def rollback(
     project: ProjectOpt = HERE,
-    to: Annotated[int | None, typer.Option(
-        "--to", help="The exported version to go back to (default: the previous champion).")
+    to: Annotated[
+        int | None,
+        typer.Option(
+            "--to", help="The exported version to go back to (default: the previous champion)."
+        ),
     ] = None,
 ) -> None:
     """Make the previous champion (or version --to N) the champion again; a running
@@ -427,36 +544,55 @@ def rollback(
 @app.command()
 def monitor(
     project: ProjectOpt = HERE,
-    inputs: Annotated[Path | None, typer.Option(
-        help="Recent inputs instead of the server's log: a folder of images, or a CSV/JSONL "
-             "of texts or rows.")] = None,
-    labels: Annotated[Path | None, typer.Option(
-        help="CSV of id,label for recent predictions (live metrics against the test "
-             "estimate).")] = None,
-    since: Annotated[str | None, typer.Option(
-        help="Only predictions at or after this ISO time (e.g. 2026-11-27T00:00).")] = None,
-    window: Annotated[int | None, typer.Option(
-        help="Only the newest N predictions (default monitor.window).")] = None,
-    webhook: Annotated[str | None, typer.Option(
-        help="POST an alert to this URL (default monitor.webhook).")] = None,
+    inputs: Annotated[
+        Path | None,
+        typer.Option(
+            help="Recent inputs instead of the server's log: a folder of images, or a CSV/JSONL "
+            "of texts or rows."
+        ),
+    ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            help="CSV of id,label for recent predictions (live metrics against the test estimate)."
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Only predictions at or after this ISO time (e.g. 2026-11-27T00:00)."),
+    ] = None,
+    window: Annotated[
+        int | None, typer.Option(help="Only the newest N predictions (default monitor.window).")
+    ] = None,
+    webhook: Annotated[
+        str | None, typer.Option(help="POST an alert to this URL (default monitor.webhook).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Step 9: compare live traffic with the validation reference (input, embedding,
     prediction, confidence and out-of-distribution drift; live metrics with --labels);
     write reports/monitor.html. Exit 0 OK, 4 ALERT, 75 when another run holds the lock."""
-    result = _result(lambda: _load(project).monitor(inputs=inputs, labels=labels, since=since,
-                                                    window=window, webhook=webhook), as_json)
+    result = _result(
+        lambda: _load(project).monitor(
+            inputs=inputs, labels=labels, since=since, window=window, webhook=webhook
+        ),
+        as_json,
+    )
     raise typer.Exit(result.exit_code)
 
 
 @app.command()
 def retrain(
-    data: Annotated[str, typer.Option(
-        "--data", help="Fresh labelled data (any `dlw ingest` source).")],
+    data: Annotated[
+        str, typer.Option("--data", help="Fresh labelled data (any `dlw ingest` source).")
+    ],
     project: ProjectOpt = HERE,
-    warm_start: Annotated[bool | None, typer.Option(
-        "--warm-start/--no-warm-start",
-        help="Start the challenger from the champion's weights (default retrain.warm_start).")
+    warm_start: Annotated[
+        bool | None,
+        typer.Option(
+            "--warm-start/--no-warm-start",
+            help="Start the challenger from the champion's weights (default retrain.warm_start).",
+        ),
     ] = None,
 ) -> None:
     """Step 9: ingest fresh data as a new dataset version (the sealed test set stays sealed;
@@ -470,12 +606,17 @@ def retrain(
 
 @app.command()
 def predict(
-    paths: Annotated[list[Path], typer.Argument(
-        help="Image files or folders (image models); CSV files of rows (text, tabular).")],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Image files or folders (image models); CSV files of rows (text, tabular)."
+        ),
+    ],
     project: ProjectOpt = HERE,
     out: Annotated[Path, typer.Option(help="CSV to write.")] = Path("predictions.csv"),
-    version: Annotated[int | None, typer.Option(
-        help="Exported version to use (default: the champion).")] = None,
+    version: Annotated[
+        int | None, typer.Option(help="Exported version to use (default: the champion).")
+    ] = None,
 ) -> None:
     """Batch predictions through the exported model (ONNX Runtime) to a CSV: path, the task's
     columns (classification: label, confidence, p_<class>; regression: value; multi-label:
@@ -508,11 +649,15 @@ def run_all(project: ProjectOpt = HERE) -> None:
 @app.command()
 def demo(
     directory: Annotated[Path, typer.Argument(help="Folder for the demo project.")] = Path(
-        "dlw-demo"),
+        "dlw-demo"
+    ),
     epochs: Annotated[int | None, typer.Option(help="Override train.epochs.")] = None,
-    task: Annotated[str, typer.Option(
-        help="The demo's task: image-classification (MNIST), tabular-regression (RAND's "
-             "health insurance experiment), tabular-multilabel (Yeast).")
+    task: Annotated[
+        str,
+        typer.Option(
+            help="The demo's task: image-classification (MNIST), tabular-regression (RAND's "
+            "health insurance experiment), tabular-multilabel (Yeast)."
+        ),
     ] = "image-classification",
 ) -> None:
     """All nine steps on a new project: real data (builtin:mnist5k by default) through
@@ -524,8 +669,7 @@ def demo(
     from dlworkflow.workflow import demo_verdicts
 
     try:
-        project, results = Project.demo(directory, epochs=epochs, task=task,
-                                        on_result=_show)
+        project, results = Project.demo(directory, epochs=epochs, task=task, on_result=_show)
     except Exception as exc:
         _fail(exc)
     _show(project.status())
@@ -544,10 +688,8 @@ def _print_artifacts(project: Any) -> None:
         ("split and test seal", p.split_dir),
         ("trained model (safetensors + json)", p.train_dir),
         ("reports (EDA, evaluation figures)", p.reports),
-        ("exported models (ONNX + metadata, champion.json; `dlw serve` serves it)",
-         p.models),
-        ("MLflow runs", f"{p.mlflow_db}  (mlflow ui --backend-store-uri "
-                        f"{p.mlflow_db_uri})"),
+        ("exported models (ONNX + metadata, champion.json; `dlw serve` serves it)", p.models),
+        ("MLflow runs", f"{p.mlflow_db}  (mlflow ui --backend-store-uri {p.mlflow_db_uri})"),
     ]
     for label, path in lines:
         _console().print(f"  {label}: {path}", highlight=False)

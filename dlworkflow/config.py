@@ -18,14 +18,31 @@ SCHEMA_VERSION = 1
 CONFIG_FILE = "dlworkflow.yaml"
 SETTING_INPUT = "setting:"  # a ledger input: this run read the key named after it elsewhere
 
-TaskType = Literal["image-classification", "text-classification", "tabular-classification",
-                   "tabular-regression", "image-regression", "tabular-multilabel",
-                   "image-multilabel", "text-multilabel"]  # = dlworkflow.tasks.task_names()
+TaskType = Literal[
+    "image-classification",
+    "text-classification",
+    "tabular-classification",
+    "tabular-regression",
+    "image-regression",
+    "tabular-multilabel",
+    "image-multilabel",
+    "text-multilabel",
+]  # = dlworkflow.tasks.task_names()
 # every task's primary metrics; which of them a project may use depends on its task (the
 # steps check it against dlworkflow.tasks)
-MetricName = Literal["accuracy", "balanced_accuracy", "macro_f1", "auroc",
-                     "rmse", "mae", "r2", "mape",
-                     "micro_f1", "map", "subset_accuracy"]
+MetricName = Literal[
+    "accuracy",
+    "balanced_accuracy",
+    "macro_f1",
+    "auroc",
+    "rmse",
+    "mae",
+    "r2",
+    "mape",
+    "micro_f1",
+    "map",
+    "subset_accuracy",
+]
 Sensitivity = Literal["none", "pii", "phi"]
 
 
@@ -50,9 +67,10 @@ class Problem(Strict):
         None, description="The metric the verdict is judged on."
     )
     target: float | None = Field(
-        None, description="The value of the primary metric that counts as success: at least "
+        None,
+        description="The value of the primary metric that counts as success: at least "
         "this for a metric where higher is better (accuracy: 0 to 1), at most this where lower "
-        "is (RMSE, in the target's units)."
+        "is (RMSE, in the target's units).",
     )
     constraints: Constraints = Field(
         default_factory=Constraints, description="Deployment constraints, measured at `dlw export`."
@@ -60,8 +78,11 @@ class Problem(Strict):
     constituencies: list[str] = Field(
         default_factory=list, description="Who is affected by and decides on the result."
     )
-    assumptions: list[str] = Field(default_factory=list, description="What is taken for granted "
-        "(the data is representative, the labels are correct, ...); listed in the report.")
+    assumptions: list[str] = Field(
+        default_factory=list,
+        description="What is taken for granted "
+        "(the data is representative, the labels are correct, ...); listed in the report.",
+    )
     data_sensitivity: Sensitivity = Field(
         "none", description="none, pii (personal data) or phi (patient data)."
     )
@@ -101,32 +122,46 @@ class Data(Strict):
     source: str | None = Field(
         None, description="builtin:NAME, a folder of class sub-folders, or a CSV (path,label)."
     )
-    path_column: str = Field("path", description="Table column with the image path (image task), "
-        "relative to the table's folder or absolute.")
-    label_column: str = Field("label", description="Table column with the label (regression: "
-        "the number; multi-label: the labels, joined by data.label_delimiter).")
+    path_column: str = Field(
+        "path",
+        description="Table column with the image path (image task), "
+        "relative to the table's folder or absolute.",
+    )
+    label_column: str = Field(
+        "label",
+        description="Table column with the label (regression: "
+        "the number; multi-label: the labels, joined by data.label_delimiter).",
+    )
     label_columns: list[str] | None = Field(
-        None, description="Multi-label tasks: one-hot label columns (1/0, true/false), one per "
-        "label, instead of one delimited label_column.")
-    label_delimiter: str = Field("|", min_length=1, description="Multi-label tasks: what "
-        "separates the labels in label_column.")
+        None,
+        description="Multi-label tasks: one-hot label columns (1/0, true/false), one per "
+        "label, instead of one delimited label_column.",
+    )
+    label_delimiter: str = Field(
+        "|",
+        min_length=1,
+        description="Multi-label tasks: what separates the labels in label_column.",
+    )
     group_column: str | None = Field(
         None, description="CSV column whose value ties samples together (patient, session)."
     )
     text_column: str = Field("text", description="Table column with the text (text task).")
     feature_columns: list[str] | None = Field(
-        None, description="Tabular task: the feature columns; null: every column but the "
-        "label, group and id columns."
+        None,
+        description="Tabular task: the feature columns; null: every column but the "
+        "label, group and id columns.",
     )
     id_column: str | None = Field(
         None, description="Table column with a unique sample id; null: the path, or the row."
     )
     classes: list[str] | None = Field(
-        None, description="The allowed label values; rows with other labels are quarantined. "
-        "null: whatever labels the data has."
+        None,
+        description="The allowed label values; rows with other labels are quarantined. "
+        "null: whatever labels the data has.",
     )
-    image: ImageFormat = Field(default_factory=ImageFormat, description="The image format the "
-        "network sees.")
+    image: ImageFormat = Field(
+        default_factory=ImageFormat, description="The image format the network sees."
+    )
     max_image_pixels: int = Field(
         89_478_485, gt=0, description="Images with more pixels are quarantined (Pillow's limit)."
     )
@@ -134,9 +169,10 @@ class Data(Strict):
         65_500, gt=0, description="Images with a longer side are quarantined (absurd dimensions)."
     )
     additions: list[str] = Field(
-        default_factory=list, description="Fresh labelled sources added by `dlw retrain --data`, "
+        default_factory=list,
+        description="Fresh labelled sources added by `dlw retrain --data`, "
         "ingested after `source` (sample ids prefixed add<N>/). Their samples never join the "
-        "sealed test set: their test share forms a separate sealed slice, fresh<N>."
+        "sealed test set: their test share forms a separate sealed slice, fresh<N>.",
     )
 
 
@@ -159,36 +195,48 @@ class Explore(Strict):
     )
     grid_per_class: int = Field(8, ge=1, le=64, description="Sample thumbnails per class.")
     max_embed: int = Field(
-        5000, ge=100, description="At most this many samples are embedded for the map and "
-        "the label-issue search (a stratified subsample beyond)."
+        5000,
+        ge=100,
+        description="At most this many samples are embedded for the map and "
+        "the label-issue search (a stratified subsample beyond).",
     )
     backbone: Literal["auto", "pixels"] = Field(
-        "auto", description="auto: pretrained backbone features (EfficientNet-Lite0 / MiniLM) "
-        "when installed; pixels: raw pixels."
+        "auto",
+        description="auto: pretrained backbone features (EfficientNet-Lite0 / MiniLM) "
+        "when installed; pixels: raw pixels.",
     )
-    label_issues: bool = Field(True, description="Search for label-issue candidates (cleanlab) in "
-        "`dlw explore`.")
+    label_issues: bool = Field(
+        True, description="Search for label-issue candidates (cleanlab) in `dlw explore`."
+    )
 
 
 class Split(Strict):
     """Step 4: the train / validation / sealed test split."""
 
-    train: float = Field(0.70, gt=0, lt=1, description="Share of the samples in the train split; "
-        "train + val + test must be 1.")
-    val: float = Field(0.15, gt=0, lt=1, description="Share of the samples in the validation "
-        "split.")
-    test: float = Field(0.15, gt=0, lt=1, description="Share of the samples in the sealed test "
-        "split.")
+    train: float = Field(
+        0.70,
+        gt=0,
+        lt=1,
+        description="Share of the samples in the train split; train + val + test must be 1.",
+    )
+    val: float = Field(
+        0.15, gt=0, lt=1, description="Share of the samples in the validation split."
+    )
+    test: float = Field(
+        0.15, gt=0, lt=1, description="Share of the samples in the sealed test split."
+    )
     stratify: bool = Field(True, description="Keep each class's share the same in every split.")
-    group_by: bool = Field(
-        True, description="Keep samples sharing data.group_column in one split."
-    )
+    group_by: bool = Field(True, description="Keep samples sharing data.group_column in one split.")
     duplicates: Literal["refuse", "remove", "accept"] = Field(
-        "refuse", description="Test samples that duplicate train/val samples: refuse the "
-        "split, remove them from test (logged), or accept them (needs duplicates_reason)."
+        "refuse",
+        description="Test samples that duplicate train/val samples: refuse the "
+        "split, remove them from test (logged), or accept them (needs duplicates_reason).",
     )
-    duplicates_reason: str | None = Field(None, description="Why test samples that duplicate "
-        "train/val samples are kept (with `duplicates: accept`; recorded).")
+    duplicates_reason: str | None = Field(
+        None,
+        description="Why test samples that duplicate "
+        "train/val samples are kept (with `duplicates: accept`; recorded).",
+    )
 
     @model_validator(mode="after")
     def _fractions_sum_to_one(self) -> Split:
@@ -203,16 +251,23 @@ class Split(Strict):
 class ModelSpec(Strict):
     """Step 5: the network, by registry name, with its keyword arguments."""
 
-    name: str = Field("small_cnn", description="A key of `dlw models`, or your own network "
-                      "as \"module:function\" (a module next to dlworkflow.yaml is found; "
-                      "see Step 5).")
-    params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the "
-        "model (`dlw models`); unknown ones are refused with the ones the model takes.")
+    name: str = Field(
+        "small_cnn",
+        description="A key of `dlw models`, or your own network "
+        'as "module:function" (a module next to dlworkflow.yaml is found; '
+        "see Step 5).",
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Keyword arguments of the "
+        "model (`dlw models`); unknown ones are refused with the ones the model takes.",
+    )
     transfer: Literal["auto", "frozen", "finetune", "gradual", "scratch"] = Field(
-        "auto", description="Pretrained models: frozen (head on cached backbone features), "
+        "auto",
+        description="Pretrained models: frozen (head on cached backbone features), "
         "finetune (all layers, discriminative learning rates), gradual (head first, then "
         "all layers), scratch (random init); auto: frozen for small datasets, else gradual. "
-        "Models without pretrained weights always train from scratch."
+        "Models without pretrained weights always train from scratch.",
     )
     backbone_lr_factor: float = Field(
         0.1, gt=0, le=1, description="finetune / gradual: backbone LR = this x head LR."
@@ -238,24 +293,36 @@ class Augment(Strict):
 class Train(Strict):
     """Step 6: how the network is trained."""
 
-    epochs: int = Field(15, ge=1, le=10_000, description="Most epochs; early stopping may end "
-        "sooner.")
-    batch_size: int = Field(64, ge=1, description="Samples per batch: the global batch, cut into "
-        "one slice per process with `dlw train --devices N`.")
-    optimizer: Literal["adamw", "sgd"] = Field("adamw", description="adamw (AdamW) or sgd (SGD, "
-        "Nesterov momentum 0.9).")
-    learning_rate: float = Field(2e-3, gt=0, description="Learning rate (of the head, for "
-        "pretrained models); `dlw lr-find` suggests one.")
+    epochs: int = Field(
+        15, ge=1, le=10_000, description="Most epochs; early stopping may end sooner."
+    )
+    batch_size: int = Field(
+        64,
+        ge=1,
+        description="Samples per batch: the global batch, cut into "
+        "one slice per process with `dlw train --devices N`.",
+    )
+    optimizer: Literal["adamw", "sgd"] = Field(
+        "adamw", description="adamw (AdamW) or sgd (SGD, Nesterov momentum 0.9)."
+    )
+    learning_rate: float = Field(
+        2e-3,
+        gt=0,
+        description="Learning rate (of the head, for "
+        "pretrained models); `dlw lr-find` suggests one.",
+    )
     weight_decay: float = Field(1e-4, ge=0, description="Weight decay of the optimizer.")
     early_stopping_patience: int = Field(
         4, ge=1, description="Stop after this many epochs without a better validation metric."
     )
     schedule: Literal["cosine", "onecycle", "plateau", "constant"] = Field(
-        "cosine", description="Learning-rate schedule: cosine (per epoch, to 0), onecycle (per "
-        "step), plateau (x0.1 when the validation metric stalls) or constant."
+        "cosine",
+        description="Learning-rate schedule: cosine (per epoch, to 0), onecycle (per "
+        "step), plateau (x0.1 when the validation metric stalls) or constant.",
     )
-    label_smoothing: float = Field(0.0, ge=0, lt=1, description="Label smoothing of the cross-"
-        "entropy loss (0: off).")
+    label_smoothing: float = Field(
+        0.0, ge=0, lt=1, description="Label smoothing of the cross-entropy loss (0: off)."
+    )
     grad_clip: float | None = Field(None, gt=0, description="Max gradient norm; null: off.")
     accumulate: int = Field(1, ge=1, description="Batches per optimizer step.")
     class_weights: Literal["none", "balanced"] = Field(
@@ -273,56 +340,94 @@ class Train(Strict):
 class Evaluate(Strict):
     """Step 7: how the one-time test is judged."""
 
-    bootstrap_samples: int = Field(1000, ge=100, le=100_000, description="Bootstrap resamples "
-        "behind every confidence interval.")
-    confidence: float = Field(0.95, gt=0.5, lt=1, description="Level of the bootstrap confidence "
-        "intervals.")
+    bootstrap_samples: int = Field(
+        1000,
+        ge=100,
+        le=100_000,
+        description="Bootstrap resamples behind every confidence interval.",
+    )
+    confidence: float = Field(
+        0.95, gt=0.5, lt=1, description="Level of the bootstrap confidence intervals."
+    )
     gate_on: Literal["value", "lower_bound"] = Field(
-        "value", description="What must meet the target for PASS: the test value, or the lower "
-        "bound of its bootstrap confidence interval (stricter)."
+        "value",
+        description="What must meet the target for PASS: the test value, or the lower "
+        "bound of its bootstrap confidence interval (stricter).",
     )
     temperature_scaling: bool = Field(
-        False, description="Fit a temperature on validation logits (minimum NLL) and report "
-        "calibration after scaling; `dlw test` applies the validation temperature."
+        False,
+        description="Fit a temperature on validation logits (minimum NLL) and report "
+        "calibration after scaling; `dlw test` applies the validation temperature.",
     )
     slices: list[str] = Field(
-        default_factory=list, description="Manifest columns (or tabular feature names) to "
-        "report the primary metric for, per value (numeric columns: per quartile)."
+        default_factory=list,
+        description="Manifest columns (or tabular feature names) to "
+        "report the primary metric for, per value (numeric columns: per quartile).",
     )
     slice_min_samples: int = Field(
         20, ge=1, description="Slices with fewer samples are skipped (with a note)."
     )
     baselines: bool = Field(
-        True, description="Compare with the majority class and a logistic regression "
-        "trained on the train split (pixels, table encoding or TF-IDF)."
+        True,
+        description="Compare with the majority class and a logistic regression "
+        "trained on the train split (pixels, table encoding or TF-IDF).",
     )
 
 
 class Serve(Strict):
     """Step 7: `dlw serve`, secure by default (local only, bearer token, limits)."""
 
-    host: str = Field("127.0.0.1", min_length=1, description="Address to bind; 127.0.0.1 "
-                      "keeps the server local (0.0.0.0 exposes it to the network).")
+    host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="Address to bind; 127.0.0.1 "
+        "keeps the server local (0.0.0.0 exposes it to the network).",
+    )
     port: int = Field(8000, ge=1, le=65535, description="Port to listen on.")
     token: str | None = Field(
-        None, min_length=16, description="Bearer token; null: env DLW_SERVE_TOKEN, else one is "
+        None,
+        min_length=16,
+        description="Bearer token; null: env DLW_SERVE_TOKEN, else one is "
         "generated, printed once and kept in .dlw/serve/token (mode 0600). Prefer the env "
-        "variable: this file is usually in git.")
+        "variable: this file is usually in git.",
+    )
     max_body_mb: float = Field(16.0, gt=0, le=1024, description="Largest request body, MB.")
-    max_batch: int = Field(32, ge=1, le=1024, description="Most items in one request, and "
-                           "in one micro-batched ONNX call.")
-    max_wait_ms: float = Field(5.0, ge=0, le=1000, description="How long the first request of "
-                               "a micro-batch waits for others to join it.")
-    timeout_s: float = Field(10.0, gt=0, le=600, description="Requests slower than this get "
-                             "504.")
-    max_image_pixels: int = Field(16_777_216, gt=0, description="Uploaded images with more "
-                                  "pixels are refused before decoding (decompression bombs).")
-    threads: int | None = Field(None, ge=1, description="ONNX Runtime threads per call; null: "
-                                "half the cores (the rest decode requests and run the loop).")
-    reload_interval_s: float = Field(1.0, gt=0, le=3600, description="How often the champion "
-                                     "pointer is checked for a new model (hot reload).")
-    log_predictions: bool = Field(True, description="Append every prediction (input summary "
-                                  "statistics, never the input) to .dlw/serve/predictions.jsonl.")
+    max_batch: int = Field(
+        32,
+        ge=1,
+        le=1024,
+        description="Most items in one request, and in one micro-batched ONNX call.",
+    )
+    max_wait_ms: float = Field(
+        5.0,
+        ge=0,
+        le=1000,
+        description="How long the first request of a micro-batch waits for others to join it.",
+    )
+    timeout_s: float = Field(10.0, gt=0, le=600, description="Requests slower than this get 504.")
+    max_image_pixels: int = Field(
+        16_777_216,
+        gt=0,
+        description="Uploaded images with more "
+        "pixels are refused before decoding (decompression bombs).",
+    )
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="ONNX Runtime threads per call; null: "
+        "half the cores (the rest decode requests and run the loop).",
+    )
+    reload_interval_s: float = Field(
+        1.0,
+        gt=0,
+        le=3600,
+        description="How often the champion pointer is checked for a new model (hot reload).",
+    )
+    log_predictions: bool = Field(
+        True,
+        description="Append every prediction (input summary "
+        "statistics, never the input) to .dlw/serve/predictions.jsonl.",
+    )
     log_max_mb: float = Field(50.0, gt=0, description="Rotate the prediction log at this size.")
     log_backups: int = Field(10, ge=1, le=1000, description="Rotated prediction logs kept.")
 
@@ -330,55 +435,109 @@ class Serve(Strict):
 class Monitor(Strict):
     """Step 9: `dlw monitor`, drift of live traffic against the validation reference."""
 
-    alpha: float = Field(0.01, gt=0, lt=0.5, description="Family-wise false-alarm level: the "
-                         "chance that in-distribution traffic raises any statistical alert "
-                         "(Bonferroni over the tests that run).")
-    min_samples: int = Field(100, ge=10, description="Fewer live predictions than this: no "
-                             "test runs (exit 0, 'not enough data').")
-    window: int | None = Field(None, ge=10, description="Only the newest N predictions; null: "
-                               "all of them (after --since).")
-    reference_samples: int = Field(2000, ge=50, description="Validation samples (at most) that "
-                                   "form the reference.")
-    psi_threshold: float = Field(0.2, gt=0, description="Input drift needs a population "
-                                 "stability index of at least this, besides significance.")
-    mmd_permutations: int = Field(200, ge=50, le=10_000, description="Permutations of the "
-                                  "embedding MMD test (at least; more are drawn while the "
-                                  "p-value could still reach alpha / m).")
-    mmd_max_samples: int = Field(400, ge=50, le=5000, description="Samples per side in the MMD "
-                                 "test (a seeded subsample).")
-    prediction_shift: float = Field(0.1, gt=0, le=1, description="Predicted-class shift needs a "
-                                    "total variation distance of at least this.")
-    confidence_drop: float = Field(0.05, gt=0, le=1, description="Mean confidence must fall by "
-                                   "at least this to alert.")
-    ood_reference_rate: float = Field(0.05, gt=0, lt=0.5, description="The out-of-distribution "
-                                      "threshold flags this fraction of the reference.")
-    ood_rate_excess: float = Field(0.05, gt=0, lt=1, description="The live OOD rate must "
-                                   "exceed the reference rate by at least this to alert.")
-    metric_drop: float = Field(0.05, gt=0, le=1, description="With --labels: alert when the "
-                               "live metric's interval lies this far on the worse side of the "
-                               "test estimate: an amount for metrics between 0 and 1 (accuracy, "
-                               "F1), a fraction of the test value for unbounded ones (RMSE, MAE: "
-                               "0.05 = 5% worse).")
+    alpha: float = Field(
+        0.01,
+        gt=0,
+        lt=0.5,
+        description="Family-wise false-alarm level: the "
+        "chance that in-distribution traffic raises any statistical alert "
+        "(Bonferroni over the tests that run).",
+    )
+    min_samples: int = Field(
+        100,
+        ge=10,
+        description="Fewer live predictions than this: no test runs (exit 0, 'not enough data').",
+    )
+    window: int | None = Field(
+        None, ge=10, description="Only the newest N predictions; null: all of them (after --since)."
+    )
+    reference_samples: int = Field(
+        2000, ge=50, description="Validation samples (at most) that form the reference."
+    )
+    psi_threshold: float = Field(
+        0.2,
+        gt=0,
+        description="Input drift needs a population "
+        "stability index of at least this, besides significance.",
+    )
+    mmd_permutations: int = Field(
+        200,
+        ge=50,
+        le=10_000,
+        description="Permutations of the "
+        "embedding MMD test (at least; more are drawn while the "
+        "p-value could still reach alpha / m).",
+    )
+    mmd_max_samples: int = Field(
+        400, ge=50, le=5000, description="Samples per side in the MMD test (a seeded subsample)."
+    )
+    prediction_shift: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="Predicted-class shift needs a total variation distance of at least this.",
+    )
+    confidence_drop: float = Field(
+        0.05, gt=0, le=1, description="Mean confidence must fall by at least this to alert."
+    )
+    ood_reference_rate: float = Field(
+        0.05,
+        gt=0,
+        lt=0.5,
+        description="The out-of-distribution threshold flags this fraction of the reference.",
+    )
+    ood_rate_excess: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="The live OOD rate must exceed the reference rate by at least this to alert.",
+    )
+    metric_drop: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="With --labels: alert when the "
+        "live metric's interval lies this far on the worse side of the "
+        "test estimate: an amount for metrics between 0 and 1 (accuracy, "
+        "F1), a fraction of the test value for unbounded ones (RMSE, MAE: "
+        "0.05 = 5% worse).",
+    )
     buckets: int = Field(20, ge=2, le=200, description="Time buckets of the report's plots.")
-    webhook: str | None = Field(None, description="POST the alert as JSON to this URL "
-                                "(http or https).")
-    webhook_token_env: str | None = Field(None, description="Environment variable with a "
-                                          "bearer token for the webhook.")
+    webhook: str | None = Field(
+        None, description="POST the alert as JSON to this URL (http or https)."
+    )
+    webhook_token_env: str | None = Field(
+        None, description="Environment variable with a bearer token for the webhook."
+    )
 
 
 class Retrain(Strict):
     """Step 9: `dlw retrain`, champion against challenger."""
 
-    margin: float = Field(0.005, ge=0, le=1, description="The challenger must beat the champion "
-                          "by at least this on the primary metric to be promoted.")
+    margin: float = Field(
+        0.005,
+        ge=0,
+        le=1,
+        description="The challenger must beat the champion "
+        "by at least this on the primary metric to be promoted.",
+    )
     compare_on: Literal["all", "test", "fresh"] = Field(
-        "all", description="Where champion and challenger are compared: the sealed test set, "
-        "the fresh slices, or both together.")
-    warm_start: bool = Field(False, description="Start the challenger from the champion's "
-                             "weights (same model and classes) instead of the usual init.")
-    epochs: int | None = Field(None, ge=1, description="Epochs of the challenger's training "
-                               "(null: train.epochs). A warm-started challenger fine-tunes, "
-                               "and usually needs fewer than a model trained from scratch.")
+        "all",
+        description="Where champion and challenger are compared: the sealed test set, "
+        "the fresh slices, or both together.",
+    )
+    warm_start: bool = Field(
+        False,
+        description="Start the challenger from the champion's "
+        "weights (same model and classes) instead of the usual init.",
+    )
+    epochs: int | None = Field(
+        None,
+        ge=1,
+        description="Epochs of the challenger's training "
+        "(null: train.epochs). A warm-started challenger fine-tunes, "
+        "and usually needs fewer than a model trained from scratch.",
+    )
 
 
 class ParamSpec(Strict):
@@ -387,8 +546,9 @@ class ParamSpec(Strict):
     type: Literal["log_uniform", "uniform", "int", "categorical"] = Field(
         ..., description="log_uniform, uniform, int (with `step`) or categorical (with `choices`)."
     )
-    low: float | None = Field(None, description="Lower end of the range (log_uniform: > 0); below "
-        "`high`.")
+    low: float | None = Field(
+        None, description="Lower end of the range (log_uniform: > 0); below `high`."
+    )
     high: float | None = Field(None, description="Upper end of the range.")
     step: int | None = Field(None, ge=1, description="int: the step between values.")
     choices: list[Any] | None = Field(None, description="categorical: the values to try.")
@@ -415,20 +575,32 @@ class Tune(Strict):
     """Step 6: `dlw tune`, hyperparameter search on the validation split (Optuna; Ray Tune)."""
 
     space: dict[str, ParamSpec] = Field(
-        default_factory=dict, description="Dotted config keys to search, e.g. "
-        "train.learning_rate: {type: log_uniform, low: 1.0e-4, high: 1.0e-2}.")
-    trials: int = Field(20, ge=1, description="Trials in the study, in total (complete and "
-                        "pruned; a resumed study counts the earlier ones).")
+        default_factory=dict,
+        description="Dotted config keys to search, e.g. "
+        "train.learning_rate: {type: log_uniform, low: 1.0e-4, high: 1.0e-2}.",
+    )
+    trials: int = Field(
+        20,
+        ge=1,
+        description="Trials in the study, in total (complete and "
+        "pruned; a resumed study counts the earlier ones).",
+    )
     timeout_s: float | None = Field(None, gt=0, description="Stop starting trials after this.")
-    epochs: int | None = Field(None, ge=1, description="train.epochs of each trial; null: "
-                               "train.epochs.")
-    sampler: Literal["tpe", "random"] = Field("tpe", description="tpe (Optuna's TPE, seeded) or "
-        "random.")
-    pruner: Literal["median", "asha", "none"] = Field("median", description="Stops unpromising "
+    epochs: int | None = Field(
+        None, ge=1, description="train.epochs of each trial; null: train.epochs."
+    )
+    sampler: Literal["tpe", "random"] = Field(
+        "tpe", description="tpe (Optuna's TPE, seeded) or random."
+    )
+    pruner: Literal["median", "asha", "none"] = Field(
+        "median",
+        description="Stops unpromising "
         "trials on the validation metric of each epoch: median, asha (asynchronous successive "
-        "halving) or none.")
-    startup_trials: int = Field(5, ge=0, description="Trials before TPE models the space and "
-                                "the median pruner prunes.")
+        "halving) or none.",
+    )
+    startup_trials: int = Field(
+        5, ge=0, description="Trials before TPE models the space and the median pruner prunes."
+    )
     warmup_epochs: int = Field(1, ge=0, description="Epochs of a trial that are never pruned.")
     workers: int = Field(1, ge=1, description="Parallel trials on this machine (processes).")
     seed: int | None = Field(None, ge=0, description="Sampler seed; null: the project seed.")
@@ -440,15 +612,33 @@ class Tracking(Strict):
 
 
 AUDIT_IDS = (  # the 28 tests of the ML Test Score (dlworkflow/report/audit/rubric.py), by section
-    "feature_schema", "features_beneficial", "feature_cost", "feature_requirements",
-    "privacy_controls", "new_features_quickly", "feature_code_tested",
-    "model_specs_reviewed", "offline_online_correlate", "hyperparameters_tuned",
-    "staleness_impact_known", "simpler_model_not_better", "slice_quality", "inclusion_tested",
-    "training_reproducible", "model_specs_unit_tested", "pipeline_integration_tested",
-    "validated_before_serving", "model_debuggable", "canaried_before_serving",
+    "feature_schema",
+    "features_beneficial",
+    "feature_cost",
+    "feature_requirements",
+    "privacy_controls",
+    "new_features_quickly",
+    "feature_code_tested",
+    "model_specs_reviewed",
+    "offline_online_correlate",
+    "hyperparameters_tuned",
+    "staleness_impact_known",
+    "simpler_model_not_better",
+    "slice_quality",
+    "inclusion_tested",
+    "training_reproducible",
+    "model_specs_unit_tested",
+    "pipeline_integration_tested",
+    "validated_before_serving",
+    "model_debuggable",
+    "canaried_before_serving",
     "rollback_possible",
-    "dependency_changes_notified", "input_invariants_hold", "no_training_serving_skew",
-    "models_not_too_stale", "numerically_stable", "compute_performance_not_regressed",
+    "dependency_changes_notified",
+    "input_invariants_hold",
+    "no_training_serving_skew",
+    "models_not_too_stale",
+    "numerically_stable",
+    "compute_performance_not_regressed",
     "prediction_quality_not_regressed",
 )
 
@@ -463,25 +653,40 @@ class AuditAnswer(Strict):
     @model_validator(mode="after")
     def _note_when_done(self) -> AuditAnswer:
         if self.done != "no" and not (self.note and self.note.strip()):
-            raise ValueError(f"done: {self.done} needs a note saying where it is documented "
-                             "or what runs it")
+            raise ValueError(
+                f"done: {self.done} needs a note saying where it is documented or what runs it"
+            )
         return self
 
 
 _AUDIT_FIELDS: dict[str, Any] = {key: (AuditAnswer | None, None) for key in AUDIT_IDS}
 Audit = create_model(  # one optional answer per test id; unknown ids are refused
-    "Audit", __base__=Strict, __doc__="Step 8: the `dlw audit` checklist.", **_AUDIT_FIELDS,
+    "Audit",
+    __base__=Strict,
+    __doc__="Step 8: the `dlw audit` checklist.",
+    **_AUDIT_FIELDS,
 )
 
 
 class ProjectConfig(Strict):
     version: int = Field(SCHEMA_VERSION, description="Schema version of this file.")
-    name: str = Field(..., min_length=1, description="Project name (`dlw init`: the folder's "
-        "name); the MLflow experiment unless `tracking.experiment` is set.")
-    task: TaskType = Field("image-classification", description="What the project predicts; chosen "
-        "by `dlw init --task`. Every step adapts to it.")
-    seed: int = Field(42, ge=0, description="Seed of the split, the initialisation, augmentation "
-        "and tuning samplers; recorded with every step.")
+    name: str = Field(
+        ...,
+        min_length=1,
+        description="Project name (`dlw init`: the folder's "
+        "name); the MLflow experiment unless `tracking.experiment` is set.",
+    )
+    task: TaskType = Field(
+        "image-classification",
+        description="What the project predicts; chosen "
+        "by `dlw init --task`. Every step adapts to it.",
+    )
+    seed: int = Field(
+        42,
+        ge=0,
+        description="Seed of the split, the initialisation, augmentation "
+        "and tuning samplers; recorded with every step.",
+    )
     problem: Problem = Field(default_factory=Problem)
     data: Data = Field(default_factory=Data)
     privacy: Privacy = Field(default_factory=Privacy)
@@ -495,8 +700,9 @@ class ProjectConfig(Strict):
     tune: Tune = Field(default_factory=Tune)
     monitor: Monitor = Field(default_factory=Monitor)
     retrain: Retrain = Field(default_factory=Retrain)
-    tracking: Tracking = Field(default_factory=Tracking, description="Where MLflow records the "
-        "runs.")
+    tracking: Tracking = Field(
+        default_factory=Tracking, description="Where MLflow records the runs."
+    )
     audit: Audit = Field(default_factory=Audit)
 
     @model_validator(mode="before")
@@ -526,8 +732,9 @@ class ProjectConfig(Strict):
         """A copy in which keys take the values of other keys (``{"train.epochs":
         "retrain.epochs"}``): the settings a run used that read one key in place of another.
         A source that is null leaves its key as the file has it."""
-        updates = {key: self.setting(src) for key, src in sources.items()
-                   if self.setting(src) is not None}
+        updates = {
+            key: self.setting(src) for key, src in sources.items() if self.setting(src) is not None
+        }
         return self.with_overrides(updates) if updates else self
 
     def section_hash(self, *sections: str) -> str:
@@ -540,8 +747,11 @@ class ProjectConfig(Strict):
 def settings_sources(inputs: Mapping[str, Any]) -> dict[str, str]:
     """The keys a ledger run read from other keys ({"train.epochs": "retrain.epochs"}), from
     its inputs (`Project.step(settings_from=...)` writes them as "setting:<key>")."""
-    return {k.removeprefix(SETTING_INPUT): str(v) for k, v in inputs.items()
-            if k.startswith(SETTING_INPUT) and v}
+    return {
+        k.removeprefix(SETTING_INPUT): str(v)
+        for k, v in inputs.items()
+        if k.startswith(SETTING_INPUT) and v
+    }
 
 
 def migrate(raw: Any) -> Any:
@@ -587,14 +797,26 @@ def _check_criterion(config: ProjectConfig, source: str) -> None:
         else:
             task.check_criterion(problem.primary_metric, problem.target)
     except ConfigError as exc:
-        key = "problem.target" if exc.what.startswith("problem.target") else \
-            "problem.primary_metric"
+        key = (
+            "problem.target" if exc.what.startswith("problem.target") else "problem.primary_metric"
+        )
         line = f"{key}: {exc.what}"
-        raise ConfigError(f"{source} is invalid (1 problem):\n  - {line}; fix: {exc.fix}",
-                          expected=exc.expected, received=exc.received, fix=exc.fix,
-                          context={"errors": [{"line": line, "expected": exc.expected,
-                                               "received": exc.received, "fix": exc.fix}]},
-                          ) from None
+        raise ConfigError(
+            f"{source} is invalid (1 problem):\n  - {line}; fix: {exc.fix}",
+            expected=exc.expected,
+            received=exc.received,
+            fix=exc.fix,
+            context={
+                "errors": [
+                    {
+                        "line": line,
+                        "expected": exc.expected,
+                        "received": exc.received,
+                        "fix": exc.fix,
+                    }
+                ]
+            },
+        ) from None
 
 
 def _config_error(exc: ValidationError, source: str) -> ConfigError:
@@ -634,8 +856,11 @@ def _describe(err: ErrorDetails) -> dict[str, str]:
         "line": f"{path}: {expected} (received {received})",
         "expected": expected,
         "received": received,
-        "fix": (f"edit `{path}` in {CONFIG_FILE}; `dlw config schema` lists what is allowed"
-                if loc else expected.removeprefix("Value error, ")),
+        "fix": (
+            f"edit `{path}` in {CONFIG_FILE}; `dlw config schema` lists what is allowed"
+            if loc
+            else expected.removeprefix("Value error, ")
+        ),
     }
 
 

@@ -45,6 +45,7 @@ def demo_tasks() -> list[str]:
 
 # -------------------------------------------------------------- image classification: MNIST
 
+
 def _mnist_source(root: Path) -> str:
     return "builtin:mnist5k"
 
@@ -63,29 +64,46 @@ def _scanner_b(root: Path) -> Path:
 # runs 15 epochs; explore maps and checks labels on the raw pixels of every digit (28x28
 # digits are an informative feature space as they are) instead of embedding 1,500 of them
 # with the ImageNet backbone, which on a CPU took most of explore's time.
-DEMOS.add("image-classification", DemoPlan(
-    task="image-classification", name="mnist-demo",
-    write_source=_mnist_source, write_incoming=_scanner_b,
-    settings={"train.schedule": "onecycle", "train.learning_rate": 5e-3, "train.epochs": 3,
-              "explore.backbone": "pixels", "model.params": {"channels": [16, 32]},
-              "retrain.warm_start": True, "retrain.epochs": 1},
-    problem={
-        "objective": "Read handwritten digits (0-9) from 28x28 grayscale scans, so that "
-        "numeric form fields can be captured without manual typing.",
-        "metric": "accuracy", "target": 0.95, "max_latency_ms": 50.0,
-        "max_model_size_mb": 5.0,
-        "constituencies": ["data-entry team (users)",
-                           "operations lead (decides on deployment)"],
-        "assumptions": ["the 5,000 MNIST digits represent the scans seen in production",
-                        "labels are correct"],
-    },
-))
+DEMOS.add(
+    "image-classification",
+    DemoPlan(
+        task="image-classification",
+        name="mnist-demo",
+        write_source=_mnist_source,
+        write_incoming=_scanner_b,
+        settings={
+            "train.schedule": "onecycle",
+            "train.learning_rate": 5e-3,
+            "train.epochs": 3,
+            "explore.backbone": "pixels",
+            "model.params": {"channels": [16, 32]},
+            "retrain.warm_start": True,
+            "retrain.epochs": 1,
+        },
+        problem={
+            "objective": "Read handwritten digits (0-9) from 28x28 grayscale scans, so that "
+            "numeric form fields can be captured without manual typing.",
+            "metric": "accuracy",
+            "target": 0.95,
+            "max_latency_ms": 50.0,
+            "max_model_size_mb": 5.0,
+            "constituencies": [
+                "data-entry team (users)",
+                "operations lead (decides on deployment)",
+            ],
+            "assumptions": [
+                "the 5,000 MNIST digits represent the scans seen in production",
+                "labels are correct",
+            ],
+        },
+    ),
+)
 
 
 # ------------------------------------------------------------ tabular regression: randhie
 
-def _part(root: Path, name: str, load: Callable[[], Any],
-          select: Callable[[Any], Any]) -> Path:
+
+def _part(root: Path, name: str, load: Callable[[], Any], select: Callable[[Any], Any]) -> Path:
     """root/data/<name>.parquet: the rows `select` picks from the built-in table `load`
     gives (written once)."""
     from dlworkflow.datasets.catalog import write_parquet_source
@@ -103,44 +121,65 @@ def _randhie_part(root: Path, idp: float, name: str) -> Path:
     return _part(root, name, load_table, lambda table: table[table["idp"] == idp])
 
 
-DEMOS.add("tabular-regression", DemoPlan(
-    task="tabular-regression", name="randhie-demo",
-    write_source=lambda root: str(_randhie_part(root, 0.0, "randhie-no-deductible")),
-    write_incoming=lambda root: _randhie_part(root, 1.0, "randhie-individual-deductible"),
-    settings={"train.epochs": 8, "retrain.warm_start": True, "retrain.epochs": 3},
-    problem={
-        "objective": "Predict the number of outpatient doctor visits in a year from a "
-        "person's insurance plan and health, to budget a plan's outpatient care.",
-        "metric": "rmse", "target": 5.0, "max_latency_ms": 50.0,
-        "constituencies": ["actuaries (users)", "benefits committee (decides)"],
-        "assumptions": ["RAND's HIE participants represent the insured population",
-                        "visit counts are recorded completely"],
-    },
-))
+DEMOS.add(
+    "tabular-regression",
+    DemoPlan(
+        task="tabular-regression",
+        name="randhie-demo",
+        write_source=lambda root: str(_randhie_part(root, 0.0, "randhie-no-deductible")),
+        write_incoming=lambda root: _randhie_part(root, 1.0, "randhie-individual-deductible"),
+        settings={"train.epochs": 8, "retrain.warm_start": True, "retrain.epochs": 3},
+        problem={
+            "objective": "Predict the number of outpatient doctor visits in a year from a "
+            "person's insurance plan and health, to budget a plan's outpatient care.",
+            "metric": "rmse",
+            "target": 5.0,
+            "max_latency_ms": 50.0,
+            "constituencies": ["actuaries (users)", "benefits committee (decides)"],
+            "assumptions": [
+                "RAND's HIE participants represent the insured population",
+                "visit counts are recorded completely",
+            ],
+        },
+    ),
+)
 
 
 # ------------------------------------------------------------- tabular multi-label: Yeast
 
+
 def _yeast_part(root: Path, first: bool, name: str) -> Path:
     from dlworkflow.datasets.yeast import load_table
 
-    return _part(root, name, load_table, lambda table: table.iloc[:YEAST_KNOWN] if first
-                 else table.iloc[YEAST_KNOWN:])
+    return _part(
+        root,
+        name,
+        load_table,
+        lambda table: table.iloc[:YEAST_KNOWN] if first else table.iloc[YEAST_KNOWN:],
+    )
 
 
 YEAST_KNOWN = 1900  # genes in the first release; the other 517 arrive in step 9
 
-DEMOS.add("tabular-multilabel", DemoPlan(
-    task="tabular-multilabel", name="yeast-demo",
-    write_source=lambda root: str(_yeast_part(root, True, "yeast-known")),
-    write_incoming=lambda root: _yeast_part(root, False, "yeast-new"),
-    settings={"train.epochs": 20, "retrain.warm_start": True, "retrain.epochs": 5},
-    problem={
-        "objective": "Suggest the functional classes of a yeast gene from its expression "
-        "and phylogenetic profile, to prioritise lab annotation.",
-        "metric": "macro_f1", "target": 0.4, "max_latency_ms": 50.0,
-        "constituencies": ["annotation curators (users)", "lab lead (decides)"],
-        "assumptions": ["the annotated genes represent the genes still to annotate",
-                        "annotations are complete (a missing class is a true negative)"],
-    },
-))
+DEMOS.add(
+    "tabular-multilabel",
+    DemoPlan(
+        task="tabular-multilabel",
+        name="yeast-demo",
+        write_source=lambda root: str(_yeast_part(root, True, "yeast-known")),
+        write_incoming=lambda root: _yeast_part(root, False, "yeast-new"),
+        settings={"train.epochs": 20, "retrain.warm_start": True, "retrain.epochs": 5},
+        problem={
+            "objective": "Suggest the functional classes of a yeast gene from its expression "
+            "and phylogenetic profile, to prioritise lab annotation.",
+            "metric": "macro_f1",
+            "target": 0.4,
+            "max_latency_ms": 50.0,
+            "constituencies": ["annotation curators (users)", "lab lead (decides)"],
+            "assumptions": [
+                "the annotated genes represent the genes still to annotate",
+                "annotations are complete (a missing class is a true negative)",
+            ],
+        },
+    ),
+)

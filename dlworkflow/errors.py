@@ -42,9 +42,16 @@ class DlwError(Exception):
 
     def to_json(self) -> dict[str, Any]:
         """The error as `dlw ... --json` prints it, under the key "error"."""
-        return {"type": type(self).__name__, "what": self.what, "expected": self.expected,
-                "received": self.received, "fix": self.fix, "context": self.context,
-                "exit_code": self.exit_code, "message": self.render()}
+        return {
+            "type": type(self).__name__,
+            "what": self.what,
+            "expected": self.expected,
+            "received": self.received,
+            "fix": self.fix,
+            "context": self.context,
+            "exit_code": self.exit_code,
+            "message": self.render(),
+        }
 
 
 class ConfigError(DlwError):

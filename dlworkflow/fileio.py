@@ -113,10 +113,13 @@ def run_lock(path: str | os.PathLike[str], *, what: str) -> Iterator[None]:
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
-            raise BusyError(f"Another `{what}` is running on this project ({holder}).",
-                            expected="one run at a time", received=f"the lock {path} is held",
-                            fix="wait for it to finish (a scheduler retries later); the lock "
-                                "goes away by itself when that process ends") from None
+            raise BusyError(
+                f"Another `{what}` is running on this project ({holder}).",
+                expected="one run at a time",
+                received=f"the lock {path} is held",
+                fix="wait for it to finish (a scheduler retries later); the lock "
+                "goes away by itself when that process ends",
+            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()}")

@@ -100,26 +100,53 @@ class Ledger:
             self._ready = True
         return conn
 
-    def start(self, step: str, *, config_hash: str, inputs: Mapping[str, str | None],
-              seed: int | None, root: Path | None = None) -> int:
+    def start(
+        self,
+        step: str,
+        *,
+        config_hash: str,
+        inputs: Mapping[str, str | None],
+        seed: int | None,
+        root: Path | None = None,
+    ) -> int:
         env = environment()
         with closing(self._connect()) as conn:
             cur = conn.execute(
                 "INSERT INTO runs (step, status, started, config_hash, inputs, env, seed,"
                 " git_commit) VALUES (?, 'running', ?, ?, ?, ?, ?, ?)",
-                (step, _now(), config_hash, json.dumps(inputs), json.dumps(env), seed,
-                 git_commit(root) if root else None),
+                (
+                    step,
+                    _now(),
+                    config_hash,
+                    json.dumps(inputs),
+                    json.dumps(env),
+                    seed,
+                    git_commit(root) if root else None,
+                ),
             )
             assert cur.lastrowid is not None  # set by every INSERT
             return int(cur.lastrowid)
 
-    def finish(self, run_id: int, *, status: str, outputs: dict[str, Any] | None = None,
-               summary: dict[str, Any] | None = None, message: str | None = None) -> None:
+    def finish(
+        self,
+        run_id: int,
+        *,
+        status: str,
+        outputs: dict[str, Any] | None = None,
+        summary: dict[str, Any] | None = None,
+        message: str | None = None,
+    ) -> None:
         with closing(self._connect()) as conn:
             conn.execute(
                 "UPDATE runs SET status=?, ended=?, outputs=?, summary=?, message=? WHERE id=?",
-                (status, _now(), json.dumps(outputs or {}, default=str),
-                 json.dumps(summary or {}, default=str), message, run_id),
+                (
+                    status,
+                    _now(),
+                    json.dumps(outputs or {}, default=str),
+                    json.dumps(summary or {}, default=str),
+                    message,
+                    run_id,
+                ),
             )
 
     def latest(self, step: str, *, status: str | None = "done") -> RunRecord | None:
@@ -140,8 +167,9 @@ class Ledger:
         with closing(self._connect()) as conn:
             return [_record(row) for row in conn.execute(query + " ORDER BY id", args)]
 
-    def log_test_read(self, *, run_id: int | None, step: str, purpose: str, n_samples: int,
-                      seal_hash: str) -> int:
+    def log_test_read(
+        self, *, run_id: int | None, step: str, purpose: str, n_samples: int, seal_hash: str
+    ) -> int:
         with closing(self._connect()) as conn:
             cur = conn.execute(
                 "INSERT INTO test_reads (at, run_id, step, purpose, n_samples, seal_hash)"
@@ -191,13 +219,19 @@ def git_commit(root: Path) -> str | None:
     try:
         head = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=False,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
         if head.returncode != 0:
             return None
         dirty = subprocess.run(
             ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=5, check=False,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None

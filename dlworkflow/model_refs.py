@@ -59,25 +59,33 @@ def load_factory(name: str) -> Callable[..., Any]:
     """The factory callable of a ref or entry-point name; FactoryError says what is wrong."""
     target = target_of(name)
     if target is None:
-        raise FactoryError(f"{name!r} is neither a registered model nor a factory reference.",
-                           expected='"package.module:factory"', received=repr(name),
-                           fix="write model.name as module:function (`dlw models` lists the "
-                               "registered names)")
+        raise FactoryError(
+            f"{name!r} is neither a registered model nor a factory reference.",
+            expected='"package.module:factory"',
+            received=repr(name),
+            fix="write model.name as module:function (`dlw models` lists the registered names)",
+        )
     module_name, attr = target.split(":", 1)
     module = _import(module_name, name)
     factory = getattr(module, attr, None)
     if factory is None:
-        found = sorted(n for n, v in vars(module).items()
-                       if callable(v) and not n.startswith("_"))[:12]
+        found = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))[
+            :12
+        ]
         raise FactoryError(
-            f"Module {module_name!r} has no {attr!r}.", expected=f"a function {attr}"
+            f"Module {module_name!r} has no {attr!r}.",
+            expected=f"a function {attr}"
             f"(num_outputs, input_spec, **params) in {getattr(module, '__file__', module_name)}",
             received=f"callables: {', '.join(found) or 'none'}",
-            fix=f"define {attr} in {module_name}, or correct model.name")
+            fix=f"define {attr} in {module_name}, or correct model.name",
+        )
     if not callable(factory):
-        raise FactoryError(f"{target} is not callable ({type(factory).__name__}).",
-                           expected="a function or class returning an nn.Module",
-                           received=type(factory).__name__, fix="point model.name at it")
+        raise FactoryError(
+            f"{target} is not callable ({type(factory).__name__}).",
+            expected="a function or class returning an nn.Module",
+            received=type(factory).__name__,
+            fix="point model.name at it",
+        )
     return factory
 
 
@@ -141,10 +149,11 @@ def _import(module_name: str, name: str) -> Any:
     raise FactoryError(
         f"No module {module_name!r} for model.name {name!r}.",
         expected=f"an importable module {module_name} (installed, on PYTHONPATH, or a "
-                 f"{relative}.py in the project folder)",
+        f"{relative}.py in the project folder)",
         received=f"not found (searched sys.path and {searched})",
         fix=f"create {relative}.py next to dlworkflow.yaml, or `pip install -e` the package "
-            "that holds it")
+        "that holds it",
+    )
 
 
 def _failed(module_name: str, name: str, exc: BaseException) -> FactoryError:
@@ -152,4 +161,5 @@ def _failed(module_name: str, name: str, exc: BaseException) -> FactoryError:
         f"Importing {module_name!r} (model.name {name!r}) failed.",
         expected="a module that imports cleanly",
         received=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-        fix=f"fix the error in {module_name} (run `python -c 'import {module_name}'`)")
+        fix=f"fix the error in {module_name} (run `python -c 'import {module_name}'`)",
+    )

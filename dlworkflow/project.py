@@ -39,16 +39,25 @@ class Project(Workspace):
 
     # ---- creation and loading -------------------------------------------------------------
     @classmethod
-    def init(cls, root: str | Path, *, task: str = "image-classification",
-             name: str | None = None, model: str | None = None, force: bool = False) -> Project:
+    def init(
+        cls,
+        root: str | Path,
+        *,
+        task: str = "image-classification",
+        name: str | None = None,
+        model: str | None = None,
+        force: bool = False,
+    ) -> Project:
         from dlworkflow.config_schema import with_schema_line, write_schema
         from dlworkflow.problem import render_template
         from dlworkflow.tasks import TASKS, task_names
 
         if task not in TASKS:
             raise ConfigError(
-                f"Unknown task {task!r}.", expected=f"one of {', '.join(task_names())}",
-                received=repr(task), fix=f"pass --task with one of {', '.join(task_names())}",
+                f"Unknown task {task!r}.",
+                expected=f"one of {', '.join(task_names())}",
+                received=repr(task),
+                fix=f"pass --task with one of {', '.join(task_names())}",
             )
         project = cls(root)
         if project.paths.config.exists() and not force:
@@ -103,17 +112,36 @@ class Project(Workspace):
     def train(self, **options: Any) -> TrainResult:
         return cast("TrainResult", self.run_step("train", **options))
 
-    def tune(self, *, trials: int | None = None, timeout: float | None = None,
-             workers: int | None = None, backend: str = "optuna", address: str | None = None,
-             apply: bool = False, progress: bool = True) -> TuneResult:
+    def tune(
+        self,
+        *,
+        trials: int | None = None,
+        timeout: float | None = None,
+        workers: int | None = None,
+        backend: str = "optuna",
+        address: str | None = None,
+        apply: bool = False,
+        progress: bool = True,
+    ) -> TuneResult:
         """Step 6: hyperparameter search over `tune.space` on the validation split (Optuna
         TPE with pruning, resumable in .dlw/tune/study.db; Ray Tune with backend="ray");
         `apply` writes the best parameters into dlworkflow.yaml. Never reads the test set."""
         from dlworkflow.report.tune_page import write_tune_report
 
-        return cast("TuneResult", self.run_step(
-            "tune", trials=trials, timeout=timeout, workers=workers, backend=backend,
-            address=address, apply=apply, progress=progress, write_report=write_tune_report))
+        return cast(
+            "TuneResult",
+            self.run_step(
+                "tune",
+                trials=trials,
+                timeout=timeout,
+                workers=workers,
+                backend=backend,
+                address=address,
+                apply=apply,
+                progress=progress,
+                write_report=write_tune_report,
+            ),
+        )
 
     def lr_find(self, **options: Any) -> LRFindResult:
         """Learning-rate range test on the train split (reports/lr_find.png)."""
@@ -164,39 +192,61 @@ class Project(Workspace):
 
         return rollback(self.root, to=to)
 
-    def monitor(self, *, inputs: str | Path | None = None, labels: str | Path | None = None,
-                since: str | None = None, window: int | None = None,
-                webhook: str | None = None) -> MonitorResult:
+    def monitor(
+        self,
+        *,
+        inputs: str | Path | None = None,
+        labels: str | Path | None = None,
+        since: str | None = None,
+        window: int | None = None,
+        webhook: str | None = None,
+    ) -> MonitorResult:
         """Step 9: live traffic (the prediction log, or `inputs`) against the validation
         reference: input, embedding, prediction, confidence and OOD drift, live metrics with
         `labels`; writes reports/monitor.html; exit_code 4 on an alert."""
-        return cast("MonitorResult", self.run_step(
-            "monitor", inputs=inputs, labels=labels, since=since, window=window, webhook=webhook))
+        return cast(
+            "MonitorResult",
+            self.run_step(
+                "monitor", inputs=inputs, labels=labels, since=since, window=window, webhook=webhook
+            ),
+        )
 
-    def retrain(self, data: str, *, warm_start: bool | None = None,
-                progress: bool = True) -> RetrainResult:
+    def retrain(
+        self, data: str, *, warm_start: bool | None = None, progress: bool = True
+    ) -> RetrainResult:
         """Step 9: fresh labelled data -> a challenger, compared with the champion on the
         sealed test set and the fresh slice; promoted only when better by retrain.margin and
         passing the gate (exit_code 0 promoted, 3 kept out)."""
-        return cast("RetrainResult", self.run_step("retrain", data, warm_start=warm_start,
-                                                   progress=progress))
+        return cast(
+            "RetrainResult",
+            self.run_step("retrain", data, warm_start=warm_start, progress=progress),
+        )
 
-    def predict(self, paths: list[str | Path], *, out: str | Path | None = None,
-                version: int | None = None) -> PredictResult:
+    def predict(
+        self, paths: list[str | Path], *, out: str | Path | None = None, version: int | None = None
+    ) -> PredictResult:
         """Predict files (images, or CSVs of text/tabular rows) with the champion (or
         `version`) through ONNX Runtime; write a CSV (default predictions.csv)."""
         from dlworkflow.deploy.export.predict import predict_files
 
-        return predict_files(self.root, paths, out=out, version=version,
-                             text_column=self.config.data.text_column)
+        return predict_files(
+            self.root, paths, out=out, version=version, text_column=self.config.data.text_column
+        )
 
-    def serve(self, *, host: str | None = None, port: int | None = None,
-              force_reason: str | None = None, **options: Any) -> None:
+    def serve(
+        self,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        force_reason: str | None = None,
+        **options: Any,
+    ) -> None:
         """Serve the champion model (FastAPI + ONNX Runtime) until interrupted; see `serve:`."""
         from dlworkflow.deploy.serve import serve
 
-        serve(self.root, self.config.serve, host=host, port=port, force_reason=force_reason,
-              **options)
+        serve(
+            self.root, self.config.serve, host=host, port=port, force_reason=force_reason, **options
+        )
 
     def audit(self) -> AuditResult:
         """The ML Test Score (Breck et al., 2017): the 28 tests judged from the project's

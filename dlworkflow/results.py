@@ -29,8 +29,10 @@ class StepResult:
         """The result as `dlw ... --json` prints it (through dlworkflow.jsonout): the title
         and the dataclass fields (those hidden from repr left out). Results whose step writes
         a JSON record override this with that record's shape."""
-        return {"title": self.title(),
-                **{f.name: getattr(self, f.name) for f in fields(self) if f.repr}}
+        return {
+            "title": self.title(),
+            **{f.name: getattr(self, f.name) for f in fields(self) if f.repr},
+        }
 
     def __rich__(self) -> Any:
         from rich.table import Table
@@ -74,9 +76,11 @@ def figures_html(figures: list[tuple[str, str | Path]]) -> str:
         if uri is None:
             parts.append(f"<p><em>{cap}: {html.escape(str(source))} not found</em></p>")
         else:
-            parts.append(f"<figure style='display:inline-block;margin:4px'><img src='{uri}' "
-                         f"alt='{cap}' style='max-width:480px'/><figcaption>{cap}"
-                         "</figcaption></figure>")
+            parts.append(
+                f"<figure style='display:inline-block;margin:4px'><img src='{uri}' "
+                f"alt='{cap}' style='max-width:480px'/><figcaption>{cap}"
+                "</figcaption></figure>"
+            )
     return f"<div>{''.join(parts)}</div>" if parts else ""
 
 
@@ -84,5 +88,6 @@ class FigurePath(type(Path())):  # type: ignore[misc]
     """A Path to a PNG that a notebook shows as the image itself."""
 
     def _repr_html_(self) -> str:
-        return (f"<p><code>{html.escape(str(self))}</code></p>"
-                + figures_html([(self.name, Path(self))]))
+        return f"<p><code>{html.escape(str(self))}</code></p>" + figures_html(
+            [(self.name, Path(self))]
+        )

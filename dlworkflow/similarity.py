@@ -28,8 +28,9 @@ def hash_bands(distance: int) -> list[tuple[int, int]]:
     return list(zip(shifts, widths))
 
 
-def near_pairs(hashes: np.ndarray, *, distance: int,
-               exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def near_pairs(
+    hashes: np.ndarray, *, distance: int, exclude: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Index pairs (i < j) whose 64-bit hashes differ in at most `distance` bits.
 
     `exclude`: a key per row (e.g. content hash codes); pairs with equal keys are skipped.
@@ -48,16 +49,19 @@ def near_pairs(hashes: np.ndarray, *, distance: int,
         for start, count in zip(starts[counts > SMALL], counts[counts > SMALL]):
             budget -= int(count) * int(count) // 2
             if budget < 0:
-                notes.append("the near-duplicate search stopped early: the perceptual hashes "
-                             "are too similar for a complete search (lower "
-                             "explore.near_duplicate_distance)")
+                notes.append(
+                    "the near-duplicate search stopped early: the perceptual hashes "
+                    "are too similar for a complete search (lower "
+                    "explore.near_duplicate_distance)"
+                )
                 return _finish(found, h, exclude, notes)
-            found.extend(_bucket_pairs(order[start:start + count], h, distance))
+            found.extend(_bucket_pairs(order[start : start + count], h, distance))
     return _finish(found, h, exclude, notes)
 
 
-def _small_bucket_pairs(order: np.ndarray, bucket: np.ndarray, counts: np.ndarray,
-                        h: np.ndarray, distance: int) -> list[np.ndarray]:
+def _small_bucket_pairs(
+    order: np.ndarray, bucket: np.ndarray, counts: np.ndarray, h: np.ndarray, distance: int
+) -> list[np.ndarray]:
     """Pairs within `distance` in buckets of at most SMALL members, vectorised by offset."""
     small = counts[bucket] <= SMALL
     largest = int(counts[counts <= SMALL].max(initial=1))
@@ -81,7 +85,7 @@ def _bucket_pairs(members: np.ndarray, h: np.ndarray, distance: int) -> list[np.
     rows = max(1, BLOCK // len(members))
     out = []
     for lo in range(0, len(members) - 1, rows):
-        block = values[lo:lo + rows, None] ^ values[None, :]
+        block = values[lo : lo + rows, None] ^ values[None, :]
         close = np.bitwise_count(block) <= distance
         i, j = np.nonzero(close)
         i = i + lo
@@ -91,8 +95,9 @@ def _bucket_pairs(members: np.ndarray, h: np.ndarray, distance: int) -> list[np.
     return out
 
 
-def _finish(found: list[np.ndarray], h: np.ndarray, exclude: np.ndarray | None,
-            notes: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _finish(
+    found: list[np.ndarray], h: np.ndarray, exclude: np.ndarray | None, notes: list[str]
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     if not found:
         return np.empty((0, 2), dtype=np.int64), np.empty(0, dtype=np.int64), notes
     both = np.concatenate(found).astype(np.int64)
@@ -115,8 +120,10 @@ def confirm_side(size: tuple[int, int] | list[int]) -> int:
     return int(np.clip(max(size), CONFIRM_SIDE_MIN, CONFIRM_SIDE_MAX))
 
 
-def confirm_pairs(pairs: np.ndarray, pixels: Callable[[np.ndarray], np.ndarray],
-                  ) -> np.ndarray:
+def confirm_pairs(
+    pairs: np.ndarray,
+    pixels: Callable[[np.ndarray], np.ndarray],
+) -> np.ndarray:
     """Boolean mask of pairs whose small grayscale images correlate >= the threshold at some
     shift of at most 1 px (brightness and contrast do not matter). `pixels(indices)` returns
     float images [k, s, s] for row indices, NaN for images that could not be read."""
@@ -128,9 +135,9 @@ def confirm_pairs(pairs: np.ndarray, pixels: Callable[[np.ndarray], np.ndarray],
     keep = np.zeros(len(pairs), dtype=bool)
     step = 2048  # small blocks stay in the CPU cache and in reused memory: ~10x faster
     for lo in range(0, len(pairs), step):
-        a = images[where[lo:lo + step, 0]]
-        b = images[where[lo:lo + step, 1]]
-        keep[lo:lo + step] = _best_shift_correlation(a, b) >= NEAR_CONFIRM_CORRELATION
+        a = images[where[lo : lo + step, 0]]
+        b = images[where[lo : lo + step, 1]]
+        keep[lo : lo + step] = _best_shift_correlation(a, b) >= NEAR_CONFIRM_CORRELATION
     return keep
 
 
@@ -149,8 +156,8 @@ def _best_shift_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     h, w = a.shape[1:]
     for dy in (-1, 0, 1):
         for dx in (-1, 0, 1):
-            sa = a[:, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)]
-            sb = b[:, max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+            sa = a[:, max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)]
+            sb = b[:, max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)]
             corr = np.einsum("nij,nij->n", sa, sb)
             np.maximum(best, corr, out=best)
     both_flat = (np.abs(a).sum(axis=(1, 2)) == 0) & (np.abs(b).sum(axis=(1, 2)) == 0)

@@ -41,18 +41,34 @@ class StatusReport:
 
     def to_json(self) -> dict[str, Any]:
         """`dlw status --json`: every step's state and the next command."""
-        return {"project": self.project,
-                "steps": [{"number": s.number, "title": s.title, "command": s.command,
-                           "state": s.state, "detail": s.detail, "ledger_step": s.ledger_step}
-                          for s in self.steps],
-                "next_command": self.next_command, "all_done": self.next_command is None,
-                "test_reads": self.test_reads}
+        return {
+            "project": self.project,
+            "steps": [
+                {
+                    "number": s.number,
+                    "title": s.title,
+                    "command": s.command,
+                    "state": s.state,
+                    "detail": s.detail,
+                    "ledger_step": s.ledger_step,
+                }
+                for s in self.steps
+            ],
+            "next_command": self.next_command,
+            "all_done": self.next_command is None,
+            "test_reads": self.test_reads,
+        }
 
     def __rich__(self) -> Any:
         from rich.table import Table
 
-        colours = {DONE: "green", STALE: "yellow", NOT_RUN: "white", FAILED: "red",
-                   UNAVAILABLE: "dim"}
+        colours = {
+            DONE: "green",
+            STALE: "yellow",
+            NOT_RUN: "white",
+            FAILED: "red",
+            UNAVAILABLE: "dim",
+        }
         table = Table(title=f"dlworkflow status: {self.project}", title_justify="left")
         for column in ("#", "step", "state", "detail"):
             table.add_column(column)
@@ -66,13 +82,16 @@ class StatusReport:
     def _repr_html_(self) -> str:
         rows = "".join(
             f"<tr><td>{s.number}</td><td>{html.escape(s.title)}</td><td>{s.state}</td>"
-            f"<td>{html.escape(s.detail)}</td></tr>" for s in self.steps
+            f"<td>{html.escape(s.detail)}</td></tr>"
+            for s in self.steps
         )
         nxt = html.escape(self.next_command or "all steps done")
         reads = f"; the test set has been read {self.test_reads} time(s)" if self.test_reads else ""
-        return (f"<table><caption>dlworkflow status: {html.escape(self.project)}{reads}"
-                f"</caption><tr><th>#</th><th>step</th><th>state</th><th>detail</th></tr>{rows}"
-                f"</table><p>next: <code>{nxt}</code></p>")
+        return (
+            f"<table><caption>dlworkflow status: {html.escape(self.project)}{reads}"
+            f"</caption><tr><th>#</th><th>step</th><th>state</th><th>detail</th></tr>{rows}"
+            f"</table><p>next: <code>{nxt}</code></p>"
+        )
 
 
 def project_status(project: Workspace) -> StatusReport:
@@ -153,8 +172,7 @@ def _next_command(project: Workspace, report: StatusReport) -> str | None:
         if s.ledger_step == "ingest" and project.config.data.source is None:
             return "dlw ingest SOURCE   (builtin:mnist5k, a folder of class sub-folders, a CSV)"
         if s.ledger_step == "define" and not project.config.problem.has_success_criterion():
-            return (f"{task_of(project.config.task).define_hint()}   "
-                    "(write the success criterion)")
+            return f"{task_of(project.config.task).define_hint()}   (write the success criterion)"
         return s.command
     return None
 

@@ -27,8 +27,9 @@ def main(argv: list[str] | None = None) -> None:
     shard = distributed.init_from_env()
     code = 0
     try:
-        Project.load(args.project).train(epochs=args.epochs, resume=args.resume,
-                                         progress=shard.is_main and not args.no_progress)
+        Project.load(args.project).train(
+            epochs=args.epochs, resume=args.resume, progress=shard.is_main and not args.no_progress
+        )
     except DlwError as exc:
         print(f"error (rank {shard.rank}): {exc.render()}", file=sys.stderr)
         code = exc.exit_code

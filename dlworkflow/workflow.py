@@ -48,13 +48,17 @@ class StepTimes(StepResult):
         cpu = self.cpu if len(self.cpu) == len(self.steps) else [None] * len(self.steps)
         rows: list[tuple[str, Any]] = [
             (name, f"{s:6.1f}" + (f"   cpu {c:6.1f}" if c is not None else ""))
-            for (name, s), c in zip(self.steps, cpu)]
+            for (name, s), c in zip(self.steps, cpu)
+        ]
         return rows + [("other", f"{self.other:6.1f}"), ("total", f"{self.total:6.1f}")]
 
     def record(self) -> dict[str, Any]:
-        return {"steps": [[name, round(s, 3)] for name, s in self.steps],
-                "cpu": [round(c, 3) for c in self.cpu],
-                "other": round(self.other, 3), "total": round(self.total, 3)}
+        return {
+            "steps": [[name, round(s, 3)] for name, s in self.steps],
+            "cpu": [round(c, 3) for c in self.cpu],
+            "other": round(self.other, 3),
+            "total": round(self.total, 3),
+        }
 
 
 def _cpu_seconds() -> float:
@@ -86,9 +90,15 @@ class _Clock:
         return self.times
 
 
-def run_stale(project: Workspace, *, on_result: Callable[[Any], None] | None = None,
-              progress: bool = True, deploy: bool = False,
-              until: str | None = None, clock: _Clock | None = None) -> list[Any]:
+def run_stale(
+    project: Workspace,
+    *,
+    on_result: Callable[[Any], None] | None = None,
+    progress: bool = True,
+    deploy: bool = False,
+    until: str | None = None,
+    clock: _Clock | None = None,
+) -> list[Any]:
     """Run, in workflow order, every step that is not done or is stale. deploy: export a
     model that has just passed its test (before the report, which then shows it). until:
     stop after that step. clock: time the steps on it (the demo's table)."""
@@ -104,9 +114,15 @@ def run_stale(project: Workspace, *, on_result: Callable[[Any], None] | None = N
     return clock.results[first:]
 
 
-def demo(init: Callable[..., Workspace], folder: str | Path = "dlw-demo", *,
-         epochs: int | None = None, progress: bool = True, task: str = "image-classification",
-         on_result: Callable[[Any], None] | None = None) -> tuple[Workspace, list[Any]]:
+def demo(
+    init: Callable[..., Workspace],
+    folder: str | Path = "dlw-demo",
+    *,
+    epochs: int | None = None,
+    progress: bool = True,
+    task: str = "image-classification",
+    on_result: Callable[[Any], None] | None = None,
+) -> tuple[Workspace, list[Any]]:
     """A new project on real data of `task` (demo_plans.py; MNIST digits by default), through
     all nine steps, end to end: steps 1-7 with the export of a PASS model; step 9 (monitoring
     data from another source, retraining on it: champion vs challenger); then every step that
@@ -138,9 +154,14 @@ def demo(init: Callable[..., Workspace], folder: str | Path = "dlw-demo", *,
     return project, [*clock.results, times]
 
 
-def maintain_demo(project: Workspace, *, on_result: Callable[[Any], None] | None = None,
-                  progress: bool = True, clock: _Clock | None = None,
-                  plan: DemoPlan | None = None) -> list[Any]:
+def maintain_demo(
+    project: Workspace,
+    *,
+    on_result: Callable[[Any], None] | None = None,
+    progress: bool = True,
+    clock: _Clock | None = None,
+    plan: DemoPlan | None = None,
+) -> list[Any]:
     """Step 9 of the demo: data from another source arrives (for MNIST: scikit-learn's 8x8
     UCI digits, like a new scanner); `dlw monitor` flags the drift, `dlw retrain` trains a
     challenger on it as fresh labelled data and promotes it only if it beats the champion on
@@ -174,9 +195,16 @@ def _prepare_tracking(project: Workspace) -> Callable[[], None]:
     child = None
     if project.config.tracking.uri is None and not project.paths.mlflow_db.exists():
         child = subprocess.Popen(  # noqa: S603 (this interpreter, this package, fixed code)
-            [sys.executable, "-c", "import sys; from dlworkflow.train.tracking import "
-             "create_store; create_store(sys.argv[1])", project.paths.mlflow_db_uri],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-c",
+                "import sys; from dlworkflow.train.tracking import "
+                "create_store; create_store(sys.argv[1])",
+                project.paths.mlflow_db_uri,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def prepare() -> None:
         with contextlib.suppress(Exception):  # train opens it again and says what is wrong

@@ -127,11 +127,15 @@ class Workspace:
         try:
             return round_trip_yaml().load(self.paths.config.read_text(encoding="utf-8"))
         except OSError as exc:
-            raise ConfigError(f"Cannot read {self.paths.config}.", received=str(exc),
-                              fix="check the file exists and is readable") from exc
+            raise ConfigError(
+                f"Cannot read {self.paths.config}.",
+                received=str(exc),
+                fix="check the file exists and is readable",
+            ) from exc
         except Exception as exc:  # ruamel's parser errors have no common public base
             raise ConfigError(
-                f"{self.paths.config} is not valid YAML.", received=str(exc).splitlines()[0],
+                f"{self.paths.config} is not valid YAML.",
+                received=str(exc).splitlines()[0],
                 fix="fix the YAML syntax at the line named above",
             ) from exc
 
@@ -169,9 +173,14 @@ class Workspace:
 
     # ---- step runner ----------------------------------------------------------------------
     @contextmanager
-    def step(self, name: str, *, inputs: Mapping[str, str | None] | None = None,
-             overrides: dict[str, Any] | None = None,
-             settings_from: Mapping[str, str] | None = None) -> Iterator[StepRun]:
+    def step(
+        self,
+        name: str,
+        *,
+        inputs: Mapping[str, str | None] | None = None,
+        overrides: dict[str, Any] | None = None,
+        settings_from: Mapping[str, str] | None = None,
+    ) -> Iterator[StepRun]:
         """Run one step: record its start, its outputs and its end (or failure) in the ledger.
 
         `overrides` (dotted keys) are settings this run uses instead of the file's; they enter
@@ -185,27 +194,36 @@ class Workspace:
         info = step_info(name)
         config = self.config.with_settings_from(settings_from) if settings_from else self.config
         config = config.with_overrides(overrides) if overrides else config
-        recorded = {**(inputs or {}),
-                    **{SETTING_INPUT + k: v for k, v in (settings_from or {}).items()}}
+        recorded = {
+            **(inputs or {}),
+            **{SETTING_INPUT + k: v for k, v in (settings_from or {}).items()},
+        }
         run_id = self.ledger.start(
-            name, config_hash=config.section_hash(*info.config_sections),
-            inputs=recorded, seed=self.config.seed, root=self.root,
+            name,
+            config_hash=config.section_hash(*info.config_sections),
+            inputs=recorded,
+            seed=self.config.seed,
+            root=self.root,
         )
         run = StepRun(run_id=run_id, step=name)
         self.active_step = run
         try:
             yield run
         except BaseException as exc:
-            self.ledger.finish(run_id, status="failed", outputs=run.outputs,
-                               summary=run.summary, message=f"{type(exc).__name__}: {exc}")
+            self.ledger.finish(
+                run_id,
+                status="failed",
+                outputs=run.outputs,
+                summary=run.summary,
+                message=f"{type(exc).__name__}: {exc}",
+            )
             raise
         else:
             self.ledger.finish(run_id, status="done", outputs=run.outputs, summary=run.summary)
         finally:
             self.active_step = None
 
-    def run_step(self, name: str, *args: Any, progress: bool | None = None,
-                 **options: Any) -> Any:
+    def run_step(self, name: str, *args: Any, progress: bool | None = None, **options: Any) -> Any:
         """Run ledger step `name` through the step table (dlworkflow/steps.py RUNNERS) on this
         workspace; `progress` goes to the steps that show it."""
         import importlib
@@ -248,5 +266,7 @@ class _ConfigView(Workspace):
         return self._config
 
     def update_config(self, updates: dict[str, Any]) -> ProjectConfig:
-        raise ConfigError("A tuning trial's view of the project cannot change dlworkflow.yaml.",
-                          fix="update the project itself, not the trial's view")
+        raise ConfigError(
+            "A tuning trial's view of the project cannot change dlworkflow.yaml.",
+            fix="update the project itself, not the trial's view",
+        )

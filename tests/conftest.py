@@ -50,8 +50,9 @@ def write_png(path: Path, array: np.ndarray) -> Path:
     return path
 
 
-def make_digits_folder(root: Path, *, n_per_class: int = 6, classes: Iterable[int] = (0, 1, 2),
-                       size: int = 16) -> Path:
+def make_digits_folder(
+    root: Path, *, n_per_class: int = 6, classes: Iterable[int] = (0, 1, 2), size: int = 16
+) -> Path:
     """root/<label>/d<label>-<k>.png for k < n_per_class; existing files are left as they are."""
     for label in classes:
         for k in range(n_per_class):
@@ -65,10 +66,16 @@ def make_digits_folder(root: Path, *, n_per_class: int = 6, classes: Iterable[in
 def digits_folder(tmp_path: Path) -> Callable[..., Path]:
     """Factory: digits_folder(n_per_class=6, classes=(0, 1, 2), size=16, name="images")."""
 
-    def make(n_per_class: int = 6, *, classes: Iterable[int] = (0, 1, 2), size: int = 16,
-             name: str = "images") -> Path:
-        return make_digits_folder(tmp_path / name, n_per_class=n_per_class, classes=classes,
-                                  size=size)
+    def make(
+        n_per_class: int = 6,
+        *,
+        classes: Iterable[int] = (0, 1, 2),
+        size: int = 16,
+        name: str = "images",
+    ) -> Path:
+        return make_digits_folder(
+            tmp_path / name, n_per_class=n_per_class, classes=classes, size=size
+        )
 
     return make
 
@@ -80,8 +87,12 @@ def digits_csv(tmp_path: Path) -> Callable[..., Path]:
     rows: list of dicts with keys label (int), k (int) and optionally group / path / label_text.
     """
 
-    def make(rows: list[dict], *, name: str = "table", header: tuple[str, ...] = ("path",
-             "label", "group")) -> Path:
+    def make(
+        rows: list[dict],
+        *,
+        name: str = "table",
+        header: tuple[str, ...] = ("path", "label", "group"),
+    ) -> Path:
         folder = tmp_path / name
         folder.mkdir(parents=True, exist_ok=True)
         records = []
@@ -89,8 +100,13 @@ def digits_csv(tmp_path: Path) -> Callable[..., Path]:
             rel = row["path"] if "path" in row else f"img/d{row['label']}-{row['k']:03d}.png"
             if "k" in row and not (folder / rel).exists():
                 write_png(folder / rel, digit_image(row["label"], row["k"]))
-            records.append({"path": rel, "label": row.get("label_text", str(row["label"])),
-                            "group": row.get("group", "")})
+            records.append(
+                {
+                    "path": rel,
+                    "label": row.get("label_text", str(row["label"])),
+                    "group": row.get("group", ""),
+                }
+            )
         file = folder / "samples.csv"
         with open(file, "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(header), extrasaction="ignore")
@@ -125,7 +141,8 @@ def _sha256_of(path: Path) -> str:
 def _snapshot(root: Path) -> dict[str, tuple[str, int]]:
     return {
         p.relative_to(root).as_posix(): (_sha256_of(p), os.stat(p).st_mtime_ns)
-        for p in sorted(root.rglob("*")) if p.is_file()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
     }
 
 

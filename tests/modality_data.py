@@ -11,8 +11,10 @@ import pandas as pd
 from dlworkflow.project import Project
 
 TESTS = Path(__file__).resolve().parent
-TINY_TRANSFORMER = {"model.name": "transformer",
-                    "model.params": {"d_model": 32, "heads": 2, "ff_dim": 64, "max_len": 24}}
+TINY_TRANSFORMER = {
+    "model.name": "transformer",
+    "model.params": {"d_model": 32, "heads": 2, "ff_dim": 64, "max_len": 24},
+}
 
 
 def helpers(relative: str):
@@ -57,8 +59,9 @@ def mixed_cancer_table(folder: Path, *, missing: bool = True) -> tuple[Path, pd.
     from dlworkflow.datasets.breast_cancer import load_table
 
     table = load_table()
-    table["size band"] = pd.cut(table["mean radius"], [0, 11, 13, 16, 100],
-                                labels=["small", "medium", "large", "huge"]).astype("string")
+    table["size band"] = pd.cut(
+        table["mean radius"], [0, 11, 13, 16, 100], labels=["small", "medium", "large", "huge"]
+    ).astype("string")
     if missing:
         table.loc[::17, "mean texture"] = np.nan
         table.loc[::23, "size band"] = pd.NA

@@ -20,6 +20,8 @@ def listed_packages() -> list[str]:
 
 def missing_system_package(name: str) -> NoReturn:
     assert name in listed_packages(), f"{name} is not in {LISTED.name}"
-    pytest.fail(f"the system package {name} is missing: run `make system-deps` (as root, or "
-                f"`sudo apt-get install -y {name}`); it is listed in {LISTED.name}",
-                pytrace=False)
+    pytest.fail(
+        f"the system package {name} is missing: run `make system-deps` (as root, or "
+        f"`sudo apt-get install -y {name}`); it is listed in {LISTED.name}",
+        pytrace=False,
+    )

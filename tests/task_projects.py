@@ -12,15 +12,15 @@ from dlworkflow.project import Project
 STEPS = ("define", "ingest", "split", "train")
 
 
-def regression_project(root: Path, *, until: str = "train", epochs: int = 8,
-                       **config: Any) -> Project:
+def regression_project(
+    root: Path, *, until: str = "train", epochs: int = 8, **config: Any
+) -> Project:
     """tabular-regression on builtin:diabetes; success: RMSE <= 70 (the target's standard
     deviation is 77; ridge regression reaches about 54)."""
     project = Project.init(root, task="tabular-regression")
     if config:
         project.update_config(config)
-    return _run(project, "builtin:diabetes", metric="rmse", target=70.0, until=until,
-                epochs=epochs)
+    return _run(project, "builtin:diabetes", metric="rmse", target=70.0, until=until, epochs=epochs)
 
 
 def yeast_csv(path: Path, *, n: int = 800, one_hot: bool = False) -> Path:
@@ -32,20 +32,21 @@ def yeast_csv(path: Path, *, n: int = 800, one_hot: bool = False) -> Path:
     return path
 
 
-def multilabel_project(root: Path, *, until: str = "train", epochs: int = 8, n: int = 800,
-                       **config: Any) -> Project:
+def multilabel_project(
+    root: Path, *, until: str = "train", epochs: int = 8, n: int = 800, **config: Any
+) -> Project:
     """tabular-multilabel on the first n Yeast genes; success: macro F1 >= 0.3."""
     project = Project.init(root, task="tabular-multilabel")
     if config:
         project.update_config(config)
     source = yeast_csv(root / "yeast.csv", n=n)
-    return _run(project, str(source), metric="macro_f1", target=0.3, until=until,
-                epochs=epochs)
+    return _run(project, str(source), metric="macro_f1", target=0.3, until=until, epochs=epochs)
 
 
-def _run(project: Project, source: str, *, metric: str, target: float, until: str,
-         epochs: int) -> Project:
-    steps = STEPS[:STEPS.index(until) + 1]
+def _run(
+    project: Project, source: str, *, metric: str, target: float, until: str, epochs: int
+) -> Project:
+    steps = STEPS[: STEPS.index(until) + 1]
     if "define" in steps:
         project.define(metric=metric, target=target, objective="tests")
     if "ingest" in steps:

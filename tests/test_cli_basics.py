@@ -58,8 +58,20 @@ def test_define_writes_the_criterion(runner, proj_dir):
     assert missing.exit_code == 2
     assert "dlw define --metric" in missing.output
     assert "Traceback" not in missing.output
-    result = dlw(runner, "define", "-p", proj_dir, "--metric", "macro_f1", "--target", "0.9",
-                 "--constituency", "clinicians", "--constituency", "patients")
+    result = dlw(
+        runner,
+        "define",
+        "-p",
+        proj_dir,
+        "--metric",
+        "macro_f1",
+        "--target",
+        "0.9",
+        "--constituency",
+        "clinicians",
+        "--constituency",
+        "patients",
+    )
     assert result.exit_code == 0, result.output
     assert "macro_f1 >= 0.9 on the sealed test set" in result.output
     problem = yaml.safe_load((proj_dir / "dlworkflow.yaml").read_text())["problem"]
@@ -76,9 +88,15 @@ def test_config_show_prints_every_default(runner, proj_dir):
     shown = yaml.safe_load(result.output)
     assert shown["train"]["weight_decay"] == 0.0001  # a default not written in the file
     assert shown["evaluate"]["bootstrap_samples"] == 1000
-    assert shown["split"] == {"train": 0.7, "val": 0.15, "test": 0.15, "stratify": True,
-                              "group_by": True, "duplicates": "refuse",
-                              "duplicates_reason": None}
+    assert shown["split"] == {
+        "train": 0.7,
+        "val": 0.15,
+        "test": 0.15,
+        "stratify": True,
+        "group_by": True,
+        "duplicates": "refuse",
+        "duplicates_reason": None,
+    }
     assert validate_config(shown).name == "proj"
 
 
@@ -117,8 +135,11 @@ def test_ingest_split_status_on_a_digits_folder(runner, proj_dir, digits_folder)
     assert "train" in split.output and "21 (70.0%)" in split.output
     status = dlw(runner, "status", "-p", proj_dir)
     assert status.exit_code == 0
-    lines = {line for line in status.output.splitlines() if "get data" in line
-             or "prepare: split" in line}
+    lines = {
+        line
+        for line in status.output.splitlines()
+        if "get data" in line or "prepare: split" in line
+    }
     assert len(lines) == 2 and all("done" in line for line in lines)
 
 
@@ -158,8 +179,7 @@ def test_importing_the_cli_does_not_import_heavy_packages():
         "if m in sys.modules]\n"
         "print(','.join(heavy) or 'none')\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "none"
     assert "Usage" in out.stdout  # the help really ran
 
@@ -170,13 +190,23 @@ def test_a_command_that_may_skip_the_teardown_still_flushes_and_keeps_its_exit_c
     import subprocess
     import sys
 
-    code = ("import atexit, sys; from dlworkflow import cli; "
-            "atexit.register(lambda: print('handlers ran')); cli._FAST_EXIT.append(True); "
-            "sys.argv = ['dlw', '{}']; cli.main()")
-    shown = subprocess.run([sys.executable, "-c", code.format("--version")],
-                           capture_output=True, text=True, timeout=120)
+    code = (
+        "import atexit, sys; from dlworkflow import cli; "
+        "atexit.register(lambda: print('handlers ran')); cli._FAST_EXIT.append(True); "
+        "sys.argv = ['dlw', '{}']; cli.main()"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", code.format("--version")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert shown.returncode == 0 and shown.stdout.startswith("dlw ")
     assert shown.stdout.rstrip().endswith("handlers ran")
-    failed = subprocess.run([sys.executable, "-c", code.format("no-such-command")],
-                            capture_output=True, text=True, timeout=120)
+    failed = subprocess.run(
+        [sys.executable, "-c", code.format("no-such-command")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert failed.returncode == 2 and "No such command" in failed.stderr

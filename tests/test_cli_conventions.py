@@ -30,8 +30,13 @@ WIDE = {"COLUMNS": "200", "NO_COLOR": "1"}
 
 def dlw(*args: object, env: dict | None = None) -> subprocess.CompletedProcess:
     """The installed `dlw` entry point in a fresh process."""
-    return subprocess.run([str(DLW), *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, **WIDE, **(env or {})}, timeout=120)
+    return subprocess.run(
+        [str(DLW), *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **WIDE, **(env or {})},
+        timeout=120,
+    )
 
 
 def invoke(*args: object):
@@ -43,35 +48,42 @@ def test_version_is_the_package_metadata_version_and_imports_no_torch():
     done = dlw("--version")
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"dlw {dlworkflow.__version__}\n"
-    probe = ("import sys\nfrom dlworkflow.cli import main\nsys.argv = ['dlw', '--version']\n"
-             "try:\n    main()\nexcept SystemExit:\n    pass\n"
-             "print('torch' in sys.modules, 'numpy' in sys.modules, file=sys.stderr)")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          timeout=60)
+    probe = (
+        "import sys\nfrom dlworkflow.cli import main\nsys.argv = ['dlw', '--version']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('torch' in sys.modules, 'numpy' in sys.modules, file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.stderr.strip() == "False False"
 
 
 def test_show_completion_prints_a_bash_script_that_completes_commands():
     # typer takes the shell as the option's value when shell detection is off
-    shown = dlw("--show-completion", "bash",
-                env={"_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"})
+    shown = dlw(
+        "--show-completion", "bash", env={"_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
+    )
     assert shown.returncode == 0, shown.stderr
     assert "_dlw_completion()" in shown.stdout
     assert "_DLW_COMPLETE=complete_bash" in shown.stdout
     assert "complete -o default -F _dlw_completion dlw" in shown.stdout
     # what that script runs when the user presses TAB after `dlw sta`
-    completed = dlw(env={"_DLW_COMPLETE": "complete_bash", "COMP_WORDS": "dlw sta",
-                         "COMP_CWORD": "1"})
+    completed = dlw(
+        env={"_DLW_COMPLETE": "complete_bash", "COMP_WORDS": "dlw sta", "COMP_CWORD": "1"}
+    )
     assert completed.returncode == 0
     assert completed.stdout.split() == ["status"]
-    options = dlw(env={"_DLW_COMPLETE": "complete_bash", "COMP_WORDS": "dlw test --j",
-                       "COMP_CWORD": "2"})
+    options = dlw(
+        env={"_DLW_COMPLETE": "complete_bash", "COMP_WORDS": "dlw test --j", "COMP_CWORD": "2"}
+    )
     assert options.stdout.split() == ["--json"]
 
 
 def test_install_completion_writes_the_script_and_sources_it(tmp_path: Path):
-    done = dlw("--install-completion", "bash",
-               env={"HOME": str(tmp_path), "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"})
+    done = dlw(
+        "--install-completion",
+        "bash",
+        env={"HOME": str(tmp_path), "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"},
+    )
     assert done.returncode == 0, done.stderr
     script = tmp_path / ".bash_completions" / "dlw.sh"
     assert "_dlw_completion" in script.read_text()
@@ -82,8 +94,16 @@ def test_json_error_is_one_object_with_the_dlwerror_fields(tmp_path: Path):
     result = invoke("status", "-p", tmp_path / "missing", "--json")
     assert result.exit_code == 2
     error = json.loads(result.stdout)["error"]
-    assert set(error) == {"type", "what", "expected", "received", "fix", "context",
-                          "exit_code", "message"}  # the Errors table of json-output.md
+    assert set(error) == {
+        "type",
+        "what",
+        "expected",
+        "received",
+        "fix",
+        "context",
+        "exit_code",
+        "message",
+    }  # the Errors table of json-output.md
     assert error["type"] == "ProjectNotFoundError" and error["exit_code"] == 2
     assert error["what"] == f"No dlworkflow project in {tmp_path / 'missing'}."
     assert error["expected"] == "a dlworkflow.yaml file in that folder"
@@ -106,12 +126,28 @@ def test_status_json_in_a_fresh_process_is_alone_on_stdout(tmp_path: Path):
 
 
 def test_jsonable_makes_strict_json_of_numpy_paths_datetimes_and_nan():
-    value = {"f": np.float32(0.5), "i": np.int64(3), "a": np.array([[1, 2]]), "nan": math.nan,
-             "inf": np.float64("inf"), "p": Path("/x/y"), 7: (1, {2}),
-             "t": dt.datetime(2026, 12, 3, 12, 0, tzinfo=dt.UTC), "b": np.bool_(True)}
-    assert jsonable(value) == {"f": 0.5, "i": 3, "a": [[1, 2]], "nan": None, "inf": None,
-                               "p": "/x/y", "7": [1, [2]], "t": "2026-12-03T12:00:00+00:00",
-                               "b": True}
+    value = {
+        "f": np.float32(0.5),
+        "i": np.int64(3),
+        "a": np.array([[1, 2]]),
+        "nan": math.nan,
+        "inf": np.float64("inf"),
+        "p": Path("/x/y"),
+        7: (1, {2}),
+        "t": dt.datetime(2026, 12, 3, 12, 0, tzinfo=dt.UTC),
+        "b": np.bool_(True),
+    }
+    assert jsonable(value) == {
+        "f": 0.5,
+        "i": 3,
+        "a": [[1, 2]],
+        "nan": None,
+        "inf": None,
+        "p": "/x/y",
+        "7": [1, [2]],
+        "t": "2026-12-03T12:00:00+00:00",
+        "b": True,
+    }
     assert json.loads(dumps(value))["nan"] is None  # allow_nan=False would have raised
 
 
@@ -138,8 +174,7 @@ def test_init_writes_the_schema_line_and_a_schema_that_validates_the_yaml(tmp_pa
 def test_rewrites_of_the_yaml_keep_the_first_line(tmp_path: Path):
     invoke("init", tmp_path / "proj")
     config = tmp_path / "proj" / "dlworkflow.yaml"
-    defined = invoke("define", "-p", tmp_path / "proj", "--metric", "accuracy", "--target",
-                     "0.9")
+    defined = invoke("define", "-p", tmp_path / "proj", "--metric", "accuracy", "--target", "0.9")
     assert defined.exit_code == 0, defined.output
     project = Project.load(tmp_path / "proj")
     project.update_config({"train.epochs": 2, "problem.assumptions": ["labels are right"]})

@@ -43,8 +43,11 @@ def test_name_is_required():
         ({"name": "p", "trian": {"epochs": 3}}, "trian", "train"),
         ({"name": "p", "train": {"epoch": 3}}, "train.epoch", "epochs"),
         ({"name": "p", "data": {"sorce": "x"}}, "data.sorce", "source"),
-        ({"name": "p", "problem": {"constraints": {"max_latency": 5}}},
-         "problem.constraints.max_latency", "max_latency_ms"),
+        (
+            {"name": "p", "problem": {"constraints": {"max_latency": 5}}},
+            "problem.constraints.max_latency",
+            "max_latency_ms",
+        ),
     ],
 )
 def test_unknown_key_names_its_path_and_the_closest_valid_name(raw, path, suggestion):
@@ -150,8 +153,7 @@ def test_require_success_criterion_says_how_to_write_one():
 def test_section_hash_depends_only_on_its_sections():
     base = validate_config({"name": "p"})
     other_train = validate_config({"name": "p", "train": {"epochs": 3}})
-    other_split = validate_config(
-        {"name": "p", "split": {"train": 0.8, "val": 0.1, "test": 0.1}})
+    other_split = validate_config({"name": "p", "split": {"train": 0.8, "val": 0.1, "test": 0.1}})
     assert base.section_hash("split", "seed") == other_train.section_hash("split", "seed")
     assert base.section_hash("split", "seed") != other_split.section_hash("split", "seed")
     assert base.section_hash("train") != other_train.section_hash("train")
@@ -160,16 +162,31 @@ def test_section_hash_depends_only_on_its_sections():
 def test_the_success_criterion_is_checked_against_the_task():
     """The metric must be one the task has, and the target a value that metric can take:
     accuracy 0 to 1, RMSE at least 0, in the target's units."""
-    ok = validate_config({"name": "p", "task": "tabular-regression",
-                          "problem": {"primary_metric": "rmse", "target": 3.5}})
+    ok = validate_config(
+        {
+            "name": "p",
+            "task": "tabular-regression",
+            "problem": {"primary_metric": "rmse", "target": 3.5},
+        }
+    )
     assert ok.problem.target == 3.5
     with pytest.raises(ConfigError, match="problem.target 1.5 is not a possible accuracy"):
         validate_config({"name": "p", "problem": {"primary_metric": "accuracy", "target": 1.5}})
     with pytest.raises(ConfigError, match="problem.target -1 is not a possible rmse"):
-        validate_config({"name": "p", "task": "tabular-regression",
-                         "problem": {"primary_metric": "rmse", "target": -1}})
+        validate_config(
+            {
+                "name": "p",
+                "task": "tabular-regression",
+                "problem": {"primary_metric": "rmse", "target": -1},
+            }
+        )
     with pytest.raises(ConfigError, match="image-classification has no metric 'rmse'"):
         validate_config({"name": "p", "problem": {"primary_metric": "rmse"}})
     with pytest.raises(ConfigError, match="problem.primary_metric"):  # never primary
-        validate_config({"name": "p", "task": "tabular-multilabel",
-                         "problem": {"primary_metric": "hamming_loss", "target": 0.1}})
+        validate_config(
+            {
+                "name": "p",
+                "task": "tabular-multilabel",
+                "problem": {"primary_metric": "hamming_loss", "target": 0.1},
+            }
+        )

@@ -29,8 +29,19 @@ def test_cli_end_to_end_on_real_digits(tmp_path: Path):
     assert refused.exit_code == 2
     assert "dlw define --metric" in refused.output
 
-    assert dlw("define", *p, "--metric", "balanced_accuracy", "--target", "0.8",
-               "--objective", "read digits").exit_code == 0
+    assert (
+        dlw(
+            "define",
+            *p,
+            "--metric",
+            "balanced_accuracy",
+            "--target",
+            "0.8",
+            "--objective",
+            "read digits",
+        ).exit_code
+        == 0
+    )
     ingest = dlw("ingest", "builtin:digits", *p)
     assert ingest.exit_code == 0, ingest.output
     assert "1,797" in ingest.output
@@ -83,12 +94,24 @@ def test_cli_end_to_end_on_real_digits(tmp_path: Path):
 
 def test_run_executes_every_stale_step_in_order(tmp_path: Path):
     project = Project.init(tmp_path / "proj")
-    project.update_config({"data.source": "builtin:digits", "train.epochs": 2,
-                           "problem.primary_metric": "accuracy", "problem.target": 0.5})
+    project.update_config(
+        {
+            "data.source": "builtin:digits",
+            "train.epochs": 2,
+            "problem.primary_metric": "accuracy",
+            "problem.target": 0.5,
+        }
+    )
     results = project.run(progress=False)
     assert [type(r).__name__ for r in results] == [
-        "DefineResult", "IngestResult", "ExploreResult", "SplitResult", "TrainResult",
-        "TestResult", "ReportResult"]
+        "DefineResult",
+        "IngestResult",
+        "ExploreResult",
+        "SplitResult",
+        "TrainResult",
+        "TestResult",
+        "ReportResult",
+    ]
     assert project.run(progress=False) == []
     # a config change re-runs train and what depends on it, not ingest or split
     project.update_config({"train.learning_rate": 0.001})
@@ -97,12 +120,20 @@ def test_run_executes_every_stale_step_in_order(tmp_path: Path):
 
 
 def test_the_installed_entry_point_runs(tmp_path: Path):
-    out = subprocess.run([sys.executable, "-m", "dlworkflow", "init", str(tmp_path / "x")],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "dlworkflow", "init", str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "x" / "dlworkflow.yaml").is_file()
-    bad = subprocess.run([sys.executable, "-m", "dlworkflow", "status", "-p", str(tmp_path)],
-                         capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [sys.executable, "-m", "dlworkflow", "status", "-p", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 2
     assert "No dlworkflow project" in bad.stdout + bad.stderr
     assert "Traceback" not in bad.stdout + bad.stderr
@@ -110,8 +141,12 @@ def test_the_installed_entry_point_runs(tmp_path: Path):
 
 @pytest.mark.slow
 def test_demo_runs_the_whole_workflow_on_mnist(tmp_path: Path):
-    out = subprocess.run([sys.executable, "-m", "dlworkflow", "demo", str(tmp_path / "demo")],
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-m", "dlworkflow", "demo", str(tmp_path / "demo")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     project = Project.load(tmp_path / "demo")
     verdict = project.ledger.latest("test").outputs
@@ -147,12 +182,33 @@ def test_demo_runs_the_whole_workflow_on_mnist(tmp_path: Path):
     assert project.ledger.latest("explore").summary["n_samples"] > 5000
     assert len(project.ledger.history("report")) == 1
     # and with its time per step, the total last
-    tail = out.stdout[out.stdout.rindex("time per step"):]
-    for step in ("define", "ingest", "explore", "split", "train", "test", "export", "monitor",
-                 "retrain", "report", "total"):
+    tail = out.stdout[out.stdout.rindex("time per step") :]
+    for step in (
+        "define",
+        "ingest",
+        "explore",
+        "split",
+        "train",
+        "test",
+        "export",
+        "monitor",
+        "retrain",
+        "report",
+        "total",
+    ):
         assert step in tail, tail
     times = json.loads((tmp_path / "demo" / ".dlw" / "demo-times.json").read_text())
     assert [name for name, _ in times["steps"]] == [
-        "define", "ingest", "explore", "split", "train", "test", "export", "monitor",
-        "retrain", "explore", "report"]
+        "define",
+        "ingest",
+        "explore",
+        "split",
+        "train",
+        "test",
+        "export",
+        "monitor",
+        "retrain",
+        "explore",
+        "report",
+    ]
     assert times["total"] >= sum(s for _, s in times["steps"])

@@ -67,8 +67,16 @@ def _records(frame: pd.DataFrame, features: list[str]) -> list[dict[str, Any]]:
     return [{f: float(row[f]) for f in features} for _, row in frame.iterrows()]
 
 
-def _flow(tmp_path: Path, *, task: str, metric: str, target: float, table: pd.DataFrame,
-          n: int, epochs: int) -> dict[str, Any]:
+def _flow(
+    tmp_path: Path,
+    *,
+    task: str,
+    metric: str,
+    target: float,
+    table: pd.DataFrame,
+    n: int,
+    epochs: int,
+) -> dict[str, Any]:
     """init .. export through the CLI; returns what the task-specific checks need."""
     root = tmp_path / "proj"
     p = ["-p", str(root)]
@@ -79,8 +87,18 @@ def _flow(tmp_path: Path, *, task: str, metric: str, target: float, table: pd.Da
     _ok(dlw("init", str(root), "--task", task))
     project = Project.load(root)
     project.update_config({**SMALL, "train.epochs": epochs})
-    _ok(dlw("define", *p, "--metric", metric, "--target", str(target),
-            "--objective", f"end-to-end {task}"))
+    _ok(
+        dlw(
+            "define",
+            *p,
+            "--metric",
+            metric,
+            "--target",
+            str(target),
+            "--objective",
+            f"end-to-end {task}",
+        )
+    )
     ingested = _ok(dlw("ingest", str(source), *p))
     assert f"{n:,}" in ingested.output
     _ok(dlw("explore", *p))
@@ -117,9 +135,19 @@ def _flow(tmp_path: Path, *, task: str, metric: str, target: float, table: pd.Da
     _ok(dlw("report", *p, "--no-pdf"))
     report = (root / "reports" / "report.html").read_text(encoding="utf-8")
 
-    return {"root": root, "p": p, "eda": eda, "tested": tested.output, "verdict": verdict,
-            "meta": meta, "predicted": predicted, "served": served, "report": report,
-            "unseen": unseen, "n": n}
+    return {
+        "root": root,
+        "p": p,
+        "eda": eda,
+        "tested": tested.output,
+        "verdict": verdict,
+        "meta": meta,
+        "predicted": predicted,
+        "served": served,
+        "report": report,
+        "unseen": unseen,
+        "n": n,
+    }
 
 
 def _step9_and_run(tmp_path: Path, flow: dict[str, Any]) -> Project:
@@ -143,8 +171,9 @@ def _step9_and_run(tmp_path: Path, flow: dict[str, Any]) -> Project:
     retrained = _ok(dlw("retrain", "--data", str(fresh), *p), 0, 3)
     decision = Project.load(root).ledger.latest("retrain")
     assert decision is not None and decision.outputs.get("outcome"), decision
-    assert (decision.outputs["outcome"] == "promoted") == (retrained.exit_code == 0), \
+    assert (decision.outputs["outcome"] == "promoted") == (retrained.exit_code == 0), (
         decision.outputs
+    )
 
     _ok(dlw("run", *p), 0, 3)
     project = Project.load(root)
@@ -160,8 +189,15 @@ def test_tabular_regression_through_all_nine_steps(tmp_path: Path):
     from dlworkflow.datasets.diabetes import load_table
 
     table = load_table()
-    flow = _flow(tmp_path, task="tabular-regression", metric="rmse", target=70.0, table=table,
-                 n=340, epochs=10)
+    flow = _flow(
+        tmp_path,
+        task="tabular-regression",
+        metric="rmse",
+        target=70.0,
+        table=table,
+        n=340,
+        epochs=10,
+    )
     # explore: the target section of a regression (the value's summary, not class counts)
     assert "label" in flow["eda"] and "skew" in flow["eda"].lower()
     # test: the criterion in RMSE's direction, every regression metric with its value
@@ -204,8 +240,15 @@ def test_tabular_multilabel_through_all_nine_steps(tmp_path: Path):
     from dlworkflow.datasets.yeast import load_table
 
     table = load_table()
-    flow = _flow(tmp_path, task="tabular-multilabel", metric="macro_f1", target=0.3,
-                 table=table, n=1600, epochs=8)
+    flow = _flow(
+        tmp_path,
+        task="tabular-multilabel",
+        metric="macro_f1",
+        target=0.3,
+        table=table,
+        n=1600,
+        epochs=8,
+    )
     labels = flow["meta"]["classes"]  # the model's output order (the thresholds' order)
     assert sorted(labels) == sorted(f"Class{i}" for i in range(1, 15))
     # explore: the label section (support per label, co-occurrence)
@@ -222,7 +265,8 @@ def test_tabular_multilabel_through_all_nine_steps(tmp_path: Path):
     assert len(thresholds) == 14 and all(0 < t < 1 for t in thresholds)
     predicted = flow["predicted"]
     assert "labels" in predicted and [f"p_{c}" for c in labels] == [
-        c for c in predicted.columns if c.startswith("p_")]
+        c for c in predicted.columns if c.startswith("p_")
+    ]
     probs = predicted[[f"p_{c}" for c in labels]].to_numpy(dtype=float)
     assert ((probs >= 0) & (probs <= 1)).all()
     # serve: the label set is the labels whose probability reaches the exported threshold,
@@ -253,9 +297,20 @@ def test_demo_of_the_multilabel_task_leaves_nothing_stale(tmp_path: Path):
     result = dlw("demo", str(folder), "--task", "tabular-multilabel", "--epochs", "3")
     assert result.exit_code in (0, 3), result.output[-4000:]
     # it ends with the time per step, the total last
-    tail = result.output[result.output.rindex("time per step"):]
-    for step in ("define", "ingest", "explore", "split", "train", "test", "export", "monitor",
-                 "retrain", "report", "total"):
+    tail = result.output[result.output.rindex("time per step") :]
+    for step in (
+        "define",
+        "ingest",
+        "explore",
+        "split",
+        "train",
+        "test",
+        "export",
+        "monitor",
+        "retrain",
+        "report",
+        "total",
+    ):
         assert step in tail, tail
     assert "total" in result.output.strip().splitlines()[-2], tail
     project = Project.load(folder)

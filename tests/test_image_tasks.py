@@ -61,8 +61,9 @@ def test_image_regression_learns_the_digits_value_and_keeps_its_scaling(tmp_path
     assert meta["target"]["std"] == pytest.approx(values.std(), rel=0.1)
     # predicting the mean would score an RMSE of about 2.87 (the values' spread)
     assert result.metric == "rmse" and result.best_metric < 0.75 * values.std()
-    assert [row["val_rmse"] for row in result.history][result.best_epoch - 1] == \
-        min(row["val_rmse"] for row in result.history)  # the best epoch is the lowest RMSE
+    assert [row["val_rmse"] for row in result.history][result.best_epoch - 1] == min(
+        row["val_rmse"] for row in result.history
+    )  # the best epoch is the lowest RMSE
 
 
 def test_image_multilabel_learns_label_sets_with_thresholds_per_label(tmp_path):

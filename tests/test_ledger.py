@@ -16,10 +16,16 @@ from dlworkflow.project import Project
 
 
 def _git(root, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"}
-    out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
-                         env=env, check=True)
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.org",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.org",
+    }
+    out = subprocess.run(
+        ["git", "-C", str(root), *args], capture_output=True, text=True, env=env, check=True
+    )
     return out.stdout.strip()
 
 
@@ -29,8 +35,7 @@ def _in_git_repo(path) -> bool:
 
 
 def test_step_records_config_hash_inputs_outputs_env_seed_and_status(project):
-    project.update_config({"seed": 7, "problem.primary_metric": "accuracy",
-                           "problem.target": 0.5})
+    project.update_config({"seed": 7, "problem.primary_metric": "accuracy", "problem.target": 0.5})
     with project.step("split", inputs={"ingest": "abc123"}) as run:
         run.outputs = {"hash": "out-hash", "seal": "seal-hash"}
         run.summary = {"headline": "h", "counts": {"train": 3}}
@@ -109,12 +114,15 @@ def test_git_commit_is_recorded_inside_a_repository(tmp_path):
 def test_test_reads_are_logged_and_filtered_by_seal(tmp_path):
     ledger = Ledger(tmp_path / "state" / "ledger.sqlite")
     assert ledger.test_reads() == []
-    first = ledger.log_test_read(run_id=3, step="test", purpose="verdict", n_samples=10,
-                                 seal_hash="seal-a")
-    ledger.log_test_read(run_id=4, step="test", purpose="verdict again", n_samples=10,
-                         seal_hash="seal-a")
-    ledger.log_test_read(run_id=5, step="test", purpose="after resplit", n_samples=12,
-                         seal_hash="seal-b")
+    first = ledger.log_test_read(
+        run_id=3, step="test", purpose="verdict", n_samples=10, seal_hash="seal-a"
+    )
+    ledger.log_test_read(
+        run_id=4, step="test", purpose="verdict again", n_samples=10, seal_hash="seal-a"
+    )
+    ledger.log_test_read(
+        run_id=5, step="test", purpose="after resplit", n_samples=12, seal_hash="seal-b"
+    )
     reads = ledger.test_reads()
     assert [r.purpose for r in reads] == ["verdict", "verdict again", "after resplit"]
     assert reads[0].id == first and reads[0].run_id == 3 and reads[0].n_samples == 10

@@ -39,8 +39,12 @@ def _sklearn(name: str, y: np.ndarray, proba: np.ndarray) -> float:
     return skm.roc_auc_score(y, proba, multi_class="ovr", average="macro")
 
 
-CASES = [(seed, n, k, ties) for seed in (0, 1, 2) for n, k in ((40, 2), (97, 3), (200, 5))
-         for ties in (False, True)]
+CASES = [
+    (seed, n, k, ties)
+    for seed in (0, 1, 2)
+    for n, k in ((40, 2), (97, 3), (200, 5))
+    for ties in (False, True)
+]
 
 
 @pytest.mark.parametrize("name", ["accuracy", "balanced_accuracy", "macro_f1", "auroc"])

@@ -18,12 +18,20 @@ from dlworkflow.store import read_manifest, read_privacy, read_quarantine
 
 def _bomb_png() -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
     ihdr = struct.pack(">IIBBBBB", 60_000, 60_000, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _dicom(path: Path, pixels: np.ndarray) -> None:
@@ -58,9 +66,11 @@ def planted(tmp_path: Path, real_digit) -> Path:
         for k in range(6):
             digit = real_digit(k % 3 + (0 if label == "cat" else 5), k)
             Image.fromarray(digit).save(root / label / f"{label}-{k}.png") if (
-                root / label).is_dir() else ((root / label).mkdir(parents=True),
-                                             Image.fromarray(digit).save(root / label /
-                                                                         f"{label}-{k}.png"))
+                root / label
+            ).is_dir() else (
+                (root / label).mkdir(parents=True),
+                Image.fromarray(digit).save(root / label / f"{label}-{k}.png"),
+            )
     rgb = np.stack([real_digit(4, 1)] * 3, axis=-1)
     big = Image.fromarray(rgb).resize((64, 64))
     big.save(root / "cat" / "whole.jpg")
@@ -125,9 +135,10 @@ def test_a_csv_with_an_email_column_is_flagged_and_blocks_training(tmp_path, rea
     for k in range(8):
         label = "a" if k % 2 else "b"
         Image.fromarray(real_digit(k % 2, k)).save(folder / f"{k}.png") if folder.is_dir() else (
-            folder.mkdir(), Image.fromarray(real_digit(k % 2, k)).save(folder / f"{k}.png"))
-        rows.append({"path": f"{k}.png", "label": label,
-                     "email": f"patient{k}@example.org"})
+            folder.mkdir(),
+            Image.fromarray(real_digit(k % 2, k)).save(folder / f"{k}.png"),
+        )
+        rows.append({"path": f"{k}.png", "label": label, "email": f"patient{k}@example.org"})
     pd.DataFrame(rows).to_csv(folder / "samples.csv", index=False)
     before = _hashes(folder)
     project = Project.init(tmp_path / "proj")

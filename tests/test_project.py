@@ -61,8 +61,14 @@ def test_load_without_a_project_raises_with_a_fix(tmp_path):
 def test_update_config_keeps_comments_and_writes_values(project):
     before = project.paths.config.read_text(encoding="utf-8")
     comments = [line.strip() for line in before.splitlines() if line.lstrip().startswith("#")]
-    config = project.update_config({"problem.target": 0.9, "problem.primary_metric": "macro_f1",
-                                    "train.epochs": 3, "evaluate.bootstrap_samples": 200})
+    config = project.update_config(
+        {
+            "problem.target": 0.9,
+            "problem.primary_metric": "macro_f1",
+            "train.epochs": 3,
+            "evaluate.bootstrap_samples": 200,
+        }
+    )
     after = project.paths.config.read_text(encoding="utf-8")
     for comment in comments:
         assert comment in after

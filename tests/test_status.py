@@ -53,10 +53,13 @@ def test_after_define_ingest_split_those_steps_are_done(split_project):
     assert report.next_command == "dlw explore"  # the first step not done, in workflow order
 
 
-@pytest.mark.parametrize("updates", [
-    {"split.train": 0.8, "split.val": 0.1, "split.test": 0.1},
-    {"seed": 1},
-])
+@pytest.mark.parametrize(
+    "updates",
+    [
+        {"split.train": 0.8, "split.val": 0.1, "split.test": 0.1},
+        {"seed": 1},
+    ],
+)
 def test_changing_split_config_makes_split_stale(split_project, updates):
     split_project.update_config(updates)
     report = split_project.status()

@@ -33,10 +33,13 @@ REGRESSION, MULTILABEL = task_of("tabular-regression"), task_of("tabular-multila
 def test_a_regression_target_must_be_a_finite_number():
     assert REGRESSION.parse_target(" 151 ", column="y") == "151.0"
     assert REGRESSION.parse_target(2.5, column="y") == "2.5"
-    cases = {"abc": "target 'abc' in y is not a number", None: "no target value (empty or "
-             "NaN y)", float("nan"): "no target value (empty or NaN y)",
-             "inf": "target in y is infinite (inf)", "-Infinity": "target in y is infinite "
-             "(-Infinity)"}
+    cases = {
+        "abc": "target 'abc' in y is not a number",
+        None: "no target value (empty or NaN y)",
+        float("nan"): "no target value (empty or NaN y)",
+        "inf": "target in y is infinite (inf)",
+        "-Infinity": "target in y is infinite (-Infinity)",
+    }
     for raw, reason in cases.items():
         with pytest.raises(TargetError) as err:
             REGRESSION.parse_target(raw, column="y")
@@ -52,13 +55,17 @@ def test_bad_targets_are_quarantined_at_ingest_with_their_reason(tmp_path):
     project = Project.init(tmp_path / "p", task="tabular-regression")
     project.ingest(str(source), progress=False)
     reasons = sorted(read_quarantine(project)["reason"])
-    assert reasons == ["row 10: no target value (empty or NaN label)",
-                       "row 4: target 'n/a?' in label is not a number",
-                       "row 8: target in label is infinite (inf)"]
+    assert reasons == [
+        "row 10: no target value (empty or NaN label)",
+        "row 4: target 'n/a?' in label is not a number",
+        "row 8: target in label is infinite (inf)",
+    ]
     manifest = read_manifest(project)
     assert len(manifest) == 57
-    assert sorted(manifest["label"].astype(float))[:3] == sorted(
-        table["label"].drop([3, 7, 9]).astype(float))[:3]
+    assert (
+        sorted(manifest["label"].astype(float))[:3]
+        == sorted(table["label"].drop([3, 7, 9]).astype(float))[:3]
+    )
 
 
 def test_multi_label_rows_without_a_label_or_with_an_unknown_label_are_quarantined(tmp_path):
@@ -71,9 +78,10 @@ def test_multi_label_rows_without_a_label_or_with_an_unknown_label_are_quarantin
     project.update_config({"data.classes": list(LABELS)})
     project.ingest(str(source), progress=False)
     reasons = sorted(read_quarantine(project)["reason"])
-    assert reasons == ["row 3: no label (empty label): a sample needs at least one",
-                       "unknown label value 'Class99' (data.classes allows "
-                       f"{sorted(LABELS)})"]
+    assert reasons == [
+        "row 3: no label (empty label): a sample needs at least one",
+        f"unknown label value 'Class99' (data.classes allows {sorted(LABELS)})",
+    ]
     assert len(read_manifest(project)) == 38
 
 
@@ -84,8 +92,9 @@ def test_one_hot_label_columns_read_as_the_same_label_sets(tmp_path):
     project.update_config({"data.label_columns": list(LABELS)})
     project.ingest(str(one_hot), progress=False)
     manifest = read_manifest(project)
-    assert manifest["label"].tolist() == ["|".join(sorted(s.split("|")))
-                                          for s in delimited["label"]]
+    assert manifest["label"].tolist() == [
+        "|".join(sorted(s.split("|"))) for s in delimited["label"]
+    ]
     assert not any(c.startswith("Class") for c in manifest.columns if c != "label")
     bad = pd.read_csv(one_hot)
     bad.loc[0, "Class3"] = 7
@@ -94,7 +103,8 @@ def test_one_hot_label_columns_read_as_the_same_label_sets(tmp_path):
     again.update_config({"data.label_columns": list(LABELS)})
     again.ingest(str(tmp_path / "bad.csv"), progress=False)
     assert list(read_quarantine(again)["reason"]) == [
-        "row 1: one-hot label column 'Class3' holds '7', not 0/1"]
+        "row 1: one-hot label column 'Class3' holds '7', not 0/1"
+    ]
 
 
 def test_the_split_keeps_the_value_range_and_rare_labels_in_every_part(tmp_path):
@@ -148,8 +158,7 @@ def test_multilabel_metrics_agree_with_scikit_learn(tmp_path):
     assert len(tuned["thresholds"]) == len(names)
     assert MULTILABEL.score("macro_f1", y, out, tuned) >= got["macro_f1"]
     one = MULTILABEL.prediction(out[0], names, tuned)
-    assert one["labels"] == [n for n, p, t in zip(names, out[0], tuned["thresholds"])
-                             if p >= t]
+    assert one["labels"] == [n for n, p, t in zip(names, out[0], tuned["thresholds"]) if p >= t]
 
 
 def test_a_target_outside_the_metrics_range_is_refused(tmp_path):

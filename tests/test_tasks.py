@@ -24,13 +24,23 @@ TASK_CHAINS = (  # a task name compared, listed or used as a key outside the reg
 
 
 def test_the_registry_names_each_task_with_its_modality_and_default_model():
-    assert task_names() == ["image-classification", "image-multilabel", "image-regression",
-                            "tabular-classification", "tabular-multilabel",
-                            "tabular-regression", "text-classification", "text-multilabel"]
+    assert task_names() == [
+        "image-classification",
+        "image-multilabel",
+        "image-regression",
+        "tabular-classification",
+        "tabular-multilabel",
+        "tabular-regression",
+        "text-classification",
+        "text-multilabel",
+    ]
     assert sorted(get_args(TaskType)) == task_names()  # the config's schema offers them all
     image = task_of("image-classification")
-    assert (image.modality, image.kind, image.default_model) == ("image", "classification",
-                                                                 "small_cnn")
+    assert (image.modality, image.kind, image.default_model) == (
+        "image",
+        "classification",
+        "small_cnn",
+    )
     assert task_of("text-classification").default_model == "minilm_classifier"
     assert task_of("tabular-classification").modality == "tabular"
     with pytest.raises(UnknownKeyError, match="did you mean 'image-classification'"):
@@ -61,8 +71,14 @@ def test_metrics_know_their_direction_and_which_may_be_primary():
 
 
 def test_the_gate_judges_a_lower_is_better_metric_at_its_pessimistic_end():
-    common = {"metric": "rmse", "value": 3.2, "interval": (2.9, 3.7), "confidence": 0.95,
-              "target": 3.5, "higher_is_better": False}
+    common = {
+        "metric": "rmse",
+        "value": 3.2,
+        "interval": (2.9, 3.7),
+        "confidence": 0.95,
+        "target": 3.5,
+        "higher_is_better": False,
+    }
     on_value = judge(**common)
     assert on_value.passed and "test rmse 3.2000" in on_value.sentence()
     assert "<= target 3.5" in on_value.sentence()
@@ -73,8 +89,14 @@ def test_the_gate_judges_a_lower_is_better_metric_at_its_pessimistic_end():
     assert on_bound.record()["higher_is_better"] is False
     assert judge(**{**common, "value": 3.6}).verdict == "FAIL"
     assert judge(**{**common, "value": float("nan")}).verdict == "FAIL"
-    higher = judge(metric="accuracy", value=0.96, interval=(0.94, 0.97), confidence=0.95,
-                   target=0.95, gate_on="lower_bound")  # unchanged for accuracy
+    higher = judge(
+        metric="accuracy",
+        value=0.96,
+        interval=(0.94, 0.97),
+        confidence=0.95,
+        target=0.95,
+        gate_on="lower_bound",
+    )  # unchanged for accuracy
     assert not higher.passed and "the lower bound of the 95% CI 0.9400" in higher.sentence()
 
 

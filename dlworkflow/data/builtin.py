@@ -22,7 +22,8 @@ def materialise(project: Workspace, name: str) -> Path:
         raise DataError(
             f"builtin:{name} is a {dataset.task} dataset, but this project's task is "
             f"{project.config.task}.",
-            expected=f"task: {dataset.task}", received=f"task: {project.config.task}",
+            expected=f"task: {dataset.task}",
+            received=f"task: {project.config.task}",
             fix=f"set `task: {dataset.task}` in dlworkflow.yaml (or `dlw init --task "
             f"{dataset.task}`)",
         )
@@ -36,6 +37,13 @@ def materialise(project: Workspace, name: str) -> Path:
         shutil.rmtree(root)  # an interrupted earlier write: start over
     root.mkdir(parents=True)
     source = dataset.materialise(root)
-    atomic_write_json(marker, {"n_samples": dataset.n_samples, "source": str(source),
-                               "origin": dataset.source, "licence": dataset.licence})
+    atomic_write_json(
+        marker,
+        {
+            "n_samples": dataset.n_samples,
+            "source": str(source),
+            "origin": dataset.source,
+            "licence": dataset.licence,
+        },
+    )
     return source

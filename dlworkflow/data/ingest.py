@@ -59,14 +59,21 @@ class IngestResult(StepResult):
             ("samples", f"{self.n_samples:,} in {len(self.class_counts)} classes"),
             ("classes", counts + (" ..." if len(self.class_counts) > 20 else "")),
             ("data", self.data_format),
-            ("dataset version", self.dataset_version[:12]
-             + ("" if self.changed else " (unchanged)")),
+            (
+                "dataset version",
+                self.dataset_version[:12] + ("" if self.changed else " (unchanged)"),
+            ),
             ("unchanged files reused", f"{self.n_reused:,} (not decoded again)"),
             ("quarantined", self.n_quarantined),
         ]
-        rows += [(f"addition {a['number']}", f"{a['source']}: {a['n_samples']:,} samples "
-                  f"(ids {a['prefix']}...), {a['n_quarantined']} quarantined")
-                 for a in self.additions]
+        rows += [
+            (
+                f"addition {a['number']}",
+                f"{a['source']}: {a['n_samples']:,} samples "
+                f"(ids {a['prefix']}...), {a['n_quarantined']} quarantined",
+            )
+            for a in self.additions
+        ]
         rows += [(f"  {n} x", reason) for reason, n in self.quarantine_reasons.items()]
         rows += [("  e.g.", f"{sid}: {why}") for sid, why in self.quarantine_examples]
         if self.n_skipped:
@@ -77,13 +84,20 @@ class IngestResult(StepResult):
         return rows
 
 
-def ingest(project: Workspace, source: str | None = None, *, deidentify: bool = False,
-           progress: bool = True) -> IngestResult:
+def ingest(
+    project: Workspace,
+    source: str | None = None,
+    *,
+    deidentify: bool = False,
+    progress: bool = True,
+) -> IngestResult:
     source = source or project.config.data.source
     if not source:
         raise DataError(
-            "No data source given.", expected="a SOURCE argument or data.source in the config",
-            received="none", fix="run `dlw ingest builtin:mnist5k` (or a folder / table path)",
+            "No data source given.",
+            expected="a SOURCE argument or data.source in the config",
+            received="none",
+            fix="run `dlw ingest builtin:mnist5k` (or a folder / table path)",
         )
     if source != project.config.data.source:
         project.update_config({"data.source": source})
@@ -103,19 +117,28 @@ def ingest(project: Workspace, source: str | None = None, *, deidentify: bool = 
         run.summary = {
             "headline": f"{info.n_samples:,} samples, {len(info.classes)} classes, "
             f"{info.n_quarantined} quarantined, version {info.version[:12]}",
-            "n_samples": info.n_samples, "n_quarantined": info.n_quarantined,
-            "source": source, "reused": reader.reused, "deidentified": deidentify,
+            "n_samples": info.n_samples,
+            "n_quarantined": info.n_quarantined,
+            "source": source,
+            "reused": reader.reused,
+            "deidentified": deidentify,
         }
         if additions:
             run.summary["additions"] = info.extra["additions"]
     reasons = Counter(_reason_kind(q["reason"]) for q in quarantined)
     return IngestResult(
-        source=source, dataset_version=info.version, n_samples=info.n_samples,
-        class_counts=info.class_counts, n_quarantined=info.n_quarantined,
+        source=source,
+        dataset_version=info.version,
+        n_samples=info.n_samples,
+        class_counts=info.class_counts,
+        n_quarantined=info.n_quarantined,
         quarantine_reasons=dict(reasons.most_common()),
         n_skipped=sum(len(s.scan.skipped) for s in sources),
-        data_format=_describe_format(info), changed=info.version != previous,
-        manifest=str(project.paths.manifest), n_reused=reader.reused, privacy=privacy,
+        data_format=_describe_format(info),
+        changed=info.version != previous,
+        manifest=str(project.paths.manifest),
+        n_reused=reader.reused,
+        privacy=privacy,
         quarantine_examples=[(q["sample_id"], q["reason"]) for q in quarantined[:5]],
         additions=[s.record() for s in sources[1:]],
     )
@@ -136,12 +159,18 @@ class _Source:
         return addition_prefix(self.number) if self.number else ""
 
     def record(self) -> dict[str, Any]:
-        return {"number": self.number, "source": self.source, "prefix": self.prefix,
-                "n_samples": self.n_samples, "n_quarantined": self.n_quarantined}
+        return {
+            "number": self.number,
+            "source": self.source,
+            "prefix": self.prefix,
+            "n_samples": self.n_samples,
+            "n_quarantined": self.n_quarantined,
+        }
 
 
-def _open_additions(project: Workspace, main: SourceScan, additions: list[str],
-                    reader: Reader) -> list[_Source]:
+def _open_additions(
+    project: Workspace, main: SourceScan, additions: list[str], reader: Reader
+) -> list[_Source]:
     """Scans of data.additions, their table columns checked against the main source's."""
     out = []
     for number, source in enumerate(additions, start=1):
@@ -153,8 +182,7 @@ def _open_additions(project: Workspace, main: SourceScan, additions: list[str],
     return out
 
 
-def _align_columns(project: Workspace, main: SourceScan, scan: SourceScan, *,
-                   source: str) -> None:
+def _align_columns(project: Workspace, main: SourceScan, scan: SourceScan, *, source: str) -> None:
     """A tabular addition has the main source's feature columns, read with the main source's
     kinds (number / string): one manifest schema."""
     if not main.columns and not scan.columns:
@@ -167,13 +195,18 @@ def _align_columns(project: Workspace, main: SourceScan, scan: SourceScan, *,
             expected=f"columns {', '.join(sorted(main.columns))}",
             received=f"missing {missing or 'none'}, extra {extra or 'none'}",
             fix="give the fresh table the same feature columns (or list them in "
-                "data.feature_columns), then run `dlw retrain --data` again")
+            "data.feature_columns), then run `dlw retrain --data` again",
+        )
     if scan.columns != main.columns:  # same names, a kind inferred differently: use main's
         from dlworkflow.data.tables import _table_candidates
 
         scan.candidates = _table_candidates(
-            Path(scan.location), project.config, None, dict(main.columns),
-            task_of(project.config.task).target_columns(project.config.data))
+            Path(scan.location),
+            project.config,
+            None,
+            dict(main.columns),
+            task_of(project.config.task).target_columns(project.config.data),
+        )
         scan.columns = dict(main.columns)
 
 
@@ -190,39 +223,48 @@ def _candidates(sources: list[_Source]) -> Iterator[tuple[_Source, Candidate]]:
                     "an addition (add<N>/...): the two could not be told apart.",
                     expected="main-source ids that do not start with add<N>/",
                     received=candidate.sample_id,
-                    fix="rename the class folder (or id) that starts with add<N>/ in "
-                        "data.source")
+                    fix="rename the class folder (or id) that starts with add<N>/ in data.source",
+                )
             yield src, candidate
 
 
-def _stream(project: Workspace, sources: list[_Source], reader: Reader, *,
-            progress: bool) -> tuple[ManifestWriter, list[dict[str, Any]]]:
+def _stream(
+    project: Workspace, sources: list[_Source], reader: Reader, *, progress: bool
+) -> tuple[ManifestWriter, list[dict[str, Any]]]:
     """Read every candidate into the manifest writer (which also counts what the dataset
     summary needs); return it and the quarantined candidates."""
     from rich.progress import Progress
 
     allowed = set(project.config.data.classes or [])
     target_kind = task_of(project.config.task)
-    writer = ManifestWriter(project, manifest_schema(project.config.task,
-                                                     sources[0].scan.columns))
+    writer = ManifestWriter(project, manifest_schema(project.config.task, sources[0].scan.columns))
     quarantined: list[dict[str, Any]] = []
     try:
         with Progress(transient=True, disable=not progress) as bar:
             task = bar.add_task("reading samples", total=None)
             for src, candidate in _candidates(sources):
                 try:
-                    unknown = (target_kind.unknown_labels(candidate.label, allowed)
-                               if allowed and candidate.problem is None and candidate.label
-                               else [])
+                    unknown = (
+                        target_kind.unknown_labels(candidate.label, allowed)
+                        if allowed and candidate.problem is None and candidate.label
+                        else []
+                    )
                     if unknown:
-                        raise ImageDecodeError(f"unknown label value {unknown[0]!r} "
-                                               f"(data.classes allows {sorted(allowed)})")
+                        raise ImageDecodeError(
+                            f"unknown label value {unknown[0]!r} "
+                            f"(data.classes allows {sorted(allowed)})"
+                        )
                     writer.add(reader.read(candidate))
                     src.n_samples += 1
                 except ImageDecodeError as exc:
-                    quarantined.append({"sample_id": candidate.sample_id,
-                                        "path": str(candidate.path or ""),
-                                        "label": candidate.label, "reason": exc.reason})
+                    quarantined.append(
+                        {
+                            "sample_id": candidate.sample_id,
+                            "path": str(candidate.path or ""),
+                            "label": candidate.label,
+                            "reason": exc.reason,
+                        }
+                    )
                     src.n_quarantined += 1
                 bar.advance(task)
     except BaseException:
@@ -234,7 +276,7 @@ def _stream(project: Workspace, sources: list[_Source], reader: Reader, *,
             "No usable samples: every candidate was quarantined or skipped.",
             expected="at least one readable, labelled sample",
             received=f"{len(quarantined)} quarantined, "
-                     f"{sum(len(s.scan.skipped) for s in sources)} skipped",
+            f"{sum(len(s.scan.skipped) for s in sources)} skipped",
             fix="check the quarantine reasons and the source's layout",
         )
     writer.commit()
@@ -249,8 +291,13 @@ def _quarantine_frame(quarantined: list[dict[str, Any]]) -> Any:
     return pd.DataFrame(quarantined, columns=list(QUARANTINE_COLUMNS)).astype("string")
 
 
-def _dataset_info(project: Workspace, source: str, scan: SourceScan, writer: ManifestWriter,
-                  quarantined: list[dict[str, Any]]) -> DatasetInfo:
+def _dataset_info(
+    project: Workspace,
+    source: str,
+    scan: SourceScan,
+    writer: ManifestWriter,
+    quarantined: list[dict[str, Any]],
+) -> DatasetInfo:
     if len(writer.labels) < 2:
         raise DataError(
             f"Only one target value found ({next(iter(writer.labels))!r}); a model needs at "
@@ -266,9 +313,16 @@ def _dataset_info(project: Workspace, source: str, scan: SourceScan, writer: Man
         channels = 1 if gray >= writer.count / 2 else 3
         size = writer.sizes.most_common(1)[0][0]
     return DatasetInfo(
-        version=version_of(writer.version_total), source=source, n_samples=writer.count,
-        n_quarantined=len(quarantined), classes=list(counts), class_counts=counts,
-        channels=channels, size=size, task=project.config.task, features=dict(scan.columns),
+        version=version_of(writer.version_total),
+        source=source,
+        n_samples=writer.count,
+        n_quarantined=len(quarantined),
+        classes=list(counts),
+        class_counts=counts,
+        channels=channels,
+        size=size,
+        task=project.config.task,
+        features=dict(scan.columns),
     )
 
 

@@ -64,8 +64,9 @@ class PrivacyScan:
             if self.deidentify:
                 chunk, found = scrub_table(chunk, found, pseudonymise=pseudo, key=self.key)
                 if image:  # the copy lives elsewhere: image paths become absolute
-                    chunk[data.path_column] = [str((source.parent / str(p)).resolve())
-                                               for p in chunk[data.path_column]]
+                    chunk[data.path_column] = [
+                        str((source.parent / str(p)).resolve()) for p in chunk[data.path_column]
+                    ]
                 scrubbed.append(chunk)
             self.findings += found
         if not self.deidentify:
@@ -81,13 +82,19 @@ class PrivacyScan:
 
         mode = "deidentified" if self.deidentify else "scan-only"
         record = build_record(
-            self.findings, mode=mode, dataset_version=dataset_version,
-            n_scanned=self.n_scanned, sensitivity=self.project.config.problem.data_sensitivity,
-            scrubbed_to=str(self.folder) if self.deidentify else None)
+            self.findings,
+            mode=mode,
+            dataset_version=dataset_version,
+            n_scanned=self.n_scanned,
+            sensitivity=self.project.config.problem.data_sensitivity,
+            scrubbed_to=str(self.folder) if self.deidentify else None,
+        )
         write_privacy(self.project, record, findings=[f.to_dict() for f in self.findings])
         kinds: Counter[str] = Counter()
         for f in self.findings:
             kinds[f.kind] += f.count
         found = ", ".join(f"{k} {v}" for k, v in kinds.most_common()) or "nothing found"
-        return (f"{mode}: {self.n_scanned:,} scanned; {found}; "
-                f"{record['remaining']} finding(s) remain in the data used")
+        return (
+            f"{mode}: {self.n_scanned:,} scanned; {found}; "
+            f"{record['remaining']} finding(s) remain in the data used"
+        )

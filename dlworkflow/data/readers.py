@@ -40,11 +40,21 @@ class Reader:
             return {**base, **self._image(cand)}
         if self.modality == "text":
             data = (cand.text or "").encode("utf-8")
-            return {**base, "content_hash": sha256_bytes(data), "bytes": len(data),
-                    "mtime_ns": 0, "text": cand.text}
+            return {
+                **base,
+                "content_hash": sha256_bytes(data),
+                "bytes": len(data),
+                "mtime_ns": 0,
+                "text": cand.text,
+            }
         features = cand.features or {}
-        return {**base, "content_hash": sha256_json(features), "bytes": 0, "mtime_ns": 0,
-                **{FEATURE_PREFIX + k: v for k, v in features.items()}}
+        return {
+            **base,
+            "content_hash": sha256_json(features),
+            "bytes": 0,
+            "mtime_ns": 0,
+            **{FEATURE_PREFIX + k: v for k, v in features.items()},
+        }
 
     def _image(self, cand: Candidate) -> dict[str, Any]:
         origin = Path(cand.path or "")
@@ -56,20 +66,26 @@ class Reader:
         previous = self._previous.get((str(origin), stat.st_size, stat.st_mtime_ns))
         img = None
         if previous is None:  # decode the original first: its quarantine reason is the real one
-            img = decode_image(origin, max_pixels=cfg.max_image_pixels,
-                               max_side=cfg.max_image_side)
+            img = decode_image(origin, max_pixels=cfg.max_image_pixels, max_side=cfg.max_image_side)
         path = self.privacy.image(origin, cand.sample_id) if self.privacy else origin
         if previous is not None and path == origin:
             self.reused += 1
             return dict(previous)
         if img is None or path != origin:
-            img = decode_image(path, max_pixels=cfg.max_image_pixels,
-                               max_side=cfg.max_image_side)
+            img = decode_image(path, max_pixels=cfg.max_image_pixels, max_side=cfg.max_image_side)
         content_hash = sha256_file(path)
         self.banks.keep(content_hash, img)
-        return {"path": str(path), "origin_path": str(origin), "content_hash": content_hash,
-                "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns, "width": img.width,
-                "height": img.height, "mode": img.mode, **image_stats(img)}
+        return {
+            "path": str(path),
+            "origin_path": str(origin),
+            "content_hash": content_hash,
+            "bytes": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "width": img.width,
+            "height": img.height,
+            "mode": img.mode,
+            **image_stats(img),
+        }
 
     def finish(self, dataset_version: str) -> str:
         """Record the privacy scan (if any) for this dataset version; a one-line summary.
@@ -80,8 +96,21 @@ class Reader:
         return self.privacy.record(dataset_version)
 
 
-IMAGE_KEYS = ("path", "origin_path", "content_hash", "bytes", "mtime_ns", "width", "height",
-              "mode", "phash", "brightness", "contrast", "dark", "bright")
+IMAGE_KEYS = (
+    "path",
+    "origin_path",
+    "content_hash",
+    "bytes",
+    "mtime_ns",
+    "width",
+    "height",
+    "mode",
+    "phash",
+    "brightness",
+    "contrast",
+    "dark",
+    "bright",
+)
 
 
 def _previous_rows(project: Workspace) -> dict[tuple[str, int, int], dict[str, Any]]:
@@ -96,8 +125,11 @@ def _previous_rows(project: Workspace) -> dict[tuple[str, int, int], dict[str, A
     if not set(IMAGE_KEYS) <= names:
         return {}  # written by an older version: decode everything again
     table = pq.read_table(path, columns=list(IMAGE_KEYS)).to_pylist()
-    return {(r["origin_path"], r["bytes"], r["mtime_ns"]): r for r in table
-            if r["path"] == r["origin_path"]}
+    return {
+        (r["origin_path"], r["bytes"], r["mtime_ns"]): r
+        for r in table
+        if r["path"] == r["origin_path"]
+    }
 
 
 def make_reader(project: Workspace, scan: SourceScan, *, deidentify: bool) -> Reader:
@@ -105,8 +137,9 @@ def make_reader(project: Workspace, scan: SourceScan, *, deidentify: bool) -> Re
     or --deidentify), it scans every sample and, with --deidentify, reads scrubbed copies."""
     cfg = project.config
     # mandatory for pii / phi data, whatever privacy.scan says
-    due = deidentify or cfg.privacy.scan == "always" or cfg.problem.data_sensitivity in (
-        "pii", "phi")
+    due = (
+        deidentify or cfg.privacy.scan == "always" or cfg.problem.data_sensitivity in ("pii", "phi")
+    )
     if not due:
         return Reader(project, privacy=None)
     from dlworkflow.data.privacy_scan import PrivacyScan
@@ -115,4 +148,3 @@ def make_reader(project: Workspace, scan: SourceScan, *, deidentify: bool) -> Re
     if scan.kind.endswith("table"):  # metadata columns of image tables are scanned too
         privacy.table(scan)
     return Reader(project, privacy=privacy)
-

@@ -14,8 +14,17 @@ if TYPE_CHECKING:
 
     from dlworkflow.workspace import Workspace
 
-PLUGINS = {"s3": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs",
-           "http": "aiohttp", "https": "aiohttp", "sftp": "paramiko", "hf": "huggingface_hub"}
+PLUGINS = {
+    "s3": "s3fs",
+    "gs": "gcsfs",
+    "gcs": "gcsfs",
+    "az": "adlfs",
+    "abfs": "adlfs",
+    "http": "aiohttp",
+    "https": "aiohttp",
+    "sftp": "paramiko",
+    "hf": "huggingface_hub",
+}
 
 
 def fetch(project: Workspace, uri: str) -> Path:
@@ -34,8 +43,11 @@ def fetch(project: Workspace, uri: str) -> Path:
         else:
             _get(fs, root, local)
     except (OSError, ValueError) as exc:
-        raise DataError(f"Cannot read remote source {uri}.", received=str(exc),
-                        fix="check the URI and your credentials for that filesystem") from exc
+        raise DataError(
+            f"Cannot read remote source {uri}.",
+            received=str(exc),
+            fix="check the URI and your credentials for that filesystem",
+        ) from exc
     atomic_write_json(target / "source.json", {"uri": uri})
     return local
 
@@ -52,8 +64,11 @@ def _filesystem(uri: str) -> tuple[AbstractFileSystem, str]:
     try:
         import fsspec
     except ModuleNotFoundError:
-        raise DataError("Remote sources need fsspec.", received=uri,
-                        fix="pip install fsspec (and the filesystem package, e.g. s3fs)") from None
+        raise DataError(
+            "Remote sources need fsspec.",
+            received=uri,
+            fix="pip install fsspec (and the filesystem package, e.g. s3fs)",
+        ) from None
     protocol = uri.split("://", 1)[0]
     try:
         return fsspec.core.url_to_fs(uri)
@@ -61,7 +76,7 @@ def _filesystem(uri: str) -> tuple[AbstractFileSystem, str]:
         package = PLUGINS.get(protocol, f"the fsspec plugin for {protocol}://")
         raise DataError(
             f"No filesystem installed for {protocol}:// URIs.",
-            expected=f"{package} installed", received=str(exc),
+            expected=f"{package} installed",
+            received=str(exc),
             fix=f"pip install {package}, or copy the data locally and ingest the folder",
         ) from None
-

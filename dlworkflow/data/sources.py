@@ -75,7 +75,8 @@ def open_path(project: Workspace, path: Path) -> SourceScan:
             raise DataError(
                 f"A folder source holds images, but the task is {project.config.task}.",
                 expected="a table with a text or feature columns for this task",
-                received=f"folder {path}", fix="point `dlw ingest` at a CSV/JSONL/Parquet file",
+                received=f"folder {path}",
+                fix="point `dlw ingest` at a CSV/JSONL/Parquet file",
             )
         return scan_folder(path)
     if path.suffix.lower() in TABLE_EXTENSIONS:
@@ -110,8 +111,9 @@ def _folder_candidates(root: Path, skipped: list[str]) -> Iterator[Candidate]:
             skipped.append(rel.as_posix())
             continue
         if len(rel.parts) == 1:
-            yield Candidate(rel.as_posix(), None, path=file,
-                            problem="no label: not inside a class sub-folder")
+            yield Candidate(
+                rel.as_posix(), None, path=file, problem="no label: not inside a class sub-folder"
+            )
             continue
         yield Candidate(rel.as_posix(), rel.parts[0], path=file)
 

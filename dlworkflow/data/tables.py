@@ -28,8 +28,13 @@ def read_chunks(path: Path, *, string_columns: list[str]) -> Iterator[pd.DataFra
     dtypes = dict.fromkeys(string_columns, "string")
     try:
         if suffix in (".csv", ".tsv"):
-            yield from pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=dtypes,
-                                   chunksize=CHUNK_ROWS, encoding="utf-8-sig")
+            yield from pd.read_csv(
+                path,
+                sep="\t" if suffix == ".tsv" else ",",
+                dtype=dtypes,
+                chunksize=CHUNK_ROWS,
+                encoding="utf-8-sig",
+            )
         elif suffix == ".jsonl":
             yield from pd.read_json(path, lines=True, chunksize=CHUNK_ROWS, dtype=False)
         elif suffix == ".json":
@@ -40,16 +45,20 @@ def read_chunks(path: Path, *, string_columns: list[str]) -> Iterator[pd.DataFra
             for batch in pq.ParquetFile(path).iter_batches(batch_size=CHUNK_ROWS):
                 yield batch.to_pandas()
     except (ValueError, OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"Cannot read the table {path.name}.", received=str(exc)[:300],
-                        fix="check that the file is a valid table of its type") from exc
+        raise DataError(
+            f"Cannot read the table {path.name}.",
+            received=str(exc)[:300],
+            fix="check that the file is a valid table of its type",
+        ) from exc
 
 
 def scan_table(path: Path, config: ProjectConfig) -> SourceScan:
     data, task = config.data, config.task
     first = next(read_chunks(path, string_columns=[]), None)
     header = [str(c) for c in first.columns] if first is not None else []
-    main = {"image": data.path_column, "text": data.text_column,
-            "tabular": None}[task_of(task).modality]
+    main = {"image": data.path_column, "text": data.text_column, "tabular": None}[
+        task_of(task).modality
+    ]
     targets = task_of(task).target_columns(data)
     keys = [c for c in (main, *targets, data.group_column, data.id_column) if c]
     features = _feature_columns(header, keys, data.feature_columns) if main is None else []
@@ -75,8 +84,7 @@ def _feature_kinds(first: pd.DataFrame, features: list[str]) -> dict[str, str]:
     kinds = {}
     for column in features:
         values = first[column].dropna()
-        values = values[values.astype(str).str.strip().str.lower().map(
-            lambda v: v not in MISSING)]
+        values = values[values.astype(str).str.strip().str.lower().map(lambda v: v not in MISSING)]
         parsed = pd.to_numeric(values, errors="coerce")
         numeric = len(values) > 0 and parsed.notna().mean() >= NUMERIC_SHARE
         kinds[column] = "number" if numeric else "string"
@@ -96,12 +104,16 @@ def _require_columns(path: Path, header: list[str], required: list[str], task: s
             "in dlworkflow.yaml",
         )
     if not required or (task_of(task).modality == "tabular" and len(required) < 2):
-        raise DataError(f"{path.name} has no feature columns.", received=", ".join(header),
-                        fix="a tabular table needs feature columns beside the label column")
+        raise DataError(
+            f"{path.name} has no feature columns.",
+            received=", ".join(header),
+            fix="a tabular table needs feature columns beside the label column",
+        )
 
 
-def _table_candidates(path: Path, config: ProjectConfig, main: str | None,
-                      kinds: dict[str, str], targets: list[str]) -> Iterator[Candidate]:
+def _table_candidates(
+    path: Path, config: ProjectConfig, main: str | None, kinds: dict[str, str], targets: list[str]
+) -> Iterator[Candidate]:
     data = config.data
     strings = [c for c in (main, *targets, data.group_column, data.id_column) if c]
     strings += [c for c, kind in kinds.items() if kind == "string"]
@@ -113,10 +125,15 @@ def _table_candidates(path: Path, config: ProjectConfig, main: str | None,
             yield _candidate(path, record, row, seen, config, main, kinds)
 
 
-
-
-def _candidate(path: Path, record: dict[Hashable, Any], row: int, seen: set[str],
-               config: ProjectConfig, main: str | None, kinds: dict[str, str]) -> Candidate:
+def _candidate(
+    path: Path,
+    record: dict[Hashable, Any],
+    row: int,
+    seen: set[str],
+    config: ProjectConfig,
+    main: str | None,
+    kinds: dict[str, str],
+) -> Candidate:
     data, task = config.data, task_of(config.task)
     where = f"row {row}"
     group = cell_text(record.get(data.group_column)) if data.group_column else None
@@ -148,8 +165,9 @@ def _candidate(path: Path, record: dict[Hashable, Any], row: int, seen: set[str]
     return cand
 
 
-def _features(record: dict[Hashable, Any], kinds: dict[str, str]
-              ) -> tuple[dict[str, Any], str | None]:
+def _features(
+    record: dict[Hashable, Any], kinds: dict[str, str]
+) -> tuple[dict[str, Any], str | None]:
     values: dict[str, Any] = {}
     for column, kind in kinds.items():
         raw: Any = record.get(column)

@@ -31,15 +31,20 @@ def materialise(folder: Path) -> Path:
     return write_parquet_source(folder, "breast_cancer", load_table())
 
 
-BUILTINS.add("breast-cancer", BuiltinDataset(
-    name="breast-cancer", task="tabular-classification",
-    description="569 breast tumour samples, 30 numeric features of cell nuclei from digitised "
-    "fine-needle aspirate images (mean, standard error and worst of 10 measurements), "
-    "2 classes: malignant (212) / benign (357)",
-    n_samples=N_SAMPLES, size="30 features",
-    licence="CC BY 4.0 (UCI Machine Learning Repository; Wolberg, Street and Mangasarian 1995)",
-    source="UCI Breast Cancer Wisconsin (Diagnostic), as shipped in scikit-learn "
-    "(load_breast_cancer, sklearn/datasets/data/breast_cancer.csv)",
-    package="scikit-learn (pip)",
-    materialise=materialise,
-))
+BUILTINS.add(
+    "breast-cancer",
+    BuiltinDataset(
+        name="breast-cancer",
+        task="tabular-classification",
+        description="569 breast tumour samples, 30 numeric features of cell nuclei from digitised "
+        "fine-needle aspirate images (mean, standard error and worst of 10 measurements), "
+        "2 classes: malignant (212) / benign (357)",
+        n_samples=N_SAMPLES,
+        size="30 features",
+        licence="CC BY 4.0 (UCI Machine Learning Repository; Wolberg, Street and Mangasarian 1995)",
+        source="UCI Breast Cancer Wisconsin (Diagnostic), as shipped in scikit-learn "
+        "(load_breast_cancer, sklearn/datasets/data/breast_cancer.csv)",
+        package="scikit-learn (pip)",
+        materialise=materialise,
+    ),
+)

@@ -29,14 +29,19 @@ def materialise(folder: Path) -> Path:
     return write_parquet_source(folder, "diabetes", load_table())
 
 
-BUILTINS.add("diabetes", BuiltinDataset(
-    name="diabetes", task="tabular-regression",
-    description="442 diabetes patients, 10 baseline variables (age, sex, BMI, blood pressure, "
-    "6 blood serum measurements); target: disease progression one year later (25 to 346)",
-    n_samples=N_SAMPLES, size="10 features",
-    licence="BSD-3-Clause (scikit-learn); Efron, Hastie, Johnstone and Tibshirani (2004)",
-    source="Efron et al., Least Angle Regression, Annals of Statistics 2004, as shipped in "
-    "scikit-learn (load_diabetes)",
-    package="scikit-learn (pip)",
-    materialise=materialise,
-))
+BUILTINS.add(
+    "diabetes",
+    BuiltinDataset(
+        name="diabetes",
+        task="tabular-regression",
+        description="442 diabetes patients, 10 baseline variables (age, sex, BMI, blood pressure, "
+        "6 blood serum measurements); target: disease progression one year later (25 to 346)",
+        n_samples=N_SAMPLES,
+        size="10 features",
+        licence="BSD-3-Clause (scikit-learn); Efron, Hastie, Johnstone and Tibshirani (2004)",
+        source="Efron et al., Least Angle Regression, Annals of Statistics 2004, as shipped in "
+        "scikit-learn (load_diabetes)",
+        package="scikit-learn (pip)",
+        materialise=materialise,
+    ),
+)

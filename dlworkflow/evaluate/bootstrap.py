@@ -37,9 +37,15 @@ TIE = 1e-12  # replicates this close to the estimate (relative to max(1, |estima
 _NORMAL = NormalDist()
 
 
-def bootstrap_interval(metric: Callable[[np.ndarray, np.ndarray], float], y_true: np.ndarray,
-                       proba: np.ndarray, *, n_resamples: int, confidence: float,
-                       seed: int) -> tuple[float, float]:
+def bootstrap_interval(
+    metric: Callable[[np.ndarray, np.ndarray], float],
+    y_true: np.ndarray,
+    proba: np.ndarray,
+    *,
+    n_resamples: int,
+    confidence: float,
+    seed: int,
+) -> tuple[float, float]:
     """(low, high) of the metric over resamples of the test samples, with replacement: the BC
     interval around metric(y_true, proba)."""
     rng = np.random.default_rng(seed)
@@ -51,9 +57,15 @@ def bootstrap_interval(metric: Callable[[np.ndarray, np.ndarray], float], y_true
     return bc_interval(values, float(metric(y_true, proba)), confidence)
 
 
-def bootstrap_metrics(y_true: np.ndarray, proba: np.ndarray, *, n_resamples: int,
-                      confidence: float, seed: int,
-                      top_k: tuple[int, ...] = ()) -> dict[str, tuple[float, float]]:
+def bootstrap_metrics(
+    y_true: np.ndarray,
+    proba: np.ndarray,
+    *,
+    n_resamples: int,
+    confidence: float,
+    seed: int,
+    top_k: tuple[int, ...] = (),
+) -> dict[str, tuple[float, float]]:
     """(low, high) of every scalar metric of dlworkflow.evaluate.scores at once, vectorised
     over the resamples; the resamples are those of bootstrap_interval for the same seed."""
     from dlworkflow.evaluate.scores import resample_counts, scalar_metrics
@@ -63,36 +75,58 @@ def bootstrap_metrics(y_true: np.ndarray, proba: np.ndarray, *, n_resamples: int
     for weights in resample_counts(len(y_true), n_resamples=n_resamples, seed=seed):
         for name, values in scalar_metrics(y_true, proba, weights, top_k=top_k).items():
             chunks.setdefault(name, []).append(values)
-    return {name: bc_interval(np.concatenate(parts), float(point[name][0]), confidence,
-                              floor=FLOORS.get(name))
-            for name, parts in chunks.items()}
+    return {
+        name: bc_interval(
+            np.concatenate(parts), float(point[name][0]), confidence, floor=FLOORS.get(name)
+        )
+        for name, parts in chunks.items()
+    }
 
 
-def paired_difference(metric: str, y_true: np.ndarray, proba_a: np.ndarray,
-                      proba_b: np.ndarray, *, n_resamples: int, confidence: float,
-                      seed: int) -> tuple[float, float]:
+def paired_difference(
+    metric: str,
+    y_true: np.ndarray,
+    proba_a: np.ndarray,
+    proba_b: np.ndarray,
+    *,
+    n_resamples: int,
+    confidence: float,
+    seed: int,
+) -> tuple[float, float]:
     """(low, high) of metric(a) - metric(b) over the same resamples (a paired bootstrap),
     the BC interval around the observed difference."""
     from dlworkflow.evaluate.scores import resample_counts, scalar_metrics
 
     ones = np.ones((1, len(y_true)))
-    point = float(scalar_metrics(y_true, proba_a, ones, only=metric)[metric][0]
-                  - scalar_metrics(y_true, proba_b, ones, only=metric)[metric][0])
-    diffs = [scalar_metrics(y_true, proba_a, w, only=metric)[metric]
-             - scalar_metrics(y_true, proba_b, w, only=metric)[metric]
-             for w in resample_counts(len(y_true), n_resamples=n_resamples, seed=seed)]
+    point = float(
+        scalar_metrics(y_true, proba_a, ones, only=metric)[metric][0]
+        - scalar_metrics(y_true, proba_b, ones, only=metric)[metric][0]
+    )
+    diffs = [
+        scalar_metrics(y_true, proba_a, w, only=metric)[metric]
+        - scalar_metrics(y_true, proba_b, w, only=metric)[metric]
+        for w in resample_counts(len(y_true), n_resamples=n_resamples, seed=seed)
+    ]
     return bc_interval(np.concatenate(diffs), point, confidence)
 
 
-def metric_interval(metric: str, y_true: np.ndarray, proba: np.ndarray, *, n_resamples: int,
-                    confidence: float, seed: int) -> tuple[float, float]:
+def metric_interval(
+    metric: str,
+    y_true: np.ndarray,
+    proba: np.ndarray,
+    *,
+    n_resamples: int,
+    confidence: float,
+    seed: int,
+) -> tuple[float, float]:
     """bootstrap_interval of one metric of dlworkflow.evaluate.scores, vectorised."""
     from dlworkflow.evaluate.scores import resample_counts, scalar_metrics
 
-    point = float(scalar_metrics(y_true, proba, np.ones((1, len(y_true))),
-                                 only=metric)[metric][0])
-    values = [scalar_metrics(y_true, proba, w, only=metric)[metric]
-              for w in resample_counts(len(y_true), n_resamples=n_resamples, seed=seed)]
+    point = float(scalar_metrics(y_true, proba, np.ones((1, len(y_true))), only=metric)[metric][0])
+    values = [
+        scalar_metrics(y_true, proba, w, only=metric)[metric]
+        for w in resample_counts(len(y_true), n_resamples=n_resamples, seed=seed)
+    ]
     return bc_interval(np.concatenate(values), point, confidence, floor=FLOORS.get(metric))
 
 
@@ -106,8 +140,9 @@ def percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, f
     return float(low), float(high)
 
 
-def bc_interval(values: np.ndarray, estimate: float, confidence: float, *,
-                floor: float | None = None) -> tuple[float, float]:
+def bc_interval(
+    values: np.ndarray, estimate: float, confidence: float, *, floor: float | None = None
+) -> tuple[float, float]:
     """The bias-corrected percentile interval of the replicates around `estimate`, widened
     to contain it where BC breaks down (see the module docstring). NaN replicates are
     dropped; an undefined estimate gets the percentile interval."""

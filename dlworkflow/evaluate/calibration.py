@@ -34,8 +34,12 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     if len(y) == 0:
         return 1.0
     lo, hi = np.log(T_BOUNDS[0]), np.log(T_BOUNDS[1])
-    found = minimize_scalar(lambda log_t: nll(logits, y, float(np.exp(log_t))),
-                            bounds=(lo, hi), method="bounded", options={"xatol": 1e-4})
+    found = minimize_scalar(
+        lambda log_t: nll(logits, y, float(np.exp(log_t))),
+        bounds=(lo, hi),
+        method="bounded",
+        options={"xatol": 1e-4},
+    )
     return float(np.exp(found.x))
 
 
@@ -64,15 +68,24 @@ def reliability(y: np.ndarray, proba: np.ndarray, *, bins: int = ECE_BINS) -> di
     }
 
 
-def calibration_section(y: np.ndarray, logits: np.ndarray, *,
-                        temperature: float | None) -> dict[str, Any]:
+def calibration_section(
+    y: np.ndarray, logits: np.ndarray, *, temperature: float | None
+) -> dict[str, Any]:
     """ECE and reliability of the model as it is, and after temperature scaling with T
     (fitted elsewhere, on validation) when T is given."""
     proba = softmax(logits)
-    out: dict[str, Any] = {"bins": ECE_BINS, "ece": ece(y, proba), "nll": nll(logits, y),
-                           "reliability": reliability(y, proba), "temperature": temperature}
+    out: dict[str, Any] = {
+        "bins": ECE_BINS,
+        "ece": ece(y, proba),
+        "nll": nll(logits, y),
+        "reliability": reliability(y, proba),
+        "temperature": temperature,
+    }
     if temperature is not None:
         scaled = softmax(logits, temperature)
-        out["scaled"] = {"ece": ece(y, scaled), "nll": nll(logits, y, temperature),
-                         "reliability": reliability(y, scaled)}
+        out["scaled"] = {
+            "ece": ece(y, scaled),
+            "nll": nll(logits, y, temperature),
+            "reliability": reliability(y, scaled),
+        }
     return out

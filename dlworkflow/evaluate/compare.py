@@ -54,8 +54,12 @@ def compare(project: Workspace, *, champion: Path, challenger: Path, on: str) ->
     per model and the paired bootstrap interval of challenger - champion, per slice and over
     the rows `on` selects ("all" | "test" | "fresh"). JSON-ready (NaN becomes None)."""
     if on not in COMPARE_ON:
-        raise CompareError(f"Unknown comparison set {on!r}.", expected=" | ".join(COMPARE_ON),
-                           received=repr(on), fix="set retrain.compare_on to all, test or fresh")
+        raise CompareError(
+            f"Unknown comparison set {on!r}.",
+            expected=" | ".join(COMPARE_ON),
+            received=repr(on),
+            fix="set retrain.compare_on to all, test or fresh",
+        )
     old, new = load_bundle(champion), load_bundle(challenger)
     _check_comparable(old, new)
     task, target = bundle_task(old)
@@ -72,42 +76,53 @@ def compare(project: Workspace, *, champion: Path, challenger: Path, on: str) ->
             expected="a fresh<N> slice (the held-out share of a data.additions entry)",
             received=f"slices: {', '.join(names)}",
             fix="set retrain.compare_on: all (or test), or add more fresh data: a small "
-                "addition may put no sample in its fresh slice")
+            "addition may put no sample in its fresh slice",
+        )
     purpose = f"champion v{old.version} vs challenger v{new.version}"
     predictions = {name: _predict(project, name, purpose, old, new) for name in names}
     settings = _settings(project, metric)
     summary = SUMMARIES[task.single_label]
-    slices = [summary(name, *predictions[name], task=task, target=target, **settings)
-              for name in names]
+    slices = [
+        summary(name, *predictions[name], task=task, target=target, **settings) for name in names
+    ]
     pooled = [predictions[n] for n in chosen]
     y, p_old, p_new = (np.concatenate([part[i] for part in pooled]) for i in range(3))
-    compared = summary(" + ".join(chosen), y, p_old, p_new, task=task, target=target,
-                       **settings)
+    compared = summary(" + ".join(chosen), y, p_old, p_new, task=task, target=target, **settings)
     compared["slices"] = chosen
     for part in [*slices, compared]:
         diff = part["difference"]
         part["improvement"] = None if diff is None else (diff if higher else -diff)
-    return {"metric": metric, "higher_is_better": higher, "on": on,
-            "confidence": settings["confidence"],
-            "champion": {"version": old.version, "folder": str(old.folder)},
-            "challenger": {"version": new.version, "folder": str(new.folder)},
-            "slices": slices, "compared": compared}
+    return {
+        "metric": metric,
+        "higher_is_better": higher,
+        "on": on,
+        "confidence": settings["confidence"],
+        "champion": {"version": old.version, "folder": str(old.folder)},
+        "challenger": {"version": new.version, "folder": str(new.folder)},
+        "slices": slices,
+        "compared": compared,
+    }
 
 
 def _check_comparable(old: Bundle, new: Bundle) -> None:
-    if old.modality != new.modality or old.classes != new.classes \
-            or bundle_task(old)[0] is not bundle_task(new)[0]:
+    if (
+        old.modality != new.modality
+        or old.classes != new.classes
+        or bundle_task(old)[0] is not bundle_task(new)[0]
+    ):
         raise CompareError(
             f"Champion v{old.version} and challenger v{new.version} predict different things: "
             "one metric cannot compare them.",
             expected=f"{old.modality} input and classes {old.classes[:12]}",
             received=f"{new.modality} input and classes {new.classes[:12]}",
             fix="review the challenger's `dlw test` verdict and promote it by hand "
-                f"(`dlw promote {new.version}`) if it should serve")
+            f"(`dlw promote {new.version}`) if it should serve",
+        )
 
 
-def _predict(project: Workspace, name: str, purpose: str, old: Bundle,
-             new: Bundle) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _predict(
+    project: Workspace, name: str, purpose: str, old: Bundle, new: Bundle
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(encoded targets (classification: class indices), champion outputs, challenger
     outputs)."""
     rows = open_test_set(project, purpose=purpose, slice=name)
@@ -119,11 +134,13 @@ def _predict(project: Workspace, name: str, purpose: str, old: Bundle,
         known = known & (y >= 0)
     unknown = sorted(set(labels[~known]))
     if unknown:
-        raise CompareError(f"The {name} rows hold labels the models do not know: {unknown[:5]}.",
-                           expected=f"labels among {old.classes[:12]}",
-                           received=f"{len(unknown)} unknown label(s)",
-                           fix="train a challenger on data with these classes (dlw retrain) "
-                               "and promote it by hand after its test")
+        raise CompareError(
+            f"The {name} rows hold labels the models do not know: {unknown[:5]}.",
+            expected=f"labels among {old.classes[:12]}",
+            received=f"{len(unknown)} unknown label(s)",
+            fix="train a challenger on data with these classes (dlw retrain) "
+            "and promote it by hand after its test",
+        )
     return y, _outputs(old, rows), _outputs(new, rows)
 
 
@@ -132,56 +149,121 @@ def _outputs(bundle: Bundle, rows: pd.DataFrame) -> np.ndarray:
     k = len(bundle.classes)
     parts = [np.zeros((0, k), dtype=np.float32)]
     for start in range(0, len(rows), BATCH):
-        parts.append(predict_outputs(bundle,
-                                     runtime_inputs(bundle, rows.iloc[start:start + BATCH])))
+        parts.append(
+            predict_outputs(bundle, runtime_inputs(bundle, rows.iloc[start : start + BATCH]))
+        )
     return np.concatenate(parts)
 
 
 def _settings(project: Workspace, metric: str) -> dict[str, Any]:
     cfg = project.config
-    return {"metric": metric, "n_resamples": cfg.evaluate.bootstrap_samples,
-            "confidence": cfg.evaluate.confidence, "seed": cfg.seed}
+    return {
+        "metric": metric,
+        "n_resamples": cfg.evaluate.bootstrap_samples,
+        "confidence": cfg.evaluate.confidence,
+        "seed": cfg.seed,
+    }
 
 
-def _summary(name: str, y: np.ndarray, p_old: np.ndarray, p_new: np.ndarray, *, metric: str,
-             n_resamples: int, confidence: float, seed: int, task: Task | None = None,
-             target: dict[str, Any] | None = None) -> dict[str, Any]:
+def _summary(
+    name: str,
+    y: np.ndarray,
+    p_old: np.ndarray,
+    p_new: np.ndarray,
+    *,
+    metric: str,
+    n_resamples: int,
+    confidence: float,
+    seed: int,
+    task: Task | None = None,
+    target: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Classification, one set of rows: each model's metric and the paired interval of the
     difference."""
     out: dict[str, Any] = {"name": name, "n": int(len(y))}
     if len(y) == 0:
-        return {**out, "champion": None, "challenger": None, "difference": None,
-                "interval": [None, None]}
+        return {
+            **out,
+            "champion": None,
+            "challenger": None,
+            "difference": None,
+            "interval": [None, None],
+        }
     score = METRICS.get(metric)
     a, b = float(score(y, p_old)), float(score(y, p_new))
-    low, high = paired_difference(metric, y, p_new, p_old, n_resamples=n_resamples,
-                                  confidence=confidence, seed=seed)
-    return {**out, "champion": _num(a), "challenger": _num(b), "difference": _num(b - a),
-            "interval": [_num(low), _num(high)],
-            "accuracy": {"champion": _num(float(np.mean(p_old.argmax(1) == y))),
-                         "challenger": _num(float(np.mean(p_new.argmax(1) == y)))}}
+    low, high = paired_difference(
+        metric, y, p_new, p_old, n_resamples=n_resamples, confidence=confidence, seed=seed
+    )
+    return {
+        **out,
+        "champion": _num(a),
+        "challenger": _num(b),
+        "difference": _num(b - a),
+        "interval": [_num(low), _num(high)],
+        "accuracy": {
+            "champion": _num(float(np.mean(p_old.argmax(1) == y))),
+            "challenger": _num(float(np.mean(p_new.argmax(1) == y))),
+        },
+    }
 
 
-def _task_summary(name: str, y: np.ndarray, p_old: np.ndarray, p_new: np.ndarray, *,
-                  metric: str, n_resamples: int, confidence: float, seed: int, task: Task,
-                  target: dict[str, Any]) -> dict[str, Any]:
+def _task_summary(
+    name: str,
+    y: np.ndarray,
+    p_old: np.ndarray,
+    p_new: np.ndarray,
+    *,
+    metric: str,
+    n_resamples: int,
+    confidence: float,
+    seed: int,
+    task: Task,
+    target: dict[str, Any],
+) -> dict[str, Any]:
     """Regression and multi-label, one set of rows: each model's metric (`task.scores`) and
     the BC interval of the difference challenger - champion over the same draw counts for
     both models (a paired bootstrap)."""
     out: dict[str, Any] = {"name": name, "n": int(len(y))}
     if len(y) == 0:
-        return {**out, "champion": None, "challenger": None, "difference": None,
-                "interval": [None, None]}
-    low, high, a, b = paired_task_difference(task, metric, y, p_old, p_new, target,
-                                             n_resamples=n_resamples, confidence=confidence,
-                                             seed=seed)
-    return {**out, "champion": _num(a), "challenger": _num(b), "difference": _num(b - a),
-            "interval": [_num(low), _num(high)]}
+        return {
+            **out,
+            "champion": None,
+            "challenger": None,
+            "difference": None,
+            "interval": [None, None],
+        }
+    low, high, a, b = paired_task_difference(
+        task,
+        metric,
+        y,
+        p_old,
+        p_new,
+        target,
+        n_resamples=n_resamples,
+        confidence=confidence,
+        seed=seed,
+    )
+    return {
+        **out,
+        "champion": _num(a),
+        "challenger": _num(b),
+        "difference": _num(b - a),
+        "interval": [_num(low), _num(high)],
+    }
 
 
-def paired_task_difference(task: Task, metric: str, y: np.ndarray, out_a: np.ndarray,
-                           out_b: np.ndarray, target: dict[str, Any], *, n_resamples: int,
-                           confidence: float, seed: int) -> tuple[float, float, float, float]:
+def paired_task_difference(
+    task: Task,
+    metric: str,
+    y: np.ndarray,
+    out_a: np.ndarray,
+    out_b: np.ndarray,
+    target: dict[str, Any],
+    *,
+    n_resamples: int,
+    confidence: float,
+    seed: int,
+) -> tuple[float, float, float, float]:
     """(low, high) of metric(b) - metric(a) over the same resampled rows (draw counts of
     `resample_counts`, as every bootstrap of the project), the BC interval around the
     observed difference; and metric(a), metric(b)."""
@@ -190,8 +272,10 @@ def paired_task_difference(task: Task, metric: str, y: np.ndarray, out_a: np.nda
     ones = np.ones((1, len(y)))
     a = float(task.scores(y, out_a, ones, target)[metric][0])
     b = float(task.scores(y, out_b, ones, target)[metric][0])
-    diffs = [task.scores(y, out_b, w, target)[metric] - task.scores(y, out_a, w, target)[metric]
-             for w in resample_counts(len(y), n_resamples=n_resamples, seed=seed)]
+    diffs = [
+        task.scores(y, out_b, w, target)[metric] - task.scores(y, out_a, w, target)[metric]
+        for w in resample_counts(len(y), n_resamples=n_resamples, seed=seed)
+    ]
     low, high = bc_interval(np.concatenate(diffs), b - a, confidence)
     return low, high, a, b
 

@@ -28,8 +28,9 @@ RUNS = 100
 MB = 1_000_000
 
 
-def latency_ms(onnx_path: str | Path, example: np.ndarray, *, runs: int = RUNS,
-               warmup: int = WARMUP) -> dict[str, float]:
+def latency_ms(
+    onnx_path: str | Path, example: np.ndarray, *, runs: int = RUNS, warmup: int = WARMUP
+) -> dict[str, float]:
     """CPU latency of one call at the example's batch size: ONNX Runtime, 1 thread,
     sequential; {"p50", "p95", "mean", "runs"} in ms after `warmup` untimed calls."""
     import onnxruntime as ort
@@ -39,8 +40,9 @@ def latency_ms(onnx_path: str | Path, example: np.ndarray, *, runs: int = RUNS,
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3
-    session = ort.InferenceSession(str(onnx_path), sess_options=options,
-                                   providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"]
+    )
     feed = {"input": np.ascontiguousarray(example)}
     for _ in range(warmup):
         session.run(["logits"], feed)
@@ -50,8 +52,12 @@ def latency_ms(onnx_path: str | Path, example: np.ndarray, *, runs: int = RUNS,
         session.run(["logits"], feed)
         times[i] = time.perf_counter() - start
     times *= 1000.0
-    return {"p50": float(np.percentile(times, 50)), "p95": float(np.percentile(times, 95)),
-            "mean": float(times.mean()), "runs": runs}
+    return {
+        "p50": float(np.percentile(times, 50)),
+        "p95": float(np.percentile(times, 95)),
+        "mean": float(times.mean()),
+        "runs": runs,
+    }
 
 
 def _one_sample(meta: ModelMeta, example: np.ndarray) -> np.ndarray:
@@ -70,9 +76,14 @@ def _one_sample(meta: ModelMeta, example: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x[:1])
 
 
-def check_constraints(project: Workspace, model: Any, meta: ModelMeta,
-                      example: np.ndarray | None = None, *,
-                      runs: int = RUNS) -> list[ConstraintCheck]:
+def check_constraints(
+    project: Workspace,
+    model: Any,
+    meta: ModelMeta,
+    example: np.ndarray | None = None,
+    *,
+    runs: int = RUNS,
+) -> list[ConstraintCheck]:
     """Every constraint set in `problem.constraints`, measured on `model` exported to a
     temporary ONNX file; `example` is one input sample (or a batch: its first row is used;
     None: zeros of the model's input format, `runtime.spec.example_input`)."""
@@ -91,15 +102,25 @@ def check_constraints(project: Workspace, model: Any, meta: ModelMeta,
         path = to_onnx(model, Path(tmp) / "model.onnx", example=np.repeat(x, 2, axis=0))
         if limits.max_latency_ms is not None:
             lat = latency_ms(path, x, runs=runs)
-            checks.append(ConstraintCheck(
-                "max_latency_ms", float(limits.max_latency_ms), lat["p95"],
-                lat["p95"] <= limits.max_latency_ms,
-                f"ONNX Runtime CPU, 1 thread, batch 1, p95 of {lat['runs']} runs after "
-                f"{WARMUP} warm-up (p50 {lat['p50']:.3f} ms)"))
+            checks.append(
+                ConstraintCheck(
+                    "max_latency_ms",
+                    float(limits.max_latency_ms),
+                    lat["p95"],
+                    lat["p95"] <= limits.max_latency_ms,
+                    f"ONNX Runtime CPU, 1 thread, batch 1, p95 of {lat['runs']} runs after "
+                    f"{WARMUP} warm-up (p50 {lat['p50']:.3f} ms)",
+                )
+            )
         if limits.max_model_size_mb is not None:
             size = path.stat().st_size / MB
-            checks.append(ConstraintCheck(
-                "max_model_size_mb", float(limits.max_model_size_mb), size,
-                size <= limits.max_model_size_mb,
-                f"model.onnx, {path.stat().st_size:,} bytes"))
+            checks.append(
+                ConstraintCheck(
+                    "max_model_size_mb",
+                    float(limits.max_model_size_mb),
+                    size,
+                    size <= limits.max_model_size_mb,
+                    f"model.onnx, {path.stat().st_size:,} bytes",
+                )
+            )
     return checks

@@ -36,10 +36,12 @@ class EvaluationResult(StepResult):
 
     def rows(self) -> list[tuple[str, Any]]:
         r = self.report
-        note = ("" if r["primary_metric_agreed"]
-                else f"  (no criterion agreed yet: {r['primary_metric']})")
-        return [("headline", headline(r) + note), ("model", self.model),
-                *report_rows(r)]
+        note = (
+            ""
+            if r["primary_metric_agreed"]
+            else f"  (no criterion agreed yet: {r['primary_metric']})"
+        )
+        return [("headline", headline(r) + note), ("model", self.model), *report_rows(r)]
 
     def figures(self) -> list[tuple[str, str | Path]]:
         return list(report_figures(self.report, self.root)) if self.root else []
@@ -47,9 +49,13 @@ class EvaluationResult(StepResult):
     def to_json(self) -> dict[str, Any]:
         """`dlw evaluate --json`: the headline and the full report, as written to
         reports/evaluate/<split>/metrics.json."""
-        return {"split": self.split, "model": self.model, "headline": headline(self.report),
-                "metrics_file": metrics_file(self.root, self.split) if self.root else None,
-                "report": self.report}
+        return {
+            "split": self.split,
+            "model": self.model,
+            "headline": headline(self.report),
+            "metrics_file": metrics_file(self.root, self.split) if self.root else None,
+            "report": self.report,
+        }
 
 
 def evaluate(project: Workspace, split: str = "val") -> EvaluationResult:
@@ -63,11 +69,17 @@ def evaluate(project: Workspace, split: str = "val") -> EvaluationResult:
         report = full_report(project, model, meta, rows, split=split, temperature=temperature)
         metric = report["primary_metric"]
         m = report["metrics"][metric]
-        record = {"split": split, "metric": metric, "value": m["value"],
-                  "interval": [m["low"], m["high"]], "n": report["n"],
-                  "temperature": temperature,
-                  "simple_as_good": (report["baselines"] or {}).get("simple_as_good")}
+        record = {
+            "split": split,
+            "metric": metric,
+            "value": m["value"],
+            "interval": [m["low"], m["high"]],
+            "n": report["n"],
+            "temperature": temperature,
+            "simple_as_good": (report["baselines"] or {}).get("simple_as_good"),
+        }
         run.outputs = {"hash": sha256_json(record), **record}
         run.summary = {"headline": headline(report), **record}
-    return EvaluationResult(split=split, model=str(meta.get("name")), report=report,
-                            root=str(project.root))
+    return EvaluationResult(
+        split=split, model=str(meta.get("name")), report=report, root=str(project.root)
+    )

@@ -36,13 +36,19 @@ def confusion_png(cm: np.ndarray, classes: list[str], path: Path, *, title: str)
     if k <= 30:
         for (i, j), count in np.ndenumerate(cm):
             if count:
-                ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
-                        color="white" if share[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(count),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if share[i, j] > 0.5 else "black",
+                )
     ticks = range(k) if k <= 40 else range(0, k, max(1, k // 20))
     ax.set_xticks(list(ticks))
     ax.set_yticks(list(ticks))
-    ax.set_xticklabels([str(classes[t])[:14] for t in ticks], rotation=45, ha="right",
-                       fontsize=7)
+    ax.set_xticklabels([str(classes[t])[:14] for t in ticks], rotation=45, ha="right", fontsize=7)
     ax.set_yticklabels([str(classes[t])[:14] for t in ticks], fontsize=7)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
@@ -59,12 +65,18 @@ def reliability_png(calibration: dict[str, Any], path: Path, *, title: str) -> P
     curves = [("model", calibration["reliability"], calibration["ece"], "C0")]
     if calibration.get("scaled"):
         t = calibration["temperature"]
-        curves.append((f"after temperature scaling (T={t:.2f})",
-                       calibration["scaled"]["reliability"], calibration["scaled"]["ece"],
-                       "C3"))
+        curves.append(
+            (
+                f"after temperature scaling (T={t:.2f})",
+                calibration["scaled"]["reliability"],
+                calibration["scaled"]["ece"],
+                "C3",
+            )
+        )
     for label, rel, ece, colour in curves:
-        points = [(c, a, n) for c, a, n in zip(rel["confidence"], rel["accuracy"],
-                                               rel["count"]) if n]
+        points = [
+            (c, a, n) for c, a, n in zip(rel["confidence"], rel["accuracy"], rel["count"]) if n
+        ]
         if not points:
             continue
         conf, acc, count = (np.array(v, dtype=float) for v in zip(*points))
@@ -80,8 +92,7 @@ def reliability_png(calibration: dict[str, Any], path: Path, *, title: str) -> P
     return _save(fig, path)
 
 
-def mistakes_png(images: list[np.ndarray], captions: list[str], path: Path, *,
-                 title: str) -> Path:
+def mistakes_png(images: list[np.ndarray], captions: list[str], path: Path, *, title: str) -> Path:
     """A grid of thumbnails (uint8 CHW) with 'true -> predicted (confidence)' captions, drawn
     as one mosaic on one axes (a sub-plot per thumbnail took a second to draw)."""
     n = max(1, len(images))
@@ -101,15 +112,16 @@ def mistakes_png(images: list[np.ndarray], captions: list[str], path: Path, *,
             rgb = np.repeat(array, 3, axis=0) if array.shape[0] == 1 else array[:3]
             h, w = rgb.shape[1:]
             top, left = (i // cols) * (tile + gap) + gap, (i % cols) * (tile + 2) + 1
-            mosaic[top:top + h, left:left + w] = np.moveaxis(rgb, 0, -1)
+            mosaic[top : top + h, left : left + w] = np.moveaxis(rgb, 0, -1)
             ax.text(left + w / 2, top - 1, caption, ha="center", va="bottom", fontsize=7)
         ax.imshow(mosaic, interpolation="nearest")
     fig.suptitle(title, fontsize=9)
     return _save(fig, path, tight=False)  # the axes fills the figure already
 
 
-def residuals_png(y: np.ndarray, predicted: np.ndarray, path: Path, *, title: str,
-                  unit: str = "target") -> Path:
+def residuals_png(
+    y: np.ndarray, predicted: np.ndarray, path: Path, *, title: str, unit: str = "target"
+) -> Path:
     """Regression: predicted against true (the diagonal is a perfect prediction) and the
     residual (true - predicted) against predicted (a pattern around 0 is a bias the model
     left)."""
@@ -122,8 +134,9 @@ def residuals_png(y: np.ndarray, predicted: np.ndarray, path: Path, *, title: st
     if len(y):
         low = float(min(y.min(), predicted.min()))
         high = float(max(y.max(), predicted.max()))
-        left.plot([low, high], [low, high], color="0.6", linestyle="--", linewidth=1,
-                  label="perfect")
+        left.plot(
+            [low, high], [low, high], color="0.6", linestyle="--", linewidth=1, label="perfect"
+        )
         left.scatter(y, predicted, s=size, alpha=0.6, color="C0")
         right.axhline(0.0, color="0.6", linestyle="--", linewidth=1)
         right.scatter(predicted, residual, s=size, alpha=0.6, color="C3")
@@ -146,13 +159,20 @@ def per_label_png(rows: list[dict[str, Any]], path: Path, *, title: str) -> Path
     ax = fig.add_subplot()
     x = np.arange(len(rows))
     width = 0.27
-    for offset, key, colour in ((-width, "precision", "C0"), (0.0, "recall", "C2"),
-                                (width, "f1", "C3")):
+    for offset, key, colour in (
+        (-width, "precision", "C0"),
+        (0.0, "recall", "C2"),
+        (width, "f1", "C3"),
+    ):
         values = [r[key] if r[key] is not None else 0.0 for r in rows]
         ax.bar(x + offset, values, width, label=key, color=colour)
     ax.set_xticks(list(x))
-    ax.set_xticklabels([f"{str(r['label'])[:14]} ({r['support']})" for r in rows],
-                       rotation=45, ha="right", fontsize=7)
+    ax.set_xticklabels(
+        [f"{str(r['label'])[:14]} ({r['support']})" for r in rows],
+        rotation=45,
+        ha="right",
+        fontsize=7,
+    )
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("score")
     ax.set_xlabel("label (support)")

@@ -82,8 +82,10 @@ def metrics_file(root: str | Path, split: str) -> str:
 
 def validation_temperature(project: Workspace, model: Any, meta: ModelMeta) -> float | None:
     """T fitted on the validation logits when evaluate.temperature_scaling is on, else None."""
-    if not project.config.evaluate.temperature_scaling or not model_task(project,
-                                                                         meta).single_label:
+    if (
+        not project.config.evaluate.temperature_scaling
+        or not model_task(project, meta).single_label
+    ):
         return None  # temperature scaling rescales a softmax: single-label tasks only
     rows = load_split(project, "val")
     y = label_indices(rows, list(meta["classes"]))
@@ -92,22 +94,37 @@ def validation_temperature(project: Workspace, model: Any, meta: ModelMeta) -> f
     return fit_temperature(logits[known], y[known])
 
 
-def full_report(project: Workspace, model: Any, meta: ModelMeta, rows: pd.DataFrame, *,
-                split: str, temperature: float | None) -> dict[str, Any]:
+def full_report(
+    project: Workspace,
+    model: Any,
+    meta: ModelMeta,
+    rows: pd.DataFrame,
+    *,
+    split: str,
+    temperature: float | None,
+) -> dict[str, Any]:
     """Evaluate on `rows` (the caller reads them: `dlw test` alone reads the test set), write
     the figures and metrics.json, and return the report (JSON-ready; figure paths relative
     to the project folder). The model's task kind chooses the report (REPORTS)."""
     task = model_task(project, meta)
-    report = REPORTS[task.kind](project, task, model, meta, rows, split=split,
-                                temperature=temperature)
+    report = REPORTS[task.kind](
+        project, task, model, meta, rows, split=split, temperature=temperature
+    )
     report = json_safe(report)
     atomic_write_json(report_folder(project, split) / METRICS_FILE, report)
     return report
 
 
-def classification_report(project: Workspace, task: Task, model: Any, meta: ModelMeta,
-                          rows: pd.DataFrame, *, split: str,
-                          temperature: float | None) -> dict[str, Any]:
+def classification_report(
+    project: Workspace,
+    task: Task,
+    model: Any,
+    meta: ModelMeta,
+    rows: pd.DataFrame,
+    *,
+    split: str,
+    temperature: float | None,
+) -> dict[str, Any]:
     """Class probabilities: metric_report, calibration, confusion and confident mistakes."""
     cfg = project.config.evaluate
     classes = list(meta["classes"])
@@ -117,29 +134,53 @@ def classification_report(project: Workspace, task: Task, model: Any, meta: Mode
     logits = predict_logits(project, model, meta, rows).astype(np.float64)
     proba = softmax(logits)
     metric, agreed = primary_metric(project)
-    kw: dict[str, Any] = {"n_resamples": cfg.bootstrap_samples, "confidence": cfg.confidence,
-                          "seed": project.config.seed}
+    kw: dict[str, Any] = {
+        "n_resamples": cfg.bootstrap_samples,
+        "confidence": cfg.confidence,
+        "seed": project.config.seed,
+    }
     report = metric_report(y, proba, classes, **kw)
-    report.update({
-        "split": split, "model": str(meta.get("name")), "modality": meta.get("modality", "image"),
-        "primary_metric": metric, "primary_metric_agreed": agreed,
-        "unknown_labels": int((~known).sum()),
-        "calibration": calibration_section(y, logits, temperature=temperature),
-        "slices": slice_report(rows, y, proba, cfg.slices, metric=metric,
-                               min_samples=cfg.slice_min_samples, **kw) if cfg.slices else [],
-        "baselines": baselines(project, meta, rows, y, proba, metric=metric, **kw)
-        if cfg.baselines and len(y) else None,
-        "mistakes": confident_mistakes(
-            rows, y, proba, classes,
-            show_content=project.config.problem.data_sensitivity == "none"),
-        "confused_pairs": confused_pairs(np.array(report["confusion"]), classes),
-    })
+    report.update(
+        {
+            "split": split,
+            "model": str(meta.get("name")),
+            "modality": meta.get("modality", "image"),
+            "primary_metric": metric,
+            "primary_metric_agreed": agreed,
+            "unknown_labels": int((~known).sum()),
+            "calibration": calibration_section(y, logits, temperature=temperature),
+            "slices": slice_report(
+                rows, y, proba, cfg.slices, metric=metric, min_samples=cfg.slice_min_samples, **kw
+            )
+            if cfg.slices
+            else [],
+            "baselines": baselines(project, meta, rows, y, proba, metric=metric, **kw)
+            if cfg.baselines and len(y)
+            else None,
+            "mistakes": confident_mistakes(
+                rows,
+                y,
+                proba,
+                classes,
+                show_content=project.config.problem.data_sensitivity == "none",
+            ),
+            "confused_pairs": confused_pairs(np.array(report["confusion"]), classes),
+        }
+    )
     report["figures"] = _figures(project, meta, rows, report, split=split)
     return report
 
 
-def task_report(project: Workspace, task: Task, model: Any, meta: ModelMeta,
-                rows: pd.DataFrame, *, split: str, temperature: float | None) -> dict[str, Any]:
+def task_report(
+    project: Workspace,
+    task: Task,
+    model: Any,
+    meta: ModelMeta,
+    rows: pd.DataFrame,
+    *,
+    split: str,
+    temperature: float | None,
+) -> dict[str, Any]:
     """Any task's outputs (regression, multi-label): every metric of the task with its BC
     interval, slices, the kind's baselines, error analysis and figures; no calibration."""
     cfg = project.config.evaluate
@@ -151,97 +192,162 @@ def task_report(project: Workspace, task: Task, model: Any, meta: ModelMeta,
     out = predict_outputs(project, model, meta, rows)
     metric, agreed = primary_metric(project)
     task.metric(metric)  # ConfigError when the task has no such metric
-    kw: dict[str, Any] = {"n_resamples": cfg.bootstrap_samples, "confidence": cfg.confidence,
-                          "seed": project.config.seed}
+    kw: dict[str, Any] = {
+        "n_resamples": cfg.bootstrap_samples,
+        "confidence": cfg.confidence,
+        "seed": project.config.seed,
+    }
     report: dict[str, Any] = {
-        "task": task.name, "kind": task.kind, "n": int(len(y)), "outputs": names,
-        "confidence": cfg.confidence, "n_resamples": cfg.bootstrap_samples,
+        "task": task.name,
+        "kind": task.kind,
+        "n": int(len(y)),
+        "outputs": names,
+        "confidence": cfg.confidence,
+        "n_resamples": cfg.bootstrap_samples,
         "seed": project.config.seed,
         "metrics": task_intervals(task, y, out, target, **kw),
-        "split": split, "model": str(meta.get("name")), "modality": meta.get("modality", "image"),
-        "primary_metric": metric, "primary_metric_agreed": agreed,
+        "split": split,
+        "model": str(meta.get("name")),
+        "modality": meta.get("modality", "image"),
+        "primary_metric": metric,
+        "primary_metric_agreed": agreed,
         "unknown_labels": int((~known).sum()),
         "calibration": None,  # calibration of a softmax: classification only
-        "slices": task_slice_report(task, rows, y, out, target, cfg.slices, metric=metric,
-                                    min_samples=cfg.slice_min_samples, **kw)
-        if cfg.slices else [],
+        "slices": task_slice_report(
+            task,
+            rows,
+            y,
+            out,
+            target,
+            cfg.slices,
+            metric=metric,
+            min_samples=cfg.slice_min_samples,
+            **kw,
+        )
+        if cfg.slices
+        else [],
         "baselines": task_baselines(project, task, meta, rows, y, out, metric=metric, **kw)
-        if cfg.baselines and len(y) else None,
+        if cfg.baselines and len(y)
+        else None,
     }
     show = project.config.problem.data_sensitivity == "none"
     analysis, figures = ANALYSES[task.kind]
     report.update(analysis(task, rows, y, out, target, names, show_content=show))
-    report["figures"] = _relative(project, figures(project, meta, rows, y, out, report,
-                                                   split=split))
+    report["figures"] = _relative(
+        project, figures(project, meta, rows, y, out, report, split=split)
+    )
     return report
 
 
-def _regression_analysis(task: Task, rows: pd.DataFrame, y: np.ndarray, out: np.ndarray,
-                         target: dict[str, Any], names: list[str], *,
-                         show_content: bool) -> dict[str, Any]:
-    return {"residuals": residual_summary(y, out),
-            "largest_errors": largest_residuals(rows, y, out, show_content=show_content)}
+def _regression_analysis(
+    task: Task,
+    rows: pd.DataFrame,
+    y: np.ndarray,
+    out: np.ndarray,
+    target: dict[str, Any],
+    names: list[str],
+    *,
+    show_content: bool,
+) -> dict[str, Any]:
+    return {
+        "residuals": residual_summary(y, out),
+        "largest_errors": largest_residuals(rows, y, out, show_content=show_content),
+    }
 
 
-def _multilabel_analysis(task: Task, rows: pd.DataFrame, y: np.ndarray, out: np.ndarray,
-                         target: dict[str, Any], names: list[str], *,
-                         show_content: bool) -> dict[str, Any]:
+def _multilabel_analysis(
+    task: Task,
+    rows: pd.DataFrame,
+    y: np.ndarray,
+    out: np.ndarray,
+    target: dict[str, Any],
+    names: list[str],
+    *,
+    show_content: bool,
+) -> dict[str, Any]:
     # the task decides which labels are predicted (its thresholds); its "labels" column
     # joins them by "|" as the manifest does
     predicted = [set(p.split(SEP)) for p in task.prediction_columns(out, names, target)["labels"]]
-    decided = np.array([[name in chosen for name in names] for chosen in predicted],
-                       dtype=bool).reshape(len(y), len(names))
+    decided = np.array(
+        [[name in chosen for name in names] for chosen in predicted], dtype=bool
+    ).reshape(len(y), len(names))
     thresholds = [float(t) for t in target.get("thresholds") or [0.5] * len(names)]
-    return {"thresholds": dict(zip(names, thresholds)),
-            "per_label": per_label(y, decided, names, np.array(thresholds)),
-            "most_wrong": most_wrong_labels(rows, y, decided, names, show_content=show_content)}
+    return {
+        "thresholds": dict(zip(names, thresholds)),
+        "per_label": per_label(y, decided, names, np.array(thresholds)),
+        "most_wrong": most_wrong_labels(rows, y, decided, names, show_content=show_content),
+    }
 
 
-def _regression_figures(project: Workspace, meta: ModelMeta, rows: pd.DataFrame,
-                        y: np.ndarray, out: np.ndarray, report: dict[str, Any], *,
-                        split: str) -> dict[str, Path]:
+def _regression_figures(
+    project: Workspace,
+    meta: ModelMeta,
+    rows: pd.DataFrame,
+    y: np.ndarray,
+    out: np.ndarray,
+    report: dict[str, Any],
+    *,
+    split: str,
+) -> dict[str, Path]:
     folder = _folder(project, split)
     name = f"{report['model']} on {split} (n={report['n']})"
-    figures = {"residuals": residuals_png(y, out, folder / "residuals.png",
-                                          title=f"residuals: {name}")}
+    figures = {
+        "residuals": residuals_png(y, out, folder / "residuals.png", title=f"residuals: {name}")
+    }
     errors = report["largest_errors"]
     if report["modality"] != "image":
-        figures["errors_table"] = items_csv(errors, ["sample_id", "true", "predicted",
-                                                     "residual"], folder / "largest_errors.csv")
+        figures["errors_table"] = items_csv(
+            errors, ["sample_id", "true", "predicted", "residual"], folder / "largest_errors.csv"
+        )
     else:
         figures["errors"] = mistakes_png(
             _thumbnails(project, meta, rows, [e["row"] for e in errors]),
             [f"{e['true']:.3g} -> {e['predicted']:.3g}" for e in errors],
             folder / "largest_errors.png",
-            title=f"largest errors: {name} (true -> predicted)")
+            title=f"largest errors: {name} (true -> predicted)",
+        )
     return figures
 
 
-def _multilabel_figures(project: Workspace, meta: ModelMeta, rows: pd.DataFrame,
-                        y: np.ndarray, out: np.ndarray, report: dict[str, Any], *,
-                        split: str) -> dict[str, Path]:
+def _multilabel_figures(
+    project: Workspace,
+    meta: ModelMeta,
+    rows: pd.DataFrame,
+    y: np.ndarray,
+    out: np.ndarray,
+    report: dict[str, Any],
+    *,
+    split: str,
+) -> dict[str, Path]:
     folder = _folder(project, split)
     name = f"{report['model']} on {split} (n={report['n']})"
     figures = {
-        "per_label": per_label_png(report["per_label"], folder / "per_label.png",
-                                   title=f"per label: {name}"),
-        "per_label_table": items_csv(report["per_label"], ["label", "support", "predicted",
-                                                           "precision", "recall", "f1",
-                                                           "threshold"],
-                                     folder / "per_label.csv"),
+        "per_label": per_label_png(
+            report["per_label"], folder / "per_label.png", title=f"per label: {name}"
+        ),
+        "per_label_table": items_csv(
+            report["per_label"],
+            ["label", "support", "predicted", "precision", "recall", "f1", "threshold"],
+            folder / "per_label.csv",
+        ),
     }
     wrong = report["most_wrong"]
     if report["modality"] != "image":
-        figures["errors_table"] = items_csv(wrong, ["sample_id", "true", "predicted", "wrong",
-                                                    "missed", "extra"],
-                                            folder / "most_wrong.csv")
+        figures["errors_table"] = items_csv(
+            wrong,
+            ["sample_id", "true", "predicted", "wrong", "missed", "extra"],
+            folder / "most_wrong.csv",
+        )
     else:
         figures["errors"] = mistakes_png(
             _thumbnails(project, meta, rows, [w["row"] for w in wrong]),
-            [" ".join([f"-{m}" for m in w["missed"]] + [f"+{e}" for e in w["extra"]])[:40]
-             for w in wrong],
+            [
+                " ".join([f"-{m}" for m in w["missed"]] + [f"+{e}" for e in w["extra"]])[:40]
+                for w in wrong
+            ],
             folder / "most_wrong.png",
-            title=f"most wrong labels: {name} (-missed +extra)")
+            title=f"most wrong labels: {name} (-missed +extra)",
+        )
     return figures
 
 
@@ -255,14 +361,21 @@ def _relative(project: Workspace, figures: dict[str, Path]) -> dict[str, str]:
     return {key: path.relative_to(project.root).as_posix() for key, path in figures.items()}
 
 
-def _thumbnails(project: Workspace, meta: ModelMeta, rows: pd.DataFrame,
-                indices: list[int]) -> list[np.ndarray]:
+def _thumbnails(
+    project: Workspace, meta: ModelMeta, rows: pd.DataFrame, indices: list[int]
+) -> list[np.ndarray]:
     """The images of these rows at the model's format (uint8 CHW)."""
     if not indices:
         return []
-    return list(image_tensor(project, rows.iloc[indices], channels=int(meta["in_channels"]),
-                             size=image_size(meta),
-                             max_pixels=project.config.data.max_image_pixels))
+    return list(
+        image_tensor(
+            project,
+            rows.iloc[indices],
+            channels=int(meta["in_channels"]),
+            size=image_size(meta),
+            max_pixels=project.config.data.max_image_pixels,
+        )
+    )
 
 
 Report = Callable[..., dict[str, Any]]
@@ -290,34 +403,45 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def _figures(project: Workspace, meta: ModelMeta, rows: pd.DataFrame,
-             report: dict[str, Any], *, split: str) -> dict[str, str]:
+def _figures(
+    project: Workspace, meta: ModelMeta, rows: pd.DataFrame, report: dict[str, Any], *, split: str
+) -> dict[str, str]:
     folder = report_folder(project, split)
     folder.mkdir(parents=True, exist_ok=True)
     name = f"{report['model']} on {split} (n={report['n']})"
     figures = {
-        "confusion": confusion_png(np.array(report["confusion"]), report["classes"],
-                                   folder / "confusion.png", title=f"confusion: {name}"),
-        "reliability": reliability_png(report["calibration"], folder / "reliability.png",
-                                       title=f"reliability: {name}"),
+        "confusion": confusion_png(
+            np.array(report["confusion"]),
+            report["classes"],
+            folder / "confusion.png",
+            title=f"confusion: {name}",
+        ),
+        "reliability": reliability_png(
+            report["calibration"], folder / "reliability.png", title=f"reliability: {name}"
+        ),
     }
     if report["modality"] != "image":
         figures["mistakes_table"] = mistakes_csv(report["mistakes"], folder / "mistakes.csv")
     else:
         mistakes = report["mistakes"]
         images = _thumbnails(project, meta, rows, [m["row"] for m in mistakes])
-        captions = [f"{m['true']} -> {m['predicted']} ({m['confidence']:.2f})"
-                    for m in mistakes]
-        figures["mistakes"] = mistakes_png(images, captions, folder / "mistakes.png",
-                                           title=f"most confident mistakes: {name} "
-                                           "(true -> predicted (confidence))")
+        captions = [f"{m['true']} -> {m['predicted']} ({m['confidence']:.2f})" for m in mistakes]
+        figures["mistakes"] = mistakes_png(
+            images,
+            captions,
+            folder / "mistakes.png",
+            title=f"most confident mistakes: {name} (true -> predicted (confidence))",
+        )
     return {key: path.relative_to(project.root).as_posix() for key, path in figures.items()}
 
 
 def headline(report: dict[str, Any]) -> str:
     metric = report["primary_metric"]
     m = report["metrics"][metric]
-    interval = (f" ({report['confidence']:.0%} CI {m['low']:.4f}-{m['high']:.4f})"
-                if m["low"] is not None else "")
+    interval = (
+        f" ({report['confidence']:.0%} CI {m['low']:.4f}-{m['high']:.4f})"
+        if m["low"] is not None
+        else ""
+    )
     value = f"{m['value']:.4f}" if m["value"] is not None else "undefined"
     return f"{report['split']} {metric} {value}{interval}, n={report['n']}"

@@ -36,14 +36,21 @@ class ConstraintCheck:
 
     def sentence(self) -> str:
         unit = "ms" if self.name.endswith("_ms") else "MB"
-        label = {"max_latency_ms": "CPU latency p95 (batch 1)",
-                 "max_model_size_mb": "ONNX model size"}.get(self.name, self.name)
+        label = {
+            "max_latency_ms": "CPU latency p95 (batch 1)",
+            "max_model_size_mb": "ONNX model size",
+        }.get(self.name, self.name)
         relation = "<=" if self.passed else ">"
         return f"{label} {self.measured:.4g} {unit} {relation} limit {self.limit:g} {unit}"
 
     def record(self) -> dict[str, Any]:
-        return {"name": self.name, "limit": self.limit, "measured": self.measured,
-                "passed": self.passed, "detail": self.detail}
+        return {
+            "name": self.name,
+            "limit": self.limit,
+            "measured": self.measured,
+            "passed": self.passed,
+            "detail": self.detail,
+        }
 
 
 @dataclass(frozen=True)
@@ -83,13 +90,18 @@ class Verdict:
         meets, misses = (">=", "<") if self.higher_is_better else ("<=", ">")
         relation = meets if self.metric_passed else misses
         bound, end = ("lower", lo) if self.higher_is_better else ("upper", hi)
-        what = (f"the {bound} bound of the {self.confidence:.0%} CI {end:.4f}"
-                if self.gate_on == "lower_bound" else f"test {self.metric} {self.value:.4f}")
-        text = (f"{self.verdict}: test {self.metric} {self.value:.4f} "
-                f"({self.confidence:.0%} CI {lo:.4f}-{hi:.4f}) {relation} target {self.target}"
-                if self.gate_on == "value" else
-                f"{self.verdict}: {what} (test {self.metric} {self.value:.4f}) {relation} "
-                f"target {self.target}")
+        what = (
+            f"the {bound} bound of the {self.confidence:.0%} CI {end:.4f}"
+            if self.gate_on == "lower_bound"
+            else f"test {self.metric} {self.value:.4f}"
+        )
+        text = (
+            f"{self.verdict}: test {self.metric} {self.value:.4f} "
+            f"({self.confidence:.0%} CI {lo:.4f}-{hi:.4f}) {relation} target {self.target}"
+            if self.gate_on == "value"
+            else f"{self.verdict}: {what} (test {self.metric} {self.value:.4f}) {relation} "
+            f"target {self.target}"
+        )
         failed = self.failed_constraints
         if failed:
             text += "; constraint failed: " + "; ".join(c.sentence() for c in failed)
@@ -99,25 +111,39 @@ class Verdict:
 
     def record(self) -> dict[str, Any]:
         """The verdict with its evidence, JSON-ready (for the ledger and the report)."""
-        return {"verdict": self.verdict, "metric": self.metric, "value": self.value,
-                "interval": list(self.interval), "confidence": self.confidence,
-                "target": self.target, "gate_on": self.gate_on,
-                "higher_is_better": self.higher_is_better,
-                "metric_passed": self.metric_passed,
-                "constraints": [c.record() for c in self.constraints]}
+        return {
+            "verdict": self.verdict,
+            "metric": self.metric,
+            "value": self.value,
+            "interval": list(self.interval),
+            "confidence": self.confidence,
+            "target": self.target,
+            "gate_on": self.gate_on,
+            "higher_is_better": self.higher_is_better,
+            "metric_passed": self.metric_passed,
+            "constraints": [c.record() for c in self.constraints],
+        }
 
 
-def judge(*, metric: str, value: float, interval: tuple[float, float], confidence: float,
-          target: float, gate_on: str = "value",
-          constraints: tuple[ConstraintCheck, ...] | list[ConstraintCheck] = (),
-          higher_is_better: bool = True) -> Verdict:
+def judge(
+    *,
+    metric: str,
+    value: float,
+    interval: tuple[float, float],
+    confidence: float,
+    target: float,
+    gate_on: str = "value",
+    constraints: tuple[ConstraintCheck, ...] | list[ConstraintCheck] = (),
+    higher_is_better: bool = True,
+) -> Verdict:
     """PASS when the judged value (the estimate, or its interval's pessimistic end) meets the
     target in the metric's direction and every constraint holds."""
     if gate_on not in GATE_ON:
         raise ValueError(f"gate_on must be one of {', '.join(GATE_ON)}, got {gate_on!r}")
     interval = (float(interval[0]), float(interval[1]))
     checks = tuple(constraints)
-    verdict = Verdict(PASS, metric, value, interval, confidence, target, gate_on, checks,
-                      higher_is_better)
+    verdict = Verdict(
+        PASS, metric, value, interval, confidence, target, gate_on, checks, higher_is_better
+    )
     ok = verdict.metric_passed and all(c.passed for c in checks)
     return verdict if ok else dataclasses.replace(verdict, verdict=FAIL)

@@ -21,8 +21,15 @@ def top_ks(n_classes: int) -> tuple[int, ...]:
     return tuple(range(1, min(5, n_classes - 1) + 1))
 
 
-def metric_report(y: np.ndarray, proba: np.ndarray, classes: list[str], *, n_resamples: int,
-                  confidence: float, seed: int) -> dict[str, Any]:
+def metric_report(
+    y: np.ndarray,
+    proba: np.ndarray,
+    classes: list[str],
+    *,
+    n_resamples: int,
+    confidence: float,
+    seed: int,
+) -> dict[str, Any]:
     """Every metric of the predictions, JSON-ready. Scalars: {value, low, high}."""
     y = np.asarray(y, dtype=np.int64)
     proba = np.asarray(proba, dtype=np.float64)
@@ -30,14 +37,25 @@ def metric_report(y: np.ndarray, proba: np.ndarray, classes: list[str], *, n_res
     if proba.ndim != 2 or proba.shape != (len(y), k):
         raise ValueError(f"proba must be ({len(y)}, {k}), got {proba.shape}")
     ks = top_ks(k)
-    point = {name: float(v[0]) for name, v in
-             scalar_metrics(y, proba, np.ones((1, len(y))), top_k=ks).items()}
-    intervals = bootstrap_metrics(y, proba, n_resamples=n_resamples, confidence=confidence,
-                                  seed=seed, top_k=ks) if len(y) else {}
-    metrics = {name: {"value": _finite(value),
-                      "low": _finite(intervals.get(name, (np.nan, np.nan))[0]),
-                      "high": _finite(intervals.get(name, (np.nan, np.nan))[1])}
-               for name, value in point.items()}
+    point = {
+        name: float(v[0])
+        for name, v in scalar_metrics(y, proba, np.ones((1, len(y))), top_k=ks).items()
+    }
+    intervals = (
+        bootstrap_metrics(
+            y, proba, n_resamples=n_resamples, confidence=confidence, seed=seed, top_k=ks
+        )
+        if len(y)
+        else {}
+    )
+    metrics = {
+        name: {
+            "value": _finite(value),
+            "low": _finite(intervals.get(name, (np.nan, np.nan))[0]),
+            "high": _finite(intervals.get(name, (np.nan, np.nan))[1]),
+        }
+        for name, value in point.items()
+    }
     cm = confusion(y, proba.argmax(axis=1), k) if len(y) else np.zeros((k, k), dtype=int)
     return {
         "n": int(len(y)),
@@ -46,8 +64,12 @@ def metric_report(y: np.ndarray, proba: np.ndarray, classes: list[str], *, n_res
         "n_resamples": n_resamples,
         "seed": seed,
         "metrics": metrics,
-        "top_k": {str(kk): metrics["accuracy"]["value"] if kk == 1
-                  else metrics[f"top_{kk}_accuracy"]["value"] for kk in ks},
+        "top_k": {
+            str(kk): metrics["accuracy"]["value"]
+            if kk == 1
+            else metrics[f"top_{kk}_accuracy"]["value"]
+            for kk in ks
+        },
         "per_class": per_class(cm, classes),
         "confusion": cm.tolist(),
     }
@@ -62,8 +84,15 @@ def per_class(cm: np.ndarray, classes: list[str]) -> list[dict[str, Any]]:
         precision = tp[i] / predicted[i] if predicted[i] else None
         recall = tp[i] / actual[i] if actual[i] else None
         denom = actual[i] + predicted[i]
-        rows.append({"class": name, "precision": precision, "recall": recall,
-                     "f1": 2 * tp[i] / denom if denom else None, "support": int(actual[i])})
+        rows.append(
+            {
+                "class": name,
+                "precision": precision,
+                "recall": recall,
+                "f1": 2 * tp[i] / denom if denom else None,
+                "support": int(actual[i]),
+            }
+        )
     return rows
 
 

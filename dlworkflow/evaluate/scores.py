@@ -33,8 +33,9 @@ def resample_counts(n: int, *, n_resamples: int, seed: int) -> Iterator[np.ndarr
         done += b
 
 
-def class_counts(y: np.ndarray, pred: np.ndarray, k: int,
-                 weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def class_counts(
+    y: np.ndarray, pred: np.ndarray, k: int, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(true-positive, actual, predicted) weighted counts per class, each (B, k)."""
     eye = np.eye(k)
     actual = weights @ eye[y]
@@ -43,8 +44,14 @@ def class_counts(y: np.ndarray, pred: np.ndarray, k: int,
     return tp, actual, predicted
 
 
-def scalar_metrics(y: np.ndarray, proba: np.ndarray, weights: np.ndarray, *,
-                   top_k: tuple[int, ...] = (), only: str | None = None) -> dict[str, np.ndarray]:
+def scalar_metrics(
+    y: np.ndarray,
+    proba: np.ndarray,
+    weights: np.ndarray,
+    *,
+    top_k: tuple[int, ...] = (),
+    only: str | None = None,
+) -> dict[str, np.ndarray]:
     """Every scalar metric (or just `only`), one value per weight row: name -> (B,)."""
     k = proba.shape[1]
     pred = proba.argmax(axis=1)
@@ -80,8 +87,9 @@ def top_k_hits(y: np.ndarray, proba: np.ndarray, k: int) -> np.ndarray:
     return (order == y[:, None]).any(axis=1).astype(np.float64)
 
 
-def ranking_metrics(y: np.ndarray, proba: np.ndarray,
-                    weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def ranking_metrics(
+    y: np.ndarray, proba: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Macro one-vs-rest AUROC and AUPRC (average precision), each (B,)."""
     k = proba.shape[1]
     classes = [1] if k == 2 else range(k)
@@ -95,8 +103,9 @@ def ranking_metrics(y: np.ndarray, proba: np.ndarray,
         return np.nanmean(np.stack(aurocs), axis=0), np.nanmean(np.stack(auprcs), axis=0)
 
 
-def _one_vs_rest(positive: np.ndarray, score: np.ndarray,
-                 weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _one_vs_rest(
+    positive: np.ndarray, score: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """AUROC (Mann-Whitney, ties counted half) and average precision (scikit-learn's
     step-wise definition: one threshold per distinct score) with weighted samples."""
     order = np.argsort(score, kind="mergesort")
@@ -117,8 +126,9 @@ def _one_vs_rest(positive: np.ndarray, score: np.ndarray,
     return np.where(valid, auroc, np.nan), np.where(n_pos > 0, ap, np.nan)
 
 
-def expected_calibration_error(y: np.ndarray, proba: np.ndarray, weights: np.ndarray, *,
-                               bins: int = ECE_BINS) -> np.ndarray:
+def expected_calibration_error(
+    y: np.ndarray, proba: np.ndarray, weights: np.ndarray, *, bins: int = ECE_BINS
+) -> np.ndarray:
     """Sum over equal-width confidence bins of |accuracy - mean confidence| x bin share."""
     confidence = proba.max(axis=1)
     correct = (proba.argmax(axis=1) == y).astype(np.float64)

@@ -5,12 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy",
-         "macro_f1": "macro F1", "weighted_f1": "weighted F1", "auroc": "AUROC (macro OvR)",
-         "auprc": "AUPRC (macro OvR)", "ece": "ECE (15 bins)",
-         "rmse": "RMSE", "mae": "MAE", "r2": "R^2", "mape": "MAPE (fraction)",
-         "micro_f1": "micro F1", "map": "mAP (mean average precision)",
-         "subset_accuracy": "subset accuracy", "hamming_loss": "Hamming loss"}
+NAMES = {
+    "accuracy": "accuracy",
+    "balanced_accuracy": "balanced accuracy",
+    "macro_f1": "macro F1",
+    "weighted_f1": "weighted F1",
+    "auroc": "AUROC (macro OvR)",
+    "auprc": "AUPRC (macro OvR)",
+    "ece": "ECE (15 bins)",
+    "rmse": "RMSE",
+    "mae": "MAE",
+    "r2": "R^2",
+    "mape": "MAPE (fraction)",
+    "micro_f1": "micro F1",
+    "map": "mAP (mean average precision)",
+    "subset_accuracy": "subset accuracy",
+    "hamming_loss": "Hamming loss",
+}
 
 
 def _interval(m: dict[str, Any], confidence: float) -> str:
@@ -21,19 +32,24 @@ def _interval(m: dict[str, Any], confidence: float) -> str:
     return f"{m['value']:.4f}  ({confidence:.0%} CI {m['low']:.4f} to {m['high']:.4f})"
 
 
-FIGURE_CAPTIONS = {"confusion": "confusion matrix", "reliability": "reliability diagram",
-                   "mistakes": "most confident mistakes",
-                   "residuals": "predicted against true, and the residuals",
-                   "per_label": "precision, recall and F1 per label",
-                   "errors": "the largest errors"}
-
+FIGURE_CAPTIONS = {
+    "confusion": "confusion matrix",
+    "reliability": "reliability diagram",
+    "mistakes": "most confident mistakes",
+    "residuals": "predicted against true, and the residuals",
+    "per_label": "precision, recall and F1 per label",
+    "errors": "the largest errors",
+}
 
 
 def report_figures(report: dict[str, Any], root: str | Path) -> list[tuple[str, Path]]:
     """The report's PNG figures (paths in the report are relative to the project root)."""
     found = report.get("figures") or {}
-    return [(caption, Path(root) / found[key]) for key, caption in FIGURE_CAPTIONS.items()
-            if key in found]
+    return [
+        (caption, Path(root) / found[key])
+        for key, caption in FIGURE_CAPTIONS.items()
+        if key in found
+    ]
 
 
 def report_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
@@ -47,25 +63,43 @@ def _classification_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     rows = [(NAMES[name], _interval(metrics[name], conf)) for name in NAMES if name in metrics]
     ece = metrics.get("ece") or {}
     if ece.get("low") == 0.0 and (ece.get("value") or 0.0) > 0.0:
-        rows.append(("", "ECE is biased upward: its interval starts at 0 because values down "
-                         "to 0 cannot be ruled out"))
+        rows.append(
+            (
+                "",
+                "ECE is biased upward: its interval starts at 0 because values down "
+                "to 0 cannot be ruled out",
+            )
+        )
     topk = [f"top-{k} {v:.4f}" for k, v in report["top_k"].items() if k != "1" and v is not None]
     if topk:
         rows.append(("top-k accuracy", ", ".join(topk)))
     rows.append(("calibration", _calibration(report["calibration"])))
     if report["unknown_labels"]:
-        rows.append(("left out", f"{report['unknown_labels']} samples with labels the model "
-                                  "does not know"))
+        rows.append(
+            ("left out", f"{report['unknown_labels']} samples with labels the model does not know")
+        )
     if report.get("baselines"):
         rows.extend(_baseline_rows(report["baselines"], conf))
     if report["confused_pairs"]:
-        rows.append(("most confused", "; ".join(
-            f"{p['true']} -> {p['predicted']} x{p['count']}"
-            for p in report["confused_pairs"][:3])))
+        rows.append(
+            (
+                "most confused",
+                "; ".join(
+                    f"{p['true']} -> {p['predicted']} x{p['count']}"
+                    for p in report["confused_pairs"][:3]
+                ),
+            )
+        )
     if report["mistakes"]:
-        rows.append(("confident mistakes", "; ".join(
-            f"{m['sample_id']}: {m['true']} -> {m['predicted']} ({m['confidence']:.2f})"
-            for m in report["mistakes"][:3])))
+        rows.append(
+            (
+                "confident mistakes",
+                "; ".join(
+                    f"{m['sample_id']}: {m['true']} -> {m['predicted']} ({m['confidence']:.2f})"
+                    for m in report["mistakes"][:3]
+                ),
+            )
+        )
     for entry in report["slices"]:
         rows.append((f"slices by {entry['column']}", _slices(entry)))
     rows.append(("figures", _folder(report)))
@@ -75,8 +109,10 @@ def _classification_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
 def _calibration(cal: dict[str, Any]) -> str:
     text = f"ECE {cal['ece']:.4f}, NLL {cal['nll']:.4f}"
     if cal.get("scaled"):
-        text += (f"; temperature T={cal['temperature']:.3f} (fitted on val): "
-                 f"ECE {cal['scaled']['ece']:.4f}, NLL {cal['scaled']['nll']:.4f}")
+        text += (
+            f"; temperature T={cal['temperature']:.3f} (fitted on val): "
+            f"ECE {cal['scaled']['ece']:.4f}, NLL {cal['scaled']['nll']:.4f}"
+        )
     return text
 
 
@@ -95,8 +131,9 @@ def _slices(entry: dict[str, Any]) -> str:
     parts = []
     for s in entry["slices"]:
         if s["low"] is not None:
-            parts.append(f"{s['value']}: {s['metric']:.3f} [{s['low']:.3f}, {s['high']:.3f}] "
-                         f"n={s['n']}")
+            parts.append(
+                f"{s['value']}: {s['metric']:.3f} [{s['low']:.3f}, {s['high']:.3f}] n={s['n']}"
+            )
         else:
             parts.append(f"{s['value']}: n={s['n']} ({s['note']})")
     return "; ".join(parts)
@@ -118,14 +155,22 @@ def _task_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
 
     conf = report["confidence"]
     task = task_of(report["task"])
-    rows = [(NAMES.get(name, name)
-             + ("" if task.metric(name).higher_is_better else " (lower is better)"),
-             _interval(m, conf)) for name, m in report["metrics"].items()]
-    rows.append(("calibration", "not computed: it applies to single-label class "
-                                "probabilities"))
+    rows = [
+        (
+            NAMES.get(name, name)
+            + ("" if task.metric(name).higher_is_better else " (lower is better)"),
+            _interval(m, conf),
+        )
+        for name, m in report["metrics"].items()
+    ]
+    rows.append(("calibration", "not computed: it applies to single-label class probabilities"))
     if report["unknown_labels"]:
-        rows.append(("left out", f"{report['unknown_labels']} samples whose target the model "
-                                  "cannot be judged on"))
+        rows.append(
+            (
+                "left out",
+                f"{report['unknown_labels']} samples whose target the model cannot be judged on",
+            )
+        )
     if report.get("baselines"):
         rows.extend(_task_baseline_rows(report["baselines"], conf))
     rows.extend(ANALYSIS_ROWS[report["kind"]](report))
@@ -141,13 +186,17 @@ def _task_baseline_rows(b: dict[str, Any], conf: float) -> list[tuple[str, str]]
     for name, entry in b.items():
         if name in ("network", "simple", "difference") or not isinstance(entry, dict):
             continue
-        what = (f"always {entry['prediction']:.4g}" if "prediction" in entry
-                else "each label at its train prevalence" if "prevalence" in entry else name)
+        what = (
+            f"always {entry['prediction']:.4g}"
+            if "prediction" in entry
+            else "each label at its train prevalence"
+            if "prevalence" in entry
+            else name
+        )
         value = "undefined" if entry["value"] is None else f"{entry['value']:.4f}"
         rows.append((f"{name} baseline", f"{metric} {value} ({what})"))
     simple = b["simple"]
-    rows.append(("simple model", f"{metric} " + _interval(simple, conf)
-                 + f"; {simple['model']}"))
+    rows.append(("simple model", f"{metric} " + _interval(simple, conf) + f"; {simple['model']}"))
     d = b["difference"]
     if d["low"] is None:
         return rows
@@ -155,16 +204,20 @@ def _task_baseline_rows(b: dict[str, Any], conf: float) -> list[tuple[str, str]]
     return [*rows, _network_vs_simple(b, d, metric, conf, worse=worse)]
 
 
-def _network_vs_simple(b: dict[str, Any], d: dict[str, Any], metric: str, conf: float, *,
-                       worse: bool) -> tuple[str, str]:
+def _network_vs_simple(
+    b: dict[str, Any], d: dict[str, Any], metric: str, conf: float, *, worse: bool
+) -> tuple[str, str]:
     """The verdict row of the network against the simple model; `worse`: the interval of
     the difference lies on the network's worse side."""
     span = f"network - simple {metric}: {d['low']:+.4f} to {d['high']:+.4f} ({conf:.0%} CI)"
     if b["simple_as_good"] and worse:
         return ("WARNING", f"the simple model is BETTER than the network; {span}")
     if b["simple_as_good"]:
-        return ("WARNING", f"the simple model is as good as the network (the interval of the "
-                           f"difference includes 0); {span}")
+        return (
+            "WARNING",
+            f"the simple model is as good as the network (the interval of the "
+            f"difference includes 0); {span}",
+        )
     return ("network vs simple", f"the network is better; {span}")
 
 
@@ -172,13 +225,24 @@ def _regression_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     rows = []
     r = report.get("residuals") or {}
     if r.get("mean") is not None:
-        rows.append(("residuals", f"mean {r['mean']:+.4g} (positive: predicted too little), "
-                                  f"sd {r['std']:.4g}, median |r| {r['median_abs']:.4g}, "
-                                  f"max |r| {r['max_abs']:.4g}"))
+        rows.append(
+            (
+                "residuals",
+                f"mean {r['mean']:+.4g} (positive: predicted too little), "
+                f"sd {r['std']:.4g}, median |r| {r['median_abs']:.4g}, "
+                f"max |r| {r['max_abs']:.4g}",
+            )
+        )
     if report.get("largest_errors"):
-        rows.append(("largest errors", "; ".join(
-            f"{e['sample_id']}: true {e['true']:.4g}, predicted {e['predicted']:.4g}"
-            for e in report["largest_errors"][:3])))
+        rows.append(
+            (
+                "largest errors",
+                "; ".join(
+                    f"{e['sample_id']}: true {e['true']:.4g}, predicted {e['predicted']:.4g}"
+                    for e in report["largest_errors"][:3]
+                ),
+            )
+        )
     return rows
 
 
@@ -186,18 +250,34 @@ def _multilabel_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     rows = []
     labels = report.get("per_label") or []
     if labels:
-        rows.append(("F1 per label (support)", ", ".join(
-            f"{x['label']} {'-' if x['f1'] is None else format(x['f1'], '.2f')} "
-            f"({x['support']})" for x in labels)))
+        rows.append(
+            (
+                "F1 per label (support)",
+                ", ".join(
+                    f"{x['label']} {'-' if x['f1'] is None else format(x['f1'], '.2f')} "
+                    f"({x['support']})"
+                    for x in labels
+                ),
+            )
+        )
     if report.get("most_wrong"):
-        rows.append(("most wrong labels", "; ".join(
-            f"{w['sample_id']}: {w['wrong']} wrong"
-            + (f", missed {', '.join(w['missed'])}" if w["missed"] else "")
-            + (f", extra {', '.join(w['extra'])}" if w["extra"] else "")
-            for w in report["most_wrong"][:3])))
+        rows.append(
+            (
+                "most wrong labels",
+                "; ".join(
+                    f"{w['sample_id']}: {w['wrong']} wrong"
+                    + (f", missed {', '.join(w['missed'])}" if w["missed"] else "")
+                    + (f", extra {', '.join(w['extra'])}" if w["extra"] else "")
+                    for w in report["most_wrong"][:3]
+                ),
+            )
+        )
     return rows
 
 
-ROWS = {"classification": _classification_rows, "regression": _task_rows,
-        "multilabel": _task_rows}  # by task kind
+ROWS = {
+    "classification": _classification_rows,
+    "regression": _task_rows,
+    "multilabel": _task_rows,
+}  # by task kind
 ANALYSIS_ROWS = {"regression": _regression_rows, "multilabel": _multilabel_rows}

@@ -42,9 +42,19 @@ ALPHAS = np.logspace(-3, 4, 15)  # ridge penalties RidgeCV chooses from
 OOF_FOLDS = 3  # folds of the out-of-fold predictions that tune the logistic's thresholds
 
 
-def task_baselines(project: Workspace, task: Task, meta: ModelMeta, rows: pd.DataFrame,
-                   y: np.ndarray, out: np.ndarray, *, metric: str, n_resamples: int,
-                   confidence: float, seed: int) -> dict[str, Any]:
+def task_baselines(
+    project: Workspace,
+    task: Task,
+    meta: ModelMeta,
+    rows: pd.DataFrame,
+    y: np.ndarray,
+    out: np.ndarray,
+    *,
+    metric: str,
+    n_resamples: int,
+    confidence: float,
+    seed: int,
+) -> dict[str, Any]:
     """The network's metric next to the task kind's baselines (see the module docstring)."""
     names = list(meta["classes"])
     train = load_split(project, "train")
@@ -55,12 +65,18 @@ def task_baselines(project: Workspace, task: Task, meta: ModelMeta, rows: pd.Dat
     spec = task.metric(metric)
     network = task_scorer(task, y, out, meta.get("target") or {})
     constants, (simple_out, simple_target, simple_info) = BASELINES[task.kind](
-        project, task, meta, train, y_train, rows, seed=seed)
-    result: dict[str, Any] = {"metric": metric, "higher_is_better": spec.higher_is_better,
-                              "network": _score(metric, network, len(y), **kw)}
+        project, task, meta, train, y_train, rows, seed=seed
+    )
+    result: dict[str, Any] = {
+        "metric": metric,
+        "higher_is_better": spec.higher_is_better,
+        "network": _score(metric, network, len(y), **kw),
+    }
     for name, (constant_out, constant_target, info) in constants.items():
-        result[name] = {**info, **_score(metric, task_scorer(task, y, constant_out,
-                                                             constant_target), len(y), **kw)}
+        result[name] = {
+            **info,
+            **_score(metric, task_scorer(task, y, constant_out, constant_target), len(y), **kw),
+        }
     simple = task_scorer(task, y, simple_out, simple_target)
     result["simple"] = {**simple_info, **_score(metric, simple, len(y), **kw)}
     difference = paired_difference(metric, network, simple, len(y), **kw)
@@ -69,8 +85,9 @@ def task_baselines(project: Workspace, task: Task, meta: ModelMeta, rows: pd.Dat
     return result
 
 
-def _score(metric: str, scorer: Callable[[np.ndarray], dict[str, np.ndarray]], n: int,
-           **kw: Any) -> dict[str, float | None]:
+def _score(
+    metric: str, scorer: Callable[[np.ndarray], dict[str, np.ndarray]], n: int, **kw: Any
+) -> dict[str, float | None]:
     def one(weights: np.ndarray) -> dict[str, np.ndarray]:
         return {metric: scorer(weights)[metric]}
 
@@ -80,9 +97,16 @@ def _score(metric: str, scorer: Callable[[np.ndarray], dict[str, np.ndarray]], n
 Outputs = tuple[np.ndarray, dict[str, Any], dict[str, Any]]  # (outputs, target, description)
 
 
-def regression_baselines(project: Workspace, task: Task, meta: ModelMeta,
-                         train: pd.DataFrame, y_train: np.ndarray, rows: pd.DataFrame, *,
-                         seed: int) -> tuple[dict[str, Outputs], Outputs]:
+def regression_baselines(
+    project: Workspace,
+    task: Task,
+    meta: ModelMeta,
+    train: pd.DataFrame,
+    y_train: np.ndarray,
+    rows: pd.DataFrame,
+    *,
+    seed: int,
+) -> tuple[dict[str, Outputs], Outputs]:
     """Constant predictions (train mean, train median) and ridge regression."""
     from sklearn.linear_model import RidgeCV
     from sklearn.pipeline import make_pipeline
@@ -106,9 +130,16 @@ def regression_baselines(project: Workspace, task: Task, meta: ModelMeta,
     return constants, (predicted, {}, info)
 
 
-def multilabel_baselines(project: Workspace, task: Task, meta: ModelMeta,
-                         train: pd.DataFrame, y_train: np.ndarray, rows: pd.DataFrame, *,
-                         seed: int) -> tuple[dict[str, Outputs], Outputs]:
+def multilabel_baselines(
+    project: Workspace,
+    task: Task,
+    meta: ModelMeta,
+    train: pd.DataFrame,
+    y_train: np.ndarray,
+    rows: pd.DataFrame,
+    *,
+    seed: int,
+) -> tuple[dict[str, Outputs], Outputs]:
     """Each label's train prevalence, and one-vs-rest logistic regression."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import KFold, cross_val_predict
@@ -120,25 +151,34 @@ def multilabel_baselines(project: Workspace, task: Task, meta: ModelMeta,
     n, k = len(rows), len(names)
     prevalence = truth.mean(axis=0) if len(truth) else np.zeros(k)
     half = {"thresholds": [0.5] * k}
-    constants = {"prevalence": (np.tile(prevalence, (n, 1)), half,
-                                {"prevalence": {name: float(p)
-                                                for name, p in zip(names, prevalence)}})}
+    constants = {
+        "prevalence": (
+            np.tile(prevalence, (n, 1)),
+            half,
+            {"prevalence": {name: float(p) for name, p in zip(names, prevalence)}},
+        )
+    }
     sub, y_sub = subsample(train, truth, seed=seed)
     x_train, x_eval, steps, inputs = simple_inputs(project, meta, sub, rows)
-    info: dict[str, Any] = {"model": f"one-vs-rest logistic regression on {inputs}",
-                            "n_train": len(y_sub), "thresholds": "tuned on out-of-fold "
-                            f"predictions of the train rows ({OOF_FOLDS} folds)"}
+    info: dict[str, Any] = {
+        "model": f"one-vs-rest logistic regression on {inputs}",
+        "n_train": len(y_sub),
+        "thresholds": f"tuned on out-of-fold predictions of the train rows ({OOF_FOLDS} folds)",
+    }
     if len(y_sub) < 2 * OOF_FOLDS:  # too few to fit and tune: the prevalence
         return constants, (constants["prevalence"][0], half, info)
 
     def model() -> Any:
-        return make_pipeline(*[_clone(s) for s in steps],
-                             OneVsRestClassifier(LogisticRegression(max_iter=500)))
+        return make_pipeline(
+            *[_clone(s) for s in steps], OneVsRestClassifier(LogisticRegression(max_iter=500))
+        )
 
     with quiet_fit():
         folds = KFold(OOF_FOLDS, shuffle=True, random_state=seed)
-        oof = np.asarray(cross_val_predict(model(), x_train, y_sub, cv=folds,
-                                           method="predict_proba"), dtype=np.float64)
+        oof = np.asarray(
+            cross_val_predict(model(), x_train, y_sub, cv=folds, method="predict_proba"),
+            dtype=np.float64,
+        )
         fitted = model().fit(x_train, y_sub)
         proba = np.asarray(fitted.predict_proba(x_eval), dtype=np.float64).reshape(n, k)
     target = task.fit_on_validation(y_sub.astype(np.float32), oof, {})

@@ -33,12 +33,14 @@ def task_scorer(task: Task, y: np.ndarray, out: np.ndarray, target: dict[str, An
     return lambda weights: task.scores(y, out, weights, target)
 
 
-def intervals(scorer: Scorer, n: int, *, n_resamples: int, confidence: float,
-              seed: int) -> dict[str, dict[str, float | None]]:
+def intervals(
+    scorer: Scorer, n: int, *, n_resamples: int, confidence: float, seed: int
+) -> dict[str, dict[str, float | None]]:
     """{metric: {value, low, high}} (None where undefined) from a scorer of n samples."""
     if n == 0:
-        return {name: {"value": None, "low": None, "high": None}
-                for name in scorer(np.ones((1, 1)))}
+        return {
+            name: {"value": None, "low": None, "high": None} for name in scorer(np.ones((1, 1)))
+        }
     point = {name: float(v[0]) for name, v in scorer(np.ones((1, n))).items()}
     chunks: dict[str, list[np.ndarray]] = {}
     for weights in resample_counts(n, n_resamples=n_resamples, seed=seed):
@@ -51,24 +53,38 @@ def intervals(scorer: Scorer, n: int, *, n_resamples: int, confidence: float,
     return out
 
 
-def task_intervals(task: Task, y: np.ndarray, out: np.ndarray, target: dict[str, Any], *,
-                   n_resamples: int, confidence: float,
-                   seed: int) -> dict[str, dict[str, float | None]]:
+def task_intervals(
+    task: Task,
+    y: np.ndarray,
+    out: np.ndarray,
+    target: dict[str, Any],
+    *,
+    n_resamples: int,
+    confidence: float,
+    seed: int,
+) -> dict[str, dict[str, float | None]]:
     """Every metric of the task on (y, out) with its BC interval."""
-    return intervals(task_scorer(task, y, out, target), len(y), n_resamples=n_resamples,
-                     confidence=confidence, seed=seed)
+    return intervals(
+        task_scorer(task, y, out, target),
+        len(y),
+        n_resamples=n_resamples,
+        confidence=confidence,
+        seed=seed,
+    )
 
 
-def paired_difference(metric: str, a: Scorer, b: Scorer, n: int, *, n_resamples: int,
-                      confidence: float, seed: int) -> dict[str, float | None]:
+def paired_difference(
+    metric: str, a: Scorer, b: Scorer, n: int, *, n_resamples: int, confidence: float, seed: int
+) -> dict[str, float | None]:
     """{value, low, high} of metric(a) - metric(b) over the same resamples (a paired
     bootstrap), the BC interval around the observed difference."""
     if n == 0:
         return {"value": None, "low": None, "high": None}
     ones = np.ones((1, n))
     value = float(a(ones)[metric][0] - b(ones)[metric][0])
-    diffs = [a(w)[metric] - b(w)[metric]
-             for w in resample_counts(n, n_resamples=n_resamples, seed=seed)]
+    diffs = [
+        a(w)[metric] - b(w)[metric] for w in resample_counts(n, n_resamples=n_resamples, seed=seed)
+    ]
     low, high = bc_interval(np.concatenate(diffs), value, confidence)
     return {"value": finite(value), "low": finite(low), "high": finite(high)}
 

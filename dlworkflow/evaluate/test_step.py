@@ -54,18 +54,30 @@ class TestResult(StepResult):
         rows = [
             ("verdict", v.sentence()),
             (v.metric, f"{v.value:.4f}  ({v.confidence:.0%} bootstrap CI {lo:.4f} to {hi:.4f})"),
-            ("target", (self.criterion or f"{v.metric} >= {v.target}")
-             + (f" (judged on the interval's {'lower' if v.higher_is_better else 'upper'} "
-                "bound)" if v.gate_on == "lower_bound" else "")),
-            *[(f"constraint {c.name}", f"{'ok' if c.passed else 'FAILED'}: {c.sentence()}")
-              for c in v.constraints],
+            (
+                "target",
+                (self.criterion or f"{v.metric} >= {v.target}")
+                + (
+                    f" (judged on the interval's {'lower' if v.higher_is_better else 'upper'} "
+                    "bound)"
+                    if v.gate_on == "lower_bound"
+                    else ""
+                ),
+            ),
+            *[
+                (f"constraint {c.name}", f"{'ok' if c.passed else 'FAILED'}: {c.sentence()}")
+                for c in v.constraints
+            ],
             (self.companion_metric, self._companion_text()),
             ("test samples", f"{self.n_samples:,} (seal {self.seal_hash[:12]})"),
             ("model", self.model),
             ("test set use", self.reuse_note()),
         ]
-        rows = [row for row in rows
-                if not (row[0] == self.companion_metric and v.metric == self.companion_metric)]
+        rows = [
+            row
+            for row in rows
+            if not (row[0] == self.companion_metric and v.metric == self.companion_metric)
+        ]
         if self.report:
             rows.append(("full report", ""))
             rows.extend(row for row in report_rows(self.report) if row[0] != v.metric)
@@ -77,19 +89,30 @@ class TestResult(StepResult):
     def to_json(self) -> dict[str, Any]:
         """`dlw test --json`: the verdict record (as in the ledger and the report), the facts
         of this read of the test set, and the full report (reports/evaluate/test/metrics.json)."""
-        return {"verdict": {**self.verdict.record(), "passed": self.verdict.passed,
-                            "sentence": self.verdict.sentence()},
-                "exit_code": self.exit_code, "model": self.model, "n_samples": self.n_samples,
-                "accuracy": self.accuracy, "companion_metric": self.companion_metric,
-                "companion": self.companion, "previous_reads": self.previous_reads,
-                "seal_hash": self.seal_hash,
-                "metrics_file": metrics_file(self.root, "test") if self.root else None,
-                "report": self.report}
+        return {
+            "verdict": {
+                **self.verdict.record(),
+                "passed": self.verdict.passed,
+                "sentence": self.verdict.sentence(),
+            },
+            "exit_code": self.exit_code,
+            "model": self.model,
+            "n_samples": self.n_samples,
+            "accuracy": self.accuracy,
+            "companion_metric": self.companion_metric,
+            "companion": self.companion,
+            "previous_reads": self.previous_reads,
+            "seal_hash": self.seal_hash,
+            "metrics_file": metrics_file(self.root, "test") if self.root else None,
+            "report": self.report,
+        }
 
     def _repr_html_(self) -> str:
         colour = "#1a7f37" if self.verdict.passed else "#c0392b"
-        banner = (f"<p style='font-size:1.2em'><strong style='color:{colour}'>"
-                  f"{html.escape(self.verdict.sentence())}</strong></p>")
+        banner = (
+            f"<p style='font-size:1.2em'><strong style='color:{colour}'>"
+            f"{html.escape(self.verdict.sentence())}</strong></p>"
+        )
         return banner + super()._repr_html_()
 
     def _companion_text(self) -> str:
@@ -99,8 +122,10 @@ class TestResult(StepResult):
     def reuse_note(self) -> str:
         if self.previous_reads == 0:
             return "first use of this test set"
-        return (f"WARNING: this test set had been used {self.previous_reads} time(s) before; "
-                "each reuse makes the estimate more optimistic, and the report shows the count")
+        return (
+            f"WARNING: this test set had been used {self.previous_reads} time(s) before; "
+            "each reuse makes the estimate more optimistic, and the report shows the count"
+        )
 
 
 def test(project: Workspace) -> TestResult:
@@ -122,22 +147,47 @@ def test(project: Workspace) -> TestResult:
         value = nan if m["value"] is None else m["value"]
         interval = (nan if m["low"] is None else m["low"], nan if m["high"] is None else m["high"])
         checks = check_constraints(project, model, meta)  # on the model exported to ONNX
-        verdict = judge(metric=metric, value=value, interval=interval,
-                        confidence=cfg.confidence, target=target, gate_on=cfg.gate_on,
-                        constraints=checks, higher_is_better=spec.higher_is_better)
-        record = {"verdict": verdict.verdict, "metric": metric, "value": value,
-                  "interval": list(interval), "target": target, "n": report["n"],
-                  "gate_on": cfg.gate_on, "constraints": [c.record() for c in checks]}
+        verdict = judge(
+            metric=metric,
+            value=value,
+            interval=interval,
+            confidence=cfg.confidence,
+            target=target,
+            gate_on=cfg.gate_on,
+            constraints=checks,
+            higher_is_better=spec.higher_is_better,
+        )
+        record = {
+            "verdict": verdict.verdict,
+            "metric": metric,
+            "value": value,
+            "interval": list(interval),
+            "target": target,
+            "n": report["n"],
+            "gate_on": cfg.gate_on,
+            "constraints": [c.record() for c in checks],
+        }
         run.outputs = {"hash": sha256_json(record), **record}
         companion = (report["metrics"].get(task.companion_metric) or {}).get("value")
-        run.summary = {"headline": verdict.sentence(), "previous_reads": previous,
-                       "accuracy": (report["metrics"].get("accuracy") or {}).get("value"),
-                       task.companion_metric: companion,
-                       "temperature": temperature,
-                       "simple_as_good": (report["baselines"] or {}).get("simple_as_good"),
-                       **record}
-    return TestResult(verdict=verdict, n_samples=report["n"], accuracy=run.summary["accuracy"],
-                      model=str(meta.get("name")), previous_reads=previous,
-                      seal_hash=info.seal_hash, report=report, root=str(project.root),
-                      companion_metric=task.companion_metric, companion=companion,
-                      criterion=spec.criterion(target))
+        run.summary = {
+            "headline": verdict.sentence(),
+            "previous_reads": previous,
+            "accuracy": (report["metrics"].get("accuracy") or {}).get("value"),
+            task.companion_metric: companion,
+            "temperature": temperature,
+            "simple_as_good": (report["baselines"] or {}).get("simple_as_good"),
+            **record,
+        }
+    return TestResult(
+        verdict=verdict,
+        n_samples=report["n"],
+        accuracy=run.summary["accuracy"],
+        model=str(meta.get("name")),
+        previous_reads=previous,
+        seal_hash=info.seal_hash,
+        report=report,
+        root=str(project.root),
+        companion_metric=task.companion_metric,
+        companion=companion,
+        criterion=spec.criterion(target),
+    )

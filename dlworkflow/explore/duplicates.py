@@ -61,8 +61,9 @@ def exact_duplicates(manifest: pd.DataFrame, *, key: str = "content_hash") -> Du
     dup = keyed[sizes > 1]
     result = Duplicates(kind="exact")
     groups = [
-        DuplicateGroup(sample_ids=[str(s) for s in g["sample_id"]],
-                       labels=[str(x) for x in g["label"]])
+        DuplicateGroup(
+            sample_ids=[str(s) for s in g["sample_id"]], labels=[str(x) for x in g["label"]]
+        )
         for _, g in dup.groupby(key, sort=True)
     ]
     return summarise(result, groups)
@@ -83,29 +84,37 @@ def summarise(result: Duplicates, groups: list[DuplicateGroup]) -> Duplicates:
     return result
 
 
-def near_duplicates(manifest: pd.DataFrame, *, distance: int,
-                    pixels: Callable[[np.ndarray], np.ndarray] | None) -> Duplicates:
+def near_duplicates(
+    manifest: pd.DataFrame, *, distance: int, pixels: Callable[[np.ndarray], np.ndarray] | None
+) -> Duplicates:
     """Near duplicates among rows with a perceptual hash; `pixels` confirms them."""
     result = Duplicates(kind="near")
     valid = manifest["phash"].notna().to_numpy()
     rows = np.flatnonzero(valid)
     codes = manifest["content_hash"].astype("category").cat.codes.to_numpy()[rows]
-    pairs, dist, result.notes = near_pairs(manifest["phash"].to_numpy()[rows].astype(np.int64),
-                                           distance=distance, exclude=codes)
+    pairs, dist, result.notes = near_pairs(
+        manifest["phash"].to_numpy()[rows].astype(np.int64), distance=distance, exclude=codes
+    )
     pairs = rows[pairs] if len(pairs) else pairs
     n_candidates = len(pairs)
     if n_candidates > MAX_CANDIDATES:
-        result.notes.append(f"{n_candidates:,} hash candidates: only the {MAX_CANDIDATES:,} "
-                            "closest were checked on pixels")
+        result.notes.append(
+            f"{n_candidates:,} hash candidates: only the {MAX_CANDIDATES:,} "
+            "closest were checked on pixels"
+        )
         pairs, dist = pairs[:MAX_CANDIDATES], dist[:MAX_CANDIDATES]
     if pixels is not None and len(pairs):
         keep = confirm_pairs(pairs, pixels)
-        result.notes.append(f"{n_candidates:,} pairs within Hamming distance {distance}; "
-                            f"{int(keep.sum()):,} confirmed on pixels (correlation >= "
-                            f"{NEAR_CONFIRM_CORRELATION} allowing a 1-pixel shift)")
+        result.notes.append(
+            f"{n_candidates:,} pairs within Hamming distance {distance}; "
+            f"{int(keep.sum()):,} confirmed on pixels (correlation >= "
+            f"{NEAR_CONFIRM_CORRELATION} allowing a 1-pixel shift)"
+        )
         pairs, dist = pairs[keep], dist[keep]
     ids = manifest["sample_id"].astype(str).to_numpy()
     labels = manifest["label"].astype(str).to_numpy()
-    groups = [DuplicateGroup(sample_ids=[ids[i], ids[j]], labels=[labels[i], labels[j]],
-                             distance=int(d)) for (i, j), d in zip(pairs, dist)]
+    groups = [
+        DuplicateGroup(sample_ids=[ids[i], ids[j]], labels=[labels[i], labels[j]], distance=int(d))
+        for (i, j), d in zip(pairs, dist)
+    ]
     return summarise(result, groups)

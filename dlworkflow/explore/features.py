@@ -32,26 +32,35 @@ class Features:
     notes: list[str] = field(default_factory=list)
 
 
-def image_features(rows: pd.DataFrame, *, reader: PixelReader, backbone: str, channels: int,
-                   size: tuple[int, int], progress: Any = None) -> Features:
+def image_features(
+    rows: pd.DataFrame,
+    *,
+    reader: PixelReader,
+    backbone: str,
+    channels: int,
+    size: tuple[int, int],
+    progress: Any = None,
+) -> Features:
     notes: list[str] = []
     if backbone == "auto":
         try:
-            return _pretrained(rows, reader=reader, channels=channels, size=size,
-                               progress=progress)
+            return _pretrained(rows, reader=reader, channels=channels, size=size, progress=progress)
         except ImportError:
             notes.append("no pretrained image embedder in this dlworkflow: raw pixels used")
         except DlwError as exc:
             notes.append(f"pretrained image embedder unavailable ({exc.what}): raw pixels used")
-    pixels, ok = reader.arrays(rows, channels=channels, size=(PIXEL_SIDE, PIXEL_SIDE),
-                               progress=progress)
+    pixels, ok = reader.arrays(
+        rows, channels=channels, size=(PIXEL_SIDE, PIXEL_SIDE), progress=progress
+    )
     X = pixels[ok].reshape(int(ok.sum()), -1).astype(np.float32) / 255.0
-    return Features(X=X, keep=ok, notes=notes,
-                    method=f"raw pixels ({channels} x {PIXEL_SIDE} x {PIXEL_SIDE})")
+    return Features(
+        X=X, keep=ok, notes=notes, method=f"raw pixels ({channels} x {PIXEL_SIDE} x {PIXEL_SIDE})"
+    )
 
 
-def _pretrained(rows: pd.DataFrame, *, reader: PixelReader, channels: int,
-                size: tuple[int, int], progress: Any) -> Features:
+def _pretrained(
+    rows: pd.DataFrame, *, reader: PixelReader, channels: int, size: tuple[int, int], progress: Any
+) -> Features:
     """Pretrained features; on a CPU only a stratified EMBED_CPU_LIMIT rows of the subsample
     are embedded, so exploration stays quick."""
     import torch
@@ -66,22 +75,27 @@ def _pretrained(rows: pd.DataFrame, *, reader: PixelReader, channels: int,
     if not torch.cuda.is_available() and len(rows) > EMBED_CPU_LIMIT:
         keep[:] = False
         keep[stratified_sample(rows["label"].astype(str), limit=EMBED_CPU_LIMIT, seed=0)] = True
-        notes.append(f"pretrained features on {EMBED_CPU_LIMIT:,} of the {len(rows):,} "
-                     "subsampled images (CPU only: capped for speed; set explore.backbone: "
-                     "pixels to use raw pixels of all of them)")
+        notes.append(
+            f"pretrained features on {EMBED_CPU_LIMIT:,} of the {len(rows):,} "
+            "subsampled images (CPU only: capped for speed; set explore.backbone: "
+            "pixels to use raw pixels of all of them)"
+        )
     read_size = (min(size[0], side), min(size[1], side))
     pixels, ok = reader.arrays(rows[keep], channels=channels, size=read_size, progress=progress)
     X = _embed_batches(embedder, pixels[ok], progress=progress)
     keep[np.flatnonzero(keep)[~ok]] = False
-    return Features(X=X, keep=keep, notes=notes,
-                    method=f"pretrained {getattr(embedder, 'name', 'image')} features "
-                    f"(input {side} px)")
+    return Features(
+        X=X,
+        keep=keep,
+        notes=notes,
+        method=f"pretrained {getattr(embedder, 'name', 'image')} features (input {side} px)",
+    )
 
 
 def _embed_batches(embedder: Any, pixels: np.ndarray, progress: Any = None) -> np.ndarray:
     parts = []
     for i in range(0, len(pixels), EMBED_BATCH):
-        parts.append(np.asarray(embedder.embed(pixels[i:i + EMBED_BATCH]), dtype=np.float32))
+        parts.append(np.asarray(embedder.embed(pixels[i : i + EMBED_BATCH]), dtype=np.float32))
         if progress is not None:
             progress(min(i + EMBED_BATCH, len(pixels)), len(pixels))
     return np.concatenate(parts) if parts else np.empty((0, 1), dtype=np.float32)
@@ -103,18 +117,30 @@ def text_features(texts: list[str], *, backbone: str) -> Features:
             notes.append("no pretrained text embedder in this dlworkflow: TF-IDF used")
         except DlwError as exc:
             notes.append(f"pretrained text embedder unavailable ({exc.what}): TF-IDF used")
-    tfidf = TfidfVectorizer(max_features=20_000, sublinear_tf=True,
-                            min_df=2 if len(texts) >= 200 else 1)
+    tfidf = TfidfVectorizer(
+        max_features=20_000, sublinear_tf=True, min_df=2 if len(texts) >= 200 else 1
+    )
     try:
         sparse = tfidf.fit_transform(texts)
     except ValueError:  # empty vocabulary: every text is empty or stop words
-        return Features(X=np.zeros((len(texts), 1), np.float32), keep=keep,
-                        method="none (empty vocabulary)", notes=notes)
+        return Features(
+            X=np.zeros((len(texts), 1), np.float32),
+            keep=keep,
+            method="none (empty vocabulary)",
+            notes=notes,
+        )
     k = max(1, min(100, sparse.shape[1] - 1, len(texts) - 1))
-    X = TruncatedSVD(n_components=k, random_state=0).fit_transform(sparse) if k > 1 \
+    X = (
+        TruncatedSVD(n_components=k, random_state=0).fit_transform(sparse)
+        if k > 1
         else sparse.toarray()
-    return Features(X=np.asarray(X, dtype=np.float32), keep=keep, notes=notes,
-                    method=f"TF-IDF ({sparse.shape[1]:,} terms) reduced by SVD to {k}")
+    )
+    return Features(
+        X=np.asarray(X, dtype=np.float32),
+        keep=keep,
+        notes=notes,
+        method=f"TF-IDF ({sparse.shape[1]:,} terms) reduced by SVD to {k}",
+    )
 
 
 def tabular_features(frame: pd.DataFrame) -> Features:
@@ -133,15 +159,23 @@ def tabular_features(frame: pd.DataFrame) -> Features:
         else:
             notes.append(f"{name[2:]} left out of the map (text with many distinct values)")
     if not columns:
-        return Features(X=np.zeros((len(frame), 1), np.float32), keep=np.ones(len(frame), bool),
-                        method="none (no usable feature columns)", notes=notes)
+        return Features(
+            X=np.zeros((len(frame), 1), np.float32),
+            keep=np.ones(len(frame), bool),
+            method="none (no usable feature columns)",
+            notes=notes,
+        )
     X = np.column_stack(columns)
     n_missing = int(np.isnan(X).sum())
     if n_missing:
         notes.append(f"{n_missing:,} missing or non-finite values replaced by column medians")
     X = _impute_standardise(X)
-    return Features(X=X, keep=np.ones(len(frame), bool), notes=notes,
-                    method=f"{X.shape[1]} standardised feature columns")
+    return Features(
+        X=X,
+        keep=np.ones(len(frame), bool),
+        notes=notes,
+        method=f"{X.shape[1]} standardised feature columns",
+    )
 
 
 def _impute_standardise(X: np.ndarray) -> np.ndarray:

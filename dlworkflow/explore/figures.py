@@ -31,22 +31,33 @@ def _encode(fig: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def bar_chart(names: Sequence[str], values: Sequence[float], *, title: str,
-              ylabel: str = "samples", highlight: Sequence[bool] | None = None) -> str:
+def bar_chart(
+    names: Sequence[str],
+    values: Sequence[float],
+    *,
+    title: str,
+    ylabel: str = "samples",
+    highlight: Sequence[bool] | None = None,
+) -> str:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(min(12, 2 + 0.35 * len(names)), 3.2))
     colours = ["#c0392b" if h else "#2c7fb8" for h in (highlight or [False] * len(names))]
     ax.bar(range(len(names)), values, color=colours)
     ax.set_xticks(range(len(names)))
-    ax.set_xticklabels([str(n)[:18] for n in names], rotation=45 if len(names) > 12 else 0,
-                       ha="right" if len(names) > 12 else "center", fontsize=8)
+    ax.set_xticklabels(
+        [str(n)[:18] for n in names],
+        rotation=45 if len(names) > 12 else 0,
+        ha="right" if len(names) > 12 else "center",
+        fontsize=8,
+    )
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     return _encode(fig)
 
 
-def histogram(values: np.ndarray, *, title: str, xlabel: str, bins: int = 40,
-              mark: float | None = None) -> str:
+def histogram(
+    values: np.ndarray, *, title: str, xlabel: str, bins: int = 40, mark: float | None = None
+) -> str:
     plt = _pyplot()
     values = np.asarray(values, dtype=float)
     values = values[np.isfinite(values)]
@@ -62,8 +73,9 @@ def histogram(values: np.ndarray, *, title: str, xlabel: str, bins: int = 40,
     return _encode(fig)
 
 
-def histograms_by_class(values: np.ndarray, labels: np.ndarray, *, title: str,
-                        xlabel: str, bins: int = 30) -> str:
+def histograms_by_class(
+    values: np.ndarray, labels: np.ndarray, *, title: str, xlabel: str, bins: int = 30
+) -> str:
     """Overlaid step histograms, one per class (at most MAX_LEGEND classes named)."""
     plt = _pyplot()
     values = np.asarray(values, dtype=float)
@@ -81,8 +93,9 @@ def histograms_by_class(values: np.ndarray, labels: np.ndarray, *, title: str,
     return _encode(fig)
 
 
-def scatter_map(xy: np.ndarray, labels: np.ndarray, *, title: str,
-                marked: np.ndarray | None = None) -> str:
+def scatter_map(
+    xy: np.ndarray, labels: np.ndarray, *, title: str, marked: np.ndarray | None = None
+) -> str:
     """2-D map coloured by label; `marked` points (label-issue candidates) ringed in black."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 5))
@@ -90,11 +103,25 @@ def scatter_map(xy: np.ndarray, labels: np.ndarray, *, title: str,
     cmap = plt.get_cmap("tab20" if len(classes) > 10 else "tab10")
     for k, label in enumerate(classes):
         m = labels == label
-        ax.scatter(xy[m, 0], xy[m, 1], s=6, alpha=0.6, color=cmap(k % cmap.N),
-                   label=str(label)[:18], linewidths=0)
+        ax.scatter(
+            xy[m, 0],
+            xy[m, 1],
+            s=6,
+            alpha=0.6,
+            color=cmap(k % cmap.N),
+            label=str(label)[:18],
+            linewidths=0,
+        )
     if marked is not None and marked.any():
-        ax.scatter(xy[marked, 0], xy[marked, 1], s=28, facecolors="none", edgecolors="black",
-                   linewidths=0.8, label="label-issue candidate")
+        ax.scatter(
+            xy[marked, 0],
+            xy[marked, 1],
+            s=28,
+            facecolors="none",
+            edgecolors="black",
+            linewidths=0.8,
+            label="label-issue candidate",
+        )
     if len(classes) <= MAX_LEGEND:
         ax.legend(fontsize=7, markerscale=2, loc="best", ncol=2)
     ax.set_xticks([])
@@ -103,8 +130,14 @@ def scatter_map(xy: np.ndarray, labels: np.ndarray, *, title: str,
     return _encode(fig)
 
 
-def heatmap(matrix: np.ndarray, names: Sequence[str], *, title: str, vmin: float = -1.0,
-            cmap: str = "RdBu_r") -> str:
+def heatmap(
+    matrix: np.ndarray,
+    names: Sequence[str],
+    *,
+    title: str,
+    vmin: float = -1.0,
+    cmap: str = "RdBu_r",
+) -> str:
     plt = _pyplot()
     n = len(names)
     side = min(10, 2.5 + 0.3 * n)
@@ -119,13 +152,19 @@ def heatmap(matrix: np.ndarray, names: Sequence[str], *, title: str, vmin: float
     return _encode(fig)
 
 
-def scatter_values(xy: np.ndarray, values: np.ndarray, *, title: str,
-                   label: str = "target") -> str:
+def scatter_values(xy: np.ndarray, values: np.ndarray, *, title: str, label: str = "target") -> str:
     """2-D map coloured by a continuous value (a regression target), with a colour bar."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 5))
-    points = ax.scatter(xy[:, 0], xy[:, 1], s=6, alpha=0.7, c=np.asarray(values, dtype=float),
-                        cmap="viridis", linewidths=0)
+    points = ax.scatter(
+        xy[:, 0],
+        xy[:, 1],
+        s=6,
+        alpha=0.7,
+        c=np.asarray(values, dtype=float),
+        cmap="viridis",
+        linewidths=0,
+    )
     fig.colorbar(points, ax=ax, shrink=0.8, label=label)
     ax.set_xticks([])
     ax.set_yticks([])

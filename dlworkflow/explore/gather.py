@@ -36,13 +36,22 @@ class Stages:
         self.bar.update(self.task, completed=done, total=total)
 
 
-def gather(project: Workspace, manifest: pd.DataFrame, quarantine: pd.DataFrame, info: Any,
-           stages: Stages, reader: PixelReader) -> Evidence:
+def gather(
+    project: Workspace,
+    manifest: pd.DataFrame,
+    quarantine: pd.DataFrame,
+    info: Any,
+    stages: Stages,
+    reader: PixelReader,
+) -> Evidence:
     task = project.config.task
     stages.start("overview and exact duplicates")
-    ev = Evidence(task=task, manifest=manifest,
-                  overview=overview(manifest, quarantine, info=info, task=task),
-                  exact=exact_duplicates(manifest))
+    ev = Evidence(
+        task=task,
+        manifest=manifest,
+        overview=overview(manifest, quarantine, info=info, task=task),
+        exact=exact_duplicates(manifest),
+    )
     ev.target = target_kind(task).gather(manifest, task_of(task))
     privacy = project.paths.state / "privacy.json"
     if privacy.is_file():
@@ -61,8 +70,9 @@ def gather(project: Workspace, manifest: pd.DataFrame, quarantine: pd.DataFrame,
         from dlworkflow.explore.leakage import leakage
 
         stages.start("cross-split leakage")
-        ev.leakage = leakage(manifest, split, exact=ev.exact,
-                             near=ev.near or Duplicates(kind="near"))
+        ev.leakage = leakage(
+            manifest, split, exact=ev.exact, near=ev.near or Duplicates(kind="near")
+        )
     ev.unreadable = reader.failed
     return ev
 
@@ -73,8 +83,11 @@ def _images(project: Workspace, ev: Evidence, stages: Stages, reader: PixelReade
     stages.start("image statistics")
     ev.images = image_evidence(ev.manifest)
     if "phash" not in ev.manifest.columns:
-        ev.note("duplicates", "no perceptual hashes in the manifest: near duplicates not "
-                "searched (run `dlw ingest` again)")
+        ev.note(
+            "duplicates",
+            "no perceptual hashes in the manifest: near duplicates not "
+            "searched (run `dlw ingest` again)",
+        )
         return
     distance = project.config.explore.near_duplicate_distance
     stages.start("near duplicates")
@@ -100,8 +113,9 @@ def _text(ev: Evidence) -> None:
 def _tabular(project: Workspace, ev: Evidence) -> None:
     from dlworkflow.explore.tabular import tabular_evidence
 
-    ev.tabular = tabular_evidence(ev.manifest, seed=project.config.seed,
-                                  task=task_of(project.config.task))
+    ev.tabular = tabular_evidence(
+        ev.manifest, seed=project.config.seed, task=task_of(project.config.task)
+    )
 
 
 def _assignments(project: Workspace) -> pd.DataFrame | None:
@@ -121,8 +135,9 @@ def _test_ids(split: pd.DataFrame | None) -> set[str]:
     return set(split.loc[sealed, "sample_id"].astype(str))  # the test set and fresh slices
 
 
-def _map_and_labels(project: Workspace, ev: Evidence, stages: Stages, reader: PixelReader, *,
-                    test_ids: set[str]) -> None:
+def _map_and_labels(
+    project: Workspace, ev: Evidence, stages: Stages, reader: PixelReader, *, test_ids: set[str]
+) -> None:
     """Features of a stratified subsample (never test rows) -> 2-D map and label issues."""
     import pandas as pd
 
@@ -134,11 +149,14 @@ def _map_and_labels(project: Workspace, ev: Evidence, stages: Stages, reader: Pi
     pool = ev.manifest.assign(_row=np.arange(len(ev.manifest)))
     if test_ids:
         pool = pool[~pool["sample_id"].astype(str).isin(test_ids)]
-        ev.note("map", f"{len(test_ids):,} sealed test samples left out of the map and the "
-                "label-issue search")
+        ev.note(
+            "map",
+            f"{len(test_ids):,} sealed test samples left out of the map and the label-issue search",
+        )
     strata = task_of(ev.task).strata(pool["label"].astype(str).tolist())
-    sample = pool.iloc[stratified_sample(pd.Series(strata, dtype=str), limit=cfg.max_embed,
-                                         seed=seed)].reset_index(drop=True)
+    sample = pool.iloc[
+        stratified_sample(pd.Series(strata, dtype=str), limit=cfg.max_embed, seed=seed)
+    ].reset_index(drop=True)
     if len(sample) < 3:
         ev.note("map", "too few samples for a map")
         return
@@ -155,14 +173,22 @@ def _map_and_labels(project: Workspace, ev: Evidence, stages: Stages, reader: Pi
         X = reduce(features.X, seed=seed)
         xy, variance = map_2d(X, seed=seed)
     labels = sample["label"].astype(str).to_numpy()
-    ev.map = MapEvidence(xy=xy, labels=groups(ev.task, labels), method=features.method,
-                         variance=variance, sample=sample)
+    ev.map = MapEvidence(
+        xy=xy,
+        labels=groups(ev.task, labels),
+        method=features.method,
+        variance=variance,
+        sample=sample,
+    )
     if isinstance(ev.target, RegressionTarget):
         ev.map.values = np.array([float(v) for v in labels])
     task = task_of(ev.task)
     if not task.single_label:
-        ev.note("label-issues", f"not applicable to {task.name}: confident learning needs one "
-                "class per sample (the map's quick model predicts a class)")
+        ev.note(
+            "label-issues",
+            f"not applicable to {task.name}: confident learning needs one "
+            "class per sample (the map's quick model predicts a class)",
+        )
         return
     if not cfg.label_issues:
         ev.note("label-issues", "switched off (explore.label_issues: false)")
@@ -175,8 +201,9 @@ def _map_and_labels(project: Workspace, ev: Evidence, stages: Stages, reader: Pi
     ev.map.marked = marked
 
 
-def _features(project: Workspace, ev: Evidence, sample: pd.DataFrame, stages: Stages,
-              reader: PixelReader) -> Any:
+def _features(
+    project: Workspace, ev: Evidence, sample: pd.DataFrame, stages: Stages, reader: PixelReader
+) -> Any:
     from dlworkflow.explore import features as feat
 
     backbone = project.config.explore.backbone
@@ -184,8 +211,14 @@ def _features(project: Workspace, ev: Evidence, sample: pd.DataFrame, stages: St
     if modality == "image":
         channels, size = _image_format(project)
         stages.start(f"features of {len(sample):,} images", len(sample))
-        return feat.image_features(sample, reader=reader, backbone=backbone, channels=channels,
-                                   size=size, progress=stages.advance)
+        return feat.image_features(
+            sample,
+            reader=reader,
+            backbone=backbone,
+            channels=channels,
+            size=size,
+            progress=stages.advance,
+        )
     stages.start(f"features of {len(sample):,} samples")
     if modality == "text":
         texts = sample["text"].astype("string").fillna("").tolist()

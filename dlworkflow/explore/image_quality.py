@@ -51,7 +51,8 @@ def image_evidence(manifest: pd.DataFrame) -> ImageEvidence:
     missing = [c for c in STAT_COLUMNS if c not in manifest.columns]
     modes = manifest["mode"].astype(str).value_counts()
     evidence = ImageEvidence(
-        widths=_floats(manifest, "width"), heights=_floats(manifest, "height"),
+        widths=_floats(manifest, "width"),
+        heights=_floats(manifest, "height"),
         modes={str(k): int(v) for k, v in modes.items()},
         brightness=None if "brightness" in missing else _floats(manifest, "brightness"),
         contrast=None if "contrast" in missing else _floats(manifest, "contrast"),
@@ -74,8 +75,9 @@ def _floats(manifest: pd.DataFrame, column: str) -> np.ndarray:
 def _blank(manifest: pd.DataFrame, contrast: np.ndarray) -> list[Outlier]:
     rows = np.flatnonzero(contrast < BLANK_CONTRAST)
     rows = rows[np.argsort(contrast[rows], kind="stable")]
-    return [_outlier(manifest, i, f"blank: contrast {contrast[i]:.1f} < {BLANK_CONTRAST}")
-            for i in rows]
+    return [
+        _outlier(manifest, i, f"blank: contrast {contrast[i]:.1f} < {BLANK_CONTRAST}") for i in rows
+    ]
 
 
 def _saturated(manifest: pd.DataFrame, blank: set[int]) -> list[Outlier]:
@@ -88,10 +90,17 @@ def _saturated(manifest: pd.DataFrame, blank: set[int]) -> list[Outlier]:
         z = _robust_z_by_class(values, labels)
         rows = np.flatnonzero((values > SATURATED_FRACTION) & (z > SATURATED_ROBUST_Z))
         rows = rows[np.argsort(-values[rows], kind="stable")]
-        out += [_outlier(manifest, i, f"saturated: {values[i]:.0%} of pixels {word} "
-                         f"(typical for class {labels[i]}: "
-                         f"{np.nanmedian(values[labels == labels[i]]):.0%})")
-                for i in rows if i not in blank]
+        out += [
+            _outlier(
+                manifest,
+                i,
+                f"saturated: {values[i]:.0%} of pixels {word} "
+                f"(typical for class {labels[i]}: "
+                f"{np.nanmedian(values[labels == labels[i]]):.0%})",
+            )
+            for i in rows
+            if i not in blank
+        ]
     return out
 
 
@@ -107,5 +116,6 @@ def _robust_z_by_class(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 def _outlier(manifest: pd.DataFrame, i: int | np.integer, reason: str) -> Outlier:
     row = manifest.iloc[int(i)]
-    return Outlier(index=int(i), sample_id=str(row["sample_id"]), label=str(row["label"]),
-                   reason=reason)
+    return Outlier(
+        index=int(i), sample_id=str(row["sample_id"]), label=str(row["label"]), reason=reason
+    )

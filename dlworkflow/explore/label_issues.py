@@ -47,14 +47,21 @@ def find_label_issues(X: np.ndarray, labels: np.ndarray, *, seed: int) -> LabelI
     rows = np.flatnonzero(usable)
     names, y = np.unique(labels[rows], return_inverse=True)
     probs = _out_of_fold(X[rows], y, seed=seed)
-    result = LabelIssues(n_checked=len(rows), notes=notes,
-                         model_accuracy=float((probs.argmax(axis=1) == y).mean()))
+    result = LabelIssues(
+        n_checked=len(rows), notes=notes, model_accuracy=float((probs.argmax(axis=1) == y).mean())
+    )
     found = _cleanlab(y, probs)
     for i in found:
         top = int(probs[i].argmax())
-        result.candidates.append(Candidate(
-            position=int(rows[i]), given=str(names[y[i]]), suggested=str(names[top]),
-            confidence=float(probs[i, top]), given_probability=float(probs[i, y[i]])))
+        result.candidates.append(
+            Candidate(
+                position=int(rows[i]),
+                given=str(names[y[i]]),
+                suggested=str(names[top]),
+                confidence=float(probs[i, top]),
+                given_probability=float(probs[i, y[i]]),
+            )
+        )
     return result
 
 
@@ -77,5 +84,7 @@ def _cleanlab(y: np.ndarray, probs: np.ndarray) -> np.ndarray:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return np.asarray(cl_find(labels=y, pred_probs=probs,
-                                  return_indices_ranked_by="self_confidence"), dtype=int)
+        return np.asarray(
+            cl_find(labels=y, pred_probs=probs, return_indices_ranked_by="self_confidence"),
+            dtype=int,
+        )

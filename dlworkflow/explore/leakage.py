@@ -38,16 +38,19 @@ class Leakage:
     def touching_test(self, kind: str) -> int:
         """Duplicate groups that reach a sealed split (the test set or a fresh slice)."""
         table = self.exact if kind == "exact" else self.near
-        return sum(n for combo, n in table.items()
-                   if any(is_sealed(part) for part in combo.split(" / ")))
+        return sum(
+            n for combo, n in table.items() if any(is_sealed(part) for part in combo.split(" / "))
+        )
 
 
-def leakage(manifest: pd.DataFrame, assignments: pd.DataFrame, *, exact: Duplicates,
-            near: Duplicates) -> Leakage:
+def leakage(
+    manifest: pd.DataFrame, assignments: pd.DataFrame, *, exact: Duplicates, near: Duplicates
+) -> Leakage:
     split_of = dict(zip(assignments["sample_id"].astype(str), assignments["split"].astype(str)))
     ids = manifest["sample_id"].astype(str)
-    result = Leakage(split_counts=dict(Counter(split_of.values())),
-                     unassigned=int((~ids.isin(split_of)).sum()))
+    result = Leakage(
+        split_counts=dict(Counter(split_of.values())), unassigned=int((~ids.isin(split_of)).sum())
+    )
     for dups, table in ((exact, result.exact), (near, result.near)):
         for group in dups.groups:
             splits = [split_of.get(s, "none") for s in group.sample_ids]
@@ -57,8 +60,7 @@ def leakage(manifest: pd.DataFrame, assignments: pd.DataFrame, *, exact: Duplica
             combo = " / ".join(distinct)
             table[combo] = table.get(combo, 0) + 1
             if len(result.examples) < 10 * SHOWN_LEAKS:
-                result.examples.append(SplitLeak(dups.kind, group.sample_ids, splits,
-                                                 group.labels))
+                result.examples.append(SplitLeak(dups.kind, group.sample_ids, splits, group.labels))
     result.examples.sort(key=lambda e: (not any(map(is_sealed, e.splits)), e.kind != "exact"))
     result.examples = result.examples[:SHOWN_LEAKS]
     _group_leaks(result, manifest, split_of)

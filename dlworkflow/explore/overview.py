@@ -37,20 +37,24 @@ class Overview:
         return label, self.class_counts[label]
 
 
-def overview(manifest: pd.DataFrame, quarantine: pd.DataFrame, *, info: Any,
-             task: str) -> Overview:
+def overview(manifest: pd.DataFrame, quarantine: pd.DataFrame, *, info: Any, task: str) -> Overview:
     counts = manifest["label"].astype(str).value_counts()
     order = sorted(counts.index, key=_natural)
     reasons = Counter(reason_kind(str(r)) for r in quarantine["reason"].tolist())
-    rows = [{str(k): "" if _missing(v) else str(v) for k, v in r.items()}
-            for r in quarantine.head(QUARANTINE_SHOWN).to_dict("records")]
+    rows = [
+        {str(k): "" if _missing(v) else str(v) for k, v in r.items()}
+        for r in quarantine.head(QUARANTINE_SHOWN).to_dict("records")
+    ]
     return Overview(
-        n_samples=len(manifest), classes=order,
+        n_samples=len(manifest),
+        classes=order,
         class_counts={k: int(counts[k]) for k in order},
         dataset_version=str(getattr(info, "version", "") or ""),
-        source=str(getattr(info, "source", "") or ""), task=task,
+        source=str(getattr(info, "source", "") or ""),
+        task=task,
         n_groups=int(manifest["group"].nunique()) if "group" in manifest else 0,
-        quarantine_reasons=dict(reasons.most_common()), quarantine_rows=rows,
+        quarantine_reasons=dict(reasons.most_common()),
+        quarantine_rows=rows,
         n_quarantined=len(quarantine),
     )
 

@@ -33,12 +33,19 @@ class PixelReader:
     def max_pixels(self) -> int:
         return self.project.config.data.max_image_pixels
 
-    def arrays(self, rows: pd.DataFrame, *, channels: int, size: tuple[int, int],
-               progress: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    def arrays(
+        self, rows: pd.DataFrame, *, channels: int, size: tuple[int, int], progress: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(uint8 [n, C, H, W], ok mask [n]) for the rows; unreadable images are zeros."""
         try:
-            data = image_tensor(self.project, rows, channels=channels, size=size,
-                                max_pixels=self.max_pixels, progress=progress)
+            data = image_tensor(
+                self.project,
+                rows,
+                channels=channels,
+                size=size,
+                max_pixels=self.max_pixels,
+                progress=progress,
+            )
             return data, np.ones(len(rows), dtype=bool)
         except ImageDecodeError:
             pass  # one bad file: read them one by one, skipping the bad ones

@@ -47,9 +47,11 @@ def esc(value: Any) -> str:
 
 def page(title: str, subtitle: str, sections: Iterable[str]) -> str:
     body = "\n".join(sections)
-    return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-            f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
-            f"<h1>{esc(title)}</h1><p class='note'>{esc(subtitle)}</p>{body}</body></html>\n")
+    return (
+        f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
+        f"<h1>{esc(title)}</h1><p class='note'>{esc(subtitle)}</p>{body}</body></html>\n"
+    )
 
 
 def section(anchor: str, title: str, *parts: str) -> Raw:
@@ -71,8 +73,7 @@ def notes(lines: Sequence[str] | None) -> Raw:
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], cls: str = "") -> Raw:
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>"
-                   for row in rows)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
     attr = f" class='{cls}'" if cls else ""
     head_html = f"<tr>{head}</tr>" if headers else ""
     return Raw(f"<table{attr}>{head_html}{body}</table>")

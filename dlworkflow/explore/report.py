@@ -17,14 +17,24 @@ if TYPE_CHECKING:
     from dlworkflow.explore.trust import Warning
 
 
-def render_report(ev: Evidence, warnings: list[Warning], view: SampleView, *, name: str,
-                  grid_per_class: int, distance: int, seed: int,
-                  exclude_ids: set[str]) -> str:
-    sections = [core.trust_section(ev, warnings), core.overview_section(ev),
-                target_kind(ev.task).section(ev)]
+def render_report(
+    ev: Evidence,
+    warnings: list[Warning],
+    view: SampleView,
+    *,
+    name: str,
+    grid_per_class: int,
+    distance: int,
+    seed: int,
+    exclude_ids: set[str],
+) -> str:
+    sections = [
+        core.trust_section(ev, warnings),
+        core.overview_section(ev),
+        target_kind(ev.task).section(ev),
+    ]
     if ev.images is not None:
-        sections.append(core.images_section(ev, view, _grid(ev, grid_per_class, seed,
-                                                             exclude_ids)))
+        sections.append(core.images_section(ev, view, _grid(ev, grid_per_class, seed, exclude_ids)))
     sections.append(core.duplicates_section(ev, view, distance=distance))
     sections += [more.map_section(ev), more.label_issues_section(ev, view)]
     if ev.text is not None:
@@ -33,9 +43,11 @@ def render_report(ev: Evidence, warnings: list[Warning], view: SampleView, *, na
         sections.append(more.tabular_section(ev))
     sections.append(more.leakage_section(ev, view))
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    subtitle = (f"Step 3 of the workflow: exploratory data analysis of {ev.overview.n_samples:,} "
-                f"samples ({ev.task}), dataset version {ev.overview.dataset_version[:12]}, "
-                f"made {stamp} by `dlw explore`.")
+    subtitle = (
+        f"Step 3 of the workflow: exploratory data analysis of {ev.overview.n_samples:,} "
+        f"samples ({ev.task}), dataset version {ev.overview.dataset_version[:12]}, "
+        f"made {stamp} by `dlw explore`."
+    )
     return page(f"Data exploration: {name}", subtitle, sections)
 
 

@@ -41,37 +41,53 @@ class ExploreResult(StepResult):
 
     def rows(self) -> list[tuple[str, Any]]:
         target: list[tuple[str, Any]] = (
-            [("samples", f"{self.n_samples:,}"), *self.target_rows] if self.target_rows else
-            [("samples", f"{self.n_samples:,} in {self.n_classes} classes"),
-             ("imbalance (max / min)", f"{self.imbalance_ratio:.2f}")])
+            [("samples", f"{self.n_samples:,}"), *self.target_rows]
+            if self.target_rows
+            else [
+                ("samples", f"{self.n_samples:,} in {self.n_classes} classes"),
+                ("imbalance (max / min)", f"{self.imbalance_ratio:.2f}"),
+            ]
+        )
         rows: list[tuple[str, Any]] = [
-            ("report", self.report), *target,
-            ("exact duplicates", f"{self.exact_groups:,} groups "
-                                 f"({self.exact_conflicting:,} conflicting)"),
+            ("report", self.report),
+            *target,
+            (
+                "exact duplicates",
+                f"{self.exact_groups:,} groups ({self.exact_conflicting:,} conflicting)",
+            ),
         ]
         if self.near_pairs is not None:
-            rows.append(("near duplicates", f"{self.near_pairs:,} "
-                                            f"({self.near_conflicting:,} conflicting)"))
+            rows.append(
+                ("near duplicates", f"{self.near_pairs:,} ({self.near_conflicting:,} conflicting)")
+            )
         if self.n_outliers is not None:
             rows.append(("outliers (blank, saturated)", self.n_outliers))
         if self.label_issues is not None:
-            rows.append(("label-issue candidates", f"{self.label_issues:,} of "
-                                                   f"{self.label_checked:,} checked"))
+            rows.append(
+                (
+                    "label-issue candidates",
+                    f"{self.label_issues:,} of {self.label_checked:,} checked",
+                )
+            )
         rows.append(("warnings", self.headline))
-        rows += [(f"  {w.severity}", f"{w.text} — {w.action}")
-                 for w in self.warnings[:TOP_WARNINGS]]
+        rows += [
+            (f"  {w.severity}", f"{w.text} — {w.action}") for w in self.warnings[:TOP_WARNINGS]
+        ]
         if len(self.warnings) > TOP_WARNINGS:
             rows.append(("  …", f"{len(self.warnings) - TOP_WARNINGS} more in the report"))
         rows.append(("time", f"{self.seconds:.1f} s"))
         return rows
 
     def _repr_html_(self) -> str:
-        numbers = [row for row in self.rows() if not row[0].startswith("  ")
-                   and row[0] != "warnings"]
-        return (f"<div><h3>{esc(self.title())}: {esc(self.headline)}</h3>"
-                f"{self._warning_list()}{table([], numbers)}"
-                f"{self._class_chart()}"
-                f"<p>Full report: <code>{esc(self.report)}</code></p></div>")
+        numbers = [
+            row for row in self.rows() if not row[0].startswith("  ") and row[0] != "warnings"
+        ]
+        return (
+            f"<div><h3>{esc(self.title())}: {esc(self.headline)}</h3>"
+            f"{self._warning_list()}{table([], numbers)}"
+            f"{self._class_chart()}"
+            f"<p>Full report: <code>{esc(self.report)}</code></p></div>"
+        )
 
     def _warning_list(self) -> str:
         """The warnings, styled inline (a notebook has none of eda.html's CSS or anchors)."""
@@ -80,7 +96,9 @@ class ExploreResult(StepResult):
         items = "".join(
             f"<li><strong style='color:{SEVERITY_COLOURS.get(w.severity, '#555')}'>"
             f"{esc(w.severity.upper())}</strong> {esc(w.text)} — <em>{esc(w.action)}</em> "
-            f"(section <code>{esc(w.section)}</code> of the report)</li>" for w in self.warnings)
+            f"(section <code>{esc(w.section)}</code> of the report)</li>"
+            for w in self.warnings
+        )
         return f"<ol>{items}</ol>"
 
     def _class_chart(self) -> str:
@@ -92,6 +110,12 @@ class ExploreResult(StepResult):
 
         values = list(self.class_counts.values())
         uneven = min(values) < max(values)
-        return figure(bar_chart(list(self.class_counts), values, title="samples per class",
-                                highlight=[uneven and v == min(values) for v in values]),
-                      "samples per class")
+        return figure(
+            bar_chart(
+                list(self.class_counts),
+                values,
+                title="samples per class",
+                highlight=[uneven and v == min(values) for v in values],
+            ),
+            "samples per class",
+        )

@@ -28,14 +28,18 @@ class SampleView:
     def tile(self, sample_id: str, caption: str) -> Raw:
         body = self._body(str(sample_id))
         cls = "tile" if self.modality == "image" else "tile wide"
-        return Raw(f"<div class='{cls}'>{body}<div>{esc(caption)}</div>"
-                   f"<div class='note'>{esc(_short(sample_id))}</div></div>")
+        return Raw(
+            f"<div class='{cls}'>{body}<div>{esc(caption)}</div>"
+            f"<div class='note'>{esc(_short(sample_id))}</div></div>"
+        )
 
     def pair(self, ids: list[str], captions: list[str], *, conflict: bool, title: str) -> Raw:
         cls = "pair conflict" if conflict else "pair"
         inner = "".join(self.tile(s, c) for s, c in zip(ids, captions))
-        return Raw(f"<div class='{cls}'><div class='note' style='width:90px'>{esc(title)}"
-                   f"</div>{inner}</div>")
+        return Raw(
+            f"<div class='{cls}'><div class='note' style='width:90px'>{esc(title)}"
+            f"</div>{inner}</div>"
+        )
 
     def _body(self, sample_id: str) -> str:
         if sample_id not in self.rows.index:
@@ -43,8 +47,11 @@ class SampleView:
         row = self.rows.loc[sample_id]
         if self.modality == "image":
             uri = self._thumb(sample_id, row.get("path"))
-            return (f"<img src='{esc(uri)}' alt='{esc(sample_id)}'>" if uri else
-                    "<div class='note'>(image unreadable)</div>")
+            return (
+                f"<img src='{esc(uri)}' alt='{esc(sample_id)}'>"
+                if uri
+                else "<div class='note'>(image unreadable)</div>"
+            )
         if self.modality == "text":
             text = str(row.get("text") or "")
             cut = text[:SNIPPET_CHARS] + ("…" if len(text) > SNIPPET_CHARS else "")
@@ -55,10 +62,11 @@ class SampleView:
 
     def _thumb(self, sample_id: str, path: object) -> str | None:
         if sample_id not in self._cache:
-            self._cache[sample_id] = (self.reader.thumbnail(sample_id, path)
-                                      if self.reader is not None else None)
+            self._cache[sample_id] = (
+                self.reader.thumbnail(sample_id, path) if self.reader is not None else None
+            )
         return self._cache[sample_id]
 
 
 def _short(sample_id: str, limit: int = 40) -> str:
-    return sample_id if len(sample_id) <= limit else "…" + sample_id[-limit + 1:]
+    return sample_id if len(sample_id) <= limit else "…" + sample_id[-limit + 1 :]

@@ -57,34 +57,47 @@ def feature_columns(manifest: pd.DataFrame) -> list[str]:
     return [c for c in manifest.columns if str(c).startswith("f:")]
 
 
-def tabular_evidence(manifest: pd.DataFrame, *, seed: int,
-                     task: Task | None = None) -> TabularEvidence:
+def tabular_evidence(
+    manifest: pd.DataFrame, *, seed: int, task: Task | None = None
+) -> TabularEvidence:
     """`task`: how the label column is read (classification when None)."""
     import pandas as pd
 
     names = feature_columns(manifest)
     numeric = {n: pd.to_numeric(manifest[n], errors="coerce") for n in names}
-    numeric = {n: v for n, v in numeric.items()
-               if v.notna().sum() >= 0.9 * manifest[n].notna().sum() and v.notna().any()}
+    numeric = {
+        n: v
+        for n, v in numeric.items()
+        if v.notna().sum() >= 0.9 * manifest[n].notna().sum() and v.notna().any()
+    }
     stats = [_column_stats(manifest[n], numeric.get(n), n[2:]) for n in names]
     values = pd.DataFrame({n: v.replace([np.inf, -np.inf], np.nan) for n, v in numeric.items()})
-    n_nonfinite = int(sum(np.isinf(v.to_numpy(dtype=float, na_value=np.nan)).sum()
-                          for v in numeric.values()))
+    n_nonfinite = int(
+        sum(np.isinf(v.to_numpy(dtype=float, na_value=np.nan)).sum() for v in numeric.values())
+    )
     corr_names = list(values.columns)[:MAX_HEATMAP]
     corr = values[corr_names].corr().to_numpy() if len(corr_names) >= 2 else None
     return TabularEvidence(
-        columns=stats, correlation=corr, correlation_names=[n[2:] for n in corr_names],
-        leaks=(_leaks(manifest, names, numeric, seed=seed)
-               if task is None or task.single_label
-               else _target_leaks(manifest, names, numeric, task)),
+        columns=stats,
+        correlation=corr,
+        correlation_names=[n[2:] for n in corr_names],
+        leaks=(
+            _leaks(manifest, names, numeric, seed=seed)
+            if task is None or task.single_label
+            else _target_leaks(manifest, names, numeric, task)
+        ),
         rows_with_missing=int(manifest[names].isna().any(axis=1).sum()) if names else 0,
         n_nonfinite=n_nonfinite,
     )
 
 
 def _column_stats(raw: pd.Series, numeric: pd.Series | None, name: str) -> ColumnStats:
-    stats = ColumnStats(name=name, kind="number" if numeric is not None else "category",
-                        missing=float(raw.isna().mean()), distinct=int(raw.nunique()))
+    stats = ColumnStats(
+        name=name,
+        kind="number" if numeric is not None else "category",
+        missing=float(raw.isna().mean()),
+        distinct=int(raw.nunique()),
+    )
     if numeric is not None:
         finite = numeric[np.isfinite(numeric.astype(float))]
         if len(finite):
@@ -93,8 +106,9 @@ def _column_stats(raw: pd.Series, numeric: pd.Series | None, name: str) -> Colum
     return stats
 
 
-def _leaks(manifest: pd.DataFrame, names: list[str], numeric: dict[str, pd.Series], *,
-           seed: int) -> list[Leak]:
+def _leaks(
+    manifest: pd.DataFrame, names: list[str], numeric: dict[str, pd.Series], *, seed: int
+) -> list[Leak]:
     labels = manifest["label"].astype(str)
     encoded = labels.astype("category").cat.codes.to_numpy().astype(float)
     binary = labels.nunique() == 2
@@ -102,8 +116,11 @@ def _leaks(manifest: pd.DataFrame, names: list[str], numeric: dict[str, pd.Serie
     for name in names:
         column = manifest[name]
         n_distinct = column.nunique()
-        if len(manifest) >= ID_LIKE_MIN_ROWS and n_distinct == len(manifest) and (
-                name not in numeric or _integral(numeric[name])):
+        if (
+            len(manifest) >= ID_LIKE_MIN_ROWS
+            and n_distinct == len(manifest)
+            and (name not in numeric or _integral(numeric[name]))
+        ):
             leaks.append(Leak(name[2:], "id-like: a different value on every row"))
             continue
         if name in numeric and binary:  # label codes have no order beyond two classes
@@ -113,13 +130,18 @@ def _leaks(manifest: pd.DataFrame, names: list[str], numeric: dict[str, pd.Serie
                 continue
         accuracy = _single_column_accuracy(column, numeric.get(name), labels, seed=seed)
         if accuracy >= LEAK_ACCURACY:
-            leaks.append(Leak(name[2:], f"alone predicts the label with {accuracy:.1%} "
-                                        "cross-validated accuracy"))
+            leaks.append(
+                Leak(
+                    name[2:],
+                    f"alone predicts the label with {accuracy:.1%} cross-validated accuracy",
+                )
+            )
     return leaks
 
 
-def _target_leaks(manifest: pd.DataFrame, names: list[str], numeric: dict[str, pd.Series],
-                  task: Task) -> list[Leak]:
+def _target_leaks(
+    manifest: pd.DataFrame, names: list[str], numeric: dict[str, pd.Series], task: Task
+) -> list[Leak]:
     """Id-like columns, and numeric columns nearly perfectly correlated with the encoded target
     (regression: the value; multi-label: the 0/1 column of any one label)."""
     targets = manifest["label"].astype(str).tolist()
@@ -127,15 +149,20 @@ def _target_leaks(manifest: pd.DataFrame, names: list[str], numeric: dict[str, p
     y = np.asarray(task.encode(targets, outputs), dtype=np.float64).reshape(len(targets), -1)
     leaks = []
     for name in names:
-        if len(manifest) >= ID_LIKE_MIN_ROWS and manifest[name].nunique() == len(manifest) and (
-                name not in numeric or _integral(numeric[name])):
+        if (
+            len(manifest) >= ID_LIKE_MIN_ROWS
+            and manifest[name].nunique() == len(manifest)
+            and (name not in numeric or _integral(numeric[name]))
+        ):
             leaks.append(Leak(name[2:], "id-like: a different value on every row"))
             continue
         if name not in numeric:
             continue
         x = numeric[name].to_numpy(dtype=float, na_value=np.nan)
-        corr = [(_correlation(np.where(np.isfinite(y[:, j]), x, np.nan),
-                              np.nan_to_num(y[:, j])), j) for j in range(y.shape[1])]
+        corr = [
+            (_correlation(np.where(np.isfinite(y[:, j]), x, np.nan), np.nan_to_num(y[:, j])), j)
+            for j in range(y.shape[1])
+        ]
         r, j = max(corr, key=lambda c: abs(c[0]))
         if abs(r) >= LEAK_CORRELATION:
             what = "the target" if y.shape[1] == 1 else f"label {outputs[j]}"
@@ -155,8 +182,9 @@ def _correlation(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.corrcoef(x[ok], y[ok])[0, 1])
 
 
-def _single_column_accuracy(raw: pd.Series, numeric: pd.Series | None, labels: pd.Series, *,
-                            seed: int) -> float:
+def _single_column_accuracy(
+    raw: pd.Series, numeric: pd.Series | None, labels: pd.Series, *, seed: int
+) -> float:
     from sklearn.model_selection import StratifiedKFold, cross_val_score
     from sklearn.tree import DecisionTreeClassifier
 

@@ -55,9 +55,17 @@ class RegressionTarget:
     correlations: list[tuple[str, float, int]] = field(default_factory=list)  # feature, r, n
 
     def summary(self) -> dict[str, Any]:
-        return {"count": self.count, "mean": self.mean, "std": self.std, "min": self.minimum,
-                **self.quantiles, "max": self.maximum, "skew": self.skew, "zeros": self.zeros,
-                "distinct": self.distinct}
+        return {
+            "count": self.count,
+            "mean": self.mean,
+            "std": self.std,
+            "min": self.minimum,
+            **self.quantiles,
+            "max": self.maximum,
+            "skew": self.skew,
+            "zeros": self.zeros,
+            "distinct": self.distinct,
+        }
 
 
 def regression_target(manifest: pd.DataFrame) -> RegressionTarget:
@@ -69,7 +77,8 @@ def regression_target(manifest: pd.DataFrame) -> RegressionTarget:
     nan = float("nan")
     q = series.quantile([0.25, 0.5, 0.75]).tolist() if len(values) else [nan] * 3
     result = RegressionTarget(
-        values=values, count=len(values),
+        values=values,
+        count=len(values),
         mean=float(series.mean()) if len(values) else nan,
         std=float(series.std()) if len(values) > 1 else nan,
         minimum=float(series.min()) if len(values) else nan,
@@ -77,7 +86,8 @@ def regression_target(manifest: pd.DataFrame) -> RegressionTarget:
         maximum=float(series.max()) if len(values) else nan,
         skew=float(np.asarray(series.skew(), dtype=np.float64)) if len(values) > 2 else nan,
         zeros=float((values == 0).mean()) if len(values) else nan,
-        distinct=int(series.nunique()))
+        distinct=int(series.nunique()),
+    )
     result.correlations = _feature_correlations(manifest)
     return result
 
@@ -104,26 +114,44 @@ def _feature_correlations(manifest: pd.DataFrame) -> list[tuple[str, float, int]
 
 def _regression_section(ev: Evidence) -> Raw:
     t: RegressionTarget = ev.target
-    rows = [("count", fmt(t.count)), ("mean", fmt(t.mean, 4)), ("std", fmt(t.std, 4)),
-            ("min", fmt(t.minimum, 4))]
+    rows = [
+        ("count", fmt(t.count)),
+        ("mean", fmt(t.mean, 4)),
+        ("std", fmt(t.std, 4)),
+        ("min", fmt(t.minimum, 4)),
+    ]
     rows += [(k, fmt(v, 4)) for k, v in t.quantiles.items()]
-    rows += [("max", fmt(t.maximum, 4)), ("skew", fmt(t.skew)),
-             ("share of zeros", f"{t.zeros:.1%}" if t.zeros == t.zeros else "–"),
-             ("distinct values", fmt(t.distinct))]
-    parts = [para("The value to predict, one number per sample. The network is trained on the "
-                  "standardised target (the train split's mean and standard deviation); "
-                  "predictions come back in these units."),
-             table([], rows, cls="numbers"),
-             figures(figure(fig.histogram(t.values, title="target", xlabel="target value"),
-                            "target histogram"))]
+    rows += [
+        ("max", fmt(t.maximum, 4)),
+        ("skew", fmt(t.skew)),
+        ("share of zeros", f"{t.zeros:.1%}" if t.zeros == t.zeros else "–"),
+        ("distinct values", fmt(t.distinct)),
+    ]
+    parts = [
+        para(
+            "The value to predict, one number per sample. The network is trained on the "
+            "standardised target (the train split's mean and standard deviation); "
+            "predictions come back in these units."
+        ),
+        table([], rows, cls="numbers"),
+        figures(
+            figure(
+                fig.histogram(t.values, title="target", xlabel="target value"), "target histogram"
+            )
+        ),
+    ]
     if t.correlations:
         shown = t.correlations[:SHOWN_CORRELATIONS]
-        parts += [heading("Correlation of each numeric feature with the target (Pearson)"),
-                  table(["feature", "correlation", "rows"],
-                        [(n, f"{r:+.3f}", fmt(k)) for n, r, k in shown])]
+        parts += [
+            heading("Correlation of each numeric feature with the target (Pearson)"),
+            table(
+                ["feature", "correlation", "rows"], [(n, f"{r:+.3f}", fmt(k)) for n, r, k in shown]
+            ),
+        ]
         if len(t.correlations) > len(shown):
-            parts.append(para(f"… {len(t.correlations) - len(shown)} weaker ones not shown.",
-                              "note"))
+            parts.append(
+                para(f"… {len(t.correlations) - len(shown)} weaker ones not shown.", "note")
+            )
     return section("classes", "3. Target", *parts)
 
 
@@ -131,24 +159,46 @@ def _regression_warnings(ev: Evidence) -> list[Warning]:
     t: RegressionTarget = ev.target
     out = []
     if t.distinct < FEW_VALUES:
-        out.append(Warning("medium", f"the target takes only {t.distinct} distinct values",
-                           "check whether this is a classification problem "
-                           "(`dlw init --task ...-classification`)", "classes"))
+        out.append(
+            Warning(
+                "medium",
+                f"the target takes only {t.distinct} distinct values",
+                "check whether this is a classification problem "
+                "(`dlw init --task ...-classification`)",
+                "classes",
+            )
+        )
     if t.skew == t.skew and abs(t.skew) >= SKEW_WARN:
-        out.append(Warning("low", f"the target is strongly skewed (skew {t.skew:+.2f})",
-                           "RMSE is dominated by the largest values: consider predicting "
-                           "log(target), or judge with mae", "classes"))
+        out.append(
+            Warning(
+                "low",
+                f"the target is strongly skewed (skew {t.skew:+.2f})",
+                "RMSE is dominated by the largest values: consider predicting "
+                "log(target), or judge with mae",
+                "classes",
+            )
+        )
     if t.zeros == t.zeros and t.zeros >= ZEROS_WARN:
-        out.append(Warning("low", f"{t.zeros:.0%} of the targets are 0",
-                           "mape leaves them out; check that 0 means a value, not a missing "
-                           "one", "classes"))
+        out.append(
+            Warning(
+                "low",
+                f"{t.zeros:.0%} of the targets are 0",
+                "mape leaves them out; check that 0 means a value, not a missing one",
+                "classes",
+            )
+        )
     return out
 
 
 def _regression_numbers(ev: Evidence) -> list[tuple[str, str]]:
     t: RegressionTarget = ev.target
-    return [("target", f"mean {fmt(t.mean, 4)}, std {fmt(t.std, 4)}, range "
-                       f"{fmt(t.minimum, 4)} to {fmt(t.maximum, 4)}")]
+    return [
+        (
+            "target",
+            f"mean {fmt(t.mean, 4)}, std {fmt(t.std, 4)}, range "
+            f"{fmt(t.minimum, 4)} to {fmt(t.maximum, 4)}",
+        )
+    ]
 
 
 def _regression_groups(task: Task, targets: Sequence[str]) -> list[str]:
@@ -185,9 +235,14 @@ class MultiLabelTarget:
         return max(counts) / min(counts) if counts else float("nan")
 
     def summary(self) -> dict[str, Any]:
-        return {"labels": len(self.labels), "support": self.support,
-                "cardinality": self.cardinality, "distinct_sets": self.distinct_sets,
-                "rare": self.rare, "imbalance_ratio": self.imbalance_ratio}
+        return {
+            "labels": len(self.labels),
+            "support": self.support,
+            "cardinality": self.cardinality,
+            "distinct_sets": self.distinct_sets,
+            "rare": self.rare,
+            "imbalance_ratio": self.imbalance_ratio,
+        }
 
 
 def multilabel_target(manifest: pd.DataFrame, task: Task) -> MultiLabelTarget:
@@ -197,49 +252,80 @@ def multilabel_target(manifest: pd.DataFrame, task: Task) -> MultiLabelTarget:
     y = (np.nan_to_num(y) > 0.5).astype(np.int64)
     per_sample = y.sum(axis=1)
     co = y.T @ y
-    pairs = [(labels[i], labels[j], int(co[i, j])) for i in range(len(labels))
-             for j in range(i + 1, len(labels)) if co[i, j]]
+    pairs = [
+        (labels[i], labels[j], int(co[i, j]))
+        for i in range(len(labels))
+        for j in range(i + 1, len(labels))
+        if co[i, j]
+    ]
     pairs.sort(key=lambda p: (-p[2], p[0], p[1]))
     support = {name: int(n) for name, n in zip(labels, y.sum(axis=0))}
     values, counts = np.unique(per_sample, return_counts=True)
     return MultiLabelTarget(
-        labels=labels, support=support, n_samples=len(targets),
+        labels=labels,
+        support=support,
+        n_samples=len(targets),
         cardinality=float(per_sample.mean()) if len(targets) else float("nan"),
         cardinality_counts={int(v): int(c) for v, c in zip(values, counts)},
-        distinct_sets=len(set(targets)), cooccurrence=co, pairs=pairs,
-        rare=[name for name, n in support.items() if n < MIN_CLASS_SAMPLES])
+        distinct_sets=len(set(targets)),
+        cooccurrence=co,
+        pairs=pairs,
+        rare=[name for name, n in support.items() if n < MIN_CLASS_SAMPLES],
+    )
 
 
 def _multilabel_section(ev: Evidence) -> Raw:
     t: MultiLabelTarget = ev.target
     names, values = list(t.support), list(t.support.values())
     total = max(t.n_samples, 1)
-    support = fig.bar_chart(names, values, title="samples per label",
-                            highlight=[n in t.rare for n in names])
-    card = fig.bar_chart([str(k) for k in t.cardinality_counts],
-                         list(t.cardinality_counts.values()), title="labels per sample")
-    parts = [para(f"{len(t.labels)} labels; a sample carries {t.cardinality:.2f} on average "
-                  f"(label cardinality); {t.distinct_sets:,} distinct label sets. Imbalance "
-                  f"(most / least frequent label): {t.imbalance_ratio:.2f}."
-                  + (f" Rare labels (fewer than {MIN_CLASS_SAMPLES} samples) in red."
-                     if t.rare else "")),
-             figures(figure(support, "label support"), figure(card, "label cardinality")),
-             table(["label", "samples", "share of samples"],
-                   [(k, fmt(v), f"{v / total:.1%}") for k, v in t.support.items()]),
-             heading("Labels per sample"),
-             table(["labels", "samples"], [(k, fmt(v)) for k, v in t.cardinality_counts.items()]),
-             heading(f"Most frequent label pairs (of {len(t.pairs):,} that occur together)"),
-             table(["label", "label", "samples with both"],
-                   [(a, b, fmt(n)) for a, b, n in t.pairs[:SHOWN_PAIRS]])]
+    support = fig.bar_chart(
+        names, values, title="samples per label", highlight=[n in t.rare for n in names]
+    )
+    card = fig.bar_chart(
+        [str(k) for k in t.cardinality_counts],
+        list(t.cardinality_counts.values()),
+        title="labels per sample",
+    )
+    parts = [
+        para(
+            f"{len(t.labels)} labels; a sample carries {t.cardinality:.2f} on average "
+            f"(label cardinality); {t.distinct_sets:,} distinct label sets. Imbalance "
+            f"(most / least frequent label): {t.imbalance_ratio:.2f}."
+            + (f" Rare labels (fewer than {MIN_CLASS_SAMPLES} samples) in red." if t.rare else "")
+        ),
+        figures(figure(support, "label support"), figure(card, "label cardinality")),
+        table(
+            ["label", "samples", "share of samples"],
+            [(k, fmt(v), f"{v / total:.1%}") for k, v in t.support.items()],
+        ),
+        heading("Labels per sample"),
+        table(["labels", "samples"], [(k, fmt(v)) for k, v in t.cardinality_counts.items()]),
+        heading(f"Most frequent label pairs (of {len(t.pairs):,} that occur together)"),
+        table(
+            ["label", "label", "samples with both"],
+            [(a, b, fmt(n)) for a, b, n in t.pairs[:SHOWN_PAIRS]],
+        ),
+    ]
     if 2 <= len(t.labels) <= MAX_HEATMAP_LABELS:
         diag = np.maximum(np.diag(t.cooccurrence), 1)
         share = t.cooccurrence / diag[:, None]  # row: P(column label | row label)
-        parts.append(figure(fig.heatmap(share, t.labels, title="co-occurrence: share of the "
-                                        "row label's samples that carry the column label",
-                                        vmin=0.0, cmap="Blues"), "label co-occurrence"))
+        parts.append(
+            figure(
+                fig.heatmap(
+                    share,
+                    t.labels,
+                    title="co-occurrence: share of the "
+                    "row label's samples that carry the column label",
+                    vmin=0.0,
+                    cmap="Blues",
+                ),
+                "label co-occurrence",
+            )
+        )
     parts.append(heading("Rare labels"))
-    parts.append(para(", ".join(f"{k} ({t.support[k]})" for k in t.rare)) if t.rare
-                 else para("none", "ok"))
+    parts.append(
+        para(", ".join(f"{k} ({t.support[k]})" for k in t.rare)) if t.rare else para("none", "ok")
+    )
     return section("classes", "3. Labels", *parts)
 
 
@@ -250,23 +336,36 @@ def _multilabel_warnings(ev: Evidence) -> list[Warning]:
     out = []
     ratio = t.imbalance_ratio
     if ratio == ratio and ratio >= IMBALANCE_LOW:
-        out.append(Warning("medium" if ratio >= IMBALANCE_MEDIUM else "low",
-                           f"label imbalance {ratio:.1f}:1 (most / least frequent label)",
-                           "judge with macro_f1 or map, which weigh every label equally",
-                           "classes"))
+        out.append(
+            Warning(
+                "medium" if ratio >= IMBALANCE_MEDIUM else "low",
+                f"label imbalance {ratio:.1f}:1 (most / least frequent label)",
+                "judge with macro_f1 or map, which weigh every label equally",
+                "classes",
+            )
+        )
     if t.rare:
         names = ", ".join(f"{k} ({t.support[k]})" for k in t.rare[:5])
-        out.append(Warning("medium", f"{len(t.rare)} label{'s' if len(t.rare) > 1 else ''} "
-                           f"with fewer than {MIN_CLASS_SAMPLES} samples: {names}",
-                           "collect more samples: validation and test estimates (and the "
-                           "tuned thresholds) for these labels will be unreliable", "classes"))
+        out.append(
+            Warning(
+                "medium",
+                f"{len(t.rare)} label{'s' if len(t.rare) > 1 else ''} "
+                f"with fewer than {MIN_CLASS_SAMPLES} samples: {names}",
+                "collect more samples: validation and test estimates (and the "
+                "tuned thresholds) for these labels will be unreliable",
+                "classes",
+            )
+        )
     return out
 
 
 def _multilabel_numbers(ev: Evidence) -> list[tuple[str, str]]:
     t: MultiLabelTarget = ev.target
-    return [("labels", fmt(len(t.labels))), ("labels per sample", f"{t.cardinality:.2f}"),
-            ("imbalance (most / least frequent label)", f"{t.imbalance_ratio:.2f}")]
+    return [
+        ("labels", fmt(len(t.labels))),
+        ("labels per sample", f"{t.cardinality:.2f}"),
+        ("imbalance (most / least frequent label)", f"{t.imbalance_ratio:.2f}"),
+    ]
 
 
 def _multilabel_groups(task: Task, targets: Sequence[str]) -> list[str]:
@@ -290,8 +389,10 @@ def _classification_warnings(ev: Evidence) -> list[Warning]:
 
 def _classification_numbers(ev: Evidence) -> list[tuple[str, str]]:
     ov = ev.overview
-    return [("classes", fmt(len(ov.classes))),
-            ("imbalance (max / min)", f"{ov.imbalance_ratio:.2f}")]
+    return [
+        ("classes", fmt(len(ov.classes))),
+        ("imbalance (max / min)", f"{ov.imbalance_ratio:.2f}"),
+    ]
 
 
 def _classification_groups(task: Task, targets: Sequence[str]) -> list[str]:
@@ -313,18 +414,29 @@ class TargetKind:
 
 KINDS: dict[str, TargetKind] = {
     "classification": TargetKind(
-        gather=lambda manifest, task: None, section=_classification_section,
-        warnings=_classification_warnings, key_numbers=_classification_numbers,
-        groups=_classification_groups, group_word="class"),
+        gather=lambda manifest, task: None,
+        section=_classification_section,
+        warnings=_classification_warnings,
+        key_numbers=_classification_numbers,
+        groups=_classification_groups,
+        group_word="class",
+    ),
     "regression": TargetKind(
         gather=lambda manifest, task: regression_target(manifest),
-        section=_regression_section, warnings=_regression_warnings,
-        key_numbers=_regression_numbers, groups=_regression_groups,
-        group_word="target range"),
+        section=_regression_section,
+        warnings=_regression_warnings,
+        key_numbers=_regression_numbers,
+        groups=_regression_groups,
+        group_word="target range",
+    ),
     "multilabel": TargetKind(
-        gather=multilabel_target, section=_multilabel_section,
-        warnings=_multilabel_warnings, key_numbers=_multilabel_numbers,
-        groups=_multilabel_groups, group_word="rarest label"),
+        gather=multilabel_target,
+        section=_multilabel_section,
+        warnings=_multilabel_warnings,
+        key_numbers=_multilabel_numbers,
+        groups=_multilabel_groups,
+        group_word="rarest label",
+    ),
 }
 
 

@@ -38,18 +38,24 @@ def text_evidence(manifest: pd.DataFrame, *, groups: np.ndarray | None = None) -
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
     texts = manifest["text"].astype("string").fillna("").tolist()
-    labels = (manifest["label"].astype(str).to_numpy() if groups is None
-              else np.asarray(groups).astype(str))
+    labels = (
+        manifest["label"].astype(str).to_numpy()
+        if groups is None
+        else np.asarray(groups).astype(str)
+    )
     tokens = [tokenise(t) for t in texts]
     vocabulary: set[str] = set()
     per_class: dict[str, Counter[str]] = {}
     for words, label in zip(tokens, labels):
         vocabulary.update(words)
         per_class.setdefault(label, Counter()).update(
-            w for w in words if w not in ENGLISH_STOP_WORDS)
+            w for w in words if w not in ENGLISH_STOP_WORDS
+        )
     return TextEvidence(
-        chars=np.array([len(t) for t in texts]), tokens=np.array([len(w) for w in tokens]),
-        labels=labels, vocabulary=len(vocabulary),
+        chars=np.array([len(t) for t in texts]),
+        tokens=np.array([len(w) for w in tokens]),
+        labels=labels,
+        vocabulary=len(vocabulary),
         n_empty=sum(1 for t in texts if not t.strip()),
         top_tokens={k: c.most_common(TOP_TOKENS) for k, c in sorted(per_class.items())},
     )
@@ -57,12 +63,21 @@ def text_evidence(manifest: pd.DataFrame, *, groups: np.ndarray | None = None) -
 
 def normalised_duplicates(manifest: pd.DataFrame) -> Duplicates:
     """Texts equal after lower-casing and collapsing white space, but not byte-identical."""
-    key = (manifest["text"].astype("string").fillna("").str.lower()
-           .str.replace(r"\s+", " ", regex=True).str.strip())
+    key = (
+        manifest["text"]
+        .astype("string")
+        .fillna("")
+        .str.lower()
+        .str.replace(r"\s+", " ", regex=True)
+        .str.strip()
+    )
     frame = manifest.assign(_key=key)
     sizes = frame.groupby("_key")["content_hash"].transform("nunique")
     frame = frame[(sizes > 1) & (frame["_key"] != "")]
-    groups = [DuplicateGroup(sample_ids=g["sample_id"].astype(str).tolist(),
-                             labels=g["label"].astype(str).tolist())
-              for _, g in frame.groupby("_key", sort=True)]
+    groups = [
+        DuplicateGroup(
+            sample_ids=g["sample_id"].astype(str).tolist(), labels=g["label"].astype(str).tolist()
+        )
+        for _, g in frame.groupby("_key", sort=True)
+    ]
     return summarise(Duplicates(kind="near"), groups)

@@ -44,8 +44,7 @@ class Classifier(nn.Module):
     def reset_head(self, num_classes: int) -> None:
         """A fresh linear head with `num_classes` outputs (transfer learning, new label sets)."""
         ref = next(self.head.parameters())
-        self.head = nn.Linear(self.num_features, num_classes).to(device=ref.device,
-                                                                 dtype=ref.dtype)
+        self.head = nn.Linear(self.num_features, num_classes).to(device=ref.device, dtype=ref.dtype)
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         """Named groups covering every parameter exactly once: at least "backbone" and "head"."""

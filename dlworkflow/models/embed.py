@@ -35,8 +35,16 @@ class ImageEmbedder:
     globally average-pooled penultimate features, computed in batches under inference mode.
     """
 
-    def __init__(self, name: str, backbone: torch.nn.Module, *, input_size: int,
-                 mean: tuple[float, ...], std: tuple[float, ...], dim: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        backbone: torch.nn.Module,
+        *,
+        input_size: int,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        dim: int,
+    ) -> None:
         self.name = name
         # channels-last runs the depthwise convolutions ~1.5x faster on CPU
         # (torch's stubs of Module.to lack memory_format, which it accepts)
@@ -57,8 +65,7 @@ class ImageEmbedder:
         channels = x.shape[1]
         size = (self.input_size, self.input_size)
         if tuple(x.shape[-2:]) != size:
-            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False,
-                              antialias=True)
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
         # the same mean and std on every channel: grey is normalised, then replicated
         x = (x - self._mean[:, :channels]) / self._std[:, :channels]
         x = x.expand(-1, 3, -1, -1) if channels == 1 else x
@@ -75,14 +82,19 @@ class ImageEmbedder:
         out = np.empty((len(pixels), self.dim), dtype=np.float32)
         with torch.inference_mode():
             for start in range(0, len(pixels), batch_size):
-                batch = self.preprocess(pixels[start:start + batch_size])
-                out[start:start + len(batch)] = self.backbone(batch).numpy()
+                batch = self.preprocess(pixels[start : start + batch_size])
+                out[start : start + len(batch)] = self.backbone(batch).numpy()
         return out
 
 
 def _check_pixels(pixels: np.ndarray) -> None:
-    ok = (isinstance(pixels, np.ndarray) and pixels.dtype == np.uint8 and pixels.ndim == 4
-          and pixels.shape[1] in (1, 3) and min(pixels.shape[2:]) >= 1)
+    ok = (
+        isinstance(pixels, np.ndarray)
+        and pixels.dtype == np.uint8
+        and pixels.ndim == 4
+        and pixels.shape[1] in (1, 3)
+        and min(pixels.shape[2:]) >= 1
+    )
     if not ok:
         shape = getattr(pixels, "shape", None)
         dtype = getattr(pixels, "dtype", type(pixels).__name__)
@@ -95,8 +107,9 @@ def _check_pixels(pixels: np.ndarray) -> None:
         )
 
 
-def image_embedder(name: str = "efficientnet_lite0", *,
-                   input_size: int = efficientnet_lite.INPUT_SIZE) -> ImageEmbedder:
+def image_embedder(
+    name: str = "efficientnet_lite0", *, input_size: int = efficientnet_lite.INPUT_SIZE
+) -> ImageEmbedder:
     """The pretrained image embedder `name`, loaded once per process (offline).
 
     `input_size` trades speed for quality: 224 is what the backbone was trained at; 112 is
@@ -106,13 +119,17 @@ def image_embedder(name: str = "efficientnet_lite0", *,
     """
     IMAGE_BACKBONES.get(name)  # unknown names raise with the closest match
     if not 32 <= int(input_size) <= 1024:
-        raise EmbedInputError("input_size must be between 32 and 1024.",
-                              received=str(input_size))
+        raise EmbedInputError("input_size must be between 32 and 1024.", received=str(input_size))
     return _load_image_embedder(name, int(input_size))
 
 
 @functools.lru_cache(maxsize=4)
 def _load_image_embedder(name: str, input_size: int) -> ImageEmbedder:
-    return ImageEmbedder(name, IMAGE_BACKBONES.get(name)(), input_size=input_size,
-                         mean=efficientnet_lite.MEAN, std=efficientnet_lite.STD,
-                         dim=efficientnet_lite.NUM_FEATURES)
+    return ImageEmbedder(
+        name,
+        IMAGE_BACKBONES.get(name)(),
+        input_size=input_size,
+        mean=efficientnet_lite.MEAN,
+        std=efficientnet_lite.STD,
+        dim=efficientnet_lite.NUM_FEATURES,
+    )

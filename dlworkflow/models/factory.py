@@ -40,14 +40,22 @@ class ModelTaskError(ModelParamError):
 #: The instance `dlw models` counts parameters on, per modality.
 PROBE_INPUTS: dict[str, dict[str, Any]] = {
     "image": {"in_channels": 1, "image_size": (28, 28)},
-    "text": {"vocab_size": VOCAB_SIZE}, "tabular": {"n_features": 30}}
+    "text": {"vocab_size": VOCAB_SIZE},
+    "tabular": {"n_features": 30},
+}
 
 
-def create_model(name: str, *, num_classes: int, task: str | None = None,
-                 in_channels: int | None = None,
-                 image_size: tuple[int, int] | int | None = None,
-                 n_features: int | None = None, vocab_size: int | None = None,
-                 **params: Any) -> Classifier:
+def create_model(
+    name: str,
+    *,
+    num_classes: int,
+    task: str | None = None,
+    in_channels: int | None = None,
+    image_size: tuple[int, int] | int | None = None,
+    n_features: int | None = None,
+    vocab_size: int | None = None,
+    **params: Any,
+) -> Classifier:
     """A fresh (randomly initialised, or pretrained) model; `params` are its own keyword
     arguments. Give the data's input: images `in_channels` + `image_size`, tabular
     `n_features`; text needs nothing (`vocab_size` defaults to the shared tokenizer's).
@@ -56,9 +64,16 @@ def create_model(name: str, *, num_classes: int, task: str | None = None,
     Seed torch (`torch.manual_seed`) first for a reproducible initialisation.
     """
     entry = MODELS.get(name)
-    given = {k: v for k, v in {"in_channels": in_channels, "image_size": image_size,
-                               "n_features": n_features, "vocab_size": vocab_size}.items()
-             if v is not None}
+    given = {
+        k: v
+        for k, v in {
+            "in_channels": in_channels,
+            "image_size": image_size,
+            "n_features": n_features,
+            "vocab_size": vocab_size,
+        }.items()
+        if v is not None
+    }
     modality = _modality(entry, task, given)
     inputs = _inputs(entry, modality, given, num_classes)
     _check_params(entry, params)
@@ -73,8 +88,13 @@ def create_model(name: str, *, num_classes: int, task: str | None = None,
             fix="correct `model.params` (or data.image.size) in dlworkflow.yaml",
         ) from None
     model.preprocessing = {**_default_preprocessing(modality, inputs), **model.preprocessing}
-    model.dlw_spec = {"name": name, "params": _jsonable(clean), "num_classes": num_classes,
-                      "modality": modality, **_jsonable(inputs)}
+    model.dlw_spec = {
+        "name": name,
+        "params": _jsonable(clean),
+        "num_classes": num_classes,
+        "modality": modality,
+        **_jsonable(inputs),
+    }
     return model
 
 
@@ -111,17 +131,24 @@ def list_models() -> list[ModelCard]:
         try:
             skip_weights = {"pretrained": False} if "pretrained" in entry.defaults() else {}
             with torch.device("meta"):  # shapes only: nothing allocated or initialised
-                probe = entry.builder(num_classes=10, **PROBE_INPUTS[entry.modalities[0]],
-                                      **skip_weights)
+                probe = entry.builder(
+                    num_classes=10, **PROBE_INPUTS[entry.modalities[0]], **skip_weights
+                )
             parameters = sum(p.numel() for p in probe.parameters() if p.requires_grad)
         except Exception:  # noqa: BLE001  (a plug-in's factory that needs other inputs)
             parameters = 0
-        cards.append(ModelCard(
-            name=name, task=entry.task, description=entry.description,
-            parameters=parameters,
-            input=entry.input_note, pretrained=entry.pretrained,
-            defaults=_jsonable(entry.defaults()), modalities=entry.modalities,
-        ))
+        cards.append(
+            ModelCard(
+                name=name,
+                task=entry.task,
+                description=entry.description,
+                parameters=parameters,
+                input=entry.input_note,
+                pretrained=entry.pretrained,
+                defaults=_jsonable(entry.defaults()),
+                modalities=entry.modalities,
+            )
+        )
     return cards
 
 
@@ -129,8 +156,12 @@ def _modality(entry: ModelEntry, task: str | None, given: dict[str, Any]) -> str
     """The kind of input this instance takes: from the task, else from the inputs given."""
     if task is not None:
         if task not in task_names():
-            raise ModelParamError(f"Unknown task {task!r}.", expected=", ".join(task_names()),
-                                  received=repr(task), fix="use one of the expected tasks")
+            raise ModelParamError(
+                f"Unknown task {task!r}.",
+                expected=", ".join(task_names()),
+                received=repr(task),
+                fix="use one of the expected tasks",
+            )
         check_task(entry.name, task)
         return task_of(task).modality
     if len(entry.modalities) == 1:
@@ -147,14 +178,14 @@ def _modality(entry: ModelEntry, task: str | None, given: dict[str, Any]) -> str
     return matching[0]
 
 
-def _inputs(entry: ModelEntry, modality: str, given: dict[str, Any],
-            num_classes: int) -> dict[str, Any]:
+def _inputs(
+    entry: ModelEntry, modality: str, given: dict[str, Any], num_classes: int
+) -> dict[str, Any]:
     """The builder's input arguments for `modality`, checked."""
     foreign = [k for k in given if k not in INPUT_ARGS[modality]]
     if foreign:
         raise ModelTaskError(
-            f"Model {entry.name!r} takes {modality} input, but was given "
-            f"{', '.join(foreign)}.",
+            f"Model {entry.name!r} takes {modality} input, but was given {', '.join(foreign)}.",
             expected=f"{modality} input: {', '.join(INPUT_ARGS[modality])}",
             received=", ".join(f"{k}={given[k]!r}" for k in foreign),
             fix="for other kinds of data choose another model: "
@@ -163,17 +194,22 @@ def _inputs(entry: ModelEntry, modality: str, given: dict[str, Any],
     inputs = {k: v if k == "image_size" else int(v) for k, v in given.items()}
     if modality == "image":
         if "in_channels" not in inputs or "image_size" not in inputs:
-            raise ModelParamError(f"Model {entry.name!r} needs the image format.",
-                                  expected="in_channels and image_size",
-                                  received=", ".join(given) or "neither",
-                                  fix="pass in_channels=1|3 and image_size=(h, w)")
+            raise ModelParamError(
+                f"Model {entry.name!r} needs the image format.",
+                expected="in_channels and image_size",
+                received=", ".join(given) or "neither",
+                fix="pass in_channels=1|3 and image_size=(h, w)",
+            )
         inputs["image_size"] = _size(inputs["image_size"])
     elif modality == "text":
         inputs.setdefault("vocab_size", VOCAB_SIZE)
     elif "n_features" not in inputs:
-        raise ModelParamError(f"Model {entry.name!r} needs the number of input features.",
-                              expected="n_features >= 1", received="none",
-                              fix="pass n_features (the width of the encoded table)")
+        raise ModelParamError(
+            f"Model {entry.name!r} needs the number of input features.",
+            expected="n_features >= 1",
+            received="none",
+            fix="pass n_features (the width of the encoded table)",
+        )
     _check_shape(entry.name, modality=modality, num_classes=num_classes, inputs=inputs)
     return inputs
 
@@ -182,10 +218,15 @@ def _default_preprocessing(modality: str, inputs: dict[str, Any]) -> dict[str, A
     if modality != "image":
         return {"modality": modality}
     channels = inputs["in_channels"]
-    return {"modality": "image", "channels": channels, "size": list(inputs["image_size"]),
-            # identity until the trainer sets the data's statistics; a pretrained backbone
-            # brings the normalisation it needs (the builder's preprocessing wins)
-            "mean": [0.0] * channels, "std": [1.0] * channels}
+    return {
+        "modality": "image",
+        "channels": channels,
+        "size": list(inputs["image_size"]),
+        # identity until the trainer sets the data's statistics; a pretrained backbone
+        # brings the normalisation it needs (the builder's preprocessing wins)
+        "mean": [0.0] * channels,
+        "std": [1.0] * channels,
+    }
 
 
 def _check_params(entry: ModelEntry, params: dict[str, Any]) -> None:
@@ -204,17 +245,18 @@ def _check_params(entry: ModelEntry, params: dict[str, Any]) -> None:
     )
 
 
-def _check_shape(name: str, *, modality: str, num_classes: int,
-                 inputs: dict[str, Any]) -> None:
+def _check_shape(name: str, *, modality: str, num_classes: int, inputs: dict[str, Any]) -> None:
     problems = {
         "image": lambda: inputs["in_channels"] in (1, 3) and min(inputs["image_size"]) >= 1,
         "text": lambda: inputs["vocab_size"] >= 2,
         "tabular": lambda: inputs["n_features"] >= 1,
     }
     if num_classes < 1 or not problems[modality]():
-        expected = {"image": "1 or 3 channels, a positive image size",
-                    "text": "a vocabulary of at least 2 tokens",
-                    "tabular": "at least 1 input feature"}[modality]
+        expected = {
+            "image": "1 or 3 channels, a positive image size",
+            "text": "a vocabulary of at least 2 tokens",
+            "tabular": "at least 1 input feature",
+        }[modality]
         raise ModelParamError(
             f"Cannot build model {name!r} for this data.",
             expected=f"at least 1 output (class, label or value), {expected}",

@@ -31,8 +31,10 @@ def adopt(module: Any) -> str:
     if not isinstance(module, nn.Module):
         raise FactoryError(
             f"train(model=...) takes a torch.nn.Module, not a {type(module).__name__}.",
-            expected="an nn.Module instance", received=type(module).__name__,
-            fix="pass the network object (net = MyNet(); project.train(model=net))")
+            expected="an nn.Module instance",
+            received=type(module).__name__,
+            fix="pass the network object (net = MyNet(); project.train(model=net))",
+        )
     for name, kept in _LIVE.items():
         if kept is module:
             return name
@@ -54,7 +56,9 @@ def build(name: str, *, num_classes: int, **inputs: Any) -> nn.Module:
             expected="the same Python session that trained it",
             received="a new process (the CLI, or a restarted notebook)",
             fix="train it again in this session, or write a factory function and set "
-                "model.name: \"module:function\" to use it from anywhere")
+            'model.name: "module:function" to use it from anywhere',
+        )
     net = copy.deepcopy(module)
-    return net if isinstance(net, Classifier) else UserNetwork(net, num_classes,
-                                                               InputSpec.of(inputs))
+    return (
+        net if isinstance(net, Classifier) else UserNetwork(net, num_classes, InputSpec.of(inputs))
+    )

@@ -23,16 +23,27 @@ from dlworkflow.preprocess.text import VOCAB_SIZE, check_max_len
 DIM = 384
 MAX_POSITIONS = 512
 # config.json of the packaged model, so an untrained instance needs neither package nor files
-CONFIG = {"vocab_size": VOCAB_SIZE, "hidden_size": DIM, "num_hidden_layers": 6,
-          "num_attention_heads": 12, "intermediate_size": 1536, "hidden_act": "gelu",
-          "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
-          "max_position_embeddings": MAX_POSITIONS, "type_vocab_size": 2,
-          "initializer_range": 0.02, "layer_norm_eps": 1e-12, "pad_token_id": 0}
+CONFIG = {
+    "vocab_size": VOCAB_SIZE,
+    "hidden_size": DIM,
+    "num_hidden_layers": 6,
+    "num_attention_heads": 12,
+    "intermediate_size": 1536,
+    "hidden_act": "gelu",
+    "hidden_dropout_prob": 0.1,
+    "attention_probs_dropout_prob": 0.1,
+    "max_position_embeddings": MAX_POSITIONS,
+    "type_vocab_size": 2,
+    "initializer_range": 0.02,
+    "layer_norm_eps": 1e-12,
+    "pad_token_id": 0,
+}
 
 
 class MiniLMClassifier(Classifier):
-    def __init__(self, *, encoder: nn.Module, num_classes: int, normalize: bool,
-                 dropout: float) -> None:
+    def __init__(
+        self, *, encoder: nn.Module, num_classes: int, normalize: bool, dropout: float
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.normalize = normalize
@@ -41,8 +52,9 @@ class MiniLMClassifier(Classifier):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         ids, mask = trim(x, MAX_POSITIONS)
-        hidden = self.encoder(input_ids=ids, attention_mask=mask.long(),
-                              token_type_ids=torch.zeros_like(ids)).last_hidden_state
+        hidden = self.encoder(
+            input_ids=ids, attention_mask=mask.long(), token_type_ids=torch.zeros_like(ids)
+        ).last_hidden_state
         pooled = masked_mean(hidden, mask)
         if self.normalize:
             pooled = nn.functional.normalize(pooled, p=2, dim=1)
@@ -57,8 +69,10 @@ def _transformers() -> Any:
         from transformers.utils import logging as hf_logging
     except ImportError as exc:
         raise BackboneUnavailableError(
-            "minilm_classifier needs the package transformers.", received=str(exc),
-            fix="pip install 'transformers>=4.40' tokenizers") from exc
+            "minilm_classifier needs the package transformers.",
+            received=str(exc),
+            fix="pip install 'transformers>=4.40' tokenizers",
+        ) from exc
     hf_logging.disable_progress_bar()
     return transformers
 
@@ -67,8 +81,7 @@ def encoder(*, pretrained: bool) -> nn.Module:
     """The BertModel (no pooler): packaged weights when `pretrained`, else random init."""
     transformers = _transformers()
     if not pretrained:
-        return transformers.BertModel(transformers.BertConfig(**CONFIG),
-                                      add_pooling_layer=False)
+        return transformers.BertModel(transformers.BertConfig(**CONFIG), add_pooling_layer=False)
     from dlworkflow.models.text_encoder import model_folder
 
     folder = model_folder()  # raises BackboneUnavailableError when not installed
@@ -76,7 +89,8 @@ def encoder(*, pretrained: bool) -> nn.Module:
     transformers.logging.set_verbosity_error()  # the unused pooler weights are expected
     try:
         return transformers.BertModel.from_pretrained(
-            str(folder), local_files_only=True, use_safetensors=True, add_pooling_layer=False)
+            str(folder), local_files_only=True, use_safetensors=True, add_pooling_layer=False
+        )
     finally:
         transformers.logging.set_verbosity(level)
 
@@ -90,17 +104,28 @@ def encoder(*, pretrained: bool) -> nn.Module:
     modalities=("text",),
     pretrained=True,
 )
-def minilm_classifier(*, num_classes: int, vocab_size: int, max_len: int = 128,
-                      normalize: bool = False, dropout: float = 0.1,
-                      pretrained: bool = True) -> MiniLMClassifier:
+def minilm_classifier(
+    *,
+    num_classes: int,
+    vocab_size: int,
+    max_len: int = 128,
+    normalize: bool = False,
+    dropout: float = 0.1,
+    pretrained: bool = True,
+) -> MiniLMClassifier:
     check_max_len(max_len)
     if vocab_size != VOCAB_SIZE:
-        raise ValueError(f"minilm_classifier takes the MiniLM WordPiece vocabulary "
-                         f"({VOCAB_SIZE} tokens), got vocab_size={vocab_size}")
+        raise ValueError(
+            f"minilm_classifier takes the MiniLM WordPiece vocabulary "
+            f"({VOCAB_SIZE} tokens), got vocab_size={vocab_size}"
+        )
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-    model = MiniLMClassifier(encoder=encoder(pretrained=bool(pretrained)),
-                             num_classes=num_classes, normalize=bool(normalize),
-                             dropout=float(dropout))
+    model = MiniLMClassifier(
+        encoder=encoder(pretrained=bool(pretrained)),
+        num_classes=num_classes,
+        normalize=bool(normalize),
+        dropout=float(dropout),
+    )
     model.preprocessing = text_preprocessing(max_len)
     return model

@@ -39,8 +39,11 @@ class _WithFeatures(torch.nn.Module):
 
 
 def _graph(model: torch.nn.Module) -> tuple[torch.nn.Module, list[str]]:
-    if getattr(model, "exports_features", True) and callable(getattr(model, "features", None)) \
-            and isinstance(getattr(model, "head", None), torch.nn.Module):
+    if (
+        getattr(model, "exports_features", True)
+        and callable(getattr(model, "features", None))
+        and isinstance(getattr(model, "head", None), torch.nn.Module)
+    ):
         return _WithFeatures(model).train(model.training), [OUTPUT_NAME, FEATURES_NAME]
     return model, [OUTPUT_NAME]
 
@@ -54,8 +57,7 @@ def to_onnx(model: torch.nn.Module, path: str | Path, *, example: Any) -> Path:
     import onnx
 
     path = Path(path)
-    x = torch.from_numpy(np.asarray(example)) if not isinstance(example, torch.Tensor) \
-        else example
+    x = torch.from_numpy(np.asarray(example)) if not isinstance(example, torch.Tensor) else example
     x = x.detach().cpu()
     dynamic = {0: "batch"}
     if x.dtype in (torch.int64, torch.int32):
@@ -69,20 +71,29 @@ def to_onnx(model: torch.nn.Module, path: str | Path, *, example: Any) -> Path:
 
     def write(tmp: Path) -> None:
         fastpath = torch.backends.mha.get_fastpath_enabled()
-        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad(), \
-                _aa_resize_as_matmul():
+        with (
+            warnings.catch_warnings(),
+            torch.inference_mode(False),
+            torch.no_grad(),
+            _aa_resize_as_matmul(),
+        ):
             warnings.simplefilter("ignore")
             # The fused Transformer fast path (aten::_transformer_encoder_layer_fwd) has no
             # ONNX form; the plain path computes the same function.
             torch.backends.mha.set_fastpath_enabled(False)
             graph, outputs = _graph(model)
             try:
-                torch.onnx.export(graph, (x,), str(tmp), input_names=[INPUT_NAME],
-                                  output_names=outputs,
-                                  dynamic_axes={INPUT_NAME: dynamic,
-                                                **{name: {0: "batch"} for name in outputs}},
-                                  opset_version=OPSET, dynamo=False,
-                                  do_constant_folding=True)
+                torch.onnx.export(
+                    graph,
+                    (x,),
+                    str(tmp),
+                    input_names=[INPUT_NAME],
+                    output_names=outputs,
+                    dynamic_axes={INPUT_NAME: dynamic, **{name: {0: "batch"} for name in outputs}},
+                    opset_version=OPSET,
+                    dynamo=False,
+                    do_constant_folding=True,
+                )
             finally:
                 torch.backends.mha.set_fastpath_enabled(fastpath)
         onnx.checker.check_model(str(tmp))
@@ -97,7 +108,8 @@ def to_onnx(model: torch.nn.Module, path: str | Path, *, example: Any) -> Path:
             f"Model {name!r} cannot be exported to ONNX.",
             expected=f"operators of ONNX opset {OPSET}",
             received=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-            fix="pick another model (`dlw models`), or serve it without ONNX") from None
+            fix="pick another model (`dlw models`), or serve it without ONNX",
+        ) from None
     try:
         _check_batches(model, path, x)
     finally:
@@ -115,7 +127,7 @@ def _check_batches(model: torch.nn.Module, path: Path, x: torch.Tensor) -> None:
     for batch in (1, 3):
         if x.dtype == torch.int64:
             probe = torch.randint(1, 1000, (batch, x.shape[1]), generator=generator)
-            probe[:, x.shape[1] // 2:] = 0  # real texts are padded
+            probe[:, x.shape[1] // 2 :] = 0  # real texts are padded
         else:
             probe = torch.randn((batch, *x.shape[1:]), generator=generator)
         with torch.no_grad():
@@ -127,13 +139,18 @@ def _check_batches(model: torch.nn.Module, path: Path, x: torch.Tensor) -> None:
         else:
             detail = f"max abs difference {float(np.abs(got - ref).max()):.3g}"
         scale = max(1.0, float(np.abs(ref).max()))
-        if got is None or got.shape != ref.shape or \
-                not np.allclose(got, ref, rtol=1e-3, atol=1e-3 * scale):
+        if (
+            got is None
+            or got.shape != ref.shape
+            or not np.allclose(got, ref, rtol=1e-3, atol=1e-3 * scale)
+        ):
             path.unlink(missing_ok=True)
             raise OnnxExportError(
                 f"The ONNX export of this model does not compute it at batch size {batch}.",
-                expected="the same logits as PyTorch at any batch size", received=detail,
-                fix="pick another model (`dlw models`)")
+                expected="the same logits as PyTorch at any batch size",
+                received=detail,
+                fix="pick another model (`dlw models`)",
+            )
 
 
 def _resize_matrix(n_in: int, n_out: int) -> torch.Tensor:
@@ -142,8 +159,9 @@ def _resize_matrix(n_in: int, n_out: int) -> torch.Tensor:
     # Width 2 -> 2 (the identity along it): a width of 1 gives ambiguous strides that
     # PyTorch's antialiased kernel mis-reads as channels-last.
     impulses = torch.eye(n_in, dtype=torch.float32)[:, None, :, None].repeat(1, 1, 1, 2)
-    out = torch.nn.functional.interpolate(impulses, size=(n_out, 2), mode="bilinear",
-                                          align_corners=False, antialias=True)
+    out = torch.nn.functional.interpolate(
+        impulses, size=(n_out, 2), mode="bilinear", align_corners=False, antialias=True
+    )
     return out[:, 0, :, 0].t().contiguous()
 
 
@@ -211,5 +229,4 @@ def _aa_symbolic(g: Any, x: Any, output_size: Any, align_corners: Any, *scales: 
     out = symbolic_helper._maybe_get_const(output_size, "is")
     if symbolic_helper._maybe_get_const(align_corners, "b"):
         raise RuntimeError("antialiased resize with align_corners=True")
-    return _separable(g, x, _resize_matrix(height, int(out[0])),
-                      _resize_matrix(width, int(out[1])))
+    return _separable(g, x, _resize_matrix(height, int(out[0])), _resize_matrix(width, int(out[1])))

@@ -25,8 +25,9 @@ def load_model(project: Workspace) -> tuple[Any, ModelMeta]:
     return load_trained(read_trained_pointer(project)["folder"])
 
 
-def predict_proba(project: Workspace, model: Any, meta: ModelMeta, rows: pd.DataFrame,
-                  *, batch_size: int = 256) -> np.ndarray:
+def predict_proba(
+    project: Workspace, model: Any, meta: ModelMeta, rows: pd.DataFrame, *, batch_size: int = 256
+) -> np.ndarray:
     """Class probabilities (N, classes) for manifest rows: the softmax of predict_logits."""
     import torch
 
@@ -41,19 +42,22 @@ def model_task(project: Workspace, meta: ModelMeta) -> Task:
     return task_of(str(meta.get("task") or project.config.task))
 
 
-def predict_outputs(project: Workspace, model: Any, meta: ModelMeta, rows: pd.DataFrame,
-                    *, batch_size: int = 256) -> np.ndarray:
+def predict_outputs(
+    project: Workspace, model: Any, meta: ModelMeta, rows: pd.DataFrame, *, batch_size: int = 256
+) -> np.ndarray:
     """What the network's outputs mean for its task, float64: class probabilities (N, K),
     label probabilities (N, L), or values in the target's units (N, 1); the target's
     settings (scaling, thresholds) come from model.json `target`."""
     logits = predict_logits(project, model, meta, rows, batch_size=batch_size)
-    return np.asarray(model_task(project, meta).outputs(logits.astype(np.float64),
-                                                        meta.get("target") or {}),
-                      dtype=np.float64)
+    return np.asarray(
+        model_task(project, meta).outputs(logits.astype(np.float64), meta.get("target") or {}),
+        dtype=np.float64,
+    )
 
 
-def predict_logits(project: Workspace, model: Any, meta: ModelMeta, rows: pd.DataFrame,
-                   *, batch_size: int = 256) -> np.ndarray:
+def predict_logits(
+    project: Workspace, model: Any, meta: ModelMeta, rows: pd.DataFrame, *, batch_size: int = 256
+) -> np.ndarray:
     """Logits (N, classes) float32 for manifest rows, transformed exactly as in training
     from the saved model.json: images decoded at the model's format and normalised with its
     mean/std, texts tokenized with its tokenizer and max_len, tables encoded with the train
@@ -72,8 +76,7 @@ def predict_logits(project: Workspace, model: Any, meta: ModelMeta, rows: pd.Dat
     with torch.inference_mode():
         for start in range(0, len(rows), batch_size):
             out.append(model(inputs(start, start + batch_size)).float().numpy())
-    logits = (np.concatenate(out) if out
-              else np.zeros((0, len(meta["classes"])), dtype=np.float32))
+    logits = np.concatenate(out) if out else np.zeros((0, len(meta["classes"])), dtype=np.float32)
     if order is not None:  # back from length order to row order
         restored = np.empty_like(logits)
         restored[order] = logits
@@ -84,9 +87,13 @@ def predict_logits(project: Workspace, model: Any, meta: ModelMeta, rows: pd.Dat
 def _image_inputs(project: Workspace, rows: pd.DataFrame, meta: ModelMeta) -> Any:
     import torch
 
-    pixels = image_tensor(project, rows, channels=int(meta["in_channels"]),
-                          size=image_size(meta),
-                          max_pixels=project.config.data.max_image_pixels)
+    pixels = image_tensor(
+        project,
+        rows,
+        channels=int(meta["in_channels"]),
+        size=image_size(meta),
+        max_pixels=project.config.data.max_image_pixels,
+    )
     mean = torch.tensor(meta["mean"], dtype=torch.float32).view(1, -1, 1, 1)
     std = torch.tensor(meta["std"], dtype=torch.float32).view(1, -1, 1, 1)
 
@@ -106,8 +113,11 @@ def _text_inputs(rows: pd.DataFrame, meta: ModelMeta) -> tuple[Any, np.ndarray]:
     if prep.get("tokenizer", TOKENIZER) != TOKENIZER:
         raise ModelFileError(
             f"The model was trained with the tokenizer {prep.get('tokenizer')!r}, which this "
-            "version of dlworkflow does not have.", expected=TOKENIZER,
-            received=repr(prep.get("tokenizer")), fix="run `dlw train` again")
+            "version of dlworkflow does not have.",
+            expected=TOKENIZER,
+            received=repr(prep.get("tokenizer")),
+            fix="run `dlw train` again",
+        )
     ids = tokenize(rows["text"].fillna("").astype(str).tolist(), int(prep["max_len"]))
     order = np.argsort((ids != 0).sum(1), kind="stable")
     batch = torch.from_numpy(np.ascontiguousarray(ids[order]))

@@ -14,8 +14,11 @@ from dlworkflow.tasks import task_names, task_of
 
 #: The data's input arguments: a builder takes num_classes and those of its modalities;
 #: everything else in its signature is a model parameter (`model.params`).
-INPUT_ARGS = {"image": ("in_channels", "image_size"), "text": ("vocab_size",),
-              "tabular": ("n_features",)}
+INPUT_ARGS = {
+    "image": ("in_channels", "image_size"),
+    "text": ("vocab_size",),
+    "tabular": ("n_features",),
+}
 FIXED_ARGS = ("num_classes", "in_channels", "image_size", "vocab_size", "n_features")
 
 
@@ -23,6 +26,7 @@ def tasks_for(modalities: tuple[str, ...]) -> tuple[str, ...]:
     """The tasks (dlworkflow.yaml `task:`) whose input is one of `modalities`: a network
     maps its input to one output per class, label or value, whatever the task."""
     return tuple(t for t in task_names() if task_of(t).modality in modalities)
+
 
 Builder = Callable[..., Any]  # (*, num_classes, <input args>, **params) -> Classifier
 
@@ -89,9 +93,14 @@ class ModelRegistry(Registry[ModelEntry]):
             from dlworkflow.models import live
 
             if live.is_live(name):
-                return FactoryEntry(name, lambda **kw: live.build(name, **kw),
-                                    "a network given to project.train(model=...)",
-                                    "the data's input", tuple(INPUT_ARGS), False)
+                return FactoryEntry(
+                    name,
+                    lambda **kw: live.build(name, **kw),
+                    "a network given to project.train(model=...)",
+                    "the data's input",
+                    tuple(INPUT_ARGS),
+                    False,
+                )
             if target_of(name) is not None:
                 return self._factory_entry(name)
         return super().get(name)
@@ -108,17 +117,26 @@ class ModelRegistry(Registry[ModelEntry]):
         factory = load_factory(name)  # FactoryError now, not at the first build
         pretrained = "pretrained" in inspect.signature(factory).parameters
         return FactoryEntry(
-            name, lambda **kw: build_user_network(name, **kw),
+            name,
+            lambda **kw: build_user_network(name, **kw),
             (inspect.getdoc(factory) or f"user network {target_of(name)}").splitlines()[0],
-            "the data's input, as input_spec describes it", tuple(INPUT_ARGS), pretrained)
+            "the data's input, as input_spec describes it",
+            tuple(INPUT_ARGS),
+            pretrained,
+        )
 
 
 MODELS: ModelRegistry = ModelRegistry("model")
 
 
-def register_model(name: str, *, description: str, input_note: str,
-                   modalities: tuple[str, ...] = ("image",),
-                   pretrained: bool = False) -> Callable[[Builder], Builder]:
+def register_model(
+    name: str,
+    *,
+    description: str,
+    input_note: str,
+    modalities: tuple[str, ...] = ("image",),
+    pretrained: bool = False,
+) -> Callable[[Builder], Builder]:
     """Decorator: add a builder to MODELS under `name`; `modalities` are the inputs it takes
     ("image", "text", "tabular"), each with its INPUT_ARGS in the builder's signature."""
     unknown = [m for m in modalities if m not in INPUT_ARGS]
@@ -126,8 +144,9 @@ def register_model(name: str, *, description: str, input_note: str,
         raise ValueError(f"modalities must be among {list(INPUT_ARGS)}, got {modalities}")
 
     def decorator(builder: Builder) -> Builder:
-        MODELS.add(name, ModelEntry(name, builder, description, input_note, tuple(modalities),
-                                    pretrained))
+        MODELS.add(
+            name, ModelEntry(name, builder, description, input_note, tuple(modalities), pretrained)
+        )
         return builder
 
     return decorator

@@ -32,8 +32,9 @@ class BasicBlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False),
-                                          nn.BatchNorm2d(c_out))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
@@ -45,11 +46,21 @@ class ResNetSmall(Classifier):
     """stem -> 3 stages of basic blocks (strides 1, 2, 2) -> global average pool -> dropout ->
     linear head."""
 
-    def __init__(self, *, in_channels: int, num_classes: int, widths: Sequence[int],
-                 blocks_per_stage: int, dropout: float) -> None:
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        num_classes: int,
+        widths: Sequence[int],
+        blocks_per_stage: int,
+        dropout: float,
+    ) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(inplace=True),
+        )
         blocks: list[nn.Module] = []
         c_in = widths[0]
         for stage, width in enumerate(widths):
@@ -76,16 +87,28 @@ class ResNetSmall(Classifier):
     "scratch.",
     input_note="any size >= 8x8, 1 or 3 channels (28x28 / 32x32 typical)",
 )
-def resnet_small(*, num_classes: int, in_channels: int, image_size: tuple[int, int],
-                 widths: Sequence[int] = (16, 32, 64), blocks_per_stage: int = 3,
-                 dropout: float = 0.0) -> ResNetSmall:
+def resnet_small(
+    *,
+    num_classes: int,
+    in_channels: int,
+    image_size: tuple[int, int],
+    widths: Sequence[int] = (16, 32, 64),
+    blocks_per_stage: int = 3,
+    dropout: float = 0.0,
+) -> ResNetSmall:
     if min(image_size) < MIN_SIZE:
-        raise ValueError(f"resnet_small needs images of at least {MIN_SIZE}x{MIN_SIZE} pixels, "
-                         f"got {image_size[0]}x{image_size[1]}; set data.image.size larger")
+        raise ValueError(
+            f"resnet_small needs images of at least {MIN_SIZE}x{MIN_SIZE} pixels, "
+            f"got {image_size[0]}x{image_size[1]}; set data.image.size larger"
+        )
     if len(widths) != 3 or any(int(w) < 1 for w in widths):
         raise ValueError(f"widths must be 3 positive stage widths, got {list(widths)}")
     if int(blocks_per_stage) < 1 or not 0 <= dropout < 1:
         raise ValueError("blocks_per_stage must be >= 1 and dropout in [0, 1)")
-    return ResNetSmall(in_channels=in_channels, num_classes=num_classes,
-                       widths=tuple(int(w) for w in widths),
-                       blocks_per_stage=int(blocks_per_stage), dropout=float(dropout))
+    return ResNetSmall(
+        in_channels=in_channels,
+        num_classes=num_classes,
+        widths=tuple(int(w) for w in widths),
+        blocks_per_stage=int(blocks_per_stage),
+        dropout=float(dropout),
+    )

@@ -19,13 +19,14 @@ META_FILE = "model.json"
 FORMAT_VERSION = 1
 REQUIRED = ("name", "params", "num_classes", "classes", "weights_sha256")
 #: What each kind of model needs on top (model.json files without "modality" are images).
-REQUIRED_BY_MODALITY = {"image": ("in_channels", "image_size", "mean", "std"),
-                        "text": ("vocab_size", "preprocessing"),
-                        "tabular": ("n_features", "preprocessing")}
+REQUIRED_BY_MODALITY = {
+    "image": ("in_channels", "image_size", "mean", "std"),
+    "text": ("vocab_size", "preprocessing"),
+    "tabular": ("n_features", "preprocessing"),
+}
 
 
-def save_trained(folder: str | Path, model: Classifier,
-                 meta: ModelMeta) -> tuple[Path, str]:
+def save_trained(folder: str | Path, model: Classifier, meta: ModelMeta) -> tuple[Path, str]:
     """Write weights then metadata (the metadata file commits the pair); return (path, sha256).
 
     `meta` must hold `classes`; the model's spec and preprocessing fill in the rest, and any
@@ -37,11 +38,14 @@ def save_trained(folder: str | Path, model: Classifier,
     spec = dict(getattr(model, "dlw_spec", {}))
     prep = _plain(dict(model.preprocessing))
     modality = spec.get("modality") or prep.get("modality") or "image"
-    full = {**spec, "modality": modality, "num_classes": model.num_classes,
-            "preprocessing": prep}
+    full = {**spec, "modality": modality, "num_classes": model.num_classes, "preprocessing": prep}
     if modality == "image":  # flat keys, as model.json files have always had them
-        full.update(mean=list(prep.get("mean", [])), std=list(prep.get("std", [])),
-                    channels=prep.get("channels"), size=prep.get("size"))
+        full.update(
+            mean=list(prep.get("mean", [])),
+            std=list(prep.get("std", [])),
+            channels=prep.get("channels"),
+            size=prep.get("size"),
+        )
     full.update(meta)
     required = _required(modality)
     missing = [k for k in required if k != "weights_sha256" and full.get(k) is None]
@@ -69,9 +73,12 @@ def load_trained(folder: str | Path) -> tuple[Classifier, ModelMeta]:
     meta = _read_meta(folder)
     weights = folder / meta.get("weights_file", WEIGHTS_FILE)
     if not weights.is_file():
-        raise ModelFileError(f"The weights file {weights} is missing.",
-                             expected=f"{WEIGHTS_FILE} beside {META_FILE}", received="none",
-                             fix="run `dlw train` again to write a complete model folder")
+        raise ModelFileError(
+            f"The weights file {weights} is missing.",
+            expected=f"{WEIGHTS_FILE} beside {META_FILE}",
+            received="none",
+            fix="run `dlw train` again to write a complete model folder",
+        )
     actual = sha256_file(weights)
     if actual != meta["weights_sha256"]:
         raise ModelFileError(
@@ -85,9 +92,11 @@ def load_trained(folder: str | Path) -> tuple[Classifier, ModelMeta]:
     try:
         model.load_state_dict(load_file(str(weights)), strict=True)
     except RuntimeError as exc:
-        raise ModelFileError(f"The weights in {weights} do not fit model {meta['name']!r}.",
-                             received=str(exc).splitlines()[0],
-                             fix="run `dlw train` again; the model definition changed") from None
+        raise ModelFileError(
+            f"The weights in {weights} do not fit model {meta['name']!r}.",
+            received=str(exc).splitlines()[0],
+            fix="run `dlw train` again; the model definition changed",
+        ) from None
     model.preprocessing.update(meta.get("preprocessing") or {})
     if meta.get("modality", "image") == "image":
         model.preprocessing.update(mean=list(meta["mean"]), std=list(meta["std"]))
@@ -106,8 +115,7 @@ def _rebuild(meta: ModelMeta) -> Classifier:
     params = dict(meta["params"])
     if "pretrained" in MODELS.get(meta["name"]).defaults():
         params["pretrained"] = False
-    model = create_model(meta["name"], num_classes=int(meta["num_classes"]), **inputs,
-                         **params)
+    model = create_model(meta["name"], num_classes=int(meta["num_classes"]), **inputs, **params)
     model.dlw_spec["params"] = dict(meta["params"])
     return model
 
@@ -128,22 +136,35 @@ def _plain(value: Any) -> Any:
 def _read_meta(folder: Path) -> ModelMeta:
     path = folder / META_FILE
     if not path.is_file():
-        raise ModelFileError(f"No trained model in {folder}.", expected=f"{path}",
-                             received="none", fix="run `dlw train` first")
+        raise ModelFileError(
+            f"No trained model in {folder}.",
+            expected=f"{path}",
+            received="none",
+            fix="run `dlw train` first",
+        )
     try:
         meta = read_json(path)
     except ValueError as exc:
-        raise ModelFileError(f"{path} is not valid JSON.", received=str(exc),
-                             fix="run `dlw train` again to rewrite the model folder") from None
+        raise ModelFileError(
+            f"{path} is not valid JSON.",
+            received=str(exc),
+            fix="run `dlw train` again to rewrite the model folder",
+        ) from None
     modality = meta.get("modality", "image")
     if modality not in REQUIRED_BY_MODALITY:
-        raise ModelFileError(f"{path} names an unknown modality {modality!r}.",
-                             expected=", ".join(REQUIRED_BY_MODALITY), received=repr(modality),
-                             fix="upgrade dlworkflow, or run `dlw train` again")
+        raise ModelFileError(
+            f"{path} names an unknown modality {modality!r}.",
+            expected=", ".join(REQUIRED_BY_MODALITY),
+            received=repr(modality),
+            fix="upgrade dlworkflow, or run `dlw train` again",
+        )
     required = _required(modality)
     missing = [k for k in required if k not in meta]
     if missing:
-        raise ModelFileError(f"{path} lacks {', '.join(missing)}.",
-                             expected=", ".join(required), received=", ".join(sorted(meta)),
-                             fix="run `dlw train` again to rewrite the model folder")
+        raise ModelFileError(
+            f"{path} lacks {', '.join(missing)}.",
+            expected=", ".join(required),
+            received=", ".join(sorted(meta)),
+            fix="run `dlw train` again to rewrite the model folder",
+        )
     return meta

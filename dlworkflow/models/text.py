@@ -21,8 +21,9 @@ DEFAULT_MAX_LEN = 128
 def trim(ids: torch.Tensor, max_len: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(ids, mask) without the all-padding columns at the right (and at most max_len long)."""
     if ids.dtype not in (torch.int64, torch.int32) or ids.ndim != 2:
-        raise ValueError(f"text models take int64 token ids (N, L), got {ids.dtype} "
-                         f"{tuple(ids.shape)}")
+        raise ValueError(
+            f"text models take int64 token ids (N, L), got {ids.dtype} {tuple(ids.shape)}"
+        )
     mask = ids != PAD_ID
     length = max(int(mask.sum(1).max()), 1) if ids.numel() else 1
     if max_len is not None:
@@ -50,23 +51,37 @@ class BiLSTMClassifier(Classifier):
     """embedding -> dropout -> bidirectional LSTM (packed: padding never enters it) -> mean
     and max over the real tokens -> dropout -> linear head."""
 
-    def __init__(self, *, vocab_size: int, num_classes: int, embed_dim: int, hidden: int,
-                 layers: int, dropout: float) -> None:
+    def __init__(
+        self,
+        *,
+        vocab_size: int,
+        num_classes: int,
+        embed_dim: int,
+        hidden: int,
+        layers: int,
+        dropout: float,
+    ) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD_ID)
-        self.lstm = nn.LSTM(embed_dim, hidden, num_layers=layers, bidirectional=True,
-                            batch_first=True, dropout=dropout if layers > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            embed_dim,
+            hidden,
+            num_layers=layers,
+            bidirectional=True,
+            batch_first=True,
+            dropout=dropout if layers > 1 else 0.0,
+        )
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(4 * hidden, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         ids, mask = trim(x)
         lengths = mask.sum(1).clamp(min=1).cpu()
-        packed = nn.utils.rnn.pack_padded_sequence(self.dropout(self.embedding(ids)), lengths,
-                                                   batch_first=True, enforce_sorted=False)
+        packed = nn.utils.rnn.pack_padded_sequence(
+            self.dropout(self.embedding(ids)), lengths, batch_first=True, enforce_sorted=False
+        )
         out, _ = self.lstm(packed)
-        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True,
-                                                  total_length=ids.shape[1])
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=ids.shape[1])
         return self.dropout(torch.cat([masked_mean(out, mask), masked_max(out, mask)], 1))
 
 
@@ -74,8 +89,18 @@ class TransformerClassifier(Classifier):
     """token + learned position embeddings -> pre-norm Transformer encoder (GELU) -> final
     LayerNorm -> mean over the real tokens -> dropout -> linear head."""
 
-    def __init__(self, *, vocab_size: int, num_classes: int, d_model: int, layers: int,
-                 heads: int, ff_dim: int, dropout: float, max_len: int) -> None:
+    def __init__(
+        self,
+        *,
+        vocab_size: int,
+        num_classes: int,
+        d_model: int,
+        layers: int,
+        heads: int,
+        ff_dim: int,
+        dropout: float,
+        max_len: int,
+    ) -> None:
         super().__init__()
         self.max_len = max_len
         self.embedding = nn.Embedding(vocab_size, d_model, padding_idx=PAD_ID)
@@ -84,9 +109,15 @@ class TransformerClassifier(Classifier):
             nn.init.normal_(table.weight, std=0.02)
         with torch.no_grad():
             self.embedding.weight[PAD_ID].zero_()
-        layer = nn.TransformerEncoderLayer(d_model, heads, dim_feedforward=ff_dim,
-                                           dropout=dropout, activation="gelu",
-                                           batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            d_model,
+            heads,
+            dim_feedforward=ff_dim,
+            dropout=dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d_model)
         self.dropout = nn.Dropout(dropout)
@@ -107,17 +138,29 @@ class TransformerClassifier(Classifier):
     input_note="text: MiniLM WordPiece token ids, up to max_len (128) tokens",
     modalities=("text",),
 )
-def bilstm(*, num_classes: int, vocab_size: int, embed_dim: int = 128, hidden: int = 128,
-           layers: int = 1, dropout: float = 0.3,
-           max_len: int = DEFAULT_MAX_LEN) -> BiLSTMClassifier:
+def bilstm(
+    *,
+    num_classes: int,
+    vocab_size: int,
+    embed_dim: int = 128,
+    hidden: int = 128,
+    layers: int = 1,
+    dropout: float = 0.3,
+    max_len: int = DEFAULT_MAX_LEN,
+) -> BiLSTMClassifier:
     check_max_len(max_len)
     if min(int(embed_dim), int(hidden)) < 1 or int(layers) not in (1, 2, 3):
         raise ValueError("embed_dim and hidden must be >= 1 and layers 1, 2 or 3")
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-    model = BiLSTMClassifier(vocab_size=vocab_size, num_classes=num_classes,
-                             embed_dim=int(embed_dim), hidden=int(hidden), layers=int(layers),
-                             dropout=float(dropout))
+    model = BiLSTMClassifier(
+        vocab_size=vocab_size,
+        num_classes=num_classes,
+        embed_dim=int(embed_dim),
+        hidden=int(hidden),
+        layers=int(layers),
+        dropout=float(dropout),
+    )
     model.preprocessing = text_preprocessing(max_len)
     return model
 
@@ -130,17 +173,33 @@ def bilstm(*, num_classes: int, vocab_size: int, embed_dim: int = 128, hidden: i
     input_note="text: MiniLM WordPiece token ids, up to max_len (128) tokens",
     modalities=("text",),
 )
-def transformer(*, num_classes: int, vocab_size: int, d_model: int = 128, layers: int = 2,
-                heads: int = 4, ff_dim: int = 256, dropout: float = 0.1,
-                max_len: int = DEFAULT_MAX_LEN) -> TransformerClassifier:
+def transformer(
+    *,
+    num_classes: int,
+    vocab_size: int,
+    d_model: int = 128,
+    layers: int = 2,
+    heads: int = 4,
+    ff_dim: int = 256,
+    dropout: float = 0.1,
+    max_len: int = DEFAULT_MAX_LEN,
+) -> TransformerClassifier:
     check_max_len(max_len)
     if int(d_model) < 1 or int(heads) < 1 or int(d_model) % int(heads):
-        raise ValueError(f"d_model must be a positive multiple of heads, got d_model={d_model}, "
-                         f"heads={heads}")
+        raise ValueError(
+            f"d_model must be a positive multiple of heads, got d_model={d_model}, heads={heads}"
+        )
     if not 1 <= int(layers) <= 12 or int(ff_dim) < 1 or not 0 <= dropout < 1:
         raise ValueError("layers must be 1 to 12, ff_dim >= 1 and dropout in [0, 1)")
-    model = TransformerClassifier(vocab_size=vocab_size, num_classes=num_classes,
-                                  d_model=int(d_model), layers=int(layers), heads=int(heads),
-                                  ff_dim=int(ff_dim), dropout=float(dropout), max_len=max_len)
+    model = TransformerClassifier(
+        vocab_size=vocab_size,
+        num_classes=num_classes,
+        d_model=int(d_model),
+        layers=int(layers),
+        heads=int(heads),
+        ff_dim=int(ff_dim),
+        dropout=float(dropout),
+        max_len=max_len,
+    )
     model.preprocessing = text_preprocessing(max_len)
     return model

@@ -30,8 +30,15 @@ DIM = 384
 class TextEmbedder:
     """A frozen sentence encoder: `embed(texts)` -> (N, dim) float32, L2-normalised rows."""
 
-    def __init__(self, name: str, tokenizer: Any, model: torch.nn.Module, *,
-                 dim: int = DIM, max_tokens: int = MAX_TOKENS) -> None:
+    def __init__(
+        self,
+        name: str,
+        tokenizer: Any,
+        model: torch.nn.Module,
+        *,
+        dim: int = DIM,
+        max_tokens: int = MAX_TOKENS,
+    ) -> None:
         self.name = name
         self.tokenizer = tokenizer
         self.model = model.eval()
@@ -61,10 +68,11 @@ class TextEmbedder:
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         with torch.inference_mode():
             for start in range(0, len(texts), batch_size):
-                rows = order[start:start + batch_size]
+                rows = order[start : start + batch_size]
                 ids, mask = self.tokenize([texts[i] for i in rows])
-                hidden = self.model(input_ids=ids, attention_mask=mask,
-                                    token_type_ids=torch.zeros_like(ids)).last_hidden_state
+                hidden = self.model(
+                    input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids)
+                ).last_hidden_state
                 weights = mask.unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
                 pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
@@ -77,7 +85,8 @@ def _check_texts(texts: list[str]) -> None:
         bad = "one string" if isinstance(texts, str) else "items that are not strings"
         raise DlwError(
             "Cannot embed these texts: expected a list of strings.",
-            expected="list[str]", received=f"{type(texts).__name__} with {bad}",
+            expected="list[str]",
+            received=f"{type(texts).__name__} with {bad}",
             fix="pass [text] for a single text; convert missing values to '' first",
         )
 
@@ -94,7 +103,8 @@ def model_folder() -> Path:
         raise BackboneUnavailableError(
             "The pretrained text encoder minilm (all-MiniLM-L6-v2) is not installed.",
             expected=f"the package {PACKAGE} (90 MB, it ships the model for offline use)",
-            received="no module named " + MODULE if folder is None
+            received="no module named " + MODULE
+            if folder is None
             else f"no model.safetensors in {folder}",
             fix=f"pip install {PACKAGE}, or set explore.backbone: pixels",
         )
@@ -109,8 +119,12 @@ def text_embedder(name: str = "minilm") -> TextEmbedder:
     if name not in ("minilm", "all-MiniLM-L6-v2"):
         from dlworkflow.errors import UnknownKeyError
 
-        raise UnknownKeyError(f"Unknown text backbone {name!r}.", expected="minilm",
-                              received=repr(name), fix="use text_embedder('minilm')")
+        raise UnknownKeyError(
+            f"Unknown text backbone {name!r}.",
+            expected="minilm",
+            received=repr(name),
+            fix="use text_embedder('minilm')",
+        )
     return _load_minilm()
 
 
@@ -127,7 +141,8 @@ def _load_minilm() -> TextEmbedder:
     except ImportError as exc:
         raise BackboneUnavailableError(
             "The text encoder needs the packages transformers and tokenizers.",
-            received=str(exc), fix="pip install 'transformers>=4.40' tokenizers",
+            received=str(exc),
+            fix="pip install 'transformers>=4.40' tokenizers",
         ) from exc
     tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
     tokenizer.enable_truncation(max_length=MAX_TOKENS)

@@ -61,8 +61,7 @@ class InputSpec:
         (text) vocab_size."""
         if "in_channels" in inputs:
             h, w = inputs["image_size"]
-            return cls("image", in_channels=int(inputs["in_channels"]),
-                       image_size=(int(h), int(w)))
+            return cls("image", in_channels=int(inputs["in_channels"]), image_size=(int(h), int(w)))
         if "n_features" in inputs:
             return cls("tabular", n_features=int(inputs["n_features"]))
         return cls("text", vocab_size=int(inputs.get("vocab_size") or 0))
@@ -102,8 +101,10 @@ class UserNetwork(Classifier):
         return with_params[-1] if with_params else self.net
 
     def reset_head(self, num_classes: int) -> None:
-        raise FactoryError("A user network's head cannot be replaced by dlworkflow.",
-                           fix="build it with the right num_outputs in the factory")
+        raise FactoryError(
+            "A user network's head cannot be replaced by dlworkflow.",
+            fix="build it with the right num_outputs in the factory",
+        )
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         head = list(self.head.parameters())
@@ -124,9 +125,11 @@ def factory_defaults(factory: Any) -> dict[str, Any]:
 
 def build_user_network(name: str, *, num_classes: int, **given: Any) -> UserNetwork:
     """Call the factory of `name` with the data's InputSpec; wrap what it returns."""
-    inputs: dict[str, Any] = {k: given.pop(k) for k in ("in_channels", "image_size",
-                                                        "n_features", "vocab_size")
-                              if k in given}
+    inputs: dict[str, Any] = {
+        k: given.pop(k)
+        for k in ("in_channels", "image_size", "n_features", "vocab_size")
+        if k in given
+    }
     spec = InputSpec.of(inputs)
     factory = load_factory(name)
     try:
@@ -137,12 +140,15 @@ def build_user_network(name: str, *, num_classes: int, **given: Any) -> UserNetw
             expected="factory(num_outputs, input_spec, **model.params)",
             received=f"model.params {given!r}",
             fix="give the factory the parameters num_outputs and input_spec, and keyword "
-                "parameters matching model.params") from None
+            "parameters matching model.params",
+        ) from None
     if not isinstance(net, nn.Module):
         raise FactoryError(
             f"The factory {target_of(name)} returned a {type(net).__name__}, not a network.",
-            expected="a torch.nn.Module", received=type(net).__name__,
-            fix="return the nn.Module itself (not a class, tuple or optimizer)")
+            expected="a torch.nn.Module",
+            received=type(net).__name__,
+            fix="return the nn.Module itself (not a class, tuple or optimizer)",
+        )
     return UserNetwork(net, num_classes, spec)
 
 
@@ -165,22 +171,28 @@ def check_network(model: UserNetwork) -> None:
                     "The network's forward pass failed on a dummy batch.",
                     expected=f"input {tuple(x.shape)} {x.dtype} -> ({2}, {num_outputs})",
                     received=f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
-                    fix="make forward accept the input described by input_spec") from None
+                    fix="make forward accept the input described by input_spec",
+                ) from None
             if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, num_outputs):
                 shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out)
                 raise FactoryError(
                     "The network's output has the wrong shape.",
                     expected=f"(batch, num_outputs) = (2, {num_outputs})",
-                    received=str(shape), fix="end the network with num_outputs logits")
+                    received=str(shape),
+                    fix="end the network with num_outputs logits",
+                )
         failure = _onnx_failure(model, x, OPSET)
         if failure:
-            layer, reason = (_failing_layer(model.net, x, OPSET)  # named as the user names
-                             or ("(the whole network)", failure))
+            layer, reason = (
+                _failing_layer(model.net, x, OPSET)  # named as the user names
+                or ("(the whole network)", failure)
+            )
             raise FactoryError(
                 f"The network cannot be exported to ONNX: layer {layer} fails.",
                 expected=f"operators of ONNX opset {OPSET} (serving runs the ONNX model)",
                 received=reason,
-                fix=f"replace {layer} with layers ONNX can express (or compute it another way)")
+                fix=f"replace {layer} with layers ONNX can express (or compute it another way)",
+            )
     finally:
         model.train(was_training)
 
@@ -190,8 +202,13 @@ def _onnx_failure(module: nn.Module, x: Any, opset: int) -> str | None:
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            torch.onnx.export(module, args, io.BytesIO(),  # type: ignore[arg-type]
-                              opset_version=opset, dynamo=False)
+            torch.onnx.export(
+                module,
+                args,
+                io.BytesIO(),  # type: ignore[arg-type]
+                opset_version=opset,
+                dynamo=False,
+            )
     except Exception as exc:  # noqa: BLE001  (the exporter raises many unrelated types)
         return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     return None
@@ -203,8 +220,11 @@ def _failing_layer(model: nn.Module, x: torch.Tensor, opset: int) -> tuple[str, 
     hooks = []
     for name, module in model.named_modules():
         if name and not any(True for _ in module.children()):
-            hooks.append(module.register_forward_hook(
-                lambda m, args, out, name=name: seen.append((name, m, args))))
+            hooks.append(
+                module.register_forward_hook(
+                    lambda m, args, out, name=name: seen.append((name, m, args))
+                )
+            )
     try:
         with torch.no_grad():
             model(x)

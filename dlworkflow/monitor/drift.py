@@ -41,17 +41,27 @@ if TYPE_CHECKING:
 
 GROUPS = ("input", "embedding", "prediction", "confidence", "ood", "performance")
 FEATURE_LABELS = {
-    "width": "image width (px)", "height": "image height (px)",
+    "width": "image width (px)",
+    "height": "image height (px)",
     "mean": "brightness (mean of the normalised input)",
     "std": "contrast (std of the normalised input)",
-    "chars": "text length (characters)", "words": "text length (words)",
-    "tokens": "text length (tokens)", "unk": "vocabulary: share of unknown word pieces",
-    "fields": "fields per row", "missing": "missing values per row",
+    "chars": "text length (characters)",
+    "words": "text length (words)",
+    "tokens": "text length (tokens)",
+    "unk": "vocabulary: share of unknown word pieces",
+    "fields": "fields per row",
+    "missing": "missing values per row",
 }
 SHORT_NAMES = {
-    "width": "image width", "height": "image height", "mean": "brightness",
-    "std": "contrast", "chars": "length (characters)", "words": "length (words)",
-    "tokens": "length (tokens)", "unk": "unknown word pieces", "fields": "fields per row",
+    "width": "image width",
+    "height": "image height",
+    "mean": "brightness",
+    "std": "contrast",
+    "chars": "length (characters)",
+    "words": "length (words)",
+    "tokens": "length (tokens)",
+    "unk": "unknown word pieces",
+    "fields": "fields per row",
     "missing": "missing values",
 }
 NUMERIC_SHARE = 0.95
@@ -128,42 +138,72 @@ def feature_label(name: str) -> str:
     return FEATURE_LABELS.get(name, name)
 
 
-def run_checks(reference: Sample, live: Sample, *, config: Monitor, seed: int,
-               metadata: dict[str, Any] | None = None, labels: dict[str, str] | None = None,
-               classes: list[str] | None = None) -> Drift:
+def run_checks(
+    reference: Sample,
+    live: Sample,
+    *,
+    config: Monitor,
+    seed: int,
+    metadata: dict[str, Any] | None = None,
+    labels: dict[str, str] | None = None,
+    classes: list[str] | None = None,
+) -> Drift:
     """Plan the checks that apply, then run them at level alpha / m."""
     notes: list[str] = []
     plans = _input_plans(reference, live, config)
-    if reference.emb is not None and live.emb is not None \
-            and reference.emb.shape[1] == live.emb.shape[1]:
-        plans.append(_Plan("embedding MMD", "embedding", "MMD permutation test", None,
-                           lambda level: S.mmd_test(
-                               reference.emb, live.emb, permutations=config.mmd_permutations,
-                               max_samples=config.mmd_max_samples, seed=seed, resolve=level),
-                           lambda o: (None, o.effect),
-                           alert_rule=lambda o, level: o.p_value is not None
-                           and o.p_value < level))
+    if (
+        reference.emb is not None
+        and live.emb is not None
+        and reference.emb.shape[1] == live.emb.shape[1]
+    ):
+        plans.append(
+            _Plan(
+                "embedding MMD",
+                "embedding",
+                "MMD permutation test",
+                None,
+                lambda level: S.mmd_test(
+                    reference.emb,
+                    live.emb,
+                    permutations=config.mmd_permutations,
+                    max_samples=config.mmd_max_samples,
+                    seed=seed,
+                    resolve=level,
+                ),
+                lambda o: (None, o.effect),
+                alert_rule=lambda o, level: o.p_value is not None and o.p_value < level,
+            )
+        )
     else:
-        notes.append("No embeddings in the records (an export from before embeddings were "
-                      "logged): the embedding check is skipped and the OOD score is "
-                      "1 - confidence.")
+        notes.append(
+            "No embeddings in the records (an export from before embeddings were "
+            "logged): the embedding check is skipped and the OOD score is "
+            "1 - confidence."
+        )
     task, target = metadata_task(metadata or {})
     names = list(classes or [])
     plans += PREDICTION_PLANS[task.kind](reference, live, config, names)
     ood = ood_scores(reference, live, rate=config.ood_reference_rate)
     if ood is not None:
-        plans.append(_Plan("out-of-distribution rate", "ood",
-                           "beta-binomial (" + ("k-NN distance" if ood.source == "embedding"
-                                                else "1 - confidence") + ")",
-                           config.ood_rate_excess,
-                           lambda level: S.ood_rate_test(ood.reference, ood.live,
-                                                         rate=config.ood_reference_rate),
-                           lambda o: (o.details.get("reference_rate"),
-                                      o.details.get("live_rate"))))
+        plans.append(
+            _Plan(
+                "out-of-distribution rate",
+                "ood",
+                "beta-binomial ("
+                + ("k-NN distance" if ood.source == "embedding" else "1 - confidence")
+                + ")",
+                config.ood_rate_excess,
+                lambda level: S.ood_rate_test(
+                    ood.reference, ood.live, rate=config.ood_reference_rate
+                ),
+                lambda o: (o.details.get("reference_rate"), o.details.get("live_rate")),
+            )
+        )
     labelled = None
     if labels is not None:
         plan, labelled, note = PERFORMANCE_PLANS[task.single_label](
-            live, labels, metadata or {}, names, config, seed, task, target)
+            live, labels, metadata or {}, names, config, seed, task, target
+        )
         if plan is not None:
             plans.append(plan)
         if note:
@@ -181,13 +221,27 @@ def _run(plan: _Plan, level: float) -> Check:
     if plan.alert_rule is not None:
         alert = bool(plan.alert_rule(outcome, level))
     else:
-        alert = (outcome.p_value is not None and outcome.p_value < level
-                 and plan.threshold is not None and outcome.effect >= plan.threshold)
+        alert = (
+            outcome.p_value is not None
+            and outcome.p_value < level
+            and plan.threshold is not None
+            and outcome.effect >= plan.threshold
+        )
     ref_level, live_level = plan.levels(outcome)
-    check = Check(name=plan.name, group=plan.group, test=plan.test,
-                  statistic=outcome.statistic, p_value=outcome.p_value, effect=outcome.effect,
-                  threshold=plan.threshold, alert=alert, sentence="", reference=ref_level,
-                  live=live_level, details={**outcome.details, "level": level})
+    check = Check(
+        name=plan.name,
+        group=plan.group,
+        test=plan.test,
+        statistic=outcome.statistic,
+        p_value=outcome.p_value,
+        effect=outcome.effect,
+        threshold=plan.threshold,
+        alert=alert,
+        sentence="",
+        reference=ref_level,
+        live=live_level,
+        details={**outcome.details, "level": level},
+    )
     check.sentence = sentence(check, level)
     return check
 
@@ -217,12 +271,28 @@ def _numeric_plan(name: str, ref: np.ndarray, cur: np.ndarray, config: Monitor) 
     def run(level: float) -> S.Outcome:
         ks = S.ks_test(ref, cur)
         value = S.psi(ref, cur)
-        return S.Outcome(ks.statistic, ks.p_value, value, {
-            **ks.details, "feature": name, "ks": ks.statistic, "psi": value,
-            "reference_mean": _mean(ref), "live_mean": _mean(cur)})
+        return S.Outcome(
+            ks.statistic,
+            ks.p_value,
+            value,
+            {
+                **ks.details,
+                "feature": name,
+                "ks": ks.statistic,
+                "psi": value,
+                "reference_mean": _mean(ref),
+                "live_mean": _mean(cur),
+            },
+        )
 
-    return _Plan(short_name(name), "input", "KS + PSI", config.psi_threshold, run,
-                 lambda o: (o.details["reference_mean"], o.details["live_mean"]))
+    return _Plan(
+        short_name(name),
+        "input",
+        "KS + PSI",
+        config.psi_threshold,
+        run,
+        lambda o: (o.details["reference_mean"], o.details["live_mean"]),
+    )
 
 
 def _category_plan(name: str, ref: list[Any], cur: list[Any], config: Monitor) -> _Plan:
@@ -230,24 +300,39 @@ def _category_plan(name: str, ref: list[Any], cur: list[Any], config: Monitor) -
         out = S.category_test([_category(v) for v in ref], [_category(v) for v in cur])
         return S.Outcome(out.statistic, out.p_value, out.effect, {**out.details, "feature": name})
 
-    return _Plan(short_name(name), "input", "chi-square + PSI", config.psi_threshold, run,
-                 lambda o: (None, None))
+    return _Plan(
+        short_name(name),
+        "input",
+        "chi-square + PSI",
+        config.psi_threshold,
+        run,
+        lambda o: (None, None),
+    )
 
 
-def _class_plans(reference: Sample, live: Sample, config: Monitor,
-                 names: list[str]) -> list[_Plan]:
+def _class_plans(reference: Sample, live: Sample, config: Monitor, names: list[str]) -> list[_Plan]:
     """Classification: the predicted-class shares and the confidence."""
     return [
-        _Plan("predicted classes", "prediction", "chi-square", config.prediction_shift,
-              lambda level: S.class_shift(list(reference.labels), list(live.labels)),
-              lambda o: (None, None)),
-        _Plan("confidence", "confidence", "Mann-Whitney U (one-sided)", config.confidence_drop,
-              lambda level: S.confidence_drop(reference.confidence, live.confidence),
-              lambda o: (o.details.get("reference_mean"), o.details.get("live_mean")))]
+        _Plan(
+            "predicted classes",
+            "prediction",
+            "chi-square",
+            config.prediction_shift,
+            lambda level: S.class_shift(list(reference.labels), list(live.labels)),
+            lambda o: (None, None),
+        ),
+        _Plan(
+            "confidence",
+            "confidence",
+            "Mann-Whitney U (one-sided)",
+            config.confidence_drop,
+            lambda level: S.confidence_drop(reference.confidence, live.confidence),
+            lambda o: (o.details.get("reference_mean"), o.details.get("live_mean")),
+        ),
+    ]
 
 
-def _value_plans(reference: Sample, live: Sample, config: Monitor,
-                 names: list[str]) -> list[_Plan]:
+def _value_plans(reference: Sample, live: Sample, config: Monitor, names: list[str]) -> list[_Plan]:
     """Regression: the distribution of the predicted values (KS, and PSI on the reference's
     deciles), as for a numeric input."""
     if reference.value is None or live.value is None:
@@ -257,17 +342,35 @@ def _value_plans(reference: Sample, live: Sample, config: Monitor,
     def run(level: float) -> S.Outcome:
         ks = S.ks_test(ref, cur)
         value = S.psi(ref, cur)
-        return S.Outcome(ks.statistic, ks.p_value, value, {
-            **ks.details, "shape": "value", "ks": ks.statistic, "psi": value,
-            "reference_mean": _mean(ref), "live_mean": _mean(cur),
-            "reference_quantiles": _quantiles(ref), "live_quantiles": _quantiles(cur)})
+        return S.Outcome(
+            ks.statistic,
+            ks.p_value,
+            value,
+            {
+                **ks.details,
+                "shape": "value",
+                "ks": ks.statistic,
+                "psi": value,
+                "reference_mean": _mean(ref),
+                "live_mean": _mean(cur),
+                "reference_quantiles": _quantiles(ref),
+                "live_quantiles": _quantiles(cur),
+            },
+        )
 
-    return [_Plan("predicted value", "prediction", "KS + PSI", config.psi_threshold, run,
-                  lambda o: (o.details["reference_mean"], o.details["live_mean"]))]
+    return [
+        _Plan(
+            "predicted value",
+            "prediction",
+            "KS + PSI",
+            config.psi_threshold,
+            run,
+            lambda o: (o.details["reference_mean"], o.details["live_mean"]),
+        )
+    ]
 
 
-def _label_plans(reference: Sample, live: Sample, config: Monitor,
-                 names: list[str]) -> list[_Plan]:
+def _label_plans(reference: Sample, live: Sample, config: Monitor, names: list[str]) -> list[_Plan]:
     """Multi-label: each label's predicted rate (two-proportion test, Bonferroni over the
     labels inside the check) and its mean probability; the labels whose rate moved
     significantly by at least monitor.prediction_shift are flagged."""
@@ -276,14 +379,30 @@ def _label_plans(reference: Sample, live: Sample, config: Monitor,
         return []
 
     def run(level: float) -> S.Outcome:
-        return label_shift(ref, cur, names, reference.probs, live.probs, level=level,
-                           threshold=config.prediction_shift)
+        return label_shift(
+            ref,
+            cur,
+            names,
+            reference.probs,
+            live.probs,
+            level=level,
+            threshold=config.prediction_shift,
+        )
 
     def rule(outcome: S.Outcome, level: float) -> bool:
         return bool(outcome.details.get("moved"))
 
-    return [_Plan("predicted labels", "prediction", "two-proportion z (per label)",
-                  config.prediction_shift, run, lambda o: (None, None), alert_rule=rule)]
+    return [
+        _Plan(
+            "predicted labels",
+            "prediction",
+            "two-proportion z (per label)",
+            config.prediction_shift,
+            run,
+            lambda o: (None, None),
+            alert_rule=rule,
+        )
+    ]
 
 
 def label_matrix(sample: Sample, names: list[str]) -> np.ndarray:
@@ -299,9 +418,16 @@ def label_matrix(sample: Sample, names: list[str]) -> np.ndarray:
     return out
 
 
-def label_shift(reference: np.ndarray, live: np.ndarray, names: list[str],
-                ref_probs: np.ndarray | None, live_probs: np.ndarray | None, *,
-                level: float, threshold: float) -> S.Outcome:
+def label_shift(
+    reference: np.ndarray,
+    live: np.ndarray,
+    names: list[str],
+    ref_probs: np.ndarray | None,
+    live_probs: np.ndarray | None,
+    *,
+    level: float,
+    threshold: float,
+) -> S.Outcome:
     """Per label: the predicted rates (reference vs live), the two-sided two-proportion z
     test's p-value times the number of labels (Bonferroni), the mean probabilities; p = the
     smallest adjusted p, effect = the largest rate change, statistic = the largest |z|.
@@ -321,19 +447,26 @@ def label_shift(reference: np.ndarray, live: np.ndarray, names: list[str],
     mean_cur = _column_means(live_probs, len(names))
     per_label = []
     for j, name in enumerate(names):
-        per_label.append({"label": name, "reference_rate": float(r_ref[j]),
-                          "live_rate": float(r_cur[j]), "change": float(r_cur[j] - r_ref[j]),
-                          "p_value": float(p[j]),
-                          "reference_mean_probability": mean_ref[j],
-                          "live_mean_probability": mean_cur[j],
-                          "moved": bool(p[j] < level and abs(r_cur[j] - r_ref[j]) >= threshold)})
+        per_label.append(
+            {
+                "label": name,
+                "reference_rate": float(r_ref[j]),
+                "live_rate": float(r_cur[j]),
+                "change": float(r_cur[j] - r_ref[j]),
+                "p_value": float(p[j]),
+                "reference_mean_probability": mean_ref[j],
+                "live_mean_probability": mean_cur[j],
+                "moved": bool(p[j] < level and abs(r_cur[j] - r_ref[j]) >= threshold),
+            }
+        )
     moved = [row["label"] for row in per_label if row["moved"]]
     change = np.abs(r_cur - r_ref)
-    return S.Outcome(float(np.abs(z).max()) if len(z) else 0.0,
-                     float(p.min()) if len(p) else 1.0,
-                     float(change.max()) if len(change) else 0.0,
-                     {"shape": "labels", "per_label": per_label, "moved": moved,
-                      "labels": len(names)})
+    return S.Outcome(
+        float(np.abs(z).max()) if len(z) else 0.0,
+        float(p.min()) if len(p) else 1.0,
+        float(change.max()) if len(change) else 0.0,
+        {"shape": "labels", "per_label": per_label, "moved": moved, "labels": len(names)},
+    )
 
 
 def _column_means(probs: np.ndarray | None, k: int) -> list[float | None]:
@@ -351,33 +484,61 @@ def _quantiles(values: np.ndarray) -> list[float]:
 
 # the prediction checks, per task kind
 PREDICTION_PLANS: dict[str, Callable[[Sample, Sample, Monitor, list[str]], list[_Plan]]] = {
-    "classification": _class_plans, "regression": _value_plans, "multilabel": _label_plans}
+    "classification": _class_plans,
+    "regression": _value_plans,
+    "multilabel": _label_plans,
+}
 
 
-def _performance_plan(live: Sample, labels: dict[str, str], metadata: dict[str, Any],
-                      classes: list[str], config: Monitor, seed: int, task: Task,
-                      target: dict[str, Any]
-                      ) -> tuple[_Plan | None, dict[str, Any] | None, str | None]:
+def _performance_plan(
+    live: Sample,
+    labels: dict[str, str],
+    metadata: dict[str, Any],
+    classes: list[str],
+    config: Monitor,
+    seed: int,
+    task: Task,
+    target: dict[str, Any],
+) -> tuple[_Plan | None, dict[str, Any] | None, str | None]:
     """Classification: the live metric on the labelled live rows, against the test
     estimate."""
     metric = str(metadata.get("metric") or "accuracy")
     test_value = metadata.get("test_value")
     index = {c: i for i, c in enumerate(classes)}
-    rows = [(i, index[labels[key]]) for i, key in enumerate(live.ids)
-            if key in labels and labels[key] in index]
+    rows = [
+        (i, index[labels[key]])
+        for i, key in enumerate(live.ids)
+        if key in labels and labels[key] in index
+    ]
     unknown = sum(1 for key in live.ids if key in labels and labels[key] not in index)
-    info: dict[str, Any] = {"metric": metric, "test_value": test_value, "n": len(rows),
-                            "unknown_labels": unknown,
-                            "matched": sum(1 for key in live.ids if key in labels)}
+    info: dict[str, Any] = {
+        "metric": metric,
+        "test_value": test_value,
+        "n": len(rows),
+        "unknown_labels": unknown,
+        "matched": sum(1 for key in live.ids if key in labels),
+    }
     if not rows:
-        return None, info, ("--labels matched none of the live predictions (ids are the "
-                            "server's `id`, or the --inputs file names / row ids).")
+        return (
+            None,
+            info,
+            (
+                "--labels matched none of the live predictions (ids are the "
+                "server's `id`, or the --inputs file names / row ids)."
+            ),
+        )
     where = np.array([r[0] for r in rows])
     y = np.array([r[1] for r in rows])
     proba = _proba(live, where, classes)
     if proba is None and metric == "auroc":
-        return None, info, ("auroc needs the probabilities, which these records lack (a log "
-                            "from before probabilities were logged): not tested.")
+        return (
+            None,
+            info,
+            (
+                "auroc needs the probabilities, which these records lack (a log "
+                "from before probabilities were logged): not tested."
+            ),
+        )
     if proba is None:  # predicted labels are enough for the other metrics
         proba = _onehot(live, where, classes)
     info.update(indices=where, y=y, proba=proba)
@@ -394,26 +555,46 @@ def _performance_plan(live: Sample, labels: dict[str, str], metadata: dict[str, 
         else:
             from dlworkflow.evaluate.scores import scalar_metrics
 
-            out = S.bootstrap_bound(lambda w: scalar_metrics(y, proba, w, only=metric)[metric],
-                                    len(y), floor=floor, level=level, seed=seed)
-        return S.Outcome(out.statistic, out.p_value, float(test_value) - out.statistic,
-                         {**out.details, "metric": metric, "test_value": float(test_value),
-                          "floor": floor})
+            out = S.bootstrap_bound(
+                lambda w: scalar_metrics(y, proba, w, only=metric)[metric],
+                len(y),
+                floor=floor,
+                level=level,
+                seed=seed,
+            )
+        return S.Outcome(
+            out.statistic,
+            out.p_value,
+            float(test_value) - out.statistic,
+            {**out.details, "metric": metric, "test_value": float(test_value), "floor": floor},
+        )
 
     def rule(outcome: S.Outcome, level: float) -> bool:
         interval = outcome.details.get("interval")
         return bool(interval and interval[1] < floor)
 
-    plan = _Plan(f"live {metric}", "performance", "Wilson interval" if metric == "accuracy"
-                 else "bootstrap interval", config.metric_drop, run,
-                 lambda o: (float(test_value), o.statistic), alert_rule=rule)
+    plan = _Plan(
+        f"live {metric}",
+        "performance",
+        "Wilson interval" if metric == "accuracy" else "bootstrap interval",
+        config.metric_drop,
+        run,
+        lambda o: (float(test_value), o.statistic),
+        alert_rule=rule,
+    )
     return plan, info, None
 
 
-def _task_performance_plan(live: Sample, labels: dict[str, str], metadata: dict[str, Any],
-                           classes: list[str], config: Monitor, seed: int, task: Task,
-                           target: dict[str, Any]
-                           ) -> tuple[_Plan | None, dict[str, Any] | None, str | None]:
+def _task_performance_plan(
+    live: Sample,
+    labels: dict[str, str],
+    metadata: dict[str, Any],
+    classes: list[str],
+    config: Monitor,
+    seed: int,
+    task: Task,
+    target: dict[str, Any],
+) -> tuple[_Plan | None, dict[str, Any] | None, str | None]:
     """Regression and multi-label: the live primary metric (`task.scores` over bootstrap
     draw counts) on the labelled live rows, against the test estimate, in the metric's
     direction: an alert when the metric got worse than the test estimate by more than the
@@ -425,17 +606,34 @@ def _task_performance_plan(live: Sample, labels: dict[str, str], metadata: dict[
     y_all = task.encode([text for _, text in matched], classes)
     known = task.known(y_all) if matched else np.zeros(0, dtype=bool)
     where = np.array([i for (i, _), ok in zip(matched, known) if ok], dtype=np.int64)
-    info: dict[str, Any] = {"metric": metric, "test_value": test_value, "n": int(len(where)),
-                            "unknown_labels": int(len(matched) - len(where)),
-                            "matched": len(matched), "higher_is_better": spec.higher_is_better}
+    info: dict[str, Any] = {
+        "metric": metric,
+        "test_value": test_value,
+        "n": int(len(where)),
+        "unknown_labels": int(len(matched) - len(where)),
+        "matched": len(matched),
+        "higher_is_better": spec.higher_is_better,
+    }
     if not len(where):
-        return None, info, ("--labels matched none of the live predictions (ids are the "
-                            "server's `id`, or the --inputs file names / row ids)"
-                            + (", or none of their labels could be read." if matched else "."))
+        return (
+            None,
+            info,
+            (
+                "--labels matched none of the live predictions (ids are the "
+                "server's `id`, or the --inputs file names / row ids)"
+                + (", or none of their labels could be read." if matched else ".")
+            ),
+        )
     outputs = LIVE_OUTPUTS[task.kind](live, len(classes))
     if outputs is None:
-        return None, info, ("The records lack the model's outputs (values or label "
-                            "probabilities): the live metric is not tested.")
+        return (
+            None,
+            info,
+            (
+                "The records lack the model's outputs (values or label "
+                "probabilities): the live metric is not tested."
+            ),
+        )
     y, out = y_all[known], outputs[where]
     info.update(indices=where, y=y, proba=out)
     untested = _untested(metric, len(where), test_value, config)
@@ -449,17 +647,32 @@ def _task_performance_plan(live: Sample, labels: dict[str, str], metadata: dict[
     sign = 1.0 if higher else -1.0  # bootstrap_bound tests "at least floor": flip lower-better
 
     def run(level: float) -> S.Outcome:
-        out_ = S.bootstrap_bound(lambda w: sign * task.scores(y, out, w, target)[metric],
-                                 len(y), floor=sign * bound, level=level, seed=seed)
+        out_ = S.bootstrap_bound(
+            lambda w: sign * task.scores(y, out, w, target)[metric],
+            len(y),
+            floor=sign * bound,
+            level=level,
+            seed=seed,
+        )
         value = sign * out_.statistic
         interval = out_.details.get("interval")
         if interval:
             interval = sorted([sign * interval[0], sign * interval[1]])
-        return S.Outcome(value, out_.p_value, (test - value) if higher else (value - test),
-                         {**out_.details, "interval": interval, "metric": metric,
-                          "test_value": test, "bound": bound, "higher_is_better": higher,
-                          "allowed_change": allowed, **({"floor": bound} if higher else
-                                                        {"ceiling": bound})})
+        return S.Outcome(
+            value,
+            out_.p_value,
+            (test - value) if higher else (value - test),
+            {
+                **out_.details,
+                "interval": interval,
+                "metric": metric,
+                "test_value": test,
+                "bound": bound,
+                "higher_is_better": higher,
+                "allowed_change": allowed,
+                **({"floor": bound} if higher else {"ceiling": bound}),
+            },
+        )
 
     def rule(outcome: S.Outcome, level: float) -> bool:
         interval = outcome.details.get("interval")
@@ -467,8 +680,15 @@ def _task_performance_plan(live: Sample, labels: dict[str, str], metadata: dict[
             return False
         return bool(interval[1] < bound if higher else interval[0] > bound)
 
-    plan = _Plan(f"live {metric}", "performance", "bootstrap interval", allowed, run,
-                 lambda o: (test, o.statistic), alert_rule=rule)
+    plan = _Plan(
+        f"live {metric}",
+        "performance",
+        "bootstrap interval",
+        allowed,
+        run,
+        lambda o: (test, o.statistic),
+        alert_rule=rule,
+    )
     return plan, info, None
 
 
@@ -492,7 +712,10 @@ def _live_probs(live: Sample, k: int) -> np.ndarray | None:
 
 # the task outputs of the live records (what task.scores takes), per task kind
 LIVE_OUTPUTS: dict[str, Callable[[Sample, int], np.ndarray | None]] = {
-    "classification": _live_probs, "regression": _live_values, "multilabel": _live_probs}
+    "classification": _live_probs,
+    "regression": _live_values,
+    "multilabel": _live_probs,
+}
 # the live-metric check: classification's own (accuracy's Wilson interval, the
 # classification metrics), or the task's metrics for the others
 PERFORMANCE_PLANS = {True: _performance_plan, False: _task_performance_plan}
@@ -502,18 +725,33 @@ def _untested(metric: str, n: int, test_value: Any, config: Any) -> Any:
     """The note check when the live metric cannot be tested (too few labelled predictions,
     or no test estimate to compare with); None when it can."""
     if n < config.min_samples:
-        return _note_check(metric, f"{n} labelled live predictions: fewer than "
-                           f"monitor.min_samples ({config.min_samples}); the live metric is "
-                           "not tested.")
+        return _note_check(
+            metric,
+            f"{n} labelled live predictions: fewer than "
+            f"monitor.min_samples ({config.min_samples}); the live metric is "
+            "not tested.",
+        )
     if not isinstance(test_value, (int, float)):
-        return _note_check(metric, "The champion has no test estimate (exported without a "
-                           "PASS from `dlw test`): nothing to compare the live metric with.")
+        return _note_check(
+            metric,
+            "The champion has no test estimate (exported without a "
+            "PASS from `dlw test`): nothing to compare the live metric with.",
+        )
     return None
 
 
 def _note_check(metric: str, text: str) -> Check:
-    return Check(name=f"live {metric}", group="performance", test="-", statistic=None,
-                 p_value=None, effect=None, threshold=None, alert=False, sentence=text)
+    return Check(
+        name=f"live {metric}",
+        group="performance",
+        test="-",
+        statistic=None,
+        p_value=None,
+        effect=None,
+        threshold=None,
+        alert=False,
+        sentence=text,
+    )
 
 
 def _proba(live: Sample, where: np.ndarray, classes: list[str]) -> np.ndarray | None:
@@ -535,8 +773,12 @@ def ood_scores(reference: Sample, live: Sample, *, rate: float) -> OodScores | N
     """Distance to the 5th-nearest reference embedding (leave-one-out on the reference); or
     1 - confidence when the records have no embeddings; None when they have neither
     (regression and multi-label records have no confidence)."""
-    if reference.emb is not None and live.emb is not None \
-            and reference.emb.shape[1] == live.emb.shape[1] and len(reference) > S.OOD_K:
+    if (
+        reference.emb is not None
+        and live.emb is not None
+        and reference.emb.shape[1] == live.emb.shape[1]
+        and len(reference) > S.OOD_K
+    ):
         ref = S.knn_distances(reference.emb, k=S.OOD_K)
         cur = S.knn_distances(reference.emb, live.emb, k=S.OOD_K)
         source = "embedding"
@@ -545,8 +787,13 @@ def ood_scores(reference: Sample, live: Sample, *, rate: float) -> OodScores | N
     else:
         return None
     outcome = S.ood_rate_test(ref, cur, rate=rate)
-    return OodScores(source, ref, cur, float(outcome.details.get("threshold", math.inf)),
-                     float(outcome.details.get("reference_rate", rate)))
+    return OodScores(
+        source,
+        ref,
+        cur,
+        float(outcome.details.get("threshold", math.inf)),
+        float(outcome.details.get("reference_rate", rate)),
+    )
 
 
 # ---- words --------------------------------------------------------------------------------
@@ -555,37 +802,54 @@ def sentence(check: Check, level: float) -> str:
     p = check.p_value
     label = feature_label(str(check.details.get("feature", check.name)))
     what = {
-        "input": lambda: f"{label}: {_shares_moved(check.details)}; PSI "
-                         f"{_g(check.effect)}" if "categories" in check.details else
-                         f"{label}: live mean {_g(check.live)} vs "
-                         f"reference {_g(check.reference)}; PSI {_g(check.effect)}",
-        "embedding": lambda: f"Embeddings: MMD {_g(check.effect)} between live and reference "
-                             f"({check.details.get('permutations', 0):,} permutations)",
+        "input": lambda: (
+            f"{label}: {_shares_moved(check.details)}; PSI {_g(check.effect)}"
+            if "categories" in check.details
+            else f"{label}: live mean {_g(check.live)} vs "
+            f"reference {_g(check.reference)}; PSI {_g(check.effect)}"
+        ),
+        "embedding": lambda: (
+            f"Embeddings: MMD {_g(check.effect)} between live and reference "
+            f"({check.details.get('permutations', 0):,} permutations)"
+        ),
         "prediction": lambda: PREDICTION_WORDS[check.details.get("shape", "classes")](check),
-        "confidence": lambda: f"Confidence: mean {_g(check.live)} live vs {_g(check.reference)}"
-                              f" reference (drop {_g(check.effect)})",
-        "ood": lambda: f"Out-of-distribution rate: {_pct(check.live)} live vs "
-                       f"{_pct(check.reference)} expected (excess {_pct(check.effect)})",
-        "performance": lambda: f"Live {check.details.get('metric')}: {_g(check.live)} "
-                               f"[{_g(_iv(check, 0))}, {_g(_iv(check, 1))}] on "
-                               f"{check.details.get('n', 0):,} labelled vs test "
-                               f"{_g(check.reference)}",
+        "confidence": lambda: (
+            f"Confidence: mean {_g(check.live)} live vs {_g(check.reference)}"
+            f" reference (drop {_g(check.effect)})"
+        ),
+        "ood": lambda: (
+            f"Out-of-distribution rate: {_pct(check.live)} live vs "
+            f"{_pct(check.reference)} expected (excess {_pct(check.effect)})"
+        ),
+        "performance": lambda: (
+            f"Live {check.details.get('metric')}: {_g(check.live)} "
+            f"[{_g(_iv(check, 0))}, {_g(_iv(check, 1))}] on "
+            f"{check.details.get('n', 0):,} labelled vs test "
+            f"{_g(check.reference)}"
+        ),
     }[check.group]()
     evidence = f"{check.test.split(' + ')[0]} p = {_p(p)} (level {level:.2g})"
     if check.group == "performance" and check.details.get("higher_is_better") is False:
         ceiling = check.details.get("ceiling")
-        verdict = (f"ALERT: the lower bound is above {_g(ceiling)} (test + allowed worsening)"
-                   if check.alert else f"no alert (alert when the lower bound > {_g(ceiling)})")
+        verdict = (
+            f"ALERT: the lower bound is above {_g(ceiling)} (test + allowed worsening)"
+            if check.alert
+            else f"no alert (alert when the lower bound > {_g(ceiling)})"
+        )
     elif check.group == "performance":
         floor = check.details.get("floor")
-        verdict = (f"ALERT: the upper bound is below {_g(floor)} (test - metric_drop)"
-                   if check.alert else f"no alert (alert when the upper bound < {_g(floor)})")
+        verdict = (
+            f"ALERT: the upper bound is below {_g(floor)} (test - metric_drop)"
+            if check.alert
+            else f"no alert (alert when the upper bound < {_g(floor)})"
+        )
     elif check.alert:
         verdict = "ALERT"
     elif p is not None and p < level and check.threshold is not None:
         verdict = f"significant but below the threshold {_g(check.threshold)}: no alert"
-    elif check.threshold is not None and check.effect is not None \
-            and check.effect >= check.threshold:
+    elif (
+        check.threshold is not None and check.effect is not None and check.effect >= check.threshold
+    ):
         verdict = "large but not significant at this sample size: no alert"
     else:
         verdict = "no drift"
@@ -593,29 +857,40 @@ def sentence(check: Check, level: float) -> str:
 
 
 def _classes_words(check: Check) -> str:
-    return (f"Predicted classes: {_shares_moved(check.details)}; total variation "
-            f"{_g(check.effect)}")
+    return f"Predicted classes: {_shares_moved(check.details)}; total variation {_g(check.effect)}"
 
 
 def _value_words(check: Check) -> str:
-    return (f"Predicted value: live mean {_g(check.live)} vs reference {_g(check.reference)}; "
-            f"PSI {_g(check.effect)}")
+    return (
+        f"Predicted value: live mean {_g(check.live)} vs reference {_g(check.reference)}; "
+        f"PSI {_g(check.effect)}"
+    )
 
 
 def _labels_words(check: Check) -> str:
     rows = check.details.get("per_label") or []
     moved = [r for r in rows if r.get("moved")] or sorted(
-        rows, key=lambda r: -abs(r.get("change", 0.0)))[:2]
-    shown = ", ".join(f"{r['label']} {r['reference_rate']:.0%} -> {r['live_rate']:.0%}"
-                      for r in moved[:4]) or "no labels"
+        rows, key=lambda r: -abs(r.get("change", 0.0))
+    )[:2]
+    shown = (
+        ", ".join(
+            f"{r['label']} {r['reference_rate']:.0%} -> {r['live_rate']:.0%}" for r in moved[:4]
+        )
+        or "no labels"
+    )
     flagged = check.details.get("moved") or []
-    return (f"Predicted labels ({'moved: ' if flagged else 'largest changes: '}{shown}"
-            f"{f' and {len(flagged) - 4} more' if len(flagged) > 4 else ''}); largest rate "
-            f"change {_g(check.effect)}")
+    return (
+        f"Predicted labels ({'moved: ' if flagged else 'largest changes: '}{shown}"
+        f"{f' and {len(flagged) - 4} more' if len(flagged) > 4 else ''}); largest rate "
+        f"change {_g(check.effect)}"
+    )
 
 
 PREDICTION_WORDS: dict[str, Callable[[Check], str]] = {
-    "classes": _classes_words, "value": _value_words, "labels": _labels_words}
+    "classes": _classes_words,
+    "value": _value_words,
+    "labels": _labels_words,
+}
 
 
 def _iv(check: Check, i: int) -> float | None:
@@ -626,10 +901,16 @@ def _iv(check: Check, i: int) -> float | None:
 def _shares_moved(details: dict[str, Any]) -> str:
     ref, cur = details.get("reference_counts") or {}, details.get("live_counts") or {}
     n_ref, n_cur = max(sum(ref.values()), 1), max(sum(cur.values()), 1)
-    moves = sorted(((cur.get(k, 0) / n_cur - ref.get(k, 0) / n_ref, k) for k in ref | cur),
-                   key=lambda t: -abs(t[0]))[:2]
-    return ", ".join(f"{k} {ref.get(k, 0) / n_ref:.0%} -> {cur.get(k, 0) / n_cur:.0%}"
-                     for _, k in moves) or "no classes"
+    moves = sorted(
+        ((cur.get(k, 0) / n_cur - ref.get(k, 0) / n_ref, k) for k in ref | cur),
+        key=lambda t: -abs(t[0]),
+    )[:2]
+    return (
+        ", ".join(
+            f"{k} {ref.get(k, 0) / n_ref:.0%} -> {cur.get(k, 0) / n_cur:.0%}" for _, k in moves
+        )
+        or "no classes"
+    )
 
 
 def _g(value: Any) -> str:
@@ -670,8 +951,11 @@ def _as_numbers(values: list[Any]) -> np.ndarray | None:
 
 
 def _category(value: Any) -> str:
-    return "(missing)" if value is None or (isinstance(value, float) and math.isnan(value)) \
+    return (
+        "(missing)"
+        if value is None or (isinstance(value, float) and math.isnan(value))
         else str(value)
+    )
 
 
 def _json_safe(value: Any) -> Any:

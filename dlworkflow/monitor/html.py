@@ -28,8 +28,7 @@ if TYPE_CHECKING:
     from dlworkflow.tasks.base import Task
 
 TOP_CLASSES = 6
-SERIES_FEATURES = {"image": ("mean", "std"), "text": ("chars", "unk"),
-                   "row": ("missing", "fields")}
+SERIES_FEATURES = {"image": ("mean", "std"), "text": ("chars", "unk"), "row": ("missing", "fields")}
 VERDICT_CLASS = {"OK": "PASS", "ALERT": "FAIL"}
 
 
@@ -62,8 +61,7 @@ def timeline(live: Sample, *, buckets: int) -> Timeline:
     return Timeline(x=x, times=times, n=counts, bucket=bucket)
 
 
-def _per_bucket(line: Timeline, values: np.ndarray, where: np.ndarray | None = None
-                ) -> np.ndarray:
+def _per_bucket(line: Timeline, values: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
     """Mean of `values` per bucket (NaN where a bucket has none); `where` picks records."""
     bucket = line.bucket if where is None else line.bucket[where]
     ok = np.isfinite(values)
@@ -74,8 +72,15 @@ def _per_bucket(line: Timeline, values: np.ndarray, where: np.ndarray | None = N
 
 
 # ---- figures ------------------------------------------------------------------------------
-def _series(ax: Any, line: Timeline, values: np.ndarray, *, label: str,
-            reference: float | None = None, color: str | None = None) -> None:
+def _series(
+    ax: Any,
+    line: Timeline,
+    values: np.ndarray,
+    *,
+    label: str,
+    reference: float | None = None,
+    color: str | None = None,
+) -> None:
     drawn = ax.plot(line.x, values, marker="o", markersize=3, label=label, color=color)
     if reference is not None and math.isfinite(reference):
         ax.axhline(reference, linestyle="--", linewidth=1, color=drawn[0].get_color())
@@ -90,8 +95,9 @@ def _series(ax: Any, line: Timeline, values: np.ndarray, *, label: str,
     ax.tick_params(labelsize=8)
 
 
-def figures(reference: Sample, live: Sample, drift: Drift, *, buckets: int,
-            metadata: dict[str, Any]) -> list[tuple[str, bytes]]:
+def figures(
+    reference: Sample, live: Sample, drift: Drift, *, buckets: int, metadata: dict[str, Any]
+) -> list[tuple[str, bytes]]:
     """(caption, PNG) of every plot the data allows."""
     if len(live) == 0:
         return []
@@ -110,41 +116,54 @@ def figures(reference: Sample, live: Sample, drift: Drift, *, buckets: int,
     return out
 
 
-def _class_series(reference: Sample, live: Sample, drift: Drift, line: Timeline,
-                  names: list[str]) -> list[tuple[str, bytes]]:
+def _class_series(
+    reference: Sample, live: Sample, drift: Drift, line: Timeline, names: list[str]
+) -> list[tuple[str, bytes]]:
     return [_confidence_and_ood(reference, live, drift, line), _classes(reference, live, line)]
 
 
-def _class_distributions(reference: Sample, live: Sample, drift: Drift,
-                         names: list[str]) -> tuple[str, bytes]:
+def _class_distributions(
+    reference: Sample, live: Sample, drift: Drift, names: list[str]
+) -> tuple[str, bytes]:
     return _distributions(reference, live, drift)
 
 
-def _value_series(reference: Sample, live: Sample, drift: Drift, line: Timeline,
-                  names: list[str]) -> list[tuple[str, bytes]]:
+def _value_series(
+    reference: Sample, live: Sample, drift: Drift, line: Timeline, names: list[str]
+) -> list[tuple[str, bytes]]:
     """Regression: the mean predicted value per bucket (and the OOD rate)."""
     if reference.value is None or live.value is None:
         return []
     fig = new_figure(8.0, 3.0)
     left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    _series(left, line, _per_bucket(line, live.value), label="live",
-            reference=float(np.nanmean(reference.value)))
+    _series(
+        left,
+        line,
+        _per_bucket(line, live.value),
+        label="live",
+        reference=float(np.nanmean(reference.value)),
+    )
     left.set_title("mean predicted value", fontsize=10)
     _ood_series(right, drift, line)
-    return [("Mean predicted value and out-of-distribution rate per time bucket (dashed: the "
-             "reference level)", png_bytes(fig))]
+    return [
+        (
+            "Mean predicted value and out-of-distribution rate per time bucket (dashed: the "
+            "reference level)",
+            png_bytes(fig),
+        )
+    ]
 
 
-def _value_distributions(reference: Sample, live: Sample, drift: Drift,
-                         names: list[str]) -> tuple[str, bytes]:
+def _value_distributions(
+    reference: Sample, live: Sample, drift: Drift, names: list[str]
+) -> tuple[str, bytes]:
     """Regression: histograms of the predicted values, reference vs live."""
     fig = new_figure(8.0, 3.0)
     left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     if reference.value is not None and live.value is not None:
         both = np.concatenate([reference.value, live.value])
         both = both[np.isfinite(both)]
-        edges = np.linspace(both.min(), both.max(), 30) if len(both) and np.ptp(both) > 0 \
-            else 10
+        edges = np.linspace(both.min(), both.max(), 30) if len(both) and np.ptp(both) > 0 else 10
         left.hist(reference.value, bins=edges, density=True, alpha=0.5, label="reference")
         left.hist(live.value, bins=edges, density=True, alpha=0.5, label="live")
         left.legend(fontsize=8)
@@ -155,8 +174,9 @@ def _value_distributions(reference: Sample, live: Sample, drift: Drift,
     return "Distributions: live against the reference", png_bytes(fig)
 
 
-def _label_series(reference: Sample, live: Sample, drift: Drift, line: Timeline,
-                  names: list[str]) -> list[tuple[str, bytes]]:
+def _label_series(
+    reference: Sample, live: Sample, drift: Drift, line: Timeline, names: list[str]
+) -> list[tuple[str, bytes]]:
     """Multi-label: the predicted rate of the labels that moved most, per bucket."""
     ref, cur = label_matrix(reference, names), label_matrix(live, names)
     if not names or not len(ref) or not len(cur):
@@ -166,38 +186,69 @@ def _label_series(reference: Sample, live: Sample, drift: Drift, line: Timeline,
     fig = new_figure(8.0, 3.0)
     ax = fig.add_subplot()
     for j in top:
-        _series(ax, line, _per_bucket(line, cur[:, j].astype(float)), label=names[j][:20],
-                reference=float(ref[:, j].mean()))
+        _series(
+            ax,
+            line,
+            _per_bucket(line, cur[:, j].astype(float)),
+            label=names[j][:20],
+            reference=float(ref[:, j].mean()),
+        )
     ax.set_ylabel("share predicted", fontsize=8)
     ax.legend(fontsize=7, ncol=min(len(top), 6), loc="upper left")
-    return [("Predicted rate per time bucket of the labels whose rate changed most (dashed: "
-             "the reference rate)", png_bytes(fig))]
+    return [
+        (
+            "Predicted rate per time bucket of the labels whose rate changed most (dashed: "
+            "the reference rate)",
+            png_bytes(fig),
+        )
+    ]
 
 
-def _label_distributions(reference: Sample, live: Sample, drift: Drift,
-                         names: list[str]) -> tuple[str, bytes]:
+def _label_distributions(
+    reference: Sample, live: Sample, drift: Drift, names: list[str]
+) -> tuple[str, bytes]:
     """Multi-label: each label's predicted rate and mean probability, reference vs live."""
     ref, cur = label_matrix(reference, names), label_matrix(live, names)
     fig = new_figure(8.0, 3.0)
     left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     x = np.arange(len(names))
-    moved = set(next((c.details.get("moved") or [] for c in drift.checks
-                      if c.details.get("shape") == "labels"), []))
+    moved = set(
+        next(
+            (
+                c.details.get("moved") or []
+                for c in drift.checks
+                if c.details.get("shape") == "labels"
+            ),
+            [],
+        )
+    )
     for ax, (a, b), title in (
-            (left, (ref.mean(axis=0) if len(ref) else np.zeros(len(names)),
-                    cur.mean(axis=0) if len(cur) else np.zeros(len(names))),
-             "predicted rate per label"),
-            (right, (_means(reference.probs, len(names)), _means(live.probs, len(names))),
-             "mean probability per label")):
+        (
+            left,
+            (
+                ref.mean(axis=0) if len(ref) else np.zeros(len(names)),
+                cur.mean(axis=0) if len(cur) else np.zeros(len(names)),
+            ),
+            "predicted rate per label",
+        ),
+        (
+            right,
+            (_means(reference.probs, len(names)), _means(live.probs, len(names))),
+            "mean probability per label",
+        ),
+    ):
         ax.bar(x - 0.2, a, width=0.4, label="reference")
         ax.bar(x + 0.2, b, width=0.4, label="live")
-        ax.set_xticks(x, [("* " if n in moved else "") + n[:12] for n in names], rotation=90,
-                      fontsize=7)
+        ax.set_xticks(
+            x, [("* " if n in moved else "") + n[:12] for n in names], rotation=90, fontsize=7
+        )
         ax.set_title(title, fontsize=10)
         ax.legend(fontsize=8)
         ax.tick_params(labelsize=8)
-    return ("Labels: live against the reference (* the labels whose predicted rate moved)",
-            png_bytes(fig))
+    return (
+        "Labels: live against the reference (* the labels whose predicted rate moved)",
+        png_bytes(fig),
+    )
 
 
 def _means(probs: np.ndarray | None, k: int) -> np.ndarray:
@@ -209,8 +260,14 @@ def _means(probs: np.ndarray | None, k: int) -> np.ndarray:
 def _ood_series(ax: Any, drift: Drift, line: Timeline) -> None:
     if drift.ood is not None:
         flags = (drift.ood.live > drift.ood.threshold).astype(float)
-        _series(ax, line, _per_bucket(line, flags), label="live",
-                reference=drift.ood.reference_rate, color="tab:red")
+        _series(
+            ax,
+            line,
+            _per_bucket(line, flags),
+            label="live",
+            reference=drift.ood.reference_rate,
+            color="tab:red",
+        )
         ax.set_title(f"out-of-distribution rate ({drift.ood.source})", fontsize=10)
 
 
@@ -222,28 +279,51 @@ def _ood_histogram(ax: Any, drift: Drift) -> None:
     edges = np.linspace(both.min(), both.max(), 30) if len(both) and np.ptp(both) > 0 else 10
     ax.hist(drift.ood.reference, bins=edges, density=True, alpha=0.5, label="reference")
     ax.hist(drift.ood.live, bins=edges, density=True, alpha=0.5, label="live")
-    ax.axvline(drift.ood.threshold, color="tab:red", linestyle="--", linewidth=1,
-               label="OOD threshold")
-    ax.set_title("OOD score (" + ("k-NN distance to the reference"
-                                  if drift.ood.source == "embedding"
-                                  else "1 - confidence") + ")", fontsize=10)
+    ax.axvline(
+        drift.ood.threshold, color="tab:red", linestyle="--", linewidth=1, label="OOD threshold"
+    )
+    ax.set_title(
+        "OOD score ("
+        + (
+            "k-NN distance to the reference"
+            if drift.ood.source == "embedding"
+            else "1 - confidence"
+        )
+        + ")",
+        fontsize=10,
+    )
     ax.legend(fontsize=8)
 
 
-def _confidence_and_ood(reference: Sample, live: Sample, drift: Drift,
-                        line: Timeline) -> tuple[str, bytes]:
+def _confidence_and_ood(
+    reference: Sample, live: Sample, drift: Drift, line: Timeline
+) -> tuple[str, bytes]:
     fig = new_figure(8.0, 3.0)
     left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    _series(left, line, _per_bucket(line, live.confidence), label="live",
-            reference=float(reference.confidence.mean()))
+    _series(
+        left,
+        line,
+        _per_bucket(line, live.confidence),
+        label="live",
+        reference=float(reference.confidence.mean()),
+    )
     left.set_title("mean confidence", fontsize=10)
     if drift.ood is not None:
         flags = (drift.ood.live > drift.ood.threshold).astype(float)
-        _series(right, line, _per_bucket(line, flags), label="live",
-                reference=drift.ood.reference_rate, color="tab:red")
+        _series(
+            right,
+            line,
+            _per_bucket(line, flags),
+            label="live",
+            reference=drift.ood.reference_rate,
+            color="tab:red",
+        )
         right.set_title(f"out-of-distribution rate ({drift.ood.source})", fontsize=10)
-    return ("Mean confidence and out-of-distribution rate per time bucket (dashed: the "
-            "reference level)", png_bytes(fig))
+    return (
+        "Mean confidence and out-of-distribution rate per time bucket (dashed: the "
+        "reference level)",
+        png_bytes(fig),
+    )
 
 
 def _classes(reference: Sample, live: Sample, line: Timeline) -> tuple[str, bytes]:
@@ -260,32 +340,53 @@ def _classes(reference: Sample, live: Sample, line: Timeline) -> tuple[str, byte
     labels = live.labels.astype(str)
     ref_labels = reference.labels.astype(str)
     for key in top:
-        _series(ax, line, _per_bucket(line, (labels == key).astype(float)), label=key[:20],
-                reference=float((ref_labels == key).mean()))
+        _series(
+            ax,
+            line,
+            _per_bucket(line, (labels == key).astype(float)),
+            label=key[:20],
+            reference=float((ref_labels == key).mean()),
+        )
     ax.set_ylabel("share of predictions", fontsize=8)
     ax.legend(fontsize=7, ncol=min(len(top), 6), loc="upper left")
     more = " (the most frequent classes)" if len(share) > TOP_CLASSES else ""
-    return (f"Predicted-class shares per time bucket{more} (dashed: the reference share)",
-            png_bytes(fig))
+    return (
+        f"Predicted-class shares per time bucket{more} (dashed: the reference share)",
+        png_bytes(fig),
+    )
 
 
 def _inputs(reference: Sample, live: Sample, line: Timeline) -> tuple[str, bytes] | None:
-    names = [n for n in SERIES_FEATURES.get(live.kind or "", ())
-             if n in live.features and n in reference.features]
+    names = [
+        n
+        for n in SERIES_FEATURES.get(live.kind or "", ())
+        if n in live.features and n in reference.features
+    ]
     if not names or reference.kind != live.kind:
         return None
     fig = new_figure(8.0, 3.0)
     for i, name in enumerate(names):
         ax = fig.add_subplot(1, len(names), i + 1)
         ref = reference.features[name]
-        _series(ax, line, _per_bucket(line, live.features[name]), label="live",
-                reference=float(np.nanmean(ref)) if np.isfinite(ref).any() else None)
+        _series(
+            ax,
+            line,
+            _per_bucket(line, live.features[name]),
+            label="live",
+            reference=float(np.nanmean(ref)) if np.isfinite(ref).any() else None,
+        )
         ax.set_title(feature_label(name), fontsize=9)
     return "Input statistics per time bucket, mean (dashed: the reference mean)", png_bytes(fig)
 
 
-def _metric(live: Sample, drift: Drift, line: Timeline, metadata: dict[str, Any],
-            task: Task, target: dict[str, Any]) -> tuple[str, bytes] | None:
+def _metric(
+    live: Sample,
+    drift: Drift,
+    line: Timeline,
+    metadata: dict[str, Any],
+    task: Task,
+    target: dict[str, Any],
+) -> tuple[str, bytes] | None:
     info = drift.labelled
     if not info or info.get("y") is None or len(info["y"]) == 0:
         return None
@@ -295,8 +396,10 @@ def _metric(live: Sample, drift: Drift, line: Timeline, metadata: dict[str, Any]
 
         function = METRICS.get(metric)
     else:
+
         def function(y: np.ndarray, out: np.ndarray) -> float:
             return task.score(metric, y, out, target)
+
     where, y, proba = info["indices"], info["y"], info["proba"]
     values = np.full(len(line.x), np.nan)
     for b in range(len(line.x)):
@@ -306,19 +409,35 @@ def _metric(live: Sample, drift: Drift, line: Timeline, metadata: dict[str, Any]
     fig = new_figure(8.0, 3.0)
     ax = fig.add_subplot()
     test_value = metadata.get("test_value")
-    _series(ax, line, values, label=f"live {metric}",
-            reference=float(test_value) if isinstance(test_value, (int, float)) else None)
+    _series(
+        ax,
+        line,
+        values,
+        label=f"live {metric}",
+        reference=float(test_value) if isinstance(test_value, (int, float)) else None,
+    )
     lower = info.get("higher_is_better") is False
     key = "ceiling" if lower else "floor"
-    bound = next((c.details.get(key) for c in drift.checks
-                  if c.group == "performance" and c.details.get(key) is not None), None)
+    bound = next(
+        (
+            c.details.get(key)
+            for c in drift.checks
+            if c.group == "performance" and c.details.get(key) is not None
+        ),
+        None,
+    )
     if bound is not None:
         ax.axhline(bound, linestyle=":", linewidth=1, color="tab:red")
     ax.set_title(f"live {metric} on labelled predictions (buckets with 5 or more)", fontsize=10)
-    what = ("the alert ceiling, test + allowed worsening (lower is better)" if lower
-            else "the alert floor, test - metric_drop")
-    return (f"Live {metric} per time bucket (dashed: the test estimate; dotted: {what})",
-            png_bytes(fig))
+    what = (
+        "the alert ceiling, test + allowed worsening (lower is better)"
+        if lower
+        else "the alert floor, test - metric_drop"
+    )
+    return (
+        f"Live {metric} per time bucket (dashed: the test estimate; dotted: {what})",
+        png_bytes(fig),
+    )
 
 
 def _distributions(reference: Sample, live: Sample, drift: Drift) -> tuple[str, bytes]:
@@ -332,15 +451,22 @@ def _distributions(reference: Sample, live: Sample, drift: Drift) -> tuple[str, 
     if drift.ood is not None:
         both = np.concatenate([drift.ood.reference, drift.ood.live])
         both = both[np.isfinite(both)]
-        edges = np.linspace(both.min(), both.max(), 30) if len(both) and np.ptp(both) > 0 \
-            else 10
+        edges = np.linspace(both.min(), both.max(), 30) if len(both) and np.ptp(both) > 0 else 10
         right.hist(drift.ood.reference, bins=edges, density=True, alpha=0.5, label="reference")
         right.hist(drift.ood.live, bins=edges, density=True, alpha=0.5, label="live")
-        right.axvline(drift.ood.threshold, color="tab:red", linestyle="--", linewidth=1,
-                      label="OOD threshold")
-        right.set_title("OOD score (" + ("k-NN distance to the reference"
-                                         if drift.ood.source == "embedding"
-                                         else "1 - confidence") + ")", fontsize=10)
+        right.axvline(
+            drift.ood.threshold, color="tab:red", linestyle="--", linewidth=1, label="OOD threshold"
+        )
+        right.set_title(
+            "OOD score ("
+            + (
+                "k-NN distance to the reference"
+                if drift.ood.source == "embedding"
+                else "1 - confidence"
+            )
+            + ")",
+            fontsize=10,
+        )
         right.legend(fontsize=8)
     for ax in (left, right):
         ax.tick_params(labelsize=8)
@@ -348,12 +474,17 @@ def _distributions(reference: Sample, live: Sample, drift: Drift) -> tuple[str, 
 
 
 # (time series, distributions) per task kind
-PREDICTION_FIGURES: dict[str, tuple[
-    Callable[[Sample, Sample, Drift, Timeline, list[str]], list[tuple[str, bytes]]],
-    Callable[[Sample, Sample, Drift, list[str]], tuple[str, bytes]]]] = {
+PREDICTION_FIGURES: dict[
+    str,
+    tuple[
+        Callable[[Sample, Sample, Drift, Timeline, list[str]], list[tuple[str, bytes]]],
+        Callable[[Sample, Sample, Drift, list[str]], tuple[str, bytes]],
+    ],
+] = {
     "classification": (_class_series, _class_distributions),
     "regression": (_value_series, _value_distributions),
-    "multilabel": (_label_series, _label_distributions)}
+    "multilabel": (_label_series, _label_distributions),
+}
 
 
 # ---- the page -----------------------------------------------------------------------------
@@ -361,31 +492,52 @@ def render(result: MonitorResult, pngs: list[tuple[str, bytes]]) -> str:
     status = result.status
     css = VERDICT_CLASS.get(status, "NONE")
     reasons = [c.sentence for c in result.checks_objects if c.alert]
-    summary = (f"<p class='verdict {css}'>{esc(status)}: {esc(result.headline)}</p>"
-               + (bullet_list(reasons, "findings") if reasons else "")
-               + table(None, result.facts())
-               + (bullet_list(result.notes) if result.notes else ""))
+    summary = (
+        f"<p class='verdict {css}'>{esc(status)}: {esc(result.headline)}</p>"
+        + (bullet_list(reasons, "findings") if reasons else "")
+        + table(None, result.facts())
+        + (bullet_list(result.notes) if result.notes else "")
+    )
     sections = [Section("summary", "Monitoring verdict", summary)]
     if result.checks_objects:
-        rows = [(c.name, c.group, c.test,
-                 _num(c.statistic), _pval(c.p_value), _num(c.effect), _num(c.threshold),
-                 "ALERT" if c.alert else "-") for c in result.checks_objects]
-        body = (f"<p>{result.m} statistical checks; each alerts when p &lt; alpha / m = "
-                f"{esc(f'{result.level:.3g}')} (monitor.alpha {esc(result.alpha)}, Bonferroni) "
-                "and its effect reaches the threshold.</p>"
-                + table(["check", "group", "test", "statistic", "p-value", "effect",
-                         "threshold", "alert"], rows, numeric=True)
-                + bullet_list([c.sentence for c in result.checks_objects], "findings"))
+        rows = [
+            (
+                c.name,
+                c.group,
+                c.test,
+                _num(c.statistic),
+                _pval(c.p_value),
+                _num(c.effect),
+                _num(c.threshold),
+                "ALERT" if c.alert else "-",
+            )
+            for c in result.checks_objects
+        ]
+        body = (
+            f"<p>{result.m} statistical checks; each alerts when p &lt; alpha / m = "
+            f"{esc(f'{result.level:.3g}')} (monitor.alpha {esc(result.alpha)}, Bonferroni) "
+            "and its effect reaches the threshold.</p>"
+            + table(
+                ["check", "group", "test", "statistic", "p-value", "effect", "threshold", "alert"],
+                rows,
+                numeric=True,
+            )
+            + bullet_list([c.sentence for c in result.checks_objects], "findings")
+        )
         sections.append(Section("checks", "Checks", body))
     if pngs:
         series = "".join(png_figure(png, caption) for caption, png in pngs[:-1])
         sections.append(Section("time", "Over time", series))
-        sections.append(Section("distributions", "Distributions",
-                                png_figure(pngs[-1][1], pngs[-1][0])))
+        sections.append(
+            Section("distributions", "Distributions", png_figure(pngs[-1][1], pngs[-1][0]))
+        )
     sections.append(Section("method", "How the checks work", _METHOD))
     when = datetime.now(UTC).isoformat(timespec="seconds")
-    return page(f"Monitoring: model version {result.version}",
-                f"{result.project_name} · {when} · {result.source}", sections)
+    return page(
+        f"Monitoring: model version {result.version}",
+        f"{result.project_name} · {when} · {result.source}",
+        sections,
+    )
 
 
 def _num(value: Any) -> str:
@@ -430,4 +582,5 @@ _METHOD = (
     "negligible shifts (common with large samples) from alerting. The tests treat the live "
     "predictions as independent draws: traffic that comes in bursts of near-identical inputs "
     "(one client resending the same images) can look like drift, and is worth a look "
-    "either way.</p>")
+    "either way.</p>"
+)

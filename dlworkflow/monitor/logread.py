@@ -33,9 +33,11 @@ if TYPE_CHECKING:
 BATCH = 256
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 _NOT_IMAGES = {".csv", ".tsv", ".json", ".jsonl", ".txt", ".md", ".parquet", ".yaml", ".yml"}
-SUMMARY_FIELDS = {"image": ("width", "height", "mean", "std"),
-                  "text": ("chars", "words", "tokens", "unk"),
-                  "row": ("fields", "missing")}
+SUMMARY_FIELDS = {
+    "image": ("width", "height", "mean", "std"),
+    "text": ("chars", "words", "tokens", "unk"),
+    "row": ("fields", "missing"),
+}
 _ROTATED = re.compile(r"^predictions\.jsonl\.(\d+)$")
 
 
@@ -90,8 +92,7 @@ def parse_ts(value: Any) -> float:
 
 
 def _finite(value: Any) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value))
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def valid_record(record: Any) -> bool:
@@ -100,11 +101,19 @@ def valid_record(record: Any) -> bool:
     if not isinstance(record, dict):
         return False
     version = record.get("model_version")
-    prediction = (_finite(record.get("confidence")) or _finite(record.get("value"))
-                  or (isinstance(record.get("labels"), list) and "confidence" not in record))
-    return (isinstance(record.get("label"), str) and isinstance(record.get("input"), dict)
-            and isinstance(version, int) and not isinstance(version, bool)
-            and prediction and math.isfinite(parse_ts(record.get("ts"))))
+    prediction = (
+        _finite(record.get("confidence"))
+        or _finite(record.get("value"))
+        or (isinstance(record.get("labels"), list) and "confidence" not in record)
+    )
+    return (
+        isinstance(record.get("label"), str)
+        and isinstance(record.get("input"), dict)
+        and isinstance(version, int)
+        and not isinstance(version, bool)
+        and prediction
+        and math.isfinite(parse_ts(record.get("ts")))
+    )
 
 
 def _matrix(records: list[dict[str, Any]], key: str) -> np.ndarray | None:
@@ -144,10 +153,14 @@ def to_sample(records: list[dict[str, Any]]) -> Sample:
         ids=[str(r.get("id") or f"#{i}") for i, r in enumerate(records)],
         ts=np.array([parse_ts(r["ts"]) for r in records], dtype=np.float64),
         labels=np.array([r["label"] for r in records], dtype=object),
-        confidence=np.array([_number(r.get("confidence")) for r in records],
-                            dtype=np.float64),
-        probs=_matrix(records, "probs"), emb=_matrix(records, "emb"), kind=kind,
-        features=features, values=values, value=_values(records))
+        confidence=np.array([_number(r.get("confidence")) for r in records], dtype=np.float64),
+        probs=_matrix(records, "probs"),
+        emb=_matrix(records, "emb"),
+        kind=kind,
+        features=features,
+        values=values,
+        value=_values(records),
+    )
 
 
 def _values(records: list[dict[str, Any]]) -> np.ndarray | None:
@@ -189,8 +202,9 @@ def _lines_newest_first(path: Path) -> Iterator[str]:
     yield from reversed(lines)
 
 
-def read_log(root: Path, *, version: int, since: float | None = None,
-             window: int | None = None) -> LogRead:
+def read_log(
+    root: Path, *, version: int, since: float | None = None, window: int | None = None
+) -> LogRead:
     """Records of model `version` (oldest first), newer than `since` (epoch seconds), at
     most the newest `window`."""
     files = log_files(root)
@@ -224,11 +238,18 @@ def read_log(root: Path, *, version: int, since: float | None = None,
             if window is not None and len(out) >= window:
                 break
         if (window is not None and len(out) >= window) or (
-                since is not None and file_valid and not file_newer):
+            since is not None and file_valid and not file_newer
+        ):
             break  # full, or this whole file is older than `since` (so are older files)
     out.sort(key=lambda r: parse_ts(r["ts"]))
-    return LogRead(records=out, files=files, lines=lines, skipped=skipped,
-                   other_versions=others, before_since=before)
+    return LogRead(
+        records=out,
+        files=files,
+        lines=lines,
+        skipped=skipped,
+        other_versions=others,
+        before_since=before,
+    )
 
 
 # ---- --inputs: recent inputs through the champion -----------------------------------------
@@ -247,30 +268,42 @@ def read_inputs(project: Workspace, bundle: Bundle, path: str | Path) -> InputsR
     or `timestamp` column, else the file's modification time."""
     path = Path(path)
     if not path.exists():
-        raise InputsError(f"--inputs {path} does not exist.", expected="a folder or a file",
-                          received=str(path), fix="pass the folder of recent inputs")
+        raise InputsError(
+            f"--inputs {path} does not exist.",
+            expected="a folder or a file",
+            received=str(path),
+            fix="pass the folder of recent inputs",
+        )
     if bundle.modality == "image":
         files = _image_files(path)
-        values = [(f.relative_to(path).as_posix() if path.is_dir() else f.name, f)
-                  for f in files]
+        values = [(f.relative_to(path).as_posix() if path.is_dir() else f.name, f) for f in files]
         result = InputsRead([], files, [])
         for start in range(0, len(values), BATCH):
-            _image_batch(bundle, values[start:start + BATCH], result)
+            _image_batch(bundle, values[start : start + BATCH], result)
     else:
-        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower()
-                       in TABLE_SUFFIXES) if path.is_dir() else [path]
+        files = (
+            sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in TABLE_SUFFIXES)
+            if path.is_dir()
+            else [path]
+        )
         result = InputsRead([], files, [])
         for file in files:
             _table_records(project, bundle, file, result)
     if not result.records:
-        raise InputsError(f"--inputs {path} holds nothing the model can predict.",
-                          expected="image files" if bundle.modality == "image" else
-                          "tables (CSV, TSV, JSONL, JSON, Parquet) of "
-                          + ("texts" if bundle.modality == "text" else "feature rows"),
-                          received=f"{len(files)} file(s), {len(result.skipped)} unusable"
-                          + (f" (first: {result.skipped[0][0]}: {result.skipped[0][1]})"
-                             if result.skipped else ""),
-                          fix="point --inputs at recent inputs of the kind the model takes")
+        raise InputsError(
+            f"--inputs {path} holds nothing the model can predict.",
+            expected="image files"
+            if bundle.modality == "image"
+            else "tables (CSV, TSV, JSONL, JSON, Parquet) of "
+            + ("texts" if bundle.modality == "text" else "feature rows"),
+            received=f"{len(files)} file(s), {len(result.skipped)} unusable"
+            + (
+                f" (first: {result.skipped[0][0]}: {result.skipped[0][1]})"
+                if result.skipped
+                else ""
+            ),
+            fix="point --inputs at recent inputs of the kind the model takes",
+        )
     result.records.sort(key=lambda r: parse_ts(r["ts"]))
     return result
 
@@ -278,8 +311,11 @@ def read_inputs(project: Workspace, bundle: Bundle, path: str | Path) -> InputsR
 def _image_files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
-    return sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
-                  and p.suffix.lower() not in _NOT_IMAGES)
+    return sorted(
+        p
+        for p in path.rglob("*")
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() not in _NOT_IMAGES
+    )
 
 
 def _image_batch(bundle: Bundle, items: list[tuple[str, Path]], result: InputsRead) -> None:
@@ -294,8 +330,15 @@ def _image_batch(bundle: Bundle, items: list[tuple[str, Path]], result: InputsRe
     _predict(bundle, ids, values, stamps, result)
 
 
-def _predict(bundle: Bundle, ids: list[str], values: list[Any], stamps: list[float],
-             result: InputsRead, *, raw: list[dict[str, Any]] | None = None) -> None:
+def _predict(
+    bundle: Bundle,
+    ids: list[str],
+    values: list[Any],
+    stamps: list[float],
+    result: InputsRead,
+    *,
+    raw: list[dict[str, Any]] | None = None,
+) -> None:
     """prepare + infer + records; an item the model cannot take is dropped with its reason
     (InputError names its index) and the rest predicted."""
     from dlworkflow.runtime.bundle import InputError
@@ -309,9 +352,12 @@ def _predict(bundle: Bundle, ids: list[str], values: list[Any], stamps: list[flo
         except InputError as exc:
             index = exc.context.get("index")
             if not isinstance(index, int) or not 0 <= index < len(keep):
-                raise InputsError(f"The inputs do not fit the model: {exc.what}",
-                                  expected=exc.expected, received=exc.received,
-                                  fix=exc.fix or "pass inputs with the model's fields") from None
+                raise InputsError(
+                    f"The inputs do not fit the model: {exc.what}",
+                    expected=exc.expected,
+                    received=exc.received,
+                    fix=exc.fix or "pass inputs with the model's fields",
+                ) from None
             bad = keep.pop(index)
             result.skipped.append((ids[bad], exc.context.get("reason") or exc.what))
     if not keep:
@@ -319,8 +365,7 @@ def _predict(bundle: Bundle, ids: list[str], values: list[Any], stamps: list[flo
     probs, emb = infer(bundle, x)
     made = records(bundle, summaries, probs, emb, ids=[ids[i] for i in keep])
     for i, record in zip(keep, made):
-        record["ts"] = datetime.fromtimestamp(stamps[i], UTC).isoformat(
-            timespec="milliseconds")
+        record["ts"] = datetime.fromtimestamp(stamps[i], UTC).isoformat(timespec="milliseconds")
         if raw is not None:
             record["values"] = raw[i]
         result.records.append(record)
@@ -339,15 +384,20 @@ def _table_records(project: Workspace, bundle: Bundle, file: Path, result: Input
         ids = []
         for k in range(len(chunk)):
             given = chunk[id_column].iloc[k] if id_column in chunk else None
-            ids.append(str(given) if given is not None and str(given) not in ("", "<NA>")
-                       else f"{file.name}:row {row + k + 1}")
+            ids.append(
+                str(given)
+                if given is not None and str(given) not in ("", "<NA>")
+                else f"{file.name}:row {row + k + 1}"
+            )
         row += len(chunk)
         stamps = _stamps(chunk, mtime)
         if bundle.modality == "text":
             if data.text_column not in chunk:
-                raise InputsError(f"{file.name} has no text column {data.text_column!r}.",
-                                  received=", ".join(map(str, chunk.columns[:10])),
-                                  fix="name the column as data.text_column says")
+                raise InputsError(
+                    f"{file.name} has no text column {data.text_column!r}.",
+                    received=", ".join(map(str, chunk.columns[:10])),
+                    fix="name the column as data.text_column says",
+                )
             values = rows_to_values(bundle, chunk.rename(columns={data.text_column: "text"}))
             _predict(bundle, ids, values, stamps, result)
         else:
@@ -374,11 +424,13 @@ def read_labels(path: str | Path) -> dict[str, str]:
             reader = csv.DictReader(handle)
             header = [h.strip() for h in reader.fieldnames or []]
             if "id" not in header or "label" not in header:
-                raise DlwError(f"{path.name} does not have the columns id and label.",
-                               expected="a CSV with a header row: id,label",
-                               received=", ".join(header) or "no header",
-                               fix="write one row per prediction id (the `id` the server "
-                                   "returned, or the --inputs file name / row id)")
+                raise DlwError(
+                    f"{path.name} does not have the columns id and label.",
+                    expected="a CSV with a header row: id,label",
+                    received=", ".join(header) or "no header",
+                    fix="write one row per prediction id (the `id` the server "
+                    "returned, or the --inputs file name / row id)",
+                )
             out = {}
             for row in reader:
                 row = {(k or "").strip(): v for k, v in row.items()}
@@ -387,11 +439,17 @@ def read_labels(path: str | Path) -> dict[str, str]:
                     out[key] = label
             return out
     except OSError as exc:
-        raise DlwError(f"Cannot read the labels file {path}.", received=exc.strerror or str(exc),
-                       fix="pass --labels FILE (CSV with id,label)") from None
+        raise DlwError(
+            f"Cannot read the labels file {path}.",
+            received=exc.strerror or str(exc),
+            fix="pass --labels FILE (CSV with id,label)",
+        ) from None
     except (UnicodeDecodeError, csv.Error) as exc:
-        raise DlwError(f"{path.name} is not a readable CSV.", received=str(exc)[:200],
-                       fix="save the labels as UTF-8 CSV with columns id,label") from None
+        raise DlwError(
+            f"{path.name} is not a readable CSV.",
+            received=str(exc)[:200],
+            fix="save the labels as UTF-8 CSV with columns id,label",
+        ) from None
 
 
 def since_seconds(since: str | datetime | None) -> float | None:
@@ -400,13 +458,16 @@ def since_seconds(since: str | datetime | None) -> float | None:
         return None
     value = parse_ts(since)
     if not math.isfinite(value):
-        raise DlwError(f"--since {since!r} is not a date or time.",
-                       expected="ISO 8601, e.g. 2026-11-27 or 2026-11-27T03:50:00+00:00",
-                       received=repr(since), fix="pass an ISO date or time")
+        raise DlwError(
+            f"--since {since!r} is not a date or time.",
+            expected="ISO 8601, e.g. 2026-11-27 or 2026-11-27T03:50:00+00:00",
+            received=repr(since),
+            fix="pass an ISO date or time",
+        )
     return value
 
 
 def file_age_note(files: list[Path]) -> str:
-    """"3 files, 1.2 MB" for the result's rows."""
+    """ "3 files, 1.2 MB" for the result's rows."""
     size = sum(os.path.getsize(f) for f in files if f.exists())
     return f"{len(files)} file{'s' if len(files) != 1 else ''}, {size / 1e6:.1f} MB"

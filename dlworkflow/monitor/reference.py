@@ -57,10 +57,14 @@ def reference_path(project: Workspace, version: int, split_hash: str) -> Path:
 
 
 def _expected_meta(project: Workspace, bundle: Bundle, split_hash: str) -> dict[str, Any]:
-    return {"format": FORMAT, "version": int(bundle.version), "split_hash": split_hash,
-            "onnx_sha256": (bundle.metadata.get("files") or {}).get("model.onnx"),
-            "reference_samples": int(project.config.monitor.reference_samples),
-            "seed": int(project.config.seed)}
+    return {
+        "format": FORMAT,
+        "version": int(bundle.version),
+        "split_hash": split_hash,
+        "onnx_sha256": (bundle.metadata.get("files") or {}).get("model.onnx"),
+        "reference_samples": int(project.config.monitor.reference_samples),
+        "seed": int(project.config.seed),
+    }
 
 
 def load_reference(project: Workspace, bundle: Bundle) -> Reference:
@@ -73,21 +77,34 @@ def load_reference(project: Workspace, bundle: Bundle) -> Reference:
     cached = _read_cache(path, expected)
     if cached is not None:
         records, meta = cached
-        return Reference(records, path, False, int(meta.get("n_validation", len(records))),
-                         int(meta.get("skipped", 0)))
+        return Reference(
+            records,
+            path,
+            False,
+            int(meta.get("n_validation", len(records))),
+            int(meta.get("skipped", 0)),
+        )
     records, n_val, skipped = build_records(project, bundle)
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
         for record in records:
             handle.write(json.dumps(record, separators=(",", ":")) + "\n")
-    atomic_write_json(path.with_suffix(".json"), {
-        **expected, "n": len(records), "n_validation": n_val, "skipped": skipped,
-        "created": datetime.now(UTC).isoformat(timespec="seconds")})
+    atomic_write_json(
+        path.with_suffix(".json"),
+        {
+            **expected,
+            "n": len(records),
+            "n_validation": n_val,
+            "skipped": skipped,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+    )
     _prune(path.parent, keep=path)
     return Reference(records, path, True, n_val, skipped)
 
 
-def _read_cache(path: Path, expected: dict[str, Any]
-                ) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
+def _read_cache(
+    path: Path, expected: dict[str, Any]
+) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
     meta_path = path.with_suffix(".json")
     if not path.is_file() or not meta_path.is_file():
         return None
@@ -103,8 +120,7 @@ def _read_cache(path: Path, expected: dict[str, Any]
 
 
 def _prune(folder: Path, *, keep: Path) -> None:
-    files = sorted(folder.glob("reference-v*.jsonl"), key=lambda p: p.stat().st_mtime,
-                   reverse=True)
+    files = sorted(folder.glob("reference-v*.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True)
     for old in files[KEEP:]:
         if old != keep:
             old.unlink(missing_ok=True)
@@ -118,12 +134,13 @@ def validation_rows(project: Workspace) -> tuple[pd.DataFrame, int]:
 
     rows = load_split(project, "val")
     if len(rows) == 0:
-        raise StepOrderError("The validation split is empty: there is no reference to "
-                             "compare live data with.",
-                             expected="a validation split with samples",
-                             received="0 validation samples",
-                             fix="re-split with a validation fraction > 0 (`split:` in "
-                                 "dlworkflow.yaml), retrain and export")
+        raise StepOrderError(
+            "The validation split is empty: there is no reference to compare live data with.",
+            expected="a validation split with samples",
+            received="0 validation samples",
+            fix="re-split with a validation fraction > 0 (`split:` in "
+            "dlworkflow.yaml), retrain and export",
+        )
     cap = int(project.config.monitor.reference_samples)
     n = len(rows)
     if n > cap:
@@ -141,7 +158,7 @@ def build_records(project: Workspace, bundle: Bundle) -> tuple[list[dict[str, An
     out: list[dict[str, Any]] = []
     skipped = 0
     for start in range(0, len(rows), BATCH):
-        chunk = rows.iloc[start:start + BATCH]
+        chunk = rows.iloc[start : start + BATCH]
         chunk, missing = _readable(bundle, chunk)
         skipped += missing
         if len(chunk) == 0:
@@ -150,10 +167,11 @@ def build_records(project: Workspace, bundle: Bundle) -> tuple[list[dict[str, An
         try:
             x, summaries = prepare(bundle, values)
         except InputError as exc:
-            raise DlwError("The champion cannot take its own validation data: "
-                           f"{exc.what}", received=exc.received,
-                           fix="export the model again (`dlw export`) from this project"
-                           ) from None
+            raise DlwError(
+                f"The champion cannot take its own validation data: {exc.what}",
+                received=exc.received,
+                fix="export the model again (`dlw export`) from this project",
+            ) from None
         probs, emb = infer(bundle, x)
         made = records(bundle, summaries, probs, emb, ids=chunk["sample_id"].astype(str).tolist())
         if bundle.modality == "tabular":
@@ -161,10 +179,12 @@ def build_records(project: Workspace, bundle: Bundle) -> tuple[list[dict[str, An
                 record["values"] = values[k]
         out.extend(made)
     if len(out) < MIN_REFERENCE:
-        raise DlwError(f"Only {len(out)} validation samples could be used as the reference.",
-                       expected=f"at least {MIN_REFERENCE}",
-                       received=f"{len(out)} of {len(rows)} ({skipped} unreadable)",
-                       fix="check that the data files are still in place (`dlw status`)")
+        raise DlwError(
+            f"Only {len(out)} validation samples could be used as the reference.",
+            expected=f"at least {MIN_REFERENCE}",
+            received=f"{len(out)} of {len(rows)} ({skipped} unreadable)",
+            fix="check that the data files are still in place (`dlw status`)",
+        )
     return out, n_val, skipped
 
 

@@ -94,8 +94,10 @@ class RetrainResult(StepResult):
     def rows(self) -> list[tuple[str, Any]]:
         rows: list[tuple[str, Any]] = [
             ("decision", f"{self.outcome.upper()}: {self.reason}"),
-            ("fresh data", f"{self.data} (data.additions #{self.addition}, ids add"
-                           f"{self.addition}/...)"),
+            (
+                "fresh data",
+                f"{self.data} (data.additions #{self.addition}, ids add{self.addition}/...)",
+            ),
             ("dataset version", self.dataset_version[:12]),
             ("champion", f"v{self.champion}"),
             ("challenger", f"v{self.challenger}" if self.challenger else "not exported"),
@@ -106,8 +108,10 @@ class RetrainResult(StepResult):
         if self.warm_start:
             rows.append(("warm start", f"from the champion v{self.champion}'s weights"))
         rows += _comparison_rows(self.comparison, margin=self.margin, on=self.compare_on)
-        rows += [(name, f"{s['n']:,} sealed fresh samples (seal {s['seal_hash'][:12]})")
-                 for name, s in self.slices.items()]
+        rows += [
+            (name, f"{s['n']:,} sealed fresh samples (seal {s['seal_hash'][:12]})")
+            for name, s in self.slices.items()
+        ]
         if self.seal:
             rows.append(("test seal", self.seal[:12]))
         if self.resumed:
@@ -122,8 +126,9 @@ class RetrainResult(StepResult):
         return [("champion vs challenger", uri)] if uri else []
 
 
-def retrain(project: Workspace, data: str, *, warm_start: bool | None = None,
-            progress: bool = True) -> RetrainResult:
+def retrain(
+    project: Workspace, data: str, *, warm_start: bool | None = None, progress: bool = True
+) -> RetrainResult:
     """Ingest `data` as fresh labelled data, train a challenger, and promote it only when it
     passes the gate and beats the champion by retrain.margin (module docstring)."""
     with run_lock(project.paths.state / "locks" / LOCK, what="dlw retrain"):
@@ -133,8 +138,9 @@ def retrain(project: Workspace, data: str, *, warm_start: bool | None = None,
 class _Retrain:
     """One retrain, stage by stage; each finished stage is saved in the state."""
 
-    def __init__(self, project: Workspace, data: str, *, warm_start: bool | None,
-                 progress: bool) -> None:
+    def __init__(
+        self, project: Workspace, data: str, *, warm_start: bool | None, progress: bool
+    ) -> None:
         self.project, self.root = project, project.root
         self.data = normalise_source(data)
         self.warm_option = warm_start
@@ -149,17 +155,26 @@ class _Retrain:
         self._ingest()
         unchanged = self._nothing_new()
         if unchanged:
-            return self._decide(self.state.champion, None, passed=False, verdict="",
-                                unchanged=unchanged)
+            return self._decide(
+                self.state.champion, None, passed=False, verdict="", unchanged=unchanged
+            )
         self._split()
         self._train()
         passed, verdict = self._test()
         challenger = self._export() if passed else None
-        return self._decide(self._champion_to_beat(challenger), challenger, passed=passed,
-                            verdict=verdict)
+        return self._decide(
+            self._champion_to_beat(challenger), challenger, passed=passed, verdict=verdict
+        )
 
-    def _decide(self, champion: int, challenger: int | None, *, passed: bool, verdict: str,
-                unchanged: str | None = None) -> RetrainResult:
+    def _decide(
+        self,
+        champion: int,
+        challenger: int | None,
+        *,
+        passed: bool,
+        verdict: str,
+        unchanged: str | None = None,
+    ) -> RetrainResult:
         """The ledger step "retrain": compare (when there is a challenger), decide, promote."""
         comparison = None
         with self.project.step("retrain", inputs=self._inputs(champion, challenger)) as run:
@@ -168,8 +183,12 @@ class _Retrain:
             else:
                 if challenger is not None:
                     comparison = self._compare(champion, challenger)
-                decision = decide(passed=passed, verdict=verdict, comparison=comparison,
-                                  margin=self.project.config.retrain.margin)
+                decision = decide(
+                    passed=passed,
+                    verdict=verdict,
+                    comparison=comparison,
+                    margin=self.project.config.retrain.margin,
+                )
             if decision.promote and challenger is not None:
                 V.promote(self.root, challenger)
             record = self._record(decision, champion, challenger, verdict, comparison)
@@ -185,9 +204,11 @@ class _Retrain:
         if champion is None or V.champion_folder(self.root) is None:
             raise RetrainError(
                 "There is no champion model to challenge.",
-                expected="an exported champion (models/champion.json)", received="none",
+                expected="an exported champion (models/champion.json)",
+                received="none",
                 fix="take the project through `dlw test` and `dlw export` first: a retrain "
-                    "measures a challenger against the model that serves")
+                "measures a challenger against the model that serves",
+            )
         state = load_state(self.project)
         if state is not None and state.finished is None:
             if state.data != self.data:
@@ -196,7 +217,8 @@ class _Retrain:
                     expected=f"--data {state.data}, to finish it",
                     received=f"--data {self.data}",
                     fix=f"run `dlw retrain --data {state.data}` to finish it, or delete "
-                        f"{state_path(self.project)} to abandon it")
+                    f"{state_path(self.project)} to abandon it",
+                )
             self._say(f"resuming the retrain begun {state.created}")
             if self.warm_option is not None and "train" not in state.stages:
                 state.warm_start = bool(self.warm_option)
@@ -204,8 +226,13 @@ class _Retrain:
         self._check_source()
         warm = cfg.retrain.warm_start if self.warm_option is None else bool(self.warm_option)
         previous = state.summary() if state is not None else None
-        state = RetrainState(data=self.data, champion=champion, warm_start=warm,
-                             seal=_seal(self.project), previous=previous)
+        state = RetrainState(
+            data=self.data,
+            champion=champion,
+            warm_start=warm,
+            seal=_seal(self.project),
+            previous=previous,
+        )
         save_state(self.project, state)
         return state
 
@@ -215,8 +242,11 @@ class _Retrain:
 
         if self.data == normalise_source(self.project.config.data.source or ""):
             raise RetrainError(
-                "The fresh data is data.source itself.", expected="new labelled data",
-                received=self.data, fix="point --data at the new samples only")
+                "The fresh data is data.source itself.",
+                expected="new labelled data",
+                received=self.data,
+                fix="point --data at the new samples only",
+            )
         open_source(self.project, self.data)  # DataError with the reason if unusable
 
     def _record_addition(self) -> None:
@@ -237,11 +267,18 @@ class _Retrain:
         self._say(f"ingesting data.source and {self.data} (addition {self.state.addition})")
         result = self.project.run_step("ingest", progress=self.progress)
         added: dict[str, Any] = next(
-            (a for a in result.additions if a["number"] == self.state.addition), {})
-        self.state.mark(self.project, "ingest", {
-            "hash": result.dataset_version, "n_samples": result.n_samples,
-            "fresh_samples": added.get("n_samples", 0),
-            "fresh_quarantined": added.get("n_quarantined", 0)})
+            (a for a in result.additions if a["number"] == self.state.addition), {}
+        )
+        self.state.mark(
+            self.project,
+            "ingest",
+            {
+                "hash": result.dataset_version,
+                "n_samples": result.n_samples,
+                "fresh_samples": added.get("n_samples", 0),
+                "fresh_quarantined": added.get("n_quarantined", 0),
+            },
+        )
 
     def _nothing_new(self) -> str | None:
         """Why there is nothing to train on, or None. Only before training has begun."""
@@ -251,20 +288,26 @@ class _Retrain:
         meta = V.read_metadata(self.root, self.state.champion)
         if version == meta.get("dataset_version"):
             read = self.state.stages.get("ingest") or {}
-            return (f"the dataset (version {str(version)[:12]}) is the one champion "
-                    f"v{self.state.champion} was trained on: no new sample to learn from "
-                    f"({read.get('fresh_samples', 0)} fresh samples read, "
-                    f"{read.get('fresh_quarantined', 0)} quarantined)")
+            return (
+                f"the dataset (version {str(version)[:12]}) is the one champion "
+                f"v{self.state.champion} was trained on: no new sample to learn from "
+                f"({read.get('fresh_samples', 0)} fresh samples read, "
+                f"{read.get('fresh_quarantined', 0)} quarantined)"
+            )
         last = self.state.previous or {}
-        same = (last.get("dataset_version") == version
-                and last.get("champion") == self.state.champion
-                and last.get("train_config") == self._train_config()
-                and last.get("decision_config") == self._decision_config())
+        same = (
+            last.get("dataset_version") == version
+            and last.get("champion") == self.state.champion
+            and last.get("train_config") == self._train_config()
+            and last.get("decision_config") == self._decision_config()
+        )
         if same:
             challenger = f"v{last['challenger']}" if last.get("challenger") else "not exported"
-            return (f"nothing changed since the retrain finished {last.get('finished')} "
-                    f"(same data, champion, train and decision settings; its challenger, "
-                    f"{challenger}, was {last.get('outcome')})")
+            return (
+                f"nothing changed since the retrain finished {last.get('finished')} "
+                f"(same data, champion, train and decision settings; its challenger, "
+                f"{challenger}, was {last.get('outcome')})"
+            )
         return None
 
     def _split(self) -> None:
@@ -277,10 +320,17 @@ class _Retrain:
                 f"the sealed test set changed during the retrain (seal {self.state.seal[:12]} -> "
                 f"{result.seal_hash[:12]}): data.source itself changed; champion and challenger "
                 "are compared on the new test set, and the champion's recorded test estimate "
-                "no longer applies")
-        self.state.mark(self.project, "split", {
-            "hash": result.split_hash, "seal": result.seal_hash,
-            "slices": {k: v["seal_hash"] for k, v in result.slices.items()}})
+                "no longer applies"
+            )
+        self.state.mark(
+            self.project,
+            "split",
+            {
+                "hash": result.split_hash,
+                "seal": result.seal_hash,
+                "slices": {k: v["seal_hash"] for k, v in result.slices.items()},
+            },
+        )
 
     def _train(self) -> None:
         if self._kept("train"):
@@ -289,21 +339,34 @@ class _Retrain:
         if origin is not None:
             self._say(f"resuming the challenger's training after epoch {origin.state.epoch}")
             result = self.project.run_step("train", progress=self.progress, resume=True)
-            self.resumed.append(f"train (continued from its epoch-{origin.state.epoch} "
-                                "checkpoint)")
+            self.resumed.append(f"train (continued from its epoch-{origin.state.epoch} checkpoint)")
         else:
             last = self.project.ledger.latest("train", status=None)
             self.state.mark(self.project, "train_started", {"after_run": last.id if last else 0})
-            init_from = V.version_folder(self.root, self.state.champion) \
-                if self.state.warm_start else None
-            self._say("training the challenger" + (f" (warm start from v{self.state.champion})"
-                                                   if init_from else ""))
-            result = self.project.run_step("train", progress=self.progress, init_from=init_from,
-                           epochs_setting="retrain.epochs")
-        self.state.mark(self.project, "train", {
-            "hash": self.project.upstream_hash("train"), "run": result.ledger_run_id,
-            "val_metric": result.best_metric, "metric": result.metric,
-            "config_hash": self._train_config()})
+            init_from = (
+                V.version_folder(self.root, self.state.champion) if self.state.warm_start else None
+            )
+            self._say(
+                "training the challenger"
+                + (f" (warm start from v{self.state.champion})" if init_from else "")
+            )
+            result = self.project.run_step(
+                "train",
+                progress=self.progress,
+                init_from=init_from,
+                epochs_setting="retrain.epochs",
+            )
+        self.state.mark(
+            self.project,
+            "train",
+            {
+                "hash": self.project.upstream_hash("train"),
+                "run": result.ledger_run_id,
+                "val_metric": result.best_metric,
+                "metric": result.metric,
+                "config_hash": self._train_config(),
+            },
+        )
 
     def _resumable(self) -> Any:
         from dlworkflow.train.checkpoint import find_resumable
@@ -330,8 +393,9 @@ class _Retrain:
         self._say("testing the challenger on the sealed test set (the gate)")
         result = self.project.run_step("test")
         headline = result.verdict.sentence()
-        self.state.mark(self.project, "test", {"verdict": result.verdict.verdict,
-                                               "headline": headline})
+        self.state.mark(
+            self.project, "test", {"verdict": result.verdict.verdict, "headline": headline}
+        )
         return result.verdict.passed, headline
 
     def _tested_here(self) -> bool:
@@ -348,12 +412,18 @@ class _Retrain:
 
     def _export(self) -> int:
         digest = self.project.upstream_hash("train")
-        same = [m["version"] for m in V.versions(self.root)
-                if (m.get("trained") or {}).get("weights_sha256") == digest]
+        same = [
+            m["version"]
+            for m in V.versions(self.root)
+            if (m.get("trained") or {}).get("weights_sha256") == digest
+        ]
         if same:  # exported before (an interruption, or the same weights): never a copy
             version = int(same[-1])
-            self.resumed.append("export" if "export" in self.state.stages
-                                else f"export (v{version} holds the same trained weights)")
+            self.resumed.append(
+                "export"
+                if "export" in self.state.stages
+                else f"export (v{version} holds the same trained weights)"
+            )
         else:
             self._say("exporting the challenger (not promoted yet)")
             version = self.project.run_step("export", promote=False).version
@@ -365,8 +435,12 @@ class _Retrain:
 
         on = self.project.config.retrain.compare_on
         self._say(f"comparing v{champion} and v{challenger} on the sealed rows ({on})")
-        return compare(self.project, champion=V.version_folder(self.root, champion),
-                       challenger=V.version_folder(self.root, challenger), on=on)
+        return compare(
+            self.project,
+            champion=V.version_folder(self.root, champion),
+            challenger=V.version_folder(self.root, challenger),
+            on=on,
+        )
 
     # ---- helpers ---------------------------------------------------------------------------
     def _kept(self, step: str) -> bool:
@@ -390,9 +464,11 @@ class _Retrain:
         if current is None or current == challenger or V.champion_folder(self.root) is None:
             return self.state.champion
         if current != self.state.champion:
-            self.warnings.append(f"the champion changed during the retrain (v"
-                                 f"{self.state.champion} -> v{current}): the challenger is "
-                                 f"measured against v{current}")
+            self.warnings.append(
+                f"the champion changed during the retrain (v"
+                f"{self.state.champion} -> v{current}): the challenger is "
+                f"measured against v{current}"
+            )
         return current
 
     def _train_config(self) -> str:
@@ -405,39 +481,69 @@ class _Retrain:
         return self.project.config.section_hash("problem", "evaluate", "retrain")
 
     def _inputs(self, champion: int, challenger: int | None) -> dict[str, str]:
-        return {"champion": str(champion), "challenger": str(challenger or ""),
-                "data": self.data, "train": self.project.upstream_hash("train") or ""}
+        return {
+            "champion": str(champion),
+            "challenger": str(challenger or ""),
+            "data": self.data,
+            "train": self.project.upstream_hash("train") or "",
+        }
 
-    def _record(self, decision: Decision, champion: int, challenger: int | None, verdict: str,
-                comparison: dict[str, Any] | None) -> dict[str, Any]:
+    def _record(
+        self,
+        decision: Decision,
+        champion: int,
+        challenger: int | None,
+        verdict: str,
+        comparison: dict[str, Any] | None,
+    ) -> dict[str, Any]:
         cfg = self.project.config.retrain
         record: dict[str, Any] = {
-            "outcome": decision.outcome, "reason": decision.reason, "champion": champion,
-            "challenger": challenger, "serving": V.champion(self.root), "verdict": verdict,
-            "margin": cfg.margin, "compare_on": cfg.compare_on, "data": self.data,
-            "addition": self.state.addition, "warm_start": self.state.warm_start,
+            "outcome": decision.outcome,
+            "reason": decision.reason,
+            "champion": champion,
+            "challenger": challenger,
+            "serving": V.champion(self.root),
+            "verdict": verdict,
+            "margin": cfg.margin,
+            "compare_on": cfg.compare_on,
+            "data": self.data,
+            "addition": self.state.addition,
+            "warm_start": self.state.warm_start,
             "dataset_version": self.project.upstream_hash("ingest"),
-            "decision_config": self._decision_config()}
+            "decision_config": self._decision_config(),
+        }
         if comparison is not None:
             record["metric"] = comparison["metric"]
             record["compared"] = comparison["compared"]
             record["slices"] = comparison["slices"]
         return record
 
-    def _result(self, decision: Decision, record: dict[str, Any],
-                comparison: dict[str, Any] | None) -> RetrainResult:
+    def _result(
+        self, decision: Decision, record: dict[str, Any], comparison: dict[str, Any] | None
+    ) -> RetrainResult:
         from dlworkflow.store import read_split_info
 
         info = read_split_info(self.project)
         return RetrainResult(
-            data=self.data, addition=self.state.addition, outcome=decision.outcome,
-            reason=decision.reason, champion=record["champion"],
-            challenger=record["challenger"], serving=record["serving"],
-            verdict=record["verdict"], margin=record["margin"],
-            compare_on=record["compare_on"], dataset_version=record["dataset_version"] or "",
-            warm_start=self.state.warm_start, comparison=comparison, slices=dict(info.slices),
-            seal=info.seal_hash, resumed=list(dict.fromkeys(self.resumed)),
-            warnings=self.warnings, state_file=str(state_path(self.project)))
+            data=self.data,
+            addition=self.state.addition,
+            outcome=decision.outcome,
+            reason=decision.reason,
+            champion=record["champion"],
+            challenger=record["challenger"],
+            serving=record["serving"],
+            verdict=record["verdict"],
+            margin=record["margin"],
+            compare_on=record["compare_on"],
+            dataset_version=record["dataset_version"] or "",
+            warm_start=self.state.warm_start,
+            comparison=comparison,
+            slices=dict(info.slices),
+            seal=info.seal_hash,
+            resumed=list(dict.fromkeys(self.resumed)),
+            warnings=self.warnings,
+            state_file=str(state_path(self.project)),
+        )
 
     def _say(self, message: str) -> None:
         if self.progress:
@@ -465,8 +571,9 @@ def _seal(project: Workspace) -> str | None:
     return read_split_info(project).seal_hash
 
 
-def _comparison_rows(comparison: dict[str, Any] | None, *, margin: float,
-                     on: str) -> list[tuple[str, Any]]:
+def _comparison_rows(
+    comparison: dict[str, Any] | None, *, margin: float, on: str
+) -> list[tuple[str, Any]]:
     if not comparison:
         return []
     metric, rows = comparison["metric"], []
@@ -475,14 +582,22 @@ def _comparison_rows(comparison: dict[str, Any] | None, *, margin: float,
             continue
         lo, hi = s["interval"]
         ci = f", paired CI {lo:+.4f} to {hi:+.4f}" if lo is not None and hi is not None else ""
-        rows.append((f"  {s['name']} ({s['n']:,})",
-                     f"champion {s['champion']:.4f}, challenger {s['challenger']:.4f}: "
-                     f"{s['difference']:+.4f}{ci}"))
+        rows.append(
+            (
+                f"  {s['name']} ({s['n']:,})",
+                f"champion {s['champion']:.4f}, challenger {s['challenger']:.4f}: "
+                f"{s['difference']:+.4f}{ci}",
+            )
+        )
     c = comparison["compared"]
-    head = (f"{metric} on {on} ({' + '.join(c['slices'])}, {c['n']:,} rows)",
-            f"{c['difference']:+.4f} (challenger - champion; margin {margin:g}"
-            + ("" if comparison.get("higher_is_better", True) else ", lower is better") + ")"
-            if c["difference"] is not None else "undefined")
+    head = (
+        f"{metric} on {on} ({' + '.join(c['slices'])}, {c['n']:,} rows)",
+        f"{c['difference']:+.4f} (challenger - champion; margin {margin:g}"
+        + ("" if comparison.get("higher_is_better", True) else ", lower is better")
+        + ")"
+        if c["difference"] is not None
+        else "undefined",
+    )
     return [head, *rows]
 
 
@@ -499,14 +614,31 @@ def _comparison_png(comparison: dict[str, Any]) -> bytes | None:
     fig = new_figure(1.6 + 1.3 * len(groups), 3.0, dpi=90)
     ax = fig.subplots()
     xs = range(len(groups))
-    ax.bar([x - 0.2 for x in xs], [g["champion"] for g in groups], 0.4,
-           label=f"champion v{comparison['champion']['version']}", color="#8c959f")
-    ax.bar([x + 0.2 for x in xs], [g["challenger"] for g in groups], 0.4,
-           label=f"challenger v{comparison['challenger']['version']}", color="#1a7f37")
+    ax.bar(
+        [x - 0.2 for x in xs],
+        [g["champion"] for g in groups],
+        0.4,
+        label=f"champion v{comparison['champion']['version']}",
+        color="#8c959f",
+    )
+    ax.bar(
+        [x + 0.2 for x in xs],
+        [g["challenger"] for g in groups],
+        0.4,
+        label=f"challenger v{comparison['challenger']['version']}",
+        color="#1a7f37",
+    )
     for x, g in zip(xs, groups):
         top = max(g["champion"], g["challenger"])
-        ax.annotate(f"{g['difference']:+.3f}", (x, top), ha="center", va="bottom", fontsize=8,
-                    xytext=(0, 2), textcoords="offset points")
+        ax.annotate(
+            f"{g['difference']:+.3f}",
+            (x, top),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            xytext=(0, 2),
+            textcoords="offset points",
+        )
     ax.set_xticks(list(xs), [f"{g['name']}\n(n={g['n']})" for g in groups], fontsize=8)
     low = min(min(g["champion"], g["challenger"]) for g in groups)
     high = max(max(g["champion"], g["challenger"]) for g in groups)
@@ -515,9 +647,10 @@ def _comparison_png(comparison: dict[str, Any]) -> bytes | None:
     else:  # in the target's units (RMSE) or unbounded below (R^2)
         ax.set_ylim(min(0.0, low * 1.1), max(0.0, high) * 1.15 + 1e-9)
     lower = comparison.get("higher_is_better", True) is False
-    ax.set(ylabel=comparison["metric"] + (" (lower is better)" if lower else ""),
-           title="champion vs challenger (sealed rows)")
+    ax.set(
+        ylabel=comparison["metric"] + (" (lower is better)" if lower else ""),
+        title="champion vs challenger (sealed rows)",
+    )
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(axis="y", alpha=0.3)
     return png_bytes(fig)
-

@@ -70,11 +70,16 @@ class RetrainState:
         decision = self.decision or {}
         if decision.get("outcome") == UNCHANGED and self.previous:
             return self.previous
-        return {"data": self.data, "champion": self.champion, "finished": self.finished,
-                "dataset_version": (self.stages.get("ingest") or {}).get("hash"),
-                "train_config": (self.stages.get("train") or {}).get("config_hash"),
-                "decision_config": decision.get("decision_config"),
-                "outcome": decision.get("outcome"), "challenger": decision.get("challenger")}
+        return {
+            "data": self.data,
+            "champion": self.champion,
+            "finished": self.finished,
+            "dataset_version": (self.stages.get("ingest") or {}).get("hash"),
+            "train_config": (self.stages.get("train") or {}).get("config_hash"),
+            "decision_config": decision.get("decision_config"),
+            "outcome": decision.get("outcome"),
+            "challenger": decision.get("challenger"),
+        }
 
 
 def load_state(project: Workspace) -> RetrainState | None:
@@ -106,8 +111,9 @@ class Decision:
         return self.outcome == PROMOTED
 
 
-def decide(*, passed: bool, verdict: str, comparison: dict[str, Any] | None,
-           margin: float) -> Decision:
+def decide(
+    *, passed: bool, verdict: str, comparison: dict[str, Any] | None, margin: float
+) -> Decision:
     """Promote only a challenger that passed the gate and beats the champion by `margin` on
     the primary metric over the compared rows, in the metric's direction (for a
     lower-is-better metric such as RMSE: champion - challenger >= margin)."""
@@ -120,15 +126,21 @@ def decide(*, passed: bool, verdict: str, comparison: dict[str, Any] | None,
     if diff is None:
         return Decision(KEPT_OUT, f"{metric} is undefined on the compared rows ({where})")
     lo, hi = c["interval"]
-    numbers = (f"challenger {metric} {c['challenger']:.4f} vs champion {c['champion']:.4f} on "
-               f"{where}: {diff:+.4f}"
-               + (f" ({comparison['confidence']:.0%} paired CI {lo:+.4f} to {hi:+.4f})"
-                  if lo is not None and hi is not None else ""))
+    numbers = (
+        f"challenger {metric} {c['challenger']:.4f} vs champion {c['champion']:.4f} on "
+        f"{where}: {diff:+.4f}"
+        + (
+            f" ({comparison['confidence']:.0%} paired CI {lo:+.4f} to {hi:+.4f})"
+            if lo is not None and hi is not None
+            else ""
+        )
+    )
     if comparison.get("higher_is_better", True):
         if diff >= margin - 1e-12:
             return Decision(PROMOTED, f"{numbers} >= margin {margin:g}")
         return Decision(KEPT_OUT, f"{numbers} < margin {margin:g}: not better by the margin")
     if -diff >= margin - 1e-12:  # lower is better: the challenger's metric must fall by margin
         return Decision(PROMOTED, f"{numbers} <= -margin {margin:g} (lower is better)")
-    return Decision(KEPT_OUT, f"{numbers} > -margin {margin:g} (lower is better): not better "
-                              "by the margin")
+    return Decision(
+        KEPT_OUT, f"{numbers} > -margin {margin:g} (lower is better): not better by the margin"
+    )

@@ -77,8 +77,12 @@ def ks_test(reference: Any, live: Any) -> Outcome:
     if np.ptp(ref) == 0 and np.ptp(cur) == 0 and ref[0] == cur[0]:
         return Outcome(0.0, 1.0, 0.0, {"n_reference": len(ref), "n_live": len(cur)})
     result = ks_2samp(ref, cur, method="asymp" if len(ref) * len(cur) > 250_000 else "auto")
-    return Outcome(float(result.statistic), _p(float(result.pvalue)), float(result.statistic),
-                   {"n_reference": len(ref), "n_live": len(cur)})
+    return Outcome(
+        float(result.statistic),
+        _p(float(result.pvalue)),
+        float(result.statistic),
+        {"n_reference": len(ref), "n_live": len(cur)},
+    )
 
 
 def psi(reference: Any, live: Any, *, bins: int = PSI_BINS, eps: float = PSI_EPS) -> float:
@@ -102,8 +106,9 @@ def psi(reference: Any, live: Any, *, bins: int = PSI_BINS, eps: float = PSI_EPS
         ref_bins = np.searchsorted(edges, ref, side="right")
         cur_bins = np.searchsorted(edges, cur, side="right")
         n_bins = len(edges) + 1
-    return psi_of_counts(np.bincount(ref_bins, minlength=n_bins),
-                         np.bincount(cur_bins, minlength=n_bins), eps=eps)
+    return psi_of_counts(
+        np.bincount(ref_bins, minlength=n_bins), np.bincount(cur_bins, minlength=n_bins), eps=eps
+    )
 
 
 def psi_of_counts(reference: np.ndarray, live: np.ndarray, *, eps: float = PSI_EPS) -> float:
@@ -113,8 +118,7 @@ def psi_of_counts(reference: np.ndarray, live: np.ndarray, *, eps: float = PSI_E
     return float(np.sum((q - p) * np.log(q / p)))
 
 
-def category_test(reference: list[Any], live: list[Any], *,
-                  eps: float = PSI_EPS) -> Outcome:
+def category_test(reference: list[Any], live: list[Any], *, eps: float = PSI_EPS) -> Outcome:
     """A categorical feature: chi-square of the category shares (as `class_shift`), effect
     = PSI over the categories (a live category the reference lacks has reference share 0)."""
     shift = class_shift(reference, live)
@@ -135,19 +139,20 @@ def _subsample(x: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     return x if len(x) <= n else x[np.sort(rng.choice(len(x), size=n, replace=False))]
 
 
-def _median_heuristic(d2: np.ndarray, rng: np.random.Generator,
-                      points: int = MEDIAN_POINTS) -> float:
+def _median_heuristic(
+    d2: np.ndarray, rng: np.random.Generator, points: int = MEDIAN_POINTS
+) -> float:
     """Median squared distance between pooled points (all pairs, or the pairs among a random
     `points` of them: the pooled set only, never which side a row is on)."""
-    pick = np.arange(len(d2)) if len(d2) <= points else rng.choice(len(d2), points,
-                                                                   replace=False)
+    pick = np.arange(len(d2)) if len(d2) <= points else rng.choice(len(d2), points, replace=False)
     upper = d2[np.ix_(pick, pick)][np.triu_indices(len(pick), k=1)]
     value = float(np.median(upper))
     return value if value > 0 else (float(upper.mean()) or 1.0)
 
 
-def _mmd_u(kernel_u: np.ndarray, u: np.ndarray, rowsum: np.ndarray, total: float,
-           n: int, m: int) -> np.ndarray:
+def _mmd_u(
+    kernel_u: np.ndarray, u: np.ndarray, rowsum: np.ndarray, total: float, n: int, m: int
+) -> np.ndarray:
     """Unbiased MMD^2 for each row of the 0/1 membership matrix u (B, N) of the first sample;
     kernel_u = u @ K0 with K0 the kernel matrix with a zero diagonal."""
     sxx = np.einsum("bn,bn->b", kernel_u, u)
@@ -156,8 +161,15 @@ def _mmd_u(kernel_u: np.ndarray, u: np.ndarray, rowsum: np.ndarray, total: float
     return sxx / (n * (n - 1)) + syy / (m * (m - 1)) - 2.0 * sxy / (n * m)
 
 
-def mmd_test(reference: Any, live: Any, *, permutations: int = 200, max_samples: int = 400,
-             seed: int = 0, resolve: float | None = None) -> Outcome:
+def mmd_test(
+    reference: Any,
+    live: Any,
+    *,
+    permutations: int = 200,
+    max_samples: int = 400,
+    seed: int = 0,
+    resolve: float | None = None,
+) -> Outcome:
     """RBF-kernel MMD^2 (unbiased) with a permutation p-value = (1 + #{perm >= observed}) /
     (1 + #perms), on a seeded subsample of at most `max_samples` rows per side.
 
@@ -204,9 +216,18 @@ def mmd_test(reference: Any, live: Any, *, permutations: int = 200, max_samples:
         count += int(np.count_nonzero(stats >= observed - tolerance))
         done += batch
     p_value = (count + 1) / (done + 1)
-    return Outcome(observed, p_value, math.sqrt(max(observed, 0.0)),
-                   {"n_reference": n, "n_live": m, "permutations": done,
-                    "bandwidth": math.sqrt(bandwidth2), "exceeding": count})
+    return Outcome(
+        observed,
+        p_value,
+        math.sqrt(max(observed, 0.0)),
+        {
+            "n_reference": n,
+            "n_live": m,
+            "permutations": done,
+            "bandwidth": math.sqrt(bandwidth2),
+            "exceeding": count,
+        },
+    )
 
 
 # ---- predictions --------------------------------------------------------------------------
@@ -223,9 +244,11 @@ def class_shift(reference: list[Any], live: list[Any]) -> Outcome:
     cur_counts = dict(zip(cur_keys.tolist(), cur_n.tolist()))
     a = np.array([ref_counts.get(k, 0) for k in keys], dtype=np.float64)
     b = np.array([cur_counts.get(k, 0) for k in keys], dtype=np.float64)
-    details: dict[str, Any] = {"categories": keys,
-                               "reference_counts": {k: int(ref_counts.get(k, 0)) for k in keys},
-                               "live_counts": {k: int(cur_counts.get(k, 0)) for k in keys}}
+    details: dict[str, Any] = {
+        "categories": keys,
+        "reference_counts": {k: int(ref_counts.get(k, 0)) for k in keys},
+        "live_counts": {k: int(cur_counts.get(k, 0)) for k in keys},
+    }
     if a.sum() == 0 or b.sum() == 0:
         return Outcome(0.0, 1.0, 0.0, {**details, "dof": 0})
     tv = 0.5 * float(np.abs(a / a.sum() - b / b.sum()).sum())
@@ -262,8 +285,9 @@ def confidence_drop(reference: Any, live: Any) -> Outcome:
 
 
 # ---- out-of-distribution rate -------------------------------------------------------------
-def knn_distances(reference: Any, query: Any | None = None, *, k: int = OOD_K,
-                  chunk: int = KNN_CHUNK) -> np.ndarray:
+def knn_distances(
+    reference: Any, query: Any | None = None, *, k: int = OOD_K, chunk: int = KNN_CHUNK
+) -> np.ndarray:
     """Euclidean distance of each query row to its k-th nearest reference row. Without
     `query`: the reference's own rows, leaving each row out of its own neighbours."""
     ref = np.asarray(reference, dtype=np.float64)
@@ -275,11 +299,11 @@ def knn_distances(reference: Any, query: Any | None = None, *, k: int = OOD_K,
     ref_sq = (ref * ref).sum(1)
     out = np.empty(len(rows))
     for start in range(0, len(rows), chunk):
-        block = rows[start:start + chunk]
+        block = rows[start : start + chunk]
         d2 = (block * block).sum(1)[:, None] + ref_sq[None, :] - 2.0 * (block @ ref.T)
         if leave_one_out:
             d2[np.arange(len(block)), start + np.arange(len(block))] = np.inf
-        out[start:start + len(block)] = np.partition(d2, k - 1, axis=1)[:, k - 1]
+        out[start : start + len(block)] = np.partition(d2, k - 1, axis=1)[:, k - 1]
     return np.sqrt(np.maximum(out, 0.0))
 
 
@@ -303,9 +327,20 @@ def ood_rate_test(reference_scores: Any, live_scores: Any, *, rate: float) -> Ou
     expected = k / (n + 1)
     p_value = _betabinom_tail(exceed, m, k, n + 1 - k) if exceed > 0 else 1.0
     live_rate = exceed / m
-    return Outcome(live_rate, _p(p_value), live_rate - expected,
-                   {"threshold": threshold, "reference_rate": expected, "live_rate": live_rate,
-                    "exceeding": exceed, "n_reference": n, "n_live": m, "k_top": k})
+    return Outcome(
+        live_rate,
+        _p(p_value),
+        live_rate - expected,
+        {
+            "threshold": threshold,
+            "reference_rate": expected,
+            "live_rate": live_rate,
+            "exceeding": exceed,
+            "n_reference": n,
+            "n_live": m,
+            "k_top": k,
+        },
+    )
 
 
 def _betabinom_tail(x: int, m: int, a: float, b: float) -> float:
@@ -343,12 +378,18 @@ def wilson_bound(successes: int, n: int, *, floor: float, level: float) -> Outco
         p_value = 0.0 if phat < 1 else 1.0
     else:
         p_value = float(norm.cdf((phat - floor) / math.sqrt(floor * (1 - floor) / n)))
-    return Outcome(phat, _p(p_value), 0.0, {"interval": [low, high], "n": n,
-                                            "method": "wilson"})
+    return Outcome(phat, _p(p_value), 0.0, {"interval": [low, high], "n": n, "method": "wilson"})
 
 
-def bootstrap_bound(metric: Callable[[np.ndarray], np.ndarray], n: int, *, floor: float,
-                    level: float, seed: int = 0, resamples: int = 1000) -> Outcome:
+def bootstrap_bound(
+    metric: Callable[[np.ndarray], np.ndarray],
+    n: int,
+    *,
+    floor: float,
+    level: float,
+    seed: int = 0,
+    resamples: int = 1000,
+) -> Outcome:
     """Any metric against `floor` by the percentile bootstrap: `metric(weights)` maps (B, n)
     draw counts to B values (a row of ones is the point estimate). At least ceil(2 / level)
     resamples (at most 20,000) so the tail can be resolved. The interval has confidence
@@ -364,6 +405,14 @@ def bootstrap_bound(metric: Callable[[np.ndarray], np.ndarray], n: int, *, floor
         return Outcome(point, None, 0.0, {"n": n, "method": "bootstrap"})
     low, high = np.quantile(values, [level, 1.0 - level])
     p_value = (1 + np.count_nonzero(values >= floor)) / (1 + len(values))
-    return Outcome(point, _p(float(p_value)), 0.0,
-                   {"interval": [float(low), float(high)], "n": n, "method": "bootstrap",
-                    "resamples": int(len(values))})
+    return Outcome(
+        point,
+        _p(float(p_value)),
+        0.0,
+        {
+            "interval": [float(low), float(high)],
+            "n": n,
+            "method": "bootstrap",
+            "resamples": int(len(values)),
+        },
+    )

@@ -75,21 +75,27 @@ class MonitorResult(StepResult):
             return f"{len(self.alerts)} of {self.m} checks alert ({names})"
         if self.status == "OK":
             return f"no drift in {self.n_live:,} live predictions ({self.m} checks)"
-        return (f"{self.n_live:,} live predictions: fewer than monitor.min_samples; "
-                "nothing tested")
+        return f"{self.n_live:,} live predictions: fewer than monitor.min_samples; nothing tested"
 
     def title(self) -> str:
         return f"Step 9: monitor model version {self.version}: {self.status}"
 
     def facts(self) -> list[tuple[str, Any]]:
         first, last = self.window
-        rows = [("model version", f"v{self.version} (champion)"), ("live data", self.source),
-                ("live predictions", f"{self.n_live:,}"),
-                ("time range", f"{first or '-'} .. {last or '-'}"),
-                ("reference", f"{self.n_reference:,} validation predictions")]
+        rows = [
+            ("model version", f"v{self.version} (champion)"),
+            ("live data", self.source),
+            ("live predictions", f"{self.n_live:,}"),
+            ("time range", f"{first or '-'} .. {last or '-'}"),
+            ("reference", f"{self.n_reference:,} validation predictions"),
+        ]
         if self.m:
-            rows.append(("false-alarm level", f"alpha {self.alpha:g} over {self.m} checks "
-                                              f"(each at {self.level:.3g})"))
+            rows.append(
+                (
+                    "false-alarm level",
+                    f"alpha {self.alpha:g} over {self.m} checks (each at {self.level:.3g})",
+                )
+            )
         if self.labelled is not None:
             rows.append(("labelled", f"{self.labelled:,} live predictions with a label"))
         if self.skipped:
@@ -97,15 +103,18 @@ class MonitorResult(StepResult):
         if self.webhook is not None:
             rows.append(("webhook", self.webhook.get("describe", "")))
         if self.other_versions:
-            rows.append(("other versions", ", ".join(f"v{v}: {n:,}" for v, n in
-                                                     sorted(self.other_versions.items()))
-                         + " (not used)"))
+            rows.append(
+                (
+                    "other versions",
+                    ", ".join(f"v{v}: {n:,}" for v, n in sorted(self.other_versions.items()))
+                    + " (not used)",
+                )
+            )
         return rows
 
     def rows(self) -> list[tuple[str, Any]]:
         rows = [("verdict", f"{self.status}: {self.headline}"), *self.facts()]
-        rows += [(("ALERT " if c["alert"] else "") + c["name"], c["sentence"])
-                 for c in self.checks]
+        rows += [(("ALERT " if c["alert"] else "") + c["name"], c["sentence"]) for c in self.checks]
         rows += [("note", note) for note in self.notes]
         if self.report is not None:
             rows.append(("report", str(self.report)))
@@ -113,14 +122,26 @@ class MonitorResult(StepResult):
 
     def record(self) -> dict[str, Any]:
         """reports/monitor.json."""
-        return {"status": self.status, "headline": self.headline, "version": self.version,
-                "source": self.source, "n_live": self.n_live,
-                "n_reference": self.n_reference, "alpha": self.alpha, "m": self.m,
-                "level": self.level, "window": list(self.window), "skipped": self.skipped,
-                "other_versions": {str(k): v for k, v in self.other_versions.items()},
-                "labelled": self.labelled, "checks": self.checks, "notes": self.notes,
-                "webhook": self.webhook, "exit_code": self.exit_code,
-                "created": datetime.now(UTC).isoformat(timespec="seconds")}
+        return {
+            "status": self.status,
+            "headline": self.headline,
+            "version": self.version,
+            "source": self.source,
+            "n_live": self.n_live,
+            "n_reference": self.n_reference,
+            "alpha": self.alpha,
+            "m": self.m,
+            "level": self.level,
+            "window": list(self.window),
+            "skipped": self.skipped,
+            "other_versions": {str(k): v for k, v in self.other_versions.items()},
+            "labelled": self.labelled,
+            "checks": self.checks,
+            "notes": self.notes,
+            "webhook": self.webhook,
+            "exit_code": self.exit_code,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
 
     def to_json(self) -> dict[str, Any]:
         """`dlw monitor --json`: reports/monitor.json and where the reports were written."""
@@ -129,14 +150,22 @@ class MonitorResult(StepResult):
     def figures(self) -> list[tuple[str, str | Path]]:
         import base64
 
-        return [(caption, "data:image/png;base64," + base64.b64encode(png).decode("ascii"))
-                for caption, png in self.pngs]
+        return [
+            (caption, "data:image/png;base64," + base64.b64encode(png).decode("ascii"))
+            for caption, png in self.pngs
+        ]
 
 
-def monitor(project: Workspace, *, inputs: str | Path | None = None,
-            labels: str | Path | None = None, since: str | datetime | None = None,
-            window: int | None = None, webhook: str | None = None,
-            write: bool = True) -> MonitorResult:
+def monitor(
+    project: Workspace,
+    *,
+    inputs: str | Path | None = None,
+    labels: str | Path | None = None,
+    since: str | datetime | None = None,
+    window: int | None = None,
+    webhook: str | None = None,
+    write: bool = True,
+) -> MonitorResult:
     """Compare live predictions with the champion's validation reference (see the module)."""
     from dlworkflow.monitor.logread import log_files, read_labels, since_seconds
     from dlworkflow.runtime import versions as V
@@ -151,34 +180,63 @@ def monitor(project: Workspace, *, inputs: str | Path | None = None,
                 "There is no champion model to monitor.",
                 expected=f"{V.pointer_path(root)} naming an exported version",
                 received=", ".join(f"v{m['version']}" for m in V.versions(root)) or "no exports",
-                fix="run `dlw export` (a PASS model becomes the champion) or "
-                    "`dlw promote VERSION`")
+                fix="run `dlw export` (a PASS model becomes the champion) or `dlw promote VERSION`",
+            )
         if inputs is None and not log_files(root):
             raise MonitorError(
                 "There is nothing to monitor: no prediction log and no --inputs.",
                 expected=f"{root / '.dlw' / 'serve' / 'predictions.jsonl'} (written by "
-                         "`dlw serve`) or --inputs PATH", received="neither",
+                "`dlw serve`) or --inputs PATH",
+                received="neither",
                 fix="serve the model (serve.log_predictions: true) and let it take traffic, "
-                    "or pass --inputs with a folder or table of recent inputs")
+                "or pass --inputs with a folder or table of recent inputs",
+            )
         version = folder.name.removeprefix("v")
         with project.step("monitor", inputs={"champion": version}) as run:
-            result = _monitor(project, folder, inputs=inputs, labels=label_map, since=cutoff,
-                              window=window, webhook=webhook, write=write)
-            record = {"status": result.status, "version": result.version,
-                      "n": result.n_live, "alerts": [c["name"] for c in result.alerts],
-                      "checks": [{k: c.get(k) for k in ("name", "group", "p_value", "effect",
-                                                        "alert")}
-                                 for c in result.checks]}
-            run.outputs = {"hash": sha256_json(record), **record,
-                           "report": str(result.report) if result.report else None}
-            run.summary = {"headline": f"{result.status}: {result.headline}",
-                           "alerts": len(result.alerts), "n": result.n_live}
+            result = _monitor(
+                project,
+                folder,
+                inputs=inputs,
+                labels=label_map,
+                since=cutoff,
+                window=window,
+                webhook=webhook,
+                write=write,
+            )
+            record = {
+                "status": result.status,
+                "version": result.version,
+                "n": result.n_live,
+                "alerts": [c["name"] for c in result.alerts],
+                "checks": [
+                    {k: c.get(k) for k in ("name", "group", "p_value", "effect", "alert")}
+                    for c in result.checks
+                ],
+            }
+            run.outputs = {
+                "hash": sha256_json(record),
+                **record,
+                "report": str(result.report) if result.report else None,
+            }
+            run.summary = {
+                "headline": f"{result.status}: {result.headline}",
+                "alerts": len(result.alerts),
+                "n": result.n_live,
+            }
     return result
 
 
-def _monitor(project: Workspace, folder: Path, *, inputs: str | Path | None,
-             labels: dict[str, str] | None, since: float | None, window: int | None,
-             webhook: str | None, write: bool) -> MonitorResult:
+def _monitor(
+    project: Workspace,
+    folder: Path,
+    *,
+    inputs: str | Path | None,
+    labels: dict[str, str] | None,
+    since: float | None,
+    window: int | None,
+    webhook: str | None,
+    write: bool,
+) -> MonitorResult:
     from dlworkflow.monitor.drift import run_checks
     from dlworkflow.monitor.logread import to_sample
     from dlworkflow.monitor.reference import load_reference
@@ -188,26 +246,51 @@ def _monitor(project: Workspace, folder: Path, *, inputs: str | Path | None,
     bundle = load_bundle(folder)
     reference = load_reference(project, bundle)
     ref_sample = to_sample(reference.records)
-    live, source, skipped, others = _live(project, bundle, inputs=inputs, since=since,
-                                          window=window or config.window)
+    live, source, skipped, others = _live(
+        project, bundle, inputs=inputs, since=since, window=window or config.window
+    )
     notes = _notes(reference, live, others, labels)
     result = MonitorResult(
-        status="NOT ENOUGH DATA", version=bundle.version, source=source, n_live=len(live),
-        n_reference=len(ref_sample), alpha=config.alpha, m=0, level=config.alpha, checks=[],
-        report=None, json_path=None, window=_window(live), skipped=skipped,
-        other_versions=others, notes=notes, project_name=project.config.name)
+        status="NOT ENOUGH DATA",
+        version=bundle.version,
+        source=source,
+        n_live=len(live),
+        n_reference=len(ref_sample),
+        alpha=config.alpha,
+        m=0,
+        level=config.alpha,
+        checks=[],
+        report=None,
+        json_path=None,
+        window=_window(live),
+        skipped=skipped,
+        other_versions=others,
+        notes=notes,
+        project_name=project.config.name,
+    )
     if len(live) >= config.min_samples:
-        drift = run_checks(ref_sample, live, config=config, seed=int(project.config.seed),
-                           metadata=bundle.metadata, labels=labels, classes=bundle.classes)
+        drift = run_checks(
+            ref_sample,
+            live,
+            config=config,
+            seed=int(project.config.seed),
+            metadata=bundle.metadata,
+            labels=labels,
+            classes=bundle.classes,
+        )
         _fill(result, drift)
         if write:
             from dlworkflow.monitor.html import figures
 
-            result.pngs = figures(ref_sample, live, drift, buckets=config.buckets,
-                                  metadata=bundle.metadata)
+            result.pngs = figures(
+                ref_sample, live, drift, buckets=config.buckets, metadata=bundle.metadata
+            )
     else:
-        result.notes.insert(0, f"{len(live):,} live predictions of v{bundle.version}: fewer "
-                               f"than monitor.min_samples ({config.min_samples}); no test ran.")
+        result.notes.insert(
+            0,
+            f"{len(live):,} live predictions of v{bundle.version}: fewer "
+            f"than monitor.min_samples ({config.min_samples}); no test ran.",
+        )
     if write:
         _write(project, result)
     url = webhook or config.webhook
@@ -218,8 +301,14 @@ def _monitor(project: Workspace, folder: Path, *, inputs: str | Path | None,
     return result
 
 
-def _live(project: Workspace, bundle: Bundle, *, inputs: str | Path | None, since: float | None,
-          window: int | None) -> tuple[Sample, str, int, dict[int, int]]:
+def _live(
+    project: Workspace,
+    bundle: Bundle,
+    *,
+    inputs: str | Path | None,
+    since: float | None,
+    window: int | None,
+) -> tuple[Sample, str, int, dict[int, int]]:
     from dlworkflow.monitor.logread import file_age_note, parse_ts, read_inputs, read_log, to_sample
 
     if inputs is not None:
@@ -231,27 +320,40 @@ def _live(project: Workspace, bundle: Bundle, *, inputs: str | Path | None, sinc
             records = records[-window:]
         return to_sample(records), f"--inputs {inputs}", len(read.skipped), {}
     log = read_log(project.root, version=bundle.version, since=since, window=window)
-    return (to_sample(log.records), f"prediction log ({file_age_note(log.files)})",
-            log.skipped, log.other_versions)
+    return (
+        to_sample(log.records),
+        f"prediction log ({file_age_note(log.files)})",
+        log.skipped,
+        log.other_versions,
+    )
 
 
-def _notes(reference: Any, live: Sample, others: dict[int, int],
-           labels: dict[str, str] | None) -> list[str]:
+def _notes(
+    reference: Any, live: Sample, others: dict[int, int], labels: dict[str, str] | None
+) -> list[str]:
     notes = []
     if len(live) == 0 and others:
-        notes.append("The log has predictions of other model versions only ("
-                     + ", ".join(f"v{v}: {n:,}" for v, n in sorted(others.items()))
-                     + "); the monitor compares the champion's own predictions.")
+        notes.append(
+            "The log has predictions of other model versions only ("
+            + ", ".join(f"v{v}: {n:,}" for v, n in sorted(others.items()))
+            + "); the monitor compares the champion's own predictions."
+        )
     if reference.n_validation > len(reference.records) + reference.skipped:
-        notes.append(f"Reference: a seeded sample of {len(reference.records):,} of the "
-                     f"{reference.n_validation:,} validation samples "
-                     "(monitor.reference_samples).")
+        notes.append(
+            f"Reference: a seeded sample of {len(reference.records):,} of the "
+            f"{reference.n_validation:,} validation samples "
+            "(monitor.reference_samples)."
+        )
     if reference.skipped:
-        notes.append(f"{reference.skipped:,} validation samples could not be read for the "
-                     "reference (moved or deleted files).")
+        notes.append(
+            f"{reference.skipped:,} validation samples could not be read for the "
+            "reference (moved or deleted files)."
+        )
     if len(reference.records) < 200:
-        notes.append(f"The reference has only {len(reference.records):,} predictions: the "
-                     "tests have little power; a larger validation split helps.")
+        notes.append(
+            f"The reference has only {len(reference.records):,} predictions: the "
+            "tests have little power; a larger validation split helps."
+        )
     if labels is not None and not labels:
         notes.append("The labels file has no rows.")
     return notes
@@ -266,9 +368,11 @@ def _fill(result: MonitorResult, drift: Drift) -> None:
         result.labelled = int(drift.labelled.get("n", 0))
         unknown = int(drift.labelled.get("unknown_labels", 0))
         if unknown:
-            result.notes.append(f"{unknown:,} labels are not targets the model can be judged "
-                                "on (a class or label it does not know, or not a number) and "
-                                "were left out.")
+            result.notes.append(
+                f"{unknown:,} labels are not targets the model can be judged "
+                "on (a class or label it does not know, or not a number) and "
+                "were left out."
+            )
     result.status = "ALERT" if drift.alerts else "OK"
 
 
@@ -276,8 +380,10 @@ def _window(live: Sample) -> tuple[str | None, str | None]:
     finite = live.ts[np.isfinite(live.ts)]
     if len(finite) == 0:
         return None, None
-    return tuple(datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
-                 for t in (finite.min(), finite.max()))  # type: ignore[return-value]
+    return tuple(
+        datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
+        for t in (finite.min(), finite.max())
+    )  # type: ignore[return-value]
 
 
 def _write(project: Workspace, result: MonitorResult) -> None:
@@ -294,10 +400,16 @@ def _send(project: Workspace, result: MonitorResult, url: str) -> None:
     from dlworkflow.monitor.webhook import alert_payload, post_alert
 
     payload = alert_payload(
-        project=result.project_name, version=result.version, status=result.status,
-        headline=result.headline, checks=result.checks,
-        report=str(result.report) if result.report else None, n_live=result.n_live,
-        window=result.window, time=datetime.now(UTC).isoformat(timespec="seconds"))
+        project=result.project_name,
+        version=result.version,
+        status=result.status,
+        headline=result.headline,
+        checks=result.checks,
+        report=str(result.report) if result.report else None,
+        n_live=result.n_live,
+        window=result.window,
+        time=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
     delivery = post_alert(url, payload, token_env=project.config.monitor.webhook_token_env)
     result.webhook = {**delivery.as_dict(), "describe": delivery.describe()}
     if not delivery.ok:

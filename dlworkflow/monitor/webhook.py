@@ -31,8 +31,7 @@ class Delivery:
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"target": self.target, "ok": self.ok, "status": self.status,
-                "error": self.error}
+        return {"target": self.target, "ok": self.ok, "status": self.status, "error": self.error}
 
     def describe(self) -> str:
         if self.ok:
@@ -41,8 +40,9 @@ class Delivery:
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any,
-                         newurl: str) -> None:
+    def redirect_request(
+        self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> None:
         return None  # urllib then raises HTTPError with the 3xx status
 
 
@@ -58,8 +58,9 @@ def redact(url: str) -> str:
     return f"{parts.scheme or '?'}://{host}{port}"
 
 
-def post_alert(url: str, payload: dict[str, Any], *, token_env: str | None = None,
-               timeout: float = TIMEOUT_S) -> Delivery:
+def post_alert(
+    url: str, payload: dict[str, Any], *, token_env: str | None = None, timeout: float = TIMEOUT_S
+) -> Delivery:
     """POST `payload` as JSON; the outcome, never an exception."""
     target = redact(url)
     try:
@@ -69,14 +70,19 @@ def post_alert(url: str, payload: dict[str, Any], *, token_env: str | None = Non
     except ValueError:
         valid = False
     if not valid:
-        return Delivery(target, False, error="the webhook must be an http:// or https:// URL "
-                        "with a host")
+        return Delivery(
+            target, False, error="the webhook must be an http:// or https:// URL with a host"
+        )
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
     if token_env:
         token = os.environ.get(token_env)
         if not token:
-            return Delivery(target, False, error=f"the environment variable {token_env} "
-                            "(monitor.webhook_token_env) is not set")
+            return Delivery(
+                target,
+                False,
+                error=f"the environment variable {token_env} "
+                "(monitor.webhook_token_env) is not set",
+            )
         headers["Authorization"] = f"Bearer {token}"
     body = json.dumps(payload, default=str).encode("utf-8")
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
@@ -85,23 +91,54 @@ def post_alert(url: str, payload: dict[str, Any], *, token_env: str | None = Non
         with opener.open(request, timeout=timeout) as response:
             status = int(response.status)
     except urllib.error.HTTPError as exc:
-        return Delivery(target, False, status=int(exc.code),
-                        error=f"the receiver answered HTTP {exc.code} {exc.reason}")
+        return Delivery(
+            target,
+            False,
+            status=int(exc.code),
+            error=f"the receiver answered HTTP {exc.code} {exc.reason}",
+        )
     except urllib.error.URLError as exc:
         return Delivery(target, False, error=f"cannot reach it: {exc.reason}")
     except (TimeoutError, OSError, ValueError) as exc:
         return Delivery(target, False, error=f"{type(exc).__name__}: {exc}"[:300])
-    return Delivery(target, 200 <= status < 300, status=status,
-                    error=None if 200 <= status < 300 else f"HTTP {status}")
+    return Delivery(
+        target,
+        200 <= status < 300,
+        status=status,
+        error=None if 200 <= status < 300 else f"HTTP {status}",
+    )
 
 
-def alert_payload(*, project: str, version: int, status: str, headline: str,
-                  checks: list[dict[str, Any]], report: str | None, n_live: int,
-                  window: tuple[str | None, str | None], time: str) -> dict[str, Any]:
+def alert_payload(
+    *,
+    project: str,
+    version: int,
+    status: str,
+    headline: str,
+    checks: list[dict[str, Any]],
+    report: str | None,
+    n_live: int,
+    window: tuple[str | None, str | None],
+    time: str,
+) -> dict[str, Any]:
     """The JSON a receiver gets: what alerted, on which model, where the report is."""
-    failed = [{k: c.get(k) for k in ("name", "group", "test", "p_value", "effect",
-                                     "threshold", "sentence")} for c in checks if c.get("alert")]
-    return {"event": "dlworkflow.monitor.alert", "project": project, "model_version": version,
-            "status": status, "headline": headline, "time": time, "n_live": n_live,
-            "window": {"first": window[0], "last": window[1]}, "failed_checks": failed,
-            "report": report}
+    failed = [
+        {
+            k: c.get(k)
+            for k in ("name", "group", "test", "p_value", "effect", "threshold", "sentence")
+        }
+        for c in checks
+        if c.get("alert")
+    ]
+    return {
+        "event": "dlworkflow.monitor.alert",
+        "project": project,
+        "model_version": version,
+        "status": status,
+        "headline": headline,
+        "time": time,
+        "n_live": n_live,
+        "window": {"first": window[0], "last": window[1]},
+        "failed_checks": failed,
+        "report": report,
+    }

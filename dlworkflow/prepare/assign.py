@@ -30,8 +30,7 @@ class Unit:
     label: str  # majority label: the stratum when stratifying
 
 
-def units_of(sample_ids: list[str], labels: list[str],
-             links: list[list[str]]) -> list[Unit]:
+def units_of(sample_ids: list[str], labels: list[str], links: list[list[str]]) -> list[Unit]:
     """Samples tied by a shared link key (a group value "g:...", a content hash "h:...", a
     near-duplicate cluster "n:...") form one unit, so they always land in the same split."""
     parent = list(range(len(sample_ids)))
@@ -64,9 +63,15 @@ def _order(seed: int, key: str) -> str:
     return hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()
 
 
-def assign(units: list[Unit], *, fractions: dict[str, float], seed: int, stratify: bool,
-           previous: dict[str, str],
-           fresh: Mapping[str, int] | None = None) -> tuple[dict[str, str], int]:
+def assign(
+    units: list[Unit],
+    *,
+    fractions: dict[str, float],
+    seed: int,
+    stratify: bool,
+    previous: dict[str, str],
+    fresh: Mapping[str, int] | None = None,
+) -> tuple[dict[str, str], int]:
     """sample id -> split, and how many units the previous split had already torn apart.
     Members listed in `fresh` (sample id -> addition number) go to `fresh<N>`, never test."""
     place = _Placer(fresh or {})
@@ -98,8 +103,14 @@ def assign(units: list[Unit], *, fractions: dict[str, float], seed: int, stratif
             else:
                 unplaced.append(unit)
         for unit in sorted(unplaced, key=lambda u: _order(seed, u.key)):
-            chosen = max(SPLITS, key=lambda s: (target[s] - count[s],
-                                                all_target[s] - all_count[s], -SPLITS.index(s)))
+            chosen = max(
+                SPLITS,
+                key=lambda s: (
+                    target[s] - count[s],
+                    all_target[s] - all_count[s],
+                    -SPLITS.index(s),
+                ),
+            )
             for member in unit.members:
                 place(member, chosen, result, count, all_count)
     return result, conflicts
@@ -112,8 +123,9 @@ class _Placer:
     def __init__(self, fresh: Mapping[str, int]) -> None:
         self.fresh = fresh
 
-    def __call__(self, member: str, split: str, result: dict[str, str],
-                 *counts: dict[str, int]) -> None:
+    def __call__(
+        self, member: str, split: str, result: dict[str, str], *counts: dict[str, int]
+    ) -> None:
         if split == "test" and member in self.fresh:
             split = fresh_name(self.fresh[member])
         result[member] = split

@@ -28,8 +28,10 @@ class Leaks:
     groups_in_two_splits: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
-        return (f"{len(self.test_duplicates)} test samples duplicate train/val samples; "
-                f"{len(self.groups_in_two_splits)} groups span two splits")
+        return (
+            f"{len(self.test_duplicates)} test samples duplicate train/val samples; "
+            f"{len(self.groups_in_two_splits)} groups span two splits"
+        )
 
 
 def find_leaks(frame: pd.DataFrame, near: list[tuple[str, str]]) -> Leaks:
@@ -38,17 +40,18 @@ def find_leaks(frame: pd.DataFrame, near: list[tuple[str, str]]) -> Leaks:
     split_of = dict(zip(frame["sample_id"], frame["split"]))
     held_out = frame["split"].map(is_sealed).astype(bool)
     dev_hashes = set(frame.loc[~held_out, "content_hash"])
-    for sid, digest, split in zip(frame.loc[held_out, "sample_id"],
-                                  frame.loc[held_out, "content_hash"],
-                                  frame.loc[held_out, "split"]):
+    for sid, digest, split in zip(
+        frame.loc[held_out, "sample_id"],
+        frame.loc[held_out, "content_hash"],
+        frame.loc[held_out, "split"],
+    ):
         if digest in dev_hashes:
             leaks.test_duplicates[sid] = _where("same content as a train/val sample", split)
     for a, b in near:
         for one, other in ((a, b), (b, a)):
             split = split_of.get(one)
             if split is not None and is_sealed(split) and split_of.get(other) in OPEN_SPLITS:
-                leaks.test_duplicates.setdefault(one, _where(f"near duplicate of {other}",
-                                                             split))
+                leaks.test_duplicates.setdefault(one, _where(f"near duplicate of {other}", split))
     grouped = frame.dropna(subset=["group"])
     family = grouped["split"].map(lambda s: HELD_OUT if is_sealed(s) else s)
     spans = family.groupby(grouped["group"]).nunique()
@@ -63,8 +66,11 @@ def _where(reason: str, split: str) -> str:
 def apply_policy(frame: pd.DataFrame, leaks: Leaks, cfg: Split) -> tuple[Any, dict[str, Any]]:
     """The frame with the policy applied, and the decision to record."""
     n = len(leaks.test_duplicates)
-    decision: dict[str, Any] = {"policy": cfg.duplicates, "test_duplicates": n,
-                                "groups_in_two_splits": leaks.groups_in_two_splits[:50]}
+    decision: dict[str, Any] = {
+        "policy": cfg.duplicates,
+        "test_duplicates": n,
+        "groups_in_two_splits": leaks.groups_in_two_splits[:50],
+    }
     if leaks.groups_in_two_splits:
         raise SplitError(
             f"{len(leaks.groups_in_two_splits)} groups span two splits (e.g. "
@@ -90,8 +96,11 @@ def apply_policy(frame: pd.DataFrame, leaks: Leaks, cfg: Split) -> tuple[Any, di
         if not (cfg.duplicates_reason or "").strip():
             raise SplitError(
                 f"split.duplicates is accept, but no reason is given for keeping {n} "
-                "duplicated test samples.", expected="split.duplicates_reason: <why>",
-                received="none", fix="write the reason in split.duplicates_reason")
+                "duplicated test samples.",
+                expected="split.duplicates_reason: <why>",
+                received="none",
+                fix="write the reason in split.duplicates_reason",
+            )
         decision["reason"] = cfg.duplicates_reason
         decision["accepted"] = dict(list(leaks.test_duplicates.items())[:200])
         return frame, decision

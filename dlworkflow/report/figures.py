@@ -18,13 +18,17 @@ def per_class_bars(per_class: list[dict[str, Any]], split: str) -> bytes | None:
     fig = new_figure(8.0, max(2.6, 0.28 * len(rows) + 1.2))
     ax = fig.add_subplot()
     y = range(len(rows))
-    ax.barh([i - 0.2 for i in y], [c.get("recall") or 0.0 for c in rows], height=0.4,
-            label="recall")
-    ax.barh([i + 0.2 for i in y], [c.get("precision") or 0.0 for c in rows], height=0.4,
-            label="precision")
+    ax.barh(
+        [i - 0.2 for i in y], [c.get("recall") or 0.0 for c in rows], height=0.4, label="recall"
+    )
+    ax.barh(
+        [i + 0.2 for i in y],
+        [c.get("precision") or 0.0 for c in rows],
+        height=0.4,
+        label="precision",
+    )
     ax.set_yticks(list(y))
-    ax.set_yticklabels([f"{str(c['class'])[:18]} (n={c.get('support')})" for c in rows],
-                       fontsize=8)
+    ax.set_yticklabels([f"{str(c['class'])[:18]} (n={c.get('support')})" for c in rows], fontsize=8)
     ax.set_xlim(0, 1.0)
     ax.invert_yaxis()
     ax.set_title(f"per class on {split}, weakest F1 first", fontsize=10)

@@ -73,16 +73,19 @@ def code(text: str) -> str:
 
 def missing(what: str, command: str) -> str:
     """A section whose step has not run: say so, and name the command that runs it."""
-    return (f"<p class='missing' data-missing='{esc(command)}'>{esc(what)}: run "
-            f"<code>{esc(command)}</code></p>")
+    return (
+        f"<p class='missing' data-missing='{esc(command)}'>{esc(what)}: run "
+        f"<code>{esc(command)}</code></p>"
+    )
 
 
 def paragraph(text: str) -> str:
     return f"<p>{esc(text)}</p>"
 
 
-def table(header: Sequence[str] | None, rows: Iterable[Sequence[Any]], *,
-          numeric: bool = True) -> str:
+def table(
+    header: Sequence[str] | None, rows: Iterable[Sequence[Any]], *, numeric: bool = True
+) -> str:
     head = ("<tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>") if header else ""
     body = []
     for row in rows:
@@ -104,8 +107,12 @@ def bullet_list(items: Iterable[str], cls: str = "") -> str:
 
 def data_uri(path: Path) -> str | None:
     """A PNG/JPEG/SVG file as a data: URI (the report must not depend on other files)."""
-    mime = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
-            ".svg": "image/svg+xml"}.get(path.suffix.lower())
+    mime = {
+        ".png": "image/png",
+        ".jpg": "image/jpeg",
+        ".jpeg": "image/jpeg",
+        ".svg": "image/svg+xml",
+    }.get(path.suffix.lower())
     if mime is None or not path.is_file():
         return None
     return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
@@ -115,21 +122,29 @@ def figure(path: Path, caption: str, *, alt: str | None = None) -> str:
     uri = data_uri(path)
     if uri is None:
         return f"<p class='missing'>figure not found: {esc(path.name)}</p>"
-    return (f"<figure><img src='{uri}' alt='{esc(alt or caption)}'>"
-            f"<figcaption>{esc(caption)}</figcaption></figure>")
+    return (
+        f"<figure><img src='{uri}' alt='{esc(alt or caption)}'>"
+        f"<figcaption>{esc(caption)}</figcaption></figure>"
+    )
 
 
 def png_figure(png: bytes, caption: str) -> str:
     uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-    return (f"<figure><img src='{uri}' alt='{esc(caption)}'>"
-            f"<figcaption>{esc(caption)}</figcaption></figure>")
+    return (
+        f"<figure><img src='{uri}' alt='{esc(caption)}'>"
+        f"<figcaption>{esc(caption)}</figcaption></figure>"
+    )
 
 
 def page(title: str, subtitle: str, sections: list[Section]) -> str:
-    toc = "".join(f"<li><a href='#{s.key}'>{esc(s.title)}</a></li>"
-                  for s in sections if s.key != "summary")
-    parts = [f"<section id='{s.key}'{' class=first' if s.key == 'summary' else ''}>"
-             f"<h2>{esc(s.title)}</h2>\n{s.body}</section>" for s in sections]
+    toc = "".join(
+        f"<li><a href='#{s.key}'>{esc(s.title)}</a></li>" for s in sections if s.key != "summary"
+    )
+    parts = [
+        f"<section id='{s.key}'{' class=first' if s.key == 'summary' else ''}>"
+        f"<h2>{esc(s.title)}</h2>\n{s.body}</section>"
+        for s in sections
+    ]
     nav = f"<nav><h2>Contents</h2><ol>{toc}</ol></nav>"
     body = "\n".join(parts[:1] + [nav] + parts[1:])
     return (
@@ -137,7 +152,8 @@ def page(title: str, subtitle: str, sections: list[Section]) -> str:
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
         f"<header><h1>{esc(title)}</h1><p class='sub'>{esc(subtitle)}</p></header>\n"
-        f"{body}\n</body></html>\n")
+        f"{body}\n</body></html>\n"
+    )
 
 
 def _is_number(value: Any) -> bool:

@@ -9,8 +9,9 @@ import tempfile
 from pathlib import Path
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-INSTALL_HINT = "the PDF needs chromium: install it (`apt-get install chromium`) and run " \
-               "`dlw report` again"
+INSTALL_HINT = (
+    "the PDF needs chromium: install it (`apt-get install chromium`) and run `dlw report` again"
+)
 TIMEOUT_S = 120
 
 
@@ -23,10 +24,21 @@ def find_browser() -> str | None:
 
 
 def headless_args(browser: str, profile: str) -> list[str]:
-    return [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-            "--no-first-run", "--no-default-browser-check", "--disable-extensions",
-            "--disable-background-networking", "--disable-sync", "--mute-audio",
-            "--hide-scrollbars", f"--user-data-dir={profile}"]
+    return [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--disable-extensions",
+        "--disable-background-networking",
+        "--disable-sync",
+        "--mute-audio",
+        "--hide-scrollbars",
+        f"--user-data-dir={profile}",
+    ]
 
 
 def render_pdf(html_path: Path, pdf_path: Path, *, browser: str | None = None) -> str | None:
@@ -37,11 +49,15 @@ def render_pdf(html_path: Path, pdf_path: Path, *, browser: str | None = None) -
     tmp_pdf = pdf_path.with_name(f".{pdf_path.name}.tmp")
     with tempfile.TemporaryDirectory(prefix="dlw-chromium-") as profile:
         args = headless_args(browser, profile) + [
-            "--no-pdf-header-footer", "--print-to-pdf-no-header",
-            f"--print-to-pdf={tmp_pdf}", html_path.resolve().as_uri()]
+            "--no-pdf-header-footer",
+            "--print-to-pdf-no-header",
+            f"--print-to-pdf={tmp_pdf}",
+            html_path.resolve().as_uri(),
+        ]
         try:
-            done = subprocess.run(args, capture_output=True, text=True, timeout=TIMEOUT_S,
-                                  check=False)
+            done = subprocess.run(
+                args, capture_output=True, text=True, timeout=TIMEOUT_S, check=False
+            )
         except (OSError, subprocess.SubprocessError) as exc:
             return f"{browser} could not print the PDF: {exc}"
     if not tmp_pdf.is_file() or tmp_pdf.stat().st_size == 0:

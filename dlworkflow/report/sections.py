@@ -36,8 +36,17 @@ from dlworkflow.runtime.versions import ONNX_FILE, version_folder
 
 
 def all_sections(ev: Evidence) -> list[Section]:
-    return [summary(ev), data(ev), approach(ev), results(ev), strengths_limitations(ev),
-            deployment(ev), audit(ev), next_steps_section(ev), appendix(ev)]
+    return [
+        summary(ev),
+        data(ev),
+        approach(ev),
+        results(ev),
+        strengths_limitations(ev),
+        deployment(ev),
+        audit(ev),
+        next_steps_section(ev),
+        appendix(ev),
+    ]
 
 
 def criterion_text(ev: Evidence) -> str | None:
@@ -56,47 +65,78 @@ def criterion_text(ev: Evidence) -> str | None:
 def verdict_html(ev: Evidence) -> str:
     v = verdict(ev)
     if v is None:
-        return ("<div class='verdict NONE' id='verdict' data-verdict='NONE'>"
-                "Not tested yet</div>" + missing("not tested yet", "dlw test"))
+        return (
+            "<div class='verdict NONE' id='verdict' data-verdict='NONE'>"
+            "Not tested yet</div>" + missing("not tested yet", "dlw test")
+        )
     lo, hi = (v.get("interval") or [None, None])[:2]
     confidence = (ev.test_metrics or {}).get("confidence", 0.95)
     word = v.get("verdict", "?")
-    text = (f"{word}: test {v['metric']} {fmt(v.get('value'))} "
-            f"({confidence:.0%} CI {fmt(lo)} to {fmt(hi)}), target {v.get('target')}")
+    text = (
+        f"{word}: test {v['metric']} {fmt(v.get('value'))} "
+        f"({confidence:.0%} CI {fmt(lo)} to {fmt(hi)}), target {v.get('target')}"
+    )
     if v.get("gate_on") == "lower_bound":
-        text += (" (judged on the CI's lower bound)" if metric_spec(ev).higher_is_better
-                 else " (judged on the CI's upper bound: the pessimistic end)")
-    return (f"<div class='verdict {esc(word)}' id='verdict' data-verdict='{esc(word)}'>"
-            f"{esc(text)}</div><p>on {v.get('n')} sealed test samples; "
-            f"{esc(_reuse_text(ev))}</p>")
+        text += (
+            " (judged on the CI's lower bound)"
+            if metric_spec(ev).higher_is_better
+            else " (judged on the CI's upper bound: the pessimistic end)"
+        )
+    return (
+        f"<div class='verdict {esc(word)}' id='verdict' data-verdict='{esc(word)}'>"
+        f"{esc(text)}</div><p>on {v.get('n')} sealed test samples; "
+        f"{esc(_reuse_text(ev))}</p>"
+    )
 
 
 def _reuse_text(ev: Evidence) -> str:
     n = len(ev.test_reads)
     if ev.test_reuse:
-        return (f"the test set has been read {n} times (reused {ev.test_reuse} time(s)): "
-                "the estimate is optimistic")
+        return (
+            f"the test set has been read {n} times (reused {ev.test_reuse} time(s)): "
+            "the estimate is optimistic"
+        )
     return "the test set was read once"
 
 
 def summary(ev: Evidence) -> Section:
     p = ev.problem
     objective = p.get("objective")
-    parts = ["<div class='grid'><div>", "<h3>The problem</h3>",
-             paragraph(objective) if objective else missing(
-                 "no objective written yet", "dlw define --objective \"...\""),
-             f"<p>Task: {esc(ev.config.get('task', '').replace('-', ' '))}"
-             + (f"; {ev.view.counted_plural}: {esc(', '.join(class_counts(ev))[:200])}"
-                if class_counts(ev) else "") + "</p>"]
+    parts = [
+        "<div class='grid'><div>",
+        "<h3>The problem</h3>",
+        paragraph(objective)
+        if objective
+        else missing("no objective written yet", 'dlw define --objective "..."'),
+        f"<p>Task: {esc(ev.config.get('task', '').replace('-', ' '))}"
+        + (
+            f"; {ev.view.counted_plural}: {esc(', '.join(class_counts(ev))[:200])}"
+            if class_counts(ev)
+            else ""
+        )
+        + "</p>",
+    ]
     if p.get("constituencies"):
         parts.append(f"<p>Who is affected and decides: {esc(', '.join(p['constituencies']))}</p>")
     parts.append("<h3>Agreed success criterion</h3>")
     crit = criterion_text(ev)
-    parts.append(paragraph(crit) if crit else missing(
-        "no success criterion agreed yet", "dlw define --metric accuracy --target 0.95"))
-    parts += ["<h3>Verdict</h3>", verdict_html(ev), "<h3>Recommendation</h3>",
-              f"<p class='recommendation' id='recommendation'>{esc(recommendation(ev))}</p>",
-              "</div><div>", "<h3>Key figure</h3>", key_figure(ev), "</div></div>"]
+    parts.append(
+        paragraph(crit)
+        if crit
+        else missing(
+            "no success criterion agreed yet", "dlw define --metric accuracy --target 0.95"
+        )
+    )
+    parts += [
+        "<h3>Verdict</h3>",
+        verdict_html(ev),
+        "<h3>Recommendation</h3>",
+        f"<p class='recommendation' id='recommendation'>{esc(recommendation(ev))}</p>",
+        "</div><div>",
+        "<h3>Key figure</h3>",
+        key_figure(ev),
+        "</div></div>",
+    ]
     return Section("summary", "Summary", "".join(parts))
 
 
@@ -107,9 +147,11 @@ def key_figure(ev: Evidence) -> str:
             return figure(ev.root / m["figures"][key], caption)
     for key, caption in ev.view.key_figures:
         if ev.val_metrics and (ev.val_metrics.get("figures") or {}).get(key):
-            return figure(ev.root / ev.val_metrics["figures"][key],
-                          caption.split(" on the sealed test set")[0]
-                          + " on validation (the test has not run).")
+            return figure(
+                ev.root / ev.val_metrics["figures"][key],
+                caption.split(" on the sealed test set")[0]
+                + " on validation (the test has not run).",
+            )
     return missing("no evaluation figure yet", "dlw test")
 
 
@@ -118,11 +160,14 @@ def data(ev: Evidence) -> Section:
         return Section("data", "The data", missing("no data ingested yet", "dlw ingest SOURCE"))
     d = ev.dataset
     ingest = ev.summary("ingest")
-    rows = [("source", d.get("source")), ("samples", f"{d.get('n_samples', 0):,}"),
-            ("quarantined (unusable)", f"{d.get('n_quarantined', 0):,}"),
-            (ev.view.counted_plural, len(d.get("classes") or [])),
-            ("dataset version (hash)", d.get("version")),
-            ("sample size", "x".join(str(s) for s in d["size"]) if d.get("size") else "n/a")]
+    rows = [
+        ("source", d.get("source")),
+        ("samples", f"{d.get('n_samples', 0):,}"),
+        ("quarantined (unusable)", f"{d.get('n_quarantined', 0):,}"),
+        (ev.view.counted_plural, len(d.get("classes") or [])),
+        ("dataset version (hash)", d.get("version")),
+        ("sample size", "x".join(str(s) for s in d["size"]) if d.get("size") else "n/a"),
+    ]
     ratio = imbalance_ratio(ev)
     if ratio is not None:
         word = "class" if ev.view.imbalance == "classes" else "label"
@@ -137,8 +182,7 @@ def data(ev: Evidence) -> Section:
     counts = class_counts(ev)
     if counts:
         body.append(f"<h3>Samples per {ev.view.counted}</h3>")
-        body.append(table([ev.view.counted, "samples"],
-                          [(k, f"{v:,}") for k, v in counts.items()]))
+        body.append(table([ev.view.counted, "samples"], [(k, f"{v:,}") for k, v in counts.items()]))
     body.append("<h3>Exploration highlights and warnings</h3>")
     if ev.record("explore") is None:
         body.append(missing("the data has not been explored yet", "dlw explore"))
@@ -146,12 +190,16 @@ def data(ev: Evidence) -> Section:
         ex = ev.summary("explore")
         li = label_issue_rate(ev)
         if li:
-            body.append(paragraph(f"Label-issue candidates: {li[0]} of {li[1]:,} checked "
-                                  f"({li[0] / li[1]:.1%})."))
+            body.append(
+                paragraph(
+                    f"Label-issue candidates: {li[0]} of {li[1]:,} checked ({li[0] / li[1]:.1%})."
+                )
+            )
         warnings = ex.get("warnings") or []
         body.append(bullet_list(warnings) if warnings else paragraph("No warnings were raised."))
-        body.append(paragraph(f"The full exploration report: reports/eda.html "
-                              f"({ex.get('headline', '')})."))
+        body.append(
+            paragraph(f"The full exploration report: reports/eda.html ({ex.get('headline', '')}).")
+        )
     body.append("<h3>De-identification</h3>")
     body.append(_privacy(ev, ingest))
     return Section("data", "The data", "".join(body))
@@ -161,16 +209,27 @@ def _privacy(ev: Evidence, ingest: dict[str, Any]) -> str:
     sensitivity = ev.problem.get("data_sensitivity", "none")
     rec = ev.privacy
     if rec is None:
-        scan = ("no privacy scan is recorded" if sensitivity == "none"
-                else "no privacy scan is recorded, yet the data is marked " + sensitivity)
-        return paragraph(f"Data sensitivity: {sensitivity}; {scan}; de-identification: "
-                         f"{'done' if ingest.get('deidentified') else 'not done'}.")
-    rows = [("data sensitivity", sensitivity), ("mode", rec.get("mode")),
-            ("samples scanned", rec.get("n_scanned")),
-            ("samples with findings", rec.get("n_samples_with_findings")),
-            ("findings", rec.get("n_findings")), ("findings remaining", rec.get("remaining")),
-            ("by action", ", ".join(f"{k}: {v}" for k, v in (rec.get("by_action") or {}).items())
-             or "none")]
+        scan = (
+            "no privacy scan is recorded"
+            if sensitivity == "none"
+            else "no privacy scan is recorded, yet the data is marked " + sensitivity
+        )
+        return paragraph(
+            f"Data sensitivity: {sensitivity}; {scan}; de-identification: "
+            f"{'done' if ingest.get('deidentified') else 'not done'}."
+        )
+    rows = [
+        ("data sensitivity", sensitivity),
+        ("mode", rec.get("mode")),
+        ("samples scanned", rec.get("n_scanned")),
+        ("samples with findings", rec.get("n_samples_with_findings")),
+        ("findings", rec.get("n_findings")),
+        ("findings remaining", rec.get("remaining")),
+        (
+            "by action",
+            ", ".join(f"{k}: {v}" for k, v in (rec.get("by_action") or {}).items()) or "none",
+        ),
+    ]
     return table(None, rows)
 
 
@@ -179,40 +238,70 @@ def approach(ev: Evidence) -> Section:
     train_cfg = ev.config.get("train") or {}
     record = ev.record("train")
     if record is None:
-        return Section("approach", "The approach", paragraph(
-            f"Configured model: {model_cfg.get('name')}.") + missing(
-            "no model trained yet", "dlw train") + "<h3>Tuning</h3>" + tuning(ev))
+        return Section(
+            "approach",
+            "The approach",
+            paragraph(f"Configured model: {model_cfg.get('name')}.")
+            + missing("no model trained yet", "dlw train")
+            + "<h3>Tuning</h3>"
+            + tuning(ev),
+        )
     s = record.summary
     t = ev.trained or {}
     transfer = s.get("transfer") or t.get("transfer") or {}
-    rows = [("model", s.get("model")), ("why this model", _why_model(ev, s)),
-            ("transfer learning", f"{transfer.get('strategy', 'n/a')}: "
-                                  f"{transfer.get('reason', '')}".strip(": ")),
-            ("epochs run", f"{s.get('epochs_run')} (best {s.get('best_epoch')}"
-                           f"{', stopped early' if s.get('stopped_early') else ''})"),
-            (f"best validation {s.get('metric')}", fmt(s.get("val_metric"))),
-            ("training time", f"{s.get('seconds')} s on {s.get('devices', 1)} device(s)"),
-            ("MLflow run", s.get("mlflow_run_id"))]
+    rows = [
+        ("model", s.get("model")),
+        ("why this model", _why_model(ev, s)),
+        (
+            "transfer learning",
+            f"{transfer.get('strategy', 'n/a')}: {transfer.get('reason', '')}".strip(": "),
+        ),
+        (
+            "epochs run",
+            f"{s.get('epochs_run')} (best {s.get('best_epoch')}"
+            f"{', stopped early' if s.get('stopped_early') else ''})",
+        ),
+        (f"best validation {s.get('metric')}", fmt(s.get("val_metric"))),
+        ("training time", f"{s.get('seconds')} s on {s.get('devices', 1)} device(s)"),
+        ("MLflow run", s.get("mlflow_run_id")),
+    ]
     settings = ", ".join(f"{k}={v}" for k, v in train_cfg.items() if not isinstance(v, dict))
     body = [table(None, rows), "<h3>Training settings</h3>", paragraph(settings or "defaults")]
     history = t.get("history") or []
     png = curves_png(history, str(s.get("metric")))
     body.append("<h3>Training curves</h3>")
-    body.append(png_figure(png, "Loss and validation metric per epoch (from the trained "
-                                "model's history).") if png else
-                paragraph("No training history was recorded."))
+    body.append(
+        png_figure(png, "Loss and validation metric per epoch (from the trained model's history).")
+        if png
+        else paragraph("No training history was recorded.")
+    )
     body.append("<h3>Tuning</h3>")
     runs = ev.train_runs
     tuned = ev.record("tune") is not None
     body.append(tuning(ev) if tuned else "")
     if len(runs) > 1:
         body.append("<h4>Training runs</h4>" if tuned else "")
-        body.append(table(["ledger run", "model", f"validation {s.get('metric')}", "epochs"],
-                          [(r.id, r.summary.get("model"), fmt(r.summary.get("val_metric")),
-                            r.summary.get("epochs_run")) for r in runs]))
+        body.append(
+            table(
+                ["ledger run", "model", f"validation {s.get('metric')}", "epochs"],
+                [
+                    (
+                        r.id,
+                        r.summary.get("model"),
+                        fmt(r.summary.get("val_metric")),
+                        r.summary.get("epochs_run"),
+                    )
+                    for r in runs
+                ],
+            )
+        )
     elif not tuned:
-        body.append(paragraph("One training run is recorded and no study: no tuning was done "
-                              "(`dlw tune` searches the `tune.space` of dlworkflow.yaml)."))
+        body.append(
+            paragraph(
+                "One training run is recorded and no study: no tuning was done "
+                "(`dlw tune` searches the `tune.space` of dlworkflow.yaml)."
+            )
+        )
     return Section("approach", "The approach", "".join(body))
 
 
@@ -221,31 +310,42 @@ def tuning(ev: Evidence) -> str:
     the figures and every trial)."""
     record = ev.record("tune")
     if record is None:  # optional: not a missing step
-        return paragraph("No hyperparameter search is recorded (`dlw tune` searches the "
-                         "`tune.space` of dlworkflow.yaml on the validation split).")
+        return paragraph(
+            "No hyperparameter search is recorded (`dlw tune` searches the "
+            "`tune.space` of dlworkflow.yaml on the validation split)."
+        )
     s, out = record.summary, record.outputs
     counts = {k: s.get(f"n_{k}") for k in ("complete", "pruned", "failed")}
     total = s.get("n_trials")
     if total is None and any(v is not None for v in counts.values()):
         total = sum(v or 0 for v in counts.values())
     metric = s.get("metric") or ev.problem.get("primary_metric") or "metric"
-    rows = [("study", s.get("study") or s.get("study_name")),
-            ("status", record.status + (f" ({record.ended})" if record.ended else "")),
-            ("trials", f"{fmt(total)} (" + ", ".join(f"{k} {fmt(v)}" for k, v in counts.items())
-                       + ")"),
-            ("search", ", ".join(f"{k} {s[k]}" for k in ("sampler", "pruner", "backend")
-                                 if s.get(k)) or "n/a"),
-            (f"best validation {metric}", fmt(s.get("best_value"))),
-            ("best trial", fmt(s.get("best_trial")))]
+    rows = [
+        ("study", s.get("study") or s.get("study_name")),
+        ("status", record.status + (f" ({record.ended})" if record.ended else "")),
+        ("trials", f"{fmt(total)} (" + ", ".join(f"{k} {fmt(v)}" for k, v in counts.items()) + ")"),
+        (
+            "search",
+            ", ".join(f"{k} {s[k]}" for k in ("sampler", "pruner", "backend") if s.get(k)) or "n/a",
+        ),
+        (f"best validation {metric}", fmt(s.get("best_value"))),
+        ("best trial", fmt(s.get("best_trial"))),
+    ]
     body = [table(None, rows)]
     params = s.get("best_params") or {}
     if params:
-        body.append(table(["parameter", "best value"], [
-            (k, f"{v:.4g}" if isinstance(v, float) else v) for k, v in sorted(params.items())]))
+        body.append(
+            table(
+                ["parameter", "best value"],
+                [(k, f"{v:.4g}" if isinstance(v, float) else v) for k, v in sorted(params.items())],
+            )
+        )
     link = _tune_link(ev, out.get("report"))
-    body.append(f"<p>Optimisation history, parameter importances, parallel coordinates and "
-                f"every trial: {link}. Trials read the train and validation splits only; "
-                f"`dlw tune --apply` writes the best parameters into dlworkflow.yaml.</p>")
+    body.append(
+        f"<p>Optimisation history, parameter importances, parallel coordinates and "
+        f"every trial: {link}. Trials read the train and validation splits only; "
+        f"`dlw tune --apply` writes the best parameters into dlworkflow.yaml.</p>"
+    )
     return "".join(body)
 
 
@@ -268,8 +368,10 @@ def _why_model(ev: Evidence, s: dict[str, Any]) -> str:
     simple = base.get("simple") or {}
     if simple:
         verdict_word = "does as well" if base.get("simple_as_good") else "does worse"
-        return (f"compared with a simple model ({simple.get('model')}), which {verdict_word} "
-                f"({fmt(simple.get('value'))})")
+        return (
+            f"compared with a simple model ({simple.get('model')}), which {verdict_word} "
+            f"({fmt(simple.get('value'))})"
+        )
     return f"the task's configured model ({s.get('model')}); no simpler model was compared"
 
 
@@ -286,30 +388,60 @@ def results(ev: Evidence) -> Section:
     rows = []
     for name, spec_, item in metric_rows(task, m.get("metrics") or {}):
         agreed = name == v.get("metric")
-        rows.append((metric_label(name, spec_) + (" (agreed)" if agreed else ""),
-                     fmt(item.get("value")), f"{fmt(item.get('low'))} to {fmt(item.get('high'))}",
-                     f"{spec_.sign()} {v.get('target')}" if agreed else ""))
-    body = [paragraph(f"Task: {task.name}. On {m.get('n')} sealed test samples; {conf:.0%} "
-                      f"bootstrap intervals ({m.get('n_resamples')} resamples)."),
-            table(["metric", "value", f"{conf:.0%} CI", "target"], rows)]
+        rows.append(
+            (
+                metric_label(name, spec_) + (" (agreed)" if agreed else ""),
+                fmt(item.get("value")),
+                f"{fmt(item.get('low'))} to {fmt(item.get('high'))}",
+                f"{spec_.sign()} {v.get('target')}" if agreed else "",
+            )
+        )
+    body = [
+        paragraph(
+            f"Task: {task.name}. On {m.get('n')} sealed test samples; {conf:.0%} "
+            f"bootstrap intervals ({m.get('n_resamples')} resamples)."
+        ),
+        table(["metric", "value", f"{conf:.0%} CI", "target"], rows),
+    ]
     body.append(view.before(ev.root, m, task))
     body.append("<h3>Slices</h3>")
     if m.get("slices"):
         for group in m["slices"]:
-            body.append(table([group["column"], "n", group.get("metric", ""), "CI", "note"], [
-                (sl["value"], sl["n"], fmt(sl.get("metric"), 3),
-                 f"{fmt(sl.get('low'), 3)} to {fmt(sl.get('high'), 3)}", sl.get("note") or "")
-                for sl in group.get("slices") or []]))
+            body.append(
+                table(
+                    [group["column"], "n", group.get("metric", ""), "CI", "note"],
+                    [
+                        (
+                            sl["value"],
+                            sl["n"],
+                            fmt(sl.get("metric"), 3),
+                            f"{fmt(sl.get('low'), 3)} to {fmt(sl.get('high'), 3)}",
+                            sl.get("note") or "",
+                        )
+                        for sl in group.get("slices") or []
+                    ],
+                )
+            )
     else:
         body.append(paragraph("No slices configured (evaluate.slices in dlworkflow.yaml)."))
     body.append(view.calibration(ev.root, m, task))
     base = m.get("baselines")
     if base:
         body.append("<h3>Against baselines</h3>")
-        body.append(table(["model", base.get("metric", ""), "CI"], [
-            (name if name != "simple" else f"simple: {b.get('model')}",
-             fmt(b.get("value")), f"{fmt(b.get('low'))} to {fmt(b.get('high'))}")
-            for name, b in base.items() if isinstance(b, dict) and "value" in b]))
+        body.append(
+            table(
+                ["model", base.get("metric", ""), "CI"],
+                [
+                    (
+                        name if name != "simple" else f"simple: {b.get('model')}",
+                        fmt(b.get("value")),
+                        f"{fmt(b.get('low'))} to {fmt(b.get('high'))}",
+                    )
+                    for name, b in base.items()
+                    if isinstance(b, dict) and "value" in b
+                ],
+            )
+        )
     body.append(view.after(ev.root, m, task))
     return Section("results", "The results", "".join(body))
 
@@ -318,12 +450,18 @@ def strengths_limitations(ev: Evidence) -> Section:
     def items(findings: list[Finding]) -> str:
         if not findings:
             return "<p>None found in the records.</p>"
-        lis = "".join(f"<li>{esc(f.text)} <span class='src'>({esc(f.source)})</span></li>"
-                      for f in findings)
+        lis = "".join(
+            f"<li>{esc(f.text)} <span class='src'>({esc(f.source)})</span></li>" for f in findings
+        )
         return f"<ul class='findings'>{lis}</ul>"
 
-    body = ("<div class='two'><div><h3>Strengths</h3>" + items(strengths(ev))
-            + "</div><div><h3>Limitations</h3>" + items(limitations(ev)) + "</div></div>")
+    body = (
+        "<div class='two'><div><h3>Strengths</h3>"
+        + items(strengths(ev))
+        + "</div><div><h3>Limitations</h3>"
+        + items(limitations(ev))
+        + "</div></div>"
+    )
     return Section("strengths", "Strengths and limitations", body)
 
 
@@ -332,13 +470,28 @@ def deployment(ev: Evidence) -> Section:
     v = verdict(ev)
     constraints = (v or {}).get("constraints") or []
     if constraints:
-        body.append(table(["constraint", "limit", "measured", "passed"], [
-            (c["name"], c.get("limit"), fmt(c.get("measured"), 3), "yes" if c.get("passed")
-             else "NO") for c in constraints]))
+        body.append(
+            table(
+                ["constraint", "limit", "measured", "passed"],
+                [
+                    (
+                        c["name"],
+                        c.get("limit"),
+                        fmt(c.get("measured"), 3),
+                        "yes" if c.get("passed") else "NO",
+                    )
+                    for c in constraints
+                ],
+            )
+        )
     elif v is not None:
-        body.append(paragraph("No latency or size constraint was agreed "
-                              "(problem.constraints in dlworkflow.yaml), so none was measured "
-                              "by `dlw test`."))
+        body.append(
+            paragraph(
+                "No latency or size constraint was agreed "
+                "(problem.constraints in dlworkflow.yaml), so none was measured "
+                "by `dlw test`."
+            )
+        )
     if not ev.versions:
         body.append(missing("no model exported yet", "dlw export"))
         return Section("deployment", "Deployment", "".join(body))
@@ -347,23 +500,49 @@ def deployment(ev: Evidence) -> Section:
         onnx = version_folder(ev.root, meta["version"]) / ONNX_FILE
         size = f"{onnx.stat().st_size / 1e6:.3f} MB" if onnx.is_file() else "missing"
         p = meta.get("parity") or {}
-        rows.append((f"v{meta['version']}" + (" (champion)" if meta["version"] == ev.champion
-                                              else ""),
-                     meta.get("model"), meta.get("verdict"), size,
-                     f"{p.get('agreement', 0):.1%} / {p.get('max_abs_diff', 0):.1e}" if p
-                     else "n/a",
-                     "FORCED: " + str(meta["forced"].get("reason")) if meta.get("forced")
-                     else "no", meta.get("created")))
-    body.append(table(["version", "model", "test verdict", "ONNX size",
-                       "parity (agreement / max |dp|)", "forced", "created"], rows))
+        rows.append(
+            (
+                f"v{meta['version']}" + (" (champion)" if meta["version"] == ev.champion else ""),
+                meta.get("model"),
+                meta.get("verdict"),
+                size,
+                f"{p.get('agreement', 0):.1%} / {p.get('max_abs_diff', 0):.1e}" if p else "n/a",
+                "FORCED: " + str(meta["forced"].get("reason")) if meta.get("forced") else "no",
+                meta.get("created"),
+            )
+        )
+    body.append(
+        table(
+            [
+                "version",
+                "model",
+                "test verdict",
+                "ONNX size",
+                "parity (agreement / max |dp|)",
+                "forced",
+                "created",
+            ],
+            rows,
+        )
+    )
     if ev.forced_serving:
         body.append("<h3>Served with --force</h3>")
-        body.append(table(["at", "by", "version", "verdict", "reason"], [
-            (f.get("at"), f.get("by"), f.get("version"), f.get("verdict"), f.get("reason"))
-            for f in ev.forced_serving]))
-    body.append(paragraph(f"Served predictions logged: {ev.n_predictions_logged:,} "
-                          "(.dlw/serve/predictions.jsonl). Serve the champion with `dlw serve`; "
-                          "`dlw rollback` restores the previous champion."))
+        body.append(
+            table(
+                ["at", "by", "version", "verdict", "reason"],
+                [
+                    (f.get("at"), f.get("by"), f.get("version"), f.get("verdict"), f.get("reason"))
+                    for f in ev.forced_serving
+                ],
+            )
+        )
+    body.append(
+        paragraph(
+            f"Served predictions logged: {ev.n_predictions_logged:,} "
+            "(.dlw/serve/predictions.jsonl). Serve the champion with `dlw serve`; "
+            "`dlw rollback` restores the previous champion."
+        )
+    )
     body.append(maintenance(ev))
     return Section("deployment", "Deployment", "".join(body))
 
@@ -373,27 +552,36 @@ def maintenance(ev: Evidence) -> str:
     parts = ["<h3>Monitoring and retraining</h3>"]
     monitored = ev.record("monitor")
     if monitored is None:
-        parts.append(paragraph("Not monitored yet: once the champion takes traffic, "
-                               "`dlw monitor` compares it with the validation reference "
-                               "(drift, confidence, out-of-distribution rate) and "
-                               "`dlw retrain --data SOURCE` trains and compares a challenger."))
+        parts.append(
+            paragraph(
+                "Not monitored yet: once the champion takes traffic, "
+                "`dlw monitor` compares it with the validation reference "
+                "(drift, confidence, out-of-distribution rate) and "
+                "`dlw retrain --data SOURCE` trains and compares a challenger."
+            )
+        )
     else:
-        parts.append(paragraph(
-            f"Last drift check ({monitored.ended}, v{monitored.outputs.get('version')}, "
-            f"{monitored.outputs.get('n', 0):,} live predictions): "
-            f"{monitored.summary.get('headline')}. Details: reports/monitor.html."))
+        parts.append(
+            paragraph(
+                f"Last drift check ({monitored.ended}, v{monitored.outputs.get('version')}, "
+                f"{monitored.outputs.get('n', 0):,} live predictions): "
+                f"{monitored.summary.get('headline')}. Details: reports/monitor.html."
+            )
+        )
     retrained = ev.record("retrain")
     if retrained is not None:
-        parts.append(paragraph(f"Last retraining ({retrained.ended}): "
-                               f"{retrained.summary.get('headline')}."))
+        parts.append(
+            paragraph(f"Last retraining ({retrained.ended}): {retrained.summary.get('headline')}.")
+        )
     return "".join(parts)
 
 
 def audit(ev: Evidence) -> Section:
     if ev.audit is None:
         why = f" ({ev.audit_error})" if ev.audit_error else ""
-        return Section("audit", "ML Test Score audit",
-                       missing(f"no audit available{why}", "dlw audit"))
+        return Section(
+            "audit", "ML Test Score audit", missing(f"no audit available{why}", "dlw audit")
+        )
     result = ev.audit
     try:
         rendered = result._repr_html_()
@@ -412,30 +600,60 @@ def appendix(ev: Evidence) -> Section:
 
     body = ["<h3>Ledger: every step run</h3>"]
     runs = ev.all_runs
-    body.append(table(["run", "step", "status", "started", "seed", "commit", "config hash"], [
-        (r.id, r.step, r.status, r.started, r.seed, r.git_commit or "not a git repository",
-         r.config_hash[:12]) for r in runs]))
+    body.append(
+        table(
+            ["run", "step", "status", "started", "seed", "commit", "config hash"],
+            [
+                (
+                    r.id,
+                    r.step,
+                    r.status,
+                    r.started,
+                    r.seed,
+                    r.git_commit or "not a git repository",
+                    r.config_hash[:12],
+                )
+                for r in runs
+            ],
+        )
+    )
     last = runs[-1] if runs else None
     if last is not None:
         env = last.env
         body.append("<h3>Environment</h3>")
-        body.append(table(None, [("python", env.get("python")), ("platform", env.get("platform")),
-                                 *[(k, v or "not installed")
-                                   for k, v in (env.get("packages") or {}).items()]]))
+        body.append(
+            table(
+                None,
+                [
+                    ("python", env.get("python")),
+                    ("platform", env.get("platform")),
+                    *[(k, v or "not installed") for k, v in (env.get("packages") or {}).items()],
+                ],
+            )
+        )
     body.append("<h3>Identity of the data and the model</h3>")
     meta = ev.champion_metadata or {}
-    body.append(table(None, [
-        ("dataset version", (ev.dataset or {}).get("version")),
-        ("split hash", ev.outputs("split").get("hash")),
-        ("test seal", ev.outputs("split").get("seal")),
-        ("trained weights sha256", (ev.trained or {}).get("weights_sha256")),
-        ("ONNX sha256 (champion)", (meta.get("files") or {}).get("model.onnx")),
-        ("seed", ev.config.get("seed")),
-        ("test-set reads", len(ev.test_reads)),
-    ]))
+    body.append(
+        table(
+            None,
+            [
+                ("dataset version", (ev.dataset or {}).get("version")),
+                ("split hash", ev.outputs("split").get("hash")),
+                ("test seal", ev.outputs("split").get("seal")),
+                ("trained weights sha256", (ev.trained or {}).get("weights_sha256")),
+                ("ONNX sha256 (champion)", (meta.get("files") or {}).get("model.onnx")),
+                ("seed", ev.config.get("seed")),
+                ("test-set reads", len(ev.test_reads)),
+            ],
+        )
+    )
     body.append("<h3>Configuration (dlworkflow.yaml, effective values)</h3>")
     body.append(f"<pre>{esc(yaml.safe_dump(ev.config, sort_keys=False))}</pre>")
-    body.append(paragraph("Reproduce: run the same commands with this configuration on the "
-                          "dataset version above; each step's seed is in the ledger."))
+    body.append(
+        paragraph(
+            "Reproduce: run the same commands with this configuration on the "
+            "dataset version above; each step's seed is in the ledger."
+        )
+    )
     body.append(f"<p>Ledger file: {code('.dlw/ledger.sqlite')}</p>")
     return Section("appendix", "Appendix: reproducibility", "".join(body))

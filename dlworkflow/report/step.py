@@ -46,9 +46,12 @@ class ReportResult(StepResult):
 
     def rows(self) -> list[tuple[str, Any]]:
         rows: list[tuple[str, Any]] = [
-            ("report", self.html), ("model card", self.model_card),
+            ("report", self.html),
+            ("model card", self.model_card),
             ("pdf", self.pdf if self.pdf else f"not written: {self.pdf_note}"),
-            ("verdict", self.verdict), ("recommendation", self.recommendation)]
+            ("verdict", self.verdict),
+            ("recommendation", self.recommendation),
+        ]
         if self.missing:
             rows.append(("sections waiting for", ", ".join(f"`{c}`" for c in self.missing)))
         if self.audit_note:
@@ -61,8 +64,11 @@ def report(project: Workspace, *, pdf: bool = True) -> ReportResult:
     sections = all_sections(ev)
     name = str(ev.config.get("name"))
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    text = page(f"{name}: model report", f"Written by `dlw report` on {now} from the "
-                f"records of {project.root}", sections)
+    text = page(
+        f"{name}: model report",
+        f"Written by `dlw report` on {now} from the records of {project.root}",
+        sections,
+    )
     folder = project.paths.reports
     html_path, card_path, pdf_path = folder / HTML_FILE, folder / CARD_FILE, folder / PDF_FILE
     v = verdict(ev)
@@ -70,18 +76,34 @@ def report(project: Workspace, *, pdf: bool = True) -> ReportResult:
         atomic_write_text(html_path, text)
         atomic_write_text(card_path, model_card(ev))
         note = render_pdf(html_path, pdf_path) if pdf else "skipped (pdf=False)"
-        run.outputs = {"hash": sha256_file(html_path), "html": str(html_path),
-                       "model_card": str(card_path),
-                       "pdf": str(pdf_path) if note is None else None}
-        run.summary = {"headline": "report.html, model_card.md"
-                       + (", report.pdf" if note is None else " (no PDF: see `dlw report`)"),
-                       "verdict": (v or {}).get("verdict")}
-    missing = sorted({part.split("data-missing='")[1].split("'")[0]
-                      for s in sections for part in s.body.split("<p class='missing'")[1:]
-                      if "data-missing='" in part})
+        run.outputs = {
+            "hash": sha256_file(html_path),
+            "html": str(html_path),
+            "model_card": str(card_path),
+            "pdf": str(pdf_path) if note is None else None,
+        }
+        run.summary = {
+            "headline": "report.html, model_card.md"
+            + (", report.pdf" if note is None else " (no PDF: see `dlw report`)"),
+            "verdict": (v or {}).get("verdict"),
+        }
+    missing = sorted(
+        {
+            part.split("data-missing='")[1].split("'")[0]
+            for s in sections
+            for part in s.body.split("<p class='missing'")[1:]
+            if "data-missing='" in part
+        }
+    )
     return ReportResult(
-        html=html_path, model_card=card_path, pdf=pdf_path if note is None else None,
-        pdf_note=note, verdict=(v or {}).get("verdict", "not tested (run `dlw test`)"),
-        recommendation=recommendation(ev), missing=missing,
-        audit_note=None if ev.audit is not None else
-        f"not included: {ev.audit_error}; run `dlw audit`")
+        html=html_path,
+        model_card=card_path,
+        pdf=pdf_path if note is None else None,
+        pdf_note=note,
+        verdict=(v or {}).get("verdict", "not tested (run `dlw test`)"),
+        recommendation=recommendation(ev),
+        missing=missing,
+        audit_note=None
+        if ev.audit is not None
+        else f"not included: {ev.audit_error}; run `dlw audit`",
+    )

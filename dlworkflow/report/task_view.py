@@ -65,21 +65,36 @@ def _classification_before(root: Path, m: dict[str, Any], task: Task) -> str:
     bars = figures.per_class_bars(m.get("per_class") or [], "test")
     if bars:
         body.append(png_figure(bars, "Recall and precision per class on the test set."))
-    body.append(table(["class", "precision", "recall", "F1", "support"], [
-        (c["class"], fmt(c.get("precision"), 3), fmt(c.get("recall"), 3), fmt(c.get("f1"), 3),
-         c.get("support")) for c in m.get("per_class") or []]))
+    body.append(
+        table(
+            ["class", "precision", "recall", "F1", "support"],
+            [
+                (
+                    c["class"],
+                    fmt(c.get("precision"), 3),
+                    fmt(c.get("recall"), 3),
+                    fmt(c.get("f1"), 3),
+                    c.get("support"),
+                )
+                for c in m.get("per_class") or []
+            ],
+        )
+    )
     return "".join(body)
 
 
 def _classification_calibration(root: Path, m: dict[str, Any], task: Task) -> str:
     body = ["<h3>Calibration</h3>"]
     cal = m.get("calibration") or {}
-    body.append(paragraph(f"Expected calibration error {fmt(cal.get('ece'), 3)}, negative "
-                          f"log-likelihood {fmt(cal.get('nll'), 3)}."))
+    body.append(
+        paragraph(
+            f"Expected calibration error {fmt(cal.get('ece'), 3)}, negative "
+            f"log-likelihood {fmt(cal.get('nll'), 3)}."
+        )
+    )
     figs = m.get("figures") or {}
     if figs.get("reliability"):
-        body.append(figure(root / figs["reliability"],
-                           "Reliability: accuracy against confidence."))
+        body.append(figure(root / figs["reliability"], "Reliability: accuracy against confidence."))
     return "".join(body)
 
 
@@ -89,41 +104,79 @@ def _classification_after(root: Path, m: dict[str, Any], task: Task) -> str:
     per_class = sorted(m.get("per_class") or [], key=lambda c: -(c.get("f1") or 0))
     if per_class:
         best = ", ".join(f"{c['class']} (F1 {c['f1']:.3f})" for c in per_class[:3])
-        body.append(paragraph(f"Best recognised classes: {best}. Top-k accuracy: "
-                              + ", ".join(f"top-{k} {fmt(a, 3)}"
-                                          for k, a in (m.get("top_k") or {}).items()) + "."))
+        body.append(
+            paragraph(
+                f"Best recognised classes: {best}. Top-k accuracy: "
+                + ", ".join(f"top-{k} {fmt(a, 3)}" for k, a in (m.get("top_k") or {}).items())
+                + "."
+            )
+        )
     pairs = m.get("confused_pairs") or []
     if pairs:
-        body.append(table(["true", "predicted as", "count", "share of the true class"], [
-            (p["true"], p["predicted"], p["count"], f"{p['share_of_true']:.1%}")
-            for p in pairs]))
+        body.append(
+            table(
+                ["true", "predicted as", "count", "share of the true class"],
+                [
+                    (p["true"], p["predicted"], p["count"], f"{p['share_of_true']:.1%}")
+                    for p in pairs
+                ],
+            )
+        )
     if figs.get("mistakes"):
-        body.append(figure(root / figs["mistakes"],
-                           "The most confident mistakes (true -> predicted (confidence))."))
+        body.append(
+            figure(
+                root / figs["mistakes"],
+                "The most confident mistakes (true -> predicted (confidence)).",
+            )
+        )
     elif m.get("mistakes"):
-        body.append(table(["sample", "true", "predicted", "confidence"], [
-            (x.get("sample_id"), x.get("true"), x.get("predicted"), fmt(x.get("confidence"), 3))
-            for x in m["mistakes"][:10]]))
+        body.append(
+            table(
+                ["sample", "true", "predicted", "confidence"],
+                [
+                    (
+                        x.get("sample_id"),
+                        x.get("true"),
+                        x.get("predicted"),
+                        fmt(x.get("confidence"), 3),
+                    )
+                    for x in m["mistakes"][:10]
+                ],
+            )
+        )
     return "".join(body)
 
 
 def _no_calibration(why: str) -> Callable[[Path, dict[str, Any], Task], str]:
     def render(root: Path, m: dict[str, Any], task: Task) -> str:
         return "<h3>Calibration</h3>" + paragraph(not_applicable(task, "Calibration", why))
+
     return render
 
 
 def _regression_before(root: Path, m: dict[str, Any], task: Task) -> str:
     r = m.get("residuals") or {}
-    body = ["<h3>Residuals (predicted - true, in the target's units)</h3>",
-            table(None, [("mean (bias)", fmt(r.get("mean"), 3)), ("std", fmt(r.get("std"), 3)),
-                         ("median |residual|", fmt(r.get("median_abs"), 3)),
-                         ("largest |residual|", fmt(r.get("max_abs"), 3))])]
+    body = [
+        "<h3>Residuals (predicted - true, in the target's units)</h3>",
+        table(
+            None,
+            [
+                ("mean (bias)", fmt(r.get("mean"), 3)),
+                ("std", fmt(r.get("std"), 3)),
+                ("median |residual|", fmt(r.get("median_abs"), 3)),
+                ("largest |residual|", fmt(r.get("max_abs"), 3)),
+            ],
+        ),
+    ]
     figs = m.get("figures") or {}
     if figs.get("residuals"):
-        body.append(figure(root / figs["residuals"],
-                           "Residual plot: residual against the predicted value on the test "
-                           "set (a pattern means the errors depend on the value)."))
+        body.append(
+            figure(
+                root / figs["residuals"],
+                "Residual plot: residual against the predicted value on the test "
+                "set (a pattern means the errors depend on the value).",
+            )
+        )
     return "".join(body)
 
 
@@ -133,10 +186,22 @@ def _regression_after(root: Path, m: dict[str, Any], task: Task) -> str:
     figs = m.get("figures") or {}
     if figs.get("errors"):
         body.append(figure(root / figs["errors"], "The largest errors (true -> predicted)."))
-    body.append(table(["sample", "true", "predicted", "residual"], [
-        (e.get("sample_id"), fmt(e.get("true"), 4), fmt(e.get("predicted"), 4),
-         fmt(e.get("residual"), 4)) for e in errors[:SHOWN_ERRORS]]) if errors else
-        paragraph("No errors were recorded."))
+    body.append(
+        table(
+            ["sample", "true", "predicted", "residual"],
+            [
+                (
+                    e.get("sample_id"),
+                    fmt(e.get("true"), 4),
+                    fmt(e.get("predicted"), 4),
+                    fmt(e.get("residual"), 4),
+                )
+                for e in errors[:SHOWN_ERRORS]
+            ],
+        )
+        if errors
+        else paragraph("No errors were recorded.")
+    )
     return "".join(body)
 
 
@@ -144,15 +209,32 @@ def _multilabel_before(root: Path, m: dict[str, Any], task: Task) -> str:
     body = ["<h3>Per label</h3>"]
     figs = m.get("figures") or {}
     if figs.get("per_label"):
-        body.append(figure(root / figs["per_label"], "Precision, recall and F1 per label on "
-                           "the test set."))
-    body.append(table(["label", "support", "predicted", "precision", "recall", "F1",
-                       "threshold"], [
-        (c.get("label"), c.get("support"), c.get("predicted"), fmt(c.get("precision"), 3),
-         fmt(c.get("recall"), 3), fmt(c.get("f1"), 3), fmt(c.get("threshold"), 2))
-        for c in m.get("per_label") or []]))
-    body.append(paragraph("A label is predicted where its probability reaches its threshold, "
-                          "tuned on validation for the label's F1."))
+        body.append(
+            figure(root / figs["per_label"], "Precision, recall and F1 per label on the test set.")
+        )
+    body.append(
+        table(
+            ["label", "support", "predicted", "precision", "recall", "F1", "threshold"],
+            [
+                (
+                    c.get("label"),
+                    c.get("support"),
+                    c.get("predicted"),
+                    fmt(c.get("precision"), 3),
+                    fmt(c.get("recall"), 3),
+                    fmt(c.get("f1"), 3),
+                    fmt(c.get("threshold"), 2),
+                )
+                for c in m.get("per_label") or []
+            ],
+        )
+    )
+    body.append(
+        paragraph(
+            "A label is predicted where its probability reaches its threshold, "
+            "tuned on validation for the label's F1."
+        )
+    )
     return "".join(body)
 
 
@@ -162,10 +244,23 @@ def _multilabel_after(root: Path, m: dict[str, Any], task: Task) -> str:
     figs = m.get("figures") or {}
     if figs.get("errors"):
         body.append(figure(root / figs["errors"], "Most wrong samples (-missed +extra)."))
-    body.append(table(["sample", "true", "predicted", "missed", "extra"], [
-        (w.get("sample_id"), w.get("true"), w.get("predicted"), ", ".join(w.get("missed") or []),
-         ", ".join(w.get("extra") or [])) for w in wrong[:SHOWN_ERRORS]]) if wrong else
-        paragraph("No sample has a wrong label."))
+    body.append(
+        table(
+            ["sample", "true", "predicted", "missed", "extra"],
+            [
+                (
+                    w.get("sample_id"),
+                    w.get("true"),
+                    w.get("predicted"),
+                    ", ".join(w.get("missed") or []),
+                    ", ".join(w.get("extra") or []),
+                )
+                for w in wrong[:SHOWN_ERRORS]
+            ],
+        )
+        if wrong
+        else paragraph("No sample has a wrong label.")
+    )
     return "".join(body)
 
 
@@ -173,43 +268,64 @@ def _multilabel_after(root: Path, m: dict[str, Any], task: Task) -> str:
 
 
 def _classification_outputs(task: Task, names: list[str], target: dict[str, Any]) -> str:
-    return (f"one class of the {len(names)} ({', '.join(names[:20])}"
-            f"{', ...' if len(names) > 20 else ''}) with the probability of every class "
-            "(softmax)")
+    return (
+        f"one class of the {len(names)} ({', '.join(names[:20])}"
+        f"{', ...' if len(names) > 20 else ''}) with the probability of every class "
+        "(softmax)"
+    )
 
 
 def _regression_outputs(task: Task, names: list[str], target: dict[str, Any]) -> str:
-    scaling = (f"; the network predicts the standardised target and its outputs are scaled "
-               f"back with the train split's mean {target['mean']:.6g} and standard deviation "
-               f"{target['std']:.6g}" if {"mean", "std"} <= set(target) else "")
+    scaling = (
+        f"; the network predicts the standardised target and its outputs are scaled "
+        f"back with the train split's mean {target['mean']:.6g} and standard deviation "
+        f"{target['std']:.6g}"
+        if {"mean", "std"} <= set(target)
+        else ""
+    )
     return "one number per sample, in the target's units" + scaling
 
 
 def _multilabel_outputs(task: Task, names: list[str], target: dict[str, Any]) -> str:
     thresholds = target.get("thresholds") or []
-    tuned = (", ".join(f"{n} {t:g}" for n, t in zip(names, thresholds)) if thresholds
-             else "0.5 for every label")
-    return (f"a set of labels out of {len(names)}, with each label's probability (sigmoid); a "
-            f"label is predicted where its probability reaches its threshold, tuned on "
-            f"validation: {tuned}")
+    tuned = (
+        ", ".join(f"{n} {t:g}" for n, t in zip(names, thresholds))
+        if thresholds
+        else "0.5 for every label"
+    )
+    return (
+        f"a set of labels out of {len(names)}, with each label's probability (sigmoid); a "
+        f"label is predicted where its probability reaches its threshold, tuned on "
+        f"validation: {tuned}"
+    )
 
 
 def _classification_debug(m: dict[str, Any], task: Task) -> str:
-    return (f"{len(m.get('mistakes') or [])} most confident mistakes, "
-            f"{len(m.get('confused_pairs') or [])} confused pairs, calibration")
+    return (
+        f"{len(m.get('mistakes') or [])} most confident mistakes, "
+        f"{len(m.get('confused_pairs') or [])} confused pairs, calibration"
+    )
 
 
 def _regression_debug(m: dict[str, Any], task: Task) -> str:
-    return (f"residual summary and plot, the {len(m.get('largest_errors') or [])} largest "
-            "residuals; " + not_applicable(task, "calibration and confusion matrix",
-                                           "it predicts a value, not class probabilities"))
+    return (
+        f"residual summary and plot, the {len(m.get('largest_errors') or [])} largest "
+        "residuals; "
+        + not_applicable(
+            task, "calibration and confusion matrix", "it predicts a value, not class probabilities"
+        )
+    )
 
 
 def _multilabel_debug(m: dict[str, Any], task: Task) -> str:
-    return (f"per-label precision/recall/F1 of {len(m.get('per_label') or [])} labels with "
-            f"their thresholds, the {len(m.get('most_wrong') or [])} samples with the most "
-            "wrong labels; " + not_applicable(task, "calibration and confusion matrix",
-                                              "each label is decided on its own"))
+    return (
+        f"per-label precision/recall/F1 of {len(m.get('per_label') or [])} labels with "
+        f"their thresholds, the {len(m.get('most_wrong') or [])} samples with the most "
+        "wrong labels; "
+        + not_applicable(
+            task, "calibration and confusion matrix", "each label is decided on its own"
+        )
+    )
 
 
 def _classification_card(m: dict[str, Any]) -> list[str]:
@@ -218,14 +334,21 @@ def _classification_card(m: dict[str, Any]) -> list[str]:
 
 def _regression_card(m: dict[str, Any]) -> list[str]:
     r = m.get("residuals") or {}
-    lines = [f"- Residuals (predicted - true): mean {fmt(r.get('mean'), 3)}, std "
-             f"{fmt(r.get('std'), 3)}, median |residual| {fmt(r.get('median_abs'), 3)}, "
-             f"largest {fmt(r.get('max_abs'), 3)}"]
+    lines = [
+        f"- Residuals (predicted - true): mean {fmt(r.get('mean'), 3)}, std "
+        f"{fmt(r.get('std'), 3)}, median |residual| {fmt(r.get('median_abs'), 3)}, "
+        f"largest {fmt(r.get('max_abs'), 3)}"
+    ]
     errors = m.get("largest_errors") or []
     if errors:
-        lines.append("- Largest residuals: " + ", ".join(
-            f"{e.get('sample_id')} (true {fmt(e.get('true'), 4)}, predicted "
-            f"{fmt(e.get('predicted'), 4)})" for e in errors[:3]))
+        lines.append(
+            "- Largest residuals: "
+            + ", ".join(
+                f"{e.get('sample_id')} (true {fmt(e.get('true'), 4)}, predicted "
+                f"{fmt(e.get('predicted'), 4)})"
+                for e in errors[:3]
+            )
+        )
     return lines
 
 
@@ -234,9 +357,14 @@ def _multilabel_card(m: dict[str, Any]) -> list[str]:
     if not labels:
         return []
     weak = sorted(labels, key=lambda c: (c["f1"], str(c.get("label"))))[:3]
-    return ["- Weakest labels: " + ", ".join(
-        f"{c['label']} (F1 {c['f1']:.3f}, n={c.get('support')}, threshold "
-        f"{fmt(c.get('threshold'), 2)})" for c in weak)]
+    return [
+        "- Weakest labels: "
+        + ", ".join(
+            f"{c['label']} (F1 {c['f1']:.3f}, n={c.get('support')}, threshold "
+            f"{fmt(c.get('threshold'), 2)})"
+            for c in weak
+        )
+    ]
 
 
 Render = Callable[["Path", dict[str, Any], "Task"], str]
@@ -262,42 +390,66 @@ class TaskView:
 
 VIEWS: dict[str, TaskView] = {
     "classification": TaskView(
-        counted="class", counted_plural="classes", by_value=False, imbalance="classes",
+        counted="class",
+        counted_plural="classes",
+        by_value=False,
+        imbalance="classes",
         classes_declared=True,
-        key_figures=(("confusion", "Confusion matrix on the sealed test set: rows are the true "
-                      "classes, the diagonal the correct predictions."),),
-        before=_classification_before, calibration=_classification_calibration,
-        after=_classification_after, outputs=_classification_outputs,
-        debug=_classification_debug, card=_classification_card,
+        key_figures=(
+            (
+                "confusion",
+                "Confusion matrix on the sealed test set: rows are the true "
+                "classes, the diagonal the correct predictions.",
+            ),
+        ),
+        before=_classification_before,
+        calibration=_classification_calibration,
+        after=_classification_after,
+        outputs=_classification_outputs,
+        debug=_classification_debug,
+        card=_classification_card,
         predicted="every class's probability",
         reported="expected calibration error, per-class precision/recall/F1, the confusion "
-                 "matrix and the most confident mistakes"),
+        "matrix and the most confident mistakes",
+    ),
     "regression": TaskView(
-        counted="value range", counted_plural="value ranges", by_value=True, imbalance=None,
+        counted="value range",
+        counted_plural="value ranges",
+        by_value=True,
+        imbalance=None,
         classes_declared=False,
-        key_figures=(("residuals", "Residuals against predicted values on the sealed test "
-                      "set."),),
+        key_figures=(("residuals", "Residuals against predicted values on the sealed test set."),),
         before=_regression_before,
         calibration=_no_calibration("it predicts a value, not class probabilities"),
-        after=_regression_after, outputs=_regression_outputs, debug=_regression_debug,
+        after=_regression_after,
+        outputs=_regression_outputs,
+        debug=_regression_debug,
         predicted="the predicted value in the target's units",
         card=_regression_card,
         reported="residuals (bias, spread, residual plot) and the largest residuals; "
-                 "calibration and the confusion matrix do not apply to a predicted value"),
+        "calibration and the confusion matrix do not apply to a predicted value",
+    ),
     "multilabel": TaskView(
-        counted="label", counted_plural="labels", by_value=False, imbalance="labels",
+        counted="label",
+        counted_plural="labels",
+        by_value=False,
+        imbalance="labels",
         classes_declared=True,
-        key_figures=(("per_label", "Precision, recall and F1 per label on the sealed test "
-                      "set."),),
+        key_figures=(("per_label", "Precision, recall and F1 per label on the sealed test set."),),
         before=_multilabel_before,
-        calibration=_no_calibration("each label is decided by its own threshold; the "
-                                    "thresholds are tuned on validation instead"),
-        after=_multilabel_after, outputs=_multilabel_outputs, debug=_multilabel_debug,
+        calibration=_no_calibration(
+            "each label is decided by its own threshold; the "
+            "thresholds are tuned on validation instead"
+        ),
+        after=_multilabel_after,
+        outputs=_multilabel_outputs,
+        debug=_multilabel_debug,
         predicted="the predicted labels and every label's probability",
         card=_multilabel_card,
         reported="per-label precision/recall/F1 with each label's threshold and the samples "
-                 "with the most wrong labels; a confusion matrix and softmax calibration do not "
-                 "apply to independent per-label decisions"),
+        "with the most wrong labels; a confusion matrix and softmax calibration do not "
+        "apply to independent per-label decisions",
+    ),
 }
 
 
@@ -308,8 +460,11 @@ def view(task: Task) -> TaskView:
 def metric_rows(task: Task, metrics: dict[str, Any]) -> list[tuple[str, MetricSpec, Any]]:
     """(name, spec, {value, low, high}) of every metric metrics.json reports: in the task's
     order (classification: in the file's order, as before), unknown names last."""
-    rows = [(name, spec(task, name), item) for name, item in (metrics or {}).items()
-            if isinstance(item, dict)]
+    rows = [
+        (name, spec(task, name), item)
+        for name, item in (metrics or {}).items()
+        if isinstance(item, dict)
+    ]
     if task.single_label:
         return rows
     order = {m.name: i for i, m in enumerate(task.metrics)}

@@ -88,18 +88,25 @@ def study_view(study: optuna.Study, metric: str | None = None) -> StudyView:
     trials, distributions = [], {}
     for t in study.get_trials(deepcopy=False):
         distributions.update(t.distributions)
-        curve = sorted((int(k), float(v)) for k, v in t.intermediate_values.items()
-                       if v is not None and math.isfinite(v))
+        curve = sorted(
+            (int(k), float(v))
+            for k, v in t.intermediate_values.items()
+            if v is not None and math.isfinite(v)
+        )
         value = t.value if t.value is not None and math.isfinite(t.value) else None
         seconds = t.duration.total_seconds() if t.duration is not None else None
         worker = t.user_attrs.get("pid", t.user_attrs.get("worker"))
-        trials.append(TrialView(t.number, t.state.name, value, dict(t.params), curve, seconds,
-                                worker))
+        trials.append(
+            TrialView(t.number, t.state.name, value, dict(t.params), curve, seconds, worker)
+        )
     attrs = study.user_attrs
-    return StudyView(name=study.study_name, metric=str(metric or attrs.get("metric")
-                                                       or "validation metric"),
-                     maximize=study.direction == StudyDirection.MAXIMIZE,
-                     trials=sorted(trials, key=lambda t: t.number), distributions=distributions)
+    return StudyView(
+        name=study.study_name,
+        metric=str(metric or attrs.get("metric") or "validation metric"),
+        maximize=study.direction == StudyDirection.MAXIMIZE,
+        trials=sorted(trials, key=lambda t: t.number),
+        distributions=distributions,
+    )
 
 
 # ---- numbers ------------------------------------------------------------------------------
@@ -139,8 +146,11 @@ def axis_position(value: Any, dist: Any, values: list[Any]) -> float | None:
         return None
     choices = getattr(dist, "choices", None)
     if choices is not None:
-        index = [repr(c) for c in choices].index(repr(value)) if repr(value) in \
-            [repr(c) for c in choices] else 0
+        index = (
+            [repr(c) for c in choices].index(repr(value))
+            if repr(value) in [repr(c) for c in choices]
+            else 0
+        )
         return index / max(1, len(choices) - 1) if len(choices) > 1 else 0.5
     low, high = getattr(dist, "low", None), getattr(dist, "high", None)
     if low is None or high is None:
@@ -175,15 +185,33 @@ def history_png(view: StudyView) -> bytes | None:
     done = [t for t in view.by_state("COMPLETE") if t.value is not None]
     pruned = [t for t in view.by_state("PRUNED") if t.last is not None]
     if done:
-        hist.scatter([t.number for t in done], [t.value for t in done], s=22, color="C0",
-                     label="complete", zorder=3)
+        hist.scatter(
+            [t.number for t in done],
+            [t.value for t in done],
+            s=22,
+            color="C0",
+            label="complete",
+            zorder=3,
+        )
     if pruned:
-        hist.scatter([t.number for t in pruned], [t.last for t in pruned], s=28, marker="x",
-                     color="C3", label="pruned (last value)", zorder=3)
+        hist.scatter(
+            [t.number for t in pruned],
+            [t.last for t in pruned],
+            s=28,
+            marker="x",
+            color="C3",
+            label="pruned (last value)",
+            zorder=3,
+        )
     best = best_so_far(view)
     if best:
-        hist.step([b[0] for b in best], [b[1] for b in best], where="post", color="C2",
-                  label="best so far")
+        hist.step(
+            [b[0] for b in best],
+            [b[1] for b in best],
+            where="post",
+            color="C2",
+            label="best so far",
+        )
     hist.set_xlabel("trial")
     hist.set_ylabel(f"validation {view.metric}")
     hist.set_title("optimisation history", fontsize=10)
@@ -193,8 +221,16 @@ def history_png(view: StudyView) -> bytes | None:
             continue
         style = "--" if t.state == "PRUNED" else "-"
         color = "C3" if t.state == "PRUNED" else "C0"
-        curves.plot([c[0] for c in t.curve], [c[1] for c in t.curve], style, color=color,
-                    alpha=0.6, marker="o", markersize=2.5, linewidth=1)
+        curves.plot(
+            [c[0] for c in t.curve],
+            [c[1] for c in t.curve],
+            style,
+            color=color,
+            alpha=0.6,
+            marker="o",
+            markersize=2.5,
+            linewidth=1,
+        )
     from matplotlib.ticker import MaxNLocator
 
     for ax in (hist, curves):
@@ -221,8 +257,9 @@ def importance_png(values: dict[str, float]) -> bytes | None:
 
 def _parallel_axes(view: StudyView, trials: list[TrialView]) -> list[str]:
     names = sorted({k for t in trials for k in t.params})
-    return [n for n in names if n in view.distributions] + \
-        [n for n in names if n not in view.distributions]
+    return [n for n in names if n in view.distributions] + [
+        n for n in names if n not in view.distributions
+    ]
 
 
 def parallel_png(view: StudyView) -> bytes | None:
@@ -247,12 +284,14 @@ def parallel_png(view: StudyView) -> bytes | None:
     x = list(range(len(names) + 1))
 
     def ys(t: TrialView) -> list[float]:
-        pos = [axis_position(t.params.get(n), view.distributions.get(n), observed[n])
-               for n in names]
+        pos = [
+            axis_position(t.params.get(n), view.distributions.get(n), observed[n]) for n in names
+        ]
         last = t.last
         v = None if last is None else (0.5 if vhigh == vlow else (last - vlow) / (vhigh - vlow))
-        return [math.nan if p is None else p for p in pos] + \
-            [math.nan if v is None else min(1.0, max(0.0, v))]
+        return [math.nan if p is None else p for p in pos] + [
+            math.nan if v is None else min(1.0, max(0.0, v))
+        ]
 
     for t in view.by_state("PRUNED"):
         if t.params:
@@ -262,15 +301,22 @@ def parallel_png(view: StudyView) -> bytes | None:
     _label_axes(ax, view, names, observed, (vlow, vhigh))
     from matplotlib.cm import ScalarMappable
 
-    fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, pad=0.02,
-                 label=f"validation {view.metric}")
-    ax.set_title("parallel coordinates (each axis normalised to its range; pruned grey)",
-                 fontsize=10)
+    fig.colorbar(
+        ScalarMappable(norm=norm, cmap=cmap), ax=ax, pad=0.02, label=f"validation {view.metric}"
+    )
+    ax.set_title(
+        "parallel coordinates (each axis normalised to its range; pruned grey)", fontsize=10
+    )
     return png_bytes(fig)
 
 
-def _label_axes(ax: Any, view: StudyView, names: list[str], observed: dict[str, list[Any]],
-                value_range: tuple[float, float]) -> None:
+def _label_axes(
+    ax: Any,
+    view: StudyView,
+    names: list[str],
+    observed: dict[str, list[Any]],
+    value_range: tuple[float, float],
+) -> None:
     for i in range(len(names) + 1):
         ax.axvline(i, color="0.3", linewidth=0.8, zorder=0)
     for i, name in enumerate(names):
@@ -301,47 +347,89 @@ def _label_axes(ax: Any, view: StudyView, names: list[str], observed: dict[str, 
 def summary_section(view: StudyView, study_db: str | None) -> Section:
     counts = view.counts()
     best = view.best
-    rows = [("study", view.name), ("direction", "maximise" if view.maximize else "minimise"),
-            ("trials", f"{len(view.trials)} ("
-                       + ", ".join(f"{k.lower()} {v}" for k, v in counts.items()) + ")"),
-            (f"best validation {view.metric}", fmt_value(best.value) if best else "n/a"),
-            ("best trial", best.number if best else "n/a"),
-            ("epochs trained (all trials)", sum(t.epochs for t in view.trials)),
-            ("trial time (all trials)", f"{sum(t.seconds or 0.0 for t in view.trials):.1f} s")]
+    rows = [
+        ("study", view.name),
+        ("direction", "maximise" if view.maximize else "minimise"),
+        (
+            "trials",
+            f"{len(view.trials)} ("
+            + ", ".join(f"{k.lower()} {v}" for k, v in counts.items())
+            + ")",
+        ),
+        (f"best validation {view.metric}", fmt_value(best.value) if best else "n/a"),
+        ("best trial", best.number if best else "n/a"),
+        ("epochs trained (all trials)", sum(t.epochs for t in view.trials)),
+        ("trial time (all trials)", f"{sum(t.seconds or 0.0 for t in view.trials):.1f} s"),
+    ]
     if study_db:
         rows.append(("storage", study_db))
     body = [table(None, rows)]
     if best is not None:
         body.append("<h3>Best parameters</h3>")
-        body.append(table(["parameter", "value"],
-                          [(k, fmt_param(v)) for k, v in sorted(best.params.items())]))
-        body.append(paragraph("Write them into dlworkflow.yaml with `dlw tune --apply`, then "
-                              "train the final model with `dlw train`."))
-    body.append(paragraph("Every trial trained on the train split and was scored on the "
-                          "validation split only; the sealed test set was not read."))
+        body.append(
+            table(
+                ["parameter", "value"], [(k, fmt_param(v)) for k, v in sorted(best.params.items())]
+            )
+        )
+        body.append(
+            paragraph(
+                "Write them into dlworkflow.yaml with `dlw tune --apply`, then "
+                "train the final model with `dlw train`."
+            )
+        )
+    body.append(
+        paragraph(
+            "Every trial trained on the train split and was scored on the "
+            "validation split only; the sealed test set was not read."
+        )
+    )
     return Section("summary", "Study", "".join(body))
 
 
 def figures_sections(view: StudyView, study: optuna.Study) -> list[Section]:
     sections = []
     png = history_png(view)
-    sections.append(Section("history", "Optimisation history", png_figure(
-        png, f"Left: validation {view.metric} of each trial and the best so far; pruned "
-             "trials are crosses at the value they were stopped on. Right: the validation "
-             "curve of each trial, pruned ones dashed.") if png else
-        paragraph("No trial has run yet.")))
+    sections.append(
+        Section(
+            "history",
+            "Optimisation history",
+            png_figure(
+                png,
+                f"Left: validation {view.metric} of each trial and the best so far; pruned "
+                "trials are crosses at the value they were stopped on. Right: the validation "
+                "curve of each trial, pruned ones dashed.",
+            )
+            if png
+            else paragraph("No trial has run yet."),
+        )
+    )
     values, why = importances(study)
     png = importance_png(values)
-    body = (png_figure(png, f"Importance of each parameter for the validation {view.metric}: "
-                            f"{IMPORTANCE_METHOD} over the complete trials.")
-            + table(["parameter", "importance"], [(k, f"{v:.3f}") for k, v in values.items()])
-            if png else paragraph(f"Importances not available: {why}."))
+    body = (
+        png_figure(
+            png,
+            f"Importance of each parameter for the validation {view.metric}: "
+            f"{IMPORTANCE_METHOD} over the complete trials.",
+        )
+        + table(["parameter", "importance"], [(k, f"{v:.3f}") for k, v in values.items()])
+        if png
+        else paragraph(f"Importances not available: {why}.")
+    )
     sections.append(Section("importances", "Parameter importances", body))
     png = parallel_png(view)
-    sections.append(Section("parallel", "Parallel coordinates", png_figure(
-        png, "Each line is a trial; each axis a parameter normalised to its search range "
-             "(log scale where sampled log-uniformly), the value last.") if png else
-        paragraph("Parallel coordinates need a complete trial with parameters.")))
+    sections.append(
+        Section(
+            "parallel",
+            "Parallel coordinates",
+            png_figure(
+                png,
+                "Each line is a trial; each axis a parameter normalised to its search range "
+                "(log scale where sampled log-uniformly), the value last.",
+            )
+            if png
+            else paragraph("Parallel coordinates need a complete trial with parameters."),
+        )
+    )
     return sections
 
 
@@ -349,46 +437,76 @@ def trials_section(view: StudyView) -> Section:
     names = _parallel_axes(view, view.trials)
     rows = []
     for t in view.trials:
-        rows.append((t.number, t.state.lower(), fmt_value(t.value if t.value is not None
-                                                          else t.last),
-                     *[fmt_param(t.params.get(n, "")) for n in names], t.epochs,
-                     "n/a" if t.seconds is None else f"{t.seconds:.1f}",
-                     "" if t.worker is None else t.worker))
-    header = ["trial", "state", f"validation {view.metric}", *names, "epochs run",
-              "seconds", "worker"]
-    note = paragraph("A pruned trial's value is the last one it reported before the pruner "
-                     "stopped it.")
+        rows.append(
+            (
+                t.number,
+                t.state.lower(),
+                fmt_value(t.value if t.value is not None else t.last),
+                *[fmt_param(t.params.get(n, "")) for n in names],
+                t.epochs,
+                "n/a" if t.seconds is None else f"{t.seconds:.1f}",
+                "" if t.worker is None else t.worker,
+            )
+        )
+    header = [
+        "trial",
+        "state",
+        f"validation {view.metric}",
+        *names,
+        "epochs run",
+        "seconds",
+        "worker",
+    ]
+    note = paragraph(
+        "A pruned trial's value is the last one it reported before the pruner stopped it."
+    )
     return Section("trials", "Trials", note + table(header, rows))
 
 
-def tune_html(study: optuna.Study, *, title: str, metric: str | None = None,
-              study_db: str | None = None) -> str:
+def tune_html(
+    study: optuna.Study, *, title: str, metric: str | None = None, study_db: str | None = None
+) -> str:
     """The page for `study` (an optuna.Study), as a string."""
     view = study_view(study, metric)
-    sections = [summary_section(view, study_db), *figures_sections(view, study),
-                trials_section(view)]
+    sections = [
+        summary_section(view, study_db),
+        *figures_sections(view, study),
+        trials_section(view),
+    ]
     best = view.best
-    subtitle = (f"{len(view.trials)} trials; best validation {view.metric} "
-                f"{fmt_value(best.value) if best else 'n/a'}")
+    subtitle = (
+        f"{len(view.trials)} trials; best validation {view.metric} "
+        f"{fmt_value(best.value) if best else 'n/a'}"
+    )
     return page(title, subtitle, sections)
 
 
-def write_tune_report(project: Workspace, study: optuna.Study, *,
-                      metric: str | None = None) -> Path:
+def write_tune_report(
+    project: Workspace, study: optuna.Study, *, metric: str | None = None
+) -> Path:
     """reports/tune.html for `study`; returns its path (written atomically)."""
     cfg = project.config
-    metric = metric or study.user_attrs.get("metric") or cfg.problem.primary_metric or \
-        "accuracy"
+    metric = metric or study.user_attrs.get("metric") or cfg.problem.primary_metric or "accuracy"
     storage = project.paths.state / "tune" / "study.db"  # study.study_db(project)
-    text = tune_html(study, title=f"{cfg.name}: hyperparameter search",
-                     metric=str(metric),
-                     study_db=str(storage.relative_to(project.root)) if storage.exists()
-                     else None)
+    text = tune_html(
+        study,
+        title=f"{cfg.name}: hyperparameter search",
+        metric=str(metric),
+        study_db=str(storage.relative_to(project.root)) if storage.exists() else None,
+    )
     path = project.paths.reports / REPORT_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, text)
     return path
 
 
-__all__ = ["REPORT_NAME", "IMPORTANCE_METHOD", "StudyView", "TrialView", "importances",
-           "study_view", "tune_html", "write_tune_report"]
+__all__ = [
+    "REPORT_NAME",
+    "IMPORTANCE_METHOD",
+    "StudyView",
+    "TrialView",
+    "importances",
+    "study_view",
+    "tune_html",
+    "write_tune_report",
+]

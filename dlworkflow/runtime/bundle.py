@@ -107,8 +107,11 @@ class Bundle:
         """Encoded image files -> float32 (N, C, H, W), normalised as in training."""
         self._expect("image", "prepare_images")
         if isinstance(images, (bytes, bytearray)) or not isinstance(images, Sequence):
-            raise InputError("Expected a list of encoded images (bytes).",
-                             expected="list[bytes]", received=type(images).__name__)
+            raise InputError(
+                "Expected a list of encoded images (bytes).",
+                expected="list[bytes]",
+                received=type(images).__name__,
+            )
         prep = self.preprocessing
         channels, (height, width) = int(prep["channels"]), prep["size"]
         pixels = np.empty((len(images), channels, int(height), int(width)), dtype=np.uint8)
@@ -125,41 +128,57 @@ class Bundle:
         try:
             if not isinstance(data, (bytes, bytearray, memoryview)):
                 raise ImageDecodeError(f"expected bytes, got {type(data).__name__}")
-            img = decode_image_bytes(bytes(data),
-                                     max_pixels=int(prep.get("max_pixels", DEFAULT_MAX_PIXELS)),
-                                     max_side=int(prep.get("max_side", MAX_SIDE)))
-            return to_array(img, channels=int(prep["channels"]),
-                            size=(int(prep["size"][0]), int(prep["size"][1])))
+            img = decode_image_bytes(
+                bytes(data),
+                max_pixels=int(prep.get("max_pixels", DEFAULT_MAX_PIXELS)),
+                max_side=int(prep.get("max_side", MAX_SIDE)),
+            )
+            return to_array(
+                img,
+                channels=int(prep["channels"]),
+                size=(int(prep["size"][0]), int(prep["size"][1])),
+            )
         except ImageDecodeError as exc:
-            raise InputError(f"Image {index} cannot be used: {exc.reason}.",
-                             expected="a PNG, JPEG, TIFF, BMP, WebP, ... or DICOM file within "
-                                      f"{int(prep.get('max_pixels', DEFAULT_MAX_PIXELS)):,} "
-                                      "pixels",
-                             received=f"{len(data) if hasattr(data, '__len__') else '?'} bytes",
-                             fix="send the image file's bytes unchanged",
-                             context={"index": index, "reason": exc.reason}) from None
+            raise InputError(
+                f"Image {index} cannot be used: {exc.reason}.",
+                expected="a PNG, JPEG, TIFF, BMP, WebP, ... or DICOM file within "
+                f"{int(prep.get('max_pixels', DEFAULT_MAX_PIXELS)):,} "
+                "pixels",
+                received=f"{len(data) if hasattr(data, '__len__') else '?'} bytes",
+                fix="send the image file's bytes unchanged",
+                context={"index": index, "reason": exc.reason},
+            ) from None
 
     def prepare_texts(self, texts: list[str]) -> np.ndarray:
         """Texts -> int64 token ids (N, L), tokenized as in training (saved max_len)."""
         self._expect("text", "prepare_texts")
         if isinstance(texts, str) or not isinstance(texts, Sequence):
-            raise InputError("Expected a list of texts.", expected="list[str]",
-                             received=type(texts).__name__)
+            raise InputError(
+                "Expected a list of texts.", expected="list[str]", received=type(texts).__name__
+            )
         for i, text in enumerate(texts):
             if not isinstance(text, str):
-                raise InputError(f"Text {i} is not a string.", expected="str",
-                                 received=type(text).__name__, context={"index": i})
+                raise InputError(
+                    f"Text {i} is not a string.",
+                    expected="str",
+                    received=type(text).__name__,
+                    context={"index": i},
+                )
             try:
                 text.encode("utf-8")
             except UnicodeEncodeError as exc:  # a lone surrogate (e.g. "\ud800")
-                raise InputError(f"Text {i} is not valid Unicode: {exc.reason}.",
-                                 expected="valid UTF-8 text", received=repr(text[:40]),
-                                 context={"index": i}) from exc
+                raise InputError(
+                    f"Text {i} is not valid Unicode: {exc.reason}.",
+                    expected="valid UTF-8 text",
+                    received=repr(text[:40]),
+                    context={"index": i},
+                ) from exc
         if not texts:
             width = self.metadata["input"]["shape"][1]
             return np.zeros((0, width if isinstance(width, int) else 2), dtype=np.int64)
-        ids = tokenize(list(texts), int(self.preprocessing["max_len"]),
-                       tokenizer_json=self.tokenizer)
+        ids = tokenize(
+            list(texts), int(self.preprocessing["max_len"]), tokenizer_json=self.tokenizer
+        )
         width = self.metadata["input"]["shape"][1]
         if isinstance(width, int) and ids.shape[1] < width:  # the export takes exactly max_len
             ids = np.pad(ids, ((0, 0), (0, width - ids.shape[1])))
@@ -171,19 +190,31 @@ class Bundle:
 
         self._expect("tabular", "prepare_rows")
         if isinstance(rows, dict) or not isinstance(rows, Sequence):
-            raise InputError("Expected a list of rows (objects of feature: value).",
-                             expected="list[dict]", received=type(rows).__name__)
+            raise InputError(
+                "Expected a list of rows (objects of feature: value).",
+                expected="list[dict]",
+                received=type(rows).__name__,
+            )
         for i, row in enumerate(rows):
             if not isinstance(row, dict):
-                raise InputError(f"Row {i} is not an object of feature: value.",
-                                 expected="dict", received=type(row).__name__,
-                                 context={"index": i})
-            bad = [k for k, v in row.items()
-                   if v is not None and not isinstance(v, (str, int, float, bool, np.generic))]
+                raise InputError(
+                    f"Row {i} is not an object of feature: value.",
+                    expected="dict",
+                    received=type(row).__name__,
+                    context={"index": i},
+                )
+            bad = [
+                k
+                for k, v in row.items()
+                if v is not None and not isinstance(v, (str, int, float, bool, np.generic))
+            ]
             if bad:
-                raise InputError(f"Row {i} has values that are not numbers or strings.",
-                                 expected="number, string or null",
-                                 received=", ".join(map(str, bad[:5])), context={"index": i})
+                raise InputError(
+                    f"Row {i} has values that are not numbers or strings.",
+                    expected="number, string or null",
+                    received=", ".join(map(str, bad[:5])),
+                    context={"index": i},
+                )
         prep = self.preprocessing
         if not rows:
             return np.zeros((0, n_features(prep)), dtype=np.float32)
@@ -191,8 +222,9 @@ class Bundle:
         try:
             return encode_table(frame, prep)
         except TableInputError as exc:
-            raise InputError(exc.what, expected=exc.expected, received=exc.received,
-                             fix=exc.fix) from None
+            raise InputError(
+                exc.what, expected=exc.expected, received=exc.received, fix=exc.fix
+            ) from None
 
     # ---- prediction -----------------------------------------------------------------------
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
@@ -236,25 +268,37 @@ class Bundle:
         spec = self.metadata["input"]
         dtype = np.dtype(spec["dtype"])
         if not isinstance(x, np.ndarray):
-            raise InputError("predict_proba takes a numpy array (from prepare_*).",
-                             expected=f"{spec['dtype']} array", received=type(x).__name__)
+            raise InputError(
+                "predict_proba takes a numpy array (from prepare_*).",
+                expected=f"{spec['dtype']} array",
+                received=type(x).__name__,
+            )
         shape = spec["shape"]  # e.g. ["batch", 1, 16, 16] or ["batch", "tokens"]
-        if x.ndim != len(shape) or any(isinstance(s, int) and s != d
-                                       for s, d in zip(shape, x.shape)):
-            raise InputError("The input array does not have the model's shape.",
-                             expected=str(shape), received=str(list(x.shape)))
+        if x.ndim != len(shape) or any(
+            isinstance(s, int) and s != d for s, d in zip(shape, x.shape)
+        ):
+            raise InputError(
+                "The input array does not have the model's shape.",
+                expected=str(shape),
+                received=str(list(x.shape)),
+            )
         if x.dtype != dtype:
             if not np.can_cast(x.dtype, dtype, casting="same_kind"):
-                raise InputError("The input array does not have the model's dtype.",
-                                 expected=str(dtype), received=str(x.dtype))
+                raise InputError(
+                    "The input array does not have the model's dtype.",
+                    expected=str(dtype),
+                    received=str(x.dtype),
+                )
             x = x.astype(dtype)
         return np.ascontiguousarray(x)
 
     def _expect(self, modality: str, method: str) -> None:
         if self.modality != modality:
-            raise InputError(f"This model takes {self.modality} input; {method} is for "
-                             f"{modality} models.", expected=f"{self.modality} input",
-                             received=f"{modality} input")
+            raise InputError(
+                f"This model takes {self.modality} input; {method} is for {modality} models.",
+                expected=f"{self.modality} input",
+                received=f"{modality} input",
+            )
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -272,11 +316,13 @@ def task_of_metadata(metadata: dict[str, Any]) -> Task:
         try:
             return task_of(str(name))
         except DlwError:
-            raise BundleError(f"The model was exported for the task {name!r}, which this "
-                              "version of dlworkflow does not know.",
-                              expected=", ".join(TASKS.names()), received=repr(name),
-                              fix="serve it with the dlworkflow version that exported it, or "
-                                  "export it again") from None
+            raise BundleError(
+                f"The model was exported for the task {name!r}, which this "
+                "version of dlworkflow does not know.",
+                expected=", ".join(TASKS.names()),
+                received=repr(name),
+                fix="serve it with the dlworkflow version that exported it, or export it again",
+            ) from None
     modality = metadata.get("modality", "image")
     return next(t for t in map(TASKS.get, TASKS) if t.modality == modality and t.single_label)
 
@@ -289,22 +335,27 @@ def load_bundle(folder: str | Path, *, threads: int | None = None) -> Bundle:
     folder = Path(folder)
     meta_path, onnx_path = folder / METADATA_FILE, folder / ONNX_FILE
     if not meta_path.is_file() or not onnx_path.is_file():
-        raise BundleError(f"{folder} is not a complete exported model.",
-                          expected=f"{METADATA_FILE} and {ONNX_FILE}",
-                          received=", ".join(sorted(p.name for p in folder.iterdir()))
-                          if folder.is_dir() else "no such folder",
-                          fix="run `dlw export`")
+        raise BundleError(
+            f"{folder} is not a complete exported model.",
+            expected=f"{METADATA_FILE} and {ONNX_FILE}",
+            received=", ".join(sorted(p.name for p in folder.iterdir()))
+            if folder.is_dir()
+            else "no such folder",
+            fix="run `dlw export`",
+        )
     try:
         meta = read_json(meta_path)
     except (OSError, ValueError) as exc:
-        raise BundleError(f"{meta_path} is not valid JSON.", received=str(exc),
-                          fix="run `dlw export` again") from None
+        raise BundleError(
+            f"{meta_path} is not valid JSON.", received=str(exc), fix="run `dlw export` again"
+        ) from None
     if meta.get("format") != FORMAT or meta.get("modality") not in MODALITIES:
-        raise BundleError(f"{meta_path} is not a dlworkflow export this version can read.",
-                          expected=f"format {FORMAT}, modality one of {', '.join(MODALITIES)}",
-                          received=f"format {meta.get('format')!r}, "
-                                   f"modality {meta.get('modality')!r}",
-                          fix="run `dlw export` again with this version of dlworkflow")
+        raise BundleError(
+            f"{meta_path} is not a dlworkflow export this version can read.",
+            expected=f"format {FORMAT}, modality one of {', '.join(MODALITIES)}",
+            received=f"format {meta.get('format')!r}, modality {meta.get('modality')!r}",
+            fix="run `dlw export` again with this version of dlworkflow",
+        )
     _check_recorded_hash(folder, meta, ONNX_FILE)
     task_of_metadata(meta)  # a task this version lacks is refused now, not at a request
     tokenizer = _text_tokenizer(folder, meta) if meta["modality"] == "text" else None
@@ -314,24 +365,36 @@ def load_bundle(folder: str | Path, *, threads: int | None = None) -> Bundle:
         options.inter_op_num_threads = 1
     options.log_severity_level = 3
     try:
-        session = ort.InferenceSession(str(onnx_path), sess_options=options,
-                                       providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
     except Exception as exc:  # noqa: BLE001  (onnxruntime raises its own exception types)
-        raise BundleError(f"ONNX Runtime cannot load {onnx_path}.",
-                          received=str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-                          fix="run `dlw export` again") from None
-    return Bundle(folder=folder, version=int(meta["version"]), metadata=meta,
-                  modality=meta["modality"], classes=[str(c) for c in meta["classes"]],
-                  session=session, tokenizer=tokenizer)
+        raise BundleError(
+            f"ONNX Runtime cannot load {onnx_path}.",
+            received=str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+            fix="run `dlw export` again",
+        ) from None
+    return Bundle(
+        folder=folder,
+        version=int(meta["version"]),
+        metadata=meta,
+        modality=meta["modality"],
+        classes=[str(c) for c in meta["classes"]],
+        session=session,
+        tokenizer=tokenizer,
+    )
 
 
 def _check_recorded_hash(folder: Path, meta: dict[str, Any], name: str) -> None:
     """A file of the export must match the sha256 that metadata.json recorded for it."""
     expected_sha = (meta.get("files") or {}).get(name)
     if expected_sha and sha256_file(folder / name) != expected_sha:
-        raise BundleError(f"{folder / name} does not match the hash recorded at export: the "
-                          "file was changed or corrupted.",
-                          expected=f"sha256 {expected_sha[:16]}...", fix="run `dlw export` again")
+        raise BundleError(
+            f"{folder / name} does not match the hash recorded at export: the "
+            "file was changed or corrupted.",
+            expected=f"sha256 {expected_sha[:16]}...",
+            fix="run `dlw export` again",
+        )
 
 
 def _text_tokenizer(folder: Path, meta: dict[str, Any]) -> Path | None:
@@ -339,15 +402,20 @@ def _text_tokenizer(folder: Path, meta: dict[str, Any]) -> Path | None:
     before the vocabulary travelled with the model). A tokenizer that cannot be used is refused
     here, not at the first request."""
     if meta["preprocessing"].get("tokenizer") != TOKENIZER:
-        raise BundleError("The model uses a tokenizer this version of dlworkflow lacks.",
-                          expected=TOKENIZER,
-                          received=repr(meta["preprocessing"].get("tokenizer")),
-                          fix="export the model again with this version")
+        raise BundleError(
+            "The model uses a tokenizer this version of dlworkflow lacks.",
+            expected=TOKENIZER,
+            received=repr(meta["preprocessing"].get("tokenizer")),
+            fix="export the model again with this version",
+        )
     own = folder / TOKENIZER_FILE
     if TOKENIZER_FILE in (meta.get("files") or {}):
         if not own.is_file():
-            raise BundleError(f"{own} is missing: the export records it.",
-                              expected=TOKENIZER_FILE, fix="run `dlw export` again")
+            raise BundleError(
+                f"{own} is missing: the export records it.",
+                expected=TOKENIZER_FILE,
+                fix="run `dlw export` again",
+            )
         _check_recorded_hash(folder, meta, TOKENIZER_FILE)
     tokenizer = own if own.is_file() else None
     tokenize(["ready"], 2, tokenizer_json=tokenizer)

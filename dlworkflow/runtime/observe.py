@@ -82,8 +82,9 @@ def predict_outputs(bundle: Bundle, x: np.ndarray) -> np.ndarray:
     return _outputs(bundle, bundle.session.run(["logits"], {"input": x})[0])
 
 
-def infer(bundle: Bundle, x: np.ndarray, *,
-          embed_features: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+def infer(
+    bundle: Bundle, x: np.ndarray, *, embed_features: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
     """(task outputs float32 (N, K): class probabilities, values (N, 1) or label
     probabilities; embedding float32 (N, EMBED_DIMS) or None; None too with
     embed_features=False, e.g. a server that logs nothing)."""
@@ -91,8 +92,10 @@ def infer(bundle: Bundle, x: np.ndarray, *,
     if not (embed_features and has_features(bundle)):
         return predict_outputs(bundle, x), None
     if len(x) == 0:
-        return (np.zeros((0, len(bundle.classes)), dtype=np.float32),
-                np.zeros((0, EMBED_DIMS), dtype=np.float32))
+        return (
+            np.zeros((0, len(bundle.classes)), dtype=np.float32),
+            np.zeros((0, EMBED_DIMS), dtype=np.float32),
+        )
     logits, features = bundle.session.run(["logits", FEATURES_OUTPUT], {"input": x})
     return _outputs(bundle, logits), embed(features)
 
@@ -107,12 +110,18 @@ def embed(features: np.ndarray) -> np.ndarray:
 @functools.lru_cache(maxsize=8)
 def _projection(n_features: int) -> np.ndarray:
     rng = np.random.default_rng(0)
-    return (rng.standard_normal((n_features, EMBED_DIMS)) / math.sqrt(EMBED_DIMS)
-            ).astype(np.float32)
+    return (rng.standard_normal((n_features, EMBED_DIMS)) / math.sqrt(EMBED_DIMS)).astype(
+        np.float32
+    )
 
 
-def prepare(bundle: Bundle, values: list[Any], *, sizes: list[tuple[int, int]] | None = None,
-            summarise: bool = True) -> tuple[np.ndarray, list[dict]]:
+def prepare(
+    bundle: Bundle,
+    values: list[Any],
+    *,
+    sizes: list[tuple[int, int]] | None = None,
+    summarise: bool = True,
+) -> tuple[np.ndarray, list[dict]]:
     """The bundle's input for `values` and one summary per item (InputError if unusable);
     no summaries with summarise=False."""
     if bundle.modality == "image":
@@ -146,12 +155,22 @@ def image_sizes(images: list[bytes]) -> list[tuple[int, int]]:
 def image_summaries(sizes: list[tuple[int, int]], x: np.ndarray) -> list[dict[str, Any]]:
     x64 = x.astype(np.float64)
     flat = x64.reshape(len(x), -1)
-    channels = x64.reshape(len(x), x.shape[1], -1).mean(axis=2) if x.ndim == 4 else \
-        flat.mean(axis=1, keepdims=True)
-    return [{"kind": "image", "width": int(w), "height": int(h),
-             "mean": round(float(m), _DIGITS), "std": round(float(s), _DIGITS),
-             "channel_means": [round(float(c), _DIGITS) for c in cm]}
-            for (w, h), m, s, cm in zip(sizes, flat.mean(axis=1), flat.std(axis=1), channels)]
+    channels = (
+        x64.reshape(len(x), x.shape[1], -1).mean(axis=2)
+        if x.ndim == 4
+        else flat.mean(axis=1, keepdims=True)
+    )
+    return [
+        {
+            "kind": "image",
+            "width": int(w),
+            "height": int(h),
+            "mean": round(float(m), _DIGITS),
+            "std": round(float(s), _DIGITS),
+            "channel_means": [round(float(c), _DIGITS) for c in cm],
+        }
+        for (w, h), m, s, cm in zip(sizes, flat.mean(axis=1), flat.std(axis=1), channels)
+    ]
 
 
 def text_summaries(texts: list[str], x: np.ndarray) -> list[dict[str, Any]]:
@@ -160,14 +179,19 @@ def text_summaries(texts: list[str], x: np.ndarray) -> list[dict[str, Any]]:
     for text, row in zip(texts, ids):
         tokens = int(np.count_nonzero(row))
         pieces = max(1, tokens - 2)  # without [CLS] and [SEP]
-        out.append({"kind": "text", "chars": len(text), "words": len(text.split()),
-                    "tokens": tokens,
-                    "unk": round(float(np.count_nonzero(row == UNK_ID)) / pieces, _DIGITS)})
+        out.append(
+            {
+                "kind": "text",
+                "chars": len(text),
+                "words": len(text.split()),
+                "tokens": tokens,
+                "unk": round(float(np.count_nonzero(row == UNK_ID)) / pieces, _DIGITS),
+            }
+        )
     return out
 
 
-def row_summaries(rows: list[dict[str, Any]], expected: list[str] | None
-                  ) -> list[dict[str, Any]]:
+def row_summaries(rows: list[dict[str, Any]], expected: list[str] | None) -> list[dict[str, Any]]:
     out = []
     for row in rows:
         missing = sum(1 for v in row.values() if v is None or _is_nan(v))
@@ -181,40 +205,62 @@ def _is_nan(value: Any) -> bool:
     return isinstance(value, float) and math.isnan(value)
 
 
-def _class_fields(out: np.ndarray, names: list[str], task: Task,
-                  target: dict[str, Any]) -> list[dict[str, Any]]:
+def _class_fields(
+    out: np.ndarray, names: list[str], task: Task, target: dict[str, Any]
+) -> list[dict[str, Any]]:
     best = out.argmax(axis=1) if len(out) else np.zeros(0, dtype=int)
-    return [{"label": names[int(b)], "confidence": round(float(row[b]), 6),
-             "probs": [round(float(p), _DIGITS) for p in row]} for row, b in zip(out, best)]
+    return [
+        {
+            "label": names[int(b)],
+            "confidence": round(float(row[b]), 6),
+            "probs": [round(float(p), _DIGITS) for p in row],
+        }
+        for row, b in zip(out, best)
+    ]
 
 
-def _value_fields(out: np.ndarray, names: list[str], task: Task,
-                  target: dict[str, Any]) -> list[dict[str, Any]]:
+def _value_fields(
+    out: np.ndarray, names: list[str], task: Task, target: dict[str, Any]
+) -> list[dict[str, Any]]:
     values = np.asarray(out, dtype=np.float64).reshape(len(out), -1)[:, 0]
     return [{"label": f"{v:.6g}", "value": float(f"{v:.7g}")} for v in values]
 
 
-def _label_fields(out: np.ndarray, names: list[str], task: Task,
-                  target: dict[str, Any]) -> list[dict[str, Any]]:
+def _label_fields(
+    out: np.ndarray, names: list[str], task: Task, target: dict[str, Any]
+) -> list[dict[str, Any]]:
     from dlworkflow.tasks.multilabel import SEP
 
     fields = []
     for row in out:
         chosen = task.prediction(row, names, target)["labels"]
-        fields.append({"label": SEP.join(chosen), "labels": list(chosen),
-                       "probs": [round(float(p), _DIGITS) for p in row]})
+        fields.append(
+            {
+                "label": SEP.join(chosen),
+                "labels": list(chosen),
+                "probs": [round(float(p), _DIGITS) for p in row],
+            }
+        )
     return fields
 
 
 # the prediction's fields in a record, per task kind
-PREDICTION_FIELDS: dict[str, Callable[[np.ndarray, list[str], Task, dict[str, Any]],
-                                      list[dict[str, Any]]]] = {
-    "classification": _class_fields, "regression": _value_fields, "multilabel": _label_fields}
+PREDICTION_FIELDS: dict[
+    str, Callable[[np.ndarray, list[str], Task, dict[str, Any]], list[dict[str, Any]]]
+] = {"classification": _class_fields, "regression": _value_fields, "multilabel": _label_fields}
 
 
-def records(bundle: Bundle, summaries: list[dict[str, Any]], out: np.ndarray,
-            emb: np.ndarray | None, *, ids: list[str] | None = None, ts: float | None = None,
-            latency_ms: float = 0.0, request_items: int | None = None) -> list[dict[str, Any]]:
+def records(
+    bundle: Bundle,
+    summaries: list[dict[str, Any]],
+    out: np.ndarray,
+    emb: np.ndarray | None,
+    *,
+    ids: list[str] | None = None,
+    ts: float | None = None,
+    latency_ms: float = 0.0,
+    request_items: int | None = None,
+) -> list[dict[str, Any]]:
     """The prediction-log records of one call (the server's, the reference's, --inputs');
     `out`: the task outputs `infer` gives."""
     stamp = datetime.fromtimestamp(ts, UTC) if ts is not None else datetime.now(UTC)
@@ -224,13 +270,19 @@ def records(bundle: Bundle, summaries: list[dict[str, Any]], out: np.ndarray,
     fields = PREDICTION_FIELDS[task.kind](np.asarray(out), list(bundle.classes), task, target)
     result = []
     for i, summary in enumerate(summaries):
-        record = {"ts": when, "id": ids[i], "model_version": bundle.version, "input": summary,
-                  **fields[i]}
+        record = {
+            "ts": when,
+            "id": ids[i],
+            "model_version": bundle.version,
+            "input": summary,
+            **fields[i],
+        }
         if emb is not None:
             record["emb"] = [round(float(v), _DIGITS) for v in emb[i]]
         record["latency_ms"] = round(float(latency_ms), 3)
-        record["request_items"] = int(request_items if request_items is not None
-                                      else len(summaries))
+        record["request_items"] = int(
+            request_items if request_items is not None else len(summaries)
+        )
         result.append(record)
     return result
 
@@ -268,8 +320,10 @@ def table_records(rows: pd.DataFrame, features: list[str]) -> list[dict[str, Any
         record = {}
         for name in features:
             value = row["f:" + name] if "f:" + name in row else row.get(name)
-            record[name] = None if value is None or (not isinstance(value, str)
-                                                     and pd.isna(value)) else \
-                (value.item() if isinstance(value, np.generic) else value)
+            record[name] = (
+                None
+                if value is None or (not isinstance(value, str) and pd.isna(value))
+                else (value.item() if isinstance(value, np.generic) else value)
+            )
         out.append(record)
     return out

@@ -22,14 +22,29 @@ def input_spec(meta: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
     prep = dict(meta.get("preprocessing") or {})
     if modality == "image":
         channels, size = int(meta["in_channels"]), [int(s) for s in meta["image_size"]]
-        return ({"name": "input", "dtype": "float32", "shape": ["batch", channels, *size]},
-                {"modality": "image", "channels": channels, "size": size,
-                 "mean": list(meta["mean"]), "std": list(meta["std"]),
-                 "resize": "bilinear", "scale": "x / 255, then (x - mean) / std"})
+        return (
+            {"name": "input", "dtype": "float32", "shape": ["batch", channels, *size]},
+            {
+                "modality": "image",
+                "channels": channels,
+                "size": size,
+                "mean": list(meta["mean"]),
+                "std": list(meta["std"]),
+                "resize": "bilinear",
+                "scale": "x / 255, then (x - mean) / std",
+            },
+        )
     if modality == "text":
-        return ({"name": "input", "dtype": "int64", "shape": ["batch", int(prep["max_len"])]},
-                {"modality": "text", "tokenizer": prep["tokenizer"],
-                 "max_len": int(prep["max_len"]), "pad_id": 0, "pad_to": int(prep["max_len"])})
+        return (
+            {"name": "input", "dtype": "int64", "shape": ["batch", int(prep["max_len"])]},
+            {
+                "modality": "text",
+                "tokenizer": prep["tokenizer"],
+                "max_len": int(prep["max_len"]),
+                "pad_id": 0,
+                "pad_to": int(prep["max_len"]),
+            },
+        )
     width = len(prep["numeric"]) + sum(len(c) + 1 for c in prep["categories"].values())
     return {"name": "input", "dtype": "float32", "shape": ["batch", width]}, prep
 

@@ -67,14 +67,20 @@ def read_metadata(root: str | Path, version: int) -> dict[str, Any]:
     path = version_folder(root, version) / METADATA_FILE
     if not path.is_file():
         known = [m["version"] for m in versions(root)]
-        raise VersionError(f"There is no exported model version {version}.",
-                           expected="one of " + (", ".join(map(str, known)) or "(none yet)"),
-                           received=str(version), fix="run `dlw export`, or pick a listed version")
+        raise VersionError(
+            f"There is no exported model version {version}.",
+            expected="one of " + (", ".join(map(str, known)) or "(none yet)"),
+            received=str(version),
+            fix="run `dlw export`, or pick a listed version",
+        )
     try:
         return read_json(path)
     except (OSError, ValueError) as exc:
-        raise VersionError(f"{path} cannot be read.", received=str(exc),
-                           fix="export the model again with `dlw export`") from None
+        raise VersionError(
+            f"{path} cannot be read.",
+            received=str(exc),
+            fix="export the model again with `dlw export`",
+        ) from None
 
 
 def versions(root: str | Path) -> list[dict[str, Any]]:
@@ -117,9 +123,14 @@ def champion_folder(root: str | Path) -> Path | None:
 
 
 def _write(root: str | Path, version: int, previous: list[int]) -> None:
-    atomic_write_json(pointer_path(root), {
-        "version": int(version), "previous": [int(v) for v in previous],
-        "updated": datetime.now(UTC).isoformat(timespec="seconds")})
+    atomic_write_json(
+        pointer_path(root),
+        {
+            "version": int(version),
+            "previous": [int(v) for v in previous],
+            "updated": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+    )
 
 
 def promote(root: str | Path, version: int) -> None:
@@ -143,9 +154,12 @@ def rollback(root: str | Path, *, to: int | None = None) -> int:
     """
     pointer = read_pointer(root)
     if pointer is None:
-        raise VersionError("There is no champion model to roll back from.",
-                           expected=f"{pointer_path(root)}", received="none",
-                           fix="run `dlw export` (a PASS model becomes the champion)")
+        raise VersionError(
+            "There is no champion model to roll back from.",
+            expected=f"{pointer_path(root)}",
+            received="none",
+            fix="run `dlw export` (a PASS model becomes the champion)",
+        )
     if to is not None:
         return _rollback_to(root, int(to), current=int(pointer["version"]))
     previous = list(pointer.get("previous", []))
@@ -154,10 +168,13 @@ def rollback(root: str | Path, *, to: int | None = None) -> int:
         if (version_folder(root, candidate) / METADATA_FILE).is_file():
             _write(root, candidate, previous)
             return int(candidate)
-    raise VersionError(f"Version {pointer['version']} is the only champion there has been: "
-                       "there is nothing to roll back to.",
-                       expected="an earlier champion in champion.json's \"previous\"",
-                       received="none", fix="use `dlw promote VERSION` to pick a version")
+    raise VersionError(
+        f"Version {pointer['version']} is the only champion there has been: "
+        "there is nothing to roll back to.",
+        expected='an earlier champion in champion.json\'s "previous"',
+        received="none",
+        fix="use `dlw promote VERSION` to pick a version",
+    )
 
 
 def servable(metadata: dict[str, Any]) -> bool:
@@ -174,8 +191,9 @@ def _rollback_to(root: str | Path, version: int, *, current: int) -> int:
             f"{metadata.get('verdict')} and no forced export was recorded.",
             expected="a version that passed `dlw test`, or one exported with --force --reason",
             received=f"v{version}: verdict {metadata.get('verdict')}",
-            fix="pick a version that passed `dlw test` (\"verdict\" in "
-                f"{models_dir(root).name}/v<N>/{METADATA_FILE})")
+            fix='pick a version that passed `dlw test` ("verdict" in '
+            f"{models_dir(root).name}/v<N>/{METADATA_FILE})",
+        )
     if version != current:
         promote(root, version)
     return version

@@ -37,11 +37,13 @@ def check_dimensions(width: int, height: int, *, max_pixels: int, max_side: int)
     if width * height > max_pixels:
         raise ImageDecodeError(
             f"too many pixels: {width}x{height} = {width * height:,} > limit {max_pixels:,} "
-            "(possible decompression bomb; raise data.max_image_pixels if it is genuine)")
+            "(possible decompression bomb; raise data.max_image_pixels if it is genuine)"
+        )
     if max(width, height) > max_side or max(width, height) > MAX_ASPECT * min(width, height):
         raise ImageDecodeError(
             f"absurd dimensions {width}x{height} (longest side limit {max_side:,}, "
-            f"aspect ratio limit {MAX_ASPECT}:1)")
+            f"aspect ratio limit {MAX_ASPECT}:1)"
+        )
 
 
 MAX_SIDE = 65_500  # pixels on one side: beyond it the dimensions are absurd
@@ -76,8 +78,7 @@ def decode_image(path: str | Path, *, max_pixels: int, max_side: int = MAX_SIDE)
     return _decode_pillow(path, max_pixels=max_pixels, max_side=max_side)
 
 
-def decode_image_bytes(data: bytes, *, max_pixels: int, max_side: int = MAX_SIDE
-                       ) -> Image.Image:
+def decode_image_bytes(data: bytes, *, max_pixels: int, max_side: int = MAX_SIDE) -> Image.Image:
     """`decode_image` for bytes in memory (uploads to `dlw serve`): the same limits, checked
     from the header first, and the same reasons."""
     import io
@@ -170,8 +171,11 @@ def image_stats(img: Image.Image) -> dict[str, float | int]:
     from PIL import Image
 
     gray = normalise(img).convert("L")
-    small = gray if max(gray.size) <= 256 else gray.resize(
-        (min(256, gray.width), min(256, gray.height)), Image.Resampling.BILINEAR)
+    small = (
+        gray
+        if max(gray.size) <= 256
+        else gray.resize((min(256, gray.width), min(256, gray.height)), Image.Resampling.BILINEAR)
+    )
     pixels = np.asarray(small)
     thumb = np.asarray(gray.resize((32, 32), Image.Resampling.BILINEAR), dtype=np.float64)
     low = (_DCT8 @ thumb @ _DCT8.T).ravel()  # the 8x8 lowest frequencies of the 2-D DCT
@@ -213,8 +217,15 @@ def to_array(img: Image.Image, *, channels: int, size: tuple[int, int]) -> np.nd
     return arr[None, :, :] if channels == 1 else arr.transpose(2, 0, 1).copy()
 
 
-def image_tensor(project: Workspace, rows: pd.DataFrame, *, channels: int, size: tuple[int, int],
-                 max_pixels: int, progress: Any = None) -> np.ndarray:
+def image_tensor(
+    project: Workspace,
+    rows: pd.DataFrame,
+    *,
+    channels: int,
+    size: tuple[int, int],
+    max_pixels: int,
+    progress: Any = None,
+) -> np.ndarray:
     """(N, C, H, W) uint8 for the rows, in row order; cached on disk by content and format.
 
     Returned as a copy-on-write memory map of the cache file: pages are read on demand (a
@@ -233,8 +244,9 @@ def image_tensor(project: Workspace, rows: pd.DataFrame, *, channels: int, size:
     missing = bank.fill(hashes, out)  # decoded before, for another set of rows
     files = rows["path"].tolist()
     for done, i in enumerate(missing.tolist(), start=1):
-        out[i] = to_array(decode_image(files[i], max_pixels=max_pixels), channels=channels,
-                          size=size)
+        out[i] = to_array(
+            decode_image(files[i], max_pixels=max_pixels), channels=channels, size=size
+        )
         if progress is not None:
             progress(done, len(missing))
     keep = [i for i in missing.tolist() if hashes[i]]  # a changed file's pixels: not banked
@@ -251,8 +263,9 @@ def _unchanged_since_ingest(rows: pd.DataFrame) -> list[bool]:
         return [True] * len(rows)
     origins = rows["origin_path"] if "origin_path" in rows.columns else rows["path"]
     out = []
-    for origin, size, mtime in zip(origins.tolist(), rows["bytes"].tolist(),
-                                   rows["mtime_ns"].tolist()):
+    for origin, size, mtime in zip(
+        origins.tolist(), rows["bytes"].tolist(), rows["mtime_ns"].tolist()
+    ):
         try:
             stat = os.stat(str(origin))
         except (OSError, TypeError, ValueError):

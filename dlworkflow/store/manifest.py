@@ -15,11 +15,26 @@ if TYPE_CHECKING:
 
     from dlworkflow.workspace import Workspace
 
-BASE_COLUMNS = {"sample_id": "string", "label": "string", "group": "string",
-                "content_hash": "string", "bytes": "int64", "mtime_ns": "int64"}
-IMAGE_COLUMNS = {"path": "string", "origin_path": "string", "width": "int32",
-                 "height": "int32", "mode": "string", "phash": "int64", "brightness": "float32",
-                 "contrast": "float32", "dark": "float32", "bright": "float32"}
+BASE_COLUMNS = {
+    "sample_id": "string",
+    "label": "string",
+    "group": "string",
+    "content_hash": "string",
+    "bytes": "int64",
+    "mtime_ns": "int64",
+}
+IMAGE_COLUMNS = {
+    "path": "string",
+    "origin_path": "string",
+    "width": "int32",
+    "height": "int32",
+    "mode": "string",
+    "phash": "int64",
+    "brightness": "float32",
+    "contrast": "float32",
+    "dark": "float32",
+    "bright": "float32",
+}
 TEXT_COLUMNS = {"text": "string"}
 FEATURE_PREFIX = "f:"  # tabular feature columns are stored as "f:<name>"
 QUARANTINE_COLUMNS = ("sample_id", "path", "label", "reason")
@@ -30,8 +45,13 @@ def manifest_schema(task: str, feature_kinds: dict[str, str] | None = None) -> A
     """The Parquet schema of the manifest for a task (tabular: one column per feature)."""
     import pyarrow as pa
 
-    types = {"string": pa.string(), "int64": pa.int64(), "int32": pa.int32(),
-             "float32": pa.float32(), "float64": pa.float64()}
+    types = {
+        "string": pa.string(),
+        "int64": pa.int64(),
+        "int32": pa.int32(),
+        "float32": pa.float32(),
+        "float64": pa.float64(),
+    }
     columns = dict(BASE_COLUMNS)
     modality = task_of(task).modality
     if modality == "image":
@@ -39,8 +59,12 @@ def manifest_schema(task: str, feature_kinds: dict[str, str] | None = None) -> A
     elif modality == "text":
         columns.update(TEXT_COLUMNS)
     else:
-        columns.update({FEATURE_PREFIX + name: "float64" if kind == "number" else "string"
-                        for name, kind in (feature_kinds or {}).items()})
+        columns.update(
+            {
+                FEATURE_PREFIX + name: "float64" if kind == "number" else "string"
+                for name, kind in (feature_kinds or {}).items()
+            }
+        )
     return pa.schema([(name, types[kind]) for name, kind in columns.items()])
 
 
@@ -143,8 +167,9 @@ def dataset_version(manifest: pd.DataFrame) -> str:
     return version_of(total)
 
 
-def write_dataset(project: Workspace, manifest: pd.DataFrame | None, quarantine: pd.DataFrame,
-                  info: DatasetInfo) -> None:
+def write_dataset(
+    project: Workspace, manifest: pd.DataFrame | None, quarantine: pd.DataFrame, info: DatasetInfo
+) -> None:
     """Write the quarantine and dataset info (and the manifest, unless a ManifestWriter did)."""
     if manifest is not None:
         atomic_write_with(project.paths.manifest, lambda p: manifest.to_parquet(p, index=False))

@@ -83,8 +83,9 @@ class PixelBank:
         return found
 
     def _bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.folder.glob("*.npy")) \
-            if self.folder.is_dir() else 0
+        return (
+            sum(p.stat().st_size for p in self.folder.glob("*.npy")) if self.folder.is_dir() else 0
+        )
 
 
 def _save(path: Path, array: np.ndarray) -> None:
@@ -123,6 +124,7 @@ class IngestBanks:
     def flush(self) -> None:
         for (channels, height, width), (hashes, arrays) in self.pending.items():
             PixelBank(self.cache, channels=channels, size=(height, width)).add(
-                hashes, np.stack(arrays))
+                hashes, np.stack(arrays)
+            )
         self.pending.clear()
         self.pending_bytes = 0

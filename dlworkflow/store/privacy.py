@@ -48,9 +48,16 @@ class PrivacyError(DlwError):
     """Data marked pii/phi is not scanned, or identifying findings remain unaccepted."""
 
 
-def make_record(findings: Iterable[Mapping[str, Any]], *, mode: str, dataset_version: str,
-                n_scanned: int, sensitivity: str, scrubbed_to: str | None = None,
-                findings_table: str | None = None) -> dict[str, Any]:
+def make_record(
+    findings: Iterable[Mapping[str, Any]],
+    *,
+    mode: str,
+    dataset_version: str,
+    n_scanned: int,
+    sensitivity: str,
+    scrubbed_to: str | None = None,
+    findings_table: str | None = None,
+) -> dict[str, Any]:
     """The record for a list of findings (dicts with the keys of FINDING_COLUMNS)."""
     if mode not in ("scan-only", "deidentified"):
         raise ValueError(f"mode must be 'scan-only' or 'deidentified', not {mode!r}")
@@ -69,28 +76,43 @@ def make_record(findings: Iterable[Mapping[str, Any]], *, mode: str, dataset_ver
         else:
             remaining[f["kind"]] += count
     return {
-        "format": 1, "scanned": True, "mode": mode, "dataset_version": dataset_version,
-        "sensitivity": sensitivity, "n_scanned": int(n_scanned),
+        "format": 1,
+        "scanned": True,
+        "mode": mode,
+        "dataset_version": dataset_version,
+        "sensitivity": sensitivity,
+        "n_scanned": int(n_scanned),
         "n_samples_with_findings": len({f["sample_id"] for f in items if f.get("sample_id")}),
         "n_columns_with_findings": len({f["where"] for f in items if not f.get("sample_id")}),
-        "n_findings": sum(kinds.values()), "by_kind": dict(kinds.most_common()),
-        "by_where": dict(wheres.most_common()), "remaining": sum(remaining.values()),
-        "remaining_by_kind": dict(remaining.most_common()), "by_action": dict(actions),
-        "findings": items[:MAX_LISTED], "findings_left_out": max(0, len(items) - MAX_LISTED),
-        "findings_table": findings_table, "scrubbed_to": scrubbed_to,
+        "n_findings": sum(kinds.values()),
+        "by_kind": dict(kinds.most_common()),
+        "by_where": dict(wheres.most_common()),
+        "remaining": sum(remaining.values()),
+        "remaining_by_kind": dict(remaining.most_common()),
+        "by_action": dict(actions),
+        "findings": items[:MAX_LISTED],
+        "findings_left_out": max(0, len(items) - MAX_LISTED),
+        "findings_table": findings_table,
+        "scrubbed_to": scrubbed_to,
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
-def write_privacy(project: Workspace, record: dict[str, Any], *,
-                  findings: Iterable[Mapping[str, Any]] | None = None) -> None:
+def write_privacy(
+    project: Workspace,
+    record: dict[str, Any],
+    *,
+    findings: Iterable[Mapping[str, Any]] | None = None,
+) -> None:
     """Write the record atomically; with `findings`, every one of them to the Parquet table."""
     import pandas as pd
 
     if findings is not None:
         table = pd.DataFrame([dict(f) for f in findings], columns=list(FINDING_COLUMNS))
-        atomic_write_with(project.paths.state / FINDINGS_FILE,
-                          lambda p: table.astype({"count": "int64"}).to_parquet(p, index=False))
+        atomic_write_with(
+            project.paths.state / FINDINGS_FILE,
+            lambda p: table.astype({"count": "int64"}).to_parquet(p, index=False),
+        )
         record = {**record, "findings_table": FINDINGS_FILE}
     atomic_write_json(project.paths.state / RECORD_FILE, record)
 
@@ -145,16 +167,19 @@ def check_privacy_gate(project: Workspace) -> str | None:
 
 
 def _unscanned(sensitivity: str, version: str, record: dict[str, Any] | None) -> PrivacyError:
-    received = ("no privacy record" if not record else
-                f"a scan of dataset version {str(record.get('dataset_version'))[:12]}, "
-                f"not of the current {version[:12]}")
+    received = (
+        "no privacy record"
+        if not record
+        else f"a scan of dataset version {str(record.get('dataset_version'))[:12]}, "
+        f"not of the current {version[:12]}"
+    )
     return PrivacyError(
         f"data sensitivity is {sensitivity} and the data has not been scanned for "
         "identifying information.",
         expected=f"a privacy scan of dataset version {version[:12]} (mandatory for pii/phi)",
         received=received,
         fix="run `dlw ingest SOURCE` again (the scan is mandatory for pii/phi) or "
-            "`dlw ingest --deidentify`",
+        "`dlw ingest --deidentify`",
         context={"sensitivity": sensitivity, "dataset_version": version},
     )
 
@@ -162,9 +187,14 @@ def _unscanned(sensitivity: str, version: str, record: dict[str, Any] | None) ->
 def _findings_remain(sensitivity: str, record: dict[str, Any]) -> PrivacyError:
     kinds = record.get("remaining_by_kind") or {}
     listed = ", ".join(f"{n} {kind}" for kind, n in kinds.items())
-    places = [f"{n} {what}" for what, n in (
-        ("sample(s)", record.get("n_samples_with_findings", 0)),
-        ("column(s)", record.get("n_columns_with_findings", 0))) if n]
+    places = [
+        f"{n} {what}"
+        for what, n in (
+            ("sample(s)", record.get("n_samples_with_findings", 0)),
+            ("column(s)", record.get("n_columns_with_findings", 0)),
+        )
+        if n
+    ]
     return PrivacyError(
         f"data sensitivity is {sensitivity} and identifying information remains in the data "
         f"({record.get('mode')} ingest): {listed}"
@@ -173,7 +203,7 @@ def _findings_remain(sensitivity: str, record: dict[str, Any]) -> PrivacyError:
         expected="no remaining findings, or a recorded reason to accept them",
         received=f"{record.get('remaining')} remaining finding(s)",
         fix="run `dlw ingest --deidentify` to train on scrubbed copies, or set "
-            "privacy.accept_findings_reason in dlworkflow.yaml to why they are acceptable "
-            "(the reason is recorded with every training run)",
+        "privacy.accept_findings_reason in dlworkflow.yaml to why they are acceptable "
+        "(the reason is recorded with every training run)",
         context={"remaining_by_kind": kinds, "sensitivity": sensitivity},
     )

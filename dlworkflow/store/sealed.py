@@ -28,7 +28,7 @@ def open_test_set(project: Workspace, *, purpose: str, slice: str = "test") -> p
         raise SealedTestSetError(
             f"Refused to read the sealed {_what(slice)} from {where}.",
             expected="a read from `dlw test` (Project.test()) or `dlw retrain` "
-                     "(Project.retrain()), the only readers",
+            "(Project.retrain()), the only readers",
             received=where,
             fix="use the validation split for development; run `dlw test` once the model "
             "meets the target on validation",
@@ -47,9 +47,13 @@ def open_test_set(project: Workspace, *, purpose: str, slice: str = "test") -> p
             fix="restore the original data, or run `dlw split` again and note in the report "
             "that the test set changed",
         )
-    project.ledger.log_test_read(run_id=active.run_id, step=active.step,
-                                 purpose=purpose if slice == "test" else f"{purpose} [{slice}]",
-                                 n_samples=len(chosen), seal_hash=expected)
+    project.ledger.log_test_read(
+        run_id=active.run_id,
+        step=active.step,
+        purpose=purpose if slice == "test" else f"{purpose} [{slice}]",
+        n_samples=len(chosen),
+        seal_hash=expected,
+    )
     return chosen
 
 
@@ -60,10 +64,12 @@ def _seal_of(info: SplitInfo, slice: str) -> str:
     if fresh_number(slice) is None or slice not in slices:
         known = ", ".join(["test", *sorted(slices)])
         raise SealedTestSetError(
-            f"There is no sealed slice {slice!r}.", expected=f"one of {known}",
+            f"There is no sealed slice {slice!r}.",
+            expected=f"one of {known}",
             received=repr(slice),
             fix="`dlw split` makes a fresh<N> slice for each data.additions entry; "
-                "`dlw retrain --data SOURCE` adds one")
+            "`dlw retrain --data SOURCE` adds one",
+        )
     return str(slices[slice]["seal_hash"])
 
 

@@ -87,8 +87,10 @@ def assignment_hash(assignments: pd.DataFrame) -> str:
 
 def write_split(project: Workspace, assignments: pd.DataFrame, info: SplitInfo) -> None:
     folder = project.paths.split_dir
-    atomic_write_with(folder / "assignments.parquet",
-                      lambda p: assignments[["sample_id", "split"]].to_parquet(p, index=False))
+    atomic_write_with(
+        folder / "assignments.parquet",
+        lambda p: assignments[["sample_id", "split"]].to_parquet(p, index=False),
+    )
     atomic_write_json(folder / "split.json", asdict(info))
 
 
@@ -96,7 +98,9 @@ def read_split_info(project: Workspace) -> SplitInfo:
     path = project.paths.split_dir / "split.json"
     if not path.is_file():
         raise StepOrderError(
-            "The data has not been split yet.", expected=f"{path}", received="none",
+            "The data has not been split yet.",
+            expected=f"{path}",
+            received="none",
             fix="run `dlw split` first",
         )
     return SplitInfo(**read_json(path))
@@ -139,13 +143,18 @@ def load_split(project: Workspace, name: str) -> pd.DataFrame:
         raise SealedTestSetError(
             f"The fresh slice {name!r} is sealed like the test set: training and validation "
             "code cannot read it.",
-            expected="split 'train' or 'val'", received=repr(name),
+            expected="split 'train' or 'val'",
+            received=repr(name),
             fix="`dlw retrain` compares champion and challenger on it; every read is logged "
             "in the ledger",
         )
     if name not in OPEN_SPLITS:
-        raise SplitError(f"Unknown split {name!r}.", expected="'train' or 'val'",
-                         received=repr(name), fix="use 'train' or 'val'")
+        raise SplitError(
+            f"Unknown split {name!r}.",
+            expected="'train' or 'val'",
+            received=repr(name),
+            fix="use 'train' or 'val'",
+        )
     rows = joined(project)
     return rows[rows["split"] == name].drop(columns="split").reset_index(drop=True)
 
@@ -153,6 +162,7 @@ def load_split(project: Workspace, name: str) -> pd.DataFrame:
 def describe(info: SplitInfo) -> dict[str, Any]:
     out: dict[str, Any] = {"hash": info.hash, "seal": info.seal_hash, "counts": info.counts}
     if info.slices:
-        out["slices"] = {name: {"seal": s["seal_hash"], "n": s["n"]}
-                         for name, s in info.slices.items()}
+        out["slices"] = {
+            name: {"seal": s["seal_hash"], "n": s["n"]} for name, s in info.slices.items()
+        }
     return out

@@ -26,7 +26,9 @@ def read_trained_pointer(project: Workspace) -> dict[str, Any]:
     if not path.is_file():
         raise StepOrderError(
             "There is no trained model in this project yet.",
-            expected=str(path), received="none", fix="run `dlw train` first",
+            expected=str(path),
+            received="none",
+            fix="run `dlw train` first",
         )
     return read_json(path)
 

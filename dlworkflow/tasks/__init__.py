@@ -17,5 +17,4 @@ This is a core layer: it imports no step, no model and no torch.
 from dlworkflow.tasks.base import MODALITIES, MetricSpec, TargetError, Task
 from dlworkflow.tasks.registry import TASKS, task_names, task_of
 
-__all__ = ["MODALITIES", "TASKS", "MetricSpec", "TargetError", "Task", "task_names",
-           "task_of"]
+__all__ = ["MODALITIES", "TASKS", "MetricSpec", "TargetError", "Task", "task_names", "task_of"]

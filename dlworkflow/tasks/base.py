@@ -42,19 +42,26 @@ class MetricSpec:
         return ">=" if self.higher_is_better else "<="
 
     def criterion(self, target: float) -> str:
-        """"accuracy >= 0.95", "rmse <= 3.5"."""
+        """ "accuracy >= 0.95", "rmse <= 3.5"."""
         return f"{self.name} {self.sign()} {target:g}"
 
     def check_target(self, target: float) -> None:
         """ConfigError when the target lies outside the values the metric can take."""
         low, high = self.bounds
         if (low is not None and target < low) or (high is not None and target > high):
-            span = (f"{low:g} to {high:g}" if low is not None and high is not None
-                    else f"at least {low:g}" if low is not None else f"at most {high:g}")
-            raise ConfigError(f"problem.target {target:g} is not a possible {self.name}.",
-                              expected=f"{self.name}: {span}", received=f"{target:g}",
-                              fix="set problem.target (`dlw define --target ...`) within "
-                                  "the expected range")
+            span = (
+                f"{low:g} to {high:g}"
+                if low is not None and high is not None
+                else f"at least {low:g}"
+                if low is not None
+                else f"at most {high:g}"
+            )
+            raise ConfigError(
+                f"problem.target {target:g} is not a possible {self.name}.",
+                expected=f"{self.name}: {span}",
+                received=f"{target:g}",
+                fix="set problem.target (`dlw define --target ...`) within the expected range",
+            )
 
     def better(self, a: float, b: float) -> bool:
         """a is strictly better than b."""
@@ -129,8 +136,9 @@ class Task(ABC):
         travels with the model in model.json): the target scaling of regression."""
         return {}
 
-    def fit_on_validation(self, y: np.ndarray, out: np.ndarray,
-                          target: dict[str, Any]) -> dict[str, Any]:
+    def fit_on_validation(
+        self, y: np.ndarray, out: np.ndarray, target: dict[str, Any]
+    ) -> dict[str, Any]:
         """After training: what is tuned on the validation outputs (multi-label thresholds)."""
         return target
 
@@ -147,8 +155,15 @@ class Task(ABC):
         return np.ones(len(y), dtype=bool)
 
     @abstractmethod
-    def loss(self, logits: torch.Tensor, y: torch.Tensor, target: dict[str, Any], *,
-             weight: torch.Tensor | None = None, label_smoothing: float = 0.0) -> torch.Tensor:
+    def loss(
+        self,
+        logits: torch.Tensor,
+        y: torch.Tensor,
+        target: dict[str, Any],
+        *,
+        weight: torch.Tensor | None = None,
+        label_smoothing: float = 0.0,
+    ) -> torch.Tensor:
         """The training loss of a batch of network outputs against encoded targets."""
 
     @abstractmethod
@@ -156,41 +171,54 @@ class Task(ABC):
         """What the network's raw outputs mean: class probabilities, label probabilities, or
         values in the target's units (the target scaling undone)."""
 
-    def score(self, name: str, y: np.ndarray, out: np.ndarray,
-              target: dict[str, Any]) -> float:
+    def score(self, name: str, y: np.ndarray, out: np.ndarray, target: dict[str, Any]) -> float:
         """One metric of `outputs` against encoded targets (NaN where undefined): the point
         estimate of `scores` (a task overrides one of the two)."""
         self.metric(name)
         return float(self.scores(y, out, np.ones((1, len(y))), target)[name][0])
 
-    def scores(self, y: np.ndarray, out: np.ndarray, weights: np.ndarray,
-               target: dict[str, Any]) -> dict[str, np.ndarray]:
+    def scores(
+        self, y: np.ndarray, out: np.ndarray, weights: np.ndarray, target: dict[str, Any]
+    ) -> dict[str, np.ndarray]:
         """Every metric, one value per row of `weights` (B, N): bootstrap resamples as draw
         counts; a row of ones is the point estimate."""
-        return {m.name: np.array([self.score(m.name, np.repeat(y, w.astype(int), axis=0),
-                                             np.repeat(out, w.astype(int), axis=0), target)
-                                  for w in weights]) for m in self.metrics}
+        return {
+            m.name: np.array(
+                [
+                    self.score(
+                        m.name,
+                        np.repeat(y, w.astype(int), axis=0),
+                        np.repeat(out, w.astype(int), axis=0),
+                        target,
+                    )
+                    for w in weights
+                ]
+            )
+            for m in self.metrics
+        }
 
-    def val_metrics(self, logits: np.ndarray, y: np.ndarray, target: dict[str, Any],
-                    metric: str, loss: float) -> dict[str, float]:
+    def val_metrics(
+        self, logits: np.ndarray, y: np.ndarray, target: dict[str, Any], metric: str, loss: float
+    ) -> dict[str, float]:
         """The validation row of one epoch: val_loss, val_<metric>, val_<companion>."""
         out = self.outputs(logits, target)
         row = {"val_loss": loss, f"val_{metric}": self.score(metric, y, out, target)}
         if metric != self.companion_metric:
-            row[f"val_{self.companion_metric}"] = self.score(self.companion_metric, y, out,
-                                                             target)
+            row[f"val_{self.companion_metric}"] = self.score(self.companion_metric, y, out, target)
         return row
 
     # --- predictions as the user sees them: serve, `dlw predict`, monitor ---------------
 
     @abstractmethod
-    def prediction(self, out: np.ndarray, names: Sequence[str], target: dict[str, Any]
-                   ) -> dict[str, Any]:
+    def prediction(
+        self, out: np.ndarray, names: Sequence[str], target: dict[str, Any]
+    ) -> dict[str, Any]:
         """One sample's prediction (JSON-ready) from its row of `outputs`."""
 
     @abstractmethod
-    def prediction_columns(self, out: np.ndarray, names: Sequence[str],
-                           target: dict[str, Any]) -> dict[str, list[Any]]:
+    def prediction_columns(
+        self, out: np.ndarray, names: Sequence[str], target: dict[str, Any]
+    ) -> dict[str, list[Any]]:
         """The columns `dlw predict` writes for `outputs` (N rows)."""
 
     def metric(self, name: str) -> MetricSpec:
@@ -199,8 +227,10 @@ class Task(ABC):
                 return spec
         raise ConfigError(
             f"The task {self.name} has no metric {name!r}.",
-            expected=", ".join(m.name for m in self.metrics), received=repr(name),
-            fix="set problem.primary_metric to one of the expected metrics")
+            expected=", ".join(m.name for m in self.metrics),
+            received=repr(name),
+            fix="set problem.primary_metric to one of the expected metrics",
+        )
 
     def define_hint(self) -> str:
         """The `dlw define` command line the hints show for this task."""
@@ -211,9 +241,12 @@ class Task(ABC):
         the target is a value it can take."""
         spec = self.metric(metric)
         if not spec.primary:
-            raise ConfigError(f"{metric} cannot be the primary metric of {self.name}.",
-                              expected=", ".join(self.primary_metrics()), received=metric,
-                              fix="set problem.primary_metric to one of the expected metrics")
+            raise ConfigError(
+                f"{metric} cannot be the primary metric of {self.name}.",
+                expected=", ".join(self.primary_metrics()),
+                received=metric,
+                fix="set problem.primary_metric to one of the expected metrics",
+            )
         spec.check_target(target)
         return spec
 

@@ -30,8 +30,12 @@ class Classification(Task):
         MetricSpec("auroc", description="macro one-vs-rest area under the ROC curve"),
         MetricSpec("weighted_f1", primary=False, description="F1 weighted by class support"),
         MetricSpec("auprc", primary=False, description="macro one-vs-rest average precision"),
-        MetricSpec("ece", higher_is_better=False, primary=False,
-                   description="expected calibration error (15 bins)"),
+        MetricSpec(
+            "ece",
+            higher_is_better=False,
+            primary=False,
+            description="expected calibration error (15 bins)",
+        ),
     )
 
     def parse_target(self, raw: Any, *, column: str) -> str:
@@ -50,12 +54,20 @@ class Classification(Task):
     def known(self, y: np.ndarray) -> np.ndarray:
         return np.asarray(y) >= 0
 
-    def loss(self, logits: torch.Tensor, y: torch.Tensor, target: dict[str, Any], *,
-             weight: torch.Tensor | None = None, label_smoothing: float = 0.0) -> torch.Tensor:
+    def loss(
+        self,
+        logits: torch.Tensor,
+        y: torch.Tensor,
+        target: dict[str, Any],
+        *,
+        weight: torch.Tensor | None = None,
+        label_smoothing: float = 0.0,
+    ) -> torch.Tensor:
         from torch import nn
 
-        return nn.functional.cross_entropy(logits, y, weight=weight,
-                                           label_smoothing=label_smoothing)
+        return nn.functional.cross_entropy(
+            logits, y, weight=weight, label_smoothing=label_smoothing
+        )
 
     def outputs(self, logits: np.ndarray, target: dict[str, Any]) -> np.ndarray:
         z = logits - logits.max(axis=1, keepdims=True)
@@ -63,22 +75,27 @@ class Classification(Task):
         proba: np.ndarray = e / e.sum(axis=1, keepdims=True)
         return proba
 
-    def score(self, name: str, y: np.ndarray, out: np.ndarray,
-              target: dict[str, Any]) -> float:
+    def score(self, name: str, y: np.ndarray, out: np.ndarray, target: dict[str, Any]) -> float:
         return metrics_mod.compute(name, y, out)
 
-    def prediction(self, out: np.ndarray, names: Sequence[str], target: dict[str, Any]
-                   ) -> dict[str, Any]:
+    def prediction(
+        self, out: np.ndarray, names: Sequence[str], target: dict[str, Any]
+    ) -> dict[str, Any]:
         best = int(out.argmax())
-        return {"label": names[best], "confidence": float(out[best]),
-                "probabilities": {c: float(p) for c, p in zip(names, out)}}
+        return {
+            "label": names[best],
+            "confidence": float(out[best]),
+            "probabilities": {c: float(p) for c, p in zip(names, out)},
+        }
 
-    def prediction_columns(self, out: np.ndarray, names: Sequence[str],
-                           target: dict[str, Any]) -> dict[str, list[Any]]:
+    def prediction_columns(
+        self, out: np.ndarray, names: Sequence[str], target: dict[str, Any]
+    ) -> dict[str, list[Any]]:
         best = out.argmax(axis=1) if len(out) else np.zeros(0, dtype=int)
         columns: dict[str, list[Any]] = {
             "label": [names[k] for k in best],
-            "confidence": [f"{float(out[i, k]):.6f}" for i, k in enumerate(best)]}
+            "confidence": [f"{float(out[i, k]):.6f}" for i, k in enumerate(best)],
+        }
         for j, c in enumerate(names):
             columns[f"p_{c}"] = [f"{float(p):.6f}" for p in out[:, j]]
         return columns

@@ -42,10 +42,15 @@ class MultiLabel(Task):
         MetricSpec("macro_f1", description="mean F1 over the labels"),
         MetricSpec("micro_f1", description="F1 over every (sample, label) decision"),
         MetricSpec("map", description="mean over the labels of the average precision"),
-        MetricSpec("subset_accuracy", description="share of samples whose label set is "
-                                                  "exactly right"),
-        MetricSpec("hamming_loss", higher_is_better=False, primary=False,
-                   description="share of (sample, label) decisions that are wrong"),
+        MetricSpec(
+            "subset_accuracy", description="share of samples whose label set is exactly right"
+        ),
+        MetricSpec(
+            "hamming_loss",
+            higher_is_better=False,
+            primary=False,
+            description="share of (sample, label) decisions that are wrong",
+        ),
     )
 
     # --- reading targets ------------------------------------------------------------------
@@ -55,15 +60,19 @@ class MultiLabel(Task):
 
     def read_target(self, record: dict[Any, Any], data: Any) -> str:
         if not data.label_columns:
-            return self._parse(record.get(data.label_column), column=data.label_column,
-                               delimiter=data.label_delimiter)
+            return self._parse(
+                record.get(data.label_column),
+                column=data.label_column,
+                delimiter=data.label_delimiter,
+            )
         labels = []
         for column in data.label_columns:
             text = cell_text(record.get(column))
             flag = (text or "").lower()
             if flag not in TRUE | FALSE:
-                raise TargetError(f"one-hot label column {column!r} holds {str(text)[:20]!r}, "
-                                  "not 0/1")
+                raise TargetError(
+                    f"one-hot label column {column!r} holds {str(text)[:20]!r}, not 0/1"
+                )
             if flag in TRUE:
                 labels.append(self._name(column, column=column))
         return self._joined(labels, column=", ".join(data.label_columns))
@@ -100,8 +109,7 @@ class MultiLabel(Task):
 
     def strata(self, targets: Sequence[str]) -> list[str]:
         counts = Counter(label for t in targets for label in str(t).split(SEP))
-        return [min(str(t).split(SEP), key=lambda label: (counts[label], label))
-                for t in targets]
+        return [min(str(t).split(SEP), key=lambda label: (counts[label], label)) for t in targets]
 
     def output_names(self, targets: Sequence[str]) -> list[str]:
         return sorted({label for t in targets for label in str(t).split(SEP) if label})
@@ -124,8 +132,15 @@ class MultiLabel(Task):
 
     # --- the head ---------------------------------------------------------------------------
 
-    def loss(self, logits: torch.Tensor, y: torch.Tensor, target: dict[str, Any], *,
-             weight: torch.Tensor | None = None, label_smoothing: float = 0.0) -> torch.Tensor:
+    def loss(
+        self,
+        logits: torch.Tensor,
+        y: torch.Tensor,
+        target: dict[str, Any],
+        *,
+        weight: torch.Tensor | None = None,
+        label_smoothing: float = 0.0,
+    ) -> torch.Tensor:
         from torch import nn
 
         y = y.to(logits.dtype)
@@ -144,8 +159,9 @@ class MultiLabel(Task):
         """Bool (N, L): the predicted labels."""
         return out >= self.thresholds(target, out.shape[1])
 
-    def fit_on_validation(self, y: np.ndarray, out: np.ndarray,
-                          target: dict[str, Any]) -> dict[str, Any]:
+    def fit_on_validation(
+        self, y: np.ndarray, out: np.ndarray, target: dict[str, Any]
+    ) -> dict[str, Any]:
         """Each label's threshold: the candidate (0.05 ... 0.95) with the best F1 on
         validation; 0.5 for a label validation never shows."""
         keep = self.known(y)
@@ -163,8 +179,9 @@ class MultiLabel(Task):
 
     # --- metrics --------------------------------------------------------------------------
 
-    def scores(self, y: np.ndarray, out: np.ndarray, weights: np.ndarray,
-               target: dict[str, Any]) -> dict[str, np.ndarray]:
+    def scores(
+        self, y: np.ndarray, out: np.ndarray, weights: np.ndarray, target: dict[str, Any]
+    ) -> dict[str, np.ndarray]:
         truth = np.asarray(y) > 0.5
         out = np.asarray(out, dtype=np.float64)
         pred = self.decide(out, target)
@@ -181,23 +198,32 @@ class MultiLabel(Task):
             micro = np.where(micro_denom > 0, 2 * tp.sum(axis=1) / micro_denom, np.nan)
         exact = (truth == pred).all(axis=1).astype(np.float64)
         wrong = (truth != pred).mean(axis=1)
-        return {"macro_f1": macro, "micro_f1": micro, "map": _mean_ap(truth, out, weights),
-                "subset_accuracy": weights @ exact / total,
-                "hamming_loss": weights @ wrong / total}
+        return {
+            "macro_f1": macro,
+            "micro_f1": micro,
+            "map": _mean_ap(truth, out, weights),
+            "subset_accuracy": weights @ exact / total,
+            "hamming_loss": weights @ wrong / total,
+        }
 
     # --- predictions ------------------------------------------------------------------------
 
-    def prediction(self, out: np.ndarray, names: Sequence[str], target: dict[str, Any]
-                   ) -> dict[str, Any]:
+    def prediction(
+        self, out: np.ndarray, names: Sequence[str], target: dict[str, Any]
+    ) -> dict[str, Any]:
         chosen = self.decide(np.asarray(out)[None, :], target)[0]
-        return {"labels": [n for n, c in zip(names, chosen) if c],
-                "probabilities": {n: float(p) for n, p in zip(names, out)}}
+        return {
+            "labels": [n for n, c in zip(names, chosen) if c],
+            "probabilities": {n: float(p) for n, p in zip(names, out)},
+        }
 
-    def prediction_columns(self, out: np.ndarray, names: Sequence[str],
-                           target: dict[str, Any]) -> dict[str, list[Any]]:
+    def prediction_columns(
+        self, out: np.ndarray, names: Sequence[str], target: dict[str, Any]
+    ) -> dict[str, list[Any]]:
         chosen = self.decide(np.asarray(out).reshape(len(out), len(names)), target)
         columns: dict[str, list[Any]] = {
-            "labels": [SEP.join(n for n, c in zip(names, row) if c) for row in chosen]}
+            "labels": [SEP.join(n for n, c in zip(names, row) if c) for row in chosen]
+        }
         for j, name in enumerate(names):
             columns[f"p_{name}"] = [f"{float(p):.6f}" for p in out[:, j]]
         return columns
@@ -218,8 +244,9 @@ def _mean_ap(truth: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.n
         n_pos = cum_tp[:, -1] if len(ends) else np.zeros(len(w))
         gained = np.diff(np.concatenate([np.zeros((len(w), 1)), cum_tp], axis=1), axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            ap = (gained * np.where(cum_all > 0, cum_tp / np.where(cum_all > 0, cum_all, 1), 0)
-                  ).sum(axis=1) / n_pos
+            ap = (
+                gained * np.where(cum_all > 0, cum_tp / np.where(cum_all > 0, cum_all, 1), 0)
+            ).sum(axis=1) / n_pos
         values.append(np.where(n_pos > 0, ap, np.nan))
     if not values:
         return np.full(len(weights), np.nan)

@@ -11,27 +11,50 @@ from dlworkflow.tasks.regression import Regression
 TASKS: Registry[Task] = Registry("task")
 
 for _task in (
-    Classification("image", default_model="small_cnn",
-                   description="one class per image (a folder of class sub-folders, or a "
-                               "table of paths and labels)"),
-    Classification("text", default_model="minilm_classifier",
-                   description="one class per text (a table with a text and a label column)"),
-    Classification("tabular", default_model="mlp",
-                   description="one class per table row (feature columns and a label column)"),
-    Regression("tabular", default_model="mlp",
-               description="one number per table row (feature columns and a numeric target "
-                           "column)"),
-    Regression("image", default_model="small_cnn",
-               description="one number per image (a table of paths and numeric targets)"),
-    MultiLabel("tabular", default_model="mlp",
-               description="a set of labels per table row (a delimited label column, or "
-                           "one-hot label columns)"),
-    MultiLabel("image", default_model="small_cnn",
-               description="a set of labels per image (a table of paths and a delimited "
-                           "label column, or one-hot label columns)"),
-    MultiLabel("text", default_model="minilm_classifier",
-               description="a set of labels per text (a table with a text column and a "
-                           "delimited label column, or one-hot label columns)"),
+    Classification(
+        "image",
+        default_model="small_cnn",
+        description="one class per image (a folder of class sub-folders, or a "
+        "table of paths and labels)",
+    ),
+    Classification(
+        "text",
+        default_model="minilm_classifier",
+        description="one class per text (a table with a text and a label column)",
+    ),
+    Classification(
+        "tabular",
+        default_model="mlp",
+        description="one class per table row (feature columns and a label column)",
+    ),
+    Regression(
+        "tabular",
+        default_model="mlp",
+        description="one number per table row (feature columns and a numeric target column)",
+    ),
+    Regression(
+        "image",
+        default_model="small_cnn",
+        description="one number per image (a table of paths and numeric targets)",
+    ),
+    MultiLabel(
+        "tabular",
+        default_model="mlp",
+        description="a set of labels per table row (a delimited label column, or "
+        "one-hot label columns)",
+    ),
+    MultiLabel(
+        "image",
+        default_model="small_cnn",
+        description="a set of labels per image (a table of paths and a delimited "
+        "label column, or one-hot label columns)",
+    ),
+    MultiLabel(
+        "text",
+        default_model="minilm_classifier",
+        description="a set of labels per text (a table with a text column and a "
+        "delimited label column, or one-hot label columns)",
+    ),
 ):
     TASKS.add(_task.name, _task)
 

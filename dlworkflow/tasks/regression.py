@@ -30,15 +30,25 @@ class Regression(Task):
     example_target = "3.5"
     companion_metric = "mae"
     metrics = (
-        MetricSpec("rmse", higher_is_better=False, bounds=(0.0, None),
-                   description="root mean squared error"),
-        MetricSpec("mae", higher_is_better=False, bounds=(0.0, None),
-                   description="mean absolute error"),
-        MetricSpec("r2", bounds=(None, 1.0),
-                   description="coefficient of determination (1 - SSE / SST)"),
-        MetricSpec("mape", higher_is_better=False, bounds=(0.0, None),
-                   description="mean absolute percentage error, as a fraction (0.1 = 10%); "
-                               "samples whose target is 0 are left out"),
+        MetricSpec(
+            "rmse",
+            higher_is_better=False,
+            bounds=(0.0, None),
+            description="root mean squared error",
+        ),
+        MetricSpec(
+            "mae", higher_is_better=False, bounds=(0.0, None), description="mean absolute error"
+        ),
+        MetricSpec(
+            "r2", bounds=(None, 1.0), description="coefficient of determination (1 - SSE / SST)"
+        ),
+        MetricSpec(
+            "mape",
+            higher_is_better=False,
+            bounds=(0.0, None),
+            description="mean absolute percentage error, as a fraction (0.1 = 10%); "
+            "samples whose target is 0 are left out",
+        ),
     )
 
     def parse_target(self, raw: Any, *, column: str) -> str:
@@ -70,12 +80,15 @@ class Regression(Task):
 
     def target_counts(self, counts: dict[str, int]) -> dict[str, int]:
         """Samples per value range: the split's quantile bins, named by their ranges."""
-        values = np.repeat(np.array([float(v) for v in counts], dtype=np.float64),
-                           np.array(list(counts.values()), dtype=np.int64))
+        values = np.repeat(
+            np.array([float(v) for v in counts], dtype=np.float64),
+            np.array(list(counts.values()), dtype=np.int64),
+        )
         if not len(values):
             return {}
-        bins = np.array([int(b[1:]) if b != "all" else 0 for b in
-                         self.strata([repr(float(v)) for v in values])])
+        bins = np.array(
+            [int(b[1:]) if b != "all" else 0 for b in self.strata([repr(float(v)) for v in values])]
+        )
         out = {}
         for b in np.unique(bins):
             inside = values[bins == b]
@@ -104,8 +117,15 @@ class Regression(Task):
     def known(self, y: np.ndarray) -> np.ndarray:
         return np.isfinite(np.asarray(y, dtype=np.float64))
 
-    def loss(self, logits: torch.Tensor, y: torch.Tensor, target: dict[str, Any], *,
-             weight: torch.Tensor | None = None, label_smoothing: float = 0.0) -> torch.Tensor:
+    def loss(
+        self,
+        logits: torch.Tensor,
+        y: torch.Tensor,
+        target: dict[str, Any],
+        *,
+        weight: torch.Tensor | None = None,
+        label_smoothing: float = 0.0,
+    ) -> torch.Tensor:
         """Mean squared error on the standardised scale."""
         z = (y.to(logits.dtype) - float(target.get("mean", 0.0))) / float(target.get("std", 1.0))
         return ((logits[:, 0] - z) ** 2).mean()
@@ -115,27 +135,33 @@ class Regression(Task):
         logits = np.asarray(logits, dtype=np.float64)
         return logits[:, :1] * float(target.get("std", 1.0)) + float(target.get("mean", 0.0))
 
-    def scores(self, y: np.ndarray, out: np.ndarray, weights: np.ndarray,
-               target: dict[str, Any]) -> dict[str, np.ndarray]:
+    def scores(
+        self, y: np.ndarray, out: np.ndarray, weights: np.ndarray, target: dict[str, Any]
+    ) -> dict[str, np.ndarray]:
         y = np.asarray(y, dtype=np.float64)
         pred = np.asarray(out, dtype=np.float64).reshape(len(y), -1)[:, 0]
         err = pred - y
         total = weights.sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            sse = weights @ (err ** 2)
+            sse = weights @ (err**2)
             mean_y = weights @ y / total
-            sst = weights @ (y ** 2) - total * mean_y ** 2
+            sst = weights @ (y**2) - total * mean_y**2
             nonzero = y != 0
             w_nz = weights[:, nonzero]
             mape = w_nz @ (np.abs(err[nonzero]) / np.abs(y[nonzero])) / w_nz.sum(axis=1)
-            return {"rmse": np.sqrt(sse / total), "mae": weights @ np.abs(err) / total,
-                    "r2": np.where(sst > 0, 1 - sse / np.where(sst > 0, sst, 1), np.nan),
-                    "mape": mape}
+            return {
+                "rmse": np.sqrt(sse / total),
+                "mae": weights @ np.abs(err) / total,
+                "r2": np.where(sst > 0, 1 - sse / np.where(sst > 0, sst, 1), np.nan),
+                "mape": mape,
+            }
 
-    def prediction(self, out: np.ndarray, names: Sequence[str], target: dict[str, Any]
-                   ) -> dict[str, Any]:
+    def prediction(
+        self, out: np.ndarray, names: Sequence[str], target: dict[str, Any]
+    ) -> dict[str, Any]:
         return {"value": float(np.asarray(out).reshape(-1)[0])}
 
-    def prediction_columns(self, out: np.ndarray, names: Sequence[str],
-                           target: dict[str, Any]) -> dict[str, list[Any]]:
+    def prediction_columns(
+        self, out: np.ndarray, names: Sequence[str], target: dict[str, Any]
+    ) -> dict[str, list[Any]]:
         return {"value": [f"{float(v):.9g}" for v in np.asarray(out).reshape(len(out), -1)[:, 0]]}

@@ -10,5 +10,15 @@ from dlworkflow.train.callbacks import Callback, FitState, LambdaCallback
 from dlworkflow.train.step import BEST_POINTER, TrainResult, train
 from dlworkflow.train.trainer import FitOptions, FitResult, LoopConfig, fit
 
-__all__ = ["BEST_POINTER", "Callback", "FitOptions", "FitResult", "FitState", "LambdaCallback",
-           "LoopConfig", "TrainResult", "fit", "train"]
+__all__ = [
+    "BEST_POINTER",
+    "Callback",
+    "FitOptions",
+    "FitResult",
+    "FitState",
+    "LambdaCallback",
+    "LoopConfig",
+    "TrainResult",
+    "fit",
+    "train",
+]

@@ -54,9 +54,16 @@ def enabled(cfg: Augment) -> list[str]:
     return [name for name, value in cfg.model_dump().items() if value]
 
 
-def build(cfg: Augment, *, channels: int, size: tuple[int, int] | Sequence[int],
-          num_classes: int, seed: int, mean: Sequence[float] | None = None,
-          std: Sequence[float] | None = None) -> BatchAugment | None:
+def build(
+    cfg: Augment,
+    *,
+    channels: int,
+    size: tuple[int, int] | Sequence[int],
+    num_classes: int,
+    seed: int,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> BatchAugment | None:
     """The batch transform for `cfg` (None when every option is 0).
 
     `mean` / `std` (per channel, on 0..1 pixels) are the normalisation of the batches the
@@ -65,8 +72,16 @@ def build(cfg: Augment, *, channels: int, size: tuple[int, int] | Sequence[int],
     if not enabled(cfg):
         return None
     pipeline = _pipeline(cfg, channels=channels, size=(int(size[0]), int(size[1])))
-    return BatchAugment(pipeline, mixup=cfg.mixup, cutmix=cfg.cutmix, num_classes=num_classes,
-                        seed=seed, channels=channels, mean=mean, std=std)
+    return BatchAugment(
+        pipeline,
+        mixup=cfg.mixup,
+        cutmix=cfg.cutmix,
+        num_classes=num_classes,
+        seed=seed,
+        channels=channels,
+        mean=mean,
+        std=std,
+    )
 
 
 def _pipeline(cfg: Augment, *, channels: int, size: tuple[int, int]) -> nn.Sequential | None:
@@ -79,29 +94,43 @@ def _pipeline(cfg: Augment, *, channels: int, size: tuple[int, int]) -> nn.Seque
         ops.append(K.RandomResizedCrop(size, scale=(1.0 - cfg.resized_crop, 1.0), p=1.0))
     if cfg.rotation or cfg.translate:
         translate = (cfg.translate, cfg.translate) if cfg.translate else None
-        ops.append(K.RandomAffine(degrees=cfg.rotation, translate=translate,
-                                  padding_mode="reflection", p=1.0))
+        ops.append(
+            K.RandomAffine(
+                degrees=cfg.rotation, translate=translate, padding_mode="reflection", p=1.0
+            )
+        )
     if cfg.color_jitter:
         colour = cfg.color_jitter if channels == 3 else 0.0  # saturation needs colour
-        ops.append(K.ColorJitter(brightness=cfg.color_jitter, contrast=cfg.color_jitter,
-                                 saturation=colour, p=1.0))
+        ops.append(
+            K.ColorJitter(
+                brightness=cfg.color_jitter, contrast=cfg.color_jitter, saturation=colour, p=1.0
+            )
+        )
     if cfg.erasing:
         ops.append(K.RandomErasing(p=cfg.erasing, value=0.0))
     return nn.Sequential(*ops) if ops else None
 
 
 def _derived_seed(seed: int, epoch: int, batch: int) -> int:
-    state = np.random.SeedSequence([int(seed), int(epoch), int(batch)]).generate_state(
-        1, np.uint64)
+    state = np.random.SeedSequence([int(seed), int(epoch), int(batch)]).generate_state(1, np.uint64)
     return int(state[0] % (2**63 - 1))
 
 
 class BatchAugment:
     """`(x, y) -> (x, y)`: the configured augmentation of one normalised training batch."""
 
-    def __init__(self, pipeline: nn.Module | None, *, mixup: float, cutmix: float,
-                 num_classes: int, seed: int, channels: int,
-                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None):
+    def __init__(
+        self,
+        pipeline: nn.Module | None,
+        *,
+        mixup: float,
+        cutmix: float,
+        num_classes: int,
+        seed: int,
+        channels: int,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+    ):
         self.pipeline = pipeline
         self.mixup, self.cutmix = float(mixup), float(cutmix)
         self.num_classes = int(num_classes)
@@ -140,8 +169,9 @@ class BatchAugment:
         out = self.pipeline(pixels)
         return ((out - mean) / std).to(dtype)
 
-    def _mix(self, x: torch.Tensor, y: torch.Tensor,
-             rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def _mix(
+        self, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if y.dtype in (torch.int64, torch.int32):
             y = nn.functional.one_hot(y.long(), self.num_classes).to(torch.float32)
         use_cutmix = self.cutmix and (not self.mixup or rng.random() < 0.5)
@@ -155,8 +185,9 @@ class BatchAugment:
         return x, y * lam + y[perm] * (1.0 - lam)
 
 
-def _cutmix(x: torch.Tensor, perm: torch.Tensor, lam: float,
-            rng: np.random.Generator) -> tuple[torch.Tensor, float]:
+def _cutmix(
+    x: torch.Tensor, perm: torch.Tensor, lam: float, rng: np.random.Generator
+) -> tuple[torch.Tensor, float]:
     """Paste a box of area ~(1 - lam) from the permuted batch; lam is corrected to the exact
     share of pixels kept."""
     h, w = x.shape[-2:]
@@ -173,8 +204,9 @@ def _cutmix(x: torch.Tensor, perm: torch.Tensor, lam: float,
 # ---------------------------------------------------------------- the preview (step 4 / 6)
 
 
-def augment_preview(project: Workspace, *, n: int = 16, seed: int = 0,
-                    versions: int = PREVIEW_VERSIONS) -> Path:
+def augment_preview(
+    project: Workspace, *, n: int = 16, seed: int = 0, versions: int = PREVIEW_VERSIONS
+) -> Path:
     """reports/augment_preview.png: `n` train samples (first column) and `versions` augmented
     versions of each, exactly as the trainer would produce them (train split only)."""
     from dlworkflow import store
@@ -184,10 +216,11 @@ def augment_preview(project: Workspace, *, n: int = 16, seed: int = 0,
     if task_of(cfg.task).modality != "image":
         raise ConfigError(
             f"augment-preview shows image augmentation; this project's task is {cfg.task}.",
-            expected="a task on images: " + ", ".join(
-                n for n in task_names() if task_of(n).modality == "image"),
+            expected="a task on images: "
+            + ", ".join(n for n in task_names() if task_of(n).modality == "image"),
             received=f"task: {cfg.task}",
-            fix="augmentation (augment:) applies to image projects only")
+            fix="augmentation (augment:) applies to image projects only",
+        )
     channels, size = image_format(project)
     rows = store.load_split(project, "train")
     if not enabled(cfg.augment):
@@ -198,14 +231,22 @@ def augment_preview(project: Workspace, *, n: int = 16, seed: int = 0,
             fix="set e.g. augment: {flip: 0.5, rotation: 10} in dlworkflow.yaml",
         )
     picked = rows.sample(n=min(n, len(rows)), random_state=seed).sort_index()
-    images = store.image_tensor(project, picked, channels=channels, size=size,
-                                max_pixels=cfg.data.max_image_pixels)
+    images = store.image_tensor(
+        project, picked, channels=channels, size=size, max_pixels=cfg.data.max_image_pixels
+    )
     mean, std = channel_stats(images)
     x = normalise(images, mean, std)
     classes = [str(c) for c in store.read_split_info(project).classes]
     y = torch.tensor([classes.index(str(v)) for v in picked["label"]], dtype=torch.int64)
-    transform = build(cfg.augment, channels=channels, size=size, num_classes=len(classes),
-                      seed=seed, mean=mean, std=std)
+    transform = build(
+        cfg.augment,
+        channels=channels,
+        size=size,
+        num_classes=len(classes),
+        seed=seed,
+        mean=mean,
+        std=std,
+    )
     assert transform is not None  # enabled(cfg.augment) above
     columns = [images]
     for _ in range(versions):
@@ -220,16 +261,16 @@ def _to_uint8(x: torch.Tensor, mean: list[float], std: list[float]) -> np.ndarra
     return (x * s + m).clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
 
 
-def _write_grid(path: Path, columns: list[np.ndarray], *, cell: int = 96,
-                gap: int = 4) -> Path:
+def _write_grid(path: Path, columns: list[np.ndarray], *, cell: int = 96, gap: int = 4) -> Path:
     """One row per sample: the original, a wider gap, then its augmented versions."""
     from PIL import Image
 
     from dlworkflow.fileio import atomic_write_with
 
     n = len(columns[0])
-    grid = Image.new("RGB", (len(columns) * (cell + gap) + 3 * gap, n * (cell + gap) + gap),
-                     "white")
+    grid = Image.new(
+        "RGB", (len(columns) * (cell + gap) + 3 * gap, n * (cell + gap) + gap), "white"
+    )
     for j, column in enumerate(columns):
         for i, arr in enumerate(column):
             img = Image.fromarray(arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0))

@@ -82,13 +82,23 @@ class LambdaCallback(Callback):
     """A callback made of functions of the state, e.g.
     LambdaCallback(on_epoch_end=lambda s: print(s.epoch, s.row["val_loss"]))."""
 
-    def __init__(self, *, on_train_start: Hook | None = None,
-                 on_epoch_start: Hook | None = None, on_checkpoint: Hook | None = None,
-                 on_epoch_end: Hook | None = None, on_train_end: Hook | None = None,
-                 all_ranks: bool = False) -> None:
-        self.hooks = {"on_train_start": on_train_start, "on_epoch_start": on_epoch_start,
-                      "on_checkpoint": on_checkpoint, "on_epoch_end": on_epoch_end,
-                      "on_train_end": on_train_end}
+    def __init__(
+        self,
+        *,
+        on_train_start: Hook | None = None,
+        on_epoch_start: Hook | None = None,
+        on_checkpoint: Hook | None = None,
+        on_epoch_end: Hook | None = None,
+        on_train_end: Hook | None = None,
+        all_ranks: bool = False,
+    ) -> None:
+        self.hooks = {
+            "on_train_start": on_train_start,
+            "on_epoch_start": on_epoch_start,
+            "on_checkpoint": on_checkpoint,
+            "on_epoch_end": on_epoch_end,
+            "on_train_end": on_train_end,
+        }
         self.all_ranks = all_ranks
 
     def _call(self, name: str, state: FitState) -> None:
@@ -114,6 +124,7 @@ class LambdaCallback(Callback):
 
 def checkpointing(save: Callable[[LoopState], Any]) -> Callback:
     """on_checkpoint: save(state.checkpoint), e.g. with train.checkpoint.Checkpointer.save."""
+
     def on_checkpoint(state: FitState) -> None:
         assert state.checkpoint is not None
         save(state.checkpoint)

@@ -74,20 +74,36 @@ def save_checkpoint(folder: str | Path, state: LoopState, *, meta: dict[str, Any
         atomic_write_with(folder / best_file, lambda p: save_file(_cpu(best), str(p)))
     py_version, py_state, py_gauss = rng["python"]
     np_kind, np_keys, np_pos, np_has_gauss, np_gauss = rng["numpy"]
-    atomic_write_json(folder / STATE_FILE, {
-        "format_version": FORMAT_VERSION, "epoch": state.epoch, "tensors_file": epoch_file,
-        "best_file": best_file if state.best_epoch > 0 else None,
-        "best_metric": _num(state.best_metric), "best_epoch": state.best_epoch,
-        "history": [{k: _num(v) for k, v in row.items()} for row in state.history],
-        "optimizer": {"scalars": optim_scalars,
-                      "param_groups": [{k: v for k, v in g.items()}
-                                       for g in state.optimizer["param_groups"]]},
-        "scheduler": state.scheduler,
-        "rng": {"python": [py_version, list(py_state), py_gauss],
-                "numpy": [np_kind, np.asarray(np_keys).tolist(), int(np_pos),
-                          int(np_has_gauss), float(np_gauss)]},
-        "meta": meta,
-    })
+    atomic_write_json(
+        folder / STATE_FILE,
+        {
+            "format_version": FORMAT_VERSION,
+            "epoch": state.epoch,
+            "tensors_file": epoch_file,
+            "best_file": best_file if state.best_epoch > 0 else None,
+            "best_metric": _num(state.best_metric),
+            "best_epoch": state.best_epoch,
+            "history": [{k: _num(v) for k, v in row.items()} for row in state.history],
+            "optimizer": {
+                "scalars": optim_scalars,
+                "param_groups": [
+                    {k: v for k, v in g.items()} for g in state.optimizer["param_groups"]
+                ],
+            },
+            "scheduler": state.scheduler,
+            "rng": {
+                "python": [py_version, list(py_state), py_gauss],
+                "numpy": [
+                    np_kind,
+                    np.asarray(np_keys).tolist(),
+                    int(np_pos),
+                    int(np_has_gauss),
+                    float(np_gauss),
+                ],
+            },
+            "meta": meta,
+        },
+    )
     for old in folder.glob("*.safetensors"):
         if old.name not in (epoch_file, best_file):
             old.unlink(missing_ok=True)
@@ -101,35 +117,48 @@ def load_checkpoint(folder: str | Path) -> tuple[LoopState, dict[str, Any]]:
     folder = Path(folder)
     raw = read_json(folder / STATE_FILE)
     if raw.get("format_version") != FORMAT_VERSION:
-        raise TrainError(f"The checkpoint in {folder} has an unknown format.",
-                         expected=f"format_version {FORMAT_VERSION}",
-                         received=str(raw.get("format_version")),
-                         fix="start a new run with `dlw train`")
+        raise TrainError(
+            f"The checkpoint in {folder} has an unknown format.",
+            expected=f"format_version {FORMAT_VERSION}",
+            received=str(raw.get("format_version")),
+            fix="start a new run with `dlw train`",
+        )
     tensors = load_file(str(folder / raw["tensors_file"]))
     model = _strip(tensors, "model.")
-    best = _strip(load_file(str(folder / raw["best_file"])), "model.") if raw["best_file"] \
+    best = (
+        _strip(load_file(str(folder / raw["best_file"])), "model.")
+        if raw["best_file"]
         else {k: v.clone() for k, v in model.items()}
+    )
     state: dict[int, dict[str, Any]] = {}
     for key, value in _strip(tensors, "optim.state.").items():
         index, name = key.split(".", 1)
         state.setdefault(int(index), {})[name] = value
     for index, values in raw["optimizer"]["scalars"].items():
         state.setdefault(int(index), {}).update(values)
-    groups = [{k: tuple(v) if k == "betas" else v for k, v in g.items()}
-              for g in raw["optimizer"]["param_groups"]]
+    groups = [
+        {k: tuple(v) if k == "betas" else v for k, v in g.items()}
+        for g in raw["optimizer"]["param_groups"]
+    ]
     py_version, py_state, py_gauss = raw["rng"]["python"]
     np_kind, np_keys, np_pos, np_has_gauss, np_gauss = raw["rng"]["numpy"]
-    rng = {"python": (py_version, tuple(py_state), py_gauss),
-           "numpy": (np_kind, np.asarray(np_keys, dtype=np.uint32), np_pos, np_has_gauss,
-                     np_gauss),
-           "torch": tensors["rng.torch"], "shuffle": tensors["rng.shuffle"],
-           "cuda": tensors.get("rng.cuda")}
+    rng = {
+        "python": (py_version, tuple(py_state), py_gauss),
+        "numpy": (np_kind, np.asarray(np_keys, dtype=np.uint32), np_pos, np_has_gauss, np_gauss),
+        "torch": tensors["rng.torch"],
+        "shuffle": tensors["rng.shuffle"],
+        "cuda": tensors.get("rng.cuda"),
+    }
     return LoopState(
-        epoch=raw["epoch"], model=model,
-        optimizer={"state": state, "param_groups": groups}, scheduler=raw["scheduler"],
-        best_metric=_float(raw["best_metric"]), best_epoch=raw["best_epoch"],
-        best_state=best, history=[{k: _float(v) for k, v in row.items()}
-                                  for row in raw["history"]], rng=rng,
+        epoch=raw["epoch"],
+        model=model,
+        optimizer={"state": state, "param_groups": groups},
+        scheduler=raw["scheduler"],
+        best_metric=_float(raw["best_metric"]),
+        best_epoch=raw["best_epoch"],
+        best_state=best,
+        history=[{k: _float(v) for k, v in row.items()} for row in raw["history"]],
+        rng=rng,
     ), raw["meta"]
 
 
@@ -157,18 +186,22 @@ def find_resumable(project: Workspace, *, epochs: int | None = None) -> Resumabl
     record = project.ledger.latest("train", status=None)
     if record is None or record.status == "done":
         raise TrainError(
-            "There is no interrupted train run to resume." if record is None else
-            f"The last train run ({record.id}) finished: there is nothing to resume.",
+            "There is no interrupted train run to resume."
+            if record is None
+            else f"The last train run ({record.id}) finished: there is nothing to resume.",
             expected="a train run that failed or was interrupted after at least one epoch",
             received="no train run" if record is None else f"run {record.id}: done",
-            fix="run `dlw train` (without --resume) to start a new run")
+            fix="run `dlw train` (without --resume) to start a new run",
+        )
     folder = checkpoint_of(project, record.id)
     if folder is None:
         raise TrainError(
             f"Train run {record.id} ({record.status}) stopped before its first epoch ended: "
             "it left no checkpoint to resume from.",
-            expected=f"a checkpoint written by run {record.id}", received="none",
-            fix="run `dlw train` to start a new run")
+            expected=f"a checkpoint written by run {record.id}",
+            received="none",
+            fix="run `dlw train` to start a new run",
+        )
     state, meta = load_checkpoint(folder)
     _check_same_settings(project, record, meta, epochs=epochs)
     return Resumable(record=record, folder=folder.parent, state=state, meta=meta)
@@ -187,8 +220,9 @@ def checkpoint_of(project: Workspace, ledger_run_id: int) -> Path | None:
     return None
 
 
-def _check_same_settings(project: Workspace, record: RunRecord, meta: dict[str, Any], *,
-                         epochs: int | None) -> None:
+def _check_same_settings(
+    project: Workspace, record: RunRecord, meta: dict[str, Any], *, epochs: int | None
+) -> None:
     from dlworkflow.steps import step_info
 
     saved = meta.get("epochs_override")
@@ -197,17 +231,22 @@ def _check_same_settings(project: Workspace, record: RunRecord, meta: dict[str, 
             f"--epochs {epochs} differs from the interrupted run's "
             f"{saved or meta.get('loop', {}).get('epochs')} epochs.",
             fix="resume without --epochs (a resumed run keeps its settings), or start a new "
-                "run with `dlw train --epochs N`")
+            "run with `dlw train --epochs N`",
+        )
     config = project.config.with_overrides({"train.epochs": saved}) if saved else project.config
     current = config.section_hash(*step_info("train").config_sections)
     split = project.upstream_hash("split")  # (a warm start's weights are in the checkpoint)
     if current != record.config_hash or split != record.inputs.get("split"):
-        what = "the split" if split != record.inputs.get("split") else \
-            "model:, augment:, train: or seed in dlworkflow.yaml"
+        what = (
+            "the split"
+            if split != record.inputs.get("split")
+            else "model:, augment:, train: or seed in dlworkflow.yaml"
+        )
         raise TrainError(
             f"Train run {record.id} cannot be resumed: {what} changed since it started, and "
             "a resumed run must continue with the same settings and data.",
-            fix="undo the change to resume, or run `dlw train` to start a new run")
+            fix="undo the change to resume, or run `dlw train` to start a new run",
+        )
 
 
 def _cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -216,7 +255,7 @@ def _cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def _strip(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
 def _num(value: Any) -> Any:

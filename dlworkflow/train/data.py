@@ -73,17 +73,20 @@ class DeviceData:
     """A split placed for training: `batches(order, size)` yields prepared (x, y) on the
     device, by slicing the resident tensor or by reading ahead from the memory map."""
 
-    def __init__(self, x: Any, y: torch.Tensor, source: TensorData, device: torch.device, *,
-                 resident: bool) -> None:
+    def __init__(
+        self, x: Any, y: torch.Tensor, source: TensorData, device: torch.device, *, resident: bool
+    ) -> None:
         self.x, self.y, self.device, self.resident = x, y, device, resident
         self.convert = _is_uint8(source.x)
         shape = (1, -1) + (1,) * (len(source.x.shape) - 2)
         self.mean = self.std = None
         if self.convert and source.mean is not None:
-            self.mean = torch.tensor(list(source.mean), dtype=torch.float32,
-                                     device=device).view(shape)
-            self.std = torch.tensor(list(source.std or [1.0] * len(source.mean)),
-                                    dtype=torch.float32, device=device).view(shape)
+            self.mean = torch.tensor(list(source.mean), dtype=torch.float32, device=device).view(
+                shape
+            )
+            self.std = torch.tensor(
+                list(source.std or [1.0] * len(source.mean)), dtype=torch.float32, device=device
+            ).view(shape)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -97,8 +100,9 @@ class DeviceData:
             xb = xb.sub_(self.mean).div_(self.std)
         return xb
 
-    def batches(self, order: torch.Tensor | None, batch_size: int
-                ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(
+        self, order: torch.Tensor | None, batch_size: int
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """(x, y) batches in `order` (sample indices, a permutation or a rank's share of
         one; None: 0..N-1)."""
         n = len(self.y) if order is None else len(order)
@@ -106,19 +110,19 @@ class DeviceData:
             x, y = self.x, self.y
             if order is None:
                 for i in range(0, n, batch_size):
-                    yield self.prepare(x[i:i + batch_size]), y[i:i + batch_size]
+                    yield self.prepare(x[i : i + batch_size]), y[i : i + batch_size]
                 return
             order = order.to(self.device)
             for i in range(0, n, batch_size):
-                idx = order[i:i + batch_size]
+                idx = order[i : i + batch_size]
                 yield self.prepare(x[idx]), y[idx]
             return
         chunks: list[slice | torch.Tensor] = [
-            slice(i, i + batch_size) if order is None else order[i:i + batch_size]
-            for i in range(0, n, batch_size)]
+            slice(i, i + batch_size) if order is None else order[i : i + batch_size]
+            for i in range(0, n, batch_size)
+        ]
         for chunk, xb in zip(chunks, _read_ahead(self.x, chunks, pin=self.device.type == "cuda")):
-            yb = (self.y[chunk.to(self.device)] if isinstance(chunk, torch.Tensor)
-                  else self.y[chunk])
+            yb = self.y[chunk.to(self.device)] if isinstance(chunk, torch.Tensor) else self.y[chunk]
             yield self.prepare(xb.to(self.device, non_blocking=True)), yb
 
 
@@ -136,8 +140,9 @@ def _read(x: Any, idx: slice | torch.Tensor) -> torch.Tensor:
 _END = object()
 
 
-def _read_ahead(x: Any, chunks: list[Any], *, pin: bool,
-                depth: int = PREFETCH) -> Iterator[torch.Tensor]:
+def _read_ahead(
+    x: Any, chunks: list[Any], *, pin: bool, depth: int = PREFETCH
+) -> Iterator[torch.Tensor]:
     """Read the chunks' rows in a background thread, `depth` batches ahead (pinned for a
     GPU); re-raises the reader's error in the caller; stops the reader when abandoned."""
     buffer: queue.Queue[Any] = queue.Queue(maxsize=depth)

@@ -64,7 +64,7 @@ class Shard:
         """
         pieces, sizes = [], []
         for start in range(0, len(order), batch_size):
-            batch = order[start:start + batch_size]
+            batch = order[start : start + batch_size]
             if len(batch) < self.world:
                 break
             pieces.append(torch.tensor_split(batch, self.world)[self.rank])
@@ -79,8 +79,11 @@ def current() -> Shard | None:
     world = torch.distributed.get_world_size()
     if world < 2:
         return None
-    return Shard(rank=torch.distributed.get_rank(), world=world,
-                 local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+    return Shard(
+        rank=torch.distributed.get_rank(),
+        world=world,
+        local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+    )
 
 
 def init_from_env() -> Shard:
@@ -91,8 +94,11 @@ def init_from_env() -> Shard:
         torch.cuda.set_device(local_rank)
         backend = "nccl"
     torch.distributed.init_process_group(backend=backend)
-    return Shard(rank=torch.distributed.get_rank(), world=torch.distributed.get_world_size(),
-                 local_rank=local_rank)
+    return Shard(
+        rank=torch.distributed.get_rank(),
+        world=torch.distributed.get_world_size(),
+        local_rank=local_rank,
+    )
 
 
 def device_for(shard: Shard | None, device: torch.device) -> torch.device:
@@ -142,8 +148,9 @@ def sync_buffers(model: torch.nn.Module, shard: Shard | None) -> None:
         torch.distributed.broadcast(buffer, src=0)
 
 
-def wrap(model: torch.nn.Module, shard: Shard, device: torch.device, *,
-         find_unused: bool) -> torch.nn.parallel.DistributedDataParallel:
+def wrap(
+    model: torch.nn.Module, shard: Shard, device: torch.device, *, find_unused: bool
+) -> torch.nn.parallel.DistributedDataParallel:
     """DistributedDataParallel around `model` (which keeps its own identity and state)."""
     from torch.nn.parallel import DistributedDataParallel
 
@@ -153,17 +160,30 @@ def wrap(model: torch.nn.Module, shard: Shard, device: torch.device, *,
 
 def check_devices(devices: int) -> None:
     if devices < 1:
-        raise TrainError(f"--devices must be at least 1, got {devices}.",
-                         expected="1 or more", received=str(devices), fix="--devices 2")
+        raise TrainError(
+            f"--devices must be at least 1, got {devices}.",
+            expected="1 or more",
+            received=str(devices),
+            fix="--devices 2",
+        )
     if torch.cuda.is_available() and devices > torch.cuda.device_count():
         raise TrainError(
             f"--devices {devices} asks for more GPUs than this machine has.",
-            expected=f"at most {torch.cuda.device_count()}", received=str(devices),
-            fix=f"--devices {torch.cuda.device_count()}")
+            expected=f"at most {torch.cuda.device_count()}",
+            received=str(devices),
+            fix=f"--devices {torch.cuda.device_count()}",
+        )
 
 
-def launch(root: Path, *, devices: int, epochs: int | None, resume: bool,
-           progress: bool, init_from: str | Path | None = None) -> dict[str, Any]:
+def launch(
+    root: Path,
+    *,
+    devices: int,
+    epochs: int | None,
+    resume: bool,
+    progress: bool,
+    init_from: str | Path | None = None,
+) -> dict[str, Any]:
     """Run `dlw train` in `devices` processes; rank 0's result (a dict) when all succeed.
     init_from: the warm start's folder (train/warm_start.py), read by every rank."""
     check_devices(devices)
@@ -176,9 +196,17 @@ def launch(root: Path, *, devices: int, epochs: int | None, resume: bool,
             env[INIT_ENV] = str(init_from)
         if not torch.cuda.is_available():  # CPU ranks share the cores (train.threads too)
             env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // devices)))
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                   f"--nproc_per_node={devices}", "-m", WORKER_MODULE,
-                   "--project", str(root)]
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={devices}",
+            "-m",
+            WORKER_MODULE,
+            "--project",
+            str(root),
+        ]
         if epochs is not None:
             command += ["--epochs", str(epochs)]
         if resume:
@@ -190,9 +218,11 @@ def launch(root: Path, *, devices: int, epochs: int | None, resume: bool,
             raise TrainError(
                 f"Distributed training on {devices} processes failed (exit code "
                 f"{done.returncode}); the ranks' errors are printed above.",
-                expected="every rank to finish", received=f"exit code {done.returncode}",
+                expected="every rank to finish",
+                received=f"exit code {done.returncode}",
                 fix="fix the error above, or run `dlw train` without --devices to see it "
-                    "in one process; `dlw train --resume` continues after the last epoch")
+                "in one process; `dlw train --resume` continues after the last epoch",
+            )
         return json.loads(result_file.read_text())
 
 

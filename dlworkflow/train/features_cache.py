@@ -65,24 +65,38 @@ def backbone_fingerprint(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def feature_key(model: nn.Module, data: TrainData, *, dataset_version: str,
-                split_hash: str) -> dict[str, Any]:
+def feature_key(
+    model: nn.Module, data: TrainData, *, dataset_version: str, split_hash: str
+) -> dict[str, Any]:
     """Everything the cached features depend on (hashed into the file name)."""
     spec = getattr(model, "dlw_spec", {})
     return {
-        "format": FORMAT, "dataset_version": dataset_version, "split_hash": split_hash,
-        "model": spec.get("name", type(model).__name__), "params": spec.get("params", {}),
-        "backbone": backbone_fingerprint(model), "modality": getattr(data, "modality", "image"),
-        "channels": data.channels, "size": list(data.size) if data.size else None,
-        "mean": data.mean, "std": data.std,
+        "format": FORMAT,
+        "dataset_version": dataset_version,
+        "split_hash": split_hash,
+        "model": spec.get("name", type(model).__name__),
+        "params": spec.get("params", {}),
+        "backbone": backbone_fingerprint(model),
+        "modality": getattr(data, "modality", "image"),
+        "channels": data.channels,
+        "size": list(data.size) if data.size else None,
+        "mean": data.mean,
+        "std": data.std,
         "preprocessing": getattr(data, "preprocessing", {}),
-        "n_train": len(data.y_train), "n_val": len(data.y_val),
+        "n_train": len(data.y_train),
+        "n_val": len(data.y_val),
     }
 
 
-def cached_features(project: Workspace, model: Classifier, data: TrainData, *,
-                    device: torch.device | str = "cpu", batch_size: int = 128,
-                    report: Report | None = None) -> Features:
+def cached_features(
+    project: Workspace,
+    model: Classifier,
+    data: TrainData,
+    *,
+    device: torch.device | str = "cpu",
+    batch_size: int = 128,
+    report: Report | None = None,
+) -> Features:
     """The backbone features of data.x_train and data.x_val, from the cache or computed now."""
     import time
 
@@ -98,25 +112,41 @@ def cached_features(project: Workspace, model: Classifier, data: TrainData, *,
     if path.is_file():
         try:
             tensors = load_file(str(path))
-            return Features(tensors["train"], tensors["val"], path, True,
-                            time.perf_counter() - started)
+            return Features(
+                tensors["train"], tensors["val"], path, True, time.perf_counter() - started
+            )
         except Exception:  # a damaged cache file is recomputed
             pass
     total = len(data.y_train) + len(data.y_val)
-    train = extract(model, data.train, device=device, batch_size=batch_size,
-                    report=_offset(report, 0, total))
-    val = extract(model, data.val, device=device, batch_size=batch_size,
-                  report=_offset(report, len(data.y_train), total))
+    train = extract(
+        model, data.train, device=device, batch_size=batch_size, report=_offset(report, 0, total)
+    )
+    val = extract(
+        model,
+        data.val,
+        device=device,
+        batch_size=batch_size,
+        report=_offset(report, len(data.y_train), total),
+    )
     COMPUTED["count"] += 1
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_with(path, lambda p: save_file(
-        {"train": train, "val": val}, str(p), metadata={"key": sha256_json(key)}))
+    atomic_write_with(
+        path,
+        lambda p: save_file(
+            {"train": train, "val": val}, str(p), metadata={"key": sha256_json(key)}
+        ),
+    )
     return Features(train, val, path, False, time.perf_counter() - started)
 
 
-def extract(model: Classifier, data: TensorData | torch.Tensor, *,
-            device: torch.device | str = "cpu", batch_size: int = 128,
-            report: Report | None = None) -> torch.Tensor:
+def extract(
+    model: Classifier,
+    data: TensorData | torch.Tensor,
+    *,
+    device: torch.device | str = "cpu",
+    batch_size: int = 128,
+    report: Report | None = None,
+) -> torch.Tensor:
     """`model.features` of every sample, batched, eval mode, inference mode; float32 on the
     CPU. `data`: a TensorData (uint8 images are normalised per batch on the device, as the
     trainer does) or a float tensor already normalised."""
@@ -147,4 +177,3 @@ def _offset(report: Report | None, done: int, total: int) -> Report | None:
     if report is None:
         return None
     return lambda i, _n: report(done + i, total)
-

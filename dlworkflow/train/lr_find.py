@@ -84,12 +84,20 @@ class LRFindResult(StepResult):
             data = base64.b64encode(Path(self.plot).read_bytes()).decode("ascii")
         except OSError:
             return table
-        return (f"{table}<img alt='{html.escape('loss against learning rate')}' "
-                f"src='data:image/png;base64,{data}'/>")
+        return (
+            f"{table}<img alt='{html.escape('loss against learning rate')}' "
+            f"src='data:image/png;base64,{data}'/>"
+        )
 
 
-def lr_find(project: Workspace, *, start: float = 1e-7, end: float = 1.0, steps: int = 100,
-            progress: bool = True) -> LRFindResult:
+def lr_find(
+    project: Workspace,
+    *,
+    start: float = 1e-7,
+    end: float = 1.0,
+    steps: int = 100,
+    progress: bool = True,
+) -> LRFindResult:
     """Run the range test on the project's network and train split; write the plot."""
     from dlworkflow import store
     from dlworkflow.models import create_model
@@ -104,26 +112,49 @@ def lr_find(project: Workspace, *, start: float = 1e-7, end: float = 1.0, steps:
     loop = LoopConfig.from_train_config(cfg.train, metric="accuracy", seed=cfg.seed)
     generator = seed_everything(cfg.seed, threads=cfg.train.threads)
     strategy = strategies.choose(project, cfg.model.name)
-    model = create_model(cfg.model.name, num_classes=len(split_info.classes), task=cfg.task,
-                         **input_format(project),
-                         **strategy.model_params(cfg.model.name, cfg.model.params))
+    model = create_model(
+        cfg.model.name,
+        num_classes=len(split_info.classes),
+        task=cfg.task,
+        **input_format(project),
+        **strategy.model_params(cfg.model.name, cfg.model.params),
+    )
     with count_progress(loading_label(cfg.task), enabled=progress) as report:
-        data = load_train_val(project, split_info.classes, report=report,
-                              preprocessing=model.preprocessing)
+        data = load_train_val(
+            project, split_info.classes, report=report, preprocessing=model.preprocessing
+        )
     groups = None
     if strategy.name in ("finetune", "gradual"):  # the backbone at its discriminative lr
-        groups = strategies.discriminative_groups(model, learning_rate=loop.learning_rate,
-                                                  factor=cfg.model.backbone_lr_factor)
-    lrs, raw, _running, diverged = lr_range_test(model, data.train, loop, start=start,
-                                                 end=end, steps=steps, generator=generator,
-                                                 param_groups=groups)
+        groups = strategies.discriminative_groups(
+            model, learning_rate=loop.learning_rate, factor=cfg.model.backbone_lr_factor
+        )
+    lrs, raw, _running, diverged = lr_range_test(
+        model,
+        data.train,
+        loop,
+        start=start,
+        end=end,
+        steps=steps,
+        generator=generator,
+        param_groups=groups,
+    )
     smooth = smoothed(raw)
     suggestion, method, min_lr = suggest(lrs, smooth)
     plot = project.paths.reports / PLOT_FILE
     write_plot(plot, lrs, raw, smooth, suggestion=suggestion, method=method)
-    return LRFindResult(suggestion=suggestion, method=method, min_loss_lr=min_lr, start=start,
-                        end=end, steps_run=len(lrs), diverged=diverged, plot=str(plot),
-                        lrs=lrs, losses=smooth, raw_losses=raw)
+    return LRFindResult(
+        suggestion=suggestion,
+        method=method,
+        min_loss_lr=min_lr,
+        start=start,
+        end=end,
+        steps_run=len(lrs),
+        diverged=diverged,
+        plot=str(plot),
+        lrs=lrs,
+        losses=smooth,
+        raw_losses=raw,
+    )
 
 
 def _check_range(start: float, end: float, steps: int) -> None:
@@ -132,13 +163,21 @@ def _check_range(start: float, end: float, steps: int) -> None:
             "The learning-rate range is not a range.",
             expected="0 < start < end and at least 5 steps",
             received=f"start={start}, end={end}, steps={steps}",
-            fix="e.g. `dlw lr-find --start 1e-7 --end 1 --steps 100`")
+            fix="e.g. `dlw lr-find --start 1e-7 --end 1 --steps 100`",
+        )
 
 
-def lr_range_test(model: nn.Module, data: TensorData, cfg: LoopConfig, *, start: float,
-                  end: float, steps: int, generator: torch.Generator | None = None,
-                  param_groups: list[dict] | None = None
-                  ) -> tuple[list[float], list[float], list[float], bool]:
+def lr_range_test(
+    model: nn.Module,
+    data: TensorData,
+    cfg: LoopConfig,
+    *,
+    start: float,
+    end: float,
+    steps: int,
+    generator: torch.Generator | None = None,
+    param_groups: list[dict] | None = None,
+) -> tuple[list[float], list[float], list[float], bool]:
     """(lrs, raw losses, smoothed losses, diverged) of one exponential sweep; the model's
     state and the random states are restored afterwards. Group lrs keep their ratio to
     cfg.learning_rate (discriminative rates)."""
@@ -207,14 +246,21 @@ def suggest(lrs: list[float], smooth: list[float]) -> tuple[float, str, float]:
     min_lr = float(lrs[lowest])
     first = max(1, len(lrs) // 10)
     if lowest - first >= 2:
-        x = np.log10(np.asarray(lrs[first:lowest + 1]))
-        slope = np.gradient(losses[first:lowest + 1], x)
+        x = np.log10(np.asarray(lrs[first : lowest + 1]))
+        slope = np.gradient(losses[first : lowest + 1], x)
         return float(lrs[first + int(np.argmin(slope))]), "steepest descent", min_lr
     return max(min_lr / 10, float(lrs[0])), "lowest loss / 10", min_lr
 
 
-def write_plot(path: Path, lrs: list[float], raw: list[float], smooth: list[float], *,
-               suggestion: float, method: str) -> None:
+def write_plot(
+    path: Path,
+    lrs: list[float],
+    raw: list[float],
+    smooth: list[float],
+    *,
+    suggestion: float,
+    method: str,
+) -> None:
     """Loss against learning rate (log x), the suggestion marked; written atomically."""
     import io
 
@@ -228,8 +274,9 @@ def write_plot(path: Path, lrs: list[float], raw: list[float], smooth: list[floa
     ax = fig.add_subplot()
     ax.plot(lrs, raw, color="0.75", linewidth=0.8, label="loss")
     ax.plot(lrs, smooth, color="C0", linewidth=1.8, label="smoothed loss")
-    ax.axvline(suggestion, color="C3", linestyle="--",
-               label=f"suggestion {suggestion:.1e} ({method})")
+    ax.axvline(
+        suggestion, color="C3", linestyle="--", label=f"suggestion {suggestion:.1e} ({method})"
+    )
     ax.set_xscale("log")
     finite = [v for v in raw + smooth if math.isfinite(v)]
     if finite:  # keep the diverging tail from flattening the curve

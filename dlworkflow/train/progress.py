@@ -21,8 +21,7 @@ class _NoBar:
 
 
 class _Bar:
-    def __init__(self, progress: Any, task: Any, n_batches: int, epochs: int,
-                 metric: str) -> None:
+    def __init__(self, progress: Any, task: Any, n_batches: int, epochs: int, metric: str) -> None:
         self._progress, self._task, self._metric = progress, task, metric
         self._epochs = epochs
         self._done, self._shown, self._next = 0, 0, 0.0
@@ -38,16 +37,18 @@ class _Bar:
     def epoch_done(self, epoch: int, row: dict[str, float]) -> None:
         self._done = epoch * self._n_batches
         self._progress.update(
-            self._task, completed=self._done,
+            self._task,
+            completed=self._done,
             description=f"{min(epoch + 1, self._epochs)}/{self._epochs} "
-                        f"[dim](val {self._metric.removeprefix('val_')} "
-                        f"{row[self._metric]:.3f})[/]",
+            f"[dim](val {self._metric.removeprefix('val_')} "
+            f"{row[self._metric]:.3f})[/]",
         )
 
 
 @contextmanager
-def epoch_progress(epochs: int, n_batches: int, *, enabled: bool,
-                   metric: str) -> Iterator[_Bar | _NoBar]:
+def epoch_progress(
+    epochs: int, n_batches: int, *, enabled: bool, metric: str
+) -> Iterator[_Bar | _NoBar]:
     if not enabled:
         yield _NoBar()
         return
@@ -64,8 +65,13 @@ def epoch_progress(epochs: int, n_batches: int, *, enabled: bool,
     if not console.is_terminal:
         yield _NoBar()
         return
-    columns = (TextColumn("[bold]train[/] epoch {task.description}"), BarColumn(bar_width=24),
-               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+    columns = (
+        TextColumn("[bold]train[/] epoch {task.description}"),
+        BarColumn(bar_width=24),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console, transient=True, refresh_per_second=4) as progress:
         task = progress.add_task(f"1/{epochs}", total=epochs * n_batches)
         yield _Bar(progress, task, n_batches, epochs, metric)

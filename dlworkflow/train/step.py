@@ -68,15 +68,21 @@ class TrainResult(StepResult):
             ("epochs", f"best {self.best_epoch} of {self.epochs_run} run{stop}"),
             (f"best val {self.metric}", f"{self.best_metric:.4f}"),
             (f"val {self.companion_metric}", _number(self.val_companion)),
-            ("train time", f"{self.seconds:.1f} s"
-             + (f" on {self.devices} processes" if self.devices > 1 else "")),
+            (
+                "train time",
+                f"{self.seconds:.1f} s"
+                + (f" on {self.devices} processes" if self.devices > 1 else ""),
+            ),
             ("weights", self.weights),
             ("MLflow run", self.mlflow_run_id),
             ("browse MLflow", self.browse),
         ]
-        return [r for r in rows if not (r[0] == f"val {self.companion_metric}"
-                                        and self.metric == self.companion_metric)
-                and not (r[0] == "transfer" and not self.transfer)]
+        return [
+            r
+            for r in rows
+            if not (r[0] == f"val {self.companion_metric}" and self.metric == self.companion_metric)
+            and not (r[0] == "transfer" and not self.transfer)
+        ]
 
     def figures(self) -> list[tuple[str, Any]]:
         from dlworkflow.plots import curves_png
@@ -90,10 +96,17 @@ def _number(value: float | None) -> str:
     return "undefined" if value is None else f"{value:.4f}"
 
 
-def train(project: Workspace, *, epochs: int | None = None, progress: bool = True,
-          resume: bool = False, devices: int = 1,
-          init_from: str | Path | None = None,
-          epochs_setting: str | None = None, model: Any = None) -> TrainResult:
+def train(
+    project: Workspace,
+    *,
+    epochs: int | None = None,
+    progress: bool = True,
+    resume: bool = False,
+    devices: int = 1,
+    init_from: str | Path | None = None,
+    epochs_setting: str | None = None,
+    model: Any = None,
+) -> TrainResult:
     """Train `model.name` with `train:` settings; `epochs` overrides train.epochs for this run.
     epochs_setting: read the epochs from this key of the file instead (`dlw retrain` passes
     retrain.epochs); unlike an override, the run is then not stale while that key is unchanged.
@@ -113,13 +126,21 @@ def train(project: Workspace, *, epochs: int | None = None, progress: bool = Tru
         from dlworkflow.models import live
 
         if devices > 1:
-            raise TrainError("A network object cannot be sent to --devices processes.",
-                             fix="write a factory and set model.name: \"module:function\"")
+            raise TrainError(
+                "A network object cannot be sent to --devices processes.",
+                fix='write a factory and set model.name: "module:function"',
+            )
         project = project.with_overrides({"model.name": live.adopt(model), "model.params": {}})
     shard = distributed.current()
     if devices > 1 and shard is None:
-        return _launch(project, devices=devices, epochs=epochs, resume=resume,
-                       progress=progress, init_from=init_from)
+        return _launch(
+            project,
+            devices=devices,
+            epochs=epochs,
+            resume=resume,
+            progress=progress,
+            init_from=init_from,
+        )
     privacy_accepted = check_privacy_gate(project)  # pii/phi: scanned, findings gone or accepted
     cfg = project.config
     split_info = store.read_split_info(project)  # raises StepOrderError before `dlw split`
@@ -133,84 +154,163 @@ def train(project: Workspace, *, epochs: int | None = None, progress: bool = Tru
         epochs = origin.epochs_override
     elif settings_from:
         epochs = cfg.setting(settings_from["train.epochs"])
-    loop = LoopConfig.from_train_config(cfg.train, metric=metric, seed=cfg.seed, epochs=epochs,
-                                        task=cfg.task)
+    loop = LoopConfig.from_train_config(
+        cfg.train, metric=metric, seed=cfg.seed, epochs=epochs, task=cfg.task
+    )
     if shard is not None and not shard.is_main:  # compute only: no ledger, MLflow or files
-        generator, strategy, model, data = _build(project, split_info, shard, progress=False,
-                                                  warm=warm)
-        strategies.train_model(strategy, project, model, data, loop, generator=generator,
-                               resume=origin.state if origin else None)
+        generator, strategy, model, data = _build(
+            project, split_info, shard, progress=False, warm=warm
+        )
+        strategies.train_model(
+            strategy,
+            project,
+            model,
+            data,
+            loop,
+            generator=generator,
+            resume=origin.state if origin else None,
+        )
         return None  # type: ignore[return-value]  # rank 0 reports
     started = time.perf_counter()
     overrides = {"train.epochs": epochs} if epochs is not None and not settings_from else None
-    with project.step("train", inputs=_inputs(project, warm, origin), overrides=overrides,
-                      settings_from=settings_from) as run:
-        generator, strategy, model, data = _build(project, split_info, shard, progress=progress,
-                                                  warm=warm)
+    with project.step(
+        "train",
+        inputs=_inputs(project, warm, origin),
+        overrides=overrides,
+        settings_from=settings_from,
+    ) as run:
+        generator, strategy, model, data = _build(
+            project, split_info, shard, progress=progress, warm=warm
+        )
         folder = origin.folder if origin else project.paths.train_dir / f"run-{run.run_id}"
         result, weights, digest, mlflow_run_id = _fit_tracked(
-            project, run, split_info=split_info, loop=loop, model=model, data=data,
-            strategy=strategy, generator=generator, folder=folder, shard=shard, warm=warm,
-            origin=origin, epochs=epochs, progress=progress)
+            project,
+            run,
+            split_info=split_info,
+            loop=loop,
+            model=model,
+            data=data,
+            strategy=strategy,
+            generator=generator,
+            folder=folder,
+            shard=shard,
+            warm=warm,
+            origin=origin,
+            epochs=epochs,
+            progress=progress,
+        )
         seconds = time.perf_counter() - started
-        write_pointer(project, folder, run_id=run.run_id, mlflow_run_id=mlflow_run_id,
-                      digest=digest)
-        record(run, result, model=cfg.model.name, metric=metric, weights=weights,
-               digest=digest, mlflow_run_id=mlflow_run_id, seconds=seconds,
-               epochs=epochs if overrides else None,
-               privacy_accepted=privacy_accepted)
+        write_pointer(
+            project, folder, run_id=run.run_id, mlflow_run_id=mlflow_run_id, digest=digest
+        )
+        record(
+            run,
+            result,
+            model=cfg.model.name,
+            metric=metric,
+            weights=weights,
+            digest=digest,
+            mlflow_run_id=mlflow_run_id,
+            seconds=seconds,
+            epochs=epochs if overrides else None,
+            privacy_accepted=privacy_accepted,
+        )
         _annotate(run, strategy=strategy, shard=shard, warm=warm, origin=origin)
         if settings_from:
             run.summary["epochs_from"] = f"{settings_from['train.epochs']}: {epochs}"
     best = result.best
     companion = task_of(cfg.task).companion_metric
     out = TrainResult(
-        model=cfg.model.name, parameters=model.parameter_count(), metric=metric,
-        best_metric=result.best_metric, best_epoch=result.best_epoch,
-        epochs_run=result.epochs_run, val_accuracy=best.get("val_accuracy"), seconds=seconds,
-        companion_metric=companion, val_companion=best.get(f"val_{companion}"),
-        weights=str(weights), folder=str(folder), ledger_run_id=run.run_id,
-        mlflow_run_id=mlflow_run_id, browse=tracking.browse_hint(project),
-        stopped_early=result.stopped_early, history=result.history,
-        transfer=strategy.describe(), devices=_world(shard),
+        model=cfg.model.name,
+        parameters=model.parameter_count(),
+        metric=metric,
+        best_metric=result.best_metric,
+        best_epoch=result.best_epoch,
+        epochs_run=result.epochs_run,
+        val_accuracy=best.get("val_accuracy"),
+        seconds=seconds,
+        companion_metric=companion,
+        val_companion=best.get(f"val_{companion}"),
+        weights=str(weights),
+        folder=str(folder),
+        ledger_run_id=run.run_id,
+        mlflow_run_id=mlflow_run_id,
+        browse=tracking.browse_hint(project),
+        stopped_early=result.stopped_early,
+        history=result.history,
+        transfer=strategy.describe(),
+        devices=_world(shard),
     )
     if shard is not None:
         distributed.write_result(dataclasses.asdict(out))
     return out
 
 
-def _fit_tracked(project: Workspace, run: Any, *, split_info: Any, loop: LoopConfig, model: Any,
-                 data: Any, strategy: Any, generator: Any, folder: Path, shard: Any, warm: Any,
-                 origin: Any, epochs: int | None, progress: bool) -> tuple[Any, Path, str, str]:
+def _fit_tracked(
+    project: Workspace,
+    run: Any,
+    *,
+    split_info: Any,
+    loop: LoopConfig,
+    model: Any,
+    data: Any,
+    strategy: Any,
+    generator: Any,
+    folder: Path,
+    shard: Any,
+    warm: Any,
+    origin: Any,
+    epochs: int | None,
+    progress: bool,
+) -> tuple[Any, Path, str, str]:
     """Train inside an MLflow run with a checkpoint every epoch; save the best weights.
     Returns (fit result, weights file, its sha256, the MLflow run id)."""
     cfg = project.config
     metric = loop.metric
     tags = {tracking.LEDGER_TAG: str(run.run_id), "dlw.step": "train"}
-    with tracking.tracked_run(project, run_name=f"{cfg.model.name}-run{run.run_id}",
-                              tags=tags, resume_run_id=origin.mlflow_run_id if origin
-                              else None) as tracker:
+    with tracking.tracked_run(
+        project,
+        run_name=f"{cfg.model.name}-run{run.run_id}",
+        tags=tags,
+        resume_run_id=origin.mlflow_run_id if origin else None,
+    ) as tracker:
         tracker.log_params(run_params(project, split_info, loop, model, data))
-        tracker.log_params({**strategy.params(), "train.devices": _world(shard),
-                            **_warm_params(warm)})
+        tracker.log_params(
+            {**strategy.params(), "train.devices": _world(shard), **_warm_params(warm)}
+        )
         if origin is not None:  # epochs the interrupted run checkpointed but never logged
             tracker.log_history(origin.state.history)
-        checkpoint = Checkpointer(folder / "checkpoint", {
-            "ledger_run_id": run.run_id, "mlflow_run_id": tracker.run_id,
-            "epochs_override": epochs, "loop": dataclasses.asdict(loop),
-            **_warm_record(warm)})
+        checkpoint = Checkpointer(
+            folder / "checkpoint",
+            {
+                "ledger_run_id": run.run_id,
+                "mlflow_run_id": tracker.run_id,
+                "epochs_override": epochs,
+                "loop": dataclasses.asdict(loop),
+                **_warm_record(warm),
+            },
+        )
         result = strategies.train_model(
-            strategy, project, model, data, loop, generator=generator,
-            callbacks=[_recording(checkpoint.save, run), tracker], progress=progress,
-            resume=origin.state if origin else None)
+            strategy,
+            project,
+            model,
+            data,
+            loop,
+            generator=generator,
+            callbacks=[_recording(checkpoint.save, run), tracker],
+            progress=progress,
+            resume=origin.state if origin else None,
+        )
         meta = model_meta(project, split_info, result, data, metric, run, tracker.run_id)
         meta["target"] = tuned_target(model, data)
         meta["transfer"] = strategy.summary()
         if warm is not None:
             meta["init_from"] = warm.record()
         weights, digest = save_trained(folder, model, meta)
-        tracker.log_metrics({f"best_val_{metric}": result.best_metric,
-                             "best_epoch": result.best_epoch}, step=result.best_epoch)
+        tracker.log_metrics(
+            {f"best_val_{metric}": result.best_metric, "best_epoch": result.best_epoch},
+            step=result.best_epoch,
+        )
         tracker.log_artifacts([weights, folder / META_FILE, project.paths.config])
     return result, weights, digest, tracker.run_id
 
@@ -226,9 +326,14 @@ def _annotate(run: Any, *, strategy: Any, shard: Any, warm: Any, origin: Any) ->
         run.summary["resumed_at_epoch"] = origin.state.epoch
 
 
-def _build(project: Workspace, split_info: store.SplitInfo, shard: distributed.Shard | None, *,
-           progress: bool, warm: warm_start.WarmStart | None = None
-           ) -> tuple[Any, strategies.Strategy, Any, Any]:
+def _build(
+    project: Workspace,
+    split_info: store.SplitInfo,
+    shard: distributed.Shard | None,
+    *,
+    progress: bool,
+    warm: warm_start.WarmStart | None = None,
+) -> tuple[Any, strategies.Strategy, Any, Any]:
     """Seeded generator, transfer strategy, the model (warm-started when `warm`) and its
     train/val data."""
     cfg = project.config
@@ -237,35 +342,47 @@ def _build(project: Workspace, split_info: store.SplitInfo, shard: distributed.S
         threads = max(1, (threads or os.cpu_count() or 1) // shard.world)
     generator = seed_everything(cfg.seed, threads=threads)
     strategy = strategies.choose(project, cfg.model.name)  # model.transfer, with reason
-    model = create_model(cfg.model.name, num_classes=len(split_info.classes), task=cfg.task,
-                         **input_format(project),
-                         **strategy.model_params(cfg.model.name, cfg.model.params))
+    model = create_model(
+        cfg.model.name,
+        num_classes=len(split_info.classes),
+        task=cfg.task,
+        **input_format(project),
+        **strategy.model_params(cfg.model.name, cfg.model.params),
+    )
     if isinstance(model, UserNetwork):  # forward pass and ONNX dry run, before any data
         check_network(model)
     if warm is not None:  # before the data loads: a misfit fails in a second
         warm.load_into(model)
         strategy = dataclasses.replace(
-            strategy, reason=f"{strategy.reason}; warm start from {warm.describe()}")
+            strategy, reason=f"{strategy.reason}; warm start from {warm.describe()}"
+        )
     # the model's preprocessing says how to load: image format and a pretrained backbone's
     # fixed normalisation, text max_len; the data's statistics go back into it
     with count_progress(loading_label(cfg.task), enabled=progress) as report:
-        data = load_train_val(project, split_info.classes, report=report,
-                              preprocessing=model.preprocessing)
+        data = load_train_val(
+            project, split_info.classes, report=report, preprocessing=model.preprocessing
+        )
     model.preprocessing.update(data.preprocessing)
     return generator, strategy, model, data
 
 
-def _warm_start(project: Workspace, split_info: store.SplitInfo, init_from: str | Path | None,
-                origin: Resumable | None, *,
-                shard: distributed.Shard | None = None) -> warm_start.WarmStart | None:
+def _warm_start(
+    project: Workspace,
+    split_info: store.SplitInfo,
+    init_from: str | Path | None,
+    origin: Resumable | None,
+    *,
+    shard: distributed.Shard | None = None,
+) -> warm_start.WarmStart | None:
     """The checked warm start, or None (none asked, or a resumed run: its checkpoint holds
     the weights). A data-parallel rank gets its folder from the launcher."""
     if init_from is None and shard is not None:
         init_from = distributed.warm_start_from_env()
     if init_from is None or origin is not None:
         return None
-    return warm_start.resolve(init_from, model=project.config.model.name,
-                              classes=list(split_info.classes))
+    return warm_start.resolve(
+        init_from, model=project.config.model.name, classes=list(split_info.classes)
+    )
 
 
 def _warm_record(warm: warm_start.WarmStart | None) -> dict[str, Any]:
@@ -273,8 +390,9 @@ def _warm_record(warm: warm_start.WarmStart | None) -> dict[str, Any]:
     return {"init_from": warm.record()} if warm is not None else {}
 
 
-def _settings_from(project: Workspace, epochs_setting: str | None,
-                   origin: Resumable | None) -> dict[str, str] | None:
+def _settings_from(
+    project: Workspace, epochs_setting: str | None, origin: Resumable | None
+) -> dict[str, str] | None:
     """{"train.epochs": <key>} when this run reads its epochs from another key that is set
     (a resumed run keeps what the run it continues read)."""
     from dlworkflow.config import settings_sources
@@ -292,8 +410,9 @@ def _warm_params(warm: warm_start.WarmStart | None) -> dict[str, Any]:
     return {"train.init_from": str(warm.weights)[:500], "train.init_from_sha256": warm.sha256}
 
 
-def _inputs(project: Workspace, warm: warm_start.WarmStart | None,
-            origin: Resumable | None) -> dict[str, Any]:
+def _inputs(
+    project: Workspace, warm: warm_start.WarmStart | None, origin: Resumable | None
+) -> dict[str, Any]:
     """The train step's ledger inputs: the split, and the warm start's weights when one
     is used (a resumed run keeps its original inputs)."""
     from dlworkflow.model_refs import MODEL_SOURCE, source_hash
@@ -313,8 +432,15 @@ def _world(shard: distributed.Shard | None) -> int:
     return shard.world if shard is not None else 1
 
 
-def _launch(project: Workspace, *, devices: int, epochs: int | None, resume: bool,
-            progress: bool, init_from: str | Path | None = None) -> TrainResult:
+def _launch(
+    project: Workspace,
+    *,
+    devices: int,
+    epochs: int | None,
+    resume: bool,
+    progress: bool,
+    init_from: str | Path | None = None,
+) -> TrainResult:
     """Check what one process would check first (clear errors, no stack of N tracebacks),
     then run the ranks; rank 0's TrainResult."""
     check_privacy_gate(project)
@@ -324,38 +450,58 @@ def _launch(project: Workspace, *, devices: int, epochs: int | None, resume: boo
         raise TrainError(
             f"train.batch_size ({batch}) must divide evenly between --devices {devices}: it "
             "is the global batch, cut into one equal slice per process.",
-            expected=f"a multiple of {devices}", received=str(batch),
-            fix=f"train.batch_size: {max(devices, batch - batch % devices)} in dlworkflow.yaml")
+            expected=f"a multiple of {devices}",
+            received=str(batch),
+            fix=f"train.batch_size: {max(devices, batch - batch % devices)} in dlworkflow.yaml",
+        )
     origin = find_resumable(project, epochs=epochs) if resume else None
     warm = _warm_start(project, store.read_split_info(project), init_from, origin)
-    data = distributed.launch(project.root, devices=devices, epochs=epochs, resume=resume,
-                              progress=progress, init_from=warm.folder if warm else None)
+    data = distributed.launch(
+        project.root,
+        devices=devices,
+        epochs=epochs,
+        resume=resume,
+        progress=progress,
+        init_from=warm.folder if warm else None,
+    )
     return TrainResult(**data)
 
 
 def _recording(save: Any, run: StepRun) -> Any:
     """A callback: checkpoint, then note the epoch in the ledger summary: a failed run's
     status then offers `dlw train --resume`."""
+
     def on_checkpoint(state: Any) -> None:
         save(state.checkpoint)
         run.summary["checkpoint_epoch"] = state.epoch
+
     return LambdaCallback(on_checkpoint=on_checkpoint)
 
 
-def run_params(project: Workspace, split_info: store.SplitInfo, loop: LoopConfig, model: Any,
-               data: Any) -> dict[str, Any]:
+def run_params(
+    project: Workspace, split_info: store.SplitInfo, loop: LoopConfig, model: Any, data: Any
+) -> dict[str, Any]:
     """Flat MLflow params: model spec, effective train settings, data identity."""
     cfg = project.config
-    params: dict[str, Any] = {"model.name": cfg.model.name,
-                              "model.parameters": model.parameter_count()}
+    params: dict[str, Any] = {
+        "model.name": cfg.model.name,
+        "model.parameters": model.parameter_count(),
+    }
     params.update({f"model.params.{k}": v for k, v in cfg.model.params.items()})
     params.update({f"train.{k}": v for k, v in cfg.train.model_dump().items()})
-    params.update({
-        "train.epochs": loop.epochs, "train.metric": loop.metric, "seed": cfg.seed,
-        "data.dataset_version": split_info.dataset_version, "data.split_hash": split_info.hash,
-        "data.classes": len(data.classes), **data.describe(),
-        "data.n_train": len(data.y_train), "data.n_val": len(data.y_val),
-    })
+    params.update(
+        {
+            "train.epochs": loop.epochs,
+            "train.metric": loop.metric,
+            "seed": cfg.seed,
+            "data.dataset_version": split_info.dataset_version,
+            "data.split_hash": split_info.hash,
+            "data.classes": len(data.classes),
+            **data.describe(),
+            "data.n_train": len(data.y_train),
+            "data.n_val": len(data.y_val),
+        }
+    )
     return params
 
 
@@ -368,44 +514,79 @@ def tuned_target(model: Any, data: Any) -> dict[str, Any]:
     if not task.tunes_on_validation:
         return dict(data.target)
     logits = predict_logits(model, data.val).cpu().numpy()
-    return task.fit_on_validation(data.y_val.numpy(), task.outputs(logits, data.target),
-                                  data.target)
+    return task.fit_on_validation(
+        data.y_val.numpy(), task.outputs(logits, data.target), data.target
+    )
 
 
-def model_meta(project: Workspace, split_info: store.SplitInfo, result: FitResult, data: Any,
-               metric: str, run: StepRun, mlflow_run_id: str) -> ModelMeta:
+def model_meta(
+    project: Workspace,
+    split_info: store.SplitInfo,
+    result: FitResult,
+    data: Any,
+    metric: str,
+    run: StepRun,
+    mlflow_run_id: str,
+) -> ModelMeta:
     """Everything `dlw test` needs to predict, plus where the model came from."""
     return {
-        "classes": data.classes, **data.meta(), "metric": metric,
-        "val_metric": result.best_metric, "best_epoch": result.best_epoch,
-        "epochs_run": result.epochs_run, "history": result.history,
-        "dataset_version": split_info.dataset_version, "split_hash": split_info.hash,
-        "seed": project.config.seed, "ledger_run_id": run.run_id,
+        "classes": data.classes,
+        **data.meta(),
+        "metric": metric,
+        "val_metric": result.best_metric,
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "history": result.history,
+        "dataset_version": split_info.dataset_version,
+        "split_hash": split_info.hash,
+        "seed": project.config.seed,
+        "ledger_run_id": run.run_id,
         "mlflow_run_id": mlflow_run_id,
     }
 
 
-def write_pointer(project: Workspace, folder: Path, *, run_id: int, mlflow_run_id: str,
-                  digest: str) -> None:
+def write_pointer(
+    project: Workspace, folder: Path, *, run_id: int, mlflow_run_id: str, digest: str
+) -> None:
     """`.dlw/train/best.json`: which trained model `dlw test` evaluates."""
-    store.write_trained_pointer(project, {
-        "folder": str(folder),
-        "folder_in_project": folder.relative_to(project.root).as_posix(),
-        "run_id": run_id, "mlflow_run_id": mlflow_run_id, "weights_sha256": digest,
-    })
+    store.write_trained_pointer(
+        project,
+        {
+            "folder": str(folder),
+            "folder_in_project": folder.relative_to(project.root).as_posix(),
+            "run_id": run_id,
+            "mlflow_run_id": mlflow_run_id,
+            "weights_sha256": digest,
+        },
+    )
 
 
-def record(run: StepRun, result: FitResult, *, model: str, metric: str, weights: Path,
-           digest: str, mlflow_run_id: str, seconds: float, epochs: int | None,
-           privacy_accepted: str | None = None) -> None:
+def record(
+    run: StepRun,
+    result: FitResult,
+    *,
+    model: str,
+    metric: str,
+    weights: Path,
+    digest: str,
+    mlflow_run_id: str,
+    seconds: float,
+    epochs: int | None,
+    privacy_accepted: str | None = None,
+) -> None:
     run.outputs = {"hash": digest, "weights": str(weights)}
     run.summary = {
         "headline": f"val {metric} {result.best_metric:.4f} "
-                    f"(epoch {result.best_epoch}/{result.epochs_run})",
-        "model": model, "val_metric": result.best_metric, "metric": metric,
-        "val_accuracy": result.best.get("val_accuracy"), "best_epoch": result.best_epoch,
-        "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
-        "mlflow_run_id": mlflow_run_id, "seconds": round(seconds, 2),
+        f"(epoch {result.best_epoch}/{result.epochs_run})",
+        "model": model,
+        "val_metric": result.best_metric,
+        "metric": metric,
+        "val_accuracy": result.best.get("val_accuracy"),
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "stopped_early": result.stopped_early,
+        "mlflow_run_id": mlflow_run_id,
+        "seconds": round(seconds, 2),
     }
     if epochs is not None:
         run.summary["epochs_override"] = epochs

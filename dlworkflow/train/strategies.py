@@ -88,8 +88,9 @@ class Strategy:
         return dict(params)
 
 
-def choose(project: Workspace, model: str | nn.Module | None = None, *,
-           n_train: int | None = None) -> Strategy:
+def choose(
+    project: Workspace, model: str | nn.Module | None = None, *, n_train: int | None = None
+) -> Strategy:
     """The strategy for `model` (a registry name or a built model; default: model.name) under
     `model.transfer`, with the reason. `n_train` defaults to the train split's size."""
     cfg = project.config
@@ -97,8 +98,11 @@ def choose(project: Workspace, model: str | nn.Module | None = None, *,
     requested = cfg.model.transfer
     entry = MODELS.get(name)
     if not entry.pretrained or cfg.model.params.get("pretrained", True) is False:
-        why = (f"{name} has no pretrained weights" if not entry.pretrained
-               else "model.params.pretrained is false: no pretrained weights")
+        why = (
+            f"{name} has no pretrained weights"
+            if not entry.pretrained
+            else "model.params.pretrained is false: no pretrained weights"
+        )
         if requested not in ("auto", "scratch"):
             why += f" (model.transfer: {requested} needs them)"
         return Strategy("scratch", why)
@@ -109,23 +113,27 @@ def choose(project: Workspace, model: str | nn.Module | None = None, *,
 
             n_train = int(store.read_split_info(project).counts.get("train", 0))
         picked = "frozen" if n_train < AUTO_FROZEN_BELOW else "gradual"
-        rule = (f"< {AUTO_FROZEN_BELOW:,}: too few to adapt the backbone without overfitting"
-                if picked == "frozen" else f">= {AUTO_FROZEN_BELOW:,}: enough to adapt the "
-                "backbone")
-        reason = (f"auto, {n_train:,} training samples {rule}; "
-                  + DESCRIPTIONS[picked].format(**extra))
+        rule = (
+            f"< {AUTO_FROZEN_BELOW:,}: too few to adapt the backbone without overfitting"
+            if picked == "frozen"
+            else f">= {AUTO_FROZEN_BELOW:,}: enough to adapt the backbone"
+        )
+        reason = f"auto, {n_train:,} training samples {rule}; " + DESCRIPTIONS[picked].format(
+            **extra
+        )
     else:
         picked = requested
         reason = f"model.transfer: {requested}; " + DESCRIPTIONS[picked].format(**extra)
     if picked == "frozen" and isinstance(entry, FactoryEntry):
         picked = "finetune"
-        reason = ("a user network has no features() to cache, so not frozen but finetune; "
-                  + DESCRIPTIONS[picked].format(**extra))
+        reason = (
+            "a user network has no features() to cache, so not frozen but finetune; "
+            + DESCRIPTIONS[picked].format(**extra)
+        )
     if augment.enabled(cfg.augment) and task_of(cfg.task).modality != "image":
         reason += "; augment is not applied (images only)"
     elif picked == "frozen" and augment.enabled(cfg.augment):
-        reason += ("; augment is not applied (features are computed once, from the "
-                   "original images)")
+        reason += "; augment is not applied (features are computed once, from the original images)"
     return Strategy(picked, reason)
 
 
@@ -140,42 +148,74 @@ def _model_name(model: str | nn.Module | None, *, default: str) -> str:
 # ---------------------------------------------------------------- training under a strategy
 
 
-def train_model(strategy: Strategy, project: Workspace, model: Classifier, data: TrainData,
-                loop: LoopConfig, *, generator: torch.Generator | None = None,
-                callbacks: Sequence[Callback] = (), progress: bool = False,
-                report: Any = None, resume: Any = None) -> FitResult:
+def train_model(
+    strategy: Strategy,
+    project: Workspace,
+    model: Classifier,
+    data: TrainData,
+    loop: LoopConfig,
+    *,
+    generator: torch.Generator | None = None,
+    callbacks: Sequence[Callback] = (),
+    progress: bool = False,
+    report: Any = None,
+    resume: Any = None,
+) -> FitResult:
     """Train `model` in place under `strategy`; on return it holds the best weights (for
     frozen: the pretrained backbone and the best head). `callbacks` and `resume` (a
     LoopState) go to `trainer.fit`; `report(done, total)` shows feature extraction."""
     loop = dataclasses.replace(loop, task=data.task, target=data.target)
     if strategy.name == "frozen":
-        return fit_frozen(project, model, data, loop, generator=generator,
-                          callbacks=callbacks, progress=progress, report=report, resume=resume)
+        return fit_frozen(
+            project,
+            model,
+            data,
+            loop,
+            generator=generator,
+            callbacks=callbacks,
+            progress=progress,
+            report=report,
+            resume=resume,
+        )
     cfg = project.config
     options = FitOptions(generator=generator, progress=progress)
     hooks: list[Callback] = []
     if getattr(data, "modality", "image") == "image":
         assert data.channels is not None and data.size is not None  # set for images
         mixing = task_of(data.task).single_label  # mixup / cutmix blend one-hot classes
-        settings = cfg.augment if mixing else cfg.augment.model_copy(
-            update={"mixup": 0.0, "cutmix": 0.0})
-        transform = augment.build(settings, channels=data.channels, size=data.size,
-                                  num_classes=len(data.classes),
-                                  seed=cfg.seed + _rank(),  # data-parallel: own draws a rank
-                                  mean=data.mean, std=data.std)
+        settings = (
+            cfg.augment if mixing else cfg.augment.model_copy(update={"mixup": 0.0, "cutmix": 0.0})
+        )
+        transform = augment.build(
+            settings,
+            channels=data.channels,
+            size=data.size,
+            num_classes=len(data.classes),
+            seed=cfg.seed + _rank(),  # data-parallel: own draws a rank
+            mean=data.mean,
+            std=data.std,
+        )
         if transform is not None:
             options.batch_transform = transform
             hooks.append(_numbering_batches(transform))
     unfreeze = None
     if strategy.name in ("finetune", "gradual"):
         options.param_groups = discriminative_groups(
-            model, learning_rate=loop.learning_rate, factor=cfg.model.backbone_lr_factor)
+            model, learning_rate=loop.learning_rate, factor=cfg.model.backbone_lr_factor
+        )
     if strategy.name == "gradual":
         unfreeze = GradualUnfreeze(cfg.model.head_epochs)
         hooks.append(unfreeze)
     try:
-        return fit(model, data.train, data.val, loop, options=options,
-                   callbacks=[*hooks, *callbacks], resume=resume)
+        return fit(
+            model,
+            data.train,
+            data.val,
+            loop,
+            options=options,
+            callbacks=[*hooks, *callbacks],
+            resume=resume,
+        )
     finally:
         if unfreeze is not None:
             unfreeze.release(model)
@@ -189,12 +229,12 @@ def _rank() -> int:
 def _numbering_batches(transform: Any) -> Callback:
     """The augmentation's start_epoch on every rank: batches of each epoch are numbered from
     1 again (so a resumed run draws what an uninterrupted one would)."""
-    return LambdaCallback(on_epoch_start=lambda s: transform.start_epoch(s.epoch),
-                          all_ranks=True)
+    return LambdaCallback(on_epoch_start=lambda s: transform.start_epoch(s.epoch), all_ranks=True)
 
 
-def discriminative_groups(model: Classifier, *, learning_rate: float,
-                          factor: float) -> list[dict[str, Any]]:
+def discriminative_groups(
+    model: Classifier, *, learning_rate: float, factor: float
+) -> list[dict[str, Any]]:
     """Optimizer param groups: backbone at learning_rate x factor, head at learning_rate."""
     groups = model.param_groups()
     return [
@@ -251,8 +291,11 @@ class GradualUnfreeze(Callback):
 def backbone_norms(model: Classifier) -> list[nn.Module]:
     """The batch-norm layers outside the head."""
     in_head = {id(m) for m in model.head.modules()}
-    return [m for m in model.modules()
-            if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in in_head]
+    return [
+        m
+        for m in model.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in in_head
+    ]
 
 
 # ---------------------------------------------------------------- frozen: head on features
@@ -274,28 +317,47 @@ class HeadOnly(nn.Module):
         return self.head(self.dropout(x))
 
 
-def fit_frozen(project: Workspace, model: Classifier, data: TrainData, loop: LoopConfig, *,
-               generator: torch.Generator | None = None,
-               callbacks: Sequence[Callback] = (), progress: bool = False,
-               report: Any = None, resume: Any = None) -> FitResult:
+def fit_frozen(
+    project: Workspace,
+    model: Classifier,
+    data: TrainData,
+    loop: LoopConfig,
+    *,
+    generator: torch.Generator | None = None,
+    callbacks: Sequence[Callback] = (),
+    progress: bool = False,
+    report: Any = None,
+    resume: Any = None,
+) -> FitResult:
     """Backbone features once (cached), a fresh head trained on them, put into `model`."""
     from dlworkflow.train.progress import count_progress
 
     device = resolve_device(loop.device)
     shard = distributed.current()
-    with count_progress("backbone features", enabled=progress and report is None) as bar, \
-            distributed.main_first(shard):  # rank 0 writes the cache, the others read it
-        feats = cached_features(project, model, data, device=distributed.device_for(
-            shard, device), report=report or bar)
+    with (
+        count_progress("backbone features", enabled=progress and report is None) as bar,
+        distributed.main_first(shard),
+    ):  # rank 0 writes the cache, the others read it
+        feats = cached_features(
+            project, model, data, device=distributed.device_for(shard, device), report=report or bar
+        )
     drop = getattr(model, "dropout", None)
-    head_only = HeadOnly(copy.deepcopy(model.head),
-                         dropout=drop.p if isinstance(drop, nn.Dropout) else 0.0)
-    result = fit(head_only, TensorData(feats.train, data.y_train),
-                 TensorData(feats.val, data.y_val), _vector_loop(loop),
-                 options=FitOptions(generator=generator, progress=progress),
-                 callbacks=callbacks, resume=resume)
-    result.notes.append(f"frozen: features {'read from' if feats.from_cache else 'computed'} "
-                        f"{feats.path.name} in {feats.seconds:.1f} s")
+    head_only = HeadOnly(
+        copy.deepcopy(model.head), dropout=drop.p if isinstance(drop, nn.Dropout) else 0.0
+    )
+    result = fit(
+        head_only,
+        TensorData(feats.train, data.y_train),
+        TensorData(feats.val, data.y_val),
+        _vector_loop(loop),
+        options=FitOptions(generator=generator, progress=progress),
+        callbacks=callbacks,
+        resume=resume,
+    )
+    result.notes.append(
+        f"frozen: features {'read from' if feats.from_cache else 'computed'} "
+        f"{feats.path.name} in {feats.seconds:.1f} s"
+    )
     model.head.load_state_dict(head_only.head.state_dict())
     result.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     return result

@@ -37,8 +37,11 @@ if TYPE_CHECKING:
     from dlworkflow.workspace import Workspace
 
 DEFAULT_MAX_LEN = 128
-LOADING = {"image": "decoding images", "text": "tokenizing texts",  # by modality
-           "tabular": "encoding features"}
+LOADING = {
+    "image": "decoding images",
+    "text": "tokenizing texts",  # by modality
+    "tabular": "encoding features",
+}
 
 
 @dataclass
@@ -77,13 +80,20 @@ class TrainData:
         """Flat MLflow params of the input format (data.*)."""
         prep = self.preprocessing
         if self.modality == "image":
-            return {"data.channels": self.channels,
-                    "data.size": f"{self.size[0]}x{self.size[1]}" if self.size else None}
+            return {
+                "data.channels": self.channels,
+                "data.size": f"{self.size[0]}x{self.size[1]}" if self.size else None,
+            }
         if self.modality == "text":
-            return {"data.max_len": prep.get("max_len"), "data.tokenizer": prep.get("tokenizer"),
-                    "data.tokens": int(self.x_train.shape[1])}
-        return {"data.features": len(prep.get("features", [])),
-                "data.n_features": int(self.x_train.shape[1])}
+            return {
+                "data.max_len": prep.get("max_len"),
+                "data.tokenizer": prep.get("tokenizer"),
+                "data.tokens": int(self.x_train.shape[1]),
+            }
+        return {
+            "data.features": len(prep.get("features", [])),
+            "data.n_features": int(self.x_train.shape[1]),
+        }
 
     def meta(self) -> dict[str, Any]:
         """Keys for model.json besides the model's own: the task and its target facts
@@ -91,8 +101,13 @@ class TrainData:
         out: dict[str, Any] = {"task": self.task, "target": self.target}
         if self.modality != "image":
             return out
-        return {**out, "channels": self.channels, "size": list(self.size or ()),
-                "mean": self.mean, "std": self.std}
+        return {
+            **out,
+            "channels": self.channels,
+            "size": list(self.size or ()),
+            "mean": self.mean,
+            "std": self.std,
+        }
 
 
 def modality_of(project: Workspace) -> str:
@@ -112,8 +127,7 @@ def input_format(project: Workspace) -> dict[str, Any]:
         channels, size = image_format(project)
         return {"in_channels": channels, "image_size": size}
     if modality == "tabular":
-        return {"n_features": n_features(table_encoding(project, _split_rows(project,
-                                                                              "train")))}
+        return {"n_features": n_features(table_encoding(project, _split_rows(project, "train")))}
     return {}
 
 
@@ -129,10 +143,16 @@ def image_format(project: Workspace) -> tuple[int, tuple[int, int]]:
     return int(channels), (int(size[0]), int(size[1]))
 
 
-def load_train_val(project: Workspace, classes: list[str], *, channels: int | None = None,
-                   size: tuple[int, int] | None = None, report: Callable | None = None,
-                   stats: tuple[list[float], list[float]] | None = None,
-                   preprocessing: dict[str, Any] | None = None) -> TrainData:
+def load_train_val(
+    project: Workspace,
+    classes: list[str],
+    *,
+    channels: int | None = None,
+    size: tuple[int, int] | None = None,
+    report: Callable | None = None,
+    stats: tuple[list[float], list[float]] | None = None,
+    preprocessing: dict[str, Any] | None = None,
+) -> TrainData:
     """Train and val inputs for the project's task, with y as class indices.
 
     `preprocessing` is the model's: images take channels/size from it (unless given) and, for
@@ -144,54 +164,120 @@ def load_train_val(project: Workspace, classes: list[str], *, channels: int | No
     rows = {name: _split_rows(project, name) for name in ("train", "val")}
     task = project.config.task
     labels = {name: label_indices(rows[name], classes, task=task) for name in rows}
-    data = _inputs(project, rows, labels, classes, prep, report=report, channels=channels,
-                   size=size, stats=stats)
-    return dataclasses.replace(data, task=task,
-                               target=task_of(task).fit_target(labels["train"].numpy()))
+    data = _inputs(
+        project,
+        rows,
+        labels,
+        classes,
+        prep,
+        report=report,
+        channels=channels,
+        size=size,
+        stats=stats,
+    )
+    return dataclasses.replace(
+        data, task=task, target=task_of(task).fit_target(labels["train"].numpy())
+    )
 
 
-def _inputs(project: Workspace, rows: dict[str, pd.DataFrame], labels: dict[str, torch.Tensor],
-            classes: list[str], prep: dict[str, Any], *, report: Callable | None,
-            channels: int | None, size: tuple[int, int] | None,
-            stats: tuple[list[float], list[float]] | None) -> TrainData:
+def _inputs(
+    project: Workspace,
+    rows: dict[str, pd.DataFrame],
+    labels: dict[str, torch.Tensor],
+    classes: list[str],
+    prep: dict[str, Any],
+    *,
+    report: Callable | None,
+    channels: int | None,
+    size: tuple[int, int] | None,
+    stats: tuple[list[float], list[float]] | None,
+) -> TrainData:
     modality = modality_of(project)
     if modality == "text":
         max_len = int(prep.get("max_len") or DEFAULT_MAX_LEN)
-        x = {name: torch.from_numpy(token_ids(project, rows[name], max_len=max_len,
-                                              report=report)) for name in rows}
+        x = {
+            name: torch.from_numpy(token_ids(project, rows[name], max_len=max_len, report=report))
+            for name in rows
+        }
         extra = {"modality": "text", "max_len": max_len, "tokenizer": TOKENIZER}
-        return TrainData(x["train"], labels["train"], x["val"], labels["val"], list(classes),
-                         modality="text", preprocessing=extra)
+        return TrainData(
+            x["train"],
+            labels["train"],
+            x["val"],
+            labels["val"],
+            list(classes),
+            modality="text",
+            preprocessing=extra,
+        )
     if modality == "tabular":
         encoding = table_encoding(project, rows["train"])
         x = {name: torch.from_numpy(encode_table(rows[name], encoding)) for name in rows}
         if report is not None:
             report(len(rows["train"]), len(rows["train"]))
-        return TrainData(x["train"], labels["train"], x["val"], labels["val"], list(classes),
-                         modality="tabular", preprocessing=encoding)
-    return _images(project, rows, labels, classes, channels=channels or prep.get("channels"),
-                   size=size or prep.get("size"), report=report,
-                   stats=stats or ((prep["mean"], prep["std"])
-                                   if prep.get("fixed_normalisation") else None))
+        return TrainData(
+            x["train"],
+            labels["train"],
+            x["val"],
+            labels["val"],
+            list(classes),
+            modality="tabular",
+            preprocessing=encoding,
+        )
+    return _images(
+        project,
+        rows,
+        labels,
+        classes,
+        channels=channels or prep.get("channels"),
+        size=size or prep.get("size"),
+        report=report,
+        stats=stats or ((prep["mean"], prep["std"]) if prep.get("fixed_normalisation") else None),
+    )
 
 
-def _images(project: Workspace, rows: dict[str, pd.DataFrame], labels: dict[str, torch.Tensor],
-            classes: list[str], *, channels: int | None, size: Any, report: Callable | None,
-            stats: tuple[list[float], list[float]] | None) -> TrainData:
+def _images(
+    project: Workspace,
+    rows: dict[str, pd.DataFrame],
+    labels: dict[str, torch.Tensor],
+    classes: list[str],
+    *,
+    channels: int | None,
+    size: Any,
+    report: Callable | None,
+    stats: tuple[list[float], list[float]] | None,
+) -> TrainData:
     if channels is None or size is None:
         channels, size = image_format(project)
     channels, size = int(channels), (int(size[0]), int(size[1]))
-    arrays = {name: store.image_tensor(project, rows[name], channels=channels, size=size,
-                                       max_pixels=project.config.data.max_image_pixels,
-                                       progress=report) for name in rows}
-    mean, std = (list(stats[0])[:channels], list(stats[1])[:channels]) if stats else (
-        channel_stats(arrays["train"]))
+    arrays = {
+        name: store.image_tensor(
+            project,
+            rows[name],
+            channels=channels,
+            size=size,
+            max_pixels=project.config.data.max_image_pixels,
+            progress=report,
+        )
+        for name in rows
+    }
+    mean, std = (
+        (list(stats[0])[:channels], list(stats[1])[:channels])
+        if stats
+        else (channel_stats(arrays["train"]))
+    )
     return TrainData(
         # uint8, memory-mapped: the trainer normalises each batch on the device with mean/std
-        x_train=torch.from_numpy(arrays["train"]), y_train=labels["train"],
-        x_val=torch.from_numpy(arrays["val"]), y_val=labels["val"],
-        classes=list(classes), channels=channels, size=size, mean=mean, std=std,
-        modality="image", preprocessing={"mean": mean, "std": std},
+        x_train=torch.from_numpy(arrays["train"]),
+        y_train=labels["train"],
+        x_val=torch.from_numpy(arrays["val"]),
+        y_val=labels["val"],
+        classes=list(classes),
+        channels=channels,
+        size=size,
+        mean=mean,
+        std=std,
+        modality="image",
+        preprocessing={"mean": mean, "std": std},
     )
 
 
@@ -207,8 +293,9 @@ def _split_rows(project: Workspace, name: str) -> pd.DataFrame:
     return rows
 
 
-def token_ids(project: Workspace, rows: pd.DataFrame, *, max_len: int,
-              report: Callable | None = None) -> np.ndarray:
+def token_ids(
+    project: Workspace, rows: pd.DataFrame, *, max_len: int, report: Callable | None = None
+) -> np.ndarray:
     """int64 (N, L) token ids of the rows' `text`, in row order; cached on disk by the texts'
     content hashes, max_len and the tokenizer (as store.image_tensor caches pixels)."""
     key = sha256_json([rows["content_hash"].tolist(), max_len, TOKENIZER])[:24]
@@ -230,7 +317,9 @@ def table_encoding(project: Workspace, train_rows: pd.DataFrame) -> dict[str, An
         raise TrainError(
             "The dataset has no feature columns to train a tabular model on.",
             expected="feature columns recorded by `dlw ingest` (name -> number | string)",
-            received="none", fix="check data.feature_columns, then `dlw ingest` again")
+            received="none",
+            fix="check data.feature_columns, then `dlw ingest` again",
+        )
     return fit_table_encoding(train_rows, features)
 
 
@@ -239,8 +328,9 @@ def _save_npy(path: Any, array: np.ndarray) -> None:
         np.save(handle, array)
 
 
-def label_indices(rows: pd.DataFrame, classes: list[str], *,
-                  task: str = "image-classification") -> torch.Tensor:
+def label_indices(
+    rows: pd.DataFrame, classes: list[str], *, task: str = "image-classification"
+) -> torch.Tensor:
     """The rows' targets encoded by the task (classification: int64 class indices;
     regression: float32 values; multi-label: float32 (N, labels) 0/1); TrainError when a
     target is outside the split's classes or labels."""
@@ -266,12 +356,12 @@ def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
     chunk = max(1, (64 << 20) // max(1, images[0].size))  # ~64 MB of uint8 at a time
     total = np.zeros(channels)
     for i in range(0, n, chunk):
-        total += images[i:i + chunk].sum(axis=(0, 2, 3), dtype=np.float64)
+        total += images[i : i + chunk].sum(axis=(0, 2, 3), dtype=np.float64)
     count = n * images.shape[2] * images.shape[3]
     mean = total / count / 255.0
     squares = np.zeros(channels)
     for i in range(0, n, chunk):
-        part = images[i:i + chunk].astype(np.float64) / 255.0 - mean[None, :, None, None]
+        part = images[i : i + chunk].astype(np.float64) / 255.0 - mean[None, :, None, None]
         squares += (part * part).sum(axis=(0, 2, 3))
     std = np.sqrt(squares / count)
     std[std < 1e-6] = 1.0  # a constant channel: centre it, do not blow it up

@@ -38,7 +38,7 @@ def experiment_name(project: Workspace) -> str:
 def browse_hint(project: Workspace) -> str:
     """How a person looks at the runs."""
     if project.config.tracking.uri is None:
-        return (f"cd {project.root} && mlflow ui --backend-store-uri sqlite:///mlruns.db")
+        return f"cd {project.root} && mlflow ui --backend-store-uri sqlite:///mlruns.db"
     return f"open {project.config.tracking.uri} (experiment {experiment_name(project)!r})"
 
 
@@ -54,15 +54,16 @@ class Tracker(Callback):
 
         items = [Param(k, str(v)[:6000]) for k, v in sorted(params.items())]
         for i in range(0, len(items), _MAX_PARAMS_PER_CALL):
-            self.client.log_batch(self.run_id, params=items[i:i + _MAX_PARAMS_PER_CALL])
+            self.client.log_batch(self.run_id, params=items[i : i + _MAX_PARAMS_PER_CALL])
 
     def log_metrics(self, values: dict[str, float], *, step: int = 0) -> None:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[
-            Metric(key, float(value), now, step) for key, value in values.items()
-        ])
+        self.client.log_batch(
+            self.run_id,
+            metrics=[Metric(key, float(value), now, step) for key, value in values.items()],
+        )
 
     def on_epoch_end(self, state: FitState) -> None:
         self.log_epoch(state.epoch, state.row)
@@ -87,9 +88,14 @@ class Tracker(Callback):
 
 
 @contextmanager
-def tracked_run(project: Workspace, *, run_name: str, tags: dict[str, str],
-                resume_run_id: str | None = None,
-                stopped: tuple[type[BaseException], ...] = ()) -> Iterator[Tracker]:
+def tracked_run(
+    project: Workspace,
+    *,
+    run_name: str,
+    tags: dict[str, str],
+    resume_run_id: str | None = None,
+    stopped: tuple[type[BaseException], ...] = (),
+) -> Iterator[Tracker]:
     """Start an MLflow run in the project's experiment; FINISHED on success, FAILED if not.
 
     resume_run_id: continue that run (a resumed training) when the store still has it;
@@ -101,8 +107,11 @@ def tracked_run(project: Workspace, *, run_name: str, tags: dict[str, str],
     run = _reopen(client, resume_run_id, tags) if resume_run_id else None
     if run is None:
         extra = {"dlw.resumes_mlflow_run": resume_run_id} if resume_run_id else {}
-        run = _call(project, "start a run", lambda: client.create_run(
-            experiment_id, run_name=run_name, tags={**tags, **extra}))
+        run = _call(
+            project,
+            "start a run",
+            lambda: client.create_run(experiment_id, run_name=run_name, tags={**tags, **extra}),
+        )
     tracker = Tracker(client, run.info.run_id)
     try:
         yield tracker
@@ -168,11 +177,15 @@ def ensure_experiment(project: Workspace, client: Any) -> str:
                 "a new name in dlworkflow.yaml",
             )
         return found.experiment_id
-    local = tracking_uri(project).startswith(("sqlite:", "file:")) or "://" not in \
-        tracking_uri(project)
+    local = tracking_uri(project).startswith(("sqlite:", "file:")) or "://" not in tracking_uri(
+        project
+    )
     location = project.paths.mlartifacts.as_uri() if local else None
-    return _call(project, "create the experiment",
-                 lambda: client.create_experiment(name, artifact_location=location))
+    return _call(
+        project,
+        "create the experiment",
+        lambda: client.create_experiment(name, artifact_location=location),
+    )
 
 
 def _call(project: Workspace, action: str, fn: Any) -> Any:

@@ -68,18 +68,36 @@ class LoopConfig:
         return task_of(self.task)
 
     @classmethod
-    def from_train_config(cls, train: Any, *, metric: str, seed: int,
-                          epochs: int | None = None,
-                          task: str = "image-classification") -> LoopConfig:
+    def from_train_config(
+        cls,
+        train: Any,
+        *,
+        metric: str,
+        seed: int,
+        epochs: int | None = None,
+        task: str = "image-classification",
+    ) -> LoopConfig:
         """From the `train:` section of dlworkflow.yaml (dlworkflow.config.Train)."""
-        return cls(epochs=epochs or train.epochs, batch_size=train.batch_size,
-                   optimizer=train.optimizer, learning_rate=train.learning_rate,
-                   weight_decay=train.weight_decay, patience=train.early_stopping_patience,
-                   metric=metric, seed=seed, schedule=train.schedule,
-                   label_smoothing=train.label_smoothing, grad_clip=train.grad_clip,
-                   accumulate=train.accumulate, class_weights=train.class_weights,
-                   precision=train.precision, channels_last=train.channels_last,
-                   compile=train.compile, device=train.device, task=task)
+        return cls(
+            epochs=epochs or train.epochs,
+            batch_size=train.batch_size,
+            optimizer=train.optimizer,
+            learning_rate=train.learning_rate,
+            weight_decay=train.weight_decay,
+            patience=train.early_stopping_patience,
+            metric=metric,
+            seed=seed,
+            schedule=train.schedule,
+            label_smoothing=train.label_smoothing,
+            grad_clip=train.grad_clip,
+            accumulate=train.accumulate,
+            class_weights=train.class_weights,
+            precision=train.precision,
+            channels_last=train.channels_last,
+            compile=train.compile,
+            device=train.device,
+            task=task,
+        )
 
 
 @dataclass
@@ -158,34 +176,47 @@ def autocast(precision: str, device: torch.device) -> AbstractContextManager[Any
     return nullcontext()
 
 
-def make_optimizer(model: nn.Module, cfg: LoopConfig,
-                   param_groups: list[dict] | None = None) -> torch.optim.Optimizer:
+def make_optimizer(
+    model: nn.Module, cfg: LoopConfig, param_groups: list[dict] | None = None
+) -> torch.optim.Optimizer:
     """AdamW or SGD over `param_groups` (a group may carry its own "lr"), else over the
     model's trainable parameters."""
-    params: Any = param_groups if param_groups is not None else [
-        p for p in model.parameters() if p.requires_grad]
+    params: Any = (
+        param_groups
+        if param_groups is not None
+        else [p for p in model.parameters() if p.requires_grad]
+    )
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
-                               momentum=0.9, nesterov=True)
+        return torch.optim.SGD(
+            params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, momentum=0.9, nesterov=True
+        )
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}; use 'adamw' or 'sgd'")
 
 
-def make_schedule(optimizer: torch.optim.Optimizer, cfg: LoopConfig, *,
-                  steps_per_epoch: int) -> Any:
+def make_schedule(
+    optimizer: torch.optim.Optimizer, cfg: LoopConfig, *, steps_per_epoch: int
+) -> Any:
     """cosine: per epoch to 0; onecycle: per optimizer step, peak = each group's lr;
     plateau: x0.1 after patience//2 epochs without a better metric; constant: None."""
     sched = torch.optim.lr_scheduler
     if cfg.schedule == "cosine":
         return sched.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
     if cfg.schedule == "onecycle":
-        return sched.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
-                                total_steps=cfg.epochs * steps_per_epoch)
+        return sched.OneCycleLR(
+            optimizer,
+            max_lr=[g["lr"] for g in optimizer.param_groups],
+            total_steps=cfg.epochs * steps_per_epoch,
+        )
     if cfg.schedule == "plateau":
         higher = cfg.kind.metric(cfg.metric).higher_is_better
-        return sched.ReduceLROnPlateau(optimizer, mode="max" if higher else "min", factor=0.1,
-                                       patience=max(0, cfg.patience // 2 - 1))
+        return sched.ReduceLROnPlateau(
+            optimizer,
+            mode="max" if higher else "min",
+            factor=0.1,
+            patience=max(0, cfg.patience // 2 - 1),
+        )
     if cfg.schedule == "constant":
         return None
     raise ValueError(f"unknown schedule {cfg.schedule!r}; use one of {', '.join(SCHEDULES)}")
@@ -225,9 +256,16 @@ class FitOptions:
     shard: Shard | None | str = "auto"
 
 
-def fit(model: nn.Module, train: TensorData, val: TensorData, cfg: LoopConfig, *,
-        options: FitOptions | None = None, callbacks: Sequence[Callback] = (),
-        resume: LoopState | None = None) -> FitResult:
+def fit(
+    model: nn.Module,
+    train: TensorData,
+    val: TensorData,
+    cfg: LoopConfig,
+    *,
+    options: FitOptions | None = None,
+    callbacks: Sequence[Callback] = (),
+    resume: LoopState | None = None,
+) -> FitResult:
     """Train `model` in place on `cfg.device`; on return it holds the best epoch's weights.
 
     train / val: TensorData (uint8 images are normalised per batch with their mean/std).
@@ -257,20 +295,24 @@ def fit(model: nn.Module, train: TensorData, val: TensorData, cfg: LoopConfig, *
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     train_on = train.place(device, budget=cfg.resident_bytes)
     val_on = val.place(device, budget=cfg.resident_bytes)
-    loop = _Loop(model, cfg, device=device, precision=precision,
-                 batch_transform=opts.batch_transform, shard=shard)
+    loop = _Loop(
+        model,
+        cfg,
+        device=device,
+        precision=precision,
+        batch_transform=opts.batch_transform,
+        shard=shard,
+    )
     loop.weights = _class_weights(cfg, model, train, device)
     if shard is None:
         loop.forward = _maybe_compile(model, cfg, val_on, loop)
         loop.eval_forward = loop.forward
     else:  # gradients are all-reduced by DDP; evaluation runs the plain module
-        loop.ddp = distributed.wrap(model, shard, device,
-                                    find_unused=opts.param_groups is not None)
+        loop.ddp = distributed.wrap(model, shard, device, find_unused=opts.param_groups is not None)
         loop.forward = _maybe_compile(loop.ddp, cfg, val_on, loop)
     n_batches = global_batches(len(train), cfg.batch_size, shard)
     optimizer = make_optimizer(model, cfg, opts.param_groups)
-    schedule = make_schedule(optimizer, cfg,
-                             steps_per_epoch=math.ceil(n_batches / cfg.accumulate))
+    schedule = make_schedule(optimizer, cfg, steps_per_epoch=math.ceil(n_batches / cfg.accumulate))
     history: list[dict[str, float]] = []
     spec = cfg.kind.metric(cfg.metric)
     best_metric = -math.inf if spec.higher_is_better else math.inf
@@ -278,11 +320,13 @@ def fit(model: nn.Module, train: TensorData, val: TensorData, cfg: LoopConfig, *
     first = 1
     if resume is not None:
         _restore(resume, model, optimizer, schedule, generator, device)
-        history, best_metric, best_epoch = list(resume.history), resume.best_metric, \
-            resume.best_epoch
+        history, best_metric, best_epoch = (
+            list(resume.history),
+            resume.best_metric,
+            resume.best_epoch,
+        )
         best_state, first = resume.best_state, resume.epoch + 1
-    state = FitState(epoch=first - 1, model=model, optimizer=optimizer, history=history,
-                     cfg=cfg)
+    state = FitState(epoch=first - 1, model=model, optimizer=optimizer, history=history, cfg=cfg)
     for callback in callbacks:
         callback.on_train_start(state)
     key, start = f"val_{cfg.metric}", time.perf_counter()
@@ -296,12 +340,20 @@ def fit(model: nn.Module, train: TensorData, val: TensorData, cfg: LoopConfig, *
                 callback.on_epoch_start(state)
             t0, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
             order = torch.randperm(len(train), generator=generator)
-            train_loss = loop.train_epoch(train_on, order, optimizer,
-                                          schedule if cfg.schedule == "onecycle" else None,
-                                          tick=bar.tick)
-            row = {"epoch": epoch, "train_loss": train_loss,
-                   **loop.evaluate(val_on, metric=cfg.metric), "lr": lr,
-                   "seconds": time.perf_counter() - t0}
+            train_loss = loop.train_epoch(
+                train_on,
+                order,
+                optimizer,
+                schedule if cfg.schedule == "onecycle" else None,
+                tick=bar.tick,
+            )
+            row = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                **loop.evaluate(val_on, metric=cfg.metric),
+                "lr": lr,
+                "seconds": time.perf_counter() - t0,
+            }
             if cfg.schedule == "plateau":
                 schedule.step(row[key])
             elif cfg.schedule == "cosine":
@@ -311,10 +363,16 @@ def fit(model: nn.Module, train: TensorData, val: TensorData, cfg: LoopConfig, *
                 best_metric, best_epoch, best_state = row[key], epoch, _copy_state(model)
             if callbacks:
                 state.checkpoint = LoopState(
-                    epoch=epoch, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                    epoch=epoch,
+                    model=model.state_dict(),
+                    optimizer=optimizer.state_dict(),
                     scheduler=schedule.state_dict() if schedule is not None else None,
-                    best_metric=best_metric, best_epoch=best_epoch, best_state=best_state,
-                    history=history, rng=capture_rng(generator, device))
+                    best_metric=best_metric,
+                    best_epoch=best_epoch,
+                    best_state=best_state,
+                    history=history,
+                    rng=capture_rng(generator, device),
+                )
                 for callback in callbacks:
                     callback.on_checkpoint(state)
             bar.epoch_done(epoch, row)
@@ -324,19 +382,34 @@ def fit(model: nn.Module, train: TensorData, val: TensorData, cfg: LoopConfig, *
     for callback in callbacks:
         callback.on_train_end(state)
     model.load_state_dict(best_state)
-    return FitResult(history=history, best_epoch=best_epoch, best_metric=best_metric,
-                     epochs_run=len(history), stopped_early=len(history) < cfg.epochs,
-                     seconds=time.perf_counter() - start, best_state=best_state,
-                     notes=loop.notes, device=str(device), precision=precision,
-                     resident=train_on.resident)
+    return FitResult(
+        history=history,
+        best_epoch=best_epoch,
+        best_metric=best_metric,
+        epochs_run=len(history),
+        stopped_early=len(history) < cfg.epochs,
+        seconds=time.perf_counter() - start,
+        best_state=best_state,
+        notes=loop.notes,
+        device=str(device),
+        precision=precision,
+        resident=train_on.resident,
+    )
 
 
 class _Loop:
     """The per-batch work of one fit: forward, loss, backward, optimizer steps."""
 
-    def __init__(self, model: nn.Module, cfg: LoopConfig, *, device: torch.device,
-                 precision: str, batch_transform: BatchTransform | None,
-                 shard: Shard | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        cfg: LoopConfig,
+        *,
+        device: torch.device,
+        precision: str,
+        batch_transform: BatchTransform | None,
+        shard: Shard | None = None,
+    ) -> None:
         self.model, self.cfg, self.device, self.precision = model, cfg, device, precision
         self.forward: Callable[[Tensor], Tensor] = model
         self.eval_forward: Callable[[Tensor], Tensor] = model
@@ -352,11 +425,23 @@ class _Loop:
         return xb
 
     def loss(self, logits: Tensor, yb: Tensor) -> Tensor:
-        return self.cfg.kind.loss(logits, yb, self.cfg.target, weight=self.weights,
-                                  label_smoothing=self.cfg.label_smoothing)
+        return self.cfg.kind.loss(
+            logits,
+            yb,
+            self.cfg.target,
+            weight=self.weights,
+            label_smoothing=self.cfg.label_smoothing,
+        )
 
-    def train_epoch(self, data: DeviceData, order: Tensor, optimizer: torch.optim.Optimizer,
-                    step_schedule: Any, *, tick: Callable[[], None] | None = None) -> float:
+    def train_epoch(
+        self,
+        data: DeviceData,
+        order: Tensor,
+        optimizer: torch.optim.Optimizer,
+        step_schedule: Any,
+        *,
+        tick: Callable[[], None] | None = None,
+    ) -> float:
         """One pass over `order`; the mean training loss. Accumulation: each batch's loss is
         scaled by its share of its group (1/k for full groups); a last partial group steps.
         Data-parallel: this rank's slice of each global batch, its loss scaled by its share
@@ -407,8 +492,10 @@ class _Loop:
         was_training = model.training
         model.eval()
         with torch.inference_mode(), autocast(self.precision, self.device):
-            out = [self.eval_forward(self.prepare(xb)).float()
-                   for xb, _ in data.batches(None, self.cfg.eval_batch_size)]
+            out = [
+                self.eval_forward(self.prepare(xb)).float()
+                for xb, _ in data.batches(None, self.cfg.eval_batch_size)
+            ]
         model.train(was_training)
         return torch.cat(out)
 
@@ -424,9 +511,16 @@ def _metrics(logits: Tensor, y: Tensor, cfg: LoopConfig, metric: str) -> dict[st
     return task.val_metrics(logits.cpu().numpy(), y.cpu().numpy(), target, metric, loss)
 
 
-def evaluate(model: nn.Module, x: Tensor | TensorData, y: Tensor | None = None, *,
-             metric: str, batch_size: int = 512, task: str = "image-classification",
-             target: dict[str, Any] | None = None) -> dict[str, float]:
+def evaluate(
+    model: nn.Module,
+    x: Tensor | TensorData,
+    y: Tensor | None = None,
+    *,
+    metric: str,
+    batch_size: int = 512,
+    task: str = "image-classification",
+    target: dict[str, Any] | None = None,
+) -> dict[str, float]:
     """val_loss, val_<metric> and val_<companion> of `model` on (x, y) or a TensorData."""
     if isinstance(x, TensorData):
         data = x
@@ -438,17 +532,18 @@ def evaluate(model: nn.Module, x: Tensor | TensorData, y: Tensor | None = None, 
     return _metrics(logits, torch.as_tensor(data.y).to(logits.device), cfg, metric)
 
 
-def predict_logits(model: nn.Module, x: Tensor | TensorData, *,
-                   batch_size: int = 512) -> Tensor:
+def predict_logits(model: nn.Module, x: Tensor | TensorData, *, batch_size: int = 512) -> Tensor:
     data = x if isinstance(x, TensorData) else TensorData(x, torch.zeros(len(x)))
     device = next(model.parameters()).device
     cfg = LoopConfig(epochs=1, eval_batch_size=batch_size, precision="fp32")
-    return _Loop(model, cfg, device=device, precision="fp32",
-                 batch_transform=None).logits(data.place(device))
+    return _Loop(model, cfg, device=device, precision="fp32", batch_transform=None).logits(
+        data.place(device)
+    )
 
 
-def _class_weights(cfg: LoopConfig, model: nn.Module, train: TensorData,
-                   device: torch.device) -> Tensor | None:
+def _class_weights(
+    cfg: LoopConfig, model: nn.Module, train: TensorData, device: torch.device
+) -> Tensor | None:
     if cfg.class_weights != "balanced" or not cfg.kind.single_label:
         return None
     y = torch.as_tensor(train.y)
@@ -456,8 +551,9 @@ def _class_weights(cfg: LoopConfig, model: nn.Module, train: TensorData,
     return balanced_weights(y, k).to(device)
 
 
-def _maybe_compile(model: nn.Module, cfg: LoopConfig, probe: DeviceData,
-                   loop: _Loop) -> Callable[[Tensor], Tensor]:
+def _maybe_compile(
+    model: nn.Module, cfg: LoopConfig, probe: DeviceData, loop: _Loop
+) -> Callable[[Tensor], Tensor]:
     """torch.compile(model), tried on two validation samples; eager with a note if it fails."""
     if not cfg.compile:
         return model
@@ -473,8 +569,10 @@ def _maybe_compile(model: nn.Module, cfg: LoopConfig, probe: DeviceData,
         model.train(was_training)
         return compiled
     except Exception as exc:  # backends fail in many ways (no compiler, unsupported op, ...)
-        note = f"torch.compile failed, trained without it: {type(exc).__name__}: " \
-               f"{str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+        note = (
+            f"torch.compile failed, trained without it: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+        )
         warnings.warn(note, RuntimeWarning, stacklevel=3)
         loop.notes.append(note)
         return model
@@ -482,15 +580,18 @@ def _maybe_compile(model: nn.Module, cfg: LoopConfig, probe: DeviceData,
 
 def capture_rng(generator: torch.Generator, device: torch.device) -> dict[str, Any]:
     """Every random state the loop draws from: python, numpy, torch (CPU, CUDA), shuffle."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(),
-             "torch": torch.get_rng_state(), "shuffle": generator.get_state()}
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "shuffle": generator.get_state(),
+    }
     if device.type == "cuda":
         state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def restore_rng(state: dict[str, Any], generator: torch.Generator,
-                device: torch.device) -> None:
+def restore_rng(state: dict[str, Any], generator: torch.Generator, device: torch.device) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
@@ -499,8 +600,14 @@ def restore_rng(state: dict[str, Any], generator: torch.Generator,
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def _restore(state: LoopState, model: nn.Module, optimizer: torch.optim.Optimizer,
-             schedule: Any, generator: torch.Generator, device: torch.device) -> None:
+def _restore(
+    state: LoopState,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: Any,
+    generator: torch.Generator,
+    device: torch.device,
+) -> None:
     model.load_state_dict(state.model)
     optimizer.load_state_dict(state.optimizer)
     if schedule is not None and state.scheduler is not None:

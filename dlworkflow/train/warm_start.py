@@ -49,8 +49,13 @@ class WarmStart:
 
     def record(self) -> dict[str, Any]:
         """For the ledger, MLflow and model.json."""
-        return {"folder": str(self.folder), "weights": str(self.weights),
-                "weights_sha256": self.sha256, "model": self.model, "version": self.version}
+        return {
+            "folder": str(self.folder),
+            "weights": str(self.weights),
+            "weights_sha256": self.sha256,
+            "model": self.model,
+            "version": self.version,
+        }
 
     def load_into(self, model: nn.Module) -> None:
         """Copy the weights into `model` (strict: same tensor names and shapes)."""
@@ -60,15 +65,18 @@ class WarmStart:
         try:
             state = load_file(str(self.weights))
         except (SafetensorError, OSError) as exc:
-            raise _impossible(f"{self.weights} cannot be read as safetensors",
-                              received=str(exc)[:200]) from None
+            raise _impossible(
+                f"{self.weights} cannot be read as safetensors", received=str(exc)[:200]
+            ) from None
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as exc:
             detail = " ".join(str(exc).split())[:300]
             raise _impossible(
                 f"the weights of {self.describe()} do not fit the {self.model} now configured "
-                "(model.params changed the network's shape?)", received=detail) from None
+                "(model.params changed the network's shape?)",
+                received=detail,
+            ) from None
 
 
 def resolve(path: str | Path, *, model: str, classes: list[str]) -> WarmStart:
@@ -89,27 +97,41 @@ def resolve(path: str | Path, *, model: str, classes: list[str]) -> WarmStart:
         weights = folder / str(meta.get("weights_file") or TRAINED_WEIGHTS)
         recorded, version = meta.get("weights_sha256"), None
     else:
-        raise _impossible(f"{folder} holds no model", received=", ".join(
-            sorted(p.name for p in folder.iterdir())[:10]) or "an empty folder")
+        raise _impossible(
+            f"{folder} holds no model",
+            received=", ".join(sorted(p.name for p in folder.iterdir())[:10]) or "an empty folder",
+        )
     if not weights.is_file():
         raise _impossible(f"the weights file {weights} is missing", received="none")
     saved = tuple(str(c) for c in meta.get("classes") or ())
     if name != model:
-        raise _impossible(f"the earlier model is {name!r}, but model.name is {model!r}",
-                          received=f"model {name!r}",
-                          fix="train without warm start (retrain.warm_start: false), or set "
-                              f"model.name: {name} to continue from it")
+        raise _impossible(
+            f"the earlier model is {name!r}, but model.name is {model!r}",
+            received=f"model {name!r}",
+            fix="train without warm start (retrain.warm_start: false), or set "
+            f"model.name: {name} to continue from it",
+        )
     if saved != tuple(classes):
-        raise _impossible("the classes differ from the earlier model's",
-                          received=f"earlier {list(saved)[:12]}, now {list(classes)[:12]}",
-                          fix="train without warm start: a new or renamed class needs a new "
-                              "head (retrain.warm_start: false)")
+        raise _impossible(
+            "the classes differ from the earlier model's",
+            received=f"earlier {list(saved)[:12]}, now {list(classes)[:12]}",
+            fix="train without warm start: a new or renamed class needs a new "
+            "head (retrain.warm_start: false)",
+        )
     digest = sha256_file(weights)
     if recorded and digest != recorded:
-        raise _impossible(f"{weights} does not match the sha256 recorded beside it (changed "
-                          "or corrupted)", received=f"sha256 {digest[:16]}...")
-    return WarmStart(folder=folder.resolve(), weights=weights.resolve(), sha256=digest,
-                     model=str(name), classes=saved, version=version)
+        raise _impossible(
+            f"{weights} does not match the sha256 recorded beside it (changed or corrupted)",
+            received=f"sha256 {digest[:16]}...",
+        )
+    return WarmStart(
+        folder=folder.resolve(),
+        weights=weights.resolve(),
+        sha256=digest,
+        model=str(name),
+        classes=saved,
+        version=version,
+    )
 
 
 def _meta(path: Path) -> dict[str, Any]:
@@ -122,10 +144,17 @@ def _meta(path: Path) -> dict[str, Any]:
     return meta
 
 
-def _impossible(why: str, *, received: str,
-                fix: str = "point the warm start at an exported version (models/v<N>/) of the "
-                           "same network and classes, or train without it") -> TrainError:
-    return TrainError(f"Warm start impossible: {why}.",
-                      expected="the weights of the same network (model.name) with the same "
-                               "classes, as safetensors",
-                      received=received, fix=fix)
+def _impossible(
+    why: str,
+    *,
+    received: str,
+    fix: str = "point the warm start at an exported version (models/v<N>/) of the "
+    "same network and classes, or train without it",
+) -> TrainError:
+    return TrainError(
+        f"Warm start impossible: {why}.",
+        expected="the weights of the same network (model.name) with the same "
+        "classes, as safetensors",
+        received=received,
+        fix=fix,
+    )

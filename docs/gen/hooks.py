@@ -47,8 +47,12 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     def fill(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in reference.GENERATORS:
-            log.warning("%s: unknown generated section %r (known: %s)", page.file.src_uri, name,
-                        ", ".join(reference.GENERATORS))
+            log.warning(
+                "%s: unknown generated section %r (known: %s)",
+                page.file.src_uri,
+                name,
+                ", ".join(reference.GENERATORS),
+            )
             return match.group(0)
         if name not in _cache:
             try:

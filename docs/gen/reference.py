@@ -33,8 +33,12 @@ PACKAGE = ROOT / "dlworkflow"
 def inline(text: str) -> str:
     """Escaped text whose `backtick spans` become <code>."""
     parts = re.split(r"(`[^`]+`)", text)
-    return "".join(f"<code>{html.escape(p[1:-1])}</code>" if p.startswith("`") and len(p) > 1
-                   else html.escape(p) for p in parts)
+    return "".join(
+        f"<code>{html.escape(p[1:-1])}</code>"
+        if p.startswith("`") and len(p) > 1
+        else html.escape(p)
+        for p in parts
+    )
 
 
 def code(text: str) -> str:
@@ -79,9 +83,19 @@ def cli_commands() -> list[tuple[str, Any, Any]]:
 
 def cli_markdown() -> str:
     commands = cli_commands()
-    lines = [table(("command", "what it does"), [
-        (f'<a href="#{slug(name)}">{code(name)}</a>', inline(_first_sentence(cmd.help or "")))
-        for name, cmd, _ in commands]), ""]
+    lines = [
+        table(
+            ("command", "what it does"),
+            [
+                (
+                    f'<a href="#{slug(name)}">{code(name)}</a>',
+                    inline(_first_sentence(cmd.help or "")),
+                )
+                for name, cmd, _ in commands
+            ],
+        ),
+        "",
+    ]
     for name, command, ctx in commands:
         lines += [f"## {name} {{#{slug(name)}}}", ""]
         usage = command.get_usage(ctx).removeprefix("Usage: ")
@@ -161,23 +175,32 @@ def _type_of(schema: dict[str, Any], node: dict[str, Any]) -> str:
         if isinstance(values, dict) and _object_of(schema, values):
             return "mapping of name to mapping"
         return "mapping"
-    return {"integer": "integer", "number": "number", "string": "string",
-            "boolean": "boolean", "null": "null"}.get(kind, str(kind))
+    return {
+        "integer": "integer",
+        "number": "number",
+        "string": "string",
+        "boolean": "boolean",
+        "null": "null",
+    }.get(kind, str(kind))
 
 
 def _constraints(node: dict[str, Any]) -> str:
     parts = []
     for options in [node, *node.get("anyOf", [])]:
-        for key, sign in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="),
-                          ("exclusiveMaximum", "<"), ("minLength", "length >="),
-                          ("maxLength", "length <=")):
+        for key, sign in (
+            ("minimum", ">="),
+            ("exclusiveMinimum", ">"),
+            ("maximum", "<="),
+            ("exclusiveMaximum", "<"),
+            ("minLength", "length >="),
+            ("maxLength", "length <="),
+        ):
             if key in options:
                 parts.append(f"{sign} {options[key]}")
     return ", ".join(parts)
 
 
 MISSING = object()  # a key without a default (required, or under a free mapping)
-
 
 
 def config_entries() -> Iterator[tuple[str, dict[str, Any], Any, int]]:
@@ -187,8 +210,9 @@ def config_entries() -> Iterator[tuple[str, dict[str, Any], Any, int]]:
     defaults = config_defaults()
     missing = MISSING
 
-    def walk(obj: dict[str, Any], prefix: str, default: Any, depth: int
-             ) -> Iterator[tuple[str, dict[str, Any], Any, int]]:
+    def walk(
+        obj: dict[str, Any], prefix: str, default: Any, depth: int
+    ) -> Iterator[tuple[str, dict[str, Any], Any, int]]:
         required = set(obj.get("required", []))
         for key, prop in obj["properties"].items():
             dotted = f"{prefix}{key}"
@@ -229,21 +253,24 @@ def config_markdown() -> str:
     for dotted, prop, default, depth in config_entries():
         obj = _object_of(schema, prop)
         if depth == 0 and obj is not None:
-            sections.append((dotted, obj.get("description")
-                             or "", []))
+            sections.append((dotted, obj.get("description") or "", []))
             continue
         description = prop.get("description") or (obj or {}).get("description") or ""
         if not description and not dotted.startswith("audit."):
             undocumented.append(dotted)
         extra = _constraints(prop)
-        cells = (code(dotted), html.escape(_type_of(schema, prop)),
-                 "(required)" if default is MISSING else _default_text(default),
-                 inline(description) + (f" <em>({html.escape(extra)})</em>" if extra else ""))
+        cells = (
+            code(dotted),
+            html.escape(_type_of(schema, prop)),
+            "(required)" if default is MISSING else _default_text(default),
+            inline(description) + (f" <em>({html.escape(extra)})</em>" if extra else ""),
+        )
         sections[-1][2].append(cells)
     if undocumented:
         raise UndocumentedError(
             f"config keys without a description: {', '.join(undocumented)}; add "
-            "description=... to their Field in dlworkflow/config.py")
+            "description=... to their Field in dlworkflow/config.py"
+        )
     lines = []
     for name, description, rows in sections:
         if name == "top":
@@ -259,9 +286,13 @@ def config_markdown() -> str:
 # ---- errors (read from the source: nothing is imported) ----------------------------------------
 @functools.cache
 def _modules() -> tuple[tuple[str, ast.Module], ...]:
-    return tuple((path.relative_to(ROOT).as_posix(),
-                  ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
-                 for path in sorted(PACKAGE.rglob("*.py")))
+    return tuple(
+        (
+            path.relative_to(ROOT).as_posix(),
+            ast.parse(path.read_text(encoding="utf-8"), filename=str(path)),
+        )
+        for path in sorted(PACKAGE.rglob("*.py"))
+    )
 
 
 def _text(node: ast.AST | None) -> str:
@@ -271,8 +302,10 @@ def _text(node: ast.AST | None) -> str:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return node.value
     if isinstance(node, ast.JoinedStr):
-        return "".join(_text(v) if isinstance(v, ast.Constant) else
-                       "{" + ast.unparse(v.value) + "}" for v in node.values)
+        return "".join(
+            _text(v) if isinstance(v, ast.Constant) else "{" + ast.unparse(v.value) + "}"
+            for v in node.values
+        )
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
         return _text(node.left) + _text(node.right)
     return "{" + ast.unparse(node) + "}"
@@ -295,16 +328,23 @@ def error_classes() -> dict[str, dict[str, Any]]:
             if isinstance(node, ast.ClassDef):
                 exit_code = None
                 for stmt in node.body:
-                    if (isinstance(stmt, ast.Assign) and any(
-                            isinstance(t, ast.Name) and t.id == "exit_code" for t in stmt.targets)
-                            and isinstance(stmt.value, ast.Constant)):
+                    if (
+                        isinstance(stmt, ast.Assign)
+                        and any(
+                            isinstance(t, ast.Name) and t.id == "exit_code" for t in stmt.targets
+                        )
+                        and isinstance(stmt.value, ast.Constant)
+                    ):
                         exit_code = stmt.value.value
                 if node.name in classes:
                     duplicates.add(node.name)
                 classes[node.name] = {
-                    "module": rel, "line": node.lineno, "doc": ast.get_docstring(node) or "",
+                    "module": rel,
+                    "line": node.lineno,
+                    "doc": ast.get_docstring(node) or "",
                     "bases": [ast.unparse(b).rsplit(".", 1)[-1] for b in node.bases],
-                    "exit_code": exit_code}
+                    "exit_code": exit_code,
+                }
     errors = {"DlwError"}
     changed = True
     while changed:
@@ -314,8 +354,10 @@ def error_classes() -> dict[str, dict[str, Any]]:
                 errors.add(name)
                 changed = True
     if errors & duplicates:
-        raise ValueError(f"two error classes named {sorted(errors & duplicates)}: the error "
-                         "page needs unique names")
+        raise ValueError(
+            f"two error classes named {sorted(errors & duplicates)}: the error "
+            "page needs unique names"
+        )
     chosen = {name: classes[name] for name in errors}
     for name, info in chosen.items():  # inherited exit codes
         base, code_ = name, info["exit_code"]
@@ -333,9 +375,14 @@ def _raise_sites(names: set[str]) -> dict[str, list[dict[str, str]]]:
             if isinstance(node, ast.Call) and _call_name(node) in names:
                 kw = {k.arg: k.value for k in node.keywords if k.arg}
                 what = node.args[0] if node.args else kw.get("what")
-                sites[_call_name(node) or ""].append({
-                    "where": f"{rel}:{node.lineno}", "what": _text(what),
-                    "expected": _text(kw.get("expected")), "fix": _text(kw.get("fix"))})
+                sites[_call_name(node) or ""].append(
+                    {
+                        "where": f"{rel}:{node.lineno}",
+                        "what": _text(what),
+                        "expected": _text(kw.get("expected")),
+                        "fix": _text(kw.get("fix")),
+                    }
+                )
     return sites
 
 
@@ -355,24 +402,36 @@ def errors_markdown() -> str:
     classes = error_classes()
     sites = _raise_sites(set(classes))
     order = _tree_order(classes)
-    overview = [(f'{"&nbsp;" * 4 * depth}<a href="#{slug(name)}">{code(name)}</a>',
-                 str(classes[name]["effective_exit_code"]),
-                 inline(classes[name]["doc"].split("\n\n")[0].replace("\n", " ")),
-                 str(len(sites[name])))
-                for name, depth in order]
+    overview = [
+        (
+            f'{"&nbsp;" * 4 * depth}<a href="#{slug(name)}">{code(name)}</a>',
+            str(classes[name]["effective_exit_code"]),
+            inline(classes[name]["doc"].split("\n\n")[0].replace("\n", " ")),
+            str(len(sites[name])),
+        )
+        for name, depth in order
+    ]
     lines = [table(("error class", "exit code", "meaning", "raised at"), overview), ""]
     for name, _ in order:
         info = classes[name]
         lines += [f"### {name} {{#{slug(name)}}}", ""]
         base = ", ".join(info["bases"])
-        lines += [f"<p>{inline(' '.join(info['doc'].split()))}</p>",
-                  f"<p>Exit code <strong>{info['effective_exit_code']}</strong>; a subclass "
-                  f"of {code(base)}; defined in {code(info['module'])}, line {info['line']}."
-                  "</p>", ""]
-        rows = [(inline(s["what"]) + (f"<br><em>expected:</em> {inline(s['expected'])}"
-                                      if s["expected"] else ""),
-                 inline(s["fix"]) or "(see the message)", code(s["where"]))
-                for s in sorted(sites[name], key=lambda s: s["where"])]
+        lines += [
+            f"<p>{inline(' '.join(info['doc'].split()))}</p>",
+            f"<p>Exit code <strong>{info['effective_exit_code']}</strong>; a subclass "
+            f"of {code(base)}; defined in {code(info['module'])}, line {info['line']}."
+            "</p>",
+            "",
+        ]
+        rows = [
+            (
+                inline(s["what"])
+                + (f"<br><em>expected:</em> {inline(s['expected'])}" if s["expected"] else ""),
+                inline(s["fix"]) or "(see the message)",
+                code(s["where"]),
+            )
+            for s in sorted(sites[name], key=lambda s: s["where"])
+        ]
         if rows:
             lines += [table(("message", "fix", "raised at"), rows), ""]
         else:
@@ -387,18 +446,41 @@ def http_errors_markdown() -> str:
         if "/deploy/serve/" not in rel:
             continue
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Call) and _call_name(node) == "ApiError"
-                    and len(node.args) >= 3 and isinstance(node.args[0], ast.Constant)):
+            if (
+                isinstance(node, ast.Call)
+                and _call_name(node) == "ApiError"
+                and len(node.args) >= 3
+                and isinstance(node.args[0], ast.Constant)
+            ):
                 kw = {k.arg: k.value for k in node.keywords if k.arg}
-                rows.append((str(node.args[0].value), code(_text(node.args[1])),
-                             inline(_text(node.args[2])), inline(_text(kw.get("fix"))),
-                             code(f"{rel}:{node.lineno}")))
-            if (isinstance(node, ast.Call) and _call_name(node) == "unauthorized"
-                    and node.args and isinstance(node.args[0], ast.Constant)):
-                rows.append(("401", code("unauthorized"), inline(_text(node.args[0])),
-                             inline("send `Authorization: Bearer <token>`: the token printed "
-                                    "by `dlw serve` (also in .dlw/serve/token), serve.token or "
-                                    "DLW_SERVE_TOKEN"), code(f"{rel}:{node.lineno}")))
+                rows.append(
+                    (
+                        str(node.args[0].value),
+                        code(_text(node.args[1])),
+                        inline(_text(node.args[2])),
+                        inline(_text(kw.get("fix"))),
+                        code(f"{rel}:{node.lineno}"),
+                    )
+                )
+            if (
+                isinstance(node, ast.Call)
+                and _call_name(node) == "unauthorized"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                rows.append(
+                    (
+                        "401",
+                        code("unauthorized"),
+                        inline(_text(node.args[0])),
+                        inline(
+                            "send `Authorization: Bearer <token>`: the token printed "
+                            "by `dlw serve` (also in .dlw/serve/token), serve.token or "
+                            "DLW_SERVE_TOKEN"
+                        ),
+                        code(f"{rel}:{node.lineno}"),
+                    )
+                )
     rows = [r for r in rows if "{message}" not in r[2]]  # the helpers' own bodies
     rows.sort(key=lambda r: (r[0], r[1], r[4]))
     return table(("status", "error", "message", "fix", "raised at"), rows)
@@ -419,12 +501,14 @@ def quarantine_reasons() -> list[tuple[str, str]]:
         for node in ast.walk(tree):
             if isinstance(node, ast.FunctionDef) and node.name == "_features":
                 for ret in ast.walk(node):  # tables.py: (values, "reason") for a bad row
-                    if (isinstance(ret, ast.Return) and isinstance(ret.value, ast.Tuple)
-                            and len(ret.value.elts) == 2):
+                    if (
+                        isinstance(ret, ast.Return)
+                        and isinstance(ret.value, ast.Tuple)
+                        and len(ret.value.elts) == 2
+                    ):
                         for text in _string_leaves(ret.value.elts[1]):
                             found.append(("{where}: " + text, f"{rel}:{ret.lineno}"))
-            if (isinstance(node, ast.Call) and _call_name(node) in QUARANTINE_CALLS
-                    and node.args):
+            if isinstance(node, ast.Call) and _call_name(node) in QUARANTINE_CALLS and node.args:
                 text = _text(node.args[0])
                 if not re.search(r"[a-z]", re.sub(r"\{[^{}]*\}", "", text)):
                     continue  # passing on a reason decided elsewhere (cand.problem)
@@ -432,8 +516,9 @@ def quarantine_reasons() -> list[tuple[str, str]]:
             elif isinstance(node, ast.keyword) and node.arg == "problem":
                 if not (isinstance(node.value, ast.Constant) and node.value.value is None):
                     found.append((_text(node.value), f"{rel}:{_line(tree, node)}"))
-            elif (isinstance(node, ast.Assign) and any(
-                    isinstance(t, ast.Attribute) and t.attr == "problem" for t in node.targets)):
+            elif isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Attribute) and t.attr == "problem" for t in node.targets
+            ):
                 for text in _string_leaves(node.value):
                     if re.search(r"[a-z]", re.sub(r"\{[^{}]*\}", "", text)):
                         found.append((text, f"{rel}:{node.lineno}"))
@@ -469,13 +554,23 @@ def quarantine_markdown() -> str:
 def datasets_markdown() -> str:
     from dlworkflow.datasets import list_builtins
 
-    rows = [(code(f"builtin:{d.name}"), html.escape(d.task), f"{d.n_samples:,}",
-             html.escape(d.size), inline(d.description), html.escape(d.licence)
-             + ("" if d.redistributable else " <em>(not redistributable)</em>"),
-             html.escape(d.source), html.escape(d.package))
-            for d in list_builtins()]
-    return table(("source", "task", "samples", "size", "what", "licence", "origin",
-                  "package"), rows)
+    rows = [
+        (
+            code(f"builtin:{d.name}"),
+            html.escape(d.task),
+            f"{d.n_samples:,}",
+            html.escape(d.size),
+            inline(d.description),
+            html.escape(d.licence)
+            + ("" if d.redistributable else " <em>(not redistributable)</em>"),
+            html.escape(d.source),
+            html.escape(d.package),
+        )
+        for d in list_builtins()
+    ]
+    return table(
+        ("source", "task", "samples", "size", "what", "licence", "origin", "package"), rows
+    )
 
 
 GENERATORS: dict[str, Callable[[], str]] = {

@@ -99,7 +99,7 @@ def clean(text: str, tmp: str) -> str:
     for line in text.splitlines():
         while tmp in line:
             at = line.index(tmp)
-            line = line[:at] + "~" + line[at + len(tmp):]
+            line = line[:at] + "~" + line[at + len(tmp) :]
             border = next((i for i in range(at, len(line)) if line[i] in BOX), None)
             if border is not None:
                 line = line[:border] + " " * (len(tmp) - 1) + line[border:]
@@ -110,8 +110,14 @@ def clean(text: str, tmp: str) -> str:
 def _render(result: Any) -> str:
     from rich.console import Console
 
-    console = Console(file=io.StringIO(), width=WIDTH, color_system=None, record=True,
-                      force_terminal=False, highlight=False)
+    console = Console(
+        file=io.StringIO(),
+        width=WIDTH,
+        color_system=None,
+        record=True,
+        force_terminal=False,
+        highlight=False,
+    )
     console.print(result)
     return console.export_text()
 
@@ -132,21 +138,35 @@ def _save_small_png(source: Path | str | bytes, target: Path) -> None:
         img = background
     img = img.convert("RGB")
     if img.width > MAX_FIGURE_WIDTH:
-        img = img.resize((MAX_FIGURE_WIDTH, round(img.height * MAX_FIGURE_WIDTH / img.width)),
-                         Image.LANCZOS)
+        img = img.resize(
+            (MAX_FIGURE_WIDTH, round(img.height * MAX_FIGURE_WIDTH / img.width)), Image.LANCZOS
+        )
     img.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(target, optimize=True)
 
 
-def _dlw(cap: Capture, name: str, args: list[str], cwd: Path, *, shown: str | None = None,
-         ok: tuple[int, ...] = (0,)) -> str:
-    env = {**os.environ, "COLUMNS": str(WIDTH), "NO_COLOR": "1", "TERM": "dumb",
-           "PYTHONUNBUFFERED": "1"}
+def _dlw(
+    cap: Capture,
+    name: str,
+    args: list[str],
+    cwd: Path,
+    *,
+    shown: str | None = None,
+    ok: tuple[int, ...] = (0,),
+) -> str:
+    env = {
+        **os.environ,
+        "COLUMNS": str(WIDTH),
+        "NO_COLOR": "1",
+        "TERM": "dumb",
+        "PYTHONUNBUFFERED": "1",
+    }
     start = time.monotonic()
     proc = subprocess.run([str(DLW), *args], cwd=cwd, env=env, capture_output=True, text=True)
     cap.seconds[name] = round(time.monotonic() - start, 1)
     if proc.returncode not in ok:
-        raise SystemExit(f"`dlw {' '.join(args)}` exited {proc.returncode}:\n{proc.stdout}\n"
-                         f"{proc.stderr}")
+        raise SystemExit(
+            f"`dlw {' '.join(args)}` exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+        )
     cap.run(name, shown or "dlw " + " ".join(args), proc.stdout, proc.returncode)
     return proc.stdout
 
@@ -156,10 +176,14 @@ def _quote(value: str) -> str:
 
 
 def _define_command(problem: dict[str, Any]) -> str:
-    parts = ["dlw define", f"--objective {_quote(problem['objective'])}",
-             f"--metric {problem['metric']}", f"--target {problem['target']}",
-             f"--max-latency-ms {problem['max_latency_ms']:g}",
-             f"--max-model-size-mb {problem['max_model_size_mb']:g}"]
+    parts = [
+        "dlw define",
+        f"--objective {_quote(problem['objective'])}",
+        f"--metric {problem['metric']}",
+        f"--target {problem['target']}",
+        f"--max-latency-ms {problem['max_latency_ms']:g}",
+        f"--max-model-size-mb {problem['max_model_size_mb']:g}",
+    ]
     parts += [f"--constituency {_quote(c)}" for c in problem["constituencies"]]
     parts += [f"--assumption {_quote(a)}" for a in problem["assumptions"]]
     return " \\\n    ".join(parts)
@@ -186,7 +210,8 @@ def capture(tmp: Path) -> Capture:
     def record(result: Any) -> None:
         kind = type(result).__name__
         name, command = DEMO_COMMANDS.get(  # a result the demo added: shown as it prints it
-            kind, (re.sub(r"(?<!^)(?=[A-Z])", "-", kind).lower(), "dlw demo   # also prints"))
+            kind, (re.sub(r"(?<!^)(?=[A-Z])", "-", kind).lower(), "dlw demo   # also prints")
+        )
         seen[name] = seen.get(name, 0) + 1
         if seen[name] > 1:
             name = f"{name}-{seen[name]}"
@@ -217,29 +242,35 @@ def capture(tmp: Path) -> Capture:
     _dlw(cap, "models", ["models"], demo_dir)
     _dlw(cap, "lr-find", ["lr-find"], demo_dir)
     Project.load(demo_dir).update_config(AUGMENT)  # the demo trains without augmentation
-    cap.files["augment-yaml"] = yaml_sections(
-        (demo_dir / "dlworkflow.yaml").read_text())["augment"]
+    cap.files["augment-yaml"] = yaml_sections((demo_dir / "dlworkflow.yaml").read_text())["augment"]
     _dlw(cap, "augment-preview", ["augment-preview"], demo_dir)
     _dlw(cap, "evaluate", ["evaluate"], demo_dir)
     _dlw(cap, "versions", ["versions"], demo_dir)
     sample = sorted((mnist.write_incoming(demo_dir) / "3").iterdir())[:4]
-    _dlw(cap, "predict", ["predict", *[str(p.relative_to(demo_dir)) for p in sample],
-                          "--out", "predictions.csv"], demo_dir)
+    _dlw(
+        cap,
+        "predict",
+        ["predict", *[str(p.relative_to(demo_dir)) for p in sample], "--out", "predictions.csv"],
+        demo_dir,
+    )
     cap.files["predictions-csv"] = (demo_dir / "predictions.csv").read_text()
     _serve(cap, demo_dir, sample[0])
     _dlw(cap, "audit", ["audit"], demo_dir)
     reports = demo_dir / "reports"
-    for png, caption in (("lr_find.png", "learning-rate range test (reports/lr_find.png)"),
-                         ("augment_preview.png",
-                          "augment preview (reports/augment_preview.png)")):
+    for png, caption in (
+        ("lr_find.png", "learning-rate range test (reports/lr_find.png)"),
+        ("augment_preview.png", "augment preview (reports/augment_preview.png)"),
+    ):
         if (reports / png).is_file():
             cap.figure(Path(png).stem.replace("_", "-"), reports / png, caption)
     evaluate_dir = reports / "evaluate" / "val"
     for png in sorted(evaluate_dir.glob("*.png")):
-        cap.figure(f"evaluate-{png.stem.replace('_', '-')}", png,
-                   f"reports/evaluate/val/{png.name}")
+        cap.figure(
+            f"evaluate-{png.stem.replace('_', '-')}", png, f"reports/evaluate/val/{png.name}"
+        )
     cap.files["report-files"] = "\n".join(
-        sorted(str(p.relative_to(demo_dir)) for p in reports.rglob("*") if p.is_file()))
+        sorted(str(p.relative_to(demo_dir)) for p in reports.rglob("*") if p.is_file())
+    )
     # a short study, then a rollback: both after everything the pages show of the demo
     _tune(cap, demo_dir)
     _dlw(cap, "rollback", ["rollback"], demo_dir, ok=(0, 2))
@@ -271,8 +302,10 @@ EDA_FIGURES = {  # section heading of reports/eda.html -> (figure name, caption)
 def eda_figures(cap: Capture, eda: Path) -> None:
     """The first figure under some sections of the EDA report (its images are data: URIs)."""
     text = eda.read_text(encoding="utf-8")
-    headings = [(m.start(), re.sub(r"<[^>]+>", "", m.group(2)).strip())
-                for m in re.finditer(r"<(h[1-4])[^>]*>(.*?)</\1>", text, re.S)]
+    headings = [
+        (m.start(), re.sub(r"<[^>]+>", "", m.group(2)).strip())
+        for m in re.finditer(r"<(h[1-4])[^>]*>(.*?)</\1>", text, re.S)
+    ]
     for match in re.finditer(r"<img[^>]*src=['\"](data:image/png;base64,[^'\"]+)['\"]", text):
         before = [title for start, title in headings if start < match.start()]
         if before and before[-1] in EDA_FIGURES:
@@ -292,14 +325,21 @@ def _tune(cap: Capture, demo_dir: Path) -> None:
     from dlworkflow.project import Project
 
     project = Project.load(demo_dir)
-    project.update_config({
-        "tune.space": {"train.learning_rate": {"type": "log_uniform", "low": 3.0e-4,
-                                               "high": 1.0e-2},
-                       "train.batch_size": {"type": "categorical", "choices": [64, 128]}},
-        "tune.epochs": 2, "tune.trials": 3})
-    cap.files["tune-yaml"] = ("tune:\n  space:\n    train.learning_rate: {type: log_uniform, "
-                              "low: 3.0e-4, high: 1.0e-2}\n    train.batch_size: {type: "
-                              "categorical, choices: [64, 128]}\n  epochs: 2\n  trials: 3\n")
+    project.update_config(
+        {
+            "tune.space": {
+                "train.learning_rate": {"type": "log_uniform", "low": 3.0e-4, "high": 1.0e-2},
+                "train.batch_size": {"type": "categorical", "choices": [64, 128]},
+            },
+            "tune.epochs": 2,
+            "tune.trials": 3,
+        }
+    )
+    cap.files["tune-yaml"] = (
+        "tune:\n  space:\n    train.learning_rate: {type: log_uniform, "
+        "low: 3.0e-4, high: 1.0e-2}\n    train.batch_size: {type: "
+        "categorical, choices: [64, 128]}\n  epochs: 2\n  trials: 3\n"
+    )
     _dlw(cap, "tune", ["tune"], demo_dir)
 
 
@@ -314,8 +354,14 @@ def _serve(cap: Capture, demo_dir: Path, image: Path) -> None:
     port = _free_port()
     env = {**os.environ, "COLUMNS": str(WIDTH), "PYTHONUNBUFFERED": "1"}
     env.pop("DLW_SERVE_TOKEN", None)
-    proc = subprocess.Popen([str(DLW), "serve", "--port", str(port)], cwd=demo_dir, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [str(DLW), "serve", "--port", str(port)],
+        cwd=demo_dir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: list[str] = []
     token = None
     try:
@@ -339,12 +385,19 @@ def _serve(cap: Capture, demo_dir: Path, image: Path) -> None:
         health = _wait_for(f"{base}/v1/health")  # "Try:" is printed before uvicorn binds
         denied = _http(f"{base}/v1/model")
         boundary = "dlwdocs"
-        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; "
-                f"filename=\"{image.name}\"\r\nContent-Type: image/png\r\n\r\n").encode()
+        body = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
+            f'filename="{image.name}"\r\nContent-Type: image/png\r\n\r\n'
+        ).encode()
         body += image.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
-        predicted = _http(f"{base}/v1/predict", body=body, headers={
-            "Authorization": f"Bearer {token}",
-            "Content-Type": f"multipart/form-data; boundary={boundary}"})
+        predicted = _http(
+            f"{base}/v1/predict",
+            body=body,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Content-Type": f"multipart/form-data; boundary={boundary}",
+            },
+        )
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -356,8 +409,11 @@ def _serve(cap: Capture, demo_dir: Path, image: Path) -> None:
     rel = image.relative_to(demo_dir)
     cap.run("curl-health", "curl http://127.0.0.1:8000/v1/health", health)
     cap.run("curl-unauthorized", "curl http://127.0.0.1:8000/v1/model", denied)
-    cap.run("curl-predict", "curl -H 'Authorization: Bearer <token>' "
-            f"-F files=@{rel} http://127.0.0.1:8000/v1/predict", predicted)
+    cap.run(
+        "curl-predict",
+        f"curl -H 'Authorization: Bearer <token>' -F files=@{rel} http://127.0.0.1:8000/v1/predict",
+        predicted,
+    )
 
 
 def _wait_for(url: str, seconds: float = 120) -> str:
@@ -412,8 +468,10 @@ def render_pages(data: dict[str, Any]) -> list[Path]:
     for template in sorted(TEMPLATES.glob("*.md")):
         fill = functools.partial(_fill, where=template.name, data=data, used=used)
         page = PLACEHOLDER.sub(fill, template.read_text(encoding="utf-8"))
-        header = ("<!-- Generated by docs/gen/steps.py from "
-                  f"docs/gen/templates/{template.name} and a demo run; edit the template. -->\n")
+        header = (
+            "<!-- Generated by docs/gen/steps.py from "
+            f"docs/gen/templates/{template.name} and a demo run; edit the template. -->\n"
+        )
         target = PAGES / template.name
         target.write_text(header + page, encoding="utf-8")
         written.append(target)
@@ -423,8 +481,11 @@ def render_pages(data: dict[str, Any]) -> list[Path]:
 def main() -> None:
     os.environ["COLUMNS"] = str(WIDTH)  # rich consoles made by dlworkflow.cli in this process
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cached", action="store_true",
-                        help="re-render from docs/gen/capture.json without running the demo")
+    parser.add_argument(
+        "--cached",
+        action="store_true",
+        help="re-render from docs/gen/capture.json without running the demo",
+    )
     parser.add_argument("--keep", type=Path, help="run in this folder and keep it")
     args = parser.parse_args()
     if not args.cached:
@@ -436,16 +497,28 @@ def main() -> None:
         finally:
             if not args.keep:
                 shutil.rmtree(tmp, ignore_errors=True)
-        CAPTURE.write_text(json.dumps({"tmp": str(tmp), "runs": cap.runs,
-                                       "figures": cap.figures,
-                                       "files": cap.files, "seconds": cap.seconds},
-                                      indent=1) + "\n", encoding="utf-8")
+        CAPTURE.write_text(
+            json.dumps(
+                {
+                    "tmp": str(tmp),
+                    "runs": cap.runs,
+                    "figures": cap.figures,
+                    "files": cap.files,
+                    "seconds": cap.seconds,
+                },
+                indent=1,
+            )
+            + "\n",
+            encoding="utf-8",
+        )
     data = json.loads(CAPTURE.read_text(encoding="utf-8"))
     for page in render_pages(data):
         print(f"wrote {page.relative_to(ROOT)}")
     size = sum(p.stat().st_size for p in IMAGES.glob("*.png"))  # what the site carries
-    print(f"{len(list(IMAGES.glob('*.png')))} figures, {size / 1e6:.2f} MB; "
-          f"timings (s): {data['seconds']}")
+    print(
+        f"{len(list(IMAGES.glob('*.png')))} figures, {size / 1e6:.2f} MB; "
+        f"timings (s): {data['seconds']}"
+    )
 
 
 if __name__ == "__main__":

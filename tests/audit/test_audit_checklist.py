@@ -44,11 +44,13 @@ def test_fresh_project_scores_zero_with_next_steps(fresh: Project):
 
 
 def test_checklist_answers_count_half_and_one(fresh: Project):
-    fresh.update_config({
-        "audit.feature_cost": {"done": "manual", "note": "wiki: feature costs, 2026-11"},
-        "audit.feature_requirements": {"done": "automated", "note": "CI checks the sources"},
-        "audit.new_features_quickly": {"done": "no"},
-    })
+    fresh.update_config(
+        {
+            "audit.feature_cost": {"done": "manual", "note": "wiki: feature costs, 2026-11"},
+            "audit.feature_requirements": {"done": "automated", "note": "CI checks the sources"},
+            "audit.new_features_quickly": {"done": "no"},
+        }
+    )
     result = audit(fresh)
     by_id = {t.test.id: t for t in result.tests}
     assert by_id["feature_cost"].points == 0.5 and by_id["feature_cost"].source == "checklist"
@@ -84,7 +86,8 @@ def test_unknown_id_and_missing_note_are_config_errors(fresh: Project):
         fresh.update_config({"audit.feature_cost": {"done": "sometimes", "note": "x"}})
     # written by hand into the file, an unknown id stops the project from loading
     path = fresh.paths.config
-    path.write_text(path.read_text() + "audit:\n  rollbak_possible:\n    done: manual\n"
-                    "    note: x\n")
+    path.write_text(
+        path.read_text() + "audit:\n  rollbak_possible:\n    done: manual\n    note: x\n"
+    )
     with pytest.raises(ConfigError, match="rollback_possible"):
         Project.load(fresh.root)

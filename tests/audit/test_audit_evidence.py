@@ -16,10 +16,15 @@ from dlworkflow.project import Project
 from dlworkflow.report.audit import audit
 
 CONFIG = {
-    "data.source": "builtin:digits", "explore.backbone": "pixels",
+    "data.source": "builtin:digits",
+    "explore.backbone": "pixels",
     "model.params": {"channels": [16, 32], "convs_per_block": 1},
-    "train.epochs": 6, "train.batch_size": 64, "train.learning_rate": 0.005,
-    "train.threads": 2, "evaluate.bootstrap_samples": 200, "evaluate.slices": ["brightness"],
+    "train.epochs": 6,
+    "train.batch_size": 64,
+    "train.learning_rate": 0.005,
+    "train.threads": 2,
+    "evaluate.bootstrap_samples": 200,
+    "evaluate.slices": ["brightness"],
 }
 
 
@@ -48,8 +53,9 @@ def serve_some(project: Project, n: int = 6) -> None:
     async def post() -> int:
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            response = await client.post("/v1/predict", json=body,
-                                         headers={"Authorization": f"Bearer {token}"})
+            response = await client.post(
+                "/v1/predict", json=body, headers={"Authorization": f"Bearer {token}"}
+            )
             return response.status_code
 
     try:
@@ -76,14 +82,24 @@ def test_points_appear_with_their_evidence(project: Project):
     p = points(project)
     assert p["feature_schema"] == 0.5 and p["privacy_controls"] == 0.5
     assert "declared 'none'" in scored(project, "privacy_controls").evidence
-    for later in ("training_reproducible", "simpler_model_not_better", "slice_quality",
-                  "validated_before_serving", "rollback_possible", "no_training_serving_skew"):
+    for later in (
+        "training_reproducible",
+        "simpler_model_not_better",
+        "slice_quality",
+        "validated_before_serving",
+        "rollback_possible",
+        "no_training_serving_skew",
+    ):
         assert p[later] == 0, later
 
     project.train(progress=False)
     p = points(project)
-    for test_id in ("training_reproducible", "numerically_stable", "model_specs_unit_tested",
-                    "dependency_changes_notified"):
+    for test_id in (
+        "training_reproducible",
+        "numerically_stable",
+        "model_specs_unit_tested",
+        "dependency_changes_notified",
+    ):
         assert p[test_id] == 0.5, test_id
     assert "not yet verified by a second run" in scored(project, "training_reproducible").evidence
     assert p["simpler_model_not_better"] == 0 and p["slice_quality"] == 0
@@ -100,11 +116,14 @@ def test_points_appear_with_their_evidence(project: Project):
 
     project.export()
     p = points(project)
-    for test_id in ("validated_before_serving", "no_training_serving_skew",
-                    "feature_code_tested"):
+    for test_id in ("validated_before_serving", "no_training_serving_skew", "feature_code_tested"):
         assert p[test_id] == 1, test_id
-    for test_id in ("canaried_before_serving", "pipeline_integration_tested",
-                    "input_invariants_hold", "prediction_quality_not_regressed"):
+    for test_id in (
+        "canaried_before_serving",
+        "pipeline_integration_tested",
+        "input_invariants_hold",
+        "prediction_quality_not_regressed",
+    ):
         assert p[test_id] == 0.5, test_id
     assert p["rollback_possible"] == 0 and p["compute_performance_not_regressed"] == 0
 
@@ -128,16 +147,21 @@ def test_points_appear_with_their_evidence(project: Project):
 
 
 def test_checklist_cannot_override_contradicting_evidence(project: Project):
-    project.update_config({"problem.target": 0.9999,
-                           "audit.slice_quality": {"done": "automated", "note": "dashboards"}})
+    project.update_config(
+        {
+            "problem.target": 0.9999,
+            "audit.slice_quality": {"done": "automated", "note": "dashboards"},
+        }
+    )
     try:
         project.evaluate("val")
         s = scored(project, "slice_quality")
         assert s.points == 0 and s.source == "evidence"
         assert "below the target" in s.evidence and "not counted" in s.checklist
         # a checklist answer does count where the evidence gives less and contradicts nothing
-        project.update_config({"audit.model_debuggable": {"done": "automated",
-                                                          "note": "trace tool in CI"}})
+        project.update_config(
+            {"audit.model_debuggable": {"done": "automated", "note": "trace tool in CI"}}
+        )
         assert scored(project, "model_debuggable").points == 1
     finally:
         project.update_config({"problem.target": 0.5})
@@ -146,7 +170,14 @@ def test_checklist_cannot_override_contradicting_evidence(project: Project):
 def test_cli_prints_sections_and_final_score(project: Project):
     out = CliRunner().invoke(app, ["audit", "-p", str(project.root)], catch_exceptions=False)
     assert out.exit_code == 0, out.output
-    for text in ("Data", "Model", "Infrastructure", "Monitoring", "final score",
-                 "ML Test Score", "next:"):
+    for text in (
+        "Data",
+        "Model",
+        "Infrastructure",
+        "Monitoring",
+        "final score",
+        "ML Test Score",
+        "next:",
+    ):
         assert text in out.output
     assert (project.paths.reports / "audit.json").is_file()

@@ -140,8 +140,10 @@ def assert_masked(findings: list[Finding], *raw: str) -> None:
 def test_jpeg_exif_is_found_with_masked_details(jpeg: Path):
     found = by_where(scan_image(jpeg, sample_id="s1"))
     assert {w: f.kind for w, f in found.items()} == {
-        "EXIF Artist": "owner", "EXIF BodySerialNumber": "serial-number",
-        "EXIF DateTimeOriginal": "timestamp", "EXIF GPSInfo": "gps",
+        "EXIF Artist": "owner",
+        "EXIF BodySerialNumber": "serial-number",
+        "EXIF DateTimeOriginal": "timestamp",
+        "EXIF GPSInfo": "gps",
         "EXIF GPSDateStamp": "timestamp",
     }
     assert found["EXIF GPSInfo"].count == 4
@@ -292,29 +294,39 @@ def test_burned_in_annotation_is_reported_and_remains(tmp_path: Path):
 # ---- tables and text -------------------------------------------------------------------------
 @pytest.fixture
 def table() -> pd.DataFrame:
-    return pd.DataFrame({
-        "email": ["jane.doe@example.com", "bob.smith@mail.org", "carl@clinic.io", None],
-        "phone": ["+44 20 7946 0958", "(555) 123-4567", "020 7946 0958", "555-987-6543"],
-        "notes": ["Please write to jane.doe@example.com about the follow-up visit",
-                  "Dr. Miller reviewed the scan today, no change",
-                  "no issues found in this image at all",
-                  "call 07700 900123 to book the next appointment"],
-        "name": ["Jane Doe", "Bob Smith", "Carl Jensen", "Maria Garcia"],
-        "birth": ["1970-01-01", "1985-05-12", "1990-12-31", "1962-03-03"],
-        "visit": ["2021-01-01", "2021-05-12", "2021-12-31", "2022-03-03"],
-        "ssn_or_not": ["123-45-6789", "234-56-7890", "345-67-8901", "456-78-9012"],
-        "nhs": ["943 476 5919", "9434765919", None, "943 476 5919"],
-        "reading": [9434765919, 1234567890, 42, 7],  # numbers, not ids
-        "label": ["cat", "dog", "cat", "dog"],
-    })
+    return pd.DataFrame(
+        {
+            "email": ["jane.doe@example.com", "bob.smith@mail.org", "carl@clinic.io", None],
+            "phone": ["+44 20 7946 0958", "(555) 123-4567", "020 7946 0958", "555-987-6543"],
+            "notes": [
+                "Please write to jane.doe@example.com about the follow-up visit",
+                "Dr. Miller reviewed the scan today, no change",
+                "no issues found in this image at all",
+                "call 07700 900123 to book the next appointment",
+            ],
+            "name": ["Jane Doe", "Bob Smith", "Carl Jensen", "Maria Garcia"],
+            "birth": ["1970-01-01", "1985-05-12", "1990-12-31", "1962-03-03"],
+            "visit": ["2021-01-01", "2021-05-12", "2021-12-31", "2022-03-03"],
+            "ssn_or_not": ["123-45-6789", "234-56-7890", "345-67-8901", "456-78-9012"],
+            "nhs": ["943 476 5919", "9434765919", None, "943 476 5919"],
+            "reading": [9434765919, 1234567890, 42, 7],  # numbers, not ids
+            "label": ["cat", "dog", "cat", "dog"],
+        }
+    )
 
 
 def test_table_findings_by_name_and_content(table: pd.DataFrame):
     found = {(f.key, f.kind): f for f in scan_table(table)}
     assert set(found) == {
-        ("email", "email"), ("phone", "phone"), ("notes", "email"), ("notes", "phone"),
-        ("notes", "person-name"), ("name", "person-name"), ("birth", "birth-date"),
-        ("ssn_or_not", "national-id"), ("nhs", "national-id"),
+        ("email", "email"),
+        ("phone", "phone"),
+        ("notes", "email"),
+        ("notes", "phone"),
+        ("notes", "person-name"),
+        ("name", "person-name"),
+        ("birth", "birth-date"),
+        ("ssn_or_not", "national-id"),
+        ("nhs", "national-id"),
     }
     assert found[("email", "email")].count == 3 and found[("email", "email")].match == "value"
     assert found[("email", "email")].detail == "j***@e***.com"
@@ -327,12 +339,24 @@ def test_table_findings_by_name_and_content(table: pd.DataFrame):
 
 
 def test_column_names_alone_are_findings():
-    df = pd.DataFrame({"E-Mail": ["(withheld)"], "Date of Birth": ["unknown"],
-                       "Surname": ["x"], "patient_id": ["p1"], "zip": ["?"], "width": [3]})
+    df = pd.DataFrame(
+        {
+            "E-Mail": ["(withheld)"],
+            "Date of Birth": ["unknown"],
+            "Surname": ["x"],
+            "patient_id": ["p1"],
+            "zip": ["?"],
+            "width": [3],
+        }
+    )
     kinds = {f.key: (f.kind, f.match) for f in scan_table(df)}
-    assert kinds == {"E-Mail": ("email", "name"), "Date of Birth": ("birth-date", "name"),
-                     "Surname": ("person-name", "name"), "patient_id": ("patient-id", "name"),
-                     "zip": ("address", "name")}
+    assert kinds == {
+        "E-Mail": ("email", "name"),
+        "Date of Birth": ("birth-date", "name"),
+        "Surname": ("person-name", "name"),
+        "patient_id": ("patient-id", "name"),
+        "zip": ("address", "name"),
+    }
 
 
 def test_scrub_table_drops_identifiers_masks_text_and_leaves_input_alone(table: pd.DataFrame):
@@ -363,14 +387,20 @@ def test_scrub_table_mask_and_pseudonymise(table: pd.DataFrame):
 
 
 def test_dates_of_birth_by_content_not_visit_dates():
-    df = pd.DataFrame({"d1": ["12/03/1948", "01/07/1961", "30/11/1975", "02/02/1990"],
-                       "d2": ["2023-01-02", "2023-02-03", "2024-05-06", "2024-07-08"]})
+    df = pd.DataFrame(
+        {
+            "d1": ["12/03/1948", "01/07/1961", "30/11/1975", "02/02/1990"],
+            "d2": ["2023-01-02", "2023-02-03", "2024-05-06", "2024-07-08"],
+        }
+    )
     assert [(f.key, f.kind) for f in scan_table(df)] == [("d1", "birth-date")]
 
 
 def test_mask_text_and_mask():
-    assert mask_text("mail a.b@c.org or +1 415 555 2671, SSN 123-45-6789") == \
-        "mail [EMAIL] or [PHONE], SSN [ID]"
+    assert (
+        mask_text("mail a.b@c.org or +1 415 555 2671, SSN 123-45-6789")
+        == "mail [EMAIL] or [PHONE], SSN [ID]"
+    )
     assert mask_text("NHS 943 476 5919 but not 943 476 5910") == "NHS [ID] but not 943 476 5910"
     for raw in ("Doe^John", "jane.doe@example.com", "M", "19700101", "SN12345678"):
         assert raw not in mask(raw)
@@ -381,8 +411,9 @@ def test_mask_text_and_mask():
 def test_privacy_record_round_trip(project, jpeg: Path, png_clean: Path, tmp_path: Path):
     findings = scan_file(jpeg, sample_id="a") + scan_file(png_clean, sample_id="b")
     _, scrubbed = deidentify_file(jpeg, tmp_path / "deid", "a")
-    record = build_record(findings, mode="scan-only", dataset_version="v1", n_scanned=2,
-                          sensitivity="pii")
+    record = build_record(
+        findings, mode="scan-only", dataset_version="v1", n_scanned=2, sensitivity="pii"
+    )
     assert record["remaining"] == record["n_findings"] == 8  # GPS counts 4 tags
     assert record["by_kind"] == {"gps": 4, "timestamp": 2, "owner": 1, "serial-number": 1}
     assert record["n_samples_with_findings"] == 1 and record["scanned"]
@@ -391,10 +422,15 @@ def test_privacy_record_round_trip(project, jpeg: Path, png_clean: Path, tmp_pat
     assert back["remaining_by_kind"]["gps"] == 4
     assert back["findings_table"] == "privacy_findings.parquet"
     table = read_privacy_findings(project)
-    assert len(table) == 5 and set(table["kind"]) == {"gps", "timestamp", "owner",
-                                                        "serial-number"}
-    done = build_record(scrubbed, mode="deidentified", dataset_version="v2", n_scanned=2,
-                        sensitivity="pii", scrubbed_to=str(tmp_path / "deid"))
+    assert len(table) == 5 and set(table["kind"]) == {"gps", "timestamp", "owner", "serial-number"}
+    done = build_record(
+        scrubbed,
+        mode="deidentified",
+        dataset_version="v2",
+        n_scanned=2,
+        sensitivity="pii",
+        scrubbed_to=str(tmp_path / "deid"),
+    )
     assert done["remaining"] == 0 and done["by_action"] == {"removed": 8}
     with pytest.raises(ValueError):
         build_record([], mode="maybe", dataset_version="v", n_scanned=0, sensitivity="pii")

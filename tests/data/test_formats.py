@@ -14,13 +14,22 @@ from dlworkflow.store.images import decode_image, normalise, to_array
 
 def _png_claiming(width: int, height: int) -> bytes:
     """A PNG whose header claims width x height pixels, with a tiny (truncated) body."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-            + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_every_mode_normalises_to_8_bit_gray_or_rgb(real_digit):
@@ -83,15 +92,25 @@ def test_formats_ingest_and_bad_files_are_quarantined(project, tmp_path, real_di
     assert reasons["b/strip.png"].startswith("absurd dimensions 2000x3")
     assert result.n_quarantined == 5
     manifest = read_manifest(project).set_index("sample_id")
-    assert set(manifest.index) == {"a/gray.png", "a/cmyk.jpg", "a/deep.png", "a/full.jpg",
-                                   "b/rgb.webp", "b/rgb.bmp", "b/rgb.tiff", "b/alpha.png",
-                                   "b/palette.png"}
+    assert set(manifest.index) == {
+        "a/gray.png",
+        "a/cmyk.jpg",
+        "a/deep.png",
+        "a/full.jpg",
+        "b/rgb.webp",
+        "b/rgb.bmp",
+        "b/rgb.tiff",
+        "b/alpha.png",
+        "b/palette.png",
+    }
     assert manifest.loc["a/cmyk.jpg", "mode"] == "CMYK"
     assert manifest.loc["a/deep.png", "mode"].startswith("I")
     # every stored statistic comes from the normalised pixels: the 16-bit copy of the digit has
     # the same brightness as the 8-bit original
-    assert abs(manifest.loc["a/deep.png", "brightness"]
-               - manifest.loc["a/gray.png", "brightness"]) < 0.01
+    assert (
+        abs(manifest.loc["a/deep.png", "brightness"] - manifest.loc["a/gray.png", "brightness"])
+        < 0.01
+    )
     assert snapshot(root) == before  # originals untouched
 
 
@@ -122,7 +141,7 @@ def test_dicom_pixels_are_read(tmp_path):
     ds.Rows, ds.Columns, ds.SamplesPerPixel = 16, 20, 1
     ds.PhotometricInterpretation = "MONOCHROME1"  # inverted: 0 is white
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    values = (np.arange(320, dtype=np.uint16).reshape(16, 20) * 10)
+    values = np.arange(320, dtype=np.uint16).reshape(16, 20) * 10
     ds.PixelData = values.tobytes()
     ds.save_as(path, enforce_file_format=True)
     img = decode_image(path, max_pixels=10_000)

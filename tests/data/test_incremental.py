@@ -37,8 +37,9 @@ def test_unchanged_files_are_not_decoded_again(project, digits_folder, monkeypat
     changed.write_bytes((folder / "1" / "d1-000.png").read_bytes())
     os.utime(changed, ns=(1, 1))
     third = project.ingest(str(folder), progress=False)
-    assert sorted(calls) == sorted([str(changed)] + [str(folder / c / f"d{c}-004.png")
-                                                     for c in "012"])
+    assert sorted(calls) == sorted(
+        [str(changed)] + [str(folder / c / f"d{c}-004.png") for c in "012"]
+    )
     assert third.n_reused == 11 and third.changed
     assert third.dataset_version != first.dataset_version
 

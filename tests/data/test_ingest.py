@@ -23,7 +23,8 @@ def test_folder_ingest_counts_classes_and_hashes(project, digits_folder, sha256_
     manifest = read_manifest(project)
     assert len(manifest) == 10
     assert sorted(manifest["sample_id"]) == sorted(
-        p.relative_to(folder).as_posix() for p in folder.rglob("*.png"))
+        p.relative_to(folder).as_posix() for p in folder.rglob("*.png")
+    )
     for row in manifest.itertuples():
         assert row.content_hash == sha256_of(row.path)
         assert row.label == row.sample_id.split("/")[0]
@@ -37,8 +38,9 @@ def test_folder_ingest_counts_classes_and_hashes(project, digits_folder, sha256_
     assert record.summary["n_samples"] == 10
 
 
-def test_dataset_version_is_stable_and_changes_with_content(project, digits_folder, real_digit,
-                                                             save_png):
+def test_dataset_version_is_stable_and_changes_with_content(
+    project, digits_folder, real_digit, save_png
+):
     folder = digits_folder(4)
     first = project.ingest(str(folder), progress=False)
     again = project.ingest(str(folder), progress=False)
@@ -65,8 +67,9 @@ def test_same_data_gives_the_same_version_in_another_project(tmp_path, digits_fo
     assert a.dataset_version == b.dataset_version
 
 
-def test_bad_files_are_quarantined_with_reasons_never_a_crash(project, digits_folder,
-                                                              real_digit, save_png):
+def test_bad_files_are_quarantined_with_reasons_never_a_crash(
+    project, digits_folder, real_digit, save_png
+):
     folder = digits_folder(4)
     good = (folder / "0" / "d0-000.png").read_bytes()
     (folder / "0" / "truncated.png").write_bytes(good[: len(good) // 2])
@@ -86,8 +89,11 @@ def test_bad_files_are_quarantined_with_reasons_never_a_crash(project, digits_fo
     assert reasons["2/huge.png"].startswith("too many pixels: 32x32 = 1,024 > limit 300")
     assert reasons["rootlevel.png"].startswith("no label")
     assert result.quarantine_reasons == {
-        "corrupt or truncated image": 1, "empty file": 1, "not an image Pillow can identify": 1,
-        "too many pixels": 1, "no label": 1,
+        "corrupt or truncated image": 1,
+        "empty file": 1,
+        "not an image Pillow can identify": 1,
+        "too many pixels": 1,
+        "no label": 1,
     }
     labels = dict(zip(quarantine["sample_id"], quarantine["label"]))
     assert labels["1/empty.png"] == "1" and pd.isna(labels["rootlevel.png"])
@@ -110,8 +116,10 @@ def test_non_image_files_are_skipped_and_counted(project, digits_folder):
 def test_originals_are_never_modified(project, digits_folder, digits_csv, snapshot):
     folder = digits_folder(4)
     (folder / "0" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
-    table = digits_csv([{"label": c, "k": k} for c in (0, 1) for k in range(3)]
-                       + [{"path": "img/missing.png", "label": 1}])
+    table = digits_csv(
+        [{"label": c, "k": k} for c in (0, 1) for k in range(3)]
+        + [{"path": "img/missing.png", "label": 1}]
+    )
     before_folder, before_csv = snapshot(folder), snapshot(table.parent)
     project.ingest(str(folder), progress=False)
     project.ingest(str(table), progress=False)
@@ -144,8 +152,10 @@ def test_csv_ingest_quarantines_bad_rows(project, digits_csv):
     manifest = read_manifest(project)
     first = manifest.set_index("sample_id").loc["img/d0-000.png"]
     assert first["label"] == "0"  # the first occurrence is kept
-    assert first["content_hash"] == hashlib.sha256(
-        (table.parent / "img" / "d0-000.png").read_bytes()).hexdigest()
+    assert (
+        first["content_hash"]
+        == hashlib.sha256((table.parent / "img" / "d0-000.png").read_bytes()).hexdigest()
+    )
 
 
 def test_csv_missing_label_column_names_it_and_the_columns_found(project, digits_csv):

@@ -26,8 +26,7 @@ def test_folder_scan_labels_from_the_first_folder_level(digits_folder):
     (folder / "0" / ".hidden.png").write_bytes(b"")
     scan = scan_folder(folder)
     candidates = {c.sample_id: c for c in scan.candidates}
-    assert set(candidates) == {"0/d0-000.png", "0/d0-001.png", "9/d9-001.png",
-                               "9/more/deep.png"}
+    assert set(candidates) == {"0/d0-000.png", "0/d0-001.png", "9/d9-001.png", "9/more/deep.png"}
     assert candidates["9/more/deep.png"].label == "9"
     assert all(c.problem is None and c.group is None for c in candidates.values())
     assert candidates["0/d0-000.png"].path == folder / "0" / "d0-000.png"
@@ -55,11 +54,13 @@ def test_missing_source_and_unsupported_file_are_data_errors(project, tmp_path):
 
 
 def test_csv_scan_resolves_paths_groups_and_problems(digits_csv):
-    table = digits_csv([
-        {"label": 0, "k": 0, "group": "p1"},
-        {"label": 0, "k": 1, "group": ""},
-        {"label": 1, "k": 0, "group": "p2", "label_text": "n/a"},
-    ])
+    table = digits_csv(
+        [
+            {"label": 0, "k": 0, "group": "p1"},
+            {"label": 0, "k": 1, "group": ""},
+            {"label": 1, "k": 0, "group": "p2", "label_text": "n/a"},
+        ]
+    )
     scan = scan_table(table, _config(group_column="group"))
     rows = list(scan.candidates)
     assert [c.sample_id for c in rows] == ["img/d0-000.png", "img/d0-001.png", "img/d1-000.png"]

@@ -53,16 +53,24 @@ def test_tabular_parquet_and_csv_ingest(tmp_path):
         result = project.ingest(str(tmp_path / name), progress=False)
         assert result.n_samples == expected
         manifest = read_manifest(project)
-        assert "f:mean radius" in manifest.columns and len(
-            [c for c in manifest.columns if c.startswith("f:")]) == 30
+        assert (
+            "f:mean radius" in manifest.columns
+            and len([c for c in manifest.columns if c.startswith("f:")]) == 30
+        )
         assert result.data_format == "30 feature columns"
     reasons = list(read_quarantine(project)["reason"])
     assert reasons == ["row 4: non-numeric value 'oops' in numeric column 'mean radius'"]
 
 
 def test_tabular_feature_columns_can_be_chosen_and_must_exist(tmp_path):
-    table = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "b": [0, 1, 0, 1], "id": list("wxyz"),
-                          "label": ["p", "q", "p", "q"]})
+    table = pd.DataFrame(
+        {
+            "a": [1.0, 2.0, 3.0, 4.0],
+            "b": [0, 1, 0, 1],
+            "id": list("wxyz"),
+            "label": ["p", "q", "p", "q"],
+        }
+    )
     table.to_csv(tmp_path / "t.csv", index=False)
     project = Project.init(tmp_path / "p", task="tabular-classification")
     project.update_config({"data.feature_columns": ["a"], "data.id_column": "id"})
@@ -100,8 +108,9 @@ def test_remote_source_through_fsspec(project, digits_folder):
         fs.pipe(f"/bucket/digits/{file.relative_to(folder).as_posix()}", file.read_bytes())
     result = project.ingest("memory://bucket/digits", progress=False)
     assert result.n_samples == 6 and result.class_counts == {"0": 3, "1": 3}
-    assert all(p.startswith(str(project.paths.state / "remote"))
-               for p in read_manifest(project)["path"])
+    assert all(
+        p.startswith(str(project.paths.state / "remote")) for p in read_manifest(project)["path"]
+    )
     with pytest.raises(DataError) as info:
         project.ingest("nosuchproto://bucket/x", progress=False)
     assert "nosuchproto://" in str(info.value)

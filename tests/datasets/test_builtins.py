@@ -35,12 +35,22 @@ def fashion_installed() -> None:
 
 # --- the catalogue -------------------------------------------------------------------------
 
+
 def test_catalogue_lists_all_six_datasets():
-    assert BUILTINS.names() == ["breast-cancer", "digits", "elpv", "fashion-mnist", "mnist5k",
-                                "rotten-tomatoes"]
+    assert BUILTINS.names() == [
+        "breast-cancer",
+        "digits",
+        "elpv",
+        "fashion-mnist",
+        "mnist5k",
+        "rotten-tomatoes",
+    ]
     for dataset in list_builtins():
-        assert dataset.task in ("image-classification", "text-classification",
-                                "tabular-classification")
+        assert dataset.task in (
+            "image-classification",
+            "text-classification",
+            "tabular-classification",
+        )
         for field in ("description", "size", "licence", "source", "package"):
             assert getattr(dataset, field).strip(), (dataset.name, field)
         assert dataset.n_samples > 0
@@ -50,6 +60,7 @@ def test_catalogue_lists_all_six_datasets():
 
 
 # --- breast-cancer ------------------------------------------------------------------------
+
 
 def test_breast_cancer_is_569_rows_of_30_features_and_a_label(tmp_path):
     import pandas as pd
@@ -68,6 +79,7 @@ def test_breast_cancer_is_569_rows_of_30_features_and_a_label(tmp_path):
 
 
 # --- rotten-tomatoes ----------------------------------------------------------------------
+
 
 def test_rotten_tomatoes_is_12808_labelled_snippets(tmp_path):
     import pandas as pd
@@ -116,6 +128,7 @@ def test_data_packages_are_found_outside_sys_path_and_never_on_it(tmp_path, monk
 
 # --- elpv -----------------------------------------------------------------------------------
 
+
 def test_elpv_writes_a_table_over_the_installed_images_without_copying_them(tmp_path):
     source = get_builtin("elpv").materialise(tmp_path)
     assert source == tmp_path / "labels.csv"
@@ -131,8 +144,11 @@ def test_elpv_writes_a_table_over_the_installed_images_without_copying_them(tmp_
         assert path.parent == data_dir / "images" and "site-packages" in path.parts
     assert len({row["path"] for row in rows}) == 2624
     assert Counter(row["label"] for row in rows) == {
-        "functional": 1508, "possibly-defective": 295, "likely-defective": 106,
-        "defective": 715}
+        "functional": 1508,
+        "possibly-defective": 295,
+        "likely-defective": 106,
+        "defective": 715,
+    }
     assert Counter(row["type"] for row in rows) == {"mono": 1074, "poly": 1550}
 
 
@@ -155,6 +171,7 @@ def test_elpv_without_the_package_says_how_to_install(tmp_path, monkeypatch):
 
 
 # --- fashion-mnist --------------------------------------------------------------------------
+
 
 def _write_idx(path: Path, array: np.ndarray, *, gz: bool) -> Path:
     header = bytes([0, 0, 0x08, array.ndim]) + np.array(array.shape, ">u4").tobytes()

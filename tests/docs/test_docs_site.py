@@ -24,11 +24,16 @@ ROOT = Path(__file__).resolve().parents[2]
 def _require_docs_tools() -> None:
     import importlib.util
 
-    missing = [m for m in ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python")
-               if importlib.util.find_spec(m) is None]
+    missing = [
+        m
+        for m in ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python")
+        if importlib.util.find_spec(m) is None
+    ]
     if missing:
-        pytest.fail(f"the docs tests need {', '.join(missing)}: make setup-dev "
-                    "(pip install -r requirements-dev.lock)")
+        pytest.fail(
+            f"the docs tests need {', '.join(missing)}: make setup-dev "
+            "(pip install -r requirements-dev.lock)"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +41,23 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _require_docs_tools()
     out = tmp_path_factory.mktemp("site")
     proc = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out),
-         "--config-file", str(ROOT / "mkdocs.yml")],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "--site-dir",
+            str(out),
+            "--config-file",
+            str(ROOT / "mkdocs.yml"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"mkdocs build --strict failed:\n{log}"
     assert not re.search(r"^WARNING", log, re.MULTILINE), log
@@ -223,7 +241,8 @@ def test_internal_links_and_anchors_resolve(site: Path) -> None:
                 target_rel = rel
             else:
                 joined = posixpath.normpath(
-                    posixpath.join(posixpath.dirname(rel), unquote(parts.path)))
+                    posixpath.join(posixpath.dirname(rel), unquote(parts.path))
+                )
                 target = site / joined
                 if target.is_dir() or parts.path.endswith("/"):
                     target = target / "index.html"

@@ -67,19 +67,32 @@ def cancer() -> tuple[np.ndarray, np.ndarray]:
 
 
 def report(y: np.ndarray, proba: np.ndarray, seed: int = SEED) -> dict:
-    return metric_report(y, proba, [str(c) for c in range(proba.shape[1])],
-                         n_resamples=N_RESAMPLES, confidence=CONFIDENCE, seed=seed)
+    return metric_report(
+        y,
+        proba,
+        [str(c) for c in range(proba.shape[1])],
+        n_resamples=N_RESAMPLES,
+        confidence=CONFIDENCE,
+        seed=seed,
+    )
 
 
 def replicates(metric: str, y: np.ndarray, proba: np.ndarray) -> np.ndarray:
     """The metric on the report's resamples (the same seed and draws)."""
-    return np.concatenate([scalar_metrics(y, proba, w, only=metric)[metric]
-                           for w in resample_counts(len(y), n_resamples=N_RESAMPLES,
-                                                    seed=SEED)])
+    return np.concatenate(
+        [
+            scalar_metrics(y, proba, w, only=metric)[metric]
+            for w in resample_counts(len(y), n_resamples=N_RESAMPLES, seed=SEED)
+        ]
+    )
 
 
-CASES = {"weak digits": lambda: digits(1e-3), "digits": lambda: digits(0.3),
-         "calibrated digits": calibrated_digits, "breast cancer": cancer}
+CASES = {
+    "weak digits": lambda: digits(1e-3),
+    "digits": lambda: digits(0.3),
+    "calibrated digits": calibrated_digits,
+    "breast cancer": cancer,
+}
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -91,8 +104,9 @@ def test_every_reported_interval_contains_its_estimate(case):
         assert m["low"] <= m["value"] <= m["high"], (case, name, m)
         assert m["low"] < m["high"], (case, name, m)  # a real interval, not a point
     for name in ("accuracy", "auroc", "ece"):  # the slices' and baselines' interval: the same
-        low, high = metric_interval(name, y, proba, n_resamples=N_RESAMPLES,
-                                    confidence=CONFIDENCE, seed=SEED)
+        low, high = metric_interval(
+            name, y, proba, n_resamples=N_RESAMPLES, confidence=CONFIDENCE, seed=SEED
+        )
         assert (low, high) == (r["metrics"][name]["low"], r["metrics"][name]["high"]), name
 
 
@@ -104,10 +118,13 @@ def test_paired_differences_contain_the_observed_difference():
     ones = np.ones((1, len(y)))
     for a, b in ((strong, weak), (calibrated, strong)):
         for name in SCALARS:
-            observed = float(scalar_metrics(y, a, ones, only=name)[name][0]
-                             - scalar_metrics(y, b, ones, only=name)[name][0])
-            low, high = paired_difference(name, y, a, b, n_resamples=300,
-                                          confidence=CONFIDENCE, seed=SEED)
+            observed = float(
+                scalar_metrics(y, a, ones, only=name)[name][0]
+                - scalar_metrics(y, b, ones, only=name)[name][0]
+            )
+            low, high = paired_difference(
+                name, y, a, b, n_resamples=300, confidence=CONFIDENCE, seed=SEED
+            )
             assert low <= observed <= high, (name, observed, low, high)
 
 
@@ -115,8 +132,9 @@ def test_the_resampling_loop_interval_contains_its_estimate():
     y, proba = cancer()
     for name in ("accuracy", "balanced_accuracy", "macro_f1", "auroc"):
         metric = METRICS.get(name)
-        low, high = bootstrap_interval(metric, y, proba, n_resamples=300,
-                                       confidence=CONFIDENCE, seed=SEED)
+        low, high = bootstrap_interval(
+            metric, y, proba, n_resamples=300, confidence=CONFIDENCE, seed=SEED
+        )
         assert low <= metric(y, proba) <= high, name
 
 
@@ -153,8 +171,12 @@ def test_bc_equals_the_percentile_interval_for_an_estimate_at_the_median():
     y, proba = digits(0.3)
     values = replicates("auroc", y, proba)
     median = float(np.median(values))
-    np.testing.assert_allclose(bc_interval(values, median, CONFIDENCE),
-                               percentile_interval(values, CONFIDENCE), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        bc_interval(values, median, CONFIDENCE),
+        percentile_interval(values, CONFIDENCE),
+        rtol=0,
+        atol=1e-12,
+    )
 
 
 def test_degenerate_replicates_give_an_interval_holding_the_estimate():
@@ -178,10 +200,12 @@ def test_intervals_are_deterministic_for_a_seed():
     y, proba = calibrated_digits()
     _, weak = digits(1e-3)
     kw = {"n_resamples": 300, "confidence": CONFIDENCE}
-    assert (paired_difference("macro_f1", y, proba, weak, seed=3, **kw)
-            == paired_difference("macro_f1", y, proba, weak, seed=3, **kw))
-    assert (paired_difference("macro_f1", y, proba, weak, seed=3, **kw)
-            != paired_difference("macro_f1", y, proba, weak, seed=4, **kw))
+    assert paired_difference("macro_f1", y, proba, weak, seed=3, **kw) == paired_difference(
+        "macro_f1", y, proba, weak, seed=3, **kw
+    )
+    assert paired_difference("macro_f1", y, proba, weak, seed=3, **kw) != paired_difference(
+        "macro_f1", y, proba, weak, seed=4, **kw
+    )
 
 
 def test_the_terminal_says_why_an_ece_interval_starts_at_zero():
@@ -189,12 +213,17 @@ def test_the_terminal_says_why_an_ece_interval_starts_at_zero():
 
     y, proba = calibrated_digits()
     r = report(y, proba)
-    base = {"calibration": {"ece": r["metrics"]["ece"]["value"], "nll": 0.1},
-            "unknown_labels": 0, "baselines": None, "confused_pairs": [], "mistakes": [],
-            "slices": [], "top_k": {}}
+    base = {
+        "calibration": {"ece": r["metrics"]["ece"]["value"], "nll": 0.1},
+        "unknown_labels": 0,
+        "baselines": None,
+        "confused_pairs": [],
+        "mistakes": [],
+        "slices": [],
+        "top_k": {},
+    }
     rows = dict(report_rows({**base, **r}))
-    assert rows["ECE (15 bins)"].endswith("(95% CI 0.0000 to "
-                                          f"{r['metrics']['ece']['high']:.4f})")
+    assert rows["ECE (15 bins)"].endswith(f"(95% CI 0.0000 to {r['metrics']['ece']['high']:.4f})")
     assert "values down to 0 cannot be ruled out" in rows[""]
     y, proba = digits(0.3)  # an ECE interval above 0: no note
     assert "" not in dict(report_rows({**base, **report(y, proba)}))

@@ -33,10 +33,17 @@ def root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("evaluate") / "proj"
     project = Project.init(root)
     project.define(metric="balanced_accuracy", target=0.5)
-    project.update_config({
-        "model.name": "mlp", "train.epochs": 1, "train.batch_size": 64,
-        "train.learning_rate": 0.0005, "train.threads": 2,
-        "evaluate.slices": ["brightness"], "evaluate.temperature_scaling": True})
+    project.update_config(
+        {
+            "model.name": "mlp",
+            "train.epochs": 1,
+            "train.batch_size": 64,
+            "train.learning_rate": 0.0005,
+            "train.threads": 2,
+            "evaluate.slices": ["brightness"],
+            "evaluate.temperature_scaling": True,
+        }
+    )
     project.ingest("builtin:digits", progress=False)
     project.split()
     project.train(progress=False)
@@ -46,8 +53,9 @@ def root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def evaluated(root) -> dict:
     """`dlw evaluate` through the CLI, once for the module."""
-    result = runner.invoke(app, ["evaluate", "-p", str(root)], catch_exceptions=False,
-                           env={"COLUMNS": "200"})
+    result = runner.invoke(
+        app, ["evaluate", "-p", str(root)], catch_exceptions=False, env={"COLUMNS": "200"}
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((root / "reports/evaluate/val/metrics.json").read_text())
     return {"output": result.output, "report": report}
@@ -56,8 +64,11 @@ def evaluated(root) -> dict:
 def val_predictions(project: Project) -> tuple[np.ndarray, np.ndarray, list[str]]:
     model, meta = load_model(project)
     rows = load_split(project, "val")
-    return label_indices(rows, meta["classes"]), predict_proba(project, model, meta, rows), \
-        meta["classes"]
+    return (
+        label_indices(rows, meta["classes"]),
+        predict_proba(project, model, meta, rows),
+        meta["classes"],
+    )
 
 
 def test_dlw_evaluate_reports_on_validation_and_never_reads_the_test_set(root, evaluated):
@@ -90,7 +101,8 @@ def test_metrics_json_equals_scikit_learn_on_the_network_predictions(root, evalu
     assert m["weighted_f1"] == pytest.approx(skm.f1_score(y, pred, average="weighted"))
     assert m["auroc"] == pytest.approx(skm.roc_auc_score(y, proba, multi_class="ovr"), abs=1e-6)
     assert m["auprc"] == pytest.approx(
-        skm.average_precision_score(np.eye(len(classes))[y], proba), abs=1e-6)
+        skm.average_precision_score(np.eye(len(classes))[y], proba), abs=1e-6
+    )
     assert report["top_k"]["3"] == pytest.approx(skm.top_k_accuracy_score(y, proba, k=3))
     np.testing.assert_array_equal(report["confusion"], skm.confusion_matrix(y, pred))
     for name, v in report["metrics"].items():
@@ -102,7 +114,8 @@ def test_metrics_json_equals_scikit_learn_on_the_network_predictions(root, evalu
     mistakes = report["mistakes"]
     assert len(mistakes) == 16 and all(x["true"] != x["predicted"] for x in mistakes)
     assert [x["confidence"] for x in mistakes] == sorted(
-        (x["confidence"] for x in mistakes), reverse=True)
+        (x["confidence"] for x in mistakes), reverse=True
+    )
     assert mistakes[0]["confidence"] == pytest.approx(proba.max(1)[pred != y].max(), abs=1e-6)
 
 
@@ -133,7 +146,7 @@ def test_temperature_is_fitted_on_validation(root, evaluated):
 
 def test_slices_by_a_real_metadata_column(root, evaluated):
     """Image brightness (a manifest column measured at ingest) by quartile."""
-    entry, = evaluated["report"]["slices"]
+    (entry,) = evaluated["report"]["slices"]
     assert entry["column"] == "brightness" and entry["by"] == "quartile"
     assert len(entry["slices"]) == 4
     assert sum(s["n"] for s in entry["slices"]) == evaluated["report"]["n"]
@@ -146,12 +159,30 @@ def test_slices_by_a_real_metadata_column(root, evaluated):
         assert mask.sum() == s["n"]
         assert s["metric"] == pytest.approx(METRICS.get("balanced_accuracy")(y[mask], proba[mask]))
         assert s["low"] <= s["metric"] <= s["high"]
-    tiny = slice_report(rows, y, proba, ["brightness"], metric="accuracy", n_resamples=100,
-                        confidence=0.9, seed=0, min_samples=100)[0]["slices"]
+    tiny = slice_report(
+        rows,
+        y,
+        proba,
+        ["brightness"],
+        metric="accuracy",
+        n_resamples=100,
+        confidence=0.9,
+        seed=0,
+        min_samples=100,
+    )[0]["slices"]
     assert all(s["low"] is None and "skipped" in s["note"] for s in tiny)
     with pytest.raises(SliceError, match="colour") as err:
-        slice_report(rows, y, proba, ["colour"], metric="accuracy", n_resamples=100,
-                     confidence=0.9, seed=0, min_samples=1)
+        slice_report(
+            rows,
+            y,
+            proba,
+            ["colour"],
+            metric="accuracy",
+            n_resamples=100,
+            confidence=0.9,
+            seed=0,
+            min_samples=1,
+        )
     assert "brightness" in err.value.expected
     # a misnamed column is refused before any work, with the columns there are
     project.update_config({"evaluate.slices": ["colour"]})
@@ -182,8 +213,7 @@ def test_baselines_and_the_simple_model_flag(root, evaluated):
     y, network, classes = val_predictions(project)
     model, meta = load_model(project)
     train = load_split(project, "train")
-    strong, _ = simple_model_proba(project, meta, train, label_indices(train, classes), val,
-                                   seed=0)
+    strong, _ = simple_model_proba(project, meta, train, label_indices(train, classes), val, seed=0)
     kw = {"n_resamples": 300, "confidence": 0.95, "seed": 0}
     assert simple_as_good("balanced_accuracy", y, strong, network, **kw)[0] is False
     assert simple_as_good("balanced_accuracy", y, network, strong, **kw)[0] is True
@@ -205,9 +235,11 @@ def test_dlw_test_computes_the_same_full_report_on_the_test_set(root, evaluated)
     assert result.verdict.interval == (m["low"], m["high"])
     # test uses the temperature fitted on validation, and records it
     assert report["calibration"]["temperature"] == pytest.approx(
-        evaluated["report"]["calibration"]["temperature"])
+        evaluated["report"]["calibration"]["temperature"]
+    )
     assert project.ledger.latest("test").summary["temperature"] == pytest.approx(
-        report["calibration"]["temperature"])
+        report["calibration"]["temperature"]
+    )
     rendered = dict(result.rows())
     assert "verdict" in rendered and "AUROC (macro OvR)" in rendered
     assert "WARNING" in rendered  # the simple-model flag travels into the test result
@@ -220,13 +252,14 @@ def test_the_verdict_interval_is_the_resampling_loop_interval():
     from sklearn.linear_model import LogisticRegression
 
     x, y = load_digits(return_X_y=True)
-    proba = LogisticRegression(C=1e-4, max_iter=200).fit(x[:200], y[:200]).predict_proba(
-        x[1500:])
+    proba = LogisticRegression(C=1e-4, max_iter=200).fit(x[:200], y[:200]).predict_proba(x[1500:])
     from dlworkflow.evaluate.report import metric_report
 
-    r = metric_report(y[1500:], proba, [str(c) for c in range(10)], n_resamples=300,
-                      confidence=0.95, seed=42)
-    loop = bootstrap_interval(METRICS.get("balanced_accuracy"), y[1500:], proba,
-                              n_resamples=300, confidence=0.95, seed=42)
+    r = metric_report(
+        y[1500:], proba, [str(c) for c in range(10)], n_resamples=300, confidence=0.95, seed=42
+    )
+    loop = bootstrap_interval(
+        METRICS.get("balanced_accuracy"), y[1500:], proba, n_resamples=300, confidence=0.95, seed=42
+    )
     m = r["metrics"]["balanced_accuracy"]
     assert (m["low"], m["high"]) == pytest.approx(loop, abs=1e-12)

@@ -49,15 +49,16 @@ def test_multiclass_metrics_equal_scikit_learn():
     assert m["accuracy"] == pytest.approx(skm.accuracy_score(y, pred), abs=1e-12)
     assert m["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y, pred), abs=1e-12)
     assert m["macro_f1"] == pytest.approx(skm.f1_score(y, pred, average="macro"), abs=1e-12)
-    assert m["weighted_f1"] == pytest.approx(skm.f1_score(y, pred, average="weighted"),
-                                             abs=1e-12)
+    assert m["weighted_f1"] == pytest.approx(skm.f1_score(y, pred, average="weighted"), abs=1e-12)
     assert m["auroc"] == pytest.approx(skm.roc_auc_score(y, proba, multi_class="ovr"), abs=1e-9)
     assert m["auprc"] == pytest.approx(
-        skm.average_precision_score(np.eye(10)[y], proba, average="macro"), abs=1e-9)
+        skm.average_precision_score(np.eye(10)[y], proba, average="macro"), abs=1e-9
+    )
     assert list(r["top_k"]) == ["1", "2", "3", "4", "5"]
     for k in (2, 3, 5):
         assert r["top_k"][str(k)] == pytest.approx(
-            skm.top_k_accuracy_score(y, proba, k=k), abs=1e-12)
+            skm.top_k_accuracy_score(y, proba, k=k), abs=1e-12
+        )
     np.testing.assert_array_equal(r["confusion"], skm.confusion_matrix(y, pred))
     precision, recall, f1, support = skm.precision_recall_fscore_support(y, pred)
     for i, row in enumerate(r["per_class"]):
@@ -84,13 +85,22 @@ def test_binary_metrics_use_the_positive_class():
 def test_intervals_contain_the_estimate_and_narrow_with_more_samples():
     y, proba = digits_predictions()
     small, large = report(y[:150], proba[:150]), report(y, proba)
-    for name in ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "auroc", "auprc",
-                 "top_2_accuracy", "ece"):
+    for name in (
+        "accuracy",
+        "balanced_accuracy",
+        "macro_f1",
+        "weighted_f1",
+        "auroc",
+        "auprc",
+        "top_2_accuracy",
+        "ece",
+    ):
         for r in (small, large):
             m = r["metrics"][name]
             assert m["low"] <= m["value"] <= m["high"], (name, m)
-        width = {id(r): r["metrics"][name]["high"] - r["metrics"][name]["low"]
-                 for r in (small, large)}
+        width = {
+            id(r): r["metrics"][name]["high"] - r["metrics"][name]["low"] for r in (small, large)
+        }
         assert width[id(large)] < 0.6 * width[id(small)], name  # 10x the samples
 
 
@@ -99,7 +109,8 @@ def test_vectorised_intervals_equal_the_resampling_loop():
     y, proba = digits_predictions()
     y, proba = y[:400], proba[:400]
     for name in ("accuracy", "balanced_accuracy", "macro_f1", "auroc"):
-        loop = bootstrap_interval(METRICS.get(name), y, proba, n_resamples=200,
-                                  confidence=0.9, seed=7)
+        loop = bootstrap_interval(
+            METRICS.get(name), y, proba, n_resamples=200, confidence=0.9, seed=7
+        )
         fast = metric_interval(name, y, proba, n_resamples=200, confidence=0.9, seed=7)
         np.testing.assert_allclose(fast, loop, rtol=0, atol=1e-12)

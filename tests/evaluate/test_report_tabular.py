@@ -18,9 +18,17 @@ def test_tabular_report_slices_by_a_feature_and_lists_mistakes_as_rows(tmp_path)
     table.to_parquet(source, index=False)
     project = Project.init(tmp_path / "proj", task="tabular-classification")
     project.define(metric="auroc", target=0.9)
-    project.update_config({"model.name": "mlp", "model.params": {"hidden": [16]},
-                           "train.epochs": 1, "train.learning_rate": 1e-4, "train.threads": 2,
-                           "evaluate.slices": ["mean radius"], "evaluate.slice_min_samples": 10})
+    project.update_config(
+        {
+            "model.name": "mlp",
+            "model.params": {"hidden": [16]},
+            "train.epochs": 1,
+            "train.learning_rate": 1e-4,
+            "train.threads": 2,
+            "evaluate.slices": ["mean radius"],
+            "evaluate.slice_min_samples": 10,
+        }
+    )
     project.ingest(str(source))
     project.split()
     project.train(progress=False)
@@ -34,7 +42,7 @@ def test_tabular_report_slices_by_a_feature_and_lists_mistakes_as_rows(tmp_path)
     assert b["majority"]["value"] == 0.5  # constant scores: AUROC one half
     assert b["simple_as_good"] == (b["difference"]["low"] <= 0)
 
-    entry, = report["slices"]
+    (entry,) = report["slices"]
     assert entry["column"] == "mean radius" and entry["by"] == "quartile"
     assert sum(s["n"] for s in entry["slices"]) == report["n"]
     assert [s["value"][0] for s in entry["slices"]] == ["[", "(", "(", "("]

@@ -25,18 +25,44 @@ from task_projects import multilabel_project, regression_project
 
 PNG = b"\x89PNG\r\n\x1a\n"
 # `dlw test --json`, as classification's
-JSON_KEYS = {"verdict", "exit_code", "model", "n_samples", "accuracy", "companion_metric",
-             "companion", "previous_reads", "seal_hash", "metrics_file", "report"}
-SHARED_KEYS = {"metrics", "n", "confidence", "split", "model", "modality", "primary_metric",
-               "primary_metric_agreed", "unknown_labels", "slices", "baselines", "figures",
-               "task", "calibration"}
+JSON_KEYS = {
+    "verdict",
+    "exit_code",
+    "model",
+    "n_samples",
+    "accuracy",
+    "companion_metric",
+    "companion",
+    "previous_reads",
+    "seal_hash",
+    "metrics_file",
+    "report",
+}
+SHARED_KEYS = {
+    "metrics",
+    "n",
+    "confidence",
+    "split",
+    "model",
+    "modality",
+    "primary_metric",
+    "primary_metric_agreed",
+    "unknown_labels",
+    "slices",
+    "baselines",
+    "figures",
+    "task",
+    "calibration",
+}
 
 
 @pytest.fixture(scope="module")
 def regression(tmp_path_factory: pytest.TempPathFactory) -> Project:
     """Diabetes, trained; validation sliced by sex (two values, each with enough samples)."""
-    return regression_project(tmp_path_factory.mktemp("regression") / "diabetes",
-                              **{"evaluate.slices": ["sex"], "evaluate.slice_min_samples": 10})
+    return regression_project(
+        tmp_path_factory.mktemp("regression") / "diabetes",
+        **{"evaluate.slices": ["sex"], "evaluate.slice_min_samples": 10},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +93,10 @@ def test_regression_evaluate_reports_every_metric_with_an_interval(regression: P
     report = result.report
     assert set(report) >= SHARED_KEYS
     assert (report["task"], report["split"], report["primary_metric"]) == (
-        "tabular-regression", "val", "rmse")
+        "tabular-regression",
+        "val",
+        "rmse",
+    )
     assert report["calibration"] is None and report["unknown_labels"] == 0
     assert set(report["metrics"]) == {"rmse", "mae", "r2", "mape"}
     for name, m in report["metrics"].items():
@@ -78,16 +107,21 @@ def test_regression_evaluate_reports_every_metric_with_an_interval(regression: P
     y, out, _ = _val_outputs(regression)
     assert report["n"] == len(y) == 67 and out.shape == (67, 1)
     m = report["metrics"]
-    assert m["rmse"]["value"] == pytest.approx(math.sqrt(mean_squared_error(y, out[:, 0])),
-                                               rel=1e-9)
+    assert m["rmse"]["value"] == pytest.approx(
+        math.sqrt(mean_squared_error(y, out[:, 0])), rel=1e-9
+    )
     assert m["mae"]["value"] == pytest.approx(mean_absolute_error(y, out[:, 0]), rel=1e-9)
     assert m["r2"]["value"] == pytest.approx(r2_score(y, out[:, 0]), rel=1e-9)
-    assert m["mape"]["value"] == pytest.approx(np.mean(np.abs(out[:, 0] - y) / np.abs(y)),
-                                               rel=1e-9)
+    assert m["mape"]["value"] == pytest.approx(np.mean(np.abs(out[:, 0] - y) / np.abs(y)), rel=1e-9)
     # the vectorised interval is the resampling loop's (the same draws for the same seed)
-    loop = bootstrap_interval(lambda t, p: math.sqrt(mean_squared_error(t, p[:, 0])),
-                              y.astype(np.float64), out, n_resamples=report["n_resamples"],
-                              confidence=report["confidence"], seed=report["seed"])
+    loop = bootstrap_interval(
+        lambda t, p: math.sqrt(mean_squared_error(t, p[:, 0])),
+        y.astype(np.float64),
+        out,
+        n_resamples=report["n_resamples"],
+        confidence=report["confidence"],
+        seed=report["seed"],
+    )
     assert (m["rmse"]["low"], m["rmse"]["high"]) == pytest.approx(loop, rel=1e-9)
     assert 40 < m["rmse"]["value"] < 70  # the target's standard deviation is 77
 
@@ -143,7 +177,7 @@ def test_regression_error_analysis_and_residual_plot(regression: Project):
 
 def test_regression_slices_by_a_feature(regression: Project):
     report = regression.evaluate("val").report
-    entry, = report["slices"]
+    (entry,) = report["slices"]
     assert (entry["column"], entry["by"], entry["metric"]) == ("sex", "value", "rmse")
     assert sum(s["n"] for s in entry["slices"]) == report["n"]
     assert len(entry["slices"]) == 2
@@ -157,8 +191,9 @@ def test_regression_test_is_judged_in_the_direction_of_rmse(regression: Project)
     rmse = result.report["metrics"]["rmse"]
     assert (v.metric, v.higher_is_better, v.target) == ("rmse", False, 70.0)
     assert v.value == rmse["value"] < 70 and v.passed and result.exit_code == 0
-    assert v.sentence().startswith(f"PASS: test rmse {v.value:.4f}") and "<= target 70" in \
-        v.sentence()
+    assert (
+        v.sentence().startswith(f"PASS: test rmse {v.value:.4f}") and "<= target 70" in v.sentence()
+    )
     rows = dict(result.rows())
     assert rows["target"] == "rmse <= 70"
     assert rows["mae"] == f"{result.report['metrics']['mae']['value']:.4f}"  # the companion
@@ -173,8 +208,9 @@ def test_regression_test_is_judged_in_the_direction_of_rmse(regression: Project)
         assert not failed.verdict.passed and failed.exit_code == 3
         assert "> target 1" in failed.verdict.sentence()
         # judged on the interval: the pessimistic end of an RMSE interval is its HIGH end
-        regression.update_config({"problem.target": rmse["high"] + 0.01,
-                                  "evaluate.gate_on": "lower_bound"})
+        regression.update_config(
+            {"problem.target": rmse["high"] + 0.01, "evaluate.gate_on": "lower_bound"}
+        )
         strict = regression.test()
         assert strict.verdict.judged_value == strict.verdict.interval[1] == rmse["high"]
         assert strict.verdict.passed
@@ -203,8 +239,13 @@ def test_multilabel_evaluate_metrics_match_scikit_learn(multilabel: Project):
     assert set(report) >= SHARED_KEYS
     assert (report["task"], report["primary_metric"]) == ("tabular-multilabel", "macro_f1")
     assert report["calibration"] is None
-    assert set(report["metrics"]) == {"macro_f1", "micro_f1", "map", "subset_accuracy",
-                                      "hamming_loss"}
+    assert set(report["metrics"]) == {
+        "macro_f1",
+        "micro_f1",
+        "map",
+        "subset_accuracy",
+        "hamming_loss",
+    }
     for name, m in report["metrics"].items():
         assert _contains(m), (name, m)
         assert m["low"] < m["high"], name
@@ -217,12 +258,13 @@ def test_multilabel_evaluate_metrics_match_scikit_learn(multilabel: Project):
     judged = [j for j in range(truth.shape[1]) if truth[:, j].any() or pred[:, j].any()]
     m = report["metrics"]
     assert m["macro_f1"]["value"] == pytest.approx(
-        f1_score(truth, pred, average="macro", labels=judged, zero_division=0), rel=1e-9)
-    assert m["micro_f1"]["value"] == pytest.approx(f1_score(truth, pred, average="micro"),
-                                                   rel=1e-9)
+        f1_score(truth, pred, average="macro", labels=judged, zero_division=0), rel=1e-9
+    )
+    assert m["micro_f1"]["value"] == pytest.approx(f1_score(truth, pred, average="micro"), rel=1e-9)
     with_positives = [j for j in range(truth.shape[1]) if truth[:, j].any()]
-    assert m["map"]["value"] == pytest.approx(np.mean(
-        [average_precision_score(truth[:, j], out[:, j]) for j in with_positives]), rel=1e-9)
+    assert m["map"]["value"] == pytest.approx(
+        np.mean([average_precision_score(truth[:, j], out[:, j]) for j in with_positives]), rel=1e-9
+    )
     assert m["subset_accuracy"]["value"] == pytest.approx(accuracy_score(truth, pred))
     assert m["hamming_loss"]["value"] == pytest.approx(hamming_loss(truth, pred))
 
@@ -246,7 +288,8 @@ def test_multilabel_per_label_table_and_most_wrong_samples(multilabel: Project):
     wrong = report["most_wrong"]
     counts = [w["wrong"] for w in wrong]
     assert counts == sorted(counts, reverse=True) and counts[0] == int(
-        (pred != (y > 0.5)).sum(axis=1).max())
+        (pred != (y > 0.5)).sum(axis=1).max()
+    )
     for w in wrong:
         assert w["wrong"] == len(w["missed"]) + len(w["extra"]) > 0
         assert set(w["missed"]) <= set(w["true"].split("|"))
@@ -262,8 +305,8 @@ def test_multilabel_baselines_prevalence_and_one_vs_rest_logistic(multilabel: Pr
     b = report["baselines"]
     assert (b["metric"], b["higher_is_better"]) == ("macro_f1", True)
     y_train = task_of("tabular-multilabel").encode(
-        load_split(multilabel, "train")["label"].astype(str).tolist(),
-        report["outputs"])
+        load_split(multilabel, "train")["label"].astype(str).tolist(), report["outputs"]
+    )
     prevalence = b["prevalence"]["prevalence"]
     assert list(prevalence.values()) == pytest.approx(y_train.mean(axis=0).tolist())
     simple = b["simple"]
@@ -283,8 +326,7 @@ def test_multilabel_test_verdict_and_companion(multilabel: Project):
     result = multilabel.test()  # success criterion: macro_f1 >= 0.3
     v = result.verdict
     assert (v.metric, v.higher_is_better) == ("macro_f1", True)
-    assert v.passed == (v.value >= 0.3) and v.value == result.report["metrics"]["macro_f1"][
-        "value"]
+    assert v.passed == (v.value >= 0.3) and v.value == result.report["metrics"]["macro_f1"]["value"]
     assert result.companion_metric == "micro_f1" and result.accuracy is None
     assert result.companion == result.report["metrics"]["micro_f1"]["value"]
     assert dict(result.rows())["target"] == "macro_f1 >= 0.3"

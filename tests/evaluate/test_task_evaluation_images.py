@@ -51,14 +51,14 @@ def _project(root: Path, task: str, label_of, metric: str, target: float) -> Pro
 def test_image_regression_report_with_a_ridge_on_pixels_and_error_thumbnails(tmp_path):
     project = _project(tmp_path, "image-regression", str, "rmse", 2.0)
     report = project.evaluate("val").report
-    assert report["modality"] == "image" and set(report["metrics"]) == {"rmse", "mae", "r2",
-                                                                        "mape"}
+    assert report["modality"] == "image" and set(report["metrics"]) == {"rmse", "mae", "r2", "mape"}
     b = report["baselines"]
     assert b["simple"]["model"] == "ridge regression on 16x16 pixels"
     spread = float(np.std(np.repeat(np.arange(10.0), PER_DIGIT)))  # about 2.87
     # pixels say much about the digit's value: the ridge beats predicting the mean
     assert b["simple"]["value"] < b["mean"]["value"] and b["mean"]["value"] == pytest.approx(
-        spread, rel=0.25)
+        spread, rel=0.25
+    )
     assert b["difference"]["low"] <= b["difference"]["value"] <= b["difference"]["high"]
     figures = report["figures"]
     assert "errors_table" not in figures

@@ -19,7 +19,7 @@ def brute_force(hashes: np.ndarray, distance: int) -> set[tuple[int, int]]:
 def clustered_hashes(n: int, seed: int) -> np.ndarray:
     """Hashes in tight clusters (like real perceptual hashes), plus random ones."""
     rng = np.random.default_rng(seed)
-    centres = rng.integers(-2**63, 2**63 - 1, size=n // 10, dtype=np.int64).view(np.uint64)
+    centres = rng.integers(-(2**63), 2**63 - 1, size=n // 10, dtype=np.int64).view(np.uint64)
     h = centres[rng.integers(0, len(centres), size=n)]
     for _ in range(4):  # flip up to 4 random bits
         flip = rng.random(n) < 0.7
@@ -43,10 +43,14 @@ def test_near_pairs_equal_brute_force():
 
 
 def test_exact_and_near_duplicates_by_class():
-    manifest = pd.DataFrame({
-        "sample_id": ["a", "b", "c", "d", "e"], "label": ["1", "2", "1", "1", "3"],
-        "content_hash": ["x", "x", "y", "y", "z"],
-        "phash": np.array([0, 0, 0b111, 0b111, 0b1], dtype=np.int64)})
+    manifest = pd.DataFrame(
+        {
+            "sample_id": ["a", "b", "c", "d", "e"],
+            "label": ["1", "2", "1", "1", "3"],
+            "content_hash": ["x", "x", "y", "y", "z"],
+            "phash": np.array([0, 0, 0b111, 0b111, 0b1], dtype=np.int64),
+        }
+    )
     exact = exact_duplicates(manifest)
     assert (exact.n_groups, exact.n_conflicting, exact.n_within) == (2, 1, 1)
     assert exact.class_pairs == {"1 / 2": 1}

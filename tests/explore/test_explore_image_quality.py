@@ -10,10 +10,20 @@ from dlworkflow.explore.image_quality import image_evidence
 
 def _manifest(dark: list[float], contrast: list[float]) -> pd.DataFrame:
     n = len(dark)
-    return pd.DataFrame({
-        "sample_id": [f"s{i}" for i in range(n)], "label": ["a"] * n, "width": [28] * n,
-        "height": [28] * n, "mode": ["L"] * n, "phash": np.zeros(n, dtype=np.int64),
-        "brightness": [100.0] * n, "contrast": contrast, "dark": dark, "bright": [0.0] * n})
+    return pd.DataFrame(
+        {
+            "sample_id": [f"s{i}" for i in range(n)],
+            "label": ["a"] * n,
+            "width": [28] * n,
+            "height": [28] * n,
+            "mode": ["L"] * n,
+            "phash": np.zeros(n, dtype=np.int64),
+            "brightness": [100.0] * n,
+            "contrast": contrast,
+            "dark": dark,
+            "bright": [0.0] * n,
+        }
+    )
 
 
 def test_dark_backgrounds_typical_of_the_class_are_not_saturated():

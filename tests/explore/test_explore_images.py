@@ -21,7 +21,7 @@ def _report(result: ExploreResult) -> str:
 
 def _section(text: str, anchor: str) -> str:
     start = text.index(f"<section id='{anchor}'>")
-    return text[start:text.index("</section>", start)]
+    return text[start : text.index("</section>", start)]
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +45,19 @@ def test_report_is_one_self_contained_file(planted):
     assert not re.search(r"""(src|href)\s*=\s*['"]?\s*https?://""", text)
     assert "<script" not in text and "<link" not in text
     assert "data:image/png;base64" in text
-    order = [text.index(f"<section id='{a}'>") for a in
-             ("trust", "overview", "classes", "images", "duplicates", "map", "label-issues",
-              "leakage")]
+    order = [
+        text.index(f"<section id='{a}'>")
+        for a in (
+            "trust",
+            "overview",
+            "classes",
+            "images",
+            "duplicates",
+            "map",
+            "label-issues",
+            "leakage",
+        )
+    ]
     assert order == sorted(order)  # the trust summary first, then the sections in order
 
 
@@ -117,9 +127,14 @@ def test_leakage_reports_a_test_copy_of_a_train_sample(tmp_path):
     for k in range(3):
         shutil.copy(folder / "0" / "d0-000.png", folder / "0" / f"dup-{k}.png")
     project = Project.init(tmp_path / "proj")
-    project.update_config({"explore.backbone": "pixels", "explore.label_issues": False,
-                           "split.duplicates": "accept",
-                           "split.duplicates_reason": "planted for a test of explore"})
+    project.update_config(
+        {
+            "explore.backbone": "pixels",
+            "explore.label_issues": False,
+            "split.duplicates": "accept",
+            "split.duplicates_reason": "planted for a test of explore",
+        }
+    )
     project.ingest(str(folder), progress=False)
     project.split()
     table = read_assignments(project)

@@ -12,21 +12,37 @@ from dlworkflow.explore.tabular import tabular_evidence
 from dlworkflow.project import Project
 
 REVIEWS = {
-    "pos": ["a wonderful film with a moving story", "great acting and a beautiful score",
-            "I loved every minute of this movie", "brilliant direction, superb cast",
-            "a joyful, warm and funny picture", "the best film I have seen this year"],
-    "neg": ["a boring film with a weak story", "terrible acting and an awful script",
-            "I hated every minute of this movie", "dull direction and a wasted cast",
-            "a tedious, cold and joyless picture", "the worst film I have seen this year"],
+    "pos": [
+        "a wonderful film with a moving story",
+        "great acting and a beautiful score",
+        "I loved every minute of this movie",
+        "brilliant direction, superb cast",
+        "a joyful, warm and funny picture",
+        "the best film I have seen this year",
+    ],
+    "neg": [
+        "a boring film with a weak story",
+        "terrible acting and an awful script",
+        "I hated every minute of this movie",
+        "dull direction and a wasted cast",
+        "a tedious, cold and joyless picture",
+        "the worst film I have seen this year",
+    ],
 }
 
 
 def _text_table(folder: Path) -> Path:
-    rows = [{"text": f"{t} ({k})", "label": label} for label, texts in REVIEWS.items()
-            for k in range(5) for t in texts]
-    rows += [{"text": "an average film", "label": "pos"},  # the same text, both labels
-             {"text": "an average film", "label": "neg"},
-             {"text": "An   AVERAGE film", "label": "pos"}]  # the same after normalising
+    rows = [
+        {"text": f"{t} ({k})", "label": label}
+        for label, texts in REVIEWS.items()
+        for k in range(5)
+        for t in texts
+    ]
+    rows += [
+        {"text": "an average film", "label": "pos"},  # the same text, both labels
+        {"text": "an average film", "label": "neg"},
+        {"text": "An   AVERAGE film", "label": "pos"},
+    ]  # the same after normalising
     folder.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(folder / "reviews.csv", index=False)
     return folder / "reviews.csv"
@@ -38,7 +54,7 @@ def test_text_report_lists_vocabulary_tokens_and_conflicts(tmp_path):
     project.ingest(str(_text_table(tmp_path / "data")), progress=False)
     result = explore(project, progress=False)
     text = Path(result.report).read_text(encoding="utf-8")
-    section = text[text.index("<section id='text'>"):]
+    section = text[text.index("<section id='text'>") :]
     assert "vocabulary" in section and "film" in section
     assert "an average film" in text  # shown as a duplicate snippet
     assert result.exact_conflicting == 1 and result.near_conflicting >= 1
@@ -65,8 +81,11 @@ def test_tabular_report_flags_leaky_columns_and_missing_values(tmp_path):
     project = Project.init(tmp_path / "proj", task="tabular-classification")
     project.ingest(str(_iris_table(tmp_path / "data")), progress=False)
     result = explore(project, progress=False)
-    leaks = {w.text.split("'")[1] for w in result.warnings
-             if w.severity == "high" and "leaks the target" in w.text}
+    leaks = {
+        w.text.split("'")[1]
+        for w in result.warnings
+        if w.severity == "high" and "leaks the target" in w.text
+    }
     assert leaks == {"row_id", "leak"}
     assert any("missing values" in w.text and "sepal_width" in w.text for w in result.warnings)
     text = Path(result.report).read_text(encoding="utf-8")
@@ -76,9 +95,14 @@ def test_tabular_report_flags_leaky_columns_and_missing_values(tmp_path):
 
 def test_tabular_evidence_survives_nan_and_infinite_values():
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"sample_id": [f"r{i}" for i in range(60)],
-                          "label": ["a", "b", "c"] * 20,
-                          "f:x": rng.normal(size=60), "f:word": ["u", "v"] * 30})
+    frame = pd.DataFrame(
+        {
+            "sample_id": [f"r{i}" for i in range(60)],
+            "label": ["a", "b", "c"] * 20,
+            "f:x": rng.normal(size=60),
+            "f:word": ["u", "v"] * 30,
+        }
+    )
     frame.loc[3, "f:x"] = np.inf
     frame.loc[4:10, "f:x"] = np.nan
     evidence = tabular_evidence(frame, seed=0)

@@ -17,7 +17,7 @@ from task_projects import multilabel_project, regression_project, yeast_csv
 
 def _section(html: str, anchor: str) -> str:
     start = html.index(f"<section id='{anchor}'>")
-    return html[start:html.index("</section>", start)]
+    return html[start : html.index("</section>", start)]
 
 
 def _text(fragment: str) -> str:

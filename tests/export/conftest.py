@@ -20,9 +20,15 @@ FAST_CONFIG, build_digits_project = _TRAIN.FAST_CONFIG, _TRAIN.build_digits_proj
 
 
 def trained_digits(root: Path) -> Project:
-    project = build_digits_project(root, config={
-        **FAST_CONFIG, "train.epochs": 4,
-        "problem.primary_metric": "accuracy", "problem.target": 0.5})
+    project = build_digits_project(
+        root,
+        config={
+            **FAST_CONFIG,
+            "train.epochs": 4,
+            "problem.primary_metric": "accuracy",
+            "problem.target": 0.5,
+        },
+    )
     project.train(progress=False)
     return project
 

@@ -19,14 +19,29 @@ from dlworkflow.errors import DlwError
 from dlworkflow.runtime import versions as V
 from dlworkflow.runtime.bundle import InputError, load_bundle
 
-METADATA_KEYS = {"format", "version", "model", "task", "modality", "classes", "input",
-                 "preprocessing", "metric", "verdict", "test_value", "forced", "parity",
-                 "dataset_version", "config_hash", "commit", "created"}
+METADATA_KEYS = {
+    "format",
+    "version",
+    "model",
+    "task",
+    "modality",
+    "classes",
+    "input",
+    "preprocessing",
+    "metric",
+    "verdict",
+    "test_value",
+    "forced",
+    "parity",
+    "dataset_version",
+    "config_hash",
+    "commit",
+    "created",
+}
 
 
 def dlw(*args):
-    return CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "200",
-                                                                 "NO_COLOR": "1"})
+    return CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "200", "NO_COLOR": "1"})
 
 
 def test_untested_model_is_refused(digits):
@@ -81,13 +96,15 @@ def test_passing_model_exports_with_parity_and_complete_metadata(digits):
     assert parity["n"] == 60 and parity["agreement"] == 1.0
     assert parity["max_abs_diff"] <= 1e-4
     assert {p.name for p in result.folder.iterdir()} == {
-        "model.onnx", "weights.safetensors", "metadata.json"}
+        "model.onnx",
+        "weights.safetensors",
+        "metadata.json",
+    }
 
 
 def test_onnx_model_takes_any_batch_size(digits):
     folder = V.champion_folder(digits.root)
-    session = ort.InferenceSession(str(folder / "model.onnx"),
-                                   providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["input"]
     assert [o.name for o in session.get_outputs()] == ["logits", "features"]
     rng = np.random.default_rng(0)
@@ -97,6 +114,7 @@ def test_onnx_model_takes_any_batch_size(digits):
         assert logits.shape == (batch, 10) and features.shape[0] == batch
         # the features are the ones the head reads: logits = features @ W^T + b
         from safetensors.numpy import load_file
+
         weights = load_file(str(folder / "weights.safetensors"))
         w, b = weights["head.weight"], weights["head.bias"]
         np.testing.assert_allclose(features @ w.T + b, logits, atol=1e-4)
@@ -111,8 +129,9 @@ def test_bundle_matches_the_trained_model_on_real_images(digits):
     x = bundle.prepare_images([Path(p).read_bytes() for p in rows["path"]])
     assert x.shape == (7, 1, 16, 16) and x.dtype == np.float32
     model, meta = load_model(digits)
-    np.testing.assert_allclose(bundle.predict_proba(x),
-                               predict_proba(digits, model, meta, rows), atol=1e-5)
+    np.testing.assert_allclose(
+        bundle.predict_proba(x), predict_proba(digits, model, meta, rows), atol=1e-5
+    )
     with pytest.raises(InputError) as err:
         bundle.prepare_images([Path(rows["path"].iloc[0]).read_bytes(), b"not an image"])
     assert err.value.context["index"] == 1
@@ -129,13 +148,16 @@ def png_header(width: int, height: int) -> bytes:
     import zlib
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data)))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
-    return (b"\x89PNG\r\n\x1a\n"
-            + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b""))
-
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\0" * 100))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_promote_and_rollback_move_the_pointer(digits):
@@ -161,7 +183,7 @@ def test_predict_writes_a_csv_with_an_error_row_for_a_corrupt_file(digits, tmp_p
     rows = load_split(digits, "val").iloc[:5]
     corrupt = tmp_path / "corrupt.png"
     data = Path(rows["path"].iloc[0]).read_bytes()
-    corrupt.write_bytes(data[:len(data) // 2])  # a truncated PNG
+    corrupt.write_bytes(data[: len(data) // 2])  # a truncated PNG
     out = tmp_path / "predictions.csv"
     result = digits.predict([*rows["path"], str(corrupt)], out=out)
     assert (result.n_predicted, result.n_errors, result.version) == (5, 1, 2)
@@ -174,8 +196,17 @@ def test_predict_writes_a_csv_with_an_error_row_for_a_corrupt_file(digits, tmp_p
         assert float(line["confidence"]) == pytest.approx(probs.max(), abs=1e-6)
         assert line["error"] == ""
     assert bad["label"] == "" and bad["error"]
-    cli = dlw("predict", rows["path"].iloc[0], str(corrupt), "--version", "1", "--out",
-              tmp_path / "v1.csv", "-p", digits.root)
+    cli = dlw(
+        "predict",
+        rows["path"].iloc[0],
+        str(corrupt),
+        "--version",
+        "1",
+        "--out",
+        tmp_path / "v1.csv",
+        "-p",
+        digits.root,
+    )
     assert cli.exit_code == 0 and len(list(csv.DictReader((tmp_path / "v1.csv").open()))) == 2
     with pytest.raises(ImageDecodeError) as err:  # the reason ingest would quarantine it with
         decode_image(corrupt, max_pixels=10**8)

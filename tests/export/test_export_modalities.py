@@ -19,8 +19,9 @@ from modality_data import trained_project as trained
 
 def test_text_model_export_parity_and_predict(tmp_path):
     source = review_sample(tmp_path, 200, seed=2)
-    project = trained(tmp_path / "text", task="text-classification", source=source,
-                      config=TINY_TRANSFORMER)
+    project = trained(
+        tmp_path / "text", task="text-classification", source=source, config=TINY_TRANSFORMER
+    )
     result = project.export(force=True, reason="text export test")
     meta = json.loads((result.folder / "metadata.json").read_text())
     assert meta["input"] == {"name": "input", "dtype": "int64", "shape": ["batch", 24]}
@@ -36,7 +37,8 @@ def test_text_model_export_parity_and_predict(tmp_path):
 
     rows = tmp_path / "new_reviews.csv"
     pd.DataFrame({"text": ["a moving, funny film", "", "tedious and far too long"]}).to_csv(
-        rows, index=False)
+        rows, index=False
+    )
     out = tmp_path / "p.csv"
     project.promote(result.version)
     project.predict([rows], out=out)
@@ -47,8 +49,12 @@ def test_text_model_export_parity_and_predict(tmp_path):
 
 def test_tabular_model_export_parity_and_predict(tmp_path):
     source, table = mixed_cancer_table(tmp_path)
-    project = trained(tmp_path / "table", task="tabular-classification", source=source,
-                      config={"model.name": "mlp", "model.params": {"hidden": [32]}})
+    project = trained(
+        tmp_path / "table",
+        task="tabular-classification",
+        source=source,
+        config={"model.name": "mlp", "model.params": {"hidden": [32]}},
+    )
     result = project.export(force=True, reason="tabular export test")
     meta = json.loads((result.folder / "metadata.json").read_text())
     assert meta["input"]["shape"] == ["batch", 30 + 4 + 1]
@@ -61,8 +67,9 @@ def test_tabular_model_export_parity_and_predict(tmp_path):
     broken = tmp_path / "broken.csv"
     new.drop(columns=["size band"]).to_csv(broken, index=False)
     out = tmp_path / "p.csv"
-    predicted = project.predict([good, broken, tmp_path / "missing.csv"], out=out,
-                                version=result.version)
+    predicted = project.predict(
+        [good, broken, tmp_path / "missing.csv"], out=out, version=result.version
+    )
     assert (predicted.n_predicted, predicted.n_errors) == (4, 2)
     lines = list(csv.DictReader(out.open()))
     assert all(not line["error"] for line in lines[:4])

@@ -25,23 +25,33 @@ def evidence(digits):
     rows = load_split(digits, "val")
     y, proba = label_indices(rows, meta["classes"]), predict_proba(digits, model, meta, rows)
     value = compute("accuracy", y, proba)
-    interval = bootstrap_interval(METRICS.get("accuracy"), y, proba, n_resamples=200,
-                                  confidence=0.95, seed=0)
+    interval = bootstrap_interval(
+        METRICS.get("accuracy"), y, proba, n_resamples=200, confidence=0.95, seed=0
+    )
     yield digits, model, meta, value, interval
-    digits.update_config({"problem.constraints": {"max_latency_ms": None,
-                                                  "max_model_size_mb": None}})
+    digits.update_config(
+        {"problem.constraints": {"max_latency_ms": None, "max_model_size_mb": None}}
+    )
 
 
 def verdict(value, interval, checks, gate_on="value"):
-    return judge(metric="accuracy", value=value, interval=interval, confidence=0.95,
-                 target=0.5, gate_on=gate_on, constraints=checks)
+    return judge(
+        metric="accuracy",
+        value=value,
+        interval=interval,
+        confidence=0.95,
+        target=0.5,
+        gate_on=gate_on,
+        constraints=checks,
+    )
 
 
 def test_failed_constraints_fail_a_model_whose_metric_passes(evidence):
     project, model, meta, value, interval = evidence
     assert value >= 0.5  # the metric alone passes
-    project.update_config({"problem.constraints": {"max_latency_ms": 0.0001,
-                                                   "max_model_size_mb": 0.001}})
+    project.update_config(
+        {"problem.constraints": {"max_latency_ms": 0.0001, "max_model_size_mb": 0.001}}
+    )
     checks = check_constraints(project, model, meta, example_input(meta, 1))
     assert [c.name for c in checks] == ["max_latency_ms", "max_model_size_mb"]
     latency, size = checks
@@ -57,8 +67,9 @@ def test_failed_constraints_fail_a_model_whose_metric_passes(evidence):
 
 def test_generous_constraints_pass(evidence):
     project, model, meta, value, interval = evidence
-    project.update_config({"problem.constraints": {"max_latency_ms": 1000,
-                                                   "max_model_size_mb": 100}})
+    project.update_config(
+        {"problem.constraints": {"max_latency_ms": 1000, "max_model_size_mb": 100}}
+    )
     checks = check_constraints(project, model, meta, example_input(meta, 3))  # first row used
     assert all(c.passed for c in checks) and len(checks) == 2
     result = verdict(value, interval, checks)
@@ -79,8 +90,14 @@ def test_gate_on_lower_bound_is_stricter():
     old = judge(metric="accuracy", value=0.8, interval=interval, confidence=0.95, target=0.5)
     assert old.passed and old.constraints == () and old.gate_on == "value"
     with pytest.raises(ValueError, match="gate_on"):
-        judge(metric="accuracy", value=0.8, interval=interval, confidence=0.95, target=0.5,
-              gate_on="median")
+        judge(
+            metric="accuracy",
+            value=0.8,
+            interval=interval,
+            confidence=0.95,
+            target=0.5,
+            gate_on="median",
+        )
 
 
 def test_gate_on_is_a_config_option(digits):
@@ -101,8 +118,9 @@ def test_dlw_test_fails_on_a_constraint_and_records_the_evidence(tmp_path):
     from dlworkflow.deploy.export.step import ExportRefusedError
 
     project = trained_digits(tmp_path)
-    project.update_config({"problem.constraints": {"max_model_size_mb": 0.0001,
-                                                   "max_latency_ms": 1000}})
+    project.update_config(
+        {"problem.constraints": {"max_model_size_mb": 0.0001, "max_latency_ms": 1000}}
+    )
     result = project.test()
     assert result.verdict.metric_passed and result.verdict.verdict == FAIL
     assert result.exit_code == 3
@@ -113,6 +131,8 @@ def test_dlw_test_fails_on_a_constraint_and_records_the_evidence(tmp_path):
     record = project.ledger.latest("test")
     assert record.outputs["verdict"] == FAIL
     assert {c["name"]: c["passed"] for c in record.outputs["constraints"]} == {
-        "max_model_size_mb": False, "max_latency_ms": True}
+        "max_model_size_mb": False,
+        "max_latency_ms": True,
+    }
     with pytest.raises(ExportRefusedError):
         project.export()

@@ -28,20 +28,22 @@ def same_logits(model, path, x):
     return float(np.abs(got - ref).max())
 
 
-@pytest.mark.parametrize("name,inputs,shape", [
-    ("small_cnn", {"in_channels": 1, "image_size": (28, 28)}, (1, 28, 28)),  # 7x7 -> 2x2 pool
-    ("small_cnn", {"in_channels": 3, "image_size": (30, 30)}, (3, 30, 30)),
-    ("resnet_small", {"in_channels": 1, "image_size": (28, 28)}, (1, 28, 28)),
-    ("mlp", {"n_features": 9}, (9,)),
-])
+@pytest.mark.parametrize(
+    "name,inputs,shape",
+    [
+        ("small_cnn", {"in_channels": 1, "image_size": (28, 28)}, (1, 28, 28)),  # 7x7 -> 2x2 pool
+        ("small_cnn", {"in_channels": 3, "image_size": (30, 30)}, (3, 30, 30)),
+        ("resnet_small", {"in_channels": 1, "image_size": (28, 28)}, (1, 28, 28)),
+        ("mlp", {"n_features": 9}, (9,)),
+    ],
+)
 def test_registered_models_export_with_a_dynamic_batch(tmp_path, name, inputs, shape):
     torch.manual_seed(0)
     model = create_model(name, num_classes=4, **inputs).eval()
     path = to_onnx(model, tmp_path / f"{name}.onnx", example=np.zeros((2, *shape), np.float32))
     rng = np.random.default_rng(1)
     for batch in (1, 7):
-        assert same_logits(model, path, rng.normal(size=(batch, *shape)).astype(np.float32)) \
-            < 1e-4
+        assert same_logits(model, path, rng.normal(size=(batch, *shape)).astype(np.float32)) < 1e-4
 
 
 class ResizeAndPool(torch.nn.Module):
@@ -53,17 +55,24 @@ class ResizeAndPool(torch.nn.Module):
         self.resize, self.pool = resize, pool
 
     def forward(self, x):
-        x = torch.nn.functional.interpolate(x.expand(-1, 3, -1, -1), size=self.resize,
-                                            mode="bilinear", align_corners=False,
-                                            antialias=True)
+        x = torch.nn.functional.interpolate(
+            x.expand(-1, 3, -1, -1),
+            size=self.resize,
+            mode="bilinear",
+            align_corners=False,
+            antialias=True,
+        )
         return torch.nn.functional.adaptive_avg_pool2d(x, self.pool).flatten(1)
 
 
-@pytest.mark.parametrize("size,resize,pool", [
-    ((16, 16), (32, 32), (3, 3)),   # upsampling
-    ((16, 20), (48, 40), (5, 7)),   # non-square
-    ((64, 64), (24, 24), (5, 5)),   # downsampling: the antialias filter matters
-])
+@pytest.mark.parametrize(
+    "size,resize,pool",
+    [
+        ((16, 16), (32, 32), (3, 3)),  # upsampling
+        ((16, 20), (48, 40), (5, 7)),  # non-square
+        ((64, 64), (24, 24), (5, 5)),  # downsampling: the antialias filter matters
+    ],
+)
 def test_antialiased_resize_and_adaptive_pooling_export_exactly(tmp_path, size, resize, pool):
     model = ResizeAndPool(resize, pool)
     path = to_onnx(model, tmp_path / "ops.onnx", example=np.zeros((2, 1, *size), np.float32))
@@ -78,8 +87,9 @@ def test_efficientnet_lite0_with_its_antialiased_resize_exports(tmp_path):
     from dlworkflow.models import BackboneUnavailableError
 
     try:
-        model = create_model("efficientnet_lite0", num_classes=3, in_channels=1,
-                             image_size=(16, 16), input_size=48).eval()
+        model = create_model(
+            "efficientnet_lite0", num_classes=3, in_channels=1, image_size=(16, 16), input_size=48
+        ).eval()
     except BackboneUnavailableError:
         pytest.skip("the EfficientNet-Lite0 weights package is not installed")
     path = to_onnx(model, tmp_path / "eff.onnx", example=np.zeros((2, 1, 16, 16), np.float32))
@@ -93,11 +103,19 @@ def test_efficientnet_lite0_with_its_antialiased_resize_exports(tmp_path):
 
 def test_text_model_takes_padded_ids_of_any_batch(tmp_path):
     torch.manual_seed(0)
-    model = create_model("bilstm", num_classes=2, vocab_size=30522, embed_dim=16, hidden=16,
-                         max_len=20).eval()
+    model = create_model(
+        "bilstm", num_classes=2, vocab_size=30522, embed_dim=16, hidden=16, max_len=20
+    ).eval()
     path = to_onnx(model, tmp_path / "bilstm.onnx", example=np.zeros((2, 20), np.int64))
-    texts = ["a fine film", "dull", "the plot is thin but the acting is superb", "ok", "",
-             "never again", "what a ride"]
+    texts = [
+        "a fine film",
+        "dull",
+        "the plot is thin but the acting is superb",
+        "ok",
+        "",
+        "never again",
+        "what a ride",
+    ]
     ids = tokenize(texts, 20)
     padded = np.pad(ids, ((0, 0), (0, 20 - ids.shape[1])))
     assert same_logits(model, path, padded) < 1e-5
@@ -115,10 +133,11 @@ def test_a_model_onnx_cannot_express_fails_clearly(tmp_path):
 
 
 def test_runtime_never_imports_torch():
-    code = ("import sys, dlworkflow.runtime.bundle, dlworkflow.runtime.versions, "
-            "dlworkflow.preprocess; assert 'torch' not in sys.modules, 'torch imported'")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120)
+    code = (
+        "import sys, dlworkflow.runtime.bundle, dlworkflow.runtime.versions, "
+        "dlworkflow.preprocess; assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
 
 
@@ -128,12 +147,24 @@ def test_load_bundle_checks_the_export(tmp_path):
     model = create_model("mlp", num_classes=2, n_features=3).eval()
     folder = tmp_path / "v1"
     to_onnx(model, folder / "model.onnx", example=np.zeros((2, 3), np.float32))
-    prep = {"modality": "tabular", "features": ["a", "b", "c"], "numeric": ["a", "b", "c"],
-            "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0], "categories": {}}
-    meta = {"format": 1, "version": 1, "model": "mlp", "modality": "tabular",
-            "classes": ["no", "yes"], "preprocessing": prep,
-            "input": {"name": "input", "dtype": "float32", "shape": ["batch", 3]},
-            "files": {"model.onnx": sha256_file(folder / "model.onnx")}}
+    prep = {
+        "modality": "tabular",
+        "features": ["a", "b", "c"],
+        "numeric": ["a", "b", "c"],
+        "mean": [0.0, 0.0, 0.0],
+        "std": [1.0, 1.0, 1.0],
+        "categories": {},
+    }
+    meta = {
+        "format": 1,
+        "version": 1,
+        "model": "mlp",
+        "modality": "tabular",
+        "classes": ["no", "yes"],
+        "preprocessing": prep,
+        "input": {"name": "input", "dtype": "float32", "shape": ["batch", 3]},
+        "files": {"model.onnx": sha256_file(folder / "model.onnx")},
+    }
     (folder / "metadata.json").write_text(json.dumps(meta))
     bundle = load_bundle(folder, threads=1)
     x = bundle.prepare_rows([{"a": 1, "b": None, "c": "2.5"}, {"a": -1, "b": 0, "c": 0}])

@@ -37,8 +37,13 @@ def _export(project: Project) -> dict[str, Any]:
     assert verdict.verdict == meta["verdict"] == "PASS" and meta["forced"] is None
     assert meta["test_value"] == pytest.approx(verdict.value)
     assert result.champion == result.version  # a PASS export is the champion
-    return {"project": project, "result": result, "folder": result.folder, "meta": meta,
-            "bundle": load_bundle(result.folder, threads=1)}
+    return {
+        "project": project,
+        "result": result,
+        "folder": result.folder,
+        "meta": meta,
+        "bundle": load_bundle(result.folder, threads=1),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +67,7 @@ def _torch_outputs(project: Project, bundle: Bundle, rows: pd.DataFrame) -> np.n
 
 
 # ---- regression -----------------------------------------------------------------------------
+
 
 def test_regression_export_records_the_task_its_target_scaling_and_parity(regression):
     project, meta = regression["project"], regression["meta"]
@@ -107,20 +113,22 @@ def test_dlw_predict_writes_regression_values(regression, tmp_path):
     pd.DataFrame(table_records(rows, features)).to_csv(good, index=False)
     bad = tmp_path / "no_bmi.csv"
     pd.DataFrame(table_records(rows.head(2), features)).drop(columns=["bmi"]).to_csv(
-        bad, index=False)
+        bad, index=False
+    )
     out = tmp_path / "predictions.csv"
     result = _dlw("predict", good, bad, "-p", project.root, "--out", out)
     assert result.exit_code == 0, result.output
     lines = list(csv.reader(out.open()))
     assert lines[0] == ["path", "value", "error"]
     expected = bundle.predict_outputs(x)[:, 0]
-    assert [line[1] for line in lines[1:1 + len(rows)]] == [f"{v:.6g}" for v in expected]
-    assert all(line[2] == "" for line in lines[1:1 + len(rows)])
+    assert [line[1] for line in lines[1 : 1 + len(rows)]] == [f"{v:.6g}" for v in expected]
+    assert all(line[2] == "" for line in lines[1 : 1 + len(rows)])
     assert lines[-1][:2] == [str(bad), ""] and "bmi" in lines[-1][2]
     assert f"mean {expected.mean():.4g}" in result.output and "errors" in result.output
 
 
 # ---- multi-label ----------------------------------------------------------------------------
+
 
 def test_multilabel_export_carries_the_thresholds_and_label_sets_agree(multilabel):
     project, meta = multilabel["project"], multilabel["meta"]
@@ -147,8 +155,9 @@ def test_multilabel_bundle_predicts_labels_at_their_thresholds(multilabel):
     thresholds = bundle.target["thresholds"]
     predictions = bundle.predictions(x)
     for row, prediction in zip(out, predictions):
-        assert prediction["labels"] == [name for name, p, t in
-                                        zip(bundle.classes, row, thresholds) if p >= t]
+        assert prediction["labels"] == [
+            name for name, p, t in zip(bundle.classes, row, thresholds) if p >= t
+        ]
         assert prediction["probabilities"] == {n: float(p) for n, p in zip(bundle.classes, row)}
     assert sum(len(p["labels"]) for p in predictions) > len(predictions)  # real label sets
     truth = [set(t.split("|")) for t in rows["label"]]
@@ -160,8 +169,7 @@ def test_dlw_predict_writes_multilabel_labels_and_probabilities(multilabel, tmp_
     project, bundle = multilabel["project"], multilabel["bundle"]
     rows, x = _val(project, bundle)
     source = tmp_path / "genes.csv"
-    pd.DataFrame(table_records(rows, bundle.preprocessing["features"])).to_csv(source,
-                                                                              index=False)
+    pd.DataFrame(table_records(rows, bundle.preprocessing["features"])).to_csv(source, index=False)
     out = tmp_path / "predictions.csv"
     result = _dlw("predict", source, "-p", project.root, "--out", out)
     assert result.exit_code == 0, result.output
@@ -172,7 +180,8 @@ def test_dlw_predict_writes_multilabel_labels_and_probabilities(multilabel, tmp_
     for line, prediction in zip(lines, bundle.predictions(x)):
         assert line["labels"] == "|".join(prediction["labels"])
         assert [float(line[f"p_{n}"]) for n in names] == pytest.approx(
-            [prediction["probabilities"][n] for n in names], abs=1e-6)
+            [prediction["probabilities"][n] for n in names], abs=1e-6
+        )
     counts: dict[str, int] = {}
     for prediction in bundle.predictions(x):
         for label in prediction["labels"]:
@@ -183,20 +192,23 @@ def test_dlw_predict_writes_multilabel_labels_and_probabilities(multilabel, tmp_
 
 # ---- the runtime: torch-free, older exports, unknown tasks ----------------------------------
 
+
 def test_the_runtime_and_the_tasks_import_no_torch():
-    code = ("import sys; import dlworkflow.tasks, dlworkflow.runtime.bundle, "
-            "dlworkflow.deploy.serve.app, dlworkflow.deploy.export.predict; "
-            "from dlworkflow.tasks import task_of; task_of('tabular-regression').outputs("
-            "__import__('numpy').zeros((1, 1)), {'mean': 1.0, 'std': 2.0}); "
-            "bad = [m for m in sys.modules if m == 'torch' or m.startswith('torch.')]; "
-            "print(bad); sys.exit(1 if bad else 0)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
+    code = (
+        "import sys; import dlworkflow.tasks, dlworkflow.runtime.bundle, "
+        "dlworkflow.deploy.serve.app, dlworkflow.deploy.export.predict; "
+        "from dlworkflow.tasks import task_of; task_of('tabular-regression').outputs("
+        "__import__('numpy').zeros((1, 1)), {'mean': 1.0, 'std': 2.0}); "
+        "bad = [m for m in sys.modules if m == 'torch' or m.startswith('torch.')]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_exports_made_before_tasks_are_classification_and_unknown_tasks_are_refused(
-        regression, tmp_path):
+    regression, tmp_path
+):
     old = tmp_path / "v1"
     shutil.copytree(regression["folder"], old)
     meta = json.loads((old / "metadata.json").read_text())
@@ -213,5 +225,4 @@ def test_exports_made_before_tasks_are_classification_and_unknown_tasks_are_refu
 
 
 def _dlw(*args: Any) -> Any:
-    return CliRunner().invoke(app, [str(a) for a in args],
-                              env={"COLUMNS": "200", "NO_COLOR": "1"})
+    return CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "200", "NO_COLOR": "1"})

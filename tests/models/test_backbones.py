@@ -50,7 +50,7 @@ def photographs() -> np.ndarray:
 
     images = np.stack(load_sample_images().images)  # (2, 427, 640, 3)
     left = (640 - 427) // 2
-    return np.ascontiguousarray(images[:, :, left:left + 427].transpose(0, 3, 1, 2))
+    return np.ascontiguousarray(images[:, :, left : left + 427].transpose(0, 3, 1, 2))
 
 
 def digits(labels: list[int], *, size: int = 32) -> np.ndarray:
@@ -116,8 +116,12 @@ def test_embedders_are_cached_per_process():
 
 def test_bad_input_and_unknown_names_are_clear_errors():
     emb = image_embedder(input_size=64)
-    for bad in (np.zeros((2, 1, 8, 8), np.float32), np.zeros((2, 8, 8, 3), np.uint8),
-                np.zeros((8, 8), np.uint8), [[1, 2]]):
+    for bad in (
+        np.zeros((2, 1, 8, 8), np.float32),
+        np.zeros((2, 8, 8, 3), np.uint8),
+        np.zeros((8, 8), np.uint8),
+        [[1, 2]],
+    ):
         with pytest.raises(EmbedInputError, match="uint8"):
             emb.embed(bad)
     with pytest.raises(UnknownKeyError, match="efficientnet_lite0"):
@@ -153,8 +157,9 @@ def test_missing_weights_package_names_the_package(monkeypatch, tmp_path):
         create_model("efficientnet_lite0", num_classes=3, in_channels=1, image_size=28)
     # what does not need the weights still works
     assert "efficientnet_lite0" in {card.name for card in list_models()}
-    create_model("efficientnet_lite0", num_classes=3, in_channels=1, image_size=28,
-                 pretrained=False)
+    create_model(
+        "efficientnet_lite0", num_classes=3, in_channels=1, image_size=28, pretrained=False
+    )
 
 
 def test_missing_text_packages_name_the_package(monkeypatch):
@@ -171,8 +176,9 @@ def test_missing_text_packages_name_the_package(monkeypatch):
 
 
 def test_efficientnet_lite0_classifier_contract():
-    model = create_model("efficientnet_lite0", num_classes=10, in_channels=3,
-                         image_size=(224, 224)).eval()
+    model = create_model(
+        "efficientnet_lite0", num_classes=10, in_channels=3, image_size=(224, 224)
+    ).eval()
     state = lite.pretrained_state()
     assert torch.equal(model.backbone.conv_stem.weight, state["conv_stem.weight"])
     prep = model.preprocessing  # the backbone's normalisation, not create_model's identity
@@ -195,15 +201,17 @@ def test_efficientnet_lite0_classifier_contract():
 
 
 def test_grey_input_is_replicated_and_resized_inside_the_model():
-    grey = create_model("efficientnet_lite0", num_classes=3, in_channels=1, image_size=28,
-                        input_size=64).eval()
+    grey = create_model(
+        "efficientnet_lite0", num_classes=3, in_channels=1, image_size=28, input_size=64
+    ).eval()
     assert grey.preprocessing["mean"] == pytest.approx([127 / 255])
     x = torch.randn(2, 1, 28, 28)
     with torch.inference_mode():
         assert torch.allclose(grey.features(x), grey.features(x.repeat(1, 3, 1, 1)), atol=1e-5)
         assert grey(x).shape == (2, 3)
-    scratch = create_model("efficientnet_lite0", num_classes=3, in_channels=1, image_size=28,
-                           pretrained=False)
+    scratch = create_model(
+        "efficientnet_lite0", num_classes=3, in_channels=1, image_size=28, pretrained=False
+    )
     assert not torch.equal(scratch.backbone.conv_stem.weight, grey.backbone.conv_stem.weight)
 
 
@@ -213,9 +221,14 @@ def test_grey_input_is_replicated_and_resized_inside_the_model():
 def test_text_embedder_loads_offline_and_ranks_paraphrases_first(no_network):
     emb = text_encoder._load_minilm.__wrapped__()  # a fresh load, with the network refused
     assert emb.dim == 384
-    texts = ["A man is playing a guitar.", "Someone plays an acoustic guitar.",
-             "The stock market fell sharply today.", "Shares dropped steeply this afternoon.",
-             "", "word " * 400]
+    texts = [
+        "A man is playing a guitar.",
+        "Someone plays an acoustic guitar.",
+        "The stock market fell sharply today.",
+        "Shares dropped steeply this afternoon.",
+        "",
+        "word " * 400,
+    ]
     vectors = emb.embed(texts, batch_size=4)
     assert vectors.shape == (6, 384) and vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)

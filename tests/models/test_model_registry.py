@@ -21,26 +21,39 @@ from dlworkflow.models import (
 
 SHAPES = [(1, (28, 28)), (3, (32, 32))]
 # Parameters that keep a model quick enough for these CPU contract tests.
-QUICK = {"efficientnet_lite0": {"input_size": 32},
-         "bilstm": {"embed_dim": 16, "hidden": 16},
-         "transformer": {"d_model": 32, "heads": 2, "ff_dim": 32},
-         "resnet_small": {"widths": [8, 8, 16], "blocks_per_stage": 1}}
+QUICK = {
+    "efficientnet_lite0": {"input_size": 32},
+    "bilstm": {"embed_dim": 16, "hidden": 16},
+    "transformer": {"d_model": 32, "heads": 2, "ff_dim": 32},
+    "resnet_small": {"widths": [8, 8, 16], "blocks_per_stage": 1},
+}
 # Every (model, modality) pair in the registry: mlp takes images and tables.
-CASES = [(name, modality) for name in MODELS.names()
-         for modality in MODELS.get(name).modalities]
+CASES = [(name, modality) for name in MODELS.names() for modality in MODELS.get(name).modalities]
 N_FEATURES = 6
 
 
-def build(name: str, modality: str, *, num_classes: int, channels: int = 1,
-          size: tuple[int, int] = (8, 8), **params) -> torch.nn.Module:
-    inputs = {"image": {"in_channels": channels, "image_size": size},
-              "tabular": {"n_features": N_FEATURES}, "text": {}}[modality]
-    return create_model(name, num_classes=num_classes, **inputs,
-                        **{**QUICK.get(name, {}), **params})
+def build(
+    name: str,
+    modality: str,
+    *,
+    num_classes: int,
+    channels: int = 1,
+    size: tuple[int, int] = (8, 8),
+    **params,
+) -> torch.nn.Module:
+    inputs = {
+        "image": {"in_channels": channels, "image_size": size},
+        "tabular": {"n_features": N_FEATURES},
+        "text": {},
+    }[modality]
+    return create_model(
+        name, num_classes=num_classes, **inputs, **{**QUICK.get(name, {}), **params}
+    )
 
 
-def batch(modality: str, n: int, *, channels: int = 1,
-          size: tuple[int, int] = (8, 8)) -> torch.Tensor:
+def batch(
+    modality: str, n: int, *, channels: int = 1, size: tuple[int, int] = (8, 8)
+) -> torch.Tensor:
     """A tiny input batch; token ids are right-padded to different lengths (pad id 0)."""
     if modality == "image":
         return torch.randn(n, channels, *size)
@@ -48,7 +61,7 @@ def batch(modality: str, n: int, *, channels: int = 1,
         return torch.randn(n, N_FEATURES)
     ids = torch.randint(1000, 2000, (n, 7))
     for i in range(n):
-        ids[i, 2 + i % 5:] = 0
+        ids[i, 2 + i % 5 :] = 0
     return ids
 
 
@@ -108,8 +121,7 @@ def test_image_models_take_grey_and_rgb_at_their_size(name, channels, size):
     assert len(model.preprocessing["mean"]) == len(model.preprocessing["std"]) == channels
 
 
-@pytest.mark.parametrize(("name", "modality"),
-                         [c for c in CASES if c[0] != "minilm_classifier"])
+@pytest.mark.parametrize(("name", "modality"), [c for c in CASES if c[0] != "minilm_classifier"])
 def test_every_model_learns_on_a_tiny_batch(name, modality):
     """One contract test that gradients flow: the loss on a fixed batch goes down.
     (minilm_classifier, 22M parameters, is checked once in test_text_models.py.)"""
@@ -129,9 +141,19 @@ def test_every_model_learns_on_a_tiny_batch(name, modality):
 
 def test_list_models_describes_every_model():
     cards = {card.name: card for card in list_models()}
-    assert set(cards) == set(MODELS.names()) >= {
-        "small_cnn", "mlp", "resnet_small", "efficientnet_lite0", "bilstm", "transformer",
-        "minilm_classifier"}
+    assert (
+        set(cards)
+        == set(MODELS.names())
+        >= {
+            "small_cnn",
+            "mlp",
+            "resnet_small",
+            "efficientnet_lite0",
+            "bilstm",
+            "transformer",
+            "minilm_classifier",
+        }
+    )
     for card in cards.values():
         assert card.parameters > 0 and card.description and card.input
         tasks = card.task.split(", ")  # every task whose input the model takes
@@ -139,8 +161,11 @@ def test_list_models_describes_every_model():
         assert all(t.split("-")[0] in card.modalities for t in tasks)
     assert cards["small_cnn"].task == "image-classification, image-multilabel, image-regression"
     assert cards["mlp"].modalities == ("image", "tabular")
-    assert cards["bilstm"].task == cards["minilm_classifier"].task == \
-        "text-classification, text-multilabel"
+    assert (
+        cards["bilstm"].task
+        == cards["minilm_classifier"].task
+        == "text-classification, text-multilabel"
+    )
     assert cards["small_cnn"].pretrained is False and cards["mlp"].pretrained is False
     assert cards["minilm_classifier"].pretrained is True
     assert cards["mlp"].defaults["hidden"] == [256, 128]
@@ -150,8 +175,7 @@ def test_list_models_describes_every_model():
 
 def test_models_for_a_task_and_a_model_of_the_wrong_kind():
     assert models_for("tabular-classification") == ["mlp"]
-    assert set(models_for("text-classification")) == {"bilstm", "transformer",
-                                                      "minilm_classifier"}
+    assert set(models_for("text-classification")) == {"bilstm", "transformer", "minilm_classifier"}
     assert "resnet_small" in models_for("image-classification")
     with pytest.raises(ModelTaskError) as err:
         create_model("small_cnn", num_classes=2, task="text-classification")
@@ -197,9 +221,11 @@ def test_yaml_lists_are_accepted_for_tuple_params():
 @pytest.mark.parametrize("name", [n for n, m in CASES if m == "image"])
 def test_save_and_load_round_trip_gives_identical_outputs(tmp_path, name):
     torch.manual_seed(1)
-    params = {"mlp": {"hidden": [64, 32]}, "small_cnn": {"channels": [8, 16]},
-              "resnet_small": {"widths": [4, 8, 8], "blocks_per_stage": 1}}.get(
-        name, QUICK.get(name, {}))
+    params = {
+        "mlp": {"hidden": [64, 32]},
+        "small_cnn": {"channels": [8, 16]},
+        "resnet_small": {"widths": [4, 8, 8], "blocks_per_stage": 1},
+    }.get(name, QUICK.get(name, {}))
     model = create_model(name, num_classes=3, in_channels=3, image_size=(16, 12), **params)
     model.preprocessing.update(mean=[0.1, 0.2, 0.3], std=[0.5, 0.6, 0.7])
     # move batch-norm statistics away from their initial values, so they must be saved too
@@ -222,12 +248,20 @@ def test_save_and_load_round_trip_gives_identical_outputs(tmp_path, name):
 
 
 @pytest.mark.parametrize(("name", "modality"), [c for c in CASES if c[1] != "image"])
-def test_text_and_tabular_models_round_trip_with_their_preprocessing(tmp_path, name,
-                                                                     modality):
+def test_text_and_tabular_models_round_trip_with_their_preprocessing(tmp_path, name, modality):
     torch.manual_seed(1)
     model = build(name, modality, num_classes=2)
-    prep = ({"features": ["a", "b"], "numeric": ["a"], "mean": [1.5], "std": [2.0],
-             "categories": {"b": ["x", "y"]}} if modality == "tabular" else {"max_len": 16})
+    prep = (
+        {
+            "features": ["a", "b"],
+            "numeric": ["a"],
+            "mean": [1.5],
+            "std": [2.0],
+            "categories": {"b": ["x", "y"]},
+        }
+        if modality == "tabular"
+        else {"max_len": 16}
+    )
     model.preprocessing.update(prep)
     model.eval()
     save_trained(tmp_path / "m", model, {"classes": ["neg", "pos"]})

@@ -23,8 +23,11 @@ from dlworkflow.models import (
 )
 
 CLS, SEP = 101, 102
-TEXTS = ["A gripping, beautifully acted thriller.", "Dull.",
-         "The plot wanders and the jokes fall flat, but the score is lovely."]
+TEXTS = [
+    "A gripping, beautifully acted thriller.",
+    "Dull.",
+    "The plot wanders and the jokes fall flat, but the score is lovely.",
+]
 
 
 def test_tokenize_pads_truncates_and_keeps_sep_last():
@@ -51,11 +54,14 @@ def test_text_models_ignore_padding_and_batch_company(name):
     ids = torch.from_numpy(tokenize(TEXTS, 64))
     padded = torch.cat([ids, torch.zeros(3, 9, dtype=torch.long)], 1)
     with torch.inference_mode():
-        alone = torch.cat([model(ids[i:i + 1]) for i in range(3)])
+        alone = torch.cat([model(ids[i : i + 1]) for i in range(3)])
         assert torch.allclose(model(ids), alone, atol=1e-5)
         assert torch.allclose(model(padded), alone, atol=1e-5)
-    assert model.preprocessing == {"modality": "text", "max_len": 128,
-                                   "tokenizer": "minilm-wordpiece"}
+    assert model.preprocessing == {
+        "modality": "text",
+        "max_len": 128,
+        "tokenizer": "minilm-wordpiece",
+    }
 
 
 def test_transformer_takes_at_most_max_len_tokens_and_bad_params_are_clear():
@@ -79,21 +85,24 @@ def test_minilm_classifier_features_are_the_packaged_sentence_embeddings():
     np.testing.assert_allclose(feats, expected, atol=1e-4)
     assert model.parameter_count() > 22e6
     assert {n for n, p in model.named_parameters() if n.startswith("head.")} == {
-        "head.weight", "head.bias"}
+        "head.weight",
+        "head.bias",
+    }
 
 
 def table() -> pd.DataFrame:
-    return pd.DataFrame({
-        "f:age": [20.0, 30.0, np.nan, 50.0],
-        "f:city": ["paris", "oslo", None, "paris"],
-        "f:const": [1.0, 1.0, 1.0, 1.0],
-    })
+    return pd.DataFrame(
+        {
+            "f:age": [20.0, 30.0, np.nan, 50.0],
+            "f:city": ["paris", "oslo", None, "paris"],
+            "f:const": [1.0, 1.0, 1.0, 1.0],
+        }
+    )
 
 
 def test_table_encoding_standardises_numbers_and_one_hots_strings():
     prep = fit_table_encoding(table(), {"age": "number", "city": "string", "const": "number"})
-    assert prep["numeric"] == ["age", "const"] and prep["categories"] == {
-        "city": ["paris", "oslo"]}
+    assert prep["numeric"] == ["age", "const"] and prep["categories"] == {"city": ["paris", "oslo"]}
     assert prep["mean"][0] == pytest.approx(100 / 3) and prep["std"][1] == 1.0
     x = encode_table(table(), prep)
     assert x.dtype == np.float32 and x.shape == (4, n_features(prep)) == (4, 5)
@@ -121,11 +130,13 @@ def test_at_most_fifty_categories_the_most_frequent_first():
 def test_resnet_small_is_resnet20_and_takes_any_size_from_8():
     model = create_model("resnet_small", num_classes=10, in_channels=3, image_size=(32, 32))
     assert 0.26e6 < model.parameter_count() < 0.28e6
-    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)
-             and m.kernel_size == (3, 3)]
+    convs = [
+        m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)
+    ]
     assert len(convs) == 19  # + the head = 20 weighted layers
-    small = create_model("resnet_small", num_classes=2, in_channels=1, image_size=(8, 12),
-                         blocks_per_stage=1).eval()
+    small = create_model(
+        "resnet_small", num_classes=2, in_channels=1, image_size=(8, 12), blocks_per_stage=1
+    ).eval()
     assert small(torch.randn(2, 1, 8, 12)).shape == (2, 2)
     with pytest.raises(ModelParamError, match="at least 8x8"):
         create_model("resnet_small", num_classes=2, in_channels=1, image_size=(7, 7))

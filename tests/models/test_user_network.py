@@ -51,9 +51,15 @@ def unexportable(num_outputs, input_spec):
 def nets_project(split_project):
     (split_project.root / "nets.py").write_text(textwrap.dedent(NETS), encoding="utf-8")
     sys.modules.pop("nets", None)  # another test's nets.py must not be reused
-    split_project.update_config({"model.name": "nets:tiny", "model.params": {"width": 6},
-                                 "train.epochs": 3, "train.learning_rate": 0.01,
-                                 "problem.target": 0.5})
+    split_project.update_config(
+        {
+            "model.name": "nets:tiny",
+            "model.params": {"width": 6},
+            "train.epochs": 3,
+            "train.learning_rate": 0.01,
+            "problem.target": 0.5,
+        }
+    )
     yield split_project
     sys.modules.pop("nets", None)
 
@@ -85,13 +91,16 @@ def _pngs(project) -> list[bytes]:
     return [Path(p).read_bytes() for p in read_manifest(project)["path"].head(4)]
 
 
-@pytest.mark.parametrize(("name", "message"), [
-    ("nosuchmodule:tiny", "No module 'nosuchmodule'"),
-    ("nets:nosuchfactory", "has no 'nosuchfactory'"),
-    ("nets:not_a_module", "returned a str, not a network"),
-    ("nets:wrong_shape", "output has the wrong shape"),
-    ("nets:unexportable", "layer '0' (MatrixExp) fails"),
-])
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("nosuchmodule:tiny", "No module 'nosuchmodule'"),
+        ("nets:nosuchfactory", "has no 'nosuchfactory'"),
+        ("nets:not_a_module", "returned a str, not a network"),
+        ("nets:wrong_shape", "output has the wrong shape"),
+        ("nets:unexportable", "layer '0' (MatrixExp) fails"),
+    ],
+)
 def test_a_broken_factory_is_refused_before_training_with_the_fix(nets_project, name, message):
     nets_project.update_config({"model.name": name, "model.params": {}})
     with pytest.raises(FactoryError) as err:
@@ -116,8 +125,7 @@ def test_a_plugin_registers_networks_through_an_entry_point(tmp_path, monkeypatc
     assert entry.defaults() == {"width": 8}
     from dlworkflow.models import create_model
 
-    model = create_model("plug_tiny", num_classes=3, in_channels=1, image_size=(16, 16),
-                         width=4)
+    model = create_model("plug_tiny", num_classes=3, in_channels=1, image_size=(16, 16), width=4)
     assert model.dlw_spec["name"] == "plug_tiny"
     assert tuple(model(__import__("torch").zeros(2, 1, 16, 16)).shape) == (2, 3)
     with pytest.raises(Exception, match="has no parameter 'depth'"):
@@ -125,8 +133,7 @@ def test_a_plugin_registers_networks_through_an_entry_point(tmp_path, monkeypatc
     assert Path(sys.modules["plugnets"].__file__).parent == site
 
 
-def test_the_python_api_trains_a_network_object_and_tests_it_in_the_same_process(
-        split_project):
+def test_the_python_api_trains_a_network_object_and_tests_it_in_the_same_process(split_project):
     import torch
     from torch import nn
 
@@ -135,8 +142,9 @@ def test_the_python_api_trains_a_network_object_and_tests_it_in_the_same_process
     torch.manual_seed(0)
     net = nn.Sequential(nn.Flatten(), nn.Linear(16 * 16, 32), nn.ReLU(), nn.Linear(32, 3))
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    split_project.update_config({"train.epochs": 3, "train.learning_rate": 0.01,
-                                 "problem.target": 0.5})
+    split_project.update_config(
+        {"train.epochs": 3, "train.learning_rate": 0.01, "problem.target": 0.5}
+    )
     trained = split_project.train(model=net, progress=False)
     assert trained.model.startswith("live:torch.nn.modules.container.Sequential#")
     assert trained.best_metric > 0.5
@@ -152,7 +160,9 @@ def test_the_python_api_trains_a_network_object_and_tests_it_in_the_same_process
 
 def test_a_factory_with_pretrained_weights_is_fine_tuned_with_its_head(nets_project):
     nets = nets_project.root / "nets.py"
-    nets.write_text(nets.read_text() + textwrap.dedent('''
+    nets.write_text(
+        nets.read_text()
+        + textwrap.dedent('''
 
         class WithHead(nn.Module):
             def __init__(self, body, head):
@@ -169,10 +179,13 @@ def test_a_factory_with_pretrained_weights_is_fine_tuned_with_its_head(nets_proj
                 torch.manual_seed(123)
             net = tiny(num_outputs, input_spec, width)
             return WithHead(net[:-1], net[-1])
-    '''), encoding="utf-8")
+    '''),
+        encoding="utf-8",
+    )
     sys.modules.pop("nets", None)
-    nets_project.update_config({"model.name": "nets:pretrained_tiny", "model.params": {},
-                                "model.transfer": "finetune"})
+    nets_project.update_config(
+        {"model.name": "nets:pretrained_tiny", "model.params": {}, "model.transfer": "finetune"}
+    )
     result = nets_project.train(progress=False)
     run = nets_project.ledger.latest("train")
     assert run.summary["transfer"]["strategy"] == "finetune"

@@ -19,9 +19,15 @@ import numpy as np
 
 TOKEN = "simulation-token-" + "s" * 24
 PROJECT_SAMPLES = 2500  # the rest of MNIST-5k (2,500) is the production pool
-CONFIG = {"model.name": "small_cnn", "train.epochs": 3, "train.batch_size": 64,
-          "train.threads": 2, "explore.backbone": "pixels", "evaluate.bootstrap_samples": 200,
-          "evaluate.baselines": False}
+CONFIG = {
+    "model.name": "small_cnn",
+    "train.epochs": 3,
+    "train.batch_size": 64,
+    "train.threads": 2,
+    "explore.backbone": "pixels",
+    "evaluate.bootstrap_samples": 200,
+    "evaluate.baselines": False,
+}
 
 
 def mnist() -> tuple[np.ndarray, np.ndarray]:
@@ -42,8 +48,9 @@ def build_project(root: Path) -> tuple[object, np.ndarray, np.ndarray]:
     from dlworkflow.project import Project
 
     labels, images = mnist()
-    folder = write_png_folder(root / "images", zip(labels[:PROJECT_SAMPLES],
-                                                   images[:PROJECT_SAMPLES]), "mnist")
+    folder = write_png_folder(
+        root / "images", zip(labels[:PROJECT_SAMPLES], images[:PROJECT_SAMPLES]), "mnist"
+    )
     project = Project.init(root / "proj", name="drift-simulation")
     project.define(metric="accuracy", target=0.8)
     project.update_config(CONFIG)
@@ -59,8 +66,9 @@ def build_project(root: Path) -> tuple[object, np.ndarray, np.ndarray]:
 def rotated(images: np.ndarray, degrees: float) -> np.ndarray:
     from PIL import Image
 
-    return np.stack([np.asarray(Image.fromarray(im).rotate(degrees, resample=Image.BILINEAR))
-                     for im in images])
+    return np.stack(
+        [np.asarray(Image.fromarray(im).rotate(degrees, resample=Image.BILINEAR)) for im in images]
+    )
 
 
 def noisy(images: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
@@ -73,9 +81,11 @@ def inverted(images: np.ndarray) -> np.ndarray:
     return 255 - images
 
 
-SHIFTS = {"rotated 45 deg": lambda im: rotated(im, 45),
-          "noisy sigma 0.3": lambda im: noisy(im, 0.3),
-          "inverted": inverted}
+SHIFTS = {
+    "rotated 45 deg": lambda im: rotated(im, 45),
+    "noisy sigma 0.3": lambda im: noisy(im, 0.3),
+    "inverted": inverted,
+}
 
 
 def png(image: np.ndarray) -> bytes:
@@ -97,9 +107,12 @@ def served(root: Path, log: Path) -> Iterator[int]:
     port = free_port()
     env = {**os.environ, "DLW_SERVE_TOKEN": TOKEN, "OMP_NUM_THREADS": "1"}
     with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "dlworkflow", "serve", "-p", str(root),
-                                    "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
-                                   env=env)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dlworkflow", "serve", "-p", str(root), "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -118,8 +131,7 @@ def served(root: Path, log: Path) -> Iterator[int]:
             process.kill()
 
 
-def send(port: int, images: np.ndarray, *, per_request: int = 8,
-         concurrency: int = 4) -> int:
+def send(port: int, images: np.ndarray, *, per_request: int = 8, concurrency: int = 4) -> int:
     """POST the images (base64 PNG, `per_request` per request); how many were predicted."""
     import base64
 
@@ -127,7 +139,7 @@ def send(port: int, images: np.ndarray, *, per_request: int = 8,
 
     bodies = []
     for start in range(0, len(images), per_request):
-        chunk = [base64.b64encode(png(im)).decode() for im in images[start:start + per_request]]
+        chunk = [base64.b64encode(png(im)).decode() for im in images[start : start + per_request]]
         bodies.append(predict_request(port, json.dumps({"images": chunk}).encode(), TOKEN))
     _, _, statuses = run_load(port, bodies, concurrency)
     assert set(statuses) == {200}, f"the server answered {sorted(set(statuses))}"

@@ -34,10 +34,13 @@ def _now() -> str:
 
 
 def test_shifted_traffic_through_the_server_alerts_and_held_out_traffic_does_not(
-        simulation, tmp_path):
+    simulation, tmp_path
+):
     project, pool = simulation
-    conditions = {"held-out digits": pool[:300],
-                  **{name: shift(pool[300:600]) for name, shift in simkit.SHIFTS.items()}}
+    conditions = {
+        "held-out digits": pool[:300],
+        **{name: shift(pool[300:600]) for name, shift in simkit.SHIFTS.items()},
+    }
     outcome = {}
     with simkit.served(project.root, tmp_path / "serve.log") as port:
         for name, images in conditions.items():
@@ -47,9 +50,14 @@ def test_shifted_traffic_through_the_server_alerts_and_held_out_traffic_does_not
             result = project.monitor(since=since)
             outcome[name] = result
             assert result.n_live == 300, (name, result.n_live)
-    print("\n" + "\n".join(f"{name:>18}: {r.status}; alerts: "
-                           + (", ".join(c["name"] for c in r.alerts) if r.alerts else "none")
-                           for name, r in outcome.items()))
+    print(
+        "\n"
+        + "\n".join(
+            f"{name:>18}: {r.status}; alerts: "
+            + (", ".join(c["name"] for c in r.alerts) if r.alerts else "none")
+            for name, r in outcome.items()
+        )
+    )
     assert outcome["held-out digits"].status == "OK"
     assert outcome["held-out digits"].exit_code == 0
     for name in simkit.SHIFTS:
@@ -88,13 +96,16 @@ def test_false_alarm_rate_stays_under_alpha_and_every_shift_is_detected(simulati
         hits = 0
         for run in range(DETECTION_RUNS):
             chosen = pool[600:][rng.choice(len(pool) - 600, WINDOW, replace=False)]
-            drift = run_checks(reference, to_sample(_records(bundle, shift(chosen))),
-                               config=config, seed=run)
+            drift = run_checks(
+                reference, to_sample(_records(bundle, shift(chosen))), config=config, seed=run
+            )
             hits += any(c.alert for c in drift.checks)
         detected[name] = hits / DETECTION_RUNS
-    print(f"\nfalse alarms: {alarms}/{RUNS} windows of {WINDOW} held-out digits "
-          f"(rate {rate:.3f}, monitor.alpha {config.alpha}); detection: "
-          + ", ".join(f"{name} {share:.0%}" for name, share in detected.items()))
+    print(
+        f"\nfalse alarms: {alarms}/{RUNS} windows of {WINDOW} held-out digits "
+        f"(rate {rate:.3f}, monitor.alpha {config.alpha}); detection: "
+        + ", ".join(f"{name} {share:.0%}" for name, share in detected.items())
+    )
     # Under alpha = 0.01 the expected count is 0.4; 2 or more would have probability < 7 %.
     assert alarms <= 1
     assert all(share == 1.0 for share in detected.values()), detected

@@ -38,9 +38,16 @@ def _train_conftest():
 def digits(tmp_path_factory: pytest.TempPathFactory) -> Project:
     """Trained (6 epochs), tested and exported once for the module (~15 s)."""
     train = _train_conftest()
-    project = train.build_digits_project(tmp_path_factory.mktemp("monitor"), n=N_TRAIN, config={
-        **train.FAST_CONFIG, "train.epochs": 6,
-        "problem.primary_metric": "accuracy", "problem.target": 0.5})
+    project = train.build_digits_project(
+        tmp_path_factory.mktemp("monitor"),
+        n=N_TRAIN,
+        config={
+            **train.FAST_CONFIG,
+            "train.epochs": 6,
+            "problem.primary_metric": "accuracy",
+            "problem.target": 0.5,
+        },
+    )
     project.train(progress=False)
     project.test()
     project.export()
@@ -78,8 +85,9 @@ def held_out(n: int, *, kind: str = "none", seed: int = 0) -> tuple[list[bytes],
     return out, [str(int(t)) for t in data.target[N_TRAIN:][pick]]
 
 
-def log_records(bundle, values: list[bytes], *, start: datetime = START,
-                version: int | None = None) -> list[dict]:
+def log_records(
+    bundle, values: list[bytes], *, start: datetime = START, version: int | None = None
+) -> list[dict]:
     """The records the server would log for `values`, one a minute from `start`."""
     x, summaries = observe.prepare(bundle, values)
     probs, emb = observe.infer(bundle, x)
@@ -91,8 +99,9 @@ def log_records(bundle, values: list[bytes], *, start: datetime = START,
     return records
 
 
-def write_log(project: Project, records: list[dict], *, name: str = "predictions.jsonl",
-              clear: bool = True) -> Path:
+def write_log(
+    project: Project, records: list[dict], *, name: str = "predictions.jsonl", clear: bool = True
+) -> Path:
     folder = project.root / ".dlw" / "serve"
     folder.mkdir(parents=True, exist_ok=True)
     if clear:
@@ -113,8 +122,9 @@ def test_in_distribution_traffic_is_ok_and_writes_the_report(digits, bundle, tmp
     values, truth = held_out(400, seed=1)
     records = log_records(bundle, values)
     write_log(digits, records)
-    result = monitor(digits, labels=labels_csv(tmp_path / "l.csv",
-                                               [r["id"] for r in records], truth))
+    result = monitor(
+        digits, labels=labels_csv(tmp_path / "l.csv", [r["id"] for r in records], truth)
+    )
     assert result.status == "OK" and result.exit_code == EXIT_OK, result.rows()
     assert result.n_live == 400 and result.labelled == 400
     groups = {c["group"] for c in result.checks}
@@ -130,11 +140,14 @@ def test_in_distribution_traffic_is_ok_and_writes_the_report(digits, bundle, tmp
     assert record.summary["alerts"] == 0 and record.summary["n"] == 400
 
 
-@pytest.mark.parametrize("kind, expected", [
-    ("inverted", {"brightness", "embedding MMD", "out-of-distribution rate"}),
-    ("rotated", {"embedding MMD", "out-of-distribution rate"}),
-    ("noisy", {"contrast", "embedding MMD", "out-of-distribution rate"}),
-])
+@pytest.mark.parametrize(
+    "kind, expected",
+    [
+        ("inverted", {"brightness", "embedding MMD", "out-of-distribution rate"}),
+        ("rotated", {"embedding MMD", "out-of-distribution rate"}),
+        ("noisy", {"contrast", "embedding MMD", "out-of-distribution rate"}),
+    ],
+)
 def test_shifted_digits_alert(digits, bundle, kind, expected):
     values, _ = held_out(300, kind=kind, seed=2)
     write_log(digits, log_records(bundle, values))
@@ -150,8 +163,11 @@ def test_live_accuracy_drop_alerts_with_labels(digits, bundle, tmp_path):
     values, truth = held_out(300, kind="rotated", seed=3)
     records = log_records(bundle, values)
     write_log(digits, records)
-    result = monitor(digits, labels=labels_csv(tmp_path / "l.csv",
-                                               [r["id"] for r in records], truth), write=False)
+    result = monitor(
+        digits,
+        labels=labels_csv(tmp_path / "l.csv", [r["id"] for r in records], truth),
+        write=False,
+    )
     [performance] = [c for c in result.checks if c["group"] == "performance"]
     assert performance["alert"]
     assert performance["details"]["interval"][1] < performance["details"]["floor"]
@@ -193,8 +209,10 @@ def test_reference_is_the_validation_split_cached_per_version_and_split(digits, 
     assert first.path.name == f"reference-v{bundle.version}-{split_hash[:12]}.jsonl"
     val = set(load_split(digits, "val")["sample_id"])
     assert {r["id"] for r in first.records} == val  # all of validation (under the cap)
-    assert all(r["model_version"] == bundle.version and len(r["emb"]) == observe.EMBED_DIMS
-               for r in first.records)
+    assert all(
+        r["model_version"] == bundle.version and len(r["emb"]) == observe.EMBED_DIMS
+        for r in first.records
+    )
     meta = json.loads(first.path.with_suffix(".json").read_text())
     meta["reference_samples"] = 1  # a different cap: the cache no longer matches
     first.path.with_suffix(".json").write_text(json.dumps(meta))
@@ -217,8 +235,9 @@ def test_log_rotations_in_time_order_malformed_lines_and_other_versions(digits, 
     log = read_log(digits.root, version=bundle.version)
     assert log.skipped == 3 and log.other_versions == {bundle.version + 7: 1}
     assert [r["id"] for r in log.records] == [r["id"] for r in old + mid + new[1:]]
-    since = read_log(digits.root, version=bundle.version,
-                     since=(START + timedelta(hours=1)).timestamp())
+    since = read_log(
+        digits.root, version=bundle.version, since=(START + timedelta(hours=1)).timestamp()
+    )
     assert [r["id"] for r in since.records] == [r["id"] for r in mid + new[1:]]
     newest = read_log(digits.root, version=bundle.version, window=12)
     assert [r["id"] for r in newest.records] == [r["id"] for r in mid[-3:] + new[1:]]
@@ -241,8 +260,10 @@ def test_refuses_without_a_champion_or_without_data(tmp_path, digits):
 def test_a_second_run_is_refused_while_one_holds_the_lock(digits, bundle):
     values, _ = held_out(120, seed=7)
     write_log(digits, log_records(bundle, values))
-    with (run_lock(digits.paths.state / "locks" / "monitor.lock", what="dlw monitor"),
-          pytest.raises(BusyError) as caught):
+    with (
+        run_lock(digits.paths.state / "locks" / "monitor.lock", what="dlw monitor"),
+        pytest.raises(BusyError) as caught,
+    ):
         monitor(digits, write=False)
     assert caught.value.exit_code == 75
     assert monitor(digits, write=False).status == "OK"  # free again
@@ -287,9 +308,12 @@ def test_tabular_inputs_compare_every_feature_column(tmp_path):
     from modality_data import mixed_cancer_table, trained_project
 
     source, table = mixed_cancer_table(tmp_path)
-    project = trained_project(tmp_path / "table", task="tabular-classification", source=source,
-                              config={"model.name": "mlp", "model.params": {"hidden": [16]},
-                                      "monitor.min_samples": 50})
+    project = trained_project(
+        tmp_path / "table",
+        task="tabular-classification",
+        source=source,
+        config={"model.name": "mlp", "model.params": {"hidden": [16]}, "monitor.min_samples": 50},
+    )
     project.promote(project.export(force=True, reason="monitor test").version)
     features = [c for c in table.columns if c != "label"]
     rows = table[features].sample(200, random_state=1).reset_index(drop=True)

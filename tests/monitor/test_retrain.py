@@ -26,9 +26,14 @@ from dlworkflow.train import warm_start
 
 CONFIG = {
     "model.params": {"channels": [8, 16], "convs_per_block": 1},
-    "train.epochs": 5, "train.batch_size": 32, "train.learning_rate": 0.005,
-    "train.threads": 2, "problem.primary_metric": "accuracy", "problem.target": 0.3,
-    "evaluate.bootstrap_samples": 200, "evaluate.baselines": False,
+    "train.epochs": 5,
+    "train.batch_size": 32,
+    "train.learning_rate": 0.005,
+    "train.threads": 2,
+    "problem.primary_metric": "accuracy",
+    "problem.target": 0.3,
+    "evaluate.bootstrap_samples": 200,
+    "evaluate.baselines": False,
 }
 
 
@@ -76,13 +81,19 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("retrain")
     folders = mnist_folders(root)
     project = champion_project(root, folders["main"])
-    out = {"project": project, "folders": folders, "seal": read_split_info(project).seal_hash,
-           "test_ids": _ids(project, "test")}
+    out = {
+        "project": project,
+        "folders": folders,
+        "seal": read_split_info(project).seal_hash,
+        "test_ids": _ids(project, "test"),
+    }
     project.update_config({"retrain.epochs": 3})  # the warm-started challenger: 3, not 5
     out["good"] = retrain(project, str(folders["good"]), warm_start=True, progress=False)
-    out["after_good"] = {"champion": V.champion(project.root),
-                         "fresh1": _ids(project, "fresh1"),
-                         "train_state": project.status().state_of("train")}
+    out["after_good"] = {
+        "champion": V.champion(project.root),
+        "fresh1": _ids(project, "fresh1"),
+        "train_state": project.status().state_of("train"),
+    }
     project.update_config({"retrain.epochs": 2})
     out["after_good"]["train_state_after_edit"] = project.status().state_of("train")
     project.update_config({"train.epochs": 1, "retrain.epochs": None})
@@ -119,8 +130,10 @@ def _killed_twice_then_finished(project: Project, bad: Path, out: dict):
     with pytest.raises(RetrainError) as other:
         retrain(project, str(out["folders"]["good"]), progress=False)
     out["other_data_refused"] = other.value
-    with (run_lock(project.paths.state / "locks" / "retrain.lock", what="a test"),
-          pytest.raises(BusyError) as busy):
+    with (
+        run_lock(project.paths.state / "locks" / "retrain.lock", what="a test"),
+        pytest.raises(BusyError) as busy,
+    ):
         retrain(project, str(bad), progress=False)
     out["busy"] = busy.value
     compare_module.compare = die
@@ -173,19 +186,28 @@ def test_warm_start_begins_from_the_champions_weights(scenario):
     assert scenario["after_good"]["train_state"] == "done"
     assert scenario["after_good"]["train_state_after_edit"] == "stale"
     with pytest.raises(TrainError) as other_model:
-        warm_start.resolve(V.version_folder(project.root, 1), model="resnet18",
-                           classes=v1["classes"])
+        warm_start.resolve(
+            V.version_folder(project.root, 1), model="resnet18", classes=v1["classes"]
+        )
     assert "Warm start impossible" in str(other_model.value)
     with pytest.raises(TrainError) as other_classes:
-        warm_start.resolve(V.version_folder(project.root, 1), model="small_cnn",
-                           classes=v1["classes"][:-1])
+        warm_start.resolve(
+            V.version_folder(project.root, 1), model="small_cnn", classes=v1["classes"][:-1]
+        )
     assert "classes differ" in str(other_classes.value)
     from dlworkflow.models import create_model
 
-    warm = warm_start.resolve(V.version_folder(project.root, 1) / V.WEIGHTS_FILE,
-                              model="small_cnn", classes=v1["classes"])
-    narrower = create_model("small_cnn", num_classes=10, in_channels=1, image_size=(28, 28),
-                            channels=[4, 8], convs_per_block=1)
+    warm = warm_start.resolve(
+        V.version_folder(project.root, 1) / V.WEIGHTS_FILE, model="small_cnn", classes=v1["classes"]
+    )
+    narrower = create_model(
+        "small_cnn",
+        num_classes=10,
+        in_channels=1,
+        image_size=(28, 28),
+        channels=[4, 8],
+        convs_per_block=1,
+    )
     with pytest.raises(TrainError) as misfit:
         warm.load_into(narrower)
     assert "do not fit" in str(misfit.value) and "size mismatch" in misfit.value.received
@@ -253,12 +275,16 @@ def test_the_sealed_test_set_keeps_its_seal_and_fresh_slices_stay_sealed(scenari
         load_split(project, "fresh1")
     reads = project.ledger.test_reads()
     compares = [r for r in reads if r.step == "retrain"]
-    assert {r.seal_hash for r in compares} == {info.seal_hash,
-                                                info.slices["fresh1"]["seal_hash"],
-                                                info.slices["fresh2"]["seal_hash"]}
+    assert {r.seal_hash for r in compares} == {
+        info.seal_hash,
+        info.slices["fresh1"]["seal_hash"],
+        info.slices["fresh2"]["seal_hash"],
+    }
     assert all("champion v" in r.purpose for r in compares)
-    assert project.config.data.additions == [str(scenario["folders"]["good"]),
-                                             str(scenario["folders"]["bad"])]
+    assert project.config.data.additions == [
+        str(scenario["folders"]["good"]),
+        str(scenario["folders"]["bad"]),
+    ]
 
 
 def test_rollback_restores_an_earlier_champion(scenario, tmp_path):

@@ -47,30 +47,40 @@ def test_psi_known_values(rng):
 def _mmd_direct(x: np.ndarray, y: np.ndarray, bandwidth: float) -> float:
     def k(a, b):
         d2 = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
-        return np.exp(-d2 / (2 * bandwidth ** 2))
+        return np.exp(-d2 / (2 * bandwidth**2))
 
     kxx, kyy, kxy = k(x, x), k(y, y), k(x, y)
     n, m = len(x), len(y)
-    return ((kxx.sum() - np.trace(kxx)) / (n * (n - 1)) + (kyy.sum() - np.trace(kyy))
-            / (m * (m - 1)) - 2 * kxy.mean())
+    return (
+        (kxx.sum() - np.trace(kxx)) / (n * (n - 1))
+        + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+        - 2 * kxy.mean()
+    )
 
 
 def test_mmd_statistic_is_the_unbiased_estimate(rng):
     x, y = rng.normal(size=(30, 4)), rng.normal(0.3, 1, size=(20, 4))
     out = S.mmd_test(x, y, permutations=60, seed=0)
-    assert out.statistic == pytest.approx(_mmd_direct(x, y, out.details["bandwidth"]),
-                                          rel=1e-9, abs=1e-12)
+    assert out.statistic == pytest.approx(
+        _mmd_direct(x, y, out.details["bandwidth"]), rel=1e-9, abs=1e-12
+    )
     assert out.details["n_reference"] == 30 and out.details["n_live"] == 20
 
 
 def test_mmd_same_distribution_large_p_shift_resolves_the_bonferroni_level(rng):
     ref = rng.normal(size=(2000, 32))
-    same = S.mmd_test(ref, rng.normal(size=(1000, 32)), permutations=200, max_samples=400,
-                      resolve=0.01 / 8)
+    same = S.mmd_test(
+        ref, rng.normal(size=(1000, 32)), permutations=200, max_samples=400, resolve=0.01 / 8
+    )
     assert same.p_value > 0.01
     assert same.details["permutations"] < 600  # stopped early: cannot reach the level
-    shifted = S.mmd_test(ref, rng.normal(0.15, 1, size=(1000, 32)), permutations=200,
-                         max_samples=400, resolve=0.01 / 8)
+    shifted = S.mmd_test(
+        ref,
+        rng.normal(0.15, 1, size=(1000, 32)),
+        permutations=200,
+        max_samples=400,
+        resolve=0.01 / 8,
+    )
     # 200 permutations alone can never give p < 0.00125; the test runs enough of them
     assert shifted.p_value < 0.01 / 8
     assert shifted.details["permutations"] >= 2 / (0.01 / 8) - 1
@@ -79,8 +89,17 @@ def test_mmd_same_distribution_large_p_shift_resolves_the_bonferroni_level(rng):
 
 def test_mmd_permutation_p_values_are_uniform_under_the_null():
     rng = np.random.default_rng(11)
-    p = np.array([S.mmd_test(rng.standard_t(4, size=(40, 6)), rng.standard_t(4, size=(30, 6)),
-                             permutations=99, seed=i).p_value for i in range(250)])
+    p = np.array(
+        [
+            S.mmd_test(
+                rng.standard_t(4, size=(40, 6)),
+                rng.standard_t(4, size=(30, 6)),
+                permutations=99,
+                seed=i,
+            ).p_value
+            for i in range(250)
+        ]
+    )
     assert kstest(p, "uniform").pvalue > 1e-3
     assert 0.05 <= (p <= 0.1).mean() <= 0.16
     assert p.min() >= 1 / 100  # (1 + count) / (1 + permutations)
@@ -90,8 +109,17 @@ def test_mmd_adaptive_permutations_keep_the_level():
     """With `resolve`, P(p < level) stays <= level under the null."""
     rng = np.random.default_rng(3)
     level = 0.02
-    hits = sum(S.mmd_test(rng.normal(size=(30, 3)), rng.normal(size=(30, 3)), permutations=50,
-                          seed=i, resolve=level).p_value < level for i in range(300))
+    hits = sum(
+        S.mmd_test(
+            rng.normal(size=(30, 3)),
+            rng.normal(size=(30, 3)),
+            permutations=50,
+            seed=i,
+            resolve=level,
+        ).p_value
+        < level
+        for i in range(300)
+    )
     assert hits <= 13  # expected <= 6; 13 is beyond the binomial 99.8% quantile
 
 
@@ -156,8 +184,7 @@ def test_ood_beta_binomial_is_calibrated_where_a_binomial_test_is_not():
         ref, live = rng.exponential(size=200), rng.exponential(size=1000)
         out = S.ood_rate_test(ref, live, rate=0.05)
         exact.append(out.p_value)
-        naive.append(binomtest(out.details["exceeding"], 1000, 0.05,
-                               alternative="greater").pvalue)
+        naive.append(binomtest(out.details["exceeding"], 1000, 0.05, alternative="greater").pvalue)
     exact, naive = np.array(exact), np.array(naive)
     assert (exact <= 0.05).mean() <= 0.075
     assert (naive <= 0.05).mean() > 0.12  # the plain binomial false-alarms far too often

@@ -76,7 +76,8 @@ def _log(project: Project, bundle, rows: pd.DataFrame) -> list[dict]:
     for old in folder.glob("predictions.jsonl*"):
         old.unlink()
     (folder / "predictions.jsonl").write_text(
-        "".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+        "".join(json.dumps(r) + "\n" for r in records), encoding="utf-8"
+    )
     return records
 
 
@@ -117,8 +118,7 @@ def test_regression_held_out_traffic_raises_no_alert(reg, tmp_path):
     project, bundle, table = reg
     rows = table.iloc[PATIENTS:]
     records = _log(project, bundle, rows)
-    labels = _labels(tmp_path / "labels.csv", rows["id"].tolist(),
-                     [repr(v) for v in rows["label"]])
+    labels = _labels(tmp_path / "labels.csv", rows["id"].tolist(), [repr(v) for v in rows["label"]])
     result = project.monitor(labels=labels)
     prediction = _check(result, "prediction")
     assert prediction.name == "predicted value" and not prediction.alert, prediction.sentence
@@ -146,8 +146,7 @@ def test_regression_shifted_traffic_alerts_on_predictions_and_rmse(reg, tmp_path
     project, bundle, table = reg
     rows = table[table["label"] >= table["label"].quantile(0.7)]
     records = _log(project, bundle, rows)
-    labels = _labels(tmp_path / "labels.csv", rows["id"].tolist(),
-                     [repr(v) for v in rows["label"]])
+    labels = _labels(tmp_path / "labels.csv", rows["id"].tolist(), [repr(v) for v in rows["label"]])
     result = project.monitor(labels=labels)
     assert result.status == "ALERT" and result.exit_code == 4
     prediction = _check(result, "prediction")
@@ -172,11 +171,10 @@ def _inputs(path: Path, table: pd.DataFrame, start: int) -> Path:
 
 def test_multilabel_held_out_genes_raise_no_label_alert(multi, tmp_path):
     project, bundle, table = multi
-    held = table.iloc[HELD_OUT:HELD_OUT + 600]
+    held = table.iloc[HELD_OUT : HELD_OUT + 600]
     ids = [f"gene{HELD_OUT + i}" for i in range(len(held))]
     labels = _labels(tmp_path / "labels.csv", ids, held["label"].tolist())
-    result = project.monitor(inputs=_inputs(tmp_path / "held.csv", held, HELD_OUT),
-                             labels=labels)
+    result = project.monitor(inputs=_inputs(tmp_path / "held.csv", held, HELD_OUT), labels=labels)
     check = _check(result, "prediction")
     assert check.name == "predicted labels"
     assert not check.alert and check.details["moved"] == [], check.sentence
@@ -188,8 +186,9 @@ def test_multilabel_held_out_genes_raise_no_label_alert(multi, tmp_path):
     task, target = observe.bundle_task(bundle)
     sample = to_sample(observe.records(bundle, *_summaries_and_outputs(bundle, held)))
     y = task.encode(held["label"].tolist(), bundle.classes)
-    assert live.live == pytest.approx(task.score(live.details["metric"], y, sample.probs,
-                                                 target), abs=1e-9)
+    assert live.live == pytest.approx(
+        task.score(live.details["metric"], y, sample.probs, target), abs=1e-9
+    )
 
 
 def _summaries_and_outputs(bundle, rows: pd.DataFrame):
@@ -213,8 +212,10 @@ def test_multilabel_genes_of_one_label_flag_that_label(multi, tmp_path):
     assert row["live_mean_probability"] > row["reference_mean_probability"]
     assert "Class1" in check.sentence
     for other in check.details["per_label"]:  # flagged = significant and large enough
-        assert other["moved"] == (other["p_value"] < result.level and abs(
-            other["change"]) >= project.config.monitor.prediction_shift)
+        assert other["moved"] == (
+            other["p_value"] < result.level
+            and abs(other["change"]) >= project.config.monitor.prediction_shift
+        )
 
 
 # ---- retrain: champion vs challenger in RMSE's direction -------------------------------------
@@ -234,8 +235,12 @@ def _compare(project: Project, champion: int, challenger: int) -> dict:
 
     models = project.root / "models"
     with project.step("retrain", inputs={"champion": champion, "challenger": challenger}):
-        return compare(project, champion=models / f"v{champion}",
-                       challenger=models / f"v{challenger}", on="test")
+        return compare(
+            project,
+            champion=models / f"v{champion}",
+            challenger=models / f"v{challenger}",
+            on="test",
+        )
 
 
 def test_compare_promotes_the_lower_rmse_challenger_and_keeps_the_champion_otherwise(weak):
@@ -249,8 +254,7 @@ def test_compare_promotes_the_lower_rmse_challenger_and_keeps_the_champion_other
     assert c["challenger"] < c["champion"] - margin
     assert c["improvement"] == pytest.approx(-c["difference"])
     assert c["interval"][0] <= c["difference"] <= c["interval"][1]
-    assert decide(passed=True, verdict="PASS", comparison=better, margin=margin).outcome \
-        == PROMOTED
+    assert decide(passed=True, verdict="PASS", comparison=better, margin=margin).outcome == PROMOTED
     worse = _compare(project, champion=1, challenger=2)
     w = worse["compared"]
     assert w["challenger"] == pytest.approx(c["champion"]) and w["difference"] > 0
@@ -258,8 +262,15 @@ def test_compare_promotes_the_lower_rmse_challenger_and_keeps_the_champion_other
     kept = decide(passed=True, verdict="PASS", comparison=worse, margin=margin)
     assert kept.outcome != PROMOTED and "lower is better" in kept.reason
     # a challenger better by less than the margin is kept out too
-    assert decide(passed=True, verdict="PASS", comparison=better,
-                  margin=c["champion"] - c["challenger"] + 0.5).outcome != PROMOTED
+    assert (
+        decide(
+            passed=True,
+            verdict="PASS",
+            comparison=better,
+            margin=c["champion"] - c["challenger"] + 0.5,
+        ).outcome
+        != PROMOTED
+    )
     # the champion's RMSE is sklearn's on the sealed test rows through the exported model
     with project.step("retrain", inputs={"check": 1}):
         from dlworkflow.store.sealed import open_test_set
@@ -276,6 +287,7 @@ def test_exports_from_before_tasks_are_monitored_as_classification():
     """metadata.json without "task" (and with the success criterion's number as "target")."""
     task, target = observe.metadata_task({"modality": "tabular", "target": 0.9})
     assert task.single_label and task.modality == "tabular" and target == {}
-    task, target = observe.metadata_task({"modality": "tabular", "task": "tabular-regression",
-                                          "target": {"mean": 2.0, "std": 3.0}})
+    task, target = observe.metadata_task(
+        {"modality": "tabular", "task": "tabular-regression", "target": {"mean": 2.0, "std": 3.0}}
+    )
     assert task.kind == "regression" and target == {"mean": 2.0, "std": 3.0}

@@ -26,8 +26,13 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - the http.server API
                 length = int(self.headers.get("Content-Length") or 0)
-                outer.requests.append({"path": self.path, "headers": dict(self.headers),
-                                       "body": self.rfile.read(length)})
+                outer.requests.append(
+                    {
+                        "path": self.path,
+                        "headers": dict(self.headers),
+                        "body": self.rfile.read(length),
+                    }
+                )
                 self.send_response(outer.status)
                 if outer.location:
                     self.send_header("Location", outer.location)
@@ -56,20 +61,36 @@ def receiver() -> Iterator[Receiver]:
     server.close()
 
 
-PAYLOAD = alert_payload(project="digits", version=3, status="ALERT", headline="2 of 8 alert",
-                        checks=[{"name": "brightness", "group": "input", "alert": True,
-                                 "p_value": 1e-9, "effect": 0.8, "threshold": 0.2,
-                                 "test": "KS + PSI", "sentence": "darker"},
-                                {"name": "contrast", "alert": False}],
-                        report="/p/reports/monitor.html", n_live=400,
-                        window=("2026-01-01T00:00:00+00:00", "2026-01-01T01:00:00+00:00"),
-                        time="2026-01-01T01:00:05+00:00")
+PAYLOAD = alert_payload(
+    project="digits",
+    version=3,
+    status="ALERT",
+    headline="2 of 8 alert",
+    checks=[
+        {
+            "name": "brightness",
+            "group": "input",
+            "alert": True,
+            "p_value": 1e-9,
+            "effect": 0.8,
+            "threshold": 0.2,
+            "test": "KS + PSI",
+            "sentence": "darker",
+        },
+        {"name": "contrast", "alert": False},
+    ],
+    report="/p/reports/monitor.html",
+    n_live=400,
+    window=("2026-01-01T00:00:00+00:00", "2026-01-01T01:00:00+00:00"),
+    time="2026-01-01T01:00:05+00:00",
+)
 
 
 def test_posts_the_alert_json_with_the_bearer_token(receiver, monkeypatch):
     monkeypatch.setenv("DLW_TEST_HOOK_TOKEN", "s3cret-token-value")
-    delivery = post_alert(receiver.url + "/hooks/abc?key=1", PAYLOAD,
-                          token_env="DLW_TEST_HOOK_TOKEN")
+    delivery = post_alert(
+        receiver.url + "/hooks/abc?key=1", PAYLOAD, token_env="DLW_TEST_HOOK_TOKEN"
+    )
     assert delivery.ok and delivery.status == 200
     [request] = receiver.requests
     assert request["path"] == "/hooks/abc?key=1"
@@ -116,14 +137,24 @@ def test_unreachable_receiver_is_reported_not_raised():
     assert not delivery.ok and delivery.status is None and "reach" in delivery.error
 
 
-@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.org/x", "not a url",
-                                 "http://", "http://127.0.0.1:99999/x"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "ftp://example.org/x",
+        "not a url",
+        "http://",
+        "http://127.0.0.1:99999/x",
+    ],
+)
 def test_only_http_and_https_urls(url):
     delivery = post_alert(url, PAYLOAD)
     assert not delivery.ok and delivery.error
 
 
 def test_redact_keeps_scheme_host_and_port_only():
-    assert redact("https://user:pw@hooks.example.com:8443/T000/B000/XXXX?token=1") == \
-        "https://hooks.example.com:8443"
+    assert (
+        redact("https://user:pw@hooks.example.com:8443/T000/B000/XXXX?token=1")
+        == "https://hooks.example.com:8443"
+    )
     assert redact("http://[::1]:9000/a") == "http://[::1]:9000"

@@ -81,11 +81,17 @@ def assert_png_uris(checker: Checker, at_least: int) -> None:
 def flow(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     root = tmp_path_factory.mktemp("html") / "digits"
     project = Project.init(root, name="digits-html")
-    project.update_config({"train.epochs": 1, "train.threads": 2,
-                           "model.params": {"channels": [8, 16], "convs_per_block": 1}})
+    project.update_config(
+        {
+            "train.epochs": 1,
+            "train.threads": 2,
+            "model.params": {"channels": [8, 16], "convs_per_block": 1},
+        }
+    )
     results: dict[str, object] = {"project": project}
-    results["define"] = project.define(metric="accuracy", target=0.5,
-                                       objective="read handwritten digits")
+    results["define"] = project.define(
+        metric="accuracy", target=0.5, objective="read handwritten digits"
+    )
     results["ingest"] = project.ingest("builtin:digits", progress=False)
     results["explore"] = project.explore(progress=False)
     results["split"] = project.split()
@@ -189,8 +195,10 @@ def test_predict_lr_find_and_augment_preview(flow, tmp_path: Path):
     assert_png_uris(checker, 1)
 
 
-@pytest.mark.skipif(not (hasattr(Project, "report") and hasattr(Project, "audit")),
-                    reason="Project.report / Project.audit not in this version")
+@pytest.mark.skipif(
+    not (hasattr(Project, "report") and hasattr(Project, "audit")),
+    reason="Project.report / Project.audit not in this version",
+)
 def test_report_and_audit(flow):
     project = flow["project"]
     audit = project.audit()
@@ -206,9 +214,15 @@ def test_report_and_audit(flow):
 
 def test_tune(flow):
     project = flow["project"]
-    project.update_config({"tune.space": {
-        "train.learning_rate": {"type": "log_uniform", "low": 1e-3, "high": 3e-2}},
-        "tune.epochs": 1, "tune.startup_trials": 1})
+    project.update_config(
+        {
+            "tune.space": {
+                "train.learning_rate": {"type": "log_uniform", "low": 1e-3, "high": 3e-2}
+            },
+            "tune.epochs": 1,
+            "tune.startup_trials": 1,
+        }
+    )
     result = project.tune(trials=2, progress=False)
     checker = parse(result)
     text = text_of(checker)
@@ -239,11 +253,40 @@ def test_monitor_and_retrain(flow, tmp_path: Path):
 
 def test_every_project_method_result_is_covered():
     """A new public method that returns a result needs a check in this module."""
-    covered = {"status", "define", "ingest", "explore", "split", "train", "lr_find",
-               "augment_preview", "evaluate", "test", "export", "predict", "promote",
-               "rollback", "report", "audit", "monitor", "retrain", "versions", "tune"}
-    not_results = {"init", "load", "config", "update_config", "step", "upstream_hash",
-                   "serve", "run", "demo", "with_overrides",
-                   "run_step"}  # the step table's runner: the results are the methods' own
+    covered = {
+        "status",
+        "define",
+        "ingest",
+        "explore",
+        "split",
+        "train",
+        "lr_find",
+        "augment_preview",
+        "evaluate",
+        "test",
+        "export",
+        "predict",
+        "promote",
+        "rollback",
+        "report",
+        "audit",
+        "monitor",
+        "retrain",
+        "versions",
+        "tune",
+    }
+    not_results = {
+        "init",
+        "load",
+        "config",
+        "update_config",
+        "step",
+        "upstream_hash",
+        "serve",
+        "run",
+        "demo",
+        "with_overrides",
+        "run_step",
+    }  # the step table's runner: the results are the methods' own
     public = {name for name in dir(Project) if not name.startswith("_")}
     assert public - covered - not_results == set(), public - covered - not_results

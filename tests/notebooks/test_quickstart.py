@@ -21,9 +21,15 @@ def kernel_on_this_interpreter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     so no kernelspec elsewhere on the machine (user, system) can pick another Python."""
     folder = tmp_path / "jupyter" / "kernels" / KERNEL
     folder.mkdir(parents=True)
-    (folder / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "dlworkflow tests", "language": "python"}))
+    (folder / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "dlworkflow tests",
+                "language": "python",
+            }
+        )
+    )
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     temp = tmp_path / "tmp"  # the notebook's tempfile.mkdtemp() project lands here
     temp.mkdir()
@@ -45,8 +51,12 @@ def test_quickstart_notebook_runs_the_workflow(tmp_path: Path, kernel_on_this_in
     nb = nbformat.read(NOTEBOOK, as_version=4)
     workdir = tmp_path / "work"
     workdir.mkdir()
-    client = NotebookClient(nb, kernel_name=kernel_on_this_interpreter, timeout=300,
-                            resources={"metadata": {"path": str(workdir)}})
+    client = NotebookClient(
+        nb,
+        kernel_name=kernel_on_this_interpreter,
+        timeout=300,
+        resources={"metadata": {"path": str(workdir)}},
+    )
     client.execute()  # raises CellExecutionError on the first failing cell
 
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
@@ -54,7 +64,10 @@ def test_quickstart_notebook_runs_the_workflow(tmp_path: Path, kernel_on_this_in
     printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "verdict: PASS" in printed, printed
     assert "monitor: ALERT" in printed, printed  # step 9: the inverted digits drifted
-    html = [o.data["text/html"] for o in outputs
-            if o.output_type == "execute_result" and "text/html" in o.data]
+    html = [
+        o.data["text/html"]
+        for o in outputs
+        if o.output_type == "execute_result" and "text/html" in o.data
+    ]
     assert len(html) >= 9  # every step's result rendered as HTML
     assert any("data:image/png;base64," in h for h in html)  # figures inline

@@ -39,14 +39,18 @@ def _venv_chains(root: Path, names: set[str]) -> dict[str, list[list[str | Path]
     chains: dict[str, list[list[str | Path]]] = {}
     if "slim_venv" in names:
         python = root / "slim" / "bin" / "python"
-        chains["slim"] = [[sys.executable, "-m", "venv", root / "slim"],
-                          [python, *PIP_INSTALL, "-r", SERVE_LOCK],
-                          [python, "-m", "pip", "check"],  # the lock alone is complete
-                          [python, *PIP_INSTALL, "--no-deps", "{wheel}"]]
+        chains["slim"] = [
+            [sys.executable, "-m", "venv", root / "slim"],
+            [python, *PIP_INSTALL, "-r", SERVE_LOCK],
+            [python, "-m", "pip", "check"],  # the lock alone is complete
+            [python, *PIP_INSTALL, "--no-deps", "{wheel}"],
+        ]
     if "full_venv" in names:
         python = root / "full" / "bin" / "python"
-        chains["full"] = [[sys.executable, "-m", "venv", root / "full"],
-                          [python, *PIP_INSTALL, "{wheel}", "-c", LOCK]]
+        chains["full"] = [
+            [sys.executable, "-m", "venv", root / "full"],
+            [python, *PIP_INSTALL, "{wheel}", "-c", LOCK],
+        ]
     return chains
 
 
@@ -69,15 +73,21 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         job.stop()
         # two venvs are ~50,000 files: removing them takes a minute on a slow disk, so it is
         # left to a detached `rm -rf` instead of holding up the end of the session
-        subprocess.Popen(["rm", "-rf", str(job.root)], start_new_session=True,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.Popen(
+            ["rm", "-rf", str(job.root)],
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
 
 @pytest.fixture(scope="session")
 def background() -> Background:
     if "packaging" not in _JOBS:
-        pytest.fail("the packaging tests need `build` (python -m build): make setup-dev, or "
-                    "pip install -r requirements.lock -r requirements-dev.lock")
+        pytest.fail(
+            "the packaging tests need `build` (python -m build): make setup-dev, or "
+            "pip install -r requirements.lock -r requirements-dev.lock"
+        )
     return _JOBS["packaging"]
 
 

@@ -36,13 +36,22 @@ class Dists:
     source: Path  # the copy of the repository the two were built from
 
 
-def run(cmd: list[str | Path], *, timeout: float = 600, check: bool = True,
-        **kwargs) -> subprocess.CompletedProcess:
-    done = subprocess.run([str(c) for c in cmd], capture_output=True, text=True,
-                          timeout=timeout, env=environment(kwargs.pop("env", {})), **kwargs)
+def run(
+    cmd: list[str | Path], *, timeout: float = 600, check: bool = True, **kwargs
+) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        [str(c) for c in cmd],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=environment(kwargs.pop("env", {})),
+        **kwargs,
+    )
     if check and done.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, cmd))} exited {done.returncode}:\n"
-                             f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+        raise AssertionError(
+            f"{' '.join(map(str, cmd))} exited {done.returncode}:\n"
+            f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+        )
     return done
 
 
@@ -91,27 +100,42 @@ class Background:
         self.root, self.out = root, root / "out"
         self.source = copy_sources(root / "src")
         q = shlex.quote
-        lines = ["s=$(date +%s)",
-                 " ".join(q(str(a)) for a in (sys.executable, "-m", "build", "--outdir",
-                                              self.out, self.source)) + " > build.log 2>&1",
-                 "echo $? $(( $(date +%s) - s )) > build.rc",
-                 'test "$(cut -d" " -f1 build.rc)" = 0 || exit 1']
+        lines = [
+            "s=$(date +%s)",
+            " ".join(
+                q(str(a))
+                for a in (sys.executable, "-m", "build", "--outdir", self.out, self.source)
+            )
+            + " > build.log 2>&1",
+            "echo $? $(( $(date +%s) - s )) > build.rc",
+            'test "$(cut -d" " -f1 build.rc)" = 0 || exit 1',
+        ]
         for name, commands in chains.items():
-            steps = " && ".join(" ".join(q(str(self.out)) + "/*.whl" if a == "{wheel}"
-                                         else q(str(a)) for a in cmd) for cmd in commands)
-            lines.append(f"( s=$(date +%s); ( {steps} ) > {name}.log 2>&1; "
-                         f"echo $? $(( $(date +%s) - s )) > {name}.rc ) &")
+            steps = " && ".join(
+                " ".join(q(str(self.out)) + "/*.whl" if a == "{wheel}" else q(str(a)) for a in cmd)
+                for cmd in commands
+            )
+            lines.append(
+                f"( s=$(date +%s); ( {steps} ) > {name}.log 2>&1; "
+                f"echo $? $(( $(date +%s) - s )) > {name}.rc ) &"
+            )
         lines.append("wait")
-        self.process = subprocess.Popen(["sh", "-c", "\n".join(lines)], cwd=root,
-                                        env=environment({}), start_new_session=True,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            ["sh", "-c", "\n".join(lines)],
+            cwd=root,
+            env=environment({}),
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def _wait(self, name: str) -> float:
         rc, deadline = self.root / f"{name}.rc", time.monotonic() + PIP_TIMEOUT
         while not rc.exists() or not rc.read_text().strip():
             if self.process.poll() is not None and not rc.exists():
-                raise AssertionError(f"the packaging background job stopped before {name}: "
-                                     + self._log("build"))
+                raise AssertionError(
+                    f"the packaging background job stopped before {name}: " + self._log("build")
+                )
             if time.monotonic() > deadline:
                 raise AssertionError(f"{name} took over {PIP_TIMEOUT} s: " + self._log(name))
             time.sleep(0.5)
@@ -142,8 +166,9 @@ def size_mb(folder: Path) -> float:
 
 
 def copy_sources(target: Path) -> Path:
-    listed = run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                 cwd=REPO).stdout.split("\0")
+    listed = run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO
+    ).stdout.split("\0")
     for rel in filter(None, listed):
         src = REPO / rel
         if src.is_file():

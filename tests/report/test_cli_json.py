@@ -49,15 +49,17 @@ def copy(reported, tmp_path_factory: pytest.TempPathFactory) -> Project:
 
 def test_status_and_versions(copy: Project):
     status = dlw_json("status", "-p", copy.root)
-    assert set(status) == documented("status") == {"project", "steps", "next_command",
-                                                     "all_done", "test_reads"}
+    assert (
+        set(status)
+        == documented("status")
+        == {"project", "steps", "next_command", "all_done", "test_reads"}
+    )
     assert [s["number"] for s in status["steps"]] == [s.number for s in STEPS]
     by_step = {s["ledger_step"]: s for s in status["steps"]}
     assert by_step["test"]["state"] == "done" and by_step["test"]["detail"].startswith("PASS")
     assert status["test_reads"] == 1
     versions = dlw_json("versions", "-p", copy.root)
-    assert set(versions) == documented("versions") == {"action", "champion", "history",
-                                                         "versions"}
+    assert set(versions) == documented("versions") == {"action", "champion", "history", "versions"}
     assert (versions["action"], versions["champion"], versions["history"]) == ("versions", 1, [])
     [v1] = versions["versions"]
     assert v1 == json.loads((copy.paths.models / "v1" / "metadata.json").read_text())
@@ -67,8 +69,11 @@ def test_status_and_versions(copy: Project):
 def test_evaluate_prints_the_metrics_json_it_wrote(copy: Project):
     copy.update_config({"evaluate.bootstrap_samples": 200})  # shapes, not precision
     out = dlw_json("evaluate", "-p", copy.root)
-    assert set(out) == documented("evaluate") == {"split", "model", "headline",
-                                                  "metrics_file", "report"}
+    assert (
+        set(out)
+        == documented("evaluate")
+        == {"split", "model", "headline", "metrics_file", "report"}
+    )
     assert (out["split"], out["model"]) == ("val", "small_cnn")
     assert out["report"] == json.loads(Path(out["metrics_file"]).read_text())
     value = out["report"]["metrics"]["balanced_accuracy"]["value"]
@@ -79,9 +84,23 @@ def test_evaluate_prints_the_metrics_json_it_wrote(copy: Project):
 def test_test_fail_exits_3_and_prints_the_verdict(copy: Project):
     copy.update_config({"problem.target": 0.9999})
     out = dlw_json("test", "-p", copy.root, code=3)  # the second read of the test set
-    assert set(out) == documented("test") == {
-        "verdict", "exit_code", "model", "n_samples", "accuracy", "companion_metric",
-        "companion", "previous_reads", "seal_hash", "metrics_file", "report"}
+    assert (
+        set(out)
+        == documented("test")
+        == {
+            "verdict",
+            "exit_code",
+            "model",
+            "n_samples",
+            "accuracy",
+            "companion_metric",
+            "companion",
+            "previous_reads",
+            "seal_hash",
+            "metrics_file",
+            "report",
+        }
+    )
     verdict = out["verdict"]
     assert (verdict["verdict"], verdict["passed"], out["exit_code"]) == ("FAIL", False, 3)
     assert verdict["target"] == 0.9999 and verdict["metric"] == "balanced_accuracy"
@@ -106,22 +125,31 @@ def test_monitor_alert_exits_4_and_prints_monitor_json(copy: Project, tmp_path: 
     data = helpers("conftest.py")
     for k in range(12):  # another source: white digits on black become black on white
         for label in range(10):
-            data.write_png(tmp_path / "inverted" / f"{label}-{k}.png",
-                           255 - data.digit_image(label, k))
+            data.write_png(
+                tmp_path / "inverted" / f"{label}-{k}.png", 255 - data.digit_image(label, k)
+            )
     out = dlw_json("monitor", "-p", copy.root, "--inputs", tmp_path / "inverted", code=4)
     assert set(out) == documented("monitor")
     assert (out["status"], out["exit_code"], out["n_live"], out["version"]) == ("ALERT", 4, 120, 1)
     assert out["checks"] and any(c["alert"] for c in out["checks"])
     written = json.loads(Path(out["json_file"]).read_text())
-    assert {k: v for k, v in out.items() if k not in ("report", "json_file", "created")} == \
-        {k: v for k, v in written.items() if k != "created"}
+    assert {k: v for k, v in out.items() if k not in ("report", "json_file", "created")} == {
+        k: v for k, v in written.items() if k != "created"
+    }
     assert Path(out["report"]).name == "monitor.html"
 
 
 def test_tune_apply_prints_the_study_and_keeps_the_schema_line(copy: Project):
-    copy.update_config({"tune.space": {"train.learning_rate": {
-        "type": "log_uniform", "low": 1.0e-3, "high": 3.0e-2}},
-        "tune.epochs": 1, "tune.sampler": "random", "tune.pruner": "none"})
+    copy.update_config(
+        {
+            "tune.space": {
+                "train.learning_rate": {"type": "log_uniform", "low": 1.0e-3, "high": 3.0e-2}
+            },
+            "tune.epochs": 1,
+            "tune.sampler": "random",
+            "tune.pruner": "none",
+        }
+    )
     out = dlw_json("tune", "-p", copy.root, "--trials", "1", "--apply")
     assert set(out) == documented("tune")
     assert (out["n_trials"], out["n_complete"], out["best_trial"]) == (1, 1, 0)

@@ -42,8 +42,13 @@ def browser() -> str:
 
 
 def _run(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*headless_args(browser, str(profile)), "--window-size=1280,1000",
-                           *args], capture_output=True, text=True, timeout=90, check=False)
+    return subprocess.run(
+        [*headless_args(browser, str(profile)), "--window-size=1280,1000", *args],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
 
 
 def test_report_renders_in_chromium(reported, browser: str, tmp_path: Path):
@@ -51,10 +56,11 @@ def test_report_renders_in_chromium(reported, browser: str, tmp_path: Path):
     checked = tmp_path / "checked.html"
     html = result.html.read_text(encoding="utf-8")
     checked.write_text(html.replace("</body>", CHECK + "</body>"), encoding="utf-8")
-    dom = _run(browser, tmp_path / "profile", "--virtual-time-budget=5000", "--dump-dom",
-               checked.as_uri())
+    dom = _run(
+        browser, tmp_path / "profile", "--virtual-time-budget=5000", "--dump-dom", checked.as_uri()
+    )
     body = re.search(r"<body([^>]*)>", dom.stdout)
-    assert body and "data-checked=\"yes\"" in body[1], dom.stderr[-2000:]
+    assert body and 'data-checked="yes"' in body[1], dom.stderr[-2000:]
     attrs = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', body[1]))
     assert int(attrs["images"]) >= 5
     assert attrs["images-loaded"] == attrs["images"]  # every image loaded

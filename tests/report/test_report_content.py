@@ -27,8 +27,11 @@ def test_report_of_a_tested_project_is_self_contained(reported):
     assert f"95% CI {lo:.4f} to {hi:.4f}" in first
     assert "data-verdict='PASS'" in first and "<img src='data:image/png;base64," in first
     simple_as_good = project.ledger.latest("test").summary["simple_as_good"]
-    expected = ("Deploy the simpler model instead" if simple_as_good  # derived from baselines
-                else "Deploy: the model meets the agreed criterion")
+    expected = (
+        "Deploy the simpler model instead"
+        if simple_as_good  # derived from baselines
+        else "Deploy: the model meets the agreed criterion"
+    )
     assert f"id='recommendation'>{expected}" in first and result.recommendation.startswith(expected)
     # every image inlined; no resource fetched from anywhere
     images = re.findall(r"<img\b[^>]*\bsrc='([^']*)'", html)
@@ -37,8 +40,15 @@ def test_report_of_a_tested_project_is_self_contained(reported):
     assert not re.search(r"<(script|link|iframe)\b", html)
     assert "@media print" in html
     # sections from the records
-    for heading in ("The data", "The approach", "The results", "Strengths and limitations",
-                    "Deployment", "Next steps", "Appendix: reproducibility"):
+    for heading in (
+        "The data",
+        "The approach",
+        "The results",
+        "Strengths and limitations",
+        "Deployment",
+        "Next steps",
+        "Appendix: reproducibility",
+    ):
         assert f">{heading}</h2>" in html
     ingest = project.ledger.latest("ingest")
     assert ingest.outputs["hash"] in html  # dataset version

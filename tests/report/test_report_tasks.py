@@ -37,7 +37,7 @@ def yeast(tmp_path_factory):
 def _section(text: str, key: str) -> str:
     start = text.index(f"id='{key}'")
     end = text.find("<section", start)
-    return text[start:end if end > 0 else len(text)]
+    return text[start : end if end > 0 else len(text)]
 
 
 def _words(fragment: str) -> str:
@@ -59,9 +59,11 @@ def test_regression_report_shows_rmse_criterion_residuals_and_no_confusion(diabe
     assert "Confusion matrix" not in text and "confusion" not in results.lower()
     for name in ("rmse", "mae", "mape"):  # lower is better, said so, with their intervals
         item = m["metrics"][name]
-        assert (f"{name} (lower is better)" in results
-                and f"{item['value']:.4f}" in results
-                and f"{item['low']:.4f} to {item['high']:.4f}" in results), name
+        assert (
+            f"{name} (lower is better)" in results
+            and f"{item['value']:.4f}" in results
+            and f"{item['low']:.4f} to {item['high']:.4f}" in results
+        ), name
     assert f"r2 {m['metrics']['r2']['value']:.4f}" in results  # higher is better: no note
     assert "rmse (lower is better) (agreed)" in results and "<= 70" in results
     assert "Calibration: not applicable to tabular-regression" in results
@@ -101,8 +103,11 @@ def _model_json(project) -> Path:
     from dlworkflow.store.trained import read_trained_pointer
 
     pointer = read_trained_pointer(project)
-    folder = (project.root / pointer["folder_in_project"] if pointer.get("folder_in_project")
-              else Path(pointer["folder"]))
+    folder = (
+        project.root / pointer["folder_in_project"]
+        if pointer.get("folder_in_project")
+        else Path(pointer["folder"])
+    )
     return folder / "model.json"
 
 
@@ -113,8 +118,9 @@ def test_regression_audit_marks_classification_checks_not_applicable(diabetes):
     assert "data.classes: not applicable to tabular-regression" in by_id["feature_schema"].evidence
     debug = by_id["model_debuggable"]
     assert debug.points == 0.5
-    assert "calibration and confusion matrix: not applicable to tabular-regression" \
-        in debug.evidence
+    assert (
+        "calibration and confusion matrix: not applicable to tabular-regression" in debug.evidence
+    )
     assert "largest residuals" in debug.evidence
     simpler = by_id["simpler_model_not_better"].evidence
     assert _metrics(project)["baselines"]["simple"]["model"] in simpler
@@ -156,8 +162,10 @@ def test_multilabel_report_shows_per_label_table_and_no_confusion(yeast):
     assert "Calibration: not applicable to tabular-multilabel" in results
     for row in m["per_label"]:  # one row per label, with its tuned threshold
         f1 = "n/a" if row["f1"] is None else f"{row['f1']:.3f}"
-        assert (f"{row['label']} {row['support']} {row['predicted']}" in results
-                and f"{f1} {row['threshold']:.2f}" in results), row["label"]
+        assert (
+            f"{row['label']} {row['support']} {row['predicted']}" in results
+            and f"{f1} {row['threshold']:.2f}" in results
+        ), row["label"]
     assert data_uri(project.root / m["figures"]["per_label"]) in text
     worst = m["most_wrong"][0]
     assert f"{worst['sample_id']} {worst['true']} {worst['predicted']}" in results
@@ -172,8 +180,10 @@ def test_multilabel_model_card_lists_labels_and_thresholds(yeast):
     names, thresholds = meta["classes"], meta["target"]["thresholds"]
     assert len(names) == len(thresholds) == 14
     tuned = ", ".join(f"{n} {t:g}" for n, t in zip(names, thresholds))
-    assert f"a label is predicted where its probability reaches its threshold, tuned on " \
-           f"validation: {tuned}" in card
+    assert (
+        f"a label is predicted where its probability reaches its threshold, tuned on "
+        f"validation: {tuned}" in card
+    )
     assert "- Outputs (tabular-multilabel): a set of labels out of 14" in card
     assert "the criterion macro_f1 >= 0.3" in card and "- Labels: " in card
     assert "- Weakest labels: " in card and "hamming_loss (lower is better)" in card

@@ -44,8 +44,11 @@ def project_root(exported_root: Path, tmp_path: Path) -> Path:
 def digit_pngs(exported_root: Path) -> list[bytes]:
     """Real digit PNGs (the project's own images), two per class."""
     folder = exported_root.parent / "images"
-    return [p.read_bytes() for label in range(10)
-            for p in sorted((folder / str(label)).glob("*.png"))[:2]]
+    return [
+        p.read_bytes()
+        for label in range(10)
+        for p in sorted((folder / str(label)).glob("*.png"))[:2]
+    ]
 
 
 @pytest.fixture
@@ -63,4 +66,3 @@ def make_app(project_root: Path) -> Iterator[Callable[..., Any]]:
     yield make
     for app in apps:
         app.state.server.close()
-

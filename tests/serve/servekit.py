@@ -33,20 +33,20 @@ def export_version(project: Any, reason: str = "serve tests: untested 1-epoch mo
     return version
 
 
-
-def load(port: int, token: str, bodies: list[bytes], concurrency: int
-         ) -> tuple[float, list[float], list[int]]:
+def load(
+    port: int, token: str, bodies: list[bytes], concurrency: int
+) -> tuple[float, list[float], list[int]]:
     """POST every JSON body to /v1/predict from `concurrency` keep-alive connections
     (dlworkflow/deploy/serve/loadgen.py); (seconds, latencies, statuses)."""
     from dlworkflow.deploy.serve.loadgen import predict_request, run_load
 
-    return run_load(port, [predict_request(port, body, token) for body in bodies],
-                    concurrency)
+    return run_load(port, [predict_request(port, body, token) for body in bodies], concurrency)
 
 
 @contextmanager
-def server_process(cmd: list[str], *, log: Path, port: int, env: dict[str, str],
-                   timeout: float = 90) -> Iterator[subprocess.Popen]:
+def server_process(
+    cmd: list[str], *, log: Path, port: int, env: dict[str, str], timeout: float = 90
+) -> Iterator[subprocess.Popen]:
     """A real `dlw serve` process (stdout and stderr into `log`) on 127.0.0.1:`port`, healthy
     when the block starts; stopped with SIGINT (then killed) when it ends."""
     import httpx
@@ -57,11 +57,11 @@ def server_process(cmd: list[str], *, log: Path, port: int, env: dict[str, str],
         deadline = time.monotonic() + timeout
         while True:
             if process.poll() is not None:
-                raise AssertionError(f"dlw serve exited {process.returncode}: "
-                                     f"{log.read_text()[-4000:]}")
+                raise AssertionError(
+                    f"dlw serve exited {process.returncode}: {log.read_text()[-4000:]}"
+                )
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/v1/health",
-                             timeout=1).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass

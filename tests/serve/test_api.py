@@ -10,8 +10,12 @@ import pytest
 from fastapi.testclient import TestClient
 from servekit import AUTH, TOKEN, b64
 
-PROTECTED = [("get", "/v1/model"), ("get", "/metrics"), ("post", "/v1/predict"),
-             ("get", "/openapi.json")]
+PROTECTED = [
+    ("get", "/v1/model"),
+    ("get", "/metrics"),
+    ("post", "/v1/predict"),
+    ("get", "/openapi.json"),
+]
 
 
 @pytest.fixture
@@ -47,8 +51,9 @@ def test_predict_base64_json_and_multipart_agree(client, digit_pngs):
     files = [("files", (f"d{i}.png", data, "image/png")) for i, data in enumerate(digit_pngs)]
     multi = client.post("/v1/predict", headers=AUTH, files=files)
     assert multi.status_code == 200, multi.text
-    assert [p["label"] for p in multi.json()["predictions"]] == \
-        [p["label"] for p in body["predictions"]]
+    assert [p["label"] for p in multi.json()["predictions"]] == [
+        p["label"] for p in body["predictions"]
+    ]
 
 
 def test_predictions_match_the_bundle(client, digit_pngs, project_root):
@@ -58,15 +63,24 @@ def test_predictions_match_the_bundle(client, digit_pngs, project_root):
     bundle = load_bundle(champion_folder(project_root))
     expected = bundle.predict_proba(bundle.prepare_images(digit_pngs))
     r = client.post("/v1/predict", headers=AUTH, json={"images": [b64(p) for p in digit_pngs]})
-    got = np.array([[p["probabilities"][c] for c in bundle.classes]
-                    for p in r.json()["predictions"]])
+    got = np.array(
+        [[p["probabilities"][c] for c in bundle.classes] for p in r.json()["predictions"]]
+    )
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
 @pytest.mark.parametrize("method,path", PROTECTED)
-@pytest.mark.parametrize("header", [None, "Bearer wrong-token-0123456789", f"Basic {TOKEN}",
-                                    "Bearer", f"Bearer {TOKEN}x",
-                                    "Bearer ünïcødé".encode("latin-1")])
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "Bearer wrong-token-0123456789",
+        f"Basic {TOKEN}",
+        "Bearer",
+        f"Bearer {TOKEN}x",
+        "Bearer ünïcødé".encode("latin-1"),
+    ],
+)
 def test_every_endpoint_but_health_needs_the_token(client, method, path, header):
     headers = {} if header is None else {"Authorization": header}
     r = getattr(client, method)(path, headers=headers)
@@ -100,8 +114,13 @@ MALFORMED = [
     ("not json", b"{", "application/json", 400, "bad_json"),
     ("NaN literal", b'{"images": [NaN]}', "application/json", 400, "bad_json"),
     ("deep nesting", b"[" * 100_000 + b"]" * 100_000, "application/json", 400, "bad_json"),
-    ("deep rows", b'{"rows": [{"a": ' + b"[" * 500 + b"]" * 500 + b"}]}", "application/json",
-     422, "wrong_modality"),
+    (
+        "deep rows",
+        b'{"rows": [{"a": ' + b"[" * 500 + b"]" * 500 + b"}]}",
+        "application/json",
+        422,
+        "wrong_modality",
+    ),
     ("not utf-8", b'{"images": ["\xff\xfe"]}', "application/json", 400, "bad_json"),
     ("array body", b"[1, 2]", "application/json", 422, "invalid_request"),
     ("unknown field", b'{"image": ["x"]}', "application/json", 422, "invalid_request"),
@@ -109,21 +128,33 @@ MALFORMED = [
     ("two fields", b'{"images": [], "texts": []}', "application/json", 422, "invalid_request"),
     ("no field", b"{}", "application/json", 422, "invalid_request"),
     ("wrong modality", b'{"texts": ["a digit"]}', "application/json", 422, "wrong_modality"),
-    ("rows to an image model", b'{"rows": [{"a": 1}]}', "application/json", 422,
-     "wrong_modality"),
+    ("rows to an image model", b'{"rows": [{"a": 1}]}', "application/json", 422, "wrong_modality"),
     ("bad base64", b'{"images": ["not base64!"]}', "application/json", 422, "bad_base64"),
-    ("not an image", json.dumps({"images": [b64(b"hello world")]}).encode(),
-     "application/json", 422, "bad_image"),
-    ("truncated png", json.dumps({"images": [b64(_png(64, 64)[:400])]}).encode(),
-     "application/json", 422, "invalid_input"),
+    (
+        "not an image",
+        json.dumps({"images": [b64(b"hello world")]}).encode(),
+        "application/json",
+        422,
+        "bad_image",
+    ),
+    (
+        "truncated png",
+        json.dumps({"images": [b64(_png(64, 64)[:400])]}).encode(),
+        "application/json",
+        422,
+        "invalid_input",
+    ),
     ("empty batch", b'{"images": []}', "application/json", 422, "empty_batch"),
-    ("too many items", json.dumps({"images": [b64(_png(4, 4))] * 33}).encode(),
-     "application/json", 413, "batch_too_large"),
+    (
+        "too many items",
+        json.dumps({"images": [b64(_png(4, 4))] * 33}).encode(),
+        "application/json",
+        413,
+        "batch_too_large",
+    ),
     ("plain text", b"hello", "text/plain", 415, "unsupported_media_type"),
-    ("broken multipart", b"--x\r\nfoo", "multipart/form-data; boundary=x", 422,
-     "empty_batch"),
-    ("multipart without boundary", b"--x\r\nfoo", "multipart/form-data", 400,
-     "bad_multipart"),
+    ("broken multipart", b"--x\r\nfoo", "multipart/form-data; boundary=x", 422, "empty_batch"),
+    ("multipart without boundary", b"--x\r\nfoo", "multipart/form-data", 400, "bad_multipart"),
 ]
 
 
@@ -171,8 +202,11 @@ def test_unknown_route_and_method_are_json_4xx(client):
 def _encoded(mode_or_array, fmt: str, **options) -> bytes:
     from PIL import Image
 
-    img = (Image.fromarray(mode_or_array) if isinstance(mode_or_array, np.ndarray)
-           else Image.new(mode_or_array, (20, 20)))
+    img = (
+        Image.fromarray(mode_or_array)
+        if isinstance(mode_or_array, np.ndarray)
+        else Image.new(mode_or_array, (20, 20))
+    )
     buffer = io.BytesIO()
     img.save(buffer, format=fmt, **options)
     return buffer.getvalue()
@@ -186,8 +220,11 @@ def _frame():
 
 _RNG = np.random.default_rng(1)
 IMAGE_KINDS = [
-    ("16-bit png", lambda: _encoded(_RNG.integers(0, 65535, (20, 20), dtype=np.uint16), "PNG"),
-     200),
+    (
+        "16-bit png",
+        lambda: _encoded(_RNG.integers(0, 65535, (20, 20), dtype=np.uint16), "PNG"),
+        200,
+    ),
     ("float tiff", lambda: _encoded(_RNG.random((20, 20)).astype(np.float32), "TIFF"), 200),
     ("cmyk jpeg", lambda: _encoded("CMYK", "JPEG"), 200),
     ("1-bit png", lambda: _encoded("1", "PNG"), 200),
@@ -195,8 +232,11 @@ IMAGE_KINDS = [
     ("rgba webp", lambda: _encoded("RGBA", "WEBP"), 200),
     ("bmp", lambda: _encoded("RGB", "BMP"), 200),
     ("1x99 png", lambda: _encoded(np.zeros((99, 1), dtype=np.uint8), "PNG"), 200),
-    ("eps (would run Ghostscript)", lambda: b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 9 9\n",
-     422),
+    (
+        "eps (would run Ghostscript)",
+        lambda: b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 9 9\n",
+        422,
+    ),
     ("ppm (not accepted)", lambda: _encoded("RGB", "PPM"), 422),
     ("svg", lambda: b"<svg xmlns='http://www.w3.org/2000/svg'/>", 422),
     ("dicom without pixels", lambda: b"\0" * 128 + b"DICM" + b"\0" * 50, 422),

@@ -14,14 +14,17 @@ from servekit import AUTH, b64
 async def _concurrent(app, bodies):
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        return await asyncio.gather(*[client.post("/v1/predict", headers=AUTH, json=body)
-                                      for body in bodies])
+        return await asyncio.gather(
+            *[client.post("/v1/predict", headers=AUTH, json=body) for body in bodies]
+        )
 
 
 def _batch_sizes(app) -> tuple[float, float]:
     registry = app.state.server.metrics.registry
-    return (registry.get_sample_value("dlw_batch_size_count"),
-            registry.get_sample_value("dlw_batch_size_sum"))
+    return (
+        registry.get_sample_value("dlw_batch_size_count"),
+        registry.get_sample_value("dlw_batch_size_sum"),
+    )
 
 
 def test_concurrent_requests_share_one_onnx_call(make_app, digit_pngs):
@@ -42,7 +45,7 @@ def test_concurrent_requests_share_one_onnx_call(make_app, digit_pngs):
 
 def test_batches_never_exceed_max_batch(make_app, digit_pngs):
     app = make_app(max_wait_ms=200, max_batch=8)
-    bodies = [{"images": [b64(p) for p in digit_pngs[i:i + 3]]} for i in range(0, 18, 3)]
+    bodies = [{"images": [b64(p) for p in digit_pngs[i : i + 3]]} for i in range(0, 18, 3)]
     responses = asyncio.run(_concurrent(app, bodies))
     assert all(r.status_code == 200 for r in responses)
     text = app.state.server.metrics.render().decode()
@@ -64,8 +67,18 @@ def test_prediction_log_has_summaries_not_inputs(make_app, digit_pngs, project_r
     assert len(lines) == 4
     predictions = response.json()["predictions"]
     for line, prediction in zip(lines, predictions):
-        assert set(line) == {"ts", "id", "model_version", "input", "label", "confidence",
-                             "probs", "emb", "latency_ms", "request_items"}
+        assert set(line) == {
+            "ts",
+            "id",
+            "model_version",
+            "input",
+            "label",
+            "confidence",
+            "probs",
+            "emb",
+            "latency_ms",
+            "request_items",
+        }
         assert line["model_version"] == 1 and line["label"] == prediction["label"]
         assert line["id"] == prediction["id"]  # labels arriving later join on the id
         assert line["input"]["kind"] == "image"
@@ -97,12 +110,15 @@ def test_prediction_log_rotates(make_app, digit_pngs, project_root):
 def test_data_urls_are_accepted(make_app, digit_pngs):
     app = make_app()
     url = "data:image/png;base64," + b64(digit_pngs[0])
-    plain, data = asyncio.run(_concurrent(app, [{"images": [b64(digit_pngs[0])]},
-                                                {"images": [url]}]))
+    plain, data = asyncio.run(
+        _concurrent(app, [{"images": [b64(digit_pngs[0])]}, {"images": [url]}])
+    )
     assert data.status_code == 200
     assert _without_ids(data.json()) == _without_ids(plain.json())
 
 
 def _without_ids(body):
-    return {**body, "predictions": [{k: v for k, v in p.items() if k != "id"}
-                                    for p in body["predictions"]]}
+    return {
+        **body,
+        "predictions": [{k: v for k, v in p.items() if k != "id"} for p in body["predictions"]],
+    }

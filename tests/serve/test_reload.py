@@ -29,6 +29,7 @@ def test_promotion_and_rollback_swap_the_model_under_load(make_app, project_root
     versions: set[int] = set()
     stop = threading.Event()
     with TestClient(app) as client:
+
         def hammer() -> None:
             while not stop.is_set():
                 r = client.post("/v1/predict", headers=AUTH, json=body)
@@ -65,8 +66,10 @@ def test_a_broken_new_champion_leaves_the_old_one_serving(make_app, project_root
     broken = version_folder(project_root, 7)
     broken.mkdir(parents=True)
     (broken / "model.onnx").write_bytes(b"not onnx")
-    atomic_write_json(broken / "metadata.json", {"format": 1, "version": 7, "modality": "image",
-                                                 "classes": ["0"], "verdict": "PASS"})
+    atomic_write_json(
+        broken / "metadata.json",
+        {"format": 1, "version": 7, "modality": "image", "classes": ["0"], "verdict": "PASS"},
+    )
     atomic_write_json(pointer_path(project_root), {"version": 7, "previous": [1]})
     server = app.state.server
     assert server.holder.check() == "failed"

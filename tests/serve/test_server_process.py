@@ -19,33 +19,48 @@ N_REQUESTS, CONCURRENCY = 2000, 16
 
 def _command(root: Path, port: int) -> list[str]:
     # -X importtime lists every module the server process ever imports (on stderr)
-    return [sys.executable, "-X", "importtime", "-m", "dlworkflow", "serve", "-p", str(root),
-            "--port", str(port)]
+    return [
+        sys.executable,
+        "-X",
+        "importtime",
+        "-m",
+        "dlworkflow",
+        "serve",
+        "-p",
+        str(root),
+        "--port",
+        str(port),
+    ]
 
 
-def test_dlw_serve_process_is_torch_free_and_serves_2000_requests(project_root, digit_pngs,
-                                                                  tmp_path, capsys):
+def test_dlw_serve_process_is_torch_free_and_serves_2000_requests(
+    project_root, digit_pngs, tmp_path, capsys
+):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"  # stdout and stderr (-X importtime writes to stderr)
     env = {k: v for k, v in os.environ.items() if k != "DLW_SERVE_TOKEN"}
-    with server_process(_command(project_root, port), log=log, port=port,
-                        env={**env, "OMP_NUM_THREADS": "1"}):
+    with server_process(
+        _command(project_root, port), log=log, port=port, env={**env, "OMP_NUM_THREADS": "1"}
+    ):
         token_file = project_root / ".dlw" / "serve" / "token"
         assert token_file.stat().st_mode & 0o777 == 0o600
         token = token_file.read_text().strip()
         assert httpx.get(f"{base}/v1/model").status_code == 401
-        bodies = [json.dumps({"images": [b64(digit_pngs[i % len(digit_pngs)])]}).encode()
-                  for i in range(N_REQUESTS)]
+        bodies = [
+            json.dumps({"images": [b64(digit_pngs[i % len(digit_pngs)])]}).encode()
+            for i in range(N_REQUESTS)
+        ]
         elapsed, latencies, statuses = load(port, token, bodies, CONCURRENCY)
-        metrics = httpx.get(f"{base}/metrics",
-                            headers={"Authorization": f"Bearer {token}"}).text
+        metrics = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {token}"}).text
     ms = np.array(latencies) * 1000
     count = float(re.search(r"dlw_batch_size_count (\S+)", metrics).group(1))
     with capsys.disabled():  # shown even without -s
-        print(f"\nload test on 127.0.0.1: {N_REQUESTS} requests, concurrency {CONCURRENCY}: "
-              f"{N_REQUESTS / elapsed:.0f} req/s, p50 {np.percentile(ms, 50):.1f} ms, "
-              f"p99 {np.percentile(ms, 99):.1f} ms; {count:.0f} ONNX calls (micro-batches)")
+        print(
+            f"\nload test on 127.0.0.1: {N_REQUESTS} requests, concurrency {CONCURRENCY}: "
+            f"{N_REQUESTS / elapsed:.0f} req/s, p50 {np.percentile(ms, 50):.1f} ms, "
+            f"p99 {np.percentile(ms, 99):.1f} ms; {count:.0f} ONNX calls (micro-batches)"
+        )
     errors = len(statuses) - statuses.count(200)
     assert len(statuses) == N_REQUESTS and errors == 0, f"{errors} errors"
     assert 'dlw_requests_total{route="/v1/predict",status="200"} 2000.0' in metrics
@@ -55,8 +70,9 @@ def test_dlw_serve_process_is_torch_free_and_serves_2000_requests(project_root, 
     assert "127.0.0.1" in output
     imported = re.findall(r"\|\s+([\w.]+)\s*$", output, flags=re.M)
     assert "dlworkflow.deploy.serve.app" in imported and "onnxruntime" in imported
-    assert not [m for m in imported if m == "torch" or m.startswith("torch.")], \
+    assert not [m for m in imported if m == "torch" or m.startswith("torch.")], (
         "the server process imported torch"
+    )
 
 
 def test_serve_refuses_a_model_that_failed_unless_forced_with_a_reason():
@@ -115,8 +131,9 @@ def test_an_unpassed_champion_is_served_only_with_a_recorded_reason(project_root
     failed = version_folder(project_root, 5)
     shutil.copytree(version_folder(project_root, 1), failed)
     meta = json.loads((failed / "metadata.json").read_text())
-    atomic_write_json(failed / "metadata.json", {**meta, "version": 5, "verdict": "FAIL",
-                                                 "forced": None})
+    atomic_write_json(
+        failed / "metadata.json", {**meta, "version": 5, "verdict": "FAIL", "forced": None}
+    )
     promote(project_root, 5)
     with pytest.raises(ServeError, match="verdict FAIL"):
         create_app(project_root, Serve(), token="t" * 20)

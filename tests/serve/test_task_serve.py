@@ -35,8 +35,13 @@ def _served(project: Project) -> Iterator[dict[str, Any]]:
     app = create_app(project.root, Serve(), token=TOKEN)
     try:
         with TestClient(app) as client:
-            yield {"project": project, "bundle": bundle, "rows": rows, "client": client,
-                   "records": table_records(rows, bundle.preprocessing["features"])}
+            yield {
+                "project": project,
+                "bundle": bundle,
+                "rows": rows,
+                "client": client,
+                "records": table_records(rows, bundle.preprocessing["features"]),
+            }
     finally:
         app.state.server.close()
 
@@ -56,6 +61,7 @@ def _predict(client: TestClient, rows: list[dict[str, Any]]) -> Any:
 
 
 # ---- regression -----------------------------------------------------------------------------
+
 
 def test_a_diabetes_row_gets_the_bundles_value_in_the_target_range(regression):
     client, bundle, rows = regression["client"], regression["bundle"], regression["rows"]
@@ -81,12 +87,15 @@ def test_the_model_info_names_the_task_its_output_and_target_scaling(regression)
     assert set(scaling) == {"mean", "std"} and 120 < scaling["mean"] < 180
 
 
-@pytest.mark.parametrize(("change", "status", "error", "words"), [
-    ("missing", 422, "invalid_input", "lack 1 feature"),
-    ("string", 422, "not_a_number", "must be a number"),
-    ("nan", 400, "bad_json", "not valid JSON"),
-    ("unknown", 422, "unknown_field", "does not know"),
-])
+@pytest.mark.parametrize(
+    ("change", "status", "error", "words"),
+    [
+        ("missing", 422, "invalid_input", "lack 1 feature"),
+        ("string", 422, "not_a_number", "must be a number"),
+        ("nan", 400, "bad_json", "not valid JSON"),
+        ("unknown", 422, "unknown_field", "does not know"),
+    ],
+)
 def test_malformed_rows_get_a_clear_4xx(regression, change, status, error, words):
     row = dict(regression["records"][0])
     if change == "missing":
@@ -97,14 +106,17 @@ def test_malformed_rows_get_a_clear_4xx(regression, change, status, error, words
         row["bmi"] = float("nan")
     else:
         row["weight"] = 80
-    r = regression["client"].post("/v1/predict", headers={**AUTH, "Content-Type":
-                                                           "application/json"},
-                                  content=json.dumps({"rows": [row]}).encode())
+    r = regression["client"].post(
+        "/v1/predict",
+        headers={**AUTH, "Content-Type": "application/json"},
+        content=json.dumps({"rows": [row]}).encode(),
+    )
     assert r.status_code == status, r.text
     assert r.json()["error"] == error and words in r.json()["message"]
 
 
 # ---- multi-label ----------------------------------------------------------------------------
+
 
 def test_a_yeast_gene_gets_the_labels_whose_probability_reaches_its_threshold(multilabel):
     client, bundle = multilabel["client"], multilabel["bundle"]
@@ -119,8 +131,9 @@ def test_a_yeast_gene_gets_the_labels_whose_probability_reaches_its_threshold(mu
     for prediction, want in zip(predictions, expected):
         assert set(prediction) == {"id", "labels", "probabilities"}
         probabilities = prediction["probabilities"]
-        assert prediction["labels"] == [n for n in info["outputs"]
-                                        if probabilities[n] >= thresholds[n]]
+        assert prediction["labels"] == [
+            n for n in info["outputs"] if probabilities[n] >= thresholds[n]
+        ]
         assert prediction["labels"] == want["labels"]
         assert probabilities == pytest.approx(want["probabilities"], abs=1e-9)
     assert sum(len(p["labels"]) for p in predictions) > 20  # real label sets
@@ -142,15 +155,18 @@ def test_the_openapi_schema_documents_every_tasks_prediction(multilabel):
 
 # ---- classification: unchanged ----------------------------------------------------------------
 
-def test_classification_answers_are_the_softmax_probabilities_as_before(make_app, project_root,
-                                                                        digit_pngs):
+
+def test_classification_answers_are_the_softmax_probabilities_as_before(
+    make_app, project_root, digit_pngs
+):
     bundle = load_bundle(champion_folder(project_root), threads=1)
     x = bundle.prepare_images(digit_pngs)
     proba = bundle.predict_proba(x)
     assert np.array_equal(bundle.predict_outputs(x), proba)  # bit for bit
     with TestClient(make_app()) as client:
-        r = client.post("/v1/predict", headers=AUTH,
-                        json={"images": [b64(d) for d in digit_pngs[:4]]})
+        r = client.post(
+            "/v1/predict", headers=AUTH, json={"images": [b64(d) for d in digit_pngs[:4]]}
+        )
         info = client.get("/v1/model", headers=AUTH).json()
     assert r.status_code == 200
     for p, row in zip(r.json()["predictions"], proba[:4]):

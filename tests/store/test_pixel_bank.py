@@ -33,9 +33,12 @@ def _counting(monkeypatch) -> list[str]:
 
 
 def _reference(manifest, *, channels: int, size: tuple[int, int]) -> np.ndarray:
-    return np.stack([images_module.to_array(decode_image(p, max_pixels=10**6),
-                                            channels=channels, size=size)
-                     for p in manifest["path"]])
+    return np.stack(
+        [
+            images_module.to_array(decode_image(p, max_pixels=10**6), channels=channels, size=size)
+            for p in manifest["path"]
+        ]
+    )
 
 
 def test_ingest_banks_small_images_so_later_steps_decode_nothing(ingested, monkeypatch):
@@ -48,8 +51,7 @@ def test_ingest_banks_small_images_so_later_steps_decode_nothing(ingested, monke
     np.testing.assert_array_equal(out, _reference(rows, channels=1, size=(16, 16)))
 
 
-def test_each_image_is_decoded_once_per_format_whatever_rows_are_asked(ingested,
-                                                                        monkeypatch):
+def test_each_image_is_decoded_once_per_format_whatever_rows_are_asked(ingested, monkeypatch):
     project, manifest = ingested
     decoded = _counting(monkeypatch)
     first = manifest.iloc[:10]
@@ -57,13 +59,11 @@ def test_each_image_is_decoded_once_per_format_whatever_rows_are_asked(ingested,
     assert len(decoded) == 10
     b = image_tensor(project, manifest.iloc[5:], channels=1, size=(12, 12), max_pixels=10**6)
     assert len(decoded) == 10 + len(manifest) - 10  # rows 5-9 were in the bank
-    c = image_tensor(project, manifest.iloc[::-1], channels=3, size=(12, 12),
-                     max_pixels=10**6)
+    c = image_tensor(project, manifest.iloc[::-1], channels=3, size=(12, 12), max_pixels=10**6)
     assert len(decoded) == len(manifest) * 2  # another format: decoded again, once
     np.testing.assert_array_equal(a, _reference(first, channels=1, size=(12, 12)))
     np.testing.assert_array_equal(b, _reference(manifest.iloc[5:], channels=1, size=(12, 12)))
-    np.testing.assert_array_equal(c, _reference(manifest.iloc[::-1], channels=3,
-                                                size=(12, 12)))
+    np.testing.assert_array_equal(c, _reference(manifest.iloc[::-1], channels=3, size=(12, 12)))
 
 
 def test_a_damaged_shard_is_ignored_and_its_images_decoded_again(ingested, monkeypatch):
@@ -76,8 +76,9 @@ def test_a_damaged_shard_is_ignored_and_its_images_decoded_again(ingested, monke
     assert len(decoded) == len(manifest)
     np.testing.assert_array_equal(out, _reference(manifest, channels=1, size=(16, 16)))
     bank = PixelBank(project.paths.cache, channels=1, size=(16, 16))
-    missing = bank.fill(list(manifest["content_hash"]), np.zeros((len(manifest), 1, 16, 16),
-                                                                  dtype=np.uint8))
+    missing = bank.fill(
+        list(manifest["content_hash"]), np.zeros((len(manifest), 1, 16, 16), dtype=np.uint8)
+    )
     assert len(missing) == 0  # the new shard holds them all
 
 
@@ -97,8 +98,9 @@ def test_the_perceptual_hash_is_the_dct_hash_of_the_thumbnail(ingested):
     _, manifest = ingested
     for path in manifest["path"]:
         img = decode_image(path, max_pixels=10**6)
-        thumb = np.asarray(img.convert("L").resize((32, 32), Image.Resampling.BILINEAR),
-                           dtype=np.float64)
+        thumb = np.asarray(
+            img.convert("L").resize((32, 32), Image.Resampling.BILINEAR), dtype=np.float64
+        )
         low = dctn(thumb, norm="ortho")[:8, :8].ravel()
         expected = int(np.packbits(low > np.median(low)).view(">i8")[0])
         stats = image_stats(img)
@@ -108,8 +110,9 @@ def test_the_perceptual_hash_is_the_dct_hash_of_the_thumbnail(ingested):
         assert stats["dark"] == pytest.approx((pixels <= 5).mean())
 
 
-def test_a_file_changed_since_ingest_is_decoded_again_and_not_banked(ingested, real_digit,
-                                                                     save_png):
+def test_a_file_changed_since_ingest_is_decoded_again_and_not_banked(
+    ingested, real_digit, save_png
+):
     """The bank holds what ingest read; a file replaced since (same path, other pixels) is
     read from disk, and its new pixels never go into the bank under the old content hash."""
     import os
@@ -121,8 +124,7 @@ def test_a_file_changed_since_ingest_is_decoded_again_and_not_banked(ingested, r
     other = real_digit(9, 7)
     save_png(path, other)
     os.utime(path, ns=(1, 1))  # a different modification time, whatever the clock
-    now = image_tensor(project, manifest.iloc[[0, 1]], channels=1, size=(16, 16),
-                       max_pixels=10**6)
+    now = image_tensor(project, manifest.iloc[[0, 1]], channels=1, size=(16, 16), max_pixels=10**6)
     np.testing.assert_array_equal(now[0, 0], other)
     assert not np.array_equal(now[0], before[0])
     bank = PixelBank(project.paths.cache, channels=1, size=(16, 16))

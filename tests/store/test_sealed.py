@@ -30,8 +30,10 @@ def test_open_test_set_outside_a_step_is_refused_and_not_logged(split_project):
 
 
 def test_open_test_set_inside_train_is_refused_and_not_logged(split_project):
-    with (pytest.raises(SealedTestSetError) as info,
-          split_project.step("train", inputs={"split": split_project.upstream_hash("split")})):
+    with (
+        pytest.raises(SealedTestSetError) as info,
+        split_project.step("train", inputs={"split": split_project.upstream_hash("split")}),
+    ):
         open_test_set(split_project, purpose="early stopping on test")
     assert "step 'train'" in str(info.value)
     assert split_project.ledger.test_reads() == []
@@ -49,8 +51,10 @@ def test_open_test_set_inside_test_returns_labelled_rows_and_logs_one_read(split
     assert rows["label"].notna().all()
     assert rows.groupby("label").size().to_dict() == info.class_counts["test"]
     manifest = read_manifest(split_project).set_index("sample_id")
-    assert (rows.set_index("sample_id")["content_hash"]
-            == manifest.loc[rows["sample_id"], "content_hash"]).all()
+    assert (
+        rows.set_index("sample_id")["content_hash"]
+        == manifest.loc[rows["sample_id"], "content_hash"]
+    ).all()
     reads = split_project.ledger.test_reads()
     assert len(reads) == 1
     read = reads[0]

@@ -12,8 +12,16 @@ from dlworkflow.fileio import sha256_file
 from dlworkflow.project import Project
 from dlworkflow.train import augment
 
-EVERYTHING = Augment(flip=0.5, rotation=15, resized_crop=0.2, translate=0.1, color_jitter=0.3,
-                     erasing=0.5, mixup=0.4, cutmix=1.0)
+EVERYTHING = Augment(
+    flip=0.5,
+    rotation=15,
+    resized_crop=0.2,
+    translate=0.1,
+    color_jitter=0.3,
+    erasing=0.5,
+    mixup=0.4,
+    cutmix=1.0,
+)
 
 
 def digit_batch(n: int = 32) -> tuple[torch.Tensor, torch.Tensor, list[float], list[float]]:
@@ -27,10 +35,18 @@ def digit_batch(n: int = 32) -> tuple[torch.Tensor, torch.Tensor, list[float], l
     return (x - mean[0]) / std[0], torch.from_numpy(digits.target[:n]).long(), mean, std
 
 
-def make(cfg: Augment = EVERYTHING, *, seed: int = 7, channels: int = 1, size=(16, 16),
-         mean=None, std=None):
-    return augment.build(cfg, channels=channels, size=size, num_classes=10, seed=seed,
-                         mean=mean, std=std)
+def make(
+    cfg: Augment = EVERYTHING,
+    *,
+    seed: int = 7,
+    channels: int = 1,
+    size=(16, 16),
+    mean=None,
+    std=None,
+):
+    return augment.build(
+        cfg, channels=channels, size=size, num_classes=10, seed=seed, mean=mean, std=std
+    )
 
 
 def test_nothing_configured_means_no_transform():
@@ -40,8 +56,11 @@ def test_nothing_configured_means_no_transform():
 
 def test_the_same_seed_gives_the_same_batches_and_leaves_torch_rng_alone():
     x, y, mean, std = digit_batch()
-    a, b, other = (make(seed=7, mean=mean, std=std), make(seed=7, mean=mean, std=std),
-                   make(seed=8, mean=mean, std=std))
+    a, b, other = (
+        make(seed=7, mean=mean, std=std),
+        make(seed=7, mean=mean, std=std),
+        make(seed=8, mean=mean, std=std),
+    )
     torch.manual_seed(123)
     expected_next = torch.rand(4)
     torch.manual_seed(123)
@@ -61,8 +80,9 @@ def test_the_same_seed_gives_the_same_batches_and_leaves_torch_rng_alone():
 
 def test_geometric_and_colour_ops_keep_the_shape_for_grey_and_rgb():
     x, y, mean, std = digit_batch(8)
-    geometric = Augment(flip=1.0, rotation=30, resized_crop=0.3, translate=0.2,
-                        color_jitter=0.5, erasing=1.0)
+    geometric = Augment(
+        flip=1.0, rotation=30, resized_crop=0.3, translate=0.2, color_jitter=0.5, erasing=1.0
+    )
     out, labels = make(geometric, mean=mean, std=std)(x, y)
     assert out.shape == x.shape and torch.equal(labels, y)  # no mixing: hard labels stay
     assert not torch.allclose(out, x)
@@ -73,8 +93,9 @@ def test_geometric_and_colour_ops_keep_the_shape_for_grey_and_rgb():
     assert torch.allclose(flip_only, x.flip(-1), atol=1e-5)  # exact through de/renormalising
 
 
-@pytest.mark.parametrize("cfg", [Augment(mixup=0.4), Augment(cutmix=1.0),
-                                 Augment(mixup=0.4, cutmix=1.0, flip=0.5)])
+@pytest.mark.parametrize(
+    "cfg", [Augment(mixup=0.4), Augment(cutmix=1.0), Augment(mixup=0.4, cutmix=1.0, flip=0.5)]
+)
 def test_mixup_and_cutmix_return_soft_targets_that_sum_to_one(cfg):
     x, y, mean, std = digit_batch()
     transform = make(cfg, mean=mean, std=std)
@@ -98,8 +119,9 @@ def test_cutmix_weights_are_the_share_of_pixels_kept():
 
 def test_training_with_augmentation_is_reproducible(digits_project: Project):
     project = digits_project
-    project.update_config({"augment.flip": 0.5, "augment.rotation": 10,
-                           "augment.mixup": 0.2, "train.epochs": 1})
+    project.update_config(
+        {"augment.flip": 0.5, "augment.rotation": 10, "augment.mixup": 0.2, "train.epochs": 1}
+    )
     first = project.train(progress=False)
     second = project.train(progress=False)
     assert [r["train_loss"] for r in first.history] == [r["train_loss"] for r in second.history]
@@ -110,8 +132,7 @@ def test_training_with_augmentation_is_reproducible(digits_project: Project):
     assert plain.history[0]["train_loss"] != first.history[0]["train_loss"]
 
 
-def test_augment_preview_writes_a_png_of_train_samples_only(digits_project: Project,
-                                                           monkeypatch):
+def test_augment_preview_writes_a_png_of_train_samples_only(digits_project: Project, monkeypatch):
     from PIL import Image
 
     from dlworkflow import store
@@ -122,8 +143,7 @@ def test_augment_preview_writes_a_png_of_train_samples_only(digits_project: Proj
     project.update_config({"augment.rotation": 20, "augment.cutmix": 1.0})
     asked = []
     real = store.load_split
-    monkeypatch.setattr(store, "load_split",
-                        lambda p, name: asked.append(name) or real(p, name))
+    monkeypatch.setattr(store, "load_split", lambda p, name: asked.append(name) or real(p, name))
     path = augment.augment_preview(project, n=6, seed=1)
     assert path == project.paths.reports / "augment_preview.png"
     assert asked == ["train"]
@@ -152,16 +172,25 @@ def test_a_resumed_run_augments_exactly_as_an_uninterrupted_one():
     digits = load_digits()
     x = torch.from_numpy((digits.images * 255 / 16).round().astype(np.uint8)[:, None])
     y = torch.from_numpy(digits.target).long()
-    train, val = TensorData(x[:200], y[:200], [0.3], [0.4]), TensorData(x[200:260], y[200:260],
-                                                                         [0.3], [0.4])
+    train, val = (
+        TensorData(x[:200], y[:200], [0.3], [0.4]),
+        TensorData(x[200:260], y[200:260], [0.3], [0.4]),
+    )
     loop = LoopConfig(epochs=3, batch_size=32, device="cpu", patience=10)
 
     def run(resume=None, interrupt_after=None):
         generator = seed_everything(0)
-        model = create_model("small_cnn", num_classes=10, in_channels=1, image_size=(8, 8),
-                             channels=[8], convs_per_block=1)
-        transform = make(Augment(flip=0.5, rotation=10, mixup=0.3), size=(8, 8),
-                         mean=[0.3], std=[0.4])
+        model = create_model(
+            "small_cnn",
+            num_classes=10,
+            in_channels=1,
+            image_size=(8, 8),
+            channels=[8],
+            convs_per_block=1,
+        )
+        transform = make(
+            Augment(flip=0.5, rotation=10, mixup=0.3), size=(8, 8), mean=[0.3], std=[0.4]
+        )
         states = []
 
         def checkpoint(state):
@@ -170,12 +199,20 @@ def test_a_resumed_run_augments_exactly_as_an_uninterrupted_one():
                 raise KeyboardInterrupt
 
         try:
-            result = fit(model, train, val, loop,
-                         options=FitOptions(generator=generator, batch_transform=transform),
-                         callbacks=[LambdaCallback(
-                             on_epoch_start=lambda s: transform.start_epoch(s.epoch),
-                             on_checkpoint=lambda s: checkpoint(s.checkpoint))],
-                         resume=resume)
+            result = fit(
+                model,
+                train,
+                val,
+                loop,
+                options=FitOptions(generator=generator, batch_transform=transform),
+                callbacks=[
+                    LambdaCallback(
+                        on_epoch_start=lambda s: transform.start_epoch(s.epoch),
+                        on_checkpoint=lambda s: checkpoint(s.checkpoint),
+                    )
+                ],
+                resume=resume,
+            )
         except KeyboardInterrupt:
             result = None
         return result, states

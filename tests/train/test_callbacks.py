@@ -23,13 +23,21 @@ def digits():
     bunch = load_digits()
     x = torch.from_numpy((bunch.images * (255 / 16)).round().astype(np.uint8)[:, None])
     y = torch.from_numpy(bunch.target.astype(np.int64))
-    return (TensorData(x[:400], y[:400], [0.3], [0.4]),
-            TensorData(x[400:560], y[400:560], [0.3], [0.4]))
+    return (
+        TensorData(x[:400], y[:400], [0.3], [0.4]),
+        TensorData(x[400:560], y[400:560], [0.3], [0.4]),
+    )
 
 
 def small_cnn() -> torch.nn.Module:
-    return create_model("small_cnn", num_classes=10, in_channels=1, image_size=(8, 8),
-                        channels=[8], convs_per_block=1)
+    return create_model(
+        "small_cnn",
+        num_classes=10,
+        in_channels=1,
+        image_size=(8, 8),
+        channels=[8],
+        convs_per_block=1,
+    )
 
 
 class Recorder(Callback):
@@ -65,23 +73,40 @@ class Recorder(Callback):
 
 
 def test_a_callback_is_told_every_step_of_a_real_run_in_order(digits):
-    cfg = LoopConfig(epochs=2, batch_size=32, seed=0, learning_rate=0.01, device="cpu",
-                     patience=5, schedule="constant")
+    cfg = LoopConfig(
+        epochs=2,
+        batch_size=32,
+        seed=0,
+        learning_rate=0.01,
+        device="cpu",
+        patience=5,
+        schedule="constant",
+    )
     model = small_cnn()
     recorder, rows = Recorder(), []
-    result = fit(model, *digits, cfg, options=FitOptions(generator=seed_everything(0)),
-                 callbacks=[recorder, each_epoch(lambda epoch, row: rows.append((epoch, row)))])
+    result = fit(
+        model,
+        *digits,
+        cfg,
+        options=FitOptions(generator=seed_everything(0)),
+        callbacks=[recorder, each_epoch(lambda epoch, row: rows.append((epoch, row)))],
+    )
     assert recorder.calls == [
         ("train_start", 0, 0),
-        ("epoch_start", 1, 0), ("checkpoint", 1, 1), ("epoch_end", 1, 1),
-        ("epoch_start", 2, 1), ("checkpoint", 2, 2), ("epoch_end", 2, 2),
+        ("epoch_start", 1, 0),
+        ("checkpoint", 1, 1),
+        ("epoch_end", 1, 1),
+        ("epoch_start", 2, 1),
+        ("checkpoint", 2, 2),
+        ("epoch_end", 2, 2),
         ("train_end", 2, 2),
     ]
     for state in recorder.states:
         assert state.model is model and state.cfg is cfg
         assert isinstance(state.optimizer, torch.optim.AdamW)
-        assert {id(p) for g in state.optimizer.param_groups for p in g["params"]} == \
-            {id(p) for p in model.parameters()}
+        assert {id(p) for g in state.optimizer.param_groups for p in g["params"]} == {
+            id(p) for p in model.parameters()
+        }
     assert recorder.states[-1].history == result.history and len(result.history) == 2
     assert [(e, row) for e, row in rows] == [(1, result.history[0]), (2, result.history[1])]
     assert [row["lr"] for row in result.history] == [0.01, 0.01]
@@ -95,8 +120,9 @@ def test_callbacks_do_not_change_the_run(digits):
     def run(callbacks):
         generator = seed_everything(1)  # before the model's initial weights
         model = small_cnn()
-        result = fit(model, *digits, cfg, options=FitOptions(generator=generator),
-                     callbacks=callbacks)
+        result = fit(
+            model, *digits, cfg, options=FitOptions(generator=generator), callbacks=callbacks
+        )
         return model, [{k: v for k, v in r.items() if k != "seconds"} for r in result.history]
 
     plain_model, plain = run(())
@@ -115,15 +141,31 @@ def test_a_callback_may_stop_the_run_and_a_resumed_run_starts_after_its_epoch(di
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        fit(small_cnn(), *digits, cfg, options=FitOptions(generator=seed_everything(2)),
-            callbacks=[LambdaCallback(on_checkpoint=lambda s: saved.append(s.checkpoint),
-                                      on_epoch_end=stop)])
+        fit(
+            small_cnn(),
+            *digits,
+            cfg,
+            options=FitOptions(generator=seed_everything(2)),
+            callbacks=[
+                LambdaCallback(
+                    on_checkpoint=lambda s: saved.append(s.checkpoint), on_epoch_end=stop
+                )
+            ],
+        )
     recorder = Recorder()
-    result = fit(small_cnn(), *digits, cfg, options=FitOptions(generator=seed_everything(2)),
-                 callbacks=[recorder], resume=saved[0])
+    result = fit(
+        small_cnn(),
+        *digits,
+        cfg,
+        options=FitOptions(generator=seed_everything(2)),
+        callbacks=[recorder],
+        resume=saved[0],
+    )
     assert recorder.calls[0] == ("train_start", 1, 1)
     assert [c for c in recorder.calls if c[0] == "epoch_start"] == [
-        ("epoch_start", 2, 1), ("epoch_start", 3, 2)]
+        ("epoch_start", 2, 1),
+        ("epoch_start", 3, 2),
+    ]
     assert [r["epoch"] for r in result.history] == [1, 2, 3]
 
 

@@ -18,13 +18,12 @@ def test_each_global_batch_is_cut_into_one_slice_per_rank():
     (a, sizes_a), (b, sizes_b) = (s.local_order(order, 16) for s in shards)
     assert sizes_a == sizes_b == [16] * 6 + [7]
     # batch j of rank 0 then of rank 1 is global batch j, in order
-    rebuilt = torch.cat([torch.cat([a[i:i + 8], b[i:i + 8]]) for i in range(0, 56, 8)])
+    rebuilt = torch.cat([torch.cat([a[i : i + 8], b[i : i + 8]]) for i in range(0, 56, 8)])
     assert torch.equal(rebuilt, order[:103])
     assert len(a) == 52 and len(b) == 51  # the last batch of 7: 4 + 3
     assert global_batches(103, 16, shards[0]) == 7
     # a last batch smaller than the world is skipped by every rank alike
-    (c, sizes_c), (d, _) = (Shard(rank=r, world=4).local_order(order[:97], 16)
-                            for r in (0, 3))
+    (c, sizes_c), (d, _) = (Shard(rank=r, world=4).local_order(order[:97], 16) for r in (0, 3))
     assert sizes_c == [16] * 6 and len(c) == len(d) == 24
     assert global_batches(97, 16, Shard(rank=0, world=4)) == 6
     assert global_batches(97, 16, None) == 7
@@ -35,8 +34,14 @@ def digits_project(tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp") / "proj"
     project = Project.init(root)
     project.define(metric="accuracy", target=0.9)
-    project.update_config({"model.name": "mlp", "model.params": {"dropout": 0.0},
-                           "train.epochs": 3, "train.batch_size": 64})
+    project.update_config(
+        {
+            "model.name": "mlp",
+            "model.params": {"dropout": 0.0},
+            "train.epochs": 3,
+            "train.batch_size": 64,
+        }
+    )
     project.ingest("builtin:digits", progress=False)
     project.split()
     return root

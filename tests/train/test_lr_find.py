@@ -13,8 +13,9 @@ from dlworkflow.train.lr_find import LRFindResult, lr_find, lr_range_test, sugge
 from dlworkflow.train.trainer import LoopConfig
 
 
-def test_lr_find_suggests_a_rate_writes_the_plot_and_changes_nothing(digits_project: Project,
-                                                                     snapshot):
+def test_lr_find_suggests_a_rate_writes_the_plot_and_changes_nothing(
+    digits_project: Project, snapshot
+):
     project = digits_project
     before = snapshot(project.paths.state)
     ledger = [(r.id, r.status) for r in project.ledger.history()]
@@ -42,12 +43,14 @@ def test_range_test_restores_the_weights_and_stops_when_the_loss_diverges():
     torch.manual_seed(0)
     x = torch.randint(0, 256, (256, 1, 4, 4), dtype=torch.uint8)
     y = (x.float().mean((1, 2, 3)) > 127).long()
-    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.BatchNorm1d(8), nn.ReLU(),
-                          nn.Linear(8, 2))
+    model = nn.Sequential(
+        nn.Flatten(), nn.Linear(16, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2)
+    )
     before = {k: v.clone() for k, v in model.state_dict().items()}
     cfg = LoopConfig(epochs=1, batch_size=16, optimizer="sgd", device="cpu")
     lrs, raw, smooth, diverged = lr_range_test(
-        model, TensorData(x, y, [0.5], [0.29]), cfg, start=1e-4, end=1e4, steps=80)
+        model, TensorData(x, y, [0.5], [0.29]), cfg, start=1e-4, end=1e4, steps=80
+    )
     assert diverged and len(lrs) < 80  # 1e4 with SGD blows up long before the end
     for key, value in model.state_dict().items():
         assert torch.equal(value, before[key]), key  # BatchNorm buffers included
@@ -56,8 +59,25 @@ def test_range_test_restores_the_weights_and_stops_when_the_loss_diverges():
 def test_suggestion_is_the_steepest_descent():
     lrs = [10 ** (-6 + i / 4) for i in range(25)]
     # flat, then falling fastest around lrs[12], lowest at lrs[18], then rising
-    losses = [2.0] * 8 + [1.9, 1.7, 1.4, 1.0, 0.7, 0.55, 0.5, 0.48, 0.47, 0.46, 0.45,
-                          0.6, 0.9, 1.5, 2.0, 3.0, 5.0]
+    losses = [2.0] * 8 + [
+        1.9,
+        1.7,
+        1.4,
+        1.0,
+        0.7,
+        0.55,
+        0.5,
+        0.48,
+        0.47,
+        0.46,
+        0.45,
+        0.6,
+        0.9,
+        1.5,
+        2.0,
+        3.0,
+        5.0,
+    ]
     lr, method, lowest = suggest(lrs, losses)
     assert method == "steepest descent" and lowest == lrs[18]
     assert lrs[10] <= lr <= lrs[12]

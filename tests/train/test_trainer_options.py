@@ -36,18 +36,25 @@ def digits():
     y = torch.from_numpy(bunch.target.astype(np.int64))
     mean, std = [float(x[:N_TRAIN].float().mean() / 255)], [float(x[:N_TRAIN].float().std() / 255)]
     train = TensorData(x[:N_TRAIN], y[:N_TRAIN], mean, std)
-    val = TensorData(x[N_TRAIN:N_TRAIN + 300], y[N_TRAIN:N_TRAIN + 300], mean, std)
+    val = TensorData(x[N_TRAIN : N_TRAIN + 300], y[N_TRAIN : N_TRAIN + 300], mean, std)
     return train, val
 
 
 def mlp(dropout: float = 0.0) -> nn.Module:
-    return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Dropout(dropout),
-                         nn.Linear(32, 10))
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Dropout(dropout), nn.Linear(32, 10)
+    )
 
 
 def cnn() -> nn.Module:
-    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                         nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, 10))
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32, 10),
+    )
 
 
 class Flat(nn.Module):
@@ -65,13 +72,15 @@ def run(data, cfg: LoopConfig, *, model=None, callbacks=(), **options):
     generator = seed_everything(cfg.seed, threads=2)
     model = model() if callable(model) and not isinstance(model, nn.Module) else model
     model = model if model is not None else mlp()
-    return model, fit(model, *data, cfg, options=FitOptions(generator=generator, **options),
-                      callbacks=callbacks)
+    return model, fit(
+        model, *data, cfg, options=FitOptions(generator=generator, **options), callbacks=callbacks
+    )
 
 
 def base(**kw) -> LoopConfig:
-    return LoopConfig(**{"epochs": 2, "batch_size": 32, "seed": 0, "learning_rate": 0.01,
-                         "device": "cpu", **kw})
+    return LoopConfig(
+        **{"epochs": 2, "batch_size": 32, "seed": 0, "learning_rate": 0.01, "device": "cpu", **kw}
+    )
 
 
 def test_uint8_batches_are_normalised_on_the_device(digits):
@@ -81,14 +90,16 @@ def test_uint8_batches_are_normalised_on_the_device(digits):
     assert xb.dtype == torch.float32 and yb.dtype == torch.int64
     expected = (train.x[:64].float() / 255 - train.mean[0]) / train.std[0]
     assert torch.equal(xb, expected)
-    tokens = TensorData(torch.arange(12).view(4, 3), torch.zeros(4, dtype=torch.int64),
-                        mean=[0.5], std=[0.1])  # token ids: never converted or normalised
+    tokens = TensorData(
+        torch.arange(12).view(4, 3), torch.zeros(4, dtype=torch.int64), mean=[0.5], std=[0.1]
+    )  # token ids: never converted or normalised
     xb, _ = next(tokens.place(torch.device("cpu")).batches(None, 4))
     assert xb.dtype == torch.int64 and torch.equal(xb, tokens.x)
 
 
 def test_accumulating_k_batches_equals_one_k_times_larger_batch(digits):
     """SGD without momentum: 2 x 32 accumulated == 64 in one step (up to float rounding)."""
+
     def sgd(model):
         return [{"params": list(model.parameters()), "momentum": 0.0, "nesterov": False}]
 
@@ -97,12 +108,18 @@ def test_accumulating_k_batches_equals_one_k_times_larger_batch(digits):
     second = mlp()
     second.load_state_dict(first.state_dict())
     cfg = base(optimizer="sgd", weight_decay=0.0, schedule="constant", learning_rate=0.1)
-    fit(first, *digits, cfg.__class__(**{**cfg.__dict__, "accumulate": 2}),
-        options=FitOptions(generator=torch.Generator().manual_seed(3),
-                           param_groups=sgd(first)))
-    fit(second, *digits, cfg.__class__(**{**cfg.__dict__, "batch_size": 64}),
-        options=FitOptions(generator=torch.Generator().manual_seed(3),
-                           param_groups=sgd(second)))
+    fit(
+        first,
+        *digits,
+        cfg.__class__(**{**cfg.__dict__, "accumulate": 2}),
+        options=FitOptions(generator=torch.Generator().manual_seed(3), param_groups=sgd(first)),
+    )
+    fit(
+        second,
+        *digits,
+        cfg.__class__(**{**cfg.__dict__, "batch_size": 64}),
+        options=FitOptions(generator=torch.Generator().manual_seed(3), param_groups=sgd(second)),
+    )
     for key, value in first.state_dict().items():
         torch.testing.assert_close(value, second.state_dict()[key], atol=1e-5, rtol=0)
 
@@ -126,7 +143,8 @@ def _lr_trace(digits, cfg: LoopConfig, *, model=mlp):
     def watch(state):
         if state.epoch == 1:
             state.optimizer.register_step_pre_hook(
-                lambda opt, *_: trace.append(opt.param_groups[0]["lr"]))
+                lambda opt, *_: trace.append(opt.param_groups[0]["lr"])
+            )
 
     _, result = run(digits, cfg, model=model, callbacks=[LambdaCallback(on_epoch_start=watch)])
     return trace, result
@@ -144,7 +162,8 @@ def test_lr_schedules(digits):
     assert trace[-1] < 0.01 / 25 / 100 * 1.5  # annealed towards max_lr / 25 / 1e4
     _, result = run(digits, base(schedule="cosine", epochs=3))
     assert [r["lr"] for r in result.history] == pytest.approx(
-        [0.01 * (1 + math.cos(math.pi * e / 3)) / 2 for e in range(3)])
+        [0.01 * (1 + math.cos(math.pi * e / 3)) / 2 for e in range(3)]
+    )
     # plateau: a network that cannot learn (frozen, a gradient-free dummy parameter): the
     # metric stays flat, so x0.1 after 2 epochs without improvement (patience 4 // 2)
     _, result = run(digits, base(schedule="plateau", epochs=5, patience=4), model=Flat)
@@ -161,6 +180,7 @@ def test_label_smoothing_raises_the_train_loss_floor(digits):
 def test_soft_targets_from_batch_transform_match_hard_labels(digits):
     """One-hot soft targets (what mixup returns with lambda 1) train exactly as labels do,
     label smoothing included."""
+
     def one_hot(x, y):
         return x, nn.functional.one_hot(y, 10).float()
 
@@ -186,13 +206,26 @@ def test_grad_clip_bounds_the_gradient_norm(digits):
 
         def watch(state):
             if state.epoch == 1:
-                state.optimizer.register_step_pre_hook(lambda opt, *_: norms.append(float(
-                    torch.linalg.vector_norm(torch.stack([
-                        p.grad.norm() for g in opt.param_groups for p in g["params"]
-                        if p.grad is not None])))))
+                state.optimizer.register_step_pre_hook(
+                    lambda opt, *_: norms.append(
+                        float(
+                            torch.linalg.vector_norm(
+                                torch.stack(
+                                    [
+                                        p.grad.norm()
+                                        for g in opt.param_groups
+                                        for p in g["params"]
+                                        if p.grad is not None
+                                    ]
+                                )
+                            )
+                        )
+                    )
+                )
 
-        run(digits, base(epochs=1, grad_clip=clip),
-            callbacks=[LambdaCallback(on_epoch_start=watch)])
+        run(
+            digits, base(epochs=1, grad_clip=clip), callbacks=[LambdaCallback(on_epoch_start=watch)]
+        )
         return norms
 
     assert max(norms_with(None)) > 0.05
@@ -202,12 +235,23 @@ def test_grad_clip_bounds_the_gradient_norm(digits):
 def test_param_groups_and_epoch_start_hook(digits):
     model = mlp()
     seen = []
-    groups = [{"params": list(model[1].parameters()), "lr": 0.001},
-              {"params": list(model[4].parameters())}]
-    _, result = run(digits, base(epochs=2, schedule="constant"), model=model,
-                    param_groups=groups,
-                    callbacks=[LambdaCallback(on_epoch_start=lambda s: seen.append(
-                        (s.epoch, s.model is model, [g["lr"] for g in s.optimizer.param_groups])))])
+    groups = [
+        {"params": list(model[1].parameters()), "lr": 0.001},
+        {"params": list(model[4].parameters())},
+    ]
+    _, result = run(
+        digits,
+        base(epochs=2, schedule="constant"),
+        model=model,
+        param_groups=groups,
+        callbacks=[
+            LambdaCallback(
+                on_epoch_start=lambda s: seen.append(
+                    (s.epoch, s.model is model, [g["lr"] for g in s.optimizer.param_groups])
+                )
+            )
+        ],
+    )
     assert seen == [(1, True, [0.001, 0.01]), (2, True, [0.001, 0.01])]
     assert result.history[0]["lr"] == 0.001
 
@@ -216,6 +260,7 @@ def test_channels_last_and_a_failing_compile_fall_back_with_a_note(digits, monke
     def broken(model, *args, **kwargs):
         def call(*a, **k):
             raise RuntimeError("no C++ compiler")
+
         return call
 
     monkeypatch.setattr(torch, "compile", broken)
@@ -229,12 +274,14 @@ def test_resident_and_streamed_data_train_identically(digits, tmp_path):
     """The same weights whether the uint8 split sits in memory or streams from a memmap."""
     train, val = digits
     np.save(tmp_path / "train.npy", train.x.numpy())
-    mapped = TensorData(np.load(tmp_path / "train.npy", mmap_mode="r"), train.y,
-                        train.mean, train.std)
+    mapped = TensorData(
+        np.load(tmp_path / "train.npy", mmap_mode="r"), train.y, train.mean, train.std
+    )
     cfg = base(epochs=2)
     resident_model, resident = run((mapped, val), cfg, model=lambda: mlp(0.2))
-    streamed_model, streamed = run((mapped, val), LoopConfig(
-        **{**cfg.__dict__, "resident_bytes": 0}), model=lambda: mlp(0.2))
+    streamed_model, streamed = run(
+        (mapped, val), LoopConfig(**{**cfg.__dict__, "resident_bytes": 0}), model=lambda: mlp(0.2)
+    )
     assert resident.resident and not streamed.resident
     for key, value in resident_model.state_dict().items():
         assert torch.equal(value, streamed_model.state_dict()[key]), key
@@ -248,10 +295,13 @@ def test_seeding_asks_for_deterministic_kernels_without_loading_inductor():
     import subprocess
     import sys
 
-    code = ("import sys, torch; from dlworkflow.train.trainer import seed_everything; "
-            "seed_everything(3); print(torch.are_deterministic_algorithms_enabled(), "
-            "torch.is_deterministic_algorithms_warn_only_enabled(), "
-            "'torch._inductor.config' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, timeout=120)
+    code = (
+        "import sys, torch; from dlworkflow.train.trainer import seed_everything; "
+        "seed_everything(3); print(torch.are_deterministic_algorithms_enabled(), "
+        "torch.is_deterministic_algorithms_warn_only_enabled(), "
+        "'torch._inductor.config' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
     assert out.stdout.split() == ["True", "True", "False"], out.stderr[-2000:]

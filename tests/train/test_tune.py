@@ -24,8 +24,15 @@ SPACE = {  # a learning rate down to 1e-6 makes trials the median pruner stops
     "train.learning_rate": {"type": "log_uniform", "low": 1.0e-6, "high": 3.0e-2},
     "train.batch_size": {"type": "categorical", "choices": [16, 32]},
 }
-TUNE = {"tune.space": SPACE, "tune.epochs": 2, "tune.sampler": "random", "tune.seed": 25,
-        "tune.pruner": "median", "tune.startup_trials": 1, "tune.warmup_epochs": 0}
+TUNE = {
+    "tune.space": SPACE,
+    "tune.epochs": 2,
+    "tune.sampler": "random",
+    "tune.seed": 25,
+    "tune.pruner": "median",
+    "tune.startup_trials": 1,
+    "tune.warmup_epochs": 0,
+}
 
 
 class Interrupted(Exception):
@@ -36,18 +43,21 @@ def stop_after(n: int) -> Any:
     def callback(study: Any, trial: Any) -> None:
         if trial.number + 1 >= n:
             raise Interrupted(f"stopped after trial {trial.number}")
+
     return callback
 
 
 @pytest.fixture(scope="module")
 def studied(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A trained project, then a study of TRIALS trials: interrupted after 2, then resumed."""
-    project = build_digits_project(tmp_path_factory.mktemp("tune"),
-                                   config={**FAST_CONFIG, **TUNE})
+    project = build_digits_project(tmp_path_factory.mktemp("tune"), config={**FAST_CONFIG, **TUNE})
     project.train(epochs=1, progress=False)
     pointer = project.paths.train_dir / "best.json"
-    before = {"pointer": pointer.read_bytes(), "train_runs": len(project.ledger.history("train")),
-              "run_dirs": sorted(p.name for p in project.paths.train_dir.iterdir())}
+    before = {
+        "pointer": pointer.read_bytes(),
+        "train_runs": len(project.ledger.history("train")),
+        "run_dirs": sorted(p.name for p in project.paths.train_dir.iterdir()),
+    }
     with pytest.raises(Interrupted):
         tune(project, trials=TRIALS, progress=False, callbacks=[stop_after(2)])
     result = tune(project, trials=TRIALS, progress=False)
@@ -110,8 +120,11 @@ def test_every_trial_is_an_mlflow_child_run_of_its_tune_run(studied: dict) -> No
     client = MlflowClient(tracking_uri=f"sqlite:///{project.paths.mlflow_db}")
     experiment = client.get_experiment_by_name(project.config.name)
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
-    parents = {r.info.run_id: r for r in runs if r.data.tags.get("dlw.step") == "tune"
-               and "mlflow.parentRunId" not in r.data.tags}
+    parents = {
+        r.info.run_id: r
+        for r in runs
+        if r.data.tags.get("dlw.step") == "tune" and "mlflow.parentRunId" not in r.data.tags
+    }
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") in parents]
     assert len(parents) >= 2  # the interrupted run and the resumed one (and later ones)
     assert parents[result.mlflow_run_id].data.metrics["tune.n_trials"] == TRIALS
@@ -121,7 +134,8 @@ def test_every_trial_is_an_mlflow_child_run_of_its_tune_run(studied: dict) -> No
         run = by_id[trial["mlflow_run_id"]]
         assert run.data.tags["dlw.tune.trial"] == str(trial["number"])
         assert float(run.data.params["tune.train.learning_rate"]) == pytest.approx(
-            trial["params"]["train.learning_rate"])
+            trial["params"]["train.learning_rate"]
+        )
         curve = client.get_metric_history(run.info.run_id, "val_accuracy")
         assert len(curve) == trial["epochs_run"]
         assert run.info.status == ("KILLED" if trial["state"] == "pruned" else "FINISHED")
@@ -130,8 +144,12 @@ def test_every_trial_is_an_mlflow_child_run_of_its_tune_run(studied: dict) -> No
 def test_run_trial_reports_every_epoch_and_returns_the_best_value(studied: dict) -> None:
     project: Project = studied["project"]
     seen: list[tuple[int, float]] = []
-    value = run_trial(project, {"train.learning_rate": 0.01}, epochs=2,
-                      report=lambda epoch, v: seen.append((epoch, v)))
+    value = run_trial(
+        project,
+        {"train.learning_rate": 0.01},
+        epochs=2,
+        report=lambda epoch, v: seen.append((epoch, v)),
+    )
     assert [e for e, _ in seen] == [1, 2] and value == max(v for _, v in seen)
     assert studied["pointer"].read_bytes() == studied["before"]["pointer"]
     assert len(project.ledger.history("train")) == studied["before"]["train_runs"]
@@ -166,18 +184,25 @@ def test_apply_writes_the_best_params_into_the_yaml_and_shows_the_diff(studied: 
     assert study_mod.settings_for(project).name == name_before
 
 
-@pytest.mark.parametrize(("key", "spec", "message"), [
-    ("train.learnig_rate", {"type": "uniform", "low": 0.1, "high": 0.2}, "no setting"),
-    ("augment.flip", {"type": "uniform", "low": 0.0, "high": 2.0}, "not valid"),
-    ("split.seed", {"type": "int", "low": 1, "high": 9}, "only settings of the train step"),
-    ("train.epochs", {"type": "int", "low": 1, "high": 9}, "tune.epochs"),
-    ("train.optimizer", {"type": "categorical", "choices": ["adamw", "adam"]}, "not valid"),
-    ("train.batch_size", {"type": "int", "low": 8.5, "high": 64}, "whole-number"),
-    ("model.name", {"type": "categorical", "choices": ["small_cnn", "resnet9000"]},
-     "not a model"),
-])
-def test_a_bad_search_space_fails_naming_the_key(tmp_path: Path, key: str, spec: dict,
-                                                 message: str) -> None:
+@pytest.mark.parametrize(
+    ("key", "spec", "message"),
+    [
+        ("train.learnig_rate", {"type": "uniform", "low": 0.1, "high": 0.2}, "no setting"),
+        ("augment.flip", {"type": "uniform", "low": 0.0, "high": 2.0}, "not valid"),
+        ("split.seed", {"type": "int", "low": 1, "high": 9}, "only settings of the train step"),
+        ("train.epochs", {"type": "int", "low": 1, "high": 9}, "tune.epochs"),
+        ("train.optimizer", {"type": "categorical", "choices": ["adamw", "adam"]}, "not valid"),
+        ("train.batch_size", {"type": "int", "low": 8.5, "high": 64}, "whole-number"),
+        (
+            "model.name",
+            {"type": "categorical", "choices": ["small_cnn", "resnet9000"]},
+            "not a model",
+        ),
+    ],
+)
+def test_a_bad_search_space_fails_naming_the_key(
+    tmp_path: Path, key: str, spec: dict, message: str
+) -> None:
     project = Project.init(tmp_path / "p", name="p")
     project.update_config({"tune.space": {key: spec}})
     with pytest.raises(ConfigError) as info:
@@ -196,8 +221,9 @@ def test_list_choices_round_trip_through_the_study() -> None:
     spec = ParamSpec(type="categorical", choices=[[8, 16], [16, 32]])
     dist = space_mod.distributions({"model.params.channels": spec})["model.params.channels"]
     assert dist.choices == (json.dumps([8, 16]), json.dumps([16, 32]))
-    decoded = space_mod.decode({"model.params.channels": "[16, 32]"},
-                               {"model.params.channels": spec})
+    decoded = space_mod.decode(
+        {"model.params.channels": "[16, 32]"}, {"model.params.channels": spec}
+    )
     assert decoded == {"model.params.channels": [16, 32]}
     assert space_mod.samples(ParamSpec(type="int", low=1, high=4)) == [1, 4]
 
@@ -212,5 +238,10 @@ def test_trials_a_killed_run_left_running_become_failed(tmp_path: Path) -> None:
     assert study_mod.recover_interrupted(study) == [orphan.number]
     trial = study_mod.load(settings).trials[orphan.number]
     assert trial.state.name == "FAIL" and "interrupted" in trial.user_attrs["error"]
-    assert study_mod.counts(study) == {"complete": 1, "pruned": 0, "failed": 1, "running": 0,
-                                       "total": 2}
+    assert study_mod.counts(study) == {
+        "complete": 1,
+        "pruned": 0,
+        "failed": 1,
+        "running": 0,
+        "total": 2,
+    }

@@ -17,11 +17,13 @@ from dlworkflow.train.tune import ray_backend  # noqa: E402
 try:
     import ray  # noqa: F401
     from ray import tune as _ray_tune  # noqa: F401
+
     HAVE_RAY = True
 except ImportError:  # pragma: no cover - ray is pinned in requirements.lock
     HAVE_RAY = False
-needs_ray = pytest.mark.skipif(not HAVE_RAY, reason="ray[tune] is not installed (the optional "
-                                                    "`ray` extra)")
+needs_ray = pytest.mark.skipif(
+    not HAVE_RAY, reason="ray[tune] is not installed (the optional `ray` extra)"
+)
 
 SPACE = {
     "train.learning_rate": {"type": "log_uniform", "low": 1.0e-3, "high": 5.0e-2},
@@ -35,11 +37,19 @@ def digits_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tune_ray") / "proj"
     project = Project.init(root)
     project.define(metric="accuracy", target=0.9)
-    project.update_config({"model.name": "small_cnn",
-                           "model.params": {"channels": [8, 16], "convs_per_block": 1},
-                           "train.epochs": 1, "train.threads": 1,
-                           "tune.space": SPACE, "tune.trials": 4, "tune.epochs": 1,
-                           "tune.workers": 2, "tune.startup_trials": 2})
+    project.update_config(
+        {
+            "model.name": "small_cnn",
+            "model.params": {"channels": [8, 16], "convs_per_block": 1},
+            "train.epochs": 1,
+            "train.threads": 1,
+            "tune.space": SPACE,
+            "tune.trials": 4,
+            "tune.epochs": 1,
+            "tune.workers": 2,
+            "tune.startup_trials": 2,
+        }
+    )
     project.ingest("builtin:digits", progress=False)
     project.split()
     return root
@@ -52,8 +62,11 @@ def _ray_processes(before: set[int]) -> list[str]:
     alive = []
     for child in psutil.Process().children(recursive=True):
         try:
-            if child.pid not in before and child.is_running() and \
-                    child.status() != psutil.STATUS_ZOMBIE:
+            if (
+                child.pid not in before
+                and child.is_running()
+                and child.status() != psutil.STATUS_ZOMBIE
+            ):
                 alive.append(f"{child.pid} {child.name()}")
         except psutil.NoSuchProcess:
             pass
@@ -85,11 +98,9 @@ def test_a_ray_study_writes_the_same_optuna_study_and_leaves_no_process(digits_r
     study = study_mod.load(settings)
     trials = study.get_trials(deepcopy=False)
     assert [t.number for t in trials] == [0, 1, 2, 3]
-    assert all(t.state.name == "COMPLETE" and t.intermediate_values == {1: t.value}
-               for t in trials)
+    assert all(t.state.name == "COMPLETE" and t.intermediate_values == {1: t.value} for t in trials)
     attrs = [t.user_attrs for t in trials]
-    assert all(a["backend"] == "ray" and a["epochs_run"] == 1 and a["mlflow_run_id"]
-               for a in attrs)
+    assert all(a["backend"] == "ray" and a["epochs_run"] == 1 and a["mlflow_run_id"] for a in attrs)
     assert all(a["pid"] != __import__("os").getpid() for a in attrs)  # ran in Ray workers
     assert (Path(digits_root) / "reports" / "tune.html").exists()
 
@@ -121,20 +132,26 @@ def test_ray_marks_stopped_trials_pruned_and_crashes_failed(tmp_path):
     Optuna state in the study."""
     from dlworkflow.config import ParamSpec
 
-    study = optuna.create_study(direction="maximize",
-                                storage=f"sqlite:///{tmp_path / 'study.db'}", study_name="s")
-    space = {"train.learning_rate": ParamSpec(type="log_uniform", low=1e-4, high=1e-1),
-             "model.params.channels": ParamSpec(type="categorical",
-                                                choices=[[8, 16], [16, 32]])}
-    searcher = ray_backend._searcher_class()(study, space=space, mode="max", epochs=3,
-                                             project=None)
+    study = optuna.create_study(
+        direction="maximize", storage=f"sqlite:///{tmp_path / 'study.db'}", study_name="s"
+    )
+    space = {
+        "train.learning_rate": ParamSpec(type="log_uniform", low=1e-4, high=1e-1),
+        "model.params.channels": ParamSpec(type="categorical", choices=[[8, 16], [16, 32]]),
+    }
+    searcher = ray_backend._searcher_class()(study, space=space, mode="max", epochs=3, project=None)
     configs = [searcher.suggest(f"t{i}") for i in range(4)]
     assert [c[ray_backend.TRIAL_KEY] for c in configs] == [0, 1, 2, 3]
     assert all(c["model.params.channels"] in ([8, 16], [16, 32]) for c in configs)
 
     def result(epoch, value, best, finished, **attrs):
-        return {"value": value, "best": best, "epoch": epoch, "finished": finished,
-                **{ray_backend.ATTR + k: v for k, v in attrs.items()}}
+        return {
+            "value": value,
+            "best": best,
+            "epoch": epoch,
+            "finished": finished,
+            **{ray_backend.ATTR + k: v for k, v in attrs.items()},
+        }
 
     searcher.on_trial_result("t0", result(1, 0.5, 0.5, 0, pid=11))
     searcher.on_trial_result("t0", result(2, 0.7, 0.7, 0, pid=11))

@@ -25,13 +25,14 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def pngs(text: str) -> list[bytes]:
-    return [base64.b64decode(m) for m in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)",
-                                                  text)]
+    return [
+        base64.b64decode(m) for m in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", text)
+    ]
 
 
 def section(text: str, key: str) -> str:
     start = text.index(f"<section id='{key}'")
-    return text[start:text.index("</section>", start)]
+    return text[start : text.index("</section>", start)]
 
 
 def known_study(n_trials: int = 14) -> optuna.Study:
@@ -53,8 +54,10 @@ def known_study(n_trials: int = 14) -> optuna.Study:
         return value
 
     study = optuna.create_study(
-        direction="maximize", sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=4),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=4),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
+    )
     study.optimize(objective, n_trials=n_trials)
     return study
 
@@ -119,10 +122,17 @@ def test_a_digits_study_writes_tune_html_and_the_final_report_shows_it(digits_pr
     from dlworkflow.report.step import report
 
     project = digits_project
-    project.update_config({
-        "tune.space": {"train.learning_rate": {"type": "log_uniform", "low": 1e-3, "high": 5e-2},
-                       "train.batch_size": {"type": "categorical", "choices": [32, 64]}},
-        "tune.trials": 4, "tune.epochs": 2, "tune.startup_trials": 2})
+    project.update_config(
+        {
+            "tune.space": {
+                "train.learning_rate": {"type": "log_uniform", "low": 1e-3, "high": 5e-2},
+                "train.batch_size": {"type": "categorical", "choices": [32, 64]},
+            },
+            "tune.trials": 4,
+            "tune.epochs": 2,
+            "tune.startup_trials": 2,
+        }
+    )
     result = project.tune(progress=False)
     path = project.paths.reports / "tune.html"
     assert Path(result.report) == path and path.is_file()

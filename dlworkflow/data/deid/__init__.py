@@ -32,13 +32,24 @@ from dlworkflow.data.deid.tabular import mask_text, scan_table, scrub_table
 from dlworkflow.store.privacy import make_record
 
 
-def build_record(findings: Iterable[Finding], *, mode: str, dataset_version: str,
-                 n_scanned: int, sensitivity: str, scrubbed_to: str | None = None
-                 ) -> dict[str, Any]:
+def build_record(
+    findings: Iterable[Finding],
+    *,
+    mode: str,
+    dataset_version: str,
+    n_scanned: int,
+    sensitivity: str,
+    scrubbed_to: str | None = None,
+) -> dict[str, Any]:
     """The privacy record (see dlworkflow.store.privacy) for these findings."""
-    return make_record([f.to_dict() for f in findings], mode=mode,
-                       dataset_version=dataset_version, n_scanned=n_scanned,
-                       sensitivity=sensitivity, scrubbed_to=scrubbed_to)
+    return make_record(
+        [f.to_dict() for f in findings],
+        mode=mode,
+        dataset_version=dataset_version,
+        n_scanned=n_scanned,
+        sensitivity=sensitivity,
+        scrubbed_to=scrubbed_to,
+    )
 
 
 __all__ = [

@@ -180,18 +180,30 @@ def _scan(ds: Any) -> list[Finding]:
     out = []
     for tag, values in counts.items():
         _, keyword, kind, _, _ = BY_TAG.get(tag, (tag, _keyword(tag), "uid", "U", "uid"))
-        detail = (f"{len(values[0])} item(s)" if _is_sequence(values[0])
-                  else mask(values[0]))
-        out.append(Finding(None, where(tag, keyword), kind, detail, count=len(values),
-                           key=keyword))
+        detail = f"{len(values[0])} item(s)" if _is_sequence(values[0]) else mask(values[0])
+        out.append(Finding(None, where(tag, keyword), kind, detail, count=len(values), key=keyword))
     if private:
-        out.append(Finding(None, f"DICOM private attributes ({len(private)})", "private-tag",
-                           f"{len(private)} private attribute(s)", count=len(private),
-                           key="private"))
+        out.append(
+            Finding(
+                None,
+                f"DICOM private attributes ({len(private)})",
+                "private-tag",
+                f"{len(private)} private attribute(s)",
+                count=len(private),
+                key="private",
+            )
+        )
     if str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
-        out.append(Finding(None, where(BURNED_IN, "BurnedInAnnotation"), "burned-in-annotation",
-                           "pixels carry burned-in text; it is not removed", key="BurnedIn",
-                           action="remains"))
+        out.append(
+            Finding(
+                None,
+                where(BURNED_IN, "BurnedInAnnotation"),
+                "burned-in-annotation",
+                "pixels carry burned-in text; it is not removed",
+                key="BurnedIn",
+                action="remains",
+            )
+        )
     return out
 
 
@@ -206,8 +218,11 @@ def _is_sequence(value: Any) -> bool:
 
 
 def _other_uid(elem: Any) -> bool:
-    return elem.VR == "UI" and has_content(elem.value) and not all(
-        str(v).startswith(STANDARD_UID_ROOT) for v in _values(elem.value))
+    return (
+        elem.VR == "UI"
+        and has_content(elem.value)
+        and not all(str(v).startswith(STANDARD_UID_ROOT) for v in _values(elem.value))
+    )
 
 
 def _values(value: Any) -> list[Any]:
@@ -277,8 +292,7 @@ def _done(finding: Finding, key: bytes | None) -> str:
         return "pseudonymised"
     row = next((r for r in PROFILE if r[1] == finding.key), None)
     action = row[4] if row else "uid"
-    return {"remove": "removed", "empty": "emptied", "dummy": "replaced",
-            "uid": "replaced"}[action]
+    return {"remove": "removed", "empty": "emptied", "dummy": "replaced", "uid": "replaced"}[action]
 
 
 def _mark_deidentified(ds: Any) -> None:

@@ -77,17 +77,33 @@ def _scan_exif(img: Any) -> list[Finding]:
         exif = img.getexif()
         sub, gps = exif.get_ifd(EXIF_IFD), exif.get_ifd(GPS_IFD)
     except Exception:  # noqa: BLE001 - Pillow raises many types on broken EXIF blocks
-        return [Finding(None, "EXIF (unparseable)", "unreadable-metadata",
-                        "an EXIF block that cannot be parsed", key="EXIF")]
+        return [
+            Finding(
+                None,
+                "EXIF (unparseable)",
+                "unreadable-metadata",
+                "an EXIF block that cannot be parsed",
+                key="EXIF",
+            )
+        ]
     found = _tag_findings(exif, IFD0_TAGS) + _tag_findings(sub, EXIF_TAGS)
     position = [t for t, v in gps.items() if t not in GPS_TIME_TAGS and has_content(v)]
     if position:
-        found.append(Finding(None, "EXIF GPSInfo", "gps", f"GPS position ({len(position)} tags)",
-                             count=len(position), key="GPSInfo"))
+        found.append(
+            Finding(
+                None,
+                "EXIF GPSInfo",
+                "gps",
+                f"GPS position ({len(position)} tags)",
+                count=len(position),
+                key="GPSInfo",
+            )
+        )
     for tag, name in GPS_TIME_TAGS.items():
         if has_content(gps.get(tag)):
-            found.append(Finding(None, f"EXIF {name}", "timestamp", mask(_gps_text(gps[tag])),
-                                 key=name))
+            found.append(
+                Finding(None, f"EXIF {name}", "timestamp", mask(_gps_text(gps[tag])), key=name)
+            )
     return found
 
 
@@ -97,8 +113,11 @@ def _tag_findings(ifd: Any, table: dict[int, tuple[str, str]]) -> list[Finding]:
         value = ifd.get(tag) if ifd else None
         if not has_content(value):
             continue
-        detail = (f"{len(value)} bytes" if kind == "embedded-metadata" and
-                  isinstance(value, bytes) else mask(_exif_text(value)))
+        detail = (
+            f"{len(value)} bytes"
+            if kind == "embedded-metadata" and isinstance(value, bytes)
+            else mask(_exif_text(value))
+        )
         out.append(Finding(None, f"EXIF {name}", kind, detail, key=name))
     return out
 
@@ -131,14 +150,20 @@ def _scan_text(img: Any) -> list[Finding]:
         if "xmp" in lowered or lowered.startswith("raw profile"):
             kind, detail = "embedded-metadata", f"{len(str(value))} characters"
         else:
-            kind = ("owner" if any(k in lowered for k in OWNER_TEXT) else
-                    "timestamp" if any(k in lowered for k in TIME_TEXT) else "description")
+            kind = (
+                "owner"
+                if any(k in lowered for k in OWNER_TEXT)
+                else "timestamp"
+                if any(k in lowered for k in TIME_TEXT)
+                else "description"
+            )
             detail = mask(value)
         out.append(Finding(None, f"{img.format} text {key!r}", kind, detail, key=key))
     comment = img.info.get("comment") if img.format != "PNG" else None
     if has_content(comment):
-        out.append(Finding(None, f"{img.format} comment", "description", mask(comment),
-                           key="comment"))
+        out.append(
+            Finding(None, f"{img.format} comment", "description", mask(comment), key="comment")
+        )
     return out
 
 
@@ -147,11 +172,21 @@ def _scan_jpeg_blocks(img: Any) -> list[Finding]:
     out = []
     for marker, payload in getattr(img, "applist", []) or []:
         if marker == "APP1" and payload.startswith(b"http://ns.adobe.com/xap"):
-            out.append(Finding(None, "JPEG XMP (APP1)", "embedded-metadata",
-                               f"{len(payload)} bytes", key="XMP"))
+            out.append(
+                Finding(
+                    None, "JPEG XMP (APP1)", "embedded-metadata", f"{len(payload)} bytes", key="XMP"
+                )
+            )
         elif marker == "APP13":
-            out.append(Finding(None, "JPEG IPTC/Photoshop (APP13)", "embedded-metadata",
-                               f"{len(payload)} bytes", key="APP13"))
+            out.append(
+                Finding(
+                    None,
+                    "JPEG IPTC/Photoshop (APP13)",
+                    "embedded-metadata",
+                    f"{len(payload)} bytes",
+                    key="APP13",
+                )
+            )
     return out
 
 
@@ -245,14 +280,14 @@ def strip_jpeg(data: bytes, *, orientation: int | None = None) -> bytes:
                 out.insert(_exif_slot(out), _app1(orientation))
             return b"".join(out)
         if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
-            out.append(data[pos:pos + 2])
+            out.append(data[pos : pos + 2])
             pos += 2
             continue
-        end = pos + 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+        end = pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
         if marker == 0xDA:  # start of scan: header, then entropy-coded data to the next marker
             end = _scan_end(data, end)
             out.append(data[pos:end])
-        elif _keep_segment(marker, data[pos + 4:pos + 16]):
+        elif _keep_segment(marker, data[pos + 4 : pos + 16]):
             out.append(data[pos:end])
         pos = end
     raise ValueError("corrupt JPEG: no end-of-image marker (truncated file?)")

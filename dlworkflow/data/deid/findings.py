@@ -18,15 +18,32 @@ from dlworkflow.store.privacy import RESOLVED  # what a scrub did; anything else
 # The kinds a finding can have (the privacy record counts findings by kind).
 KINDS = (
     # image metadata (EXIF, PNG text, JPEG comments, XMP)
-    "gps", "serial-number", "owner", "timestamp", "description", "device-id",
-    "embedded-metadata", "unreadable-metadata",
+    "gps",
+    "serial-number",
+    "owner",
+    "timestamp",
+    "description",
+    "device-id",
+    "embedded-metadata",
+    "unreadable-metadata",
     # DICOM (PS3.15 Annex E) and tables
-    "patient-name", "patient-id", "birth-date", "patient-demographic", "address", "institution",
-    "person-name", "uid", "study-id", "private-tag", "burned-in-annotation", "free-text",
+    "patient-name",
+    "patient-id",
+    "birth-date",
+    "patient-demographic",
+    "address",
+    "institution",
+    "person-name",
+    "uid",
+    "study-id",
+    "private-tag",
+    "burned-in-annotation",
+    "free-text",
     # text and tables
-    "email", "phone", "national-id",
+    "email",
+    "phone",
+    "national-id",
 )
-
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,9 @@ def scan_file(path: str | Path, *, sample_id: str | None = None) -> list[Finding
     return scan_image(path, sample_id=sample_id)
 
 
-def deidentify_file(path: str | Path, dst_folder: str | Path, sample_id: str, *,
-                    key: bytes | None = None) -> tuple[Path, list[Finding]]:
+def deidentify_file(
+    path: str | Path, dst_folder: str | Path, sample_id: str, *, key: bytes | None = None
+) -> tuple[Path, list[Finding]]:
     """(path of the file to use, findings with the action taken).
 
     Nothing to remove: the ORIGINAL path and its findings (none, or only ones that remain such

@@ -32,11 +32,16 @@ if TYPE_CHECKING:
 NAME_RULES: tuple[tuple[str, str], ...] = (  # regex on the normalised name (a_b_c) -> kind
     (r"e_?mail|mail_?address", "email"),
     (r"(tele)?phone(_?n(o|umber|r))?|tel|mobile|cell(_?phone)?|fax", "phone"),
-    (r"ssn|social_?security(_?n(o|umber))?|national_?id|nino|nhs(_?n(o|umber))?|passport"
-     r"(_?n(o|umber))?|tax_?id|driver_?s?_?licen[cs]e|insurance_?n(o|umber)", "national-id"),
+    (
+        r"ssn|social_?security(_?n(o|umber))?|national_?id|nino|nhs(_?n(o|umber))?|passport"
+        r"(_?n(o|umber))?|tax_?id|driver_?s?_?licen[cs]e|insurance_?n(o|umber)",
+        "national-id",
+    ),
     (r"dob|d_o_b|birth|birth_?date|birthday|date_of_birth|born", "birth-date"),
-    (r"(first|last|given|family|middle|full|maiden|patient|person)_?name|surname|forename",
-     "person-name"),
+    (
+        r"(first|last|given|family|middle|full|maiden|patient|person)_?name|surname|forename",
+        "person-name",
+    ),
     (r"patient(_?id)?|mrn|medical_?record(_?n(o|umber))?", "patient-id"),
     (r"address|street|zip(_?code)?|post_?code|postal_?code", "address"),
 )
@@ -45,8 +50,10 @@ ID_LIKE = re.compile(r"(^|_)(id|ident|identifier|n(o|r|um|umber)|code)(_|$)")
 # ---- content ---------------------------------------------------------------------------------
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 SSN = re.compile(r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b")
-NHS = re.compile(r"(?<!\+\d )(?<!\+\d\d )(?<!\+\d\d\d )"  # not the tail of "+1 415 555 2671"
-                 r"\b\d{3}[ ]?\d{3}[ ]?\d{4}\b")
+NHS = re.compile(
+    r"(?<!\+\d )(?<!\+\d\d )(?<!\+\d\d\d )"  # not the tail of "+1 415 555 2671"
+    r"\b\d{3}[ ]?\d{3}[ ]?\d{4}\b"
+)
 PHONE = re.compile(
     r"(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}"  # +44 20 ...
     r"|\(\d{3}\)[ ]?\d{3}[ .-]\d{4}"  # (555) 123-4567
@@ -54,12 +61,23 @@ PHONE = re.compile(
     r"|0\d{2,4}[ -]?\d{3,4}[ -]?\d{3,4})(?![\w])"  # 020 7946 0958, 07700 900123
 )
 HONORIFIC = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?\s+[A-Z][a-z'-]+(?:\s+[A-Z][a-z'-]+)?")
-NAME_VALUE = re.compile(r"[A-Z][a-z'’-]+(?:[ -][A-Z][a-z'’-]+){0,2}"  # Jane Doe, Mary-Ann Lee
-                        r"|[A-Z][a-z'’-]+, [A-Z][a-z'’-]+")  # Doe, Jane
-DATE = re.compile(r"^\s*(?:(\d{4})[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.](\d{4}))"
-                  r"(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?\s*$")
-TOKENS = {"email": "[EMAIL]", "national-id": "[ID]", "phone": "[PHONE]", "person-name": "[NAME]",
-          "birth-date": "[DATE]", "patient-id": "[ID]", "address": "[ADDRESS]"}
+NAME_VALUE = re.compile(
+    r"[A-Z][a-z'’-]+(?:[ -][A-Z][a-z'’-]+){0,2}"  # Jane Doe, Mary-Ann Lee
+    r"|[A-Z][a-z'’-]+, [A-Z][a-z'’-]+"
+)  # Doe, Jane
+DATE = re.compile(
+    r"^\s*(?:(\d{4})[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.](\d{4}))"
+    r"(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?\s*$"
+)
+TOKENS = {
+    "email": "[EMAIL]",
+    "national-id": "[ID]",
+    "phone": "[PHONE]",
+    "person-name": "[NAME]",
+    "birth-date": "[DATE]",
+    "patient-id": "[ID]",
+    "address": "[ADDRESS]",
+}
 FREE_TEXT_WORDS = 4.0  # mean words per value from which a column is free text
 VALUE_SHARE = 0.5  # share of values that must BE an identifier for a "value" column
 
@@ -90,8 +108,9 @@ TEXT_PATTERNS: tuple[tuple[str, re.Pattern[str], Callable[[str], bool] | None], 
 @lru_cache(maxsize=1)
 def common_names() -> frozenset[str]:
     text = (Path(__file__).with_name("names.txt")).read_text(encoding="utf-8")
-    return frozenset(w for line in text.splitlines() if not line.startswith("#")
-                     for w in line.split())
+    return frozenset(
+        w for line in text.splitlines() if not line.startswith("#") for w in line.split()
+    )
 
 
 def normalise_name(column: str) -> str:
@@ -110,7 +129,7 @@ def kind_of_name(column: str) -> str | None:
 def scan_table(df: pd.DataFrame, *, columns: Iterable[str] | None = None) -> list[Finding]:
     """One finding per (column, kind) with its count and a masked example; sample_id None."""
     out: list[Finding] = []
-    for column in (list(df.columns) if columns is None else list(columns)):
+    for column in list(df.columns) if columns is None else list(columns):
         out += scan_column(df[column], name=str(column))
     return out
 
@@ -130,8 +149,18 @@ def scan_column(series: pd.Series, *, name: str) -> list[Finding]:
     by_name = kind_of_name(name)
     if by_name and not any(f.kind == by_name for f in found):
         example = mask(text.iloc[0]) if len(text) else "(no values)"
-        found.insert(0, Finding(None, _where(name), by_name, f"column name; e.g. {example}",
-                                count=len(text), key=name, match="name"))
+        found.insert(
+            0,
+            Finding(
+                None,
+                _where(name),
+                by_name,
+                f"column name; e.g. {example}",
+                count=len(text),
+                key=name,
+                match="name",
+            ),
+        )
     return found
 
 
@@ -145,19 +174,28 @@ def _content_findings(text: pd.Series, name: str) -> list[Finding]:
     found: dict[str, Finding] = {}
     rest = text
     for kind, pattern, valid in TEXT_PATTERNS:
-        hits = rest.map(lambda v, p=pattern, ok=valid: [m for m in p.findall(v)
-                                                        if ok is None or ok(m)])
+        hits = rest.map(
+            lambda v, p=pattern, ok=valid: [m for m in p.findall(v) if ok is None or ok(m)]
+        )
         has = hits.str.len() > 0
         if not has.any():
             continue
-        whole = rest.map(lambda v, p=pattern, ok=valid: bool(p.fullmatch(v)) and
-                         (ok is None or ok(v)))
+        whole = rest.map(
+            lambda v, p=pattern, ok=valid: bool(p.fullmatch(v)) and (ok is None or ok(v))
+        )
         match = "value" if not free and whole.mean() >= VALUE_SHARE else "text"
         example = mask(next(iter(hits[has].iloc[0])))
         previous = found.get(kind)
         count = int(has.sum()) + (previous.count if previous else 0)
-        found[kind] = Finding(None, _where(name), kind, example, count=count, key=name,
-                              match="value" if previous and previous.match == "value" else match)
+        found[kind] = Finding(
+            None,
+            _where(name),
+            kind,
+            example,
+            count=count,
+            key=name,
+            match="value" if previous and previous.match == "value" else match,
+        )
         rest = rest.map(lambda v, p=pattern: p.sub(" ", v))  # later patterns see what is left
     if not free:
         for finding in (_id_column(text, name), _birth_dates(text, name), _names(text, name)):
@@ -172,8 +210,9 @@ def _id_column(text: pd.Series, name: str) -> Finding | None:
     ids = text.str.replace(r"[ -]", "", regex=True).str.fullmatch(r"\d{9,11}")
     if ids.mean() < 0.8:
         return None
-    return Finding(None, _where(name), "national-id", mask(text[ids].iloc[0]),
-                   count=int(ids.sum()), key=name)
+    return Finding(
+        None, _where(name), "national-id", mask(text[ids].iloc[0]), count=int(ids.sum()), key=name
+    )
 
 
 def _birth_dates(text: pd.Series, name: str) -> Finding | None:
@@ -183,14 +222,26 @@ def _birth_dates(text: pd.Series, name: str) -> Finding | None:
         return None
     plausible = years[(years >= 1900) & (years < date.today().year)]
     birth_name = kind_of_name(name) == "birth-date"
-    decades = len(plausible) >= 3 and plausible.max() - plausible.min() >= 10 and \
-        plausible.median() <= date.today().year - 16
+    decades = (
+        len(plausible) >= 3
+        and plausible.max() - plausible.min() >= 10
+        and plausible.median() <= date.today().year - 16
+    )
     if not (birth_name or decades) or plausible.empty:
         return None
-    detail = "dates in a birth column" if birth_name else \
-        f"dates spanning {plausible.min()}-{plausible.max()} (birth dates?)"
-    return Finding(None, _where(name), "birth-date", f"{detail}; e.g. {mask(text.iloc[0])}",
-                   count=len(plausible), key=name)
+    detail = (
+        "dates in a birth column"
+        if birth_name
+        else f"dates spanning {plausible.min()}-{plausible.max()} (birth dates?)"
+    )
+    return Finding(
+        None,
+        _where(name),
+        "birth-date",
+        f"{detail}; e.g. {mask(text.iloc[0])}",
+        count=len(plausible),
+        key=name,
+    )
 
 
 def _names(text: pd.Series, name: str) -> Finding | None:
@@ -201,14 +252,21 @@ def _names(text: pd.Series, name: str) -> Finding | None:
     known = text[shaped].map(lambda v: any(t in names for t in re.split(r"[ ,-]+", v.lower())))
     if known.mean() < 0.3:
         return None
-    return Finding(None, _where(name), "person-name", mask(text[shaped].iloc[0]),
-                   count=int(shaped.sum()), key=name)
+    return Finding(
+        None,
+        _where(name),
+        "person-name",
+        mask(text[shaped].iloc[0]),
+        count=int(shaped.sum()),
+        key=name,
+    )
 
 
 # ---- scrubbing -------------------------------------------------------------------------------
 def mask_text(text: str) -> str:
     """Free text with every pattern match replaced by its token ("[EMAIL]", "[PHONE]", ...)."""
     for kind, pattern, valid in TEXT_PATTERNS:
+
         def token(m: re.Match[str], k: str = kind, ok: Callable[[str], bool] | None = valid) -> str:
             return TOKENS[k] if ok is None or ok(m.group(0)) else m.group(0)
 
@@ -216,9 +274,14 @@ def mask_text(text: str) -> str:
     return text
 
 
-def scrub_table(df: pd.DataFrame, findings: Iterable[Finding], *,
-                columns: Literal["drop", "mask"] = "drop", pseudonymise: Collection[str] = (),
-                key: bytes | None = None) -> tuple[pd.DataFrame, list[Finding]]:
+def scrub_table(
+    df: pd.DataFrame,
+    findings: Iterable[Finding],
+    *,
+    columns: Literal["drop", "mask"] = "drop",
+    pseudonymise: Collection[str] = (),
+    key: bytes | None = None,
+) -> tuple[pd.DataFrame, list[Finding]]:
     """A copy of df without the findings (df itself is never changed).
 
     Columns named in `pseudonymise` (e.g. the group column: patient ids that must keep samples
@@ -238,14 +301,22 @@ def scrub_table(df: pd.DataFrame, findings: Iterable[Finding], *,
         if column not in out.columns:
             done += items
             continue
-        action = _scrub_column(out, column, items, columns=columns,
-                               pseudonymise=column in pseudonymise, key=key)
+        action = _scrub_column(
+            out, column, items, columns=columns, pseudonymise=column in pseudonymise, key=key
+        )
         done += [f.with_action(action) for f in items]
     return out, done
 
 
-def _scrub_column(out: pd.DataFrame, column: str, items: list[Finding], *, columns: str,
-                  pseudonymise: bool, key: bytes | None) -> str:
+def _scrub_column(
+    out: pd.DataFrame,
+    column: str,
+    items: list[Finding],
+    *,
+    columns: str,
+    pseudonymise: bool,
+    key: bytes | None,
+) -> str:
     present = out[column].notna()
     if pseudonymise:
         assert key is not None  # scrub_table refuses pseudonymise without a key

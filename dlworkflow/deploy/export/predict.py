@@ -42,15 +42,24 @@ class PredictResult(StepResult):
         return f"Predictions of model version {self.version}"
 
     def rows(self) -> list[tuple[str, Any]]:
-        top = ", ".join(f"{k}: {v}" for k, v in sorted(self.counts.items(),
-                                                      key=lambda kv: -kv[1])[:10])
+        top = ", ".join(
+            f"{k}: {v}" for k, v in sorted(self.counts.items(), key=lambda kv: -kv[1])[:10]
+        )
         rows: list[tuple[str, Any]] = [
-            ("written", str(self.out)), ("predicted", f"{self.n_predicted:,}"),
-            ("errors", f"{self.n_errors:,} (see the error column)")]
+            ("written", str(self.out)),
+            ("predicted", f"{self.n_predicted:,}"),
+            ("errors", f"{self.n_errors:,} (see the error column)"),
+        ]
         if self.values is not None:
             v = self.values
-            rows.append(("values", f"mean {v['mean']:.4g}, min {v['min']:.4g}, "
-                                   f"max {v['max']:.4g}" if self.n_predicted else "-"))
+            rows.append(
+                (
+                    "values",
+                    f"mean {v['mean']:.4g}, min {v['min']:.4g}, max {v['max']:.4g}"
+                    if self.n_predicted
+                    else "-",
+                )
+            )
         else:
             rows.append(("labels", top or "-"))
         return rows
@@ -65,19 +74,30 @@ def open_version(root: Path, version: int | None) -> Bundle:
                 expected=f"{V.pointer_path(root)} naming an exported version",
                 received=", ".join(f"v{m['version']}" for m in V.versions(root)) or "no exports",
                 fix="run `dlw export` (a PASS model becomes the champion), `dlw promote VERSION`,"
-                    " or pass --version N")
+                " or pass --version N",
+            )
     else:
         V.read_metadata(root, version)
         folder = V.version_folder(root, version)
     return load_bundle(folder)
 
 
-def predict_files(root: Path, paths: list[str | Path], *, out: str | Path | None = None,
-                  version: int | None = None, text_column: str = "text") -> PredictResult:
+def predict_files(
+    root: Path,
+    paths: list[str | Path],
+    *,
+    out: str | Path | None = None,
+    version: int | None = None,
+    text_column: str = "text",
+) -> PredictResult:
     root = Path(root)
     if not paths:
-        raise DlwError("Nothing to predict.", expected="one or more files or folders",
-                       received="none", fix="dlw predict images/ or dlw predict rows.csv")
+        raise DlwError(
+            "Nothing to predict.",
+            expected="one or more files or folders",
+            received="none",
+            fix="dlw predict images/ or dlw predict rows.csv",
+        )
     bundle = open_version(root, version)
     out = Path(out) if out is not None else Path("predictions.csv")
     if bundle.modality == "image":
@@ -90,8 +110,11 @@ def predict_files(root: Path, paths: list[str | Path], *, out: str | Path | None
     good = [r[1] for r in records if r[1] is not None]
     probe = bundle.outputs_of(np.zeros((1, len(names)), dtype=np.float32))  # the shape of one
     outs = np.stack(good) if good else probe[:0]
-    columns = (task.prediction_columns(outs, names, target) if good else
-               {k: [] for k in task.prediction_columns(probe, names, target)})
+    columns = (
+        task.prediction_columns(outs, names, target)
+        if good
+        else {k: [] for k in task.prediction_columns(probe, names, target)}
+    )
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["path", *columns, "error"])
@@ -103,14 +126,23 @@ def predict_files(root: Path, paths: list[str | Path], *, out: str | Path | None
         writer.writerow([where, *[values[k] for values in columns.values()], ""])
         k += 1
     atomic_write_text(out, buffer.getvalue())
-    counts, values = summarise([task.prediction(row, names, target) for row in outs],
-                               fields=task.prediction(probe[0], names, target))
-    return PredictResult(out=out, version=bundle.version, n_predicted=len(good),
-                         n_errors=len(records) - len(good), counts=counts, values=values)
+    counts, values = summarise(
+        [task.prediction(row, names, target) for row in outs],
+        fields=task.prediction(probe[0], names, target),
+    )
+    return PredictResult(
+        out=out,
+        version=bundle.version,
+        n_predicted=len(good),
+        n_errors=len(records) - len(good),
+        counts=counts,
+        values=values,
+    )
 
 
-def summarise(predictions: list[dict[str, Any]], *, fields: dict[str, Any]
-              ) -> tuple[dict[str, int], dict[str, float] | None]:
+def summarise(
+    predictions: list[dict[str, Any]], *, fields: dict[str, Any]
+) -> tuple[dict[str, int], dict[str, float] | None]:
     """(predictions per class or label, the values' mean/min/max or None) of
     task.prediction dicts (`fields`: one of them, for its keys): a class counts under
     "label", each of a sample's "labels" once; predictions with a "value" are summarised."""
@@ -123,16 +155,22 @@ def summarise(predictions: list[dict[str, Any]], *, fields: dict[str, Any]
     values = np.array([float(p["value"]) for p in predictions], dtype=np.float64)
     if not len(values):
         return counts, {"mean": math.nan, "min": math.nan, "max": math.nan}
-    return counts, {"mean": float(values.mean()), "min": float(values.min()),
-                    "max": float(values.max())}
+    return counts, {
+        "mean": float(values.mean()),
+        "min": float(values.min()),
+        "max": float(values.max()),
+    }
 
 
 def _expand(paths: list[str | Path]) -> list[Path]:
     files: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.is_file()
-                            and not p.name.startswith(".") and p.suffix.lower() not in _SKIP)
+            files += sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and not p.name.startswith(".") and p.suffix.lower() not in _SKIP
+            )
         else:
             files.append(path)  # a missing file gets its error row
     return files
@@ -144,7 +182,7 @@ Record = tuple[str, "np.ndarray | None", str]
 def _predict_images(bundle: Bundle, files: list[Path]) -> list[Record]:
     records: list[Record] = []
     for start in range(0, len(files), BATCH):
-        chunk = files[start:start + BATCH]
+        chunk = files[start : start + BATCH]
         pixels, good = [], []
         for i, path in enumerate(chunk):
             try:
@@ -178,18 +216,23 @@ def _predict_csv(bundle: Bundle, path: Path, text_column: str) -> list[Record]:
     try:
         if bundle.modality == "text":
             if text_column not in frame:
-                raise InputError(f"{path} has no column {text_column!r} with the texts.",
-                                 received=", ".join(map(str, frame.columns[:10])))
+                raise InputError(
+                    f"{path} has no column {text_column!r} with the texts.",
+                    received=", ".join(map(str, frame.columns[:10])),
+                )
             x = bundle.prepare_texts(frame[text_column].astype(str).tolist())
         else:
-            rows = [{k: (None if v == "" else v) for k, v in r.items()}
-                    for r in frame.to_dict("records")]
+            rows = [
+                {k: (None if v == "" else v) for k, v in r.items()}
+                for r in frame.to_dict("records")
+            ]
             x = bundle.prepare_rows(rows)
     except InputError as exc:
         return [(str(path), None, exc.what + (f" ({exc.received})" if exc.received else ""))]
     out: list[Record] = []
     for start in range(0, len(x), BATCH):
-        for name, row in zip(names[start:start + BATCH],
-                             bundle.predict_outputs(x[start:start + BATCH])):
+        for name, row in zip(
+            names[start : start + BATCH], bundle.predict_outputs(x[start : start + BATCH])
+        ):
             out.append((name, row, ""))
     return out

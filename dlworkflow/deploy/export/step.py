@@ -63,8 +63,7 @@ class Parity:
     rule: str  # metadata.json "outputs" -> "rule": from the ONNX output to predictions
 
 
-def _same_top_class(task: Task, a: np.ndarray, b: np.ndarray,
-                    target: dict[str, Any]) -> np.ndarray:
+def _same_top_class(task: Task, a: np.ndarray, b: np.ndarray, target: dict[str, Any]) -> np.ndarray:
     return np.asarray(a.argmax(1) == b.argmax(1))
 
 
@@ -76,8 +75,7 @@ def _value_tolerance(target: dict[str, Any]) -> float:
     return MAX_ABS_DIFF * max(1.0, abs(float(target.get("std", 1.0))))
 
 
-def _same_labels(task: Task, a: np.ndarray, b: np.ndarray,
-                 target: dict[str, Any]) -> np.ndarray:
+def _same_labels(task: Task, a: np.ndarray, b: np.ndarray, target: dict[str, Any]) -> np.ndarray:
     names = [str(j) for j in range(a.shape[1])]
     first = task.prediction_columns(a, names, target)["labels"]
     second = task.prediction_columns(b, names, target)["labels"]
@@ -87,17 +85,29 @@ def _same_labels(task: Task, a: np.ndarray, b: np.ndarray,
 #: Per target kind (task.kind).
 PARITY: dict[str, Parity] = {
     "classification": Parity(
-        "probabilities", "same top class", lambda target: MAX_ABS_DIFF, _same_top_class,
+        "probabilities",
+        "same top class",
+        lambda target: MAX_ABS_DIFF,
+        _same_top_class,
         "probabilities = softmax(logits) over the classes (rows sum to 1); the predicted "
-        "label is the class of the highest probability"),
+        "label is the class of the highest probability",
+    ),
     "regression": Parity(
-        "values in the target's units", "same value within tolerance", _value_tolerance, _within,
+        "values in the target's units",
+        "same value within tolerance",
+        _value_tolerance,
+        _within,
         "value = logits[:, 0] * target.std + target.mean (the network is trained on the "
-        "standardised target; the value is in the target's units)"),
+        "standardised target; the value is in the target's units)",
+    ),
     "multilabel": Parity(
-        "label probabilities", "same label set", lambda target: MAX_ABS_DIFF, _same_labels,
+        "label probabilities",
+        "same label set",
+        lambda target: MAX_ABS_DIFF,
+        _same_labels,
         "probabilities = sigmoid(logits), one per label; label j is predicted where "
-        "probabilities[:, j] >= target.thresholds[j] (tuned on validation)"),
+        "probabilities[:, j] >= target.thresholds[j] (tuned on validation)",
+    ),
 }
 UNTESTED = "UNTESTED"
 BATCH = 256
@@ -137,25 +147,35 @@ class ExportResult(StepResult):
             ("model.onnx", f"{self.onnx_mb:.2f} MB"),
         ]
         if self.forced:
-            rows.append(("FORCED", f"{self.forced['reason']} ({self.forced['by']}, "
-                                   f"{self.forced['at']})"))
+            rows.append(
+                ("FORCED", f"{self.forced['reason']} ({self.forced['by']}, {self.forced['at']})")
+            )
         if self.champion == self.version:
-            rows.append(("champion", f"v{self.version} (served by `dlw serve`, used by "
-                                     "`dlw predict`)"))
+            rows.append(
+                ("champion", f"v{self.version} (served by `dlw serve`, used by `dlw predict`)")
+            )
         else:
             current = f"v{self.champion}" if self.champion else "none"
-            rows.append(("champion", f"unchanged: {current}; `dlw promote {self.version}` to "
-                                     "serve this one"))
+            rows.append(
+                (
+                    "champion",
+                    f"unchanged: {current}; `dlw promote {self.version}` to serve this one",
+                )
+            )
         return rows
 
 
 def _parity_text(p: dict[str, Any]) -> str:
     compared = p.get("compared", "probabilities")
     if compared == "probabilities":  # classification: as it always read
-        return (f"max |p_torch - p_onnx| {p['max_abs_diff']:.2e}, "
-                f"agreement {p['agreement']:.2%} on {p['n']:,} samples")
-    return (f"max |torch - onnx| {p['max_abs_diff']:.2e} ({compared}), agreement "
-            f"{p['agreement']:.2%} ({p.get('agreement_of')}) on {p['n']:,} samples")
+        return (
+            f"max |p_torch - p_onnx| {p['max_abs_diff']:.2e}, "
+            f"agreement {p['agreement']:.2%} on {p['n']:,} samples"
+        )
+    return (
+        f"max |torch - onnx| {p['max_abs_diff']:.2e} ({compared}), agreement "
+        f"{p['agreement']:.2%} ({p.get('agreement_of')}) on {p['n']:,} samples"
+    )
 
 
 def current_verdict(project: Workspace) -> tuple[str, dict[str, Any]]:
@@ -169,31 +189,46 @@ def current_verdict(project: Workspace) -> tuple[str, dict[str, Any]]:
     return str(outputs.get("verdict", UNTESTED)), outputs
 
 
-def export(project: Workspace, *, force: bool = False, reason: str | None = None,
-           promote: bool = True) -> ExportResult:
+def export(
+    project: Workspace, *, force: bool = False, reason: str | None = None, promote: bool = True
+) -> ExportResult:
     """Export the trained model as models/v<N>/. promote: a PASS export becomes the champion
     (False: kept beside it, as `dlw retrain` does with a challenger until it is compared)."""
     from dlworkflow.models import load_trained
     from dlworkflow.store import read_trained_pointer
 
     if force and not (reason and reason.strip()):
-        raise DlwError("--force needs a reason, recorded with the exported model.",
-                       expected='--force --reason "why this model may be deployed"',
-                       received="no reason", fix='add --reason "..."')
+        raise DlwError(
+            "--force needs a reason, recorded with the exported model.",
+            expected='--force --reason "why this model may be deployed"',
+            received="no reason",
+            fix='add --reason "..."',
+        )
     pointer = read_trained_pointer(project)
     verdict, test = current_verdict(project)
     if verdict != "PASS" and not force:
-        what = ("was never tested" if verdict == UNTESTED
-                else f"failed the test ({test.get('headline') or verdict})")
+        what = (
+            "was never tested"
+            if verdict == UNTESTED
+            else f"failed the test ({test.get('headline') or verdict})"
+        )
         raise ExportRefusedError(
             f"The trained model {what}: it is not exported.",
             expected="a PASS from `dlw test` for the model now trained",
             received=verdict,
             fix="run `dlw test` (once) and export a model that passes; or, knowing why, "
-                'export anyway with --force --reason "..." (recorded in the metadata and ledger)')
-    forced = None if verdict == "PASS" else {  # a PASS model needs no forcing
-        "reason": str(reason).strip(), "by": _user(),
-        "at": datetime.now(UTC).isoformat(timespec="seconds"), "verdict": verdict}
+            'export anyway with --force --reason "..." (recorded in the metadata and ledger)',
+        )
+    forced = (
+        None
+        if verdict == "PASS"
+        else {  # a PASS model needs no forcing
+            "reason": str(reason).strip(),
+            "by": _user(),
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "verdict": verdict,
+        }
+    )
 
     model, meta = load_trained(pointer["folder"])
     root = project.root
@@ -204,26 +239,29 @@ def export(project: Workspace, *, force: bool = False, reason: str | None = None
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".v{version}.", suffix=".tmp", dir=final.parent))
         try:
-            metadata = _write_folder(project, tmp, version, model, meta, pointer, verdict, test,
-                                     forced)
+            metadata = _write_folder(
+                project, tmp, version, model, meta, pointer, verdict, test, forced
+            )
             bundle = load_bundle(tmp, threads=1)
             parity = parity_check(project, model, meta, bundle)
             metadata["parity"] = parity
             atomic_write_json(tmp / V.METADATA_FILE, metadata)
-            if parity["max_abs_diff"] > parity["tolerance"] \
-                    or parity["agreement"] < MIN_AGREEMENT:
+            if parity["max_abs_diff"] > parity["tolerance"] or parity["agreement"] < MIN_AGREEMENT:
                 raise ParityError(
                     "ONNX Runtime does not reproduce the PyTorch model on the validation split: "
                     "the export is discarded.",
                     expected=f"max abs difference of {parity['compared']} <= "
-                             f"{parity['tolerance']:g} and prediction agreement >= "
-                             f"{MIN_AGREEMENT:.1%}",
+                    f"{parity['tolerance']:g} and prediction agreement >= "
+                    f"{MIN_AGREEMENT:.1%}",
                     received=f"{parity['max_abs_diff']:.3g} and {parity['agreement']:.2%} "
-                             f"on {parity['n']} samples",
-                    fix="report this model as not exportable; pick another model (`dlw models`)")
+                    f"on {parity['n']} samples",
+                    fix="report this model as not exportable; pick another model (`dlw models`)",
+                )
             if final.exists():
-                raise DlwError(f"Another export created {final.name} meanwhile.",
-                               fix="run `dlw export` again (one export at a time)")
+                raise DlwError(
+                    f"Another export created {final.name} meanwhile.",
+                    fix="run `dlw export` again (one export at a time)",
+                )
             os.replace(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -231,16 +269,31 @@ def export(project: Workspace, *, force: bool = False, reason: str | None = None
         if forced is None and promote:
             V.promote(root, version)
         champion = V.champion(root)
-        record = {"version": version, "verdict": verdict, "forced": forced, "parity": parity,
-                  "onnx_sha256": metadata["files"][V.ONNX_FILE], "champion": champion,
-                  "promoted": champion == version}
+        record = {
+            "version": version,
+            "verdict": verdict,
+            "forced": forced,
+            "parity": parity,
+            "onnx_sha256": metadata["files"][V.ONNX_FILE],
+            "champion": champion,
+            "promoted": champion == version,
+        }
         run.outputs = {"hash": sha256_json(record), **record}
-        run.summary = {"headline": f"exported v{version} ({metadata['model']}, {verdict}"
-                                   f"{', FORCED: ' + forced['reason'] if forced else ''})",
-                       "folder": str(final)}
-    return ExportResult(version=version, folder=final, model=metadata["model"], verdict=verdict,
-                        forced=forced, parity=parity, champion=champion,
-                        onnx_mb=(final / V.ONNX_FILE).stat().st_size / 1e6)
+        run.summary = {
+            "headline": f"exported v{version} ({metadata['model']}, {verdict}"
+            f"{', FORCED: ' + forced['reason'] if forced else ''})",
+            "folder": str(final),
+        }
+    return ExportResult(
+        version=version,
+        folder=final,
+        model=metadata["model"],
+        verdict=verdict,
+        forced=forced,
+        parity=parity,
+        champion=champion,
+        onnx_mb=(final / V.ONNX_FILE).stat().st_size / 1e6,
+    )
 
 
 def _user() -> str:
@@ -250,9 +303,17 @@ def _user() -> str:
         return "unknown"
 
 
-def _write_folder(project: Workspace, folder: Path, version: int, model: Any,
-                  meta: ModelMeta, pointer: dict[str, Any], verdict: str,
-                  test: dict[str, Any], forced: dict[str, Any] | None) -> dict[str, Any]:
+def _write_folder(
+    project: Workspace,
+    folder: Path,
+    version: int,
+    model: Any,
+    meta: ModelMeta,
+    pointer: dict[str, Any],
+    verdict: str,
+    test: dict[str, Any],
+    forced: dict[str, Any] | None,
+) -> dict[str, Any]:
     from dlworkflow.models.onnx_export import to_onnx
 
     spec, prep = input_spec(meta)
@@ -273,27 +334,37 @@ def _write_folder(project: Workspace, folder: Path, version: int, model: Any,
     metric = test.get("metric") or config.problem.primary_metric
     success_target = test.get("target", config.problem.target)
     metadata = {
-        "format": FORMAT, "version": version, "model": meta["name"],
-        "params": meta.get("params", {}), "task": task.name,
-        "modality": meta.get("modality", "image"), "classes": [str(c) for c in meta["classes"]],
-        "input": spec, "output": {"name": "logits", "dtype": "float32",
-                                  "shape": ["batch", len(meta["classes"])]},
+        "format": FORMAT,
+        "version": version,
+        "model": meta["name"],
+        "params": meta.get("params", {}),
+        "task": task.name,
+        "modality": meta.get("modality", "image"),
+        "classes": [str(c) for c in meta["classes"]],
+        "input": spec,
+        "output": {"name": "logits", "dtype": "float32", "shape": ["batch", len(meta["classes"])]},
         "target": dict(meta.get("target") or {}),
         "outputs": outputs_section(task, meta),
         "preprocessing": prep,
         "metric": metric,
         "success_target": success_target,
         "criterion": _criterion(task, metric, success_target),
-        "verdict": verdict, "test_value": test.get("value"),
-        "test_interval": test.get("interval"), "test_n": test.get("n"),
+        "verdict": verdict,
+        "test_value": test.get("value"),
+        "test_interval": test.get("interval"),
+        "test_n": test.get("n"),
         "constraints": test.get("constraints"),
-        "forced": forced, "parity": None,
+        "forced": forced,
+        "parity": None,
         "dataset_version": meta.get("dataset_version"),
         "config_hash": sha256_json(config.model_dump(mode="json")),
         "commit": git_commit(project.root),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "trained": {"run_id": pointer.get("run_id"), "folder": pointer.get("folder_in_project"),
-                    "weights_sha256": meta.get("weights_sha256")},
+        "trained": {
+            "run_id": pointer.get("run_id"),
+            "folder": pointer.get("folder_in_project"),
+            "weights_sha256": meta.get("weights_sha256"),
+        },
         "files": {name: sha256_file(folder / name) for name in files},
     }
     atomic_write_json(folder / V.METADATA_FILE, metadata)
@@ -306,7 +377,7 @@ def trained_task(project: Workspace, meta: ModelMeta) -> Task:
 
 
 def _criterion(task: Task, metric: str | None, target: Any) -> str | None:
-    """"accuracy >= 0.95", "rmse <= 70" (None when the problem agreed none)."""
+    """ "accuracy >= 0.95", "rmse <= 70" (None when the problem agreed none)."""
     if not metric or target is None:
         return None
     try:
@@ -321,18 +392,21 @@ def outputs_section(task: Task, meta: ModelMeta) -> dict[str, Any]:
     target scaling {"mean", "std"}, multi-label {"thresholds"}; {} for classification)."""
     names = [str(c) for c in meta["classes"]]
     target = dict(meta.get("target") or {})
-    example = task.prediction(task.outputs(np.zeros((1, len(names)), dtype=np.float32),
-                                           target)[0], names, target)
-    return {"kind": task.kind, "names": names,
-            "rule": PARITY[task.kind].rule + ' (target: metadata.json "target")',
-            "prediction": sorted(example),
-            "applied_by": "dlworkflow.runtime.bundle.Bundle.predict_outputs "
-                          "(task.outputs(logits, target)); `dlw serve` and `dlw predict` "
-                          "return task.prediction of each row"}
+    example = task.prediction(
+        task.outputs(np.zeros((1, len(names)), dtype=np.float32), target)[0], names, target
+    )
+    return {
+        "kind": task.kind,
+        "names": names,
+        "rule": PARITY[task.kind].rule + ' (target: metadata.json "target")',
+        "prediction": sorted(example),
+        "applied_by": "dlworkflow.runtime.bundle.Bundle.predict_outputs "
+        "(task.outputs(logits, target)); `dlw serve` and `dlw predict` "
+        "return task.prediction of each row",
+    }
 
 
-def parity_check(project: Workspace, model: Any, meta: ModelMeta,
-                 bundle: Bundle) -> dict[str, Any]:
+def parity_check(project: Workspace, model: Any, meta: ModelMeta, bundle: Bundle) -> dict[str, Any]:
     """PyTorch (training's own prediction path) vs ONNX Runtime (the runtime's path, from the
     files) on the whole validation split: the max abs difference of the task's outputs
     (probabilities, or values in the target's units) and the share of samples with the same
@@ -342,17 +416,31 @@ def parity_check(project: Workspace, model: Any, meta: ModelMeta,
 
     rows = load_split(project, "val").reset_index(drop=True)
     if len(rows) == 0:
-        raise StepOrderError("The validation split is empty: there is nothing to check the "
-                             "export on.", fix="re-split with a validation fraction > 0")
+        raise StepOrderError(
+            "The validation split is empty: there is nothing to check the export on.",
+            fix="re-split with a validation fraction > 0",
+        )
     task, target = bundle.task, bundle.target
     rule = PARITY[task.kind]
-    torch_out = np.asarray(task.outputs(predict_logits(project, model, meta, rows), target),
-                           dtype=np.float64)
-    onnx_out = np.concatenate([
-        np.asarray(bundle.predict_outputs(runtime_inputs(bundle, rows[i:i + BATCH])),
-                   dtype=np.float64) for i in range(0, len(rows), BATCH)])
+    torch_out = np.asarray(
+        task.outputs(predict_logits(project, model, meta, rows), target), dtype=np.float64
+    )
+    onnx_out = np.concatenate(
+        [
+            np.asarray(
+                bundle.predict_outputs(runtime_inputs(bundle, rows[i : i + BATCH])),
+                dtype=np.float64,
+            )
+            for i in range(0, len(rows), BATCH)
+        ]
+    )
     diff = float(np.abs(torch_out - onnx_out).max())
     agreement = float(rule.agree(task, torch_out, onnx_out, target).mean())
-    return {"max_abs_diff": diff, "agreement": agreement, "n": int(len(rows)),
-            "compared": rule.compared, "agreement_of": rule.agreement_of,
-            "tolerance": float(rule.tolerance(target))}
+    return {
+        "max_abs_diff": diff,
+        "agreement": agreement,
+        "n": int(len(rows)),
+        "compared": rule.compared,
+        "agreement_of": rule.agreement_of,
+        "tolerance": float(rule.tolerance(target)),
+    }

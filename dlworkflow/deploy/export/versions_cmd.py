@@ -20,8 +20,11 @@ class VersionsResult(StepResult):
 
     def title(self) -> str:
         if self.action == "versions":
-            return f"exported versions: champion v{self.champion}" if self.champion else \
-                "exported versions: no champion yet"
+            return (
+                f"exported versions: champion v{self.champion}"
+                if self.champion
+                else "exported versions: no champion yet"
+            )
         return f"{self.action}: champion is now v{self.champion}"
 
     def rows(self) -> list[tuple[str, Any]]:
@@ -29,24 +32,38 @@ class VersionsResult(StepResult):
         for m in self.versions:
             mark = " (champion)" if m["version"] == self.champion else ""
             forced = f", FORCED: {m['forced']['reason']}" if m.get("forced") else ""
-            rows.append((f"v{m['version']}{mark}", f"{m['model']}, {m['verdict']}{forced}, "
-                                                    f"{m['created']}"))
+            rows.append(
+                (f"v{m['version']}{mark}", f"{m['model']}, {m['verdict']}{forced}, {m['created']}")
+            )
         if self.history:
-            rows.append(("earlier champions", ", ".join(f"v{v}" for v in self.history)
-                         + " (newest first; `dlw rollback [--to N]`)"))
+            rows.append(
+                (
+                    "earlier champions",
+                    ", ".join(f"v{v}" for v in self.history)
+                    + " (newest first; `dlw rollback [--to N]`)",
+                )
+            )
         return rows
 
     def to_json(self) -> dict[str, Any]:
         """`dlw versions --json`: each version's metadata.json as written by `dlw export`."""
-        return {"action": self.action, "champion": self.champion,
-                "history": list(self.history or []), "versions": self.versions}
+        return {
+            "action": self.action,
+            "champion": self.champion,
+            "history": list(self.history or []),
+            "versions": self.versions,
+        }
 
 
 def listing(root: Path) -> VersionsResult:
     """Every exported version, the champion and the champions before it."""
     pointer = V.read_pointer(root) or {}
-    return VersionsResult("versions", V.champion(root), V.versions(root),
-                          history=[int(v) for v in pointer.get("previous", [])])
+    return VersionsResult(
+        "versions",
+        V.champion(root),
+        V.versions(root),
+        history=[int(v) for v in pointer.get("previous", [])],
+    )
 
 
 def promote(root: Path, version: int) -> VersionsResult:

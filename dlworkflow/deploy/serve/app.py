@@ -1,7 +1,7 @@
 """The FastAPI app of `dlw serve`: predict, health, model, metrics. No torch is imported.
 
-    app = create_app(root, config.serve, token="...")   # loads the champion (ServeError if none)
-    uvicorn.run(app, host="127.0.0.1", port=8000)
+app = create_app(root, config.serve, token="...")   # loads the champion (ServeError if none)
+uvicorn.run(app, host="127.0.0.1", port=8000)
 """
 
 from __future__ import annotations
@@ -52,29 +52,43 @@ log = logging.getLogger("dlworkflow.deploy.serve")
 class Server:
     """Everything one app holds: settings, the model, the batcher, metrics and the log."""
 
-    def __init__(self, root: Path, settings: Serve, *, token: str,
-                 force_reason: str | None = None) -> None:
+    def __init__(
+        self, root: Path, settings: Serve, *, token: str, force_reason: str | None = None
+    ) -> None:
         self.root = Path(root)
         self.settings = settings
         self.token = token.encode("utf-8")
         self.max_body = int(settings.max_body_mb * MB)
         self.metrics = ServerMetrics()
-        self.holder = ModelHolder(self.root, threads=settings.threads or default_threads(),
-                                  force_reason=force_reason, on_reload=self._reloaded)
+        self.holder = ModelHolder(
+            self.root,
+            threads=settings.threads or default_threads(),
+            force_reason=force_reason,
+            on_reload=self._reloaded,
+        )
         bundle = self.holder.load()
         self.metrics.model_version.set(bundle.version)
         workers = max(2, min(4, os.cpu_count() or 2))
         self.prepare_pool = ThreadPoolExecutor(workers, thread_name_prefix="dlw-prepare")
         self.infer_pool = ThreadPoolExecutor(1, thread_name_prefix="dlw-infer")
         self.preparing = 0  # requests admitted and not yet handed to the batcher
-        self.batcher = MicroBatcher(max_batch=settings.max_batch,
-                                    max_wait_ms=settings.max_wait_ms, executor=self.infer_pool,
-                                    on_batch=self.metrics.batch_size.observe,
-                                    expecting=lambda: self.preparing,
-                                    embed_features=settings.log_predictions)
-        self.log = (PredictionLog(log_path(self.root), max_bytes=int(settings.log_max_mb * MB),
-                                  backups=settings.log_backups)
-                    if settings.log_predictions else None)
+        self.batcher = MicroBatcher(
+            max_batch=settings.max_batch,
+            max_wait_ms=settings.max_wait_ms,
+            executor=self.infer_pool,
+            on_batch=self.metrics.batch_size.observe,
+            expecting=lambda: self.preparing,
+            embed_features=settings.log_predictions,
+        )
+        self.log = (
+            PredictionLog(
+                log_path(self.root),
+                max_bytes=int(settings.log_max_mb * MB),
+                backups=settings.log_backups,
+            )
+            if settings.log_predictions
+            else None
+        )
         self.holder.start_watching(settings.reload_interval_s)
 
     def _reloaded(self, outcome: str, bundle: Bundle | None) -> None:
@@ -110,13 +124,16 @@ class Server:
         start = time.perf_counter()
         try:
             bundle, summaries, (outs, emb) = await asyncio.wait_for(
-                self._predict(request), timeout=self.settings.timeout_s)
+                self._predict(request), timeout=self.settings.timeout_s
+            )
         except TimeoutError:
-            raise ApiError(504, "timeout",
-                           f"The prediction took longer than {self.settings.timeout_s:g} s "
-                           "(serve.timeout_s) and was abandoned.",
-                           fix="retry, send fewer items per request, or raise serve.timeout_s"
-                           ) from None
+            raise ApiError(
+                504,
+                "timeout",
+                f"The prediction took longer than {self.settings.timeout_s:g} s "
+                "(serve.timeout_s) and was abandoned.",
+                fix="retry, send fewer items per request, or raise serve.timeout_s",
+            ) from None
         ids = new_ids(len(outs))
         predictions = [{"id": key, **p} for key, p in zip(ids, bundle.predictions_of(outs))]
         latency_ms = (time.perf_counter() - start) * 1000.0
@@ -125,8 +142,14 @@ class Server:
             for label in predicted_labels(p):
                 self.metrics.predictions.labels(label).inc()
         if self.log is not None:  # the task's outputs (classification: the probabilities)
-            self.log.write(bundle=bundle, summaries=summaries, probs=outs, emb=emb, ids=ids,
-                           latency_ms=latency_ms)
+            self.log.write(
+                bundle=bundle,
+                summaries=summaries,
+                probs=outs,
+                emb=emb,
+                ids=ids,
+                latency_ms=latency_ms,
+            )
         return {"model_version": bundle.version, "predictions": predictions}
 
     async def _predict(self, request: Request) -> tuple[Bundle, list[dict[str, Any]], Any]:
@@ -135,9 +158,13 @@ class Server:
             body = await read_body(request, self.max_body)
             bundle = self.holder.bundle  # read once: a hot reload does not change it midway
             assert bundle is not None
-            items = await parse_items(request, body, modality=bundle.modality,
-                                      max_batch=self.settings.max_batch,
-                                      max_body=self.max_body)
+            items = await parse_items(
+                request,
+                body,
+                modality=bundle.modality,
+                max_batch=self.settings.max_batch,
+                max_body=self.max_body,
+            )
             x, summaries = await self._prepare_async(bundle, items.values)
         finally:
             self.preparing -= 1
@@ -152,7 +179,8 @@ class Server:
             if _size(values) <= INLINE_BYTES:  # a thread hop costs more than decoding it
                 return self._prepare(bundle, values)
             return await asyncio.get_running_loop().run_in_executor(
-                self.prepare_pool, self._prepare, bundle, values)
+                self.prepare_pool, self._prepare, bundle, values
+            )
         except InputError as exc:
             raise ApiError.from_dlw(exc) from None
 
@@ -170,19 +198,37 @@ class Server:
         meta = bundle.metadata
         s = self.settings
         task = bundle.task
-        fields = (meta.get("outputs") or {}).get("prediction") or sorted(task.prediction(
-            bundle.outputs_of(np.zeros((1, len(bundle.classes)), dtype=np.float32))[0],
-            bundle.classes, bundle.target))
-        return {"version": bundle.version, "model": meta.get("model"), "task": task.name,
-                "modality": bundle.modality, "kind": task.kind, "classes": bundle.classes,
-                "outputs": bundle.classes, "prediction": list(fields),
-                "verdict": meta.get("verdict"), "forced": meta.get("forced"),
-                "metric": meta.get("metric"), "test_value": meta.get("test_value"),
-                "input": meta.get("input"), "loaded_at": self.holder.loaded_at,
-                "limits": {"max_batch": s.max_batch, "max_body_bytes": self.max_body,
-                           "max_image_pixels": s.max_image_pixels, "timeout_s": s.timeout_s,
-                           "max_wait_ms": s.max_wait_ms},
-                "metadata": meta}
+        fields = (meta.get("outputs") or {}).get("prediction") or sorted(
+            task.prediction(
+                bundle.outputs_of(np.zeros((1, len(bundle.classes)), dtype=np.float32))[0],
+                bundle.classes,
+                bundle.target,
+            )
+        )
+        return {
+            "version": bundle.version,
+            "model": meta.get("model"),
+            "task": task.name,
+            "modality": bundle.modality,
+            "kind": task.kind,
+            "classes": bundle.classes,
+            "outputs": bundle.classes,
+            "prediction": list(fields),
+            "verdict": meta.get("verdict"),
+            "forced": meta.get("forced"),
+            "metric": meta.get("metric"),
+            "test_value": meta.get("test_value"),
+            "input": meta.get("input"),
+            "loaded_at": self.holder.loaded_at,
+            "limits": {
+                "max_batch": s.max_batch,
+                "max_body_bytes": self.max_body,
+                "max_image_pixels": s.max_image_pixels,
+                "timeout_s": s.timeout_s,
+                "max_wait_ms": s.max_wait_ms,
+            },
+            "metadata": meta,
+        }
 
 
 def predicted_labels(prediction: dict[str, Any]) -> list[str]:
@@ -206,8 +252,9 @@ def _size(values: list[Any]) -> int:
     return total
 
 
-def create_app(root: Path, settings: Serve, *, token: str,
-               force_reason: str | None = None) -> FastAPI:
+def create_app(
+    root: Path, settings: Serve, *, token: str, force_reason: str | None = None
+) -> FastAPI:
     server = Server(root, settings, token=token, force_reason=force_reason)
 
     @asynccontextmanager
@@ -216,17 +263,28 @@ def create_app(root: Path, settings: Serve, *, token: str,
         await server.batcher.stop()
         server.close()
 
-    app = FastAPI(title="dlworkflow model server", version="1",
-                  description="Predictions of the champion model (ONNX Runtime). Every endpoint "
-                  "but /v1/health needs `Authorization: Bearer <token>`.",
-                  docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app = FastAPI(
+        title="dlworkflow model server",
+        version="1",
+        description="Predictions of the champion model (ONNX Runtime). Every endpoint "
+        "but /v1/health needs `Authorization: Bearer <token>`.",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+    )
     app.state.server = server
     errors = error_responses(400, 401, 413, 415, 422, 504)
     # checked by GatewayMiddleware, before routing
     secured: dict[str, Any] = {"security": [{BEARER: []}]}
 
-    @app.post("/v1/predict", response_model=PredictResponse, responses=errors,
-              openapi_extra={**predict_openapi(), **secured}, summary="Predict")
+    @app.post(
+        "/v1/predict",
+        response_model=PredictResponse,
+        responses=errors,
+        openapi_extra={**predict_openapi(), **secured},
+        summary="Predict",
+    )
     async def predict(request: Request) -> JSONResponse:
         """Images (multipart files, or base64 in JSON `images`), `texts` or `rows`; at most
         serve.max_batch items. Each prediction, by the model's task: label, confidence,
@@ -239,13 +297,23 @@ def create_app(root: Path, settings: Serve, *, token: str,
         bundle = server.holder.bundle
         return {"status": "ok", "model_version": bundle.version if bundle else None}
 
-    @app.get("/v1/model", response_model=ModelInfo, responses=error_responses(401),
-             openapi_extra=secured, summary="The served model")
+    @app.get(
+        "/v1/model",
+        response_model=ModelInfo,
+        responses=error_responses(401),
+        openapi_extra=secured,
+        summary="The served model",
+    )
     async def model() -> dict[str, Any]:
         return server.model_info()
 
-    @app.get("/metrics", responses=error_responses(401), response_class=Response,
-             openapi_extra=secured, summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        responses=error_responses(401),
+        response_class=Response,
+        openapi_extra=secured,
+        summary="Prometheus metrics",
+    )
     async def metrics() -> Response:
         return Response(server.metrics.render(), media_type=server.metrics.content_type)
 
@@ -257,10 +325,14 @@ def create_app(root: Path, settings: Serve, *, token: str,
         schema = app.openapi_schema
         if schema is None:
             schema = FastAPI.openapi(app)  # builds and keeps it as app.openapi_schema
-            schema.setdefault("components", {})["securitySchemes"] = {BEARER: {
-                "type": "http", "scheme": "bearer",
-                "description": "The token printed by `dlw serve` (serve.token, "
-                "DLW_SERVE_TOKEN or .dlw/serve/token)."}}
+            schema.setdefault("components", {})["securitySchemes"] = {
+                BEARER: {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The token printed by `dlw serve` (serve.token, "
+                    "DLW_SERVE_TOKEN or .dlw/serve/token).",
+                }
+            }
         return schema
 
     app.openapi = schema_with_bearer  # type: ignore[method-assign]
@@ -277,20 +349,23 @@ def install_handlers(app: FastAPI, server: Server) -> None:
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ())) or "request"
-        return ApiError(422, "invalid_request", f"{where}: {first.get('msg', 'invalid')}"
-                        ).response()
+        return ApiError(
+            422, "invalid_request", f"{where}: {first.get('msg', 'invalid')}"
+        ).response()
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         error = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return ApiError(exc.status_code, error, str(exc.detail),
-                        headers=getattr(exc, "headers", None)).response()
+        return ApiError(
+            exc.status_code, error, str(exc.detail), headers=getattr(exc, "headers", None)
+        ).response()
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return ApiError(500, "internal_error", "The server failed unexpectedly; the error is "
-                        "in its log.").response()
+        return ApiError(
+            500, "internal_error", "The server failed unexpectedly; the error is in its log."
+        ).response()
 
     app.add_middleware(GatewayMiddleware, server=server)
 
@@ -327,8 +402,7 @@ class GatewayMiddleware:
                 else:
                     await self.app(scope, receive, send_wrapper)
         finally:
-            self.metrics.observe_request(scope.get("path", ""), status,
-                                         time.perf_counter() - start)
+            self.metrics.observe_request(scope.get("path", ""), status, time.perf_counter() - start)
 
 
 def _header(scope: Any, name: bytes) -> bytes | None:

@@ -22,8 +22,9 @@ import numpy as np
 from dlworkflow.runtime.observe import EMBED_DIMS, FEATURES_OUTPUT, embed, has_features
 
 
-def infer_outputs(bundle: Any, x: np.ndarray, *, embed_features: bool = True
-                  ) -> tuple[np.ndarray, np.ndarray | None]:
+def infer_outputs(
+    bundle: Any, x: np.ndarray, *, embed_features: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
     """(the task's outputs (N, K): classification the probabilities, exactly as
     observe.infer computes them; regression values in the target's units; multi-label label
     probabilities, and the embedding (N, EMBED_DIMS) or None, as observe.infer)."""
@@ -31,8 +32,10 @@ def infer_outputs(bundle: Any, x: np.ndarray, *, embed_features: bool = True
     if not (embed_features and has_features(bundle)):
         return bundle.predict_outputs(x), None
     if len(x) == 0:
-        return (bundle.outputs_of(np.zeros((0, len(bundle.classes)), dtype=np.float32)),
-                np.zeros((0, EMBED_DIMS), dtype=np.float32))
+        return (
+            bundle.outputs_of(np.zeros((0, len(bundle.classes)), dtype=np.float32)),
+            np.zeros((0, EMBED_DIMS), dtype=np.float32),
+        )
     logits, features = bundle.session.run(["logits", FEATURES_OUTPUT], {"input": x})
     return bundle.outputs_of(logits), embed(features)
 
@@ -66,10 +69,16 @@ def concatenate(arrays: list[np.ndarray]) -> np.ndarray:
 
 
 class MicroBatcher:
-    def __init__(self, *, max_batch: int, max_wait_ms: float, executor: Executor,
-                 on_batch: Callable[[int], None] | None = None,
-                 expecting: Callable[[], int] | None = None,
-                 embed_features: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        max_batch: int,
+        max_wait_ms: float,
+        executor: Executor,
+        on_batch: Callable[[int], None] | None = None,
+        expecting: Callable[[], int] | None = None,
+        embed_features: bool = True,
+    ) -> None:
         self.max_batch = max_batch
         self.embed_features = embed_features  # the prediction log's embeddings
         self.expecting = expecting
@@ -99,8 +108,7 @@ class MicroBatcher:
                     await task
         self._task = self._getter = None
 
-    async def predict(self, bundle: Any, x: np.ndarray
-                      ) -> tuple[np.ndarray, np.ndarray | None]:
+    async def predict(self, bundle: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Task outputs (len(x), K) and embeddings (len(x), 32) or None for x (infer_outputs),
         computed in a batch shared with other requests."""
         self._ensure_running()
@@ -134,9 +142,13 @@ class MicroBatcher:
             jobs, n = [first], len(first.x)
             deadline = loop.time() + self.max_wait
             while n < self.max_batch:
-                if self.expecting is not None and self.expecting() == 0 \
-                        and self._queue is not None and self._queue.empty() \
-                        and (self._getter is None or not self._getter.done()):
+                if (
+                    self.expecting is not None
+                    and self.expecting() == 0
+                    and self._queue is not None
+                    and self._queue.empty()
+                    and (self._getter is None or not self._getter.done())
+                ):
                     break  # nobody else is on the way: waiting would only add latency
                 job = await self._next(deadline - loop.time())
                 if job is None:
@@ -155,8 +167,11 @@ class MicroBatcher:
         x = concatenate([job.x for job in jobs])
         try:
             probs, emb = await loop.run_in_executor(
-                self.executor, functools.partial(infer_outputs, embed_features=self.embed_features),
-                jobs[0].bundle, x)
+                self.executor,
+                functools.partial(infer_outputs, embed_features=self.embed_features),
+                jobs[0].bundle,
+                x,
+            )
         except Exception as exc:  # noqa: BLE001 - handed to every waiting request
             for job in jobs:
                 if not job.future.done():
@@ -168,6 +183,5 @@ class MicroBatcher:
         for job in jobs:
             stop = start + len(job.x)
             if not job.future.done():
-                job.future.set_result((probs[start:stop],
-                                       None if emb is None else emb[start:stop]))
+                job.future.set_result((probs[start:stop], None if emb is None else emb[start:stop]))
             start = stop

@@ -41,9 +41,11 @@ def check_servable(metadata: dict[str, Any], *, force_reason: str | None) -> str
     raise ServeError(
         f"Model version {metadata.get('version')} has verdict {verdict or 'UNTESTED'}: only a "
         "model that passed the test against the agreed target is served.",
-        expected="verdict PASS (from `dlw test`)", received=str(verdict or "UNTESTED"),
+        expected="verdict PASS (from `dlw test`)",
+        received=str(verdict or "UNTESTED"),
         fix="improve the model and run `dlw test`, or serve it anyway with "
-        "`dlw serve --force --reason \"...\"` (the reason is recorded)")
+        '`dlw serve --force --reason "..."` (the reason is recorded)',
+    )
 
 
 def forced_log_path(root: Path) -> Path:
@@ -61,18 +63,28 @@ def record_forced(root: Path, bundle: Bundle, reason: str) -> None:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = "unknown"
-    line = json.dumps({"at": datetime.now(UTC).isoformat(timespec="seconds"),
-                       "by": user, "version": bundle.version,
-                       "verdict": bundle.metadata.get("verdict") or "UNTESTED",
-                       "reason": reason})
+    line = json.dumps(
+        {
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "by": user,
+            "version": bundle.version,
+            "verdict": bundle.metadata.get("verdict") or "UNTESTED",
+            "reason": reason,
+        }
+    )
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(line + "\n")
 
 
 class ModelHolder:
-    def __init__(self, root: Path, *, threads: int | None = None,
-                 force_reason: str | None = None,
-                 on_reload: Callable[[str, Bundle | None], None] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        threads: int | None = None,
+        force_reason: str | None = None,
+        on_reload: Callable[[str, Bundle | None], None] | None = None,
+    ) -> None:
         self.root = Path(root)
         self.threads = threads
         self.force_reason = force_reason
@@ -92,7 +104,9 @@ class ModelHolder:
             raise ServeError(
                 "There is no champion model to serve.",
                 expected=f"an exported model and its pointer {pointer_path(self.root)}",
-                received="none", fix="run `dlw test` and then `dlw export`")
+                received="none",
+                fix="run `dlw test` and then `dlw export`",
+            )
         bundle = load_bundle(folder, threads=self.threads)
         self._swap(bundle)
         return bundle
@@ -128,8 +142,12 @@ class ModelHolder:
                 loaded = load_bundle(folder, threads=self.threads)
                 self._swap(loaded)
             except DlwError as exc:
-                log.warning("hot reload of %s refused; still serving version %s: %s", folder,
-                            getattr(current, "version", None), exc.what)
+                log.warning(
+                    "hot reload of %s refused; still serving version %s: %s",
+                    folder,
+                    getattr(current, "version", None),
+                    exc.what,
+                )
                 outcome, bundle = "failed", None
             else:
                 log.warning("hot reload: now serving model version %s", loaded.version)

@@ -43,8 +43,12 @@ async def read_body(request: Request, limit: int) -> bytes:
         try:
             size = int(declared)
         except ValueError:
-            raise ApiError(400, "bad_request", "The Content-Length header is not a number.",
-                           received=clip(declared)) from None
+            raise ApiError(
+                400,
+                "bad_request",
+                "The Content-Length header is not a number.",
+                received=clip(declared),
+            ) from None
         if size > limit:
             raise body_too_large(limit, size)
     chunks, total = [], 0
@@ -56,30 +60,39 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def parse_items(request: Request, body: bytes, *, modality: str, max_batch: int,
-                      max_body: int) -> Items:
+async def parse_items(
+    request: Request, body: bytes, *, modality: str, max_batch: int, max_body: int
+) -> Items:
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "multipart/form-data":
-        values: list[Any] = await _multipart_images(request, body, max_batch=max_batch,
-                                                    max_body=max_body)
+        values: list[Any] = await _multipart_images(
+            request, body, max_batch=max_batch, max_body=max_body
+        )
         given = "images"
     elif kind == "application/json" or kind.endswith("+json"):
         given, values = _json_items(body)
     else:
         what = kind or "a body without Content-Type"
-        raise ApiError(415, "unsupported_media_type",
-                       f"POST /v1/predict takes JSON or a multipart upload, not {what}.",
-                       expected="Content-Type application/json or multipart/form-data",
-                       received=clip(kind or "none"),
-                       fix='send {"images": [...]}, {"texts": [...]} or {"rows": [...]} as '
-                       "JSON, or image files as multipart field `files`")
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"POST /v1/predict takes JSON or a multipart upload, not {what}.",
+            expected="Content-Type application/json or multipart/form-data",
+            received=clip(kind or "none"),
+            fix='send {"images": [...]}, {"texts": [...]} or {"rows": [...]} as '
+            "JSON, or image files as multipart field `files`",
+        )
     wanted = FIELD_OF[modality]
     if given != wanted:
-        raise ApiError(422, "wrong_modality",
-                       f"The served model takes {modality} input, but the request has {given}.",
-                       expected=f"`{wanted}`" + (" (JSON base64 or multipart files)"
-                                                 if modality == "image" else ""),
-                       received=f"`{given}`", fix=f"send {wanted} to this model")
+        raise ApiError(
+            422,
+            "wrong_modality",
+            f"The served model takes {modality} input, but the request has {given}.",
+            expected=f"`{wanted}`"
+            + (" (JSON base64 or multipart files)" if modality == "image" else ""),
+            received=f"`{given}`",
+            fix=f"send {wanted} to this model",
+        )
     _check_count(len(values), max_batch)
     if modality == "image" and given == "images" and kind != "multipart/form-data":
         values = [_b64(v, i) for i, v in enumerate(values)]
@@ -94,22 +107,33 @@ def _check_unicode(texts: list[str]) -> None:
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as exc:
-            raise ApiError(422, "invalid_text", f"Text {i} is not valid Unicode: a lone "
-                           f"surrogate at position {exc.start}.",
-                           expected="text that encodes as UTF-8",
-                           fix="send the text as UTF-8; pair or drop \\ud800-\\udfff escapes"
-                           ) from None
+            raise ApiError(
+                422,
+                "invalid_text",
+                f"Text {i} is not valid Unicode: a lone surrogate at position {exc.start}.",
+                expected="text that encodes as UTF-8",
+                fix="send the text as UTF-8; pair or drop \\ud800-\\udfff escapes",
+            ) from None
 
 
 def _check_count(n: int, max_batch: int) -> None:
     if n == 0:
-        raise ApiError(422, "empty_batch", "The request has no items to predict.",
-                       expected="1 or more items", received="0")
+        raise ApiError(
+            422,
+            "empty_batch",
+            "The request has no items to predict.",
+            expected="1 or more items",
+            received="0",
+        )
     if n > max_batch:
-        raise ApiError(413, "batch_too_large",
-                       f"The request has {n} items; this server takes at most {max_batch}.",
-                       expected=f"at most {max_batch} items", received=str(n),
-                       fix="split the batch over several requests, or raise serve.max_batch")
+        raise ApiError(
+            413,
+            "batch_too_large",
+            f"The request has {n} items; this server takes at most {max_batch}.",
+            expected=f"at most {max_batch} items",
+            received=str(n),
+            fix="split the batch over several requests, or raise serve.max_batch",
+        )
 
 
 def _reject_constant(name: str) -> Any:
@@ -120,28 +144,40 @@ def _json_items(body: bytes) -> tuple[str, list[Any]]:
     try:
         raw = json.loads(body, parse_constant=_reject_constant)
     except RecursionError:
-        raise ApiError(400, "bad_json", "The request body is nested too deeply.",
-                       fix="send a flat JSON object") from None
+        raise ApiError(
+            400, "bad_json", "The request body is nested too deeply.", fix="send a flat JSON object"
+        ) from None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "bad_json", "The request body is not valid JSON.",
-                       received=clip(str(exc)), fix="send a JSON object, e.g. "
-                       '{"texts": ["..."]}') from None
+        raise ApiError(
+            400,
+            "bad_json",
+            "The request body is not valid JSON.",
+            received=clip(str(exc)),
+            fix='send a JSON object, e.g. {"texts": ["..."]}',
+        ) from None
     try:
         parsed = PredictJSON.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(body)"
-        raise ApiError(422, "invalid_request", f"The request body does not have the expected "
-                       f"fields: {where}: {first['msg']}.",
-                       expected='one of {"images": [base64, ...]}, {"texts": [str, ...]}, '
-                       '{"rows": [{feature: value}, ...]}',
-                       received=clip(repr(first.get("input"))),
-                       fix="see the request schema at /openapi.json") from None
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"The request body does not have the expected fields: {where}: {first['msg']}.",
+            expected='one of {"images": [base64, ...]}, {"texts": [str, ...]}, '
+            '{"rows": [{feature: value}, ...]}',
+            received=clip(repr(first.get("input"))),
+            fix="see the request schema at /openapi.json",
+        ) from None
     given = [name for name in ("images", "texts", "rows") if getattr(parsed, name) is not None]
     if len(given) != 1:
-        raise ApiError(422, "invalid_request",
-                       "The request must hold exactly one of images, texts or rows.",
-                       expected="exactly one field", received=", ".join(given) or "none")
+        raise ApiError(
+            422,
+            "invalid_request",
+            "The request must hold exactly one of images, texts or rows.",
+            expected="exactly one field",
+            received=", ".join(given) or "none",
+        )
     return given[0], getattr(parsed, given[0])
 
 
@@ -151,31 +187,49 @@ def _b64(value: str, index: int) -> bytes:
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise ApiError(422, "bad_base64", f"Image {index} is not valid base64.",
-                       expected="the image file's bytes in standard base64 (RFC 4648)",
-                       received=clip(value, 40),
-                       fix="encode the file with base64.b64encode(...).decode()") from None
+        raise ApiError(
+            422,
+            "bad_base64",
+            f"Image {index} is not valid base64.",
+            expected="the image file's bytes in standard base64 (RFC 4648)",
+            received=clip(value, 40),
+            fix="encode the file with base64.b64encode(...).decode()",
+        ) from None
 
 
-async def _multipart_images(request: Request, body: bytes, *, max_batch: int,
-                            max_body: int) -> list[bytes]:
+async def _multipart_images(
+    request: Request, body: bytes, *, max_batch: int, max_body: int
+) -> list[bytes]:
     async def stream() -> AsyncGenerator[bytes, None]:
         yield body
 
-    parser = MultiPartParser(request.headers, stream(), max_files=max_batch + 1,
-                             max_fields=max_batch + 1, max_part_size=max_body)
+    parser = MultiPartParser(
+        request.headers,
+        stream(),
+        max_files=max_batch + 1,
+        max_fields=max_batch + 1,
+        max_part_size=max_body,
+    )
     try:
         form = await parser.parse()
     except MultiPartException as exc:
-        raise ApiError(400, "bad_multipart", f"The multipart body cannot be read: {exc.message}",
-                       fix="upload image files as form field `files` (one or several)") from None
+        raise ApiError(
+            400,
+            "bad_multipart",
+            f"The multipart body cannot be read: {exc.message}",
+            fix="upload image files as form field `files` (one or several)",
+        ) from None
     try:
         files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
         others = [k for k, v in form.multi_items() if not isinstance(v, UploadFile)]
         if others and not files:
-            raise ApiError(422, "invalid_request", "The multipart body has no image files.",
-                           expected="file parts (field `files`)",
-                           received="text fields: " + clip(", ".join(others)))
+            raise ApiError(
+                422,
+                "invalid_request",
+                "The multipart body has no image files.",
+                expected="file parts (field `files`)",
+                received="text fields: " + clip(", ".join(others)),
+            )
         _check_count(len(files), max_batch)
         return [await f.read() for f in files]
     finally:
@@ -192,20 +246,34 @@ def image_sizes(images: list[bytes], *, max_pixels: int) -> list[tuple[int, int]
         try:
             with Image.open(io.BytesIO(data), formats=_formats()) as img:
                 width, height = img.size
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError,
-                Image.DecompressionBombError):
+        except (
+            UnidentifiedImageError,
+            OSError,
+            ValueError,
+            SyntaxError,
+            EOFError,
+            Image.DecompressionBombError,
+        ):
             if data[128:132] == b"DICM":
                 sizes.append((0, 0))  # DICOM: the bundle checks its size
                 continue
-            raise ApiError(422, "bad_image", f"Image {i} is not an image that can be read.",
-                           expected="a PNG, JPEG, TIFF, BMP, WebP, GIF or DICOM file",
-                           received=f"{len(data):,} bytes starting {data[:8]!r}",
-                           fix="send the image file's bytes unchanged") from None
+            raise ApiError(
+                422,
+                "bad_image",
+                f"Image {i} is not an image that can be read.",
+                expected="a PNG, JPEG, TIFF, BMP, WebP, GIF or DICOM file",
+                received=f"{len(data):,} bytes starting {data[:8]!r}",
+                fix="send the image file's bytes unchanged",
+            ) from None
         if width * height > max_pixels:
-            raise ApiError(413, "image_too_large",
-                           f"Image {i} has {width}x{height} = {width * height:,} pixels.",
-                           expected=f"at most {max_pixels:,} pixels", received=f"{width}x{height}",
-                           fix="downscale the image, or raise serve.max_image_pixels")
+            raise ApiError(
+                413,
+                "image_too_large",
+                f"Image {i} has {width}x{height} = {width * height:,} pixels.",
+                expected=f"at most {max_pixels:,} pixels",
+                received=f"{width}x{height}",
+                fix="downscale the image, or raise serve.max_image_pixels",
+            )
         sizes.append((width, height))
     return sizes
 
@@ -226,21 +294,34 @@ def check_rows(rows: list[dict[str, Any]], prep: dict[str, Any]) -> None:
     for i, row in enumerate(rows):
         unknown = [k for k in row if k not in known]
         if unknown:
-            raise ApiError(422, "unknown_field", f"Row {i} has fields the model does not know.",
-                           expected=clip(", ".join(names)), received=clip(", ".join(unknown)),
-                           fix="send only the model's feature columns")
+            raise ApiError(
+                422,
+                "unknown_field",
+                f"Row {i} has fields the model does not know.",
+                expected=clip(", ".join(names)),
+                received=clip(", ".join(unknown)),
+                fix="send only the model's feature columns",
+            )
         for key, value in row.items():
             name = key.removeprefix("f:")
             if name in numeric and value is not None and not _finite_number(value):
-                raise ApiError(422, "not_a_number",
-                               f"Row {i}, field {name!r} must be a number (or null for missing).",
-                               expected="a finite number or null", received=clip(repr(value)),
-                               fix="send numbers unquoted; missing values as null")
-            if name not in numeric and not (value is None or isinstance(value, str)
-                                            or _finite_number(value)):
-                raise ApiError(422, "invalid_value",
-                               f"Row {i}, field {name!r} must be a string, number or null.",
-                               received=clip(repr(value)))
+                raise ApiError(
+                    422,
+                    "not_a_number",
+                    f"Row {i}, field {name!r} must be a number (or null for missing).",
+                    expected="a finite number or null",
+                    received=clip(repr(value)),
+                    fix="send numbers unquoted; missing values as null",
+                )
+            if name not in numeric and not (
+                value is None or isinstance(value, str) or _finite_number(value)
+            ):
+                raise ApiError(
+                    422,
+                    "invalid_value",
+                    f"Row {i}, field {name!r} must be a string, number or null.",
+                    received=clip(repr(value)),
+                )
 
 
 def _finite_number(value: Any) -> bool:

@@ -20,9 +20,10 @@ def free_port() -> int:
 def predict_request(port: int, body: bytes, token: str | None) -> bytes:
     """The raw bytes of a JSON POST /v1/predict (with the bearer token, if any)."""
     auth = f"Authorization: Bearer {token}\r\n" if token else ""
-    return (f"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-            ).encode() + body
+    return (
+        f"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
 
 async def _user(port: int, requests: list[bytes], out: list[tuple[float, int]]) -> None:
@@ -34,8 +35,11 @@ async def _user(port: int, requests: list[bytes], out: list[tuple[float, int]]) 
                 writer.write(raw)
                 head = await reader.readuntil(b"\r\n\r\n")
                 status = int(head.split(b" ", 2)[1])
-                length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                              if line.lower().startswith(b"content-length:"))
+                length = next(
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
                 await reader.readexactly(length)
             except (OSError, asyncio.IncompleteReadError, ValueError, StopIteration):
                 status = -1  # a broken connection counts as an error; reconnect
@@ -46,15 +50,17 @@ async def _user(port: int, requests: list[bytes], out: list[tuple[float, int]]) 
         writer.close()
 
 
-def run_load(port: int, requests: list[bytes], concurrency: int
-             ) -> tuple[float, list[float], list[int]]:
+def run_load(
+    port: int, requests: list[bytes], concurrency: int
+) -> tuple[float, list[float], list[int]]:
     """Send every raw request; (wall seconds, per-request latencies in s, HTTP statuses, -1
     for a broken connection)."""
     out: list[tuple[float, int]] = []
 
     async def main() -> None:
-        await asyncio.gather(*[_user(port, requests[i::concurrency], out)
-                               for i in range(concurrency)])
+        await asyncio.gather(
+            *[_user(port, requests[i::concurrency], out) for i in range(concurrency)]
+        )
 
     start = time.perf_counter()
     asyncio.run(main())

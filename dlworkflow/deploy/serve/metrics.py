@@ -16,21 +16,35 @@ class ServerMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter("dlw_requests", "HTTP requests by route and status code.",
-                                ("route", "status"), registry=r)
-        self.latency = Histogram("dlw_request_latency_seconds", "Request latency by route.",
-                                 ("route",), buckets=LATENCY_BUCKETS, registry=r)
-        self.batch_size = Histogram("dlw_batch_size", "Items per ONNX Runtime call "
-                                    "(micro-batches of concurrent requests).",
-                                    buckets=BATCH_BUCKETS, registry=r)
-        self.request_items = Histogram("dlw_request_items", "Items per predict request.",
-                                       buckets=BATCH_BUCKETS, registry=r)
-        self.predictions = Counter("dlw_predictions", "Predictions by predicted class.",
-                                   ("label",), registry=r)
-        self.model_version = Gauge("dlw_model_version", "Version of the served model.",
-                                   registry=r)
-        self.reloads = Counter("dlw_model_reloads", "Hot reloads by outcome.", ("outcome",),
-                               registry=r)
+        self.requests = Counter(
+            "dlw_requests",
+            "HTTP requests by route and status code.",
+            ("route", "status"),
+            registry=r,
+        )
+        self.latency = Histogram(
+            "dlw_request_latency_seconds",
+            "Request latency by route.",
+            ("route",),
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "dlw_batch_size",
+            "Items per ONNX Runtime call (micro-batches of concurrent requests).",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.request_items = Histogram(
+            "dlw_request_items", "Items per predict request.", buckets=BATCH_BUCKETS, registry=r
+        )
+        self.predictions = Counter(
+            "dlw_predictions", "Predictions by predicted class.", ("label",), registry=r
+        )
+        self.model_version = Gauge("dlw_model_version", "Version of the served model.", registry=r)
+        self.reloads = Counter(
+            "dlw_model_reloads", "Hot reloads by outcome.", ("outcome",), registry=r
+        )
 
     def observe_request(self, path: str, status: int, seconds: float) -> None:
         route = path if path in ROUTES else "other"

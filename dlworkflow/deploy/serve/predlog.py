@@ -31,22 +31,29 @@ class PredictionLog:
     request); a background thread turns them into JSON lines every `flush_s` seconds and
     writes them through a RotatingFileHandler."""
 
-    def __init__(self, path: Path, *, max_bytes: int, backups: int,
-                 flush_s: float = 0.2) -> None:
+    def __init__(self, path: Path, *, max_bytes: int, backups: int, flush_s: float = 0.2) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.flush_s = flush_s
         self._file = logging.handlers.RotatingFileHandler(
-            path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8", delay=True)
+            path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8", delay=True
+        )
         self._file.setFormatter(logging.Formatter("%(message)s"))
         self._pending: collections.deque[tuple[Any, ...]] = collections.deque()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="dlw-prediction-log",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name="dlw-prediction-log", daemon=True)
         self._thread.start()
 
-    def write(self, *, bundle: Any, summaries: list[dict[str, Any]], probs: np.ndarray,
-              emb: np.ndarray | None, ids: list[str], latency_ms: float) -> None:
+    def write(
+        self,
+        *,
+        bundle: Any,
+        summaries: list[dict[str, Any]],
+        probs: np.ndarray,
+        emb: np.ndarray | None,
+        ids: list[str],
+        latency_ms: float,
+    ) -> None:
         """Queue one request's records (built into JSON by the background thread)."""
         self._pending.append((time.time(), bundle, summaries, probs, emb, ids, latency_ms))
 
@@ -63,7 +70,8 @@ class PredictionLog:
                     self._file.emit(logging.makeLogRecord({"msg": line}))
             except Exception:  # noqa: BLE001 - a full disk must not stop the server
                 logging.getLogger("dlworkflow.deploy.serve").exception(
-                    "prediction log write failed")
+                    "prediction log write failed"
+                )
 
     def close(self) -> None:
         """Write what is pending, then close the file."""
@@ -72,8 +80,16 @@ class PredictionLog:
         self._file.close()
 
 
-def _lines(ts: float, bundle: Any, summaries: list[dict[str, Any]], probs: np.ndarray,
-           emb: np.ndarray | None, ids: list[str], latency_ms: float) -> list[str]:
-    return [json.dumps(record, separators=(",", ":"))
-            for record in records(bundle, summaries, probs, emb, ids=ids, ts=ts,
-                                  latency_ms=latency_ms)]
+def _lines(
+    ts: float,
+    bundle: Any,
+    summaries: list[dict[str, Any]],
+    probs: np.ndarray,
+    emb: np.ndarray | None,
+    ids: list[str],
+    latency_ms: float,
+) -> list[str]:
+    return [
+        json.dumps(record, separators=(",", ":"))
+        for record in records(bundle, summaries, probs, emb, ids=ids, ts=ts, latency_ms=latency_ms)
+    ]

@@ -10,9 +10,17 @@ from dlworkflow.errors import DlwError
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, error: str, message: str, *, expected: str | None = None,
-                 received: str | None = None, fix: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        message: str,
+        *,
+        expected: str | None = None,
+        received: str | None = None,
+        fix: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.error = error
@@ -23,10 +31,12 @@ class ApiError(Exception):
         self.headers = headers
 
     @classmethod
-    def from_dlw(cls, exc: DlwError, *, status: int = 422, error: str = "invalid_input"
-                 ) -> ApiError:
-        return cls(status, error, exc.what, expected=exc.expected, received=exc.received,
-                   fix=exc.fix)
+    def from_dlw(
+        cls, exc: DlwError, *, status: int = 422, error: str = "invalid_input"
+    ) -> ApiError:
+        return cls(
+            status, error, exc.what, expected=exc.expected, received=exc.received, fix=exc.fix
+        )
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"error": self.error, "message": self.message}
@@ -41,18 +51,26 @@ class ApiError(Exception):
 
 
 def unauthorized(message: str) -> ApiError:
-    return ApiError(401, "unauthorized", message,
-                    expected="header `Authorization: Bearer <token>`",
-                    fix="use the token printed by `dlw serve` (also in .dlw/serve/token), "
-                    "serve.token or DLW_SERVE_TOKEN",
-                    headers={"WWW-Authenticate": "Bearer"})
+    return ApiError(
+        401,
+        "unauthorized",
+        message,
+        expected="header `Authorization: Bearer <token>`",
+        fix="use the token printed by `dlw serve` (also in .dlw/serve/token), "
+        "serve.token or DLW_SERVE_TOKEN",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
 def body_too_large(limit: int, received: int | None = None) -> ApiError:
-    return ApiError(413, "body_too_large", f"The request body is larger than {limit:,} bytes.",
-                    expected=f"at most {limit:,} bytes",
-                    received=f"{received:,} bytes" if received is not None else "more",
-                    fix="send fewer or smaller items per request, or raise serve.max_body_mb")
+    return ApiError(
+        413,
+        "body_too_large",
+        f"The request body is larger than {limit:,} bytes.",
+        expected=f"at most {limit:,} bytes",
+        received=f"{received:,} bytes" if received is not None else "more",
+        fix="send fewer or smaller items per request, or raise serve.max_body_mb",
+    )
 
 
 def clip(text: str, limit: int = 80) -> str:

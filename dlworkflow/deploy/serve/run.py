@@ -20,22 +20,32 @@ def is_local(host: str) -> bool:
         return False
 
 
-def serve(root: Path, settings: Serve, *, host: str | None = None, port: int | None = None,
-          force_reason: str | None = None, say: Callable[[str], None] = print) -> None:
+def serve(
+    root: Path,
+    settings: Serve,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    force_reason: str | None = None,
+    say: Callable[[str], None] = print,
+) -> None:
     """Serve the champion model until interrupted (Ctrl-C)."""
     import uvicorn
 
     from dlworkflow.deploy.serve.app import create_app
 
-    settings = settings.model_copy(update={k: v for k, v in (("host", host), ("port", port))
-                                           if v is not None})
+    settings = settings.model_copy(
+        update={k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    )
     token = resolve_token(root, settings.token)
     app = create_app(root, settings, token=token.value, force_reason=force_reason)
     server = app.state.server
     bundle = server.holder.bundle
-    say(f"Serving model version {bundle.version} ({bundle.metadata.get('model')}, "
+    say(
+        f"Serving model version {bundle.version} ({bundle.metadata.get('model')}, "
         f"{bundle.modality}, verdict {bundle.metadata.get('verdict')}) on "
-        f"http://{settings.host}:{settings.port}")
+        f"http://{settings.host}:{settings.port}"
+    )
     if server.holder.forced:
         say(f"WARNING: serving a model that did not pass the test; reason: {server.holder.forced}")
     if not is_local(settings.host):
@@ -44,9 +54,17 @@ def serve(root: Path, settings: Serve, *, host: str | None = None, port: int | N
         say(f"Bearer token (shown once; kept in {token.path} with mode 600):\n  {token.value}")
     else:
         say(f"Bearer token: from {token.source}" + (f" ({token.path})" if token.path else ""))
-    say(f"Try: curl -H 'Authorization: Bearer <token>' http://{settings.host}:{settings.port}"
-        "/v1/model")
+    say(
+        f"Try: curl -H 'Authorization: Bearer <token>' http://{settings.host}:{settings.port}"
+        "/v1/model"
+    )
     gc.collect()
     gc.freeze()  # the loaded app and model stay put: later collections skip them (tail latency)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
-                access_log=False, timeout_graceful_shutdown=5)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )

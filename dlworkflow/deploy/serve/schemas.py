@@ -15,17 +15,21 @@ class PredictJSON(Strict):
     """One of images (base64), texts or rows; the model's modality decides which."""
 
     images: list[str] | None = Field(
-        None, description="Images, each a base64-encoded file (PNG, JPEG, ...).")
+        None, description="Images, each a base64-encoded file (PNG, JPEG, ...)."
+    )
     texts: list[str] | None = Field(None, description="Texts (text models).")
     rows: list[dict[str, Any]] | None = Field(
-        None, description="Rows of named feature values (tabular models).")
+        None, description="Rows of named feature values (tabular models)."
+    )
 
 
 class Prediction(Strict):
     """A classification model's prediction: the most probable class."""
 
-    id: str = Field(description="This prediction's id in the prediction log: send it back with "
-                    "the true label (`dlw monitor --labels`, a CSV of id,label).")
+    id: str = Field(
+        description="This prediction's id in the prediction log: send it back with "
+        "the true label (`dlw monitor --labels`, a CSV of id,label)."
+    )
     label: str
     confidence: float = Field(description="Probability of the predicted label.")
     probabilities: dict[str, float] = Field(description="Probability of every class.")
@@ -35,17 +39,21 @@ class ValuePrediction(Strict):
     """A regression model's prediction: one number in the target's units."""
 
     id: str = Field(description="This prediction's id in the prediction log.")
-    value: float = Field(description="The predicted value, in the target's units (the "
-                         "model's target scaling undone).")
+    value: float = Field(
+        description="The predicted value, in the target's units (the "
+        "model's target scaling undone)."
+    )
 
 
 class LabelsPrediction(Strict):
     """A multi-label model's prediction: every label whose probability reaches its threshold."""
 
     id: str = Field(description="This prediction's id in the prediction log.")
-    labels: list[str] = Field(description="The predicted labels (possibly none): each label "
-                              "whose probability reaches the threshold tuned for it on "
-                              "validation (GET /v1/model: metadata.outputs.target.thresholds).")
+    labels: list[str] = Field(
+        description="The predicted labels (possibly none): each label "
+        "whose probability reaches the threshold tuned for it on "
+        "validation (GET /v1/model: metadata.outputs.target.thresholds)."
+    )
     probabilities: dict[str, float] = Field(description="Probability of every label.")
 
 
@@ -54,7 +62,8 @@ class PredictResponse(Strict):
     predictions: list[Prediction | ValuePrediction | LabelsPrediction] = Field(
         description="One per item, in order; its fields depend on the served model's task "
         "(GET /v1/model: task, outputs): classification label, confidence, probabilities; "
-        "regression value; multi-label labels, probabilities.")
+        "regression value; multi-label labels, probabilities."
+    )
 
 
 class ErrorBody(Strict):
@@ -75,14 +84,19 @@ class ModelInfo(Strict):
     model: str | None
     task: str | None
     modality: str
-    kind: str | None = Field(None, description="What is predicted: classification, regression "
-                             "or multilabel.")
-    classes: list[str] = Field(description="The name of each network output: the classes, the "
-                               "labels, or [\"value\"] for regression.")
-    outputs: list[str] = Field(default_factory=list, description="The same names: one per "
-                               "output of the model.")
-    prediction: list[str] = Field(default_factory=list, description="The fields of each "
-                                  "prediction, besides id.")
+    kind: str | None = Field(
+        None, description="What is predicted: classification, regression or multilabel."
+    )
+    classes: list[str] = Field(
+        description="The name of each network output: the classes, the "
+        'labels, or ["value"] for regression.'
+    )
+    outputs: list[str] = Field(
+        default_factory=list, description="The same names: one per output of the model."
+    )
+    prediction: list[str] = Field(
+        default_factory=list, description="The fields of each prediction, besides id."
+    )
     verdict: str | None
     forced: dict[str, Any] | None
     metric: str | None
@@ -95,8 +109,13 @@ class ModelInfo(Strict):
 
 MULTIPART_SCHEMA = {
     "type": "object",
-    "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"},
-                             "description": "One or several image files."}},
+    "properties": {
+        "files": {
+            "type": "array",
+            "items": {"type": "string", "format": "binary"},
+            "description": "One or several image files.",
+        }
+    },
     "required": ["files"],
 }
 

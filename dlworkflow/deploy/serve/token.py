@@ -38,9 +38,11 @@ def resolve_token(root: Path, configured: str | None) -> Token:
         if len(env) < MIN_LENGTH:
             raise ConfigError(
                 f"{ENV_VAR} is too short to be a safe bearer token.",
-                expected=f"at least {MIN_LENGTH} characters", received=f"{len(env)} characters",
+                expected=f"at least {MIN_LENGTH} characters",
+                received=f"{len(env)} characters",
                 fix=f"export {ENV_VAR}=$(python -c 'import secrets; "
-                "print(secrets.token_urlsafe(32))')")
+                "print(secrets.token_urlsafe(32))')",
+            )
         return Token(env, "env")
     path = token_path(root)
     if path.is_file():
@@ -64,5 +66,7 @@ def _check_private(path: Path) -> None:
     if mode & 0o077:
         raise ConfigError(
             f"The stored serve token {path} is readable by other users (mode {mode:o}).",
-            expected="mode 600", received=f"mode {mode:o}",
-            fix=f"run `chmod 600 {path}`, or delete it to have a new token generated")
+            expected="mode 600",
+            received=f"mode {mode:o}",
+            fix=f"run `chmod 600 {path}`, or delete it to have a new token generated",
+        )

@@ -99,11 +99,12 @@ class Evidence:
         """The direction of `metric` (default: the problem's primary metric) in the task."""
         from dlworkflow.report.task_view import spec
 
-        return spec(self.task, metric or self.config.problem.primary_metric
-                    or self.task.default_metric)
+        return spec(
+            self.task, metric or self.config.problem.primary_metric or self.task.default_metric
+        )
 
     def not_applicable(self, what: str, why: str) -> str:
-        """"<what>: not applicable to <task> (<why>)"."""
+        """ "<what>: not applicable to <task> (<why>)"."""
         return f"{what}: not applicable to {self.task.name} ({why})"
 
     @cached_property
@@ -145,10 +146,14 @@ class Evidence:
         except OSError:
             pass
         lat = sorted(x for x in lat if math.isfinite(x))
-        return {"n": n, "mean_confidence": conf / n_conf if n_conf else None,
-                "latency_p50": lat[len(lat) // 2] if lat else None,
-                "rotated": len(list(path.parent.glob("predictions.jsonl.*")))
-                if path.parent.is_dir() else 0}
+        return {
+            "n": n,
+            "mean_confidence": conf / n_conf if n_conf else None,
+            "latency_p50": lat[len(lat) // 2] if lat else None,
+            "rotated": len(list(path.parent.glob("predictions.jsonl.*")))
+            if path.parent.is_dir()
+            else 0,
+        }
 
     @cached_property
     def forced_serves(self) -> int:
@@ -169,9 +174,13 @@ class Evidence:
 
     def git_tracked(self, name: str) -> bool:
         try:
-            out = subprocess.run(["git", "-C", str(self.root), "ls-files", "--error-unmatch",
-                                  name], capture_output=True, text=True, timeout=5,
-                                 check=False)
+            out = subprocess.run(
+                ["git", "-C", str(self.root), "ls-files", "--error-unmatch", name],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=False,
+            )
         except (OSError, subprocess.SubprocessError):
             return False
         return out.returncode == 0

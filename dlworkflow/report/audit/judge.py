@@ -21,11 +21,13 @@ class Judgement:
 JUDGES: dict[str, Callable[[Evidence], Judgement]] = {}
 
 
-def judge(test_id: str) -> Callable[[Callable[[Evidence], Judgement]],
-                                    Callable[[Evidence], Judgement]]:
+def judge(
+    test_id: str,
+) -> Callable[[Callable[[Evidence], Judgement]], Callable[[Evidence], Judgement]]:
     def register(fn: Callable[[Evidence], Judgement]) -> Callable[[Evidence], Judgement]:
         JUDGES[test_id] = fn
         return fn
+
     return register
 
 

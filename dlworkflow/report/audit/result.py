@@ -38,8 +38,12 @@ class AuditResult(StepResult):
 
     def rows(self) -> list[tuple[str, Any]]:
         rows: list[tuple[str, Any]] = [(s, f"{_fmt(self.sections[s])} / 7") for s in SECTIONS]
-        rows.append(("final score", f"{_fmt(self.final)}: {self.level} (weakest: "
-                                    f"{', '.join(self.weakest)})"))
+        rows.append(
+            (
+                "final score",
+                f"{_fmt(self.final)}: {self.level} (weakest: {', '.join(self.weakest)})",
+            )
+        )
         if self.written:
             rows.append(("written", self.written))
         return rows
@@ -48,10 +52,16 @@ class AuditResult(StepResult):
         return [t for t in self.tests if t.points < 1]
 
     def record(self) -> dict[str, Any]:
-        return {"format": 1, "rubric": "The ML Test Score (Breck et al., 2017)",
-                "project": self.project, "at": self.at, "final": self.final,
-                "level": self.level, "sections": self.sections,
-                "tests": [t.record() for t in self.tests]}
+        return {
+            "format": 1,
+            "rubric": "The ML Test Score (Breck et al., 2017)",
+            "project": self.project,
+            "at": self.at,
+            "final": self.final,
+            "level": self.level,
+            "sections": self.sections,
+            "tests": [t.record() for t in self.tests],
+        }
 
     def to_json(self) -> dict[str, Any]:
         """`dlw audit --json`: reports/audit.json (record()), the weakest sections and the
@@ -64,8 +74,11 @@ class AuditResult(StepResult):
 
         parts: list[Any] = []
         for section in SECTIONS:
-            table = Table(title=f"{section}: {_fmt(self.sections[section])} / 7",
-                          title_justify="left", show_lines=False)
+            table = Table(
+                title=f"{section}: {_fmt(self.sections[section])} / 7",
+                title_justify="left",
+                show_lines=False,
+            )
             for column in ("#", "test", "pts", "from", "evidence / next"):
                 table.add_column(column, no_wrap=column in ("#", "pts"))
             for t in (x for x in self.tests if x.test.section == section):
@@ -74,27 +87,39 @@ class AuditResult(StepResult):
                     text = f"checklist: {t.checklist}"
                 if t.next_step:
                     text += f"\n[yellow]next:[/] {t.next_step}"
-                table.add_row(str(t.test.number), f"{t.test.title}\n[dim]{t.test.id}[/]",
-                              _fmt(t.points), t.source, text)
+                table.add_row(
+                    str(t.test.number),
+                    f"{t.test.title}\n[dim]{t.test.id}[/]",
+                    _fmt(t.points),
+                    t.source,
+                    text,
+                )
             parts.append(table)
         parts.append(super().__rich__())
         return Group(*parts)
 
     def _repr_html_(self) -> str:
         e = html.escape
-        out = [f"<div class='dlw-audit'><h3>{e(self.title())}</h3>",
-               f"<p><b>{_fmt(self.final)}</b>: {e(self.level)}; sections: "
-               + ", ".join(f"{e(s)} {_fmt(self.sections[s])}" for s in SECTIONS) + "</p>"]
+        out = [
+            f"<div class='dlw-audit'><h3>{e(self.title())}</h3>",
+            f"<p><b>{_fmt(self.final)}</b>: {e(self.level)}; sections: "
+            + ", ".join(f"{e(s)} {_fmt(self.sections[s])}" for s in SECTIONS)
+            + "</p>",
+        ]
         for section in SECTIONS:
-            out.append(f"<table><caption>{e(section)}: {_fmt(self.sections[section])} / 7"
-                       "</caption><tr><th>#</th><th>test</th><th>points</th><th>from</th>"
-                       "<th>evidence</th><th>next step</th></tr>")
+            out.append(
+                f"<table><caption>{e(section)}: {_fmt(self.sections[section])} / 7"
+                "</caption><tr><th>#</th><th>test</th><th>points</th><th>from</th>"
+                "<th>evidence</th><th>next step</th></tr>"
+            )
             for t in (x for x in self.tests if x.test.section == section):
                 shown = f"checklist: {t.checklist}" if t.source == "checklist" else t.evidence
-                out.append(f"<tr><td>{t.test.number}</td><td>{e(t.test.title)}<br><code>"
-                           f"{e(t.test.id)}</code></td><td>{_fmt(t.points)}</td>"
-                           f"<td>{e(t.source)}</td><td>{e(shown)}</td>"
-                           f"<td>{e(t.next_step or '')}</td></tr>")
+                out.append(
+                    f"<tr><td>{t.test.number}</td><td>{e(t.test.title)}<br><code>"
+                    f"{e(t.test.id)}</code></td><td>{_fmt(t.points)}</td>"
+                    f"<td>{e(t.source)}</td><td>{e(shown)}</td>"
+                    f"<td>{e(t.next_step or '')}</td></tr>"
+                )
             out.append("</table>")
         out.append("</div>")
         return "".join(out)

@@ -67,7 +67,8 @@ _TITLES = {
 
 TESTS: tuple[Test, ...] = tuple(
     Test(AUDIT_IDS[7 * s + i], section, i + 1, title)
-    for s, section in enumerate(SECTIONS) for i, title in enumerate(_TITLES[section])
+    for s, section in enumerate(SECTIONS)
+    for i, title in enumerate(_TITLES[section])
 )
 BY_ID = {t.id: t for t in TESTS}
 
@@ -77,8 +78,7 @@ LEVELS = (
     (1.0, "not totally untested, but serious holes in reliability are likely"),
     (2.0, "a first pass at productionization; more investment may be needed"),
     (3.0, "reasonably tested, but more automation may be possible"),
-    (5.0, "strong levels of automated testing and monitoring, fit for mission-critical "
-          "systems"),
+    (5.0, "strong levels of automated testing and monitoring, fit for mission-critical systems"),
     (float("inf"), "exceptional levels of automated testing and monitoring"),
 )
 

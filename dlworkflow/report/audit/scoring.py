@@ -26,14 +26,23 @@ class TestScore:
 
     def record(self) -> dict[str, Any]:
         t = self.test
-        return {"id": t.id, "section": t.section, "number": t.number, "title": t.title,
-                "points": self.points, "source": self.source, "evidence": self.evidence,
-                "checklist": self.checklist, "next_step": self.next_step}
+        return {
+            "id": t.id,
+            "section": t.section,
+            "number": t.number,
+            "title": t.title,
+            "points": self.points,
+            "source": self.source,
+            "evidence": self.evidence,
+            "checklist": self.checklist,
+            "next_step": self.next_step,
+        }
 
 
 def score(test: Test, judgement: Judgement, answer: AuditAnswer | None) -> TestScore:
-    written = None if answer is None else (
-        f"{answer.done}" + (f": {answer.note}" if answer.note else ""))
+    written = (
+        None if answer is None else (f"{answer.done}" + (f": {answer.note}" if answer.note else ""))
+    )
     claimed = POINTS[answer.done] if answer is not None else 0.0
     key = f"audit.{test.id}"
     if judgement.failed or claimed <= judgement.points:
@@ -43,12 +52,18 @@ def score(test: Test, judgement: Judgement, answer: AuditAnswer | None) -> TestS
             written = f"{written} (not counted: the evidence contradicts it)"
     else:
         points, source = claimed, "checklist"
-    return TestScore(test, points, source, judgement.evidence, written,
-                     None if points >= 1 else _next(judgement, key, points, answer))
+    return TestScore(
+        test,
+        points,
+        source,
+        judgement.evidence,
+        written,
+        None if points >= 1 else _next(judgement, key, points, answer),
+    )
 
 
 def _next(judgement: Judgement, key: str, points: float, answer: AuditAnswer | None) -> str:
-    fill = f"{key}: {{done: manual|automated, note: \"...\"}} in dlworkflow.yaml"
+    fill = f'{key}: {{done: manual|automated, note: "..."}} in dlworkflow.yaml'
     if judgement.failed:
         return judgement.next_step or "fix what the evidence shows"
     if answer is not None and answer.done == "manual" and points == 0.5:

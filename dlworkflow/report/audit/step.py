@@ -27,9 +27,13 @@ def audit(project: Workspace, *, write: bool = True) -> AuditResult:
     answers = project.config.audit
     scores = [score(t, JUDGES[t.id](evidence), getattr(answers, t.id)) for t in TESTS]
     sections = section_scores(scores)
-    result = AuditResult(project=str(project.root), tests=scores, sections=sections,
-                         final=min(sections[s] for s in SECTIONS),
-                         at=datetime.now(UTC).isoformat(timespec="seconds"))
+    result = AuditResult(
+        project=str(project.root),
+        tests=scores,
+        sections=sections,
+        final=min(sections[s] for s in SECTIONS),
+        at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
     if write:
         path = project.paths.reports / AUDIT_FILE
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -23,8 +23,10 @@ def apply_best(project: Workspace, best_params: dict[str, Any] | None) -> str:
     if not best_params:
         raise TrainError(
             "There is no best trial to apply: no trial of the study has completed.",
-            expected="at least one complete trial", received="none",
-            fix="run `dlw tune` (more --trials, or a wider tune.space) and then --apply")
+            expected="at least one complete trial",
+            received="none",
+            fix="run `dlw tune` (more --trials, or a wider tune.space) and then --apply",
+        )
     before = project.paths.config.read_text(encoding="utf-8")
     project.update_config(dict(best_params))
     after = project.paths.config.read_text(encoding="utf-8")
@@ -32,6 +34,11 @@ def apply_best(project: Workspace, best_params: dict[str, Any] | None) -> str:
 
 
 def yaml_diff(before: str, after: str) -> str:
-    return "".join(difflib.unified_diff(
-        before.splitlines(keepends=True), after.splitlines(keepends=True),
-        fromfile=f"{CONFIG_FILE} (before)", tofile=f"{CONFIG_FILE} (tuned)"))
+    return "".join(
+        difflib.unified_diff(
+            before.splitlines(keepends=True),
+            after.splitlines(keepends=True),
+            fromfile=f"{CONFIG_FILE} (before)",
+            tofile=f"{CONFIG_FILE} (tuned)",
+        )
+    )

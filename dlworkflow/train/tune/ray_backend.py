@@ -46,11 +46,11 @@ if TYPE_CHECKING:
     from dlworkflow.train.tune.study import StudySettings
     from dlworkflow.workspace import Workspace
 
-VALUE = "value"        # the validation metric of the epoch just trained (ASHA's metric)
-BEST = "best"          # the best validation value so far (the trial's Optuna value)
-EPOCH = "epoch"        # 1-based epoch (ASHA's time attribute)
+VALUE = "value"  # the validation metric of the epoch just trained (ASHA's metric)
+BEST = "best"  # the best validation value so far (the trial's Optuna value)
+EPOCH = "epoch"  # 1-based epoch (ASHA's time attribute)
 FINISHED = "finished"  # 1 once run_trial returned: the trial was not stopped by Ray
-ATTR = "attr_"         # a result key ATTR + k: the trial's user attribute k (run_trial's notes)
+ATTR = "attr_"  # a result key ATTR + k: the trial's user attribute k (run_trial's notes)
 TRIAL_KEY = "__dlw_trial"  # the Optuna trial number, passed to the worker in its config
 REDUCTION_FACTOR = 3
 
@@ -71,7 +71,7 @@ def require_ray() -> Any:
             expected="the optional dependency ray[tune] (Ray 2.x)",
             received=f"ImportError: {exc}",
             fix="pip install 'dlworkflow[ray]' (or pip install 'ray[tune]'), or run the "
-                "study with the default backend: dlw tune --backend optuna",
+            "study with the default backend: dlw tune --backend optuna",
         ) from exc
     return ray
 
@@ -91,22 +91,45 @@ def run_ray(project: Workspace, settings: StudySettings, *, address: str | None 
     if n_trials <= 0:
         return 0
     mode = "min" if settings.direction == "minimize" else "max"
-    searcher = _searcher_class()(study, space=settings.space, mode=mode, epochs=settings.epochs,
-                                 project=project, show=_shower(settings))
-    trial_kwargs = {"parent_run_id": settings.parent_run_id, "study_name": settings.name,
-                    "ledger_run_id": settings.ledger_run_id,
-                    "overrides": {"train.threads": settings.threads} if settings.threads
-                    else None}
-    trainable = tune.with_resources(tune.with_parameters(
-        _ray_trial, project=project, epochs=settings.epochs, mode=mode,
-        trial_kwargs=trial_kwargs), {"cpu": 1})
+    searcher = _searcher_class()(
+        study,
+        space=settings.space,
+        mode=mode,
+        epochs=settings.epochs,
+        project=project,
+        show=_shower(settings),
+    )
+    trial_kwargs = {
+        "parent_run_id": settings.parent_run_id,
+        "study_name": settings.name,
+        "ledger_run_id": settings.ledger_run_id,
+        "overrides": {"train.threads": settings.threads} if settings.threads else None,
+    }
+    trainable = tune.with_resources(
+        tune.with_parameters(
+            _ray_trial,
+            project=project,
+            epochs=settings.epochs,
+            mode=mode,
+            trial_kwargs=trial_kwargs,
+        ),
+        {"cpu": 1},
+    )
     with _ray_session(address, settings.workers):
-        tuner = tune.Tuner(trainable, tune_config=tune.TuneConfig(
-            search_alg=searcher, scheduler=_scheduler(settings.pruner, mode, settings.epochs,
-                                                      settings.warmup_epochs),
-            num_samples=n_trials, time_budget_s=settings.timeout_s,
-            max_concurrent_trials=settings.workers, reuse_actors=True),
-            run_config=_run_config(project, settings.name))
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=searcher,
+                scheduler=_scheduler(
+                    settings.pruner, mode, settings.epochs, settings.warmup_epochs
+                ),
+                num_samples=n_trials,
+                time_budget_s=settings.timeout_s,
+                max_concurrent_trials=settings.workers,
+                reuse_actors=True,
+            ),
+            run_config=_run_config(project, settings.name),
+        )
         try:
             grid = tuner.fit()
         finally:
@@ -119,9 +142,12 @@ def _run_config(project: Workspace, name: str) -> Any:
 
     folder = Path(project.root).resolve() / ".dlw" / "tune" / "ray"
     folder.mkdir(parents=True, exist_ok=True)
-    return tune.RunConfig(name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}",
-                          storage_path=str(folder), verbose=0,
-                          failure_config=tune.FailureConfig(max_failures=0))
+    return tune.RunConfig(
+        name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}",
+        storage_path=str(folder),
+        verbose=0,
+        failure_config=tune.FailureConfig(max_failures=0),
+    )
 
 
 def _scheduler(pruner: str, mode: str, epochs: int, warmup_epochs: int) -> Any:
@@ -133,8 +159,14 @@ def _scheduler(pruner: str, mode: str, epochs: int, warmup_epochs: int) -> Any:
     # max_t one past the last epoch: ASHA never stops a trial at its last epoch, so every
     # trial that trained all its epochs finishes by itself (and closes its MLflow run).
     grace = min(max(1, warmup_epochs), epochs)
-    return ASHAScheduler(metric=VALUE, mode=mode, time_attr=EPOCH, max_t=epochs + 1,
-                         grace_period=grace, reduction_factor=REDUCTION_FACTOR)
+    return ASHAScheduler(
+        metric=VALUE,
+        mode=mode,
+        time_attr=EPOCH,
+        max_t=epochs + 1,
+        grace_period=grace,
+        reduction_factor=REDUCTION_FACTOR,
+    )
 
 
 @contextmanager
@@ -150,8 +182,11 @@ def _ray_session(address: str | None, workers: int) -> Iterator[None]:
     # ...so the result grid has no result.json to read back: the study holds the results
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                              "runtime_env": runtime_env(remote=address is not None)}
+    kwargs: dict[str, Any] = {
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "runtime_env": runtime_env(remote=address is not None),
+    }
     if address is None:
         kwargs["num_cpus"] = workers
     else:
@@ -159,11 +194,13 @@ def _ray_session(address: str | None, workers: int) -> Iterator[None]:
     try:
         ray.init(**kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise DlwError(f"Cannot start or reach Ray{f' at {address}' if address else ''}.",
-                       expected="a Ray cluster head (ray://host:10001 or host:6379) or none "
-                                "for a local Ray", received=str(exc).splitlines()[0][:300],
-                       fix="check --address (`ray status` on the head node shows it), or "
-                           "leave it out for a local Ray") from exc
+        raise DlwError(
+            f"Cannot start or reach Ray{f' at {address}' if address else ''}.",
+            expected="a Ray cluster head (ray://host:10001 or host:6379) or none for a local Ray",
+            received=str(exc).splitlines()[0][:300],
+            fix="check --address (`ray status` on the head node shows it), or "
+            "leave it out for a local Ray",
+        ) from exc
     try:
         yield
     finally:
@@ -175,15 +212,23 @@ def runtime_env(*, remote: bool) -> dict[str, Any]:
     (its parent folder first), on a cluster as a shipped py_modules package."""
     package = Path(__file__).resolve().parents[2]  # .../dlworkflow (train/tune/this file)
     if remote:
-        return {"py_modules": [str(package)],
-                "excludes": ["__pycache__", "*.pyc"]}
-    paths = [str(package.parent)] + [p for p in os.environ.get("PYTHONPATH", "").split(
-        os.pathsep) if p and p != str(package.parent)]
+        return {"py_modules": [str(package)], "excludes": ["__pycache__", "*.pyc"]}
+    paths = [str(package.parent)] + [
+        p
+        for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+        if p and p != str(package.parent)
+    ]
     return {"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}}
 
 
-def _ray_trial(config: dict[str, Any], *, project: Workspace, epochs: int, mode: str,
-               trial_kwargs: dict[str, Any]) -> None:
+def _ray_trial(
+    config: dict[str, Any],
+    *,
+    project: Workspace,
+    epochs: int,
+    mode: str,
+    trial_kwargs: dict[str, Any],
+) -> None:
     """One trial in a Ray worker: run_trial on `project` (pickled by Ray with the driver's
     config, so the worker needs only the same folder path), reporting each epoch
     (with the trial's notes, which the driver keeps as the Optuna trial's user attributes).
@@ -199,8 +244,15 @@ def _ray_trial(config: dict[str, Any], *, project: Workspace, epochs: int, mode:
 
     def send(epoch: int, value: float, best: float | None, finished: int) -> None:
         notes["duration_s"] = round(time.perf_counter() - started, 3)
-        tune.report({VALUE: value, BEST: best, EPOCH: epoch, FINISHED: finished,
-                     **{ATTR + k: v for k, v in notes.items()}})
+        tune.report(
+            {
+                VALUE: value,
+                BEST: best,
+                EPOCH: epoch,
+                FINISHED: finished,
+                **{ATTR + k: v for k, v in notes.items()},
+            }
+        )
 
     def report(epoch: int, value: float) -> None:
         seen.append(float(value))
@@ -209,9 +261,18 @@ def _ray_trial(config: dict[str, Any], *, project: Workspace, epochs: int, mode:
 
     params = {k: v for k, v in config.items() if k != TRIAL_KEY}
     try:
-        final = float(run_trial(project, params, epochs=epochs, report=report,
-                                trial_number=config.get(TRIAL_KEY), note=notes.__setitem__,
-                                stopped=(SystemExit,), **trial_kwargs))
+        final = float(
+            run_trial(
+                project,
+                params,
+                epochs=epochs,
+                report=report,
+                trial_number=config.get(TRIAL_KEY),
+                note=notes.__setitem__,
+                stopped=(SystemExit,),
+                **trial_kwargs,
+            )
+        )
     except Exception as exc:  # recorded as a FAIL trial with its error, like the local backend
         notes["error"] = f"{type(exc).__name__}: {exc}"[:2000]
         notes["traceback"] = traceback.format_exc()[-4000:]
@@ -219,8 +280,7 @@ def _ray_trial(config: dict[str, Any], *, project: Workspace, epochs: int, mode:
         return
     if not math.isfinite(final):
         notes["error"] = f"non-finite validation value: {final}"
-    send(max(len(seen), 1), seen[-1] if seen else final, final if math.isfinite(final) else None,
-         1)
+    send(max(len(seen), 1), seen[-1] if seen else final, final if math.isfinite(final) else None, 1)
 
 
 def _searcher_class() -> type:
@@ -234,9 +294,16 @@ def _searcher_class() -> type:
         """Asks and tells `study` (its storage, sampler and name) instead of a new one;
         params decoded to config values; PRUNED for trials that Ray stopped."""
 
-        def __init__(self, study: optuna.Study, *, space: dict[str, ParamSpec], mode: str,
-                     epochs: int, project: Workspace | None,
-                     show: Callable[[optuna.trial.FrozenTrial], None] | None = None) -> None:
+        def __init__(
+            self,
+            study: optuna.Study,
+            *,
+            space: dict[str, ParamSpec],
+            mode: str,
+            epochs: int,
+            project: Workspace | None,
+            show: Callable[[optuna.trial.FrozenTrial], None] | None = None,
+        ) -> None:
             self._given_study, self._tune_space, self._epochs = study, space, epochs
             self._show = show or (lambda frozen: None)
             self._project = project
@@ -272,15 +339,16 @@ def _searcher_class() -> type:
                 done.add(epoch)
                 ot_trial.report(float(value), int(epoch))
 
-        def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
-                              error: bool = False) -> None:
+        def on_trial_complete(
+            self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+        ) -> None:
             if trial_id in self._completed_trials or trial_id not in self._ot_trials:
                 return
             ot_trial = self._ot_trials[trial_id]
             result = result or {}
             self.on_trial_result(trial_id, result)  # Ray skips it for the result it stops on
             self._completed_trials.add(trial_id)
-            attrs = {k[len(ATTR):]: v for k, v in result.items() if k.startswith(ATTR)}
+            attrs = {k[len(ATTR) :]: v for k, v in result.items() if k.startswith(ATTR)}
             for key, value in attrs.items():
                 ot_trial.set_user_attr(key, value)
             if result.get(EPOCH):
@@ -303,7 +371,8 @@ def _searcher_class() -> type:
                 if trial_id not in self._completed_trials:
                     self._completed_trials.add(trial_id)
                     self._ot_trials[trial_id].set_user_attr(
-                        "error", "interrupted: the Ray trial did not finish")
+                        "error", "interrupted: the Ray trial did not finish"
+                    )
                     self._study.tell(self._ot_trials[trial_id], state=TrialState.FAIL)
 
     return StudySearch

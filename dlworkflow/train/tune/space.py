@@ -29,9 +29,11 @@ if TYPE_CHECKING:
 
 TUNABLE_SECTIONS = ("model", "augment", "train")
 # set by `dlw tune` itself, not searched: the trial's epochs come from tune.epochs
-RESERVED = {"train.epochs": "tune.epochs sets the epochs of every trial",
-            "train.threads": "set by dlw tune for its worker processes",
-            "train.device": "the trials run on the project's device"}
+RESERVED = {
+    "train.epochs": "tune.epochs sets the epochs of every trial",
+    "train.threads": "set by dlw tune for its worker processes",
+    "train.device": "the trials run on the project's device",
+}
 _PRIMITIVE = (type(None), bool, int, float, str)
 
 
@@ -95,7 +97,8 @@ def check_space(config: ProjectConfig, space: dict[str, ParamSpec]) -> None:
             expected="at least one dotted config key with a range or choices",
             received="tune: {space: {}}",
             fix="add e.g. `train.learning_rate: {type: log_uniform, low: 1.0e-4, high: "
-                "1.0e-1}` under tune.space in dlworkflow.yaml")
+            "1.0e-1}` under tune.space in dlworkflow.yaml",
+        )
     for key, spec in space.items():
         _check_key(config, key)
         _check_int(key, spec)
@@ -128,12 +131,15 @@ def _check_key(config: ProjectConfig, key: str) -> None:
         raise ConfigError(
             f"tune.space.{key}: only settings of the train step can be searched.",
             expected=f"a dotted key under {', '.join(TUNABLE_SECTIONS)} "
-                     "(e.g. train.learning_rate, model.params.channels, augment.flip)",
-            received=key, fix=f"remove {key} from tune.space (split, problem and data "
-                              "settings would change what the trials are compared on)")
+            "(e.g. train.learning_rate, model.params.channels, augment.flip)",
+            received=key,
+            fix=f"remove {key} from tune.space (split, problem and data "
+            "settings would change what the trials are compared on)",
+        )
     if key in RESERVED:
-        raise ConfigError(f"tune.space.{key}: {RESERVED[key]}.", received=key,
-                          fix=f"remove {key} from tune.space")
+        raise ConfigError(
+            f"tune.space.{key}: {RESERVED[key]}.", received=key, fix=f"remove {key} from tune.space"
+        )
     node: Any = config.model_dump(mode="json")
     parts = key.split(".")
     for depth, part in enumerate(parts):
@@ -142,8 +148,12 @@ def _check_key(config: ProjectConfig, key: str) -> None:
             raise ConfigError(
                 f"tune.space.{key}: there is no setting {key} in dlworkflow.yaml's schema.",
                 expected=f"a key of {'.'.join(parts[:depth]) or 'the config'}: "
-                         + ", ".join(sorted(node)) if isinstance(node, dict) else "a section",
-                received=part, fix=f"correct the key {key} under tune.space")
+                + ", ".join(sorted(node))
+                if isinstance(node, dict)
+                else "a section",
+                received=part,
+                fix=f"correct the key {key} under tune.space",
+            )
         node = node.get(part) if isinstance(node, dict) else None
 
 
@@ -156,8 +166,11 @@ def _check_models(config: ProjectConfig, spec: ParamSpec) -> None:
     if unknown:
         raise ConfigError(
             f"tune.space.model.name: {', '.join(map(repr, unknown))} is not a model for "
-            f"{config.task}.", expected=f"names from `dlw models`: {', '.join(known)}",
-            received=repr(unknown), fix="correct the choices of model.name under tune.space")
+            f"{config.task}.",
+            expected=f"names from `dlw models`: {', '.join(known)}",
+            received=repr(unknown),
+            fix="correct the choices of model.name under tune.space",
+        )
 
 
 def _check_int(key: str, spec: ParamSpec) -> None:
@@ -165,9 +178,11 @@ def _check_int(key: str, spec: ParamSpec) -> None:
         return
     ends = [spec.low, spec.high]
     if any(v is None or not math.isfinite(v) or v != int(v) for v in ends):
-        raise ConfigError(f"tune.space.{key}: an int parameter needs whole-number ends.",
-                          received=f"low {spec.low}, high {spec.high}",
-                          fix=f"give {key} integer low and high")
+        raise ConfigError(
+            f"tune.space.{key}: an int parameter needs whole-number ends.",
+            received=f"low {spec.low}, high {spec.high}",
+            fix=f"give {key} integer low and high",
+        )
 
 
 def _encode(choice: Any) -> Any:

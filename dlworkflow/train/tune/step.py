@@ -62,11 +62,17 @@ class TuneResult(StepResult):
         return f"tune: {self.study}"
 
     def rows(self) -> list[tuple[str, Any]]:
-        best = "none complete" if self.best_value is None else \
-            f"{self.best_value:.4f} (trial {self.best_trial})"
+        best = (
+            "none complete"
+            if self.best_value is None
+            else f"{self.best_value:.4f} (trial {self.best_trial})"
+        )
         rows: list[tuple[str, Any]] = [
-            ("trials", f"{self.n_trials} ({self.n_complete} complete, {self.n_pruned} pruned, "
-                       f"{self.n_failed} failed; {self.n_new} run now)"),
+            (
+                "trials",
+                f"{self.n_trials} ({self.n_complete} complete, {self.n_pruned} pruned, "
+                f"{self.n_failed} failed; {self.n_new} run now)",
+            ),
             (f"best val {self.metric}", best),
             *((f"  {key}", _fmt(value)) for key, value in self.best_params.items()),
             ("backend", self.backend),
@@ -86,11 +92,19 @@ class TuneResult(StepResult):
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def tune(project: Workspace, *, trials: int | None = None, timeout: float | None = None,
-         workers: int | None = None, backend: str = "optuna", address: str | None = None,
-         apply: bool = False, progress: bool = True,
-         callbacks: Sequence[StudyCallback] = (),
-         write_report: Callable[[Workspace, optuna.Study], Any] | None = None) -> TuneResult:
+def tune(
+    project: Workspace,
+    *,
+    trials: int | None = None,
+    timeout: float | None = None,
+    workers: int | None = None,
+    backend: str = "optuna",
+    address: str | None = None,
+    apply: bool = False,
+    progress: bool = True,
+    callbacks: Sequence[StudyCallback] = (),
+    write_report: Callable[[Workspace, optuna.Study], Any] | None = None,
+) -> TuneResult:
     """Run the study of `tune.space` to `trials` trials in total (default tune.trials; a
     resumed study counts its earlier trials) or `timeout` seconds, on `workers` processes
     (optuna) or a Ray cluster (backend "ray", `address`; None: a local Ray). apply: write the
@@ -99,38 +113,64 @@ def tune(project: Workspace, *, trials: int | None = None, timeout: float | None
     (Project.tune passes dlworkflow.report.tune_page's; the report layer sits above this
     one). Trials read the train and validation splits only."""
     if backend not in BACKENDS:
-        raise TrainError(f"Unknown tuning backend {backend!r}.", expected=" or ".join(BACKENDS),
-                         received=repr(backend), fix="pass --backend optuna or --backend ray")
+        raise TrainError(
+            f"Unknown tuning backend {backend!r}.",
+            expected=" or ".join(BACKENDS),
+            received=repr(backend),
+            fix="pass --backend optuna or --backend ray",
+        )
     if address is not None and backend != "ray":
-        raise TrainError("--address names a Ray cluster: it needs --backend ray.",
-                         received=f"--address {address} with --backend {backend}",
-                         fix="add --backend ray, or drop --address")
+        raise TrainError(
+            "--address names a Ray cluster: it needs --backend ray.",
+            received=f"--address {address} with --backend {backend}",
+            fix="add --backend ray, or drop --address",
+        )
     check_privacy_gate(project)
     store.read_split_info(project)  # StepOrderError before `dlw split`
     space_mod.check_space(project.config, project.config.tune.space)
-    settings = study_mod.settings_for(project, trials=trials, timeout=timeout,
-                                      workers=workers, progress=progress)
+    settings = study_mod.settings_for(
+        project, trials=trials, timeout=timeout, workers=workers, progress=progress
+    )
     with run_lock(project.paths.state / "locks" / "tune.lock", what="dlw tune"):
-        return _run(project, settings, backend=backend, address=address, apply=apply,
-                    callbacks=callbacks, write_report=write_report)
+        return _run(
+            project,
+            settings,
+            backend=backend,
+            address=address,
+            apply=apply,
+            callbacks=callbacks,
+            write_report=write_report,
+        )
 
 
-def _run(project: Workspace, settings: StudySettings, *, backend: str, address: str | None,
-         apply: bool, callbacks: Sequence[StudyCallback],
-         write_report: Callable[[Workspace, optuna.Study], Any] | None) -> TuneResult:
+def _run(
+    project: Workspace,
+    settings: StudySettings,
+    *,
+    backend: str,
+    address: str | None,
+    apply: bool,
+    callbacks: Sequence[StudyCallback],
+    write_report: Callable[[Workspace, optuna.Study], Any] | None,
+) -> TuneResult:
     started = time.perf_counter()
     inputs = {"split": project.upstream_hash("split") or ""}
     with project.step("tune", inputs=inputs) as run:
         before = _numbers(settings)
-        tags = {"dlw.step": "tune", tracking.LEDGER_TAG: str(run.run_id),
-                "dlw.tune.study": settings.name, "dlw.tune.backend": backend}
-        with tracking.tracked_run(project, run_name=f"tune-{settings.name}",
-                                  tags=tags) as parent:
+        tags = {
+            "dlw.step": "tune",
+            tracking.LEDGER_TAG: str(run.run_id),
+            "dlw.tune.study": settings.name,
+            "dlw.tune.backend": backend,
+        }
+        with tracking.tracked_run(project, run_name=f"tune-{settings.name}", tags=tags) as parent:
             parent.log_params(settings.describe())
-            settings = study_mod.replace(settings, parent_run_id=parent.run_id,
-                                         ledger_run_id=run.run_id)
-            study = _optimize(project, settings, backend=backend, address=address,
-                              callbacks=callbacks)
+            settings = study_mod.replace(
+                settings, parent_run_id=parent.run_id, ledger_run_id=run.run_id
+            )
+            study = _optimize(
+                project, settings, backend=backend, address=address, callbacks=callbacks
+            )
             summary = summarise(study, settings)
             summary["n_new"] = len(set(summary.pop("numbers")) - before)
             parent.log_metrics(_parent_metrics(summary, settings.metric))
@@ -140,21 +180,36 @@ def _run(project: Workspace, settings: StudySettings, *, backend: str, address: 
                 f"({summary['n_failed']} failed, {summary['n_pruned']} pruned).",
                 received=_first_error(summary["trials"]),
                 fix="fix the error above (often a value of tune.space the model cannot use), "
-                    "then run `dlw tune` again")
+                "then run `dlw tune` again",
+            )
         report = str(write_report(project, study)) if write_report else ""
         diff = apply_mod.apply_best(project, summary["best_params"]) if apply else ""
         result = TuneResult(
-            study=settings.name, storage=settings.storage_url, backend=backend,
-            metric=settings.metric, seconds=time.perf_counter() - started,
-            mlflow_run_id=parent.run_id, ledger_run_id=run.run_id,
-            browse=tracking.browse_hint(project), report=report, applied=apply, diff=diff,
-            **summary)
+            study=settings.name,
+            storage=settings.storage_url,
+            backend=backend,
+            metric=settings.metric,
+            seconds=time.perf_counter() - started,
+            mlflow_run_id=parent.run_id,
+            ledger_run_id=run.run_id,
+            browse=tracking.browse_hint(project),
+            report=report,
+            applied=apply,
+            diff=diff,
+            **summary,
+        )
         record(run, result)
     return result
 
 
-def _optimize(project: Workspace, settings: StudySettings, *, backend: str,
-              address: str | None, callbacks: Sequence[StudyCallback]) -> optuna.Study:
+def _optimize(
+    project: Workspace,
+    settings: StudySettings,
+    *,
+    backend: str,
+    address: str | None,
+    callbacks: Sequence[StudyCallback],
+) -> optuna.Study:
     if backend == "ray":
         from dlworkflow.train.tune import ray_backend
 
@@ -178,8 +233,10 @@ def summarise(study: optuna.Study, settings: StudySettings) -> dict[str, Any]:
         "best_value": _value(best) if best else None,
         "best_params": space_mod.decode(best.params, settings.space) if best else {},
         "best_trial": best.number if best else None,
-        "n_trials": counts["total"], "n_complete": counts["complete"],
-        "n_pruned": counts["pruned"], "n_failed": counts["failed"],
+        "n_trials": counts["total"],
+        "n_complete": counts["complete"],
+        "n_pruned": counts["pruned"],
+        "n_failed": counts["failed"],
         "trials": [trial_row(t, settings) for t in study.get_trials(deepcopy=False)],
         "numbers": [t.number for t in study.get_trials(deepcopy=False)],
     }
@@ -187,11 +244,17 @@ def summarise(study: optuna.Study, settings: StudySettings) -> dict[str, Any]:
 
 def trial_row(trial: optuna.trial.FrozenTrial, settings: StudySettings) -> dict[str, Any]:
     attrs = trial.user_attrs
-    return {"number": trial.number, "state": trial.state.name.lower(), "value": trial.value,
-            "params": space_mod.decode(trial.params, settings.space),
-            "epochs_run": attrs.get("epochs_run"), "duration_s": attrs.get("duration_s"),
-            "pid": attrs.get("pid"), "mlflow_run_id": attrs.get("mlflow_run_id"),
-            "error": attrs.get("error")}
+    return {
+        "number": trial.number,
+        "state": trial.state.name.lower(),
+        "value": trial.value,
+        "params": space_mod.decode(trial.params, settings.space),
+        "epochs_run": attrs.get("epochs_run"),
+        "duration_s": attrs.get("duration_s"),
+        "pid": attrs.get("pid"),
+        "mlflow_run_id": attrs.get("mlflow_run_id"),
+        "error": attrs.get("error"),
+    }
 
 
 def record(run: StepRun, result: TuneResult) -> None:
@@ -199,14 +262,23 @@ def record(run: StepRun, result: TuneResult) -> None:
     best = "none" if result.best_value is None else f"{result.best_value:.4f}"
     run.summary = {
         "headline": f"best val {result.metric} {best} after {result.n_trials} trials "
-                    f"({result.n_pruned} pruned)",
-        "study": result.study, "storage": result.storage, "backend": result.backend,
-        "metric": result.metric, "best_value": result.best_value,
-        "best_params": result.best_params, "best_trial": result.best_trial,
-        "n_trials": result.n_trials, "n_complete": result.n_complete,
-        "n_pruned": result.n_pruned, "n_failed": result.n_failed, "n_new": result.n_new,
-        "mlflow_run_id": result.mlflow_run_id, "report": result.report,
-        "applied": result.applied, "seconds": round(result.seconds, 2),
+        f"({result.n_pruned} pruned)",
+        "study": result.study,
+        "storage": result.storage,
+        "backend": result.backend,
+        "metric": result.metric,
+        "best_value": result.best_value,
+        "best_params": result.best_params,
+        "best_trial": result.best_trial,
+        "n_trials": result.n_trials,
+        "n_complete": result.n_complete,
+        "n_pruned": result.n_pruned,
+        "n_failed": result.n_failed,
+        "n_new": result.n_new,
+        "mlflow_run_id": result.mlflow_run_id,
+        "report": result.report,
+        "applied": result.applied,
+        "seconds": round(result.seconds, 2),
     }
 
 
@@ -221,8 +293,10 @@ def _numbers(settings: StudySettings) -> set[int]:
 
 
 def _parent_metrics(summary: dict[str, Any], metric: str) -> dict[str, float]:
-    out = {f"tune.{k}": float(summary[k]) for k in ("n_trials", "n_complete", "n_pruned",
-                                                     "n_failed", "n_new")}
+    out = {
+        f"tune.{k}": float(summary[k])
+        for k in ("n_trials", "n_complete", "n_pruned", "n_failed", "n_new")
+    }
     if summary["best_value"] is not None:
         out[f"best_val_{metric}"] = summary["best_value"]
     return out

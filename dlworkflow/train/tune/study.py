@@ -66,24 +66,48 @@ class StudySettings:
 
     def describe(self) -> dict[str, Any]:
         """Flat MLflow params of the study."""
-        out: dict[str, Any] = {f"tune.{k}": getattr(self, k) for k in (
-            "name", "metric", "trials", "timeout_s", "epochs", "sampler", "pruner",
-            "startup_trials", "warmup_epochs", "workers", "seed", "direction")}
-        out.update({f"tune.space.{k}": v.model_dump(exclude_none=True)
-                    for k, v in self.space.items()})
+        out: dict[str, Any] = {
+            f"tune.{k}": getattr(self, k)
+            for k in (
+                "name",
+                "metric",
+                "trials",
+                "timeout_s",
+                "epochs",
+                "sampler",
+                "pruner",
+                "startup_trials",
+                "warmup_epochs",
+                "workers",
+                "seed",
+                "direction",
+            )
+        }
+        out.update(
+            {f"tune.space.{k}": v.model_dump(exclude_none=True) for k, v in self.space.items()}
+        )
         return out
 
 
-def settings_for(project: Workspace, *, trials: int | None = None, timeout: float | None = None,
-                 workers: int | None = None, progress: bool = False) -> StudySettings:
+def settings_for(
+    project: Workspace,
+    *,
+    trials: int | None = None,
+    timeout: float | None = None,
+    workers: int | None = None,
+    progress: bool = False,
+) -> StudySettings:
     """The study of the project's current config; arguments override tune.trials,
     tune.timeout_s and tune.workers (they never change which study it is)."""
     cfg = project.config
     tune = cfg.tune
     for label, value in (("--trials", trials), ("--workers", workers), ("--timeout", timeout)):
         if value is not None and value <= 0:
-            raise TrainError(f"{label} must be positive.", received=str(value),
-                             fix=f"pass {label} with a value above 0")
+            raise TrainError(
+                f"{label} must be positive.",
+                received=str(value),
+                fix=f"pass {label} with a value above 0",
+            )
     n_workers = workers or tune.workers
     threads = cfg.train.threads or os.cpu_count() or 1
     seed = tune.seed if tune.seed is not None else cfg.seed
@@ -91,21 +115,32 @@ def settings_for(project: Workspace, *, trials: int | None = None, timeout: floa
     metric = cfg.problem.primary_metric or "accuracy"
     identity = {
         "space": {k: v.model_dump() for k, v in sorted(tune.space.items())},
-        "tune": tune.model_dump(include={"sampler", "pruner", "startup_trials",
-                                         "warmup_epochs"}),
-        "epochs": epochs, "seed": seed, "metric": metric,
+        "tune": tune.model_dump(include={"sampler", "pruner", "startup_trials", "warmup_epochs"}),
+        "epochs": epochs,
+        "seed": seed,
+        "metric": metric,
         "split": project.upstream_hash("split"),
         "base": _base_config(project, tune.space),
     }
     name = f"{_slug(cfg.name)}-{sha256_json(identity)[:12]}"
     return StudySettings(
-        root=str(project.root), name=name, storage_url=storage_url(project),
-        space=dict(tune.space), metric=metric, trials=trials or tune.trials,
-        timeout_s=timeout if timeout is not None else tune.timeout_s, epochs=epochs,
-        sampler=tune.sampler, pruner=tune.pruner, startup_trials=tune.startup_trials,
-        warmup_epochs=tune.warmup_epochs, workers=n_workers, seed=seed,
+        root=str(project.root),
+        name=name,
+        storage_url=storage_url(project),
+        space=dict(tune.space),
+        metric=metric,
+        trials=trials or tune.trials,
+        timeout_s=timeout if timeout is not None else tune.timeout_s,
+        epochs=epochs,
+        sampler=tune.sampler,
+        pruner=tune.pruner,
+        startup_trials=tune.startup_trials,
+        warmup_epochs=tune.warmup_epochs,
+        workers=n_workers,
+        seed=seed,
         threads=max(1, threads // n_workers) if n_workers > 1 else cfg.train.threads,
-        progress=progress)
+        progress=progress,
+    )
 
 
 def storage_url(project: Workspace) -> str:
@@ -122,7 +157,8 @@ def open_storage(settings: StudySettings) -> optuna.storages.RDBStorage:
     path = Path(settings.storage_url.removeprefix("sqlite:///"))
     path.parent.mkdir(parents=True, exist_ok=True)
     return optuna.storages.RDBStorage(  # workers wait for each other's writes
-        settings.storage_url, engine_kwargs={"connect_args": {"timeout": 60}})
+        settings.storage_url, engine_kwargs={"connect_args": {"timeout": 60}}
+    )
 
 
 def load(settings: StudySettings, *, worker: int = 0) -> optuna.Study:
@@ -133,13 +169,18 @@ def load(settings: StudySettings, *, worker: int = 0) -> optuna.Study:
     storage = open_storage(settings)
     existing = _n_existing(storage, settings.name)
     return optuna.create_study(
-        storage=storage, study_name=settings.name, direction=settings.direction,
+        storage=storage,
+        study_name=settings.name,
+        direction=settings.direction,
         sampler=make_sampler(settings, worker=worker, offset=existing),
-        pruner=make_pruner(settings), load_if_exists=True)
+        pruner=make_pruner(settings),
+        load_if_exists=True,
+    )
 
 
-def make_sampler(settings: StudySettings, *, worker: int = 0,
-                 offset: int = 0) -> optuna.samplers.BaseSampler:
+def make_sampler(
+    settings: StudySettings, *, worker: int = 0, offset: int = 0
+) -> optuna.samplers.BaseSampler:
     """TPE (multivariate, seeded; `startup_trials` random trials first) or random search.
     The seed moves with the worker and the trials already run, so neither parallel workers
     nor a resumed study repeat earlier draws."""
@@ -148,9 +189,12 @@ def make_sampler(settings: StudySettings, *, worker: int = 0,
     seed = settings.seed + _WORKER_SEED_STRIDE * worker + offset
     if settings.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True,
-                                      n_startup_trials=settings.startup_trials,
-                                      constant_liar=settings.workers > 1)
+    return optuna.samplers.TPESampler(
+        seed=seed,
+        multivariate=True,
+        n_startup_trials=settings.startup_trials,
+        constant_liar=settings.workers > 1,
+    )
 
 
 def make_pruner(settings: StudySettings) -> optuna.pruners.BasePruner:
@@ -158,31 +202,44 @@ def make_pruner(settings: StudySettings) -> optuna.pruners.BasePruner:
     import optuna
 
     if settings.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=settings.startup_trials,
-                                           n_warmup_steps=settings.warmup_epochs + 1)
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=settings.startup_trials, n_warmup_steps=settings.warmup_epochs + 1
+        )
     if settings.pruner == "asha":
         return optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=max(1, settings.warmup_epochs), reduction_factor=3)
+            min_resource=max(1, settings.warmup_epochs), reduction_factor=3
+        )
     return optuna.pruners.NopPruner()
 
 
-def optimize(project: Workspace, settings: StudySettings, *,
-             callbacks: Sequence[StudyCallback] = ()) -> optuna.Study:
+def optimize(
+    project: Workspace, settings: StudySettings, *, callbacks: Sequence[StudyCallback] = ()
+) -> optuna.Study:
     """Run the study to `settings.trials` trials in total (or the timeout). One worker runs
     here; `workers` > 1 start that many processes (spawn) on the shared storage, all at once so
     they share the trials, and this process only waits. `callbacks(study, trial)` run after
     each trial of a worker in this process (workers = 1)."""
     if callbacks and settings.workers > 1:
-        raise TrainError("Study callbacks run in this process: they need workers = 1.",
-                         received=f"workers {settings.workers}", fix="pass workers=1")
+        raise TrainError(
+            "Study callbacks run in this process: they need workers = 1.",
+            received=f"workers {settings.workers}",
+            fix="pass workers=1",
+        )
     study = load(settings)
     recover_interrupted(study)
     if settings.workers == 1:
         run_worker(project, settings, worker=0, callbacks=callbacks)
         return load(settings)
     context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=_worker_main, args=(project, settings, w), daemon=True,
-                                 name=f"dlw-tune-worker-{w}") for w in range(settings.workers)]
+    processes = [
+        context.Process(
+            target=_worker_main,
+            args=(project, settings, w),
+            daemon=True,
+            name=f"dlw-tune-worker-{w}",
+        )
+        for w in range(settings.workers)
+    ]
     for process in processes:
         process.start()
     try:
@@ -199,7 +256,8 @@ def optimize(project: Workspace, settings: StudySettings, *,
             f"{len(failed)} of the {settings.workers} tuning workers failed.",
             received=", ".join(f"{p.name}: exit code {p.exitcode}" for p in failed),
             fix="see the worker's error above; the trials that finished are kept in the "
-                "study and `dlw tune` continues it")
+            "study and `dlw tune` continues it",
+        )
     return load(settings)
 
 
@@ -209,8 +267,13 @@ def _worker_main(project: Workspace, settings: StudySettings, worker: int) -> No
     run_worker(project, settings, worker=worker)
 
 
-def run_worker(project: Workspace, settings: StudySettings, *, worker: int,
-               callbacks: Sequence[StudyCallback] = ()) -> None:
+def run_worker(
+    project: Workspace,
+    settings: StudySettings,
+    *,
+    worker: int,
+    callbacks: Sequence[StudyCallback] = (),
+) -> None:
     """Claim and run trials until the study has `trials`, the timeout passes, or
     MAX_CONSECUTIVE_FAILURES trials in a row failed."""
     from dlworkflow.train.tune.trial import run_one
@@ -241,8 +304,9 @@ def recover_interrupted(study: optuna.Study) -> list[int]:
     stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for trial in stale:
         trial_id = trial._trial_id  # noqa: SLF001
-        storage.set_trial_user_attr(trial_id, "error", "interrupted: the process running it "
-                                                       "ended before the trial finished")
+        storage.set_trial_user_attr(
+            trial_id, "error", "interrupted: the process running it ended before the trial finished"
+        )
         storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
     return [t.number for t in stale]
 
@@ -250,9 +314,15 @@ def recover_interrupted(study: optuna.Study) -> list[int]:
 def counts(study: optuna.Study) -> dict[str, int]:
     """{"complete", "pruned", "failed", "running", "total"} trials of the study."""
     states = [t.state.name.lower() for t in study.get_trials(deepcopy=False)]
-    out = {key: states.count(state) for key, state in (
-        ("complete", "complete"), ("pruned", "pruned"), ("failed", "fail"),
-        ("running", "running"))}
+    out = {
+        key: states.count(state)
+        for key, state in (
+            ("complete", "complete"),
+            ("pruned", "pruned"),
+            ("failed", "fail"),
+            ("running", "running"),
+        )
+    }
     out["total"] = len(states)
     return out
 

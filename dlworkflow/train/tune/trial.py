@@ -41,12 +41,20 @@ TRIAL_TAG = "dlw.tune.trial"
 STUDY_TAG = "dlw.tune.study"
 
 
-def run_trial(project: Workspace, params: dict[str, Any], *, epochs: int | None,
-              report: Report, parent_run_id: str | None = None,
-              trial_number: int | None = None, study_name: str | None = None,
-              ledger_run_id: int | None = None, overrides: dict[str, Any] | None = None,
-              note: Note | None = None,
-              stopped: tuple[type[BaseException], ...] = ()) -> float:
+def run_trial(
+    project: Workspace,
+    params: dict[str, Any],
+    *,
+    epochs: int | None,
+    report: Report,
+    parent_run_id: str | None = None,
+    trial_number: int | None = None,
+    study_name: str | None = None,
+    ledger_run_id: int | None = None,
+    overrides: dict[str, Any] | None = None,
+    note: Note | None = None,
+    stopped: tuple[type[BaseException], ...] = (),
+) -> float:
     """Train with `params` (dotted config keys) for `epochs` (None: train.epochs); the best
     validation value of the primary metric.
 
@@ -58,8 +66,9 @@ def run_trial(project: Workspace, params: dict[str, Any], *, epochs: int | None,
     """
     note = note or (lambda key, value: None)
     started = time.perf_counter()
-    view = project.with_overrides({**params, **(overrides or {}),
-                                   **({"train.epochs": epochs} if epochs else {})})
+    view = project.with_overrides(
+        {**params, **(overrides or {}), **({"train.epochs": epochs} if epochs else {})}
+    )
     cfg = view.config
     split_info = store.read_split_info(view)
     metric = cfg.problem.primary_metric or "accuracy"
@@ -79,24 +88,38 @@ def run_trial(project: Workspace, params: dict[str, Any], *, epochs: int | None,
         report(state.epoch, float(state.row[key]))
 
     name = f"trial-{trial_number}" if trial_number is not None else "trial"
-    with tracking.tracked_run(view, run_name=name, tags=tags,
-                              stopped=(*stopped, *_pruned_types())) as tracker:
+    with tracking.tracked_run(
+        view, run_name=name, tags=tags, stopped=(*stopped, *_pruned_types())
+    ) as tracker:
         note("mlflow_run_id", tracker.run_id)
-        tracker.log_params({**run_params(view, split_info, loop, model, data),
-                            **strategy.params(),
-                            **{f"tune.{k}": v for k, v in params.items()}})
-        result = strategies.train_model(strategy, view, model, data, loop, generator=generator,
-                                        callbacks=[tracker,
-                                                   LambdaCallback(on_epoch_end=on_epoch_end)])
-        tracker.log_metrics({f"best_val_{metric}": result.best_metric,
-                             "best_epoch": result.best_epoch}, step=result.best_epoch)
+        tracker.log_params(
+            {
+                **run_params(view, split_info, loop, model, data),
+                **strategy.params(),
+                **{f"tune.{k}": v for k, v in params.items()},
+            }
+        )
+        result = strategies.train_model(
+            strategy,
+            view,
+            model,
+            data,
+            loop,
+            generator=generator,
+            callbacks=[tracker, LambdaCallback(on_epoch_end=on_epoch_end)],
+        )
+        tracker.log_metrics(
+            {f"best_val_{metric}": result.best_metric, "best_epoch": result.best_epoch},
+            step=result.best_epoch,
+        )
     note("best_epoch", result.best_epoch)
     note("seconds", round(time.perf_counter() - started, 3))
     return float(result.best_metric)
 
 
-def run_one(project: Workspace, settings: StudySettings, study: optuna.Study,
-            trial: optuna.Trial) -> optuna.trial.FrozenTrial:
+def run_one(
+    project: Workspace, settings: StudySettings, study: optuna.Study, trial: optuna.Trial
+) -> optuna.trial.FrozenTrial:
     """Run an asked Optuna trial to its end and tell the study: COMPLETE with its value,
     PRUNED (the median or ASHA pruner said so), or FAIL (an error, or a non-finite value;
     the error is kept in the trial's user attribute "error")."""
@@ -111,15 +134,22 @@ def run_one(project: Workspace, settings: StudySettings, study: optuna.Study,
     def report(epoch: int, value: float) -> None:
         trial.report(value, epoch)
         if epoch < settings.epochs and trial.should_prune():  # the last epoch saves nothing
-            raise optuna.TrialPruned(f"pruned at epoch {epoch}: val {settings.metric} "
-                                     f"{value:.4f}")
+            raise optuna.TrialPruned(f"pruned at epoch {epoch}: val {settings.metric} {value:.4f}")
 
     state, value = TrialState.COMPLETE, None
     try:
-        value = run_trial(project, params, epochs=settings.epochs, report=report,
-                          parent_run_id=settings.parent_run_id, trial_number=trial.number,
-                          study_name=settings.name, ledger_run_id=settings.ledger_run_id,
-                          overrides=_overrides(settings), note=trial.set_user_attr)
+        value = run_trial(
+            project,
+            params,
+            epochs=settings.epochs,
+            report=report,
+            parent_run_id=settings.parent_run_id,
+            trial_number=trial.number,
+            study_name=settings.name,
+            ledger_run_id=settings.ledger_run_id,
+            overrides=_overrides(settings),
+            note=trial.set_user_attr,
+        )
         if not math.isfinite(value):
             trial.set_user_attr("error", f"non-finite validation {settings.metric}: {value}")
             state, value = TrialState.FAIL, None
@@ -162,7 +192,8 @@ def show_trial(trial: optuna.trial.FrozenTrial, settings: StudySettings) -> None
     elif state == "fail":
         value = f"failed: {str(attrs.get('error', ''))[:120]}"
     Console(stderr=True, highlight=False, markup=False).print(
-        f"trial {trial.number} ({attrs.get('pid', os.getpid())}): {value}  [{params}]")
+        f"trial {trial.number} ({attrs.get('pid', os.getpid())}): {value}  [{params}]"
+    )
 
 
 def _short(value: Any) -> str:
