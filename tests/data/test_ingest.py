@@ -190,7 +190,7 @@ def test_only_unusable_samples_is_a_data_error(project, tmp_path):
 def test_single_class_is_a_data_error(project, digits_folder):
     with pytest.raises(DataError) as info:
         project.ingest(str(digits_folder(3, classes=(5,))), progress=False)
-    assert "Only one class found ('5')" in str(info.value)
+    assert "Only one target value found ('5')" in str(info.value)
 
 
 def test_no_source_is_a_data_error(project):

@@ -36,25 +36,29 @@ def fashion_installed() -> None:
 # --- the catalogue -------------------------------------------------------------------------
 
 
-def test_catalogue_lists_all_six_datasets():
+def test_catalogue_lists_every_dataset_with_a_known_task():
+    from dlworkflow.tasks import task_names
+
     assert BUILTINS.names() == [
         "breast-cancer",
+        "diabetes",
         "digits",
         "elpv",
+        "elpv-probability",
         "fashion-mnist",
         "mnist5k",
+        "randhie",
         "rotten-tomatoes",
+        "yeast",
     ]
     for dataset in list_builtins():
-        assert dataset.task in (
-            "image-classification",
-            "text-classification",
-            "tabular-classification",
-        )
+        assert dataset.task in task_names()
         for field in ("description", "size", "licence", "source", "package"):
             assert getattr(dataset, field).strip(), (dataset.name, field)
         assert dataset.n_samples > 0
     assert get_builtin("elpv").redistributable is False
+    assert get_builtin("elpv-probability").redistributable is False
+    assert "only 4 values" in get_builtin("elpv-probability").description
     assert "NC" in get_builtin("elpv").licence
     assert get_builtin("fashion-mnist").redistributable is True
 

@@ -121,7 +121,7 @@ def test_dlw_predict_writes_regression_values(regression, tmp_path):
     lines = list(csv.reader(out.open()))
     assert lines[0] == ["path", "value", "error"]
     expected = bundle.predict_outputs(x)[:, 0]
-    assert [line[1] for line in lines[1 : 1 + len(rows)]] == [f"{v:.6g}" for v in expected]
+    assert [line[1] for line in lines[1 : 1 + len(rows)]] == [f"{v:.9g}" for v in expected]
     assert all(line[2] == "" for line in lines[1 : 1 + len(rows)])
     assert lines[-1][:2] == [str(bad), ""] and "bmi" in lines[-1][2]
     assert f"mean {expected.mean():.4g}" in result.output and "errors" in result.output
