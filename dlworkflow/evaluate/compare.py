@@ -31,7 +31,7 @@ from dlworkflow.errors import DlwError
 from dlworkflow.evaluate.bootstrap import bc_interval, paired_difference
 from dlworkflow.metrics import METRICS
 from dlworkflow.runtime.bundle import Bundle, load_bundle
-from dlworkflow.runtime.observe import bundle_task, predict_outputs, runtime_inputs
+from dlworkflow.runtime.observe import predict_outputs, runtime_inputs
 from dlworkflow.store import read_split_info
 from dlworkflow.store.sealed import open_test_set
 
@@ -62,7 +62,7 @@ def compare(project: Workspace, *, champion: Path, challenger: Path, on: str) ->
         )
     old, new = load_bundle(champion), load_bundle(challenger)
     _check_comparable(old, new)
-    task, target = bundle_task(old)
+    task, target = old.task, old.target
     metric = project.config.problem.primary_metric or task.default_metric
     if task.single_label:
         METRICS.get(metric)
@@ -105,11 +105,7 @@ def compare(project: Workspace, *, champion: Path, challenger: Path, on: str) ->
 
 
 def _check_comparable(old: Bundle, new: Bundle) -> None:
-    if (
-        old.modality != new.modality
-        or old.classes != new.classes
-        or bundle_task(old)[0] is not bundle_task(new)[0]
-    ):
+    if old.modality != new.modality or old.classes != new.classes or old.task is not new.task:
         raise CompareError(
             f"Champion v{old.version} and challenger v{new.version} predict different things: "
             "one metric cannot compare them.",
@@ -127,7 +123,7 @@ def _predict(
     outputs)."""
     rows = open_test_set(project, purpose=purpose, slice=name)
     labels = rows["label"].astype(str)
-    task = bundle_task(old)[0]
+    task = old.task
     y = task.encode(labels.tolist(), old.classes)
     known = task.known(y)
     if task.single_label:

@@ -448,26 +448,7 @@ def _distributions(reference: Sample, live: Sample, drift: Drift) -> tuple[str, 
     left.hist(live.confidence, bins=bins, density=True, alpha=0.5, label="live")
     left.set_title("confidence", fontsize=10)
     left.legend(fontsize=8)
-    if drift.ood is not None:
-        both = np.concatenate([drift.ood.reference, drift.ood.live])
-        both = both[np.isfinite(both)]
-        edges = np.linspace(both.min(), both.max(), 30) if len(both) and np.ptp(both) > 0 else 10
-        right.hist(drift.ood.reference, bins=edges, density=True, alpha=0.5, label="reference")
-        right.hist(drift.ood.live, bins=edges, density=True, alpha=0.5, label="live")
-        right.axvline(
-            drift.ood.threshold, color="tab:red", linestyle="--", linewidth=1, label="OOD threshold"
-        )
-        right.set_title(
-            "OOD score ("
-            + (
-                "k-NN distance to the reference"
-                if drift.ood.source == "embedding"
-                else "1 - confidence"
-            )
-            + ")",
-            fontsize=10,
-        )
-        right.legend(fontsize=8)
+    _ood_histogram(right, drift)
     for ax in (left, right):
         ax.tick_params(labelsize=8)
     return "Distributions: live against the reference", png_bytes(fig)

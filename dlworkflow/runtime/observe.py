@@ -65,10 +65,6 @@ def metadata_task(metadata: dict[str, Any]) -> tuple[Task, dict[str, Any]]:
     return task_of_metadata(metadata), dict(target) if isinstance(target, dict) else {}
 
 
-def bundle_task(bundle: Bundle) -> tuple[Task, dict[str, Any]]:
-    return bundle.task, bundle.target
-
-
 def _outputs(bundle: Bundle, logits: np.ndarray) -> np.ndarray:
     """float32 task outputs of the ONNX logits (classification: the bundle's softmax)."""
     return np.asarray(bundle.outputs_of(logits), dtype=np.float32)
@@ -266,7 +262,7 @@ def records(
     stamp = datetime.fromtimestamp(ts, UTC) if ts is not None else datetime.now(UTC)
     when = stamp.isoformat(timespec="milliseconds")
     ids = ids or new_ids(len(out))
-    task, target = bundle_task(bundle)
+    task, target = bundle.task, bundle.target
     fields = PREDICTION_FIELDS[task.kind](np.asarray(out), list(bundle.classes), task, target)
     result = []
     for i, summary in enumerate(summaries):

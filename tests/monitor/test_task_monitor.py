@@ -183,7 +183,7 @@ def test_multilabel_held_out_genes_raise_no_label_alert(multi, tmp_path):
     assert all(r["live_mean_probability"] is not None for r in per_label.values())
     live = _check(result, "performance")
     assert live.name == f"live {bundle.metadata['metric']}"
-    task, target = observe.bundle_task(bundle)
+    task, target = bundle.task, bundle.target
     sample = to_sample(observe.records(bundle, *_summaries_and_outputs(bundle, held)))
     y = task.encode(held["label"].tolist(), bundle.classes)
     assert live.live == pytest.approx(
