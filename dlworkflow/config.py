@@ -168,6 +168,22 @@ class Data(Strict):
     max_image_side: int = Field(
         65_500, gt=0, description="Images with a longer side are quarantined (absurd dimensions)."
     )
+    root: str | None = Field(
+        None,
+        description="Paths in a table must lie inside this folder (relative: to the project); "
+        "null: inside the table's own folder. Paths outside are quarantined with the reason.",
+    )
+    max_classes: int = Field(
+        1000,
+        ge=2,
+        description="Most classes a label column may have; more looks like an id column.",
+    )
+    remote_max_files: int = Field(
+        100_000, ge=1, description="Most files one remote source may hold (dlw ingest s3://...)."
+    )
+    remote_max_gb: float = Field(
+        50.0, gt=0, description="Most bytes, in GB, one remote source may hold."
+    )
     additions: list[str] = Field(
         default_factory=list,
         description="Fresh labelled sources added by `dlw retrain --data`, "
@@ -184,6 +200,16 @@ class Privacy(Strict):
     )
     accept_findings_reason: str | None = Field(
         None, description="Train despite remaining findings; the reason is recorded."
+    )
+    accept_findings_version: str | None = Field(
+        None,
+        description="The dataset version (ingest hash) accept_findings_reason was given for; "
+        "set by `dlw ingest --accept-findings`. A new dataset version needs a new decision.",
+    )
+    deidentify: bool = Field(
+        False,
+        description="Scrub PHI/PII from copies of the data at every ingest (set by "
+        "`dlw ingest --deidentify`; `dlw retrain --data` additions included).",
     )
 
 
@@ -411,6 +437,20 @@ class Serve(Strict):
         description="Uploaded images with more "
         "pixels are refused before decoding (decompression bombs).",
     )
+    accept_dicom: bool = Field(
+        False,
+        description="Accept DICOM uploads on the HTTP API (header checked against "
+        "max_image_pixels before any pixel data is read; deflated DICOM refused).",
+    )
+    max_concurrency: int = Field(
+        64,
+        ge=1,
+        le=10_000,
+        description="Most requests in flight at once; more get 503 with Retry-After.",
+    )
+    max_text_chars: int = Field(
+        100_000, ge=1, description="Longest text in a request, in characters (413 beyond)."
+    )
     threads: int | None = Field(
         None,
         ge=1,
@@ -507,7 +547,10 @@ class Monitor(Strict):
         None, description="POST the alert as JSON to this URL (http or https)."
     )
     webhook_token_env: str | None = Field(
-        None, description="Environment variable with a bearer token for the webhook."
+        None,
+        pattern=r"^DLW_[A-Z0-9_]+$",
+        description="Environment variable (its name starts with DLW_) with a bearer token for "
+        "the webhook; the token is sent only over https.",
     )
 
 
