@@ -74,7 +74,7 @@ class PrivacyScan:
         copy = self.folder / f"{source.stem}.deid.parquet"
         table = pd.concat(scrubbed, ignore_index=True)
         atomic_write_with(copy, lambda p: table.to_parquet(p, index=False))
-        fresh = open_table(copy, self.project.config)
+        fresh = open_table(copy, self.project.config, root=Path(scan.root or source.parent))
         scan.candidates, scan.columns, scan.location = fresh.candidates, fresh.columns, str(copy)
 
     def record(self, dataset_version: str) -> str:

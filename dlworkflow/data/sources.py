@@ -7,6 +7,9 @@ A candidate whose label or id is unusable carries `problem` and is quarantined.
 
 from __future__ import annotations
 
+import os
+import stat
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +43,7 @@ class SourceScan:
     skipped: list[str] = field(default_factory=list)  # files that are not samples
     columns: dict[str, str] = field(default_factory=dict)  # tabular: feature -> dtype kind
     location: str = ""  # the local folder or file actually read
+    root: str = ""  # tables: the folder every path must lie in (data.root or the table's)
 
 
 def open_source(project: Workspace, source: str) -> SourceScan:
@@ -80,7 +84,9 @@ def open_path(project: Workspace, path: Path) -> SourceScan:
             )
         return scan_folder(path)
     if path.suffix.lower() in TABLE_EXTENSIONS:
-        return scan_table(path, project.config)
+        from dlworkflow.data.tables import data_root
+
+        return scan_table(path, project.config, root=data_root(project.config, project.root, path))
     raise DataError(
         f"Cannot read data source {str(path)!r}.",
         expected=f"a folder, a table ({', '.join(sorted(TABLE_EXTENSIONS))}) or builtin:NAME",
@@ -105,27 +111,82 @@ def scan_folder(root: Path) -> SourceScan:
 
 
 def _folder_candidates(root: Path, skipped: list[str]) -> Iterator[Candidate]:
-    for file in _walk(root):
-        rel = file.relative_to(root)
+    """Sample ids (and labels) are Unicode NFC: a file named in NFD (macOS) and the same
+    name in NFC have one id; a second file with the same id is quarantined."""
+    seen: set[str] = set()
+    for file, problem in _walk(root, root, skipped, set()):
+        rel = file.relative_to(root).as_posix()
+        name = _utf8(rel)
+        if name is None:
+            shown = os.fsencode(rel).decode("utf-8", "backslashreplace")
+            if file.suffix.lower() in IMAGE_EXTENSIONS:
+                yield Candidate(shown, None, problem=f"file name is not valid UTF-8: {shown!r}")
+            else:
+                skipped.append(f"{shown} (file name is not valid UTF-8)")
+            continue
         if file.suffix.lower() not in IMAGE_EXTENSIONS:
-            skipped.append(rel.as_posix())
+            skipped.append(name if problem is None else f"{name} ({problem})")
             continue
-        if len(rel.parts) == 1:
-            yield Candidate(
-                rel.as_posix(), None, path=file, problem="no label: not inside a class sub-folder"
-            )
-            continue
-        yield Candidate(rel.as_posix(), rel.parts[0], path=file)
+        parts = name.split("/")
+        label = parts[0] if len(parts) > 1 else None
+        if name in seen:
+            problem = problem or f"duplicate id {name!r} (a name in another Unicode form)"
+            name = f"{name}#{len(seen)}"
+        seen.add(name)
+        if label is None:
+            problem = problem or "no label: not inside a class sub-folder"
+        yield Candidate(name, label, path=file, problem=problem)
 
 
-def _walk(root: Path) -> Iterator[Path]:
-    """Files below root in a stable (sorted) order, one folder listed at a time; hidden
-    files and folders (.DS_Store, .git, .dlw) are not samples."""
-    entries = sorted(root.iterdir(), key=lambda p: p.name)
+def _utf8(text: str) -> str | None:
+    """text in Unicode NFC, or None when it holds bytes that are not UTF-8 (Python keeps
+    those as lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return unicodedata.normalize("NFC", text)
+
+
+def _walk(
+    folder: Path, root: Path, skipped: list[str], walking: set[Path]
+) -> Iterator[tuple[Path, str | None]]:
+    """(file, problem) below folder in a stable (sorted) order, one folder listed at a time;
+    hidden files and folders (.DS_Store, .git, .dlw) are not samples. Symlinks are followed
+    only inside root (never into a folder being walked: no cycles); a link out of
+    root, or a file that is not a regular file (named pipe, device, socket), comes with the
+    problem that quarantines it, and is never opened."""
+    here = folder.resolve()
+    walking.add(here)
+    entries = sorted(folder.iterdir(), key=lambda p: p.name)
     for entry in entries:
         if entry.name.startswith("."):
             continue
-        if entry.is_dir():
-            yield from _walk(entry)
-        elif entry.is_file():
-            yield entry
+        rel = os.fsencode(entry.relative_to(root).as_posix()).decode("utf-8", "backslashreplace")
+        if entry.is_symlink():
+            try:
+                target = entry.resolve(strict=True)
+            except (OSError, RuntimeError):
+                yield entry, "broken symlink"
+                continue
+            if not target.is_relative_to(root):
+                if target.is_dir():
+                    skipped.append(f"{rel} (symlinked folder outside the source folder: not read)")
+                else:
+                    yield entry, "symlink pointing outside the source folder: not read"
+                continue
+        try:
+            mode = entry.stat().st_mode
+        except OSError:
+            yield entry, "cannot read the file's status"
+            continue
+        if stat.S_ISDIR(mode):
+            if entry.resolve() not in walking:
+                yield from _walk(entry, root, skipped, walking)
+        elif stat.S_ISREG(mode):
+            yield entry, None
+        else:
+            from dlworkflow.data.tables import file_kind
+
+            yield entry, f"not a regular file: {file_kind(mode)}"
+    walking.discard(here)

@@ -4,6 +4,8 @@ feature rows, with a label column and optional id and group columns."""
 from __future__ import annotations
 
 import math
+import stat
+import unicodedata
 from collections.abc import Hashable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,28 +23,38 @@ if TYPE_CHECKING:
 CHUNK_ROWS = 4096
 
 
-def read_chunks(path: Path, *, string_columns: list[str]) -> Iterator[pd.DataFrame]:
+def read_chunks(
+    path: Path, *, string_columns: list[str], columns: list[str] | None = None
+) -> Iterator[pd.DataFrame]:
+    """The table in chunks of CHUNK_ROWS rows; with `columns`, only those columns are read
+    (CSV, TSV and Parquet never hold the others in memory)."""
     import pandas as pd
 
     suffix = path.suffix.lower()
     dtypes = dict.fromkeys(string_columns, "string")
+    wanted = list(dict.fromkeys(columns)) if columns is not None else None
     try:
         if suffix in (".csv", ".tsv"):
             yield from pd.read_csv(
                 path,
                 sep="\t" if suffix == ".tsv" else ",",
                 dtype=dtypes,
+                usecols=wanted,
                 chunksize=CHUNK_ROWS,
                 encoding="utf-8-sig",
             )
         elif suffix == ".jsonl":
-            yield from pd.read_json(path, lines=True, chunksize=CHUNK_ROWS, dtype=False)
+            for chunk in pd.read_json(path, lines=True, chunksize=CHUNK_ROWS, dtype=False):
+                yield _select(chunk, wanted)
         elif suffix == ".json":
-            yield pd.read_json(path, dtype=False)
+            yield _select(pd.read_json(path, dtype=False), wanted)
         else:
             import pyarrow.parquet as pq
 
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=CHUNK_ROWS):
+            parquet = pq.ParquetFile(path)
+            if wanted is not None:
+                wanted = [c for c in wanted if c in parquet.schema_arrow.names]
+            for batch in parquet.iter_batches(batch_size=CHUNK_ROWS, columns=wanted):
                 yield batch.to_pandas()
     except (ValueError, OSError, UnicodeDecodeError) as exc:
         raise DataError(
@@ -52,10 +64,40 @@ def read_chunks(path: Path, *, string_columns: list[str]) -> Iterator[pd.DataFra
         ) from exc
 
 
-def scan_table(path: Path, config: ProjectConfig) -> SourceScan:
-    data, task = config.data, config.task
+def _select(chunk: pd.DataFrame, columns: list[str] | None) -> pd.DataFrame:
+    return chunk if columns is None else chunk[[c for c in columns if c in chunk.columns]]
+
+
+def read_header(path: Path) -> list[str]:
+    """The table's column names, reading as little as the format allows."""
+    import pandas as pd
+
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".csv", ".tsv"):
+            frame = pd.read_csv(
+                path, sep="\t" if suffix == ".tsv" else ",", nrows=0, encoding="utf-8-sig"
+            )
+            return [str(c) for c in frame.columns]
+        if suffix not in (".jsonl", ".json"):
+            import pyarrow.parquet as pq
+
+            return [str(c) for c in pq.read_schema(path).names]
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        raise DataError(
+            f"Cannot read the table {path.name}.",
+            received=str(exc)[:300],
+            fix="check that the file is a valid table of its type",
+        ) from exc
     first = next(read_chunks(path, string_columns=[]), None)
-    header = [str(c) for c in first.columns] if first is not None else []
+    return [str(c) for c in first.columns] if first is not None else []
+
+
+def scan_table(path: Path, config: ProjectConfig, *, root: Path | None = None) -> SourceScan:
+    """Candidates of a table. Image paths must lie inside `root` (data.root, resolved by the
+    caller), by default the table's own folder; paths outside are quarantined."""
+    data, task = config.data, config.task
+    header = read_header(path)
     main = {"image": data.path_column, "text": data.text_column, "tabular": None}[
         task_of(task).modality
     ]
@@ -63,10 +105,25 @@ def scan_table(path: Path, config: ProjectConfig) -> SourceScan:
     keys = [c for c in (main, *targets, data.group_column, data.id_column) if c]
     features = _feature_columns(header, keys, data.feature_columns) if main is None else []
     _require_columns(path, header, keys + features, task)
-    kinds = _feature_kinds(first, features) if first is not None else {}
-    scan = SourceScan(kind="table", candidates=iter(()), columns=kinds, location=str(path))
-    scan.candidates = _table_candidates(path, config, main, kinds, targets)
+    kinds: dict[str, str] = {}
+    if features:
+        first = next(read_chunks(path, string_columns=[], columns=keys + features), None)
+        kinds = _feature_kinds(first, features) if first is not None else {}
+    allowed = (root or path.parent).resolve()
+    scan = SourceScan(
+        kind="table", candidates=iter(()), columns=kinds, location=str(path), root=str(allowed)
+    )
+    scan.candidates = _table_candidates(path, config, main, kinds, targets, root=allowed)
     return scan
+
+
+def data_root(config: ProjectConfig, project_root: Path, table: Path) -> Path:
+    """The folder a table's paths must lie in: data.root (relative: to the project's root),
+    or else the table's own folder."""
+    if not config.data.root:
+        return table.parent.resolve()
+    root = Path(config.data.root).expanduser()
+    return (root if root.is_absolute() else project_root / root).resolve()
 
 
 def _feature_columns(header: list[str], keys: list[str], chosen: list[str] | None) -> list[str]:
@@ -112,17 +169,26 @@ def _require_columns(path: Path, header: list[str], required: list[str], task: s
 
 
 def _table_candidates(
-    path: Path, config: ProjectConfig, main: str | None, kinds: dict[str, str], targets: list[str]
+    path: Path,
+    config: ProjectConfig,
+    main: str | None,
+    kinds: dict[str, str],
+    targets: list[str],
+    *,
+    root: Path | None = None,
 ) -> Iterator[Candidate]:
+    """Only the columns a candidate needs are read: the path or text, the target(s), the
+    group and id columns, and (tabular) the features."""
     data = config.data
-    strings = [c for c in (main, *targets, data.group_column, data.id_column) if c]
-    strings += [c for c, kind in kinds.items() if kind == "string"]
+    keys = [c for c in (main, *targets, data.group_column, data.id_column) if c]
+    strings = keys + [c for c, kind in kinds.items() if kind == "string"]
+    allowed = (root or path.parent).resolve()
     seen: set[str] = set()
     row = 0
-    for chunk in read_chunks(path, string_columns=strings):
+    for chunk in read_chunks(path, string_columns=strings, columns=keys + list(kinds)):
         for record in chunk.to_dict("records"):
             row += 1
-            yield _candidate(path, record, row, seen, config, main, kinds)
+            yield _candidate(path, record, row, seen, config, main, kinds, allowed)
 
 
 def _candidate(
@@ -133,6 +199,7 @@ def _candidate(
     config: ProjectConfig,
     main: str | None,
     kinds: dict[str, str],
+    allowed: Path,
 ) -> Candidate:
     data, task = config.data, task_of(config.task)
     where = f"row {row}"
@@ -142,6 +209,8 @@ def _candidate(
         sample_id = cell_text(record.get(data.id_column)) or f"{path.name}:{where}"
     else:
         sample_id = value if task.modality == "image" and value else f"{path.name}:{where}"
+    # one id for one name, whichever Unicode form the file system or the table wrote
+    sample_id = unicodedata.normalize("NFC", sample_id)
     try:
         label, no_label = task.read_target(record, data), None
     except TargetError as exc:
@@ -154,6 +223,8 @@ def _candidate(
     if task.modality == "image":
         cand.path = (path.parent / value).resolve() if value else None
         cand.problem = cand.problem or (None if value else f"{where}: empty {main}")
+        if cand.path is not None and value is not None:
+            cand.problem = cand.problem or _path_problem(cand.path, value, allowed, where)
     elif task.modality == "text":
         cand.text = value
         cand.problem = cand.problem or (None if value else f"{where}: empty text")
@@ -163,6 +234,36 @@ def _candidate(
     if cand.problem is None and no_label is not None:
         cand.problem = f"{where}: {no_label}"
     return cand
+
+
+def _path_problem(resolved: Path, value: str, allowed: Path, where: str) -> str | None:
+    """Why the (symlink-resolved) path of a table row may not be read, or None: it lies
+    outside the allowed folder, or it is not a regular file (a named pipe, a device, a
+    folder: never opened). A missing file is the reader's to report."""
+    if not resolved.is_relative_to(allowed):
+        return (
+            f"{where}: outside the data folder: {value!r} is not inside {allowed} (the "
+            "table's folder; set data.root in dlworkflow.yaml to allow another folder)"
+        )
+    try:
+        mode = resolved.stat().st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    return f"{where}: not a regular file: {value!r} is {file_kind(mode)}"
+
+
+def file_kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a special file"
 
 
 def _features(
