@@ -138,10 +138,12 @@ def image_sizes(images: list[bytes]) -> list[tuple[int, int]]:
 
     from PIL import Image
 
+    from dlworkflow.store.images import image_formats
+
     sizes = []
     for data in images:
         try:
-            with Image.open(io.BytesIO(data)) as img:
+            with Image.open(io.BytesIO(data), formats=image_formats()) as img:
                 sizes.append((int(img.size[0]), int(img.size[1])))
         except Exception:  # noqa: BLE001 - prepare_images already decoded it: DICOM etc.
             sizes.append((0, 0))

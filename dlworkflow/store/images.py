@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import warnings
 from pathlib import Path
@@ -27,6 +28,53 @@ class ImageDecodeError(Exception):
         self.reason = reason
 
 
+class ImageTooLarge(ImageDecodeError):
+    """More pixels than the limit in force (the server answers 413, not 422)."""
+
+
+#: The one list of image formats any code path lets Pillow open (DICOM is recognised by its
+#: magic bytes and read by pydicom). Pillow picks its plugin from the content, not the file
+#: name, and some plugins hand the bytes to external programs (EPS: Ghostscript): every
+#: `Image.open` passes `formats=image_formats()`.
+IMAGE_FORMATS = ("PNG", "JPEG", "MPO", "TIFF", "BMP", "WEBP", "GIF")
+ALLOWED_TEXT = "PNG, JPEG, TIFF, BMP, WebP, GIF or DICOM"
+
+
+@functools.lru_cache(maxsize=1)
+def image_formats() -> tuple[str, ...]:
+    """IMAGE_FORMATS that this Pillow has (a format it lacks is left out)."""
+    from PIL import Image
+
+    Image.init()  # registers every plugin
+    return tuple(f for f in IMAGE_FORMATS if f in Image.OPEN)
+
+
+def refused_format(prefix: bytes) -> str | None:
+    """The name of a format Pillow knows but may not open here (e.g. 'EPS'), by the plugins'
+    own signature checks on the first bytes (no plugin parses anything); None if none."""
+    from PIL import Image
+
+    Image.init()
+    for name in Image.ID:
+        if name in IMAGE_FORMATS:
+            continue
+        accept = Image.OPEN[name][1]
+        try:
+            if accept is not None and accept(prefix[:16]):
+                return name
+        except Exception:  # noqa: BLE001, S112 - a plugin's check failing says "not this one"
+            continue
+    return None
+
+
+def unidentified_reason(prefix: bytes) -> str:
+    """The quarantine reason for bytes no allowed plugin identifies."""
+    name = refused_format(prefix)
+    if name is None:
+        return "not an image Pillow can identify"
+    return f"{name} files are not accepted (allowed: {ALLOWED_TEXT})"
+
+
 MAX_ASPECT = 100  # a longer side more than 100 times the shorter one is not a photo or scan
 
 
@@ -35,7 +83,7 @@ def check_dimensions(width: int, height: int, *, max_pixels: int, max_side: int)
     if width <= 0 or height <= 0:
         raise ImageDecodeError(f"invalid dimensions {width}x{height}")
     if width * height > max_pixels:
-        raise ImageDecodeError(
+        raise ImageTooLarge(
             f"too many pixels: {width}x{height} = {width * height:,} > limit {max_pixels:,} "
             "(possible decompression bomb; raise data.max_image_pixels if it is genuine)"
         )
@@ -63,8 +111,9 @@ def is_dicom(path: str | Path) -> bool:
 
 
 def decode_image(path: str | Path, *, max_pixels: int, max_side: int = MAX_SIDE) -> Image.Image:
-    """Open and fully decode an image (any Pillow format, or DICOM), or raise ImageDecodeError
-    with a reason. Size limits are checked from the header, before any pixel is decoded."""
+    """Open and fully decode an image (an allowed Pillow format, or DICOM), or raise
+    ImageDecodeError with a reason. Size limits are checked from the header, before any pixel
+    is decoded."""
     path = Path(path)
     try:
         if path.stat().st_size == 0:
@@ -82,19 +131,13 @@ def decode_image_bytes(data: bytes, *, max_pixels: int, max_side: int = MAX_SIDE
     """`decode_image` for bytes in memory (uploads to `dlw serve`): the same limits, checked
     from the header first, and the same reasons."""
     import io
-    import os
-    import tempfile
 
     if len(data) == 0:
         raise ImageDecodeError("empty file (0 bytes)")
-    if data[128:132] == b"DICM":  # DICOM Part 10: decoded from a private temporary file
-        fd, tmp = tempfile.mkstemp(suffix=".dcm")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            return decode_image(tmp, max_pixels=max_pixels, max_side=max_side)
-        finally:
-            os.unlink(tmp)
+    if data[128:132] == b"DICM":  # DICOM Part 10
+        from dlworkflow.store.dicom import decode_dicom
+
+        return decode_dicom(io.BytesIO(data), max_pixels=max_pixels, max_side=max_side)
     return _decode_pillow(io.BytesIO(data), max_pixels=max_pixels, max_side=max_side)
 
 
@@ -104,22 +147,34 @@ def _decode_pillow(source: Any, *, max_pixels: int, max_side: int) -> Image.Imag
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(source) as img:
+            with Image.open(source, formats=image_formats()) as img:
                 check_dimensions(*img.size, max_pixels=max_pixels, max_side=max_side)
                 img.load()
                 return img.copy()
     except ImageDecodeError:
         raise
     except UnidentifiedImageError:
-        raise ImageDecodeError("not an image Pillow can identify") from None
+        raise ImageDecodeError(unidentified_reason(_prefix(source))) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageDecodeError(f"too many pixels (decompression bomb): {exc}") from None
+        raise ImageTooLarge(f"too many pixels (decompression bomb): {exc}") from None
     except MemoryError:
         raise ImageDecodeError("not enough memory to decode the image") from None
     except OSError as exc:
         raise _os_reason(exc) from None
     except (ValueError, SyntaxError, EOFError) as exc:
         raise ImageDecodeError(f"corrupt or truncated image: {exc}") from None
+
+
+def _prefix(source: Any) -> bytes:
+    """The first 16 bytes of a path or a seekable binary stream (b"" if unreadable)."""
+    try:
+        if isinstance(source, (str, Path)):
+            with open(source, "rb") as handle:
+                return handle.read(16)
+        source.seek(0)
+        return bytes(source.read(16))
+    except (OSError, ValueError, AttributeError):
+        return b""
 
 
 def _os_reason(exc: OSError) -> ImageDecodeError:

@@ -31,6 +31,7 @@ from dlworkflow.data.deid.findings import (
     pseudonym,
 )
 from dlworkflow.fileio import atomic_path
+from dlworkflow.store.dicom import DicomRefused, read_dicom
 from dlworkflow.store.images import is_dicom as is_dicom  # re-exported (deid, scrub)
 
 STANDARD_UID_ROOT = "1.2.840.10008."
@@ -135,31 +136,37 @@ def where(tag: int, keyword: str) -> str:
 
 
 def scan_dicom(path: str | Path, *, sample_id: str | None = None) -> list[Finding]:
-    """Findings of the profile in a DICOM file (pixels not read); [] when pydicom cannot read it."""
+    """Findings of the profile in a DICOM file (pixels not read); [] when pydicom cannot read it;
+    DeidentifyError for a file refused unread (deflated DICOM)."""
     ds = _read(path, stop_before_pixels=True)
     return [] if ds is None else [f.with_sample(sample_id) for f in _scan(ds)]
 
 
 def _read(path: str | Path, *, stop_before_pixels: bool) -> Any:
-    """The dataset, or None. Files without the 'DICM' preamble (old ACR-NEMA style) are read
-    with force=True only when named .dcm / .dicom, and only kept when they hold a real image
-    attribute (SOPClassUID or Rows): forcing accepts almost any bytes otherwise."""
+    """The dataset, or None. Read through store.dicom.read_dicom (the file meta first): a
+    deflated file raises DeidentifyError before anything is inflated. Files without the 'DICM'
+    preamble (old ACR-NEMA style) are read with force=True only when named .dcm / .dicom, and
+    only kept when they hold a real image attribute (SOPClassUID or Rows): forcing accepts
+    almost any bytes otherwise."""
     import warnings
 
-    import pydicom
     from pydicom.errors import InvalidDicomError
 
     errors = (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError)
     try:
-        return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+        return read_dicom(path, stop_before_pixels=stop_before_pixels)
+    except DicomRefused as exc:
+        raise DeidentifyError(exc.reason) from None
     except errors:
         if Path(path).suffix.lower() not in (".dcm", ".dicom"):
             return None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, force=True)
+            ds = read_dicom(path, stop_before_pixels=stop_before_pixels, force=True)
             return ds if ("SOPClassUID" in ds or "Rows" in ds) else None
+    except DicomRefused as exc:
+        raise DeidentifyError(exc.reason) from None
     except errors:
         return None
 

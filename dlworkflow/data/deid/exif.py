@@ -18,8 +18,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dlworkflow.data.deid.findings import Finding, has_content, mask
+from dlworkflow.data.deid.findings import DeidentifyError, Finding, has_content, mask
 from dlworkflow.fileio import atomic_path
+from dlworkflow.store.images import image_formats, unidentified_reason
 
 EXIF_IFD, GPS_IFD = 0x8769, 0x8825
 ORIENTATION = 0x0112
@@ -65,7 +66,7 @@ def scan_image(path: str | Path, *, sample_id: str | None = None) -> list[Findin
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
+        with Image.open(path, formats=image_formats()) as img:
             findings = _scan_exif(img) + _scan_text(img) + _scan_jpeg_blocks(img)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return []
@@ -191,11 +192,22 @@ def _scan_jpeg_blocks(img: Any) -> list[Finding]:
 
 
 # ---- scrubbing -------------------------------------------------------------------------------
+def _open(src: str | Path) -> Any:
+    """Image.open limited to the allowed formats (store.images.IMAGE_FORMATS: never a plugin
+    that runs an external program, such as EPS and Ghostscript); DeidentifyError otherwise."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        return Image.open(src, formats=image_formats())
+    except UnidentifiedImageError:
+        with open(src, "rb") as handle:
+            prefix = handle.read(16)
+        raise DeidentifyError(unidentified_reason(prefix)) from None
+
+
 def clean_suffix(src: str | Path) -> str:
     """The suffix of the scrubbed copy of src: .jpg for JPEG, .tiff for 32-bit images, else .png."""
-    from PIL import Image
-
-    with Image.open(src) as img:
+    with _open(src) as img:
         if img.format in ("JPEG", "MPO"):  # MPO: a phone's JPEG with preview images appended
             return ".jpg"
         return ".tiff" if img.mode in ("I", "F") else ".png"
@@ -206,11 +218,9 @@ def scrub_image(src: str | Path, dst: str | Path) -> list[Finding]:
 
     Returns the findings of src, each with the action taken ("removed").
     """
-    from PIL import Image
-
     findings = scan_image(src)
     src, dst = Path(src), Path(dst)
-    with Image.open(src) as img:
+    with _open(src) as img:
         fmt = img.format
         orientation = _orientation(img)
     with atomic_path(dst) as tmp:
@@ -238,9 +248,7 @@ def _orientation_exif(orientation: int) -> Any:
 
 
 def _reencode(src: Path, tmp: Path, *, orientation: int | None) -> None:
-    from PIL import Image
-
-    with Image.open(src) as img:
+    with _open(src) as img:
         img.load()
         params: dict[str, Any] = {}
         for key in ("transparency", "icc_profile"):

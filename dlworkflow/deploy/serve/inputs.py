@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import io
 import json
 import math
@@ -23,11 +22,21 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from dlworkflow.deploy.serve.problems import ApiError, body_too_large, clip
 from dlworkflow.deploy.serve.schemas import PredictJSON
+from dlworkflow.store.images import (
+    ALLOWED_TEXT,
+    MAX_SIDE,
+    ImageDecodeError,
+    ImageTooLarge,
+    image_formats,
+    unidentified_reason,
+)
 
 FIELD_OF = {"image": "images", "text": "texts", "tabular": "rows"}
-#: The formats a client may upload (DICOM is recognised by its magic bytes). Pillow can open
-#: more, but some hand the bytes to external programs (EPS: Ghostscript): not from strangers.
-IMAGE_FORMATS = ("PNG", "JPEG", "MPO", "TIFF", "BMP", "WEBP", "GIF")
+#: serve.max_text_chars's default (dlworkflow/config.py), for callers that pass none.
+MAX_TEXT_CHARS = 100_000
+#: The largest magnitude a float32 holds: the model's input type. A bigger finite JSON number
+#: (1e39) would become inf inside the model.
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 @dataclass
@@ -61,7 +70,13 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 async def parse_items(
-    request: Request, body: bytes, *, modality: str, max_batch: int, max_body: int
+    request: Request,
+    body: bytes,
+    *,
+    modality: str,
+    max_batch: int,
+    max_body: int,
+    max_text_chars: int = MAX_TEXT_CHARS,
 ) -> Items:
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "multipart/form-data":
@@ -97,8 +112,24 @@ async def parse_items(
     if modality == "image" and given == "images" and kind != "multipart/form-data":
         values = [_b64(v, i) for i, v in enumerate(values)]
     if modality == "text":
+        _check_text_sizes(values, max_text_chars)
         _check_unicode(values)
     return Items(modality, values)
+
+
+def _check_text_sizes(texts: list[str], limit: int) -> None:
+    """413 for a text longer than serve.max_text_chars, before any tokenizing."""
+    for i, text in enumerate(texts):
+        if len(text) > limit:
+            raise ApiError(
+                413,
+                "text_too_long",
+                f"Text {i} has {len(text):,} characters; this server takes at most {limit:,} "
+                "per text.",
+                expected=f"at most {limit:,} characters per text",
+                received=f"{len(text):,} characters",
+                fix="shorten or split the text, or raise serve.max_text_chars",
+            )
 
 
 def _check_unicode(texts: list[str]) -> None:
@@ -236,54 +267,88 @@ async def _multipart_images(
         await form.close()
 
 
-def image_sizes(images: list[bytes], *, max_pixels: int) -> list[tuple[int, int]]:
+def image_sizes(
+    images: list[bytes], *, max_pixels: int, accept_dicom: bool = False
+) -> list[tuple[int, int]]:
     """(width, height) of every image from its header; 413 past the pixel limit (before any
-    pixel is decoded), 422 for data that is no image. Full decoding is the bundle's job."""
-    from PIL import Image, UnidentifiedImageError
-
+    pixel is decoded), 422 for data that is no image of an allowed format. DICOM ('DICM' at
+    byte 128, whatever the preamble before it looks like) only with `accept_dicom`
+    (serve.accept_dicom): its header is read without the pixel data, deflated files are
+    refused, and rows x columns x frames x samples must be within max_pixels. Full decoding
+    is the bundle's job."""
     sizes = []
     for i, data in enumerate(images):
-        try:
-            with Image.open(io.BytesIO(data), formats=_formats()) as img:
-                width, height = img.size
-        except (
-            UnidentifiedImageError,
-            OSError,
-            ValueError,
-            SyntaxError,
-            EOFError,
-            Image.DecompressionBombError,
-        ):
-            if data[128:132] == b"DICM":
-                sizes.append((0, 0))  # DICOM: the bundle checks its size
-                continue
-            raise ApiError(
-                422,
-                "bad_image",
-                f"Image {i} is not an image that can be read.",
-                expected="a PNG, JPEG, TIFF, BMP, WebP, GIF or DICOM file",
-                received=f"{len(data):,} bytes starting {data[:8]!r}",
-                fix="send the image file's bytes unchanged",
-            ) from None
+        if data[128:132] == b"DICM":  # the decoder goes by this magic: so does the check
+            size = _dicom_size(data, i, max_pixels=max_pixels, accept_dicom=accept_dicom)
+        else:
+            size = _pillow_size(data, i)
+        width, height = size
         if width * height > max_pixels:
-            raise ApiError(
-                413,
-                "image_too_large",
-                f"Image {i} has {width}x{height} = {width * height:,} pixels.",
-                expected=f"at most {max_pixels:,} pixels",
-                received=f"{width}x{height}",
-                fix="downscale the image, or raise serve.max_image_pixels",
-            )
-        sizes.append((width, height))
+            raise _too_large(i, f"{width}x{height} = {width * height:,} pixels", max_pixels)
+        sizes.append(size)
     return sizes
 
 
-@functools.lru_cache(maxsize=1)
-def _formats() -> tuple[str, ...]:
-    from PIL import Image
+def _pillow_size(data: bytes, index: int) -> tuple[int, int]:
+    from PIL import Image, UnidentifiedImageError
 
-    Image.init()  # registers every plugin; a format this Pillow lacks is left out
-    return tuple(f for f in IMAGE_FORMATS if f in Image.OPEN)
+    try:
+        with Image.open(io.BytesIO(data), formats=image_formats()) as img:
+            return img.size
+    except (
+        UnidentifiedImageError,
+        OSError,
+        ValueError,
+        SyntaxError,
+        EOFError,
+        Image.DecompressionBombError,
+    ):
+        raise ApiError(
+            422,
+            "bad_image",
+            f"Image {index} is not an image that can be read ({unidentified_reason(data[:16])}).",
+            expected=f"a {ALLOWED_TEXT} file",
+            received=f"{len(data):,} bytes starting {data[:8]!r}",
+            fix="send the image file's bytes unchanged",
+        ) from None
+
+
+def _dicom_size(data: bytes, index: int, *, max_pixels: int, accept_dicom: bool) -> tuple[int, int]:
+    from dlworkflow.store.dicom import dicom_size
+
+    if not accept_dicom:
+        raise ApiError(
+            422,
+            "dicom_not_accepted",
+            f"Image {index} is a DICOM file; this server does not accept DICOM.",
+            expected="a PNG, JPEG, TIFF, BMP, WebP or GIF file",
+            received=f"{len(data):,} bytes of DICOM",
+            fix="convert the image to PNG, or start the server with serve.accept_dicom: true",
+        )
+    try:
+        return dicom_size(data, max_pixels=max_pixels, max_side=MAX_SIDE)
+    except ImageTooLarge as exc:
+        raise _too_large(index, exc.reason, max_pixels) from None
+    except ImageDecodeError as exc:
+        raise ApiError(
+            422,
+            "bad_image",
+            f"Image {index} is a DICOM file that cannot be used: {exc.reason}.",
+            expected="an uncompressed or JPEG-family DICOM file within the pixel limit",
+            received=f"{len(data):,} bytes",
+            fix="send the DICOM file unchanged; deflated DICOM: rewrite it uncompressed",
+        ) from None
+
+
+def _too_large(index: int, what: str, max_pixels: int) -> ApiError:
+    return ApiError(
+        413,
+        "image_too_large",
+        f"Image {index} has {what}.",
+        expected=f"at most {max_pixels:,} pixels",
+        received=clip(what),
+        fix="downscale the image, or raise serve.max_image_pixels",
+    )
 
 
 def check_rows(rows: list[dict[str, Any]], prep: dict[str, Any]) -> None:
@@ -312,6 +377,16 @@ def check_rows(rows: list[dict[str, Any]], prep: dict[str, Any]) -> None:
                     expected="a finite number or null",
                     received=clip(repr(value)),
                     fix="send numbers unquoted; missing values as null",
+                )
+            if name in numeric and value is not None and abs(float(value)) > FLOAT32_MAX:
+                raise ApiError(
+                    422,
+                    "number_out_of_range",
+                    f"Row {i}, field {name!r} is {value:.6g}, beyond what the model's 32-bit "
+                    "numbers hold.",
+                    expected=f"a number between -{FLOAT32_MAX:.6g} and {FLOAT32_MAX:.6g}",
+                    received=clip(repr(value)),
+                    fix="send the value in the units the model was trained on",
                 )
             if name not in numeric and not (
                 value is None or isinstance(value, str) or _finite_number(value)
