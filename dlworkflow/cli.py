@@ -280,9 +280,19 @@ def ingest(
 
 
 @app.command()
-def explore(project: ProjectOpt = HERE) -> None:
+def explore(
+    project: ProjectOpt = HERE,
+    include_test: Annotated[
+        bool,
+        typer.Option(
+            "--include-test",
+            help="After a split, explore the sealed test set too (read through the seal, "
+            "logged in the ledger with its purpose); without it: train and validation only.",
+        ),
+    ] = False,
+) -> None:
     """Step 3: explore the data; writes reports/eda.html (trust summary first)."""
-    _show(_run(lambda: _load(project).explore()))
+    _show(_run(lambda: _load(project).explore(include_test=include_test)))
 
 
 @app.command()

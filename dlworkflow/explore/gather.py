@@ -43,7 +43,14 @@ def gather(
     info: Any,
     stages: Stages,
     reader: PixelReader,
+    *,
+    assignments: pd.DataFrame | None = None,
+    held_out: pd.DataFrame | None = None,
 ) -> Evidence:
+    """assignments: (sample_id, split) of the manifest's rows after a split (the step leaves the
+    sealed rows out of both unless `--include-test`), None before the split. held_out:
+    sample_id, split, content_hash and group (no label) of the sealed rows left out, for the
+    leakage check alone."""
     task = project.config.task
     stages.start("overview and exact duplicates")
     ev = Evidence(
@@ -63,7 +70,7 @@ def gather(
         _text(ev)
     else:
         _tabular(project, ev)
-    split = _assignments(project)
+    split = assignments
     ev.test_ids = _test_ids(split)
     _map_and_labels(project, ev, stages, reader, test_ids=ev.test_ids)
     if split is not None:
@@ -73,6 +80,8 @@ def gather(
         ev.leakage = leakage(
             manifest, split, exact=ev.exact, near=ev.near or Duplicates(kind="near")
         )
+        if held_out is not None and len(held_out):
+            _held_out_leaks(ev.leakage, manifest, split, held_out)
     ev.unreadable = reader.failed
     return ev
 
@@ -118,12 +127,47 @@ def _tabular(project: Workspace, ev: Evidence) -> None:
     )
 
 
-def _assignments(project: Workspace) -> pd.DataFrame | None:
-    if not (project.paths.split_dir / "split.json").is_file():
-        return None
-    from dlworkflow.store import read_assignments
+def _held_out_leaks(
+    result: Any, manifest: pd.DataFrame, assignments: pd.DataFrame, held_out: pd.DataFrame
+) -> None:
+    """Exact duplicates and shared groups between the explored rows and the sealed rows left
+    out, from content hashes and groups alone: no label and no pixels of a sealed sample."""
+    import pandas as pd
 
-    return read_assignments(project)
+    from dlworkflow.explore.leakage import SHOWN_LEAKS, SPLIT_ORDER, SplitLeak, _group_leaks
+    from dlworkflow.store.splits import is_sealed
+
+    split_of = dict(zip(assignments["sample_id"].astype(str), assignments["split"].astype(str)))
+    label_of = dict(zip(manifest["sample_id"].astype(str), manifest["label"].astype(str)))
+    twins_of: dict[str, list[str]] = {}
+    for sid, digest in zip(manifest["sample_id"].astype(str), manifest["content_hash"]):
+        if sid in split_of:
+            twins_of.setdefault(str(digest), []).append(sid)
+    for sid, digest, split in zip(
+        held_out["sample_id"].astype(str), held_out["content_hash"], held_out["split"].astype(str)
+    ):
+        twins = twins_of.get(str(digest), [])[:5]
+        if not twins:
+            continue
+        splits = [split_of[t] for t in twins]
+        combo = " / ".join(sorted({*splits, split}, key=lambda s: SPLIT_ORDER.get(s, 9)))
+        result.exact[combo] = result.exact.get(combo, 0) + 1
+        result.examples.append(
+            SplitLeak(
+                "exact",
+                [*twins, sid],
+                [*splits, split],
+                [*(label_of[t] for t in twins), "sealed, not explored"],
+            )
+        )
+    result.examples.sort(key=lambda e: (not any(map(is_sealed, e.splits)), e.kind != "exact"))
+    result.examples = result.examples[:SHOWN_LEAKS]
+    if "group" in manifest.columns and "group" in held_out.columns:
+        both = pd.concat(
+            [manifest[["sample_id", "group"]], held_out[["sample_id", "group"]]], ignore_index=True
+        )
+        every = {**split_of, **dict(zip(held_out["sample_id"].astype(str), held_out["split"]))}
+        _group_leaks(result, both, every)
 
 
 def _test_ids(split: pd.DataFrame | None) -> set[str]:

@@ -13,35 +13,74 @@ from dlworkflow.explore.samples import SampleView
 from dlworkflow.explore.targets import target_kind
 from dlworkflow.explore.trust import warnings_for
 from dlworkflow.fileio import atomic_write_text, sha256_file
-from dlworkflow.store import read_dataset_info, read_manifest, read_quarantine
+from dlworkflow.store import (
+    SplitInfo,
+    read_assignments,
+    read_dataset_info,
+    read_manifest,
+    read_quarantine,
+    read_split_info,
+)
 from dlworkflow.tasks import task_of
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from dlworkflow.explore.evidence import Evidence
     from dlworkflow.explore.trust import Warning
     from dlworkflow.workspace import Workspace
 
 REPORT_FILE = "eda.html"
+TEST_PURPOSE = "dlw explore --include-test: exploratory analysis of the test set"
 
 
-def explore(project: Workspace, *, progress: bool = True) -> ExploreResult:
-    """Explore the ingested data and write reports/eda.html (trust summary first)."""
+def explore(
+    project: Workspace, *, include_test: bool = False, progress: bool = True
+) -> ExploreResult:
+    """Explore the ingested data and write reports/eda.html (trust summary first).
+
+    After `dlw split` it explores the train and validation rows only: the sealed test set (and
+    the fresh slices of `dlw retrain`) stays out. include_test (`dlw explore --include-test`):
+    the test set too, read through the seal (`dlworkflow.store.sealed`), the read logged in
+    the ledger with its purpose, and the report says so."""
     from rich.progress import Progress
 
     started = time.perf_counter()
     manifest = read_manifest(project)
     quarantine = read_quarantine(project)
     info = read_dataset_info(project)
+    split = _split_state(project)
     inputs = {
         "ingest": project.upstream_hash("ingest") or "",
         "split": project.upstream_hash("split") or "",
     }
+    if include_test and split is not None:
+        from dlworkflow.store.sealed import EXPLORE_INPUT
+
+        inputs[EXPLORE_INPUT] = split[1].seal_hash  # the sealed reader looks for this entry
     path = project.paths.reports / REPORT_FILE
     with project.step("explore", inputs=inputs) as run:
+        scope: list[str] = []
+        assignments = held_out = None
+        if split is not None:
+            manifest, assignments, held_out, scope = _scope(
+                project, manifest, split[0], include_test=include_test
+            )
         reader = PixelReader(project)
         with Progress(transient=True, disable=not progress) as bar:
             stages = Stages(bar)
-            ev = gather(project, manifest, quarantine, info, stages, reader)
+            ev = gather(
+                project,
+                manifest,
+                quarantine,
+                info,
+                stages,
+                reader,
+                assignments=assignments,
+                held_out=held_out,
+            )
+            for line in scope:
+                ev.note("overview", line)
             stages.start("writing the report")
             view = SampleView(
                 manifest,
@@ -73,9 +112,70 @@ def explore(project: Workspace, *, progress: bool = True) -> ExploreResult:
             "label_issues": result.label_issues,
             "label_checked": result.label_checked,
         }
+        if split is not None:
+            run.summary["test_set"] = "included (read logged)" if include_test else "left out"
         if ev.target is not None:
             run.summary["target"] = ev.target.summary()
     return result
+
+
+def _split_state(project: Workspace) -> tuple[pd.DataFrame, SplitInfo] | None:
+    """The assignment (sample_id, split: no labels) and the split's info, if a split exists."""
+    if not (project.paths.split_dir / "split.json").is_file():
+        return None
+    return read_assignments(project), read_split_info(project)
+
+
+def _scope(
+    project: Workspace,
+    manifest: pd.DataFrame,
+    assignments: pd.DataFrame,
+    *,
+    include_test: bool,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str]]:
+    """The rows explore may look at after a split: train, validation and samples ingested since
+    the split (not assigned yet); the test set only through the seal, when asked. Returns the
+    rows, their assignment, the sealed rows left out (sample_id, split, content_hash, group:
+    no label, for the leakage check) and the report's notes on what was left out."""
+    import pandas as pd
+
+    from dlworkflow.store.splits import is_sealed
+
+    ids = manifest["sample_id"].astype(str)
+    split_of = dict(zip(assignments["sample_id"].astype(str), assignments["split"].astype(str)))
+    sealed = ids.map(lambda s: is_sealed(split_of.get(s, ""))).astype(bool)
+    is_test = ids.map(lambda s: split_of.get(s) == "test").astype(bool)
+    rows = manifest[~sealed]
+    left_out = sealed & ~is_test if include_test else sealed
+    columns = [c for c in ("sample_id", "content_hash", "group") if c in manifest.columns]
+    held_out = manifest.loc[left_out, columns].assign(split=ids[left_out].map(split_of).to_numpy())
+    n_test, n_fresh = int(is_test.sum()), int((sealed & ~is_test).sum())
+    notes = []
+    if include_test and n_test:
+        from dlworkflow.store.sealed import open_test_set
+
+        test_rows = open_test_set(project, purpose=TEST_PURPOSE)
+        order = {s: i for i, s in enumerate(ids)}
+        rows = pd.concat([rows, test_rows[list(manifest.columns)]], ignore_index=True)
+        rows = rows.iloc[rows["sample_id"].astype(str).map(order).argsort()]
+        notes.append(
+            f"This report includes the sealed test set ({len(test_rows):,} samples, "
+            "`dlw explore --include-test`): the read is logged in the ledger with its purpose, "
+            "and the test set no longer counts as unseen by whoever reads this report."
+        )
+    elif n_test:
+        notes.append(
+            f"Train and validation only: the sealed test set ({n_test:,} samples) is left out "
+            "(`dlw explore --include-test` includes it; the read is logged in the ledger)."
+        )
+    if n_fresh:
+        notes.append(
+            f"The sealed fresh slices of `dlw retrain` ({n_fresh:,} samples) are left out."
+        )
+    rows = rows.reset_index(drop=True)
+    kept = set(rows["sample_id"].astype(str))
+    table = assignments[assignments["sample_id"].astype(str).isin(kept)].reset_index(drop=True)
+    return rows, table, held_out.reset_index(drop=True), notes
 
 
 def _result(ev: Evidence, warnings: list[Warning], *, report: str, seconds: float) -> ExploreResult:

@@ -107,14 +107,17 @@ def read_split_info(project: Workspace) -> SplitInfo:
 
 
 def read_assignments(project: Workspace) -> pd.DataFrame:
+    """(sample_id, split) of every assigned sample: which samples are sealed, never a label."""
     import pandas as pd
 
     read_split_info(project)
     return pd.read_parquet(project.paths.split_dir / "assignments.parquet")
 
 
-def joined(project: Workspace) -> pd.DataFrame:
-    """Manifest rows with their split, checked against the dataset the split was made on."""
+def _joined(project: Workspace) -> pd.DataFrame:
+    """Manifest rows with their split, checked against the dataset the split was made on:
+    every split, labels included. Private to the store: `load_split` (train and val) and
+    `dlworkflow.store.sealed` (the one reader of the sealed rows) filter it."""
     info = read_split_info(project)
     manifest = read_manifest(project)
     assignments = read_assignments(project)
@@ -155,7 +158,7 @@ def load_split(project: Workspace, name: str) -> pd.DataFrame:
             received=repr(name),
             fix="use 'train' or 'val'",
         )
-    rows = joined(project)
+    rows = _joined(project)
     return rows[rows["split"] == name].drop(columns="split").reset_index(drop=True)
 
 

@@ -27,13 +27,14 @@ def _text(fragment: str) -> str:
 @pytest.fixture(scope="module")
 def diabetes(tmp_path_factory):
     project = regression_project(tmp_path_factory.mktemp("diabetes"), until="split")
-    return project, explore(project, progress=False)
+    # after a split explore leaves the sealed test set out unless asked: all 442 here
+    return project, explore(project, include_test=True, progress=False)
 
 
 @pytest.fixture(scope="module")
 def yeast(tmp_path_factory):
     project = multilabel_project(tmp_path_factory.mktemp("yeast"), until="split", n=800)
-    return project, explore(project, progress=False)
+    return project, explore(project, include_test=True, progress=False)  # all 800 genes
 
 
 def test_regression_target_section_matches_pandas_describe(diabetes):
