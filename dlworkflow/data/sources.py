@@ -114,7 +114,7 @@ def _folder_candidates(root: Path, skipped: list[str]) -> Iterator[Candidate]:
     """Sample ids (and labels) are Unicode NFC: a file named in NFD (macOS) and the same
     name in NFC have one id; a second file with the same id is quarantined."""
     seen: set[str] = set()
-    for file, problem in _walk(root, root, skipped, set()):
+    for file, problem in _walk(root, root, root.resolve(), skipped, set()):
         rel = file.relative_to(root).as_posix()
         name = _utf8(rel)
         if name is None:
@@ -149,7 +149,7 @@ def _utf8(text: str) -> str | None:
 
 
 def _walk(
-    folder: Path, root: Path, skipped: list[str], walking: set[Path]
+    folder: Path, root: Path, real_root: Path, skipped: list[str], walking: set[Path]
 ) -> Iterator[tuple[Path, str | None]]:
     """(file, problem) below folder in a stable (sorted) order, one folder listed at a time;
     hidden files and folders (.DS_Store, .git, .dlw) are not samples. Symlinks are followed
@@ -169,7 +169,7 @@ def _walk(
             except (OSError, RuntimeError):
                 yield entry, "broken symlink"
                 continue
-            if not target.is_relative_to(root):
+            if not target.is_relative_to(real_root):
                 if target.is_dir():
                     skipped.append(f"{rel} (symlinked folder outside the source folder: not read)")
                 else:
@@ -182,7 +182,7 @@ def _walk(
             continue
         if stat.S_ISDIR(mode):
             if entry.resolve() not in walking:
-                yield from _walk(entry, root, skipped, walking)
+                yield from _walk(entry, root, real_root, skipped, walking)
         elif stat.S_ISREG(mode):
             yield entry, None
         else:

@@ -158,6 +158,18 @@ def test_folder_scan_does_not_follow_symlinks_out_of_the_source(tmp_path, digits
     assert len([s for s in candidates if s.endswith("d0-000.png")]) <= 2  # no endless loop
 
 
+@posix_only
+def test_a_link_inside_stays_inside_when_the_source_is_reached_through_a_symlink(
+    tmp_path, digits_folder
+):
+    folder = digits_folder(2, classes=(0, 1))
+    (folder / "1" / "inside.png").symlink_to(folder / "0" / "d0-000.png")
+    alias = tmp_path / "alias"
+    alias.symlink_to(folder, target_is_directory=True)
+    candidates = {c.sample_id: c for c in scan_folder(alias).candidates}
+    assert candidates["1/inside.png"].problem is None
+
+
 # --- item 8: image and text tables are read for the columns they need ----------------------
 
 
