@@ -89,8 +89,18 @@ def ingest(
     source: str | None = None,
     *,
     deidentify: bool = False,
+    accept_findings: str | None = None,
     progress: bool = True,
 ) -> IngestResult:
+    """Read `source` (or data.source, then data.additions) into a new manifest.
+
+    `deidentify` (`dlw ingest --deidentify`) is stored as privacy.deidentify: every later
+    ingest, `dlw retrain --data`'s additions included, reads scrubbed copies too. The manifest
+    is committed last, after every check has passed: an ingest that fails leaves the previous
+    manifest as it was. `accept_findings`: a reason to train despite remaining privacy findings,
+    recorded with this ingest's dataset version (privacy.accept_findings_reason and
+    privacy.accept_findings_version); a later dataset version needs a new decision.
+    """
     source = source or project.config.data.source
     if not source:
         raise DataError(
@@ -99,8 +109,22 @@ def ingest(
             received="none",
             fix="run `dlw ingest builtin:mnist5k` (or a folder / table path)",
         )
+    accept = (accept_findings or "").strip()
+    if accept_findings is not None and not accept:
+        raise DataError(
+            "An empty reason cannot accept privacy findings.",
+            expected="why the remaining findings are acceptable (it is recorded)",
+            received=repr(accept_findings),
+            fix="give the reason in words, e.g. 'GPS of public landmarks only; DPO ticket 12'",
+        )
+    updates: dict[str, Any] = {}
     if source != project.config.data.source:
-        project.update_config({"data.source": source})
+        updates["data.source"] = source
+    if deidentify and not project.config.privacy.deidentify:
+        updates["privacy.deidentify"] = True  # every later ingest scrubs too
+    if updates:
+        project.update_config(updates)
+    deidentify = project.config.privacy.deidentify
     additions = list(project.config.data.additions)
     previous = project.upstream_hash("ingest")
     with project.step("ingest", overrides=None) as run:
@@ -108,11 +132,26 @@ def ingest(
         reader = make_reader(project, scan, deidentify=deidentify)
         sources = [_Source(0, source, scan)] + _open_additions(project, scan, additions, reader)
         writer, quarantined = _stream(project, sources, reader, progress=progress)
-        info = _dataset_info(project, source, scan, writer, quarantined)
-        if additions:
-            info.extra["additions"] = [s.record() for s in sources[1:]]
-        write_dataset(project, None, _quarantine_frame(quarantined), info)
-        privacy = reader.finish(info.version)
+        try:  # every check passes before the manifest is committed, last
+            info = _dataset_info(project, source, scan, writer, quarantined)
+            if additions:
+                info.extra["additions"] = [s.record() for s in sources[1:]]
+            privacy = reader.finish(info.version)
+            write_dataset(project, None, _quarantine_frame(quarantined), info)
+        except BaseException:
+            writer.abort()
+            raise
+        writer.commit()
+        if accept and reader.privacy is not None:
+            project.update_config(
+                {
+                    "privacy.accept_findings_reason": accept,
+                    "privacy.accept_findings_version": info.version,
+                }
+            )
+            privacy += f"; findings accepted for dataset version {info.version}: {accept}"
+        elif accept:
+            privacy = "not scanned: no findings to accept (privacy.scan, data_sensitivity)"
         run.outputs = {"hash": info.version, "manifest": str(project.paths.manifest)}
         run.summary = {
             "headline": f"{info.n_samples:,} samples, {len(info.classes)} classes, "
@@ -206,6 +245,7 @@ def _align_columns(project: Workspace, main: SourceScan, scan: SourceScan, *, so
             None,
             dict(main.columns),
             task_of(project.config.task).target_columns(project.config.data),
+            root=Path(scan.root) if scan.root else None,
         )
         scan.columns = dict(main.columns)
 
@@ -232,11 +272,13 @@ def _stream(
     project: Workspace, sources: list[_Source], reader: Reader, *, progress: bool
 ) -> tuple[ManifestWriter, list[dict[str, Any]]]:
     """Read every candidate into the manifest writer (which also counts what the dataset
-    summary needs); return it and the quarantined candidates."""
+    summary needs); return it, not yet committed, and the quarantined candidates."""
     from rich.progress import Progress
 
     allowed = set(project.config.data.classes or [])
     target_kind = task_of(project.config.task)
+    # one class per distinct label: an id column is caught as soon as it shows
+    capped = target_kind.single_label
     writer = ManifestWriter(project, manifest_schema(project.config.task, sources[0].scan.columns))
     quarantined: list[dict[str, Any]] = []
     try:
@@ -256,6 +298,8 @@ def _stream(
                         )
                     writer.add(reader.read(candidate))
                     src.n_samples += 1
+                    if capped and len(writer.labels) > project.config.data.max_classes:
+                        raise _too_many_classes(project, sources[0].scan, len(writer.labels))
                 except ImageDecodeError as exc:
                     quarantined.append(
                         {
@@ -279,8 +323,29 @@ def _stream(
             f"{sum(len(s.scan.skipped) for s in sources)} skipped",
             fix="check the quarantine reasons and the source's layout",
         )
-    writer.commit()
     return writer, quarantined
+
+
+def _too_many_classes(project: Workspace, scan: SourceScan, n: int, *, read: int = 0) -> DataError:
+    """More distinct labels than data.max_classes: most likely an id, not a class."""
+    data = project.config.data
+    if not scan.kind.endswith("table"):
+        where = "the class sub-folder names"
+    elif data.label_columns and task_of(project.config.task).kind == "multilabel":
+        where = f"the label columns {', '.join(repr(c) for c in data.label_columns)}"
+    else:
+        where = f"the label column {data.label_column!r}"
+    found = f"{n:,} distinct labels" + (f" in {read:,} samples" if read else " (and counting)")
+    return DataError(
+        f"{where[0].upper() + where[1:]} holds more than {data.max_classes:,} classes "
+        f"(data.max_classes): this looks like an id column, not a label.",
+        expected=f"at most {data.max_classes:,} classes",
+        received=found,
+        fix="point data.label_column at the column that holds the class (an id belongs in "
+        "data.id_column), or raise data.max_classes in dlworkflow.yaml if there really are "
+        "that many classes",
+        context={"column": where, "n_classes": n, "max_classes": data.max_classes},
+    )
 
 
 def _quarantine_frame(quarantined: list[dict[str, Any]]) -> Any:
@@ -306,7 +371,10 @@ def _dataset_info(
             received=f"{writer.count} samples of one target",
             fix="check the folder layout or the label column",
         )
-    counts = task_of(project.config.task).target_counts(dict(writer.labels))
+    task = task_of(project.config.task)
+    counts = task.target_counts(dict(writer.labels))
+    if task.kind != "regression" and len(counts) > project.config.data.max_classes:
+        raise _too_many_classes(project, scan, len(counts), read=writer.count)
     channels = size = None
     if writer.sizes:
         gray = sum(n for mode, n in writer.modes.items() if mode in GRAY_MODES)

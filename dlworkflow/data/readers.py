@@ -3,6 +3,7 @@ a feature row. Privacy scanning and de-identification happen here, per sample.""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ class Reader:
         self.privacy = privacy  # a PrivacyScan, or None when no scan is needed
         self.reused = 0
         self.modality = task_of(self.task).modality
+        self.regression = task_of(self.task).kind == "regression"
         self._previous = _previous_rows(project) if self.modality == "image" else {}
         self.banks = IngestBanks(project.paths.cache)  # decoded small images, for later steps
 
@@ -36,6 +38,8 @@ class Reader:
         if cand.problem:
             raise Quarantined(cand.problem)
         base = {"sample_id": cand.sample_id, "label": cand.label, "group": cand.group}
+        if self.regression:
+            _check_target(cand.label, self.project.config.data.label_column)
         if self.modality == "image":
             return {**base, **self._image(cand)}
         if self.modality == "text":
@@ -48,6 +52,7 @@ class Reader:
                 "text": cand.text,
             }
         features = cand.features or {}
+        _check_features(features)
         return {
             **base,
             "content_hash": sha256_json(features),
@@ -94,6 +99,35 @@ class Reader:
         if self.privacy is None:
             return ""
         return self.privacy.record(dataset_version)
+
+
+FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max
+
+
+def _check_features(features: dict[str, Any]) -> None:
+    """A numeric feature that is infinite, or that a float32 network input cannot hold, makes
+    the row unusable (quarantined, the column named). NaN is a missing value: kept, imputed."""
+    for column, value in features.items():
+        if not isinstance(value, float) or value != value:
+            continue
+        if math.isinf(value):
+            raise Quarantined(f"non-finite value ({value}) in numeric column {column!r}")
+        if abs(value) > FLOAT32_MAX:
+            raise Quarantined(
+                f"float32 overflow ({value:g}, beyond +-3.4e38) in numeric column {column!r}"
+            )
+
+
+def _check_target(label: str | None, column: str) -> None:
+    """A regression target beyond float32's range (the network's) is quarantined."""
+    try:
+        value = float(label) if label is not None else 0.0
+    except ValueError:
+        return  # parse_target already refused it
+    if math.isfinite(value) and abs(value) > FLOAT32_MAX:
+        raise Quarantined(
+            f"float32 overflow ({value:g}, beyond +-3.4e38) in target column {column!r}"
+        )
 
 
 IMAGE_KEYS = (

@@ -14,7 +14,7 @@ from dlworkflow.prepare.assign import SPLITS, assign, units_of
 from dlworkflow.prepare.leakage import EXCLUDED, apply_policy, find_leaks
 from dlworkflow.results import StepResult
 from dlworkflow.store import SplitInfo, read_manifest, write_split
-from dlworkflow.store.manifest import dataset_version, read_dataset_info
+from dlworkflow.store.manifest import check_manifest_version, dataset_version, read_dataset_info
 from dlworkflow.store.splits import addition_of, assignment_hash, fresh_number, seal_hash
 from dlworkflow.tasks import Task, task_of
 
@@ -74,7 +74,9 @@ def split(project: Workspace) -> SplitResult:
     cfg, seed = project.config.split, project.config.seed
     fractions = {"train": cfg.train, "val": cfg.val, "test": cfg.test}
     manifest = read_manifest(project)
-    with project.step("split", inputs={"ingest": project.upstream_hash("ingest")}) as run:
+    ingested = project.upstream_hash("ingest")
+    check_manifest_version(project, manifest, ingested, step="split")
+    with project.step("split", inputs={"ingest": ingested}) as run:
         previous = _previous(project, fractions=fractions, seed=seed, stratify=cfg.stratify)
         grouped = bool(cfg.group_by and manifest["group"].notna().any())
         dataset = read_dataset_info(project)

@@ -167,6 +167,29 @@ def dataset_version(manifest: pd.DataFrame) -> str:
     return version_of(total)
 
 
+def check_manifest_version(
+    project: Workspace, manifest: pd.DataFrame, recorded: str | None, *, step: str
+) -> str:
+    """The manifest's dataset version, checked against `recorded` (the ingest hash the step
+    records as its input) and against .dlw/dataset.json: a manifest changed since that
+    ingest (edited, or left by an ingest that failed late) is refused, not used."""
+    version = dataset_version(manifest)
+    info = read_dataset_info(project).version
+    if recorded is not None and version == recorded and info == recorded:
+        return version
+    expected = recorded or info
+    raise StepOrderError(
+        f"The manifest changed since the last `dlw ingest` (dataset version {version[:12]}, "
+        f"the ingest recorded {str(expected)[:12]}): `dlw {step}` will not use data no ingest "
+        "vouches for.",
+        expected=f"the manifest of dataset version {expected}",
+        received=f"a manifest of dataset version {version}"
+        + ("" if info == version else f"; dataset.json says {info[:12]}"),
+        fix=f"run `dlw ingest` again, then `dlw {step}`",
+        context={"manifest_version": version, "recorded": recorded, "dataset_info": info},
+    )
+
+
 def write_dataset(
     project: Workspace, manifest: pd.DataFrame | None, quarantine: pd.DataFrame, info: DatasetInfo
 ) -> None:

@@ -145,8 +145,10 @@ def privacy_key(project: Workspace) -> bytes:
 def check_privacy_gate(project: Workspace) -> str | None:
     """Refuse training on pii/phi data that is unscanned, or whose findings remain unaccepted.
 
-    Returns privacy.accept_findings_reason when findings remain and were accepted (the caller
-    records it), else None. Sensitivity "none" never blocks.
+    Returns privacy.accept_findings_reason when findings remain and were accepted for this
+    dataset version (privacy.accept_findings_version equals the current one: a new dataset
+    version needs a new decision), the caller records it; else None. Sensitivity "none" never
+    blocks.
     """
     from dlworkflow.store.manifest import read_dataset_info
 
@@ -161,9 +163,43 @@ def check_privacy_gate(project: Workspace) -> str | None:
     if not record.get("remaining"):
         return None
     reason = (cfg.privacy.accept_findings_reason or "").strip()
-    if reason:
+    if not reason:
+        raise _findings_remain(sensitivity, record)
+    if (cfg.privacy.accept_findings_version or "").strip() == version:
         return reason
-    raise _findings_remain(sensitivity, record)
+    raise _decision_not_for(sensitivity, record, version, cfg.privacy.accept_findings_version)
+
+
+def _decision_not_for(
+    sensitivity: str, record: dict[str, Any], version: str, given: str | None
+) -> PrivacyError:
+    """privacy.accept_findings_reason was given for another dataset version, or for none."""
+    if given:
+        what = (
+            f"privacy.accept_findings_reason was given for dataset version {given[:12]}, not "
+            f"the current {version[:12]}: a new dataset version needs a new decision."
+        )
+    else:
+        what = (
+            "privacy.accept_findings_reason is not tied to a dataset version "
+            "(privacy.accept_findings_version is not set): a decision holds for the data it "
+            "was made on."
+        )
+    return PrivacyError(
+        f"data sensitivity is {sensitivity} and {record.get('remaining')} identifying "
+        f"finding(s) remain in dataset version {version[:12]}; {what}",
+        expected=f"privacy.accept_findings_version {version}",
+        received=str(given or "none"),
+        fix=f"review the findings (.dlw/{RECORD_FILE}); to accept them for this data set "
+        f"privacy.accept_findings_version: {version} (and the reason) in dlworkflow.yaml, "
+        "or run `dlw ingest --deidentify` to train on scrubbed copies",
+        context={
+            "sensitivity": sensitivity,
+            "dataset_version": version,
+            "accepted_version": given,
+            "remaining_by_kind": record.get("remaining_by_kind") or {},
+        },
+    )
 
 
 def _unscanned(sensitivity: str, version: str, record: dict[str, Any] | None) -> PrivacyError:
@@ -204,6 +240,8 @@ def _findings_remain(sensitivity: str, record: dict[str, Any]) -> PrivacyError:
         received=f"{record.get('remaining')} remaining finding(s)",
         fix="run `dlw ingest --deidentify` to train on scrubbed copies, or set "
         "privacy.accept_findings_reason in dlworkflow.yaml to why they are acceptable "
-        "(the reason is recorded with every training run)",
+        "and privacy.accept_findings_version to the dataset version it is given for, "
+        f"{record.get('dataset_version')} (the reason is recorded with every training run; "
+        "a new dataset version needs a new decision)",
         context={"remaining_by_kind": kinds, "sensitivity": sensitivity},
     )

@@ -82,7 +82,12 @@ def test_deidentified_or_clean_data_passes(phi_project: Project):
 def test_accepted_findings_train_and_the_reason_is_recorded(phi_project: Project):
     record(phi_project, [GPS, OWNER])
     reason = "GPS of public landmarks only; approved by the DPO, ticket 1234"
-    phi_project.update_config({"privacy.accept_findings_reason": reason})
+    phi_project.update_config(
+        {
+            "privacy.accept_findings_reason": reason,
+            "privacy.accept_findings_version": read_dataset_info(phi_project).version,
+        }
+    )
     assert check_privacy_gate(phi_project) == reason
     train(phi_project, epochs=1, progress=False)
     assert phi_project.ledger.latest("train").summary["privacy_accepted"] == reason

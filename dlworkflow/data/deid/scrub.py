@@ -25,8 +25,9 @@ def deidentify_file(
 
     Nothing to remove: the ORIGINAL path and its findings (none, or only ones that remain such
     as burned-in DICOM annotations). Otherwise a scrubbed copy in dst_folder, written
-    atomically, named by a hash of the sample id (`clean_name`: ids made of file names that
-    hold a person's name do not leak into the copy's name); the original is only read.
+    atomically, named by a hash of the source file's resolved path (`clean_name`: two files
+    with the same name in different folders keep a copy each, and file names that hold a
+    person's name do not leak into the copy's name); the original is only read.
     Raises DeidentifyError (quarantine the sample with its .reason) when the file cannot be
     scrubbed. `key`: the project's secret (store.privacy.privacy_key), used
     for pseudonyms and UID hashes.
@@ -38,7 +39,7 @@ def deidentify_file(
     dicom = is_dicom(path)
     try:
         suffix = ".dcm" if dicom else clean_suffix(path)
-        dst = Path(dst_folder) / (clean_name(sample_id) + suffix)
+        dst = Path(dst_folder) / (clean_name(str(path.resolve())) + suffix)
         done = scrub_dicom(path, dst, key=key) if dicom else scrub_image(path, dst)
     except DeidentifyError:
         raise
@@ -47,6 +48,7 @@ def deidentify_file(
     return dst, [f.with_sample(sample_id) for f in done]
 
 
-def clean_name(sample_id: str) -> str:
-    """The stem of a sample's scrubbed copy: 'deid-' + 20 hex digits of sha256(sample id)."""
-    return "deid-" + hashlib.sha256(sample_id.encode("utf-8")).hexdigest()[:20]
+def clean_name(source: str) -> str:
+    """The stem of a scrubbed copy: 'deid-' + 20 hex digits of sha256 of its source (the
+    original's resolved path)."""
+    return "deid-" + hashlib.sha256(source.encode("utf-8", "surrogateescape")).hexdigest()[:20]
