@@ -7,6 +7,7 @@ import html
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"  # no script, no network
 CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;
 max-width:1100px;color:#222;line-height:1.4;padding:0 1em}
@@ -49,6 +50,7 @@ def page(title: str, subtitle: str, sections: Iterable[str]) -> str:
     body = "\n".join(sections)
     return (
         f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
         f"<h1>{esc(title)}</h1><p class='note'>{esc(subtitle)}</p>{body}</body></html>\n"
     )

