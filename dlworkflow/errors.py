@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+import os
+import re
+import tempfile
 from typing import Any
+
+#: `<object at 0x7f3a...>` and bare addresses (0x7f3a2c1b2e80): a memory address tells a
+#: reader of an error nothing, and tells an attacker where the heap is.
+_ADDRESS = re.compile(r"\s+at\s+0x[0-9a-fA-F]+|\b0x[0-9a-fA-F]{8,16}\b")
+#: Characters a path may hold in an error message (it ends at a space, quote or bracket).
+_PATH_CHARS = r"[^\s'\"<>()\[\]{},;|`]*"
 
 
 class DlwError(Exception):
@@ -41,17 +51,58 @@ class DlwError(Exception):
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
-        """The error as `dlw ... --json` prints it, under the key "error"."""
+        """The error as `dlw ... --json` prints it, under the key "error": without memory
+        addresses or temporary paths (see `scrub`)."""
         return {
             "type": type(self).__name__,
-            "what": self.what,
-            "expected": self.expected,
-            "received": self.received,
-            "fix": self.fix,
-            "context": self.context,
+            "what": scrub(self.what),
+            "expected": scrub(self.expected),
+            "received": scrub(self.received),
+            "fix": scrub(self.fix),
+            "context": _scrub_all(self.context),
             "exit_code": self.exit_code,
-            "message": self.render(),
+            "message": scrub(self.render()),
         }
+
+
+def scrub(text: Any) -> Any:
+    """Error text fit to leave the process (an HTTP response, `--json` output): memory
+    addresses are dropped (`<object at 0x7f..>` -> `<object>`), and a path under a temporary
+    folder keeps only its file name (`/tmp/tmpab12/x.png` -> `<tmp>/.../x.png`). Anything but a
+    str is returned as it is."""
+    if not isinstance(text, str) or not text:
+        return text
+    text = _ADDRESS.sub(lambda m: "" if m.group(0)[0].isspace() else "0x…", text)
+    return _temp_paths().sub(_temp_placeholder, text)
+
+
+def _scrub_all(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {key: _scrub_all(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_scrub_all(item) for item in value]
+    return value
+
+
+def _temp_placeholder(match: re.Match[str]) -> str:
+    rest = match.group("rest").strip("/")
+    if not rest:
+        return "<tmp>"
+    name = rest.rsplit("/", 1)[-1]
+    return f"<tmp>/{name}" if "/" not in rest else f"<tmp>/…/{name}"
+
+
+@functools.lru_cache(maxsize=1)
+def _temp_paths() -> re.Pattern[str]:
+    """The temporary folders of this system (tempfile.gettempdir(), $TMPDIR, /tmp, /var/tmp,
+    each also as its real path), longest first, each followed by the rest of its path."""
+    roots = {"/tmp", "/var/tmp", tempfile.gettempdir(), os.environ.get("TMPDIR", "")}
+    roots |= {os.path.realpath(root) for root in roots if root}
+    folders = sorted({root.rstrip("/\\") for root in roots if root.rstrip("/\\")}, key=len)
+    alternatives = "|".join(re.escape(folder) for folder in reversed(folders))
+    return re.compile(rf"(?<![\w.~-])(?:{alternatives})(?P<rest>(?:[/\\]{_PATH_CHARS})?)(?![\w.-])")
 
 
 class ConfigError(DlwError):

@@ -7,15 +7,16 @@ uvicorn.run(app, host="127.0.0.1", port=8000)
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -29,7 +30,7 @@ from dlworkflow.deploy.serve.holder import ModelHolder
 from dlworkflow.deploy.serve.inputs import check_rows, image_sizes, parse_items, read_body
 from dlworkflow.deploy.serve.metrics import ServerMetrics
 from dlworkflow.deploy.serve.predlog import PredictionLog, log_path
-from dlworkflow.deploy.serve.problems import ApiError, unauthorized
+from dlworkflow.deploy.serve.problems import ApiError, busy, unauthorized
 from dlworkflow.deploy.serve.schemas import (
     Health,
     ModelInfo,
@@ -43,10 +44,15 @@ from dlworkflow.runtime.observe import new_ids, prepare
 MB = 1024 * 1024
 BEARER = "HTTPBearer"
 PUBLIC = frozenset({"/v1/health"})
-#: Requests whose items total at most this many bytes are prepared (decoded, tokenized) on
-#: the event loop: for small inputs the hand-off to a thread costs more than the work.
+#: Texts and rows totalling at most this many bytes are prepared (tokenized, encoded) on the
+#: event loop, and bodies of at most this many bytes parsed there (JSON, base64): for small
+#: inputs the hand-off to a thread costs more than the work. Images are never decoded on the
+#: loop: a 20 KB PNG can hold 16 M pixels (seconds of a blocked loop for a flood of them).
 INLINE_BYTES = 32 * 1024
+#: Seconds a client is asked to wait (Retry-After) when serve.max_concurrency is reached.
+RETRY_AFTER_S = 1
 log = logging.getLogger("dlworkflow.deploy.serve")
+T = TypeVar("T")
 
 
 class Server:
@@ -72,6 +78,7 @@ class Server:
         self.prepare_pool = ThreadPoolExecutor(workers, thread_name_prefix="dlw-prepare")
         self.infer_pool = ThreadPoolExecutor(1, thread_name_prefix="dlw-infer")
         self.preparing = 0  # requests admitted and not yet handed to the batcher
+        self.in_flight = 0  # requests past the token check, not yet answered (/v1/health aside)
         self.batcher = MicroBatcher(
             max_batch=settings.max_batch,
             max_wait_ms=settings.max_wait_ms,
@@ -85,6 +92,7 @@ class Server:
                 log_path(self.root),
                 max_bytes=int(settings.log_max_mb * MB),
                 backups=settings.log_backups,
+                on_drop=self.metrics.prediction_log_dropped.inc,
             )
             if settings.log_predictions
             else None
@@ -158,13 +166,21 @@ class Server:
             body = await read_body(request, self.max_body)
             bundle = self.holder.bundle  # read once: a hot reload does not change it midway
             assert bundle is not None
-            items = await parse_items(
+            parse = functools.partial(
+                parse_items,
                 request,
                 body,
                 modality=bundle.modality,
                 max_batch=self.settings.max_batch,
                 max_body=self.max_body,
+                max_text_chars=self.settings.max_text_chars,
             )
+            if len(body) <= INLINE_BYTES:
+                items = await parse()
+            else:  # JSON, base64 and multipart of a large body: in a thread, on its own loop
+                items = await asyncio.get_running_loop().run_in_executor(
+                    self.prepare_pool, _run_coroutine, parse
+                )
             x, summaries = await self._prepare_async(bundle, items.values)
         finally:
             self.preparing -= 1
@@ -176,8 +192,8 @@ class Server:
 
     async def _prepare_async(self, bundle: Bundle, values: list[Any]) -> tuple[Any, list[dict]]:
         try:
-            if _size(values) <= INLINE_BYTES:  # a thread hop costs more than decoding it
-                return self._prepare(bundle, values)
+            if bundle.modality != "image" and _size(values) <= INLINE_BYTES:
+                return self._prepare(bundle, values)  # a thread hop costs more than the work
             return await asyncio.get_running_loop().run_in_executor(
                 self.prepare_pool, self._prepare, bundle, values
             )
@@ -186,7 +202,11 @@ class Server:
 
     def _prepare(self, bundle: Bundle, values: list[Any]) -> tuple[Any, list[dict[str, Any]]]:
         if bundle.modality == "image":  # 413 past the pixel limit, before decoding
-            sizes = image_sizes(values, max_pixels=self.settings.max_image_pixels)
+            sizes = image_sizes(
+                values,
+                max_pixels=self.settings.max_image_pixels,
+                accept_dicom=self.settings.accept_dicom,
+            )
             return prepare(bundle, values, sizes=sizes, summarise=self.log is not None)
         if bundle.modality == "tabular":
             check_rows(values, bundle.preprocessing)
@@ -245,6 +265,16 @@ def default_threads() -> int:
     return max(1, (os.cpu_count() or 2) // 2)
 
 
+def _run_coroutine(factory: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine to its end on a new event loop (in a worker thread: the parsing of a
+    large body, which only reads the request's headers and the body it is given)."""
+
+    async def main() -> T:
+        return await factory()
+
+    return asyncio.run(main())
+
+
 def _size(values: list[Any]) -> int:
     total = 0
     for value in values:
@@ -274,7 +304,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.server = server
-    errors = error_responses(400, 401, 413, 415, 422, 504)
+    errors = error_responses(400, 401, 413, 415, 422, 503, 504)
     # checked by GatewayMiddleware, before routing
     secured: dict[str, Any] = {"security": [{BEARER: []}]}
 
@@ -329,8 +359,8 @@ def create_app(
                 BEARER: {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "The token printed by `dlw serve` (serve.token, "
-                    "DLW_SERVE_TOKEN or .dlw/serve/token).",
+                    "description": "The server's token (serve.token, DLW_SERVE_TOKEN or "
+                    ".dlw/serve/token, whose path `dlw serve` prints).",
                 }
             }
         return schema
@@ -372,12 +402,25 @@ def install_handlers(app: FastAPI, server: Server) -> None:
 
 class GatewayMiddleware:
     """In front of every route (pure ASGI, cheap): the bearer token check (all paths but
-    /v1/health), and the request count by route and status with its latency."""
+    /v1/health), the concurrency cap (past serve.max_concurrency requests in flight: 503 with
+    Retry-After; /v1/health is neither counted nor refused), and the request count by route
+    and status with its latency."""
 
     def __init__(self, app: Any, *, server: Server) -> None:
         self.app = app
         self.metrics = server.metrics
         self.server = server
+        self.limit = server.settings.max_concurrency
+
+    async def _admitted(self, scope: Any, receive: Any, send: Any) -> None:
+        server = self.server
+        server.in_flight += 1  # one event loop: no lock needed
+        self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            server.in_flight -= 1
+            self.metrics.in_flight.dec()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -397,10 +440,12 @@ class GatewayMiddleware:
                 await self.app(scope, receive, send_wrapper)
             else:
                 problem = self.server.check_token(_header(scope, b"authorization"))
+                if problem is None and self.server.in_flight >= self.limit:
+                    problem = busy(self.limit, RETRY_AFTER_S)
                 if problem is not None:
                     await problem.response()(scope, receive, send_wrapper)
                 else:
-                    await self.app(scope, receive, send_wrapper)
+                    await self._admitted(scope, receive, send_wrapper)
         finally:
             self.metrics.observe_request(scope.get("path", ""), status, time.perf_counter() - start)
 

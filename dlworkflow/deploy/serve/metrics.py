@@ -42,6 +42,16 @@ class ServerMetrics:
             "dlw_predictions", "Predictions by predicted class.", ("label",), registry=r
         )
         self.model_version = Gauge("dlw_model_version", "Version of the served model.", registry=r)
+        self.in_flight = Gauge(
+            "dlw_requests_in_flight",
+            "Requests being answered (counted against serve.max_concurrency).",
+            registry=r,
+        )
+        self.prediction_log_dropped = Counter(
+            "dlw_prediction_log_dropped",
+            "Prediction log entries dropped: its queue was full (the disk fell behind).",
+            registry=r,
+        )
         self.reloads = Counter(
             "dlw_model_reloads", "Hot reloads by outcome.", ("outcome",), registry=r
         )

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from dlworkflow.errors import DlwError
+from dlworkflow.errors import DlwError, scrub
 
 
 class ApiError(Exception):
@@ -39,11 +39,13 @@ class ApiError(Exception):
         )
 
     def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"error": self.error, "message": self.message}
+        """What the client reads: every text scrubbed of memory addresses and temporary paths
+        (the one place error text leaves the server)."""
+        body: dict[str, Any] = {"error": self.error, "message": scrub(self.message)}
         for key in ("expected", "received", "fix"):
             value = getattr(self, key)
             if value:
-                body[key] = value
+                body[key] = scrub(value)
         return body
 
     def response(self) -> JSONResponse:
@@ -56,7 +58,7 @@ def unauthorized(message: str) -> ApiError:
         "unauthorized",
         message,
         expected="header `Authorization: Bearer <token>`",
-        fix="use the token printed by `dlw serve` (also in .dlw/serve/token), "
+        fix="use the token in .dlw/serve/token (`dlw serve` prints its path), "
         "serve.token or DLW_SERVE_TOKEN",
         headers={"WWW-Authenticate": "Bearer"},
     )
@@ -70,6 +72,18 @@ def body_too_large(limit: int, received: int | None = None) -> ApiError:
         expected=f"at most {limit:,} bytes",
         received=f"{received:,} bytes" if received is not None else "more",
         fix="send fewer or smaller items per request, or raise serve.max_body_mb",
+    )
+
+
+def busy(limit: int, retry_after_s: int) -> ApiError:
+    return ApiError(
+        503,
+        "busy",
+        f"The server is answering {limit:,} requests already, its limit.",
+        expected=f"at most {limit:,} requests at once",
+        fix=f"retry after {retry_after_s} s (Retry-After), send fewer requests at once, or "
+        "raise serve.max_concurrency",
+        headers={"Retry-After": str(retry_after_s)},
     )
 
 

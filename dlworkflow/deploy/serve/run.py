@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import gc
 import ipaddress
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 
 from dlworkflow.config import Serve
-from dlworkflow.deploy.serve.token import resolve_token
+from dlworkflow.deploy.serve.token import Token, resolve_token
 
 
 def is_local(host: str) -> bool:
@@ -18,6 +19,17 @@ def is_local(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def token_notice(token: Token) -> str:
+    """Where the bearer token comes from. A new one is never printed in full (terminals are
+    logged and shared): its file and first 4 characters only."""
+    if token.is_new:
+        return (
+            f"Bearer token: new, written to {token.path} (mode 600), starting "
+            f"{token.value[:4]}…; read it from that file"
+        )
+    return f"Bearer token: from {token.source}" + (f" ({token.path})" if token.path else "")
 
 
 def serve(
@@ -50,13 +62,11 @@ def serve(
         say(f"WARNING: serving a model that did not pass the test; reason: {server.holder.forced}")
     if not is_local(settings.host):
         say(f"WARNING: bound to {settings.host}: reachable from the network. Put TLS in front.")
-    if token.is_new:
-        say(f"Bearer token (shown once; kept in {token.path} with mode 600):\n  {token.value}")
-    else:
-        say(f"Bearer token: from {token.source}" + (f" ({token.path})" if token.path else ""))
+    say(token_notice(token))
+    bearer = f"$(cat {shlex.quote(str(token.path))})" if token.path else "<token>"
     say(
-        f"Try: curl -H 'Authorization: Bearer <token>' http://{settings.host}:{settings.port}"
-        "/v1/model"
+        f'Try: curl -H "Authorization: Bearer {bearer}" '
+        f"http://{settings.host}:{settings.port}/v1/model"
     )
     gc.collect()
     gc.freeze()  # the loaded app and model stay put: later collections skip them (tail latency)
