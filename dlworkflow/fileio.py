@@ -96,10 +96,14 @@ def sha256_json(obj: Any) -> str:
 
 
 @contextmanager
-def run_lock(path: str | os.PathLike[str], *, what: str) -> Iterator[None]:
+def run_lock(
+    path: str | os.PathLike[str], *, what: str, extra: dict[str, Any] | None = None
+) -> Iterator[dict[str, Any]]:
     """Hold an exclusive, non-blocking lock on `path` for the block; BusyError (exit code 75)
-    when another process holds it. The kernel drops the lock when the holder dies, so a
-    killed run never leaves a stale lock behind. The file records the holder's pid."""
+    when another process holds it, naming the holder's command, pid and start time. The
+    kernel drops the lock when the holder dies, so a killed run never leaves a stale lock
+    behind. The file records the holder (JSON: command, pid, host, started, argv, and
+    `extra`); the block receives that record."""
     import fcntl
 
     from dlworkflow.errors import BusyError
@@ -112,18 +116,57 @@ def run_lock(path: str | os.PathLike[str], *, what: str) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
-            holder = handle.read().strip() or "another process"
+            holder = describe_holder(handle.read())
             raise BusyError(
-                f"Another `{what}` is running on this project ({holder}).",
+                f"`{what}` cannot run now: {holder} is running on this project.",
                 expected="one run at a time",
-                received=f"the lock {path} is held",
+                received=f"the lock {path} is held by {holder}",
                 fix="wait for it to finish (a scheduler retries later); the lock "
                 "goes away by itself when that process ends",
             ) from None
+        record = holder_record(what, extra)
         handle.seek(0)
         handle.truncate()
-        handle.write(f"pid {os.getpid()}")
+        handle.write(json.dumps(record, sort_keys=True))
         handle.flush()
-        yield
+        yield record
     finally:
         handle.close()
+
+
+def holder_record(what: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a lock file says about its holder."""
+    import socket
+    import sys
+    from datetime import UTC, datetime
+
+    return {
+        "command": what,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "argv": " ".join(sys.argv)[:300],
+        **(extra or {}),
+    }
+
+
+def read_holder(text: str) -> dict[str, Any] | None:
+    """A lock file's holder record (None: empty, or the old "pid N" form)."""
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def describe_holder(text: str) -> str:
+    """ "`dlw train` (pid 123, started 2026-01-02T03:04:05+00:00)" for a lock file's text."""
+    record = read_holder(text)
+    if record is None:
+        old = text.strip()
+        return f"another process ({old})" if old else "another process"
+    where = f", on {record['host']}" if record.get("host") else ""
+    return (
+        f"`{record.get('command') or 'a dlw command'}` (pid {record.get('pid')}, "
+        f"started {record.get('started')}{where})"
+    )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -31,7 +33,9 @@ CREATE TABLE IF NOT EXISTS runs (
     env TEXT NOT NULL,
     seed INTEGER,
     git_commit TEXT,
-    message TEXT
+    message TEXT,
+    pid INTEGER,
+    host TEXT
 );
 CREATE TABLE IF NOT EXISTS test_reads (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -43,6 +47,9 @@ CREATE TABLE IF NOT EXISTS test_reads (
     seal_hash TEXT NOT NULL
 );
 """
+
+#: Columns added after the first release: (name, SQL type), added to older ledgers on open.
+_ADDED_COLUMNS = (("pid", "INTEGER"), ("host", "TEXT"))
 
 _PACKAGES = ("dlworkflow", "torch", "numpy", "pandas", "pyarrow", "pydantic", "mlflow", "Pillow")
 
@@ -62,10 +69,20 @@ class RunRecord:
     seed: int | None
     git_commit: str | None
     message: str | None = None
+    pid: int | None = None  # the process that ran it (None: a ledger from before pids)
+    host: str | None = None  # the machine it ran on (socket.gethostname())
 
     @property
     def output_hash(self) -> str | None:
         return self.outputs.get("hash")
+
+    def process_gone(self) -> bool:
+        """A 'running' run whose process is gone on this machine: it was killed or the
+        machine went down before the ledger heard of its end (an interrupted run). Runs of
+        other machines, and of ledgers from before pids, are never judged gone."""
+        if self.status != "running" or self.pid is None or self.host != hostname():
+            return False
+        return not pid_alive(self.pid)
 
 
 @dataclass(frozen=True)
@@ -97,6 +114,7 @@ class Ledger:
         conn.row_factory = sqlite3.Row
         if not self._ready:
             conn.executescript(_SCHEMA)
+            _migrate(conn)
             self._ready = True
         return conn
 
@@ -113,7 +131,7 @@ class Ledger:
         with closing(self._connect()) as conn:
             cur = conn.execute(
                 "INSERT INTO runs (step, status, started, config_hash, inputs, env, seed,"
-                " git_commit) VALUES (?, 'running', ?, ?, ?, ?, ?, ?)",
+                " git_commit, pid, host) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     step,
                     _now(),
@@ -122,6 +140,8 @@ class Ledger:
                     json.dumps(env),
                     seed,
                     git_commit(root) if root else None,
+                    os.getpid(),
+                    hostname(),
                 ),
             )
             assert cur.lastrowid is not None  # set by every INSERT
@@ -188,6 +208,38 @@ class Ledger:
             return [TestRead(**dict(row)) for row in conn.execute(query + " ORDER BY id", args)]
 
 
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Add the columns a ledger written by an older dlworkflow lacks (ALTER TABLE ADD COLUMN:
+    existing rows get NULL). Two processes may race here: a duplicate column is fine."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+    for name, kind in _ADDED_COLUMNS:
+        if name not in have:
+            try:
+                conn.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" not in str(exc):
+                    raise
+
+
+def hostname() -> str:
+    return socket.gethostname()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine (signal 0 checks, sends none)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, run by another user
+        return True
+    except OSError:
+        return False
+    return True
+
+
 def _record(row: sqlite3.Row) -> RunRecord:
     data = dict(row)
     for key in ("inputs", "outputs", "summary", "env"):
@@ -214,11 +266,16 @@ def environment() -> dict[str, Any]:
     }
 
 
+#: Every git call: a repository's fsmonitor hook is a program from its config, which dlw
+#: must never start (a project folder may be someone else's checkout).
+GIT = ("git", "-c", "core.fsmonitor=false")
+
+
 def git_commit(root: Path) -> str | None:
     """The commit of the git repository holding the project, with '-dirty' if it has changes."""
     try:
         head = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            [*GIT, "-C", str(root), "rev-parse", "HEAD"],
             capture_output=True,
             text=True,
             timeout=5,
@@ -227,7 +284,7 @@ def git_commit(root: Path) -> str | None:
         if head.returncode != 0:
             return None
         dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            [*GIT, "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
             capture_output=True,
             text=True,
             timeout=5,

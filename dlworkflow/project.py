@@ -175,10 +175,9 @@ class Project(Workspace):
         return cast("ReportResult", self.run_step("report", pdf=pdf))
 
     def promote(self, version: int) -> VersionsResult:
-        """Make exported version `version` the champion (served, used by predict)."""
-        from dlworkflow.deploy.export.versions_cmd import promote
-
-        return promote(self.root, version)
+        """Make exported version `version` the champion (served, used by predict); the
+        ledger step "promote" records who, when, from which version and to which."""
+        return cast("VersionsResult", self.run_step("promote", version))
 
     def versions(self) -> VersionsResult:
         """Every exported model version, the champion and the earlier champions."""
@@ -187,10 +186,9 @@ class Project(Workspace):
         return listing(self.root)
 
     def rollback(self, *, to: int | None = None) -> VersionsResult:
-        """Make the previous champion (or exported version `to`) the champion again."""
-        from dlworkflow.deploy.export.versions_cmd import rollback
-
-        return rollback(self.root, to=to)
+        """Make the previous champion (or exported version `to`) the champion again (the
+        ledger step "rollback")."""
+        return cast("VersionsResult", self.run_step("rollback", to=to))
 
     def monitor(
         self,

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from dlworkflow.workspace import Workspace
 
 DONE, STALE, NOT_RUN, FAILED, UNAVAILABLE = "done", "stale", "not run", "failed", "not available"
+#: A run whose process is gone before it ended (killed, machine down), and one still going.
+INTERRUPTED, RUNNING = "interrupted", "running"
 
 
 @dataclass
@@ -68,6 +70,8 @@ class StatusReport:
             NOT_RUN: "white",
             FAILED: "red",
             UNAVAILABLE: "dim",
+            INTERRUPTED: "red",
+            RUNNING: "cyan",
         }
         table = Table(title=f"dlworkflow status: {self.project}", title_justify="left")
         for column in ("#", "step", "state", "detail"):
@@ -115,6 +119,19 @@ def _step_state(project: Workspace, info: StepInfo) -> StepState:
     if last is not None and last.status == "failed":
         state.state, state.detail = FAILED, (last.message or "")[:120]
         return state
+    if last is not None and last.status == "running":
+        if last.process_gone():
+            state.state = INTERRUPTED
+            state.detail = (
+                f"run {last.id} (pid {last.pid}, started {last.started}) ended "
+                "without finishing: killed, or the machine stopped"
+            )
+            return state
+        if last.pid is not None:
+            where = f" on {last.host}" if last.host else ""
+            state.state = RUNNING
+            state.detail = f"run {last.id} (pid {last.pid}{where}, started {last.started})"
+            return state
     if done is None:
         if info.key == "define" and project.config.problem.has_success_criterion():
             state.detail = "criterion written in dlworkflow.yaml; `dlw define` validates it"
@@ -169,6 +186,8 @@ def _next_command(project: Workspace, report: StatusReport) -> str | None:
     for s in report.steps:
         if s.ledger_step is None or s.state == DONE:
             continue
+        if s.state == RUNNING:
+            return f"wait: `{s.command}` is running ({s.detail})"
         if s.ledger_step == "ingest" and project.config.data.source is None:
             return "dlw ingest SOURCE   (builtin:mnist5k, a folder of class sub-folders, a CSV)"
         if s.ledger_step == "define" and not project.config.problem.has_success_criterion():
@@ -178,7 +197,33 @@ def _next_command(project: Workspace, report: StatusReport) -> str | None:
 
 
 def _resume_command(project: Workspace) -> str | None:
-    """A train run that failed after writing a checkpoint is best continued."""
+    """A train run that failed or was interrupted after writing a checkpoint is best
+    continued."""
     last = project.ledger.latest("train", status=None)
-    epoch = last.summary.get("checkpoint_epoch") if last and last.status == "failed" else None
+    if last is None:
+        return None
+    if last.status == "failed":
+        epoch = last.summary.get("checkpoint_epoch") or _checkpoint_epoch(project, last.id)
+    elif last.process_gone():  # killed: its summary never reached the ledger
+        epoch = _checkpoint_epoch(project, last.id)
+    else:
+        epoch = None
     return f"dlw train --resume   (continue after epoch {epoch})" if epoch else None
+
+
+def _checkpoint_epoch(project: Workspace, run_id: int) -> int | None:
+    """The epoch of the checkpoint a train run left (train/checkpoint.py's state.json, read
+    as JSON so that status needs no torch), or None."""
+    from dlworkflow.fileio import read_json
+
+    for state_file in sorted(project.paths.train_dir.glob("run-*/checkpoint/state.json")):
+        try:
+            state = read_json(state_file)
+        except (OSError, ValueError):
+            continue
+        if not isinstance(state, dict):
+            continue
+        meta = state.get("meta") or {}
+        if meta.get("ledger_run_id") == run_id and isinstance(state.get("epoch"), int):
+            return int(state["epoch"])
+    return None

@@ -106,6 +106,39 @@ DIAGNOSTICS: tuple[StepInfo, ...] = (
         ("problem", "retrain"),
         (),
     ),
+    StepInfo(
+        9,
+        "promote",
+        "promote: make an exported version the champion",
+        "dlw promote VERSION",
+        "promote",
+    ),
+    StepInfo(
+        9,
+        "rollback",
+        "rollback: the previous champion again",
+        "dlw rollback [--to N]",
+        "rollback",
+    ),
+)
+
+#: The steps that write the project's data, models or champion: each holds the project's
+#: write lock (Workspace.write_lock), so only one runs at a time. The others (define,
+#: explore, evaluate, report, audit) write only their own reports and ledger rows, and may
+#: run beside a writer, as readers (status, serve, predict, versions) do.
+WRITERS: frozenset[str] = frozenset(
+    {
+        "ingest",
+        "split",
+        "train",
+        "tune",
+        "test",
+        "export",
+        "promote",
+        "rollback",
+        "retrain",
+        "monitor",
+    }
 )
 
 RUNNABLE: tuple[str, ...] = tuple(s.ledger_step for s in STEPS if s.ledger_step)
@@ -144,4 +177,6 @@ RUNNERS: dict[str, StepRunner] = {
     "audit": StepRunner("dlworkflow.report.audit:audit"),
     "monitor": StepRunner("dlworkflow.monitor.step:monitor"),
     "retrain": StepRunner("dlworkflow.monitor.retrain:retrain", progress=True),
+    "promote": StepRunner("dlworkflow.deploy.export.versions_cmd:promote"),
+    "rollback": StepRunner("dlworkflow.deploy.export.versions_cmd:rollback"),
 }

@@ -6,17 +6,33 @@ method per command; .importlinter checks it, TYPE_CHECKING imports included)."""
 from __future__ import annotations
 
 import io
+import os
+import secrets
+import signal
+import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dlworkflow.config import CONFIG_FILE, ProjectConfig, validate_config
 from dlworkflow.errors import ConfigError
-from dlworkflow.fileio import atomic_write_text
-from dlworkflow.ledger import Ledger
-from dlworkflow.steps import step_info
+from dlworkflow.fileio import atomic_write_text, read_holder, run_lock
+from dlworkflow.ledger import Ledger, pid_alive
+from dlworkflow.steps import WRITERS, step_info
+
+PROJECT_LOCK = "project.lock"
+#: Set while this process holds a project's write lock: the lock file's token, so that
+#: processes it starts (the ranks of `dlw train --devices N`) share its lock.
+LOCK_ENV = "DLW_PROJECT_LOCK_TOKEN"
+_held: dict[str, int] = {}  # lock file -> depth, for the locks this process holds
+_held_guard = threading.Lock()
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM during a step, raised like Ctrl-C's KeyboardInterrupt: the step is recorded
+    as failed in the ledger, then the process ends."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +81,11 @@ class Paths:
     @property
     def reports(self) -> Path:
         return self.root / "reports"
+
+    @property
+    def project_lock(self) -> Path:
+        """The write lock every writing step holds (Workspace.write_lock)."""
+        return self.state / "locks" / PROJECT_LOCK
 
     @property
     def models(self) -> Path:
@@ -198,30 +219,72 @@ class Workspace:
             **(inputs or {}),
             **{SETTING_INPUT + k: v for k, v in (settings_from or {}).items()},
         }
-        run_id = self.ledger.start(
-            name,
-            config_hash=config.section_hash(*info.config_sections),
-            inputs=recorded,
-            seed=self.config.seed,
-            root=self.root,
-        )
-        run = StepRun(run_id=run_id, step=name)
-        self.active_step = run
-        try:
-            yield run
-        except BaseException as exc:
-            self.ledger.finish(
-                run_id,
-                status="failed",
-                outputs=run.outputs,
-                summary=run.summary,
-                message=f"{type(exc).__name__}: {exc}",
+        lock = self.write_lock(f"dlw {name}") if name in WRITERS else nullcontext()
+        with lock, _sigterm_raises():
+            run_id = self.ledger.start(
+                name,
+                config_hash=config.section_hash(*info.config_sections),
+                inputs=recorded,
+                seed=self.config.seed,
+                root=self.root,
             )
-            raise
-        else:
-            self.ledger.finish(run_id, status="done", outputs=run.outputs, summary=run.summary)
-        finally:
-            self.active_step = None
+            run = StepRun(run_id=run_id, step=name)
+            self.active_step = run
+            try:
+                yield run
+            except BaseException as exc:
+                self.ledger.finish(
+                    run_id,
+                    status="failed",
+                    outputs=run.outputs,
+                    summary=run.summary,
+                    message=f"{type(exc).__name__}: {exc}",
+                )
+                raise
+            else:
+                self.ledger.finish(run_id, status="done", outputs=run.outputs, summary=run.summary)
+            finally:
+                self.active_step = None
+
+    @contextmanager
+    def write_lock(self, command: str) -> Iterator[None]:
+        """Hold the project's write lock (.dlw/locks/project.lock) for the block: one writer
+        at a time; a second gets BusyError (exit code 75) naming the holder's command, pid
+        and start time. Re-entrant within a process (`dlw retrain` runs train, test and
+        export inside; a tuning trial's view shares its project's lock) and shared with the
+        processes it starts (LOCK_ENV). Readers (status, serve, predict) never take it."""
+        path = str(self.paths.project_lock)
+        with _held_guard:
+            if path in _held:
+                _held[path] += 1
+                nested = True
+            else:
+                nested = False
+        if nested:
+            try:
+                yield
+            finally:
+                with _held_guard:
+                    _held[path] -= 1
+            return
+        if _inherited(self.paths.project_lock):
+            yield
+            return
+        token = secrets.token_hex(16)
+        with run_lock(path, what=command, extra={"token": token}):
+            before = os.environ.get(LOCK_ENV)
+            with _held_guard:
+                _held[path] = 1
+            os.environ[LOCK_ENV] = token
+            try:
+                yield
+            finally:
+                with _held_guard:
+                    _held.pop(path, None)
+                if before is None:
+                    os.environ.pop(LOCK_ENV, None)
+                else:
+                    os.environ[LOCK_ENV] = before
 
     def run_step(self, name: str, *args: Any, progress: bool | None = None, **options: Any) -> Any:
         """Run ledger step `name` through the step table (dlworkflow/steps.py RUNNERS) on this
@@ -234,7 +297,9 @@ class Workspace:
         module, _, function = runner.target.partition(":")
         if progress is not None and runner.progress:
             options["progress"] = progress
-        return getattr(importlib.import_module(module), function)(self, *args, **options)
+        # a writing command holds the lock from its first check to its last write
+        with self.write_lock(f"dlw {name}") if name in WRITERS else nullcontext():
+            return getattr(importlib.import_module(module), function)(self, *args, **options)
 
     def upstream_hash(self, step: str) -> str | None:
         record = self.ledger.latest(step)
@@ -242,6 +307,45 @@ class Workspace:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.root)!r})"
+
+
+def _inherited(lock: Path) -> bool:
+    """This process was started by the holder of `lock` while it held it (the token in the
+    environment is the one in the lock file, and that holder is alive)."""
+    token = os.environ.get(LOCK_ENV)
+    if not token:
+        return False
+    try:
+        record = read_holder(lock.read_text(encoding="utf-8"))
+    except OSError:
+        return False
+    if not record or record.get("token") != token:
+        return False
+    pid = record.get("pid")
+    return isinstance(pid, int) and pid != os.getpid() and pid_alive(pid)
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises Terminated (a KeyboardInterrupt, as Ctrl-C does) for the block, so the
+    step is recorded as failed before the process ends; the previous handler is restored
+    after. Only the main thread can set handlers; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_terminated(signum: int, frame: Any) -> None:
+        raise Terminated(f"stopped by signal {signal.Signals(signum).name}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, raise_terminated)
+    except (ValueError, OSError):  # not the main interpreter
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def round_trip_yaml() -> Any:

@@ -7,15 +7,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dlworkflow.errors import StepOrderError
 from dlworkflow.evaluate.constraints import check_constraints
 from dlworkflow.evaluate.full_report import full_report, metrics_file, validation_temperature
 from dlworkflow.evaluate.gate import Verdict, judge
 from dlworkflow.evaluate.slices import check_columns
 from dlworkflow.evaluate.summary import report_figures, report_rows
 from dlworkflow.fileio import sha256_json
-from dlworkflow.models.predict import load_model
 from dlworkflow.results import StepResult
-from dlworkflow.store import load_split, read_split_info
+from dlworkflow.store import load_split, read_split_info, read_trained_pointer
 from dlworkflow.store.sealed import open_test_set
 from dlworkflow.tasks import task_of
 
@@ -134,7 +134,7 @@ def test(project: Workspace) -> TestResult:
     task = task_of(project.config.task)
     spec = task.check_criterion(metric, target)
     info = read_split_info(project)
-    model, meta = load_model(project)
+    model, meta, weights_sha256 = _judged_model(project)
     previous = len(project.ledger.test_reads(info.seal_hash))
     cfg = project.config.evaluate
     check_columns(load_split(project, "val"), cfg.slices)  # the test rows have these columns
@@ -166,6 +166,7 @@ def test(project: Workspace) -> TestResult:
             "n": report["n"],
             "gate_on": cfg.gate_on,
             "constraints": [c.record() for c in checks],
+            "weights_sha256": weights_sha256,  # the weights judged: export ships only these
         }
         run.outputs = {"hash": sha256_json(record), **record}
         companion = (report["metrics"].get(task.companion_metric) or {}).get("value")
@@ -191,3 +192,29 @@ def test(project: Workspace) -> TestResult:
         companion=companion,
         criterion=spec.criterion(target),
     )
+
+
+def _judged_model(project: Workspace) -> tuple[Any, Any, str]:
+    """The trained model (.dlw/train/best.json), its meta, and the sha256 of its weights
+    (load_trained checked the file against it). Refused when they are not the weights the
+    last finished train run recorded: a train run that was interrupted, or whose ledger
+    write failed, after it wrote its weights; its model would be judged with no record of
+    how it was trained."""
+    from dlworkflow.models import load_trained
+
+    pointer = read_trained_pointer(project)
+    model, meta = load_trained(pointer["folder"])
+    digest = str(meta["weights_sha256"])
+    recorded = project.upstream_hash("train")
+    if pointer.get("weights_sha256") not in (None, digest) or digest != recorded:
+        last = project.ledger.latest("train", status=None)
+        run = f"run {last.id}, {last.status}" if last is not None else "no run"
+        raise StepOrderError(
+            "The trained model in .dlw/train/best.json is not the one the last finished "
+            "`dlw train` recorded: a train run stopped after writing its weights "
+            f"({run}).",
+            expected=f"weights sha256 {str(recorded)[:16]}... (the last finished train run)",
+            received=f"weights sha256 {digest[:16]}...",
+            fix="run `dlw train --resume` (or `dlw train`) to finish training, then `dlw test`",
+        )
+    return model, meta, digest

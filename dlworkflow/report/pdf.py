@@ -3,6 +3,7 @@ message that says how to get one."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -46,7 +47,17 @@ def render_pdf(html_path: Path, pdf_path: Path, *, browser: str | None = None) -
     browser = browser or find_browser()
     if browser is None:
         return INSTALL_HINT
-    tmp_pdf = pdf_path.with_name(f".{pdf_path.name}.tmp")
+    pdf_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{pdf_path.name}.", suffix=".tmp", dir=pdf_path.parent)
+    os.close(fd)
+    tmp_pdf = Path(name)  # unique: two reports at once never share it (empty: not printed)
+    try:
+        return _print(browser, html_path, pdf_path, tmp_pdf)
+    finally:
+        tmp_pdf.unlink(missing_ok=True)
+
+
+def _print(browser: str, html_path: Path, pdf_path: Path, tmp_pdf: Path) -> str | None:
     with tempfile.TemporaryDirectory(prefix="dlw-chromium-") as profile:
         args = headless_args(browser, profile) + [
             "--no-pdf-header-footer",

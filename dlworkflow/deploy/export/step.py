@@ -180,13 +180,59 @@ def _parity_text(p: dict[str, Any]) -> str:
 
 def current_verdict(project: Workspace) -> tuple[str, dict[str, Any]]:
     """("PASS" | "FAIL" | "UNTESTED", the test's ledger outputs) for the trained model now in
-    place: a test of an earlier model does not count."""
+    place: a test of other weights does not count. The latest finished `dlw test` must have
+    judged the trained pointer's weights (its "weights_sha256"), the weights file on disk
+    must hash to them, and they must be the last finished train run's: a train that ran
+    after the test, or one interrupted (Ctrl-C, a kill, a failed ledger write) after it
+    wrote new weights, leaves the model UNTESTED ("untested_because" says why)."""
     record = project.ledger.latest("test")
-    if record is None or record.inputs.get("train") != project.upstream_hash("train"):
+    if record is None:
         return UNTESTED, {}
+    if record.inputs.get("train") != project.upstream_hash("train"):
+        return UNTESTED, {"untested_because": "a later train run replaced the tested model"}
+    problem = _weights_problem(project, record.outputs.get("weights_sha256"))
+    if problem:
+        return UNTESTED, {"untested_because": problem}
     outputs = dict(record.outputs)
     outputs.setdefault("headline", record.summary.get("headline"))
     return str(outputs.get("verdict", UNTESTED)), outputs
+
+
+def _weights_problem(project: Workspace, judged: Any) -> str | None:
+    """Why the trained weights are not the ones `dlw test` judged (None: they are)."""
+    from dlworkflow.store import read_trained_pointer
+
+    if not judged:
+        return "the test did not record the weights it judged (run `dlw test` again)"
+    try:
+        pointer = read_trained_pointer(project)
+    except DlwError:
+        return "there is no trained model"
+    if pointer.get("weights_sha256") != judged:
+        return (
+            "the trained weights are not the ones `dlw test` judged (sha256 "
+            f"{str(pointer.get('weights_sha256'))[:12]}... trained, {str(judged)[:12]}... "
+            "tested): a train run after the test, or one that stopped before it finished"
+        )
+    weights = _weights_file(project, pointer)
+    try:
+        on_disk = sha256_file(weights)
+    except OSError:
+        return f"the trained weights {weights} cannot be read"
+    if on_disk != judged:
+        return f"the weights file {weights} changed after `dlw test` judged it"
+    return None
+
+
+def _weights_file(project: Workspace, pointer: dict[str, Any]) -> Path:
+    from dlworkflow.fileio import read_json
+
+    folder = Path(pointer["folder"])
+    try:
+        name = read_json(folder / "model.json").get("weights_file") or "model.safetensors"
+    except (OSError, ValueError, AttributeError):
+        name = "model.safetensors"
+    return folder / str(name)
 
 
 def export(
@@ -209,6 +255,8 @@ def export(
     if verdict != "PASS" and not force:
         what = (
             "was never tested"
+            if verdict == UNTESTED and not test.get("untested_because")
+            else f"was not tested: {test['untested_because']}"
             if verdict == UNTESTED
             else f"failed the test ({test.get('headline') or verdict})"
         )
@@ -246,7 +294,7 @@ def export(
             parity = parity_check(project, model, meta, bundle)
             metadata["parity"] = parity
             atomic_write_json(tmp / V.METADATA_FILE, metadata)
-            if parity["max_abs_diff"] > parity["tolerance"] or parity["agreement"] < MIN_AGREEMENT:
+            if not parity_passed(parity):
                 raise ParityError(
                     "ONNX Runtime does not reproduce the PyTorch model on the validation split: "
                     "the export is discarded.",
@@ -256,6 +304,14 @@ def export(
                     received=f"{parity['max_abs_diff']:.3g} and {parity['agreement']:.2%} "
                     f"on {parity['n']} samples",
                     fix="report this model as not exportable; pick another model (`dlw models`)",
+                )
+            if verdict == "PASS" and metadata["files"][V.WEIGHTS_FILE] != test["weights_sha256"]:
+                raise ExportRefusedError(
+                    "The weights copied into the export are not the ones `dlw test` judged: "
+                    "the trained model changed during the export.",
+                    expected=f"sha256 {str(test['weights_sha256'])[:16]}...",
+                    received=f"sha256 {metadata['files'][V.WEIGHTS_FILE][:16]}...",
+                    fix="run `dlw export` again when no `dlw train` is running",
                 )
             if final.exists():
                 raise DlwError(
@@ -293,6 +349,15 @@ def export(
         parity=parity,
         champion=champion,
         onnx_mb=(final / V.ONNX_FILE).stat().st_size / 1e6,
+    )
+
+
+def parity_passed(parity: dict[str, Any]) -> bool:
+    """The parity check's verdict. Written as `not (diff <= tolerance)`'s negation so that a
+    NaN difference or agreement (a NaN in either runtime's outputs) fails it: every
+    comparison with NaN is False."""
+    return bool(
+        parity["max_abs_diff"] <= parity["tolerance"] and parity["agreement"] >= MIN_AGREEMENT
     )
 
 

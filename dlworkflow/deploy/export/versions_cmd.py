@@ -1,14 +1,21 @@
 """`dlw promote VERSION` and `dlw rollback [--to N]`: move the champion pointer (a running
-server reloads the new champion)."""
+server reloads the new champion). Each is a ledger step ("promote", "rollback") that records
+who moved it, when, and from which version to which."""
 
 from __future__ import annotations
 
+import getpass
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from dlworkflow.fileio import sha256_json
 from dlworkflow.results import StepResult
 from dlworkflow.runtime import versions as V
+
+if TYPE_CHECKING:
+    from dlworkflow.workspace import Workspace
 
 
 @dataclass
@@ -66,14 +73,57 @@ def listing(root: Path) -> VersionsResult:
     )
 
 
-def promote(root: Path, version: int) -> VersionsResult:
-    V.promote(root, version)
+def promote(project: Workspace, version: int) -> VersionsResult:
+    """Make `version` the champion; the ledger step "promote" records the move."""
+    root = project.root
+    with project.step("promote", inputs={"champion": _version_text(V.champion(root))}) as run:
+        before = V.champion(root)
+        V.promote(root, version)
+        _record(run, "promote", before, V.champion(root))
     return _after("promote", root)
 
 
-def rollback(root: Path, *, to: int | None = None) -> VersionsResult:
-    V.rollback(root, to=to)
+def rollback(project: Workspace, *, to: int | None = None) -> VersionsResult:
+    """The previous champion (or version `to`) again; the ledger step "rollback" records it."""
+    root = project.root
+    with project.step("rollback", inputs={"champion": _version_text(V.champion(root))}) as run:
+        before = V.champion(root)
+        V.rollback(root, to=to)
+        _record(run, "rollback", before, V.champion(root), asked=to)
     return _after("rollback", root)
+
+
+def _version_text(version: int | None) -> str | None:
+    return None if version is None else str(version)
+
+
+def _record(
+    run: Any, action: str, before: int | None, after: int | None, *, asked: int | None = None
+) -> None:
+    """The ledger record of a champion move: who, when, from which version to which."""
+    record: dict[str, Any] = {
+        "action": action,
+        "from_version": before,
+        "to_version": after,
+        "by": _user(),
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    if asked is not None:
+        record["asked"] = asked
+    run.outputs = {"hash": sha256_json(record), **record}
+    run.summary = {
+        "headline": f"{action}: champion v{before} -> v{after} by {record['by']}"
+        if before is not None
+        else f"{action}: champion v{after} by {record['by']}",
+        **record,
+    }
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 def _after(action: str, root: Path) -> VersionsResult:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlworkflow.fileio import read_json
-from dlworkflow.ledger import RunRecord, environment
+from dlworkflow.ledger import GIT, RunRecord, environment
 from dlworkflow.runtime import versions as V
 
 if TYPE_CHECKING:
@@ -175,7 +175,7 @@ class Evidence:
     def git_tracked(self, name: str) -> bool:
         try:
             out = subprocess.run(
-                ["git", "-C", str(self.root), "ls-files", "--error-unmatch", name],
+                [*GIT, "-C", str(self.root), "ls-files", "--error-unmatch", name],
                 capture_output=True,
                 text=True,
                 timeout=5,
