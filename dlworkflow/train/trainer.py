@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from dlworkflow.errors import TrainError
 from dlworkflow.tasks import Task, task_of
 from dlworkflow.train import distributed
 from dlworkflow.train.callbacks import Callback, FitState
@@ -347,6 +348,8 @@ def fit(
                 schedule if cfg.schedule == "onecycle" else None,
                 tick=bar.tick,
             )
+            if not math.isfinite(train_loss):  # the same on every rank (an all-reduced sum)
+                raise _non_finite(cfg, precision, epoch, loop.first_bad, n_batches, train_loss)
             row = {
                 "epoch": epoch,
                 "train_loss": train_loss,
@@ -418,6 +421,7 @@ class _Loop:
         self.transform = batch_transform
         self.weights: Tensor | None = None
         self.notes: list[str] = []
+        self.first_bad: int | None = None  # 0-based batch of the last epoch's first NaN/inf loss
 
     def prepare(self, xb: Tensor) -> Tensor:
         if self.cfg.channels_last and xb.dim() == 4:
@@ -456,6 +460,8 @@ class _Loop:
         amp = autocast(self.precision, self.device)
         params = [p for g in optimizer.param_groups for p in g["params"]]
         total = torch.zeros((), dtype=torch.float64, device=self.device)
+        # the first batch whose loss is NaN/inf, tracked on the device (no sync per batch)
+        bad = torch.full((), -1, dtype=torch.long, device=self.device)
         optimizer.zero_grad(set_to_none=True)
         for j, (xb, yb) in enumerate(data.batches(order, local_b)):
             if self.transform is not None:
@@ -476,9 +482,13 @@ class _Loop:
                 if step_schedule is not None:
                     step_schedule.step()
             total += loss.detach() * len(yb)
+            bad = bad.masked_fill((bad < 0) & ~torch.isfinite(loss.detach()), j)
             if tick is not None:
                 tick()
-        return float(distributed.sum_all(total, shard)) / n
+        mean = float(distributed.sum_all(total, shard)) / n
+        first = int(bad) if not math.isfinite(mean) else -1
+        self.first_bad = first if first >= 0 else None
+        return mean
 
     def _sync(self, steps: bool) -> AbstractContextManager[Any]:
         """DDP all-reduces only on the micro-batch that steps the optimizer."""
@@ -501,6 +511,22 @@ class _Loop:
 
     def evaluate(self, data: DeviceData, *, metric: str) -> dict[str, float]:
         return _metrics(self.logits(data), data.y, self.cfg, metric)
+
+
+def _non_finite(
+    cfg: LoopConfig, precision: str, epoch: int, batch: int | None, n_batches: int, loss: float
+) -> TrainError:
+    where = f"batch {batch + 1} of {n_batches}" if batch is not None else "a batch of this epoch"
+    return TrainError(
+        f"Training stopped: the training loss became non-finite ({loss}) at epoch {epoch}, "
+        f"{where}; the weights from then on would be garbage.",
+        expected="a finite training loss",
+        received=f"mean training loss {loss} in epoch {epoch}",
+        fix=f"lower the learning rate (train.learning_rate is {cfg.learning_rate:g}; "
+        "`dlw lr-find` suggests one) or set train.grad_clip; check the inputs for NaN or "
+        "inf values and extreme scales (a column in other units, unnormalised values)"
+        + ("; or try train.precision: fp32 (this run used bf16)" if precision == "bf16" else ""),
+    )
 
 
 def _metrics(logits: Tensor, y: Tensor, cfg: LoopConfig, metric: str) -> dict[str, float]:
