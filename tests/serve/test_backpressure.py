@@ -88,9 +88,12 @@ def test_health_answers_within_a_second_during_a_decompression_flood(project_roo
         f"median {np.median(latencies or [0]) * 1000:.0f} ms"
     )
     assert statuses == [200] * FLOOD
-    assert seconds > 1.5, "the flood was too light to prove anything"
     assert latencies, "the flood ended before /v1/health could be asked"
-    assert max(latencies) < 1.0, f"/v1/health took {max(latencies):.2f} s during the flood"
+    # decoded on the event loop, /v1/health waited for most of the flood (3.98 s of 4.4 s)
+    bound = min(1.0, seconds / 3)
+    assert max(latencies) < bound, (
+        f"/v1/health took {max(latencies):.2f} s during a flood of {seconds:.1f} s"
+    )
 
 
 async def _gather(app, calls):
