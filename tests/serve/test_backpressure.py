@@ -174,6 +174,9 @@ def test_every_image_and_large_json_body_is_decoded_off_the_event_loop(
         )
     )
     assert [r.status_code for r in responses] == [200, 200]
+    files = [("files", ("big.png", out.getvalue(), "image/png"))] * 2  # parsed in a thread too
+    upload = asyncio.run(_gather(app, [lambda c: c.post("/v1/predict", headers=AUTH, files=files)]))
+    assert upload[0].status_code == 200 and len(upload[0].json()["predictions"]) == 2
     assert threads["decode"] and loop_thread not in threads["decode"], threads
     assert threads["json"] and loop_thread not in threads["json"], threads
     assert threads["base64"] and loop_thread not in threads["base64"], threads
