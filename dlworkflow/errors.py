@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import tempfile
 from typing import Any
 
 #: `<object at 0x7f3a...>` and bare addresses (0x7f3a2c1b2e80): a memory address tells a
@@ -87,17 +86,18 @@ def _scrub_all(value: Any) -> Any:
 
 
 def _temp_placeholder(match: re.Match[str]) -> str:
-    rest = match.group("rest").strip("/")
-    if not rest:
+    parts = [part for part in re.split(r"[/\\]", match.group("rest")) if part]
+    if not parts:
         return "<tmp>"
-    name = rest.rsplit("/", 1)[-1]
-    return f"<tmp>/{name}" if "/" not in rest else f"<tmp>/…/{name}"
+    return f"<tmp>/{parts[-1]}" if len(parts) == 1 else f"<tmp>/…/{parts[-1]}"
 
 
 @functools.lru_cache(maxsize=1)
 def _temp_paths() -> re.Pattern[str]:
     """The temporary folders of this system (tempfile.gettempdir(), $TMPDIR, /tmp, /var/tmp,
     each also as its real path), longest first, each followed by the rest of its path."""
+    import tempfile  # here: `dlw --help` imports this module and needs no temporary folder
+
     roots = {"/tmp", "/var/tmp", tempfile.gettempdir(), os.environ.get("TMPDIR", "")}
     roots |= {os.path.realpath(root) for root in roots if root}
     folders = sorted({root.rstrip("/\\") for root in roots if root.rstrip("/\\")}, key=len)
