@@ -115,6 +115,9 @@ def test_explore_after_a_split_leaves_the_test_set_out(iris_split):
     assert f"{open_n:,} samples" in text and "150 samples" not in text
     n_test = info.counts["test"]
     assert f"the sealed test set ({n_test:,} samples) is left out" in text
+    leakage = text[text.index("<section id='leakage'>") :]
+    counts = f"Split: train {info.counts['train']:,}, val {info.counts['val']:,}."
+    assert counts in leakage and "test " + str(n_test) not in leakage  # per-split counts
     assert iris_split.ledger.test_reads() == []
 
 
