@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 import dlworkflow
 from dlworkflow.cli import app
 from dlworkflow.config_schema import SCHEMA_FILE, SCHEMA_LINE, schema_text
+from dlworkflow.errors import scrub
 from dlworkflow.jsonout import dumps, jsonable
 from dlworkflow.project import Project
 
@@ -105,7 +106,8 @@ def test_json_error_is_one_object_with_the_dlwerror_fields(tmp_path: Path):
         "message",
     }  # the Errors table of json-output.md
     assert error["type"] == "ProjectNotFoundError" and error["exit_code"] == 2
-    assert error["what"] == f"No dlworkflow project in {tmp_path / 'missing'}."
+    # a path under a temporary folder is named by its file name only (errors.scrub)
+    assert error["what"] == scrub(f"No dlworkflow project in {tmp_path / 'missing'}.")
     assert error["expected"] == "a dlworkflow.yaml file in that folder"
     assert error["received"] == "none" and "dlw init DIR" in error["fix"]
     assert error["context"] == {} and error["message"].startswith(error["what"])
