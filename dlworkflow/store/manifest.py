@@ -38,6 +38,7 @@ IMAGE_COLUMNS = {
 TEXT_COLUMNS = {"text": "string"}
 FEATURE_PREFIX = "f:"  # tabular feature columns are stored as "f:<name>"
 QUARANTINE_COLUMNS = ("sample_id", "path", "label", "reason")
+VERSION_KEY = "dlw.dataset_version"  # Parquet footer key: the version ingest computed
 ROWS_PER_WRITE = 2048
 
 
@@ -109,6 +110,8 @@ class ManifestWriter:
         import os
 
         self._flush()
+        # the dataset version travels in the file's footer: readers check it without hashing
+        self._writer.add_key_value_metadata({VERSION_KEY: version_of(self.version_total)})
         self._writer.close()
         os.replace(self.tmp, self.target)
 
@@ -165,6 +168,18 @@ def dataset_version(manifest: pd.DataFrame) -> str:
     for row in manifest[list(IDENTITY)].astype(object).itertuples(index=False, name=None):
         total += row_digest(*row)
     return version_of(total)
+
+
+def manifest_version(project: Workspace, manifest: pd.DataFrame | None = None) -> str:
+    """The dataset version of the manifest on disk: the one ingest wrote into its footer, or
+    (a manifest written otherwise, or edited since) computed from `manifest`'s rows."""
+    import pyarrow.parquet as pq
+
+    footer = pq.read_metadata(project.paths.manifest).metadata or {}
+    stamped = footer.get(VERSION_KEY.encode())
+    if stamped:
+        return str(stamped.decode("ascii"))
+    return dataset_version(manifest if manifest is not None else read_manifest(project))
 
 
 def check_manifest_version(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from dlworkflow.errors import SealedTestSetError, SplitError, StepOrderError
 from dlworkflow.fileio import atomic_write_json, atomic_write_with, read_json, sha256_json
-from dlworkflow.store.manifest import read_manifest
+from dlworkflow.store.manifest import manifest_version, read_manifest
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -114,7 +114,7 @@ def read_assignments(project: Workspace) -> pd.DataFrame:
     return pd.read_parquet(project.paths.split_dir / "assignments.parquet")
 
 
-def _joined(project: Workspace) -> pd.DataFrame:
+def _joined(project: Workspace, *, same_version: bool = False) -> pd.DataFrame:
     """Manifest rows with their split, checked against the dataset the split was made on:
     every split, labels included. Private to the store: `load_split` (train and val) and
     `dlworkflow.store.sealed` (the one reader of the sealed rows) filter it."""
@@ -128,6 +128,14 @@ def _joined(project: Workspace) -> pd.DataFrame:
             expected=f"the dataset version the split was made on ({info.dataset_version[:12]})",
             received=f"{len(assignments) - len(merged)} missing samples",
             fix="run `dlw split` again after `dlw ingest` (existing samples keep their split)",
+        )
+    version = manifest_version(project, manifest) if same_version else info.dataset_version
+    if version != info.dataset_version:  # train / val: only the dataset the split was made on
+        raise SplitError(
+            "The manifest changed since the split was made: the split does not describe it.",
+            expected=f"the dataset version the split was made on ({info.dataset_version[:12]})",
+            received=f"dataset version {version[:12]}",
+            fix="run `dlw split` again (existing samples keep their split)",
         )
     return merged
 
@@ -158,7 +166,7 @@ def load_split(project: Workspace, name: str) -> pd.DataFrame:
             received=repr(name),
             fix="use 'train' or 'val'",
         )
-    rows = _joined(project)
+    rows = _joined(project, same_version=True)
     return rows[rows["split"] == name].drop(columns="split").reset_index(drop=True)
 
 

@@ -64,6 +64,31 @@ def test_split_accepts_the_manifest_of_the_last_ingest(project, digits_folder):
     assert sum(split.counts.values()) == result.n_samples
 
 
+def test_train_refuses_a_split_made_on_another_dataset_version(split_project, digits_folder):
+    from dlworkflow.errors import SplitError
+    from dlworkflow.store import load_split
+
+    project = split_project
+    assert len(load_split(project, "train")) > 0
+    more = digits_folder(21, name="images")  # the same folder, one more image per class
+    result = project.ingest(str(more), progress=False)
+    assert result.changed
+    for read in (lambda: load_split(project, "val"), lambda: project.train(progress=False)):
+        with pytest.raises(SplitError, match="manifest changed since the split") as err:
+            read()
+        assert "dlw split" in err.value.fix
+    project.split()
+    assert len(load_split(project, "train")) > 0
+
+
+def test_the_manifest_carries_its_dataset_version(project, digits_folder):
+    import pyarrow.parquet as pq
+
+    result = project.ingest(str(digits_folder(3)), progress=False)
+    footer = pq.read_metadata(project.paths.manifest).metadata
+    assert footer[b"dlw.dataset_version"].decode() == result.dataset_version
+
+
 # ---- non-finite and overflowing tabular values -------------------------------------------------
 def test_non_finite_and_float32_overflowing_values_are_quarantined(tmp_path):
     rows = plain_rows(20)
