@@ -92,7 +92,7 @@ def post_alert(
         return Delivery(
             target,
             False,
-            error=f"not sent: the bearer token of {token_env} (monitor.webhook_token_env) goes "
+            error=f"the bearer token of {token_env} (monitor.webhook_token_env) goes "
             "only over https; use an https:// webhook (http only to this machine: "
             "127.0.0.1, ::1, localhost), or remove monitor.webhook_token_env",
         )
