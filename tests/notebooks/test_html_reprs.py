@@ -281,6 +281,7 @@ def test_every_project_method_result_is_covered():
         "config",
         "update_config",
         "step",
+        "write_lock",
         "upstream_hash",
         "serve",
         "run",
