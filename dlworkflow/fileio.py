@@ -102,8 +102,9 @@ def run_lock(
     """Hold an exclusive, non-blocking lock on `path` for the block; BusyError (exit code 75)
     when another process holds it, naming the holder's command, pid and start time. The
     kernel drops the lock when the holder dies, so a killed run never leaves a stale lock
-    behind. The file records the holder (JSON: command, pid, host, started, argv, and
-    `extra`); the block receives that record."""
+    behind. The file records the holder (JSON: command, pid, host, started, and `extra`; not
+    the command line, which may carry a URL with credentials); the block receives that
+    record."""
     import fcntl
 
     from dlworkflow.errors import BusyError
@@ -137,7 +138,6 @@ def run_lock(
 def holder_record(what: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """What a lock file says about its holder."""
     import socket
-    import sys
     from datetime import UTC, datetime
 
     return {
@@ -145,7 +145,6 @@ def holder_record(what: str, extra: dict[str, Any] | None = None) -> dict[str, A
         "pid": os.getpid(),
         "host": socket.gethostname(),
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
-        "argv": " ".join(sys.argv)[:300],
         **(extra or {}),
     }
 
