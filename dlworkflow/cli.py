@@ -274,9 +274,25 @@ def ingest(
             "project (originals untouched); what was removed where is logged.",
         ),
     ] = False,
+    accept_findings: Annotated[
+        str | None,
+        typer.Option(
+            "--accept-findings",
+            metavar="REASON",
+            help="Train despite remaining PHI/PII findings: the reason is recorded with this "
+            "dataset version (privacy.accept_findings_reason/_version); new data needs a new "
+            "decision.",
+        ),
+    ] = None,
 ) -> None:
     """Step 2: read the data into a manifest; unusable samples are quarantined with a reason."""
-    _show(_run(lambda: _load(project).ingest(source, deidentify=deidentify)))
+    _show(
+        _run(
+            lambda: _load(project).ingest(
+                source, deidentify=deidentify, accept_findings=accept_findings
+            )
+        )
+    )
 
 
 @app.command()

@@ -414,7 +414,8 @@ class Serve(Strict):
         None,
         min_length=16,
         description="Bearer token; null: env DLW_SERVE_TOKEN, else one is "
-        "generated, printed once and kept in .dlw/serve/token (mode 0600). Prefer the env "
+        "generated and kept in .dlw/serve/token (mode 0600; only its path and first 4 "
+        "characters are shown). Prefer the env "
         "variable: this file is usually in git.",
     )
     max_body_mb: float = Field(16.0, gt=0, le=1024, description="Largest request body, MB.")

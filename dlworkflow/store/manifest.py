@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlworkflow.errors import StepOrderError
@@ -79,7 +80,14 @@ class ManifestWriter:
         self.schema = schema
         self.target = project.paths.manifest
         self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.target.with_name(f".{self.target.name}.writing")
+        import os
+        import tempfile
+
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{self.target.name}.", suffix=".writing", dir=self.target.parent
+        )
+        os.close(fd)
+        self.tmp = Path(tmp)
         self._writer = pq.ParquetWriter(self.tmp, schema)
         self._rows: list[dict[str, Any]] = []
         self.count = 0

@@ -474,9 +474,9 @@ def http_errors_markdown() -> str:
                         code("unauthorized"),
                         inline(_text(node.args[0])),
                         inline(
-                            "send `Authorization: Bearer <token>`: the token printed "
-                            "by `dlw serve` (also in .dlw/serve/token), serve.token or "
-                            "DLW_SERVE_TOKEN"
+                            "send `Authorization: Bearer <token>`: the token in "
+                            ".dlw/serve/token (`dlw serve` prints its path), serve.token "
+                            "or DLW_SERVE_TOKEN"
                         ),
                         code(f"{rel}:{node.lineno}"),
                     )

@@ -169,3 +169,20 @@ def test_deidentify_keeps_the_sample_ids_of_an_image_table(tmp_path, project):
     assert set(manifest["sample_id"]) == plain == {f"img/{k}.png" for k in range(8)}
     assert all(Path(p).parent == project.paths.state / "deid" for p in manifest["path"])
     assert read_privacy(project)["remaining"] == 0
+
+
+def test_the_cli_option_accept_findings_records_the_decision(tmp_path):
+    from typer.testing import CliRunner
+
+    from dlworkflow.cli import app
+
+    project = Project.init(tmp_path / "p", task="tabular-classification")
+    project.update_config({"problem.data_sensitivity": "pii"})
+    source = str(table(tmp_path / "a", 0))
+    out = CliRunner().invoke(
+        app, ["ingest", source, "--project", str(project.root), "--accept-findings", "synthetic"]
+    )
+    assert out.exit_code == 0, out.output
+    privacy = Project(project.root).config.privacy
+    assert privacy.accept_findings_reason == "synthetic"
+    assert privacy.accept_findings_version == project.upstream_hash("ingest")
