@@ -30,17 +30,22 @@ with run_lock(Path(sys.argv[1]) / ".dlw" / "locks" / "project.lock", what="dlw t
 """
 
 
-@pytest.fixture
-def held(project, tmp_path):
-    """Another process holding `project`'s write lock; yields its pid."""
+def _start_holder(project, tmp_path):
+    """A process that takes `project`'s write lock and prints "held"."""
     script = tmp_path / "holder.py"
     script.write_text(textwrap.dedent(_HOLDER), encoding="utf-8")
-    child = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, str(script), str(project.root)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
+
+
+@pytest.fixture
+def held(project, tmp_path):
+    """Another process holding `project`'s write lock; yields its pid."""
+    child = _start_holder(project, tmp_path)
     try:
         assert child.stdout.readline().strip() == "held"
         yield child.pid
@@ -95,14 +100,7 @@ def test_readers_do_not_wait_for_a_writer(project, held):
 
 def test_the_lock_is_free_again_after_the_holder_ends(project, tmp_path, digits_folder):
     project.update_config({"data.source": str(digits_folder(3))})
-    script = tmp_path / "holder.py"
-    script.write_text(textwrap.dedent(_HOLDER), encoding="utf-8")
-    child = subprocess.Popen(
-        [sys.executable, str(script), str(project.root)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    child = _start_holder(project, tmp_path)
     assert child.stdout.readline().strip() == "held"
     child.kill()  # killed: the kernel drops its lock
     child.wait(timeout=60)

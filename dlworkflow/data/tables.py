@@ -57,11 +57,15 @@ def read_chunks(
             for batch in parquet.iter_batches(batch_size=CHUNK_ROWS, columns=wanted):
                 yield batch.to_pandas()
     except (ValueError, OSError, UnicodeDecodeError) as exc:
-        raise DataError(
-            f"Cannot read the table {path.name}.",
-            received=str(exc)[:300],
-            fix="check that the file is a valid table of its type",
-        ) from exc
+        raise _unreadable(path, exc) from exc
+
+
+def _unreadable(path: Path, exc: Exception) -> DataError:
+    return DataError(
+        f"Cannot read the table {path.name}.",
+        received=str(exc)[:300],
+        fix="check that the file is a valid table of its type",
+    )
 
 
 def _select(chunk: pd.DataFrame, columns: list[str] | None) -> pd.DataFrame:
@@ -84,11 +88,7 @@ def read_header(path: Path) -> list[str]:
 
             return [str(c) for c in pq.read_schema(path).names]
     except (ValueError, OSError, UnicodeDecodeError) as exc:
-        raise DataError(
-            f"Cannot read the table {path.name}.",
-            received=str(exc)[:300],
-            fix="check that the file is a valid table of its type",
-        ) from exc
+        raise _unreadable(path, exc) from exc
     first = next(read_chunks(path, string_columns=[]), None)
     return [str(c) for c in first.columns] if first is not None else []
 

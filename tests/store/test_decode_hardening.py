@@ -190,14 +190,19 @@ def test_privacy_scan_reads_the_header_only(tmp_path: Path, pixel_reads: list[bo
     assert pixel_reads == [True]
 
 
-def test_ingest_quarantines_deflated_and_oversized_dicom(
-    project: Any, tmp_path: Path, real_digit: Any, no_inflation: list[int]
-) -> None:
-    root = tmp_path / "scans"
+def _digit_folder(root: Path, real_digit: Any) -> Path:
+    """Two classes, a and b, of two real digit PNGs each."""
     for label in ("a", "b"):
         (root / label).mkdir(parents=True)
         for k in range(2):
             Image.fromarray(real_digit(k, 0)).save(root / label / f"{k}.png")
+    return root
+
+
+def test_ingest_quarantines_deflated_and_oversized_dicom(
+    project: Any, tmp_path: Path, real_digit: Any, no_inflation: list[int]
+) -> None:
+    root = _digit_folder(tmp_path / "scans", real_digit)
     (root / "a" / "deflated.dcm").write_bytes(dicom_bytes(16, 16, deflated=True))
     (root / "b" / "frames.dcm").write_bytes(dicom_bytes(100, 100, frames=10_000, pixels=b"\0" * 64))
     (root / "b" / "fine.dcm").write_bytes(dicom_bytes(16, 16))
@@ -237,11 +242,7 @@ def test_deid_refuses_eps_without_ghostscript(tmp_path: Path, ghostscript: list[
 def test_ingest_quarantines_eps_named_png(
     project: Any, tmp_path: Path, real_digit: Any, ghostscript: list[Any]
 ) -> None:
-    root = tmp_path / "zoo"
-    for label in ("a", "b"):
-        (root / label).mkdir(parents=True)
-        for k in range(2):
-            Image.fromarray(real_digit(k, 0)).save(root / label / f"{k}.png")
+    root = _digit_folder(tmp_path / "zoo", real_digit)
     (root / "b" / "x.png").write_bytes(EPS)
     project.ingest(str(root), progress=False)
     reasons = dict(zip(*[read_quarantine(project)[c] for c in ("sample_id", "reason")]))
