@@ -38,4 +38,6 @@ def test_the_contracts_catch_a_forbidden_import(tmp_path: Path):
         env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
     )
     assert out.returncode != 0
-    assert "may read the sealed test set BROKEN" in out.stdout
+    assert (
+        "Only evaluate and explore --include-test may read the sealed test set BROKEN" in out.stdout
+    )
