@@ -116,6 +116,29 @@ class ImageFormat(Strict):
     )
 
 
+class DataRequirements(Strict):
+    """Meta-level requirements on the data, checked by every `dlw ingest` (ML Test Score,
+    Data 4): what a source must satisfy before a model may learn from it."""
+
+    min_samples_per_class: int = Field(
+        10,
+        ge=1,
+        description="Classification: every class needs at least this many samples "
+        "(multi-label: positives of each label).",
+    )
+    max_imbalance: float | None = Field(
+        100.0,
+        gt=1,
+        description="Classification: the largest class may have at most this many times "
+        "the samples of the smallest; null: no limit.",
+    )
+    allowed_sources: list[str] | None = Field(
+        None,
+        description="Patterns (shell-style, e.g. builtin:*, /data/approved/*, s3://bucket/*) "
+        "a source must match to be ingested; null: any source.",
+    )
+
+
 class Data(Strict):
     """Step 2: where the data comes from and how to read it."""
 
@@ -183,6 +206,16 @@ class Data(Strict):
     )
     remote_max_gb: float = Field(
         50.0, gt=0, description="Most bytes, in GB, one remote source may hold."
+    )
+    sensitive_columns: list[str] = Field(
+        default_factory=list,
+        description="Manifest or table columns that concern inclusion (age group, sex, site): "
+        "evaluation reports the primary metric per group and the largest gap between groups, "
+        "with its interval.",
+    )
+    requirements: DataRequirements = Field(
+        default_factory=DataRequirements,
+        description="Requirements every ingest checks (samples per class, imbalance, sources).",
     )
     additions: list[str] = Field(
         default_factory=list,
@@ -390,6 +423,18 @@ class Evaluate(Strict):
         description="Manifest columns (or tabular feature names) to "
         "report the primary metric for, per value (numeric columns: per quartile).",
     )
+    auto_slices: bool = Field(
+        True,
+        description="With evaluate.slices empty: slice by what the data has (image size and "
+        "brightness, source folder or addition, group column, text length, the most important "
+        "table features) and flag the worst slice whose interval lies below the overall metric.",
+    )
+    importance: bool = Field(
+        True,
+        description="Measure which inputs the model relies on, on validation: permutation "
+        "importance with intervals (tables), occlusion or channel ablation (images), token "
+        "ablation (texts).",
+    )
     slice_min_samples: int = Field(
         20, ge=1, description="Slices with fewer samples are skipped (with a note)."
     )
@@ -542,6 +587,11 @@ class Monitor(Strict):
         "test estimate: an amount for metrics between 0 and 1 (accuracy, "
         "F1), a fraction of the test value for unbounded ones (RMSE, MAE: "
         "0.05 = 5% worse).",
+    )
+    max_model_age_days: float | None = Field(
+        90.0,
+        gt=0,
+        description="Alert when the champion was exported longer ago than this; null: never.",
     )
     buckets: int = Field(20, ge=2, le=200, description="Time buckets of the report's plots.")
     webhook: str | None = Field(

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import math
-from datetime import UTC, datetime
-
 from dlworkflow.report.audit.evidence import Evidence
-from dlworkflow.report.audit.judge import Judgement, checklist_only, judge
+from dlworkflow.report.audit.judge import Judgement, judge
 from dlworkflow.report.task_view import view
 
 CHAIN = (("split", "ingest"), ("train", "split"), ("test", "train"), ("export", "train"))
@@ -198,37 +195,6 @@ def dependency_changes_notified(ev: Evidence) -> Judgement:
     )
 
 
-@judge("input_invariants_hold")
-def input_invariants_hold(ev: Evidence) -> Judgement:
-    release, log = ev.release, ev.predictions
-    if release is None:
-        return Judgement(0.0, "no exported model: no input spec", "`dlw export`")
-    spec = release.get("input") or {}
-    declared = (
-        f"v{release['version']} declares its input ({spec.get('dtype')} "
-        f"{spec.get('shape')}); `dlw serve` refuses requests outside it and its limits "
-        f"(body {ev.config.serve.max_body_mb:g} MB, batch {ev.config.serve.max_batch})"
-    )
-    monitored = ev.latest("monitor")
-    if monitored is not None:
-        return Judgement(
-            1.0,
-            f"{declared}; `dlw monitor` tests live inputs against the "
-            f"validation reference (last run: {monitored.summary.get('headline')})",
-        )
-    if log["n"]:
-        return Judgement(
-            1.0,
-            f"{declared}; {log['n']} served predictions logged with input "
-            "summaries (.dlw/serve/predictions.jsonl)",
-        )
-    return Judgement(
-        0.5,
-        declared + "; no served traffic is logged yet",
-        "`dlw serve` (serve.log_predictions: true) and send traffic",
-    )
-
-
 @judge("no_training_serving_skew")
 def no_training_serving_skew(ev: Evidence) -> Judgement:
     release = ev.release or {}
@@ -241,43 +207,6 @@ def no_training_serving_skew(ev: Evidence) -> Judgement:
         f"runtime's (raw files, runtime preprocessing): v{release['version']} "
         f"agreed on {parity['agreement']:.2%} of {parity['n']} validation samples, "
         f"max prob. diff {parity['max_abs_diff']:.1e}",
-    )
-
-
-@judge("models_not_too_stale")
-def models_not_too_stale(ev: Evidence) -> Judgement:
-    release = ev.release
-    if release is None or not release.get("created"):
-        return checklist_only("no exported model, and no maximum model age is set")
-    age = datetime.now(UTC) - datetime.fromisoformat(release["created"])
-    return checklist_only(
-        f"v{release['version']} was exported {age.days} day(s) ago; no "
-        "maximum age or retraining schedule is recorded"
-    )
-
-
-@judge("numerically_stable")
-def numerically_stable(ev: Evidence) -> Judgement:
-    history = (ev.trained_meta or {}).get("history") or []
-    if not history:
-        return Judgement(0.0, "no training history", "`dlw train`")
-    bad = [
-        row.get("epoch")
-        for row in history
-        if any(isinstance(v, float) and not math.isfinite(v) for v in row.values())
-    ]
-    if bad:
-        return Judgement(
-            0.0,
-            f"NaN or infinite values in the training history at epoch(s) {bad}",
-            "lower train.learning_rate or set train.grad_clip",
-            failed=True,
-        )
-    return Judgement(
-        0.5,
-        f"this audit checked the {len(history)}-epoch training history "
-        "(losses, metrics): all finite; training does not stop on NaN by itself",
-        "check for NaN automatically",
     )
 
 

@@ -7,7 +7,15 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from dlworkflow.fileio import atomic_write_json
-from dlworkflow.report.audit import judges_data_model, judges_ops  # noqa: F401  (register judges)
+from dlworkflow.report.audit import (  # noqa: F401  (register judges)
+    judges_data,
+    judges_data_model,
+    judges_evaluate,
+    judges_maintain,
+    judges_ops,
+    judges_train,
+    judges_tune,
+)
 from dlworkflow.report.audit.evidence import Evidence
 from dlworkflow.report.audit.judge import JUDGES
 from dlworkflow.report.audit.result import AuditResult
