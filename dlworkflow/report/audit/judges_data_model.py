@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dlworkflow.report.audit.evidence import Evidence
-from dlworkflow.report.audit.judge import Judgement, checklist_only, judge
+from dlworkflow.report.audit.judge import Judgement, judge
 
 
 @judge("privacy_controls")
@@ -55,11 +55,6 @@ def privacy_controls(ev: Evidence) -> Judgement:
         "set privacy.scan: always in "
         "dlworkflow.yaml and `dlw ingest` again: every ingest then scans",
     )
-
-
-@judge("new_features_quickly")
-def new_features_quickly(ev: Evidence) -> Judgement:
-    return checklist_only("the time from a feature idea to production is not recorded")
 
 
 @judge("feature_code_tested")

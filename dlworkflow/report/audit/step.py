@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from dlworkflow.fileio import atomic_write_json
 from dlworkflow.report.audit import (  # noqa: F401  (register judges)
+    judges_change,
     judges_data,
     judges_data_model,
     judges_evaluate,
