@@ -284,12 +284,24 @@ def ingest(
             "decision.",
         ),
     ] = None,
+    accept_schema: Annotated[
+        bool,
+        typer.Option(
+            "--accept-schema",
+            help="The data changed deliberately (a new class, a new kind of image, new "
+            "values): infer the feature schema (.dlw/data/schema.json) anew from this data "
+            "instead of quarantining what breaks it.",
+        ),
+    ] = False,
 ) -> None:
     """Step 2: read the data into a manifest; unusable samples are quarantined with a reason."""
     _show(
         _run(
             lambda: _load(project).ingest(
-                source, deidentify=deidentify, accept_findings=accept_findings
+                source,
+                deidentify=deidentify,
+                accept_findings=accept_findings,
+                accept_schema=accept_schema,
             )
         )
     )

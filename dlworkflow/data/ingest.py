@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dlworkflow.data import requirements as R
+from dlworkflow.data import schema as S
 from dlworkflow.data.readers import Reader, make_reader
 from dlworkflow.data.sources import Candidate, SourceScan, open_source
 from dlworkflow.errors import DataError
@@ -48,6 +50,9 @@ class IngestResult(StepResult):
     quarantine_examples: list[tuple[str, str]] = field(default_factory=list)
     # data.additions, in order: {"number", "source", "prefix", "n_samples", "n_quarantined"}
     additions: list[dict[str, Any]] = field(default_factory=list)
+    schema: str = ""  # what the feature schema check did (data/schema.py)
+    requirements: str = ""  # data.requirements as measured (data/requirements.py)
+    requirement_violations: list[str] = field(default_factory=list)
 
     def title(self) -> str:
         return "Step 2: data ingested"
@@ -80,6 +85,11 @@ class IngestResult(StepResult):
             rows.append(("skipped (not samples)", self.n_skipped))
         if self.privacy:
             rows.append(("privacy", self.privacy))
+        if self.schema:
+            rows.append(("schema", self.schema))
+        if self.requirements:
+            rows.append(("requirements", self.requirements))
+        rows += [("  NOT MET", text) for text in self.requirement_violations]
         rows.append(("manifest", self.manifest))
         return rows
 
@@ -90,6 +100,7 @@ def ingest(
     *,
     deidentify: bool = False,
     accept_findings: str | None = None,
+    accept_schema: bool = False,
     progress: bool = True,
 ) -> IngestResult:
     """Read `source` (or data.source, then data.additions) into a new manifest.
@@ -100,6 +111,8 @@ def ingest(
     manifest as it was. `accept_findings`: a reason to train despite remaining privacy findings,
     recorded with this ingest's dataset version (privacy.accept_findings_reason and
     privacy.accept_findings_version); a later dataset version needs a new decision.
+    `accept_schema` (`dlw ingest --accept-schema`): infer the feature schema anew from this
+    data instead of checking the data against the stored one (a deliberate change).
     """
     source = source or project.config.data.source
     if not source:
@@ -128,10 +141,12 @@ def ingest(
     additions = list(project.config.data.additions)
     previous = project.upstream_hash("ingest")
     with project.step("ingest", overrides=None) as run:
+        allowed = R.check_sources(project.config.data.requirements, [source, *additions])
         scan = open_source(project, source)
+        schema = _SchemaPass.start(project, source, scan, accept=accept_schema)
         reader = make_reader(project, scan, deidentify=deidentify)
         sources = [_Source(0, source, scan)] + _open_additions(project, scan, additions, reader)
-        writer, quarantined = _stream(project, sources, reader, progress=progress)
+        writer, quarantined = _stream(project, sources, reader, progress=progress, schema=schema)
         try:  # every check passes before the manifest is committed, last
             info = _dataset_info(project, source, scan, writer, quarantined)
             if additions:
@@ -142,6 +157,11 @@ def ingest(
             writer.abort()
             raise
         writer.commit()
+        schema_record = schema.finish(project, source, info)
+        checked = R.check_counts(
+            project.config.data.requirements, task_of(project.config.task), info.class_counts
+        )
+        checked["allowed_sources"] = allowed
         if accept and reader.privacy is not None:
             project.update_config(
                 {
@@ -161,6 +181,8 @@ def ingest(
             "source": source,
             "reused": reader.reused,
             "deidentified": deidentify,
+            "schema": schema_record,
+            "requirements": checked,
         }
         if additions:
             run.summary["additions"] = info.extra["additions"]
@@ -180,7 +202,96 @@ def ingest(
         privacy=privacy,
         quarantine_examples=[(q["sample_id"], q["reason"]) for q in quarantined[:5]],
         additions=[s.record() for s in sources[1:]],
+        schema=_schema_text(schema_record),
+        requirements=R.describe(checked),
+        requirement_violations=list(checked["violations"]),
     )
+
+
+@dataclass
+class _SchemaPass:
+    """This ingest's feature schema work: a check against the stored schema (same source, not
+    --accept-schema) and, always, the inference of this data's schema (written when there is
+    none to check against)."""
+
+    builder: S.SchemaBuilder
+    checker: S.SchemaChecker | None
+    why: str  # why the schema is inferred, or what it is checked against
+
+    @classmethod
+    def start(
+        cls, project: Workspace, source: str, scan: SourceScan, *, accept: bool
+    ) -> _SchemaPass:
+        task = task_of(project.config.task)
+        stored = S.read_schema(project)
+        if accept:
+            why = "inferred anew (--accept-schema)"
+        elif stored is None:
+            why = "inferred (no schema yet)"
+        elif stored.get("source") != source or stored.get("task") != task.name:
+            why = f"inferred anew (new data.source; the last schema was of {stored.get('source')})"
+        else:
+            _expect_columns(project, scan, stored)
+            checker = S.SchemaChecker(stored, task)
+            why = f"checked against the schema inferred from version {stored['inferred_from'][:12]}"
+            return cls(S.SchemaBuilder(task, scan.columns), checker, why)
+        return cls(S.SchemaBuilder(task, scan.columns), None, why)
+
+    def finish(self, project: Workspace, source: str, info: DatasetInfo) -> dict[str, Any]:
+        """Write the inferred schema (when not checking); the record for the ledger."""
+        if self.checker is None:
+            schema = self.builder.schema(
+                source=source, version=info.version, n=info.n_samples, classes=info.classes
+            )
+            S.write_schema(project, schema)
+            record: dict[str, Any] = {"mode": "inferred", "why": self.why, "checked": 0}
+        else:
+            schema = self.checker.schema
+            record = {"mode": "checked", "why": self.why, **self.checker.record()}
+        record.update(
+            {
+                "path": str(S.schema_path(project)),
+                "sha256": S.schema_hash(schema),
+                "inferred_from": schema.get("inferred_from"),
+                "summary": S.summary(schema),
+            }
+        )
+        return record
+
+
+def _expect_columns(project: Workspace, scan: SourceScan, stored: dict[str, Any]) -> None:
+    """A table checked against the schema has its feature columns, read with its types (a
+    number column stays one: a row holding text there is quarantined with the reason)."""
+    features = stored.get("features")
+    if not features and not scan.columns:
+        return
+    expected = {
+        n: "number" if s.get("type") == "number" else "string" for n, s in (features or {}).items()
+    }
+    if set(expected) != set(scan.columns):
+        missing = sorted(set(expected) - set(scan.columns))
+        extra = sorted(set(scan.columns) - set(expected))
+        raise DataError(
+            "The table's feature columns are not the schema's (.dlw/data/schema.json).",
+            expected=f"columns {', '.join(sorted(expected))}",
+            received=f"missing {missing or 'none'}, extra {extra or 'none'}",
+            fix="restore the columns, or run `dlw ingest --accept-schema` if the change is "
+            "deliberate (the schema is inferred anew)",
+        )
+    if scan.columns != expected:
+        main = SourceScan(kind=scan.kind, candidates=iter(()), columns=expected)
+        _align_columns(project, main, scan, source=scan.location)
+
+
+def _schema_text(record: dict[str, Any]) -> str:
+    text = f"{record['why']}: {record['summary']}"
+    if record["mode"] == "checked":
+        diffs = ", ".join(f"{k}: {n:,}" for k, n in list(record["differences"].items())[:3])
+        text += (
+            f"; {record['checked']:,} samples checked, {record['quarantined']:,} quarantined"
+            + (f", kept but outside it: {diffs}" if diffs else ", all within it")
+        )
+    return text
 
 
 @dataclass
@@ -269,7 +380,12 @@ def _candidates(sources: list[_Source]) -> Iterator[tuple[_Source, Candidate]]:
 
 
 def _stream(
-    project: Workspace, sources: list[_Source], reader: Reader, *, progress: bool
+    project: Workspace,
+    sources: list[_Source],
+    reader: Reader,
+    *,
+    progress: bool,
+    schema: _SchemaPass | None = None,
 ) -> tuple[ManifestWriter, list[dict[str, Any]]]:
     """Read every candidate into the manifest writer (which also counts what the dataset
     summary needs); return it, not yet committed, and the quarantined candidates."""
@@ -296,7 +412,14 @@ def _stream(
                             f"unknown label value {unknown[0]!r} "
                             f"(data.classes allows {sorted(allowed)})"
                         )
-                    writer.add(reader.read(candidate))
+                    row = reader.read(candidate)
+                    if schema is not None:
+                        if schema.checker is not None:
+                            breach = schema.checker.hard(row)
+                            if breach is not None:
+                                raise ImageDecodeError(breach)
+                        schema.builder.observe(row)
+                    writer.add(row)
                     src.n_samples += 1
                     if capped and len(writer.labels) > project.config.data.max_classes:
                         raise _too_many_classes(project, sources[0].scan, len(writer.labels))
