@@ -337,6 +337,30 @@ def summary(schema: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def infer_from_manifest(project: Workspace) -> dict[str, Any] | None:
+    """The schema of the manifest on disk (a dataset ingested before schemas were inferred,
+    or written otherwise); None without a manifest."""
+    from dlworkflow.errors import DlwError
+    from dlworkflow.store.manifest import read_dataset_info, read_manifest
+    from dlworkflow.tasks import task_of
+
+    try:
+        manifest, info = read_manifest(project), read_dataset_info(project)
+    except (DlwError, OSError, ValueError):
+        return None
+    columns = {
+        c.removeprefix(FEATURE_PREFIX): "number" if manifest[c].dtype.kind == "f" else "string"
+        for c in manifest.columns
+        if c.startswith(FEATURE_PREFIX)
+    }
+    builder = SchemaBuilder(task_of(info.task or project.config.task), columns)
+    for row in manifest.astype(object).where(manifest.notna(), None).to_dict("records"):
+        builder.observe(row)
+    return builder.schema(
+        source=info.source, version=info.version, n=len(manifest), classes=list(info.classes)
+    )
+
+
 def serving_schema(schema: dict[str, Any] | None) -> dict[str, Any] | None:
     """What travels with an exported model (metadata.json "schema"): the input expectations,
     their source and dataset version; the target's expectations stay with the data."""

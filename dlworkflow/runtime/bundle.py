@@ -33,7 +33,8 @@ position of the bad item) for input that is wrong: undecodable or oversized imag
 prepare_* that does not fit the model's modality, non-string texts, rows missing features,
 arrays of the wrong dtype/shape for `predict_proba`. A server turns InputError into a 4xx;
 BundleError (a broken or missing export) is the operator's problem. `bundle.metadata` is
-metadata.json (version, model, classes, verdict, parity, ...); `bundle.version` its number.
+metadata.json (version, model, classes, verdict, parity, ...); `bundle.version` its number;
+`bundle.schema` the feature schema of its data (metadata.json "schema"), or None.
 """
 
 from __future__ import annotations
@@ -86,6 +87,13 @@ class Bundle:
     @property
     def preprocessing(self) -> dict[str, Any]:
         return self.metadata.get("preprocessing") or {}
+
+    @property
+    def schema(self) -> dict[str, Any] | None:
+        """The feature schema of the model's data (metadata.json "schema", inferred by `dlw
+        ingest`): what `dlw serve` checks requests against; None for older exports."""
+        schema = self.metadata.get("schema")
+        return schema if isinstance(schema, dict) else None
 
     @cached_property
     def task(self) -> Task:

@@ -293,6 +293,7 @@ def export(
             bundle = load_bundle(tmp, threads=1)
             parity = parity_check(project, model, meta, bundle)
             metadata["parity"] = parity
+            metadata["feature_cost"] = _feature_cost(project, bundle)
             atomic_write_json(tmp / V.METADATA_FILE, metadata)
             if not parity_passed(parity):
                 raise ParityError(
@@ -339,6 +340,8 @@ def export(
             "headline": f"exported v{version} ({metadata['model']}, {verdict}"
             f"{', FORCED: ' + forced['reason'] if forced else ''})",
             "folder": str(final),
+            "feature_cost": metadata["feature_cost"],
+            "schema": bool(metadata.get("schema")),
         }
     return ExportResult(
         version=version,
@@ -422,6 +425,7 @@ def _write_folder(
         "forced": forced,
         "parity": None,
         "dataset_version": meta.get("dataset_version"),
+        "schema": _schema(project),
         "config_hash": sha256_json(config.model_dump(mode="json")),
         "commit": git_commit(project.root),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -434,6 +438,22 @@ def _write_folder(
     }
     atomic_write_json(folder / V.METADATA_FILE, metadata)
     return metadata
+
+
+def _schema(project: Workspace) -> dict[str, Any] | None:
+    """The feature schema of the data (metadata.json "schema"): `dlw serve` checks requests
+    against it. A dataset ingested before schemas were inferred: the manifest's."""
+    from dlworkflow.data.schema import infer_from_manifest, read_schema, serving_schema
+
+    return serving_schema(read_schema(project) or infer_from_manifest(project))
+
+
+def _feature_cost(project: Workspace, bundle: Bundle) -> dict[str, Any]:
+    """The runtime path's preprocessing cost per sample on validation samples (cost.py)."""
+    from dlworkflow.deploy.export.cost import feature_cost
+    from dlworkflow.store import load_split
+
+    return feature_cost(bundle, load_split(project, "val").reset_index(drop=True))
 
 
 def trained_task(project: Workspace, meta: ModelMeta) -> Task:

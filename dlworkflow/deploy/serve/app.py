@@ -31,6 +31,7 @@ from dlworkflow.deploy.serve.inputs import check_rows, image_sizes, parse_items,
 from dlworkflow.deploy.serve.metrics import ServerMetrics
 from dlworkflow.deploy.serve.predlog import PredictionLog, log_path
 from dlworkflow.deploy.serve.problems import ApiError, busy, unauthorized
+from dlworkflow.deploy.serve.schema_check import check_items, with_invariants
 from dlworkflow.deploy.serve.schemas import (
     Health,
     ModelInfo,
@@ -201,16 +202,23 @@ class Server:
             raise ApiError.from_dlw(exc) from None
 
     def _prepare(self, bundle: Bundle, values: list[Any]) -> tuple[Any, list[dict[str, Any]]]:
+        sizes = None
         if bundle.modality == "image":  # 413 past the pixel limit, before decoding
             sizes = image_sizes(
                 values,
                 max_pixels=self.settings.max_image_pixels,
                 accept_dicom=self.settings.accept_dicom,
             )
-            return prepare(bundle, values, sizes=sizes, summarise=self.log is not None)
         if bundle.modality == "tabular":
             check_rows(values, bundle.preprocessing)
-        return prepare(bundle, values, summarise=self.log is not None)
+        # the feature schema: 422 for a hard breach; soft ones are served, counted and logged
+        soft = check_items(bundle.schema, bundle.modality, values, sizes=sizes)
+        n_soft = sum(1 for breaches in soft if breaches)
+        if n_soft:
+            self.metrics.input_invariant_violations.inc(n_soft)
+        x, summaries = prepare(bundle, values, sizes=sizes, summarise=self.log is not None)
+        with_invariants(summaries, soft)
+        return x, summaries
 
     def model_info(self) -> dict[str, Any]:
         bundle = self.holder.bundle

@@ -52,6 +52,12 @@ class ServerMetrics:
             "Prediction log entries dropped: its queue was full (the disk fell behind).",
             registry=r,
         )
+        self.input_invariant_violations = Counter(
+            "dlw_input_invariant_violations",
+            "Items served although outside the feature schema's soft expectations (a number "
+            "or size outside the range seen at ingest, ...): logged with the prediction.",
+            registry=r,
+        )
         self.reloads = Counter(
             "dlw_model_reloads", "Hot reloads by outcome.", ("outcome",), registry=r
         )
