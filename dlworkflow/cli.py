@@ -219,14 +219,24 @@ def config_schema(
 
 @config_app.command("show")
 def config_show(project: ProjectOpt = HERE) -> None:
-    """Print the effective config: the file's values plus every default."""
+    """Print the effective config: the file's values plus every default; when tune.space is
+    empty, the default search space `dlw tune` would use follows as YAML comments."""
     import yaml
 
     try:
-        config = _load(project).config
+        loaded = _load(project)
+        config = loaded.config
     except Exception as exc:
         _fail(exc)
     typer.echo(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).rstrip())
+    if not config.tune.space:
+        from dlworkflow.train.tune.space import DEFAULT_FIX, resolve
+
+        searched = _run(lambda: resolve(loaded))
+        typer.echo(f"# tune.space is empty: `dlw tune` searches the {searched.describe()}")
+        typer.echo(f"# ({DEFAULT_FIX}); the default space:")
+        for line in searched.lines():
+            typer.echo(f"#   {line}")
 
 
 @app.command()
@@ -543,7 +553,8 @@ def tune(
 ) -> None:
     """Step 6: hyperparameter search over `tune.space` in dlworkflow.yaml on the validation
     split (Optuna TPE + pruning; resumable: .dlw/tune/study.db); every trial an MLflow child
-    run; writes reports/tune.html. The test set is never read."""
+    run; writes reports/tune.html. The test set is never read. With tune.space empty it
+    searches a default space for the model and strategy (`dlw config show` lists it)."""
     _result(
         lambda: _load(project).tune(
             trials=trials,
@@ -697,6 +708,14 @@ def demo(
             "health insurance experiment), tabular-multilabel (Yeast)."
         ),
     ] = "image-classification",
+    tune: Annotated[
+        bool,
+        typer.Option(
+            "--tune",
+            help="After the test, a short `dlw tune` study of the default search space (a "
+            "few 1-epoch trials, 20 s; reports/tune.html). Nothing is applied.",
+        ),
+    ] = False,
 ) -> None:
     """All nine steps on a new project: real data (builtin:mnist5k by default) through
     define, ingest, explore, split, train, test and export; data from another source is
@@ -707,7 +726,9 @@ def demo(
     from dlworkflow.workflow import demo_verdicts
 
     try:
-        project, results = Project.demo(directory, epochs=epochs, task=task, on_result=_show)
+        project, results = Project.demo(
+            directory, epochs=epochs, task=task, on_result=_show, tune=tune
+        )
     except Exception as exc:
         _fail(exc)
     _show(project.status())

@@ -25,6 +25,9 @@ DEMO_MARKER = ".dlw/demo-project"
 DEMO_TIMES = ".dlw/demo-times.json"  # the demo's time per step (bench/demo_steps.py reads it)
 # `dlw demo`'s data, problem and settings per task: dlworkflow/demo_plans.py
 WORKFLOW_ORDER = ("define", "ingest", "explore", "split", "train", "test", "report")
+# `dlw demo --tune`: a short study of the default search space after the test (nothing is
+# applied): a few 1-epoch trials, no new one started after DEMO_TUNE's timeout
+DEMO_TUNE = {"tune.trials": 4, "tune.epochs": 1, "tune.timeout_s": 20.0}
 
 
 @dataclass
@@ -122,12 +125,14 @@ def demo(
     progress: bool = True,
     task: str = "image-classification",
     on_result: Callable[[Any], None] | None = None,
+    tune: bool = False,
 ) -> tuple[Workspace, list[Any]]:
     """A new project on real data of `task` (demo_plans.py; MNIST digits by default), through
     all nine steps, end to end: steps 1-7 with the export of a PASS model; step 9 (monitoring
     data from another source, retraining on it: champion vs challenger); then every step that
     the retrain made stale (explore: the data changed) and step 8, the report, written once
-    from the records of all of them.
+    from the records of all of them. tune: after the test, a short `dlw tune` study
+    (DEMO_TUNE) of the default search space; its best parameters are not applied.
 
     Returns the project and the step results, in order, then the StepTimes (the time per
     step, also written to .dlw/demo-times.json; not passed to `on_result`)."""
@@ -140,18 +145,30 @@ def demo(
     updates: dict[str, Any] = {"data.source": plan.write_source(root), **plan.settings}
     if epochs is not None:
         updates["train.epochs"] = epochs
+    if tune:
+        updates.update(DEMO_TUNE)
     project.update_config(updates)
     clock("define", lambda: project.run_step("define", **plan.problem))
     tracking_ready = _prepare_tracking(project)
     run_stale(project, progress=progress, until="split", clock=clock)
     tracking_ready()
     run_stale(project, progress=progress, deploy=True, until="test", clock=clock)
+    if tune and project_status(project).state_of("train") == DONE:
+        clock("tune", partial(demo_tune, project, progress=progress))
     if project_status(project).state_of("test") == DONE and _has_champion(project):
         maintain_demo(project, progress=progress, clock=clock, plan=plan)
     run_stale(project, progress=progress, clock=clock)  # explore again, then the report
     times = clock.stop()
     atomic_write_text(root / DEMO_TIMES, json.dumps(times.record(), indent=1) + "\n")
     return project, [*clock.results, times]
+
+
+def demo_tune(project: Workspace, *, progress: bool = True) -> Any:
+    """`dlw tune` as the demo runs it: the study of the project's search space (the default
+    one for its model and strategy when tune.space is empty), reports/tune.html, no --apply."""
+    from dlworkflow.report.tune_page import write_tune_report
+
+    return project.run_step("tune", apply=False, progress=progress, write_report=write_tune_report)
 
 
 def maintain_demo(
@@ -163,20 +180,25 @@ def maintain_demo(
     plan: DemoPlan | None = None,
 ) -> list[Any]:
     """Step 9 of the demo: data from another source arrives (for MNIST: scikit-learn's 8x8
-    UCI digits, like a new scanner); `dlw monitor` flags the drift, `dlw retrain` trains a
-    challenger on it as fresh labelled data and promotes it only if it beats the champion on
-    the same sealed rows."""
+    UCI digits, like a new scanner); `dlw monitor` flags the drift (with the plan's labels:
+    and compares the live metric with the test estimate), `dlw retrain` trains a challenger
+    on it as fresh labelled data and promotes it only if it beats the champion on the same
+    sealed rows. A plan with a later batch then monitors that (labelled, never trained on)
+    against the champion the retrain left serving."""
     plan = plan or demo_plan(project.config.task)
     clock = clock or _Clock(on_result)
     first = len(clock.results)
     holder: list[Path] = []
 
-    def monitor() -> Any:  # the data arrives (written into the project), then is monitored
-        holder.append(plan.write_incoming(project.root))
-        return project.run_step("monitor", inputs=holder[0])
+    def monitor(write: Callable[[Path], Path]) -> Any:  # the data arrives, then is monitored
+        holder.append(write(project.root))
+        labels = plan.write_labels(holder[-1]) if plan.write_labels else None
+        return project.run_step("monitor", inputs=holder[-1], labels=labels)
 
-    clock("monitor", monitor)
+    clock("monitor", partial(monitor, plan.write_incoming))
     clock("retrain", lambda: project.run_step("retrain", str(holder[0]), progress=progress))
+    if plan.write_later is not None and _has_champion(project):
+        clock("monitor", partial(monitor, plan.write_later))
     return clock.results[first:]
 
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 REPORT_NAME = "tune.html"
 IMPORTANCE_METHOD = "fANOVA (optuna.importance.FanovaImportanceEvaluator, seed 0)"
+SPACE_ATTRS = ("space_source", "space_basis", "space")  # the study's user attributes (step.py)
 STATE_NAMES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 MAX_PARALLEL_TRIALS = 500  # parallel coordinates draws at most this many (the best ones)
 
@@ -344,7 +345,10 @@ def _label_axes(
 
 
 # ---- page ---------------------------------------------------------------------------------
-def summary_section(view: StudyView, study_db: str | None) -> Section:
+def summary_section(
+    view: StudyView, study_db: str | None, searched: dict[str, Any] | None = None
+) -> Section:
+    """searched: the study's user attributes space_source, space_basis and space (step.py)."""
     counts = view.counts()
     best = view.best
     rows = [
@@ -363,7 +367,11 @@ def summary_section(view: StudyView, study_db: str | None) -> Section:
     ]
     if study_db:
         rows.append(("storage", study_db))
+    searched = searched or {}
+    if searched.get("space_basis"):
+        rows.append(("search space", searched["space_basis"]))
     body = [table(None, rows)]
+    body.append(_space_table(searched))
     if best is not None:
         body.append("<h3>Best parameters</h3>")
         body.append(
@@ -384,6 +392,31 @@ def summary_section(view: StudyView, study_db: str | None) -> Section:
         )
     )
     return Section("summary", "Study", "".join(body))
+
+
+def _space_table(searched: dict[str, Any]) -> str:
+    """The searched space, and whether it was tune.space or the default one."""
+    space = searched.get("space") or {}
+    if not space:
+        return ""
+    if searched.get("space_source") == "default":
+        intro = (
+            "tune.space in dlworkflow.yaml is empty, so the default search space of the "
+            "model and its training strategy was searched (dlworkflow/train/tune/space.py; "
+            "`dlw config show` lists it; write your own under tune.space to search others):"
+        )
+    else:
+        intro = "The search space, tune.space of dlworkflow.yaml:"
+    rows = [
+        (
+            key,
+            spec.get("type", ""),
+            ", ".join(fmt_param(c) for c in spec.get("choices") or [])
+            or f"{fmt_param(spec.get('low'))} .. {fmt_param(spec.get('high'))}",
+        )
+        for key, spec in space.items()
+    ]
+    return "<h3>Search space</h3>" + paragraph(intro) + table(["parameter", "type", "range"], rows)
 
 
 def figures_sections(view: StudyView, study: optuna.Study) -> list[Section]:
@@ -468,8 +501,9 @@ def tune_html(
 ) -> str:
     """The page for `study` (an optuna.Study), as a string."""
     view = study_view(study, metric)
+    attrs = study.user_attrs
     sections = [
-        summary_section(view, study_db),
+        summary_section(view, study_db, {k: attrs.get(k) for k in SPACE_ATTRS}),
         *figures_sections(view, study),
         trials_section(view),
     ]

@@ -211,8 +211,8 @@ def test_a_bad_search_space_fails_naming_the_key(
 
 
 def test_an_empty_space_and_a_wrong_backend_are_refused(digits_project: Project) -> None:
-    with pytest.raises(ConfigError, match="tune.space is empty"):
-        tune(digits_project, progress=False)
+    with pytest.raises(ConfigError, match="The search space is empty"):
+        space_mod.check_space(digits_project.config, {})  # tune.space empty: the default
     with pytest.raises(TrainError, match="Unknown tuning backend"):
         tune(digits_project, backend="hyperopt", progress=False)
 

@@ -11,21 +11,42 @@ reads). `check_space` applies the low and high ends and every choice through
 `ProjectConfig.with_overrides` before any trial runs, so a misspelt key or an out-of-range value
 fails at once, naming the key. Categorical choices that Optuna cannot store (lists, mappings)
 are kept as their JSON text inside the study and decoded back by `decode`.
+
+When `tune.space` is empty, `dlw tune` searches a default space (`resolve`, `default_space`)
+made for the project's model and training strategy (strategies.py):
+
+    learning rate   log-uniform around train.learning_rate: a decade either side from scratch;
+                    lr/10..lr*3 for finetune and gradual (pretrained weights want smaller
+                    steps), with model.backbone_lr_factor 0.01..0.3; lr/3..lr*30 for frozen (a
+                    linear head on fixed features takes larger steps)
+    weight decay    log-uniform 1e-6..1e-2 (frozen: 1e-5..1e-1, the head's only regulariser
+                    besides dropout)
+    batch size      half, same and double train.batch_size (frozen: same, x2, x4: features
+                    are cheap)
+    dropout         0..0.5, for a model with a `dropout` parameter (model.params.dropout)
+    augmentation    rotation 0..15 degrees and shift 0..12.5 % (augment.rotation,
+                    augment.translate): images only, and not for frozen (its features are
+                    computed once, from the original images)
+
+The ranges follow train.learning_rate and train.batch_size, so after `dlw tune --apply` the
+next default study is centred on the new values (a new study: its space changed).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
-from dlworkflow.errors import ConfigError
+from dlworkflow.errors import ConfigError, DlwError
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
     from optuna.trial import Trial
 
     from dlworkflow.config import ParamSpec, ProjectConfig
+    from dlworkflow.workspace import Workspace
 
 TUNABLE_SECTIONS = ("model", "augment", "train")
 # set by `dlw tune` itself, not searched: the trial's epochs come from tune.epochs
@@ -35,6 +56,168 @@ RESERVED = {
     "train.device": "the trials run on the project's device",
 }
 _PRIMITIVE = (type(None), bool, int, float, str)
+DEFAULT_FIX = "write your own under tune.space in dlworkflow.yaml to search other ranges"
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """What `dlw tune` searches: tune.space ("configured") or, when it is empty, the default
+    space for the model and strategy ("default"), with why each range is what it is."""
+
+    space: dict[str, ParamSpec]
+    source: Literal["configured", "default"]
+    model: str
+    strategy: str  # strategies.py's name; "" when it could not be told (a configured space)
+    why: dict[str, str] = field(default_factory=dict)  # dotted key -> the reason of its range
+    note: str = ""  # e.g. the strategy assumed before `dlw split`
+
+    @property
+    def is_default(self) -> bool:
+        return self.source == "default"
+
+    def describe(self) -> str:
+        """One line: "default space for small_cnn (scratch strategy): 6 parameters", or
+        "tune.space of dlworkflow.yaml: 2 parameters"."""
+        n = f"{len(self.space)} parameter{'s' * (len(self.space) != 1)}"
+        if self.is_default:
+            return f"default space for {self.model} ({self.strategy} strategy): {n}" + (
+                f"; {self.note}" if self.note else ""
+            )
+        return f"tune.space of dlworkflow.yaml: {n}"
+
+    def dump(self) -> dict[str, dict[str, Any]]:
+        """{key: the ParamSpec as dlworkflow.yaml writes it} (the ledger records this)."""
+        return {k: v.model_dump(mode="json", exclude_none=True) for k, v in self.space.items()}
+
+    def lines(self) -> list[str]:
+        """The space as `tune.space` YAML lines, each with its reason as a comment."""
+        out = []
+        for key, spec in self.dump().items():
+            body = ", ".join(
+                f"{k}: {v if isinstance(v, str) else json.dumps(v)}" for k, v in spec.items()
+            )
+            reason = f"  # {self.why[key]}" if key in self.why else ""
+            out.append(f"{key}: {{{body}}}{reason}")
+        return out
+
+
+def resolve(project: Workspace) -> SearchSpace:
+    """The space `dlw tune` searches: tune.space when it has keys, else `default_space` for
+    the project's model under the strategy `dlw train` would use (strategies.choose; before
+    `dlw split` an auto transfer is assumed to have fewer than 2,000 training samples)."""
+    cfg = project.config
+    if cfg.tune.space:
+        return SearchSpace(dict(cfg.tune.space), "configured", cfg.model.name, "")
+    from dlworkflow.models import MODELS
+    from dlworkflow.tasks import task_of
+    from dlworkflow.train import strategies
+
+    note = ""
+    try:
+        strategy = strategies.choose(project).name
+    except DlwError:  # no split yet: the train split's size decides an auto transfer
+        strategy = strategies.choose(project, n_train=0).name
+        note = "the strategy assumes a small train split until `dlw split` runs"
+    try:
+        defaults = MODELS.get(cfg.model.name).defaults()
+    except DlwError:  # a user network that does not load: no model parameters to search
+        defaults = {}
+    space = default_space(
+        cfg, strategy=strategy, modality=task_of(cfg.task).modality, model_defaults=defaults
+    )
+    return SearchSpace(space.space, "default", cfg.model.name, strategy, space.why, note)
+
+
+def default_space(
+    config: ProjectConfig, *, strategy: str, modality: str, model_defaults: dict[str, Any]
+) -> SearchSpace:
+    """The default search space for `strategy` (frozen, finetune, gradual, scratch) on
+    `modality` (image, text, tabular) with a model whose parameters default to
+    `model_defaults`, around the config's train.learning_rate and train.batch_size."""
+    from dlworkflow.config import ParamSpec
+
+    lr, batch = config.train.learning_rate, config.train.batch_size
+    space: dict[str, ParamSpec] = {}
+    why: dict[str, str] = {}
+
+    def add(key: str, reason: str, **spec: Any) -> None:
+        space[key] = ParamSpec(**spec)
+        why[key] = reason
+
+    if strategy == "frozen":
+        add(
+            "train.learning_rate",
+            f"around {lr:.3g}, higher: a linear head on fixed features",
+            type="log_uniform",
+            low=_round(lr / 3),
+            high=_round(min(lr * 30, 1.0)),
+        )
+        add(
+            "train.weight_decay",
+            "the head's regulariser",
+            type="log_uniform",
+            low=1e-5,
+            high=1e-1,
+        )
+        sizes = [batch, batch * 2, batch * 4]
+        batch_why = f"{batch} and larger: the head trains on cached features"
+    else:
+        pretrained = strategy in ("finetune", "gradual")
+        add(
+            "train.learning_rate",
+            f"around {lr:.3g}"
+            + (", lower: pretrained weights" if pretrained else ", a decade either side"),
+            type="log_uniform",
+            low=_round(lr / 10),
+            high=_round(lr * (3 if pretrained else 10)),
+        )
+        add(
+            "train.weight_decay",
+            f"{config.train.optimizer}'s weight decay",
+            type="log_uniform",
+            low=1e-6,
+            high=1e-2,
+        )
+        if pretrained:
+            add(
+                "model.backbone_lr_factor",
+                "the backbone's learning rate as a fraction of the head's",
+                type="log_uniform",
+                low=0.01,
+                high=0.3,
+            )
+        sizes = [max(1, batch // 2), batch, batch * 2]
+        batch_why = f"half, same and double {batch}"
+    add("train.batch_size", batch_why, type="categorical", choices=sorted(set(sizes)))
+    if isinstance(model_defaults.get("dropout"), float):
+        add(
+            "model.params.dropout",
+            f"the model's dropout (default {model_defaults['dropout']:g})",
+            type="uniform",
+            low=0.0,
+            high=0.5,
+        )
+    if modality == "image" and strategy != "frozen":
+        add(
+            "augment.rotation",
+            "augmentation strength: rotation, degrees",
+            type="uniform",
+            low=0.0,
+            high=15.0,
+        )
+        add(
+            "augment.translate",
+            "augmentation strength: shift, fraction of the side",
+            type="uniform",
+            low=0.0,
+            high=0.125,
+        )
+    return SearchSpace(space, "default", config.model.name, strategy, why)
+
+
+def _round(value: float) -> float:
+    """Two significant digits: ranges people can read (and type into tune.space)."""
+    return float(f"{value:.2g}")
 
 
 def distributions(space: dict[str, ParamSpec]) -> dict[str, BaseDistribution]:
@@ -91,9 +274,9 @@ def decode(params: dict[str, Any], space: dict[str, ParamSpec]) -> dict[str, Any
 def check_space(config: ProjectConfig, space: dict[str, ParamSpec]) -> None:
     """Every key a tunable config path, and every end of its range and every choice valid
     there; a ConfigError naming the key otherwise (nothing has trained yet)."""
-    if not space:
+    if not space:  # resolve() gives the default space for an empty tune.space
         raise ConfigError(
-            "tune.space is empty: there is nothing to search.",
+            "The search space is empty: there is nothing to search.",
             expected="at least one dotted config key with a range or choices",
             received="tune: {space: {}}",
             fix="add e.g. `train.learning_rate: {type: log_uniform, low: 1.0e-4, high: "

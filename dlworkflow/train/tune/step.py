@@ -5,8 +5,10 @@
     result = tune(project, backend="ray", address="ray://head:10001")
 
 One `dlw tune` at a time per project (`.dlw/locks/tune.lock`). The ledger step "tune" records
-the study, its best value and parameters and the number of complete, pruned and failed trials;
-the MLflow run of this invocation is the parent of one child run per trial it ran.
+the study, its best value and parameters, the number of complete, pruned and failed trials and
+the space it searched (`space_source`: "configured", or "default" when tune.space is empty and
+the default space of the model and strategy was searched, space.py); the MLflow run of this
+invocation is the parent of one child run per trial it ran.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from dlworkflow.train.tune import study as study_mod
 if TYPE_CHECKING:
     import optuna
 
+    from dlworkflow.train.tune.space import SearchSpace
     from dlworkflow.train.tune.study import StudyCallback, StudySettings
     from dlworkflow.workspace import StepRun, Workspace
 
@@ -56,6 +59,10 @@ class TuneResult(StepResult):
     report: str = ""  # reports/tune.html, or why there is none
     applied: bool = False
     diff: str = ""  # the YAML diff --apply wrote
+    space_source: str = "configured"  # "default": tune.space was empty, the default was searched
+    space_basis: str = ""  # e.g. "default for small_cnn (scratch): 6 parameters"
+    space: dict[str, Any] = field(default_factory=dict)  # {key: spec} as searched
+    epochs: int | None = None  # epochs of each trial (tune.epochs or train.epochs)
     trials: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     def title(self) -> str:
@@ -75,6 +82,7 @@ class TuneResult(StepResult):
             ),
             (f"best val {self.metric}", best),
             *((f"  {key}", _fmt(value)) for key, value in self.best_params.items()),
+            ("search space", self.space_basis or self.space_source),
             ("backend", self.backend),
             ("time", f"{self.seconds:.1f} s"),
             ("study", f"{self.study} in {self.storage}"),
@@ -127,14 +135,18 @@ def tune(
         )
     check_privacy_gate(project)
     store.read_split_info(project)  # StepOrderError before `dlw split`
-    space_mod.check_space(project.config, project.config.tune.space)
+    searched = space_mod.resolve(project)  # tune.space, or the default space when it is empty
+    space_mod.check_space(project.config, searched.space)
     settings = study_mod.settings_for(
-        project, trials=trials, timeout=timeout, workers=workers, progress=progress
+        project, trials=trials, timeout=timeout, workers=workers, progress=progress, space=searched
     )
+    if progress and searched.is_default:
+        _say_default(searched)
     with run_lock(project.paths.state / "locks" / "tune.lock", what="dlw tune"):
         return _run(
             project,
             settings,
+            searched,
             backend=backend,
             address=address,
             apply=apply,
@@ -146,6 +158,7 @@ def tune(
 def _run(
     project: Workspace,
     settings: StudySettings,
+    searched: SearchSpace,
     *,
     backend: str,
     address: str | None,
@@ -171,6 +184,7 @@ def _run(
             study = _optimize(
                 project, settings, backend=backend, address=address, callbacks=callbacks
             )
+            _mark_space(study, searched)  # reports/tune.html says which space it searched
             summary = summarise(study, settings)
             summary["n_new"] = len(set(summary.pop("numbers")) - before)
             parent.log_metrics(_parent_metrics(summary, settings.metric))
@@ -196,6 +210,10 @@ def _run(
             report=report,
             applied=apply,
             diff=diff,
+            space_source=searched.source,
+            space_basis=searched.describe(),
+            space=searched.dump(),
+            epochs=settings.epochs,
             **summary,
         )
         record(run, result)
@@ -260,9 +278,10 @@ def trial_row(trial: optuna.trial.FrozenTrial, settings: StudySettings) -> dict[
 def record(run: StepRun, result: TuneResult) -> None:
     run.outputs = {"hash": f"{result.study}:{result.best_trial}", "storage": result.storage}
     best = "none" if result.best_value is None else f"{result.best_value:.4f}"
+    default = " in the default search space" if result.space_source == "default" else ""
     run.summary = {
         "headline": f"best val {result.metric} {best} after {result.n_trials} trials "
-        f"({result.n_pruned} pruned)",
+        f"({result.n_pruned} pruned){default}",
         "study": result.study,
         "storage": result.storage,
         "backend": result.backend,
@@ -279,7 +298,28 @@ def record(run: StepRun, result: TuneResult) -> None:
         "report": result.report,
         "applied": result.applied,
         "seconds": round(result.seconds, 2),
+        "space_source": result.space_source,
+        "space_basis": result.space_basis,
+        "space": result.space,
+        "epochs": result.epochs,
     }
+
+
+def _mark_space(study: optuna.Study, searched: SearchSpace) -> None:
+    """The study's user attributes say which space it searched (the page reads them)."""
+    study.set_user_attr("space_source", searched.source)
+    study.set_user_attr("space_basis", searched.describe())
+    study.set_user_attr("space", searched.dump())
+
+
+def _say_default(searched: SearchSpace) -> None:
+    """One line on stderr before the trials: tune.space is empty, the default is searched."""
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False, markup=False).print(
+        f"tune.space is empty: searching the {searched.describe()} "
+        f"(`dlw config show` lists it; {space_mod.DEFAULT_FIX})"
+    )
 
 
 def _numbers(settings: StudySettings) -> set[int]:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import optuna
 
     from dlworkflow.config import ParamSpec
+    from dlworkflow.train.tune.space import SearchSpace
     from dlworkflow.workspace import Workspace
 
 StudyCallback = Callable[["optuna.Study", "optuna.trial.FrozenTrial"], None]
@@ -63,6 +64,7 @@ class StudySettings:
     parent_run_id: str | None = None  # the MLflow run of this `dlw tune`
     ledger_run_id: int | None = None
     progress: bool = False
+    space_source: str = "configured"  # or "default": tune.space was empty (space.resolve)
 
     def describe(self) -> dict[str, Any]:
         """Flat MLflow params of the study."""
@@ -81,6 +83,7 @@ class StudySettings:
                 "workers",
                 "seed",
                 "direction",
+                "space_source",
             )
         }
         out.update(
@@ -96,11 +99,14 @@ def settings_for(
     timeout: float | None = None,
     workers: int | None = None,
     progress: bool = False,
+    space: SearchSpace | None = None,
 ) -> StudySettings:
     """The study of the project's current config; arguments override tune.trials,
-    tune.timeout_s and tune.workers (they never change which study it is)."""
+    tune.timeout_s and tune.workers (they never change which study it is). space: what is
+    searched (default: space.resolve, tune.space or the default space when it is empty)."""
     cfg = project.config
     tune = cfg.tune
+    searched = space or space_mod.resolve(project)
     for label, value in (("--trials", trials), ("--workers", workers), ("--timeout", timeout)):
         if value is not None and value <= 0:
             raise TrainError(
@@ -114,20 +120,20 @@ def settings_for(
     epochs = tune.epochs or cfg.train.epochs
     metric = cfg.problem.primary_metric or "accuracy"
     identity = {
-        "space": {k: v.model_dump() for k, v in sorted(tune.space.items())},
+        "space": {k: v.model_dump() for k, v in sorted(searched.space.items())},
         "tune": tune.model_dump(include={"sampler", "pruner", "startup_trials", "warmup_epochs"}),
         "epochs": epochs,
         "seed": seed,
         "metric": metric,
         "split": project.upstream_hash("split"),
-        "base": _base_config(project, tune.space),
+        "base": _base_config(project, searched.space),
     }
     name = f"{_slug(cfg.name)}-{sha256_json(identity)[:12]}"
     return StudySettings(
         root=str(project.root),
         name=name,
         storage_url=storage_url(project),
-        space=dict(tune.space),
+        space=dict(searched.space),
         metric=metric,
         trials=trials or tune.trials,
         timeout_s=timeout if timeout is not None else tune.timeout_s,
@@ -140,6 +146,7 @@ def settings_for(
         seed=seed,
         threads=max(1, threads // n_workers) if n_workers > 1 else cfg.train.threads,
         progress=progress,
+        space_source=searched.source,
     )
 
 
