@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dlworkflow.errors import LedgerError
+from dlworkflow.vcs import GIT as GIT  # every git call: the fsmonitor hook stays off
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -264,11 +265,6 @@ def environment() -> dict[str, Any]:
         "platform": platform.platform(),
         "packages": versions,
     }
-
-
-#: Every git call: a repository's fsmonitor hook is a program from its config, which dlw
-#: must never start (a project folder may be someone else's checkout).
-GIT = ("git", "-c", "core.fsmonitor=false")
 
 
 def git_commit(root: Path) -> str | None:

@@ -44,6 +44,8 @@ class ModelMeta(TypedDict, total=False):
     mlflow_run_id: str
     transfer: dict[str, Any]  # strategy, reason (train/strategies.py)
     init_from: dict[str, Any]
+    numerics: dict[str, Any]  # the per-step NaN/inf check (FitResult.numerics)
+    spec: dict[str, Any]  # dlworkflow.yaml in git at training (train/step.py spec_record)
     # the weights file
     weights_sha256: str
     weights_file: str

@@ -179,26 +179,35 @@ def train(
         overrides=overrides,
         settings_from=settings_from,
     ) as run:
+        spec = spec_record(project)  # dlworkflow.yaml in git, before anything can change it
+        run.summary["spec"] = spec
         generator, strategy, model, data = _build(
             project, split_info, shard, progress=progress, warm=warm
         )
         folder = origin.folder if origin else project.paths.train_dir / f"run-{run.run_id}"
-        result, weights, digest, mlflow_run_id = _fit_tracked(
-            project,
-            run,
-            split_info=split_info,
-            loop=loop,
-            model=model,
-            data=data,
-            strategy=strategy,
-            generator=generator,
-            folder=folder,
-            shard=shard,
-            warm=warm,
-            origin=origin,
-            epochs=epochs,
-            progress=progress,
-        )
+        try:
+            result, weights, digest, mlflow_run_id = _fit_tracked(
+                project,
+                run,
+                split_info=split_info,
+                loop=loop,
+                model=model,
+                data=data,
+                strategy=strategy,
+                generator=generator,
+                folder=folder,
+                shard=shard,
+                warm=warm,
+                origin=origin,
+                epochs=epochs,
+                progress=progress,
+                spec=spec,
+            )
+        except TrainError as exc:  # a NaN/inf: the failed run's record says where and what
+            if "numerics" in exc.context:
+                run.summary["numerics"] = exc.context["numerics"]
+                run.summary["headline"] = _stopped_headline(exc.context["numerics"])
+            raise
         seconds = time.perf_counter() - started
         write_pointer(
             project, folder, run_id=run.run_id, mlflow_run_id=mlflow_run_id, digest=digest
@@ -216,6 +225,8 @@ def train(
             privacy_accepted=privacy_accepted,
         )
         _annotate(run, strategy=strategy, shard=shard, warm=warm, origin=origin)
+        run.summary["numerics"] = result.numerics
+        run.summary["spec"] = spec
         if settings_from:
             run.summary["epochs_from"] = f"{settings_from['train.epochs']}: {epochs}"
     best = result.best
@@ -262,6 +273,7 @@ def _fit_tracked(
     origin: Any,
     epochs: int | None,
     progress: bool,
+    spec: dict[str, Any] | None = None,
 ) -> tuple[Any, Path, str, str]:
     """Train inside an MLflow run with a checkpoint every epoch; save the best weights.
     Returns (fit result, weights file, its sha256, the MLflow run id)."""
@@ -304,6 +316,9 @@ def _fit_tracked(
         meta = model_meta(project, split_info, result, data, metric, run, tracker.run_id)
         meta["target"] = tuned_target(model, data)
         meta["transfer"] = strategy.summary()
+        meta["numerics"] = result.numerics
+        if spec is not None:
+            meta["spec"] = spec
         if warm is not None:
             meta["init_from"] = warm.record()
         weights, digest = save_trained(folder, model, meta)
@@ -313,6 +328,66 @@ def _fit_tracked(
         )
         tracker.log_artifacts([weights, folder / META_FILE, project.paths.config])
     return result, weights, digest, tracker.run_id
+
+
+def _stopped_headline(numerics: dict[str, Any]) -> str:
+    where = f"epoch {numerics.get('epoch')}"
+    if numerics.get("step") is not None:
+        where += f", step {numerics['step']}"
+    elif numerics.get("batch") is not None:
+        where += f", batch {numerics['batch']}"
+    return f"stopped: non-finite {numerics.get('quantity')} ({numerics.get('value')}) at {where}"
+
+
+def spec_record(project: Workspace) -> dict[str, Any]:
+    """dlworkflow.yaml in git when this run starts (dlworkflow/vcs.py, one git call): file,
+    state (committed, modified, untracked, ..., "not a git repository", "git not installed"),
+    commit, clean. When it is modified: `changed`, the dotted keys whose values differ from
+    the committed file's (one more git call), and `model_spec_changed`, those among the
+    sections the train step's config hash covers (model, augment, train, seed) or the task:
+    none means the spec that defined the model is the committed one (e.g. `dlw retrain`
+    added data.additions)."""
+    from dlworkflow import vcs
+    from dlworkflow.config import CONFIG_FILE
+    from dlworkflow.steps import step_info
+
+    record = vcs.file_state(project.root, CONFIG_FILE)
+    if record["state"] != vcs.MODIFIED:
+        return record
+    sections = {*step_info("train").config_sections, "task"}
+    changed = _changed_keys(project, vcs.committed_text(project.root, CONFIG_FILE))
+    record["changed"] = changed
+    record["model_spec_changed"] = [k for k in changed if k.split(".")[0] in sections]
+    return record
+
+
+def _changed_keys(project: Workspace, committed: str | None) -> list[str]:
+    """Dotted keys whose effective values differ between the committed dlworkflow.yaml and
+    the file now (defaults filled in on both sides); ["(committed file unreadable)"] when
+    the committed text is missing or does not validate."""
+    from dlworkflow.config import validate_config
+    from dlworkflow.workspace import round_trip_yaml
+
+    if committed is None:
+        return ["(committed file unreadable)"]
+    try:
+        before = validate_config(round_trip_yaml().load(committed)).model_dump(mode="json")
+    except Exception as exc:  # a ConfigError, or ruamel's parser errors (no common base)
+        return [f"(committed file unreadable: {type(exc).__name__})"]
+    now = project.config.model_dump(mode="json")
+    flat_before, flat_now = _flatten(before), _flatten(now)
+    return sorted(
+        k for k in flat_before.keys() | flat_now.keys() if flat_before.get(k) != flat_now.get(k)
+    )
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict) and node:
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): node}
 
 
 def _annotate(run: Any, *, strategy: Any, shard: Any, warm: Any, origin: Any) -> None:

@@ -114,10 +114,26 @@ class FitResult:
     device: str = "cpu"
     precision: str = "fp32"
     resident: bool = True  # train data held on the device (else streamed)
+    steps_per_epoch: int = 0  # optimizer steps an epoch (each one's gradient norm checked)
 
     @property
     def best(self) -> dict[str, float]:
         return self.history[self.best_epoch - 1]
+
+    @property
+    def numerics(self) -> dict[str, Any]:
+        """What the numerical check saw: every optimizer step's training loss and gradient
+        norm were finite (else `fit` raised NonFiniteError); the largest gradient norm.
+        Epochs are counted from the history (a resumed run's too); a row without
+        grad_norm_max comes from a version of dlworkflow without the check."""
+        checked = [r["grad_norm_max"] for r in self.history if "grad_norm_max" in r]
+        return {
+            "check": "training loss and gradient norm finite, every optimizer step",
+            "every_step": bool(checked) and len(checked) == len(self.history),
+            "epochs_checked": len(checked),
+            "steps_checked": len(checked) * self.steps_per_epoch,
+            "max_grad_norm": max(checked) if checked else None,
+        }
 
 
 @dataclass
@@ -275,8 +291,11 @@ def fit(
     on_checkpoint (with the LoopState to resume from), on_epoch_end and on_train_end; in a
     data-parallel run only rank 0 calls them (and shows progress), except callbacks with
     all_ranks. `resume` continues from a LoopState.
-    Each history entry has epoch, train_loss, val_loss, val_<metric>, val_<companion metric>, lr and
-    seconds.
+    Each history entry has epoch, train_loss, val_loss, val_<metric>, val_<companion metric>, lr,
+    grad_norm_max (the epoch's largest total gradient norm, before clipping) and seconds.
+    Numerics: every optimizer step's loss and total gradient norm are checked on the device
+    (no synchronisation per step); an epoch in which one was NaN or infinite raises
+    a TrainError at its end, naming the first (epoch, batch, step, which quantity).
     """
     from dlworkflow.train.progress import epoch_progress
 
@@ -312,8 +331,9 @@ def fit(
         loop.ddp = distributed.wrap(model, shard, device, find_unused=opts.param_groups is not None)
         loop.forward = _maybe_compile(loop.ddp, cfg, val_on, loop)
     n_batches = global_batches(len(train), cfg.batch_size, shard)
+    n_steps = math.ceil(n_batches / cfg.accumulate)
     optimizer = make_optimizer(model, cfg, opts.param_groups)
-    schedule = make_schedule(optimizer, cfg, steps_per_epoch=math.ceil(n_batches / cfg.accumulate))
+    schedule = make_schedule(optimizer, cfg, steps_per_epoch=n_steps)
     history: list[dict[str, float]] = []
     spec = cfg.kind.metric(cfg.metric)
     best_metric = -math.inf if spec.higher_is_better else math.inf
@@ -348,13 +368,16 @@ def fit(
                 schedule if cfg.schedule == "onecycle" else None,
                 tick=bar.tick,
             )
-            if not math.isfinite(train_loss):  # the same on every rank (an all-reduced sum)
-                raise _non_finite(cfg, precision, epoch, loop.first_bad, n_batches, train_loss)
+            # the loss: the same on every rank (an all-reduced sum); the gradient norm too
+            # (gradients are all-reduced before the optimizer steps)
+            if not math.isfinite(train_loss) or loop.bad_grad is not None:
+                raise _non_finite(cfg, precision, epoch, loop, n_batches, n_steps, train_loss)
             row = {
                 "epoch": epoch,
                 "train_loss": train_loss,
                 **loop.evaluate(val_on, metric=cfg.metric),
                 "lr": lr,
+                "grad_norm_max": loop.grad_norm_max,
                 "seconds": time.perf_counter() - t0,
             }
             if cfg.schedule == "plateau":
@@ -397,6 +420,7 @@ def fit(
         device=str(device),
         precision=precision,
         resident=train_on.resident,
+        steps_per_epoch=n_steps,
     )
 
 
@@ -422,6 +446,9 @@ class _Loop:
         self.weights: Tensor | None = None
         self.notes: list[str] = []
         self.first_bad: int | None = None  # 0-based batch of the last epoch's first NaN/inf loss
+        # the last epoch's first non-finite gradient norm: (0-based batch, 0-based step, value)
+        self.bad_grad: tuple[int, int, float] | None = None
+        self.grad_norm_max = 0.0  # the last epoch's largest (finite) total gradient norm
 
     def prepare(self, xb: Tensor) -> Tensor:
         if self.cfg.channels_last and xb.dim() == 4:
@@ -460,8 +487,15 @@ class _Loop:
         amp = autocast(self.precision, self.device)
         params = [p for g in optimizer.param_groups for p in g["params"]]
         total = torch.zeros((), dtype=torch.float64, device=self.device)
-        # the first batch whose loss is NaN/inf, tracked on the device (no sync per batch)
+        # the first batch whose loss is NaN/inf, tracked on the device (no sync per batch);
+        # likewise each optimizer step's total gradient norm: the first non-finite one (its
+        # batch, its step, its value) and the largest
         bad = torch.full((), -1, dtype=torch.long, device=self.device)
+        grad_batch = torch.full((), -1, dtype=torch.long, device=self.device)
+        grad_step = torch.full((), -1, dtype=torch.long, device=self.device)
+        grad_bad = torch.zeros((), dtype=torch.float32, device=self.device)
+        grad_max = torch.zeros((), dtype=torch.float32, device=self.device)
+        step_no = 0
         optimizer.zero_grad(set_to_none=True)
         for j, (xb, yb) in enumerate(data.batches(order, local_b)):
             if self.transform is not None:
@@ -475,8 +509,14 @@ class _Loop:
                 group = (j // k) * k * b
                 (loss * (len(yb) * world / (min(group + k * b, n) - group))).backward()
             if steps:
-                if cfg.grad_clip is not None:
-                    nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                norm = self._grad_norm(params).float()
+                finite = torch.isfinite(norm)
+                new_bad = (grad_batch < 0) & ~finite
+                grad_batch = grad_batch.masked_fill(new_bad, j)
+                grad_step = grad_step.masked_fill(new_bad, step_no)
+                grad_bad = torch.where(new_bad, norm, grad_bad)
+                grad_max = torch.where(finite, torch.maximum(grad_max, norm), grad_max)
+                step_no += 1
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 if step_schedule is not None:
@@ -488,7 +528,26 @@ class _Loop:
         mean = float(distributed.sum_all(total, shard)) / n
         first = int(bad) if not math.isfinite(mean) else -1
         self.first_bad = first if first >= 0 else None
+        # the epoch's one synchronisation for the gradient norms
+        at_batch, at_step, value, largest = torch.stack(
+            [grad_batch.double(), grad_step.double(), grad_bad.double(), grad_max.double()]
+        ).tolist()
+        self.bad_grad = (int(at_batch), int(at_step), value) if at_batch >= 0 else None
+        self.grad_norm_max = largest
         return mean
+
+    def _grad_norm(self, params: list[Tensor]) -> Tensor:
+        """The total (L2) gradient norm of this optimizer step, before clipping; clips to
+        train.grad_clip when set (clip_grad_norm_ computes the same norm)."""
+        if self.cfg.grad_clip is not None:
+            return nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+        grads = [p.grad for p in params if p.grad is not None]
+        if not grads:
+            return torch.zeros((), device=self.device)
+        total_norm = getattr(nn.utils, "get_total_norm", None)  # torch >= 2.6
+        if total_norm is not None:
+            return total_norm(grads)
+        return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
 
     def _sync(self, steps: bool) -> AbstractContextManager[Any]:
         """DDP all-reduces only on the micro-batch that steps the optimizer."""
@@ -514,18 +573,65 @@ class _Loop:
 
 
 def _non_finite(
-    cfg: LoopConfig, precision: str, epoch: int, batch: int | None, n_batches: int, loss: float
+    cfg: LoopConfig,
+    precision: str,
+    epoch: int,
+    loop: _Loop,
+    n_batches: int,
+    n_steps: int,
+    loss: float,
 ) -> TrainError:
+    """The error of the epoch's first non-finite value: the loss of a batch, or the gradient
+    norm of an optimizer step (a loss at or before the step's batch comes first: its
+    gradients follow from it). Its context["numerics"]: what the ledger records of it
+    (failed, quantity, value, epoch, batch, step)."""
+    batch, grad = loop.first_bad if not math.isfinite(loss) else None, loop.bad_grad
+    bf16 = "; or try train.precision: fp32 (this run used bf16)" if precision == "bf16" else ""
+    lr = (
+        f"lower the learning rate (train.learning_rate is {cfg.learning_rate:g}; "
+        "`dlw lr-find` suggests one) or set train.grad_clip"
+    )
+    if grad is not None and (math.isfinite(loss) or (batch is not None and grad[0] < batch)):
+        g_batch, g_step, value = grad
+        numerics = {
+            "failed": True,
+            "quantity": "gradient norm",
+            "value": str(value),
+            "epoch": epoch,
+            "batch": g_batch + 1,
+            "step": g_step + 1,
+            "steps_per_epoch": n_steps,
+        }
+        return TrainError(
+            f"Training stopped: the gradient norm became non-finite ({value}) at epoch {epoch}, "
+            f"optimizer step {g_step + 1} of {n_steps} (batch {g_batch + 1} of {n_batches}), "
+            "while the loss was still finite; the weights from then on would be garbage.",
+            context={"numerics": numerics},
+            expected="a finite total gradient norm at every optimizer step",
+            received=f"gradient norm {value} at epoch {epoch}, step {g_step + 1}",
+            fix=f"a NaN gradient under a finite loss comes from an operation whose derivative is "
+            "undefined where it ran (sqrt or log at 0, a division by 0, the norm of a zero "
+            "vector): check the network's forward; an infinite one from exploding gradients: "
+            f"{lr}{bf16}",
+        )
     where = f"batch {batch + 1} of {n_batches}" if batch is not None else "a batch of this epoch"
     return TrainError(
         f"Training stopped: the training loss became non-finite ({loss}) at epoch {epoch}, "
         f"{where}; the weights from then on would be garbage.",
+        context={
+            "numerics": {
+                "failed": True,
+                "quantity": "training loss",
+                "value": str(loss),
+                "epoch": epoch,
+                "batch": batch + 1 if batch is not None else None,
+                "batches_per_epoch": n_batches,
+            }
+        },
         expected="a finite training loss",
         received=f"mean training loss {loss} in epoch {epoch}",
-        fix=f"lower the learning rate (train.learning_rate is {cfg.learning_rate:g}; "
-        "`dlw lr-find` suggests one) or set train.grad_clip; check the inputs for NaN or "
-        "inf values and extreme scales (a column in other units, unnormalised values)"
-        + ("; or try train.precision: fp32 (this run used bf16)" if precision == "bf16" else ""),
+        fix=f"{lr}; check the inputs for NaN or inf values and extreme scales (a column in "
+        f"other units, unnormalised values){bf16}",
     )
 
 
