@@ -7,12 +7,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dlworkflow.evaluate.auto_slices import check_sensitive, slice_rows
 from dlworkflow.evaluate.full_report import (
     full_report,
     headline,
     metrics_file,
     validation_temperature,
 )
+from dlworkflow.evaluate.importance import importance_rows
 from dlworkflow.evaluate.slices import check_columns
 from dlworkflow.evaluate.summary import report_figures, report_rows
 from dlworkflow.fileio import sha256_json
@@ -41,7 +43,13 @@ class EvaluationResult(StepResult):
             if r["primary_metric_agreed"]
             else f"  (no criterion agreed yet: {r['primary_metric']})"
         )
-        return [("headline", headline(r) + note), ("model", self.model), *report_rows(r)]
+        return [
+            ("headline", headline(r) + note),
+            ("model", self.model),
+            *report_rows(r),
+            *slice_rows(r),
+            *importance_rows(r.get("importance")),
+        ]
 
     def figures(self) -> list[tuple[str, str | Path]]:
         return list(report_figures(self.report, self.root)) if self.root else []
@@ -63,6 +71,7 @@ def evaluate(project: Workspace, split: str = "val") -> EvaluationResult:
     as step 'evaluate'. Figures and metrics.json go to reports/evaluate/<split>/."""
     rows = load_split(project, split)  # refuses 'test' before anything runs
     check_columns(rows, project.config.evaluate.slices)
+    check_sensitive(rows, project.config.data.sensitive_columns)
     model, meta = load_model(project)
     temperature = validation_temperature(project, model, meta)
     with project.step("evaluate", inputs={"train": project.upstream_hash("train")}) as run:

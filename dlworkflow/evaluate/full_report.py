@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dlworkflow.evaluate.auto_slices import TOP_FEATURES, proxy_ranking, slices_section
 from dlworkflow.evaluate.baselines import baselines
 from dlworkflow.evaluate.calibration import calibration_section, fit_temperature, softmax
 from dlworkflow.evaluate.figures import (
@@ -28,6 +29,7 @@ from dlworkflow.evaluate.figures import (
     reliability_png,
     residuals_png,
 )
+from dlworkflow.evaluate.importance import importance_section, most_important
 from dlworkflow.evaluate.mistakes import (
     SEP,
     confident_mistakes,
@@ -40,7 +42,7 @@ from dlworkflow.evaluate.mistakes import (
     residual_summary,
 )
 from dlworkflow.evaluate.report import metric_report
-from dlworkflow.evaluate.slices import slice_report, task_slice_report
+from dlworkflow.evaluate.slices import FEATURE_PREFIX
 from dlworkflow.evaluate.task_baselines import task_baselines
 from dlworkflow.evaluate.task_scores import task_intervals
 from dlworkflow.fileio import atomic_write_json
@@ -149,11 +151,6 @@ def classification_report(
             "primary_metric_agreed": agreed,
             "unknown_labels": int((~known).sum()),
             "calibration": calibration_section(y, logits, temperature=temperature),
-            "slices": slice_report(
-                rows, y, proba, cfg.slices, metric=metric, min_samples=cfg.slice_min_samples, **kw
-            )
-            if cfg.slices
-            else [],
             "baselines": baselines(project, meta, rows, y, proba, metric=metric, **kw)
             if cfg.baselines and len(y)
             else None,
@@ -166,6 +163,11 @@ def classification_report(
             ),
             "confused_pairs": confused_pairs(np.array(report["confusion"]), classes),
         }
+    )
+    report.update(
+        _slices_and_importance(
+            project, task, model, meta, rows, y, proba, {}, report, metric=metric, kw=kw
+        )
     )
     report["figures"] = _figures(project, meta, rows, report, split=split)
     return report
@@ -213,23 +215,15 @@ def task_report(
         "primary_metric_agreed": agreed,
         "unknown_labels": int((~known).sum()),
         "calibration": None,  # calibration of a softmax: classification only
-        "slices": task_slice_report(
-            task,
-            rows,
-            y,
-            out,
-            target,
-            cfg.slices,
-            metric=metric,
-            min_samples=cfg.slice_min_samples,
-            **kw,
-        )
-        if cfg.slices
-        else [],
         "baselines": task_baselines(project, task, meta, rows, y, out, metric=metric, **kw)
         if cfg.baselines and len(y)
         else None,
     }
+    report.update(
+        _slices_and_importance(
+            project, task, model, meta, rows, y, out, target, report, metric=metric, kw=kw
+        )
+    )
     show = project.config.problem.data_sensitivity == "none"
     analysis, figures = ANALYSES[task.kind]
     report.update(analysis(task, rows, y, out, target, names, show_content=show))
@@ -237,6 +231,50 @@ def task_report(
         project, figures(project, meta, rows, y, out, report, split=split)
     )
     return report
+
+
+def _slices_and_importance(
+    project: Workspace,
+    task: Task,
+    model: Any,
+    meta: ModelMeta,
+    rows: pd.DataFrame,
+    y: np.ndarray,
+    out: np.ndarray,
+    target: dict[str, Any],
+    report: dict[str, Any],
+    *,
+    metric: str,
+    kw: dict[str, Any],
+) -> dict[str, Any]:
+    """importance (on validation, evaluate.importance) first: the automatic slices of a table
+    follow its most important features; then slices, the worst slice and inclusion."""
+    importance = importance_section(project, model, meta, task, metric=metric, **kw)
+    modality = str(meta.get("modality", "image"))
+    important = most_important(importance, TOP_FEATURES)
+    cfg = project.config.evaluate
+    if modality == "tabular" and importance is None and not cfg.slices and cfg.auto_slices:
+        train = load_split(project, "train")  # the proxy is fitted on train, not the judged rows
+        features = [
+            c.removeprefix(FEATURE_PREFIX) for c in train.columns if c.startswith(FEATURE_PREFIX)
+        ]
+        y_train = task.encode(train["label"].astype(str).tolist(), list(meta["classes"]))
+        known = task.known(y_train)
+        important = proxy_ranking(train[known], task, y_train[known], features)[:TOP_FEATURES]
+    section = slices_section(
+        project,
+        task,
+        rows,
+        y,
+        out,
+        target,
+        metric=metric,
+        overall=(report["metrics"].get(metric) or {}).get("value"),
+        modality=modality,
+        important=important,
+        **kw,
+    )
+    return {**section, "importance": importance}
 
 
 def _regression_analysis(

@@ -23,7 +23,7 @@ HIDDEN = ("sample_id", "content_hash", "path", "origin_path", "text", "mtime_ns"
 
 
 class SliceError(ConfigError):
-    """evaluate.slices names a column the manifest does not have."""
+    """evaluate.slices (or data.sensitive_columns) names a column the manifest does not have."""
 
 
 def slice_report(
@@ -153,13 +153,13 @@ def _one_slice(
     return entry
 
 
-def check_columns(rows: pd.DataFrame, names: list[str]) -> None:
-    """Preflight: every evaluate.slices column exists (before any expensive work)."""
+def check_columns(rows: pd.DataFrame, names: list[str], *, key: str = "evaluate.slices") -> None:
+    """Preflight: every column of the config key `key` exists (before any expensive work)."""
     for name in names:
-        resolve_column(rows, name)
+        resolve_column(rows, name, key=key)
 
 
-def resolve_column(rows: pd.DataFrame, name: str) -> str:
+def resolve_column(rows: pd.DataFrame, name: str, *, key: str = "evaluate.slices") -> str:
     for candidate in (name, FEATURE_PREFIX + name):
         if candidate in rows.columns:
             return candidate
@@ -167,10 +167,10 @@ def resolve_column(rows: pd.DataFrame, name: str) -> str:
         c.removeprefix(FEATURE_PREFIX) for c in rows.columns if c not in HIDDEN and c != "label"
     ]
     raise SliceError(
-        f"evaluate.slices names the column {name!r}, which the manifest does not have.",
+        f"{key} names the column {name!r}, which the manifest does not have.",
         expected=f"one of {', '.join(usable)}",
         received=repr(name),
-        fix="edit evaluate.slices in dlworkflow.yaml (metadata columns of the manifest; "
+        fix=f"edit {key} in dlworkflow.yaml (metadata columns of the manifest; "
         "tabular features by their name)",
     )
 

@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlworkflow.errors import StepOrderError
+from dlworkflow.evaluate.auto_slices import check_sensitive, slice_rows
 from dlworkflow.evaluate.constraints import check_constraints
 from dlworkflow.evaluate.full_report import full_report, metrics_file, validation_temperature
 from dlworkflow.evaluate.gate import Verdict, judge
+from dlworkflow.evaluate.importance import importance_rows
 from dlworkflow.evaluate.slices import check_columns
 from dlworkflow.evaluate.summary import report_figures, report_rows
 from dlworkflow.fileio import sha256_json
@@ -81,6 +83,8 @@ class TestResult(StepResult):
         if self.report:
             rows.append(("full report", ""))
             rows.extend(row for row in report_rows(self.report) if row[0] != v.metric)
+            rows.extend(slice_rows(self.report))
+            rows.extend(importance_rows(self.report.get("importance")))
         return rows
 
     def figures(self) -> list[tuple[str, str | Path]]:
@@ -137,7 +141,9 @@ def test(project: Workspace) -> TestResult:
     model, meta, weights_sha256 = _judged_model(project)
     previous = len(project.ledger.test_reads(info.seal_hash))
     cfg = project.config.evaluate
-    check_columns(load_split(project, "val"), cfg.slices)  # the test rows have these columns
+    val_rows = load_split(project, "val")  # the test rows have the same columns
+    check_columns(val_rows, cfg.slices)
+    check_sensitive(val_rows, project.config.data.sensitive_columns)
     temperature = validation_temperature(project, model, meta)  # validation only
     with project.step("test", inputs={"train": project.upstream_hash("train")}) as run:
         rows = open_test_set(project, purpose="final test against the success criterion")

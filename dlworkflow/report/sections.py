@@ -200,9 +200,50 @@ def data(ev: Evidence) -> Section:
         body.append(
             paragraph(f"The full exploration report: reports/eda.html ({ex.get('headline', '')}).")
         )
+    body.append("<h3>Data tests: schema, requirements, feature cost</h3>")
+    body.append(_data_tests(ev, ingest))
     body.append("<h3>De-identification</h3>")
     body.append(_privacy(ev, ingest))
     return Section("data", "The data", "".join(body))
+
+
+def _data_tests(ev: Evidence, ingest: dict[str, Any]) -> str:
+    """The feature schema and data requirements the latest ingest checked, and the feature
+    cost the champion's export measured."""
+    from dlworkflow.data.requirements import describe
+    from dlworkflow.report.audit.judges_data import cost_text
+
+    schema = ingest.get("schema") or {}
+    if schema.get("mode") == "checked":
+        diffs = ", ".join(f"{k}: {n:,}" for k, n in (schema.get("differences") or {}).items())
+        schema_row = (
+            f"{schema.get('summary')}; {schema.get('checked', 0):,} samples checked against it, "
+            f"{schema.get('quarantined', 0):,} quarantined, {schema.get('outside', 0):,} kept "
+            f"outside a soft expectation{' (' + diffs + ')' if diffs else ''}"
+        )
+    elif schema:
+        schema_row = f"{schema.get('summary')} ({schema.get('why')})"
+    else:
+        schema_row = "not recorded: run `dlw ingest` again"
+    checked = ingest.get("requirements")
+    release = ev.champion_metadata
+    cost = (release or {}).get("feature_cost")
+    rows = [
+        ("feature schema (.dlw/data/schema.json)", schema_row),
+        (
+            "data requirements",
+            describe(checked) if isinstance(checked, dict) else "not checked: `dlw ingest`",
+        ),
+        (
+            "feature cost (serving)",
+            f"v{release.get('version')}: {cost_text(cost)}"
+            if release and cost
+            else "not measured: `dlw export`",
+        ),
+    ]
+    violations = (checked or {}).get("violations") or [] if isinstance(checked, dict) else []
+    rows += [("requirement NOT MET", text) for text in violations]
+    return table(None, rows)
 
 
 def _privacy(ev: Evidence, ingest: dict[str, Any]) -> str:
@@ -312,7 +353,8 @@ def tuning(ev: Evidence) -> str:
     if record is None:  # optional: not a missing step
         return paragraph(
             "No hyperparameter search is recorded (`dlw tune` searches the "
-            "`tune.space` of dlworkflow.yaml on the validation split)."
+            "`tune.space` of dlworkflow.yaml on the validation split, or, when it is empty, "
+            "the default space of the model and strategy that `dlw config show` lists)."
         )
     s, out = record.summary, record.outputs
     counts = {k: s.get(f"n_{k}") for k in ("complete", "pruned", "failed")}
@@ -331,6 +373,12 @@ def tuning(ev: Evidence) -> str:
         (f"best validation {metric}", fmt(s.get("best_value"))),
         ("best trial", fmt(s.get("best_trial"))),
     ]
+    if s.get("space_source") == "default":  # tune.space was empty: the default was searched
+        rows.insert(2, ("search space", f"{s.get('space_basis')} (tune.space is empty)"))
+    elif s.get("space"):
+        rows.insert(2, ("search space", f"tune.space of dlworkflow.yaml: {', '.join(s['space'])}"))
+    if s.get("epochs"):
+        rows.insert(4, ("epochs per trial", fmt(s.get("epochs"))))
     body = [table(None, rows)]
     params = s.get("best_params") or {}
     if params:
@@ -405,6 +453,13 @@ def results(ev: Evidence) -> Section:
     ]
     body.append(view.before(ev.root, m, task))
     body.append("<h3>Slices</h3>")
+    if m.get("slices_auto"):
+        body.append(
+            paragraph(
+                "Sliced by what the data has (evaluate.auto_slices; evaluate.slices chooses "
+                "columns instead)."
+            )
+        )
     if m.get("slices"):
         for group in m["slices"]:
             body.append(
@@ -424,6 +479,7 @@ def results(ev: Evidence) -> Section:
             )
     else:
         body.append(paragraph("No slices configured (evaluate.slices in dlworkflow.yaml)."))
+    body.append(_slice_findings(m))
     body.append(view.calibration(ev.root, m, task))
     base = m.get("baselines")
     if base:
@@ -444,6 +500,67 @@ def results(ev: Evidence) -> Section:
         )
     body.append(view.after(ev.root, m, task))
     return Section("results", "The results", "".join(body))
+
+
+def _slice_findings(m: dict[str, Any]) -> str:
+    """The worst slice, the groups of the sensitive columns with their largest gap, and
+    which inputs the model relies on (importance, on validation)."""
+    body = []
+    worst = m.get("worst_slice")
+    if worst:
+        body.append(
+            paragraph(
+                f"Worst slice: {worst['column']} = {worst['value']}, {fmt(worst['metric'], 3)} "
+                f"({fmt(worst['low'], 3)} to {fmt(worst['high'], 3)}, n={worst['n']}): its "
+                f"whole interval is on the worse side of the overall {fmt(worst['overall'], 3)}."
+            )
+        )
+    elif m.get("slices"):
+        body.append(paragraph("No slice's interval lies wholly below the overall metric."))
+    for entry in m.get("inclusion") or []:
+        body.append(f"<h3>Inclusion: {esc(entry['column'])}</h3>")
+        body.append(
+            table(
+                [entry["column"], "n", entry.get("metric", ""), "CI", "note"],
+                [
+                    (
+                        sl["value"],
+                        sl["n"],
+                        fmt(sl.get("metric"), 3),
+                        f"{fmt(sl.get('low'), 3)} to {fmt(sl.get('high'), 3)}",
+                        sl.get("note") or "",
+                    )
+                    for sl in entry.get("slices") or []
+                ],
+            )
+        )
+        gap = entry.get("gap")
+        body.append(
+            paragraph(
+                f"Largest gap: {fmt(gap['value'], 3)} ({fmt(gap['low'], 3)} to "
+                f"{fmt(gap['high'], 3)}), {gap['better']} against {gap['worse']}."
+                if gap
+                else "Fewer than two groups have enough samples for a gap."
+            )
+        )
+    imp = m.get("importance")
+    if imp and imp.get("features"):
+        body.append("<h3>What the model relies on (validation)</h3>")
+        body.append(paragraph(str(imp.get("summary"))))
+        body.append(
+            table(
+                ["input", f"fall of {imp.get('metric')} without it", "CI"],
+                [
+                    (
+                        e["name"],
+                        fmt(e.get("drop"), 3),
+                        f"{fmt(e.get('low'), 3)} to {fmt(e.get('high'), 3)}",
+                    )
+                    for e in imp["features"][:12]
+                ],
+            )
+        )
+    return "".join(body)
 
 
 def strengths_limitations(ev: Evidence) -> Section:
@@ -573,7 +690,48 @@ def maintenance(ev: Evidence) -> str:
         parts.append(
             paragraph(f"Last retraining ({retrained.ended}): {retrained.summary.get('headline')}.")
         )
+    parts.append(_maintenance_evidence(ev))
     return "".join(parts)
+
+
+def _maintenance_evidence(ev: Evidence) -> str:
+    """Offline vs online (labelled monitor runs), the champion's age against the limit, and
+    its decay on each addition's fresh data (retrain's staleness records)."""
+    from dlworkflow.monitor.staleness import trend_words
+    from dlworkflow.monitor.step import online_words
+
+    done = [r for r in ev.all_runs if r.status == "done"]
+    rows: list[tuple[str, Any]] = []
+    for r in done:
+        online = r.outputs.get("online") if r.step == "monitor" else None
+        if isinstance(online, dict) and online.get("tested"):
+            rows.append((f"live vs test (monitor run {r.id})", online_words(online)))
+    limit = (ev.config.get("monitor") or {}).get("max_model_age_days", 90.0)
+    ages = [r.outputs["age"] for r in done if r.step == "monitor" and r.outputs.get("age")]
+    if ages:
+        a = ages[-1]
+        rows.append(
+            (
+                "model age",
+                f"v{a['version']}: {a['age_days']:.2f} days at the last `dlw monitor` vs the "
+                f"limit {a['limit_days']:g} days (monitor.max_model_age_days)"
+                + (": ALERT, retrain it" if a.get("alert") else ": within the limit"),
+            )
+        )
+    elif limit is None:
+        rows.append(("model age", "no limit (monitor.max_model_age_days: null)"))
+    latest: dict[Any, dict[str, Any]] = {}
+    for r in done:
+        record = r.outputs.get("staleness") if r.step == "retrain" else None
+        if isinstance(record, dict):
+            latest[record.get("addition")] = record
+    rows += [
+        ("decay on fresh data", line)
+        for line in trend_words([latest[k] for k in sorted(latest, key=lambda a: int(a or 0))])
+    ]
+    if not rows:
+        return ""
+    return "<h3>Offline vs online, age and staleness</h3>" + table(None, rows)
 
 
 def audit(ev: Evidence) -> Section:
