@@ -24,6 +24,7 @@ QUICK = {  # the demo's study, cut to two 1-epoch trials of a small CNN on 400 r
     **_train.FAST_CONFIG,
     **workflow.DEMO_TUNE,
     "tune.trials": 2,
+    "tune.timeout_s": None,  # both trials, however busy the machine
     "tune.sampler": "random",
     "tune.seed": 7,
 }
@@ -145,3 +146,21 @@ def test_demo_tune_runs_a_study_and_applies_nothing(
     monkeypatch.setattr(workflow, "demo", fake_demo)
     out = CliRunner().invoke(app, ["demo", str(tmp_path / "d"), "--tune"], env=WIDE)
     assert out.exit_code != 0 and seen["tune"] is True
+
+
+def test_the_report_and_the_audit_say_the_default_space_was_searched(studied: dict) -> None:
+    from dlworkflow.report.audit.evidence import Evidence as AuditEvidence
+    from dlworkflow.report.audit.judges_tune import hyperparameters_tuned
+    from dlworkflow.report.evidence import gather
+    from dlworkflow.report.sections import tuning
+
+    project: Project = studied["project"]
+    html = tuning(gather(project, with_audit=False))
+    assert "default space for small_cnn (scratch strategy): 6 parameters (tune.space is empty)" in (
+        html
+    )
+    assert "epochs per trial" in html
+    judged = hyperparameters_tuned(AuditEvidence(project))
+    best = studied["result"].best_value
+    assert judged.points == 1.0 and f"best validation accuracy {best:.4f}" in judged.evidence
+    assert "the default space for small_cnn" in judged.evidence

@@ -1,37 +1,81 @@
-"""Automatic judges: Model 3: hyperparameters tuned."""
+"""Automatic judges: Model 3: hyperparameters tuned.
+
+A finished `dlw tune` study earns the point: the ledger's "tune" record says which space it
+searched (tune.space, or the default space of the model and strategy when tune.space is
+empty), how many trials ran and how, and the best validation value, set beside the trained
+configuration's. Without one, a learning-rate range test or several trained configurations
+earn half. `dlw tune` needs no configuration, so it is what every missing point names.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from dlworkflow.report.audit.evidence import Evidence
 from dlworkflow.report.audit.judge import Judgement, judge
 
+TUNE_STEP = (
+    "`dlw tune` (no configuration needed: with tune.space empty it searches the default "
+    "space of the model and strategy, which `dlw config show` lists)"
+)
+
 
 @judge("hyperparameters_tuned")
 def hyperparameters_tuned(ev: Evidence) -> Judgement:
-    study = ev.latest("tune")
-    if study is not None:
-        s = study.summary
-        return Judgement(
-            1.0,
-            f"`dlw tune` searched tune.space on validation: study "
-            f"{s.get('study')}, {s.get('n_trials')} trials "
-            f"({s.get('n_pruned')} pruned), best {s.get('metric')} "
-            f"{s.get('best_value')} (reports/tune.html)",
-        )
+    studies = ev.history("tune")  # finished runs of `dlw tune`
+    if studies:
+        return Judgement(1.0, _study_evidence(studies[-1].summary, ev))
     configs = {r.config_hash for r in ev.history("train")}
     found = []
     if ev.lr_find_plot is not None:
         found.append("a learning-rate range test (reports/lr_find.png)")
     if len(configs) > 1:
         found.append(f"{len(configs)} training configurations compared (ledger, MLflow)")
+    unfinished = ev.latest("tune")
+    if unfinished is not None:  # the latest is not done (else `studies` had it)
+        found.append(f"a `dlw tune` run that did not finish ({unfinished.status})")
     if found:
-        return Judgement(
-            0.5,
-            " and ".join(found) + "; no automated search is recorded",
-            "`dlw tune` (a search over tune.space in dlworkflow.yaml)",
-        )
+        return Judgement(0.5, " and ".join(found) + "; no finished search is recorded", TUNE_STEP)
     return Judgement(
         0.0,
-        "no learning-rate range test and a single training configuration",
-        "`dlw lr-find`, and train more than one configuration",
+        "no hyperparameter search, no learning-rate range test and a single training configuration",
+        TUNE_STEP,
     )
+
+
+def _study_evidence(s: dict[str, Any], ev: Evidence) -> str:
+    metric = s.get("metric") or "metric"
+    if s.get("space_source") == "default":
+        space = f"the {s.get('space_basis') or 'default search space'} (tune.space is empty)"
+    else:
+        n = len(s.get("space") or {})
+        space = (
+            f"tune.space of dlworkflow.yaml ({n} parameter{'s' * (n != 1)})" if n else "tune.space"
+        )
+    epochs = s.get("epochs")
+    trials = (
+        f"{s.get('n_trials')} trials ({s.get('n_complete')} complete, {s.get('n_pruned')} "
+        f"pruned, {s.get('n_failed')} failed)"
+        + (f" of up to {epochs} epoch{'s' * (epochs != 1)}" if epochs else "")
+    )
+    best = s.get("best_value")
+    text = (
+        f"`dlw tune` searched {space} on the validation split: study {s.get('study')}, "
+        f"{trials}; best validation {metric} {_num(best)} (trial {s.get('best_trial')})"
+    )
+    train = ev.train.summary if ev.train is not None else {}
+    if train.get("val_metric") is not None and train.get("metric") in (None, metric):
+        text += (
+            f", against {_num(train['val_metric'])} for the trained configuration "
+            f"(best of {train.get('epochs_run')} epochs)"
+        )
+    applied = (
+        "its best parameters were written into dlworkflow.yaml (--apply)"
+        if s.get("applied")
+        else "nothing applied (`dlw tune --apply` writes the best parameters)"
+    )
+    return f"{text}; {applied}; reports/tune.html"
+
+
+def _num(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, int | float) else str(value)
