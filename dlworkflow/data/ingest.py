@@ -211,8 +211,7 @@ def ingest(
 @dataclass
 class _SchemaPass:
     """This ingest's feature schema work: a check against the stored schema (same source, not
-    --accept-schema) and, always, the inference of this data's schema (written when there is
-    none to check against)."""
+    --accept-schema), or else the inference of this data's schema (written at the end)."""
 
     builder: S.SchemaBuilder
     checker: S.SchemaChecker | None
@@ -289,7 +288,7 @@ def _schema_text(record: dict[str, Any]) -> str:
         diffs = ", ".join(f"{k}: {n:,}" for k, n in list(record["differences"].items())[:3])
         text += (
             f"; {record['checked']:,} samples checked, {record['quarantined']:,} quarantined"
-            + (f", kept but outside it: {diffs}" if diffs else ", all within it")
+            + (f", {record['outside']:,} kept outside it ({diffs})" if diffs else ", all within it")
         )
     return text
 
@@ -413,11 +412,11 @@ def _stream(
                             f"(data.classes allows {sorted(allowed)})"
                         )
                     row = reader.read(candidate)
-                    if schema is not None:
-                        if schema.checker is not None:
-                            breach = schema.checker.hard(row)
-                            if breach is not None:
-                                raise ImageDecodeError(breach)
+                    if schema is not None and schema.checker is not None:
+                        breach = schema.checker.hard(row)
+                        if breach is not None:
+                            raise ImageDecodeError(breach)
+                    elif schema is not None:
                         schema.builder.observe(row)
                     writer.add(row)
                     src.n_samples += 1

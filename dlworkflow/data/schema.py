@@ -193,6 +193,7 @@ class SchemaChecker:
         self.checked = 0
         self.quarantined: Counter[str] = Counter()
         self.differences: Counter[str] = Counter()
+        self.outside = 0  # samples kept that break a soft expectation
         target = schema.get("target") or {}
         self.classes = set(target.get("values") or []) if target.get("type") == "classes" else None
         image = schema.get("image") or {}
@@ -239,7 +240,9 @@ class SchemaChecker:
         return None
 
     def _soft(self, row: dict[str, Any]) -> None:
-        for expectation in soft_breaches(self.schema, row, manifest=True):
+        breaches = soft_breaches(self.schema, row, manifest=True)
+        self.outside += bool(breaches)
+        for expectation in breaches:
             self.differences[expectation] += 1
 
     def record(self) -> dict[str, Any]:
@@ -247,6 +250,7 @@ class SchemaChecker:
             "checked": self.checked,
             "quarantined": sum(self.quarantined.values()),
             "quarantine_reasons": dict(self.quarantined.most_common(10)),
+            "outside": self.outside,
             "differences": dict(self.differences.most_common(20)),
         }
 
@@ -355,7 +359,7 @@ def infer_from_manifest(project: Workspace) -> dict[str, Any] | None:
     }
     builder = SchemaBuilder(task_of(info.task or project.config.task), columns)
     for row in manifest.astype(object).where(manifest.notna(), None).to_dict("records"):
-        builder.observe(row)
+        builder.observe({str(k): v for k, v in row.items()})
     return builder.schema(
         source=info.source, version=info.version, n=len(manifest), classes=list(info.classes)
     )

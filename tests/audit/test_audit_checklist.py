@@ -35,7 +35,8 @@ def test_fresh_project_scores_zero_with_next_steps(fresh: Project):
     by_id = {t.test.id: t for t in result.tests}
     assert "`dlw ingest SOURCE`" in by_id["feature_schema"].next_step
     assert "`dlw export`" in by_id["rollback_possible"].next_step
-    assert by_id["feature_cost"].next_step.startswith("once done, audit.feature_cost:")
+    assert by_id["feature_cost"].next_step.startswith("`dlw export`")  # it measures the cost
+    assert "or, once done, audit.feature_cost:" in by_id["feature_cost"].next_step
     record = json.loads((fresh.paths.reports / "audit.json").read_text())
     assert record["final"] == 0 and len(record["tests"]) == 28
     assert "more of a research project" in record["level"]

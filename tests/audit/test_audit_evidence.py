@@ -80,7 +80,9 @@ def test_points_appear_with_their_evidence(project: Project):
     project.explore()
     project.split()
     p = points(project)
-    assert p["feature_schema"] == 0.5 and p["privacy_controls"] == 0.5
+    assert p["feature_schema"] == 1 and p["privacy_controls"] == 0.5
+    assert "inferred the feature schema (10 classes" in scored(project, "feature_schema").evidence
+    assert p["feature_requirements"] == 1 and p["feature_cost"] == 0
     assert "declared 'none'" in scored(project, "privacy_controls").evidence
     for later in (
         "training_reproducible",
@@ -116,7 +118,12 @@ def test_points_appear_with_their_evidence(project: Project):
 
     project.export()
     p = points(project)
-    for test_id in ("validated_before_serving", "no_training_serving_skew", "feature_code_tested"):
+    for test_id in (
+        "validated_before_serving",
+        "no_training_serving_skew",
+        "feature_code_tested",
+        "feature_cost",
+    ):
         assert p[test_id] == 1, test_id
     for test_id in (
         "canaried_before_serving",

@@ -105,21 +105,3 @@ def _one_column(prep: dict[str, Any], name: str) -> dict[str, Any]:
         alone["categories"] = {name: prep["categories"][name]}
     return alone
 
-
-def describe(cost: dict[str, Any] | None) -> str:
-    """The record in one line (report, audit)."""
-    if not cost or "per_sample_ms" not in cost:
-        return "not measured"
-    text = f"{cost['what']}: {cost['per_sample_ms']:.3f} ms per sample"
-    if "decode_resize_ms" in cost:
-        text += (
-            f" (decode + resize {cost['decode_resize_ms']:.3f} ms, normalise "
-            f"{cost['normalise_ms']:.3f} ms)"
-        )
-    features = cost.get("features") or {}
-    if features:
-        top = list(features.items())[:3]
-        text += "; costliest features: " + ", ".join(
-            f"{name} {f['per_sample_ms']:.4f} ms ({f['share']:.0%})" for name, f in top
-        )
-    return text + f", on {cost['n']} {cost.get('measured_on', 'samples')}"

@@ -45,6 +45,8 @@ def check_items(
 
 def _image(schema: dict[str, Any], data: bytes, size: tuple[int, int] | None) -> list[str]:
     image = schema.get("image") or {}
+    mode: str | None
+    fmt: str | None
     if data[128:132] == b"DICM":  # DICOM: its size is all the header check read
         mode, fmt = None, "dcm"
     else:

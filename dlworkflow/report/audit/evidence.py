@@ -128,6 +128,7 @@ class Evidence:
         latency."""
         path = self.root / ".dlw" / "serve" / "predictions.jsonl"
         n, conf, n_conf, lat, kinds = 0, 0.0, 0, [], set()
+        n_invariants = 0  # entries served outside the feature schema's soft expectations
         try:
             with path.open(encoding="utf-8") as handle:
                 for line in handle:
@@ -143,6 +144,7 @@ class Evidence:
                         n_conf += 1
                     lat.append(float(entry.get("latency_ms", math.nan)))
                     kinds.add((entry.get("input") or {}).get("kind"))
+                    n_invariants += bool((entry.get("input") or {}).get("invariants"))
         except OSError:
             pass
         lat = sorted(x for x in lat if math.isfinite(x))
@@ -150,6 +152,7 @@ class Evidence:
             "n": n,
             "mean_confidence": conf / n_conf if n_conf else None,
             "latency_p50": lat[len(lat) // 2] if lat else None,
+            "invariant_violations": n_invariants,
             "rotated": len(list(path.parent.glob("predictions.jsonl.*")))
             if path.parent.is_dir()
             else 0,
