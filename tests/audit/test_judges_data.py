@@ -3,8 +3,6 @@ then checked), the data requirements (met or not, with the fix) and the feature 
 
 from __future__ import annotations
 
-from modality_data import mixed_cancer_table
-from modality_data import trained_project as trained
 from PIL import Image
 
 from dlworkflow.report.audit.evidence import Evidence
@@ -14,6 +12,8 @@ from dlworkflow.report.audit.judges_data import (
     feature_schema,
     input_invariants_hold,
 )
+from modality_data import mixed_cancer_table
+from modality_data import trained_project as trained
 
 
 def test_feature_schema_cites_the_inference_then_the_check(project, digits_folder, real_digit):

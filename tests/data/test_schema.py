@@ -6,13 +6,13 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from modality_data import mixed_cancer_table
 from PIL import Image
 
 from dlworkflow.data.schema import SchemaBuilder, read_schema
 from dlworkflow.project import Project
 from dlworkflow.store import read_manifest, read_quarantine
 from dlworkflow.tasks import task_of
+from modality_data import mixed_cancer_table
 
 
 def test_first_ingest_infers_the_image_schema(project, digits_folder):

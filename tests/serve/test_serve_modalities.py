@@ -110,7 +110,12 @@ def test_texts_alone_and_micro_batched_get_the_same_answers(text_root):
         json.loads(x) for x in (text_root / ".dlw/serve/predictions.jsonl").read_text().splitlines()
     ]
     assert {line["input"]["chars"] for line in lines} == {len(t) for t in TEXTS}
-    assert all(set(line["input"]) == {"kind", "chars", "words", "tokens", "unk"} for line in lines)
+    summary = {"kind", "chars", "words", "tokens", "unk"}
+    assert all(set(line["input"]) - {"invariants"} == summary for line in lines)
+    # texts outside the length range seen at ingest are served and flagged (feature schema)
+    for line in lines:
+        flagged = line["input"].get("invariants", [])
+        assert all(f.startswith("text length outside") for f in flagged)
     log_text = (text_root / ".dlw/serve/predictions.jsonl").read_text()
     assert "tedious" not in log_text and "brilliant" not in log_text
 
@@ -179,7 +184,16 @@ def test_rows_are_predicted_and_bad_values_are_refused(table):
         json.loads(x) for x in (root / ".dlw/serve/predictions.jsonl").read_text().splitlines()
     ]
     assert len(lines) == 6
-    assert lines[-1]["input"] == {"kind": "row", "fields": len(rows[0]), "missing": 2}
+    assert lines[-1]["input"] == {
+        "kind": "row",
+        "fields": len(rows[0]),
+        "missing": 2,
+        # the table had no missing values: served, and flagged against the feature schema
+        "invariants": [
+            "mean texture missing (never missing at ingest)",
+            "size band missing (never missing at ingest)",
+        ],
+    }
     assert "Jane Doe" not in (root / ".dlw/serve/predictions.jsonl").read_text()
 
 
