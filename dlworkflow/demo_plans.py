@@ -6,10 +6,13 @@ demo's settings, and the data that arrives later for step 9 (monitor, then retra
     incoming = plan.write_incoming(root)  # what arrives in step 9
 
 Image classification (the default) is the MNIST story: 5,000 digits, then scanner B's 8x8
-digits. Regression is RAND's Health Insurance Experiment: the plans without an individual
-deductible first, then the individual-deductible plans arrive (a population the model has
-never seen: its covariates drift). Multi-label is Yeast: 1,900 genes with known functions,
-then 517 newly annotated genes.
+digits in two labelled batches: the first is monitored (drift, and the live accuracy falls
+far below the test estimate) and retrained on; the second arrives later and is monitored
+against the retrained champion (its digits never seen in training). Regression is RAND's
+Health Insurance Experiment: the plans without an individual deductible first, then the
+individual-deductible plans arrive (a population the model has never seen: its covariates
+drift). Multi-label is Yeast: 1,900 genes with known functions, then 517 newly annotated
+genes.
 """
 
 from __future__ import annotations
@@ -30,6 +33,12 @@ class DemoPlan:
     write_incoming: Callable[[Path], Path]  # step 9: the labelled data that arrives
     problem: dict[str, Any]  # `dlw define` fields
     settings: dict[str, Any] = field(default_factory=dict)  # dlworkflow.yaml keys
+    # step 9, the labels of the data that arrives (`dlw monitor --labels`): given the folder
+    # or file write_incoming / write_later returned, a CSV of id,label; None: unlabelled
+    write_labels: Callable[[Path], Path] | None = None
+    # step 9, a later batch from the same source, monitored (with its labels) against the
+    # champion the retrain left serving; None: no second batch
+    write_later: Callable[[Path], Path] | None = None
 
 
 DEMOS: Registry[DemoPlan] = Registry("demo task")
@@ -50,13 +59,40 @@ def _mnist_source(root: Path) -> str:
     return "builtin:mnist5k"
 
 
-def _scanner_b(root: Path) -> Path:
-    from dlworkflow.datasets import get_builtin
+SCANNER_B_FIRST = 1200  # of scikit-learn's 1,797 digits: the first batch; the rest later
 
-    incoming = root / "incoming" / "scanner-b"
+
+def _scanner_b_batch(root: Path, name: str, first: bool) -> Path:
+    """root/incoming/<name>/<label>/digits-<i>.png: scanner B's first SCANNER_B_FIRST digits,
+    or the rest (written once)."""
+    from dlworkflow.datasets.digits import _digits_rows, write_png_folder
+
+    incoming = root / "incoming" / name
     if not incoming.is_dir():
-        get_builtin("digits").materialise(incoming)
+        rows = list(_digits_rows())
+        batch = rows[:SCANNER_B_FIRST] if first else rows[SCANNER_B_FIRST:]
+        write_png_folder(incoming, batch, "digits")
     return incoming
+
+
+def _scanner_b(root: Path) -> Path:
+    return _scanner_b_batch(root, "scanner-b", True)
+
+
+def _scanner_b_later(root: Path) -> Path:
+    return _scanner_b_batch(root, "scanner-b-later", False)
+
+
+def _folder_labels(folder: Path) -> Path:
+    """<folder>-labels.csv beside a folder of class folders: id (the image's path in the
+    folder, the id `dlw monitor --inputs` gives it), label (its class folder)."""
+    path = folder.with_name(f"{folder.name}-labels.csv")
+    if not path.is_file():
+        rows = sorted(
+            f.relative_to(folder).as_posix() for f in folder.rglob("*.png") if f.is_file()
+        )
+        path.write_text("id,label\n" + "".join(f"{r},{r.split('/', 1)[0]}\n" for r in rows))
+    return path
 
 
 # The settings: a one-cycle schedule at lr 5e-3 reaches 0.97 validation accuracy on MNIST-5k
@@ -71,6 +107,8 @@ DEMOS.add(
         name="mnist-demo",
         write_source=_mnist_source,
         write_incoming=_scanner_b,
+        write_labels=_folder_labels,
+        write_later=_scanner_b_later,
         settings={
             "train.schedule": "onecycle",
             "train.learning_rate": 5e-3,

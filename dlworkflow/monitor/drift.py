@@ -39,7 +39,16 @@ if TYPE_CHECKING:
     from dlworkflow.config import Monitor
     from dlworkflow.tasks.base import Task
 
-GROUPS = ("input", "embedding", "prediction", "confidence", "ood", "performance")
+GROUPS = (
+    "input",
+    "embedding",
+    "prediction",
+    "confidence",
+    "ood",
+    "performance",
+    "numerics",
+    "age",
+)
 FEATURE_LABELS = {
     "width": "image width (px)",
     "height": "image height (px)",
@@ -766,6 +775,125 @@ def _onehot(live: Sample, where: np.ndarray, classes: list[str]) -> np.ndarray:
     for row, i in enumerate(where):
         onehot[row, index.get(str(live.labels[i]), 0)] = 1.0
     return onehot
+
+
+# ---- checks that are counts, not tests ------------------------------------------------------
+def non_finite_check(count: int, total: int) -> Check:
+    """Live predictions whose outputs (probabilities, confidence, value) are NaN or infinite:
+    any at all alerts (a numerically broken model); they are left out of the other checks."""
+    alert = count > 0
+    sentence = (
+        f"Non-finite outputs: {count:,} of {total:,} live predictions had NaN or infinite "
+        "outputs (probabilities or values); they are left out of the other checks. ALERT: "
+        "the model is numerically broken on these inputs."
+        if alert
+        else f"Non-finite outputs: none of the {total:,} live predictions: no alert."
+    )
+    return Check(
+        name="non_finite_outputs",
+        group="numerics",
+        test="count",
+        statistic=float(count),
+        p_value=None,
+        effect=count / total if total else 0.0,
+        threshold=0.0,
+        alert=alert,
+        sentence=sentence,
+        reference=0.0,
+        live=float(count),
+        details={"count": count, "total": total},
+    )
+
+
+def age_check(metadata: dict[str, Any], limit: float | None, *, now: Any = None) -> Check | None:
+    """The champion's age (its export time, metadata `created`) against
+    monitor.max_model_age_days; None when no limit is set or the export time is unknown."""
+    from datetime import UTC, datetime
+
+    created = metadata.get("created")
+    if limit is None or not created:
+        return None
+    try:
+        when = datetime.fromisoformat(str(created))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    age = ((now or datetime.now(UTC)) - when).total_seconds() / 86400.0
+    alert = age > float(limit)
+    version = metadata.get("version")
+    sentence = (
+        f"Model age: v{version} was exported {age:.1f} days ago ({created}); the limit "
+        f"(monitor.max_model_age_days) is {limit:g} days: "
+        + (
+            "ALERT: retrain it on recent data (`dlw retrain --data SOURCE`)."
+            if alert
+            else "no alert."
+        )
+    )
+    return Check(
+        name="model_age",
+        group="age",
+        test="export time",
+        statistic=round(age, 4),
+        p_value=None,
+        effect=None,
+        threshold=float(limit),
+        alert=alert,
+        sentence=sentence,
+        reference=float(limit),
+        live=round(age, 4),
+        details={"created": str(created), "version": version, "age_days": round(age, 4)},
+    )
+
+
+def online_offline(
+    checks: list[Check], metadata: dict[str, Any], *, metric_drop: float, task: Task
+) -> dict[str, Any] | None:
+    """The live metric (with its interval) against the champion's test estimate (with its
+    interval), from the performance check: they agree when the live interval reaches the
+    test interval widened by the allowed change (`allowed_change`: monitor.metric_drop in
+    the metric's units, or as a share of the test value for RMSE and MAE). None without a
+    tested performance check."""
+    check = next((c for c in checks if c.group == "performance"), None)
+    if check is None:
+        return None
+    metric = str(check.details.get("metric") or metadata.get("metric") or "")
+    base: dict[str, Any] = {
+        "version": metadata.get("version"),
+        "metric": metric,
+        "n": check.details.get("n"),
+    }
+    interval = check.details.get("interval")
+    test = metadata.get("test_value")
+    if check.statistic is None or not interval or not isinstance(test, (int, float)):
+        return {**base, "tested": False, "why": check.sentence}
+    from dlworkflow.errors import DlwError
+
+    try:
+        spec = task.metric(metric)
+    except DlwError:  # a classification metric the task's list lacks: bounded, higher better
+        spec = None
+    allowed = allowed_change(spec, float(test), metric_drop) if spec else float(metric_drop)
+    test_iv = metadata.get("test_interval") or [test, test]
+    low = min(float(test_iv[0]), float(test)) - allowed
+    high = max(float(test_iv[1]), float(test)) + allowed
+    agree = bool(interval[1] >= low and interval[0] <= high)
+    level = check.details.get("level")
+    return {
+        **base,
+        "tested": True,
+        "live": float(check.statistic),
+        "live_interval": [float(interval[0]), float(interval[1])],
+        "live_confidence": None if level is None else 1.0 - 2.0 * float(level),
+        "test_value": float(test),
+        "test_interval": [float(test_iv[0]), float(test_iv[1])],
+        "allowed_change": allowed,
+        "band": [low, high],
+        "higher_is_better": spec.higher_is_better if spec else True,
+        "agree": agree,
+        "alert": bool(check.alert),
+    }
 
 
 # ---- OOD scores ---------------------------------------------------------------------------

@@ -98,13 +98,19 @@ def _series(
 def figures(
     reference: Sample, live: Sample, drift: Drift, *, buckets: int, metadata: dict[str, Any]
 ) -> list[tuple[str, bytes]]:
-    """(caption, PNG) of every plot the data allows."""
+    """(caption, PNG) of every plot the data allows. The series over time only when the
+    live times span at least a second per bucket (`timeline`): times closer than that, as
+    of --inputs files written together, say nothing about arrival, and the records' order
+    (file names, often by class) would draw a false trend."""
     if len(live) == 0:
         return []
     task, target = metadata_task(metadata)
     names = [str(c) for c in metadata.get("classes") or []]
-    line = timeline(live, buckets=buckets)
     series, distributions = PREDICTION_FIGURES[task.kind]
+    finite = live.ts[np.isfinite(live.ts)]
+    if len(finite) == 0 or float(finite.max() - finite.min()) < buckets:
+        return [distributions(reference, live, drift, names)]
+    line = timeline(live, buckets=buckets)
     out = series(reference, live, drift, line, names)
     inputs = _inputs(reference, live, line)
     if inputs is not None:
@@ -472,7 +478,8 @@ PREDICTION_FIGURES: dict[
 def render(result: MonitorResult, pngs: list[tuple[str, bytes]]) -> str:
     status = result.status
     css = VERDICT_CLASS.get(status, "NONE")
-    reasons = [c.sentence for c in result.checks_objects if c.alert]
+    every = [*result.checks_objects, *result.counts_objects]
+    reasons = [c.sentence for c in every if c.alert]
     summary = (
         f"<p class='verdict {css}'>{esc(status)}: {esc(result.headline)}</p>"
         + (bullet_list(reasons, "findings") if reasons else "")
@@ -480,7 +487,7 @@ def render(result: MonitorResult, pngs: list[tuple[str, bytes]]) -> str:
         + (bullet_list(result.notes) if result.notes else "")
     )
     sections = [Section("summary", "Monitoring verdict", summary)]
-    if result.checks_objects:
+    if every:
         rows = [
             (
                 c.name,
@@ -492,18 +499,21 @@ def render(result: MonitorResult, pngs: list[tuple[str, bytes]]) -> str:
                 _num(c.threshold),
                 "ALERT" if c.alert else "-",
             )
-            for c in result.checks_objects
+            for c in every
         ]
         body = (
             f"<p>{result.m} statistical checks; each alerts when p &lt; alpha / m = "
             f"{esc(f'{result.level:.3g}')} (monitor.alpha {esc(result.alpha)}, Bonferroni) "
-            "and its effect reaches the threshold.</p>"
+            "and its effect reaches the threshold. Two counts run on every monitor, outside "
+            "the Bonferroni family: non-finite outputs (numerics: any NaN or infinite "
+            "probability or value alerts) and the champion's age (age: alerts past "
+            "monitor.max_model_age_days).</p>"
             + table(
                 ["check", "group", "test", "statistic", "p-value", "effect", "threshold", "alert"],
                 rows,
                 numeric=True,
             )
-            + bullet_list([c.sentence for c in result.checks_objects], "findings")
+            + bullet_list([c.sentence for c in every], "findings")
         )
         sections.append(Section("checks", "Checks", body))
     if pngs:
@@ -557,7 +567,13 @@ _METHOD = (
     "at the same level; alert when the bound is worse than the test estimate by more than "
     "monitor.metric_drop (in the metric's direction: for a lower-is-better metric such as "
     "RMSE, when its lower bound exceeds the test estimate by more than metric_drop x the "
-    "test estimate).</li></ul>"
+    "test estimate). Offline against online: the live interval is set beside the test "
+    "interval; they agree when the live interval reaches the test interval widened by the "
+    "allowed change (the row 'live vs test', recorded for `dlw audit`).</li>"
+    "<li><b>numerics</b>: live predictions whose outputs (probabilities, confidence, value) "
+    "are NaN or infinite; any at all alerts, and they are left out of the other checks.</li>"
+    "<li><b>age</b>: days since the champion was exported, against "
+    "monitor.max_model_age_days.</li></ul>"
     "<p>Bonferroni over the checks keeps the chance of any false alarm on in-distribution "
     "traffic at most monitor.alpha; an effect threshold keeps statistically significant but "
     "negligible shifts (common with large samples) from alerting. The tests treat the live "

@@ -68,6 +68,7 @@ class LogRead:
     skipped: int  # malformed lines
     other_versions: dict[int, int]  # model version -> records not used
     before_since: int
+    non_finite: int = 0  # records of this version whose outputs are NaN or infinite (not used)
 
 
 class InputsError(DlwError):
@@ -93,6 +94,20 @@ def parse_ts(value: Any) -> float:
 
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def non_finite_outputs(record: Any) -> bool:
+    """A prediction record whose outputs (confidence, value, class or label probabilities)
+    hold a NaN or an infinite number: what a numerically broken model serves."""
+    if not isinstance(record, dict):
+        return False
+    numbers = [record.get("confidence"), record.get("value")]
+    probs = record.get("probs")
+    if isinstance(probs, list):
+        numbers += probs
+    return any(
+        isinstance(v, float) and not math.isfinite(v) for v in numbers if not isinstance(v, bool)
+    )
 
 
 def valid_record(record: Any) -> bool:
@@ -209,7 +224,7 @@ def read_log(
     most the newest `window`."""
     files = log_files(root)
     out: list[dict[str, Any]] = []
-    lines = skipped = before = 0
+    lines = skipped = before = non_finite = 0
     others: dict[int, int] = {}
     for path in reversed(files):  # newest file first
         file_valid = file_newer = False
@@ -221,6 +236,9 @@ def read_log(
                 record = json.loads(line)
             except (ValueError, RecursionError):
                 skipped += 1
+                continue
+            if non_finite_outputs(record) and _counts_as(record, version, since):
+                non_finite += 1
                 continue
             if not valid_record(record):
                 skipped += 1
@@ -249,7 +267,14 @@ def read_log(
         skipped=skipped,
         other_versions=others,
         before_since=before,
+        non_finite=non_finite,
     )
+
+
+def _counts_as(record: dict[str, Any], version: int, since: float | None) -> bool:
+    """A record of model `version` inside the --since window (its outputs aside)."""
+    ts = parse_ts(record.get("ts"))
+    return record.get("model_version") == version and (since is None or ts >= since)
 
 
 # ---- --inputs: recent inputs through the champion -----------------------------------------
@@ -258,6 +283,7 @@ class InputsRead:
     records: list[dict[str, Any]]
     files: list[Path]
     skipped: list[tuple[str, str]]  # (item, reason)
+    non_finite: int = 0  # inputs whose outputs came out NaN or infinite (not used)
 
 
 def read_inputs(project: Workspace, bundle: Bundle, path: str | Path) -> InputsRead:
@@ -289,7 +315,7 @@ def read_inputs(project: Workspace, bundle: Bundle, path: str | Path) -> InputsR
         result = InputsRead([], files, [])
         for file in files:
             _table_records(project, bundle, file, result)
-    if not result.records:
+    if not result.records and not result.non_finite:
         raise InputsError(
             f"--inputs {path} holds nothing the model can predict.",
             expected="image files"
@@ -365,6 +391,9 @@ def _predict(
     probs, emb = infer(bundle, x)
     made = records(bundle, summaries, probs, emb, ids=[ids[i] for i in keep])
     for i, record in zip(keep, made):
+        if non_finite_outputs(record):
+            result.non_finite += 1
+            continue
         record["ts"] = datetime.fromtimestamp(stamps[i], UTC).isoformat(timespec="milliseconds")
         if raw is not None:
             record["values"] = raw[i]

@@ -20,6 +20,10 @@
              champion >= retrain.margin on the rows of retrain.compare_on (in the metric's
              direction: champion - challenger >= margin for RMSE); the decision and the
              numbers go to the ledger.
+   staleness the champion on this addition's sealed fresh slice against its test estimate:
+             the decay with its interval (staleness.py), outputs["staleness"] of the
+             ledger step "retrain", one per addition (the trend `dlw audit` and the report
+             show).
 
 `.dlw/retrain/state.json` records each finished stage (retrain_state.py): a killed retrain,
 run again with the same --data, continues where it stopped.
@@ -70,6 +74,7 @@ class RetrainResult(StepResult):
     dataset_version: str
     warm_start: bool
     comparison: dict[str, Any] | None = None
+    staleness: dict[str, Any] | None = None  # the champion's decay on this addition
     slices: dict[str, dict[str, Any]] = field(default_factory=dict)  # SplitInfo.slices
     seal: str = ""  # the test seal (unchanged by the retrain unless warned)
     resumed: list[str] = field(default_factory=list)  # stages taken from an interrupted run
@@ -107,6 +112,10 @@ class RetrainResult(StepResult):
             rows.append(("challenger's test", self.verdict))
         if self.warm_start:
             rows.append(("warm start", f"from the champion v{self.champion}'s weights"))
+        if self.staleness:
+            from dlworkflow.monitor.staleness import trend_words
+
+            rows += [("staleness", line) for line in trend_words([self.staleness])]
         rows += _comparison_rows(self.comparison, margin=self.margin, on=self.compare_on)
         rows += [
             (name, f"{s['n']:,} sealed fresh samples (seal {s['seal_hash'][:12]})")
@@ -178,9 +187,11 @@ class _Retrain:
         """The ledger step "retrain": compare (when there is a challenger), decide, promote."""
         comparison = None
         with self.project.step("retrain", inputs=self._inputs(champion, challenger)) as run:
+            staleness = None
             if unchanged:
                 decision = Decision(UNCHANGED, unchanged)
             else:
+                staleness = self._staleness(champion)
                 if challenger is not None:
                     comparison = self._compare(champion, challenger)
                 decision = decide(
@@ -192,6 +203,8 @@ class _Retrain:
             if decision.promote and challenger is not None:
                 V.promote(self.root, challenger)
             record = self._record(decision, champion, challenger, verdict, comparison)
+            if staleness is not None:
+                record["staleness"] = staleness
             run.outputs = {"hash": sha256_json(record), **record}
             run.summary = {"headline": f"{decision.outcome}: {decision.reason}", **record}
         self.state.finish(self.project, record)
@@ -442,6 +455,27 @@ class _Retrain:
             on=on,
         )
 
+    def _staleness(self, champion: int) -> dict[str, Any] | None:
+        """The champion on this addition's sealed fresh slice against its test estimate
+        (staleness.py); None when the addition put no sample in its fresh slice."""
+        from dlworkflow.errors import DlwError
+        from dlworkflow.monitor.staleness import decay
+        from dlworkflow.store import read_split_info
+
+        name = f"fresh{self.state.addition}"
+        if name not in (read_split_info(self.project).slices or {}):
+            return None
+        try:
+            return decay(
+                self.project,
+                V.version_folder(self.root, champion),
+                name,
+                addition=self.state.addition,
+            )
+        except DlwError as exc:
+            self.warnings.append(f"the champion's decay on {name} was not measured: {exc.what}")
+            return None
+
     # ---- helpers ---------------------------------------------------------------------------
     def _kept(self, step: str) -> bool:
         """A stage this retrain finished before, whose output is still the current one."""
@@ -538,6 +572,7 @@ class _Retrain:
             dataset_version=record["dataset_version"] or "",
             warm_start=self.state.warm_start,
             comparison=comparison,
+            staleness=record.get("staleness"),
             slices=dict(info.slices),
             seal=info.seal_hash,
             resumed=list(dict.fromkeys(self.resumed)),

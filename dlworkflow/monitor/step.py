@@ -56,8 +56,14 @@ class MonitorResult(StepResult):
     notes: list[str] = field(default_factory=list)
     webhook: dict[str, Any] | None = None
     labelled: int | None = None
+    non_finite: int = 0  # live predictions with NaN or infinite outputs (left out)
+    online: dict[str, Any] | None = None  # live metric vs test estimate (with --labels)
     project_name: str = ""
     checks_objects: list[Check] = field(default_factory=list, repr=False)
+    # the checks that are counts, not tests (outside the Bonferroni family of `checks`): non-
+    # finite outputs and the champion's age; run on every monitor whatever the sample size
+    counts: list[dict[str, Any]] = field(default_factory=list)
+    counts_objects: list[Check] = field(default_factory=list, repr=False)
     pngs: list[tuple[str, bytes]] = field(default_factory=list, repr=False)
 
     @property
@@ -66,13 +72,14 @@ class MonitorResult(StepResult):
 
     @property
     def alerts(self) -> list[dict[str, Any]]:
-        return [c for c in self.checks if c.get("alert")]
+        return [c for c in [*self.checks, *self.counts] if c.get("alert")]
 
     @property
     def headline(self) -> str:
         if self.status == "ALERT":
             names = ", ".join(c["name"].removeprefix("column:") for c in self.alerts)
-            return f"{len(self.alerts)} of {self.m} checks alert ({names})"
+            total = len(self.checks) + len(self.counts)
+            return f"{len(self.alerts)} of {total} checks alert ({names})"
         if self.status == "OK":
             return f"no drift in {self.n_live:,} live predictions ({self.m} checks)"
         return f"{self.n_live:,} live predictions: fewer than monitor.min_samples; nothing tested"
@@ -98,6 +105,10 @@ class MonitorResult(StepResult):
             )
         if self.labelled is not None:
             rows.append(("labelled", f"{self.labelled:,} live predictions with a label"))
+        if self.online and self.online.get("tested"):
+            rows.append(("live vs test", online_words(self.online)))
+        if self.non_finite:
+            rows.append(("non-finite", f"{self.non_finite:,} predictions with NaN/inf outputs"))
         if self.skipped:
             rows.append(("skipped", f"{self.skipped:,} unusable lines or inputs"))
         if self.webhook is not None:
@@ -114,7 +125,10 @@ class MonitorResult(StepResult):
 
     def rows(self) -> list[tuple[str, Any]]:
         rows = [("verdict", f"{self.status}: {self.headline}"), *self.facts()]
-        rows += [(("ALERT " if c["alert"] else "") + c["name"], c["sentence"]) for c in self.checks]
+        rows += [
+            (("ALERT " if c["alert"] else "") + c["name"], c["sentence"])
+            for c in [*self.checks, *self.counts]
+        ]
         rows += [("note", note) for note in self.notes]
         if self.report is not None:
             rows.append(("report", str(self.report)))
@@ -136,7 +150,10 @@ class MonitorResult(StepResult):
             "skipped": self.skipped,
             "other_versions": {str(k): v for k, v in self.other_versions.items()},
             "labelled": self.labelled,
+            "non_finite": self.non_finite,
+            "online": self.online,
             "checks": self.checks,
+            "counts": self.counts,
             "notes": self.notes,
             "webhook": self.webhook,
             "exit_code": self.exit_code,
@@ -154,6 +171,22 @@ class MonitorResult(StepResult):
             (caption, "data:image/png;base64," + base64.b64encode(png).decode("ascii"))
             for caption, png in self.pngs
         ]
+
+
+def online_words(online: dict[str, Any]) -> str:
+    """ "accuracy 0.62 [0.55, 0.69] live (n=600) vs test 0.96 [0.95, 0.98]: disagree"."""
+    lo, hi = online["live_interval"]
+    tlo, thi = online["test_interval"]
+    return (
+        f"{online['metric']} {online['live']:.4g} [{lo:.4g}, {hi:.4g}] live (v{online['version']}, "
+        f"n={online.get('n') or 0:,}) vs test {online['test_value']:.4g} [{tlo:.4g}, {thi:.4g}]: "
+        + (
+            "agree"
+            if online["agree"]
+            else f"disagree (the live interval misses the test interval "
+            f"± {online['allowed_change']:.3g}, monitor.metric_drop)"
+        )
+    )
 
 
 def monitor(
@@ -209,9 +242,22 @@ def monitor(
                 "n": result.n_live,
                 "alerts": [c["name"] for c in result.alerts],
                 "checks": [
-                    {k: c.get(k) for k in ("name", "group", "p_value", "effect", "alert")}
-                    for c in result.checks
+                    {
+                        k: c.get(k)
+                        for k in (
+                            "name",
+                            "group",
+                            "statistic",
+                            "p_value",
+                            "effect",
+                            "threshold",
+                            "alert",
+                        )
+                    }
+                    for c in [*result.checks, *result.counts]
                 ],
+                "online": result.online,
+                "age": _age_record(result),
             }
             run.outputs = {
                 "hash": sha256_json(record),
@@ -237,7 +283,7 @@ def _monitor(
     webhook: str | None,
     write: bool,
 ) -> MonitorResult:
-    from dlworkflow.monitor.drift import run_checks
+    from dlworkflow.monitor.drift import online_offline, run_checks
     from dlworkflow.monitor.logread import to_sample
     from dlworkflow.monitor.reference import load_reference
     from dlworkflow.runtime.bundle import load_bundle
@@ -246,7 +292,7 @@ def _monitor(
     bundle = load_bundle(folder)
     reference = load_reference(project, bundle)
     ref_sample = to_sample(reference.records)
-    live, source, skipped, others = _live(
+    live, source, skipped, others, non_finite = _live(
         project, bundle, inputs=inputs, since=since, window=window or config.window
     )
     notes = _notes(reference, live, others, labels)
@@ -266,6 +312,7 @@ def _monitor(
         skipped=skipped,
         other_versions=others,
         notes=notes,
+        non_finite=non_finite,
         project_name=project.config.name,
     )
     if len(live) >= config.min_samples:
@@ -279,6 +326,9 @@ def _monitor(
             classes=bundle.classes,
         )
         _fill(result, drift)
+        result.online = online_offline(
+            drift.checks, bundle.metadata, metric_drop=config.metric_drop, task=bundle.task
+        )
         if write:
             from dlworkflow.monitor.html import figures
 
@@ -291,6 +341,7 @@ def _monitor(
             f"{len(live):,} live predictions of v{bundle.version}: fewer "
             f"than monitor.min_samples ({config.min_samples}); no test ran.",
         )
+    _add_checks(result, bundle.metadata, config)
     if write:
         _write(project, result)
     url = webhook or config.webhook
@@ -301,6 +352,35 @@ def _monitor(
     return result
 
 
+def _add_checks(result: MonitorResult, metadata: dict[str, Any], config: Any) -> None:
+    """The checks that are counts, run on every monitor whatever the sample size: outputs
+    that are NaN or infinite, and the champion's age against monitor.max_model_age_days."""
+    from dlworkflow.monitor.drift import age_check, non_finite_check
+
+    extra = [non_finite_check(result.non_finite, result.n_live + result.non_finite)]
+    age = age_check(metadata, config.max_model_age_days)
+    if age is not None:
+        extra.append(age)
+    result.counts_objects = extra
+    result.counts = [c.as_dict() for c in extra]
+    if any(c.alert for c in extra):
+        result.status = "ALERT"
+
+
+def _age_record(result: MonitorResult) -> dict[str, Any] | None:
+    check = next((c for c in result.counts if c.get("name") == "model_age"), None)
+    if check is None:
+        return None
+    details = check.get("details") or {}
+    return {
+        "version": result.version,
+        "created": details.get("created"),
+        "age_days": check.get("statistic"),
+        "limit_days": check.get("threshold"),
+        "alert": bool(check.get("alert")),
+    }
+
+
 def _live(
     project: Workspace,
     bundle: Bundle,
@@ -308,7 +388,7 @@ def _live(
     inputs: str | Path | None,
     since: float | None,
     window: int | None,
-) -> tuple[Sample, str, int, dict[int, int]]:
+) -> tuple[Sample, str, int, dict[int, int], int]:
     from dlworkflow.monitor.logread import file_age_note, parse_ts, read_inputs, read_log, to_sample
 
     if inputs is not None:
@@ -318,13 +398,14 @@ def _live(
             records = [r for r in records if parse_ts(r["ts"]) >= since]
         if window is not None:
             records = records[-window:]
-        return to_sample(records), f"--inputs {inputs}", len(read.skipped), {}
+        return to_sample(records), f"--inputs {inputs}", len(read.skipped), {}, read.non_finite
     log = read_log(project.root, version=bundle.version, since=since, window=window)
     return (
         to_sample(log.records),
         f"prediction log ({file_age_note(log.files)})",
         log.skipped,
         log.other_versions,
+        log.non_finite,
     )
 
 
@@ -404,7 +485,7 @@ def _send(project: Workspace, result: MonitorResult, url: str) -> None:
         version=result.version,
         status=result.status,
         headline=result.headline,
-        checks=result.checks,
+        checks=[*result.checks, *result.counts],
         report=str(result.report) if result.report else None,
         n_live=result.n_live,
         window=result.window,

@@ -275,11 +275,19 @@ def prediction_quality_not_regressed(ev: Evidence) -> Judgement:
                 failed=True,
             )
         text += f" (v{before['version']}: {before.get('test_value', float('nan')):.4f})"
-    live = [
+    champion = (ev.champion or {}).get("version")
+    labelled = [
         r
         for r in ev.history("monitor")
         if any(c.get("group") == "performance" for c in r.outputs.get("checks") or [])
     ]
+    # the monitor runs of the champion now serving: a run on a replaced model is history
+    live = [r for r in labelled if r.outputs.get("version") == champion]
+    if labelled and not live:
+        text += (
+            f"; the labelled monitor runs judged v{labelled[-1].outputs.get('version')}, "
+            f"since replaced by v{champion}"
+        )
     if live:
         last = live[-1]
         failed = any(
