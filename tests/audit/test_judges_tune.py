@@ -50,14 +50,16 @@ class Ev:
 
     def __init__(
         self,
-        tune: list[tuple[str, dict]] = (),  # (status, summary) in ledger order
-        train: list[dict] = (),  # summaries of done train runs, one config each
+        tune: list[tuple[str, dict]] = (),  # (status, summary), ledger runs 10, 11, ...
+        train: list[tuple[int, dict]] = (),  # (ledger run, summary) of done train runs
         lr_find: bool = False,
     ) -> None:
-        self._tune = [SimpleNamespace(status=st, summary=su) for st, su in tune]
+        self._tune = [
+            SimpleNamespace(id=10 + i, status=st, summary=su) for i, (st, su) in enumerate(tune)
+        ]
         self._train = [
-            SimpleNamespace(status="done", summary=s, config_hash=f"c{i}")
-            for i, s in enumerate(train)
+            SimpleNamespace(id=run, status="done", summary=s, config_hash=f"c{run}")
+            for run, s in train
         ]
         self.lr_find_plot = Path("reports/lr_find.png") if lr_find else None
 
@@ -74,18 +76,21 @@ class Ev:
         return self._train[-1] if self._train else None
 
 
-TRAINED = {"metric": "accuracy", "val_metric": 0.9787, "epochs_run": 3}
+TRAINED = (5, {"metric": "accuracy", "val_metric": 0.9787, "epochs_run": 3})
+RETRAINED = (12, {"metric": "accuracy", "val_metric": 0.95, "epochs_run": 1})  # after the study
 
 
 def test_a_default_space_study_earns_the_point_with_its_numbers() -> None:
-    got = hyperparameters_tuned(Ev(tune=[("done", tune_summary())], train=[TRAINED]))
+    got = hyperparameters_tuned(Ev(tune=[("done", tune_summary())], train=[TRAINED, RETRAINED]))
     assert got.points == 1.0 and not got.failed
     text = got.evidence
     assert "the default space for small_cnn (scratch strategy): 6 parameters" in text
     assert "(tune.space is empty)" in text
     assert "4 trials (4 complete, 0 pruned, 0 failed) of up to 1 epoch;" in text
     assert "best validation accuracy 0.9078 (trial 1)" in text
-    assert "against 0.9787 for the trained configuration (best of 3 epochs)" in text
+    # beside the configuration trained before the study (not the retrain after it)
+    assert "against 0.9787 for the configuration trained before it (ledger run 5, " in text
+    assert "best of 3 epochs)" in text
     assert "nothing applied (`dlw tune --apply`" in text
 
 
@@ -95,7 +100,7 @@ def test_a_configured_space_is_named_as_configured() -> None:
     assert got.points == 1.0
     assert "searched tune.space of dlworkflow.yaml (1 parameter)" in got.evidence
     assert "default" not in got.evidence and "written into dlworkflow.yaml" in got.evidence
-    assert "trained configuration" not in got.evidence  # no train run to compare with
+    assert "trained before it" not in got.evidence  # no train run to compare with
 
 
 def test_without_a_finished_study_the_next_step_is_dlw_tune() -> None:
@@ -104,7 +109,9 @@ def test_without_a_finished_study_the_next_step_is_dlw_tune() -> None:
     assert nothing.next_step.startswith("`dlw tune` (no configuration needed")
     assert "dlw config show" in nothing.next_step
     # an interrupted study is not a finished search; a range test earns half
-    half = hyperparameters_tuned(Ev(tune=[("failed", {})], train=[TRAINED, TRAINED], lr_find=True))
+    half = hyperparameters_tuned(
+        Ev(tune=[("failed", {})], train=[TRAINED, RETRAINED], lr_find=True)
+    )
     assert half.points == 0.5 and half.next_step.startswith("`dlw tune`")
     assert "a `dlw tune` run that did not finish (failed)" in half.evidence
     assert "2 training configurations compared" in half.evidence

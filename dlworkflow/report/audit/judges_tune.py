@@ -24,7 +24,9 @@ TUNE_STEP = (
 def hyperparameters_tuned(ev: Evidence) -> Judgement:
     studies = ev.history("tune")  # finished runs of `dlw tune`
     if studies:
-        return Judgement(1.0, _study_evidence(studies[-1].summary, ev))
+        study = studies[-1]
+        before = [r for r in ev.history("train") if r.id < study.id]  # what the study started from
+        return Judgement(1.0, _study_evidence(study.summary, before[-1] if before else None))
     configs = {r.config_hash for r in ev.history("train")}
     found = []
     if ev.lr_find_plot is not None:
@@ -43,7 +45,8 @@ def hyperparameters_tuned(ev: Evidence) -> Judgement:
     )
 
 
-def _study_evidence(s: dict[str, Any], ev: Evidence) -> str:
+def _study_evidence(s: dict[str, Any], trained: Any) -> str:
+    """The study's record in words; `trained`: the train run before it (or None)."""
     metric = s.get("metric") or "metric"
     if s.get("space_source") == "default":
         space = f"the {s.get('space_basis') or 'default search space'} (tune.space is empty)"
@@ -54,20 +57,21 @@ def _study_evidence(s: dict[str, Any], ev: Evidence) -> str:
         )
     epochs = s.get("epochs")
     trials = (
-        f"{s.get('n_trials')} trials ({s.get('n_complete')} complete, {s.get('n_pruned')} "
+        f"{_count(s.get('n_trials'), 'trial')} ({s.get('n_complete')} complete, "
+        f"{s.get('n_pruned')} "
         f"pruned, {s.get('n_failed')} failed)"
-        + (f" of up to {epochs} epoch{'s' * (epochs != 1)}" if epochs else "")
+        + (f" of up to {_count(epochs, 'epoch')}" if epochs else "")
     )
     best = s.get("best_value")
     text = (
         f"`dlw tune` searched {space} on the validation split: study {s.get('study')}, "
         f"{trials}; best validation {metric} {_num(best)} (trial {s.get('best_trial')})"
     )
-    train = ev.train.summary if ev.train is not None else {}
+    train = trained.summary if trained is not None else {}
     if train.get("val_metric") is not None and train.get("metric") in (None, metric):
         text += (
-            f", against {_num(train['val_metric'])} for the trained configuration "
-            f"(best of {train.get('epochs_run')} epochs)"
+            f", against {_num(train['val_metric'])} for the configuration trained before it "
+            f"(ledger run {trained.id}, best of {_count(train.get('epochs_run'), 'epoch')})"
         )
     applied = (
         "its best parameters were written into dlworkflow.yaml (--apply)"
@@ -75,6 +79,10 @@ def _study_evidence(s: dict[str, Any], ev: Evidence) -> str:
         else "nothing applied (`dlw tune --apply` writes the best parameters)"
     )
     return f"{text}; {applied}; reports/tune.html"
+
+
+def _count(n: Any, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _num(value: Any) -> str:

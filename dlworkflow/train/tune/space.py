@@ -150,7 +150,7 @@ def default_space(
             f"around {lr:.3g}, higher: a linear head on fixed features",
             type="log_uniform",
             low=_round(lr / 3),
-            high=_round(min(lr * 30, 1.0)),
+            high=_round(min(lr * 30, max(1.0, lr * 3))),  # at most 1 unless lr is above 1/3
         )
         add(
             "train.weight_decay",
