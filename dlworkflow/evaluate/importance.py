@@ -46,6 +46,7 @@ MAX_FEATURES = 32  # tables: features measured (the rest are listed as not measu
 MAX_ROWS = 5000  # tables: validation rows used
 MAX_FORWARDS = {"image": 1024, "text": 4096}  # single-sample forward passes, at most
 BATCH = 512
+TINY = 1e-9  # a fall this small is no fall (rounding of differences of equal scores)
 WORD = re.compile(r"[^\W\d_]{2,}")
 
 Score = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (outputs, weights (B, n)) -> (B,)
@@ -124,7 +125,7 @@ def importance_section(
         "baseline": finite(base_value),
         "confidence": confidence,
         "features": entries,
-        "flagged": [e["name"] for e in entries if e["low"] is not None and e["low"] <= 0],
+        "flagged": [e["name"] for e in entries if e["low"] is not None and e["low"] <= TINY],
     }
     report["summary"] = summary(report)
     report["seconds"] = round(time.perf_counter() - start, 3)

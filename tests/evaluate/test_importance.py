@@ -1,7 +1,7 @@
 """Which inputs the model relies on (evaluate.importance), measured on validation for the
-current model: permutation importance of a real table (breast cancer, with a column of pure
-noise planted: its permutation cannot hurt, so it is flagged), occlusion of real digits, and
-word ablation of real reviews."""
+current model: permutation importance of a real table (breast cancer, with a column of one
+value planted: its permutation cannot hurt, so it is flagged; and one of pure noise),
+occlusion of real digits, and word ablation of real reviews."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ def cancer(tmp_path_factory: pytest.TempPathFactory) -> Project:
     folder = tmp_path_factory.mktemp("importance")
     table = load_table()[["mean radius", "mean texture", "worst concave points", "label"]]
     table.insert(0, "noise", np.random.default_rng(0).normal(size=len(table)))
+    table.insert(0, "site", "clinic A")
     source = folder / "cancer.parquet"
     table.to_parquet(source, index=False)
     project = trained(
@@ -46,13 +47,15 @@ def test_permutation_importance_flags_the_feature_that_does_not_help(cancer: Pro
     assert imp["split"] == "val" and imp["modality"] == "tabular"
     assert imp["weights_sha256"] == cancer.upstream_hash("train")  # the current model's
     names = {e["name"] for e in imp["features"]}
-    assert names == {"noise", "mean radius", "mean texture", "worst concave points"}
+    assert names == {"site", "noise", "mean radius", "mean texture", "worst concave points"}
     for e in imp["features"]:
         assert e["low"] <= e["drop"] <= e["high"]
-    assert "noise" in imp["flagged"]  # shuffling pure noise cannot hurt
+    site = next(e for e in imp["features"] if e["name"] == "site")
+    assert site["drop"] == site["low"] == site["high"] == 0  # shuffling one value: no change
+    assert "site" in imp["flagged"]
     top = imp["features"][0]
-    assert top["name"] != "noise" and top["low"] > 0  # the best feature clearly helps
-    assert "permutation" in imp["summary"] and "noise" in imp["summary"]
+    assert top["name"] not in ("noise", "site") and top["low"] > 0  # it clearly helps
+    assert "permutation" in imp["summary"] and "site" in imp["summary"]
     saved = json.loads((cancer.root / "reports/evaluate/val/metrics.json").read_text())
     assert saved["importance"] == imp
 
