@@ -153,6 +153,24 @@ def _part(root: Path, name: str, load: Callable[[], Any], select: Callable[[Any]
     return write_parquet_source(folder, name, select(load()).reset_index(drop=True))
 
 
+def _table_labels(file: Path) -> Path:
+    """<stem>-labels.csv beside a table with a `label` column: id (the row as `dlw monitor
+    --inputs` names it, "<file>:row <n>", 1-based), label (as written in the table)."""
+    import csv
+
+    import pandas as pd
+
+    path = file.with_name(f"{file.stem}-labels.csv")
+    if not path.is_file():
+        labels = pd.read_parquet(file, columns=["label"])["label"]
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["id", "label"])
+            for k, label in enumerate(labels, start=1):
+                writer.writerow([f"{file.name}:row {k}", str(label)])
+    return path
+
+
 def _randhie_part(root: Path, idp: float, name: str) -> Path:
     from dlworkflow.datasets.randhie import load_table
 
@@ -166,6 +184,7 @@ DEMOS.add(
         name="randhie-demo",
         write_source=lambda root: str(_randhie_part(root, 0.0, "randhie-no-deductible")),
         write_incoming=lambda root: _randhie_part(root, 1.0, "randhie-individual-deductible"),
+        write_labels=_table_labels,
         settings={"train.epochs": 8, "retrain.warm_start": True, "retrain.epochs": 3},
         problem={
             "objective": "Predict the number of outpatient doctor visits in a year from a "
@@ -206,6 +225,7 @@ DEMOS.add(
         name="yeast-demo",
         write_source=lambda root: str(_yeast_part(root, True, "yeast-known")),
         write_incoming=lambda root: _yeast_part(root, False, "yeast-new"),
+        write_labels=_table_labels,
         settings={"train.epochs": 20, "retrain.warm_start": True, "retrain.epochs": 5},
         problem={
             "objective": "Suggest the functional classes of a yeast gene from its expression "

@@ -162,3 +162,21 @@ def test_monitor_alerts_on_a_champion_older_than_the_limit(digits, tmp_path):
     finally:
         digits.update_config({"monitor.max_model_age_days": 90.0})
     assert math.isfinite(age["statistic"])
+
+
+def test_the_demo_labels_scanner_b_in_two_disjoint_batches(tmp_path):
+    """The MNIST demo's step 9 data: 1,200 digits first, the other 597 later, each with a
+    labels CSV whose ids are the paths `--inputs` gives (label = the class folder)."""
+    from dlworkflow.demo_plans import demo_plan
+    from dlworkflow.monitor.logread import _image_files, read_labels
+
+    plan = demo_plan("image-classification")
+    first, later = plan.write_incoming(tmp_path), plan.write_later(tmp_path)
+    seen = {}
+    for folder, n in ((first, 1200), (later, 597)):
+        labels = read_labels(plan.write_labels(folder))
+        ids = {f.relative_to(folder).as_posix() for f in _image_files(folder)}
+        assert len(labels) == n and set(labels) == ids
+        assert all(label == key.split("/")[0] for key, label in labels.items())
+        seen[folder.name] = {(folder / key).read_bytes() for key in labels}
+    assert first != later and len(seen["scanner-b"] | seen["scanner-b-later"]) > 1700
