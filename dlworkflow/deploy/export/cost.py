@@ -104,4 +104,3 @@ def _one_column(prep: dict[str, Any], name: str) -> dict[str, Any]:
     else:
         alone["categories"] = {name: prep["categories"][name]}
     return alone
-
