@@ -74,12 +74,12 @@ def file_state(root: Path, name: str) -> dict[str, Any]:
 def _state(entries: list[str], commit: str | None, *, exists: bool) -> str:
     if not entries:
         return COMMITTED if commit and exists else UNTRACKED
-    kind, _, rest = entries[0].partition(" ")
-    if kind == "?":
-        return UNTRACKED
-    if kind == "!":
+    kinds = {line.partition(" ")[0] for line in entries}
+    if "!" in kinds:  # (beside "1 D." when it was just removed from the index)
         return IGNORED
-    xy = rest[:2]
+    if "?" in kinds:
+        return UNTRACKED
+    xy = entries[0].partition(" ")[2][:2]
     if xy[:1] == "A":
         return ADDED
     if xy[:1] == "D":  # removed from the index (git rm --cached): no longer tracked
@@ -95,3 +95,42 @@ def committed_text(root: Path, name: str) -> str | None:
         return None
     return done.stdout if done.returncode == 0 else None
 
+
+#: Who commits for `dlw demo` (a scripted user), whatever git's user.name/email say; no
+#: signing, no hooks (a fresh repository's hooks come from the user's init template).
+DEMO_COMMITTER = (
+    "-c",
+    "user.name=dlw demo",
+    "-c",
+    "user.email=demo@dlworkflow.invalid",
+    "-c",
+    "commit.gpgsign=false",
+    "-c",
+    "core.hooksPath=/dev/null",
+)
+
+
+def init_and_commit(root: Path, names: list[str], message: str) -> dict[str, Any]:
+    """`git init` in root, then commit `names` (relative to root) as the demo's scripted
+    user (DEMO_COMMITTER): {"state": committed | "git not installed" | "git failed: ...",
+    "commit": the new HEAD or None}. Four git calls; never raises. For `dlw demo` only:
+    dlworkflow never commits a user's files."""
+    if shutil.which(GIT[0]) is None:
+        return {"state": NO_GIT, "commit": None}
+    calls = (
+        ("-c", "init.defaultBranch=main", "init", "-q"),
+        ("add", "--", *names),
+        (*DEMO_COMMITTER, "commit", "-q", "--no-verify", "-m", message, "--", *names),
+        ("rev-parse", "HEAD"),
+    )
+    try:
+        for args in calls:
+            done = git(root, *args)
+            if done.returncode != 0:
+                why = (done.stderr.strip().splitlines() or ["no message"])[-1]
+                return {"state": f"git failed: {why[:200]}", "commit": None}
+    except OSError:
+        return {"state": NO_GIT, "commit": None}
+    except subprocess.SubprocessError as exc:
+        return {"state": f"git failed: {type(exc).__name__}", "commit": None}
+    return {"state": COMMITTED, "commit": done.stdout.strip()}

@@ -149,6 +149,7 @@ def demo(
         updates.update(DEMO_TUNE)
     project.update_config(updates)
     clock("define", lambda: project.run_step("define", **plan.problem))
+    _commit_spec(project, clock)  # a git repository with the spec committed (not timed)
     tracking_ready = _prepare_tracking(project)
     run_stale(project, progress=progress, until="split", clock=clock)
     tracking_ready()
@@ -200,6 +201,51 @@ def maintain_demo(
     if plan.write_later is not None and _has_champion(project):
         clock("monitor", partial(monitor, plan.write_later))
     return clock.results[first:]
+
+
+@dataclass
+class SpecInGit(StepResult):
+    """The demo project as a git repository: dlworkflow.yaml committed before training, so
+    each train run records the commit its spec came from (`dlw audit`: model_specs_reviewed)."""
+
+    state: str  # committed, "git not installed", "git failed: ..."
+    commit: str | None = None
+
+    def title(self) -> str:
+        return "model spec in git"
+
+    def rows(self) -> list[tuple[str, Any]]:
+        if self.commit:
+            return [("dlworkflow.yaml", f"committed at {self.commit[:12]} (git repository)")]
+        return [("dlworkflow.yaml", f"not committed: {self.state}; the demo goes on without git")]
+
+
+#: The demo's .gitignore: what the workflow writes stays out of git (.dlw/ has its own).
+DEMO_GITIGNORE = """\
+# written by dlw demo: data, tracking, reports and exported models stay out of git;
+# dlworkflow.yaml (the model spec and every setting) is committed
+/data/
+/incoming/
+/reports/
+/models/
+/mlartifacts/
+/mlruns.db
+"""
+
+
+def _commit_spec(project: Workspace, clock: _Clock) -> None:
+    """Make the demo project a git repository and commit dlworkflow.yaml (with its schema
+    and a .gitignore for the generated folders), as a scripted user would before training;
+    without git the demo says so and goes on. Only the demo commits: dlworkflow never
+    commits a user's files."""
+    from dlworkflow import vcs
+
+    atomic_write_text(project.root / ".gitignore", DEMO_GITIGNORE)
+    names = [".gitignore", "dlworkflow.yaml", "dlworkflow.schema.json"]  # (editors' schema)
+    names = [n for n in names if (project.root / n).is_file()]
+    done = vcs.init_and_commit(project.root, names, "dlw demo: the model spec")
+    if clock.on_result is not None:
+        clock.on_result(SpecInGit(state=done["state"], commit=done["commit"]))
 
 
 def _prepare_tracking(project: Workspace) -> Callable[[], None]:

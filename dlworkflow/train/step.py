@@ -376,9 +376,11 @@ def _changed_keys(project: Workspace, committed: str | None) -> list[str]:
         return [f"(committed file unreadable: {type(exc).__name__})"]
     now = project.config.model_dump(mode="json")
     flat_before, flat_now = _flatten(before), _flatten(now)
-    return sorted(
+    changed = {
         k for k in flat_before.keys() | flat_now.keys() if flat_before.get(k) != flat_now.get(k)
-    )
+    }
+    # an empty mapping on one side ("model.params": {}) and its keys on the other: the keys
+    return sorted(k for k in changed if not any(c.startswith(k + ".") for c in changed))
 
 
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
