@@ -274,6 +274,26 @@ def _privacy(ev: Evidence, ingest: dict[str, Any]) -> str:
     return table(None, rows)
 
 
+def _spec_words(ev: Evidence, record: Any) -> str:
+    """dlworkflow.yaml in git at this training (its commit), and the linked review."""
+    from dlworkflow.report.audit.judges_train import describe_spec
+
+    spec = record.summary.get("spec")
+    if not isinstance(spec, dict):
+        return "not recorded (trained by a dlworkflow before the record)"
+    review = ((ev.config.get("audit") or {}).get("model_specs_reviewed") or {}).get("note")
+    return describe_spec(spec, record.id) + (f"; review: {review}" if review else "")
+
+
+def _numerics_words(numerics: dict[str, Any] | None) -> str:
+    if not numerics or not numerics.get("every_step"):
+        return "not recorded (trained by a dlworkflow before the per-step check)"
+    return (
+        f"loss and gradient norm finite at each of {numerics.get('steps_checked')} optimizer "
+        f"steps (largest gradient norm {fmt(numerics.get('max_grad_norm'))})"
+    )
+
+
 def approach(ev: Evidence) -> Section:
     model_cfg = ev.config.get("model") or {}
     train_cfg = ev.config.get("train") or {}
@@ -305,6 +325,8 @@ def approach(ev: Evidence) -> Section:
         (f"best validation {s.get('metric')}", fmt(s.get("val_metric"))),
         ("training time", f"{s.get('seconds')} s on {s.get('devices', 1)} device(s)"),
         ("MLflow run", s.get("mlflow_run_id")),
+        ("model spec in git", _spec_words(ev, record)),
+        ("numerical check", _numerics_words(s.get("numerics") or t.get("numerics"))),
     ]
     settings = ", ".join(f"{k}={v}" for k, v in train_cfg.items() if not isinstance(v, dict))
     body = [table(None, rows), "<h3>Training settings</h3>", paragraph(settings or "defaults")]
@@ -479,7 +501,7 @@ def results(ev: Evidence) -> Section:
             )
     else:
         body.append(paragraph("No slices configured (evaluate.slices in dlworkflow.yaml)."))
-    body.append(_slice_findings(m))
+    body.append(_slice_findings(ev, m))
     body.append(view.calibration(ev.root, m, task))
     base = m.get("baselines")
     if base:
@@ -502,7 +524,7 @@ def results(ev: Evidence) -> Section:
     return Section("results", "The results", "".join(body))
 
 
-def _slice_findings(m: dict[str, Any]) -> str:
+def _slice_findings(ev: Evidence, m: dict[str, Any]) -> str:
     """The worst slice, the groups of the sensitive columns with their largest gap, and
     which inputs the model relies on (importance, on validation)."""
     body = []
@@ -560,6 +582,9 @@ def _slice_findings(m: dict[str, Any]) -> str:
                 ],
             )
         )
+        shown = (m.get("figures") or {}).get("importance")
+        if shown:
+            body.append(figure(ev.root / shown, "the fall of the metric with each cell occluded"))
     return "".join(body)
 
 

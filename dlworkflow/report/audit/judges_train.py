@@ -128,6 +128,11 @@ def _stopped_runs(ev: Evidence) -> list[str]:
     return out
 
 
+def _epochs(numerics: dict[str, Any]) -> str:
+    n = numerics.get("epochs_checked")
+    return f"{n} epoch" + ("" if n == 1 else "s")
+
+
 @judge("numerically_stable")
 def numerically_stable(ev: Evidence) -> Judgement:
     meta = ev.trained_meta or {}
@@ -170,8 +175,8 @@ def numerically_stable(ev: Evidence) -> Judgement:
     largest = numerics.get("max_grad_norm")
     text = (
         "training checked the loss and the gradient norm for NaN/inf on each of its "
-        f"{numerics.get('steps_checked')} optimizer steps ({numerics.get('epochs_checked')} "
-        f"epochs, largest gradient norm {largest:.3g}); the history is finite"
+        f"{numerics.get('steps_checked')} optimizer steps ({_epochs(numerics)}, largest "
+        f"gradient norm {largest:.3g}); the history is finite"
         if isinstance(largest, (int, float))
         else "training checked every step; the history is finite"
     )
