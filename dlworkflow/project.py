@@ -261,7 +261,8 @@ class Project(Workspace):
     def demo(cls, folder: str | Path = "dlw-demo", **options: Any) -> tuple[Project, list[Any]]:
         """A new project on real data, through every step, end to end: MNIST
         (builtin:mnist5k) by default; task="tabular-regression" or "tabular-multilabel" for
-        the other demos (dlworkflow/demo_plans.py)."""
+        the other demos (dlworkflow/demo_plans.py); tune=True adds a short `dlw tune` study
+        of the default search space after the test (nothing applied)."""
         from dlworkflow.workflow import demo
 
         project, results = demo(cls.init, folder, **options)
