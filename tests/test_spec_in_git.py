@@ -153,3 +153,32 @@ def test_the_demo_trains_on_a_committed_spec(tmp_path: Path, monkeypatch: pytest
     spec = project.ledger.latest("train").summary["spec"]
     assert spec == {"file": "dlworkflow.yaml", "state": "committed", "commit": head, "clean": True}
     assert git(project.root, "status", "--porcelain") == ""  # generated files are ignored
+
+
+def test_a_factory_network_s_code_is_part_of_the_spec(tmp_path: Path):
+    """model.name "nets:small": nets.py in the project folder is model spec too; the record
+    says whether it was committed, and the audit cites neither commit while it is not."""
+    project = Project.init(tmp_path / "proj", name="p")
+    (project.root / "nets.py").write_text(
+        "from torch import nn\n\n\ndef small(num_classes, **kwargs):\n"
+        "    return nn.Sequential(nn.Flatten(), nn.LazyLinear(num_classes))\n"
+    )
+    project.update_config({"model.name": "nets:small"})
+    workflow_commit(project)
+    record = spec_record(project)
+    assert record["state"] == "committed" and record["source"]["file"] == "nets.py"
+    assert record["source"]["state"] == "untracked" and not spec_committed(record)
+    assert "the network's code nets.py was untracked" in describe_spec(record, 3)
+    git(project.root, "add", "nets.py")
+    git(project.root, "commit", "-q", "--no-verify", "-m", "network")
+    record = spec_record(project)
+    assert record["source"]["clean"] and spec_committed(record)
+
+
+def test_a_network_object_is_not_the_committed_spec():
+    """train(model=<nn.Module>) records overrides: the file's commit does not describe it."""
+    spec = {"file": "dlworkflow.yaml", "state": "committed", "commit": "a" * 40, "clean": True}
+    assert spec_committed(spec)
+    live = {**spec, "overrides": ["model.name", "model.params"]}
+    assert not spec_committed(live)
+    assert "network object passed to train(model=...)" in describe_spec(live, 4)

@@ -122,6 +122,7 @@ def train(
     version folder models/v<N>/ or a trained run folder; same network and classes, else a
     TrainError says why: train/warm_start.py). A resumed run continues from its checkpoint.
     """
+    live_network = model is not None  # the trained network is not in dlworkflow.yaml
     if model is not None:
         from dlworkflow.models import live
 
@@ -180,6 +181,8 @@ def train(
         settings_from=settings_from,
     ) as run:
         spec = spec_record(project)  # dlworkflow.yaml in git, before anything can change it
+        if live_network:
+            spec["overrides"] = ["model.name", "model.params"]  # a network object
         run.summary["spec"] = spec
         generator, strategy, model, data = _build(
             project, split_info, shard, progress=progress, warm=warm
@@ -352,6 +355,9 @@ def spec_record(project: Workspace) -> dict[str, Any]:
     from dlworkflow.steps import step_info
 
     record = vcs.file_state(project.root, CONFIG_FILE)
+    source = _factory_source(project)
+    if source is not None:  # model.name "module:function": the network's code is spec too
+        record["source"] = vcs.file_state(project.root, source)
     if record["state"] != vcs.MODIFIED:
         return record
     sections = {*step_info("train").config_sections, "task"}
@@ -359,6 +365,21 @@ def spec_record(project: Workspace) -> dict[str, Any]:
     record["changed"] = changed
     record["model_spec_changed"] = [k for k in changed if k.split(".")[0] in sections]
     return record
+
+
+def _factory_source(project: Workspace) -> str | None:
+    """The file (relative to the project) defining a factory model.name, when it lies in
+    the project folder."""
+    from dlworkflow.model_refs import _source_file, target_of
+
+    target = target_of(project.config.model.name)
+    path = _source_file(target.split(":", 1)[0]) if target else None
+    if path is None:
+        return None
+    try:
+        return path.resolve().relative_to(project.root).as_posix()
+    except ValueError:  # an installed package's module: versioned with that package
+        return None
 
 
 def _changed_keys(project: Workspace, committed: str | None) -> list[str]:

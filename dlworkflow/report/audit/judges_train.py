@@ -20,6 +20,10 @@ def spec_committed(spec: dict[str, Any]) -> bool:
     """dlworkflow.yaml at training was the committed file, or differed from it only outside
     the model spec (train/step.py spec_record: e.g. data.additions added by `dlw retrain`)."""
     state = spec.get("state")
+    if spec.get("overrides"):  # train(model=<a network object>): not the file's network
+        return False
+    if isinstance(spec.get("source"), dict) and not spec["source"].get("clean"):
+        return False  # the factory's code (model.name "module:function") was not committed
     if state == "committed":
         return bool(spec.get("commit"))
     return state == "modified" and "changed" in spec and not spec.get("model_spec_changed")
@@ -41,6 +45,17 @@ def describe_spec(spec: dict[str, Any], run_id: int) -> str:
             )
         return text
     state = spec.get("state")
+    if spec.get("overrides"):
+        return (
+            f"the model trained (ledger run {run_id}) was a network object passed to "
+            "train(model=...), not the network dlworkflow.yaml names"
+        )
+    source = spec.get("source")
+    if isinstance(source, dict) and not source.get("clean"):
+        return (
+            f"the network's code {source.get('file')} was {source.get('state')} when the "
+            f"model trained (ledger run {run_id})"
+        )
     if state == "modified":
         keys = spec.get("model_spec_changed") or spec.get("changed") or []
         return (
@@ -60,6 +75,18 @@ def _review_note(ev: Evidence) -> str | None:
 
 def _commands(spec: dict[str, Any]) -> str:
     state = spec.get("state")
+    if spec.get("overrides"):
+        return (
+            'write the network as a factory (model.name: "module:function"), commit it and '
+            f"dlworkflow.yaml (`{COMMIT}`), then `dlw train`"
+        )
+    source = spec.get("source")
+    if (
+        isinstance(source, dict)
+        and not source.get("clean")
+        and spec_committed({**spec, "source": None})
+    ):
+        return f"`git add {source.get('file')} && git commit`, then `dlw train`"
     if state == "git not installed":
         return f"install git, then `git init && {COMMIT}`, then `dlw train`"
     if state == "not a git repository":
