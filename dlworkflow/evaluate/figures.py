@@ -179,3 +179,21 @@ def per_label_png(rows: list[dict[str, Any]], path: Path, *, title: str) -> Path
     ax.legend(loc="upper right", fontsize=8)
     ax.set_title(title, fontsize=10)
     return _save(fig, path)
+
+
+def occlusion_png(grid: np.ndarray, path: Path, *, metric: str, title: str) -> Path:
+    """The fall of the metric with each cell of the image grid occluded (a heatmap, the
+    falls written in the cells): the regions the model depends on."""
+    grid = np.asarray(grid, dtype=float)
+    fig = _figure(3.6, 3.2)
+    ax = fig.add_subplot()
+    top = max(float(np.nanmax(np.abs(grid))) if grid.size else 0.0, 1e-6)
+    image = ax.imshow(grid, cmap="RdBu_r", vmin=-top, vmax=top)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=f"fall of {metric}")
+    for (i, j), value in np.ndenumerate(grid):
+        if np.isfinite(value):
+            ax.text(j, i, f"{value:+.2f}", ha="center", va="center", fontsize=7)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=9)
+    return _save(fig, path)

@@ -25,6 +25,7 @@ from dlworkflow.evaluate.calibration import calibration_section, fit_temperature
 from dlworkflow.evaluate.figures import (
     confusion_png,
     mistakes_png,
+    occlusion_png,
     per_label_png,
     reliability_png,
     residuals_png,
@@ -170,6 +171,7 @@ def classification_report(
         )
     )
     report["figures"] = _figures(project, meta, rows, report, split=split)
+    report["figures"].update(_importance_figure(project, report, split=split))
     return report
 
 
@@ -230,6 +232,7 @@ def task_report(
     report["figures"] = _relative(
         project, figures(project, meta, rows, y, out, report, split=split)
     )
+    report["figures"].update(_importance_figure(project, report, split=split))
     return report
 
 
@@ -275,6 +278,26 @@ def _slices_and_importance(
         **kw,
     )
     return {**section, "importance": importance}
+
+
+def _importance_figure(project: Workspace, report: dict[str, Any], *, split: str) -> dict[str, str]:
+    """Images: the occlusion grid as a heatmap (importance.png); other inputs: none (their
+    importance is a list, in metrics.json and the report)."""
+    imp = report.get("importance") or {}
+    grid = imp.get("grid")
+    if not grid:
+        return {}
+    falls = {e["name"]: e["drop"] for e in imp.get("features") or []}
+    cells = np.array(
+        [[falls.get(f"r{i}c{j}") for j in range(grid)] for i in range(grid)], dtype=float
+    )
+    path = occlusion_png(
+        cells,
+        _folder(project, split) / "importance.png",
+        metric=str(imp.get("metric")),
+        title=f"occlusion on val (n={imp.get('n')}): fall of {imp.get('metric')}",
+    )
+    return _relative(project, {"importance": path})
 
 
 def _regression_analysis(
