@@ -64,6 +64,15 @@ def test_test_slices_the_sealed_test_set_too(digits: Project):
     assert [e["column"] for e in report["slices"]] == ["brightness"]
     rows = dict(result.rows())
     assert "slices by brightness" in rows and "worst slice" in rows
+    assert rows["importance (val)"].startswith("occlusion of a 4x4 grid")
+    # the report's results show them, and the occlusion heatmap
+    from dlworkflow.report.evidence import gather
+    from dlworkflow.report.sections import results
+
+    body = results(gather(digits, with_audit=False)).body
+    assert "Sliced by what the data has" in body and "What the model relies on" in body
+    assert "r1c1" in body and "the fall of the metric with each cell occluded" in body
+    assert (digits.root / report["figures"]["importance"]).is_file()
 
 
 def test_configured_slices_win_and_auto_slices_can_be_turned_off(digits: Project):
