@@ -121,7 +121,7 @@ def test_metrics_json_equals_scikit_learn_on_the_network_predictions(root, evalu
 
 def test_figures_exist_and_are_valid_pngs(root, evaluated):
     figures = evaluated["report"]["figures"]
-    assert set(figures) == {"confusion", "reliability", "mistakes"}
+    assert set(figures) == {"confusion", "reliability", "mistakes", "importance"}  # occlusion
     for path in figures.values():
         path = root / path
         assert path.parent == root / "reports/evaluate/val"
