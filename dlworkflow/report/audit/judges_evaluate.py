@@ -29,13 +29,7 @@ def slice_quality(ev: Evidence) -> Judgement:
         )
     split, report = found
     if not report.get("slices"):
-        auto = ev.config.evaluate.auto_slices
-        return Judgement(
-            0.0,
-            f"no data slices are evaluated on {split}"
-            + (" (no property of the data has two values to slice by)" if auto else ""),
-            NEXT_SLICES,
-        )
+        return Judgement(0.0, f"no data slices are evaluated on {split}", NEXT_SLICES)
     target, on = ev.config.problem.target, ev.config.evaluate.gate_on  # judged as the test is
     spec = ev.metric_spec(report.get("primary_metric"))
     pessimistic = "low" if spec.higher_is_better else "high"  # the interval's worse end
