@@ -113,7 +113,7 @@ class RetrainResult(StepResult):
         if self.warm_start:
             rows.append(("warm start", f"from the champion v{self.champion}'s weights"))
         if self.staleness:
-            from dlworkflow.monitor.staleness import trend_words
+            from dlworkflow.evaluate.staleness import trend_words
 
             rows += [("staleness", line) for line in trend_words([self.staleness])]
         rows += _comparison_rows(self.comparison, margin=self.margin, on=self.compare_on)
@@ -459,7 +459,7 @@ class _Retrain:
         """The champion on this addition's sealed fresh slice against its test estimate
         (staleness.py); None when the addition put no sample in its fresh slice."""
         from dlworkflow.errors import DlwError
-        from dlworkflow.monitor.staleness import decay
+        from dlworkflow.evaluate.staleness import decay
         from dlworkflow.store import read_split_info
 
         name = f"fresh{self.state.addition}"

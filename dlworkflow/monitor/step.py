@@ -106,6 +106,8 @@ class MonitorResult(StepResult):
         if self.labelled is not None:
             rows.append(("labelled", f"{self.labelled:,} live predictions with a label"))
         if self.online and self.online.get("tested"):
+            from dlworkflow.evaluate.staleness import online_words
+
             rows.append(("live vs test", online_words(self.online)))
         if self.non_finite:
             rows.append(("non-finite", f"{self.non_finite:,} predictions with NaN/inf outputs"))
@@ -171,22 +173,6 @@ class MonitorResult(StepResult):
             (caption, "data:image/png;base64," + base64.b64encode(png).decode("ascii"))
             for caption, png in self.pngs
         ]
-
-
-def online_words(online: dict[str, Any]) -> str:
-    """ "accuracy 0.62 [0.55, 0.69] live (n=600) vs test 0.96 [0.95, 0.98]: disagree"."""
-    lo, hi = online["live_interval"]
-    tlo, thi = online["test_interval"]
-    return (
-        f"{online['metric']} {online['live']:.4g} [{lo:.4g}, {hi:.4g}] live (v{online['version']}, "
-        f"n={online.get('n') or 0:,}) vs test {online['test_value']:.4g} [{tlo:.4g}, {thi:.4g}]: "
-        + (
-            "agree"
-            if online["agree"]
-            else f"disagree (the live interval misses the test interval "
-            f"± {online['allowed_change']:.3g}, monitor.metric_drop)"
-        )
-    )
 
 
 def monitor(

@@ -722,8 +722,7 @@ def maintenance(ev: Evidence) -> str:
 def _maintenance_evidence(ev: Evidence) -> str:
     """Offline vs online (labelled monitor runs), the champion's age against the limit, and
     its decay on each addition's fresh data (retrain's staleness records)."""
-    from dlworkflow.monitor.staleness import trend_words
-    from dlworkflow.monitor.step import online_words
+    from dlworkflow.evaluate.staleness import online_words, trend_words
 
     done = [r for r in ev.all_runs if r.status == "done"]
     rows: list[tuple[str, Any]] = []

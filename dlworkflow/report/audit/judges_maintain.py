@@ -82,7 +82,7 @@ def offline_online_correlate(ev: Evidence) -> Judgement:
 
 @judge("staleness_impact_known")
 def staleness_impact_known(ev: Evidence) -> Judgement:
-    from dlworkflow.monitor.staleness import trend_words
+    from dlworkflow.evaluate.staleness import trend_words
 
     by_addition: dict[Any, dict[str, Any]] = {}
     for r in ev.history("retrain"):

@@ -1,4 +1,6 @@
-"""How stale the champion was when fresh data arrived: `dlw retrain` measures the champion on
+"""How the champion does on newer data than its test set. `online_words` words a labelled
+`dlw monitor` run's live metric beside the test estimate. And how stale the champion was
+when fresh data arrived: `dlw retrain` measures the champion on
 the sealed fresh slice of each addition (`fresh<N>`, samples it never saw) and sets that beside
 its test estimate. The decay is how much worse it does there, in the metric's direction
 (test - fresh for accuracy or F1, fresh - test for RMSE), with an interval: the two estimates
@@ -198,3 +200,19 @@ def trend_words(records: list[dict[str, Any]]) -> list[str]:
             )
         )
     return lines
+
+
+def online_words(online: dict[str, Any]) -> str:
+    """ "accuracy 0.62 [0.55, 0.69] live (n=600) vs test 0.96 [0.95, 0.98]: disagree"."""
+    lo, hi = online["live_interval"]
+    tlo, thi = online["test_interval"]
+    return (
+        f"{online['metric']} {online['live']:.4g} [{lo:.4g}, {hi:.4g}] live (v{online['version']}, "
+        f"n={online.get('n') or 0:,}) vs test {online['test_value']:.4g} [{tlo:.4g}, {thi:.4g}]: "
+        + (
+            "agree"
+            if online["agree"]
+            else f"disagree (the live interval misses the test interval "
+            f"± {online['allowed_change']:.3g}, monitor.metric_drop)"
+        )
+    )
