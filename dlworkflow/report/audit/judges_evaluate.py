@@ -33,7 +33,9 @@ def slice_quality(ev: Evidence) -> Judgement:
     target, on = ev.config.problem.target, ev.config.evaluate.gate_on  # judged as the test is
     spec = ev.metric_spec(report.get("primary_metric"))
     pessimistic = "low" if spec.higher_is_better else "high"  # the interval's worse end
-    below: list[str] = []
+    hopeful = "high" if spec.higher_is_better else "low"  # and its better end
+    below: list[str] = []  # the whole interval misses the target: shown to fall short
+    unsure: list[str] = []  # the judged value misses, the interval still reaches the target
     n = 0
     for column in report["slices"]:
         for s in column["slices"]:
@@ -43,7 +45,8 @@ def slice_quality(ev: Evidence) -> Judgement:
             value = s[pessimistic] if on == "lower_bound" else s["metric"]
             if target is None or spec.meets(value, target):
                 continue
-            below.append(f"{column['column']}={s['value']} ({value:.3f}{_interval(s)})")
+            named = f"{column['column']}={s['value']} ({value:.3f}{_interval(s)})"
+            (unsure if spec.meets(s[hopeful], target) else below).append(named)
     names = ", ".join(c["column"] for c in report["slices"])
     how = (
         " (chosen automatically from the data: evaluate.auto_slices)"
@@ -62,10 +65,23 @@ def slice_quality(ev: Evidence) -> Judgement:
         word = "below" if spec.higher_is_better else "above"  # on the wrong side of it
         return Judgement(
             0.0,
-            f"on {split}, slices {word} the target {target}: " + ", ".join(below) + flag,
+            f"on {split}, slices {word} the target {target} (the whole interval): "
+            + ", ".join(below + unsure)
+            + flag,
             "improve the model on those slices (or gather more samples like them: "
             "`dlw retrain --data FOLDER`)",
             failed=True,
+        )
+    if unsure:
+        word = "below" if spec.higher_is_better else "above"
+        return Judgement(
+            0.5,
+            f"{n} slices of {names}{how} are evaluated with intervals; on {split}, "
+            f"{len(unsure)} {'is' if len(unsure) == 1 else 'are'} {word} the target {target} "
+            f"but {'its' if len(unsure) == 1 else 'their'} interval still reaches it (too few "
+            "samples to tell): " + ", ".join(unsure) + flag,
+            "gather more samples like them (`dlw retrain --data FOLDER`) so the slice's "
+            "interval shows whether it meets the target, or improve the model on them",
         )
     judged = (
         "value"
