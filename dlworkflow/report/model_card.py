@@ -5,6 +5,7 @@ the card says which command produces it, never "more information needed"."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from dlworkflow.report.evidence import Evidence
 from dlworkflow.report.findings import (
@@ -143,17 +144,31 @@ def _outputs(ev: Evidence) -> str:
     return ev.view.outputs(ev.task, names, dict(t.get("target") or {}))
 
 
+def _sliced_columns(m: dict[str, Any]) -> list[str]:
+    """The columns the test set was sliced by (configured or automatic), from metrics.json."""
+    return [str(e.get("column")) for e in m.get("slices") or [] if isinstance(e, dict)]
+
+
 def _factors(ev: Evidence) -> list[str]:
-    slices = (ev.config.get("evaluate") or {}).get("slices") or []
     m = ev.test_metrics or {}
+    slices = _sliced_columns(m)
+    how = " (chosen from the data: evaluate.auto_slices)" if m.get("slices_auto") else ""
     lines = [
         f"- Groups evaluated: the {len(class_counts(ev))} {ev.view.counted_plural}"
         + (
-            f" and the slices {', '.join(slices)}"
+            f" and the slices {', '.join(slices)}{how}"
             if slices
-            else "; no subgroup slices were configured (evaluate.slices)"
+            else "; no subgroup slices were evaluated on the test set (evaluate.slices)"
         )
     ]
+    for entry in m.get("inclusion") or []:
+        gap = entry.get("gap") or {}
+        if gap.get("value") is not None:
+            lines.append(
+                f"- Inclusion ({entry.get('column')}): largest gap between groups "
+                f"{gap['value']:.3f} [{gap.get('low', float('nan')):.3f}, "
+                f"{gap.get('high', float('nan')):.3f}]"
+            )
     ratio = imbalance_ratio(ev)
     if ratio is not None:
         word = "class" if ev.view.imbalance == "classes" else "label"
@@ -288,10 +303,14 @@ def _ethics(ev: Evidence) -> list[str]:
             + ("done" if ev.summary("ingest").get("deidentified") else "not done")
         )
     ]
-    if not (ev.config.get("evaluate") or {}).get("slices"):
+    m = ev.test_metrics or {}
+    if not m.get("inclusion"):
+        sliced = _sliced_columns(m)
         lines.append(
-            "- Fairness across people or sites was not measured: no slices were "
-            "evaluated; do so before use that affects people."
+            "- Fairness across people or sites was not measured: no column is marked as "
+            "concerning inclusion (data.sensitive_columns)"
+            + (f"; the test set was sliced by {', '.join(sliced)} only" if sliced else "")
+            + "; measure it before use that affects people."
         )
     forced = ev.forced_exports + ev.forced_serving
     lines.append(f"- Deployments overriding the test gate (--force): {len(forced)}")

@@ -65,8 +65,16 @@ DEMO_COMMANDS = {
     "TestResult": ("test", "dlw test"),
     "ExportResult": ("export", "dlw export"),
     "ReportResult": ("report", "dlw report"),
-    "MonitorResult": ("monitor", "dlw monitor --inputs incoming/scanner-b"),
+    "MonitorResult": (
+        "monitor",
+        "dlw monitor --inputs incoming/scanner-b --labels incoming/scanner-b-labels.csv",
+    ),
     "RetrainResult": ("retrain", "dlw retrain --data incoming/scanner-b"),
+}
+# a step the demo runs again, by its record name: the later run's command
+LATER_COMMANDS = {
+    "monitor-2": "dlw monitor --inputs incoming/scanner-b-later "
+    "--labels incoming/scanner-b-later-labels.csv",
 }
 
 
@@ -215,6 +223,7 @@ def capture(tmp: Path) -> Capture:
         seen[name] = seen.get(name, 0) + 1
         if seen[name] > 1:
             name = f"{name}-{seen[name]}"
+            command = LATER_COMMANDS.get(name, command)
         if kind == "DefineResult":
             command = _define_command(mnist.problem)
         cap.run(name, command, _render(result), getattr(result, "exit_code", 0) or 0)

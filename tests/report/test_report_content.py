@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -101,6 +102,15 @@ def test_model_card_has_the_nine_sections_filled(reported):
     assert "form processing team" in card
     assert "small_cnn" in card and "Source: " in card
     assert project.ledger.latest("ingest").outputs["hash"] in card
+    # the test set's automatic slices are named; inclusion is said to be unmeasured
+    sliced = [
+        e["column"]
+        for e in json.loads(
+            (project.paths.reports / "evaluate" / "test" / "metrics.json").read_text()
+        )["slices"]
+    ]
+    assert sliced and f"the slices {', '.join(sliced)} (chosen from the data" in card
+    assert "no column is marked as concerning inclusion (data.sensitive_columns)" in card
 
 
 def test_reuse_and_forced_export_change_the_recommendation(reported, tmp_path: Path):
