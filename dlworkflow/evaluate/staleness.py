@@ -158,7 +158,8 @@ def _higher(task: Task, metric: str) -> bool:
         return True
 
 
-def _age_days(created: Any) -> float | None:
+def age_days(created: Any, now: datetime | None = None) -> float | None:
+    """Days from `created` (an ISO time; naive: UTC) to `now`; None when it is not a time."""
     if not created:
         return None
     try:
@@ -167,7 +168,12 @@ def _age_days(created: Any) -> float | None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return round((datetime.now(UTC) - when).total_seconds() / 86400.0, 4)
+    return (((now or datetime.now(UTC)) - when).total_seconds()) / 86400.0
+
+
+def _age_days(created: Any) -> float | None:
+    days = age_days(created)
+    return None if days is None else round(days, 4)
 
 
 def _num(value: Any) -> float | None:

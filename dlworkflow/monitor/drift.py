@@ -808,18 +808,12 @@ def non_finite_check(count: int, total: int) -> Check:
 def age_check(metadata: dict[str, Any], limit: float | None, *, now: Any = None) -> Check | None:
     """The champion's age (its export time, metadata `created`) against
     monitor.max_model_age_days; None when no limit is set or the export time is unknown."""
-    from datetime import UTC, datetime
+    from dlworkflow.evaluate.staleness import age_days
 
     created = metadata.get("created")
-    if limit is None or not created:
+    age = age_days(created, now) if limit is not None else None
+    if limit is None or age is None:
         return None
-    try:
-        when = datetime.fromisoformat(str(created))
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    age = ((now or datetime.now(UTC)) - when).total_seconds() / 86400.0
     alert = age > float(limit)
     version = metadata.get("version")
     sentence = (
