@@ -7,8 +7,10 @@ streams (no second decode: the manifest row already holds the image's size and m
 
 * hard expectations, whose breach quarantines the sample with the reason (never lost: the
   quarantine keeps it, the original file is only read): a label never seen, an image mode of
-  a kind never seen (grayscale vs colour), a categorical value never seen, a number where the
-  schema has text is caught by the table reader with the schema's column types;
+  a kind never seen (grayscale vs colour), a categorical value never seen (in the main source:
+  fresh labelled data from data.additions keeps it, counted, since a new value is what fresh
+  data brings), a number where the schema has text is caught by the table reader with the
+  schema's column types;
 * soft expectations, whose breach is only counted and reported (the sample is kept): a number
   outside the range seen, an image size or a text length outside the range seen, an image
   format never seen, a missing value in a column that had none.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -183,6 +186,9 @@ def image_format(path: Any) -> str:
     return {"jpeg": "jpg", "tif": "tiff"}.get(suffix, suffix) or "unknown"
 
 
+_FRESH_ID = re.compile(r"add\d+/")  # the sample ids of data.additions (store/splits.py)
+
+
 class SchemaChecker:
     """Checks manifest rows against a stored schema: `hard(row)` is the reason to quarantine
     it (or None); soft breaches are counted in `differences` (expectation -> samples)."""
@@ -230,9 +236,13 @@ class SchemaChecker:
                     f"{kind} image (mode {row['mode']}) not in the schema "
                     f"({', '.join(sorted(self.channels))} images only); {ACCEPT}"
                 )
+        fresh = _FRESH_ID.match(str(row.get("sample_id") or "")) is not None
         for name, allowed in self.allowed.items():
             value = row.get(FEATURE_PREFIX + name)
             if value is not None and str(value) not in allowed:
+                if fresh:  # fresh labelled data (data.additions): the new value is the news
+                    self.differences[f"{name}: a value never seen (fresh data, kept)"] += 1
+                    continue
                 return (
                     f"value {str(value)[:30]!r} of column {name!r} never seen "
                     f"(schema: {_few(sorted(allowed))}); {ACCEPT}"

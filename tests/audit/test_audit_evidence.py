@@ -154,24 +154,27 @@ def test_points_appear_with_their_evidence(project: Project):
 
 
 def test_checklist_cannot_override_contradicting_evidence(project: Project):
+    # a requirement the data does not meet: ingest records it, the audit fails the test
     project.update_config(
         {
-            "problem.target": 0.9999,
-            "audit.slice_quality": {"done": "automated", "note": "dashboards"},
+            "data.requirements.min_samples_per_class": 1000,
+            "audit.feature_requirements": {"done": "automated", "note": "data contracts"},
         }
     )
     try:
-        project.evaluate("val")
-        s = scored(project, "slice_quality")
-        assert s.points == 0 and s.source == "evidence"
-        assert "below the target" in s.evidence and "not counted" in s.checklist
+        project.ingest()
+        s = scored(project, "feature_requirements")
+        assert s.points == 0 and s.source == "evidence", s.evidence
+        assert "not met" in s.evidence and "not counted" in s.checklist
         # a checklist answer does count where the evidence gives less and contradicts nothing
         project.update_config(
             {"audit.model_debuggable": {"done": "automated", "note": "trace tool in CI"}}
         )
         assert scored(project, "model_debuggable").points == 1
     finally:
-        project.update_config({"problem.target": 0.5})
+        project.update_config({"data.requirements.min_samples_per_class": 10})
+        project.ingest()
+    assert scored(project, "feature_requirements").points == 1
 
 
 def test_cli_prints_sections_and_final_score(project: Project):

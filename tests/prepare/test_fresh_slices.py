@@ -254,6 +254,19 @@ def test_tabular_additions_are_read_with_the_main_sources_columns(tmp_path):
     result = project.ingest(progress=False)
     manifest = read_manifest(project).set_index("sample_id")
     assert result.n_samples == 8 and result.additions[0]["n_samples"] == 2
+    # colours the main source never had are what fresh data brings: kept and counted, and
+    # the schema an export carries to `dlw serve` knows them
+    assert "0 quarantined" in result.schema
+    assert "colour: a value never seen (fresh data, kept): 2" in result.schema
+    from dlworkflow.data.schema import infer_from_manifest
+
+    assert set(infer_from_manifest(project)["features"]["colour"]["values"]) == {
+        "r",
+        "g",
+        "b",
+        "1",
+        "2",
+    }
     assert manifest.loc["add1/fresh.csv:row 1", "f:colour"] == "1"
     assert manifest.loc["add1/fresh.csv:row 2", "f:size"] == 8.0
     odd = tmp_path / "odd.csv"

@@ -442,10 +442,12 @@ def _write_folder(
 
 def _schema(project: Workspace) -> dict[str, Any] | None:
     """The feature schema of the data (metadata.json "schema"): `dlw serve` checks requests
-    against it. A dataset ingested before schemas were inferred: the manifest's."""
+    against it. It is the schema of the manifest the model was trained from (fresh additions'
+    new category values included, so serve accepts what the model learned), else the stored
+    one."""
     from dlworkflow.data.schema import infer_from_manifest, read_schema, serving_schema
 
-    return serving_schema(read_schema(project) or infer_from_manifest(project))
+    return serving_schema(infer_from_manifest(project) or read_schema(project))
 
 
 def _feature_cost(project: Workspace, bundle: Bundle) -> dict[str, Any]:
