@@ -85,6 +85,11 @@ def _cleanlab(y: np.ndarray, probs: np.ndarray) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return np.asarray(
-            cl_find(labels=y, pred_probs=probs, return_indices_ranked_by="self_confidence"),
+            cl_find(
+                labels=y,
+                pred_probs=probs,
+                return_indices_ranked_by="self_confidence",
+                n_jobs=1,  # its Pool forks this multi-threaded process: a deadlock was seen
+            ),
             dtype=int,
         )
