@@ -27,6 +27,8 @@ TaskType = Literal[
     "tabular-multilabel",
     "image-multilabel",
     "text-multilabel",
+    "object-detection",
+    "semantic-segmentation",
 ]  # = dlworkflow.tasks.task_names()
 # every task's primary metrics; which of them a project may use depends on its task (the
 # steps check it against dlworkflow.tasks)
@@ -42,6 +44,10 @@ MetricName = Literal[
     "micro_f1",
     "map",
     "subset_accuracy",
+    "map50",
+    "miou",
+    "dice",
+    "pixel_accuracy",
 ]
 Sensitivity = Literal["none", "pii", "phi"]
 
@@ -113,6 +119,20 @@ class ImageFormat(Strict):
     )
     size: tuple[int, int] | None = Field(
         None, description="[height, width] the network sees; null: the most common size."
+    )
+
+
+class Tiles(Strict):
+    """Object detection: cut large images into overlapping tiles at ingest."""
+
+    size: int = Field(400, ge=32, le=8192, description="Side of a square tile, pixels.")
+    overlap: int = Field(0, ge=0, description="Pixels two neighbouring tiles share.")
+    min_visible: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="A box cut by a tile edge is kept (clipped) when at least this share of "
+        "its area lies inside the tile.",
     )
 
 
@@ -216,6 +236,35 @@ class Data(Strict):
     requirements: DataRequirements = Field(
         default_factory=DataRequirements,
         description="Requirements every ingest checks (samples per class, imbalance, sources).",
+    )
+    annotations: str | None = Field(
+        None,
+        description="Object detection: the boxes. A COCO JSON file, a folder of Pascal VOC "
+        "XML or YOLO txt files (one per image, matched by name), or a CSV of "
+        "path,xmin,ymin,xmax,ymax,label. Semantic segmentation: COCO JSON polygons or RLE. "
+        "null: beside the images (source folder).",
+    )
+    annotation_format: Literal["auto", "coco", "voc", "yolo", "csv"] = Field(
+        "auto", description="The format of data.annotations; auto: from the file names."
+    )
+    tiles: Tiles | None = Field(
+        None,
+        description="Object detection: tile large images at ingest ({size, overlap}); the "
+        "tiles of one image form one group, so they never straddle the split. null: whole "
+        "images.",
+    )
+    masks: str | None = Field(
+        None,
+        description="Semantic segmentation: a folder of index or palette PNG masks matched "
+        "to the images by name, or a CSV of image,mask paths. null: a `masks` folder beside "
+        "the images.",
+    )
+    ignore_index: int | None = Field(
+        255,
+        ge=0,
+        le=255,
+        description="Semantic segmentation: the mask value no loss or metric counts "
+        "(unlabelled pixels); null: none.",
     )
     additions: list[str] = Field(
         default_factory=list,
@@ -347,6 +396,13 @@ class Augment(Strict):
     erasing: float = Field(0.0, ge=0, le=1, description="Probability of random erasing.")
     mixup: float = Field(0.0, ge=0, description="Mixup alpha (0: off).")
     cutmix: float = Field(0.0, ge=0, description="CutMix alpha (0: off).")
+    mosaic: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Object detection: probability that a training image becomes a 2x2 "
+        "mosaic of four (boxes moved with them).",
+    )
 
 
 class Train(Strict):

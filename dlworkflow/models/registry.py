@@ -22,10 +22,19 @@ INPUT_ARGS = {
 FIXED_ARGS = ("num_classes", "in_channels", "image_size", "vocab_size", "n_features")
 
 
-def tasks_for(modalities: tuple[str, ...]) -> tuple[str, ...]:
-    """The tasks (dlworkflow.yaml `task:`) whose input is one of `modalities`: a network
-    maps its input to one output per class, label or value, whatever the task."""
-    return tuple(t for t in task_names() if task_of(t).modality in modalities)
+#: The target kinds a network with one output per class, label or value serves (the
+#: per-sample heads); dense tasks (detection, segmentation) need their own networks.
+PER_SAMPLE_KINDS = ("classification", "regression", "multilabel")
+
+
+def tasks_for(
+    modalities: tuple[str, ...], kinds: tuple[str, ...] = PER_SAMPLE_KINDS
+) -> tuple[str, ...]:
+    """The tasks (dlworkflow.yaml `task:`) whose input is one of `modalities` and whose
+    target kind is one of `kinds`."""
+    return tuple(
+        t for t in task_names() if task_of(t).modality in modalities and task_of(t).kind in kinds
+    )
 
 
 Builder = Callable[..., Any]  # (*, num_classes, <input args>, **params) -> Classifier
@@ -51,6 +60,7 @@ class ModelEntry:
     input_note: str
     modalities: tuple[str, ...] = ("image",)
     pretrained: bool = False
+    kinds: tuple[str, ...] = PER_SAMPLE_KINDS  # the target kinds it serves
 
     @property
     def task(self) -> str:
@@ -59,7 +69,7 @@ class ModelEntry:
 
     @property
     def tasks(self) -> tuple[str, ...]:
-        return tasks_for(self.modalities)
+        return tasks_for(self.modalities, self.kinds)
 
     def defaults(self) -> dict[str, Any]:
         """The model's own parameters with their default values."""
@@ -136,16 +146,21 @@ def register_model(
     input_note: str,
     modalities: tuple[str, ...] = ("image",),
     pretrained: bool = False,
+    kinds: tuple[str, ...] = PER_SAMPLE_KINDS,
 ) -> Callable[[Builder], Builder]:
     """Decorator: add a builder to MODELS under `name`; `modalities` are the inputs it takes
-    ("image", "text", "tabular"), each with its INPUT_ARGS in the builder's signature."""
+    ("image", "text", "tabular"), each with its INPUT_ARGS in the builder's signature;
+    `kinds` the target kinds it serves (a detector: ("detection",))."""
     unknown = [m for m in modalities if m not in INPUT_ARGS]
     if unknown or not modalities:
         raise ValueError(f"modalities must be among {list(INPUT_ARGS)}, got {modalities}")
 
     def decorator(builder: Builder) -> Builder:
         MODELS.add(
-            name, ModelEntry(name, builder, description, input_note, tuple(modalities), pretrained)
+            name,
+            ModelEntry(
+                name, builder, description, input_note, tuple(modalities), pretrained, kinds
+            ),
         )
         return builder
 

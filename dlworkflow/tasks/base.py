@@ -81,6 +81,10 @@ class Task(ABC):
     example_target: str  # for hints: `dlw define --metric <default_metric> --target <this>`
     companion_metric: str  # validation also tracks this one (accuracy for classification)
     single_label = False  # one class per sample: balanced class weights, mixup and cutmix
+    # the target is a structure over the image (boxes, a mask), not one value per sample:
+    # steps that treat the label as a class name (label issues, per-class grids, class
+    # weights, mixup) skip or adapt
+    dense = False
     tunes_on_validation = False  # fit_on_validation tunes something (thresholds)
 
     def __init__(self, modality: str, *, default_model: str, description: str) -> None:
@@ -145,10 +149,13 @@ class Task(ABC):
     # --- the network's head: targets as arrays, loss, outputs ---------------------------
 
     @abstractmethod
-    def encode(self, targets: Sequence[Any], names: Sequence[str]) -> np.ndarray:
+    def encode(
+        self, targets: Sequence[Any], names: Sequence[str], *, size: tuple[int, int] | None = None
+    ) -> np.ndarray:
         """The manifest's targets as the array the loss and the metrics take (classification:
         int64 class index, -1 for an unknown class). Rows with unknown targets are masked out
-        by `known`."""
+        by `known`. `size`: the network's input (height, width), for dense targets (masks are
+        resized to it); the other tasks ignore it."""
 
     def known(self, y: np.ndarray) -> np.ndarray:
         """Bool (N,): rows whose target the model can be judged on."""

@@ -47,7 +47,9 @@ class Classification(Task):
     def strata(self, targets: Sequence[str]) -> list[str]:
         return [str(t) for t in targets]
 
-    def encode(self, targets: Sequence[Any], names: Sequence[str]) -> np.ndarray:
+    def encode(
+        self, targets: Sequence[Any], names: Sequence[str], *, size: tuple[int, int] | None = None
+    ) -> np.ndarray:
         index = {str(c): i for i, c in enumerate(names)}
         return np.array([index.get(str(t), -1) for t in targets], dtype=np.int64)
 

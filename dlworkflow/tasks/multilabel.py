@@ -114,7 +114,9 @@ class MultiLabel(Task):
     def output_names(self, targets: Sequence[str]) -> list[str]:
         return sorted({label for t in targets for label in str(t).split(SEP) if label})
 
-    def encode(self, targets: Sequence[Any], names: Sequence[str]) -> np.ndarray:
+    def encode(
+        self, targets: Sequence[Any], names: Sequence[str], *, size: tuple[int, int] | None = None
+    ) -> np.ndarray:
         index = {c: i for i, c in enumerate(names)}
         y = np.zeros((len(targets), len(names)), dtype=np.float32)
         for i, t in enumerate(targets):

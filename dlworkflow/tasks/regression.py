@@ -105,7 +105,9 @@ class Regression(Task):
         std = float(y.std()) if len(y) > 1 else 1.0
         return {"mean": mean, "std": std if std > 1e-12 else 1.0}
 
-    def encode(self, targets: Sequence[Any], names: Sequence[str]) -> np.ndarray:
+    def encode(
+        self, targets: Sequence[Any], names: Sequence[str], *, size: tuple[int, int] | None = None
+    ) -> np.ndarray:
         out = np.empty(len(targets), dtype=np.float32)
         for i, t in enumerate(targets):
             try:
