@@ -2,6 +2,7 @@
 
 from dlworkflow.datasets import breast_cancer as _breast_cancer  # noqa: F401  (registers)
 from dlworkflow.datasets import diabetes as _diabetes  # noqa: F401  (registers)
+from dlworkflow.datasets import digit_masks as _digit_masks  # noqa: F401  (registers)
 from dlworkflow.datasets import digits as _digits  # noqa: F401  (registers its datasets)
 from dlworkflow.datasets import elpv as _elpv  # noqa: F401  (registers)
 from dlworkflow.datasets import fashion_mnist as _fashion_mnist  # noqa: F401  (registers)

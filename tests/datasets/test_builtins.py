@@ -42,6 +42,7 @@ def test_catalogue_lists_every_dataset_with_a_known_task():
     assert BUILTINS.names() == [
         "breast-cancer",
         "diabetes",
+        "digit-masks",
         "digits",
         "elpv",
         "elpv-probability",
