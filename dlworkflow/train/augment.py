@@ -37,6 +37,8 @@ from torch import nn
 
 from dlworkflow.errors import ConfigError
 from dlworkflow.tasks import task_names, task_of
+from dlworkflow.train import augment_dense
+from dlworkflow.train.augment_dense import DenseAugment
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -63,12 +65,28 @@ def build(
     seed: int,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
-) -> BatchAugment | None:
+    kind: str | None = None,
+) -> BatchAugment | DenseAugment | None:
     """The batch transform for `cfg` (None when every option is 0).
 
     `mean` / `std` (per channel, on 0..1 pixels) are the normalisation of the batches the
-    trainer passes; None: the batches are 0..1 pixels already.
+    trainer passes; None: the batches are 0..1 pixels already. `kind`: the task's target
+    kind; a dense one (boxes, masks) gets the transform that moves its targets with the
+    pixels (train/augment_dense.py).
     """
+    if kind in augment_dense.DATA_KEYS:
+        if not augment_dense.applied(cfg, kind):
+            return None
+        size = (int(size[0]), int(size[1]))
+        return augment_dense.DenseAugment(
+            augment_dense.pipeline(cfg, kind=kind, channels=channels, size=size),
+            kind=kind,
+            mosaic=cfg.mosaic,
+            seed=seed,
+            channels=channels,
+            mean=mean,
+            std=std,
+        )
     if not enabled(cfg):
         return None
     pipeline = _pipeline(cfg, channels=channels, size=(int(size[0]), int(size[1])))

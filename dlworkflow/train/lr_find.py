@@ -19,6 +19,7 @@ network's weights (and the random states) are restored afterwards.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import math
 from dataclasses import dataclass, field
@@ -109,7 +110,11 @@ def lr_find(
     _check_range(start, end, steps)
     cfg = project.config
     split_info = store.read_split_info(project)  # raises StepOrderError before `dlw split`
-    loop = LoopConfig.from_train_config(cfg.train, metric="accuracy", seed=cfg.seed)
+    from dlworkflow.tasks import task_of
+
+    loop = LoopConfig.from_train_config(
+        cfg.train, metric=task_of(cfg.task).default_metric, seed=cfg.seed, task=cfg.task
+    )  # the task's loss (and its target facts, below), not classification's
     generator = seed_everything(cfg.seed, threads=cfg.train.threads)
     strategy = strategies.choose(project, cfg.model.name)
     model = create_model(
@@ -123,6 +128,7 @@ def lr_find(
         data = load_train_val(
             project, split_info.classes, report=report, preprocessing=model.preprocessing
         )
+    loop = dataclasses.replace(loop, target=data.target)
     groups = None
     if strategy.name in ("finetune", "gradual"):  # the backbone at its discriminative lr
         groups = strategies.discriminative_groups(

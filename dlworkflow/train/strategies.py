@@ -124,6 +124,15 @@ def choose(
     else:
         picked = requested
         reason = f"model.transfer: {requested}; " + DESCRIPTIONS[picked].format(**extra)
+    if picked == "frozen" and requested == "auto" and task_of(cfg.task).dense:
+        picked = "gradual"
+        reason = (
+            f"auto, {n_train:,} training samples; a dense head (boxes, masks) reads the "
+            "backbone's feature maps, not one cached vector per image, and is new: "
+            + DESCRIPTIONS[picked].format(**extra)
+        )
+    elif picked == "frozen" and task_of(cfg.task).dense:
+        reason += " (a dense head: the backbone stays frozen in the network, no feature cache)"
     if picked == "frozen" and isinstance(entry, FactoryEntry):
         picked = "finetune"
         reason = (
@@ -132,7 +141,7 @@ def choose(
         )
     if augment.enabled(cfg.augment) and task_of(cfg.task).modality != "image":
         reason += "; augment is not applied (images only)"
-    elif picked == "frozen" and augment.enabled(cfg.augment):
+    elif picked == "frozen" and augment.enabled(cfg.augment) and not task_of(cfg.task).dense:
         reason += "; augment is not applied (features are computed once, from the original images)"
     return Strategy(picked, reason)
 
@@ -165,7 +174,8 @@ def train_model(
     frozen: the pretrained backbone and the best head). `callbacks` and `resume` (a
     LoopState) go to `trainer.fit`; `report(done, total)` shows feature extraction."""
     loop = dataclasses.replace(loop, task=data.task, target=data.target)
-    if strategy.name == "frozen":
+    dense = task_of(data.task).dense  # boxes / masks: the head reads feature maps
+    if strategy.name == "frozen" and not dense:
         return fit_frozen(
             project,
             model,
@@ -194,17 +204,20 @@ def train_model(
             seed=cfg.seed + _rank(),  # data-parallel: own draws a rank
             mean=data.mean,
             std=data.std,
+            kind=task_of(data.task).kind,  # boxes / masks move with the pixels
         )
         if transform is not None:
             options.batch_transform = transform
             hooks.append(_numbering_batches(transform))
     unfreeze = None
-    if strategy.name in ("finetune", "gradual"):
+    if strategy.name in ("finetune", "gradual", "frozen"):
         options.param_groups = discriminative_groups(
             model, learning_rate=loop.learning_rate, factor=cfg.model.backbone_lr_factor
         )
-    if strategy.name == "gradual":
-        unfreeze = GradualUnfreeze(cfg.model.head_epochs)
+    if strategy.name in ("gradual", "frozen"):  # frozen here: a dense head, every epoch
+        unfreeze = GradualUnfreeze(
+            cfg.model.head_epochs if strategy.name == "gradual" else loop.epochs
+        )
         hooks.append(unfreeze)
     try:
         return fit(

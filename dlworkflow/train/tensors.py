@@ -47,7 +47,8 @@ LOADING = {
 @dataclass
 class TrainData:
     x_train: torch.Tensor  # images uint8 (N, C, H, W) memmap, raw; text int64 (N, L) token
-    y_train: torch.Tensor  # ids; tabular float32 (N, F) encoded. y: int64 indices of classes
+    y_train: torch.Tensor  # ids; tabular float32 (N, F) encoded. y: Task.encode's (int64
+    # class indices; detection float32 (N, K, 5) boxes; segmentation uint8 (N, H, W) masks)
     x_val: torch.Tensor
     y_val: torch.Tensor
     classes: list[str]
@@ -163,7 +164,13 @@ def load_train_val(
     prep = preprocessing or {}
     rows = {name: _split_rows(project, name) for name in ("train", "val")}
     task = project.config.task
-    labels = {name: label_indices(rows[name], classes, task=task) for name in rows}
+    dense = task_of(task).dense
+    if dense:  # boxes and masks are encoded at the size the network sees
+        channels, size = _dense_format(project, prep, channels=channels, size=size)
+    labels = {
+        name: label_indices(rows[name], classes, task=task, size=size if dense else None)
+        for name in rows
+    }
     data = _inputs(
         project,
         rows,
@@ -175,9 +182,23 @@ def load_train_val(
         size=size,
         stats=stats,
     )
-    return dataclasses.replace(
-        data, task=task, target=task_of(task).fit_target(labels["train"].numpy())
-    )
+    target = task_of(task).fit_target(labels["train"].numpy())
+    if dense and data.size is not None:  # the input size the boxes' pixels refer to
+        target = {**target, "input_size": [int(data.size[0]), int(data.size[1])]}
+    return dataclasses.replace(data, task=task, target=target)
+
+
+def _dense_format(
+    project: Workspace, prep: dict[str, Any], *, channels: int | None, size: Any
+) -> tuple[int, tuple[int, int]]:
+    """(channels, (h, w)) of a dense task's inputs, resolved before its targets are encoded:
+    as given, else the model's preprocessing, else the data's (image_format)."""
+    channels = channels or prep.get("channels")
+    size = size or prep.get("size")
+    if channels is None or size is None:
+        found_channels, found_size = image_format(project)
+        channels, size = channels or found_channels, size or found_size
+    return int(channels), (int(size[0]), int(size[1]))
 
 
 def _inputs(
@@ -329,14 +350,19 @@ def _save_npy(path: Any, array: np.ndarray) -> None:
 
 
 def label_indices(
-    rows: pd.DataFrame, classes: list[str], *, task: str = "image-classification"
+    rows: pd.DataFrame,
+    classes: list[str],
+    *,
+    task: str = "image-classification",
+    size: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """The rows' targets encoded by the task (classification: int64 class indices;
-    regression: float32 values; multi-label: float32 (N, labels) 0/1); TrainError when a
-    target is outside the split's classes or labels."""
+    regression: float32 values; multi-label: float32 (N, labels) 0/1; detection: float32
+    (N, K, 5) normalised boxes; segmentation: uint8 (N, H, W) masks at `size`, the network's
+    (height, width)); TrainError when a target is outside the split's classes or labels."""
     kind = task_of(task)
     targets = rows["label"].astype(str).tolist()
-    y = kind.encode(targets, classes)
+    y = kind.encode(targets, classes, size=size)
     known = kind.known(y)
     if not known.all():
         unknown = sorted({t for t, ok in zip(targets, known) if not ok})[:5]
