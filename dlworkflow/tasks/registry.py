@@ -7,6 +7,7 @@ from dlworkflow.tasks.base import Task
 from dlworkflow.tasks.classification import Classification
 from dlworkflow.tasks.multilabel import MultiLabel
 from dlworkflow.tasks.regression import Regression
+from dlworkflow.tasks.segmentation import Segmentation
 
 TASKS: Registry[Task] = Registry("task")
 
@@ -54,6 +55,11 @@ for _task in (
         default_model="minilm_classifier",
         description="a set of labels per text (a table with a text column and a "
         "delimited label column, or one-hot label columns)",
+    ),
+    Segmentation(
+        "image",
+        default_model="efficientnet_lite0_unet",
+        description="a class for every pixel (image and mask pairs, or COCO polygons)",
     ),
 ):
     TASKS.add(_task.name, _task)
