@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dlworkflow.datasets import get_builtin
 from dlworkflow.errors import DataError
@@ -47,3 +47,20 @@ def materialise(project: Workspace, name: str) -> Path:
         },
     )
     return source
+
+
+def builtin_settings(project: Workspace, source: str) -> dict[str, Any]:
+    """The config keys builtin:NAME needs (BuiltinDataset.settings) that the project has not
+    set (null): `dlw ingest builtin:trees` sets data.tiles, unless the project chose tiles."""
+    if not source.startswith("builtin:"):
+        return {}
+    dataset = get_builtin(source.removeprefix("builtin:"))
+    config = project.config.model_dump()
+    out = {}
+    for key, value in dataset.settings.items():
+        node: Any = config
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            out[key] = value
+    return out

@@ -133,6 +133,9 @@ def ingest(
     updates: dict[str, Any] = {}
     if source != project.config.data.source:
         updates["data.source"] = source
+    from dlworkflow.data.builtin import builtin_settings
+
+    updates.update(builtin_settings(project, source))  # builtin:trees sets data.tiles
     if deidentify and not project.config.privacy.deidentify:
         updates["privacy.deidentify"] = True  # every later ingest scrubs too
     if updates:

@@ -82,7 +82,7 @@ class Reader:
         self.banks.keep(content_hash, img)
         return {
             "path": str(path),
-            "origin_path": str(origin),
+            "origin_path": str(cand.origin or origin),  # a tile's: its source image
             "content_hash": content_hash,
             "bytes": stat.st_size,
             "mtime_ns": stat.st_mtime_ns,

@@ -34,6 +34,7 @@ class Candidate:
     text: str | None = None  # text tasks
     features: dict[str, Any] | None = None  # tabular tasks
     problem: str | None = None  # a reason to quarantine before reading the content
+    origin: Path | None = None  # a tile's source image (path is the tile, under .dlw/)
 
 
 @dataclass
@@ -44,6 +45,14 @@ class SourceScan:
     columns: dict[str, str] = field(default_factory=dict)  # tabular: feature -> dtype kind
     location: str = ""  # the local folder or file actually read
     root: str = ""  # tables: the folder every path must lie in (data.root or the table's)
+
+
+#: Sources whose targets are annotations over the image, by the task's target kind:
+#: "module:function" (project, path) -> SourceScan.
+ANNOTATED = {
+    "detection": "dlworkflow.data.box_source:scan_boxes",
+    "segmentation": "dlworkflow.data.masks_ingest:scan_masks",
+}
 
 
 def open_source(project: Workspace, source: str) -> SourceScan:
@@ -74,6 +83,13 @@ def open_path(project: Workspace, path: Path) -> SourceScan:
             fix="check the path; `dlw datasets` lists the built-in datasets",
         )
     path = path.resolve()
+    annotated = ANNOTATED.get(task_of(project.config.task).kind)
+    if annotated is not None:  # dense targets: images with annotation files beside or listed
+        import importlib
+
+        module, function = annotated.split(":")
+        scan: SourceScan = getattr(importlib.import_module(module), function)(project, path)
+        return scan
     if path.is_dir():
         if task_of(project.config.task).modality != "image":
             raise DataError(

@@ -7,9 +7,10 @@ or a table (CSV / Parquet) with path, text or feature columns and a label column
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dlworkflow.registry import Registry
 
@@ -26,6 +27,10 @@ class BuiltinDataset:
     package: str  # where the data comes from (pip or Debian package)
     materialise: Callable[[Path], Path]  # write into the folder; return the ingest source path
     redistributable: bool = True
+    # installed package data the materialised source's paths point into (read in place)
+    reads_from: Callable[[], Path] | None = None
+    # config keys the dataset needs, set by its ingest where unset (trees: data.tiles)
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 BUILTINS: Registry[BuiltinDataset] = Registry("built-in dataset")

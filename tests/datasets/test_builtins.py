@@ -50,6 +50,7 @@ def test_catalogue_lists_every_dataset_with_a_known_task():
         "mnist5k",
         "randhie",
         "rotten-tomatoes",
+        "trees",
         "yeast",
     ]
     for dataset in list_builtins():

@@ -1,0 +1,293 @@
+"""The source of an object-detection project: images and their boxes (data/annotations.py).
+
+Where the boxes are:
+- a folder of images with data.annotations null: a VOC .xml or YOLO .txt file beside each
+  image (same name), or data.annotations: a folder of them, a COCO JSON or a CSV;
+- a COCO JSON or a CSV file as the source: it lists the images (paths relative to its
+  folder, which they must lie in; data.root allows another).
+
+Each image becomes one candidate whose label is the compact boxes JSON (tasks/detection.py
+dump_boxes), or, with data.tiles, one candidate per tile (a PNG under .dlw/tiles/, its
+group the source image, so the tiles of one image never straddle the split). An image is
+quarantined, with the reason, when a box lies outside it (beyond a 1 px tolerance; a box
+within it is clipped), when a box is degenerate (x2 <= x1 or y2 <= y1), when a box's class is
+not in data.classes (or has no name), or when its annotation file is missing (VOC, YOLO). An
+image with no boxes is a valid negative.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dlworkflow.data import annotations as A
+from dlworkflow.data import tiles as T
+from dlworkflow.data.sources import IMAGE_EXTENSIONS, Candidate, SourceScan, _walk
+from dlworkflow.errors import DataError
+from dlworkflow.store import ImageDecodeError
+
+if TYPE_CHECKING:
+    from dlworkflow.config import Data
+    from dlworkflow.workspace import Workspace
+
+TOLERANCE = 1.0  # pixels a box may reach beyond the image (clipped); more is quarantined
+Box = A.Box
+
+
+def scan_boxes(project: Workspace, path: Path) -> SourceScan:
+    """The candidates of a detection source (a folder of images, or a COCO JSON / CSV)."""
+    data = project.config.data
+    annotations = _annotations_path(project, path)
+    fmt = A.detect_format(annotations, data.annotation_format)
+    if data.tiles is not None:
+        T.check_tiles(data.tiles.size, data.tiles.overlap)
+    scan = SourceScan(kind=f"{fmt} annotations", candidates=iter(()), location=str(path))
+    if fmt in ("coco", "csv"):
+        if not annotations.is_file():
+            raise _not_a(annotations, f"a {fmt.upper()} file")
+        base = path if path.is_dir() else annotations.parent
+        roots = _allowed_roots(project, path, base)
+        scan.root = str(roots[0])
+        listed = (
+            A.read_coco(annotations)
+            if fmt == "coco"
+            else A.read_csv(
+                annotations, path_column=data.path_column, label_column=data.label_column
+            )
+        )
+        scan.candidates = _listed(project, listed, base, roots)
+        return scan
+    if not path.is_dir():
+        raise _not_a(path, f"a folder of images (the {fmt.upper()} files name them)")
+    if not annotations.is_dir():
+        raise _not_a(annotations, f"a folder of {fmt.upper()} files")
+    scan.candidates = _beside(project, path, annotations, fmt, scan.skipped)
+    return scan
+
+
+def _annotations_path(project: Workspace, path: Path) -> Path:
+    given = project.config.data.annotations
+    if not given:
+        return path  # the source itself: a COCO/CSV file, or a folder with the files beside
+    location = Path(given).expanduser()
+    location = (location if location.is_absolute() else project.root / location).resolve()
+    if not location.exists():
+        raise DataError(
+            f"data.annotations {given!r} does not exist.",
+            expected="a COCO .json, a .csv of path,xmin,ymin,xmax,ymax,label, or a folder of "
+            "VOC .xml / YOLO .txt files",
+            received=str(location),
+            fix="correct data.annotations in dlworkflow.yaml (relative paths start at the "
+            "project folder), or set it to null to read annotation files beside the images",
+        )
+    return location
+
+
+def _not_a(path: Path, what: str) -> DataError:
+    return DataError(
+        f"{path} is not {what}.",
+        expected=what,
+        received="a folder" if path.is_dir() else "a file",
+        fix="set data.annotations and data.annotation_format to match the files",
+    )
+
+
+def _allowed_roots(project: Workspace, source: Path, base: Path) -> list[Path]:
+    """Folders the listed images may lie in: data.root (or `base`), and the installed data
+    folder of a built-in dataset whose materialised listing points into it."""
+    from dlworkflow.data.tables import data_root
+
+    roots = (
+        [data_root(project.config, project.root, base / "_")] if project.config.data.root else []
+    )
+    roots = roots or [base.resolve()]
+    raw = project.paths.raw.resolve()
+    if source.resolve().is_relative_to(raw):
+        from dlworkflow.datasets import BUILTINS
+
+        name = source.resolve().relative_to(raw).parts[0]
+        reads_from = BUILTINS.get(name).reads_from if name in BUILTINS else None
+        if reads_from is not None:
+            roots.append(reads_from().resolve())
+    return roots
+
+
+def _listed(
+    project: Workspace, listed: dict[str, A.Annotated], base: Path, roots: Sequence[Path]
+) -> Iterator[Candidate]:
+    """Candidates of a COCO JSON or CSV listing: each image (relative to `base`)."""
+    for name, annotated in listed.items():
+        sample_id = unicodedata.normalize("NFC", name)
+        file = (base / name).resolve()
+        inside = [root for root in roots if file.is_relative_to(root)]
+        if inside and Path(name).is_absolute():  # the id: the path inside its data folder
+            sample_id = unicodedata.normalize("NFC", file.relative_to(inside[0]).as_posix())
+        if not inside:
+            yield Candidate(
+                sample_id,
+                None,
+                path=file,
+                problem=f"outside the data folder: {name!r} is not inside {roots[0]} (set "
+                "data.root in dlworkflow.yaml to allow another folder)",
+            )
+            continue
+        yield from _image(project, sample_id, file, lambda size, a=annotated: a)
+
+
+def _beside(
+    project: Workspace, folder: Path, annotations: Path, fmt: str, skipped: list[str]
+) -> Iterator[Candidate]:
+    """Candidates of a folder of images whose VOC / YOLO files are in `annotations`."""
+    suffix = ".xml" if fmt == "voc" else ".txt"
+    names: list[str] = []
+    if fmt == "yolo":
+        names = A.yolo_names([annotations, folder], project.config.data.classes)
+    for file, problem in _walk(folder, folder, folder.resolve(), skipped, set()):
+        rel = unicodedata.normalize("NFC", file.relative_to(folder).as_posix())
+        if file.suffix.lower() not in IMAGE_EXTENSIONS:
+            if not (file.suffix.lower() in (suffix, ".yaml") or file.name == "classes.txt"):
+                skipped.append(rel)
+            continue
+        if problem is not None:
+            yield Candidate(rel, None, path=file, problem=problem)
+            continue
+        found = _annotation_file(annotations, Path(rel), suffix)
+        if found is None:
+            yield Candidate(
+                rel,
+                None,
+                path=file,
+                problem=f"annotation file missing: no {Path(rel).with_suffix(suffix).name} "
+                f"in {annotations}",
+            )
+            continue
+
+        def read(size: tuple[int, int], found: Path = found) -> A.Annotated:
+            return A.read_voc(found) if fmt == "voc" else A.read_yolo(found, names, size)
+
+        yield from _image(project, rel, file, read)
+
+
+def _annotation_file(folder: Path, rel: Path, suffix: str) -> Path | None:
+    """folder/<rel with suffix>, or else folder/<file name with suffix>."""
+    for candidate in (folder / rel.with_suffix(suffix), folder / (rel.stem + suffix)):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _image(project: Workspace, sample_id: str, file: Path, read: Any) -> Iterator[Candidate]:
+    """One image's candidate(s): checked boxes as the label, tiled when data.tiles is set."""
+    data = project.config.data
+    try:
+        size = image_size(file, data)
+        annotated: A.Annotated = read(size)
+        if annotated.problem:
+            raise ImageDecodeError(annotated.problem)
+        boxes = check_boxes(annotated.boxes, size, data.classes)
+    except ImageDecodeError as exc:
+        yield Candidate(sample_id, None, path=file, problem=exc.reason)
+        return
+    if data.tiles is None:
+        yield Candidate(sample_id, dump_label(size, boxes), path=file)
+        return
+    yield from _tiles(project, sample_id, file, boxes)
+
+
+def _tiles(project: Workspace, sample_id: str, file: Path, boxes: list[Box]) -> Iterator[Candidate]:
+    from dlworkflow.store import decode_image
+
+    data = project.config.data
+    tiles = data.tiles
+    assert tiles is not None
+    try:
+        img = decode_image(file, max_pixels=data.max_image_pixels, max_side=data.max_image_side)
+    except ImageDecodeError as exc:
+        yield Candidate(sample_id, None, path=file, problem=exc.reason)
+        return
+    folder = T.tiles_folder(project.paths.state)
+    plan = T.plan_tiles(
+        img.width,
+        img.height,
+        boxes,
+        size=tiles.size,
+        overlap=tiles.overlap,
+        min_visible=tiles.min_visible,
+    )
+    for tile in plan:
+        yield Candidate(
+            T.tile_id(sample_id, tile),
+            dump_label(tile.size, list(tile.boxes)),
+            group=sample_id,
+            path=T.write_tile(img, tile, folder),
+            origin=file,
+        )
+
+
+def image_size(file: Path, data: Data) -> tuple[int, int]:
+    """(width, height) from the image's header (no pixel decoded), within the size limits;
+    ImageDecodeError with the reason the full decode would give when it cannot be read."""
+    from PIL import Image
+
+    from dlworkflow.store import decode_image
+    from dlworkflow.store.images import check_dimensions, image_formats, is_dicom
+
+    limits = {"max_pixels": data.max_image_pixels, "max_side": data.max_image_side}
+    if not is_dicom(file):
+        try:
+            with Image.open(file, formats=image_formats()) as img:
+                size = img.size
+            check_dimensions(*size, **limits)
+            return size
+        except ImageDecodeError:
+            raise
+        except Exception:  # noqa: BLE001, S110 - the full decode below gives the reason
+            pass
+    return decode_image(file, **limits).size
+
+
+def check_boxes(
+    boxes: Sequence[Box], size: tuple[int, int], classes: Sequence[str] | None
+) -> list[Box]:
+    """The boxes, clipped to the image within TOLERANCE; ImageDecodeError with the first
+    problem (the box named) otherwise."""
+    width, height = size
+    allowed = set(classes or [])
+    out = []
+    for i, (x1, y1, x2, y2, name) in enumerate(boxes, start=1):
+        shown = f"box {i} [{x1:g}, {y1:g}, {x2:g}, {y2:g}] {name!r}"
+        if not name:
+            raise ImageDecodeError(f"unknown label: {shown} has no class name")
+        if x2 <= x1 or y2 <= y1:
+            raise ImageDecodeError(f"degenerate box: {shown} has x2 <= x1 or y2 <= y1")
+        if allowed and name not in allowed:
+            raise ImageDecodeError(
+                f"unknown label: {shown} (data.classes allows {sorted(allowed)})"
+            )
+        c = (max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height)))
+        beyond = x1 < -TOLERANCE or y1 < -TOLERANCE or x2 > width + TOLERANCE
+        if beyond or y2 > height + TOLERANCE or c[2] <= c[0] or c[3] <= c[1]:
+            raise ImageDecodeError(
+                f"box outside the image: {shown} reaches beyond the {width}x{height} image "
+                f"(more than {TOLERANCE:g} px)"
+            )
+        out.append((c[0], c[1], c[2], c[3], name))
+    return out
+
+
+def dump_label(size: tuple[int, int], boxes: Sequence[Box]) -> str:
+    """The manifest label: tasks/detection.py's compact boxes JSON."""
+    try:
+        from dlworkflow.tasks.detection import dump_boxes
+    except ImportError:  # until the detection task lands: the same contract
+        return _dump_boxes(size, boxes)
+    return dump_boxes(size, boxes)
+
+
+def _dump_boxes(size: tuple[int, int], boxes: Sequence[Box]) -> str:
+    import json
+
+    rows = sorted([round(float(v), 2) for v in b[:4]] + [str(b[4])] for b in boxes)
+    return json.dumps({"size": [int(size[0]), int(size[1])], "boxes": rows}, separators=(",", ":"))
