@@ -124,7 +124,7 @@ def _predict(
     rows = open_test_set(project, purpose=purpose, slice=name)
     labels = rows["label"].astype(str)
     task = old.task
-    y = task.encode(labels.tolist(), old.classes)
+    y = task.encode(labels.tolist(), old.classes, size=_dense_size(old))
     known = task.known(y)
     if task.single_label:
         known = known & (y >= 0)
@@ -141,14 +141,21 @@ def _predict(
 
 
 def _outputs(bundle: Bundle, rows: pd.DataFrame) -> np.ndarray:
-    """The task outputs (N, K) of the bundle on manifest rows."""
-    k = len(bundle.classes)
-    parts = [np.zeros((0, k), dtype=np.float32)]
-    for start in range(0, len(rows), BATCH):
-        parts.append(
-            predict_outputs(bundle, runtime_inputs(bundle, rows.iloc[start : start + BATCH]))
-        )
-    return np.concatenate(parts)
+    """The task outputs of the bundle on manifest rows: (N, K), or a dense task's (boxes
+    (N, K, 6), probabilities (N, C, H, W)); with no rows, the outputs of an empty batch."""
+    parts = [
+        predict_outputs(bundle, runtime_inputs(bundle, rows.iloc[start : start + BATCH]))
+        for start in range(0, max(len(rows), 1), BATCH)
+    ]
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+def _dense_size(bundle: Bundle) -> tuple[int, int] | None:
+    """A dense task's targets are encoded at the model's input size (height, width)."""
+    if not bundle.task.dense:
+        return None
+    height, width = bundle.preprocessing["size"]
+    return int(height), int(width)
 
 
 def _settings(project: Workspace, metric: str) -> dict[str, Any]:

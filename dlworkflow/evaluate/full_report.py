@@ -7,9 +7,11 @@ probabilities, a confusion matrix, calibration and confident mistakes; regressio
 multi-label have every metric of their task with its interval, their own baselines
 (dlworkflow.evaluate.task_baselines) and error analysis (largest residuals and a residual
 plot; per-label scores and the samples with the most wrong labels), and no calibration
-("calibration": None). Every kind shares the keys metrics ({name: {value, low, high}}), n,
-confidence, split, model, modality, primary_metric, primary_metric_agreed, unknown_labels,
-slices, baselines and figures."""
+("calibration": None). Detection and segmentation (dense tasks) are reported the same way,
+their per-class scores with intervals and error analysis drawn on the images coming from
+dlworkflow.evaluate.dense_report (its docstring lists their keys). Every kind shares the
+keys metrics ({name: {value, low, high}}), n, confidence, split, model, modality,
+primary_metric, primary_metric_agreed, unknown_labels, slices, baselines and figures."""
 
 from __future__ import annotations
 
@@ -22,6 +24,12 @@ import numpy as np
 from dlworkflow.evaluate.auto_slices import TOP_FEATURES, proxy_ranking, slices_section
 from dlworkflow.evaluate.baselines import baselines
 from dlworkflow.evaluate.calibration import calibration_section, fit_temperature, softmax
+from dlworkflow.evaluate.dense_report import (
+    detection_analysis,
+    detection_figures,
+    segmentation_analysis,
+    segmentation_figures,
+)
 from dlworkflow.evaluate.figures import (
     confusion_png,
     mistakes_png,
@@ -185,12 +193,14 @@ def task_report(
     split: str,
     temperature: float | None,
 ) -> dict[str, Any]:
-    """Any task's outputs (regression, multi-label): every metric of the task with its BC
-    interval, slices, the kind's baselines, error analysis and figures; no calibration."""
+    """Any task's outputs (regression, multi-label, detection, segmentation): every metric
+    of the task with its BC interval, slices, the kind's baselines, error analysis and
+    figures; no calibration."""
     cfg = project.config.evaluate
     names = list(meta["classes"])
     target = dict(meta.get("target") or {})
-    y_all = task.encode(rows["label"].astype(str).tolist(), names)
+    size = image_size(meta) if task.dense else None  # masks are judged at the network's size
+    y_all = task.encode(rows["label"].astype(str).tolist(), names, size=size)
     known = task.known(y_all)
     rows, y = rows[known].reset_index(drop=True), y_all[known]
     out = predict_outputs(project, model, meta, rows)
@@ -216,7 +226,7 @@ def task_report(
         "primary_metric": metric,
         "primary_metric_agreed": agreed,
         "unknown_labels": int((~known).sum()),
-        "calibration": None,  # calibration of a softmax: classification only
+        "calibration": None,  # calibration of a softmax over classes: classification only
         "baselines": task_baselines(project, task, meta, rows, y, out, metric=metric, **kw)
         if cfg.baselines and len(y)
         else None,
@@ -228,7 +238,7 @@ def task_report(
     )
     show = project.config.problem.data_sensitivity == "none"
     analysis, figures = ANALYSES[task.kind]
-    report.update(analysis(task, rows, y, out, target, names, show_content=show))
+    report.update(analysis(task, rows, y, out, target, names, show_content=show, **kw))
     report["figures"] = _relative(
         project, figures(project, meta, rows, y, out, report, split=split)
     )
@@ -309,6 +319,7 @@ def _regression_analysis(
     names: list[str],
     *,
     show_content: bool,
+    **_: Any,
 ) -> dict[str, Any]:
     return {
         "residuals": residual_summary(y, out),
@@ -325,6 +336,7 @@ def _multilabel_analysis(
     names: list[str],
     *,
     show_content: bool,
+    **_: Any,
 ) -> dict[str, Any]:
     # the task decides which labels are predicted (its thresholds); its "labels" column
     # joins them by "|" as the manifest does
@@ -444,10 +456,14 @@ REPORTS: dict[str, Report] = {  # by task kind
     "classification": classification_report,
     "regression": task_report,
     "multilabel": task_report,
+    "detection": task_report,
+    "segmentation": task_report,
 }
 ANALYSES: dict[str, tuple[Callable[..., dict[str, Any]], Callable[..., dict[str, Path]]]] = {
     "regression": (_regression_analysis, _regression_figures),
     "multilabel": (_multilabel_analysis, _multilabel_figures),
+    "detection": (detection_analysis, detection_figures),
+    "segmentation": (segmentation_analysis, segmentation_figures),
 }
 
 

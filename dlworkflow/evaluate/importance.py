@@ -16,6 +16,11 @@ bootstrap interval over the samples (the resamples of dlworkflow.evaluate.scores
 for the base and every ablation). Images and texts are measured on a seeded subsample of at
 most MAX_FORWARDS / (number of ablations) samples, so the cost stays near one pass over a
 couple of thousand samples whatever the model.
+
+Dense tasks (detection, segmentation) are not measured yet, and the record says why
+(`not_applicable`, `summary`): occluding a cell hides the very objects or pixels that are
+judged there, so the fall of mAP or mIoU says where the objects are, not what the model
+relies on.
 """
 
 from __future__ import annotations
@@ -48,6 +53,11 @@ MAX_FORWARDS = {"image": 1024, "text": 4096}  # single-sample forward passes, at
 BATCH = 512
 TINY = 1e-9  # a fall this small is no fall (rounding of differences of equal scores)
 WORD = re.compile(r"[^\W\d_]{2,}")
+DENSE_NOT_APPLICABLE = (
+    "not measured: input importance is not applicable to dense tasks yet ({task}): "
+    "occluding a cell hides the very objects or pixels judged there, so the fall of "
+    "{metric} would say where the objects are, not what the model relies on"
+)
 
 Score = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (outputs, weights (B, n)) -> (B,)
 Ablation = tuple[str, list[np.ndarray]]  # (name, outputs of each repeat)
@@ -78,13 +88,6 @@ def importance_section(
         return None
     from dlworkflow.store import load_split
 
-    start = time.perf_counter()
-    rows = load_split(project, "val")
-    names = list(meta["classes"])
-    target = dict(meta.get("target") or {})
-    y_all = task.encode(rows["label"].astype(str).tolist(), names)
-    known = task.known(y_all)
-    rows, y = rows[known].reset_index(drop=True), y_all[known]
     modality = str(meta.get("modality", "image"))
     base: dict[str, Any] = {
         "split": "val",
@@ -93,6 +96,23 @@ def importance_section(
         "metric": metric,
         "modality": modality,
     }
+    if task.dense:
+        return {
+            **base,
+            "method": None,
+            "n": 0,
+            "features": [],
+            "flagged": [],
+            "not_applicable": True,
+            "summary": DENSE_NOT_APPLICABLE.format(task=task.name, metric=metric),
+        }
+    start = time.perf_counter()
+    rows = load_split(project, "val")
+    names = list(meta["classes"])
+    target = dict(meta.get("target") or {})
+    y_all = task.encode(rows["label"].astype(str).tolist(), names)
+    known = task.known(y_all)
+    rows, y = rows[known].reset_index(drop=True), y_all[known]
     if len(y) < 2:
         return {
             **base,

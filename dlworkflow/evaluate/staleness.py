@@ -42,7 +42,11 @@ def decay(project: Workspace, folder: Path, slice_name: str, *, addition: int) -
     rows = open_test_set(
         project, purpose=f"staleness of champion v{bundle.version}", slice=slice_name
     )
-    y = task.encode(rows["label"].astype(str).tolist(), bundle.classes)
+    size = None
+    if task.dense:  # masks are encoded at the model's input size (height, width)
+        height, width = bundle.preprocessing["size"]
+        size = (int(height), int(width))
+    y = task.encode(rows["label"].astype(str).tolist(), bundle.classes, size=size)
     known = task.known(y)
     if task.single_label:
         known = known & (np.asarray(y) >= 0)
@@ -141,12 +145,11 @@ def _metric(
 def _outputs(bundle: Bundle, rows: Any) -> np.ndarray:
     from dlworkflow.runtime.observe import predict_outputs, runtime_inputs
 
-    parts = [np.zeros((0, len(bundle.classes)), dtype=np.float32)]
-    for start in range(0, len(rows), BATCH):
-        parts.append(
-            predict_outputs(bundle, runtime_inputs(bundle, rows.iloc[start : start + BATCH]))
-        )
-    return np.concatenate(parts)
+    parts = [  # with no rows, the outputs of an empty batch (a dense task's shape)
+        predict_outputs(bundle, runtime_inputs(bundle, rows.iloc[start : start + BATCH]))
+        for start in range(0, max(len(rows), 1), BATCH)
+    ]
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
 def _higher(task: Task, metric: str) -> bool:

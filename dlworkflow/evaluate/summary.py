@@ -19,6 +19,14 @@ NAMES = {
     "mape": "MAPE (fraction)",
     "micro_f1": "micro F1",
     "map": "mAP (mean average precision)",
+    "map50": "mAP@.5",
+    "map75": "mAP@.75",
+    "ap_small": "AP of small boxes",
+    "ap_medium": "AP of medium boxes",
+    "ap_large": "AP of large boxes",
+    "miou": "mIoU (mean IoU over classes)",
+    "dice": "Dice (mean over classes)",
+    "pixel_accuracy": "pixel accuracy",
     "subset_accuracy": "subset accuracy",
     "hamming_loss": "Hamming loss",
 }
@@ -39,6 +47,7 @@ FIGURE_CAPTIONS = {
     "residuals": "predicted against true, and the residuals",
     "per_label": "precision, recall and F1 per label",
     "errors": "the largest errors",
+    "per_class": "scores per class with their intervals",
 }
 
 
@@ -275,9 +284,82 @@ def _multilabel_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def _detection_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    conf = report["confidence"]
+    rows = [
+        (
+            "AP per class (true boxes)",
+            "; ".join(
+                f"{e['class']} {_interval(e['ap'], conf)} ({e['boxes']})"
+                for e in report.get("per_class") or []
+            ),
+        )
+    ]
+    e = report.get("errors") or {}
+    if e:
+        rows.append(
+            (
+                "errors",
+                f"of {e['boxes']} true boxes {e['found']} found, {e['missed']} missed, "
+                f"{e['confused']} with the wrong class; {e['false_positives']} false "
+                f"positives among {e['shown']} boxes shown ("
+                + (
+                    "the task's default score threshold"
+                    if e["score_threshold"] is None
+                    else f"score >= {e['score_threshold']:.2f}"
+                )
+                + f", IoU >= {e['match_iou']})",
+            )
+        )
+    if e.get("confused_pairs"):
+        rows.append(
+            (
+                "most confused",
+                "; ".join(
+                    f"{p['true']} -> {p['predicted']} x{p['count']}"
+                    for p in e["confused_pairs"][:3]
+                ),
+            )
+        )
+    return rows
+
+
+def _segmentation_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    conf = report["confidence"]
+    rows = [
+        (
+            "IoU per class (pixels)",
+            "; ".join(
+                f"{e['class']} {_interval(e['iou'], conf)} ({e['pixels']:,})"
+                for e in report.get("per_class") or []
+            ),
+        )
+    ]
+    worst = report.get("worst_images") or []
+    if worst:
+        rows.append(
+            (
+                "lowest IoU",
+                "; ".join(
+                    f"{w['sample_id']}: {w['iou']:.3f}"
+                    + (f", missed {', '.join(w['missed'])}" if w["missed"] else "")
+                    for w in worst[:3]
+                ),
+            )
+        )
+    return rows
+
+
 ROWS = {
     "classification": _classification_rows,
     "regression": _task_rows,
     "multilabel": _task_rows,
+    "detection": _task_rows,
+    "segmentation": _task_rows,
 }  # by task kind
-ANALYSIS_ROWS = {"regression": _regression_rows, "multilabel": _multilabel_rows}
+ANALYSIS_ROWS = {
+    "regression": _regression_rows,
+    "multilabel": _multilabel_rows,
+    "detection": _detection_rows,
+    "segmentation": _segmentation_rows,
+}

@@ -9,6 +9,11 @@ Multi-label: each label's train prevalence as its probability (a label is predic
 prevalence reaches 0.5), and one-vs-rest logistic regression whose per-label thresholds are
 tuned the way the network's are (the task's fit_on_validation), on out-of-fold predictions
 of the train rows, so that no evaluated row tunes them.
+Detection: the box prior (tasks.detection box_prior_fit / box_prior_outputs): boxes of the
+training mean sizes per class at a grid of points, with a constant score.
+Segmentation: the training masks' per-pixel majority class (tasks.segmentation majority_fit /
+majority_outputs). Each is the dense task's simple model: the network's difference to it
+(with its paired interval) is what the network adds.
 
 `simple_as_good` is True when the network's advantage over the simple model is not
 distinguishable from zero: the interval of network - simple reaches 0 (or beyond) in the
@@ -29,6 +34,7 @@ from dlworkflow.evaluate.task_scores import (
     paired_difference,
     task_scorer,
 )
+from dlworkflow.models.meta import image_size
 from dlworkflow.store import load_split
 
 if TYPE_CHECKING:
@@ -58,7 +64,8 @@ def task_baselines(
     """The network's metric next to the task kind's baselines (see the module docstring)."""
     names = list(meta["classes"])
     train = load_split(project, "train")
-    y_train = task.encode(train["label"].astype(str).tolist(), names)
+    size = image_size(meta) if task.dense else None  # masks at the network's size
+    y_train = task.encode(train["label"].astype(str).tolist(), names, size=size)
     keep = task.known(y_train)
     train, y_train = train[keep].reset_index(drop=True), y_train[keep]
     kw: dict[str, Any] = {"n_resamples": n_resamples, "confidence": confidence, "seed": seed}
@@ -191,7 +198,56 @@ def _clone(step: Any) -> Any:
     return clone(step)
 
 
+def box_prior_baseline(
+    project: Workspace,
+    task: Task,
+    meta: ModelMeta,
+    train: pd.DataFrame,
+    y_train: np.ndarray,
+    rows: pd.DataFrame,
+    *,
+    seed: int,
+) -> tuple[dict[str, Outputs], Outputs]:
+    """Detection: the box prior of the training boxes, scored with the network's target
+    (its input size sets the box-size bins of ap_small/medium/large)."""
+    from dlworkflow.tasks.detection import box_prior_fit, box_prior_outputs
+
+    params = box_prior_fit(y_train)
+    info = {
+        "model": "box prior: boxes of the training mean size per class at a grid of points, "
+        "constant score",
+        "n_train": len(y_train),
+        "n_train_boxes": int((np.asarray(y_train)[..., 4] >= 0).sum()),
+    }
+    out = box_prior_outputs(params, len(rows))
+    return {}, (np.asarray(out, dtype=np.float64), dict(meta.get("target") or {}), info)
+
+
+def majority_baseline(
+    project: Workspace,
+    task: Task,
+    meta: ModelMeta,
+    train: pd.DataFrame,
+    y_train: np.ndarray,
+    rows: pd.DataFrame,
+    *,
+    seed: int,
+) -> tuple[dict[str, Outputs], Outputs]:
+    """Segmentation: each pixel's most frequent class in the training masks."""
+    from dlworkflow.tasks.segmentation import majority_fit, majority_outputs
+
+    params = majority_fit(y_train, num_classes=len(meta["classes"]))  # every class scored
+    info = {
+        "model": "per-pixel majority class of the training masks",
+        "n_train": len(y_train),
+    }
+    out = majority_outputs(params, len(rows))
+    return {}, (np.asarray(out), dict(meta.get("target") or {}), info)
+
+
 BASELINES: dict[str, Callable[..., tuple[dict[str, Outputs], Outputs]]] = {
     "regression": regression_baselines,
     "multilabel": multilabel_baselines,
+    "detection": box_prior_baseline,
+    "segmentation": majority_baseline,
 }

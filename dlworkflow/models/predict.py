@@ -4,12 +4,15 @@ probabilities, label probabilities, values in the target's units)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dlworkflow.models.meta import image_size
 from dlworkflow.store import image_tensor, read_trained_pointer
+
+DENSE_BATCH = 32  # images decoded and run at once for a dense task's outputs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,21 +50,56 @@ def predict_outputs(
 ) -> np.ndarray:
     """What the network's outputs mean for its task, float64: class probabilities (N, K),
     label probabilities (N, L), or values in the target's units (N, 1); the target's
-    settings (scaling, thresholds) come from model.json `target`."""
+    settings (scaling, thresholds) come from model.json `target`. Dense tasks: see
+    dense_outputs."""
+    task = model_task(project, meta)
+    if task.dense:
+        return dense_outputs(project, model, meta, rows, task)
     logits = predict_logits(project, model, meta, rows, batch_size=batch_size)
     return np.asarray(
-        model_task(project, meta).outputs(logits.astype(np.float64), meta.get("target") or {}),
-        dtype=np.float64,
+        task.outputs(logits.astype(np.float64), meta.get("target") or {}), dtype=np.float64
+    )
+
+
+def dense_outputs(
+    project: Workspace,
+    model: Any,
+    meta: ModelMeta,
+    rows: pd.DataFrame,
+    task: Task,
+    *,
+    batch_size: int = DENSE_BATCH,
+) -> np.ndarray:
+    """A dense task's outputs in the task's own dtype: detection boxes float64 (N, K, 6),
+    segmentation probabilities float32 (N, C, H, W). The task turns each batch's raw maps
+    into outputs as it comes (the images stay a memory map of the cache), so no (N, C, H, W)
+    logits, nor a float64 copy of them, are ever held for the whole set."""
+    target = meta.get("target") or {}
+    return predict_logits(
+        project,
+        model,
+        meta,
+        rows,
+        batch_size=batch_size,
+        each=lambda logits: np.asarray(task.outputs(logits, target)),
     )
 
 
 def predict_logits(
-    project: Workspace, model: Any, meta: ModelMeta, rows: pd.DataFrame, *, batch_size: int = 256
+    project: Workspace,
+    model: Any,
+    meta: ModelMeta,
+    rows: pd.DataFrame,
+    *,
+    batch_size: int = 256,
+    each: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Logits (N, classes) float32 for manifest rows, transformed exactly as in training
     from the saved model.json: images decoded at the model's format and normalised with its
     mean/std, texts tokenized with its tokenizer and max_len, tables encoded with the train
-    statistics and categories."""
+    statistics and categories. `each`: applied to each batch's logits as they come (a dense
+    task's outputs: see dense_outputs); with no rows, to the network's output for an empty
+    batch (its shape is the output's)."""
     import torch
 
     modality = meta.get("modality", "image")
@@ -75,7 +113,10 @@ def predict_logits(
     out = []
     with torch.inference_mode():
         for start in range(0, len(rows), batch_size):
-            out.append(model(inputs(start, start + batch_size)).float().numpy())
+            logits = model(inputs(start, start + batch_size)).float().numpy()
+            out.append(logits if each is None else each(logits))
+        if each is not None and not out:
+            out.append(each(model(inputs(0, 0)).float().numpy()))
     logits = np.concatenate(out) if out else np.zeros((0, len(meta["classes"])), dtype=np.float32)
     if order is not None:  # back from length order to row order
         restored = np.empty_like(logits)
