@@ -28,6 +28,7 @@ def test_the_registry_names_each_task_with_its_modality_and_default_model():
         "image-classification",
         "image-multilabel",
         "image-regression",
+        "object-detection",
         "semantic-segmentation",
         "tabular-classification",
         "tabular-multilabel",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dlworkflow.registry import Registry
 from dlworkflow.tasks.base import Task
 from dlworkflow.tasks.classification import Classification
+from dlworkflow.tasks.detection import Detection
 from dlworkflow.tasks.multilabel import MultiLabel
 from dlworkflow.tasks.regression import Regression
 from dlworkflow.tasks.segmentation import Segmentation
@@ -55,6 +56,12 @@ for _task in (
         default_model="minilm_classifier",
         description="a set of labels per text (a table with a text column and a "
         "delimited label column, or one-hot label columns)",
+    ),
+    Detection(
+        "image",
+        default_model="efficientnet_lite0_detector",
+        description="boxes and their classes in each image (COCO JSON, Pascal VOC XML, "
+        "YOLO txt, or a CSV of boxes)",
     ),
     Segmentation(
         "image",
