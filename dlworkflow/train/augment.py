@@ -29,7 +29,7 @@ call on.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -255,7 +255,12 @@ def augment_preview(
     mean, std = channel_stats(images)
     x = normalise(images, mean, std)
     classes = [str(c) for c in store.read_split_info(project).classes]
-    y = torch.tensor([classes.index(str(v)) for v in picked["label"]], dtype=torch.int64)
+    task = task_of(cfg.task)
+    labels = [str(v) for v in picked["label"]]
+    if task.dense:  # the boxes / masks at the network's size, drawn over each version
+        y = torch.from_numpy(np.ascontiguousarray(task.encode(labels, classes, size=size)))
+    else:
+        y = torch.tensor([classes.index(v) for v in labels], dtype=torch.int64)
     transform = build(
         cfg.augment,
         channels=channels,
@@ -264,13 +269,29 @@ def augment_preview(
         seed=seed,
         mean=mean,
         std=std,
+        kind=task.kind,
     )
-    assert transform is not None  # enabled(cfg.augment) above
-    columns = [images]
+    if transform is None:  # every switched-on option is one this task's targets skip
+        raise ConfigError(
+            f"There is nothing to preview: none of {enabled(cfg.augment)} applies to "
+            f"{cfg.task} targets.",
+            expected="flip, resized_crop, translate, color_jitter"
+            + (", rotation (masks)" if task.kind in augment_dense.ROTATES else "")
+            + (", mosaic (boxes)" if task.kind in augment_dense.MOSAIC else ""),
+            received=str(enabled(cfg.augment)),
+            fix="set e.g. augment: {flip: 0.5, translate: 0.1} in dlworkflow.yaml",
+        )
+    columns, targets = [images], [y.numpy()]
     for _ in range(versions):
-        out, _ = transform(x, y)
+        out, moved = transform(x, y)
         columns.append(_to_uint8(out, mean, std))
-    return _write_grid(project.paths.reports / PREVIEW_FILE, columns)
+        targets.append(moved.numpy())
+    overlay = augment_dense.OVERLAYS.get(task.kind)
+    return _write_grid(
+        project.paths.reports / PREVIEW_FILE,
+        columns,
+        overlay=(lambda img, j, i: overlay(img, targets[j][i])) if overlay else None,
+    )
 
 
 def _to_uint8(x: torch.Tensor, mean: list[float], std: list[float]) -> np.ndarray:
@@ -279,8 +300,16 @@ def _to_uint8(x: torch.Tensor, mean: list[float], std: list[float]) -> np.ndarra
     return (x * s + m).clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
 
 
-def _write_grid(path: Path, columns: list[np.ndarray], *, cell: int = 96, gap: int = 4) -> Path:
-    """One row per sample: the original, a wider gap, then its augmented versions."""
+def _write_grid(
+    path: Path,
+    columns: list[np.ndarray],
+    *,
+    cell: int = 96,
+    gap: int = 4,
+    overlay: Callable[[Any, int, int], Any] | None = None,
+) -> Path:
+    """One row per sample: the original, a wider gap, then its augmented versions.
+    `overlay(cell image, column, row)` draws the target over each cell (boxes, masks)."""
     from PIL import Image
 
     from dlworkflow.fileio import atomic_write_with
@@ -293,6 +322,8 @@ def _write_grid(path: Path, columns: list[np.ndarray], *, cell: int = 96, gap: i
         for i, arr in enumerate(column):
             img = Image.fromarray(arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0))
             img = img.convert("RGB").resize((cell, cell), Image.Resampling.NEAREST)
+            if overlay is not None:
+                img = overlay(img, j, i)
             left = gap + j * (cell + gap) + (2 * gap if j else 0)
             grid.paste(img, (left, gap + i * (cell + gap)))
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -26,31 +26,25 @@ show), nor are mixup and cutmix (they blend one-hot classes).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from dlworkflow.train.dense_targets import (
+    DATA_KEYS,
+    MIN_SIDE,
+    MIN_VISIBLE,
+    MOSAIC,
+    ROTATES,
+    applied,
+)
+
 if TYPE_CHECKING:
     from dlworkflow.config import Augment
 
-# the kornia data key of each dense target kind (Task.kind); other kinds are not dense
-DATA_KEYS = {"detection": "bbox_xyxy", "segmentation": "mask"}
-ROTATES = {"segmentation"}  # kinds whose targets rotate with the image (boxes do not)
-MOSAIC = {"detection"}  # kinds that take augment.mosaic
-MIN_SIDE = 2.0  # pixels: a box narrower or lower than this after augmentation is dropped
-MIN_VISIBLE = 0.3  # share of a moved box's area that must stay inside the image
-
-
-def applied(cfg: Augment, kind: str) -> list[str]:
-    """The switched-on options that a `kind` target takes (the others are skipped)."""
-    skip = {"erasing", "mixup", "cutmix"}
-    if kind not in ROTATES:
-        skip.add("rotation")
-    if kind not in MOSAIC:
-        skip.add("mosaic")
-    return [name for name, value in cfg.model_dump().items() if value and name not in skip]
+__all__ = ["DATA_KEYS", "MOSAIC", "ROTATES", "DenseAugment", "applied", "pipeline"]
 
 
 def pipeline(cfg: Augment, *, kind: str, channels: int, size: tuple[int, int]) -> nn.Module | None:
@@ -211,3 +205,54 @@ def _padded(boxes: torch.Tensor, k: int) -> torch.Tensor:
     pad = torch.zeros((k - len(boxes), 5), dtype=boxes.dtype, device=boxes.device)
     pad[:, 4] = -1.0
     return torch.cat([boxes[:k], pad])
+
+
+# ---------------------------------------------------------------- the preview's overlays
+
+PALETTE = [
+    (230, 25, 75),
+    (60, 180, 75),
+    (255, 225, 25),
+    (0, 130, 200),
+    (245, 130, 48),
+    (145, 30, 180),
+    (70, 240, 240),
+    (240, 50, 230),
+    (210, 245, 60),
+    (250, 190, 212),
+]
+IGNORED = (128, 128, 128)
+
+
+def draw_boxes(img: Any, y: np.ndarray) -> Any:
+    """The boxes of one image's y (K, 5, normalised) drawn on the PIL image, one colour per
+    class."""
+    from PIL import ImageDraw
+
+    w, h = img.size
+    draw = ImageDraw.Draw(img)
+    for x1, y1, x2, y2, c in np.asarray(y, dtype=np.float64):
+        if c < 0:
+            continue
+        colour = PALETTE[int(c) % len(PALETTE)]
+        draw.rectangle([x1 * w, y1 * h, x2 * w - 1, y2 * h - 1], outline=colour, width=1)
+    return img
+
+
+def draw_mask(img: Any, y: np.ndarray, *, alpha: float = 0.45) -> Any:
+    """One image's mask (H, W class indices; 0 background; 255 ignored, grey) blended over
+    the PIL image, one colour per class."""
+    from PIL import Image
+
+    mask = np.asarray(Image.fromarray(np.asarray(y, dtype=np.uint8)).resize(img.size, 0))
+    base = np.asarray(img.convert("RGB"), dtype=np.float64)
+    colours = np.array([(0, 0, 0), *PALETTE[1:], *PALETTE[:1]] * 26, dtype=np.float64)[:256]
+    colours[255] = IGNORED
+    paint = colours[mask]
+    share = np.where(mask > 0, alpha, 0.0)[..., None]
+    out = base * (1 - share) + paint * share
+    return Image.fromarray(out.round().astype(np.uint8), "RGB")
+
+
+# the preview (train/augment.py augment_preview) draws each kind's target with these
+OVERLAYS = {"detection": draw_boxes, "segmentation": draw_mask}

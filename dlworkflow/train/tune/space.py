@@ -122,19 +122,32 @@ def resolve(project: Workspace) -> SearchSpace:
         defaults = MODELS.get(cfg.model.name).defaults()
     except DlwError:  # a user network that does not load: no model parameters to search
         defaults = {}
+    task = task_of(cfg.task)
     space = default_space(
-        cfg, strategy=strategy, modality=task_of(cfg.task).modality, model_defaults=defaults
+        cfg,
+        strategy=strategy,
+        modality=task.modality,
+        model_defaults=defaults,
+        kind=task.kind,
     )
     return SearchSpace(space.space, "default", cfg.model.name, strategy, space.why, note)
 
 
 def default_space(
-    config: ProjectConfig, *, strategy: str, modality: str, model_defaults: dict[str, Any]
+    config: ProjectConfig,
+    *,
+    strategy: str,
+    modality: str,
+    model_defaults: dict[str, Any],
+    kind: str = "",
 ) -> SearchSpace:
     """The default search space for `strategy` (frozen, finetune, gradual, scratch) on
     `modality` (image, text, tabular) with a model whose parameters default to
-    `model_defaults`, around the config's train.learning_rate and train.batch_size."""
+    `model_defaults`, around the config's train.learning_rate and train.batch_size.
+    `kind`: the task's target kind; dense targets (boxes, masks) search only the
+    augmentation their targets take (boxes: no rotation, but mosaic)."""
     from dlworkflow.config import ParamSpec
+    from dlworkflow.train.dense_targets import DATA_KEYS, MOSAIC, ROTATES
 
     lr, batch = config.train.learning_rate, config.train.batch_size
     space: dict[str, ParamSpec] = {}
@@ -197,7 +210,9 @@ def default_space(
             low=0.0,
             high=0.5,
         )
-    if modality == "image" and strategy != "frozen":
+    # augmentation applies to images, except frozen features (computed once) of a vector head
+    augments = modality == "image" and (strategy != "frozen" or kind in DATA_KEYS)
+    if augments and (kind not in DATA_KEYS or kind in ROTATES):  # boxes do not rotate
         add(
             "augment.rotation",
             "augmentation strength: rotation, degrees",
@@ -205,6 +220,15 @@ def default_space(
             low=0.0,
             high=15.0,
         )
+    if augments and kind in MOSAIC:
+        add(
+            "augment.mosaic",
+            "share of training images made 2x2 mosaics (boxes moved with them)",
+            type="uniform",
+            low=0.0,
+            high=0.5,
+        )
+    if augments:
         add(
             "augment.translate",
             "augmentation strength: shift, fraction of the side",
