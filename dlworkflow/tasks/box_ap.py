@@ -67,8 +67,8 @@ def _areas(boxes: np.ndarray) -> np.ndarray:
 def match_images(
     y: np.ndarray, out: np.ndarray, *, size: tuple[float, float], classes: int
 ) -> MatchTable:
-    """Match every image once: y (N, K, 5) normalised truth (class -1: padding), out
-    (N, K', 6) normalised detections [x1, y1, x2, y2, score, class]; `size` (h, w) in pixels
+    """Match every image once: y (N, K, 5) normalised truth, out (N, K', 6) normalised
+    detections [x1, y1, x2, y2, score, class] (class -1: padding); `size` (h, w) in pixels
     of the network input (the area ranges are in those pixels)."""
     n = len(y)
     table = {
@@ -78,7 +78,7 @@ def match_images(
     }
     for i in range(n):
         truth = y[i][y[i][:, 4] >= 0]
-        dets = out[i][(out[i][:, 5] >= 0) & (out[i][:, 4] > 0)]
+        dets = out[i][out[i][:, 5] >= 0]  # class -1: padding
         for c in np.unique(np.concatenate([truth[:, 4], dets[:, 5]])).astype(int):
             if not 0 <= c < classes:
                 continue
