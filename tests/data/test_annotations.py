@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from detection_data import (
     SIDE,
     boxes_csv,
@@ -18,7 +19,6 @@ from detection_data import (
     write_image,
     yolo_txt,
 )
-
 from dlworkflow.errors import DataError
 from dlworkflow.project import Project
 from dlworkflow.tasks.detection import dump_boxes, load_boxes

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from detection_data import osbs, voc_xml, write_image
 from PIL import Image
 
+from detection_data import osbs, voc_xml, write_image
 from dlworkflow.data.tiles import clip_boxes, plan_tiles, starts
 from dlworkflow.errors import ConfigError
 from dlworkflow.project import Project
