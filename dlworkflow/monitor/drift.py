@@ -8,7 +8,9 @@ prediction, confidence (classification only), ood (out-of-distribution rate) and
 (`PREDICTION_PLANS`): classification the predicted-class shares; regression the predicted
 values (KS + PSI on the reference's deciles, like a numeric input); multi-label each label's
 predicted rate (two-proportion z tests, Bonferroni over the labels; the labels that moved
-significantly by monitor.prediction_shift are flagged) with its mean probability.
+significantly by monitor.prediction_shift are flagged) with its mean probability; detection
+the boxes per image, box sizes and box scores, segmentation the predicted class shares
+(monitor/dense.py).
 
 Alert rule: p < alpha / m (Bonferroni over the m statistical checks that ran, so in-distribution
 traffic raises any alert with probability at most monitor.alpha) AND the effect reaches its
@@ -31,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dlworkflow.monitor import dense
 from dlworkflow.monitor import stats as S
 from dlworkflow.monitor.logread import Sample
 from dlworkflow.runtime.observe import metadata_task
@@ -187,7 +190,11 @@ def run_checks(
         notes.append(
             "No embeddings in the records (an export from before embeddings were "
             "logged): the embedding check is skipped and the OOD score is "
-            "1 - confidence."
+            + (
+                "1 - confidence."
+                if len(live) and np.isfinite(live.confidence).all()
+                else "not computed (the predictions carry no single confidence)."
+            )
         )
     task, target = metadata_task(metadata or {})
     names = list(classes or [])
@@ -496,6 +503,8 @@ PREDICTION_PLANS: dict[str, Callable[[Sample, Sample, Monitor, list[str]], list[
     "classification": _class_plans,
     "regression": _value_plans,
     "multilabel": _label_plans,
+    "detection": dense.detection_plans,
+    "segmentation": dense.segmentation_plans,
 }
 
 
@@ -611,16 +620,18 @@ def _task_performance_plan(
     metric = str(metadata.get("metric") or task.default_metric)
     spec = task.metric(metric)
     test_value = metadata.get("test_value")
-    matched = [(i, labels[key]) for i, key in enumerate(live.ids) if key in labels]
-    y_all = task.encode([text for _, text in matched], classes)
+    pairs = [(i, labels[key]) for i, key in enumerate(live.ids) if key in labels]
+    size = label_size(task, metadata)
+    matched = [(i, text) for i, text in pairs if readable(task, text, classes, size)]
+    y_all = task.encode([text for _, text in matched], classes, size=size)
     known = task.known(y_all) if matched else np.zeros(0, dtype=bool)
     where = np.array([i for (i, _), ok in zip(matched, known) if ok], dtype=np.int64)
     info: dict[str, Any] = {
         "metric": metric,
         "test_value": test_value,
         "n": int(len(where)),
-        "unknown_labels": int(len(matched) - len(where)),
-        "matched": len(matched),
+        "unknown_labels": int(len(pairs) - len(where)),
+        "matched": len(pairs),
         "higher_is_better": spec.higher_is_better,
     }
     if not len(where):
@@ -630,17 +641,19 @@ def _task_performance_plan(
             (
                 "--labels matched none of the live predictions (ids are the "
                 "server's `id`, or the --inputs file names / row ids)"
-                + (", or none of their labels could be read." if matched else ".")
+                + (", or none of their labels could be read." if pairs else ".")
             ),
         )
-    outputs = LIVE_OUTPUTS[task.kind](live, len(classes))
+    outputs = LIVE_OUTPUTS[task.kind](live, classes, size)
     if outputs is None:
         return (
             None,
             info,
             (
-                "The records lack the model's outputs (values or label "
-                "probabilities): the live metric is not tested."
+                "The records lack the model's outputs (values, label "
+                "probabilities, or the predicted masks: a server log keeps only the "
+                "class shares of a mask; `dlw monitor --inputs` keeps the masks): the "
+                "live metric is not tested."
             ),
         )
     y, out = y_all[known], outputs[where]
@@ -698,7 +711,8 @@ def _task_performance_plan(
         lambda o: (test, o.statistic),
         alert_rule=rule,
     )
-    return plan, info, None
+    note = dense.LIVE_NOTES.get(task.kind)
+    return plan, info, note(live, target) if note else None
 
 
 def allowed_change(spec: Any, test_value: float, metric_drop: float) -> float:
@@ -711,20 +725,49 @@ def allowed_change(spec: Any, test_value: float, metric_drop: float) -> float:
     return float(metric_drop)
 
 
-def _live_values(live: Sample, k: int) -> np.ndarray | None:
+def _live_values(live: Sample, names: list[str], size: tuple[int, int] | None) -> np.ndarray | None:
     return None if live.value is None else live.value[:, None]
 
 
-def _live_probs(live: Sample, k: int) -> np.ndarray | None:
+def _live_probs(live: Sample, names: list[str], size: tuple[int, int] | None) -> np.ndarray | None:
+    k = len(names)
     return live.probs if live.probs is not None and live.probs.shape[1] == k else None
 
 
-# the task outputs of the live records (what task.scores takes), per task kind
-LIVE_OUTPUTS: dict[str, Callable[[Sample, int], np.ndarray | None]] = {
+# the task outputs of the live records (what task.scores takes), per task kind; `size`: the
+# network's input (height, width) for dense tasks (label_size)
+LIVE_OUTPUTS: dict[
+    str, Callable[[Sample, list[str], tuple[int, int] | None], np.ndarray | None]
+] = {
     "classification": _live_probs,
     "regression": _live_values,
     "multilabel": _live_probs,
+    "detection": dense.detection_outputs,
+    "segmentation": dense.segmentation_outputs,
 }
+
+
+def label_size(task: Task, metadata: dict[str, Any]) -> tuple[int, int] | None:
+    """The network's input (height, width) for a dense task's targets (masks are encoded at
+    it); None for the others."""
+    size = (metadata.get("preprocessing") or {}).get("size")
+    if not task.dense or not isinstance(size, (list, tuple)) or len(size) != 2:
+        return None
+    return int(size[0]), int(size[1])
+
+
+def readable(task: Task, text: str, names: list[str], size: tuple[int, int] | None) -> bool:
+    """A --labels label the task can encode (a dense label is JSON that may be malformed:
+    it is counted as unknown, not fatal)."""
+    if not task.dense:
+        return True
+    try:
+        task.encode([text], names, size=size)
+    except Exception:  # noqa: BLE001 - any unreadable label text is one unknown label
+        return False
+    return True
+
+
 # the live-metric check: classification's own (accuracy's Wilson interval, the
 # classification metrics), or the task's metrics for the others
 PERFORMANCE_PLANS = {True: _performance_plan, False: _task_performance_plan}
@@ -1012,6 +1055,7 @@ PREDICTION_WORDS: dict[str, Callable[[Check], str]] = {
     "classes": _classes_words,
     "value": _value_words,
     "labels": _labels_words,
+    **dense.WORDS,
 }
 
 

@@ -4,7 +4,8 @@ no network) with the headline (OK / ALERT and why), the table of checks, time se
 distributions behind the prediction and out-of-distribution checks. The prediction figures
 follow the task's kind (`PREDICTION_FIGURES`): classification the predicted-class shares and
 the confidence; regression the predicted value (its mean over time, its histogram reference
-vs live); multi-label each label's predicted rate (over time, and reference vs live)."""
+vs live); multi-label each label's predicted rate (over time, and reference vs live);
+detection and segmentation: monitor/dense_html.py."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dlworkflow.monitor import dense_html
 from dlworkflow.monitor.drift import Drift, feature_label, label_matrix
 from dlworkflow.monitor.logread import Sample
 from dlworkflow.plots import new_figure, png_bytes
@@ -471,6 +473,8 @@ PREDICTION_FIGURES: dict[
     "classification": (_class_series, _class_distributions),
     "regression": (_value_series, _value_distributions),
     "multilabel": (_label_series, _label_distributions),
+    "detection": (dense_html.detection_series, dense_html.detection_distributions),
+    "segmentation": (dense_html.segmentation_series, dense_html.segmentation_distributions),
 }
 
 

@@ -39,6 +39,11 @@ SUMMARY_FIELDS = {
     "row": ("fields", "missing"),
 }
 _ROTATED = re.compile(r"^predictions\.jsonl\.(\d+)$")
+# the prediction fields of a detection record (count, boxes [[x1, y1, x2, y2, label, score]]
+# normalised, scores; detections: every output box [x1, y1, x2, y2, score, class index], kept
+# by --inputs for the live mAP) and of a segmentation record (class_share {name: share};
+# mask: the predicted mask as a manifest label, kept by --inputs for the live mIoU)
+DENSE_FIELDS = ("count", "boxes", "scores", "detections", "class_share", "mask")
 
 
 @dataclass
@@ -55,6 +60,9 @@ class Sample:
     features: dict[str, np.ndarray]  # summary statistic -> float64 (N,)
     values: dict[str, list[Any]] = field(default_factory=dict)  # raw tabular features
     value: np.ndarray | None = None  # regression: predicted values (N,) when every record has one
+    # detection and segmentation: each record's prediction fields (DENSE_FIELDS: count,
+    # boxes, scores, detections; class_share, mask); empty for the other tasks
+    dense: list[dict[str, Any]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -102,9 +110,11 @@ def non_finite_outputs(record: Any) -> bool:
     if not isinstance(record, dict):
         return False
     numbers = [record.get("confidence"), record.get("value")]
-    probs = record.get("probs")
-    if isinstance(probs, list):
-        numbers += probs
+    for key in ("probs", "scores"):
+        if isinstance(record.get(key), list):
+            numbers += record[key]
+    if isinstance(record.get("class_share"), dict):
+        numbers += list(record["class_share"].values())
     return any(
         isinstance(v, float) and not math.isfinite(v) for v in numbers if not isinstance(v, bool)
     )
@@ -112,23 +122,31 @@ def non_finite_outputs(record: Any) -> bool:
 
 def valid_record(record: Any) -> bool:
     """The fields every check needs, with the right types: a prediction (a class with its
-    confidence, a regression "value", or a multi-label "labels" list)."""
+    confidence, a regression "value", a multi-label "labels" list, detection "boxes" or a
+    segmentation "class_share"; the dense ones need no "label" text)."""
     if not isinstance(record, dict):
         return False
     version = record.get("model_version")
+    dense = _dense_prediction(record)
     prediction = (
         _finite(record.get("confidence"))
         or _finite(record.get("value"))
         or (isinstance(record.get("labels"), list) and "confidence" not in record)
+        or dense
     )
     return (
-        isinstance(record.get("label"), str)
+        (isinstance(record.get("label"), str) or dense)
         and isinstance(record.get("input"), dict)
         and isinstance(version, int)
         and not isinstance(version, bool)
         and prediction
         and math.isfinite(parse_ts(record.get("ts")))
     )
+
+
+def _dense_prediction(record: dict[str, Any]) -> bool:
+    """A detection record (a "boxes" list) or a segmentation one (a "class_share" dict)."""
+    return isinstance(record.get("boxes"), list) or isinstance(record.get("class_share"), dict)
 
 
 def _matrix(records: list[dict[str, Any]], key: str) -> np.ndarray | None:
@@ -167,7 +185,7 @@ def to_sample(records: list[dict[str, Any]]) -> Sample:
     return Sample(
         ids=[str(r.get("id") or f"#{i}") for i, r in enumerate(records)],
         ts=np.array([parse_ts(r["ts"]) for r in records], dtype=np.float64),
-        labels=np.array([r["label"] for r in records], dtype=object),
+        labels=np.array([str(r.get("label", "")) for r in records], dtype=object),
         confidence=np.array([_number(r.get("confidence")) for r in records], dtype=np.float64),
         probs=_matrix(records, "probs"),
         emb=_matrix(records, "emb"),
@@ -175,6 +193,9 @@ def to_sample(records: list[dict[str, Any]]) -> Sample:
         features=features,
         values=values,
         value=_values(records),
+        dense=[{k: r[k] for k in DENSE_FIELDS if k in r} for r in records]
+        if records and all(_dense_prediction(r) for r in records)
+        else [],
     )
 
 
@@ -390,6 +411,7 @@ def _predict(
         return
     probs, emb = infer(bundle, x)
     made = records(bundle, summaries, probs, emb, ids=[ids[i] for i in keep])
+    _full_outputs(bundle, probs, made)
     for i, record in zip(keep, made):
         if non_finite_outputs(record):
             result.non_finite += 1
@@ -398,6 +420,17 @@ def _predict(
         if raw is not None:
             record["values"] = raw[i]
         result.records.append(record)
+
+
+def _full_outputs(bundle: Bundle, out: np.ndarray, made: list[dict[str, Any]]) -> None:
+    """Dense tasks: what the live metric needs beyond the served fields (every output box;
+    the predicted mask), from the outputs at hand (monitor/dense.py INPUT_FIELDS)."""
+    from dlworkflow.monitor.dense import INPUT_FIELDS
+
+    fields = INPUT_FIELDS.get(bundle.task.kind)
+    if fields is not None:
+        for record, extra in zip(made, fields(out, bundle)):
+            record.update(extra)
 
 
 def _table_records(project: Workspace, bundle: Bundle, file: Path, result: InputsRead) -> None:
