@@ -39,6 +39,11 @@ class DemoPlan:
     # step 9, a later batch from the same source, monitored (with its labels) against the
     # champion the retrain left serving; None: no second batch
     write_later: Callable[[Path], Path] | None = None
+    # step 9, given what write_incoming / write_later returned: the inputs `dlw monitor
+    # --inputs` reads (the images of a folder that also holds annotations) and the source
+    # `dlw retrain --data` ingests; None: the returned path itself
+    monitor_inputs: Callable[[Path], Path] | None = None
+    retrain_source: Callable[[Path], Path] | None = None
 
 
 DEMOS: Registry[DemoPlan] = Registry("demo task")
@@ -237,6 +242,230 @@ DEMOS.add(
             "assumptions": [
                 "the annotated genes represent the genes still to annotate",
                 "annotations are complete (a missing class is a true negative)",
+            ],
+        },
+    ),
+)
+
+
+# ------------------------------------------------ semantic segmentation: digit-masks
+
+SCANNER_B_MOSAICS = 300  # of the 449 mosaics of scikit-learn's 1,797 digits: the first batch
+
+
+def _scanner_b_digits() -> tuple[Any, Any]:
+    """scikit-learn's 1,797 8x8 UCI digits (another scanner than MNIST's) as MNIST-like 28x28
+    digits: each upscaled to 20x20 and centred, as MNIST centres its digits; their labels."""
+    import numpy as np
+    from PIL import Image
+
+    from dlworkflow.datasets.digits import _digits_rows
+
+    digits, labels = [], []
+    for label, small in _digits_rows():
+        big = Image.fromarray(small).resize((20, 20), Image.Resampling.BILINEAR)
+        canvas = np.zeros((28, 28), dtype=np.uint8)
+        canvas[4:24, 4:24] = np.asarray(big)
+        digits.append(canvas)
+        labels.append(int(label))
+    return np.stack(digits), np.array(labels)
+
+
+def _scanner_b_mosaics(root: Path, name: str, first: bool) -> Path:
+    """root/incoming/<name>/: images/ and palette masks/ (derived as digit-masks derives them:
+    pixel >= 128 of a digit takes class digit + 1) and classes.txt, of 2x2 mosaics of scanner
+    B's digits: the first SCANNER_B_MOSAICS mosaics, or the rest (written once)."""
+    from PIL import Image
+
+    from dlworkflow.datasets.digit_masks import CLASSES, PALETTE, mosaics
+
+    folder = root / "incoming" / name
+    if (folder / "classes.txt").is_file():
+        return folder
+    images, masks, _ = mosaics(*_scanner_b_digits())
+    part = slice(0, SCANNER_B_MOSAICS) if first else slice(SCANNER_B_MOSAICS, None)
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    (folder / "masks").mkdir(parents=True, exist_ok=True)
+    palette = [v for rgb in PALETTE for v in rgb]
+    for index, (image, mask) in enumerate(zip(images[part], masks[part])):
+        file = f"scan-{index:04d}.png"
+        Image.fromarray(image).save(folder / "images" / file)
+        indexed = Image.frombytes("P", (mask.shape[1], mask.shape[0]), mask.tobytes())
+        indexed.putpalette(palette)
+        indexed.save(folder / "masks" / file)
+    (folder / "classes.txt").write_text("\n".join(CLASSES) + "\n", encoding="utf-8")
+    return folder
+
+
+def _mask_labels(folder: Path) -> Path:
+    """<folder>-labels.csv: id (the image's path under images/, as `dlw monitor --inputs
+    folder/images` names it), label (its mask as the manifest stores it)."""
+    import csv
+
+    import numpy as np
+    from PIL import Image
+
+    from dlworkflow.datasets.digit_masks import CLASSES
+    from dlworkflow.tasks.masks import mask_to_label
+
+    path = folder.with_name(f"{folder.name}-labels.csv")
+    if not path.is_file():
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["id", "label"])
+            for mask in sorted((folder / "masks").glob("*.png")):
+                values = np.asarray(Image.open(mask))
+                writer.writerow([mask.name, mask_to_label(values, CLASSES, None)])
+    return path
+
+
+DEMOS.add(
+    "semantic-segmentation",
+    DemoPlan(
+        task="semantic-segmentation",
+        name="digit-masks-demo",
+        write_source=lambda root: "builtin:digit-masks",
+        write_incoming=lambda root: _scanner_b_mosaics(root, "scanner-b", True),
+        write_later=lambda root: _scanner_b_mosaics(root, "scanner-b-later", False),
+        write_labels=_mask_labels,
+        monitor_inputs=lambda folder: folder / "images",
+        settings={
+            "data.image.size": [64, 64],
+            "train.epochs": 4,
+            "train.batch_size": 32,
+            "train.learning_rate": 3e-3,
+            "train.schedule": "onecycle",
+            "explore.backbone": "pixels",
+            "retrain.warm_start": True,
+            "retrain.epochs": 1,
+        },
+        problem={
+            "objective": "Mark which pixels of a scanned form belong to which handwritten "
+            "digit, so that each digit can be cut out and read (digit-masks: masks DERIVED "
+            "from MNIST by a threshold, not drawn by people).",
+            "metric": "miou",
+            "target": 0.5,
+            "max_latency_ms": 100.0,
+            "constituencies": [
+                "data-entry team (users)",
+                "operations lead (decides on deployment)",
+            ],
+            "assumptions": [
+                "a threshold at 128 marks a digit's pixels well enough",
+                "the MNIST mosaics represent the scans seen in production",
+            ],
+        },
+    ),
+)
+
+
+# ------------------------------------------------------- object detection: trees
+
+TREES_TILE = 400
+
+
+def _evening_tiles(root: Path, name: str, first: bool) -> Path:
+    """root/incoming/<name>/: the trees images' 400 px tiles (the ingest's tiling) as a later
+    flight in evening light would see them (darker and warmer: red kept, green x0.8, blue
+    x0.6, brightness x0.75), every other tile (first: the even ones), with boxes.csv
+    (path,xmin,ymin,xmax,ymax,label in tile pixels; written once)."""
+    import csv
+
+    import numpy as np
+    from PIL import Image
+
+    from dlworkflow.data.tiles import plan_tiles
+    from dlworkflow.datasets.trees import MERGED, read_boxes
+
+    folder = root / "incoming" / name
+    if (folder / "boxes.csv").is_file():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    by_image: dict[str, list[Any]] = {}
+    for row in read_boxes():
+        box = [float(row[k]) for k in ("xmin", "ymin", "xmax", "ymax")]
+        by_image.setdefault(row["path"], []).append((*box, MERGED[row["label"]]))
+    shift = np.array([0.75, 0.6, 0.45], dtype=np.float32)  # per channel: evening light
+    rows, count = [], 0
+    for path, boxes in by_image.items():
+        image = Image.open(path).convert("RGB")
+        tiles = plan_tiles(*image.size, boxes, size=TREES_TILE, overlap=0, min_visible=0.5)
+        for tile in tiles:
+            count += 1
+            if (count % 2 == 1) != first:
+                continue
+            pixels = np.asarray(image.crop((tile.x1, tile.y1, tile.x2, tile.y2)), np.float32)
+            file = f"{Path(path).stem}@{tile.x1}_{tile.y1}.png"
+            Image.fromarray((pixels * shift).round().astype(np.uint8)).save(folder / file)
+            rows += [[file, *(f"{v:.2f}" for v in b[:4]), b[4]] for b in tile.boxes]
+            if not tile.boxes:  # a negative tile: listed with no box
+                rows.append([file, "", "", "", "", ""])
+    with (folder / "boxes.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "xmin", "ymin", "xmax", "ymax", "label"])
+        writer.writerows(rows)
+    return folder
+
+
+def _box_labels(folder: Path) -> Path:
+    """<folder>-labels.csv: id (the tile's file name, as `dlw monitor --inputs` names it),
+    label (its boxes as the manifest stores them)."""
+    import csv
+
+    from PIL import Image
+
+    from dlworkflow.tasks.detection import dump_boxes
+
+    path = folder.with_name(f"{folder.name}-labels.csv")
+    if path.is_file():
+        return path
+    boxes: dict[str, list[Any]] = {}
+    with (folder / "boxes.csv").open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            listed = boxes.setdefault(row["path"], [])
+            if row["label"]:
+                listed.append([float(row[k]) for k in ("xmin", "ymin", "xmax", "ymax")])
+                listed[-1].append(row["label"])
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "label"])
+        for file, found in sorted(boxes.items()):
+            with Image.open(folder / file) as image:
+                writer.writerow([file, dump_boxes(image.size, found)])
+    return path
+
+
+DEMOS.add(
+    "object-detection",
+    DemoPlan(
+        task="object-detection",
+        name="trees-demo",
+        write_source=lambda root: "builtin:trees",
+        write_incoming=lambda root: _evening_tiles(root, "evening-flight", True),
+        write_later=lambda root: _evening_tiles(root, "evening-flight-later", False),
+        write_labels=_box_labels,
+        retrain_source=lambda folder: folder / "boxes.csv",
+        settings={
+            "data.tiles": {"size": TREES_TILE, "overlap": 0},
+            "data.image.size": [320, 320],
+            "train.epochs": 6,
+            "train.batch_size": 8,
+            "train.learning_rate": 2e-3,
+            "explore.backbone": "pixels",
+            "retrain.warm_start": True,
+            "retrain.epochs": 2,
+        },
+        problem={
+            "objective": "Find the tree crowns in airborne RGB images, to count trees per "
+            "plot without walking it (trees: 4 NEON images, SMALL; a try of the workflow, "
+            "not a judgement of a tree detector).",
+            "metric": "map50",
+            "target": 0.3,
+            "max_latency_ms": 500.0,
+            "constituencies": ["forest survey team (users)", "programme lead (decides)"],
+            "assumptions": [
+                "the three NEON sites represent the forests to survey",
+                "every visible crown has a box",
             ],
         },
     ),

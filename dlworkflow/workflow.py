@@ -194,10 +194,15 @@ def maintain_demo(
     def monitor(write: Callable[[Path], Path]) -> Any:  # the data arrives, then is monitored
         holder.append(write(project.root))
         labels = plan.write_labels(holder[-1]) if plan.write_labels else None
-        return project.run_step("monitor", inputs=holder[-1], labels=labels)
+        inputs = plan.monitor_inputs(holder[-1]) if plan.monitor_inputs else holder[-1]
+        return project.run_step("monitor", inputs=inputs, labels=labels)
+
+    def retrain() -> Any:  # on the first batch, as fresh labelled data
+        source = plan.retrain_source(holder[0]) if plan.retrain_source else holder[0]
+        return project.run_step("retrain", str(source), progress=progress)
 
     clock("monitor", partial(monitor, plan.write_incoming))
-    clock("retrain", lambda: project.run_step("retrain", str(holder[0]), progress=progress))
+    clock("retrain", retrain)
     if plan.write_later is not None and _has_champion(project):
         clock("monitor", partial(monitor, plan.write_later))
     return clock.results[first:]

@@ -236,7 +236,7 @@ def _info(
         fractions=fractions,
         grouped=grouped,
         n_groups=n_groups,
-        slices=_slices(frame),
+        slices=_slices(frame, task),
     )
 
 
@@ -244,7 +244,7 @@ def _target_counts(task: Task, labels: pd.Series) -> dict[str, int]:
     return task.target_counts({str(k): int(v) for k, v in labels.value_counts().items()})
 
 
-def _slices(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
+def _slices(frame: pd.DataFrame, task: Task) -> dict[str, dict[str, Any]]:
     """One entry per fresh slice present, by addition number: its seal and class counts."""
     names = sorted(
         {s for s in frame["split"].dropna().unique() if fresh_number(s)},
@@ -257,9 +257,8 @@ def _slices(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
             "addition": fresh_number(name),
             "seal_hash": seal_hash(rows),
             "n": int(len(rows)),
-            "class_counts": {
-                str(k): int(v) for k, v in rows["label"].value_counts().sort_index().items()
-            },
+            # counted as the task counts (classes; boxes per class; images per class)
+            "class_counts": _target_counts(task, rows["label"]),
         }
     return out
 

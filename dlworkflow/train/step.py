@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from dlworkflow.workspace import StepRun, Workspace
 
 BEST_POINTER = "best.json"
+DENSE_TUNE_BATCH = 32  # validation images a batch when tuning on the outputs (dense: large)
 
 
 @dataclass
@@ -606,12 +607,13 @@ def run_params(
 def tuned_target(model: Any, data: Any) -> dict[str, Any]:
     """The target facts model.json keeps: the task's, plus what it tunes on the validation
     outputs of the trained model (multi-label: each label's threshold)."""
-    from dlworkflow.train.trainer import predict_logits
+    from dlworkflow.train.trainer import eval_batch_size, predict_logits
 
     task = task_of(data.task)
     if not task.tunes_on_validation:
         return dict(data.target)
-    logits = predict_logits(model, data.val).cpu().numpy()
+    batch = eval_batch_size(data.task, DENSE_TUNE_BATCH)
+    logits = predict_logits(model, data.val, batch_size=batch).cpu().numpy()
     return task.fit_on_validation(
         data.y_val.numpy(), task.outputs(logits, data.target), data.target
     )

@@ -98,7 +98,17 @@ class LoopConfig:
             compile=train.compile,
             device=train.device,
             task=task,
+            eval_batch_size=eval_batch_size(task, train.batch_size),
         )
+
+
+DENSE_EVAL_BATCH = 32  # dense outputs (box maps, masks) are large: smaller eval batches
+
+
+def eval_batch_size(task: str, batch_size: int) -> int:
+    """Samples per evaluation batch: 512, or for a dense task (whose inputs are large
+    images and whose outputs are maps) the larger of the training batch and 32."""
+    return max(batch_size, DENSE_EVAL_BATCH) if task_of(task).dense else 512
 
 
 @dataclass
