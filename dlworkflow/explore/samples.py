@@ -26,6 +26,9 @@ class SampleView:
         self._cache: dict[str, str | None] = {}
 
     def tile(self, sample_id: str, caption: str) -> Raw:
+        from dlworkflow.explore.targets import target_kind
+
+        caption = target_kind(self.task).caption(str(caption))  # a dense label in words
         body = self._body(str(sample_id))
         cls = "tile" if self.modality == "image" else "tile wide"
         return Raw(

@@ -110,7 +110,7 @@ def overview_section(ev: Evidence) -> Raw:
         ("source", ov.source),
         ("dataset version", ov.dataset_version[:16]),
         ("samples", fmt(ov.n_samples)),
-        count,
+        *([] if task_of(ev.task).dense else [count]),  # dense labels: all distinct, no count
         ("groups", fmt(ov.n_groups)),
         ("quarantined", fmt(ov.n_quarantined)),
     ]

@@ -410,6 +410,9 @@ class TargetKind:
     key_numbers: Callable[[Evidence], list[tuple[str, str]]]
     groups: Callable[[Task, Sequence[str]], list[str]]  # map colours, sample grids, text
     group_word: str  # what a group is, for headings: "class", "target range", ...
+    # one target in words, for captions (a boxes label: "12 boxes (Tree 12)"); dense labels
+    # are JSON, not words
+    caption: Callable[[str], str] = str
 
 
 KINDS: dict[str, TargetKind] = {
@@ -437,7 +440,37 @@ KINDS: dict[str, TargetKind] = {
         groups=_multilabel_groups,
         group_word="rarest label",
     ),
+    "detection": TargetKind(
+        gather=lambda manifest, task: _boxes().box_target(manifest, task),
+        section=lambda ev: _boxes().boxes_section(ev),
+        warnings=lambda ev: _boxes().boxes_warnings(ev),
+        key_numbers=lambda ev: _boxes().boxes_numbers(ev),
+        groups=lambda task, targets: _boxes().boxes_groups(task, targets),
+        group_word="main class",
+        caption=lambda text: _boxes().box_caption(text),
+    ),
+    "segmentation": TargetKind(
+        gather=lambda manifest, task: _masks().mask_target(manifest, task),
+        section=lambda ev: _masks().masks_section(ev),
+        warnings=lambda ev: _masks().masks_warnings(ev),
+        key_numbers=lambda ev: _masks().masks_numbers(ev),
+        groups=lambda task, targets: _masks().masks_groups(task, targets),
+        group_word="main class",
+        caption=lambda text: _masks().mask_caption(text),
+    ),
 }
+
+
+def _boxes() -> Any:
+    from dlworkflow.explore import boxes
+
+    return boxes
+
+
+def _masks() -> Any:
+    from dlworkflow.explore import masks_view
+
+    return masks_view
 
 
 def target_kind(task: str) -> TargetKind:
