@@ -52,9 +52,12 @@ def materialise(project: Workspace, name: str) -> Path:
 def builtin_settings(project: Workspace, source: str) -> dict[str, Any]:
     """The config keys builtin:NAME needs (BuiltinDataset.settings) that the project has not
     set (null): `dlw ingest builtin:trees` sets data.tiles, unless the project chose tiles."""
-    if not source.startswith("builtin:"):
-        return {}
-    dataset = get_builtin(source.removeprefix("builtin:"))
+    from dlworkflow.datasets import BUILTINS
+
+    name = source.removeprefix("builtin:")
+    if not source.startswith("builtin:") or name not in BUILTINS:
+        return {}  # an unknown name fails inside the ingest step, recorded
+    dataset = get_builtin(name)
     config = project.config.model_dump()
     out = {}
     for key, value in dataset.settings.items():
