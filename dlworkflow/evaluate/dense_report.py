@@ -7,15 +7,15 @@ Detection adds to the report
              confused, false_positives, shown, per_class: [{class, boxes, found, missed, confused,
              false_positives}], confused_pairs: [{true, predicted, count}],
              worst_images: [{row, sample_id, errors, found, missed, false_positives, confused}]}
-and the figures per_class (AP per class and AP by box size, with intervals) and errors (the
-images with the most errors, their boxes drawn). AP by box size is in `metrics` (ap_small,
+and the figures per_class (AP per class and AP by box size, with intervals) and box_errors
+(the images with the most errors, their boxes drawn). AP by box size is in `metrics` (ap_small,
 ap_medium, ap_large; areas in pixels of the network's input).
 Segmentation adds
     per_class: [{class, pixels, predicted_pixels, iou: {value, low, high}, dice: {...}}]
     image_iou: {median, worst}   worst_images: [{row, sample_id, iou, pixel_accuracy,
                                                  missed, added}]
-and the figures per_class (IoU and Dice per class, with intervals) and errors (the worst
-images: truth | prediction | wrong pixels).
+and the figures per_class (IoU and Dice per class, with intervals) and worst_masks (the
+worst images: truth | prediction | wrong pixels).
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def detection_figures(
         "per_class": per_class_png(
             [g for g in groups if g[1]], folder / "per_class.png", title=f"AP: {name}"
         ),
-        "errors": detection_errors_png(
+        "box_errors": detection_errors_png(
             _thumbnails(project, meta, rows, [w["row"] for w in worst]),
             worst,
             folder / "errors.png",
@@ -158,7 +158,7 @@ def segmentation_figures(
             folder / "per_class.png",
             title=f"per class: {name}",
         ),
-        "errors": worst_masks_png(
+        "worst_masks": worst_masks_png(
             _thumbnails(project, meta, rows, chosen),
             [np.asarray(y[i]) for i in chosen],
             [np.asarray(out[i]).argmax(axis=0) for i in chosen],

@@ -48,6 +48,9 @@ FIGURE_CAPTIONS = {
     "per_label": "precision, recall and F1 per label",
     "errors": "the largest errors",
     "per_class": "scores per class with their intervals",
+    "box_errors": "false positives (red), missed boxes (orange) and confused classes "
+    "(magenta) on the images with the most errors",
+    "worst_masks": "the images with the lowest IoU: truth | prediction | wrong pixels",
 }
 
 

@@ -98,8 +98,8 @@ def predict_logits(
     from the saved model.json: images decoded at the model's format and normalised with its
     mean/std, texts tokenized with its tokenizer and max_len, tables encoded with the train
     statistics and categories. `each`: applied to each batch's logits as they come (a dense
-    task's outputs: see dense_outputs); with no rows, to the network's output for an empty
-    batch (its shape is the output's)."""
+    task's outputs: see dense_outputs); with no rows, the outputs have its shape with no
+    row."""
     import torch
 
     modality = meta.get("modality", "image")
@@ -115,8 +115,9 @@ def predict_logits(
         for start in range(0, len(rows), batch_size):
             logits = model(inputs(start, start + batch_size)).float().numpy()
             out.append(logits if each is None else each(logits))
-        if each is not None and not out:
-            out.append(each(model(inputs(0, 0)).float().numpy()))
+        if each is not None and not out:  # no rows: one blank image gives the output's shape
+            blank = torch.zeros((1, int(meta["in_channels"]), *image_size(meta)))
+            out.append(each(model(blank).float().numpy())[:0])
     logits = np.concatenate(out) if out else np.zeros((0, len(meta["classes"])), dtype=np.float32)
     if order is not None:  # back from length order to row order
         restored = np.empty_like(logits)
