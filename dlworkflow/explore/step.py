@@ -184,7 +184,11 @@ def _result(ev: Evidence, warnings: list[Warning], *, report: str, seconds: floa
     return ExploreResult(
         report=report,
         n_samples=ev.overview.n_samples,
-        n_classes=len(ev.overview.classes),
+        n_classes=(  # dense labels are all distinct: count the classes they name
+            len(task_of(ev.task).target_counts(dict(ev.overview.class_counts)))
+            if task_of(ev.task).dense
+            else len(ev.overview.classes)
+        ),
         imbalance_ratio=(
             ev.overview.imbalance_ratio
             if single
