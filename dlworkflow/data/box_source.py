@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,43 @@ if TYPE_CHECKING:
 
 TOLERANCE = 1.0  # pixels a box may reach beyond the image (clipped); more is quarantined
 Box = A.Box
+
+
+@dataclass
+class _Count:
+    """What the scan read: accepted images and their boxes; with tiles, the tiles, the boxes
+    they hold and the boxes no tile kept (less than min_visible shows in every tile)."""
+
+    images: int = 0
+    negatives: int = 0
+    boxes: int = 0
+    tiles: int = 0
+    tile_boxes: int = 0
+    lost: int = 0
+
+    def add(self, boxes: list[Box]) -> None:
+        """One accepted image."""
+        self.images += 1
+        self.negatives += not boxes
+        self.boxes += len(boxes)
+
+    def note(self, tiles: Any) -> str:
+        text = f"{self.boxes:,} boxes in {self.images:,} images ({self.negatives:,} without boxes)"
+        if tiles is None or not self.images:
+            return text
+        return (
+            f"{text} -> {self.tiles:,} tiles of {tiles.size} px (overlap {tiles.overlap}) "
+            f"holding {self.tile_boxes:,} boxes (a box on two tiles counts twice); "
+            f"{self.lost:,} boxes kept by no tile (less than {tiles.min_visible:.0%} of each "
+            "shows in any one: data.tiles.min_visible)"
+        )
+
+
+def _noted(
+    candidates: Iterator[Candidate], count: _Count, notes: list[str], tiles: Any
+) -> Iterator[Candidate]:
+    yield from candidates
+    notes.append(count.note(tiles))
 
 
 def scan_boxes(project: Workspace, path: Path) -> SourceScan:
@@ -57,13 +95,17 @@ def scan_boxes(project: Workspace, path: Path) -> SourceScan:
                 annotations, path_column=data.path_column, label_column=data.label_column
             )
         )
-        scan.candidates = _listed(project, listed, base, roots)
+        count = _Count()
+        candidates = _listed(project, listed, base, roots, count)
+        scan.candidates = _noted(candidates, count, scan.notes, data.tiles)
         return scan
     if not path.is_dir():
         raise _not_a(path, f"a folder of images (the {fmt.upper()} files name them)")
     if not annotations.is_dir():
         raise _not_a(annotations, f"a folder of {fmt.upper()} files")
-    scan.candidates = _beside(project, path, annotations, fmt, scan.skipped)
+    count = _Count()
+    candidates = _beside(project, path, annotations, fmt, scan.skipped, count)
+    scan.candidates = _noted(candidates, count, scan.notes, data.tiles)
     return scan
 
 
@@ -115,7 +157,11 @@ def _allowed_roots(project: Workspace, source: Path, base: Path) -> list[Path]:
 
 
 def _listed(
-    project: Workspace, listed: dict[str, A.Annotated], base: Path, roots: Sequence[Path]
+    project: Workspace,
+    listed: dict[str, A.Annotated],
+    base: Path,
+    roots: Sequence[Path],
+    count: _Count,
 ) -> Iterator[Candidate]:
     """Candidates of a COCO JSON or CSV listing: each image (relative to `base`)."""
     for name, annotated in listed.items():
@@ -133,11 +179,16 @@ def _listed(
                 "data.root in dlworkflow.yaml to allow another folder)",
             )
             continue
-        yield from _image(project, sample_id, file, lambda size, a=annotated: a)
+        yield from _image(project, sample_id, file, lambda size, a=annotated: a, count)
 
 
 def _beside(
-    project: Workspace, folder: Path, annotations: Path, fmt: str, skipped: list[str]
+    project: Workspace,
+    folder: Path,
+    annotations: Path,
+    fmt: str,
+    skipped: list[str],
+    count: _Count,
 ) -> Iterator[Candidate]:
     """Candidates of a folder of images whose VOC / YOLO files are in `annotations`."""
     suffix = ".xml" if fmt == "voc" else ".txt"
@@ -167,7 +218,7 @@ def _beside(
         def read(size: tuple[int, int], found: Path = found) -> A.Annotated:
             return A.read_voc(found) if fmt == "voc" else A.read_yolo(found, names, size)
 
-        yield from _image(project, rel, file, read)
+        yield from _image(project, rel, file, read, count)
 
 
 def _annotation_file(folder: Path, rel: Path, suffix: str) -> Path | None:
@@ -178,7 +229,9 @@ def _annotation_file(folder: Path, rel: Path, suffix: str) -> Path | None:
     return None
 
 
-def _image(project: Workspace, sample_id: str, file: Path, read: Any) -> Iterator[Candidate]:
+def _image(
+    project: Workspace, sample_id: str, file: Path, read: Any, count: _Count
+) -> Iterator[Candidate]:
     """One image's candidate(s): checked boxes as the label, tiled when data.tiles is set."""
     data = project.config.data
     try:
@@ -192,11 +245,14 @@ def _image(project: Workspace, sample_id: str, file: Path, read: Any) -> Iterato
         return
     if data.tiles is None:
         yield Candidate(sample_id, dump_label(size, boxes), path=file)
-        return
-    yield from _tiles(project, sample_id, file, boxes)
+        count.add(boxes)
+    else:
+        yield from _tiles(project, sample_id, file, boxes, count)
 
 
-def _tiles(project: Workspace, sample_id: str, file: Path, boxes: list[Box]) -> Iterator[Candidate]:
+def _tiles(
+    project: Workspace, sample_id: str, file: Path, boxes: list[Box], count: _Count
+) -> Iterator[Candidate]:
     from dlworkflow.store import decode_image
 
     data = project.config.data
@@ -215,6 +271,12 @@ def _tiles(project: Workspace, sample_id: str, file: Path, boxes: list[Box]) -> 
         size=tiles.size,
         overlap=tiles.overlap,
         min_visible=tiles.min_visible,
+    )
+    count.add(boxes)
+    count.tiles += len(plan)
+    count.tile_boxes += sum(len(tile.boxes) for tile in plan)
+    count.lost += sum(
+        not any(T.clip_boxes([box], t.window, tiles.min_visible) for t in plan) for box in boxes
     )
     for tile in plan:
         yield Candidate(

@@ -53,6 +53,7 @@ class IngestResult(StepResult):
     schema: str = ""  # what the feature schema check did (data/schema.py)
     requirements: str = ""  # data.requirements as measured (data/requirements.py)
     requirement_violations: list[str] = field(default_factory=list)
+    source_notes: list[str] = field(default_factory=list)  # e.g. boxes and tiles counted
 
     def title(self) -> str:
         return "Step 2: data ingested"
@@ -64,6 +65,7 @@ class IngestResult(StepResult):
             ("samples", f"{self.n_samples:,} in {len(self.class_counts)} classes"),
             ("classes", counts + (" ..." if len(self.class_counts) > 20 else "")),
             ("data", self.data_format),
+            *(("  read", note) for note in self.source_notes),
             (
                 "dataset version",
                 self.dataset_version[:12] + ("" if self.changed else " (unchanged)"),
@@ -208,6 +210,7 @@ def ingest(
         schema=_schema_text(schema_record),
         requirements=R.describe(checked),
         requirement_violations=list(checked["violations"]),
+        source_notes=[note for s in sources for note in s.scan.notes],
     )
 
 

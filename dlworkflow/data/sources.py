@@ -45,6 +45,7 @@ class SourceScan:
     columns: dict[str, str] = field(default_factory=dict)  # tabular: feature -> dtype kind
     location: str = ""  # the local folder or file actually read
     root: str = ""  # tables: the folder every path must lie in (data.root or the table's)
+    notes: list[str] = field(default_factory=list)  # what reading it counted (boxes, tiles)
 
 
 #: Sources whose targets are annotations over the image, by the task's target kind:

@@ -39,6 +39,10 @@ class Tile:
     def size(self) -> tuple[int, int]:
         return self.x2 - self.x1, self.y2 - self.y1
 
+    @property
+    def window(self) -> tuple[int, int, int, int]:
+        return self.x1, self.y1, self.x2, self.y2
+
 
 def starts(length: int, size: int, overlap: int) -> list[int]:
     """The first pixel of each tile along one side: a step of size - overlap, the last tile

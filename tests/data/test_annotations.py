@@ -54,6 +54,8 @@ def test_voc_files_beside_the_images_give_the_real_boxes(tmp_path):
         assert labels[f"crop{k}.png"] == dump_boxes((SIDE, SIDE), crop(k)[1])
     assert load_boxes(labels["crop4.png"])[1] == []  # no boxes: a valid negative
     assert result.class_counts == {"Tree": 6}
+    assert result.source_notes == ["6 boxes in 5 images (1 without boxes)"]
+    assert ("  read", "6 boxes in 5 images (1 without boxes)") in result.rows()
 
 
 def test_coco_json_with_an_image_without_annotations(tmp_path):

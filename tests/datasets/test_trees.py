@@ -58,6 +58,11 @@ def test_ingest_trees_gives_56_tiles_in_4_groups_that_never_straddle_the_split(t
     # 951 boxes; the shifted last row and column of a large image overlap their neighbours,
     # so the boxes there are seen by two tiles
     assert 951 <= n_boxes <= 1250
+    assert result.source_notes == [
+        f"951 boxes in 4 images (0 without boxes) -> 56 tiles of 400 px (overlap 0) holding "
+        f"{n_boxes:,} boxes (a box on two tiles counts twice); 3 boxes kept by no tile (less "
+        "than 50% of each shows in any one: data.tiles.min_visible)"
+    ]
     tiles_dir = project.paths.state / "tiles"
     assert all(Path(p).parent == tiles_dir for p in manifest["path"])
     assert {Path(p).name for p in manifest["origin_path"]} == set(trees.IMAGES)
