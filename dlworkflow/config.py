@@ -256,8 +256,11 @@ class Data(Strict):
     masks: str | None = Field(
         None,
         description="Semantic segmentation: a folder of index or palette PNG masks matched "
-        "to the images by name, or a CSV of image,mask paths. null: a `masks` folder beside "
-        "the images.",
+        "to the images by name (images/a/b.jpg -> a/b.png, else b.png), a CSV of image,mask "
+        "paths (relative to the CSV), or a COCO JSON file (polygons or RLE). null: the source "
+        "folder holds `images/` and `masks/` (or the images and a `masks` folder). Class "
+        "names: data.classes (index i names value i), else `classes.txt` in the source folder, "
+        "else the values.",
     )
     ignore_index: int | None = Field(
         255,
