@@ -260,8 +260,13 @@ def _tiles(
     assert tiles is not None
     try:
         img = decode_image(file, max_pixels=data.max_image_pixels, max_side=data.max_image_side)
-    except ImageDecodeError as exc:
-        yield Candidate(sample_id, None, path=file, problem=exc.reason)
+        if _orientation(img) != 1:  # tiles are cut from the image as shown (boxes' pixels)
+            from PIL import ImageOps
+
+            img = ImageOps.exif_transpose(img)
+    except (ImageDecodeError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or f"cannot apply the EXIF orientation: {exc}"
+        yield Candidate(sample_id, None, path=file, problem=reason)
         return
     folder = T.tiles_folder(project.paths.state)
     plan = T.plan_tiles(
@@ -288,9 +293,13 @@ def _tiles(
         )
 
 
+ROTATED = (5, 6, 7, 8)  # EXIF orientations that turn the image a quarter: W and H swap
+
+
 def image_size(file: Path, data: Data) -> tuple[int, int]:
-    """(width, height) from the image's header (no pixel decoded), within the size limits;
-    ImageDecodeError with the reason the full decode would give when it cannot be read."""
+    """(width, height) as the image is shown (EXIF orientation applied, as the network sees
+    it: boxes are in those pixels), from the header (no pixel decoded), within the size
+    limits; ImageDecodeError with the reason the full decode would give when unreadable."""
     from PIL import Image
 
     from dlworkflow.store import decode_image
@@ -300,14 +309,22 @@ def image_size(file: Path, data: Data) -> tuple[int, int]:
     if not is_dicom(file):
         try:
             with Image.open(file, formats=image_formats()) as img:
-                size = img.size
+                size, turned = img.size, _orientation(img) in ROTATED
             check_dimensions(*size, **limits)
-            return size
+            return (size[1], size[0]) if turned else size
         except ImageDecodeError:
             raise
         except Exception:  # noqa: BLE001, S110 - the full decode below gives the reason
             pass
-    return decode_image(file, **limits).size
+    img = decode_image(file, **limits)
+    return (img.height, img.width) if _orientation(img) in ROTATED else img.size
+
+
+def _orientation(img: Any) -> int:
+    try:
+        return int(img.getexif().get(0x0112, 1))
+    except Exception:  # noqa: BLE001 - a broken EXIF block: shown as stored (normalise too)
+        return 1
 
 
 def check_boxes(

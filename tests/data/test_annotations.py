@@ -246,3 +246,57 @@ def test_cli_prints_the_malformed_file_without_a_traceback(tmp_path):
 
 def test_the_voc_xml_fixture_round_trips():
     assert "<xmin>1.5</xmin>" in voc_xml("a.png", (4, 4), [(1.5, 1, 3, 3, "Tree")])
+
+
+# --- more layouts: data.yaml names, a CSV beside a folder, EXIF rotation -------------------------
+
+
+def test_yolo_names_from_data_yaml_and_a_bad_line_is_one_error(tmp_path):
+    folder = tmp_path / "images"
+    for k in range(3):
+        write_image(folder / f"c{k}.png", crop(k)[0])
+        (folder / f"c{k}.txt").write_text(yolo_txt(crop(k)[1], ["Shrub", "Tree"]))
+    (folder / "data.yaml").write_text("names:\n  0: Shrub\n  1: Tree\n")
+    project = _project(tmp_path)
+    result = project.ingest(str(folder), progress=False)
+    assert result.class_counts == {"Tree": 5}
+    (folder / "c1.txt").write_text("1 0.5 0.5\n")
+    with pytest.raises(DataError, match="line 1 has 3 values, not 5") as info:
+        project.ingest(str(folder), progress=False)
+    assert str(folder / "c1.txt") in str(info.value)
+
+
+def test_csv_annotations_for_a_folder_source_and_an_unlisted_coco_category(tmp_path):
+    folder = tmp_path / "images"
+    images = {}
+    for k in range(3):
+        write_image(folder / f"c{k}.png", crop(k)[0])
+        images[f"c{k}.png"] = crop(k)[1]
+    listing = boxes_csv(tmp_path / "boxes.csv", images)
+    project = _project(tmp_path, **{"data.annotations": str(listing)})
+    assert project.ingest(str(folder), progress=False).n_samples == 3
+    coco = coco_json(tmp_path / "coco.json", images)
+    doc = json.loads(coco.read_text())
+    doc["annotations"][0]["category_id"] = 77
+    coco.write_text(json.dumps(doc))
+    project.update_config({"data.annotations": str(coco)})
+    project.ingest(str(folder), progress=False)
+    assert _quarantine(project)["c0.png"].startswith("unknown label: annotations[0] has")
+
+
+def test_boxes_are_in_the_pixels_shown_after_the_exif_rotation(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    voc_folder(folder, n=2)
+    stored = Image.fromarray(crop(2)[0][:64, :96])  # 96 wide, 64 high as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned a quarter: 64 wide, 96 high
+    stored.save(folder / "turned.jpg", exif=exif.tobytes())
+    (folder / "turned.xml").write_text(voc_xml("turned.jpg", (64, 96), [(5, 70, 60, 95, "Tree")]))
+    project = _project(tmp_path)
+    project.ingest(str(folder), progress=False)
+    assert json.loads(_labels(project)["turned.jpg"])["size"] == [64, 96]
+    (folder / "turned.xml").write_text(voc_xml("turned.jpg", (96, 64), [(5, 5, 90, 60, "Tree")]))
+    project.ingest(str(folder), progress=False)
+    assert "beyond the 64x96 image" in _quarantine(project)["turned.jpg"]
