@@ -1,5 +1,8 @@
 """A trained classifier -> ONNX: input "input", outputs "logits" and "features" (the
 penultimate features the head reads, for drift monitoring), dynamic batch dimension.
+Dense models (detection, segmentation: a map out per image) keep their fixed input size (the
+model's image size) with a dynamic batch; their "logits" are the maps and their "features" the
+encoder's deepest map averaged over its pixels (DENSE_EMBEDDING_MODULES).
 
     path = to_onnx(model, "model.onnx", example=torch.zeros(1, 1, 16, 16))
 
@@ -38,7 +41,55 @@ class _WithFeatures(torch.nn.Module):
         return self.model.head(features), features.flatten(1)
 
 
-def _graph(model: torch.nn.Module) -> tuple[torch.nn.Module, list[str]]:
+#: Where a dense model's (detection, segmentation) embedding comes from: the first of these
+#: sub-modules it has (or the one its `embedding_module` attribute names); the deepest map the
+#: module returns, averaged over its pixels, is the "features" output.
+DENSE_EMBEDDING_MODULES = ("backbone", "encoder")
+
+
+class _DenseWithFeatures(torch.nn.Module):
+    """forward(x) = (model(x), the global average of the encoder's deepest feature map): a
+    dense model's maps and an image embedding (for drift), computed in the same pass."""
+
+    def __init__(self, model: torch.nn.Module, source: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.source = source
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        seen: list[torch.Tensor] = []
+
+        def keep(module: torch.nn.Module, args: Any, output: Any) -> None:
+            last = output[-1] if isinstance(output, (list, tuple)) else output
+            seen.append(last)
+
+        handle = self.source.register_forward_hook(keep)
+        try:
+            out = self.model(x)
+        finally:
+            handle.remove()
+        deepest = seen[-1]
+        return out, deepest.mean(dim=(2, 3)) if deepest.dim() == 4 else deepest.flatten(1)
+
+
+def _embedding_source(model: torch.nn.Module) -> torch.nn.Module | None:
+    named = getattr(model, "embedding_module", None)
+    for name in [named] if isinstance(named, str) else DENSE_EMBEDDING_MODULES:
+        module = getattr(model, name, None)
+        if isinstance(module, torch.nn.Module):
+            return module
+    return None
+
+
+def _graph(model: torch.nn.Module, *, dense: bool = False) -> tuple[torch.nn.Module, list[str]]:
+    if dense:  # maps out: the embedding is the encoder's, pooled
+        source = _embedding_source(model)
+        if source is None or not getattr(model, "exports_features", True):
+            return model, [OUTPUT_NAME]
+        return _DenseWithFeatures(model, source).train(model.training), [
+            OUTPUT_NAME,
+            FEATURES_NAME,
+        ]
     if (
         getattr(model, "exports_features", True)
         and callable(getattr(model, "features", None))
@@ -68,6 +119,7 @@ def to_onnx(model: torch.nn.Module, path: str | Path, *, example: Any) -> Path:
         x = torch.ones((2, length), dtype=torch.int64)
     was_training = model.training
     model.eval()
+    dense = _is_dense(model, x)
 
     def write(tmp: Path) -> None:
         fastpath = torch.backends.mha.get_fastpath_enabled()
@@ -81,7 +133,7 @@ def to_onnx(model: torch.nn.Module, path: str | Path, *, example: Any) -> Path:
             # The fused Transformer fast path (aten::_transformer_encoder_layer_fwd) has no
             # ONNX form; the plain path computes the same function.
             torch.backends.mha.set_fastpath_enabled(False)
-            graph, outputs = _graph(model)
+            graph, outputs = _graph(model, dense=dense)
             try:
                 torch.onnx.export(
                     graph,
@@ -115,6 +167,15 @@ def to_onnx(model: torch.nn.Module, path: str | Path, *, example: Any) -> Path:
     finally:
         model.train(was_training)
     return path
+
+
+def _is_dense(model: torch.nn.Module, x: torch.Tensor) -> bool:
+    """A model whose output is a map per image (detection, segmentation: 4-D), not a vector;
+    the spatial size stays the fixed input size the model was built for."""
+    if x.dtype != torch.float32 or x.dim() != 4:
+        return False
+    with torch.no_grad(), torch.inference_mode(False):
+        return bool(model(x[:1]).dim() == 4)
 
 
 def _check_batches(model: torch.nn.Module, path: Path, x: torch.Tensor) -> None:

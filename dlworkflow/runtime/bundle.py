@@ -127,25 +127,65 @@ class Bundle:
             pixels[i] = self.decode_image(data, index=i)
         return normalise_pixels(pixels, prep["mean"], prep["std"])
 
+    def prepare_images_sized(self, images: list[bytes]) -> tuple[np.ndarray, list[tuple[int, int]]]:
+        """prepare_images, and each image's (width, height) as shown (EXIF orientation
+        applied), before the resize to the model's size: what dense predictions (boxes,
+        masks) are scaled back to."""
+        self._expect("image", "prepare_images")
+        if isinstance(images, (bytes, bytearray)) or not isinstance(images, Sequence):
+            raise InputError(
+                "Expected a list of encoded images (bytes).",
+                expected="list[bytes]",
+                received=type(images).__name__,
+            )
+        prep = self.preprocessing
+        arrays, sizes = [], []
+        for i, data in enumerate(images):
+            array, size = self.decode_image_sized(data, index=i)
+            arrays.append(array)
+            sizes.append(size)
+        channels, (height, width) = int(prep["channels"]), prep["size"]
+        pixels = (
+            np.stack(arrays)
+            if arrays
+            else np.empty((0, channels, int(height), int(width)), dtype=np.uint8)
+        )
+        return normalise_pixels(pixels, prep["mean"], prep["std"]), sizes
+
     def decode_image(self, data: bytes, *, index: int = 0) -> np.ndarray:
         """One encoded image -> uint8 (C, H, W) at the model's size (InputError if unusable)."""
-        from dlworkflow.store.images import ImageDecodeError, decode_image_bytes, to_array
+        return self.decode_image_sized(data, index=index)[0]
+
+    def decode_image_sized(
+        self, data: bytes, *, index: int = 0
+    ) -> tuple[np.ndarray, tuple[int, int]]:
+        """decode_image, and the image's (width, height) as shown (EXIF orientation applied)
+        before the resize."""
+        from dlworkflow.store.images import (
+            ImageDecodeError,
+            decode_image_bytes,
+            normalise,
+            to_array,
+        )
 
         self._expect("image", "decode_image")
         prep = self.preprocessing
         try:
             if not isinstance(data, (bytes, bytearray, memoryview)):
                 raise ImageDecodeError(f"expected bytes, got {type(data).__name__}")
-            img = decode_image_bytes(
-                bytes(data),
-                max_pixels=int(prep.get("max_pixels", DEFAULT_MAX_PIXELS)),
-                max_side=int(prep.get("max_side", MAX_SIDE)),
+            img = normalise(
+                decode_image_bytes(
+                    bytes(data),
+                    max_pixels=int(prep.get("max_pixels", DEFAULT_MAX_PIXELS)),
+                    max_side=int(prep.get("max_side", MAX_SIDE)),
+                )
             )
-            return to_array(
+            array = to_array(
                 img,
                 channels=int(prep["channels"]),
                 size=(int(prep["size"][0]), int(prep["size"][1])),
             )
+            return array, (int(img.size[0]), int(img.size[1]))
         except ImageDecodeError as exc:
             raise InputError(
                 f"Image {index} cannot be used: {exc.reason}.",
@@ -243,19 +283,45 @@ class Bundle:
         logits = self.session.run(["logits"], {"input": x})[0]
         return softmax(logits)
 
+    @property
+    def logits_shape(self) -> tuple[int, ...]:
+        """The shape of one row of the ONNX output "logits": (K,) with K = len(classes); a
+        dense model's map (metadata.json "output" "shape"): detection (C + 4, H/stride,
+        W/stride), segmentation (C, H, W)."""
+        shape = (self.metadata.get("output") or {}).get("shape") or []
+        rest = shape[1:]
+        if self.task.dense and rest and all(isinstance(s, int) for s in rest):
+            return tuple(int(s) for s in rest)
+        return (len(self.classes),)
+
     def predict_logits(self, x: np.ndarray) -> np.ndarray:
-        """float32 (N, K) raw outputs of the ONNX graph (K = len(classes))."""
+        """float32 (N, *logits_shape) raw outputs of the ONNX graph: (N, K), K =
+        len(classes); a dense model's maps."""
         x = self._check_array(x)
         if len(x) == 0:
-            return np.zeros((0, len(self.classes)), dtype=np.float32)
+            return np.zeros((0, *self.logits_shape), dtype=np.float32)
         return np.asarray(self.session.run(["logits"], {"input": x})[0])
 
     def outputs_of(self, logits: np.ndarray) -> np.ndarray:
-        """task.outputs of raw logits: what they mean for this model's task."""
+        """task.outputs of raw logits: what they mean for this model's task (a dense model's
+        maps keep their shape: detection's decoded boxes (N, K, 6), segmentation's
+        probabilities (N, C, H, W))."""
+        if self.task.dense:
+            logits = np.asarray(logits, dtype=np.float32)
+            if len(logits) == 0:
+                return self.empty_outputs()
+            return self.task.outputs(logits, self.target)
         logits = np.asarray(logits, dtype=np.float32).reshape(len(logits), -1)
         if len(logits) == 0:
             return np.zeros((0, len(self.classes)), dtype=np.float32)
         return self.task.outputs(logits, self.target)
+
+    def empty_outputs(self) -> np.ndarray:
+        """Task outputs of no input: the shape of the outputs with 0 rows."""
+        if not self.task.dense:
+            return np.zeros((0, len(self.classes)), dtype=np.float32)
+        probe = np.zeros((1, *self.logits_shape), dtype=np.float32)
+        return np.asarray(self.task.outputs(probe, self.target))[:0]
 
     def predict_outputs(self, x: np.ndarray) -> np.ndarray:
         """(N, K) task outputs: classification the softmax probabilities (float32, the same

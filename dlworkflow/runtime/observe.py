@@ -13,7 +13,12 @@ predicted values (N, 1) or label probabilities. Record: {"ts", "id", "model_vers
 output), "latency_ms", "request_items"}; the prediction's fields depend on the task's kind
 (`PREDICTION_FIELDS`): classification {"label", "confidence", "probs"}; regression {"label"
 (the value as text), "value"}; multi-label {"label" (the predicted labels joined by "|"),
-"labels", "probs" (one per label)}. Summaries:
+"labels", "probs" (one per label)}; detection {"label" (the most frequent box label, "(none)"
+without a box), "confidence" (the best box score, 0 without a box), "count", "box_labels",
+"scores", "sizes" ([w, h] normalised to the image) of the boxes at or above the tuned score
+threshold}; segmentation {"label" (the largest class besides the first, background),
+"confidence" (the mean over pixels of the top probability), "class_share" (one per class: the
+share of pixels predicted as it)}. Summaries:
 image {kind, width, height, mean, std, channel_means} (of the network input, after
 normalisation); text {kind, chars, words, tokens, unk (fraction of [UNK] word pieces)};
 row {kind, fields, missing}. No raw input is kept: the embedding is a fixed random projection
@@ -74,7 +79,7 @@ def predict_outputs(bundle: Bundle, x: np.ndarray) -> np.ndarray:
     """float32 task outputs (N, K) of a prepared input array (K: len(bundle.classes))."""
     x = bundle._check_array(x)
     if len(x) == 0:
-        return np.zeros((0, len(bundle.classes)), dtype=np.float32)
+        return np.asarray(bundle.empty_outputs(), dtype=np.float32)
     return _outputs(bundle, bundle.session.run(["logits"], {"input": x})[0])
 
 
@@ -89,7 +94,7 @@ def infer(
         return predict_outputs(bundle, x), None
     if len(x) == 0:
         return (
-            np.zeros((0, len(bundle.classes)), dtype=np.float32),
+            np.asarray(bundle.empty_outputs(), dtype=np.float32),
             np.zeros((0, EMBED_DIMS), dtype=np.float32),
         )
     logits, features = bundle.session.run(["logits", FEATURES_OUTPUT], {"input": x})
@@ -242,10 +247,68 @@ def _label_fields(
     return fields
 
 
+def _box_fields(
+    out: np.ndarray, names: list[str], task: Task, target: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Detection: the boxes served (score >= the tuned threshold; a request's own threshold
+    does not change the log, so live and reference records compare alike)."""
+    from dlworkflow.runtime.dense import kept_boxes, score_threshold
+
+    threshold = score_threshold(target)
+    fields = []
+    for row in out:
+        kept = kept_boxes(row, threshold)
+        labels = [names[int(k)] if 0 <= int(k) < len(names) else str(int(k)) for k in kept[:, 5]]
+        fields.append(
+            {
+                "label": max(labels, key=lambda n: (labels.count(n), n)) if labels else NO_BOX,
+                "confidence": round(float(kept[0, 4]), 6) if len(kept) else 0.0,
+                "count": len(kept),
+                "box_labels": labels,
+                "scores": [round(float(s), _DIGITS) for s in kept[:, 4]],
+                "sizes": [
+                    [round(float(w), _DIGITS), round(float(h), _DIGITS)]
+                    for w, h in zip(kept[:, 2] - kept[:, 0], kept[:, 3] - kept[:, 1])
+                ],
+            }
+        )
+    return fields
+
+
+def _mask_fields(
+    out: np.ndarray, names: list[str], task: Task, target: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Segmentation: the predicted class shares (at the network's size) and the largest
+    class other than the first (background), or the first when the mask holds nothing else."""
+    fields = []
+    for row in out:
+        probs = np.asarray(row, dtype=np.float64)
+        best = probs.argmax(axis=0)
+        share = np.bincount(best.ravel(), minlength=len(names))[: len(names)] / max(1, best.size)
+        rest = share[1:]
+        label = int(rest.argmax()) + 1 if len(rest) and rest.max() > 0 else 0
+        fields.append(
+            {
+                "label": names[label],
+                "confidence": round(float(probs.max(axis=0).mean()), 6),
+                "class_share": [round(float(s), _DIGITS) for s in share],
+            }
+        )
+    return fields
+
+
+NO_BOX = "(none)"  # a detection record's label when no box reaches the threshold
+
 # the prediction's fields in a record, per task kind
 PREDICTION_FIELDS: dict[
     str, Callable[[np.ndarray, list[str], Task, dict[str, Any]], list[dict[str, Any]]]
-] = {"classification": _class_fields, "regression": _value_fields, "multilabel": _label_fields}
+] = {
+    "classification": _class_fields,
+    "regression": _value_fields,
+    "multilabel": _label_fields,
+    "detection": _box_fields,
+    "segmentation": _mask_fields,
+}
 
 
 def records(

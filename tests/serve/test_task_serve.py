@@ -147,10 +147,24 @@ def test_the_openapi_schema_documents_every_tasks_prediction(multilabel):
     schema = multilabel["client"].get("/openapi.json", headers=AUTH).json()
     items = schema["components"]["schemas"]["PredictResponse"]["properties"]["predictions"]
     shapes = {ref["$ref"].rsplit("/", 1)[1] for ref in items["items"]["anyOf"]}
-    assert shapes == {"Prediction", "ValuePrediction", "LabelsPrediction"}
+    assert shapes == {
+        "Prediction",
+        "ValuePrediction",
+        "LabelsPrediction",
+        "BoxesPrediction",
+        "MaskPrediction",
+    }
     components = schema["components"]["schemas"]
     assert set(components["ValuePrediction"]["required"]) == {"id", "value"}
     assert set(components["LabelsPrediction"]["required"]) == {"id", "labels", "probabilities"}
+    assert set(components["BoxesPrediction"]["required"]) == {"id", "boxes", "count"}
+    assert set(components["Box"]["required"]) == {"box", "label", "score"}
+    assert set(components["MaskPrediction"]["required"]) == {
+        "id",
+        "mask_png",
+        "classes",
+        "class_share",
+    }
 
 
 # ---- classification: unchanged ----------------------------------------------------------------

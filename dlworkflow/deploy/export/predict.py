@@ -2,6 +2,9 @@
 path as `dlw serve`), written as CSV: path, the task's prediction columns
 (`task.prediction_columns`), error. Classification: label, confidence, p_<class>...;
 regression: value (in the target's units); multi-label: labels ("|"-joined), p_<label>....
+Object detection and semantic segmentation (predict_dense.py): one row per box (path, box,
+x1..y2 in the image's pixels, label, score), or one row per image with its class shares and
+the path of its mask PNG.
 
 Image models take image files (folders are searched recursively); text and tabular models take
 CSV files with a row per sample (the text column, or the feature columns). A file or row that
@@ -19,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from dlworkflow.deploy.export.predict_dense import DENSE_ROWS
 from dlworkflow.errors import DlwError
 from dlworkflow.fileio import atomic_write_text
 from dlworkflow.results import StepResult
@@ -100,6 +104,8 @@ def predict_files(
         )
     bundle = open_version(root, version)
     out = Path(out) if out is not None else Path("predictions.csv")
+    if bundle.modality == "image" and bundle.task.kind in DENSE_ROWS:
+        return _predict_dense(bundle, _expand(paths), out)
     if bundle.modality == "image":
         records = _predict_images(bundle, _expand(paths))
     else:
@@ -137,6 +143,27 @@ def predict_files(
         n_errors=len(records) - len(good),
         counts=counts,
         values=values,
+    )
+
+
+def _predict_dense(bundle: Bundle, files: list[Path], out: Path) -> PredictResult:
+    """A detection or segmentation model's CSV (predict_dense.py: a row per box, or a row
+    per image and its mask PNG)."""
+    sizes: dict[str, tuple[int, int]] = {}
+    records = _predict_images(bundle, files, sizes=sizes)
+    rows, counts = DENSE_ROWS[bundle.task.kind](
+        bundle, [(where, row, error, sizes.get(where)) for where, row, error in records], out
+    )
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    atomic_write_text(out, buffer.getvalue())
+    good = sum(1 for r in records if r[1] is not None)
+    return PredictResult(
+        out=out,
+        version=bundle.version,
+        n_predicted=good,
+        n_errors=len(records) - good,
+        counts=counts,
     )
 
 
@@ -179,15 +206,22 @@ def _expand(paths: list[str | Path]) -> list[Path]:
 Record = tuple[str, "np.ndarray | None", str]
 
 
-def _predict_images(bundle: Bundle, files: list[Path]) -> list[Record]:
+def _predict_images(
+    bundle: Bundle, files: list[Path], *, sizes: dict[str, tuple[int, int]] | None = None
+) -> list[Record]:
+    """One record per file; `sizes` (when given) receives each decoded image's (width,
+    height) as shown, by path."""
     records: list[Record] = []
     for start in range(0, len(files), BATCH):
         chunk = files[start : start + BATCH]
         pixels, good = [], []
         for i, path in enumerate(chunk):
             try:
-                pixels.append(bundle.decode_image(path.read_bytes(), index=start + i))
+                array, shown = bundle.decode_image_sized(path.read_bytes(), index=start + i)
+                pixels.append(array)
                 good.append(i)
+                if sizes is not None:
+                    sizes[str(path)] = shown
             except InputError as exc:
                 records.append((str(path), None, exc.context.get("reason", exc.what)))
             except OSError as exc:

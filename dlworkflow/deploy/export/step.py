@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dlworkflow.deploy.export import dense_parity
 from dlworkflow.errors import DlwError, StepOrderError
 from dlworkflow.fileio import atomic_write_json, sha256_file, sha256_json
 from dlworkflow.ledger import git_commit
@@ -61,6 +62,10 @@ class Parity:
     tolerance: Callable[[dict[str, Any]], float]
     agree: Callable[[Task, np.ndarray, np.ndarray, dict[str, Any]], np.ndarray]
     rule: str  # metadata.json "outputs" -> "rule": from the ONNX output to predictions
+    # the max difference the tolerance bounds (default: of the outputs, element-wise)
+    difference: Callable[[Task, np.ndarray, np.ndarray, dict[str, Any]], float] = (
+        lambda task, a, b, target: float(np.abs(a - b).max()) if a.size else 0.0
+    )
 
 
 def _same_top_class(task: Task, a: np.ndarray, b: np.ndarray, target: dict[str, Any]) -> np.ndarray:
@@ -107,6 +112,27 @@ PARITY: dict[str, Parity] = {
         _same_labels,
         "probabilities = sigmoid(logits), one per label; label j is predicted where "
         "probabilities[:, j] >= target.thresholds[j] (tuned on validation)",
+    ),
+    "detection": Parity(
+        "scores of matched boxes",
+        "same boxes (count, class, IoU >= 0.99, score within 1e-3)",
+        lambda target: dense_parity.SCORE_TOLERANCE,
+        dense_parity.boxes_agree,
+        "logits (N, C + 4, H/stride, W/stride): C class heatmap logits, log box width and "
+        "height in feature-map cells, centre offsets; boxes = task.outputs(logits, target): "
+        "sigmoid heatmaps, 3x3 peaks, the top target.max_detections, per-class NMS at "
+        "target.nms_iou (numpy, no torch) -> (N, K, 6) [x1, y1, x2, y2 normalised to 0..1, "
+        "score, class] padded with score 0 and class -1; served boxes have score >= "
+        "target.score_threshold (tuned on validation), scaled to the image's pixels",
+        dense_parity.box_difference,
+    ),
+    "segmentation": Parity(
+        "per-pixel class probabilities",
+        "same class per pixel",
+        lambda target: dense_parity.PROBABILITY_TOLERANCE,
+        dense_parity.pixels_agree,
+        "probabilities = softmax(logits) over the classes at each pixel (N, C, H, W); the "
+        "mask is the most probable class of each pixel, resized (nearest) to the image's size",
     ),
 }
 UNTESTED = "UNTESTED"
@@ -399,6 +425,7 @@ def _write_folder(
         files.append(V.TOKENIZER_FILE)
     config = project.config
     task = trained_task(project, meta)
+    output_shape, target = _output_and_target(model, meta, task)
     metric = test.get("metric") or config.problem.primary_metric
     success_target = test.get("target", config.problem.target)
     metadata = {
@@ -410,9 +437,9 @@ def _write_folder(
         "modality": meta.get("modality", "image"),
         "classes": [str(c) for c in meta["classes"]],
         "input": spec,
-        "output": {"name": "logits", "dtype": "float32", "shape": ["batch", len(meta["classes"])]},
-        "target": dict(meta.get("target") or {}),
-        "outputs": outputs_section(task, meta),
+        "output": {"name": "logits", "dtype": "float32", "shape": ["batch", *output_shape]},
+        "target": target,
+        "outputs": outputs_section(task, {**meta, "target": target}, output_shape),
         "preprocessing": prep,
         "metric": metric,
         "success_target": success_target,
@@ -473,14 +500,44 @@ def _criterion(task: Task, metric: str | None, target: Any) -> str | None:
         return None
 
 
-def outputs_section(task: Task, meta: ModelMeta) -> dict[str, Any]:
+def _output_and_target(model: Any, meta: ModelMeta, task: Task) -> tuple[list[int], dict[str, Any]]:
+    """(the shape of one row of the ONNX output, the target that travels with the model).
+    A dense model's output is a map: its shape is measured on a zero input, and the target
+    records the input size [H, W] and the stride (input height / map height) when the
+    trained target lacks them (detection decodes boxes with both)."""
+    target = dict(meta.get("target") or {})
+    if not task.dense:
+        return [len(meta["classes"])], target
+    import torch
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(torch.from_numpy(example_input(meta, n=1)))
+    finally:
+        model.train(was_training)
+    shape = [int(s) for s in out.shape[1:]]
+    size = [int(s) for s in meta["image_size"]]
+    target.setdefault("input_size", size)
+    if len(shape) == 3 and shape[1] != size[0]:
+        target.setdefault("stride", max(1, size[0] // max(1, shape[1])))
+    return shape, target
+
+
+def outputs_section(
+    task: Task, meta: ModelMeta, logits_shape: list[int] | None = None
+) -> dict[str, Any]:
     """metadata.json "outputs": how the ONNX output "logits" becomes predictions, with the
     target that travels with the model (metadata.json "target", model.json's: regression's
-    target scaling {"mean", "std"}, multi-label {"thresholds"}; {} for classification)."""
+    target scaling {"mean", "std"}, multi-label {"thresholds"}; detection's stride, input
+    size, max detections, NMS IoU and score threshold; {} for classification).
+    `logits_shape`: one row of the output (default: one value per class)."""
     names = [str(c) for c in meta["classes"]]
     target = dict(meta.get("target") or {})
+    shape = list(logits_shape or [len(names)])
     example = task.prediction(
-        task.outputs(np.zeros((1, len(names)), dtype=np.float32), target)[0], names, target
+        task.outputs(np.zeros((1, *shape), dtype=np.float32), target)[0], names, target
     )
     return {
         "kind": task.kind,
@@ -495,9 +552,10 @@ def outputs_section(task: Task, meta: ModelMeta) -> dict[str, Any]:
 
 def parity_check(project: Workspace, model: Any, meta: ModelMeta, bundle: Bundle) -> dict[str, Any]:
     """PyTorch (training's own prediction path) vs ONNX Runtime (the runtime's path, from the
-    files) on the whole validation split: the max abs difference of the task's outputs
-    (probabilities, or values in the target's units) and the share of samples with the same
-    prediction (top class, value within tolerance, label set)."""
+    files) on the whole validation split, BATCH rows at a time: the max difference of the
+    task's outputs (probabilities, values in the target's units, scores of matched boxes,
+    pixel probabilities) and the share of samples (segmentation: pixels) with the same
+    prediction (top class, value within tolerance, label set, boxes, pixel class)."""
     from dlworkflow.models.predict import predict_logits
     from dlworkflow.store import load_split
 
@@ -509,23 +567,23 @@ def parity_check(project: Workspace, model: Any, meta: ModelMeta, bundle: Bundle
         )
     task, target = bundle.task, bundle.target
     rule = PARITY[task.kind]
-    torch_out = np.asarray(
-        task.outputs(predict_logits(project, model, meta, rows), target), dtype=np.float64
-    )
-    onnx_out = np.concatenate(
-        [
-            np.asarray(
-                bundle.predict_outputs(runtime_inputs(bundle, rows[i : i + BATCH])),
-                dtype=np.float64,
-            )
-            for i in range(0, len(rows), BATCH)
-        ]
-    )
-    diff = float(np.abs(torch_out - onnx_out).max())
-    agreement = float(rule.agree(task, torch_out, onnx_out, target).mean())
+    diff, agreed, counted = 0.0, 0.0, 0
+    for i in range(0, len(rows), BATCH):
+        chunk = rows[i : i + BATCH]
+        torch_out = np.asarray(
+            task.outputs(predict_logits(project, model, meta, chunk), target), dtype=np.float64
+        )
+        onnx_out = np.asarray(
+            bundle.predict_outputs(runtime_inputs(bundle, chunk)), dtype=np.float64
+        )
+        step = float(rule.difference(task, torch_out, onnx_out, target))
+        diff = float("nan") if np.isnan(step) or np.isnan(diff) else max(diff, step)
+        same = np.asarray(rule.agree(task, torch_out, onnx_out, target), dtype=np.float64)
+        agreed += float(same.sum())
+        counted += int(same.size)
     return {
         "max_abs_diff": diff,
-        "agreement": agreement,
+        "agreement": agreed / counted if counted else float("nan"),
         "n": int(len(rows)),
         "compared": rule.compared,
         "agreement_of": rule.agreement_of,

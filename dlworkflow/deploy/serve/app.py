@@ -40,9 +40,11 @@ from dlworkflow.deploy.serve.schemas import (
     predict_openapi,
 )
 from dlworkflow.runtime.bundle import Bundle, InputError
-from dlworkflow.runtime.observe import new_ids, prepare
+from dlworkflow.runtime.dense import MIN_SCORE_THRESHOLD, sized_predictions
+from dlworkflow.runtime.observe import image_summaries, new_ids, prepare
 
 MB = 1024 * 1024
+BOX_KINDS = frozenset({"detection"})  # target kinds whose predictions are scored boxes
 BEARER = "HTTPBearer"
 PUBLIC = frozenset({"/v1/health"})
 #: Texts and rows totalling at most this many bytes are prepared (tokenized, encoded) on the
@@ -129,10 +131,13 @@ class Server:
         """The whole request, from reading its body to the predictions, within
         serve.timeout_s (504 after that: slow uploads count too). Each prediction is
         {"id", **task.prediction(outputs row)}: classification label, confidence,
-        probabilities; regression value; multi-label labels, probabilities."""
+        probabilities; regression value; multi-label labels, probabilities; a dense model's
+        prediction is in the request image's pixels (runtime/dense.py: boxes, or the mask at
+        the image's size)."""
         start = time.perf_counter()
+        threshold = requested_score_threshold(request, self.holder.bundle)
         try:
-            bundle, summaries, (outs, emb) = await asyncio.wait_for(
+            bundle, summaries, shown, (outs, emb) = await asyncio.wait_for(
                 self._predict(request), timeout=self.settings.timeout_s
             )
         except TimeoutError:
@@ -144,7 +149,12 @@ class Server:
                 fix="retry, send fewer items per request, or raise serve.timeout_s",
             ) from None
         ids = new_ids(len(outs))
-        predictions = [{"id": key, **p} for key, p in zip(ids, bundle.predictions_of(outs))]
+        made = (
+            sized_predictions(bundle, outs, shown, threshold=threshold)
+            if shown is not None
+            else bundle.predictions_of(outs)
+        )
+        predictions = [{"id": key, **p} for key, p in zip(ids, made)]
         latency_ms = (time.perf_counter() - start) * 1000.0
         self.metrics.request_items.observe(len(predictions))
         for p in predictions:
@@ -161,7 +171,9 @@ class Server:
             )
         return {"model_version": bundle.version, "predictions": predictions}
 
-    async def _predict(self, request: Request) -> tuple[Bundle, list[dict[str, Any]], Any]:
+    async def _predict(
+        self, request: Request
+    ) -> tuple[Bundle, list[dict[str, Any]], list[tuple[int, int]] | None, Any]:
         self.preparing += 1  # the batcher waits for these, and only these, to join a batch
         try:
             body = await read_body(request, self.max_body)
@@ -182,16 +194,18 @@ class Server:
                 items = await asyncio.get_running_loop().run_in_executor(
                     self.prepare_pool, _run_coroutine, parse
                 )
-            x, summaries = await self._prepare_async(bundle, items.values)
+            x, summaries, shown = await self._prepare_async(bundle, items.values)
         finally:
             self.preparing -= 1
         try:
             outs = await self.batcher.predict(bundle, x)
         except InputError as exc:
             raise ApiError.from_dlw(exc) from None
-        return bundle, summaries, outs
+        return bundle, summaries, shown, outs
 
-    async def _prepare_async(self, bundle: Bundle, values: list[Any]) -> tuple[Any, list[dict]]:
+    async def _prepare_async(
+        self, bundle: Bundle, values: list[Any]
+    ) -> tuple[Any, list[dict], list[tuple[int, int]] | None]:
         try:
             if bundle.modality != "image" and _size(values) <= INLINE_BYTES:
                 return self._prepare(bundle, values)  # a thread hop costs more than the work
@@ -201,7 +215,11 @@ class Server:
         except InputError as exc:
             raise ApiError.from_dlw(exc) from None
 
-    def _prepare(self, bundle: Bundle, values: list[Any]) -> tuple[Any, list[dict[str, Any]]]:
+    def _prepare(
+        self, bundle: Bundle, values: list[Any]
+    ) -> tuple[Any, list[dict[str, Any]], list[tuple[int, int]] | None]:
+        """(the model's input, the log's summaries, a dense model's images' (width, height)
+        as shown, which its boxes and masks are scaled to; None for other models)."""
         sizes = None
         if bundle.modality == "image":  # 413 past the pixel limit, before decoding
             sizes = image_sizes(
@@ -216,9 +234,14 @@ class Server:
         n_soft = sum(1 for breaches in soft if breaches)
         if n_soft:
             self.metrics.input_invariant_violations.inc(n_soft)
-        x, summaries = prepare(bundle, values, sizes=sizes, summarise=self.log is not None)
+        shown = None
+        if bundle.modality == "image" and bundle.task.dense:
+            x, shown = bundle.prepare_images_sized(values)
+            summaries = image_summaries(sizes or shown, x) if self.log is not None else []
+        else:
+            x, summaries = prepare(bundle, values, sizes=sizes, summarise=self.log is not None)
         with_invariants(summaries, soft)
-        return x, summaries
+        return x, summaries, shown
 
     def model_info(self) -> dict[str, Any]:
         bundle = self.holder.bundle
@@ -228,7 +251,7 @@ class Server:
         task = bundle.task
         fields = (meta.get("outputs") or {}).get("prediction") or sorted(
             task.prediction(
-                bundle.outputs_of(np.zeros((1, len(bundle.classes)), dtype=np.float32))[0],
+                bundle.outputs_of(np.zeros((1, *bundle.logits_shape), dtype=np.float32))[0],
                 bundle.classes,
                 bundle.target,
             )
@@ -259,9 +282,45 @@ class Server:
         }
 
 
+def requested_score_threshold(request: Request, bundle: Bundle | None) -> float | None:
+    """The `score_threshold` query parameter of a detection model's request (boxes at or
+    above it are returned, instead of the threshold tuned on validation): a number within
+    [MIN_SCORE_THRESHOLD, 1]; None when absent. 422 when malformed, out of range, or sent
+    to a model that returns no scored boxes."""
+    raw = request.query_params.get("score_threshold")
+    if raw is None:
+        return None
+    expected = f"a number from {MIN_SCORE_THRESHOLD:g} to 1"
+    if bundle is None or bundle.task.kind not in BOX_KINDS:
+        raise ApiError(
+            422,
+            "invalid_request",
+            "score_threshold applies to object-detection models only.",
+            received=f"score_threshold={raw[:40]}",
+            fix="remove the score_threshold query parameter",
+        )
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not MIN_SCORE_THRESHOLD <= value <= 1.0:  # NaN fails too
+        raise ApiError(
+            422,
+            "invalid_request",
+            "score_threshold is not a score the server accepts.",
+            expected=expected,
+            received=raw[:40],
+            fix=f"send ?score_threshold= with {expected}, or leave it out for the tuned "
+            "threshold (GET /v1/model: metadata.target.score_threshold)",
+        )
+    return value
+
+
 def predicted_labels(prediction: dict[str, Any]) -> list[str]:
     """What the dlw_predictions counter counts of one prediction: its class, or each of its
-    labels; nothing for a value."""
+    labels, or each box's label; nothing for a value or a mask."""
+    if "boxes" in prediction:
+        return [str(box["label"]) for box in prediction["boxes"]]
     if "labels" in prediction:
         return [str(label) for label in prediction["labels"]]
     return [str(prediction["label"])] if "label" in prediction else []
@@ -327,7 +386,10 @@ def create_app(
         """Images (multipart files, or base64 in JSON `images`), `texts` or `rows`; at most
         serve.max_batch items. Each prediction, by the model's task: label, confidence,
         probabilities (classification); value (regression); labels, probabilities
-        (multi-label)."""
+        (multi-label); boxes in the image's pixels with label and score, count (object
+        detection: `?score_threshold=` may change the tuned threshold, from 0.05 to 1);
+        mask_png (base64 PNG of class indices at the image's size), classes, class_share
+        (semantic segmentation)."""
         return JSONResponse(await server.predict(request))  # built by us: no re-validation
 
     @app.get("/v1/health", response_model=Health, summary="Health (no token)")

@@ -33,7 +33,7 @@ def infer_outputs(
         return bundle.predict_outputs(x), None
     if len(x) == 0:
         return (
-            bundle.outputs_of(np.zeros((0, len(bundle.classes)), dtype=np.float32)),
+            bundle.empty_outputs(),
             np.zeros((0, EMBED_DIMS), dtype=np.float32),
         )
     logits, features = bundle.session.run(["logits", FEATURES_OUTPUT], {"input": x})

@@ -57,12 +57,52 @@ class LabelsPrediction(Strict):
     probabilities: dict[str, float] = Field(description="Probability of every label.")
 
 
+class Box(Strict):
+    """One detected object."""
+
+    box: list[float] = Field(
+        min_length=4,
+        max_length=4,
+        description="[x1, y1, x2, y2] in pixels of the image as sent (EXIF orientation "
+        "applied): left, top, right, bottom.",
+    )
+    label: str = Field(description="The object's class.")
+    score: float = Field(description="The detector's confidence in the box, 0 to 1.")
+
+
+class BoxesPrediction(Strict):
+    """An object-detection model's prediction: the boxes whose score reaches the threshold
+    (tuned on validation, or the request's `?score_threshold=`), best first."""
+
+    id: str = Field(description="This prediction's id in the prediction log.")
+    boxes: list[Box] = Field(description="The detected objects (possibly none).")
+    count: int = Field(description="The number of boxes.")
+
+
+class MaskPrediction(Strict):
+    """A semantic-segmentation model's prediction: a class for every pixel."""
+
+    id: str = Field(description="This prediction's id in the prediction log.")
+    mask_png: str = Field(
+        description="Base64 of an 8-bit grayscale PNG at the image's size: each pixel's "
+        "value is the index of its class in `classes` (the network's mask, resized by "
+        "nearest neighbour)."
+    )
+    classes: list[str] = Field(description="The class of each mask value, by index.")
+    class_share: dict[str, float] = Field(
+        description="The share of the mask's pixels in each class (sums to 1)."
+    )
+
+
 class PredictResponse(Strict):
     model_version: int
-    predictions: list[Prediction | ValuePrediction | LabelsPrediction] = Field(
+    predictions: list[
+        Prediction | ValuePrediction | LabelsPrediction | BoxesPrediction | MaskPrediction
+    ] = Field(
         description="One per item, in order; its fields depend on the served model's task "
         "(GET /v1/model: task, outputs): classification label, confidence, probabilities; "
-        "regression value; multi-label labels, probabilities."
+        "regression value; multi-label labels, probabilities; object detection boxes, count; "
+        "semantic segmentation mask_png, classes, class_share."
     )
 
 
@@ -85,7 +125,9 @@ class ModelInfo(Strict):
     task: str | None
     modality: str
     kind: str | None = Field(
-        None, description="What is predicted: classification, regression or multilabel."
+        None,
+        description="What is predicted: classification, regression, multilabel, detection or "
+        "segmentation.",
     )
     classes: list[str] = Field(
         description="The name of each network output: the classes, the "
