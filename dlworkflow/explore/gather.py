@@ -110,6 +110,13 @@ def _images(project: Workspace, ev: Evidence, stages: Stages, reader: PixelReade
         return reader.gray(manifest.iloc[rows], side=side, progress=stages.advance)
 
     ev.near = near_duplicates(manifest, distance=distance, pixels=pixels)
+    if task_of(ev.task).dense and ev.near.n_conflicting:
+        ev.note(
+            "duplicates",
+            "The boxes or masks of near duplicates differ as the images do (a shifted or "
+            "rescaled copy): 'conflicting' near duplicates are not label errors here; exact "
+            "duplicates with different annotations are.",
+        )
 
 
 def _text(ev: Evidence) -> None:

@@ -226,6 +226,7 @@ def duplicates_section(ev: Evidence, view: SampleView, *, distance: int | None) 
             else "Near duplicates (equal after lower-casing and white space)"
         )
         parts.append(_dup_block(ev.near, view, title))
+    parts.append(notes(ev.notes.get("duplicates")))
     return section("duplicates", "5. Duplicates", *parts)
 
 

@@ -59,16 +59,20 @@ def _classes_phrase(dups: Duplicates) -> str:
 
 
 def _duplicates(ev: Evidence) -> list[Warning]:
+    from dlworkflow.tasks import task_of
+
+    dense = task_of(ev.task).dense  # boxes / masks: near duplicates' labels differ as they do
     out = []
     for dups, word in ((ev.exact, "exact"), (ev.near, "near")):
         if dups is None or not dups.n_groups:
             continue
-        if dups.n_conflicting:
+        if dups.n_conflicting and not (dense and word == "near"):
+            phrase = "different annotations" if dense else _classes_phrase(dups)
             out.append(
                 Warning(
                     "high",
                     f"{dups.n_conflicting} {word} duplicate{_s(dups.n_conflicting)} with "
-                    f"conflicting labels across {_classes_phrase(dups)}",
+                    f"conflicting labels across {phrase}",
                     "fix the labels or remove one copy before `dlw split`",
                     "duplicates",
                 )

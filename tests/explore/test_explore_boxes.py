@@ -120,3 +120,26 @@ def test_drawn_image_is_none_when_unreadable(tmp_path):
     path = tmp_path / "bad.png"
     path.write_bytes(b"nope")
     assert drawn(str(path), dump_boxes((4, 4), [])) is None
+
+
+def test_near_duplicates_with_different_boxes_are_no_label_conflict():
+    from dlworkflow.explore.duplicates import DuplicateGroup, Duplicates, summarise
+    from dlworkflow.explore.trust import _duplicates
+
+    a = dump_boxes((10, 10), [(1, 1, 5, 5, "Tree")])
+    b = dump_boxes((10, 10), [(2, 1, 6, 5, "Tree")])
+    near = summarise(
+        Duplicates(kind="near"), [DuplicateGroup(sample_ids=["x", "y"], labels=[a, b])]
+    )
+    exact = summarise(
+        Duplicates(kind="exact"), [DuplicateGroup(sample_ids=["u", "v"], labels=[a, b])]
+    )
+
+    class Ev:
+        task = "object-detection"
+
+    ev = Ev()
+    ev.exact, ev.near = exact, near
+    ev.overview = type("O", (), {"n_samples": 4})()
+    lines = [w.text for w in _duplicates(ev)]
+    assert lines == ["1 exact duplicate with conflicting labels across different annotations"]
