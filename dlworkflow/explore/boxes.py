@@ -311,11 +311,15 @@ def drawn(
 
 
 def box_caption(text: str) -> str:
-    """A boxes label (or a caption that starts with one) in words: "12 boxes (Tree 12)"."""
+    """A boxes label (or a caption holding one: "train: {...}") in words: "12 boxes (Tree
+    12)"."""
     import json
 
+    start = text.find('{"size"')
+    if start < 0:
+        return text
     try:
-        data, end = json.JSONDecoder().raw_decode(text)
+        data, end = json.JSONDecoder().raw_decode(text, start)
     except ValueError:
         return text
     if not isinstance(data, dict) or not isinstance(data.get("boxes"), list):
@@ -325,7 +329,7 @@ def box_caption(text: str) -> str:
     words = f"{n} box{'es' if n != 1 else ''}" + (
         " (" + ", ".join(f"{k} {v}" for k, v in counts.most_common(3)) + ")" if n else ""
     )
-    return words + text[end:]
+    return text[:start] + words + text[end:]
 
 
 # --- trust summary, key numbers, groups ---------------------------------------------------

@@ -114,6 +114,7 @@ def test_captions_put_a_boxes_label_in_words():
     assert box_caption(label + ": too dark") == "3 boxes (Tree 2, x 1): too dark"
     assert box_caption(dump_boxes((10, 10), [])) == "0 boxes"
     assert box_caption("cat") == "cat"
+    assert box_caption("train: " + label) == "train: 3 boxes (Tree 2, x 1)"  # leakage pairs
 
 
 def test_drawn_image_is_none_when_unreadable(tmp_path):
