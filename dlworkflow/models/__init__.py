@@ -23,11 +23,13 @@ This is a lower layer: it imports no step package and no project state.
 
 from dlworkflow.models import (  # noqa: F401  (registers the built-in models)
     cnn,
+    detector,
     efficientnet_lite,
     minilm,
     mlp,
     resnet,
     text,
+    unet,
 )
 from dlworkflow.models.base import Classifier
 from dlworkflow.models.embed import EmbedInputError, ImageEmbedder, image_embedder

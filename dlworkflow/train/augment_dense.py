@@ -50,8 +50,9 @@ __all__ = ["DATA_KEYS", "MOSAIC", "ROTATES", "DenseAugment", "applied", "pipelin
 def pipeline(cfg: Augment, *, kind: str, channels: int, size: tuple[int, int]) -> nn.Module | None:
     """kornia's AugmentationSequential over (image, target) for `kind`; None: no op on."""
     import kornia.augmentation as K
+    from kornia.augmentation.base import _AugmentationBase
 
-    ops: list[nn.Module] = []
+    ops: list[_AugmentationBase] = []
     if cfg.flip:
         ops.append(K.RandomHorizontalFlip(p=cfg.flip))
     if cfg.resized_crop:

@@ -71,3 +71,16 @@ def test_the_default_tune_space_searches_what_each_dense_target_takes():
     )
     assert {"augment.rotation", "augment.translate", "model.params.dropout"} <= set(masks.space)
     assert "augment.mosaic" not in masks.space
+
+
+def test_a_dense_head_is_never_trained_on_cached_feature_vectors(tmp_path: Path):
+    from dlworkflow.project import Project
+    from dlworkflow.train import strategies
+
+    project = Project.init(tmp_path / "seg", task="semantic-segmentation")
+    auto = strategies.choose(project, n_train=100)  # classification would pick frozen
+    assert auto.name == "gradual" and "dense head" in auto.reason
+    project.update_config({"model.transfer": "frozen"})
+    frozen = strategies.choose(project, n_train=100)
+    assert frozen.name == "frozen" and "no feature cache" in frozen.reason
+    assert "augment is not applied" not in frozen.reason  # the images are augmented
