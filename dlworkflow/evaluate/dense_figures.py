@@ -109,7 +109,9 @@ def detection_errors_png(
         f"FP {len(r['false_positives'])}, missed {len(r['missed'])}, confused {len(r['confused'])}"
         for r in worst
     ]
-    return mistakes_png(drawn, captions, path, title=f"{title}\n{BOX_LEGEND}")
+    return mistakes_png(
+        drawn, captions, path, title=f"{title}\n{BOX_LEGEND}", columns=4, inches=3.2
+    )
 
 
 def worst_masks_png(
@@ -125,7 +127,12 @@ def worst_masks_png(
     panels = [mask_panels(i, t, p) for i, t, p in zip(images, truths, predicted)]
     captions = [f"IoU {r['iou']:.2f}, pixel acc. {r['pixel_accuracy']:.2f}" for r in worst]
     return mistakes_png(
-        panels, captions, path, title=f"{title}\n(truth | prediction | wrong pixels in red)"
+        panels,
+        captions,
+        path,
+        title=f"{title}\n(truth | prediction | wrong pixels in red)",
+        columns=2,
+        inches=6.0,
     )
 
 
@@ -147,6 +154,8 @@ def per_class_png(
         )
         ok = ~np.isnan(values)
         ax.bar(x[ok], values[ok], color="C0")
+        for xi, v in zip(x[ok], values[ok]):
+            ax.text(xi, v + 0.02, f"{v:.3f}", ha="center", va="bottom", fontsize=7)
         ax.errorbar(
             x[ok],
             values[ok],

@@ -119,7 +119,7 @@ def detection_figures(
         "box_errors": detection_errors_png(
             _thumbnails(project, meta, rows, [w["row"] for w in worst]),
             worst,
-            folder / "errors.png",
+            folder / "box_errors.png",
             title=f"most errors ({_shown_words(report['errors'])}): {name}",
         ),
     }
@@ -163,7 +163,7 @@ def segmentation_figures(
             [np.asarray(y[i]) for i in chosen],
             [np.asarray(out[i]).argmax(axis=0) for i in chosen],
             worst,
-            folder / "worst_images.png",
+            folder / "worst_masks.png",
             title=f"lowest IoU: {name}",
         ),
     }

@@ -92,26 +92,36 @@ def reliability_png(calibration: dict[str, Any], path: Path, *, title: str) -> P
     return _save(fig, path)
 
 
-def mistakes_png(images: list[np.ndarray], captions: list[str], path: Path, *, title: str) -> Path:
+def mistakes_png(
+    images: list[np.ndarray],
+    captions: list[str],
+    path: Path,
+    *,
+    title: str,
+    columns: int = 8,
+    inches: float = 1.6,
+) -> Path:
     """A grid of thumbnails (uint8 CHW) with 'true -> predicted (confidence)' captions, drawn
-    as one mosaic on one axes (a sub-plot per thumbnail took a second to draw)."""
+    as one mosaic on one axes (a sub-plot per thumbnail took a second to draw); at most
+    `columns` a row, each about `inches` wide."""
     n = max(1, len(images))
-    cols = min(8, n)
+    cols = min(columns, n)
     rows = (n + cols - 1) // cols
-    fig = _figure(1.6 * cols, 1.75 * rows + 0.5)
+    th = max((np.asarray(img).shape[1] for img in images), default=1)
+    tw = max((np.asarray(img).shape[2] for img in images), default=1)
+    fig = _figure(inches * cols, (inches * th / tw + 0.15) * rows + 0.5)
     ax = fig.add_axes((0.0, 0.02, 1.0, 0.88 if rows == 1 else 0.93))
     ax.axis("off")
     if not images:
         ax.text(0.5, 0.5, "no mistakes", ha="center", va="center")
     else:
-        tile = max(max(np.asarray(img).shape[1:]) for img in images)
-        gap = max(2, tile // 3)  # room for each caption above its thumbnail
-        mosaic = np.full((rows * (tile + gap) + 2, cols * (tile + 2), 3), 255, dtype=np.uint8)
+        gap = max(2, th // 3)  # room for each caption above its thumbnail
+        mosaic = np.full((rows * (th + gap) + 2, cols * (tw + 2), 3), 255, dtype=np.uint8)
         for i, (img, caption) in enumerate(zip(images, captions)):
             array = np.asarray(img)
             rgb = np.repeat(array, 3, axis=0) if array.shape[0] == 1 else array[:3]
             h, w = rgb.shape[1:]
-            top, left = (i // cols) * (tile + gap) + gap, (i % cols) * (tile + 2) + 1
+            top, left = (i // cols) * (th + gap) + gap, (i % cols) * (tw + 2) + 1
             mosaic[top : top + h, left : left + w] = np.moveaxis(rgb, 0, -1)
             ax.text(left + w / 2, top - 1, caption, ha="center", va="bottom", fontsize=7)
         ax.imshow(mosaic, interpolation="nearest")

@@ -30,6 +30,19 @@ def verdict(ev: Evidence) -> dict[str, Any] | None:
     return dict(record.outputs) if record else None
 
 
+def builtin_note(source: Any) -> str | None:
+    """What a built-in data set says about itself (its catalogue description: e.g. that
+    digit-masks' masks are derived by a threshold, or that trees is small), for a
+    `builtin:NAME` source; None for any other source."""
+    text = str(source or "")
+    if not text.startswith("builtin:"):
+        return None
+    from dlworkflow.datasets import BUILTINS
+
+    name = text.removeprefix("builtin:")
+    return BUILTINS.get(name).description if name in BUILTINS.names() else None
+
+
 def metric_spec(ev: Evidence) -> MetricSpec:
     """The spec (direction) of the metric the verdict and the criterion are written in."""
     metric = (
@@ -228,6 +241,16 @@ def limitations(ev: Evidence) -> list[Finding]:
         out.append(Finding(f"Small dataset: {n:,} samples.", ".dlw/dataset.json"))
     counts = ev.summary("split").get("counts") or {}
     classes = len(class_counts(ev)) or 1
+    if ev.task.dense and counts.get("test") and counts["test"] < SMALL_CLASS:
+        n_test = int(counts["test"])
+        out.append(
+            Finding(
+                f"Only {n_test} test image{'s' if n_test != 1 else ''}: the intervals "
+                "resample these images, so they understate the uncertainty of a result on "
+                "so few.",
+                "ledger: split counts",
+            )
+        )
     if ev.task.single_label and counts.get("test") and counts["test"] / classes < SMALL_CLASS:
         out.append(
             Finding(

@@ -9,6 +9,7 @@ from typing import Any
 
 from dlworkflow.report.evidence import Evidence
 from dlworkflow.report.findings import (
+    builtin_note,
     class_counts,
     fmt,
     imbalance_ratio,
@@ -113,9 +114,10 @@ def _intended(ev: Evidence) -> list[str]:
             f"({classes}); the model always answers one of these classes."
         )
     elif ev.view.classes_declared:
+        word = ev.view.counted
         lines.append(
-            f"- Out of scope: inputs unlike {source}, and any label outside "
-            f"({classes}); the model only ever predicts these labels."
+            f"- Out of scope: inputs unlike {source}, and any {word} outside "
+            f"({classes}); the model only ever predicts these {ev.view.counted_plural}."
         )
     else:
         lines.append(
@@ -227,12 +229,14 @@ def _training(ev: Evidence) -> list[str]:
     if d is None:
         return ["- No data ingested yet: run `dlw ingest SOURCE`."]
     counts = ev.summary("split").get("counts") or {}
+    about = builtin_note(d.get("source"))
     lines = [
-        f"- Source: {d.get('source')}",
+        f"- Source: {d.get('source')}" + (f" ({about})" if about else ""),
         f"- {d.get('n_samples', 0):,} samples "
         f"({d.get('n_quarantined', 0)} quarantined); training split "
         f"{counts.get('train', 'n/a')}",
-        f"- Per {ev.view.counted}: " + ", ".join(f"{k}: {v}" for k, v in class_counts(ev).items()),
+        f"- {ev.view.count_unit.capitalize()} per {ev.view.counted}: "
+        + ", ".join(f"{k}: {v}" for k, v in class_counts(ev).items()),
     ]
     li = label_issue_rate(ev)
     if li:
@@ -322,4 +326,7 @@ def _ethics(ev: Evidence) -> list[str]:
 def _caveats(ev: Evidence) -> list[str]:
     lines = [f"- Recommendation: {recommendation(ev)}"]
     lines += [f"- {f.text} ({f.source})" for f in limitations(ev)]
+    about = builtin_note((ev.dataset or {}).get("source"))
+    if about and ev.task.dense:
+        lines.append(f"- The data: {about} (the built-in data set's description).")
     return lines

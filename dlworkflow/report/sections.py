@@ -9,6 +9,7 @@ from dlworkflow.plots import curves_png
 from dlworkflow.report.evidence import Evidence
 from dlworkflow.report.findings import (
     Finding,
+    builtin_note,
     class_counts,
     fmt,
     imbalance_ratio,
@@ -162,7 +163,13 @@ def data(ev: Evidence) -> Section:
     ingest = ev.summary("ingest")
     rows = [
         ("source", d.get("source")),
+        *([("about the source", about)] if (about := builtin_note(d.get("source"))) else []),
         ("samples", f"{d.get('n_samples', 0):,}"),
+        *(
+            [(ev.view.count_total, f"{sum(class_counts(ev).values()):,}")]
+            if ev.view.count_total
+            else []
+        ),
         ("quarantined (unusable)", f"{d.get('n_quarantined', 0):,}"),
         (ev.view.counted_plural, len(d.get("classes") or [])),
         ("dataset version (hash)", d.get("version")),
@@ -181,8 +188,13 @@ def data(ev: Evidence) -> Section:
     body = [table(None, rows)]
     counts = class_counts(ev)
     if counts:
-        body.append(f"<h3>Samples per {ev.view.counted}</h3>")
-        body.append(table([ev.view.counted, "samples"], [(k, f"{v:,}") for k, v in counts.items()]))
+        unit = ev.view.count_unit
+        body.append(f"<h3>{unit[0].upper() + unit[1:]} per {ev.view.counted}</h3>")
+        body.append(table([ev.view.counted, unit], [(k, f"{v:,}") for k, v in counts.items()]))
+        if ev.view.count_note:
+            body.append(paragraph(ev.view.count_note))
+    if ev.view.data_extra is not None:
+        body.append(ev.view.data_extra(ev.summary("explore").get("target") or {}))
     body.append("<h3>Exploration highlights and warnings</h3>")
     if ev.record("explore") is None:
         body.append(missing("the data has not been explored yet", "dlw explore"))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dlworkflow.errors import ConfigError
-from dlworkflow.report import figures
+from dlworkflow.report import dense_view, figures
 from dlworkflow.report.html import figure, paragraph, png_figure, table
 from dlworkflow.tasks import task_of
 from dlworkflow.tasks.base import MetricSpec
@@ -386,6 +386,11 @@ class TaskView:
     predicted: str  # what `dlw predict` shows for an input
     card: Callable[[dict[str, Any]], list[str]]  # model card: quantitative analyses
     reported: str  # model card: what else is reported besides the metrics
+    count_unit: str = "samples"  # what dataset.json's class_counts count per class
+    count_total: str | None = None  # the class_counts add up to a total of these (boxes)
+    count_note: str = ""  # how the class_counts count, when it needs saying
+    # the data section's part from explore's record of the targets (summary["target"])
+    data_extra: Callable[[dict[str, Any]], str] | None = None
 
 
 VIEWS: dict[str, TaskView] = {
@@ -449,6 +454,62 @@ VIEWS: dict[str, TaskView] = {
         reported="per-label precision/recall/F1 with each label's threshold and the samples "
         "with the most wrong labels; a confusion matrix and softmax calibration do not "
         "apply to independent per-label decisions",
+    ),
+    "detection": TaskView(
+        counted="class",
+        counted_plural="classes",
+        by_value=False,
+        imbalance="classes",
+        classes_declared=True,
+        key_figures=(
+            (
+                "box_errors",
+                "Predictions on the sealed test set: the images with the most errors, "
+                "the predicted and the missed boxes drawn.",
+            ),
+            ("per_class", "AP per class and by box size on the sealed test set."),
+        ),
+        before=dense_view.detection_before,
+        calibration=dense_view.detection_calibration,
+        after=dense_view.detection_after,
+        outputs=dense_view.detection_outputs,
+        debug=dense_view.detection_debug,
+        predicted="the boxes found, each with its class and score",
+        card=dense_view.detection_card,
+        reported="AP per class and by box size (small, medium, large), the found, missed, "
+        "confused and false-positive boxes, and the test images with the most errors drawn; "
+        "a confusion matrix and calibration do not apply to boxes",
+        count_unit="boxes",
+        count_total="boxes",
+        data_extra=dense_view.detection_data,
+    ),
+    "segmentation": TaskView(
+        counted="class",
+        counted_plural="classes",
+        by_value=False,
+        imbalance="classes",
+        classes_declared=True,
+        key_figures=(
+            (
+                "worst_masks",
+                "The test images with the lowest IoU on the sealed test set: the true "
+                "mask, the predicted mask and the wrong pixels.",
+            ),
+            ("per_class", "IoU and Dice per class on the sealed test set."),
+        ),
+        before=dense_view.segmentation_before,
+        calibration=dense_view.segmentation_calibration,
+        after=dense_view.segmentation_after,
+        outputs=dense_view.segmentation_outputs,
+        debug=dense_view.segmentation_debug,
+        predicted="a class for every pixel (a mask) and each class's share of it",
+        card=dense_view.segmentation_card,
+        reported="IoU and Dice per class with each class's pixel share, the IoU per image, "
+        "and overlays of the test images with the lowest IoU; a confusion matrix and "
+        "calibration of per-pixel probabilities are not reported",
+        count_unit="images",
+        count_note="An image counts once for every class its mask shows.",
+        data_extra=dense_view.segmentation_data,
     ),
 }
 

@@ -14,11 +14,11 @@ output), "latency_ms", "request_items"}; the prediction's fields depend on the t
 (`PREDICTION_FIELDS`): classification {"label", "confidence", "probs"}; regression {"label"
 (the value as text), "value"}; multi-label {"label" (the predicted labels joined by "|"),
 "labels", "probs" (one per label)}; detection {"label" (the most frequent box label, "(none)"
-without a box), "confidence" (the best box score, 0 without a box), "count", "box_labels",
-"scores", "sizes" ([w, h] normalised to the image) of the boxes at or above the tuned score
-threshold}; segmentation {"label" (the largest class besides the first, background),
-"confidence" (the mean over pixels of the top probability), "class_share" (one per class: the
-share of pixels predicted as it)}. Summaries:
+without a box), "confidence" (the best box score, 0 without a box), "count", "boxes"
+([x1, y1, x2, y2, label, score], normalised to the image) and "scores" of the boxes at or
+above the tuned score threshold}; segmentation {"label" (the largest class besides the
+first, background), "confidence" (the mean over pixels of the top probability),
+"class_share" ({class: share of pixels predicted as it})}: the fields monitor/dense.py reads. Summaries:
 image {kind, width, height, mean, std, channel_means} (of the network input, after
 normalisation); text {kind, chars, words, tokens, unk (fraction of [UNK] word pieces)};
 row {kind, fields, missing}. No raw input is kept: the embedding is a fixed random projection
@@ -264,12 +264,15 @@ def _box_fields(
                 "label": max(labels, key=lambda n: (labels.count(n), n)) if labels else NO_BOX,
                 "confidence": round(float(kept[0, 4]), 6) if len(kept) else 0.0,
                 "count": len(kept),
-                "box_labels": labels,
-                "scores": [round(float(s), _DIGITS) for s in kept[:, 4]],
-                "sizes": [
-                    [round(float(w), _DIGITS), round(float(h), _DIGITS)]
-                    for w, h in zip(kept[:, 2] - kept[:, 0], kept[:, 3] - kept[:, 1])
+                "boxes": [
+                    [
+                        *(round(float(v), _DIGITS) for v in box[:4]),
+                        label,
+                        round(float(box[4]), _DIGITS),
+                    ]
+                    for box, label in zip(kept, labels)
                 ],
+                "scores": [round(float(s), _DIGITS) for s in kept[:, 4]],
             }
         )
     return fields
@@ -291,7 +294,7 @@ def _mask_fields(
             {
                 "label": names[label],
                 "confidence": round(float(probs.max(axis=0).mean()), 6),
-                "class_share": [round(float(s), _DIGITS) for s in share],
+                "class_share": {n: round(float(s), _DIGITS) for n, s in zip(names, share)},
             }
         )
     return fields

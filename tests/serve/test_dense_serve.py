@@ -148,11 +148,13 @@ def test_detection_model_info_and_the_prediction_log(det, det_root):
     det.app.state.server.log.flush()  # type: ignore[attr-defined]
     records = [json.loads(line) for line in (det_root / ".dlw/serve/predictions.jsonl").open()]
     last = records[-1]
-    assert last["count"] == len(last["scores"]) == len(last["sizes"]) == len(last["box_labels"])
+    assert last["count"] == len(last["scores"]) == len(last["boxes"])
     assert last["count"] > 5 and min(last["scores"]) >= 0.3
     assert last["label"] in DETECTION_CLASSES
     assert last["confidence"] == pytest.approx(max(last["scores"]), abs=1e-5)
-    assert all(0 < w <= 1 and 0 < h <= 1 for w, h in last["sizes"])  # normalised sizes
+    for x1, y1, x2, y2, label, score in last["boxes"]:  # normalised, as monitor reads them
+        assert 0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1
+        assert label in DETECTION_CLASSES and score in last["scores"]
     assert len(last["emb"]) == 32 and last["input"]["width"] == 400
 
 
@@ -188,8 +190,10 @@ def test_segmentation_log_records_class_shares_and_thresholds_are_refused(seg, s
     seg.app.state.server.log.flush()  # type: ignore[attr-defined]
     lines = (seg_root / ".dlw/serve/predictions.jsonl").read_text().splitlines()
     last = json.loads(lines[-1])
-    assert len(last["class_share"]) == 11 and sum(last["class_share"]) == pytest.approx(1, abs=1e-4)
-    assert last["label"] in SEGMENTATION_CLASSES[1:] or last["class_share"][0] == 1.0
+    shares = last["class_share"]  # {class: share}, as monitor reads it
+    assert list(shares) == SEGMENTATION_CLASSES
+    assert sum(shares.values()) == pytest.approx(1, abs=1e-4)
+    assert last["label"] in SEGMENTATION_CLASSES[1:] or shares["background"] == 1.0
     refused = seg.post("/v1/predict?score_threshold=0.2", headers=AUTH, files=files)
     assert refused.status_code == 422 and "object-detection" in refused.json()["message"]
 

@@ -97,7 +97,7 @@ def simpler_model_not_better(ev: Evidence) -> Judgement:
         return Judgement(
             1.0,
             f"every `dlw evaluate` / `dlw test` compares the network with "
-            f"{constants} and {simple}: on {where} the "
+            f"{f'{constants} and ' if constants else ''}{simple}: on {where} the "
             "network is better (paired bootstrap interval above 0)",
         )
     return Judgement(
@@ -109,7 +109,8 @@ def simpler_model_not_better(ev: Evidence) -> Judgement:
 
 def _baselines(ev: Evidence) -> tuple[str, str]:
     """(the simple baseline model, the constant predictors) as the current metrics.json names
-    them; classification's when it names none."""
+    them; classification's when it names none; no constant predictors ("") for a task whose
+    baselines have none (detection's box prior, segmentation's majority mask)."""
     found = ev.metrics()
     base = (found[1].get("baselines") or {}) if found else {}
     simple = base.get("simple") if isinstance(base.get("simple"), dict) else {}
@@ -121,6 +122,8 @@ def _baselines(ev: Evidence) -> tuple[str, str]:
     ]
     if not model or ev.task.single_label:
         return "a logistic regression", "the majority class"
+    if not constants and ev.task.dense:
+        return str(model), ""
     return str(model), (
         "constant predictions (" + ", ".join(constants) + ")"
         if constants
