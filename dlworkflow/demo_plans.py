@@ -454,6 +454,8 @@ DEMOS.add(
             "explore.backbone": "pixels",
             "retrain.warm_start": True,
             "retrain.epochs": 2,
+            # an evening flight brings 28 tiles (the 4 images hold 56 in all): test them
+            "monitor.min_samples": 20,
         },
         problem={
             "objective": "Find the tree crowns in airborne RGB images, to count trees per "

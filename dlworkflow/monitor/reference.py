@@ -36,7 +36,9 @@ if TYPE_CHECKING:
 FORMAT = 2  # 2: records carry the task's prediction fields (regression, multi-label)
 BATCH = 256
 KEEP = 6  # reference files (pairs) kept in .dlw/monitor/
-MIN_REFERENCE = 20
+# fewer usable validation predictions than this is no reference; under 200 the monitor
+# notes that its tests have little power (a four-image detection set holds ~12 validation tiles)
+MIN_REFERENCE = 10
 
 
 @dataclass
@@ -183,7 +185,10 @@ def build_records(project: Workspace, bundle: Bundle) -> tuple[list[dict[str, An
             f"Only {len(out)} validation samples could be used as the reference.",
             expected=f"at least {MIN_REFERENCE}",
             received=f"{len(out)} of {len(rows)} ({skipped} unreadable)",
-            fix="check that the data files are still in place (`dlw status`)",
+            fix="check that the data files are still in place (`dlw status`)"
+            if skipped
+            else "re-split with a larger validation fraction (`split:` in dlworkflow.yaml), "
+            "retrain and export",
         )
     return out, n_val, skipped
 
