@@ -18,8 +18,8 @@ without a box), "confidence" (the best box score, 0 without a box), "count", "bo
 ([x1, y1, x2, y2, label, score], normalised to the image) and "scores" of the boxes at or
 above the tuned score threshold}; segmentation {"label" (the largest class besides the
 first, background), "confidence" (the mean over pixels of the top probability),
-"class_share" ({class: share of pixels predicted as it})}: the fields monitor/dense.py reads. Summaries:
-image {kind, width, height, mean, std, channel_means} (of the network input, after
+"class_share" ({class: share of pixels predicted as it})}: the fields monitor/dense.py reads.
+Summaries: image {kind, width, height, mean, std, channel_means} (of the network input, after
 normalisation); text {kind, chars, words, tokens, unk (fraction of [UNK] word pieces)};
 row {kind, fields, missing}. No raw input is kept: the embedding is a fixed random projection
 (seed 0) of the network's penultimate features to 32 dimensions, enough for drift and
