@@ -308,8 +308,8 @@ def image_size(file: Path, data: Data) -> tuple[int, int]:
     limits = {"max_pixels": data.max_image_pixels, "max_side": data.max_image_side}
     if not is_dicom(file):
         try:
-            with Image.open(file, formats=image_formats()) as img:
-                size, turned = img.size, _orientation(img) in ROTATED
+            with Image.open(file, formats=image_formats()) as opened:
+                size, turned = opened.size, _orientation(opened) in ROTATED
             check_dimensions(*size, **limits)
             return (size[1], size[0]) if turned else size
         except ImageDecodeError:

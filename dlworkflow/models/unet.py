@@ -144,11 +144,16 @@ class EfficientNetLite0UNet(Classifier):
 
     @property
     def num_classes(self) -> int:
-        return int(self.head.classifier.out_channels)
+        return int(self._classifier().out_channels)
+
+    def _classifier(self) -> nn.Conv2d:
+        layer = self.head.classifier
+        assert isinstance(layer, nn.Conv2d)
+        return layer
 
     def reset_head(self, num_classes: int) -> None:
         """A fresh 1x1 classifier with `num_classes` outputs (the decoder is kept)."""
-        old = self.head.classifier
+        old = self._classifier()
         self.head.classifier = nn.Conv2d(old.in_channels, num_classes, 1).to(
             device=old.weight.device, dtype=old.weight.dtype
         )
