@@ -705,7 +705,9 @@ def demo(
         str,
         typer.Option(
             help="The demo's task: image-classification (MNIST), tabular-regression (RAND's "
-            "health insurance experiment), tabular-multilabel (Yeast)."
+            "health insurance experiment), tabular-multilabel (Yeast), object-detection "
+            "(trees: 4 NEON images, small), semantic-segmentation (digit-masks: MNIST "
+            "mosaics, derived masks)."
         ),
     ] = "image-classification",
     tune: Annotated[

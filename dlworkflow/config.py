@@ -134,6 +134,29 @@ class Tiles(Strict):
         description="A box cut by a tile edge is kept (clipped) when at least this share of "
         "its area lies inside the tile.",
     )
+    block: int | None = Field(
+        None,
+        ge=32,
+        description="Spatial blocks for the split: tiles whose top-left corner falls in the "
+        "same block of this many pixels of one image form one group (one orthomosaic can "
+        "then feed train, validation and test, block by block; a crown cut by a block edge "
+        "can show in two blocks). A multiple of size, with overlap 0. null: the tiles of one "
+        "image form one group.",
+    )
+
+    @model_validator(mode="after")
+    def _blocks_hold_whole_tiles(self) -> Tiles:
+        if self.block is not None:
+            if self.overlap:
+                raise ValueError(
+                    "tiles.block needs tiles.overlap 0: overlapping tiles of neighbouring "
+                    "blocks share pixels across the split"
+                )
+            if self.block % self.size:
+                raise ValueError(
+                    f"tiles.block ({self.block}) must be a multiple of tiles.size ({self.size})"
+                )
+        return self
 
 
 class DataRequirements(Strict):
@@ -249,9 +272,9 @@ class Data(Strict):
     )
     tiles: Tiles | None = Field(
         None,
-        description="Object detection: tile large images at ingest ({size, overlap}); the "
-        "tiles of one image form one group, so they never straddle the split. null: whole "
-        "images.",
+        description="Object detection: tile large images at ingest ({size, overlap, "
+        "min_visible, block}); the tiles of one image (or of one block, tiles.block) form one "
+        "group, so they never straddle the split. null: whole images.",
     )
     masks: str | None = Field(
         None,

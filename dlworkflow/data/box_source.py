@@ -287,7 +287,7 @@ def _tiles(
         yield Candidate(
             T.tile_id(sample_id, tile),
             dump_label(tile.size, list(tile.boxes)),
-            group=sample_id,
+            group=T.tile_group(sample_id, tile, tiles.block),
             path=T.write_tile(img, tile, folder),
             origin=file,
         )

@@ -1,11 +1,13 @@
-"""Tiling of large detection images at ingest (data.tiles: {size, overlap, min_visible}).
+"""Tiling of large detection images at ingest (data.tiles: {size, overlap, min_visible, block}).
 
 Each image is cut into square tiles of `size` pixels that share `overlap` pixels with their
 neighbours; the last row and column are shifted inward so that every tile lies inside the
 image (an image smaller than a tile is one tile: the whole image). A box cut by a tile edge is
 kept, clipped to the tile, when at least `min_visible` of its area lies inside; otherwise the
 tile does not see it. Tiles are written as PNG files under .dlw/tiles/, named by the hash of
-their pixels (the same tile is written once); the original image is only read.
+their pixels (the same tile is written once); the original image is only read. The tiles of
+one image form one split group; with `block` the tiles of one block of the image do
+(`tile_group`), so a single large image can feed train, validation and test.
 """
 
 from __future__ import annotations
@@ -122,7 +124,18 @@ def tile_id(sample_id: str, tile: Tile) -> str:
     return f"{sample_id}@{tile.x1}_{tile.y1}"
 
 
+def tile_group(sample_id: str, tile: Tile, block: int | None) -> str:
+    """The split group of a tile: its image's sample id, or with `block` (pixels, a multiple
+    of the tile size, no overlap) the block of that image holding the tile's top-left corner.
+    A last tile shifted inward overlaps only the tile before it, which starts in the same
+    block (both lie within one tile size of each other, and a block is whole tiles)."""
+    if block is None:
+        return sample_id
+    return f"{sample_id}#block{tile.x1 // block}_{tile.y1 // block}"
+
+
 def describe(tiles: dict[str, Any] | None) -> str:
     if not tiles:
         return "whole images"
-    return f"tiles of {tiles['size']} px, overlap {tiles['overlap']} px"
+    blocks = f", grouped in blocks of {tiles['block']} px" if tiles.get("block") else ""
+    return f"tiles of {tiles['size']} px, overlap {tiles['overlap']} px{blocks}"

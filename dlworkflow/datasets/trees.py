@@ -42,8 +42,10 @@ each), read in place, never copied.
 - SMALL: 4 images from 3 sites (YELL: 2 crops of 2299x2472 and 1249x1035 px; OSBS_029 and
   SOAP_061: 400x400 px), 951 boxes of one class, Tree. Tiled to 400 px (data.tiles) they make
   56 tiles, grouped by source image: a split has at most 4 groups, so the test set holds one
-  or two images and every metric on it has a wide interval. Use it to try the workflow, not
-  to judge a tree detector.
+  or two images and every metric on it has a wide interval (grouped by image, the test set
+  may get a single tile; `dlw demo --task object-detection` groups 1,200 px blocks instead,
+  data.tiles.block, and tests on 12 tiles). Use it to try the workflow, not to judge a tree
+  detector.
 - SOAP_061's boxes are labelled Alive (9) and Dead (28) in the package; here they are merged
   into the one class Tree.
 - Licence: MIT (deepforest, Weecology); the images are NEON data (National Ecological

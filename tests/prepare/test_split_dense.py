@@ -8,6 +8,9 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
+from dlworkflow.errors import ConfigError
 from dlworkflow.project import Project
 from dlworkflow.store import read_assignments, read_manifest, read_split_info
 from dlworkflow.tasks import task_of
@@ -50,3 +53,26 @@ def test_tiles_of_one_tree_image_never_straddle_the_split(tmp_path: Path):
     assert result.n_groups and sum(result.n_groups.values()) == 4
     info = read_split_info(project)
     assert info.classes == ["Tree"] and set(info.class_counts["train"]) == {"Tree"}
+
+
+def test_tiles_grouped_in_spatial_blocks_give_the_test_set_a_block(tmp_path: Path):
+    """data.tiles.block: the 3x3-tile blocks of each tree image are the groups: the two YELL
+    crops give 4 + 1 blocks, the two single tiles 1 each; no block straddles the split, and the
+    test set holds a whole block, not the one tile that grouping by image left it."""
+    project = Project.init(tmp_path / "p", task="object-detection")
+    project.update_config({"data.tiles": {"size": 400, "overlap": 0, "block": 1200}})
+    project.ingest("builtin:trees", progress=False)
+    project.split()
+    frame = read_manifest(project).merge(read_assignments(project), on="sample_id")
+    assert frame["group"].nunique() == 7
+    assert frame.groupby("group")["split"].nunique().max() == 1
+    sizes = frame.groupby("group").size()
+    assert sorted(sizes.tolist()) == [1, 1, 9, 9, 12, 12, 12]
+    for _, row in frame.iterrows():  # a tile's block holds its top-left corner
+        x1, y1 = (int(v) for v in row["sample_id"].rsplit("@", 1)[1].split("_"))
+        assert row["group"].endswith(f"#block{x1 // 1200}_{y1 // 1200}")
+    counts = frame["split"].value_counts()
+    assert counts["test"] >= 9 and counts["val"] >= 9
+    for bad in ({"size": 400, "overlap": 20, "block": 1200}, {"size": 400, "block": 1000}):
+        with pytest.raises((ConfigError, ValueError)):
+            project.update_config({"data.tiles": bad})

@@ -1,0 +1,189 @@
+"""The dense vision tasks against their baselines, in one run each, with the demo's settings.
+
+- trees (object-detection; builtin:trees, deepforest's four NEON images tiled to 400 px, the
+  split grouped by 1,200 px blocks, as `dlw demo --task object-detection` sets it): test
+  mAP@.5 of `efficientnet_lite0_detector` next to the box-prior baseline (boxes of the
+  training mean size on a grid, one constant score), with the paired bootstrap interval of
+  the difference over test images, as `dlw test` reports them; CPU training throughput
+  (training tiles per second of epoch wall time, the validation pass included); and the
+  latency of `dlw serve` answering one 400x400 tile (the FastAPI app in process, bearer token,
+  ONNX Runtime; 10 warm-up requests, then `--requests` one after the other: p50, p95).
+- digit-masks (semantic-segmentation; 1,250 MNIST mosaics with DERIVED masks, the demo's
+  settings): test mIoU of `efficientnet_lite0_unet` next to the per-pixel majority class of
+  the training masks, with the paired interval.
+
+Each project is made with the public API (init, the demo plan's settings, define, ingest,
+split, train, test, export). Goals, printed as MET / NOT MET:
+- trees: the network's mAP@.5 above the box prior (the difference's interval above 0);
+- trees: serve p95 for one tile within the demo problem's latency limit (500 ms);
+- digit-masks: the network's mIoU above the majority mask (the interval above 0).
+Throughput has no goal: it is the number to know.
+
+    python bench/dense_tasks.py [--only trees|digit-masks] [--folder /tmp/dlw-dense-bench]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, too
+
+from dlworkflow.demo_plans import demo_plan  # noqa: E402
+from dlworkflow.project import Project  # noqa: E402
+
+TOKEN = "bench-token-" + "b" * 24
+
+
+def build(root: Path, task: str, source: str) -> tuple[Project, dict[str, Any]]:
+    """init .. test with the demo's settings; the project and what the table needs."""
+    plan = demo_plan(task)
+    shutil.rmtree(root, ignore_errors=True)
+    project = Project.init(root, task=task)
+    project.update_config(dict(plan.settings))
+    problem = plan.problem
+    project.define(metric=problem["metric"], target=problem["target"], objective="benchmark")
+    project.ingest(source, progress=False)
+    split = project.split()
+    trained = project.train(progress=False)
+    history = json.loads((Path(trained.folder) / "model.json").read_text())["history"]
+    epoch_seconds = sum(float(e["seconds"]) for e in history)
+    project.test()
+    metrics = json.loads((project.paths.reports / "evaluate" / "test" / "metrics.json").read_text())
+    return project, {
+        "split": split.counts,
+        "epochs": trained.epochs_run,
+        "train_seconds": trained.seconds,
+        "images_per_second": split.counts["train"] * len(history) / epoch_seconds,
+        "baselines": metrics["baselines"],
+        "max_latency_ms": problem.get("max_latency_ms"),
+    }
+
+
+def _interval(item: dict[str, Any]) -> str:
+    return f"{item['value']:.4f} ({item['low']:.4f} to {item['high']:.4f})"
+
+
+def serve_latency(project: Project, tile: bytes, requests: int) -> tuple[float, float]:
+    """(p50, p95) milliseconds of POST /v1/predict with one tile, one request at a time."""
+    from fastapi.testclient import TestClient
+
+    from dlworkflow.config import Serve
+    from dlworkflow.deploy.serve.app import create_app
+
+    project.export()
+    server = create_app(project.root, Serve(max_wait_ms=1), token=TOKEN)
+    body = {"images": [base64.b64encode(tile).decode()]}
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    times = []
+    try:
+        with TestClient(server) as client:
+            for i in range(10 + requests):
+                started = time.perf_counter()
+                answer = client.post("/v1/predict", headers=headers, json=body)
+                elapsed = (time.perf_counter() - started) * 1000
+                assert answer.status_code == 200, answer.text
+                if i >= 10:
+                    times.append(elapsed)
+    finally:
+        server.state.server.close()
+    times.sort()
+    return statistics.median(times), times[int(round(0.95 * (len(times) - 1)))]
+
+
+def a_tile() -> bytes:
+    """The first 400x400 px of deepforest's OSBS_029 image (a real tile), as PNG."""
+    from PIL import Image
+
+    from dlworkflow.datasets.trees import data_folder
+
+    with Image.open(data_folder() / "OSBS_029.png") as img:
+        buffer = io.BytesIO()
+        img.convert("RGB").crop((0, 0, 400, 400)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def verdict(ok: bool) -> str:
+    return "MET" if ok else "NOT MET"
+
+
+def trees(folder: Path, requests: int) -> list[tuple[str, str, str]]:
+    started = time.perf_counter()
+    project, found = build(folder / "trees", "object-detection", "builtin:trees")
+    base = found["baselines"]
+    p50, p95 = serve_latency(project, a_tile(), requests)
+    limit = float(found["max_latency_ms"] or 500.0)
+    above = base["difference"]["low"] > 0
+    return [
+        ("trees split (tiles)", ", ".join(f"{k} {v}" for k, v in found["split"].items()), ""),
+        ("trees network mAP@.5", _interval(base["network"]), ""),
+        ("trees box prior mAP@.5", _interval(base["simple"]), ""),
+        ("trees network - box prior", _interval(base["difference"]), verdict(above)),
+        (
+            "trees training (CPU)",
+            f"{found['images_per_second']:.2f} tiles/s ({found['epochs']} epochs, "
+            f"{found['train_seconds']:.0f} s)",
+            "",
+        ),
+        (
+            "trees serve, one 400 px tile",
+            f"p50 {p50:.1f} ms, p95 {p95:.1f} ms ({requests} requests)",
+            verdict(p95 <= limit) + f" (p95 <= {limit:.0f} ms)",
+        ),
+        ("trees wall time", f"{time.perf_counter() - started:.0f} s", ""),
+    ]
+
+
+def digit_masks(folder: Path) -> list[tuple[str, str, str]]:
+    started = time.perf_counter()
+    _, found = build(folder / "digit-masks", "semantic-segmentation", "builtin:digit-masks")
+    base = found["baselines"]
+    return [
+        ("digit-masks split", ", ".join(f"{k} {v}" for k, v in found["split"].items()), ""),
+        ("digit-masks network mIoU", _interval(base["network"]), ""),
+        ("digit-masks majority mIoU", _interval(base["simple"]), ""),
+        (
+            "digit-masks network - majority",
+            _interval(base["difference"]),
+            verdict(base["difference"]["low"] > 0),
+        ),
+        (
+            "digit-masks training (CPU)",
+            f"{found['images_per_second']:.1f} images/s ({found['epochs']} epochs, "
+            f"{found['train_seconds']:.0f} s)",
+            "",
+        ),
+        ("digit-masks wall time", f"{time.perf_counter() - started:.0f} s", ""),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=["trees", "digit-masks"])
+    parser.add_argument("--folder", type=Path, default=None)
+    parser.add_argument("--requests", type=int, default=100)
+    args = parser.parse_args()
+    folder = args.folder or Path(tempfile.mkdtemp(prefix="dlw-dense-bench-"))
+    rows: list[tuple[str, str, str]] = []
+    if args.only in (None, "trees"):
+        rows += trees(folder, args.requests)
+    if args.only in (None, "digit-masks"):
+        rows += digit_masks(folder)
+    print(f"\nDense tasks, {os.cpu_count()} CPU cores, load {os.getloadavg()[0]:.2f}")
+    width = max(len(r[0]) for r in rows)
+    for name, value, goal in rows:
+        print(f"{name:<{width}}  {value}{'  ' + goal if goal else ''}")
+
+
+if __name__ == "__main__":
+    main()
