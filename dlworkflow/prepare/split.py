@@ -45,7 +45,11 @@ class SplitResult(StepResult):
             (
                 name,
                 f"{n:,} ({n / total:.1%})"
-                + (f", {self.n_groups[name]} groups" if self.n_groups.get(name) else ""),
+                + (
+                    f", {self.n_groups[name]} group{'s' if self.n_groups[name] > 1 else ''}"
+                    if self.n_groups.get(name)
+                    else ""
+                ),
             )
             for name, n in self.counts.items()
         ]
