@@ -331,7 +331,7 @@ DEMOS.add(
         monitor_inputs=lambda folder: folder / "images",
         settings={
             "data.image.size": [64, 64],
-            "train.epochs": 4,
+            "train.epochs": 15,
             "train.batch_size": 32,
             "train.learning_rate": 3e-3,
             "train.schedule": "onecycle",
