@@ -77,12 +77,19 @@ def _load(project: Path) -> Any:
     return Project.load(project)
 
 
-def _table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+def _table(
+    title: str,
+    columns: tuple[str, ...],
+    rows: list[tuple[str, ...]],
+    *,
+    whole: tuple[int, ...] = (0,),
+) -> None:
+    """A rich table; the columns listed in `whole` (names, numbers) are never cut."""
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
     for i, column in enumerate(columns):
-        table.add_column(column, no_wrap=i == 0)  # names are never cut
+        table.add_column(column, no_wrap=i in whole)
     for row in rows:
         table.add_row(*row)
     _show(table)
@@ -362,6 +369,7 @@ def models() -> None:
             )
             for c in cards
         ],
+        whole=(0, 2),  # the name and the exact parameter count
     )
     for c in cards:
         _console().print(f"[bold]{c.name}[/]: {c.description.split('. ')[0]}", highlight=False)

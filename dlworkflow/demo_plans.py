@@ -314,7 +314,7 @@ def _mask_labels(folder: Path) -> Path:
             writer = csv.writer(handle)
             writer.writerow(["id", "label"])
             for mask in sorted((folder / "masks").glob("*.png")):
-                values = np.asarray(Image.open(mask))
+                values = np.asarray(Image.open(mask, formats=["PNG"]))
                 writer.writerow([mask.name, mask_to_label(values, CLASSES, None)])
     return path
 
@@ -388,7 +388,7 @@ def _evening_tiles(root: Path, name: str, first: bool) -> Path:
     shift = np.array([0.75, 0.6, 0.45], dtype=np.float32)  # per channel: evening light
     rows, count = [], 0
     for path, boxes in by_image.items():
-        image = Image.open(path).convert("RGB")
+        image = Image.open(path, formats=["PNG"]).convert("RGB")
         tiles = plan_tiles(*image.size, boxes, size=TREES_TILE, overlap=0, min_visible=0.5)
         for tile in tiles:
             count += 1
@@ -430,7 +430,7 @@ def _box_labels(folder: Path) -> Path:
         writer = csv.writer(handle)
         writer.writerow(["id", "label"])
         for file, found in sorted(boxes.items()):
-            with Image.open(folder / file) as image:
+            with Image.open(folder / file, formats=["PNG"]) as image:
                 writer.writerow([file, dump_boxes(image.size, found)])
     return path
 

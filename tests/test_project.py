@@ -46,8 +46,8 @@ def test_init_refuses_to_overwrite_without_force(tmp_path):
 
 def test_init_rejects_an_unknown_task(tmp_path):
     with pytest.raises(ConfigError) as info:
-        Project.init(tmp_path / "p", task="object-detection")
-    assert "object-detection" in str(info.value)
+        Project.init(tmp_path / "p", task="image-captioning")
+    assert "image-captioning" in str(info.value)
     assert not (tmp_path / "p" / "dlworkflow.yaml").exists()
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from dlworkflow.explore import figures as fig
 from dlworkflow.explore.render import Raw, esc, figure, figures, fmt, heading, para, section, table
-from dlworkflow.explore.trust import IMBALANCE_LOW, IMBALANCE_MEDIUM, MIN_CLASS_SAMPLES, Warning
+from dlworkflow.explore.trust import MIN_CLASS_SAMPLES, Warning, imbalance_warning
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -337,17 +337,11 @@ def box_caption(text: str) -> str:
 
 def boxes_warnings(ev: Evidence) -> list[Warning]:
     t: BoxTarget = ev.target
-    out = []
-    ratio = t.imbalance_ratio
-    if ratio == ratio and ratio >= IMBALANCE_LOW:
-        out.append(
-            Warning(
-                "medium" if ratio >= IMBALANCE_MEDIUM else "low",
-                f"class imbalance {ratio:.1f}:1 by box (most / least frequent class)",
-                "judge with map (every class weighs the same) and look at the per-class AP",
-                "classes",
-            )
-        )
+    out = imbalance_warning(
+        t.imbalance_ratio,
+        "class imbalance {ratio} by box (most / least frequent class)",
+        "judge with map (every class weighs the same) and look at the per-class AP",
+    )
     if t.rare:
         names = ", ".join(f"{k} ({t.boxes_per_class[k]})" for k in t.rare[:5])
         out.append(

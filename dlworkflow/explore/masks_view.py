@@ -19,7 +19,7 @@ import numpy as np
 
 from dlworkflow.explore import figures as fig
 from dlworkflow.explore.render import Raw, esc, figure, figures, fmt, heading, para, section, table
-from dlworkflow.explore.trust import IMBALANCE_LOW, IMBALANCE_MEDIUM, MIN_CLASS_SAMPLES, Warning
+from dlworkflow.explore.trust import MIN_CLASS_SAMPLES, Warning, imbalance_warning
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -314,18 +314,12 @@ def mask_caption(text: str) -> str:
 
 def masks_warnings(ev: Evidence) -> list[Warning]:
     t: MaskTarget = ev.target
-    out = []
-    ratio = t.imbalance_ratio
-    if ratio == ratio and ratio >= IMBALANCE_LOW:
-        out.append(
-            Warning(
-                "medium" if ratio >= IMBALANCE_MEDIUM else "low",
-                f"pixel imbalance {ratio:.1f}:1 between foreground classes",
-                "judge with miou or dice, which weigh every class equally (pixel_accuracy "
-                "is dominated by the frequent classes)",
-                "classes",
-            )
-        )
+    out = imbalance_warning(
+        t.imbalance_ratio,
+        "pixel imbalance {ratio} between foreground classes",
+        "judge with miou or dice, which weigh every class equally (pixel_accuracy "
+        "is dominated by the frequent classes)",
+    )
     if t.rare:
         shares = t.shares
         names = ", ".join(f"{k} ({shares[k]:.3%}, {t.images[k]} images)" for k in t.rare[:5])

@@ -330,20 +330,14 @@ def _multilabel_section(ev: Evidence) -> Raw:
 
 
 def _multilabel_warnings(ev: Evidence) -> list[Warning]:
-    from dlworkflow.explore.trust import IMBALANCE_LOW, IMBALANCE_MEDIUM
+    from dlworkflow.explore.trust import imbalance_warning
 
     t: MultiLabelTarget = ev.target
-    out = []
-    ratio = t.imbalance_ratio
-    if ratio == ratio and ratio >= IMBALANCE_LOW:
-        out.append(
-            Warning(
-                "medium" if ratio >= IMBALANCE_MEDIUM else "low",
-                f"label imbalance {ratio:.1f}:1 (most / least frequent label)",
-                "judge with macro_f1 or map, which weigh every label equally",
-                "classes",
-            )
-        )
+    out = imbalance_warning(
+        t.imbalance_ratio,
+        "label imbalance {ratio} (most / least frequent label)",
+        "judge with macro_f1 or map, which weigh every label equally",
+    )
     if t.rare:
         names = ", ".join(f"{k} ({t.support[k]})" for k in t.rare[:5])
         out.append(

@@ -3,6 +3,7 @@ saying what to do about it. Thresholds are named constants."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -152,21 +153,25 @@ def _label_issues(ev: Evidence) -> list[Warning]:
     ]
 
 
+def imbalance_warning(ratio: float, what: str, fix: str) -> list[Warning]:
+    """The one imbalance warning of every target kind ("class imbalance 4.2:1 (largest /
+    smallest class)"): none under IMBALANCE_LOW or for an undefined ratio (NaN), medium from
+    IMBALANCE_MEDIUM; `what` says what was compared, `fix` which metric judges it fairly."""
+    if math.isnan(ratio) or ratio < IMBALANCE_LOW:
+        return []
+    level = "medium" if ratio >= IMBALANCE_MEDIUM else "low"
+    return [Warning(level, what.format(ratio=f"{ratio:.1f}:1"), fix, "classes")]
+
+
 def class_warnings(ev: Evidence) -> list[Warning]:
     """Class balance and small classes (classification)."""
     ov = ev.overview
-    out = []
-    ratio = ov.imbalance_ratio
-    if ratio >= IMBALANCE_LOW:
-        out.append(
-            Warning(
-                "medium" if ratio >= IMBALANCE_MEDIUM else "low",
-                f"class imbalance {ratio:.1f}:1 (largest / smallest class)",
-                "judge with balanced_accuracy or macro_f1 (`dlw define --metric`), and consider "
-                "collecting more of the small classes",
-                "classes",
-            )
-        )
+    out = imbalance_warning(
+        ov.imbalance_ratio,
+        "class imbalance {ratio} (largest / smallest class)",
+        "judge with balanced_accuracy or macro_f1 (`dlw define --metric`), and consider "
+        "collecting more of the small classes",
+    )
     small = [(k, v) for k, v in ov.class_counts.items() if v < MIN_CLASS_SAMPLES]
     if small:
         names = ", ".join(f"{k} ({v})" for k, v in small[:5])
