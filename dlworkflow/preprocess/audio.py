@@ -18,6 +18,11 @@ The computation, step by step (the defaults in brackets):
                   and imaginary DFT rows with the window folded in: ONNX Conv with a stride,
                   so the exported graph takes any number of samples (Pad "reflect" and Conv
                   both run in ONNX Runtime at opset 17, the opset of dlworkflow's exports).
+                  Outside an export (training, eager inference) the same frames go through
+                  torch.stft instead (an FFT: 3x faster on CPU than the DFT as a convolution);
+                  `power_spectrogram(x, method=...)` runs either, they agree to float32
+                  rounding. ONNX's own STFT operator is avoided: ONNX Runtime's is no faster
+                  than the convolution and fewer runtimes implement it.
   power           |X|^power, power 2 (power spectrum) or 1 (magnitude).
   mel             triangular filters on the SLANEY mel scale by default (linear below 1 kHz,
                   logarithmic above: librosa's default, htk=False) or the HTK scale
@@ -165,6 +170,7 @@ class LogMel(nn.Module):
     dB; see the module docstring. Exports to ONNX with dynamic N and S."""
 
     dft: torch.Tensor
+    dft_window: torch.Tensor
     mel_fb: torch.Tensor
 
     def __init__(
@@ -206,6 +212,9 @@ class LogMel(nn.Module):
         self.register_buffer(
             "dft", torch.from_numpy(kernels[:, None, :].astype(np.float32)), persistent=False
         )
+        self.register_buffer(
+            "dft_window", torch.from_numpy(window.astype(np.float32)), persistent=False
+        )
         fb = mel_filter_bank(
             sample_rate=sample_rate,
             n_fft=n_fft,
@@ -231,14 +240,37 @@ class LogMel(nn.Module):
             return 1 + samples // self.hop_length
         return 1 + (samples - self.n_fft) // self.hop_length
 
-    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+    def power_spectrogram(
+        self, waveform: torch.Tensor, method: Literal["fft", "conv"] | None = None
+    ) -> torch.Tensor:
+        """(N, S) -> |STFT|^2 (N, n_fft // 2 + 1, frames), by torch.stft ("fft") or by the
+        DFT convolution ("conv"); None: "conv" while tracing or exporting, else "fft"."""
+        if method is None:
+            exporting = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+            method = "conv" if exporting else "fft"
         x = waveform.to(self.dft.dtype).unsqueeze(1)  # (N, 1, S)
         if self.center:
             pad = self.n_fft // 2
             x = F.pad(x, (pad, pad), mode=self.pad_mode)
+        if method == "fft":
+            z = torch.stft(
+                x.squeeze(1),
+                self.n_fft,
+                hop_length=self.hop_length,
+                window=self.dft_window,
+                center=False,
+                onesided=True,
+                return_complex=True,
+            )
+            return z.real.square() + z.imag.square()
+        if method != "conv":
+            raise ValueError(f"method must be 'fft' or 'conv', not {method!r}")
         spec = F.conv1d(x, self.dft, stride=self.hop_length)  # (N, 2 * n_freqs, frames)
         real, imag = spec[:, : self.n_freqs], spec[:, self.n_freqs :]
-        power = real * real + imag * imag
+        return real * real + imag * imag
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        power = self.power_spectrogram(waveform)
         if self.power == 1.0:
             power = torch.sqrt(power)
         mel = torch.matmul(self.mel_fb, power)  # (n_mels, F) @ (N, F, T) -> (N, n_mels, T)

@@ -199,6 +199,21 @@ def test_onnx_export_takes_any_number_of_samples(tmp_path: Path) -> None:
         assert np.abs(got - ref).max() / span < 1e-4
 
 
+def test_fft_and_conv_spectrograms_agree() -> None:
+    front = LogMel(win_length=900, pad_mode="constant")
+    wave = torch.from_numpy(np.stack([_synthetic(seconds=0.7), 0.1 * _synthetic(seconds=0.7)]))
+    with torch.no_grad():
+        fft = front.power_spectrogram(wave, method="fft")
+        conv = front.power_spectrogram(wave, method="conv")
+        auto = front.power_spectrogram(wave)
+    assert fft.shape == conv.shape == (2, 513, 1 + wave.shape[1] // 320)
+    assert torch.equal(auto, fft)  # eager runs the FFT
+    for f, c in zip(fft, conv):
+        assert (f - c).abs().max() < 1e-5 * f.max()
+    with pytest.raises(ValueError, match="method"):
+        front.power_spectrogram(wave, method="dft")  # type: ignore[arg-type]
+
+
 def test_bad_settings_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="win_length"):
         LogMel(win_length=2048)
