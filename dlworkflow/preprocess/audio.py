@@ -52,7 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlworkflow.errors import ConfigError
+from dlworkflow.errors import ConfigError, DlwError
 
 MelScale = Literal["slaney", "htk"]
 PadMode = Literal["reflect", "constant"]
@@ -139,6 +139,10 @@ def mel_filter_bank(
             fix="lower n_mels or raise n_fft",
         )
     return weights
+
+
+class ClipTooShortError(DlwError):
+    """A clip shorter than the reflect padding of the log-mel front end needs."""
 
 
 def _check(sample_rate: int, n_fft: int, hop_length: int, win_length: int, power: float) -> None:
@@ -234,6 +238,33 @@ class LogMel(nn.Module):
             f"mel_scale={self.mel_scale}, norm={self.norm}, pad_mode={self.pad_mode}"
         )
 
+    def config(self) -> dict[str, object]:
+        """The constructor's arguments: `LogMel(**front.config())` is the same front end (for
+        an export's metadata)."""
+        return {
+            "sample_rate": self.sample_rate,
+            "n_fft": self.n_fft,
+            "hop_length": self.hop_length,
+            "win_length": self.win_length,
+            "n_mels": self.n_mels,
+            "f_min": self.f_min,
+            "f_max": self.f_max,
+            "power": self.power,
+            "top_db": self.top_db,
+            "mel_scale": self.mel_scale,
+            "norm": self.norm,
+            "pad_mode": self.pad_mode,
+            "center": self.center,
+        }
+
+    @property
+    def min_samples(self) -> int:
+        """The shortest clip the front end takes (reflect padding needs more samples than it
+        pads; an exported graph fails in ONNX Runtime's Pad below this length)."""
+        if not self.center:
+            return self.n_fft
+        return self.n_fft // 2 + 1 if self.pad_mode == "reflect" else 1
+
     def frames(self, samples: int) -> int:
         """The number of spectrogram frames for a clip of `samples` samples."""
         if self.center:
@@ -245,9 +276,17 @@ class LogMel(nn.Module):
     ) -> torch.Tensor:
         """(N, S) -> |STFT|^2 (N, n_fft // 2 + 1, frames), by torch.stft ("fft") or by the
         DFT convolution ("conv"); None: "conv" while tracing or exporting, else "fft"."""
+        exporting = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
         if method is None:
-            exporting = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
             method = "conv" if exporting else "fft"
+        if not exporting and waveform.shape[-1] < self.min_samples:
+            raise ClipTooShortError(
+                "A clip is too short for the log-mel front end.",
+                expected=f"at least {self.min_samples} samples "
+                f"({self.min_samples / self.sample_rate * 1000:.0f} ms)",
+                received=f"{waveform.shape[-1]} samples",
+                fix="pad the clips to a fixed length before the front end",
+            )
         x = waveform.to(self.dft.dtype).unsqueeze(1)  # (N, 1, S)
         if self.center:
             pad = self.n_fft // 2
@@ -272,7 +311,7 @@ class LogMel(nn.Module):
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         power = self.power_spectrogram(waveform)
         if self.power == 1.0:
-            power = torch.sqrt(power)
+            power = torch.sqrt(torch.clamp(power, min=AMIN * AMIN))  # finite gradient at 0
         mel = torch.matmul(self.mel_fb, power)  # (n_mels, F) @ (N, F, T) -> (N, n_mels, T)
         db = torch.log10(torch.clamp(mel, min=AMIN)) * 10.0
         if self.top_db is not None:

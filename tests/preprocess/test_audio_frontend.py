@@ -17,6 +17,7 @@ import torch
 
 from dlworkflow.errors import ConfigError
 from dlworkflow.preprocess.audio import (
+    ClipTooShortError,
     LogMel,
     hz_to_mel,
     log_mel_numpy,
@@ -212,6 +213,20 @@ def test_fft_and_conv_spectrograms_agree() -> None:
         assert (f - c).abs().max() < 1e-5 * f.max()
     with pytest.raises(ValueError, match="method"):
         front.power_spectrogram(wave, method="dft")  # type: ignore[arg-type]
+
+
+def test_front_end_is_a_parameter_free_differentiable_layer() -> None:
+    front = LogMel(n_mels=40, hop_length=160)
+    assert list(front.parameters()) == [] and front.state_dict() == {}  # nothing to checkpoint
+    assert LogMel(**front.config()).config() == front.config()  # type: ignore[arg-type]
+    wave = torch.from_numpy(_synthetic(seconds=0.5)[None]).requires_grad_(True)
+    front(wave).mean().backward()
+    assert wave.grad is not None and torch.isfinite(wave.grad).all() and wave.grad.abs().max() > 0
+    assert front.min_samples == 513
+    assert front(torch.zeros(2, 513)).shape == (2, 1, 40, 4)  # silence: -100 dB, no NaN
+    with pytest.raises(ClipTooShortError, match="at least 513 samples"):
+        front(torch.zeros(2, 512))
+    assert LogMel(pad_mode="constant")(torch.zeros(1, 10)).shape == (1, 1, 64, 1)
 
 
 def test_bad_settings_are_config_errors() -> None:
