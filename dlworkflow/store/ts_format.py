@@ -190,7 +190,7 @@ def _lines(path: Path, handle: IO[bytes], limits: TsLimits) -> Iterator[tuple[in
                 received=f"{read:,}+ bytes",
             )
         try:
-            text = raw.decode("utf-8").strip()
+            text = raw.decode("utf-8").strip().lstrip("\ufeff")  # a byte-order mark too
         except UnicodeDecodeError as exc:
             _fail(
                 path,
@@ -222,7 +222,8 @@ def _read_header(path: Path, lines: Iterator[tuple[int, str]]) -> TsHeader:
                 expected="@tag lines, then @data",
                 received=_short(text),
             )
-        name, _, value = text[1:].partition(" ")
+        name, *rest = text[1:].split(maxsplit=1)  # the value after a space or a tab
+        value = rest[0] if rest else ""
         key = name.lower()
         if key in names:
             _fail(
@@ -428,6 +429,14 @@ def _case(path: Path, number: int, text: str, header: TsHeader, limits: TsLimits
         )
     label: str | None = None
     target: float | None = None
+    if text.count(":") + 1 > limits.max_channels + 1:
+        _fail(
+            path,
+            number,
+            "more dimensions than the channel limit",
+            expected=f"at most {limits.max_channels:,}",
+            received=f"{text.count(':') + 1:,} ':'-separated fields",
+        )
     fields = text.split(":")
     if header.class_labels is not None or header.target_label:
         if len(fields) < 2:
@@ -476,15 +485,16 @@ def _case(path: Path, number: int, text: str, header: TsHeader, limits: TsLimits
 def _values(
     path: Path, number: int, dim: int, text: str, header: TsHeader, limits: TsLimits
 ) -> np.ndarray:
-    tokens = text.split(",")
-    if len(tokens) > limits.max_length:
+    count = text.count(",") + 1  # counted before any token is made
+    if count > limits.max_length:
         _fail(
             path,
             number,
             f"dimension {dim} is longer than the length limit",
             expected=f"at most {limits.max_length:,} values",
-            received=f"{len(tokens):,}",
+            received=f"{count:,}",
         )
+    tokens = text.split(",")
     try:
         values = np.array(tokens, dtype=np.float64)
     except ValueError:

@@ -82,8 +82,8 @@ MULTI = (
 def test_a_small_file_with_comments_missing_values_and_lowercase_tags(tmp_path):
     path = _write(
         tmp_path,
-        "# a comment\n% an ARFF comment\n@problemname Toy\n@timestamps false\n@missing true\n"
-        "@univariate false\n@equallength false\n@classlabel true up down\n@data",
+        "\ufeff# a comment\n% an ARFF comment\n@problemname\tToy\n@timestamps false\n"
+        "@missing true\n@univariate false\n@equallength false\n@classlabel true up down\n@data",
         "1,2,3:4,?,6:up",
         "",
         "# between cases",
