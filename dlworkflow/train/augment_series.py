@@ -249,8 +249,11 @@ def time_maps(
     integral = torch.cat([torch.zeros((n, 1), device=device, dtype=dtype), areas], dim=1)
     integral = integral.cumsum(dim=1)  # (N, T), flat after the real length
     end = integral[:, -1:]
-    factor = (lengths[:, None] - 1).clamp_min(0).to(dtype) / end.clamp_min(torch.finfo(dtype).tiny)
-    return integral * factor
+    last = (lengths[:, None] - 1).clamp_min(0).to(dtype)
+    tau = integral * (last / end.clamp_min(torch.finfo(dtype).tiny))
+    # the end exactly on its place (the scaling may round it by an ulp)
+    at_end = torch.arange(steps, device=device)[None, :] == lengths[:, None] - 1
+    return torch.where(at_end, last, tau)
 
 
 def time_warp(

@@ -13,7 +13,7 @@ from scipy.interpolate import CubicSpline
 
 from dlworkflow.datasets.ucr import load_ucr
 from dlworkflow.errors import ConfigError, DataError
-from dlworkflow.train.augment import _derived_seed
+from dlworkflow.train.augment import BatchTransform, _derived_seed
 from dlworkflow.train.augment_series import (
     SeriesAugment,
     SeriesSettings,
@@ -133,11 +133,33 @@ def test_lengths_read_off_the_padding_when_not_given() -> None:
     x, lengths = _batch()
     assert torch.equal(lengths_from_padding(x), lengths)
     with_lengths = SeriesAugment(ALL_ON, seed=4)(x, x, lengths)[0]
-    without = SeriesAugment(ALL_ON, seed=4)(x, x)[0]
+    transform: BatchTransform = SeriesAugment(ALL_ON, seed=4)  # the trainer's (x, y) form
+    without = transform(x, x)[0]
     assert torch.equal(with_lengths, without)
     zero = torch.zeros((2, 3, 5))
     zero[1, 2, 3] = 1.0
     assert lengths_from_padding(zero).tolist() == [0, 4]
+
+
+def test_empty_and_one_step_series() -> None:
+    x = torch.zeros((4, 2, 6))
+    lengths = torch.tensor([0, 1, 2, 6])
+    for i, length in enumerate(lengths.tolist()):
+        x[i, :, :length] = torch.arange(1, length + 1).float()
+    out, _ = SeriesAugment(ALL_ON, seed=0)(x, x, lengths)
+    assert torch.isfinite(out).all() and _padding_ok(out, lengths)
+    assert (out[0] == 0).all()
+    # one step: no time to warp or slice, only the amplitude ops act
+    for settings in (
+        SeriesSettings(window_slice_p=1.0, window_slice_ratio=0.5),
+        SeriesSettings(time_warp_p=1.0, time_warp_sigma=1.0),
+    ):
+        moved, _ = SeriesAugment(settings, seed=0)(x, x, lengths)
+        assert torch.equal(moved[:2], x[:2])
+    # a time warp keeps both ends; so it does with two steps, whatever the map in between
+    assert moved[2:, :, 0].tolist() == [[1.0, 1.0], [1.0, 1.0]]
+    assert moved[2, :, 1].tolist() == [2.0, 2.0] and moved[3, :, 5].tolist() == [6.0, 6.0]
+    assert not torch.equal(moved[3], x[3])
 
 
 def test_bad_batches_and_settings_are_refused() -> None:
@@ -221,11 +243,12 @@ def test_time_warp_is_monotone_with_fixed_endpoints(kind: str) -> None:
         real = out[i, :, :length]
         assert (real[:, 1:] - real[:, :-1] >= 0).all()  # a ramp stays non-decreasing
         assert real[:, 0].tolist() == [0.0, 0.0]
-        assert real[:, -1].tolist() == pytest.approx([length - 1] * 2, abs=1e-4)
+        assert real[:, -1].tolist() == [length - 1] * 2
         moved = max(moved, (real - x[i, :, :length]).abs().max().item())
     assert moved > 3.0  # and it does warp
     tau = time_maps(lengths, steps, _gen(1), 0.6, 4, kind)  # type: ignore[arg-type]
     for i, length in enumerate(lengths.tolist()):
+        assert tau[i, 0].item() == 0.0 and tau[i, length - 1].item() == length - 1
         assert (tau[i, 1:length] > tau[i, : length - 1]).all()  # strictly increasing
 
 
