@@ -72,26 +72,28 @@ def lengths_from_padding(x: torch.Tensor) -> torch.Tensor:
 
 
 def check_batch(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """`lengths` as int64 on x's device, after checking x (N, C, T) against it."""
+    """`lengths` as int64 on x's device, after checking x (N, C, T) against it. The values are
+    checked while `lengths` is on the CPU (a check on the GPU would wait for it each batch)."""
     if x.dim() != 3 or not x.is_floating_point():
         raise DataError(
             "A batch of series is a float tensor (N, C, T).",
             received=f"{x.dtype} of shape {tuple(x.shape)}",
         )
-    lengths = lengths.to(device=x.device, dtype=torch.int64)
+    on_cpu = lengths.device.type == "cpu"
+    lengths = lengths.to(dtype=torch.int64)
     if lengths.shape != (x.shape[0],):
         raise DataError(
             "lengths holds one length per series of the batch.",
             expected=f"shape ({x.shape[0]},)",
             received=f"shape {tuple(lengths.shape)}",
         )
-    if len(lengths) and (int(lengths.min()) < 0 or int(lengths.max()) > x.shape[-1]):
+    if on_cpu and len(lengths) and (int(lengths.min()) < 0 or int(lengths.max()) > x.shape[-1]):
         raise DataError(
             "Each series' length must lie between 0 and the padded length.",
             expected=f"0..{x.shape[-1]}",
             received=f"{int(lengths.min())}..{int(lengths.max())}",
         )
-    return lengths
+    return lengths.to(device=x.device)
 
 
 def valid_mask(lengths: torch.Tensor, steps: int) -> torch.Tensor:
