@@ -224,11 +224,14 @@ class MaskedBatchNorm1d(nn.BatchNorm1d):
         if self.track_running_stats and self.running_mean is not None:
             assert self.running_var is not None and self.num_batches_tracked is not None
             with torch.no_grad():
-                momentum = 0.1 if self.momentum is None else self.momentum
+                self.num_batches_tracked.add_(1)
+                # momentum None: a cumulative average, as nn.BatchNorm1d
+                momentum = self.momentum
+                if momentum is None:
+                    momentum = 1.0 / float(self.num_batches_tracked)
                 unbiased = var * count / (count - 1).clamp(min=1)
                 self.running_mean.lerp_(mean.detach(), momentum)
                 self.running_var.lerp_(unbiased.detach(), momentum)
-                self.num_batches_tracked.add_(1)
         out = (x - mean.view(1, -1, 1)) * torch.rsqrt(var.view(1, -1, 1) + self.eps)
         if self.affine:
             out = out * self.weight.view(1, -1, 1) + self.bias.view(1, -1, 1)

@@ -110,6 +110,32 @@ def test_padding_never_changes_logits_or_features(name, vowels):
     assert batch.std(0).max() > 1e-3  # the series get different logits
 
 
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_masked_batch_norm_is_batch_norm_of_the_real_steps(momentum):
+    torch.manual_seed(0)
+    masked, plain = (
+        MaskedBatchNorm1d(3, momentum=momentum),
+        torch.nn.BatchNorm1d(3, momentum=momentum),
+    )
+    lengths = torch.tensor([5, 2, 7])
+    x = torch.randn(3, 3, 7) * 4 + 2
+    real = torch.cat([x[i, :, :n] for i, n in enumerate(lengths.tolist())], 1)  # (3, 14)
+    for _ in range(3):
+        out = masked(x, _mask(lengths, 7).float())
+        ref = plain(real.T.contiguous()).T  # the 14 real steps as one batch of vectors
+    got = torch.cat([out[i, :, :n] for i, n in enumerate(lengths.tolist())], 1)
+    assert torch.allclose(got, ref, atol=1e-5)
+    assert plain.running_mean is not None and plain.running_var is not None
+    assert masked.running_mean is not None and masked.running_var is not None
+    assert masked.num_batches_tracked is not None
+    assert torch.allclose(masked.running_mean, plain.running_mean, atol=1e-6)
+    assert torch.allclose(masked.running_var, plain.running_var, atol=1e-5)
+    assert int(masked.num_batches_tracked) == 3
+    masked.eval()
+    plain.eval()
+    assert torch.allclose(masked(x), plain(x), atol=1e-6)  # evaluation: running statistics
+
+
 @pytest.mark.parametrize("name", list(BUILDERS))
 def test_training_gradients_ignore_padding(name, vowels):
     """In training mode too (batch norm's statistics, dropout off): padding changes no
