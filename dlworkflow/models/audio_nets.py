@@ -43,6 +43,15 @@ weights (models.efficientnet_lite) on the spectrogram treated as a grey image. C
     stride-2 convolution sees even sizes and SAME padding is the constant k - s, which
     `static_padding` puts in every convolution (the same numbers on such inputs). The export
     computes the network at every length (tests: two lengths against torch).
+
+Measured on the sonic-pi clips (datasets.sonic_pi: 150 clips, 10 classes, 1 s at 16 kHz,
+seeded stratified 70/30 split, 44 test clips, majority class share 0.18; CPU):
+  audio_cnn, AdamW lr 3e-3, 10 epochs, SpecAugment            test accuracy 0.50-0.57
+  audio_efficientnet_lite0 frozen backbone, logistic head      0.52 (scale 2), 0.61 (3.5)
+  audio_efficientnet_lite0 fine-tuned (backbone lr 3e-4, head 3e-3, batch 16):
+      scale 2, 8 epochs 0.48-0.50; scale 3.5, 4 epochs 0.41 (106 clips are few to fine-tune)
+Scale 3.5 (224 mel rows, Lite0's training resolution) costs several times the compute of
+scale 2, the default.
 """
 
 from __future__ import annotations
