@@ -67,8 +67,8 @@ from dlworkflow.models.base import Classifier
 from dlworkflow.models.efficientnet_lite import (
     NUM_FEATURES,
     EfficientNetLite0,
-    SameConv2d,
     pretrained_backbone,
+    static_padding,
 )
 from dlworkflow.preprocess.audio import LogMel
 
@@ -163,32 +163,6 @@ def pad_to_multiple(spec: torch.Tensor, multiple: int, dim: int) -> torch.Tensor
     shape[dim] = -1
     inside = (position < size).view(shape)
     return torch.where(inside, out, spec.amin(dim=(1, 2, 3), keepdim=True))
-
-
-class StaticSameConv2d(SameConv2d):
-    """SameConv2d for inputs whose sizes are multiples of the stride: TensorFlow's SAME
-    padding is then k - s in total along each axis, whatever the size, so it is a constant
-    and an export with a dynamic size computes it right (SameConv2d's size-dependent
-    arithmetic does not trace: its exported graph crops instead of padding at another
-    size). The same numbers as SameConv2d on such inputs."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pads: list[int] = []
-        for k, s in zip(self.kernel_size[::-1], self.stride[::-1]):
-            total = max(k - s, 0)
-            pads += [total // 2, total - total // 2]
-        if any(pads):
-            x = F.pad(x, pads)
-        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
-
-
-def static_padding(backbone: nn.Module) -> nn.Module:
-    """Turn every SameConv2d of `backbone` into a StaticSameConv2d in place (the same
-    parameters and state-dict keys); the input's sizes must then be multiples of 32."""
-    for module in backbone.modules():
-        if type(module) is SameConv2d:
-            module.__class__ = StaticSameConv2d
-    return backbone
 
 
 class AudioEfficientNetLite0(AudioClassifier):

@@ -178,6 +178,21 @@ def _is_dense(model: torch.nn.Module, x: torch.Tensor) -> bool:
         return bool(model(x[:1]).dim() == 4)
 
 
+def onnx_mismatch(session: Any, feeds: dict[str, np.ndarray], ref: np.ndarray) -> str | None:
+    """None when the session's OUTPUT_NAME on `feeds` equals `ref` (rtol 1e-3, atol 1e-3 of
+    the reference's scale); else what went wrong (the run's error, or the largest gap)."""
+    try:
+        got = session.run([OUTPUT_NAME], feeds)[0]
+    except Exception as exc:  # noqa: BLE001
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    scale = max(1.0, float(np.abs(ref).max()))
+    if got.shape == ref.shape and np.allclose(got, ref, rtol=1e-3, atol=1e-3 * scale):
+        return None
+    if got.shape != ref.shape:
+        return f"shape {got.shape}, expected {ref.shape}"
+    return f"max abs difference {float(np.abs(got - ref).max()):.3g}"
+
+
 def _check_batches(model: torch.nn.Module, path: Path, x: torch.Tensor) -> None:
     """The exported graph must compute the model at batch sizes 1 and 3 (a shape frozen by
     tracing shows up here, not in production)."""
@@ -193,18 +208,8 @@ def _check_batches(model: torch.nn.Module, path: Path, x: torch.Tensor) -> None:
             probe = torch.randn((batch, *x.shape[1:]), generator=generator)
         with torch.no_grad():
             ref = model(probe).float().numpy()
-        try:
-            got = session.run([OUTPUT_NAME], {INPUT_NAME: probe.numpy()})[0]
-        except Exception as exc:  # noqa: BLE001
-            got, detail = None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        else:
-            detail = f"max abs difference {float(np.abs(got - ref).max()):.3g}"
-        scale = max(1.0, float(np.abs(ref).max()))
-        if (
-            got is None
-            or got.shape != ref.shape
-            or not np.allclose(got, ref, rtol=1e-3, atol=1e-3 * scale)
-        ):
+        detail = onnx_mismatch(session, {INPUT_NAME: probe.numpy()}, ref)
+        if detail is not None:
             path.unlink(missing_ok=True)
             raise OnnxExportError(
                 f"The ONNX export of this model does not compute it at batch size {batch}.",

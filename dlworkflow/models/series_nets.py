@@ -57,6 +57,7 @@ from dlworkflow.models.onnx_export import (
     OPSET,
     OUTPUT_NAME,
     OnnxExportError,
+    onnx_mismatch,
 )
 
 LENGTHS_NAME = "lengths"
@@ -600,18 +601,8 @@ def _check_onnx(model: SeriesClassifier, path: Path, check_lengths: Sequence[int
             x[i, :, n:] = 0
         with torch.no_grad():
             ref = model(x.to(device), lengths.to(device)).float().cpu().numpy()
-        try:
-            got = session.run([OUTPUT_NAME], onnx_series_inputs(x, lengths))[0]
-        except Exception as exc:  # noqa: BLE001
-            got, detail = None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        else:
-            detail = f"max abs difference {float(np.abs(got - ref).max()):.3g}"
-        scale = max(1.0, float(np.abs(ref).max()))
-        if (
-            got is None
-            or got.shape != ref.shape
-            or not np.allclose(got, ref, rtol=1e-3, atol=1e-3 * scale)
-        ):
+        detail = onnx_mismatch(session, onnx_series_inputs(x, lengths), ref)
+        if detail is not None:
             path.unlink(missing_ok=True)
             raise OnnxExportError(
                 f"The ONNX export of this series model does not compute it at length {total}.",

@@ -134,6 +134,13 @@ def _derived_seed(seed: int, epoch: int, batch: int) -> int:
     return int(state[0] % (2**63 - 1))
 
 
+def batch_generator(device: torch.device, seed: int, epoch: int, batch: int) -> torch.Generator:
+    """A generator on `device` of its own for one batch (seeded by seed, epoch and batch
+    number), so an augmentation draws the same for a resumed run and never touches torch's
+    global RNG."""
+    return torch.Generator(device=device).manual_seed(_derived_seed(seed, epoch, batch))
+
+
 class BatchAugment:
     """`(x, y) -> (x, y)`: the configured augmentation of one normalised training batch."""
 

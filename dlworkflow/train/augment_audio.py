@@ -24,10 +24,11 @@ set to the clip's mean (fill="mean") or a fixed value. `SpecAugment` is a module
 between the front end and the network: it masks in training mode only and is the identity in
 eval mode, so it leaves no trace in an exported graph.
 
-Determinism: as dlworkflow.train.augment, every batch draws from its own generator seeded with
-`_derived_seed(seed, epoch, batch number in the epoch)`, so the same seed gives the same batches,
-a resumed run augments as an uninterrupted one (call `start_epoch` at each epoch's start; an
-`on_epoch_start` callback), and the global torch RNG stream is never touched. The functions
+Determinism: as dlworkflow.train.augment, every batch draws from its own generator
+(`augment.batch_generator(device, seed, epoch, batch number in the epoch)`), so the same seed
+gives the same batches, a resumed run augments as an uninterrupted one (call `start_epoch` at
+each epoch's start; an `on_epoch_start` callback), and the global torch RNG stream is never
+touched. The functions
 take a `torch.Generator` on the batch's device.
 """
 
@@ -40,13 +41,9 @@ import torch
 from torch import nn
 
 from dlworkflow.errors import ConfigError
-from dlworkflow.train.augment import _derived_seed
+from dlworkflow.train.augment import batch_generator
 
 ShiftMode = Literal["circular", "zero"]
-
-
-def _generator(device: torch.device, seed: int) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(seed)
 
 
 def _uniform(
@@ -161,7 +158,7 @@ class WaveformAugment:
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self.calls += 1
-        g = _generator(x.device, _derived_seed(self.seed, self.epoch, self.calls))
+        g = batch_generator(x.device, self.seed, self.epoch, self.calls)
         with torch.no_grad():
             if self.shift:
                 x = random_shift(x, g, self.shift, self.shift_mode)
@@ -306,7 +303,7 @@ class SpecAugment(nn.Module):
         if not self.training:
             return spec
         self.calls += 1
-        g = _generator(spec.device, _derived_seed(self.seed, self.epoch, self.calls))
+        g = batch_generator(spec.device, self.seed, self.epoch, self.calls)
         return spec_augment(
             spec,
             g,

@@ -37,10 +37,11 @@ step where some channel is non-zero (`lengths_from_padding`); a series whose rea
 in exact zeros on every channel then keeps those trailing zeros as they are, which is still
 a valid augmentation. `mixes` is False: the labels come back untouched.
 
-Determinism: as dlworkflow.train.augment, every batch draws from its own generator seeded with
-`_derived_seed(seed, epoch, batch number in the epoch)`, so the same seed gives the same batches,
-a resumed run augments as an uninterrupted one (call `start_epoch` at each epoch's start; an
-`on_epoch_start` callback), and the global torch RNG stream is never touched. The functions
+Determinism: as dlworkflow.train.augment, every batch draws from its own generator
+(`augment.batch_generator(device, seed, epoch, batch number in the epoch)`), so the same seed
+gives the same batches, a resumed run augments as an uninterrupted one (call `start_epoch` at
+each epoch's start; an `on_epoch_start` callback), and the global torch RNG stream is never
+touched. The functions
 take a `torch.Generator` on the batch's device.
 """
 
@@ -53,14 +54,10 @@ from typing import Literal
 import torch
 
 from dlworkflow.errors import ConfigError, DataError
-from dlworkflow.train.augment import _derived_seed
+from dlworkflow.train.augment import batch_generator
 
 Interpolation = Literal["cubic", "linear"]
 INTERPOLATIONS = ("cubic", "linear")
-
-
-def _generator(device: torch.device, seed: int) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(seed)
 
 
 def lengths_from_padding(x: torch.Tensor) -> torch.Tensor:
@@ -351,7 +348,7 @@ class SeriesAugment:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         lengths = check_batch(x, lengths_from_padding(x) if lengths is None else lengths)
         self.calls += 1
-        g = _generator(x.device, _derived_seed(self.seed, self.epoch, self.calls))
+        g = batch_generator(x.device, self.seed, self.epoch, self.calls)
         s = self.settings
         with torch.no_grad():
             for op in s.active():

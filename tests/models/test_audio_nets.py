@@ -29,7 +29,6 @@ from dlworkflow.models.audio_nets import (
     AudioClassifier,
     AudioCNN,
     AudioEfficientNetLite0,
-    StaticSameConv2d,
     audio_cnn,
     audio_efficientnet_lite0,
     pad_to_multiple,
@@ -144,7 +143,7 @@ def test_efficientnet_has_the_imagenet_weights_and_transfer_groups():
     assert own.keys() == state.keys()
     assert all(torch.equal(own[k], state[k]) for k in state)
     convs = [m for m in model.backbone.modules() if isinstance(m, lite.SameConv2d)]
-    assert len(convs) > 40 and all(isinstance(m, StaticSameConv2d) for m in convs)
+    assert len(convs) > 40 and all(isinstance(m, lite.StaticSameConv2d) for m in convs)
     # static padding computes what SameConv2d computes on sizes that are multiples of 32
     reference = lite.pretrained_backbone().eval()
     image = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(0))
