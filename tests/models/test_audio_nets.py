@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlworkflow.data.audio_decode import DurationPolicy, decode_audio
 from dlworkflow.datasets import sonic_pi
 from dlworkflow.errors import DataError
 from dlworkflow.models import efficientnet_lite as lite
@@ -36,6 +35,7 @@ from dlworkflow.models.audio_nets import (
 )
 from dlworkflow.models.onnx_export import FEATURES_NAME, INPUT_NAME, OPSET, OUTPUT_NAME
 from dlworkflow.preprocess.audio import LogMel
+from dlworkflow.store.audio import DurationPolicy, decode_audio
 from dlworkflow.train.augment_audio import SpecAugment
 from system_deps import missing_system_package
 

@@ -1,4 +1,4 @@
-"""data.audio_decode: real sonic-pi FLACs decode as soundfile reads them; bad clips get a reason."""
+"""store.audio: real sonic-pi FLACs decode as soundfile reads them; bad clips get a reason."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from dlworkflow.data.audio_decode import (
+from dlworkflow.datasets import sonic_pi
+from dlworkflow.errors import DataError
+from dlworkflow.store.audio import (
     AudioDecodeError,
     AudioLimits,
     DurationPolicy,
@@ -18,8 +20,6 @@ from dlworkflow.data.audio_decode import (
     probe_audio,
     spectral_centroid,
 )
-from dlworkflow.datasets import sonic_pi
-from dlworkflow.errors import DataError
 from system_deps import missing_system_package
 
 LIMITS = {"max_bytes": 20_000_000, "max_seconds": 30.0}
