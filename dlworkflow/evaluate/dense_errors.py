@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dlworkflow.tasks.boxes import iou_matrix
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -29,26 +31,13 @@ MATCH_IOU = 0.5
 N_WORST = 8  # images shown
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU (n, m) of boxes (n, 4) and (m, 4), x1 y1 x2 y2."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:4], b[None, :, 2:4])
-    inter = np.clip(rb - lt, 0.0, None).prod(axis=2)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0, inter / union, 0.0)
-
-
 def match_image(
     truth: np.ndarray, shown: np.ndarray, *, iou: float = MATCH_IOU
 ) -> dict[str, list[Any]]:
     """One image: true boxes (t, 5) [x1 y1 x2 y2 class] against shown detections (d, 6)
     [x1 y1 x2 y2 score class]: indices of found (truth, detection) pairs, confused pairs,
     false-positive detections and missed true boxes."""
-    overlap = box_iou(shown[:, :4], truth[:, :4]) if len(truth) and len(shown) else None
+    overlap = iou_matrix(shown[:, :4], truth[:, :4]) if len(truth) and len(shown) else None
     used = np.zeros(len(truth), dtype=bool)
     found: list[tuple[int, int]] = []
     confused: list[tuple[int, int]] = []

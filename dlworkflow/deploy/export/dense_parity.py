@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dlworkflow.tasks.boxes import iou_matrix
+
 if TYPE_CHECKING:
     from dlworkflow.tasks import Task
 
@@ -36,20 +38,6 @@ def box_floor(target: dict[str, Any]) -> float:
     from dlworkflow.runtime.dense import MIN_SCORE_THRESHOLD, score_threshold
 
     return min(score_threshold(target), MIN_SCORE_THRESHOLD)
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(n, m) IoU of boxes (n, 4) and (m, 4) [x1, y1, x2, y2]."""
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
 def _cut(row: np.ndarray, floor: float) -> float:
@@ -69,7 +57,7 @@ def match_image(a: np.ndarray, b: np.ndarray, floor: float) -> tuple[bool, float
     sb = b[(b[:, 5] >= 0) & (b[:, 4] >= cut - SCORE_TOLERANCE)]
     clear_a = sa[:, 4] >= cut + SCORE_TOLERANCE
     clear_b = sb[:, 4] >= cut + SCORE_TOLERANCE
-    iou = _iou(sa[:, :4], sb[:, :4]) if len(sa) and len(sb) else np.zeros((len(sa), len(sb)))
+    iou = iou_matrix(sa[:, :4], sb[:, :4]) if len(sa) and len(sb) else np.zeros((len(sa), len(sb)))
     fits = (
         (iou >= MIN_BOX_IOU)
         & (sa[:, None, 5] == sb[None, :, 5])
