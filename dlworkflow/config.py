@@ -159,6 +159,77 @@ class Tiles(Strict):
         return self
 
 
+class SeriesFormat(Strict):
+    """Sequence tasks: how series are read at ingest and what is quarantined."""
+
+    layout: Literal["auto", "long", "wide"] = Field(
+        "auto",
+        description="Tables: `long` holds one row per time step (data.id_column, "
+        "data.series.time_column, channel columns, label); `wide` one row per series (the "
+        "time steps as numeric columns); auto: long when the table has the id and time "
+        "columns, else wide.",
+    )
+    time_column: str = Field(
+        "time", description="Long tables: the column that orders the steps of one series."
+    )
+    channel_columns: list[str] | None = Field(
+        None,
+        description="Long tables: the channel columns; null: every numeric column but the "
+        "id, time, label and group columns. Wide tables: the time-step columns; null: every "
+        "numeric column but the label, group and id columns.",
+    )
+    labels_file: str | None = Field(
+        None,
+        description="A folder of .npy arrays: the CSV of file,label (and group) rows; null: "
+        "`labels.csv` in the folder.",
+    )
+    min_length: int = Field(
+        2, ge=1, description="Series with fewer time steps are quarantined (too short)."
+    )
+    max_length: int = Field(
+        100_000, ge=1, description="Series with more time steps are quarantined (too long)."
+    )
+    max_channels: int = Field(1_000, ge=1, description="Series with more channels are refused.")
+
+
+class AudioFormat(Strict):
+    """Audio tasks: how clips are decoded for the network, and what is quarantined."""
+
+    sample_rate: int = Field(
+        16_000,
+        ge=1_000,
+        le=192_000,
+        description="Every clip is mixed down to mono and resampled (polyphase) to this rate.",
+    )
+    duration: float = Field(
+        2.0, gt=0, le=600, description="Seconds the network sees (see data.audio.policy)."
+    )
+    policy: Literal["fixed", "max"] = Field(
+        "fixed",
+        description="fixed: crop or zero-pad every clip to exactly `duration`; max: crop "
+        "only the clips longer than `duration` (a batch is zero-padded to its longest).",
+    )
+    crop: Literal["centre", "start"] = Field(
+        "centre", description="Which part of a clip that is too long is kept."
+    )
+    max_seconds: float = Field(
+        60.0, gt=0, description="Longer clips are quarantined (too long), before decoding."
+    )
+    max_bytes: int = Field(
+        50_000_000, gt=0, description="Larger files are quarantined before they are opened."
+    )
+    silence_dbfs: float = Field(
+        -60.0, le=0, description="A clip whose RMS level is below this (dBFS) is silent."
+    )
+    max_clipping_share: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="A clip with a larger share of samples at full scale is quarantined "
+        "(clipping).",
+    )
+
+
 class DataRequirements(Strict):
     """Meta-level requirements on the data, checked by every `dlw ingest` (ML Test Score,
     Data 4): what a source must satisfy before a model may learn from it."""
@@ -292,6 +363,18 @@ class Data(Strict):
         description="Semantic segmentation: the mask value no loss or metric counts "
         "(unlabelled pixels); null: none.",
     )
+    max_gap: int = Field(
+        3,
+        ge=0,
+        description="Sequence tasks: runs of at most this many missing (NaN) steps inside a "
+        "series are filled by linear interpolation; a longer run quarantines the series.",
+    )
+    series: SeriesFormat = Field(
+        default_factory=SeriesFormat, description="Sequence tasks: reading the series."
+    )
+    audio: AudioFormat = Field(
+        default_factory=AudioFormat, description="Audio tasks: decoding the clips."
+    )
     additions: list[str] = Field(
         default_factory=list,
         description="Fresh labelled sources added by `dlw retrain --data`, "
@@ -361,6 +444,12 @@ class Split(Strict):
     )
     stratify: bool = Field(True, description="Keep each class's share the same in every split.")
     group_by: bool = Field(True, description="Keep samples sharing data.group_column in one split.")
+    use_source_split: bool = Field(
+        False,
+        description="Sequence tasks: keep the source's own train/test division (the TRAIN "
+        "and TEST files of a UCR/UEA data set) as the sealed test set; validation is drawn "
+        "from the source's train part with the train and val fractions.",
+    )
     duplicates: Literal["refuse", "remove", "accept"] = Field(
         "refuse",
         description="Test samples that duplicate train/val samples: refuse the "

@@ -42,6 +42,14 @@ class Reader:
             _check_target(cand.label, self.project.config.data.label_column)
         if self.modality == "image":
             return {**base, **self._image(cand)}
+        if self.modality == "sequence":
+            from dlworkflow.data.series_source import read_series_candidate
+
+            return {**base, **read_series_candidate(self.project, cand)}
+        if self.modality == "audio":
+            from dlworkflow.data.audio_source import read_clip_candidate
+
+            return {**base, **read_clip_candidate(self.project, cand)}
         if self.modality == "text":
             data = (cand.text or "").encode("utf-8")
             return {

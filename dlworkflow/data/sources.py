@@ -35,6 +35,8 @@ class Candidate:
     features: dict[str, Any] | None = None  # tabular tasks
     problem: str | None = None  # a reason to quarantine before reading the content
     origin: Path | None = None  # a tile's source image (path is the tile, under .dlw/)
+    series: Any | None = None  # sequence tasks: the float (C, T) array (NaN: missing)
+    source_split: str | None = None  # sequence tasks: the source's own "train" | "test"
 
 
 @dataclass
@@ -53,6 +55,14 @@ class SourceScan:
 ANNOTATED = {
     "detection": "dlworkflow.data.box_source:scan_boxes",
     "segmentation": "dlworkflow.data.masks_ingest:scan_masks",
+}
+
+
+#: Sources of the modalities whose samples are not images, texts or table rows:
+#: "module:function" (project, path) -> SourceScan.
+MODALITY_SOURCES = {
+    "sequence": "dlworkflow.data.series_source:scan_series",
+    "audio": "dlworkflow.data.audio_source:scan_audio",
 }
 
 
@@ -84,8 +94,9 @@ def open_path(project: Workspace, path: Path) -> SourceScan:
             fix="check the path; `dlw datasets` lists the built-in datasets",
         )
     path = path.resolve()
-    annotated = ANNOTATED.get(task_of(project.config.task).kind)
-    if annotated is not None:  # dense targets: images with annotation files beside or listed
+    task = task_of(project.config.task)
+    annotated = ANNOTATED.get(task.kind) or MODALITY_SOURCES.get(task.modality)
+    if annotated is not None:  # dense targets (annotation files beside or listed), series, clips
         import importlib
 
         module, function = annotated.split(":")

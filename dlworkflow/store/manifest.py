@@ -37,6 +37,29 @@ IMAGE_COLUMNS = {
     "bright": "float32",
 }
 TEXT_COLUMNS = {"text": "string"}
+#: sequence tasks: `path` is the series as a content-addressed .npy under .dlw/series/
+#: (store.series); `origin_path` the file it was read from (a .ts file, a table, an .npy)
+SERIES_COLUMNS = {
+    "path": "string",
+    "origin_path": "string",
+    "length": "int32",  # time steps
+    "channels": "int32",
+    "source_split": "string",  # the source's own division ("train" | "test"), else null
+}
+#: audio tasks: `path` is the original clip (read in place); the rest is store.audio's
+#: AudioStats of its original samples
+AUDIO_COLUMNS = {
+    "path": "string",
+    "origin_path": "string",
+    "format": "string",
+    "sample_rate": "int32",
+    "channels": "int32",
+    "duration_s": "float64",
+    "rms_dbfs": "float64",
+    "peak": "float64",
+    "silence_share": "float64",
+    "clipping_share": "float64",
+}
 FEATURE_PREFIX = "f:"  # tabular feature columns are stored as "f:<name>"
 QUARANTINE_COLUMNS = ("sample_id", "path", "label", "reason")
 VERSION_KEY = "dlw.dataset_version"  # Parquet footer key: the version ingest computed
@@ -60,6 +83,10 @@ def manifest_schema(task: str, feature_kinds: dict[str, str] | None = None) -> A
         columns.update(IMAGE_COLUMNS)
     elif modality == "text":
         columns.update(TEXT_COLUMNS)
+    elif modality == "sequence":
+        columns.update(SERIES_COLUMNS)
+    elif modality == "audio":
+        columns.update(AUDIO_COLUMNS)
     else:
         columns.update(
             {

@@ -15,7 +15,7 @@ from dlworkflow.errors import ConfigError
 if TYPE_CHECKING:
     import torch
 
-MODALITIES = ("image", "text", "tabular")
+MODALITIES = ("image", "text", "tabular", "sequence", "audio")
 MISSING = {"", "nan", "none", "null", "na", "n/a"}  # cells that hold no value
 
 

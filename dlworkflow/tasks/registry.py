@@ -29,6 +29,18 @@ for _task in (
         default_model="mlp",
         description="one class per table row (feature columns and a label column)",
     ),
+    Classification(
+        "sequence",
+        default_model="resnet1d",
+        description="one class per time series, uni- or multivariate, of fixed or variable "
+        "length (UCR/UEA .ts files, a long or wide table, or .npy arrays and a labels CSV)",
+    ),
+    Classification(
+        "audio",
+        default_model="audio_cnn",
+        description="one class per audio clip (a folder of class sub-folders of WAV, FLAC or "
+        "OGG clips, or a table of paths and labels)",
+    ),
     Regression(
         "tabular",
         default_model="mlp",
