@@ -1,8 +1,10 @@
 """Series classifiers trained from scratch: a 1D ResNet, a BiLSTM and a Transformer encoder.
 
 Every network takes a batch of series `x` float32 (N, C, T), zero-padded after each series'
-real end, and `lengths` int64 (N,), the real length of each series (1 <= length <= T;
-None: every series fills T). Padding never changes a result: the pooled embedding reads the
+real end, and `lengths` int64 (N,), the real length of each series (1 <= length <= T).
+Without `lengths`, NaN marks the padding (store.series.nan_padded: NaN after each series'
+end, the one-tensor form training, `dlw test`, ONNX and the server use): the lengths are
+read from it and the NaN set to zero. Padding never changes a result: the pooled embedding reads the
 real time steps only, and each layer sees exactly what it would see without the padding, so
 a series gives the same logits however much padding its batch adds (to float rounding).
 
@@ -150,7 +152,7 @@ class SeriesClassifier(Classifier):
         self.channels = channels
         self.register_buffer("input_mean", torch.zeros(channels))
         self.register_buffer("input_std", torch.ones(channels))
-        self.preprocessing = {"modality": "series", "channels": channels}
+        self.preprocessing = {"modality": "sequence", "channels": channels}
 
     def set_normalization(self, mean: Any, std: Any) -> None:
         """Per-channel (C,) mean and std the model subtracts and divides by (raw values in)."""
@@ -167,8 +169,10 @@ class SeriesClassifier(Classifier):
         """(normalised x with zeros past each end, mask (N, T) bool)."""
         if _checking():
             self._check(x, lengths)
-        if lengths is None:
-            lengths = torch.full((x.shape[0],), x.shape[2], dtype=torch.int64, device=x.device)
+        if lengths is None:  # NaN marks the padding after each series' end (store.series)
+            missing = torch.isnan(x)
+            lengths = (~missing.all(dim=1)).sum(dim=1)
+            x = torch.where(missing, torch.zeros_like(x), x)
         mask = length_mask(lengths.to(x.device), x.shape[2])
         mean = self.input_mean.view(1, -1, 1)
         std = self.input_std.view(1, -1, 1)
@@ -181,9 +185,17 @@ class SeriesClassifier(Classifier):
                 "A series model takes a float batch (N, channels, length).",
                 expected=f"(N, {self.channels}, T) float",
                 received=f"{tuple(x.shape)} {x.dtype}",
-                fix="stack the series with pad_series",
+                fix="stack the series with pad_series (zeros and lengths) or "
+                "store.series.nan_padded (NaN after each end)",
             )
         if lengths is None:
+            if x.shape[0] and bool(torch.isnan(x).all(dim=1).all(dim=1).any()):
+                raise SeriesInputError(
+                    "A series of a NaN-padded batch holds no values.",
+                    expected="at least one real time step per series",
+                    received="a series that is NaN throughout",
+                    fix="drop empty series",
+                )
             return
         if lengths.shape != (x.shape[0],) or lengths.is_floating_point():
             raise SeriesInputError(

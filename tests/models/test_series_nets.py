@@ -164,7 +164,7 @@ def test_classifier_contract(name):
     torch.manual_seed(0)
     model = BUILDERS[name](3, 4)
     assert isinstance(model, Classifier)
-    assert model.num_classes == 4 and model.preprocessing == {"modality": "series", "channels": 3}
+    assert model.num_classes == 4 and model.preprocessing == {"modality": "sequence", "channels": 3}
     groups = model.param_groups()
     ids = [id(p) for group in groups.values() for p in group]
     assert sorted(ids) == sorted(id(p) for p in model.parameters()) and len(set(ids)) == len(ids)
@@ -269,3 +269,22 @@ def test_resnet1d_learns_gunpoint():
         predicted = model(x_test, lengths_test).argmax(1).numpy()
     accuracy = float((predicted == truth).mean())
     assert accuracy >= 0.85, accuracy
+
+
+@pytest.mark.parametrize("build", [resnet1d, series_bilstm, series_transformer])
+def test_nan_padding_gives_the_same_logits_as_explicit_lengths(build):
+    from dlworkflow.store.series import nan_padded
+
+    torch.manual_seed(0)
+    model = build(channels=2, num_classes=3).eval()
+    rng = np.random.default_rng(0)
+    series = [rng.normal(size=(2, n)).astype(np.float32) for n in (9, 4, 13)]
+    x, lengths = pad_series(series)
+    with torch.no_grad():
+        explicit = model(x, lengths)
+        padded = model(torch.from_numpy(nan_padded(series)))
+    assert torch.allclose(explicit, padded, atol=1e-5)
+    empty = torch.from_numpy(nan_padded(series))
+    empty[1] = float("nan")
+    with pytest.raises(SeriesInputError):
+        model(empty)
