@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import stat
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -138,21 +138,24 @@ def scan_folder(root: Path) -> SourceScan:
     return scan
 
 
-def _folder_candidates(root: Path, skipped: list[str]) -> Iterator[Candidate]:
+def _folder_candidates(
+    root: Path, skipped: list[str], *, extensions: Collection[str] = IMAGE_EXTENSIONS
+) -> Iterator[Candidate]:
     """Sample ids (and labels) are Unicode NFC: a file named in NFD (macOS) and the same
-    name in NFC have one id; a second file with the same id is quarantined."""
+    name in NFC have one id; a second file with the same id is quarantined. Files whose
+    extension is not in `extensions` (lower case, with the dot) are skipped."""
     seen: set[str] = set()
     for file, problem in _walk(root, root, root.resolve(), skipped, set()):
         rel = file.relative_to(root).as_posix()
         name = _utf8(rel)
         if name is None:
             shown = os.fsencode(rel).decode("utf-8", "backslashreplace")
-            if file.suffix.lower() in IMAGE_EXTENSIONS:
+            if file.suffix.lower() in extensions:
                 yield Candidate(shown, None, problem=f"file name is not valid UTF-8: {shown!r}")
             else:
                 skipped.append(f"{shown} (file name is not valid UTF-8)")
             continue
-        if file.suffix.lower() not in IMAGE_EXTENSIONS:
+        if file.suffix.lower() not in extensions:
             skipped.append(name if problem is None else f"{name} ({problem})")
             continue
         parts = name.split("/")

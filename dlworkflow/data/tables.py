@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from dlworkflow.config import ProjectConfig
 
 CHUNK_ROWS = 4096
+FILE_MODALITIES = ("image", "audio")  # a table row names a file: data.path_column
 
 
 def read_chunks(
@@ -98,9 +99,12 @@ def scan_table(path: Path, config: ProjectConfig, *, root: Path | None = None) -
     caller), by default the table's own folder; paths outside are quarantined."""
     data, task = config.data, config.task
     header = read_header(path)
-    main = {"image": data.path_column, "text": data.text_column, "tabular": None}[
-        task_of(task).modality
-    ]
+    main = {
+        "image": data.path_column,
+        "audio": data.path_column,
+        "text": data.text_column,
+        "tabular": None,
+    }[task_of(task).modality]
     targets = task_of(task).target_columns(data)
     keys = [c for c in (main, *targets, data.group_column, data.id_column) if c]
     features = _feature_columns(header, keys, data.feature_columns) if main is None else []
@@ -208,7 +212,7 @@ def _candidate(
     if data.id_column:
         sample_id = cell_text(record.get(data.id_column)) or f"{path.name}:{where}"
     else:
-        sample_id = value if task.modality == "image" and value else f"{path.name}:{where}"
+        sample_id = value if task.modality in FILE_MODALITIES and value else f"{path.name}:{where}"
     # one id for one name, whichever Unicode form the file system or the table wrote
     sample_id = unicodedata.normalize("NFC", sample_id)
     try:
@@ -220,7 +224,7 @@ def _candidate(
         cand.sample_id = f"{sample_id}#{where}"
         cand.problem = f"{where}: duplicate id {sample_id!r} (first occurrence kept)"
     seen.add(sample_id)
-    if task.modality == "image":
+    if task.modality in FILE_MODALITIES:
         cand.path = (path.parent / value).resolve() if value else None
         cand.problem = cand.problem or (None if value else f"{where}: empty {main}")
         if cand.path is not None and value is not None:
