@@ -477,3 +477,7 @@ DEMOS.add(
         },
     ),
 )
+
+
+# the signal tasks' demos register themselves here (sequence and audio classification)
+from dlworkflow import demo_plans_signals as _signals  # noqa: E402, F401
