@@ -29,6 +29,8 @@ TaskType = Literal[
     "text-multilabel",
     "object-detection",
     "semantic-segmentation",
+    "sequence-classification",
+    "audio-classification",
 ]  # = dlworkflow.tasks.task_names()
 # every task's primary metrics; which of them a project may use depends on its task (the
 # steps check it against dlworkflow.tasks)
