@@ -156,6 +156,27 @@ def ts_cases(path: str | Path, *, limits: TsLimits | None = None) -> Iterator[Ts
         yield from _cases(path, header, lines, limits)
 
 
+def case_results(
+    path: str | Path, *, limits: TsLimits | None = None
+) -> Iterator[tuple[int, TsCase | None, str | None]]:
+    """Each case line on its own: (line, case, None), or (line, None, why) for a case the
+    header does not allow (a value that is not a number, an undeclared label, a limit). The
+    header is read and checked first (its errors stay a DataError); dimension counts and
+    lengths are not compared between cases: the caller decides about those (ingest
+    quarantines one case, where read_ts refuses the file)."""
+    path = Path(path)
+    limits = limits or TsLimits()
+    with _open(path, limits) as handle:
+        lines = _lines(path, handle, limits)
+        header = _read_header(path, lines)
+        for number, text in lines:
+            try:
+                yield number, _case(path, number, text, header, limits), None
+            except DataError as exc:
+                what = exc.what.removeprefix(f"{path}, line {number}: ").rstrip(".")
+                yield number, None, f"{what} (expected {exc.expected}; received {exc.received})"
+
+
 def _open(path: Path, limits: TsLimits) -> IO[bytes]:
     try:
         size = path.stat().st_size

@@ -1,0 +1,248 @@
+"""Series tables (CSV, TSV, Parquet) of a sequence-classification project.
+
+- long: one row per time step; data.id_column (default `id`) names the series,
+  data.series.time_column orders its steps, the channel columns hold the values
+  (data.series.channel_columns, else every numeric column but the id, time, label and group
+  columns). The label (and data.group_column) must be one value within a series, else that
+  series is quarantined with the reason.
+- wide: one row per series; the time steps are the numeric columns in table order (label,
+  group and id columns excluded); empty cells at the end of a row mark a shorter series.
+
+data.series.layout auto reads a table as long when it has the id and time columns. The table
+is read whole (at most series_source.MAX_SOURCE_BYTES) and never modified.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from dlworkflow.data.series_source import SeriesChecks, check_size, checked, noted
+from dlworkflow.data.sources import Candidate, SourceScan
+from dlworkflow.errors import DataError
+from dlworkflow.tasks.base import MISSING, cell_text
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from dlworkflow.config import Data
+    from dlworkflow.workspace import Workspace
+
+NUMERIC_SHARE = 0.95  # a column is numeric when this share of its values parse as numbers
+_MISSING = MISSING | {"?"}
+
+
+def scan_series_table(project: Workspace, path: Path) -> SourceScan:
+    """The candidates of a long or wide series table."""
+    data = project.config.data
+    check_size(path, "table")
+    frame = _read(path)
+    header = [str(c) for c in frame.columns]
+    frame.columns = header
+    id_column = data.id_column or "id"
+    time_column = data.series.time_column
+    layout = data.series.layout
+    if layout == "auto":
+        layout = "long" if id_column in header and time_column in header else "wide"
+    needed = [data.label_column] + ([data.group_column] if data.group_column else [])
+    if layout == "long":
+        needed += [id_column, time_column]
+    keys = set(needed) | ({id_column} if id_column in header else set())
+    _require(path, header, needed + list(data.series.channel_columns or []), layout)
+    values = _value_columns(frame, keys, data.series.channel_columns)
+    if not values:
+        raise DataError(
+            f"{path.name} has no numeric columns to read as "
+            f"{'channels' if layout == 'long' else 'time steps'}.",
+            expected="numeric columns beside the id, time, label and group columns",
+            received=f"columns {', '.join(header)}",
+            fix="set data.series.channel_columns in dlworkflow.yaml",
+        )
+    scan = SourceScan(kind=f"{layout} table", candidates=iter(()), location=str(path))
+    checks = SeriesChecks(project.config.data)
+    if layout == "long":
+        scan.candidates = _long(path, frame, data, id_column, values, checks)
+        scan.notes.append(f"long table: channels {', '.join(values)}; steps by {time_column!r}")
+    else:
+        has_id = id_column in header
+        scan.candidates = _wide(path, frame, data, id_column if has_id else None, values, checks)
+        scan.notes.append(f"wide table: {len(values):,} step columns ({values[0]}...)")
+    scan.candidates = noted(scan.candidates, scan.notes, path.name)
+    return scan
+
+
+def _read(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".csv", ".tsv"):
+            return pd.read_csv(
+                path,
+                sep="\t" if suffix == ".tsv" else ",",
+                dtype=str,
+                keep_default_na=False,
+                encoding="utf-8-sig",
+            )
+        return pd.read_parquet(path)
+    except Exception as exc:  # noqa: BLE001 - any parser failure is the same bad table
+        raise DataError(
+            f"Cannot read the table {path.name}.",
+            expected="a valid CSV, TSV or Parquet table",
+            received=f"{type(exc).__name__}: {str(exc)[:300]}",
+            fix="check that the file is a valid table of its type (UTF-8 for text tables)",
+        ) from None
+
+
+def _require(path: Path, header: list[str], needed: list[str], layout: str) -> None:
+    missing = [c for c in dict.fromkeys(needed) if c not in header]
+    if missing:
+        raise DataError(
+            f"{path.name} lacks the column{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(repr(c) for c in missing)} (a {layout} series table).",
+            expected="long: id, time, channel columns..., label; wide: label and one numeric "
+            "column per time step",
+            received=f"columns {', '.join(header) or '(empty file)'}",
+            fix="rename the columns, or set data.id_column, data.series.time_column, "
+            "data.label_column, data.group_column or data.series.channel_columns / layout",
+        )
+
+
+def numbers(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(float64 values with NaN for missing cells, mask of cells that are not numbers)."""
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        return values, np.zeros(len(values), dtype=bool)
+    text = column.astype("string").str.strip()
+    missing = (text.isna() | text.str.lower().isin(_MISSING)).to_numpy(dtype=bool)
+    parsed = pd.to_numeric(text.where(~missing), errors="coerce")
+    values = parsed.to_numpy(dtype=np.float64, na_value=np.nan)
+    return values, np.isnan(values) & ~missing
+
+
+def _value_columns(frame: pd.DataFrame, keys: set[str], chosen: list[str] | None) -> list[str]:
+    if chosen:
+        return list(chosen)
+    out = []
+    for column in frame.columns:
+        if column in keys:
+            continue
+        values, bad = numbers(frame[column])
+        present = int((~np.isnan(values)).sum() + bad.sum())
+        if present and (present - int(bad.sum())) / present >= NUMERIC_SHARE:
+            out.append(column)
+    return out
+
+
+def _one(values: pd.Series, what: str) -> tuple[str | None, str | None]:
+    """(the one value of a series' cells, None), or (None, why not)."""
+    found = list(dict.fromkeys(v for v in (cell_text(x) for x in values) if v is not None))
+    if len(found) > 1:
+        shown = ", ".join(repr(v) for v in found[:4])
+        return None, f"{what} changes within the series: {shown}"
+    return (found[0] if found else None), None
+
+
+def _long(
+    path: Path,
+    frame: pd.DataFrame,
+    data: Data,
+    id_column: str,
+    channels: list[str],
+    checks: SeriesChecks,
+) -> Iterator[Candidate]:
+    ids = frame[id_column].map(cell_text)
+    if ids.isna().any():
+        n = int(ids.isna().sum())
+        yield Candidate(
+            f"{path.name}:no id", None, path=path, problem=f"{n} row(s) with no {id_column!r}"
+        )
+    for key, rows in frame[ids.notna()].groupby(ids[ids.notna()], sort=False):
+        sample_id = unicodedata.normalize("NFC", str(key))
+        cand = Candidate(sample_id, None, path=path, origin=path)
+        cand.label, problem = _one(rows[data.label_column], "label")
+        if data.group_column:
+            cand.group, bad_group = _one(rows[data.group_column], "group")
+            problem = problem or bad_group
+        if problem is None and cand.label is None:
+            problem = f"no label: empty {data.label_column!r} in every row"
+        series, problem = (None, problem) if problem else _long_series(rows, data, channels)
+        if problem is not None:
+            cand.problem = problem
+            yield cand
+            continue
+        yield checked(cand, series, checks)
+
+
+def _long_series(
+    rows: pd.DataFrame, data: Data, channels: list[str]
+) -> tuple[np.ndarray | None, str | None]:
+    """(C, T) of one series' rows sorted by time, or the reason it cannot be read."""
+    import pandas as pd
+
+    time_column = data.series.time_column
+    times, bad = numbers(rows[time_column])
+    if bad.any():  # not numbers: dates and times?
+        parsed = pd.to_datetime(rows[time_column], errors="coerce", utc=True)
+        if parsed.isna().any():
+            first = rows[time_column].iloc[int(np.argmax(parsed.isna().to_numpy()))]
+            return None, f"time column: {str(first)[:30]!r} is neither a number nor a date"
+        times = parsed.astype("int64").to_numpy(dtype=np.float64)
+    if np.isnan(times).any():
+        return None, f"time column: {int(np.isnan(times).sum())} step(s) without a time"
+    if len(np.unique(times)) != len(times):
+        return None, "time column: the same time appears twice in the series"
+    order = np.argsort(times, kind="stable")
+    out = np.empty((len(channels), len(rows)), dtype=np.float64)
+    for c, column in enumerate(channels):
+        values, bad = numbers(rows[column])
+        if bad.any():
+            cell = rows[column].iloc[int(np.argmax(bad))]
+            return None, f"non-numeric value {str(cell)[:30]!r} in channel column {column!r}"
+        out[c] = values[order]
+    return out, None
+
+
+def _wide(
+    path: Path,
+    frame: pd.DataFrame,
+    data: Data,
+    id_column: str | None,
+    steps: list[str],
+    checks: SeriesChecks,
+) -> Iterator[Candidate]:
+    parsed = [numbers(frame[c]) for c in steps]
+    values = np.stack([v for v, _ in parsed], axis=0)  # (steps, rows)
+    bad = np.stack([b for _, b in parsed], axis=0)
+    seen: set[str] = set()
+    for row in range(len(frame)):
+        where = f"row {row + 1}"
+        given = cell_text(frame[id_column].iloc[row]) if id_column else None
+        sample_id = unicodedata.normalize("NFC", given or f"{path.name}:{where}")
+        cand = Candidate(sample_id, cell_text(frame[data.label_column].iloc[row]), path=path)
+        cand.origin = path
+        if data.group_column:
+            cand.group = cell_text(frame[data.group_column].iloc[row])
+        if sample_id in seen:
+            cand.sample_id = f"{sample_id}#{where}"
+            cand.problem = f"{where}: duplicate id {sample_id!r} (first occurrence kept)"
+        seen.add(sample_id)
+        if cand.problem is None and cand.label is None:
+            cand.problem = f"{where}: no label: empty {data.label_column!r}"
+        if cand.problem is None and bad[:, row].any():
+            column = steps[int(np.argmax(bad[:, row]))]
+            cell = frame[column].iloc[row]
+            cand.problem = f"{where}: non-numeric value {str(cell)[:30]!r} in column {column!r}"
+        if cand.problem is not None:
+            yield cand
+            continue
+        series = values[:, row]
+        present = np.flatnonzero(~np.isnan(series))
+        series = series[: present[-1] + 1] if len(present) else series[:0]  # trailing: shorter
+        yield checked(cand, series[None, :], checks)
