@@ -200,7 +200,7 @@ def ingest(
         n_quarantined=info.n_quarantined,
         quarantine_reasons=dict(reasons.most_common()),
         n_skipped=sum(len(s.scan.skipped) for s in sources),
-        data_format=_describe_format(info),
+        data_format=_describe_format(info, task_of(project.config.task).modality),
         changed=info.version != previous,
         manifest=str(project.paths.manifest),
         n_reused=reader.reused,
@@ -522,7 +522,9 @@ def _dataset_info(
     )
 
 
-def _describe_format(info: DatasetInfo) -> str:
+def _describe_format(info: DatasetInfo, modality: str) -> str:
+    if modality in ("audio", "sequence"):
+        return {"audio": "audio clips (read in place)", "sequence": "series"}[modality]
     if info.size:
         return f"images, {info.size[0]}x{info.size[1]}, {info.channels} channel(s) (most common)"
     if info.features:
