@@ -1,5 +1,7 @@
 """A trained classifier -> ONNX: input "input", outputs "logits" and "features" (the
-penultimate features the head reads, for drift monitoring), dynamic batch dimension.
+penultimate features the head reads, for drift monitoring), dynamic batch dimension, and the
+input axes its modality leaves open (`DYNAMIC_AXES`): a series model's length, an audio
+model's samples.
 Dense models (detection, segmentation: a map out per image) keep their fixed input size (the
 model's image size) with a dynamic batch; their "logits" are the maps and their "features" the
 encoder's deepest map averaged over its pixels (DENSE_EMBEDDING_MODULES).
@@ -7,7 +9,13 @@ encoder's deepest map averaged over its pixels (DENSE_EMBEDDING_MODULES).
     path = to_onnx(model, "model.onnx", example=torch.zeros(1, 1, 16, 16))
 
 Images take float32 (B, C, H, W) normalised pixels, tables float32 (B, F); text models take
-int64 token ids (B, L) and the token dimension is dynamic too. Uses PyTorch's TorchScript
+int64 token ids (B, L) padded to max_len. Series models (preprocessing "modality":
+"sequence") take float32 (B, C, T) raw values with NaN after each series' end (the one-tensor
+form of store.series.nan_padded: the graph reads every series' length from its NaN tail),
+T dynamic; audio models (preprocessing "modality" "audio", or "input" "waveform") take float32
+(B, S) mono waveforms, S dynamic (the log-mel front end is inside the graph). The exported
+file is run in ONNX Runtime against PyTorch before it is kept: at batch sizes 1 and 3, and for
+series and audio at two lengths (ragged, NaN-padded series batches included). Uses PyTorch's TorchScript
 exporter (`dynamo=False`: it needs no extra package and handles every registered model);
 the file is checked with `onnx.checker` and written atomically.
 """
@@ -26,6 +34,19 @@ from dlworkflow.fileio import atomic_write_with
 
 OPSET = 17
 INPUT_NAME, OUTPUT_NAME, FEATURES_NAME = "input", "logits", "features"
+#: Input axes kept dynamic besides the batch (axis 0), by the model's input modality.
+DYNAMIC_AXES: dict[str, dict[int, str]] = {"sequence": {2: "length"}, "audio": {1: "samples"}}
+#: The lengths (series steps) the export of a series model is checked at: neither is traced.
+CHECK_LENGTHS = (17, 53)
+
+
+def input_modality(model: torch.nn.Module) -> str | None:
+    """"sequence" or "audio" for a model whose input has a dynamic length, else None."""
+    prep = getattr(model, "preprocessing", None) or {}
+    modality = prep.get("modality")
+    if modality in DYNAMIC_AXES:
+        return str(modality)
+    return "audio" if prep.get("input") == "waveform" else None
 
 
 class _WithFeatures(torch.nn.Module):
@@ -110,7 +131,8 @@ def to_onnx(model: torch.nn.Module, path: str | Path, *, example: Any) -> Path:
     path = Path(path)
     x = torch.from_numpy(np.asarray(example)) if not isinstance(example, torch.Tensor) else example
     x = x.detach().cpu()
-    dynamic = {0: "batch"}
+    modality = input_modality(model)
+    dynamic = {0: "batch", **DYNAMIC_AXES.get(modality or "", {})}
     if x.dtype in (torch.int64, torch.int32):
         # Text models drop all-padding columns with a data-dependent length that tracing would
         # freeze: the exported model takes ids padded to exactly max_len (the runtime pads),
@@ -163,7 +185,7 @@ def to_onnx(model: torch.nn.Module, path: str | Path, *, example: Any) -> Path:
             fix="pick another model (`dlw models`), or serve it without ONNX",
         ) from None
     try:
-        _check_batches(model, path, x)
+        _check_batches(model, path, x, modality)
     finally:
         model.train(was_training)
     return path
@@ -193,30 +215,57 @@ def onnx_mismatch(session: Any, feeds: dict[str, np.ndarray], ref: np.ndarray) -
     return f"max abs difference {float(np.abs(got - ref).max()):.3g}"
 
 
-def _check_batches(model: torch.nn.Module, path: Path, x: torch.Tensor) -> None:
-    """The exported graph must compute the model at batch sizes 1 and 3 (a shape frozen by
-    tracing shows up here, not in production)."""
+def _check_batches(
+    model: torch.nn.Module, path: Path, x: torch.Tensor, modality: str | None = None
+) -> None:
+    """The exported graph must compute the model at batch sizes 1 and 3, and a series or
+    audio model at two lengths besides (ragged NaN-padded series batches): a shape frozen by
+    tracing shows up here, not in production."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     generator = torch.Generator().manual_seed(0)
-    for batch in (1, 3):
-        if x.dtype == torch.int64:
-            probe = torch.randint(1, 1000, (batch, x.shape[1]), generator=generator)
-            probe[:, x.shape[1] // 2 :] = 0  # real texts are padded
-        else:
-            probe = torch.randn((batch, *x.shape[1:]), generator=generator)
+    device = next(iter(model.parameters()), torch.zeros(())).device
+    for what, probe in _probes(model, x, modality, generator):
         with torch.no_grad():
-            ref = model(probe).float().numpy()
+            ref = model(probe.to(device)).float().cpu().numpy()
         detail = onnx_mismatch(session, {INPUT_NAME: probe.numpy()}, ref)
         if detail is not None:
             path.unlink(missing_ok=True)
             raise OnnxExportError(
-                f"The ONNX export of this model does not compute it at batch size {batch}.",
-                expected="the same logits as PyTorch at any batch size",
+                f"The ONNX export of this model does not compute it at {what}.",
+                expected="the same logits as PyTorch at any batch size"
+                + (" and length" if modality else ""),
                 received=detail,
                 fix="pick another model (`dlw models`)",
             )
+
+
+def _probes(
+    model: torch.nn.Module, x: torch.Tensor, modality: str | None, generator: torch.Generator
+) -> list[tuple[str, torch.Tensor]]:
+    """(what, input) pairs the export is checked on."""
+    out = []
+    for batch in (1, 3):
+        if x.dtype == torch.int64:
+            probe = torch.randint(1, 1000, (batch, x.shape[1]), generator=generator)
+            probe[:, x.shape[1] // 2 :] = 0  # real texts are padded
+            out.append((f"batch size {batch}", probe))
+        elif modality == "sequence":
+            for total in CHECK_LENGTHS:
+                probe = torch.randn((batch, x.shape[1], total), generator=generator)
+                for i in range(1, batch):  # ragged: NaN after each shorter series' end
+                    probe[i, :, max(1, total // (i + 1)) :] = float("nan")
+                out.append((f"batch size {batch}, length {total} (NaN-padded)", probe))
+        elif modality == "audio":
+            least = int(getattr(model, "preprocessing", {}).get("min_samples") or 1)
+            for samples in (x.shape[1], max(least + 1, x.shape[1] * 3 // 5 + 123)):
+                probe = 0.1 * torch.randn((batch, samples), generator=generator)
+                out.append((f"batch size {batch}, {samples} samples", probe))
+        else:
+            probe = torch.randn((batch, *x.shape[1:]), generator=generator)
+            out.append((f"batch size {batch}", probe))
+    return out
 
 
 def _resize_matrix(n_in: int, n_out: int) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """Trained models on disk: `model.safetensors` (weights, never pickled) + `model.json` (what is
 needed to rebuild the network and feed it: name, params, classes, its input arguments and
 `preprocessing`: images their format and mean/std, text the tokenizer and max_len, tables the
-feature encoding)."""
+feature encoding, series their channel count, audio the clip settings (store.clips) and the
+log-mel front end)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ REQUIRED_BY_MODALITY = {
     "image": ("in_channels", "image_size", "mean", "std"),
     "text": ("vocab_size", "preprocessing"),
     "tabular": ("n_features", "preprocessing"),
+    # series: {"modality": "sequence", "channels": C}; audio: the ClipSettings and front end
+    "sequence": ("preprocessing",),
+    "audio": ("preprocessing",),
 }
 
 

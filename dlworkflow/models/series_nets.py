@@ -12,7 +12,7 @@ a series gives the same logits however much padding its batch adds (to float rou
     model = resnet1d(channels=3, num_classes=4)    # or series_bilstm / series_transformer
     model.set_normalization(*channel_stats(train_series))
     logits = model(x, lengths)                     # == model.head(model.features(x, lengths))
-    series_to_onnx(model, "model.onnx")            # inputs "input" and "lengths"
+    series_to_onnx(model, "model.onnx")            # input "input": NaN after each end
 
 The Classifier contract holds with one addition: `forward` and `features` take `lengths` as a
 second, optional argument (the image contract's one tensor is the case lengths=None). `head`,
@@ -40,7 +40,6 @@ until `set_normalization`), applied inside the model so the ONNX file takes raw 
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -51,18 +50,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dlworkflow.errors import DlwError
-from dlworkflow.fileio import atomic_write_with
 from dlworkflow.models.base import Classifier
-from dlworkflow.models.onnx_export import (
-    FEATURES_NAME,
-    INPUT_NAME,
-    OPSET,
-    OUTPUT_NAME,
-    OnnxExportError,
-    onnx_mismatch,
-)
-
-LENGTHS_NAME = "lengths"
 
 
 class SeriesInputError(DlwError):
@@ -521,104 +509,14 @@ def series_transformer(
 # --------------------------------------------------------------------------- ONNX
 
 
-class _SeriesWithFeatures(nn.Module):
-    """forward(x, lengths) = (head(features), features)."""
+def series_to_onnx(model: SeriesClassifier, path: str | Path, *, example_length: int = 32) -> Path:
+    """Export `model` through onnx_export.to_onnx, the one export path: input "input" float32
+    (B, C, T) raw values with NaN after each series' end (store.series.nan_padded), batch and
+    length dynamic; outputs "logits" and "features". The file is checked in ONNX Runtime
+    against PyTorch at two lengths with ragged NaN-padded batches, and written atomically."""
+    from dlworkflow.models.onnx_export import to_onnx
 
-    def __init__(self, model: SeriesClassifier) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = self.model.features(x, lengths)
-        return self.model.head(features), features
-
-
-def series_to_onnx(
-    model: SeriesClassifier,
-    path: str | Path,
-    *,
-    example_length: int = 32,
-    check_lengths: Sequence[int] = (17, 53),
-) -> Path:
-    """Export `model` (eval mode) to ONNX: inputs "input" float32 (B, C, T) and "lengths"
-    int64 (B,), outputs "logits" and "features"; batch and length dynamic. The file is
-    checked with onnx.checker and in ONNX Runtime at `check_lengths` against PyTorch, and
-    written atomically."""
-    import onnx
-
-    path = Path(path)
-    was_training = model.training
-    model.eval()
     generator = torch.Generator().manual_seed(0)
-    device = next(model.parameters()).device
-    x = torch.randn((2, model.channels, example_length), generator=generator).to(device)
-    lengths = torch.tensor([example_length, max(1, example_length // 2)], device=device)
-    x[1, :, int(lengths[1]) :] = 0
-    dynamic = {INPUT_NAME: {0: "batch", 2: "length"}, LENGTHS_NAME: {0: "batch"}}
-    outputs = [OUTPUT_NAME, FEATURES_NAME]
-
-    def write(tmp: Path) -> None:
-        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                _SeriesWithFeatures(model).eval(),
-                (x, lengths),
-                str(tmp),
-                input_names=[INPUT_NAME, LENGTHS_NAME],
-                output_names=outputs,
-                dynamic_axes={**dynamic, **{name: {0: "batch"} for name in outputs}},
-                opset_version=OPSET,
-                dynamo=False,
-                do_constant_folding=True,
-            )
-        onnx.checker.check_model(str(tmp))
-
-    try:
-        try:
-            atomic_write_with(path, write)
-        except DlwError:
-            raise
-        except Exception as exc:  # noqa: BLE001  (the exporter raises many unrelated types)
-            raise OnnxExportError(
-                f"Series model {type(model).__name__} cannot be exported to ONNX.",
-                expected=f"operators of ONNX opset {OPSET}",
-                received=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-                fix="pick another series model, or serve it without ONNX",
-            ) from None
-        _check_onnx(model, path, check_lengths)
-    finally:
-        model.train(was_training)
-    return path
-
-
-def onnx_series_inputs(x: torch.Tensor, lengths: torch.Tensor) -> dict[str, np.ndarray]:
-    """The feed of an exported series model."""
-    return {
-        INPUT_NAME: x.detach().cpu().float().numpy(),
-        LENGTHS_NAME: lengths.detach().cpu().to(torch.int64).numpy(),
-    }
-
-
-def _check_onnx(model: SeriesClassifier, path: Path, check_lengths: Sequence[int]) -> None:
-    """The exported graph must compute the model at each length, batch 3, ragged lengths."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    generator = torch.Generator().manual_seed(1)
-    device = next(model.parameters()).device
-    for total in check_lengths:
-        x = torch.randn((3, model.channels, total), generator=generator)
-        lengths = torch.tensor([total, max(1, total // 2), max(1, total // 3)])
-        for i, n in enumerate(lengths.tolist()):
-            x[i, :, n:] = 0
-        with torch.no_grad():
-            ref = model(x.to(device), lengths.to(device)).float().cpu().numpy()
-        detail = onnx_mismatch(session, onnx_series_inputs(x, lengths), ref)
-        if detail is not None:
-            path.unlink(missing_ok=True)
-            raise OnnxExportError(
-                f"The ONNX export of this series model does not compute it at length {total}.",
-                expected="the same logits as PyTorch at any batch size and length",
-                received=detail,
-                fix="pick another series model",
-            )
+    example = torch.randn((2, model.channels, example_length), generator=generator)
+    example[1, :, max(1, example_length // 2) :] = float("nan")
+    return to_onnx(model, path, example=example)

@@ -9,6 +9,8 @@ Usage (what `dlw predict` and `dlw serve` do):
     x = bundle.prepare_images([png_bytes, jpeg_bytes])  # image models: float32 (N, C, H, W)
     x = bundle.prepare_texts(["a fine film"])           # text models: int64 (N, L)
     x = bundle.prepare_rows([{"age": 41, "city": "Oslo"}])  # tabular models: float32 (N, F)
+    x = bundle.prepare_series([[0.1, 0.4, 0.3], ...])   # series models: float32 (N, C, T)
+    x = bundle.prepare_clips([wav_bytes])               # audio models: float32 (N, S)
     proba = bundle.predict_proba(x)                     # classification: float32 (N, K)
     labels = [bundle.classes[i] for i in proba.argmax(1)]
     out = bundle.predict_outputs(x)    # any task: task.outputs of the logits (see below)
@@ -25,16 +27,21 @@ units, the standardisation undone; multi-label: sigmoid probabilities per label)
 "probabilities"}; {"value"}; {"labels", "probabilities"}). Exports made before tasks carried
 no "outputs": they are classification models. Importing dlworkflow.tasks pulls no torch.
 
-Each `prepare_*` reproduces training exactly (images: `store.images` decoding with the
-training pixel/side limits, EXIF/mode normalisation, bilinear resize, then float32
-`(x / 255 - mean) / std`; texts: the WordPiece tokenizer at the saved max_len; rows: the saved
-train-split table encoding) and raises `InputError` (a DlwError; `context["index"]` is the
-position of the bad item) for input that is wrong: undecodable or oversized images, a
-prepare_* that does not fit the model's modality, non-string texts, rows missing features,
-arrays of the wrong dtype/shape for `predict_proba`. A server turns InputError into a 4xx;
-BundleError (a broken or missing export) is the operator's problem. `bundle.metadata` is
-metadata.json (version, model, classes, verdict, parity, ...); `bundle.version` its number;
-`bundle.schema` the feature schema of its data (metadata.json "schema"), or None.
+Each `prepare_*` reproduces training exactly (images: `store.images` decoding with the training
+pixel/side limits, EXIF/mode normalisation, bilinear resize, then float32 `(x / 255 - mean) /
+std`; texts: the WordPiece tokenizer at the saved max_len; rows: the saved train-split table
+encoding; series: each a list of numbers (one channel) or of C channel lists (or a (C, T)
+array), steps that are null in every channel at the end dropped as padding, inner gaps of at
+most data.max_gap steps filled as ingest fills them (store.series.fill_gaps), the batch
+NaN-padded (store.series.nan_padded); clips: WAV/FLAC/OGG bytes decoded by store.clips with the
+model's ClipSettings) and raises `InputError` (a DlwError; `context["index"]` is the position
+of the bad item) for input that is wrong: undecodable or oversized images, a prepare_* that
+does not fit the model's modality, non-string texts, rows missing features, series and clips
+that break the checks above, arrays of the wrong dtype/shape for `predict_proba`. A server
+turns InputError into a 4xx; BundleError (a broken or missing export) is the operator's
+problem. `bundle.metadata` is metadata.json (version, model, classes, verdict, parity, ...);
+`bundle.version` its number; `bundle.schema` the feature schema of its data (metadata.json
+"schema"), or None.
 """
 
 from __future__ import annotations
@@ -62,7 +69,12 @@ from dlworkflow.store.images import MAX_SIDE
 from dlworkflow.tasks import TASKS, Task, task_of
 
 FORMAT = 1
-MODALITIES = ("image", "text", "tabular")
+MODALITIES = ("image", "text", "tabular", "sequence", "audio")
+#: data.max_gap's default (dlworkflow/config.py), for series exports that lack one.
+DEFAULT_MAX_GAP = 3
+#: Allowed Python types of a series' values (JSON numbers and null; bool is not a number).
+_SERIES_VALUE_TYPES = frozenset({int, float, type(None)})
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own bomb limit, for metadata that lacks one
 
 
@@ -274,6 +286,178 @@ class Bundle:
                 exc.what, expected=exc.expected, received=exc.received, fix=exc.fix
             ) from None
 
+    def prepare_series(self, series: list[Any]) -> np.ndarray:
+        """Series -> float32 (N, C, T), NaN after each series' end (the ONNX input). Each item
+        is a list of numbers or null (a one-channel series), a list of C such lists (one per
+        channel, of equal length), or a (C, T) / (T,) array. Null (NaN) steps at the end of
+        every channel are padding and dropped; inner gaps of at most `max_gap` steps are
+        filled by linear interpolation (as ingest does); InputError (context "index",
+        "reason", "problem") for anything else: not numbers, a wrong channel count, an empty,
+        too short or too long series, a longer gap, an infinite value."""
+        from dlworkflow.store.series import fill_gaps, nan_padded
+
+        self._expect("sequence", "prepare_series")
+        if isinstance(series, (str, bytes, dict)) or not isinstance(series, Sequence):
+            raise InputError(
+                "Expected a list of series.",
+                expected="list of series, each a list of numbers or a list of channel lists",
+                received=type(series).__name__,
+            )
+        prep = self.preprocessing
+        channels = int(prep.get("channels") or 1)
+        max_gap = int(prep.get("max_gap", DEFAULT_MAX_GAP))
+        arrays = []
+        for i, item in enumerate(series):
+            a = _trim_padding(self._series_array(item, i, channels))
+            self._check_length(a.shape[1], i)
+            filled, problem = fill_gaps(a, max_gap)
+            if problem is not None:
+                raise _series_error(
+                    i,
+                    f"Series {i} cannot be used: {problem}.",
+                    "gap",
+                    expected=f"at most {max_gap} missing (null) steps in a row inside a series "
+                    "(data.max_gap), none at its start",
+                    received=problem,
+                    fix="send the series without long gaps (interpolate or split it first)",
+                )
+            arrays.append(filled)
+        if not arrays:
+            return np.zeros((0, channels, 1), dtype=np.float32)
+        return nan_padded(arrays)
+
+    def _series_array(self, item: Any, index: int, channels: int) -> np.ndarray:
+        """float64 (C, T) of one series item (null -> NaN), its structure and types checked."""
+        expected = (
+            "a list of numbers (null for a missing value)"
+            if channels == 1
+            else f"a list of {channels} channel lists of numbers, all of one length"
+        )
+        if isinstance(item, np.ndarray):
+            if item.dtype.kind not in "fiu" or item.ndim not in (1, 2):
+                raise _series_error(
+                    index,
+                    f"Series {index} is not an array of numbers (channels, steps).",
+                    "structure",
+                    expected=expected,
+                    received=f"{item.dtype} array of shape {list(item.shape)}",
+                )
+            a = np.asarray(item, dtype=np.float64)
+            a = a[None, :] if a.ndim == 1 else a
+        elif isinstance(item, (list, tuple)) and item and isinstance(item[0], (list, tuple)):
+            rows = [self._channel(c, index, j, expected) for j, c in enumerate(item)]
+            lengths = {len(r) for r in rows}
+            if len(lengths) != 1:
+                raise _series_error(
+                    index,
+                    f"The channels of series {index} have different lengths.",
+                    "structure",
+                    expected="channel lists of one length (null for a missing value)",
+                    received=f"lengths {sorted(lengths)[:5]}",
+                )
+            a = np.array(rows, dtype=np.float64)
+        elif isinstance(item, (list, tuple)):
+            a = np.array([self._channel(item, index, 0, expected)], dtype=np.float64)
+        else:
+            raise _series_error(
+                index,
+                f"Series {index} is not a list.",
+                "structure",
+                expected=expected,
+                received=type(item).__name__,
+            )
+        if a.shape[0] != channels:
+            raise _series_error(
+                index,
+                f"Series {index} has {a.shape[0]} channel(s); the model takes {channels}.",
+                "channels",
+                expected=expected,
+                received=f"{a.shape[0]} channel(s)",
+                fix="send every channel the model was trained on, in its order",
+            )
+        if np.isinf(a).any() or (np.abs(a[np.isfinite(a)]) > _FLOAT32_MAX).any():
+            raise _series_error(
+                index,
+                f"Series {index} holds a value beyond what the model's 32-bit numbers hold.",
+                "value",
+                expected=f"finite numbers within +-{_FLOAT32_MAX:.6g}",
+                received="an infinite or too large value",
+            )
+        return a
+
+    @staticmethod
+    def _channel(values: Any, index: int, channel: int, expected: str) -> list[Any]:
+        if not isinstance(values, (list, tuple)) or not set(map(type, values)).issubset(
+            _SERIES_VALUE_TYPES
+        ):
+            bad = (
+                type(values).__name__
+                if not isinstance(values, (list, tuple))
+                else next(type(v).__name__ for v in values if type(v) not in _SERIES_VALUE_TYPES)
+            )
+            raise _series_error(
+                index,
+                f"Series {index}, channel {channel}: every value must be a number or null.",
+                "structure",
+                expected=expected,
+                received=f"a value of type {bad}",
+                fix="send numbers unquoted, missing values as null",
+            )
+        return list(values)
+
+    def _check_length(self, length: int, index: int) -> None:
+        prep = self.preprocessing
+        least = max(1, int(prep.get("min_length", 1)))
+        most = int(prep.get("max_length", 0)) or None
+        if length < least:
+            what = "no values" if length == 0 else f"{length} step(s)"
+            raise _series_error(
+                index,
+                f"Series {index} has {what}; the model takes at least {least}.",
+                "empty" if length == 0 else "too_short",
+                expected=f"at least {least} time step(s) (data.series.min_length)",
+                received=what,
+            )
+        if most is not None and length > most:
+            raise _series_error(
+                index,
+                f"Series {index} has {length:,} steps; the model takes at most {most:,}.",
+                "too_long",
+                expected=f"at most {most:,} time steps (data.series.max_length)",
+                received=f"{length:,} steps",
+                fix="send a shorter window of the series",
+            )
+
+    def clip_settings(self) -> Any:
+        """The model's store.clips.ClipSettings (sample rate, duration policy, limits)."""
+        from dlworkflow.store.clips import ClipSettings
+
+        self._expect("audio", "clip_settings")
+        return ClipSettings.from_dict(self.preprocessing)
+
+    def prepare_clips(self, clips: list[bytes]) -> np.ndarray:
+        """WAV/FLAC/OGG files' bytes -> float32 (N, S) mono waveforms at the model's sample
+        rate with its duration policy (store.clips, as in training); InputError (context
+        "index", "reason") for a clip that cannot be decoded or breaks the limits."""
+        from dlworkflow.runtime.observe import measured_clips
+
+        settings = self.clip_settings()
+        if isinstance(clips, (bytes, bytearray, str)) or not isinstance(clips, Sequence):
+            raise InputError(
+                "Expected a list of audio files (bytes).",
+                expected="list[bytes]",
+                received=type(clips).__name__,
+            )
+        for i, clip in enumerate(clips):
+            if not isinstance(clip, (bytes, bytearray)):
+                raise InputError(
+                    f"Clip {i} is not the bytes of an audio file.",
+                    expected="bytes of a WAV, FLAC or OGG file",
+                    received=type(clip).__name__,
+                    context={"index": i, "reason": "not bytes"},
+                )
+        return measured_clips([bytes(c) for c in clips], settings)[0]
+
     # ---- prediction -----------------------------------------------------------------------
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """float32 (N, K) class probabilities (softmax of the ONNX model's logits)."""
@@ -364,7 +548,18 @@ class Bundle:
                     received=str(x.dtype),
                 )
             x = x.astype(dtype)
+        least = int(self.preprocessing.get("min_samples") or 0)
+        if self.modality == "audio" and len(x) and x.shape[1] < least:
+            raise InputError(
+                "The clips are too short for the model's front end.",
+                expected=f"at least {least} samples ({least / self._rate():.3f} s)",
+                received=f"{x.shape[1]} samples",
+                fix="send longer clips",
+            )
         return np.ascontiguousarray(x)
+
+    def _rate(self) -> float:
+        return float(self.preprocessing.get("sample_rate") or 16_000)
 
     def _expect(self, modality: str, method: str) -> None:
         if self.modality != modality:
@@ -373,6 +568,20 @@ class Bundle:
                 expected=f"{self.modality} input",
                 received=f"{modality} input",
             )
+
+
+def _series_error(index: int, what: str, problem: str, **fields: Any) -> InputError:
+    """An InputError about series `index`; context "problem" says which check failed
+    (structure, channels, value, empty, too_short, too_long, gap)."""
+    return InputError(what, context={"index": index, "reason": what, "problem": problem}, **fields)
+
+
+def _trim_padding(a: np.ndarray) -> np.ndarray:
+    """The (C, T) series without its trailing steps that are NaN in every channel."""
+    real = ~np.isnan(a).all(axis=0)
+    if not real.any():
+        return a[:, :0]
+    return a[:, : int(np.flatnonzero(real)[-1]) + 1]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -14,7 +14,6 @@ from dlworkflow.models.series_nets import (
     MaskedBatchNorm1d,
     SeriesInputError,
     channel_stats,
-    onnx_series_inputs,
     pad_series,
     resnet1d,
     reverse_within,
@@ -214,6 +213,8 @@ def test_builders_reject_bad_parameters():
 
 @pytest.mark.parametrize("name", list(BUILDERS))
 def test_onnx_export_has_dynamic_batch_and_length(name, tmp_path, vowels):
+    from dlworkflow.store.series import nan_padded
+
     torch.manual_seed(0)
     model = BUILDERS[name](12, 9)
     model.set_normalization(*channel_stats(vowels))
@@ -221,20 +222,21 @@ def test_onnx_export_has_dynamic_batch_and_length(name, tmp_path, vowels):
     assert model.training  # the mode is restored
     model.eval()
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    assert [i.name for i in session.get_inputs()] == ["input", "lengths"]
+    assert [i.name for i in session.get_inputs()] == ["input"]
     assert [o.name for o in session.get_outputs()] == ["logits", "features"]
     for total, batch in ((29, len(vowels)), (64, 3)):
-        x, lengths = pad_series(vowels[-batch:], length=total)
-        logits, features = session.run(None, onnx_series_inputs(x, lengths))
+        x = nan_padded(vowels[-batch:], length=total)  # ragged: NaN after each end
+        logits, features = session.run(None, {"input": x})
         with torch.no_grad():
-            assert np.abs(logits - model(x, lengths).numpy()).max() < 1e-4
-            assert np.abs(features - model.features(x, lengths).numpy()).max() < 1e-4
+            assert np.abs(logits - model(torch.from_numpy(x)).numpy()).max() < 1e-4
+            xz, lengths = pad_series(vowels[-batch:], length=total)
+            assert np.abs(features - model.features(xz, lengths).numpy()).max() < 1e-4
         assert logits.shape == (batch, 9)
     # a raw series in ONNX Runtime: the same logits padded or not
     one = vowels[0][None].astype(np.float32)
-    alone = session.run(["logits"], {"input": one, "lengths": np.array([one.shape[2]])})[0]
-    padded = np.concatenate([one, np.zeros((1, 12, 50), np.float32)], 2)
-    more = session.run(["logits"], {"input": padded, "lengths": np.array([one.shape[2]])})[0]
+    alone = session.run(["logits"], {"input": one})[0]
+    padded = np.concatenate([one, np.full((1, 12, 50), np.nan, np.float32)], 2)
+    more = session.run(["logits"], {"input": padded})[0]
     assert np.abs(alone - more).max() < 1e-5
 
 
