@@ -5,11 +5,17 @@ imported) and its files `sktime/datasets/data/<Name>/<Name>_TRAIN.ts` and `_TEST
 in place with dlworkflow.store.ts_format. Each problem keeps the archive's own train/test
 division, which published accuracies refer to. Every file is checked against the shape the
 archive documents, so a changed or damaged copy is an error, not a different data set.
+
+Registered as the built-in datasets gunpoint, basic-motions and japanese-vowels
+(sequence-classification): the materialised source is the installed TRAIN file itself, whose
+TEST sibling the sequence ingest reads with it (data/series_source.py), so both keep their
+`source_split`. Terms: no licence file ships with the data; the archives ask to be cited.
 """
 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,3 +129,118 @@ def _check(problem: UcrProblem, data: TsDataset, n_cases: int) -> None:
             f"classes {', '.join(found[4] or ())}",
             fix=f"{install_hint(PIN)} --force-reinstall",
         )
+
+
+# --- the built-in datasets: `dlw ingest builtin:gunpoint` reads the installed pair in place ---
+
+ARCHIVE_TERMS = (
+    "no licence file ships with the data (sktime's code is BSD-3-Clause); the archive "
+    "offers the data freely for research and asks that work using it cite the archive: "
+    "{cite}"
+)
+UCR_CITE = (
+    "Dau, Keogh et al. (2019), The UCR time series archive, IEEE/CAA Journal of Automatica "
+    "Sinica 6(6):1293-1305"
+)
+UEA_CITE = (
+    "Bagnall, Dau, Lines, Flynn, Large, Bostrom, Southam and Keogh (2018), The UEA "
+    "multivariate time series classification archive, 2018, arXiv:1811.00075"
+)
+
+
+@dataclass(frozen=True)
+class UcrBuiltin:
+    """One registered problem: its built-in name, the archive that cites it, the origin."""
+
+    name: str
+    problem: str
+    cite: str
+    origin: str
+    size: str
+
+
+UCR_BUILTINS = (
+    UcrBuiltin(
+        "gunpoint", "GunPoint", UCR_CITE,
+        "Ratanamahatana and Keogh (2005), Three myths about dynamic time warping data "
+        "mining, SDM 2005", "150 steps, 1 channel",
+    ),
+    UcrBuiltin(
+        "basic-motions", "BasicMotions", UEA_CITE,
+        "a student project recording four activities with a smart watch (UEA archive)",
+        "100 steps, 6 channels",
+    ),
+    UcrBuiltin(
+        "japanese-vowels", "JapaneseVowels", UEA_CITE,
+        "Kudo, Toyama and Shimbo (1999), Multidimensional curve classification using "
+        "passing-through regions, Pattern Recognition Letters 20:1103-1111 (UCI repository)",
+        "7-29 steps, 12 channels",
+    ),
+)  # fmt: skip
+
+CARD = """# {name} (built-in dataset)
+
+The UCR/UEA time-series classification problem {problem}, as shipped in the sktime 1.2.0
+wheel (sktime/datasets/data/{problem}/{problem}_TRAIN.ts and _TEST.ts), read in place,
+never copied.
+
+- {description}.
+- {n_train} train and {n_test} test series ({size}), classes {classes}. The archive's own
+  train/test division is kept in the manifest's `source_split` column; with
+  `split.use_source_split: true` the TEST file is the sealed test set, which is what
+  published accuracies refer to.
+- Licence: {terms}.
+- Origin: {origin}.
+"""
+
+
+def _materialiser(builtin: UcrBuiltin) -> Callable[[Path], Path]:
+    def materialise(folder: Path) -> Path:
+        """folder/DATASET.md; the installed TRAIN file (its TEST sibling is read with it)."""
+        from dlworkflow.fileio import atomic_write_text
+
+        problem = PROBLEMS[builtin.problem]
+        load_ucr(problem.name)  # the installed files are checked against the archive's shapes
+        card = CARD.format(
+            name=builtin.name,
+            problem=problem.name,
+            description=problem.description[0].upper() + problem.description[1:],
+            n_train=problem.n_train,
+            n_test=problem.n_test,
+            size=builtin.size,
+            classes=", ".join(problem.classes),
+            terms=ARCHIVE_TERMS.format(cite=builtin.cite),
+            origin=builtin.origin,
+        )
+        atomic_write_text(folder / "DATASET.md", card)
+        return ucr_files(problem.name)[0]
+
+    return materialise
+
+
+def _register() -> None:
+    from dlworkflow.datasets.catalog import BUILTINS, BuiltinDataset
+
+    for builtin in UCR_BUILTINS:
+        problem = PROBLEMS[builtin.problem]
+        BUILTINS.add(
+            builtin.name,
+            BuiltinDataset(
+                name=builtin.name,
+                task="sequence-classification",
+                description=f"UCR/UEA {problem.name}: {problem.description}; "
+                f"{len(problem.classes)} classes, the archive's {problem.n_train} train / "
+                f"{problem.n_test} test division kept (split.use_source_split)",
+                n_samples=problem.n_train + problem.n_test,
+                size=builtin.size,
+                licence="UCR/UEA archive: free for research, cite " + builtin.cite,
+                source=f"sktime/datasets/data/{problem.name}/{problem.name}_TRAIN.ts and "
+                f"_TEST.ts of the installed package ({builtin.origin})",
+                package=f"{PIN} (pip, --no-deps, data only)",
+                materialise=_materialiser(builtin),
+                reads_from=lambda p=problem.name: ucr_files(p)[0].parent,
+            ),
+        )
+
+
+_register()

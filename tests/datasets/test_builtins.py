@@ -40,6 +40,7 @@ def test_catalogue_lists_every_dataset_with_a_known_task():
     from dlworkflow.tasks import task_names
 
     assert BUILTINS.names() == [
+        "basic-motions",
         "breast-cancer",
         "diabetes",
         "digit-masks",
@@ -47,6 +48,8 @@ def test_catalogue_lists_every_dataset_with_a_known_task():
         "elpv",
         "elpv-probability",
         "fashion-mnist",
+        "gunpoint",
+        "japanese-vowels",
         "mnist5k",
         "randhie",
         "rotten-tomatoes",
