@@ -4,7 +4,9 @@ With evaluate.slices empty and evaluate.auto_slices on, the judged split is slic
 data has (auto_columns): images by their original size and brightness (recorded per sample at
 ingest: nothing is decoded again), texts by their length in words, tables by the most
 important features (dlworkflow.evaluate.importance; with importance off, by a cheap proxy:
-how much of the target's variance the feature's bins explain); every modality by its source
+how much of the target's variance the feature's bins explain), series by their length (and
+channel count, and the data set's own train/test part when they vary), audio clips by the
+duration, loudness (RMS in dBFS) and sample rate of the original file; every modality by its source
 folder or addition (`dlw retrain --data` adds samples as add<N>/...) and by data.group_column.
 A column with a single value says nothing and is left out.
 
@@ -45,6 +47,19 @@ TOP_FEATURES = 2  # tables: slices by this many of the most important features
 ADDITION = re.compile(r"add\d+")
 ORIGINAL = "original"
 SENSITIVE_KEY = "data.sensitive_columns"
+RECORDED = {  # (manifest column recorded at ingest, slice name) per modality
+    "sequence": (
+        ("length", "length (steps)"),
+        ("channels", "channels"),
+        ("source_split", "source split"),
+    ),
+    "audio": (
+        ("duration_s", "duration (s)"),
+        ("rms_dbfs", "loudness (RMS dBFS)"),
+        ("sample_rate", "source sample rate (Hz)"),
+        ("channels", "source channels"),
+    ),
+}
 
 # (the sliced rows' mask, weights (B, m)) -> the metric per weight row (B,)
 MaskScore = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -93,6 +108,10 @@ def auto_columns(
         for name in important[:TOP_FEATURES]:
             column = FEATURE_PREFIX + name
             if column in rows.columns:
+                frame[name] = rows[column]
+    else:
+        for column, name in RECORDED.get(modality, ()):
+            if column in rows.columns and rows[column].notna().any():
                 frame[name] = rows[column]
     if "sample_id" in rows.columns:
         labels = rows["label"] if "label" in rows.columns else [""] * len(rows)

@@ -1,6 +1,9 @@
 """Baselines: what the network has to beat. The majority class, and a logistic regression on
-flattened downscaled pixels (images), the table encoding (tabular) or TF-IDF (text), trained on
-the train split and scored on the evaluated split with the primary metric."""
+flattened downscaled pixels (images), the table encoding (tabular), TF-IDF (text) or each mel
+band's mean and standard deviation of the log-mel spectrogram (audio), trained on the train
+split and scored on the evaluated split with the primary metric. Sequences: 1-nearest-neighbour
+with DTW (the simple model) and with the Euclidean distance
+(dlworkflow.evaluate.nearest_baselines)."""
 
 from __future__ import annotations
 
@@ -29,12 +32,16 @@ INPUTS = {
     "image": "{} pixels",
     "tabular": "the table encoding",
     "text": "TF-IDF of words and word pairs",
+    "audio": "the mean and standard deviation of each of {} log-mel bands",
 }  # what a simple model sees
 LOGISTIC: dict[str, dict[str, Any]] = {  # the classification baseline's settings
     "text": {"max_iter": 500, "C": 4.0},
     "tabular": {"max_iter": 500},
     "image": {"max_iter": 300, "C": 0.1, "tol": 1e-3},
+    "audio": {"max_iter": 1000, "C": 0.1},
 }
+AUDIO_MELS = 64  # bands of the audio baseline's log-mel spectrogram
+AUDIO_CHUNK = 32  # clips turned into log-mel at once
 
 
 def baselines(
@@ -60,17 +67,26 @@ def baselines(
 
     priors = np.bincount(y_train, minlength=len(classes)) / max(len(y_train), 1)
     majority = np.tile(priors, (len(y), 1))
-    simple, simple_name = simple_model_proba(project, meta, train, y_train, rows, seed=seed)
-    network = _score(metric, y, proba, **kw)
-    as_good, diff = simple_as_good(metric, y, proba, simple, **kw)
-    return {
+    result: dict[str, Any] = {
         "metric": metric,
-        "network": network,
+        "network": _score(metric, y, proba, **kw),
         "majority": {
             "class": classes[int(priors.argmax())],
             "share": float(np.mean(y == priors.argmax())) if len(y) else None,
             **_score(metric, y, majority, **kw),
         },
+    }
+    if meta.get("modality") == "sequence" and len(y_train):
+        from dlworkflow.evaluate.nearest_baselines import series_entries
+
+        return {
+            **result,
+            **series_entries(train, y_train, rows, y, proba, classes=classes, metric=metric, **kw),
+        }
+    simple, simple_name = simple_model_proba(project, meta, train, y_train, rows, seed=seed)
+    as_good, diff = simple_as_good(metric, y, proba, simple, **kw)
+    return {
+        **result,
         "simple": {
             "model": simple_name,
             "n_train": int(min(len(y_train), MAX_TRAIN)),
@@ -168,6 +184,13 @@ def simple_inputs(
         )
     from sklearn.preprocessing import StandardScaler
 
+    if modality == "audio":
+        return (
+            log_mel_stats(project, train, meta),
+            log_mel_stats(project, rows, meta),
+            [StandardScaler()],
+            INPUTS[modality].format(AUDIO_MELS),
+        )
     size = tuple(min(side, MAX_SIDE) for side in meta.get("image_size", (0, 0)))
     return (
         _pixels(project, train, meta),
@@ -190,6 +213,26 @@ def quiet_fit() -> Iterator[None]:
 
 def _texts(rows: pd.DataFrame) -> list[str]:
     return rows["text"].fillna("").astype(str).tolist()
+
+
+def log_mel_stats(project: Workspace, rows: pd.DataFrame, meta: ModelMeta) -> np.ndarray:
+    """(N, 2 * AUDIO_MELS): each clip's log-mel spectrogram (preprocess.audio.log_mel_numpy)
+    reduced to the mean and the standard deviation of every mel band over time. The clips
+    are the waveforms the network takes (store.clips.clip_tensor at the model's settings)."""
+    from dlworkflow.preprocess.audio import log_mel_numpy
+    from dlworkflow.store.clips import ClipSettings, clip_tensor
+
+    settings = ClipSettings.from_dict(meta.get("preprocessing") or {})
+    waves = clip_tensor(project, rows, settings)
+    parts = []
+    for start in range(0, len(rows), AUDIO_CHUNK):
+        spec = log_mel_numpy(
+            np.asarray(waves[start : start + AUDIO_CHUNK], dtype=np.float64),
+            sample_rate=settings.sample_rate,
+            n_mels=AUDIO_MELS,
+        )[:, 0]  # (n, mels, frames)
+        parts.append(np.concatenate([spec.mean(axis=2), spec.std(axis=2)], axis=1))
+    return np.concatenate(parts) if parts else np.zeros((0, 2 * AUDIO_MELS))
 
 
 def _pixels(

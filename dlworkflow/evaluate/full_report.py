@@ -51,6 +51,11 @@ from dlworkflow.evaluate.mistakes import (
     residual_summary,
 )
 from dlworkflow.evaluate.report import metric_report
+from dlworkflow.evaluate.sample_figures import (
+    importance_bars_png,
+    series_png,
+    spectrogram_images,
+)
 from dlworkflow.evaluate.slices import FEATURE_PREFIX
 from dlworkflow.evaluate.task_baselines import task_baselines
 from dlworkflow.evaluate.task_scores import task_intervals
@@ -291,10 +296,20 @@ def _slices_and_importance(
 
 
 def _importance_figure(project: Workspace, report: dict[str, Any], *, split: str) -> dict[str, str]:
-    """Images: the occlusion grid as a heatmap (importance.png); other inputs: none (their
-    importance is a list, in metrics.json and the report)."""
+    """Images: the occlusion grid as a heatmap (importance.png); series and audio: a bar
+    chart per kind of occluded part (importance.png); other inputs: none (their importance
+    is a list, in metrics.json and the report)."""
     imp = report.get("importance") or {}
     grid = imp.get("grid")
+    if imp.get("groups") and imp.get("features"):
+        path = importance_bars_png(
+            imp["features"],
+            imp["groups"],
+            _folder(project, split) / "importance.png",
+            metric=str(imp.get("metric")),
+            title=f"occlusion on val (n={imp.get('n')}): fall of {imp.get('metric')}",
+        )
+        return _relative(project, {"importance": path})
     if not grid:
         return {}
     falls = {e["name"]: e["drop"] for e in imp.get("features") or []}
@@ -372,13 +387,17 @@ def _regression_figures(
         figures["errors_table"] = items_csv(
             errors, ["sample_id", "true", "predicted", "residual"], folder / "largest_errors.csv"
         )
-    else:
-        figures["errors"] = mistakes_png(
-            _thumbnails(project, meta, rows, [e["row"] for e in errors]),
-            [f"{e['true']:.3g} -> {e['predicted']:.3g}" for e in errors],
-            folder / "largest_errors.png",
-            title=f"largest errors: {name} (true -> predicted)",
-        )
+    drawn = samples_png(
+        project,
+        meta,
+        rows,
+        [e["row"] for e in errors],
+        [f"{e['true']:.3g} -> {e['predicted']:.3g}" for e in errors],
+        folder / "largest_errors.png",
+        title=f"largest errors: {name} (true -> predicted)",
+    )
+    if drawn is not None:
+        figures["errors"] = drawn
     return figures
 
 
@@ -411,16 +430,20 @@ def _multilabel_figures(
             ["sample_id", "true", "predicted", "wrong", "missed", "extra"],
             folder / "most_wrong.csv",
         )
-    else:
-        figures["errors"] = mistakes_png(
-            _thumbnails(project, meta, rows, [w["row"] for w in wrong]),
-            [
-                " ".join([f"-{m}" for m in w["missed"]] + [f"+{e}" for e in w["extra"]])[:40]
-                for w in wrong
-            ],
-            folder / "most_wrong.png",
-            title=f"most wrong labels: {name} (-missed +extra)",
-        )
+    drawn = samples_png(
+        project,
+        meta,
+        rows,
+        [w["row"] for w in wrong],
+        [
+            " ".join([f"-{m}" for m in w["missed"]] + [f"+{e}" for e in w["extra"]])[:40]
+            for w in wrong
+        ],
+        folder / "most_wrong.png",
+        title=f"most wrong labels: {name} (-missed +extra)",
+    )
+    if drawn is not None:
+        figures["errors"] = drawn
     return figures
 
 
@@ -432,6 +455,40 @@ def _folder(project: Workspace, split: str) -> Path:
 
 def _relative(project: Workspace, figures: dict[str, Path]) -> dict[str, str]:
     return {key: path.relative_to(project.root).as_posix() for key, path in figures.items()}
+
+
+def samples_png(
+    project: Workspace,
+    meta: ModelMeta,
+    rows: pd.DataFrame,
+    indices: list[int],
+    captions: list[str],
+    path: Path,
+    *,
+    title: str,
+) -> Path | None:
+    """The rows drawn with their captions, as the modality shows a sample: images as
+    thumbnails, clips as small log-mel spectrograms, series as their curves (one line per
+    channel); None for texts and tables (their error views are CSV tables)."""
+    modality = meta.get("modality", "image")
+    if modality == "image":
+        return mistakes_png(_thumbnails(project, meta, rows, indices), captions, path, title=title)
+    if modality == "audio":
+        from dlworkflow.store.clips import ClipSettings, clip_tensor
+
+        settings = ClipSettings.from_dict(meta.get("preprocessing") or {})
+        waves = clip_tensor(project, rows.iloc[indices], settings) if indices else None
+        images = (
+            spectrogram_images(np.asarray(waves), sample_rate=settings.sample_rate)
+            if waves is not None
+            else []
+        )
+        return mistakes_png(images, captions, path, title=f"{title}; log-mel spectrograms")
+    if modality == "sequence":
+        from dlworkflow.evaluate.nearest_baselines import read_rows
+
+        return series_png(read_rows(rows.iloc[indices]), captions, path, title=title)
+    return None
 
 
 def _thumbnails(
@@ -497,18 +554,20 @@ def _figures(
             report["calibration"], folder / "reliability.png", title=f"reliability: {name}"
         ),
     }
+    mistakes = report["mistakes"]
     if report["modality"] != "image":
-        figures["mistakes_table"] = mistakes_csv(report["mistakes"], folder / "mistakes.csv")
-    else:
-        mistakes = report["mistakes"]
-        images = _thumbnails(project, meta, rows, [m["row"] for m in mistakes])
-        captions = [f"{m['true']} -> {m['predicted']} ({m['confidence']:.2f})" for m in mistakes]
-        figures["mistakes"] = mistakes_png(
-            images,
-            captions,
-            folder / "mistakes.png",
-            title=f"most confident mistakes: {name} (true -> predicted (confidence))",
-        )
+        figures["mistakes_table"] = mistakes_csv(mistakes, folder / "mistakes.csv")
+    drawn = samples_png(
+        project,
+        meta,
+        rows,
+        [m["row"] for m in mistakes],
+        [f"{m['true']} -> {m['predicted']} ({m['confidence']:.2f})" for m in mistakes],
+        folder / "mistakes.png",
+        title=f"most confident mistakes: {name} (true -> predicted (confidence))",
+    )
+    if drawn is not None:
+        figures["mistakes"] = drawn
     return {key: path.relative_to(project.root).as_posix() for key, path in figures.items()}
 
 

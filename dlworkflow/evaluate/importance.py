@@ -10,6 +10,9 @@ each input is taken away in turn and the primary metric measured again on the sa
   its mean too. Which regions (and channels) the metric depends on.
 - texts: word ablation. Each of the TOP_WORDS words found in most validation texts is removed
   from every text.
+- series and audio clips: occlusion of channels and time segments (series), of time segments
+  of the waveform and bands of the log-mel spectrogram (audio): see
+  dlworkflow.evaluate.signal_importance.
 
 The fall of the metric (in its better direction: positive when the input helps) gets a paired
 bootstrap interval over the samples (the resamples of dlworkflow.evaluate.scores, the same
@@ -35,6 +38,7 @@ import numpy as np
 
 from dlworkflow.evaluate.bootstrap import bc_interval
 from dlworkflow.evaluate.scores import resample_counts, scalar_metrics
+from dlworkflow.evaluate.signal_importance import audio_occlusion, series_occlusion
 from dlworkflow.evaluate.task_scores import finite
 
 if TYPE_CHECKING:
@@ -371,7 +375,13 @@ def _permutation(
     return chosen, outputs_of(x), ablations, info
 
 
-METHODS = {"image": _occlusion, "text": _word_ablation, "tabular": _permutation}
+METHODS = {
+    "image": _occlusion,
+    "text": _word_ablation,
+    "tabular": _permutation,
+    "sequence": series_occlusion,
+    "audio": audio_occlusion,
+}
 
 
 def most_important(importance: dict[str, Any] | None, k: int) -> list[str]:
