@@ -63,6 +63,13 @@ FEATURE_LABELS = {
     "unk": "vocabulary: share of unknown word pieces",
     "fields": "fields per row",
     "missing": "missing values per row",
+    "length": "series length (time steps)",
+    "series_mean": "level: mean of all channels (raw values)",
+    "series_std": "spread: std of all channels (raw values)",
+    "duration_s": "clip duration (seconds)",
+    "rms_dbfs": "loudness (RMS level, dBFS: 0 is full scale, -20 is 10x quieter)",
+    "centroid_hz": "spectral centroid (Hz: higher is a brighter, more high-pitched sound)",
+    "silence_share": "silence share (of 20 ms windows below data.audio.silence_dbfs)",
 }
 SHORT_NAMES = {
     "width": "image width",
@@ -75,6 +82,13 @@ SHORT_NAMES = {
     "unk": "unknown word pieces",
     "fields": "fields per row",
     "missing": "missing values",
+    "length": "series length",
+    "series_mean": "series level",
+    "series_std": "series spread",
+    "duration_s": "clip duration",
+    "rms_dbfs": "loudness",
+    "centroid_hz": "spectral centroid",
+    "silence_share": "silence share",
 }
 NUMERIC_SHARE = 0.95
 
@@ -138,7 +152,19 @@ def short_name(feature: str) -> str:
         return f"channel {feature.split('_', 1)[1]} mean"
     if feature.startswith("column:"):
         return f"feature {feature.split(':', 1)[1]!r}"
+    channel = _series_channel(feature)
+    if channel is not None:
+        return f"channel {channel[1]} {channel[0]}"
     return SHORT_NAMES.get(feature, feature)
+
+
+def _series_channel(feature: str) -> tuple[str, str] | None:
+    """("mean" | "std", channel) of a series feature series_mean_<c> / series_std_<c>."""
+    for stat in ("mean", "std"):
+        prefix = f"series_{stat}_"
+        if feature.startswith(prefix) and feature[len(prefix) :].isdigit():
+            return stat, feature[len(prefix) :]
+    return None
 
 
 def feature_label(name: str) -> str:
@@ -147,6 +173,10 @@ def feature_label(name: str) -> str:
         return f"channel {name.split('_', 1)[1]} mean (normalised input)"
     if name.startswith("column:"):
         return f"feature {name.split(':', 1)[1]!r}"
+    channel = _series_channel(name)
+    if channel is not None:
+        what = "level: mean" if channel[0] == "mean" else "spread: std"
+        return f"channel {channel[1]} {what} over the series' steps (raw values)"
     return FEATURE_LABELS.get(name, name)
 
 

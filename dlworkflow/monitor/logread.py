@@ -37,7 +37,12 @@ SUMMARY_FIELDS = {
     "image": ("width", "height", "mean", "std"),
     "text": ("chars", "words", "tokens", "unk"),
     "row": ("fields", "missing"),
+    "series": ("length",),
+    "audio": ("duration_s", "rms_dbfs", "centroid_hz", "silence_share"),
 }
+# series summaries: per-channel lists -> features series_mean_<c>, series_std_<c>; pooled
+# (more channels than observe.SERIES_CHANNELS) -> series_mean, series_std
+SERIES_LISTS = (("channel_means", "mean", "series_mean"), ("channel_stds", "std", "series_std"))
 _ROTATED = re.compile(r"^predictions\.jsonl\.(\d+)$")
 # the prediction fields of a detection record (count, boxes [[x1, y1, x2, y2, label, score]]
 # normalised, scores; detections: every output box [x1, y1, x2, y2, score, class index], kept
@@ -178,6 +183,8 @@ def to_sample(records: list[dict[str, Any]]) -> Sample:
         if width > 1:  # one channel: its mean is the image mean
             for c in range(width):
                 features[f"channel_{c}"] = np.array([_number(v[c]) for v in channels])
+    if kind == "series":
+        features.update(series_features(inputs))
     values: dict[str, list[Any]] = {}
     if records and all(isinstance(r.get("values"), dict) for r in records):
         names = list(records[0]["values"])
@@ -197,6 +204,21 @@ def to_sample(records: list[dict[str, Any]]) -> Sample:
         if records and all(_dense_prediction(r) for r in records)
         else [],
     )
+
+
+def series_features(inputs: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Series summaries -> series_mean_<c> / series_std_<c> per channel (when every summary
+    has the lists, of one width), else the pooled series_mean / series_std."""
+    out: dict[str, np.ndarray] = {}
+    for key, pooled, name in SERIES_LISTS:
+        lists = [i.get(key) for i in inputs]
+        widths = {len(v) for v in lists if isinstance(v, list)}
+        if inputs and all(isinstance(v, list) for v in lists) and len(widths) == 1:
+            for c in range(widths.pop()):
+                out[f"{name}_{c}"] = np.array([_number(v[c]) for v in lists])  # type: ignore[index]
+        elif inputs and all(pooled in i for i in inputs):
+            out[name] = np.array([_number(i[pooled]) for i in inputs])
+    return out
 
 
 def _values(records: list[dict[str, Any]]) -> np.ndarray | None:

@@ -3,7 +3,7 @@ task's outputs and a small embedding, as one record. The server logs these recor
 `dlw monitor` builds the reference (validation split) and `--inputs` records with the very
 same functions, so live and reference numbers are computed alike.
 
-    x, summaries = prepare(bundle, values)           # values: image bytes | texts | row dicts
+    x, summaries = prepare(bundle, values)   # image bytes | texts | row dicts | series | clips
     out, emb = infer(bundle, x)                       # emb: (N, 32) or None (older exports)
     lines = records(bundle, summaries, out, emb)      # the prediction log's JSON objects
 
@@ -21,9 +21,13 @@ first, background), "confidence" (the mean over pixels of the top probability),
 "class_share" ({class: share of pixels predicted as it})}: the fields monitor/dense.py reads.
 Summaries: image {kind, width, height, mean, std, channel_means} (of the network input, after
 normalisation); text {kind, chars, words, tokens, unk (fraction of [UNK] word pieces)};
-row {kind, fields, missing}. No raw input is kept: the embedding is a fixed random projection
-(seed 0) of the network's penultimate features to 32 dimensions, enough for drift and
-out-of-distribution tests, not for recovering the input.
+row {kind, fields, missing}; series {kind, length, channels, channel_means, channel_stds} (of
+the real steps, raw values; more than SERIES_CHANNELS channels: one pooled "mean" and "std"
+instead of the lists); audio {kind, duration_s, rms_dbfs, silence_share (of the original clip
+when it is known, else of the decoded waveform without its zero padding), centroid_hz (of
+the decoded waveform the network takes)}. No raw input is kept: the embedding is a fixed
+random projection (seed 0) of the network's penultimate features to 32 dimensions, enough for
+drift and out-of-distribution tests, not for recovering the input.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from __future__ import annotations
 import functools
 import math
 import uuid
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +53,7 @@ if TYPE_CHECKING:
     from dlworkflow.tasks.base import Task
 
 EMBED_DIMS = 32
+SERIES_CHANNELS = 16  # per-channel statistics for at most this many channels, else pooled
 FEATURES_OUTPUT = "features"  # the ONNX output with the penultimate features (new exports)
 _DIGITS = 5  # decimals kept in the log
 
@@ -133,8 +139,174 @@ def prepare(
     if bundle.modality == "text":
         x = bundle.prepare_texts(values)
         return x, text_summaries(values, x) if summarise else []
+    if bundle.modality == "sequence":
+        x = _prepare_series(bundle, values)
+        return x, series_summaries(x) if summarise else []
+    if bundle.modality == "audio":
+        settings = clip_settings(bundle)
+        x, originals = measured_clips(values, settings)
+        if not summarise:
+            return x, []
+        return x, clip_summaries(
+            x, settings.sample_rate, originals=originals, silence_dbfs=settings.silence_dbfs
+        )
     x = bundle.prepare_rows(values)
     return x, row_summaries(values, bundle.preprocessing.get("features")) if summarise else []
+
+
+def _prepare_series(bundle: Bundle, values: list[Any]) -> np.ndarray:
+    """The NaN-padded (N, C, T) batch of JSON series: the bundle's own preparation when it
+    has one (runtime/bundle.py), else each value as a (C, T) or (T,) array of numbers."""
+    own = getattr(bundle, "prepare_series", None)
+    if callable(own):
+        return np.asarray(own(values), dtype=np.float32)
+    from dlworkflow.runtime.bundle import InputError
+    from dlworkflow.store.series import nan_padded
+
+    channels = int(bundle.preprocessing.get("channels") or 0)
+    arrays = []
+    for i, value in enumerate(values):
+        try:
+            a = np.asarray(value, dtype=np.float32)
+        except (TypeError, ValueError):
+            a = np.zeros((0, 0), dtype=np.float32)
+        a = a[None, :] if a.ndim == 1 else a
+        if a.ndim != 2 or a.shape[1] == 0 or (channels and a.shape[0] != channels):
+            raise InputError(
+                f"Series {i} is not a (channels, steps) array of numbers.",
+                expected=f"{channels or 'C'} channel(s) of numbers, at least one step",
+                received=f"shape {list(np.shape(a))}",
+                context={"index": i, "reason": "not a series of the model's channels"},
+            )
+        arrays.append(a)
+    return nan_padded(arrays)
+
+
+def clip_settings(bundle: Bundle) -> Any:
+    """The bundle's ClipSettings (its preprocessing: data.audio when it was trained)."""
+    from dlworkflow.store.clips import ClipSettings
+
+    return ClipSettings.from_dict(bundle.preprocessing)
+
+
+def measured_clips(values: list[Any], settings: Any) -> tuple[np.ndarray, list[Any]]:
+    """(float32 (N, S) waveforms as the network takes them (store.clips: mono, resampled, the
+    duration policy, zero-padded to the longest), the AudioStats of each original clip) of
+    clips given as bytes or paths; InputError naming the index of a clip that cannot be
+    decoded or breaks the limits (bytes, seconds). One decoding gives both."""
+    from dlworkflow.runtime.bundle import InputError
+    from dlworkflow.store.audio import AudioDecodeError, decode_audio
+    from dlworkflow.store.clips import zero_padded
+
+    waves, originals = [], []
+    for i, value in enumerate(values):
+        try:
+            decoded = decode_audio(
+                value,
+                sample_rate=settings.sample_rate,
+                mono=True,
+                max_bytes=settings.max_bytes,
+                max_seconds=settings.max_seconds,
+                duration_policy=settings.duration_policy,
+                silence_dbfs=settings.silence_dbfs,
+            )
+        except AudioDecodeError as exc:
+            raise InputError(
+                f"Clip {i} cannot be used: {exc.reason}",
+                expected=f"WAV, FLAC or OGG, at most {settings.max_seconds:g} s and "
+                f"{settings.max_bytes:,} bytes",
+                received=exc.reason,
+                context={"index": i, "reason": exc.reason},
+            ) from None
+        waves.append(decoded.samples)
+        originals.append(decoded.stats)
+    length = settings.samples if settings.policy == "fixed" else None
+    return zero_padded(waves, length), originals
+
+
+def series_summaries(x: np.ndarray) -> list[dict[str, Any]]:
+    """observe_series: per series of a NaN-padded (N, C, T) batch (store.series.nan_padded)
+    its length (real steps) and, over its real steps, each channel's mean and standard
+    deviation in raw units; with more than SERIES_CHANNELS channels the pooled "mean" and
+    "std" of all channels instead (one check each, not one per channel)."""
+    from dlworkflow.store.series import lengths_of
+
+    batch = np.asarray(x, dtype=np.float64)
+    if batch.ndim == 2:
+        batch = batch[:, None, :]
+    out = []
+    for row, n in zip(batch, lengths_of(batch)):
+        real = row[:, : int(n)]
+        summary: dict[str, Any] = {"kind": "series", "length": int(n), "channels": len(row)}
+        with warnings.catch_warnings():  # an empty series: NaN statistics, logged as null
+            warnings.simplefilter("ignore", RuntimeWarning)
+            if len(row) <= SERIES_CHANNELS:
+                summary["channel_means"] = [_num(v) for v in np.nanmean(real, axis=1)]
+                summary["channel_stds"] = [_num(v) for v in np.nanstd(real, axis=1)]
+            else:
+                summary["mean"] = _num(np.nanmean(real))
+                summary["std"] = _num(np.nanstd(real))
+        out.append(summary)
+    return out
+
+
+def clip_summaries(
+    waves: np.ndarray | list[np.ndarray],
+    sample_rate: int,
+    *,
+    originals: list[Any] | None = None,
+    silence_dbfs: float = -60.0,
+) -> list[dict[str, Any]]:
+    """observe_clips: per clip its duration (s), loudness (RMS dBFS) and silence share (of
+    the 20 ms windows below `silence_dbfs`), taken from the ORIGINAL clip's AudioStats (or a
+    dict with duration_s, rms_dbfs, silence_share: the manifest's columns) when `originals`
+    gives them, else measured on the decoded waveform without its trailing zero padding; and
+    the spectral centroid (Hz) of the decoded waveform at `sample_rate`."""
+    from dlworkflow.store.audio import AudioStats, measure, spectral_centroid
+
+    out = []
+    for i, wave in enumerate(waves):
+        w = np.asarray(wave, dtype=np.float32).reshape(-1)
+        nonzero = np.flatnonzero(w)
+        w = w[: int(nonzero[-1]) + 1] if len(nonzero) else w[:0]
+        original = originals[i] if originals is not None and i < len(originals) else None
+        levels = _levels(original)
+        if levels is None:
+            header = AudioStats("", "", int(sample_rate), 1, len(w), len(w) / sample_rate)
+            stats = measure(
+                w[:, None] if len(w) else np.zeros((1, 1), np.float32),
+                header,
+                silence_dbfs=silence_dbfs,
+            )
+            levels = (len(w) / sample_rate, stats.rms_dbfs, stats.silence_share)
+        out.append(
+            {
+                "kind": "audio",
+                "duration_s": round(float(levels[0]), _DIGITS),
+                "rms_dbfs": round(float(levels[1]), 3),
+                "silence_share": round(float(levels[2]), _DIGITS),
+                "centroid_hz": round(spectral_centroid(w, int(sample_rate)), 2) if len(w) else 0.0,
+            }
+        )
+    return out
+
+
+def _levels(original: Any) -> tuple[float, float, float] | None:
+    """(duration_s, rms_dbfs, silence_share) of an AudioStats or a dict of them, or None."""
+    if original is None:
+        return None
+    get = original.get if isinstance(original, dict) else lambda k: getattr(original, k, None)
+    values: list[Any] = [get("duration_s"), get("rms_dbfs"), get("silence_share")]
+    try:
+        d, r, s = (float(v) for v in values)
+    except (TypeError, ValueError):
+        return None
+    return (d, r, s) if all(math.isfinite(v) for v in (d, r, s)) else None
+
+
+def _num(value: Any) -> float | None:
+    v = float(value)
+    return round(v, _DIGITS) if math.isfinite(v) else None
 
 
 def image_sizes(images: list[bytes]) -> list[tuple[int, int]]:
@@ -356,10 +528,15 @@ def new_ids(n: int) -> list[str]:
 
 
 def rows_to_values(bundle: Bundle, rows: pd.DataFrame) -> list[Any]:
-    """Manifest rows -> what `prepare` takes: the image files' bytes, the texts, or the rows'
-    feature values (the path `dlw predict` and the server take)."""
-    if bundle.modality == "image":
+    """Manifest rows -> what `prepare` takes: the image files' bytes, the texts, the series
+    (float32 (C, T) arrays, store.series), the clips' bytes, or the rows' feature values (the
+    path `dlw predict` and the server take)."""
+    if bundle.modality in ("image", "audio"):
         return [Path(p).read_bytes() for p in rows["path"]]
+    if bundle.modality == "sequence":
+        from dlworkflow.store.series import read_series
+
+        return [read_series(p) for p in rows["path"]]
     if bundle.modality == "text":
         return rows["text"].fillna("").astype(str).tolist()
     return table_records(rows, bundle.preprocessing["features"])
@@ -370,6 +547,8 @@ def runtime_inputs(bundle: Bundle, rows: pd.DataFrame) -> np.ndarray:
     values = rows_to_values(bundle, rows)
     if bundle.modality == "image":
         return bundle.prepare_images(values)
+    if bundle.modality in ("sequence", "audio"):
+        return prepare(bundle, values, summarise=False)[0]
     if bundle.modality == "text":
         return bundle.prepare_texts(values)
     return bundle.prepare_rows(values)
