@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from dlworkflow.datasets.data_packages import find_file, install_hint
@@ -162,8 +163,8 @@ class UcrBuiltin:
 UCR_BUILTINS = (
     UcrBuiltin(
         "gunpoint", "GunPoint", UCR_CITE,
-        "Ratanamahatana and Keogh (2005), Three myths about dynamic time warping data "
-        "mining, SDM 2005", "150 steps, 1 channel",
+        "motion-tracking data donated to the UCR archive by C. A. Ratanamahatana and "
+        "E. Keogh", "150 steps, 1 channel",
     ),
     UcrBuiltin(
         "basic-motions", "BasicMotions", UEA_CITE,
@@ -218,6 +219,11 @@ def _materialiser(builtin: UcrBuiltin) -> Callable[[Path], Path]:
     return materialise
 
 
+def problem_folder(name: str) -> Path:
+    """The installed folder of the problem `name` (its TRAIN and TEST files)."""
+    return ucr_files(name)[0].parent
+
+
 def _register() -> None:
     from dlworkflow.datasets.catalog import BUILTINS, BuiltinDataset
 
@@ -238,7 +244,7 @@ def _register() -> None:
                 f"_TEST.ts of the installed package ({builtin.origin})",
                 package=f"{PIN} (pip, --no-deps, data only)",
                 materialise=_materialiser(builtin),
-                reads_from=lambda p=problem.name: ucr_files(p)[0].parent,
+                reads_from=partial(problem_folder, problem.name),
             ),
         )
 
