@@ -21,6 +21,7 @@ the clip's measures on its original samples (store.manifest.AUDIO_COLUMNS).
 
 from __future__ import annotations
 
+import os
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,7 +88,7 @@ def _scan_table(project: Workspace, path: Path) -> SourceScan:
     root = _table_root(project, path)
     scan = scan_table(path, project.config, root=root)
     if not project.config.data.id_column:
-        scan.candidates = _relative_ids(scan.candidates, root)
+        scan.candidates = _relative_ids(scan.candidates, path, root)
     return scan
 
 
@@ -108,16 +109,19 @@ def _table_root(project: Workspace, table: Path) -> Path:
     return data_root(project.config, project.root, table)
 
 
-def _relative_ids(candidates: Iterator[Candidate], root: Path) -> Iterator[Candidate]:
-    """A row that gives an absolute path inside `root` gets the path relative to `root` as
-    its id (bd_808.flac, not /usr/share/sonic-pi/samples/bd_808.flac); two rows naming one
-    file keep the first."""
+def _relative_ids(candidates: Iterator[Candidate], table: Path, root: Path) -> Iterator[Candidate]:
+    """A clip's id is its path relative to `root` as the table spells it, normalised
+    (bd/./x.flac and /data/bd/x.flac, with root /data, are both bd/x.flac; not the resolved
+    target of a symlink, unless the spelled path is not inside `root`); two rows naming one
+    clip keep the first."""
     seen: set[str] = set()
     for cand in candidates:
-        inside = cand.path is not None and cand.path.is_relative_to(root)
-        if cand.problem is None and inside and Path(cand.sample_id).is_absolute():
-            relative = Path(cand.path or "").relative_to(root).as_posix()
-            cand.sample_id = unicodedata.normalize("NFC", relative)
+        if cand.problem is None and cand.path is not None:
+            spelled = Path(os.path.normpath(table.parent / cand.sample_id))
+            inside = [p for p in (spelled, cand.path) if p.is_relative_to(root)]
+            if inside:
+                relative = inside[0].relative_to(root).as_posix()
+                cand.sample_id = unicodedata.normalize("NFC", relative)
         if cand.problem is None and cand.sample_id in seen:
             cand.problem = f"duplicate id {cand.sample_id!r} (first occurrence kept)"
             cand.sample_id = f"{cand.sample_id}#{len(seen)}"
