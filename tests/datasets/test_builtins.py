@@ -53,6 +53,7 @@ def test_catalogue_lists_every_dataset_with_a_known_task():
         "mnist5k",
         "randhie",
         "rotten-tomatoes",
+        "sonic-pi",
         "trees",
         "yeast",
     ]
