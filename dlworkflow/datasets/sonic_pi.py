@@ -5,7 +5,9 @@
 name's prefix before the first '_' (tabla_ke1.flac -> tabla); the classes with at least
 MIN_CLIPS clips are kept: tabla 26, elec 25, drum 20, loop 17, bd 13, ambi 11, mehackit 11,
 perc 10, bass 9, glitch 8 (150 clips, 10 classes); vinyl, sn, guit (4 each) and misc (3)
-are left out.
+are left out. Registered as builtin:sonic-pi (audio-classification): materialise writes a
+table (path, label, licence) over the installed clips and a dataset card that says plainly
+that this is instrument and sample classification: no spoken-word data set installs offline.
 
 Licence: CC0. The samples' README.md (shipped beside them) says that every sample is from
 freesound.org and was placed in the public domain under Creative Commons 0, with the link to
