@@ -1,6 +1,11 @@
 """Load the trained model and turn manifest rows into its outputs: raw logits, class
 probabilities (classification), or what the task makes of the logits (`predict_outputs`:
-probabilities, label probabilities, values in the target's units)."""
+probabilities, label probabilities, values in the target's units).
+
+The rows become the network's input as in training: images decoded and normalised, texts
+tokenized, tables encoded, series read from their stored arrays (store.series.series_tensor:
+NaN after each series' end, every batch cut to its longest series), clips decoded with the
+model's ClipSettings (store.clips.clip_tensor: mono waveforms at its sample rate)."""
 
 from __future__ import annotations
 
@@ -107,6 +112,10 @@ def predict_logits(
         inputs, order = _text_inputs(rows, meta)
     elif modality == "tabular":
         inputs, order = _table_inputs(rows, meta), None
+    elif modality == "sequence":
+        inputs, order = _series_inputs(project, rows)
+    elif modality == "audio":
+        inputs, order = _clip_inputs(project, rows, meta), None
     else:
         inputs, order = _image_inputs(project, rows, meta), None
     model.eval()
@@ -143,6 +152,43 @@ def _image_inputs(project: Workspace, rows: pd.DataFrame, meta: ModelMeta) -> An
         return (torch.from_numpy(pixels[start:stop]).float().div_(255.0) - mean) / std
 
     return batch
+
+
+def _series_inputs(project: Workspace, rows: pd.DataFrame) -> tuple[Any, np.ndarray]:
+    """NaN-padded series (N, C, T) in order of length (batches carry little padding), each
+    batch cut to its longest series, and that order."""
+    import torch
+
+    from dlworkflow.store.series import lengths_of, series_tensor
+
+    batch = series_tensor(project, rows)
+    lengths = lengths_of(batch)
+    order = np.argsort(lengths, kind="stable")
+
+    def inputs(start: int, stop: int) -> Any:
+        chosen = order[start:stop]
+        longest = int(lengths[chosen].max()) if len(chosen) else 1
+        return torch.from_numpy(np.ascontiguousarray(batch[chosen, :, :longest]))
+
+    return inputs, order
+
+
+def clip_settings_of(project: Workspace, meta: ModelMeta) -> Any:
+    """The ClipSettings an audio model was trained with: its preprocessing, the project's
+    data.audio for any field it lacks."""
+    from dlworkflow.store.clips import ClipSettings
+
+    base = ClipSettings.from_config(project.config.data.audio).as_dict()
+    return ClipSettings.from_dict({**base, **(meta.get("preprocessing") or {})})
+
+
+def _clip_inputs(project: Workspace, rows: pd.DataFrame, meta: ModelMeta) -> Any:
+    import torch
+
+    from dlworkflow.store.clips import clip_tensor
+
+    waves = clip_tensor(project, rows, clip_settings_of(project, meta))
+    return lambda start, stop: torch.from_numpy(np.ascontiguousarray(waves[start:stop]))
 
 
 def _text_inputs(rows: pd.DataFrame, meta: ModelMeta) -> tuple[Any, np.ndarray]:

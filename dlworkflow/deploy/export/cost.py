@@ -6,6 +6,9 @@ Data 3). Recorded in metadata.json "feature_cost" and the export's ledger summar
   normalise (float32 (x / 255 - mean) / std), of up to N_SAMPLES validation images (their
   files read beforehand: the disk is not the feature's cost);
 * texts: the tokenizing time per sample (Bundle.prepare_texts);
+* series: the time per series of Bundle.prepare_series (checks, gap filling, NaN padding);
+* clips: the time per clip of Bundle.prepare_clips (decode, mono mix, resample, crop/pad; the
+  files read beforehand);
 * tables: per feature column, the time of its encoding per sample (standardise and impute a
   number; one-hot a category: `encode_table` on that column alone) and its share of the sum,
   besides the whole row preparation per sample (Bundle.prepare_rows, the frame included).
@@ -26,6 +29,12 @@ if TYPE_CHECKING:
     from dlworkflow.runtime.bundle import Bundle
 
 N_SAMPLES = 200
+#: Modalities whose whole preparation is one Bundle method: (what it does, the method).
+PREPARE = {
+    "text": ("tokenize", "prepare_texts"),
+    "sequence": ("check, fill gaps, NaN-pad", "prepare_series"),
+    "audio": ("decode + mono + resample + crop/pad", "prepare_clips"),
+}
 
 
 def feature_cost(bundle: Bundle, rows: pd.DataFrame) -> dict[str, Any]:
@@ -39,10 +48,11 @@ def feature_cost(bundle: Bundle, rows: pd.DataFrame) -> dict[str, Any]:
         return out
     if bundle.modality == "image":
         return {**out, **_images(bundle, values)}
-    if bundle.modality == "text":
+    if bundle.modality in PREPARE:
+        what, prepare = PREPARE[bundle.modality]
         start = time.perf_counter()
-        bundle.prepare_texts(values)
-        return {**out, "per_sample_ms": _ms(time.perf_counter() - start, n), "what": "tokenize"}
+        getattr(bundle, prepare)(values)
+        return {**out, "per_sample_ms": _ms(time.perf_counter() - start, n), "what": what}
     return {**out, **_rows(bundle, values)}
 
 

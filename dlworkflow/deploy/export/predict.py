@@ -6,8 +6,11 @@ Object detection and semantic segmentation (predict_dense.py): one row per box (
 x1..y2 in the image's pixels, label, score), or one row per image with its class shares and
 the path of its mask PNG.
 
-Image models take image files (folders are searched recursively); text and tabular models take
-CSV files with a row per sample (the text column, or the feature columns). A file or row that
+Image models take image files (folders are searched recursively); audio models WAV, FLAC or OGG
+files (folders too); series models .npy arrays ((channels, steps) or (steps,)) or .json files
+holding one series (a list of numbers, or a list of channel lists; null for a missing value);
+text and tabular models take CSV files with a row per sample (the text column, or the feature
+columns). A file or row that
 cannot be used gets a row with its error and no prediction; the others are still predicted.
 """
 
@@ -108,6 +111,8 @@ def predict_files(
         return _predict_dense(bundle, _expand(paths), out)
     if bundle.modality == "image":
         records = _predict_images(bundle, _expand(paths))
+    elif bundle.modality in SIGNAL_FILES:
+        records = _predict_signals(bundle, _expand(paths, SIGNAL_FILES[bundle.modality]))
     else:
         records = []
         for path in paths:
@@ -189,14 +194,21 @@ def summarise(
     }
 
 
-def _expand(paths: list[str | Path]) -> list[Path]:
+def _expand(paths: list[str | Path], suffixes: tuple[str, ...] | None = None) -> list[Path]:
+    """The files of `paths`, folders searched recursively (only `suffixes` when given)."""
     files: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
             files += sorted(
                 p
                 for p in path.rglob("*")
-                if p.is_file() and not p.name.startswith(".") and p.suffix.lower() not in _SKIP
+                if p.is_file()
+                and not p.name.startswith(".")
+                and (
+                    p.suffix.lower() in suffixes
+                    if suffixes is not None
+                    else p.suffix.lower() not in _SKIP
+                )
             )
         else:
             files.append(path)  # a missing file gets its error row
@@ -235,6 +247,43 @@ def _predict_images(
                 records.append((str(chunk[i]), out, ""))
     order = {str(p): k for k, p in enumerate(files)}
     return sorted(records, key=lambda r: order.get(r[0], 0))
+
+
+#: The files of a folder that series and audio models read (any named file is tried).
+SIGNAL_FILES = {
+    "sequence": (".npy", ".json"),
+    "audio": (".wav", ".flac", ".ogg", ".oga"),
+}
+
+
+def _predict_signals(bundle: Bundle, files: list[Path]) -> list[Record]:
+    """One record per series or clip file, each prepared and predicted on its own (a file
+    that cannot be used gets its error)."""
+    records: list[Record] = []
+    for path in files:
+        try:
+            if bundle.modality == "audio":
+                x = bundle.prepare_clips([path.read_bytes()])
+            else:
+                x = bundle.prepare_series([_read_series_file(path)])
+            records.append((str(path), bundle.predict_outputs(x)[0], ""))
+        except InputError as exc:
+            reason = exc.context.get("reason") or exc.what
+            records.append((str(path), None, str(reason)))
+        except OSError as exc:
+            records.append((str(path), None, f"cannot read the file: {exc.strerror or exc}"))
+        except ValueError as exc:
+            records.append((str(path), None, f"not a series file: {str(exc)[:200]}"))
+    return records
+
+
+def _read_series_file(path: Path) -> Any:
+    """A .npy array (never unpickled) or a .json series."""
+    import json
+
+    if path.suffix.lower() == ".npy":
+        return np.load(path, allow_pickle=False)
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def _predict_csv(bundle: Bundle, path: Path, text_column: str) -> list[Record]:

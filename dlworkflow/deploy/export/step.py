@@ -414,7 +414,8 @@ def _write_folder(
     if spec["dtype"] == "float32" and meta.get("modality", "image") == "image":
         prep["max_pixels"] = int(project.config.data.max_image_pixels)
         prep["max_side"] = 65_500
-    to_onnx(model, folder / V.ONNX_FILE, example=example_input(meta))
+    prep = _signal_limits(project, meta, prep)
+    to_onnx(model, folder / V.ONNX_FILE, example=example_input({**meta, "preprocessing": prep}))
     weights = Path(pointer["folder"]) / meta.get("weights_file", "model.safetensors")
     shutil.copyfile(weights, folder / V.WEIGHTS_FILE)
     files = [V.ONNX_FILE, V.WEIGHTS_FILE]
@@ -465,6 +466,28 @@ def _write_folder(
     }
     atomic_write_json(folder / V.METADATA_FILE, metadata)
     return metadata
+
+
+def _signal_limits(project: Workspace, meta: ModelMeta, prep: dict[str, Any]) -> dict[str, Any]:
+    """What the runtime checks a series or a clip against, with the export: a series model's
+    data.max_gap (longer runs of missing steps are refused, shorter ones filled) and
+    data.series.min_length / max_length; an audio model's ClipSettings (its own, the
+    project's data.audio for any it lacks: sample rate, duration policy, byte and second
+    limits). The model's own values win."""
+    modality = meta.get("modality", "image")
+    data = project.config.data
+    if modality == "sequence":
+        limits = {
+            "max_gap": int(data.max_gap),
+            "min_length": int(data.series.min_length),
+            "max_length": int(data.series.max_length),
+        }
+        return {**limits, **prep}
+    if modality == "audio":
+        from dlworkflow.models.predict import clip_settings_of
+
+        return {**prep, **clip_settings_of(project, meta).as_dict()}
+    return prep
 
 
 def _schema(project: Workspace) -> dict[str, Any] | None:

@@ -27,7 +27,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from dlworkflow.config import Serve
 from dlworkflow.deploy.serve.batcher import MicroBatcher
 from dlworkflow.deploy.serve.holder import ModelHolder
-from dlworkflow.deploy.serve.inputs import check_rows, image_sizes, parse_items, read_body
+from dlworkflow.deploy.serve.inputs import (
+    check_clips,
+    check_rows,
+    image_sizes,
+    input_error,
+    parse_items,
+    read_body,
+)
 from dlworkflow.deploy.serve.metrics import ServerMetrics
 from dlworkflow.deploy.serve.predlog import PredictionLog, log_path
 from dlworkflow.deploy.serve.problems import ApiError, busy, unauthorized
@@ -213,7 +220,7 @@ class Server:
                 self.prepare_pool, self._prepare, bundle, values
             )
         except InputError as exc:
-            raise ApiError.from_dlw(exc) from None
+            raise input_error(exc, bundle.modality) from None
 
     def _prepare(
         self, bundle: Bundle, values: list[Any]
@@ -229,6 +236,8 @@ class Server:
             )
         if bundle.modality == "tabular":
             check_rows(values, bundle.preprocessing)
+        if bundle.modality == "audio":  # 413 / 415 before decoding
+            check_clips(values, max_bytes=bundle.clip_settings().max_bytes)
         # the feature schema: 422 for a hard breach; soft ones are served, counted and logged
         soft = check_items(bundle.schema, bundle.modality, values, sizes=sizes)
         n_soft = sum(1 for breaches in soft if breaches)
@@ -277,9 +286,23 @@ class Server:
                 "max_image_pixels": s.max_image_pixels,
                 "timeout_s": s.timeout_s,
                 "max_wait_ms": s.max_wait_ms,
+                **signal_limits(bundle),
             },
             "metadata": meta,
         }
+
+
+def signal_limits(bundle: Bundle) -> dict[str, Any]:
+    """The limits a series or a clip is checked against (the export's preprocessing)."""
+    prep = bundle.preprocessing
+    if bundle.modality == "sequence":
+        keys = {"max_length": "max_series_length", "min_length": "min_series_length"}
+        out = {name: prep[key] for key, name in keys.items() if key in prep}
+        return {**out, "max_gap": prep.get("max_gap"), "channels": prep.get("channels")}
+    if bundle.modality == "audio":
+        settings = bundle.clip_settings()
+        return {"max_clip_bytes": settings.max_bytes, "max_clip_seconds": settings.max_seconds}
+    return {}
 
 
 def requested_score_threshold(request: Request, bundle: Bundle | None) -> float | None:
@@ -343,9 +366,17 @@ def _run_coroutine(factory: Callable[[], Awaitable[T]]) -> T:
 
 
 def _size(values: list[Any]) -> int:
+    """About how many bytes the items took in the request (a series: 8 per value)."""
     total = 0
     for value in values:
-        total += len(value) if isinstance(value, (bytes, str)) else 64 * max(len(value), 1)
+        if isinstance(value, (bytes, str)):
+            total += len(value)
+        elif isinstance(value, list) and value and isinstance(value[0], list):
+            total += 8 * sum(len(c) if isinstance(c, list) else 1 for c in value)
+        elif isinstance(value, list):
+            total += 8 * len(value)
+        else:
+            total += 64 * max(len(value), 1)
     return total
 
 
@@ -383,12 +414,14 @@ def create_app(
         summary="Predict",
     )
     async def predict(request: Request) -> JSONResponse:
-        """Images (multipart files, or base64 in JSON `images`), `texts` or `rows`; at most
-        serve.max_batch items. Each prediction, by the model's task: label, confidence,
-        probabilities (classification); value (regression); labels, probabilities
-        (multi-label); boxes in the image's pixels with label and score, count (object
-        detection: `?score_threshold=` may change the tuned threshold, from 0.05 to 1);
-        mask_png (base64 PNG of class indices at the image's size), classes, class_share
+        """Images (multipart files, or base64 in JSON `images`), `texts`, `rows`,
+        `series` (lists of numbers, or of channel lists) or audio `clips` (multipart
+        WAV/FLAC/OGG files, or base64 in JSON `clips`); at most serve.max_batch items.
+        Each prediction, by the model's task: label, confidence, probabilities
+        (classification); value (regression); labels, probabilities (multi-label); boxes
+        in the image's pixels with label and score, count (object detection:
+        `?score_threshold=` may change the tuned threshold, from 0.05 to 1); mask_png
+        (base64 PNG of class indices at the image's size), classes, class_share
         (semantic segmentation)."""
         return JSONResponse(await server.predict(request))  # built by us: no re-validation
 

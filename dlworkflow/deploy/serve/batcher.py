@@ -3,8 +3,10 @@
 Requests put their prepared input on an asyncio queue; one worker takes the first, lets the
 others join while more are on their way (`expecting()`: requests admitted but still being read
 or decoded; at most `max_wait_ms`, and no wait at all when none is coming), concatenates up to
-`max_batch` items that fit the same model and input shape, and runs the model in a thread so
-the event loop keeps accepting requests. While one batch runs, the next one queues up.
+`max_batch` items that fit the same model and input shape (token ids of any length, padded
+with the pad id; series of any length, NaN-padded: neither changes a result), and runs the
+model in a thread so the event loop keeps accepting requests. While one batch runs, the next
+one queues up.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ class Job:
             return False
         if other.x.shape[1:] == self.x.shape[1:]:
             return True
+        if is_series(self.bundle, self.x) and is_series(other.bundle, other.x):
+            return other.x.shape[1] == self.x.shape[1]  # the same channels, NaN-padded
         return is_token_ids(self.x) and is_token_ids(other.x)  # padded to one length
 
 
@@ -58,10 +62,24 @@ def is_token_ids(x: np.ndarray) -> bool:
     return x.ndim == 2 and x.dtype == np.int64
 
 
-def concatenate(arrays: list[np.ndarray]) -> np.ndarray:
-    """One batch; token id rows are right-padded with 0 (the pad id) to the longest."""
+def is_series(bundle: Any, x: np.ndarray) -> bool:
+    """A series model's NaN-padded (N, C, T) batch (store.series.nan_padded)."""
+    return getattr(bundle, "modality", None) == "sequence" and x.ndim == 3
+
+
+def concatenate(arrays: list[np.ndarray], *, series: bool = False) -> np.ndarray:
+    """One batch; token id rows are right-padded with 0 (the pad id) to the longest, series
+    (`series`) with NaN (after each series' end: the padding the model reads)."""
     if len(arrays) == 1:
         return arrays[0]
+    if series:
+        total = max(a.shape[2] for a in arrays)
+        return np.concatenate(
+            [
+                np.pad(a, ((0, 0), (0, 0), (0, total - a.shape[2])), constant_values=np.nan)
+                for a in arrays
+            ]
+        )
     width = max(a.shape[1] for a in arrays) if is_token_ids(arrays[0]) else None
     if width is not None and any(a.shape[1] != width for a in arrays):
         arrays = [np.pad(a, ((0, 0), (0, width - a.shape[1]))) for a in arrays]
@@ -164,7 +182,7 @@ class MicroBatcher:
 
     async def _execute(self, jobs: list[Job], n: int) -> None:
         loop = asyncio.get_running_loop()
-        x = concatenate([job.x for job in jobs])
+        x = concatenate([job.x for job in jobs], series=is_series(jobs[0].bundle, jobs[0].x))
         try:
             probs, emb = await loop.run_in_executor(
                 self.executor,

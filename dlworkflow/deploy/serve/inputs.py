@@ -1,7 +1,9 @@
 """Turn a request body into validated items of the model's modality, or a clear 4xx.
 
 Everything here is about the client's input: JSON or multipart parsing, the body, batch and
-pixel limits, base64, the modality the model takes, and the type of every tabular value.
+pixel limits, base64, the modality the model takes, the type of every tabular value, the byte
+limit and format of audio clips, and the status of a series or clip the bundle refuses
+(`input_error`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,15 @@ from dlworkflow.store.images import (
     unidentified_reason,
 )
 
-FIELD_OF = {"image": "images", "text": "texts", "tabular": "rows"}
+FIELD_OF = {
+    "image": "images",
+    "text": "texts",
+    "tabular": "rows",
+    "sequence": "series",
+    "audio": "clips",
+}
+#: Fields whose items are files: base64 in JSON, or multipart file parts.
+FILE_FIELDS = {"image": "Image", "audio": "Clip"}
 #: serve.max_text_chars's default (dlworkflow/config.py), for callers that pass none.
 MAX_TEXT_CHARS = 100_000
 #: The largest magnitude a float32 holds: the model's input type. A bigger finite JSON number
@@ -42,7 +52,7 @@ FLOAT32_MAX = 3.4028234663852886e38
 @dataclass
 class Items:
     modality: str
-    values: list[Any]  # bytes (images), str (texts) or dict (rows)
+    values: list[Any]  # bytes (images, clips), str (texts), dict (rows) or list (series)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -83,7 +93,7 @@ async def parse_items(
         values: list[Any] = await _multipart_images(
             request, body, max_batch=max_batch, max_body=max_body
         )
-        given = "images"
+        given = "clips" if modality == "audio" else "images"
     elif kind == "application/json" or kind.endswith("+json"):
         given, values = _json_items(body)
     else:
@@ -94,8 +104,9 @@ async def parse_items(
             f"POST /v1/predict takes JSON or a multipart upload, not {what}.",
             expected="Content-Type application/json or multipart/form-data",
             received=clip(kind or "none"),
-            fix='send {"images": [...]}, {"texts": [...]} or {"rows": [...]} as '
-            "JSON, or image files as multipart field `files`",
+            fix='send {"images": [...]}, {"texts": [...]}, {"rows": [...]}, {"series": '
+            '[...]} or {"clips": [...]} as JSON, or image or audio files as multipart field '
+            "`files`",
         )
     wanted = FIELD_OF[modality]
     if given != wanted:
@@ -104,13 +115,13 @@ async def parse_items(
             "wrong_modality",
             f"The served model takes {modality} input, but the request has {given}.",
             expected=f"`{wanted}`"
-            + (" (JSON base64 or multipart files)" if modality == "image" else ""),
+            + (" (JSON base64 or multipart files)" if modality in FILE_FIELDS else ""),
             received=f"`{given}`",
             fix=f"send {wanted} to this model",
         )
     _check_count(len(values), max_batch)
-    if modality == "image" and given == "images" and kind != "multipart/form-data":
-        values = [_b64(v, i) for i, v in enumerate(values)]
+    if modality in FILE_FIELDS and kind != "multipart/form-data":
+        values = [_b64(v, i, FILE_FIELDS[modality]) for i, v in enumerate(values)]
     if modality == "text":
         _check_text_sizes(values, max_text_chars)
         _check_unicode(values)
@@ -196,23 +207,25 @@ def _json_items(body: bytes) -> tuple[str, list[Any]]:
             "invalid_request",
             f"The request body does not have the expected fields: {where}: {first['msg']}.",
             expected='one of {"images": [base64, ...]}, {"texts": [str, ...]}, '
-            '{"rows": [{feature: value}, ...]}',
+            '{"rows": [{feature: value}, ...]}, {"series": [[number, ...], ...]}, '
+            '{"clips": [base64, ...]}',
             received=clip(repr(first.get("input"))),
             fix="see the request schema at /openapi.json",
         ) from None
-    given = [name for name in ("images", "texts", "rows") if getattr(parsed, name) is not None]
+    fields = tuple(FIELD_OF.values())
+    given = [name for name in fields if getattr(parsed, name) is not None]
     if len(given) != 1:
         raise ApiError(
             422,
             "invalid_request",
-            "The request must hold exactly one of images, texts or rows.",
+            "The request must hold exactly one of " + ", ".join(fields) + ".",
             expected="exactly one field",
             received=", ".join(given) or "none",
         )
     return given[0], getattr(parsed, given[0])
 
 
-def _b64(value: str, index: int) -> bytes:
+def _b64(value: str, index: int, noun: str = "Image") -> bytes:
     if value.startswith("data:") and ";base64," in value[:100]:  # a data URL: its payload
         value = value.split(";base64,", 1)[1]
     try:
@@ -221,8 +234,8 @@ def _b64(value: str, index: int) -> bytes:
         raise ApiError(
             422,
             "bad_base64",
-            f"Image {index} is not valid base64.",
-            expected="the image file's bytes in standard base64 (RFC 4648)",
+            f"{noun} {index} is not valid base64.",
+            expected=f"the {noun.lower()} file's bytes in standard base64 (RFC 4648)",
             received=clip(value, 40),
             fix="encode the file with base64.b64encode(...).decode()",
         ) from None
@@ -248,7 +261,7 @@ async def _multipart_images(
             400,
             "bad_multipart",
             f"The multipart body cannot be read: {exc.message}",
-            fix="upload image files as form field `files` (one or several)",
+            fix="upload image or audio files as form field `files` (one or several)",
         ) from None
     try:
         files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
@@ -257,7 +270,7 @@ async def _multipart_images(
             raise ApiError(
                 422,
                 "invalid_request",
-                "The multipart body has no image files.",
+                "The multipart body has no files.",
                 expected="file parts (field `files`)",
                 received="text fields: " + clip(", ".join(others)),
             )
@@ -406,3 +419,70 @@ def _finite_number(value: Any) -> bool:
         return math.isfinite(float(value))
     except OverflowError:
         return False
+
+
+#: Series problems (runtime/bundle.py, InputError context "problem") -> (status, error).
+SERIES_ERRORS = {
+    "structure": (422, "invalid_series"),
+    "channels": (422, "wrong_channels"),
+    "value": (422, "number_out_of_range"),
+    "empty": (422, "empty_series"),
+    "too_short": (422, "series_too_short"),
+    "too_long": (413, "series_too_long"),
+    "gap": (422, "gap_too_long"),
+}
+
+
+def check_clips(clips: list[bytes], *, max_bytes: int) -> None:
+    """413 for a clip over the model's byte limit and 415 for bytes that are not WAV, FLAC or
+    OGG (or a format refused by name), before anything is decoded."""
+    from dlworkflow.store.audio import AudioDecodeError, sniff_format
+
+    for i, data in enumerate(clips):
+        if len(data) > max_bytes:
+            raise ApiError(
+                413,
+                "clip_too_large",
+                f"Clip {i} has {len(data):,} bytes; the model takes at most {max_bytes:,}.",
+                expected=f"at most {max_bytes:,} bytes per clip (data.audio.max_bytes)",
+                received=f"{len(data):,} bytes",
+                fix="send a shorter clip, or a compressed one (FLAC, OGG)",
+            )
+        try:
+            sniff_format(io.BytesIO(data))
+        except AudioDecodeError as exc:
+            raise _unsupported_audio(i, exc.reason, data) from None
+
+
+def _unsupported_audio(index: int, reason: str, data: bytes) -> ApiError:
+    return ApiError(
+        415,
+        "unsupported_audio_format",
+        f"Clip {index} cannot be used: {reason}.",
+        expected="a WAV, FLAC or OGG file",
+        received=f"{len(data):,} bytes starting {data[:8]!r}",
+        fix="send the audio file's bytes unchanged, converted to WAV, FLAC or OGG",
+    )
+
+
+def input_error(exc: Any, modality: str) -> ApiError:
+    """The 4xx of an InputError the bundle raised while preparing the items: a series' or a
+    clip's problem gets its own status and error (too long: 413; a clip's refused format:
+    415; the rest 422); other modalities 422 invalid_input."""
+    context = getattr(exc, "context", {}) or {}
+    if modality == "sequence" and context.get("problem") in SERIES_ERRORS:
+        status, error = SERIES_ERRORS[context["problem"]]
+        return ApiError.from_dlw(exc, status=status, error=error)
+    if modality == "audio" and "reason" in context:
+        reason = str(context["reason"])
+        if reason.startswith(("too large", "too long")):
+            status, error = (
+                413,
+                "clip_too_long" if reason.startswith("too long") else "clip_too_large",
+            )
+        elif "not accepted" in reason or reason.startswith("not a "):
+            status, error = 415, "unsupported_audio_format"
+        else:
+            status, error = 422, "bad_audio"
+        return ApiError.from_dlw(exc, status=status, error=error)
+    return ApiError.from_dlw(exc)

@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+#: One value of a series: a number, or null for a missing value.
+_SERIES_VALUE = {"anyOf": [{"type": "number"}, {"type": "null"}]}
+#: One series: a list of values (one channel), or a list of channel lists of one length.
+SERIES_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "array", "items": _SERIES_VALUE, "minItems": 1},
+        {
+            "type": "array",
+            "items": {"type": "array", "items": _SERIES_VALUE, "minItems": 1},
+            "minItems": 1,
+        },
+    ]
+}
+
+
 class PredictJSON(Strict):
-    """One of images (base64), texts or rows; the model's modality decides which."""
+    """One of images (base64), texts, rows, series or clips (base64); the model's modality
+    decides which."""
 
     images: list[str] | None = Field(
         None, description="Images, each a base64-encoded file (PNG, JPEG, ...)."
@@ -20,6 +36,23 @@ class PredictJSON(Strict):
     texts: list[str] | None = Field(None, description="Texts (text models).")
     rows: list[dict[str, Any]] | None = Field(
         None, description="Rows of named feature values (tabular models)."
+    )
+    series: (
+        Annotated[list[Any], WithJsonSchema({"type": "array", "items": SERIES_SCHEMA})] | None
+    ) = Field(
+        None,
+        description="Series (sequence models), each a list of numbers (a one-channel series) "
+        "or a list of channel lists of one length, in the model's channel order (GET "
+        "/v1/model: input.shape). null marks a missing value: short inner gaps (at most "
+        "preprocessing.max_gap steps) are filled by linear interpolation, as at training; "
+        "steps that are null in every channel at the end are padding. Series of one request "
+        "may differ in length.",
+    )
+    clips: list[str] | None = Field(
+        None,
+        description="Audio clips (audio models), each a base64-encoded WAV, FLAC or OGG file "
+        "(or upload them as multipart `files`). They are decoded, mixed to mono, resampled "
+        "and cropped or padded as at training (GET /v1/model: preprocessing).",
     )
 
 
@@ -155,7 +188,8 @@ MULTIPART_SCHEMA = {
         "files": {
             "type": "array",
             "items": {"type": "string", "format": "binary"},
-            "description": "One or several image files.",
+            "description": "One or several image files (image models) or WAV, FLAC or OGG "
+            "files (audio models).",
         }
     },
     "required": ["files"],
@@ -163,7 +197,8 @@ MULTIPART_SCHEMA = {
 
 
 def predict_openapi() -> dict[str, Any]:
-    """The request body of POST /v1/predict: JSON, or a multipart upload of image files."""
+    """The request body of POST /v1/predict: JSON, or a multipart upload of image or audio
+    files."""
     return {
         "requestBody": {
             "required": True,
