@@ -31,6 +31,7 @@ class DuplicateGroup:
     sample_ids: list[str]
     labels: list[str]
     distance: int = 0  # Hamming distance of the perceptual hashes (near pairs)
+    gap: float | None = None  # RMS difference of two fingerprints (series, clips), if so found
 
     @property
     def conflicting(self) -> bool:
@@ -48,6 +49,7 @@ class Duplicates:
     n_conflicting_samples: int = 0
     class_pairs: dict[str, int] = field(default_factory=dict)  # "3 / 5" -> conflicting groups
     notes: list[str] = field(default_factory=list)
+    method: str = ""  # how near duplicates were found, in words (the section's heading)
 
     @property
     def n_within(self) -> int:
@@ -79,7 +81,7 @@ def summarise(result: Duplicates, groups: list[DuplicateGroup]) -> Duplicates:
     pairs = Counter(" / ".join(sorted(set(g.labels))) for g in conflicting)
     result.class_pairs = dict(pairs.most_common())
     # conflicting groups first (they need a decision), then the largest
-    groups.sort(key=lambda g: (not g.conflicting, -len(g.sample_ids), g.distance))
+    groups.sort(key=lambda g: (not g.conflicting, -len(g.sample_ids), g.distance, g.gap or 0.0))
     result.groups = groups
     return result
 
@@ -115,6 +117,96 @@ def near_duplicates(
     labels = manifest["label"].astype(str).to_numpy()
     groups = [
         DuplicateGroup(sample_ids=[ids[i], ids[j]], labels=[labels[i], labels[j]], distance=int(d))
+        for (i, j), d in zip(pairs, dist)
+    ]
+    return summarise(result, groups)
+
+
+BRUTE_FORCE_ROWS = 4_000  # up to this many fingerprints, every pair is compared (in blocks)
+PROJECTED_DIMS = 16  # beyond: a k-d tree on this many PCA components finds the candidates
+PAIR_BLOCK = 1_024  # rows per block of the all-pairs comparison
+
+
+def close_vectors(
+    vectors: np.ndarray, *, radius: float, exclude: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Index pairs (i < j) of rows whose Euclidean distance is at most `radius`, closest
+    first: (pairs [m, 2], distances [m], notes). `exclude`: a key per row (content hash
+    codes); pairs with equal keys are skipped (they are exact duplicates).
+
+    Up to BRUTE_FORCE_ROWS rows every pair is compared, block by block. Beyond, the rows are
+    projected on their first PROJECTED_DIMS principal axes: an orthogonal projection never
+    lengthens a distance, so a radius query in a k-d tree of the projections finds every
+    close pair (and some that are not); each candidate is then measured in full. No
+    quadratic pass."""
+    V = np.asarray(vectors, dtype=np.float32)
+    notes: list[str] = []
+    if len(V) < 2:
+        return np.zeros((0, 2), np.int64), np.zeros(0), notes
+    if len(V) <= BRUTE_FORCE_ROWS or V.shape[1] <= PROJECTED_DIMS:
+        pairs = _all_close_pairs(V, radius)
+    else:
+        pairs = _projected_candidates(V, radius)
+        if len(pairs) > MAX_CANDIDATES:
+            notes.append(
+                f"{len(pairs):,} candidate pairs: only the first {MAX_CANDIDATES:,} were measured"
+            )
+            pairs = pairs[:MAX_CANDIDATES]
+    if exclude is not None and len(pairs):
+        pairs = pairs[exclude[pairs[:, 0]] != exclude[pairs[:, 1]]]
+    dist = np.linalg.norm(V[pairs[:, 0]] - V[pairs[:, 1]], axis=1) if len(pairs) else np.zeros(0)
+    keep = dist <= radius
+    pairs, dist = pairs[keep], dist[keep]
+    order = np.argsort(dist, kind="stable")
+    return pairs[order], dist[order], notes
+
+
+def _all_close_pairs(V: np.ndarray, radius: float) -> np.ndarray:
+    sq = (V.astype(np.float64) ** 2).sum(axis=1)
+    found = []
+    for start in range(0, len(V), PAIR_BLOCK):
+        block = V[start : start + PAIR_BLOCK].astype(np.float64)
+        d2 = sq[start : start + PAIR_BLOCK, None] + sq[None, :] - 2.0 * block @ V.T
+        i, j = np.nonzero(d2 <= (radius * 1.001) ** 2 + 1e-9)  # rounding: measured again
+        i = i + start
+        found.append(np.column_stack([i, j])[i < j])
+    return np.concatenate(found).astype(np.int64)
+
+
+def _projected_candidates(V: np.ndarray, radius: float) -> np.ndarray:
+    from sklearn.decomposition import PCA
+    from sklearn.neighbors import KDTree
+
+    P = PCA(n_components=PROJECTED_DIMS, random_state=0).fit_transform(V)
+    neighbours = KDTree(P).query_radius(P, r=radius * 1.001)
+    found = [
+        np.column_stack([np.full(len(js), i), js])[js > i]
+        for i, js in enumerate(neighbours)
+        if len(js) > 1
+    ]
+    return np.concatenate(found).astype(np.int64) if found else np.zeros((0, 2), np.int64)
+
+
+def vector_duplicates(
+    manifest: pd.DataFrame,
+    rows: np.ndarray,
+    vectors: np.ndarray,
+    *,
+    radius: float,
+    method: str,
+) -> Duplicates:
+    """Near duplicates among the manifest rows `rows` (positions) from their fingerprints
+    (`vectors`, one per row, scaled so that a distance is an RMS difference): pairs within
+    `radius`, copies with the same content hash left to the exact duplicates."""
+    result = Duplicates(kind="near", method=method)
+    codes = manifest["content_hash"].astype("category").cat.codes.to_numpy()[rows]
+    pairs, dist, result.notes = close_vectors(vectors, radius=radius, exclude=codes)
+    ids = manifest["sample_id"].astype(str).to_numpy()[rows]
+    labels = manifest["label"].astype(str).to_numpy()[rows]
+    groups = [
+        DuplicateGroup(
+            sample_ids=[ids[i], ids[j]], labels=[labels[i], labels[j]], gap=round(float(d), 4)
+        )
         for (i, j), d in zip(pairs, dist)
     ]
     return summarise(result, groups)

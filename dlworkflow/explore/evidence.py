@@ -9,11 +9,13 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from dlworkflow.explore.audio_view import AudioEvidence
     from dlworkflow.explore.duplicates import Duplicates
     from dlworkflow.explore.image_quality import ImageEvidence
     from dlworkflow.explore.label_issues import LabelIssues
     from dlworkflow.explore.leakage import Leakage
     from dlworkflow.explore.overview import Overview
+    from dlworkflow.explore.series_view import SeriesEvidence
     from dlworkflow.explore.tabular import TabularEvidence
     from dlworkflow.explore.text import TextEvidence
 
@@ -39,6 +41,8 @@ class Evidence:
     images: ImageEvidence | None = None
     text: TextEvidence | None = None
     tabular: TabularEvidence | None = None
+    series: SeriesEvidence | None = None  # sequence tasks
+    audio: AudioEvidence | None = None  # audio tasks
     map: MapEvidence | None = None
     label_issues: LabelIssues | None = None
     leakage: Leakage | None = None

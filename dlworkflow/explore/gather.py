@@ -68,6 +68,10 @@ def gather(
         _images(project, ev, stages, reader)
     elif modality == "text":
         _text(ev)
+    elif modality == "sequence":
+        _series(project, ev, stages)
+    elif modality == "audio":
+        _audio(project, ev, stages)
     else:
         _tabular(project, ev)
     split = assignments
@@ -82,7 +86,7 @@ def gather(
         )
         if held_out is not None and len(held_out):
             _held_out_leaks(ev.leakage, manifest, split, held_out)
-    ev.unreadable = reader.failed
+    ev.unreadable = {**ev.unreadable, **reader.failed}
     return ev
 
 
@@ -124,6 +128,63 @@ def _text(ev: Evidence) -> None:
 
     ev.text = text_evidence(ev.manifest, groups=groups(ev.task, ev.manifest["label"]))
     ev.near = normalised_duplicates(ev.manifest)
+
+
+def _series(project: Workspace, ev: Evidence, stages: Stages) -> None:
+    """Lengths and channels of every series; statistics, class curves, sample plots and near
+    duplicates from the series read (at most series_view.MAX_READ, a stratified choice)."""
+    from dlworkflow.explore import series_view as sv
+
+    manifest, seed = ev.manifest, project.config.seed
+    read = _read_mask(manifest, sv.MAX_READ, seed)
+    stages.start(f"reading {int(read.sum()):,} series")
+    arrays, ok, failed = sv.read_series_rows(manifest[read])
+    read[np.flatnonzero(read)[~ok]] = False
+    ev.unreadable.update(failed)
+    fmt = project.config.data.series
+    ev.series = sv.series_evidence(
+        manifest,
+        arrays,
+        read,
+        names=list(fmt.channel_columns or []) if fmt.layout == "long" else [],
+        per_class=min(project.config.explore.grid_per_class, 4),
+        seed=seed,
+    )
+    stages.start("near-duplicate series")
+    ev.near = sv.series_near_duplicates(manifest, arrays, read)
+
+
+def _audio(project: Workspace, ev: Evidence, stages: Stages) -> None:
+    """Duration, sample rate, loudness, silence and clipping of every clip (the manifest);
+    spectrograms, fingerprints and features of the clips decoded (at most
+    audio_view.MAX_DECODED, a stratified choice)."""
+    from dlworkflow.explore import audio_view as av
+    from dlworkflow.store.clips import ClipSettings
+
+    manifest, seed = ev.manifest, project.config.seed
+    settings = ClipSettings.from_config(project.config.data.audio)
+    decode = _read_mask(manifest, av.MAX_DECODED, seed)
+    stages.start(f"decoding {int(decode.sum()):,} clips", int(decode.sum()))
+    spectra, failed = av.clip_spectra(manifest[decode], settings, progress=stages.advance)
+    ev.unreadable.update(failed)
+    ev.audio = av.audio_evidence(
+        manifest,
+        spectra,
+        settings=settings,
+        per_class=min(project.config.explore.grid_per_class, 4),
+        seed=seed,
+    )
+    stages.start("near-duplicate clips")
+    ev.near = av.audio_near_duplicates(manifest, spectra)
+
+
+def _read_mask(manifest: pd.DataFrame, limit: int, seed: int) -> np.ndarray:
+    """Rows to read: all, or a stratified `limit` of them."""
+    import pandas as pd
+
+    read = np.zeros(len(manifest), dtype=bool)
+    read[stratified_sample(pd.Series(manifest["label"].astype(str)), limit=limit, seed=seed)] = True
+    return read
 
 
 def _tabular(project: Workspace, ev: Evidence) -> None:
@@ -274,6 +335,14 @@ def _features(
     if modality == "text":
         texts = sample["text"].astype("string").fillna("").tolist()
         return feat.text_features(texts, backbone=backbone)
+    if modality == "sequence":
+        from dlworkflow.explore.series_view import sample_series_features
+
+        return sample_series_features(sample, ev.series)
+    if modality == "audio":
+        from dlworkflow.explore.audio_view import sample_clip_features
+
+        return sample_clip_features(sample, ev.audio)
     return feat.tabular_features(sample)
 
 

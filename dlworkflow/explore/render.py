@@ -28,6 +28,7 @@ break-inside:avoid}
 .tile.wide{width:260px}
 .tile img{width:64px;height:64px;object-fit:contain;image-rendering:pixelated;display:block;
 background:#eee}
+.tile img.plot{width:240px;height:80px;image-rendering:auto}
 .pair{display:flex;gap:4px;border:1px solid #ccc;padding:4px;margin:3px;break-inside:avoid}
 .conflict{border-color:#c0392b;border-width:2px}
 .snippet{font-family:monospace;font-size:.85em;white-space:pre-wrap}

@@ -35,6 +35,14 @@ def render_report(
     ]
     if ev.images is not None:
         sections.append(core.images_section(ev, view, _grid(ev, grid_per_class, seed, exclude_ids)))
+    if ev.series is not None:
+        from dlworkflow.explore.series_view import series_section
+
+        sections.append(series_section(ev))
+    if ev.audio is not None:
+        from dlworkflow.explore.audio_view import audio_section
+
+        sections.append(audio_section(ev))
     sections.append(core.duplicates_section(ev, view, distance=distance))
     sections += [more.map_section(ev), more.label_issues_section(ev, view)]
     if ev.text is not None:

@@ -1,9 +1,10 @@
-"""How one sample looks in the report: a thumbnail (images), a snippet (text) or its values
-(tabular), with a caption."""
+"""How one sample looks in the report: a thumbnail (images), a snippet (text), its values
+(tabular) or a small drawing (series, clips), with a caption."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from dlworkflow.explore.render import Raw, esc
 from dlworkflow.tasks import task_of
@@ -18,11 +19,20 @@ SHOWN_VALUES = 8  # feature values shown for a tabular sample
 
 
 class SampleView:
-    def __init__(self, manifest: pd.DataFrame, task: str, reader: PixelReader | None) -> None:
+    def __init__(
+        self,
+        manifest: pd.DataFrame,
+        task: str,
+        reader: PixelReader | None,
+        *,
+        drawn: Callable[[str, Any], str | None] | None = None,
+    ) -> None:
+        """drawn: (sample id, manifest row) -> a PNG data URI of a series or a clip."""
         self.rows = manifest.set_index(manifest["sample_id"].astype(str), drop=False)
         self.task = task
         self.modality = task_of(task).modality
         self.reader = reader
+        self.drawn = drawn
         self._cache: dict[str, str | None] = {}
 
     def tile(self, sample_id: str, caption: str) -> Raw:
@@ -54,6 +64,15 @@ class SampleView:
                 f"<img src='{esc(uri)}' alt='{esc(sample_id)}'>"
                 if uri
                 else "<div class='note'>(image unreadable)</div>"
+            )
+        if self.drawn is not None:
+            if sample_id not in self._cache:
+                self._cache[sample_id] = self.drawn(sample_id, row)
+            uri = self._cache[sample_id]
+            return (
+                f"<img class='plot' src='{esc(uri)}' alt='{esc(sample_id)}'>"
+                if uri
+                else f"<div class='note'>({self.modality} unreadable)</div>"
             )
         if self.modality == "text":
             text = str(row.get("text") or "")

@@ -219,7 +219,7 @@ def _outliers(found: list, title: str, view: SampleView) -> list[Raw]:
 def duplicates_section(ev: Evidence, view: SampleView, *, distance: int | None) -> Raw:
     parts = [_dup_block(ev.exact, view, "Exact duplicates (identical content)")]
     if ev.near is not None:
-        title = (
+        title = ev.near.method or (
             f"Near duplicates (perceptual hash within {distance} bits, confirmed on "
             "pixels, not identical)"
             if task_of(ev.task).modality == "image"
@@ -243,7 +243,9 @@ def _dup_block(d: Duplicates, view: SampleView, title: str) -> Raw:
         )
     for g in d.groups[:SHOWN_GROUPS]:
         label = ("CONFLICT" if g.conflicting else "same class") + (
-            f", distance {g.distance}" if d.kind == "near" else ""
+            (f", RMS difference {g.gap:.3g}" if g.gap is not None else f", distance {g.distance}")
+            if d.kind == "near"
+            else ""
         )
         parts.append(view.pair(g.sample_ids[:6], g.labels[:6], conflict=g.conflicting, title=label))
     if d.n_groups > SHOWN_GROUPS:

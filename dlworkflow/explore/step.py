@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from dlworkflow.explore.gather import Stages, gather
 from dlworkflow.explore.pixels import PixelReader
@@ -86,6 +87,7 @@ def explore(
                 manifest,
                 project.config.task,
                 reader if task_of(project.config.task).modality == "image" else None,
+                drawn=_drawn(ev),
             )
             cfg = project.config.explore
             warnings = warnings_for(ev)
@@ -116,7 +118,23 @@ def explore(
             run.summary["test_set"] = "included (read logged)" if include_test else "left out"
         if ev.target is not None:
             run.summary["target"] = ev.target.summary()
+        for key, found in (("series", ev.series), ("audio", ev.audio)):
+            if found is not None:
+                run.summary[key] = found.summary()
     return result
+
+
+def _drawn(ev: Evidence) -> Callable[[str, Any], str | None] | None:
+    """How a series or a clip is drawn on a sample tile (None for the other modalities)."""
+    if ev.series is not None:
+        from dlworkflow.explore.series_view import tile_drawer
+
+        return tile_drawer(ev.series)
+    if ev.audio is not None:
+        from dlworkflow.explore.audio_view import tile_drawer as clip_drawer
+
+        return clip_drawer(ev.audio)
+    return None
 
 
 def _split_state(project: Workspace) -> tuple[pd.DataFrame, SplitInfo] | None:

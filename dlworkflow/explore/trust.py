@@ -44,6 +44,7 @@ def warnings_for(ev: Evidence) -> list[Warning]:
         target_kind(ev.task).warnings,
         _images,
         _text,
+        _modality,
         _data,
     ]
     found = [w for rule in rules for w in rule(ev)]
@@ -249,6 +250,19 @@ def _text(ev: Evidence) -> list[Warning]:
             "text",
         )
     ]
+
+
+def _modality(ev: Evidence) -> list[Warning]:
+    """The series' or the clips' own warnings (series_view, audio_view)."""
+    if ev.series is not None:
+        from dlworkflow.explore.series_view import series_warnings
+
+        return series_warnings(ev)
+    if ev.audio is not None:
+        from dlworkflow.explore.audio_view import audio_warnings
+
+        return audio_warnings(ev)
+    return []
 
 
 def _tabular(ev: Evidence) -> list[Warning]:
