@@ -219,10 +219,11 @@ def log_mel_stats(project: Workspace, rows: pd.DataFrame, meta: ModelMeta) -> np
     """(N, 2 * AUDIO_MELS): each clip's log-mel spectrogram (preprocess.audio.log_mel_numpy)
     reduced to the mean and the standard deviation of every mel band over time. The clips
     are the waveforms the network takes (store.clips.clip_tensor at the model's settings)."""
+    from dlworkflow.models.predict import clip_settings_of
     from dlworkflow.preprocess.audio import log_mel_numpy
-    from dlworkflow.store.clips import ClipSettings, clip_tensor
+    from dlworkflow.store.clips import clip_tensor
 
-    settings = ClipSettings.from_dict(meta.get("preprocessing") or {})
+    settings = clip_settings_of(project, meta)
     waves = clip_tensor(project, rows, settings)
     parts = []
     for start in range(0, len(rows), AUDIO_CHUNK):

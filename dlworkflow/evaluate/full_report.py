@@ -474,9 +474,10 @@ def samples_png(
     if modality == "image":
         return mistakes_png(_thumbnails(project, meta, rows, indices), captions, path, title=title)
     if modality == "audio":
-        from dlworkflow.store.clips import ClipSettings, clip_tensor
+        from dlworkflow.models.predict import clip_settings_of
+        from dlworkflow.store.clips import clip_tensor
 
-        settings = ClipSettings.from_dict(meta.get("preprocessing") or {})
+        settings = clip_settings_of(project, meta)
         waves = clip_tensor(project, rows.iloc[indices], settings) if indices else None
         images = (
             spectrogram_images(np.asarray(waves), sample_rate=settings.sample_rate)

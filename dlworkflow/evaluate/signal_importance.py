@@ -126,9 +126,10 @@ def audio_occlusion(
     """Waveform time segments silenced and log-mel bands set to their mean (docstring)."""
     import torch
 
-    from dlworkflow.store.clips import ClipSettings, clip_tensor
+    from dlworkflow.models.predict import clip_settings_of
+    from dlworkflow.store.clips import clip_tensor
 
-    settings = ClipSettings.from_dict(meta.get("preprocessing") or {})
+    settings = clip_settings_of(project, meta)
     inside = all(hasattr(model, name) for name in ("front", "embed", "head"))
     chosen = _chosen(len(rows), SEGMENTS + (BANDS if inside else 0) + 1, rng)
     waves = torch.from_numpy(np.array(clip_tensor(project, rows, settings)[chosen]))
