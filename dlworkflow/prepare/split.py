@@ -35,6 +35,7 @@ class SplitResult(StepResult):
     new: int
     warnings: list[str] = field(default_factory=list)
     slices: dict[str, dict[str, Any]] = field(default_factory=dict)  # SplitInfo.slices
+    source_split: bool = False  # split.use_source_split: test is the source's own test part
 
     def title(self) -> str:
         return "Step 4: split made, test set sealed"
@@ -61,6 +62,8 @@ class SplitResult(StepResult):
             )
             for name, s in self.slices.items()
         ]
+        if self.source_split:
+            rows.append(("test set", "the source's own test part (split.use_source_split)"))
         rows += [
             ("kept from last split", f"{self.kept:,}; newly assigned {self.new:,}"),
             ("test seal", self.seal_hash[:12]),
@@ -91,14 +94,24 @@ def split(project: Workspace) -> SplitResult:
         units = units_of(
             manifest["sample_id"].tolist(), strata, _links(manifest, grouped=grouped, near=near)
         )
-        mapping, _ = assign(
-            units,
-            fractions=fractions,
-            seed=seed,
-            stratify=cfg.stratify,
-            previous=previous,
-            fresh=_fresh_samples(manifest, dataset),
-        )
+        fresh = _fresh_samples(manifest, dataset)
+        if cfg.use_source_split:  # the source's own test part is the sealed test set
+            from dlworkflow.prepare import source_split as S
+
+            source_test = S.source_test_ids(manifest, fresh)
+            S.check_groups(manifest, source_test, grouped=grouped)
+            mapping = S.assign_with_source(
+                units, test=source_test, fresh=fresh, cfg=cfg, seed=seed, previous=previous
+            )
+        else:
+            mapping, _ = assign(
+                units,
+                fractions=fractions,
+                seed=seed,
+                stratify=cfg.stratify,
+                previous=previous,
+                fresh=fresh,
+            )
         frame = manifest.assign(split=manifest["sample_id"].map(mapping))
         frame, decision = apply_policy(frame, find_leaks(frame, near), cfg)
         info = _info(
@@ -117,6 +130,8 @@ def split(project: Workspace) -> SplitResult:
             "counts": info.counts,
             "duplicates": decision,
         }
+        if cfg.use_source_split:
+            run.summary["source_split"] = S.describe(mapping, source_test)
         if info.slices:
             run.outputs["slices"] = {k: v["seal_hash"] for k, v in info.slices.items()}
             run.summary["slices"] = {k: v["n"] for k, v in info.slices.items()}
@@ -130,6 +145,7 @@ def split(project: Workspace) -> SplitResult:
         new=len(mapping) - kept,
         warnings=_warnings(frame, decision, task_of(project.config.task)),
         slices=info.slices,
+        source_split=cfg.use_source_split,
     )
 
 
@@ -210,13 +226,17 @@ def _near_pairs(
 def _previous(
     project: Workspace, *, fractions: dict[str, float], seed: int, stratify: bool
 ) -> dict[str, str]:
-    """The last split's assignment, if it was made with the same seed and fractions."""
+    """The last split's assignment, if it was made with the same seed and fractions (and
+    split.use_source_split as it is now)."""
     from dlworkflow.store import read_assignments, read_split_info
 
     if not (project.paths.split_dir / "split.json").is_file():
         return {}
     info = read_split_info(project)
     if info.seed != seed or info.fractions != fractions:
+        return {}
+    last = project.ledger.latest("split")  # split.use_source_split switched: a fresh draw
+    if bool(last and last.summary.get("source_split")) != project.config.split.use_source_split:
         return {}
     table = read_assignments(project)
     table = table[table["split"] != EXCLUDED]  # removed duplicates are assigned afresh
