@@ -1002,6 +1002,7 @@ def sentence(check: Check, level: float) -> str:
             if "categories" in check.details
             else f"{label}: live mean {_g(check.live)} vs "
             f"reference {_g(check.reference)}; PSI {_g(check.effect)}"
+            f" (alerts from {_g(check.threshold)})"
         ),
         "embedding": lambda: (
             f"Embeddings: MMD {_g(check.effect)} between live and reference "

@@ -30,7 +30,14 @@ if TYPE_CHECKING:
     from dlworkflow.tasks.base import Task
 
 TOP_CLASSES = 6
-SERIES_FEATURES = {"image": ("mean", "std"), "text": ("chars", "unk"), "row": ("missing", "fields")}
+SERIES_FEATURES = {
+    "image": ("mean", "std"),
+    "text": ("chars", "unk"),
+    "row": ("missing", "fields"),
+    # a series' length and its first channel's level and spread (pooled: all channels')
+    "series": ("length", "series_mean_0", "series_std_0", "series_mean", "series_std"),
+    "audio": ("rms_dbfs", "duration_s", "centroid_hz"),
+}
 VERDICT_CLASS = {"OK": "PASS", "ALERT": "FAIL"}
 
 
@@ -553,8 +560,14 @@ _METHOD = (
     "model version are compared with it:</p><ul>"
     "<li><b>input</b>: summary statistics of each input (image size, brightness and contrast "
     "of the network input, channel means; text length and unknown word pieces; fields and "
-    "missing values of rows), two-sample Kolmogorov-Smirnov test plus the population "
-    "stability index (PSI) on reference deciles.</li>"
+    "missing values of rows; a time series' length in steps and each channel's level (mean) "
+    "and spread (standard deviation) over its real steps, in the data's own units; an audio "
+    "clip's duration, loudness (RMS level in dBFS: 0 is full scale, every -20 dB is ten times "
+    "quieter) and share of silent 20 ms windows, measured on the clip as sent, and its "
+    "spectral centroid (the spectrum's centre of mass in Hz: higher is brighter) on the "
+    "waveform the network hears), two-sample Kolmogorov-Smirnov test plus the population "
+    "stability index (PSI) on reference deciles; PSI below 0.1 is little change, above 0.2 "
+    "(monitor.psi_threshold) a shift worth acting on.</li>"
     "<li><b>embedding</b>: a 32-number random projection of the network's penultimate "
     "features; maximum mean discrepancy (RBF kernel, median heuristic) with a permutation "
     "p-value.</li>"

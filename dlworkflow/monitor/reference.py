@@ -194,8 +194,9 @@ def build_records(project: Workspace, bundle: Bundle) -> tuple[list[dict[str, An
 
 
 def _readable(bundle: Bundle, chunk: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """Image rows whose file is still there (the data may have moved since the split)."""
-    if bundle.modality != "image":
+    """Rows whose file is still there (the data may have moved since the split): images,
+    audio clips (read in place), series (.dlw/series/ arrays)."""
+    if bundle.modality not in ("image", "audio", "sequence"):
         return chunk, 0
     present = chunk["path"].map(lambda p: Path(p).is_file())
     return chunk[present], int((~present).sum())
