@@ -17,6 +17,11 @@ quarantined with the reason in words when it cannot be used: unreadable or trunc
 refused format, too large, too long, silent (RMS below data.audio.silence_dbfs) or clipping
 (more than data.audio.max_clipping_share of the samples at full scale). The manifest row holds
 the clip's measures on its original samples (store.manifest.AUDIO_COLUMNS).
+
+Silence is judged by level only (RMS and the share of silent 20 ms windows), not by a
+voice-activity model such as silero-vad: "no speech" is not a defect of an audio
+classification clip (the built-in sonic-pi clips are drums, loops and electronic sounds, none
+spoken), and the level check already catches the silent and near-silent files.
 """
 
 from __future__ import annotations

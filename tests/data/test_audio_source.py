@@ -63,6 +63,8 @@ def _broken_clips(samples: Path, folder: Path) -> dict[str, str]:
     sf.write(folder / "bd" / "clipped.wav", hot, rate, subtype="PCM_16")
     sf.write(folder / "bd" / "aiff.wav", wave, rate, format="AIFF")  # an AIFF named .wav
     (folder / "bd" / "text.flac").write_text("this is not audio\n")
+    id3 = b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"\xff\xfb\x90\x64" + bytes(400)
+    (folder / "bd" / "song.wav").write_bytes(id3)  # an MP3 (ID3 tag, MPEG frame) named .wav
     (folder / "elec" / "empty.ogg").write_bytes(b"")
     return {
         "elec/truncated.wav": "truncated: the WAV data chunk declares",
@@ -70,6 +72,7 @@ def _broken_clips(samples: Path, folder: Path) -> dict[str, str]:
         "bd/clipped.wav": "clipping: ",
         "bd/aiff.wav": "AIFF files are not accepted (allowed: WAV, FLAC or OGG)",
         "bd/text.flac": "not a WAV, FLAC or OGG file: the content is not recognised",
+        "bd/song.wav": "MP3 files are not accepted (allowed: WAV, FLAC or OGG)",
         "elec/empty.ogg": "empty file (0 bytes)",
     }
 
@@ -103,7 +106,7 @@ def test_folder_of_clips_every_reason_and_the_counts(project, samples, tmp_path)
     result = project.ingest(str(root), progress=False)
 
     assert result.n_samples == 8 and result.class_counts == {"bd": 3, "elec": 5}
-    assert result.n_quarantined == len(expected) == 8
+    assert result.n_quarantined == len(expected) == 9
     assert result.n_skipped == 2
     assert result.data_format == "audio clips (read in place)"
     (note,) = result.source_notes
