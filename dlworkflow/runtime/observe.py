@@ -140,11 +140,11 @@ def prepare(
         x = bundle.prepare_texts(values)
         return x, text_summaries(values, x) if summarise else []
     if bundle.modality == "sequence":
-        x = _prepare_series(bundle, values)
+        x = bundle.prepare_series(values)
         return x, series_summaries(x) if summarise else []
     if bundle.modality == "audio":
-        settings = clip_settings(bundle)
-        x, originals = measured_clips(values, settings)
+        settings = bundle.clip_settings()
+        x, originals = measured_clips(values, settings)  # prepare_clips, with the originals' stats
         if not summarise:
             return x, []
         return x, clip_summaries(
@@ -152,41 +152,6 @@ def prepare(
         )
     x = bundle.prepare_rows(values)
     return x, row_summaries(values, bundle.preprocessing.get("features")) if summarise else []
-
-
-def _prepare_series(bundle: Bundle, values: list[Any]) -> np.ndarray:
-    """The NaN-padded (N, C, T) batch of JSON series: the bundle's own preparation when it
-    has one (runtime/bundle.py), else each value as a (C, T) or (T,) array of numbers."""
-    own = getattr(bundle, "prepare_series", None)
-    if callable(own):
-        return np.asarray(own(values), dtype=np.float32)
-    from dlworkflow.runtime.bundle import InputError
-    from dlworkflow.store.series import nan_padded
-
-    channels = int(bundle.preprocessing.get("channels") or 0)
-    arrays = []
-    for i, value in enumerate(values):
-        try:
-            a = np.asarray(value, dtype=np.float32)
-        except (TypeError, ValueError):
-            a = np.zeros((0, 0), dtype=np.float32)
-        a = a[None, :] if a.ndim == 1 else a
-        if a.ndim != 2 or a.shape[1] == 0 or (channels and a.shape[0] != channels):
-            raise InputError(
-                f"Series {i} is not a (channels, steps) array of numbers.",
-                expected=f"{channels or 'C'} channel(s) of numbers, at least one step",
-                received=f"shape {list(np.shape(a))}",
-                context={"index": i, "reason": "not a series of the model's channels"},
-            )
-        arrays.append(a)
-    return nan_padded(arrays)
-
-
-def clip_settings(bundle: Bundle) -> Any:
-    """The bundle's ClipSettings (its preprocessing: data.audio when it was trained)."""
-    from dlworkflow.store.clips import ClipSettings
-
-    return ClipSettings.from_dict(bundle.preprocessing)
 
 
 def measured_clips(values: list[Any], settings: Any) -> tuple[np.ndarray, list[Any]]:
