@@ -361,7 +361,7 @@ def models() -> None:
                 ", ".join(c.modalities),
                 f"{c.parameters:,}",
                 "ImageNet"
-                if c.pretrained and "image" in c.modalities
+                if c.pretrained and {"image", "audio"} & set(c.modalities)
                 else "MiniLM"
                 if c.pretrained
                 else "no",

@@ -28,6 +28,7 @@ from dlworkflow.models import (  # noqa: F401  (registers the built-in models)
     minilm,
     mlp,
     resnet,
+    signal_models,
     text,
     unet,
 )

@@ -42,6 +42,8 @@ PROBE_INPUTS: dict[str, dict[str, Any]] = {
     "image": {"in_channels": 1, "image_size": (28, 28)},
     "text": {"vocab_size": VOCAB_SIZE},
     "tabular": {"n_features": 30},
+    "sequence": {"in_channels": 1},  # a univariate series
+    "audio": {"sample_rate": 16000},
 }
 
 
@@ -54,11 +56,13 @@ def create_model(
     image_size: tuple[int, int] | int | None = None,
     n_features: int | None = None,
     vocab_size: int | None = None,
+    sample_rate: int | None = None,
     **params: Any,
 ) -> Classifier:
     """A fresh (randomly initialised, or pretrained) model; `params` are its own keyword
     arguments. Give the data's input: images `in_channels` + `image_size`, tabular
-    `n_features`; text needs nothing (`vocab_size` defaults to the shared tokenizer's).
+    `n_features`, series `in_channels` (their channels), audio `sample_rate` (of the
+    waveforms); text needs nothing (`vocab_size` defaults to the shared tokenizer's).
     `task` (the project's) checks that the model takes that kind of data.
 
     Seed torch (`torch.manual_seed`) first for a reproducible initialisation.
@@ -71,6 +75,7 @@ def create_model(
             "image_size": image_size,
             "n_features": n_features,
             "vocab_size": vocab_size,
+            "sample_rate": sample_rate,
         }.items()
         if v is not None
     }
@@ -128,15 +133,7 @@ def list_models() -> list[ModelCard]:
     for name in MODELS.names():
         entry = MODELS.get(name)
         # pretrained=False: the same parameters without loading (or needing) the weights
-        try:
-            skip_weights = {"pretrained": False} if "pretrained" in entry.defaults() else {}
-            with torch.device("meta"):  # shapes only: nothing allocated or initialised
-                probe = entry.builder(
-                    num_classes=10, **PROBE_INPUTS[entry.modalities[0]], **skip_weights
-                )
-            parameters = sum(p.numel() for p in probe.parameters() if p.requires_grad)
-        except Exception:  # noqa: BLE001  (a plug-in's factory that needs other inputs)
-            parameters = 0
+        parameters = _probe_parameters(entry)
         cards.append(
             ModelCard(
                 name=name,
@@ -150,6 +147,24 @@ def list_models() -> list[ModelCard]:
             )
         )
     return cards
+
+
+def _probe_parameters(entry: ModelEntry) -> int:
+    """Trainable parameters of a 10-class instance on PROBE_INPUTS: built on the meta device
+    (shapes only), else on the CPU (a builder that computes buffers with numpy, e.g. the
+    audio front end's mel filter bank); 0 when neither builds."""
+    # pretrained=False: the same parameters without loading (or needing) the weights
+    skip_weights = {"pretrained": False} if "pretrained" in entry.defaults() else {}
+    for device in ("meta", "cpu"):
+        try:
+            with torch.device(device):  # meta: nothing allocated or initialised
+                probe = entry.builder(
+                    num_classes=10, **PROBE_INPUTS[entry.modalities[0]], **skip_weights
+                )
+            return sum(p.numel() for p in probe.parameters() if p.requires_grad)
+        except Exception:  # noqa: BLE001, S112  (a plug-in's factory that needs other inputs)
+            continue
+    return 0
 
 
 def _modality(entry: ModelEntry, task: str | None, given: dict[str, Any]) -> str:
@@ -203,6 +218,8 @@ def _inputs(
         inputs["image_size"] = _size(inputs["image_size"])
     elif modality == "text":
         inputs.setdefault("vocab_size", VOCAB_SIZE)
+    elif modality in ("sequence", "audio"):
+        _require(entry, modality, inputs)
     elif "n_features" not in inputs:
         raise ModelParamError(
             f"Model {entry.name!r} needs the number of input features.",
@@ -214,7 +231,31 @@ def _inputs(
     return inputs
 
 
+#: The input argument each modality cannot do without, and what to say when it is missing.
+REQUIRED_INPUT = {
+    "sequence": ("in_channels", "the series' channels (in_channels >= 1)"),
+    "audio": ("sample_rate", "the waveforms' sample rate in Hz (sample_rate)"),
+}
+
+
+def _require(entry: ModelEntry, modality: str, inputs: dict[str, Any]) -> None:
+    key, what = REQUIRED_INPUT[modality]
+    if key not in inputs:
+        raise ModelParamError(
+            f"Model {entry.name!r} needs {what}.",
+            expected=f"{key} for {modality} input",
+            received=", ".join(inputs) or "none",
+            fix=f"pass {key}=... (dlw train reads it from the data)",
+        )
+
+
 def _default_preprocessing(modality: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """What `dlw test` and the server need to feed the model (the data's loader adds the
+    rest: audio its ClipSettings, train/tensors.py)."""
+    if modality == "sequence":  # float (N, C, T), NaN after each series' end
+        return {"modality": "sequence", "channels": inputs["in_channels"]}
+    if modality == "audio":  # float (N, S) mono waveforms at sample_rate
+        return {"modality": "audio", "sample_rate": inputs["sample_rate"]}
     if modality != "image":
         return {"modality": modality}
     channels = inputs["in_channels"]
@@ -250,19 +291,23 @@ def _check_shape(name: str, *, modality: str, num_classes: int, inputs: dict[str
         "image": lambda: inputs["in_channels"] in (1, 3) and min(inputs["image_size"]) >= 1,
         "text": lambda: inputs["vocab_size"] >= 2,
         "tabular": lambda: inputs["n_features"] >= 1,
+        "sequence": lambda: inputs["in_channels"] >= 1,
+        "audio": lambda: 1000 <= inputs["sample_rate"] <= 384_000,
     }
     if num_classes < 1 or not problems[modality]():
         expected = {
             "image": "1 or 3 channels, a positive image size",
             "text": "a vocabulary of at least 2 tokens",
             "tabular": "at least 1 input feature",
+            "sequence": "at least 1 channel",
+            "audio": "a sample rate of 1,000 to 384,000 Hz",
         }[modality]
         raise ModelParamError(
             f"Cannot build model {name!r} for this data.",
             expected=f"at least 1 output (class, label or value), {expected}",
             received=f"num_classes={num_classes}, "
             + ", ".join(f"{k}={v!r}" for k, v in inputs.items()),
-            fix="check the dataset's labels and data.image in dlworkflow.yaml",
+            fix="check the dataset's labels and data.image / data.audio in dlworkflow.yaml",
         )
 
 

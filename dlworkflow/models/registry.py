@@ -18,8 +18,20 @@ INPUT_ARGS = {
     "image": ("in_channels", "image_size"),
     "text": ("vocab_size",),
     "tabular": ("n_features",),
+    "sequence": ("in_channels",),  # the series' channels; float (N, C, T), NaN-padded
+    "audio": ("sample_rate",),  # the waveform's rate; float (N, S) mono samples
 }
-FIXED_ARGS = ("num_classes", "in_channels", "image_size", "vocab_size", "n_features")
+#: What a user's network (models/user.py, InputSpec) can be given; series and audio need a
+#: registered model for now.
+USER_MODALITIES = ("image", "text", "tabular")
+FIXED_ARGS = (
+    "num_classes",
+    "in_channels",
+    "image_size",
+    "vocab_size",
+    "n_features",
+    "sample_rate",
+)
 
 
 #: The target kinds a network with one output per class, label or value serves (the
@@ -108,7 +120,7 @@ class ModelRegistry(Registry[ModelEntry]):
                     lambda **kw: live.build(name, **kw),
                     "a network given to project.train(model=...)",
                     "the data's input",
-                    tuple(INPUT_ARGS),
+                    USER_MODALITIES,
                     False,
                 )
             if target_of(name) is not None:
@@ -131,7 +143,7 @@ class ModelRegistry(Registry[ModelEntry]):
             lambda **kw: build_user_network(name, **kw),
             (inspect.getdoc(factory) or f"user network {target_of(name)}").splitlines()[0],
             "the data's input, as input_spec describes it",
-            tuple(INPUT_ARGS),
+            USER_MODALITIES,
             pretrained,
         )
 
@@ -149,8 +161,8 @@ def register_model(
     kinds: tuple[str, ...] = PER_SAMPLE_KINDS,
 ) -> Callable[[Builder], Builder]:
     """Decorator: add a builder to MODELS under `name`; `modalities` are the inputs it takes
-    ("image", "text", "tabular"), each with its INPUT_ARGS in the builder's signature;
-    `kinds` the target kinds it serves (a detector: ("detection",))."""
+    ("image", "text", "tabular", "sequence", "audio"), each with its INPUT_ARGS in the
+    builder's signature; `kinds` the target kinds it serves (a detector: ("detection",))."""
     unknown = [m for m in modalities if m not in INPUT_ARGS]
     if unknown or not modalities:
         raise ValueError(f"modalities must be among {list(INPUT_ARGS)}, got {modalities}")
