@@ -244,11 +244,13 @@ def _scan_ts(project: Workspace, files: tuple[Path, ...], *, location: Path) -> 
 
 
 def _ts_limits(data: Data) -> Any:
-    from dlworkflow.store.ts_format import TsLimits
+    from dlworkflow.store.ts_format import MAX_LENGTH, TsLimits
 
+    # the decoder's length bound only protects memory: data.series.max_length is checked per
+    # series (quarantined as too long), so the decoder allows at least its default
     return TsLimits(
         max_bytes=MAX_SOURCE_BYTES,
-        max_length=data.series.max_length,
+        max_length=max(MAX_LENGTH, data.series.max_length),
         max_channels=data.series.max_channels,
     )
 

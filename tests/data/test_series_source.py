@@ -1,0 +1,326 @@
+"""Sequence ingest (data/series_source.py and its table and array readers) on real UCR/UEA
+series (sktime's GunPoint, BasicMotions, JapaneseVowels, small slices): every source form,
+and every quarantine reason."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dlworkflow.datasets.ucr import ucr_files
+from dlworkflow.errors import DataError
+from dlworkflow.project import Project
+from dlworkflow.store import read_manifest, read_quarantine
+from dlworkflow.store.series import read_series, series_hash
+from dlworkflow.store.ts_format import read_ts
+
+
+def _project(tmp_path: Path, **config: object) -> Project:
+    project = Project.init(tmp_path / "proj", task="sequence-classification")
+    if config:
+        project.update_config(config)
+    return project
+
+
+def _ts_slice(
+    source: Path, target: Path, n: int, *, step: int = 1, edit: dict[int, str] | None = None
+) -> Path:
+    """The header and n cases (every `step`-th: the files are sorted by class) of a sktime
+    .ts file; `edit`: case index -> the line that replaces it."""
+    lines = source.read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().lower() == "@data") + 1
+    cases = lines[start::step][:n]
+    for index, text in (edit or {}).items():
+        cases[index] = text
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("\n".join(lines[:start] + cases) + "\n", encoding="utf-8")
+    return target
+
+
+def _reasons(project: Project) -> dict[str, str]:
+    q = read_quarantine(project)
+    return dict(zip(q["sample_id"], q["reason"]))
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# --- .ts files ------------------------------------------------------------------------------
+
+
+def test_gunpoint_train_file_reads_its_test_sibling_with_source_split(tmp_path):
+    train, test = ucr_files("GunPoint")
+    before = (_sha(train), _sha(test))
+    project = _project(tmp_path)
+    result = project.ingest(str(train), progress=False)
+    assert (result.n_samples, result.n_quarantined) == (200, 0)
+    assert result.class_counts == {"1": 100, "2": 100}
+    m = read_manifest(project)
+    assert m["source_split"].value_counts().to_dict() == {"test": 150, "train": 50}
+    assert set(m["length"]) == {150} and set(m["channels"]) == {1}
+    assert m["sample_id"].iloc[0] == "train/0000" and "test/0149" in set(m["sample_id"])
+    # the stored series are the file's values, content-addressed
+    reference = read_ts(test)
+    row = m.set_index("sample_id").loc["test/0012"]
+    stored = read_series(row["path"])
+    np.testing.assert_array_equal(stored, reference.series[12])
+    assert row["content_hash"] == series_hash(stored)
+    assert row["label"] == reference.labels[12] and row["origin_path"] == str(test)
+    assert Path(row["path"]).is_relative_to(project.paths.state / "series")
+    assert (_sha(train), _sha(test)) == before  # originals only read
+
+
+def test_a_folder_with_a_train_test_pair_and_a_single_file(tmp_path):
+    train, test = ucr_files("BasicMotions")
+    folder = tmp_path / "bm"
+    _ts_slice(train, folder / "BasicMotions_TRAIN.ts", 6, step=6)
+    _ts_slice(test, folder / "BasicMotions_TEST.ts", 4, step=9)
+    project = _project(tmp_path)
+    result = project.ingest(str(folder), progress=False)
+    assert result.n_samples == 10
+    m = read_manifest(project)
+    assert m["source_split"].value_counts().to_dict() == {"train": 6, "test": 4}
+    assert set(m["channels"]) == {6} and set(m["length"]) == {100}
+    assert "10 series from BasicMotions_TRAIN.ts + BasicMotions_TEST.ts" in result.source_notes[0]
+    # one file without a sibling: no source division, plain ids
+    single = _ts_slice(train, tmp_path / "one" / "motions.ts", 5, step=8)
+    result = project.ingest(str(single), progress=False)
+    m = read_manifest(project)
+    assert result.n_samples == 5 and m["source_split"].isna().all()
+    assert list(m["sample_id"]) == ["0000", "0001", "0002", "0003", "0004"]
+
+
+def test_variable_length_multivariate_japanese_vowels(tmp_path):
+    train, _ = ucr_files("JapaneseVowels")
+    source = _ts_slice(train, tmp_path / "jv.ts", 40, step=6)
+    project = _project(tmp_path)
+    assert project.ingest(str(source), progress=False).n_samples == 40
+    m = read_manifest(project)
+    expected = read_ts(source)
+    assert list(m["length"]) == [int(n) for n in expected.lengths]
+    assert len(set(m["length"])) > 3 and set(m["channels"]) == {12}
+
+
+def test_ts_quarantines_a_bad_case_and_keeps_the_rest(tmp_path):
+    train, _ = ucr_files("BasicMotions")
+    lines = train.read_text().splitlines()
+    first = lines[next(i for i, t in enumerate(lines) if t.strip() == "@data") + 1]
+    dims = first.split(":")
+    five = ":".join(dims[1:])  # 5 dimensions and the label
+    word = first.replace(dims[0].split(",")[3], "abc", 1)
+    source = _ts_slice(train, tmp_path / "bm.ts", 6, step=7, edit={1: five, 2: word})
+    project = _project(tmp_path)
+    result = project.ingest(str(source), progress=False)
+    assert (result.n_samples, result.n_quarantined) == (4, 2)
+    reasons = _reasons(project)
+    assert "channel count: 5 channel(s), the data set has 6" in reasons["0001"]
+    assert "@dimensions of bm.ts" in reasons["0001"]
+    assert reasons["0002"].startswith("line ") and "not a number" in reasons["0002"]
+
+
+def test_ts_missing_values_short_gaps_filled_long_runs_quarantined(tmp_path):
+    train, _ = ucr_files("GunPoint")
+    lines = train.read_text().splitlines()
+    start = next(i for i, t in enumerate(lines) if t.strip() == "@data") + 1
+    values = lines[start].split(":")[0].split(",")
+    label = lines[start].split(":")[1]
+    short = values.copy()
+    short[10:12] = ["?", "?"]
+    long = values.copy()
+    long[20:25] = ["?"] * 5
+    header = [t.replace("@missing false", "@missing true") for t in lines[:start]]
+    cases = [
+        ",".join(short) + ":" + label,
+        ",".join(long) + ":" + label,
+        *lines[start + 2 : start + 5],
+    ]
+    source = tmp_path / "gaps.ts"
+    source.write_text("\n".join(header + cases) + "\n")
+    project = _project(tmp_path, **{"data.max_gap": 3})
+    result = project.ingest(str(source), progress=False)
+    assert (result.n_samples, result.n_quarantined) == (4, 1)
+    assert "a run of 5 missing steps in channel 0 (data.max_gap: 3)" in _reasons(project)["0001"]
+    row = read_manifest(project).set_index("sample_id").loc["0000"]
+    filled = read_series(row["path"])[0]
+    original = np.array(values, dtype=np.float64)
+    expected = np.interp([10, 11], [9, 12], original[[9, 12]])
+    np.testing.assert_allclose(filled[10:12], expected, rtol=1e-6)
+
+
+def test_too_short_and_too_long(tmp_path):
+    train, _ = ucr_files("JapaneseVowels")
+    source = _ts_slice(train, tmp_path / "jv.ts", 30, step=9)
+    lengths = read_ts(source).lengths
+    project = _project(tmp_path, **{"data.series.min_length": 12, "data.series.max_length": 20})
+    result = project.ingest(str(source), progress=False)
+    short, long = int((lengths < 12).sum()), int((lengths > 20).sum())
+    assert short and long
+    assert result.n_quarantined == short + long
+    reasons = list(_reasons(project).values())
+    assert sum("too short" in r for r in reasons) == short
+    assert sum("too long" in r for r in reasons) == long
+    assert result.quarantine_reasons.keys() >= {"too short", "too long"}
+
+
+def test_malformed_and_oversized_ts_files_are_clear_errors(tmp_path, monkeypatch):
+    project = _project(tmp_path)
+    bad = tmp_path / "bad.ts"
+    bad.write_text("@problemName x\n1,2,3:a\n")
+    with pytest.raises(DataError, match="data line comes before @data"):
+        project.ingest(str(bad), progress=False)
+    unlabelled = tmp_path / "nolabel.ts"
+    unlabelled.write_text("@problemName x\n@classLabel false\n@data\n1,2,3\n4,5,6\n")
+    with pytest.raises(DataError, match="declares no class labels"):
+        project.ingest(str(unlabelled), progress=False)
+    from dlworkflow.data import series_source
+
+    monkeypatch.setattr(series_source, "MAX_SOURCE_BYTES", 1000)
+    with pytest.raises(DataError, match="too large to read"):
+        project.ingest(str(ucr_files("GunPoint")[0]), progress=False)
+
+
+# --- tables --------------------------------------------------------------------------------
+
+
+def _long_frame(n: int = 6) -> tuple[pd.DataFrame, list[np.ndarray], list[str]]:
+    """n BasicMotions train series as a long table (rows shuffled), subject groups."""
+    data = read_ts(ucr_files("BasicMotions")[0])
+    picked = list(range(0, 40, 7))[:n]  # the file is sorted by class
+    rows = []
+    for i, index in enumerate(picked):
+        series = data.series[index]
+        for t in range(series.shape[1]):
+            rows.append(
+                {
+                    "id": f"s{i}",
+                    "time": t,
+                    **{f"ch{c}": float(series[c, t]) for c in range(series.shape[0])},
+                    "label": data.labels[index],
+                    "subject": f"p{i % 3}",
+                }
+            )
+    frame = pd.DataFrame(rows).sample(frac=1.0, random_state=0).reset_index(drop=True)
+    return frame, [data.series[i] for i in picked], [data.labels[i] for i in picked]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_long_table_sorted_by_time_per_id(tmp_path, suffix):
+    frame, series, labels = _long_frame()
+    path = tmp_path / f"long{suffix}"
+    frame.to_csv(path, index=False) if suffix == ".csv" else frame.to_parquet(path)
+    project = _project(tmp_path, **{"data.group_column": "subject"})
+    result = project.ingest(str(path), progress=False)
+    assert (result.n_samples, result.n_quarantined) == (6, 0)
+    m = read_manifest(project).set_index("sample_id")
+    assert set(m["channels"]) == {6} and set(m["length"]) == {100}
+    for i in range(6):
+        stored = read_series(m.loc[f"s{i}", "path"])
+        np.testing.assert_allclose(stored, series[i], rtol=1e-6)
+        assert m.loc[f"s{i}", "label"] == labels[i] and m.loc[f"s{i}", "group"] == f"p{i % 3}"
+    assert "channels ch0, ch1, ch2, ch3, ch4, ch5" in result.source_notes[0]
+
+
+def test_long_table_quarantines_a_changing_label_and_a_non_numeric_value(tmp_path):
+    frame, _, _ = _long_frame()
+    frame["ch2"] = frame["ch2"].astype(object)
+    frame.loc[(frame["id"] == "s1") & (frame["time"] == 5), "label"] = "Other"
+    frame.loc[(frame["id"] == "s2") & (frame["time"] == 7), "ch2"] = "n/a?"
+    frame.loc[(frame["id"] == "s3") & (frame["time"] == 9), "time"] = 8  # a time twice
+    path = tmp_path / "long.csv"
+    frame.to_csv(path, index=False)
+    project = _project(tmp_path)
+    result = project.ingest(str(path), progress=False)
+    assert (result.n_samples, result.n_quarantined) == (3, 3)
+    reasons = _reasons(project)
+    assert reasons["s1"].startswith("label changes within the series")
+    assert reasons["s2"] == "non-numeric value 'n/a?' in channel column 'ch2'"
+    assert "the same time appears twice" in reasons["s3"]
+
+
+def test_wide_table_one_row_per_series_variable_length(tmp_path):
+    data = read_ts(ucr_files("GunPoint")[0])
+    wide = pd.DataFrame(np.stack(data.series[:8])[:, 0, :], columns=[f"t{k}" for k in range(150)])
+    wide.iloc[2, 100:] = np.nan  # a shorter series: empty cells at the end
+    wide.iloc[3, 1:] = np.nan  # one step: too short
+    wide.insert(0, "name", [f"g{i}" for i in range(8)])
+    wide["label"] = data.labels[:8]
+    path = tmp_path / "wide.csv"
+    wide.to_csv(path, index=False)
+    project = _project(tmp_path, **{"data.id_column": "name"})
+    result = project.ingest(str(path), progress=False)
+    assert (result.n_samples, result.n_quarantined) == (7, 1)
+    assert "too short: 1 step(s)" in _reasons(project)["g3"]
+    m = read_manifest(project).set_index("sample_id")
+    assert m.loc["g2", "length"] == 100 and m.loc["g0", "length"] == 150
+    np.testing.assert_allclose(read_series(m.loc["g5", "path"])[0], data.series[5][0], rtol=1e-6)
+    assert result.source_notes[0].startswith("wide table: 150 step columns")
+
+
+def test_a_table_without_the_label_column_is_a_clear_error(tmp_path):
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]}).to_csv(path, index=False)
+    with pytest.raises(DataError, match="lacks the column 'label'"):
+        _project(tmp_path).ingest(str(path), progress=False)
+
+
+# --- a folder of .npy arrays --------------------------------------------------------------
+
+
+def test_npy_folder_with_labels_and_its_quarantine_reasons(tmp_path):
+    data = read_ts(ucr_files("GunPoint")[0])
+    folder = tmp_path / "arrays"
+    (folder / "sub").mkdir(parents=True)
+    rows = ["file,label,group"]
+    for i in range(5):
+        array = data.series[i][0] if i % 2 else data.series[i]  # 1-D and (1, T)
+        np.save(folder / "sub" / f"s{i}.npy", array.astype(np.float64))
+        rows.append(f"sub/s{i}.npy,{data.labels[i]},take{i % 2}")
+    np.save(folder / "two.npy", np.stack([data.series[5][0], data.series[6][0]]))
+    np.save(folder / "words.npy", np.array(["a", "b", "c"]))
+    np.save(folder / "objects.npy", np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    np.save(tmp_path / "outside.npy", data.series[7][0])
+    np.save(folder / "unlisted.npy", data.series[8][0])
+    rows += ["two.npy,1,", "words.npy,1,", "objects.npy,2,", "../outside.npy,2,", "gone.npy,1,"]
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    project = _project(tmp_path, **{"data.group_column": "group"})
+    result = project.ingest(str(folder), progress=False)
+    assert (result.n_samples, result.n_quarantined, result.n_skipped) == (5, 5, 1)
+    m = read_manifest(project).set_index("sample_id")
+    assert set(m["channels"]) == {1} and set(m["length"]) == {150}
+    assert m.loc["sub/s1.npy", "group"] == "take1"
+    np.testing.assert_allclose(read_series(m.loc["sub/s3.npy", "path"])[0], data.series[3][0])
+    reasons = _reasons(project)
+    assert (
+        "channel count: 2 channel(s), the data set has 1 (from the first usable series)"
+        in (reasons["two.npy"])
+    )
+    assert "non-numeric values" in reasons["words.npy"]
+    assert "pickled or object array: not loaded" in reasons["objects.npy"]
+    assert "outside the folder" in reasons["../outside.npy"]
+    assert "file not found" in reasons["gone.npy"]
+
+
+def test_npy_folder_without_labels_is_a_clear_error(tmp_path):
+    folder = tmp_path / "arrays"
+    folder.mkdir()
+    np.save(folder / "a.npy", np.arange(10.0))
+    with pytest.raises(DataError, match="has no labels file"):
+        _project(tmp_path).ingest(str(folder), progress=False)
+
+
+def test_cli_ingest_of_a_malformed_table_prints_no_traceback(tmp_path):
+    from typer.testing import CliRunner
+
+    from dlworkflow.cli import app
+
+    path = tmp_path / "t.parquet"
+    path.write_bytes(b"PAR1 this is not parquet")
+    project = _project(tmp_path)
+    out = CliRunner().invoke(app, ["ingest", str(path), "-p", str(project.root)])
+    assert out.exit_code == 2
+    assert "Cannot read the table t.parquet" in out.output and "Traceback" not in out.output
