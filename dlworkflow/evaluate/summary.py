@@ -133,10 +133,20 @@ def _baseline_rows(b: dict[str, Any], conf: float) -> list[tuple[str, str]]:
     maj, simple = b["majority"], b["simple"]
     rows = [
         ("majority baseline", f"{metric} {maj['value']:.4f} (always {maj['class']!r})"),
-        ("simple model", f"{metric} " + _interval(simple, conf) + f"; {simple['model']}"),
+        ("simple model", f"{metric} " + _interval(simple, conf) + f"; {_described(simple)}"),
     ]
+    euclid = b.get("nn_euclidean")  # sequences: 1-NN Euclidean beside 1-NN DTW
+    if euclid:
+        rows.append(("1-NN Euclidean", f"{metric} " + _interval(euclid, conf)))
     d = b["difference"]
     return [*rows, _network_vs_simple(b, d, metric, conf, worse=d["high"] < 0)]
+
+
+def _described(entry: dict[str, Any]) -> str:
+    """A baseline's model, with how it was capped (its note) and the samples it was scored
+    on when not all of them."""
+    text = str(entry["model"])
+    return f"{text} ({entry['note']})" if entry.get("note") else text
 
 
 def _slices(entry: dict[str, Any]) -> str:

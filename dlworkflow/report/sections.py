@@ -523,7 +523,7 @@ def results(ev: Evidence) -> Section:
                 ["model", base.get("metric", ""), "CI"],
                 [
                     (
-                        name if name != "simple" else f"simple: {b.get('model')}",
+                        _baseline_name(name, b),
                         fmt(b.get("value")),
                         f"{fmt(b.get('low'))} to {fmt(b.get('high'))}",
                     )
@@ -534,6 +534,15 @@ def results(ev: Evidence) -> Section:
         )
     body.append(view.after(ev.root, m, task))
     return Section("results", "The results", "".join(body))
+
+
+def _baseline_name(name: str, b: dict[str, Any]) -> str:
+    """The row's name: the simple model and any other fitted baseline (sequences' 1-NN
+    Euclidean) by their model, with how they were capped (their note)."""
+    if name != "simple" and not b.get("model"):
+        return name
+    text = f"simple: {b.get('model')}" if name == "simple" else str(b.get("model"))
+    return f"{text} ({b['note']})" if b.get("note") else text
 
 
 def _slice_findings(ev: Evidence, m: dict[str, Any]) -> str:
@@ -596,7 +605,10 @@ def _slice_findings(ev: Evidence, m: dict[str, Any]) -> str:
         )
         shown = (m.get("figures") or {}).get("importance")
         if shown:
-            body.append(figure(ev.root / shown, "the fall of the metric with each cell occluded"))
+            what = (  # series and audio: channels, time segments, mel bands; images: cells
+                "each part (" + ", ".join(imp["groups"]) + ")" if imp.get("groups") else "each cell"
+            )
+            body.append(figure(ev.root / shown, f"the fall of the metric with {what} occluded"))
     return "".join(body)
 
 

@@ -120,6 +120,8 @@ def _baselines(ev: Evidence) -> tuple[str, str]:
         for k, v in base.items()
         if isinstance(v, dict) and "value" in v and k not in ("simple", "network", "difference")
     ]
+    if ev.task.modality in ("sequence", "audio") and model:  # 1-NN DTW; log-mel logistic
+        return str(model), "the majority class"
     if not model or ev.task.single_label:
         return "a logistic regression", "the majority class"
     if not constants and ev.task.dense:
