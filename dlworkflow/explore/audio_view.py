@@ -411,7 +411,7 @@ def audio_section(ev: Evidence) -> Raw:
             parts += [
                 heading(f"{title}: {len(rows)}"),
                 table(
-                    ["clip", "class", word], [(a, b, f"{c:.1%}") for a, b, c in rows[:SHOWN_CLIPS]]
+                    ["clip", "class", word], [(a, b, _percent(c)) for a, b, c in rows[:SHOWN_CLIPS]]
                 ),
             ]
     parts.append(Raw("".join(para(n, "note") for n in ae.notes)))
@@ -442,14 +442,14 @@ def _spectra_png(ae: AudioEvidence) -> str:
     return "data:image/png;base64," + base64.b64encode(png_bytes(fig)).decode("ascii")
 
 
-def spectrogram_thumb(spectrum: np.ndarray, *, width: int = 240, height: int = 80) -> str:
+def spectrogram_thumb(spectrum: np.ndarray, *, width: int = 160, height: int = 56) -> str:
     """A small PNG data URI of a log-mel spectrogram (low frequencies at the bottom)."""
     from PIL import Image
 
     top = float(spectrum.max())
     scaled = np.clip((spectrum - (top - DB_RANGE)) / DB_RANGE, 0.0, 1.0)
     image = Image.fromarray((np.flipud(scaled) * 255).astype(np.uint8), mode="L")
-    image = image.resize((width, height)).convert("RGB")
+    image = image.resize((width, height))
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -471,6 +471,10 @@ def tile_drawer(ae: AudioEvidence) -> Callable[[str, Any], str | None]:
         return spectrogram_thumb(spectrum) if spectrum is not None else None
 
     return drawn
+
+
+def _percent(share: float) -> str:
+    return f"{100 * share:.2g}%"
 
 
 def _short(sample_id: str, limit: int = 12) -> str:
