@@ -330,11 +330,12 @@ class InputsRead:
 
 
 def read_inputs(project: Workspace, bundle: Bundle, path: str | Path) -> InputsRead:
-    """A folder of images (image models), or CSV / TSV / JSONL / JSON / Parquet tables of
-    texts or feature rows (a file, or a folder of them), as prediction records of the
-    champion. ids: image paths relative to the folder; table rows: `data.id_column` (or an
-    `id` column), else "<file>:row <n>" (1-based, as `dlw ingest` names them). Times: a `ts`
-    or `timestamp` column, else the file's modification time."""
+    """A folder of images (image models), of clips (audio: WAV, FLAC, OGG) or of series
+    (sequence: .npy or .json files, as `dlw predict` reads them), or CSV / TSV / JSONL / JSON
+    / Parquet tables of texts or feature rows (a file, or a folder of them), as prediction
+    records of the champion. ids: file paths relative to the folder; table rows:
+    `data.id_column` (or an `id` column), else "<file>:row <n>" (1-based, as `dlw ingest`
+    names them). Times: a `ts` or `timestamp` column, else the file's modification time."""
     path = Path(path)
     if not path.exists():
         raise InputsError(
@@ -343,12 +344,12 @@ def read_inputs(project: Workspace, bundle: Bundle, path: str | Path) -> InputsR
             received=str(path),
             fix="pass the folder of recent inputs",
         )
-    if bundle.modality == "image":
-        files = _image_files(path)
+    if bundle.modality in ("image", "sequence", "audio"):
+        files = _image_files(path) if bundle.modality == "image" else _signal_files(bundle, path)
         values = [(f.relative_to(path).as_posix() if path.is_dir() else f.name, f) for f in files]
         result = InputsRead([], files, [])
         for start in range(0, len(values), BATCH):
-            _image_batch(bundle, values[start : start + BATCH], result)
+            _file_batch(bundle, values[start : start + BATCH], result)
     else:
         files = (
             sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in TABLE_SUFFIXES)
@@ -361,9 +362,8 @@ def read_inputs(project: Workspace, bundle: Bundle, path: str | Path) -> InputsR
     if not result.records and not result.non_finite:
         raise InputsError(
             f"--inputs {path} holds nothing the model can predict.",
-            expected="image files"
-            if bundle.modality == "image"
-            else "tables (CSV, TSV, JSONL, JSON, Parquet) of "
+            expected=INPUT_FILES.get(bundle.modality)
+            or "tables (CSV, TSV, JSONL, JSON, Parquet) of "
             + ("texts" if bundle.modality == "text" else "feature rows"),
             received=f"{len(files)} file(s), {len(result.skipped)} unusable"
             + (
@@ -387,16 +387,50 @@ def _image_files(path: Path) -> list[Path]:
     )
 
 
-def _image_batch(bundle: Bundle, items: list[tuple[str, Path]], result: InputsRead) -> None:
+INPUT_FILES = {
+    "image": "image files",
+    "sequence": "series files (.npy arrays (channels, steps) or (steps,), or .json lists)",
+    "audio": "audio files (WAV, FLAC, OGG)",
+}
+
+
+def _signal_files(bundle: Bundle, path: Path) -> list[Path]:
+    """The series or clip files of a folder (by their extensions, as `dlw predict` reads
+    them), searched recursively; a named file as it is."""
+    from dlworkflow.deploy.export.predict import SIGNAL_FILES
+
+    if path.is_file():
+        return [path]
+    suffixes = SIGNAL_FILES[bundle.modality]
+    return sorted(
+        p
+        for p in path.rglob("*")
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in suffixes
+    )
+
+
+def _file_batch(bundle: Bundle, items: list[tuple[str, Path]], result: InputsRead) -> None:
+    """Images and clips as their bytes, series as their arrays (a file that cannot be read
+    is skipped with the reason)."""
     ids, values, stamps = [], [], []
     for name, file in items:
         try:
-            values.append(file.read_bytes())
+            values.append(_file_value(bundle, file))
             stamps.append(file.stat().st_mtime)
             ids.append(name)
         except OSError as exc:
             result.skipped.append((name, f"cannot read the file: {exc.strerror or exc}"))
+        except ValueError as exc:
+            result.skipped.append((name, f"not a series file: {str(exc)[:200]}"))
     _predict(bundle, ids, values, stamps, result)
+
+
+def _file_value(bundle: Bundle, file: Path) -> Any:
+    if bundle.modality != "sequence":
+        return file.read_bytes()
+    from dlworkflow.deploy.export.predict import _read_series_file
+
+    return _read_series_file(file)
 
 
 def _predict(
