@@ -70,7 +70,8 @@ def _one_sample(meta: ModelMeta, example: np.ndarray) -> np.ndarray:
         x = np.pad(x[:, :width], ((0, 0), (0, max(0, width - x.shape[1]))))
     else:
         x = x.astype(np.float32)
-        expected = 4 if meta.get("modality", "image") == "image" else 2
+        # a batch's dimensions: images (N, C, H, W), series (N, C, T), clips and tables (N, S)
+        expected = {"image": 4, "sequence": 3}.get(str(meta.get("modality", "image")), 2)
         if x.ndim == expected - 1:
             x = x[None]
     return np.ascontiguousarray(x[:1])

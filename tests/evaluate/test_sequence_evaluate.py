@@ -167,3 +167,13 @@ def test_read_rows_gives_the_stored_series(tmp_path: Path, gunpoint):
     got = nb.read_rows(pd.DataFrame({"path": paths}))
     for a, b in zip(got, train.series[:3]):
         np.testing.assert_array_equal(a, np.atleast_2d(b).astype(np.float32))
+
+
+def test_latency_probe_takes_one_whole_series():
+    from dlworkflow.evaluate.constraints import _one_sample
+
+    series = np.arange(12, dtype=np.float32).reshape(3, 4)  # one (C, T) series
+    one = _one_sample({"modality": "sequence"}, series)
+    assert one.shape == (1, 3, 4) and one.dtype == np.float32
+    assert _one_sample({"modality": "sequence"}, np.stack([series] * 5)).shape == (1, 3, 4)
+    assert _one_sample({"modality": "audio"}, np.zeros(800)).shape == (1, 800)
