@@ -434,11 +434,19 @@ SERIES_ERRORS = {
 
 
 def check_clips(clips: list[bytes], *, max_bytes: int) -> None:
-    """413 for a clip over the model's byte limit and 415 for bytes that are not WAV, FLAC or
-    OGG (or a format refused by name), before anything is decoded."""
+    """422 for an empty clip, 413 for one over the model's byte limit and 415 for bytes that
+    are not WAV, FLAC or OGG (or a format refused by name), before anything is decoded."""
     from dlworkflow.store.audio import AudioDecodeError, sniff_format
 
     for i, data in enumerate(clips):
+        if not data:
+            raise ApiError(
+                422,
+                "empty_clip",
+                f"Clip {i} is empty (0 bytes).",
+                expected="the bytes of a WAV, FLAC or OGG file",
+                received="0 bytes",
+            )
         if len(data) > max_bytes:
             raise ApiError(
                 413,
