@@ -140,13 +140,64 @@ def _value_columns(frame: pd.DataFrame, keys: set[str], chosen: list[str] | None
     return out
 
 
-def _one(values: pd.Series, what: str) -> tuple[str | None, str | None]:
+def _one(values: np.ndarray, what: str) -> tuple[str | None, str | None]:
     """(the one value of a series' cells, None), or (None, why not)."""
-    found = list(dict.fromkeys(v for v in (cell_text(x) for x in values) if v is not None))
+    found = list(dict.fromkeys(v for v in values if v is not None))
     if len(found) > 1:
         shown = ", ".join(repr(v) for v in found[:4])
         return None, f"{what} changes within the series: {shown}"
     return (found[0] if found else None), None
+
+
+class _Columns:
+    """A long table's columns parsed once: texts of the label and group, numbers of the
+    time and channel columns (with the cells that are not numbers)."""
+
+    def __init__(self, frame: pd.DataFrame, data: Data, channels: list[str]) -> None:
+        self.frame = frame
+        self.channels = channels
+        self.labels = frame[data.label_column].map(cell_text).to_numpy(dtype=object)
+        group = data.group_column
+        self.groups = frame[group].map(cell_text).to_numpy(dtype=object) if group else None
+        self.time_text = frame[data.series.time_column].to_numpy(dtype=object)
+        self.times = _times(frame[data.series.time_column])
+        parsed = [numbers(frame[c]) for c in channels]
+        self.values = np.stack([v for v, _ in parsed])  # (C, rows)
+        self.bad = np.stack([b for _, b in parsed])
+
+    def series(self, rows: np.ndarray) -> tuple[np.ndarray | None, str | None]:
+        """(C, T) of one series' rows sorted by time, or the reason it cannot be read."""
+        times = self.times[rows]
+        if np.isnan(times).any():
+            first = self.time_text[rows[int(np.argmax(np.isnan(times)))]]
+            if cell_text(first) is None:
+                return None, f"time column: {int(np.isnan(times).sum())} step(s) without a time"
+            return None, f"time column: {str(first)[:30]!r} is neither a number nor a date"
+        if len(np.unique(times)) != len(times):
+            return None, "time column: the same time appears twice in the series"
+        bad = self.bad[:, rows]
+        if bad.any():
+            c, r = np.unravel_index(int(np.argmax(bad)), bad.shape)
+            column = self.channels[int(c)]
+            cell = self.cell(column, int(rows[int(r)]))
+            return None, f"non-numeric value {cell!r} in channel column {column!r}"
+        return self.values[:, rows[np.argsort(times, kind="stable")]], None
+
+    def cell(self, column: str, row: int) -> str:
+        return str(self.frame[column].iloc[row])[:30]
+
+
+def _times(column: pd.Series) -> np.ndarray:
+    """float64 times (NaN where missing or unreadable): numbers, else dates and times."""
+    import pandas as pd
+
+    values, bad = numbers(column)
+    if not bad.any():
+        return values
+    parsed = pd.to_datetime(column.where(column.map(cell_text).notna()), errors="coerce", utc=True)
+    out = parsed.astype("int64").to_numpy(dtype=np.float64)
+    out[parsed.isna().to_numpy()] = np.nan
+    return out
 
 
 def _long(
@@ -157,56 +208,34 @@ def _long(
     channels: list[str],
     checks: SeriesChecks,
 ) -> Iterator[Candidate]:
+    import pandas as pd
+
     ids = frame[id_column].map(cell_text)
-    if ids.isna().any():
-        n = int(ids.isna().sum())
+    codes, names = pd.factorize(ids, use_na_sentinel=True)  # first appearance order, -1: none
+    if (codes < 0).any():
+        n = int((codes < 0).sum())
         yield Candidate(
             f"{path.name}:no id", None, path=path, problem=f"{n} row(s) with no {id_column!r}"
         )
-    for key, rows in frame[ids.notna()].groupby(ids[ids.notna()], sort=False):
-        sample_id = unicodedata.normalize("NFC", str(key))
+    columns = _Columns(frame, data, channels)
+    order = np.argsort(codes, kind="stable")
+    order = order[codes[order] >= 0]
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    for rows in np.split(order, bounds) if len(order) else []:
+        sample_id = unicodedata.normalize("NFC", str(names[codes[rows[0]]]))
         cand = Candidate(sample_id, None, path=path, origin=path)
-        cand.label, problem = _one(rows[data.label_column], "label")
-        if data.group_column:
-            cand.group, bad_group = _one(rows[data.group_column], "group")
+        cand.label, problem = _one(columns.labels[rows], "label")
+        if columns.groups is not None:
+            cand.group, bad_group = _one(columns.groups[rows], "group")
             problem = problem or bad_group
         if problem is None and cand.label is None:
             problem = f"no label: empty {data.label_column!r} in every row"
-        series, problem = (None, problem) if problem else _long_series(rows, data, channels)
+        series, problem = (None, problem) if problem else columns.series(rows)
         if problem is not None:
             cand.problem = problem
             yield cand
             continue
         yield checked(cand, series, checks)
-
-
-def _long_series(
-    rows: pd.DataFrame, data: Data, channels: list[str]
-) -> tuple[np.ndarray | None, str | None]:
-    """(C, T) of one series' rows sorted by time, or the reason it cannot be read."""
-    import pandas as pd
-
-    time_column = data.series.time_column
-    times, bad = numbers(rows[time_column])
-    if bad.any():  # not numbers: dates and times?
-        parsed = pd.to_datetime(rows[time_column], errors="coerce", utc=True)
-        if parsed.isna().any():
-            first = rows[time_column].iloc[int(np.argmax(parsed.isna().to_numpy()))]
-            return None, f"time column: {str(first)[:30]!r} is neither a number nor a date"
-        times = parsed.astype("int64").to_numpy(dtype=np.float64)
-    if np.isnan(times).any():
-        return None, f"time column: {int(np.isnan(times).sum())} step(s) without a time"
-    if len(np.unique(times)) != len(times):
-        return None, "time column: the same time appears twice in the series"
-    order = np.argsort(times, kind="stable")
-    out = np.empty((len(channels), len(rows)), dtype=np.float64)
-    for c, column in enumerate(channels):
-        values, bad = numbers(rows[column])
-        if bad.any():
-            cell = rows[column].iloc[int(np.argmax(bad))]
-            return None, f"non-numeric value {str(cell)[:30]!r} in channel column {column!r}"
-        out[c] = values[order]
-    return out, None
 
 
 def _wide(

@@ -324,3 +324,18 @@ def test_cli_ingest_of_a_malformed_table_prints_no_traceback(tmp_path):
     out = CliRunner().invoke(app, ["ingest", str(path), "-p", str(project.root)])
     assert out.exit_code == 2
     assert "Cannot read the table t.parquet" in out.output and "Traceback" not in out.output
+
+
+def test_long_table_with_date_times_and_an_unreadable_time(tmp_path):
+    frame, series, _ = _long_frame(4)
+    start = pd.Timestamp("2024-03-01T00:00:00Z")
+    frame["time"] = [(start + pd.Timedelta(seconds=int(t) * 10)).isoformat() for t in frame["time"]]
+    frame.loc[(frame["id"] == "s3") & frame["time"].str.endswith("00:00:50+00:00"), "time"] = "noon"
+    path = tmp_path / "dated.csv"
+    frame.to_csv(path, index=False)
+    project = _project(tmp_path)
+    result = project.ingest(str(path), progress=False)
+    assert (result.n_samples, result.n_quarantined) == (3, 1)
+    assert _reasons(project)["s3"] == "time column: 'noon' is neither a number nor a date"
+    m = read_manifest(project).set_index("sample_id")
+    np.testing.assert_allclose(read_series(m.loc["s1", "path"]), series[1], rtol=1e-6)
