@@ -501,7 +501,9 @@ class ModelSpec(Strict):
 
 
 class Augment(Strict):
-    """Step 6: batched augmentation on the training device (kornia); 0 switches one off."""
+    """Step 6: batched augmentation on the training device; 0 switches one off. Images (kornia):
+    flip to cutmix, mosaic; series: jitter to window_slice; audio: gain_db to time_mask; mixup
+    applies to images, series and audio. Options of another kind of data are not applied."""
 
     flip: float = Field(0.0, ge=0, le=1, description="Probability of a horizontal flip.")
     rotation: float = Field(0.0, ge=0, le=180, description="Max rotation, degrees.")
@@ -519,6 +521,67 @@ class Augment(Strict):
         le=1,
         description="Object detection: probability that a training image becomes a 2x2 "
         "mosaic of four (boxes moved with them).",
+    )
+    # series (sequence-classification): an op whose strength is above 0 is applied to each
+    # training series with probability 1/2, within its real length (train/augment_series.py)
+    jitter: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Series: Gaussian noise with this std relative to each channel's std "
+        "(e.g. 0.03).",
+    )
+    scaling: float = Field(
+        0.0, ge=0, le=1, description="Series: std of one random factor around 1 per channel."
+    )
+    magnitude_warp: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Series: std of a smooth random curve around 1 multiplying each channel "
+        "(e.g. 0.2).",
+    )
+    time_warp: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Series: std of a smooth random log-speed warping time (ends fixed; e.g. 0.2).",
+    )
+    window_slice: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Series: share of the length a random window cuts off before it is "
+        "stretched back to the full length (e.g. 0.1).",
+    )
+    # audio (audio-classification): waveforms in the trainer, SpecAugment inside the model
+    gain_db: float = Field(
+        0.0, ge=0, le=40, description="Audio: random gain of each clip, up to +-this many dB."
+    )
+    time_shift: float = Field(
+        0.0,
+        ge=0,
+        le=0.5,
+        description="Audio: random circular shift of each clip, up to this share of its length.",
+    )
+    noise_snr_db: float = Field(
+        0.0,
+        ge=0,
+        le=60,
+        description="Audio: white noise mixed into half of the clips at a signal-to-noise ratio "
+        "drawn from this to this + 20 dB (0: off).",
+    )
+    freq_mask: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Audio SpecAugment: two frequency masks of up to this many mels.",
+    )
+    time_mask: int = Field(
+        0,
+        ge=0,
+        le=500,
+        description="Audio SpecAugment: two time masks of up to this many frames.",
     )
 
 

@@ -37,7 +37,7 @@ from torch import nn
 
 from dlworkflow.errors import ConfigError
 from dlworkflow.tasks import task_names, task_of
-from dlworkflow.train import augment_dense
+from dlworkflow.train import augment_dense, augment_keys
 from dlworkflow.train.augment_dense import DenseAugment
 
 if TYPE_CHECKING:
@@ -52,8 +52,9 @@ PREVIEW_VERSIONS = 5  # augmented versions shown beside each original
 
 
 def enabled(cfg: Augment) -> list[str]:
-    """The names of the switched-on options, in config order."""
-    return [name for name, value in cfg.model_dump().items() if value]
+    """The names of the switched-on options, in config order (of any kind of data:
+    augment_keys.applied tells which apply to a modality)."""
+    return augment_keys.switched_on(cfg)
 
 
 def build(
@@ -87,7 +88,7 @@ def build(
             mean=mean,
             std=std,
         )
-    if not enabled(cfg):
+    if not augment_keys.applied(cfg, "image"):  # series / audio options are not for images
         return None
     pipeline = _pipeline(cfg, channels=channels, size=(int(size[0]), int(size[1])))
     return BatchAugment(
@@ -248,9 +249,9 @@ def augment_preview(
         )
     channels, size = image_format(project)
     rows = store.load_split(project, "train")
-    if not enabled(cfg.augment):
+    if not augment_keys.applied(cfg.augment, "image"):
         raise ConfigError(
-            "There is nothing to preview: every option under augment: is 0 (off).",
+            "There is nothing to preview: every image option under augment: is 0 (off).",
             expected="at least one non-zero option under augment:",
             received=str(cfg.augment.model_dump()),
             fix="set e.g. augment: {flip: 0.5, rotation: 10} in dlworkflow.yaml",

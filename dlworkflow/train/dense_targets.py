@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from dlworkflow.train import augment_keys
+
 if TYPE_CHECKING:
     from dlworkflow.config import Augment
 
@@ -24,4 +26,4 @@ def applied(cfg: Augment, kind: str) -> list[str]:
         skip.add("rotation")
     if kind not in MOSAIC:
         skip.add("mosaic")
-    return [name for name, value in cfg.model_dump().items() if value and name not in skip]
+    return [name for name in augment_keys.applied(cfg, "image") if name not in skip]

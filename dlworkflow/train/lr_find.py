@@ -104,7 +104,7 @@ def lr_find(
     from dlworkflow.models import create_model
     from dlworkflow.train import strategies
     from dlworkflow.train.progress import count_progress
-    from dlworkflow.train.tensors import input_format, load_train_val, loading_label
+    from dlworkflow.train.tensors import adopt, input_format, load_train_val, loading_label
     from dlworkflow.train.trainer import seed_everything
 
     _check_range(start, end, steps)
@@ -128,6 +128,7 @@ def lr_find(
         data = load_train_val(
             project, split_info.classes, report=report, preprocessing=model.preprocessing
         )
+    adopt(model, data)  # series: the model normalises with the train split's statistics
     loop = dataclasses.replace(loop, target=data.target)
     groups = None
     if strategy.name in ("finetune", "gradual"):  # the backbone at its discriminative lr

@@ -22,7 +22,7 @@ from dlworkflow.train import distributed, strategies, tracking, warm_start
 from dlworkflow.train.callbacks import LambdaCallback
 from dlworkflow.train.checkpoint import Checkpointer, find_resumable
 from dlworkflow.train.progress import count_progress
-from dlworkflow.train.tensors import input_format, load_train_val, loading_label
+from dlworkflow.train.tensors import adopt, input_format, load_train_val, loading_label
 from dlworkflow.train.trainer import FitResult, LoopConfig, seed_everything
 
 if TYPE_CHECKING:
@@ -461,7 +461,7 @@ def _build(
         data = load_train_val(
             project, split_info.classes, report=report, preprocessing=model.preprocessing
         )
-    model.preprocessing.update(data.preprocessing)
+    adopt(model, data)  # preprocessing; series: the train split's channel statistics
     return generator, strategy, model, data
 
 

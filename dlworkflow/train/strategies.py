@@ -43,7 +43,7 @@ from torch import nn
 from dlworkflow.models import MODELS
 from dlworkflow.models.registry import FactoryEntry
 from dlworkflow.tasks import task_of
-from dlworkflow.train import augment, distributed
+from dlworkflow.train import augment, augment_keys, augment_signals, distributed
 from dlworkflow.train.callbacks import Callback, FitState, LambdaCallback
 from dlworkflow.train.data import TensorData
 from dlworkflow.train.features_cache import cached_features
@@ -139,11 +139,22 @@ def choose(
             "a user network has no features() to cache, so not frozen but finetune; "
             + DESCRIPTIONS[picked].format(**extra)
         )
-    if augment.enabled(cfg.augment) and task_of(cfg.task).modality != "image":
-        reason += "; augment is not applied (images only)"
-    elif picked == "frozen" and augment.enabled(cfg.augment) and not task_of(cfg.task).dense:
-        reason += "; augment is not applied (features are computed once, from the original images)"
-    return Strategy(picked, reason)
+    return Strategy(picked, reason + _augment_note(cfg, frozen=picked == "frozen"))
+
+
+def _augment_note(cfg: Any, *, frozen: bool) -> str:
+    """What the transfer reason says of `augment:` options that are not applied: those of
+    another kind of data (text and tables take none), and every one under a frozen backbone
+    of a per-sample head (its features are computed once, from the original inputs)."""
+    task = task_of(cfg.task)
+    other = augment_keys.ignored(cfg.augment, task.modality)
+    note = ""
+    if other:
+        takes = ", ".join(augment_keys.keys_for(task.modality)) or "none"
+        note += f"; augment is not applied: {', '.join(other)} ({task.modality} takes {takes})"
+    if frozen and augment_keys.applied(cfg.augment, task.modality) and not task.dense:
+        note += "; augment is not applied (features are computed once, from the original inputs)"
+    return note
 
 
 def _model_name(model: str | nn.Module | None, *, default: str) -> str:
@@ -209,6 +220,12 @@ def train_model(
         if transform is not None:
             options.batch_transform = transform
             hooks.append(_numbering_batches(transform))
+    signal = _signal_augment(cfg, model, data)  # series / audio; None for other data
+    if signal is not None:
+        options.batch_transform, spec = signal
+        for numbered in (options.batch_transform, spec):
+            if numbered is not None:
+                hooks.append(_numbering_batches(numbered))
     unfreeze = None
     if strategy.name in ("finetune", "gradual", "frozen"):
         options.param_groups = discriminative_groups(
@@ -232,6 +249,33 @@ def train_model(
     finally:
         if unfreeze is not None:
             unfreeze.release(model)
+        if signal is not None and signal[1] is not None:
+            model.augment = None  # type: ignore[assignment]  # SpecAugment: this run only
+
+
+def _signal_augment(cfg: Any, model: Classifier, data: TrainData) -> tuple[Any, Any] | None:
+    """(the batch transform or None, the SpecAugment put into the audio model or None) of
+    `augment:` for series and audio data; None for other data or when nothing is on."""
+    modality = getattr(data, "modality", "image")
+    seed = cfg.seed + _rank()  # data-parallel: own draws a rank
+    mixup = cfg.augment.mixup if task_of(data.task).single_label else 0.0
+    settings = cfg.augment.model_copy(update={"mixup": mixup})
+    classes = len(data.classes)
+    if modality == "sequence":
+        series = augment_signals.series_transform(settings, num_classes=classes, seed=seed)
+        return (series, None) if series is not None else None
+    if modality != "audio":
+        return None
+    samples = int(data.x_train.shape[-1])
+    wave = augment_signals.audio_transform(
+        settings, samples=samples, num_classes=classes, seed=seed
+    )
+    spec = augment_signals.spec_augment(settings, seed=seed)
+    if spec is not None and hasattr(model, "augment"):
+        model.augment = spec  # AudioClassifier: applied in training mode only
+    else:
+        spec = None
+    return (wave, spec) if wave is not None or spec is not None else None
 
 
 def _rank() -> int:

@@ -7,10 +7,19 @@
           tokenizer; pad 0), cached on disk by content hashes, max_len and tokenizer
   tabular float32 (N, F): the `f:` feature columns, numbers standardised with the TRAIN
           statistics (missing -> train mean, i.e. 0), strings one-hot over the train categories
+  sequence float32 (N, C, T) raw values, NaN after each series' end (store.series_tensor;
+          T: the split's longest); the per-channel mean and std of the TRAIN split's real
+          values go into the model (`adopt`: set_normalization), which normalises inside, so
+          the saved and exported model takes raw values
+  audio   float32 (N, S) mono waveforms at data.audio.sample_rate with its duration policy
+          (store.clip_tensor, ClipSettings.from_config); the log-mel front end is inside the
+          model
 
 `TrainData.preprocessing` is what the model's `preprocessing` must hold afterwards, so `dlw
 test` (models/predict.py) transforms rows exactly as training did. Only the open splits are
-read (`store.load_split` refuses the sealed test set by design).
+read (`store.load_split` refuses the sealed test set by design). After loading, `adopt(model,
+data)` gives the model what the data taught: its preprocessing and, for series, the train
+split's channel statistics.
 """
 
 from __future__ import annotations
@@ -41,6 +50,8 @@ LOADING = {
     "image": "decoding images",
     "text": "tokenizing texts",  # by modality
     "tabular": "encoding features",
+    "sequence": "reading series",
+    "audio": "decoding audio clips",
 }
 
 
@@ -52,11 +63,13 @@ class TrainData:
     x_val: torch.Tensor
     y_val: torch.Tensor
     classes: list[str]
-    channels: int | None = None  # images only
+    channels: int | None = None  # images; series: their channels
     size: tuple[int, int] | None = None  # images only
-    mean: list[float] | None = None  # images only: per channel, of train pixels on 0..1
+    # images: per channel, of train pixels on 0..1 (the trainer normalises uint8 batches);
+    # series: per channel, of the train split's real values (the model normalises, adopt())
+    mean: list[float] | None = None
     std: list[float] | None = None
-    modality: str = "image"  # "image" | "text" | "tabular"
+    modality: str = "image"  # "image" | "text" | "tabular" | "sequence" | "audio"
     task: str = "image-classification"
     target: dict[str, Any] = field(default_factory=dict)  # Task.fit_target of y_train
     # what model.preprocessing must be updated with (the transform `dlw test` repeats)
@@ -91,6 +104,15 @@ class TrainData:
                 "data.tokenizer": prep.get("tokenizer"),
                 "data.tokens": int(self.x_train.shape[1]),
             }
+        if self.modality == "sequence":
+            return {"data.channels": self.channels, "data.length": int(self.x_train.shape[2])}
+        if self.modality == "audio":
+            return {
+                "data.sample_rate": prep.get("sample_rate"),
+                "data.duration": prep.get("duration"),
+                "data.duration_policy": prep.get("policy"),
+                "data.samples": int(self.x_train.shape[1]),
+            }
         return {
             "data.features": len(prep.get("features", [])),
             "data.n_features": int(self.x_train.shape[1]),
@@ -100,6 +122,8 @@ class TrainData:
         """Keys for model.json besides the model's own: the task and its target facts
         (the scaling of a regression target), and images' format and statistics."""
         out: dict[str, Any] = {"task": self.task, "target": self.target}
+        if self.modality == "sequence":  # the statistics the model normalises with
+            return {**out, "channel_stats": {"mean": self.mean, "std": self.std}}
         if self.modality != "image":
             return out
         return {
@@ -122,14 +146,48 @@ def loading_label(task: str) -> str:
 
 def input_format(project: Workspace) -> dict[str, Any]:
     """create_model's input arguments for the project's data: images in_channels + image_size,
-    tabular n_features (the width of the encoded train table), text none."""
+    tabular n_features (the width of the encoded train table), series in_channels (their
+    channels), audio sample_rate (data.audio's), text none."""
     modality = modality_of(project)
     if modality == "image":
         channels, size = image_format(project)
         return {"in_channels": channels, "image_size": size}
     if modality == "tabular":
         return {"n_features": n_features(table_encoding(project, _split_rows(project, "train")))}
+    if modality == "sequence":
+        return {"in_channels": series_channels(_split_rows(project, "train"))}
+    if modality == "audio":
+        return {"sample_rate": int(project.config.data.audio.sample_rate)}
     return {}
+
+
+def series_channels(rows: pd.DataFrame) -> int:
+    """The channels of the rows' series (ingest keeps one count per dataset: the manifest's
+    `channels` column, else the first series' own)."""
+    if "channels" in rows and rows["channels"].notna().any():
+        counts = sorted({int(c) for c in rows["channels"].dropna()})
+        if len(counts) > 1:
+            raise TrainError(
+                "The series of the train split have different numbers of channels.",
+                expected="one channel count for every series",
+                received=f"channel counts {counts[:5]}",
+                fix="`dlw ingest` again: it quarantines series whose channels do not match",
+            )
+        return counts[0]
+    from dlworkflow.store.series import read_series
+
+    return int(read_series(rows["path"].iloc[0]).shape[0])
+
+
+def adopt(model: Any, data: TrainData) -> None:
+    """Give `model` what the loaded data taught it: the preprocessing `dlw test` and the server
+    repeat, and for series the train split's per-channel statistics (set_normalization:
+    the model normalises raw values inside, in the saved and the exported model alike)."""
+    model.preprocessing.update(data.preprocessing)
+    if data.modality == "sequence" and data.mean is not None and data.std is not None:
+        setter = getattr(model, "set_normalization", None)
+        if setter is not None:
+            setter(data.mean, data.std)
 
 
 def image_format(project: Workspace) -> tuple[int, tuple[int, int]]:
@@ -214,6 +272,10 @@ def _inputs(
     stats: tuple[list[float], list[float]] | None,
 ) -> TrainData:
     modality = modality_of(project)
+    if modality == "sequence":
+        return _series(project, rows, labels, classes, report=report)
+    if modality == "audio":
+        return _clips(project, rows, labels, classes, prep, report=report)
     if modality == "text":
         max_len = int(prep.get("max_len") or DEFAULT_MAX_LEN)
         x = {
@@ -299,6 +361,97 @@ def _images(
         std=std,
         modality="image",
         preprocessing={"mean": mean, "std": std},
+    )
+
+
+def _series(
+    project: Workspace,
+    rows: dict[str, pd.DataFrame],
+    labels: dict[str, torch.Tensor],
+    classes: list[str],
+    *,
+    report: Callable | None,
+) -> TrainData:
+    """float32 (N, C, T) NaN-padded series of each split, with the train split's per-channel
+    statistics over the real values."""
+    from dlworkflow.store.series import series_tensor
+
+    channels = series_channels(rows["train"])
+    x = {name: series_tensor(project, rows[name], progress=report) for name in rows}
+    found = {name: int(x[name].shape[1]) for name in x}
+    if set(found.values()) != {channels}:
+        raise TrainError(
+            "The train and val series do not have the same channels.",
+            expected=f"{channels} channels in every split",
+            received=", ".join(f"{k}: {v}" for k, v in found.items()),
+            fix="`dlw ingest` again (it quarantines series of other channel counts), then "
+            "`dlw split`",
+        )
+    mean, std = series_stats(x["train"])
+    return TrainData(
+        x_train=torch.from_numpy(x["train"]),
+        y_train=labels["train"],
+        x_val=torch.from_numpy(x["val"]),
+        y_val=labels["val"],
+        classes=list(classes),
+        channels=channels,
+        mean=mean,
+        std=std,
+        modality="sequence",
+        preprocessing={"modality": "sequence", "channels": channels},
+    )
+
+
+def series_stats(batch: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std over the real (non-NaN) values of a NaN-padded (N, C, T)
+    batch, in float64 chunks of series; a constant channel gets std 1."""
+    channels = batch.shape[1]
+    count, total, squares = np.zeros(channels), np.zeros(channels), np.zeros(channels)
+    chunk = max(1, (32 << 20) // max(1, batch[0].size * 8))
+    for i in range(0, len(batch), chunk):
+        part = batch[i : i + chunk].astype(np.float64)
+        real = ~np.isnan(part)
+        count += real.sum(axis=(0, 2))
+        total += np.where(real, part, 0.0).sum(axis=(0, 2))
+    mean = total / np.maximum(count, 1)
+    for i in range(0, len(batch), chunk):
+        part = batch[i : i + chunk].astype(np.float64) - mean[None, :, None]
+        squares += np.where(np.isnan(part), 0.0, part * part).sum(axis=(0, 2))
+    std = np.sqrt(squares / np.maximum(count, 1))
+    std = np.where(std > 1e-8 * np.maximum(1.0, np.abs(mean)), std, 1.0)
+    return mean.tolist(), std.tolist()
+
+
+def _clips(
+    project: Workspace,
+    rows: dict[str, pd.DataFrame],
+    labels: dict[str, torch.Tensor],
+    classes: list[str],
+    prep: dict[str, Any],
+    *,
+    report: Callable | None,
+) -> TrainData:
+    """float32 (N, S) waveforms of each split at data.audio's rate and duration policy."""
+    from dlworkflow.store.clips import ClipSettings, clip_tensor
+
+    settings = ClipSettings.from_config(project.config.data.audio)
+    rate = prep.get("sample_rate")
+    if rate is not None and int(rate) != settings.sample_rate:
+        raise TrainError(
+            "The model's sample rate is not the data's.",
+            expected=f"data.audio.sample_rate {settings.sample_rate} Hz",
+            received=f"a model built for {rate} Hz",
+            fix="build the model with sample_rate=data.audio.sample_rate (dlw train does)",
+        )
+    x = {name: clip_tensor(project, rows[name], settings, progress=report) for name in rows}
+    return TrainData(
+        x_train=torch.from_numpy(x["train"]),
+        y_train=labels["train"],
+        x_val=torch.from_numpy(x["val"]),
+        y_val=labels["val"],
+        classes=list(classes),
+        modality="audio",
+        preprocessing={"modality": "audio", **settings.as_dict()},
     )
 
 
