@@ -300,7 +300,7 @@ def audio_warnings(ev: Evidence) -> list[Warning]:
         out.append(
             Warning(
                 "medium" if share >= SILENT_WARN else "low",
-                f"{len(ae.mostly_silent)} clips ({share:.0%}) are mostly silence (at least "
+                f"{_clips(len(ae.mostly_silent))} ({share:.0%}) mostly silent (at least "
                 f"{MOSTLY_SILENT:.0%} of 20 ms windows below {ae.settings['silence_dbfs']:g} dBFS)",
                 "trim the silence or check that the class is audible in them",
                 "audio",
@@ -310,7 +310,7 @@ def audio_warnings(ev: Evidence) -> list[Warning]:
         out.append(
             Warning(
                 "low",
-                f"{len(ae.clipped)} clips with clipped samples (at full scale, under the "
+                f"{_clips(len(ae.clipped))} with clipped samples (at full scale, under the "
                 f"quarantine limit {ae.settings['max_clipping_share']:.1%})",
                 "listen to the worst ones; re-record or lower the gain if the distortion is heard",
                 "audio",
@@ -320,7 +320,7 @@ def audio_warnings(ev: Evidence) -> list[Warning]:
         out.append(
             Warning(
                 "low",
-                f"{ae.n_cropped} clips ({ae.n_cropped / n:.0%}) are longer than "
+                f"{_clips(ae.n_cropped)} ({ae.n_cropped / n:.0%}) longer than "
                 f"data.audio.duration ({ae.settings['duration']:g} s): the network hears only "
                 f"the {ae.settings['crop']} part",
                 "raise data.audio.duration, or set data.audio.policy: max, if the class is "
@@ -332,7 +332,7 @@ def audio_warnings(ev: Evidence) -> list[Warning]:
         out.append(
             Warning(
                 "low",
-                f"{ae.n_upsampled} clips recorded below data.audio.sample_rate "
+                f"{_clips(ae.n_upsampled)} recorded below data.audio.sample_rate "
                 f"({ae.settings['sample_rate']:,} Hz) among mixed rates",
                 "their upper frequencies are empty: check that the rate does not follow the "
                 "class (a shortcut)",
@@ -471,6 +471,10 @@ def tile_drawer(ae: AudioEvidence) -> Callable[[str, Any], str | None]:
         return spectrogram_thumb(spectrum) if spectrum is not None else None
 
     return drawn
+
+
+def _clips(n: int) -> str:
+    return f"{n} clip" if n == 1 else f"{n} clips"
 
 
 def _percent(share: float) -> str:
