@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 #: the largest table or .ts file a sequence source may be (read whole, or parsed line by line)
 MAX_SOURCE_BYTES = 256 * 1024 * 1024
 TS_SUFFIX = ".ts"
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # a larger value would be stored as inf
 SERIES_TABLES = {".csv", ".tsv", ".parquet", ".pq"}
 
 
@@ -109,7 +110,8 @@ class SeriesChecks:
 def series_problem(array: Any, data: Data) -> tuple[np.ndarray | None, str | None]:
     """(the float32 (C, T) series with short gaps filled, None), or (None, why it is
     quarantined): not numeric, a shape that is not (T,) or (C, T), too short, too long, too
-    many channels, a run of missing values over data.max_gap."""
+    many channels, a value float32 cannot hold, an infinite value, a run of missing values
+    over data.max_gap (or missing values at either end)."""
     from dlworkflow.store.series import fill_gaps
 
     a = np.asarray(array)
@@ -127,9 +129,13 @@ def series_problem(array: Any, data: Data) -> tuple[np.ndarray | None, str | Non
         return None, f"too short: {length} step(s) (data.series.min_length: {fmt.min_length})"
     if length > fmt.max_length:
         return None, f"too long: {length:,} steps (data.series.max_length: {fmt.max_length:,})"
-    filled, problem = fill_gaps(a.astype(np.float64), data.max_gap)
+    values = a.astype(np.float64)
+    finite = values[np.isfinite(values)]
+    if finite.size and np.abs(finite).max() > FLOAT32_MAX:
+        return None, f"float32 overflow: a value of {np.abs(finite).max():.3g} (beyond +-3.4e38)"
+    filled, problem = fill_gaps(values, data.max_gap)
     if problem is not None:
-        return None, f"missing values: {problem}"
+        return None, problem if problem.startswith("infinite") else f"missing values: {problem}"
     return filled, None
 
 

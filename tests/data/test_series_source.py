@@ -339,3 +339,22 @@ def test_long_table_with_date_times_and_an_unreadable_time(tmp_path):
     assert _reasons(project)["s3"] == "time column: 'noon' is neither a number nor a date"
     m = read_manifest(project).set_index("sample_id")
     np.testing.assert_allclose(read_series(m.loc["s1", "path"]), series[1], rtol=1e-6)
+
+
+def test_infinite_and_float32_overflow_values_are_quarantined(tmp_path):
+    data = read_ts(ucr_files("GunPoint")[0])
+    folder = tmp_path / "arrays"
+    folder.mkdir()
+    rows = ["file,label"]
+    for i in range(5):
+        array = data.series[i][0].astype(np.float64)
+        array[40] = {0: np.inf, 1: 1e39}.get(i, array[40])
+        np.save(folder / f"s{i}.npy", array)
+        rows.append(f"s{i}.npy,{data.labels[i]}")
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    project = _project(tmp_path)
+    result = project.ingest(str(folder), progress=False)
+    assert (result.n_samples, result.n_quarantined) == (3, 2)
+    reasons = _reasons(project)
+    assert reasons["s0.npy"] == "line 2: infinite value in the series"
+    assert reasons["s1.npy"].startswith("line 3: float32 overflow: a value of 1e+39")
