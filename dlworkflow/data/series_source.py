@@ -19,6 +19,7 @@ usable series'). `read_series_candidate` writes a usable series once, content-ad
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -174,19 +175,24 @@ def checked(cand: Candidate, array: Any, checks: SeriesChecks) -> Candidate:
 
 
 def noted(candidates: Iterator[Candidate], notes: list[str], what: str) -> Iterator[Candidate]:
-    """The candidates, then one note: how many series of how many channels and steps."""
-    count, channels, lengths = 0, set(), []
+    """The candidates, then one note: how many series (per source split), of how many
+    channels and steps."""
+    channels: set[int] = set()
+    lengths: list[int] = []
+    parts: Counter[str] = Counter()
     for cand in candidates:
         if cand.series is not None and cand.problem is None:
-            count += 1
             channels.add(int(cand.series.shape[0]))
             lengths.append(int(cand.series.shape[1]))
+            parts[cand.source_split or ""] += 1
         yield cand
-    if count:
+    if lengths:
+        low, high = min(lengths), max(lengths)
+        steps = f"{low:,}" if low == high else f"{low:,}-{high:,}"
+        split = f" ({parts['train']:,} train, {parts['test']:,} test)" if set(parts) - {""} else ""
         shown = "/".join(str(c) for c in sorted(channels))
         notes.append(
-            f"{count:,} series from {what}, {shown} channel(s), "
-            f"{min(lengths):,}-{max(lengths):,} steps"
+            f"{len(lengths):,} series{split} from {what}, {shown} channel(s), {steps} steps"
         )
 
 

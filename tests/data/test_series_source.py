@@ -86,13 +86,19 @@ def test_a_folder_with_a_train_test_pair_and_a_single_file(tmp_path):
     m = read_manifest(project)
     assert m["source_split"].value_counts().to_dict() == {"train": 6, "test": 4}
     assert set(m["channels"]) == {6} and set(m["length"]) == {100}
-    assert "10 series from BasicMotions_TRAIN.ts + BasicMotions_TEST.ts" in result.source_notes[0]
+    assert result.source_notes == [
+        "10 series (6 train, 4 test) from BasicMotions_TRAIN.ts + BasicMotions_TEST.ts, "
+        "6 channel(s), 100 steps"
+    ]
     # one file without a sibling: no source division, plain ids
     single = _ts_slice(train, tmp_path / "one" / "motions.ts", 5, step=8)
     result = project.ingest(str(single), progress=False)
     m = read_manifest(project)
     assert result.n_samples == 5 and m["source_split"].isna().all()
     assert list(m["sample_id"]) == ["0000", "0001", "0002", "0003", "0004"]
+    assert result.source_notes == ["5 series from motions.ts, 6 channel(s), 100 steps"]
+    # the same file again: the same dataset version
+    assert project.ingest(str(single), progress=False).changed is False
 
 
 def test_variable_length_multivariate_japanese_vowels(tmp_path):
