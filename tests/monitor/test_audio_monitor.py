@@ -6,6 +6,8 @@ raises no alert, clips 20 dB quieter alert on loudness, truncated clips on durat
 from __future__ import annotations
 
 import io
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ from dlworkflow.monitor.drift import feature_label, run_checks
 from dlworkflow.monitor.logread import to_sample
 from dlworkflow.runtime.bundle import InputError
 from dlworkflow.runtime.observe import clip_summaries, measured_clips
+from dlworkflow.store import read_manifest
 from dlworkflow.store.clips import ClipSettings, decode_clip
 
 sf = pytest.importorskip("soundfile")
@@ -115,3 +118,141 @@ def test_audio_feature_words():
     assert "dBFS" in feature_label("rms_dbfs")
     assert "Hz" in feature_label("centroid_hz")
     assert feature_label("duration_s") == "clip duration (seconds)"
+
+
+# ---- the CLI flow: a trained audio project, served traffic, dlw monitor and dlw retrain -----
+TOKEN = "audio-monitor-token-" + "a" * 24
+FLOW_CLASSES = ("ambi", "bd", "drum", "elec")  # four sonic-pi classes, 8-22 clips each
+
+
+@pytest.fixture(scope="module")
+def flow(tmp_path_factory):
+    """An audio project on half of the clips of four sonic-pi classes (copied into class
+    folders), trained one epoch, tested and exported as v1; the other half held out, as
+    [(path, class)]."""
+    import shutil
+
+    from dlworkflow.datasets.sonic_pi import sonic_pi_clips
+    from dlworkflow.project import Project
+
+    root = tmp_path_factory.mktemp("audio-flow")
+    clips = [(p, c) for p, c in sonic_pi_clips() if c in FLOW_CLASSES]
+    project_clips, held_out = clips[::2], clips[1::2]
+    for path, label in project_clips:
+        (root / "data" / label).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, root / "data" / label / path.name)
+    project = Project.init(root / "proj", task="audio-classification")
+    project.define(metric="accuracy", target=0.05)
+    project.update_config(
+        {
+            "data.audio.duration": 1.0,
+            "split.train": 0.5,
+            "split.val": 0.3,
+            "split.test": 0.2,
+            "train.threads": 2,
+            "evaluate.bootstrap_samples": 100,
+            "evaluate.baselines": False,
+            "evaluate.importance": False,
+            "evaluate.auto_slices": False,
+            "monitor.min_samples": 20,
+            "retrain.epochs": 1,
+        }
+    )
+    project.ingest(str(root / "data"), progress=False)
+    project.split()
+    project.train(epochs=1, progress=False)
+    verdict = project.test().verdict
+    if verdict.passed:
+        project.export()
+    else:  # one epoch may not beat 5%: the monitor needs an export, not a good model
+        project.export(force=True, reason="monitor test: one epoch")
+    return project, held_out
+
+
+def _serve(root, clips: list[bytes]) -> list[dict]:
+    """POST the clips (base64 JSON) to the champion served in-process: the server writes its
+    prediction log as in production."""
+    import base64
+
+    from fastapi.testclient import TestClient
+
+    from dlworkflow.config import Serve
+    from dlworkflow.deploy.serve.app import create_app
+
+    app = create_app(root, Serve(max_wait_ms=1), token=TOKEN)
+    out: list[dict] = []
+    try:
+        with TestClient(app) as client:
+            for start in range(0, len(clips), 16):  # serve.max_batch is 32
+                chunk = clips[start : start + 16]
+                body = {"clips": [base64.b64encode(c).decode("ascii") for c in chunk]}
+                answer = client.post(
+                    "/v1/predict", headers={"Authorization": f"Bearer {TOKEN}"}, json=body
+                )
+                assert answer.status_code == 200, answer.text
+                out += answer.json()["predictions"]
+    finally:
+        app.state.server.close()
+    return out
+
+
+def _dlw(*args: str):
+    from typer.testing import CliRunner
+
+    from dlworkflow.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def _fresh_log(root) -> None:
+    for old in (root / ".dlw" / "serve").glob("predictions.jsonl*"):
+        old.unlink()
+
+
+def test_dlw_monitor_alerts_on_quiet_served_clips_with_labels(flow, tmp_path):
+    project, held_out = flow
+    root = project.root
+    clips = [Path(p).read_bytes() for p, _ in held_out]
+    _serve(root, clips)
+    calm = _dlw("monitor", "-p", root, "--json")
+    assert calm.exit_code == 0, calm.output[-3000:]
+    report = json.loads(calm.output)
+    names = {c["name"]: c for c in report["checks"]}
+    assert {"loudness", "clip duration", "spectral centroid", "silence share"} <= set(names)
+    assert "embedding MMD" in names  # the export's "features" output is logged
+    assert not [c["name"] for c in report["checks"] if c["alert"]]
+
+    _fresh_log(root)
+    quiet = [_wav(str(p), gain_db=-20.0) for p, _ in held_out]
+    served = _serve(root, quiet)
+    labels = tmp_path / "labels.csv"
+    labels.write_text(
+        "id,label\n" + "".join(f"{p['id']},{c}\n" for p, (_, c) in zip(served, held_out))
+    )
+    shifted = _dlw("monitor", "-p", root, "--labels", labels, "--json")
+    assert shifted.exit_code == 4, shifted.output[-3000:]
+    report = json.loads(shifted.output)
+    alerts = {c["name"] for c in report["checks"] if c["alert"]}
+    assert "loudness" in alerts
+    assert "clip duration" not in alerts
+    assert report["labelled"] == len(held_out)
+    loud = next(c for c in report["checks"] if c["name"] == "loudness")
+    assert loud["live"] < loud["reference"] - 15  # dBFS: 20 dB quieter
+    html = (root / "reports" / "monitor.html").read_text()
+    assert "loudness (RMS level, dBFS" in html and "ALERT" in html
+
+
+def test_dlw_retrain_takes_fresh_clips(flow, tmp_path):
+    project, held_out = flow
+    root = project.root
+    fresh = tmp_path / "fresh"
+    quiet = [_wav(str(p), gain_db=-20.0) for p, _ in held_out]
+    for (path, label), data in zip(held_out, quiet):
+        (fresh / label).mkdir(parents=True, exist_ok=True)
+        (fresh / label / (Path(path).stem + ".wav")).write_bytes(data)
+    retrained = _dlw("retrain", "--data", fresh, "-p", root)
+    assert retrained.exit_code in (0, 3), retrained.output[-3000:]
+    decision = project.ledger.latest("retrain")
+    assert decision is not None and decision.outputs["outcome"] in ("promoted", "kept out")
+    added = read_manifest(project)["sample_id"].astype(str).str.startswith("add1/")
+    assert added.sum() == len(held_out)  # every fresh clip joined the data
