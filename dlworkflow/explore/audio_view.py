@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 MAX_DECODED = 2_000  # clips decoded for spectrograms, duplicates and features (stratified)
 N_MELS = 64  # the front end's default
+MAX_FRAMES = 512  # a longer spectrogram is kept as this many block means (10 s at 50 a second)
 FINGERPRINT_BANDS, FINGERPRINT_FRAMES = 16, 16
 NEAR_RMS = 0.02  # near duplicates: RMS difference in fingerprint stds
 MOSTLY_SILENT = 0.5  # a clip with this share of silent 20 ms windows is mostly silence
@@ -104,7 +105,11 @@ def log_mel(waveform: np.ndarray, sample_rate: int) -> np.ndarray:
     wave = np.asarray(waveform, dtype=np.float64)
     if len(wave) < 1024:  # the front end's frame: shorter clips are zero-padded to it
         wave = np.pad(wave, (0, 1024 - len(wave)))
-    return log_mel_numpy(wave, sample_rate=sample_rate, n_mels=N_MELS)[0].astype(np.float32)
+    spectrum = log_mel_numpy(wave, sample_rate=sample_rate, n_mels=N_MELS)[0]
+    if spectrum.shape[1] > MAX_FRAMES:  # long clips (policy max): block means, memory bounded
+        blocks = np.array_split(np.arange(spectrum.shape[1]), MAX_FRAMES)
+        spectrum = np.stack([spectrum[:, b].mean(axis=1) for b in blocks], axis=1)
+    return spectrum.astype(np.float32)
 
 
 def clip_spectra(

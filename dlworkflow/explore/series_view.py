@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 MAX_READ = 20_000  # series read for statistics, curves and duplicates (a stratified choice)
 CURVE_STEPS_MAX = 256  # class curves: the median length, at most this many steps
 FINGERPRINT_STEPS = 64  # near duplicates: steps per channel of the fingerprint
+FINGERPRINT_VALUES = 4_096  # ... and at most this many values a series (fewer steps)
+CURVE_MEMBERS = 2_000  # series a class averaged in the class curves (a random choice)
 NEAR_RMS = 0.02  # near duplicates: RMS difference in channel stds
 FEATURE_STEPS = 32  # map / label-issue features: steps per channel (plus statistics)
 SHORT_SHARE = 0.25  # a series shorter than this share of the median length is very short
@@ -120,46 +122,72 @@ def resample(series: np.ndarray, steps: int) -> np.ndarray:
     return a[:, left] * (1.0 - frac) + a[:, left + 1] * frac
 
 
+def _moments(arrays: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+    """Per-channel (mean, std, min, max) over every step of every series, one series at a
+    time (memory stays that of one series); steps counted in float64."""
+    channels = arrays[0].shape[0]
+    total, square = np.zeros(channels), np.zeros(channels)
+    low, high = np.full(channels, np.inf), np.full(channels, -np.inf)
+    steps = 0
+    for a in arrays:
+        a = np.asarray(a, dtype=np.float64)
+        total += a.sum(axis=1)
+        square += np.square(a).sum(axis=1)
+        low, high = np.minimum(low, a.min(axis=1)), np.maximum(high, a.max(axis=1))
+        steps += a.shape[1]
+    mean = total / steps
+    return mean, np.sqrt(np.maximum(square / steps - mean**2, 0.0)), low, high
+
+
 def channel_moments(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and std over every step of every series (std 1 where 0)."""
-    total = np.concatenate([np.asarray(a, dtype=np.float64) for a in arrays], axis=1)
-    std = total.std(axis=1)
-    return total.mean(axis=1), np.where(std > 0, std, 1.0)
+    mean, std, _, _ = _moments(arrays)
+    return mean, np.where(std > 0, std, 1.0)
 
 
 def fingerprints(arrays: list[np.ndarray], *, steps: int = FINGERPRINT_STEPS) -> np.ndarray:
     """float32 (N, C * steps): resampled, scaled by the data set's channel moments, divided
-    by sqrt(C * steps) so that a Euclidean distance is an RMS difference in channel stds."""
+    by sqrt(C * steps) so that a Euclidean distance is an RMS difference in channel stds.
+    Many channels: fewer steps, at most FINGERPRINT_VALUES values a series (8 steps least)."""
     if not arrays:
         return np.zeros((0, steps), np.float32)
+    steps = max(8, min(steps, FINGERPRINT_VALUES // arrays[0].shape[0]))
     mean, std = channel_moments(arrays)
-    out = np.stack([(resample(a, steps) - mean[:, None]) / std[:, None] for a in arrays])
-    flat = out.reshape(len(arrays), -1)
-    return (flat / np.sqrt(flat.shape[1])).astype(np.float32)
+    out = np.empty((len(arrays), arrays[0].shape[0] * steps), dtype=np.float32)
+    for i, a in enumerate(arrays):
+        out[i] = ((resample(a, steps) - mean[:, None]) / std[:, None]).ravel()
+    return out / np.float32(np.sqrt(out.shape[1]))
 
 
 def channel_stats(arrays: list[np.ndarray], names: list[str]) -> list[ChannelStat]:
-    total = np.concatenate([np.asarray(a, dtype=np.float64) for a in arrays], axis=1)
+    mean, std, low, high = _moments(arrays)
     return [
         ChannelStat(
             name=names[c] if c < len(names) else f"channel {c}",
-            mean=float(total[c].mean()),
-            std=float(total[c].std()),
-            minimum=float(total[c].min()),
-            maximum=float(total[c].max()),
+            mean=float(mean[c]),
+            std=float(std[c]),
+            minimum=float(low[c]),
+            maximum=float(high[c]),
         )
-        for c in range(total.shape[0])
+        for c in range(len(mean))
     ]
 
 
-def class_curves(arrays: list[np.ndarray], labels: np.ndarray, *, steps: int) -> list[ClassCurve]:
-    """Each class's mean curve and BAND quantiles, the series resampled to `steps`."""
-    stacked = np.stack([resample(a, steps) for a in arrays])  # (N, C, L)
+def class_curves(
+    arrays: list[np.ndarray], labels: np.ndarray, *, steps: int, seed: int = 0
+) -> list[ClassCurve]:
+    """Each class's mean curve and BAND quantiles over the first SHOWN_CHANNELS channels, the
+    series resampled to `steps` (at most CURVE_MEMBERS series a class, a random choice)."""
+    rng = np.random.default_rng(seed)
     curves = []
-    for label in sorted(set(labels.tolist()), key=_natural):
-        member = stacked[labels == label]
-        low, high = np.quantile(member, BAND, axis=0)
-        curves.append(ClassCurve(str(label), len(member), member.mean(axis=0), low, high))
+    for label in sorted(set(labels.tolist()), key=_natural)[:SHOWN_CLASSES]:
+        members = np.flatnonzero(labels == label)
+        if len(members) > CURVE_MEMBERS:
+            members = np.sort(rng.choice(members, size=CURVE_MEMBERS, replace=False))
+        stacked = np.stack([resample(arrays[i][:SHOWN_CHANNELS], steps) for i in members])
+        low, high = np.quantile(stacked, BAND, axis=0)
+        n = int((labels == label).sum())
+        curves.append(ClassCurve(str(label), n, stacked.mean(axis=0), low, high))
     return curves
 
 
@@ -254,7 +282,7 @@ def series_evidence(
         return ev
     ev.stats = channel_stats(arrays, names or [])
     ev.curve_steps = int(min(CURVE_STEPS_MAX, max(2, round(float(np.median(lengths[read]))))))
-    ev.curves = class_curves(arrays, labels, steps=ev.curve_steps)
+    ev.curves = class_curves(arrays, labels, steps=ev.curve_steps, seed=seed)
     rng = np.random.default_rng(seed)
     for curve in ev.curves[:SHOWN_CLASSES]:
         members = np.flatnonzero(labels == curve.label)
@@ -284,10 +312,15 @@ def series_near_duplicates(
         fingerprints(arrays),
         radius=NEAR_RMS,
         method=(
-            f"Near duplicates (not identical): series resampled to {FINGERPRINT_STEPS} steps "
+            "Near duplicates (not identical): series resampled to "
+            f"{max(8, min(FINGERPRINT_STEPS, FINGERPRINT_VALUES // _channels(arrays)))} steps "
             f"per channel whose RMS difference is at most {NEAR_RMS} of each channel's std"
         ),
     )
+
+
+def _channels(arrays: list[np.ndarray]) -> int:
+    return int(arrays[0].shape[0]) if arrays else 1
 
 
 def series_warnings(ev: Evidence) -> list[Warning]:
@@ -357,6 +390,11 @@ def series_section(ev: Evidence) -> Raw:
         ]
         if len(se.stats) > SHOWN_CHANNELS:
             parts.append(para(f"Curves of the first {SHOWN_CHANNELS} channels shown.", "note"))
+        n_classes = len(set(ev.manifest["label"].astype(str)))
+        if n_classes > len(se.curves):
+            parts.append(
+                para(f"The first {len(se.curves)} of {n_classes} classes are drawn.", "note")
+            )
         parts += [
             heading("Sample series per class (a fixed random choice)"),
             figure(_samples_png(se), "sample series"),

@@ -74,7 +74,7 @@ def test_series_evidence_of_japanese_vowels_varying_lengths_and_twelve_channels(
     every = np.concatenate(arrays, axis=1).astype(np.float64)
     assert [s.mean for s in ev.stats] == pytest.approx(every.mean(axis=1).tolist())
     assert [s.maximum for s in ev.stats] == pytest.approx(every.max(axis=1).tolist())
-    assert len(ev.curves) == 9 and ev.curves[0].mean.shape == (12, ev.curve_steps)
+    assert len(ev.curves) == 9 and ev.curves[0].mean.shape == (sv.SHOWN_CHANNELS, ev.curve_steps)
     assert all(
         (c.low <= c.mean + 1e-9).all() and (c.mean <= c.high + 1e-9).all() for c in ev.curves
     )
