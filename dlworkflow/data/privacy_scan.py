@@ -83,7 +83,13 @@ class PrivacyScan:
         copy = self.folder / f"{clean_name(str(source.resolve()))}.parquet"
         table = pd.concat(scrubbed, ignore_index=True)
         atomic_write_with(copy, lambda p: table.to_parquet(p, index=False))
-        fresh = open_table(copy, self.project.config, root=Path(scan.root or source.parent))
+        if task_of(self.project.config.task).modality == "sequence":  # a long or wide table
+            from dlworkflow.data.series_tables import scan_series_table
+
+            fresh = scan_series_table(self.project, copy)
+            scan.notes = fresh.notes  # what reading the copy counts
+        else:
+            fresh = open_table(copy, self.project.config, root=Path(scan.root or source.parent))
         scan.candidates = _renamed(fresh.candidates, copy.name, source.name, ids)
         scan.columns, scan.location = fresh.columns, str(copy)
 

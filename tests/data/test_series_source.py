@@ -364,3 +364,19 @@ def test_infinite_and_float32_overflow_values_are_quarantined(tmp_path):
     reasons = _reasons(project)
     assert reasons["s0.npy"] == "line 2: infinite value in the series"
     assert reasons["s1.npy"].startswith("line 3: float32 overflow: a value of 1e+39")
+
+
+def test_a_long_table_is_privacy_scanned_and_deidentified(tmp_path):
+    frame, series, _ = _long_frame(4)
+    frame["note"] = "call 555-123-4567 or mail jane.doe@example.com"
+    path = tmp_path / "long.csv"
+    frame.to_csv(path, index=False)
+    project = _project(tmp_path, **{"privacy.scan": "always"})
+    scanned = project.ingest(str(path), progress=False)
+    assert scanned.privacy.startswith("scan-only") and "remain" in scanned.privacy
+    result = project.ingest(str(path), deidentify=True, progress=False)
+    assert (result.n_samples, result.n_quarantined) == (4, 0)
+    assert result.privacy.startswith("deidentified") and "0 finding(s) remain" in result.privacy
+    assert any(note.startswith("4 series from") for note in result.source_notes)
+    m = read_manifest(project).set_index("sample_id")
+    np.testing.assert_allclose(read_series(m.loc["s2", "path"]), series[2], rtol=1e-6)
