@@ -10,11 +10,14 @@ Sources (`scan_series` decides by the path):
 - a folder of `.npy` arrays with a labels CSV: data/series_arrays.py.
 
 Every series is checked the same way (`SeriesChecks`), and quarantined with the reason when it
-has a run of missing values longer than data.max_gap (shorter runs are interpolated), fewer
-steps than data.series.min_length or more than max_length, more channels than max_channels,
-or another channel count than the data set's (the .ts header's @dimensions, else the first
-usable series'). `read_series_candidate` writes a usable series once, content-addressed, under
-.dlw/series/ (store.series). Originals are only read.
+holds values that are not numbers (or infinite, or beyond float32), has a run of missing
+values longer than data.max_gap (shorter runs are interpolated) or missing values at either
+end, fewer steps than data.series.min_length or more than max_length, more channels than
+max_channels, or another channel count than the data set's (the .ts header's @dimensions,
+else the first usable series'). `read_series_candidate` writes a usable series once,
+content-addressed, under .dlw/series/ (store.series). Originals are only read; a table or
+.ts file over MAX_SOURCE_BYTES is refused (DataError), as is a source that cannot be parsed
+at all, while one bad series is quarantined.
 """
 
 from __future__ import annotations

@@ -188,6 +188,10 @@ def test_malformed_and_oversized_ts_files_are_clear_errors(tmp_path, monkeypatch
     monkeypatch.setattr(series_source, "MAX_SOURCE_BYTES", 1000)
     with pytest.raises(DataError, match="too large to read"):
         project.ingest(str(ucr_files("GunPoint")[0]), progress=False)
+    table = tmp_path / "long.csv"
+    _long_frame(2)[0].to_csv(table, index=False)
+    with pytest.raises(DataError, match="The table 'long.csv' is too large to read"):
+        project.ingest(str(table), progress=False)
 
 
 # --- tables --------------------------------------------------------------------------------
