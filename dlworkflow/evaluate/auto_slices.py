@@ -8,7 +8,9 @@ how much of the target's variance the feature's bins explain), series by their l
 channel count, and the data set's own train/test part when they vary), audio clips by the
 duration, loudness (RMS in dBFS) and sample rate of the original file; every modality by its source
 folder or addition (`dlw retrain --data` adds samples as add<N>/...) and by data.group_column.
-A column with a single value says nothing and is left out.
+A column with a single value says nothing and is left out, and so is a series or clip property
+that groups the rows exactly as the source folder or the group does (a series' source split
+and its source folder, say).
 
 The worst slice is the one with the worst metric among those whose whole interval lies on the
 wrong side of the overall metric. Each column of data.sensitive_columns gets the metric per
@@ -118,8 +120,21 @@ def auto_columns(
         frame["source"] = [source_of(s, lab) for s, lab in zip(rows["sample_id"], labels)]
     if "group" in rows.columns and rows["group"].notna().any():
         frame["group"] = rows["group"]
-    keep = [c for c in frame.columns if frame[c].nunique(dropna=False) > 1]
+    generic = {_cut(frame[c]) for c in ("source", "group") if c in frame.columns}
+    recorded = {name for _, name in RECORDED.get(modality, ())}
+    keep = [
+        c
+        for c in frame.columns
+        if frame[c].nunique(dropna=False) > 1 and not (c in recorded and _cut(frame[c]) in generic)
+    ]
     return frame[keep]
+
+
+def _cut(values: pd.Series) -> tuple[int, ...]:
+    """How a column groups the rows (codes in order of first appearance)."""
+    import pandas as pd
+
+    return tuple(pd.factorize(values.astype("string").fillna("\0"))[0].tolist())
 
 
 def proxy_ranking(rows: pd.DataFrame, task: Task, y: np.ndarray, features: list[str]) -> list[str]:

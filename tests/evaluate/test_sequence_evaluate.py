@@ -106,8 +106,16 @@ def test_auto_slices_by_length_and_source_split(tmp_path):
     frame = auto_columns(rows, modality="sequence", important=[])
     assert "length (steps)" in frame.columns
     assert frame["length (steps)"].nunique() > 10  # sliced by quartile of the lengths
-    assert set(frame["source split"]) == {"train", "test"}
+    # the archive's TRAIN and TEST files: the source folder of each id, once (not again as
+    # the source split, which cuts the rows the same way)
+    assert set(frame["source"]) == {"train", "test"} and "source split" not in frame.columns
+    assert (frame["source"] == rows["source_split"]).all()
     assert "channels" not in frame.columns  # 12 channels everywhere: says nothing
+    cuts = [tuple(pd.factorize(frame[c].astype(str))[0]) for c in frame.columns]
+    assert len(set(cuts)) == len(cuts)  # no column repeats another's grouping
+    twin = rows.drop(columns=["group"]).assign(group=rows["source_split"])
+    frame_twin = auto_columns(twin, modality="sequence", important=[])
+    assert "group" in frame_twin.columns and "source split" not in frame_twin.columns
 
 
 class OneChannel(torch.nn.Module):
