@@ -5,6 +5,9 @@ a scaled or truncated batch alerts on the feature that moved."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -12,6 +15,7 @@ from dlworkflow.config import Monitor
 from dlworkflow.monitor.drift import feature_label, run_checks, short_name
 from dlworkflow.monitor.logread import to_sample
 from dlworkflow.runtime.observe import SERIES_CHANNELS, series_summaries
+from dlworkflow.store import read_manifest
 from dlworkflow.store.series import nan_padded
 
 
@@ -116,3 +120,130 @@ def test_feature_words_for_a_decision_maker():
     assert "spread" in feature_label("series_std_2")
     assert "raw values" in feature_label("series_mean_0")
     assert feature_label("length") == "series length (time steps)"
+
+
+# ---- the CLI flow: a trained GunPoint project, served traffic, dlw monitor and dlw retrain --
+TOKEN = "series-monitor-token-" + "s" * 24
+
+
+def _npy_folder(folder: Path, series: list[np.ndarray], labels: list[str], prefix: str) -> Path:
+    """A folder of .npy series with its labels.csv (file,label): a `dlw ingest` source."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, (s, label) in enumerate(zip(series, labels)):
+        name = f"{prefix}{i:03d}.npy"
+        np.save(folder / name, np.asarray(s, dtype=np.float32))
+        rows.append(f"{name},{label}\n")
+    (folder / "labels.csv").write_text("file,label\n" + "".join(rows))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def flow(tmp_path_factory):
+    """A GunPoint project on the 50 train series and the first 50 test series (.npy folder),
+    trained one epoch, tested and exported as v1; the other 100 test series held out, as
+    (series, labels)."""
+    from dlworkflow.datasets.ucr import load_ucr
+    from dlworkflow.project import Project
+
+    root = tmp_path_factory.mktemp("series-flow")
+    train, test = load_ucr("GunPoint")
+    series = list(train.series) + list(test.series[:50])
+    labels = [str(v) for v in list(train.labels) + list(test.labels[:50])]
+    source = _npy_folder(root / "data", series, labels, "s")
+    project = Project.init(root / "proj", task="sequence-classification")
+    project.define(metric="accuracy", target=0.05)
+    project.update_config(
+        {
+            "split.train": 0.5,
+            "split.val": 0.3,
+            "split.test": 0.2,
+            "train.threads": 2,
+            "evaluate.bootstrap_samples": 100,
+            "evaluate.baselines": False,
+            "evaluate.importance": False,
+            "evaluate.auto_slices": False,
+            "monitor.min_samples": 20,
+            "retrain.epochs": 1,
+        }
+    )
+    project.ingest(str(source), progress=False)
+    project.split()
+    project.train(epochs=1, progress=False)
+    if project.test().verdict.passed:
+        project.export()
+    else:  # one epoch may not beat 5%: the monitor needs an export, not a good model
+        project.export(force=True, reason="monitor test: one epoch")
+    held = [np.asarray(s, dtype=np.float32) for s in test.series[50:]]
+    return project, held, [str(v) for v in test.labels[50:]]
+
+
+def _serve(root: Path, series: list[np.ndarray]) -> list[dict]:
+    """POST the series (JSON lists) to the champion served in-process: the server writes its
+    prediction log as in production."""
+    from fastapi.testclient import TestClient
+
+    from dlworkflow.config import Serve
+    from dlworkflow.deploy.serve.app import create_app
+
+    app = create_app(root, Serve(max_wait_ms=1), token=TOKEN)
+    out: list[dict] = []
+    try:
+        with TestClient(app) as client:
+            for start in range(0, len(series), 25):  # serve.max_batch is 32
+                body = {"series": [s.tolist() for s in series[start : start + 25]]}
+                answer = client.post(
+                    "/v1/predict", headers={"Authorization": f"Bearer {TOKEN}"}, json=body
+                )
+                assert answer.status_code == 200, answer.text
+                out += answer.json()["predictions"]
+    finally:
+        app.state.server.close()
+    return out
+
+
+def _dlw(*args: object):
+    from typer.testing import CliRunner
+
+    from dlworkflow.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_dlw_monitor_alerts_on_scaled_served_series_with_labels(flow, tmp_path):
+    project, held, labels = flow
+    root = project.root
+    _serve(root, held)
+    calm = _dlw("monitor", "-p", root, "--json")
+    assert calm.exit_code == 0, calm.output[-3000:]
+    report = json.loads(calm.output)
+    names = {c["name"] for c in report["checks"]}
+    assert {"series length", "channel 0 mean", "channel 0 std", "embedding MMD"} <= names
+    assert not [c["name"] for c in report["checks"] if c["alert"]]
+
+    for old in (root / ".dlw" / "serve").glob("predictions.jsonl*"):
+        old.unlink()
+    served = _serve(root, [3.0 * s for s in held])
+    answers = tmp_path / "labels.csv"
+    answers.write_text("id,label\n" + "".join(f"{p['id']},{y}\n" for p, y in zip(served, labels)))
+    shifted = _dlw("monitor", "-p", root, "--labels", answers, "--json")
+    assert shifted.exit_code == 4, shifted.output[-3000:]
+    report = json.loads(shifted.output)
+    alerts = {c["name"] for c in report["checks"] if c["alert"]}
+    assert "channel 0 std" in alerts and "series length" not in alerts
+    assert report["labelled"] == len(held)
+    spread = next(c for c in report["checks"] if c["name"] == "channel 0 std")
+    assert spread["live"] == pytest.approx(3.0 * spread["reference"], rel=0.25)
+    html = (root / "reports" / "monitor.html").read_text()
+    assert "channel 0 spread: std over the series" in html
+
+
+def test_dlw_retrain_takes_fresh_series(flow, tmp_path):
+    project, held, labels = flow
+    fresh = _npy_folder(tmp_path / "fresh", held[:40], labels[:40], "f")
+    retrained = _dlw("retrain", "--data", fresh, "-p", project.root)
+    assert retrained.exit_code in (0, 3), retrained.output[-3000:]
+    decision = project.ledger.latest("retrain")
+    assert decision is not None and decision.outputs["outcome"] in ("promoted", "kept out")
+    added = read_manifest(project)["sample_id"].astype(str).str.startswith("add1/")
+    assert added.sum() == 40  # every fresh series joined the data
