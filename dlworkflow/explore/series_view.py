@@ -50,6 +50,8 @@ SHOWN_CHANNELS = 4  # channels with a class-curve figure
 DRAWN_CHANNELS = 6  # channels drawn in a sample plot
 SHOWN_SHORT = 20  # very short series listed
 BAND = (0.1, 0.9)  # the class curves' band: these quantiles at each step
+SHORTCUT_MARGIN = 0.25  # length tells the class this much better than the majority: warn
+SHORTCUT_HIGH = 0.9  # ... medium when it tells it this often
 
 
 @dataclass
@@ -83,6 +85,7 @@ class SeriesEvidence:
     short_limit: int
     flat: list[tuple[str, str, int]]  # (sample id, label, channel) of constant channels
     gap_share: float | None = None  # share of steps filled at ingest, if recorded
+    shortcut: tuple[float, float] | None = None  # (accuracy from the length alone, majority)
     notes: list[str] = field(default_factory=list)
     arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # read, by id
 
@@ -103,6 +106,7 @@ class SeriesEvidence:
             "very_short": len(self.short),
             "flat_channels": len(self.flat),
             "gap_share": self.gap_share,
+            "length_accuracy": self.shortcut[0] if self.shortcut else None,
         }
 
 
@@ -275,6 +279,7 @@ def series_evidence(
         flat=_flat_channels(arrays, ids, labels),
         arrays=dict(zip(ids.tolist(), arrays)),
     )
+    ev.shortcut = length_shortcut(lengths, manifest["label"].astype(str).to_numpy(), seed=seed)
     if "gaps_filled" in manifest.columns and lengths.sum():
         ev.gap_share = float(manifest["gaps_filled"].fillna(0).sum() / lengths.sum())
     if not arrays:
@@ -289,6 +294,48 @@ def series_evidence(
         chosen = np.sort(rng.choice(members, size=min(per_class, len(members)), replace=False))
         ev.examples[curve.label] = [(str(ids[i]), arrays[i]) for i in chosen]
     return ev
+
+
+def length_shortcut(
+    lengths: np.ndarray, labels: np.ndarray, *, seed: int = 0
+) -> tuple[float, float] | None:
+    """(cross-validated accuracy of a depth-3 tree on the log length alone, the majority
+    class's share), or None when the lengths do not vary or a class has < 2 samples."""
+    import warnings
+
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.tree import DecisionTreeClassifier
+
+    x = np.log(np.maximum(np.asarray(lengths, dtype=np.float64), 1e-9)).reshape(-1, 1)
+    _, counts = np.unique(labels, return_counts=True)
+    if len(counts) < 2 or counts.min() < 2 or np.ptp(x) == 0:
+        return None
+    folds = StratifiedKFold(int(min(5, counts.min())), shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scores = cross_val_score(
+            DecisionTreeClassifier(max_depth=3, random_state=seed), x, labels, cv=folds
+        )
+    return float(scores.mean()), float(counts.max() / counts.sum())
+
+
+def shortcut_warning(
+    shortcut: tuple[float, float] | None, *, what: str, section: str
+) -> list[Warning]:
+    """A warning when `what` (the length, the duration) alone tells the class."""
+    if shortcut is None or shortcut[0] < shortcut[1] + SHORTCUT_MARGIN:
+        return []
+    accuracy, majority = shortcut
+    return [
+        Warning(
+            "medium" if accuracy >= SHORTCUT_HIGH else "low",
+            f"the {what} alone tells the class {accuracy:.0%} of the time (the largest class "
+            f"is {majority:.0%})",
+            f"a network can learn the {what} instead of the content: check that it is how the "
+            "classes differ where the model will be used, or crop all samples alike",
+            section,
+        )
+    ]
 
 
 def _flat_channels(
@@ -327,7 +374,7 @@ def series_warnings(ev: Evidence) -> list[Warning]:
     se = ev.series
     if se is None:
         return []
-    out = []
+    out = shortcut_warning(se.shortcut, what="series length", section="series")
     if se.short:
         out.append(
             Warning(
@@ -430,6 +477,11 @@ def _length_sentence(se: SeriesEvidence) -> str:
     text += f" Channels: {channels}."
     if se.gap_share is not None:
         text += f" Gaps filled at ingest: {se.gap_share:.2%} of the steps."
+    if se.shortcut is not None:
+        text += (
+            f" The length alone tells the class {se.shortcut[0]:.0%} of the time "
+            f"(cross-validated depth-3 tree; the largest class is {se.shortcut[1]:.0%})."
+        )
     return text
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -155,3 +156,21 @@ def test_explore_npy_folder_flags_duplicates_short_and_flat_series(tmp_path):
     assert "44 series of 12 to 100 steps" in _section(html, "4. Series")
     duplicates = _section(html, "5. Duplicates")
     assert "RMS difference" in duplicates and "class='plot'" in duplicates  # sparkline tiles
+
+
+def test_a_length_that_tells_the_class_is_a_warning_and_japanese_vowels_raises_none():
+    train, _ = load_ucr("GunPoint")
+    labels = list(train.labels)
+    arrays = [a if lab == "1" else a[:, :120] for a, lab in zip(train.series, labels)]  # a cut
+    ev = sv.series_evidence(_manifest(arrays, labels), arrays, np.ones(len(arrays), bool))
+    assert ev.shortcut is not None and ev.shortcut[0] == 1.0
+    found = sv.series_warnings(SimpleNamespace(series=ev))
+    assert [w.severity for w in found] == ["medium"]
+    assert "series length alone tells the class 100%" in found[0].text
+
+    train, test = load_ucr("JapaneseVowels")
+    arrays, labels = train.series + test.series, list(train.labels) + list(test.labels)
+    ev = sv.series_evidence(_manifest(arrays, labels), arrays, np.ones(len(arrays), bool))
+    accuracy, majority = ev.shortcut
+    assert majority < accuracy < majority + sv.SHORTCUT_MARGIN  # some, not enough to warn
+    assert sv.series_warnings(SimpleNamespace(series=ev)) == []
