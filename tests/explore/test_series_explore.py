@@ -13,7 +13,9 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
+from dlworkflow.cli import app
 from dlworkflow.datasets.ucr import load_ucr
 from dlworkflow.explore import duplicates as dup
 from dlworkflow.explore import series_view as sv
@@ -85,14 +87,18 @@ def test_series_evidence_of_japanese_vowels_varying_lengths_and_twelve_channels(
     assert features.X.shape == (20, 12 * sv.FEATURE_STEPS + 4 * 12 + 1)
 
 
-def test_explore_gunpoint_through_ingest(tmp_path):
-    project = Project.init(tmp_path / "gun", task="sequence-classification")
-    project.update_config({"explore.max_embed": 200})
-    project.ingest("builtin:gunpoint", progress=False)
-    result = project.explore(progress=False)
-    assert result.n_samples == 200 and result.n_classes == 2
-    assert result.exact_groups == 0 and result.near_pairs == 0
-    html = Path(result.report).read_text(encoding="utf-8")
+def test_cli_explore_gunpoint_before_and_after_its_source_split(tmp_path, monkeypatch):
+    runner = CliRunner()
+    monkeypatch.chdir(tmp_path)
+    for args in (["init", "--task", "sequence-classification", "gun"],):
+        done = runner.invoke(app, args)
+        assert done.exit_code == 0, done.output
+    monkeypatch.chdir(tmp_path / "gun")
+    for args in (["ingest", "builtin:gunpoint"], ["explore"]):
+        done = runner.invoke(app, args)
+        assert done.exit_code == 0, done.output
+    project = Project.load(tmp_path / "gun")
+    html = (project.paths.reports / "eda.html").read_text(encoding="utf-8")
     series = _section(html, "4. Series")
     assert "All 200 series have one length: 150 steps." in series
     assert "Channels: 1 (200 series)" in series
@@ -101,10 +107,24 @@ def test_explore_gunpoint_through_ingest(tmp_path):
     # GunPoint's series are z-normalised one by one: over all steps mean 0, std 1
     row = re.search(r"<td>channel 0</td><td>([^<]+)</td><td>([^<]+)</td>", series)
     assert abs(float(row.group(1))) < 1e-3 and float(row.group(2)) == pytest.approx(1.0, abs=0.01)
+    assert "0 pairs" in _section(html, "5. Duplicates")
     assert "series resampled to 32 steps" in _section(html, "6. 2-D map")
-    record = project.ledger.latest("explore").summary["series"]
-    assert record["n_series"] == 200 and record["length_min"] == record["length_max"] == 150
-    assert record["channel_stats"][0]["std"] == pytest.approx(1.0, abs=0.01)
+    assert re.search(r"candidates among 200 checked", _section(html, "7. Label-issue"))
+    record = project.ledger.latest("explore").summary
+    assert record["n_samples"] == 200 and record["imbalance_ratio"] == 1.0
+    assert record["series"]["n_series"] == 200
+    assert record["series"]["length_min"] == record["series"]["length_max"] == 150
+    assert record["series"]["channel_stats"][0]["std"] == pytest.approx(1.0, abs=0.01)
+
+    project.update_config({"split.use_source_split": True})  # the archive's 50 / 150
+    for args in (["split"], ["explore"]):
+        done = runner.invoke(app, args)
+        assert done.exit_code == 0, done.output
+    html = (project.paths.reports / "eda.html").read_text(encoding="utf-8")
+    assert "All 50 series have one length" in _section(html, "4. Series")
+    assert "sealed test set (150 samples) is left out" in _section(html, "2. Overview")
+    assert "No duplicates between splits." in _section(html, "10. Cross-split leakage")
+    assert project.ledger.latest("explore").summary["series"]["n_series"] == 50
 
 
 def test_explore_japanese_vowels_states_the_length_range(tmp_path):
