@@ -16,6 +16,7 @@ server.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -52,10 +53,27 @@ def write_series(state: Path, array: np.ndarray) -> tuple[Path, str]:
         raise ValueError(f"a series is (channels, length), got shape {a.shape}")
     key = series_hash(a)
     path = series_dir(state) / key[:2] / f"{key}.npy"
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_with(path, lambda p: _save(p, a))
+    if _whole(path, a):
+        return path, key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # not fsynced one by one (that was most of an ingest's time): the file appears whole
+    # under its name (os.replace), and one a crash left short is written again (`_whole`)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        _save(tmp, a)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path, key
+
+
+def _whole(path: Path, array: np.ndarray) -> bool:
+    """The file at `path` exists and has the size of `array` saved (header + values)."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return False
+    return size >= array.nbytes + 64 and (size - array.nbytes) % 64 == 0
 
 
 def read_series(path: str | Path) -> np.ndarray:
