@@ -105,7 +105,7 @@ def choose(
         )
         if requested not in ("auto", "scratch"):
             why += f" (model.transfer: {requested} needs them)"
-        return Strategy("scratch", why)
+        return Strategy("scratch", why + _augment_note(cfg, frozen=False))
     extra = {"factor": cfg.model.backbone_lr_factor, "head_epochs": cfg.model.head_epochs}
     if requested == "auto":
         if n_train is None:

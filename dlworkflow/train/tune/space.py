@@ -24,9 +24,12 @@ made for the project's model and training strategy (strategies.py):
     batch size      half, same and double train.batch_size (frozen: same, x2, x4: features
                     are cheap)
     dropout         0..0.5, for a model with a `dropout` parameter (model.params.dropout)
-    augmentation    rotation 0..15 degrees and shift 0..12.5 % (augment.rotation,
-                    augment.translate): images only, and not for frozen (its features are
-                    computed once, from the original images)
+    augmentation    images: rotation 0..15 degrees and shift 0..12.5 % (augment.rotation,
+                    augment.translate); series: jitter 0..0.1 of each channel's std and
+                    magnitude warp 0..0.3 (augment.jitter, augment.magnitude_warp); audio:
+                    gain 0..12 dB and SpecAugment frequency masks 0..16 mels (augment.gain_db,
+                    augment.freq_mask). Not for frozen (its features are computed once, from
+                    the original inputs)
 
 The ranges follow train.learning_rate and train.batch_size, so after `dlw tune --apply` the
 next default study is centred on the new values (a new study: its space changed).
@@ -57,6 +60,30 @@ RESERVED = {
 }
 _PRIMITIVE = (type(None), bool, int, float, str)
 DEFAULT_FIX = "write your own under tune.space in dlworkflow.yaml to search other ranges"
+#: The default space's augmentation strengths for series and audio (not for frozen: its
+#: features are computed once, from the original inputs): key -> (reason, ParamSpec fields).
+SIGNAL_AUGMENT: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
+    "sequence": {
+        "augment.jitter": (
+            "augmentation strength: noise, share of each channel's std",
+            {"type": "uniform", "low": 0.0, "high": 0.1},
+        ),
+        "augment.magnitude_warp": (
+            "augmentation strength: smooth random scaling along the series",
+            {"type": "uniform", "low": 0.0, "high": 0.3},
+        ),
+    },
+    "audio": {
+        "augment.gain_db": (
+            "augmentation strength: random gain, +-dB",
+            {"type": "uniform", "low": 0.0, "high": 12.0},
+        ),
+        "augment.freq_mask": (
+            "augmentation strength: SpecAugment frequency masks, mels",
+            {"type": "int", "low": 0, "high": 16},
+        ),
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -142,7 +169,7 @@ def default_space(
     kind: str = "",
 ) -> SearchSpace:
     """The default search space for `strategy` (frozen, finetune, gradual, scratch) on
-    `modality` (image, text, tabular) with a model whose parameters default to
+    `modality` (image, text, tabular, sequence, audio) with a model whose parameters default to
     `model_defaults`, around the config's train.learning_rate and train.batch_size.
     `kind`: the task's target kind; dense targets (boxes, masks) search only the
     augmentation their targets take (boxes: no rotation, but mosaic)."""
@@ -236,6 +263,9 @@ def default_space(
             low=0.0,
             high=0.125,
         )
+    if strategy != "frozen":
+        for key, (reason, spec) in SIGNAL_AUGMENT.get(modality, {}).items():
+            add(key, reason, **spec)
     return SearchSpace(space, "default", config.model.name, strategy, why)
 
 
