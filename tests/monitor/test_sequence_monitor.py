@@ -140,16 +140,16 @@ def _npy_folder(folder: Path, series: list[np.ndarray], labels: list[str], prefi
 
 @pytest.fixture(scope="module")
 def flow(tmp_path_factory):
-    """A GunPoint project on the 50 train series and the first 50 test series (.npy folder),
-    trained one epoch, tested and exported as v1; the other 100 test series held out, as
+    """A GunPoint project on the 50 train series and the first 10 test series (.npy folder),
+    trained one epoch, tested and exported as v1; the next 100 test series held out, as
     (series, labels)."""
     from dlworkflow.datasets.ucr import load_ucr
     from dlworkflow.project import Project
 
     root = tmp_path_factory.mktemp("series-flow")
     train, test = load_ucr("GunPoint")
-    series = list(train.series) + list(test.series[:50])
-    labels = [str(v) for v in list(train.labels) + list(test.labels[:50])]
+    series = list(train.series) + list(test.series[:10])
+    labels = [str(v) for v in list(train.labels) + list(test.labels[:10])]
     source = _npy_folder(root / "data", series, labels, "s")
     project = Project.init(root / "proj", task="sequence-classification")
     project.define(metric="accuracy", target=0.05)
@@ -174,8 +174,8 @@ def flow(tmp_path_factory):
         project.export()
     else:  # one epoch may not beat 5%: the monitor needs an export, not a good model
         project.export(force=True, reason="monitor test: one epoch")
-    held = [np.asarray(s, dtype=np.float32) for s in test.series[50:]]
-    return project, held, [str(v) for v in test.labels[50:]]
+    held = [np.asarray(s, dtype=np.float32) for s in test.series[10:110]]
+    return project, held, [str(v) for v in test.labels[10:110]]
 
 
 def _serve(root: Path, series: list[np.ndarray]) -> list[dict]:
