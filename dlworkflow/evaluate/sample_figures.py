@@ -108,6 +108,10 @@ def importance_bars_png(
         )
         ax.bar(x, drops, color="#4c72b0")
         ax.errorbar(x, drops, yerr=np.nan_to_num(np.abs(err)), fmt="none", ecolor="k", lw=0.8)
+        p_true = [_value(found.get(n), "p_true_fall") for n in names]
+        if not np.isnan(p_true).all():
+            ax.plot(x, p_true, "x", color="#c44e52", label="fall of mean p(true class)")
+            ax.legend(fontsize=7, loc="best")
         ax.axhline(0.0, color="grey", lw=0.6)
         ax.set_xticks(x, [n.split(" (")[0] for n in names], rotation=30, ha="right", fontsize=7)
         ax.set_ylabel(f"fall of {metric}", fontsize=8)

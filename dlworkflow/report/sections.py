@@ -590,16 +590,19 @@ def _slice_findings(ev: Evidence, m: dict[str, Any]) -> str:
     if imp and imp.get("features"):
         body.append("<h3>What the model relies on (validation)</h3>")
         body.append(paragraph(str(imp.get("summary"))))
+        p_true = "p_true_fall" in imp["features"][0]  # series and audio
         body.append(
             table(
-                ["input", f"fall of {imp.get('metric')} without it", "CI"],
+                ["input", f"fall of {imp.get('metric')} without it", "CI"]
+                + (["fall of the mean probability of the true class"] if p_true else []),
                 [
                     (
                         e["name"],
                         fmt(e.get("drop"), 3),
                         f"{fmt(e.get('low'), 3)} to {fmt(e.get('high'), 3)}",
                     )
-                    for e in imp["features"][:12]
+                    + ((fmt(e.get("p_true_fall"), 3),) if p_true else ())
+                    for e in imp["features"][: 12 if not p_true else 24]
                 ],
             )
         )

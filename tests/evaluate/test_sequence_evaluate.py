@@ -17,7 +17,7 @@ from dlworkflow.datasets.ucr import load_ucr
 from dlworkflow.evaluate import nearest_baselines as nb
 from dlworkflow.evaluate.auto_slices import auto_columns
 from dlworkflow.evaluate.baselines import baselines
-from dlworkflow.evaluate.importance import falls, metric_score
+from dlworkflow.evaluate.importance import falls, metric_score, probability_falls
 from dlworkflow.evaluate.sample_figures import importance_bars_png, series_png
 from dlworkflow.evaluate.signal_importance import SEGMENTS, series_occlusion
 from dlworkflow.models.predict import label_indices
@@ -155,6 +155,10 @@ def test_series_occlusion_finds_the_one_channel_used(tmp_path):
     assert drop["channel 0"] > 0.2
     assert all(drop[f"channel {c}"] == 0.0 for c in range(1, 6))  # never read
     assert max(drop[name] for name in names[6:]) > 0.0  # some time segment matters
+    probability_falls(entries, base, ablations, y)
+    p_true = {e["name"]: e["p_true_fall"] for e in entries}
+    assert p_true["channel 0"] > 0.0
+    assert all(p_true[f"channel {c}"] == 0.0 for c in range(1, 6))
     png = importance_bars_png(
         entries, info["groups"], tmp_path / "imp.png", metric="accuracy", title="t"
     )

@@ -56,6 +56,8 @@ def _importance(metrics: dict[str, Any], root: Path, kinds: int) -> dict[str, An
     named = [n for names in imp["groups"].values() for n in names]
     assert sorted(e["name"] for e in imp["features"]) == sorted(named)
     assert all(e["drop"] is not None for e in imp["features"])
+    assert all(e["p_true_fall"] is not None for e in imp["features"])
+    assert "probability of the true class" in imp["summary"]
     assert (root / metrics["figures"]["importance"]).read_bytes().startswith(PNG)
     return imp
 
