@@ -356,54 +356,14 @@ def audio_warnings(ev: Evidence) -> list[Warning]:
 
 
 def audio_section(ev: Evidence) -> Raw:
-    from dlworkflow.explore import figures as fig
-
     ae = ev.audio
     assert ae is not None
+    if not len(ae.durations):
+        return section("audio", "4. Audio", para("No clips."))
     s = ae.settings
-    rates = ", ".join(f"{k:,} Hz ({v:,})" for k, v in ae.sample_rates.items())
     parts = [
-        para(
-            f"{len(ae.durations):,} clips of {fmt(float(np.nanmin(ae.durations)))} to "
-            f"{fmt(float(np.nanmax(ae.durations)))} s (median "
-            f"{fmt(float(np.nanmedian(ae.durations)))} s). Sample rates: {rates}. Channels: "
-            + ", ".join(f"{k} ({v:,})" for k, v in ae.channels.items())
-            + ". Formats: "
-            + ", ".join(f"{k} ({v:,})" for k, v in ae.formats.items())
-            + f". The network takes {s['duration']:g} s at {s['sample_rate']:,} Hz, mono "
-            f"(data.audio.policy {s['policy']}): {ae.n_cropped:,} clips cropped, "
-            f"{ae.n_padded:,} zero-padded."
-            + (
-                f" The duration alone tells the class {ae.shortcut[0]:.0%} of the time "
-                f"(cross-validated depth-3 tree; the largest class is {ae.shortcut[1]:.0%})."
-                if ae.shortcut is not None
-                else ""
-            )
-        ),
-        figures(
-            figure(
-                fig.histogram(
-                    ae.durations, title="duration", xlabel="seconds", mark=float(s["duration"])
-                ),
-                "durations",
-            ),
-            figure(fig.histogram(ae.rms_dbfs, title="loudness", xlabel="RMS dBFS"), "loudness"),
-            figure(
-                fig.histogram(
-                    ae.silence,
-                    title="silence share",
-                    xlabel=f"share of 20 ms windows below {s['silence_dbfs']:g} dBFS",
-                    mark=MOSTLY_SILENT,
-                ),
-                "silence",
-            ),
-            figure(
-                fig.histogram(
-                    ae.clipping, title="clipping", xlabel="share of samples at full scale"
-                ),
-                "clipping",
-            ),
-        ),
+        para(_summary_sentence(ae)),
+        _histograms(ae),
         heading("Per class (medians)"),
         table(
             ["class", "clips", "duration s", "RMS dBFS", "silence share"],
@@ -432,6 +392,50 @@ def audio_section(ev: Evidence) -> Raw:
             ]
     parts.append(Raw("".join(para(n, "note") for n in ae.notes)))
     return section("audio", "4. Audio", *parts)
+
+
+def _summary_sentence(ae: AudioEvidence) -> str:
+    s, d = ae.settings, ae.durations
+    text = (
+        f"{len(d):,} clips of {fmt(float(np.nanmin(d)))} to {fmt(float(np.nanmax(d)))} s "
+        f"(median {fmt(float(np.nanmedian(d)))} s). Sample rates: "
+        + ", ".join(f"{k:,} Hz ({v:,})" for k, v in ae.sample_rates.items())
+        + ". Channels: "
+        + ", ".join(f"{k} ({v:,})" for k, v in ae.channels.items())
+        + ". Formats: "
+        + ", ".join(f"{k} ({v:,})" for k, v in ae.formats.items())
+        + f". The network takes {s['duration']:g} s at {s['sample_rate']:,} Hz, mono "
+        f"(data.audio.policy {s['policy']}): {ae.n_cropped:,} clips cropped, "
+        f"{ae.n_padded:,} zero-padded."
+    )
+    if ae.shortcut is not None:
+        text += (
+            f" The duration alone tells the class {ae.shortcut[0]:.0%} of the time "
+            f"(cross-validated depth-3 tree; the largest class is {ae.shortcut[1]:.0%})."
+        )
+    return text
+
+
+def _histograms(ae: AudioEvidence) -> Raw:
+    from dlworkflow.explore import figures as fig
+
+    s = ae.settings
+    silence = f"share of 20 ms windows below {s['silence_dbfs']:g} dBFS"
+    return figures(
+        figure(
+            fig.histogram(ae.durations, title="duration", xlabel="seconds", mark=s["duration"]),
+            "durations",
+        ),
+        figure(fig.histogram(ae.rms_dbfs, title="loudness", xlabel="RMS dBFS"), "loudness"),
+        figure(
+            fig.histogram(ae.silence, title="silence share", xlabel=silence, mark=MOSTLY_SILENT),
+            "silence",
+        ),
+        figure(
+            fig.histogram(ae.clipping, title="clipping", xlabel="share of samples at full scale"),
+            "clipping",
+        ),
+    )
 
 
 def _spectra_png(ae: AudioEvidence) -> str:

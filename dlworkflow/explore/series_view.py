@@ -534,7 +534,7 @@ def _samples_png(se: SeriesEvidence) -> str:
 
     classes = list(se.examples)
     cols = max((len(v) for v in se.examples.values()), default=1)
-    fig = new_figure(2.3 * cols, 1.3 * len(classes) + 0.3, dpi=80)
+    fig = new_figure(2.3 * cols, 1.3 * len(classes) + 0.3, dpi=70)
     axes = fig.subplots(len(classes), cols, squeeze=False)
     for r, label in enumerate(classes):
         for c in range(cols):
