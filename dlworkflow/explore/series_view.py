@@ -568,17 +568,17 @@ def tile_drawer(se: SeriesEvidence) -> Any:
 
 
 def sparkline(series: np.ndarray, *, width: int = 240, height: int = 80) -> str:
-    """A small PNG data URI of the series (up to 3 channels), for sample tiles."""
+    """A small PNG data URI of the series (up to 3 channels, each scaled to the height), for
+    sample tiles."""
     from PIL import Image, ImageDraw
 
     a = np.asarray(series, dtype=np.float64)[:3]
     image = Image.new("RGB", (width, height), (248, 248, 248))
     draw = ImageDraw.Draw(image)
     colours = ((31, 119, 180), (255, 127, 14), (44, 160, 44))
-    lo, hi = float(np.min(a)), float(np.max(a))
-    span = hi - lo if hi > lo else 1.0
     x = np.linspace(1, width - 2, a.shape[1]) if a.shape[1] > 1 else np.array([width / 2])
-    for ch, colour in zip(a, colours):
+    for ch, colour in zip(a, colours):  # each channel on its own scale (units differ)
+        lo, span = float(ch.min()), float(np.ptp(ch)) or 1.0
         y = (height - 3) - (ch - lo) / span * (height - 5)
         points = list(zip(x.tolist(), y.tolist()))
         if len(points) > 1:
