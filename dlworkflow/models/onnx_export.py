@@ -15,8 +15,8 @@ form of store.series.nan_padded: the graph reads every series' length from its N
 T dynamic; audio models (preprocessing "modality" "audio", or "input" "waveform") take float32
 (B, S) mono waveforms, S dynamic (the log-mel front end is inside the graph). The exported
 file is run in ONNX Runtime against PyTorch before it is kept: at batch sizes 1 and 3, and for
-series and audio at two lengths (ragged, NaN-padded series batches included). Uses PyTorch's TorchScript
-exporter (`dynamo=False`: it needs no extra package and handles every registered model);
+series and audio at two lengths (ragged, NaN-padded series batches included). Uses PyTorch's
+TorchScript exporter (`dynamo=False`: it needs no extra package and handles every registered model);
 the file is checked with `onnx.checker` and written atomically.
 """
 
@@ -41,7 +41,7 @@ CHECK_LENGTHS = (17, 53)
 
 
 def input_modality(model: torch.nn.Module) -> str | None:
-    """"sequence" or "audio" for a model whose input has a dynamic length, else None."""
+    """ "sequence" or "audio" for a model whose input has a dynamic length, else None."""
     prep = getattr(model, "preprocessing", None) or {}
     modality = prep.get("modality")
     if modality in DYNAMIC_AXES:
@@ -329,8 +329,10 @@ def _separable(g: Any, x: Any, rows: torch.Tensor, cols: torch.Tensor) -> Any:
 def _adaptive_pool_symbolic(g: Any, x: Any, output_size: Any) -> Any:
     from torch.onnx import symbolic_helper
 
-    height, width = _static_hw(x)
     out = symbolic_helper._maybe_get_const(output_size, "is")
+    if list(out) == [1, 1]:  # a global mean: any size, dynamic ones too (audio)
+        return g.op("GlobalAveragePool", x)
+    height, width = _static_hw(x)
     out_h, out_w = (int(o) if o is not None else n for o, n in zip(out, (height, width)))
     if (out_h, out_w) == (1, 1):
         return g.op("GlobalAveragePool", x)
