@@ -104,3 +104,13 @@ def test_the_onnx_front_end_matches_the_training_front_end(tmp_path):
         assert exported.shape == trained.shape == (len(paths), 1, 64, front.frames(x.shape[1]))
         assert np.abs(exported - trained).max() < 0.01  # dB
         assert trained.max() - trained.min() > 40  # real clips, not silence
+
+
+def test_the_runtime_path_imports_no_torch(exported):
+    _, bundle, _ = exported
+    clip = kit.sonic_clips()[0][0]
+    out = kit.runs_without_torch(
+        bundle.folder, f"bundle.prepare_clips([open({str(clip)!r}, 'rb').read()])"
+    )
+    assert out.splitlines()[-2] in CLASSES
+    assert out.splitlines()[-1] == "torch imported: False"

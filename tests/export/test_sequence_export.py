@@ -120,3 +120,10 @@ def test_spec_of_series_and_audio_models():
     assert spec["shape"] == ["batch", "samples"]
     assert prep["sample_rate"] == 8000 and prep["policy"] == "fixed" and "max_bytes" in prep
     assert example_input(meta, n=1).shape == (1, 12000)
+
+
+def test_the_runtime_path_imports_no_torch(exported):
+    _, bundle = exported
+    out = kit.runs_without_torch(bundle.folder, "bundle.prepare_series([[1.0, None, 2.5, 3.0]])")
+    assert out.splitlines()[-2] in kit.GUNPOINT_CLASSES
+    assert out.splitlines()[-1] == "torch imported: False"

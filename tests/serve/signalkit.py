@@ -105,3 +105,25 @@ def torch_probabilities(model: Any, x: np.ndarray) -> np.ndarray:
 
     with torch.no_grad():
         return torch.softmax(model(torch.from_numpy(x)), dim=1).numpy()
+
+
+def runs_without_torch(folder: Path, prepare: str) -> str:
+    """Run, in a fresh interpreter, load_bundle(folder) and `prepare` (an expression of
+    `bundle` giving the model's input), then predictions; return its output, which ends with
+    "torch imported: False" when the runtime path never imported torch."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from dlworkflow.runtime.bundle import load_bundle\n"
+        f"bundle = load_bundle({str(folder)!r}, threads=1)\n"
+        f"x = {prepare}\n"
+        "print(bundle.predictions(x)[0]['label'])\n"
+        "print('torch imported:', 'torch' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
