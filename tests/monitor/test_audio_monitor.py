@@ -60,9 +60,13 @@ def _records(summaries: list[dict]) -> list[dict]:
     ]
 
 
-def _wav(path: str, *, gain_db: float = 0.0, keep: float = 1.0) -> bytes:
+def _wav(
+    path: str, *, gain_db: float = 0.0, keep: float = 1.0, seconds: float | None = None
+) -> bytes:
+    """The clip as WAV: `gain_db` louder, its first `keep` share or `seconds`."""
     data, rate = sf.read(path, dtype="float32")
-    data = data[: max(1, int(len(data) * keep))] * np.float32(10 ** (gain_db / 20))
+    frames = int(len(data) * keep) if seconds is None else int(rate * seconds)
+    data = data[: max(1, frames)] * np.float32(10 ** (gain_db / 20))
     buffer = io.BytesIO()
     sf.write(buffer, data, rate, format="WAV", subtype="FLOAT")
     return buffer.getvalue()
@@ -242,6 +246,21 @@ def test_dlw_monitor_alerts_on_quiet_served_clips_with_labels(flow, tmp_path):
     assert "loudness (RMS level, dBFS" in html and "ALERT" in html
 
 
+def test_dlw_monitor_inputs_reads_a_folder_of_clips(flow, tmp_path):
+    project, held_out = flow
+    folder = tmp_path / "recent"
+    folder.mkdir()
+    for i, (path, _) in enumerate(held_out):
+        (folder / f"r{i:03d}.wav").write_bytes(_wav(str(path), seconds=0.1))  # cut short
+    (folder / "broken.wav").write_bytes(b"RIFF not really a wave file")
+    result = _dlw("monitor", "-p", project.root, "--inputs", folder, "--json")
+    assert result.exit_code == 4, result.output[-3000:]
+    report = json.loads(result.output)
+    assert report["n_live"] == len(held_out) and report["skipped"] == 1
+    assert "clip duration" in {c["name"] for c in report["checks"] if c["alert"]}
+
+
+# last: the retrain may promote a new champion
 def test_dlw_retrain_takes_fresh_clips(flow, tmp_path):
     project, held_out = flow
     root = project.root

@@ -238,6 +238,21 @@ def test_dlw_monitor_alerts_on_scaled_served_series_with_labels(flow, tmp_path):
     assert "channel 0 spread: std over the series" in html
 
 
+def test_dlw_monitor_inputs_reads_a_folder_of_series_files(flow, tmp_path):
+    project, held, labels = flow
+    folder = tmp_path / "recent"
+    folder.mkdir()
+    for i, s in enumerate(held[:60]):
+        np.save(folder / f"r{i:03d}.npy", 3.0 * s)
+    (folder / "broken.npy").write_bytes(b"not an array")
+    result = _dlw("monitor", "-p", project.root, "--inputs", folder, "--json")
+    assert result.exit_code == 4, result.output[-3000:]
+    report = json.loads(result.output)
+    assert report["n_live"] == 60 and report["skipped"] == 1
+    assert "channel 0 std" in {c["name"] for c in report["checks"] if c["alert"]}
+
+
+# last: the retrain may promote a new champion
 def test_dlw_retrain_takes_fresh_series(flow, tmp_path):
     project, held, labels = flow
     fresh = _npy_folder(tmp_path / "fresh", held[:40], labels[:40], "f")
