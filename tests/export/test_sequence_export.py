@@ -127,3 +127,33 @@ def test_the_runtime_path_imports_no_torch(exported):
     out = kit.runs_without_torch(bundle.folder, "bundle.prepare_series([[1.0, None, 2.5, 3.0]])")
     assert out.splitlines()[-2] in kit.GUNPOINT_CLASSES
     assert out.splitlines()[-1] == "torch imported: False"
+
+
+def test_dlw_predict_reads_series_files_and_reports_bad_ones(exported, tmp_path):
+    import json
+
+    import pandas as pd
+
+    from dlworkflow.deploy.export.predict import predict_files
+
+    model, bundle = exported
+    series, _ = kit.gunpoint()
+    good_npy, good_json = tmp_path / "a.npy", tmp_path / "b.json"
+    np.save(good_npy, series[0])
+    good_json.write_text(json.dumps(series[1][0, :100].tolist()))
+    gap, broken = tmp_path / "gap.json", tmp_path / "broken.json"
+    gap.write_text(json.dumps([1.0] + [None] * 5 + [2.0, 3.0]))
+    broken.write_text("[1.0, 2.0,")
+    out = tmp_path / "predictions.csv"
+    result = predict_files(
+        bundle.folder.parent.parent,
+        [tmp_path],
+        out=out,  # the folder: .npy and .json
+    )
+    assert (result.n_predicted, result.n_errors) == (2, 2)
+    rows = pd.read_csv(out).set_index("path")
+    assert "missing steps" in rows.loc[str(gap), "error"]
+    assert "not a series file" in rows.loc[str(broken), "error"]
+    expected = kit.torch_probabilities(model, nan_padded([series[0], series[1][:, :100]]))
+    got = rows.loc[[str(good_npy), str(good_json)], ["p_1", "p_2"]].to_numpy(dtype=float)
+    assert np.abs(got - expected).max() < 1e-5
