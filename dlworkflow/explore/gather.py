@@ -338,7 +338,7 @@ def _features(
     if modality == "sequence":
         from dlworkflow.explore.series_view import sample_series_features
 
-        return sample_series_features(sample, ev.series)
+        return sample_series_features(sample, ev.series, seed=project.config.seed)
     if modality == "audio":
         from dlworkflow.explore.audio_view import sample_clip_features
 

@@ -42,7 +42,7 @@ FINGERPRINT_STEPS = 64  # near duplicates: steps per channel of the fingerprint
 FINGERPRINT_VALUES = 4_096  # ... and at most this many values a series (fewer steps)
 CURVE_MEMBERS = 2_000  # series a class averaged in the class curves (a random choice)
 NEAR_RMS = 0.02  # near duplicates: RMS difference in channel stds
-FEATURE_STEPS = 32  # map / label-issue features: steps per channel (plus statistics)
+FEATURE_STEPS = 32  # map / label-issue features: steps per channel (with statistics)
 SHORT_SHARE = 0.25  # a series shorter than this share of the median length is very short
 SHORT_STEPS = 4  # ... or shorter than this many steps
 SHOWN_CLASSES = 12  # classes drawn in the curves and the sample plots
@@ -195,26 +195,97 @@ def class_curves(
     return curves
 
 
-def series_features(arrays: list[np.ndarray]) -> Features:
-    """Map and label-issue features: each series resampled to FEATURE_STEPS steps per
-    channel, with its log length and each channel's mean, std, min and max (standardised)."""
-    from dlworkflow.explore.features import Features, _impute_standardise
-
-    rows = []
-    for a in arrays:
-        a = np.asarray(a, dtype=np.float64)
-        stats = np.concatenate([a.mean(1), a.std(1), a.min(1), a.max(1), [np.log(a.shape[1])]])
-        rows.append(np.concatenate([resample(a, FEATURE_STEPS).ravel(), stats]))
-    X = _impute_standardise(np.stack(rows)) if rows else np.zeros((0, 1), np.float32)
-    return Features(
-        X=X,
-        keep=np.ones(len(arrays), dtype=bool),
-        method=f"series resampled to {FEATURE_STEPS} steps per channel, with the length and "
-        "each channel's mean, std, min and max (standardised)",
+def summary_features(series: np.ndarray) -> np.ndarray:
+    """Each channel's mean, std, min, max and the mean and std of its step-to-step change,
+    then the log length: 6 C + 1 values."""
+    a = np.asarray(series, dtype=np.float64)
+    step = np.diff(a, axis=1) if a.shape[1] > 1 else np.zeros((a.shape[0], 1))
+    return np.concatenate(
+        [a.mean(1), a.std(1), a.min(1), a.max(1), np.abs(step).mean(1), step.std(1)]
+        + [[np.log(a.shape[1])]]
     )
 
 
-def sample_series_features(sample: pd.DataFrame, se: SeriesEvidence | None) -> Features:
+def series_features(
+    arrays: list[np.ndarray], labels: np.ndarray | None = None, *, seed: int = 0
+) -> Features:
+    """Map and label-issue features, standardised: the series' shape (each resampled to
+    FEATURE_STEPS steps per channel, with summary_features) or summary_features alone. With
+    `labels`, the set on which a quick model is more accurate (cross-validated): the shape
+    wins where the classes differ in their course (GunPoint 86% vs 78%), the statistics where
+    the phase of a motion varies (BasicMotions 99% vs 46%); without, the shape."""
+    from dlworkflow.explore.features import Features, _impute_standardise
+
+    if not arrays:
+        return Features(X=np.zeros((0, 1), np.float32), keep=np.zeros(0, bool), method="none")
+    summary = _impute_standardise(np.stack([summary_features(a) for a in arrays]))
+    shape = _impute_standardise(
+        np.stack(
+            [
+                np.concatenate([resample(a, FEATURE_STEPS).ravel(), summary_features(a)])
+                for a in arrays
+            ]
+        )
+    )
+    words = {
+        "shape": f"series resampled to {FEATURE_STEPS} steps per channel with each channel's "
+        "mean, std, min, max, step-to-step change and the length",
+        "statistics": "each channel's mean, std, min, max and step-to-step change, and the length",
+    }
+    chosen, why = "shape", ""
+    if labels is not None:
+        scores = {
+            k: quick_accuracy(X, labels, seed=seed)
+            for k, X in (("shape", shape), ("statistics", summary))
+        }
+        if scores["statistics"] == scores["statistics"] and scores["shape"] == scores["shape"]:
+            chosen = "statistics" if scores["statistics"] > scores["shape"] else "shape"
+            other = "statistics" if chosen == "shape" else "shape"
+            why = (
+                f"; chosen over the {other} by a quick model's cross-validated accuracy "
+                f"({scores[chosen]:.0%} vs {scores[other]:.0%})"
+            )
+    return Features(
+        X=shape if chosen == "shape" else summary,
+        keep=np.ones(len(arrays), dtype=bool),
+        method=f"{words[chosen]} (standardised){why}",
+    )
+
+
+CHOICE_ROWS = 1_000  # rows of the subsample the feature choice is cross-validated on
+
+
+def quick_accuracy(X: np.ndarray, labels: np.ndarray, *, seed: int) -> float:
+    """3-fold accuracy of the label-issue search's quick model (PCA, then a logistic
+    regression) on at most CHOICE_ROWS rows; NaN when a class has fewer than 3 rows."""
+    import warnings
+
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
+
+    from dlworkflow.explore.features import reduce
+    from dlworkflow.explore.pixels import stratified_sample
+
+    y = np.asarray(labels).astype(str)
+    rows = stratified_sample(pd.Series(y), limit=CHOICE_ROWS, seed=seed)
+    X, y = X[rows], y[rows]
+    _, counts = np.unique(y, return_counts=True)
+    if len(counts) < 2 or counts.min() < 3:
+        return float("nan")
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300, C=0.5))
+    folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=seed)
+    with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(cross_val_score(model, reduce(X, seed=seed), y, cv=folds).mean())
+
+
+def sample_series_features(
+    sample: pd.DataFrame, se: SeriesEvidence | None, *, seed: int = 0
+) -> Features:
     """series_features of the map's subsample: the series already read, the rest read now
     (a row that does not read is left out through `keep`)."""
     known = se.arrays if se is not None else {}
@@ -223,7 +294,8 @@ def sample_series_features(sample: pd.DataFrame, se: SeriesEvidence | None) -> F
     arrays, ok, _ = read_series_rows(missing)
     found = {**known, **dict(zip(missing["sample_id"].astype(str)[ok].tolist(), arrays))}
     keep = np.array([s in found for s in ids], dtype=bool)
-    features = series_features([found[s] for s, k in zip(ids, keep) if k])
+    labels = sample["label"].astype(str).to_numpy()[keep]
+    features = series_features([found[s] for s, k in zip(ids, keep) if k], labels, seed=seed)
     features.keep = keep
     return features
 

@@ -84,7 +84,7 @@ def test_series_evidence_of_japanese_vowels_varying_lengths_and_twelve_channels(
     assert sum(c.n for c in ev.curves) == 270
     assert all(len(v) == 3 for v in ev.examples.values())
     features = sv.series_features(arrays[:20])
-    assert features.X.shape == (20, 12 * sv.FEATURE_STEPS + 4 * 12 + 1)
+    assert features.X.shape == (20, 12 * sv.FEATURE_STEPS + 6 * 12 + 1)
 
 
 def test_cli_explore_gunpoint_before_and_after_its_source_split(tmp_path, monkeypatch):
@@ -176,6 +176,11 @@ def test_explore_npy_folder_flags_duplicates_short_and_flat_series(tmp_path):
     assert "44 series of 12 to 100 steps" in _section(html, "4. Series")
     duplicates = _section(html, "5. Duplicates")
     assert "RMS difference" in duplicates and "class='plot'" in duplicates  # sparkline tiles
+    # BasicMotions' classes differ in level and spread, not in the phase of a motion
+    assert "channel&#x27;s mean, std, min, max and step-to-step change, and the length" in (
+        _section(html, "6. 2-D map")
+    )
+    assert "chosen over the shape" in _section(html, "6. 2-D map")
 
 
 def test_a_length_that_tells_the_class_is_a_warning_and_japanese_vowels_raises_none():
