@@ -666,7 +666,8 @@ def predict(
     paths: Annotated[
         list[Path],
         typer.Argument(
-            help="Image files or folders (image models); CSV files of rows (text, tabular)."
+            help="Image or audio files or folders (image, audio models); .npy or .json "
+            "series files (sequence models); CSV files of rows (text, tabular)."
         ),
     ],
     project: ProjectOpt = HERE,
