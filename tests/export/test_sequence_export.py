@@ -157,3 +157,35 @@ def test_dlw_predict_reads_series_files_and_reports_bad_ones(exported, tmp_path)
     expected = kit.torch_probabilities(model, nan_padded([series[0], series[1][:, :100]]))
     got = rows.loc[[str(good_npy), str(good_json)], ["p_1", "p_2"]].to_numpy(dtype=float)
     assert np.abs(got - expected).max() < 1e-5
+
+
+def test_dlw_test_reads_stored_series_of_any_length_in_row_order(tmp_path):
+    """models.predict (what `dlw test` and the parity check run): the rows' stored series,
+    batched in order of length and cut to each batch's longest, come back in row order with
+    the logits of the whole NaN-padded set. Real data: JapaneseVowels (7 to 29 steps)."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from dlworkflow.datasets.ucr import load_ucr
+    from dlworkflow.models.predict import predict_logits
+    from dlworkflow.models.series_nets import channel_stats, resnet1d
+    from dlworkflow.store.series import write_series
+
+    series = [np.asarray(s, dtype=np.float32) for s in load_ucr("JapaneseVowels")[1].series[:40]]
+    assert len({s.shape[1] for s in series}) > 5
+    stored = [write_series(tmp_path / "state", s) for s in series]
+    rows = pd.DataFrame(
+        {"path": [str(p) for p, _ in stored], "content_hash": [h for _, h in stored]}
+    )
+    project = SimpleNamespace(paths=SimpleNamespace(cache=tmp_path / "cache"))
+    torch.manual_seed(0)
+    model = resnet1d(channels=12, num_classes=9, widths=(8, 16, 16))
+    model.set_normalization(*channel_stats(series))
+    model.eval()
+    meta = {"modality": "sequence", "preprocessing": {"channels": 12}}
+    got = predict_logits(project, model, meta, rows, batch_size=7)  # type: ignore[arg-type]
+    with torch.no_grad():
+        expected = model(torch.from_numpy(nan_padded(series))).numpy()
+    assert got.shape == (40, 9)
+    assert np.abs(got - expected).max() < 1e-4
