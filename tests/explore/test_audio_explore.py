@@ -40,7 +40,9 @@ def test_fingerprint_finds_a_reencoded_quieter_copy_and_no_distinct_clip():
     assert distance[0, -1] < av.NEAR_RMS / 4  # the copy
     assert distance[:-1, :-1].min() > av.NEAR_RMS  # distinct clips, even two tabla strokes
     features = av.clip_features(spectra)
-    assert features.X.shape == (len(spectra), 2 * av.N_MELS)
+    assert features.X.shape == (len(spectra), 2 * av.FEATURE_BANDS)
+    durations = np.full(len(spectra), 1.5)
+    assert av.clip_features(spectra, durations).X.shape == (len(spectra), 2 * av.FEATURE_BANDS + 1)
 
 
 def _wav(samples: np.ndarray, rate: int) -> bytes:
@@ -72,7 +74,8 @@ def test_explore_sonic_pi_through_ingest(tmp_path):
     record = project.ledger.latest("explore").summary["audio"]
     assert record["n_clips"] == 148 and record["sample_rates"] == {"44100": 148}
     assert record["cropped"] == cropped and record["clipped"] == clipped
-    assert "log-mel mean and std" in Path(result.report).read_text(encoding="utf-8")
+    mapped = _section(Path(result.report).read_text(encoding="utf-8"), "6. 2-D map")
+    assert "log-mel mean and std over time in 16 bands, and the clip&#x27;s duration" in mapped
 
 
 def test_explore_audio_folder_flags_copies_and_silence(tmp_path):
