@@ -49,6 +49,7 @@ SHOWN_CLASSES = 12  # classes drawn in the curves and the sample plots
 SHOWN_CHANNELS = 4  # channels with a class-curve figure
 DRAWN_CHANNELS = 6  # channels drawn in a sample plot
 SHOWN_SHORT = 20  # very short series listed
+RECORDED_CHANNELS = 64  # channels whose statistics the ledger records (the report has all)
 BAND = (0.1, 0.9)  # the class curves' band: these quantiles at each step
 SHORTCUT_MARGIN = 0.25  # length tells the class this much better than the majority: warn
 SHORTCUT_HIGH = 0.9  # ... medium when it tells it this often
@@ -102,7 +103,7 @@ class SeriesEvidence:
             "length_median": float(np.median(lengths)) if len(lengths) else None,
             "length_max": int(lengths.max()) if len(lengths) else None,
             "channels": {str(k): v for k, v in self.channels.items()},
-            "channel_stats": [s.__dict__ for s in self.stats],
+            "channel_stats": [s.__dict__ for s in self.stats[:RECORDED_CHANNELS]],
             "very_short": len(self.short),
             "flat_channels": len(self.flat),
             "gap_share": self.gap_share,

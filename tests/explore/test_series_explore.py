@@ -90,9 +90,8 @@ def test_series_evidence_of_japanese_vowels_varying_lengths_and_twelve_channels(
 def test_cli_explore_gunpoint_before_and_after_its_source_split(tmp_path, monkeypatch):
     runner = CliRunner()
     monkeypatch.chdir(tmp_path)
-    for args in (["init", "--task", "sequence-classification", "gun"],):
-        done = runner.invoke(app, args)
-        assert done.exit_code == 0, done.output
+    done = runner.invoke(app, ["init", "--task", "sequence-classification", "gun"])
+    assert done.exit_code == 0, done.output
     monkeypatch.chdir(tmp_path / "gun")
     for args in (["ingest", "builtin:gunpoint"], ["explore"]):
         done = runner.invoke(app, args)
