@@ -1,5 +1,5 @@
 """`dlw evaluate`, `dlw test` and `dlw report` for the signal tasks through the CLI, on real
-data trained for 2 epochs: builtin:gunpoint (sequence-classification, resnet1d) and
+data trained for 1 epoch: builtin:gunpoint (sequence-classification, resnet1d) and
 builtin:sonic-pi with 1-second clips (audio-classification, audio_cnn). The evaluation
 result carries each modality's baselines (1-NN DTW and Euclidean; the majority class and
 the log-mel logistic regression), its automatic slices, occlusion importance with real
@@ -34,7 +34,7 @@ def _trained(root: Path, *, task: str, source: str, config: dict[str, Any]) -> l
     dlw("define", *p, "--metric", "accuracy", "--target", "0.5", "--objective", "tests")
     dlw("ingest", source, *p)
     dlw("split", *p)
-    dlw("train", *p, "--epochs", "2")
+    dlw("train", *p, "--epochs", "1")
     return p
 
 
