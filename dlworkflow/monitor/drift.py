@@ -1113,6 +1113,8 @@ def _shares_moved(details: dict[str, Any]) -> str:
 def _g(value: Any) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
+    if 1e3 <= abs(float(value)) < 1e7:  # 1,550 Hz, not 1.55e+03
+        return f"{float(value):,.0f}"
     return f"{float(value):.3g}"
 
 

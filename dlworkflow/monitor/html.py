@@ -10,6 +10,7 @@ detection and segmentation: monitor/dense_html.py."""
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -390,7 +391,7 @@ def _inputs(reference: Sample, live: Sample, line: Timeline) -> tuple[str, bytes
             label="live",
             reference=float(np.nanmean(ref)) if np.isfinite(ref).any() else None,
         )
-        ax.set_title(feature_label(name), fontsize=9)
+        ax.set_title(textwrap.fill(feature_label(name), 36), fontsize=8)
     return "Input statistics per time bucket, mean (dashed: the reference mean)", png_bytes(fig)
 
 
