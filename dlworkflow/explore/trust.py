@@ -135,6 +135,10 @@ def _leakage(ev: Evidence) -> list[Warning]:
     return out
 
 
+#: below this out-of-fold accuracy the quick model's label-issue candidates are a hint only
+WEAK_QUICK_MODEL = 0.7
+
+
 def _label_issues(ev: Evidence) -> list[Warning]:
     li = ev.label_issues
     if li is None or not li.candidates:
@@ -143,11 +147,20 @@ def _label_issues(ev: Evidence) -> list[Warning]:
     severity = (
         "high" if rate >= LABEL_ISSUES_HIGH else "medium" if rate >= LABEL_ISSUES_MEDIUM else "low"
     )
+    weak = li.model_accuracy < WEAK_QUICK_MODEL  # NaN compares False: judged as before
+    if weak:  # a quick model that is often wrong flags right labels too: a hint, no alarm
+        severity = "low"
     return [
         Warning(
             severity,
             f"{len(li.candidates)} label-issue candidates ({rate:.1%} of "
-            f"{li.n_checked:,} checked samples)",
+            f"{li.n_checked:,} checked samples)"
+            + (
+                f"; the quick model that found them is {li.model_accuracy:.0%} accurate, so "
+                "most may be its own mistakes"
+                if weak
+                else ""
+            ),
             "review the candidates; correct the labels that are wrong and ingest again",
             "label-issues",
         )
