@@ -5,14 +5,15 @@ the other baselines. 1-NN DTW is the task's `simple` model (the classic strong b
 UCR/UEA archive): the network's paired difference to it decides `simple_as_good`; 1-NN
 Euclidean is listed beside it (`nn_euclidean`).
 
-DTW is kept affordable: a Sakoe-Chiba band of DTW_WINDOW of the longer length; series longer
-than MAX_DTW_LENGTH steps are linearly resampled (all by the same factor) to at most that
-many; and the pairs x steps x steps of the distance table are capped at MAX_DTW_CELLS, first
-by a seeded subsample of the train series (at least one per class), then, only when even
-MIN_DTW_TRAIN of those are too many, by a seeded subsample of the evaluated series (DTW's
-entry then says on how many it was scored, and its difference to the network is measured on
-those). Every cap is written in the entry's `note`. The predictions are hard: the nearest
-neighbour's class has probability 1.
+The Euclidean distance is taken on series resampled to at most MAX_EUCLIDEAN_LENGTH steps
+and against at most MAX_EUCLIDEAN_TRAIN neighbours. DTW is kept affordable: a Sakoe-Chiba band
+of DTW_WINDOW of the longer length; series longer than MAX_DTW_LENGTH steps are linearly
+resampled (all by the same factor) to at most that many; and the pairs x steps x steps of the
+distance table are capped at MAX_DTW_CELLS, first by a seeded subsample of the train series
+(at least one per class), then, only when even MIN_DTW_TRAIN of those are too many, by a
+seeded subsample of the evaluated series (DTW's entry then says on how many it was scored,
+and its difference to the network is measured on those). Every cap is written in the
+entry's `note`. The predictions are hard: the nearest neighbour's class has probability 1.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ MAX_DTW_LENGTH = 256  # longer series are resampled to this many steps for DTW
 MAX_DTW_CELLS = 400_000_000  # pairs x steps x steps of one DTW table (a few seconds)
 MIN_DTW_TRAIN = 100  # the train series kept before the evaluated series are subsampled
 MAX_EUCLIDEAN_TRAIN = 5000  # neighbours of the Euclidean 1-NN (a seeded subsample beyond)
+MAX_EUCLIDEAN_LENGTH = 2048  # longer series are resampled to this many steps for it
 
 
 def read_rows(rows: pd.DataFrame) -> list[np.ndarray]:
@@ -91,8 +93,19 @@ def euclidean_proba(
         "longest)",
         "n_train": int(len(keep)),
     }
+    notes = []
+    longest = max(s.shape[1] for s in train + evaluated)
+    if longest > MAX_EUCLIDEAN_LENGTH:
+        factor = MAX_EUCLIDEAN_LENGTH / longest
+        train = [_shrink(s, factor) for s in train]
+        evaluated = [_shrink(s, factor) for s in evaluated]
+        notes.append(
+            f"series resampled by {factor:.3g} (longest {longest} -> {MAX_EUCLIDEAN_LENGTH})"
+        )
     if len(keep) < len(y_train):
-        info["note"] = f"neighbours: a seeded subsample of {len(keep)} of {len(y_train)} train"
+        notes.append(f"neighbours: a seeded subsample of {len(keep)} of {len(y_train)} train")
+    if notes:
+        info["note"] = "; ".join(notes)
     distances = distance_matrix([train[i] for i in keep], evaluated, metric="euclidean")
     return _one_hot(y_train[keep][np.argmin(distances, axis=1)], k), info
 

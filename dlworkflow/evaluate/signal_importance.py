@@ -33,13 +33,19 @@ SEGMENTS = 8  # time segments, each taken away in turn
 BANDS = 8  # audio: bands of mel bins, each taken away in turn
 MAX_CHANNELS = 16  # sequence: channels measured (the first ones)
 MAX_FORWARDS = 4096  # single-sample forward passes, at most (a seeded subsample of rows)
+MAX_VALUES = 20_000_000  # sequence: values of the occluded batch (80 MB), at most
 
 Ablation = tuple[str, list[np.ndarray]]
 Measured = tuple[np.ndarray, np.ndarray, list[Ablation], dict[str, Any]]
 
 
-def _chosen(n: int, ablations: int, rng: np.random.Generator) -> np.ndarray:
+def _chosen(
+    n: int, ablations: int, rng: np.random.Generator, *, cap: int | None = None
+) -> np.ndarray:
+    """Sorted indices of a seeded subsample: at most MAX_FORWARDS forward passes in all
+    (and at most `cap` rows)."""
     keep = max(2, MAX_FORWARDS // max(ablations, 1))
+    keep = keep if cap is None else min(keep, cap)
     if n <= keep:
         return np.arange(n)
     return np.sort(rng.choice(n, size=keep, replace=False))
@@ -74,7 +80,9 @@ def series_occlusion(
     first = read_rows(rows.iloc[:1])[0]
     channels = int(first.shape[0])
     measured = min(channels, MAX_CHANNELS) if channels > 1 else 0
-    chosen = _chosen(len(rows), measured + SEGMENTS + 1, rng)
+    longest = int(rows["length"].max()) if "length" in rows.columns else first.shape[1]
+    budget = max(2, MAX_VALUES // max(channels * longest, 1))  # the batch's memory
+    chosen = _chosen(len(rows), measured + SEGMENTS + 1, rng, cap=budget)
     x = nan_padded(read_rows(rows.iloc[chosen]))
     lengths = lengths_of(x)
     real = np.arange(x.shape[2])[None, :] < lengths[:, None]  # (N, T)

@@ -15,6 +15,7 @@ import torch
 
 from dlworkflow.datasets.ucr import load_ucr
 from dlworkflow.evaluate import nearest_baselines as nb
+from dlworkflow.evaluate import signal_importance
 from dlworkflow.evaluate.auto_slices import auto_columns
 from dlworkflow.evaluate.baselines import baselines
 from dlworkflow.evaluate.importance import falls, metric_score, probability_falls
@@ -66,6 +67,10 @@ def test_dtw_caps_are_written_down(gunpoint, monkeypatch):
     assert len(np.unique(chosen)) == len(chosen)
     # fewer, shorter neighbours still classify far better than chance
     assert np.mean(proba.argmax(1) == truth[chosen]) > 0.6
+    monkeypatch.setattr(nb, "MAX_EUCLIDEAN_LENGTH", 50)
+    euclid, e_info = nb.euclidean_proba(train.series, y, test.series, k=2, seed=0)
+    assert "resampled by 0.333 (longest 150 -> 50)" in e_info["note"]
+    assert np.mean(euclid.argmax(1) == truth) > 0.8
     kept = nb._subsample_train(y, 2, seed=0)  # one of each class first
     assert sorted(y[kept].tolist()) == [0, 1]
 
@@ -131,7 +136,7 @@ class OneChannel(torch.nn.Module):
         return -((signal[:, None, :] - self.means[None]) ** 2).mean(dim=2)
 
 
-def test_series_occlusion_finds_the_one_channel_used(tmp_path):
+def test_series_occlusion_finds_the_one_channel_used(tmp_path, monkeypatch):
     train, test = load_ucr("BasicMotions")
     classes = sorted(set(train.labels or []))
     y_train = _indices(train.labels, classes)
@@ -159,6 +164,9 @@ def test_series_occlusion_finds_the_one_channel_used(tmp_path):
     p_true = {e["name"]: e["p_true_fall"] for e in entries}
     assert p_true["channel 0"] > 0.0
     assert all(p_true[f"channel {c}"] == 0.0 for c in range(1, 6))
+    monkeypatch.setattr(signal_importance, "MAX_VALUES", 6 * 100 * 10)  # 10 series' values
+    few, *_ = series_occlusion(None, model, {}, task, rows, {}, np.random.default_rng(0))
+    assert len(few) == 10 and few.max() > 10  # a seeded draw from all rows, not the first
     png = importance_bars_png(
         entries, info["groups"], tmp_path / "imp.png", metric="accuracy", title="t"
     )
