@@ -88,6 +88,7 @@ def test_each_series_model_builds_and_trains_an_epoch_on_ragged_series(tmp_path,
             "augment.window_slice": 0.1,
             "augment.mixup": 0.4 if name == "resnet1d" else 0.0,
             "augment.flip": 0.5,  # an image option: not applied, and said so
+            "train.class_weights": "balanced",
         },
     )
     strategy, model, data, result = fitted(project, epochs=1)
