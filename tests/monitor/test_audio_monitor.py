@@ -260,6 +260,25 @@ def test_dlw_monitor_inputs_reads_a_folder_of_clips(flow, tmp_path):
     assert "clip duration" in {c["name"] for c in report["checks"] if c["alert"]}
 
 
+def test_the_reference_measures_the_clips_as_ingest_did(flow):
+    """The reference's duration, loudness and silence share of each validation clip are
+    ingest's own measures of it (the manifest's columns): live and reference compare alike."""
+    from dlworkflow.monitor.reference import load_reference
+    from dlworkflow.runtime.bundle import load_bundle
+    from dlworkflow.runtime.versions import champion_folder
+
+    project, _ = flow
+    reference = load_reference(project, load_bundle(champion_folder(project.root)))
+    manifest = read_manifest(project).set_index("sample_id")
+    assert len(reference.records) >= 10
+    for record in reference.records:
+        row, summary = manifest.loc[record["id"]], record["input"]
+        assert summary["kind"] == "audio" and len(record["emb"]) == 32
+        assert summary["duration_s"] == pytest.approx(float(row["duration_s"]), abs=1e-4)
+        assert summary["rms_dbfs"] == pytest.approx(float(row["rms_dbfs"]), abs=1e-3)
+        assert summary["silence_share"] == pytest.approx(float(row["silence_share"]), abs=1e-4)
+
+
 # last: the retrain may promote a new champion
 def test_dlw_retrain_takes_fresh_clips(flow, tmp_path):
     project, held_out = flow

@@ -252,6 +252,26 @@ def test_dlw_monitor_inputs_reads_a_folder_of_series_files(flow, tmp_path):
     assert "channel 0 std" in {c["name"] for c in report["checks"] if c["alert"]}
 
 
+def test_the_reference_measures_the_series_as_ingest_stored_them(flow):
+    """The reference's length and channel statistics of each validation series are those of
+    the stored series (the manifest's length column, store.series.read_series)."""
+    from dlworkflow.monitor.reference import load_reference
+    from dlworkflow.runtime.bundle import load_bundle
+    from dlworkflow.runtime.versions import champion_folder
+    from dlworkflow.store.series import read_series
+
+    project, _, _ = flow
+    reference = load_reference(project, load_bundle(champion_folder(project.root)))
+    manifest = read_manifest(project).set_index("sample_id")
+    assert len(reference.records) >= 10
+    for record in reference.records:
+        row, summary = manifest.loc[record["id"]], record["input"]
+        stored = read_series(row["path"])
+        assert summary["length"] == int(row["length"]) == stored.shape[1]
+        np.testing.assert_allclose(summary["channel_stds"], stored.std(axis=1), atol=1e-4)
+        assert len(record["emb"]) == 32
+
+
 # last: the retrain may promote a new champion
 def test_dlw_retrain_takes_fresh_series(flow, tmp_path):
     project, held, labels = flow
