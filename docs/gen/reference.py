@@ -21,7 +21,7 @@ import ast
 import functools
 import html
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ def code(text: str) -> str:
     return f"<code>{html.escape(text)}</code>"
 
 
-def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+def table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
     """An HTML table on lines without blank lines (one raw HTML block); cells already HTML."""
     head = "".join(f"<th>{h}</th>" for h in header)
     body = "\n".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
@@ -303,7 +303,7 @@ def _text(node: ast.AST | None) -> str:
         return node.value
     if isinstance(node, ast.JoinedStr):
         return "".join(
-            _text(v) if isinstance(v, ast.Constant) else "{" + ast.unparse(v.value) + "}"
+            "{" + ast.unparse(v.value) + "}" if isinstance(v, ast.FormattedValue) else _text(v)
             for v in node.values
         )
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
@@ -487,17 +487,138 @@ def http_errors_markdown() -> str:
 
 
 # ---- quarantine reasons -------------------------------------------------------------------------
-QUARANTINE_CALLS = {"ImageDecodeError", "Quarantined"}
+QUARANTINE_CALLS = {"ImageDecodeError", "Quarantined", "AudioDecodeError"}
 QUARANTINE_PACKAGES = ("dlworkflow/data/", "dlworkflow/store/")  # what `dlw ingest` runs
+REASON_NAMES = {"problem", "reason"}  # local variables that hold a sample's reason
+#: store/ts_format.case_results turns a DataError of these per-case readers into one series'
+#: reason, "{what} (expected ...; received ...)", which the sequence source prefixes with
+#: "line N: " (the header's own errors stay a DataError of the whole file)
+TS_FORMAT = "dlworkflow/store/ts_format.py"
+TS_CASE_READERS = ("_case", "_values", "_value")
+
+Function = ast.FunctionDef | ast.AsyncFunctionDef
+
+
+class _Reasons:
+    """The quarantine reasons of the ingest packages, followed through the code: a reason is a
+    string given to a quarantine call (ImageDecodeError, AudioDecodeError, Quarantined), put
+    in a candidate's `problem`, or held by a local `problem` / `reason`; a name is followed to
+    what it was assigned in its function (a tuple unpacked element by element), and a call to
+    a function of these packages to the strings it returns (audio_problem, series_problem,
+    fill_gaps, ...)."""
+
+    def __init__(self) -> None:
+        self.trees = {r: t for r, t in _modules() if r.startswith(QUARANTINE_PACKAGES)}
+        self.owner: dict[str, dict[ast.AST, Function]] = {}
+        self.defs: dict[str, dict[str, list[Function]]] = {}
+        self.imports: dict[str, dict[str, str]] = {}
+        for rel, tree in self.trees.items():
+            self.owner[rel], self.defs[rel] = _scopes(tree)
+            self.imports[rel] = _imported_modules(tree)
+        self.found: set[tuple[str, str]] = set()
+        self._busy: set[tuple[Any, ...]] = set()
+
+    def add(self, text: str, where: str) -> None:
+        if re.search(r"[a-z]", re.sub(r"\{[^{}]*\}", "", text)):  # not a bare pass-on
+            self.found.add((text, where))
+
+    def leaves(self, node: ast.AST | None, rel: str, index: int | None = None) -> None:
+        """Every string `node` (element `index` of it, when it is a tuple) can be."""
+        if node is None:
+            return
+        if index is not None and isinstance(node, ast.Tuple):
+            if index < len(node.elts):
+                self.leaves(node.elts[index], rel)
+        elif isinstance(node, ast.JoinedStr) or (
+            isinstance(node, ast.Constant) and isinstance(node.value, str) and index is None
+        ):
+            self.add(_text(node), f"{rel}:{node.lineno}")
+        elif isinstance(node, ast.BoolOp):  # `a and b` is a reason only as b
+            for value in node.values if isinstance(node.op, ast.Or) else node.values[-1:]:
+                self.leaves(value, rel, index)
+        elif isinstance(node, ast.IfExp):
+            self.leaves(node.body, rel, index)
+            self.leaves(node.orelse, rel, index)
+        elif isinstance(node, ast.Name):
+            self._assigned(node, rel, index)
+        elif isinstance(node, ast.Call):
+            self._returned(node, rel, index)
+
+    def _assigned(self, name: ast.Name, rel: str, index: int | None) -> None:
+        """What `name` was assigned in its function (a tuple target: that element)."""
+        scope = self.owner[rel].get(name)
+        key = (rel, id(scope), name.id, index)
+        if scope is None or key in self._busy:
+            return
+        self._busy.add(key)
+        for node in ast.walk(scope):
+            if not isinstance(node, ast.Assign) or self.owner[rel].get(node) is not scope:
+                continue
+            for target in node.targets:
+                if isinstance(target, ast.Name) and target.id == name.id:
+                    self.leaves(node.value, rel, index)
+                elif isinstance(target, ast.Tuple):
+                    for i, elt in enumerate(target.elts):
+                        if isinstance(elt, ast.Name) and elt.id == name.id:
+                            self.leaves(node.value, rel, i)
+
+    def _returned(self, call: ast.Call, rel: str, index: int | None) -> None:
+        """What the called function of these packages returns (element `index`)."""
+        for callee_rel, function in self._callees(call, rel):
+            key = (callee_rel, id(function), index)
+            if key in self._busy:
+                continue
+            self._busy.add(key)
+            for node in ast.walk(function):
+                if isinstance(node, ast.Return) and self.owner[callee_rel].get(node) is function:
+                    self.leaves(node.value, callee_rel, index)
+
+    def _callees(self, call: ast.Call, rel: str) -> list[tuple[str, Function]]:
+        """The functions a call may run: by its name in the same module (a method too), else
+        in the module the name is imported from."""
+        name = _call_name(call)
+        if name is None:
+            return []
+        if name in self.defs[rel]:
+            return [(rel, f) for f in self.defs[rel][name]]
+        source = self.imports[rel].get(name)
+        if isinstance(call.func, ast.Name) and source in self.defs:
+            return [(source, f) for f in self.defs[source].get(name, [])]
+        return []
+
+
+def _scopes(tree: ast.Module) -> tuple[dict[ast.AST, Function], dict[str, list[Function]]]:
+    """(the innermost function of every node, the module's functions and methods by name)."""
+    owner: dict[ast.AST, Function] = {}
+    defs: dict[str, list[Function]] = {}
+    for function in ast.walk(tree):  # outer functions first, so inner ones win
+        if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            defs.setdefault(function.name, []).append(function)
+            for node in ast.walk(function):
+                if node is not function:
+                    owner[node] = function
+    return owner, defs
+
+
+def _imported_modules(tree: ast.Module) -> dict[str, str]:
+    """name -> the source file of the dlworkflow module it is imported from."""
+    out = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("dlworkflow."):
+            path = (node.module or "").replace(".", "/")
+            rel = f"{path}.py" if (ROOT / f"{path}.py").is_file() else f"{path}/__init__.py"
+            for alias in node.names:
+                out[alias.asname or alias.name] = rel
+    return out
 
 
 def quarantine_reasons() -> list[tuple[str, str]]:
     """(reason as written, where) for every sample-level quarantine in the source: the
-    ImageDecodeError / Quarantined reasons, and the `problem` a source gives a candidate."""
-    found = []
-    for rel, tree in _modules():
-        if not rel.startswith(QUARANTINE_PACKAGES):
-            continue
+    quarantine calls' reasons, the `problem` a source gives a candidate, the reasons held by a
+    local `problem` / `reason`, each followed to the strings it can be (_Reasons), the bad
+    rows of tables.py's `_features`, and the per-case failures of a .ts file."""
+    reasons = _Reasons()
+    for rel, tree in reasons.trees.items():
         for node in ast.walk(tree):
             if isinstance(node, ast.FunctionDef) and node.name == "_features":
                 for ret in ast.walk(node):  # tables.py: (values, "reason") for a bad row
@@ -507,29 +628,51 @@ def quarantine_reasons() -> list[tuple[str, str]]:
                         and len(ret.value.elts) == 2
                     ):
                         for text in _string_leaves(ret.value.elts[1]):
-                            found.append(("{where}: " + text, f"{rel}:{ret.lineno}"))
-            if isinstance(node, ast.Call) and _call_name(node) in QUARANTINE_CALLS and node.args:
-                text = _text(node.args[0])
-                if not re.search(r"[a-z]", re.sub(r"\{[^{}]*\}", "", text)):
-                    continue  # passing on a reason decided elsewhere (cand.problem)
-                found.append((text, f"{rel}:{node.lineno}"))
-            elif isinstance(node, ast.keyword) and node.arg == "problem":
-                if not (isinstance(node.value, ast.Constant) and node.value.value is None):
-                    found.append((_text(node.value), f"{rel}:{_line(tree, node)}"))
-            elif isinstance(node, ast.Assign) and any(
-                isinstance(t, ast.Attribute) and t.attr == "problem" for t in node.targets
-            ):
-                for text in _string_leaves(node.value):
-                    if re.search(r"[a-z]", re.sub(r"\{[^{}]*\}", "", text)):
-                        found.append((text, f"{rel}:{node.lineno}"))
-    return sorted(set(found), key=lambda f: (f[1].split(":")[0], int(f[1].split(":")[1])))
+                            reasons.found.add(("{where}: " + text, f"{rel}:{ret.lineno}"))
+            reasons.leaves(_reason_given(node), rel)
+    reasons.found.update(_ts_case_reasons(reasons))
+    found = reasons.found
+    return sorted(found, key=lambda f: (f[1].split(":")[0], int(f[1].split(":")[1]), f[0]))
 
 
-def _line(tree: ast.Module, target: ast.AST) -> int:
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and target in node.keywords:
-            return node.lineno
-    return 0
+def _reason_given(node: ast.AST) -> ast.AST | None:
+    """The expression that gives a sample its reason at `node`, if any: a quarantine call's
+    first argument, a `problem=` keyword, or what is assigned to `x.problem`, `problem` or
+    `reason`."""
+    if isinstance(node, ast.Call) and _call_name(node) in QUARANTINE_CALLS and node.args:
+        return node.args[0]
+    if isinstance(node, ast.keyword) and node.arg == "problem":
+        return node.value
+    if isinstance(node, ast.Assign) and any(
+        (isinstance(t, ast.Attribute) and t.attr == "problem")
+        or (isinstance(t, ast.Name) and t.id in REASON_NAMES)
+        for t in node.targets
+    ):
+        return node.value
+    return None
+
+
+def _ts_case_reasons(reasons: _Reasons) -> set[tuple[str, str]]:
+    """`line N: {what} (expected ...; received ...)` of each _fail in the .ts per-case
+    readers; a reader that is gone is an error, so the list cannot silently go stale."""
+    defs = reasons.defs[TS_FORMAT]
+    missing = [name for name in TS_CASE_READERS if name not in defs]
+    if missing:
+        raise UndocumentedError(
+            f"{TS_FORMAT} has no {', '.join(missing)}: update TS_CASE_READERS in "
+            "docs/gen/reference.py to the functions case_results runs per case"
+        )
+    out = set()
+    for name in TS_CASE_READERS:
+        for node in ast.walk(defs[name][0]):
+            if isinstance(node, ast.Call) and _call_name(node) == "_fail" and len(node.args) > 2:
+                kw = {k.arg: k.value for k in node.keywords if k.arg}
+                text = (
+                    f"line {{line}}: {_text(node.args[2])} (expected {_text(kw.get('expected'))}"
+                    f"; received {_text(kw.get('received'))})"
+                )
+                out.add((text, f"{TS_FORMAT}:{node.lineno}"))
+    return out
 
 
 def _string_leaves(node: ast.AST) -> Iterator[str]:
