@@ -1,7 +1,8 @@
-"""`dlw train` on the signal tasks through the CLI, from `dlw init --task` on: builtin:gunpoint
-(sequence-classification, resnet1d) and builtin:sonic-pi at 8 kHz x 0.5 s
+"""`dlw train` and `dlw tune` on the signal tasks through the CLI, from `dlw init --task` on:
+builtin:gunpoint (sequence-classification, resnet1d) and builtin:sonic-pi at 8 kHz x 0.5 s
 (audio-classification, audio_cnn), one epoch each with small networks and augmentation on.
-The run's validation metric is recorded in the ledger and in model.json."""
+The run's validation metric is recorded in the ledger and in model.json; the default tune
+space searches the modality's augmentation."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def dlw(*args: str) -> Any:
 def trained(root: Path, *, task: str, source: str, config: dict[str, Any]) -> Project:
     p = ["-p", str(root)]
     dlw("init", str(root), "--task", task)
-    Project.load(root).update_config({"train.threads": 2, **config})
+    Project.load(root).update_config({"train.threads": 2, "tune.epochs": 1, **config})
     dlw("ingest", source, *p)
     dlw("split", *p)
     dlw("train", *p, "--epochs", "1")
@@ -46,7 +47,13 @@ def recorded_metric(project: Project) -> float:
     return value
 
 
-def test_dlw_train_on_gunpoint(tmp_path: Path) -> None:
+def tuned(project: Project, trials: int) -> dict[str, Any]:
+    out = json.loads(dlw("tune", "-p", str(project.root), "--trials", str(trials), "--json").stdout)
+    assert out["n_complete"] == trials and 0.0 <= out["best_value"] <= 1.0
+    return dict(out["best_params"])
+
+
+def test_dlw_train_and_tune_on_gunpoint(tmp_path: Path) -> None:
     project = trained(
         tmp_path / "seq",
         task="sequence-classification",
@@ -64,9 +71,10 @@ def test_dlw_train_on_gunpoint(tmp_path: Path) -> None:
     assert meta["name"] == "resnet1d" and meta["in_channels"] == 1
     assert meta["preprocessing"] == {"modality": "sequence", "channels": 1}
     assert len(meta["channel_stats"]["mean"]) == 1
+    assert {"augment.jitter", "augment.magnitude_warp"} <= set(tuned(project, trials=2))
 
 
-def test_dlw_train_on_sonic_pi(tmp_path: Path) -> None:
+def test_dlw_train_and_tune_on_sonic_pi(tmp_path: Path) -> None:
     project = trained(
         tmp_path / "aud",
         task="audio-classification",
@@ -86,3 +94,4 @@ def test_dlw_train_on_sonic_pi(tmp_path: Path) -> None:
     assert meta["name"] == "audio_cnn" and meta["sample_rate"] == 8000
     prep = meta["preprocessing"]
     assert (prep["modality"], prep["sample_rate"], prep["duration"]) == ("audio", 8000, 0.5)
+    assert {"augment.gain_db", "augment.freq_mask"} <= set(tuned(project, trials=1))
