@@ -117,11 +117,13 @@ def figures(
     task, target = metadata_task(metadata)
     names = [str(c) for c in metadata.get("classes") or []]
     series, distributions = PREDICTION_FIGURES[task.kind]
+    signals = input_distributions(reference, live, drift)
+    first = [signals] if signals is not None else []
     finite = live.ts[np.isfinite(live.ts)]
     if len(finite) == 0 or float(finite.max() - finite.min()) < buckets:
-        return [distributions(reference, live, drift, names)]
+        return [*first, distributions(reference, live, drift, names)]
     line = timeline(live, buckets=buckets)
-    out = series(reference, live, drift, line, names)
+    out = first + series(reference, live, drift, line, names)
     inputs = _inputs(reference, live, line)
     if inputs is not None:
         out.append(inputs)
@@ -395,6 +397,48 @@ def _inputs(reference: Sample, live: Sample, line: Timeline) -> tuple[str, bytes
     return "Input statistics per time bucket, mean (dashed: the reference mean)", png_bytes(fig)
 
 
+INPUT_DISTRIBUTIONS = "Input distributions"  # captions that render under Distributions
+DISTRIBUTION_KINDS = ("series", "audio")  # the input kinds drawn as histograms
+MAX_INPUT_PANELS = 4
+
+
+def input_distributions(reference: Sample, live: Sample, drift: Drift) -> tuple[str, bytes] | None:
+    """Series and clips: histograms of the input features, reference against live, for the
+    features whose checks alerted first, then the largest PSI (at most MAX_INPUT_PANELS):
+    what moved, in the feature's own units."""
+    if live.kind not in DISTRIBUTION_KINDS or reference.kind != live.kind:
+        return None
+    checks = [c for c in drift.checks if c.group == "input" and c.details.get("feature")]
+    checks.sort(key=lambda c: (not c.alert, -(c.effect or 0.0)))
+    shown = [c for c in checks if c.details["feature"] in live.features][:MAX_INPUT_PANELS]
+    if not shown:
+        return None
+    fig = new_figure(2.4 * len(shown) + 1.0, 2.8)
+    for i, check in enumerate(shown):
+        name = str(check.details["feature"])
+        ax = fig.add_subplot(1, len(shown), i + 1)
+        ref, cur = reference.features[name], live.features[name]
+        ref, cur = ref[np.isfinite(ref)], cur[np.isfinite(cur)]
+        both = np.concatenate([ref, cur])
+        if len(both) == 0:
+            continue
+        edges = np.histogram_bin_edges(both, bins=20)
+        ax.hist(ref, bins=edges, density=True, alpha=0.5, label="reference", color="#8c959f")
+        ax.hist(cur, bins=edges, density=True, alpha=0.5, label="live", color="#cf222e")
+        ax.set_title(
+            textwrap.fill(feature_label(name), 30) + ("\nALERT" if check.alert else ""),
+            fontsize=8,
+            color="#cf222e" if check.alert else "black",
+        )
+        ax.tick_params(labelsize=7)
+        ax.set_yticks([])
+    fig.axes[0].legend(fontsize=7)
+    return (
+        f"{INPUT_DISTRIBUTIONS}: reference (grey) against live (red), the alerting features first",
+        png_bytes(fig),
+    )
+
+
 def _metric(
     live: Sample,
     drift: Drift,
@@ -529,10 +573,17 @@ def render(result: MonitorResult, pngs: list[tuple[str, bytes]]) -> str:
         )
         sections.append(Section("checks", "Checks", body))
     if pngs:
-        series = "".join(png_figure(png, caption) for caption, png in pngs[:-1])
-        sections.append(Section("time", "Over time", series))
+        kept = [(c, p) for c, p in pngs[:-1] if not c.startswith(INPUT_DISTRIBUTIONS)]
+        spread = [(c, p) for c, p in pngs[:-1] if c.startswith(INPUT_DISTRIBUTIONS)]
+        if kept:
+            series = "".join(png_figure(png, caption) for caption, png in kept)
+            sections.append(Section("time", "Over time", series))
         sections.append(
-            Section("distributions", "Distributions", png_figure(pngs[-1][1], pngs[-1][0]))
+            Section(
+                "distributions",
+                "Distributions",
+                "".join(png_figure(png, caption) for caption, png in [*spread, pngs[-1]]),
+            )
         )
     sections.append(Section("method", "How the checks work", _METHOD))
     when = datetime.now(UTC).isoformat(timespec="seconds")

@@ -244,6 +244,7 @@ def test_dlw_monitor_alerts_on_quiet_served_clips_with_labels(flow, tmp_path):
     assert loud["live"] < loud["reference"] - 15  # dBFS: 20 dB quieter
     html = (root / "reports" / "monitor.html").read_text()
     assert "loudness (RMS level, dBFS" in html and "ALERT" in html
+    assert "Input distributions: reference (grey) against live (red)" in html
 
 
 def test_dlw_monitor_inputs_reads_a_folder_of_clips(flow, tmp_path):
