@@ -84,7 +84,8 @@ def test_sequence_evaluation_through_the_cli(tmp_path: Path) -> None:
     assert len(imp["features"]) == 8 and imp["features"][0]["name"].startswith("time ")
     _mistakes_drawn(metrics, root)
 
-    dlw("test", *p)
+    shown = dlw("test", *p).output  # the terminal's summary names both neighbours
+    assert "1-NN Euclidean" in shown and "1-nearest-neighbour, DTW" in shown
     tested = json.loads((root / "reports/evaluate/test/metrics.json").read_text())
     assert tested["baselines"]["simple"]["model"].startswith("1-nearest-neighbour, DTW")
     _interval_holds(tested["baselines"]["nn_euclidean"])
