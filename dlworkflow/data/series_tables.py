@@ -4,9 +4,18 @@
   data.series.time_column orders its steps, the channel columns hold the values
   (data.series.channel_columns, else every numeric column but the id, time, label and group
   columns). The label (and data.group_column) must be one value within a series, else that
-  series is quarantined with the reason.
+  series is quarantined with the reason. The time column holds numbers when most of its
+  cells are numbers, else dates and times (one format inferred from the cells); a series
+  with a time that is neither is quarantined with the reason.
 - wide: one row per series; the time steps are the numeric columns in table order (label,
   group and id columns excluded); empty cells at the end of a row mark a shorter series.
+
+A column is numeric (a channel or a step) when most of its non-missing cells are numbers
+(more than NUMERIC_SHARE, a half); a wide table's column with no value at all counts as a
+step when it lies between two numeric columns. Other columns are metadata, named in the
+ingest note. A series with a cell of a numeric column that is not a number is quarantined
+with the reason naming the column and the value; a missing cell stays missing (NaN) for
+data.max_gap to judge.
 
 data.series.layout auto reads a table as long when it has the id and time columns. The table
 is read whole (at most series_source.MAX_SOURCE_BYTES) and never modified.
@@ -32,7 +41,7 @@ if TYPE_CHECKING:
     from dlworkflow.config import Data
     from dlworkflow.workspace import Workspace
 
-NUMERIC_SHARE = 0.95  # a column is numeric when this share of its values parse as numbers
+NUMERIC_SHARE = 0.5  # a column is numeric when more than this share of its values are numbers
 _MISSING = MISSING | {"?"}
 
 
@@ -53,7 +62,7 @@ def scan_series_table(project: Workspace, path: Path) -> SourceScan:
         needed += [id_column, time_column]
     keys = set(needed) | ({id_column} if id_column in header else set())
     _require(path, header, needed + list(data.series.channel_columns or []), layout)
-    values = _value_columns(frame, keys, data.series.channel_columns)
+    values, other = _value_columns(frame, keys, data.series.channel_columns, layout=layout)
     if not values:
         raise DataError(
             f"{path.name} has no numeric columns to read as "
@@ -71,6 +80,10 @@ def scan_series_table(project: Workspace, path: Path) -> SourceScan:
         has_id = id_column in header
         scan.candidates = _wide(path, frame, data, id_column if has_id else None, values, checks)
         scan.notes.append(f"wide table: {len(values):,} step columns ({values[0]}...)")
+    if other:
+        shown = ", ".join(repr(c) for c in other[:8]) + (" ..." if len(other) > 8 else "")
+        what = "channels" if layout == "long" else "time steps"
+        scan.notes.append(f"{path.name}: mostly text, not read as {what}: {shown}")
     scan.candidates = noted(scan.candidates, scan.notes, path.name)
     return scan
 
@@ -126,18 +139,31 @@ def numbers(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return values, np.isnan(values) & ~missing
 
 
-def _value_columns(frame: pd.DataFrame, keys: set[str], chosen: list[str] | None) -> list[str]:
+def _value_columns(
+    frame: pd.DataFrame, keys: set[str], chosen: list[str] | None, *, layout: str
+) -> tuple[list[str], list[str]]:
+    """(the channel / step columns, the other columns: metadata). A column is numeric when
+    more than NUMERIC_SHARE of its non-missing cells are numbers; a wide table's empty column
+    between two numeric ones is a step (all missing)."""
     if chosen:
-        return list(chosen)
-    out = []
+        return list(chosen), []
+    kinds: dict[str, str] = {}
     for column in frame.columns:
         if column in keys:
             continue
         values, bad = numbers(frame[column])
-        present = int((~np.isnan(values)).sum() + bad.sum())
-        if present and (present - int(bad.sum())) / present >= NUMERIC_SHARE:
-            out.append(column)
-    return out
+        good = int((~np.isnan(values)).sum())
+        present = good + int(bad.sum())
+        kinds[column] = (
+            "empty" if not present else "number" if good > NUMERIC_SHARE * present else "text"
+        )
+    numeric = [c for c, kind in kinds.items() if kind == "number"]
+    if layout == "wide" and numeric:
+        names = list(kinds)
+        first, last = names.index(numeric[0]), names.index(numeric[-1])
+        inner = {c for c in names[first:last] if kinds[c] == "empty"}
+        numeric = [c for c in names if kinds[c] == "number" or c in inner]
+    return numeric, [c for c in kinds if c not in numeric]
 
 
 def _one(values: np.ndarray, what: str) -> tuple[str | None, str | None]:
@@ -188,13 +214,45 @@ class _Columns:
 
 
 def _times(column: pd.Series) -> np.ndarray:
-    """float64 times (NaN where missing or unreadable): numbers, else dates and times."""
+    """float64 times (NaN where missing or unreadable): numbers when most present cells are
+    numbers, else dates and times in the one format most cells parse with (inferred from the
+    cells, ISO 8601 tried too; an explicit format, so pandas warns about nothing)."""
+    values, bad = numbers(column)
+    good = int((~np.isnan(values)).sum())
+    if good > NUMERIC_SHARE * (good + int(bad.sum())):
+        return values
+    text = column.map(cell_text)
+    present = text.notna().to_numpy(dtype=bool)
+    best = np.full(len(column), np.nan)
+    for fmt in _date_formats(text[present]):
+        parsed = _dates(text, fmt)
+        if np.isfinite(parsed).sum() > np.isfinite(best).sum():
+            best = parsed
+    if np.isfinite(best).sum() > NUMERIC_SHARE * max(int(present.sum()), 1):
+        return best
+    return values  # neither numbers nor dates: each series' first unreadable time is named
+
+
+def _date_formats(texts: pd.Series, tries: int = 20) -> list[str]:
+    """The formats pandas infers from up to `tries` distinct cells, then ISO 8601."""
+    from pandas.tseries.api import guess_datetime_format
+
+    found: list[str] = []
+    for value in list(dict.fromkeys(texts.tolist()))[:tries]:
+        fmt = guess_datetime_format(str(value))
+        if fmt and fmt not in found:
+            found.append(fmt)
+    return [*found, "ISO8601"]
+
+
+def _dates(text: pd.Series, fmt: str) -> np.ndarray:
+    """float64 nanoseconds since the epoch (UTC) of the cells in `fmt`, NaN where not."""
     import pandas as pd
 
-    values, bad = numbers(column)
-    if not bad.any():
-        return values
-    parsed = pd.to_datetime(column.where(column.map(cell_text).notna()), errors="coerce", utc=True)
+    try:
+        parsed = pd.to_datetime(text, format=fmt, errors="coerce", utc=True)
+    except (ValueError, TypeError):
+        return np.full(len(text), np.nan)
     out = parsed.astype("int64").to_numpy(dtype=np.float64)
     out[parsed.isna().to_numpy()] = np.nan
     return out

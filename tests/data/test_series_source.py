@@ -384,3 +384,81 @@ def test_a_long_table_is_privacy_scanned_and_deidentified(tmp_path):
     assert any(note.startswith("4 series from") for note in result.source_notes)
     m = read_manifest(project).set_index("sample_id")
     np.testing.assert_allclose(read_series(m.loc["s2", "path"]), series[2], rtol=1e-6)
+
+
+def test_wide_table_one_bad_cell_quarantines_its_row_and_keeps_the_step(tmp_path):
+    data = read_ts(ucr_files("GunPoint")[0])
+    wide = pd.DataFrame(
+        np.stack(data.series[:12])[:, 0, :6].astype(object), columns=[f"t{k}" for k in range(6)]
+    )
+    wide.iloc[4, 2] = "oops"  # one cell of 12 in t2 is text: t2 is still a step
+    wide.iloc[6, 3] = np.nan  # a missing cell: a gap max_gap fills
+    wide.insert(0, "note", [f"take {i}" for i in range(12)])  # text: metadata, named
+    wide["label"] = data.labels[:12]
+    path = tmp_path / "wide.csv"
+    wide.to_csv(path, index=False)
+    project = _project(tmp_path)
+    result = project.ingest(str(path), progress=False)
+    assert (result.n_samples, result.n_quarantined) == (11, 1)
+    assert _reasons(project)["wide.csv:row 5"] == "row 5: non-numeric value 'oops' in column 't2'"
+    assert result.source_notes[0].startswith("wide table: 6 step columns (t0...)")
+    assert "wide.csv: mostly text, not read as time steps: 'note'" in result.source_notes
+    m = read_manifest(project).set_index("sample_id")
+    assert set(m["length"]) == {6}
+    np.testing.assert_allclose(
+        read_series(m.loc["wide.csv:row 1", "path"])[0], data.series[0][0, :6], rtol=1e-6
+    )
+    gap = read_series(m.loc["wide.csv:row 7", "path"])[0]
+    expected = data.series[6][0, :6].astype(np.float64)
+    expected[3] = (expected[2] + expected[4]) / 2  # the gap of one step, interpolated
+    np.testing.assert_allclose(gap, expected, rtol=1e-5)
+
+
+def test_long_table_channel_with_a_text_cell_stays_a_channel(tmp_path):
+    frame, series, _ = _long_frame(4)
+    frame["ch5"] = frame["ch5"].astype(object)
+    # 30 of 400 cells (over 5%) of ch5 are text, all in s2: ch5 is still a channel
+    frame.loc[(frame["id"] == "s2") & (frame["time"] < 30), "ch5"] = "oops"
+    frame["comment"] = "ok"
+    frame.loc[0, "comment"] = "1.5"  # mostly text: not a channel
+    path = tmp_path / "long.csv"
+    frame.to_csv(path, index=False)
+    project = _project(tmp_path)
+    result = project.ingest(str(path), progress=False)
+    assert (result.n_samples, result.n_quarantined) == (3, 1)
+    assert _reasons(project)["s2"] == "non-numeric value 'oops' in channel column 'ch5'"
+    assert "channels ch0, ch1, ch2, ch3, ch4, ch5;" in result.source_notes[0]
+    assert (
+        "long.csv: mostly text, not read as channels: 'subject', 'comment'" in result.source_notes
+    )
+    m = read_manifest(project).set_index("sample_id")
+    assert set(m["channels"]) == {6}
+    np.testing.assert_allclose(read_series(m.loc["s3", "path"]), series[3], rtol=1e-6)
+
+
+@pytest.mark.parametrize("dated", [False, True])
+def test_long_table_one_unreadable_time_quarantines_only_its_series(tmp_path, dated):
+    import warnings
+
+    frame, series, _ = _long_frame(4)
+    if dated:
+        start = pd.Timestamp("2024-03-01 00:00:00")
+        frame["time"] = [
+            (start + pd.Timedelta(seconds=int(t))).strftime("%d/%m/%Y %H:%M:%S")
+            for t in frame["time"]
+        ]
+    frame["time"] = frame["time"].astype(object)
+    frame.loc[
+        (frame["id"] == "s1") & (frame.index == frame.index[frame["id"] == "s1"][5]), "time"
+    ] = "x"
+    path = tmp_path / "long.csv"
+    frame.to_csv(path, index=False)
+    project = _project(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no pandas format-inference warning
+        result = project.ingest(str(path), progress=False)
+    assert (result.n_samples, result.n_quarantined) == (3, 1)
+    assert _reasons(project)["s1"] == "time column: 'x' is neither a number nor a date"
+    m = read_manifest(project).set_index("sample_id")
+    for i in (0, 2, 3):
+        np.testing.assert_allclose(read_series(m.loc[f"s{i}", "path"]), series[i], rtol=1e-6)
