@@ -57,6 +57,7 @@ def _importance(metrics: dict[str, Any], root: Path, kinds: int) -> dict[str, An
     assert sorted(e["name"] for e in imp["features"]) == sorted(named)
     assert all(e["drop"] is not None for e in imp["features"])
     assert all(e["p_true_fall"] is not None for e in imp["features"])
+    assert any(abs(e["p_true_fall"]) > 1e-6 for e in imp["features"])  # occlusion moves it
     assert "probability of the true class" in imp["summary"]
     assert (root / metrics["figures"]["importance"]).read_bytes().startswith(PNG)
     return imp
