@@ -1,6 +1,7 @@
 """`dlw evaluate`, `dlw test` and `dlw report` for the signal tasks through the CLI, on real
-data trained for 1 epoch: builtin:gunpoint (sequence-classification, resnet1d) and
-builtin:sonic-pi with 1-second clips (audio-classification, audio_cnn). The evaluation
+data trained for 1 epoch: builtin:basic-motions (sequence-classification, resnet1d; 6
+channels, 80 series) and builtin:sonic-pi with 1-second clips (audio-classification,
+audio_cnn). The evaluation
 result carries each modality's baselines (1-NN DTW and Euclidean; the majority class and
 the log-mel logistic regression), its automatic slices, occlusion importance with real
 numbers, and the figures that draw samples (series curves, log-mel spectrograms)."""
@@ -21,9 +22,9 @@ PNG = b"\x89PNG\r\n\x1a\n"
 SMALL = {"evaluate.bootstrap_samples": 200}
 
 
-def dlw(*args: str) -> Any:
+def dlw(*args: str, codes: tuple[int, ...] = (0,)) -> Any:
     result = runner.invoke(app, list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output[-4000:]
+    assert result.exit_code in codes, result.output[-4000:]
     return result
 
 
@@ -70,22 +71,25 @@ def _mistakes_drawn(metrics: dict[str, Any], root: Path) -> None:
 
 def test_sequence_evaluation_through_the_cli(tmp_path: Path) -> None:
     root = tmp_path / "seq"
-    p = _trained(root, task="sequence-classification", source="builtin:gunpoint", config={})
+    p = _trained(root, task="sequence-classification", source="builtin:basic-motions", config={})
     metrics = _evaluated(root, p)
     base = metrics["baselines"]
     assert base["simple"]["model"].startswith("1-nearest-neighbour, DTW")
     assert base["nn_euclidean"]["model"].startswith("1-nearest-neighbour, Euclidean")
     for key in ("simple", "nn_euclidean", "majority", "network"):
         _interval_holds(base[key])
-    assert base["simple"]["value"] > 0.75 and base["nn_euclidean"]["value"] > 0.75
+    # the archive's 1-NN DTW is right on 39 of 40 test series; 4 balanced classes
+    assert base["simple"]["value"] > base["majority"]["value"] + 0.3
     assert isinstance(base["simple_as_good"], bool)
     columns = {entry["column"] for entry in metrics["slices"]}
-    assert "source" in columns  # GunPoint's TRAIN and TEST files, mixed by the split
-    imp = _importance(metrics, root, kinds=1)  # one channel: time segments only
-    assert len(imp["features"]) == 8 and imp["features"][0]["name"].startswith("time ")
+    assert "source" in columns  # the archive's TRAIN and TEST files, mixed by the split
+    imp = _importance(metrics, root, kinds=2)  # 6 channels and 8 time segments
+    assert {e["name"] for e in imp["features"]} >= {f"channel {c}" for c in range(6)}
+    assert len(imp["features"]) == 6 + 8
     _mistakes_drawn(metrics, root)
 
-    shown = dlw("test", *p).output  # the terminal's summary names both neighbours
+    # a 1-epoch network may miss the target: PASS (0) or FAIL (3), the report is written
+    shown = dlw("test", *p, codes=(0, 3)).output  # the terminal names both neighbours
     assert "1-NN Euclidean" in shown and "1-nearest-neighbour, DTW" in shown
     tested = json.loads((root / "reports/evaluate/test/metrics.json").read_text())
     assert tested["baselines"]["simple"]["model"].startswith("1-nearest-neighbour, DTW")
@@ -94,7 +98,7 @@ def test_sequence_evaluation_through_the_cli(tmp_path: Path) -> None:
     dlw("report", *p, "--no-pdf")
     html = (root / "reports" / "report.html").read_text(encoding="utf-8")
     assert "1-nearest-neighbour, DTW" in html and "1-nearest-neighbour, Euclidean" in html
-    assert "time segments" in html
+    assert "time segments" in html and "channels" in html
 
 
 def test_audio_evaluation_through_the_cli(tmp_path: Path) -> None:
