@@ -123,7 +123,11 @@ def length_mask(lengths: torch.Tensor, total: int) -> torch.Tensor:
 
 
 def _checking() -> bool:
-    return not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export())
+    """Input checks run eagerly only: not while tracing, exporting or compiling (a check
+    reads a tensor's value on the host, which would break a torch.compile graph)."""
+    return not (
+        torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
+    )
 
 
 # --------------------------------------------------------------------------- base
