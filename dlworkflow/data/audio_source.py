@@ -34,11 +34,12 @@ from typing import TYPE_CHECKING, Any
 
 from dlworkflow.data.sources import TABLE_EXTENSIONS, Candidate, SourceScan, _folder_candidates
 from dlworkflow.errors import DataError
+from dlworkflow.store.audio import AUDIO_EXTENSIONS as AUDIO_FILES
 
 if TYPE_CHECKING:
     from dlworkflow.workspace import Workspace
 
-AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg"})
+AUDIO_EXTENSIONS = frozenset(AUDIO_FILES)  # store.audio's, shared with `dlw predict`
 ALLOWED = "WAV, FLAC or OGG"
 
 

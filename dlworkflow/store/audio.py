@@ -31,6 +31,9 @@ import numpy as np
 #: soundfile's major formats that may be decoded (WAVEX: WAV with the extensible header).
 AUDIO_FORMATS = ("WAV", "WAVEX", "FLAC", "OGG")
 ALLOWED_TEXT = "WAV, FLAC or OGG"
+#: the file extensions read as clips (folder ingest, `dlw predict`, the monitor's folders);
+#: the format itself is recognised from the content
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga")
 MAX_CHANNELS = 8
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 192_000
 CLIP_LEVEL = 0.999  # |x| at or above it counts as a clipped sample

@@ -200,3 +200,19 @@ def test_folder_without_class_folders_and_other_files_are_refused(project, sampl
         project.ingest(str(flat), progress=False)
     with pytest.raises(DataError, match="Cannot read audio source"):
         project.ingest(str(flat / "bd_808.flac"), progress=False)
+
+
+def test_folder_ingest_reads_every_extension_dlw_predict_reads(project, samples, tmp_path):
+    """.oga (OGG audio) is read by folder ingest as by `dlw predict` (one shared list)."""
+    import soundfile as sf
+
+    from dlworkflow.deploy.export.predict import SIGNAL_FILES
+
+    root = _good_folder(samples, tmp_path / "clips")
+    wave, rate = _real(samples, "elec_blup")
+    sf.write(root / "elec" / "blup.oga", wave, rate, format="OGG", subtype="VORBIS")
+    result = project.ingest(str(root), progress=False)
+    assert (result.n_samples, result.n_quarantined, result.n_skipped) == (7, 0, 0)
+    manifest = read_manifest(project).set_index("sample_id")
+    assert manifest.loc["elec/blup.oga", "format"] == "OGG"
+    assert set(SIGNAL_FILES["audio"]) >= {".wav", ".flac", ".ogg", ".oga"}

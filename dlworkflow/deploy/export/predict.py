@@ -31,6 +31,7 @@ from dlworkflow.fileio import atomic_write_text
 from dlworkflow.results import StepResult
 from dlworkflow.runtime import versions as V
 from dlworkflow.runtime.bundle import Bundle, InputError, load_bundle
+from dlworkflow.store.audio import AUDIO_EXTENSIONS
 
 BATCH = 64
 _SKIP = {".csv", ".json", ".txt", ".md", ".parquet"}
@@ -252,7 +253,7 @@ def _predict_images(
 #: The files of a folder that series and audio models read (any named file is tried).
 SIGNAL_FILES = {
     "sequence": (".npy", ".json"),
-    "audio": (".wav", ".flac", ".ogg", ".oga"),
+    "audio": AUDIO_EXTENSIONS,  # those folder ingest reads
 }
 
 
