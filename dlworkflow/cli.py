@@ -41,6 +41,35 @@ JsonOpt = Annotated[
 HERE = Path(".")
 
 
+def _task_help() -> str:
+    from dlworkflow.tasks import task_names
+
+    return "The project's task: " + ", ".join(task_names()) + "."
+
+
+def _demo_task_help() -> str:
+    from dlworkflow.demo_plans import demo_plan, demo_tasks
+
+    shown = [f"{t} ({demo_plan(t).name})" for t in demo_tasks()]
+    return "The demo's task: " + ", ".join(shown) + "."
+
+
+def _lazy_help(**helps: Any) -> type:
+    """A command class whose named options' help is written when the help is shown (from
+    the task and demo registries), so `dlw --help` imports neither."""
+    from typer.core import TyperCommand
+
+    class LazyHelp(TyperCommand):
+        def format_help(self, ctx: Any, formatter: Any) -> None:
+            for param in self.params:
+                make = helps.get(str(param.name))
+                if make is not None:
+                    param.help = make()  # type: ignore[attr-defined]
+            super().format_help(ctx, formatter)
+
+    return LazyHelp
+
+
 def _print_version(value: bool) -> None:
     if value:
         from dlworkflow import __version__
@@ -134,12 +163,11 @@ def _fail(exc: Exception) -> None:
     raise exc
 
 
-@app.command()
+@app.command(cls=_lazy_help(task=_task_help))
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder of the new project.")] = HERE,
     task: Annotated[
-        str,
-        typer.Option(help="image-classification, text-classification or tabular-classification."),
+        str, typer.Option(help="The project's task (the list: `dlw init --help`).")
     ] = "image-classification",
     name: Annotated[str | None, typer.Option(help="Project name (default: folder).")] = None,
     model: Annotated[
@@ -704,20 +732,14 @@ def run_all(project: ProjectOpt = HERE) -> None:
     _exit_with_verdict(results)
 
 
-@app.command()
+@app.command(cls=_lazy_help(task=_demo_task_help))
 def demo(
     directory: Annotated[Path, typer.Argument(help="Folder for the demo project.")] = Path(
         "dlw-demo"
     ),
     epochs: Annotated[int | None, typer.Option(help="Override train.epochs.")] = None,
     task: Annotated[
-        str,
-        typer.Option(
-            help="The demo's task: image-classification (MNIST), tabular-regression (RAND's "
-            "health insurance experiment), tabular-multilabel (Yeast), object-detection "
-            "(trees: 4 NEON images, small), semantic-segmentation (digit-masks: MNIST "
-            "mosaics, derived masks)."
-        ),
+        str, typer.Option(help="The demo's task (the list: `dlw demo --help`).")
     ] = "image-classification",
     tune: Annotated[
         bool,
@@ -728,7 +750,8 @@ def demo(
         ),
     ] = False,
 ) -> None:
-    """All nine steps on a new project: real data (builtin:mnist5k by default) through
+    """All nine steps on a new project: real data of the task (builtin:mnist5k for the
+    default, image-classification) through
     define, ingest, explore, split, train, test and export; data from another source is
     monitored (drift) and retrained on (champion vs challenger); explore runs again on the
     grown data and the report is written. Ends with the time per step; exit code 3 when the

@@ -189,7 +189,11 @@ def _next_command(project: Workspace, report: StatusReport) -> str | None:
         if s.state == RUNNING:
             return f"wait: `{s.command}` is running ({s.detail})"
         if s.ledger_step == "ingest" and project.config.data.source is None:
-            return "dlw ingest SOURCE   (builtin:mnist5k, a folder of class sub-folders, a CSV)"
+            from dlworkflow.datasets.catalog import builtin_example
+
+            example = builtin_example(project.config.task)
+            shown = f"builtin:{example}, " if example else ""
+            return f"dlw ingest SOURCE   ({shown}a folder, a file or a table)"
         if s.ledger_step == "define" and not project.config.problem.has_success_criterion():
             return f"{task_of(project.config.task).define_hint()}   (write the success criterion)"
         return s.command

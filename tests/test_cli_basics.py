@@ -210,3 +210,35 @@ def test_a_command_that_may_skip_the_teardown_still_flushes_and_keeps_its_exit_c
         timeout=120,
     )
     assert failed.returncode == 2 and "No such command" in failed.stderr
+
+
+@pytest.mark.parametrize(
+    ("task", "builtin"),
+    [("sequence-classification", "gunpoint"), ("audio-classification", "sonic-pi")],
+)
+def test_init_hints_name_a_builtin_of_the_projects_task(runner, tmp_path, task, builtin):
+    folder = tmp_path / "proj"
+    assert dlw(runner, "init", folder, "--task", task).exit_code == 0
+    config = (folder / "dlworkflow.yaml").read_text()
+    assert f"dlw ingest builtin:{builtin}" in config and "mnist5k" not in config
+    defined = dlw(runner, "define", "-p", folder, "--metric", "accuracy", "--target", "0.9")
+    assert defined.exit_code == 0, defined.output
+    status = dlw(runner, "status", "-p", folder)
+    assert f"builtin:{builtin}" in status.output and "mnist5k" not in status.output
+    ingest = dlw(runner, "ingest", "-p", folder)
+    assert ingest.exit_code == 2
+    assert f"dlw ingest builtin:{builtin}" in ingest.output and "mnist5k" not in ingest.output
+
+
+def test_demo_and_init_help_list_every_registered_task(runner):
+    from dlworkflow.demo_plans import demo_tasks
+    from dlworkflow.tasks import task_names
+
+    demo = dlw(runner, "demo", "--help")
+    assert demo.exit_code == 0
+    assert {"sequence-classification", "audio-classification"} <= set(demo_tasks())
+    for task in demo_tasks():
+        assert task in demo.output
+    init = dlw(runner, "init", "--help")
+    for task in task_names():
+        assert task in init.output

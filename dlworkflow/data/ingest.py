@@ -118,11 +118,13 @@ def ingest(
     """
     source = source or project.config.data.source
     if not source:
+        from dlworkflow.datasets.catalog import ingest_hint
+
         raise DataError(
             "No data source given.",
             expected="a SOURCE argument or data.source in the config",
             received="none",
-            fix="run `dlw ingest builtin:mnist5k` (or a folder / table path)",
+            fix=f"run `{ingest_hint(project.config.task)}` (or a folder / table path)",
         )
     accept = (accept_findings or "").strip()
     if accept_findings is not None and not accept:

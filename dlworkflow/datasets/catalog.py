@@ -44,6 +44,27 @@ def list_builtins() -> list[BuiltinDataset]:
     return [BUILTINS.get(name) for name in BUILTINS.names()]
 
 
+#: the built-in a hint names when a task has several (else the first of its task by name)
+HINT_PREFERRED = ("mnist5k", "gunpoint", "sonic-pi")
+
+
+def builtin_example(task: str) -> str | None:
+    """The name of a built-in dataset of `task` for hints (`dlw ingest builtin:NAME`), None
+    when the catalogue has none for the task."""
+    import dlworkflow.datasets  # noqa: F401  (registers the built-ins)
+
+    names = [d.name for d in list_builtins() if d.task == task]
+    preferred = [n for n in HINT_PREFERRED if n in names]
+    found = preferred or names
+    return found[0] if found else None
+
+
+def ingest_hint(task: str) -> str:
+    """`dlw ingest builtin:NAME` of the task's example built-in, else `dlw ingest SOURCE`."""
+    name = builtin_example(task)
+    return f"dlw ingest builtin:{name}" if name else "dlw ingest SOURCE"
+
+
 def write_parquet_source(folder: Path, name: str, table: object) -> Path:
     """folder/<name>.parquet written atomically from a DataFrame; the ingest source path."""
     from dlworkflow.fileio import atomic_write_with
