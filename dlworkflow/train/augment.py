@@ -234,18 +234,25 @@ def augment_preview(
     project: Workspace, *, n: int = 16, seed: int = 0, versions: int = PREVIEW_VERSIONS
 ) -> Path:
     """reports/augment_preview.png: `n` train samples (first column) and `versions` augmented
-    versions of each, exactly as the trainer would produce them (train split only)."""
+    versions of each, exactly as the trainer would produce them (train split only). Series
+    and audio projects: train/augment_preview_signals.py."""
     from dlworkflow import store
     from dlworkflow.train.tensors import channel_stats, image_format, normalise
 
     cfg = project.config
-    if task_of(cfg.task).modality != "image":
+    modality = task_of(cfg.task).modality
+    if modality in ("sequence", "audio"):
+        from dlworkflow.train.augment_preview_signals import signal_preview
+
+        return signal_preview(project, modality=modality, n=n, seed=seed)
+    if modality != "image":
         raise ConfigError(
-            f"augment-preview shows image augmentation; this project's task is {cfg.task}.",
-            expected="a task on images: "
-            + ", ".join(n for n in task_names() if task_of(n).modality == "image"),
+            f"augment-preview shows augmentation; this project's task is {cfg.task}, whose "
+            "data has none.",
+            expected="a task on images, series or audio: "
+            + ", ".join(n for n in task_names() if task_of(n).modality in augment_keys.BY_MODALITY),
             received=f"task: {cfg.task}",
-            fix="augmentation (augment:) applies to image projects only",
+            fix="augmentation (augment:) applies to image, series and audio projects",
         )
     channels, size = image_format(project)
     rows = store.load_split(project, "train")
