@@ -72,6 +72,8 @@ def test_dlw_train_and_tune_on_gunpoint(tmp_path: Path) -> None:
     assert meta["preprocessing"] == {"modality": "sequence", "channels": 1}
     assert len(meta["channel_stats"]["mean"]) == 1
     assert {"augment.jitter", "augment.magnitude_warp"} <= set(tuned(project, trials=2))
+    dlw("lr-find", "-p", str(project.root), "--steps", "12")  # NaN-padded batches, raw values
+    assert (project.root / "reports" / "lr_find.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_dlw_train_and_tune_on_sonic_pi(tmp_path: Path) -> None:
