@@ -83,7 +83,7 @@ def scan_series_table(project: Workspace, path: Path) -> SourceScan:
     if other:
         shown = ", ".join(repr(c) for c in other[:8]) + (" ..." if len(other) > 8 else "")
         what = "channels" if layout == "long" else "time steps"
-        scan.notes.append(f"{path.name}: mostly text, not read as {what}: {shown}")
+        scan.notes.append(f"{path.name}: not read as {what} (mostly text, or empty): {shown}")
     scan.candidates = noted(scan.candidates, scan.notes, path.name)
     return scan
 

@@ -402,7 +402,7 @@ def test_wide_table_one_bad_cell_quarantines_its_row_and_keeps_the_step(tmp_path
     assert (result.n_samples, result.n_quarantined) == (11, 1)
     assert _reasons(project)["wide.csv:row 5"] == "row 5: non-numeric value 'oops' in column 't2'"
     assert result.source_notes[0].startswith("wide table: 6 step columns (t0...)")
-    assert "wide.csv: mostly text, not read as time steps: 'note'" in result.source_notes
+    assert "wide.csv: not read as time steps (mostly text, or empty): 'note'" in result.source_notes
     m = read_manifest(project).set_index("sample_id")
     assert set(m["length"]) == {6}
     np.testing.assert_allclose(
@@ -429,7 +429,8 @@ def test_long_table_channel_with_a_text_cell_stays_a_channel(tmp_path):
     assert _reasons(project)["s2"] == "non-numeric value 'oops' in channel column 'ch5'"
     assert "channels ch0, ch1, ch2, ch3, ch4, ch5;" in result.source_notes[0]
     assert (
-        "long.csv: mostly text, not read as channels: 'subject', 'comment'" in result.source_notes
+        "long.csv: not read as channels (mostly text, or empty): 'subject', 'comment'"
+        in result.source_notes
     )
     m = read_manifest(project).set_index("sample_id")
     assert set(m["channels"]) == {6}
