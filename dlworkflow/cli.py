@@ -440,10 +440,14 @@ def lr_find(
 @app.command("augment-preview")
 def augment_preview(
     project: ProjectOpt = HERE,
-    n: Annotated[int, typer.Option(help="Train samples shown.")] = 16,
+    n: Annotated[
+        int,
+        typer.Option(help="Train samples shown (series: up to 3 a class; clips: up to 6)."),
+    ] = 16,
     seed: Annotated[int, typer.Option(help="Seed of the augmentations.")] = 0,
 ) -> None:
-    """Step 6: write a grid of train samples and augmented versions (the `augment:` config)."""
+    """Step 6: write a figure of train samples and augmented versions (the `augment:` config):
+    images, series (overlaid) or clips' log-mel spectrograms."""
     path = _run(lambda: _load(project).augment_preview(n=n, seed=seed))
     _console().print(f"Wrote {path}", highlight=False)
 

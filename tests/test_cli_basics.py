@@ -96,6 +96,7 @@ def test_config_show_prints_every_default(runner, proj_dir):
         "group_by": True,
         "duplicates": "refuse",
         "duplicates_reason": None,
+        "use_source_split": False,
     }
     assert validate_config(shown).name == "proj"
 
