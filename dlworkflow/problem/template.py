@@ -32,7 +32,7 @@ problem:
   # none, pii (personal data) or phi (patient data).
   data_sensitivity: none
 
-# Step 2 - get data:  {ingest_hint} | dlw ingest FOLDER | dlw ingest FILE.csv
+# Step 2 - get data:  {ingest_hint}dlw ingest FOLDER | dlw ingest FILE.csv
 data:
   source: null
   path_column: path
@@ -122,13 +122,15 @@ def render(*, name: str, task: str, model: str = "small_cnn") -> str:
     known = TASKS.get(task) if task in TASKS else None
     hint = known.define_hint() if known else "dlw define --metric accuracy --target 0.95"
     settings = DENSE.get(known.kind, COMMON) if known else COMMON
-    from dlworkflow.datasets.catalog import ingest_hint
+    from dlworkflow.datasets.catalog import builtin_example
+
+    example = builtin_example(task)
 
     return TEMPLATE.format(
         name=name,
         task=task,
         model=model,
         define_hint=hint,
-        ingest_hint=ingest_hint(task),
+        ingest_hint=f"dlw ingest builtin:{example} | " if example else "",
         **settings,
     )
