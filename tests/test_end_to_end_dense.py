@@ -15,24 +15,19 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
-from fastapi.testclient import TestClient
 from PIL import Image
-from typer.testing import CliRunner
 
-from dlworkflow.cli import app
+from cli_flow import predict_and_report as _predict_and_report
+from cli_flow import served, steps_1_to_7
+from cli_flow import step9 as _step9
 from dlworkflow.project import Project
 
-runner = CliRunner()
-TOKEN = "e2e-token-" + "d" * 24
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 FAST = {
     "evaluate.bootstrap_samples": 200,
     "explore.backbone": "pixels",  # no ImageNet embedding of every image in explore
@@ -40,108 +35,14 @@ FAST = {
 }
 
 
-def dlw(*args: str) -> Any:
-    return runner.invoke(app, list(args), catch_exceptions=False)
-
-
-def _ok(result: Any, *codes: int) -> Any:
-    assert result.exit_code in (codes or (0,)), result.output[-4000:]
-    return result
-
-
 def _served(root: Path, images: list[bytes]) -> list[dict[str, Any]]:
-    """POST the images to the champion served in-process (the bearer token required)."""
-    from dlworkflow.config import Serve
-    from dlworkflow.deploy.serve.app import create_app
-
-    server = create_app(root, Serve(max_wait_ms=1), token=TOKEN)
-    body = {"images": [base64.b64encode(i).decode() for i in images]}
-    try:
-        with TestClient(server) as client:
-            assert client.post("/v1/predict", json=body).status_code == 401
-            answer = client.post("/v1/predict", headers=AUTH, json=body)
-            assert answer.status_code == 200, answer.text
-            return list(answer.json()["predictions"])
-    finally:
-        server.state.server.close()
+    return served(root, {"images": [base64.b64encode(i).decode() for i in images]})
 
 
-def _steps_1_to_7(
-    tmp_path: Path,
-    *,
-    task: str,
-    source: str,
-    metric: str,
-    target: float,
-    config: dict[str, Any],
-) -> dict[str, Any]:
-    """init .. export through the CLI; what the task-specific checks need."""
-    root = tmp_path / "proj"
-    p = ["-p", str(root)]
-    _ok(dlw("init", str(root), "--task", task))
-    project = Project.load(root)
-    assert project.config.data.image.size is not None  # the dense template sets one
-    project.update_config({**FAST, **config})
-    _ok(dlw("define", *p, "--metric", metric, "--target", str(target), "--objective", task))
-    _ok(dlw("ingest", source, *p))
-    _ok(dlw("explore", *p))
-    eda = (root / "reports" / "eda.html").read_text(encoding="utf-8")
-    split = _ok(dlw("split", *p))
-    _ok(dlw("augment-preview", *p))
-    assert (root / "reports" / "augment_preview.png").stat().st_size > 1000
-    trained = _ok(dlw("train", *p, "--epochs", "1"))
-    assert "Traceback" not in trained.output
-    project.update_config({"train.epochs": 1})
-    status = Project.load(root).status()
-    for step in ("define", "ingest", "explore", "split", "train"):
-        assert status.state_of(step) == "done", (step, status)
-    tested = _ok(dlw("test", *p))  # PASS: the targets are set low for a 1-epoch model
-    assert "PASS" in tested.output and metric in tested.output
-    verdict = json.loads(_ok(dlw("test", *p, "--json")).stdout)
-    exported = _ok(dlw("export", *p))
-    assert "parity" in exported.output.lower()
-    meta = json.loads((root / "models" / "v1" / "metadata.json").read_text())
-    assert meta["task"] == task
-    return {
-        "root": root,
-        "p": p,
-        "eda": eda,
-        "split": split.output,
-        "verdict": verdict,
-        "meta": meta,
-        "project": project,
-    }
-
-
-def _predict_and_report(flow: dict[str, Any], images: list[Path], tmp_path: Path) -> pd.DataFrame:
-    root, p = flow["root"], flow["p"]
-    folder = tmp_path / "to-predict"
-    folder.mkdir()
-    for image in images:
-        shutil.copy(image, folder / image.name)
-    out = tmp_path / "predictions.csv"
-    _ok(dlw("predict", str(folder), *p, "--out", str(out)))
-    predicted = pd.read_csv(out)
-    assert "error" not in predicted or predicted["error"].isna().all(), predicted.head()
-    _ok(dlw("report", *p, "--no-pdf"))
-    assert (root / "reports" / "report.html").is_file()
-    return predicted
-
-
-def _step9(flow: dict[str, Any], *, inputs: Path, labels: Path, fresh: Path) -> None:
-    """monitor the incoming data with its labels, then retrain on it."""
-    root, p = flow["root"], flow["p"]
-    monitored = _ok(dlw("monitor", *p, "--inputs", str(inputs), "--labels", str(labels)), 0, 4)
-    assert (root / "reports" / "monitor.html").is_file()
-    project = Project.load(root)
-    record = project.ledger.latest("monitor")
-    assert record is not None and record.outputs["status"] in ("OK", "ALERT"), record
-    assert (record.outputs["status"] == "ALERT") == (monitored.exit_code == 4)
-    assert any(c["group"] == "prediction" for c in record.outputs["checks"]), record.outputs
-    retrained = _ok(dlw("retrain", "--data", str(fresh), *p), 0, 3)
-    decision = Project.load(root).ledger.latest("retrain")
-    assert decision is not None and decision.outputs.get("outcome"), decision
-    assert (decision.outputs["outcome"] == "promoted") == (retrained.exit_code == 0)
+def _steps_1_to_7(tmp_path: Path, *, config: dict[str, Any], **flow: Any) -> dict[str, Any]:
+    done = steps_1_to_7(tmp_path, config={**FAST, **config}, **flow)
+    assert done["project"].config.data.image.size is not None  # the dense template sets one
+    return done
 
 
 def test_semantic_segmentation_through_all_nine_steps(tmp_path: Path):

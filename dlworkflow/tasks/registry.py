@@ -37,7 +37,7 @@ for _task in (
     ),
     Classification(
         "audio",
-        default_model="audio_cnn",
+        default_model="audio_efficientnet_lite0",
         description="one class per audio clip (a folder of class sub-folders of WAV, FLAC or "
         "OGG clips, or a table of paths and labels)",
     ),

@@ -114,7 +114,11 @@ def test_sonic_pi_from_init_to_a_served_clip(tmp_path):
         root,
         task="audio-classification",
         source="builtin:sonic-pi",
-        config={"data.audio.duration": 1.0, "model.params": {"channels": [8, 16]}},
+        config={
+            "data.audio.duration": 1.0,
+            "model.name": "audio_cnn",
+            "model.params": {"channels": [8, 16]},
+        },
     )
     assert meta["input"]["shape"] == ["batch", "samples"]
     prep = meta["preprocessing"]

@@ -84,6 +84,7 @@ def test_dlw_train_and_tune_on_sonic_pi(tmp_path: Path) -> None:
         config={
             "data.audio.sample_rate": 8000,
             "data.audio.duration": 0.5,
+            "model.name": "audio_cnn",
             "model.params": {"channels": [8, 16, 32], "n_mels": 32},
             "train.batch_size": 32,
             "augment.gain_db": 6.0,
