@@ -273,11 +273,10 @@ def read_dataset_info(project: Workspace) -> DatasetInfo:
 
 def _require(project: Workspace) -> None:
     if not project.paths.manifest.is_file():
-        from dlworkflow.datasets.catalog import ingest_hint
-
         raise StepOrderError(
             "There is no dataset in this project yet.",
             expected=f"a manifest at {project.paths.manifest}",
             received="none",
-            fix=f"run `dlw ingest SOURCE` first (for example `{ingest_hint(project.config.task)}`)",
+            fix="run `dlw ingest SOURCE` first (`dlw datasets` lists the built-in datasets "
+            "of each task)",
         )
