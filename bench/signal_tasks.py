@@ -108,7 +108,7 @@ def build(
     return project, {
         "split": split.counts,
         "model": trained.model,
-        "transfer": model.get("transfer") or model.get("strategy"),
+        "transfer": (model.get("transfer") or {}).get("strategy"),
         "epochs": trained.epochs_run,
         "train_seconds": trained.seconds,
         "per_second": split.counts["train"] * len(history) / epoch_seconds,
