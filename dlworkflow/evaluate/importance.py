@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dlworkflow.evaluate.ablation_passes import forward, subsample
 from dlworkflow.evaluate.bootstrap import bc_interval
 from dlworkflow.evaluate.scores import resample_counts, scalar_metrics
 from dlworkflow.evaluate.signal_importance import audio_occlusion, series_occlusion
@@ -242,24 +243,6 @@ def summary(report: dict[str, Any]) -> str:
 # --- the ablations of each modality: (chosen rows, base outputs, ablations, info) ---------
 
 
-def _subsample(n: int, ablations: int, budget: int, rng: np.random.Generator) -> np.ndarray:
-    keep = max(2, budget // max(ablations, 1))
-    if n <= keep:
-        return np.arange(n)
-    return np.sort(rng.choice(n, size=keep, replace=False))
-
-
-def _forward(model: Any, x: Any) -> np.ndarray:
-    import torch
-
-    model.eval()
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(x), BATCH):
-            out.append(model(x[start : start + BATCH]).float().numpy())
-    return np.concatenate(out).astype(np.float64)
-
-
 def _occlusion(
     project: Workspace,
     model: Any,
@@ -276,7 +259,7 @@ def _occlusion(
 
     channels = int(meta["in_channels"])
     n_ablations = GRID * GRID + (channels if channels > 1 else 0)
-    chosen = _subsample(len(rows), n_ablations, MAX_FORWARDS["image"], rng)
+    chosen = subsample(len(rows), n_ablations, MAX_FORWARDS["image"], rng)
     pixels = image_tensor(
         project,
         rows,
@@ -297,12 +280,12 @@ def _occlusion(
             )
     if channels > 1:
         masks.extend((f"channel {c}", (c, slice(None), slice(None))) for c in range(channels))
-    outputs = task.outputs(_forward(model, x), target)
+    outputs = task.outputs(forward(model, x, batch=BATCH), target)
     ablations: list[Ablation] = []
     for name, region in masks:
         occluded = x.clone()
         occluded[(slice(None), *region)] = 0.0  # the normalisation mean
-        ablations.append((name, [task.outputs(_forward(model, occluded), target)]))
+        ablations.append((name, [task.outputs(forward(model, occluded, batch=BATCH), target)]))
     info = {
         "method": f"occlusion of a {GRID}x{GRID} grid (cells set to the normalisation mean)"
         + (" and of each channel" if channels > 1 else ""),
@@ -326,7 +309,7 @@ def _word_ablation(
     texts = rows["text"].fillna("").astype(str).tolist()
     df = Counter(w for t in texts for w in set(WORD.findall(t.lower())))
     words = [w for w, _ in sorted(df.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_WORDS]]
-    chosen = _subsample(len(rows), len(words) + 1, MAX_FORWARDS["text"], rng)
+    chosen = subsample(len(rows), len(words) + 1, MAX_FORWARDS["text"], rng)
     sub = rows.iloc[chosen].reset_index(drop=True)
 
     def outputs_of(frame: pd.DataFrame) -> np.ndarray:
@@ -360,7 +343,7 @@ def _permutation(
     from dlworkflow.models import encode_table
 
     prep = meta["preprocessing"]
-    chosen = _subsample(len(rows), 1, MAX_ROWS, rng)
+    chosen = subsample(len(rows), 1, MAX_ROWS, rng)
     sub = rows.iloc[chosen].reset_index(drop=True)
     x = encode_table(sub, prep)
     blocks: dict[str, tuple[int, int]] = {n: (j, j + 1) for j, n in enumerate(prep["numeric"])}
@@ -382,7 +365,9 @@ def _permutation(
         features, skipped = ranked[:MAX_FEATURES], ranked[MAX_FEATURES:]
 
     def outputs_of(table: np.ndarray) -> np.ndarray:
-        return np.asarray(task.outputs(_forward(model, torch.from_numpy(table)), target))
+        return np.asarray(
+            task.outputs(forward(model, torch.from_numpy(table), batch=BATCH), target)
+        )
 
     ablations: list[Ablation] = []
     for name in features:

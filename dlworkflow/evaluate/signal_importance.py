@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dlworkflow.evaluate.ablation_passes import forward, subsample
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -34,32 +36,10 @@ BANDS = 8  # audio: bands of mel bins, each taken away in turn
 MAX_CHANNELS = 16  # sequence: channels measured (the first ones)
 MAX_FORWARDS = 4096  # single-sample forward passes, at most (a seeded subsample of rows)
 MAX_VALUES = 20_000_000  # sequence: values of the occluded batch (80 MB), at most
+BATCH = 256  # rows a forward pass
 
 Ablation = tuple[str, list[np.ndarray]]
 Measured = tuple[np.ndarray, np.ndarray, list[Ablation], dict[str, Any]]
-
-
-def _chosen(
-    n: int, ablations: int, rng: np.random.Generator, *, cap: int | None = None
-) -> np.ndarray:
-    """Sorted indices of a seeded subsample: at most MAX_FORWARDS forward passes in all
-    (and at most `cap` rows)."""
-    keep = max(2, MAX_FORWARDS // max(ablations, 1))
-    keep = keep if cap is None else min(keep, cap)
-    if n <= keep:
-        return np.arange(n)
-    return np.sort(rng.choice(n, size=keep, replace=False))
-
-
-def _forward(model: Any, x: Any, batch: int = 256) -> np.ndarray:
-    import torch
-
-    model.eval()
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(x), batch):
-            out.append(model(x[start : start + batch]).float().numpy())
-    return np.concatenate(out).astype(np.float64)
 
 
 def series_occlusion(
@@ -82,7 +62,7 @@ def series_occlusion(
     measured = min(channels, MAX_CHANNELS) if channels > 1 else 0
     longest = int(rows["length"].max()) if "length" in rows.columns else first.shape[1]
     budget = max(2, MAX_VALUES // max(channels * longest, 1))  # the batch's memory
-    chosen = _chosen(len(rows), measured + SEGMENTS + 1, rng, cap=budget)
+    chosen = subsample(len(rows), measured + SEGMENTS + 1, MAX_FORWARDS, rng, cap=budget)
     x = nan_padded(read_rows(rows.iloc[chosen]))
     lengths = lengths_of(x)
     real = np.arange(x.shape[2])[None, :] < lengths[:, None]  # (N, T)
@@ -90,7 +70,9 @@ def series_occlusion(
     position = np.arange(x.shape[2])[None, :] * SEGMENTS // np.maximum(lengths[:, None], 1)
 
     def outputs_of(array: np.ndarray) -> np.ndarray:
-        return np.asarray(task.outputs(_forward(model, torch.from_numpy(array)), target))
+        return np.asarray(
+            task.outputs(forward(model, torch.from_numpy(array), batch=BATCH), target)
+        )
 
     ablations: list[Ablation] = []
     channel_names = []
@@ -139,11 +121,11 @@ def audio_occlusion(
 
     settings = clip_settings_of(project, meta)
     inside = all(hasattr(model, name) for name in ("front", "embed", "head"))
-    chosen = _chosen(len(rows), SEGMENTS + (BANDS if inside else 0) + 1, rng)
+    chosen = subsample(len(rows), SEGMENTS + (BANDS if inside else 0) + 1, MAX_FORWARDS, rng)
     waves = torch.from_numpy(np.array(clip_tensor(project, rows, settings)[chosen]))
 
     def outputs_of(array: Any) -> np.ndarray:
-        return np.asarray(task.outputs(_forward(model, array), target))
+        return np.asarray(task.outputs(forward(model, array, batch=BATCH), target))
 
     edges = np.linspace(0, waves.shape[1], SEGMENTS + 1).astype(int)
     seconds = edges / settings.sample_rate
