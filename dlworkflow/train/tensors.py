@@ -318,6 +318,23 @@ def _inputs(
     )
 
 
+def _split_data(
+    arrays: dict[str, np.ndarray],
+    labels: dict[str, torch.Tensor],
+    classes: list[str],
+    **fields: Any,
+) -> TrainData:
+    """TrainData of the train and val arrays (as tensors sharing their memory) and labels."""
+    return TrainData(
+        x_train=torch.from_numpy(arrays["train"]),
+        y_train=labels["train"],
+        x_val=torch.from_numpy(arrays["val"]),
+        y_val=labels["val"],
+        classes=list(classes),
+        **fields,
+    )
+
+
 def _images(
     project: Workspace,
     rows: dict[str, pd.DataFrame],
@@ -348,13 +365,11 @@ def _images(
         if stats
         else (channel_stats(arrays["train"]))
     )
-    return TrainData(
-        # uint8, memory-mapped: the trainer normalises each batch on the device with mean/std
-        x_train=torch.from_numpy(arrays["train"]),
-        y_train=labels["train"],
-        x_val=torch.from_numpy(arrays["val"]),
-        y_val=labels["val"],
-        classes=list(classes),
+    # uint8, memory-mapped: the trainer normalises each batch on the device with mean/std
+    return _split_data(
+        arrays,
+        labels,
+        classes,
         channels=channels,
         size=size,
         mean=mean,
@@ -388,12 +403,10 @@ def _series(
             "`dlw split`",
         )
     mean, std = series_stats(x["train"])
-    return TrainData(
-        x_train=torch.from_numpy(x["train"]),
-        y_train=labels["train"],
-        x_val=torch.from_numpy(x["val"]),
-        y_val=labels["val"],
-        classes=list(classes),
+    return _split_data(
+        x,
+        labels,
+        classes,
         channels=channels,
         mean=mean,
         std=std,
@@ -444,12 +457,10 @@ def _clips(
             fix="build the model with sample_rate=data.audio.sample_rate (dlw train does)",
         )
     x = {name: clip_tensor(project, rows[name], settings, progress=report) for name in rows}
-    return TrainData(
-        x_train=torch.from_numpy(x["train"]),
-        y_train=labels["train"],
-        x_val=torch.from_numpy(x["val"]),
-        y_val=labels["val"],
-        classes=list(classes),
+    return _split_data(
+        x,
+        labels,
+        classes,
         modality="audio",
         preprocessing={"modality": "audio", **settings.as_dict()},
     )
