@@ -160,21 +160,13 @@ def measured_clips(values: list[Any], settings: Any) -> tuple[np.ndarray, list[A
     clips given as bytes or paths; InputError naming the index of a clip that cannot be
     decoded or breaks the limits (bytes, seconds). One decoding gives both."""
     from dlworkflow.runtime.bundle import InputError
-    from dlworkflow.store.audio import AudioDecodeError, decode_audio
-    from dlworkflow.store.clips import zero_padded
+    from dlworkflow.store.audio import AudioDecodeError
+    from dlworkflow.store.clips import decoded_clip, zero_padded
 
     waves, originals = [], []
     for i, value in enumerate(values):
         try:
-            decoded = decode_audio(
-                value,
-                sample_rate=settings.sample_rate,
-                mono=True,
-                max_bytes=settings.max_bytes,
-                max_seconds=settings.max_seconds,
-                duration_policy=settings.duration_policy,
-                silence_dbfs=settings.silence_dbfs,
-            )
+            decoded = decoded_clip(value, settings)
         except AudioDecodeError as exc:
             raise InputError(
                 f"Clip {i} cannot be used: {exc.reason}",

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from dlworkflow.fileio import atomic_write_with, sha256_json
-from dlworkflow.store.audio import AudioLimits, DurationPolicy, decode_audio
+from dlworkflow.store.audio import AudioLimits, DecodedAudio, DurationPolicy, decode_audio
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -71,10 +71,11 @@ class ClipSettings:
         return max(1, round(self.duration * self.sample_rate))
 
 
-def decode_clip(source: str | Path | bytes, settings: ClipSettings) -> np.ndarray:
-    """float32 (S,) mono waveform of one clip as the network takes it; AudioDecodeError
-    (with the reason) for a clip that cannot be read or breaks the limits."""
-    decoded = decode_audio(
+def decoded_clip(source: str | Path | bytes, settings: ClipSettings) -> DecodedAudio:
+    """One clip decoded as the network takes it (`.samples`: float32 (S,) mono at the
+    settings' rate with their duration policy), with the original's AudioStats (`.stats`);
+    AudioDecodeError (with the reason) for a clip that cannot be read or breaks the limits."""
+    return decode_audio(
         source,
         sample_rate=settings.sample_rate,
         mono=True,
@@ -83,7 +84,12 @@ def decode_clip(source: str | Path | bytes, settings: ClipSettings) -> np.ndarra
         duration_policy=settings.duration_policy,
         silence_dbfs=settings.silence_dbfs,
     )
-    return decoded.samples
+
+
+def decode_clip(source: str | Path | bytes, settings: ClipSettings) -> np.ndarray:
+    """float32 (S,) mono waveform of one clip as the network takes it; AudioDecodeError
+    (with the reason) for a clip that cannot be read or breaks the limits."""
+    return decoded_clip(source, settings).samples
 
 
 def zero_padded(waves: Sequence[np.ndarray], length: int | None = None) -> np.ndarray:
