@@ -34,7 +34,7 @@ numbers each epoch's batches from 1 (a resumed run augments as an uninterrupted 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -104,45 +104,11 @@ class _Mixup:
         return y * lam + y[perm] * (1.0 - lam)
 
 
-class SeriesTransform:
-    """`(x, y) -> (x, y)` on NaN-padded series batches: SeriesAugment within each length,
-    then mixup; NaN after each end on the way out (module doc)."""
+class _MixingTransform:
+    """What the series and audio batch transforms share: the optional augmentation, seeded
+    mixup, and the epoch and batch counters that seed each batch's draws."""
 
-    def __init__(
-        self, settings: SeriesSettings | None, *, mixup: float, num_classes: int, seed: int
-    ) -> None:
-        self.augment = SeriesAugment(settings, seed=seed) if settings is not None else None
-        self.mixup = _Mixup(mixup, num_classes, seed + 1) if mixup > 0 else None
-        self.mixes = self.mixup is not None
-        self.epoch, self.calls = 0, 0
-
-    def start_epoch(self, epoch: int, model: object = None, optimizer: object = None) -> None:
-        self.epoch, self.calls = int(epoch), 0
-        if self.augment is not None:
-            self.augment.start_epoch(epoch)
-
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        self.calls += 1
-        with torch.no_grad():
-            lengths = nan_lengths(x)
-            filled = torch.nan_to_num(x, nan=0.0)
-            if self.augment is not None:
-                filled, y = self.augment(filled, y, lengths)
-            if self.mixup is not None:
-                lam, order = self.mixup.draw(len(x), self.epoch, self.calls)
-                perm = torch.from_numpy(order).to(x.device)
-                filled = filled * lam + filled[perm] * (1.0 - lam)
-                lengths = torch.maximum(lengths, lengths[perm])
-                y = self.mixup.targets(y, perm, lam)
-            return nan_after(filled, lengths), y
-
-
-class AudioTransform:
-    """`(x, y) -> (x, y)` on waveform batches (N, S): WaveformAugment, then mixup."""
-
-    def __init__(
-        self, augment: WaveformAugment | None, *, mixup: float, num_classes: int, seed: int
-    ) -> None:
+    def __init__(self, augment: Any, *, mixup: float, num_classes: int, seed: int) -> None:
         self.augment = augment
         self.mixup = _Mixup(mixup, num_classes, seed + 1) if mixup > 0 else None
         self.mixes = self.mixup is not None
@@ -153,16 +119,55 @@ class AudioTransform:
         if self.augment is not None:
             self.augment.start_epoch(epoch)
 
+    def _mixed(
+        self, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(x, y) blended with this batch's permutation of itself (mixup), and the
+        permutation; unchanged and None without mixup."""
+        if self.mixup is None:
+            return x, y, None
+        lam, order = self.mixup.draw(len(x), self.epoch, self.calls)
+        perm = torch.from_numpy(order).to(x.device)
+        return x * lam + x[perm] * (1.0 - lam), self.mixup.targets(y, perm, lam), perm
+
+
+class SeriesTransform(_MixingTransform):
+    """`(x, y) -> (x, y)` on NaN-padded series batches: SeriesAugment within each length,
+    then mixup; NaN after each end on the way out (module doc)."""
+
+    def __init__(
+        self, settings: SeriesSettings | None, *, mixup: float, num_classes: int, seed: int
+    ) -> None:
+        augment = SeriesAugment(settings, seed=seed) if settings is not None else None
+        super().__init__(augment, mixup=mixup, num_classes=num_classes, seed=seed)
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.calls += 1
+        with torch.no_grad():
+            lengths = nan_lengths(x)
+            filled = torch.nan_to_num(x, nan=0.0)
+            if self.augment is not None:
+                filled, y = self.augment(filled, y, lengths)
+            filled, y, perm = self._mixed(filled, y)
+            if perm is not None:
+                lengths = torch.maximum(lengths, lengths[perm])
+            return nan_after(filled, lengths), y
+
+
+class AudioTransform(_MixingTransform):
+    """`(x, y) -> (x, y)` on waveform batches (N, S): WaveformAugment, then mixup."""
+
+    def __init__(
+        self, augment: WaveformAugment | None, *, mixup: float, num_classes: int, seed: int
+    ) -> None:
+        super().__init__(augment, mixup=mixup, num_classes=num_classes, seed=seed)
+
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self.calls += 1
         with torch.no_grad():
             if self.augment is not None:
                 x, y = self.augment(x, y)
-            if self.mixup is not None:
-                lam, order = self.mixup.draw(len(x), self.epoch, self.calls)
-                perm = torch.from_numpy(order).to(x.device)
-                x = x * lam + x[perm] * (1.0 - lam)
-                y = self.mixup.targets(y, perm, lam)
+            x, y, _ = self._mixed(x, y)
         return x, y
 
 
