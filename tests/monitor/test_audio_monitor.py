@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from monitor_flow import FLOW_SETTINGS, dlw, fresh_log, serve, train_and_export
 
 from dlworkflow.config import Monitor
 from dlworkflow.monitor.drift import feature_label, run_checks
@@ -147,70 +148,20 @@ def flow(tmp_path_factory):
         shutil.copyfile(path, root / "data" / label / path.name)
     project = Project.init(root / "proj", task="audio-classification")
     project.define(metric="accuracy", target=0.05)
-    project.update_config(
-        {
-            "data.audio.duration": 1.0,
-            "split.train": 0.5,
-            "split.val": 0.3,
-            "split.test": 0.2,
-            "train.threads": 2,
-            "evaluate.bootstrap_samples": 100,
-            "evaluate.baselines": False,
-            "evaluate.importance": False,
-            "evaluate.auto_slices": False,
-            "monitor.min_samples": 20,
-            "retrain.epochs": 1,
-        }
-    )
-    project.ingest(str(root / "data"), progress=False)
-    project.split()
-    project.train(epochs=1, progress=False)
-    verdict = project.test().verdict
-    if verdict.passed:
-        project.export()
-    else:  # one epoch may not beat 5%: the monitor needs an export, not a good model
-        project.export(force=True, reason="monitor test: one epoch")
+    project.update_config({"data.audio.duration": 1.0, **FLOW_SETTINGS})
+    train_and_export(project, root / "data")
     return project, held_out
 
 
 def _serve(root, clips: list[bytes]) -> list[dict]:
-    """POST the clips (base64 JSON) to the champion served in-process: the server writes its
-    prediction log as in production."""
+    """POST the clips (base64 JSON, 16 a request: serve.max_batch is 32) to the champion."""
     import base64
 
-    from fastapi.testclient import TestClient
-
-    from dlworkflow.config import Serve
-    from dlworkflow.deploy.serve.app import create_app
-
-    app = create_app(root, Serve(max_wait_ms=1), token=TOKEN)
-    out: list[dict] = []
-    try:
-        with TestClient(app) as client:
-            for start in range(0, len(clips), 16):  # serve.max_batch is 32
-                chunk = clips[start : start + 16]
-                body = {"clips": [base64.b64encode(c).decode("ascii") for c in chunk]}
-                answer = client.post(
-                    "/v1/predict", headers={"Authorization": f"Bearer {TOKEN}"}, json=body
-                )
-                assert answer.status_code == 200, answer.text
-                out += answer.json()["predictions"]
-    finally:
-        app.state.server.close()
-    return out
-
-
-def _dlw(*args: str):
-    from typer.testing import CliRunner
-
-    from dlworkflow.cli import app
-
-    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-
-def _fresh_log(root) -> None:
-    for old in (root / ".dlw" / "serve").glob("predictions.jsonl*"):
-        old.unlink()
+    bodies = [
+        {"clips": [base64.b64encode(c).decode("ascii") for c in clips[start : start + 16]]}
+        for start in range(0, len(clips), 16)
+    ]
+    return serve(root, TOKEN, bodies)
 
 
 def test_dlw_monitor_alerts_on_quiet_served_clips_with_labels(flow, tmp_path):
@@ -218,7 +169,7 @@ def test_dlw_monitor_alerts_on_quiet_served_clips_with_labels(flow, tmp_path):
     root = project.root
     clips = [Path(p).read_bytes() for p, _ in held_out]
     _serve(root, clips)
-    calm = _dlw("monitor", "-p", root, "--json")
+    calm = dlw("monitor", "-p", root, "--json")
     assert calm.exit_code == 0, calm.output[-3000:]
     report = json.loads(calm.output)
     names = {c["name"]: c for c in report["checks"]}
@@ -226,14 +177,14 @@ def test_dlw_monitor_alerts_on_quiet_served_clips_with_labels(flow, tmp_path):
     assert "embedding MMD" in names  # the export's "features" output is logged
     assert not [c["name"] for c in report["checks"] if c["alert"]]
 
-    _fresh_log(root)
+    fresh_log(root)
     quiet = [_wav(str(p), gain_db=-20.0) for p, _ in held_out]
     served = _serve(root, quiet)
     labels = tmp_path / "labels.csv"
     labels.write_text(
         "id,label\n" + "".join(f"{p['id']},{c}\n" for p, (_, c) in zip(served, held_out))
     )
-    shifted = _dlw("monitor", "-p", root, "--labels", labels, "--json")
+    shifted = dlw("monitor", "-p", root, "--labels", labels, "--json")
     assert shifted.exit_code == 4, shifted.output[-3000:]
     report = json.loads(shifted.output)
     alerts = {c["name"] for c in report["checks"] if c["alert"]}
@@ -254,7 +205,7 @@ def test_dlw_monitor_inputs_reads_a_folder_of_clips(flow, tmp_path):
     for i, (path, _) in enumerate(held_out):
         (folder / f"r{i:03d}.wav").write_bytes(_wav(str(path), seconds=0.1))  # cut short
     (folder / "broken.wav").write_bytes(b"RIFF not really a wave file")
-    result = _dlw("monitor", "-p", project.root, "--inputs", folder, "--json")
+    result = dlw("monitor", "-p", project.root, "--inputs", folder, "--json")
     assert result.exit_code == 4, result.output[-3000:]
     report = json.loads(result.output)
     assert report["n_live"] == len(held_out) and report["skipped"] == 1
@@ -289,7 +240,7 @@ def test_dlw_retrain_takes_fresh_clips(flow, tmp_path):
     for (path, label), data in zip(held_out, quiet):
         (fresh / label).mkdir(parents=True, exist_ok=True)
         (fresh / label / (Path(path).stem + ".wav")).write_bytes(data)
-    retrained = _dlw("retrain", "--data", fresh, "-p", root)
+    retrained = dlw("retrain", "--data", fresh, "-p", root)
     assert retrained.exit_code in (0, 3), retrained.output[-3000:]
     decision = project.ledger.latest("retrain")
     assert decision is not None and decision.outputs["outcome"] in ("promoted", "kept out")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from monitor_flow import FLOW_SETTINGS, dlw, fresh_log, serve, train_and_export
 
 from dlworkflow.config import Monitor
 from dlworkflow.monitor.drift import feature_label, run_checks, short_name
@@ -153,80 +154,37 @@ def flow(tmp_path_factory):
     source = _npy_folder(root / "data", series, labels, "s")
     project = Project.init(root / "proj", task="sequence-classification")
     project.define(metric="accuracy", target=0.05)
-    project.update_config(
-        {
-            "split.train": 0.5,
-            "split.val": 0.3,
-            "split.test": 0.2,
-            "train.threads": 2,
-            "evaluate.bootstrap_samples": 100,
-            "evaluate.baselines": False,
-            "evaluate.importance": False,
-            "evaluate.auto_slices": False,
-            "monitor.min_samples": 20,
-            "retrain.epochs": 1,
-        }
-    )
-    project.ingest(str(source), progress=False)
-    project.split()
-    project.train(epochs=1, progress=False)
-    if project.test().verdict.passed:
-        project.export()
-    else:  # one epoch may not beat 5%: the monitor needs an export, not a good model
-        project.export(force=True, reason="monitor test: one epoch")
+    project.update_config(FLOW_SETTINGS)
+    train_and_export(project, source)
     held = [np.asarray(s, dtype=np.float32) for s in test.series[10:110]]
     return project, held, [str(v) for v in test.labels[10:110]]
 
 
 def _serve(root: Path, series: list[np.ndarray]) -> list[dict]:
-    """POST the series (JSON lists) to the champion served in-process: the server writes its
-    prediction log as in production."""
-    from fastapi.testclient import TestClient
-
-    from dlworkflow.config import Serve
-    from dlworkflow.deploy.serve.app import create_app
-
-    app = create_app(root, Serve(max_wait_ms=1), token=TOKEN)
-    out: list[dict] = []
-    try:
-        with TestClient(app) as client:
-            for start in range(0, len(series), 25):  # serve.max_batch is 32
-                body = {"series": [s.tolist() for s in series[start : start + 25]]}
-                answer = client.post(
-                    "/v1/predict", headers={"Authorization": f"Bearer {TOKEN}"}, json=body
-                )
-                assert answer.status_code == 200, answer.text
-                out += answer.json()["predictions"]
-    finally:
-        app.state.server.close()
-    return out
-
-
-def _dlw(*args: object):
-    from typer.testing import CliRunner
-
-    from dlworkflow.cli import app
-
-    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+    """POST the series (JSON lists, 25 a request: serve.max_batch is 32) to the champion."""
+    bodies = [
+        {"series": [s.tolist() for s in series[start : start + 25]]}
+        for start in range(0, len(series), 25)
+    ]
+    return serve(root, TOKEN, bodies)
 
 
 def test_dlw_monitor_alerts_on_scaled_served_series_with_labels(flow, tmp_path):
     project, held, labels = flow
     root = project.root
     _serve(root, held)
-    calm = _dlw("monitor", "-p", root, "--json")
+    calm = dlw("monitor", "-p", root, "--json")
     assert calm.exit_code == 0, calm.output[-3000:]
     report = json.loads(calm.output)
     names = {c["name"] for c in report["checks"]}
     assert {"series length", "channel 0 mean", "channel 0 std", "embedding MMD"} <= names
     assert not [c["name"] for c in report["checks"] if c["alert"]]
 
-    for old in (root / ".dlw" / "serve").glob("predictions.jsonl*"):
-        old.unlink()
+    fresh_log(root)
     served = _serve(root, [3.0 * s for s in held])
     answers = tmp_path / "labels.csv"
     answers.write_text("id,label\n" + "".join(f"{p['id']},{y}\n" for p, y in zip(served, labels)))
-    shifted = _dlw("monitor", "-p", root, "--labels", answers, "--json")
+    shifted = dlw("monitor", "-p", root, "--labels", answers, "--json")
     assert shifted.exit_code == 4, shifted.output[-3000:]
     report = json.loads(shifted.output)
     alerts = {c["name"] for c in report["checks"] if c["alert"]}
@@ -245,7 +203,7 @@ def test_dlw_monitor_inputs_reads_a_folder_of_series_files(flow, tmp_path):
     for i, s in enumerate(held[:60]):
         np.save(folder / f"r{i:03d}.npy", 3.0 * s)
     (folder / "broken.npy").write_bytes(b"not an array")
-    result = _dlw("monitor", "-p", project.root, "--inputs", folder, "--json")
+    result = dlw("monitor", "-p", project.root, "--inputs", folder, "--json")
     assert result.exit_code == 4, result.output[-3000:]
     report = json.loads(result.output)
     assert report["n_live"] == 60 and report["skipped"] == 1
@@ -276,7 +234,7 @@ def test_the_reference_measures_the_series_as_ingest_stored_them(flow):
 def test_dlw_retrain_takes_fresh_series(flow, tmp_path):
     project, held, labels = flow
     fresh = _npy_folder(tmp_path / "fresh", held[:40], labels[:40], "f")
-    retrained = _dlw("retrain", "--data", fresh, "-p", project.root)
+    retrained = dlw("retrain", "--data", fresh, "-p", project.root)
     assert retrained.exit_code in (0, 3), retrained.output[-3000:]
     decision = project.ledger.latest("retrain")
     assert decision is not None and decision.outputs["outcome"] in ("promoted", "kept out")
