@@ -7,7 +7,7 @@ or a table (CSV / Parquet) with path, text or feature columns and a label column
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,4 +71,24 @@ def write_parquet_source(folder: Path, name: str, table: object) -> Path:
 
     target = folder / f"{name}.parquet"
     atomic_write_with(target, lambda path: table.to_parquet(path, index=False))  # type: ignore[attr-defined]
+    return target
+
+
+def write_csv_source(
+    folder: Path, name: str, columns: list[str], rows: Iterable[Mapping[str, Any]], card: str
+) -> Path:
+    """folder/DATASET.md (the card), then folder/<name> written atomically as a CSV of the
+    rows under `columns` (header first, "\\n" line ends); the ingest source path."""
+    import csv
+    import io
+
+    from dlworkflow.fileio import atomic_write_text
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(folder / "DATASET.md", card)
+    target = folder / name
+    atomic_write_text(target, buffer.getvalue())
     return target

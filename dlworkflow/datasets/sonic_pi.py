@@ -20,14 +20,11 @@ README lists their freesound pages as CC0 too.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import Counter
 from pathlib import Path
 
-from dlworkflow.datasets.catalog import BUILTINS, BuiltinDataset
+from dlworkflow.datasets.catalog import BUILTINS, BuiltinDataset, write_csv_source
 from dlworkflow.errors import DataError
-from dlworkflow.fileio import atomic_write_text
 
 PACKAGE = "sonic-pi-samples"
 SEARCH_DIRS: tuple[Path, ...] = (Path("/usr/share/sonic-pi/samples"),)
@@ -154,14 +151,10 @@ def materialise(folder: Path) -> Path:
             received=f"{len(clips)}: {class_counts(clips)}",
             fix=f"sudo apt-get install --reinstall -y {PACKAGE}",
         )
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["path", "label", "licence"])
-    writer.writerows([str(path), label, clip_licence(path)] for path, label in clips)
-    atomic_write_text(folder / "DATASET.md", CARD)
-    target = folder / "sonic-pi.csv"
-    atomic_write_text(target, buffer.getvalue())
-    return target
+    rows = (
+        {"path": str(path), "label": label, "licence": clip_licence(path)} for path, label in clips
+    )
+    return write_csv_source(folder, "sonic-pi.csv", ["path", "label", "licence"], rows, CARD)
 
 
 BUILTINS.add(

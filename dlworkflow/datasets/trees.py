@@ -12,14 +12,11 @@ are 2299x2472 and 1249x1035 px, so the four images become 56 tiles, grouped by i
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
-from dlworkflow.datasets.catalog import BUILTINS, BuiltinDataset
+from dlworkflow.datasets.catalog import BUILTINS, BuiltinDataset, write_csv_source
 from dlworkflow.datasets.data_packages import find_file, install_hint
 from dlworkflow.errors import DataError
-from dlworkflow.fileio import atomic_write_text
 
 PIN = "deepforest==2.1.0"
 CLASS = "Tree"
@@ -118,15 +115,7 @@ def _broken(received: str) -> DataError:
 
 def materialise(folder: Path) -> Path:
     """folder/trees.csv over the installed images, and folder/DATASET.md; the CSV's path."""
-    buffer = io.StringIO()
-    columns = ["path", *COLUMNS, "label"]
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(read_boxes())
-    atomic_write_text(folder / "DATASET.md", CARD)
-    target = folder / "trees.csv"
-    atomic_write_text(target, buffer.getvalue())
-    return target
+    return write_csv_source(folder, "trees.csv", ["path", *COLUMNS, "label"], read_boxes(), CARD)
 
 
 BUILTINS.add(
