@@ -25,3 +25,15 @@ def missing_system_package(name: str) -> NoReturn:
         f"`sudo apt-get install -y {name}`); it is listed in {LISTED.name}",
         pytrace=False,
     )
+
+
+def sonic_pi_samples() -> Path:
+    """The installed folder of Sonic Pi's sample clips (datasets.sonic_pi.samples_folder); the
+    test fails with the install command when the system package is missing."""
+    from dlworkflow.datasets import sonic_pi
+    from dlworkflow.errors import DataError
+
+    try:
+        return sonic_pi.samples_folder()
+    except DataError:
+        missing_system_package(sonic_pi.PACKAGE)

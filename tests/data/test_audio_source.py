@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlworkflow.datasets import sonic_pi
 from dlworkflow.errors import DataError
 from dlworkflow.fileio import sha256_file
 from dlworkflow.project import Project
 from dlworkflow.store import read_manifest, read_quarantine
-from system_deps import missing_system_package
+from system_deps import sonic_pi_samples
 
 CLIPS = {  # class -> real sonic-pi clips (0.1 s to 1.7 s, none clipping)
     "bd": ["bd_808", "bd_boom", "bd_fat"],
@@ -24,10 +23,7 @@ CLIPS = {  # class -> real sonic-pi clips (0.1 s to 1.7 s, none clipping)
 
 @pytest.fixture(scope="module")
 def samples() -> Path:
-    try:
-        return sonic_pi.samples_folder()
-    except DataError:
-        missing_system_package(sonic_pi.PACKAGE)
+    return sonic_pi_samples()
 
 
 @pytest.fixture

@@ -14,17 +14,13 @@ from typer.testing import CliRunner
 
 from dlworkflow.cli import app
 from dlworkflow.datasets import get_builtin, sonic_pi
-from dlworkflow.errors import DataError
 from dlworkflow.store import read_manifest, read_quarantine
-from system_deps import missing_system_package
+from system_deps import sonic_pi_samples
 
 
 @pytest.fixture(scope="module")
 def samples() -> Path:
-    try:
-        return sonic_pi.samples_folder()
-    except DataError:
-        missing_system_package(sonic_pi.PACKAGE)
+    return sonic_pi_samples()
 
 
 def test_table_points_at_the_installed_clips(samples, tmp_path):

@@ -16,14 +16,12 @@ from typer.testing import CliRunner
 
 from dlworkflow import store
 from dlworkflow.cli import app
-from dlworkflow.datasets import sonic_pi
-from dlworkflow.errors import DataError
 from dlworkflow.project import Project
 from dlworkflow.train.augment_preview_signals import (
     clip_spectrograms,
     series_versions,
 )
-from system_deps import missing_system_package
+from system_deps import sonic_pi_samples
 
 runner = CliRunner()
 WIDE = {"COLUMNS": "300", "NO_COLOR": "1"}
@@ -74,10 +72,7 @@ def test_sequence_preview_overlays_seeded_augmented_series(tmp_path: Path) -> No
 
 @pytest.fixture(scope="module")
 def samples() -> Path:
-    try:
-        return sonic_pi.samples_folder()
-    except DataError:
-        missing_system_package(sonic_pi.PACKAGE)
+    return sonic_pi_samples()
 
 
 def test_audio_preview_masks_and_changes_the_spectrograms(tmp_path: Path, samples: Path) -> None:
