@@ -93,15 +93,7 @@ def euclidean_proba(
         "longest)",
         "n_train": int(len(keep)),
     }
-    notes = []
-    longest = max(s.shape[1] for s in train + evaluated)
-    if longest > MAX_EUCLIDEAN_LENGTH:
-        factor = MAX_EUCLIDEAN_LENGTH / longest
-        train = [_shrink(s, factor) for s in train]
-        evaluated = [_shrink(s, factor) for s in evaluated]
-        notes.append(
-            f"series resampled by {factor:.3g} (longest {longest} -> {MAX_EUCLIDEAN_LENGTH})"
-        )
+    train, evaluated, notes = _capped(train, evaluated, MAX_EUCLIDEAN_LENGTH)
     if len(keep) < len(y_train):
         notes.append(f"neighbours: a seeded subsample of {len(keep)} of {len(y_train)} train")
     if notes:
@@ -115,13 +107,7 @@ def dtw_proba(
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """(one-hot predictions on the chosen evaluated series, their indices, description) of
     1-NN DTW within the caps of the module docstring."""
-    notes = []
-    longest = max(s.shape[1] for s in train + evaluated)
-    if longest > MAX_DTW_LENGTH:
-        factor = MAX_DTW_LENGTH / longest
-        train = [_shrink(s, factor) for s in train]
-        evaluated = [_shrink(s, factor) for s in evaluated]
-        notes.append(f"series resampled by {factor:.3g} (longest {longest} -> {MAX_DTW_LENGTH})")
+    train, evaluated, notes = _capped(train, evaluated, MAX_DTW_LENGTH)
     mean_train = float(np.mean([s.shape[1] for s in train]))
     mean_eval = float(np.mean([s.shape[1] for s in evaluated]))
     per_pair = mean_train * mean_eval
@@ -147,6 +133,19 @@ def dtw_proba(
     if notes:
         info["note"] = "; ".join(notes)
     return _one_hot(y_train[keep][np.argmin(distances, axis=1)], k), chosen, info
+
+
+def _capped(
+    train: list[np.ndarray], evaluated: list[np.ndarray], cap: int
+) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
+    """(train, evaluated, notes): every series resampled by one factor when the longest is
+    longer than `cap` time steps (the longest then has `cap`), with a note saying so."""
+    longest = max(s.shape[1] for s in train + evaluated)
+    if longest <= cap:
+        return train, evaluated, []
+    factor = cap / longest
+    note = f"series resampled by {factor:.3g} (longest {longest} -> {cap})"
+    return [_shrink(s, factor) for s in train], [_shrink(s, factor) for s in evaluated], [note]
 
 
 def _shrink(series: np.ndarray, factor: float) -> np.ndarray:
