@@ -60,7 +60,8 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def audio_project(root: Path, folder: Path, **config: object) -> Project:
     project = Project.init(root / "p", task="audio-classification")
-    project.update_config({**AUDIO, **FAST, **config})
+    # audio_cnn unless the test names another (the task's default is the pretrained Lite0)
+    project.update_config({**AUDIO, **FAST, "model.name": "audio_cnn", **config})
     project.ingest(str(folder), progress=False)
     project.split()
     return project
