@@ -25,11 +25,13 @@ TASK_CHAINS = (  # a task name compared, listed or used as a key outside the reg
 
 def test_the_registry_names_each_task_with_its_modality_and_default_model():
     assert task_names() == [
+        "audio-classification",
         "image-classification",
         "image-multilabel",
         "image-regression",
         "object-detection",
         "semantic-segmentation",
+        "sequence-classification",
         "tabular-classification",
         "tabular-multilabel",
         "tabular-regression",
@@ -45,6 +47,13 @@ def test_the_registry_names_each_task_with_its_modality_and_default_model():
     )
     assert task_of("text-classification").default_model == "minilm_classifier"
     assert task_of("tabular-classification").modality == "tabular"
+    series, audio = task_of("sequence-classification"), task_of("audio-classification")
+    assert (series.modality, series.kind, series.default_model) == (
+        "sequence",
+        "classification",
+        "resnet1d",
+    )
+    assert (audio.modality, audio.default_model) == ("audio", "audio_efficientnet_lite0")
     with pytest.raises(UnknownKeyError, match="did you mean 'image-classification'"):
         task_of("image-clasification")
     assert all(TASKS.get(name).name == name for name in task_names())

@@ -19,7 +19,12 @@ DENSE_TASKS = {"detection": "object-detection", "segmentation": "semantic-segmen
 
 def _config(kind: str) -> ProjectConfig:
     text = TEMPLATE.format(
-        name="p", task=DENSE_TASKS[kind], model="m", define_hint="dlw define", **DENSE[kind]
+        name="p",
+        task=DENSE_TASKS[kind],
+        model="m",
+        define_hint="dlw define",
+        ingest_hint="",
+        **DENSE[kind],
     )
     return validate_config(round_trip_yaml().load(text))
 
