@@ -30,7 +30,6 @@ import io
 import json
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -76,29 +75,12 @@ def _interval(item: dict[str, Any]) -> str:
 
 def serve_latency(project: Project, tile: bytes, requests: int) -> tuple[float, float]:
     """(p50, p95) milliseconds of POST /v1/predict with one tile, one request at a time."""
-    from fastapi.testclient import TestClient
-
-    from dlworkflow.config import Serve
-    from dlworkflow.deploy.serve.app import create_app
+    from latency import p50_p95
 
     project.export()
-    server = create_app(project.root, Serve(max_wait_ms=1), token=TOKEN)
-    body = {"images": [base64.b64encode(tile).decode()]}
-    headers = {"Authorization": f"Bearer {TOKEN}"}
-    times = []
-    try:
-        with TestClient(server) as client:
-            for i in range(10 + requests):
-                started = time.perf_counter()
-                answer = client.post("/v1/predict", headers=headers, json=body)
-                elapsed = (time.perf_counter() - started) * 1000
-                assert answer.status_code == 200, answer.text
-                if i >= 10:
-                    times.append(elapsed)
-    finally:
-        server.state.server.close()
-    times.sort()
-    return statistics.median(times), times[int(round(0.95 * (len(times) - 1)))]
+    return p50_p95(
+        project.root, {"images": [base64.b64encode(tile).decode()]}, requests, token=TOKEN
+    )
 
 
 def a_tile() -> bytes:

@@ -138,31 +138,14 @@ def serve_latency(
 ) -> tuple[float, float]:
     """(p50, p95) milliseconds of POST /v1/predict with this body, one request at a time;
     the export is forced (and promoted by hand) when `dlw test` did not say PASS."""
-    from fastapi.testclient import TestClient
-
-    from dlworkflow.config import Serve
-    from dlworkflow.deploy.serve.app import create_app
+    from latency import p50_p95
 
     exported = project.export(force=not passed, reason=None if passed else FORCED)
     if not passed:  # a shortened run (--epochs) may FAIL: latency does not depend on it
         project.promote(exported.version)
-    reason = None if passed else FORCED
-    server = create_app(project.root, Serve(max_wait_ms=1), token=TOKEN, force_reason=reason)
-    headers = {"Authorization": f"Bearer {TOKEN}"}
-    times = []
-    try:
-        with TestClient(server) as client:
-            for i in range(10 + requests):
-                started = time.perf_counter()
-                answer = client.post("/v1/predict", headers=headers, json=body)
-                elapsed = (time.perf_counter() - started) * 1000
-                assert answer.status_code == 200, answer.text
-                if i >= 10:
-                    times.append(elapsed)
-    finally:
-        server.state.server.close()
-    times.sort()
-    return statistics.median(times), times[int(round(0.95 * (len(times) - 1)))]
+    return p50_p95(
+        project.root, body, requests, token=TOKEN, force_reason=None if passed else FORCED
+    )
 
 
 def a_series() -> dict[str, Any]:
