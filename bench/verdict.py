@@ -1,0 +1,95 @@
+"""What every benchmark under bench/ shares: alternating pairs, the spread, the verdict.
+
+    from verdict import Goal, alternate, conditions, finish, spread
+
+    runs = alternate({"dlw": run_dlw, "plain": run_plain}, pairs=5)   # A B, B A, A B, ...
+    ratio = [d / p for d, p in zip(runs["dlw"], runs["plain"])]
+    print(spread("dlw / plain", ratio))                               # min / median / max
+    goal = Goal("dlw / plain wall time", median(ratio), "<=", 1.03)
+    finish([goal])        # prints MET / NOT MET per goal and the conditions, exits 1 if one failed
+
+A benchmark imports this as `from verdict import ...` (scripts run from the repository root as
+`python bench/NAME.py`, so bench/ is on sys.path). Nothing here imports dlworkflow.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+MIN_PAIRS = 5
+
+
+@dataclass(frozen=True)
+class Goal:
+    """One goal: `value OP bound` (OP is "<=" or ">="), MET when it holds."""
+
+    name: str
+    value: float | None  # None: could not be measured (counts as NOT MET)
+    op: str
+    bound: float
+    unit: str = ""
+    detail: str = ""
+
+    @property
+    def met(self) -> bool:
+        if self.value is None:
+            return False
+        return self.value <= self.bound if self.op == "<=" else self.value >= self.bound
+
+    def line(self) -> str:
+        shown = "n/a" if self.value is None else f"{self.value:.4g}{self.unit}"
+        extra = f" ({self.detail})" if self.detail else ""
+        verdict = "MET" if self.met else "NOT MET"
+        return f"{verdict}: {self.name} {shown}, goal {self.op} {self.bound:g}{self.unit}{extra}"
+
+
+def alternate(
+    arms: dict[str, Callable[[], Any]], *, pairs: int = MIN_PAIRS
+) -> dict[str, list[Any]]:
+    """Run every arm `pairs` times, rotating which goes first, so load hits each alike.
+
+    Two arms: A B, B A, A B, ... Three or more: each round starts one arm later."""
+    names = list(arms)
+    out: dict[str, list[Any]] = {name: [] for name in names}
+    for round_ in range(pairs):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            out[name].append(arms[name]())
+    return out
+
+
+def spread(name: str, values: Sequence[float], *, unit: str = "", digits: int = 3) -> str:
+    """'name: min a / median b / max c (n=5)'."""
+    if not values:
+        return f"{name}: no values"
+    fmt = f"{{:.{digits}g}}{unit}"
+    lo, mid, hi = min(values), statistics.median(values), max(values)
+    return (
+        f"{name}: min {fmt.format(lo)} / median {fmt.format(mid)} / max {fmt.format(hi)} "
+        f"(n={len(values)})"
+    )
+
+
+def conditions() -> str:
+    """Date, machine and load average: what the README's 'last results' row records."""
+    cores = os.cpu_count() or 0
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    today = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"{today}; {platform.machine()}, {cores} cores; load average {load:.1f}"
+
+
+def finish(goals: Sequence[Goal]) -> None:
+    """Print each goal's MET / NOT MET and the conditions; exit 1 when any goal is not met."""
+    print()
+    for goal in goals:
+        print(goal.line())
+    print(f"conditions: {conditions()}")
+    if not goals or not all(goal.met for goal in goals):
+        sys.exit(1)
