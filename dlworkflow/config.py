@@ -626,8 +626,14 @@ class Train(Strict):
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="auto: bf16 autocast on a GPU that supports it, else fp32."
     )
-    channels_last: bool = Field(False, description="channels-last memory format (GPUs).")
-    compile: bool = Field(False, description="torch.compile the model.")
+    channels_last: bool | Literal["auto"] = Field(
+        "auto", description="channels-last memory format; auto: on a GPU for conv nets."
+    )
+    compile: bool | Literal["auto"] = Field(
+        "auto",
+        description="torch.compile the model; auto: on a GPU when the run is long enough "
+        "to repay the compile time (>= 3,000 optimizer steps).",
+    )
     device: str = Field("auto", description="auto: cuda when available, else cpu.")
     threads: int | None = Field(None, ge=1, description="CPU threads; null: all cores.")
 

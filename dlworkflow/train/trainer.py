@@ -34,6 +34,7 @@ from dlworkflow.tasks import Task, task_of
 from dlworkflow.train import distributed
 from dlworkflow.train.callbacks import Callback, FitState
 from dlworkflow.train.data import DeviceData, TensorData
+from dlworkflow.train.device_defaults import use_channels_last, use_compile
 from dlworkflow.train.distributed import Shard
 
 BatchTransform = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
@@ -57,8 +58,8 @@ class LoopConfig:
     accumulate: int = 1  # batches per optimizer step
     class_weights: str = "none"  # "balanced": n / (k * count_c) from the train labels
     precision: str = "auto"  # auto: bf16 on a GPU that supports it, else fp32
-    channels_last: bool = False
-    compile: bool = False
+    channels_last: bool | str = "auto"  # auto: on a GPU for conv nets (device_defaults)
+    compile: bool | str = "auto"  # auto: on a GPU when the run repays it (device_defaults)
     device: str = "auto"  # auto: cuda when available, else cpu
     resident_bytes: int | None = None  # data on the device up to this size; None: automatic
     task: str = "image-classification"  # whose loss and metrics (dlworkflow.tasks)
@@ -320,7 +321,11 @@ def fit(
     precision = resolve_precision(cfg.precision, device)
     generator = opts.generator or torch.Generator().manual_seed(cfg.seed)
     model.to(device)
-    if cfg.channels_last:
+    n_batches = global_batches(len(train), cfg.batch_size, shard)
+    n_steps = math.ceil(n_batches / cfg.accumulate)
+    channels_last = use_channels_last(cfg.channels_last, device, model)
+    compiling = use_compile(cfg.compile, device, total_steps=n_steps * cfg.epochs)
+    if channels_last:
         # (torch's stubs of Module.to lack memory_format, which it accepts)
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     train_on = train.place(device, budget=cfg.resident_bytes)
@@ -332,16 +337,15 @@ def fit(
         precision=precision,
         batch_transform=opts.batch_transform,
         shard=shard,
+        channels_last=channels_last,
     )
     loop.weights = _class_weights(cfg, model, train, device)
     if shard is None:
-        loop.forward = _maybe_compile(model, cfg, val_on, loop)
+        loop.forward = _maybe_compile(model, compiling, val_on, loop)
         loop.eval_forward = loop.forward
     else:  # gradients are all-reduced by DDP; evaluation runs the plain module
         loop.ddp = distributed.wrap(model, shard, device, find_unused=opts.param_groups is not None)
-        loop.forward = _maybe_compile(loop.ddp, cfg, val_on, loop)
-    n_batches = global_batches(len(train), cfg.batch_size, shard)
-    n_steps = math.ceil(n_batches / cfg.accumulate)
+        loop.forward = _maybe_compile(loop.ddp, compiling, val_on, loop)
     optimizer = make_optimizer(model, cfg, opts.param_groups)
     schedule = make_schedule(optimizer, cfg, steps_per_epoch=n_steps)
     history: list[dict[str, float]] = []
@@ -446,8 +450,10 @@ class _Loop:
         precision: str,
         batch_transform: BatchTransform | None,
         shard: Shard | None = None,
+        channels_last: bool = False,
     ) -> None:
         self.model, self.cfg, self.device, self.precision = model, cfg, device, precision
+        self.channels_last = channels_last
         self.forward: Callable[[Tensor], Tensor] = model
         self.eval_forward: Callable[[Tensor], Tensor] = model
         self.shard = shard
@@ -461,7 +467,7 @@ class _Loop:
         self.grad_norm_max = 0.0  # the last epoch's largest (finite) total gradient norm
 
     def prepare(self, xb: Tensor) -> Tensor:
-        if self.cfg.channels_last and xb.dim() == 4:
+        if self.channels_last and xb.dim() == 4:
             return xb.contiguous(memory_format=torch.channels_last)
         return xb
 
@@ -694,10 +700,10 @@ def _class_weights(
 
 
 def _maybe_compile(
-    model: nn.Module, cfg: LoopConfig, probe: DeviceData, loop: _Loop
+    model: nn.Module, compiling: bool, probe: DeviceData, loop: _Loop
 ) -> Callable[[Tensor], Tensor]:
     """torch.compile(model), tried on two validation samples; eager with a note if it fails."""
-    if not cfg.compile:
+    if not compiling:
         return model
     try:
         if torch.are_deterministic_algorithms_enabled():
