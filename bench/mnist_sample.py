@@ -1,9 +1,11 @@
-"""What the loop benchmarks share: the same real MNIST digits and the same command line."""
+"""What the loop benchmarks (train_overhead.py, trainer_vs_lightning.py) share: the same real
+MNIST digits and the same command line. A helper module, not a benchmark: no goal of its own."""
 
 from __future__ import annotations
 
 import argparse
 import importlib.resources
+import sys
 
 import numpy as np
 import torch
@@ -24,11 +26,24 @@ def mnist_5k(limit: int | None) -> tuple[torch.Tensor, torch.Tensor, int]:
     return images, labels, int(len(order) * 0.8)
 
 
+QUICK = {"epochs": 2, "limit": 2500}  # --quick: the size `make bench-all` runs
+
+
 def loop_args(description: str, argv: list[str] | None) -> argparse.Namespace:
-    """--epochs, --repeats, --threads, --limit."""
+    """--epochs, --repeats (alternating pairs, at least 5 for a verdict), --threads, --limit,
+    --quick (2 epochs on the first 2,500 digits)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5, help="alternating rounds (>= 5)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--limit", type=int, default=None, help="use the first N samples")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--quick", action="store_true", help=f"bench-all size: {QUICK} (explicit flags win)"
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        given = [a.split("=")[0] for a in (argv if argv is not None else sys.argv[1:])]
+        for key, value in QUICK.items():
+            if f"--{key}" not in given:
+                setattr(args, key, value)
+    return args

