@@ -33,7 +33,12 @@ split, train, test, export). Goals, printed as MET / NOT MET (exit 1 when one is
 - serve p95 within the demo problem's latency limit (vowels 50 ms, sonic-pi 200 ms).
 
     python bench/signal_tasks.py [--only vowels|gunpoint|basic-motions|audio]
-        [--folder /tmp/dlw-signal-bench] [--requests 100] [--epochs N]
+        [--folder /tmp/dlw-signal-bench] [--requests 100] [--epochs N] [--quick]
+
+--quick (what `make bench-all` runs): the two data sets with goals (japanese-vowels and the
+sonic-pi audio, with the demos' full settings), 50 serve requests; gunpoint and basic-motions
+(no goal) are left out. Quality goals on one fixed split: the "pairs" are the paired bootstrap
+over the test series that `dlw test` reports (one seeded run, no repeats).
 
 `--epochs` overrides the demos' train.epochs (a quick check that it runs; the results of a
 shortened run are not the benchmark's).
@@ -81,6 +86,10 @@ SIZES = {
 FORCED = "bench/signal_tasks.py: serve latency of a shortened run"
 
 Row = tuple[str, str, str]
+DATA_SETS = ("vowels", "gunpoint", "basic-motions", "audio")
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from verdict import Goal, finish  # noqa: E402
 
 
 def build(
@@ -172,8 +181,10 @@ def a_clip() -> tuple[dict[str, Any], str]:
     return {"clips": [base64.b64encode(buffer.getvalue()).decode()]}, path.name
 
 
-def verdict(ok: bool) -> str:
-    return "MET" if ok else "NOT MET"
+def verdict(goal: Goal, goals: list[Goal]) -> str:
+    """The goal's MET / NOT MET for the table; the goal joins `goals` (the verdict's)."""
+    goals.append(goal)
+    return "MET" if goal.met else "NOT MET"
 
 
 def _training(name: str, found: dict[str, Any], unit: str) -> Row:
@@ -187,7 +198,7 @@ def _training(name: str, found: dict[str, Any], unit: str) -> Row:
 
 
 def series_rows(
-    folder: Path, name: str, epochs: int | None, *, goal: bool, requests: int
+    folder: Path, name: str, epochs: int | None, *, goal: bool, requests: int, goals: list[Goal]
 ) -> list[Row]:
     started = time.perf_counter()
     project, found = build(folder / name, SEQUENCE, f"builtin:{name}", epochs)
@@ -198,7 +209,13 @@ def series_rows(
     )
     diff = base["difference"]
     point = base["network"]["value"] - base["simple"]["value"]
-    above = diff["low"] > 0
+    above = Goal(
+        f"{name}: network - 1-NN DTW accuracy, lower bound of the paired interval",
+        diff["low"],
+        ">",
+        0,
+        detail=f"{point:+.4f} ({_signed(diff['low'], diff['high'])}), {found['epochs']} epochs",
+    )
     rows: list[Row] = [
         (f"{name} data", SIZES[name], ""),
         (f"{name} split", ", ".join(f"{k} {v}" for k, v in found["split"].items()), ""),
@@ -213,7 +230,7 @@ def series_rows(
         (
             f"{name} network - 1-NN DTW",
             f"{point:+.4f} ({_signed(diff['low'], diff['high'])})",
-            verdict(above) if goal else "no goal (reported)",
+            verdict(above, goals) if goal else "no goal (reported)",
         ),
         _training(name, found, "series"),
     ]
@@ -224,19 +241,26 @@ def series_rows(
             (
                 f"{name} serve, one series (JSON)",
                 f"p50 {p50:.1f} ms, p95 {p95:.1f} ms ({requests} requests)",
-                verdict(p95 <= limit) + f" (p95 <= {limit:.0f} ms)",
+                verdict(Goal(f"{name} serve p95, one series", p95, "<=", limit, unit=" ms"), goals)
+                + f" (p95 <= {limit:.0f} ms)",
             )
         )
     rows.append((f"{name} wall time", f"{time.perf_counter() - started:.0f} s", ""))
     return rows
 
 
-def audio_rows(folder: Path, epochs: int | None, requests: int) -> list[Row]:
+def audio_rows(folder: Path, epochs: int | None, requests: int, goals: list[Goal]) -> list[Row]:
     started = time.perf_counter()
     project, found = build(folder / "sonic-pi", AUDIO, None, epochs)
     base = found["baselines"]
     majority = base["majority"]
-    above = base["network"]["low"] > majority["value"]
+    above = Goal(
+        "sonic-pi: network accuracy's lower bound above the majority class",
+        base["network"]["low"],
+        ">",
+        majority["value"],
+        detail=f"network {_interval(base['network'])}",
+    )
     body, clip = a_clip()
     p50, p95 = serve_latency(project, body, requests, passed=found["passed"])
     limit = float(found["max_latency_ms"] or 200.0)
@@ -258,7 +282,7 @@ def audio_rows(folder: Path, epochs: int | None, requests: int) -> list[Row]:
         (
             "sonic-pi network low > majority",
             f"{base['network']['low']:.4f} vs {majority['value']:.4f}",
-            verdict(above),
+            verdict(above, goals),
         ),
         ("sonic-pi log-mel logistic accuracy", _interval(base["simple"]), ""),
         (
@@ -272,38 +296,50 @@ def audio_rows(folder: Path, epochs: int | None, requests: int) -> list[Row]:
             "sonic-pi serve, one 2 s clip",
             f"p50 {p50:.1f} ms, p95 {p95:.1f} ms ({requests} requests; {clip}, 44.1 kHz "
             "WAV, base64)",
-            verdict(p95 <= limit) + f" (p95 <= {limit:.0f} ms)",
+            verdict(Goal("sonic-pi serve p95, one 2 s clip", p95, "<=", limit, unit=" ms"), goals)
+            + f" (p95 <= {limit:.0f} ms)",
         ),
         ("sonic-pi wall time", f"{time.perf_counter() - started:.0f} s", ""),
     ]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=["vowels", "gunpoint", "basic-motions", "audio"])
     parser.add_argument("--folder", type=Path, default=None)
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=None, help="override train.epochs")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="bench-all size: the data sets with a goal (vowels, audio), 50 serve requests",
+    )
+    args = parser.parse_args(argv)
+    if args.quick and "--requests" not in [a.split("=")[0] for a in (argv or sys.argv[1:])]:
+        args.requests = 50
+    wanted = {args.only} if args.only else {"vowels", "audio"} if args.quick else set(DATA_SETS)
     folder = args.folder or Path(tempfile.mkdtemp(prefix="dlw-signal-bench-"))
     rows: list[Row] = []
-    if args.only in (None, "vowels"):
+    goals: list[Goal] = []
+    if "vowels" in wanted:
         rows += series_rows(
-            folder, "japanese-vowels", args.epochs, goal=True, requests=args.requests
+            folder, "japanese-vowels", args.epochs, goal=True, requests=args.requests, goals=goals
         )
     for name in ("gunpoint", "basic-motions"):
-        if args.only in (None, name):
-            rows += series_rows(folder, name, args.epochs, goal=False, requests=args.requests)
-    if args.only in (None, "audio"):
-        rows += audio_rows(folder, args.epochs, args.requests)
+        if name in wanted:
+            rows += series_rows(
+                folder, name, args.epochs, goal=False, requests=args.requests, goals=goals
+            )
+    if "audio" in wanted:
+        rows += audio_rows(folder, args.epochs, args.requests, goals)
     epochs = f", train.epochs {args.epochs} (shortened)" if args.epochs is not None else ""
     print(f"\nSignal tasks, {os.cpu_count()} CPU cores, load {os.getloadavg()[0]:.2f}{epochs}")
     width = max(len(r[0]) for r in rows)
     for name, value, goal in rows:
         print(f"{name:<{width}}  {value}{'  ' + goal if goal else ''}")
-    if any(goal.startswith("NOT MET") for _, _, goal in rows):
-        sys.exit(1)
+    finish(goals)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

