@@ -34,3 +34,15 @@ def use_compile(setting: bool | str, device: Device, *, total_steps: int) -> boo
     if setting != AUTO:
         return bool(setting)
     return device.type == "cuda" and total_steps >= COMPILE_MIN_STEPS
+
+
+def tune_cuda_kernels(device: Device) -> None:
+    """On a GPU: let cuDNN pick the fastest convolution algorithms for the (fixed) input shapes,
+    and fp32 matrix products use TF32 (float32_matmul_precision "high"); bf16 autocast covers
+    most of the work anyway. Left alone when deterministic algorithms were asked for."""
+    import torch
+
+    if device.type != "cuda" or torch.are_deterministic_algorithms_enabled():
+        return
+    torch.backends.cudnn.benchmark = True
+    torch.set_float32_matmul_precision("high")

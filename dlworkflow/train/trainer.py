@@ -34,7 +34,7 @@ from dlworkflow.tasks import Task, task_of
 from dlworkflow.train import distributed
 from dlworkflow.train.callbacks import Callback, FitState
 from dlworkflow.train.data import DeviceData, TensorData
-from dlworkflow.train.device_defaults import use_channels_last, use_compile
+from dlworkflow.train.device_defaults import tune_cuda_kernels, use_channels_last, use_compile
 from dlworkflow.train.distributed import Shard
 
 BatchTransform = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
@@ -319,6 +319,7 @@ def fit(
         callbacks = [c for c in callbacks if c.all_ranks]
     device = distributed.device_for(shard, resolve_device(cfg.device))
     precision = resolve_precision(cfg.precision, device)
+    tune_cuda_kernels(device)
     generator = opts.generator or torch.Generator().manual_seed(cfg.seed)
     model.to(device)
     n_batches = global_batches(len(train), cfg.batch_size, shard)
