@@ -317,6 +317,12 @@ class Data(Strict):
         ge=2,
         description="Most classes a label column may have; more looks like an id column.",
     )
+    workers: int | Literal["auto"] = Field(
+        "auto",
+        description="Processes that decode and hash images during ingest; auto: one per CPU "
+        "core. A pool starts only past 2,000 images (smaller ingests run in one process); the "
+        "manifest and dataset version are the same whatever the count.",
+    )
     remote_max_files: int = Field(
         100_000, ge=1, description="Most files one remote source may hold (dlw ingest s3://...)."
     )
@@ -636,6 +642,13 @@ class Train(Strict):
     )
     device: str = Field("auto", description="auto: cuda when available, else cpu.")
     threads: int | None = Field(None, ge=1, description="CPU threads; null: all cores.")
+    sync_batchnorm: bool = Field(
+        True,
+        description="Multi-process runs on GPUs (`dlw train --devices/--nnodes`): batch norm "
+        "normalises with the whole global batch's statistics (SyncBatchNorm), as one process "
+        "does; the saved model has plain batch norms. On CPU (gloo), each process uses its "
+        "slice's statistics.",
+    )
 
 
 class Evaluate(Strict):
@@ -925,8 +938,10 @@ class Tune(Strict):
     epochs: int | None = Field(
         None, ge=1, description="train.epochs of each trial; null: train.epochs."
     )
-    sampler: Literal["tpe", "random"] = Field(
-        "tpe", description="tpe (Optuna's TPE, seeded) or random."
+    sampler: Literal["tpe", "gp", "random"] = Field(
+        "tpe",
+        description="tpe (Optuna's multivariate TPE, seeded), gp (Gaussian-process Bayesian "
+        "optimisation: fewer trials on small budgets, slower to sample) or random.",
     )
     pruner: Literal["median", "asha", "none"] = Field(
         "median",

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlworkflow.data import requirements as R
 from dlworkflow.data import schema as S
+from dlworkflow.data.parallel_read import read_outcomes, resolve_workers
 from dlworkflow.data.readers import Reader, make_reader
 from dlworkflow.data.sources import Candidate, SourceScan, open_source
 from dlworkflow.errors import DataError
@@ -404,43 +406,50 @@ def _stream(
     capped = target_kind.single_label
     writer = ManifestWriter(project, manifest_schema(project.config.task, sources[0].scan.columns))
     quarantined: list[dict[str, Any]] = []
+
+    def check(candidate: Candidate) -> None:  # before the sample is read
+        unknown = (
+            target_kind.unknown_labels(candidate.label, allowed)
+            if allowed and candidate.problem is None and candidate.label
+            else []
+        )
+        if unknown:
+            raise ImageDecodeError(
+                f"unknown label value {unknown[0]!r} (data.classes allows {sorted(allowed)})"
+            )
+
+    workers = resolve_workers(project.config.data.workers)
     try:
         with Progress(transient=True, disable=not progress) as bar:
             task = bar.add_task("reading samples", total=None)
-            for src, candidate in _candidates(sources):
-                try:
-                    unknown = (
-                        target_kind.unknown_labels(candidate.label, allowed)
-                        if allowed and candidate.problem is None and candidate.label
-                        else []
-                    )
-                    if unknown:
-                        raise ImageDecodeError(
-                            f"unknown label value {unknown[0]!r} "
-                            f"(data.classes allows {sorted(allowed)})"
+            outcomes = read_outcomes(_candidates(sources), reader, check=check, workers=workers)
+            with closing(outcomes):  # closed on an error too: the worker pool stops
+                for src, candidate, outcome in outcomes:
+                    try:
+                        if isinstance(outcome, ImageDecodeError):
+                            raise outcome
+                        row = outcome
+                        if schema is not None and schema.checker is not None:
+                            breach = schema.checker.hard(row)
+                            if breach is not None:
+                                raise ImageDecodeError(breach)
+                        elif schema is not None:
+                            schema.builder.observe(row)
+                        writer.add(row)
+                        src.n_samples += 1
+                        if capped and len(writer.labels) > project.config.data.max_classes:
+                            raise _too_many_classes(project, sources[0].scan, len(writer.labels))
+                    except ImageDecodeError as exc:
+                        quarantined.append(
+                            {
+                                "sample_id": candidate.sample_id,
+                                "path": str(candidate.path or ""),
+                                "label": candidate.label,
+                                "reason": exc.reason,
+                            }
                         )
-                    row = reader.read(candidate)
-                    if schema is not None and schema.checker is not None:
-                        breach = schema.checker.hard(row)
-                        if breach is not None:
-                            raise ImageDecodeError(breach)
-                    elif schema is not None:
-                        schema.builder.observe(row)
-                    writer.add(row)
-                    src.n_samples += 1
-                    if capped and len(writer.labels) > project.config.data.max_classes:
-                        raise _too_many_classes(project, sources[0].scan, len(writer.labels))
-                except ImageDecodeError as exc:
-                    quarantined.append(
-                        {
-                            "sample_id": candidate.sample_id,
-                            "path": str(candidate.path or ""),
-                            "label": candidate.label,
-                            "reason": exc.reason,
-                        }
-                    )
-                    src.n_quarantined += 1
-                bar.advance(task)
+                        src.n_quarantined += 1
+                    bar.advance(task)
     except BaseException:
         writer.abort()
         raise

@@ -4,9 +4,11 @@ a feature row. Privacy scanning and de-identification happen here, per sample.""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dlworkflow.data.image_decode import Decoded, decode_file
 from dlworkflow.data.sources import Candidate, SourceScan
 from dlworkflow.fileio import sha256_bytes, sha256_file, sha256_json
 from dlworkflow.store import ImageDecodeError, decode_image
@@ -19,6 +21,16 @@ if TYPE_CHECKING:
     from dlworkflow.workspace import Workspace
 
 Quarantined = ImageDecodeError  # one sample that cannot be used; its reason is quarantined
+
+
+@dataclass
+class ImageJob:
+    """An image file to decode, with the status read when it was listed."""
+
+    cand: Candidate
+    origin: Path
+    size: int
+    mtime_ns: int
 
 
 class Reader:
@@ -70,17 +82,20 @@ class Reader:
         }
 
     def _image(self, cand: Candidate) -> dict[str, Any]:
-        origin = Path(cand.path or "")
-        try:
-            stat = origin.stat()
-        except OSError:
-            raise Quarantined("file not found") from None
+        origin, stat, previous = self._status(cand)
         cfg = self.project.config.data
-        previous = self._previous.get((str(origin), stat.st_size, stat.st_mtime_ns))
+        if self.privacy is None:
+            if previous is not None:
+                self.reused += 1
+                return dict(previous)
+            decoded = decode_file(
+                origin, max_pixels=cfg.max_image_pixels, max_side=cfg.max_image_side
+            )
+            return self._image_row(cand, origin, stat.st_size, stat.st_mtime_ns, decoded)
         img = None
         if previous is None:  # decode the original first: its quarantine reason is the real one
             img = decode_image(origin, max_pixels=cfg.max_image_pixels, max_side=cfg.max_image_side)
-        path = self.privacy.image(origin, cand.sample_id) if self.privacy else origin
+        path = self.privacy.image(origin, cand.sample_id)
         if previous is not None and path == origin:
             self.reused += 1
             return dict(previous)
@@ -99,6 +114,58 @@ class Reader:
             "mode": img.mode,
             **image_stats(img),
         }
+
+    def _status(self, cand: Candidate) -> tuple[Path, Any, dict[str, Any] | None]:
+        """The image file, its status, and its row in the last manifest when unchanged."""
+        origin = Path(cand.path or "")
+        try:
+            stat = origin.stat()
+        except OSError:
+            raise Quarantined("file not found") from None
+        return origin, stat, self._previous.get((str(origin), stat.st_size, stat.st_mtime_ns))
+
+    def _image_row(
+        self, cand: Candidate, origin: Path, size: int, mtime_ns: int, decoded: Decoded
+    ) -> dict[str, Any]:
+        if decoded.small is not None:
+            self.banks.keep(decoded.content_hash, decoded.small)
+        return {
+            "path": str(origin),
+            "origin_path": str(cand.origin or origin),  # a tile's: its source image
+            "content_hash": decoded.content_hash,
+            "bytes": size,
+            "mtime_ns": mtime_ns,
+            "width": decoded.width,
+            "height": decoded.height,
+            "mode": decoded.mode,
+            **decoded.stats,
+        }
+
+    @property
+    def parallel(self) -> bool:
+        """Whether images may be decoded in worker processes (`begin` and `complete`): image
+        tasks without the privacy scan, whose per-sample work stays in this process."""
+        return self.modality == "image" and self.privacy is None
+
+    def begin(self, cand: Candidate) -> dict[str, Any] | ImageJob:
+        """`read` up to the decoding: the row when the file is unchanged since the last
+        ingest, else the job a worker decodes (Quarantined when the sample is unusable)."""
+        if cand.problem:
+            raise Quarantined(cand.problem)
+        if self.regression:
+            _check_target(cand.label, self.project.config.data.label_column)
+        origin, stat, previous = self._status(cand)
+        base = {"sample_id": cand.sample_id, "label": cand.label, "group": cand.group}
+        if previous is not None:
+            self.reused += 1
+            return {**base, **previous}
+        return ImageJob(cand, origin, stat.st_size, stat.st_mtime_ns)
+
+    def complete(self, job: ImageJob, decoded: Decoded) -> dict[str, Any]:
+        """The row of a job a worker decoded (in candidate order: the bank keeps it)."""
+        cand = job.cand
+        base = {"sample_id": cand.sample_id, "label": cand.label, "group": cand.group}
+        return {**base, **self._image_row(cand, job.origin, job.size, job.mtime_ns, decoded)}
 
     def finish(self, dataset_version: str) -> str:
         """Record the privacy scan (if any) for this dataset version; a one-line summary.

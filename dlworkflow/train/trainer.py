@@ -703,17 +703,20 @@ def _class_weights(
 def _maybe_compile(
     model: nn.Module, compiling: bool, probe: DeviceData, loop: _Loop
 ) -> Callable[[Tensor], Tensor]:
-    """torch.compile(model), tried on two validation samples; eager with a note if it fails."""
+    """torch.compile(model), tried on the first validation batch (its graph is the one every
+    validation pass reuses); eager with a note if it fails. Images have one fixed size, so
+    their shapes are static (a dynamic batch dimension slows every kernel, and the probe's
+    batch differs from the training batch); text and series vary in length: torch decides."""
     if not compiling:
         return model
     try:
         if torch.are_deterministic_algorithms_enabled():
             deterministic_kernels(compiling=True)  # Inductor's own flag too
-        compiled = torch.compile(model)
-        xb, _ = next(probe.batches(None, 2))
+        xb, _ = next(probe.batches(None, loop.cfg.eval_batch_size))
+        compiled = torch.compile(model, dynamic=False if xb.dim() == 4 else None)
         was_training = model.training
         model.eval()
-        with torch.no_grad(), autocast(loop.precision, loop.device):
+        with torch.inference_mode(), autocast(loop.precision, loop.device):
             compiled(loop.prepare(xb))
         model.train(was_training)
         return compiled

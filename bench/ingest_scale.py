@@ -1,0 +1,198 @@
+"""Benchmark: ingest on all cores, and ingest's peak memory from 10k to 1M images.
+
+Data: distinct 32x32 grayscale PNGs made from real Fashion-MNIST images (70,000, the Debian
+package dataset-fashion-mnist): image i is a 32x32 crop of Fashion-MNIST image i % 70,000
+padded by 4 pixels, at one of 25 offsets ((i // 70,000) -> (dy, dx)), so up to 1.75M files are
+all different. They are written once, in a process pool, as class folders under
+/tmp/dlw-ingest-scale/fmnist-<N> (PNG, compress_level=1) and reused by later runs.
+
+Every ingest runs in a fresh subprocess (`dlw init` + `project.ingest`), which reports its wall
+time, its CPU time (RUSAGE_SELF + RUSAGE_CHILDREN: this process and its worker processes) and
+its peak memory (ru_maxrss of the process + that of its largest worker).
+
+Goals:
+- CPU-time throughput >= 500 images/s per core of CPU time (images / CPU seconds of the
+  ingest with data.workers = 2, median over the pairs);
+- wall time scales with cores: wall(1 worker) / wall(2 workers) > 1.5 (median of >= 5
+  alternating pairs on the pair size; on an idle 2-core machine);
+- peak memory flat: peak(large) / peak(small) <= 1.2 (default 10k vs 100k; --full: 10k vs 1M).
+
+    python bench/ingest_scale.py            # pairs on 10k, memory ladder 10k vs 100k
+    python bench/ingest_scale.py --quick    # pairs on 3k, ladder 3k vs 20k
+    python bench/ingest_scale.py --full     # ladder 10k vs 1M (writes 1M files, ~4 GB)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from verdict import Goal, alternate, finish, ratios, spread  # noqa: E402
+
+CACHE = Path("/tmp/dlw-ingest-scale")
+SIDE, PAD = 32, 4  # a 28x28 image padded by PAD on each side (36x36), cropped to SIDE
+BASES = 70_000
+GEN_CHUNK = 5_000
+
+CHILD = r"""
+import json, resource, sys, tempfile, time
+from pathlib import Path
+from dlworkflow.project import Project
+source, workers = sys.argv[1], sys.argv[2]
+with tempfile.TemporaryDirectory(prefix="dlw-scale-") as tmp:
+    p = Project.init(Path(tmp) / "p", name="bench")
+    p.update_config({"data.workers": workers if workers == "auto" else int(workers)})
+    def cpu():
+        s = resource.getrusage(resource.RUSAGE_SELF)
+        c = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+    c0, t0 = cpu(), time.perf_counter()
+    r = p.ingest(source, progress=False)
+    wall, cpu_s = time.perf_counter() - t0, cpu() - c0
+    peak_kb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+               + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    print(json.dumps({"n": r.n_samples, "quarantined": r.n_quarantined, "wall_s": wall,
+                      "cpu_s": cpu_s, "peak_mb": peak_kb / 1024,
+                      "version": r.dataset_version}))
+"""
+
+
+def _fmnist() -> tuple[object, object]:
+    import numpy as np
+
+    from dlworkflow.datasets.fashion_mnist import find_idx_file, read_idx
+
+    images = [read_idx(find_idx_file(f"{p}-images-idx3-ubyte")) for p in ("train", "t10k")]
+    labels = [read_idx(find_idx_file(f"{p}-labels-idx1-ubyte")) for p in ("train", "t10k")]
+    return np.concatenate(images), np.concatenate(labels)
+
+
+_DATA: tuple[object, object] | None = None
+
+
+def _write_range(args: tuple[str, int, int]) -> int:
+    """Write images start..stop-1 into root (a worker of the generating pool)."""
+    import numpy as np
+    from PIL import Image
+
+    from dlworkflow.datasets.fashion_mnist import CLASSES
+
+    global _DATA
+    if _DATA is None:
+        _DATA = _fmnist()
+    images, labels = _DATA
+    root, start, stop = Path(args[0]), args[1], args[2]
+    for i in range(start, stop):
+        base, variant = i % BASES, i // BASES
+        dy, dx = divmod(variant % 25, 5)
+        padded = np.pad(images[base], PAD)  # type: ignore[index]
+        tile = np.ascontiguousarray(padded[dy : dy + SIDE, dx : dx + SIDE])
+        folder = root / CLASSES[int(labels[base])]  # type: ignore[index]
+        Image.fromarray(tile).save(folder / f"{i:07d}.png", compress_level=1)
+    return stop - start
+
+
+def images(n: int) -> Path:
+    """The folder of the first n generated images (made once, then reused)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from dlworkflow.datasets.fashion_mnist import CLASSES
+
+    root = CACHE / f"fmnist-{n}"
+    if (root / ".complete").is_file():
+        return root
+    for name in CLASSES:
+        (root / name).mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    ranges = [(str(root), s, min(n, s + GEN_CHUNK)) for s in range(0, n, GEN_CHUNK)]
+    with ProcessPoolExecutor(os.cpu_count() or 1) as pool:
+        written = sum(pool.map(_write_range, ranges))
+    (root / ".complete").write_text(str(written))
+    print(f"generated {written:,} images in {root} in {time.perf_counter() - t0:.0f} s")
+    return root
+
+
+def ingest(source: Path, workers: int | str) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(source), str(workers)],
+        capture_output=True,
+        text=True,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"ingest of {source} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="pairs on 3k, ladder 3k vs 20k")
+    parser.add_argument("--full", action="store_true", help="memory ladder 10k vs 1M images")
+    parser.add_argument("--pairs", type=int, default=5)
+    args = parser.parse_args()
+    pair_n, small_n, large_n = (3_000, 3_000, 20_000) if args.quick else (10_000, 10_000, 100_000)
+    if args.full:
+        large_n = 1_000_000
+    pair_source = images(pair_n)
+    print(f"{pair_n:,} images, {args.pairs} alternating pairs of data.workers 1 vs 2 ...")
+    runs = alternate(
+        {"1 worker": lambda: ingest(pair_source, 1), "2 workers": lambda: ingest(pair_source, 2)},
+        pairs=args.pairs,
+    )
+    one, two = runs["1 worker"], runs["2 workers"]
+    versions = {r["version"] for r in one + two}
+    print(spread("wall, 1 worker", [r["wall_s"] for r in one], unit=" s"))
+    print(spread("wall, 2 workers", [r["wall_s"] for r in two], unit=" s"))
+    speedup = ratios([r["wall_s"] for r in one], [r["wall_s"] for r in two])
+    print(spread("wall 1 worker / 2 workers", speedup))
+    per_core = {name: [r["n"] / r["cpu_s"] for r in rs] for name, rs in (("1", one), ("2", two))}
+    print(spread("images/s per CPU second, 1 worker", per_core["1"]))
+    print(spread("images/s per CPU second, 2 workers", per_core["2"]))
+    print(f"dataset versions over all {len(one + two)} runs: {len(versions)} distinct")
+
+    ladder = {}
+    for n in (small_n, large_n):
+        source = pair_source if n == pair_n else images(n)
+        ladder[n] = ingest(source, 2)
+        r = ladder[n]
+        print(
+            f"{n:>9,} images, 2 workers: wall {r['wall_s']:.1f} s, CPU {r['cpu_s']:.1f} s "
+            f"({r['n'] / r['cpu_s']:.0f} img/s per CPU second), peak {r['peak_mb']:.0f} MB"
+        )
+    memory = ladder[large_n]["peak_mb"] / ladder[small_n]["peak_mb"]
+    finish(
+        [
+            Goal(
+                "ingest images/s per core of CPU time (2 workers)",
+                statistics.median(per_core["2"]),
+                ">=",
+                500,
+                detail=f"{pair_n:,} 32x32 PNGs",
+            ),
+            Goal(
+                "wall 1 worker / 2 workers",
+                statistics.median(speedup),
+                ">",
+                1.5,
+                detail=f"{len(speedup)} pairs; an idle 2-core machine",
+            ),
+            Goal(
+                f"peak memory {large_n:,} / {small_n:,} images",
+                memory,
+                "<=",
+                1.2,
+                detail=f"{ladder[small_n]['peak_mb']:.0f} -> {ladder[large_n]['peak_mb']:.0f} MB",
+            ),
+            Goal("one dataset version whatever the workers", len(versions), "<=", 1),
+        ]
+    )
+
+
+if __name__ == "__main__":
+    main()

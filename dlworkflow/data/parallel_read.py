@@ -1,0 +1,160 @@
+"""Ingest on all cores: images are decoded and hashed in worker processes, in chunks, while
+this process lists the files, finds the unchanged ones, and writes the manifest.
+
+Outcomes come back in candidate order, so the manifest, its dataset version and the quarantine
+are the same whatever the number of workers (data.workers). A pool starts only when a source
+holds more than POOL_THRESHOLD candidates: below it, starting processes would cost more than
+it saves, and every candidate is read in this process. At most a few chunks per worker are in
+flight: memory stays flat however many files the source holds.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from dlworkflow.errors import DataError
+from dlworkflow.store import ImageDecodeError
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from dlworkflow.data.readers import ImageJob, Reader
+    from dlworkflow.data.sources import Candidate
+
+POOL_THRESHOLD = 2_000  # candidates: more, and a pool of workers decodes them
+CHUNK = 128  # images per task sent to a worker
+IN_FLIGHT_PER_WORKER = 4  # chunks queued per worker (bounds the memory held)
+
+T = TypeVar("T")
+Outcome = dict[str, Any] | ImageDecodeError  # a manifest row, or why the sample is quarantined
+
+
+def resolve_workers(setting: int | str) -> int:
+    """data.workers as a count: auto is the CPU cores this process may run on."""
+    if setting == "auto":
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # not on Linux
+            return max(1, os.cpu_count() or 1)
+    if isinstance(setting, int) and setting >= 1:
+        return setting
+    raise DataError(
+        "data.workers must be a positive number of processes, or auto.",
+        expected="auto, or an integer >= 1",
+        received=repr(setting),
+        fix="set data.workers: auto in dlworkflow.yaml (one worker per CPU core)",
+    )
+
+
+def read_outcomes(
+    items: Iterable[tuple[T, Candidate]],
+    reader: Reader,
+    *,
+    check: Callable[[Candidate], None],
+    workers: int,
+) -> Iterator[tuple[T, Candidate, Outcome]]:
+    """(tag, candidate, row or ImageDecodeError) for every item, in order. `check` runs first
+    on each candidate (raising ImageDecodeError to quarantine it before it is read)."""
+    items = iter(items)
+    head = list(islice(items, POOL_THRESHOLD + 1))
+    if workers < 2 or not reader.parallel or len(head) <= POOL_THRESHOLD:
+        yield from _serial(head, items, reader, check)
+        return
+    yield from _pooled(head, items, reader, check, workers)
+
+
+def _serial(
+    head: list[tuple[T, Candidate]],
+    rest: Iterator[tuple[T, Candidate]],
+    reader: Reader,
+    check: Callable[[Candidate], None],
+) -> Iterator[tuple[T, Candidate, Outcome]]:
+    for tag, cand in _chain(head, rest):
+        try:
+            check(cand)
+            outcome: Outcome = reader.read(cand)
+        except ImageDecodeError as exc:
+            outcome = exc
+        yield tag, cand, outcome
+
+
+def _chain(head: list[T], rest: Iterator[T]) -> Iterator[T]:
+    """head's items (each let go once taken), then rest's."""
+    head.reverse()
+    while head:
+        yield head.pop()
+    yield from rest
+
+
+def _pooled(
+    head: list[tuple[T, Candidate]],
+    rest: Iterator[tuple[T, Candidate]],
+    reader: Reader,
+    check: Callable[[Candidate], None],
+    workers: int,
+) -> Iterator[tuple[T, Candidate, Outcome]]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from dlworkflow.data.image_decode import decode_chunk
+
+    cfg = reader.project.config.data
+    limits = (cfg.max_image_pixels, cfg.max_image_side)
+    # spawn: the workers do not inherit this process's threads (the progress bar's) or state
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    pending: deque[tuple[list[tuple[T, Candidate, Any]], Future[list[Any]] | None]] = deque()
+    items = _chain(head, rest)
+    try:
+        while True:
+            chunk = _begin_chunk(islice(items, CHUNK), reader, check)
+            if chunk:
+                paths = [str(job.origin) for _, _, job in chunk if _is_job(job)]
+                future = pool.submit(decode_chunk, paths, *limits) if paths else None
+                pending.append((chunk, future))
+            while pending and (not chunk or len(pending) >= workers * IN_FLIGHT_PER_WORKER):
+                yield from _complete_chunk(*pending.popleft(), reader)
+            if not chunk:
+                return
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _begin_chunk(
+    items: Iterable[tuple[T, Candidate]], reader: Reader, check: Callable[[Candidate], None]
+) -> list[tuple[T, Candidate, Any]]:
+    """(tag, candidate, row | ImageJob | ImageDecodeError) for up to CHUNK items."""
+    out: list[tuple[T, Candidate, Any]] = []
+    for tag, cand in items:
+        try:
+            check(cand)
+            out.append((tag, cand, reader.begin(cand)))
+        except ImageDecodeError as exc:
+            out.append((tag, cand, exc))
+    return out
+
+
+def _is_job(value: Any) -> bool:
+    from dlworkflow.data.readers import ImageJob
+
+    return isinstance(value, ImageJob)
+
+
+def _complete_chunk(
+    chunk: list[tuple[T, Candidate, Any]], future: Future[list[Any]] | None, reader: Reader
+) -> Iterator[tuple[T, Candidate, Outcome]]:
+    decoded = iter(future.result() if future is not None else ())
+    for tag, cand, begun in chunk:
+        if _is_job(begun):
+            job: ImageJob = begun
+            result = next(decoded)
+            if isinstance(result, str):
+                outcome: Outcome = ImageDecodeError(result)
+            else:
+                outcome = reader.complete(job, result)
+        else:
+            outcome = begun
+        yield tag, cand, outcome
