@@ -612,7 +612,8 @@ def task_of_metadata(metadata: dict[str, Any]) -> Task:
 
 def load_bundle(folder: str | Path, *, threads: int | None = None) -> Bundle:
     """Open v<N>/ (metadata.json + model.onnx, checked against its recorded sha256) in an
-    ONNX Runtime CPU session; `threads` sets intra-op threads (None: ONNX Runtime's default)."""
+    ONNX Runtime CPU session; `threads` sets intra-op threads, which then sleep instead of
+    spinning when idle (None: ONNX Runtime's defaults)."""
     import onnxruntime as ort
 
     folder = Path(folder)
@@ -643,9 +644,11 @@ def load_bundle(folder: str | Path, *, threads: int | None = None) -> Bundle:
     task_of_metadata(meta)  # a task this version lacks is refused now, not at a request
     tokenizer = _text_tokenizer(folder, meta) if meta["modality"] == "text" else None
     options = ort.SessionOptions()
-    if threads is not None:
+    if threads is not None:  # a server's share of the cores: its threads sleep when idle
         options.intra_op_num_threads = int(threads)
         options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     options.log_severity_level = 3
     try:
         session = ort.InferenceSession(

@@ -29,6 +29,8 @@ import numpy as np
 from dlworkflow.runtime.observe import records
 
 log = logging.getLogger("dlworkflow.deploy.serve")
+#: Entries turned into lines per chunk of writes (bounds the memory of one flush).
+FLUSH_LINES = 1024
 
 
 def log_path(root: Path) -> Path:
@@ -92,17 +94,23 @@ class PredictionLog:
         self.flush()
 
     def flush(self) -> None:
+        """Build the pending entries' lines and write them a chunk at a time (one write, one
+        size check for rotation per chunk, not per line: the disk work of a busy server)."""
         while self._pending:
-            entry = self._pending.popleft()
+            lines: list[str] = []
+            while self._pending and len(lines) < FLUSH_LINES:
+                entry = self._pending.popleft()
+                try:
+                    lines += _lines(*entry)
+                except Exception:  # noqa: BLE001 - a record that cannot be built: a bug, logged
+                    log.exception("prediction log: a record could not be written")
             try:
-                for line in _lines(*entry):
-                    self._emit(line)
+                for chunk in _chunks(lines, self._file.maxBytes):
+                    self._emit(chunk)
             except OSError as exc:  # a full disk must not stop the server, nor flood its log
                 self._failed(exc)
-            except Exception:  # noqa: BLE001 - a record that cannot be built: a bug, logged
-                log.exception("prediction log: a record could not be written")
             else:
-                if self.failing:
+                if self.failing and lines:
                     self.failing = False
                     log.info("prediction log: writing to %s again", self.path)
 
@@ -140,6 +148,24 @@ class _Handler(logging.handlers.RotatingFileHandler):
     def handleError(self, record: logging.LogRecord) -> None:
         exc = sys.exc_info()[1]
         self.error = exc if isinstance(exc, OSError) else OSError(str(exc))
+
+
+def _chunks(lines: list[str], max_bytes: int) -> list[str]:
+    """The lines joined into chunks each shorter than a log file (`max_bytes`, rotation's
+    limit; 0: no limit), so a file never holds more than before: a chunk is written to the
+    current file when it fits, else to a new one. A line longer than a file is its own chunk."""
+    chunks: list[str] = []
+    current: list[str] = []
+    size = 0
+    for line in lines:
+        if current and max_bytes > 0 and size + len(line) + 1 >= max_bytes:
+            chunks.append("\n".join(current))
+            current, size = [], 0
+        current.append(line)
+        size += len(line) + 1
+    if current:
+        chunks.append("\n".join(current))
+    return chunks
 
 
 def _lines(
