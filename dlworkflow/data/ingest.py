@@ -10,6 +10,7 @@ one dataset version. Without additions nothing differs from a plain ingest.
 
 from __future__ import annotations
 
+import operator
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import closing
@@ -422,7 +423,9 @@ def _stream(
     try:
         with Progress(transient=True, disable=not progress) as bar:
             task = bar.add_task("reading samples", total=None)
-            outcomes = read_outcomes(_candidates(sources), reader, check=check, workers=workers)
+            outcomes = read_outcomes(
+                _candidates(sources), reader, check=check, workers=workers, known=_known(sources)
+            )
             with closing(outcomes):  # closed on an error too: the worker pool stops
                 for src, candidate, outcome in outcomes:
                     try:
@@ -463,6 +466,12 @@ def _stream(
             fix="check the quarantine reasons and the source's layout",
         )
     return writer, quarantined
+
+
+def _known(sources: list[_Source]) -> int | None:
+    """How many candidates there are at most, when every source says (a remote listing)."""
+    hints = [operator.length_hint(s.scan.candidates, -1) for s in sources]
+    return None if min(hints) < 0 else sum(hints)
 
 
 def _too_many_classes(project: Workspace, scan: SourceScan, n: int, *, read: int = 0) -> DataError:

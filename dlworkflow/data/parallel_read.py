@@ -56,12 +56,18 @@ def read_outcomes(
     *,
     check: Callable[[Candidate], None],
     workers: int,
+    known: int | None = None,
 ) -> Iterator[tuple[T, Candidate, Outcome]]:
     """(tag, candidate, row or ImageDecodeError) for every item, in order. `check` runs first
-    on each candidate (raising ImageDecodeError to quarantine it before it is read)."""
+    on each candidate (raising ImageDecodeError to quarantine it before it is read). `known`:
+    how many candidates there are at most, when the sources know (a remote listing); else up
+    to POOL_THRESHOLD + 1 candidates are listed ahead to decide whether to start the pool."""
     items = iter(items)
-    head = list(islice(items, POOL_THRESHOLD + 1))
-    if workers < 2 or not reader.parallel or len(head) <= POOL_THRESHOLD:
+    if workers < 2 or not reader.parallel:
+        yield from _serial([], items, reader, check)
+        return
+    head = [] if known is not None else list(islice(items, POOL_THRESHOLD + 1))
+    if (len(head) if known is None else known) <= POOL_THRESHOLD:
         yield from _serial(head, items, reader, check)
         return
     yield from _pooled(head, items, reader, check, workers)

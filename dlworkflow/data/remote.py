@@ -1,5 +1,13 @@
-"""Remote sources (s3://, gs://, az://, https://, memory://, ...) through fsspec: fetched into
-the project (.dlw/remote/<hash of the URI>/files), then read like a local source.
+"""Remote sources (s3://, gs://, az://, https://, memory://, ...) through fsspec, kept in the
+project (.dlw/remote/<hash of the URI>/files) and read like a local source.
+
+A folder of class sub-folders of images (an image task without annotations) streams: its
+listing gives the candidates, and each file is read through fsspec's caching filesystem
+(simplecache) when the ingest reaches it, so decoding starts with the first file, not after a
+whole copy. Local copies whose object changed since (by checksum, ETag or modification time,
+recorded in index.json), or that no longer exist at the source, are removed first; the others
+are not fetched again. Any other remote source (a table, a single file, annotated, series or
+audio folders) is fetched whole first (`fetch`).
 
 A fetch lists the source first: object names with `..` are refused, and the file count and
 total size are checked against data.remote_max_files and data.remote_max_gb before anything is
@@ -13,6 +21,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import unicodedata
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +32,7 @@ from dlworkflow.fileio import atomic_write_json, read_json, sha256_bytes
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
 
+    from dlworkflow.data.sources import Candidate, SourceScan
     from dlworkflow.workspace import Workspace
 
 PLUGINS = {
@@ -42,6 +53,199 @@ CHECKSUM_KEYS = ("md5", "md5Hash", "sha256", "checksum", "crc32c", "ETag", "etag
 MTIME_KEYS = ("mtime", "LastModified", "last_modified", "updated", "modified")
 INDEX = "index.json"
 FILES = "files"
+
+
+def open_remote(project: Workspace, uri: str) -> SourceScan:
+    """The scan of a remote source: streamed through the cache when it is a folder of class
+    sub-folders of images for an image task without annotations, else fetched whole first."""
+    from dlworkflow.data.sources import ANNOTATED, open_path
+    from dlworkflow.tasks import task_of
+
+    task = task_of(project.config.task)
+    if task.modality == "image" and task.kind not in ANNOTATED:
+        fs, root = _filesystem(uri)
+        root = root.rstrip("/") or root
+        try:
+            folder = fs.isdir(root)
+        except (OSError, ValueError) as exc:
+            raise _unreadable(uri, exc) from exc
+        if folder:
+            return _stream_folder(project, uri, fs, root)
+    scan = open_path(project, fetch(project, uri))
+    scan.kind = f"remote {scan.kind}"
+    return scan
+
+
+def _stream_folder(project: Workspace, uri: str, fs: AbstractFileSystem, root: str) -> SourceScan:
+    from fsspec.implementations.cached import SimpleCacheFileSystem
+
+    from dlworkflow.data.sources import SourceScan
+
+    try:
+        listing = _listing(fs, root)
+    except (OSError, ValueError) as exc:
+        raise _unreadable(uri, exc) from exc
+    _check_limits(project, uri, listing)
+    if not any("/" in rel for rel in _visible(listing)):
+        raise DataError(
+            f"{uri} has no class sub-folders.",
+            expected="one sub-folder per class, each holding that class's images",
+            received="a folder with no sub-folders",
+            fix="arrange the images as ROOT/<class name>/<image>, or ingest a table "
+            "with path and label columns",
+        )
+    target = project.paths.state / "remote" / sha256_bytes(uri.encode())[:16]
+    local = target / FILES / (Path(root).name or "source")
+    local.mkdir(parents=True, exist_ok=True)
+    _clean_leftovers(target)
+    kept = _drop_stale(local, listing, _previous_index(target, uri))
+    cache = SimpleCacheFileSystem(
+        fs=fs,
+        cache_storage=str(local),
+        cache_mapper=_BelowRoot(root),
+        skip_instance_cache=True,
+    )
+    scan = SourceScan(kind="remote folder", candidates=iter(()), location=str(local))
+    stream = _Stream(project, uri, cache, listing, local, target, kept)
+    scan.candidates = _Counted(stream.candidates(scan.skipped), len(listing))
+    return scan
+
+
+class _Counted(Iterator["Candidate"]):
+    """Candidates that say how many there are at most (`operator.length_hint`): the ingest
+    then knows whether to start its worker pool without reading ahead (which would fetch)."""
+
+    def __init__(self, candidates: Iterator[Candidate], at_most: int) -> None:
+        self._candidates = candidates
+        self._at_most = at_most
+
+    def __next__(self) -> Candidate:
+        return next(self._candidates)
+
+    def __length_hint__(self) -> int:
+        return self._at_most
+
+    def close(self) -> None:
+        close = getattr(self._candidates, "close", None)
+        if close is not None:
+            close()
+
+
+class _BelowRoot:
+    """fsspec cache mapper: a remote object is kept under its name below the source's root
+    (class/image.png), so the cached copy is the path the manifest records."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root.rstrip("/")
+
+    def __call__(self, path: str) -> str:
+        return path[len(self.root) :].lstrip("/")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _BelowRoot) and other.root == self.root
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.root))
+
+
+def _visible(listing: dict[str, tuple[str, dict[str, Any]]]) -> list[str]:
+    """Object names in the order a local folder is walked (sorted folder by folder); hidden
+    files and folders (.DS_Store, .git) are not samples."""
+    names = [rel for rel in listing if not any(p.startswith(".") for p in rel.split("/"))]
+    return sorted(names, key=lambda rel: rel.split("/"))
+
+
+def _drop_stale(
+    local: Path, listing: dict[str, tuple[str, dict[str, Any]]], previous: dict[str, Any]
+) -> dict[str, Any]:
+    """Remove the local copies that are not the listed object's current version (changed,
+    deleted at the source, without a fingerprint, or left by an interrupted fetch); return
+    the index entries of the copies kept."""
+    kept: dict[str, Any] = {}
+    for file in [p for p in local.rglob("*") if p.is_file() or p.is_symlink()]:
+        rel = file.relative_to(local).as_posix()
+        before = previous.get(rel) or {}
+        mark = fingerprint(listing[rel][1]) if rel in listing else None
+        if (
+            mark is not None
+            and before.get("fingerprint") == mark
+            and not file.is_symlink()
+            and file.stat().st_size == before.get("size")
+        ):
+            kept[rel] = before
+        else:
+            file.unlink()
+    return kept
+
+
+class _Stream:
+    """The candidates of a streamed remote folder: each file is fetched through the cache
+    as the ingest reaches it; index.json records what the cache holds."""
+
+    def __init__(
+        self,
+        project: Workspace,
+        uri: str,
+        cache: AbstractFileSystem,
+        listing: dict[str, tuple[str, dict[str, Any]]],
+        local: Path,
+        target: Path,
+        kept: dict[str, Any],
+    ) -> None:
+        self.uri, self.cache, self.listing = uri, cache, listing
+        self.local, self.target, self.files = local, target, dict(kept)
+        self.limit = int(project.config.data.remote_max_gb * 1e9)
+        self.total = 0
+        self.fetched = 0  # objects fetched (not already cached)
+
+    def candidates(self, skipped: list[str]) -> Iterator[Candidate]:
+        from dlworkflow.data.sources import IMAGE_EXTENSIONS, Candidate
+
+        seen: set[str] = set()
+        try:
+            for rel in _visible(self.listing):
+                name = unicodedata.normalize("NFC", rel)
+                if Path(rel).suffix.lower() not in IMAGE_EXTENSIONS:
+                    skipped.append(name)
+                    continue
+                parts = name.split("/")
+                label = parts[0] if len(parts) > 1 else None
+                problem = None
+                if name in seen:
+                    problem = f"duplicate id {name!r} (a name in another Unicode form)"
+                    name = f"{name}#{len(seen)}"
+                seen.add(name)
+                if label is None:
+                    problem = problem or "no label: not inside a class sub-folder"
+                else:
+                    self._read_through(rel)
+                yield Candidate(name, label, path=self.local / rel, problem=problem)
+        finally:
+            atomic_write_json(self.target / INDEX, {"uri": self.uri, "files": self.files})
+            atomic_write_json(self.target / "source.json", {"uri": self.uri})
+
+    def _read_through(self, rel: str) -> None:
+        """Open the object through the cache: fetched now unless its copy is current."""
+        remote, info = self.listing[rel]
+        cached = rel in self.files
+        try:
+            (self.local / rel).parent.mkdir(parents=True, exist_ok=True)
+            with self.cache.open(remote, "rb"):
+                pass
+            size = (self.local / rel).stat().st_size
+        except (OSError, ValueError) as exc:
+            raise _unreadable(self.uri, exc) from exc
+        self.fetched += not cached
+        self.files[rel] = {"fingerprint": fingerprint(info), "size": size}
+        self.total += size
+        if self.total > self.limit:
+            raise DataError(
+                f"The remote source grew past data.remote_max_gb ({self.limit:,} bytes) while "
+                "it was fetched.",
+                expected=f"at most {self.limit:,} bytes",
+                received=f"more than {self.total:,} bytes",
+                fix="raise data.remote_max_gb in dlworkflow.yaml if this is intended",
+            )
 
 
 def fetch(project: Workspace, uri: str) -> Path:

@@ -74,11 +74,9 @@ def open_source(project: Workspace, source: str) -> SourceScan:
         scan.kind = source
         return scan
     if "://" in source and not source.startswith("file://"):
-        from dlworkflow.data.remote import fetch
+        from dlworkflow.data.remote import open_remote
 
-        scan = open_path(project, fetch(project, source))
-        scan.kind = f"remote {scan.kind}"
-        return scan
+        return open_remote(project, source)
     return open_path(project, Path(source.removeprefix("file://")).expanduser())
 
 

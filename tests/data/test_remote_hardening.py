@@ -151,3 +151,47 @@ def test_a_single_remote_file_is_swapped_and_indexed_too(project, bucket, downlo
     fs.pipe(f"{root}/texts.csv", b"text,label\nHELLO,a\n")
     assert remote.fetch(project, uri).read_bytes() == b"text,label\nHELLO,a\n"
     assert len(downloads) == 2
+
+
+def _tail(path) -> str:
+    return "/".join(str(path).rsplit("/", 2)[-2:])
+
+
+def test_a_remote_folder_is_read_file_by_file_through_the_cache(
+    project, bucket, digits_folder, monkeypatch, downloads, etags
+):
+    """Each object is fetched through fsspec's caching filesystem when the ingest reaches it
+    (fetch, decode, fetch, decode, ...), not after a whole copy; a re-ingest fetches only the
+    object whose ETag changed."""
+    from pathlib import Path
+
+    from fsspec.implementations.cached import SimpleCacheFileSystem
+
+    import dlworkflow.data.image_decode as image_decode
+
+    fs, root = bucket
+    _upload(fs, root, digits_folder(3, classes=(0, 1)))
+    events: list[str] = []
+    real_open, real_decode = SimpleCacheFileSystem._open, image_decode.decode_image
+
+    def cached_open(self, path, *args, **kwargs):
+        events.append(f"fetch {_tail(path)}")
+        return real_open(self, path, *args, **kwargs)
+
+    def decode(path, **kwargs):
+        events.append(f"decode {_tail(path)}")
+        return real_decode(path, **kwargs)
+
+    monkeypatch.setattr(SimpleCacheFileSystem, "_open", cached_open)
+    monkeypatch.setattr(image_decode, "decode_image", decode)
+    uri = f"memory://{root}"
+    first = project.ingest(uri, progress=False)
+    assert first.n_samples == 6 and len(downloads) == 6
+    names = ["0/d0-000.png", "0/d0-001.png", "0/d0-002.png", "1/d1-000.png"]
+    assert events[:8] == [f"{kind} {name}" for name in names for kind in ("fetch", "decode")]
+    paths = read_manifest(project)["path"]
+    assert all(Path(p).is_file() and str(project.paths.state / "remote") in p for p in paths)
+    fs.pipe(f"{root}/1/d1-001.png", fs.cat_file(f"{root}/0/d0-000.png"))
+    again = project.ingest(uri, progress=False)
+    assert downloads[6:] == [f"{root}/1/d1-001.png"]  # the only changed ETag
+    assert again.n_reused == 5 and again.dataset_version != first.dataset_version
