@@ -229,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--logs", type=Path, default=None, help="folder for each script's log")
     args = parser.parse_args(argv)
     chosen = select(args.only, args.skip)
+    if not chosen:
+        raise SystemExit("bench/all.py: --only / --skip left no benchmark to run")
     if args.list:
         for b in chosen:
             print(f"{b.name:<22} {b.budget:>4.1f} min  {' '.join(command(b))}")
