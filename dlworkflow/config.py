@@ -938,10 +938,8 @@ class Tune(Strict):
     epochs: int | None = Field(
         None, ge=1, description="train.epochs of each trial; null: train.epochs."
     )
-    sampler: Literal["tpe", "gp", "random"] = Field(
-        "tpe",
-        description="tpe (Optuna's multivariate TPE, seeded), gp (Gaussian-process Bayesian "
-        "optimisation: fewer trials on small budgets, slower to sample) or random.",
+    sampler: Literal["tpe", "random"] = Field(
+        "tpe", description="tpe (Optuna's TPE, seeded) or random."
     )
     pruner: Literal["median", "asha", "none"] = Field(
         "median",
