@@ -1,36 +1,54 @@
-"""Trials to reach a target validation accuracy: TPE + median pruning vs random search without
+"""Trials to reach a target validation accuracy: TPE + pruning vs random search without
 pruning, the same budget of trials, several sampler seeds.
 
-One project in a temporary folder goes through the workflow as a user runs it (`Project.init`,
-`define`, `ingest("builtin:digits")`, the default 70/15/15 `split`); then, for each seed, the
-two arms run one study each, alternating (A B A B ...) so that machine load hits both alike:
+One project per job in a temporary folder goes through the workflow as a user runs it
+(`Project.init`, `define`, `ingest("builtin:digits")`, the default 70/15/15 `split`); then, for
+each seed, every arm runs one study, in an order that rotates with the seed (A B C, B C A,
+C A B, ...) so that machine load hits the arms alike. An arm is SAMPLER:STARTUP:PRUNER:
 
-  tpe+median   tune.sampler tpe (seeded, multivariate, `--startup` random trials first) and
-               tune.pruner median (a trial below the median of earlier trials at the same
-               epoch is stopped after the warm-up epoch)
-  random       tune.sampler random, tune.pruner none (every trial trains all its epochs)
+  random:0:none   tune.sampler random, tune.pruner none (every trial trains all its epochs)
+  tpe:S:median    tune.sampler tpe (seeded, multivariate, S random trials first), tune.pruner
+                  median (after S complete trials, a trial below the median of earlier trials
+                  at the same epoch is stopped after the warm-up epoch); asha: successive
+                  halving (the top third of each rung goes on)
 
-Both run the engine `dlw tune` runs (dlworkflow.train.tune.study.optimize -> trial.run_one ->
+The default arms are random search, TPE with dlw's shipped `tune:` defaults, and TPE with
+5 startup trials and median pruning (the defaults before issue 18), when they differ.
+
+All run the engine `dlw tune` runs (dlworkflow.train.tune.study.optimize -> trial.run_one ->
 trial.run_trial: the train step's own build and loop on a config view, an MLflow child run per
 trial), one worker, `--trials` trials of `--epochs` epochs each, over the same search space
 (SPACE below: learning rate log-uniform 1e-5..1e-1, batch size, weight decay, channels). The
 sampler seed is the seed; each trial's training seed is the project's (fixed), so the arms
 differ only in what they sample and prune.
 
-For each study the table gives the trials (in trial order, pruned ones included) up to and
-including the first complete trial whose best validation accuracy is >= `--target`, the
-epochs trained and the trial seconds summed up to that point (Optuna's trial durations), and
-the best value within the budget. A study that never reaches the target shows ">B" and is
-counted as B + 1 trials (and all its epochs and seconds) in the mean, a lower bound. The
+For each study: the trials (in trial order, pruned ones included) up to and including the
+first complete trial whose best validation accuracy is >= `--target`, and the epochs trained
+up to that point (pruning saves epochs: the real cost). A study stops at that trial: what
+follows cannot change either number. A study that never reaches the target shows ">B" and
+counts as B + 1 trials (and all its epochs) in the mean, a lower bound. The goal: mean trials
+of the goal arm (dlw's defaults) / mean trials of random search <= 0.5.
+
+Why the ratio has a floor: TPE's first S trials ARE random search. With p the share of random
+configurations that reach the target (estimated from every random-search trial run here), a
+random study needs E_R = sum_{k=0..B} (1-p)^k trials on average (B the budget, a miss counted
+as B + 1), and TPE at least sum_{k=0..S} (1-p)^k even if its first modelled trial always hit.
+The script prints p, the distribution of random trials' validation accuracy, and that floor.
+
+Results are counts, not timings, so jobs may run side by side (`--jobs 2`: two processes of
+threads/2 training threads, each with its own project and its share of the seeds). The
 sealed test set is never read (the script checks the ledger).
 
-    python bench/tune.py [--seeds 0,1,2,3,4] [--trials 12] [--epochs 3] [--target 0.98]
-                         [--threads 2] [--startup 4] [--keep DIR]
+    python bench/tune.py [--seeds 0-9] [--trials 12] [--epochs 3] [--target 0.98]
+                         [--arms random:0:none,tpe:2:median,...] [--jobs 2] [--threads 2]
+    python bench/tune.py --quick      # bench-all: 5 seeds, 2 jobs
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import multiprocessing
 import os
 import shutil
 import statistics
@@ -41,8 +59,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, too
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dlworkflow.project import Project  # noqa: E402
+from verdict import Goal, finish, spread  # noqa: E402
 
 SPACE: dict[str, dict[str, Any]] = {
     "train.learning_rate": {"type": "log_uniform", "low": 1e-5, "high": 1e-1},
@@ -50,24 +69,41 @@ SPACE: dict[str, dict[str, Any]] = {
     "train.weight_decay": {"type": "log_uniform", "low": 1e-6, "high": 1e-1},
     "model.params.channels": {"type": "categorical", "choices": [[4, 8], [8, 16]]},
 }
-ARMS: dict[str, dict[str, str]] = {
-    "tpe+median": {"tune.sampler": "tpe", "tune.pruner": "median"},
-    "random": {"tune.sampler": "random", "tune.pruner": "none"},
-}
+RANDOM = "random:0:none"
+BEFORE = "tpe:5:median"  # the tune: defaults before issue 18
+GOAL_RATIO = 0.5
 
 
-def setup(root: Path, args: argparse.Namespace) -> Project:
+def shipped_arm() -> str:
+    """dlw's `tune:` defaults as an arm."""
+    from dlworkflow.config import Tune
+
+    tune = Tune()
+    return f"{tune.sampler}:{tune.startup_trials}:{tune.pruner}"
+
+
+def parse_arm(arm: str) -> dict[str, Any]:
+    sampler, startup, pruner = arm.split(":")
+    return {
+        "tune.sampler": sampler,
+        "tune.startup_trials": int(startup),
+        "tune.pruner": pruner,
+    }
+
+
+def setup(root: Path, args: argparse.Namespace, threads: int) -> Any:
+    from dlworkflow.project import Project
+
     project = Project.init(root, name="bench-tune")
     project.update_config(
         {
             "data.source": "builtin:digits",
-            "train.threads": args.threads,
+            "train.threads": threads,
             "model.name": "small_cnn",
             "model.params": {"channels": [8, 16], "convs_per_block": 1},
             "tune.space": SPACE,
             "tune.epochs": args.epochs,
             "tune.trials": args.trials,
-            "tune.startup_trials": args.startup,
             "tune.warmup_epochs": 1,
             "tune.workers": 1,
         }
@@ -82,23 +118,33 @@ def setup(root: Path, args: argparse.Namespace) -> Project:
     return project
 
 
-def run_study(project: Project, arm: str, seed: int) -> Any:
-    """One study of `arm` with sampler seed `seed`, run to its budget; the optuna.Study."""
+class Reached(Exception):
+    """Raised by the study callback at the first complete trial >= target: stop the study."""
+
+
+def run_study(project: Any, arm: str, seed: int, target: float) -> Any:
+    """One study of `arm` with sampler seed `seed`, to the target or its budget."""
     from dlworkflow.train.tune import study as study_mod
 
-    project.update_config({**ARMS[arm], "tune.seed": seed})
+    project.update_config({**parse_arm(arm), "tune.seed": seed})
     settings = study_mod.settings_for(project)
-    return study_mod.optimize(project, settings)
+
+    def stop(study: Any, trial: Any) -> None:
+        if trial.state.name == "COMPLETE" and trial.value is not None and trial.value >= target:
+            raise Reached
+
+    with contextlib.suppress(Reached):
+        study_mod.optimize(project, settings, callbacks=[stop])
+    return study_mod.load(settings)
 
 
 def trials_to_target(study: Any, target: float, budget: int) -> dict[str, Any]:
-    """Trials, epochs and trial seconds up to the first complete trial >= target."""
+    """Trials and epochs up to the first complete trial >= target; every complete value."""
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
-    epochs = seconds = 0.0
+    epochs = 0
     hit = None
     for i, t in enumerate(trials, start=1):
         epochs += len(t.intermediate_values)
-        seconds += t.duration.total_seconds() if t.duration else 0.0
         if t.state.name == "COMPLETE" and t.value is not None and t.value >= target:
             hit = i
             break
@@ -106,95 +152,189 @@ def trials_to_target(study: Any, target: float, budget: int) -> dict[str, Any]:
     return {
         "trials": hit,
         "count": hit if hit is not None else budget + 1,
-        "epochs": int(epochs),
-        "seconds": seconds,
+        "epochs": epochs,
         "best": max(done) if done else None,
         "pruned": sum(t.state.name == "PRUNED" for t in trials),
-        "n": len(trials),
-        "all_epochs": sum(len(t.intermediate_values) for t in trials),
+        "values": done,
+        "seconds": sum(t.duration.total_seconds() for t in trials if t.duration),
     }
 
 
-def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
-    header = (
-        f"{'arm':<11} {'seed':>4} {'trials':>7} {'epochs':>7} {'trial s':>8} "
-        f"{'best acc':>9} {'pruned':>7} {'all ep':>7}"
-    )
-    lines = [header, "-" * len(header)]
-    for r in rows:
-        trials = str(r["trials"]) if r["trials"] is not None else f">{args.trials}"
-        lines.append(
-            f"{r['arm']:<11} {r['seed']:>4} {trials:>7} {r['epochs']:>7} "
-            f"{r['seconds']:>8.1f} {r['best'] or float('nan'):>9.4f} "
-            f"{r['pruned']:>7} {r['all_epochs']:>7}"
-        )
-    lines.append("-" * len(header))
-    for arm in ARMS:
-        mine = [r for r in rows if r["arm"] == arm]
-        reached = sum(r["trials"] is not None for r in mine)
-        lines.append(
-            f"{arm + ' mean':<16} {statistics.mean(r['count'] for r in mine):>7.1f} "
-            f"{statistics.mean(r['epochs'] for r in mine):>7.1f} "
-            f"{statistics.mean(r['seconds'] for r in mine):>8.1f} "
-            f"{statistics.mean(r['best'] or 0.0 for r in mine):>9.4f} "
-            f"{statistics.mean(r['pruned'] for r in mine):>7.1f} "
-            f"{statistics.mean(r['all_epochs'] for r in mine):>7.1f}   "
-            f"reached {reached}/{len(mine)}"
-        )
-    return "\n".join(lines)
+def run_job(job: int, seeds: list[int], args: argparse.Namespace, root: str) -> list[dict]:
+    """Set up a project and run every arm for each of `seeds`, rotating the arms' order."""
+    threads = max(1, args.threads // args.jobs)
+    project = setup(Path(root) / f"job{job}", args, threads)
+    arms = args.arm_list
+    rows = []
+    for seed in seeds:
+        shift = seed % len(arms)
+        for arm in arms[shift:] + arms[:shift]:
+            t0 = time.perf_counter()
+            row = {
+                "arm": arm,
+                "seed": seed,
+                **trials_to_target(
+                    run_study(project, arm, seed, args.target), args.target, args.trials
+                ),
+            }
+            rows.append(row)
+            print(
+                f"  [job {job}] {arm:<14} seed {seed}: to target {row['trials'] or '-'} "
+                f"({row['epochs']} epochs, {row['pruned']} pruned, best {row['best']:.4f}; "
+                f"{time.perf_counter() - t0:.0f} s, load {os.getloadavg()[0]:.1f})",
+                flush=True,
+            )
+    if project.ledger.test_reads():
+        raise SystemExit(f"job {job}: the sealed test set was read")
+    return rows
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", default="0,1,2,3,4")
+def run_all(args: argparse.Namespace, seeds: list[int], root: Path) -> list[dict]:
+    shares = [seeds[j :: args.jobs] for j in range(args.jobs)]
+    if args.jobs == 1:
+        return run_job(0, seeds, args, str(root))
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(args.jobs) as pool:
+        parts = pool.starmap(
+            run_job, [(j, share, args, str(root)) for j, share in enumerate(shares) if share]
+        )
+    return [row for part in parts for row in part]
+
+
+def expected_trials(p: float, until: int) -> float:
+    """E[min(G, until + 1)] for G geometric with success p: sum_{k=0..until} (1-p)^k."""
+    return sum((1.0 - p) ** k for k in range(until + 1))
+
+
+def arm_summary(rows: list[dict], arm: str, budget: int) -> list[str]:
+    mine = sorted((r for r in rows if r["arm"] == arm), key=lambda r: r["seed"])
+    shown = " ".join(str(r["trials"]) if r["trials"] else f">{budget}" for r in mine)
+    reached = sum(r["trials"] is not None for r in mine)
+    return [
+        f"{arm}: trials to target per seed {shown}; reached {reached}/{len(mine)}",
+        "  " + spread("trials to target", [r["count"] for r in mine]),
+        f"  mean trials {statistics.mean(r['count'] for r in mine):.2f}, "
+        f"mean epochs {statistics.mean(r['epochs'] for r in mine):.1f}, "
+        f"mean pruned {statistics.mean(r['pruned'] for r in mine):.1f}, "
+        f"mean trial seconds {statistics.mean(r['seconds'] for r in mine):.0f}",
+        "  " + spread("epochs to target", [r["epochs"] for r in mine]),
+    ]
+
+
+def random_landscape(rows: list[dict], args: argparse.Namespace) -> tuple[float, list[str]]:
+    """p (share of random configurations >= target) and the lines that show it."""
+    values = [v for r in rows if r["arm"] == RANDOM for v in r["values"]]
+    if not values:
+        return float("nan"), ["no random-search trials"]
+    p = sum(v >= args.target for v in values) / len(values)
+    edges = [0.0, 0.5, 0.9, 0.95, 0.97, args.target, 0.985, 0.99, 1.01]
+    edges = sorted(set(edges))
+    bins = []
+    for lo, hi in zip(edges, edges[1:], strict=False):
+        n = sum(lo <= v < hi for v in values)
+        bins.append(f"[{lo:g}, {min(hi, 1.0):g}{']' if hi > 1 else ')'}: {n}")
+    e_random = expected_trials(p, args.trials)
+    lines = [
+        f"random search, every trial ({len(values)}): val accuracy " + ", ".join(bins),
+        f"share of random configurations >= {args.target}: p = {p:.3f}; so random search "
+        f"needs E_R = {e_random:.2f} trials on average (budget {args.trials}, a miss = "
+        f"{args.trials + 1})",
+    ]
+    for arm in args.arm_list:
+        startup = parse_arm(arm)["tune.startup_trials"]
+        if arm == RANDOM or startup >= args.trials:
+            continue
+        floor = expected_trials(p, startup)
+        lines.append(
+            f"  {arm}: its {startup} startup trials are random; even if its first modelled "
+            f"trial always hit: >= {floor:.2f} trials, ratio >= {floor / e_random:.2f}"
+        )
+    return p, lines
+
+
+def parse_seeds(text: str) -> list[int]:
+    if "-" in text and "," not in text:
+        lo, hi = text.split("-")
+        return list(range(int(lo), int(hi) + 1))
+    return [int(s) for s in text.split(",") if s.strip()]
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--seeds", default="0-9", help="0-9 or 0,1,2")
     p.add_argument("--trials", type=int, default=12)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--target", type=float, default=0.98)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument(
-        "--startup",
-        type=int,
-        default=4,
-        help="TPE random trials and the median pruner's startup trials",
-    )
-    p.add_argument("--keep", default=None, help="keep the project in this folder")
+    p.add_argument("--threads", type=int, default=2, help="training threads, all jobs together")
+    p.add_argument("--jobs", type=int, default=2, help="processes, each with its own seeds")
+    p.add_argument("--arms", default=None, help="SAMPLER:STARTUP:PRUNER,... (random first)")
+    p.add_argument("--goal-arm", default=None, help="default: dlw's tune: defaults")
+    p.add_argument("--quick", action="store_true", help="bench-all: seeds 0-4")
+    p.add_argument("--keep", default=None, help="keep the projects in this folder")
     args = p.parse_args()
-    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    if args.quick:
+        args.seeds = "0-4"
+    shipped = shipped_arm()
+    arms = args.arms.split(",") if args.arms else [RANDOM, shipped, BEFORE]
+    args.arm_list = list(dict.fromkeys(a.strip() for a in arms if a.strip()))
+    args.goal_arm = args.goal_arm or shipped
+    for arm in args.arm_list:
+        parse_arm(arm)
+    if RANDOM not in args.arm_list or args.goal_arm not in args.arm_list:
+        p.error(f"--arms needs {RANDOM} and the goal arm {args.goal_arm}")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    seeds = parse_seeds(args.seeds)
+    args.jobs = max(1, min(args.jobs, len(seeds)))
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="dlw-bench-tune-"))
     started = time.perf_counter()
-    project = setup(root / "proj", args)
     print(
-        f"setup (init, define, ingest builtin:digits, split) {time.perf_counter() - started:.1f}"
-        f" s; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}",
+        f"arms {', '.join(args.arm_list)} (goal arm: {args.goal_arm}, dlw's defaults "
+        f"{shipped_arm()}); seeds {args.seeds}; {args.jobs} jobs x "
+        f"{max(1, args.threads // args.jobs)} threads; {os.cpu_count()} CPUs, load "
+        f"{os.getloadavg()[0]:.2f}",
         flush=True,
     )
-    rows = []
-    for seed in seeds:
-        for arm in ARMS if seed % 2 == 0 else reversed(list(ARMS)):
-            t0 = time.perf_counter()
-            study = run_study(project, arm, seed)
-            row = {"arm": arm, "seed": seed, **trials_to_target(study, args.target, args.trials)}
-            rows.append(row)
+    try:
+        rows = run_all(args, seeds, root)
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+    print(
+        f"\nTrials to reach validation accuracy >= {args.target} (budget {args.trials} trials "
+        f"x {args.epochs} epochs, builtin:digits, small_cnn, seeds {args.seeds}; a miss "
+        f"counts as {args.trials + 1}, a lower bound):\n"
+    )
+    for arm in args.arm_list:
+        print("\n".join(arm_summary(rows, arm, args.trials)))
+    print()
+    _, lines = random_landscape(rows, args)
+    print("\n".join(lines))
+    mean = {a: statistics.mean(r["count"] for r in rows if r["arm"] == a) for a in args.arm_list}
+    epochs = {a: statistics.mean(r["epochs"] for r in rows if r["arm"] == a) for a in args.arm_list}
+    print()
+    for arm in args.arm_list:
+        if arm != RANDOM:
             print(
-                f"  {arm:<11} seed {seed}: {row['n']} trials, best {row['best']}, to target "
-                f"{row['trials']} ({time.perf_counter() - t0:.1f} s)",
-                flush=True,
+                f"{arm} / random: trials {mean[arm] / mean[RANDOM]:.2f}, "
+                f"epochs {epochs[arm] / epochs[RANDOM]:.2f}"
             )
-    reads = project.ledger.test_reads()
-    print(
-        f"\nTrials to reach validation accuracy >= {args.target} (budget {args.trials} "
-        f"trials x {args.epochs} epochs, builtin:digits, small_cnn, {args.threads} threads; "
-        f"seeds {args.seeds}):\n"
+    print(f"wall {time.perf_counter() - started:.0f} s")
+    finish(
+        [
+            Goal(
+                f"mean trials to {args.target}, {args.goal_arm} / random",
+                mean[args.goal_arm] / mean[RANDOM],
+                "<=",
+                GOAL_RATIO,
+                detail=f"{mean[args.goal_arm]:.2f} / {mean[RANDOM]:.2f} trials, {len(seeds)} seeds",
+            )
+        ]
     )
-    print(table(rows, args))
-    print(
-        f"\ntest-set reads: {len(reads)}; wall {time.perf_counter() - started:.0f} s; "
-        f"load {os.getloadavg()[0]:.2f}"
-    )
-    if not args.keep:
-        shutil.rmtree(root, ignore_errors=True)
-    return 0 if not reads else 1
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

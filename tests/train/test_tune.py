@@ -245,3 +245,27 @@ def test_trials_a_killed_run_left_running_become_failed(tmp_path: Path) -> None:
         "running": 0,
         "total": 2,
     }
+
+
+@pytest.mark.parametrize(
+    ("sampler", "expected"),
+    [("tpe", "TPESampler"), ("random", "RandomSampler")],
+)
+def test_each_sampler_is_seeded_with_its_startup_trials(
+    tmp_path: Path, sampler: str, expected: str
+) -> None:
+    project = Project.init(tmp_path / "p", name="p")
+    project.update_config({"tune.space": SPACE, "tune.sampler": sampler, "tune.seed": 3})
+    settings = study_mod.settings_for(project)
+    made = study_mod.make_sampler(settings)
+    assert type(made).__name__ == expected
+    if sampler != "random":
+        assert made._n_startup_trials == settings.startup_trials  # noqa: SLF001
+    import optuna
+
+    dists = space_mod.distributions(settings.space)
+    firsts = [  # the same seed draws the same first trial
+        optuna.create_study(sampler=study_mod.make_sampler(settings)).ask(dists).params
+        for _ in range(2)
+    ]
+    assert firsts[0] == firsts[1]
