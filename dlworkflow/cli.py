@@ -417,13 +417,53 @@ def train(
         int,
         typer.Option(
             min=1,
-            help="Data-parallel processes (one per GPU, or CPU processes); "
+            help="Data-parallel processes (one per GPU, or CPU processes) on this node; "
             "train.batch_size stays the global batch.",
         ),
     ] = 1,
+    nnodes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar="PET_NNODES",
+            help="Nodes of a multi-node run (torchrun's c10d rendezvous); run `dlw train` "
+            "with the same flags on each node, on a shared project folder.",
+        ),
+    ] = 1,
+    node_rank: Annotated[
+        int,
+        typer.Option(min=0, envvar="PET_NODE_RANK", help="This node's number, 0 to nnodes-1."),
+    ] = 0,
+    rdzv_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            envvar="PET_RDZV_ENDPOINT",
+            help="HOST:PORT of the rendezvous, the same on every node (one of the nodes).",
+        ),
+    ] = None,
+    rdzv_id: Annotated[
+        str | None,
+        typer.Option(
+            envvar="PET_RDZV_ID",
+            help="The rendezvous's name, the same on every node (default: project name "
+            "and dataset version).",
+        ),
+    ] = None,
 ) -> None:
     """Steps 5-6: train the configured model on train, early-stopping on validation."""
-    _show(_run(lambda: _load(project).train(epochs=epochs, resume=resume, devices=devices)))
+    nodes = (
+        {
+            "nnodes": nnodes,
+            "node_rank": node_rank,
+            "rdzv_endpoint": rdzv_endpoint,
+            "rdzv_id": rdzv_id,
+        }
+        if nnodes > 1
+        else {}
+    )
+    _show(
+        _run(lambda: _load(project).train(epochs=epochs, resume=resume, devices=devices, **nodes))
+    )
 
 
 @app.command("lr-find")

@@ -110,6 +110,10 @@ class Project(Workspace):
         return cast("SplitResult", self.run_step("split"))
 
     def train(self, **options: Any) -> TrainResult:
+        if options.get("nnodes", 1) > 1:  # every node launches; global rank 0 takes the lock
+            from dlworkflow.train.step import train
+
+            return train(self, **options)
         return cast("TrainResult", self.run_step("train", **options))
 
     def tune(

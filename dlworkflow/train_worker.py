@@ -1,9 +1,11 @@
-"""One rank of `dlw train --devices N` (train/distributed.py starts N of these through
-torch.distributed.run): join the process group, train, hand rank 0's result back."""
+"""One rank of `dlw train --devices N [--nnodes M ...]` (train/distributed.py starts N of these
+on each node through torch.distributed.run): join the process group, train, and hand rank 0's
+result to every node's launching process."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import os
 import sys
@@ -23,13 +25,25 @@ def main(argv: list[str] | None = None) -> None:
     from dlworkflow.errors import DlwError
     from dlworkflow.project import Project
     from dlworkflow.train import distributed
+    from dlworkflow.train.step import train
 
     shard = distributed.init_from_env()
     code = 0
     try:
-        Project.load(args.project).train(
-            epochs=args.epochs, resume=args.resume, progress=shard.is_main and not args.no_progress
+        project = Project.load(args.project)
+        options = {
+            "epochs": args.epochs,
+            "resume": args.resume,
+            "progress": shard.is_main and not args.no_progress,
+        }
+        # global rank 0 writes, under the project's write lock (its launcher's, inherited on
+        # one node; its own on several); the other ranks compute only and write nothing
+        result = project.train(**options) if shard.is_main else train(project, **options)
+        shared = distributed.share_from_main(
+            dataclasses.asdict(result) if result is not None else None, shard
         )
+        if shard.local_rank == 0:  # one per node: its launcher returns rank 0's result
+            distributed.write_result(shared)
     except DlwError as exc:
         print(f"error (rank {shard.rank}): {exc.render()}", file=sys.stderr)
         code = exc.exit_code

@@ -1,22 +1,34 @@
-"""`dlw train --devices N`: data-parallel training with torch.distributed, one process per
-device, launched like torchrun (`python -m torch.distributed.run --standalone`).
+"""`dlw train --devices N [--nnodes M --node-rank R --rdzv-endpoint HOST:PORT]`: data-parallel
+training with torch.distributed, one process per device, launched like torchrun
+(`python -m torch.distributed.run`: `--standalone` on one node, the c10d rendezvous on several).
 
-    parent (dlw train --devices 2)
-      └─ torch.distributed.run --standalone --nproc_per_node 2 -m dlworkflow.train_worker
-           ├─ rank 0: the ledger step, MLflow, checkpoints, the saved model, the result file
-           └─ rank 1: computes only
+    parent (dlw train --devices 2), one per node
+      └─ torch.distributed.run --nproc-per-node 2 -m dlworkflow.train_worker
+           ├─ global rank 0: the ledger step, MLflow, checkpoints, the saved model
+           └─ the other ranks: compute only
+    every node's local rank 0 writes rank 0's result (shared with all ranks) for its parent.
+
+Several nodes (docs/guide/multi-node.md): every node runs `dlw train --nnodes M --node-rank R
+--rdzv-endpoint HOST:PORT --devices N` on the same project folder, on a shared filesystem (each
+rank reads the split and, on --resume, the checkpoint; global rank 0 writes). The c10d
+rendezvous assigns the global ranks: global rank 0 is on whichever node torchrun sorts first,
+not necessarily --node-rank 0; whichever node it is on, it alone writes, and it takes the
+project's write lock itself (the parents of a multi-node run hold none).
 
 Semantics (chosen so that the same dlworkflow.yaml means the same training on 1 or N
-devices): `train.batch_size` is the *global* batch. Every rank draws the same seeded
-permutation; each global batch is cut into N nearly equal slices, one per rank, and each
-rank's loss is scaled by (its slice / the global batch) x N, so that DDP's gradient average
-equals the gradient of the mean loss over the whole global batch, as one process computes
-it. A last global batch with fewer samples than ranks is skipped (at most N - 1 samples an
-epoch). What differs from one process: batch-norm statistics come from each rank's slice
-(the running buffers are rank 0's, broadcast before every validation), dropout and
+processes, N = nodes x devices): `train.batch_size` is the *global* batch. Every rank draws the
+same seeded permutation; each global batch is cut into N nearly equal slices, one per rank,
+and each rank's loss is scaled by (its slice / the global batch) x N, so that DDP's gradient
+average equals the gradient of the mean loss over the whole global batch, as one process
+computes it. A last global batch with fewer samples than ranks is skipped (at most N - 1
+samples an epoch). Batch norm: with train.sync_batchnorm (default) on CUDA, SyncBatchNorm
+normalises with the whole global batch's statistics, as one process does (torch's
+SyncBatchNorm runs on GPUs only: on CPU each rank normalises with its slice's statistics).
+The running buffers are rank 0's, broadcast before every validation. Dropout and
 augmentation draw per-rank random numbers, and float sums are ordered differently.
-Validation runs on every rank over the whole validation split, so every rank sees the same
-metric; rank 0's early-stopping decision is broadcast anyway.
+Validation is sharded: each rank predicts one slice of the validation split, the outputs are
+gathered in order, and every rank computes the metric over the whole split, as one process
+would; rank 0's early-stopping decision is broadcast anyway.
 
 Backends: NCCL on CUDA (device = LOCAL_RANK), gloo on CPU (threads split between ranks).
 """
@@ -70,6 +82,64 @@ class Shard:
             pieces.append(torch.tensor_split(batch, self.world)[self.rank])
             sizes.append(len(batch))
         return (torch.cat(pieces) if pieces else order[:0]), sizes
+
+
+DEFAULT_RDZV_PORT = 29400  # torchrun's default port of the c10d rendezvous
+
+
+@dataclass(frozen=True)
+class Nodes:
+    """Where this node stands in a multi-node run (`dlw train --nnodes ...`).
+    rdzv_id: the rendezvous's name, the same on every node (default: the project's name and
+    dataset version: train/step.py)."""
+
+    nnodes: int = 1
+    node_rank: int = 0
+    rdzv_endpoint: str | None = None
+    rdzv_id: str | None = None
+
+    @property
+    def multi(self) -> bool:
+        return self.nnodes > 1
+
+    def torchrun_args(self) -> list[str]:
+        """torch.distributed.run's rendezvous flags: --standalone on one node, else c10d.
+        (Not --node-rank: the c10d rendezvous assigns the ranks itself, and torchrun warns
+        that it ignores the flag; dlw checks it and names the node by it in messages.)"""
+        if not self.multi:
+            return ["--standalone"]
+        return [
+            f"--nnodes={self.nnodes}",
+            "--rdzv-backend=c10d",
+            f"--rdzv-endpoint={self.rdzv_endpoint}",
+            f"--rdzv-id={self.rdzv_id}",
+        ]
+
+
+def check_nodes(nodes: Nodes) -> None:
+    """Clear errors for the node flags, before any process starts."""
+    if nodes.nnodes < 1 or not 0 <= nodes.node_rank < nodes.nnodes:
+        raise TrainError(
+            f"--node-rank {nodes.node_rank} is not a node of --nnodes {nodes.nnodes}.",
+            expected=f"--nnodes >= 1 and 0 <= --node-rank < {max(nodes.nnodes, 1)}",
+            received=f"--nnodes {nodes.nnodes} --node-rank {nodes.node_rank}",
+            fix="--nnodes 2 --node-rank 0 on the first node, --node-rank 1 on the second",
+        )
+    if not nodes.multi:
+        return
+    endpoint = nodes.rdzv_endpoint or ""
+    host, colon, port = endpoint.rpartition(":")
+    if not colon:  # no port: torchrun's default
+        host, port = endpoint, str(DEFAULT_RDZV_PORT)
+    if not host or not port.isdigit():
+        raise TrainError(
+            f"--nnodes {nodes.nnodes} needs --rdzv-endpoint HOST:PORT, the address every node "
+            "reaches the rendezvous at (one of the nodes; the first one by convention).",
+            expected="HOST:PORT, e.g. node001:29400 (the same on every node)",
+            received=repr(nodes.rdzv_endpoint),
+            fix="--rdzv-endpoint $MASTER_ADDR:29400 (Slurm: the first host of "
+            "$SLURM_JOB_NODELIST; Kubernetes: the PyTorchJob's $MASTER_ADDR:$MASTER_PORT)",
+        )
 
 
 def current() -> Shard | None:
@@ -148,6 +218,124 @@ def sync_buffers(model: torch.nn.Module, shard: Shard | None) -> None:
         torch.distributed.broadcast(buffer, src=0)
 
 
+def gather_rows(part: torch.Tensor, shard: Shard, n: int) -> torch.Tensor:
+    """The rows every rank computed for its `eval_slice`, concatenated in rank order (the
+    whole split's, in order) on every rank. Slices differ in length by at most one row:
+    each is padded to the longest for all_gather, then trimmed."""
+    longest = -(-n // shard.world)
+    padded = part.new_zeros((longest, *part.shape[1:]))
+    padded[: len(part)] = part
+    parts = [torch.empty_like(padded) for _ in range(shard.world)]
+    torch.distributed.all_gather(parts, padded.contiguous())
+    sizes = [len(s) for s in torch.tensor_split(torch.arange(n), shard.world)]
+    return torch.cat([p[:size] for p, size in zip(parts, sizes)])
+
+
+def eval_slice(n: int, shard: Shard) -> torch.Tensor:
+    """The validation samples this rank predicts: its tensor_split slice of 0..n-1."""
+    return torch.tensor_split(torch.arange(n), shard.world)[shard.rank]
+
+
+def check_same_resume(state: Any, shard: Shard) -> None:
+    """Every rank resumes from the same checkpoint: the digest of its LoopState (epoch,
+    weights, shuffle RNG), or of "no checkpoint", is compared with rank 0's, and every rank
+    raises the same TrainError when one differs (ranks on nodes that do not share the
+    project's filesystem read different or stale checkpoints)."""
+    import hashlib
+
+    digest = hashlib.sha256(b"none" if state is None else str(state.epoch).encode())
+    if state is not None:
+        for name, tensor in sorted(state.model.items()):
+            digest.update(name.encode())
+            digest.update(_bytes(tensor))
+        digest.update(_bytes(state.rng["shuffle"]))
+    device = comm_device(shard)
+    mine = torch.frombuffer(bytearray(digest.digest()), dtype=torch.uint8).to(device)
+    main = mine.clone()
+    torch.distributed.broadcast(main, src=0)
+    differs = torch.tensor([0 if torch.equal(mine, main) else 1], device=device)
+    torch.distributed.all_reduce(differs)
+    if int(differs.item()):
+        raise TrainError(
+            f"{int(differs.item())} of {shard.world} ranks read a different checkpoint than "
+            "rank 0: a multi-node --resume needs every node to see the same project folder.",
+            expected="the same checkpoint (epoch, weights, RNG) on every rank",
+            received=f"rank {shard.rank}: epoch {getattr(state, 'epoch', None)}",
+            fix="put the project on a filesystem every node mounts (NFS, Lustre, a shared "
+            "volume), or copy .dlw/ from the first node to the others before resuming",
+        )
+
+
+def _bytes(tensor: torch.Tensor) -> bytes:
+    return tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
+def comm_device(shard: Shard) -> torch.device:
+    """Where tensors of a collective live: the rank's GPU under NCCL, else the CPU."""
+    if torch.distributed.get_backend() == "nccl":
+        return torch.device("cuda", shard.local_rank)
+    return torch.device("cpu")
+
+
+BATCH_NORMS = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)
+
+
+def to_sync_batchnorm(model: torch.nn.Module) -> list[tuple[torch.nn.Module, str, type]]:
+    """Replace every BatchNorm1d/2d/3d in `model` (exactly those classes: a subclass may do
+    more) by a SyncBatchNorm holding the same parameters and buffers, in place; what
+    `from_sync_batchnorm` needs to put plain ones back."""
+    swapped: list[tuple[torch.nn.Module, str, type]] = []
+    done: dict[int, torch.nn.Module] = {}
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) not in BATCH_NORMS:
+                continue
+            sync = done.get(id(child))
+            if sync is None:
+                sync = torch.nn.SyncBatchNorm(
+                    child.num_features,
+                    child.eps,
+                    child.momentum,
+                    child.affine,
+                    child.track_running_stats,
+                )
+                if child.affine:
+                    sync.weight, sync.bias = child.weight, child.bias
+                sync.running_mean, sync.running_var = child.running_mean, child.running_var
+                sync.num_batches_tracked = child.num_batches_tracked
+                sync.train(child.training)
+                done[id(child)] = sync
+            setattr(parent, name, sync)
+            swapped.append((parent, name, type(child)))
+    return swapped
+
+
+def from_sync_batchnorm(swapped: list[tuple[torch.nn.Module, str, type]]) -> None:
+    """Put plain batch norms (their original classes) back, with the SyncBatchNorms'
+    current parameters and buffers: the saved and exported model has no SyncBatchNorm."""
+    done: dict[int, torch.nn.Module] = {}
+    for parent, name, cls in swapped:
+        sync = getattr(parent, name)
+        plain = done.get(id(sync))
+        if plain is None:
+            plain = cls(
+                sync.num_features, sync.eps, sync.momentum, sync.affine, sync.track_running_stats
+            )
+            if sync.affine:
+                plain.weight, plain.bias = sync.weight, sync.bias
+            plain.running_mean, plain.running_var = sync.running_mean, sync.running_var
+            plain.num_batches_tracked = sync.num_batches_tracked
+            plain.train(sync.training)
+            done[id(sync)] = plain
+        setattr(parent, name, plain)
+
+
+def use_sync_batchnorm(setting: bool, shard: Shard | None, device: torch.device) -> bool:
+    """train.sync_batchnorm applies to multi-process runs on CUDA (torch's SyncBatchNorm
+    refuses CPU tensors: on CPU each rank keeps its slice's statistics)."""
+    return bool(setting) and shard is not None and device.type == "cuda"
+
+
 def wrap(
     model: torch.nn.Module, shard: Shard, device: torch.device, *, find_unused: bool
 ) -> torch.nn.parallel.DistributedDataParallel:
@@ -183,10 +371,14 @@ def launch(
     resume: bool,
     progress: bool,
     init_from: str | Path | None = None,
+    nodes: Nodes | None = None,
 ) -> dict[str, Any]:
-    """Run `dlw train` in `devices` processes; rank 0's result (a dict) when all succeed.
-    init_from: the warm start's folder (train/warm_start.py), read by every rank."""
+    """Run `dlw train` in `devices` processes on this node (of `nodes`); rank 0's result
+    (a dict) when all succeed, on every node. init_from: the warm start's folder
+    (train/warm_start.py), read by every rank."""
+    nodes = nodes or Nodes()
     check_devices(devices)
+    check_nodes(nodes)
     with tempfile.TemporaryDirectory(prefix="dlw-ddp-") as tmp:
         result_file = Path(tmp) / "result.json"
         env = dict(os.environ)
@@ -200,8 +392,8 @@ def launch(
             sys.executable,
             "-m",
             "torch.distributed.run",
-            "--standalone",
-            f"--nproc_per_node={devices}",
+            *nodes.torchrun_args(),
+            f"--nproc-per-node={devices}",
             "-m",
             WORKER_MODULE,
             "--project",
@@ -215,8 +407,9 @@ def launch(
             command.append("--no-progress")
         done = subprocess.run(command, env=env, check=False)
         if done.returncode != 0 or not result_file.exists():
+            where = f" on node {nodes.node_rank} of {nodes.nnodes}" if nodes.multi else ""
             raise TrainError(
-                f"Distributed training on {devices} processes failed (exit code "
+                f"Distributed training on {devices} processes{where} failed (exit code "
                 f"{done.returncode}); the ranks' errors are printed above.",
                 expected="every rank to finish",
                 received=f"exit code {done.returncode}",
@@ -226,13 +419,26 @@ def launch(
         return json.loads(result_file.read_text())
 
 
+def share_from_main(data: dict[str, Any] | None, shard: Shard) -> Any:
+    """Rank 0's JSON-able `data` on every rank (as JSON bytes: nothing is pickled)."""
+    device = comm_device(shard)
+    blob = json.dumps(data, default=str).encode() if shard.is_main else b""
+    size = torch.tensor([len(blob)], dtype=torch.long, device=device)
+    torch.distributed.broadcast(size, src=0)
+    buffer = torch.zeros(int(size.item()), dtype=torch.uint8, device=device)
+    if shard.is_main:
+        buffer.copy_(torch.frombuffer(bytearray(blob), dtype=torch.uint8))
+    torch.distributed.broadcast(buffer, src=0)
+    return json.loads(buffer.cpu().numpy().tobytes().decode())
+
+
 def warm_start_from_env() -> str | None:
     """A rank's warm start folder, as `launch` handed it down (None: no warm start)."""
     return os.environ.get(INIT_ENV) or None
 
 
 def write_result(data: dict[str, Any]) -> None:
-    """Rank 0 hands its TrainResult to the launching process."""
+    """A node's local rank 0 hands rank 0's TrainResult to the node's launching process."""
     path = os.environ.get(RESULT_ENV)
     if path:
         Path(path).write_text(json.dumps(data, default=str))

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from dlworkflow import store
-from dlworkflow.errors import TrainError
+from dlworkflow.errors import DlwError, TrainError
 from dlworkflow.models import META_FILE, create_model, save_trained
 from dlworkflow.models.user import UserNetwork, check_network
 from dlworkflow.results import StepResult, png_data_uri
@@ -107,6 +107,10 @@ def train(
     init_from: str | Path | None = None,
     epochs_setting: str | None = None,
     model: Any = None,
+    nnodes: int = 1,
+    node_rank: int = 0,
+    rdzv_endpoint: str | None = None,
+    rdzv_id: str | None = None,
 ) -> TrainResult:
     """Train `model.name` with `train:` settings; `epochs` overrides train.epochs for this run.
     epochs_setting: read the epochs from this key of the file instead (`dlw retrain` passes
@@ -118,8 +122,11 @@ def train(
 
     resume: continue the last train run, interrupted or failed, from its last epoch's
     checkpoint (same settings, same MLflow run); on CPU the result equals an uninterrupted
-    run's. devices: data-parallel processes (train/distributed.py); `train.batch_size` stays
-    the global batch. init_from: warm start from an earlier model's weights (an exported
+    run's. devices: data-parallel processes on this node (train/distributed.py);
+    `train.batch_size` stays the global batch (of nnodes x devices processes). nnodes,
+    node_rank, rdzv_endpoint ("HOST:PORT"), rdzv_id: a multi-node run through torchrun's c10d
+    rendezvous: every node calls train with its node_rank (docs/guide/multi-node.md); each
+    returns rank 0's result. init_from: warm start from an earlier model's weights (an exported
     version folder models/v<N>/ or a trained run folder; same network and classes, else a
     TrainError says why: train/warm_start.py). A resumed run continues from its checkpoint.
     """
@@ -127,14 +134,20 @@ def train(
     if model is not None:
         from dlworkflow.models import live
 
-        if devices > 1:
+        if devices > 1 or nnodes > 1:
             raise TrainError(
-                "A network object cannot be sent to --devices processes.",
+                "A network object cannot be sent to --devices or --nnodes processes.",
                 fix='write a factory and set model.name: "module:function"',
             )
         project = project.with_overrides({"model.name": live.adopt(model), "model.params": {}})
     shard = distributed.current()
-    if devices > 1 and shard is None:
+    if (devices > 1 or nnodes > 1) and shard is None:
+        nodes = distributed.Nodes(
+            nnodes=nnodes,
+            node_rank=node_rank,
+            rdzv_endpoint=rdzv_endpoint,
+            rdzv_id=rdzv_id or default_rdzv_id(project),
+        )
         return _launch(
             project,
             devices=devices,
@@ -142,13 +155,14 @@ def train(
             resume=resume,
             progress=progress,
             init_from=init_from,
+            nodes=nodes,
         )
     privacy_accepted = check_privacy_gate(project)  # pii/phi: scanned, findings gone or accepted
     cfg = project.config
     split_info = store.read_split_info(project)  # raises StepOrderError before `dlw split`
     metric = cfg.problem.primary_metric or task_of(cfg.task).default_metric
     task_of(cfg.task).metric(metric)  # a metric of this task, else a ConfigError
-    origin = find_resumable(project, epochs=epochs) if resume else None
+    origin = _resumable(project, epochs=epochs, shard=shard) if resume else None
     warm = _warm_start(project, split_info, init_from, origin, shard=shard)
     distributed.barrier(shard)  # every rank has read the ledger before rank 0 writes to it
     settings_from = _settings_from(project, epochs_setting, origin)
@@ -256,9 +270,40 @@ def train(
         transfer=strategy.describe(),
         devices=_world(shard),
     )
-    if shard is not None:
-        distributed.write_result(dataclasses.asdict(out))
-    return out
+    return out  # train_worker.py shares a rank 0's result with every node
+
+
+def _resumable(
+    project: Workspace, *, epochs: int | None, shard: distributed.Shard | None
+) -> Resumable:
+    """find_resumable; data-parallel, every rank reads the checkpoint itself and the ranks
+    check that they all read the same one (a node that does not see the project's
+    filesystem, or a stale copy of it, fails every rank with one clear error)."""
+    if shard is None:
+        return find_resumable(project, epochs=epochs)
+    origin, failure = None, None
+    try:
+        origin = find_resumable(project, epochs=epochs)
+    except TrainError as exc:
+        failure = exc
+    distributed.check_same_resume(origin.state if origin else None, shard)
+    if failure is not None:
+        raise failure
+    assert origin is not None
+    return origin
+
+
+def default_rdzv_id(project: Workspace) -> str:
+    """The rendezvous's default name, the same on every node of one run: the project's name
+    and its dataset version (so two projects, or two data versions, never meet)."""
+    import re
+
+    try:
+        version = store.read_split_info(project).dataset_version or ""
+    except DlwError:  # no split yet: _launch says so with the step-order error
+        version = ""
+    raw = f"dlw-{project.config.name}-{version[:12]}".rstrip("-")
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", raw)[:100]
 
 
 def _fit_tracked(
@@ -539,19 +584,24 @@ def _launch(
     resume: bool,
     progress: bool,
     init_from: str | Path | None = None,
+    nodes: distributed.Nodes | None = None,
 ) -> TrainResult:
     """Check what one process would check first (clear errors, no stack of N tracebacks),
-    then run the ranks; rank 0's TrainResult."""
+    then run the ranks; rank 0's TrainResult (on every node of a multi-node run)."""
+    nodes = nodes or distributed.Nodes()
+    distributed.check_nodes(nodes)
     check_privacy_gate(project)
     store.read_split_info(project)
     batch = project.config.train.batch_size
-    if batch % devices:
+    world = devices * nodes.nnodes
+    if batch % world:
+        between = f"--devices {devices}" + (f" x --nnodes {nodes.nnodes}" if nodes.multi else "")
         raise TrainError(
-            f"train.batch_size ({batch}) must divide evenly between --devices {devices}: it "
+            f"train.batch_size ({batch}) must divide evenly between {between}: it "
             "is the global batch, cut into one equal slice per process.",
-            expected=f"a multiple of {devices}",
+            expected=f"a multiple of {world}",
             received=str(batch),
-            fix=f"train.batch_size: {max(devices, batch - batch % devices)} in dlworkflow.yaml",
+            fix=f"train.batch_size: {max(world, batch - batch % world)} in dlworkflow.yaml",
         )
     origin = find_resumable(project, epochs=epochs) if resume else None
     warm = _warm_start(project, store.read_split_info(project), init_from, origin)
@@ -562,6 +612,7 @@ def _launch(
         resume=resume,
         progress=progress,
         init_from=warm.folder if warm else None,
+        nodes=nodes,
     )
     return TrainResult(**data)
 

@@ -61,6 +61,7 @@ class LoopConfig:
     channels_last: bool | str = "auto"  # auto: on a GPU for conv nets (device_defaults)
     compile: bool | str = "auto"  # auto: on a GPU when the run repays it (device_defaults)
     device: str = "auto"  # auto: cuda when available, else cpu
+    sync_batchnorm: bool = True  # data-parallel on CUDA: SyncBatchNorm (train/distributed.py)
     resident_bytes: int | None = None  # data on the device up to this size; None: automatic
     task: str = "image-classification"  # whose loss and metrics (dlworkflow.tasks)
     target: dict[str, Any] = field(default_factory=dict)  # Task.fit_target of the train split
@@ -98,6 +99,7 @@ class LoopConfig:
             channels_last=train.channels_last,
             compile=train.compile,
             device=train.device,
+            sync_batchnorm=train.sync_batchnorm,
             task=task,
             eval_batch_size=eval_batch_size(task, train.batch_size),
         )
@@ -321,6 +323,11 @@ def fit(
     precision = resolve_precision(cfg.precision, device)
     tune_cuda_kernels(device)
     generator = opts.generator or torch.Generator().manual_seed(cfg.seed)
+    synced = (
+        distributed.to_sync_batchnorm(model)
+        if distributed.use_sync_batchnorm(cfg.sync_batchnorm, shard, device)
+        else []
+    )
     model.to(device)
     n_batches = global_batches(len(train), cfg.batch_size, shard)
     n_steps = math.ceil(n_batches / cfg.accumulate)
@@ -423,6 +430,7 @@ def fit(
     for callback in callbacks:
         callback.on_train_end(state)
     model.load_state_dict(best_state)
+    distributed.from_sync_batchnorm(synced)  # plain batch norms again, for saving and export
     return FitResult(
         history=history,
         best_epoch=best_epoch,
@@ -573,17 +581,25 @@ class _Loop:
         return self.ddp.no_sync()
 
     def logits(self, data: DeviceData) -> Tensor:
-        model = self.model
-        distributed.sync_buffers(model, self.shard)  # rank 0's batch-norm statistics
+        """The model's outputs on every sample of `data`, in order. Data-parallel, each rank
+        predicts its slice (distributed.eval_slice) and the slices are gathered: every rank
+        gets the whole split's outputs, as one process computes them."""
+        model, shard, n = self.model, self.shard, len(data.y)
+        distributed.sync_buffers(model, shard)  # rank 0's batch-norm statistics
+        sharded = shard is not None and n >= shard.world
+        order = distributed.eval_slice(n, shard) if sharded and shard is not None else None
         was_training = model.training
         model.eval()
         with torch.inference_mode(), autocast(self.precision, self.device):
             out = [
                 self.eval_forward(self.prepare(xb)).float()
-                for xb, _ in data.batches(None, self.cfg.eval_batch_size)
+                for xb, _ in data.batches(order, self.cfg.eval_batch_size)
             ]
         model.train(was_training)
-        return torch.cat(out)
+        mine = torch.cat(out)
+        if sharded and shard is not None:
+            return distributed.gather_rows(mine, shard, n)
+        return mine
 
     def evaluate(self, data: DeviceData, *, metric: str) -> dict[str, float]:
         return _metrics(self.logits(data), data.y, self.cfg, metric)
