@@ -54,6 +54,7 @@ MB = 1024 * 1024
 BOX_KINDS = frozenset({"detection"})  # target kinds whose predictions are scored boxes
 BEARER = "HTTPBearer"
 PUBLIC = frozenset({"/v1/health"})
+PREDICT = "/v1/predict"
 #: Texts and rows totalling at most this many bytes are prepared (tokenized, encoded) on the
 #: event loop, and bodies of at most this many bytes parsed there (JSON, base64): for small
 #: inputs the hand-off to a thread costs more than the work. Images are never decoded on the
@@ -520,10 +521,29 @@ class GatewayMiddleware:
         server.in_flight += 1  # one event loop: no lock needed
         self.metrics.in_flight.inc()
         try:
-            await self.app(scope, receive, send)
+            if scope.get("path") == PREDICT and scope.get("method") == "POST":
+                await self._predict(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
         finally:
             server.in_flight -= 1
             self.metrics.in_flight.dec()
+
+    async def _predict(self, scope: Any, receive: Any, send: Any) -> None:
+        """POST /v1/predict straight to Server.predict: the route's own handler does the
+        same, through the router, FastAPI's dependency solving and exception middleware, which
+        cost more CPU per request than a small image's prediction (the errors are the same:
+        ApiError's body, or the 500 of `install_handlers`)."""
+        try:
+            response = JSONResponse(await self.server.predict(Request(scope, receive)))
+        except ApiError as exc:
+            response = exc.response()
+        except Exception:  # noqa: BLE001 - as install_handlers' `internal`
+            log.exception("unexpected error on POST %s", PREDICT)
+            response = ApiError(
+                500, "internal_error", "The server failed unexpectedly; the error is in its log."
+            ).response()
+        await response(scope, receive, send)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
