@@ -138,26 +138,31 @@ def run_study(project: Any, arm: str, seed: int, target: float) -> Any:
     return study_mod.load(settings)
 
 
-def trials_to_target(study: Any, target: float, budget: int) -> dict[str, Any]:
-    """Trials and epochs up to the first complete trial >= target; every complete value."""
+def trials_to_target(study: Any, target: float) -> dict[str, Any]:
+    """The first complete trial >= target (1-based; None: never), each trial's epochs up to
+    it, and every complete value."""
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
-    epochs = 0
     hit = None
     for i, t in enumerate(trials, start=1):
-        epochs += len(t.intermediate_values)
         if t.state.name == "COMPLETE" and t.value is not None and t.value >= target:
             hit = i
             break
     done = [t.value for t in trials if t.state.name == "COMPLETE" and t.value is not None]
     return {
-        "trials": hit,
-        "count": hit if hit is not None else budget + 1,
-        "epochs": epochs,
+        "hit": hit,
+        "trial_epochs": [len(t.intermediate_values) for t in trials[: hit or len(trials)]],
         "best": max(done) if done else None,
         "pruned": sum(t.state.name == "PRUNED" for t in trials),
         "values": done,
         "seconds": sum(t.duration.total_seconds() for t in trials if t.duration),
     }
+
+
+def at_budget(row: dict[str, Any], budget: int) -> tuple[int | None, int, int]:
+    """(trials to target or None, trials counted: a miss is budget + 1, epochs) had the
+    study been given `budget` trials (the samplers and pruners never read the budget)."""
+    hit = row["hit"] if row["hit"] is not None and row["hit"] <= budget else None
+    return hit, hit or budget + 1, sum(row["trial_epochs"][: hit or budget])
 
 
 def run_job(job: int, seeds: list[int], args: argparse.Namespace, root: str) -> list[dict]:
@@ -173,14 +178,13 @@ def run_job(job: int, seeds: list[int], args: argparse.Namespace, root: str) -> 
             row = {
                 "arm": arm,
                 "seed": seed,
-                **trials_to_target(
-                    run_study(project, arm, seed, args.target), args.target, args.trials
-                ),
+                **trials_to_target(run_study(project, arm, seed, args.target), args.target),
             }
             rows.append(row)
             print(
-                f"  [job {job}] {arm:<14} seed {seed}: to target {row['trials'] or '-'} "
-                f"({row['epochs']} epochs, {row['pruned']} pruned, best {row['best']:.4f}; "
+                f"  [job {job}] {arm:<14} seed {seed}: to target {row['hit'] or '-'} "
+                f"({sum(row['trial_epochs'])} epochs, {row['pruned']} pruned, "
+                f"best {row['best'] or float('nan'):.4f}; "
                 f"{time.perf_counter() - t0:.0f} s, load {os.getloadavg()[0]:.1f})",
                 flush=True,
             )
@@ -206,26 +210,32 @@ def expected_trials(p: float, until: int) -> float:
     return sum((1.0 - p) ** k for k in range(until + 1))
 
 
+def arm_means(rows: list[dict], arm: str, budget: int) -> tuple[float, float]:
+    """Mean trials (a miss: budget + 1) and mean epochs to the target of `arm`."""
+    counted = [at_budget(r, budget) for r in rows if r["arm"] == arm]
+    return statistics.mean(c[1] for c in counted), statistics.mean(c[2] for c in counted)
+
+
 def arm_summary(rows: list[dict], arm: str, budget: int) -> list[str]:
     mine = sorted((r for r in rows if r["arm"] == arm), key=lambda r: r["seed"])
-    shown = " ".join(str(r["trials"]) if r["trials"] else f">{budget}" for r in mine)
-    reached = sum(r["trials"] is not None for r in mine)
+    counted = [at_budget(r, budget) for r in mine]
+    shown = " ".join(str(hit) if hit else f">{budget}" for hit, _, _ in counted)
+    reached = sum(hit is not None for hit, _, _ in counted)
+    trials, epochs = arm_means(rows, arm, budget)
     return [
         f"{arm}: trials to target per seed {shown}; reached {reached}/{len(mine)}",
-        "  " + spread("trials to target", [r["count"] for r in mine]),
-        f"  mean trials {statistics.mean(r['count'] for r in mine):.2f}, "
-        f"mean epochs {statistics.mean(r['epochs'] for r in mine):.1f}, "
-        f"mean pruned {statistics.mean(r['pruned'] for r in mine):.1f}, "
-        f"mean trial seconds {statistics.mean(r['seconds'] for r in mine):.0f}",
-        "  " + spread("epochs to target", [r["epochs"] for r in mine]),
+        "  " + spread("trials to target", [c[1] for c in counted]),
+        "  " + spread("epochs to target", [c[2] for c in counted]),
+        f"  mean trials {trials:.2f}, mean epochs {epochs:.1f}",
     ]
 
 
-def random_landscape(rows: list[dict], args: argparse.Namespace) -> tuple[float, list[str]]:
-    """p (share of random configurations >= target) and the lines that show it."""
+def random_landscape(rows: list[dict], args: argparse.Namespace) -> float:
+    """Print the distribution of random search's trials and p, the share >= target."""
     values = [v for r in rows if r["arm"] == RANDOM for v in r["values"]]
     if not values:
-        return float("nan"), ["no random-search trials"]
+        print("no complete random-search trials")
+        return 0.0
     p = sum(v >= args.target for v in values) / len(values)
     edges = [0.0, 0.5, 0.9, 0.95, 0.97, args.target, 0.985, 0.99, 1.01]
     edges = sorted(set(edges))
@@ -233,23 +243,28 @@ def random_landscape(rows: list[dict], args: argparse.Namespace) -> tuple[float,
     for lo, hi in zip(edges, edges[1:], strict=False):
         n = sum(lo <= v < hi for v in values)
         bins.append(f"[{lo:g}, {min(hi, 1.0):g}{']' if hi > 1 else ')'}: {n}")
-    e_random = expected_trials(p, args.trials)
+    print(f"random search, every trial ({len(values)}): val accuracy " + ", ".join(bins))
+    print(f"share of random configurations >= {args.target}: p = {p:.3f}")
+    return p
+
+
+def floors(p: float, args: argparse.Namespace, budget: int) -> list[str]:
+    """What p implies: random search's expected trials and each TPE arm's lowest ratio."""
+    e_random = expected_trials(p, budget)
     lines = [
-        f"random search, every trial ({len(values)}): val accuracy " + ", ".join(bins),
-        f"share of random configurations >= {args.target}: p = {p:.3f}; so random search "
-        f"needs E_R = {e_random:.2f} trials on average (budget {args.trials}, a miss = "
-        f"{args.trials + 1})",
+        f"  p = {p:.3f}: random search needs E_R = {e_random:.2f} trials on average "
+        f"(a miss = {budget + 1})"
     ]
     for arm in args.arm_list:
         startup = parse_arm(arm)["tune.startup_trials"]
-        if arm == RANDOM or startup >= args.trials:
+        if arm == RANDOM or startup >= budget:
             continue
         floor = expected_trials(p, startup)
         lines.append(
             f"  {arm}: its {startup} startup trials are random; even if its first modelled "
             f"trial always hit: >= {floor:.2f} trials, ratio >= {floor / e_random:.2f}"
         )
-    return p, lines
+    return lines
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -262,7 +277,10 @@ def parse_seeds(text: str) -> list[int]:
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--seeds", default="0-9", help="0-9 or 0,1,2")
-    p.add_argument("--trials", type=int, default=12)
+    p.add_argument("--trials", type=int, default=20, help="budget (dlw's tune.trials)")
+    p.add_argument(
+        "--also", default="12", help="smaller budgets to report too (the same studies, cut)"
+    )
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--target", type=float, default=0.98)
     p.add_argument("--threads", type=int, default=2, help="training threads, all jobs together")
@@ -274,6 +292,7 @@ def parse_args() -> argparse.Namespace:
     args = p.parse_args()
     if args.quick:
         args.seeds = "0-4"
+    args.also = [int(b) for b in args.also.split(",") if b.strip()]
     shipped = shipped_arm()
     arms = args.arms.split(",") if args.arms else [RANDOM, shipped, BEFORE]
     args.arm_list = list(dict.fromkeys(a.strip() for a in arms if a.strip()))
@@ -303,37 +322,44 @@ def main() -> None:
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
-    print(
-        f"\nTrials to reach validation accuracy >= {args.target} (budget {args.trials} trials "
-        f"x {args.epochs} epochs, builtin:digits, small_cnn, seeds {args.seeds}; a miss "
-        f"counts as {args.trials + 1}, a lower bound):\n"
-    )
-    for arm in args.arm_list:
-        print("\n".join(arm_summary(rows, arm, args.trials)))
     print()
-    _, lines = random_landscape(rows, args)
-    print("\n".join(lines))
-    mean = {a: statistics.mean(r["count"] for r in rows if r["arm"] == a) for a in args.arm_list}
-    epochs = {a: statistics.mean(r["epochs"] for r in rows if r["arm"] == a) for a in args.arm_list}
-    print()
-    for arm in args.arm_list:
-        if arm != RANDOM:
-            print(
-                f"{arm} / random: trials {mean[arm] / mean[RANDOM]:.2f}, "
-                f"epochs {epochs[arm] / epochs[RANDOM]:.2f}"
-            )
-    print(f"wall {time.perf_counter() - started:.0f} s")
+    p = random_landscape(rows, args)
+    ratios = {b: report(rows, args, b, p) for b in [args.trials, *args.also] if b <= args.trials}
+    print(f"\nwall {time.perf_counter() - started:.0f} s")
     finish(
         [
             Goal(
-                f"mean trials to {args.target}, {args.goal_arm} / random",
-                mean[args.goal_arm] / mean[RANDOM],
+                f"mean trials to {args.target} in {args.trials}, {args.goal_arm} / random",
+                ratios[args.trials][0],
                 "<=",
                 GOAL_RATIO,
-                detail=f"{mean[args.goal_arm]:.2f} / {mean[RANDOM]:.2f} trials, {len(seeds)} seeds",
+                detail=f"{ratios[args.trials][1]}, {len(seeds)} seeds",
             )
         ]
     )
+
+
+def report(rows: list[dict], args: argparse.Namespace, budget: int, p: float) -> tuple[float, str]:
+    """Print every arm's trials and epochs to target with `budget` trials; the goal arm's
+    ratio to random search and its detail."""
+    print(
+        f"\nTrials to reach validation accuracy >= {args.target}, budget {budget} trials x "
+        f"{args.epochs} epochs (builtin:digits, small_cnn, seeds {args.seeds}; a miss counts "
+        f"as {budget + 1}, a lower bound):"
+    )
+    for arm in args.arm_list:
+        print("\n".join(arm_summary(rows, arm, budget)))
+    print("\n".join(floors(p, args, budget)))
+    means = {arm: arm_means(rows, arm, budget) for arm in args.arm_list}
+    for arm in args.arm_list:
+        if arm != RANDOM:
+            print(
+                f"  {arm} / random ({budget} trials): trials "
+                f"{means[arm][0] / means[RANDOM][0]:.2f}, epochs "
+                f"{means[arm][1] / means[RANDOM][1]:.2f}"
+            )
+    goal, rand = means[args.goal_arm][0], means[RANDOM][0]
+    return goal / rand, f"{goal:.2f} / {rand:.2f} trials"
 
 
 if __name__ == "__main__":
