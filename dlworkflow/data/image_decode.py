@@ -1,6 +1,6 @@
 """The content part of reading one image file: decode it (the size limits checked from the
-header), hash its bytes, compute the statistics explore uses, and keep the small image the
-pixel bank stores. The same function runs in the ingest's own process and in its worker
+header), hash its bytes, compute the statistics explore uses, and make the array the pixel bank
+keeps of a small image. The same function runs in the ingest's own process and in its worker
 processes (data/parallel_read.py), so the rows and quarantine reasons are the same either way.
 """
 
@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 from dlworkflow.fileio import sha256_file
 from dlworkflow.store import ImageDecodeError, decode_image
 from dlworkflow.store.images import image_stats
-from dlworkflow.store.pixel_bank import INGEST_MAX_PIXELS
+from dlworkflow.store.pixel_bank import bank_array
 
 
 class Decoded(NamedTuple):
@@ -23,7 +23,7 @@ class Decoded(NamedTuple):
     height: int
     mode: str
     stats: dict[str, Any]  # phash, brightness, contrast, dark, bright
-    small: Any | None  # the decoded image when it is small enough for the bank, else None
+    small: Any | None  # the bank's array when the image is small enough to keep, else None
 
 
 def decode_file(path: Path, *, max_pixels: int, max_side: int) -> Decoded:
@@ -36,7 +36,7 @@ def decode_file(path: Path, *, max_pixels: int, max_side: int) -> Decoded:
         height=img.height,
         mode=img.mode,
         stats=image_stats(img),
-        small=img if img.width * img.height <= INGEST_MAX_PIXELS else None,
+        small=bank_array(img),
     )
 
 

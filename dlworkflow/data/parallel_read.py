@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from itertools import islice
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -57,7 +57,7 @@ def read_outcomes(
     check: Callable[[Candidate], None],
     workers: int,
     known: int | None = None,
-) -> Iterator[tuple[T, Candidate, Outcome]]:
+) -> Generator[tuple[T, Candidate, Outcome], None, None]:
     """(tag, candidate, row or ImageDecodeError) for every item, in order. `check` runs first
     on each candidate (raising ImageDecodeError to quarantine it before it is read). `known`:
     how many candidates there are at most, when the sources know (a remote listing); else up

@@ -128,7 +128,7 @@ class Reader:
         self, cand: Candidate, origin: Path, size: int, mtime_ns: int, decoded: Decoded
     ) -> dict[str, Any]:
         if decoded.small is not None:
-            self.banks.keep(decoded.content_hash, decoded.small)
+            self.banks.keep_array(decoded.content_hash, decoded.small)
         return {
             "path": str(origin),
             "origin_path": str(cand.origin or origin),  # a tile's: its source image

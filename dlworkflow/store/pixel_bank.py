@@ -108,12 +108,12 @@ class IngestBanks:
         self.pending_bytes = 0
 
     def keep(self, content_hash: str, img: Any) -> None:
-        from dlworkflow.store.images import normalise, to_array
+        array = bank_array(img)
+        if array is not None:
+            self.keep_array(content_hash, array)
 
-        if img.width * img.height > INGEST_MAX_PIXELS:
-            return
-        channels = 1 if normalise(img).mode == "L" else 3
-        array = to_array(img, channels=channels, size=(img.height, img.width))
+    def keep_array(self, content_hash: str, array: np.ndarray) -> None:
+        """Keep an image already made into its bank array (`bank_array`, in a worker)."""
         hashes, arrays = self.pending.setdefault(array.shape, ([], []))
         hashes.append(content_hash)
         arrays.append(array)
@@ -128,3 +128,14 @@ class IngestBanks:
             )
         self.pending.clear()
         self.pending_bytes = 0
+
+
+def bank_array(img: Any) -> np.ndarray | None:
+    """The array ingest keeps for a small decoded image (its own size; grayscale: 1 channel,
+    else RGB), or None when it is too large to keep."""
+    from dlworkflow.store.images import normalise, to_array
+
+    if img.width * img.height > INGEST_MAX_PIXELS:
+        return None
+    channels = 1 if normalise(img).mode == "L" else 3
+    return to_array(img, channels=channels, size=(img.height, img.width))
