@@ -290,22 +290,9 @@ def to_sync_batchnorm(model: torch.nn.Module) -> list[tuple[torch.nn.Module, str
         for name, child in list(parent.named_children()):
             if type(child) not in BATCH_NORMS:
                 continue
-            sync = done.get(id(child))
-            if sync is None:
-                sync = torch.nn.SyncBatchNorm(
-                    child.num_features,
-                    child.eps,
-                    child.momentum,
-                    child.affine,
-                    child.track_running_stats,
-                )
-                if child.affine:
-                    sync.weight, sync.bias = child.weight, child.bias
-                sync.running_mean, sync.running_var = child.running_mean, child.running_var
-                sync.num_batches_tracked = child.num_batches_tracked
-                sync.train(child.training)
-                done[id(child)] = sync
-            setattr(parent, name, sync)
+            if id(child) not in done:
+                done[id(child)] = _batch_norm_like(torch.nn.SyncBatchNorm, child)
+            setattr(parent, name, done[id(child)])
             swapped.append((parent, name, type(child)))
     return swapped
 
@@ -316,18 +303,27 @@ def from_sync_batchnorm(swapped: list[tuple[torch.nn.Module, str, type]]) -> Non
     done: dict[int, torch.nn.Module] = {}
     for parent, name, cls in swapped:
         sync = getattr(parent, name)
-        plain = done.get(id(sync))
-        if plain is None:
-            plain = cls(
-                sync.num_features, sync.eps, sync.momentum, sync.affine, sync.track_running_stats
-            )
-            if sync.affine:
-                plain.weight, plain.bias = sync.weight, sync.bias
-            plain.running_mean, plain.running_var = sync.running_mean, sync.running_var
-            plain.num_batches_tracked = sync.num_batches_tracked
-            plain.train(sync.training)
-            done[id(sync)] = plain
-        setattr(parent, name, plain)
+        if id(sync) not in done:
+            done[id(sync)] = _batch_norm_like(cls, sync)
+        setattr(parent, name, done[id(sync)])
+
+
+def _batch_norm_like(cls: type, source: Any) -> torch.nn.Module:
+    """A `cls` batch norm with `source`'s settings, holding its very parameters and
+    buffers (the same tensors, wherever they are)."""
+    norm = cls(
+        source.num_features,
+        source.eps,
+        source.momentum,
+        source.affine,
+        source.track_running_stats,
+    )
+    if source.affine:
+        norm.weight, norm.bias = source.weight, source.bias
+    norm.running_mean, norm.running_var = source.running_mean, source.running_var
+    norm.num_batches_tracked = source.num_batches_tracked
+    norm.train(source.training)
+    return norm
 
 
 def use_sync_batchnorm(setting: bool, shard: Shard | None, device: torch.device) -> bool:

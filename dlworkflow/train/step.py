@@ -336,9 +336,10 @@ def _fit_tracked(
         resume_run_id=origin.mlflow_run_id if origin else None,
     ) as tracker:
         tracker.log_params(run_params(project, split_info, loop, model, data))
-        tracker.log_params(
-            {**strategy.params(), "train.devices": _world(shard), **_warm_params(warm)}
-        )
+        # a resumed run may run on another number of processes (the loop state does not
+        # depend on it) and MLflow refuses to change a param: the ledger records each part's
+        devices = {"train.devices": _world(shard)} if origin is None else {}
+        tracker.log_params({**strategy.params(), **devices, **_warm_params(warm)})
         if origin is not None:  # epochs the interrupted run checkpointed but never logged
             tracker.log_history(origin.state.history)
         checkpoint = Checkpointer(

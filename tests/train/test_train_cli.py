@@ -65,6 +65,8 @@ def test_devices_must_divide_the_global_batch(digits_project: Project):
     refused = dlw("train", "-p", str(digits_project.root), "--devices", "2")
     assert refused.exit_code == 2 and "divide evenly" in refused.output
     assert dlw("train", "-p", str(digits_project.root), "--devices", "0").exit_code == 2
+    alone = dlw("train", "-p", str(digits_project.root), "--nnodes", "2")  # where do nodes meet?
+    assert alone.exit_code == 2 and "--rdzv-endpoint" in alone.output
 
 
 def test_models_lists_every_network_with_its_task_size_and_weights():
