@@ -3,10 +3,8 @@
 On a CPU both stay off (channels-last convolutions are slower there, and Inductor's compile
 time is rarely repaid by a CPU run). On a GPU:
 - channels-last is on for models with 2-D convolutions (their cuDNN kernels prefer NHWC);
-- torch.compile is on when the run is long enough to repay its compile time. Measured on an
-  H200 (bench/gpu.py, EfficientNet-Lite0 at 224 px, batch 256): compiling costs about
-  COMPILE_COST_STEPS eager steps, and the compiled step saves about a third (see
-  bench/README.md); so a run of at least COMPILE_MIN_STEPS optimizer steps compiles.
+- torch.compile is on when the run is long enough to repay its compile time: at least
+  COMPILE_MIN_STEPS optimizer steps (the measurement is beside the constant).
 bf16 autocast (precision: auto) and the GPU-resident uint8 cache (train.data) are decided
 elsewhere (trainer.resolve_precision, TensorData.place).
 """
@@ -17,8 +15,10 @@ from torch import device as Device
 from torch import nn
 
 AUTO = "auto"
-COMPILE_COST_STEPS = 1000  # eager steps that the compile time is worth (H200, bench/gpu.py)
-COMPILE_MIN_STEPS = 3 * COMPILE_COST_STEPS  # repaid when each compiled step saves ~1/3
+# Measured on an H200 (bench/gpu.py, EfficientNet-Lite0, 224 px, batch 256, bf16,
+# channels-last, 2026-12-04): a cold compile took 45-77 s; compiled steps ran 1.52x as fast as
+# eager ones (30.7 vs 46.8 ms), saving 16 ms a step: break-even after 2,800-4,800 steps.
+COMPILE_MIN_STEPS = 5000
 
 
 def use_channels_last(setting: bool | str, device: Device, model: nn.Module) -> bool:
@@ -46,3 +46,17 @@ def tune_cuda_kernels(device: Device) -> None:
         return
     torch.backends.cudnn.benchmark = True
     torch.set_float32_matmul_precision("high")
+
+
+RECOMPILE_LIMIT = 64  # graphs kept per compiled function (torch's default: 8)
+
+
+def allow_recompiles() -> None:
+    """Every dlw model shares one forward (models/base.py), so each model compiled in one
+    process (tuning trials, retraining, a benchmark) adds graphs to the same cache entry;
+    at torch's default limit of 8 the ninth falls back to eager, silently slower (seen on the
+    H200 run of bench/gpu.py). Raise the limit; never lower one the user set higher."""
+    import torch._dynamo.config as dynamo
+
+    name = "recompile_limit" if hasattr(dynamo, "recompile_limit") else "cache_size_limit"
+    setattr(dynamo, name, max(int(getattr(dynamo, name)), RECOMPILE_LIMIT))

@@ -34,7 +34,12 @@ from dlworkflow.tasks import Task, task_of
 from dlworkflow.train import distributed
 from dlworkflow.train.callbacks import Callback, FitState
 from dlworkflow.train.data import DeviceData, TensorData
-from dlworkflow.train.device_defaults import tune_cuda_kernels, use_channels_last, use_compile
+from dlworkflow.train.device_defaults import (
+    allow_recompiles,
+    tune_cuda_kernels,
+    use_channels_last,
+    use_compile,
+)
 from dlworkflow.train.distributed import Shard
 
 BatchTransform = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
@@ -729,6 +734,7 @@ def _maybe_compile(
         if torch.are_deterministic_algorithms_enabled():
             deterministic_kernels(compiling=True)  # Inductor's own flag too
         xb, _ = next(probe.batches(None, loop.cfg.eval_batch_size))
+        allow_recompiles()
         compiled = torch.compile(model, dynamic=False if xb.dim() == 4 else None)
         was_training = model.training
         model.eval()
