@@ -483,8 +483,9 @@ def _build(
     train/val data."""
     cfg = project.config
     threads = cfg.train.threads
-    if shard is not None and not torch.cuda.is_available():  # ranks share the CPU cores
-        threads = max(1, (threads or os.cpu_count() or 1) // shard.world)
+    if shard is not None and not torch.cuda.is_available():  # this node's ranks share its cores
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", shard.world))
+        threads = max(1, (threads or os.cpu_count() or 1) // local_world)
     generator = seed_everything(cfg.seed, threads=threads)
     strategy = strategies.choose(project, cfg.model.name)  # model.transfer, with reason
     model = create_model(
