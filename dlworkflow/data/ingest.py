@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import operator
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -407,18 +407,7 @@ def _stream(
     capped = target_kind.single_label
     writer = ManifestWriter(project, manifest_schema(project.config.task, sources[0].scan.columns))
     quarantined: list[dict[str, Any]] = []
-
-    def check(candidate: Candidate) -> None:  # before the sample is read
-        unknown = (
-            target_kind.unknown_labels(candidate.label, allowed)
-            if allowed and candidate.problem is None and candidate.label
-            else []
-        )
-        if unknown:
-            raise ImageDecodeError(
-                f"unknown label value {unknown[0]!r} (data.classes allows {sorted(allowed)})"
-            )
-
+    check = _label_check(allowed, target_kind)
     workers = resolve_workers(project.config.data.workers)
     try:
         with Progress(transient=True, disable=not progress) as bar:
@@ -466,6 +455,23 @@ def _stream(
             fix="check the quarantine reasons and the source's layout",
         )
     return writer, quarantined
+
+
+def _label_check(allowed: set[str], target_kind: Any) -> Callable[[Candidate], None]:
+    """The check before a sample is read: a label outside data.classes quarantines it."""
+
+    def check(candidate: Candidate) -> None:
+        unknown = (
+            target_kind.unknown_labels(candidate.label, allowed)
+            if allowed and candidate.problem is None and candidate.label
+            else []
+        )
+        if unknown:
+            raise ImageDecodeError(
+                f"unknown label value {unknown[0]!r} (data.classes allows {sorted(allowed)})"
+            )
+
+    return check
 
 
 def _known(sources: list[_Source]) -> int | None:
