@@ -43,6 +43,7 @@ class SmallCNN(Classifier):
         convs_per_block: int = 2,
         pool_size: int = 2,
         dropout: float = 0.2,
+        channels_last: bool = True,
     ) -> None:
         super().__init__()
         widths = [in_channels, *channels]
@@ -55,6 +56,9 @@ class SmallCNN(Classifier):
         self.pool = nn.AdaptiveAvgPool2d(pool_size)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(widths[-1] * pool_size * pool_size, num_classes)
+        if channels_last:  # NHWC convolutions (the input follows the weights): on a CPU
+            # ~30% faster steps than NCHW for these widths (bench/mnist_time_to_97.py)
+            self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(torch.flatten(self.pool(self.body(x)), 1))
@@ -75,6 +79,7 @@ def small_cnn(
     convs_per_block: int = 2,
     pool_size: int = 2,
     dropout: float = 0.2,
+    channels_last: bool = True,
 ) -> SmallCNN:
     if min(image_size) < MIN_SIZE:
         raise ValueError(
@@ -97,4 +102,5 @@ def small_cnn(
         convs_per_block=int(convs_per_block),
         pool_size=int(pool_size),
         dropout=float(dropout),
+        channels_last=bool(channels_last),
     )
