@@ -16,9 +16,10 @@ from torch import nn
 
 AUTO = "auto"
 # Measured on an H200 (bench/gpu.py, EfficientNet-Lite0, 224 px, batch 256, bf16,
-# channels-last, 2026-12-04): a cold compile took 45-77 s; compiled steps ran 1.52x as fast as
-# eager ones (30.7 vs 46.8 ms), saving 16 ms a step: break-even after 2,800-4,800 steps.
-COMPILE_MIN_STEPS = 5000
+# channels-last, torch 2.11, 2026-12-04): a compile took 45-88 s (88 cold, on a fresh machine);
+# compiled steps ran 1.52x as fast as eager ones (30.7 vs 46.8 ms), saving 16 ms a step:
+# break-even after 2,800-5,500 steps.
+COMPILE_MIN_STEPS = 6000
 
 
 def use_channels_last(setting: bool | str, device: Device, model: nn.Module) -> bool:
