@@ -638,7 +638,7 @@ class Train(Strict):
     compile: bool | Literal["auto"] = Field(
         "auto",
         description="torch.compile the model; auto: on a GPU when the run is long enough "
-        "to repay the compile time (>= 5,000 optimizer steps).",
+        "to repay the compile time (>= 6,000 optimizer steps).",
     )
     device: str = Field("auto", description="auto: cuda when available, else cpu.")
     threads: int | None = Field(None, ge=1, description="CPU threads; null: all cores.")
