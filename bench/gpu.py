@@ -425,7 +425,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--prepare-elpv", type=Path, default=None)
     args = p.parse_args(argv)
     if args.smoke:  # --rounds stays the caller's (the test suite runs one)
-        args.epochs, args.batches, args.batch, args.size = 2, 2, 4, 32
+        args.epochs, args.batches, args.batch, args.size = 1, 2, 4, 32
     return args
 
 
