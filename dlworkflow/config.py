@@ -419,11 +419,11 @@ class Explore(Strict):
         6, ge=0, le=64, description="Max Hamming distance of 64-bit perceptual hashes."
     )
     grid_per_class: int = Field(8, ge=1, le=64, description="Sample thumbnails per class.")
-    max_embed: int = Field(
-        5000,
+    max_embed: int | None = Field(
+        None,
         ge=100,
-        description="At most this many samples are embedded for the map and "
-        "the label-issue search (a stratified subsample beyond).",
+        description="None (the default): every sample is embedded for the map and the "
+        "label-issue search; a number caps them (a stratified subsample beyond).",
     )
     backbone: Literal["auto", "pixels"] = Field(
         "auto",

@@ -1,4 +1,4 @@
-"""Features of a subsample for the 2-D map and the label-issue search: a pretrained embedder
+"""Features of every sample for the 2-D map and the label-issue search: a pretrained embedder
 when installed (and explore.backbone is auto), else raw pixels, TF-IDF or standardised
 columns. The fallback is always stated in the report."""
 
@@ -12,14 +12,13 @@ import numpy as np
 from dlworkflow.errors import DlwError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pandas as pd
 
     from dlworkflow.explore.pixels import PixelReader
 
 PIXEL_SIDE = 28  # raw-pixel features: images resized to 28 x 28
-EMBED_SIDE_MIN, EMBED_SIDE_MAX = 64, 224  # embedder input: twice the image side, clipped
-EMBED_CPU_LIMIT = 1500  # images embedded by a pretrained backbone without a GPU
-EMBED_BATCH = 128
 REDUCED_DIMS = 64  # features are reduced to this many PCA components before the quick model
 MAX_CATEGORIES = 50  # string columns with more distinct values are left out of the features
 
@@ -27,9 +26,10 @@ MAX_CATEGORIES = 50  # string columns with more distinct values are left out of 
 @dataclass
 class Features:
     X: np.ndarray  # float32 [n, d]; rows of `rows` that could be read
-    keep: np.ndarray  # bool [len(subsample)]: which subsample rows have features
+    keep: np.ndarray  # bool [len(rows)]: which rows have features
     method: str  # in words, for the report
     notes: list[str] = field(default_factory=list)
+    n_cached: int = 0  # rows whose features came from the embedding cache
 
 
 def image_features(
@@ -39,12 +39,24 @@ def image_features(
     backbone: str,
     channels: int,
     size: tuple[int, int],
+    cache_dir: Path | None = None,
+    dataset_version: str = "",
     progress: Any = None,
 ) -> Features:
+    """Features of every row: the quick pretrained embedding (explore/embedder.py), taken
+    from the embedding cache under `cache_dir` where it has the row, else raw pixels."""
     notes: list[str] = []
     if backbone == "auto":
         try:
-            return _pretrained(rows, reader=reader, channels=channels, size=size, progress=progress)
+            return _pretrained(
+                rows,
+                reader=reader,
+                channels=channels,
+                size=size,
+                cache_dir=cache_dir,
+                dataset_version=dataset_version,
+                progress=progress,
+            )
         except ImportError:
             notes.append("no pretrained image embedder in this dlworkflow: raw pixels used")
         except DlwError as exc:
@@ -59,46 +71,57 @@ def image_features(
 
 
 def _pretrained(
-    rows: pd.DataFrame, *, reader: PixelReader, channels: int, size: tuple[int, int], progress: Any
+    rows: pd.DataFrame,
+    *,
+    reader: PixelReader,
+    channels: int,
+    size: tuple[int, int],
+    cache_dir: Path | None,
+    dataset_version: str,
+    progress: Any,
 ) -> Features:
-    """Pretrained features; on a CPU only a stratified EMBED_CPU_LIMIT rows of the subsample
-    are embedded, so exploration stays quick."""
-    import torch
+    """Every row embedded, or found in the cache (by content hash); only the rows the cache
+    lacks are read and embedded, and added to it."""
+    from dlworkflow.explore.embed_cache import EmbeddingCache
+    from dlworkflow.explore.embedder import quick_embedder
+    from dlworkflow.store.images import _unchanged_since_ingest
 
-    from dlworkflow.explore.pixels import stratified_sample
-    from dlworkflow.models import image_embedder
-
-    side = int(np.clip(32 * round(2 * max(size) / 32), EMBED_SIDE_MIN, EMBED_SIDE_MAX))
-    embedder = image_embedder(input_size=side)
+    embedder = quick_embedder(size=size)
+    same = _unchanged_since_ingest(rows)  # a file changed since ingest: embedded, not cached
+    hashes = [str(h) if ok else "" for h, ok in zip(rows["content_hash"].tolist(), same)]
+    cache = EmbeddingCache(cache_dir, key=embedder.key, dim=embedder.dim) if cache_dir else None
+    if cache is not None:
+        hits = cache.lookup(hashes)
+        X, missing = hits.vectors, hits.missing
+    else:
+        X, missing = np.zeros((len(rows), embedder.dim), np.float32), np.arange(len(rows))
     keep = np.ones(len(rows), dtype=bool)
-    notes = []
-    if not torch.cuda.is_available() and len(rows) > EMBED_CPU_LIMIT:
-        keep[:] = False
-        keep[stratified_sample(rows["label"].astype(str), limit=EMBED_CPU_LIMIT, seed=0)] = True
-        notes.append(
-            f"pretrained features on {EMBED_CPU_LIMIT:,} of the {len(rows):,} "
-            "subsampled images (CPU only: capped for speed; set explore.backbone: "
-            "pixels to use raw pixels of all of them)"
+    if len(missing):
+        read_size = (min(size[0], embedder.side), min(size[1], embedder.side))
+        pixels, ok = reader.arrays(
+            rows.iloc[missing], channels=channels, size=read_size, progress=progress
         )
-    read_size = (min(size[0], side), min(size[1], side))
-    pixels, ok = reader.arrays(rows[keep], channels=channels, size=read_size, progress=progress)
-    X = _embed_batches(embedder, pixels[ok], progress=progress)
-    keep[np.flatnonzero(keep)[~ok]] = False
+        fresh = embedder.embed(pixels, progress=progress).astype(np.float16)  # as cached
+        X[missing] = fresh
+        keep[missing[~ok]] = False
+        if cache is not None:
+            cache.add(
+                [hashes[i] for i in missing[ok]],
+                fresh[ok],
+                dataset_version=dataset_version,
+                embedder=embedder.name,
+            )
+    n_cached = len(rows) - len(missing)
     return Features(
-        X=X,
+        X=X[keep],
         keep=keep,
-        notes=notes,
-        method=f"pretrained {getattr(embedder, 'name', 'image')} features (input {side} px)",
+        notes=[
+            f"{int(keep.sum()):,} of {len(rows):,} images embedded ({n_cached:,} from the "
+            f"embedding cache, {len(missing):,} computed now)"
+        ],
+        method=f"pretrained {embedder.name} features",
+        n_cached=n_cached,
     )
-
-
-def _embed_batches(embedder: Any, pixels: np.ndarray, progress: Any = None) -> np.ndarray:
-    parts = []
-    for i in range(0, len(pixels), EMBED_BATCH):
-        parts.append(np.asarray(embedder.embed(pixels[i : i + EMBED_BATCH]), dtype=np.float32))
-        if progress is not None:
-            progress(min(i + EMBED_BATCH, len(pixels)), len(pixels))
-    return np.concatenate(parts) if parts else np.empty((0, 1), dtype=np.float32)
 
 
 def text_features(texts: list[str], *, backbone: str) -> Features:

@@ -250,7 +250,8 @@ def _test_ids(split: pd.DataFrame | None) -> set[str]:
 def _map_and_labels(
     project: Workspace, ev: Evidence, stages: Stages, reader: PixelReader, *, test_ids: set[str]
 ) -> None:
-    """Features of a stratified subsample (never test rows) -> 2-D map and label issues."""
+    """Features of every sample (never test rows; a stratified subsample only when
+    explore.max_embed is set) -> 2-D map and label issues."""
     import pandas as pd
 
     from dlworkflow.explore.features import map_2d, reduce
@@ -265,10 +266,17 @@ def _map_and_labels(
             "map",
             f"{len(test_ids):,} sealed test samples left out of the map and the label-issue search",
         )
-    strata = task_of(ev.task).strata(pool["label"].astype(str).tolist())
-    sample = pool.iloc[
-        stratified_sample(pd.Series(strata, dtype=str), limit=cfg.max_embed, seed=seed)
-    ].reset_index(drop=True)
+    sample = pool.reset_index(drop=True)
+    if cfg.max_embed is not None and len(pool) > cfg.max_embed:  # a cap the user asked for
+        strata = task_of(ev.task).strata(pool["label"].astype(str).tolist())
+        sample = pool.iloc[
+            stratified_sample(pd.Series(strata, dtype=str), limit=cfg.max_embed, seed=seed)
+        ].reset_index(drop=True)
+        ev.note(
+            "map",
+            f"explore.max_embed: {cfg.max_embed:,}: a stratified {len(sample):,} of the "
+            f"{len(pool):,} samples mapped and checked for label issues",
+        )
     if len(sample) < 3:
         ev.note("map", "too few samples for a map")
         return
@@ -329,6 +337,8 @@ def _features(
             backbone=backbone,
             channels=channels,
             size=size,
+            cache_dir=project.paths.cache,
+            dataset_version=ev.overview.dataset_version,
             progress=stages.advance,
         )
     stages.start(f"features of {len(sample):,} samples")
