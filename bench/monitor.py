@@ -12,7 +12,7 @@ rates have no goal: they say which window each shift needs.
 
     .venv/bin/python bench/monitor.py [--runs 200] [--detection-runs 50] [--quick]
 
---quick (what `make bench-all` runs): 100 in-distribution windows per size, 10 per shift.
+--quick (what `make bench-all` runs): 50 in-distribution windows per size, 5 per shift.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def records(bundle, images: np.ndarray) -> list[dict]:
     return observe.records(bundle, summaries, probs, emb)
 
 
-QUICK = {"runs": 100, "detection_runs": 10}  # --quick: the size `make bench-all` runs
+QUICK = {"runs": 50, "detection_runs": 5}  # --quick: the size `make bench-all` runs
 
 
 def arguments(argv: list[str] | None) -> argparse.Namespace:
