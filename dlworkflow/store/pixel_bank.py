@@ -94,7 +94,8 @@ def _save(path: Path, array: np.ndarray) -> None:
 
 
 INGEST_MAX_PIXELS = 64 * 64  # images up to this size are banked while ingest decodes them
-INGEST_PENDING_BYTES = 64 * 1024**2  # written out as shards whenever this much is waiting
+INGEST_PENDING_BYTES = 16 * 1024**2  # written out as shards whenever this much is waiting
+# (at most twice this is held while a shard is written: ingest memory stays flat)
 
 
 class IngestBanks:
