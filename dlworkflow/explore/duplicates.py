@@ -50,6 +50,7 @@ class Duplicates:
     class_pairs: dict[str, int] = field(default_factory=dict)  # "3 / 5" -> conflicting groups
     notes: list[str] = field(default_factory=list)
     method: str = ""  # how near duplicates were found, in words (the section's heading)
+    n_searched: int = 0  # samples the near-duplicate search looked at (near)
 
     @property
     def n_within(self) -> int:
@@ -93,6 +94,7 @@ def near_duplicates(
     result = Duplicates(kind="near")
     valid = manifest["phash"].notna().to_numpy()
     rows = np.flatnonzero(valid)
+    result.n_searched = len(rows)
     codes = manifest["content_hash"].astype("category").cat.codes.to_numpy()[rows]
     pairs, dist, result.notes = near_pairs(
         manifest["phash"].to_numpy()[rows].astype(np.int64), distance=distance, exclude=codes
@@ -122,9 +124,7 @@ def near_duplicates(
     return summarise(result, groups)
 
 
-BRUTE_FORCE_ROWS = 4_000  # up to this many fingerprints, every pair is compared (in blocks)
-PROJECTED_DIMS = 16  # beyond: a k-d tree on this many PCA components finds the candidates
-PAIR_BLOCK = 1_024  # rows per block of the all-pairs comparison
+PROJECTED_DIMS = 16  # a k-d tree on this many PCA components finds the candidate pairs
 
 
 def close_vectors(
@@ -134,24 +134,20 @@ def close_vectors(
     first: (pairs [m, 2], distances [m], notes). `exclude`: a key per row (content hash
     codes); pairs with equal keys are skipped (they are exact duplicates).
 
-    Up to BRUTE_FORCE_ROWS rows every pair is compared, block by block. Beyond, the rows are
-    projected on their first PROJECTED_DIMS principal axes: an orthogonal projection never
-    lengthens a distance, so a radius query in a k-d tree of the projections finds every
-    close pair (and some that are not); each candidate is then measured in full. No
-    quadratic pass."""
+    The rows are projected on their first PROJECTED_DIMS principal axes (kept as they are
+    when they have no more dimensions): an orthogonal projection never lengthens a distance,
+    so a radius query in a k-d tree of the projections finds every close pair (and some that
+    are not); each candidate is then measured in full. No pass over all pairs."""
     V = np.asarray(vectors, dtype=np.float32)
     notes: list[str] = []
     if len(V) < 2:
         return np.zeros((0, 2), np.int64), np.zeros(0), notes
-    if len(V) <= BRUTE_FORCE_ROWS or V.shape[1] <= PROJECTED_DIMS:
-        pairs = _all_close_pairs(V, radius)
-    else:
-        pairs = _projected_candidates(V, radius)
-        if len(pairs) > MAX_CANDIDATES:
-            notes.append(
-                f"{len(pairs):,} candidate pairs: only the first {MAX_CANDIDATES:,} were measured"
-            )
-            pairs = pairs[:MAX_CANDIDATES]
+    pairs = _projected_candidates(V, radius)
+    if len(pairs) > MAX_CANDIDATES:
+        notes.append(
+            f"{len(pairs):,} candidate pairs: only the first {MAX_CANDIDATES:,} were measured"
+        )
+        pairs = pairs[:MAX_CANDIDATES]
     if exclude is not None and len(pairs):
         pairs = pairs[exclude[pairs[:, 0]] != exclude[pairs[:, 1]]]
     dist = np.linalg.norm(V[pairs[:, 0]] - V[pairs[:, 1]], axis=1) if len(pairs) else np.zeros(0)
@@ -161,24 +157,16 @@ def close_vectors(
     return pairs[order], dist[order], notes
 
 
-def _all_close_pairs(V: np.ndarray, radius: float) -> np.ndarray:
-    sq = (V.astype(np.float64) ** 2).sum(axis=1)
-    found = []
-    for start in range(0, len(V), PAIR_BLOCK):
-        block = V[start : start + PAIR_BLOCK].astype(np.float64)
-        d2 = sq[start : start + PAIR_BLOCK, None] + sq[None, :] - 2.0 * block @ V.T
-        i, j = np.nonzero(d2 <= (radius * 1.001) ** 2 + 1e-9)  # rounding: measured again
-        i = i + start
-        found.append(np.column_stack([i, j])[i < j])
-    return np.concatenate(found).astype(np.int64)
-
-
 def _projected_candidates(V: np.ndarray, radius: float) -> np.ndarray:
-    from sklearn.decomposition import PCA
     from sklearn.neighbors import KDTree
 
-    P = PCA(n_components=PROJECTED_DIMS, random_state=0).fit_transform(V)
-    neighbours = KDTree(P).query_radius(P, r=radius * 1.001)
+    if V.shape[1] > PROJECTED_DIMS and len(V) > PROJECTED_DIMS:
+        from sklearn.decomposition import PCA
+
+        P = PCA(n_components=PROJECTED_DIMS, random_state=0).fit_transform(V)
+    else:
+        P = V.astype(np.float64)
+    neighbours = KDTree(P).query_radius(P, r=radius * 1.001 + 1e-9)  # rounding: measured again
     found = [
         np.column_stack([np.full(len(js), i), js])[js > i]
         for i, js in enumerate(neighbours)
@@ -198,7 +186,7 @@ def vector_duplicates(
     """Near duplicates among the manifest rows `rows` (positions) from their fingerprints
     (`vectors`, one per row, scaled so that a distance is an RMS difference): pairs within
     `radius`, copies with the same content hash left to the exact duplicates."""
-    result = Duplicates(kind="near", method=method)
+    result = Duplicates(kind="near", method=method, n_searched=len(rows))
     codes = manifest["content_hash"].astype("category").cat.codes.to_numpy()[rows]
     pairs, dist, result.notes = close_vectors(vectors, radius=radius, exclude=codes)
     ids = manifest["sample_id"].astype(str).to_numpy()[rows]

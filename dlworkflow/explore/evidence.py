@@ -26,9 +26,10 @@ class MapEvidence:
     labels: np.ndarray
     method: str
     variance: list[float]
-    sample: pd.DataFrame  # the subsample rows (positions match xy), with a `_row` column
-    marked: np.ndarray | None = None  # label-issue candidates among the subsample
+    sample: pd.DataFrame  # the rows mapped (positions match xy), with a `_row` column
+    marked: np.ndarray | None = None  # label-issue candidates among the rows mapped
     values: np.ndarray | None = None  # regression: the target of each point (colours)
+    n_cached: int = 0  # rows whose features came from the embedding cache
 
 
 @dataclass

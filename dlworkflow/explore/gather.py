@@ -299,6 +299,7 @@ def _map_and_labels(
         method=features.method,
         variance=variance,
         sample=sample,
+        n_cached=getattr(features, "n_cached", 0),
     )
     if isinstance(ev.target, RegressionTarget):
         ev.map.values = np.array([float(v) for v in labels])

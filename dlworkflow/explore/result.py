@@ -30,6 +30,9 @@ class ExploreResult(StepResult):
     warnings: list[Warning] = field(default_factory=list)
     class_counts: dict[str, int] = field(default_factory=dict)
     target_rows: list[tuple[str, str]] = field(default_factory=list)  # regression, multi-label
+    embedded: int | None = None  # samples with features on the map
+    embedded_cached: int = 0  # of which taken from the embedding cache
+    near_searched: int | None = None  # samples the near-duplicate search covered
 
     @property
     def headline(self) -> str:
@@ -57,9 +60,18 @@ class ExploreResult(StepResult):
             ),
         ]
         if self.near_pairs is not None:
-            rows.append(
-                ("near duplicates", f"{self.near_pairs:,} ({self.near_conflicting:,} conflicting)")
+            searched = (
+                f" among {self.near_searched:,} searched" if self.near_searched is not None else ""
             )
+            rows.append(
+                (
+                    "near duplicates",
+                    f"{self.near_pairs:,} ({self.near_conflicting:,} conflicting){searched}",
+                )
+            )
+        if self.embedded is not None:
+            cached = f" ({self.embedded_cached:,} from the cache)" if self.embedded_cached else ""
+            rows.append(("mapped", f"{self.embedded:,} of {self.n_samples:,}{cached}"))
         if self.n_outliers is not None:
             rows.append(("outliers (blank, saturated)", self.n_outliers))
         if self.label_issues is not None:

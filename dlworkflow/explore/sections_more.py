@@ -48,8 +48,8 @@ def map_section(ev: Evidence) -> Raw:
         "map",
         "6. 2-D map",
         para(
-            f"Features: {mp.method}; {len(mp.xy):,} samples (a stratified "
-            f"subsample); variance explained by the two axes: {var or '–'}. " + colour
+            f"Features: {mp.method}; {len(mp.xy):,} of {ev.overview.n_samples:,} samples; "
+            f"variance explained by the two axes: {var or '–'}. " + colour
         ),
         figure(chart, "2-D map"),
         notes(ev.notes.get("map")),

@@ -113,6 +113,9 @@ def explore(
             ),
             "label_issues": result.label_issues,
             "label_checked": result.label_checked,
+            "embedded": result.embedded,
+            "embedded_cached": result.embedded_cached,
+            "near_searched": result.near_searched,
         }
         if split is not None:
             run.summary["test_set"] = "included (read logged)" if include_test else "left out"
@@ -225,4 +228,7 @@ def _result(ev: Evidence, warnings: list[Warning], *, report: str, seconds: floa
         warnings=warnings,
         class_counts=dict(ev.overview.class_counts) if single else {},
         target_rows=[] if single else target_kind(ev.task).key_numbers(ev),
+        embedded=len(ev.map.xy) if ev.map is not None else None,
+        embedded_cached=ev.map.n_cached if ev.map is not None else 0,
+        near_searched=ev.near.n_searched if ev.near is not None else None,
     )

@@ -80,4 +80,4 @@ def normalised_duplicates(manifest: pd.DataFrame) -> Duplicates:
         )
         for _, g in frame.groupby("_key", sort=True)
     ]
-    return summarise(Duplicates(kind="near"), groups)
+    return summarise(Duplicates(kind="near", n_searched=len(manifest)), groups)

@@ -39,9 +39,7 @@ def _manifest(arrays: list[np.ndarray], labels: list[str]) -> pd.DataFrame:
     )
 
 
-def test_near_duplicate_series_found_without_false_pairs_and_the_scalable_path_agrees(
-    monkeypatch,
-):
+def test_near_duplicate_series_found_without_false_pairs_and_the_k_d_tree_finds_every_pair():
     train, test = load_ucr("GunPoint")
     arrays = train.series + test.series
     labels = list(train.labels) + list(test.labels)
@@ -59,12 +57,13 @@ def test_near_duplicate_series_found_without_false_pairs_and_the_scalable_path_a
     assert "64 steps" in near.method
 
     vectors = sv.fingerprints(arrays)
-    full = dup.close_vectors(vectors, radius=0.06)
-    monkeypatch.setattr(dup, "BRUTE_FORCE_ROWS", 50)  # the k-d tree on PCA projections
-    projected = dup.close_vectors(vectors, radius=0.06)
-    assert len(full[0]) > 20  # GunPoint's closest distinct series are ~0.033-0.06 apart
-    assert full[0].tolist() == projected[0].tolist()
-    np.testing.assert_allclose(full[1], projected[1], rtol=1e-5)
+    projected = dup.close_vectors(vectors, radius=0.06)  # the k-d tree on PCA projections
+    V = np.asarray(vectors, dtype=np.float64)  # every pair, here only, as the reference
+    d = np.sqrt(((V[:, None] - V[None, :]) ** 2).sum(axis=-1))
+    i, j = np.nonzero(np.triu(d <= 0.06, 1))
+    assert len(i) > 20  # GunPoint's closest distinct series are ~0.033-0.06 apart
+    assert {tuple(p) for p in projected[0].tolist()} == set(zip(i.tolist(), j.tolist()))
+    np.testing.assert_allclose(np.sort(projected[1]), np.sort(d[i, j]), rtol=1e-5)
 
 
 def test_series_evidence_of_japanese_vowels_varying_lengths_and_twelve_channels():
