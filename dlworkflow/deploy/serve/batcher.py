@@ -5,8 +5,12 @@ others join while more are on their way (`expecting()`: requests admitted but st
 or decoded; at most `max_wait_ms`, and no wait at all when none is coming), concatenates up to
 `max_batch` items that fit the same model and input shape (token ids of any length, padded
 with the pad id; series of any length, NaN-padded: neither changes a result), and runs the
-model in a thread so the event loop keeps accepting requests. While one batch runs, the next
-one queues up.
+model in a thread so the event loop keeps accepting requests.
+
+Under load the batches pipeline: while one batch runs in the model's thread, the next one
+collects every request that is ready, and starts the moment the model is free (no wait for
+requests still being decoded: the model never idles while the event loop decodes, and the
+batches grow with the load). One batch runs at a time.
 """
 
 from __future__ import annotations
@@ -107,6 +111,7 @@ class MicroBatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._getter: asyncio.Task[Job] | None = None
+        self._running: asyncio.Task[None] | None = None
 
     def _ensure_running(self) -> None:
         """Start the worker on the running loop (again, if the app moved to another loop)."""
@@ -119,12 +124,12 @@ class MicroBatcher:
         self._task = loop.create_task(self._run(), name="dlw-micro-batcher")
 
     async def stop(self) -> None:
-        for task in (self._getter, self._task):
+        for task in (self._getter, self._task, self._running):
             if task is not None and task.get_loop() is asyncio.get_running_loop():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-        self._task = self._getter = None
+        self._task = self._getter = self._running = None
 
     async def predict(self, bundle: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Task outputs (len(x), K) and embeddings (len(x), 32) or None for x (infer_outputs),
@@ -135,23 +140,42 @@ class MicroBatcher:
         await self._queue.put(Job(bundle, x, future))
         return await future
 
-    async def _next(self, timeout: float | None) -> Job | None:
-        """The next job, or None after `timeout` seconds. The pending get survives a timeout,
-        so no job is ever lost between two waits."""
+    async def _next(
+        self, timeout: float | None, running: asyncio.Task[None] | None = None
+    ) -> Job | None:
+        """The next job, or None after `timeout` seconds or once `running` (the batch in the
+        model) ends. The pending get survives, so no job is ever lost between two waits."""
         assert self._queue is not None
         if self._getter is None:
+            if not self._queue.empty():
+                return self._queue.get_nowait()  # ready: no task, no wait
             self._getter = asyncio.ensure_future(self._queue.get())
-        if timeout is not None and not self._getter.done():
-            await asyncio.wait({self._getter}, timeout=max(timeout, 0.0))
+        if (timeout is not None or running is not None) and not self._getter.done():
+            wanted = {self._getter} if running is None else {self._getter, running}
+            await asyncio.wait(
+                wanted,
+                timeout=None if timeout is None else max(timeout, 0.0),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
             if not self._getter.done():
                 return None
         job = await self._getter
         self._getter = None
         return job
 
+    def _nobody_coming(self) -> bool:
+        return (
+            self.expecting is not None
+            and self.expecting() == 0
+            and self._queue is not None
+            and self._queue.empty()
+            and (self._getter is None or not self._getter.done())
+        )
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         held: Job | None = None
+        running: asyncio.Task[None] | None = None  # the batch in the model's thread
         while True:
             first = held or await self._next(None)
             held = None
@@ -160,16 +184,16 @@ class MicroBatcher:
             jobs, n = [first], len(first.x)
             deadline = loop.time() + self.max_wait
             while n < self.max_batch:
-                if (
-                    self.expecting is not None
-                    and self.expecting() == 0
-                    and self._queue is not None
-                    and self._queue.empty()
-                    and (self._getter is None or not self._getter.done())
-                ):
-                    break  # nobody else is on the way: waiting would only add latency
-                job = await self._next(deadline - loop.time())
+                busy = running is not None and not running.done()
+                if busy:  # collect what is ready until the model is free
+                    job = await self._next(None, running)
+                else:
+                    if self._nobody_coming():
+                        break  # nobody else is on the way: waiting would only add latency
+                    job = await self._next(deadline - loop.time())
                 if job is None:
+                    if busy:
+                        continue  # the model just got free: wait no longer than max_wait
                     break
                 if job.future.done():  # its request timed out or went away
                     continue
@@ -178,12 +202,14 @@ class MicroBatcher:
                     break
                 jobs.append(job)
                 n += len(job.x)
-            await self._execute(jobs, n)
+            if running is not None:
+                await running  # one batch at a time in the model
+            running = self._running = loop.create_task(self._execute(jobs, n))
 
     async def _execute(self, jobs: list[Job], n: int) -> None:
         loop = asyncio.get_running_loop()
-        x = concatenate([job.x for job in jobs], series=is_series(jobs[0].bundle, jobs[0].x))
         try:
+            x = concatenate([job.x for job in jobs], series=is_series(jobs[0].bundle, jobs[0].x))
             probs, emb = await loop.run_in_executor(
                 self.executor,
                 functools.partial(infer_outputs, embed_features=self.embed_features),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -61,11 +63,24 @@ class ServerMetrics:
         self.reloads = Counter(
             "dlw_model_reloads", "Hot reloads by outcome.", ("outcome",), registry=r
         )
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
+        self._predicted: dict[str, Any] = {}
 
     def observe_request(self, path: str, status: int, seconds: float) -> None:
         route = path if path in ROUTES else "other"
-        self.requests.labels(route, str(status)).inc()
-        self.latency.labels(route).observe(seconds)
+        children = self._children.get((route, status))
+        if children is None:  # looked up once per route and status (labels() takes a lock)
+            children = (self.requests.labels(route, str(status)), self.latency.labels(route))
+            self._children[(route, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def predicted(self, label: str) -> None:
+        """Count one prediction of `label` (dlw_predictions)."""
+        child = self._predicted.get(label)
+        if child is None:
+            child = self._predicted[label] = self.predictions.labels(label)
+        child.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
