@@ -942,13 +942,17 @@ class Tune(Strict):
         "tpe", description="tpe (Optuna's TPE, seeded) or random."
     )
     pruner: Literal["median", "asha", "none"] = Field(
-        "median",
+        "asha",
         description="Stops unpromising "
-        "trials on the validation metric of each epoch: median, asha (asynchronous successive "
-        "halving) or none.",
+        "trials on the validation metric of each epoch: asha (asynchronous successive "
+        "halving: after warmup_epochs, then at 3x, 9x..., only the top third goes on), median "
+        "or none.",
     )
     startup_trials: int = Field(
-        5, ge=0, description="Trials before TPE models the space and the median pruner prunes."
+        2,
+        ge=0,
+        description="Random trials before TPE models the space (and the median pruner "
+        "prunes); each is a trial TPE cannot aim.",
     )
     warmup_epochs: int = Field(1, ge=0, description="Epochs of a trial that are never pruned.")
     workers: int = Field(1, ge=1, description="Parallel trials on this machine (processes).")
