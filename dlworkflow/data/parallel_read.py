@@ -110,8 +110,7 @@ def _pooled(
 
     cfg = reader.project.config.data
     limits = (cfg.max_image_pixels, cfg.max_image_side)
-    # spawn: the workers do not inherit this process's threads (the progress bar's) or state
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(workers, mp_context=_start_method(multiprocessing))
     pending: deque[tuple[list[tuple[T, Candidate, Any]], Future[list[Any]] | None]] = deque()
     items = _chain(head, rest)
     try:
@@ -127,6 +126,17 @@ def _pooled(
                 return
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _start_method(multiprocessing: Any) -> Any:
+    """forkserver where there is one: a clean process (none of this one's threads, such as the
+    progress bar's, or state) that imports the decoding modules once, then forks each worker,
+    so starting them costs little; else spawn (each worker imports them itself)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["dlworkflow.data.image_decode"])
+    return context
 
 
 def _begin_chunk(
