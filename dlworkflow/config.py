@@ -942,14 +942,15 @@ class Tune(Strict):
         "tpe", description="tpe (Optuna's TPE, seeded) or random."
     )
     pruner: Literal["median", "asha", "none"] = Field(
-        "asha",
+        "median",
         description="Stops unpromising "
-        "trials on the validation metric of each epoch: asha (asynchronous successive "
-        "halving: after warmup_epochs, then at 3x, 9x..., only the top third goes on), median "
-        "or none.",
+        "trials on the validation metric of each epoch: median (below the median of earlier "
+        "trials at the same epoch), asha (asynchronous successive halving: after "
+        "warmup_epochs, then at 3x, 9x..., only the top third goes on; fewer epochs, more "
+        "good trials stopped) or none.",
     )
     startup_trials: int = Field(
-        2,
+        3,
         ge=0,
         description="Random trials before TPE models the space (and the median pruner "
         "prunes); each is a trial TPE cannot aim.",
