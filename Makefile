@@ -70,7 +70,9 @@ LSTAMP := $(LVENV)/.installed
 bench-lightning: $(LSTAMP)
 	$(LPY) bench/trainer_vs_lightning.py $(LIGHTNING_ARGS)
 
-$(LSTAMP): pyproject.toml
+# Built once: dlworkflow is installed editable (code changes need no rebuild); rm -rf $(LVENV)
+# after a change to the packages listed here.
+$(LSTAMP):
 	test -x $(LPY) || $(PYTHON) -m venv $(LVENV)
 	$(LPY) -m pip install -q "torch==2.13.0" lightning
 	$(LPY) -m pip install -q --no-deps -e .
