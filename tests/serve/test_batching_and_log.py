@@ -43,6 +43,52 @@ def test_concurrent_requests_share_one_onnx_call(make_app, digit_pngs):
     assert shared == alone
 
 
+def test_the_next_batch_collects_while_one_runs_and_starts_when_the_model_is_free():
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dlworkflow.deploy.serve.batcher import MicroBatcher
+
+    release, sizes = threading.Event(), []
+
+    class SlowModel:  # what infer_outputs calls of a bundle (no embeddings)
+        modality = "image"
+
+        def _check_array(self, x):
+            return x
+
+        def predict_outputs(self, x):
+            sizes.append(len(x))
+            release.wait(5)
+            return x * 2
+
+    coming = [0]  # requests admitted and still being decoded (Server.preparing)
+
+    async def main():
+        batcher = MicroBatcher(
+            max_batch=32,
+            max_wait_ms=10_000,  # without a batch in the model, the batcher would wait for them
+            executor=ThreadPoolExecutor(1),
+            expecting=lambda: coming[0],
+            embed_features=False,
+        )
+        model, x = SlowModel(), np.ones((1, 2), dtype=np.float32)
+        first = asyncio.ensure_future(batcher.predict(model, x))
+        while not sizes:  # the first batch is in the model
+            await asyncio.sleep(0.01)
+        coming[0] = 1  # one more is on its way, and stays so
+        others = [asyncio.ensure_future(batcher.predict(model, x + i)) for i in range(5)]
+        await asyncio.sleep(0.05)
+        release.set()
+        results = await asyncio.wait_for(asyncio.gather(first, *others), timeout=3)
+        await batcher.stop()
+        return results
+
+    results = asyncio.run(main())
+    assert sizes == [1, 5]  # the 5 ready ones went as one batch the moment the model was free
+    assert [float(out[0, 0]) for out, _ in results] == [2.0, 2.0, 4.0, 6.0, 8.0, 10.0]
+
+
 def test_batches_never_exceed_max_batch(make_app, digit_pngs):
     app = make_app(max_wait_ms=200, max_batch=8)
     bodies = [{"images": [b64(p) for p in digit_pngs[i : i + 3]]} for i in range(0, 18, 3)]

@@ -184,16 +184,15 @@ class MicroBatcher:
             jobs, n = [first], len(first.x)
             deadline = loop.time() + self.max_wait
             while n < self.max_batch:
-                busy = running is not None and not running.done()
-                if busy:  # collect what is ready until the model is free
+                if running is not None and not running.done():
+                    # collect what is ready; the model is free: go (the requests still being
+                    # decoded join the next batch, which collects while this one runs)
                     job = await self._next(None, running)
+                elif self._nobody_coming():
+                    break  # nobody else is on the way: waiting would only add latency
                 else:
-                    if self._nobody_coming():
-                        break  # nobody else is on the way: waiting would only add latency
                     job = await self._next(deadline - loop.time())
                 if job is None:
-                    if busy:
-                        continue  # the model just got free: wait no longer than max_wait
                     break
                 if job.future.done():  # its request timed out or went away
                     continue
