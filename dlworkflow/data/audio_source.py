@@ -99,20 +99,10 @@ def _scan_table(project: Workspace, path: Path) -> SourceScan:
 
 
 def _table_root(project: Workspace, table: Path) -> Path:
-    """The folder every clip of the table must lie in: for a built-in dataset's materialised
-    table (.dlw/raw/NAME/...), the installed folder it reads from; else data.root, or else the
-    table's own folder (data/tables.py)."""
-    from dlworkflow.data.tables import data_root
+    """The folder every clip of the table must lie in (data/builtin.py table_root)."""
+    from dlworkflow.data.builtin import table_root
 
-    raw = project.paths.raw.resolve()
-    if table.resolve().is_relative_to(raw):
-        from dlworkflow.datasets import BUILTINS
-
-        name = table.resolve().relative_to(raw).parts[0]
-        reads_from = BUILTINS.get(name).reads_from if name in BUILTINS else None
-        if reads_from is not None:
-            return reads_from().resolve()
-    return data_root(project.config, project.root, table)
+    return table_root(project, table)
 
 
 def _relative_ids(candidates: Iterator[Candidate], table: Path, root: Path) -> Iterator[Candidate]:

@@ -145,15 +145,10 @@ def _allowed_roots(project: Workspace, source: Path, base: Path) -> list[Path]:
         [data_root(project.config, project.root, base / "_")] if project.config.data.root else []
     )
     roots = roots or [base.resolve()]
-    raw = project.paths.raw.resolve()
-    if source.resolve().is_relative_to(raw):
-        from dlworkflow.datasets import BUILTINS
+    from dlworkflow.data.builtin import installed_folder
 
-        name = source.resolve().relative_to(raw).parts[0]
-        reads_from = BUILTINS.get(name).reads_from if name in BUILTINS else None
-        if reads_from is not None:
-            roots.append(reads_from().resolve())
-    return roots
+    installed = installed_folder(project, source)
+    return roots + [installed] if installed is not None else roots
 
 
 def _listed(

@@ -67,3 +67,25 @@ def builtin_settings(project: Workspace, source: str) -> dict[str, Any]:
         if node is None:
             out[key] = value
     return out
+
+
+def installed_folder(project: Workspace, source: Path) -> Path | None:
+    """For a built-in dataset's materialised source (.dlw/raw/NAME/...), the installed package
+    folder its paths point into (read in place: BuiltinDataset.reads_from); else None."""
+    from dlworkflow.datasets import BUILTINS
+
+    raw = project.paths.raw.resolve()
+    resolved = source.resolve()
+    if not resolved.is_relative_to(raw) or resolved == raw:
+        return None
+    name = resolved.relative_to(raw).parts[0]
+    reads_from = BUILTINS.get(name).reads_from if name in BUILTINS else None
+    return reads_from().resolve() if reads_from is not None else None
+
+
+def table_root(project: Workspace, table: Path) -> Path:
+    """The folder every path of a table must lie in: a built-in dataset's installed folder
+    (installed_folder), else data.root, else the table's own folder (data/tables.py)."""
+    from dlworkflow.data.tables import data_root
+
+    return installed_folder(project, table) or data_root(project.config, project.root, table)

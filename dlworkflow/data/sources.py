@@ -110,9 +110,9 @@ def open_path(project: Workspace, path: Path) -> SourceScan:
             )
         return scan_folder(path)
     if path.suffix.lower() in TABLE_EXTENSIONS:
-        from dlworkflow.data.tables import data_root
+        from dlworkflow.data.builtin import table_root
 
-        return scan_table(path, project.config, root=data_root(project.config, project.root, path))
+        return scan_table(path, project.config, root=table_root(project, path))
     raise DataError(
         f"Cannot read data source {str(path)!r}.",
         expected=f"a folder, a table ({', '.join(sorted(TABLE_EXTENSIONS))}) or builtin:NAME",

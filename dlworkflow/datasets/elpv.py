@@ -138,6 +138,7 @@ BUILTINS.add(
         package="elpv-dataset 1.0.0.post1 (pip)",
         materialise=materialise,
         redistributable=False,
+        reads_from=package_data_dir,
     ),
 )
 
@@ -158,6 +159,7 @@ BUILTINS.add(
         "installed package",
         package="elpv-dataset 1.0.0.post1 (pip)",
         materialise=materialise_probability,
+        reads_from=package_data_dir,
         redistributable=False,
     ),
 )

@@ -249,3 +249,22 @@ def test_fashion_mnist_materialises_70000_pngs_in_class_folders(tmp_path):
         with Image.open(file) as image:
             assert image.mode == "L" and image.size == (28, 28)
             np.testing.assert_array_equal(np.asarray(image), images[index])
+
+
+def test_elpv_table_paths_may_point_into_the_installed_package(tmp_path):
+    """The table lists the installed images (read in place, outside the project): its paths
+    must be allowed, or ingest quarantines every row as "outside the data folder"."""
+    from dlworkflow.data.builtin import materialise, table_root
+    from dlworkflow.data.tables import scan_table
+    from dlworkflow.project import Project
+
+    project = Project.init(tmp_path / "p", name="p")
+    source = materialise(project, "elpv")
+    root = table_root(project, source)
+    assert root == elpv.package_data_dir().resolve()
+    scan = scan_table(source, project.config, root=root)
+    first = [next(scan.candidates) for _ in range(5)]
+    assert all(c.problem is None for c in first), [c.problem for c in first]
+    other = tmp_path / "mine.csv"
+    other.write_text("path,label\n/etc/hostname,a\n")  # a user's table: its folder only
+    assert table_root(project, other) == tmp_path.resolve()
