@@ -24,7 +24,7 @@ run, no repeats).
     python bench/dense_tasks.py [--only trees|digit-masks] [--folder /tmp/dlw-dense-bench]
                                 [--trees-epochs N] [--masks-epochs N] [--requests 100] [--quick]
 
---quick (what `make bench-all` runs): trees 16 epochs (the demo: 30), digit-masks 5 (the demo:
+--quick (what `make bench-all` runs): trees 16 epochs (the demo: 30), digit-masks 3 (the demo:
 15), 50 serve requests. The demo's full settings are the default.
 """
 
@@ -49,7 +49,7 @@ from dlworkflow.project import Project  # noqa: E402
 
 TOKEN = "bench-token-" + "b" * 24
 FORCED = "bench/dense_tasks.py: serve latency of a model dlw test did not pass"
-QUICK = {"trees_epochs": 16, "masks_epochs": 5, "requests": 50}  # what `make bench-all` runs
+QUICK = {"trees_epochs": 16, "masks_epochs": 3, "requests": 50}  # what `make bench-all` runs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from verdict import Goal, finish  # noqa: E402
