@@ -53,7 +53,7 @@ def test_select_only_skip_and_unknown_names() -> None:
 
 
 def test_every_bench_script_is_in_the_table() -> None:
-    assert runner.unlisted() in ([], ["ingest_explore"])  # ingest_explore: until its rename
+    assert runner.unlisted() == []
 
 
 def test_stream_returns_the_exit_code_and_kills_a_script_past_its_time(tmp_path: Path) -> None:
