@@ -52,7 +52,7 @@ FORCED = "bench/dense_tasks.py: serve latency of a model dlw test did not pass"
 QUICK = {"trees_epochs": 16, "masks_epochs": 3, "requests": 50}  # what `make bench-all` runs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from verdict import Goal, finish  # noqa: E402
+from verdict import Goal, apply_quick, finish  # noqa: E402
 
 Row = tuple[str, str, Goal | None]
 
@@ -197,11 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--masks-epochs", type=int, default=None, help="default: the demo's")
     parser.add_argument("--quick", action="store_true", help=f"bench-all size: {QUICK}")
     args = parser.parse_args(argv)
-    if args.quick:
-        given = [a.split("=")[0] for a in (argv if argv is not None else sys.argv[1:])]
-        for key, value in QUICK.items():
-            if "--" + key.replace("_", "-") not in given:
-                setattr(args, key, value)
+    apply_quick(args, QUICK, argv)
     folder = args.folder or Path(tempfile.mkdtemp(prefix="dlw-dense-bench-"))
     rows: list[Row] = []
     if args.only in (None, "trees"):

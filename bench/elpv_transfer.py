@@ -50,7 +50,7 @@ STRATEGIES = ("frozen", "finetune", "scratch", "gradual")
 QUICK = {"size": 64, "epochs": 3, "frozen_epochs": 8}  # --quick: what `make bench-all` runs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from verdict import Goal, finish, spread  # noqa: E402
+from verdict import Goal, apply_quick, finish, spread  # noqa: E402
 
 
 def setup(root: Path, args: argparse.Namespace) -> tuple[Project, float, dict[str, int]]:
@@ -125,11 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help=f"bench-all size: {QUICK}")
     args = parser.parse_args(argv)
-    if args.quick:
-        given = [a.split("=")[0] for a in (argv if argv is not None else sys.argv[1:])]
-        for key, value in QUICK.items():
-            if "--" + key.replace("_", "-") not in given:
-                setattr(args, key, value)
+    apply_quick(args, QUICK, argv)
     names = [s.strip() for s in args.strategies.split(",") if s.strip()]
     if bad := [s for s in names if s not in STRATEGIES]:
         parser.error(f"unknown strategies {bad}; choose from {', '.join(STRATEGIES)}")

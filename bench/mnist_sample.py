@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import argparse
 import importlib.resources
-import sys
 
 import numpy as np
 import torch
+from verdict import apply_quick
 
 SEED = 0
 
@@ -41,9 +41,5 @@ def loop_args(description: str, argv: list[str] | None) -> argparse.Namespace:
         "--quick", action="store_true", help=f"bench-all size: {QUICK} (explicit flags win)"
     )
     args = parser.parse_args(argv)
-    if args.quick:
-        given = [a.split("=")[0] for a in (argv if argv is not None else sys.argv[1:])]
-        for key, value in QUICK.items():
-            if f"--{key}" not in given:
-                setattr(args, key, value)
+    apply_quick(args, QUICK, argv)
     return args

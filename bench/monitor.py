@@ -36,7 +36,7 @@ from dlworkflow.runtime.bundle import load_bundle  # noqa: E402
 from dlworkflow.runtime.versions import champion_folder  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from verdict import Goal, finish, spread  # noqa: E402
+from verdict import Goal, apply_quick, finish, spread  # noqa: E402
 
 SHIFTS = {
     "in-distribution": lambda im: im,
@@ -66,11 +66,7 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--detection-runs", type=int, default=50, help="windows per shift")
     parser.add_argument("--quick", action="store_true", help=f"bench-all size: {QUICK}")
     args = parser.parse_args(argv)
-    if args.quick:
-        given = [a.split("=")[0] for a in (argv if argv is not None else sys.argv[1:])]
-        for key, value in QUICK.items():
-            if "--" + key.replace("_", "-") not in given:
-                setattr(args, key, value)
+    apply_quick(args, QUICK, argv)
     return args
 
 

@@ -108,3 +108,14 @@ def finish(goals: Sequence[Goal]) -> None:
     print(f"conditions: {conditions()}")
     if not goals or not all(goal.met for goal in goals):
         sys.exit(1)
+
+
+def apply_quick(args: Any, quick: dict[str, Any], argv: Sequence[str] | None) -> None:
+    """`--quick`: set each of `quick`'s options (name: value) that the command line did not
+    give; explicit options win. argv: what the parser read (None: sys.argv[1:])."""
+    if not getattr(args, "quick", False):
+        return
+    given = [a.split("=")[0] for a in (argv if argv is not None else sys.argv[1:])]
+    for key, value in quick.items():
+        if "--" + key.replace("_", "-") not in given:
+            setattr(args, key, value)
