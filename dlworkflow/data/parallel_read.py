@@ -11,6 +11,7 @@ flight: memory stays flat however many files the source holds.
 from __future__ import annotations
 
 import os
+import sys
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from itertools import islice
@@ -67,10 +68,18 @@ def read_outcomes(
         yield from _serial([], items, reader, check)
         return
     head = [] if known is not None else list(islice(items, POOL_THRESHOLD + 1))
-    if (len(head) if known is None else known) <= POOL_THRESHOLD:
+    if (len(head) if known is None else known) <= POOL_THRESHOLD or not _workers_can_start():
         yield from _serial(head, items, reader, check)
         return
     yield from _pooled(head, items, reader, check, workers)
+
+
+def _workers_can_start() -> bool:
+    """False when the main module names a file that is not there (a script read from stdin:
+    `python - < script.py`): forkserver and spawn workers re-run it by its path and die."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    return path is None or os.path.isfile(path)
 
 
 def _serial(
@@ -106,19 +115,17 @@ def _pooled(
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from dlworkflow.data.image_decode import decode_chunk
-
     cfg = reader.project.config.data
     limits = (cfg.max_image_pixels, cfg.max_image_side)
     pool = ProcessPoolExecutor(workers, mp_context=_start_method(multiprocessing))
-    pending: deque[tuple[list[tuple[T, Candidate, Any]], Future[list[Any]] | None]] = deque()
+    pending: deque[tuple[list[tuple[T, Candidate, Any]], _Chunk | _Decoded | None]] = deque()
     items = _chain(head, rest)
     try:
         while True:
             chunk = _begin_chunk(islice(items, CHUNK), reader, check)
             if chunk:
                 paths = [str(job.origin) for _, _, job in chunk if _is_job(job)]
-                future = pool.submit(decode_chunk, paths, *limits) if paths else None
+                future = _submit(pool, paths, limits) if paths else None
                 pending.append((chunk, future))
             while pending and (not chunk or len(pending) >= workers * IN_FLIGHT_PER_WORKER):
                 yield from _complete_chunk(*pending.popleft(), reader)
@@ -126,6 +133,45 @@ def _pooled(
                 return
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Decoded:
+    """A chunk decoded in this process: what a Future of the pool gives."""
+
+    def __init__(self, values: list[Any]) -> None:
+        self.values = values
+
+    def result(self) -> list[Any]:
+        return self.values
+
+
+class _Chunk:
+    """A chunk sent to the pool; decoded here instead when the pool broke (a worker died:
+    killed for memory, say), so an ingest never fails for the pool's sake."""
+
+    def __init__(self, future: Future[list[Any]], paths: list[str], limits: tuple[int, int]):
+        self.future, self.paths, self.limits = future, paths, limits
+
+    def result(self) -> list[Any]:
+        from concurrent.futures.process import BrokenProcessPool
+
+        from dlworkflow.data.image_decode import decode_chunk
+
+        try:
+            return self.future.result()
+        except BrokenProcessPool:
+            return decode_chunk(self.paths, *self.limits)
+
+
+def _submit(pool: Any, paths: list[str], limits: tuple[int, int]) -> _Chunk | _Decoded:
+    from concurrent.futures.process import BrokenProcessPool
+
+    from dlworkflow.data.image_decode import decode_chunk
+
+    try:
+        return _Chunk(pool.submit(decode_chunk, paths, *limits), paths, limits)
+    except BrokenProcessPool:
+        return _Decoded(decode_chunk(paths, *limits))
 
 
 def _start_method(multiprocessing: Any) -> Any:
@@ -160,7 +206,7 @@ def _is_job(value: Any) -> bool:
 
 
 def _complete_chunk(
-    chunk: list[tuple[T, Candidate, Any]], future: Future[list[Any]] | None, reader: Reader
+    chunk: list[tuple[T, Candidate, Any]], future: _Chunk | _Decoded | None, reader: Reader
 ) -> Iterator[tuple[T, Candidate, Outcome]]:
     decoded = iter(future.result() if future is not None else ())
     for tag, cand, begun in chunk:
