@@ -320,7 +320,8 @@ class Data(Strict):
     workers: int | Literal["auto"] = Field(
         "auto",
         description="Processes that decode and hash images during ingest; auto: one per CPU "
-        "core. A pool starts only past 2,000 images (smaller ingests run in one process); the "
+        "core from `dlw` (1 from a Python script: a number opts in, and the script then needs "
+        "an `if __name__ == '__main__':` guard). A pool starts only past 2,000 images; the "
         "manifest and dataset version are the same whatever the count.",
     )
     remote_max_files: int = Field(

@@ -35,8 +35,11 @@ Outcome = dict[str, Any] | ImageDecodeError  # a manifest row, or why the sample
 
 
 def resolve_workers(setting: int | str) -> int:
-    """data.workers as a count: auto is the CPU cores this process may run on."""
+    """data.workers as a count: auto is the CPU cores this process may run on, where worker
+    processes are safe to start (_main_is_safe), else 1."""
     if setting == "auto":
+        if not _main_is_safe():
+            return 1
         try:
             return max(1, len(os.sched_getaffinity(0)))
         except AttributeError:  # not on Linux
@@ -72,6 +75,25 @@ def read_outcomes(
         yield from _serial(head, items, reader, check)
         return
     yield from _pooled(head, items, reader, check, workers)
+
+
+def _main_is_safe() -> bool:
+    """Whether worker processes may start without side effects. forkserver and spawn workers
+    re-run the main module as __mp_main__: harmless for `dlw` (its entry point), `python -m
+    dlworkflow`, a REPL or `python -c` (no file to re-run); a user's script without an
+    `if __name__ == "__main__":` guard would run again in each worker (the project created
+    again, steps run again). So `auto` uses the pool from those only; a script that sets
+    data.workers to a number has opted in (and needs the guard, as multiprocessing does)."""
+    main = sys.modules.get("__main__")
+    if getattr(main, "__file__", None) is None:
+        return True
+    spec = getattr(main, "__spec__", None)
+    if (getattr(spec, "name", None) or "").startswith("dlworkflow"):
+        return True
+    return os.path.basename(sys.argv[0]) in ENTRY_POINTS
+
+
+ENTRY_POINTS = {"dlw"}  # console scripts whose main module is guarded
 
 
 def _workers_can_start() -> bool:

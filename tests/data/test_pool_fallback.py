@@ -39,3 +39,14 @@ def test_no_pool_when_the_main_module_cannot_be_re_run(monkeypatch, tmp_path):
     assert parallel_read._workers_can_start()
     monkeypatch.setitem(sys.modules, "__main__", SimpleNamespace())  # a notebook, python -c
     assert parallel_read._workers_can_start()
+
+
+def test_auto_workers_start_a_pool_only_where_the_main_module_is_safe(monkeypatch, tmp_path):
+    script = tmp_path / "train.py"  # a user's script: maybe without a __main__ guard
+    script.write_text("")
+    monkeypatch.setitem(sys.modules, "__main__", SimpleNamespace(__file__=str(script)))
+    monkeypatch.setattr(sys, "argv", [str(script)])
+    assert parallel_read.resolve_workers("auto") == 1
+    assert parallel_read.resolve_workers(2) == 2  # a number opts in
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/dlw", "ingest"])
+    assert parallel_read.resolve_workers("auto") >= 1 and parallel_read._main_is_safe()
