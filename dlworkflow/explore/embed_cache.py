@@ -11,13 +11,13 @@ content hash) is embedded again. Deleting the folder (or `.dlw/cache`) empties t
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from dlworkflow.fileio import atomic_write_text, atomic_write_with, sha256_json
+from dlworkflow.fileio import sha256_json
+from dlworkflow.store.hash_shards import HashShards
 
 
 @dataclass
@@ -30,36 +30,13 @@ class EmbeddingCache:
     """The cached embeddings of one embedder in a project's cache folder."""
 
     def __init__(self, cache: Path, *, key: str, dim: int) -> None:
-        self.folder = cache / f"embeddings-{key}"
-        self.dim = dim
+        self.shards = HashShards(cache / f"embeddings-{key}", (dim,))
+        self.folder, self.dim = self.shards.folder, dim
 
     def lookup(self, hashes: list[str]) -> CacheHits:
         """The vectors the cache has for `hashes` (rows in that order); "" never matches."""
         out = np.zeros((len(hashes), self.dim), dtype=np.float32)
-        missing = np.ones(len(hashes), dtype=bool)
-        wanted: dict[str, list[int]] = {}
-        for i, h in enumerate(hashes):
-            if h:
-                wanted.setdefault(h, []).append(i)
-        for shard, shard_hashes in self._shards() if wanted else []:
-            rows_here, rows_out = [], []
-            for row, h in enumerate(shard_hashes):
-                for i in wanted.pop(h, ()):
-                    rows_here.append(row)
-                    rows_out.append(i)
-            if not rows_out:
-                continue
-            try:
-                stored = np.load(shard, mmap_mode="r", allow_pickle=False)
-            except (OSError, ValueError):
-                continue  # a damaged shard: its rows are embedded again
-            if stored.shape != (len(shard_hashes), self.dim):
-                continue
-            out[rows_out] = stored[rows_here]
-            missing[rows_out] = False
-            if not wanted:
-                break
-        return CacheHits(vectors=out, missing=np.flatnonzero(missing))
+        return CacheHits(vectors=out, missing=self.shards.fill(hashes, out))
 
     def add(
         self, hashes: list[str], vectors: np.ndarray, *, dataset_version: str, embedder: str
@@ -69,26 +46,6 @@ class EmbeddingCache:
         if not keep or vectors.shape[1:] != (self.dim,):
             return
         kept = [hashes[i] for i in keep]
-        self.folder.mkdir(parents=True, exist_ok=True)
         stem = f"{(dataset_version or 'unversioned')[:12]}-{sha256_json(kept)[:12]}"
-        array = np.ascontiguousarray(vectors[keep], dtype=np.float16)
-        atomic_write_with(self.folder / f"{stem}.npy", lambda p: _save(p, array))
         index = {"dataset_version": dataset_version, "embedder": embedder, "hashes": kept}
-        atomic_write_text(self.folder / f"{stem}.json", json.dumps(index))  # written last
-
-    def _shards(self) -> list[tuple[Path, list[str]]]:
-        found = []
-        for index in sorted(self.folder.glob("*.json")):
-            shard = index.with_suffix(".npy")
-            try:
-                hashes = json.loads(index.read_text(encoding="utf-8"))["hashes"]
-            except (OSError, ValueError, KeyError, TypeError):
-                continue  # a damaged index: that shard is not used
-            if shard.is_file() and isinstance(hashes, list):
-                found.append((shard, [str(h) for h in hashes]))
-        return found
-
-
-def _save(path: Path, array: np.ndarray) -> None:
-    with open(path, "wb") as handle:
-        np.save(handle, array, allow_pickle=False)
+        self.shards.add(stem, kept, vectors[keep].astype(np.float16), index)

@@ -13,13 +13,13 @@ share a bank. A format's bank stops growing at `BANK_LIMIT_BYTES`; deleting the 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dlworkflow.fileio import atomic_write_text, atomic_write_with, sha256_json
+from dlworkflow.fileio import sha256_json
+from dlworkflow.store.hash_shards import HashShards
 
 BANK_LIMIT_BYTES = 2 * 1024**3  # per format: beyond it, images are decoded as before
 
@@ -28,69 +28,22 @@ class PixelBank:
     """The decoded images of one format in a project's cache."""
 
     def __init__(self, cache: Path, *, channels: int, size: tuple[int, int]) -> None:
-        self.folder = cache / f"pixels-{channels}x{size[0]}x{size[1]}"
         self.shape = (channels, size[0], size[1])
+        self.shards = HashShards(cache / f"pixels-{channels}x{size[0]}x{size[1]}", self.shape)
+        self.folder = self.shards.folder
 
     def fill(self, hashes: list[str], out: np.ndarray) -> np.ndarray:
         """Copy the images the bank has into `out` (rows in the order of `hashes`); return
         the indices of the rows it does not have."""
-        missing = np.ones(len(hashes), dtype=bool)
-        if not self.folder.is_dir():
-            return np.flatnonzero(missing)
-        wanted: dict[str, list[int]] = {}
-        for i, h in enumerate(hashes):
-            wanted.setdefault(h, []).append(i)
-        for shard, shard_hashes in self._shards():
-            rows_here, rows_out = [], []
-            for row, h in enumerate(shard_hashes):
-                for i in wanted.pop(h, ()):
-                    rows_here.append(row)
-                    rows_out.append(i)
-            if rows_out:
-                try:
-                    stored = np.load(shard, mmap_mode="r")
-                except (OSError, ValueError):
-                    continue  # a damaged shard: its images are decoded again
-                if stored.shape != (len(shard_hashes), *self.shape):
-                    continue
-                out[rows_out] = stored[rows_here]
-                missing[rows_out] = False
-            if not wanted:
-                break
-        return np.flatnonzero(missing)
+        return self.shards.fill(hashes, out)
 
     def add(self, hashes: list[str], images: np.ndarray) -> None:
         """Keep newly decoded images (one new shard), unless the bank is full."""
         if not hashes or images.shape[1:] != self.shape:
             return
-        if self._bytes() + images.nbytes > BANK_LIMIT_BYTES:
+        if self.shards.nbytes() + images.nbytes > BANK_LIMIT_BYTES:
             return
-        self.folder.mkdir(parents=True, exist_ok=True)
-        key = sha256_json(hashes)[:24]
-        atomic_write_with(self.folder / f"{key}.npy", lambda p: _save(p, images))
-        atomic_write_text(self.folder / f"{key}.json", json.dumps(hashes))  # written last
-
-    def _shards(self) -> list[tuple[Path, list[str]]]:
-        found = []
-        for index in sorted(self.folder.glob("*.json")):
-            shard = index.with_suffix(".npy")
-            try:
-                hashes = json.loads(index.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue  # a damaged index: that shard is not used
-            if shard.is_file() and isinstance(hashes, list):
-                found.append((shard, [str(h) for h in hashes]))
-        return found
-
-    def _bytes(self) -> int:
-        return (
-            sum(p.stat().st_size for p in self.folder.glob("*.npy")) if self.folder.is_dir() else 0
-        )
-
-
-def _save(path: Path, array: np.ndarray) -> None:
-    with open(path, "wb") as handle:
-        np.save(handle, np.ascontiguousarray(array))
+        self.shards.add(sha256_json(hashes)[:24], hashes, images)
 
 
 INGEST_MAX_PIXELS = 64 * 64  # images up to this size are banked while ingest decodes them
