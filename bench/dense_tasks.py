@@ -199,6 +199,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     apply_quick(args, QUICK, argv)
     folder = args.folder or Path(tempfile.mkdtemp(prefix="dlw-dense-bench-"))
+    try:
+        return run(args, folder)
+    finally:
+        if args.folder is None:  # a temporary folder: nothing left behind
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, folder: Path) -> int:
     rows: list[Row] = []
     if args.only in (None, "trees"):
         rows += trees(folder, args.requests, args.trees_epochs)

@@ -319,6 +319,14 @@ def main(argv: list[str] | None = None) -> int:
         args.requests = 50
     wanted = {args.only} if args.only else {"vowels", "audio"} if args.quick else set(DATA_SETS)
     folder = args.folder or Path(tempfile.mkdtemp(prefix="dlw-signal-bench-"))
+    try:
+        return run(args, folder, wanted)
+    finally:
+        if args.folder is None:  # a temporary folder: nothing left behind
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, folder: Path, wanted: set[str]) -> int:
     rows: list[Row] = []
     goals: list[Goal] = []
     if "vowels" in wanted:

@@ -135,6 +135,14 @@ def main() -> int:
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
+    try:
+        return run(args, folder)
+    finally:
+        if args.folder is None:  # a temporary folder: nothing left behind
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, folder: Path) -> int:
     rmse, reg = regression(folder, args.seed)
     f1, ml = multilabel(folder, args.seed)
     best = min(v for k, v in reg.items() if k != "dlw")
