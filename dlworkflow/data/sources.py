@@ -141,8 +141,11 @@ def _folder_candidates(
 ) -> Iterator[Candidate]:
     """Sample ids (and labels) are Unicode NFC: a file named in NFD (macOS) and the same
     name in NFC have one id; a second file with the same id is quarantined. Files whose
-    extension is not in `extensions` (lower case, with the dot) are skipped."""
-    seen: set[str] = set()
+    extension is not in `extensions` (lower case, with the dot) are skipped. The ids seen are
+    kept as compact digests (SeenIds): memory stays flat however many files there are."""
+    from dlworkflow.data.id_set import SeenIds
+
+    seen = SeenIds()
     for file, problem in _walk(root, root, root.resolve(), skipped, set()):
         rel = file.relative_to(root).as_posix()
         name = _utf8(rel)
@@ -187,10 +190,8 @@ def _walk(
     problem that quarantines it, and is never opened."""
     here = folder.resolve()
     walking.add(here)
-    entries = sorted(folder.iterdir(), key=lambda p: p.name)
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
+    for name in _sorted_names(folder):
+        entry = folder / name
         rel = os.fsencode(entry.relative_to(root).as_posix()).decode("utf-8", "backslashreplace")
         if entry.is_symlink():
             try:
@@ -219,3 +220,12 @@ def _walk(
 
             yield entry, f"not a regular file: {file_kind(mode)}"
     walking.discard(here)
+
+
+def _sorted_names(folder: Path) -> list[str]:
+    """The names in folder, hidden ones (.DS_Store, .git, .dlw) left out, sorted: names only
+    (a Path per entry, held for a folder of 100,000 files, took ~30 MB)."""
+    with os.scandir(folder) as listing:
+        names = [entry.name for entry in listing if not entry.name.startswith(".")]
+    names.sort()
+    return names
