@@ -173,7 +173,7 @@ def mask_score(
 ) -> MaskScore:
     if task.kind == "classification":
         return lambda m, w: scalar_metrics(y[m], out[m], w, only=metric)[metric]
-    return lambda m, w: np.asarray(task.scores(y[m], out[m], w, target)[metric], dtype=float)
+    return lambda m, w: task.metric_scores(metric, y[m], out[m], w, target)
 
 
 def slices_section(

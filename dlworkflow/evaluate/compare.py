@@ -273,10 +273,11 @@ def paired_task_difference(
     from dlworkflow.evaluate.scores import resample_counts
 
     ones = np.ones((1, len(y)))
-    a = float(task.scores(y, out_a, ones, target)[metric][0])
-    b = float(task.scores(y, out_b, ones, target)[metric][0])
+    a = float(task.metric_scores(metric, y, out_a, ones, target)[0])
+    b = float(task.metric_scores(metric, y, out_b, ones, target)[0])
     diffs = [
-        task.scores(y, out_b, w, target)[metric] - task.scores(y, out_a, w, target)[metric]
+        task.metric_scores(metric, y, out_b, w, target)
+        - task.metric_scores(metric, y, out_a, w, target)
         for w in resample_counts(len(y), n_resamples=n_resamples, seed=seed)
     ]
     low, high = bc_interval(np.concatenate(diffs), b - a, confidence)

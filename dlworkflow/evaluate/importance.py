@@ -74,7 +74,7 @@ def metric_score(task: Task, y: np.ndarray, target: dict[str, Any], metric: str)
     the task's own."""
     if task.kind == "classification":
         return lambda out, w: scalar_metrics(y, out, w, only=metric)[metric]
-    return lambda out, w: np.asarray(task.scores(y, out, w, target)[metric], dtype=np.float64)
+    return lambda out, w: task.metric_scores(metric, y, out, w, target)
 
 
 def importance_section(

@@ -133,9 +133,9 @@ def _metric(
     from dlworkflow.evaluate.bootstrap import bc_interval
     from dlworkflow.evaluate.scores import resample_counts
 
-    value = float(task.scores(y, out, np.ones((1, len(y))), target)[metric][0])
+    value = float(task.metric_scores(metric, y, out, np.ones((1, len(y))), target)[0])
     draws = [
-        task.scores(y, out, w, target)[metric]
+        task.metric_scores(metric, y, out, w, target)
         for w in resample_counts(len(y), n_resamples=n_resamples, seed=seed)
     ]
     low, high = bc_interval(np.concatenate(draws), value, confidence)

@@ -204,6 +204,18 @@ class Task(ABC):
             for m in self.metrics
         }
 
+    def metric_scores(
+        self,
+        name: str,
+        y: np.ndarray,
+        out: np.ndarray,
+        weights: np.ndarray,
+        target: dict[str, Any],
+    ) -> np.ndarray:
+        """One metric of `scores`, one value per row of `weights` (B,): a task whose metrics
+        differ much in cost overrides it to compute only the one asked for."""
+        return np.asarray(self.scores(y, out, weights, target)[name], dtype=np.float64)
+
     def val_metrics(
         self, logits: np.ndarray, y: np.ndarray, target: dict[str, Any], metric: str, loss: float
     ) -> dict[str, float]:

@@ -184,13 +184,39 @@ class MultiLabel(Task):
     def scores(
         self, y: np.ndarray, out: np.ndarray, weights: np.ndarray, target: dict[str, Any]
     ) -> dict[str, np.ndarray]:
+        return self._scores(y, out, weights, target, with_map=True)
+
+    def metric_scores(
+        self,
+        name: str,
+        y: np.ndarray,
+        out: np.ndarray,
+        weights: np.ndarray,
+        target: dict[str, Any],
+    ) -> np.ndarray:
+        """One metric; the mean average precision (a sort and cumulative sums per label and
+        resample, most of the cost) only when it is the one asked for."""
+        self.metric(name)
+        scores = self._scores(y, out, weights, target, with_map=name == "map")
+        return np.asarray(scores[name], dtype=np.float64)
+
+    def _scores(
+        self,
+        y: np.ndarray,
+        out: np.ndarray,
+        weights: np.ndarray,
+        target: dict[str, Any],
+        *,
+        with_map: bool,
+    ) -> dict[str, np.ndarray]:
         truth = np.asarray(y) > 0.5
         out = np.asarray(out, dtype=np.float64)
         pred = self.decide(out, target)
         total = weights.sum(axis=1)
-        tp = weights @ (truth & pred).astype(np.float64)  # (B, L)
-        fp = weights @ (~truth & pred).astype(np.float64)
-        fn = weights @ (truth & ~pred).astype(np.float64)
+        k = truth.shape[1]
+        cells = np.concatenate([truth & pred, ~truth & pred, truth & ~pred], axis=1)
+        counts = weights @ cells.astype(np.float64)  # (B, 3L): one product for the three
+        tp, fp, fn = counts[:, :k], counts[:, k : 2 * k], counts[:, 2 * k :]
         denom = 2 * tp + fp + fn
         with np.errstate(invalid="ignore", divide="ignore"):
             per_label = np.where(denom > 0, 2 * tp / np.where(denom > 0, denom, 1), np.nan)
@@ -203,7 +229,7 @@ class MultiLabel(Task):
         return {
             "macro_f1": macro,
             "micro_f1": micro,
-            "map": _mean_ap(truth, out, weights),
+            **({"map": _mean_ap(truth, out, weights)} if with_map else {}),
             "subset_accuracy": weights @ exact / total,
             "hamming_loss": weights @ wrong / total,
         }
@@ -235,24 +261,51 @@ def _mean_ap(truth: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.n
     """Mean over the labels with positives of the average precision, per weight row
     (scikit-learn's definition: sum over thresholds of recall gained x precision; tied scores
     form one threshold)."""
-    values = []
-    for j in range(truth.shape[1]):
-        order = np.argsort(-scores[:, j], kind="mergesort")
-        s, pos = scores[order, j], truth[order, j].astype(np.float64)
-        w = weights[:, order]
-        ends = np.append(np.flatnonzero(np.diff(s)), len(s) - 1)  # last index of each tie
-        cum_tp = np.cumsum(w * pos, axis=1)[:, ends]
-        cum_all = np.cumsum(w, axis=1)[:, ends]
-        n_pos = cum_tp[:, -1] if len(ends) else np.zeros(len(w))
-        gained = np.diff(np.concatenate([np.zeros((len(w), 1)), cum_tp], axis=1), axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ap = (
-                gained * np.where(cum_all > 0, cum_tp / np.where(cum_all > 0, cum_all, 1), 0)
-            ).sum(axis=1) / n_pos
-        values.append(np.where(n_pos > 0, ap, np.nan))
+    columns = np.ascontiguousarray(weights.T, dtype=np.float64)  # (n, B): a row per sample
+    work = np.empty_like(columns)  # one buffer for every label's running sums
+    values = [_label_ap(truth[:, j], scores[:, j], columns, work) for j in range(truth.shape[1])]
     if not values:
         return np.full(len(weights), np.nan)
     stacked = np.vstack(values)
     with np.errstate(invalid="ignore"):
         counted = (~np.isnan(stacked)).sum(axis=0)
         return np.where(counted > 0, np.nansum(stacked, axis=0) / np.maximum(counted, 1), np.nan)
+
+
+def _label_ap(
+    truth: np.ndarray, scores: np.ndarray, columns: np.ndarray, work: np.ndarray
+) -> np.ndarray:
+    """The average precision of one label per resample (columns: weights (n, B), a row per
+    sample), NaN where a resample holds no positive. Samples sorted by score, high first; only
+    the thresholds (ends of tie groups) that gain positives add to the sum, so the running
+    weight of positives runs over the positive rows alone."""
+    order = np.argsort(-scores, kind="mergesort")
+    pos = truth[order]
+    ends = np.append(np.flatnonzero(np.diff(scores[order])), len(order) - 1)  # tie ends
+    seen = np.cumsum(pos)[ends]  # positives up to each threshold
+    gains = np.flatnonzero(np.diff(seen, prepend=0))  # thresholds that gain positives
+    if len(gains) == 0:
+        return np.full(columns.shape[1], np.nan)
+    zero = np.zeros((1, columns.shape[1]))
+    cum_pos = np.concatenate([zero, _running_sum(columns, order[pos], work)])
+    cum_tp = cum_pos[seen[gains]]
+    gained = cum_pos[np.concatenate([[0], seen[gains][:-1]])]
+    np.subtract(cum_tp, gained, out=gained)
+    # where no weight is seen yet, no positive is either: precision 0 (the weight's 0 kept)
+    precision = _running_sum(columns, order, work)[ends[gains]]
+    np.divide(cum_tp, precision, out=precision, where=precision > 0)
+    n_pos = cum_pos[-1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ap = np.einsum("tb,tb->b", gained, precision) / n_pos
+    return np.where(n_pos > 0, ap, np.nan)
+
+
+def _running_sum(columns: np.ndarray, rows: np.ndarray, work: np.ndarray) -> np.ndarray:
+    """The cumulative sums of columns[rows] down the rows, in `work` (the values of np.cumsum,
+    added in the same order: one contiguous row at a time, where np.cumsum along this axis
+    strides across memory and a fresh array of this size costs its page faults each call)."""
+    out = work[: len(rows)]
+    np.take(columns, rows, axis=0, out=out)
+    for i in range(1, len(rows)):
+        np.add(out[i - 1], out[i], out=out[i])
+    return out
