@@ -199,9 +199,10 @@ class _Stream:
         self.fetched = 0  # objects fetched (not already cached)
 
     def candidates(self, skipped: list[str]) -> Iterator[Candidate]:
+        from dlworkflow.data.id_set import SeenIds
         from dlworkflow.data.sources import IMAGE_EXTENSIONS, Candidate
 
-        seen: set[str] = set()
+        seen = SeenIds()
         try:
             for rel in _visible(self.listing):
                 name = unicodedata.normalize("NFC", rel)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from dlworkflow.config import ProjectConfig
+    from dlworkflow.data.id_set import SeenIds
 
 CHUNK_ROWS = 4096
 FILE_MODALITIES = ("image", "audio")  # a table row names a file: data.path_column
@@ -187,7 +188,9 @@ def _table_candidates(
     keys = [c for c in (main, *targets, data.group_column, data.id_column) if c]
     strings = keys + [c for c, kind in kinds.items() if kind == "string"]
     allowed = (root or path.parent).resolve()
-    seen: set[str] = set()
+    from dlworkflow.data.id_set import SeenIds
+
+    seen = SeenIds()  # compact digests: flat memory for a table of millions of rows
     row = 0
     for chunk in read_chunks(path, string_columns=strings, columns=keys + list(kinds)):
         for record in chunk.to_dict("records"):
@@ -199,7 +202,7 @@ def _candidate(
     path: Path,
     record: dict[Hashable, Any],
     row: int,
-    seen: set[str],
+    seen: SeenIds,
     config: ProjectConfig,
     main: str | None,
     kinds: dict[str, str],
