@@ -167,3 +167,42 @@ def real_digit() -> Callable[..., np.ndarray]:
 @pytest.fixture
 def save_png() -> Callable[[Path, np.ndarray], Path]:
     return write_png
+
+
+SONIC_PI_CONFIG = {
+    "evaluate.bootstrap_samples": 200,
+    "train.threads": 2,
+    "data.audio.duration": 1.0,
+    "model.name": "audio_cnn",
+    "model.params": {"channels": [8, 16]},
+}
+
+
+@pytest.fixture(scope="session")
+def sonic_pi_trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The root of one audio-classification project on builtin:sonic-pi (1-second clips, a
+    small audio_cnn), through the CLI: init, define (accuracy >= 0.5), ingest, split, train 1
+    epoch. Shared by the tests that take it further (evaluate and report in
+    tests/evaluate/test_signal_evaluate_cli.py; test, export, predict and serve in
+    tests/export/test_signal_flows.py): each runs only later steps, and what each asserts
+    holds whichever runs first."""
+    from typer.testing import CliRunner
+
+    from dlworkflow.cli import app
+    from dlworkflow.project import Project
+
+    root = tmp_path_factory.mktemp("sonic-pi") / "proj"
+    p = ["-p", str(root)]
+    runner = CliRunner()
+    steps: list[list[str]] = [
+        ["define", *p, "--metric", "accuracy", "--target", "0.5", "--objective", "sounds"],
+        ["ingest", "builtin:sonic-pi", *p],
+        ["split", *p],
+        ["train", *p, "--epochs", "1"],
+    ]
+    for i, args in enumerate([["init", str(root), "--task", "audio-classification"], *steps]):
+        result = runner.invoke(app, args, catch_exceptions=False)
+        assert result.exit_code == 0, result.output[-4000:]
+        if i == 0:
+            Project.load(root).update_config(SONIC_PI_CONFIG)
+    return root

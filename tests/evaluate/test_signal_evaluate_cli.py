@@ -1,7 +1,8 @@
 """`dlw evaluate`, `dlw test` and `dlw report` for the signal tasks through the CLI, on real
 data trained for 1 epoch: builtin:basic-motions (sequence-classification, resnet1d; 6
 channels, 80 series) and builtin:sonic-pi with 1-second clips (audio-classification,
-audio_cnn). The evaluation
+audio_cnn; the session's project of tests/conftest.py, which tests/export/test_signal_flows.py
+exports and serves). The evaluation
 result carries each modality's baselines (1-NN DTW and Euclidean; the majority class and
 the log-mel logistic regression), its automatic slices, occlusion importance with real
 numbers, and the figures that draw samples (series curves, log-mel spectrograms)."""
@@ -101,14 +102,10 @@ def test_sequence_evaluation_through_the_cli(tmp_path: Path) -> None:
     assert "time segments" in html and "channels" in html
 
 
-def test_audio_evaluation_through_the_cli(tmp_path: Path) -> None:
-    root = tmp_path / "aud"
-    p = _trained(
-        root,
-        task="audio-classification",
-        source="builtin:sonic-pi",
-        config={"data.audio.duration": 1.0},
-    )
+def test_audio_evaluation_through_the_cli(sonic_pi_trained: Path) -> None:
+    # the session's trained sonic-pi project (tests/conftest.py), shared with the export flow
+    root = sonic_pi_trained
+    p = ["-p", str(root)]
     metrics = _evaluated(root, p)
     base = metrics["baselines"]
     assert "log-mel" in base["simple"]["model"]

@@ -42,6 +42,13 @@ def _through_export(root: Path, *, task: str, source: str, config: dict[str, Any
     dlw("ingest", source, *p)
     dlw("split", *p)
     dlw("train", *p, "--epochs", "1")
+    return _tested_and_exported(root)
+
+
+def _tested_and_exported(root: Path) -> dict:
+    """test .. export (and promote, when forced) of a trained project through the CLI;
+    metadata.json of the exported version."""
+    p = ["-p", str(root)]
     tested = dlw("test", *p, codes=(0, 3))
     record = Project.load(root).ledger.latest("test")
     assert record is not None and record.outputs["verdict"] in ("PASS", "FAIL"), tested.output
@@ -108,18 +115,11 @@ def test_gunpoint_from_init_to_a_served_series(tmp_path):
     assert all(p["label"] in classes for p in served)
 
 
-def test_sonic_pi_from_init_to_a_served_clip(tmp_path):
-    root = tmp_path / "proj"
-    meta = _through_export(
-        root,
-        task="audio-classification",
-        source="builtin:sonic-pi",
-        config={
-            "data.audio.duration": 1.0,
-            "model.name": "audio_cnn",
-            "model.params": {"channels": [8, 16]},
-        },
-    )
+def test_sonic_pi_from_init_to_a_served_clip(tmp_path, sonic_pi_trained):
+    # init .. train 1 epoch: the session's sonic-pi project (tests/conftest.py), which
+    # tests/evaluate/test_signal_evaluate_cli.py evaluates too
+    root = sonic_pi_trained
+    meta = _tested_and_exported(root)
     assert meta["input"]["shape"] == ["batch", "samples"]
     prep = meta["preprocessing"]
     assert (prep["sample_rate"], prep["duration"], prep["policy"]) == (16000, 1.0, "fixed")
