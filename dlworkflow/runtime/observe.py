@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import functools
 import math
-import uuid
+import os
+import threading
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
@@ -345,7 +346,7 @@ def _class_fields(
         {
             "label": names[int(b)],
             "confidence": round(float(row[b]), 6),
-            "probs": [round(float(p), _DIGITS) for p in row],
+            "probs": [round(p, _DIGITS) for p in row.tolist()],  # tolist: floats at C speed
         }
         for row, b in zip(out, best)
     ]
@@ -471,7 +472,7 @@ def records(
             **fields[i],
         }
         if emb is not None:
-            record["emb"] = [round(float(v), _DIGITS) for v in emb[i]]
+            record["emb"] = [round(v, _DIGITS) for v in emb[i].tolist()]
         record["latency_ms"] = round(float(latency_ms), 3)
         record["request_items"] = int(
             request_items if request_items is not None else len(summaries)
@@ -480,8 +481,45 @@ def records(
     return result
 
 
+class _RandomIds:
+    """Random version-4 UUIDs as 32 hex digits, as uuid.uuid4().hex, from os.urandom bytes
+    read 4 KB at a time (uuid4 makes one system call per id: on a busy server each one also
+    gives up the GIL and waits to get it back)."""
+
+    CHUNK = 4096
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._bytes = b""
+        self._at = 0
+        os.register_at_fork(after_in_child=self._forget)  # a child never repeats the parent's
+
+    def _forget(self) -> None:
+        self._lock = threading.Lock()
+        self._bytes, self._at = b"", 0
+
+    def take(self, n: int) -> list[str]:
+        size = 16 * n
+        with self._lock:
+            if self._at + size > len(self._bytes):
+                self._bytes, self._at = os.urandom(max(self.CHUNK, size)), 0
+            start, self._at = self._at, self._at + size
+            data = self._bytes[start : self._at]
+        return [
+            f"{(int.from_bytes(data[i : i + 16], 'big') & _UUID_CLEAR) | _UUID_V4:032x}"
+            for i in range(0, size, 16)
+        ]
+
+
+#: The version (4) and variant (RFC 4122) bits of a random UUID, as uuid.UUID(version=4) sets.
+_UUID_CLEAR = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
+_UUID_V4 = (0x4000 << 64) | (0x8000 << 48)
+_IDS = _RandomIds()
+
+
 def new_ids(n: int) -> list[str]:
-    return [uuid.uuid4().hex for _ in range(n)]
+    """n random ids (uuid4 hex: 32 hex digits, 122 random bits each)."""
+    return _IDS.take(n)
 
 
 def rows_to_values(bundle: Bundle, rows: pd.DataFrame) -> list[Any]:

@@ -28,9 +28,10 @@ from dlworkflow.config import Serve
 from dlworkflow.deploy.serve.batcher import MicroBatcher
 from dlworkflow.deploy.serve.holder import ModelHolder
 from dlworkflow.deploy.serve.inputs import (
+    ImageHeader,
     check_clips,
     check_rows,
-    image_sizes,
+    image_headers,
     input_error,
     parse_items,
     read_body,
@@ -57,9 +58,15 @@ PUBLIC = frozenset({"/v1/health"})
 PREDICT = "/v1/predict"
 #: Texts and rows totalling at most this many bytes are prepared (tokenized, encoded) on the
 #: event loop, and bodies of at most this many bytes parsed there (JSON, base64): for small
-#: inputs the hand-off to a thread costs more than the work. Images are never decoded on the
-#: loop: a 20 KB PNG can hold 16 M pixels (seconds of a blocked loop for a flood of them).
+#: inputs the hand-off to a thread costs more than the work (two thread switches, and on a
+#: busy server a wait for the GIL behind the other threads).
 INLINE_BYTES = 32 * 1024
+#: Images are decoded on the loop only when their headers say they are small: at most this
+#: many pixels in all, counting each image's own and the model's input size (what the resize
+#: writes). A 20 KB PNG can hold 16 M pixels: the header decides, never the byte count.
+#: 20 MNIST digits for a 28x28 model take 31,360; one 224x224 photo for a 224x224 model
+#: 100,352 (decoded in a thread).
+INLINE_PIXELS = 32 * 1024
 #: Seconds a client is asked to wait (Retry-After) when serve.max_concurrency is reached.
 RETRY_AFTER_S = 1
 log = logging.getLogger("dlworkflow.deploy.serve")
@@ -201,7 +208,9 @@ class Server:
                 items = await asyncio.get_running_loop().run_in_executor(
                     self.prepare_pool, _run_coroutine, parse
                 )
-            x, summaries, shown = await self._prepare_async(bundle, items.values)
+            x, summaries, shown = await self._prepare_async(
+                bundle, items.values, small=len(body) <= INLINE_BYTES
+            )
         finally:
             self.preparing -= 1
         try:
@@ -211,35 +220,54 @@ class Server:
         return bundle, summaries, shown, outs
 
     async def _prepare_async(
-        self, bundle: Bundle, values: list[Any]
+        self, bundle: Bundle, values: list[Any], *, small: bool
     ) -> tuple[Any, list[dict], list[tuple[int, int]] | None]:
+        """_prepare on the event loop when the work is small (`small`: a body of at most
+        INLINE_BYTES; images: non-DICOM, their headers' pixels within INLINE_PIXELS), else
+        in a thread."""
         try:
-            if bundle.modality != "image" and _size(values) <= INLINE_BYTES:
-                return self._prepare(bundle, values)  # a thread hop costs more than the work
+            if bundle.modality != "image":
+                if _size(values) <= INLINE_BYTES:
+                    return self._prepare(bundle, values)  # a thread hop costs more
+            elif small and not any(v[128:132] == b"DICM" for v in values):
+                headers = self._image_headers(values)  # the headers only: 413 / 422 here
+                if inline_pixels(bundle, [h.size for h in headers]) <= INLINE_PIXELS:
+                    return self._prepare(bundle, values, headers=headers)
             return await asyncio.get_running_loop().run_in_executor(
                 self.prepare_pool, self._prepare, bundle, values
             )
         except InputError as exc:
             raise input_error(exc, bundle.modality) from None
 
+    def _image_headers(self, values: list[bytes]) -> list[ImageHeader]:
+        """Every image's header (size, mode, format); 413 past the pixel limit."""
+        return image_headers(
+            values,
+            max_pixels=self.settings.max_image_pixels,
+            accept_dicom=self.settings.accept_dicom,
+        )
+
     def _prepare(
-        self, bundle: Bundle, values: list[Any]
+        self,
+        bundle: Bundle,
+        values: list[Any],
+        *,
+        headers: list[ImageHeader] | None = None,
     ) -> tuple[Any, list[dict[str, Any]], list[tuple[int, int]] | None]:
         """(the model's input, the log's summaries, a dense model's images' (width, height)
-        as shown, which its boxes and masks are scaled to; None for other models)."""
-        sizes = None
+        as shown, which its boxes and masks are scaled to; None for other models).
+        `headers`: the images' headers, when already read."""
+        sizes = kinds = None
         if bundle.modality == "image":  # 413 past the pixel limit, before decoding
-            sizes = image_sizes(
-                values,
-                max_pixels=self.settings.max_image_pixels,
-                accept_dicom=self.settings.accept_dicom,
-            )
+            headers = headers if headers is not None else self._image_headers(values)
+            sizes = [h.size for h in headers]
+            kinds = [(h.mode, h.format) for h in headers]
         if bundle.modality == "tabular":
             check_rows(values, bundle.preprocessing)
         if bundle.modality == "audio":  # 413 / 415 before decoding
             check_clips(values, max_bytes=bundle.clip_settings().max_bytes)
         # the feature schema: 422 for a hard breach; soft ones are served, counted and logged
-        soft = check_items(bundle.schema, bundle.modality, values, sizes=sizes)
+        soft = check_items(bundle.schema, bundle.modality, values, sizes=sizes, kinds=kinds)
         n_soft = sum(1 for breaches in soft if breaches)
         if n_soft:
             self.metrics.input_invariant_violations.inc(n_soft)
@@ -347,6 +375,13 @@ def predicted_labels(prediction: dict[str, Any]) -> list[str]:
     if "labels" in prediction:
         return [str(label) for label in prediction["labels"]]
     return [str(prediction["label"])] if "label" in prediction else []
+
+
+def inline_pixels(bundle: Bundle, sizes: list[tuple[int, int]]) -> int:
+    """The pixels decoding and resizing images of `sizes` touches: each image's own and the
+    model's input size."""
+    height, width = bundle.preprocessing["size"]
+    return sum(w * h for w, h in sizes) + len(sizes) * int(height) * int(width)
 
 
 def default_threads() -> int:

@@ -15,7 +15,7 @@ import json
 import math
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from fastapi import Request
 from pydantic import ValidationError
@@ -280,34 +280,52 @@ async def _multipart_images(
         await form.close()
 
 
+class ImageHeader(NamedTuple):
+    """What an image's header says: its (width, height), PIL mode and format (lower case,
+    "jpg" for JPEG; DICOM: mode None, format "dcm")."""
+
+    size: tuple[int, int]
+    mode: str | None
+    format: str | None
+
+
 def image_sizes(
     images: list[bytes], *, max_pixels: int, accept_dicom: bool = False
 ) -> list[tuple[int, int]]:
-    """(width, height) of every image from its header; 413 past the pixel limit (before any
-    pixel is decoded), 422 for data that is no image of an allowed format. DICOM ('DICM' at
-    byte 128, whatever the preamble before it looks like) only with `accept_dicom`
+    """(width, height) of every image from its header (image_headers)."""
+    return [h.size for h in image_headers(images, max_pixels=max_pixels, accept_dicom=accept_dicom)]
+
+
+def image_headers(
+    images: list[bytes], *, max_pixels: int, accept_dicom: bool = False
+) -> list[ImageHeader]:
+    """Every image's header, read once (size, mode, format); 413 past the pixel limit (before
+    any pixel is decoded), 422 for data that is no image of an allowed format. DICOM ('DICM'
+    at byte 128, whatever the preamble before it looks like) only with `accept_dicom`
     (serve.accept_dicom): its header is read without the pixel data, deflated files are
     refused, and rows x columns x frames x samples must be within max_pixels. Full decoding
     is the bundle's job."""
-    sizes = []
+    headers = []
     for i, data in enumerate(images):
         if data[128:132] == b"DICM":  # the decoder goes by this magic: so does the check
             size = _dicom_size(data, i, max_pixels=max_pixels, accept_dicom=accept_dicom)
+            header = ImageHeader(size, None, "dcm")
         else:
-            size = _pillow_size(data, i)
-        width, height = size
+            header = _pillow_header(data, i)
+        width, height = header.size
         if width * height > max_pixels:
             raise _too_large(i, f"{width}x{height} = {width * height:,} pixels", max_pixels)
-        sizes.append(size)
-    return sizes
+        headers.append(header)
+    return headers
 
 
-def _pillow_size(data: bytes, index: int) -> tuple[int, int]:
+def _pillow_header(data: bytes, index: int) -> ImageHeader:
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(data), formats=image_formats()) as img:
-            return img.size
+            fmt = (img.format or "").lower()
+            return ImageHeader(img.size, img.mode, {"jpeg": "jpg"}.get(fmt, fmt))
     except (
         UnidentifiedImageError,
         OSError,

@@ -45,6 +45,7 @@ def serve(
     import uvicorn
 
     from dlworkflow.deploy.serve.app import create_app
+    from dlworkflow.deploy.serve.one_write import one_write_protocol
 
     settings = settings.model_copy(
         update={k: v for k, v in (("host", host), ("port", port)) if v is not None}
@@ -74,7 +75,9 @@ def serve(
         app,
         host=settings.host,
         port=settings.port,
+        http=one_write_protocol() or "auto",  # a response in one write, not two
         log_level="warning",
         access_log=False,
+        proxy_headers=False,  # no X-Forwarded-* parsing per request: no client address is used
         timeout_graceful_shutdown=5,
     )

@@ -32,22 +32,34 @@ def check_items(
     values: list[Any],
     *,
     sizes: list[tuple[int, int]] | None = None,
+    kinds: list[tuple[str | None, str | None]] | None = None,
 ) -> list[list[str]]:
-    """The soft breaches of each item (ApiError 422 for the first hard one)."""
+    """The soft breaches of each item (ApiError 422 for the first hard one). Images: `sizes`
+    and `kinds` ((mode, format) of each) when their headers have been read already."""
     if not schema or modality in ("sequence", "audio"):  # checked by the bundle's prepare_*
         return [[] for _ in values]
     if modality == "image":
-        return [_image(schema, data, sizes[i] if sizes else None) for i, data in enumerate(values)]
+        return [
+            _image(schema, data, sizes[i] if sizes else None, kinds[i] if kinds else None)
+            for i, data in enumerate(values)
+        ]
     if modality == "text":
         return [soft_breaches(schema, {"chars": len(text)}, manifest=False) for text in values]
     return [_row(schema, i, row) for i, row in enumerate(values)]
 
 
-def _image(schema: dict[str, Any], data: bytes, size: tuple[int, int] | None) -> list[str]:
+def _image(
+    schema: dict[str, Any],
+    data: bytes,
+    size: tuple[int, int] | None,
+    kind: tuple[str | None, str | None] | None = None,
+) -> list[str]:
     image = schema.get("image") or {}
     mode: str | None
     fmt: str | None
-    if data[128:132] == b"DICM":  # DICOM: its size is all the header check read
+    if kind is not None:
+        mode, fmt = kind
+    elif data[128:132] == b"DICM":  # DICOM: its size is all the header check read
         mode, fmt = None, "dcm"
     else:
         mode, fmt = _header(data)
