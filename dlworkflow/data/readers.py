@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlworkflow.data.image_decode import Decoded, decode_file
+from dlworkflow.data.previous_rows import previous_rows
 from dlworkflow.data.sources import Candidate, SourceScan
 from dlworkflow.fileio import sha256_bytes, sha256_file, sha256_json
 from dlworkflow.store import ImageDecodeError, decode_image
@@ -43,7 +44,7 @@ class Reader:
         self.reused = 0
         self.modality = task_of(self.task).modality
         self.regression = task_of(self.task).kind == "regression"
-        self._previous = _previous_rows(project) if self.modality == "image" else {}
+        self._previous = previous_rows(project.paths.manifest if self.modality == "image" else None)
         self.banks = IngestBanks(project.paths.cache)  # decoded small images, for later steps
 
     def read(self, cand: Candidate) -> dict[str, Any]:
@@ -203,42 +204,6 @@ def _check_target(label: str | None, column: str) -> None:
         raise Quarantined(
             f"float32 overflow ({value:g}, beyond +-3.4e38) in target column {column!r}"
         )
-
-
-IMAGE_KEYS = (
-    "path",
-    "origin_path",
-    "content_hash",
-    "bytes",
-    "mtime_ns",
-    "width",
-    "height",
-    "mode",
-    "phash",
-    "brightness",
-    "contrast",
-    "dark",
-    "bright",
-)
-
-
-def _previous_rows(project: Workspace) -> dict[tuple[str, int, int], dict[str, Any]]:
-    """(original path, size, mtime) -> the file's row in the last manifest (image content only:
-    the label and id come from this ingest)."""
-    import pyarrow.parquet as pq
-
-    path = project.paths.manifest
-    if not path.is_file():
-        return {}
-    names = set(pq.read_schema(path).names)
-    if not set(IMAGE_KEYS) <= names:
-        return {}  # written by an older version: decode everything again
-    table = pq.read_table(path, columns=list(IMAGE_KEYS)).to_pylist()
-    return {
-        (r["origin_path"], r["bytes"], r["mtime_ns"]): r
-        for r in table
-        if r["path"] == r["origin_path"]
-    }
 
 
 def make_reader(project: Workspace, scan: SourceScan, *, deidentify: bool) -> Reader:
