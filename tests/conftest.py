@@ -11,9 +11,11 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import shutil
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -167,6 +169,38 @@ def real_digit() -> Callable[..., np.ndarray]:
 @pytest.fixture
 def save_png() -> Callable[[Path, np.ndarray], Path]:
     return write_png
+
+
+@pytest.fixture(scope="session", autouse=True)
+def migrated_mlflow_store(tmp_path_factory: pytest.TempPathFactory):
+    """Every project of the suite that trains starts from one MLflow store migrated once.
+
+    MLflow builds a new SQLite store by running its schema migrations (2-7 s on 2 cores, more
+    under load), and nearly every test that trains makes a new project: the suite paid that
+    per project. Here one store is migrated for real, by MLflow (tracking.create_store), the
+    first time a project opens a store that does not exist yet; that project, and every later
+    one whose store does not exist yet, gets a copy of it (0.1 s) before dlworkflow opens it,
+    and MLflow opens the copy as it would its own. Only in this process: the CLI run as a
+    subprocess (and `dlw demo`'s child that creates the store) migrates for real, and a store
+    that exists already or whose folder is missing is left to MLflow."""
+    from dlworkflow.train import tracking
+
+    real = tracking.open_client
+    template = tmp_path_factory.mktemp("mlflow") / "migrated.db"
+
+    def open_client(project: Any) -> Any:
+        uri = tracking.tracking_uri(project)
+        store = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+        if store is not None and not store.exists() and store.parent.is_dir():
+            if not template.exists():
+                tracking.create_store(f"sqlite:///{template}")  # MLflow migrates it
+            shutil.copyfile(template, store)
+        return real(project)
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(tracking, "open_client", open_client)
+    yield
+    patch.undo()
 
 
 SONIC_PI_CONFIG = {

@@ -101,6 +101,12 @@ def test_run_executes_every_stale_step_in_order(tmp_path: Path):
             "train.epochs": 2,
             "problem.primary_metric": "accuracy",
             "problem.target": 0.5,
+            # what runs, and in which order, is asserted here; not how well: a small network,
+            # explore on the pixels (no ImageNet embedding), fewer bootstrap resamples
+            "explore.backbone": "pixels",
+            "model.params": {"channels": [8, 16], "convs_per_block": 1},
+            "train.threads": 2,
+            "evaluate.bootstrap_samples": 200,
         }
     )
     results = project.run(progress=False)
