@@ -56,6 +56,12 @@ def test_every_bench_script_is_in_the_table() -> None:
     assert runner.unlisted() == []
 
 
+def test_the_cpu_budgets_fit_bench_alls_total() -> None:
+    cpu = [b.budget for b in runner.BENCHES if not b.needs_cuda]
+    assert all(budget > 0 for budget in cpu)
+    assert sum(cpu) <= runner.BUDGET_MIN + 1e-9
+
+
 def test_stream_returns_the_exit_code_and_kills_a_script_past_its_time(tmp_path: Path) -> None:
     code, lines = runner.stream(
         [sys.executable, "-c", "print('NOT MET: x'); raise SystemExit(1)"], tmp_path / "a", 60
