@@ -86,3 +86,26 @@ def test_numbers_out_of_range_and_missing_values_are_only_reported():
     texts = check_items({"text": {"chars": {"min": 3, "max": 10}}}, "text", ["short", "x" * 50])
     assert texts == [[], ["text length outside [3, 10] characters"]]
     assert check_items(None, "tabular", [{"city": "Paris"}]) == [[]]  # older exports: nothing
+
+
+def test_a_request_image_is_opened_twice_its_header_once(make_app, digit_pngs, monkeypatch):
+    """The header (size, mode, format: the pixel limit and the schema check) is read once,
+    then the image decoded once (was: three opens, the schema check reading it again)."""
+    from PIL import Image as PILImage
+
+    from dlworkflow.deploy.serve.inputs import image_headers
+
+    opens = []
+    real_open = PILImage.open
+
+    def counting_open(*args, **kwargs):
+        opens.append(1)
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(PILImage, "open", counting_open)
+    header = image_headers([digit_pngs[0]], max_pixels=10_000)[0]
+    assert (header.mode, header.format) == ("L", "png") and min(header.size) > 0
+    opens.clear()
+    with TestClient(make_app()) as client:
+        r = client.post("/v1/predict", headers=AUTH, json={"images": [b64(digit_pngs[0])]})
+    assert r.status_code == 200 and len(opens) == 2

@@ -58,15 +58,11 @@ PUBLIC = frozenset({"/v1/health"})
 PREDICT = "/v1/predict"
 #: Texts and rows totalling at most this many bytes are prepared (tokenized, encoded) on the
 #: event loop, and bodies of at most this many bytes parsed there (JSON, base64): for small
-#: inputs the hand-off to a thread costs more than the work (two thread switches, and on a
-#: busy server a wait for the GIL behind the other threads).
+#: inputs the hand-off to a thread costs more than the work. Images are never decoded on the
+#: loop: a 20 KB PNG can hold 16 M pixels (seconds of a blocked loop for a flood of them).
+#: (Decoding small images on the loop, by their headers' pixel count, was measured in issue
+#: 18: no less CPU per request on 2 cores, and less throughput under load.)
 INLINE_BYTES = 32 * 1024
-#: Images are decoded on the loop only when their headers say they are small: at most this
-#: many pixels in all, counting each image's own and the model's input size (what the resize
-#: writes). A 20 KB PNG can hold 16 M pixels: the header decides, never the byte count.
-#: 20 MNIST digits for a 28x28 model take 31,360; one 224x224 photo for a 224x224 model
-#: 100,352 (decoded in a thread).
-INLINE_PIXELS = 32 * 1024
 #: Seconds a client is asked to wait (Retry-After) when serve.max_concurrency is reached.
 RETRY_AFTER_S = 1
 log = logging.getLogger("dlworkflow.deploy.serve")
@@ -208,9 +204,7 @@ class Server:
                 items = await asyncio.get_running_loop().run_in_executor(
                     self.prepare_pool, _run_coroutine, parse
                 )
-            x, summaries, shown = await self._prepare_async(
-                bundle, items.values, small=len(body) <= INLINE_BYTES
-            )
+            x, summaries, shown = await self._prepare_async(bundle, items.values)
         finally:
             self.preparing -= 1
         try:
@@ -220,19 +214,11 @@ class Server:
         return bundle, summaries, shown, outs
 
     async def _prepare_async(
-        self, bundle: Bundle, values: list[Any], *, small: bool
+        self, bundle: Bundle, values: list[Any]
     ) -> tuple[Any, list[dict], list[tuple[int, int]] | None]:
-        """_prepare on the event loop when the work is small (`small`: a body of at most
-        INLINE_BYTES; images: non-DICOM, their headers' pixels within INLINE_PIXELS), else
-        in a thread."""
         try:
-            if bundle.modality != "image":
-                if _size(values) <= INLINE_BYTES:
-                    return self._prepare(bundle, values)  # a thread hop costs more
-            elif small and not any(v[128:132] == b"DICM" for v in values):
-                headers = self._image_headers(values)  # the headers only: 413 / 422 here
-                if inline_pixels(bundle, [h.size for h in headers]) <= INLINE_PIXELS:
-                    return self._prepare(bundle, values, headers=headers)
+            if bundle.modality != "image" and _size(values) <= INLINE_BYTES:
+                return self._prepare(bundle, values)  # a thread hop costs more than the work
             return await asyncio.get_running_loop().run_in_executor(
                 self.prepare_pool, self._prepare, bundle, values
             )
@@ -248,18 +234,13 @@ class Server:
         )
 
     def _prepare(
-        self,
-        bundle: Bundle,
-        values: list[Any],
-        *,
-        headers: list[ImageHeader] | None = None,
+        self, bundle: Bundle, values: list[Any]
     ) -> tuple[Any, list[dict[str, Any]], list[tuple[int, int]] | None]:
         """(the model's input, the log's summaries, a dense model's images' (width, height)
-        as shown, which its boxes and masks are scaled to; None for other models).
-        `headers`: the images' headers, when already read."""
+        as shown, which its boxes and masks are scaled to; None for other models)."""
         sizes = kinds = None
         if bundle.modality == "image":  # 413 past the pixel limit, before decoding
-            headers = headers if headers is not None else self._image_headers(values)
+            headers = self._image_headers(values)  # read once: sizes, modes and formats
             sizes = [h.size for h in headers]
             kinds = [(h.mode, h.format) for h in headers]
         if bundle.modality == "tabular":
@@ -375,13 +356,6 @@ def predicted_labels(prediction: dict[str, Any]) -> list[str]:
     if "labels" in prediction:
         return [str(label) for label in prediction["labels"]]
     return [str(prediction["label"])] if "label" in prediction else []
-
-
-def inline_pixels(bundle: Bundle, sizes: list[tuple[int, int]]) -> int:
-    """The pixels decoding and resizing images of `sizes` touches: each image's own and the
-    model's input size."""
-    height, width = bundle.preprocessing["size"]
-    return sum(w * h for w, h in sizes) + len(sizes) * int(height) * int(width)
 
 
 def default_threads() -> int:
