@@ -60,12 +60,13 @@ def one_write_protocol() -> type | None:
     except ImportError:  # uvicorn falls back to h11
         return None
 
-    class OneWriteHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc]
+    class OneWriteHttpToolsProtocol(HttpToolsProtocol):
         def connection_made(self, transport: Any) -> None:
-            super().connection_made(OneWriteTransport(transport))
+            self.one_write = OneWriteTransport(transport)
+            super().connection_made(self.one_write)  # type: ignore[arg-type]
 
         def on_response_complete(self) -> None:
-            self.transport.flush()  # a response without body bytes (HEAD, 204, 304)
+            self.one_write.flush()  # a response without body bytes (HEAD, 204, 304)
             super().on_response_complete()
 
     return OneWriteHttpToolsProtocol
