@@ -68,7 +68,7 @@ BENCHES: tuple[Bench, ...] = (
     Bench("explore_full", ("--quick",), 2.0, owner="item 3 helper"),  # 1.5
     Bench("ingest_scale", ("--quick",), 2.0, owner="item 4 helper"),  # 1.5
     Bench("serve", ("--quick",), 1.0, owner="item 7 helper"),  # 0.5
-    Bench("monitor", ("--quick",), 1.5),
+    Bench("monitor", ("--quick",), 1.5),  # 1.9 min CPU
     Bench("tune", ("--quick",), 1.0, owner="item 6 helper"),  # 0.7
     Bench("bootstrap_report", ("--quick",), 0.5),
     Bench("task_baselines", ("--quick",), 1.5),
