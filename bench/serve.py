@@ -305,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
                     process.kill()
 
 
-Round = tuple[float, np.ndarray, int, float]  # seconds, latencies (ms), errors, CPU ms/request
+#: seconds, latencies (ms), errors, server CPU ms/request, load generator CPU ms/request
+Round = tuple[float, np.ndarray, int, float, float]
 
 
 def run(
@@ -327,15 +328,16 @@ def run(
             process, port = servers[name]
             token = TOKEN if name == "dlw serve" else None
             reqs = [predict_request(port, bodies[i % len(bodies)], token) for i in range(per_round)]
-            cpu = cpu_seconds(process.pid)
+            cpu, mine = cpu_seconds(process.pid), time.process_time()
             seconds, ms, errors = load(port, reqs, args.concurrency)
             cpu_ms = (cpu_seconds(process.pid) - cpu) * 1000 / per_round
+            client_ms = (time.process_time() - mine) * 1000 / per_round
             say(
                 f"  {name:<24} {per_round / seconds:6.0f} req/s  "
                 f"p50 {np.percentile(ms, 50):6.1f} ms  p99 {np.percentile(ms, 99):6.1f} ms  "
-                f"server CPU {cpu_ms:5.2f} ms/request  errors {errors}"
+                f"server CPU {cpu_ms:5.2f} ms/request  client {client_ms:4.2f}  errors {errors}"
             )
-            return seconds, ms, errors, cpu_ms
+            return seconds, ms, errors, cpu_ms, client_ms
 
         return one_round
 
@@ -390,6 +392,8 @@ def report(
     for name, rounds in results.items():
         say(spread(f"p99 {name}, by round", [float(np.percentile(r[1], 99)) for r in rounds]))
         say(spread(f"server CPU {name}, by round", [r[3] for r in rounds], unit=" ms/req"))
+    clients = [r[4] for rounds in results.values() for r in rounds]
+    say(spread("load generator CPU (both servers), by round", clients, unit=" ms/req"))
     say(
         f"same label from both servers on {agreement:.0%} of the request images; dlw serve "
         f"ran {mean_batch:.1f} images per ONNX Runtime call on average (micro-batching)"
