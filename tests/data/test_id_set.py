@@ -18,7 +18,7 @@ def test_seen_ids_is_a_set_across_merges(monkeypatch) -> None:
     assert len(seen) == len(ids)
     assert all(sample_id in seen for sample_id in ids)
     assert "class/00100.png" not in seen and "class/0000.png" not in seen
-    assert len(seen._recent) < 7  # most are in the sorted array
+    assert len(seen._recent) < 7  # most are in the sorted arrays
 
 
 def test_digests_ending_in_nul_bytes_are_found(monkeypatch) -> None:
