@@ -59,7 +59,7 @@ BENCHES: tuple[Bench, ...] = (
     Bench(  # what `make bench-lightning LIGHTNING_ARGS=--quick` runs, its exit code unwrapped
         "trainer_vs_lightning",
         ("--quick",),
-        2.0,
+        3.0,  # ~20 CPU s per arm run, 15 runs (5 rounds of 3 arms): ~5 min CPU
         python=".bench-lightning-venv/bin/python",
         prepare=("make", "--no-print-directory", ".bench-lightning-venv/.installed"),
     ),
@@ -70,9 +70,9 @@ BENCHES: tuple[Bench, ...] = (
     Bench("serve", ("--quick",), 1.0, owner="item 7 helper"),  # 0.5
     Bench("monitor", ("--quick",), 1.5),  # 1.9 min CPU
     Bench("tune", ("--quick",), 1.0, owner="item 6 helper"),  # 0.7
-    Bench("bootstrap_report", ("--quick",), 0.5),
-    Bench("task_baselines", ("--quick",), 1.5),
-    Bench("dense_tasks", ("--quick",), 3.0),
+    Bench("bootstrap_report", ("--quick",), 0.5),  # 20 s CPU
+    Bench("task_baselines", ("--quick",), 1.0),  # 82 s CPU
+    Bench("dense_tasks", ("--quick",), 3.5),  # ~3.2 at load 1.8
     Bench("signal_tasks", ("--quick",), 2.5),  # 3.6 min CPU, ~2.2 idle
     Bench("demo_steps", ("--quick",), 1.0),  # 0.5
     Bench("gpu", (), 8.0, owner="lead", needs_cuda=True),
