@@ -626,6 +626,14 @@ class Train(Strict):
         0.0, ge=0, lt=1, description="Label smoothing of the cross-entropy loss (0: off)."
     )
     grad_clip: float | None = Field(None, gt=0, description="Max gradient norm; null: off.")
+    ema_decay: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="Validate and keep an exponential moving average of the weights, with "
+        "this decay per optimizer step (0.9 averages about the last 10 steps; 0.999 suits "
+        "long runs): it damps the noise of a high learning rate. null: off.",
+    )
     accumulate: int = Field(1, ge=1, description="Batches per optimizer step.")
     class_weights: Literal["none", "balanced"] = Field(
         "none", description="balanced: loss weights inverse to class frequency (imbalance)."

@@ -3,7 +3,8 @@
 A checkpoint folder (`.dlw/train/run-N/checkpoint/`) holds
 
     epoch-0007.safetensors   the last epoch's weights ("model.*"), optimizer tensors
-                             ("optim.state.<i>.<name>") and RNG states ("rng.*")
+                             ("optim.state.<i>.<name>"), RNG states ("rng.*") and, with
+                             train.ema_decay, the weight average ("ema.*")
     best-0005.safetensors    the best epoch's weights ("model.*")
     state.json               everything else: epoch, best metric and epoch, history, optimizer
                              scalars and param groups, scheduler state, python/numpy RNG
@@ -66,6 +67,7 @@ def save_checkpoint(folder: str | Path, state: LoopState, *, meta: dict[str, Any
     tensors.update({"rng.torch": rng["torch"], "rng.shuffle": rng["shuffle"]})
     if rng.get("cuda") is not None:
         tensors["rng.cuda"] = rng["cuda"]
+    tensors.update(state.ema or {})  # "ema.*": the weight average (train.ema_decay)
     epoch_file = f"epoch-{state.epoch:04d}.safetensors"
     atomic_write_with(folder / epoch_file, lambda p: save_file(_cpu(tensors), str(p)))
     best_file = f"best-{state.best_epoch:04d}.safetensors"
@@ -159,6 +161,7 @@ def load_checkpoint(folder: str | Path) -> tuple[LoopState, dict[str, Any]]:
         best_state=best,
         history=[{k: _float(v) for k, v in row.items()} for row in raw["history"]],
         rng=rng,
+        ema={k: v for k, v in tensors.items() if k.startswith("ema.")} or None,
     ), raw["meta"]
 
 

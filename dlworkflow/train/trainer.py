@@ -41,6 +41,7 @@ from dlworkflow.train.device_defaults import (
     use_compile,
 )
 from dlworkflow.train.distributed import Shard
+from dlworkflow.train.weight_average import WeightAverage
 
 BatchTransform = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 SCHEDULES = ("cosine", "onecycle", "plateau", "constant")
@@ -69,6 +70,7 @@ class LoopConfig:
     sync_batchnorm: bool = True  # data-parallel on CUDA: SyncBatchNorm (train/distributed.py)
     resident_bytes: int | None = None  # data on the device up to this size; None: automatic
     task: str = "image-classification"  # whose loss and metrics (dlworkflow.tasks)
+    ema_decay: float | None = None  # validate and keep an average of the weights (weight_average)
     target: dict[str, Any] = field(default_factory=dict)  # Task.fit_target of the train split
 
     @property
@@ -107,6 +109,7 @@ class LoopConfig:
             sync_batchnorm=train.sync_batchnorm,
             task=task,
             eval_batch_size=eval_batch_size(task, train.batch_size),
+            ema_decay=train.ema_decay,
         )
 
 
@@ -167,6 +170,7 @@ class LoopState:
     best_state: dict[str, Tensor]
     history: list[dict[str, float]]
     rng: dict[str, Any]
+    ema: dict[str, Tensor] | None = None  # WeightAverage.state() when train.ema_decay is set
 
 
 def seed_everything(seed: int, *, threads: int | None = None) -> torch.Generator:
@@ -359,6 +363,8 @@ def fit(
     else:  # gradients are all-reduced by DDP; evaluation runs the plain module
         loop.ddp = distributed.wrap(model, shard, device, find_unused=opts.param_groups is not None)
         loop.forward = _maybe_compile(loop.ddp, compiling, val_on, loop)
+    if cfg.ema_decay is not None:  # after every move of the weights (device, memory format)
+        loop.average = WeightAverage(model, cfg.ema_decay)
     optimizer = make_optimizer(model, cfg, opts.param_groups)
     schedule = make_schedule(optimizer, cfg, steps_per_epoch=n_steps)
     history: list[dict[str, float]] = []
@@ -368,6 +374,8 @@ def fit(
     first = 1
     if resume is not None:
         _restore(resume, model, optimizer, schedule, generator, device)
+        if loop.average is not None and not loop.average.load(resume.ema or {}):
+            loop.notes.append("the checkpoint holds no weight average: it restarts here")
         history, best_metric, best_epoch = (
             list(resume.history),
             resume.best_metric,
@@ -399,10 +407,14 @@ def fit(
             # (gradients are all-reduced before the optimizer steps)
             if not math.isfinite(train_loss) or loop.bad_grad is not None:
                 raise _non_finite(cfg, precision, epoch, loop, n_batches, n_steps, train_loss)
+            with loop.averaged():  # train.ema_decay: the average is validated and kept
+                scores = loop.evaluate(val_on, metric=cfg.metric)
+                better = spec.better(scores[key], best_metric)  # NaN never counts as better
+                candidate = _copy_state(model) if better else None
             row = {
                 "epoch": epoch,
                 "train_loss": train_loss,
-                **loop.evaluate(val_on, metric=cfg.metric),
+                **scores,
                 "lr": lr,
                 "grad_norm_max": loop.grad_norm_max,
                 "seconds": time.perf_counter() - t0,
@@ -412,8 +424,8 @@ def fit(
             elif cfg.schedule == "cosine":
                 schedule.step()
             history.append(row)
-            if spec.better(row[key], best_metric):  # NaN never counts as better
-                best_metric, best_epoch, best_state = row[key], epoch, _copy_state(model)
+            if candidate is not None:
+                best_metric, best_epoch, best_state = row[key], epoch, candidate
             if callbacks:
                 state.checkpoint = LoopState(
                     epoch=epoch,
@@ -425,6 +437,7 @@ def fit(
                     best_state=best_state,
                     history=history,
                     rng=capture_rng(generator, device),
+                    ema=loop.average.state() if loop.average is not None else None,
                 )
                 for callback in callbacks:
                     callback.on_checkpoint(state)
@@ -467,6 +480,7 @@ class _Loop:
         channels_last: bool = False,
     ) -> None:
         self.model, self.cfg, self.device, self.precision = model, cfg, device, precision
+        self.average: WeightAverage | None = None
         self.channels_last = channels_last
         self.forward: Callable[[Tensor], Tensor] = model
         self.eval_forward: Callable[[Tensor], Tensor] = model
@@ -549,6 +563,8 @@ class _Loop:
                 step_no += 1
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
+                if self.average is not None:
+                    self.average.update()
                 if step_schedule is not None:
                     step_schedule.step()
             total += loss.detach() * len(yb)
@@ -605,6 +621,10 @@ class _Loop:
         if sharded and shard is not None:
             return distributed.gather_rows(mine, shard, n)
         return mine
+
+    def averaged(self) -> AbstractContextManager[Any]:
+        """The weight average in the model for the block (train.ema_decay), else nothing."""
+        return nullcontext() if self.average is None else self.average.swapped_in()
 
     def evaluate(self, data: DeviceData, *, metric: str) -> dict[str, float]:
         return _metrics(self.logits(data), data.y, self.cfg, metric)

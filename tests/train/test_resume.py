@@ -58,7 +58,13 @@ def strip(history):
 @pytest.mark.parametrize(
     "options",
     [
-        {"optimizer": "adamw", "schedule": "onecycle", "accumulate": 2, "label_smoothing": 0.1},
+        {
+            "optimizer": "adamw",
+            "schedule": "onecycle",
+            "accumulate": 2,
+            "label_smoothing": 0.1,
+            "ema_decay": 0.9,  # the weight average is checkpointed and resumed too
+        },
         {"optimizer": "sgd", "schedule": "plateau", "grad_clip": 1.0, "class_weights": "balanced"},
     ],
 )
