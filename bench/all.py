@@ -59,7 +59,7 @@ BENCHES: tuple[Bench, ...] = (
     Bench(  # what `make bench-lightning LIGHTNING_ARGS=--quick` runs, its exit code unwrapped
         "trainer_vs_lightning",
         ("--quick",),
-        3.0,  # ~20 CPU s per arm run, 15 runs (5 rounds of 3 arms): ~5 min CPU
+        2.5,  # 15 arm runs (5 rounds of 3): 393 CPU s at load 7-9, ~1.7 min idle (README)
         python=".bench-lightning-venv/bin/python",
         prepare=("make", "--no-print-directory", ".bench-lightning-venv/.installed"),
     ),
