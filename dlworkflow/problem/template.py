@@ -52,7 +52,7 @@ model:
   epochs: {epochs}
   batch_size: {batch_size}
   learning_rate: {learning_rate}
-"""
+{train_extra}"""
 
 METRIC_HELP = """\
   # What is judged: accuracy, balanced_accuracy, macro_f1 or auroc.
@@ -83,6 +83,7 @@ augment:               # boxes move with the pixels; no rotation for boxes
         "epochs": 30,
         "batch_size": 16,
         "learning_rate": 0.001,
+        "train_extra": "",
     },
     "segmentation": {
         "metric_help": """\
@@ -104,6 +105,7 @@ augment:               # geometric ops move the mask with the image; colour: ima
         "epochs": 30,
         "batch_size": 16,
         "learning_rate": 0.001,
+        "train_extra": "",
     },
 }
 COMMON = {
@@ -113,6 +115,16 @@ COMMON = {
     "epochs": 15,
     "batch_size": 64,
     "learning_rate": 0.002,
+    "train_extra": "",
+}
+# Image classification validates and keeps an average of the weights: on MNIST-5k it reaches
+# 97% validation accuracy at a median of 3 epochs over init seeds, the live weights at 4
+# (3 to 6; bench/mnist_time_to_97.py), for the same final accuracy.
+BY_TASK = {
+    "image-classification": {
+        **COMMON,
+        "train_extra": "  ema_decay: 0.9  # validate and keep a moving average of the weights\n",
+    },
 }
 
 
@@ -121,7 +133,7 @@ def render(*, name: str, task: str, model: str = "small_cnn") -> str:
 
     known = TASKS.get(task) if task in TASKS else None
     hint = known.define_hint() if known else "dlw define --metric accuracy --target 0.95"
-    settings = DENSE.get(known.kind, COMMON) if known else COMMON
+    settings = DENSE.get(known.kind, BY_TASK.get(task, COMMON)) if known else COMMON
     from dlworkflow.datasets.catalog import builtin_example
 
     example = builtin_example(task)
