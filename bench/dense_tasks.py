@@ -39,7 +39,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -54,7 +53,7 @@ FORCED = "bench/dense_tasks.py: serve latency of a model dlw test did not pass"
 QUICK = {"trees_epochs": 30, "masks_epochs": 3, "requests": 50}  # what `make bench-all` runs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from verdict import Goal, apply_quick, finish  # noqa: E402
+from verdict import Goal, apply_quick, finish, work_folder  # noqa: E402
 
 Row = tuple[str, str, Goal | None]
 
@@ -200,12 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help=f"bench-all size: {QUICK}")
     args = parser.parse_args(argv)
     apply_quick(args, QUICK, argv)
-    folder = args.folder or Path(tempfile.mkdtemp(prefix="dlw-dense-bench-"))
-    try:
+    with work_folder(args.folder, "dlw-dense-bench-") as folder:
         return run(args, folder)
-    finally:
-        if args.folder is None:  # a temporary folder: nothing left behind
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 def run(args: argparse.Namespace, folder: Path) -> int:

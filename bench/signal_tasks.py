@@ -54,7 +54,6 @@ import os
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -89,7 +88,7 @@ Row = tuple[str, str, str]
 DATA_SETS = ("vowels", "gunpoint", "basic-motions", "audio")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from verdict import Goal, finish  # noqa: E402
+from verdict import Goal, finish, work_folder  # noqa: E402
 
 
 def build(
@@ -318,12 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick and "--requests" not in [a.split("=")[0] for a in (argv or sys.argv[1:])]:
         args.requests = 50
     wanted = {args.only} if args.only else {"vowels", "audio"} if args.quick else set(DATA_SETS)
-    folder = args.folder or Path(tempfile.mkdtemp(prefix="dlw-signal-bench-"))
-    try:
+    with work_folder(args.folder, "dlw-signal-bench-") as folder:
         return run(args, folder, wanted)
-    finally:
-        if args.folder is None:  # a temporary folder: nothing left behind
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 def run(args: argparse.Namespace, folder: Path, wanted: set[str]) -> int:

@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -50,7 +49,7 @@ from dlworkflow.store import read_assignments, read_manifest  # noqa: E402
 from dlworkflow.tasks import task_of  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from verdict import Goal, finish  # noqa: E402
+from verdict import Goal, finish, work_folder  # noqa: E402
 
 RMSE_GOAL = 1.03  # dlw RMSE / best classical RMSE, at most
 F1_GOAL = 1.0  # dlw macro-F1 / OvR logistic (tuned thresholds) macro-F1, at least
@@ -131,15 +130,11 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--quick", action="store_true", help="bench-all size: the defaults")
     args = parser.parse_args()
-    folder = args.folder or Path(tempfile.mkdtemp(prefix="dlw-task-bench-"))
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    try:
+    if args.folder is not None:  # a given folder starts empty
+        shutil.rmtree(args.folder, ignore_errors=True)
+        Path(args.folder).mkdir(parents=True)
+    with work_folder(args.folder, "dlw-task-bench-") as folder:
         return run(args, folder)
-    finally:
-        if args.folder is None:  # a temporary folder: nothing left behind
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 def run(args: argparse.Namespace, folder: Path) -> int:
