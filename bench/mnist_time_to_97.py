@@ -12,7 +12,7 @@ up to 2 with the weight average (train.ema_decay 0.9: 2 to 4), so one seed says 
 verdict is the median over the seeds.
 
   default   the shipped defaults: nothing set but train.threads (what `dlw init` writes:
-            small_cnn (32, 64) channels-last, cosine over 15 epochs at lr 2e-3, batch 64,
+            small_cnn (24, 48) channels-last, cosine over 15 epochs at lr 2e-3, batch 64,
             the weight average at decay 0.9)
   before    the fastest config before issue 18: small_cnn (32, 64) in NCHW, one-cycle over
             3 epochs at lr 5e-3, batch 64 (12.4 s from the train() call on 2 idle cores)
@@ -87,7 +87,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "24-48-lr3": {"model.params": {"channels": [24, 48]}, "train.learning_rate": 3e-3},
     "24-48-b32": {"model.params": {"channels": [24, 48]}, "train.batch_size": 32},
     "live": {"train.ema_decay": None},  # the defaults without the weight average
-    "24-48": {"model.params": {"channels": [24, 48]}},
+    "32-64": {"model.params": {"channels": [32, 64]}},  # the default widths before
     "3-blocks": {"model.params": {"channels": [24, 48, 96], "convs_per_block": 1}},
 }
 
