@@ -700,7 +700,7 @@ def _task_performance_plan(
 
     def run(level: float) -> S.Outcome:
         out_ = S.bootstrap_bound(
-            lambda w: sign * task.scores(y, out, w, target)[metric],
+            lambda w: sign * task.metric_scores(metric, y, out, w, target),
             len(y),
             floor=sign * bound,
             level=level,
