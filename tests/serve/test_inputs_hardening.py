@@ -14,11 +14,16 @@ import pytest
 from servekit import AUTH, b64
 from starlette.testclient import TestClient
 
-from dlworkflow.deploy.serve.inputs import check_rows, image_sizes, parse_items
+from dlworkflow.deploy.serve.inputs import check_rows, image_headers, parse_items
 from dlworkflow.deploy.serve.problems import ApiError
 from modality_data import helpers
 
 dicom_bytes = helpers("store/test_decode_hardening.py").dicom_bytes
+
+
+def sizes_of(images, **options):
+    """(width, height) of each image from its header (inputs.image_headers)."""
+    return [header.size for header in image_headers(images, **options)]
 
 
 def _png_header(width: int, height: int) -> bytes:
@@ -40,10 +45,10 @@ def _refusal(call: Any) -> ApiError:
 # ---- DICOM ----------------------------------------------------------------------------------
 def test_dicom_is_refused_unless_accepted() -> None:
     data = dicom_bytes(16, 16)
-    error = _refusal(lambda: image_sizes([data], max_pixels=10_000))
+    error = _refusal(lambda: sizes_of([data], max_pixels=10_000))
     assert error.status == 422 and error.error == "dicom_not_accepted"
     assert "serve.accept_dicom" in (error.fix or "")
-    assert image_sizes([data], max_pixels=10_000, accept_dicom=True) == [(16, 16)]
+    assert sizes_of([data], max_pixels=10_000, accept_dicom=True) == [(16, 16)]
 
 
 def test_dicom_header_is_checked_against_the_serve_limit() -> None:
@@ -53,9 +58,7 @@ def test_dicom_header_is_checked_against_the_serve_limit() -> None:
         (dicom_bytes(100, 100, frames=10_000, pixels=tiny), "10,000 frames"),
         (dicom_bytes(80, 80, samples=3), "3 samples"),
     ):
-        error = _refusal(
-            lambda data=data: image_sizes([data], max_pixels=16_000, accept_dicom=True)
-        )
+        error = _refusal(lambda data=data: sizes_of([data], max_pixels=16_000, accept_dicom=True))
         assert error.status == 413 and error.error == "image_too_large", error.message
         assert words in error.message and "16,000" in (error.expected or "")
 
@@ -69,7 +72,7 @@ def test_deflated_dicom_is_refused_at_the_server(monkeypatch: pytest.MonkeyPatch
     spy = types.SimpleNamespace(decompress=lambda *a: inflated.append(1), MAX_WBITS=15)
     monkeypatch.setattr(pydicom.filereader, "zlib", spy)
     data = dicom_bytes(16, 16, deflated=True)
-    error = _refusal(lambda: image_sizes([data], max_pixels=10_000, accept_dicom=True))
+    error = _refusal(lambda: sizes_of([data], max_pixels=10_000, accept_dicom=True))
     assert error.status == 422 and "deflated" in error.message.lower()
     assert inflated == []
 
@@ -78,8 +81,8 @@ def test_a_png_header_in_the_preamble_does_not_smuggle_dicom() -> None:
     """A DICOM whose preamble starts like a 10x10 PNG: Pillow reports 10x10, but the decoder
     goes by the 'DICM' magic. It is DICOM, refused when DICOM is off, checked when on."""
     data = dicom_bytes(100, 100, frames=10_000, pixels=b"\0" * 64, preamble=_png_header(10, 10))
-    assert _refusal(lambda: image_sizes([data], max_pixels=16_000)).error == "dicom_not_accepted"
-    error = _refusal(lambda: image_sizes([data], max_pixels=16_000, accept_dicom=True))
+    assert _refusal(lambda: sizes_of([data], max_pixels=16_000)).error == "dicom_not_accepted"
+    error = _refusal(lambda: sizes_of([data], max_pixels=16_000, accept_dicom=True))
     assert error.status == 413
 
 

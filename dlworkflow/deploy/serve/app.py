@@ -238,17 +238,16 @@ class Server:
     ) -> tuple[Any, list[dict[str, Any]], list[tuple[int, int]] | None]:
         """(the model's input, the log's summaries, a dense model's images' (width, height)
         as shown, which its boxes and masks are scaled to; None for other models)."""
-        sizes = kinds = None
+        headers = sizes = None
         if bundle.modality == "image":  # 413 past the pixel limit, before decoding
             headers = self._image_headers(values)  # read once: sizes, modes and formats
             sizes = [h.size for h in headers]
-            kinds = [(h.mode, h.format) for h in headers]
         if bundle.modality == "tabular":
             check_rows(values, bundle.preprocessing)
         if bundle.modality == "audio":  # 413 / 415 before decoding
             check_clips(values, max_bytes=bundle.clip_settings().max_bytes)
         # the feature schema: 422 for a hard breach; soft ones are served, counted and logged
-        soft = check_items(bundle.schema, bundle.modality, values, sizes=sizes, kinds=kinds)
+        soft = check_items(bundle.schema, bundle.modality, values, headers=headers)
         n_soft = sum(1 for breaches in soft if breaches)
         if n_soft:
             self.metrics.input_invariant_violations.inc(n_soft)

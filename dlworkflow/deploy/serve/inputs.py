@@ -289,13 +289,6 @@ class ImageHeader(NamedTuple):
     format: str | None
 
 
-def image_sizes(
-    images: list[bytes], *, max_pixels: int, accept_dicom: bool = False
-) -> list[tuple[int, int]]:
-    """(width, height) of every image from its header (image_headers)."""
-    return [h.size for h in image_headers(images, max_pixels=max_pixels, accept_dicom=accept_dicom)]
-
-
 def image_headers(
     images: list[bytes], *, max_pixels: int, accept_dicom: bool = False
 ) -> list[ImageHeader]:

@@ -19,11 +19,13 @@ Exports made before the schema travelled with the model carry none: nothing is c
 
 from __future__ import annotations
 
-import io
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dlworkflow.data.schema import channel_kind, soft_breaches
 from dlworkflow.deploy.serve.problems import ApiError, clip
+
+if TYPE_CHECKING:
+    from dlworkflow.deploy.serve.inputs import ImageHeader
 
 
 def check_items(
@@ -31,60 +33,31 @@ def check_items(
     modality: str,
     values: list[Any],
     *,
-    sizes: list[tuple[int, int]] | None = None,
-    kinds: list[tuple[str | None, str | None]] | None = None,
+    headers: list[ImageHeader] | None = None,
 ) -> list[list[str]]:
-    """The soft breaches of each item (ApiError 422 for the first hard one). Images: `sizes`
-    and `kinds` ((mode, format) of each) when their headers have been read already."""
+    """The soft breaches of each item (ApiError 422 for the first hard one). Images are
+    checked by their `headers` (inputs.image_headers, read once per request)."""
     if not schema or modality in ("sequence", "audio"):  # checked by the bundle's prepare_*
         return [[] for _ in values]
     if modality == "image":
-        return [
-            _image(schema, data, sizes[i] if sizes else None, kinds[i] if kinds else None)
-            for i, data in enumerate(values)
-        ]
+        if headers is None:
+            raise ValueError("images are checked by their headers (inputs.image_headers)")
+        return [_image(schema, header) for header in headers]
     if modality == "text":
         return [soft_breaches(schema, {"chars": len(text)}, manifest=False) for text in values]
     return [_row(schema, i, row) for i, row in enumerate(values)]
 
 
-def _image(
-    schema: dict[str, Any],
-    data: bytes,
-    size: tuple[int, int] | None,
-    kind: tuple[str | None, str | None] | None = None,
-) -> list[str]:
+def _image(schema: dict[str, Any], header: ImageHeader) -> list[str]:
     image = schema.get("image") or {}
-    mode: str | None
-    fmt: str | None
-    if kind is not None:
-        mode, fmt = kind
-    elif data[128:132] == b"DICM":  # DICOM: its size is all the header check read
-        mode, fmt = None, "dcm"
-    else:
-        mode, fmt = _header(data)
-    item: dict[str, Any] = {"format": fmt}
-    if size is not None:
-        item["width"], item["height"] = size
+    item: dict[str, Any] = {"format": header.format}
+    item["width"], item["height"] = header.size
     breaches = soft_breaches(schema, item, manifest=False)
     kinds = set(image.get("channels") or [])
+    mode = header.mode  # DICOM: None (its size is all its header check read)
     if mode is not None and kinds and channel_kind(mode) not in kinds:
         breaches.append(f"{channel_kind(mode)} image (mode {mode}) never seen")
     return breaches
-
-
-def _header(data: bytes) -> tuple[str | None, str | None]:
-    """(mode, format) from the image's header (no pixel is decoded)."""
-    from PIL import Image
-
-    from dlworkflow.store.images import image_formats
-
-    try:
-        with Image.open(io.BytesIO(data), formats=image_formats()) as img:
-            fmt = (img.format or "").lower()
-            return img.mode, {"jpeg": "jpg"}.get(fmt, fmt)
-    except Exception:  # noqa: BLE001 - the size check has already read this header
-        return None, None
 
 
 def _row(schema: dict[str, Any], index: int, row: dict[str, Any]) -> list[str]:
