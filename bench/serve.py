@@ -164,12 +164,20 @@ def request_images(project_root: Path, n: int = 64) -> list[bytes]:
 
 # ---- the load generator --------------------------------------------------------------------
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc), all its threads."""
+    """User + system CPU time so far (Linux /proc) of a process, all its threads, and of its
+    live child processes (`dlw serve --workers N`: the workers do the work)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        total += sum(c for c in map(cpu_seconds, map(int, children)) if c == c)  # not NaN
+    return total
 
 
 def load(port: int, requests: list[bytes], concurrency: int) -> tuple[float, np.ndarray, int]:
@@ -183,7 +191,9 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-def start_servers(project_root: Path) -> dict[str, tuple[subprocess.Popen, int]]:
+def start_servers(
+    project_root: Path, workers: int | None
+) -> dict[str, tuple[subprocess.Popen, int]]:
     env = {**os.environ, "DLW_SERVE_TOKEN": TOKEN}
     servers = {}
     port = free_port()
@@ -198,6 +208,7 @@ def start_servers(project_root: Path) -> dict[str, tuple[subprocess.Popen, int]]
                 str(project_root),
                 "--port",
                 str(port),
+                *(["--workers", str(workers)] if workers else []),
             ],
             env=env,
             stdout=subprocess.DEVNULL,
@@ -275,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="a project with an exported champion (default: build one)",
     )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="dlw serve's processes (default serve.workers)"
+    )
     parser.add_argument("--baseline-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -292,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
             say("Building the model: small_cnn, 1 epoch on builtin:mnist5k, exported to ONNX")
             root = build_project(Path(tmp) / "proj")
         images = request_images(root)
-        servers = start_servers(root)
+        servers = start_servers(root, args.workers)
         try:
             return run(servers, images, args)
         finally:
@@ -379,9 +393,14 @@ def report(
             sum(r[2] for r in rounds),
             float(np.median([r[3] for r in rounds])),
         )
+    from dlworkflow.deploy.serve.app import default_workers
+
+    workers = args.workers or default_workers()
     say(
         f"\n{per_round * args.rounds} requests per server, concurrency {args.concurrency}, "
-        f"{args.rounds} alternating pairs, 1 image per request; {os.cpu_count()} CPU cores"
+        f"{args.rounds} alternating pairs, 1 image per request; {os.cpu_count()} CPU cores; "
+        f"dlw serve in {workers} process{'es' if workers > 1 else ''} (serve.workers), the "
+        "plain server in 1 (uvicorn's default)"
     )
     say(f"{'server':<26}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms/req':>12}{'errors':>8}")
     for name, (rps, p50, p99, errors, cpu) in rows.items():

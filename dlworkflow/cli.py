@@ -521,6 +521,10 @@ def serve(
         typer.Option(help="Address to bind (default serve.host: 127.0.0.1, local only)."),
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default serve.port: 8000).")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="Server processes (default serve.workers)."),
+    ] = None,
     force: Annotated[
         bool,
         typer.Option(
@@ -546,7 +550,11 @@ def serve(
         )
     if reason and not force:
         _fail(DlwError("--reason is only used with --force.", fix="add --force, or drop --reason"))
-    _run(lambda: _load(project).serve(host=host, port=port, force_reason=reason if force else None))
+    _run(
+        lambda: _load(project).serve(
+            host=host, port=port, workers=workers, force_reason=reason if force else None
+        )
+    )
 
 
 @app.command("export")

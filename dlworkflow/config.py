@@ -761,11 +761,19 @@ class Serve(Strict):
     max_text_chars: int = Field(
         100_000, ge=1, description="Longest text in a request, in characters (413 beyond)."
     )
+    workers: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="Server processes sharing the port (each loads the model, "
+        "micro-batches its own requests and writes its own prediction log; /metrics sums "
+        "them); null: one per core, at most 4.",
+    )
     threads: int | None = Field(
         None,
         ge=1,
-        description="ONNX Runtime threads per call; null: "
-        "half the cores (the rest decode requests and run the loop).",
+        description="ONNX Runtime threads per call and process; null: half of a "
+        "process's share of the cores (the rest decode requests and run the loop).",
     )
     reload_interval_s: float = Field(
         1.0,

@@ -1,8 +1,9 @@
 """The live side of `dlw monitor`: the server's prediction log, or recent inputs run through the
 champion here (no server needed), as a `Sample` of columns.
 
-The log is `.dlw/serve/predictions.jsonl` with its rotations (`.1` newest ... `.N` oldest).
-Files are read newest first and stop as soon as the window is full or the rest is older than
+The log is `.dlw/serve/predictions.jsonl` with its rotations (`.1` newest ... `.N` oldest), and
+one such chain per further server process (`predictions.w<n>.jsonl`, serve.workers). Each
+chain's files are read newest first and stop as soon as the window is full or the rest is older than
 `since`; lines that are not a valid record (a torn last line, hand edits) are skipped and
 counted, never fatal. Records of other model versions are counted, not used: the reference
 belongs to one version.
@@ -13,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,7 +43,6 @@ SUMMARY_FIELDS = {
 # series summaries: per-channel lists -> features series_mean_<c>, series_std_<c>; pooled
 # (more channels than observe.SERIES_CHANNELS) -> series_mean, series_std
 SERIES_LISTS = (("channel_means", "mean", "series_mean"), ("channel_stds", "std", "series_std"))
-_ROTATED = re.compile(r"^predictions\.jsonl\.(\d+)$")
 # the prediction fields of a detection record (count, boxes [[x1, y1, x2, y2, label, score]]
 # normalised, scores; detections: every output box [x1, y1, x2, y2, score, class index], kept
 # by --inputs for the live mAP) and of a segmentation record (class_share {name: share};
@@ -77,10 +76,10 @@ class Sample:
 class LogRead:
     records: list[dict[str, Any]]
     files: list[Path]
-    lines: int
-    skipped: int  # malformed lines
-    other_versions: dict[int, int]  # model version -> records not used
-    before_since: int
+    lines: int = 0
+    skipped: int = 0  # malformed lines
+    other_versions: dict[int, int] = field(default_factory=dict)  # version -> records not used
+    before_since: int = 0
     non_finite: int = 0  # records of this version whose outputs are NaN or infinite (not used)
 
 
@@ -236,19 +235,10 @@ def _number(value: Any) -> float:
 
 # ---- the prediction log -------------------------------------------------------------------
 def log_files(root: Path) -> list[Path]:
-    """The log and its rotations, oldest first (`.N` ... `.1`, then the live file)."""
-    from dlworkflow.deploy.serve.predlog import log_path
+    """Every server process's log and rotations (`dlworkflow.runtime.prediction_logs`)."""
+    from dlworkflow.runtime.prediction_logs import log_files as files
 
-    live = log_path(Path(root))
-    if not live.parent.is_dir():
-        return []
-    rotated = []
-    for child in live.parent.iterdir():
-        match = _ROTATED.match(child.name)
-        if match and child.is_file():
-            rotated.append((int(match.group(1)), child))
-    files = [p for _, p in sorted(rotated, reverse=True)]
-    return files + ([live] if live.is_file() else [])
+    return files(Path(root))
 
 
 def _lines_newest_first(path: Path) -> Iterator[str]:
@@ -264,36 +254,52 @@ def read_log(
     root: Path, *, version: int, since: float | None = None, window: int | None = None
 ) -> LogRead:
     """Records of model `version` (oldest first), newer than `since` (epoch seconds), at
-    most the newest `window`."""
-    files = log_files(root)
+    most the newest `window`. Each server process's chain of files is read newest first up
+    to the window; the chains are merged by time."""
+    from dlworkflow.runtime.prediction_logs import log_chains
+
+    chains = log_chains(Path(root))
+    read = LogRead(records=[], files=[p for chain in chains for p in chain])
+    for chain in chains:
+        read.records += _read_chain(chain, read, version=version, since=since, window=window)
+    read.records.sort(key=lambda r: parse_ts(r["ts"]))
+    if window is not None:
+        read.records = read.records[-window:] if window > 0 else []
+    return read
+
+
+def _read_chain(
+    files: list[Path], read: LogRead, *, version: int, since: float | None, window: int | None
+) -> list[dict[str, Any]]:
+    """One process's records of `version` newer than `since`, at most `window`, newest
+    first; the counts go to `read`."""
     out: list[dict[str, Any]] = []
-    lines = skipped = before = non_finite = 0
-    others: dict[int, int] = {}
     for path in reversed(files):  # newest file first
         file_valid = file_newer = False
         for line in _lines_newest_first(path):
             if not line.strip():
                 continue
-            lines += 1
+            read.lines += 1
             try:
                 record = json.loads(line)
             except (ValueError, RecursionError):
-                skipped += 1
+                read.skipped += 1
                 continue
             if non_finite_outputs(record) and _counts_as(record, version, since):
-                non_finite += 1
+                read.non_finite += 1
                 continue
             if not valid_record(record):
-                skipped += 1
+                read.skipped += 1
                 continue
             file_valid = True
             ts = parse_ts(record["ts"])
             if since is not None and ts < since:
-                before += 1
+                read.before_since += 1
                 continue
             file_newer = True
             if record["model_version"] != version:
-                others[record["model_version"]] = others.get(record["model_version"], 0) + 1
+                other = record["model_version"]
+                read.other_versions[other] = read.other_versions.get(other, 0) + 1
                 continue
             out.append(record)
             if window is not None and len(out) >= window:
@@ -302,16 +308,7 @@ def read_log(
             since is not None and file_valid and not file_newer
         ):
             break  # full, or this whole file is older than `since` (so are older files)
-    out.sort(key=lambda r: parse_ts(r["ts"]))
-    return LogRead(
-        records=out,
-        files=files,
-        lines=lines,
-        skipped=skipped,
-        other_versions=others,
-        before_since=before,
-        non_finite=non_finite,
-    )
+    return out
 
 
 def _counts_as(record: dict[str, Any], version: int, since: float | None) -> bool:

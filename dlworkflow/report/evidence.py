@@ -4,6 +4,7 @@ logs. Nothing is computed here that a step did not record; missing pieces stay N
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from dlworkflow.fileio import read_json
 from dlworkflow.ledger import RunRecord, TestRead
+from dlworkflow.runtime.prediction_logs import log_files
 from dlworkflow.store.trained import trained_meta
 
 if TYPE_CHECKING:
@@ -127,7 +129,7 @@ def gather(project: Workspace, *, with_audit: bool = True) -> Evidence:
     ev.trained = trained_meta(project)
     ev.versions, ev.champion = _versions(project.root)
     ev.forced_serving = _jsonl(paths.state / "serve" / "forced.jsonl")
-    ev.n_predictions_logged = _count_lines(paths.state / "serve" / "predictions.jsonl")
+    ev.n_predictions_logged = _count_lines(log_files(project.root))
     if with_audit:
         ev.audit, ev.audit_error = run_audit(project)
     return ev
@@ -177,10 +179,9 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def _count_lines(path: Path) -> int:
+def _count_lines(files: list[Path]) -> int:
     total = 0
-    for file in [path, *sorted(path.parent.glob(path.name + ".*"))] if path.parent.is_dir() else []:
-        if file.is_file():
-            with open(file, "rb") as handle:
-                total += sum(1 for _ in handle)
+    for file in files:
+        with contextlib.suppress(OSError), open(file, "rb") as handle:
+            total += sum(1 for _ in handle)
     return total

@@ -65,5 +65,5 @@ def dlw(*args: object) -> Any:
 
 def fresh_log(root: Path) -> None:
     """Remove the served prediction log (the next traffic starts a new one)."""
-    for old in (root / ".dlw" / "serve").glob("predictions.jsonl*"):
+    for old in (root / ".dlw" / "serve").glob("predictions*.jsonl*"):
         old.unlink()

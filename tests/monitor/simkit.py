@@ -147,5 +147,5 @@ def send(port: int, images: np.ndarray, *, per_request: int = 8, concurrency: in
 
 
 def clear_log(root: Path) -> None:
-    for path in (root / ".dlw" / "serve").glob("predictions.jsonl*"):
+    for path in (root / ".dlw" / "serve").glob("predictions*.jsonl*"):
         path.unlink()

@@ -105,7 +105,7 @@ def write_log(
     folder = project.root / ".dlw" / "serve"
     folder.mkdir(parents=True, exist_ok=True)
     if clear:
-        for old in folder.glob("predictions.jsonl*"):
+        for old in folder.glob("predictions*.jsonl*"):
             old.unlink()
     path = folder / name
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
@@ -251,7 +251,7 @@ def test_refuses_without_a_champion_or_without_data(tmp_path, digits):
     bare = Project.init(tmp_path / "bare")
     with pytest.raises(MonitorError, match="no champion"):
         monitor(bare)
-    for old in (digits.root / ".dlw" / "serve").glob("predictions.jsonl*"):
+    for old in (digits.root / ".dlw" / "serve").glob("predictions*.jsonl*"):
         old.unlink()
     with pytest.raises(MonitorError, match="no prediction log and no --inputs"):
         monitor(digits)

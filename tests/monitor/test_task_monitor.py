@@ -73,7 +73,7 @@ def _log(project: Project, bundle, rows: pd.DataFrame) -> list[dict]:
         record["ts"] = (START + timedelta(minutes=k)).isoformat(timespec="milliseconds")
     folder = project.root / ".dlw" / "serve"
     folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("predictions.jsonl*"):
+    for old in folder.glob("predictions*.jsonl*"):
         old.unlink()
     (folder / "predictions.jsonl").write_text(
         "".join(json.dumps(r) + "\n" for r in records), encoding="utf-8"

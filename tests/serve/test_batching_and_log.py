@@ -146,9 +146,9 @@ def test_prediction_log_rotates(make_app, digit_pngs, project_root):
     assert all(r.status_code == 200 for r in asyncio.run(_concurrent(app, bodies)))
     app.state.server.close()
     folder = project_root / ".dlw" / "serve"
-    names = sorted(p.name for p in folder.glob("predictions.jsonl*"))
+    names = sorted(p.name for p in folder.glob("predictions*.jsonl*"))
     assert names == ["predictions.jsonl", "predictions.jsonl.1", "predictions.jsonl.2"]
-    for path in folder.glob("predictions.jsonl*"):
+    for path in folder.glob("predictions*.jsonl*"):
         assert path.stat().st_size <= 2100
         assert all(json.loads(line)["model_version"] == 1 for line in path.read_text().splitlines())
 

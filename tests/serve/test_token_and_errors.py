@@ -34,7 +34,7 @@ def _serve_output(root: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)
     said: list[str] = []
     try:
-        serve(root, Serve(), say=said.append)
+        serve(root, Serve(workers=1), say=said.append)  # the app stand-in: one process
     finally:
         gc.unfreeze()
     return "\n".join(said)

@@ -37,7 +37,7 @@ from dlworkflow.deploy.serve.inputs import (
     read_body,
 )
 from dlworkflow.deploy.serve.metrics import ServerMetrics
-from dlworkflow.deploy.serve.predlog import PredictionLog, log_path
+from dlworkflow.deploy.serve.predlog import PredictionLog
 from dlworkflow.deploy.serve.problems import ApiError, busy, unauthorized
 from dlworkflow.deploy.serve.schema_check import check_items, with_invariants
 from dlworkflow.deploy.serve.schemas import (
@@ -50,6 +50,7 @@ from dlworkflow.deploy.serve.schemas import (
 from dlworkflow.runtime.bundle import Bundle, InputError
 from dlworkflow.runtime.dense import MIN_SCORE_THRESHOLD, sized_predictions
 from dlworkflow.runtime.observe import image_summaries, new_ids, prepare
+from dlworkflow.runtime.prediction_logs import Slot, log_path
 
 MB = 1024 * 1024
 BOX_KINDS = frozenset({"detection"})  # target kinds whose predictions are scored boxes
@@ -80,13 +81,19 @@ class Server:
         self.token = token.encode("utf-8")
         self.max_body = int(settings.max_body_mb * MB)
         self.metrics = ServerMetrics()
+        self.slot = Slot(self.root)  # this process's own prediction log file
         self.holder = ModelHolder(
             self.root,
-            threads=settings.threads or default_threads(),
+            threads=settings.threads or default_threads(settings.workers or default_workers()),
             force_reason=force_reason,
             on_reload=self._reloaded,
+            record=self.slot.number == 0,  # forced serving recorded once, not per worker
         )
-        bundle = self.holder.load()
+        try:
+            bundle = self.holder.load()
+        except BaseException:
+            self.slot.release()  # no server: the next one takes the slot
+            raise
         self.metrics.model_version.set(bundle.version)
         workers = max(2, min(4, os.cpu_count() or 2))
         self.prepare_pool = ThreadPoolExecutor(workers, thread_name_prefix="dlw-prepare")
@@ -103,7 +110,7 @@ class Server:
         )
         self.log = (
             PredictionLog(
-                log_path(self.root),
+                log_path(self.root, self.slot.number),
                 max_bytes=int(settings.log_max_mb * MB),
                 backups=settings.log_backups,
                 on_drop=self.metrics.prediction_log_dropped.inc,
@@ -123,6 +130,8 @@ class Server:
         if self.log is not None:
             self.log.close()
             self.log = None
+        self.slot.release()
+        self.metrics.close()
         self.prepare_pool.shutdown(wait=False, cancel_futures=True)
         self.infer_pool.shutdown(wait=False, cancel_futures=True)
 
@@ -357,10 +366,18 @@ def predicted_labels(prediction: dict[str, Any]) -> list[str]:
     return [str(prediction["label"])] if "label" in prediction else []
 
 
-def default_threads() -> int:
-    """Half the cores for ONNX Runtime: micro-batches are small, and the event loop and the
-    decoding threads need the rest (more threads would only spin and wait on a small box)."""
-    return max(1, (os.cpu_count() or 2) // 2)
+def default_workers() -> int:
+    """serve.workers: null: one process per core, at most 4 (each holds a copy of the model).
+    One process's event loop keeps about one core busy: measured on 2 cores (bench/serve.py),
+    a second process is what lets the server use the second one."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def default_threads(workers: int = 1) -> int:
+    """Half of each worker process's share of the cores for ONNX Runtime: micro-batches are
+    small, and the event loop and the decoding threads need the rest (more threads would only
+    spin and wait on a small box)."""
+    return max(1, (os.cpu_count() or 2) // (2 * max(1, workers)))
 
 
 def _run_coroutine(factory: Callable[[], Awaitable[T]]) -> T:

@@ -84,8 +84,11 @@ class ModelHolder:
         threads: int | None = None,
         force_reason: str | None = None,
         on_reload: Callable[[str, Bundle | None], None] | None = None,
+        record: bool = True,
     ) -> None:
+        """record: append forced serving to forced.jsonl (one process of several does)."""
         self.root = Path(root)
+        self.record = record
         self.threads = threads
         self.force_reason = force_reason
         self.on_reload = on_reload
@@ -113,7 +116,7 @@ class ModelHolder:
 
     def _swap(self, bundle: Bundle) -> None:
         forced = check_servable(bundle.metadata, force_reason=self.force_reason)
-        if forced and forced == (self.force_reason or "").strip():
+        if self.record and forced and forced == (self.force_reason or "").strip():
             record_forced(self.root, bundle, forced)
         self.forced = forced
         self.loaded_at = datetime.now(UTC).isoformat(timespec="seconds")

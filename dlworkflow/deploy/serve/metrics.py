@@ -1,11 +1,27 @@
-"""Prometheus metrics of one server (its own registry, so several apps can live in a process)."""
+"""Prometheus metrics of one server (its own registry, so several apps can live in a process).
+
+With several server processes (serve.workers), `dlw serve` points PROMETHEUS_MULTIPROC_DIR at
+an emptied .dlw/serve/metrics/ before it starts them: each process's values live in its own
+memory-mapped files there, and /metrics, whichever process answers, sums them all (the
+client library's multiprocess mode). Gauges say how: requests in flight add up over the live
+processes, the model version is the highest a live process serves.
+"""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+#: Set (by `dlw serve` with several workers) before prometheus_client is imported.
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get(MULTIPROCESS_ENV) or None
+
 
 ROUTES = ("/v1/predict", "/v1/health", "/v1/model", "/metrics", "/openapi.json", "/docs")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -43,11 +59,17 @@ class ServerMetrics:
         self.predictions = Counter(
             "dlw_predictions", "Predictions by predicted class.", ("label",), registry=r
         )
-        self.model_version = Gauge("dlw_model_version", "Version of the served model.", registry=r)
+        self.model_version = Gauge(
+            "dlw_model_version",
+            "Version of the served model.",
+            registry=r,
+            multiprocess_mode="livemax",
+        )
         self.in_flight = Gauge(
             "dlw_requests_in_flight",
-            "Requests being answered (counted against serve.max_concurrency).",
+            "Requests being answered (counted against serve.max_concurrency, per process).",
             registry=r,
+            multiprocess_mode="livesum",
         )
         self.prediction_log_dropped = Counter(
             "dlw_prediction_log_dropped",
@@ -83,4 +105,18 @@ class ServerMetrics:
         child.inc()
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        folder = multiprocess_dir()
+        if folder is None:
+            return generate_latest(self.registry)
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        every_process = CollectorRegistry()
+        MultiProcessCollector(every_process, path=folder)
+        return generate_latest(every_process)
+
+    def close(self) -> None:
+        """This process's live gauges stop counting (multiprocess mode only)."""
+        if multiprocess_dir() is not None:
+            from prometheus_client.multiprocess import mark_process_dead
+
+            mark_process_dead(os.getpid())

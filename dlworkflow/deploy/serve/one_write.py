@@ -2,7 +2,7 @@
 write as its first body bytes (uvicorn writes them apart: two send() calls per response, and
 two wake-ups of the client, on a server whose requests are small).
 
-    uvicorn.run(app, http=one_write_protocol())   # None: httptools missing, uvicorn's default
+    uvicorn.run(app, http=one_write_protocol() or "auto")   # None: httptools missing
 
 Only the headers are held, and never past the next write, the response's end (a HEAD
 request's or a 204's headers have no body after them), or the connection's close; a
@@ -53,20 +53,11 @@ class OneWriteTransport:
         return getattr(self._transport, name)
 
 
-def one_write_protocol() -> type | None:
-    """uvicorn's HttpToolsProtocol with OneWriteTransport; None without httptools."""
+def one_write_protocol() -> str | None:
+    """The import string of uvicorn's HttpToolsProtocol with OneWriteTransport (a string, so
+    that spawned worker processes import it too); None without httptools."""
     try:
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+        import uvicorn.protocols.http.httptools_impl  # noqa: F401
     except ImportError:  # uvicorn falls back to h11
         return None
-
-    class OneWriteHttpToolsProtocol(HttpToolsProtocol):
-        def connection_made(self, transport: Any) -> None:
-            self.one_write = OneWriteTransport(transport)
-            super().connection_made(self.one_write)  # type: ignore[arg-type]
-
-        def on_response_complete(self) -> None:
-            self.one_write.flush()  # a response without body bytes (HEAD, 204, 304)
-            super().on_response_complete()
-
-    return OneWriteHttpToolsProtocol
+    return "dlworkflow.deploy.serve.one_write_httptools:OneWriteHttpToolsProtocol"

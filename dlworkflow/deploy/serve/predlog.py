@@ -3,7 +3,8 @@
 Each line is a record of `dlworkflow.runtime.observe` (the format `dlw monitor` reads):
 summary statistics of the input, never the input itself, the probabilities and a 32-number
 random projection of the network's features. Lines are written by a background thread (the
-request never waits for the disk) to a rotating file under .dlw/serve/.
+request never waits for the disk) to a rotating file under .dlw/serve/, one per server process
+(dlworkflow.runtime.prediction_logs: `serve.workers` processes never share a file).
 
 The queue is bounded: when the disk cannot keep up, new entries are dropped and counted (the
 dlw_prediction_log_dropped metric), never waited for. A failing disk (full: ENOSPC) is one
@@ -31,10 +32,6 @@ from dlworkflow.runtime.observe import records
 log = logging.getLogger("dlworkflow.deploy.serve")
 #: Entries turned into lines per chunk of writes (bounds the memory of one flush).
 FLUSH_LINES = 1024
-
-
-def log_path(root: Path) -> Path:
-    return root / ".dlw" / "serve" / "predictions.jsonl"
 
 
 class PredictionLog:

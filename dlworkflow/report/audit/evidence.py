@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from dlworkflow.fileio import read_json
 from dlworkflow.ledger import GIT, RunRecord, environment
 from dlworkflow.runtime import versions as V
+from dlworkflow.runtime.prediction_logs import log_chains
 
 if TYPE_CHECKING:
     from dlworkflow.tasks.base import MetricSpec, Task
@@ -123,39 +124,38 @@ class Evidence:
 
     @cached_property
     def predictions(self) -> dict[str, Any]:
-        """Served predictions in .dlw/serve/predictions.jsonl: n, mean confidence (None when
-        no entry has one: regression and multi-label predictions carry no single confidence),
-        latency."""
-        path = self.root / ".dlw" / "serve" / "predictions.jsonl"
+        """Served predictions in the prediction logs (.dlw/serve/predictions*.jsonl, one per
+        server process): n, mean confidence (None when no entry has one: regression and
+        multi-label predictions carry no single confidence), latency."""
+        chains = log_chains(self.root)
         n, conf, n_conf, lat, kinds = 0, 0.0, 0, [], set()
         n_invariants = 0  # entries served outside the feature schema's soft expectations
-        try:
-            with path.open(encoding="utf-8") as handle:
-                for line in handle:
-                    if n >= MAX_LOG_LINES:
-                        break
-                    try:
-                        entry = json.loads(line)
-                    except ValueError:
-                        continue
-                    n += 1
-                    if isinstance(entry.get("confidence"), (int, float)):
-                        conf += float(entry["confidence"])
-                        n_conf += 1
-                    lat.append(float(entry.get("latency_ms", math.nan)))
-                    kinds.add((entry.get("input") or {}).get("kind"))
-                    n_invariants += bool((entry.get("input") or {}).get("invariants"))
-        except OSError:
-            pass
+        for path in (chain[-1] for chain in chains):  # each process's newest file
+            try:
+                with path.open(encoding="utf-8") as handle:
+                    for line in handle:
+                        if n >= MAX_LOG_LINES:
+                            break
+                        try:
+                            entry = json.loads(line)
+                        except ValueError:
+                            continue
+                        n += 1
+                        if isinstance(entry.get("confidence"), (int, float)):
+                            conf += float(entry["confidence"])
+                            n_conf += 1
+                        lat.append(float(entry.get("latency_ms", math.nan)))
+                        kinds.add((entry.get("input") or {}).get("kind"))
+                        n_invariants += bool((entry.get("input") or {}).get("invariants"))
+            except OSError:
+                pass
         lat = sorted(x for x in lat if math.isfinite(x))
         return {
             "n": n,
             "mean_confidence": conf / n_conf if n_conf else None,
             "latency_p50": lat[len(lat) // 2] if lat else None,
             "invariant_violations": n_invariants,
-            "rotated": len(list(path.parent.glob("predictions.jsonl.*")))
-            if path.parent.is_dir()
-            else 0,
+            "rotated": sum(len(chain) - 1 for chain in chains),
         }
 
     @cached_property
