@@ -142,3 +142,26 @@ def test_workers_out_of_range_is_a_config_error(workers):
 
     with pytest.raises(ValidationError):
         Serve(workers=workers)
+
+
+def test_workers_stop_when_their_parent_is_killed(project_root, tmp_path):
+    """SIGKILL leaves the parent no time to stop its workers: they stop themselves (Linux
+    PR_SET_PDEATHSIG), and the port is free again."""
+    import signal
+    import socket
+    import time
+
+    port = free_port()
+    env = {**os.environ, "DLW_SERVE_TOKEN": TOKEN, "OMP_NUM_THREADS": "1"}
+    with server_process(
+        _command(project_root, port), log=tmp_path / "serve.log", port=port, env=env
+    ) as parent:
+        workers = [pid for pid in _workers(parent.pid) if _alive(pid)]
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 20
+        while [pid for pid in workers if _alive(pid)] and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert len(workers) == 2 and not [pid for pid in workers if _alive(pid)]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", port))  # nothing holds the port

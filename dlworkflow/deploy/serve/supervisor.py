@@ -32,6 +32,7 @@ QUICK_EXIT_S = 10.0
 #: ... and this many such exits in a row stop the server (a crash loop helps no one).
 MAX_QUICK_EXITS = 3
 STOP_TIMEOUT_S = 10.0
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def listening_sockets(host: str, port: int, n: int) -> list[socket.socket]:
@@ -59,16 +60,33 @@ def listening_sockets(host: str, port: int, n: int) -> list[socket.socket]:
     return sockets
 
 
-def run_worker(options: dict[str, Any], sock: socket.socket) -> None:
-    """One worker process: uvicorn on its own socket, the app from `workers.app_from_env`."""
+def run_worker(options: dict[str, Any], sock: socket.socket, parent: int) -> None:
+    """One worker process: uvicorn on its own socket, the app from `workers.app_from_env`.
+    A second SIGTERM or a SIGINT after one (the parent's stop after a Ctrl-C that reached
+    the whole process group) does not cut uvicorn's graceful shutdown short: only a second
+    SIGINT does."""
     import uvicorn
 
     from dlworkflow.deploy.serve.workers import FACTORY
+
+    _exit_with_parent()
+    if os.getppid() != parent:  # the parent died before the line above
+        return
 
     server = uvicorn.Server(uvicorn.Config(FACTORY, factory=True, **options))
     # Ctrl-C reaches the whole process group: uvicorn has stopped by the time it surfaces
     with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=[sock])
+
+
+def _exit_with_parent() -> None:
+    """Linux: SIGTERM this process when its parent dies (even by SIGKILL), so that no worker
+    is left holding the port. Best effort elsewhere."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def supervise(options: dict[str, Any], sockets: list[socket.socket]) -> None:
@@ -79,7 +97,10 @@ def supervise(options: dict[str, Any], sockets: list[socket.socket]) -> None:
 
     def start(i: int) -> tuple[SpawnProcess, float]:
         process = spawn.Process(
-            target=run_worker, args=(options, sockets[i]), name=f"dlw-serve-{i}", daemon=False
+            target=run_worker,
+            args=(options, sockets[i], os.getpid()),
+            name=f"dlw-serve-{i}",
+            daemon=False,
         )
         process.start()
         return process, time.monotonic()
