@@ -557,6 +557,24 @@ def serve(
     )
 
 
+@app.command()
+def ui(
+    project: ProjectOpt = HERE,
+    host: Annotated[
+        str, typer.Option(help="Address to bind (127.0.0.1: this machine only).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8765,
+) -> None:
+    """The project in a browser: the nine steps with their state and figures, the step
+    reports, and every train and tune run (a local web app; stop it with Ctrl-C).
+
+    Prints the address to open: it carries a token, new at each start, that logs the browser
+    in. A host other than 127.0.0.1/localhost makes it reachable from the network (a warning)."""
+    from dlworkflow.ui import ui as run_ui
+
+    _run(lambda: run_ui(_load(project).root, host=host, port=port))
+
+
 @app.command("export")
 def export_model(
     project: ProjectOpt = HERE,

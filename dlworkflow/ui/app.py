@@ -1,0 +1,96 @@
+"""The `dlw ui` web app: server-rendered pages over the project's own records.
+
+create_app(root, token=...) -> a FastAPI app. Routes: GET / (the overview: the nine steps of
+`dlw status`), GET /runs?page=N (the MLflow train and tune runs), GET /reports/PATH (a file of
+the project's reports folder, read-only), GET /static/... (the stylesheet), GET /health (no
+token). Every route but /health is behind the token gate (auth.py). The pages read the project
+afresh on each request (a Project per request), so a step run in a terminal shows on reload.
+"""
+
+from __future__ import annotations
+
+import html
+import mimetypes
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from dlworkflow.errors import DlwError
+from dlworkflow.project import Project
+from dlworkflow.ui.auth import TokenGate, cookie_name
+from dlworkflow.ui.overview import inside, overview
+
+HERE = Path(__file__).parent
+MAX_PAGE = 10_000
+
+
+def create_app(
+    root: str | Path, *, token: str, cookie: str | None = None, secure_cookie: bool = False
+) -> FastAPI:
+    """The app for the project at `root` (checked now: ProjectNotFoundError, ConfigError).
+    cookie: the login cookie's name (default dlw_ui; `dlw ui` passes one naming its port)."""
+    project_root = Project.load(root).root
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    app = FastAPI(title="dlw ui", docs_url=None, redoc_url=None, openapi_url=None)
+    app.middleware("http")(TokenGate(token, cookie or cookie_name(None), secure=secure_cookie))
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    def page(request: Request, name: str, project: Project, **values: Any) -> HTMLResponse:
+        context = {
+            "page": name,
+            "project_name": project.config.name,
+            "project_root": str(project.root),
+            **values,
+        }
+        response = templates.TemplateResponse(request, f"{name}.html", context)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.exception_handler(DlwError)
+    async def _dlw_error(request: Request, exc: DlwError) -> HTMLResponse:
+        return HTMLResponse(
+            "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            "<title>dlw ui: error</title><link rel='stylesheet' href='/static/ui.css'></head>"
+            f"<body><main><h1>dlworkflow could not show this page</h1>"
+            f"<pre>{html.escape(exc.render())}</pre></main></body></html>",
+            status_code=500,
+        )
+
+    @app.get("/health")
+    def health() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/", response_class=HTMLResponse)
+    def overview_page(request: Request) -> HTMLResponse:
+        project = Project(project_root)
+        return page(request, "overview", project, o=overview(project))
+
+    @app.get("/runs", response_class=HTMLResponse)
+    def runs(
+        request: Request, page_number: Annotated[int, Query(alias="page", ge=1, le=MAX_PAGE)] = 1
+    ) -> HTMLResponse:
+        from dlworkflow.ui.runs import PAGE_SIZE, runs_page
+
+        project = Project(project_root)
+        return page(request, "runs", project, r=runs_page(project, page_number), size=PAGE_SIZE)
+
+    @app.get("/reports/{path:path}")
+    def report_file(path: str) -> Response:
+        reports = Project(project_root).paths.reports
+        target = reports / path
+        if inside(reports, target) is None or not target.is_file():
+            return HTMLResponse(
+                "<!doctype html><title>not found</title><p>No such report in the project's "
+                "reports folder.</p>",
+                status_code=404,
+            )
+        media = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        if target.suffix in (".md", ".json", ".csv", ".txt"):
+            media = "text/plain; charset=utf-8"  # shown, not run or downloaded
+        return FileResponse(target, media_type=media, headers={"Cache-Control": "no-store"})
+
+    return app

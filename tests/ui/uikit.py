@@ -1,0 +1,3 @@
+"""What the UI tests share: the token the test apps take."""
+
+TOKEN = "ui-test-token-" + "y" * 24
