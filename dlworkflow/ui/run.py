@@ -12,8 +12,13 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 
 
+#: Addresses that bind every interface: the address shown to open is this machine's.
+ANY_ADDRESS = frozenset({"0.0.0.0", "::", ""})
+
+
 def login_url(host: str, port: int, token: str) -> str:
-    shown = f"[{host}]" if ":" in host else host  # an IPv6 address
+    shown = "127.0.0.1" if host in ANY_ADDRESS else host
+    shown = f"[{shown}]" if ":" in shown else shown  # an IPv6 address
     return f"http://{shown}:{port}/?token={token}"
 
 

@@ -89,3 +89,30 @@ def test_a_short_token_is_refused_by_the_app(ui_root):
 def test_the_login_url():
     assert login_url("127.0.0.1", 8765, "abc") == "http://127.0.0.1:8765/?token=abc"
     assert login_url("::1", 80, "abc") == "http://[::1]:80/?token=abc"
+    assert login_url("0.0.0.0", 8765, "abc") == "http://127.0.0.1:8765/?token=abc"
+
+
+def test_dlw_ui_prints_the_address_and_warns_off_loopback(ui_root, monkeypatch):
+    """`dlw ui` as the CLI runs it, up to uvicorn (recorded instead of run)."""
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from dlworkflow.cli import app
+
+    started = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.append((app, kw)))
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    runner = CliRunner()
+    local = runner.invoke(app, ["ui", "-p", str(ui_root), "--port", "9123"], env={"COLUMNS": "200"})
+    assert local.exit_code == 0, local.output
+    assert "http://127.0.0.1:9123/?token=" in local.output
+    assert "WARNING" not in local.output
+    assert started[-1][1]["host"] == "127.0.0.1" and started[-1][1]["port"] == 9123
+    token = local.output.split("?token=")[1].split()[0]
+    assert len(token) >= 40
+    wide = runner.invoke(app, ["ui", "-p", str(ui_root), "--host", "0.0.0.0"])
+    assert wide.exit_code == 0, wide.output
+    assert "WARNING: bound to 0.0.0.0" in wide.output
+    assert wide.output.split("?token=")[1].split()[0] != token  # new at each start
+    missing = runner.invoke(app, ["ui", "-p", str(ui_root / "nowhere")])
+    assert missing.exit_code != 0 and "No dlworkflow project" in missing.output
