@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 _NOT_FIGURES = frozenset({"headline"})
 MAX_FIGURES = 8
 MAX_TEXT = 60
+REPORT_SUFFIXES = (".html", ".pdf", ".md", ".json")
 
 
 @dataclass(frozen=True)
@@ -83,9 +84,9 @@ def _step_view(
             if extra is not None:
                 records.append((info.ledger_step, extra))
     for label, rec in records:
-        link = report_link(rec, reports_dir, label)
-        if link is not None and link not in view.reports:
-            view.reports.append(link)
+        for link in report_links(rec, reports_dir, label):
+            if link not in view.reports:
+                view.reports.append(link)
     return view
 
 
@@ -115,18 +116,36 @@ def _scalar(value: Any) -> str | None:
     return None
 
 
-def report_link(record: RunRecord, reports_dir: Path, label: str) -> ReportLink | None:
-    """The record's report (outputs["report"]) when it is a file inside the reports folder."""
-    recorded = record.outputs.get("report")
-    if not isinstance(recorded, str) or not recorded:
-        return None
-    path = Path(recorded)
-    if not path.is_absolute():
-        path = reports_dir.parent / path
-    relative = inside(reports_dir, path)
-    if relative is None or not path.is_file():
-        return None
-    return ReportLink(label, relative)
+#: Where evaluate and test leave their numbers when their records name no file:
+#: reports/evaluate/<split>/metrics.json (dlworkflow/evaluate/full_report.py's metrics_file,
+#: not imported here: it imports torch).
+_SPLIT_METRICS = "evaluate/{split}/metrics.json"
+
+
+def report_links(record: RunRecord, reports_dir: Path, label: str) -> list[ReportLink]:
+    """The files inside the reports folder that a record names: any path-like string of its
+    outputs or summary (explore's and monitor's outputs.report, tune's summary.report,
+    report's html, pdf and model_card), and evaluate's and test's metrics.json."""
+    named = [
+        value
+        for part in (record.outputs, record.summary)
+        for value in part.values()
+        if isinstance(value, str) and value.endswith(REPORT_SUFFIXES)
+    ]
+    if record.step in ("evaluate", "test"):
+        split = record.outputs.get("split") or record.step
+        named.append(str(reports_dir / _SPLIT_METRICS.format(split=split)))
+    links = []
+    for recorded in named:
+        path = Path(recorded)
+        if not path.is_absolute():
+            path = reports_dir.parent / path
+        relative = inside(reports_dir, path)
+        if relative is not None and path.is_file():
+            link = ReportLink(label, relative)
+            if link not in links:
+                links.append(link)
+    return links
 
 
 def inside(folder: Path, path: Path) -> str | None:
@@ -137,9 +156,6 @@ def inside(folder: Path, path: Path) -> str | None:
         return path.resolve().relative_to(base).as_posix()
     except (ValueError, OSError, RuntimeError):
         return None
-
-
-REPORT_SUFFIXES = (".html", ".pdf", ".md", ".json")
 
 
 def report_files(reports_dir: Path) -> list[str]:

@@ -1,7 +1,7 @@
 """The project the UI tests look at: the serve tests' project (tests/serve/conftest.py's
 exported_root, built the same way by the train tests' builder: sklearn digits, 1 epoch,
-exported as the champion), with `dlw explore` run on it so that the overview has a step report
-to link to. Built once per session."""
+exported as the champion), with `dlw explore` and `dlw evaluate` run on it so that the overview has
+step reports to link to. Built once per session."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ def ui_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     project.train(progress=False)
     project.export(force=True, reason="ui tests: untested 1-epoch model")
     project.explore()
+    project.evaluate()
     return project.root
 
 

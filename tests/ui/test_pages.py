@@ -162,3 +162,49 @@ def test_a_broken_config_is_shown_as_its_error(client, tmp_path):
     response = c.get("/")
     assert response.status_code == 500
     assert "no_such_key" in response.text
+
+
+def test_step_seven_links_the_evaluation_on_validation(client, ui_root):
+    page = logged_in(client).get("/").text
+    row = re.findall(r'<tr class="step" id="step-7">.*?</tr>', page, flags=re.S)[0]
+    assert 'href="/reports/evaluate/val/metrics.json"' in row
+    response = logged_in(client).get("/reports/evaluate/val/metrics.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert response.json()["split"] == "val"
+
+
+def test_report_links_take_the_files_a_record_names_inside_the_reports_folder(tmp_path):
+    """The shapes the steps record: tune's summary.report, report's outputs.html/pdf/
+    model_card (absolute or relative to the project), and a path out of the folder."""
+    from dlworkflow.ledger import RunRecord
+    from dlworkflow.ui.overview import report_links
+
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    for name in ("tune.html", "report.html", "model_card.md"):
+        (reports / name).write_text("x")
+    (tmp_path / "secret.html").write_text("x")
+
+    def record(step: str, outputs: dict, summary: dict) -> RunRecord:
+        return RunRecord(1, step, "done", "", "", "", {}, outputs, summary, {}, None, None)
+
+    tune = record("tune", {"storage": "sqlite:///x.db"}, {"report": "reports/tune.html"})
+    assert [link.path for link in report_links(tune, reports, "tune")] == ["tune.html"]
+    report = record(
+        "report",
+        {
+            "html": str(reports / "report.html"),
+            "model_card": str(reports / "model_card.md"),
+            "pdf": None,
+        },
+        {"headline": "report.html, model_card.md"},
+    )
+    assert [link.path for link in report_links(report, reports, "report")] == [
+        "report.html",
+        "model_card.md",
+    ]
+    outside = record("explore", {"report": str(tmp_path / "secret.html")}, {})
+    assert report_links(outside, reports, "explore") == []
+    escape = record("explore", {"report": "reports/../secret.html"}, {})
+    assert report_links(escape, reports, "explore") == []
