@@ -137,15 +137,25 @@ def report_links(record: RunRecord, reports_dir: Path, label: str) -> list[Repor
         named.append(str(reports_dir / _SPLIT_METRICS.format(split=split)))
     links = []
     for recorded in named:
-        path = Path(recorded)
-        if not path.is_absolute():
-            path = reports_dir.parent / path
+        path = _in_this_project(Path(recorded), reports_dir)
         relative = inside(reports_dir, path)
         if relative is not None and path.is_file():
             link = ReportLink(label, relative)
             if link not in links:
                 links.append(link)
     return links
+
+
+def _in_this_project(path: Path, reports_dir: Path) -> Path:
+    """A recorded path in this project: relative ones are the project's; an absolute one from
+    where the project was when it ran (a project copied or moved since) is taken from its
+    last reports/ part on, in this project's reports folder."""
+    if not path.is_absolute():
+        return reports_dir.parent / path
+    if inside(reports_dir, path) is None and reports_dir.name in path.parts[:-1]:
+        last = len(path.parts) - 1 - path.parts[::-1].index(reports_dir.name)
+        return reports_dir.joinpath(*path.parts[last + 1 :])
+    return path
 
 
 def inside(folder: Path, path: Path) -> str | None:

@@ -208,3 +208,18 @@ def test_report_links_take_the_files_a_record_names_inside_the_reports_folder(tm
     assert report_links(outside, reports, "explore") == []
     escape = record("explore", {"report": "reports/../secret.html"}, {})
     assert report_links(escape, reports, "explore") == []
+    elsewhere = record("explore", {"report": "/somewhere/reports/../../secret.html"}, {})
+    assert report_links(elsewhere, reports, "explore") == []
+    moved = record("explore", {"report": "/old/place/reports/tune.html"}, {})
+    assert [link.path for link in report_links(moved, reports, "explore")] == ["tune.html"]
+
+
+def test_a_moved_project_keeps_its_report_links(client, ui_root, tmp_path):
+    """Records keep the absolute paths of where the project ran; a copy links its own."""
+    root = tmp_path / "moved"
+    shutil.copytree(ui_root, root, ignore=shutil.ignore_patterns("mlartifacts"))
+    recorded = Project.load(root).ledger.latest("explore").outputs["report"]
+    assert recorded.startswith(str(ui_root))  # the original's path
+    page = logged_in(client, root).get("/").text
+    row = re.findall(r'<tr class="step" id="step-3">.*?</tr>', page, flags=re.S)[0]
+    assert 'href="/reports/eda.html"' in row
