@@ -43,4 +43,12 @@ def ui(
             f"WARNING: bound to {host}: reachable from the network, over plain HTTP (the token "
             "and the cookie travel unencrypted). Put TLS in front."
         )
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,  # as `dlw serve`: no X-Forwarded-* trusted, no client address used
+        timeout_graceful_shutdown=5,
+    )
