@@ -81,6 +81,7 @@ def run_ray(project: Workspace, settings: StudySettings, *, address: str | None 
     Ray, at most `settings.workers` trials at once; every result goes into the study itself
     (study.load(settings) reads them). Returns the number of trials Ray ran."""
     from dlworkflow.train.tune import study as study_mod
+    from dlworkflow.train.tune.trial import trial_overrides
 
     require_ray()
     from ray import tune
@@ -103,7 +104,7 @@ def run_ray(project: Workspace, settings: StudySettings, *, address: str | None 
         "parent_run_id": settings.parent_run_id,
         "study_name": settings.name,
         "ledger_run_id": settings.ledger_run_id,
-        "overrides": {"train.threads": settings.threads} if settings.threads else None,
+        "overrides": trial_overrides(settings) or None,
     }
     trainable = tune.with_resources(
         tune.with_parameters(

@@ -65,6 +65,7 @@ class StudySettings:
     ledger_run_id: int | None = None
     progress: bool = False
     space_source: str = "configured"  # or "default": tune.space was empty (space.resolve)
+    weight_average: bool = False  # trials keep train.ema_decay (else: the live weights)
 
     def describe(self) -> dict[str, Any]:
         """Flat MLflow params of the study."""
@@ -84,6 +85,7 @@ class StudySettings:
                 "seed",
                 "direction",
                 "space_source",
+                "weight_average",
             )
         }
         out.update(
@@ -121,7 +123,9 @@ def settings_for(
     metric = cfg.problem.primary_metric or "accuracy"
     identity = {
         "space": {k: v.model_dump() for k, v in sorted(searched.space.items())},
-        "tune": tune.model_dump(include={"sampler", "pruner", "startup_trials", "warmup_epochs"}),
+        "tune": tune.model_dump(
+            include={"sampler", "pruner", "startup_trials", "warmup_epochs", "weight_average"}
+        ),
         "epochs": epochs,
         "seed": seed,
         "metric": metric,
@@ -147,6 +151,7 @@ def settings_for(
         threads=max(1, threads // n_workers) if n_workers > 1 else cfg.train.threads,
         progress=progress,
         space_source=searched.source,
+        weight_average=tune.weight_average,
     )
 
 

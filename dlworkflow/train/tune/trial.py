@@ -147,7 +147,7 @@ def run_one(
             trial_number=trial.number,
             study_name=settings.name,
             ledger_run_id=settings.ledger_run_id,
-            overrides=_overrides(settings),
+            overrides=trial_overrides(settings),
             note=trial.set_user_attr,
         )
         if not math.isfinite(value):
@@ -166,8 +166,14 @@ def run_one(
     return frozen
 
 
-def _overrides(settings: StudySettings) -> dict[str, Any]:
-    return {"train.threads": settings.threads} if settings.threads else {}
+def trial_overrides(settings: StudySettings) -> dict[str, Any]:
+    """What every trial of the study changes in the config without searching it: the
+    worker's train.threads, and no weight average unless tune.weight_average (or the space
+    searches train.ema_decay)."""
+    out: dict[str, Any] = {"train.threads": settings.threads} if settings.threads else {}
+    if not settings.weight_average and "train.ema_decay" not in settings.space:
+        out["train.ema_decay"] = None
+    return out
 
 
 def _pruned_types() -> tuple[type[BaseException], ...]:
