@@ -59,21 +59,21 @@ BENCHES: tuple[Bench, ...] = (
     Bench(  # what `make bench-lightning LIGHTNING_ARGS=--quick` runs, its exit code unwrapped
         "trainer_vs_lightning",
         ("--quick",),
-        2.5,  # 15 arm runs (5 rounds of 3): 393 CPU s at load 7-9, ~1.7 min idle (README)
+        1.5,  # 15 arm runs (5 rounds of 3): 0.9 min idle (2026-12-04)
         python=".bench-lightning-venv/bin/python",
         prepare=("make", "--no-print-directory", ".bench-lightning-venv/.installed"),
     ),
     Bench("mnist_time_to_97", ("--quick",), 3.0, owner="item 7 helper"),
-    Bench("elpv_transfer", ("--quick",), 2.0),  # 0.8 idle (1,000 of the cells)
+    Bench("elpv_transfer", ("--quick",), 1.5),  # 0.8 idle (1,000 of the cells)
     Bench("explore_full", ("--quick",), 2.0, owner="item 3 helper"),  # 1.5
-    Bench("ingest_scale", ("--quick",), 3.5, owner="item 4 helper"),  # ~3.5 with re-ingest
+    Bench("ingest_scale", ("--quick",), 2.5, owner="item 4 helper"),  # 1.2 idle with re-ingest
     Bench("serve", ("--quick",), 2.0, owner="item 7 helper"),  # ~2 (1 min to build)
-    Bench("monitor", ("--quick",), 1.5),  # 1.9 min CPU
-    Bench("tune", ("--quick",), 1.0, owner="item 6 helper"),  # 0.7
+    Bench("monitor", ("--quick",), 1.0),  # 0.5 idle
+    Bench("tune", ("--quick",), 4.0, owner="item 6 helper"),  # 2 arms x 20 seeds since 12-05
     Bench("bootstrap_report", ("--quick",), 0.5),  # 20 s CPU
     Bench("task_baselines", ("--quick",), 1.0),  # 82 s CPU
     Bench("dense_tasks", ("--quick",), 5.0),  # trees 30 epochs 3.5 + masks 0.6, idle
-    Bench("signal_tasks", ("--quick",), 2.5),  # 3.6 min CPU, ~2.2 idle
+    Bench("signal_tasks", ("--quick",), 1.5),  # 0.6 idle
     Bench("demo_steps", ("--quick",), 1.0),  # 0.5
     Bench("gpu", (), 8.0, owner="lead", needs_cuda=True),
 )
