@@ -18,14 +18,13 @@ between ports of one host, so two UIs on 127.0.0.1 must not overwrite each other
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from dlworkflow.deploy.serve.token import MIN_LENGTH
+from dlworkflow.deploy.serve.token import MIN_LENGTH, env_token
 from dlworkflow.errors import ConfigError
 
 ENV_VAR = "DLW_UI_TOKEN"
@@ -47,17 +46,8 @@ SECURITY_HEADERS = {
 
 def new_token() -> str:
     """DLW_UI_TOKEN when set (at least MIN_LENGTH characters), else a new random token."""
-    env = os.environ.get(ENV_VAR, "").strip()
-    if env:
-        if len(env) < MIN_LENGTH:
-            raise ConfigError(
-                f"{ENV_VAR} is too short to be a safe token.",
-                expected=f"at least {MIN_LENGTH} characters",
-                received=f"{len(env)} characters",
-                fix=f"unset {ENV_VAR} (a new token is made at each start), or set a longer one",
-            )
-        return env
-    return secrets.token_urlsafe(32)
+    fix = f"unset {ENV_VAR} (a new token is made at each start), or set a longer one"
+    return env_token(ENV_VAR, fix=fix) or secrets.token_urlsafe(32)
 
 
 def cookie_name(port: int | None) -> str:

@@ -29,20 +29,29 @@ def token_path(root: Path) -> Path:
     return root / ".dlw" / "serve" / "token"
 
 
+def env_token(name: str, *, fix: str) -> str | None:
+    """The token in environment variable `name` (None when unset or blank); ConfigError when
+    it is shorter than MIN_LENGTH characters."""
+    env = os.environ.get(name, "").strip()
+    if env and len(env) < MIN_LENGTH:
+        raise ConfigError(
+            f"{name} is too short to be a safe token.",
+            expected=f"at least {MIN_LENGTH} characters",
+            received=f"{len(env)} characters",
+            fix=fix,
+        )
+    return env or None
+
+
 def resolve_token(root: Path, configured: str | None) -> Token:
     """serve.token, else DLW_SERVE_TOKEN, else the stored token, else a new one (stored 0600)."""
     if configured:
         return Token(configured, "config")
-    env = os.environ.get(ENV_VAR, "").strip()
+    env = env_token(
+        ENV_VAR,
+        fix=f"export {ENV_VAR}=$(python -c 'import secrets; print(secrets.token_urlsafe(32))')",
+    )
     if env:
-        if len(env) < MIN_LENGTH:
-            raise ConfigError(
-                f"{ENV_VAR} is too short to be a safe bearer token.",
-                expected=f"at least {MIN_LENGTH} characters",
-                received=f"{len(env)} characters",
-                fix=f"export {ENV_VAR}=$(python -c 'import secrets; "
-                "print(secrets.token_urlsafe(32))')",
-            )
         return Token(env, "env")
     path = token_path(root)
     if path.is_file():
