@@ -1186,35 +1186,37 @@ def _check_criterion(config: ProjectConfig, source: str) -> None:
         key = (
             "problem.target" if exc.what.startswith("problem.target") else "problem.primary_metric"
         )
-        line = f"{key}: {exc.what}"
-        raise ConfigError(
-            f"{source} is invalid (1 problem):\n  - {line}; fix: {exc.fix}",
-            expected=exc.expected,
-            received=exc.received,
-            fix=exc.fix,
-            context={
-                "errors": [
-                    {
-                        "line": line,
-                        "expected": exc.expected,
-                        "received": exc.received,
-                        "fix": exc.fix,
-                    }
-                ]
-            },
-        ) from None
+        problem = {
+            "path": key,
+            "line": f"{key}: {exc.what}",
+            "expected": exc.expected or "",
+            "received": exc.received or "",
+            "fix": exc.fix or "",
+        }
+        raise invalid_config(source, [problem]) from None
 
 
 def _config_error(exc: ValidationError, source: str) -> ConfigError:
-    problems = [_describe(err) for err in exc.errors()]
-    first = problems[0]
-    what = f"{source} is invalid ({len(problems)} problem{'s' if len(problems) > 1 else ''}):\n"
-    what += "\n".join(f"  - {p['line']}; fix: {p['fix']}" for p in problems)
+    return invalid_config(source, [_describe(err) for err in exc.errors()])
+
+
+def invalid_config(source: str, problems: list[dict[str, str]]) -> ConfigError:
+    """One ConfigError for the problems of a config file, each said once: one problem as
+    what (its path), expected, received and fix; several as one line each (with its
+    suggestion) and one fix. Every detail stays in context["errors"] (--json)."""
+    if len(problems) == 1:
+        (p,) = problems
+        return ConfigError(
+            f"{source} is invalid: {p.get('headline') or p['line']}",
+            expected=p["expected"] or None,
+            received=p.get("shown_received", p["received"]) or None,
+            fix=p["fix"] or None,
+            context={"errors": problems},
+        )
+    lines = "\n".join(f"  - {p.get('short') or p['line']}" for p in problems)
     return ConfigError(
-        what,
-        expected=first["expected"],
-        received=first["received"],
-        fix=first["fix"],
+        f"{source} is invalid ({len(problems)} problems):\n{lines}",
+        fix=f"edit {CONFIG_FILE}; `dlw config schema` lists every key and what it allows",
         context={"errors": problems},
     )
 
@@ -1228,17 +1230,23 @@ def _describe(err: ErrorDetails) -> dict[str, str]:
     if err["type"] == "extra_forbidden":
         valid = _valid_keys(loc[:-1])
         near = closest(loc[-1], valid)
-        fix = (
-            f"did you mean {', '.join(near)}? " if near else ""
-        ) + f"valid keys here: {', '.join(valid)}"
+        ordered = near + [k for k in valid if k not in near]
+        section = ".".join(loc[:-1]) or "the top level"
+        guess = f"did you mean {', '.join(near)}?" if near else "no key here is close."
         return {
-            "line": f"{path}: unknown key {loc[-1]!r}",
-            "expected": f"one of the keys {', '.join(valid)}",
+            "path": path,
+            "line": f"{path}: unknown key",
+            "short": f"{path}: unknown key; {guess}",
+            "headline": f"{path}: unknown key",
+            "expected": f"a key of {section} (closest first): {', '.join(ordered)}",
             "received": repr(loc[-1]),
-            "fix": fix,
+            "shown_received": "",  # the headline names it
+            "fix": f"{guess} Rename or remove it in {CONFIG_FILE}",
         }
     expected = err["msg"]
     return {
+        "path": path,
+        "headline": path,
         "line": f"{path}: {expected} (received {received})",
         "expected": expected,
         "received": received,

@@ -62,9 +62,24 @@ def test_unknown_key_names_its_path_and_the_closest_valid_name(raw, path, sugges
 
 def test_unknown_key_suggestion_lists_valid_keys_of_the_right_level():
     err = _error({"name": "p", "train": {"epoch": 3}})
-    fix = err.context["errors"][0]["fix"]
-    assert "batch_size" in fix and "learning_rate" in fix
-    assert "tracking" not in fix  # top-level keys are not offered inside train
+    expected = err.context["errors"][0]["expected"]
+    assert "batch_size" in expected and "learning_rate" in expected
+    assert "tracking" not in expected  # top-level keys are not offered inside train
+    assert expected.index("epochs") < expected.index("batch_size")  # the closest first
+
+
+def test_a_config_error_says_each_thing_once_in_about_six_lines_at_80_columns():
+    import textwrap
+
+    err = _error({"name": "p", "train": {"epocs": 3}})
+    text = err.render()
+    assert text.count("learning_rate") == 1  # the valid keys, listed once
+    assert text.count("did you mean epochs") == 1
+    wrapped = [w for line in text.splitlines() for w in textwrap.wrap(line, 80)]
+    assert len(wrapped) <= 6, "\n".join(wrapped)
+    two = _error({"name": "p", "train": {"epocs": 3, "batch_size": 0}}).render()
+    assert two.count("did you mean epochs") == 1 and "2 problems" in two
+    assert len([w for line in two.splitlines() for w in textwrap.wrap(line, 80)]) <= 6
 
 
 @pytest.mark.parametrize(
