@@ -1,10 +1,16 @@
 """The `dlw ui` web app: server-rendered pages over the project's own records.
 
 create_app(root, token=...) -> a FastAPI app. Routes: GET / (the overview: the nine steps of
-`dlw status`), GET /runs?page=N (the MLflow train and tune runs), GET /reports/PATH (a file of
-the project's reports folder, read-only), GET /static/... (the stylesheet), GET /health (no
-token). Every route but /health is behind the token gate (auth.py). The pages read the project
-afresh on each request (a Project per request), so a step run in a terminal shows on reload.
+`dlw status`), GET /runs?page=N (the MLflow train and tune runs), GET /evaluation?split=S (what
+`dlw evaluate` and `dlw test` recorded), GET /evaluation/S/cell?true=I&predicted=J&page=N (the
+samples of a confusion-matrix cell, train and val only) and GET /evaluation/S/image/ID (a
+listed sample's image), GET /deployment (the model versions), GET /deployment/confirm?action=A
+(what a promote or rollback would change) and POST /deployment/promote, /deployment/rollback
+(the change, CSRF-checked: csrf.py), GET /monitor (what `dlw monitor` recorded), GET
+/reports/PATH (a file of the project's reports folder, read-only), GET /static/... (the
+stylesheet), GET /health (no token). Every route but /health is behind the token gate
+(auth.py). The pages read the project afresh on each request (a Project per request), so a
+step run in a terminal shows on reload.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from dlworkflow.errors import DlwError
 from dlworkflow.project import Project
 from dlworkflow.ui.auth import TokenGate, cookie_name
 from dlworkflow.ui.overview import inside, overview
+from dlworkflow.ui.pages import add_pages
 
 HERE = Path(__file__).parent
 MAX_PAGE = 10_000
@@ -77,6 +84,8 @@ def create_app(
 
         project = Project(project_root)
         return page(request, "runs", project, r=runs_page(project, page_number), size=PAGE_SIZE)
+
+    add_pages(app, project_root, page, cookie or cookie_name(None))
 
     @app.get("/reports/{path:path}")
     def report_file(path: str) -> Response:
