@@ -47,8 +47,9 @@ class PixelBank:
 
 
 INGEST_MAX_PIXELS = 64 * 64  # images up to this size are banked while ingest decodes them
-INGEST_PENDING_BYTES = 16 * 1024**2  # written out as shards whenever this much is waiting
-# (at most twice this is held while a shard is written: ingest memory stays flat)
+INGEST_PENDING_BYTES = 8 * 1024**2  # written out as a shard whenever this much is waiting
+# (held in one preallocated buffer per format, written from there: no copy is made to write it,
+# and a 10k-image ingest fills it as a 1M-image one does: ingest memory stays flat)
 
 
 class IngestBanks:
@@ -58,7 +59,7 @@ class IngestBanks:
 
     def __init__(self, cache: Path) -> None:
         self.cache = cache
-        self.pending: dict[tuple[int, int, int], tuple[list[str], list[np.ndarray]]] = {}
+        self.pending: dict[tuple[int, ...], _Pending] = {}
         self.pending_bytes = 0
 
     def keep(self, content_hash: str, img: Any) -> None:
@@ -68,20 +69,45 @@ class IngestBanks:
 
     def keep_array(self, content_hash: str, array: np.ndarray) -> None:
         """Keep an image already made into its bank array (`bank_array`, in a worker)."""
-        hashes, arrays = self.pending.setdefault(array.shape, ([], []))
-        hashes.append(content_hash)
-        arrays.append(array)
+        pending = self.pending.get(array.shape)
+        if pending is None:
+            pending = self.pending[array.shape] = _Pending(array.shape)
+        pending.append(content_hash, array)
         self.pending_bytes += array.nbytes
-        if self.pending_bytes > INGEST_PENDING_BYTES:
+        if self.pending_bytes >= INGEST_PENDING_BYTES:
             self.flush()
 
     def flush(self) -> None:
-        for (channels, height, width), (hashes, arrays) in self.pending.items():
-            PixelBank(self.cache, channels=channels, size=(height, width)).add(
-                hashes, np.stack(arrays)
-            )
-        self.pending.clear()
+        """Write every format's waiting images as a shard of its bank; the buffers are kept
+        (filled again from the start)."""
+        for (channels, height, width), pending in self.pending.items():
+            if pending.count:
+                PixelBank(self.cache, channels=channels, size=(height, width)).add(
+                    pending.hashes, pending.rows[: pending.count]
+                )
+                pending.clear()
         self.pending_bytes = 0
+
+
+class _Pending:
+    """The images of one format waiting to be written: rows of a buffer that holds as many as
+    INGEST_PENDING_BYTES (the flush comes before it is full), and their content hashes."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        row_bytes = max(1, int(np.prod(shape)))
+        capacity = max(1, -(-INGEST_PENDING_BYTES // row_bytes))
+        self.rows = np.empty((capacity, *shape), dtype=np.uint8)
+        self.hashes: list[str] = []
+        self.count = 0
+
+    def append(self, content_hash: str, array: np.ndarray) -> None:
+        self.rows[self.count] = array
+        self.hashes.append(content_hash)
+        self.count += 1
+
+    def clear(self) -> None:
+        self.hashes = []
+        self.count = 0
 
 
 def bank_array(img: Any) -> np.ndarray | None:

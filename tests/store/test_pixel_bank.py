@@ -131,3 +131,31 @@ def test_a_file_changed_since_ingest_is_decoded_again_and_not_banked(
     banked = np.zeros((1, 1, 16, 16), dtype=np.uint8)
     assert len(bank.fill([row["content_hash"].iloc[0]], banked)) == 0
     np.testing.assert_array_equal(banked[0], before[0])  # the bank still holds ingest's pixels
+
+
+def test_ingest_banks_write_a_shard_each_time_the_buffer_is_full(tmp_path, monkeypatch):
+    """IngestBanks holds each format's waiting images in one buffer of INGEST_PENDING_BYTES
+    and writes it out as a shard whenever that much waits (then the rest at the flush):
+    every image lands in its format's bank, under its own hash."""
+    import dlworkflow.store.pixel_bank as bank_module
+
+    monkeypatch.setattr(bank_module, "INGEST_PENDING_BYTES", 5 * 16 * 16)  # 5 gray 16x16
+    rng = np.random.default_rng(0)
+    gray = rng.integers(0, 256, (12, 1, 16, 16), dtype=np.uint8)
+    rgb = rng.integers(0, 256, (3, 3, 8, 8), dtype=np.uint8)
+    banks = bank_module.IngestBanks(tmp_path)
+    for i, image in enumerate(gray):
+        banks.keep_array(f"g{i}", image.copy())
+        if i == 1:
+            for j, other in enumerate(rgb):
+                banks.keep_array(f"c{j}", other.copy())
+    folder = tmp_path / "pixels-1x16x16"
+    written_early = len(list(folder.glob("*.npy")))
+    banks.flush()
+    assert written_early >= 2  # written as the buffer filled, not all at the end
+    assert banks.pending_bytes == 0 and all(p.count == 0 for p in banks.pending.values())
+    for shape, images, prefix in (((1, 16, 16), gray, "g"), ((3, 8, 8), rgb, "c")):
+        bank = PixelBank(tmp_path, channels=shape[0], size=shape[1:])
+        out = np.zeros_like(images)
+        assert len(bank.fill([f"{prefix}{i}" for i in range(len(images))], out)) == 0
+        np.testing.assert_array_equal(out, images)
