@@ -47,6 +47,17 @@ def test_rows_found_by_path_size_and_time_across_row_groups(tmp_path, monkeypatc
     assert lookup.get(("/data/c/001.png", 102, 10**18 + 1)) is None  # another size
     assert lookup.get(("/data/c/030.png", 130, 10**18 + 30)) is None  # a scrubbed copy's row
     assert len(lookup) == 31
+    assert lookup._keys.nbytes == 8 * 31  # one 8-byte key a reusable row: digest bits + row
+
+
+def test_keys_sharing_the_digest_bits_above_the_row_number_collide(tmp_path, monkeypatch):
+    """A key keeps only the digest's bits above the row number's: keys whose digests differ
+    only below them share a key; the last row of them is the one found (and checked)."""
+    monkeypatch.setattr(P, "_digest", lambda origin, size, mtime: (99 << 40) | (size % 2))
+    rows = [_row(i) for i in range(5)]  # row numbers take 3 bits: size % 2 is dropped
+    lookup = P.previous_rows(_manifest(tmp_path, rows))
+    assert lookup.get(("/data/c/004.png", 104, 10**18 + 4)) == rows[4]
+    assert lookup.get(("/data/c/003.png", 103, 10**18 + 3)) is None  # decoded again
 
 
 def test_a_digest_shared_by_two_keys_never_gives_the_wrong_row(tmp_path, monkeypatch) -> None:
