@@ -431,25 +431,28 @@ def _summary_sentence(ae: AudioEvidence) -> str:
 
 
 def _histograms(ae: AudioEvidence) -> Raw:
-    from dlworkflow.explore import figures as fig
+    from dlworkflow.explore.distributions import distribution
 
     s = ae.settings
     silence = f"share of 20 ms windows below {s['silence_dbfs']:g} dBFS"
-    return figures(
-        figure(
-            fig.histogram(ae.durations, title="duration", xlabel="seconds", mark=s["duration"]),
-            "durations",
-        ),
-        figure(fig.histogram(ae.rms_dbfs, title="loudness", xlabel="RMS dBFS"), "loudness"),
-        figure(
-            fig.histogram(ae.silence, title="silence share", xlabel=silence, mark=MOSTLY_SILENT),
-            "silence",
-        ),
-        figure(
-            fig.histogram(ae.clipping, title="clipping", xlabel="share of samples at full scale"),
-            "clipping",
-        ),
+    shown = (
+        distribution(
+            ae.durations,
+            title="duration",
+            xlabel="seconds",
+            noun="clips",
+            unit=" s",
+            mark=s["duration"],
+        )
+        + distribution(ae.rms_dbfs, title="loudness", xlabel="RMS dBFS", noun="clips")
+        + distribution(
+            ae.silence, title="silence share", xlabel=silence, noun="clips", mark=MOSTLY_SILENT
+        )
+        + distribution(
+            ae.clipping, title="clipping", xlabel="share of samples at full scale", noun="clips"
+        )
     )
+    return Raw("".join(shown.text) + figures(*shown.figures))
 
 
 def _spectra_png(ae: AudioEvidence) -> str:

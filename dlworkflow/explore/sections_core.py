@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dlworkflow.explore import figures as fig
+from dlworkflow.explore.distributions import distribution, image_sizes
 from dlworkflow.explore.duplicates import SHOWN_GROUPS, Duplicates
 from dlworkflow.explore.image_quality import (
     BLANK_CONTRAST,
@@ -166,26 +167,20 @@ def classes_section(ev: Evidence) -> Raw:
 def images_section(ev: Evidence, view: SampleView, grid: dict[str, list[str]]) -> Raw:
     im = ev.images
     assert im is not None
-    figs = [
-        fig.histogram(im.widths, title="width", xlabel="pixels"),
-        fig.histogram(im.heights, title="height", xlabel="pixels"),
-        fig.histogram(im.aspect, title="aspect ratio", xlabel="width / height"),
-    ]
+    shown = image_sizes(im.widths, im.heights, im.modes)
     if im.brightness is not None:
-        figs.append(fig.histogram(im.brightness, title="brightness", xlabel="mean gray 0-255"))
-    if im.contrast is not None:
-        figs.append(
-            fig.histogram(
-                im.contrast, title="contrast", xlabel="std of gray 0-255", mark=BLANK_CONTRAST
-            )
+        shown += distribution(
+            im.brightness, title="brightness", xlabel="mean gray 0-255", noun="images"
         )
-    parts = [
-        para(
-            f"{im.n_sizes} distinct sizes. Modes: "
-            + ", ".join(f"{k}: {v:,}" for k, v in im.modes.items())
-        ),
-        figures(*[figure(u, "distribution") for u in figs]),
-    ]
+    if im.contrast is not None:
+        shown += distribution(
+            im.contrast,
+            title="contrast",
+            xlabel="std of gray 0-255",
+            noun="images",
+            mark=BLANK_CONTRAST,
+        )
+    parts = [*shown.text, figures(*shown.figures)]
     parts += _outliers(im.blank, f"Blank images (contrast < {BLANK_CONTRAST})", view)
     parts += _outliers(
         im.saturated,

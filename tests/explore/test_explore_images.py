@@ -163,3 +163,34 @@ def test_an_image_damaged_after_ingest_is_skipped_not_fatal(tmp_path):
     assert any("could not be read" in w.text for w in result.warnings)
     assert "pretrained" in _section(text, "map") or "raw pixels used" in _section(text, "map")
     assert project.ledger.latest("explore").status == "done"
+
+
+def test_one_image_size_is_a_sentence_not_three_one_bar_histograms(planted):
+    """Every planted image is 16x16 gray: said once, and no width/height/aspect figure."""
+    from dlworkflow.store import read_manifest
+
+    project, result = planted
+    images = _section(_report(result), "images")
+    n = len(read_manifest(project))
+    assert f"All {n:,} images are 16×16, mode L." in images
+    for name in ("width", "height", "aspect ratio"):
+        assert f"alt='{name} distribution'" not in images
+    assert "alt='brightness distribution'" in images  # a property that varies is drawn
+
+
+def test_a_distribution_is_a_sentence_a_table_or_a_histogram_by_its_distinct_values():
+    from sklearn.datasets import load_digits
+
+    from dlworkflow.explore.distributions import distribution, image_sizes
+
+    pixels = load_digits().images.reshape(len(load_digits().images), -1)
+    ink = (pixels > 0).sum(axis=1).astype(float)  # inked pixels per real digit: many values
+    drawn = distribution(ink, title="ink", xlabel="pixels", noun="digits")
+    assert len(drawn.figures) == 1 and not drawn.text
+    two = distribution((ink > np.median(ink)).astype(float), title="x", xlabel="", noun="digits")
+    assert not two.figures and "<table" in two.text[0]
+    assert f"{int((ink > np.median(ink)).sum()):,}" in two.text[0]  # the counts
+    one = distribution(np.full(5, 28.0), title="width", xlabel="", noun="images", unit=" px")
+    assert not one.figures and one.text[0] == "<p>All 5 images have width 28 px.</p>"
+    sizes = image_sizes(np.array([28.0, 28.0, np.nan]), np.array([28.0, 28.0, 20.0]), {"L": 3})
+    assert "All 2 images with a known size are 28×28, mode L." in sizes.text[0]
