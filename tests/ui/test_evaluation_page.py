@@ -148,3 +148,20 @@ def test_without_an_evaluation_the_page_says_which_command_to_run(client, ui_roo
     page = text(logged_in(client, root).get("/evaluation").text)
     assert "Nothing recorded for the validation split yet: run dlw evaluate --split val" in page
     assert "Not tested yet" in page
+
+
+def test_the_slices_are_shown_as_evaluate_recorded_them(client, ui_root, tmp_path):
+    from conftest import copy_project
+
+    project = Project.load(copy_project(ui_root, tmp_path / "proj"))
+    project.update_config({"evaluate.slices": ["bytes"]})  # the file size, by quartile
+    recorded = project.evaluate().report["slices"]
+    assert [e["column"] for e in recorded] == ["bytes"]
+    page = logged_in(client, project.root).get("/evaluation").text
+    assert "<h3>bytes</h3>" in page
+    shown = [text(r) for r in rows(page, "slice")]
+    assert len(shown) == len(recorded[0]["slices"]) == 4
+    for row, s in zip(shown, recorded[0]["slices"], strict=True):
+        assert row.startswith(f" {s['value']} {s['n']} {s['metric']:.4g} ")
+        assert (s["note"] or "") in row
+    assert sum(s["n"] for s in recorded[0]["slices"]) == len(load_split(project, "val"))
