@@ -338,18 +338,61 @@ def ingest(
             "instead of quarantining what breaks it.",
         ),
     ] = False,
+    label_column: Annotated[
+        str | None, typer.Option(help="The table's label column (data.label_column).")
+    ] = None,
+    path_column: Annotated[
+        str | None, typer.Option(help="The column of file paths (data.path_column).")
+    ] = None,
+    text_column: Annotated[
+        str | None, typer.Option(help="The column of texts (data.text_column).")
+    ] = None,
+    feature_columns: Annotated[
+        str | None,
+        typer.Option(
+            metavar="A,B,...", help="The feature columns, comma-separated (data.feature_columns)."
+        ),
+    ] = None,
+    group_column: Annotated[
+        str | None,
+        typer.Option(help="Samples sharing a value stay in one split (data.group_column)."),
+    ] = None,
+    id_column: Annotated[
+        str | None, typer.Option(help="The column of sample ids (data.id_column).")
+    ] = None,
 ) -> None:
-    """Step 2: read the data into a manifest; unusable samples are quarantined with a reason."""
-    _show(
-        _run(
-            lambda: _load(project).ingest(
-                source,
-                deidentify=deidentify,
-                accept_findings=accept_findings,
-                accept_schema=accept_schema,
-            )
+    """Step 2: read the data into a manifest; unusable samples are quarantined with a reason.
+
+    The column options are written into dlworkflow.yaml first (the change is shown)."""
+    columns = {
+        "label_column": label_column,
+        "path_column": path_column,
+        "text_column": text_column,
+        "feature_columns": _names(feature_columns),
+        "group_column": group_column,
+        "id_column": id_column,
+    }
+
+    def run() -> Any:
+        loaded = _load(project)
+        diff = loaded.set_columns(**columns)
+        if diff:
+            _console().print(diff, highlight=False, markup=False)
+        return loaded.ingest(
+            source,
+            deidentify=deidentify,
+            accept_findings=accept_findings,
+            accept_schema=accept_schema,
         )
-    )
+
+    _show(_run(run))
+
+
+def _names(text: str | None) -> list[str] | None:
+    """ "a, b,c" -> ["a", "b", "c"] (None stays None)."""
+    if text is None:
+        return None
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 @app.command()

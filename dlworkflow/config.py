@@ -1186,14 +1186,14 @@ def _check_criterion(config: ProjectConfig, source: str) -> None:
         key = (
             "problem.target" if exc.what.startswith("problem.target") else "problem.primary_metric"
         )
-        problem = {
+        detail = {
             "path": key,
             "line": f"{key}: {exc.what}",
             "expected": exc.expected or "",
             "received": exc.received or "",
             "fix": exc.fix or "",
         }
-        raise invalid_config(source, [problem]) from None
+        raise invalid_config(source, [detail]) from None
 
 
 def _config_error(exc: ValidationError, source: str) -> ConfigError:
@@ -1275,3 +1275,17 @@ def json_schema() -> dict[str, Any]:
 
 def config_path(root: Path) -> Path:
     return root / CONFIG_FILE
+
+
+def yaml_diff(before: str, after: str, *, to: str = "after") -> str:
+    """The unified diff of two versions of dlworkflow.yaml ("" when equal)."""
+    import difflib
+
+    return "".join(
+        difflib.unified_diff(
+            before.splitlines(keepends=True),
+            after.splitlines(keepends=True),
+            fromfile=f"{CONFIG_FILE} (before)",
+            tofile=f"{CONFIG_FILE} ({to})",
+        )
+    )

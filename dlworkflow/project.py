@@ -12,6 +12,16 @@ from dlworkflow.errors import ConfigError, DlwError, ProjectNotFoundError
 from dlworkflow.fileio import atomic_write_text
 from dlworkflow.workspace import Paths, StepRun, Workspace, round_trip_yaml
 
+#: The data.* settings that name a table's columns (`dlw ingest --label-column ...`).
+COLUMN_SETTINGS = (
+    "path_column",
+    "text_column",
+    "label_column",
+    "group_column",
+    "id_column",
+    "feature_columns",
+)
+
 __all__ = ["Paths", "Project", "StepRun", "Workspace"]
 
 if TYPE_CHECKING:
@@ -102,6 +112,27 @@ class Project(Workspace):
 
     def ingest(self, source: str | None = None, **options: Any) -> IngestResult:
         return cast("IngestResult", self.run_step("ingest", source, **options))
+
+    def set_columns(self, **columns: str | list[str] | None) -> str:
+        """Name the table's columns in dlworkflow.yaml (`dlw ingest --label-column ...`):
+        path_column, text_column, label_column, group_column, id_column, feature_columns
+        (None: left as it is). Validated before anything is written; the YAML diff ("" when
+        the file already said so)."""
+        from dlworkflow.config import yaml_diff
+
+        unknown = sorted(set(columns) - set(COLUMN_SETTINGS))
+        if unknown:
+            raise ConfigError(
+                f"Not a column setting: {', '.join(unknown)}.",
+                expected=f"one of {', '.join(COLUMN_SETTINGS)}",
+                received=", ".join(unknown),
+            )
+        updates = {f"data.{k}": v for k, v in columns.items() if v is not None}
+        if not updates:
+            return ""
+        before = self.paths.config.read_text(encoding="utf-8")
+        self.update_config(updates)
+        return yaml_diff(before, self.paths.config.read_text(encoding="utf-8"), to="now")
 
     def explore(self, **options: Any) -> ExploreResult:
         return cast("ExploreResult", self.run_step("explore", **options))

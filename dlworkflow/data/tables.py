@@ -109,7 +109,14 @@ def scan_table(path: Path, config: ProjectConfig, *, root: Path | None = None) -
     targets = task_of(task).target_columns(data)
     keys = [c for c in (main, *targets, data.group_column, data.id_column) if c]
     features = _feature_columns(header, keys, data.feature_columns) if main is None else []
-    _require_columns(path, header, keys + features, task)
+    flags = {c: "--feature-columns" for c in features}
+    flags.update({c: "--label-column" for c in targets})
+    for column, flag in ((data.group_column, "--group-column"), (data.id_column, "--id-column")):
+        if column:
+            flags[column] = flag
+    if main:
+        flags[main] = "--text-column" if main == data.text_column else "--path-column"
+    _require_columns(path, header, keys + features, task, flags)
     kinds: dict[str, str] = {}
     if features:
         first = next(read_chunks(path, string_columns=[], columns=keys + features), None)
@@ -153,17 +160,39 @@ def _feature_kinds(first: pd.DataFrame, features: list[str]) -> dict[str, str]:
     return kinds
 
 
-def _require_columns(path: Path, header: list[str], required: list[str], task: str) -> None:
+def _require_columns(
+    path: Path,
+    header: list[str],
+    required: list[str],
+    task: str,
+    flags: dict[str, str] | None = None,
+) -> None:
+    """Every required column is in the header; else a DataError naming, per missing column,
+    the closest columns the table has and the `dlw ingest` option that picks another."""
+    from dlworkflow.registry import closest
+
     missing = [c for c in required if c not in header]
     if missing:
+        flags = flags or {}
+        fixes = []
+        for column in missing:
+            flag = flags.get(column, "--feature-columns")
+            near = closest(column, header) if header else []
+            kind = "closest"
+            if not near and flag == "--label-column":
+                near, kind = _label_like(path, header), "few distinct values"
+            pick = near[0] if near else "COLUMN"
+            guess = f"{kind}: {', '.join(near)}; " if near else ""
+            key = "data." + flag.removeprefix("--").replace("-", "_")
+            fixes.append(f"{guess}`dlw ingest SOURCE {flag} {pick}` (sets {key})")
+        named = [c for c in required if flags.get(c) != "--feature-columns"]
         raise DataError(
             f"{path.name} lacks the column{'s' if len(missing) > 1 else ''} "
             f"{', '.join(repr(c) for c in missing)} (task {task}).",
-            expected=f"columns {', '.join(required)}",
+            expected=f"columns {', '.join(named or required)}"
+            + (" and feature columns" if len(named) < len(required) else ""),
             received=f"columns {', '.join(header) or '(empty file)'}",
-            fix="rename the columns, or set data.path_column, data.text_column, "
-            "data.label_column, data.group_column, data.id_column or data.feature_columns "
-            "in dlworkflow.yaml",
+            fix="; ".join(fixes),
         )
     if not required or (task_of(task).modality == "tabular" and len(required) < 2):
         raise DataError(
@@ -171,6 +200,25 @@ def _require_columns(path: Path, header: list[str], required: list[str], task: s
             received=", ".join(header),
             fix="a tabular table needs feature columns beside the label column",
         )
+
+
+#: A label column candidate has at most this many distinct values in the first rows read.
+MAX_LABEL_VALUES = 50
+
+
+def _label_like(path: Path, header: list[str]) -> list[str]:
+    """Columns that could hold labels (2 to MAX_LABEL_VALUES distinct values, and fewer
+    than half the rows) in the table's first chunk, fewest values first; at most 3."""
+    try:
+        first = next(read_chunks(path, string_columns=header), None)
+    except DataError:
+        return []
+    if first is None or len(first) == 0:
+        return []
+    counts = {c: int(first[c].nunique(dropna=True)) for c in first.columns}
+    limit = min(MAX_LABEL_VALUES, len(first) // 2)
+    found = [c for c, n in counts.items() if 2 <= n <= limit]
+    return sorted(found, key=lambda c: counts[c])[:3]
 
 
 def _table_candidates(

@@ -7,10 +7,9 @@ changed. The next `dlw train` trains with the tuned settings.
 
 from __future__ import annotations
 
-import difflib
 from typing import TYPE_CHECKING, Any
 
-from dlworkflow.config import CONFIG_FILE
+from dlworkflow.config import yaml_diff
 from dlworkflow.errors import TrainError
 
 if TYPE_CHECKING:
@@ -30,15 +29,4 @@ def apply_best(project: Workspace, best_params: dict[str, Any] | None) -> str:
     before = project.paths.config.read_text(encoding="utf-8")
     project.update_config(dict(best_params))
     after = project.paths.config.read_text(encoding="utf-8")
-    return yaml_diff(before, after)
-
-
-def yaml_diff(before: str, after: str) -> str:
-    return "".join(
-        difflib.unified_diff(
-            before.splitlines(keepends=True),
-            after.splitlines(keepends=True),
-            fromfile=f"{CONFIG_FILE} (before)",
-            tofile=f"{CONFIG_FILE} (tuned)",
-        )
-    )
+    return yaml_diff(before, after, to="tuned")
