@@ -165,3 +165,23 @@ def test_the_slices_are_shown_as_evaluate_recorded_them(client, ui_root, tmp_pat
         assert row.startswith(f" {s['value']} {s['n']} {s['metric']:.4g} ")
         assert (s["note"] or "") in row
     assert sum(s["n"] for s in recorded[0]["slices"]) == len(load_split(project, "val"))
+
+
+def test_a_matrix_the_current_model_does_not_give_lists_no_samples(client, ui_root, tmp_path):
+    """metrics.json out of step with the trained model (here: its matrix edited, as a model
+    retrained after `dlw evaluate` would leave it): the cell page says to evaluate again."""
+    import json
+
+    from conftest import copy_project
+
+    root = copy_project(ui_root, tmp_path / "proj")
+    path = root / "reports/evaluate/val/metrics.json"
+    metrics = json.loads(path.read_text())
+    row = metrics["confusion"][0]
+    j = next(k for k, count in enumerate(row) if count)
+    row[j], row[(j + 1) % len(row)] = row[(j + 1) % len(row)] + 1, row[j] - 1
+    path.write_text(json.dumps(metrics))
+    page = logged_in(client, root).get(f"/evaluation/val/cell?true=0&predicted={j}")
+    assert page.status_code == 200
+    assert "run `dlw evaluate --split val` again" in html.unescape(page.text)
+    assert rows(page.text, "sample") == []
