@@ -60,7 +60,9 @@ def monitor_view(project: Project) -> MonitorView:
                 version=out.get("version"),
                 n=out.get("n"),
                 alerts=[str(a) for a in out.get("alerts") or []],
-                headline=str(record.summary.get("headline", "")),
+                headline=str(record.summary.get("headline", "")).removeprefix(
+                    f"{out.get('status', '')}: "
+                ),
                 checks=[_check(c) for c in out.get("checks") or [] if isinstance(c, dict)],
                 online=[
                     (str(k).replace("_", " "), shown(v))

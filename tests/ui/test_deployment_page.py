@@ -31,6 +31,7 @@ def test_the_versions_show_what_export_recorded(client, deploy_root):
         assert f"agreement {meta['parity']['agreement']:.4g}" in row
         assert f"n {meta['parity']['n']}" in row
     assert "Champion: none yet" in text(page)
+    assert 'value="rollback"' not in page  # nothing to roll back to
 
 
 def test_promote_then_rollback_from_the_page_moves_the_champion_and_the_ledger_has_both(

@@ -15,7 +15,8 @@ def test_the_page_shows_the_recorded_alerts_and_checks(client, monitored_root):
     record = Project.load(monitored_root).ledger.latest("monitor")
     assert record.outputs["status"] == "ALERT" and record.outputs["alerts"]
     page = logged_in(client, monitored_root).get("/monitor").text
-    assert "ALERT" in text(page.split('id="last"')[1].split("</p>")[0])
+    last = text(page.split('id="last"')[1].split("</p>")[0])
+    assert f"ALERT , {record.summary['headline'].removeprefix('ALERT: ')}" in last
     alerts = re.findall(r'<li class="alert">(.*?)</li>', page)
     assert [html.unescape(a) for a in alerts] == record.outputs["alerts"]
     checks = rows(page, "check")
