@@ -399,7 +399,7 @@ def _stream(
 ) -> tuple[ManifestWriter, list[dict[str, Any]]]:
     """Read every candidate into the manifest writer (which also counts what the dataset
     summary needs); return it, not yet committed, and the quarantined candidates."""
-    from rich.progress import Progress
+    from dlworkflow.progress import progress_bar
 
     allowed = set(project.config.data.classes or [])
     target_kind = task_of(project.config.task)
@@ -410,7 +410,7 @@ def _stream(
     check = _label_check(allowed, target_kind)
     workers = resolve_workers(project.config.data.workers)
     try:
-        with Progress(transient=True, disable=not progress) as bar:
+        with progress_bar(transient=True, disable=not progress) as bar:
             task = bar.add_task("reading samples", total=None)
             outcomes = read_outcomes(
                 _candidates(sources), reader, check=check, workers=workers, known=_known(sources)

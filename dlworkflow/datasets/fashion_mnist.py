@@ -106,13 +106,13 @@ def encode_png(image: np.ndarray) -> bytes:
 
 def materialise(folder: Path) -> Path:
     """Write all 70,000 images as folder/<class>/<split>-<index>.png; return folder."""
-    from rich.progress import Progress
+    from dlworkflow.progress import progress_bar
 
     loaded = {split: load_split(split) for split in SPLITS}  # fail before writing anything
     for name in CLASSES:
         (folder / name).mkdir(parents=True, exist_ok=True)
     total = sum(len(labels) for _, labels in loaded.values())
-    with Progress(transient=True) as bar:
+    with progress_bar(transient=True) as bar:
         task = bar.add_task("writing fashion-mnist", total=total)
         for split, (images, labels) in loaded.items():
             for index, (image, label) in enumerate(zip(images, labels)):

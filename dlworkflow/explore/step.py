@@ -44,7 +44,7 @@ def explore(
     the fresh slices of `dlw retrain`) stays out. include_test (`dlw explore --include-test`):
     the test set too, read through the seal (`dlworkflow.store.sealed`), the read logged in
     the ledger with its purpose, and the report says so."""
-    from rich.progress import Progress
+    from dlworkflow.progress import progress_bar
 
     started = time.perf_counter()
     manifest = read_manifest(project)
@@ -68,7 +68,7 @@ def explore(
                 project, manifest, split[0], include_test=include_test
             )
         reader = PixelReader(project)
-        with Progress(transient=True, disable=not progress) as bar:
+        with progress_bar(transient=True, disable=not progress) as bar:
             stages = Stages(bar)
             ev = gather(
                 project,

@@ -1,8 +1,8 @@
 """A transient rich progress bar over all batches of all epochs, with an ETA.
 
 The per-batch `tick` only bumps a counter; the bar is redrawn at most ~8 times a second, so
-it costs nothing measurable per batch. Disabled (a no-op) when asked or when stderr is not a
-terminal.
+it costs nothing measurable per batch. Disabled (a no-op) when asked; without a terminal, a
+line at least every 30 s instead (dlworkflow.progress).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class _Bar:
         self._progress.update(
             self._task,
             completed=self._done,
-            description=f"{min(epoch + 1, self._epochs)}/{self._epochs} "
+            description=f"[bold]train[/] epoch {min(epoch + 1, self._epochs)}/{self._epochs} "
             f"[dim](val {self._metric.removeprefix('val_')} "
             f"{row[self._metric]:.3f})[/]",
         )
@@ -52,28 +52,24 @@ def epoch_progress(
     if not enabled:
         yield _NoBar()
         return
-    from rich.console import Console
     from rich.progress import (
         BarColumn,
-        Progress,
         TextColumn,
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
 
-    console = Console(stderr=True)
-    if not console.is_terminal:
-        yield _NoBar()
-        return
+    from dlworkflow.progress import progress_bar
+
     columns = (
-        TextColumn("[bold]train[/] epoch {task.description}"),
+        TextColumn("{task.description}"),
         BarColumn(bar_width=24),
         TimeElapsedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, transient=True, refresh_per_second=4) as progress:
-        task = progress.add_task(f"1/{epochs}", total=epochs * n_batches)
+    with progress_bar(*columns, transient=True, refresh_per_second=4) as progress:
+        task = progress.add_task(f"[bold]train[/] epoch 1/{epochs}", total=epochs * n_batches)
         yield _Bar(progress, task, n_batches, epochs, metric)
 
 
@@ -83,14 +79,9 @@ def count_progress(label: str, *, enabled: bool) -> Iterator[Any]:
     if not enabled:
         yield None
         return
-    from rich.console import Console
-    from rich.progress import Progress
+    from dlworkflow.progress import progress_bar
 
-    console = Console(stderr=True)
-    if not console.is_terminal:
-        yield None
-        return
-    with Progress(console=console, transient=True, refresh_per_second=4) as progress:
+    with progress_bar(transient=True, refresh_per_second=4) as progress:
         task = progress.add_task(label, total=None)
         last = [0.0]
 

@@ -95,3 +95,24 @@ def test_early_stopping_stops_when_the_metric_stalls(mnist):
     assert result.epochs_run == 3 and result.best_epoch == 1
     for key, value in model.state_dict().items():
         assert torch.equal(value, result.best_state[key])
+
+
+def test_training_without_a_terminal_logs_progress_lines_with_an_eta(mnist, monkeypatch, capsys):
+    """stderr is not a terminal under pytest: rich draws no bar, so dlworkflow.progress writes
+    a line per interval (30 s in use, 0.1 s here) with the epoch, batches done and an ETA."""
+    import dlworkflow.progress
+
+    monkeypatch.setattr(dlworkflow.progress, "LINE_EVERY_S", 0.1)
+    generator = seed_everything(0, threads=2)
+    model = create_model("small_cnn", num_classes=10, in_channels=1, image_size=28, **SMALL_CNN)
+    x_train, y_train, x_val, y_val = mnist
+    fit(
+        model,
+        TensorData(x_train, y_train),
+        TensorData(x_val, y_val),
+        LoopConfig(epochs=2, batch_size=16, seed=0),
+        options=FitOptions(generator=generator, progress=True),
+    )
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("train")]
+    assert any(" so far, eta " in line and "/126 (" in line for line in lines), lines
+    assert lines[-1].startswith("train epoch 2/2") and "126/126 (100%), done in 0:00:" in lines[-1]
