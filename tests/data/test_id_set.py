@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import mmap
+
 from dlworkflow.data import id_set
 from dlworkflow.data.id_set import SeenIds
 
@@ -42,6 +44,7 @@ def test_keys_merged_into_one_array_stay_sorted_and_found(monkeypatch) -> None:
 
     monkeypatch.setattr(id_set, "_digest", one_bucket)
     monkeypatch.setattr(id_set, "BATCH", 5)
+    monkeypatch.setattr(id_set, "MAPPED_BYTES", 600)  # from 50 keys on: own memory maps
     seen = SeenIds()
     ids = [f"{i}.png" for i in range(203)]
     for sample_id in ids:
@@ -52,3 +55,4 @@ def test_keys_merged_into_one_array_stay_sorted_and_found(monkeypatch) -> None:
     assert whole == sorted(whole) and len(set(whole)) == len(whole)
     assert all(sample_id in seen for sample_id in ids)
     assert not any(f"{i}.png" in seen for i in range(203, 400))
+    assert isinstance(keys.base.obj, mmap.mmap)  # its own memory map
