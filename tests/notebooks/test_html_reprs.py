@@ -280,6 +280,7 @@ def test_every_project_method_result_is_covered():
         "load",
         "config",
         "update_config",
+        "set_columns",  # the YAML diff, a string (as update_config edits the file)
         "step",
         "write_lock",
         "upstream_hash",
