@@ -69,7 +69,7 @@ BENCHES: tuple[Bench, ...] = (
     Bench("ingest_scale", ("--quick",), 2.5, owner="item 4 helper"),  # 1.2 idle with re-ingest
     Bench("serve", ("--quick",), 2.0, owner="item 7 helper"),  # ~2 (1 min to build)
     Bench("monitor", ("--quick",), 1.0),  # 0.5 idle
-    Bench("tune", ("--quick",), 4.0, owner="item 6 helper"),  # 2 arms x 20 seeds since 12-05
+    Bench("tune", ("--quick",), 2.0, owner="item 6 helper"),  # 1.1 idle: 2 arms x 20 seeds
     Bench("bootstrap_report", ("--quick",), 0.5),  # 20 s CPU
     Bench("task_baselines", ("--quick",), 1.0),  # 82 s CPU
     Bench("dense_tasks", ("--quick",), 5.0),  # trees 30 epochs 3.5 + masks 0.6, idle
