@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dlworkflow.ui.evaluation import shown
+from dlworkflow.ui.overview import shown
 
 if TYPE_CHECKING:
     from dlworkflow.project import Project

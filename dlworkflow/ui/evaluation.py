@@ -126,14 +126,3 @@ def test_reads(project: Project) -> list[TestReadRow]:
             )
         )
     return sorted(rows, key=lambda r: r.id, reverse=True)
-
-
-def shown(value: Any) -> str:
-    """A recorded number as the page shows it."""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "" if value is None else str(value)

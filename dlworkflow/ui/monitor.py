@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlworkflow.ui.evaluation import shown
-from dlworkflow.ui.overview import _in_this_project, inside
+from dlworkflow.ui.overview import _in_this_project, inside, shown
 
 if TYPE_CHECKING:
     from dlworkflow.project import Project

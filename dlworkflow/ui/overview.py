@@ -104,13 +104,20 @@ def figures(summary: dict[str, Any]) -> list[tuple[str, str]]:
     return shown
 
 
-def _scalar(value: Any) -> str | None:
+def shown(value: Any) -> str:
+    """A recorded number as the pages show it."""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
         return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+def _scalar(value: Any) -> str | None:
+    if isinstance(value, (bool, int, float)):
+        return shown(value)
     if isinstance(value, str) and len(value) <= MAX_TEXT:
         return value
     return None

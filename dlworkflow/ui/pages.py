@@ -43,7 +43,8 @@ def add_pages(app: FastAPI, root: Path, page: PageFn, cookie: str) -> None:
 
     @app.get("/evaluation", response_class=HTMLResponse)
     def evaluation_page(request: Request, split: str = "val") -> HTMLResponse:
-        from dlworkflow.ui.evaluation import SPLIT_NAMES, SPLITS, evaluation, shown
+        from dlworkflow.ui.evaluation import SPLIT_NAMES, SPLITS, evaluation
+        from dlworkflow.ui.overview import shown
 
         if split not in SPLITS:
             return _not_found(f"No split {split!r}: val, train or test.")

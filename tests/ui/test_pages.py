@@ -8,22 +8,12 @@ import html
 import os
 import re
 import shutil
-from pathlib import Path
 
 import pytest
-from uikit import TOKEN
+from pagekit import logged_in
+from pagekit import text as _text
 
 from dlworkflow.project import Project
-
-
-def logged_in(client, root: Path | None = None):
-    c = client(root)
-    assert c.get("/", params={"token": TOKEN}).status_code == 200
-    return c
-
-
-def _text(page: str) -> str:
-    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page)))
 
 
 def _rows(page: str, css: str) -> list[str]:
