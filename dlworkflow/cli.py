@@ -450,6 +450,15 @@ def models() -> None:
 def train(
     project: ProjectOpt = HERE,
     epochs: Annotated[int | None, typer.Option(help="Override train.epochs.")] = None,
+    budget: Annotated[
+        float | None,
+        typer.Option(
+            min=0.01,
+            metavar="MIN",
+            help="Time budget in minutes for this run (default train.budget_minutes: 10 on "
+            "a CPU, 60 on a GPU): it stops after the epoch that reaches it, keeps the best.",
+        ),
+    ] = None,
     resume: Annotated[
         bool,
         typer.Option(
@@ -505,7 +514,11 @@ def train(
         else {}
     )
     _show(
-        _run(lambda: _load(project).train(epochs=epochs, resume=resume, devices=devices, **nodes))
+        _run(
+            lambda: _load(project).train(
+                epochs=epochs, resume=resume, devices=devices, budget_minutes=budget, **nodes
+            )
+        )
     )
 
 
@@ -683,6 +696,14 @@ def tune(
         float | None,
         typer.Option(help="Stop starting trials after this many seconds (default tune.timeout_s)."),
     ] = None,
+    budget: Annotated[
+        float | None,
+        typer.Option(
+            min=0.01,
+            metavar="MIN",
+            help="Time budget in minutes: no trial starts after it (--timeout in minutes).",
+        ),
+    ] = None,
     workers: Annotated[
         int | None, typer.Option(help="Parallel trials on this machine (default tune.workers).")
     ] = None,
@@ -704,6 +725,12 @@ def tune(
     split (Optuna TPE + pruning; resumable: .dlw/tune/study.db); every trial an MLflow child
     run; writes reports/tune.html. The test set is never read. With tune.space empty it
     searches a default space for the model and strategy (`dlw config show` lists it)."""
+    from dlworkflow.errors import DlwError
+
+    if budget is not None and timeout is not None:
+        _fail(DlwError("--budget and --timeout set the same limit: give one.", fix="drop one"))
+    if budget is not None:
+        timeout = budget * 60
     _result(
         lambda: _load(project).tune(
             trials=trials,
@@ -792,12 +819,22 @@ def retrain(
             help="Start the challenger from the champion's weights (default retrain.warm_start).",
         ),
     ] = None,
+    budget: Annotated[
+        float | None,
+        typer.Option(
+            min=0.01,
+            metavar="MIN",
+            help="The challenger's training budget in minutes (default train.budget_minutes).",
+        ),
+    ] = None,
 ) -> None:
     """Step 9: ingest fresh data as a new dataset version (the sealed test set stays sealed;
     fresh test samples form a separate sealed slice), train a challenger, compare it with the
     champion on the same sealed data, promote it only if it is better by retrain.margin and
     passes the gate. Resumable. Exit 0 promoted, 3 champion kept, 75 busy."""
-    result = _run(lambda: _load(project).retrain(data, warm_start=warm_start))
+    result = _run(
+        lambda: _load(project).retrain(data, warm_start=warm_start, budget_minutes=budget)
+    )
     _show(result)
     raise typer.Exit(result.exit_code)
 

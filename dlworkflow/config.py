@@ -598,6 +598,14 @@ class Train(Strict):
     epochs: int = Field(
         15, ge=1, le=10_000, description="Most epochs; early stopping may end sooner."
     )
+    budget_minutes: float | None = Field(
+        None,
+        gt=0,
+        le=100_000,
+        description="Time budget of one training run: it stops after the epoch that reaches "
+        "it, keeps the best epoch and records that it stopped for the budget (`dlw train "
+        "--budget`). null: 10 minutes on a CPU, 60 on a GPU.",
+    )
     batch_size: int = Field(
         64,
         ge=1,

@@ -245,15 +245,21 @@ class Project(Workspace):
         )
 
     def retrain(
-        self, data: str, *, warm_start: bool | None = None, progress: bool = True
+        self,
+        data: str,
+        *,
+        warm_start: bool | None = None,
+        progress: bool = True,
+        budget_minutes: float | None = None,
     ) -> RetrainResult:
         """Step 9: fresh labelled data -> a challenger, compared with the champion on the
         sealed test set and the fresh slice; promoted only when better by retrain.margin and
-        passing the gate (exit_code 0 promoted, 3 kept out)."""
-        return cast(
-            "RetrainResult",
-            self.run_step("retrain", data, warm_start=warm_start, progress=progress),
-        )
+        passing the gate (exit_code 0 promoted, 3 kept out). budget_minutes: the
+        challenger's training budget (default train.budget_minutes)."""
+        options: dict[str, Any] = {"warm_start": warm_start, "progress": progress}
+        if budget_minutes is not None:
+            options["budget_minutes"] = budget_minutes
+        return cast("RetrainResult", self.run_step("retrain", data, **options))
 
     def predict(
         self, paths: list[str | Path], *, out: str | Path | None = None, version: int | None = None

@@ -16,6 +16,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m dlworkflow.train_worker")
     parser.add_argument("--project", type=Path, required=True)
     parser.add_argument("--epochs", type=int)
+    parser.add_argument("--budget", type=float)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> None:
         project = Project.load(args.project)
         options = {
             "epochs": args.epochs,
+            "budget_minutes": args.budget,
             "resume": args.resume,
             "progress": shard.is_main and not args.no_progress,
         }

@@ -136,21 +136,37 @@ class RetrainResult(StepResult):
 
 
 def retrain(
-    project: Workspace, data: str, *, warm_start: bool | None = None, progress: bool = True
+    project: Workspace,
+    data: str,
+    *,
+    warm_start: bool | None = None,
+    progress: bool = True,
+    budget_minutes: float | None = None,
 ) -> RetrainResult:
     """Ingest `data` as fresh labelled data, train a challenger, and promote it only when it
-    passes the gate and beats the champion by retrain.margin (module docstring)."""
+    passes the gate and beats the champion by retrain.margin (module docstring).
+    budget_minutes: the challenger's training budget (`dlw retrain --budget`; default
+    train.budget_minutes)."""
     with run_lock(project.paths.state / "locks" / LOCK, what="dlw retrain"):
-        return _Retrain(project, data, warm_start=warm_start, progress=progress).run()
+        return _Retrain(
+            project, data, warm_start=warm_start, progress=progress, budget=budget_minutes
+        ).run()
 
 
 class _Retrain:
     """One retrain, stage by stage; each finished stage is saved in the state."""
 
     def __init__(
-        self, project: Workspace, data: str, *, warm_start: bool | None, progress: bool
+        self,
+        project: Workspace,
+        data: str,
+        *,
+        warm_start: bool | None,
+        progress: bool,
+        budget: float | None = None,
     ) -> None:
         self.project, self.root = project, project.root
+        self.budget = budget
         self.data = normalise_source(data)
         self.warm_option = warm_start
         self.progress = progress
@@ -351,7 +367,9 @@ class _Retrain:
         origin = self._resumable()
         if origin is not None:
             self._say(f"resuming the challenger's training after epoch {origin.state.epoch}")
-            result = self.project.run_step("train", progress=self.progress, resume=True)
+            result = self.project.run_step(
+                "train", progress=self.progress, resume=True, budget_minutes=self.budget
+            )
             self.resumed.append(f"train (continued from its epoch-{origin.state.epoch} checkpoint)")
         else:
             last = self.project.ledger.latest("train", status=None)
@@ -368,6 +386,7 @@ class _Retrain:
                 progress=self.progress,
                 init_from=init_from,
                 epochs_setting="retrain.epochs",
+                budget_minutes=self.budget,
             )
         self.state.mark(
             self.project,

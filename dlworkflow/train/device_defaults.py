@@ -61,3 +61,14 @@ def allow_recompiles() -> None:
 
     name = "recompile_limit" if hasattr(dynamo, "recompile_limit") else "cache_size_limit"
     setattr(dynamo, name, max(int(getattr(dynamo, name)), RECOMPILE_LIMIT))
+
+
+#: train.budget_minutes when null: minutes of one training run on a CPU, on a GPU.
+CPU_BUDGET_MIN, GPU_BUDGET_MIN = 10.0, 60.0
+
+
+def run_budget(configured: float | None, device: Device) -> float:
+    """The run's time budget in minutes: train.budget_minutes, else the device's default."""
+    if configured is not None:
+        return float(configured)
+    return GPU_BUDGET_MIN if device.type == "cuda" else CPU_BUDGET_MIN

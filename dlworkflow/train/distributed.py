@@ -368,6 +368,7 @@ def launch(
     progress: bool,
     init_from: str | Path | None = None,
     nodes: Nodes | None = None,
+    budget_minutes: float | None = None,
 ) -> dict[str, Any]:
     """Run `dlw train` in `devices` processes on this node (of `nodes`); rank 0's result
     (a dict) when all succeed, on every node. init_from: the warm start's folder
@@ -397,6 +398,8 @@ def launch(
         ]
         if epochs is not None:
             command += ["--epochs", str(epochs)]
+        if budget_minutes is not None:
+            command += ["--budget", repr(float(budget_minutes))]
         if resume:
             command.append("--resume")
         if not progress:

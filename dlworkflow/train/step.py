@@ -52,6 +52,8 @@ class TrainResult(StepResult):
     mlflow_run_id: str
     browse: str
     stopped_early: bool = False
+    stopped_for_budget: bool = False  # before train.epochs, at the run's time budget
+    budget_minutes: float = 0.0
     history: list[dict[str, float]] = field(default_factory=list, repr=False)
     transfer: str = ""  # "<strategy>: <reason>" (train/strategies.py)
     devices: int = 1  # data-parallel processes
@@ -63,6 +65,8 @@ class TrainResult(StepResult):
 
     def rows(self) -> list[tuple[str, Any]]:
         stop = " (early stop)" if self.stopped_early else ""
+        if self.stopped_for_budget:
+            stop = f" (stopped at the {self.budget_minutes:g}-min budget, train.budget_minutes)"
         rows = [
             ("model", f"{self.model} ({self.parameters:,} parameters)"),
             ("transfer", self.transfer),
@@ -111,6 +115,7 @@ def train(
     node_rank: int = 0,
     rdzv_endpoint: str | None = None,
     rdzv_id: str | None = None,
+    budget_minutes: float | None = None,
 ) -> TrainResult:
     """Train `model.name` with `train:` settings; `epochs` overrides train.epochs for this run.
     epochs_setting: read the epochs from this key of the file instead (`dlw retrain` passes
@@ -129,6 +134,8 @@ def train(
     returns rank 0's result. init_from: warm start from an earlier model's weights (an exported
     version folder models/v<N>/ or a trained run folder; same network and classes, else a
     TrainError says why: train/warm_start.py). A resumed run continues from its checkpoint.
+    budget_minutes: this run's time budget instead of train.budget_minutes (`dlw train
+    --budget`): the run stops after the epoch that reaches it and records so.
     """
     live_network = model is not None  # the trained network is not in dlworkflow.yaml
     if model is not None:
@@ -152,6 +159,7 @@ def train(
             project,
             devices=devices,
             epochs=epochs,
+            budget_minutes=budget_minutes,
             resume=resume,
             progress=progress,
             init_from=init_from,
@@ -171,7 +179,12 @@ def train(
     elif settings_from:
         epochs = cfg.setting(settings_from["train.epochs"])
     loop = LoopConfig.from_train_config(
-        cfg.train, metric=metric, seed=cfg.seed, epochs=epochs, task=cfg.task
+        cfg.train,
+        metric=metric,
+        seed=cfg.seed,
+        epochs=epochs,
+        task=cfg.task,
+        budget_minutes=budget_minutes,
     )
     if shard is not None and not shard.is_main:  # compute only: no ledger, MLflow or files
         generator, strategy, model, data = _build(
@@ -266,6 +279,8 @@ def train(
         mlflow_run_id=mlflow_run_id,
         browse=tracking.browse_hint(project),
         stopped_early=result.stopped_early,
+        stopped_for_budget=result.stopped_for_budget,
+        budget_minutes=result.budget_minutes,
         history=result.history,
         transfer=strategy.describe(),
         devices=_world(shard),
@@ -587,6 +602,7 @@ def _launch(
     progress: bool,
     init_from: str | Path | None = None,
     nodes: distributed.Nodes | None = None,
+    budget_minutes: float | None = None,
 ) -> TrainResult:
     """Check what one process would check first (clear errors, no stack of N tracebacks),
     then run the ranks; rank 0's TrainResult (on every node of a multi-node run)."""
@@ -611,6 +627,7 @@ def _launch(
         project.root,
         devices=devices,
         epochs=epochs,
+        budget_minutes=budget_minutes,
         resume=resume,
         progress=progress,
         init_from=warm.folder if warm else None,
@@ -738,6 +755,8 @@ def record(
         "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run,
         "stopped_early": result.stopped_early,
+        "stopped_for_budget": result.stopped_for_budget,
+        "budget_minutes": result.budget_minutes,
         "mlflow_run_id": mlflow_run_id,
         "seconds": round(seconds, 2),
     }

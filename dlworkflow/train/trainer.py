@@ -36,6 +36,7 @@ from dlworkflow.train.callbacks import Callback, FitState
 from dlworkflow.train.data import DeviceData, TensorData
 from dlworkflow.train.device_defaults import (
     allow_recompiles,
+    run_budget,
     tune_cuda_kernels,
     use_channels_last,
     use_compile,
@@ -71,6 +72,7 @@ class LoopConfig:
     resident_bytes: int | None = None  # data on the device up to this size; None: automatic
     task: str = "image-classification"  # whose loss and metrics (dlworkflow.tasks)
     ema_decay: float | None = None  # validate and keep an average of the weights (weight_average)
+    budget_minutes: float | None = None  # stop after the epoch reaching it; None: by device
     target: dict[str, Any] = field(default_factory=dict)  # Task.fit_target of the train split
 
     @property
@@ -86,8 +88,10 @@ class LoopConfig:
         seed: int,
         epochs: int | None = None,
         task: str = "image-classification",
+        budget_minutes: float | None = None,
     ) -> LoopConfig:
-        """From the `train:` section of dlworkflow.yaml (dlworkflow.config.Train)."""
+        """From the `train:` section of dlworkflow.yaml (dlworkflow.config.Train);
+        `epochs` and `budget_minutes` override the file's for this run."""
         return cls(
             epochs=epochs or train.epochs,
             batch_size=train.batch_size,
@@ -110,6 +114,7 @@ class LoopConfig:
             task=task,
             eval_batch_size=eval_batch_size(task, train.batch_size),
             ema_decay=train.ema_decay,
+            budget_minutes=budget_minutes or train.budget_minutes,
         )
 
 
@@ -128,11 +133,13 @@ class FitResult:
     best_epoch: int  # 1-based
     best_metric: float
     epochs_run: int
-    stopped_early: bool
+    stopped_early: bool  # fewer epochs than cfg.epochs: early stopping or the budget
     seconds: float
     best_state: dict[str, torch.Tensor] = field(repr=False)
     notes: list[str] = field(default_factory=list)  # e.g. "torch.compile failed: ..."
     device: str = "cpu"
+    budget_minutes: float = 0.0  # the run's time budget (train.budget_minutes, or the device's)
+    stopped_for_budget: bool = False  # it stopped before cfg.epochs because of the budget
     precision: str = "fp32"
     resident: bool = True  # train data held on the device (else streamed)
     steps_per_epoch: int = 0  # optimizer steps an epoch (each one's gradient norm checked)
@@ -386,6 +393,8 @@ def fit(
     for callback in callbacks:
         callback.on_train_start(state)
     key, start = f"val_{cfg.metric}", time.perf_counter()
+    budget = run_budget(cfg.budget_minutes, device)
+    over_budget = False
     done = first > cfg.epochs or (first > 1 and first - 1 - best_epoch >= cfg.patience)
     with epoch_progress(cfg.epochs, n_batches, enabled=progress, metric=key) as bar:
         for epoch in range(first, cfg.epochs + 1):
@@ -444,7 +453,10 @@ def fit(
             bar.epoch_done(epoch, row)
             for callback in callbacks:
                 callback.on_epoch_end(state)
-            done = distributed.from_main(epoch - best_epoch >= cfg.patience, shard, device)
+            over_budget = epoch < cfg.epochs and time.perf_counter() - start >= budget * 60
+            stop = over_budget or epoch - best_epoch >= cfg.patience
+            done = distributed.from_main(stop, shard, device)
+            over_budget = over_budget and done
     for callback in callbacks:
         callback.on_train_end(state)
     model.load_state_dict(best_state)
@@ -459,6 +471,8 @@ def fit(
         best_state=best_state,
         notes=loop.notes,
         device=str(device),
+        budget_minutes=budget,
+        stopped_for_budget=over_budget,
         precision=precision,
         resident=train_on.resident,
         steps_per_epoch=n_steps,

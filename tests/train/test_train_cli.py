@@ -87,3 +87,48 @@ def test_models_lists_every_network_with_its_task_size_and_weights():
     for card in cards:  # full names (never cut) and exact parameter counts
         assert card.name in listed.output and f"{card.parameters:,}" in listed.output
     assert "ImageNet" in listed.output and "tabular" in listed.output
+
+
+def test_train_budget_stops_after_the_epoch_that_reaches_it_and_says_so(split_project: Project):
+    """A budget of 6 ms: the first epoch on real digits takes longer, so the run stops after
+    it, keeps its weights, and the result, the ledger and the table say why; `--budget`
+    reaches the run; with no budget set a CPU run gets 10 minutes."""
+    from dlworkflow.train.step import TrainResult
+
+    p = ["-p", str(split_project.root)]
+    split_project.update_config({"train.epochs": 4, "train.early_stopping_patience": 10})
+    done = dlw("train", *p, "--budget", "0.01")
+    assert done.exit_code == 0, done.output
+    assert Project.load(split_project.root).ledger.latest("train").summary["budget_minutes"] == 0.01
+
+    split_project.update_config({"train.budget_minutes": 0.0001})
+    cut = Project.load(split_project.root).train(progress=False)
+    assert isinstance(cut, TrainResult) and cut.epochs_run == 1 and cut.stopped_for_budget
+    assert "stopped at the 0.0001-min budget" in dict(cut.rows())["epochs"]
+    record = Project.load(split_project.root).ledger.latest("train")
+    assert record.summary["epochs_run"] == 1 and record.summary["stopped_for_budget"] is True
+
+    split_project.update_config({"train.budget_minutes": None})
+    again = Project.load(split_project.root).train(epochs=2, progress=False)
+    assert again.epochs_run == 2 and not again.stopped_for_budget
+    assert again.budget_minutes == 10.0  # train.budget_minutes null on a CPU
+
+
+def test_retrain_hands_its_budget_to_the_challengers_training(split_project: Project, monkeypatch):
+    """`dlw retrain --budget MIN` reaches the challenger's `train` step (the stages
+    themselves are tested in tests/monitor)."""
+    from dlworkflow.monitor import retrain as retrain_mod
+
+    seen: dict[str, object] = {}
+
+    def fake_train(self) -> None:  # the retrain's train stage, recording its options
+        seen["budget"] = self.budget
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(retrain_mod._Retrain, "run", fake_train)
+    folder = split_project.root / "fresh"
+    folder.mkdir()
+    result = runner.invoke(
+        app, ["retrain", "-p", str(split_project.root), "--data", str(folder), "--budget", "2.5"]
+    )
+    assert isinstance(result.exception, RuntimeError) and seen == {"budget": 2.5}

@@ -269,3 +269,21 @@ def test_each_sampler_is_seeded_with_its_startup_trials(
         for _ in range(2)
     ]
     assert firsts[0] == firsts[1]
+
+
+def test_tune_budget_starts_no_trial_after_it_and_says_it_stopped(tmp_path: Path) -> None:
+    """`dlw tune --budget 0.01` (0.6 s) with 20 trials asked: the first trial outlasts the
+    budget, so no second one starts; the table and the ledger say it stopped for the budget."""
+    from typer.testing import CliRunner
+
+    from dlworkflow.cli import app
+
+    project = build_digits_project(tmp_path, config={**FAST_CONFIG, **TUNE})
+    args = ["tune", "-p", str(project.root), "--trials", "20", "--budget", "0.01"]
+    done = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert done.exit_code == 0, done.output
+    assert "at the time budget (0.01 min); 20 trials asked for" in done.output
+    summary = Project.load(project.root).ledger.latest("tune").summary
+    assert summary["n_trials"] < 20 and summary["stopped_for_budget"] is True
+    both = CliRunner().invoke(app, [*args, "--timeout", "5"])
+    assert both.exit_code == 2 and "give one" in both.output

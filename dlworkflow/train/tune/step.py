@@ -63,10 +63,25 @@ class TuneResult(StepResult):
     space_basis: str = ""  # e.g. "default for small_cnn (scratch): 6 parameters"
     space: dict[str, Any] = field(default_factory=dict)  # {key: spec} as searched
     epochs: int | None = None  # epochs of each trial (tune.epochs or train.epochs)
+    planned: int = 0  # the trials asked for (tune.trials or --trials)
+    timeout_s: float | None = None  # the time budget (tune.timeout_s, --timeout or --budget)
     trials: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    @property
+    def stopped_for_budget(self) -> bool:
+        """Fewer trials than asked, because the time budget ran out (not failures)."""
+        return bool(
+            self.timeout_s and self.n_trials < self.planned and self.seconds >= self.timeout_s
+        )
 
     def title(self) -> str:
         return f"tune: {self.study}"
+
+    def _stop_rows(self) -> list[tuple[str, str]]:
+        if not self.stopped_for_budget or self.timeout_s is None:
+            return []
+        budget = f"{self.timeout_s / 60:g} min"
+        return [("stopped", f"at the time budget ({budget}); {self.planned} trials asked for")]
 
     def rows(self) -> list[tuple[str, Any]]:
         best = (
@@ -80,6 +95,7 @@ class TuneResult(StepResult):
                 f"{self.n_trials} ({self.n_complete} complete, {self.n_pruned} pruned, "
                 f"{self.n_failed} failed; {self.n_new} run now)",
             ),
+            *self._stop_rows(),
             (f"best val {self.metric}", best),
             *((f"  {key}", _fmt(value)) for key, value in self.best_params.items()),
             ("search space", self.space_basis or self.space_source),
@@ -214,6 +230,8 @@ def _run(
             space_basis=searched.describe(),
             space=searched.dump(),
             epochs=settings.epochs,
+            planned=settings.trials,
+            timeout_s=settings.timeout_s,
             **summary,
         )
         record(run, result)
@@ -294,6 +312,7 @@ def record(run: StepRun, result: TuneResult) -> None:
         "n_pruned": result.n_pruned,
         "n_failed": result.n_failed,
         "n_new": result.n_new,
+        "stopped_for_budget": result.stopped_for_budget,
         "mlflow_run_id": result.mlflow_run_id,
         "report": result.report,
         "applied": result.applied,
