@@ -113,7 +113,9 @@ class TuneResult(StepResult):
     def to_json(self) -> dict[str, Any]:
         """`dlw tune --json`: the study's summary (as the ledger records it), the --apply
         diff and one row per trial of the study."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        trials = out.pop("trials")
+        return {**out, "stopped_for_budget": self.stopped_for_budget, "trials": trials}
 
 
 def tune(
