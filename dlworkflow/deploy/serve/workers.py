@@ -19,6 +19,7 @@ from typing import Any
 
 from dlworkflow.config import Serve
 from dlworkflow.deploy.serve.metrics import MULTIPROCESS_ENV
+from dlworkflow.ledger import pid_alive
 
 WORKER_ENV = "DLW_SERVE_WORKER"
 FACTORY = "dlworkflow.deploy.serve.workers:app_from_env"
@@ -31,7 +32,7 @@ def prepare_workers(root: Path, settings: Serve, *, token: str, force_reason: st
     parent = Path(root) / ".dlw" / "serve" / "metrics"
     if parent.is_dir():
         for old in parent.iterdir():
-            if not (old.name.isdigit() and _running(int(old.name))):
+            if not (old.name.isdigit() and pid_alive(int(old.name))):
                 shutil.rmtree(old, ignore_errors=True)
     metrics = parent / str(os.getpid())
     shutil.rmtree(metrics, ignore_errors=True)  # the client library needs it empty at start
@@ -46,16 +47,6 @@ def prepare_workers(root: Path, settings: Serve, *, token: str, force_reason: st
         }
     )
     return metrics
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def app_from_env() -> Any:
