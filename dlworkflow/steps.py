@@ -89,6 +89,15 @@ DIAGNOSTICS: tuple[StepInfo, ...] = (
         ("train", "test"),
     ),
     StepInfo(
+        7,
+        "explain",
+        "explain predictions (saliency, attributions) on validation",
+        "dlw explain",
+        "explain",
+        (),
+        ("train",),
+    ),
+    StepInfo(
         6,
         "tune",
         "tune hyperparameters on validation",
