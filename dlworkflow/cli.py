@@ -563,6 +563,24 @@ def evaluate(
 
 
 @app.command()
+def explain(
+    project: ProjectOpt = HERE,
+    split: Annotated[
+        str,
+        typer.Option(help="val (default) or train; the sealed test set is for `dlw test` only."),
+    ] = "val",
+    n: Annotated[
+        int, typer.Option("--n", help="Mistakes to explain, and correct predictions.")
+    ] = 8,
+    as_json: JsonOpt = False,
+) -> None:
+    """Step 7: why the model decides: saliency maps (images), token attributions (texts),
+    permutation importance and per-row attributions (tables), for the most confident mistakes
+    and random correct predictions. Figures in reports/explain/<split>/."""
+    _result(lambda: _load(project).explain(split, n=n), as_json)
+
+
+@app.command()
 def test(project: ProjectOpt = HERE, as_json: JsonOpt = False) -> None:
     """Step 7: the one-time test on the sealed test set. Exit 0 on PASS, 3 on FAIL."""
     result = _result(lambda: _load(project).test(), as_json)

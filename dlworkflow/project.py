@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from dlworkflow.deploy.export.predict import PredictResult
     from dlworkflow.deploy.export.versions_cmd import VersionsResult
     from dlworkflow.evaluate import EvaluationResult, TestResult
+    from dlworkflow.evaluate.explain_step import ExplanationResult
     from dlworkflow.explore import ExploreResult
     from dlworkflow.monitor.retrain import RetrainResult
     from dlworkflow.monitor.step import MonitorResult
@@ -195,6 +196,15 @@ class Project(Workspace):
         """The full evaluation on validation (or train), any time; never reads the test set.
         Figures and metrics.json go to reports/evaluate/<split>/."""
         return cast("EvaluationResult", self.run_step("evaluate", split))
+
+    def explain(self, split: str = "val", *, n: int = 8) -> ExplanationResult:
+        """Saliency maps (images), token attributions (texts) or permutation importance and
+        per-row attributions (tables) for the n most confident mistakes and n random correct
+        predictions on validation (or train); never reads the test set. Figures and
+        explanations.json go to reports/explain/<split>/; recorded in the ledger."""
+        from dlworkflow.evaluate.explain_step import explain
+
+        return explain(self, split, n)
 
     def test(self) -> TestResult:
         return cast("TestResult", self.run_step("test"))
