@@ -26,6 +26,7 @@ __all__ = ["Paths", "Project", "StepRun", "Workspace"]
 
 if TYPE_CHECKING:
     from dlworkflow.data import IngestResult
+    from dlworkflow.data.label_review import LabelCandidates, LabelReviewResult
     from dlworkflow.deploy.export import ExportResult
     from dlworkflow.deploy.export.predict import PredictResult
     from dlworkflow.deploy.export.versions_cmd import VersionsResult
@@ -134,6 +135,19 @@ class Project(Workspace):
         before = self.paths.config.read_text(encoding="utf-8")
         self.update_config(updates)
         return yaml_diff(before, self.paths.config.read_text(encoding="utf-8"), to="now")
+
+    def review_label(
+        self, sample_id: str, decision: str, label: str | None = None
+    ) -> LabelReviewResult:
+        """Label review: keep, relabel (to `label`, one of the classes) or exclude a sample;
+        appended to labels/review.csv and the ledger, applied by the next `dlw ingest`."""
+        return cast("LabelReviewResult", self.run_step("label_review", sample_id, decision, label))
+
+    def label_candidates(self) -> LabelCandidates:
+        """The label-issue candidates of the last `dlw explore`, each with its decision."""
+        from dlworkflow.data.label_review import label_candidates
+
+        return label_candidates(self)
 
     def explore(self, **options: Any) -> ExploreResult:
         return cast("ExploreResult", self.run_step("explore", **options))

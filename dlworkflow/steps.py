@@ -129,6 +129,13 @@ DIAGNOSTICS: tuple[StepInfo, ...] = (
         "dlw rollback [--to N]",
         "rollback",
     ),
+    StepInfo(
+        2,
+        "label_review",
+        "label review: keep, relabel or exclude a label-issue candidate",
+        "dlw review-label SAMPLE_ID keep|relabel|exclude",
+        "label_review",
+    ),
 )
 
 #: The steps that write the project's data, models or champion: each holds the project's
@@ -188,4 +195,5 @@ RUNNERS: dict[str, StepRunner] = {
     "retrain": StepRunner("dlworkflow.monitor.retrain:retrain", progress=True),
     "promote": StepRunner("dlworkflow.deploy.export.versions_cmd:promote"),
     "rollback": StepRunner("dlworkflow.deploy.export.versions_cmd:rollback"),
+    "label_review": StepRunner("dlworkflow.data.label_review:review_label"),
 }

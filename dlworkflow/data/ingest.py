@@ -22,6 +22,7 @@ from dlworkflow.data import requirements as R
 from dlworkflow.data import schema as S
 from dlworkflow.data.parallel_read import read_outcomes, resolve_workers
 from dlworkflow.data.readers import Reader, make_reader
+from dlworkflow.data.review_apply import ReviewPlan
 from dlworkflow.data.sources import Candidate, SourceScan, open_source
 from dlworkflow.errors import DataError
 from dlworkflow.results import StepResult
@@ -57,6 +58,7 @@ class IngestResult(StepResult):
     requirements: str = ""  # data.requirements as measured (data/requirements.py)
     requirement_violations: list[str] = field(default_factory=list)
     source_notes: list[str] = field(default_factory=list)  # e.g. boxes and tiles counted
+    label_review: str = ""  # what labels/review.csv changed (data/review_apply.py)
 
     def title(self) -> str:
         return "Step 2: data ingested"
@@ -86,6 +88,8 @@ class IngestResult(StepResult):
         ]
         rows += [(f"  {n} x", reason) for reason, n in self.quarantine_reasons.items()]
         rows += [("  e.g.", f"{sid}: {why}") for sid, why in self.quarantine_examples]
+        if self.label_review:
+            rows.append(("label review", self.label_review))
         if self.n_skipped:
             rows.append(("skipped (not samples)", self.n_skipped))
         if self.privacy:
@@ -156,7 +160,10 @@ def ingest(
         schema = _SchemaPass.start(project, source, scan, accept=accept_schema)
         reader = make_reader(project, scan, deidentify=deidentify)
         sources = [_Source(0, source, scan)] + _open_additions(project, scan, additions, reader)
-        writer, quarantined = _stream(project, sources, reader, progress=progress, schema=schema)
+        review = ReviewPlan.load(project)  # labels/review.csv: relabel, exclude
+        writer, quarantined = _stream(
+            project, sources, reader, progress=progress, schema=schema, review=review
+        )
         try:  # every check passes before the manifest is committed, last
             info = _dataset_info(project, source, scan, writer, quarantined)
             if additions:
@@ -196,6 +203,8 @@ def ingest(
         }
         if additions:
             run.summary["additions"] = info.extra["additions"]
+        if review.decisions:
+            run.summary["label_review"] = review.record()
     reasons = Counter(_reason_kind(q["reason"]) for q in quarantined)
     return IngestResult(
         source=source,
@@ -216,6 +225,7 @@ def ingest(
         requirements=R.describe(checked),
         requirement_violations=list(checked["violations"]),
         source_notes=[note for s in sources for note in s.scan.notes],
+        label_review=review.describe(),
     )
 
 
@@ -396,6 +406,7 @@ def _stream(
     *,
     progress: bool,
     schema: _SchemaPass | None = None,
+    review: ReviewPlan | None = None,
 ) -> tuple[ManifestWriter, list[dict[str, Any]]]:
     """Read every candidate into the manifest writer (which also counts what the dataset
     summary needs); return it, not yet committed, and the quarantined candidates."""
@@ -405,7 +416,8 @@ def _stream(
     target_kind = task_of(project.config.task)
     # one class per distinct label: an id column is caught as soon as it shows
     capped = target_kind.single_label
-    writer = ManifestWriter(project, manifest_schema(project.config.task, sources[0].scan.columns))
+    columns = manifest_schema(project.config.task, sources[0].scan.columns)
+    writer = ManifestWriter(project, review.schema(columns) if review is not None else columns)
     quarantined: list[dict[str, Any]] = []
     check = _label_check(allowed, target_kind)
     workers = resolve_workers(project.config.data.workers)
@@ -421,6 +433,8 @@ def _stream(
                         if isinstance(outcome, ImageDecodeError):
                             raise outcome
                         row = outcome
+                        if review is not None:  # a relabel, or an exclusion (quarantined)
+                            review.apply(row)
                         if schema is not None and schema.checker is not None:
                             breach = schema.checker.hard(row)
                             if breach is not None:
