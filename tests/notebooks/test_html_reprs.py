@@ -274,6 +274,8 @@ def test_every_project_method_result_is_covered():
         "retrain",
         "versions",
         "tune",
+        "review_label",  # its HTML: tests/data/test_label_review.py
+        "label_candidates",
     }
     not_results = {
         "init",
