@@ -784,6 +784,51 @@ def rollback(
     _show(_run(lambda: _load(project).rollback(to=to)))
 
 
+@app.command("review-label")
+def review_label(
+    sample_id: Annotated[
+        str | None, typer.Argument(help="The sample to decide on (its id in the manifest).")
+    ] = None,
+    decision: Annotated[
+        str | None, typer.Argument(help="keep, relabel (with --label) or exclude.")
+    ] = None,
+    label: Annotated[
+        str | None, typer.Option(help="The new label of a relabel: one of the classes.")
+    ] = None,
+    list_: Annotated[
+        bool,
+        typer.Option(
+            "--list", help="List the label-issue candidates of `dlw explore` and their decisions."
+        ),
+    ] = False,
+    project: ProjectOpt = HERE,
+    as_json: JsonOpt = False,
+) -> None:
+    """Label review: keep, relabel or exclude a sample whose label `dlw explore` doubts
+    (its candidates: --list). Decisions go to labels/review.csv and the ledger; the next
+    `dlw ingest` applies them as a new dataset version (the original files are never
+    changed). Samples of the sealed test set are refused. The Labels page of `dlw ui` does
+    the same."""
+    from dlworkflow.errors import DlwError
+
+    if list_:
+        if sample_id or decision or label:
+            _fail(DlwError("--list takes no sample, decision or --label.", fix="drop them"))
+        _result(lambda: _load(project).label_candidates(), as_json)
+        return
+    if not sample_id or not decision:
+        _fail(
+            DlwError(
+                "Give a sample id and a decision, or --list.",
+                expected="dlw review-label SAMPLE_ID keep|relabel|exclude [--label CLASS]",
+                received=" ".join(filter(None, (sample_id, decision))) or "nothing",
+                fix="`dlw review-label --list` shows the candidates",
+            )
+        )
+    assert sample_id is not None and decision is not None
+    _result(lambda: _load(project).review_label(sample_id, decision, label), as_json)
+
+
 @app.command()
 def monitor(
     project: ProjectOpt = HERE,
