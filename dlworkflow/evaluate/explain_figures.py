@@ -28,9 +28,11 @@ def caption(item: dict[str, Any]) -> str:
     return f"true {item['true']}, predicted {item['predicted']} ({item['confidence']:.2f})"
 
 
-def save_item(project: Workspace, fig: Any, path: Path, item: dict[str, Any]) -> None:
+def save_item(
+    project: Workspace, fig: Any, path: Path, item: dict[str, Any], *, tight: bool = True
+) -> None:
     """Save the figure and record it in the item, relative to the project folder."""
-    _save(fig, path)
+    _save(fig, path, tight=tight)
     item["figure"] = path.relative_to(project.root).as_posix()
 
 
