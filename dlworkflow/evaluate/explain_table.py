@@ -124,8 +124,8 @@ def explain_tables(
             item["attributions"] = sorted(per, key=lambda e: -abs(e["attribution"]))
             draw(project, item, item_path(folder, item, k))
     return {
-        "method": f"permutation importance ({importance['method']}) and integrated gradients "
-        "per row (standardised features, from the train means)",
+        "method": f"permutation importance (each feature shuffled {importance['repeats']} "
+        "times) and integrated gradients per row (standardised features, from the train means)",
         "target": "the predicted class",
         "importance": importance,
     }
