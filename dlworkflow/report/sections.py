@@ -7,6 +7,7 @@ from typing import Any
 
 from dlworkflow.plots import curves_png
 from dlworkflow.report.evidence import Evidence
+from dlworkflow.report.explain_section import explanations
 from dlworkflow.report.findings import (
     Finding,
     builtin_note,
@@ -42,6 +43,7 @@ def all_sections(ev: Evidence) -> list[Section]:
         data(ev),
         approach(ev),
         results(ev),
+        explanations(ev),
         strengths_limitations(ev),
         deployment(ev),
         audit(ev),
