@@ -28,6 +28,7 @@ from fastapi.templating import Jinja2Templates
 from dlworkflow.errors import DlwError
 from dlworkflow.project import Project
 from dlworkflow.ui.auth import TokenGate, cookie_name
+from dlworkflow.ui.labels import add_label_pages
 from dlworkflow.ui.overview import inside, overview
 from dlworkflow.ui.pages import add_pages
 
@@ -86,6 +87,7 @@ def create_app(
         return page(request, "runs", project, r=runs_page(project, page_number), size=PAGE_SIZE)
 
     add_pages(app, project_root, page, cookie or cookie_name(None))
+    add_label_pages(app, project_root, page, cookie or cookie_name(None))
 
     @app.get("/reports/{path:path}")
     def report_file(path: str) -> Response:

@@ -49,6 +49,9 @@ class Overview:
     next_command: str | None
     test_reads: int
     reports: list[str]  # every report file, relative to the reports folder
+    # label review: (unreviewed candidates, candidates, decisions the next ingest applies);
+    # None when `dlw explore` recorded no candidates
+    label_review: tuple[int, int, int] | None = None
 
 
 def overview(project: Project) -> Overview:
@@ -66,7 +69,20 @@ def overview(project: Project) -> Overview:
         next_command=status.next_command,
         test_reads=status.test_reads,
         reports=report_files(reports_dir),
+        label_review=_label_review(project),
     )
+
+
+def _label_review(project: Project) -> tuple[int, int, int] | None:
+    from dlworkflow.errors import DlwError
+
+    try:
+        view = project.label_candidates()
+    except DlwError:  # a review file or candidates' record that cannot be read
+        return None
+    if not view.source:
+        return None
+    return view.n_unreviewed, len(view.candidates), view.n_pending
 
 
 def _step_view(
