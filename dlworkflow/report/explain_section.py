@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from dlworkflow.fileio import read_json
 from dlworkflow.report.findings import fmt
-from dlworkflow.report.html import Section, esc, figure, missing, paragraph, table
+from dlworkflow.report.html import Section, code, esc, figure, paragraph, table
 
 if TYPE_CHECKING:
     from dlworkflow.report.evidence import Evidence
@@ -33,10 +33,11 @@ def explanation_index(root: Path, split: str) -> dict[str, Any] | None:
 def explanations(ev: Evidence) -> Section:
     found = [(s, i) for s in SPLITS if (i := explanation_index(ev.root, s)) is not None]
     if not found:
-        body = missing("no explanations yet", "dlw explain") + paragraph(
-            "It draws saliency maps (images), token attributions (texts) or permutation "
+        body = (  # optional: not a missing step (ReportResult.missing)
+            f"<p class='note' id='no-explanations'>No explanations yet: run {code('dlw explain')}"
+            " to draw saliency maps (images), token attributions (texts) or permutation "
             "importance and per-row attributions (tables) for the most confident mistakes "
-            "and random correct predictions on validation."
+            "and random correct predictions on validation.</p>"
         )
         return Section("explanations", "Explanations", body)
     weights = (ev.trained or {}).get("weights_sha256")
@@ -53,7 +54,10 @@ def _split(root: Path, split: str, index: dict[str, Any], weights: str | None) -
         )
     )
     if weights and index.get("weights_sha256") not in (None, weights):
-        body.append(missing("made with an earlier model", f"dlw explain --split {split}"))
+        body.append(
+            f"<p class='note'>Made with an earlier model: run "
+            f"{code(f'dlw explain --split {split}')} again.</p>"
+        )
     importance = index.get("importance")
     if isinstance(importance, dict) and importance.get("features"):
         conf = importance.get("confidence", 0.95)
