@@ -28,6 +28,7 @@ from fastapi.templating import Jinja2Templates
 from dlworkflow.errors import DlwError
 from dlworkflow.project import Project
 from dlworkflow.ui.auth import TokenGate, cookie_name
+from dlworkflow.ui.explanations import add_explanation_pages
 from dlworkflow.ui.labels import add_label_pages
 from dlworkflow.ui.overview import inside, overview
 from dlworkflow.ui.pages import add_pages
@@ -87,6 +88,7 @@ def create_app(
         return page(request, "runs", project, r=runs_page(project, page_number), size=PAGE_SIZE)
 
     add_pages(app, project_root, page, cookie or cookie_name(None))
+    add_explanation_pages(app, project_root, page)
     add_label_pages(app, project_root, page, cookie or cookie_name(None))
 
     @app.get("/reports/{path:path}")
