@@ -1,15 +1,19 @@
 """Matplotlib figures as PNG bytes, without pyplot (an Agg canvas per figure: no global state,
 safe in threads), for every step that draws: the canvas helpers, and the training curves
-`dlw train` shows and the report repeats. matplotlib is imported only when drawing."""
+`dlw train` shows and the report repeats. matplotlib is imported only when drawing; every
+figure gets the one look of dlworkflow/style.py (fonts, colours, DPI)."""
 
 from __future__ import annotations
 
 import io
 from typing import Any
 
+from dlworkflow.style import DPI, PALETTE, apply_matplotlib
 
-def new_figure(width: float, height: float, *, dpi: int = 100) -> Any:
-    """A matplotlib Figure on an Agg canvas (no pyplot state, safe in threads)."""
+
+def new_figure(width: float, height: float, *, dpi: int = DPI) -> Any:
+    """A matplotlib Figure on an Agg canvas (no pyplot state, safe in threads), in the style."""
+    apply_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -32,7 +36,7 @@ def curves_png(history: list[dict[str, Any]], metric: str) -> bytes | None:
     epochs = [row["epoch"] for row in history if "epoch" in row]
     if not epochs:
         return None
-    fig = new_figure(7.5, 2.8, dpi=90)
+    fig = new_figure(7.5, 2.8)
     loss_ax, metric_ax = fig.subplots(1, 2)
     for key, style in (("train_loss", "o-"), ("val_loss", "s-")):
         values = [row.get(key) for row in history if "epoch" in row]
@@ -43,7 +47,7 @@ def curves_png(history: list[dict[str, Any]], metric: str) -> bytes | None:
     key = f"val_{metric}"
     values = [row.get(key) for row in history if "epoch" in row]
     if any(v is not None for v in values):
-        metric_ax.plot(epochs, values, "o-", color="#1a7f37")
+        metric_ax.plot(epochs, values, "o-", color=PALETTE["good"])
     metric_ax.set(xlabel="epoch", ylabel=key.replace("_", " "), title=f"validation {metric}")
     for ax in (loss_ax, metric_ax):
         ax.grid(alpha=0.3)

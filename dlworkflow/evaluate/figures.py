@@ -1,4 +1,5 @@
-"""Evaluation figures as PNG files (matplotlib, Agg canvas, written atomically)."""
+"""Evaluation figures as PNG files (matplotlib, Agg canvas, the style of dlworkflow/style.py,
+written atomically)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,9 @@ import numpy as np
 from dlworkflow.fileio import atomic_write_bytes
 from dlworkflow.plots import new_figure, png_bytes
 
-DPI = 100
-
 
 def _figure(width: float, height: float) -> Any:
-    return new_figure(width, height, dpi=DPI)
+    return new_figure(width, height)
 
 
 def _save(fig: Any, path: Path, *, tight: bool = True) -> Path:

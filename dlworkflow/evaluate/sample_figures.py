@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from dlworkflow.evaluate.figures import _figure, _save
+from dlworkflow.style import PALETTE
 
 MAX_LINES = 8  # channels drawn per series (the first ones)
 SPEC_MELS = 48  # mel bins of a spectrogram thumbnail
@@ -106,11 +107,11 @@ def importance_bars_png(
         err = np.array(
             [[d - lo for d, lo in zip(drops, low)], [h - d for d, h in zip(drops, high)]]
         )
-        ax.bar(x, drops, color="#4c72b0")
+        ax.bar(x, drops, color=PALETTE["primary"])
         ax.errorbar(x, drops, yerr=np.nan_to_num(np.abs(err)), fmt="none", ecolor="k", lw=0.8)
         p_true = [_value(found.get(n), "p_true_fall") for n in names]
         if not np.isnan(p_true).all():
-            ax.plot(x, p_true, "x", color="#c44e52", label="fall of mean p(true class)")
+            ax.plot(x, p_true, "x", color=PALETTE["bad"], label="fall of mean p(true class)")
             ax.legend(fontsize=7, loc="best")
         ax.axhline(0.0, color="grey", lw=0.6)
         ax.set_xticks(x, [n.split(" (")[0] for n in names], rotation=30, ha="right", fontsize=7)

@@ -19,6 +19,7 @@ import numpy as np
 from dlworkflow.explore import figures as fig
 from dlworkflow.explore.render import Raw, esc, figure, figures, fmt, heading, para, section, table
 from dlworkflow.explore.trust import MIN_CLASS_SAMPLES, Warning, imbalance_warning
+from dlworkflow.style import SERIES
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -34,7 +35,7 @@ SMALL_WARN = 0.1  # share of such boxes worth a warning
 GRID_IMAGES = 8  # images drawn with their boxes
 GRID_SIDE = 192  # longest side of a drawn image, pixels
 SHOWN_DUPLICATES = 20
-COLOURS = ("#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628", "#f781bf")
+COLOURS = SERIES
 
 
 @dataclass

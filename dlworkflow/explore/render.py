@@ -7,36 +7,34 @@ import html
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from dlworkflow.style import CSS_BASE
+
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"  # no script, no network
-CSS = """
-body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;
-max-width:1100px;color:#222;line-height:1.4;padding:0 1em}
-h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;
-margin-top:1.8em}h3{margin-bottom:.3em}
-table{border-collapse:collapse;margin:.5em 0;font-size:.9em}
-th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
-th{background:#f4f4f4}
+CSS = (
+    CSS_BASE
+    + """
 .sev{display:inline-block;min-width:4.5em;text-align:center;border-radius:3px;color:#fff;
 font-weight:bold;font-size:.8em;padding:1px 4px;margin-right:.5em}
-.high{background:#c0392b}.medium{background:#e67e22}.low{background:#7f8c8d}
+.high{background:var(--bad)}.medium{background:var(--caution)}.low{background:var(--muted)}
 .warnings li{margin:.35em 0}.action{color:#444}
-.ok{color:#1e8449;font-weight:bold}
-.note{color:#555;font-size:.9em;font-style:italic}
+.ok{color:var(--good);font-weight:bold}
+.note{color:var(--muted);font-size:.9em;font-style:italic}
 .tiles{display:flex;flex-wrap:wrap;gap:6px;margin:.4em 0}
-.tile{border:1px solid #ddd;padding:3px;font-size:.75em;width:120px;overflow-wrap:anywhere;
+.tile{border:1px solid var(--line);padding:3px;font-size:.75em;width:120px;overflow-wrap:anywhere;
 break-inside:avoid}
 .tile.wide{width:260px}
 .tile img{width:64px;height:64px;object-fit:contain;image-rendering:pixelated;display:block;
 background:#eee}
 .tile img.plot{width:240px;height:80px;image-rendering:auto}
-.pair{display:flex;gap:4px;border:1px solid #ccc;padding:4px;margin:3px;break-inside:avoid}
-.conflict{border-color:#c0392b;border-width:2px}
+.pair{display:flex;gap:4px;border:1px solid var(--line);padding:4px;margin:3px;break-inside:avoid}
+.conflict{border-color:var(--bad);border-width:2px}
 .snippet{font-family:monospace;font-size:.85em;white-space:pre-wrap}
 .figs{display:flex;flex-wrap:wrap;gap:8px}.figs img{max-width:100%}
 .numbers td:first-child{font-weight:bold}
 @media print{body{margin:0;max-width:none}h2{break-after:avoid}.tile,.pair,figure,table
 {break-inside:avoid}}
 """
+)
 
 
 class Raw(str):
@@ -47,8 +45,9 @@ def esc(value: Any) -> str:
     return value if isinstance(value, Raw) else html.escape(str(value))
 
 
-def page(title: str, subtitle: str, sections: Iterable[str]) -> str:
-    body = "\n".join(sections)
+def page(title: str, subtitle: str, sections: Iterable[str], *, opening: str = "") -> str:
+    """The page; `opening` (style.must_know: the three things to know) right under the title."""
+    body = opening + "\n".join(sections)
     return (
         f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'

@@ -10,6 +10,7 @@ from dlworkflow.explore import sections_more as more
 from dlworkflow.explore.pixels import pick_per_class
 from dlworkflow.explore.render import page
 from dlworkflow.explore.targets import groups, target_kind
+from dlworkflow.style import must_know
 
 if TYPE_CHECKING:
     from dlworkflow.explore.evidence import Evidence
@@ -56,7 +57,33 @@ def render_report(
         f"samples ({ev.task}), dataset version {ev.overview.dataset_version[:12]}, "
         f"made {stamp} by `dlw explore`."
     )
-    return page(f"Data exploration: {name}", subtitle, sections)
+    return page(f"Data exploration: {name}", subtitle, sections, opening=opening(ev, warnings))
+
+
+def opening(ev: Evidence, warnings: list[Warning]) -> str:
+    """The three things to know, first: can the data be trusted, what it is, what to do next."""
+    counts = {s: sum(w.severity == s for w in warnings) for s in ("high", "medium", "low")}
+    first = warnings[0] if warnings else None  # warnings come most severe first
+    trust = (
+        f"{len(warnings)} warning{'s' if len(warnings) != 1 else ''} ({counts['high']} high, "
+        f"{counts['medium']} medium, {counts['low']} low); the first: {first.text}."
+        if first
+        else "No warnings: nothing found that needs fixing before the split."
+    )
+    ov = ev.overview
+    what = f"{ov.n_samples:,} samples ({ev.task.replace('-', ' ')})"
+    if ev.target is None and ov.class_counts:  # classification: classes and balance
+        what += f", {len(ov.classes)} classes, largest / smallest class {ov.imbalance_ratio:.2f}"
+    if ov.n_quarantined:
+        what += f"; {ov.n_quarantined:,} files quarantined (section 2 lists why)"
+    if first is not None and first.severity == "high":
+        step = f"Before `dlw split`: {first.action}."
+    elif first is not None:
+        step = f"Consider: {first.action}; then `dlw split` seals the test set."
+    else:
+        step = "Next: `dlw split` seals the test set."
+    tone = "bad" if counts["high"] else "warn" if counts["medium"] else "good"
+    return must_know([trust, what + ".", step], tone=tone)
 
 
 def _grid(ev: Evidence, k: int, seed: int, exclude_ids: set[str]) -> dict[str, list[str]]:

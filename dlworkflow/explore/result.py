@@ -8,9 +8,10 @@ from typing import Any
 from dlworkflow.explore.render import esc, table
 from dlworkflow.explore.trust import Warning
 from dlworkflow.results import StepResult
+from dlworkflow.style import PALETTE
 
 TOP_WARNINGS = 5  # warnings listed in the terminal summary
-SEVERITY_COLOURS = {"high": "#c0392b", "medium": "#d35400", "low": "#7f8c8d"}
+SEVERITY_COLOURS = {"high": PALETTE["bad"], "medium": PALETTE["caution"], "low": PALETTE["muted"]}
 
 
 @dataclass

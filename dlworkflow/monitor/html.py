@@ -23,6 +23,7 @@ from dlworkflow.monitor.logread import Sample
 from dlworkflow.plots import new_figure, png_bytes
 from dlworkflow.report.html import Section, bullet_list, esc, page, png_figure, table
 from dlworkflow.runtime.observe import metadata_task
+from dlworkflow.style import PALETTE, must_know
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -423,12 +424,14 @@ def input_distributions(reference: Sample, live: Sample, drift: Drift) -> tuple[
         if len(both) == 0:
             continue
         edges = np.histogram_bin_edges(both, bins=20)
-        ax.hist(ref, bins=edges, density=True, alpha=0.5, label="reference", color="#8c959f")
-        ax.hist(cur, bins=edges, density=True, alpha=0.5, label="live", color="#cf222e")
+        ax.hist(
+            ref, bins=edges, density=True, alpha=0.5, label="reference", color=PALETTE["reference"]
+        )
+        ax.hist(cur, bins=edges, density=True, alpha=0.5, label="live", color=PALETTE["bad"])
         ax.set_title(
             textwrap.fill(feature_label(name), 30) + ("\nALERT" if check.alert else ""),
             fontsize=8,
-            color="#cf222e" if check.alert else "black",
+            color=PALETTE["bad"] if check.alert else PALETTE["ink"],
         )
         ax.tick_params(labelsize=7)
         ax.set_yticks([])
@@ -591,7 +594,40 @@ def render(result: MonitorResult, pngs: list[tuple[str, bytes]]) -> str:
         f"Monitoring: model version {result.version}",
         f"{result.project_name} · {when} · {result.source}",
         sections,
+        opening=opening(result, reasons),
     )
+
+
+def opening(result: MonitorResult, reasons: list[str]) -> str:
+    """The three things to know, first: the verdict, the strongest evidence (the live metric
+    against the test estimate when labels came, else the first alert), and what to do."""
+    said = f"{result.status}: {result.headline}."
+    online = result.online or {}
+    if online.get("tested"):
+        from dlworkflow.evaluate.staleness import online_words
+
+        evidence = f"Live against test: {online_words(online)}."
+    elif reasons:
+        evidence = reasons[0]
+    else:
+        evidence = (
+            f"{result.n_live:,} live predictions of v{result.version} against "
+            f"{result.n_reference:,} validation predictions."
+        )
+    if result.status == "ALERT":
+        step = (
+            "What to do: look at the distributions below; if the live data is the new normal, "
+            "label some of it: `dlw retrain --data FRESH` trains a challenger and compares it "
+            "with the champion before anything is promoted."
+        )
+        tone = "bad"
+    elif result.status == "OK":
+        step = "What to do: nothing now; run `dlw monitor` again on the next window."
+        tone = "good"
+    else:
+        step = "What to do: wait for more live predictions (monitor.min_samples), then rerun."
+        tone = "warn"
+    return must_know([said, evidence, step], tone=tone)
 
 
 def _num(value: Any) -> str:

@@ -664,8 +664,9 @@ def _comparison_png(comparison: dict[str, Any]) -> bytes | None:
     if not groups:
         return None
     from dlworkflow.plots import new_figure, png_bytes
+    from dlworkflow.style import PALETTE
 
-    fig = new_figure(1.6 + 1.3 * len(groups), 3.0, dpi=90)
+    fig = new_figure(1.6 + 1.3 * len(groups), 3.0)
     ax = fig.subplots()
     xs = range(len(groups))
     ax.bar(
@@ -673,14 +674,14 @@ def _comparison_png(comparison: dict[str, Any]) -> bytes | None:
         [g["champion"] for g in groups],
         0.4,
         label=f"champion v{comparison['champion']['version']}",
-        color="#8c959f",
+        color=PALETTE["reference"],
     )
     ax.bar(
         [x + 0.2 for x in xs],
         [g["challenger"] for g in groups],
         0.4,
         label=f"challenger v{comparison['challenger']['version']}",
-        color="#1a7f37",
+        color=PALETTE["good"],
     )
     for x, g in zip(xs, groups):
         top = max(g["champion"], g["challenger"])

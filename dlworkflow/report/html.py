@@ -10,40 +10,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dlworkflow.style import CSS_BASE
+
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"  # no script, no network
-CSS = """
-:root { --ink: #1d2430; --muted: #5b6472; --line: #d9dee5; --pass: #17703a; --fail: #b3261e;
-        --warn: #8a5a00; --bg-soft: #f4f6f9; }
-* { box-sizing: border-box; }
-body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
-       color: var(--ink); margin: 0 auto; max-width: 1000px; padding: 24px; }
-h1 { font-size: 28px; margin: 0 0 4px; }
-h2 { font-size: 21px; border-bottom: 2px solid var(--line); padding-bottom: 4px;
-     margin-top: 36px; }
-h3 { font-size: 16px; margin: 20px 0 6px; }
+CSS = (
+    CSS_BASE
+    + """
 .sub { color: var(--muted); margin: 0 0 16px; }
 .first { border: 1px solid var(--line); border-radius: 8px; padding: 18px 22px;
-         background: var(--bg-soft); }
+         background: var(--soft); }
 .first h2 { margin-top: 0; }
 .first .grid { display: grid; grid-template-columns: 1fr 1fr; gap: 18px; align-items: start; }
 .verdict { font-size: 22px; font-weight: 700; padding: 10px 14px; border-radius: 6px;
            border: 2px solid currentColor; margin: 8px 0; display: block; }
-.verdict.PASS { color: var(--pass); } .verdict.FAIL { color: var(--fail); }
+.verdict.PASS { color: var(--good); } .verdict.FAIL { color: var(--bad); }
 .verdict.NONE { color: var(--warn); }
 .recommendation { font-weight: 600; border-left: 4px solid var(--ink); padding-left: 10px; }
-.missing { color: var(--warn); background: #fff7e6; border: 1px solid #f0d9a8;
+.missing { color: var(--warn); background: var(--soft); border: 1px solid var(--line);
            padding: 8px 12px; border-radius: 6px; }
 .missing code { font-weight: 700; }
-table { border-collapse: collapse; margin: 8px 0 12px; font-size: 14px; }
-th, td { border: 1px solid var(--line); padding: 4px 8px; text-align: left; vertical-align: top; }
-th { background: var(--bg-soft); }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-figure { margin: 10px 0; }
-figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
-figcaption { color: var(--muted); font-size: 13px; }
 ul.findings li { margin: 4px 0; } .src { color: var(--muted); font-size: 12px; }
-code, pre { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 13px; }
-pre { background: var(--bg-soft); padding: 10px; overflow-x: auto; white-space: pre-wrap; }
+pre { background: var(--soft); padding: 10px; overflow-x: auto; white-space: pre-wrap; }
 .two { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; }
 @media (max-width: 760px) { .first .grid, .two { grid-template-columns: 1fr; } }
 @media print {
@@ -55,6 +42,7 @@ pre { background: var(--bg-soft); padding: 10px; overflow-x: auto; white-space: 
   a { color: inherit; text-decoration: none; }
 }
 """
+)
 
 
 @dataclass(frozen=True)
@@ -137,7 +125,8 @@ def png_figure(png: bytes, caption: str) -> str:
     )
 
 
-def page(title: str, subtitle: str, sections: list[Section]) -> str:
+def page(title: str, subtitle: str, sections: list[Section], *, opening: str = "") -> str:
+    """The page; `opening` (style.must_know: the three things to know) right under the title."""
     toc = "".join(
         f"<li><a href='#{s.key}'>{esc(s.title)}</a></li>" for s in sections if s.key != "summary"
     )
@@ -153,7 +142,7 @@ def page(title: str, subtitle: str, sections: list[Section]) -> str:
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
-        f"<header><h1>{esc(title)}</h1><p class='sub'>{esc(subtitle)}</p></header>\n"
+        f"<header><h1>{esc(title)}</h1><p class='sub'>{esc(subtitle)}</p></header>\n{opening}"
         f"{body}\n</body></html>\n"
     )
 

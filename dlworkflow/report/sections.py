@@ -35,6 +35,7 @@ from dlworkflow.report.html import (
 )
 from dlworkflow.report.task_view import metric_label, metric_rows
 from dlworkflow.runtime.versions import ONNX_FILE, version_folder
+from dlworkflow.style import must_know
 
 
 def all_sections(ev: Evidence) -> list[Section]:
@@ -100,6 +101,31 @@ def _reuse_text(ev: Evidence) -> str:
             "the estimate is optimistic"
         )
     return "the test set was read once"
+
+
+def opening(ev: Evidence) -> str:
+    """The three things a decision maker must know, first: the verdict, the recommendation,
+    and the main limitation (the first one that is not the verdict itself)."""
+    v = verdict(ev)
+    if v is None:
+        said = "Not tested yet: nothing here says how the model does on unseen data."
+        tone = "warn"
+    else:
+        lo, hi = (v.get("interval") or [None, None])[:2]
+        said = (
+            f"{v.get('verdict', '?')}: test {v.get('metric')} {fmt(v.get('value'))} "
+            f"(CI {fmt(lo)} to {fmt(hi)}) against the target {v.get('target')}, on "
+            f"{v.get('n')} sealed test samples."
+        )
+        tone = "good" if v.get("verdict") == "PASS" else "bad"
+    about_verdict = ("Fails the agreed criterion", "The model has not been tested")
+    rest = [f for f in limitations(ev) if not f.text.startswith(about_verdict)]
+    limit = (
+        f"Main limitation: {rest[0].text}"
+        if rest
+        else "No limitation found in the records (see Strengths and limitations)."
+    )
+    return must_know([said, recommendation(ev), limit], tone=tone)
 
 
 def summary(ev: Evidence) -> Section:

@@ -14,7 +14,7 @@ from dlworkflow.report.findings import recommendation, verdict
 from dlworkflow.report.html import page
 from dlworkflow.report.model_card import model_card
 from dlworkflow.report.pdf import render_pdf
-from dlworkflow.report.sections import all_sections
+from dlworkflow.report.sections import all_sections, opening
 from dlworkflow.results import StepResult
 
 if TYPE_CHECKING:
@@ -68,6 +68,7 @@ def report(project: Workspace, *, pdf: bool = True) -> ReportResult:
         f"{name}: model report",
         f"Written by `dlw report` on {now} from the records of {project.root}",
         sections,
+        opening=opening(ev),
     )
     folder = project.paths.reports
     html_path, card_path, pdf_path = folder / HTML_FILE, folder / CARD_FILE, folder / PDF_FILE

@@ -269,15 +269,10 @@ def write_plot(
     method: str,
 ) -> None:
     """Loss against learning rate (log x), the suggestion marked; written atomically."""
-    import io
-
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     from dlworkflow.fileio import atomic_write_bytes
+    from dlworkflow.plots import new_figure, png_bytes
 
-    fig = Figure(figsize=(6, 4), dpi=100)
-    FigureCanvasAgg(fig)
+    fig = new_figure(6, 4)
     ax = fig.add_subplot()
     ax.plot(lrs, raw, color="0.75", linewidth=0.8, label="loss")
     ax.plot(lrs, smooth, color="C0", linewidth=1.8, label="smoothed loss")
@@ -293,8 +288,5 @@ def write_plot(
     ax.set_xlabel("learning rate")
     ax.set_ylabel("training loss")
     ax.set_title("learning-rate range test (train split)")
-    ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    atomic_write_bytes(path, buffer.getvalue())
+    ax.legend(loc="upper left")
+    atomic_write_bytes(path, png_bytes(fig))
