@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from dlworkflow.explore.gather import Stages, gather
 from dlworkflow.explore.pixels import PixelReader
+from dlworkflow.explore.records import write_records
 from dlworkflow.explore.report import render_report
 from dlworkflow.explore.result import ExploreResult
 from dlworkflow.explore.samples import SampleView
@@ -102,6 +103,7 @@ def explore(
                 exclude_ids=ev.test_ids,
             )
         atomic_write_text(path, text)
+        write_records(project.paths.reports, ev)  # reports/explore/records/*.csv (dlw ui)
         result = _result(ev, warnings, report=str(path), seconds=time.perf_counter() - started)
         run.outputs = {"hash": sha256_file(path), "report": str(path)}
         run.summary = {
