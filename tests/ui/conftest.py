@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browserkit import browser, live_ui, ui_page  # noqa: F401  (the browser tests' fixtures)
 from uikit import TOKEN
 
 from modality_data import helpers
