@@ -50,11 +50,6 @@ class Decision:
     decided_at: str
     row: int = 0  # its row of labels/review.csv (1: the first decision); not written
 
-    @property
-    def reason(self) -> str:
-        """The quarantine reason of an exclusion."""
-        return f"{EXCLUDED_REASON} {self.decided_at[:10]}"
-
 
 def review_path(project: Workspace) -> Path:
     return project.root / REVIEW_FILE

@@ -67,7 +67,10 @@ class ReviewPlan:
             return
         if decision.decision == "exclude":
             self.counts["excluded"] += 1
-            raise ImageDecodeError(decision.reason)
+            # label_review.EXCLUDED_REASON and the decision's date (written out for the
+            # quarantine reference of the docs)
+            date = decision.decided_at[:10]
+            raise ImageDecodeError(f"excluded in label review {date}")
         if decision.decision == "relabel" and decision.label != str(row["label"]):
             row[GIVEN_COLUMN] = row["label"]
             row["label"] = decision.label
