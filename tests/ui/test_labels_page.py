@@ -154,3 +154,25 @@ def test_decisions_post_with_csrf_and_show_on_the_page(client, labels_root):
     )
     assert test_sample.status_code == 409 and "sealed test set" in text(test_sample.text)
     assert len(Project(labels_root).ledger.history("label_review")) == 3
+
+
+def test_the_candidates_explore_recorded_are_listed(client, ui_root):
+    """ui_root's own `dlw explore` wrote label_issues.csv (dlworkflow/explore/records.py):
+    the page lists exactly its rows, in its order, and no sealed sample."""
+    recorded = pd.read_csv(
+        Project(ui_root).paths.reports / "explore" / "records" / "label_issues.csv",
+        dtype={"sample_id": str, "given": str, "suggested": str},
+    )
+    c = logged_in(client, ui_root)
+    page = c.get("/labels").text
+    listed = list(forms(page))
+    assert listed == recorded["sample_id"].tolist()[:25]
+    assignments = read_assignments(Project(ui_root))
+    assert set(assignments.loc[assignments["split"] == "test", "sample_id"]).isdisjoint(listed)
+    n = len(recorded)
+    if n:
+        first = text(rows(page, "candidate")[0])
+        assert recorded["given"].iloc[0] in first and recorded["suggested"].iloc[0] in first
+        assert f"{n} of {n} label-issue candidate(s) unreviewed" in text(c.get("/").text)
+    else:
+        assert "found no label-issue candidates" in text(page)
