@@ -13,6 +13,7 @@ import pytest
 from conftest import digit_image, make_digits_folder, write_png
 from dlworkflow.explore import ExploreResult, explore
 from dlworkflow.project import Project
+from opening import opening
 
 
 def _report(result: ExploreResult) -> str:
@@ -59,6 +60,10 @@ def test_report_is_one_self_contained_file(planted):
         )
     ]
     assert order == sorted(order)  # the trust summary first, then the sections in order
+    tone, (trust, what, step) = opening(text)  # planted conflicting copies: a high warning
+    assert tone == "bad" and trust.startswith(f"{len(result.warnings)} warnings (")
+    assert what.startswith(f"{result.n_samples:,} samples (image classification), 3 classes")
+    assert step.startswith("Before `dlw split`: ")
 
 
 def test_planted_duplicates_are_cross_class_conflicts(planted):

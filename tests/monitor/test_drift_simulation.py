@@ -18,6 +18,7 @@ from dlworkflow.monitor.reference import load_reference
 from dlworkflow.runtime import observe
 from dlworkflow.runtime.bundle import load_bundle
 from dlworkflow.runtime.versions import champion_folder
+from opening import opening
 
 WINDOW, RUNS, DETECTION_RUNS = 200, 40, 10
 
@@ -67,6 +68,10 @@ def test_shifted_traffic_through_the_server_alerts_and_held_out_traffic_does_not
     assert "input" in groups["inverted"]  # brightness moves
     report = (project.root / "reports" / "monitor.html").read_text()
     assert "ALERT" in report and "data:image/png;base64," in report
+    tone, (said, evidence, step) = opening(report)  # the last run: an alert
+    assert tone == "bad" and said.startswith("ALERT: ") and "dlw retrain --data" in step
+    sentences = {c["sentence"] for r in outcome.values() for c in [*r.checks, *r.counts]}
+    assert evidence in sentences  # the first alerting check's own sentence
     runs = project.ledger.history("monitor")[-4:]  # every run is recorded in the ledger
     assert [bool(r.summary["alerts"]) for r in runs] == [False, True, True, True]
 

@@ -20,6 +20,7 @@ from dlworkflow.runtime import observe
 from dlworkflow.runtime import versions as V
 from dlworkflow.runtime.bundle import load_bundle
 from modality_data import helpers
+from opening import opening
 
 N_TRAIN = 1200
 
@@ -96,6 +97,7 @@ def test_labelled_monitor_sets_the_live_metric_beside_the_test_estimate(digits, 
     )
     html = (digits.paths.reports / "monitor.html").read_text()
     assert "live vs test" in html and "non_finite_outputs" in html and "model_age" in html
+    assert opening(html)[1][1].startswith("Live against test: ")  # labels: the live metric
 
 
 def test_every_monitor_counts_non_finite_outputs(digits):

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from dlworkflow.cli import app
 from dlworkflow.project import Project
 from dlworkflow.report.model_card import SECTIONS
+from opening import opening
 
 
 def test_report_of_a_tested_project_is_self_contained(reported):
@@ -34,6 +35,11 @@ def test_report_of_a_tested_project_is_self_contained(reported):
         else "Deploy: the model meets the agreed criterion"
     )
     assert f"id='recommendation'>{expected}" in first and result.recommendation.startswith(expected)
+    # the opening box: verdict, recommendation, main limitation
+    tone, (said, recommended, limit) = opening(html)
+    assert tone == "good" and said.startswith(f"PASS: test balanced_accuracy {test['value']:.4f}")
+    assert recommended == result.recommendation
+    assert limit.startswith(("Main limitation: ", "No limitation found"))
     # every image inlined; no resource fetched from anywhere
     images = re.findall(r"<img\b[^>]*\bsrc='([^']*)'", html)
     assert len(images) >= 5 and all(src.startswith("data:image/") for src in images)
@@ -78,6 +84,9 @@ def test_report_of_an_untested_project_names_the_commands(untested: Project, mon
     html = (reports / "report.html").read_text(encoding="utf-8")
     assert "not tested yet: run <code>dlw test</code>" in html
     assert "data-verdict='NONE'" in html
+    tone, points = opening(html)
+    assert tone == "warn" and points[0].startswith("Not tested yet")
+    assert points[1].startswith("No decision yet") and "dlw test" in points[1]
     assert "no model trained yet: run <code>dlw train</code>" in html
     assert "no model exported yet: run <code>dlw export</code>" in html
     assert "not split yet: run `dlw split`" in html
