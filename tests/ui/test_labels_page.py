@@ -176,3 +176,4 @@ def test_the_candidates_explore_recorded_are_listed(client, ui_root):
         assert f"{n} of {n} label-issue candidate(s) unreviewed" in text(c.get("/").text)
     else:
         assert "found no label-issue candidates" in text(page)
+        assert "explore found no label-issue candidates" in text(c.get("/").text)
