@@ -17,6 +17,7 @@ from dlworkflow.evaluate.full_report import (
 from dlworkflow.evaluate.importance import importance_rows
 from dlworkflow.evaluate.slices import check_columns
 from dlworkflow.evaluate.summary import report_figures, report_rows
+from dlworkflow.evaluate.tracked import Logged, log_step_run, warm_up
 from dlworkflow.fileio import sha256_json
 from dlworkflow.models.predict import load_model
 from dlworkflow.results import StepResult
@@ -32,6 +33,7 @@ class EvaluationResult(StepResult):
     model: str
     report: dict[str, Any] = field(default_factory=dict)
     root: str = ""  # the project's folder: the report's figure paths are relative to it
+    mlflow: Logged | None = None  # the MLflow run of this evaluation (evaluate/tracked.py)
 
     def title(self) -> str:
         return f"Step 7: evaluation on {self.split} (the test set stays sealed)"
@@ -49,6 +51,7 @@ class EvaluationResult(StepResult):
             *report_rows(r),
             *slice_rows(r),
             *importance_rows(r.get("importance")),
+            *([self.mlflow.row()] if self.mlflow else []),
         ]
 
     def figures(self) -> list[tuple[str, str | Path]]:
@@ -73,6 +76,7 @@ def evaluate(project: Workspace, split: str = "val") -> EvaluationResult:
     check_columns(rows, project.config.evaluate.slices)
     check_sensitive(rows, project.config.data.sensitive_columns)
     model, meta = load_model(project)
+    warmed = warm_up(project)  # mlflow's import and store, while the model evaluates
     temperature = validation_temperature(project, model, meta)
     with project.step("evaluate", inputs={"train": project.upstream_hash("train")}) as run:
         report = full_report(project, model, meta, rows, split=split, temperature=temperature)
@@ -88,7 +92,20 @@ def evaluate(project: Workspace, split: str = "val") -> EvaluationResult:
             "simple_as_good": (report["baselines"] or {}).get("simple_as_good"),
         }
         run.outputs = {"hash": sha256_json(record), **record}
-        run.summary = {"headline": headline(report), **record}
+        logged = log_step_run(
+            project,
+            step="evaluate",
+            split=split,
+            report=report,
+            meta=meta,
+            ledger_run_id=run.run_id,
+            warmed=warmed,
+        )
+        run.summary = {"headline": headline(report), **record, "mlflow_run_id": logged.run_id}
     return EvaluationResult(
-        split=split, model=str(meta.get("name")), report=report, root=str(project.root)
+        split=split,
+        model=str(meta.get("name")),
+        report=report,
+        root=str(project.root),
+        mlflow=logged,
     )

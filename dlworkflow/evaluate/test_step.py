@@ -15,10 +15,12 @@ from dlworkflow.evaluate.gate import Verdict, judge
 from dlworkflow.evaluate.importance import importance_rows
 from dlworkflow.evaluate.slices import check_columns
 from dlworkflow.evaluate.summary import report_figures, report_rows
+from dlworkflow.evaluate.tracked import Logged, log_step_run, warm_up
 from dlworkflow.fileio import sha256_json
 from dlworkflow.results import StepResult
 from dlworkflow.store import load_split, read_split_info, read_trained_pointer
 from dlworkflow.store.sealed import open_test_set
+from dlworkflow.style import PALETTE
 from dlworkflow.tasks import task_of
 
 if TYPE_CHECKING:
@@ -42,6 +44,7 @@ class TestResult(StepResult):
     companion_metric: str = "accuracy"  # the task's second metric, shown beside the verdict
     companion: float | None = None  # its value (classification: the accuracy)
     criterion: str = ""  # the target in the metric's direction: "rmse <= 70"
+    mlflow: Logged | None = None  # the MLflow run of this test (evaluate/tracked.py)
 
     @property
     def exit_code(self) -> int:
@@ -74,6 +77,7 @@ class TestResult(StepResult):
             ("test samples", f"{self.n_samples:,} (seal {self.seal_hash[:12]})"),
             ("model", self.model),
             ("test set use", self.reuse_note()),
+            *([self.mlflow.row()] if self.mlflow else []),
         ]
         rows = [
             row
@@ -112,7 +116,7 @@ class TestResult(StepResult):
         }
 
     def _repr_html_(self) -> str:
-        colour = "#1a7f37" if self.verdict.passed else "#c0392b"
+        colour = PALETTE["good"] if self.verdict.passed else PALETTE["bad"]
         banner = (
             f"<p style='font-size:1.2em'><strong style='color:{colour}'>"
             f"{html.escape(self.verdict.sentence())}</strong></p>"
@@ -144,6 +148,7 @@ def test(project: Workspace) -> TestResult:
     val_rows = load_split(project, "val")  # the test rows have the same columns
     check_columns(val_rows, cfg.slices)
     check_sensitive(val_rows, project.config.data.sensitive_columns)
+    warmed = warm_up(project)  # mlflow's import and store, while the model is judged
     temperature = validation_temperature(project, model, meta)  # validation only
     with project.step("test", inputs={"train": project.upstream_hash("train")}) as run:
         rows = open_test_set(project, purpose="final test against the success criterion")
@@ -185,6 +190,23 @@ def test(project: Workspace) -> TestResult:
             "simple_as_good": (report["baselines"] or {}).get("simple_as_good"),
             **record,
         }
+        logged = log_step_run(
+            project,
+            step="test",
+            split="test",
+            report=report,
+            meta=meta,
+            ledger_run_id=run.run_id,
+            params={"target": target, "criterion": spec.criterion(target), "gate_on": cfg.gate_on},
+            metrics={
+                "passed": float(verdict.passed),
+                "target": float(target),
+                "test_reads": float(previous + 1),
+            },
+            tags={"dlw.verdict": verdict.verdict, "dlw.seal_hash": info.seal_hash},
+            warmed=warmed,
+        )
+        run.summary["mlflow_run_id"] = logged.run_id
     return TestResult(
         verdict=verdict,
         n_samples=report["n"],
@@ -197,6 +219,7 @@ def test(project: Workspace) -> TestResult:
         companion_metric=task.companion_metric,
         companion=companion,
         criterion=spec.criterion(target),
+        mlflow=logged,
     )
 
 
