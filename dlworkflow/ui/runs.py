@@ -1,11 +1,13 @@
-"""The runs page's data: every train and tune run of the project's MLflow experiment, newest
-first, with its validation metrics, a page at a time.
+"""The runs page's data: every train, tune, evaluate and test run of the project's MLflow
+experiment, newest first, with its validation metrics (an evaluate or test run: its split's
+primary metric), a page at a time. Train and tune runs can be ticked for the comparison
+(compare.py).
 
 The store is opened as training opens it (tracking.open_client on tracking.tracking_uri), and
 only read: a project whose own store (mlruns.db) does not exist yet has no runs, and the page
 says so instead of creating an empty store. MLflow's search cannot match a tag against a list,
-so train and tune runs are two searches (tags.`dlw.step` = 'train', = 'tune'), each ordered
-newest first and cut at the end of the asked page, merged here.
+so each step's runs are a search of their own (tags.`dlw.step` = 'train', = 'tune', ...),
+each ordered newest first and cut at the end of the asked page, merged here.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ if TYPE_CHECKING:
     from dlworkflow.project import Project
 
 PAGE_SIZE = 50
-STEPS = ("train", "tune")
+STEPS = ("train", "tune", "evaluate", "test")
+COMPARABLE = ("train", "tune", "tune trial")
+CI_SUFFIXES = ("_ci_low", "_ci_high")
 STEP_TAG = "dlw.step"
 
 
@@ -29,12 +33,17 @@ STEP_TAG = "dlw.step"
 class RunRow:
     run_id: str
     name: str
-    step: str  # "train", "tune" (the study's run) or "tune trial"
+    step: str  # "train", "tune" (the study's run), "tune trial", "evaluate" or "test"
     status: str
     started: str
     minutes: float | None
     ledger_run: str | None
     metrics: dict[str, float]  # validation metrics: best_val_* and val_* (the last epoch's)
+    verdict: str = ""  # a test run's PASS or FAIL
+
+    @property
+    def comparable(self) -> bool:
+        return self.step in COMPARABLE
 
 
 @dataclass
@@ -99,7 +108,15 @@ def _row(run: Any) -> RunRow:
     minutes = (
         (info.end_time - info.start_time) / 60000.0 if info.end_time and info.start_time else None
     )
-    metrics = {k: float(v) for k, v in data.metrics.items() if k.startswith(("val_", "best_val_"))}
+    if step in ("evaluate", "test"):  # the split's primary metric: `<split>_<metric>`
+        key = f"{tags.get('dlw.split', step)}_{data.params.get('metric', '')}"
+        metrics = {key: float(data.metrics[key])} if key in data.metrics else {}
+    else:
+        metrics = {
+            k: float(v)
+            for k, v in data.metrics.items()
+            if k.startswith(("val_", "best_val_")) and not k.endswith(CI_SUFFIXES)
+        }
     return RunRow(
         run_id=info.run_id,
         name=info.run_name or tags.get("mlflow.runName", ""),
@@ -109,6 +126,7 @@ def _row(run: Any) -> RunRow:
         minutes=minutes,
         ledger_run=tags.get(tracking.LEDGER_TAG),
         metrics=metrics,
+        verdict=tags.get("dlw.verdict", ""),
     )
 
 

@@ -67,8 +67,9 @@ def test_the_runs_page_lists_the_stores_train_runs_with_their_metrics(client, ui
     train = Project.load(ui_root).ledger.latest("train")
     page = logged_in(client).get("/runs").text
     rows = _rows(page, "run")
-    assert len(rows) == 1
-    row = rows[0]
+    assert len(rows) == 2  # the train run and `dlw evaluate`'s run (newest first)
+    assert " evaluate FINISHED " in rows[0]
+    row = rows[1]
     assert train.summary["mlflow_run_id"] in row
     assert f"{train.summary['model']}-run{train.id}" in row
     assert " train FINISHED " in row
@@ -104,8 +105,9 @@ def test_the_runs_page_takes_tune_runs_newest_first_50_a_page(client, ui_root, t
     assert 'rel="next" href="/runs?page=2"' in first
     second = c.get("/runs", params={"page": 2}).text
     rows = _rows(second, "run")
-    assert len(rows) == 3  # trial-1, trial-0 and the train run
-    assert "trial-1" in rows[0] and "trial-0" in rows[1] and " train " in rows[2]
+    assert len(rows) == 4  # trial-1, trial-0, `dlw evaluate`'s run and the train run
+    assert "trial-1" in rows[0] and "trial-0" in rows[1]
+    assert " evaluate " in rows[2] and " train " in rows[3]
     assert "not-a-step-run" not in first + second
     assert 'rel="prev" href="/runs?page=1"' in second and 'rel="next"' not in second
     assert c.get("/runs", params={"page": 0}).status_code == 422
