@@ -32,6 +32,7 @@ from dlworkflow.ui.explanations import add_explanation_pages
 from dlworkflow.ui.labels import add_label_pages
 from dlworkflow.ui.overview import inside, overview
 from dlworkflow.ui.pages import add_pages
+from dlworkflow.ui.run_pages import add_run_pages
 
 HERE = Path(__file__).parent
 MAX_PAGE = 10_000
@@ -88,6 +89,7 @@ def create_app(
         return page(request, "runs", project, r=runs_page(project, page_number), size=PAGE_SIZE)
 
     add_pages(app, project_root, page, cookie or cookie_name(None))
+    add_run_pages(app, project_root, page)
     add_explanation_pages(app, project_root, page)
     add_label_pages(app, project_root, page, cookie or cookie_name(None))
 
