@@ -71,7 +71,11 @@ class ExplanationResult(StepResult):
         return rows
 
     def figures(self) -> list[tuple[str, str | Path]]:
-        return [
+        bars = (self.importance or {}).get("figure")
+        shown: list[tuple[str, str | Path]] = []
+        if isinstance(bars, str):
+            shown.append(("permutation importance", Path(self.root) / bars))
+        return shown + [
             (
                 f"{i['kind']}: {i['sample_id']} ({i['true']} -> {i['predicted']})",
                 Path(self.root) / i["figure"],

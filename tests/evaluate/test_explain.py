@@ -93,6 +93,9 @@ def test_tables_rank_real_features_above_noise_and_attribute_each_row(table: Pro
             change = float(model(x)[0, k] - model(torch.zeros_like(x))[0, k])
         total = sum(a["attribution"] for a in item["attributions"])
         assert total == pytest.approx(change, abs=0.02 + 0.02 * abs(change))
+    html = result._repr_html_()  # a notebook shows the table and each figure
+    assert html.count("data:image/png;base64,") == len(index["items"]) + 1  # + importance
+    assert "permutation importance" in html
     record = table.ledger.latest("explain")
     assert record.status == "done" and record.outputs["seconds"] > 0
     assert record.outputs["n_mistakes"] == index["n_mistakes"]
