@@ -18,6 +18,7 @@ evaluation or the test read.
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 EVALUATED_RUN_TAG = "dlw.evaluated_mlflow_run"  # the train run whose model was evaluated
 CI_SUFFIXES = ("_ci_low", "_ci_high")
+_KEY = re.compile(r"[^A-Za-z0-9_.\- /]")  # what MLflow accepts in a metric's name
 
 
 class TrackingError(DlwError):
@@ -72,16 +74,21 @@ def warm_up(project: Workspace) -> threading.Thread | None:
 
 
 def report_metrics(report: dict[str, Any], split: str) -> dict[str, float]:
-    """`<split>_<metric>` (and its interval) for every defined metric of the report, and n."""
-    out: dict[str, float] = {f"{split}_n": float(report.get("n") or 0)}
+    """`<split>_<metric>` (and its interval) for every defined metric of the report, and n;
+    a value that is not a finite number (undefined, or a per-class list) is left out."""
+    out: dict[str, float] = {}
+
+    def put(key: str, value: Any) -> None:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
+            out[_KEY.sub("_", key)] = float(value)
+
+    put(f"{split}_n", report.get("n"))
     for name, m in (report.get("metrics") or {}).items():
-        if not isinstance(m, dict) or m.get("value") is None:
-            continue
-        out[f"{split}_{name}"] = float(m["value"])
-        for key, suffix in (("low", CI_SUFFIXES[0]), ("high", CI_SUFFIXES[1])):
-            if m.get(key) is not None:
-                out[f"{split}_{name}{suffix}"] = float(m[key])
-    return {k: v for k, v in out.items() if v == v}  # NaN: undefined, not logged
+        if isinstance(m, dict):
+            put(f"{split}_{name}", m.get("value"))
+            put(f"{split}_{name}{CI_SUFFIXES[0]}", m.get("low"))
+            put(f"{split}_{name}{CI_SUFFIXES[1]}", m.get("high"))
+    return {k: v for k, v in out.items() if abs(v) != float("inf")}
 
 
 def log_step_run(
