@@ -103,5 +103,6 @@ def test_the_page_shows_each_figure_with_its_labels(client, explained: Project):
 
 
 def test_without_explanations_the_page_names_the_command(client, ui_root: Path):
+    assert client().get("/explanations").status_code == 401  # behind the token gate
     page = logged_in(client).get("/explanations", params={"split": "train"}).text
     assert 'id="no-explanations"' in page and "dlw explain --split train" in text(page)
