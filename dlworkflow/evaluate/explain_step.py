@@ -205,7 +205,7 @@ def explain(project: Workspace, split: str = "val", n: int = N_DEFAULT) -> Expla
         atomic_write_json(folder / INDEX, index)
         record = {k: index[k] for k in ("split", "method", "n_mistakes", "n_correct", "seconds")}
         same = {k: v for k, v in index.items() if k != "seconds"}  # the same run, same hash
-        run.outputs = {"hash": sha256_json(same), **record}
+        run.outputs = {"hash": sha256_json(same), **record, "index": str(folder / INDEX)}
         run.summary = {
             "headline": f"{index['method']}: {record['n_mistakes']} mistakes and "
             f"{record['n_correct']} correct predictions on {split}",

@@ -100,6 +100,8 @@ def test_the_page_shows_each_figure_with_its_labels(client, explained: Project):
     nav = page.split("<nav>")[1].split("</nav>")[0]
     assert 'href="/explanations" aria-current="page"' in nav
     assert c.get("/explanations", params={"split": "test"}).status_code == 404
+    step7 = c.get("/").text.split('id="step-7"')[1].split("</tr>")[0]  # the ledger's record
+    assert 'href="/reports/explain/val/explanations.json"' in step7
 
 
 def test_without_explanations_the_page_names_the_command(client, ui_root: Path):
