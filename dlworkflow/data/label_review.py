@@ -331,6 +331,7 @@ class LabelCandidates(StepResult):
     classes: list[str] = field(default_factory=list)
     file: str = ""
     source: str = ""  # the candidates' file ("" when explore wrote none)
+    n_sealed: int = 0  # candidates the split has since sealed (test, fresh): not listed
 
     def title(self) -> str:
         return "Label review: candidates"
@@ -369,8 +370,12 @@ def label_candidates(project: Workspace) -> LabelCandidates:
 
     decisions = read_decisions(project)
     applied_rows = applied_until(project)
+    found = read_candidates(project)
+    sealed = sealed_ids(project, {c["sample_id"] for c in found}) if found else set()
     views = []
-    for c in read_candidates(project):
+    for c in found:
+        if c["sample_id"] in sealed:  # an explore from before the split: not reviewable
+            continue
         d = decisions.get(c["sample_id"])
         views.append(
             CandidateView(
@@ -394,7 +399,19 @@ def label_candidates(project: Workspace) -> LabelCandidates:
         classes=classes,
         file=str(review_path(project)),
         source=str(candidates_path(project)) if candidates_path(project).is_file() else "",
+        n_sealed=len(sealed),
     )
+
+
+def sealed_ids(project: Workspace, ids: set[str]) -> set[str]:
+    """Which of `ids` the current split seals (membership only)."""
+    from dlworkflow.store.splits import is_sealed, read_assignments
+
+    if not (project.paths.split_dir / "split.json").is_file():
+        return set()
+    table = read_assignments(project)
+    table = table[table["sample_id"].astype(str).isin(ids)]
+    return {str(i) for i, split in zip(table["sample_id"], table["split"]) if is_sealed(str(split))}
 
 
 def applied_until(project: Workspace) -> int:

@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dlworkflow.data.label_review import Decision, read_decisions, review_path
+from dlworkflow.data.label_review import Decision, read_decisions, review_path, sealed_ids
 from dlworkflow.store import ImageDecodeError
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ class ReviewPlan:
     @classmethod
     def load(cls, project: Workspace) -> ReviewPlan:
         decisions = read_decisions(project)
-        sealed = _sealed_ids(project, set(decisions)) if decisions else set()
+        sealed = sealed_ids(project, set(decisions)) if decisions else set()
         return cls(decisions, str(review_path(project)), sealed)
 
     @property
@@ -105,15 +105,3 @@ class ReviewPlan:
         if r["not_found"]:
             text += f"; {r['not_found']} sample(s) not in the source"
         return text
-
-
-def _sealed_ids(project: Workspace, ids: set[str]) -> set[str]:
-    """Which of `ids` the current split puts in the test set or a fresh slice (membership
-    only: no label of a sealed sample is read)."""
-    from dlworkflow.store.splits import is_sealed, read_assignments
-
-    if not (project.paths.split_dir / "split.json").is_file():
-        return set()
-    table = read_assignments(project)
-    mine = table[table["sample_id"].astype(str).isin(ids)]
-    return {str(s) for s, split in zip(mine["sample_id"], mine["split"]) if is_sealed(str(split))}

@@ -123,7 +123,9 @@ def test_relabel_two_exclude_one_then_ingest_makes_a_new_version(split_project, 
 def test_refused_decisions_record_nothing(split_project):
     project = split_project
     train, test = split_ids(project, "train"), split_ids(project, "test")
-    write_candidates(project, train[:1], {train[0]: "2"})
+    write_candidates(project, [test[0], train[0]], {test[0]: "2", train[0]: "2"})
+    listed = project.label_candidates()  # a test candidate (an explore before the split)
+    assert [c.sample_id for c in listed.candidates] == [train[0]] and listed.n_sealed == 1
     bad = [
         ((test[0], "keep"), SealedTestSetError, "sealed test set"),
         (("no/such.png", "keep"), DataError, "No sample 'no/such.png'"),
@@ -171,3 +173,21 @@ def test_cli_review_label_and_list(split_project):
     assert refused.exit_code == 2 and "sealed test set" in refused.output
     missing = runner.invoke(app, ["review-label", sid, "-p", str(project.root)])
     assert missing.exit_code == 2 and "Give a sample id and a decision" in missing.output
+
+
+def test_a_decision_on_a_sample_sealed_since_is_not_applied(split_project):
+    """A decision made before the split put the sample in the test set: the ingest leaves
+    the sealed sample as it is and says so."""
+    project = split_project
+    sid = split_ids(project, "train")[0]
+    label = read_manifest(project).set_index("sample_id").loc[sid, "label"]
+    project.review_label(sid, "relabel", other_class(label))
+    path = project.paths.split_dir / "assignments.parquet"
+    table = pd.read_parquet(path)
+    table.loc[table["sample_id"] == sid, "split"] = "test"  # as a later split could have
+    table.to_parquet(path, index=False)
+    result = project.ingest(progress=False)
+    assert not result.changed
+    assert "0 of 1 decision(s) applied" in result.label_review
+    assert "1 not applied (sealed test samples)" in result.label_review
+    assert read_manifest(project).set_index("sample_id").loc[sid, "label"] == label
