@@ -59,4 +59,5 @@ def add_run_pages(app: FastAPI, root: Path, page: PageFn) -> None:
         from dlworkflow.ui.study import PAGE_SIZE, study_page
 
         project = Project(root)
-        return page(request, "study", project, s=study_page(project, page_number), size=PAGE_SIZE)
+        view = study_page(project, page_number, PAGE_SIZE)
+        return page(request, "study", project, s=view, size=PAGE_SIZE)

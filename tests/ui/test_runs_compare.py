@@ -243,3 +243,37 @@ def test_a_store_that_refuses_costs_the_run_not_the_step(ui_root, tmp_path):
     )
     assert logged.run_id is None
     assert logged.row()[1].startswith("not logged: MLflow tracking failed")
+
+
+def test_pruned_trials_say_when_and_the_trials_are_paged(client, ui_root, tmp_path, monkeypatch):
+    """A study made as `dlw tune` makes it (study.settings_for, study.load), its trials told
+    by hand: complete 0.5, pruned after epoch 2 at 0.3, complete 0.7; no ledger row names it."""
+    from optuna.trial import TrialState
+
+    from dlworkflow.train.tune import study as study_mod
+    from dlworkflow.ui import study as study_page
+
+    project = Project.load(copy_project(ui_root, tmp_path / "proj"))
+    study = study_mod.load(study_mod.settings_for(project))
+    for value, state in ((0.5, TrialState.COMPLETE), (0.3, TrialState.PRUNED), (0.7, None)):
+        trial = study.ask()
+        trial.report(value - 0.1, 1)
+        trial.report(value, 2)
+        if state is TrialState.PRUNED:
+            study.tell(trial, state=state)
+        else:
+            study.tell(trial, value)
+    monkeypatch.setattr(study_page, "PAGE_SIZE", 2)
+    c = logged_in(client, project.root)
+    first = c.get("/runs/study").text
+    assert study.study_name in first
+    listed = [text(r) for r in rows(first, "trial")]
+    assert len(listed) == 2 and 'rel="next" href="/runs/study?page=2"' in first
+    assert listed[1].split()[:3] == ["1", "pruned", "0.3000"] and "epoch 2" in listed[1]
+    assert "epoch 2" not in listed[0]
+    history = re.search(r'<svg[^>]*id="study-history".*?</svg>', first, flags=re.S)
+    assert history and history.group(0).count("<circle") == 2
+    assert history.group(0).count('<path d="M') == 1  # the pruned trial's cross
+    second = c.get("/runs/study", params={"page": 2}).text
+    (last,) = [text(r) for r in rows(second, "trial best")]
+    assert last.split()[:4] == ["2", "best", "complete", "0.7000"]
