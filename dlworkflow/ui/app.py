@@ -28,6 +28,7 @@ from fastapi.templating import Jinja2Templates
 from dlworkflow.errors import DlwError
 from dlworkflow.project import Project
 from dlworkflow.ui.auth import TokenGate, cookie_name
+from dlworkflow.ui.data_routes import add_data_pages
 from dlworkflow.ui.explanations import add_explanation_pages
 from dlworkflow.ui.labels import add_label_pages
 from dlworkflow.ui.overview import inside, overview
@@ -89,8 +90,9 @@ def create_app(
         return page(request, "runs", project, r=runs_page(project, page_number), size=PAGE_SIZE)
 
     add_pages(app, project_root, page, cookie or cookie_name(None))
-    add_run_pages(app, project_root, page)
+    add_data_pages(app, project_root, page, cookie or cookie_name(None))
     add_explanation_pages(app, project_root, page)
+    add_run_pages(app, project_root, page)
     add_label_pages(app, project_root, page, cookie or cookie_name(None))
 
     @app.get("/reports/{path:path}")
