@@ -1,7 +1,9 @@
 """Label review (Project.review_label, `dlw review-label`) and how the next `dlw ingest` applies
-it, on a real ingested and split project (3 x 20 real digits): relabel two candidates and
-exclude one, ingest, and the dataset version, the manifest, the quarantine, the originals, the
-split and the test seal are checked; refusals; the last decision wins; the CLI."""
+it. The round trip runs on a real project with planted label errors (label_review_data.py):
+explore's own candidates, two relabelled and one excluded, ingest, and the dataset version, the
+manifest, the quarantine, the originals, the split and the test seal are checked. Refusals,
+the sealed test set and the CLI on a real ingested and split project (3 x 20 real digits)
+with candidates written in explore's format."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from dlworkflow.cli import app
 from dlworkflow.errors import DataError, SealedTestSetError, SplitError
 from dlworkflow.store import load_split, read_assignments, read_manifest, read_quarantine
 from dlworkflow.store.splits import read_split_info
+from label_review_data import PLANTED_PREFIX, planted_project
 
 COLUMNS = ["sample_id", "decision", "label", "given", "suggested", "decided_at"]
 
@@ -50,32 +53,40 @@ def other_class(label: str) -> str:
     return {"0": "1", "1": "2", "2": "0"}[label]
 
 
-def test_relabel_two_exclude_one_then_ingest_makes_a_new_version(split_project, snapshot):
-    project = split_project
+def test_relabel_two_exclude_one_then_ingest_makes_a_new_version(tmp_path, snapshot):
+    """The round trip on explore's own candidates: planted real label errors are found,
+    two candidates relabelled to the suggested label and one excluded, then `dlw ingest`."""
+    project = planted_project(tmp_path)
     source = Path(project.config.data.source)
     originals = snapshot(source)
     before = read_manifest(project)
     labels = dict(zip(before["sample_id"], before["label"]))
     version = project.ledger.latest("ingest").outputs["hash"]
     seal = read_split_info(project).seal_hash
-    a, b, c, d = split_ids(project, "train")[:4]
-    write_candidates(project, [a, b, c, d], {s: other_class(labels[s]) for s in (a, b, c, d)})
-    assert project.label_candidates().n_unreviewed == 4
+    listed = project.label_candidates()
+    suggested = {v.sample_id: v.suggested for v in listed.candidates}
+    planted = [sid for sid in suggested if sid.startswith(PLANTED_PREFIX)]
+    others = [sid for sid in suggested if not sid.startswith(PLANTED_PREFIX)]
+    assert len(planted) >= 2 and others  # explore found planted errors (real 0s labelled 1)
+    assert listed.n_unreviewed == len(suggested)
+    (a, b), c = planted[:2], others[0]  # relabel the planted two, exclude another candidate
+    d = next(sid for sid in before["sample_id"] if sid not in (a, b, c))  # not reviewed
+    new_a, new_b = suggested[a], suggested[b]
+    assert (new_a, new_b) == ("0", "0") and labels[a] == labels[b] == "1"
 
-    first = project.review_label(a, "relabel", other_class(labels[a]))
-    project.review_label(b, "relabel", other_class(labels[b]))
+    first = project.review_label(a, "relabel", new_a)
+    project.review_label(b, "relabel", new_b)
     project.review_label(c, "exclude")
-    new_a, new_b = other_class(labels[a]), other_class(labels[b])
     assert (first.given, first.suggested, first.label) == (labels[a], new_a, new_a)
     html = first._repr_html_()
     assert a in html and "next `dlw ingest`" in html
     with (project.root / "labels" / "review.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == COLUMNS
-    assert [(r["sample_id"], r["decision"]) for r in rows] == [
-        (a, "relabel"),
-        (b, "relabel"),
-        (c, "exclude"),
+    assert [(r["sample_id"], r["decision"], r["label"]) for r in rows] == [
+        (a, "relabel", new_a),
+        (b, "relabel", new_b),
+        (c, "exclude", ""),
     ]
     assert rows[2]["decided_at"].endswith("+00:00") and rows[0]["given"] == labels[a]
     runs = project.ledger.history("label_review")
@@ -85,7 +96,7 @@ def test_relabel_two_exclude_one_then_ingest_makes_a_new_version(split_project, 
         ("done", c, "exclude"),
     ]
     listed = project.label_candidates()
-    assert (listed.n_unreviewed, listed.n_pending) == (1, 3)
+    assert (listed.n_unreviewed, listed.n_pending) == (len(suggested) - 3, 3)
     assert read_manifest(project).equals(before)  # nothing changes before the ingest
 
     result = project.ingest(progress=False)
@@ -103,16 +114,16 @@ def test_relabel_two_exclude_one_then_ingest_makes_a_new_version(split_project, 
     assert quarantined.loc[c, "label"] == labels[c]
     assert snapshot(source) == originals  # the original files: same bytes, untouched
     listed = project.label_candidates()
-    assert listed.n_pending == 0 and [v.applied for v in listed.candidates] == [True] * 3 + [False]
+    assert listed.n_pending == 0
+    assert {v.sample_id for v in listed.candidates if v.applied} == {a, b, c}
 
     with pytest.raises(SplitError):  # the split describes the old version: train refuses it
         load_split(project, "train")
     project.split()
     assert read_split_info(project).seal_hash == seal  # the sealed test set is as it was
-    train = load_split(project, "train").set_index("sample_id")
-    val = load_split(project, "val")
-    assert c not in train.index and c not in set(val["sample_id"])
-    assert train.loc[a, "label"] == other_class(labels[a])
+    used = pd.concat([load_split(project, "train"), load_split(project, "val")])
+    assert c not in set(used["sample_id"])
+    assert used.set_index("sample_id").loc[a, "label"] == new_a
 
     for sid in (a, b, c):  # the last decision wins: keeping every label restores the version
         project.review_label(sid, "keep")
