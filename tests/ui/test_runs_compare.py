@@ -76,7 +76,7 @@ def test_evaluate_logs_a_run_with_the_splits_metrics_and_report(ui_root):
     assert project.ledger.latest("evaluate").summary["mlflow_run_id"] == run.info.run_id
 
 
-def test_each_test_read_logs_a_run_with_its_verdict_target_and_read_count(tested_root):
+def test_each_test_read_logs_a_run_with_its_verdict_target_and_read_count(client, tested_root):
     project = Project.load(tested_root)
     runs = _runs(tested_root, "test")
     assert len(runs) == 2  # `dlw test` twice
@@ -90,6 +90,11 @@ def test_each_test_read_logs_a_run_with_its_verdict_target_and_read_count(tested
         assert run.data.metrics["test_reads"] == k
     last = runs[-1].data.metrics
     assert last["test_accuracy"] == pytest.approx(report["metrics"]["accuracy"]["value"])
+    page = logged_in(client, tested_root).get("/runs").text  # listed, never ticked
+    listed = [r for r in rows(page, "run") if 'data-step="test"' in r]
+    assert len(listed) == 2 and not any('type="checkbox"' in r for r in listed)
+    assert all(f"test {verdict}" in text(r) for r in listed)
+    assert f"{last['test_accuracy']:.4g}" in text(listed[0])
 
 
 # ---- the runs page ----------------------------------------------------------------------------
