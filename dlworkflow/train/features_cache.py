@@ -102,13 +102,8 @@ def cached_features(
 
     from safetensors.torch import load_file, save_file
 
-    from dlworkflow import store
-
-    info = store.read_split_info(project)
-    key = feature_key(model, data, dataset_version=info.dataset_version, split_hash=info.hash)
-    name = f"{key['model']}-{sha256_json(key)[:24]}.safetensors"
-    path = project.paths.cache / FOLDER / name
     started = time.perf_counter()
+    path, key = _cache_entry(project, model, data)
     if path.is_file():
         try:
             tensors = load_file(str(path))
@@ -139,6 +134,22 @@ def cached_features(
     return Features(train, val, path, False, time.perf_counter() - started)
 
 
+def cache_file(project: Workspace, model: nn.Module, data: TrainData) -> Path:
+    """Where the features of `model` on `data` are (or would be) cached."""
+    return _cache_entry(project, model, data)[0]
+
+
+def _cache_entry(
+    project: Workspace, model: nn.Module, data: TrainData
+) -> tuple[Path, dict[str, Any]]:
+    from dlworkflow import store
+
+    info = store.read_split_info(project)
+    key = feature_key(model, data, dataset_version=info.dataset_version, split_hash=info.hash)
+    name = f"{key['model']}-{sha256_json(key)[:24]}.safetensors"
+    return project.paths.cache / FOLDER / name, key
+
+
 def extract(
     model: Classifier,
     data: TensorData | torch.Tensor,
@@ -159,9 +170,10 @@ def extract(
     original = next(model.parameters()).device
     model.eval().to(device)
     chunks, done = [], 0
+    order = _by_length(data.x)
     try:
         with torch.inference_mode():
-            for xb, _ in data.place(device).batches(None, batch_size):
+            for xb, _ in data.place(device).batches(order, batch_size):
                 chunks.append(model.features(xb).float().cpu())
                 done += len(xb)
                 if report is not None:
@@ -170,7 +182,21 @@ def extract(
         model.to(original).train(was_training)
     if not chunks:
         return torch.empty(0, 0)
-    return torch.cat(chunks).contiguous()
+    out = torch.cat(chunks)
+    if order is not None:  # back to the samples' order
+        out = torch.empty_like(out).index_copy_(0, order, out)
+    return out.contiguous()
+
+
+def _by_length(x: torch.Tensor | Any) -> torch.Tensor | None:
+    """Token ids (N, L) int64, 0 the padding on the right: the samples shortest first, so
+    each batch is trimmed to texts of about one length (a text model's batch costs what its
+    longest text costs; on Rotten Tomatoes 2-3x faster than in the split's order). None for
+    other inputs (images, tables, signals): their order as it is."""
+    if len(x.shape) != 2 or str(x.dtype) not in ("int64", "torch.int64", "int32", "torch.int32"):
+        return None
+    lengths = (torch.as_tensor(x) != 0).sum(1)
+    return torch.argsort(lengths, stable=True)
 
 
 def _offset(report: Report | None, done: int, total: int) -> Report | None:

@@ -213,7 +213,7 @@ def train(
             spec["overrides"] = ["model.name", "model.params"]  # a network object
         run.summary["spec"] = spec
         generator, strategy, model, data = _build(
-            project, split_info, shard, progress=progress, warm=warm
+            project, split_info, shard, progress=progress, warm=warm, timing=(loop, origin)
         )
         folder = origin.folder if origin else project.paths.train_dir / f"run-{run.run_id}"
         try:
@@ -364,6 +364,7 @@ def _fit_tracked(
                 "mlflow_run_id": tracker.run_id,
                 "epochs_override": epochs,
                 "loop": dataclasses.asdict(loop),
+                "transfer": strategy.summary(),  # a resumed run keeps auto's choice
                 **_warm_record(warm),
             },
         )
@@ -493,9 +494,12 @@ def _build(
     *,
     progress: bool,
     warm: warm_start.WarmStart | None = None,
+    timing: tuple[LoopConfig, Resumable | None] | None = None,
 ) -> tuple[Any, strategies.Strategy, Any, Any]:
     """Seeded generator, transfer strategy, the model (warm-started when `warm`) and its
-    train/val data."""
+    train/val data. timing (the run's loop, the run it resumes or None): the strategy's
+    estimate, and auto's choice by the budget (train/estimate.py); a resumed run keeps the
+    choice of the run it continues."""
     cfg = project.config
     threads = cfg.train.threads
     if shard is not None and not torch.cuda.is_available():  # this node's ranks share its cores
@@ -524,7 +528,33 @@ def _build(
             project, split_info.classes, report=report, preprocessing=model.preprocessing
         )
     adopt(model, data)  # preprocessing; series: the train split's channel statistics
+    if timing is not None:
+        strategy = _timed(strategy, project, model, data, *timing, progress=progress)
     return generator, strategy, model, data
+
+
+def _timed(
+    strategy: strategies.Strategy,
+    project: Workspace,
+    model: Any,
+    data: Any,
+    loop: LoopConfig,
+    origin: Resumable | None,
+    *,
+    progress: bool,
+) -> strategies.Strategy:
+    """estimate.settle's strategy; resuming, the interrupted run's (from its checkpoint)."""
+    from dlworkflow.train import estimate
+
+    kept = origin.meta.get("transfer") if origin is not None else None
+    if kept and kept.get("strategy") in strategies.STRATEGIES:
+        return dataclasses.replace(
+            strategy,
+            name=kept["strategy"],
+            reason=f"{kept.get('reason', '')}; kept from the interrupted run",
+            estimate=kept.get("estimate"),
+        )
+    return estimate.settle(strategy, project, model, data, loop, progress=progress)
 
 
 def _warm_start(

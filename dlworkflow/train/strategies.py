@@ -34,7 +34,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -68,18 +68,29 @@ DESCRIPTIONS = {
 class Strategy:
     name: str  # one of STRATEGIES
     reason: str
+    # the timed estimate and auto's choice (train/estimate.py settle): seconds per candidate,
+    # first_choice, chosen, budget_minutes, fits, machine, features_cached, timing_seconds,
+    # message; None when not timed (scratch, data-parallel, before the data is loaded)
+    estimate: dict[str, Any] | None = field(default=None, compare=False)
 
     def describe(self) -> str:
         """One line for `dlw train`: "frozen: <reason>"."""
         return f"{self.name}: {self.reason}"
 
-    def summary(self) -> dict[str, str]:
-        """For the ledger summary (run.summary["transfer"])."""
-        return {"strategy": self.name, "reason": self.reason}
+    def summary(self) -> dict[str, Any]:
+        """For the ledger summary (run.summary["transfer"]) and model.json."""
+        out: dict[str, Any] = {"strategy": self.name, "reason": self.reason}
+        if self.estimate is not None:
+            out["estimate"] = self.estimate
+        return out
 
-    def params(self) -> dict[str, str]:
+    def params(self) -> dict[str, Any]:
         """MLflow params."""
-        return {"transfer.strategy": self.name, "transfer.reason": self.reason[:500]}
+        out: dict[str, Any] = {"transfer.strategy": self.name, "transfer.reason": self.reason[:500]}
+        if self.estimate is not None:
+            out["transfer.estimate_s"] = self.estimate["seconds"].get(self.name)
+            out["transfer.first_choice"] = self.estimate["first_choice"]
+        return out
 
     def model_params(self, model_name: str, params: dict[str, Any]) -> dict[str, Any]:
         """`model.params` for create_model: scratch asks the builder for random weights."""
