@@ -16,11 +16,15 @@ if TYPE_CHECKING:
     from dlworkflow.workspace import Workspace
 
 SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+IMAGE_SUFFIXES = ("png", "jpg", "jpeg", "bmp", "gif", "tif", "tiff", "webp", "dcm")
 
 
 def item_path(folder: Path, item: dict[str, Any], k: int) -> Path:
     """<kind>-<k>-<sample id>.png: mistakes and correct ones listed in order, one file each."""
-    return folder / f"{item['kind']}-{k:02d}-{SAFE.sub('_', item['sample_id'])[:60]}.png"
+    name = SAFE.sub("_", item["sample_id"])
+    stem, dot, suffix = name.rpartition(".")
+    name = stem if dot and suffix.lower() in IMAGE_SUFFIXES else name  # no "x.png.png"
+    return folder / f"{item['kind']}-{k:02d}-{name[:60]}.png"
 
 
 def caption(item: dict[str, Any]) -> str:
