@@ -48,10 +48,9 @@ def explanations(ev: Evidence) -> Section:
 def _split(root: Path, split: str, index: dict[str, Any], weights: str | None) -> str:
     body = [f"<h3>On {NAMES[split]} ({esc(index.get('n_samples'))} samples)</h3>"]
     body.append(
-        paragraph(
-            f"{index.get('method')}, for {index.get('target', 'the predicted class')}; model "
-            f"{index.get('model')}. Made with `dlw explain --split {split}`."
-        )
+        f"<p>{esc(index.get('method'))}, for {esc(index.get('target', 'the predicted class'))}"
+        f"; model {esc(index.get('model'))}. Made with {code(f'dlw explain --split {split}')}."
+        "</p>"
     )
     if weights and index.get("weights_sha256") not in (None, weights):
         body.append(
