@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dlworkflow.explore import figures as fig
+from dlworkflow.explore.distributions import distribution
 from dlworkflow.explore.render import Raw, esc, figure, figures, fmt, heading, para, section, table
 from dlworkflow.explore.trust import MIN_CLASS_SAMPLES, Warning, imbalance_warning
 from dlworkflow.style import SERIES
@@ -149,6 +150,7 @@ def boxes_section(ev: Evidence) -> Raw:
     names = list(t.boxes_per_class)
     total = max(t.n_boxes, 1)
     mean = t.per_image.mean() if t.n_images else float("nan")
+    per_image = distribution(t.per_image, title="boxes per image", xlabel="boxes", noun="images")
     parts = [
         para(
             f"{t.n_boxes:,} boxes of {len(names)} class{'es' if len(names) != 1 else ''} in "
@@ -157,7 +159,8 @@ def boxes_section(ev: Evidence) -> Raw:
             f"{int(t.per_image.max()) if t.n_images else 0}. Sizes are in pixels of the stored "
             "image (a tile when data.tiles cut the images)."
         ),
-        figures(*_figures(t)),
+        *per_image.text,
+        figures(*_figures(t), *per_image.figures),
         heading("Class balance, by box"),
         table(
             [
@@ -207,10 +210,6 @@ def _figures(t: BoxTarget) -> list[Raw]:
                 highlight=[n in rare for n in names],
             ),
             "class balance by box",
-        ),
-        figure(
-            fig.histogram(t.per_image, title="boxes per image", xlabel="boxes"),
-            "boxes per image",
         ),
     ]
     if len(t.widths):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dlworkflow.explore import figures as fig
+from dlworkflow.explore.distributions import distribution
 from dlworkflow.explore.render import Raw, esc, figure, figures, fmt, heading, para, section, table
 from dlworkflow.explore.trust import MIN_CLASS_SAMPLES, Warning, imbalance_warning
 
@@ -163,6 +164,9 @@ def masks_section(ev: Evidence) -> Raw:
     shares = t.shares
     n_images = max(len(t.coverage), 1)
     cov = t.coverage
+    coverage = distribution(
+        cov, title="mask coverage", xlabel="non-background share", noun="images"
+    )
     parts = [
         para(
             f"{len(t.names)} classes over {len(cov):,} masks; {t.labelled:,} labelled pixels"
@@ -177,6 +181,7 @@ def masks_section(ev: Evidence) -> Raw:
             f"have no foreground. Foreground imbalance (most / least frequent class by "
             f"pixels): {t.imbalance_ratio:.2f}."
         ),
+        *coverage.text,
         figures(
             figure(
                 fig.bar_chart(
@@ -187,10 +192,7 @@ def masks_section(ev: Evidence) -> Raw:
                 ),
                 "pixel share per class",
             ),
-            figure(
-                fig.histogram(cov, title="mask coverage per image", xlabel="non-background share"),
-                "mask coverage",
-            ),
+            *coverage.figures,
         ),
         table(
             ["class", "pixels", "share of pixels", "images", "share of images"],

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dlworkflow.explore.distributions import distribution
 from dlworkflow.explore.render import Raw, figure, figures, fmt, heading, para, section, table
 from dlworkflow.explore.trust import Warning
 
@@ -479,11 +480,8 @@ def series_section(ev: Evidence) -> Raw:
     assert se is not None
     parts = [para(_length_sentence(se))]
     if not se.equal_lengths:
-        parts.append(
-            figures(
-                figure(_length_histogram(se.lengths), "series lengths"),
-            )
-        )
+        lengths = distribution(se.lengths, title="series length", xlabel="steps", noun="series")
+        parts += [*lengths.text, figures(*lengths.figures)]
     if se.n_read < len(se.lengths):
         parts.append(
             para(
@@ -567,12 +565,6 @@ def _uri(fig: Any) -> str:
     from dlworkflow.plots import png_bytes
 
     return "data:image/png;base64," + base64.b64encode(png_bytes(fig)).decode("ascii")
-
-
-def _length_histogram(lengths: np.ndarray) -> str:
-    from dlworkflow.explore.figures import histogram
-
-    return histogram(lengths, title="series length", xlabel="steps")
 
 
 def _grid(n: int) -> tuple[int, int]:

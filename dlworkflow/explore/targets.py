@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dlworkflow.explore import figures as fig
+from dlworkflow.explore.distributions import distribution
 from dlworkflow.explore.render import Raw, figure, figures, fmt, heading, para, section, table
 from dlworkflow.explore.trust import MIN_CLASS_SAMPLES, Warning
 from dlworkflow.tasks import task_of
@@ -127,6 +128,7 @@ def _regression_section(ev: Evidence) -> Raw:
         ("share of zeros", f"{t.zeros:.1%}" if t.zeros == t.zeros else "–"),
         ("distinct values", fmt(t.distinct)),
     ]
+    spread = distribution(t.values, title="target", xlabel="target value", noun="samples")
     parts = [
         para(
             "The value to predict, one number per sample. The network is trained on the "
@@ -134,11 +136,8 @@ def _regression_section(ev: Evidence) -> Raw:
             "predictions come back in these units."
         ),
         table([], rows, cls="numbers"),
-        figures(
-            figure(
-                fig.histogram(t.values, title="target", xlabel="target value"), "target histogram"
-            )
-        ),
+        *spread.text,
+        figures(*spread.figures),
     ]
     if t.correlations:
         shown = t.correlations[:SHOWN_CORRELATIONS]
