@@ -177,3 +177,42 @@ def test_the_candidates_explore_recorded_are_listed(client, ui_root):
     else:
         assert "found no label-issue candidates" in text(page)
         assert "explore found no label-issue candidates" in text(c.get("/").text)
+
+
+@pytest.mark.parametrize("task", ["text-classification", "tabular-classification"])
+def test_a_text_or_a_row_is_shown_for_its_candidate(tmp_path, task):
+    from fastapi.testclient import TestClient
+    from uikit import TOKEN
+
+    from dlworkflow.ui import create_app
+    from modality_data import mixed_cancer_table, review_sample
+
+    if task == "text-classification":
+        source = review_sample(tmp_path, 60, seed=4)
+    else:
+        source, _ = mixed_cancer_table(tmp_path, missing=False)
+    project = Project.init(tmp_path / "proj", task=task)
+    project.ingest(str(source), progress=False)
+    manifest = read_manifest(project)
+    chosen = manifest.iloc[:3]
+    path = project.paths.reports / "explore" / "records" / "label_issues.csv"
+    path.parent.mkdir(parents=True)
+    pd.DataFrame(
+        {
+            "sample_id": chosen["sample_id"],
+            "given": chosen["label"],
+            "suggested": chosen["label"],
+            "confidence": [0.9, 0.8, 0.7],
+            "given_probability": 0.1,
+        }
+    ).to_csv(path, index=False)
+    app = create_app(project.root, token=TOKEN)
+    page = logged_in(lambda _: TestClient(app, base_url="http://127.0.0.1")).get("/labels").text
+    shown = [text(r) for r in rows(page, "candidate")]
+    assert len(shown) == 3 and 'class="thumb"' not in page
+    first = chosen.iloc[0]
+    if task == "text-classification":
+        assert " ".join(str(first["text"]).split())[:60] in shown[0]
+    else:
+        assert f"mean radius={first['f:mean radius']}, mean texture=" in shown[0]
+        assert "…" in shown[0]  # 31 features: the row is cut to 240 characters
