@@ -22,6 +22,7 @@ INK, MUTED, GRID = "#1d2430", "#5b6472", "#d9dee5"
 WIDTH, HEIGHT = 560, 260
 LEFT, RIGHT, TOP, BOTTOM = 58, 14, 26, 40
 LEGEND_ROW = 18
+LEGEND_COLUMNS = 2
 
 
 def colour(index: int) -> str:
@@ -86,12 +87,13 @@ def line_chart(
         pts = sorted((float(x), float(y)) for x, y in s.points if math.isfinite(y))
         kept.append((s, pts, s.colour or colour(i)))
     every = [p for _, pts, _ in kept for p in pts]
-    legend_rows = math.ceil(len(kept) / 3) if kept else 0
+    legend_rows = math.ceil(len(kept) / LEGEND_COLUMNS) if kept else 0
     total_h = height + legend_rows * LEGEND_ROW
     e = html.escape
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
-        f'viewBox="0 0 {width} {total_h}" width="{width}" height="{total_h}"'
+        f'viewBox="0 0 {width} {total_h}" width="{width}" height="{total_h}" '
+        'style="max-width:100%;height:auto"'
         + (f' id="{e(chart_id)}"' if chart_id else "")
         + f' aria-label="{e(title or y_label)}">',
         f"<title>{e(title or y_label)}</title>",
@@ -177,16 +179,16 @@ def line_chart(
                         f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="{c}">{tip}</circle>'
                     )
         parts.append("</g>")
-    column = (width - LEFT) / 3
+    column = (width - LEFT) / LEGEND_COLUMNS
     for k, (s, _, c) in enumerate(kept):
-        lx = LEFT + (k % 3) * column
-        ly = height + (k // 3) * LEGEND_ROW + 4
+        lx = LEFT + (k % LEGEND_COLUMNS) * column
+        ly = height + (k // LEGEND_COLUMNS) * LEGEND_ROW + 4
         dash = ' stroke-dasharray="5 4"' if s.dashed else ""
         parts.append(
             f'<g class="legend"><line x1="{lx:.1f}" x2="{lx + 22:.1f}" y1="{ly:.1f}" '
             f'y2="{ly:.1f}" stroke="{c}" stroke-width="3"{dash}/>'
             f'<text x="{lx + 28:.1f}" y="{ly + 4:.1f}" font-size="12" fill="{INK}">'
-            f"{e(s.label[:40])}</text></g>"
+            f"{e(s.label[:34])}</text></g>"
         )
     parts.append("</svg>")
     return Chart("".join(parts), len(every), [s.label for s, _, _ in kept])
