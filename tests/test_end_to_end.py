@@ -176,7 +176,11 @@ def test_demo_runs_the_whole_workflow_on_mnist(tmp_path: Path):
     assert champion(tmp_path / "demo") == 2
     assert read_metadata(tmp_path / "demo", 2)["verdict"] == "PASS"
     with sqlite3.connect(tmp_path / "demo" / "mlruns.db") as conn:
-        assert conn.execute("select count(*) from runs").fetchone()[0] == 2
+        steps = dict(
+            conn.execute("select value, count(*) from tags where key = 'dlw.step' group by value")
+        )
+    assert steps["train"] == 2  # the first model and the retrained one
+    assert steps["test"] == len(project.ledger.history("test"))  # each test read is a run
     split = json.loads((tmp_path / "demo" / ".dlw" / "split" / "split.json").read_text())
     assert split["counts"]["test"] == 750  # the sealed test set did not move
     # retrained on scanner B's first batch (1,200 digits; the later 597 are monitored after)
