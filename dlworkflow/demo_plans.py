@@ -12,7 +12,8 @@ against the retrained champion (its digits never seen in training). Regression i
 Health Insurance Experiment: the plans without an individual deductible first, then the
 individual-deductible plans arrive (a population the model has never seen: its covariates
 drift). Multi-label is Yeast: 1,900 genes with known functions, then 517 newly annotated
-genes.
+genes. Text and table classification (Rotten Tomatoes, breast cancer): demo_plans_text.py;
+sequence and audio: demo_plans_signals.py.
 """
 
 from __future__ import annotations
@@ -479,5 +480,7 @@ DEMOS.add(
 )
 
 
-# the signal tasks' demos register themselves here (sequence and audio classification)
+# the signal tasks' demos register themselves here (sequence and audio classification), the
+# text and table classification demos there (Rotten Tomatoes, breast cancer)
 from dlworkflow import demo_plans_signals as _signals  # noqa: E402, F401
+from dlworkflow import demo_plans_text as _text  # noqa: E402, F401

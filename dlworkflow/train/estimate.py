@@ -225,7 +225,7 @@ class Clock:
     def _forward(self) -> float:
         """Seconds a sample of eval-mode forward passes (inference mode)."""
         net = self.net().eval()
-        size = min(self.loop.batch_size, 128)
+        size = min(self.loop.batch_size, 32)  # per sample about the same; cheap
         batches = self._batches(1 + FORWARD_BATCHES, size)
         with (
             _rng_kept(self.device),
