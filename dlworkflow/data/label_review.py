@@ -231,7 +231,7 @@ def _check_sample(project: Workspace, sample_id: str) -> tuple[str, list[str]]:
     SealedTestSetError for a sample of the sealed test set or a fresh slice."""
     import pandas as pd
 
-    from dlworkflow.store.manifest import read_dataset_info, read_manifest, read_quarantine
+    from dlworkflow.store.manifest import read_dataset_info, read_quarantine
     from dlworkflow.store.splits import is_sealed, read_assignments
     from dlworkflow.tasks import task_of
 
@@ -244,9 +244,8 @@ def _check_sample(project: Workspace, sample_id: str) -> tuple[str, list[str]]:
             received=project.config.task,
             fix="correct the labels in the source data, then run `dlw ingest`",
         )
-    manifest = read_manifest(project)
-    ids = manifest["sample_id"].astype(str)
-    found = manifest[ids == sample_id]
+    info = read_dataset_info(project)  # StepOrderError before the first ingest
+    found = _manifest_row(project, sample_id)
     if len(found):
         row = found.iloc[0]
         given = row.get("label_given")
@@ -279,9 +278,19 @@ def _check_sample(project: Workspace, sample_id: str) -> tuple[str, list[str]]:
                 "sealed (correct a test label in the source and run `dlw split` anew, noting "
                 "in the report that the test set changed)",
             )
-    info = read_dataset_info(project)
     classes = [str(c) for c in (project.config.data.classes or info.classes)]
     return given, classes
+
+
+def _manifest_row(project: Workspace, sample_id: str) -> Any:
+    """The sample's manifest row (sample_id, label and label_given when present): only those
+    columns of only that row are read."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    path = project.paths.manifest
+    columns = [c for c in ("sample_id", "label", "label_given") if c in pq.read_schema(path).names]
+    return pd.read_parquet(path, columns=columns, filters=[("sample_id", "==", sample_id)])
 
 
 def _append(project: Workspace, record: Decision) -> Decision | None:
