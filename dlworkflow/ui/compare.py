@@ -80,7 +80,22 @@ def unique_ids(run_ids: list[str]) -> list[str]:
 
 
 def comparison(project: Project, run_ids: list[str]) -> Comparison:
+    """The runs side by side; CompareError says why not (400, 404; 503: the store could not
+    be read, e.g. a locked or corrupt file)."""
     ids = unique_ids(run_ids)
+    try:
+        return _comparison(project, ids)
+    except CompareError:
+        raise
+    except Exception as exc:  # mlflow raises many unrelated types
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise CompareError(
+            f"The MLflow store could not be read ({type(exc).__name__}: {first[:200]}).",
+            status=503,
+        ) from exc
+
+
+def _comparison(project: Project, ids: list[str]) -> Comparison:
     if project.config.tracking.uri is None and not project.paths.mlflow_db.is_file():
         raise CompareError("No MLflow store yet: `dlw train` creates it.", status=404)
     client = tracking.open_client(project)

@@ -73,7 +73,12 @@ def study_page(project: Project, page: int = 1, size: int = PAGE_SIZE) -> StudyP
     summary = (recorded.summary or {}) if recorded else {}
     wanted = str(summary.get("study") or "")
     metric = str(summary.get("metric") or project.config.problem.primary_metric or "accuracy")
-    loaded = _load(db, wanted, metric)
+    try:
+        loaded = _load(db, wanted, metric)
+    except Exception as exc:  # not a study file, or a schema this optuna cannot read
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        result.note = f"The study file could not be read ({type(exc).__name__}: {first[:200]})."
+        return result
     if loaded is None:
         result.note = "The study file has no study yet (a `dlw tune` may be starting)."
         return result

@@ -282,3 +282,16 @@ def test_pruned_trials_say_when_and_the_trials_are_paged(client, ui_root, tmp_pa
     second = c.get("/runs/study", params={"page": 2}).text
     (last,) = [text(r) for r in rows(second, "trial best")]
     assert last.split()[:4] == ["2", "best", "complete", "0.7000"]
+
+
+def test_a_study_file_that_is_not_one_is_said_not_a_server_error(client, ui_root, tmp_path):
+    from dlworkflow.train.tune.study import study_db
+
+    project = Project.load(copy_project(ui_root, tmp_path / "proj"))
+    db = study_db(project)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    db.write_bytes(b"not a database" * 100)
+    page = logged_in(client, project.root).get("/runs/study")
+    assert page.status_code == 200
+    assert "The study file could not be read (" in text(page.text)
+    assert db.read_bytes() == b"not a database" * 100
