@@ -3,7 +3,8 @@
 
 One run per call, in the project's experiment: named "evaluate val" (or "evaluate train") and
 "test"; tagged with the step (dlw.step), its ledger run, and the evaluated model (the MLflow
-run and the ledger run that trained it, its weights' sha256); params: the split, the dataset
+run and the ledger run that trained it, its weights' sha256, the exported versions of those
+weights when there are any: dlw.model_versions); params: the split, the dataset
 version, the model, the primary metric (and for test the target and the gate); metrics: every
 metric of the report as `<split>_<metric>` (train's own names are val_*), with its bootstrap
 interval as `<split>_<metric>_ci_low` and `_ci_high`, and n; artifacts: metrics.json (the
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from dlworkflow.workspace import Workspace
 
 EVALUATED_RUN_TAG = "dlw.evaluated_mlflow_run"  # the train run whose model was evaluated
+VERSIONS_TAG = "dlw.model_versions"  # the exported versions of the evaluated weights ("1,3")
 CI_SUFFIXES = ("_ci_low", "_ci_high")
 _KEY = re.compile(r"[^A-Za-z0-9_.\- /]")  # what MLflow accepts in a metric's name
 
@@ -49,6 +51,19 @@ class Logged:
 
     def row(self) -> tuple[str, str]:
         return ("MLflow run", self.run_id or f"not logged: {self.note}")
+
+
+def model_versions(project: Workspace, weights_sha256: str) -> list[int]:
+    """The exported versions (models/v<N>) of these weights: what `dlw export` shipped."""
+    if not weights_sha256:
+        return []
+    from dlworkflow.runtime.versions import versions
+
+    return [
+        int(m["version"])
+        for m in versions(project.root)
+        if (m.get("trained") or {}).get("weights_sha256") == weights_sha256 and "version" in m
+    ]
 
 
 def no_store(project: Workspace) -> bool:
@@ -120,6 +135,9 @@ def log_step_run(
     }
     if ledger_run_id is not None:
         run_tags[tracking.LEDGER_TAG] = str(ledger_run_id)
+    exported = model_versions(project, str(meta.get("weights_sha256") or ""))
+    if exported:
+        run_tags[VERSIONS_TAG] = ",".join(map(str, exported))
     run_params = {
         "split": split,
         "data.dataset_version": meta.get("dataset_version", ""),

@@ -63,6 +63,7 @@ def test_evaluate_logs_a_run_with_the_splits_metrics_and_report(ui_root):
     assert run.info.run_name == "evaluate val" and run.info.status == "FINISHED"
     tags = run.data.tags
     assert tags["dlw.evaluated_mlflow_run"] == train.info.run_id
+    assert tags["dlw.model_versions"] == "1"  # ui_root exported its weights as v1 first
     assert tags["dlw.ledger_run_id"] == str(project.ledger.latest("evaluate").id)
     assert run.data.params["split"] == "val"
     assert run.data.params["data.dataset_version"] == train.data.params["data.dataset_version"]
