@@ -155,8 +155,10 @@ def log_step_run(
         with tracking.open_run(
             project, tracking.RunLog, run_name=name, tags=run_tags, error=TrackingError
         ) as run:
-            run.log_params({k: v for k, v in run_params.items() if v not in (None, "")})
-            run.log_metrics({**report_metrics(report, split), **(metrics or {})})
+            run.log_all(
+                {k: v for k, v in run_params.items() if v not in (None, "")},
+                {**report_metrics(report, split), **(metrics or {})},
+            )
             run.log_artifacts([f for f in files if Path(f).is_file()], artifact_path="report")
         return Logged(run.run_id)
     except DlwError as exc:

@@ -66,6 +66,20 @@ class RunLog:
             metrics=[Metric(key, float(value), now, step) for key, value in values.items()],
         )
 
+    def log_all(self, params: dict[str, Any], metrics: dict[str, float], *, step: int = 0) -> None:
+        """Params and metrics in one write (up to 100 params; more go as log_params does)."""
+        from mlflow.entities import Metric, Param
+
+        if len(params) > _MAX_PARAMS_PER_CALL:
+            self.log_params(params)
+            params = {}
+        now = int(time.time() * 1000)
+        self.client.log_batch(
+            self.run_id,
+            params=[Param(k, str(v)[:6000]) for k, v in sorted(params.items())],
+            metrics=[Metric(key, float(value), now, step) for key, value in metrics.items()],
+        )
+
     def log_artifacts(self, paths: list[Path], *, artifact_path: str | None = None) -> None:
         for path in paths:
             self.client.log_artifact(self.run_id, str(path), artifact_path=artifact_path)
