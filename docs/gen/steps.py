@@ -11,7 +11,9 @@ What it does:
 2. The commands the demo does not run, as real `dlw` subprocesses in the demo project:
    `dlw datasets`, `dlw init`, `dlw models`, `dlw lr-find`, `dlw augment-preview`,
    `dlw evaluate`, `dlw versions`, `dlw predict`, `dlw serve` (with two HTTP requests),
-   `dlw audit`, `dlw status`, `dlw tune` (a three-trial study) and `dlw rollback`.
+   `dlw audit`, `dlw status`, `dlw tune` (a three-trial study), `dlw rollback` and
+   `dlw explain`; then a screenshot of every `dlw ui` page (docs/gen/ui_shots.py: Playwright
+   and the system Chromium) into docs/guide/img/.
 3. Figures the steps wrote (their results' `figures()` and reports/*.png) are copied into
    docs/steps/img/, downscaled and palette-quantised to keep the site small.
 4. docs/gen/templates/<n>-<name>.md hold the explanation of each step; their placeholders
@@ -284,6 +286,11 @@ def capture(tmp: Path) -> Capture:
     _tune(cap, demo_dir)
     _dlw(cap, "rollback", ["rollback"], demo_dir, ok=(0, 2))
     _dlw(cap, "status-end", ["status"], demo_dir, shown="dlw status")
+    # the screenshots of every `dlw ui` page (docs/guide/img/ui-*.png), the explanations too
+    _dlw(cap, "explain", ["explain"], demo_dir)
+    import ui_shots  # docs/gen/ui_shots.py, beside this file
+
+    ui_shots.take(demo_dir)
     return cap
 
 
