@@ -198,6 +198,20 @@ def login(page: Any, live: Live) -> None:
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
 
 
+#: Loads every image of the page (lazy ones too: they are made eager) and returns the src of
+#: each that did not load (a 404, not an image).
+BROKEN_IMAGES = """() => Promise.all(Array.from(document.images).map(i => {
+  i.loading = 'eager';
+  return i.complete ? null : new Promise(done => { i.onload = i.onerror = done; });
+})).then(() => Array.from(document.images)
+  .filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute('src')))"""
+
+
+def broken_images(page: Any) -> list[str]:
+    """The src of every image of the page that does not load (lazy ones are loaded first)."""
+    return page.evaluate(BROKEN_IMAGES)
+
+
 def visible_text(page: Any) -> str:
     """The page's rendered text, whitespace folded."""
     return re.sub(r"\s+", " ", page.inner_text("body"))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from browserkit import login, visible_text
+from browserkit import broken_images, login, visible_text
 
 from dlworkflow.project import Project
 from dlworkflow.runtime import versions as V
@@ -134,13 +134,6 @@ PAGES = (
 
 def _page_id(page: Page) -> str:
     return page.path if isinstance(page.path, str) else page.path.__name__.strip("_")
-
-
-def broken_images(page) -> list[str]:
-    return page.evaluate(
-        "Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0))"
-        ".map(i => i.src)"
-    )
 
 
 @pytest.mark.parametrize("spec", PAGES, ids=_page_id)
