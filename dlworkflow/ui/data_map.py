@@ -72,6 +72,7 @@ def _build(project: Project) -> MapView | None:
         f"<text class='hint' x='{tx}' y='24'>hover a point</text>",
     ]
     order = sorted(range(len(table)), key=lambda i: bool(candidate[i]))  # candidates on top
+    features = found.features
     for i in order:
         sid = str(table.at[i, "sample_id"])
         cls = class_of[i]
@@ -87,28 +88,30 @@ def _build(project: Project) -> MapView | None:
         parts.append(
             f"<a class='pt{ring}' href='{href}'{thumb}>"
             f"<circle class='c{colour[cls]}' cx='{px[i]:.1f}' cy='{py[i]:.1f}' r='3'/>"
-            f"<title>{escape(title)}</title><g class='tip'>{_tip(card, sid, tx)}</g></a>"
+            f"<title>{escape(title)}</title><g class='tip'>{_tip(card, sid, tx, features)}</g></a>"
         )
     parts.append("</svg>")
     legend = [(c, colour[c], counts[c]) for c in names]
     return MapView("".join(parts), legend, len(table), int(candidate.sum()))
 
 
-def _tip(card: dict[str, object], sid: str, tx: int) -> str:
+def _tip(card: dict[str, object], sid: str, tx: int, names: list[str]) -> str:
     """The hover panel of one point: its image (or text, or row), id and label."""
-    top = 40
+    top = 48
     if card["image"]:
         body = "<div class='th'></div>"
     elif card["text"]:
         body = f"<div class='tx'>{escape(str(card['text'])[:240])}</div>"
     elif card["values"]:
-        values = ", ".join(str(v) for v in card["values"])  # type: ignore[attr-defined]
-        body = f"<div class='tx'>{escape(values[:240])}</div>"
+        pairs = zip(names, card["values"])  # type: ignore[call-overload]
+        values = "<br>".join(f"{escape(n[:24])}: {escape(str(v))}" for n, v in list(pairs)[:8])
+        body = f"<div class='tx'>{values}</div>"
     else:
         body = f"<div class='tx'>{escape(str(card['path']))}</div>"
-    label = escape(str(card["label"]))[:60]
-    return (
-        f"<foreignObject x='{tx}' y='{top}' width='{PANEL - 20}' height='{THUMB + 60}'>{body}"
-        f"</foreignObject><text x='{tx}' y='{top + THUMB + 24}'>{escape(sid[-28:])}</text>"
-        f"<text x='{tx}' y='{top + THUMB + 42}'>label {label}</text>"
+    label = escape(str(card["label"])[:24])
+    short = escape(sid if len(sid) <= 24 else "…" + sid[-23:])
+    return (  # the id and label on top, then the image, text or row
+        f"<text x='{tx}' y='{top}'>{short}</text><text x='{tx}' y='{top + 18}'>label {label}</text>"
+        f"<foreignObject x='{tx}' y='{top + 28}' width='{PANEL - 20}' "
+        f"height='{HEIGHT - top - 40}'>{body}</foreignObject>"
     )
