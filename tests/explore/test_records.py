@@ -117,13 +117,25 @@ def test_duplicate_pairs_hold_the_cross_class_copy_and_no_test_sample(explored):
     assert not (set(pairs["sample_id_a"]) | set(pairs["sample_id_b"])) & test
 
 
-def test_a_later_explore_without_the_evidence_removes_its_stale_table(explored, tmp_path):
+def test_a_later_explore_without_the_evidence_removes_its_stale_table_and_test_stays_out(
+    explored, tmp_path
+):
     project, _ = explored
     copy = Project.load(shutil.copytree(project.root, tmp_path / "proj"))
     copy.update_config({"explore.label_issues": False})
     folder = records_dir(copy.paths.reports)
     assert (folder / LABEL_ISSUES).is_file()
-    explore(copy, progress=False)
+    explore(copy, include_test=True, progress=False)  # the test set read: still never listed
     assert not (folder / LABEL_ISSUES).exists()
     assert (folder / MAP).is_file() and (folder / DUPLICATE_PAIRS).is_file()
     assert not _read(copy, MAP)["candidate"].astype(bool).any()
+    test = _test_ids(copy)
+    pairs = _read(copy, DUPLICATE_PAIRS)
+    assert (
+        not (
+            set(pairs["sample_id_a"])
+            | set(pairs["sample_id_b"])
+            | set(_read(copy, MAP)["sample_id"])
+        )
+        & test
+    )
