@@ -22,12 +22,14 @@ with the reason). --json FILE writes every page's row, the goal and the conditio
 PAGES is the one list of pages: a new page is one line (name, address). An address may name
 facts of the project in braces, filled in by facts(): {true} and {predicted} (the fullest
 cell of the validation confusion matrix: the longest list of samples), {run_a} and
-{run_b} (the MLflow ids of the two newest train runs), {version} (the newest exported version).
+{run_b} (the MLflow ids of the two newest train runs), {version} (the newest exported version),
+{val_sample} (the first validation sample id, quoted as the pages quote it).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -37,6 +39,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
@@ -55,6 +58,7 @@ PAGES: tuple[tuple[str, str], ...] = (
     ("labels", "/labels"),
     ("evaluation", "/evaluation"),
     ("evaluation cell", "/evaluation/val/cell?true={true}&predicted={predicted}"),
+    ("cell thumbnail", "/evaluation/val/image/{val_sample}"),
     ("evaluation test", "/evaluation?split=test"),
     ("explanations", "/explanations"),
     ("deployment", "/deployment"),
@@ -99,8 +103,10 @@ def build(folder: Path) -> Path:
 
 def facts(root: Path) -> dict[str, Any]:
     """What the addresses of PAGES may name (absent when the project lacks it)."""
+    from dlworkflow.errors import DlwError
     from dlworkflow.project import Project
     from dlworkflow.runtime import versions as V
+    from dlworkflow.store import load_split
 
     project = Project.load(root)
     known: dict[str, Any] = {}
@@ -110,6 +116,10 @@ def facts(root: Path) -> dict[str, Any]:
         cells = [(n, i, j) for i, row in enumerate(confusion) for j, n in enumerate(row)]
         if cells:  # the fullest cell: the longest list of samples
             _, known["true"], known["predicted"] = max(cells)
+    with contextlib.suppress(DlwError, OSError):  # a project not split yet has none
+        val = load_split(project, "val")["sample_id"]
+        if len(val):
+            known["val_sample"] = quote(str(sorted(val)[0]))  # as the pages' urlencode
     runs = [r.summary.get("mlflow_run_id") for r in project.ledger.history("train")]
     runs = [r for r in runs if r]
     if len(runs) >= 2:

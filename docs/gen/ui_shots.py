@@ -9,8 +9,8 @@ time; this script takes them alone. Without --project it builds the project as b
 does (`dlw demo`, `dlw evaluate`, `dlw explain`).
 
 The pages are bench/ui.py's PAGES (one list for the benchmark and the screenshots: a page
-added there is timed and shot), less SKIPPED (the health check and the report files, which
-are not pages of the app). Each is opened in the system Chromium (Playwright, the browser
+added there is timed and shot), less SKIPPED (the health check, the report files and a
+thumbnail: not pages of the app). Each is opened in the system Chromium (Playwright, the browser
 `make system-deps` installs) on the real `dlw ui` process, logged in with the token URL, at
 1280x800; the first screen is saved as docs/guide/img/ui-<page>.png (palette-quantised,
 optimised). A page whose images do not all load fails the run (after every screenshot is
@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "docs" / "guide" / "img"
 VIEWPORT = {"width": 1280, "height": 800}
 COLOURS = 96
-SKIPPED = ("/health", "/reports/")  # address prefixes that are not pages of the app
+SKIPPED = ("/health", "/reports/", "/evaluation/val/image/")  # not pages: JSON, files, images
 CHROMIUM = "chromium"
 
 # Shown as ~/ in the pages (a text node's value; CSP does not apply to Playwright's evaluate).
