@@ -20,11 +20,14 @@ from urllib.parse import quote
 from dlworkflow.ui.data import cached, natural, record, records_folder, samples
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from dlworkflow.project import Project
 
 WIDTH, HEIGHT, PAD = 640, 520, 12  # the plotting area (px) and its margin
 PANEL = 190  # the hover panel's width, right of the plot
 THUMB = 112
+MAX_POINTS = 6_000  # more are a random choice (the page stays ~3 MB and fast to draw)
 N_COLOURS = 10  # classes beyond these share the last colour (data.css .c0 ... .c9)
 
 
@@ -32,8 +35,23 @@ N_COLOURS = 10  # classes beyond these share the last colour (data.css .c0 ... .
 class MapView:
     svg: str  # the <svg> element, ready to embed
     legend: list[tuple[str, int, int]]  # (class, colour index, points)
-    n_points: int
+    n_points: int  # points in map.csv
     n_candidates: int
+    n_drawn: int  # points drawn: all, or MAX_POINTS of them
+
+
+def drawn(candidate: np.ndarray) -> list[int]:
+    """The rows drawn: all up to MAX_POINTS; beyond, every candidate and a fixed random
+    choice of the others (seed 0, so a reload draws the same points)."""
+    import numpy as np
+
+    if len(candidate) <= MAX_POINTS:
+        return list(range(len(candidate)))
+    marked = np.flatnonzero(candidate)[:MAX_POINTS]
+    others = np.flatnonzero(~candidate)
+    rng = np.random.default_rng(0)
+    chosen = rng.choice(others, size=max(0, MAX_POINTS - len(marked)), replace=False)
+    return sorted(int(i) for i in np.concatenate([marked, chosen]))
 
 
 def map_view(project: Project) -> MapView | None:
@@ -71,7 +89,7 @@ def _build(project: Project) -> MapView | None:
         f"<rect class='frame' x='0.5' y='0.5' width='{WIDTH - 1}' height='{HEIGHT - 1}'/>",
         f"<text class='hint' x='{tx}' y='24'>hover a point</text>",
     ]
-    order = sorted(range(len(table)), key=lambda i: bool(candidate[i]))  # candidates on top
+    order = sorted(drawn(candidate), key=lambda i: bool(candidate[i]))  # candidates on top
     features = found.features
     for i in order:
         sid = str(table.at[i, "sample_id"])
@@ -92,7 +110,7 @@ def _build(project: Project) -> MapView | None:
         )
     parts.append("</svg>")
     legend = [(c, colour[c], counts[c]) for c in names]
-    return MapView("".join(parts), legend, len(table), int(candidate.sum()))
+    return MapView("".join(parts), legend, len(table), int(candidate.sum()), len(order))
 
 
 def _tip(card: dict[str, object], sid: str, tx: int, names: list[str]) -> str:

@@ -186,3 +186,18 @@ def test_quarantine_lists_what_a_real_ingest_set_aside(client, planted):
     reason = re.search(r'<td class="reason">([^<]+)</td>', rows[0])
     assert reason is not None and reason.group(1).strip()
     assert re.search(r'id="count-quarantined">1<', web.get("/data").text)
+
+
+def test_a_map_past_max_points_draws_every_candidate_and_the_same_choice(monkeypatch):
+    import numpy as np
+
+    from dlworkflow.ui import data_map
+
+    monkeypatch.setattr(data_map, "MAX_POINTS", 100)
+    candidate = np.zeros(1000, dtype=bool)
+    candidate[::50] = True
+    rows = data_map.drawn(candidate)
+    assert len(rows) == len(set(rows)) == 100
+    assert set(np.flatnonzero(candidate).tolist()) <= set(rows)
+    assert rows == data_map.drawn(candidate)  # a reload draws the same points
+    assert data_map.drawn(candidate[:80]) == list(range(80))
