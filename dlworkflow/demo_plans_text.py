@@ -11,7 +11,8 @@ The network is the task's default, MiniLM (all-MiniLM-L6-v2), FROZEN: its senten
 are computed once per dataset version (train/features_cache.py) and a linear head is trained
 on them in seconds; fine-tuning its 22M weights costs ~170 s an epoch on 2 cores for the
 whole corpus (issue 20). Explore maps the texts with TF-IDF (`explore.backbone: pixels`)
-rather than a second MiniLM pass. The subset keeps `dlw demo --task text-classification`
+rather than a second MiniLM pass, and the test leaves out word ablation (`evaluate.importance`:
+up to 4,096 MiniLM passes). The subset keeps `dlw demo --task text-classification`
 within 2 minutes on 2 cores (bench/demo_steps.py --task text-classification).
 
 Table: the Breast Cancer Wisconsin (Diagnostic) data of scikit-learn (569 tumours, 30 cell
@@ -91,6 +92,8 @@ DEMOS.add(
             "train.learning_rate": 3e-3,
             "train.early_stopping_patience": 6,
             "explore.backbone": "pixels",  # text: TF-IDF, not a second MiniLM pass
+            # word ablation runs up to 4,096 MiniLM passes: most of the test step's time
+            "evaluate.importance": False,
             "retrain.warm_start": True,
             "retrain.epochs": 10,
         },
@@ -99,8 +102,8 @@ DEMOS.add(
             "rotten (negative), so that a review site can show a film's score as the "
             "snippets come in.",
             "metric": "accuracy",
-            "target": 0.7,
-            "max_latency_ms": 100.0,
+            "target": 0.7,  # frozen MiniLM reached 0.72 on val (test 0.77, 286 snippets)
+            "max_latency_ms": 500.0,  # a snippet is tagged when it is saved
             "constituencies": ["review-site editors (users)", "product owner (decides)"],
             "assumptions": [
                 "the 80 films' snippets represent the films to come",

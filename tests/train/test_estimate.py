@@ -26,7 +26,7 @@ LITE = {
 }
 
 
-def test_auto_falls_back_to_frozen_when_gradual_does_not_fit_and_says_why(
+def test_auto_falls_back_to_frozen_when_it_must_and_an_explicit_transfer_is_obeyed(
     tmp_path: Path, monkeypatch
 ):
     project = build_digits_project(tmp_path, n=200, config=LITE)
@@ -60,9 +60,9 @@ def test_auto_falls_back_to_frozen_when_gradual_does_not_fit_and_says_why(
     assert said == [f"transfer: {kept.estimate['message']}"]
     assert "using it (auto)" in said[0] and "frozen features ≈ " in said[0]
 
-
-def test_an_explicit_transfer_is_obeyed_with_its_estimate(tmp_path: Path):
-    project = build_digits_project(tmp_path, n=200, config={**LITE, "model.transfer": "gradual"})
+    # an explicit transfer is obeyed, over the budget too, with its estimate (one project
+    # for both: the suite's time)
+    project.update_config({"model.transfer": "gradual"})
     loop = LoopConfig(epochs=30, batch_size=32, device="cpu", budget_minutes=0.001)
     _, chosen, model, data = _build(
         project, read_split_info(project), None, progress=False, timing=(loop, None)
