@@ -8,7 +8,9 @@ Fixtures (registered by tests/ui/conftest.py, usable from any tests/ui test file
   deploy_root gets its own); all are stopped at the end of the session.
 - `browser`: Playwright (sync API) driving the system Chromium (`shutil.which("chromium")`,
   installed by `make system-deps`; Playwright never downloads a browser here). Missing: the
-  test FAILS with the command that installs it, never skips. One launch per session.
+  test FAILS with the command that installs it, never skips. Launched by the first test that
+  needs it and closed after the last of a run of such tests (Chromium below): one launch per
+  session while the browser tests run one after the other.
 - `ui_page`: a fresh context and page per test, with a `Watch` on it (`ui_page.watch`) that
   collects console errors, page errors and Content-Security-Policy violations; the test fails
   at teardown when any were seen (call `ui_page.watch.allow(...)` first to expect one).
@@ -117,24 +119,66 @@ def chromium_path() -> str:
     return found
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
+class Chromium:
+    """The one Chromium of the session, launched by the first test that needs it and closed
+    as soon as the next test does not (pytest_runtest_teardown below). Closed early because
+    Playwright's sync API holds an event loop on the main thread while it runs: asyncio.run()
+    in a later test (the serve tests use it) would fail with "cannot be called from a running
+    event loop". The browser tests run one after the other, so the session launches it once."""
 
-    executable = chromium_path()
-    with sync_playwright() as playwright:
-        # Playwright's default chromium_sandbox=False passes --no-sandbox, which Chromium
-        # needs when it runs as root (CI containers); it is explicit here so it stays so.
-        launched = playwright.chromium.launch(
-            executable_path=executable,
-            headless=True,
-            chromium_sandbox=False,
-            args=["--disable-dev-shm-usage", "--disable-gpu"],
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
+    def __init__(self) -> None:
+        self.playwright: Any = None
+        self.browser: Any = None
+        self.launches = 0
+
+    def get(self) -> Any:
+        if self.browser is None:
+            from playwright.sync_api import sync_playwright
+
+            executable = chromium_path()
+            self.playwright = sync_playwright().start()
+            try:
+                # Playwright's default chromium_sandbox=False passes --no-sandbox: Chromium's
+                # sandbox fails when it runs as root (containers, CI); explicit so it stays so.
+                self.browser = self.playwright.chromium.launch(
+                    executable_path=executable,
+                    headless=True,
+                    chromium_sandbox=False,
+                    args=["--disable-dev-shm-usage", "--disable-gpu"],
+                )
+            except Exception:
+                self.close()
+                raise
+            self.launches += 1
+        return self.browser
+
+    def close(self) -> None:
+        if self.browser is not None:
+            self.browser.close()
+            self.browser = None
+        if self.playwright is not None:
+            self.playwright.stop()
+            self.playwright = None
+
+
+CHROMIUM_SESSION = Chromium()
+
+
+@pytest.fixture
+def browser() -> Any:
+    """The session's Chromium (a Playwright Browser): make a context per test from it."""
+    return CHROMIUM_SESSION.get()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """After a test's fixtures are torn down: close the browser unless the next test uses it.
+    (Registered by tests/ui/conftest.py, which imports it.)"""
+    try:
+        return (yield)
+    finally:
+        if nextitem is None or "browser" not in getattr(nextitem, "fixturenames", ()):
+            CHROMIUM_SESSION.close()
 
 
 #: Chromium asks every site for /favicon.ico on its own; the UI has none (a 404 in the console

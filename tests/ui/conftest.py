@@ -17,7 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browserkit import browser, live_ui, ui_page  # noqa: F401  (the browser tests' fixtures)
+from browserkit import (  # noqa: F401  (the browser tests' fixtures and hook)
+    browser,
+    live_ui,
+    pytest_runtest_teardown,
+    ui_page,
+)
 from uikit import TOKEN
 
 from modality_data import helpers

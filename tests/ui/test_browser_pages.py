@@ -244,3 +244,17 @@ def test_the_watch_catches_a_csp_violation(live_ui, ui_page, ui_root):
         ui_page.watch.allow("Content Security Policy")
     finally:
         page.unlink()
+
+
+def test_a_test_after_the_browser_tests_can_run_an_event_loop():
+    """The browser is closed once the next test does not use it: Playwright's sync API holds
+    an event loop on the main thread, and asyncio.run() in a later test would fail."""
+    import asyncio
+
+    from browserkit import CHROMIUM_SESSION
+
+    async def answer() -> int:
+        return 42
+
+    assert CHROMIUM_SESSION.browser is None
+    assert asyncio.run(answer()) == 42
