@@ -75,7 +75,7 @@ BENCHES: tuple[Bench, ...] = (
     Bench("dense_tasks", ("--quick",), 5.0),  # trees 30 epochs 3.5 + masks 0.6, idle
     Bench("signal_tasks", ("--quick",), 1.5),  # 0.6 idle
     Bench("demo_steps", ("--quick",), 1.0),  # 0.5
-    Bench("ui", ("--quick",), 1.5),  # the demo (~0.5 idle), evaluate, explain, 15 pages x 21
+    Bench("ui", ("--quick",), 1.5),  # the demo (~0.5 idle), evaluate, explain, every page x 21
     Bench("gpu", (), 8.0, owner="lead", needs_cuda=True),
 )
 VERDICT_LINE = re.compile(r"^(NOT MET|MET): ")
