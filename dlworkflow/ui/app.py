@@ -1,16 +1,25 @@
 """The `dlw ui` web app: server-rendered pages over the project's own records.
 
-create_app(root, token=...) -> a FastAPI app. Routes: GET / (the overview: the nine steps of
-`dlw status`), GET /runs?page=N (the MLflow train and tune runs), GET /evaluation?split=S (what
-`dlw evaluate` and `dlw test` recorded), GET /evaluation/S/cell?true=I&predicted=J&page=N (the
-samples of a confusion-matrix cell, train and val only) and GET /evaluation/S/image/ID (a
-listed sample's image), GET /deployment (the model versions), GET /deployment/confirm?action=A
-(what a promote or rollback would change) and POST /deployment/promote, /deployment/rollback
-(the change, CSRF-checked: csrf.py), GET /monitor (what `dlw monitor` recorded), GET
-/reports/PATH (a file of the project's reports folder, read-only), GET /static/... (the
-stylesheet), GET /health (no token). Every route but /health is behind the token gate
-(auth.py). The pages read the project afresh on each request (a Project per request), so a
-step run in a terminal shows on reload.
+create_app(root, token=...) -> a FastAPI app. Routes (every one but /health behind the token
+gate, auth.py; every POST CSRF-checked, csrf.py):
+- GET / : the overview, the nine steps of `dlw status` with their figures and the label review.
+- GET /data, /data/samples?class=C&page=N, /data/sample?id=ID, /data/image?id=ID,
+  /data/quarantine, /data/duplicates?kind=K, /data/map : what ingest and explore recorded
+  (data_routes.py).
+- GET /labels?page=N, /labels/image/ID, POST /labels/review : the label-issue candidates and
+  the keep / relabel / exclude decisions (Project.review_label; labels.py).
+- GET /runs?page=N, /runs/compare?run=ID&run=ID, /runs/study : the MLflow runs, a comparison
+  of 2-8 of them, the tune study (run_pages.py).
+- GET /evaluation?split=S, /evaluation/S/cell?true=I&predicted=J&page=N, /evaluation/S/image/ID
+  : what `dlw evaluate` and `dlw test` recorded, a confusion-matrix cell's samples (train and
+  val only) (pages.py).
+- GET /explanations?split=S : what `dlw explain` wrote (explanations.py).
+- GET /deployment, /deployment/confirm?action=A, POST /deployment/promote, /deployment/rollback
+  : the model versions and the change (pages.py).
+- GET /monitor : what `dlw monitor` recorded.
+- GET /reports/PATH (the reports folder, read-only), /static/..., /health (no token).
+The pages read the project afresh on each request (a Project per request), so a step run in a
+terminal shows on reload.
 """
 
 from __future__ import annotations

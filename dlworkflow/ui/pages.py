@@ -103,7 +103,7 @@ def add_pages(app: FastAPI, root: Path, page: PageFn, cookie: str) -> None:
             first=start + 1,
         )
 
-    @app.get("/evaluation/{split}/image/{sample_id}")
+    @app.get("/evaluation/{split}/image/{sample_id:path}")  # folder ids hold "/"
     def sample_image(split: str, sample_id: str) -> Response:
         import mimetypes
 
