@@ -91,6 +91,31 @@ def monitored_root(ui_root: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     return project.root
 
 
+SECOND_LR = 0.003  # compared_root's second train run
+
+
+@pytest.fixture(scope="session")
+def compared_root(ui_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of ui_root trained once more (learning rate SECOND_LR, one epoch) and tuned (two
+    one-epoch trials): two train runs to compare and a study."""
+    from dlworkflow.project import Project
+
+    project = Project.load(copy_project(ui_root, tmp_path_factory.mktemp("ui-compared") / "proj"))
+    project.update_config({"train.learning_rate": SECOND_LR, "tune.trials": 2, "tune.epochs": 1})
+    project.train(progress=False)
+    project.tune(progress=False)
+    return project.root
+
+
+@pytest.fixture(scope="session")
+def planted_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/label_review_data.py's project: real digits with real 0s filed as 1s, ingested,
+    split and explored (label-issue candidates among them). Copy it before changing it."""
+    from label_review_data import planted_project
+
+    return planted_project(tmp_path_factory.mktemp("ui-planted")).root
+
+
 @pytest.fixture
 def client(ui_root: Path) -> Callable[..., Any]:
     """client(root=ui_root) -> a TestClient of the UI app (not logged in)."""

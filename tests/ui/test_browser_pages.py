@@ -105,6 +105,52 @@ def _eda_report(root: Path) -> list[str]:
     return [f"{n:,}"]
 
 
+def _data(root: Path) -> list[str]:
+    n = Project.load(root).ledger.latest("explore").summary["n_samples"]
+    return ["What explore and ingest recorded", f"{n:,}"]
+
+
+def _map(root: Path) -> list[str]:
+    rows = (root / "reports" / "explore" / "records" / "map.csv").read_text().splitlines()
+    return ["2-D map", rows[1].split(",")[0]]  # a mapped sample's id (its point's title)
+
+
+def _first_class(root: Path) -> str:
+    from dlworkflow.store import read_manifest
+
+    label = sorted(read_manifest(Project.load(root))["label"].astype(str))[0]
+    return f"/data/samples?class={label}"
+
+
+def _samples(root: Path) -> list[str]:
+    return [f"Samples of class {_first_class(root).rsplit('=', 1)[1]}"]
+
+
+def _duplicates(root: Path) -> list[str]:
+    return ["Duplicate pairs"]
+
+
+def _quarantine(root: Path) -> list[str]:
+    return ["Quarantine"]
+
+
+def _train_runs(root: Path) -> list[str]:
+    runs = Project.load(root).ledger.history("train")
+    return [r.summary["mlflow_run_id"] for r in runs[-2:]]
+
+
+def _compare_path(root: Path) -> str:
+    return "/runs/compare?" + "&".join(f"run={r}" for r in _train_runs(root))
+
+
+def _compare(root: Path) -> list[str]:
+    return ["Compare runs", "Validation metrics", "Curves", *_train_runs(root)]
+
+
+def _study(root: Path) -> list[str]:
+    return ["Tune study", "Best trial", "Optimisation history"]
+
+
 def _health(root: Path) -> list[str]:
     return ['"status":"ok"']
 
@@ -119,7 +165,15 @@ class Page:
 PAGES = (
     Page("/", "ui_root", _overview),
     Page("/runs", "ui_root", _runs),
+    Page("/data", "ui_root", _data),
+    Page(_first_class, "ui_root", _samples),
+    Page("/data/map", "ui_root", _map),
+    Page("/data/duplicates", "planted_root", _duplicates),
+    Page("/data/quarantine", "ui_root", _quarantine),
     Page("/labels", "ui_root", _labels),
+    Page("/labels", "planted_root", _labels),
+    Page(_compare_path, "compared_root", _compare),
+    Page("/runs/study", "compared_root", _study),
     Page("/evaluation", "ui_root", _evaluation),
     Page(_cell_path, "ui_root", _cell),
     Page("/evaluation?split=test", "tested_root", _test_verdict),

@@ -16,19 +16,8 @@ from typing import Any
 import pytest
 from pagekit import logged_in, rows, text
 
-from conftest import copy_project
+from conftest import SECOND_LR, copy_project
 from dlworkflow.project import Project
-
-SECOND_LR = 0.003
-
-
-@pytest.fixture(scope="session")
-def compared_root(ui_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    project = Project.load(copy_project(ui_root, tmp_path_factory.mktemp("ui-compared") / "proj"))
-    project.update_config({"train.learning_rate": SECOND_LR, "tune.trials": 2, "tune.epochs": 1})
-    project.train(progress=False)
-    project.tune(progress=False)
-    return project.root
 
 
 def _client(root: Path) -> Any:
