@@ -28,8 +28,8 @@ def test_text_and_table_demos_hold_back_real_disjoint_parts(tmp_path: Path):
     source, incoming, later = _parts("text-classification", tmp_path / "text")
     films = [set(part["movie"]) for part in (source, incoming, later)]
     assert not (films[0] & films[1] or films[0] & films[2] or films[1] & films[2])
-    assert (len(films[0]), len(films[1]), len(films[2])) == (80, 10, 10)
-    assert 1_500 < len(source) < 2_200 and min(len(incoming), len(later)) >= 100  # monitorable
+    assert (len(films[0]), len(films[1]), len(films[2])) == (60, 8, 7)
+    assert 1_200 < len(source) < 1_600 and min(len(incoming), len(later)) >= 100  # monitorable
     assert set(source["label"]) == {"fresh", "rotten"}
     settings = demo_plan("text-classification").settings
     assert settings["model.transfer"] == "frozen" and settings["data.group_column"] == "movie"
