@@ -21,8 +21,9 @@ end it sooner):
   finetune  epochs x (batches x step + val x forward)
   gradual   head_epochs x train x forward + (epochs - head_epochs) x batches x step
             + epochs x val x forward
-  frozen    (train + val) x forward, once (0 when the features are cached for this dataset
-            version) + epochs x batches x head
+  frozen    (train + val) x forward, once (texts: their real tokens x the time of a padded
+            token, as they are extracted shortest first; 0 when the features are cached for
+            this dataset version) + epochs x batches x head
   frozen, dense tasks (the backbone stays in the network, frozen): epochs x (train + val) x
             forward + epochs x batches x head step
 
@@ -177,7 +178,7 @@ def estimate(
     if name == "frozen":
         if dense:  # the backbone stays in the network, frozen, every epoch
             return epochs * batches * clock.step(frozen=True) + val()
-        features = 0.0 if cached else (n_train + n_val) * clock.forward()
+        features = 0.0 if cached else clock.feature_pass()
         return features + epochs * batches * clock.head_step()
     raise ValueError(f"no estimate for transfer strategy {name!r}")
 
@@ -241,7 +242,24 @@ class Clock:
             for xb, _ in batches[1:]:
                 net(xb)
             self._sync()
-        return (time.perf_counter() - start) / sum(len(xb) for xb, _ in batches[1:])
+        spent = time.perf_counter() - start
+        padded = sum(_padded_tokens(xb) for xb, _ in batches[1:])
+        self._times["token"] = spent / padded if padded else 0.0
+        return spent / sum(len(xb) for xb, _ in batches[1:])
+
+    def feature_pass(self) -> float:
+        """Seconds of the frozen backbone's features of every train and val sample. Texts
+        are extracted shortest first (features_cache), so a batch costs about its real
+        tokens: token time x the real tokens of both splits; other inputs: samples x
+        forward()."""
+        data = self.data
+        n = len(data.y_train) + len(data.y_val)
+        per_sample = self.forward()
+        per_token = self._times.get("token", 0.0)
+        if not per_token:
+            return n * per_sample
+        tokens = sum(int((torch.as_tensor(x) != 0).sum()) for x in (data.x_train, data.x_val))
+        return tokens * per_token
 
     def _step(self, *, frozen: bool) -> float:
         """Seconds an optimizer step of the whole network (frozen: of its head, the backbone
@@ -300,6 +318,15 @@ class Clock:
     def _sync(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
+
+
+def _padded_tokens(xb: torch.Tensor) -> int:
+    """Token ids (N, L): N x the longest text's tokens (what a text model's batch costs, its
+    all-padding columns dropped); 0 for other inputs."""
+    if xb.ndim != 2 or xb.dtype not in (torch.int64, torch.int32):
+        return 0
+    longest = int((xb != 0).sum(1).max()) if len(xb) else 0
+    return len(xb) * max(longest, 1)
 
 
 class _rng_kept:  # noqa: N801  (a context manager, named as what it does)
