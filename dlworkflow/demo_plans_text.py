@@ -14,7 +14,7 @@ on them in seconds; fine-tuning its 22M weights costs ~170 s an epoch on 2 cores
 whole corpus (issue 20). Explore maps the texts with TF-IDF (`explore.backbone: pixels`)
 rather than a second MiniLM pass, and the test leaves out word ablation (`evaluate.importance`:
 up to 4,096 MiniLM passes). The goal is 2 minutes on 2 cores (bench/demo_steps.py --task
-text-classification); at load 2.5-3.6 it took 144-188 s, most of it in step 9 (the retrain
+text-classification); at load 2.5-3.8 it took 144-210 s, most of it in step 9 (the retrain
 computes the features of the new dataset version again, the ONNX runs of monitor, export
 parity and the champion/challenger comparison pad every text to max_len).
 
