@@ -551,7 +551,7 @@ def _timed(
         return dataclasses.replace(
             strategy,
             name=kept["strategy"],
-            reason=f"{kept.get('reason', '')}; kept from the interrupted run",
+            reason=kept.get("reason", ""),  # as logged: a resumed run logs to the same MLflow run
             estimate=kept.get("estimate"),
         )
     return estimate.settle(strategy, project, model, data, loop, progress=progress)
