@@ -47,6 +47,11 @@ class Bench:
     python: str = ""  # an interpreter of its own (relative to the repository root); "": .venv's
     prepare: tuple[str, ...] = field(default=())  # built first, outside the budget (make TARGET)
     needs_cuda: bool = False
+    label: str = ""  # its name in the table, the logs and --only (default: the script's name)
+
+    @property
+    def key(self) -> str:
+        return self.label or self.name
 
 
 # One row per benchmark: its bench-all command line and its budget (minutes, idle, 2 cores).
@@ -75,6 +80,12 @@ BENCHES: tuple[Bench, ...] = (
     Bench("dense_tasks", ("--quick",), 5.0),  # trees 30 epochs 3.5 + masks 0.6, idle
     Bench("signal_tasks", ("--quick",), 1.5),  # 0.6 idle
     Bench("demo_steps", ("--quick",), 1.0),  # 0.5
+    Bench(  # issue 20 item 3: <= 2 min; 102 s idle (2026-12-05)
+        "demo_steps", ("--quick", "--task", "text-classification"), 2.0, label="demo_text"
+    ),
+    Bench(  # issue 20 item 3: <= 1 min; 13 s idle (2026-12-05)
+        "demo_steps", ("--quick", "--task", "tabular-classification"), 0.5, label="demo_tabular"
+    ),
     Bench("ui", ("--quick",), 1.5),  # the demo (~0.5 idle), evaluate, explain, every page x 21
     Bench("gpu", (), 8.0, owner="lead", needs_cuda=True),
 )
@@ -170,12 +181,12 @@ def run_one(bench: Bench, logs: Path, cuda: bool | None) -> Outcome:
         return Outcome(bench, "SKIPPED: no CUDA", "torch.cuda.is_available() is False", 0.0, load)
     if not script.is_file():
         return Outcome(bench, "ERROR (missing)", f"no bench/{bench.name}.py", 0.0, load)
-    print(f"\n=== {bench.name}: {' '.join(command(bench))}  (load {load:.1f})", flush=True)
+    print(f"\n=== {bench.key}: {' '.join(command(bench))}  (load {load:.1f})", flush=True)
     if bench.prepare:
         prepare(bench, logs)
     started = time.perf_counter()
     timeout_s = max(3 * bench.budget, bench.budget + 5) * 60
-    code, lines = stream(command(bench), logs / f"{bench.name}.log", timeout_s)
+    code, lines = stream(command(bench), logs / f"{bench.key}.log", timeout_s)
     verdict, key = judge(code, lines)
     return Outcome(bench, verdict, key, (time.perf_counter() - started) / 60, load)
 
@@ -184,19 +195,19 @@ def prepare(bench: Bench, logs: Path) -> None:
     """Build what the benchmark needs (its venv: make does nothing when it is up to date),
     outside the benchmark's time."""
     started = time.perf_counter()
-    code, _ = stream(list(bench.prepare), logs / f"{bench.name}-prepare.log", 30 * 60)
+    code, _ = stream(list(bench.prepare), logs / f"{bench.key}-prepare.log", 30 * 60)
     minutes = (time.perf_counter() - started) / 60
     print(f"{' '.join(bench.prepare)}: exit {code}, {minutes:.1f} min (outside the budget)")
 
 
 def summary(outcomes: list[Outcome], wall_min: float) -> None:
     print(f"\n{'=' * 30} bench-all summary {'=' * 30}")
-    width = max(len(o.bench.name) for o in outcomes)
+    width = max(len(o.bench.key) for o in outcomes)
     vw = max(len(o.verdict) for o in outcomes)
     print(f"{'script':<{width}}  {'verdict':<{vw}}  {'min':>5} {'budget':>6} {'load':>5}  key line")
     for o in outcomes:
         print(
-            f"{o.bench.name:<{width}}  {o.verdict:<{vw}}  {o.minutes:>5.1f} "
+            f"{o.bench.key:<{width}}  {o.verdict:<{vw}}  {o.minutes:>5.1f} "
             f"{o.bench.budget:>6.1f} {o.load:>5.1f}  {o.key}"
         )
     ran = [o for o in outcomes if not o.verdict.startswith("SKIPPED")]
@@ -209,19 +220,19 @@ def summary(outcomes: list[Outcome], wall_min: float) -> None:
 
 
 def unlisted() -> list[str]:
-    listed = {b.name for b in BENCHES}
+    listed = {b.key for b in BENCHES}
     return sorted(
         p.stem for p in BENCH.glob("*.py") if p.stem not in listed and p.stem not in HELPERS
     )
 
 
 def select(only: str | None, skip: str | None) -> list[Bench]:
-    names = {b.name for b in BENCHES}
+    names = {b.key for b in BENCHES}
     chosen = {s.strip() for s in (only or "").split(",") if s.strip()}
     skipped = {s.strip() for s in (skip or "").split(",") if s.strip()}
     if bad := sorted((chosen | skipped) - names):
         raise SystemExit(f"bench/all.py: unknown benchmark(s) {bad}; known: {sorted(names)}")
-    return [b for b in BENCHES if (not chosen or b.name in chosen) and b.name not in skipped]
+    return [b for b in BENCHES if (not chosen or b.key in chosen) and b.key not in skipped]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -236,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("bench/all.py: --only / --skip left no benchmark to run")
     if args.list:
         for b in chosen:
-            print(f"{b.name:<22} {b.budget:>4.1f} min  {' '.join(command(b))}")
+            print(f"{b.key:<22} {b.budget:>4.1f} min  {' '.join(command(b))}")
         cpu = sum(b.budget for b in chosen if not b.needs_cuda)
         gpu = sum(b.budget for b in chosen if b.needs_cuda)
         print(
