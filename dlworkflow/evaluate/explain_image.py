@@ -56,23 +56,10 @@ def saliency(model: Any, x: Any, targets: list[int]) -> tuple[np.ndarray, str]:
 
 def image_batch(project: Workspace, meta: ModelMeta, rows: pd.DataFrame) -> tuple[Any, np.ndarray]:
     """(normalised float tensor, uint8 pixels (N, C, H, W)) of manifest rows, as in training."""
-    import torch
+    from dlworkflow.models.predict import image_normaliser, image_pixels
 
-    from dlworkflow.models.meta import image_size
-    from dlworkflow.store import image_tensor
-
-    pixels = np.ascontiguousarray(
-        image_tensor(
-            project,
-            rows,
-            channels=int(meta["in_channels"]),
-            size=image_size(meta),
-            max_pixels=project.config.data.max_image_pixels,
-        )
-    )
-    mean = torch.tensor(meta["mean"], dtype=torch.float32).view(1, -1, 1, 1)
-    std = torch.tensor(meta["std"], dtype=torch.float32).view(1, -1, 1, 1)
-    return (torch.from_numpy(pixels).float().div(255.0) - mean) / std, pixels
+    pixels = np.ascontiguousarray(image_pixels(project, rows, meta))
+    return image_normaliser(meta)(pixels), pixels
 
 
 def explain_images(

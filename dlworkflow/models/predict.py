@@ -135,21 +135,33 @@ def predict_logits(
     return logits
 
 
-def _image_inputs(project: Workspace, rows: pd.DataFrame, meta: ModelMeta) -> Any:
-    import torch
-
-    pixels = image_tensor(
+def image_pixels(project: Workspace, rows: pd.DataFrame, meta: ModelMeta) -> np.ndarray:
+    """The rows' images as the model takes them: uint8 (N, C, H, W) at its size and channels."""
+    return image_tensor(
         project,
         rows,
         channels=int(meta["in_channels"]),
         size=image_size(meta),
         max_pixels=project.config.data.max_image_pixels,
     )
+
+
+def image_normaliser(meta: ModelMeta) -> Callable[[np.ndarray], Any]:
+    """uint8 pixels (N, C, H, W) -> the float tensor the model takes (the train split's
+    per-channel mean and std)."""
+    import torch
+
     mean = torch.tensor(meta["mean"], dtype=torch.float32).view(1, -1, 1, 1)
     std = torch.tensor(meta["std"], dtype=torch.float32).view(1, -1, 1, 1)
+    return lambda pixels: (torch.from_numpy(pixels).float().div_(255.0) - mean) / std
+
+
+def _image_inputs(project: Workspace, rows: pd.DataFrame, meta: ModelMeta) -> Any:
+    pixels = image_pixels(project, rows, meta)
+    normalised = image_normaliser(meta)
 
     def batch(start: int, stop: int) -> Any:
-        return (torch.from_numpy(pixels[start:stop]).float().div_(255.0) - mean) / std
+        return normalised(pixels[start:stop])
 
     return batch
 

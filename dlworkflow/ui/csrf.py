@@ -14,8 +14,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from urllib.parse import parse_qs
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
 
 FIELD = "csrf"
+MAX_FORM_BYTES = 4096  # every form of the UI is a few fields
 
 
 class Csrf:
@@ -35,3 +40,26 @@ class Csrf:
         if not expected or not given:
             return False
         return secrets.compare_digest(expected.encode("ascii"), given.encode("utf-8", "replace"))
+
+
+async def checked_form(
+    request: Request, csrf: Csrf, *, unchanged: str, again: str
+) -> dict[str, str] | HTMLResponse:
+    """A POSTed form's fields (the first value of each, stripped) when it is small enough and
+    carries this app's CSRF field for the request's login cookie; else the refusal to send
+    (413, or 403 saying `unchanged` and where to go `again`)."""
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        return HTMLResponse(
+            "<!doctype html><title>refused</title><p>That form is too large.</p>",
+            status_code=413,
+        )
+    fields = {k: v[0].strip() for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+    if not csrf.valid(request.cookies.get(csrf.cookie), fields.get(FIELD)):
+        return HTMLResponse(
+            "<!doctype html><title>refused</title><p>This form is not from this dlw ui "
+            f"(its CSRF token is missing or wrong): {unchanged}. {again}</p>",
+            status_code=403,
+            headers={"Cache-Control": "no-store"},
+        )
+    return fields

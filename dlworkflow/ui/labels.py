@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
-from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
@@ -31,14 +30,13 @@ from starlette.concurrency import run_in_threadpool
 from dlworkflow.errors import DlwError
 from dlworkflow.project import Project
 from dlworkflow.ui.cells import IMAGE_SUFFIXES
-from dlworkflow.ui.csrf import FIELD, Csrf
+from dlworkflow.ui.csrf import FIELD, Csrf, checked_form
 
 if TYPE_CHECKING:
     from dlworkflow.data.label_review import CandidateView, LabelCandidates
 
 PAGE_SIZE = 25
 MAX_PAGE = 10_000
-MAX_FORM_BYTES = 4096
 MAX_SHOWN = 240  # characters of a text or a row on the page
 EXCLUDED_REASON = "excluded in label review"  # data/label_review.py's quarantine reason
 
@@ -215,25 +213,18 @@ def add_label_pages(app: FastAPI, root: Path, page: PageFn, cookie: str) -> None
 
     @app.post("/labels/review", response_class=HTMLResponse)
     async def review(request: Request) -> Response:
-        body = await request.body()
-        if len(body) > MAX_FORM_BYTES:
-            return HTMLResponse(
-                "<!doctype html><title>refused</title><p>That form is too large.</p>",
-                status_code=413,
-            )
-        form = parse_qs(body.decode("utf-8", "replace"))
+        form = await checked_form(
+            request,
+            csrf,
+            unchanged="nothing was recorded",
+            again="Open the Labels page again and use its buttons.",
+        )
+        if isinstance(form, Response):
+            return form
 
         def value(name: str) -> str:
-            return (form.get(name) or [""])[0].strip()
+            return form.get(name, "")
 
-        if not csrf.valid(request.cookies.get(cookie), value(FIELD)):
-            return HTMLResponse(
-                "<!doctype html><title>refused</title><p>This form is not from this dlw ui "
-                "(its CSRF token is missing or wrong): nothing was recorded. Open the Labels "
-                "page again and use its buttons.</p>",
-                status_code=403,
-                headers={"Cache-Control": "no-store"},
-            )
         number = int(value("page")) if value("page").isdigit() else 1
         number = min(max(number, 1), MAX_PAGE)
         decision = value("decision")

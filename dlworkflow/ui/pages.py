@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
@@ -18,9 +17,8 @@ from starlette.concurrency import run_in_threadpool
 
 from dlworkflow.errors import DlwError
 from dlworkflow.project import Project
-from dlworkflow.ui.csrf import FIELD, Csrf
+from dlworkflow.ui.csrf import FIELD, Csrf, checked_form
 
-MAX_FORM_BYTES = 4096
 MAX_PAGE = 10_000
 MAX_CLASS = 100_000
 
@@ -148,25 +146,17 @@ def add_pages(app: FastAPI, root: Path, page: PageFn, cookie: str) -> None:
     async def change(request: Request, action: str) -> Response:
         from dlworkflow.ui.deployment import ACTIONS, deployment
 
-        body = await request.body()
-        if len(body) > MAX_FORM_BYTES:
-            return HTMLResponse(
-                "<!doctype html><title>refused</title><p>That form is too large.</p>",
-                status_code=413,
-            )
-        form = parse_qs(body.decode("utf-8", "replace"))
-        given = (form.get(FIELD) or [""])[0]
-        if not csrf.valid(request.cookies.get(cookie), given):
-            return HTMLResponse(
-                "<!doctype html><title>refused</title><p>This form is not from this dlw ui "
-                "(its CSRF token is missing or wrong): nothing was changed. Open the "
-                "deployment page again and use its buttons.</p>",
-                status_code=403,
-                headers={"Cache-Control": "no-store"},
-            )
+        form = await checked_form(
+            request,
+            csrf,
+            unchanged="nothing was changed",
+            again="Open the deployment page again and use its buttons.",
+        )
+        if isinstance(form, Response):
+            return form
         if action not in ACTIONS:
             return _not_found("No such action: promote or rollback.")
-        raw = (form.get("version") or [""])[0].strip()
+        raw = form.get("version", "")
         project = Project(root)
         version: int | None = None
         if raw:
