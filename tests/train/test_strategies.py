@@ -107,7 +107,9 @@ def test_frozen_caches_features_trains_the_head_and_saves_the_whole_network(tmp_
     files = list((project.paths.cache / "features").glob("efficientnet_lite0-*.safetensors"))
     assert len(files) == 1
     stamp = files[0].stat().st_mtime_ns
-    assert sum(row["seconds"] for row in result.history) < 5  # a linear head on vectors
+    # the head's 5 epochs train on the cached vectors: one feature pass in all (above), not a
+    # timing (speed is benchmarked in bench/, never asserted in a test)
+    assert [row["epoch"] for row in result.history if "epoch" in row] == [1, 2, 3, 4, 5]
 
     # the saved model is the complete network: the pretrained backbone + the trained head
     model, meta = load_trained(result.folder)
