@@ -58,25 +58,24 @@ def _all_reviews() -> Any:
     return load_reviews()
 
 
-def _reviews(part: str) -> Any:
-    """The snippets of the demo's films: part "source" (four films in five), "incoming" or
-    "later" (the even or odd ones of the held-back films)."""
-
-    def select(table: Any) -> Any:
-        film = _films(table)
-        used = film < TEXT_FILMS
-        held = film % HELD_EVERY == HELD_EVERY - 1
-        if part == "source":
-            return table[used & ~held]
-        rank = film // HELD_EVERY  # the held-back films, numbered
-        return table[used & held & ((rank % 2 == 0) == (part == "incoming"))]
-
-    return _all_reviews, select
+def _in_part(number: Any, part: str) -> Any:
+    """The mask of `part` over the items' numbers (films or tumours): "source" (four in five),
+    "incoming" or "later" (the even or odd ones of every fifth, held back)."""
+    held = number % HELD_EVERY == HELD_EVERY - 1
+    if part == "source":
+        return ~held
+    rank = number // HELD_EVERY  # the held-back items, numbered
+    return held & ((rank % 2 == 0) == (part == "incoming"))
 
 
 def _reviews_part(root: Path, part: str, name: str) -> Path:
-    load, select = _reviews(part)
-    return _part(root, name, load, select)
+    """The snippets of the demo's first TEXT_FILMS films in `part` (_in_part, by film)."""
+
+    def select(table: Any) -> Any:
+        film = _films(table)
+        return table[(film < TEXT_FILMS) & _in_part(film, part)]
+
+    return _part(root, name, _all_reviews, select)
 
 
 DEMOS.add(
@@ -124,12 +123,7 @@ def _tumours_part(root: Path, part: str, name: str) -> Path:
     from dlworkflow.datasets.breast_cancer import load_table
 
     def select(table: Any) -> Any:
-        row = np.arange(len(table))
-        held = row % HELD_EVERY == HELD_EVERY - 1
-        if part == "source":
-            return table[~held]
-        rank = row // HELD_EVERY
-        return table[held & ((rank % 2 == 0) == (part == "incoming"))]
+        return table[_in_part(np.arange(len(table)), part)]
 
     return _part(root, name, load_table, select)
 
