@@ -36,6 +36,7 @@ pretrained models are timed (scratch has no alternative) and only in a single-pr
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import time
@@ -199,20 +200,18 @@ class Clock:
         return self._copy
 
     def forward(self) -> float:
-        if "forward" not in self._times:
-            self._times["forward"] = self._forward()
-        return self._times["forward"]
+        return self._once("forward", self._forward)
 
     def step(self, *, frozen: bool = False) -> float:
-        key = "step_frozen" if frozen else "step"
-        if key not in self._times:
-            self._times[key] = self._step(frozen=frozen)
-        return self._times[key]
+        return self._once("step_frozen" if frozen else "step", lambda: self._step(frozen=frozen))
 
     def head_step(self) -> float:
-        if "head" not in self._times:
-            self._times["head"] = self._head_step()
-        return self._times["head"]
+        return self._once("head", self._head_step)
+
+    def _once(self, key: str, time_it: Callable[[], float]) -> float:
+        if key not in self._times:
+            self._times[key] = time_it()
+        return self._times[key]
 
     def _batches(self, n: int, size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """`n` batches of `size` of the first training samples (again from the first when
@@ -329,19 +328,10 @@ def _padded_tokens(xb: torch.Tensor) -> int:
     return len(xb) * max(longest, 1)
 
 
-class _rng_kept:  # noqa: N801  (a context manager, named as what it does)
+def _rng_kept(device: Any) -> contextlib.AbstractContextManager[Any]:
     """Restores torch's CPU (and this CUDA device's) random state on exit: the timing draws
     dropout masks, the run after it must not see that."""
-
-    def __init__(self, device: Any) -> None:
-        devices = [device.index or 0] if device.type == "cuda" else []
-        self._fork = torch.random.fork_rng(devices=devices)
-
-    def __enter__(self) -> None:
-        self._fork.__enter__()
-
-    def __exit__(self, *exc: Any) -> None:
-        self._fork.__exit__(*exc)
+    return torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else [])
 
 
 def _can_freeze(model: nn.Module) -> bool:
