@@ -232,7 +232,6 @@ def _check_sample(project: Workspace, sample_id: str) -> tuple[str, list[str]]:
     import pandas as pd
 
     from dlworkflow.store.manifest import read_dataset_info, read_quarantine
-    from dlworkflow.store.splits import is_sealed, read_assignments
     from dlworkflow.tasks import task_of
 
     task = task_of(project.config.task)
@@ -265,19 +264,16 @@ def _check_sample(project: Workspace, sample_id: str) -> tuple[str, list[str]]:
                 fix="copy the id from `dlw review-label --list` or the Labels page of `dlw ui`",
             )
         given = str(q.iloc[0]["label"])
-    if (project.paths.split_dir / "split.json").is_file():
-        assigned = read_assignments(project)
-        split = assigned.loc[assigned["sample_id"].astype(str) == sample_id, "split"]
-        if len(split) and is_sealed(str(split.iloc[0])):
-            raise SealedTestSetError(
-                f"{sample_id!r} is in the sealed {split.iloc[0]} set: its label cannot be "
-                "reviewed.",
-                expected="a sample of the train or validation split",
-                received=f"a sample of split {split.iloc[0]!r}",
-                fix="review train and validation samples only; the test set stays as it was "
-                "sealed (correct a test label in the source and run `dlw split` anew, noting "
-                "in the report that the test set changed)",
-            )
+    split = sealed_splits(project, {sample_id}).get(sample_id)
+    if split is not None:
+        raise SealedTestSetError(
+            f"{sample_id!r} is in the sealed {split} set: its label cannot be reviewed.",
+            expected="a sample of the train or validation split",
+            received=f"a sample of split {split!r}",
+            fix="review train and validation samples only; the test set stays as it was "
+            "sealed (correct a test label in the source and run `dlw split` anew, noting "
+            "in the report that the test set changed)",
+        )
     classes = [str(c) for c in (project.config.data.classes or info.classes)]
     return given, classes
 
@@ -414,13 +410,19 @@ def label_candidates(project: Workspace) -> LabelCandidates:
 
 def sealed_ids(project: Workspace, ids: set[str]) -> set[str]:
     """Which of `ids` the current split seals (membership only)."""
+    return set(sealed_splits(project, ids))
+
+
+def sealed_splits(project: Workspace, ids: set[str]) -> dict[str, str]:
+    """The sealed split ("test", "fresh<N>") of each of `ids` the current split seals."""
     from dlworkflow.store.splits import is_sealed, read_assignments
 
     if not (project.paths.split_dir / "split.json").is_file():
-        return set()
+        return {}
     table = read_assignments(project)
     table = table[table["sample_id"].astype(str).isin(ids)]
-    return {str(i) for i, split in zip(table["sample_id"], table["split"]) if is_sealed(str(split))}
+    pairs = zip(table["sample_id"].astype(str), table["split"].astype(str))
+    return {i: split for i, split in pairs if is_sealed(split)}
 
 
 def applied_until(project: Workspace) -> int:
