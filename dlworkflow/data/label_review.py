@@ -64,20 +64,24 @@ def read_decisions(project: Workspace) -> dict[str, Decision]:
     path = review_path(project)
     if not path.is_file():
         return {}
-    out: dict[str, Decision] = {}
     with path.open(encoding="utf-8", newline="") as handle:
-        for number, row in enumerate(csv.DictReader(handle), start=2):
-            if row.get("decision") not in DECISIONS or not row.get("sample_id"):
-                raise DataError(
-                    f"{REVIEW_FILE} line {number} is not a label-review decision.",
-                    expected=f"columns {', '.join(COLUMNS)}; decision one of "
-                    f"{', '.join(DECISIONS)}",
-                    received=repr(dict(row))[:200],
-                    fix=f"correct or delete that line of {path} (it is only ever appended to)",
-                )
-            decision = Decision(**{c: row.get(c) or "" for c in COLUMNS}, row=number - 1)
-            out.pop(decision.sample_id, None)  # the last decision wins, and moves to the end
-            out[decision.sample_id] = decision
+        return _parse(handle.read(), path)
+
+
+def _parse(text: str, path: Path) -> dict[str, Decision]:
+    """read_decisions of the text `text` of labels/review.csv (at `path`)."""
+    out: dict[str, Decision] = {}
+    for number, row in enumerate(csv.DictReader(io.StringIO(text, newline="")), start=2):
+        if row.get("decision") not in DECISIONS or not row.get("sample_id"):
+            raise DataError(
+                f"{REVIEW_FILE} line {number} is not a label-review decision.",
+                expected=f"columns {', '.join(COLUMNS)}; decision one of {', '.join(DECISIONS)}",
+                received=repr(dict(row))[:200],
+                fix=f"correct or delete that line of {path} (it is only ever appended to)",
+            )
+        decision = Decision(**{c: row.get(c) or "" for c in COLUMNS}, row=number - 1)
+        out.pop(decision.sample_id, None)  # the last decision wins, and moves to the end
+        out[decision.sample_id] = decision
     return out
 
 
@@ -298,9 +302,9 @@ def _append(project: Workspace, record: Decision) -> Decision | None:
     lock.parent.mkdir(parents=True, exist_ok=True)
     with lock.open("a", encoding="utf-8") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # released when the file closes
-        earlier = read_decisions(project).get(record.sample_id)
         path = review_path(project)
         before = path.read_text(encoding="utf-8") if path.is_file() else ""
+        earlier = _parse(before, path).get(record.sample_id)
         if before and not before.endswith("\n"):
             before += "\n"
         out = io.StringIO()
