@@ -51,38 +51,36 @@ class RunLog:
         self.run_id = run_id
 
     def log_params(self, params: dict[str, Any]) -> None:
-        from mlflow.entities import Param
-
-        items = [Param(k, str(v)[:6000]) for k, v in sorted(params.items())]
+        items = _params(params)
         for i in range(0, len(items), _MAX_PARAMS_PER_CALL):
             self.client.log_batch(self.run_id, params=items[i : i + _MAX_PARAMS_PER_CALL])
 
     def log_metrics(self, values: dict[str, float], *, step: int = 0) -> None:
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        self.client.log_batch(
-            self.run_id,
-            metrics=[Metric(key, float(value), now, step) for key, value in values.items()],
-        )
+        self.client.log_batch(self.run_id, metrics=_metrics(values, step))
 
     def log_all(self, params: dict[str, Any], metrics: dict[str, float], *, step: int = 0) -> None:
         """Params and metrics in one write (up to 100 params; more go as log_params does)."""
-        from mlflow.entities import Metric, Param
-
         if len(params) > _MAX_PARAMS_PER_CALL:
             self.log_params(params)
             params = {}
-        now = int(time.time() * 1000)
-        self.client.log_batch(
-            self.run_id,
-            params=[Param(k, str(v)[:6000]) for k, v in sorted(params.items())],
-            metrics=[Metric(key, float(value), now, step) for key, value in metrics.items()],
-        )
+        self.client.log_batch(self.run_id, params=_params(params), metrics=_metrics(metrics, step))
 
     def log_artifacts(self, paths: list[Path], *, artifact_path: str | None = None) -> None:
         for path in paths:
             self.client.log_artifact(self.run_id, str(path), artifact_path=artifact_path)
+
+
+def _params(params: dict[str, Any]) -> list[Any]:
+    from mlflow.entities import Param
+
+    return [Param(k, str(v)[:6000]) for k, v in sorted(params.items())]
+
+
+def _metrics(values: dict[str, float], step: int) -> list[Any]:
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    return [Metric(key, float(value), now, step) for key, value in values.items()]
 
 
 R = TypeVar("R", bound=RunLog)
