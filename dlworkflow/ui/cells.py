@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from dlworkflow.project import Project
 
 PAGE_SIZE = 50
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
 class CellsError(DlwError):
@@ -102,6 +101,7 @@ def assignment(project: Project, split: str, recorded: list[list[int]]) -> Assig
 def _compute(project: Project, split: str, key: tuple[Any, ...]) -> Assignment:
     from dlworkflow.models.predict import label_indices, load_model, predict_logits
     from dlworkflow.store import load_split
+    from dlworkflow.ui.data import IMAGE_MEDIA
 
     rows = load_split(project, split)
     model, meta = load_model(project)
@@ -117,30 +117,23 @@ def _compute(project: Project, split: str, key: tuple[Any, ...]) -> Assignment:
             path,
             classes[int(t)],
             classes[int(p)],
-            Path(path).suffix.lower() in IMAGE_SUFFIXES,
+            Path(path).suffix.lower() in IMAGE_MEDIA,
         )
         for sample_id, path, t, p in zip(rows["sample_id"], paths, y, predicted, strict=True)
     ]
     return Assignment(key, classes, samples)
 
 
-def image_file(project: Project, split: str, sample_id: str) -> Path | None:
-    """The image file of a sample of `split` (train or val): only the path the split's rows
-    name for that sample id, an image by its suffix, and an existing regular file; else None.
-    A path given in a request is never opened."""
-    from dlworkflow.store import load_split
+def image_file(project: Project, split: str, sample_id: str) -> tuple[Path, str] | None:
+    """(file, media type) of the image of a sample of `split` (train or val): the manifest's
+    path for that sample id, if the split assigns it to `split`, through data.servable_image's
+    checks; else None. A path given in a request is never opened. The rows are the data pages'
+    cached ones (no Parquet read per thumbnail)."""
+    from dlworkflow.ui.data import samples, servable_image
 
-    if split not in ("train", "val"):
+    if split not in ("train", "val") or not project.paths.manifest.is_file():
         return None
-    rows = load_split(project, split)
-    if "path" not in rows:
+    row = samples(project).row(sample_id)
+    if row is None or row["split"] != split:
         return None
-    found = rows.loc[rows["sample_id"].astype(str) == sample_id, "path"]
-    if found.empty:
-        return None
-    path = Path(str(found.iloc[0]))
-    if not path.is_absolute():
-        path = project.root / path
-    if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
-        return None
-    return path
+    return servable_image(project, row["path"])

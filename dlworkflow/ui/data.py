@@ -181,23 +181,28 @@ def natural(text: str) -> tuple[Any, ...]:
 
 
 def image_file(project: Project, sample_id: str) -> tuple[Path, str] | None:
-    """(file, media type) of a visible sample's image: only the path its manifest row names,
-    an allow-listed image format, an existing regular file of at most MAX_IMAGE_BYTES. A path
-    given in a request is never opened; a sealed or unknown id gets None."""
-    found = samples(project)
-    row = found.row(sample_id)
-    if row is None or not row["image"]:
+    """(file, media type) of a visible sample's image: servable_image of the path its manifest
+    row names. A path given in a request is never opened; a sealed or unknown id gets None."""
+    row = samples(project).row(sample_id)
+    return servable_image(project, row["path"]) if row is not None and row["image"] else None
+
+
+def servable_image(project: Project, path: str) -> tuple[Path, str] | None:
+    """(file, media type) of an image the pages may serve, or None: `path` as a project record
+    names it (relative to the project root or absolute), an allow-listed format (IMAGE_MEDIA),
+    an existing regular file of at most MAX_IMAGE_BYTES. The one check of every image route
+    (/data/image, /labels/image, /evaluation/S/image): each passes only a path it looked up
+    among its visible (not sealed) samples, never one from a request."""
+    if not path:
         return None
-    path = Path(row["path"])
-    if not path.is_absolute():
-        path = project.root / path
-    media = IMAGE_MEDIA.get(path.suffix.lower())
+    file = Path(path) if Path(path).is_absolute() else project.root / path
+    media = IMAGE_MEDIA.get(file.suffix.lower())
     try:
-        if media is None or not path.is_file() or path.stat().st_size > MAX_IMAGE_BYTES:
+        if media is None or not file.is_file() or file.stat().st_size > MAX_IMAGE_BYTES:
             return None
     except OSError:
         return None
-    return path, media
+    return file, media
 
 
 # ---- quarantine -------------------------------------------------------------------------------

@@ -29,8 +29,8 @@ from starlette.concurrency import run_in_threadpool
 
 from dlworkflow.errors import DlwError
 from dlworkflow.project import Project
-from dlworkflow.ui.cells import IMAGE_SUFFIXES
 from dlworkflow.ui.csrf import FIELD, Csrf, checked_form
+from dlworkflow.ui.data import IMAGE_MEDIA, servable_image
 
 if TYPE_CHECKING:
     from dlworkflow.data.label_review import CandidateView, LabelCandidates
@@ -157,16 +157,16 @@ def _view(project: Project, path: Any, text: str) -> SampleView:
     if not isinstance(path, str) or not path:
         return SampleView(text=shown)
     file = Path(path) if Path(path).is_absolute() else project.root / path
-    image = file.suffix.lower() in IMAGE_SUFFIXES and file.is_file()
+    image = file.suffix.lower() in IMAGE_MEDIA and file.is_file()
     return SampleView(path=str(file), image=image, text=shown)
 
 
-def image_file(project: Project, sample_id: str) -> Path | None:
-    """The image of a listed, unsealed candidate: the path its manifest (or quarantine) row
-    names, an image by its suffix and an existing file; else None. A path given in a request
-    is never opened."""
+def image_file(project: Project, sample_id: str) -> tuple[Path, str] | None:
+    """(file, media type) of a listed, unsealed candidate's image: the path its manifest (or
+    quarantine) row names, through data.servable_image's checks; else None. A path given in a
+    request is never opened."""
     sample = sample_views(project).get(sample_id)
-    return Path(sample.path) if sample is not None and sample.image else None
+    return servable_image(project, sample.path) if sample is not None and sample.image else None
 
 
 PageFn = Callable[..., HTMLResponse]
@@ -199,16 +199,14 @@ def add_label_pages(app: FastAPI, root: Path, page: PageFn, cookie: str) -> None
 
     @app.get("/labels/image/{sample_id:path}")
     def candidate_image(sample_id: str) -> Response:
-        import mimetypes
-
-        path = image_file(Project(root), sample_id)
-        if path is None:
+        found = image_file(Project(root), sample_id)
+        if found is None:
             return HTMLResponse(
                 "<!doctype html><title>not found</title><p>No image for that candidate.</p>",
                 status_code=404,
                 headers={"Cache-Control": "no-store"},
             )
-        media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        path, media = found
         return FileResponse(path, media_type=media, headers={"Cache-Control": "no-store"})
 
     @app.post("/labels/review", response_class=HTMLResponse)

@@ -103,16 +103,12 @@ def add_pages(app: FastAPI, root: Path, page: PageFn, cookie: str) -> None:
 
     @app.get("/evaluation/{split}/image/{sample_id:path}")  # folder ids hold "/"
     def sample_image(split: str, sample_id: str) -> Response:
-        import mimetypes
-
         from dlworkflow.ui.cells import image_file
 
-        path = image_file(Project(root), split, sample_id)
-        if path is None:
+        found = image_file(Project(root), split, sample_id)
+        if found is None:
             return _not_found("No image for that sample of the train or validation split.")
-        media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        if not media.startswith("image/"):
-            return _not_found("That sample is not an image.")
+        path, media = found
         return FileResponse(path, media_type=media, headers={"Cache-Control": "no-store"})
 
     @app.get("/deployment", response_class=HTMLResponse)
