@@ -8,9 +8,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlworkflow.evaluate.figures import _figure, _save
-
-new_figure = _figure  # the evaluation figures' size and resolution
+from dlworkflow.evaluate.figures import _save
 
 if TYPE_CHECKING:
     from dlworkflow.workspace import Workspace

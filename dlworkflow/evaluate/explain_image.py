@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dlworkflow.evaluate.explain_figures import caption, item_path, new_figure, save_item
+from dlworkflow.evaluate.explain_figures import caption, item_path, save_item
+from dlworkflow.plots import new_figure
 
 if TYPE_CHECKING:
     import pandas as pd

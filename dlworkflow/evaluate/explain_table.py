@@ -16,10 +16,10 @@ from dlworkflow.evaluate.explain_figures import (
     attribution_colour,
     caption,
     item_path,
-    new_figure,
     save_item,
 )
 from dlworkflow.evaluate.figures import _save
+from dlworkflow.plots import new_figure
 
 if TYPE_CHECKING:
     import pandas as pd

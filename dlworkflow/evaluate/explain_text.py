@@ -20,9 +20,9 @@ from dlworkflow.evaluate.explain_figures import (
     attribution_colour,
     caption,
     item_path,
-    new_figure,
     save_item,
 )
+from dlworkflow.plots import new_figure
 
 if TYPE_CHECKING:
     import pandas as pd
