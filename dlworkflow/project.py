@@ -216,9 +216,7 @@ class Project(Workspace):
         per-row attributions (tables) for the n most confident mistakes and n random correct
         predictions on validation (or train); never reads the test set. Figures and
         explanations.json go to reports/explain/<split>/; recorded in the ledger."""
-        from dlworkflow.evaluate.explain_step import explain
-
-        return explain(self, split, n)
+        return cast("ExplanationResult", self.run_step("explain", split, n=n))
 
     def test(self) -> TestResult:
         return cast("TestResult", self.run_step("test"))

@@ -187,6 +187,7 @@ RUNNERS: dict[str, StepRunner] = {
     "train": StepRunner("dlworkflow.train:train", progress=True),
     "tune": StepRunner("dlworkflow.train.tune:tune", progress=True),
     "evaluate": StepRunner("dlworkflow.evaluate:evaluate"),
+    "explain": StepRunner("dlworkflow.evaluate.explain_step:explain"),
     "test": StepRunner("dlworkflow.evaluate:test"),
     "export": StepRunner("dlworkflow.deploy.export:export"),
     "report": StepRunner("dlworkflow.report:report"),
