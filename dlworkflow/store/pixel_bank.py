@@ -98,16 +98,18 @@ class _Pending:
         capacity = max(1, -(-INGEST_PENDING_BYTES // row_bytes))
         self.rows = np.empty((capacity, *shape), dtype=np.uint8)
         self.hashes: list[str] = []
-        self.count = 0
+
+    @property
+    def count(self) -> int:
+        """Rows of the buffer in use: one per hash."""
+        return len(self.hashes)
 
     def append(self, content_hash: str, array: np.ndarray) -> None:
         self.rows[self.count] = array
         self.hashes.append(content_hash)
-        self.count += 1
 
     def clear(self) -> None:
         self.hashes = []
-        self.count = 0
 
 
 def bank_array(img: Any) -> np.ndarray | None:
