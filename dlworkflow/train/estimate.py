@@ -134,14 +134,13 @@ def settle(
     if picked == strategy.name:
         reason = f"{strategy.reason}; {message}"
     else:
-        from dlworkflow.train.strategies import DESCRIPTIONS, _augment_note
+        from dlworkflow.train.strategies import augment_note, description
 
-        extra = {"factor": cfg.model.backbone_lr_factor, "head_epochs": cfg.model.head_epochs}
         rule = strategy.reason.split(";", 1)[0]
         reason = (
             f"{message} ({rule}); "
-            + DESCRIPTIONS[picked].format(**extra)
-            + _augment_note(cfg, frozen=picked == "frozen")
+            + description(cfg, picked)
+            + augment_note(cfg, frozen=picked == "frozen")
         )
     if say is None and progress:
         say = _stderr

@@ -116,8 +116,7 @@ def choose(
         )
         if requested not in ("auto", "scratch"):
             why += f" (model.transfer: {requested} needs them)"
-        return Strategy("scratch", why + _augment_note(cfg, frozen=False))
-    extra = {"factor": cfg.model.backbone_lr_factor, "head_epochs": cfg.model.head_epochs}
+        return Strategy("scratch", why + augment_note(cfg, frozen=False))
     if requested == "auto":
         if n_train is None:
             from dlworkflow import store
@@ -129,18 +128,16 @@ def choose(
             if picked == "frozen"
             else f">= {AUTO_FROZEN_BELOW:,}: enough to adapt the backbone"
         )
-        reason = f"auto, {n_train:,} training samples {rule}; " + DESCRIPTIONS[picked].format(
-            **extra
-        )
+        reason = f"auto, {n_train:,} training samples {rule}; " + description(cfg, picked)
     else:
         picked = requested
-        reason = f"model.transfer: {requested}; " + DESCRIPTIONS[picked].format(**extra)
+        reason = f"model.transfer: {requested}; " + description(cfg, picked)
     if picked == "frozen" and requested == "auto" and task_of(cfg.task).dense:
         picked = "gradual"
         reason = (
             f"auto, {n_train:,} training samples; a dense head (boxes, masks) reads the "
             "backbone's feature maps, not one cached vector per image, and is new: "
-            + DESCRIPTIONS[picked].format(**extra)
+            + description(cfg, picked)
         )
     elif picked == "frozen" and task_of(cfg.task).dense:
         reason += " (a dense head: the backbone stays frozen in the network, no feature cache)"
@@ -148,12 +145,19 @@ def choose(
         picked = "finetune"
         reason = (
             "a user network has no features() to cache, so not frozen but finetune; "
-            + DESCRIPTIONS[picked].format(**extra)
+            + description(cfg, picked)
         )
-    return Strategy(picked, reason + _augment_note(cfg, frozen=picked == "frozen"))
+    return Strategy(picked, reason + augment_note(cfg, frozen=picked == "frozen"))
 
 
-def _augment_note(cfg: Any, *, frozen: bool) -> str:
+def description(cfg: Any, name: str) -> str:
+    """What strategy `name` trains (DESCRIPTIONS), with the config's numbers."""
+    return DESCRIPTIONS[name].format(
+        factor=cfg.model.backbone_lr_factor, head_epochs=cfg.model.head_epochs
+    )
+
+
+def augment_note(cfg: Any, *, frozen: bool) -> str:
     """What the transfer reason says of `augment:` options that are not applied: those of
     another kind of data (text and tables take none), and every one under a frozen backbone
     of a per-sample head (its features are computed once, from the original inputs)."""
