@@ -22,6 +22,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from dlworkflow.project import Project
+from dlworkflow.ui import paging
 from dlworkflow.ui.pages import PageFn
 
 SAMPLES_PAGE = 48
@@ -40,19 +41,6 @@ def _not_found(what: str) -> HTMLResponse:
         status_code=404,
         headers={"Cache-Control": "no-store"},
     )
-
-
-def _paged(items: list[Any], number: int, size: int) -> dict[str, Any]:
-    pages = max(1, -(-len(items) // size))
-    start = (number - 1) * size
-    return {
-        "items": items[start : start + size],
-        "page_number": number,
-        "pages": pages,
-        "total": len(items),
-        "first": start + 1,
-        "has_next": start + size < len(items),
-    }
 
 
 def add_data_pages(app: FastAPI, root: Path, page: PageFn, cookie: str) -> None:
@@ -97,7 +85,7 @@ def add_data_pages(app: FastAPI, root: Path, page: PageFn, cookie: str) -> None:
         name = found.classes[0][0] if name is None else name
         if name not in found.by_class:
             return _not_found(f"No class {name!r} among the visible samples.")
-        paged = _paged(found.by_class[name], page_number, size)
+        paged = paging.paged(found.by_class[name], page_number, size)
         if page_number > paged["pages"]:
             return _not_found(f"Class {name!r} has {paged['pages']} page(s).")
         paged["items"] = [found.card(at) for at in paged["items"]]
@@ -146,7 +134,7 @@ def add_data_pages(app: FastAPI, root: Path, page: PageFn, cookie: str) -> None:
         reasons: dict[str, int] = {}
         for q in items:
             reasons[q["reason"]] = reasons.get(q["reason"], 0) + 1
-        paged = _paged(items, page_number, QUARANTINE_PAGE)
+        paged = paging.paged(items, page_number, QUARANTINE_PAGE)
         if page_number > paged["pages"]:
             return _not_found(f"The quarantine has {paged['pages']} page(s).")
         top = sorted(reasons.items(), key=lambda kv: -kv[1])[:20]
@@ -168,7 +156,7 @@ def add_data_pages(app: FastAPI, root: Path, page: PageFn, cookie: str) -> None:
         if table is not None and kind != "all":
             table = table[table["kind"] == kind]
         rows = table.to_dict("records") if table is not None else []
-        paged = _paged(rows, page_number, PAIRS_PAGE)
+        paged = paging.paged(rows, page_number, PAIRS_PAGE)
         if page_number > paged["pages"]:
             return _not_found(f"There are {paged['pages']} page(s) of pairs.")
         if paged["items"]:

@@ -16,9 +16,7 @@ for the candidates only, once per change of the manifest or of the candidates' f
 
 from __future__ import annotations
 
-import math
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -31,6 +29,8 @@ from dlworkflow.errors import DlwError
 from dlworkflow.project import Project
 from dlworkflow.ui.csrf import FIELD, Csrf, checked_form
 from dlworkflow.ui.data import IMAGE_MEDIA, servable_image
+from dlworkflow.ui.pages import PageFn
+from dlworkflow.ui.paging import paged
 
 if TYPE_CHECKING:
     from dlworkflow.data.label_review import CandidateView, LabelCandidates
@@ -68,9 +68,7 @@ class LabelsPage:
 
 def labels_page(project: Project, page_number: int, error: str | None = None) -> LabelsPage:
     view = project.label_candidates()
-    pages = max(1, math.ceil(len(view.candidates) / PAGE_SIZE))
-    start = (page_number - 1) * PAGE_SIZE
-    shown = view.candidates[start : start + PAGE_SIZE]
+    p = paged(view.candidates, page_number, PAGE_SIZE)
     samples = sample_views(project).get
     counts: dict[str, int] = {}
     for c in view.candidates:
@@ -79,12 +77,12 @@ def labels_page(project: Project, page_number: int, error: str | None = None) ->
     return LabelsPage(
         view=view,
         rows=[
-            CandidateRow(c, samples(c.sample_id) or SampleView(), start + k + 1)
-            for k, c in enumerate(shown)
+            CandidateRow(c, samples(c.sample_id) or SampleView(), p["first"] + k)
+            for k, c in enumerate(p["items"])
         ],
         page_number=page_number,
-        pages=pages,
-        first=start + 1,
+        pages=p["pages"],
+        first=p["first"],
         error=error,
         counts=counts,
     )
@@ -167,9 +165,6 @@ def image_file(project: Project, sample_id: str) -> tuple[Path, str] | None:
     request is never opened."""
     sample = sample_views(project).get(sample_id)
     return servable_image(project, sample.path) if sample is not None and sample.image else None
-
-
-PageFn = Callable[..., HTMLResponse]
 
 
 def add_label_pages(app: FastAPI, root: Path, page: PageFn, cookie: str) -> None:

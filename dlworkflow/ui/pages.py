@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from dlworkflow.errors import DlwError
 from dlworkflow.project import Project
 from dlworkflow.ui.csrf import FIELD, Csrf, checked_form
+from dlworkflow.ui.paging import paged
 
 MAX_PAGE = 10_000
 MAX_CLASS = 100_000
@@ -81,7 +82,7 @@ def add_pages(app: FastAPI, root: Path, page: PageFn, cookie: str) -> None:
             samples = assignment(project, split, view.confusion).cell(true, predicted)
         except DlwError as exc:
             error = exc.render()
-        start = (page_number - 1) * PAGE_SIZE
+        shown = paged(samples, page_number, PAGE_SIZE)
         return page(
             request,
             "cell",
@@ -94,11 +95,11 @@ def add_pages(app: FastAPI, root: Path, page: PageFn, cookie: str) -> None:
             predicted_class=view.classes[predicted],
             recorded=view.confusion[true][predicted],
             error=error,
-            samples=samples[start : start + PAGE_SIZE],
-            total=len(samples),
+            samples=shown["items"],
+            total=shown["total"],
             page_number=page_number,
-            has_next=start + PAGE_SIZE < len(samples),
-            first=start + 1,
+            has_next=shown["has_next"],
+            first=shown["first"],
         )
 
     @app.get("/evaluation/{split}/image/{sample_id:path}")  # folder ids hold "/"

@@ -10,7 +10,6 @@ GET /runs/study?page=N the project's tuning study (study.py): trials, the best t
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -18,11 +17,10 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse
 
 from dlworkflow.project import Project
+from dlworkflow.ui.pages import PageFn
 
 MAX_PAGE = 10_000
 MAX_IDS = 64  # ids read from the query at all (MAX_RUNS of them are compared)
-
-PageFn = Callable[..., HTMLResponse]
 
 
 def add_run_pages(app: FastAPI, root: Path, page: PageFn) -> None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from dlworkflow.report.tune_page import StudyView, best_so_far, fmt_param, study_view
 from dlworkflow.train.tune.study import study_db
+from dlworkflow.ui.paging import paged
 from dlworkflow.ui.svg import Chart, Series, line_chart
 
 if TYPE_CHECKING:
@@ -89,8 +90,8 @@ def study_page(project: Project, page: int = 1, size: int = PAGE_SIZE) -> StudyP
     result.name, result.metric, result.maximize = view.name, view.metric, view.maximize
     result.n_trials, result.counts = len(rows), view.counts()
     result.best = next((r for r in rows if r.best), None)
-    result.rows = rows[(page - 1) * size : page * size]
-    result.has_next = len(rows) > page * size
+    shown = paged(rows, page, size)
+    result.rows, result.has_next = shown["items"], shown["has_next"]
     result.history = history_chart(view)
     return result
 
