@@ -166,29 +166,18 @@ def _history(client: Any, run_id: str, key: str) -> list[tuple[float, float]]:
 
 
 def _charts(client: Any, runs: list[ComparedRun]) -> list[Chart]:
-    charts = []
-    for key, title in LOSSES:
-        series = [Series(r.label, _history(client, r.run_id, key), colour=r.colour) for r in runs]
-        charts.append(
-            line_chart(
-                series,
-                x_label="epoch",
-                y_label=key,
-                title=title,
-                chart_id=f"curve-{key.replace('_', '-')}",
-            )
+    """The loss curves, then each compared metric's validation curve, one series a run."""
+    curves = [(key, title, f"curve-{key.replace('_', '-')}") for key, title in LOSSES]
+    for metric in sorted({r.metric for r in runs if r.metric}) or ["accuracy"]:
+        slug = re.sub(r"[^a-z0-9]+", "-", metric.lower())
+        curves.append((f"val_{metric}", f"validation {metric}", f"curve-val-{slug}"))
+    return [
+        line_chart(
+            [Series(r.label, _history(client, r.run_id, key), colour=r.colour) for r in runs],
+            x_label="epoch",
+            y_label=key,
+            title=title,
+            chart_id=chart_id,
         )
-    metrics = sorted({r.metric for r in runs if r.metric}) or ["accuracy"]
-    for metric in metrics:
-        key = f"val_{metric}"
-        series = [Series(r.label, _history(client, r.run_id, key), colour=r.colour) for r in runs]
-        charts.append(
-            line_chart(
-                series,
-                x_label="epoch",
-                y_label=key,
-                title=f"validation {metric}",
-                chart_id=f"curve-val-{re.sub(r'[^a-z0-9]+', '-', metric.lower())}",
-            )
-        )
-    return charts
+        for key, title, chart_id in curves
+    ]

@@ -7,7 +7,6 @@ model per request; when nothing was explained yet, the page names the command.""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 
 from dlworkflow.ui.overview import inside, shown
+from dlworkflow.ui.pages import PageFn, not_found
 
 if TYPE_CHECKING:
     from dlworkflow.project import Project
@@ -105,17 +105,15 @@ def _stale(project: Project, index: dict[str, Any]) -> bool:
     return bool(weights) and index.get("weights_sha256") not in (None, weights)
 
 
-def add_explanation_pages(app: FastAPI, root: Path, page: Callable[..., HTMLResponse]) -> None:
+def add_explanation_pages(app: FastAPI, root: Path, page: PageFn) -> None:
     @app.get("/explanations", response_class=HTMLResponse)
     def explanations_page(request: Request, split: str = "val") -> HTMLResponse:
         from dlworkflow.project import Project
 
         if split not in SPLITS:
-            return HTMLResponse(
-                "<!doctype html><title>not found</title><p>No explanations of that split: "
-                "val or train (the sealed test set is never explained).</p>",
-                status_code=404,
-                headers={"Cache-Control": "no-store"},
+            return not_found(
+                "No explanations of that split: val or train "
+                "(the sealed test set is never explained)."
             )
         project = Project(root)
         return page(

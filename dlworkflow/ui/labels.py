@@ -29,7 +29,7 @@ from dlworkflow.errors import DlwError
 from dlworkflow.project import Project
 from dlworkflow.ui.csrf import FIELD, Csrf, checked_form
 from dlworkflow.ui.data import IMAGE_MEDIA, servable_image
-from dlworkflow.ui.pages import PageFn
+from dlworkflow.ui.pages import PageFn, not_found
 from dlworkflow.ui.paging import paged
 
 if TYPE_CHECKING:
@@ -196,11 +196,7 @@ def add_label_pages(app: FastAPI, root: Path, page: PageFn, cookie: str) -> None
     def candidate_image(sample_id: str) -> Response:
         found = image_file(Project(root), sample_id)
         if found is None:
-            return HTMLResponse(
-                "<!doctype html><title>not found</title><p>No image for that candidate.</p>",
-                status_code=404,
-                headers={"Cache-Control": "no-store"},
-            )
+            return not_found("No image for that candidate.")
         path, media = found
         return FileResponse(path, media_type=media, headers={"Cache-Control": "no-store"})
 

@@ -26,7 +26,8 @@ MAX_CLASS = 100_000
 PageFn = Callable[..., HTMLResponse]
 
 
-def _not_found(what: str) -> HTMLResponse:
+def not_found(what: str) -> HTMLResponse:
+    """The plain 404 page of the evaluation, deployment, explanations and labels routes."""
     return HTMLResponse(
         f"<!doctype html><title>not found</title><p>{what}</p>",
         status_code=404,
@@ -46,7 +47,7 @@ def add_pages(app: FastAPI, root: Path, page: PageFn, cookie: str) -> None:
         from dlworkflow.ui.overview import shown
 
         if split not in SPLITS:
-            return _not_found(f"No split {split!r}: val, train or test.")
+            return not_found(f"No split {split!r}: val, train or test.")
         project = Project(root)
         return page(
             request,
@@ -69,14 +70,14 @@ def add_pages(app: FastAPI, root: Path, page: PageFn, cookie: str) -> None:
         from dlworkflow.ui.evaluation import SPLIT_NAMES, evaluation
 
         if split not in ("train", "val"):
-            return _not_found("Only the train and validation splits list their samples.")
+            return not_found("Only the train and validation splits list their samples.")
         project = Project(root)
         view = evaluation(project, split)
         if not view.confusion:
-            return _not_found(f"No confusion matrix recorded: run `{view.command}`.")
+            return not_found(f"No confusion matrix recorded: run `{view.command}`.")
         n = len(view.classes)
         if true >= n or predicted >= n:
-            return _not_found(f"No such cell: there are {n} classes.")
+            return not_found(f"No such cell: there are {n} classes.")
         error, samples = None, []
         try:
             samples = assignment(project, split, view.confusion).cell(true, predicted)
@@ -108,7 +109,7 @@ def add_pages(app: FastAPI, root: Path, page: PageFn, cookie: str) -> None:
 
         found = image_file(Project(root), split, sample_id)
         if found is None:
-            return _not_found("No image for that sample of the train or validation split.")
+            return not_found("No image for that sample of the train or validation split.")
         path, media = found
         return FileResponse(path, media_type=media, headers={"Cache-Control": "no-store"})
 
@@ -128,7 +129,7 @@ def add_pages(app: FastAPI, root: Path, page: PageFn, cookie: str) -> None:
         from dlworkflow.ui.deployment import ACTIONS, confirmation
 
         if action not in ACTIONS or (action == "promote" and version is None):
-            return _not_found("Promote takes a version; rollback an optional one.")
+            return not_found("Promote takes a version; rollback an optional one.")
         project = Project(root)
         return page(
             request,
@@ -152,7 +153,7 @@ def add_pages(app: FastAPI, root: Path, page: PageFn, cookie: str) -> None:
         if isinstance(form, Response):
             return form
         if action not in ACTIONS:
-            return _not_found("No such action: promote or rollback.")
+            return not_found("No such action: promote or rollback.")
         raw = form.get("version", "")
         project = Project(root)
         version: int | None = None
