@@ -16,7 +16,6 @@ for the candidates only, once per change of the manifest or of the candidates' f
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -28,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from dlworkflow.errors import DlwError
 from dlworkflow.project import Project
 from dlworkflow.ui.csrf import FIELD, Csrf, checked_form
-from dlworkflow.ui.data import IMAGE_MEDIA, servable_image
+from dlworkflow.ui.data import IMAGE_MEDIA, cached, servable_image
 from dlworkflow.ui.pages import PageFn, not_found
 from dlworkflow.ui.paging import paged
 
@@ -88,12 +87,9 @@ def labels_page(project: Project, page_number: int, error: str | None = None) ->
     )
 
 
-_cache: dict[str, tuple[tuple[Any, ...], dict[str, SampleView]]] = {}
-_lock = threading.Lock()
-
-
 def sample_views(project: Project) -> dict[str, SampleView]:
-    """sample id -> what the page shows of it, for every candidate that is not sealed."""
+    """sample id -> what the page shows of it, for every candidate that is not sealed; read
+    once per change of the files it comes from (data.cached)."""
     from dlworkflow.data.label_review import candidates_path
 
     files = (
@@ -102,13 +98,7 @@ def sample_views(project: Project) -> dict[str, SampleView]:
         candidates_path(project),
         project.paths.split_dir / "assignments.parquet",
     )
-    key = tuple((f.stat().st_mtime_ns, f.stat().st_size) if f.is_file() else None for f in files)
-    with _lock:
-        cached = _cache.get(str(project.root))
-        if cached is None or cached[0] != key:
-            cached = (key, _read_samples(project))
-            _cache[str(project.root)] = cached
-    return cached[1]
+    return cached(project, "label-samples", files, lambda: _read_samples(project))
 
 
 def _read_samples(project: Project) -> dict[str, SampleView]:
