@@ -105,16 +105,13 @@ def _read_samples(project: Project) -> dict[str, SampleView]:
     import pandas as pd
     import pyarrow.parquet as pq
 
-    from dlworkflow.data.label_review import read_candidates
+    from dlworkflow.data.label_review import read_candidates, sealed_ids
     from dlworkflow.store.manifest import FEATURE_PREFIX
-    from dlworkflow.store.splits import is_sealed, read_assignments
 
     ids = {c["sample_id"] for c in read_candidates(project)}
     if not ids or not project.paths.manifest.is_file():
         return {}
-    if (project.paths.split_dir / "split.json").is_file():
-        table = read_assignments(project)
-        ids -= {str(s) for s, p in zip(table["sample_id"], table["split"]) if is_sealed(str(p))}
+    ids -= sealed_ids(project, ids)
     names = pq.read_schema(project.paths.manifest).names
     wanted = [
         c for c in names if c in ("sample_id", "path", "text") or c.startswith(FEATURE_PREFIX)
